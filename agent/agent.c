@@ -1,0 +1,509 @@
+/*
+ * agent: see agent.h. Owns the ZeroMQ context and sockets, the fence, the
+ * PostgreSQL monitor and the disk samples. Never blocks the loop: sends are
+ * ZMQ_DONTWAIT with ZMQ_IMMEDIATE (a report with no coordinator to take it
+ * is dropped, not queued), database work is pgmon's asynchronous libpq.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "diskstats.h"
+#include "fence.h"
+#include "keys.h"
+#include "log.h"
+#include "pgmon.h"
+#include "units.h"
+#include "wire.h"
+#include "xalloc.h"
+#include "zuv.h"
+
+#define AGENT_RECV_BUDGET 64
+#define MONITOR_ENDPOINT_FMT "inproc://godwit-agent-monitor-%p"
+
+struct agent {
+    uv_loop_t *loop;
+    const agent_config_t *cfg;
+    keys_pair_t keys;
+    char server_key[KEYS_Z85_LEN + 1];
+    void *zctx;
+    void *dealer;
+    zuv_t *dealer_watch;
+    void *monitor;
+    zuv_t *monitor_watch;
+    fence_t *fence;
+    pgmon_t *pgmon;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+    int open_handles;
+    uint64_t next_msg_id;
+    uint64_t report_seq;
+    uint64_t started_at_ms;
+    bool connected;
+    /* disk */
+    bool have_dev;
+    unsigned dev_major, dev_minor;
+    bool have_sample;
+    diskstats_dev_t last_sample;
+    uint64_t last_sample_mono;
+    char hostname[128];
+    int exit_code;
+    bool stopping;
+};
+
+/* ---- sending ---- */
+
+static int s_send(agent_t *a, Godwit__Envelope *env)
+{
+    env->msg_id = ++a->next_msg_id;
+    env->sent_at_ms = units_now_ms();
+    size_t len = 0;
+    uint8_t *buf = wire_encode(env, &len);
+    if (!buf) {
+        log_error("message too large to send (%s)", wire_body_name(env));
+        return -EMSGSIZE;
+    }
+    const void *parts[1] = { buf };
+    int rc = zuv_send_parts(a->dealer_watch, a->dealer, parts, &len, 1);
+    free(buf);
+    if (rc != 0 && rc != -EAGAIN)
+        log_warn("send %s: %s", wire_body_name(env), zmq_strerror(-rc));
+    return rc;
+}
+
+static void s_send_hello(agent_t *a)
+{
+    static const char *const caps[] = { "metrics.disk", "metrics.postgres", "ping" };
+    Godwit__Hello h = GODWIT__HELLO__INIT;
+    h.agent_version = (char *)GODWIT_VERSION;
+    h.protocol_version = WIRE_VERSION;
+    h.role = a->cfg->role == AGENT_ROLE_SOURCE   ? GODWIT__ROLE__ROLE_SOURCE
+             : a->cfg->role == AGENT_ROLE_TARGET ? GODWIT__ROLE__ROLE_TARGET
+                                                 : GODWIT__ROLE__ROLE_PROXY;
+    h.n_capabilities = a->cfg->has_postgres ? 3 : 1;
+    h.capabilities = (char **)(a->cfg->has_postgres ? caps : caps + 2);
+    h.hostname = a->hostname;
+    h.highest_epoch = fence_highest(a->fence);
+    h.started_at_ms = a->started_at_ms;
+    h.report_interval_ms = (uint32_t)a->cfg->report_interval_ms;
+    h.claimed_name = a->cfg->name ? a->cfg->name : (char *)"";
+    Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
+    env.body_case = GODWIT__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    if (s_send(a, &env) == 0)
+        log_info("hello sent to %s (epoch seen %llu)", a->cfg->coordinator.endpoint,
+                 (unsigned long long)h.highest_epoch);
+}
+
+static void s_send_event(agent_t *a, Godwit__Severity sev, const char *code, const char *msg,
+                         const char *object)
+{
+    Godwit__Event e = GODWIT__EVENT__INIT;
+    e.severity = sev;
+    e.code = (char *)code;
+    e.message = (char *)msg;
+    e.object = (char *)(object ? object : "");
+    Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
+    env.body_case = GODWIT__ENVELOPE__BODY_EVENT;
+    env.event = &e;
+    s_send(a, &env);
+}
+
+/* ---- reports ---- */
+
+/* Fills d (malloc'd strings) from the data directory's filesystem and device. */
+static void s_collect_disk(agent_t *a, Godwit__Disk *d)
+{
+    const char *path = a->cfg->postgres.data_directory;
+    d->path = xstrdup(path);
+    d->error = xstrdup("");
+    d->device = xstrdup("");
+    diskstats_fs_t fs;
+    int rc = diskstats_fs(path, &fs);
+    if (rc != 0) {
+        free(d->error);
+        d->error = xasprintf("statvfs %s: %s", path, strerror(-rc));
+        return;
+    }
+    d->ok = true;
+    d->size_bytes = fs.size_bytes;
+    d->free_bytes = fs.free_bytes;
+    d->free_inodes = fs.free_inodes;
+    if (!a->have_dev) {
+        rc = diskstats_device_for_path(path, &a->dev_major, &a->dev_minor);
+        if (rc != 0)
+            return; /* no block device (tmpfs): no I/O figures */
+        a->have_dev = true;
+    }
+    diskstats_dev_t now;
+    if (diskstats_read(a->dev_major, a->dev_minor, &now) != 0) {
+        a->have_sample = false;
+        return;
+    }
+    free(d->device);
+    d->device = xstrdup(now.name);
+    uint64_t mono = units_mono_ms();
+    if (a->have_sample && mono > a->last_sample_mono) {
+        diskstats_rates_t r;
+        diskstats_rates(&a->last_sample, &now, mono - a->last_sample_mono, &r);
+        d->has_io = true;
+        d->read_bytes_per_sec = r.read_bytes_per_sec;
+        d->write_bytes_per_sec = r.write_bytes_per_sec;
+        d->read_iops = r.read_iops;
+        d->write_iops = r.write_iops;
+        d->util_percent = r.util_percent;
+    }
+    a->last_sample = now;
+    a->last_sample_mono = mono;
+    a->have_sample = true;
+}
+
+static void s_send_report(agent_t *a)
+{
+    Godwit__Report *r = xmalloc(sizeof *r);
+    godwit__report__init(r);
+    r->seq = ++a->report_seq;
+    r->collected_at_ms = units_now_ms();
+    r->interval_ms = (uint32_t)a->cfg->report_interval_ms;
+    if (a->cfg->has_postgres) {
+        r->disk = xmalloc(sizeof *r->disk);
+        godwit__disk__init(r->disk);
+        s_collect_disk(a, r->disk);
+        r->postgres = pgmon_snapshot(a->pgmon);
+    }
+    Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
+    env.body_case = GODWIT__ENVELOPE__BODY_REPORT;
+    env.report = r;
+    s_send(a, &env);
+    godwit__report__free_unpacked(r, NULL);
+}
+
+static void s_tick(uv_timer_t *t)
+{
+    agent_t *a = t->data;
+    /* Report what we know now, then start the next database refresh: a
+     * slow or hung database never delays the report. */
+    s_send_report(a);
+    if (a->pgmon)
+        pgmon_tick(a->pgmon);
+}
+
+static void s_pg_state(bool reachable, const char *reason, void *arg)
+{
+    agent_t *a = arg;
+    if (reachable) {
+        log_info("database reachable again");
+        s_send_event(a, GODWIT__SEVERITY__SEVERITY_INFO, "db.reachable", "database reachable",
+                     a->cfg->postgres.dbname);
+    } else {
+        log_warn("database unreachable: %s", reason);
+        s_send_event(a, GODWIT__SEVERITY__SEVERITY_ERROR, "db.unreachable", reason,
+                     a->cfg->postgres.dbname);
+    }
+}
+
+/* ---- commands ---- */
+
+static void s_send_result(agent_t *a, Godwit__Result *res, const char *id)
+{
+    Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
+    env.body_case = GODWIT__ENVELOPE__BODY_RESULT;
+    env.result = res;
+    res->highest_epoch = fence_highest(a->fence);
+    size_t len = godwit__result__get_packed_size(res);
+    uint8_t *packed = xmalloc(len);
+    godwit__result__pack(res, packed);
+    fence_complete(a->fence, id, packed, len);
+    free(packed);
+    s_send(a, &env);
+}
+
+static void s_on_command(agent_t *a, const Godwit__Command *cmd)
+{
+    char err[256] = "";
+    const uint8_t *cached = NULL;
+    size_t cached_len = 0;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.command_id = cmd->id;
+    res.epoch = cmd->epoch;
+    fence_verdict_t v = fence_admit(a->fence, cmd->id, cmd->epoch, &cached, &cached_len, err, sizeof err);
+    switch (v) {
+    case FENCE_STALE:
+    case FENCE_ERROR: {
+        log_warn("command %s refused: %s", cmd->id, err);
+        Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
+        res.status = v == FENCE_STALE ? GODWIT__STATUS__STATUS_STALE_EPOCH : GODWIT__STATUS__STATUS_FAILED;
+        res.message = err;
+        res.highest_epoch = fence_highest(a->fence);
+        env.body_case = GODWIT__ENVELOPE__BODY_RESULT;
+        env.result = &res;
+        s_send(a, &env);
+        return;
+    }
+    case FENCE_IN_PROGRESS:
+        log_debug("command %s re-sent while running: result will follow", cmd->id);
+        return;
+    case FENCE_REPLAY: {
+        Godwit__Result *old = godwit__result__unpack(NULL, cached_len, cached);
+        if (!old)
+            return;
+        old->replayed = true;
+        Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
+        env.body_case = GODWIT__ENVELOPE__BODY_RESULT;
+        env.result = old;
+        log_info("command %s re-sent: answering with its first result", cmd->id);
+        s_send(a, &env);
+        godwit__result__free_unpacked(old, NULL);
+        return;
+    }
+    case FENCE_EXECUTE:
+        break;
+    }
+    Godwit__PingResult pr = GODWIT__PING_RESULT__INIT;
+    if (cmd->deadline_unix_ms < units_now_ms()) {
+        res.status = GODWIT__STATUS__STATUS_EXPIRED;
+        res.message = (char *)"deadline passed before the command arrived";
+    } else if (cmd->action_case == GODWIT__COMMAND__ACTION_PING) {
+        res.status = GODWIT__STATUS__STATUS_OK;
+        res.message = (char *)"";
+        pr.nonce = cmd->ping->nonce;
+        res.payload_case = GODWIT__RESULT__PAYLOAD_PING;
+        res.ping = &pr;
+    } else {
+        res.status = GODWIT__STATUS__STATUS_UNKNOWN_ACTION;
+        res.message = (char *)"this agent does not know that action";
+    }
+    s_send_result(a, &res, cmd->id);
+}
+
+static void s_dealer_readable(zuv_t *w, void *sock, void *arg)
+{
+    agent_t *a = arg;
+    for (int i = 0; i < AGENT_RECV_BUDGET && !a->stopping; i++) {
+        zmq_msg_t part;
+        int n = 0;
+        int rc = zuv_recv_parts(sock, &part, 1, &n);
+        if (rc == -EAGAIN)
+            break;
+        if (rc != 0) {
+            log_warn("malformed message from coordinator dropped: %s", zmq_strerror(-rc));
+            continue;
+        }
+        const char *reason = NULL;
+        Godwit__Envelope *env = wire_decode(zmq_msg_data(&part), zmq_msg_size(&part), &reason);
+        if (!env) {
+            log_warn("bad message from coordinator (%zu bytes) dropped: %s", zmq_msg_size(&part),
+                     reason);
+        } else if (env->body_case == GODWIT__ENVELOPE__BODY_COMMAND) {
+            s_on_command(a, env->command);
+        } else {
+            log_warn("unexpected %s message from coordinator dropped", wire_body_name(env));
+        }
+        wire_free(&env);
+        zmq_msg_close(&part);
+    }
+}
+
+static void s_monitor_readable(zuv_t *w, void *sock, void *arg)
+{
+    agent_t *a = arg;
+    for (int i = 0; i < AGENT_RECV_BUDGET; i++) {
+        uint16_t ev;
+        uint32_t value;
+        char ep[256];
+        int rc = zuv_monitor_read(sock, &ev, &value, ep, sizeof ep);
+        if (rc == -EAGAIN)
+            break;
+        if (rc != 0)
+            continue;
+        switch (ev) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+            a->connected = true;
+            log_info("connected to coordinator %s", ep);
+            s_send_hello(a);
+            break;
+        case ZMQ_EVENT_DISCONNECTED:
+            if (a->connected)
+                log_warn("disconnected from coordinator %s; reconnecting", ep);
+            a->connected = false;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            log_error("coordinator %s refused us: %s (code 0x%x); is our public key in its "
+                      "allowed_keys folder?",
+                      ep, zuv_event_name(ev), value);
+            break;
+        default:
+            log_debug("coordinator link %s: %s", ep, zuv_event_name(ev));
+        }
+    }
+}
+
+/* ---- lifecycle ---- */
+
+static void s_on_signal(uv_signal_t *s, int signum)
+{
+    agent_t *a = s->data;
+    log_info("signal %d: stopping", signum);
+    agent_stop(a, AGENT_EXIT_OK);
+}
+
+static bool s_dealer_setup(agent_t *a)
+{
+    void *d = a->dealer = zmq_socket(a->zctx, ZMQ_DEALER);
+    if (!d)
+        return false;
+    int one = 1, zero = 0, ivl = 100, ivl_max = 1000, hb = 1000, hb_to = 3000, hwm = 100;
+    int64_t maxmsg = WIRE_HEADER_LEN + WIRE_MAX_BODY;
+    if (zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, a->server_key, KEYS_Z85_LEN) != 0 ||
+        zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, a->keys.public_z85, KEYS_Z85_LEN) != 0 ||
+        zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, a->keys.secret_z85, KEYS_Z85_LEN) != 0 ||
+        zmq_setsockopt(d, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
+        zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(d, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) != 0 ||
+        zmq_setsockopt(d, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) != 0 ||
+        zmq_setsockopt(d, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
+        zmq_setsockopt(d, ZMQ_HEARTBEAT_TIMEOUT, &hb_to, sizeof hb_to) != 0 ||
+        zmq_setsockopt(d, ZMQ_HEARTBEAT_TTL, &hb_to, sizeof hb_to) != 0 ||
+        zmq_setsockopt(d, ZMQ_HANDSHAKE_IVL, &hb_to, sizeof hb_to) != 0 ||
+        zmq_setsockopt(d, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(d, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0) {
+        log_error("dealer: socket options: %s", zmq_strerror(zmq_errno()));
+        return false;
+    }
+    char ep[64];
+    snprintf(ep, sizeof ep, MONITOR_ENDPOINT_FMT, (void *)a);
+    if (zmq_socket_monitor(d, ep,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_CONNECT_RETRIED) != 0)
+        return false;
+    a->monitor = zmq_socket(a->zctx, ZMQ_PAIR);
+    if (!a->monitor || zmq_connect(a->monitor, ep) != 0)
+        return false;
+    zmq_setsockopt(a->monitor, ZMQ_LINGER, &zero, sizeof zero);
+    a->monitor_watch = zuv_new(a->loop, a->monitor, s_monitor_readable, a);
+    a->dealer_watch = zuv_new(a->loop, d, s_dealer_readable, a);
+    if (!a->monitor_watch || !a->dealer_watch)
+        return false;
+    if (zmq_connect(d, a->cfg->coordinator.endpoint) != 0) {
+        log_error("cannot connect to %s: %s", a->cfg->coordinator.endpoint, zmq_strerror(zmq_errno()));
+        return false;
+    }
+    return true;
+}
+
+static void s_handle_closed(uv_handle_t *h)
+{
+    agent_t *a = h->data;
+    a->open_handles--;
+}
+
+agent_t *agent_new(uv_loop_t *loop, const agent_config_t *cfg)
+{
+    char err[512];
+    agent_t *a = xcalloc(1, sizeof *a);
+    a->loop = loop;
+    a->cfg = cfg;
+    a->started_at_ms = units_now_ms();
+    a->exit_code = AGENT_EXIT_OK;
+    if (gethostname(a->hostname, sizeof a->hostname - 1) != 0)
+        snprintf(a->hostname, sizeof a->hostname, "unknown");
+    uv_timer_init(loop, &a->tick);
+    uv_signal_init(loop, &a->sigint);
+    uv_signal_init(loop, &a->sigterm);
+    a->tick.data = a->sigint.data = a->sigterm.data = a;
+    a->open_handles = 3;
+    if (!zmq_has("curve")) {
+        log_error("this libzmq was built without CURVE: refusing to run unencrypted");
+        goto fail;
+    }
+    if (keys_load_secret(cfg->secret_key, &a->keys, err, sizeof err) != 0 ||
+        keys_load_public(cfg->coordinator.public_key, a->server_key, err, sizeof err) != 0) {
+        log_error("%s", err);
+        goto fail;
+    }
+    a->fence = fence_open(cfg->state_dir, err, sizeof err);
+    if (!a->fence) {
+        log_error("%s", err);
+        goto fail;
+    }
+    if (cfg->has_postgres) {
+        pgmon_params_t p = {
+            .host = cfg->postgres.host,
+            .port = (int)cfg->postgres.port,
+            .dbname = cfg->postgres.dbname,
+            .user = cfg->postgres.user,
+            .passfile = cfg->postgres.passfile,
+            .connect_timeout_ms = cfg->postgres.connect_timeout_ms,
+            .statement_timeout_ms = cfg->postgres.statement_timeout_ms,
+        };
+        a->pgmon = pgmon_new(loop, &p, s_pg_state, a);
+        if (!a->pgmon) {
+            log_error("postgres: invalid connection parameters");
+            goto fail;
+        }
+        pgmon_tick(a->pgmon);
+    }
+    a->zctx = zmq_ctx_new();
+    if (!s_dealer_setup(a))
+        goto fail;
+    uv_timer_start(&a->tick, s_tick, (uint64_t)cfg->report_interval_ms,
+                   (uint64_t)cfg->report_interval_ms);
+    uv_signal_start(&a->sigint, s_on_signal, SIGINT);
+    uv_signal_start(&a->sigterm, s_on_signal, SIGTERM);
+    log_info("agent %s (role %s) dialing %s, reporting every %lld ms",
+             cfg->name ? cfg->name : "", agent_role_name(cfg->role), cfg->coordinator.endpoint,
+             (long long)cfg->report_interval_ms);
+    return a;
+fail:
+    agent_stop(a, AGENT_EXIT_ERROR);
+    uv_run(loop, UV_RUN_DEFAULT);
+    agent_destroy(&a);
+    return NULL;
+}
+
+void agent_stop(agent_t *a, int exit_code)
+{
+    if (a->stopping)
+        return;
+    a->stopping = true;
+    a->exit_code = exit_code;
+    zuv_destroy(&a->dealer_watch);
+    zuv_destroy(&a->monitor_watch);
+    if (a->dealer) {
+        zmq_socket_monitor(a->dealer, NULL, 0);
+        zmq_close(a->dealer);
+        a->dealer = NULL;
+    }
+    if (a->monitor) {
+        zmq_close(a->monitor);
+        a->monitor = NULL;
+    }
+    pgmon_destroy(&a->pgmon);
+    uv_close((uv_handle_t *)&a->tick, s_handle_closed);
+    uv_close((uv_handle_t *)&a->sigint, s_handle_closed);
+    uv_close((uv_handle_t *)&a->sigterm, s_handle_closed);
+}
+
+int agent_destroy(agent_t **ap)
+{
+    agent_t *a = *ap;
+    if (!a)
+        return AGENT_EXIT_ERROR;
+    *ap = NULL;
+    int code = a->exit_code;
+    if (a->zctx)
+        zmq_ctx_term(a->zctx);
+    fence_close(&a->fence);
+    sodium_memzero(&a->keys, sizeof a->keys);
+    free(a);
+    return code;
+}

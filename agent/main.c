@@ -1,0 +1,69 @@
+/*
+ * godwit-agent: parses arguments and the config file, then runs the agent's
+ * loop until a signal stops it.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "agent.h"
+#include "log.h"
+
+static void s_usage(FILE *f)
+{
+    fprintf(f, "usage: godwit-agent --config FILE [--check]\n"
+               "  --config FILE  agent YAML file (see deploy/agent.example.yaml)\n"
+               "  --check        validate the config file and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool check = false;
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "check", no_argument, NULL, 'k' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int o;
+    while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': path = optarg; break;
+        case 'k': check = true; break;
+        case 'h': s_usage(stdout); return 0;
+        default: s_usage(stderr); return AGENT_EXIT_CONFIG;
+        }
+    }
+    if (!path || optind != argc) {
+        s_usage(stderr);
+        return AGENT_EXIT_CONFIG;
+    }
+    log_init("agent", LOG_INFO);
+    agent_config_t cfg;
+    char err[1024];
+    if (!agent_config_load(path, &cfg, err, sizeof err)) {
+        log_error("%s", err);
+        return AGENT_EXIT_CONFIG;
+    }
+    log_set_level((log_level_t)cfg.log_level);
+    if (check) {
+        printf("%s: ok\n", path);
+        agent_config_free(&cfg);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int code = AGENT_EXIT_ERROR;
+    agent_t *a = agent_new(&loop, &cfg);
+    if (a) {
+        uv_run(&loop, UV_RUN_DEFAULT);
+        code = agent_destroy(&a);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+        log_error("loop closed with handles still open");
+    agent_config_free(&cfg);
+    return code;
+}

@@ -1,0 +1,66 @@
+/*
+ * pgconn: one PostgreSQL connection driven by libpq's asynchronous API on a
+ * libuv loop. Nothing here blocks: connecting is PQconnectStartParams +
+ * PQconnectPoll, queries are PQsendQueryParams, the socket is watched with a
+ * uv_poll_t, and every operation has a client-side deadline (a uv_timer_t).
+ * A deadline that passes drops the connection instead of sending a cancel
+ * request (PQcancel blocks, and a stopped server would stop us with it); the
+ * caller sees an error whose sqlstate is "08006" and reconnects when it likes.
+ *
+ * Connections are opened from keyword/value arrays only, never from a
+ * concatenated conninfo string. One query at a time per connection.
+ *
+ * Ownership: pgconn_new() returns an object the caller owns and releases with
+ * pgconn_destroy(); its uv handles are freed in their close callbacks, so the
+ * memory goes away one loop iteration later. A PGresult handed to a callback
+ * is borrowed: valid only during the callback, PQclear'ed by pgconn.
+ */
+#ifndef GODWIT_PGCONN_H
+#define GODWIT_PGCONN_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct pgconn pgconn_t;
+
+typedef struct {
+    bool ok;              /* PGRES_COMMAND_OK or PGRES_TUPLES_OK */
+    char sqlstate[6];     /* "" when ok; "08006" for a lost or timed-out connection */
+    const char *error;    /* NULL when ok; valid during the callback only */
+    PGresult *res;        /* last result, borrowed; may be NULL on error */
+} pgconn_result_t;
+
+typedef void (*pgconn_connect_cb)(pgconn_t *c, bool ok, const char *error, void *arg);
+typedef void (*pgconn_result_cb)(pgconn_t *c, const pgconn_result_t *r, void *arg);
+
+/* name is used in log lines ("blue", "agent pgmon"). keywords/values are
+ * NULL-terminated and copied. Returns NULL only for invalid arguments. */
+pgconn_t *pgconn_new(uv_loop_t *loop, const char *name, const char *const *keywords,
+                     const char *const *values);
+
+/* Starts connecting. cb runs exactly once (never from inside this call) with
+ * the outcome; timeout_ms bounds the attempt. 0, or -EBUSY if connected or
+ * connecting. */
+int pgconn_connect(pgconn_t *c, uint64_t timeout_ms, pgconn_connect_cb cb, void *arg);
+
+/* Sends one parameterised statement (text parameters, text results). cb runs
+ * exactly once (never from inside this call). 0, -ENOTCONN, or -EBUSY if a
+ * query is in flight. */
+int pgconn_query(pgconn_t *c, const char *sql, int nparams, const char *const *params,
+                 uint64_t timeout_ms, pgconn_result_cb cb, void *arg);
+
+bool pgconn_is_ready(const pgconn_t *c);   /* connected and idle */
+bool pgconn_is_busy(const pgconn_t *c);    /* connecting or a query in flight */
+int pgconn_server_version(const pgconn_t *c); /* PQserverVersion, 0 if not connected */
+const char *pgconn_name(const pgconn_t *c);
+
+/* Drops the connection now; a pending connect or query callback runs with an
+ * error (sqlstate 08006, "connection closed") before this returns. */
+void pgconn_disconnect(pgconn_t *c);
+
+/* Disconnects (no callbacks run), closes the handles and clears *cp. */
+void pgconn_destroy(pgconn_t **cp);
+
+#endif

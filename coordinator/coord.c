@@ -1,0 +1,590 @@
+/*
+ * coord: see coord.h. Owns the ZeroMQ context and sockets, the ZAP handler,
+ * the fleet, the journal and the control endpoint. Never blocks the loop:
+ * every socket operation is ZMQ_DONTWAIT.
+ */
+#include "coord.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "control.h"
+#include "fleet.h"
+#include "journal.h"
+#include "keys.h"
+#include "log.h"
+#include "units.h"
+#include "wire.h"
+#include "xalloc.h"
+#include "zap.h"
+#include "zuv.h"
+
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93 /* draft option in libzmq 4.3 */
+#endif
+
+#define COORD_TICK_MS 100
+#define COORD_RECV_BUDGET 512
+#define MONITOR_ENDPOINT "inproc://godwit-router-monitor"
+
+typedef struct ctl_ping {
+    control_req_t *req;
+    char agent[128];
+    uint64_t nonce;
+    uint64_t sent_us;
+    uint64_t deadline_mono;
+    struct ctl_ping *next;
+} ctl_ping_t;
+
+struct coord {
+    uv_loop_t *loop;
+    const coord_config_t *cfg;
+    keys_pair_t keys;
+    keys_allowlist_t allow;
+    journal_t *journal;
+    uint64_t epoch;
+    void *zctx;
+    zap_t *zap;
+    void *router;
+    zuv_t *router_watch;
+    void *monitor;
+    zuv_t *monitor_watch;
+    control_t *control;
+    fleet_t *fleet;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+    uint64_t next_msg_id;
+    uint64_t next_cmd;
+    uint64_t last_ping_mono;
+    uint64_t started_at_ms;
+    uint64_t messages, bad_messages, handshake_failed;
+    ctl_ping_t *ctl_pings;
+    int open_handles;
+    int exit_code;
+    bool stopping;
+};
+
+static uint64_t s_us(void) { return uv_hrtime() / 1000; }
+
+/* ---- sending ---- */
+
+static int s_send(coord_t *c, const fleet_agent_t *a, Godwit__Envelope *env)
+{
+    env->msg_id = ++c->next_msg_id;
+    env->sent_at_ms = units_now_ms();
+    size_t len = 0;
+    uint8_t *buf = wire_encode(env, &len);
+    if (!buf) {
+        log_error("agent %s: message too large to send", a->name);
+        return -EMSGSIZE;
+    }
+    const void *parts[2] = { a->rid, buf };
+    size_t lens[2] = { a->rid_len, len };
+    int rc = zuv_send_parts(c->router_watch, c->router, parts, lens, 2);
+    free(buf);
+    if (rc != 0 && rc != -EHOSTUNREACH && rc != -EAGAIN)
+        log_warn("agent %s: send failed: %s", a->name, zmq_strerror(-rc));
+    return rc;
+}
+
+/* Sends a ping command; returns its nonce (0 if not sent). */
+static uint64_t s_send_ping(coord_t *c, fleet_agent_t *a)
+{
+    uint64_t n = ++c->next_cmd;
+    char id[48];
+    snprintf(id, sizeof id, "%llu.%llu", (unsigned long long)c->epoch, (unsigned long long)n);
+    Godwit__Ping ping = GODWIT__PING__INIT;
+    ping.nonce = n;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.id = id;
+    cmd.epoch = c->epoch;
+    cmd.deadline_unix_ms = units_now_ms() + (uint64_t)c->cfg->lost_after_ms;
+    cmd.action_case = GODWIT__COMMAND__ACTION_PING;
+    cmd.ping = &ping;
+    Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
+    env.body_case = GODWIT__ENVELOPE__BODY_COMMAND;
+    env.command = &cmd;
+    uint64_t sent = s_us();
+    if (s_send(c, a, &env) != 0)
+        return 0;
+    a->ping_nonce = n;
+    a->ping_sent_us = sent;
+    return n;
+}
+
+/* ---- receiving ---- */
+
+static void s_on_hello(coord_t *c, fleet_agent_t *a, const Godwit__Hello *h, uint64_t now_ms)
+{
+    snprintf(a->role, sizeof a->role, "%s",
+             h->role == GODWIT__ROLE__ROLE_SOURCE   ? "source"
+             : h->role == GODWIT__ROLE__ROLE_TARGET ? "target"
+             : h->role == GODWIT__ROLE__ROLE_PROXY  ? "proxy"
+                                                    : "unknown");
+    snprintf(a->version, sizeof a->version, "%s", h->agent_version);
+    snprintf(a->hostname, sizeof a->hostname, "%s", h->hostname);
+    a->report_interval_ms = h->report_interval_ms;
+    a->agent_started_at_ms = h->started_at_ms;
+    a->highest_epoch = h->highest_epoch;
+    a->connected_since_ms = now_ms;
+    a->hellos++;
+    char reason[256];
+    snprintf(reason, sizeof reason, "hello from %s (role %s, version %s, epoch seen %llu)",
+             a->peer_address, a->role, a->version, (unsigned long long)h->highest_epoch);
+    fleet_event(a, LINK_EV_HELLO, units_mono_ms(), reason);
+    if (h->highest_epoch > c->epoch)
+        log_warn("agent %s has seen epoch %llu, newer than ours (%llu): its commands will be "
+                 "refused; is another coordinator running?",
+                 a->name, (unsigned long long)h->highest_epoch, (unsigned long long)c->epoch);
+}
+
+static void s_ctl_ping_done(coord_t *c, ctl_ping_t **pp, const char *error, double rtt_ms)
+{
+    ctl_ping_t *p = *pp;
+    *pp = p->next;
+    if (error) {
+        control_reply_error(p->req, error);
+    } else {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddBoolToObject(r, "ok", true);
+        cJSON_AddStringToObject(r, "agent", p->agent);
+        cJSON_AddNumberToObject(r, "rtt_ms", rtt_ms);
+        control_reply(p->req, r);
+    }
+    free(p);
+}
+
+static void s_on_result(coord_t *c, fleet_agent_t *a, const Godwit__Result *r)
+{
+    if (r->highest_epoch > a->highest_epoch)
+        a->highest_epoch = r->highest_epoch;
+    if (r->status == GODWIT__STATUS__STATUS_STALE_EPOCH) {
+        snprintf(a->last_refusal, sizeof a->last_refusal,
+                 "command %s refused: stale epoch %llu, agent has seen %llu", r->command_id,
+                 (unsigned long long)r->epoch, (unsigned long long)r->highest_epoch);
+        log_error("agent %s: %s; a newer coordinator exists, this one is fenced and stops",
+                  a->name, a->last_refusal);
+        coord_stop(c, COORD_EXIT_FENCED);
+        return;
+    }
+    if (r->status != GODWIT__STATUS__STATUS_OK) {
+        snprintf(a->last_refusal, sizeof a->last_refusal, "command %s: status %d: %s",
+                 r->command_id, r->status, r->message);
+        log_warn("agent %s: %s", a->name, a->last_refusal);
+    }
+    if (r->payload_case != GODWIT__RESULT__PAYLOAD_PING)
+        return;
+    uint64_t nonce = r->ping->nonce;
+    double rtt = -1;
+    if (nonce && nonce == a->ping_nonce) {
+        rtt = (double)(s_us() - a->ping_sent_us) / 1000.0;
+        a->ping_nonce = 0;
+        fleet_record_rtt(c->fleet, a, rtt);
+    }
+    for (ctl_ping_t **pp = &c->ctl_pings; *pp; pp = &(*pp)->next) {
+        if ((*pp)->nonce == nonce && strcmp((*pp)->agent, a->name) == 0) {
+            double own = (double)(s_us() - (*pp)->sent_us) / 1000.0;
+            s_ctl_ping_done(c, pp, r->status == GODWIT__STATUS__STATUS_OK ? NULL : r->message,
+                            own);
+            break;
+        }
+    }
+}
+
+static void s_on_event(fleet_agent_t *a, const Godwit__Event *e)
+{
+    switch (e->severity) {
+    case GODWIT__SEVERITY__SEVERITY_ERROR:
+        log_error("agent %s: event %s: %s%s%s", a->name, e->code, e->message,
+                  e->object[0] ? " on " : "", e->object);
+        break;
+    case GODWIT__SEVERITY__SEVERITY_WARNING:
+        log_warn("agent %s: event %s: %s%s%s", a->name, e->code, e->message,
+                 e->object[0] ? " on " : "", e->object);
+        break;
+    default:
+        log_info("agent %s: event %s: %s%s%s", a->name, e->code, e->message,
+                 e->object[0] ? " on " : "", e->object);
+    }
+}
+
+static void s_handle(coord_t *c, zmq_msg_t *rid, zmq_msg_t *frame)
+{
+    c->messages++;
+    const char *user = zmq_msg_gets(frame, "User-Id");
+    const char *peer = zmq_msg_gets(frame, "Peer-Address");
+    fleet_agent_t *a = user ? fleet_find(c->fleet, user) : NULL;
+    if (!a) {
+        /* ZAP only admits allow-listed names, so this is a bug or a race
+         * with an allow-list reload; refuse to act on it. */
+        log_warn("message from unauthenticated peer %s (user \"%s\") dropped", peer ? peer : "?",
+                 user ? user : "");
+        c->bad_messages++;
+        return;
+    }
+    const char *reason = NULL;
+    Godwit__Envelope *env =
+        wire_decode(zmq_msg_data(frame), zmq_msg_size(frame), &reason);
+    if (!env) {
+        log_warn("agent %s: bad message (%zu bytes) dropped: %s", a->name, zmq_msg_size(frame),
+                 reason);
+        c->bad_messages++;
+        return;
+    }
+    uint64_t now_ms = units_now_ms(), now_mono = units_mono_ms();
+    if (peer)
+        snprintf(a->peer_address, sizeof a->peer_address, "%s", peer);
+    fleet_touch(a, zmq_msg_data(rid), zmq_msg_size(rid), now_ms, now_mono);
+    switch (env->body_case) {
+    case GODWIT__ENVELOPE__BODY_HELLO:
+        s_on_hello(c, a, env->hello, now_ms);
+        break;
+    case GODWIT__ENVELOPE__BODY_REPORT:
+        if (a->state != LINK_CONNECTED)
+            fleet_event(a, LINK_EV_MESSAGE, now_mono, "report");
+        fleet_set_report(a, &env->report, now_mono);
+        break;
+    case GODWIT__ENVELOPE__BODY_RESULT:
+        if (a->state != LINK_CONNECTED)
+            fleet_event(a, LINK_EV_MESSAGE, now_mono, "result");
+        s_on_result(c, a, env->result);
+        break;
+    case GODWIT__ENVELOPE__BODY_EVENT:
+        s_on_event(a, env->event);
+        break;
+    case GODWIT__ENVELOPE__BODY_PROGRESS:
+        log_debug("agent %s: progress on %s: %llu/%llu %s", a->name, env->progress->command_id,
+                  (unsigned long long)env->progress->done,
+                  (unsigned long long)env->progress->total, env->progress->unit);
+        break;
+    default:
+        log_warn("agent %s: unexpected %s message dropped", a->name, wire_body_name(env));
+        c->bad_messages++;
+    }
+    wire_free(&env);
+}
+
+static void s_router_readable(zuv_t *w, void *sock, void *arg)
+{
+    coord_t *c = arg;
+    for (int i = 0; i < COORD_RECV_BUDGET && !c->stopping; i++) {
+        zmq_msg_t parts[2];
+        int n = 0;
+        int rc = zuv_recv_parts(sock, parts, 2, &n);
+        if (rc == -EAGAIN)
+            break;
+        if (rc != 0 || n != 2) {
+            log_warn("malformed multipart message dropped (%s)",
+                     rc ? zmq_strerror(-rc) : "wrong frame count");
+            c->bad_messages++;
+            for (int k = 0; k < n; k++)
+                zmq_msg_close(&parts[k]);
+            continue;
+        }
+        s_handle(c, &parts[0], &parts[1]);
+        zmq_msg_close(&parts[0]);
+        zmq_msg_close(&parts[1]);
+    }
+}
+
+static void s_monitor_readable(zuv_t *w, void *sock, void *arg)
+{
+    coord_t *c = arg;
+    for (int i = 0; i < COORD_RECV_BUDGET; i++) {
+        uint16_t ev;
+        uint32_t value;
+        char ep[256];
+        int rc = zuv_monitor_read(sock, &ev, &value, ep, sizeof ep);
+        if (rc == -EAGAIN)
+            break;
+        if (rc != 0)
+            continue;
+        if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+            ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            c->handshake_failed++;
+            log_warn("refused a connection on %s: %s (code 0x%x)", ep, zuv_event_name(ev), value);
+        } else {
+            log_debug("router %s: %s (%u)", ep, zuv_event_name(ev), value);
+        }
+    }
+}
+
+/* ---- periodic work ---- */
+
+static void s_tick(uv_timer_t *t)
+{
+    coord_t *c = t->data;
+    uint64_t now = units_mono_ms();
+    for (size_t i = 0; i < fleet_count(c->fleet); i++) {
+        fleet_agent_t *a = fleet_at(c->fleet, i);
+        if (a->state == LINK_CONNECTED && now - a->last_seen_mono > (uint64_t)c->cfg->lost_after_ms) {
+            char reason[96];
+            snprintf(reason, sizeof reason, "no message for %llu ms",
+                     (unsigned long long)(now - a->last_seen_mono));
+            fleet_event(a, LINK_EV_SILENT, now, reason);
+        }
+    }
+    if (now - c->last_ping_mono >= (uint64_t)c->cfg->ping_interval_ms) {
+        c->last_ping_mono = now;
+        for (size_t i = 0; i < fleet_count(c->fleet); i++) {
+            fleet_agent_t *a = fleet_at(c->fleet, i);
+            if (a->state == LINK_CONNECTED)
+                s_send_ping(c, a);
+        }
+    }
+    for (ctl_ping_t **pp = &c->ctl_pings; *pp;) {
+        if (now >= (*pp)->deadline_mono)
+            s_ctl_ping_done(c, pp, "timed out waiting for the agent", 0);
+        else
+            pp = &(*pp)->next;
+    }
+}
+
+/* ---- control requests ---- */
+
+static cJSON *s_status_json(coord_t *c)
+{
+    uint64_t now_ms = units_now_ms(), now_mono = units_mono_ms();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "ok", true);
+    cJSON_AddStringToObject(o, "schema", "godwit.status/1");
+    cJSON_AddNumberToObject(o, "generated_at_ms", (double)now_ms);
+    cJSON *co = cJSON_AddObjectToObject(o, "coordinator");
+    cJSON_AddStringToObject(co, "version", GODWIT_VERSION);
+    cJSON_AddNumberToObject(co, "pid", (double)getpid());
+    cJSON_AddNumberToObject(co, "epoch", (double)c->epoch);
+    cJSON_AddStringToObject(co, "listen", c->cfg->listen);
+    cJSON_AddNumberToObject(co, "started_at_ms", (double)c->started_at_ms);
+    cJSON_AddNumberToObject(co, "agents_allowed", (double)c->allow.count);
+    cJSON_AddNumberToObject(co, "messages", (double)c->messages);
+    cJSON_AddNumberToObject(co, "bad_messages", (double)c->bad_messages);
+    const zap_stats_t *zs = zap_stats(c->zap);
+    cJSON *ref = cJSON_AddObjectToObject(co, "refused");
+    cJSON_AddNumberToObject(ref, "unknown_key", (double)zs->refused_unknown_key);
+    cJSON_AddNumberToObject(ref, "not_curve", (double)zs->refused_other);
+    cJSON_AddNumberToObject(ref, "handshake_failed", (double)c->handshake_failed);
+    cJSON *rtt = cJSON_AddObjectToObject(co, "rtt_ms");
+    cJSON_AddNumberToObject(rtt, "samples", (double)fleet_rtt_samples(c->fleet));
+    if (fleet_rtt_samples(c->fleet)) {
+        cJSON_AddNumberToObject(rtt, "p50", fleet_rtt_percentile(c->fleet, 50));
+        cJSON_AddNumberToObject(rtt, "p99", fleet_rtt_percentile(c->fleet, 99));
+        cJSON_AddNumberToObject(rtt, "max", fleet_rtt_percentile(c->fleet, 100));
+    }
+    cJSON *agents = cJSON_AddArrayToObject(o, "agents");
+    for (size_t i = 0; i < fleet_count(c->fleet); i++)
+        cJSON_AddItemToArray(agents, fleet_agent_json(fleet_at(c->fleet, i), now_ms, now_mono));
+    return o;
+}
+
+static void s_control(control_req_t *req, const cJSON *request, void *arg)
+{
+    coord_t *c = arg;
+    const char *cmd = cJSON_GetObjectItem(request, "cmd")->valuestring;
+    if (strcmp(cmd, "status") == 0) {
+        control_reply(req, s_status_json(c));
+    } else if (strcmp(cmd, "ping") == 0) {
+        const cJSON *name = cJSON_GetObjectItem(request, "agent");
+        fleet_agent_t *a = cJSON_IsString(name) ? fleet_find(c->fleet, name->valuestring) : NULL;
+        if (!a) {
+            control_reply_error(req, "no such agent in the allow-list");
+            return;
+        }
+        if (a->state != LINK_CONNECTED) {
+            control_reply_error(req, "agent is not connected");
+            return;
+        }
+        ctl_ping_t *p = xcalloc(1, sizeof *p);
+        p->req = req;
+        snprintf(p->agent, sizeof p->agent, "%s", a->name);
+        p->sent_us = s_us();
+        p->nonce = s_send_ping(c, a);
+        p->deadline_mono = units_mono_ms() + (uint64_t)c->cfg->lost_after_ms;
+        p->next = c->ctl_pings;
+        c->ctl_pings = p;
+        if (!p->nonce)
+            s_ctl_ping_done(c, &c->ctl_pings, "cannot send to the agent", 0);
+    } else {
+        control_reply_error(req, "unknown command");
+    }
+}
+
+/* ---- lifecycle ---- */
+
+static void s_on_signal(uv_signal_t *s, int signum)
+{
+    coord_t *c = s->data;
+    log_info("signal %d: stopping", signum);
+    coord_stop(c, COORD_EXIT_OK);
+}
+
+static bool s_setopt_int(void *sock, int opt, int value, const char *name)
+{
+    if (zmq_setsockopt(sock, opt, &value, sizeof value) != 0) {
+        log_error("router: setsockopt %s: %s", name, zmq_strerror(zmq_errno()));
+        return false;
+    }
+    return true;
+}
+
+static bool s_router_setup(coord_t *c)
+{
+    const coord_config_t *cfg = c->cfg;
+    c->router = zmq_socket(c->zctx, ZMQ_ROUTER);
+    if (!c->router)
+        return false;
+    int64_t maxmsg = cfg->max_message_bytes;
+    int enforce = 1;
+    bool ok = s_setopt_int(c->router, ZMQ_CURVE_SERVER, 1, "CURVE_SERVER") &&
+              zmq_setsockopt(c->router, ZMQ_CURVE_SECRETKEY, c->keys.secret_z85, KEYS_Z85_LEN) == 0 &&
+              zmq_setsockopt(c->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) == 0 &&
+              zmq_setsockopt(c->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) == 0 &&
+              s_setopt_int(c->router, ZMQ_HANDSHAKE_IVL, (int)cfg->handshake_timeout_ms, "HANDSHAKE_IVL") &&
+              s_setopt_int(c->router, ZMQ_HEARTBEAT_IVL, (int)cfg->zmq_heartbeat_ms, "HEARTBEAT_IVL") &&
+              s_setopt_int(c->router, ZMQ_HEARTBEAT_TIMEOUT, (int)cfg->zmq_heartbeat_ms * 3, "HEARTBEAT_TIMEOUT") &&
+              s_setopt_int(c->router, ZMQ_HEARTBEAT_TTL, (int)cfg->zmq_heartbeat_ms * 3, "HEARTBEAT_TTL") &&
+              s_setopt_int(c->router, ZMQ_ROUTER_MANDATORY, 1, "ROUTER_MANDATORY") &&
+              s_setopt_int(c->router, ZMQ_ROUTER_HANDOVER, 1, "ROUTER_HANDOVER") &&
+              s_setopt_int(c->router, ZMQ_LINGER, 0, "LINGER") &&
+              s_setopt_int(c->router, ZMQ_SNDHWM, 1000, "SNDHWM") &&
+              s_setopt_int(c->router, ZMQ_RCVHWM, 100000, "RCVHWM");
+    if (!ok) {
+        log_error("router: socket options: %s", zmq_strerror(zmq_errno()));
+        return false;
+    }
+    if (zmq_setsockopt(c->router, ZMQ_ZAP_ENFORCE_DOMAIN, &enforce, sizeof enforce) != 0)
+        log_warn("router: this libzmq has no ZMQ_ZAP_ENFORCE_DOMAIN; the ZAP handler checks the "
+                 "domain itself");
+    if (zmq_socket_monitor(c->router, MONITOR_ENDPOINT,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_ACCEPTED |
+                               ZMQ_EVENT_DISCONNECTED) != 0)
+        return false;
+    c->monitor = zmq_socket(c->zctx, ZMQ_PAIR);
+    if (!c->monitor || zmq_connect(c->monitor, MONITOR_ENDPOINT) != 0)
+        return false;
+    s_setopt_int(c->monitor, ZMQ_LINGER, 0, "LINGER");
+    c->monitor_watch = zuv_new(c->loop, c->monitor, s_monitor_readable, c);
+    c->router_watch = zuv_new(c->loop, c->router, s_router_readable, c);
+    if (!c->monitor_watch || !c->router_watch)
+        return false;
+    if (zmq_bind(c->router, cfg->listen) != 0) {
+        log_error("cannot listen on %s: %s", cfg->listen, zmq_strerror(zmq_errno()));
+        return false;
+    }
+    return true;
+}
+
+static void s_handle_closed(uv_handle_t *h)
+{
+    coord_t *c = h->data;
+    c->open_handles--;
+}
+
+coord_t *coord_new(uv_loop_t *loop, const coord_config_t *cfg)
+{
+    char err[512];
+    if (!zmq_has("curve")) {
+        log_error("this libzmq was built without CURVE: refusing to run unencrypted");
+        return NULL;
+    }
+    coord_t *c = xcalloc(1, sizeof *c);
+    c->loop = loop;
+    c->cfg = cfg;
+    c->started_at_ms = units_now_ms();
+    c->exit_code = COORD_EXIT_OK;
+    uv_timer_init(loop, &c->tick);
+    uv_signal_init(loop, &c->sigint);
+    uv_signal_init(loop, &c->sigterm);
+    c->tick.data = c->sigint.data = c->sigterm.data = c;
+    c->open_handles = 3;
+
+    if (keys_load_secret(cfg->secret_key, &c->keys, err, sizeof err) != 0 ||
+        keys_allowlist_load(cfg->allowed_keys, &c->allow, err, sizeof err) != 0) {
+        log_error("%s", err);
+        goto fail;
+    }
+    if (c->allow.count == 0)
+        log_warn("allowed keys folder %s has no .pub files: no agent can connect",
+                 cfg->allowed_keys);
+    c->journal = journal_open(cfg->journal, err, sizeof err);
+    if (!c->journal) {
+        log_error("%s", err);
+        goto fail;
+    }
+    c->epoch = journal_next_epoch(c->journal, err, sizeof err);
+    if (c->epoch == 0) {
+        log_error("%s", err);
+        goto fail;
+    }
+    c->fleet = fleet_new(&c->allow);
+    c->zctx = zmq_ctx_new();
+    /* The ZAP handler first: a CURVE server without one admits everyone. */
+    c->zap = zap_new(loop, c->zctx, &c->allow);
+    if (!c->zap || !s_router_setup(c))
+        goto fail;
+    c->control = control_new(loop, cfg->control_socket, s_control, c, err, sizeof err);
+    if (!c->control) {
+        log_error("%s", err);
+        goto fail;
+    }
+    uv_timer_start(&c->tick, s_tick, COORD_TICK_MS, COORD_TICK_MS);
+    uv_signal_start(&c->sigint, s_on_signal, SIGINT);
+    uv_signal_start(&c->sigterm, s_on_signal, SIGTERM);
+    log_info("coordinator %s listening on %s (epoch %llu, %zu allowed agents, control %s)",
+             GODWIT_VERSION, cfg->listen, (unsigned long long)c->epoch, c->allow.count,
+             cfg->control_socket);
+    return c;
+fail:
+    coord_stop(c, COORD_EXIT_ERROR);
+    uv_run(loop, UV_RUN_DEFAULT);
+    coord_destroy(&c);
+    return NULL;
+}
+
+void coord_stop(coord_t *c, int exit_code)
+{
+    if (c->stopping)
+        return;
+    c->stopping = true;
+    c->exit_code = exit_code;
+    while (c->ctl_pings)
+        s_ctl_ping_done(c, &c->ctl_pings, "coordinator stopping", 0);
+    control_destroy(&c->control);
+    zuv_destroy(&c->router_watch);
+    zuv_destroy(&c->monitor_watch);
+    if (c->router) {
+        zmq_socket_monitor(c->router, NULL, 0);
+        zmq_close(c->router);
+        c->router = NULL;
+    }
+    if (c->monitor) {
+        zmq_close(c->monitor);
+        c->monitor = NULL;
+    }
+    zap_destroy(&c->zap);
+    uv_close((uv_handle_t *)&c->tick, s_handle_closed);
+    uv_close((uv_handle_t *)&c->sigint, s_handle_closed);
+    uv_close((uv_handle_t *)&c->sigterm, s_handle_closed);
+}
+
+int coord_destroy(coord_t **cp)
+{
+    coord_t *c = *cp;
+    if (!c)
+        return COORD_EXIT_ERROR;
+    *cp = NULL;
+    int code = c->exit_code;
+    if (c->zctx)
+        zmq_ctx_term(c->zctx);
+    fleet_destroy(&c->fleet);
+    journal_close(&c->journal);
+    keys_allowlist_free(&c->allow);
+    sodium_memzero(&c->keys, sizeof c->keys);
+    free(c);
+    return code;
+}

@@ -1,0 +1,50 @@
+/*
+ * coord_config: schema of the coordinator's YAML file and its defaults.
+ * Owns the strings in coord_config_t (freed by coord_config_free).
+ */
+#include "coord_config.h"
+
+#include <string.h>
+
+#include "config.h"
+#include "xalloc.h"
+
+/* Same order as log_level_t. */
+static const char *const s_levels[] = { "debug", "info", "warn", "error", NULL };
+
+#define F(k, t, field, req) { k, t, offsetof(coord_config_t, field), req, 0, 0, NULL, NULL }
+#define R(k, t, field, lo, hi) { k, t, offsetof(coord_config_t, field), false, lo, hi, NULL, NULL }
+
+static const cfg_field_t s_schema[] = {
+    F("listen", CFG_ENDPOINT, listen, true),
+    F("secret_key", CFG_PATH, secret_key, true),
+    F("allowed_keys", CFG_PATH, allowed_keys, true),
+    F("control_socket", CFG_PATH, control_socket, true),
+    F("journal", CFG_PATH, journal, true),
+    { "log_level", CFG_ENUM, offsetof(coord_config_t, log_level), false, 0, 0, s_levels, NULL },
+    R("ping_interval", CFG_DURATION_MS, ping_interval_ms, 100, 60000),
+    R("lost_after", CFG_DURATION_MS, lost_after_ms, 500, 600000),
+    R("max_message", CFG_BYTES, max_message_bytes, 4096, 64 << 20),
+    R("handshake_timeout", CFG_DURATION_MS, handshake_timeout_ms, 100, 60000),
+    R("zmq_heartbeat", CFG_DURATION_MS, zmq_heartbeat_ms, 100, 60000),
+    CFG_END,
+};
+
+bool coord_config_load(const char *path, coord_config_t *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->ping_interval_ms = 1000;
+    cfg->lost_after_ms = 3000;
+    cfg->max_message_bytes = 1 << 20;
+    cfg->handshake_timeout_ms = 5000;
+    cfg->zmq_heartbeat_ms = 1000;
+    cfg->log_level = 1; /* info */
+    if (!cfg_load(path, s_schema, cfg, err, errlen))
+        return false;
+    return true;
+}
+
+void coord_config_free(coord_config_t *cfg)
+{
+    cfg_free(s_schema, cfg);
+}

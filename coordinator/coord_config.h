@@ -1,0 +1,30 @@
+/*
+ * coord_config: the coordinator's YAML file (see
+ * deploy/coordinator.example.yaml).
+ */
+#ifndef GODWIT_COORD_CONFIG_H
+#define GODWIT_COORD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *listen;               /* tcp://host:port the ROUTER binds */
+    char *secret_key;           /* coordinator.key (mode 0600) */
+    char *allowed_keys;         /* folder of NAME.pub files: the allow-list */
+    char *control_socket;       /* unix socket for godwitctl (mode 0600) */
+    char *journal;              /* SQLite file: epoch and, later, migrations */
+    int log_level;              /* log_level_t: debug, info, warn, error */
+    int64_t ping_interval_ms;   /* coordinator -> agent ping, for round trip */
+    int64_t lost_after_ms;      /* no message for this long: agent lost */
+    int64_t max_message_bytes;  /* ZMQ_MAXMSGSIZE */
+    int64_t handshake_timeout_ms;
+    int64_t zmq_heartbeat_ms;   /* ZMTP heartbeat interval; timeout is 3x */
+} coord_config_t;
+
+bool coord_config_load(const char *path, coord_config_t *cfg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void coord_config_free(coord_config_t *cfg);
+
+#endif

@@ -1,0 +1,423 @@
+/*
+ * godwitctl: the operator's command line.
+ *
+ *   godwitctl keygen NAME --dir DIR
+ *   godwitctl [--socket PATH] status [--json] [--watch [--interval DUR]]
+ *   godwitctl [--socket PATH] ping AGENT [--json]
+ *
+ * It talks to the coordinator over its control socket (one JSON request,
+ * one JSON response) and renders the answer for humans, or passes the JSON
+ * through (--json, schema in docs/status-json.md). Exit codes are in
+ * docs/godwitctl.md: 0 ok, 1 degraded or failed, 2 usage, 3 coordinator
+ * unreachable.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "lsn.h"
+#include "units.h"
+#include "xalloc.h"
+
+#define EXIT_DEGRADED 1
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+#define DEFAULT_SOCKET "/run/godwit/coordinator.sock"
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: godwitctl [--socket PATH] COMMAND ...\n"
+            "  keygen NAME --dir DIR          write DIR/NAME.key (0600) and DIR/NAME.pub\n"
+            "  status [--json] [--watch] [--interval DUR]\n"
+            "                                 agents, their link and key metrics\n"
+            "  ping AGENT [--json]            command round trip to one agent\n"
+            "  version\n"
+            "The control socket is --socket, else $GODWIT_SOCKET, else %s.\n"
+            "Exit codes: 0 ok, 1 degraded (an agent lost or a database unreachable) or the\n"
+            "command failed, 2 usage error, 3 coordinator unreachable.\n",
+            DEFAULT_SOCKET);
+}
+
+/* ---- control socket client ---- */
+
+/* Sends request, returns the parsed response (caller deletes) or NULL with
+ * err filled. */
+static cJSON *s_call(const char *path, const cJSON *request, int timeout_s, char *err, size_t errlen)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return NULL;
+    }
+    struct timeval tv = { .tv_sec = timeout_s };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sa.sun_path) {
+        snprintf(err, errlen, "%s: path too long", path);
+        close(fd);
+        return NULL;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        snprintf(err, errlen, "cannot reach the coordinator at %s: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    char *text = cJSON_PrintUnformatted(request);
+    char *line = xasprintf("%s\n", text);
+    cJSON_free(text);
+    size_t len = strlen(line), off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, line + off, len - off);
+        if (n <= 0) {
+            snprintf(err, errlen, "write to %s: %s", path, strerror(errno));
+            free(line);
+            close(fd);
+            return NULL;
+        }
+        off += (size_t)n;
+    }
+    free(line);
+    size_t cap = 65536, got = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        if (got + 1 >= cap) {
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+        ssize_t n = read(fd, buf + got, cap - got - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "read from %s: %s", path,
+                     errno == EAGAIN ? "timed out" : strerror(errno));
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+        if (memchr(buf + got - n, '\n', (size_t)n))
+            break;
+    }
+    close(fd);
+    buf[got] = '\0';
+    cJSON *resp = cJSON_Parse(buf);
+    free(buf);
+    if (!resp)
+        snprintf(err, errlen, "the coordinator sent an unreadable answer");
+    return resp;
+}
+
+/* ---- rendering ---- */
+
+static double s_num(const cJSON *o, const char *key, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static const char *s_str(const cJSON *o, const char *key, const char *dflt)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
+static const char *s_age(double ms, char *buf, size_t len)
+{
+    if (ms < 0)
+        return "-";
+    return units_fmt_duration_ms((uint64_t)ms, buf, len);
+}
+
+static const char *s_rate(const cJSON *o, const char *key, char *buf, size_t len)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    if (!cJSON_IsNumber(v))
+        return "-";
+    char b[32];
+    snprintf(buf, len, "%s/s", units_fmt_bytes((uint64_t)llround(v->valuedouble), b, sizeof b));
+    return buf;
+}
+
+/* Prints the fleet; returns true if every seen agent is connected and every
+ * database reachable. */
+static bool s_render_status(const cJSON *st, FILE *out)
+{
+    bool healthy = true;
+    const cJSON *co = cJSON_GetObjectItem(st, "coordinator");
+    const cJSON *agents = cJSON_GetObjectItem(st, "agents");
+    int n = cJSON_GetArraySize(agents), connected = 0;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, agents) if (strcmp(s_str(a, "state", ""), "connected") == 0) connected++;
+    const cJSON *rtt = cJSON_GetObjectItem(co, "rtt_ms");
+    fprintf(out, "coordinator %s  epoch %.0f  %s  agents %d/%d connected", s_str(co, "version", "?"),
+            s_num(co, "epoch", 0), s_str(co, "listen", "?"), connected, n);
+    if (s_num(rtt, "samples", 0) > 0)
+        fprintf(out, "  rtt p50 %.2f ms p99 %.2f ms", s_num(rtt, "p50", 0), s_num(rtt, "p99", 0));
+    fputc('\n', out);
+    const cJSON *ref = cJSON_GetObjectItem(co, "refused");
+    fprintf(out, "refused: %.0f unknown key, %.0f not CURVE, %.0f failed handshakes; %.0f bad messages\n\n",
+            s_num(ref, "unknown_key", 0), s_num(ref, "not_curve", 0),
+            s_num(ref, "handshake_failed", 0), s_num(co, "bad_messages", 0));
+    fprintf(out, "%-16s %-7s %-11s %-8s %-9s %-22s %-12s %-14s %s\n", "AGENT", "ROLE", "STATE",
+            "SEEN", "RTT", "DATABASE", "WAL RATE", "LSN", "DISK FREE");
+    cJSON_ArrayForEach(a, agents)
+    {
+        char seen[32], rttb[32], db[64] = "-", wal[32] = "-", lsn[32] = "-", disk[64] = "-";
+        const char *state = s_str(a, "state", "?");
+        if (strcmp(state, "lost") == 0)
+            healthy = false;
+        const cJSON *r = cJSON_GetObjectItem(a, "rtt_ms");
+        if (cJSON_IsNumber(r))
+            snprintf(rttb, sizeof rttb, "%.2f ms", r->valuedouble);
+        else
+            snprintf(rttb, sizeof rttb, "-");
+        const cJSON *pg = cJSON_GetObjectItem(a, "postgres");
+        if (cJSON_IsObject(pg)) {
+            if (cJSON_IsTrue(cJSON_GetObjectItem(pg, "reachable")))
+                snprintf(db, sizeof db, "up %s %s", s_str(pg, "server_version", "?"),
+                         s_str(pg, "wal_level", ""));
+            else {
+                snprintf(db, sizeof db, "UNREACHABLE");
+                healthy = false;
+            }
+            s_rate(pg, "wal_bytes_per_sec", wal, sizeof wal);
+            snprintf(lsn, sizeof lsn, "%s", s_str(pg, "current_lsn", "-"));
+        }
+        const cJSON *dk = cJSON_GetObjectItem(a, "disk");
+        if (cJSON_IsObject(dk) && cJSON_IsTrue(cJSON_GetObjectItem(dk, "ok"))) {
+            char f[32], t[32];
+            double size = s_num(dk, "size_bytes", 0), fr = s_num(dk, "free_bytes", 0);
+            snprintf(disk, sizeof disk, "%s of %s (%.0f%%)", units_fmt_bytes((uint64_t)fr, f, sizeof f),
+                     units_fmt_bytes((uint64_t)size, t, sizeof t), size > 0 ? 100.0 * fr / size : 0);
+        } else if (cJSON_IsObject(dk)) {
+            snprintf(disk, sizeof disk, "error: %s", s_str(dk, "error", "?"));
+        }
+        fprintf(out, "%-16s %-7s %-11s %-8s %-9s %-22s %-12s %-14s %s\n", s_str(a, "name", "?"),
+                s_str(a, "role", "?"), state, s_age(s_num(a, "last_seen_age_ms", -1), seen, sizeof seen),
+                rttb, db, wal, lsn, disk);
+        if (cJSON_IsObject(pg) && !cJSON_IsTrue(cJSON_GetObjectItem(pg, "reachable")))
+            fprintf(out, "    database: %s\n", s_str(pg, "error", "?"));
+        if (cJSON_IsObject(dk)) {
+            const cJSON *io = cJSON_GetObjectItem(dk, "io");
+            if (cJSON_IsObject(io)) {
+                char rb[32], wb[32];
+                fprintf(out, "    disk %s: read %s, write %s, %.0f/%.0f IOPS r/w, %.0f%% busy\n",
+                        s_str(dk, "device", "?"), s_rate(io, "read_bytes_per_sec", rb, sizeof rb),
+                        s_rate(io, "write_bytes_per_sec", wb, sizeof wb), s_num(io, "read_iops", 0),
+                        s_num(io, "write_iops", 0), s_num(io, "util_percent", 0));
+            }
+        }
+        if (!cJSON_IsObject(pg))
+            continue;
+        const cJSON *s;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(pg, "slots"))
+        {
+            char rb[32];
+            fprintf(out, "    slot %s (%s%s%s, %s) retains %s, confirmed %s\n", s_str(s, "name", "?"),
+                    s_str(s, "type", "?"), s_str(s, "plugin", "")[0] ? " " : "", s_str(s, "plugin", ""),
+                    cJSON_IsTrue(cJSON_GetObjectItem(s, "active")) ? "active" : "inactive",
+                    units_fmt_bytes((uint64_t)s_num(s, "retained_bytes", 0), rb, sizeof rb),
+                    s_str(s, "confirmed_flush_lsn", "-"));
+        }
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(pg, "subscriptions"))
+        {
+            char ab[32];
+            const cJSON *since = cJSON_GetObjectItem(s, "seconds_since_last_msg");
+            fprintf(out, "    subscription %s (%s) received %s, last message %s ago, errors apply %.0f sync %.0f\n",
+                    s_str(s, "name", "?"), cJSON_IsTrue(cJSON_GetObjectItem(s, "enabled")) ? "enabled" : "disabled",
+                    s_str(s, "received_lsn", "-"),
+                    cJSON_IsNumber(since) ? s_age(since->valuedouble * 1000.0, ab, sizeof ab) : "-",
+                    s_num(s, "apply_error_count", 0), s_num(s, "sync_error_count", 0));
+        }
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(pg, "publications"))
+        fprintf(out, "    publication %s (%s, %.0f tables)\n", s_str(s, "name", "?"),
+                s_str(s, "database", "?"), s_num(s, "table_count", 0));
+    }
+    return healthy;
+}
+
+/* ---- commands ---- */
+
+static int s_cmd_keygen(int argc, char **argv)
+{
+    const char *dir = NULL, *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (!name && argv[i][0] != '-')
+            name = argv[i];
+        else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!dir || !name) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    keys_pair_t kp;
+    char err[512];
+    if (keys_generate(dir, name, &kp, err, sizeof err) != 0) {
+        fprintf(stderr, "godwitctl: keygen: %s\n", err);
+        return EXIT_DEGRADED;
+    }
+    printf("wrote %s/%s.key (secret, mode 0600) and %s/%s.pub\npublic key: %s\n", dir, name, dir,
+           name, kp.public_z85);
+    return 0;
+}
+
+static int s_cmd_status(const char *sock, int argc, char **argv)
+{
+    bool json = false, watch = false;
+    int64_t interval = 1000;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--watch") == 0)
+            watch = true;
+        else if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc) {
+            if (!units_parse_duration_ms(argv[++i], &interval) || interval < 100) {
+                fprintf(stderr, "godwitctl: --interval: expected a duration of at least 100ms, like 2s\n");
+                return EXIT_USAGE;
+            }
+        } else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    bool tty = isatty(STDOUT_FILENO);
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "status");
+    int code = 0;
+    for (;;) {
+        char err[512];
+        cJSON *st = s_call(sock, req, 5, err, sizeof err);
+        if (!st) {
+            fprintf(stderr, "godwitctl: %s\n", err);
+            code = EXIT_UNREACHABLE;
+            if (!watch)
+                break;
+        } else if (!cJSON_IsTrue(cJSON_GetObjectItem(st, "ok"))) {
+            fprintf(stderr, "godwitctl: %s\n", s_str(st, "error", "coordinator refused"));
+            code = EXIT_DEGRADED;
+        } else {
+            if (watch && tty && !json)
+                fputs("\033[H\033[2J", stdout);
+            if (json) {
+                char *text = watch ? cJSON_PrintUnformatted(st) : cJSON_Print(st);
+                puts(text);
+                cJSON_free(text);
+                /* Health for the exit code, without printing. */
+                FILE *null = fopen("/dev/null", "w");
+                code = s_render_status(st, null ? null : stderr) ? 0 : EXIT_DEGRADED;
+                if (null)
+                    fclose(null);
+            } else {
+                code = s_render_status(st, stdout) ? 0 : EXIT_DEGRADED;
+            }
+            fflush(stdout);
+        }
+        cJSON_Delete(st);
+        if (!watch)
+            break;
+        struct timespec ts = { interval / 1000, (interval % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    cJSON_Delete(req);
+    return code;
+}
+
+static int s_cmd_ping(const char *sock, int argc, char **argv)
+{
+    bool json = false;
+    const char *agent = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (!agent && argv[i][0] != '-')
+            agent = argv[i];
+        else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!agent) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "ping");
+    cJSON_AddStringToObject(req, "agent", agent);
+    char err[512];
+    cJSON *resp = s_call(sock, req, 30, err, sizeof err);
+    cJSON_Delete(req);
+    if (!resp) {
+        fprintf(stderr, "godwitctl: %s\n", err);
+        return EXIT_UNREACHABLE;
+    }
+    bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
+    if (json) {
+        char *text = cJSON_Print(resp);
+        puts(text);
+        cJSON_free(text);
+    } else if (ok) {
+        printf("%s: round trip %.3f ms\n", agent, s_num(resp, "rtt_ms", 0));
+    } else {
+        fprintf(stderr, "godwitctl: ping %s: %s\n", agent, s_str(resp, "error", "failed"));
+    }
+    cJSON_Delete(resp);
+    return ok ? 0 : EXIT_DEGRADED;
+}
+
+int main(int argc, char **argv)
+{
+    const char *sock = getenv("GODWIT_SOCKET");
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+            sock = argv[i + 1];
+            i += 2;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        } else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!sock)
+        sock = DEFAULT_SOCKET;
+    if (i >= argc) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[i];
+    if (strcmp(cmd, "keygen") == 0)
+        return s_cmd_keygen(argc - i, argv + i);
+    if (strcmp(cmd, "status") == 0)
+        return s_cmd_status(sock, argc - i, argv + i);
+    if (strcmp(cmd, "ping") == 0)
+        return s_cmd_ping(sock, argc - i, argv + i);
+    if (strcmp(cmd, "version") == 0) {
+        printf("godwitctl %s\n", GODWIT_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "godwitctl: unknown command \"%s\"\n", cmd);
+    s_usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything godwit needs to build, test and run its demo on
+# Debian 12, as root. Idempotent: packages already present are left alone.
+#
+# Build:   cmake, gcc, pkg-config, protobuf-c-compiler (protoc-c) and the -dev
+#          packages of libpq, libzmq (with CURVE), protobuf-c, libsodium,
+#          libuv, libyaml, cJSON, SQLite and cmocka.
+# Tests:   postgresql (server, psql, pgbench), python3, clang with the
+#          libFuzzer runtime (the fuzz job), and the proxies later issues
+#          test against (haproxy, nginx, pgbouncer).
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config git
+    libpq-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev
+    libuv1-dev libyaml-dev libcjson-dev libsqlite3-dev libcmocka-dev
+    postgresql postgresql-contrib python3
+    clang libclang-rt-14-dev
+    haproxy nginx pgbouncer
+    procps iproute2
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Debian's postgresql package would create and start a cluster of its
+    # own on port 5432; godwit's tests and demo make their own, so keep the
+    # package from creating one.
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/godwit.conf
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The proxies must not run as system services here: tests start their own.
+for svc in nginx haproxy pgbouncer; do
+    if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
+done
+id postgres >/dev/null 2>&1 || { echo "the postgres user is missing after install" >&2; exit 1; }
+echo "dependencies ready"

@@ -1,0 +1,411 @@
+"""Integration test harness: real PostgreSQL clusters, a real coordinator and
+real agents over CURVE on loopback.
+
+Every test gets its own temporary folder, free ports and processes. A Rig
+owns everything it starts and stops all of it in close(), which runs on
+success, on failure and on SIGTERM/SIGINT (ctest's timeout). PostgreSQL
+refuses to run as root, so clusters are made and run as the `postgres` user
+in folders that user owns.
+
+Only the standard library is used. Binaries come from $GODWIT_BIN (the CMake
+build folder); PostgreSQL from the newest /usr/lib/postgresql/*/bin or
+$GODWIT_PG_BINDIR.
+"""
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+BIN = os.environ.get("GODWIT_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build")
+
+
+def _pg_bindir():
+    if os.environ.get("GODWIT_PG_BINDIR"):
+        return os.environ["GODWIT_PG_BINDIR"]
+    dirs = glob.glob("/usr/lib/postgresql/*/bin")
+    if not dirs:
+        raise RuntimeError("no PostgreSQL server found in /usr/lib/postgresql/*/bin")
+    return max(dirs, key=lambda d: int(d.split("/")[-2]))
+
+
+PG_BIN = _pg_bindir()
+
+
+def exe(name):
+    for sub in ("coordinator", "agent", "tests/tools", "bench", "."):
+        p = os.path.join(BIN, sub, name)
+        if os.path.exists(p):
+            return p
+    raise RuntimeError("binary %s not found under %s" % (name, BIN))
+
+
+def free_port():
+    """A port nothing listens on now (bound then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, predicate, timeout, interval=0.1):
+    """Polls predicate until it returns a true value; fails with `what`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as e:  # a poll that fails is just "not yet"
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1f s waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+class Process:
+    """A child process with its output in a log file."""
+
+    def __init__(self, name, argv, log_path, env=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.env = env
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                     env=self.env, start_new_session=True)
+        log.close()
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout=10):
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill9(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+    def wait(self, timeout):
+        return self.proc.wait(timeout)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class PgCluster:
+    """A PostgreSQL cluster made with initdb, run as the postgres user."""
+
+    def __init__(self, rig, name, wal_level="logical", extra=None):
+        self.rig = rig
+        self.name = name
+        self.port = free_port()
+        self.dir = os.path.join(rig.pgroot, name)
+        self.data = os.path.join(self.dir, "data")
+        self.wal_level = wal_level
+        self.extra = extra or {}
+        self.running = False
+        os.makedirs(self.dir)
+        pw = pwd.getpwnam("postgres")
+        os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+
+    def _as_pg(self, argv, **kw):
+        return subprocess.run(["runuser", "-u", "postgres", "--"] + argv, check=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+    def init(self):
+        self._as_pg([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-A", "trust", "-U",
+                     "postgres", "--no-sync", "-E", "UTF8"])
+        conf = {
+            "port": self.port, "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": "'%s'" % self.dir, "wal_level": self.wal_level,
+            "max_wal_senders": 10, "max_replication_slots": 10, "fsync": "off",
+            "shared_buffers": "32MB", "logging_collector": "off",
+        }
+        conf.update(self.extra)
+        with open(os.path.join(self.data, "postgresql.auto.conf"), "a") as f:
+            for k, v in conf.items():
+                f.write("%s = %s\n" % (k, v))
+        return self
+
+    def start(self):
+        self._as_pg([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-l",
+                     os.path.join(self.dir, "log"), "-w", "-t", "60", "start"])
+        self.running = True
+        return self
+
+    def stop(self, mode="fast"):
+        if not self.running:
+            return
+        self.cont()  # a stopped cluster cannot shut down
+        self._as_pg([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m", mode, "-w", "-t",
+                     "60", "stop"])
+        self.running = False
+
+    def pids(self):
+        """The postmaster and all its children."""
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                pm = int(f.readline())
+        except (OSError, ValueError):
+            return []
+        pids = [pm]
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pm:
+                    pids.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+        return pids
+
+    def stop_signal(self):
+        for p in self.pids():
+            os.kill(p, signal.SIGSTOP)
+
+    def cont(self):
+        for p in self.pids():
+            try:
+                os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    def psql(self, sql, db="postgres"):
+        r = subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-A", "-t", "-v",
+                            "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U",
+                            "postgres", "-d", db, "-c", sql],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("psql on %s: %s" % (self.name, r.stderr.decode()))
+        return r.stdout.decode().strip()
+
+    def pgbench(self, args, log_name="pgbench"):
+        """Starts pgbench in the background; returns the Process."""
+        argv = [os.path.join(PG_BIN, "pgbench"), "-h", "127.0.0.1", "-p", str(self.port),
+                "-U", "postgres"] + args
+        return self.rig.spawn(log_name, argv)
+
+    def pgbench_init(self, scale=1):
+        subprocess.run([os.path.join(PG_BIN, "pgbench"), "-i", "-q", "-s", str(scale), "-h",
+                        "127.0.0.1", "-p", str(self.port), "-U", "postgres", "postgres"],
+                       check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+class Coordinator:
+    def __init__(self, rig, allowed_names, journal=None, options=None, port=None,
+                 dirname="coordinator"):
+        self.rig = rig
+        self.port = port or free_port()
+        self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        self.dir = rig.path(dirname)
+        os.makedirs(self.dir, exist_ok=True)
+        rig.keygen("coordinator")
+        self.allowed = os.path.join(self.dir, "allowed")
+        os.makedirs(self.allowed, exist_ok=True)
+        for n in allowed_names:
+            rig.keygen(n)
+            shutil.copy(os.path.join(rig.keys, n + ".pub"), self.allowed)
+        self.socket = os.path.join(self.dir, "ctl.sock")
+        self.journal = journal or os.path.join(self.dir, "journal.db")
+        self.config = os.path.join(self.dir, "coordinator.yaml")
+        opts = {"ping_interval": "500ms", "lost_after": "3s"}
+        opts.update(options or {})
+        with open(self.config, "w") as f:
+            f.write("listen: %s\nsecret_key: %s\nallowed_keys: %s\ncontrol_socket: %s\n"
+                    "journal: %s\nlog_level: debug\n" % (
+                        self.endpoint, os.path.join(rig.keys, "coordinator.key"), self.allowed,
+                        self.socket, self.journal))
+            for k, v in opts.items():
+                f.write("%s: %s\n" % (k, v))
+        self.proc = None
+        self.starts = 0
+
+    def start(self, wait=True):
+        self.starts += 1
+        self.proc = self.rig.spawn("coordinator", [exe("godwit-coordinator"), "--config",
+                                                   self.config])
+        if wait:
+            wait_for("coordinator control socket", lambda: self.status(), 10)
+        return self
+
+    def ctl(self, *args, check_rc=True):
+        r = subprocess.run([exe("godwitctl"), "--socket", self.socket] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        if check_rc and r.returncode not in (0, 1):
+            raise RuntimeError("godwitctl %s: rc %d: %s" % (" ".join(args), r.returncode,
+                                                             r.stderr.decode()))
+        return r
+
+    def status(self):
+        r = self.ctl("status", "--json", check_rc=False)
+        if r.returncode not in (0, 1):
+            return None
+        return json.loads(r.stdout)
+
+    def agent(self, name):
+        st = self.status()
+        for a in st["agents"]:
+            if a["name"] == name:
+                return a
+        raise KeyError(name)
+
+
+class Agent:
+    def __init__(self, rig, name, coordinator, role="source", cluster=None, interval="1s",
+                 key_name=None, extra_pg=None):
+        self.rig = rig
+        self.name = name
+        self.dir = rig.path("agent-" + name)
+        os.makedirs(self.dir, exist_ok=True)
+        key = key_name or name
+        rig.keygen(key)
+        self.config = os.path.join(self.dir, "agent.yaml")
+        with open(self.config, "w") as f:
+            f.write("name: %s\nrole: %s\nstate_dir: %s\nreport_interval: %s\nlog_level: debug\n"
+                    "secret_key: %s\ncoordinator:\n  endpoint: %s\n  public_key: %s\n" % (
+                        name, role, os.path.join(self.dir, "state"), interval,
+                        os.path.join(rig.keys, key + ".key"), coordinator.endpoint,
+                        os.path.join(rig.keys, "coordinator.pub")))
+            if cluster is not None:
+                f.write("postgres:\n  host: 127.0.0.1\n  port: %d\n  dbname: postgres\n"
+                        "  user: postgres\n  data_directory: %s\n" % (cluster.port, cluster.data))
+                for k, v in (extra_pg or {}).items():
+                    f.write("  %s: %s\n" % (k, v))
+        self.proc = None
+
+    def start(self):
+        self.proc = self.rig.spawn("agent-" + self.name, [exe("godwit-agent"), "--config",
+                                                          self.config])
+        return self
+
+
+class Rig:
+    """Owns a test's temp folder, servers and processes."""
+
+    def __init__(self, name):
+        self.name = name
+        self.root = tempfile.mkdtemp(prefix="godwit-%s-" % name)
+        os.chmod(self.root, 0o755)
+        self.keys = os.path.join(self.root, "keys")
+        self.pgroot = os.path.join(self.root, "pg")
+        os.makedirs(self.pgroot)
+        os.chmod(self.pgroot, 0o755)
+        self.procs = []
+        self.clusters = []
+        self.keep = os.environ.get("GODWIT_KEEP_TMP") == "1"
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def keygen(self, name):
+        if os.path.exists(os.path.join(self.keys, name + ".key")):
+            return
+        subprocess.run([exe("godwitctl"), "keygen", name, "--dir", self.keys], check=True,
+                       stdout=subprocess.PIPE)
+
+    def spawn(self, name, argv):
+        p = Process(name, argv, self.path("%s.log" % name)).start()
+        self.procs.append(p)
+        return p
+
+    def cluster(self, name, **kw):
+        c = PgCluster(self, name, **kw).init().start()
+        self.clusters.append(c)
+        return c
+
+    def dump_logs(self):
+        for p in self.procs:
+            sys.stderr.write("----- %s (%s) -----\n" % (p.name, p.log_path))
+            sys.stderr.write(p.log()[-6000:])
+        for c in self.clusters:
+            try:
+                with open(os.path.join(c.dir, "log")) as f:
+                    sys.stderr.write("----- postgres %s -----\n%s" % (c.name, f.read()[-3000:]))
+            except OSError:
+                pass
+
+    def close(self):
+        for p in reversed(self.procs):
+            try:
+                p.stop(timeout=5)
+            except Exception:
+                pass
+        for c in self.clusters:
+            try:
+                c.stop(mode="immediate")
+            except Exception:
+                pass
+        if not self.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _on_signal(signum, frame):
+    raise SystemExit("killed by signal %d" % signum)
+
+
+def run(tests):
+    """Runs each test(rig) in order with its own Rig; prints the summary
+    line ctest's log readers expect and exits non-zero on any failure."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    only = sys.argv[1:]
+    passed = failed = 0
+    for t in tests:
+        if only and t.__name__ not in only:
+            continue
+        rig = Rig(t.__name__)
+        t0 = time.monotonic()
+        try:
+            t(rig)
+        except BaseException as e:  # SystemExit from a signal too: clean up first
+            failed += 1
+            sys.stderr.write("FAIL %s (%.1f s): %s\n" % (t.__name__, time.monotonic() - t0, e))
+            traceback.print_exc()
+            rig.dump_logs()
+            if isinstance(e, (SystemExit, KeyboardInterrupt)):
+                rig.close()
+                break
+        else:
+            passed += 1
+            print("ok   %s (%.1f s)" % (t.__name__, time.monotonic() - t0), flush=True)
+        finally:
+            rig.close()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed or passed == 0 else 0)
