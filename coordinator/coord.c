@@ -60,7 +60,7 @@ struct coord {
     uv_signal_t sigint, sigterm;
     uint64_t next_msg_id;
     uint64_t next_cmd;
-    uint64_t last_ping_mono;
+    uint64_t ticks;
     uint64_t started_at_ms;
     uint64_t messages, bad_messages, handshake_failed;
     ctl_ping_t *ctl_pings;
@@ -329,13 +329,16 @@ static void s_tick(uv_timer_t *t)
             fleet_event(a, LINK_EV_SILENT, now, reason);
         }
     }
-    if (now - c->last_ping_mono >= (uint64_t)c->cfg->ping_interval_ms) {
-        c->last_ping_mono = now;
-        for (size_t i = 0; i < fleet_count(c->fleet); i++) {
-            fleet_agent_t *a = fleet_at(c->fleet, i);
-            if (a->state == LINK_CONNECTED)
-                s_send_ping(c, a);
-        }
+    /* Each agent is pinged once per ping_interval, in its own slice of the
+     * interval, so a big fleet sees a steady trickle instead of a burst. */
+    uint64_t slices = (uint64_t)c->cfg->ping_interval_ms / COORD_TICK_MS;
+    if (slices == 0)
+        slices = 1;
+    uint64_t slice = c->ticks++ % slices;
+    for (size_t i = 0; i < fleet_count(c->fleet); i++) {
+        fleet_agent_t *a = fleet_at(c->fleet, i);
+        if (a->state == LINK_CONNECTED && i % slices == slice)
+            s_send_ping(c, a);
     }
     for (ctl_ping_t **pp = &c->ctl_pings; *pp;) {
         if (now >= (*pp)->deadline_mono)

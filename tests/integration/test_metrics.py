@@ -110,7 +110,11 @@ def test_locked_and_stopped_database_do_not_delay_heartbeat(rig):
                               "127.0.0.1", "-p", str(blue.port), "-U", "postgres", "-c",
                               "BEGIN; LOCK TABLE pg_catalog.pg_database IN ACCESS EXCLUSIVE MODE; "
                               "SELECT pg_catalog.pg_sleep(6); COMMIT;"])
-    time.sleep(6.5)
+    # The metrics query waits on the lock until its statement timeout.
+    pg = wait_for("the blocked query reported", lambda: (lambda p: p if p.get("error") and
+                  "statement timeout" in p["error"] else None)(pg_of(coord, "blue")), 6)
+    print("   lock reported: %s" % pg["error"])
+    time.sleep(3)
     lock.stop()
     a = coord.agent("blue")
     check(a["state"] == "connected", "connected through the lock")

@@ -1,0 +1,648 @@
+/*
+ * pgconn: one libpq connection driven from a libuv loop (see pgconn.h for
+ * the contract callers rely on).
+ *
+ * What it owns: the PGconn, its copied keyword/value arrays, two timers
+ * (the operation deadline and a zero-delay "defer" timer that reports a
+ * failure discovered inside pgconn_connect/pgconn_query one loop turn later,
+ * so callbacks never run inside those calls), and at most one uv_poll_t on
+ * the connection's socket. libpq may replace the socket while connecting
+ * (next host or address), so the poll handle is re-armed after every
+ * PQconnectPoll and replaced when PQsocket changes. A poll handle is always
+ * uv_close'd before PQfinish closes its descriptor (libuv removes the fd from
+ * epoll inside uv_close; doing it after another handle took the same fd
+ * number would silence that handle).
+ *
+ * The struct is freed in the close callback of its last handle, never
+ * directly: a user callback may call pgconn_destroy() and the code that ran
+ * the callback still reads c->destroyed afterwards.
+ *
+ * What it must never do: block (no PQcancel, no PQexec, no PQconnectdb), call
+ * a user callback from inside pgconn_connect/pgconn_query or more than once
+ * per operation, or leave a PGresult un-cleared.
+ */
+#include "pgconn.h"
+#include "log.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum {
+    S_IDLE,       /* no connection */
+    S_CONNECTING, /* PQconnectPoll in progress, or its failure awaits report */
+    S_READY,      /* connected, no query */
+    S_QUERY,      /* a query in flight, or its failure awaits report */
+} s_state_t;
+
+#define S_MAX_POLL_ERRORS 8
+
+typedef enum { S_DEFER_NONE, S_DEFER_CONNECT, S_DEFER_QUERY } s_defer_t;
+
+struct pgconn {
+    uv_loop_t *loop;
+    char *name;
+    char **keywords; /* NULL-terminated copies */
+    char **values;   /* values[i] may be NULL (libpq skips it) */
+    size_t nkeywords;
+
+    s_state_t state;
+    PGconn *conn;      /* NULL in S_IDLE and after a failure awaiting report */
+    uv_poll_t *poll;   /* NULL when not watching; freed in its close callback */
+    int poll_fd;
+    int poll_events;
+    int poll_errors;   /* consecutive error events, see s_on_poll */
+    uv_timer_t deadline;
+    uv_timer_t defer;
+    int open_handles;  /* handles not yet through their close callback */
+    bool destroyed;
+    int in_api;        /* >0 inside pgconn_connect/pgconn_query: defer reports */
+    uint64_t op_timeout_ms;
+
+    pgconn_connect_cb connect_cb;
+    pgconn_result_cb result_cb;
+    void *cb_arg;
+    PGresult *last;    /* last result of the query in flight */
+
+    /* A failure found inside an API call, reported by the defer timer. */
+    s_defer_t defer_kind;
+    char defer_sqlstate[6];
+    char *defer_msg;
+};
+
+static void s_on_poll(uv_poll_t *h, int status, int events);
+
+static void s_free_strv(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static size_t s_count(const char *const *kw)
+{
+    size_t n = 0;
+    while (kw[n])
+        n++;
+    return n;
+}
+
+/* A one-line copy of a libpq message (caller frees): trailing whitespace
+ * trimmed, each line break and the indentation after it turned into one
+ * space, so it fits in a log line and a report. */
+static char *s_oneline(const char *msg)
+{
+    if (!msg || !*msg)
+        msg = "unknown error";
+    char *out = xstrdup(msg);
+    size_t o = 0;
+    for (const char *p = msg; *p; p++) {
+        if (*p == '\n' || *p == '\r') {
+            while (p[1] == '\n' || p[1] == '\r' || p[1] == '\t' || p[1] == ' ')
+                p++;
+            out[o++] = ' ';
+        } else {
+            out[o++] = *p;
+        }
+    }
+    while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == '\t'))
+        o--;
+    out[o] = '\0';
+    return out;
+}
+
+static void s_maybe_free(pgconn_t *c)
+{
+    if (c->destroyed && c->open_handles == 0) {
+        s_free_strv(c->keywords, c->nkeywords);
+        s_free_strv(c->values, c->nkeywords);
+        free(c->defer_msg);
+        free(c->name);
+        free(c);
+    }
+}
+
+static void s_on_timer_closed(uv_handle_t *h)
+{
+    pgconn_t *c = h->data;
+    c->open_handles--;
+    s_maybe_free(c);
+}
+
+static void s_on_poll_closed(uv_handle_t *h)
+{
+    pgconn_t *c = h->data;
+    free(h);
+    c->open_handles--;
+    s_maybe_free(c);
+}
+
+static void s_poll_close(pgconn_t *c)
+{
+    if (!c->poll)
+        return;
+    uv_close((uv_handle_t *)c->poll, s_on_poll_closed);
+    c->poll = NULL;
+    c->poll_fd = -1;
+}
+
+/* Watches the connection's current socket for events. Replaces the poll
+ * handle when libpq moved to another descriptor; force re-arms even when
+ * nothing seems to have changed (while connecting, libpq may close a socket
+ * and open the next one under the same number, which epoll forgets).
+ * 0 or a negative libuv error. */
+static int s_watch(pgconn_t *c, int events, bool force)
+{
+    int fd = PQsocket(c->conn);
+    if (fd < 0)
+        return UV_EBADF;
+    if (c->poll && c->poll_fd != fd)
+        s_poll_close(c);
+    if (!c->poll) {
+        uv_poll_t *p = xmalloc(sizeof *p);
+        int rc = uv_poll_init(c->loop, p, fd);
+        if (rc < 0) {
+            free(p); /* never became a handle: nothing to close */
+            return rc;
+        }
+        p->data = c;
+        c->open_handles++;
+        c->poll = p;
+        c->poll_fd = fd;
+        c->poll_events = 0;
+    }
+    if (!force && c->poll_events == events && uv_is_active((uv_handle_t *)c->poll))
+        return 0;
+    /* uv_poll_start removes the fd from epoll and adds it again. */
+    int rc = uv_poll_start(c->poll, events, s_on_poll);
+    c->poll_events = rc < 0 ? 0 : events;
+    return rc;
+}
+
+/* Closes the connection and its poll handle; state and callbacks untouched. */
+static void s_drop(pgconn_t *c)
+{
+    c->poll_events = 0;
+    uv_timer_stop(&c->deadline);
+    s_poll_close(c); /* before PQfinish closes the descriptor */
+    if (c->conn) {
+        PQfinish(c->conn);
+        c->conn = NULL;
+    }
+    if (c->last) {
+        PQclear(c->last);
+        c->last = NULL;
+    }
+}
+
+static void s_notice(void *arg, const char *message)
+{
+    pgconn_t *c = arg;
+    if (log_enabled(LOG_INFO)) {
+        char *m = s_oneline(message);
+        log_info("pgconn %s: server says: %s", c->name, m);
+        free(m);
+    }
+}
+
+/* ---- delivering outcomes ---------------------------------------------- */
+
+static void s_on_defer(uv_timer_t *t);
+
+static void s_defer(pgconn_t *c, s_defer_t kind, const char *sqlstate, const char *msg)
+{
+    c->defer_kind = kind;
+    snprintf(c->defer_sqlstate, sizeof c->defer_sqlstate, "%s", sqlstate ? sqlstate : "");
+    free(c->defer_msg);
+    c->defer_msg = xstrdup(msg);
+    if (c->poll) {
+        uv_poll_stop(c->poll); /* nothing to read until the report is out */
+        c->poll_events = 0;
+    }
+    uv_timer_start(&c->defer, s_on_defer, 0, 0);
+}
+
+/* Reports the end of a connection attempt; the caller has already dropped the
+ * connection when !ok. */
+static void s_connect_done(pgconn_t *c, bool ok, const char *msg)
+{
+    uv_timer_stop(&c->deadline);
+    if (c->in_api) {
+        s_defer(c, S_DEFER_CONNECT, ok ? "" : "08006", msg);
+        return;
+    }
+    pgconn_connect_cb cb = c->connect_cb;
+    void *arg = c->cb_arg;
+    c->connect_cb = NULL;
+    c->cb_arg = NULL;
+    c->state = ok ? S_READY : S_IDLE;
+    if (cb)
+        cb(c, ok, ok ? NULL : msg, arg);
+}
+
+/* Reports the end of a query. res (may be NULL) is owned by this function
+ * and cleared after the callback. */
+static void s_query_done(pgconn_t *c, bool ok, const char *sqlstate, const char *msg,
+                         PGresult *res)
+{
+    uv_timer_stop(&c->deadline);
+    if (c->in_api) {
+        if (res)
+            PQclear(res);
+        s_defer(c, S_DEFER_QUERY, sqlstate, msg);
+        return;
+    }
+    pgconn_result_cb cb = c->result_cb;
+    void *arg = c->cb_arg;
+    c->result_cb = NULL;
+    c->cb_arg = NULL;
+    /* Idle again: watch for the server closing on us. */
+    if (c->conn) {
+        int rc = s_watch(c, UV_READABLE, false);
+        if (rc < 0) {
+            log_warn("pgconn %s: cannot watch the idle connection (%s); dropping it", c->name,
+                     uv_strerror(rc));
+            s_drop(c);
+        }
+    }
+    c->state = c->conn ? S_READY : S_IDLE;
+    pgconn_result_t r = {.ok = ok, .error = ok ? NULL : msg, .res = res};
+    snprintf(r.sqlstate, sizeof r.sqlstate, "%s", ok ? "" : (sqlstate ? sqlstate : ""));
+    if (cb)
+        cb(c, &r, arg);
+    if (res)
+        PQclear(res);
+}
+
+static void s_on_defer(uv_timer_t *t)
+{
+    pgconn_t *c = t->data;
+    s_defer_t kind = c->defer_kind;
+    char *msg = c->defer_msg;
+    char sqlstate[6];
+    memcpy(sqlstate, c->defer_sqlstate, sizeof sqlstate);
+    c->defer_kind = S_DEFER_NONE;
+    c->defer_msg = NULL;
+    if (kind == S_DEFER_CONNECT)
+        s_connect_done(c, false, msg); else if (kind == S_DEFER_QUERY) {
+        s_query_done(c, false, sqlstate, msg, NULL);
+    }
+    free(msg);
+}
+
+/* The connection is gone (or we gave up on it): drop it and fail whatever
+ * was in flight with sqlstate 08006. */
+static void s_lost(pgconn_t *c, const char *why)
+{
+    char *msg = s_oneline(why);
+    s_state_t st = c->state;
+    log_debug("pgconn %s: connection dropped: %s", c->name, msg);
+    s_drop(c);
+    if (st == S_CONNECTING)
+        s_connect_done(c, false, msg);
+    else if (st == S_QUERY)
+        s_query_done(c, false, "08006", msg, NULL);
+    else
+        c->state = S_IDLE;
+    free(msg);
+}
+
+
+static void s_on_deadline(uv_timer_t *t)
+{
+    pgconn_t *c = t->data;
+    char *why;
+    if (c->state == S_CONNECTING)
+        why = xasprintf("timeout: not connected after %" PRIu64 " ms", c->op_timeout_ms);
+    else
+        why = xasprintf("timeout: no result after %" PRIu64 " ms, connection dropped",
+                        c->op_timeout_ms);
+    s_lost(c, why);
+    free(why);
+}
+
+/* ---- connecting --------------------------------------------------------- */
+
+static void s_connect_step(pgconn_t *c)
+{
+    PostgresPollingStatusType ps = PQconnectPoll(c->conn);
+    int rc;
+    switch (ps) {
+    case PGRES_POLLING_READING:
+        rc = s_watch(c, UV_READABLE, true);
+        break;
+    case PGRES_POLLING_WRITING:
+        rc = s_watch(c, UV_WRITABLE, true);
+        break;
+    case PGRES_POLLING_OK:
+        if (PQsetnonblocking(c->conn, 1) != 0) {
+            s_lost(c, PQerrorMessage(c->conn));
+            return;
+        }
+        /* Idle: watch for the server closing on us (shutdown, terminate). */
+        rc = s_watch(c, UV_READABLE, true);
+        if (rc < 0)
+            break;
+        log_debug("pgconn %s: connected (server %d)", c->name, PQserverVersion(c->conn));
+        s_connect_done(c, true, NULL);
+        return;
+    case PGRES_POLLING_FAILED:
+    default:
+        s_lost(c, PQerrorMessage(c->conn));
+        return;
+    }
+    if (rc < 0) {
+        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
+        s_lost(c, why);
+        free(why);
+    }
+}
+
+int pgconn_connect(pgconn_t *c, uint64_t timeout_ms, pgconn_connect_cb cb, void *arg)
+{
+    if (!c || c->destroyed)
+        return -EINVAL;
+    if (c->state != S_IDLE)
+        return -EBUSY;
+    c->in_api++;
+    c->state = S_CONNECTING;
+    c->connect_cb = cb;
+    c->cb_arg = arg;
+    c->op_timeout_ms = timeout_ms;
+    uv_timer_start(&c->deadline, s_on_deadline, timeout_ms, 0);
+    /* expand_dbname = 0: a dbname is a name, never a conninfo string. Note
+     * that libpq resolves a host name here with getaddrinfo(), which can
+     * block; give an address (or "localhost") to stay fully asynchronous. */
+    c->conn = PQconnectStartParams((const char *const *)c->keywords,
+                                   (const char *const *)c->values, 0);
+    if (!c->conn) {
+        s_connect_done(c, false, "out of memory starting a connection");
+    } else if (PQstatus(c->conn) == CONNECTION_BAD) {
+        s_lost(c, PQerrorMessage(c->conn));
+    } else {
+        PQsetNoticeProcessor(c->conn, s_notice, c);
+        /* Right after PQconnectStart libpq waits for the socket to be
+         * writable, as if PQconnectPoll had said PGRES_POLLING_WRITING. */
+        int rc = s_watch(c, UV_WRITABLE, true);
+        if (rc < 0) {
+            char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
+            s_lost(c, why);
+            free(why);
+        }
+    }
+    c->in_api--;
+    return 0;
+}
+
+/* ---- querying ----------------------------------------------------------- */
+
+/* All results are in (PQgetResult gave NULL): report the last one. */
+static void s_query_finish(pgconn_t *c)
+{
+    PGresult *res = c->last;
+    c->last = NULL;
+    bool bad = PQstatus(c->conn) == CONNECTION_BAD;
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (!bad && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+        s_query_done(c, true, NULL, NULL, res);
+        return;
+    }
+    const char *raw = res ? PQresultErrorMessage(res) : "";
+    char *msg = s_oneline(*raw ? raw : PQerrorMessage(c->conn));
+    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (bad) {
+        /* Whatever the server said last (57P01 on terminate, ...), the
+         * caller must know the connection is gone. */
+        log_debug("pgconn %s: connection dropped: %s", c->name, msg);
+        s_drop(c);
+        sqlstate = "08006";
+    }
+    s_query_done(c, false, sqlstate, msg, res);
+    free(msg);
+}
+
+/* Flushes what libpq still holds and watches the socket for the rest. */
+static void s_query_flush(pgconn_t *c)
+{
+    int f = PQflush(c->conn);
+    if (f < 0) {
+        s_lost(c, PQerrorMessage(c->conn));
+        return;
+    }
+    int rc = s_watch(c, f ? UV_READABLE | UV_WRITABLE : UV_READABLE, false);
+    if (rc < 0) {
+        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
+        s_lost(c, why);
+        free(why);
+    }
+}
+
+static void s_query_step(pgconn_t *c, int events)
+{
+    if ((events & UV_READABLE) && !PQconsumeInput(c->conn)) {
+        s_lost(c, PQerrorMessage(c->conn));
+        return;
+    }
+    /* Readable or writable, libpq may have more to send (large parameters). */
+    int f = PQflush(c->conn);
+    if (f < 0) {
+        s_lost(c, PQerrorMessage(c->conn));
+        return;
+    }
+    while (!PQisBusy(c->conn)) {
+        PGresult *r = PQgetResult(c->conn);
+        if (!r) {
+            s_query_finish(c);
+            return;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+            PQclear(r);
+            s_lost(c, "COPY is not supported on a pgconn connection");
+            return;
+        }
+        if (c->last)
+            PQclear(c->last);
+        c->last = r;
+    }
+    if (PQstatus(c->conn) == CONNECTION_BAD) {
+        s_lost(c, PQerrorMessage(c->conn));
+        return;
+    }
+    int rc = s_watch(c, f ? UV_READABLE | UV_WRITABLE : UV_READABLE, false);
+    if (rc < 0) {
+        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
+        s_lost(c, why);
+        free(why);
+    }
+}
+
+int pgconn_query(pgconn_t *c, const char *sql, int nparams, const char *const *params,
+                 uint64_t timeout_ms, pgconn_result_cb cb, void *arg)
+{
+    if (!c || c->destroyed || !sql || nparams < 0 || (nparams > 0 && !params))
+        return -EINVAL;
+    if (c->state == S_IDLE)
+        return -ENOTCONN;
+    if (c->state != S_READY)
+        return -EBUSY;
+    c->in_api++;
+    c->state = S_QUERY;
+    c->result_cb = cb;
+    c->cb_arg = arg;
+    c->op_timeout_ms = timeout_ms;
+    uv_timer_start(&c->deadline, s_on_deadline, timeout_ms, 0);
+    if (PQsendQueryParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0)) {
+        s_query_flush(c);
+    } else if (PQstatus(c->conn) == CONNECTION_BAD) {
+        s_lost(c, PQerrorMessage(c->conn));
+    } else {
+        char *msg = s_oneline(PQerrorMessage(c->conn));
+        s_query_done(c, false, "", msg, NULL);
+        free(msg);
+    }
+    c->in_api--;
+    return 0;
+}
+
+/* ---- idle --------------------------------------------------------------- */
+
+/* Input while no query runs: notices, notifications, or the server going
+ * away (shutdown, pg_terminate_backend). */
+static void s_idle_step(pgconn_t *c)
+{
+    if (!PQconsumeInput(c->conn) || PQstatus(c->conn) == CONNECTION_BAD) {
+        char *msg = s_oneline(PQerrorMessage(c->conn));
+        log_info("pgconn %s: idle connection lost: %s", c->name, msg);
+        free(msg);
+        s_lost(c, PQerrorMessage(c->conn));
+        return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(c->conn)) != NULL)
+        PQfreemem(n);
+}
+
+static void s_on_poll(uv_poll_t *h, int status, int events)
+{
+    pgconn_t *c = h->data;
+    if (c->destroyed || h != c->poll || !c->conn || c->defer_kind != S_DEFER_NONE)
+        return;
+    if (status < 0) {
+        /* libuv turns POLLERR into UV_EBADF and stops the handle. The error
+         * is libpq's to read (a refused connect, a reset), so hand it the
+         * socket as readable and writable; give up only if that keeps
+         * happening without libpq ending the operation. */
+        if (++c->poll_errors > S_MAX_POLL_ERRORS) {
+            char *why = xasprintf("socket error: %s", uv_strerror(status));
+            s_lost(c, why);
+            free(why);
+            return;
+        }
+        events = UV_READABLE | UV_WRITABLE;
+        c->poll_events = 0; /* stopped by libuv: re-arm */
+    } else {
+        c->poll_errors = 0;
+    }
+    switch (c->state) {
+    case S_CONNECTING:
+        s_connect_step(c);
+        break;
+    case S_QUERY:
+        s_query_step(c, events);
+        break;
+    case S_READY:
+        s_idle_step(c);
+        break;
+    case S_IDLE:
+        break;
+    }
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+pgconn_t *pgconn_new(uv_loop_t *loop, const char *name, const char *const *keywords,
+                     const char *const *values)
+{
+    if (!loop || !keywords || !values)
+        return NULL;
+    size_t n = s_count(keywords);
+    pgconn_t *c = xcalloc(1, sizeof *c);
+    c->loop = loop;
+    c->name = xstrdup(name ? name : "postgres");
+    c->keywords = xcalloc(n + 1, sizeof *c->keywords);
+    c->values = xcalloc(n + 1, sizeof *c->values);
+    c->nkeywords = n;
+    for (size_t i = 0; i < n; i++) {
+        c->keywords[i] = xstrdup(keywords[i]);
+        c->values[i] = xstrdup(values[i]); /* a NULL value stays NULL: libpq skips it */
+    }
+    c->poll_fd = -1;
+    c->state = S_IDLE;
+    uv_timer_init(loop, &c->deadline);
+    uv_timer_init(loop, &c->defer);
+    c->deadline.data = c;
+    c->defer.data = c;
+    c->open_handles = 2;
+    return c;
+}
+
+bool pgconn_is_ready(const pgconn_t *c)
+{
+    return c && !c->destroyed && c->state == S_READY && c->conn &&
+           PQstatus(c->conn) == CONNECTION_OK;
+}
+
+bool pgconn_is_busy(const pgconn_t *c)
+{
+    return c && (c->state == S_CONNECTING || c->state == S_QUERY);
+}
+
+int pgconn_server_version(const pgconn_t *c)
+{
+    if (!c || !c->conn || PQstatus(c->conn) != CONNECTION_OK)
+        return 0;
+    return PQserverVersion(c->conn);
+}
+
+const char *pgconn_name(const pgconn_t *c)
+{
+    return c ? c->name : NULL;
+}
+
+void pgconn_disconnect(pgconn_t *c)
+{
+    if (!c || c->destroyed)
+        return;
+    if (c->defer_kind != S_DEFER_NONE) {
+        /* A failure already waits for its report: deliver it now. */
+        uv_timer_stop(&c->defer);
+        s_drop(c);
+        s_on_defer(&c->defer);
+        return;
+    }
+    s_lost(c, "connection closed");
+}
+
+void pgconn_destroy(pgconn_t **cp)
+{
+    if (!cp || !*cp)
+        return;
+    pgconn_t *c = *cp;
+    *cp = NULL;
+    if (c->destroyed)
+        return;
+    c->destroyed = true;
+    c->connect_cb = NULL;
+    c->result_cb = NULL;
+    c->cb_arg = NULL;
+    c->defer_kind = S_DEFER_NONE;
+    s_drop(c);
+    c->state = S_IDLE;
+    uv_close((uv_handle_t *)&c->deadline, s_on_timer_closed);
+    uv_close((uv_handle_t *)&c->defer, s_on_timer_closed);
+}
