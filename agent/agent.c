@@ -360,6 +360,8 @@ static bool s_dealer_setup(agent_t *a)
     void *d = a->dealer = zmq_socket(a->zctx, ZMQ_DEALER);
     if (!d)
         return false;
+    /* ZMTP heartbeats let the agent notice a dead coordinator and redial;
+     * no TTL, which would arm a timer per connection on the coordinator. */
     int one = 1, zero = 0, ivl = 100, ivl_max = 1000, hb = 1000, hb_to = 3000, hwm = 100;
     int64_t maxmsg = WIRE_HEADER_LEN + WIRE_MAX_BODY;
     if (zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, a->server_key, KEYS_Z85_LEN) != 0 ||
@@ -371,7 +373,7 @@ static bool s_dealer_setup(agent_t *a)
         zmq_setsockopt(d, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) != 0 ||
         zmq_setsockopt(d, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
         zmq_setsockopt(d, ZMQ_HEARTBEAT_TIMEOUT, &hb_to, sizeof hb_to) != 0 ||
-        zmq_setsockopt(d, ZMQ_HEARTBEAT_TTL, &hb_to, sizeof hb_to) != 0 ||
+        zmq_setsockopt(d, ZMQ_HEARTBEAT_TTL, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(d, ZMQ_HANDSHAKE_IVL, &hb_to, sizeof hb_to) != 0 ||
         zmq_setsockopt(d, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(d, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0) {

@@ -38,10 +38,12 @@ fence_t *fence_open(const char *state_dir, char *err, size_t errlen)
     char *text = NULL;
     rc = fsutil_read_small(f->epoch_path, 64, &text, NULL);
     if (rc == 0) {
+        /* Digits and at most one newline: strtoull alone would take "-1"
+         * as UINT64_MAX and fence out every coordinator for good. */
         char *end = NULL;
         errno = 0;
-        unsigned long long v = strtoull(text, &end, 10);
-        if (errno || end == text || (*end != '\n' && *end != '\0')) {
+        unsigned long long v = text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
+        if (errno || !end || end == text || !(end[0] == '\0' || (end[0] == '\n' && end[1] == '\0'))) {
             snprintf(err, errlen, "%s: malformed epoch \"%.20s\"", f->epoch_path, text);
             free(text);
             fence_close(&f);

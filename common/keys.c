@@ -258,6 +258,8 @@ int keys_allowlist_load(const char *dir, keys_allowlist_t *out, char *err, size_
 
 const char *keys_allowlist_find(const keys_allowlist_t *list, const char *public_z85)
 {
+    if (list->count == 0)
+        return NULL; /* bsearch on a NULL array is undefined */
     keys_entry_t key;
     snprintf(key.public_z85, sizeof key.public_z85, "%s", public_z85);
     const keys_entry_t *e =

@@ -13,6 +13,11 @@
  * epoll inside uv_close; doing it after another handle took the same fd
  * number would silence that handle).
  *
+ * While idle the socket stays watched for reading, so a server that shuts
+ * down or terminates the session is noticed before the next query (and its
+ * notices are logged instead of printed). Error texts handed to callbacks
+ * are libpq's messages folded onto one line.
+ *
  * The struct is freed in the close callback of its last handle, never
  * directly: a user callback may call pgconn_destroy() and the code that ran
  * the callback still reads c->destroyed afterwards.
@@ -27,6 +32,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,6 +193,7 @@ static int s_watch(pgconn_t *c, int events, bool force)
 static void s_drop(pgconn_t *c)
 {
     c->poll_events = 0;
+    c->poll_errors = 0;
     uv_timer_stop(&c->deadline);
     s_poll_close(c); /* before PQfinish closes the descriptor */
     if (c->conn) {
@@ -288,9 +295,9 @@ static void s_on_defer(uv_timer_t *t)
     c->defer_kind = S_DEFER_NONE;
     c->defer_msg = NULL;
     if (kind == S_DEFER_CONNECT)
-        s_connect_done(c, false, msg); else if (kind == S_DEFER_QUERY) {
+        s_connect_done(c, false, msg);
+    else if (kind == S_DEFER_QUERY)
         s_query_done(c, false, sqlstate, msg, NULL);
-    }
     free(msg);
 }
 
@@ -310,7 +317,6 @@ static void s_lost(pgconn_t *c, const char *why)
         c->state = S_IDLE;
     free(msg);
 }
-
 
 static void s_on_deadline(uv_timer_t *t)
 {

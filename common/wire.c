@@ -3,6 +3,7 @@
  */
 #include "wire.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,38 @@ uint8_t *wire_encode(Godwit__Envelope *env, size_t *lenp)
     godwit__envelope__pack(env, buf + WIRE_HEADER_LEN);
     *lenp = WIRE_HEADER_LEN + body;
     return buf;
+}
+
+/* protobuf-c 1.4 refuses field number 0 only when its tag is one byte
+ * (0x00); spelled in two (0x80 0x00) it is kept as an unknown field and
+ * re-packed as 0x00, which protobuf-c then refuses. Field 0 is never valid
+ * protobuf: look for it in every message of the tree. */
+static bool s_has_field_zero(const ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return true;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < m->descriptor->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *subs = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t j = 0; j < n; j++)
+                if (s_has_field_zero(subs[j]))
+                    return true;
+            continue;
+        }
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue;
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)(base + f->offset);
+        if (sub && s_has_field_zero(sub))
+            return true;
+    }
+    return false;
 }
 
 /* Protocol rules beyond what protobuf checks. NULL if fine. */
@@ -103,7 +136,7 @@ Godwit__Envelope *wire_decode(const uint8_t *buf, size_t len, const char **reaso
         *reason = "garbage: body is not a valid envelope";
         return NULL;
     }
-    const char *bad = s_check(env);
+    const char *bad = s_has_field_zero(&env->base) ? "garbage: field number 0" : s_check(env);
     if (bad) {
         *reason = bad;
         godwit__envelope__free_unpacked(env, NULL);

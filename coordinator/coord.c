@@ -30,6 +30,7 @@
 
 #define COORD_TICK_MS 100
 #define COORD_RECV_BUDGET 512
+#define RTT_WINDOW_MS 10000
 #define MONITOR_ENDPOINT "inproc://godwit-router-monitor"
 
 typedef struct ctl_ping {
@@ -87,7 +88,7 @@ static int s_send(coord_t *c, const fleet_agent_t *a, Godwit__Envelope *env)
     size_t lens[2] = { a->rid_len, len };
     int rc = zuv_send_parts(c->router_watch, c->router, parts, lens, 2);
     free(buf);
-    if (rc != 0 && rc != -EHOSTUNREACH && rc != -EAGAIN)
+    if (rc != 0 && rc != -EAGAIN)
         log_warn("agent %s: send failed: %s", a->name, zmq_strerror(-rc));
     return rc;
 }
@@ -184,7 +185,7 @@ static void s_on_result(coord_t *c, fleet_agent_t *a, const Godwit__Result *r)
     if (nonce && nonce == a->ping_nonce) {
         rtt = (double)(s_us() - a->ping_sent_us) / 1000.0;
         a->ping_nonce = 0;
-        fleet_record_rtt(c->fleet, a, rtt);
+        fleet_record_rtt(c->fleet, a, rtt, units_mono_ms());
     }
     for (ctl_ping_t **pp = &c->ctl_pings; *pp; pp = &(*pp)->next) {
         if ((*pp)->nonce == nonce && strcmp((*pp)->agent, a->name) == 0) {
@@ -371,12 +372,18 @@ static cJSON *s_status_json(coord_t *c)
     cJSON_AddNumberToObject(ref, "unknown_key", (double)zs->refused_unknown_key);
     cJSON_AddNumberToObject(ref, "not_curve", (double)zs->refused_other);
     cJSON_AddNumberToObject(ref, "handshake_failed", (double)c->handshake_failed);
+    /* Command round trips (pings) of the last RTT_WINDOW_MS. */
+    static const double pcts[3] = { 50, 99, 100 };
+    double q[3];
+    size_t nq = fleet_rtt_window(c->fleet, now_mono, RTT_WINDOW_MS, pcts, q, 3);
     cJSON *rtt = cJSON_AddObjectToObject(co, "rtt_ms");
-    cJSON_AddNumberToObject(rtt, "samples", (double)fleet_rtt_samples(c->fleet));
-    if (fleet_rtt_samples(c->fleet)) {
-        cJSON_AddNumberToObject(rtt, "p50", fleet_rtt_percentile(c->fleet, 50));
-        cJSON_AddNumberToObject(rtt, "p99", fleet_rtt_percentile(c->fleet, 99));
-        cJSON_AddNumberToObject(rtt, "max", fleet_rtt_percentile(c->fleet, 100));
+    cJSON_AddNumberToObject(rtt, "window_ms", RTT_WINDOW_MS);
+    cJSON_AddNumberToObject(rtt, "samples", (double)nq);
+    cJSON_AddNumberToObject(rtt, "total_samples", (double)fleet_rtt_samples(c->fleet));
+    if (nq) {
+        cJSON_AddNumberToObject(rtt, "p50", q[0]);
+        cJSON_AddNumberToObject(rtt, "p99", q[1]);
+        cJSON_AddNumberToObject(rtt, "max", q[2]);
     }
     cJSON *agents = cJSON_AddArrayToObject(o, "agents");
     for (size_t i = 0; i < fleet_count(c->fleet); i++)
@@ -440,6 +447,13 @@ static bool s_router_setup(coord_t *c)
     c->router = zmq_socket(c->zctx, ZMQ_ROUTER);
     if (!c->router)
         return false;
+    /* No ZMQ_ROUTER_MANDATORY: with it, libzmq answers every ZMQ_EVENTS
+     * read (which zuv must do after each send) by walking all peer pipes,
+     * making each send cost O(agents). A message to an agent that has gone
+     * is dropped instead; heartbeats tell us it is gone.
+     * No ZMTP heartbeats either (see tcp_keepalive in docs/config.md):
+     * libzmq cancels timers by a linear scan, once per message on a
+     * connection with heartbeats, O(agents) per message again. */
     int64_t maxmsg = cfg->max_message_bytes;
     int enforce = 1;
     bool ok = s_setopt_int(c->router, ZMQ_CURVE_SERVER, 1, "CURVE_SERVER") &&
@@ -447,10 +461,10 @@ static bool s_router_setup(coord_t *c)
               zmq_setsockopt(c->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) == 0 &&
               zmq_setsockopt(c->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) == 0 &&
               s_setopt_int(c->router, ZMQ_HANDSHAKE_IVL, (int)cfg->handshake_timeout_ms, "HANDSHAKE_IVL") &&
-              s_setopt_int(c->router, ZMQ_HEARTBEAT_IVL, (int)cfg->zmq_heartbeat_ms, "HEARTBEAT_IVL") &&
-              s_setopt_int(c->router, ZMQ_HEARTBEAT_TIMEOUT, (int)cfg->zmq_heartbeat_ms * 3, "HEARTBEAT_TIMEOUT") &&
-              s_setopt_int(c->router, ZMQ_HEARTBEAT_TTL, (int)cfg->zmq_heartbeat_ms * 3, "HEARTBEAT_TTL") &&
-              s_setopt_int(c->router, ZMQ_ROUTER_MANDATORY, 1, "ROUTER_MANDATORY") &&
+              s_setopt_int(c->router, ZMQ_TCP_KEEPALIVE, 1, "TCP_KEEPALIVE") &&
+              s_setopt_int(c->router, ZMQ_TCP_KEEPALIVE_IDLE, (int)(cfg->tcp_keepalive_ms / 1000), "TCP_KEEPALIVE_IDLE") &&
+              s_setopt_int(c->router, ZMQ_TCP_KEEPALIVE_INTVL, (int)(cfg->tcp_keepalive_ms / 3000) ? (int)(cfg->tcp_keepalive_ms / 3000) : 1, "TCP_KEEPALIVE_INTVL") &&
+              s_setopt_int(c->router, ZMQ_TCP_KEEPALIVE_CNT, 3, "TCP_KEEPALIVE_CNT") &&
               s_setopt_int(c->router, ZMQ_ROUTER_HANDOVER, 1, "ROUTER_HANDOVER") &&
               s_setopt_int(c->router, ZMQ_LINGER, 0, "LINGER") &&
               s_setopt_int(c->router, ZMQ_SNDHWM, 1000, "SNDHWM") &&

@@ -26,7 +26,7 @@ static const cfg_field_t s_schema[] = {
     R("lost_after", CFG_DURATION_MS, lost_after_ms, 500, 600000),
     R("max_message", CFG_BYTES, max_message_bytes, 4096, 64 << 20),
     R("handshake_timeout", CFG_DURATION_MS, handshake_timeout_ms, 100, 60000),
-    R("zmq_heartbeat", CFG_DURATION_MS, zmq_heartbeat_ms, 100, 60000),
+    R("tcp_keepalive", CFG_DURATION_MS, tcp_keepalive_ms, 1000, 3600000),
     CFG_END,
 };
 
@@ -37,7 +37,7 @@ bool coord_config_load(const char *path, coord_config_t *cfg, char *err, size_t 
     cfg->lost_after_ms = 3000;
     cfg->max_message_bytes = 1 << 20;
     cfg->handshake_timeout_ms = 5000;
-    cfg->zmq_heartbeat_ms = 1000;
+    cfg->tcp_keepalive_ms = 10000;
     cfg->log_level = 1; /* info */
     if (!cfg_load(path, s_schema, cfg, err, errlen))
         return false;

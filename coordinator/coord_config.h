@@ -20,7 +20,7 @@ typedef struct {
     int64_t lost_after_ms;      /* no message for this long: agent lost */
     int64_t max_message_bytes;  /* ZMQ_MAXMSGSIZE */
     int64_t handshake_timeout_ms;
-    int64_t zmq_heartbeat_ms;   /* ZMTP heartbeat interval; timeout is 3x */
+    int64_t tcp_keepalive_ms;   /* idle time before kernel keepalive probes */
 } coord_config_t;
 
 bool coord_config_load(const char *path, coord_config_t *cfg, char *err, size_t errlen)

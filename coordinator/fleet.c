@@ -15,7 +15,10 @@
 struct fleet {
     fleet_agent_t **agents; /* sorted by name */
     size_t count;
-    double rtt_ring[FLEET_RTT_RING];
+    struct {
+        uint64_t at_mono;
+        double ms;
+    } rtt_ring[FLEET_RTT_RING];
     uint64_t rtt_total;
 };
 
@@ -136,11 +139,12 @@ void fleet_set_report(fleet_agent_t *a, Godwit__Report **reportp, uint64_t now_m
     a->reports++;
 }
 
-void fleet_record_rtt(fleet_t *f, fleet_agent_t *a, double rtt_ms)
+void fleet_record_rtt(fleet_t *f, fleet_agent_t *a, double rtt_ms, uint64_t now_mono)
 {
     a->rtt_ms = rtt_ms;
     a->rtt_samples++;
-    f->rtt_ring[f->rtt_total % FLEET_RTT_RING] = rtt_ms;
+    f->rtt_ring[f->rtt_total % FLEET_RTT_RING].at_mono = now_mono;
+    f->rtt_ring[f->rtt_total % FLEET_RTT_RING].ms = rtt_ms;
     f->rtt_total++;
 }
 
@@ -150,21 +154,25 @@ static int s_cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-double fleet_rtt_percentile(const fleet_t *f, double pct)
+size_t fleet_rtt_window(const fleet_t *f, uint64_t now_mono, uint64_t window_ms,
+                        const double *pcts, double *out, size_t npcts)
 {
     size_t n = f->rtt_total < FLEET_RTT_RING ? (size_t)f->rtt_total : FLEET_RTT_RING;
-    if (n == 0)
-        return -1;
-    double *v = xmalloc(n * sizeof *v);
-    memcpy(v, f->rtt_ring, n * sizeof *v);
-    qsort(v, n, sizeof *v, s_cmp_double);
-    size_t idx = (size_t)ceil(pct / 100.0 * (double)n);
-    idx = idx == 0 ? 0 : idx - 1;
-    if (idx >= n)
-        idx = n - 1;
-    double r = v[idx];
+    double *v = xmalloc((n ? n : 1) * sizeof *v);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (now_mono - f->rtt_ring[i].at_mono <= window_ms)
+            v[k++] = f->rtt_ring[i].ms;
+    if (k > 0) {
+        qsort(v, k, sizeof *v, s_cmp_double);
+        for (size_t p = 0; p < npcts; p++) {
+            size_t idx = (size_t)ceil(pcts[p] / 100.0 * (double)k);
+            idx = idx == 0 ? 0 : idx - 1;
+            out[p] = v[idx < k ? idx : k - 1];
+        }
+    }
     free(v);
-    return r;
+    return k;
 }
 
 uint64_t fleet_rtt_samples(const fleet_t *f) { return f->rtt_total; }

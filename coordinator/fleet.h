@@ -79,9 +79,12 @@ void fleet_touch(fleet_agent_t *a, const void *rid, size_t rid_len, uint64_t now
 /* Takes ownership of *reportp and clears it. */
 void fleet_set_report(fleet_agent_t *a, Godwit__Report **reportp, uint64_t now_mono);
 /* Records one round trip in the agent and the fleet's ring. */
-void fleet_record_rtt(fleet_t *f, fleet_agent_t *a, double rtt_ms);
-/* Percentile (0..100) of the recent round trips, -1 if none. */
-double fleet_rtt_percentile(const fleet_t *f, double pct);
+void fleet_record_rtt(fleet_t *f, fleet_agent_t *a, double rtt_ms, uint64_t now_mono);
+/* Round trips recorded in the last window_ms (at most FLEET_RTT_RING of
+ * them): count, and the percentiles (0..100) asked for in pcts, written to
+ * out. Returns the count; out is untouched when it is 0. */
+size_t fleet_rtt_window(const fleet_t *f, uint64_t now_mono, uint64_t window_ms,
+                        const double *pcts, double *out, size_t npcts);
 uint64_t fleet_rtt_samples(const fleet_t *f);
 
 /* One agent as status JSON (see docs/status-json.md). */

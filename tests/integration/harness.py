@@ -80,8 +80,9 @@ def check(cond, msg):
 class Process:
     """A child process with its output in a log file."""
 
-    def __init__(self, name, argv, log_path, env=None):
+    def __init__(self, name, argv, log_path, env=None, ours=False):
         self.name = name
+        self.ours = ours  # a godwit binary: must exit cleanly and sanitizer-clean
         self.argv = argv
         self.log_path = log_path
         self.env = env
@@ -341,7 +342,8 @@ class Rig:
                        stdout=subprocess.PIPE)
 
     def spawn(self, name, argv):
-        p = Process(name, argv, self.path("%s.log" % name)).start()
+        ours = os.path.basename(argv[0]).startswith("godwit")
+        p = Process(name, argv, self.path("%s.log" % name), ours=ours).start()
         self.procs.append(p)
         return p
 
@@ -362,18 +364,31 @@ class Rig:
                 pass
 
     def close(self):
+        """Stops everything; returns the problems found: a godwit process
+        that did not exit 0 on SIGTERM, or a sanitizer report in any of our
+        logs (leaks show up at exit)."""
+        problems = []
         for p in reversed(self.procs):
             try:
-                p.stop(timeout=5)
-            except Exception:
-                pass
+                was_alive = p.alive()
+                rc = p.stop(timeout=10)
+                if p.ours and was_alive and rc != 0:
+                    problems.append("%s exited %s on SIGTERM" % (p.name, rc))
+            except Exception as e:
+                problems.append("%s: %s" % (p.name, e))
+            if p.ours:
+                log = p.log()
+                for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                    if marker in log:
+                        problems.append("%s: %s in %s" % (p.name, marker, p.log_path))
         for c in self.clusters:
             try:
                 c.stop(mode="immediate")
             except Exception:
                 pass
-        if not self.keep:
+        if not self.keep and not problems:
             shutil.rmtree(self.root, ignore_errors=True)
+        return problems
 
 
 def _on_signal(signum, frame):
@@ -399,13 +414,18 @@ def run(tests):
             sys.stderr.write("FAIL %s (%.1f s): %s\n" % (t.__name__, time.monotonic() - t0, e))
             traceback.print_exc()
             rig.dump_logs()
+            rig.close()
             if isinstance(e, (SystemExit, KeyboardInterrupt)):
-                rig.close()
                 break
+            continue
+        problems = rig.close()
+        if problems:
+            failed += 1
+            sys.stderr.write("FAIL %s at shutdown: %s (kept %s)\n" % (
+                t.__name__, "; ".join(problems), rig.root))
+            rig.dump_logs()
         else:
             passed += 1
             print("ok   %s (%.1f s)" % (t.__name__, time.monotonic() - t0), flush=True)
-        finally:
-            rig.close()
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed or passed == 0 else 0)

@@ -706,7 +706,7 @@ static void test_coord_example(void **state)
     assert_int_equal(cfg.lost_after_ms, 3000);
     assert_int_equal(cfg.max_message_bytes, 1 << 20);
     assert_int_equal(cfg.handshake_timeout_ms, 5000);
-    assert_int_equal(cfg.zmq_heartbeat_ms, 1000);
+    assert_int_equal(cfg.tcp_keepalive_ms, 10000);
     coord_config_free(&cfg);
 }
 

@@ -229,6 +229,8 @@ static void test_malformed_epoch_file(void **state)
     char *epoch_path = xasprintf("%s/epoch", sd);
     static const char *const bad[] = {
         "abc\n", "3x\n", "", "\n", "3 4\n", "0x10\n", "99999999999999999999999\n",
+        /* strtoull takes these; the fence must not ("-1" would be UINT64_MAX). */
+        "-1\n", "+8\n", " 7\n", "3\n4\n", "5\n\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         s_write_epoch(sd, bad[i]);

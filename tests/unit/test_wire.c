@@ -611,6 +611,25 @@ static void test_refuse_garbage_body(void **state)
 
 /* ---- protocol-rule refusals ------------------------------------------- */
 
+/* Found by fuzz_wire: protobuf-c keeps field number 0 as an unknown field
+ * when its tag is spelled in two bytes (0x80 0x00), then refuses its own
+ * re-encoding. The decoder must refuse it at any depth. */
+static void test_refuse_field_zero(void **state)
+{
+    (void)state;
+    static const uint8_t top[] = { 'G', 'W', 1, 0, 0, 0, 0, 9,
+                                   0x08, 0x01, 0x10, 0x01, 0x7a, 0x00, 0x80, 0x00, 0x00 };
+    const char *reason = NULL;
+    assert_null(wire_decode(top, sizeof top, &reason));
+    assert_string_equal(reason, "garbage: field number 0");
+    /* The same inside a nested message: report { disk { field 0 } }. */
+    static const uint8_t nested[] = { 'G', 'W', 1, 0, 0, 0, 0, 11,
+                                      0x08, 0x01, 0x10, 0x01, 0x5a, 0x05, 0x22, 0x03, 0x80, 0x00, 0x00 };
+    reason = NULL;
+    assert_null(wire_decode(nested, sizeof nested, &reason));
+    assert_string_equal(reason, "garbage: field number 0");
+}
+
 static void test_refuse_no_body(void **state)
 {
     /* A valid protobuf (version and msg_id set) with no body at all. */
@@ -865,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_refuse_header),
         cmocka_unit_test(test_refuse_length),
         cmocka_unit_test(test_refuse_garbage_body),
+        cmocka_unit_test(test_refuse_field_zero),
         cmocka_unit_test(test_refuse_no_body),
         cmocka_unit_test(test_refuse_msg_id_zero),
         cmocka_unit_test(test_refuse_envelope_version),

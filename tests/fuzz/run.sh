@@ -1,0 +1,44 @@
+#!/bin/sh
+# run.sh BUILD_DIR SECONDS: fuzzes common/wire.c for SECONDS with the already
+# built BUILD_DIR/tests/fuzz/fuzz_wire (this script builds nothing).
+#
+# The seed corpus (one frame per body kind, from make_corpus) and the corpus
+# the fuzzer grows live in a temp folder that is removed at exit. A crash,
+# leak or timeout input is kept in BUILD_DIR/fuzz-artifacts/ and the script
+# exits non-zero; a clean run exits 0 after printing libFuzzer's final stats
+# (executions and executions per second).
+set -eu
+
+if [ $# -ne 2 ]; then
+    echo "usage: $0 BUILD_DIR SECONDS" >&2
+    exit 2
+fi
+build=$1
+seconds=$2
+fuzzer=$build/tests/fuzz/fuzz_wire
+make_corpus=$build/tests/fuzz/make_corpus
+for exe in "$fuzzer" "$make_corpus"; do
+    if [ ! -x "$exe" ]; then
+        echo "$0: $exe not built; run: cmake --build $build --target fuzz_wire make_corpus" >&2
+        exit 2
+    fi
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/godwit-fuzz-wire.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+mkdir "$work/seeds" "$work/corpus"
+artifacts=$build/fuzz-artifacts
+mkdir -p "$artifacts"
+
+"$make_corpus" "$work/seeds"
+
+rc=0
+"$fuzzer" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$artifacts/" \
+    "$work/corpus" "$work/seeds" || rc=$?
+if [ "$rc" -ne 0 ]; then
+    echo "$0: fuzz_wire failed (exit $rc); inputs kept in $artifacts/" >&2
+    ls -l "$artifacts" >&2
+    exit 1
+fi
