@@ -36,9 +36,14 @@ mkdir -p "$artifacts"
 rc=0
 "$fuzzer" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" \
-    "$work/corpus" "$work/seeds" || rc=$?
+    "$work/corpus" "$work/seeds" > "$work/fuzz.log" 2>&1 || rc=$?
+# libFuzzer's progress lines go to the log; show only its final stats, or
+# the end of the log when it failed.
 if [ "$rc" -ne 0 ]; then
+    tail -n 60 "$work/fuzz.log" >&2
     echo "$0: fuzz_wire failed (exit $rc); inputs kept in $artifacts/" >&2
     ls -l "$artifacts" >&2
     exit 1
 fi
+grep -E '^(stat::|Done )' "$work/fuzz.log" || tail -n 5 "$work/fuzz.log"
+echo "fuzz_wire: ${seconds} s, no crash"

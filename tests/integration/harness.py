@@ -246,11 +246,11 @@ class Coordinator:
         self.socket = os.path.join(self.dir, "ctl.sock")
         self.journal = journal or os.path.join(self.dir, "journal.db")
         self.config = os.path.join(self.dir, "coordinator.yaml")
-        opts = {"ping_interval": "500ms", "lost_after": "3s"}
+        opts = {"ping_interval": "500ms", "lost_after": "3s", "log_level": "debug"}
         opts.update(options or {})
         with open(self.config, "w") as f:
             f.write("listen: %s\nsecret_key: %s\nallowed_keys: %s\ncontrol_socket: %s\n"
-                    "journal: %s\nlog_level: debug\n" % (
+                    "journal: %s\n" % (
                         self.endpoint, os.path.join(rig.keys, "coordinator.key"), self.allowed,
                         self.socket, self.journal))
             for k, v in opts.items():
