@@ -54,6 +54,18 @@ def status_kb(pid, key):
     return 0
 
 
+def smaps(pid):
+    """Pss and private (Private_Clean + Private_Dirty) in kB, and the shared
+    clean pages (library text mapped by other processes too)."""
+    out = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].endswith(":"):
+                out[parts[0][:-1]] = int(parts[1])
+    return out
+
+
 def build():
     subprocess.run(["cmake", "-S", ROOT, "-B", BUILD, "-DCMAKE_BUILD_TYPE=Release"],
                    check=True, stdout=subprocess.DEVNULL)
@@ -84,11 +96,16 @@ def bench_agent(seconds):
         a1, b1, t1 = cpu_seconds(pid), cpu_seconds(backend), time.monotonic()
         wall = t1 - t0
         st = coord.agent("blue")
+        mem = smaps(pid)
         load.stop()
         return {
             "seconds": round(wall, 1),
             "agent_cpu_pct": 100 * (a1 - a0) / wall,
             "agent_peak_rss_mb": status_kb(pid, "VmHWM") / 1024,
+            "agent_pss_mb": mem.get("Pss", 0) / 1024,
+            "agent_private_mb": (mem.get("Private_Clean", 0) + mem.get("Private_Dirty", 0)) / 1024,
+            "agent_anon_mb": mem.get("Anonymous", 0) / 1024,
+            "agent_shared_clean_mb": mem.get("Shared_Clean", 0) / 1024,
             "backend_cpu_pct": 100 * (b1 - b0) / wall,
             "reports": st["reports"],
             "max_report_gap_ms": st["max_report_gap_ms"],
@@ -163,6 +180,11 @@ def main():
                   a["seconds"],
                   "| metric | value | target |", "|---|---|---|",
                   "| agent peak RSS | %.1f MB | < 10 MB |" % a["agent_peak_rss_mb"],
+                  "| of which shared library pages (clean, shared with other processes) | %.1f MB |  |" %
+                  a["agent_shared_clean_mb"],
+                  "| agent PSS | %.1f MB |  |" % a["agent_pss_mb"],
+                  "| agent private memory (heap, stacks, private pages) | %.1f MB, %.1f MB anonymous |  |" % (
+                      a["agent_private_mb"], a["agent_anon_mb"]),
                   "| agent CPU | %.3f %% of one core | < 1 %% |" % a["agent_cpu_pct"],
                   "| baseline: its PostgreSQL backend's CPU | %.3f %% |  |" % a["backend_cpu_pct"],
                   "| ratio agent / backend | %.2f |  |" % (

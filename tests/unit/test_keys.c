@@ -32,32 +32,8 @@
 
 #include "fsutil.h"
 #include "keys.h"
+#include "tmpdir.h"
 #include "xalloc.h"
-
-/* ---- temp folder per test --------------------------------------------- */
-
-static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    remove(path);
-    return 0;
-}
-
-static int s_setup(void **state)
-{
-    char tmpl[] = "/tmp/godwit-test-keys-XXXXXX";
-    if (!mkdtemp(tmpl))
-        return -1;
-    *state = xstrdup(tmpl);
-    return 0;
-}
-
-static int s_teardown(void **state)
-{
-    char *dir = *state;
-    nftw(dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(dir);
-    return 0;
-}
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -540,7 +516,7 @@ static void test_allowlist_missing_folder(void **state)
     free(missing);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tmpdir_setup, tmpdir_teardown)
 
 int main(void)
 {
