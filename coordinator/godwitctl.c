@@ -188,10 +188,12 @@ static bool s_render_status(const cJSON *st, FILE *out)
             snprintf(rttb, sizeof rttb, "-");
         const cJSON *pg = cJSON_GetObjectItem(a, "postgres");
         if (cJSON_IsObject(pg)) {
-            if (cJSON_IsTrue(cJSON_GetObjectItem(pg, "reachable")))
-                snprintf(db, sizeof db, "up %s %s", s_str(pg, "server_version", "?"),
+            if (cJSON_IsTrue(cJSON_GetObjectItem(pg, "reachable"))) {
+                /* "15.20 (Debian 15.20-0+deb12u1)": the number is enough here. */
+                const char *ver = s_str(pg, "server_version", "?");
+                snprintf(db, sizeof db, "up %.*s %s", (int)strcspn(ver, " "), ver,
                          s_str(pg, "wal_level", ""));
-            else {
+            } else {
                 snprintf(db, sizeof db, "UNREACHABLE");
                 healthy = false;
             }
