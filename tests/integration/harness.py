@@ -260,8 +260,8 @@ class Coordinator:
 
     def start(self, wait=True):
         self.starts += 1
-        self.proc = self.rig.spawn("coordinator", [exe("godwit-coordinator"), "--config",
-                                                   self.config])
+        self.proc = self.rig.spawn(os.path.basename(self.dir),
+                                   [exe("godwit-coordinator"), "--config", self.config])
         if wait:
             wait_for("coordinator control socket", lambda: self.status(), 10)
         return self

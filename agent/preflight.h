@@ -1,0 +1,66 @@
+/*
+ * preflight: the read-only checks of phase 1, run by an agent against its
+ * local PostgreSQL server and reported as findings (severity, code, object,
+ * message, fix). Nothing here changes anything on any server.
+ *
+ * Source checks (the source agent, on the database to migrate): wal_level,
+ * free replication slots and WAL senders, tables with neither a primary key
+ * nor a usable replica identity (blocking), large objects, unlogged tables,
+ * partitioned tables, generated columns, max_slot_wal_keep_size unset, a
+ * statement_timeout or a low wal_sender_timeout, sequences (warnings); and
+ * the facts the target's checks need (version, size, tables, extensions).
+ *
+ * Target checks (the target agent, on the target database): version not
+ * older than the source, free disk of the data directory against the
+ * source's size times a margin, a replication connection to the source that
+ * opens, target tables that already hold rows (blocking), extensions the
+ * source has and the target cannot install (warning).
+ *
+ * All database work is libpq's asynchronous API (pgconn) on the loop, with
+ * statement timeouts, keyword-array connections, an empty search_path,
+ * schema-qualified catalog names and identifiers passed as parameters or
+ * through PQescapeIdentifier.
+ */
+#ifndef GODWIT_PREFLIGHT_H
+#define GODWIT_PREFLIGHT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "godwit.pb-c.h"
+
+typedef struct preflight preflight_t;
+
+/* How the agent reaches its own server (from its config). */
+typedef struct {
+    const char *host;
+    int port;
+    const char *user;
+    const char *passfile;          /* may be NULL */
+    const char *data_directory;    /* for the target's disk check */
+    int64_t connect_timeout_ms;
+    int64_t statement_timeout_ms;
+} preflight_local_t;
+
+/* Called exactly once, never from inside the start function. On success
+ * error is NULL and result is a malloc'd PreflightResult the callee owns
+ * (free with godwit__preflight_result__free_unpacked(r, NULL)); on failure
+ * (the checks could not run: database unreachable, query failed) result is
+ * NULL and error says why. */
+typedef void (*preflight_done_cb)(Godwit__PreflightResult *result, const char *error, void *arg);
+
+/* Both copy what they need from local and req. NULL only for invalid
+ * arguments (then done is not called). */
+preflight_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
+                                    const Godwit__PreflightSource *req, preflight_done_cb done,
+                                    void *arg);
+preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
+                                    const Godwit__PreflightTarget *req, preflight_done_cb done,
+                                    void *arg);
+
+/* Stops a running check; done is not called afterwards. Clears *pp. The
+ * memory goes once the connections' handles have closed. Must not be
+ * called from inside done (the check is over by then; just drop it). */
+void preflight_cancel(preflight_t **pp);
+
+#endif
