@@ -15,8 +15,10 @@ static const char *const s_levels[] = { "debug", "info", "warn", "error", NULL }
 
 static const char *const s_roles[] = { "source", "target", "proxy", NULL };
 
-#define F(k, t, field, req) { k, t, offsetof(agent_config_t, field), req, 0, 0, NULL, NULL }
-#define R(k, t, field, req, lo, hi) { k, t, offsetof(agent_config_t, field), req, lo, hi, NULL, NULL }
+#define F(k, t, field, req) { .key = k, .type = t, .offset = offsetof(agent_config_t, field), .required = req }
+#define R(k, t, field, req, lo, hi)                                                             \
+    { .key = k, .type = t, .offset = offsetof(agent_config_t, field), .required = req, .min = lo, \
+      .max = hi }
 
 static const cfg_field_t s_coordinator[] = {
     F("endpoint", CFG_ENDPOINT, coordinator.endpoint, true),
@@ -38,13 +40,15 @@ static const cfg_field_t s_postgres[] = {
 
 static const cfg_field_t s_schema[] = {
     F("name", CFG_STRING, name, false),
-    { "role", CFG_ENUM, offsetof(agent_config_t, role), true, 0, 0, s_roles, NULL },
-    { "log_level", CFG_ENUM, offsetof(agent_config_t, log_level), false, 0, 0, s_levels, NULL },
+    { .key = "role", .type = CFG_ENUM, .offset = offsetof(agent_config_t, role), .required = true,
+      .enum_values = s_roles },
+    { .key = "log_level", .type = CFG_ENUM, .offset = offsetof(agent_config_t, log_level),
+      .enum_values = s_levels },
     F("state_dir", CFG_PATH, state_dir, true),
     R("report_interval", CFG_DURATION_MS, report_interval_ms, false, 100, 60000),
-    { "coordinator", CFG_SECTION, 0, true, 0, 0, NULL, s_coordinator },
+    { .key = "coordinator", .type = CFG_SECTION, .required = true, .children = s_coordinator },
     F("secret_key", CFG_PATH, secret_key, true),
-    { "postgres", CFG_SECTION, 0, false, 0, 0, NULL, s_postgres },
+    { .key = "postgres", .type = CFG_SECTION, .children = s_postgres },
     CFG_END,
 };
 

@@ -13,16 +13,24 @@
  *     left out when there is no field, e.g. for a YAML syntax error).
  *   - Transactional: values are parsed into a scratch copy of the schema's
  *     fields and written to the caller's struct only when the whole file was
- *     good. On error the caller's struct is untouched, defaults included; on
- *     success a loaded string replaces (and frees) the default it overrides.
+ *     good. On error the caller's struct is untouched, defaults included, and
+ *     everything the load allocated is freed; on success a loaded string or
+ *     list replaces (and frees) the default it overrides.
+ *   - Lists: a list is built whole in its own zeroed items array, and stored
+ *     at its offset only once every item loaded; an item that fails frees the
+ *     array and everything in it. Error paths name items by index:
+ *     "migrations[1].tables[0]".
  *
- * Owns: while loading, the yaml parser, the document and the scratch copy,
- * all released before returning. After a successful load the strings in the
- * caller's struct belong to that struct (cfg_free).
+ * Owns: while loading, the yaml parser, the document, the scratch copy and
+ * the list being built, all released before returning. After a successful
+ * load the strings and lists in the caller's struct belong to that struct
+ * (cfg_free).
  *
  * Never: follows anything but the schema (aliases are read where the schema
- * leads, never expanded), reads a file larger than S_MAX_FILE, or keeps any
- * state between calls.
+ * leads, never expanded into the document), reads a file larger than
+ * S_MAX_FILE, loads more than S_MAX_ITEMS list items in all (an alias counts
+ * each time it is used, so a small file cannot fan out into millions), or
+ * keeps any state between calls.
  */
 #include "config.h"
 
@@ -43,12 +51,18 @@
 #define S_MAX_FILE ((size_t)1 << 20) /* 1 MiB: a config file, not a data file */
 #define S_MAX_PATH 256                /* dotted field path */
 #define S_SUN_PATH sizeof(((struct sockaddr_un *)0)->sun_path)
+/* List items loaded per file, all lists together. A file without aliases
+ * cannot reach it (every item takes at least one byte of S_MAX_FILE); with
+ * aliases it bounds the work and memory a small file can ask for. */
+#define S_MAX_ITEMS ((size_t)1 << 20)
 
-/* One load in progress. Borrows everything; owns nothing. */
+/* One load in progress. Borrows everything; owns nothing. Which struct the
+ * schema's offsets index (the scratch copy or a list item) is passed down
+ * with each call as base. */
 typedef struct {
     const char *name;        /* file path or the caller's label, for messages */
     yaml_document_t *doc;
-    unsigned char *base;     /* the scratch copy the schema's offsets index */
+    size_t items_left;       /* list items still allowed (S_MAX_ITEMS) */
     char *err;
     size_t errlen;
 } s_load_t;
@@ -314,6 +328,10 @@ static size_t s_field_size(cfg_type_t type)
         return sizeof(bool);
     case CFG_ENUM:
         return sizeof(int);
+    case CFG_STRING_LIST:
+        return sizeof(cfg_strings_t);
+    case CFG_LIST:
+        return sizeof(cfg_list_t);
     case CFG_SECTION:
         return 0;
     }
@@ -326,8 +344,9 @@ static bool s_is_string(cfg_type_t type)
     return type == CFG_STRING || type == CFG_PATH || type == CFG_ENDPOINT;
 }
 
-/* One past the last byte any field of the schema (sections included)
- * touches: the size of the scratch copy. */
+/* One past the last byte any field of the schema (sections included, not
+ * what is inside list items) touches: the size of the scratch copy, and at
+ * most a list's item_size for a list's children. */
 static size_t s_extent(const cfg_field_t *schema)
 {
     size_t end = 0;
@@ -340,29 +359,83 @@ static size_t s_extent(const cfg_field_t *schema)
     return end;
 }
 
-static char **s_str_at(void *base, const cfg_field_t *f)
+/* The heap block the field at base owns (a string, a list's items array),
+ * or NULL: tells a value this load made from the one the caller put there. */
+static const void *s_owned(const cfg_field_t *f, const void *base)
 {
-    return (char **)(void *)((unsigned char *)base + f->offset);
+    const unsigned char *at = (const unsigned char *)base + f->offset;
+    if (s_is_string(f->type))
+        return *(char *const *)(const void *)at;
+    if (f->type == CFG_STRING_LIST)
+        return ((const cfg_strings_t *)(const void *)at)->items;
+    if (f->type == CFG_LIST)
+        return ((const cfg_list_t *)(const void *)at)->items;
+    return NULL;
 }
 
-/* Frees the strings scratch holds that orig does not: the ones this load
- * allocated. Used when a load fails. */
+static void s_strings_free(cfg_strings_t *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+/* Frees a list's items (what each holds, then the array) and zeroes it. */
+static void s_list_free(const cfg_field_t *f, cfg_list_t *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        cfg_free(f->children, (unsigned char *)l->items + i * f->item_size);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+/* Frees what the field at base owns and zeroes it; a section's fields too. */
+static void s_free_field(const cfg_field_t *f, void *base)
+{
+    unsigned char *at = (unsigned char *)base + f->offset;
+    switch (f->type) {
+    case CFG_STRING:
+    case CFG_PATH:
+    case CFG_ENDPOINT:
+        free(*(char **)(void *)at);
+        *(char **)(void *)at = NULL;
+        return;
+    case CFG_STRING_LIST:
+        s_strings_free((cfg_strings_t *)(void *)at);
+        return;
+    case CFG_LIST:
+        s_list_free(f, (cfg_list_t *)(void *)at);
+        return;
+    case CFG_SECTION:
+        cfg_free(f->children, base);
+        return;
+    case CFG_INT:
+    case CFG_BOOL:
+    case CFG_DURATION_MS:
+    case CFG_BYTES:
+    case CFG_ENUM:
+        return;
+    }
+    assert(!"cfg: unknown field type in schema");
+}
+
+/* Frees the strings and lists scratch holds that orig does not: the ones
+ * this load allocated. Used when a load fails. */
 static void s_discard_new(const cfg_field_t *schema, void *scratch, const void *orig)
 {
     for (const cfg_field_t *f = schema; f->key; f++) {
-        if (f->type == CFG_SECTION) {
+        if (f->type == CFG_SECTION)
             s_discard_new(f->children, scratch, orig);
-        } else if (s_is_string(f->type)) {
-            char **s = s_str_at(scratch, f);
-            if (*s != *s_str_at((void *)orig, f))
-                free(*s);
-            *s = NULL;
-        }
+        else if (s_owned(f, scratch) != s_owned(f, orig))
+            s_free_field(f, scratch);
     }
 }
 
-/* Moves every field from scratch into out. A string this load set replaces,
- * and frees, the default the caller had put there. */
+/* Moves every field from scratch into out. A string or list this load set
+ * replaces, and frees, the default the caller had put there. */
 static void s_commit(const cfg_field_t *schema, const void *scratch, void *out)
 {
     for (const cfg_field_t *f = schema; f->key; f++) {
@@ -370,22 +443,133 @@ static void s_commit(const cfg_field_t *schema, const void *scratch, void *out)
             s_commit(f->children, scratch, out);
             continue;
         }
-        if (s_is_string(f->type)) {
-            char **o = s_str_at(out, f);
-            char *n = *s_str_at((void *)scratch, f);
-            if (*o != n)
-                free(*o);
-        }
+        if (s_owned(f, out) != s_owned(f, scratch))
+            s_free_field(f, out);
         memcpy((unsigned char *)out + f->offset, (const unsigned char *)scratch + f->offset,
                s_field_size(f->type));
     }
 }
 
 static bool s_load_mapping(s_load_t *ld, const cfg_field_t *schema, yaml_node_t *map,
-                           const char *prefix);
+                           unsigned char *base, const char *prefix);
 
-/* Parses one value node into the scratch copy at f's offset. */
-static bool s_load_value(s_load_t *ld, const cfg_field_t *f, yaml_node_t *node, const char *path)
+/* Checks a list's item count against f's [min, max] (max 0 = no bound). */
+static bool s_count_ok(s_load_t *ld, const cfg_field_t *f, const yaml_node_t *seq, size_t n,
+                       const char *path)
+{
+    assert(f->min >= 0 && (f->max == 0 || f->max >= f->min));
+    uint64_t lo = (uint64_t)f->min, hi = (uint64_t)f->max;
+    if (n >= lo && (hi == 0 || n <= hi))
+        return true;
+    char want[80];
+    if (hi != 0 && lo == hi)
+        snprintf(want, sizeof want, "exactly %llu item%s", (unsigned long long)lo,
+                 lo == 1 ? "" : "s");
+    else if (hi != 0 && lo == 0)
+        snprintf(want, sizeof want, "at most %llu item%s", (unsigned long long)hi,
+                 hi == 1 ? "" : "s");
+    else if (hi != 0)
+        snprintf(want, sizeof want, "%llu to %llu items", (unsigned long long)lo,
+                 (unsigned long long)hi);
+    else
+        snprintf(want, sizeof want, "at least %llu item%s", (unsigned long long)lo,
+                 lo == 1 ? "" : "s");
+    return s_fail(ld, seq->start_mark.line, path, "expected %s, got %zu", want, n);
+}
+
+/* Item i of seq, counted against S_MAX_ITEMS; NULL after reporting. */
+static yaml_node_t *s_item(s_load_t *ld, yaml_node_t *seq, size_t i, const char *ipath)
+{
+    yaml_node_t *item = yaml_document_get_node(ld->doc, seq->data.sequence.items.start[i]);
+    if (ld->items_left == 0) {
+        s_fail(ld, item->start_mark.line, ipath,
+               "more than %zu list items in the file (an alias used too often?)", S_MAX_ITEMS);
+        return NULL;
+    }
+    ld->items_left--;
+    return item;
+}
+
+/* A sequence of non-empty scalars into a cfg_strings_t at f's offset. */
+static bool s_load_strings(s_load_t *ld, const cfg_field_t *f, yaml_node_t *seq,
+                           unsigned char *base, const char *path)
+{
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (!s_count_ok(ld, f, seq, n, path))
+        return false;
+    cfg_strings_t l = { n ? xcalloc(n, sizeof(char *)) : NULL, 0 };
+    char ipath[S_MAX_PATH], got[96];
+    for (size_t i = 0; i < n; i++) {
+        if (snprintf(ipath, sizeof ipath, "%s[%zu]", path, i) >= (int)sizeof ipath) {
+            s_fail(ld, seq->start_mark.line, path, "nested too deeply");
+            goto fail;
+        }
+        yaml_node_t *item = s_item(ld, seq, i, ipath);
+        if (!item)
+            goto fail;
+        size_t line = item->start_mark.line;
+        if (item->type != YAML_SCALAR_NODE || s_is_null(item)) {
+            s_fail(ld, line, ipath, "expected a string, got %s", s_describe(item, got, sizeof got));
+            goto fail;
+        }
+        const char *v = (const char *)item->data.scalar.value;
+        if (strlen(v) != item->data.scalar.length) {
+            s_fail(ld, line, ipath, "expected a string without NUL bytes");
+            goto fail;
+        }
+        if (!*v) {
+            s_fail(ld, line, ipath, "expected a non-empty string, got \"\"");
+            goto fail;
+        }
+        l.items[l.count++] = xstrdup(v);
+    }
+    memcpy(base + f->offset, &l, sizeof l);
+    return true;
+fail:
+    s_strings_free(&l);
+    return false;
+}
+
+/* A sequence of mappings into a cfg_list_t at f's offset: each item a zeroed
+ * item_size struct filled by f->children at offsets from the item's start. */
+static bool s_load_list(s_load_t *ld, const cfg_field_t *f, yaml_node_t *seq, unsigned char *base,
+                        const char *path)
+{
+    assert(f->children && f->item_size > 0 && s_extent(f->children) <= f->item_size);
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (!s_count_ok(ld, f, seq, n, path))
+        return false;
+    /* Every item is zeroed up front, so on failure all n can be freed alike,
+     * loaded, half loaded or not reached. */
+    cfg_list_t l = { n ? xcalloc(n, f->item_size) : NULL, n };
+    char ipath[S_MAX_PATH], got[96];
+    for (size_t i = 0; i < n; i++) {
+        if (snprintf(ipath, sizeof ipath, "%s[%zu]", path, i) >= (int)sizeof ipath) {
+            s_fail(ld, seq->start_mark.line, path, "nested too deeply");
+            goto fail;
+        }
+        yaml_node_t *item = s_item(ld, seq, i, ipath);
+        if (!item)
+            goto fail;
+        if (item->type != YAML_MAPPING_NODE) {
+            s_fail(ld, item->start_mark.line, ipath, "expected a mapping, got %s",
+                   s_describe(item, got, sizeof got));
+            goto fail;
+        }
+        if (!s_load_mapping(ld, f->children, item, (unsigned char *)l.items + i * f->item_size,
+                            ipath))
+            goto fail;
+    }
+    memcpy(base + f->offset, &l, sizeof l);
+    return true;
+fail:
+    s_list_free(f, &l);
+    return false;
+}
+
+/* Parses one value node into the struct at base, at f's offset. */
+static bool s_load_value(s_load_t *ld, const cfg_field_t *f, yaml_node_t *node,
+                         unsigned char *base, const char *path)
 {
     char gotbuf[96], range[80];
     size_t line = node->start_mark.line;
@@ -394,7 +578,15 @@ static bool s_load_value(s_load_t *ld, const cfg_field_t *f, yaml_node_t *node, 
         if (node->type != YAML_MAPPING_NODE)
             return s_fail(ld, line, path, "expected a mapping, got %s",
                           s_describe(node, gotbuf, sizeof gotbuf));
-        return s_load_mapping(ld, f->children, node, path);
+        return s_load_mapping(ld, f->children, node, base, path);
+    }
+    if (f->type == CFG_STRING_LIST || f->type == CFG_LIST) {
+        if (node->type != YAML_SEQUENCE_NODE)
+            return s_fail(ld, line, path, "expected a list of %s, got %s",
+                          f->type == CFG_LIST ? "mappings" : "strings",
+                          s_describe(node, gotbuf, sizeof gotbuf));
+        return f->type == CFG_LIST ? s_load_list(ld, f, node, base, path)
+                                   : s_load_strings(ld, f, node, base, path);
     }
 
     /* Every leaf is a non-null scalar without NUL bytes. */
@@ -405,7 +597,7 @@ static bool s_load_value(s_load_t *ld, const cfg_field_t *f, yaml_node_t *node, 
     bool has_nul = node->type == YAML_SCALAR_NODE &&
                    strlen((const char *)node->data.scalar.value) != node->data.scalar.length;
     const char *got = s_describe(node, gotbuf, sizeof gotbuf);
-    unsigned char *at = ld->base + f->offset;
+    unsigned char *at = base + f->offset;
 
     switch (f->type) {
     case CFG_STRING:
@@ -476,17 +668,19 @@ static bool s_load_value(s_load_t *ld, const cfg_field_t *f, yaml_node_t *node, 
         return s_fail(ld, line, path, "expected one of [%s], got %s", list, got);
     }
     case CFG_SECTION:
+    case CFG_STRING_LIST:
+    case CFG_LIST:
         break;
     }
     assert(!"cfg: unhandled field type");
     return false;
 }
 
-/* Checks map's keys against schema, loads each value, then reports the first
- * missing required field (with map's line). prefix is the dotted path of map
- * ("" at the top level). */
+/* Checks map's keys against schema, loads each value into the struct at
+ * base, then reports the first missing required field (with map's line).
+ * prefix is the dotted path of map ("" at the top level). */
 static bool s_load_mapping(s_load_t *ld, const cfg_field_t *schema, yaml_node_t *map,
-                           const char *prefix)
+                           unsigned char *base, const char *prefix)
 {
     size_t nfields = 0;
     while (schema[nfields].key)
@@ -531,7 +725,7 @@ static bool s_load_mapping(s_load_t *ld, const cfg_field_t *schema, yaml_node_t 
             break;
         }
         seen[i] = k->start_mark.line;
-        ok = s_load_value(ld, &schema[i], v, path);
+        ok = s_load_value(ld, &schema[i], v, base, path);
     }
 
     for (size_t i = 0; ok && i < nfields; i++) {
@@ -575,8 +769,9 @@ static bool s_yaml_error(s_load_t *ld, const yaml_parser_t *parser, const char *
     }
 }
 
-/* Parses text (len bytes) and loads its single document into ld->base. */
-static bool s_load_text(s_load_t *ld, const cfg_field_t *schema, const char *text, size_t len)
+/* Parses text (len bytes) and loads its single document into base. */
+static bool s_load_text(s_load_t *ld, const cfg_field_t *schema, const char *text, size_t len,
+                        unsigned char *base)
 {
     yaml_parser_t parser;
     yaml_document_t doc, extra;
@@ -616,7 +811,7 @@ static bool s_load_text(s_load_t *ld, const cfg_field_t *schema, const char *tex
                s_describe(root, got, sizeof got));
         goto out;
     }
-    ok = s_load_mapping(ld, schema, root, "");
+    ok = s_load_mapping(ld, schema, root, base, "");
 out:
     ld->doc = NULL;
     yaml_document_delete(&doc);
@@ -631,8 +826,10 @@ static bool s_load(const char *name, const char *text, size_t len, const cfg_fie
     size_t extent = s_extent(schema);
     unsigned char *scratch = xmalloc(extent);
     memcpy(scratch, out, extent);
-    s_load_t ld = { .name = name, .doc = NULL, .base = scratch, .err = err, .errlen = errlen };
-    bool ok = s_load_text(&ld, schema, text, len);
+    s_load_t ld = {
+        .name = name, .doc = NULL, .items_left = S_MAX_ITEMS, .err = err, .errlen = errlen
+    };
+    bool ok = s_load_text(&ld, schema, text, len, scratch);
     if (ok)
         s_commit(schema, scratch, out);
     else
@@ -672,13 +869,6 @@ bool cfg_load(const char *path, const cfg_field_t *schema, void *out, char *err,
 
 void cfg_free(const cfg_field_t *schema, void *out)
 {
-    for (const cfg_field_t *f = schema; f->key; f++) {
-        if (f->type == CFG_SECTION) {
-            cfg_free(f->children, out);
-        } else if (s_is_string(f->type)) {
-            char **s = s_str_at(out, f);
-            free(*s);
-            *s = NULL;
-        }
-    }
+    for (const cfg_field_t *f = schema; f->key; f++)
+        s_free_field(f, out);
 }

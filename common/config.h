@@ -9,8 +9,9 @@
  *   agent.yaml:7: postgres.port: expected an integer from 1 to 65535, got "abc"
  *   agent.yaml:3: coordinatr: unknown key (known: name, role, coordinator, ...)
  *   agent.yaml:1: postgres: missing required field
- * On failure nothing is left allocated in *out. Strings in *out are owned by
- * the struct and released by cfg_free() with the same schema.
+ *   plan.yaml:14: migrations[1].source.agent: missing required field
+ * On failure nothing is left allocated in *out. Strings and lists in *out are
+ * owned by the struct and released by cfg_free() with the same schema.
  */
 #ifndef GODWIT_CONFIG_H
 #define GODWIT_CONFIG_H
@@ -29,28 +30,65 @@ typedef enum {
     CFG_ENDPOINT,    /* char *, "tcp://HOST:PORT" (PORT 1-65535) or "ipc:///path" */
     CFG_ENUM,        /* int, index into enum_values */
     CFG_SECTION,     /* nested mapping described by children */
+    CFG_STRING_LIST, /* cfg_strings_t, a sequence of non-empty scalars; [min, max] items */
+    CFG_LIST,        /* cfg_list_t, a sequence of mappings, each filled into an
+                        item_size struct by children; [min, max] items */
 } cfg_type_t;
 
+/* A CFG_STRING_LIST value: count strings; items and each string are
+ * malloc'd and owned by the struct holding this (cfg_free). An empty or
+ * absent list is { NULL, 0 }. */
+typedef struct {
+    char **items;
+    size_t count;
+} cfg_strings_t;
+
+/* A CFG_LIST value: items is a malloc'd array of count structs of the row's
+ * item_size bytes, so item i is at (char *)items + i * item_size (or
+ * ((my_item_t *)items)[i]). What the items hold is owned by the struct
+ * holding this (cfg_free). An empty or absent list is { NULL, 0 }. */
+typedef struct {
+    void *items;
+    size_t count;
+} cfg_list_t;
+
+/* One row of a schema. Offsets are always from the start of the struct the
+ * schema fills: the caller's struct at the top level, and inside a CFG_LIST,
+ * one item. So:
+ *   - CFG_SECTION does not start a new struct: its children's offsets are
+ *     from the start of the same struct as the section row's own (the whole
+ *     struct at the top level, e.g. offsetof(agent_config_t, postgres.port)),
+ *     and the section's own offset is unused.
+ *   - CFG_LIST does: its offset places the cfg_list_t, and its children's
+ *     offsets are from the start of ONE ITEM (offsetof(my_item_t, name)),
+ *     including the children of sections and lists nested in the item.
+ * Rows are usually written positionally; members a row does not use are 0 or
+ * NULL (config.h lets trailing members be left out, see below). */
 typedef struct cfg_field {
     const char *key;
     cfg_type_t type;
     size_t offset;                    /* offsetof() in the struct being filled */
     bool required;
-    int64_t min, max;                 /* CFG_INT / DURATION / BYTES; max 0 = no bound */
+    int64_t min, max;                 /* CFG_INT / DURATION / BYTES: the value;
+                                         CFG_STRING_LIST / LIST: the item count;
+                                         max 0 = no upper bound */
     const char *const *enum_values;   /* CFG_ENUM, NULL-terminated */
-    const struct cfg_field *children; /* CFG_SECTION: its rows; their offsets are
-                                         from the start of the whole struct, like
-                                         the top level's (a section's own offset is
-                                         unused). A missing optional section is not
+    const struct cfg_field *children; /* CFG_SECTION, CFG_LIST: the rows of the
+                                         nested mapping (offsets: see above). A
+                                         missing optional section or list is not
                                          checked for its required children. */
+    size_t item_size;                 /* CFG_LIST: sizeof one item; else 0 */
 } cfg_field_t;
 
-#define CFG_END { NULL, 0, 0, false, 0, 0, NULL, NULL }
+#define CFG_END { NULL, 0, 0, false, 0, 0, NULL, NULL, 0 }
+
 
 /* Loads path against schema into out (which the caller zeroed and may have
- * pre-filled with defaults; a default string must be heap-allocated since
- * cfg_free() frees it). Returns true on success; on failure writes the error
- * into err (errlen bytes) and leaves out as it was given, defaults included. */
+ * pre-filled with defaults; a default string or list must be heap-allocated
+ * since cfg_free() frees it, and a list in the file replaces a default list
+ * whole). Returns true on success; on failure writes the error into err
+ * (errlen bytes) and leaves out as it was given, defaults included, with
+ * nothing allocated. */
 bool cfg_load(const char *path, const cfg_field_t *schema, void *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
@@ -58,7 +96,9 @@ bool cfg_load(const char *path, const cfg_field_t *schema, void *out, char *err,
 bool cfg_load_string(const char *name, const char *text, const cfg_field_t *schema, void *out,
                      char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Frees every string the schema describes in out and zeroes those pointers. */
+/* Frees every string and list the schema describes in out and zeroes them;
+ * lists recursively (the strings and lists inside each item, then the items
+ * array). Calling it again is harmless. */
 void cfg_free(const cfg_field_t *schema, void *out);
 
 #endif

@@ -12,8 +12,9 @@
 /* Same order as log_level_t. */
 static const char *const s_levels[] = { "debug", "info", "warn", "error", NULL };
 
-#define F(k, t, field, req) { k, t, offsetof(coord_config_t, field), req, 0, 0, NULL, NULL }
-#define R(k, t, field, lo, hi) { k, t, offsetof(coord_config_t, field), false, lo, hi, NULL, NULL }
+#define F(k, t, field, req) { .key = k, .type = t, .offset = offsetof(coord_config_t, field), .required = req }
+#define R(k, t, field, lo, hi) \
+    { .key = k, .type = t, .offset = offsetof(coord_config_t, field), .min = lo, .max = hi }
 
 static const cfg_field_t s_schema[] = {
     F("listen", CFG_ENDPOINT, listen, true),
@@ -21,7 +22,8 @@ static const cfg_field_t s_schema[] = {
     F("allowed_keys", CFG_PATH, allowed_keys, true),
     F("control_socket", CFG_PATH, control_socket, true),
     F("journal", CFG_PATH, journal, true),
-    { "log_level", CFG_ENUM, offsetof(coord_config_t, log_level), false, 0, 0, s_levels, NULL },
+    { .key = "log_level", .type = CFG_ENUM, .offset = offsetof(coord_config_t, log_level),
+      .enum_values = s_levels },
     R("ping_interval", CFG_DURATION_MS, ping_interval_ms, 100, 60000),
     R("lost_after", CFG_DURATION_MS, lost_after_ms, 500, 600000),
     R("max_message", CFG_BYTES, max_message_bytes, 4096, 64 << 20),
