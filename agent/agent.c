@@ -19,6 +19,7 @@
 #include "keys.h"
 #include "log.h"
 #include "pgmon.h"
+#include "preflight.h"
 #include "units.h"
 #include "wire.h"
 #include "xalloc.h"
@@ -26,6 +27,15 @@
 
 #define AGENT_RECV_BUDGET 64
 #define MONITOR_ENDPOINT_FMT "inproc://godwit-agent-monitor-%p"
+
+/* A command whose work goes on after s_on_command returned. */
+typedef struct running {
+    agent_t *agent;
+    char *id;
+    uint64_t epoch;
+    preflight_t *preflight;
+    struct running *next;
+} running_t;
 
 struct agent {
     uv_loop_t *loop;
@@ -53,6 +63,7 @@ struct agent {
     diskstats_dev_t last_sample;
     uint64_t last_sample_mono;
     char hostname[128];
+    running_t *running;
     int exit_code;
     bool stopping;
 };
@@ -79,15 +90,15 @@ static int s_send(agent_t *a, Godwit__Envelope *env)
 
 static void s_send_hello(agent_t *a)
 {
-    static const char *const caps[] = { "metrics.disk", "metrics.postgres", "ping" };
+    static const char *const caps[] = { "metrics.disk", "metrics.postgres", "preflight", "ping" };
     Godwit__Hello h = GODWIT__HELLO__INIT;
     h.agent_version = (char *)GODWIT_VERSION;
     h.protocol_version = WIRE_VERSION;
     h.role = a->cfg->role == AGENT_ROLE_SOURCE   ? GODWIT__ROLE__ROLE_SOURCE
              : a->cfg->role == AGENT_ROLE_TARGET ? GODWIT__ROLE__ROLE_TARGET
                                                  : GODWIT__ROLE__ROLE_PROXY;
-    h.n_capabilities = a->cfg->has_postgres ? 3 : 1;
-    h.capabilities = (char **)(a->cfg->has_postgres ? caps : caps + 2);
+    h.n_capabilities = a->cfg->has_postgres ? 4 : 1;
+    h.capabilities = (char **)(a->cfg->has_postgres ? caps : caps + 3);
     h.hostname = a->hostname;
     h.highest_epoch = fence_highest(a->fence);
     h.started_at_ms = a->started_at_ms;
@@ -224,6 +235,82 @@ static void s_send_result(agent_t *a, Godwit__Result *res, const char *id)
     s_send(a, &env);
 }
 
+static void s_running_free(running_t *r)
+{
+    free(r->id);
+    free(r);
+}
+
+static void s_running_unlink(agent_t *a, running_t *r)
+{
+    for (running_t **p = &a->running; *p; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            return;
+        }
+    }
+}
+
+static void s_preflight_done(Godwit__PreflightResult *result, const char *error, void *arg)
+{
+    running_t *r = arg;
+    agent_t *a = r->agent;
+    s_running_unlink(a, r);
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.command_id = r->id;
+    res.epoch = r->epoch;
+    if (result) {
+        res.status = GODWIT__STATUS__STATUS_OK;
+        res.payload_case = GODWIT__RESULT__PAYLOAD_PREFLIGHT;
+        res.preflight = result;
+        log_info("command %s: preflight done, %zu findings", r->id, result->n_findings);
+    } else {
+        res.status = GODWIT__STATUS__STATUS_FAILED;
+        res.message = (char *)error;
+        log_warn("command %s: preflight could not run: %s", r->id, error);
+    }
+    s_send_result(a, &res, r->id);
+    if (result)
+        godwit__preflight_result__free_unpacked(result, NULL);
+    s_running_free(r);
+}
+
+/* Starts the checks; false if the request is invalid. */
+static bool s_start_preflight(agent_t *a, const Godwit__Command *cmd)
+{
+    const agent_config_t *cfg = a->cfg;
+    preflight_local_t local = {
+        .host = cfg->postgres.host,
+        .port = (int)cfg->postgres.port,
+        .user = cfg->postgres.user,
+        .passfile = cfg->postgres.passfile,
+        .data_directory = cfg->postgres.data_directory,
+        .connect_timeout_ms = cfg->postgres.connect_timeout_ms,
+        /* Catalog checks over many tables may take longer than metrics. */
+        .statement_timeout_ms = cfg->postgres.statement_timeout_ms * 10,
+    };
+    running_t *r = xcalloc(1, sizeof *r);
+    r->agent = a;
+    r->id = xstrdup(cmd->id);
+    r->epoch = cmd->epoch;
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE)
+        r->preflight = preflight_source_start(a->loop, &local, cmd->preflight_source,
+                                              s_preflight_done, r);
+    else
+        r->preflight = preflight_target_start(a->loop, &local, cmd->preflight_target,
+                                              s_preflight_done, r);
+    if (!r->preflight) {
+        s_running_free(r);
+        return false;
+    }
+    r->next = a->running;
+    a->running = r;
+    log_info("command %s: %s started", cmd->id,
+             cmd->action_case == GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE ? "source preflight"
+                                                                          : "target preflight");
+    return true;
+}
+
 static void s_on_command(agent_t *a, const Godwit__Command *cmd)
 {
     char err[256] = "";
@@ -265,17 +352,34 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
     case FENCE_EXECUTE:
         break;
     }
-    Godwit__PingResult pr = GODWIT__PING_RESULT__INIT;
     if (cmd->deadline_unix_ms < units_now_ms()) {
         res.status = GODWIT__STATUS__STATUS_EXPIRED;
         res.message = (char *)"deadline passed before the command arrived";
-    } else if (cmd->action_case == GODWIT__COMMAND__ACTION_PING) {
+        s_send_result(a, &res, cmd->id);
+        return;
+    }
+    Godwit__PingResult pr = GODWIT__PING_RESULT__INIT;
+    switch (cmd->action_case) {
+    case GODWIT__COMMAND__ACTION_PING:
         res.status = GODWIT__STATUS__STATUS_OK;
         res.message = (char *)"";
         pr.nonce = cmd->ping->nonce;
         res.payload_case = GODWIT__RESULT__PAYLOAD_PING;
         res.ping = &pr;
-    } else {
+        break;
+    case GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE:
+    case GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET:
+        if (!a->cfg->has_postgres) {
+            res.status = GODWIT__STATUS__STATUS_FAILED;
+            res.message = (char *)"this agent has no postgres section in its config";
+            break;
+        }
+        if (s_start_preflight(a, cmd))
+            return; /* the result follows when the checks are done */
+        res.status = GODWIT__STATUS__STATUS_FAILED;
+        res.message = (char *)"invalid preflight request";
+        break;
+    default:
         res.status = GODWIT__STATUS__STATUS_UNKNOWN_ACTION;
         res.message = (char *)"this agent does not know that action";
     }
@@ -490,6 +594,12 @@ void agent_stop(agent_t *a, int exit_code)
         a->monitor = NULL;
     }
     pgmon_destroy(&a->pgmon);
+    while (a->running) {
+        running_t *r = a->running;
+        a->running = r->next;
+        preflight_cancel(&r->preflight);
+        s_running_free(r);
+    }
     uv_close((uv_handle_t *)&a->tick, s_handle_closed);
     uv_close((uv_handle_t *)&a->sigint, s_handle_closed);
     uv_close((uv_handle_t *)&a->sigterm, s_handle_closed);

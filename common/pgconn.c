@@ -620,6 +620,22 @@ const char *pgconn_name(const pgconn_t *c)
     return c ? c->name : NULL;
 }
 
+char *pgconn_escape_identifier(pgconn_t *c, const char *ident)
+{
+    if (!c || c->destroyed || !ident || !c->conn || PQstatus(c->conn) != CONNECTION_OK)
+        return NULL;
+    char *q = PQescapeIdentifier(c->conn, ident, strlen(ident));
+    if (!q) {
+        char *msg = s_oneline(PQerrorMessage(c->conn));
+        log_debug("pgconn %s: cannot quote an identifier: %s", c->name, msg);
+        free(msg);
+        return NULL;
+    }
+    char *out = xstrdup(q);
+    PQfreemem(q);
+    return out;
+}
+
 void pgconn_disconnect(pgconn_t *c)
 {
     if (!c || c->destroyed)

@@ -56,6 +56,11 @@ bool pgconn_is_busy(const pgconn_t *c);    /* connecting or a query in flight */
 int pgconn_server_version(const pgconn_t *c); /* PQserverVersion, 0 if not connected */
 const char *pgconn_name(const pgconn_t *c);
 
+/* ident quoted for SQL text by PQescapeIdentifier with the connection's
+ * encoding: a malloc'd copy the caller frees, or NULL when not connected or
+ * when ident is not valid in that encoding (the reason is logged at debug). */
+char *pgconn_escape_identifier(pgconn_t *c, const char *ident);
+
 /* Drops the connection now; a pending connect or query callback runs with an
  * error (sqlstate 08006, "connection closed") before this returns. */
 void pgconn_disconnect(pgconn_t *c);

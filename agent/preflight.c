@@ -1,0 +1,1292 @@
+/*
+ * preflight: the read-only checks of phase 1 (see preflight.h for what is
+ * checked and for the contract with the caller).
+ *
+ * A check is a fixed list of steps (s_source_steps, s_target_steps) run one
+ * after the other by s_next(). A step sends one statement or opens one
+ * connection; its callback turns the answer into findings (or facts) and
+ * calls s_next() again. After the last step the result goes to done. A step
+ * that cannot run (connection refused, statement failed) ends the check with
+ * an error instead: a missing answer is never read as "nothing wrong".
+ *
+ * SQL: every statement is parameterised and pg_catalog-qualified (the local
+ * session runs with an empty search_path); table and extension names travel
+ * as one JSON parameter and are compared with nspname/relname. The one
+ * statement that needs a name in its text, the target's "does this table
+ * hold rows", quotes it with PQescapeIdentifier. Names in findings and in fix
+ * texts come quoted by the server (format('%I.%I'), quote_ident), so they
+ * can be pasted into psql as they are.
+ *
+ * What it owns: the local pgconn, the replication pgconn (target only), a
+ * timer that starts the first step one loop turn after *_start (so done never
+ * runs inside it), the result being built and copies of what it needs from
+ * the request. The struct is freed in the timer's close callback; pgconns
+ * free themselves once their handles have closed.
+ *
+ * What it must never do: change anything on a server (the local session
+ * also runs with default_transaction_read_only=on), call done more than once
+ * or after preflight_cancel, or block the loop (the one exception is the
+ * statvfs of the data directory, as the agent's disk report does).
+ */
+#include "preflight.h"
+#include "diskstats.h"
+#include "log.h"
+#include "pgconn.h"
+#include "units.h"
+#include "xalloc.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MIN_SERVER_VERSION 130000
+#define S_DEADLINE_SLACK_MS 1000        /* client deadline = statement_timeout + this */
+#define S_COPY_WORKERS 2                /* max_sync_workers_per_subscription's default */
+#define S_MIN_WAL_SENDER_TIMEOUT_MS 60000
+
+#define SEV_WARNING GODWIT__SEVERITY__SEVERITY_WARNING
+#define SEV_ERROR GODWIT__SEVERITY__SEVERITY_ERROR
+
+typedef void (*s_step_fn)(preflight_t *p);
+
+/* A table of the source that exists on the target. */
+typedef struct {
+    char *schema, *name; /* as stored, unquoted */
+    char *qname;         /* format('%I.%I'), for messages */
+} s_table_t;
+
+struct preflight {
+    uv_loop_t *loop;
+    uv_timer_t kick;          /* runs the first step; freed in its close callback */
+    const s_step_fn *steps;   /* NULL-terminated */
+    size_t step;              /* next step to run */
+    preflight_done_cb done;
+    void *arg;
+
+    pgconn_t *conn;           /* the local database */
+    pgconn_t *repl;           /* target: the replication connection to the source */
+    int64_t connect_timeout_ms;
+    int64_t statement_timeout_ms;
+    char *what;               /* the statement in flight, for error messages */
+
+    Godwit__PreflightResult *result;
+    size_t findings_cap;
+
+    char *database;
+    char *tables_json;        /* [{"schema":..,"name":..}], NULL for every table (source) */
+
+    /* source */
+    bool file_settings_readable;
+
+    /* target */
+    uint32_t src_version_num;
+    char *src_version;
+    uint64_t src_size;
+    double disk_margin;
+    char *data_directory;
+    char *extensions_json;    /* ["name", ...] or NULL if none */
+    char *repl_user, *repl_db, *repl_passfile, *repl_where;
+    char *repl_user_q, *repl_db_q; /* quoted by the target server */
+    s_table_t *existing;      /* source tables found on the target */
+    size_t n_existing, next_existing;
+};
+
+/* ---- findings ----------------------------------------------------------- */
+
+/* Adds a finding; takes message and fix (malloc'd), copies the rest. */
+static void s_add(preflight_t *p, Godwit__Severity sev, const char *code, const char *object,
+                  char *message, char *fix)
+{
+    Godwit__PreflightResult *r = p->result;
+    if (r->n_findings == p->findings_cap) {
+        p->findings_cap = p->findings_cap ? 2 * p->findings_cap : 16;
+        r->findings = xrealloc(r->findings, p->findings_cap * sizeof *r->findings);
+    }
+    Godwit__Finding *f = xmalloc(sizeof *f);
+    godwit__finding__init(f);
+    f->severity = sev;
+    f->code = xstrdup(code);
+    f->object = xstrdup(object);
+    f->message = message;
+    f->fix = fix;
+    r->findings[r->n_findings++] = f;
+}
+
+/* ---- reading results ---------------------------------------------------- */
+
+/* The value of a named column, NULL for SQL NULL. The column must exist:
+ * the statements are ours. */
+static const char *s_col(const PGresult *res, int row, const char *name)
+{
+    int c = PQfnumber(res, name);
+    if (c < 0 || PQgetisnull(res, row, c))
+        return NULL;
+    return PQgetvalue(res, row, c);
+}
+
+static int64_t s_col_i64(const PGresult *res, int row, const char *name, int64_t dflt)
+{
+    const char *v = s_col(res, row, name);
+    if (!v)
+        return dflt;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    return (errno || end == v || *end) ? dflt : n;
+}
+
+static bool s_col_bool(const PGresult *res, int row, const char *name)
+{
+    const char *v = s_col(res, row, name);
+    return v && v[0] == 't';
+}
+
+static const char *s_col_str(const PGresult *res, int row, const char *name)
+{
+    const char *v = s_col(res, row, name);
+    return v ? v : "";
+}
+
+/* A GUC value as written in a config file or pg_db_role_setting ("0",
+ * "30s", "1.5min"): true unless its number is zero (0 disables a timeout). */
+static bool s_timeout_set(const char *v)
+{
+    char *end;
+    double d = strtod(v, &end);
+    return end == v || d != 0.0;
+}
+
+/* ---- finishing ---------------------------------------------------------- */
+
+static void s_free_existing(preflight_t *p)
+{
+    for (size_t i = 0; i < p->n_existing; i++) {
+        free(p->existing[i].schema);
+        free(p->existing[i].name);
+        free(p->existing[i].qname);
+    }
+    free(p->existing);
+    p->existing = NULL;
+    p->n_existing = p->next_existing = 0;
+}
+
+static void s_on_kick_closed(uv_handle_t *h)
+{
+    preflight_t *p = h->data;
+    if (p->result)
+        godwit__preflight_result__free_unpacked(p->result, NULL);
+    s_free_existing(p);
+    free(p->what);
+    free(p->database);
+    free(p->tables_json);
+    free(p->src_version);
+    free(p->data_directory);
+    free(p->extensions_json);
+    free(p->repl_user);
+    free(p->repl_db);
+    free(p->repl_passfile);
+    free(p->repl_where);
+    free(p->repl_user_q);
+    free(p->repl_db_q);
+    free(p);
+}
+
+/* Stops everything; no callback runs afterwards. The memory goes in the
+ * timer's close callback. */
+static void s_dispose(preflight_t *p)
+{
+    p->done = NULL;
+    pgconn_destroy(&p->conn);
+    pgconn_destroy(&p->repl);
+    uv_close((uv_handle_t *)&p->kick, s_on_kick_closed);
+}
+
+/* Ends the check: the result on success (error NULL), else the error. Runs
+ * done last, with nothing of p touched afterwards. */
+static void s_finish(preflight_t *p, const char *error)
+{
+    preflight_done_cb done = p->done;
+    void *arg = p->arg;
+    Godwit__PreflightResult *result = NULL;
+    char *why = NULL;
+    if (error) {
+        why = xstrdup(error);
+        log_debug("preflight on database %s: %s", p->database, why);
+    } else {
+        result = p->result;
+        p->result = NULL;
+        log_debug("preflight on database %s: done, %zu findings", p->database,
+                  result->n_findings);
+    }
+    s_dispose(p);
+    if (done)
+        done(result, why, arg);
+    else if (result)
+        godwit__preflight_result__free_unpacked(result, NULL);
+    free(why);
+}
+
+static void s_next(preflight_t *p)
+{
+    s_step_fn fn = p->steps[p->step];
+    if (!fn) {
+        s_finish(p, NULL);
+        return;
+    }
+    p->step++;
+    fn(p);
+}
+
+/* A statement failed: the check cannot go on. */
+static void s_fail_query(preflight_t *p, const pgconn_result_t *r)
+{
+    char *why = xasprintf("%s: %s%s%s%s", p->what, r->error ? r->error : "statement failed",
+                          r->sqlstate[0] ? " (SQLSTATE " : "", r->sqlstate,
+                          r->sqlstate[0] ? ")" : "");
+    s_finish(p, why);
+    free(why);
+}
+
+/* Sends one statement on the local connection; cb gets p. */
+static void s_query(preflight_t *p, const char *what, const char *sql, int nparams,
+                    const char *const *params, pgconn_result_cb cb)
+{
+    free(p->what);
+    p->what = xstrdup(what);
+    uint64_t deadline = (uint64_t)p->statement_timeout_ms + S_DEADLINE_SLACK_MS;
+    int rc = pgconn_query(p->conn, sql, nparams, params, deadline, cb, p);
+    if (rc != 0) {
+        char *why = xasprintf("%s: cannot send the statement: %s", what, strerror(-rc));
+        s_finish(p, why);
+        free(why);
+    }
+}
+
+/* ---- connecting to the local database (both sides) ---------------------- */
+
+static void s_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    preflight_t *p = arg;
+    if (!ok) {
+        char *why = xasprintf("cannot connect to database %s: %s", p->database,
+                              error ? error : "unknown error");
+        s_finish(p, why);
+        free(why);
+        return;
+    }
+    int version = pgconn_server_version(c);
+    if (version < S_MIN_SERVER_VERSION) {
+        /* The catalog queries below need 13; nothing else can be checked. */
+        s_add(p, SEV_ERROR, "server_version_unsupported", "server_version",
+              xasprintf("the server runs PostgreSQL version number %d; godwit needs 13 or later "
+                        "on both sides",
+                        version),
+              xstrdup("Upgrade this server to PostgreSQL 13 or later before migrating."));
+        s_finish(p, NULL);
+        return;
+    }
+    s_next(p);
+}
+
+static void s_connect(preflight_t *p)
+{
+    int rc = pgconn_connect(p->conn, (uint64_t)p->connect_timeout_ms, s_on_connect, p);
+    if (rc != 0) {
+        char *why = xasprintf("cannot start connecting: %s", strerror(-rc));
+        s_finish(p, why);
+        free(why);
+    }
+}
+
+/* ---- source: settings and counts ---------------------------------------- */
+
+/* A user relation: not in a system schema, not temporary, not an extension's. */
+#define S_USER_REL(c, n)                                                                       \
+    " " n ".nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"                   \
+    " AND " c ".relpersistence <> 't'"                                                         \
+    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep"                                  \
+    "   WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"                        \
+    "   AND dep.objid = " c ".oid"                                                             \
+    "   AND dep.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass"                   \
+    "   AND dep.deptype = 'e')"
+
+static const char s_src_settings_sql[] =
+    "SELECT pg_catalog.current_setting('server_version_num') AS server_version_num,"
+    " pg_catalog.current_setting('server_version') AS server_version,"
+    " pg_catalog.pg_database_size(pg_catalog.current_database()) AS database_size,"
+    " pg_catalog.quote_ident(pg_catalog.current_database()) AS database_q,"
+    " pg_catalog.current_setting('wal_level') AS wal_level,"
+    " pg_catalog.current_setting('max_replication_slots') AS max_replication_slots,"
+    " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots) AS replication_slots,"
+    " pg_catalog.current_setting('max_wal_senders') AS max_wal_senders,"
+    " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication) AS wal_senders,"
+    /* pg_settings.setting is in the GUC's unit: MB and ms */
+    " (SELECT s.setting FROM pg_catalog.pg_settings s"
+    "   WHERE s.name = 'max_slot_wal_keep_size') AS max_slot_wal_keep_size_mb,"
+    " (SELECT s.setting FROM pg_catalog.pg_settings s"
+    "   WHERE s.name = 'wal_sender_timeout') AS wal_sender_timeout_ms,"
+    " pg_catalog.current_setting('wal_sender_timeout') AS wal_sender_timeout,"
+    " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_largeobject_metadata) AS large_objects,"
+    " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c"
+    "   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    "   WHERE c.relkind = 'S' AND" S_USER_REL("c", "n") ") AS sequences,"
+    /* Only superusers (by default) may read the configuration files. */
+    " pg_catalog.has_table_privilege('pg_catalog.pg_file_settings', 'SELECT')"
+    "  AND pg_catalog.has_function_privilege('pg_catalog.pg_show_all_file_settings()',"
+    "  'EXECUTE') AS file_settings_readable";
+
+static void s_src_check_slots(preflight_t *p, const PGresult *res)
+{
+    int64_t max_slots = s_col_i64(res, 0, "max_replication_slots", 0);
+    int64_t slots = s_col_i64(res, 0, "replication_slots", 0);
+    int64_t free_slots = max_slots - slots;
+    if (free_slots < 1)
+        s_add(p, SEV_ERROR, "no_free_replication_slot", "max_replication_slots",
+              xasprintf("max_replication_slots is %" PRId64 " and %" PRId64
+                        " replication slot(s) exist: no slot is free for the migration's "
+                        "subscription, so logical replication cannot start",
+                        max_slots, slots),
+              xasprintf("Drop slots no longer used (SELECT pg_catalog.pg_drop_replication_slot("
+                        "slot_name) for inactive ones in pg_replication_slots), or raise the "
+                        "limit: ALTER SYSTEM SET max_replication_slots = %" PRId64
+                        "; then restart PostgreSQL.",
+                        slots + 1 + S_COPY_WORKERS));
+    else if (free_slots < 1 + S_COPY_WORKERS)
+        s_add(p, SEV_WARNING, "few_free_replication_slots", "max_replication_slots",
+              xasprintf("max_replication_slots is %" PRId64 " and %" PRId64
+                        " replication slot(s) exist: %" PRId64
+                        " free, but besides the subscription's slot each table-copy worker "
+                        "(max_sync_workers_per_subscription on the target, %d by default) "
+                        "needs one while it copies; the initial copy would run slower or "
+                        "stall",
+                        max_slots, slots, free_slots, S_COPY_WORKERS),
+              xasprintf("ALTER SYSTEM SET max_replication_slots = %" PRId64
+                        "; then restart PostgreSQL, or drop slots no longer used.",
+                        slots + 1 + S_COPY_WORKERS));
+
+    int64_t max_senders = s_col_i64(res, 0, "max_wal_senders", 0);
+    int64_t senders = s_col_i64(res, 0, "wal_senders", 0);
+    int64_t free_senders = max_senders - senders;
+    if (free_senders < 1)
+        s_add(p, SEV_ERROR, "no_free_wal_sender", "max_wal_senders",
+              xasprintf("max_wal_senders is %" PRId64 " and %" PRId64
+                        " WAL senders are running (pg_stat_replication): the migration's "
+                        "subscription could not connect to stream changes",
+                        max_senders, senders),
+              xasprintf("ALTER SYSTEM SET max_wal_senders = %" PRId64
+                        "; then restart PostgreSQL (physical standbys need at least the same "
+                        "value).",
+                        senders + 1 + S_COPY_WORKERS));
+    else if (free_senders < 1 + S_COPY_WORKERS)
+        s_add(p, SEV_WARNING, "few_free_wal_senders", "max_wal_senders",
+              xasprintf("max_wal_senders is %" PRId64 " and %" PRId64
+                        " WAL senders are running: %" PRId64
+                        " free, but besides the subscription each table-copy worker "
+                        "(%d by default) needs one while it copies; the initial copy would "
+                        "run slower or stall",
+                        max_senders, senders, free_senders, S_COPY_WORKERS),
+              xasprintf("ALTER SYSTEM SET max_wal_senders = %" PRId64
+                        "; then restart PostgreSQL (physical standbys need at least the same "
+                        "value).",
+                        senders + 1 + S_COPY_WORKERS));
+}
+
+static void s_src_check_settings(preflight_t *p, const PGresult *res)
+{
+    const char *wal_level = s_col_str(res, 0, "wal_level");
+    if (strcmp(wal_level, "logical") != 0)
+        s_add(p, SEV_ERROR, "wal_level", "wal_level",
+              xasprintf("wal_level is %s: logical replication needs wal_level = logical to "
+                        "decode changes from the WAL; no logical replication slot can be "
+                        "created without it",
+                        wal_level),
+              xstrdup("ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (the "
+                      "setting only takes effect at server start)."));
+
+    s_src_check_slots(p, res);
+
+    if (s_col_i64(res, 0, "max_slot_wal_keep_size_mb", 0) < 0)
+        s_add(p, SEV_WARNING, "max_slot_wal_keep_size", "max_slot_wal_keep_size",
+              xstrdup("max_slot_wal_keep_size is -1 (unlimited): if the target falls behind "
+                      "or stops, the migration's replication slot keeps WAL on the source "
+                      "without limit until its disk fills and the server stops"),
+              xstrdup("ALTER SYSTEM SET max_slot_wal_keep_size = '<what the WAL disk can "
+                      "spare, e.g. 100GB>'; SELECT pg_catalog.pg_reload_conf(); (godwit also "
+                      "watches the slot's retained WAL, but a limit protects the source on "
+                      "its own)."));
+
+    int64_t wst = s_col_i64(res, 0, "wal_sender_timeout_ms", 0);
+    if (wst > 0 && wst < S_MIN_WAL_SENDER_TIMEOUT_MS)
+        s_add(p, SEV_WARNING, "wal_sender_timeout", "wal_sender_timeout",
+              xasprintf("wal_sender_timeout is %s: a WAL sender whose receiver has not "
+                        "answered for that long is cut off; over a WAN link or with a busy "
+                        "target that restarts the stream, or a table copy, again and again",
+                        s_col_str(res, 0, "wal_sender_timeout")),
+              xstrdup("ALTER SYSTEM SET wal_sender_timeout = '5min'; SELECT "
+                      "pg_catalog.pg_reload_conf();"));
+
+    const char *db_q = s_col_str(res, 0, "database_q");
+    int64_t los = s_col_i64(res, 0, "large_objects", 0);
+    if (los > 0)
+        s_add(p, SEV_WARNING, "large_objects", db_q,
+              xasprintf("database %s holds %" PRId64
+                        " large object(s) (pg_largeobject): logical replication does not "
+                        "carry large objects, so they will be missing on the target",
+                        db_q, los),
+              xstrdup("Copy them yourself at cutover (lo_export/lo_import, or pg_dump "
+                      "--blobs of this database), or move the data into bytea columns "
+                      "before migrating."));
+
+    int64_t seqs = s_col_i64(res, 0, "sequences", 0);
+    if (seqs > 0)
+        s_add(p, SEV_WARNING, "sequences", db_q,
+              xasprintf("database %s has %" PRId64
+                        " sequence(s): logical replication does not carry sequence values; "
+                        "godwit sets them on the target at cutover",
+                        db_q, seqs),
+              xstrdup("Nothing to change; do not draw values from the target's sequences "
+                      "before cutover."));
+}
+
+static void s_on_src_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        s_fail_query(p, r);
+        return;
+    }
+    if (!r->res || PQntuples(r->res) != 1) {
+        s_finish(p, "reading the source's settings: no row returned");
+        return;
+    }
+    Godwit__SourceFacts *f = p->result->facts;
+    int64_t num = s_col_i64(r->res, 0, "server_version_num", 0);
+    f->server_version_num = num > 0 && num <= UINT32_MAX ? (uint32_t)num : 0;
+    f->server_version = xstrdup(s_col_str(r->res, 0, "server_version"));
+    int64_t size = s_col_i64(r->res, 0, "database_size", 0);
+    f->database_size = size > 0 ? (uint64_t)size : 0;
+    p->file_settings_readable = s_col_bool(r->res, 0, "file_settings_readable");
+    s_src_check_settings(p, r->res);
+    s_next(p);
+}
+
+static void s_src_settings(preflight_t *p)
+{
+    s_query(p, "reading the source's settings", s_src_settings_sql, 0, NULL, s_on_src_settings);
+}
+
+/* ---- source: timeouts that would end a long copy ------------------------ */
+
+/* Settings for this database and for the roles that may run the copy (the
+ * connecting role, replication roles, superusers). Columns: place (where the
+ * value is set, for the message), name, setting, fix. */
+#define S_TIMEOUT_NAMES "('statement_timeout', 'idle_in_transaction_session_timeout')"
+#define S_ROLE_TIMEOUTS                                                                        \
+    "SELECT CASE WHEN s.setrole = 0 THEN pg_catalog.format('for database %I', d.datname)"      \
+    "  WHEN s.setdatabase = 0 THEN pg_catalog.format('for role %I', r.rolname)"                \
+    "  ELSE pg_catalog.format('for role %I in database %I', r.rolname, d.datname) END"         \
+    "  AS place,"                                                                              \
+    " cfg.name, cfg.setting,"                                                                  \
+    " CASE WHEN s.setrole = 0"                                                                 \
+    "  THEN pg_catalog.format('ALTER DATABASE %I RESET %s;', d.datname, cfg.name)"             \
+    "  WHEN s.setdatabase = 0 THEN pg_catalog.format('ALTER ROLE %I RESET %s;', r.rolname,"    \
+    "   cfg.name)"                                                                             \
+    "  ELSE pg_catalog.format('ALTER ROLE %I IN DATABASE %I RESET %s;', r.rolname, d.datname," \
+    "   cfg.name) END AS fix, s.setrole <> 0 AS per_role"                                      \
+    " FROM pg_catalog.pg_db_role_setting s"                                                    \
+    " CROSS JOIN LATERAL (SELECT pg_catalog.split_part(i.item, '=', 1) AS name,"               \
+    "   pg_catalog.substr(i.item, pg_catalog.strpos(i.item, '=') + 1) AS setting"              \
+    "   FROM pg_catalog.unnest(s.setconfig) AS i(item)) cfg"                                   \
+    " LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole"                                    \
+    " LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase"                             \
+    " WHERE (s.setdatabase = 0 OR d.datname = pg_catalog.current_database())"                  \
+    "  AND (s.setrole = 0 OR r.rolname = CURRENT_USER OR r.rolreplication OR r.rolsuper)"      \
+    "  AND cfg.name IN " S_TIMEOUT_NAMES
+
+/* With pg_file_settings: the values the configuration files give. */
+static const char s_src_timeouts_sql[] =
+    "SELECT pg_catalog.format('in %s line %s', f.sourcefile, f.sourceline) AS place,"
+    " f.name, f.setting,"
+    " pg_catalog.format('ALTER SYSTEM SET %s = 0; SELECT pg_catalog.pg_reload_conf();', f.name)"
+    "  AS fix, false AS per_role"
+    " FROM pg_catalog.pg_file_settings f"
+    " WHERE f.applied AND f.name IN " S_TIMEOUT_NAMES
+    " UNION ALL " S_ROLE_TIMEOUTS " ORDER BY 2, 1";
+
+/* Without it: what pg_settings shows. Our own session sets statement_timeout,
+ * which hides the configured value; idle_in_transaction_session_timeout is
+ * still visible when it comes from the server's configuration. */
+static const char s_src_timeouts_unprivileged_sql[] =
+    "SELECT 'in the server configuration' AS place, s.name, s.setting || COALESCE(s.unit, '')"
+    "  AS setting,"
+    " pg_catalog.format('ALTER SYSTEM SET %s = 0; SELECT pg_catalog.pg_reload_conf();', s.name)"
+    "  AS fix, false AS per_role"
+    " FROM pg_catalog.pg_settings s"
+    " WHERE s.name = 'idle_in_transaction_session_timeout'"
+    "  AND s.source IN ('configuration file', 'command line', 'environment variable')"
+    " UNION ALL " S_ROLE_TIMEOUTS " ORDER BY 2, 1";
+
+static void s_on_src_timeouts(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        s_fail_query(p, r);
+        return;
+    }
+    for (int i = 0; r->res && i < PQntuples(r->res); i++) {
+        const char *name = s_col_str(r->res, i, "name");
+        const char *setting = s_col_str(r->res, i, "setting");
+        if (!s_timeout_set(setting))
+            continue;
+        bool statement = strcmp(name, "statement_timeout") == 0;
+        const char *why =
+            statement ? "a statement running longer is cancelled, and the initial copy of a "
+                        "large table is one long COPY on the source; it would fail and start "
+                        "over, again and again"
+                      : "a session idle inside a transaction for longer is terminated, and "
+                        "the initial copy holds a transaction open on the source while it "
+                        "sets up; the copy would fail and start over";
+        s_add(p, SEV_WARNING, name, name,
+              xasprintf("%s = %s is set %s: %s", name, setting,
+                        s_col_str(r->res, i, "place"), why),
+              s_col_bool(r->res, i, "per_role")
+                  ? xstrdup(s_col_str(r->res, i, "fix"))
+                  : xasprintf("%s (or only for the role the target replicates as: ALTER ROLE "
+                              "<role> SET %s = 0;)",
+                              s_col_str(r->res, i, "fix"), name));
+    }
+    s_next(p);
+}
+
+static void s_src_timeouts(preflight_t *p)
+{
+    if (!p->file_settings_readable)
+        log_debug("preflight on database %s: cannot read pg_file_settings (not a superuser); "
+                  "a statement_timeout in the server configuration goes unnoticed",
+                  p->database);
+    s_query(p, "reading the source's timeouts",
+            p->file_settings_readable ? s_src_timeouts_sql : s_src_timeouts_unprivileged_sql, 0,
+            NULL, s_on_src_timeouts);
+}
+
+/* ---- source: tables ----------------------------------------------------- */
+
+/* $1: the requested tables as [{"schema":..,"name":..}], or NULL for every
+ * table. One row per table in scope (in_scope) and per partition below a
+ * partitioned table in scope (root names that table), plus one row
+ * (what = 'missing') per requested table that is not a user table. */
+static const char s_src_tables_sql[] =
+    "WITH req AS ("
+    " SELECT DISTINCT r.schema, r.name"
+    " FROM pg_catalog.json_to_recordset($1::pg_catalog.json)"
+    "  AS r(schema pg_catalog.text, name pg_catalog.text)"
+    "), cand AS ("
+    " SELECT c.oid, n.nspname, c.relname, c.relkind, c.relispartition, c.relpersistence,"
+    "  c.relreplident"
+    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind IN ('r', 'p') AND" S_USER_REL("c", "n")
+    "), scope AS ("
+    " SELECT c.oid FROM cand c"
+    " WHERE CASE WHEN $1::pg_catalog.json IS NULL THEN NOT c.relispartition"
+    "  ELSE EXISTS (SELECT 1 FROM req WHERE req.schema = c.nspname AND req.name = c.relname)"
+    "  END"
+    "), rels AS ("
+    " SELECT DISTINCT ON (x.oid) x.oid, x.in_scope, x.root FROM ("
+    "  SELECT s.oid, true AS in_scope, NULL::pg_catalog.oid AS root FROM scope s"
+    "  UNION ALL"
+    "  SELECT t.relid::pg_catalog.oid, false, s.oid FROM scope s"
+    "  CROSS JOIN LATERAL pg_catalog.pg_partition_tree(s.oid) t WHERE t.level > 0"
+    " ) x ORDER BY x.oid, x.in_scope DESC"
+    ") "
+    "SELECT 'table' AS what, c.nspname AS schema, c.relname AS name,"
+    " pg_catalog.format('%I.%I', c.nspname, c.relname) AS qname,"
+    " c.relkind, r.in_scope, c.relpersistence, c.relreplident,"
+    " (SELECT pg_catalog.format('%I.%I', rn.nspname, rc.relname) FROM pg_catalog.pg_class rc"
+    "   JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace WHERE rc.oid = r.root)"
+    "  AS root,"
+    " EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)"
+    "  AS has_pk,"
+    " EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid"
+    "  AND i.indisreplident) AS has_replident_index,"
+    /* an index REPLICA IDENTITY USING INDEX accepts: unique, immediate, valid,
+     * not partial, no expressions, every column NOT NULL */
+    " (SELECT pg_catalog.quote_ident(ic.relname) FROM pg_catalog.pg_index i"
+    "   JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid"
+    "   WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND i.indisvalid"
+    "   AND i.indpred IS NULL AND i.indexprs IS NULL"
+    "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid"
+    "    AND a.attnum = ANY (i.indkey::pg_catalog.int2[]) AND NOT a.attnotnull)"
+    "   ORDER BY ic.relname LIMIT 1) AS unique_index,"
+    " (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)"
+    "   FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
+    "   AND NOT a.attisdropped AND a.attgenerated <> '') AS generated"
+    " FROM rels r JOIN cand c ON c.oid = r.oid "
+    "UNION ALL "
+    "SELECT 'missing', req.schema, req.name, pg_catalog.format('%I.%I', req.schema, req.name),"
+    " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+    " FROM req WHERE NOT EXISTS (SELECT 1 FROM cand c"
+    "  WHERE c.nspname = req.schema AND c.relname = req.name) "
+    "ORDER BY 1 DESC, 4";
+
+/* A leaf table with no usable replica identity. */
+static void s_src_check_replica_identity(preflight_t *p, const PGresult *res, int i)
+{
+    const char *qname = s_col_str(res, i, "qname");
+    const char *ident = s_col_str(res, i, "relreplident");
+    const char *root = s_col(res, i, "root");
+    const char *uidx = s_col(res, i, "unique_index");
+    bool has_pk = s_col_bool(res, i, "has_pk");
+    const char *state;
+    switch (ident[0]) {
+    case 'f':
+        return;
+    case 'd':
+        if (has_pk)
+            return;
+        state = "has no primary key and REPLICA IDENTITY DEFAULT";
+        break;
+    case 'i':
+        if (s_col_bool(res, i, "has_replident_index"))
+            return;
+        state = "has REPLICA IDENTITY USING INDEX but that index is gone";
+        break;
+    default:
+        state = "has REPLICA IDENTITY NOTHING";
+        break;
+    }
+    char *partition = root ? xasprintf(" (a partition of %s)", root) : xstrdup("");
+    char *message = xasprintf(
+        "%s%s %s, so it has no replica identity: once it is published, every UPDATE and "
+        "DELETE on it fails on the source with an error, and logical replication could not "
+        "apply them on the target",
+        qname, partition, state);
+    char *fix;
+    if (ident[0] == 'n' && has_pk) {
+        fix = xasprintf("ALTER TABLE %s REPLICA IDENTITY DEFAULT;", qname);
+    } else if (uidx) {
+        fix = xasprintf("ALTER TABLE %s REPLICA IDENTITY USING INDEX %s; (a unique index on "
+                        "NOT NULL columns), or ALTER TABLE %s REPLICA IDENTITY FULL;",
+                        qname, uidx, qname);
+    } else {
+        /* NOTHING, or an index that is gone, stays so after a key is added. */
+        char *then = ident[0] == 'd' ? xstrdup("")
+                                     : xasprintf(" then ALTER TABLE %s REPLICA IDENTITY "
+                                                 "DEFAULT;",
+                                                 qname);
+        fix = xasprintf("Add a primary key: ALTER TABLE %s ADD PRIMARY KEY (<key columns>);%s%s "
+                        "or, if the table has no key, ALTER TABLE %s REPLICA IDENTITY FULL; "
+                        "(every UPDATE and DELETE then logs the whole old row and the target "
+                        "finds the row by a full scan: slow on large tables)",
+                        root ? root : qname,
+                        root ? " (on the partitioned table; it must include the partition "
+                               "key)"
+                             : "",
+                        then, qname);
+        free(then);
+    }
+    s_add(p, SEV_ERROR, "no_replica_identity", qname, message, fix);
+    free(partition);
+}
+
+/* One row of s_src_tables_sql. */
+static void s_src_check_table(preflight_t *p, const PGresult *res, int i)
+{
+    const char *qname = s_col_str(res, i, "qname");
+    if (strcmp(s_col_str(res, i, "what"), "missing") == 0) {
+        s_add(p, SEV_ERROR, "table_missing", qname,
+              xasprintf("the migration lists table %s, but database %s has no such table (it "
+                        "does not exist, or it is a view, a temporary, system or extension's "
+                        "table), so it cannot be migrated",
+                        qname, p->database),
+              xstrdup("Correct the migration's table list (schema and name as stored, "
+                      "case-sensitive, without quotes), or create the table on the source."));
+        return;
+    }
+    bool in_scope = s_col_bool(res, i, "in_scope");
+    const char *kind = s_col_str(res, i, "relkind");
+    if (in_scope) {
+        Godwit__SourceFacts *f = p->result->facts;
+        Godwit__TableRef *t = xmalloc(sizeof *t);
+        godwit__table_ref__init(t);
+        t->schema = xstrdup(s_col_str(res, i, "schema"));
+        t->name = xstrdup(s_col_str(res, i, "name"));
+        f->tables = xrealloc(f->tables, (f->n_tables + 1) * sizeof *f->tables);
+        f->tables[f->n_tables++] = t;
+    }
+    if (kind[0] == 'p' && in_scope)
+        s_add(p, SEV_WARNING, "partitioned_table", qname,
+              xasprintf("%s is partitioned: godwit publishes it through its root "
+                        "(publish_via_partition_root), so the changes of all its partitions "
+                        "arrive on the target as changes to %s, whose partitioning there may "
+                        "differ",
+                        qname, qname),
+              xasprintf("Nothing to change; the target needs a table %s (the schema phase "
+                        "creates it with its partitions). Partitions without a replica "
+                        "identity are reported on their own.",
+                        qname));
+    if (kind[0] == 'r') {
+        if (s_col_str(res, i, "relpersistence")[0] == 'u')
+            s_add(p, SEV_WARNING, "unlogged_table", qname,
+                  xasprintf("%s is UNLOGGED: its changes are not written to the WAL, so "
+                            "logical replication can neither copy nor stream it, and it stays "
+                            "empty on the target",
+                            qname),
+                  xasprintf("ALTER TABLE %s SET LOGGED; (rewrites the table under an ACCESS "
+                            "EXCLUSIVE lock), or copy its data yourself at cutover.",
+                            qname));
+        else
+            s_src_check_replica_identity(p, res, i);
+    }
+    const char *generated = s_col(res, i, "generated");
+    if (generated && in_scope)
+        s_add(p, SEV_WARNING, "generated_columns", qname,
+              xasprintf("%s has generated column(s) %s: logical replication does not send "
+                        "their values, the target computes them with its own GENERATED "
+                        "expressions",
+                        qname, generated),
+              xasprintf("Nothing to change if %s on the target has the same generation "
+                        "expressions (the schema phase copies them); as ordinary columns "
+                        "there they would stay empty.",
+                        qname));
+}
+
+static void s_on_src_tables(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        s_fail_query(p, r);
+        return;
+    }
+    for (int i = 0; r->res && i < PQntuples(r->res); i++)
+        s_src_check_table(p, r->res, i);
+    s_next(p);
+}
+
+static void s_src_tables(preflight_t *p)
+{
+    const char *params[1] = { p->tables_json };
+    s_query(p, "reading the source's tables", s_src_tables_sql, 1, params, s_on_src_tables);
+}
+
+/* ---- source: extensions ------------------------------------------------- */
+
+static void s_on_src_extensions(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        s_fail_query(p, r);
+        return;
+    }
+    Godwit__SourceFacts *f = p->result->facts;
+    int n = r->res ? PQntuples(r->res) : 0;
+    if (n > 0) {
+        f->extensions = xcalloc((size_t)n, sizeof *f->extensions);
+        for (int i = 0; i < n; i++)
+            f->extensions[f->n_extensions++] = xstrdup(s_col_str(r->res, i, "extname"));
+    }
+    s_next(p);
+}
+
+static void s_src_extensions(preflight_t *p)
+{
+    s_query(p, "reading the source's extensions",
+            "SELECT e.extname FROM pg_catalog.pg_extension e WHERE e.extname <> 'plpgsql'"
+            " ORDER BY 1",
+            0, NULL, s_on_src_extensions);
+}
+
+static const s_step_fn s_source_steps[] = {
+    s_connect, s_src_settings, s_src_timeouts, s_src_tables, s_src_extensions, NULL,
+};
+
+/* ---- target: version ---------------------------------------------------- */
+
+static void s_on_tgt_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        s_fail_query(p, r);
+        return;
+    }
+    if (!r->res || PQntuples(r->res) != 1) {
+        s_finish(p, "reading the target's settings: no row returned");
+        return;
+    }
+    free(p->repl_user_q);
+    free(p->repl_db_q);
+    p->repl_user_q = xstrdup(s_col_str(r->res, 0, "repl_user_q"));
+    p->repl_db_q = xstrdup(s_col_str(r->res, 0, "repl_db_q"));
+    int64_t num = s_col_i64(r->res, 0, "server_version_num", 0);
+    if (num < (int64_t)p->src_version_num)
+        s_add(p, SEV_ERROR, "server_version_older", "server_version",
+              xasprintf("the target runs PostgreSQL %s (%" PRId64 "), older than the source's "
+                        "%s (%" PRIu32 "): a schema dumped from a newer server may not load "
+                        "into an older one, so godwit migrates only to the same or a newer "
+                        "version",
+                        s_col_str(r->res, 0, "server_version"), num, p->src_version,
+                        p->src_version_num),
+              xasprintf("Upgrade the target server to PostgreSQL %s or later, or migrate to "
+                        "another target that runs it.",
+                        p->src_version));
+    s_next(p);
+}
+
+static void s_tgt_settings(preflight_t *p)
+{
+    const char *params[2] = { p->repl_user, p->repl_db };
+    s_query(p, "reading the target's settings",
+            "SELECT pg_catalog.current_setting('server_version_num') AS server_version_num,"
+            " pg_catalog.current_setting('server_version') AS server_version,"
+            " pg_catalog.quote_ident($1) AS repl_user_q, pg_catalog.quote_ident($2) AS repl_db_q",
+            2, params, s_on_tgt_settings);
+}
+
+/* ---- target: tables that already hold rows ------------------------------ */
+
+static void s_on_tgt_tables(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        s_fail_query(p, r);
+        return;
+    }
+    s_free_existing(p);
+    int n = r->res ? PQntuples(r->res) : 0;
+    if (n > 0) {
+        p->existing = xcalloc((size_t)n, sizeof *p->existing);
+        for (int i = 0; i < n; i++) {
+            s_table_t *t = &p->existing[p->n_existing++];
+            t->schema = xstrdup(s_col_str(r->res, i, "schema"));
+            t->name = xstrdup(s_col_str(r->res, i, "name"));
+            t->qname = xstrdup(s_col_str(r->res, i, "qname"));
+        }
+    }
+    s_next(p);
+}
+
+/* The source's tables that exist on the target (a missing one is fine: the
+ * schema phase creates it). */
+static void s_tgt_tables(preflight_t *p)
+{
+    if (!p->tables_json) {
+        s_next(p);
+        return;
+    }
+    const char *params[1] = { p->tables_json };
+    s_query(p, "looking up the source's tables on the target",
+            "SELECT r.schema, r.name, pg_catalog.format('%I.%I', r.schema, r.name) AS qname"
+            " FROM (SELECT DISTINCT t.schema, t.name"
+            "  FROM pg_catalog.json_to_recordset($1::pg_catalog.json)"
+            "  AS t(schema pg_catalog.text, name pg_catalog.text)) r"
+            " WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+            "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            "  WHERE n.nspname = r.schema AND c.relname = r.name AND c.relkind IN ('r', 'p'))"
+            " ORDER BY 3",
+            1, params, s_on_tgt_tables);
+}
+
+static void s_tgt_rows(preflight_t *p);
+
+static void s_on_tgt_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        s_fail_query(p, r);
+        return;
+    }
+    const s_table_t *t = &p->existing[p->next_existing++];
+    if (r->res && PQntuples(r->res) == 1 && s_col_bool(r->res, 0, "has_rows"))
+        s_add(p, SEV_ERROR, "target_table_not_empty", t->qname,
+              xasprintf("%s already holds rows in the target database %s: the initial copy "
+                        "would add the source's rows to them (duplicates, or key conflicts "
+                        "that stop replication)",
+                        t->qname, p->database),
+              xasprintf("If its rows are not needed, empty it on the target: TRUNCATE %s; (or "
+                        "drop it and let the schema phase create it), or migrate into an "
+                        "empty database.",
+                        t->qname));
+    s_tgt_rows(p);
+}
+
+/* One statement per existing table, in turn. The table's name has to be in
+ * the SQL text here: quoted by libpq, never pasted as it is. */
+static void s_tgt_rows(preflight_t *p)
+{
+    if (p->next_existing >= p->n_existing) {
+        s_next(p);
+        return;
+    }
+    const s_table_t *t = &p->existing[p->next_existing];
+    char *schema = pgconn_escape_identifier(p->conn, t->schema);
+    char *name = pgconn_escape_identifier(p->conn, t->name);
+    if (!schema || !name) {
+        char *why = xasprintf("checking whether %s on the target is empty: cannot quote its name",
+                              t->qname);
+        free(schema);
+        free(name);
+        s_finish(p, why);
+        free(why);
+        return;
+    }
+    char *sql = xasprintf("SELECT EXISTS (SELECT 1 FROM %s.%s LIMIT 1) AS has_rows", schema, name);
+    char *what = xasprintf("checking whether %s on the target is empty", t->qname);
+    free(schema);
+    free(name);
+    s_query(p, what, sql, 0, NULL, s_on_tgt_rows);
+    free(what);
+    free(sql); /* libpq has copied it into its output buffer */
+}
+
+/* ---- target: extensions ------------------------------------------------- */
+
+static void s_on_tgt_extensions(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        s_fail_query(p, r);
+        return;
+    }
+    for (int i = 0; r->res && i < PQntuples(r->res); i++) {
+        if (s_col_bool(r->res, i, "installed"))
+            continue;
+        const char *name = s_col_str(r->res, i, "name");
+        const char *name_q = s_col_str(r->res, i, "name_q");
+        if (s_col_bool(r->res, i, "available"))
+            s_add(p, SEV_WARNING, "extension_not_installed", name,
+                  xasprintf("extension %s is installed in the source database but not in the "
+                            "target database %s; the target server has it, so the schema "
+                            "phase may create it",
+                            name_q, p->database),
+                  xasprintf("CREATE EXTENSION IF NOT EXISTS %s; in the target database (or "
+                            "let the schema phase do it).",
+                            name_q));
+        else
+            s_add(p, SEV_WARNING, "extension_unavailable", name,
+                  xasprintf("extension %s is installed in the source database but the target "
+                            "server does not have it (pg_available_extensions): the types, "
+                            "functions and indexes that use it cannot be created there",
+                            name_q),
+                  xasprintf("Install the package that provides %s on the target's host (its "
+                            "control file goes in the server's share/extension directory), "
+                            "then CREATE EXTENSION %s; in the target database.",
+                            name_q, name_q));
+    }
+    s_next(p);
+}
+
+static void s_tgt_extensions(preflight_t *p)
+{
+    if (!p->extensions_json) {
+        s_next(p);
+        return;
+    }
+    const char *params[1] = { p->extensions_json };
+    s_query(p, "looking up the source's extensions on the target",
+            "SELECT e.name, pg_catalog.quote_ident(e.name) AS name_q,"
+            " EXISTS (SELECT 1 FROM pg_catalog.pg_extension x WHERE x.extname = e.name)"
+            "  AS installed,"
+            " EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name = e.name)"
+            "  AS available"
+            " FROM (SELECT DISTINCT j.v AS name"
+            "  FROM pg_catalog.json_array_elements_text($1::pg_catalog.json) AS j(v)) e"
+            " ORDER BY 1",
+            1, params, s_on_tgt_extensions);
+}
+
+/* ---- target: the replication connection to the source ------------------- */
+
+/* What to do about a refused replication connection, by libpq's reason.
+ * Caller frees. */
+static char *s_replication_fix(const preflight_t *p, const char *error)
+{
+    const char *user = p->repl_user_q ? p->repl_user_q : p->repl_user;
+    const char *db = p->repl_db_q ? p->repl_db_q : p->repl_db;
+    bool hba = error && strstr(error, "pg_hba.conf");
+    bool role = error && strstr(error, "replication role");
+    bool password = error && (strstr(error, "password") || strstr(error, "authentication"));
+    char *hba_fix = xasprintf(
+        "On the source, let this host in with a pg_hba.conf line for the database itself (the "
+        "'replication' keyword is for physical replication; logical replication matches the "
+        "database name): host %s %s <target host address>/32 scram-sha-256, then SELECT "
+        "pg_catalog.pg_reload_conf();",
+        db, user);
+    char *role_fix = xasprintf("On the source: ALTER ROLE %s REPLICATION;", user);
+    char *password_fix =
+        p->repl_passfile
+            ? xasprintf("Put the role's password in %s on this host (host:port:%s:%s:password, "
+                        "mode 0600).",
+                        p->repl_passfile, p->repl_db, p->repl_user)
+            : xstrdup("Give the role's password through a passfile on this host (the "
+                      "migration's replication passfile), or a pg_hba.conf method that needs "
+                      "none.");
+    char *fix;
+    if (hba)
+        fix = xstrdup(hba_fix);
+    else if (role)
+        fix = xstrdup(role_fix);
+    else if (password)
+        fix = xstrdup(password_fix);
+    else
+        fix = xasprintf("Check that the source is reachable from this host at %s, then: %s %s %s",
+                        p->repl_where, hba_fix, role_fix, password_fix);
+    free(hba_fix);
+    free(role_fix);
+    free(password_fix);
+    return fix;
+}
+
+static void s_on_tgt_replication(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    preflight_t *p = arg;
+    if (!ok)
+        s_add(p, SEV_ERROR, "replication_connection", p->repl_where,
+              xasprintf("cannot open a logical replication connection to the source as %s, "
+                        "and the target's subscription would connect the same way, so "
+                        "replication could not start: %s",
+                        p->repl_where, error ? error : "unknown error"),
+              s_replication_fix(p, error));
+    /* Connected or not, that was the whole check. */
+    pgconn_destroy(&p->repl);
+    s_next(p);
+}
+
+static void s_tgt_replication(preflight_t *p)
+{
+    int rc = pgconn_connect(p->repl, (uint64_t)p->connect_timeout_ms, s_on_tgt_replication, p);
+    if (rc != 0) {
+        char *why = xasprintf("cannot start the replication connection: %s", strerror(-rc));
+        s_finish(p, why);
+        free(why);
+    }
+}
+
+/* ---- target: free disk -------------------------------------------------- */
+
+static void s_tgt_disk(preflight_t *p)
+{
+    diskstats_fs_t fs;
+    int rc = diskstats_fs(p->data_directory, &fs);
+    if (rc != 0) {
+        s_add(p, SEV_ERROR, "disk_space", p->data_directory,
+              xasprintf("cannot read the free space of the target's data directory %s: %s",
+                        p->data_directory, strerror(-rc)),
+              xstrdup("Point the agent's postgres.data_directory at the target server's data "
+                      "directory, readable by the agent."));
+        s_next(p);
+        return;
+    }
+    double need_d = (double)p->src_size * p->disk_margin;
+    uint64_t need = need_d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)need_d;
+    if (fs.free_bytes < need) {
+        char free_s[32], size_s[32], need_s[32], short_s[32];
+        units_fmt_bytes(fs.free_bytes, free_s, sizeof free_s);
+        units_fmt_bytes(p->src_size, size_s, sizeof size_s);
+        units_fmt_bytes(need, need_s, sizeof need_s);
+        units_fmt_bytes(need - fs.free_bytes, short_s, sizeof short_s);
+        s_add(p, SEV_ERROR, "disk_space", p->data_directory,
+              xasprintf("the target's data directory %s has %s free, but the source database "
+                        "is %s and with a margin of %.2f needs %s: the copy would fill the "
+                        "disk and stop the target server",
+                        p->data_directory, free_s, size_s, p->disk_margin, need_s),
+              xasprintf("Free or add at least %s on the filesystem of %s.", short_s,
+                        p->data_directory));
+    }
+    s_next(p);
+}
+
+static const s_step_fn s_target_steps[] = {
+    s_connect,      s_tgt_settings,    s_tgt_tables, s_tgt_rows,
+    s_tgt_extensions, s_tgt_replication, s_tgt_disk,   NULL,
+};
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void s_on_kick(uv_timer_t *t)
+{
+    s_next(t->data);
+}
+
+static bool s_local_valid(const preflight_local_t *l)
+{
+    return l && l->host && l->host[0] && l->port >= 1 && l->port <= 65535 &&
+           l->connect_timeout_ms > 0 && l->connect_timeout_ms <= INT32_MAX &&
+           l->statement_timeout_ms > 0 && l->statement_timeout_ms <= INT32_MAX;
+}
+
+/* [{"schema":..,"name":..}] for n refs (caller frees), or NULL when a ref is
+ * incomplete. n must be > 0. */
+static char *s_tables_json(Godwit__TableRef *const *refs, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        const Godwit__TableRef *t = refs[i];
+        if (!t || !t->schema || !t->schema[0] || !t->name || !t->name[0]) {
+            cJSON_Delete(a);
+            return NULL;
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "schema", t->schema);
+        cJSON_AddStringToObject(o, "name", t->name);
+        cJSON_AddItemToArray(a, o);
+    }
+    char *text = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    char *out = xstrdup(text); /* one allocator for everything p owns */
+    cJSON_free(text);
+    return out;
+}
+
+/* The common part of both starts: p with its local connection and the
+ * kick timer, steps not set. NULL for invalid arguments. */
+static preflight_t *s_new(uv_loop_t *loop, const preflight_local_t *local, const char *database,
+                          const s_step_fn *steps, preflight_done_cb done, void *arg)
+{
+    if (!loop || !s_local_valid(local) || !database || !database[0] || !done)
+        return NULL;
+    char port[16], connect_timeout[32];
+    snprintf(port, sizeof port, "%d", local->port);
+    /* whole seconds for libpq; pgconn's deadline is the real bound */
+    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
+             (local->connect_timeout_ms + 999) / 1000);
+    char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
+                              " -c default_transaction_read_only=on",
+                              local->statement_timeout_ms);
+    const char *kw[10], *val[10];
+    int n = 0;
+    kw[n] = "host", val[n++] = local->host;
+    kw[n] = "port", val[n++] = port;
+    kw[n] = "dbname", val[n++] = database;
+    if (local->user && local->user[0])
+        kw[n] = "user", val[n++] = local->user;
+    if (local->passfile && local->passfile[0])
+        kw[n] = "passfile", val[n++] = local->passfile;
+    kw[n] = "application_name", val[n++] = "godwit-agent";
+    kw[n] = "options", val[n++] = options;
+    kw[n] = "connect_timeout", val[n++] = connect_timeout;
+    kw[n] = NULL, val[n] = NULL;
+    pgconn_t *conn = pgconn_new(loop, "agent preflight", kw, val);
+    free(options);
+    if (!conn)
+        return NULL;
+
+    preflight_t *p = xcalloc(1, sizeof *p);
+    p->loop = loop;
+    p->steps = steps;
+    p->done = done;
+    p->arg = arg;
+    p->conn = conn;
+    p->connect_timeout_ms = local->connect_timeout_ms;
+    p->statement_timeout_ms = local->statement_timeout_ms;
+    p->database = xstrdup(database);
+    p->result = xmalloc(sizeof *p->result);
+    godwit__preflight_result__init(p->result);
+    uv_timer_init(loop, &p->kick);
+    p->kick.data = p;
+    return p;
+}
+
+preflight_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
+                                    const Godwit__PreflightSource *req, preflight_done_cb done,
+                                    void *arg)
+{
+    if (!req)
+        return NULL;
+    char *tables = NULL;
+    if (req->n_tables > 0 && !(tables = s_tables_json(req->tables, req->n_tables)))
+        return NULL;
+    preflight_t *p = s_new(loop, local, req->database, s_source_steps, done, arg);
+    if (!p) {
+        free(tables);
+        return NULL;
+    }
+    p->tables_json = tables;
+    p->result->facts = xmalloc(sizeof *p->result->facts);
+    godwit__source_facts__init(p->result->facts);
+    uv_timer_start(&p->kick, s_on_kick, 0, 0);
+    return p;
+}
+
+preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
+                                    const Godwit__PreflightTarget *req, preflight_done_cb done,
+                                    void *arg)
+{
+    if (!req || !req->source || req->source->server_version_num == 0 || !req->replication ||
+        !local || !local->data_directory || !local->data_directory[0])
+        return NULL;
+    const Godwit__SourceFacts *src = req->source;
+    const Godwit__ReplicationConn *rc = req->replication;
+    if (!rc->host || !rc->host[0] || !rc->user || !rc->user[0] || !rc->dbname ||
+        !rc->dbname[0] || rc->port > 65535)
+        return NULL;
+    for (size_t i = 0; i < src->n_extensions; i++)
+        if (!src->extensions[i] || !src->extensions[i][0])
+            return NULL;
+    char *tables = NULL;
+    if (src->n_tables > 0 && !(tables = s_tables_json(src->tables, src->n_tables)))
+        return NULL;
+
+    char port[16], connect_timeout[32];
+    snprintf(port, sizeof port, "%" PRIu32, rc->port);
+    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
+             (local->connect_timeout_ms + 999) / 1000);
+    const char *kw[12], *val[12];
+    int n = 0;
+    kw[n] = "host", val[n++] = rc->host;
+    if (rc->port > 0)
+        kw[n] = "port", val[n++] = port;
+    kw[n] = "user", val[n++] = rc->user;
+    if (rc->passfile && rc->passfile[0])
+        kw[n] = "passfile", val[n++] = rc->passfile;
+    if (rc->sslmode && rc->sslmode[0])
+        kw[n] = "sslmode", val[n++] = rc->sslmode;
+    kw[n] = "dbname", val[n++] = rc->dbname;
+    kw[n] = "replication", val[n++] = "database";
+    kw[n] = "application_name", val[n++] = "godwit-agent";
+    kw[n] = "connect_timeout", val[n++] = connect_timeout;
+    kw[n] = NULL, val[n] = NULL;
+
+    preflight_t *p = s_new(loop, local, req->database, s_target_steps, done, arg);
+    if (!p) {
+        free(tables);
+        return NULL;
+    }
+    p->repl = pgconn_new(loop, "agent preflight replication", kw, val);
+    p->tables_json = tables;
+    p->src_version_num = src->server_version_num;
+    p->src_version = xstrdup(src->server_version && src->server_version[0]
+                                 ? src->server_version
+                                 : "(unknown)");
+    p->src_size = src->database_size;
+    p->disk_margin = req->disk_margin > 0 ? req->disk_margin : 1.0;
+    p->data_directory = xstrdup(local->data_directory);
+    if (src->n_extensions > 0) {
+        cJSON *a = cJSON_CreateArray();
+        for (size_t i = 0; i < src->n_extensions; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateString(src->extensions[i]));
+        char *text = cJSON_PrintUnformatted(a);
+        cJSON_Delete(a);
+        p->extensions_json = xstrdup(text);
+        cJSON_free(text);
+    }
+    p->repl_user = xstrdup(rc->user);
+    p->repl_db = xstrdup(rc->dbname);
+    p->repl_passfile = rc->passfile && rc->passfile[0] ? xstrdup(rc->passfile) : NULL;
+    if (rc->port > 0)
+        p->repl_where = xasprintf("%s@%s:%" PRIu32 "/%s", rc->user, rc->host, rc->port, rc->dbname);
+    else
+        p->repl_where = xasprintf("%s@%s/%s", rc->user, rc->host, rc->dbname);
+    uv_timer_start(&p->kick, s_on_kick, 0, 0);
+    return p;
+}
+
+void preflight_cancel(preflight_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    preflight_t *p = *pp;
+    *pp = NULL;
+    s_dispose(p);
+}
