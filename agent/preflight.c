@@ -819,18 +819,28 @@ static void s_on_tgt_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
     free(p->repl_db_q);
     p->repl_user_q = xstrdup(s_col_str(r->res, 0, "repl_user_q"));
     p->repl_db_q = xstrdup(s_col_str(r->res, 0, "repl_db_q"));
+    /* Major versions decide (150020 -> 15): a schema dumped from a newer
+     * major may not load into an older one. An older minor release of the
+     * same major replicates fine; it is worth a warning only. */
     int64_t num = s_col_i64(r->res, 0, "server_version_num", 0);
-    if (num < (int64_t)p->src_version_num)
+    if (num / 10000 < (int64_t)p->src_version_num / 10000)
         s_add(p, SEV_ERROR, "server_version_older", "server_version",
-              xasprintf("the target runs PostgreSQL %s (%" PRId64 "), older than the source's "
-                        "%s (%" PRIu32 "): a schema dumped from a newer server may not load "
-                        "into an older one, so godwit migrates only to the same or a newer "
-                        "version",
+              xasprintf("the target runs PostgreSQL %s (%" PRId64 "), an older major version "
+                        "than the source's %s (%" PRIu32 "): a schema dumped from a newer "
+                        "server may not load into an older one, so godwit migrates only to "
+                        "the same or a newer major version",
                         s_col_str(r->res, 0, "server_version"), num, p->src_version,
                         p->src_version_num),
               xasprintf("Upgrade the target server to PostgreSQL %s or later, or migrate to "
                         "another target that runs it.",
                         p->src_version));
+    else if (num < (int64_t)p->src_version_num)
+        s_add(p, SEV_WARNING, "server_minor_older", "server_version",
+              xasprintf("the target runs PostgreSQL %s (%" PRId64 "), an older minor release "
+                        "than the source's %s (%" PRIu32 ")",
+                        s_col_str(r->res, 0, "server_version"), num, p->src_version,
+                        p->src_version_num),
+              xasprintf("Update the target to the latest minor release of its major version."));
     s_next(p);
 }
 

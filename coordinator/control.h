@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#define CONTROL_MAX_REQUEST (64 * 1024)
+#define CONTROL_MAX_REQUEST (2 * 1024 * 1024) /* a plan travels in a request */
 
 typedef struct control control_t;
 typedef struct control_req control_req_t;

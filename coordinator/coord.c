@@ -16,6 +16,8 @@
 #include "control.h"
 #include "fleet.h"
 #include "journal.h"
+#include "plan.h"
+#include "plancheck.h"
 #include "keys.h"
 #include "log.h"
 #include "units.h"
@@ -31,6 +33,7 @@
 #define COORD_TICK_MS 100
 #define COORD_RECV_BUDGET 512
 #define RTT_WINDOW_MS 10000
+#define PREFLIGHT_TIMEOUT_MS 60000
 #define MONITOR_ENDPOINT "inproc://godwit-router-monitor"
 
 typedef struct ctl_ping {
@@ -41,6 +44,23 @@ typedef struct ctl_ping {
     uint64_t deadline_mono;
     struct ctl_ping *next;
 } ctl_ping_t;
+
+/* A command sent to an agent whose result is awaited. */
+typedef struct pending {
+    char id[48];
+    char agent[128];
+    uint64_t deadline_mono;
+    coord_result_cb cb;
+    void *arg;
+    const char *early_error; /* set: fail on the next tick (never from the send call) */
+    struct pending *next;
+} pending_t;
+
+typedef struct deferred {
+    void (*fn)(void *arg);
+    void *arg;
+    struct deferred *next;
+} deferred_t;
 
 struct coord {
     uv_loop_t *loop;
@@ -65,6 +85,8 @@ struct coord {
     uint64_t started_at_ms;
     uint64_t messages, bad_messages, handshake_failed;
     ctl_ping_t *ctl_pings;
+    pending_t *pending;
+    deferred_t *deferred;
     int open_handles;
     int exit_code;
     bool stopping;
@@ -178,8 +200,19 @@ static void s_on_result(coord_t *c, fleet_agent_t *a, const Godwit__Result *r)
                  r->command_id, r->status, r->message);
         log_warn("agent %s: %s", a->name, a->last_refusal);
     }
-    if (r->payload_case != GODWIT__RESULT__PAYLOAD_PING)
+    if (r->payload_case != GODWIT__RESULT__PAYLOAD_PING) {
+        for (pending_t **pp = &c->pending; *pp; pp = &(*pp)->next) {
+            pending_t *p = *pp;
+            if (strcmp(p->id, r->command_id) == 0 && strcmp(p->agent, a->name) == 0) {
+                *pp = p->next;
+                p->cb(c, a->name, r, NULL, p->arg);
+                free(p);
+                return;
+            }
+        }
+        log_debug("agent %s: result for %s that nobody waits for", a->name, r->command_id);
         return;
+    }
     uint64_t nonce = r->ping->nonce;
     double rtt = -1;
     if (nonce && nonce == a->ping_nonce) {
@@ -317,10 +350,21 @@ static void s_monitor_readable(zuv_t *w, void *sock, void *arg)
 
 /* ---- periodic work ---- */
 
+static void s_run_deferred(coord_t *c)
+{
+    while (c->deferred) {
+        deferred_t *d = c->deferred;
+        c->deferred = d->next;
+        d->fn(d->arg);
+        free(d);
+    }
+}
+
 static void s_tick(uv_timer_t *t)
 {
     coord_t *c = t->data;
     uint64_t now = units_mono_ms();
+    s_run_deferred(c);
     for (size_t i = 0; i < fleet_count(c->fleet); i++) {
         fleet_agent_t *a = fleet_at(c->fleet, i);
         if (a->state == LINK_CONNECTED && now - a->last_seen_mono > (uint64_t)c->cfg->lost_after_ms) {
@@ -341,12 +385,80 @@ static void s_tick(uv_timer_t *t)
         if (a->state == LINK_CONNECTED && i % slices == slice)
             s_send_ping(c, a);
     }
+    for (pending_t **pp = &c->pending; *pp;) {
+        pending_t *p = *pp;
+        if (p->early_error || now >= p->deadline_mono) {
+            *pp = p->next;
+            p->cb(c, p->agent, NULL, p->early_error ? p->early_error : "timed out waiting for the agent",
+                  p->arg);
+            free(p);
+            pp = &c->pending; /* the callback may have added commands */
+        } else {
+            pp = &p->next;
+        }
+    }
     for (ctl_ping_t **pp = &c->ctl_pings; *pp;) {
         if (now >= (*pp)->deadline_mono)
             s_ctl_ping_done(c, pp, "timed out waiting for the agent", 0);
         else
             pp = &(*pp)->next;
     }
+}
+
+/* ---- commands ---- */
+
+void coord_send_command(coord_t *c, const char *agent, Godwit__Command *cmd, uint64_t timeout_ms,
+                        coord_result_cb cb, void *arg)
+{
+    pending_t *p = xcalloc(1, sizeof *p);
+    snprintf(p->id, sizeof p->id, "%llu.%llu", (unsigned long long)c->epoch,
+             (unsigned long long)++c->next_cmd);
+    snprintf(p->agent, sizeof p->agent, "%s", agent);
+    p->cb = cb;
+    p->arg = arg;
+    p->deadline_mono = units_mono_ms() + timeout_ms;
+    p->next = c->pending;
+    c->pending = p;
+    fleet_agent_t *a = fleet_find(c->fleet, agent);
+    if (c->stopping) {
+        p->early_error = "coordinator stopping";
+        return;
+    }
+    if (!a) {
+        p->early_error = "no such agent in the allow-list";
+        return;
+    }
+    if (a->state != LINK_CONNECTED) {
+        p->early_error = "agent is not connected";
+        return;
+    }
+    cmd->id = p->id;
+    cmd->epoch = c->epoch;
+    cmd->deadline_unix_ms = units_now_ms() + timeout_ms;
+    Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
+    env.body_case = GODWIT__ENVELOPE__BODY_COMMAND;
+    env.command = cmd;
+    if (s_send(c, a, &env) != 0)
+        p->early_error = "cannot send to the agent";
+    else
+        log_info("agent %s: command %s sent", agent, p->id);
+}
+
+void coord_defer(coord_t *c, void (*fn)(void *arg), void *arg)
+{
+    deferred_t *d = xcalloc(1, sizeof *d);
+    d->fn = fn;
+    d->arg = arg;
+    deferred_t **tail = &c->deferred;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = d;
+}
+
+const char *coord_agent_role(coord_t *c, const char *agent)
+{
+    fleet_agent_t *a = fleet_find(c->fleet, agent);
+    return a && a->state == LINK_CONNECTED ? a->role : NULL;
 }
 
 /* ---- control requests ---- */
@@ -391,6 +503,36 @@ static cJSON *s_status_json(coord_t *c)
     return o;
 }
 
+static void s_plancheck_done(cJSON *report, void *arg)
+{
+    control_reply(arg, report);
+}
+
+/* {"cmd":"plan_check","file":NAME,"text":YAML}: the plan travels in the
+ * request so errors name the operator's file. */
+static void s_plan_check(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    const cJSON *file = cJSON_GetObjectItem(request, "file");
+    const cJSON *text = cJSON_GetObjectItem(request, "text");
+    if (!cJSON_IsString(file) || !cJSON_IsString(text)) {
+        control_reply_error(req, "plan_check needs \"file\" and \"text\"");
+        return;
+    }
+    plan_t *plan = xcalloc(1, sizeof *plan);
+    char err[1024];
+    if (!plan_load_string(file->valuestring, text->valuestring, plan, err, sizeof err)) {
+        free(plan);
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddBoolToObject(r, "ok", false);
+        cJSON_AddBoolToObject(r, "invalid_plan", true);
+        cJSON_AddStringToObject(r, "error", err);
+        control_reply(req, r);
+        return;
+    }
+    log_info("plan %s: checking %zu migrations", file->valuestring, plan_count(plan));
+    plancheck_start(c, file->valuestring, plan, PREFLIGHT_TIMEOUT_MS, s_plancheck_done, req);
+}
+
 static void s_control(control_req_t *req, const cJSON *request, void *arg)
 {
     coord_t *c = arg;
@@ -418,6 +560,8 @@ static void s_control(control_req_t *req, const cJSON *request, void *arg)
         c->ctl_pings = p;
         if (!p->nonce)
             s_ctl_ping_done(c, &c->ctl_pings, "cannot send to the agent", 0);
+    } else if (strcmp(cmd, "plan_check") == 0) {
+        s_plan_check(c, req, request);
     } else {
         control_reply_error(req, "unknown command");
     }
@@ -571,6 +715,13 @@ void coord_stop(coord_t *c, int exit_code)
     c->exit_code = exit_code;
     while (c->ctl_pings)
         s_ctl_ping_done(c, &c->ctl_pings, "coordinator stopping", 0);
+    while (c->pending) {
+        pending_t *p = c->pending;
+        c->pending = p->next;
+        p->cb(c, p->agent, NULL, "coordinator stopping", p->arg);
+        free(p);
+    }
+    s_run_deferred(c);
     control_destroy(&c->control);
     zuv_destroy(&c->router_watch);
     zuv_destroy(&c->monitor_watch);

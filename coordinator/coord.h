@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "coord_config.h"
+#include "godwit.pb-c.h"
 
 /* Exit codes of godwit-coordinator (docs/operations.md). */
 #define COORD_EXIT_OK 0
@@ -21,6 +22,25 @@
 #define COORD_EXIT_FENCED 4
 
 typedef struct coord coord_t;
+
+/* The outcome of one command: r is the agent's result (status says whether
+ * it worked), or r is NULL and error says why there is none (not sent,
+ * timed out, coordinator stopping). r is borrowed for the call. */
+typedef void (*coord_result_cb)(coord_t *c, const char *agent, const Godwit__Result *r,
+                                const char *error, void *arg);
+
+/* Sends a typed command (the caller sets the action; id, epoch and deadline
+ * are filled in here) to a connected agent. cb runs exactly once, never from
+ * inside this call. */
+void coord_send_command(coord_t *c, const char *agent, Godwit__Command *cmd, uint64_t timeout_ms,
+                        coord_result_cb cb, void *arg);
+/* Runs fn(arg) on the loop soon (the next tick), never from inside this
+ * call; before the coordinator stops at the latest. */
+void coord_defer(coord_t *c, void (*fn)(void *arg), void *arg);
+
+/* The agent's role from its hello ("source", "target", "proxy"), or NULL if
+ * it is not connected or not allow-listed. */
+const char *coord_agent_role(coord_t *c, const char *agent);
 
 /* Sets everything up on loop; NULL (logged) on failure. cfg is borrowed and
  * must outlive the coordinator. */

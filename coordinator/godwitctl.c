@@ -42,6 +42,8 @@ static void s_usage(FILE *f)
             "  status [--json] [--watch] [--interval DUR]\n"
             "                                 agents, their link and key metrics\n"
             "  ping AGENT [--json]            command round trip to one agent\n"
+            "  plan check PLAN [--json]       validate a plan and run preflight on its agents\n"
+            "                                 (read-only; exit 1 if anything blocks)\n"
             "  version\n"
             "The control socket is --socket, else $GODWIT_SOCKET, else %s.\n"
             "Exit codes: 0 ok, 1 degraded (an agent lost or a database unreachable) or the\n"
@@ -386,6 +388,105 @@ static int s_cmd_ping(const char *sock, int argc, char **argv)
     return ok ? 0 : EXIT_DEGRADED;
 }
 
+static void s_render_plan_check(const cJSON *r, FILE *out)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(r, "migrations"))
+    {
+        fprintf(out, "migration %s: %s/%s -> %s/%s: %.0f blocking, %.0f warnings\n",
+                s_str(m, "name", "?"), s_str(m, "source", "?"), s_str(m, "source_database", "?"),
+                s_str(m, "target", "?"), s_str(m, "target_database", "?"), s_num(m, "blocking", 0),
+                s_num(m, "warnings", 0));
+        const cJSON *fa = cJSON_GetObjectItem(m, "source_facts");
+        if (cJSON_IsObject(fa)) {
+            char b[32];
+            fprintf(out, "  source: PostgreSQL %s, %s, %.0f tables\n", s_str(fa, "server_version", "?"),
+                    units_fmt_bytes((uint64_t)s_num(fa, "database_size", 0), b, sizeof b),
+                    s_num(fa, "tables", 0));
+        }
+        const cJSON *f;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItem(m, "findings"))
+        {
+            const char *sev = s_str(f, "severity", "?");
+            fprintf(out, "  %-7s %-6s %s: %s\n", strcmp(sev, "error") == 0 ? "BLOCKS" : sev,
+                    s_str(f, "side", "?"), s_str(f, "object", "?"), s_str(f, "message", ""));
+            fprintf(out, "                 fix: %s\n", s_str(f, "fix", ""));
+        }
+    }
+    double blocking = s_num(r, "blocking", 0);
+    fprintf(out, "%s\n", blocking > 0 ? "plan check: blocked (fix the findings marked BLOCKS)"
+                                       : "plan check: ready (nothing blocks)");
+}
+
+static int s_cmd_plan(const char *sock, int argc, char **argv)
+{
+    bool json = false;
+    const char *path = NULL;
+    if (argc < 2 || strcmp(argv[1], "check") != 0) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (!path && argv[i][0] != '-')
+            path = argv[i];
+        else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!path) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "godwitctl: %s: %s\n", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    size_t cap = 1 << 20;
+    char *text = xmalloc(cap + 2);
+    size_t len = fread(text, 1, cap + 1, f);
+    fclose(f);
+    if (len > cap) {
+        fprintf(stderr, "godwitctl: %s: larger than 1 MiB\n", path);
+        free(text);
+        return EXIT_USAGE;
+    }
+    text[len] = '\0';
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "plan_check");
+    cJSON_AddStringToObject(req, "file", path);
+    cJSON_AddStringToObject(req, "text", text);
+    free(text);
+    char err[512];
+    cJSON *resp = s_call(sock, req, 120, err, sizeof err);
+    cJSON_Delete(req);
+    if (!resp) {
+        fprintf(stderr, "godwitctl: %s\n", err);
+        return EXIT_UNREACHABLE;
+    }
+    int code;
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
+        bool invalid = cJSON_IsTrue(cJSON_GetObjectItem(resp, "invalid_plan"));
+        code = invalid ? EXIT_USAGE : EXIT_DEGRADED;
+        if (!json)
+            fprintf(stderr, "godwitctl: %s\n", s_str(resp, "error", "plan check failed"));
+    } else {
+        code = s_num(resp, "blocking", 0) > 0 ? EXIT_DEGRADED : 0;
+        if (!json)
+            s_render_plan_check(resp, stdout);
+    }
+    if (json) {
+        char *out = cJSON_Print(resp);
+        puts(out);
+        cJSON_free(out);
+    }
+    cJSON_Delete(resp);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     const char *sock = getenv("GODWIT_SOCKET");
@@ -415,6 +516,8 @@ int main(int argc, char **argv)
         return s_cmd_status(sock, argc - i, argv + i);
     if (strcmp(cmd, "ping") == 0)
         return s_cmd_ping(sock, argc - i, argv + i);
+    if (strcmp(cmd, "plan") == 0)
+        return s_cmd_plan(sock, argc - i, argv + i);
     if (strcmp(cmd, "version") == 0) {
         printf("godwitctl %s\n", GODWIT_VERSION);
         return 0;

@@ -62,8 +62,8 @@ typedef struct {
     int not_in_schema; /* never touched by the loader */
 } t_cfg_t;
 
-#define F(k, t, field, req) { k, t, offsetof(t_cfg_t, field), req, 0, 0, NULL, NULL }
-#define R(k, t, field, req, lo, hi) { k, t, offsetof(t_cfg_t, field), req, lo, hi, NULL, NULL }
+#define F(k, t, field, req) { k, t, offsetof(t_cfg_t, field), req, 0, 0, NULL, NULL, 0 }
+#define R(k, t, field, req, lo, hi) { k, t, offsetof(t_cfg_t, field), req, lo, hi, NULL, NULL, 0 }
 
 static const cfg_field_t s_tls[] = {
     F("mode", CFG_STRING, db.tls.mode, true),
@@ -75,7 +75,7 @@ static const cfg_field_t s_db[] = {
     F("host", CFG_STRING, db.host, false),
     R("port", CFG_INT, db.port, false, 1, 65535),
     F("user", CFG_STRING, db.user, true),
-    { "tls", CFG_SECTION, 0, false, 0, 0, NULL, s_tls },
+    { "tls", CFG_SECTION, 0, false, 0, 0, NULL, s_tls, 0 },
     CFG_END,
 };
 
@@ -89,13 +89,13 @@ static const cfg_field_t s_schema[] = {
     F("dir", CFG_PATH, dir, false),
     R("count", CFG_INT, count, false, 1, 100),
     F("enabled", CFG_BOOL, enabled, false),
-    { "color", CFG_ENUM, offsetof(t_cfg_t, color), false, 0, 0, s_colors, NULL },
+    { "color", CFG_ENUM, offsetof(t_cfg_t, color), false, 0, 0, s_colors, NULL, 0 },
     R("timeout", CFG_DURATION_MS, timeout_ms, false, 100, 60000),
     R("limit", CFG_BYTES, limit, false, 4096, 64 << 20),
     F("listen", CFG_ENDPOINT, listen, false),
     F("any", CFG_INT, any, false),
-    { "db", CFG_SECTION, 0, true, 0, 0, NULL, s_db },
-    { "opt", CFG_SECTION, 0, false, 0, 0, NULL, s_opt },
+    { "db", CFG_SECTION, 0, true, 0, 0, NULL, s_db, 0 },
+    { "opt", CFG_SECTION, 0, false, 0, 0, NULL, s_opt, 0 },
     CFG_END,
 };
 

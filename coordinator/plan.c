@@ -1,0 +1,183 @@
+/*
+ * plan: see plan.h. The schema below is the reference for the plan file;
+ * docs/plan.md follows it. Owns every string and array in plan_t.
+ */
+#include "plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+
+#define M(field) offsetof(plan_migration_t, field)
+
+static const cfg_field_t s_side[2][3] = {
+    {
+        { .key = "agent", .type = CFG_STRING, .offset = M(source.agent), .required = true },
+        { .key = "database", .type = CFG_STRING, .offset = M(source.database), .required = true },
+        CFG_END,
+    },
+    {
+        { .key = "agent", .type = CFG_STRING, .offset = M(target.agent), .required = true },
+        { .key = "database", .type = CFG_STRING, .offset = M(target.database), .required = true },
+        CFG_END,
+    },
+};
+
+static const cfg_field_t s_replication[] = {
+    { .key = "host", .type = CFG_STRING, .offset = M(replication.host), .required = true },
+    { .key = "port", .type = CFG_INT, .offset = M(replication.port), .min = 1, .max = 65535 },
+    { .key = "user", .type = CFG_STRING, .offset = M(replication.user), .required = true },
+    { .key = "passfile", .type = CFG_PATH, .offset = M(replication.passfile) },
+    { .key = "sslmode", .type = CFG_STRING, .offset = M(replication.sslmode) },
+    CFG_END,
+};
+
+static const cfg_field_t s_options[] = {
+    { .key = "disk_margin_percent", .type = CFG_INT, .offset = M(options.disk_margin_percent),
+      .min = 100, .max = 1000 },
+    { .key = "max_lag", .type = CFG_DURATION_MS, .offset = M(options.max_lag_ms), .min = 1,
+      .max = 3600000 },
+    { .key = "slot_wal_limit", .type = CFG_BYTES, .offset = M(options.slot_wal_limit_bytes),
+      .min = 1 << 20, .max = INT64_MAX },
+    { .key = "source_disk_floor", .type = CFG_BYTES, .offset = M(options.source_disk_floor_bytes),
+      .min = 0, .max = INT64_MAX },
+    { .key = "parallelism", .type = CFG_INT, .offset = M(options.parallelism), .min = 1, .max = 64 },
+    CFG_END,
+};
+
+static const cfg_field_t s_migration[] = {
+    { .key = "name", .type = CFG_STRING, .offset = M(name), .required = true },
+    { .key = "source", .type = CFG_SECTION, .required = true, .children = s_side[0] },
+    { .key = "target", .type = CFG_SECTION, .required = true, .children = s_side[1] },
+    { .key = "replication", .type = CFG_SECTION, .required = true, .children = s_replication },
+    { .key = "tables", .type = CFG_STRING_LIST, .offset = M(tables_raw), .min = 1, .max = 100000 },
+    { .key = "options", .type = CFG_SECTION, .children = s_options },
+    CFG_END,
+};
+
+static const cfg_field_t s_plan[] = {
+    { .key = "migrations", .type = CFG_LIST, .offset = offsetof(plan_t, migrations),
+      .required = true, .min = 1, .max = 1000, .children = s_migration,
+      .item_size = sizeof(plan_migration_t) },
+    CFG_END,
+};
+
+size_t plan_count(const plan_t *plan) { return plan->migrations.count; }
+
+plan_migration_t *plan_at(const plan_t *plan, size_t i)
+{
+    return i < plan->migrations.count ? (plan_migration_t *)plan->migrations.items + i : NULL;
+}
+
+plan_migration_t *plan_find(const plan_t *plan, const char *name)
+{
+    for (size_t i = 0; i < plan_count(plan); i++)
+        if (strcmp(plan_at(plan, i)->name, name) == 0)
+            return plan_at(plan, i);
+    return NULL;
+}
+
+/* Migration names become parts of object names on the servers (slots,
+ * publications): lower-case letters, digits and '_', at most 40. */
+static bool s_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 40)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* "schema.table" -> parts; a name without a dot is in public. The first
+ * dot splits (schema names with dots are not supported in plans). */
+static bool s_split_table(const char *raw, plan_table_t *out)
+{
+    const char *dot = strchr(raw, '.');
+    if (dot == raw || (dot && dot[1] == '\0') || raw[0] == '\0')
+        return false;
+    if (dot) {
+        out->schema = xasprintf("%.*s", (int)(dot - raw), raw);
+        out->name = xstrdup(dot + 1);
+    } else {
+        out->schema = xstrdup("public");
+        out->name = xstrdup(raw);
+    }
+    return true;
+}
+
+static bool s_check(const char *name, plan_t *plan, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < plan_count(plan); i++) {
+        plan_migration_t *m = plan_at(plan, i);
+        if (!s_name_ok(m->name)) {
+            snprintf(err, errlen,
+                     "%s: migrations[%zu].name: \"%s\": use 1 to 40 of a-z, 0-9 and _ (it names "
+                     "slots and publications)",
+                     name, i, m->name);
+            return false;
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(plan_at(plan, k)->name, m->name) == 0) {
+                snprintf(err, errlen, "%s: migrations[%zu].name: \"%s\" is already migrations[%zu]",
+                         name, i, m->name, k);
+                return false;
+            }
+        }
+        if (strcmp(m->source.agent, m->target.agent) == 0) {
+            snprintf(err, errlen,
+                     "%s: migrations[%zu].target.agent: \"%s\" is also the source agent; source "
+                     "and target are different hosts",
+                     name, i, m->target.agent);
+            return false;
+        }
+        m->tables = m->tables_raw.count ? xcalloc(m->tables_raw.count, sizeof *m->tables) : NULL;
+        for (size_t t = 0; t < m->tables_raw.count; t++) {
+            if (!s_split_table(m->tables_raw.items[t], &m->tables[m->n_tables])) {
+                snprintf(err, errlen, "%s: migrations[%zu].tables[%zu]: \"%s\": expected schema.table",
+                         name, i, t, m->tables_raw.items[t]);
+                return false;
+            }
+            m->n_tables++;
+        }
+        if (m->replication.port == 0)
+            m->replication.port = 5432;
+        if (m->options.disk_margin_percent == 0)
+            m->options.disk_margin_percent = 120;
+        if (m->options.max_lag_ms == 0)
+            m->options.max_lag_ms = 1000;
+        if (m->options.parallelism == 0)
+            m->options.parallelism = 2;
+    }
+    return true;
+}
+
+bool plan_load_string(const char *name, const char *text, plan_t *plan, char *err, size_t errlen)
+{
+    memset(plan, 0, sizeof *plan);
+    if (!cfg_load_string(name, text, s_plan, plan, err, errlen))
+        return false;
+    if (!s_check(name, plan, err, errlen)) {
+        plan_free(plan);
+        return false;
+    }
+    return true;
+}
+
+void plan_free(plan_t *plan)
+{
+    for (size_t i = 0; i < plan_count(plan); i++) {
+        plan_migration_t *m = plan_at(plan, i);
+        for (size_t t = 0; t < m->n_tables; t++) {
+            free(m->tables[t].schema);
+            free(m->tables[t].name);
+        }
+        free(m->tables);
+        m->tables = NULL;
+        m->n_tables = 0;
+    }
+    cfg_free(s_plan, plan);
+}

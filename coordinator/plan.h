@@ -1,0 +1,67 @@
+/*
+ * plan: the migration plan file (YAML; see docs/plan.md and
+ * deploy/plan.example.yaml). A plan names one or more migrations, each with
+ * its source agent and database, its target agent and database, the
+ * connection the target uses to reach the source for logical replication
+ * (credentials by passfile or pg_hba, never a password), the tables (default:
+ * all) and options.
+ *
+ * plan_load_string() parses and checks a plan; errors name the file, the
+ * line where the loader knows it, and the field. A plan is owned by its
+ * caller and released with plan_free().
+ */
+#ifndef GODWIT_PLAN_H
+#define GODWIT_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct {
+    char *agent;     /* allow-listed agent name */
+    char *database;
+} plan_side_t;
+
+typedef struct {
+    char *schema;
+    char *name;
+} plan_table_t;
+
+typedef struct {
+    char *name;
+    plan_side_t source, target;
+    struct {
+        char *host;
+        int64_t port;
+        char *user;
+        char *passfile;
+        char *sslmode;
+    } replication;
+    cfg_strings_t tables_raw;   /* "schema.table" as written; empty: all */
+    plan_table_t *tables;       /* parsed from tables_raw */
+    size_t n_tables;
+    struct {
+        int64_t disk_margin_percent;   /* target free space >= source size x this / 100 */
+        int64_t max_lag_ms;            /* cutover gate (later phases) */
+        int64_t slot_wal_limit_bytes;  /* source protection (later phases) */
+        int64_t source_disk_floor_bytes;
+        int64_t parallelism;
+    } options;
+} plan_migration_t;
+
+typedef struct {
+    cfg_list_t migrations;      /* of plan_migration_t */
+} plan_t;
+
+/* Parses text (name is used in errors) into *plan. False with err filled
+ * (and nothing to free) on any problem. */
+bool plan_load_string(const char *name, const char *text, plan_t *plan, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+size_t plan_count(const plan_t *plan);
+plan_migration_t *plan_at(const plan_t *plan, size_t i);
+plan_migration_t *plan_find(const plan_t *plan, const char *name);
+void plan_free(plan_t *plan);
+
+#endif

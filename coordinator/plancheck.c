@@ -1,0 +1,276 @@
+/*
+ * plancheck: see plancheck.h. Owns the plan, the per-migration state and
+ * the findings until the report is handed over.
+ */
+#include "plancheck.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+typedef struct plancheck_mig plancheck_mig_t;
+
+struct plancheck {
+    coord_t *coord;
+    char *plan_name;
+    plan_t *plan;
+    plancheck_mig_t *migs;
+    size_t open;              /* migrations not finished */
+    uint64_t timeout_ms;
+    plancheck_done_cb done;
+    void *arg;
+};
+
+struct plancheck_mig {
+    plancheck_t *pc;
+    plan_migration_t *m;
+    cJSON *findings;          /* array */
+    Godwit__SourceFacts *facts; /* owned copy, from the source's result */
+};
+
+static const char *s_sev(Godwit__Severity s)
+{
+    return s == GODWIT__SEVERITY__SEVERITY_ERROR     ? "error"
+           : s == GODWIT__SEVERITY__SEVERITY_WARNING ? "warning"
+                                                     : "info";
+}
+
+static void s_add(plancheck_mig_t *pm, const char *side, const char *severity, const char *code,
+                  const char *object, const char *message, const char *fix)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "side", side);
+    cJSON_AddStringToObject(f, "severity", severity);
+    cJSON_AddStringToObject(f, "code", code);
+    cJSON_AddStringToObject(f, "object", object);
+    cJSON_AddStringToObject(f, "message", message);
+    cJSON_AddStringToObject(f, "fix", fix);
+    cJSON_AddItemToArray(pm->findings, f);
+}
+
+static void s_finish(plancheck_t *pc)
+{
+    cJSON *report = cJSON_CreateObject();
+    cJSON_AddBoolToObject(report, "ok", true);
+    cJSON_AddStringToObject(report, "plan", pc->plan_name);
+    cJSON *migs = cJSON_AddArrayToObject(report, "migrations");
+    int blocking_total = 0;
+    for (size_t i = 0; i < plan_count(pc->plan); i++) {
+        plancheck_mig_t *pm = &pc->migs[i];
+        int blocking = 0, warnings = 0;
+        const cJSON *f;
+        cJSON_ArrayForEach(f, pm->findings)
+        {
+            const char *sev = cJSON_GetObjectItem(f, "severity")->valuestring;
+            blocking += strcmp(sev, "error") == 0;
+            warnings += strcmp(sev, "warning") == 0;
+        }
+        blocking_total += blocking;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", pm->m->name);
+        cJSON_AddStringToObject(o, "source", pm->m->source.agent);
+        cJSON_AddStringToObject(o, "source_database", pm->m->source.database);
+        cJSON_AddStringToObject(o, "target", pm->m->target.agent);
+        cJSON_AddStringToObject(o, "target_database", pm->m->target.database);
+        cJSON_AddNumberToObject(o, "blocking", blocking);
+        cJSON_AddNumberToObject(o, "warnings", warnings);
+        if (pm->facts) {
+            cJSON *fa = cJSON_AddObjectToObject(o, "source_facts");
+            cJSON_AddStringToObject(fa, "server_version", pm->facts->server_version);
+            cJSON_AddNumberToObject(fa, "database_size", (double)pm->facts->database_size);
+            cJSON_AddNumberToObject(fa, "tables", (double)pm->facts->n_tables);
+        }
+        cJSON_AddItemToObject(o, "findings", pm->findings);
+        pm->findings = NULL;
+        cJSON_AddItemToArray(migs, o);
+        if (pm->facts)
+            godwit__source_facts__free_unpacked(pm->facts, NULL);
+    }
+    cJSON_AddNumberToObject(report, "blocking", blocking_total);
+    log_info("plan %s checked: %d blocking findings", pc->plan_name, blocking_total);
+    plancheck_done_cb done = pc->done;
+    void *arg = pc->arg;
+    plan_free(pc->plan);
+    free(pc->plan);
+    free(pc->migs);
+    free(pc->plan_name);
+    free(pc);
+    done(report, arg);
+}
+
+static void s_mig_done(plancheck_mig_t *pm)
+{
+    if (--pm->pc->open == 0)
+        s_finish(pm->pc);
+}
+
+static void s_mig_done_deferred(void *arg) { s_mig_done(arg); }
+
+static void s_add_result_findings(plancheck_mig_t *pm, const char *side,
+                                  const Godwit__PreflightResult *pr)
+{
+    for (size_t i = 0; i < pr->n_findings; i++) {
+        const Godwit__Finding *f = pr->findings[i];
+        s_add(pm, side, s_sev(f->severity), f->code, f->object, f->message, f->fix);
+    }
+}
+
+/* False (with a blocking finding added) if the result is not usable. */
+static bool s_result_ok(plancheck_mig_t *pm, const char *side, const char *agent,
+                        const Godwit__Result *r, const char *error)
+{
+    char msg[512];
+    if (!r) {
+        snprintf(msg, sizeof msg, "the %s checks did not run on agent %s: %s", side, agent, error);
+    } else if (r->status != GODWIT__STATUS__STATUS_OK ||
+               r->payload_case != GODWIT__RESULT__PAYLOAD_PREFLIGHT) {
+        snprintf(msg, sizeof msg, "the %s checks failed on agent %s: %s", side, agent,
+                 r->message[0] ? r->message : "no result");
+    } else {
+        return true;
+    }
+    s_add(pm, side, "error", "preflight_failed", agent, msg,
+          "make sure the agent is running and can reach its database, then check again");
+    return false;
+}
+
+static void s_target_done(coord_t *c, const char *agent, const Godwit__Result *r,
+                          const char *error, void *arg)
+{
+    plancheck_mig_t *pm = arg;
+    if (s_result_ok(pm, "target", agent, r, error))
+        s_add_result_findings(pm, "target", r->preflight);
+    s_mig_done(pm);
+}
+
+/* A copy the migration keeps: the result it came from is borrowed. */
+static Godwit__SourceFacts *s_copy_facts(const Godwit__SourceFacts *f)
+{
+    size_t len = godwit__source_facts__get_packed_size(f);
+    uint8_t *buf = xmalloc(len ? len : 1);
+    godwit__source_facts__pack(f, buf);
+    Godwit__SourceFacts *copy = godwit__source_facts__unpack(NULL, len, buf);
+    free(buf);
+    return copy;
+}
+
+static void s_send_target(plancheck_mig_t *pm)
+{
+    plan_migration_t *m = pm->m;
+    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
+    rc.host = m->replication.host;
+    rc.port = (uint32_t)m->replication.port;
+    rc.user = m->replication.user;
+    rc.passfile = m->replication.passfile ? m->replication.passfile : (char *)"";
+    rc.sslmode = m->replication.sslmode ? m->replication.sslmode : (char *)"";
+    rc.dbname = m->source.database;
+    Godwit__PreflightTarget pt = GODWIT__PREFLIGHT_TARGET__INIT;
+    pt.database = m->target.database;
+    pt.source = pm->facts;
+    pt.replication = &rc;
+    pt.disk_margin = (double)m->options.disk_margin_percent / 100.0;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET;
+    cmd.preflight_target = &pt;
+    coord_send_command(pm->pc->coord, m->target.agent, &cmd, pm->pc->timeout_ms, s_target_done, pm);
+}
+
+static void s_source_done(coord_t *c, const char *agent, const Godwit__Result *r,
+                          const char *error, void *arg)
+{
+    plancheck_mig_t *pm = arg;
+    if (!s_result_ok(pm, "source", agent, r, error)) {
+        s_add(pm, "target", "error", "preflight_skipped", pm->m->target.agent,
+              "the target checks need the source's facts and were not run",
+              "fix the source side first");
+        s_mig_done(pm);
+        return;
+    }
+    s_add_result_findings(pm, "source", r->preflight);
+    if (!r->preflight->facts) {
+        s_add(pm, "source", "error", "preflight_failed", agent, "the source sent no facts",
+              "upgrade the agent");
+        s_mig_done(pm);
+        return;
+    }
+    pm->facts = s_copy_facts(r->preflight->facts);
+    s_send_target(pm);
+}
+
+/* An agent the plan names must be connected with the right role. */
+static bool s_agent_ok(plancheck_mig_t *pm, const char *side, const char *agent,
+                       const char *want_role)
+{
+    const char *role = coord_agent_role(pm->pc->coord, agent);
+    char msg[256], fix[256];
+    if (!role) {
+        snprintf(msg, sizeof msg, "%s agent %s is not connected (or not in the allow-list)", side,
+                 agent);
+        snprintf(fix, sizeof fix, "start godwit-agent on the %s host and make sure %s.pub is in "
+                                  "the coordinator's allowed_keys", side, agent);
+        s_add(pm, side, "error", "agent_not_connected", agent, msg, fix);
+        return false;
+    }
+    if (strcmp(role, want_role) != 0) {
+        snprintf(msg, sizeof msg, "agent %s has role %s, the plan uses it as the %s", agent, role,
+                 side);
+        snprintf(fix, sizeof fix, "set role: %s in that agent's config, or name another agent",
+                 want_role);
+        s_add(pm, side, "error", "agent_role", agent, msg, fix);
+        return false;
+    }
+    return true;
+}
+
+void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, uint64_t timeout_ms,
+                     plancheck_done_cb done, void *arg)
+{
+    plancheck_t *pc = xcalloc(1, sizeof *pc);
+    pc->coord = c;
+    pc->plan_name = xstrdup(plan_name);
+    pc->plan = plan;
+    pc->timeout_ms = timeout_ms;
+    pc->done = done;
+    pc->arg = arg;
+    size_t n = plan_count(plan);
+    pc->migs = xcalloc(n, sizeof *pc->migs);
+    pc->open = n;
+    for (size_t i = 0; i < n; i++) {
+        plancheck_mig_t *pm = &pc->migs[i];
+        pm->pc = pc;
+        pm->m = plan_at(plan, i);
+        pm->findings = cJSON_CreateArray();
+    }
+    for (size_t i = 0; i < n; i++) {
+        plancheck_mig_t *pm = &pc->migs[i];
+        plan_migration_t *m = pm->m;
+        bool src = s_agent_ok(pm, "source", m->source.agent, "source");
+        bool tgt = s_agent_ok(pm, "target", m->target.agent, "target");
+        if (!src || !tgt) {
+            /* Done already; finished through the loop, never from here. */
+            coord_defer(c, s_mig_done_deferred, pm);
+            continue;
+        }
+        Godwit__TableRef *refs = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *refs);
+        Godwit__TableRef **ptrs = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *ptrs);
+        for (size_t t = 0; t < m->n_tables; t++) {
+            godwit__table_ref__init(&refs[t]);
+            refs[t].schema = m->tables[t].schema;
+            refs[t].name = m->tables[t].name;
+            ptrs[t] = &refs[t];
+        }
+        Godwit__PreflightSource ps = GODWIT__PREFLIGHT_SOURCE__INIT;
+        ps.database = m->source.database;
+        ps.n_tables = m->n_tables;
+        ps.tables = ptrs;
+        Godwit__Command cmd = GODWIT__COMMAND__INIT;
+        cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE;
+        cmd.preflight_source = &ps;
+        coord_send_command(c, m->source.agent, &cmd, timeout_ms, s_source_done, pm);
+        free(refs);
+        free(ptrs);
+    }
+}

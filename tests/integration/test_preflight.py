@@ -1,0 +1,167 @@
+"""`godwitctl plan check`: a plan validated, and preflight run on real
+source and target clusters through their agents. Every planted problem is
+reported with its object and fix; nothing changes on either server."""
+
+import json
+import os
+
+import harness
+from harness import Agent, Coordinator, check, wait_for
+
+EVIL = 'x"; DROP TABLE y; --'
+
+SOURCE_SCHEMA = """
+CREATE TABLE public.accounts (id bigserial PRIMARY KEY, owner text NOT NULL);
+CREATE TABLE public.nokey (a int, b text);
+CREATE TABLE public.fullident (a int, b text);
+ALTER TABLE public.fullident REPLICA IDENTITY FULL;
+CREATE TABLE public."%s" (a int);
+CREATE TABLE public.y (a int);
+CREATE TABLE public.events (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE public.events_2026 PARTITION OF public.events
+  FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY);
+CREATE TABLE public.gen (id int PRIMARY KEY, a int, b int GENERATED ALWAYS AS (a * 2) STORED);
+CREATE SEQUENCE public.free_seq;
+INSERT INTO public.accounts (owner) VALUES ('ann'), ('bob');
+SELECT pg_catalog.lo_create(0);
+""" % EVIL.replace('"', '""')
+
+
+def setup(rig, wal_level):
+    blue = rig.cluster("blue", wal_level=wal_level)
+    green = rig.cluster("green")
+    blue.psql("CREATE DATABASE shop")
+    green.psql("CREATE DATABASE shop")
+    blue.psql(SOURCE_SCHEMA, db="shop")
+    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN")
+    blue.psql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO godwit_repl", db="shop")
+    # A target table that already holds rows.
+    green.psql("CREATE TABLE public.accounts (id bigint PRIMARY KEY, owner text)", db="shop")
+    green.psql("INSERT INTO public.accounts VALUES (1, 'old')", db="shop")
+    coord = Coordinator(rig, ["blue", "green"]).start()
+    Agent(rig, "blue", coord, role="source", cluster=blue).start()
+    Agent(rig, "green", coord, role="target", cluster=green).start()
+    for n in ("blue", "green"):
+        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    plan = rig.path("plan.yaml")
+    with open(plan, "w") as f:
+        f.write("migrations:\n"
+                "  - name: shop\n"
+                "    source: {agent: blue, database: shop}\n"
+                "    target: {agent: green, database: shop}\n"
+                "    replication:\n"
+                "      host: 127.0.0.1\n"
+                "      port: %d\n"
+                "      user: godwit_repl\n" % blue.port)
+    return blue, green, coord, plan
+
+
+def snapshot(blue, green):
+    """What plan check must not change."""
+    q = ("SELECT string_agg(x, ',' ORDER BY x) FROM ("
+         " SELECT 'slot:' || slot_name AS x FROM pg_catalog.pg_replication_slots"
+         " UNION ALL SELECT 'pub:' || pubname FROM pg_catalog.pg_publication"
+         " UNION ALL SELECT 'sub:' || subname FROM pg_catalog.pg_subscription"
+         " UNION ALL SELECT 'rel:' || c.oid::regclass || ':' || c.relreplident::text"
+         "  FROM pg_catalog.pg_class c WHERE c.relnamespace = 'public'::regnamespace) s")
+    return (blue.psql(q, db="shop"), green.psql(q, db="shop"),
+            blue.psql("SHOW wal_level"),
+            green.psql("SELECT count(*) FROM public.accounts", db="shop"),
+            blue.psql("SELECT count(*) FROM public.y", db="shop"))
+
+
+def plan_check(coord, plan):
+    r = coord.ctl("plan", "check", plan, "--json", check_rc=False)
+    check(r.returncode in (0, 1), "plan check ran: rc %d %s" % (r.returncode, r.stderr.decode()))
+    return r.returncode, json.loads(r.stdout)
+
+
+def findings(report):
+    return report["migrations"][0]["findings"]
+
+
+def find(report, code, obj=None):
+    return [f for f in findings(report) if f["code"] == code and (obj is None or f["object"] == obj)]
+
+
+def test_planted_problems_reported_and_nothing_changes(rig):
+    blue, green, coord, plan = setup(rig, "replica")
+    before = snapshot(blue, green)
+    rc, rep = plan_check(coord, plan)
+    after = snapshot(blue, green)
+    check(before == after, "plan check changed nothing:\n%r\n%r" % (before, after))
+    for f in findings(rep):
+        print("   %-7s %-6s %-22s %s" % (f["severity"], f["side"], f["code"], f["object"]))
+    check(rc == 1 and rep["blocking"] >= 4, "blocked: rc %d, %d blocking" % (rc, rep["blocking"]))
+    wl = find(rep, "wal_level")
+    check(wl and wl[0]["severity"] == "error" and "logical" in wl[0]["fix"], "wal_level: %r" % wl)
+    nk = find(rep, "no_replica_identity")
+    objs = sorted(f["object"] for f in nk)
+    check(any("nokey" in o for o in objs) and any("DROP TABLE" in o for o in objs),
+          "tables without key or identity: %r" % objs)
+    check(not any("fullident" in o for o in objs), "REPLICA IDENTITY FULL is fine")
+    check(not any("accounts" in o for o in objs), "a primary key is fine")
+    check(all("REPLICA IDENTITY FULL" in f["fix"] or "PRIMARY KEY" in f["fix"] for f in nk),
+          "each with its fix: %r" % [f["fix"] for f in nk])
+    ne = find(rep, "target_table_not_empty")
+    check(ne and "accounts" in ne[0]["object"] and ne[0]["side"] == "target", "target rows: %r" % ne)
+    warn_codes = {f["code"] for f in findings(rep) if f["severity"] == "warning"}
+    print("   warnings: %s" % sorted(warn_codes))
+    check(len(warn_codes) >= 5, "warnings for large objects, unlogged, partitioned, generated, "
+          "sequences and more: %r" % warn_codes)
+    # The human form names each finding and its fix, and exits 1.
+    r = coord.ctl("plan", "check", plan, check_rc=False)
+    out = r.stdout.decode()
+    check(r.returncode == 1 and "BLOCKS" in out and "fix:" in out and "blocked" in out, out)
+    check(blue.psql("SELECT count(*) FROM public.y", db="shop") == "0", "nothing dropped")
+
+
+def test_fixed_source_is_ready(rig):
+    blue, green, coord, plan = setup(rig, "logical")
+    blue.psql('ALTER TABLE public.nokey REPLICA IDENTITY FULL; ALTER TABLE public.y REPLICA IDENTITY FULL; '
+              'ALTER TABLE public."%s" REPLICA IDENTITY FULL' % EVIL.replace('"', '""'), db="shop")
+    green.psql("TRUNCATE public.accounts", db="shop")
+    rc, rep = plan_check(coord, plan)
+    blocking = [f for f in findings(rep) if f["severity"] == "error"]
+    check(rc == 0 and not blocking, "nothing blocks: %r" % blocking)
+    facts = rep["migrations"][0]["source_facts"]
+    check(facts["tables"] >= 8 and facts["database_size"] > 1000000, "facts: %r" % facts)
+    # A replication role the source does not know is blocking.
+    with open(plan) as f:
+        text = f.read()
+    with open(plan, "w") as f:
+        f.write(text.replace("godwit_repl", "nobody_here"))
+    rc, rep = plan_check(coord, plan)
+    rcf = find(rep, "replication_connection")
+    check(rc == 1 and rcf and "nobody_here" in rcf[0]["message"], "bad replication role: %r" % rcf)
+
+
+def test_invalid_plan_refused(rig):
+    coord = Coordinator(rig, ["blue", "green"]).start()
+    plan = rig.path("bad.yaml")
+    with open(plan, "w") as f:
+        f.write("migrations:\n"
+                "  - name: shop\n"
+                "    source: {agent: blue, database: shop}\n"
+                "    target: {agent: green, databse: shop}\n"
+                "    replication: {host: 127.0.0.1, user: r}\n")
+    r = coord.ctl("plan", "check", plan, check_rc=False)
+    err = r.stderr.decode()
+    check(r.returncode == 2 and "%s:4:" % plan in err and "databse" in err,
+          "invalid plan named with line and field: rc %d %s" % (r.returncode, err))
+    # Agents not connected are blocking findings, not a crash.
+    with open(plan, "w") as f:
+        f.write("migrations:\n"
+                "  - name: shop\n"
+                "    source: {agent: blue, database: shop}\n"
+                "    target: {agent: green, database: shop}\n"
+                "    replication: {host: 127.0.0.1, user: r}\n")
+    rc, rep = plan_check(coord, plan)
+    codes = sorted(f["code"] for f in findings(rep))
+    check(rc == 1 and codes.count("agent_not_connected") == 2, "agents missing: %r" % codes)
+
+
+if __name__ == "__main__":
+    harness.run([test_planted_problems_reported_and_nothing_changes, test_fixed_source_is_ready,
+                 test_invalid_plan_refused])

@@ -1,0 +1,116 @@
+/*
+ * test_plan: the migration plan loader (coordinator/plan.c): a full plan,
+ * defaults, and each refusal with file, line or index and field.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "plan.h"
+
+static const char s_good[] =
+    "migrations:\n"
+    "  - name: shop\n"
+    "    source: {agent: blue, database: shop}\n"
+    "    target: {agent: green, database: shop_new}\n"
+    "    replication:\n"
+    "      host: 10.0.0.5\n"
+    "      user: godwit_repl\n"
+    "      passfile: /etc/godwit/pgpass\n"
+    "    tables: [public.orders, items, \"sales.x.y\"]\n"
+    "    options: {disk_margin_percent: 150, max_lag: 500ms, slot_wal_limit: 2GiB}\n"
+    "  - name: crm\n"
+    "    source: {agent: blue2, database: crm}\n"
+    "    target: {agent: green2, database: crm}\n"
+    "    replication: {host: db1, port: 5433, user: r}\n";
+
+static void test_good_plan(void **state)
+{
+    (void)state;
+    plan_t p;
+    char err[512] = "";
+    assert_true(plan_load_string("plan.yaml", s_good, &p, err, sizeof err));
+    assert_int_equal(plan_count(&p), 2);
+    plan_migration_t *m = plan_find(&p, "shop");
+    assert_non_null(m);
+    assert_string_equal(m->source.agent, "blue");
+    assert_string_equal(m->target.database, "shop_new");
+    assert_string_equal(m->replication.passfile, "/etc/godwit/pgpass");
+    assert_int_equal(m->replication.port, 5432);
+    assert_int_equal(m->n_tables, 3);
+    assert_string_equal(m->tables[0].schema, "public");
+    assert_string_equal(m->tables[0].name, "orders");
+    assert_string_equal(m->tables[1].schema, "public");
+    assert_string_equal(m->tables[1].name, "items");
+    assert_string_equal(m->tables[2].schema, "sales");
+    assert_string_equal(m->tables[2].name, "x.y");
+    assert_int_equal(m->options.disk_margin_percent, 150);
+    assert_int_equal(m->options.max_lag_ms, 500);
+    assert_int_equal(m->options.slot_wal_limit_bytes, (int64_t)2 << 30);
+    assert_int_equal(m->options.parallelism, 2);
+    m = plan_at(&p, 1);
+    assert_string_equal(m->name, "crm");
+    assert_int_equal(m->replication.port, 5433);
+    assert_int_equal(m->n_tables, 0);
+    assert_int_equal(m->options.disk_margin_percent, 120);
+    assert_null(plan_find(&p, "nope"));
+    plan_free(&p);
+}
+
+static void s_refused(const char *text, const char *want)
+{
+    plan_t p;
+    char err[512] = "";
+    if (plan_load_string("plan.yaml", text, &p, err, sizeof err))
+        fail_msg("accepted: %s", text);
+    if (!strstr(err, want))
+        fail_msg("error \"%s\" does not contain \"%s\"", err, want);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    s_refused("migrations: []\n", "plan.yaml:1: migrations:");
+    s_refused("migrations:\n  - name: shop\n    source: {agent: a, database: d}\n"
+              "    target: {agent: b, databse: d}\n    replication: {host: h, user: u}\n",
+              "plan.yaml:4: migrations[0].target.databse: unknown key");
+    s_refused("migrations:\n  - name: shop\n    source: {agent: a, database: d}\n"
+              "    target: {agent: b, database: d}\n",
+              "migrations[0].replication: missing required field");
+    s_refused("migrations:\n  - name: Shop-1\n    source: {agent: a, database: d}\n"
+              "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n",
+              "migrations[0].name: \"Shop-1\"");
+    s_refused("migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+              "    target: {agent: a, database: d}\n    replication: {host: h, user: u}\n",
+              "migrations[0].target.agent: \"a\" is also the source agent");
+    s_refused("migrations:\n"
+              "  - {name: s, source: {agent: a, database: d}, target: {agent: b, database: d},"
+              " replication: {host: h, user: u}}\n"
+              "  - {name: s, source: {agent: a, database: d}, target: {agent: b, database: d},"
+              " replication: {host: h, user: u}}\n",
+              "migrations[1].name: \"s\" is already migrations[0]");
+    s_refused("migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+              "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n"
+              "    tables: [public.]\n",
+              "migrations[0].tables[0]: \"public.\": expected schema.table");
+    s_refused("migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+              "    target: {agent: b, database: d}\n    replication: {host: h, user: u, port: 0}\n",
+              "plan.yaml:5: migrations[0].replication.port:");
+    s_refused("migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+              "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n"
+              "    options: {disk_margin_percent: 50}\n",
+              "plan.yaml:6: migrations[0].options.disk_margin_percent:");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_plan),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
