@@ -20,6 +20,7 @@
 #include "log.h"
 #include "pgmon.h"
 #include "preflight.h"
+#include "step.h"
 #include "units.h"
 #include "wire.h"
 #include "xalloc.h"
@@ -34,6 +35,8 @@ typedef struct running {
     char *id;
     uint64_t epoch;
     preflight_t *preflight;
+    step_t *step;
+    Godwit__Command__ActionCase action;
     struct running *next;
 } running_t;
 
@@ -275,6 +278,84 @@ static void s_preflight_done(Godwit__PreflightResult *result, const char *error,
     s_running_free(r);
 }
 
+static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
+{
+    running_t *r = arg;
+    agent_t *a = r->agent;
+    s_running_unlink(a, r);
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.command_id = r->id;
+    res.epoch = r->epoch;
+    if (error) {
+        res.status = GODWIT__STATUS__STATUS_FAILED;
+        res.message = (char *)error;
+        log_warn("command %s: failed: %s", r->id, error);
+    } else {
+        res.status = GODWIT__STATUS__STATUS_OK;
+        res.message = (char *)"";
+        if (payload && r->action == GODWIT__COMMAND__ACTION_APPLY_SCHEMA) {
+            res.payload_case = GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA;
+            res.apply_schema = (Godwit__ApplySchemaResult *)payload;
+        } else if (payload && r->action == GODWIT__COMMAND__ACTION_SYNC_STATUS) {
+            res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
+            res.sync_status = (Godwit__SyncStatusResult *)payload;
+        }
+        log_info("command %s: done", r->id);
+    }
+    s_send_result(a, &res, r->id);
+    if (payload)
+        protobuf_c_message_free_unpacked(payload, NULL);
+    s_running_free(r);
+}
+
+/* Starts a migration step; false if the request is invalid. */
+static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
+{
+    const agent_config_t *cfg = a->cfg;
+    step_local_t local = {
+        .host = cfg->postgres.host,
+        .port = (int)cfg->postgres.port,
+        .user = cfg->postgres.user,
+        .passfile = cfg->postgres.passfile,
+        .data_directory = cfg->postgres.data_directory,
+        .bin_dir = cfg->postgres.bin_dir ? cfg->postgres.bin_dir : "",
+        .connect_timeout_ms = cfg->postgres.connect_timeout_ms,
+        .statement_timeout_ms = cfg->postgres.statement_timeout_ms * 10,
+    };
+    running_t *r = xcalloc(1, sizeof *r);
+    r->agent = a;
+    r->id = xstrdup(cmd->id);
+    r->epoch = cmd->epoch;
+    r->action = cmd->action_case;
+    switch (cmd->action_case) {
+    case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
+        r->step = schema_apply_start(a->loop, &local, cmd->apply_schema, s_step_done, r);
+        break;
+    case GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION:
+        r->step = publication_ensure_start(a->loop, &local, cmd->ensure_publication, s_step_done, r);
+        break;
+    case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:
+        r->step = subscription_ensure_start(a->loop, &local, cmd->ensure_subscription, s_step_done, r);
+        break;
+    case GODWIT__COMMAND__ACTION_SYNC_STATUS:
+        r->step = sync_status_start(a->loop, &local, cmd->sync_status, s_step_done, r);
+        break;
+    case GODWIT__COMMAND__ACTION_DROP_OBJECTS:
+        r->step = objects_drop_start(a->loop, &local, cmd->drop_objects, s_step_done, r);
+        break;
+    default:
+        break;
+    }
+    if (!r->step) {
+        s_running_free(r);
+        return false;
+    }
+    r->next = a->running;
+    a->running = r;
+    log_info("command %s: step started", cmd->id);
+    return true;
+}
+
 /* Starts the checks; false if the request is invalid. */
 static bool s_start_preflight(agent_t *a, const Godwit__Command *cmd)
 {
@@ -378,6 +459,21 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
             return; /* the result follows when the checks are done */
         res.status = GODWIT__STATUS__STATUS_FAILED;
         res.message = (char *)"invalid preflight request";
+        break;
+    case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
+    case GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION:
+    case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:
+    case GODWIT__COMMAND__ACTION_SYNC_STATUS:
+    case GODWIT__COMMAND__ACTION_DROP_OBJECTS:
+        if (!a->cfg->has_postgres) {
+            res.status = GODWIT__STATUS__STATUS_FAILED;
+            res.message = (char *)"this agent has no postgres section in its config";
+            break;
+        }
+        if (s_start_step(a, cmd))
+            return;
+        res.status = GODWIT__STATUS__STATUS_FAILED;
+        res.message = (char *)"invalid request";
         break;
     default:
         res.status = GODWIT__STATUS__STATUS_UNKNOWN_ACTION;
@@ -598,6 +694,7 @@ void agent_stop(agent_t *a, int exit_code)
         running_t *r = a->running;
         a->running = r->next;
         preflight_cancel(&r->preflight);
+        step_cancel(&r->step);
         s_running_free(r);
     }
     uv_close((uv_handle_t *)&a->tick, s_handle_closed);

@@ -4,7 +4,9 @@
  */
 #include "agent_config.h"
 
+#include <glob.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -33,6 +35,7 @@ static const cfg_field_t s_postgres[] = {
     F("user", CFG_STRING, postgres.user, false),
     F("passfile", CFG_PATH, postgres.passfile, false),
     F("data_directory", CFG_PATH, postgres.data_directory, true),
+    F("bin_dir", CFG_PATH, postgres.bin_dir, false),
     R("connect_timeout", CFG_DURATION_MS, postgres.connect_timeout_ms, false, 100, 600000),
     R("statement_timeout", CFG_DURATION_MS, postgres.statement_timeout_ms, false, 100, 600000),
     CFG_END,
@@ -51,6 +54,26 @@ static const cfg_field_t s_schema[] = {
     { .key = "postgres", .type = CFG_SECTION, .children = s_postgres },
     CFG_END,
 };
+
+/* The newest /usr/lib/postgresql/N/bin (Debian's layout), or NULL. */
+static char *s_default_bin_dir(void)
+{
+    glob_t g;
+    char *best = NULL;
+    long best_v = -1;
+    if (glob("/usr/lib/postgresql/*/bin/pg_dump", 0, NULL, &g) != 0)
+        return NULL;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        long v = strtol(g.gl_pathv[i] + strlen("/usr/lib/postgresql/"), NULL, 10);
+        if (v > best_v) {
+            best_v = v;
+            free(best);
+            best = xasprintf("/usr/lib/postgresql/%ld/bin", v);
+        }
+    }
+    globfree(&g);
+    return best;
+}
 
 const char *agent_role_name(int role)
 {
@@ -74,6 +97,8 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
         cfg->postgres.dbname = xstrdup("postgres");
     if (!cfg->postgres.user)
         cfg->postgres.user = xstrdup("postgres");
+    if (cfg->has_postgres && !cfg->postgres.bin_dir)
+        cfg->postgres.bin_dir = s_default_bin_dir();
     return true;
 }
 

@@ -30,6 +30,7 @@ typedef struct {
         char *user;
         char *passfile;
         char *data_directory;
+        char *bin_dir;          /* pg_dump, pg_restore; default: newest installed */
         int64_t connect_timeout_ms;
         int64_t statement_timeout_ms;
     } postgres;

@@ -636,6 +636,22 @@ char *pgconn_escape_identifier(pgconn_t *c, const char *ident)
     return out;
 }
 
+char *pgconn_escape_literal(pgconn_t *c, const char *s)
+{
+    if (!c || c->destroyed || !s || !c->conn || PQstatus(c->conn) != CONNECTION_OK)
+        return NULL;
+    char *q = PQescapeLiteral(c->conn, s, strlen(s));
+    if (!q) {
+        char *msg = s_oneline(PQerrorMessage(c->conn));
+        log_debug("pgconn %s: cannot quote a literal: %s", c->name, msg);
+        free(msg);
+        return NULL;
+    }
+    char *out = xstrdup(q);
+    PQfreemem(q);
+    return out;
+}
+
 void pgconn_disconnect(pgconn_t *c)
 {
     if (!c || c->destroyed)

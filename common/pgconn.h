@@ -61,6 +61,13 @@ const char *pgconn_name(const pgconn_t *c);
  * when ident is not valid in that encoding (the reason is logged at debug). */
 char *pgconn_escape_identifier(pgconn_t *c, const char *ident);
 
+/* s quoted for SQL text as a string literal by PQescapeLiteral with the
+ * connection's encoding (an E'' literal when s holds backslashes): a malloc'd
+ * copy the caller frees, or NULL when not connected or when s is not valid in
+ * that encoding (the reason is logged at debug). For the few statements that
+ * take no parameters (CREATE SUBSCRIPTION ... CONNECTION '...'). */
+char *pgconn_escape_literal(pgconn_t *c, const char *s);
+
 /* Drops the connection now; a pending connect or query callback runs with an
  * error (sqlstate 08006, "connection closed") before this returns. */
 void pgconn_disconnect(pgconn_t *c);

@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "plan.h"
 #include "plancheck.h"
+#include "migration.h"
 #include "keys.h"
 #include "log.h"
 #include "units.h"
@@ -53,6 +54,8 @@ typedef struct pending {
     coord_result_cb cb;
     void *arg;
     const char *early_error; /* set: fail on the next tick (never from the send call) */
+    uint8_t *frame;          /* the command as sent, re-sent when the agent reconnects */
+    size_t frame_len;
     struct pending *next;
 } pending_t;
 
@@ -87,6 +90,7 @@ struct coord {
     ctl_ping_t *ctl_pings;
     pending_t *pending;
     deferred_t *deferred;
+    migset_t *migs;
     int open_handles;
     int exit_code;
     bool stopping;
@@ -95,6 +99,16 @@ struct coord {
 static uint64_t s_us(void) { return uv_hrtime() / 1000; }
 
 /* ---- sending ---- */
+
+static int s_send_frame(coord_t *c, const fleet_agent_t *a, const uint8_t *frame, size_t len)
+{
+    const void *parts[2] = { a->rid, frame };
+    size_t lens[2] = { a->rid_len, len };
+    int rc = zuv_send_parts(c->router_watch, c->router, parts, lens, 2);
+    if (rc != 0 && rc != -EAGAIN)
+        log_warn("agent %s: send failed: %s", a->name, zmq_strerror(-rc));
+    return rc;
+}
 
 static int s_send(coord_t *c, const fleet_agent_t *a, Godwit__Envelope *env)
 {
@@ -106,12 +120,8 @@ static int s_send(coord_t *c, const fleet_agent_t *a, Godwit__Envelope *env)
         log_error("agent %s: message too large to send", a->name);
         return -EMSGSIZE;
     }
-    const void *parts[2] = { a->rid, buf };
-    size_t lens[2] = { a->rid_len, len };
-    int rc = zuv_send_parts(c->router_watch, c->router, parts, lens, 2);
+    int rc = s_send_frame(c, a, buf, len);
     free(buf);
-    if (rc != 0 && rc != -EAGAIN)
-        log_warn("agent %s: send failed: %s", a->name, zmq_strerror(-rc));
     return rc;
 }
 
@@ -142,6 +152,8 @@ static uint64_t s_send_ping(coord_t *c, fleet_agent_t *a)
 
 /* ---- receiving ---- */
 
+static void s_resend_pending(coord_t *c, fleet_agent_t *a);
+
 static void s_on_hello(coord_t *c, fleet_agent_t *a, const Godwit__Hello *h, uint64_t now_ms)
 {
     snprintf(a->role, sizeof a->role, "%s",
@@ -160,6 +172,7 @@ static void s_on_hello(coord_t *c, fleet_agent_t *a, const Godwit__Hello *h, uin
     snprintf(reason, sizeof reason, "hello from %s (role %s, version %s, epoch seen %llu)",
              a->peer_address, a->role, a->version, (unsigned long long)h->highest_epoch);
     fleet_event(a, LINK_EV_HELLO, units_mono_ms(), reason);
+    s_resend_pending(c, a);
     if (h->highest_epoch > c->epoch)
         log_warn("agent %s has seen epoch %llu, newer than ours (%llu): its commands will be "
                  "refused; is another coordinator running?",
@@ -206,6 +219,7 @@ static void s_on_result(coord_t *c, fleet_agent_t *a, const Godwit__Result *r)
             if (strcmp(p->id, r->command_id) == 0 && strcmp(p->agent, a->name) == 0) {
                 *pp = p->next;
                 p->cb(c, a->name, r, NULL, p->arg);
+                free(p->frame);
                 free(p);
                 return;
             }
@@ -365,6 +379,8 @@ static void s_tick(uv_timer_t *t)
     coord_t *c = t->data;
     uint64_t now = units_mono_ms();
     s_run_deferred(c);
+    if (c->migs)
+        migset_tick(c->migs);
     for (size_t i = 0; i < fleet_count(c->fleet); i++) {
         fleet_agent_t *a = fleet_at(c->fleet, i);
         if (a->state == LINK_CONNECTED && now - a->last_seen_mono > (uint64_t)c->cfg->lost_after_ms) {
@@ -391,6 +407,7 @@ static void s_tick(uv_timer_t *t)
             *pp = p->next;
             p->cb(c, p->agent, NULL, p->early_error ? p->early_error : "timed out waiting for the agent",
                   p->arg);
+            free(p->frame);
             free(p);
             pp = &c->pending; /* the callback may have added commands */
         } else {
@@ -438,10 +455,35 @@ void coord_send_command(coord_t *c, const char *agent, Godwit__Command *cmd, uin
     Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
     env.body_case = GODWIT__ENVELOPE__BODY_COMMAND;
     env.command = cmd;
-    if (s_send(c, a, &env) != 0)
+    env.msg_id = ++c->next_msg_id;
+    env.sent_at_ms = units_now_ms();
+    p->frame = wire_encode(&env, &p->frame_len);
+    if (!p->frame) {
+        p->early_error = "command too large";
+        return;
+    }
+    if (s_send_frame(c, a, p->frame, p->frame_len) != 0)
         p->early_error = "cannot send to the agent";
     else
         log_info("agent %s: command %s sent", agent, p->id);
+}
+
+/* An agent that reconnected gets the commands it has not answered again,
+ * with the same ids: its fence runs each at most once. */
+static void s_resend_pending(coord_t *c, fleet_agent_t *a)
+{
+    for (pending_t *p = c->pending; p; p = p->next) {
+        if (p->frame && !p->early_error && strcmp(p->agent, a->name) == 0) {
+            log_info("agent %s: re-sending command %s after reconnect", a->name, p->id);
+            s_send_frame(c, a, p->frame, p->frame_len);
+        }
+    }
+}
+
+const Godwit__Report *coord_agent_report(coord_t *c, const char *agent)
+{
+    fleet_agent_t *a = fleet_find(c->fleet, agent);
+    return a ? a->report : NULL;
 }
 
 void coord_defer(coord_t *c, void (*fn)(void *arg), void *arg)
@@ -530,7 +572,137 @@ static void s_plan_check(coord_t *c, control_req_t *req, const cJSON *request)
         return;
     }
     log_info("plan %s: checking %zu migrations", file->valuestring, plan_count(plan));
-    plancheck_start(c, file->valuestring, plan, PREFLIGHT_TIMEOUT_MS, s_plancheck_done, req);
+    plancheck_start(c, file->valuestring, plan, NULL, PREFLIGHT_TIMEOUT_MS, s_plancheck_done, req);
+}
+
+/* migrate start: preflight first; only a plan with nothing blocking starts. */
+typedef struct {
+    coord_t *c;
+    control_req_t *req;
+    char *file, *text, *only;
+} mstart_t;
+
+static void s_mstart_free(mstart_t *ms)
+{
+    free(ms->file);
+    free(ms->text);
+    free(ms->only);
+    free(ms);
+}
+
+static void s_mstart_checked(cJSON *report, void *arg)
+{
+    mstart_t *ms = arg;
+    coord_t *c = ms->c;
+    double blocking = cJSON_GetNumberValue(cJSON_GetObjectItem(report, "blocking"));
+    if (blocking > 0 || c->stopping) {
+        cJSON_ReplaceItemInObject(report, "ok", cJSON_CreateFalse());
+        cJSON_AddStringToObject(report, "error", c->stopping ? "coordinator stopping"
+                                                             : "preflight found blocking problems; "
+                                                               "nothing was started");
+        control_reply(ms->req, report);
+        s_mstart_free(ms);
+        return;
+    }
+    cJSON_Delete(report);
+    plan_t plan;
+    char err[1024];
+    cJSON *r = cJSON_CreateObject();
+    cJSON *started = cJSON_AddArrayToObject(r, "started");
+    bool loaded = plan_load_string(ms->file, ms->text, &plan, err, sizeof err);
+    bool ok = loaded;
+    for (size_t i = 0; ok && i < plan_count(&plan); i++) {
+        plan_migration_t *m = plan_at(&plan, i);
+        if (ms->only && strcmp(m->name, ms->only) != 0)
+            continue;
+        ok = migset_start(c->migs, m, err, sizeof err);
+        if (ok)
+            cJSON_AddItemToArray(started, cJSON_CreateString(m->name));
+    }
+    if (loaded)
+        plan_free(&plan);
+    cJSON_AddBoolToObject(r, "ok", ok);
+    if (!ok)
+        cJSON_AddStringToObject(r, "error", err);
+    control_reply(ms->req, r);
+    s_mstart_free(ms);
+}
+
+static void s_migrate_start(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    const cJSON *file = cJSON_GetObjectItem(request, "file");
+    const cJSON *text = cJSON_GetObjectItem(request, "text");
+    const cJSON *only = cJSON_GetObjectItem(request, "name");
+    if (!cJSON_IsString(file) || !cJSON_IsString(text)) {
+        control_reply_error(req, "migrate_start needs \"file\" and \"text\"");
+        return;
+    }
+    plan_t *plan = xcalloc(1, sizeof *plan);
+    char err[1024];
+    if (!plan_load_string(file->valuestring, text->valuestring, plan, err, sizeof err)) {
+        free(plan);
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddBoolToObject(r, "ok", false);
+        cJSON_AddBoolToObject(r, "invalid_plan", true);
+        cJSON_AddStringToObject(r, "error", err);
+        control_reply(req, r);
+        return;
+    }
+    if (cJSON_IsString(only) && !plan_find(plan, only->valuestring)) {
+        plan_free(plan);
+        free(plan);
+        control_reply_error(req, "the plan has no migration of that name");
+        return;
+    }
+    mstart_t *ms = xcalloc(1, sizeof *ms);
+    ms->c = c;
+    ms->req = req;
+    ms->file = xstrdup(file->valuestring);
+    ms->text = xstrdup(text->valuestring);
+    ms->only = cJSON_IsString(only) ? xstrdup(only->valuestring) : NULL;
+    plancheck_start(c, file->valuestring, plan, ms->only, PREFLIGHT_TIMEOUT_MS, s_mstart_checked,
+                    ms);
+}
+
+static void s_migrate_status(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    const cJSON *name = cJSON_GetObjectItem(request, "name");
+    cJSON *list = NULL;
+    if (cJSON_IsString(name)) {
+        cJSON *one = migset_status(c->migs, name->valuestring);
+        if (!one) {
+            control_reply_error(req, "no migration of that name");
+            return;
+        }
+        list = cJSON_CreateArray();
+        cJSON_AddItemToArray(list, one);
+    } else {
+        list = migset_status(c->migs, NULL);
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddBoolToObject(r, "ok", true);
+    cJSON_AddStringToObject(r, "schema", "godwit.migrations/1");
+    cJSON_AddNumberToObject(r, "generated_at_ms", (double)units_now_ms());
+    cJSON_AddItemToObject(r, "migrations", list);
+    control_reply(req, r);
+}
+
+static void s_migrate_abort(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    const cJSON *name = cJSON_GetObjectItem(request, "name");
+    char err[512];
+    if (!cJSON_IsString(name)) {
+        control_reply_error(req, "migrate_abort needs \"name\"");
+        return;
+    }
+    if (!migset_abort(c->migs, name->valuestring, err, sizeof err)) {
+        control_reply_error(req, err);
+        return;
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddBoolToObject(r, "ok", true);
+    cJSON_AddStringToObject(r, "aborting", name->valuestring);
+    control_reply(req, r);
 }
 
 static void s_control(control_req_t *req, const cJSON *request, void *arg)
@@ -562,6 +734,12 @@ static void s_control(control_req_t *req, const cJSON *request, void *arg)
             s_ctl_ping_done(c, &c->ctl_pings, "cannot send to the agent", 0);
     } else if (strcmp(cmd, "plan_check") == 0) {
         s_plan_check(c, req, request);
+    } else if (strcmp(cmd, "migrate_start") == 0) {
+        s_migrate_start(c, req, request);
+    } else if (strcmp(cmd, "migrate_status") == 0) {
+        s_migrate_status(c, req, request);
+    } else if (strcmp(cmd, "migrate_abort") == 0) {
+        s_migrate_abort(c, req, request);
     } else {
         control_reply_error(req, "unknown command");
     }
@@ -683,6 +861,7 @@ coord_t *coord_new(uv_loop_t *loop, const coord_config_t *cfg)
         goto fail;
     }
     c->fleet = fleet_new(&c->allow);
+    c->migs = migset_new(c, c->journal);
     c->zctx = zmq_ctx_new();
     /* The ZAP handler first: a CURVE server without one admits everyone. */
     c->zap = zap_new(loop, c->zctx, &c->allow);
@@ -719,6 +898,7 @@ void coord_stop(coord_t *c, int exit_code)
         pending_t *p = c->pending;
         c->pending = p->next;
         p->cb(c, p->agent, NULL, "coordinator stopping", p->arg);
+        free(p->frame);
         free(p);
     }
     s_run_deferred(c);
@@ -749,6 +929,7 @@ int coord_destroy(coord_t **cp)
     int code = c->exit_code;
     if (c->zctx)
         zmq_ctx_term(c->zctx);
+    migset_destroy(&c->migs);
     fleet_destroy(&c->fleet);
     journal_close(&c->journal);
     keys_allowlist_free(&c->allow);

@@ -44,6 +44,10 @@ static void s_usage(FILE *f)
             "  ping AGENT [--json]            command round trip to one agent\n"
             "  plan check PLAN [--json]       validate a plan and run preflight on its agents\n"
             "                                 (read-only; exit 1 if anything blocks)\n"
+            "  migrate start PLAN [--name M]  preflight, then start the plan's migrations\n"
+            "  migrate status [M] [--json] [--watch]\n"
+            "                                 phase, per-table copy state, lag, errors\n"
+            "  migrate abort M                remove what godwit created; the source is left as it was\n"
             "  version\n"
             "The control socket is --socket, else $GODWIT_SOCKET, else %s.\n"
             "Exit codes: 0 ok, 1 degraded (an agent lost or a database unreachable) or the\n"
@@ -418,6 +422,154 @@ static void s_render_plan_check(const cJSON *r, FILE *out)
                                        : "plan check: ready (nothing blocks)");
 }
 
+/* Reads a plan file whole (at most 1 MiB); NULL with a message printed. */
+static char *s_read_plan(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "godwitctl: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 20;
+    char *text = xmalloc(cap + 2);
+    size_t len = fread(text, 1, cap + 1, f);
+    fclose(f);
+    if (len > cap) {
+        fprintf(stderr, "godwitctl: %s: larger than 1 MiB\n", path);
+        free(text);
+        return NULL;
+    }
+    text[len] = '\0';
+    return text;
+}
+
+static void s_render_migrations(const cJSON *r, FILE *out)
+{
+    const cJSON *m;
+    int n = 0;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(r, "migrations"))
+    {
+        char age[32], lag[32], ret[32];
+        double since = s_num(m, "state_since_ms", 0);
+        double now = s_num(r, "generated_at_ms", since);
+        const cJSON *lb = cJSON_GetObjectItem(m, "lag_bytes");
+        const cJSON *rb = cJSON_GetObjectItem(m, "slot_retained_bytes");
+        fprintf(out, "migration %s: %s for %s (%s)\n", s_str(m, "name", "?"), s_str(m, "state", "?"),
+                s_age(now - since, age, sizeof age), s_str(m, "doing", ""));
+        fprintf(out, "  %s/%s -> %s/%s; lag %s, slot retains %s; tables ready %.0f/%d\n",
+                s_str(m, "source", "?"), s_str(m, "source_database", "?"), s_str(m, "target", "?"),
+                s_str(m, "target_database", "?"),
+                cJSON_IsNumber(lb) ? units_fmt_bytes((uint64_t)lb->valuedouble, lag, sizeof lag) : "-",
+                cJSON_IsNumber(rb) ? units_fmt_bytes((uint64_t)rb->valuedouble, ret, sizeof ret) : "-",
+                s_num(m, "tables_ready", 0), cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables")));
+        const cJSON *e = cJSON_GetObjectItem(m, "last_error");
+        if (cJSON_IsString(e))
+            fprintf(out, "  error (attempt %.0f): %s\n", s_num(m, "attempts", 0), e->valuestring);
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(m, "tables"))
+        {
+            char b[32];
+            fprintf(out, "    %-40s %-9s %12.0f rows %12s\n", s_str(t, "table", "?"),
+                    s_str(t, "state", "?"), s_num(t, "rows_copied", 0),
+                    units_fmt_bytes((uint64_t)s_num(t, "bytes_copied", 0), b, sizeof b));
+        }
+        n++;
+    }
+    if (n == 0)
+        fprintf(out, "no migrations\n");
+}
+
+static int s_cmd_migrate(const char *sock, int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    bool json = false, watch = false;
+    const char *arg = NULL, *name = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--watch") == 0)
+            watch = true;
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (!arg && argv[i][0] != '-')
+            arg = argv[i];
+        else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    cJSON *req = cJSON_CreateObject();
+    if (strcmp(sub, "start") == 0 && arg) {
+        char *text = s_read_plan(arg);
+        if (!text) {
+            cJSON_Delete(req);
+            return EXIT_USAGE;
+        }
+        cJSON_AddStringToObject(req, "cmd", "migrate_start");
+        cJSON_AddStringToObject(req, "file", arg);
+        cJSON_AddStringToObject(req, "text", text);
+        if (name)
+            cJSON_AddStringToObject(req, "name", name);
+        free(text);
+    } else if (strcmp(sub, "status") == 0) {
+        cJSON_AddStringToObject(req, "cmd", "migrate_status");
+        if (arg)
+            cJSON_AddStringToObject(req, "name", arg);
+    } else if (strcmp(sub, "abort") == 0 && arg) {
+        cJSON_AddStringToObject(req, "cmd", "migrate_abort");
+        cJSON_AddStringToObject(req, "name", arg);
+    } else {
+        cJSON_Delete(req);
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    int code = 0;
+    for (;;) {
+        char err[512];
+        cJSON *resp = s_call(sock, req, 120, err, sizeof err);
+        if (!resp) {
+            fprintf(stderr, "godwitctl: %s\n", err);
+            code = EXIT_UNREACHABLE;
+        } else {
+            bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
+            code = ok ? 0 : cJSON_IsTrue(cJSON_GetObjectItem(resp, "invalid_plan")) ? EXIT_USAGE
+                                                                                  : EXIT_DEGRADED;
+            if (json) {
+                char *out = watch ? cJSON_PrintUnformatted(resp) : cJSON_Print(resp);
+                puts(out);
+                cJSON_free(out);
+            } else if (!ok) {
+                if (cJSON_IsArray(cJSON_GetObjectItem(resp, "migrations")))
+                    s_render_plan_check(resp, stderr);
+                fprintf(stderr, "godwitctl: %s\n", s_str(resp, "error", "failed"));
+            } else if (strcmp(sub, "status") == 0) {
+                if (watch && isatty(STDOUT_FILENO))
+                    fputs("\033[H\033[2J", stdout);
+                s_render_migrations(resp, stdout);
+            } else if (strcmp(sub, "start") == 0) {
+                const cJSON *s;
+                cJSON_ArrayForEach(s, cJSON_GetObjectItem(resp, "started"))
+                printf("migration %s started; follow it with: godwitctl migrate status %s\n",
+                       s->valuestring, s->valuestring);
+            } else {
+                printf("migration %s: aborting; godwitctl migrate status %s shows when it is done\n",
+                       arg, arg);
+            }
+            fflush(stdout);
+            cJSON_Delete(resp);
+        }
+        if (!watch || strcmp(sub, "status") != 0)
+            break;
+        sleep(1);
+    }
+    cJSON_Delete(req);
+    return code;
+}
+
 static int s_cmd_plan(const char *sock, int argc, char **argv)
 {
     bool json = false;
@@ -440,21 +592,9 @@ static int s_cmd_plan(const char *sock, int argc, char **argv)
         s_usage(stderr);
         return EXIT_USAGE;
     }
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "godwitctl: %s: %s\n", path, strerror(errno));
+    char *text = s_read_plan(path);
+    if (!text)
         return EXIT_USAGE;
-    }
-    size_t cap = 1 << 20;
-    char *text = xmalloc(cap + 2);
-    size_t len = fread(text, 1, cap + 1, f);
-    fclose(f);
-    if (len > cap) {
-        fprintf(stderr, "godwitctl: %s: larger than 1 MiB\n", path);
-        free(text);
-        return EXIT_USAGE;
-    }
-    text[len] = '\0';
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", "plan_check");
     cJSON_AddStringToObject(req, "file", path);
@@ -518,6 +658,8 @@ int main(int argc, char **argv)
         return s_cmd_ping(sock, argc - i, argv + i);
     if (strcmp(cmd, "plan") == 0)
         return s_cmd_plan(sock, argc - i, argv + i);
+    if (strcmp(cmd, "migrate") == 0)
+        return s_cmd_migrate(sock, argc - i, argv + i);
     if (strcmp(cmd, "version") == 0) {
         printf("godwitctl %s\n", GODWIT_VERSION);
         return 0;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -24,7 +25,13 @@ struct journal {
 static const char *const s_schema =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta(key, value) VALUES ('epoch', 0);"
-    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 1);";
+    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', 1);"
+    "CREATE TABLE IF NOT EXISTS migration ("
+    "  name TEXT PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS event ("
+    "  id INTEGER PRIMARY KEY, migration TEXT NOT NULL, at INTEGER NOT NULL,"
+    "  state TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);";
 
 journal_t *journal_open(const char *path, char *err, size_t errlen)
 {
@@ -111,4 +118,130 @@ void journal_close(journal_t **jp)
         close(j->lock_fd); /* releases the flock */
     free(j->path);
     free(j);
+}
+
+/* ---- migrations ---- */
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs one statement with text parameters; SQLITE_DONE or the error code. */
+static int s_exec(journal_t *j, const char *sql, int n, const char *const *params,
+                  const int64_t *ints, int nints)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+    for (int i = 0; i < nints; i++)
+        sqlite3_bind_int64(st, n + i + 1, ints[i]);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static bool s_begin(journal_t *j) { return sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK; }
+static bool s_commit(journal_t *j) { return sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK; }
+static void s_rollback(journal_t *j) { sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL); }
+
+static int s_log(journal_t *j, const char *name, const char *state, const char *kind,
+                 const char *detail)
+{
+    const char *p[4] = { name, state, kind, detail ? detail : "" };
+    int64_t at = s_now_ms();
+    return s_exec(j, "INSERT INTO event (migration, state, kind, detail, at) VALUES (?, ?, ?, ?, ?)",
+                  4, p, &at, 1);
+}
+
+bool journal_migration_create(journal_t *j, const char *name, const char *spec_json,
+                              const char *state, char *err, size_t errlen)
+{
+    if (!s_begin(j)) {
+        snprintf(err, errlen, "journal %s: %s", j->path, sqlite3_errmsg(j->db));
+        return false;
+    }
+    sqlite3_stmt *st = NULL;
+    bool exists = false;
+    if (sqlite3_prepare_v2(j->db, "SELECT state FROM migration WHERE name = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            exists = strcmp((const char *)sqlite3_column_text(st, 0), "aborted") != 0;
+    }
+    sqlite3_finalize(st);
+    if (exists) {
+        s_rollback(j);
+        snprintf(err, errlen, "migration %s already exists; abort it first to start it again", name);
+        return false;
+    }
+    const char *p[3] = { name, spec_json, state };
+    int64_t now[2] = { s_now_ms(), s_now_ms() };
+    int rc = s_exec(j,
+                    "INSERT OR REPLACE INTO migration (name, spec, state, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    3, p, now, 2);
+    if (rc == SQLITE_DONE)
+        rc = s_log(j, name, state, "created", "");
+    if (rc != SQLITE_DONE || !s_commit(j)) {
+        snprintf(err, errlen, "journal %s: %s", j->path, sqlite3_errmsg(j->db));
+        s_rollback(j);
+        return false;
+    }
+    return true;
+}
+
+bool journal_migration_move(journal_t *j, const char *name, const char *from, const char *to,
+                            const char *detail, char *err, size_t errlen)
+{
+    if (!s_begin(j)) {
+        snprintf(err, errlen, "journal %s: %s", j->path, sqlite3_errmsg(j->db));
+        return false;
+    }
+    const char *p[3] = { to, name, from };
+    int64_t now = s_now_ms();
+    /* updated_at is bound last: its placeholder comes after the text ones. */
+    int rc = s_exec(j, "UPDATE migration SET state = ?1 WHERE name = ?2 AND state = ?3", 3, p,
+                    NULL, 0);
+    bool moved = rc == SQLITE_DONE && sqlite3_changes(j->db) == 1;
+    if (moved) {
+        const char *q[1] = { name };
+        rc = s_exec(j, "UPDATE migration SET updated_at = ?2 WHERE name = ?1", 1, q, &now, 1);
+    }
+    if (moved && rc == SQLITE_DONE)
+        rc = s_log(j, name, to, "moved", detail);
+    if (!moved || rc != SQLITE_DONE || !s_commit(j)) {
+        snprintf(err, errlen, "journal %s: migration %s: %s", j->path, name,
+                 moved ? sqlite3_errmsg(j->db) : "not in the expected state");
+        s_rollback(j);
+        return false;
+    }
+    return true;
+}
+
+bool journal_event(journal_t *j, const char *name, const char *state, const char *kind,
+                   const char *detail)
+{
+    int rc = s_log(j, name, state, kind, detail);
+    if (rc != SQLITE_DONE)
+        log_warn("journal %s: event for %s: %s", j->path, name, sqlite3_errmsg(j->db));
+    return rc == SQLITE_DONE;
+}
+
+bool journal_migrations(journal_t *j, journal_migration_cb cb, void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db, "SELECT name, spec, state FROM migration ORDER BY created_at",
+                           -1, &st, NULL) != SQLITE_OK)
+        return false;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        cb((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+           (const char *)sqlite3_column_text(st, 2), arg);
+    sqlite3_finalize(st);
+    return true;
 }

@@ -1,9 +1,11 @@
 /*
  * journal: the coordinator's durable state in SQLite.
  *
- * For now it holds the coordinator epoch, the fencing token every command
- * carries: each start of a coordinator on a journal takes the next epoch, so
- * agents can refuse a coordinator that was paused or replaced. Only one
+ * It holds the coordinator epoch, the fencing token every command carries
+ * (each start of a coordinator on a journal takes the next epoch, so agents
+ * can refuse a coordinator that was paused or replaced), and every
+ * migration: its spec (the plan's entry, as JSON), its current state, and a
+ * log of events. A state change and its event are one transaction. Only one
  * coordinator runs on a journal at a time: journal_open takes an exclusive
  * lock (flock on JOURNAL.lock) that the process holds until it exits.
  * Writes use synchronous=FULL; a transition is recorded before it is acted on.
@@ -24,5 +26,23 @@ journal_t *journal_open(const char *path, char *err, size_t errlen);
 /* Increments and returns the epoch durably; 0 on error (err filled). */
 uint64_t journal_next_epoch(journal_t *j, char *err, size_t errlen);
 void journal_close(journal_t **jp);
+
+/* Records a new migration in state. False (err filled) if one with that
+ * name exists and is not aborted (an aborted one is replaced). */
+bool journal_migration_create(journal_t *j, const char *name, const char *spec_json,
+                              const char *state, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Moves a migration from one state to another (only if it is still in
+ * `from`) and logs the event, in one transaction. */
+bool journal_migration_move(journal_t *j, const char *name, const char *from, const char *to,
+                            const char *detail, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Logs an event (kind: "intent", "failed", ...) without changing state. */
+bool journal_event(journal_t *j, const char *name, const char *state, const char *kind,
+                   const char *detail);
+typedef void (*journal_migration_cb)(const char *name, const char *spec_json, const char *state,
+                                     void *arg);
+/* Calls cb for every migration, oldest first. */
+bool journal_migrations(journal_t *j, journal_migration_cb cb, void *arg);
 
 #endif

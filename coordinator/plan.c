@@ -10,6 +10,8 @@
 
 #include "xalloc.h"
 
+#include <cjson/cJSON.h>
+
 #define M(field) offsetof(plan_migration_t, field)
 
 static const cfg_field_t s_side[2][3] = {
@@ -180,4 +182,51 @@ void plan_free(plan_t *plan)
         m->n_tables = 0;
     }
     cfg_free(s_plan, plan);
+}
+
+char *plan_migration_to_json(const plan_migration_t *m)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(root, "migrations");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToArray(list, o);
+    cJSON_AddStringToObject(o, "name", m->name);
+    cJSON *s = cJSON_AddObjectToObject(o, "source");
+    cJSON_AddStringToObject(s, "agent", m->source.agent);
+    cJSON_AddStringToObject(s, "database", m->source.database);
+    cJSON *t = cJSON_AddObjectToObject(o, "target");
+    cJSON_AddStringToObject(t, "agent", m->target.agent);
+    cJSON_AddStringToObject(t, "database", m->target.database);
+    cJSON *r = cJSON_AddObjectToObject(o, "replication");
+    cJSON_AddStringToObject(r, "host", m->replication.host);
+    cJSON_AddNumberToObject(r, "port", (double)m->replication.port);
+    cJSON_AddStringToObject(r, "user", m->replication.user);
+    if (m->replication.passfile)
+        cJSON_AddStringToObject(r, "passfile", m->replication.passfile);
+    if (m->replication.sslmode)
+        cJSON_AddStringToObject(r, "sslmode", m->replication.sslmode);
+    if (m->n_tables) {
+        cJSON *tl = cJSON_AddArrayToObject(o, "tables");
+        for (size_t i = 0; i < m->tables_raw.count; i++)
+            cJSON_AddItemToArray(tl, cJSON_CreateString(m->tables_raw.items[i]));
+    }
+    cJSON *op = cJSON_AddObjectToObject(o, "options");
+    char buf[32];
+    cJSON_AddNumberToObject(op, "disk_margin_percent", (double)m->options.disk_margin_percent);
+    snprintf(buf, sizeof buf, "%lldms", (long long)m->options.max_lag_ms);
+    cJSON_AddStringToObject(op, "max_lag", buf);
+    if (m->options.slot_wal_limit_bytes) {
+        snprintf(buf, sizeof buf, "%lld", (long long)m->options.slot_wal_limit_bytes);
+        cJSON_AddStringToObject(op, "slot_wal_limit", buf);
+    }
+    if (m->options.source_disk_floor_bytes) {
+        snprintf(buf, sizeof buf, "%lld", (long long)m->options.source_disk_floor_bytes);
+        cJSON_AddStringToObject(op, "source_disk_floor", buf);
+    }
+    cJSON_AddNumberToObject(op, "parallelism", (double)m->options.parallelism);
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    char *out = xstrdup(text);
+    cJSON_free(text);
+    return out;
 }

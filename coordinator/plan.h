@@ -64,4 +64,9 @@ plan_migration_t *plan_at(const plan_t *plan, size_t i);
 plan_migration_t *plan_find(const plan_t *plan, const char *name);
 void plan_free(plan_t *plan);
 
+/* The migration as a one-migration plan in JSON (which is YAML), so the
+ * journal can keep it and plan_load_string can read it back with every
+ * check. Caller frees the string. */
+char *plan_migration_to_json(const plan_migration_t *m);
+
 #endif

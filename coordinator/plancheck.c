@@ -29,6 +29,7 @@ struct plancheck_mig {
     plan_migration_t *m;
     cJSON *findings;          /* array */
     Godwit__SourceFacts *facts; /* owned copy, from the source's result */
+    bool skip;                  /* not the migration asked for */
 };
 
 static const char *s_sev(Godwit__Severity s)
@@ -60,6 +61,10 @@ static void s_finish(plancheck_t *pc)
     int blocking_total = 0;
     for (size_t i = 0; i < plan_count(pc->plan); i++) {
         plancheck_mig_t *pm = &pc->migs[i];
+        if (pm->skip) {
+            cJSON_Delete(pm->findings);
+            continue;
+        }
         int blocking = 0, warnings = 0;
         const cJSON *f;
         cJSON_ArrayForEach(f, pm->findings)
@@ -225,8 +230,8 @@ static bool s_agent_ok(plancheck_mig_t *pm, const char *side, const char *agent,
     return true;
 }
 
-void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, uint64_t timeout_ms,
-                     plancheck_done_cb done, void *arg)
+void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, const char *only,
+                     uint64_t timeout_ms, plancheck_done_cb done, void *arg)
 {
     plancheck_t *pc = xcalloc(1, sizeof *pc);
     pc->coord = c;
@@ -243,10 +248,15 @@ void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, uint64_t t
         pm->pc = pc;
         pm->m = plan_at(plan, i);
         pm->findings = cJSON_CreateArray();
+        pm->skip = only && strcmp(pm->m->name, only) != 0;
     }
     for (size_t i = 0; i < n; i++) {
         plancheck_mig_t *pm = &pc->migs[i];
         plan_migration_t *m = pm->m;
+        if (pm->skip) {
+            coord_defer(c, s_mig_done_deferred, pm);
+            continue;
+        }
         bool src = s_agent_ok(pm, "source", m->source.agent, "source");
         bool tgt = s_agent_ok(pm, "target", m->target.agent, "target");
         if (!src || !tgt) {

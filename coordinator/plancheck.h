@@ -24,8 +24,10 @@ typedef struct plancheck plancheck_t;
 typedef void (*plancheck_done_cb)(cJSON *report, void *arg);
 
 /* Takes ownership of plan (a heap plan_t, freed with plan_free + free when
- * the check ends). done runs exactly once, never from inside this call. */
-void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, uint64_t timeout_ms,
-                     plancheck_done_cb done, void *arg);
+ * the check ends). only: check just the migration of that name (NULL: all;
+ * the caller made sure it exists). done runs exactly once, never from
+ * inside this call. */
+void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, const char *only,
+                     uint64_t timeout_ms, plancheck_done_cb done, void *arg);
 
 #endif

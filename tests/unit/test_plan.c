@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -106,11 +107,33 @@ static void test_refusals(void **state)
               "plan.yaml:6: migrations[0].options.disk_margin_percent:");
 }
 
+/* The journal keeps a migration as JSON and reads it back as a plan. */
+static void test_json_round_trip(void **state)
+{
+    (void)state;
+    plan_t p, q;
+    char err[512] = "";
+    assert_true(plan_load_string("plan.yaml", s_good, &p, err, sizeof err));
+    for (size_t i = 0; i < plan_count(&p); i++) {
+        char *json = plan_migration_to_json(plan_at(&p, i));
+        if (!plan_load_string("journal", json, &q, err, sizeof err))
+            fail_msg("%s: %s", err, json);
+        char *again = plan_migration_to_json(plan_at(&q, 0));
+        assert_string_equal(json, again);
+        assert_int_equal(plan_at(&q, 0)->n_tables, plan_at(&p, i)->n_tables);
+        free(json);
+        free(again);
+        plan_free(&q);
+    }
+    plan_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_plan),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_json_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,69 @@
+/*
+ * step: the interface of the agent's migration steps (phases 2-5), each a
+ * typed command carried out against the local PostgreSQL server:
+ *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
+ *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects
+ *
+ * Every step is idempotent: run again after a crash or a re-sent command, it
+ * finds what is already done and ends in the same state. All database work
+ * is libpq's asynchronous API (pgconn) or child processes started with
+ * uv_spawn and an argv array (never a shell); nothing blocks the loop.
+ *
+ * A step reports exactly once through its done callback, never from inside
+ * its start function: payload is a malloc'd protobuf message (the Result
+ * payload of that step, or NULL for steps without one) that the callee owns
+ * and frees with protobuf_c_message_free_unpacked(payload, NULL); or
+ * payload is NULL and error says why the step failed. step_cancel() stops
+ * a running step with no callback afterwards.
+ */
+#ifndef GODWIT_STEP_H
+#define GODWIT_STEP_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "godwit.pb-c.h"
+
+/* Every step's private struct starts with this. */
+typedef struct step {
+    void (*cancel)(struct step *self);
+} step_t;
+
+/* How the agent reaches its own server, from its config. */
+typedef struct {
+    const char *host;
+    int port;
+    const char *user;
+    const char *passfile;        /* may be NULL */
+    const char *data_directory;
+    const char *bin_dir;         /* PostgreSQL client programs (pg_dump, pg_restore, psql) */
+    int64_t connect_timeout_ms;
+    int64_t statement_timeout_ms;
+} step_local_t;
+
+typedef void (*step_done_cb)(ProtobufCMessage *payload, const char *error, void *arg);
+
+/* Each returns NULL (and does not call done) only for invalid arguments. */
+step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
+                           const Godwit__ApplySchema *req, step_done_cb done, void *arg);
+step_t *publication_ensure_start(uv_loop_t *loop, const step_local_t *local,
+                                 const Godwit__EnsurePublication *req, step_done_cb done, void *arg);
+step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
+                                  const Godwit__EnsureSubscription *req, step_done_cb done,
+                                  void *arg);
+step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,
+                          const Godwit__SyncStatus *req, step_done_cb done, void *arg);
+step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
+                           const Godwit__DropObjects *req, step_done_cb done, void *arg);
+
+static inline void step_cancel(step_t **sp)
+{
+    if (*sp) {
+        step_t *s = *sp;
+        *sp = NULL;
+        s->cancel(s);
+    }
+}
+
+#endif

@@ -1,0 +1,1229 @@
+/*
+ * steps: the agent's logical replication steps (see step.h for the contract
+ * with the caller): EnsurePublication on the source, EnsureSubscription and
+ * SyncStatus on the target, DropObjects on either side. Each works over one
+ * pgconn to the local server.
+ *
+ * A step is a fixed list of stages run one after the other by s_next(), as
+ * in preflight.c: a stage opens the connection or sends one statement, and
+ * its callback reads the answer and calls s_next() or s_finish(). Every step
+ * first reads the catalogs and then changes only what differs from the
+ * request, so running it again (after a crash, a timeout, a re-sent command)
+ * ends in the same state and reports success.
+ *
+ * SQL: catalog lookups are parameterised and pg_catalog-qualified (the
+ * session runs with an empty search_path) and compare names as parameters.
+ * DDL takes no parameters: identifiers go into its text only through
+ * PQescapeIdentifier, and its one string literal, the subscription's
+ * CONNECTION (a libpq conninfo whose values s_conninfo() quotes), only
+ * through PQescapeLiteral. CREATE and DROP SUBSCRIPTION may not run inside a
+ * transaction block, so every statement is sent alone.
+ *
+ * What it owns: the local pgconn, a timer that starts the first stage one
+ * loop turn after *_start (so done never runs inside it) and paces the wait
+ * for a terminated slot holder to go, copies of what it needs from the
+ * request, and the result being built. The struct is freed in the timer's
+ * close callback; the pgconn frees itself once its handles have closed.
+ *
+ * What it must never do: call done more than once or after step_cancel(),
+ * block the loop, put a password into a conninfo, or put a name into SQL
+ * text unquoted.
+ */
+#include "step.h"
+#include "log.h"
+#include "pgconn.h"
+#include "xalloc.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MIN_SERVER_VERSION 130000   /* publish_via_partition_root */
+#define S_DEADLINE_SLACK_MS 1000      /* client deadline = statement_timeout + this */
+#define S_SLOT_WAIT_MS 2000           /* for a slot's terminated holder to let go */
+#define S_SLOT_POLL_MS 100            /* 13: how often to look meanwhile */
+
+/* What our publications publish: every change, as the partition root. */
+#define S_PUB_OPTIONS \
+    "publish = 'insert, update, delete, truncate', publish_via_partition_root = true"
+
+/* The oid of the database we are connected to. */
+#define S_THIS_DB                                                                              \
+    "(SELECT d.oid FROM pg_catalog.pg_database d"                                              \
+    " WHERE d.datname = pg_catalog.current_database())"
+
+typedef struct s_step s_step_t;
+typedef void (*s_stage_fn)(s_step_t *s);
+
+struct s_step {
+    step_t base;                /* first: step_cancel() calls base.cancel */
+    uv_loop_t *loop;
+    uv_timer_t timer;           /* first stage, slot polls; freed in its close callback */
+    const s_stage_fn *stages;   /* NULL-terminated */
+    size_t stage;               /* next stage to run */
+    step_done_cb done;
+    void *arg;
+    bool disposed;              /* done called or cancelled: nothing runs any more */
+
+    pgconn_t *conn;             /* the local database */
+    int64_t connect_timeout_ms;
+    int64_t statement_timeout_ms;
+    char *label;                /* "publication \"x\" in database \"d\"", for messages */
+    char *what;                 /* the statement in flight, for messages */
+    bool looked_again;          /* a concurrent create was met and the lookup re-run */
+
+    /* EnsurePublication */
+    char *pub_name;
+    Godwit__TableRef *tables;   /* copies (schema, name), n_tables of them */
+    size_t n_tables;            /* 0: FOR ALL TABLES */
+    char *tables_json;          /* [{"schema":..,"name":..}], NULL when n_tables is 0 */
+    bool pub_exists, pub_all_tables, pub_same_tables, pub_options_ok;
+
+    /* EnsureSubscription */
+    char *sub_name;
+    char *publication;
+    char *conninfo;             /* how the subscription reaches the source; no password */
+    bool create_slot;           /* false after the slot was found on the source */
+
+    /* SyncStatus (sub_name too) */
+    Godwit__SyncStatusResult *result;
+    char *sub_oid;
+
+    /* DropObjects */
+    char *drop_sub, *drop_pub, *drop_slot; /* NULL: skip */
+    uint64_t slot_deadline;     /* uv_now() when waiting for its holder ends; 0: not yet */
+};
+
+/* ---- reading results ---------------------------------------------------- */
+
+/* The value of a named column, NULL for SQL NULL. The statements are ours, so
+ * the column exists. */
+static const char *s_col(const PGresult *res, int row, const char *name)
+{
+    int c = PQfnumber(res, name);
+    if (c < 0 || PQgetisnull(res, row, c))
+        return NULL;
+    return PQgetvalue(res, row, c);
+}
+
+static bool s_col_bool(const PGresult *res, int row, const char *name)
+{
+    const char *v = s_col(res, row, name);
+    return v && v[0] == 't';
+}
+
+/* A non-negative integer column (bigint or numeric without fraction); 0 for
+ * NULL or anything else. */
+static uint64_t s_col_u64(const PGresult *res, int row, const char *name)
+{
+    const char *v = s_col(res, row, name);
+    if (!v || *v < '0' || *v > '9')
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    return (errno || *end) ? 0 : n;
+}
+
+/* ---- finishing ---------------------------------------------------------- */
+
+static void s_on_timer_closed(uv_handle_t *h)
+{
+    s_step_t *s = h->data;
+    for (size_t i = 0; i < s->n_tables; i++) {
+        free(s->tables[i].schema);
+        free(s->tables[i].name);
+    }
+    free(s->tables);
+    if (s->result)
+        godwit__sync_status_result__free_unpacked(s->result, NULL);
+    free(s->label);
+    free(s->what);
+    free(s->pub_name);
+    free(s->tables_json);
+    free(s->sub_name);
+    free(s->publication);
+    free(s->conninfo);
+    free(s->sub_oid);
+    free(s->drop_sub);
+    free(s->drop_pub);
+    free(s->drop_slot);
+    free(s);
+}
+
+/* Stops everything; no callback runs afterwards. The memory goes in the
+ * timer's close callback. */
+static void s_dispose(s_step_t *s)
+{
+    if (s->disposed)
+        return;
+    s->disposed = true;
+    s->done = NULL;
+    pgconn_destroy(&s->conn);
+    uv_close((uv_handle_t *)&s->timer, s_on_timer_closed);
+}
+
+static void s_cancel(step_t *base)
+{
+    s_dispose((s_step_t *)base);
+}
+
+/* Ends the step: payload (taken, may be NULL) on success with error NULL,
+ * else the error. Runs done last, with nothing of s touched afterwards. */
+static void s_finish(s_step_t *s, ProtobufCMessage *payload, const char *error)
+{
+    step_done_cb done = s->done;
+    void *arg = s->arg;
+    char *why = NULL;
+    if (error) {
+        why = xasprintf("%s: %s", s->label, error);
+        log_debug("step on %s", why);
+        if (payload)
+            protobuf_c_message_free_unpacked(payload, NULL);
+        payload = NULL;
+    } else {
+        log_debug("step on %s: done", s->label);
+    }
+    s_dispose(s);
+    if (done)
+        done(payload, why, arg);
+    else if (payload)
+        protobuf_c_message_free_unpacked(payload, NULL);
+    free(why);
+}
+
+static void s_next(s_step_t *s)
+{
+    s_stage_fn fn = s->stages[s->stage];
+    if (!fn) {
+        s_finish(s, NULL, NULL);
+        return;
+    }
+    s->stage++;
+    fn(s);
+}
+
+/* The text of a failed statement's error, for s_finish. Caller frees. */
+static char *s_query_error(const s_step_t *s, const pgconn_result_t *r)
+{
+    return xasprintf("%s: %s%s%s%s", s->what, r->error ? r->error : "statement failed",
+                     r->sqlstate[0] ? " (SQLSTATE " : "", r->sqlstate,
+                     r->sqlstate[0] ? ")" : "");
+}
+
+static void s_fail_query(s_step_t *s, const pgconn_result_t *r)
+{
+    char *why = s_query_error(s, r);
+    s_finish(s, NULL, why);
+    free(why);
+}
+
+/* Sends one statement on the local connection; cb gets s. */
+static void s_query(s_step_t *s, const char *what, const char *sql, int nparams,
+                    const char *const *params, pgconn_result_cb cb)
+{
+    free(s->what);
+    s->what = xstrdup(what);
+    uint64_t deadline = (uint64_t)s->statement_timeout_ms + S_DEADLINE_SLACK_MS;
+    int rc = pgconn_query(s->conn, sql, nparams, params, deadline, cb, s);
+    if (rc != 0) {
+        char *why = xasprintf("%s: cannot send the statement: %s", what, strerror(-rc));
+        s_finish(s, NULL, why);
+        free(why);
+    }
+}
+
+/* ident quoted by the server's rules (caller frees), or NULL after ending the
+ * step with an error. */
+static char *s_ident(s_step_t *s, const char *ident)
+{
+    char *q = pgconn_escape_identifier(s->conn, ident);
+    if (!q) {
+        char *why = xasprintf("cannot quote the name \"%s\" for SQL (not valid in the "
+                              "database's encoding, or the connection is gone)",
+                              ident);
+        s_finish(s, NULL, why);
+        free(why);
+    }
+    return q;
+}
+
+/* A statement failed because our own connection is gone (pgconn's 08006),
+ * as opposed to the server reporting an error. */
+static bool s_conn_lost(const s_step_t *s)
+{
+    return !pgconn_is_ready(s->conn);
+}
+
+/* A CREATE failed because the object was created by someone else since our
+ * lookup: 42710 when it had committed before, 23505 (the catalog's unique
+ * index) when both ran at the same time. */
+static bool s_exists_error(const pgconn_result_t *r)
+{
+    return strcmp(r->sqlstate, "42710") == 0 || strcmp(r->sqlstate, "23505") == 0;
+}
+
+/* ---- connecting --------------------------------------------------------- */
+
+static void s_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    s_step_t *s = arg;
+    if (!ok) {
+        char *why = xasprintf("cannot connect: %s", error ? error : "unknown error");
+        s_finish(s, NULL, why);
+        free(why);
+        return;
+    }
+    int version = pgconn_server_version(c);
+    if (version < S_MIN_SERVER_VERSION) {
+        char *why = xasprintf("the server runs PostgreSQL version number %d; godwit needs 13 "
+                              "or later",
+                              version);
+        s_finish(s, NULL, why);
+        free(why);
+        return;
+    }
+    s_next(s);
+}
+
+static void s_connect(s_step_t *s)
+{
+    int rc = pgconn_connect(s->conn, (uint64_t)s->connect_timeout_ms, s_on_connect, s);
+    if (rc != 0) {
+        char *why = xasprintf("cannot start connecting: %s", strerror(-rc));
+        s_finish(s, NULL, why);
+        free(why);
+    }
+}
+
+/* ---- EnsurePublication -------------------------------------------------- */
+
+/* $1 name, $2 the requested tables as JSON (NULL: none). same_tables: the
+ * tables the publication names (pg_publication_rel, what ALTER PUBLICATION
+ * SET TABLE replaces) are exactly the requested ones. On 15 and later a row
+ * filter, a column list or a FOR TABLES IN SCHEMA also count as different:
+ * SET TABLE clears them. */
+#define S_PUB_LOOKUP(extras)                                                                   \
+    "WITH req AS (SELECT r.schema, r.name"                                                     \
+    "  FROM pg_catalog.json_to_recordset($2::pg_catalog.json)"                                 \
+    "  AS r(schema pg_catalog.text, name pg_catalog.text)),"                                   \
+    " cur AS (SELECT pr.prpubid, n.nspname::pg_catalog.text AS schema,"                        \
+    "  c.relname::pg_catalog.text AS name"                                                     \
+    "  FROM pg_catalog.pg_publication_rel pr"                                                  \
+    "  JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid"                                       \
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace) "                             \
+    "SELECT p.puballtables, p.pubviaroot AND p.pubinsert AND p.pubupdate AND p.pubdelete"      \
+    "  AND p.pubtruncate AS options_ok,"                                                       \
+    " NOT EXISTS (SELECT req.schema, req.name FROM req"                                        \
+    "  EXCEPT SELECT cur.schema, cur.name FROM cur WHERE cur.prpubid = p.oid)"                 \
+    " AND NOT EXISTS (SELECT cur.schema, cur.name FROM cur WHERE cur.prpubid = p.oid"          \
+    "  EXCEPT SELECT req.schema, req.name FROM req)"                                           \
+    " AND NOT (" extras ") AS same_tables"                                                     \
+    " FROM pg_catalog.pg_publication p WHERE p.pubname = $1"
+
+static const char s_pub_lookup_sql[] = S_PUB_LOOKUP(
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel pr WHERE pr.prpubid = p.oid"
+    "  AND (pr.prqual IS NOT NULL OR pr.prattrs IS NOT NULL))"
+    " OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace pn"
+    "  WHERE pn.pnpubid = p.oid)");
+static const char s_pub_lookup_sql_14[] = S_PUB_LOOKUP("false");
+
+#define S_PUB_STAGE_LOOKUP 1 /* index of s_pub_lookup in s_pub_stages */
+
+static void s_on_pub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    s->pub_exists = r->res && PQntuples(r->res) == 1;
+    if (s->pub_exists) {
+        s->pub_all_tables = s_col_bool(r->res, 0, "puballtables");
+        s->pub_same_tables = s_col_bool(r->res, 0, "same_tables");
+        s->pub_options_ok = s_col_bool(r->res, 0, "options_ok");
+    }
+    s_next(s);
+}
+
+static void s_pub_lookup(s_step_t *s)
+{
+    const char *params[2] = { s->pub_name, s->tables_json };
+    s_query(s, "looking up the publication",
+            pgconn_server_version(s->conn) >= 150000 ? s_pub_lookup_sql : s_pub_lookup_sql_14,
+            2, params, s_on_pub_lookup);
+}
+
+/* "s1"."t1", "s2"."t2" for the requested tables (caller frees), or NULL after
+ * ending the step with an error. */
+static char *s_pub_table_list(s_step_t *s)
+{
+    char *list = NULL;
+    for (size_t i = 0; i < s->n_tables; i++) {
+        char *schema = s_ident(s, s->tables[i].schema);
+        if (!schema) {
+            free(list);
+            return NULL;
+        }
+        char *name = s_ident(s, s->tables[i].name);
+        if (!name) {
+            free(schema);
+            free(list);
+            return NULL;
+        }
+        char *grown = xasprintf("%s%s%s.%s", list ? list : "", list ? ", " : "", schema, name);
+        free(list);
+        free(schema);
+        free(name);
+        list = grown;
+    }
+    return list;
+}
+
+static void s_on_pub_create(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok && !s_conn_lost(s) && s_exists_error(r) && !s->looked_again) {
+        /* Created by someone else since our lookup: look again, once. */
+        log_info("step on %s: created concurrently; looking again", s->label);
+        s->looked_again = true;
+        s->stage = S_PUB_STAGE_LOOKUP;
+        s_next(s);
+        return;
+    }
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    log_info("step on %s: created", s->label);
+    s_finish(s, NULL, NULL);
+}
+
+static void s_on_pub_set_tables(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    log_info("step on %s: table list replaced with the %zu requested table(s)", s->label,
+             s->n_tables);
+    s_next(s);
+}
+
+/* Creates the publication, or makes an existing one name the requested
+ * tables. */
+static void s_pub_tables(s_step_t *s)
+{
+    bool want_all = s->n_tables == 0;
+    if (s->pub_exists && s->pub_all_tables == want_all && (want_all || s->pub_same_tables)) {
+        if (s->pub_options_ok)
+            log_info("step on %s: exists as requested; nothing to do", s->label);
+        s_next(s);
+        return;
+    }
+    if (s->pub_exists && s->pub_all_tables != want_all) {
+        /* PostgreSQL cannot turn one kind into the other in place, and
+         * dropping a publication a subscription may be reading is not a
+         * step's decision. */
+        s_finish(s, NULL,
+                 want_all ? "it exists for a list of tables but FOR ALL TABLES was requested; "
+                            "PostgreSQL cannot change that in place: drop it first"
+                          : "it exists FOR ALL TABLES but a list of tables was requested; "
+                            "PostgreSQL cannot change that in place: drop it first");
+        return;
+    }
+    char *name = s_ident(s, s->pub_name);
+    if (!name)
+        return;
+    char *list = want_all ? NULL : s_pub_table_list(s);
+    if (!want_all && !list) {
+        free(name);
+        return;
+    }
+    char *sql;
+    if (!s->pub_exists && want_all) {
+        sql = xasprintf("CREATE PUBLICATION %s FOR ALL TABLES WITH (" S_PUB_OPTIONS ")", name);
+        s_query(s, "creating the publication", sql, 0, NULL, s_on_pub_create);
+    } else if (!s->pub_exists) {
+        sql = xasprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (" S_PUB_OPTIONS ")", name,
+                        list);
+        s_query(s, "creating the publication", sql, 0, NULL, s_on_pub_create);
+    } else {
+        sql = xasprintf("ALTER PUBLICATION %s SET TABLE %s", name, list);
+        s_query(s, "setting the publication's tables", sql, 0, NULL, s_on_pub_set_tables);
+    }
+    free(sql);
+    free(list);
+    free(name);
+}
+
+static void s_on_pub_set_options(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    log_info("step on %s: options set (" S_PUB_OPTIONS ")", s->label);
+    s_next(s);
+}
+
+/* An existing publication publishes every change as the partition root. */
+static void s_pub_options(s_step_t *s)
+{
+    if (!s->pub_exists || s->pub_options_ok) {
+        s_next(s);
+        return;
+    }
+    char *name = s_ident(s, s->pub_name);
+    if (!name)
+        return;
+    char *sql = xasprintf("ALTER PUBLICATION %s SET (" S_PUB_OPTIONS ")", name);
+    s_query(s, "setting the publication's options", sql, 0, NULL, s_on_pub_set_options);
+    free(sql);
+    free(name);
+}
+
+static const s_stage_fn s_pub_stages[] = {
+    s_connect, s_pub_lookup, s_pub_tables, s_pub_options, NULL,
+};
+
+/* ---- EnsureSubscription ------------------------------------------------- */
+
+/* v single-quoted as libpq's conninfo syntax requires: a backslash before
+ * each backslash and single quote. Caller frees. */
+static char *s_conninfo_quote(const char *v)
+{
+    size_t n = 3;
+    for (const char *p = v; *p; p++)
+        n += (*p == '\\' || *p == '\'') ? 2 : 1;
+    char *out = xmalloc(n);
+    size_t o = 0;
+    out[o++] = '\'';
+    for (const char *p = v; *p; p++) {
+        if (*p == '\\' || *p == '\'')
+            out[o++] = '\\';
+        out[o++] = *p;
+    }
+    out[o++] = '\'';
+    out[o] = '\0';
+    return out;
+}
+
+/* Appends " key='value'" to *info (which may be NULL). */
+static void s_conninfo_add(char **info, const char *key, const char *value)
+{
+    char *q = s_conninfo_quote(value);
+    char *grown = xasprintf("%s%s%s=%s", *info ? *info : "", *info ? " " : "", key, q);
+    free(q);
+    free(*info);
+    *info = grown;
+}
+
+/* The conninfo the subscription uses to reach the source: the connection
+ * fields of src and application_name=godwit_<name>, never a password
+ * (credentials come from the passfile or the source's pg_hba). Caller
+ * frees. */
+static char *s_conninfo(const Godwit__ReplicationConn *src, const char *name)
+{
+    char *info = NULL;
+    s_conninfo_add(&info, "host", src->host);
+    if (src->port > 0) {
+        char port[16];
+        snprintf(port, sizeof port, "%" PRIu32, src->port);
+        s_conninfo_add(&info, "port", port);
+    }
+    s_conninfo_add(&info, "user", src->user);
+    s_conninfo_add(&info, "dbname", src->dbname);
+    if (src->passfile && src->passfile[0])
+        s_conninfo_add(&info, "passfile", src->passfile);
+    if (src->sslmode && src->sslmode[0])
+        s_conninfo_add(&info, "sslmode", src->sslmode);
+    char *app = xasprintf("godwit_%s", name);
+    s_conninfo_add(&info, "application_name", app);
+    free(app);
+    return info;
+}
+
+/* $1 subscription, $2 publication. Subscriptions are per database. Only
+ * columns anyone may read (subconninfo is not). */
+static const char s_sub_lookup_sql[] =
+    "SELECT s.subenabled, $2::pg_catalog.text = ANY (s.subpublications) AS has_publication,"
+    " pg_catalog.array_to_string(s.subpublications, ', ') AS publications"
+    " FROM pg_catalog.pg_subscription s"
+    " WHERE s.subdbid = " S_THIS_DB " AND s.subname = $1";
+
+#define S_SUB_STAGE_LOOKUP 1 /* index of s_sub_lookup in s_sub_stages */
+
+static void s_on_sub_enable(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    log_info("step on %s: enabled", s->label);
+    s_finish(s, NULL, NULL);
+}
+
+static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    if (!r->res || PQntuples(r->res) != 1) {
+        s_next(s); /* create it */
+        return;
+    }
+    if (!s_col_bool(r->res, 0, "has_publication")) {
+        const char *pubs = s_col(r->res, 0, "publications");
+        char *why = xasprintf("it exists but subscribes to publication(s) %s, not to \"%s\"; "
+                              "drop it first",
+                              pubs ? pubs : "(none)", s->publication);
+        s_finish(s, NULL, why);
+        free(why);
+        return;
+    }
+    if (s_col_bool(r->res, 0, "subenabled")) {
+        log_info("step on %s: exists and is enabled; nothing to do", s->label);
+        s_finish(s, NULL, NULL);
+        return;
+    }
+    char *name = s_ident(s, s->sub_name);
+    if (!name)
+        return;
+    char *sql = xasprintf("ALTER SUBSCRIPTION %s ENABLE", name);
+    s_query(s, "enabling the subscription", sql, 0, NULL, s_on_sub_enable);
+    free(sql);
+    free(name);
+}
+
+static void s_sub_lookup(s_step_t *s)
+{
+    const char *params[2] = { s->sub_name, s->publication };
+    s_query(s, "looking up the subscription", s_sub_lookup_sql, 2, params, s_on_sub_lookup);
+}
+
+static void s_sub_create(s_step_t *s);
+
+/* The source refused to create the slot because it exists: an earlier
+ * attempt created it and died before its subscription committed. The server
+ * embeds the source's error in its own (the code is the source's 42710 on
+ * some versions, a generic one on others), so the text decides. */
+static bool s_slot_exists_error(const pgconn_result_t *r)
+{
+    return r->error && strstr(r->error, "replication slot") && strstr(r->error, "already exists");
+}
+
+static void s_on_sub_create(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (r->ok) {
+        log_info("step on %s: created (%s)", s->label,
+                 s->create_slot ? "with a new slot on the source"
+                                : "on the slot already on the source");
+        s_finish(s, NULL, NULL);
+        return;
+    }
+    if (s_conn_lost(s)) {
+        s_fail_query(s, r);
+        return;
+    }
+    if (s->create_slot && s_slot_exists_error(r)) {
+        /* Nothing has read from that slot yet (no subscription existed to
+         * read it), so taking it over loses and doubles nothing. */
+        log_info("step on %s: the slot already exists on the source (%s); creating the "
+                 "subscription on it",
+                 s->label, r->error);
+        s->create_slot = false;
+        s_sub_create(s);
+        return;
+    }
+    if (s_exists_error(r) && !s->looked_again) {
+        /* The subscription itself was created since our lookup: look again. */
+        log_info("step on %s: created concurrently; looking again", s->label);
+        s->looked_again = true;
+        s->stage = S_SUB_STAGE_LOOKUP;
+        s_next(s);
+        return;
+    }
+    s_fail_query(s, r);
+}
+
+static void s_sub_create(s_step_t *s)
+{
+    char *name = s_ident(s, s->sub_name);
+    if (!name)
+        return;
+    char *pub = s_ident(s, s->publication);
+    if (!pub) {
+        free(name);
+        return;
+    }
+    char *conninfo = pgconn_escape_literal(s->conn, s->conninfo);
+    char *slot = pgconn_escape_literal(s->conn, s->sub_name);
+    if (!conninfo || !slot) {
+        free(conninfo);
+        free(slot);
+        free(pub);
+        free(name);
+        s_finish(s, NULL, "cannot quote the connection string or slot name for SQL (not valid "
+                          "in the database's encoding, or the connection is gone)");
+        return;
+    }
+    /* Alone, outside any transaction block: it creates the slot remotely. */
+    char *sql = xasprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH "
+                          "(slot_name = %s, copy_data = true, create_slot = %s, enabled = true)",
+                          name, conninfo, pub, slot, s->create_slot ? "true" : "false");
+    s_query(s,
+            s->create_slot ? "creating the subscription"
+                           : "creating the subscription on the existing slot",
+            sql, 0, NULL, s_on_sub_create);
+    free(sql);
+    free(slot);
+    free(conninfo);
+    free(pub);
+    free(name);
+}
+
+static const s_stage_fn s_sub_stages[] = {
+    s_connect, s_sub_lookup, s_sub_create, NULL,
+};
+
+/* ---- SyncStatus --------------------------------------------------------- */
+
+/* $1 subscription. The error counters are 15's pg_stat_subscription_stats. */
+#define S_SYNC_SUB(stats_cols, stats_join)                                                     \
+    "SELECT s.oid, s.subenabled, " stats_cols " FROM pg_catalog.pg_subscription s"            \
+    stats_join " WHERE s.subdbid = " S_THIS_DB " AND s.subname = $1"
+
+static const char s_sync_sub_sql[] =
+    S_SYNC_SUB("st.apply_error_count, st.sync_error_count",
+               " LEFT JOIN pg_catalog.pg_stat_subscription_stats st ON st.subid = s.oid");
+static const char s_sync_sub_sql_14[] =
+    S_SYNC_SUB("NULL AS apply_error_count, NULL AS sync_error_count", "");
+
+/* $1 the subscription's oid. The copy's progress is 14's
+ * pg_stat_progress_copy, read only for a table whose data is being copied. */
+#define S_SYNC_RELS(progress_cols, progress_join)                                              \
+    "SELECT n.nspname AS schema, c.relname AS name, sr.srsubstate AS state, " progress_cols   \
+    " FROM pg_catalog.pg_subscription_rel sr"                                                  \
+    " JOIN pg_catalog.pg_class c ON c.oid = sr.srrelid"                                        \
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace" progress_join                  \
+    " WHERE sr.srsubid = $1::pg_catalog.oid ORDER BY 1, 2"
+
+static const char s_sync_rels_sql[] = S_SYNC_RELS(
+    "pc.bytes_processed, pc.tuples_processed",
+    " LEFT JOIN LATERAL (SELECT pg_catalog.sum(p.bytes_processed) AS bytes_processed,"
+    "  pg_catalog.sum(p.tuples_processed) AS tuples_processed"
+    "  FROM pg_catalog.pg_stat_progress_copy p"
+    "  WHERE p.relid = sr.srrelid AND p.datid = " S_THIS_DB ") pc ON sr.srsubstate = 'd'");
+static const char s_sync_rels_sql_13[] =
+    S_SYNC_RELS("NULL AS bytes_processed, NULL AS tuples_processed", "");
+
+/* pg_subscription_rel.srsubstate as the protocol names it. */
+static const char *s_sync_state(const char *code)
+{
+    switch (code ? code[0] : '\0') {
+    case 'i':
+        return "init";
+    case 'd':
+        return "data";
+    case 'f':
+        return "finished"; /* 15: copy done, catching up */
+    case 's':
+        return "syncdone";
+    case 'r':
+        return "ready";
+    default:
+        return "unknown";
+    }
+}
+
+static void s_on_sync_rels(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    Godwit__SyncStatusResult *res = s->result;
+    int n = r->res ? PQntuples(r->res) : 0;
+    bool all_ready = n > 0;
+    res->tables = n > 0 ? xcalloc((size_t)n, sizeof *res->tables) : NULL;
+    for (int i = 0; i < n; i++) {
+        Godwit__TableSync *t = xmalloc(sizeof *t);
+        godwit__table_sync__init(t);
+        t->table = xmalloc(sizeof *t->table);
+        godwit__table_ref__init(t->table);
+        t->table->schema = xstrdup(s_col(r->res, i, "schema"));
+        t->table->name = xstrdup(s_col(r->res, i, "name"));
+        const char *state = s_col(r->res, i, "state");
+        t->state = xstrdup(s_sync_state(state));
+        t->bytes_done = s_col_u64(r->res, i, "bytes_processed");
+        t->rows_done = s_col_u64(r->res, i, "tuples_processed");
+        if (!state || state[0] != 'r')
+            all_ready = false;
+        res->tables[res->n_tables++] = t;
+    }
+    res->all_ready = all_ready;
+    s->result = NULL;
+    log_debug("step on %s: %d table(s), all ready: %s", s->label, n, all_ready ? "yes" : "no");
+    s_finish(s, &res->base, NULL);
+}
+
+static void s_sync_rels(s_step_t *s)
+{
+    const char *params[1] = { s->sub_oid };
+    s_query(s, "reading the tables' sync states",
+            pgconn_server_version(s->conn) >= 140000 ? s_sync_rels_sql : s_sync_rels_sql_13, 1,
+            params, s_on_sync_rels);
+}
+
+static void s_on_sync_sub(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    Godwit__SyncStatusResult *res = s->result;
+    if (!r->res || PQntuples(r->res) != 1) {
+        res->exists = false;
+        s->result = NULL;
+        s_finish(s, &res->base, NULL);
+        return;
+    }
+    res->exists = true;
+    res->enabled = s_col_bool(r->res, 0, "subenabled");
+    res->apply_error_count = s_col_u64(r->res, 0, "apply_error_count");
+    res->sync_error_count = s_col_u64(r->res, 0, "sync_error_count");
+    const char *oid = s_col(r->res, 0, "oid");
+    s->sub_oid = xstrdup(oid ? oid : "0");
+    s_next(s);
+}
+
+static void s_sync_sub(s_step_t *s)
+{
+    const char *params[1] = { s->sub_name };
+    s_query(s, "looking up the subscription",
+            pgconn_server_version(s->conn) >= 150000 ? s_sync_sub_sql : s_sync_sub_sql_14, 1,
+            params, s_on_sync_sub);
+}
+
+static const s_stage_fn s_sync_stages[] = {
+    s_connect, s_sync_sub, s_sync_rels, NULL,
+};
+
+/* ---- DropObjects: the subscription --------------------------------------- */
+
+/* DROP SUBSCRIPTION failed because the server could not drop the slot on
+ * the source: it could not connect (class 08 on 15, only the message
+ * before), the source refused the drop (also 08006 on 15, e.g. for a slot
+ * that is already gone there), or the statement timeout cut a connection
+ * attempt that hung. Our own connection must still be up. */
+static bool s_source_unreachable(const s_step_t *s, const pgconn_result_t *r)
+{
+    if (s_conn_lost(s))
+        return false;
+    return strncmp(r->sqlstate, "08", 2) == 0 || strcmp(r->sqlstate, "57014") == 0 ||
+           (r->error && strstr(r->error, "could not connect to publisher"));
+}
+
+/* Runs "<head><name><tail>" with the quoted name of the subscription to drop. */
+static void s_drop_sub_sql(s_step_t *s, const char *what, const char *head, const char *tail,
+                           pgconn_result_cb cb)
+{
+    char *name = s_ident(s, s->drop_sub);
+    if (!name)
+        return;
+    char *sql = xasprintf("%s%s%s", head, name, tail);
+    s_query(s, what, sql, 0, NULL, cb);
+    free(sql);
+    free(name);
+}
+
+static void s_on_drop_sub_forced(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    log_info("step on %s: subscription \"%s\" dropped without its slot on the source; a "
+             "slot still there is left for the source's drop",
+             s->label, s->drop_sub);
+    s_next(s);
+}
+
+static void s_on_drop_sub_detached(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    s_drop_sub_sql(s, "dropping the subscription, detached from its slot",
+                   "DROP SUBSCRIPTION IF EXISTS ", "", s_on_drop_sub_forced);
+}
+
+static void s_on_drop_sub_disabled(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    s_drop_sub_sql(s, "detaching the subscription from its slot", "ALTER SUBSCRIPTION ",
+                   " SET (slot_name = NONE)", s_on_drop_sub_detached);
+}
+
+static void s_on_drop_sub(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (r->ok) {
+        log_info("step on %s: subscription \"%s\" dropped (if it existed), with its slot on "
+                 "the source",
+                 s->label, s->drop_sub);
+        s_next(s);
+        return;
+    }
+    if (!s_source_unreachable(s, r)) {
+        s_fail_query(s, r);
+        return;
+    }
+    log_warn("step on %s: cannot drop subscription \"%s\" with its slot (%s%s%s); dropping it "
+             "without the slot",
+             s->label, s->drop_sub, r->error ? r->error : "",
+             r->sqlstate[0] ? ", SQLSTATE " : "", r->sqlstate);
+    s_drop_sub_sql(s, "disabling the subscription", "ALTER SUBSCRIPTION ", " DISABLE",
+                   s_on_drop_sub_disabled);
+}
+
+static void s_drop_sub(s_step_t *s)
+{
+    if (!s->drop_sub) {
+        s_next(s);
+        return;
+    }
+    /* Also drops its slot on the source, connecting there from the server. */
+    s_drop_sub_sql(s, "dropping the subscription", "DROP SUBSCRIPTION IF EXISTS ", "",
+                   s_on_drop_sub);
+}
+
+/* ---- DropObjects: the publication --------------------------------------- */
+
+static void s_on_drop_pub(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    log_info("step on %s: publication \"%s\" dropped (if it existed)", s->label, s->drop_pub);
+    s_next(s);
+}
+
+static void s_drop_pub(s_step_t *s)
+{
+    if (!s->drop_pub) {
+        s_next(s);
+        return;
+    }
+    char *name = s_ident(s, s->drop_pub);
+    if (!name)
+        return;
+    char *sql = xasprintf("DROP PUBLICATION IF EXISTS %s", name);
+    s_query(s, "dropping the publication", sql, 0, NULL, s_on_drop_pub);
+    free(sql);
+    free(name);
+}
+
+/* ---- DropObjects: the slot ---------------------------------------------- */
+
+/* A slot is dropped when nobody holds it. Its holder (a walsender) is
+ * terminated and, from 14 on, waited for, and the drop follows at once: a
+ * subscriber that is still alive reconnects within milliseconds and takes
+ * the slot again, so the drop must not wait for a poll. This is retried
+ * until S_SLOT_WAIT_MS after the first holder was met; after that the drop's
+ * own error says who holds the slot. */
+
+static const char s_slot_lookup_sql[] =
+    "SELECT s.active, s.active_pid FROM pg_catalog.pg_replication_slots s"
+    " WHERE s.slot_name = $1";
+
+static void s_slot_lookup(s_step_t *s);
+
+static bool s_slot_waiting(s_step_t *s)
+{
+    uint64_t now = uv_now(s->loop);
+    if (s->slot_deadline == 0)
+        s->slot_deadline = now + S_SLOT_WAIT_MS;
+    return now < s->slot_deadline;
+}
+
+static void s_on_drop_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok && !s_conn_lost(s) && strcmp(r->sqlstate, "55006") == 0 && s_slot_waiting(s)) {
+        /* Taken again (or for the first time) since we looked. */
+        s_slot_lookup(s);
+        return;
+    }
+    if (!r->ok && !(strcmp(r->sqlstate, "42704") == 0 && !s_conn_lost(s))) {
+        s_fail_query(s, r);
+        return;
+    }
+    /* 42704: gone since we looked, which is what we wanted. */
+    log_info("step on %s: replication slot \"%s\" dropped", s->label, s->drop_slot);
+    s_next(s);
+}
+
+static void s_slot_drop(s_step_t *s)
+{
+    const char *params[1] = { s->drop_slot };
+    s_query(s, "dropping the replication slot",
+            "SELECT pg_catalog.pg_drop_replication_slot($1)", 1, params, s_on_drop_slot);
+}
+
+static void s_on_slot_timer(uv_timer_t *t)
+{
+    s_slot_lookup(t->data);
+}
+
+static void s_on_slot_terminate(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    if (pgconn_server_version(s->conn) >= 140000)
+        s_slot_drop(s); /* the holder has exited (or the wait ran out) */
+    else
+        uv_timer_start(&s->timer, s_on_slot_timer, S_SLOT_POLL_MS, 0);
+}
+
+static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    if (!r->res || PQntuples(r->res) != 1) {
+        log_info("step on %s: replication slot \"%s\" does not exist (any more); nothing to "
+                 "drop",
+                 s->label, s->drop_slot);
+        s_next(s);
+        return;
+    }
+    const char *pid = s_col(r->res, 0, "active_pid");
+    if (!s_col_bool(r->res, 0, "active") || !pid || !s_slot_waiting(s)) {
+        s_slot_drop(s);
+        return;
+    }
+    log_info("step on %s: replication slot \"%s\" is in use by process %s; terminating it",
+             s->label, s->drop_slot, pid);
+    if (pgconn_server_version(s->conn) >= 140000) {
+        char wait_ms[32];
+        snprintf(wait_ms, sizeof wait_ms, "%" PRIu64, s->slot_deadline - uv_now(s->loop));
+        const char *params[2] = { pid, wait_ms };
+        s_query(s, "terminating the slot's holder",
+                "SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4,"
+                " $2::pg_catalog.int8)",
+                2, params, s_on_slot_terminate);
+    } else {
+        const char *params[1] = { pid };
+        s_query(s, "terminating the slot's holder",
+                "SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4)", 1, params,
+                s_on_slot_terminate);
+    }
+}
+
+static void s_slot_lookup(s_step_t *s)
+{
+    const char *params[1] = { s->drop_slot };
+    s_query(s, "looking up the replication slot", s_slot_lookup_sql, 1, params,
+            s_on_slot_lookup);
+}
+
+static void s_drop_slot(s_step_t *s)
+{
+    if (!s->drop_slot) {
+        s_next(s);
+        return;
+    }
+    s_slot_lookup(s);
+}
+
+static const s_stage_fn s_drop_stages[] = {
+    s_connect, s_drop_sub, s_drop_pub, s_drop_slot, NULL,
+};
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void s_on_kick(uv_timer_t *t)
+{
+    s_next(t->data);
+}
+
+static bool s_local_valid(const step_local_t *l)
+{
+    return l && l->host && l->host[0] && l->port >= 1 && l->port <= 65535 &&
+           l->connect_timeout_ms > 0 && l->connect_timeout_ms <= INT32_MAX &&
+           l->statement_timeout_ms > 0 && l->statement_timeout_ms <= INT32_MAX;
+}
+
+static bool s_set(const char *v)
+{
+    return v && v[0];
+}
+
+/* A new step with its connection to database; the first stage runs one loop
+ * turn from now. label is taken. NULL for invalid arguments (label freed). */
+static s_step_t *s_new(uv_loop_t *loop, const step_local_t *local, const char *database,
+                       const s_stage_fn *stages, char *label, step_done_cb done, void *arg)
+{
+    if (!loop || !s_local_valid(local) || !s_set(database) || !done) {
+        free(label);
+        return NULL;
+    }
+    char port[16], connect_timeout[32];
+    snprintf(port, sizeof port, "%d", local->port);
+    /* whole seconds for libpq; pgconn's deadline is the real bound */
+    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
+             (local->connect_timeout_ms + 999) / 1000);
+    char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path=",
+                              local->statement_timeout_ms);
+    const char *kw[10], *val[10];
+    int n = 0;
+    kw[n] = "host", val[n++] = local->host;
+    kw[n] = "port", val[n++] = port;
+    kw[n] = "dbname", val[n++] = database;
+    if (s_set(local->user))
+        kw[n] = "user", val[n++] = local->user;
+    if (s_set(local->passfile))
+        kw[n] = "passfile", val[n++] = local->passfile;
+    kw[n] = "application_name", val[n++] = "godwit-agent";
+    kw[n] = "options", val[n++] = options;
+    kw[n] = "connect_timeout", val[n++] = connect_timeout;
+    kw[n] = NULL, val[n] = NULL;
+    pgconn_t *conn = pgconn_new(loop, "agent step", kw, val);
+    free(options);
+    if (!conn) {
+        free(label);
+        return NULL;
+    }
+    s_step_t *s = xcalloc(1, sizeof *s);
+    s->base.cancel = s_cancel;
+    s->loop = loop;
+    s->stages = stages;
+    s->done = done;
+    s->arg = arg;
+    s->conn = conn;
+    s->connect_timeout_ms = local->connect_timeout_ms;
+    s->statement_timeout_ms = local->statement_timeout_ms;
+    s->label = label;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, s_on_kick, 0, 0);
+    return s;
+}
+
+/* What a step is about, for messages: kind "name" in database "db". Caller
+ * frees. */
+static char *s_label(const char *kind, const char *name, const char *database)
+{
+    return xasprintf("%s \"%s\" in database \"%s\"", kind, name, database ? database : "");
+}
+
+step_t *publication_ensure_start(uv_loop_t *loop, const step_local_t *local,
+                                 const Godwit__EnsurePublication *req, step_done_cb done, void *arg)
+{
+    if (!req || !s_set(req->name))
+        return NULL;
+    for (size_t i = 0; i < req->n_tables; i++)
+        if (!req->tables[i] || !s_set(req->tables[i]->schema) || !s_set(req->tables[i]->name))
+            return NULL;
+    s_step_t *s = s_new(loop, local, req->database, s_pub_stages,
+                        s_label("publication", req->name, req->database), done, arg);
+    if (!s)
+        return NULL;
+    s->pub_name = xstrdup(req->name);
+    if (req->n_tables > 0) {
+        s->tables = xcalloc(req->n_tables, sizeof *s->tables);
+        cJSON *a = cJSON_CreateArray();
+        for (size_t i = 0; i < req->n_tables; i++) {
+            godwit__table_ref__init(&s->tables[i]);
+            s->tables[i].schema = xstrdup(req->tables[i]->schema);
+            s->tables[i].name = xstrdup(req->tables[i]->name);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "schema", req->tables[i]->schema);
+            cJSON_AddStringToObject(o, "name", req->tables[i]->name);
+            cJSON_AddItemToArray(a, o);
+        }
+        s->n_tables = req->n_tables;
+        char *text = cJSON_PrintUnformatted(a);
+        cJSON_Delete(a);
+        s->tables_json = xstrdup(text); /* one allocator for everything s owns */
+        cJSON_free(text);
+    }
+    return &s->base;
+}
+
+step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
+                                  const Godwit__EnsureSubscription *req, step_done_cb done,
+                                  void *arg)
+{
+    if (!req || !s_set(req->name) || !s_set(req->publication) || !req->source)
+        return NULL;
+    const Godwit__ReplicationConn *src = req->source;
+    if (!s_set(src->host) || !s_set(src->user) || !s_set(src->dbname) || src->port > 65535)
+        return NULL;
+    s_step_t *s = s_new(loop, local, req->database, s_sub_stages,
+                        s_label("subscription", req->name, req->database), done, arg);
+    if (!s)
+        return NULL;
+    s->sub_name = xstrdup(req->name);
+    s->publication = xstrdup(req->publication);
+    s->conninfo = s_conninfo(src, req->name);
+    s->create_slot = true;
+    return &s->base;
+}
+
+step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,
+                          const Godwit__SyncStatus *req, step_done_cb done, void *arg)
+{
+    if (!req || !s_set(req->subscription))
+        return NULL;
+    s_step_t *s = s_new(loop, local, req->database, s_sync_stages,
+                        s_label("subscription", req->subscription, req->database), done, arg);
+    if (!s)
+        return NULL;
+    s->sub_name = xstrdup(req->subscription);
+    s->result = xmalloc(sizeof *s->result);
+    godwit__sync_status_result__init(s->result);
+    return &s->base;
+}
+
+step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
+                           const Godwit__DropObjects *req, step_done_cb done, void *arg)
+{
+    if (!req)
+        return NULL;
+    char *label = xasprintf("drop in database \"%s\"", req->database ? req->database : "");
+    s_step_t *s = s_new(loop, local, req->database, s_drop_stages, label, done, arg);
+    if (!s)
+        return NULL;
+    s->drop_sub = s_set(req->subscription) ? xstrdup(req->subscription) : NULL;
+    s->drop_pub = s_set(req->publication) ? xstrdup(req->publication) : NULL;
+    s->drop_slot = s_set(req->slot) ? xstrdup(req->slot) : NULL;
+    return &s->base;
+}

@@ -1,0 +1,550 @@
+/*
+ * migration: see migration.h. The table s_states below is the state
+ * machine: for each state, which side runs its step, how to build the
+ * command, and where success leads. Owns every migration, its plan copy and
+ * its latest copy status. Never blocks: steps are agent commands.
+ */
+#include "migration.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "lsn.h"
+#include "units.h"
+#include "xalloc.h"
+
+typedef enum {
+    M_SCHEMA = 0,
+    M_PUBLISH,
+    M_SUBSCRIBE,
+    M_COPY,
+    M_POSTDATA,
+    M_STREAMING,
+    M_ABORT_TARGET,
+    M_ABORT_SOURCE,
+    M_ABORTED,
+    M__COUNT
+} mstate_t;
+
+typedef struct mig mig_t;
+
+struct mig {
+    migset_t *set;
+    plan_t plan;             /* one migration, loaded from its journaled JSON */
+    plan_migration_t *m;     /* plan_at(&plan, 0) */
+    char objname[64];        /* godwit_<name>: publication, subscription, slot */
+    mstate_t state;
+    bool busy;               /* a step's command is in flight */
+    mstate_t sent_in;        /* the state whose step is in flight */
+    uint64_t next_try_mono;
+    unsigned attempts;
+    char *last_error;
+    uint64_t state_since_ms;
+    Godwit__SyncStatusResult *sync; /* latest copy status, owned */
+    mig_t *next;
+};
+
+struct migset {
+    coord_t *coord;
+    journal_t *journal;
+    mig_t *migs; /* in start order */
+};
+
+typedef void (*send_fn)(mig_t *g, Godwit__Command *cmd);
+
+static void s_send_schema_pre(mig_t *g, Godwit__Command *cmd);
+static void s_send_publish(mig_t *g, Godwit__Command *cmd);
+static void s_send_subscribe(mig_t *g, Godwit__Command *cmd);
+static void s_send_sync(mig_t *g, Godwit__Command *cmd);
+static void s_send_schema_post(mig_t *g, Godwit__Command *cmd);
+static void s_send_drop_target(mig_t *g, Godwit__Command *cmd);
+static void s_send_drop_source(mig_t *g, Godwit__Command *cmd);
+
+/* The state machine. `poll_ms` > 0: the step is a status poll that repeats
+ * until its condition holds (copy: every table ready) or forever
+ * (streaming); otherwise success moves to `next` at once. */
+static const struct {
+    mstate_t state;
+    const char *name;
+    bool on_target;         /* which agent runs the step */
+    send_fn send;
+    mstate_t next;
+    uint64_t timeout_ms;
+    uint64_t poll_ms;
+    bool abortable;
+    const char *comment;
+} s_states[M__COUNT] = {
+    { M_SCHEMA, "schema", true, s_send_schema_pre, M_PUBLISH, 30 * 60000, 0, true,
+      "pre-data schema, primary keys and replica identities on the target" },
+    { M_PUBLISH, "publish", false, s_send_publish, M_SUBSCRIBE, 60000, 0, true,
+      "our publication on the source" },
+    { M_SUBSCRIBE, "subscribe", true, s_send_subscribe, M_COPY, 120000, 0, true,
+      "our subscription (and its slot) on the target, copying" },
+    { M_COPY, "copy", true, s_send_sync, M_POSTDATA, 30000, 1000, true,
+      "waiting until every table is copied and caught up" },
+    { M_POSTDATA, "postdata", true, s_send_schema_post, M_STREAMING, 4 * 3600000, 0, true,
+      "secondary indexes, foreign keys, triggers on the target" },
+    { M_STREAMING, "streaming", true, s_send_sync, M_STREAMING, 30000, 2000, true,
+      "following the source until cutover" },
+    { M_ABORT_TARGET, "abort_target", true, s_send_drop_target, M_ABORT_SOURCE, 120000, 0, false,
+      "dropping our subscription on the target" },
+    { M_ABORT_SOURCE, "abort_source", false, s_send_drop_source, M_ABORTED, 120000, 0, false,
+      "dropping our publication and slot on the source" },
+    { M_ABORTED, "aborted", false, NULL, M_ABORTED, 0, 0, false, "nothing of ours is left" },
+};
+
+static const char *s_name(mstate_t s) { return s < M__COUNT ? s_states[s].name : "?"; }
+
+static bool s_state_parse(const char *name, mstate_t *out)
+{
+    for (int i = 0; i < M__COUNT; i++) {
+        if (strcmp(s_states[i].name, name) == 0) {
+            *out = (mstate_t)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- building commands (borrowed pointers into the plan, valid while the
+ * command is packed inside coord_send_command) ---- */
+
+static Godwit__ReplicationConn s_rc(const plan_migration_t *m)
+{
+    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
+    rc.host = m->replication.host;
+    rc.port = (uint32_t)m->replication.port;
+    rc.user = m->replication.user;
+    rc.passfile = m->replication.passfile ? m->replication.passfile : (char *)"";
+    rc.sslmode = m->replication.sslmode ? m->replication.sslmode : (char *)"";
+    rc.dbname = m->source.database;
+    return rc;
+}
+
+/* The table refs of m as arrays the caller frees (refs, then ptrs). */
+static Godwit__TableRef **s_tables(const plan_migration_t *m, Godwit__TableRef **refs_out)
+{
+    size_t n = m->n_tables ? m->n_tables : 1;
+    Godwit__TableRef *refs = xcalloc(n, sizeof *refs);
+    Godwit__TableRef **ptrs = xcalloc(n, sizeof *ptrs);
+    for (size_t i = 0; i < m->n_tables; i++) {
+        godwit__table_ref__init(&refs[i]);
+        refs[i].schema = m->tables[i].schema;
+        refs[i].name = m->tables[i].name;
+        ptrs[i] = &refs[i];
+    }
+    *refs_out = refs;
+    return ptrs;
+}
+
+static void s_send_and_free(mig_t *g, Godwit__Command *cmd, Godwit__TableRef *refs,
+                            Godwit__TableRef **ptrs);
+
+static void s_send_schema(mig_t *g, Godwit__Command *cmd, const char *section)
+{
+    Godwit__ReplicationConn rc = s_rc(g->m);
+    Godwit__TableRef *refs;
+    Godwit__TableRef **ptrs = s_tables(g->m, &refs);
+    Godwit__ApplySchema as = GODWIT__APPLY_SCHEMA__INIT;
+    as.database = g->m->target.database;
+    as.source = &rc;
+    as.n_tables = g->m->n_tables;
+    as.tables = ptrs;
+    as.section = (char *)section;
+    cmd->action_case = GODWIT__COMMAND__ACTION_APPLY_SCHEMA;
+    cmd->apply_schema = &as;
+    s_send_and_free(g, cmd, refs, ptrs);
+}
+
+static void s_send_schema_pre(mig_t *g, Godwit__Command *cmd) { s_send_schema(g, cmd, "pre"); }
+static void s_send_schema_post(mig_t *g, Godwit__Command *cmd) { s_send_schema(g, cmd, "post"); }
+
+static void s_send_publish(mig_t *g, Godwit__Command *cmd)
+{
+    Godwit__TableRef *refs;
+    Godwit__TableRef **ptrs = s_tables(g->m, &refs);
+    Godwit__EnsurePublication ep = GODWIT__ENSURE_PUBLICATION__INIT;
+    ep.database = g->m->source.database;
+    ep.name = g->objname;
+    ep.n_tables = g->m->n_tables;
+    ep.tables = ptrs;
+    cmd->action_case = GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION;
+    cmd->ensure_publication = &ep;
+    s_send_and_free(g, cmd, refs, ptrs);
+}
+
+static void s_send_subscribe(mig_t *g, Godwit__Command *cmd)
+{
+    Godwit__ReplicationConn rc = s_rc(g->m);
+    Godwit__EnsureSubscription es = GODWIT__ENSURE_SUBSCRIPTION__INIT;
+    es.database = g->m->target.database;
+    es.name = g->objname;
+    es.source = &rc;
+    es.publication = g->objname;
+    cmd->action_case = GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION;
+    cmd->ensure_subscription = &es;
+    s_send_and_free(g, cmd, NULL, NULL);
+}
+
+static void s_send_sync(mig_t *g, Godwit__Command *cmd)
+{
+    Godwit__SyncStatus ss = GODWIT__SYNC_STATUS__INIT;
+    ss.database = g->m->target.database;
+    ss.subscription = g->objname;
+    cmd->action_case = GODWIT__COMMAND__ACTION_SYNC_STATUS;
+    cmd->sync_status = &ss;
+    s_send_and_free(g, cmd, NULL, NULL);
+}
+
+static void s_send_drop_target(mig_t *g, Godwit__Command *cmd)
+{
+    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
+    d.database = g->m->target.database;
+    d.subscription = g->objname;
+    cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
+    cmd->drop_objects = &d;
+    s_send_and_free(g, cmd, NULL, NULL);
+}
+
+static void s_send_drop_source(mig_t *g, Godwit__Command *cmd)
+{
+    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
+    d.database = g->m->source.database;
+    d.publication = g->objname;
+    d.slot = g->objname;
+    cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
+    cmd->drop_objects = &d;
+    s_send_and_free(g, cmd, NULL, NULL);
+}
+
+/* ---- running steps ---- */
+
+static void s_set_error(mig_t *g, const char *error)
+{
+    free(g->last_error);
+    g->last_error = error ? xstrdup(error) : NULL;
+}
+
+/* Moves to `to` durably; false (state unchanged) if the journal refused. */
+static bool s_move(mig_t *g, mstate_t to, const char *detail)
+{
+    char err[512];
+    if (!journal_migration_move(g->set->journal, g->m->name, s_name(g->state), s_name(to), detail,
+                                err, sizeof err)) {
+        log_error("migration %s: %s", g->m->name, err);
+        return false;
+    }
+    log_info("migration %s: from %s to %s: %s", g->m->name, s_name(g->state), s_name(to), detail);
+    g->state = to;
+    g->state_since_ms = units_now_ms();
+    g->attempts = 0;
+    s_set_error(g, NULL);
+    g->next_try_mono = 0;
+    return true;
+}
+
+static Godwit__SyncStatusResult *s_copy_sync(const Godwit__SyncStatusResult *r)
+{
+    size_t len = godwit__sync_status_result__get_packed_size(r);
+    uint8_t *buf = xmalloc(len ? len : 1);
+    godwit__sync_status_result__pack(r, buf);
+    Godwit__SyncStatusResult *copy = godwit__sync_status_result__unpack(NULL, len, buf);
+    free(buf);
+    return copy;
+}
+
+static void s_step_done(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
+                        void *arg)
+{
+    mig_t *g = arg;
+    g->busy = false;
+    if (g->sent_in != g->state)
+        return; /* aborted meanwhile: this outcome belongs to a state we left */
+    mstate_t st = g->state;
+    uint64_t now = units_mono_ms();
+    char msg[640];
+    if (!r || r->status != GODWIT__STATUS__STATUS_OK) {
+        snprintf(msg, sizeof msg, "%s step on %s failed: %s", s_name(st), agent,
+                 r ? (r->message[0] ? r->message : "no reason given") : error);
+        g->attempts++;
+        uint64_t backoff = 1000u << (g->attempts < 5 ? g->attempts : 5);
+        g->next_try_mono = now + backoff;
+        if (!g->last_error || strcmp(g->last_error, msg) != 0)
+            journal_event(g->set->journal, g->m->name, s_name(st), "failed", msg);
+        log_warn("migration %s: %s (attempt %u, next in %" PRIu64 " ms)", g->m->name, msg,
+                 g->attempts, backoff);
+        s_set_error(g, msg);
+        return;
+    }
+    if (s_states[st].poll_ms) {
+        if (r->payload_case == GODWIT__RESULT__PAYLOAD_SYNC_STATUS) {
+            if (g->sync)
+                godwit__sync_status_result__free_unpacked(g->sync, NULL);
+            g->sync = s_copy_sync(r->sync_status);
+        }
+        g->next_try_mono = now + s_states[st].poll_ms;
+        if (!g->sync || !g->sync->exists) {
+            s_set_error(g, "the subscription is missing on the target");
+            return;
+        }
+        if (g->sync->apply_error_count || g->sync->sync_error_count) {
+            snprintf(msg, sizeof msg, "the target reports %" PRIu64 " apply and %" PRIu64
+                     " copy errors (see its PostgreSQL log)",
+                     g->sync->apply_error_count, g->sync->sync_error_count);
+            s_set_error(g, msg);
+        } else {
+            s_set_error(g, NULL);
+        }
+        if (st == M_COPY && g->sync->all_ready) {
+            snprintf(msg, sizeof msg, "%zu tables copied and caught up", g->sync->n_tables);
+            s_move(g, s_states[st].next, msg);
+        }
+        return;
+    }
+    if (r->payload_case == GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA)
+        snprintf(msg, sizeof msg, "%s: %s", s_states[st].comment,
+                 r->apply_schema->already_done ? "found done already" : "applied");
+    else
+        snprintf(msg, sizeof msg, "%s: done", s_states[st].comment);
+    s_move(g, s_states[st].next, msg);
+}
+
+static void s_send_and_free(mig_t *g, Godwit__Command *cmd, Godwit__TableRef *refs,
+                            Godwit__TableRef **ptrs)
+{
+    const char *agent = s_states[g->state].on_target ? g->m->target.agent : g->m->source.agent;
+    g->busy = true;
+    g->sent_in = g->state;
+    coord_send_command(g->set->coord, agent, cmd, s_states[g->state].timeout_ms, s_step_done, g);
+    free(refs);
+    free(ptrs);
+}
+
+static void s_run(mig_t *g)
+{
+    if (!s_states[g->state].send)
+        return;
+    if (!s_states[g->state].poll_ms)
+        journal_event(g->set->journal, g->m->name, s_name(g->state), "intent",
+                      s_states[g->state].comment);
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    s_states[g->state].send(g, &cmd);
+}
+
+void migset_tick(migset_t *ms)
+{
+    uint64_t now = units_mono_ms();
+    for (mig_t *g = ms->migs; g; g = g->next)
+        if (!g->busy && s_states[g->state].send && now >= g->next_try_mono)
+            s_run(g);
+}
+
+/* ---- the set ---- */
+
+static mig_t *s_find(migset_t *ms, const char *name)
+{
+    for (mig_t *g = ms->migs; g; g = g->next)
+        if (strcmp(g->m->name, name) == 0)
+            return g;
+    return NULL;
+}
+
+/* A migration from its journaled JSON; NULL (logged) if unreadable. */
+static mig_t *s_mig_new(migset_t *ms, const char *label, const char *json, mstate_t state)
+{
+    mig_t *g = xcalloc(1, sizeof *g);
+    char err[512];
+    if (!plan_load_string(label, json, &g->plan, err, sizeof err)) {
+        log_error("migration %s: cannot read its spec: %s", label, err);
+        free(g);
+        return NULL;
+    }
+    g->set = ms;
+    g->m = plan_at(&g->plan, 0);
+    snprintf(g->objname, sizeof g->objname, "godwit_%s", g->m->name);
+    g->state = state;
+    g->state_since_ms = units_now_ms();
+    return g;
+}
+
+static void s_mig_free(mig_t *g)
+{
+    if (g->sync)
+        godwit__sync_status_result__free_unpacked(g->sync, NULL);
+    free(g->last_error);
+    plan_free(&g->plan);
+    free(g);
+}
+
+static void s_append(migset_t *ms, mig_t *g)
+{
+    mig_t **tail = &ms->migs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = g;
+}
+
+static void s_load_one(const char *name, const char *spec, const char *state, void *arg)
+{
+    migset_t *ms = arg;
+    mstate_t st;
+    if (!s_state_parse(state, &st)) {
+        log_error("migration %s: unknown state \"%s\" in the journal; left alone", name, state);
+        return;
+    }
+    mig_t *g = s_mig_new(ms, name, spec, st);
+    if (!g)
+        return;
+    s_append(ms, g);
+    if (st != M_ABORTED)
+        log_info("migration %s: resuming in %s", name, state);
+}
+
+migset_t *migset_new(coord_t *c, journal_t *j)
+{
+    migset_t *ms = xcalloc(1, sizeof *ms);
+    ms->coord = c;
+    ms->journal = j;
+    journal_migrations(j, s_load_one, ms);
+    return ms;
+}
+
+void migset_destroy(migset_t **mp)
+{
+    migset_t *ms = *mp;
+    if (!ms)
+        return;
+    *mp = NULL;
+    while (ms->migs) {
+        mig_t *g = ms->migs;
+        ms->migs = g->next;
+        s_mig_free(g);
+    }
+    free(ms);
+}
+
+bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t errlen)
+{
+    mig_t *old = s_find(ms, m->name);
+    if (old && old->state != M_ABORTED) {
+        snprintf(err, errlen, "migration %s is already %s", m->name, s_name(old->state));
+        return false;
+    }
+    char *json = plan_migration_to_json(m);
+    bool ok = journal_migration_create(ms->journal, m->name, json, s_name(M_SCHEMA), err, errlen);
+    mig_t *g = ok ? s_mig_new(ms, m->name, json, M_SCHEMA) : NULL;
+    free(json);
+    if (!g) {
+        if (ok)
+            snprintf(err, errlen, "migration %s: cannot read back its spec", m->name);
+        return false;
+    }
+    if (old) {
+        for (mig_t **pp = &ms->migs; *pp; pp = &(*pp)->next) {
+            if (*pp == old) {
+                *pp = old->next;
+                break;
+            }
+        }
+        /* An in-flight outcome for the old one can no longer arrive: it is
+         * aborted, and aborted runs no steps. */
+        s_mig_free(old);
+    }
+    s_append(ms, g);
+    log_info("migration %s: started (%s/%s on %s -> %s/%s on %s)", m->name, m->source.database,
+             m->source.agent, m->source.agent, m->target.database, m->target.agent,
+             m->target.agent);
+    return true;
+}
+
+bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    mig_t *g = s_find(ms, name);
+    if (!g) {
+        snprintf(err, errlen, "no migration named %s", name);
+        return false;
+    }
+    if (!s_states[g->state].abortable) {
+        if (g->state == M_ABORTED)
+            snprintf(err, errlen, "migration %s is already aborted", name);
+        else
+            return true; /* already aborting */
+        return false;
+    }
+    if (!s_move(g, M_ABORT_TARGET, "abort requested by the operator")) {
+        snprintf(err, errlen, "migration %s: the journal refused the change", name);
+        return false;
+    }
+    return true;
+}
+
+/* ---- status ---- */
+
+static cJSON *s_status_one(migset_t *ms, mig_t *g)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", g->m->name);
+    cJSON_AddStringToObject(o, "state", s_name(g->state));
+    cJSON_AddStringToObject(o, "doing", s_states[g->state].comment);
+    cJSON_AddNumberToObject(o, "state_since_ms", (double)g->state_since_ms);
+    cJSON_AddStringToObject(o, "source", g->m->source.agent);
+    cJSON_AddStringToObject(o, "source_database", g->m->source.database);
+    cJSON_AddStringToObject(o, "target", g->m->target.agent);
+    cJSON_AddStringToObject(o, "target_database", g->m->target.database);
+    cJSON_AddNumberToObject(o, "attempts", g->attempts);
+    if (g->last_error)
+        cJSON_AddStringToObject(o, "last_error", g->last_error);
+    else
+        cJSON_AddNullToObject(o, "last_error");
+    /* Lag: our slot on the source, from the source agent's latest report. */
+    const Godwit__Report *rep = coord_agent_report(ms->coord, g->m->source.agent);
+    const Godwit__Slot *slot = NULL;
+    if (rep && rep->postgres)
+        for (size_t i = 0; i < rep->postgres->n_slots; i++)
+            if (strcmp(rep->postgres->slots[i]->name, g->objname) == 0)
+                slot = rep->postgres->slots[i];
+    if (slot && slot->confirmed_flush_lsn) {
+        cJSON_AddNumberToObject(o, "lag_bytes",
+                                (double)lsn_diff(rep->postgres->current_lsn, slot->confirmed_flush_lsn));
+        cJSON_AddNumberToObject(o, "slot_retained_bytes", (double)slot->retained_bytes);
+    } else {
+        cJSON_AddNullToObject(o, "lag_bytes");
+        cJSON_AddNullToObject(o, "slot_retained_bytes");
+    }
+    cJSON *tables = cJSON_AddArrayToObject(o, "tables");
+    size_t ready = 0;
+    if (g->sync) {
+        for (size_t i = 0; i < g->sync->n_tables; i++) {
+            const Godwit__TableSync *t = g->sync->tables[i];
+            cJSON *j = cJSON_CreateObject();
+            char name[300];
+            snprintf(name, sizeof name, "%s.%s", t->table ? t->table->schema : "?",
+                     t->table ? t->table->name : "?");
+            cJSON_AddStringToObject(j, "table", name);
+            cJSON_AddStringToObject(j, "state", t->state);
+            cJSON_AddNumberToObject(j, "rows_copied", (double)t->rows_done);
+            cJSON_AddNumberToObject(j, "bytes_copied", (double)t->bytes_done);
+            cJSON_AddItemToArray(tables, j);
+            ready += strcmp(t->state, "ready") == 0;
+        }
+        cJSON_AddNumberToObject(o, "apply_error_count", (double)g->sync->apply_error_count);
+        cJSON_AddNumberToObject(o, "sync_error_count", (double)g->sync->sync_error_count);
+    }
+    cJSON_AddNumberToObject(o, "tables_ready", (double)ready);
+    return o;
+}
+
+cJSON *migset_status(migset_t *ms, const char *name)
+{
+    if (name) {
+        mig_t *g = s_find(ms, name);
+        return g ? s_status_one(ms, g) : NULL;
+    }
+    cJSON *arr = cJSON_CreateArray();
+    for (mig_t *g = ms->migs; g; g = g->next)
+        cJSON_AddItemToArray(arr, s_status_one(ms, g));
+    return arr;
+}

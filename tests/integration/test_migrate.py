@@ -1,0 +1,232 @@
+"""The migration pipeline on real clusters: migrate start runs preflight,
+schema, publication, subscription with copy, post-data and reaches
+streaming while pgbench writes on blue; every row arrives; a kill -9 of the
+coordinator mid-way resumes from the journal; abort leaves blue with no slot
+and no publication of ours."""
+
+import json
+import time
+
+import harness
+from harness import Agent, Coordinator, check, wait_for
+
+EVIL = 'x"; DROP TABLE y; --'
+Q_EVIL = '"%s"' % EVIL.replace('"', '""')
+
+SCHEMA = """
+CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE public.customers (id bigserial PRIMARY KEY, name text NOT NULL, mood public.mood,
+  doc jsonb, photo bytea);
+CREATE TABLE public.orders (id bigserial PRIMARY KEY,
+  customer_id bigint NOT NULL REFERENCES public.customers (id), total numeric(12,2),
+  at timestamptz DEFAULT now());
+CREATE INDEX orders_customer ON public.orders (customer_id);
+CREATE TABLE public.lines (order_id bigint, line int, qty int, PRIMARY KEY (order_id, line));
+CREATE TABLE public.audit (who text, what text);
+ALTER TABLE public.audit REPLICA IDENTITY FULL;
+CREATE TABLE public.events (id int, at date, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE public.events_a PARTITION OF public.events FOR VALUES FROM ('2020-01-01') TO ('2026-01-01');
+CREATE TABLE public.events_b PARTITION OF public.events FOR VALUES FROM ('2026-01-01') TO ('2030-01-01');
+CREATE SEQUENCE public.invoice_no;
+CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN NEW.at := coalesce(NEW.at, now()); RETURN NEW; END$$;
+CREATE TRIGGER orders_touch BEFORE INSERT ON public.orders FOR EACH ROW EXECUTE FUNCTION public.touch();
+CREATE TABLE public.%s (id int PRIMARY KEY, v text);
+INSERT INTO public.customers (name, mood, doc, photo)
+  SELECT 'c' || g, 'ok', jsonb_build_object('g', g), decode(md5(g::text), 'hex')
+  FROM generate_series(1, 2000) g;
+INSERT INTO public.orders (customer_id, total) SELECT 1 + g %% 2000, g FROM generate_series(1, 20000) g;
+INSERT INTO public.lines SELECT g, l, l FROM generate_series(1, 3000) g, generate_series(1, 3) l;
+INSERT INTO public.audit SELECT 'u' || g, 'did ' || g FROM generate_series(1, 500) g;
+INSERT INTO public.events SELECT g, DATE '2021-01-01' + g, 'v' FROM generate_series(1, 3000) g;
+INSERT INTO public.%s SELECT g, 'v' FROM generate_series(1, 10) g;
+SELECT pg_catalog.setval('public.invoice_no', 41);
+""" % (Q_EVIL, Q_EVIL)
+
+TABLES = ["public.customers", "public.orders", "public.lines", "public.audit", "public.events",
+          "public.pgbench_accounts", "public.pgbench_branches", "public.pgbench_tellers",
+          "public.pgbench_history", "public." + Q_EVIL]
+
+
+def setup(rig):
+    blue = rig.cluster("blue")
+    green = rig.cluster("green")
+    blue.psql("CREATE DATABASE shop")
+    green.psql("CREATE DATABASE shop")
+    blue.psql(SCHEMA, db="shop")
+    harness.subprocess.run([harness.os.path.join(harness.PG_BIN, "pgbench"), "-i", "-q", "-s", "2",
+                            "-h", "127.0.0.1", "-p", str(blue.port), "-U", "postgres", "shop"],
+                           check=True, stdout=harness.subprocess.PIPE, stderr=harness.subprocess.STDOUT)
+    # pgbench_history has no key: give it an identity so it can replicate.
+    blue.psql("ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL", db="shop")
+    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER")
+    coord = Coordinator(rig, ["blue", "green"]).start()
+    Agent(rig, "blue", coord, role="source", cluster=blue).start()
+    Agent(rig, "green", coord, role="target", cluster=green).start()
+    for n in ("blue", "green"):
+        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    plan = rig.path("plan.yaml")
+    with open(plan, "w") as f:
+        f.write("migrations:\n"
+                "  - name: shop\n"
+                "    source: {agent: blue, database: shop}\n"
+                "    target: {agent: green, database: shop}\n"
+                "    replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n" % blue.port)
+    return blue, green, coord, plan
+
+
+def mstatus(coord, name="shop"):
+    r = coord.ctl("migrate", "status", name, "--json", check_rc=False)
+    return json.loads(r.stdout)["migrations"][0] if r.returncode == 0 else None
+
+
+def in_state(coord, state):
+    st = mstatus(coord)
+    return st if st and st["state"] == state else None
+
+
+def compare(blue, green, tables):
+    """Whole tables, ordered, as text: equal or the first difference."""
+    for t in tables:
+        q = "SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) FROM %s x" % t
+        a, b = blue.psql(q, db="shop"), green.psql(q, db="shop")
+        if a != b:
+            return "%s differs" % t
+    return None
+
+
+def test_full_run_reaches_streaming(rig):
+    blue, green, coord, plan = setup(rig)
+    bench = blue.pgbench(["-n", "-c", "2", "-R", "100", "-T", "600", "shop"])
+    r = coord.ctl("migrate", "start", plan, check_rc=False)
+    check(r.returncode == 0 and b"started" in r.stdout, "started: %r" % (r.stdout + r.stderr))
+    t0 = time.monotonic()
+    st = wait_for("streaming", lambda: in_state(coord, "streaming"), 180, interval=0.5)
+    print("   streaming after %.1f s" % (time.monotonic() - t0))
+    check(st["tables_ready"] == len(st["tables"]) >= len(TABLES) - 1, "all tables ready: %r" %
+          [(t["table"], t["state"]) for t in st["tables"]])
+    lag = wait_for("lag under 1 MiB", lambda: (lambda s: s if s["lag_bytes"] is not None and
+                                                 s["lag_bytes"] < 1 << 20 else None)(mstatus(coord)), 30)
+    print("   lag %d bytes while pgbench writes" % lag["lag_bytes"])
+    # Post-data: the deferred index, foreign key and trigger exist on green.
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_indexes WHERE indexname = 'orders_customer'",
+                     db="shop") == "1", "secondary index built")
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_constraint WHERE contype = 'f'", db="shop")
+          == "1", "foreign key built")
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgname = 'orders_touch'",
+                     db="shop") == "1", "trigger built")
+    # Stop the writers, let green catch up, and compare every table.
+    bench.stop()
+    wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
+    # Human status.
+    out = coord.ctl("migrate", "status").stdout.decode()
+    check("migration shop: streaming" in out and "ready" in out, out)
+
+
+def test_kill9_coordinator_during_copy_resumes(rig):
+    blue, green, coord, plan = setup(rig)
+    bench = blue.pgbench(["-n", "-c", "1", "-R", "50", "-T", "600", "shop"])
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    wait_for("past the schema", lambda: (lambda s: s and s["state"] in ("subscribe", "copy"))(
+        mstatus(coord)), 60, interval=0.2)
+    coord.proc.kill9()
+    time.sleep(0.5)
+    coord.start()
+    st = wait_for("streaming after the restart", lambda: in_state(coord, "streaming"), 180)
+    check(st["tables_ready"] == len(st["tables"]), "all ready")
+    subs = green.psql("SELECT count(*) FROM pg_catalog.pg_subscription", db="shop")
+    check(subs == "1", "one subscription, not two: %s" % subs)
+    bench.stop()
+    wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
+
+
+def hold_lock(rig, cluster, table, mode, seconds, name="lock"):
+    """A session on cluster that holds a lock of mode on table."""
+    return rig.spawn(name, [harness.os.path.join(harness.PG_BIN, "psql"), "-X", "-h", "127.0.0.1",
+                            "-p", str(cluster.port), "-U", "postgres", "-d", "shop", "-c",
+                            "SET application_name = 'test_lock'; BEGIN; LOCK TABLE %s IN %s MODE; "
+                            "SELECT pg_sleep(%d); COMMIT;" % (table, mode, seconds)])
+
+
+def release_lock(cluster):
+    """Ends the locking session on the server (stopping psql would not)."""
+    cluster.psql("SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity "
+                 "WHERE application_name = 'test_lock'", db="shop")
+
+
+def test_kill9_coordinator_during_postdata_resumes(rig):
+    blue, green, coord, plan = setup(rig)
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    # Once the tables exist on green, a ROW EXCLUSIVE lock on orders lets
+    # the copy in but holds the index build (CREATE INDEX wants SHARE), so
+    # the migration sits in postdata while we kill.
+    wait_for("schema applied", lambda: (lambda s: s and s["state"] not in ("schema",))(
+        mstatus(coord)), 60, interval=0.1)
+    hold_lock(rig, green, "public.orders", "ROW EXCLUSIVE", 30)
+    wait_for("in postdata", lambda: in_state(coord, "postdata"), 60, interval=0.1)
+    time.sleep(1)
+    coord.proc.kill9()
+    coord.start()
+    time.sleep(2)
+    check(in_state(coord, "postdata"), "still in postdata after the restart")
+    release_lock(green)
+    st = wait_for("streaming after the lock", lambda: in_state(coord, "streaming"), 120)
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_indexes WHERE indexname = 'orders_customer'",
+                     db="shop") == "1", "the index exists once")
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_constraint WHERE contype = 'f'",
+                     db="shop") == "1", "the foreign key exists once")
+    check(st["tables_ready"] == len(st["tables"]), "all ready")
+    wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
+
+
+def test_kill9_target_agent_during_copy_completes(rig):
+    blue, green, coord, plan = setup(rig)
+    # The schema is on green already (the schema steps find it done), and an
+    # EXCLUSIVE lock on green's orders holds that table's copy (it wants ROW
+    # EXCLUSIVE) but not preflight's look at it (ACCESS SHARE).
+    dump = harness.subprocess.run(
+        [harness.os.path.join(harness.PG_BIN, "pg_dump"), "-s", "-h", "127.0.0.1", "-p",
+         str(blue.port), "-U", "postgres", "shop"], check=True, stdout=harness.subprocess.PIPE)
+    harness.subprocess.run([harness.os.path.join(harness.PG_BIN, "psql"), "-X", "-q", "-v",
+                            "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(green.port), "-U",
+                            "postgres", "-d", "shop"], input=dump.stdout, check=True,
+                           stdout=harness.subprocess.PIPE)
+    hold_lock(rig, green, "public.orders", "EXCLUSIVE", 60)
+    time.sleep(0.5)
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    wait_for("copying", lambda: in_state(coord, "copy"), 60, interval=0.2)
+    time.sleep(1.5)
+    agent = [p for p in rig.procs if p.name == "agent-green"][0]
+    agent.kill9()
+    time.sleep(1)
+    agent.start()
+    release_lock(green)
+    st = wait_for("streaming after the agent restart", lambda: in_state(coord, "streaming"), 120)
+    check(st["tables_ready"] == len(st["tables"]), "all ready")
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_subscription", db="shop") == "1",
+          "one subscription")
+    wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
+
+
+def test_abort_leaves_source_clean(rig):
+    blue, green, coord, plan = setup(rig)
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    wait_for("copying", lambda: (lambda s: s and s["state"] in ("copy", "postdata", "streaming"))(
+        mstatus(coord)), 120, interval=0.2)
+    r = coord.ctl("migrate", "abort", "shop", check_rc=False)
+    check(r.returncode == 0, "abort accepted: %r" % r.stderr)
+    wait_for("aborted", lambda: in_state(coord, "aborted"), 60)
+    check(blue.psql("SELECT count(*) FROM pg_catalog.pg_replication_slots", db="shop") == "0",
+          "no slot left on blue")
+    check(blue.psql("SELECT count(*) FROM pg_catalog.pg_publication", db="shop") == "0",
+          "no publication left on blue")
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_subscription", db="shop") == "0",
+          "no subscription left on green")
+    r = coord.ctl("migrate", "abort", "shop", check_rc=False)
+    check(r.returncode == 1 and b"already aborted" in r.stderr, "second abort says so")
+
+
+if __name__ == "__main__":
+    harness.run([test_full_run_reaches_streaming, test_kill9_coordinator_during_copy_resumes,
+                 test_kill9_coordinator_during_postdata_resumes,
+                 test_kill9_target_agent_during_copy_completes, test_abort_leaves_source_clean])
