@@ -25,6 +25,8 @@ typedef enum {
     M_STREAMING,
     M_ABORT_TARGET,
     M_ABORT_SOURCE,
+    M_PROTECT_SOURCE,
+    M_PROTECT_TARGET,
     M_ABORTED,
     M__COUNT
 } mstate_t;
@@ -38,19 +40,27 @@ struct mig {
     char objname[64];        /* godwit_<name>: publication, subscription, slot */
     mstate_t state;
     bool busy;               /* a step's command is in flight */
-    mstate_t sent_in;        /* the state whose step is in flight */
+    uint64_t gen;            /* bumped per send and per forced move: older results are stale */
     uint64_t next_try_mono;
     unsigned attempts;
     char *last_error;
     uint64_t state_since_ms;
     Godwit__SyncStatusResult *sync; /* latest copy status, owned */
+    char *stopped_because;   /* why protection stopped it, if it did */
     mig_t *next;
 };
+
+/* The callback argument of one sent step: which migration, which send. */
+typedef struct {
+    mig_t *g;
+    uint64_t gen;
+} step_token_t;
 
 struct migset {
     coord_t *coord;
     journal_t *journal;
-    mig_t *migs; /* in start order */
+    mig_t *migs;    /* in start order */
+    mig_t *retired; /* replaced aborted ones: a stale result may still name them */
 };
 
 typedef void (*send_fn)(mig_t *g, Godwit__Command *cmd);
@@ -93,6 +103,10 @@ static const struct {
       "dropping our subscription on the target" },
     { M_ABORT_SOURCE, "abort_source", false, s_send_drop_source, M_ABORTED, 120000, 0, false,
       "dropping our publication and slot on the source" },
+    { M_PROTECT_SOURCE, "protect_source", false, s_send_drop_source, M_PROTECT_TARGET, 60000, 0,
+      false, "protecting the source: dropping our slot and publication there first" },
+    { M_PROTECT_TARGET, "protect_target", true, s_send_drop_target, M_ABORTED, 120000, 0, false,
+      "protecting the source: dropping our subscription on the target" },
     { M_ABORTED, "aborted", false, NULL, M_ABORTED, 0, 0, false, "nothing of ours is left" },
 };
 
@@ -259,10 +273,13 @@ static Godwit__SyncStatusResult *s_copy_sync(const Godwit__SyncStatusResult *r)
 static void s_step_done(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
                         void *arg)
 {
-    mig_t *g = arg;
+    step_token_t *tok = arg;
+    mig_t *g = tok->g;
+    bool stale = tok->gen != g->gen;
+    free(tok);
+    if (stale)
+        return; /* a forced move (abort, protection) left the state it was for */
     g->busy = false;
-    if (g->sent_in != g->state)
-        return; /* aborted meanwhile: this outcome belongs to a state we left */
     mstate_t st = g->state;
     uint64_t now = units_mono_ms();
     char msg[640];
@@ -317,8 +334,10 @@ static void s_send_and_free(mig_t *g, Godwit__Command *cmd, Godwit__TableRef *re
 {
     const char *agent = s_states[g->state].on_target ? g->m->target.agent : g->m->source.agent;
     g->busy = true;
-    g->sent_in = g->state;
-    coord_send_command(g->set->coord, agent, cmd, s_states[g->state].timeout_ms, s_step_done, g);
+    step_token_t *tok = xmalloc(sizeof *tok);
+    tok->g = g;
+    tok->gen = ++g->gen;
+    coord_send_command(g->set->coord, agent, cmd, s_states[g->state].timeout_ms, s_step_done, tok);
     free(refs);
     free(ptrs);
 }
@@ -334,12 +353,99 @@ static void s_run(mig_t *g)
     s_states[g->state].send(g, &cmd);
 }
 
+/* Leaves whatever step is in flight (its result will be stale) for `to`. */
+static bool s_force(mig_t *g, mstate_t to, const char *why)
+{
+    if (!s_move(g, to, why))
+        return false;
+    g->busy = false;
+    g->gen++;
+    return true;
+}
+
+bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64_t slot_limit,
+                              int64_t disk_floor, uint64_t now_ms, char *why, size_t whylen)
+{
+    if (!rep)
+        return false;
+    if (disk_floor > 0 && rep->disk && rep->disk->ok &&
+        rep->disk->free_bytes < (uint64_t)disk_floor) {
+        char a[32], b[32];
+        snprintf(why, whylen, "the source's free disk (%s) is below source_disk_floor (%s)",
+                 units_fmt_bytes(rep->disk->free_bytes, a, sizeof a),
+                 units_fmt_bytes((uint64_t)disk_floor, b, sizeof b));
+        return true;
+    }
+    if (slot_limit <= 0 || !rep->postgres)
+        return false;
+    for (size_t i = 0; i < rep->postgres->n_slots; i++) {
+        const Godwit__Slot *s = rep->postgres->slots[i];
+        if (strcmp(s->name, slot) != 0)
+            continue;
+        /* The figures are as old as their reading, reports come once per
+         * interval, and dropping the slot takes a round trip: act on where
+         * the slot will be three intervals after the reading at the current
+         * WAL rate, not where it was. The age is clamped to [0, 10 s] since
+         * it crosses two hosts' clocks. */
+        double interval_s = rep->interval_ms ? rep->interval_ms / 1000.0 : 1.0;
+        double age_s = 0;
+        if (rep->postgres->collected_at_ms && now_ms > rep->postgres->collected_at_ms)
+            age_s = (double)(now_ms - rep->postgres->collected_at_ms) / 1000.0;
+        if (age_s > 10)
+            age_s = 10;
+        double rate = rep->postgres->has_wal_rate && rep->postgres->wal_bytes_per_sec > 0
+                          ? rep->postgres->wal_bytes_per_sec
+                          : 0;
+        double projected = (double)s->retained_bytes + (3.0 * interval_s + age_s) * rate;
+        if (projected >= (double)slot_limit) {
+            char a[32], b[32], c[32];
+            snprintf(why, whylen,
+                     "slot %s retains %s of WAL on the source and, at %s/s, would pass "
+                     "slot_wal_limit (%s) within three reports",
+                     slot, units_fmt_bytes(s->retained_bytes, a, sizeof a),
+                     units_fmt_bytes((uint64_t)rate, b, sizeof b),
+                     units_fmt_bytes((uint64_t)slot_limit, c, sizeof c));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* States in which our slot exists on the source and protection applies. */
+static bool s_slot_may_exist(mstate_t s)
+{
+    return s == M_SUBSCRIBE || s == M_COPY || s == M_POSTDATA || s == M_STREAMING;
+}
+
+static void s_protect(migset_t *ms, mig_t *g)
+{
+    const plan_migration_t *m = g->m;
+    if (!s_slot_may_exist(g->state) ||
+        (!m->options.slot_wal_limit_bytes && !m->options.source_disk_floor_bytes))
+        return;
+    char why[512];
+    if (!migration_source_at_risk(coord_agent_report(ms->coord, m->source.agent), g->objname,
+                                  m->options.slot_wal_limit_bytes,
+                                  m->options.source_disk_floor_bytes, units_now_ms(), why,
+                                  sizeof why))
+        return;
+    log_error("migration %s: protecting the source: %s; dropping our slot now", m->name, why);
+    char detail[600];
+    snprintf(detail, sizeof detail, "source protection: %s", why);
+    if (s_force(g, M_PROTECT_SOURCE, detail)) {
+        free(g->stopped_because);
+        g->stopped_because = xstrdup(why);
+    }
+}
+
 void migset_tick(migset_t *ms)
 {
     uint64_t now = units_mono_ms();
-    for (mig_t *g = ms->migs; g; g = g->next)
+    for (mig_t *g = ms->migs; g; g = g->next) {
+        s_protect(ms, g);
         if (!g->busy && s_states[g->state].send && now >= g->next_try_mono)
             s_run(g);
+    }
 }
 
 /* ---- the set ---- */
@@ -375,6 +481,7 @@ static void s_mig_free(mig_t *g)
     if (g->sync)
         godwit__sync_status_result__free_unpacked(g->sync, NULL);
     free(g->last_error);
+    free(g->stopped_because);
     plan_free(&g->plan);
     free(g);
 }
@@ -423,6 +530,11 @@ void migset_destroy(migset_t **mp)
         ms->migs = g->next;
         s_mig_free(g);
     }
+    while (ms->retired) {
+        mig_t *g = ms->retired;
+        ms->retired = g->next;
+        s_mig_free(g);
+    }
     free(ms);
 }
 
@@ -449,9 +561,9 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t err
                 break;
             }
         }
-        /* An in-flight outcome for the old one can no longer arrive: it is
-         * aborted, and aborted runs no steps. */
-        s_mig_free(old);
+        /* A stale result may still name the old one: keep it until the end. */
+        old->next = ms->retired;
+        ms->retired = old;
     }
     s_append(ms, g);
     log_info("migration %s: started (%s/%s on %s -> %s/%s on %s)", m->name, m->source.database,
@@ -474,7 +586,7 @@ bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
             return true; /* already aborting */
         return false;
     }
-    if (!s_move(g, M_ABORT_TARGET, "abort requested by the operator")) {
+    if (!s_force(g, M_ABORT_TARGET, "abort requested by the operator")) {
         snprintf(err, errlen, "migration %s: the journal refused the change", name);
         return false;
     }
@@ -499,6 +611,10 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
         cJSON_AddStringToObject(o, "last_error", g->last_error);
     else
         cJSON_AddNullToObject(o, "last_error");
+    if (g->stopped_because)
+        cJSON_AddStringToObject(o, "stopped_because", g->stopped_because);
+    else
+        cJSON_AddNullToObject(o, "stopped_because");
     /* Lag: our slot on the source, from the source agent's latest report. */
     const Godwit__Report *rep = coord_agent_report(ms->coord, g->m->source.agent);
     const Godwit__Slot *slot = NULL;

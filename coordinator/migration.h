@@ -3,7 +3,14 @@
  * transition table (migration.c, s_states), journaled.
  *
  *   schema -> publish -> subscribe -> copy -> postdata -> streaming
- *   any state before streaming -(abort)-> abort_target -> abort_source -> aborted
+ *   any state up to streaming -(abort)-> abort_target -> abort_source -> aborted
+ *   subscribe..streaming -(source at risk)-> protect_source -> protect_target -> aborted
+ *
+ * Source protection: when our slot's retained WAL would pass the plan's
+ * slot_wal_limit within three report intervals at the current WAL rate, or
+ * the source's free disk falls below source_disk_floor, the coordinator
+ * drops our slot and publication on the source first (never waiting for
+ * the target), then our subscription on the target, and says why.
  *
  * Each state has one step, an idempotent agent command. The order is always:
  * journal the intent, send the command, and only when it succeeded journal
@@ -42,6 +49,12 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t err
  * past the point where abort applies. */
 bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/* Whether the source is at risk from our slot, from the source agent's
+ * report (now_ms: wall clock, to age its figures): writes the reason into
+ * why and returns true. slot_limit and disk_floor of 0 are not checked. */
+bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64_t slot_limit,
+                              int64_t disk_floor, uint64_t now_ms, char *why, size_t whylen);
 
 /* Status of one migration (name) or all (NULL), schema in docs/migrate.md;
  * NULL if name is unknown. Caller deletes. */

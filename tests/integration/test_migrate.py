@@ -48,7 +48,7 @@ TABLES = ["public.customers", "public.orders", "public.lines", "public.audit", "
           "public.pgbench_history", "public." + Q_EVIL]
 
 
-def setup(rig):
+def setup(rig, options=""):
     blue = rig.cluster("blue")
     green = rig.cluster("green")
     blue.psql("CREATE DATABASE shop")
@@ -71,7 +71,8 @@ def setup(rig):
                 "  - name: shop\n"
                 "    source: {agent: blue, database: shop}\n"
                 "    target: {agent: green, database: shop}\n"
-                "    replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n" % blue.port)
+                "    replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n" % blue.port
+                + options)
     return blue, green, coord, plan
 
 
@@ -208,6 +209,39 @@ def test_kill9_target_agent_during_copy_completes(rig):
     wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
 
 
+def test_slot_limit_protects_the_source(rig):
+    limit = 32 << 20
+    blue, green, coord, plan = setup(rig, "    options: {slot_wal_limit: 32MiB}\n")
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120)
+    # The target stops consuming; blue keeps writing: our slot holds WAL.
+    green.psql("ALTER SUBSCRIPTION godwit_shop DISABLE", db="shop")
+    bench = blue.pgbench(["-n", "-c", "2", "-T", "120", "shop"])
+    seen = 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        r = blue.psql("SELECT coalesce(max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(),"
+                      " restart_lsn)), -1) FROM pg_catalog.pg_replication_slots"
+                      " WHERE slot_name = 'godwit_shop'", db="shop")
+        n = int(float(r))
+        if n < 0:
+            break  # the slot is gone
+        seen = max(seen, n)
+        time.sleep(0.1)
+    bench.stop()
+    print("   slot retained at most %.1f MiB (limit %d MiB) before godwit dropped it" %
+          (seen / 1048576.0, limit >> 20))
+    check(n < 0, "the slot was dropped")
+    check(seen < limit, "before it passed the limit: %d >= %d" % (seen, limit))
+    st = wait_for("aborted", lambda: in_state(coord, "aborted"), 60)
+    check(st["stopped_because"] and "slot_wal_limit" in st["stopped_because"],
+          "and says why: %r" % st["stopped_because"])
+    check(blue.psql("SELECT count(*) FROM pg_catalog.pg_publication", db="shop") == "0",
+          "no publication left on blue")
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_subscription", db="shop") == "0",
+          "no subscription left on green")
+
+
 def test_abort_leaves_source_clean(rig):
     blue, green, coord, plan = setup(rig)
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
@@ -229,4 +263,5 @@ def test_abort_leaves_source_clean(rig):
 if __name__ == "__main__":
     harness.run([test_full_run_reaches_streaming, test_kill9_coordinator_during_copy_resumes,
                  test_kill9_coordinator_during_postdata_resumes,
-                 test_kill9_target_agent_during_copy_completes, test_abort_leaves_source_clean])
+                 test_kill9_target_agent_during_copy_completes, test_slot_limit_protects_the_source,
+                 test_abort_leaves_source_clean])
