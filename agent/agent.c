@@ -343,6 +343,10 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
     case GODWIT__COMMAND__ACTION_DROP_OBJECTS:
         r->step = objects_drop_start(a->loop, &local, cmd->drop_objects, s_step_done, r);
         break;
+    case GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED:
+        r->step = subscription_set_enabled_start(a->loop, &local, cmd->set_subscription_enabled,
+                                                 s_step_done, r);
+        break;
     default:
         break;
     }
@@ -465,6 +469,7 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
     case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:
     case GODWIT__COMMAND__ACTION_SYNC_STATUS:
     case GODWIT__COMMAND__ACTION_DROP_OBJECTS:
+    case GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED:
         if (!a->cfg->has_postgres) {
             res.status = GODWIT__STATUS__STATUS_FAILED;
             res.message = (char *)"this agent has no postgres section in its config";

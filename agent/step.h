@@ -2,7 +2,8 @@
  * step: the interface of the agent's migration steps (phases 2-5), each a
  * typed command carried out against the local PostgreSQL server:
  *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
- *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects
+ *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects,
+ *             SetSubscriptionEnabled
  *
  * Every step is idempotent: run again after a crash or a re-sent command, it
  * finds what is already done and ends in the same state. All database work
@@ -54,6 +55,9 @@ step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
                                   void *arg);
 step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,
                           const Godwit__SyncStatus *req, step_done_cb done, void *arg);
+step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *local,
+                                       const Godwit__SetSubscriptionEnabled *req,
+                                       step_done_cb done, void *arg);
 step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__DropObjects *req, step_done_cb done, void *arg);
 

@@ -83,6 +83,7 @@ struct s_step {
     bool pub_exists, pub_all_tables, pub_same_tables, pub_options_ok;
 
     /* EnsureSubscription */
+    bool want_enabled;          /* SetSubscriptionEnabled */
     char *sub_name;
     char *publication;
     char *conninfo;             /* how the subscription reaches the source; no password */
@@ -696,6 +697,59 @@ static const s_stage_fn s_sub_stages[] = {
     s_connect, s_sub_lookup, s_sub_create, NULL,
 };
 
+/* ---- SetSubscriptionEnabled --------------------------------------------- */
+
+static const char s_sub_enabled_sql[] =
+    "SELECT s.subenabled FROM pg_catalog.pg_subscription s"
+    " WHERE s.subdbid = " S_THIS_DB " AND s.subname = $1";
+
+static void s_on_sub_set(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    log_info("step on %s: %s", s->label, s->want_enabled ? "enabled" : "disabled");
+    s_finish(s, NULL, NULL);
+}
+
+static void s_on_sub_enabled_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    if (!r->res || PQntuples(r->res) != 1) {
+        s_finish(s, NULL, "the subscription does not exist");
+        return;
+    }
+    if (s_col_bool(r->res, 0, "subenabled") == s->want_enabled) {
+        s_finish(s, NULL, NULL);
+        return;
+    }
+    char *name = s_ident(s, s->sub_name);
+    if (!name)
+        return;
+    char *sql = xasprintf("ALTER SUBSCRIPTION %s %s", name, s->want_enabled ? "ENABLE" : "DISABLE");
+    s_query(s, s->want_enabled ? "enabling the subscription" : "disabling the subscription", sql, 0,
+            NULL, s_on_sub_set);
+    free(sql);
+    free(name);
+}
+
+static void s_sub_enabled_lookup(s_step_t *s)
+{
+    const char *params[1] = { s->sub_name };
+    s_query(s, "looking up the subscription", s_sub_enabled_sql, 1, params,
+            s_on_sub_enabled_lookup);
+}
+
+static const s_stage_fn s_sub_enabled_stages[] = {
+    s_connect, s_sub_enabled_lookup, NULL,
+};
+
 /* ---- SyncStatus --------------------------------------------------------- */
 
 /* $1 subscription. The error counters are 15's pg_stat_subscription_stats. */
@@ -1210,6 +1264,21 @@ step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,
     s->sub_name = xstrdup(req->subscription);
     s->result = xmalloc(sizeof *s->result);
     godwit__sync_status_result__init(s->result);
+    return &s->base;
+}
+
+step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *local,
+                                       const Godwit__SetSubscriptionEnabled *req,
+                                       step_done_cb done, void *arg)
+{
+    if (!req || !s_set(req->name))
+        return NULL;
+    s_step_t *s = s_new(loop, local, req->database, s_sub_enabled_stages,
+                        s_label("subscription", req->name, req->database), done, arg);
+    if (!s)
+        return NULL;
+    s->sub_name = xstrdup(req->name);
+    s->want_enabled = req->enabled;
     return &s->base;
 }
 

@@ -687,21 +687,24 @@ static void s_migrate_status(coord_t *c, control_req_t *req, const cJSON *reques
     control_reply(req, r);
 }
 
-static void s_migrate_abort(coord_t *c, control_req_t *req, const cJSON *request)
+/* migrate_abort, migrate_pause, migrate_resume: {"name": M}. */
+static void s_migrate_change(coord_t *c, control_req_t *req, const cJSON *request,
+                             bool (*fn)(migset_t *, const char *, char *, size_t),
+                             const char *done_word)
 {
     const cJSON *name = cJSON_GetObjectItem(request, "name");
     char err[512];
     if (!cJSON_IsString(name)) {
-        control_reply_error(req, "migrate_abort needs \"name\"");
+        control_reply_error(req, "this command needs \"name\"");
         return;
     }
-    if (!migset_abort(c->migs, name->valuestring, err, sizeof err)) {
+    if (!fn(c->migs, name->valuestring, err, sizeof err)) {
         control_reply_error(req, err);
         return;
     }
     cJSON *r = cJSON_CreateObject();
     cJSON_AddBoolToObject(r, "ok", true);
-    cJSON_AddStringToObject(r, "aborting", name->valuestring);
+    cJSON_AddStringToObject(r, done_word, name->valuestring);
     control_reply(req, r);
 }
 
@@ -739,7 +742,11 @@ static void s_control(control_req_t *req, const cJSON *request, void *arg)
     } else if (strcmp(cmd, "migrate_status") == 0) {
         s_migrate_status(c, req, request);
     } else if (strcmp(cmd, "migrate_abort") == 0) {
-        s_migrate_abort(c, req, request);
+        s_migrate_change(c, req, request, migset_abort, "aborting");
+    } else if (strcmp(cmd, "migrate_pause") == 0) {
+        s_migrate_change(c, req, request, migset_pause, "pausing");
+    } else if (strcmp(cmd, "migrate_resume") == 0) {
+        s_migrate_change(c, req, request, migset_resume, "resuming");
     } else {
         control_reply_error(req, "unknown command");
     }

@@ -47,6 +47,7 @@ static void s_usage(FILE *f)
             "  migrate start PLAN [--name M]  preflight, then start the plan's migrations\n"
             "  migrate status [M] [--json] [--watch]\n"
             "                                 phase, per-table copy state, lag, errors\n"
+            "  migrate pause|resume M         disable or enable our subscription\n"
             "  migrate abort M                remove what godwit created; the source is left as it was\n"
             "  version\n"
             "The control socket is --socket, else $GODWIT_SOCKET, else %s.\n"
@@ -519,8 +520,11 @@ static int s_cmd_migrate(const char *sock, int argc, char **argv)
         cJSON_AddStringToObject(req, "cmd", "migrate_status");
         if (arg)
             cJSON_AddStringToObject(req, "name", arg);
-    } else if (strcmp(sub, "abort") == 0 && arg) {
-        cJSON_AddStringToObject(req, "cmd", "migrate_abort");
+    } else if ((strcmp(sub, "abort") == 0 || strcmp(sub, "pause") == 0 ||
+                strcmp(sub, "resume") == 0) && arg) {
+        char cmd[32];
+        snprintf(cmd, sizeof cmd, "migrate_%s", sub);
+        cJSON_AddStringToObject(req, "cmd", cmd);
         cJSON_AddStringToObject(req, "name", arg);
     } else {
         cJSON_Delete(req);
@@ -556,8 +560,11 @@ static int s_cmd_migrate(const char *sock, int argc, char **argv)
                 printf("migration %s started; follow it with: godwitctl migrate status %s\n",
                        s->valuestring, s->valuestring);
             } else {
-                printf("migration %s: aborting; godwitctl migrate status %s shows when it is done\n",
-                       arg, arg);
+                printf("migration %s: %s; godwitctl migrate status %s shows when it is done\n",
+                       arg, strcmp(sub, "abort") == 0 ? "aborting" : strcmp(sub, "pause") == 0
+                                                                        ? "pausing"
+                                                                        : "resuming",
+                       arg);
             }
             fflush(stdout);
             cJSON_Delete(resp);

@@ -27,6 +27,9 @@ typedef enum {
     M_ABORT_SOURCE,
     M_PROTECT_SOURCE,
     M_PROTECT_TARGET,
+    M_PAUSING,
+    M_PAUSED,
+    M_RESUMING,
     M_ABORTED,
     M__COUNT
 } mstate_t;
@@ -72,6 +75,8 @@ static void s_send_sync(mig_t *g, Godwit__Command *cmd);
 static void s_send_schema_post(mig_t *g, Godwit__Command *cmd);
 static void s_send_drop_target(mig_t *g, Godwit__Command *cmd);
 static void s_send_drop_source(mig_t *g, Godwit__Command *cmd);
+static void s_send_disable(mig_t *g, Godwit__Command *cmd);
+static void s_send_enable(mig_t *g, Godwit__Command *cmd);
 
 /* The state machine. `poll_ms` > 0: the step is a status poll that repeats
  * until its condition holds (copy: every table ready) or forever
@@ -107,6 +112,12 @@ static const struct {
       false, "protecting the source: dropping our slot and publication there first" },
     { M_PROTECT_TARGET, "protect_target", true, s_send_drop_target, M_ABORTED, 120000, 0, false,
       "protecting the source: dropping our subscription on the target" },
+    { M_PAUSING, "pausing", true, s_send_disable, M_PAUSED, 60000, 0, true,
+      "disabling our subscription on the target" },
+    { M_PAUSED, "paused", false, NULL, M_PAUSED, 0, 0, true,
+      "paused by the operator; the slot keeps WAL on the source, protection stays on" },
+    { M_RESUMING, "resuming", true, s_send_enable, M_COPY, 60000, 0, true,
+      "enabling our subscription on the target, then checking the copy" },
     { M_ABORTED, "aborted", false, NULL, M_ABORTED, 0, 0, false, "nothing of ours is left" },
 };
 
@@ -233,6 +244,20 @@ static void s_send_drop_source(mig_t *g, Godwit__Command *cmd)
     cmd->drop_objects = &d;
     s_send_and_free(g, cmd, NULL, NULL);
 }
+
+static void s_send_enabled(mig_t *g, Godwit__Command *cmd, bool enabled)
+{
+    Godwit__SetSubscriptionEnabled se = GODWIT__SET_SUBSCRIPTION_ENABLED__INIT;
+    se.database = g->m->target.database;
+    se.name = g->objname;
+    se.enabled = enabled;
+    cmd->action_case = GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED;
+    cmd->set_subscription_enabled = &se;
+    s_send_and_free(g, cmd, NULL, NULL);
+}
+
+static void s_send_disable(mig_t *g, Godwit__Command *cmd) { s_send_enabled(g, cmd, false); }
+static void s_send_enable(mig_t *g, Godwit__Command *cmd) { s_send_enabled(g, cmd, true); }
 
 /* ---- running steps ---- */
 
@@ -414,7 +439,8 @@ bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64
 /* States in which our slot exists on the source and protection applies. */
 static bool s_slot_may_exist(mstate_t s)
 {
-    return s == M_SUBSCRIBE || s == M_COPY || s == M_POSTDATA || s == M_STREAMING;
+    return s == M_SUBSCRIBE || s == M_COPY || s == M_POSTDATA || s == M_STREAMING ||
+           s == M_PAUSING || s == M_PAUSED || s == M_RESUMING;
 }
 
 static void s_protect(migset_t *ms, mig_t *g)
@@ -587,6 +613,49 @@ bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
         return false;
     }
     if (!s_force(g, M_ABORT_TARGET, "abort requested by the operator")) {
+        snprintf(err, errlen, "migration %s: the journal refused the change", name);
+        return false;
+    }
+    return true;
+}
+
+bool migset_pause(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    mig_t *g = s_find(ms, name);
+    if (!g) {
+        snprintf(err, errlen, "no migration named %s", name);
+        return false;
+    }
+    if (g->state == M_PAUSING || g->state == M_PAUSED)
+        return true;
+    if (g->state != M_COPY && g->state != M_POSTDATA && g->state != M_STREAMING) {
+        snprintf(err, errlen,
+                 "migration %s is %s: pause applies once the subscription exists (copy, "
+                 "postdata, streaming); before that, abort and start again",
+                 name, s_name(g->state));
+        return false;
+    }
+    if (!s_force(g, M_PAUSING, "pause requested by the operator")) {
+        snprintf(err, errlen, "migration %s: the journal refused the change", name);
+        return false;
+    }
+    return true;
+}
+
+bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    mig_t *g = s_find(ms, name);
+    if (!g) {
+        snprintf(err, errlen, "no migration named %s", name);
+        return false;
+    }
+    if (g->state == M_RESUMING)
+        return true;
+    if (g->state != M_PAUSED && g->state != M_PAUSING) {
+        snprintf(err, errlen, "migration %s is %s, not paused", name, s_name(g->state));
+        return false;
+    }
+    if (!s_force(g, M_RESUMING, "resume requested by the operator")) {
         snprintf(err, errlen, "migration %s: the journal refused the change", name);
         return false;
     }

@@ -4,7 +4,8 @@
  *
  *   schema -> publish -> subscribe -> copy -> postdata -> streaming
  *   any state up to streaming -(abort)-> abort_target -> abort_source -> aborted
- *   subscribe..streaming -(source at risk)-> protect_source -> protect_target -> aborted
+ *   subscribe..streaming, paused -(source at risk)-> protect_source -> protect_target -> aborted
+ *   copy, postdata, streaming -(pause)-> pausing -> paused -(resume)-> resuming -> copy
  *
  * Source protection: when our slot's retained WAL would pass the plan's
  * slot_wal_limit within three report intervals at the current WAL rate, or
@@ -55,6 +56,14 @@ bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
  * why and returns true. slot_limit and disk_floor of 0 are not checked. */
 bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64_t slot_limit,
                               int64_t disk_floor, uint64_t now_ms, char *why, size_t whylen);
+
+/* Pauses (disables the subscription; the slot keeps WAL, protection stays
+ * on) or resumes (enables it, then rechecks the copy) m; false with err if
+ * unknown or not in a state where that applies. */
+bool migset_pause(migset_t *ms, const char *name, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Status of one migration (name) or all (NULL), schema in docs/migrate.md;
  * NULL if name is unknown. Caller deletes. */

@@ -242,6 +242,28 @@ def test_slot_limit_protects_the_source(rig):
           "no subscription left on green")
 
 
+def test_pause_and_resume(rig):
+    blue, green, coord, plan = setup(rig)
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    r = coord.ctl("migrate", "pause", "shop", check_rc=False)
+    check(r.returncode == 1 and b"pause applies once the subscription exists" in r.stderr,
+          "pause before the subscription exists is refused: %r" % r.stderr)
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120)
+    check(coord.ctl("migrate", "pause", "shop").returncode == 0, "pause accepted")
+    wait_for("paused", lambda: in_state(coord, "paused"), 30)
+    check(green.psql("SELECT subenabled FROM pg_catalog.pg_subscription", db="shop") == "f",
+          "subscription disabled on green")
+    blue.psql("INSERT INTO public.audit VALUES ('paused', 'while paused')", db="shop")
+    time.sleep(2)
+    q = "SELECT count(*) FROM public.audit WHERE who = 'paused'"
+    check(green.psql(q, db="shop") == "0", "nothing applied while paused")
+    check(coord.ctl("migrate", "resume", "shop").returncode == 0, "resume accepted")
+    wait_for("streaming again", lambda: in_state(coord, "streaming"), 60)
+    wait_for("the row written while paused", lambda: green.psql(q, db="shop") == "1", 30)
+    r = coord.ctl("migrate", "resume", "shop", check_rc=False)
+    check(r.returncode == 1 and b"not paused" in r.stderr, "resume when not paused says so")
+
+
 def test_abort_leaves_source_clean(rig):
     blue, green, coord, plan = setup(rig)
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
@@ -264,4 +286,4 @@ if __name__ == "__main__":
     harness.run([test_full_run_reaches_streaming, test_kill9_coordinator_during_copy_resumes,
                  test_kill9_coordinator_during_postdata_resumes,
                  test_kill9_target_agent_during_copy_completes, test_slot_limit_protects_the_source,
-                 test_abort_leaves_source_clean])
+                 test_pause_and_resume, test_abort_leaves_source_clean])
