@@ -15,6 +15,19 @@
  * Publications and subscriptions (and what hangs on them) are never applied:
  * a logical-replication target must not get the source's.
  *
+ * Tables asked for: pg_dump always dumps the whole schema (pg_dump --table
+ * would leave out the schemas, types and functions the tables need). The
+ * scope is then cut out of the TOC: the tables asked for and, transitively,
+ * the partitions of those that are partitioned are in scope; every other
+ * TABLE entry is out, and so is every entry that depends on one, directly or
+ * transitively (its owned sequences, defaults, constraints, indexes,
+ * triggers, comments, views over it, foreign keys to or from it, partition
+ * attachments). Everything else (schemas, types, functions, other sequences)
+ * is kept. A table asked for that the source lacks is an error naming it; so
+ * is an in-scope table or column default that needs something out of scope
+ * (an inheritance parent, a sequence owned by another table), rather than
+ * leaving it out silently. The idempotency checks see only the scope.
+ *
  * Steps, one after the other: a private temp dir (mkdtemp under /tmp);
  * pg_dump --schema-only --format=custom into it; pg_restore --list twice (all
  * entries with their dependencies, then the post-data ones); the source's
@@ -78,6 +91,8 @@ enum {
     F_KEY = 1 << 2,       /* a primary key or a replica-identity index */
     F_MOVED = 1 << 3,     /* post-data, applied with "pre" */
     F_SPECIAL = 1 << 4,   /* ENCODING, STDSTRINGS, SEARCHPATH: settings, not objects */
+    F_IN = 1 << 5,        /* a table in scope: asked for, or a partition of one in scope */
+    F_OUT = 1 << 6,       /* out of scope: another table, or what depends on one */
 };
 
 /* What an entry is, from the source's catalog. */
@@ -113,7 +128,14 @@ typedef struct {
     unsigned flags;
     s_kind_t kind;
     char *schema, *table, *name; /* from the source's catalog, malloc'd */
+    uint32_t parent;       /* a partition's parent table (its oid), else 0 */
 } s_entry_t;
+
+/* A table asked for. */
+typedef struct {
+    char *schema, *name;
+    bool found;
+} s_want_t;
 
 typedef struct {
     step_t base;           /* first: step_cancel() hands us &base */
@@ -128,7 +150,8 @@ typedef struct {
     char *source_db;
     char *pg_dump, *pg_restore;
     char **src_env, **dst_env;
-    char **patterns;       /* --table=... arguments, NULL-terminated, or NULL */
+    s_want_t *want;        /* the tables asked for, sorted, no duplicates; none: all */
+    size_t n_want;
     int64_t statement_timeout_ms;
     int64_t connect_timeout_ms;
     pgconn_t *src, *dst;
@@ -170,16 +193,6 @@ static bool s_nonempty(const char *v)
     return v && v[0];
 }
 
-static void s_strv_free(char ***vp)
-{
-    if (!*vp)
-        return;
-    for (char **v = *vp; *v; v++)
-        free(*v);
-    free(*vp);
-    *vp = NULL;
-}
-
 /* text folded onto one line: runs of whitespace with a line break become
  * one space, trailing whitespace goes. The caller frees. */
 static char *s_oneline(const char *text)
@@ -203,28 +216,12 @@ static char *s_oneline(const char *text)
     return out;
 }
 
-/* A pg_dump --table pattern that matches exactly schema.name: each part in
- * double quotes (inside them pattern characters are literal), embedded
- * double quotes doubled. The caller frees. */
-static char *s_table_pattern(const char *schema, const char *name)
+/* Orders tables asked for by schema, then name. */
+static int s_cmp_want(const void *a, const void *b)
 {
-    size_t n = strlen(schema) + strlen(name);
-    char *out = xmalloc(2 * n + 8);
-    char *o = out;
-    const char *parts[2] = {schema, name};
-    for (int i = 0; i < 2; i++) {
-        if (i)
-            *o++ = '.';
-        *o++ = '"';
-        for (const char *p = parts[i]; *p; p++) {
-            if (*p == '"')
-                *o++ = '"';
-            *o++ = *p;
-        }
-        *o++ = '"';
-    }
-    *o = '\0';
-    return out;
+    const s_want_t *x = a, *y = b;
+    int c = strcmp(x->schema, y->schema);
+    return c ? c : strcmp(x->name, y->name);
 }
 
 /* True when the entry's description is desc, or desc followed by more words
@@ -275,7 +272,11 @@ static void s_on_kick_closed(uv_handle_t *h)
     free(s->dump_path);
     free(s->list_path);
     free(s->what);
-    s_strv_free(&s->patterns);
+    for (size_t i = 0; i < s->n_want; i++) {
+        free(s->want[i].schema);
+        free(s->want[i].name);
+    }
+    free(s->want);
     proc_env_free(&s->src_env);
     proc_env_free(&s->dst_env);
     free(s->pg_dump);
@@ -620,7 +621,7 @@ static void s_move_keys(schema_t *s)
 {
     for (size_t i = 0; i < s->n_entries; i++) {
         s_entry_t *e = &s->entries[i];
-        if ((e->flags & (F_POST | F_KEY | F_EXCLUDED)) == (F_POST | F_KEY))
+        if ((e->flags & (F_POST | F_KEY | F_EXCLUDED | F_OUT)) == (F_POST | F_KEY))
             e->flags |= F_MOVED;
     }
     bool changed = true;
@@ -628,7 +629,8 @@ static void s_move_keys(schema_t *s)
         changed = false;
         for (size_t i = 0; i < s->n_entries; i++) {
             s_entry_t *e = &s->entries[i];
-            if ((e->flags & (F_POST | F_MOVED | F_EXCLUDED)) != F_POST || e->cls != 0 ||
+            if ((e->flags & (F_POST | F_MOVED | F_EXCLUDED | F_OUT)) != F_POST ||
+                e->cls != 0 ||
                 !(s_desc_exact(e, "COMMENT") || s_desc_exact(e, "SECURITY LABEL") ||
                   s_desc_exact(e, "INDEX ATTACH")))
                 continue;
@@ -650,10 +652,160 @@ static void s_move_keys(schema_t *s)
     }
 }
 
+static void s_name_add(char **list, size_t *n, const char *name);
+
+static int s_cmp_oid(const void *a, const void *b, void *arg)
+{
+    const s_entry_t *e = arg;
+    uint32_t x = e[*(const size_t *)a].oid, y = e[*(const size_t *)b].oid;
+    return (x > y) - (x < y);
+}
+
+/* The TABLE entry of table oid, among tabs (sorted by oid). */
+static s_entry_t *s_find_table(schema_t *s, const size_t *tabs, size_t n_tabs, uint32_t oid)
+{
+    size_t lo = 0, hi = n_tabs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t v = s->entries[tabs[mid]].oid;
+        if (v == oid)
+            return &s->entries[tabs[mid]];
+        if (v < oid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* "schema.name" of a catalog-named entry, else its description. The caller
+ * frees. */
+static char *s_entry_text(const s_entry_t *e)
+{
+    if (e->name && e->schema && e->schema[0])
+        return xasprintf("%s.%s", e->schema, e->name);
+    return xstrdup(e->desc);
+}
+
+/* With tables asked for: flags the tables in scope (F_IN) and everything out
+ * of it (F_OUT); see the top of the file. NULL or an error the caller
+ * frees. */
+static char *s_scope(schema_t *s)
+{
+    if (s->n_want == 0)
+        return NULL;
+    size_t *tabs = xmalloc((s->n_entries ? s->n_entries : 1) * sizeof *tabs);
+    size_t n_tabs = 0;
+    for (size_t i = 0; i < s->n_entries; i++) {
+        s_entry_t *e = &s->entries[i];
+        if (e->kind != K_TABLE || !s_desc_exact(e, "TABLE") || (e->flags & F_EXCLUDED))
+            continue;
+        tabs[n_tabs++] = i;
+        s_want_t key = {.schema = e->schema, .name = e->name};
+        s_want_t *w = bsearch(&key, s->want, s->n_want, sizeof *s->want, s_cmp_want);
+        if (w) {
+            w->found = true;
+            e->flags |= F_IN;
+        }
+    }
+    char *names = NULL, *err = NULL;
+    size_t n_names = 0;
+    for (size_t i = 0; i < s->n_want; i++) {
+        if (s->want[i].found)
+            continue;
+        char *t = xasprintf("%s.%s", s->want[i].schema, s->want[i].name);
+        s_name_add(&names, &n_names, t);
+        free(t);
+    }
+    if (n_names > 0) {
+        err = xasprintf("the source database %s has no table %s (asked for %zu %s)",
+                        s->source_db, names, s->n_want, s->n_want == 1 ? "table" : "tables");
+        goto out;
+    }
+
+    /* partitions of tables in scope, at any depth */
+    qsort_r(tabs, n_tabs, sizeof *tabs, s_cmp_oid, s->entries);
+    bool changed = true;
+    while (changed) {
+        changed = false;
+        for (size_t i = 0; i < n_tabs; i++) {
+            s_entry_t *e = &s->entries[tabs[i]];
+            if ((e->flags & F_IN) || !e->parent)
+                continue;
+            s_entry_t *p = s_find_table(s, tabs, n_tabs, e->parent);
+            if (p && (p->flags & F_IN)) {
+                e->flags |= F_IN;
+                changed = true;
+            }
+        }
+    }
+    for (size_t i = 0; i < n_tabs; i++)
+        if (!(s->entries[tabs[i]].flags & F_IN))
+            s->entries[tabs[i]].flags |= F_OUT;
+
+    /* what depends on them; a table in scope stays (checked below) */
+    changed = true;
+    while (changed) {
+        changed = false;
+        for (size_t i = 0; i < s->n_entries; i++) {
+            s_entry_t *e = &s->entries[i];
+            if (e->flags & (F_OUT | F_IN))
+                continue;
+            for (size_t d = 0; d < e->n_deps; d++) {
+                s_entry_t *de = s_find(s, e->deps[d]);
+                if (de && (de->flags & F_OUT)) {
+                    e->flags |= F_OUT;
+                    changed = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    /* a table in scope, or a default of one, that needs what is out of it
+     * (a partition's own parent is fine: its attachment is a separate entry) */
+    for (size_t i = 0; i < s->n_entries; i++) {
+        s_entry_t *e = &s->entries[i];
+        bool table = e->flags & F_IN;
+        if (!table && !((e->flags & F_OUT) && s_desc_exact(e, "DEFAULT")))
+            continue;
+        for (size_t d = 0; d < e->n_deps; d++) {
+            s_entry_t *de = s_find(s, e->deps[d]);
+            if (!de)
+                continue;
+            if (table && (de->flags & F_OUT) && !(de->kind == K_TABLE && de->oid == e->parent)) {
+                char *a = s_entry_text(e), *b = s_entry_text(de);
+                char *t = xasprintf("table %s needs %s", a, b);
+                s_name_add(&names, &n_names, t);
+                free(t);
+                free(b);
+                free(a);
+                break;
+            }
+            if (!table && (de->flags & F_IN)) {
+                char *a = s_entry_text(de);
+                char *t = xasprintf("%s (a column default of %s)", e->desc, a);
+                s_name_add(&names, &n_names, t);
+                free(t);
+                free(a);
+                break;
+            }
+        }
+    }
+    if (n_names > 0)
+        err = xasprintf("the tables asked for need objects of tables that were not asked for: "
+                        "%s; ask for those tables too",
+                        names);
+out:
+    free(names);
+    free(tabs);
+    return err;
+}
+
 /* In the section asked for? */
 static bool s_selected(const schema_t *s, const s_entry_t *e)
 {
-    if (e->flags & F_EXCLUDED)
+    if (e->flags & (F_EXCLUDED | F_OUT))
         return false;
     bool pre = !(e->flags & F_POST) || (e->flags & F_MOVED);
     return s->post ? !pre : pre;
@@ -735,10 +887,7 @@ static void s_on_dump(proc_t *p, const proc_result_t *r, void *arg)
 
 static void s_run_dump(schema_t *s)
 {
-    size_t n_patterns = 0;
-    while (s->patterns && s->patterns[n_patterns])
-        n_patterns++;
-    const char **argv = xcalloc(n_patterns + 16, sizeof *argv);
+    const char *argv[16];
     char *file = xasprintf("--file=%s", s->dump_path);
     char *lock = xasprintf("--lock-wait-timeout=%" PRId64, s->statement_timeout_ms);
     size_t n = 0;
@@ -751,15 +900,10 @@ static void s_run_dump(schema_t *s)
     argv[n++] = "--no-subscriptions";
     argv[n++] = lock;
     argv[n++] = file;
-    if (n_patterns > 0)
-        argv[n++] = "--strict-names"; /* a table that is not there is an error */
-    for (size_t i = 0; i < n_patterns; i++)
-        argv[n++] = s->patterns[i];
-    argv[n] = NULL;
+    argv[n] = NULL; /* the whole schema: s_scope cuts the tables asked for out of it */
     s_spawn(s, "pg_dump", s->pg_dump, argv, s->src_env, 0, s_on_dump);
     free(lock);
     free(file);
-    free(argv);
 }
 
 static void s_on_mkdtemp(uv_fs_t *req)
@@ -816,21 +960,24 @@ static const char s_src_sql[] =
     "   'pg_catalog.pg_rewrite'::pg_catalog.regclass,"
     "   'pg_catalog.pg_policy'::pg_catalog.regclass,"
     "   'pg_catalog.pg_event_trigger'::pg_catalog.regclass) AS covered,"
-    " x.kind, x.schema, x.tab, x.name, x.key"
+    " x.kind, x.schema, x.tab, x.name, x.key, x.parent"
     " FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.oid[]),"
     "   pg_catalog.unnest($2::pg_catalog.oid[])) WITH ORDINALITY AS t(cls, obj, ord)"
     " LEFT JOIN LATERAL ("
     "   SELECT CASE WHEN c.relkind IN ('r', 'p') THEN 'table'"
     "     WHEN c.relkind IN ('i', 'I') THEN 'index' ELSE 'relation' END AS kind,"
     "    n.nspname AS schema, c.relname AS tab, c.relname AS name,"
-    "    COALESCE(i.indisreplident, false) AS key"
+    "    COALESCE(i.indisreplident, false) AS key,"
+    "    CASE WHEN c.relispartition THEN (SELECT h.inhparent FROM pg_catalog.pg_inherits h"
+    "     WHERE h.inhrelid = c.oid LIMIT 1) END AS parent"
     "   FROM pg_catalog.pg_class c"
     "   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
     "   LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid"
     "   WHERE t.cls = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = t.obj"
     "  UNION ALL"
     "   SELECT 'constraint', n.nspname, COALESCE(r.relname, ty.typname), k.conname,"
-    "    k.contype = 'p' OR (k.contype = 'u' AND COALESCE(i.indisreplident, false))"
+    "    k.contype = 'p' OR (k.contype = 'u' AND COALESCE(i.indisreplident, false)),"
+    "    NULL::pg_catalog.oid"
     "   FROM pg_catalog.pg_constraint k"
     "   JOIN pg_catalog.pg_namespace n ON n.oid = k.connamespace"
     "   LEFT JOIN pg_catalog.pg_class r ON r.oid = k.conrelid"
@@ -838,25 +985,25 @@ static const char s_src_sql[] =
     "   LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = k.conindid"
     "   WHERE t.cls = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.oid = t.obj"
     "  UNION ALL"
-    "   SELECT 'trigger', n.nspname, r.relname, g.tgname, false"
+    "   SELECT 'trigger', n.nspname, r.relname, g.tgname, false, NULL"
     "   FROM pg_catalog.pg_trigger g"
     "   JOIN pg_catalog.pg_class r ON r.oid = g.tgrelid"
     "   JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
     "   WHERE t.cls = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND g.oid = t.obj"
     "  UNION ALL"
-    "   SELECT 'rule', n.nspname, r.relname, w.rulename, false"
+    "   SELECT 'rule', n.nspname, r.relname, w.rulename, false, NULL"
     "   FROM pg_catalog.pg_rewrite w"
     "   JOIN pg_catalog.pg_class r ON r.oid = w.ev_class"
     "   JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
     "   WHERE t.cls = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND w.oid = t.obj"
     "  UNION ALL"
-    "   SELECT 'policy', n.nspname, r.relname, p.polname, false"
+    "   SELECT 'policy', n.nspname, r.relname, p.polname, false, NULL"
     "   FROM pg_catalog.pg_policy p"
     "   JOIN pg_catalog.pg_class r ON r.oid = p.polrelid"
     "   JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
     "   WHERE t.cls = 'pg_catalog.pg_policy'::pg_catalog.regclass AND p.oid = t.obj"
     "  UNION ALL"
-    "   SELECT 'event trigger', '', '', e.evtname, false"
+    "   SELECT 'event trigger', '', '', e.evtname, false, NULL"
     "   FROM pg_catalog.pg_event_trigger e"
     "   WHERE t.cls = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass AND e.oid = t.obj"
     " ) x ON true";
@@ -927,8 +1074,17 @@ static void s_on_src_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
         const char *key = s_col(res, row, "key");
         if (key && key[0] == 't')
             e->flags |= F_KEY;
+        const char *parent = s_col(res, row, "parent");
+        unsigned long pv = parent ? strtoul(parent, NULL, 10) : 0;
+        e->parent = pv <= UINT32_MAX ? (uint32_t)pv : 0;
     }
     pgconn_destroy(&s->src);
+    char *err = s_scope(s);
+    if (err) {
+        s_finish(s, err);
+        free(err);
+        return;
+    }
     s_move_keys(s);
     s_check_target(s);
 }
@@ -1418,11 +1574,19 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
     s->dst = dst;
     s->list_fd = -1;
     if (req->n_tables > 0) {
-        s->patterns = xcalloc(req->n_tables + 1, sizeof *s->patterns);
+        s->want = xcalloc(req->n_tables, sizeof *s->want);
         for (size_t i = 0; i < req->n_tables; i++) {
-            char *pat = s_table_pattern(req->tables[i]->schema, req->tables[i]->name);
-            s->patterns[i] = xasprintf("--table=%s", pat);
-            free(pat);
+            s->want[i].schema = xstrdup(req->tables[i]->schema);
+            s->want[i].name = xstrdup(req->tables[i]->name);
+        }
+        qsort(s->want, req->n_tables, sizeof *s->want, s_cmp_want);
+        for (size_t i = 0; i < req->n_tables; i++) {
+            if (s->n_want > 0 && s_cmp_want(&s->want[s->n_want - 1], &s->want[i]) == 0) {
+                free(s->want[i].schema);
+                free(s->want[i].name);
+            } else {
+                s->want[s->n_want++] = s->want[i];
+            }
         }
     }
 
