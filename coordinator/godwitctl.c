@@ -469,10 +469,14 @@ static void s_render_migrations(const cJSON *r, FILE *out)
         const cJSON *t;
         cJSON_ArrayForEach(t, cJSON_GetObjectItem(m, "tables"))
         {
+            /* Copy counters exist only while the table is being copied. */
             char b[32];
-            fprintf(out, "    %-40s %-9s %12.0f rows %12s\n", s_str(t, "table", "?"),
-                    s_str(t, "state", "?"), s_num(t, "rows_copied", 0),
-                    units_fmt_bytes((uint64_t)s_num(t, "bytes_copied", 0), b, sizeof b));
+            if (strcmp(s_str(t, "state", ""), "data") == 0)
+                fprintf(out, "    %-40s %-9s %12.0f rows %12s copied\n", s_str(t, "table", "?"),
+                        s_str(t, "state", "?"), s_num(t, "rows_copied", 0),
+                        units_fmt_bytes((uint64_t)s_num(t, "bytes_copied", 0), b, sizeof b));
+            else
+                fprintf(out, "    %-40s %s\n", s_str(t, "table", "?"), s_str(t, "state", "?"));
         }
         n++;
     }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# A local demo a newcomer can watch: installs dependencies, builds godwit,
-# makes two PostgreSQL clusters (blue and green) in a temporary folder on
-# free loopback ports, generates CURVE keys, starts a coordinator and two
-# agents (blue: source, green: target), puts a light pgbench load on blue,
-# and shows `godwitctl status --watch` until you press Ctrl-C (or for
-# DEMO_SECONDS seconds when set, or when not on a terminal: 20 s).
+# A local demo migration a newcomer can watch: installs dependencies, builds
+# godwit, makes two PostgreSQL clusters (blue and green) in a temporary
+# folder on free loopback ports, generates CURVE keys, starts a coordinator
+# and two agents (blue: source, green: target), fills blue's database "shop"
+# with pgbench data and keeps pgbench writing, then migrates shop from blue
+# to green (godwitctl migrate start) and shows the fleet and the migration
+# live, every second, until you press Ctrl-C (or for DEMO_SECONDS seconds
+# when set, or when not on a terminal: 30 s).
 # Everything it started is stopped and removed on exit.
 #   deploy/demo.sh            (as root on Debian 12)
 set -euo pipefail
@@ -81,21 +83,41 @@ for c in blue green; do
     build/agent/godwit-agent --config "$work/$c.yaml" 2> "$work/agent-$c.log" &
     pids+=($!)
 done
-"$pgbin/pgbench" -i -q -h 127.0.0.1 -p "$blue_port" -U postgres postgres >/dev/null 2>&1
-"$pgbin/psql" -X -q -h 127.0.0.1 -p "$blue_port" -U postgres -c \
-    "SELECT pg_catalog.pg_create_logical_replication_slot('demo_slot', 'pgoutput')" >/dev/null
-"$pgbin/pgbench" -n -c 2 -R 200 -T 3600 -h 127.0.0.1 -p "$blue_port" -U postgres postgres \
+psql_blue() { "$pgbin/psql" -X -q -h 127.0.0.1 -p "$blue_port" -U postgres "$@"; }
+psql_blue -c "CREATE DATABASE shop" >/dev/null
+"$pgbin/psql" -X -q -h 127.0.0.1 -p "$green_port" -U postgres -c "CREATE DATABASE shop" >/dev/null
+echo "filling blue/shop with pgbench data (scale 10, about 150 MB)..."
+"$pgbin/pgbench" -i -q -s 10 -h 127.0.0.1 -p "$blue_port" -U postgres shop >/dev/null 2>&1
+# pgbench_history has no key: give it a replica identity (preflight would say so).
+psql_blue -d shop -c "ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL" >/dev/null
+psql_blue -c "CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER" >/dev/null
+"$pgbin/pgbench" -n -c 2 -R 200 -T 3600 -h 127.0.0.1 -p "$blue_port" -U postgres shop \
     >/dev/null 2>&1 &
 pids+=($!)
+cat > "$work/plan.yaml" <<YAML
+migrations:
+  - name: shop
+    source: {agent: blue, database: shop}
+    target: {agent: green, database: shop}
+    replication: {host: 127.0.0.1, port: $blue_port, user: godwit_repl}
+    options: {slot_wal_limit: 1GiB}
+YAML
 
-echo "coordinator tcp://127.0.0.1:$cport, control socket $work/coordinator.sock; logs in $work"
-echo "pgbench writes 200 tx/s on blue; slot demo_slot retains its WAL. Ctrl-C to stop."
+sock="$work/coordinator.sock"
+echo "coordinator tcp://127.0.0.1:$cport, control socket $sock; logs and plan in $work"
 sleep 2
+"$ctl" --socket "$sock" plan check "$work/plan.yaml" || true
+"$ctl" --socket "$sock" migrate start "$work/plan.yaml"
+echo "pgbench writes 200 tx/s on blue while shop moves to green. Ctrl-C to stop."
+sleep 1
 seconds=${DEMO_SECONDS:-}
-if [ -z "$seconds" ] && [ ! -t 1 ]; then seconds=20; fi
-if [ -n "$seconds" ]; then
-    timeout "$seconds" "$ctl" --socket "$work/coordinator.sock" status --watch || true
-    "$ctl" --socket "$work/coordinator.sock" status
-else
-    "$ctl" --socket "$work/coordinator.sock" status --watch || true
-fi
+if [ -z "$seconds" ] && [ ! -t 1 ]; then seconds=30; fi
+end=$(( $(date +%s) + ${seconds:-999999} ))
+while [ "$(date +%s)" -lt "$end" ]; do
+    [ -t 1 ] && printf '\033[H\033[2J'
+    "$ctl" --socket "$sock" status || true
+    echo
+    "$ctl" --socket "$sock" migrate status || true
+    [ -t 1 ] || echo "----"
+    sleep 1
+done
