@@ -117,39 +117,6 @@ static void s_add(preflight_t *p, Godwit__Severity sev, const char *code, const 
 
 /* ---- reading results ---------------------------------------------------- */
 
-/* The value of a named column, NULL for SQL NULL. The column must exist:
- * the statements are ours. */
-static const char *s_col(const PGresult *res, int row, const char *name)
-{
-    int c = PQfnumber(res, name);
-    if (c < 0 || PQgetisnull(res, row, c))
-        return NULL;
-    return PQgetvalue(res, row, c);
-}
-
-static int64_t s_col_i64(const PGresult *res, int row, const char *name, int64_t dflt)
-{
-    const char *v = s_col(res, row, name);
-    if (!v)
-        return dflt;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    return (errno || end == v || *end) ? dflt : n;
-}
-
-static bool s_col_bool(const PGresult *res, int row, const char *name)
-{
-    const char *v = s_col(res, row, name);
-    return v && v[0] == 't';
-}
-
-static const char *s_col_str(const PGresult *res, int row, const char *name)
-{
-    const char *v = s_col(res, row, name);
-    return v ? v : "";
-}
-
 /* A GUC value as written in a config file or pg_db_role_setting ("0",
  * "30s", "1.5min"): true unless its number is zero (0 disables a timeout). */
 static bool s_timeout_set(const char *v)
@@ -340,8 +307,8 @@ static const char s_src_settings_sql[] =
 
 static void s_src_check_slots(preflight_t *p, const PGresult *res)
 {
-    int64_t max_slots = s_col_i64(res, 0, "max_replication_slots", 0);
-    int64_t slots = s_col_i64(res, 0, "replication_slots", 0);
+    int64_t max_slots = pgconn_col_i64(res, 0, "max_replication_slots", 0);
+    int64_t slots = pgconn_col_i64(res, 0, "replication_slots", 0);
     int64_t free_slots = max_slots - slots;
     if (free_slots < 1)
         s_add(p, SEV_ERROR, "no_free_replication_slot", "max_replication_slots",
@@ -367,8 +334,8 @@ static void s_src_check_slots(preflight_t *p, const PGresult *res)
                         "; then restart PostgreSQL, or drop slots no longer used.",
                         slots + 1 + S_COPY_WORKERS));
 
-    int64_t max_senders = s_col_i64(res, 0, "max_wal_senders", 0);
-    int64_t senders = s_col_i64(res, 0, "wal_senders", 0);
+    int64_t max_senders = pgconn_col_i64(res, 0, "max_wal_senders", 0);
+    int64_t senders = pgconn_col_i64(res, 0, "wal_senders", 0);
     int64_t free_senders = max_senders - senders;
     if (free_senders < 1)
         s_add(p, SEV_ERROR, "no_free_wal_sender", "max_wal_senders",
@@ -396,7 +363,7 @@ static void s_src_check_slots(preflight_t *p, const PGresult *res)
 
 static void s_src_check_settings(preflight_t *p, const PGresult *res)
 {
-    const char *wal_level = s_col_str(res, 0, "wal_level");
+    const char *wal_level = pgconn_col_str(res, 0, "wal_level");
     if (strcmp(wal_level, "logical") != 0)
         s_add(p, SEV_ERROR, "wal_level", "wal_level",
               xasprintf("wal_level is %s: logical replication needs wal_level = logical to "
@@ -408,7 +375,7 @@ static void s_src_check_settings(preflight_t *p, const PGresult *res)
 
     s_src_check_slots(p, res);
 
-    if (s_col_i64(res, 0, "max_slot_wal_keep_size_mb", 0) < 0)
+    if (pgconn_col_i64(res, 0, "max_slot_wal_keep_size_mb", 0) < 0)
         s_add(p, SEV_WARNING, "max_slot_wal_keep_size", "max_slot_wal_keep_size",
               xstrdup("max_slot_wal_keep_size is -1 (unlimited): if the target falls behind "
                       "or stops, the migration's replication slot keeps WAL on the source "
@@ -418,18 +385,18 @@ static void s_src_check_settings(preflight_t *p, const PGresult *res)
                       "watches the slot's retained WAL, but a limit protects the source on "
                       "its own)."));
 
-    int64_t wst = s_col_i64(res, 0, "wal_sender_timeout_ms", 0);
+    int64_t wst = pgconn_col_i64(res, 0, "wal_sender_timeout_ms", 0);
     if (wst > 0 && wst < S_MIN_WAL_SENDER_TIMEOUT_MS)
         s_add(p, SEV_WARNING, "wal_sender_timeout", "wal_sender_timeout",
               xasprintf("wal_sender_timeout is %s: a WAL sender whose receiver has not "
                         "answered for that long is cut off; over a WAN link or with a busy "
                         "target that restarts the stream, or a table copy, again and again",
-                        s_col_str(res, 0, "wal_sender_timeout")),
+                        pgconn_col_str(res, 0, "wal_sender_timeout")),
               xstrdup("ALTER SYSTEM SET wal_sender_timeout = '5min'; SELECT "
                       "pg_catalog.pg_reload_conf();"));
 
-    const char *db_q = s_col_str(res, 0, "database_q");
-    int64_t los = s_col_i64(res, 0, "large_objects", 0);
+    const char *db_q = pgconn_col_str(res, 0, "database_q");
+    int64_t los = pgconn_col_i64(res, 0, "large_objects", 0);
     if (los > 0)
         s_add(p, SEV_WARNING, "large_objects", db_q,
               xasprintf("database %s holds %" PRId64
@@ -440,7 +407,7 @@ static void s_src_check_settings(preflight_t *p, const PGresult *res)
                       "--blobs of this database), or move the data into bytea columns "
                       "before migrating."));
 
-    int64_t seqs = s_col_i64(res, 0, "sequences", 0);
+    int64_t seqs = pgconn_col_i64(res, 0, "sequences", 0);
     if (seqs > 0)
         s_add(p, SEV_WARNING, "sequences", db_q,
               xasprintf("database %s has %" PRId64
@@ -463,12 +430,12 @@ static void s_on_src_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     Godwit__SourceFacts *f = p->result->facts;
-    int64_t num = s_col_i64(r->res, 0, "server_version_num", 0);
+    int64_t num = pgconn_col_i64(r->res, 0, "server_version_num", 0);
     f->server_version_num = num > 0 && num <= UINT32_MAX ? (uint32_t)num : 0;
-    f->server_version = xstrdup(s_col_str(r->res, 0, "server_version"));
-    int64_t size = s_col_i64(r->res, 0, "database_size", 0);
+    f->server_version = xstrdup(pgconn_col_str(r->res, 0, "server_version"));
+    int64_t size = pgconn_col_i64(r->res, 0, "database_size", 0);
     f->database_size = size > 0 ? (uint64_t)size : 0;
-    p->file_settings_readable = s_col_bool(r->res, 0, "file_settings_readable");
+    p->file_settings_readable = pgconn_col_bool(r->res, 0, "file_settings_readable");
     s_src_check_settings(p, r->res);
     s_next(p);
 }
@@ -537,8 +504,8 @@ static void s_on_src_timeouts(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     for (int i = 0; r->res && i < PQntuples(r->res); i++) {
-        const char *name = s_col_str(r->res, i, "name");
-        const char *setting = s_col_str(r->res, i, "setting");
+        const char *name = pgconn_col_str(r->res, i, "name");
+        const char *setting = pgconn_col_str(r->res, i, "setting");
         if (!s_timeout_set(setting))
             continue;
         bool statement = strcmp(name, "statement_timeout") == 0;
@@ -551,12 +518,12 @@ static void s_on_src_timeouts(pgconn_t *c, const pgconn_result_t *r, void *arg)
                         "sets up; the copy would fail and start over";
         s_add(p, SEV_WARNING, name, name,
               xasprintf("%s = %s is set %s: %s", name, setting,
-                        s_col_str(r->res, i, "place"), why),
-              s_col_bool(r->res, i, "per_role")
-                  ? xstrdup(s_col_str(r->res, i, "fix"))
+                        pgconn_col_str(r->res, i, "place"), why),
+              pgconn_col_bool(r->res, i, "per_role")
+                  ? xstrdup(pgconn_col_str(r->res, i, "fix"))
                   : xasprintf("%s (or only for the role the target replicates as: ALTER ROLE "
                               "<role> SET %s = 0;)",
-                              s_col_str(r->res, i, "fix"), name));
+                              pgconn_col_str(r->res, i, "fix"), name));
     }
     s_next(p);
 }
@@ -634,11 +601,11 @@ static const char s_src_tables_sql[] =
 /* A leaf table with no usable replica identity. */
 static void s_src_check_replica_identity(preflight_t *p, const PGresult *res, int i)
 {
-    const char *qname = s_col_str(res, i, "qname");
-    const char *ident = s_col_str(res, i, "relreplident");
-    const char *root = s_col(res, i, "root");
-    const char *uidx = s_col(res, i, "unique_index");
-    bool has_pk = s_col_bool(res, i, "has_pk");
+    const char *qname = pgconn_col_str(res, i, "qname");
+    const char *ident = pgconn_col_str(res, i, "relreplident");
+    const char *root = pgconn_col(res, i, "root");
+    const char *uidx = pgconn_col(res, i, "unique_index");
+    bool has_pk = pgconn_col_bool(res, i, "has_pk");
     const char *state;
     switch (ident[0]) {
     case 'f':
@@ -649,7 +616,7 @@ static void s_src_check_replica_identity(preflight_t *p, const PGresult *res, in
         state = "has no primary key and REPLICA IDENTITY DEFAULT";
         break;
     case 'i':
-        if (s_col_bool(res, i, "has_replident_index"))
+        if (pgconn_col_bool(res, i, "has_replident_index"))
             return;
         state = "has REPLICA IDENTITY USING INDEX but that index is gone";
         break;
@@ -694,8 +661,8 @@ static void s_src_check_replica_identity(preflight_t *p, const PGresult *res, in
 /* One row of s_src_tables_sql. */
 static void s_src_check_table(preflight_t *p, const PGresult *res, int i)
 {
-    const char *qname = s_col_str(res, i, "qname");
-    if (strcmp(s_col_str(res, i, "what"), "missing") == 0) {
+    const char *qname = pgconn_col_str(res, i, "qname");
+    if (strcmp(pgconn_col_str(res, i, "what"), "missing") == 0) {
         s_add(p, SEV_ERROR, "table_missing", qname,
               xasprintf("the migration lists table %s, but database %s has no such table (it "
                         "does not exist, or it is a view, a temporary, system or extension's "
@@ -705,14 +672,14 @@ static void s_src_check_table(preflight_t *p, const PGresult *res, int i)
                       "case-sensitive, without quotes), or create the table on the source."));
         return;
     }
-    bool in_scope = s_col_bool(res, i, "in_scope");
-    const char *kind = s_col_str(res, i, "relkind");
+    bool in_scope = pgconn_col_bool(res, i, "in_scope");
+    const char *kind = pgconn_col_str(res, i, "relkind");
     if (in_scope) {
         Godwit__SourceFacts *f = p->result->facts;
         Godwit__TableRef *t = xmalloc(sizeof *t);
         godwit__table_ref__init(t);
-        t->schema = xstrdup(s_col_str(res, i, "schema"));
-        t->name = xstrdup(s_col_str(res, i, "name"));
+        t->schema = xstrdup(pgconn_col_str(res, i, "schema"));
+        t->name = xstrdup(pgconn_col_str(res, i, "name"));
         f->tables = xrealloc(f->tables, (f->n_tables + 1) * sizeof *f->tables);
         f->tables[f->n_tables++] = t;
     }
@@ -728,7 +695,7 @@ static void s_src_check_table(preflight_t *p, const PGresult *res, int i)
                         "identity are reported on their own.",
                         qname));
     if (kind[0] == 'r') {
-        if (s_col_str(res, i, "relpersistence")[0] == 'u')
+        if (pgconn_col_str(res, i, "relpersistence")[0] == 'u')
             s_add(p, SEV_WARNING, "unlogged_table", qname,
                   xasprintf("%s is UNLOGGED: its changes are not written to the WAL, so "
                             "logical replication can neither copy nor stream it, and it stays "
@@ -740,7 +707,7 @@ static void s_src_check_table(preflight_t *p, const PGresult *res, int i)
         else
             s_src_check_replica_identity(p, res, i);
     }
-    const char *generated = s_col(res, i, "generated");
+    const char *generated = pgconn_col(res, i, "generated");
     if (generated && in_scope)
         s_add(p, SEV_WARNING, "generated_columns", qname,
               xasprintf("%s has generated column(s) %s: logical replication does not send "
@@ -785,7 +752,7 @@ static void s_on_src_extensions(pgconn_t *c, const pgconn_result_t *r, void *arg
     if (n > 0) {
         f->extensions = xcalloc((size_t)n, sizeof *f->extensions);
         for (int i = 0; i < n; i++)
-            f->extensions[f->n_extensions++] = xstrdup(s_col_str(r->res, i, "extname"));
+            f->extensions[f->n_extensions++] = xstrdup(pgconn_col_str(r->res, i, "extname"));
     }
     s_next(p);
 }
@@ -817,19 +784,19 @@ static void s_on_tgt_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
     }
     free(p->repl_user_q);
     free(p->repl_db_q);
-    p->repl_user_q = xstrdup(s_col_str(r->res, 0, "repl_user_q"));
-    p->repl_db_q = xstrdup(s_col_str(r->res, 0, "repl_db_q"));
+    p->repl_user_q = xstrdup(pgconn_col_str(r->res, 0, "repl_user_q"));
+    p->repl_db_q = xstrdup(pgconn_col_str(r->res, 0, "repl_db_q"));
     /* Major versions decide (150020 -> 15): a schema dumped from a newer
      * major may not load into an older one. An older minor release of the
      * same major replicates fine; it is worth a warning only. */
-    int64_t num = s_col_i64(r->res, 0, "server_version_num", 0);
+    int64_t num = pgconn_col_i64(r->res, 0, "server_version_num", 0);
     if (num / 10000 < (int64_t)p->src_version_num / 10000)
         s_add(p, SEV_ERROR, "server_version_older", "server_version",
               xasprintf("the target runs PostgreSQL %s (%" PRId64 "), an older major version "
                         "than the source's %s (%" PRIu32 "): a schema dumped from a newer "
                         "server may not load into an older one, so godwit migrates only to "
                         "the same or a newer major version",
-                        s_col_str(r->res, 0, "server_version"), num, p->src_version,
+                        pgconn_col_str(r->res, 0, "server_version"), num, p->src_version,
                         p->src_version_num),
               xasprintf("Upgrade the target server to PostgreSQL %s or later, or migrate to "
                         "another target that runs it.",
@@ -838,7 +805,7 @@ static void s_on_tgt_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_add(p, SEV_WARNING, "server_minor_older", "server_version",
               xasprintf("the target runs PostgreSQL %s (%" PRId64 "), an older minor release "
                         "than the source's %s (%" PRIu32 ")",
-                        s_col_str(r->res, 0, "server_version"), num, p->src_version,
+                        pgconn_col_str(r->res, 0, "server_version"), num, p->src_version,
                         p->src_version_num),
               xasprintf("Update the target to the latest minor release of its major version."));
     s_next(p);
@@ -869,9 +836,9 @@ static void s_on_tgt_tables(pgconn_t *c, const pgconn_result_t *r, void *arg)
         p->existing = xcalloc((size_t)n, sizeof *p->existing);
         for (int i = 0; i < n; i++) {
             s_table_t *t = &p->existing[p->n_existing++];
-            t->schema = xstrdup(s_col_str(r->res, i, "schema"));
-            t->name = xstrdup(s_col_str(r->res, i, "name"));
-            t->qname = xstrdup(s_col_str(r->res, i, "qname"));
+            t->schema = xstrdup(pgconn_col_str(r->res, i, "schema"));
+            t->name = xstrdup(pgconn_col_str(r->res, i, "name"));
+            t->qname = xstrdup(pgconn_col_str(r->res, i, "qname"));
         }
     }
     s_next(p);
@@ -908,7 +875,7 @@ static void s_on_tgt_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     const s_table_t *t = &p->existing[p->next_existing++];
-    if (r->res && PQntuples(r->res) == 1 && s_col_bool(r->res, 0, "has_rows"))
+    if (r->res && PQntuples(r->res) == 1 && pgconn_col_bool(r->res, 0, "has_rows"))
         s_add(p, SEV_ERROR, "target_table_not_empty", t->qname,
               xasprintf("%s already holds rows in the target database %s: the initial copy "
                         "would add the source's rows to them (duplicates, or key conflicts "
@@ -960,11 +927,11 @@ static void s_on_tgt_extensions(pgconn_t *c, const pgconn_result_t *r, void *arg
         return;
     }
     for (int i = 0; r->res && i < PQntuples(r->res); i++) {
-        if (s_col_bool(r->res, i, "installed"))
+        if (pgconn_col_bool(r->res, i, "installed"))
             continue;
-        const char *name = s_col_str(r->res, i, "name");
-        const char *name_q = s_col_str(r->res, i, "name_q");
-        if (s_col_bool(r->res, i, "available"))
+        const char *name = pgconn_col_str(r->res, i, "name");
+        const char *name_q = pgconn_col_str(r->res, i, "name_q");
+        if (pgconn_col_bool(r->res, i, "available"))
             s_add(p, SEV_WARNING, "extension_not_installed", name,
                   xasprintf("extension %s is installed in the source database but not in the "
                             "target database %s; the target server has it, so the schema "

@@ -98,37 +98,6 @@ struct s_step {
     uint64_t slot_deadline;     /* uv_now() when waiting for its holder ends; 0: not yet */
 };
 
-/* ---- reading results ---------------------------------------------------- */
-
-/* The value of a named column, NULL for SQL NULL. The statements are ours, so
- * the column exists. */
-static const char *s_col(const PGresult *res, int row, const char *name)
-{
-    int c = PQfnumber(res, name);
-    if (c < 0 || PQgetisnull(res, row, c))
-        return NULL;
-    return PQgetvalue(res, row, c);
-}
-
-static bool s_col_bool(const PGresult *res, int row, const char *name)
-{
-    const char *v = s_col(res, row, name);
-    return v && v[0] == 't';
-}
-
-/* A non-negative integer column (bigint or numeric without fraction); 0 for
- * NULL or anything else. */
-static uint64_t s_col_u64(const PGresult *res, int row, const char *name)
-{
-    const char *v = s_col(res, row, name);
-    if (!v || *v < '0' || *v > '9')
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    return (errno || *end) ? 0 : n;
-}
-
 /* ---- finishing ---------------------------------------------------------- */
 
 static void s_on_timer_closed(uv_handle_t *h)
@@ -343,9 +312,9 @@ static void s_on_pub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
     }
     s->pub_exists = r->res && PQntuples(r->res) == 1;
     if (s->pub_exists) {
-        s->pub_all_tables = s_col_bool(r->res, 0, "puballtables");
-        s->pub_same_tables = s_col_bool(r->res, 0, "same_tables");
-        s->pub_options_ok = s_col_bool(r->res, 0, "options_ok");
+        s->pub_all_tables = pgconn_col_bool(r->res, 0, "puballtables");
+        s->pub_same_tables = pgconn_col_bool(r->res, 0, "same_tables");
+        s->pub_options_ok = pgconn_col_bool(r->res, 0, "options_ok");
     }
     s_next(s);
 }
@@ -582,8 +551,8 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_next(s); /* create it */
         return;
     }
-    if (!s_col_bool(r->res, 0, "has_publication")) {
-        const char *pubs = s_col(r->res, 0, "publications");
+    if (!pgconn_col_bool(r->res, 0, "has_publication")) {
+        const char *pubs = pgconn_col(r->res, 0, "publications");
         char *why = xasprintf("it exists but subscribes to publication(s) %s, not to \"%s\"; "
                               "drop it first",
                               pubs ? pubs : "(none)", s->publication);
@@ -591,7 +560,7 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         free(why);
         return;
     }
-    if (s_col_bool(r->res, 0, "subenabled")) {
+    if (pgconn_col_bool(r->res, 0, "subenabled")) {
         log_info("step on %s: exists and is enabled; nothing to do", s->label);
         s_finish(s, NULL, NULL);
         return;
@@ -725,7 +694,7 @@ static void s_on_sub_enabled_lookup(pgconn_t *c, const pgconn_result_t *r, void 
         s_finish(s, NULL, "the subscription does not exist");
         return;
     }
-    if (s_col_bool(r->res, 0, "subenabled") == s->want_enabled) {
+    if (pgconn_col_bool(r->res, 0, "subenabled") == s->want_enabled) {
         s_finish(s, NULL, NULL);
         return;
     }
@@ -816,12 +785,12 @@ static void s_on_sync_rels(pgconn_t *c, const pgconn_result_t *r, void *arg)
         godwit__table_sync__init(t);
         t->table = xmalloc(sizeof *t->table);
         godwit__table_ref__init(t->table);
-        t->table->schema = xstrdup(s_col(r->res, i, "schema"));
-        t->table->name = xstrdup(s_col(r->res, i, "name"));
-        const char *state = s_col(r->res, i, "state");
+        t->table->schema = xstrdup(pgconn_col(r->res, i, "schema"));
+        t->table->name = xstrdup(pgconn_col(r->res, i, "name"));
+        const char *state = pgconn_col(r->res, i, "state");
         t->state = xstrdup(s_sync_state(state));
-        t->bytes_done = s_col_u64(r->res, i, "bytes_processed");
-        t->rows_done = s_col_u64(r->res, i, "tuples_processed");
+        t->bytes_done = pgconn_col_u64(r->res, i, "bytes_processed");
+        t->rows_done = pgconn_col_u64(r->res, i, "tuples_processed");
         if (!state || state[0] != 'r')
             all_ready = false;
         res->tables[res->n_tables++] = t;
@@ -855,10 +824,10 @@ static void s_on_sync_sub(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     res->exists = true;
-    res->enabled = s_col_bool(r->res, 0, "subenabled");
-    res->apply_error_count = s_col_u64(r->res, 0, "apply_error_count");
-    res->sync_error_count = s_col_u64(r->res, 0, "sync_error_count");
-    const char *oid = s_col(r->res, 0, "oid");
+    res->enabled = pgconn_col_bool(r->res, 0, "subenabled");
+    res->apply_error_count = pgconn_col_u64(r->res, 0, "apply_error_count");
+    res->sync_error_count = pgconn_col_u64(r->res, 0, "sync_error_count");
+    const char *oid = pgconn_col(r->res, 0, "oid");
     s->sub_oid = xstrdup(oid ? oid : "0");
     s_next(s);
 }
@@ -1078,8 +1047,8 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_next(s);
         return;
     }
-    const char *pid = s_col(r->res, 0, "active_pid");
-    if (!s_col_bool(r->res, 0, "active") || !pid || !s_slot_waiting(s)) {
+    const char *pid = pgconn_col(r->res, 0, "active_pid");
+    if (!pgconn_col_bool(r->res, 0, "active") || !pid || !s_slot_waiting(s)) {
         s_slot_drop(s);
         return;
     }

@@ -684,3 +684,47 @@ void pgconn_destroy(pgconn_t **cp)
     uv_close((uv_handle_t *)&c->deadline, s_on_timer_closed);
     uv_close((uv_handle_t *)&c->defer, s_on_timer_closed);
 }
+
+/* ---- reading results ---- */
+
+const char *pgconn_col(const PGresult *res, int row, const char *name)
+{
+    int c = PQfnumber(res, name);
+    if (c < 0 || row >= PQntuples(res) || PQgetisnull(res, row, c))
+        return NULL;
+    return PQgetvalue(res, row, c);
+}
+
+const char *pgconn_col_str(const PGresult *res, int row, const char *name)
+{
+    const char *v = pgconn_col(res, row, name);
+    return v ? v : "";
+}
+
+bool pgconn_col_bool(const PGresult *res, int row, const char *name)
+{
+    const char *v = pgconn_col(res, row, name);
+    return v && v[0] == 't';
+}
+
+int64_t pgconn_col_i64(const PGresult *res, int row, const char *name, int64_t dflt)
+{
+    const char *v = pgconn_col(res, row, name);
+    if (!v)
+        return dflt;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    return (errno || end == v || *end) ? dflt : n;
+}
+
+uint64_t pgconn_col_u64(const PGresult *res, int row, const char *name)
+{
+    const char *v = pgconn_col(res, row, name);
+    if (!v || *v < '0' || *v > '9')
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    return (errno || *end) ? 0 : n;
+}

@@ -68,6 +68,19 @@ char *pgconn_escape_identifier(pgconn_t *c, const char *ident);
  * take no parameters (CREATE SUBSCRIPTION ... CONNECTION '...'). */
 char *pgconn_escape_literal(pgconn_t *c, const char *s);
 
+/* Reading a result's named columns (the statements are ours, so the
+ * columns exist). Values are borrowed from res. */
+/* The value, or NULL for SQL NULL or a missing column. */
+const char *pgconn_col(const PGresult *res, int row, const char *name);
+/* The value, or "" for SQL NULL. */
+const char *pgconn_col_str(const PGresult *res, int row, const char *name);
+/* true only for 't'. */
+bool pgconn_col_bool(const PGresult *res, int row, const char *name);
+/* A whole decimal integer, or dflt for NULL or anything else. */
+int64_t pgconn_col_i64(const PGresult *res, int row, const char *name, int64_t dflt);
+/* A non-negative whole decimal integer, or 0 for NULL or anything else. */
+uint64_t pgconn_col_u64(const PGresult *res, int row, const char *name);
+
 /* Drops the connection now; a pending connect or query callback runs with an
  * error (sqlstate 08006, "connection closed") before this returns. */
 void pgconn_disconnect(pgconn_t *c);
