@@ -1008,14 +1008,6 @@ static const char s_src_sql[] =
     "   WHERE t.cls = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass AND e.oid = t.obj"
     " ) x ON true";
 
-static const char *s_col(const PGresult *res, int row, const char *name)
-{
-    int c = PQfnumber(res, name);
-    if (c < 0 || PQgetisnull(res, row, c))
-        return NULL;
-    return PQgetvalue(res, row, c);
-}
-
 static s_kind_t s_kind_parse(const char *v)
 {
     for (size_t i = 0; v && i < sizeof s_kinds / sizeof s_kinds[0]; i++)
@@ -1048,15 +1040,15 @@ static void s_on_src_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
     }
     const PGresult *res = r->res;
     for (int row = 0; row < PQntuples(res); row++) {
-        const char *ordv = s_col(res, row, "ord");
+        const char *ordv = pgconn_col(res, row, "ord");
         unsigned long ord = ordv ? strtoul(ordv, NULL, 10) : 0;
         if (ord < 1 || ord > s->n_asked) {
             s_failf(s, "%s: unexpected row %d", s->what, row);
             return;
         }
         s_entry_t *e = &s->entries[s->asked[ord - 1]];
-        const char *kind = s_col(res, row, "kind");
-        const char *covered = s_col(res, row, "covered");
+        const char *kind = pgconn_col(res, row, "kind");
+        const char *covered = pgconn_col(res, row, "covered");
         if (!kind) {
             if (covered && covered[0] == 't' && !(e->flags & F_EXCLUDED)) {
                 s_failf(s, "the source's schema changed while it was read: the object of dump "
@@ -1068,13 +1060,13 @@ static void s_on_src_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
             continue;
         }
         e->kind = s_kind_parse(kind);
-        e->schema = xstrdup(s_col(res, row, "schema"));
-        e->table = xstrdup(s_col(res, row, "tab"));
-        e->name = xstrdup(s_col(res, row, "name"));
-        const char *key = s_col(res, row, "key");
+        e->schema = xstrdup(pgconn_col(res, row, "schema"));
+        e->table = xstrdup(pgconn_col(res, row, "tab"));
+        e->name = xstrdup(pgconn_col(res, row, "name"));
+        const char *key = pgconn_col(res, row, "key");
         if (key && key[0] == 't')
             e->flags |= F_KEY;
-        const char *parent = s_col(res, row, "parent");
+        const char *parent = pgconn_col(res, row, "parent");
         unsigned long pv = parent ? strtoul(parent, NULL, 10) : 0;
         e->parent = pv <= UINT32_MAX ? (uint32_t)pv : 0;
     }
@@ -1214,8 +1206,8 @@ static void s_on_dst_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
     size_t present = 0, missing = 0;
     char *present_names = NULL, *missing_names = NULL;
     for (int row = 0; row < PQntuples(res); row++) {
-        const char *what = s_col(res, row, "what");
-        const char *p = s_col(res, row, "present");
+        const char *what = pgconn_col(res, row, "what");
+        const char *p = pgconn_col(res, row, "present");
         if (p && p[0] == 't')
             s_name_add(&present_names, &present, what ? what : "?");
         else

@@ -264,6 +264,32 @@ def test_pause_and_resume(rig):
     check(r.returncode == 1 and b"not paused" in r.stderr, "resume when not paused says so")
 
 
+def test_table_subset_in_another_schema(rig):
+    blue, green, coord, plan = setup(rig, "    tables: [sales.orders, sales.customers]\n")
+    blue.psql("CREATE SCHEMA sales; CREATE TYPE sales.status AS ENUM ('new', 'paid');"
+              "CREATE TABLE sales.customers (id bigserial PRIMARY KEY, name text);"
+              "CREATE TABLE sales.orders (id bigserial PRIMARY KEY, st sales.status,"
+              " customer_id bigint REFERENCES sales.customers (id));"
+              "CREATE TABLE sales.unrelated (id int PRIMARY KEY);"
+              "INSERT INTO sales.customers (name) SELECT 'c' || g FROM generate_series(1, 100) g;"
+              "INSERT INTO sales.orders (st, customer_id) SELECT 'paid', 1 + g % 100"
+              " FROM generate_series(1, 1000) g", db="shop")
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    st = wait_for("streaming", lambda: in_state(coord, "streaming"), 120)
+    check(sorted(t["table"] for t in st["tables"]) == ["sales.customers", "sales.orders"],
+          "only the plan's tables: %r" % st["tables"])
+    blue.psql("INSERT INTO sales.orders (st, customer_id) VALUES ('new', 7)", db="shop")
+    wait_for("caught up", lambda: compare(blue, green, ["sales.orders", "sales.customers"]) is None,
+             30, interval=0.5)
+    q = ("SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_catalog.pg_class c"
+         " WHERE c.relkind IN ('r', 'p') AND c.relnamespace NOT IN"
+         " ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)")
+    check(green.psql(q, db="shop") == "customers,orders", "nothing else on green: %s" %
+          green.psql(q, db="shop"))
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_constraint WHERE contype = 'f'",
+                     db="shop") == "1", "the foreign key between them")
+
+
 def test_abort_leaves_source_clean(rig):
     blue, green, coord, plan = setup(rig)
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
@@ -286,4 +312,5 @@ if __name__ == "__main__":
     harness.run([test_full_run_reaches_streaming, test_kill9_coordinator_during_copy_resumes,
                  test_kill9_coordinator_during_postdata_resumes,
                  test_kill9_target_agent_during_copy_completes, test_slot_limit_protects_the_source,
-                 test_pause_and_resume, test_abort_leaves_source_clean])
+                 test_pause_and_resume, test_table_subset_in_another_schema,
+                 test_abort_leaves_source_clean])
