@@ -254,29 +254,6 @@ static void s_running_unlink(agent_t *a, running_t *r)
     }
 }
 
-static void s_preflight_done(Godwit__PreflightResult *result, const char *error, void *arg)
-{
-    running_t *r = arg;
-    agent_t *a = r->agent;
-    s_running_unlink(a, r);
-    Godwit__Result res = GODWIT__RESULT__INIT;
-    res.command_id = r->id;
-    res.epoch = r->epoch;
-    if (result) {
-        res.status = GODWIT__STATUS__STATUS_OK;
-        res.payload_case = GODWIT__RESULT__PAYLOAD_PREFLIGHT;
-        res.preflight = result;
-        log_info("command %s: preflight done, %zu findings", r->id, result->n_findings);
-    } else {
-        res.status = GODWIT__STATUS__STATUS_FAILED;
-        res.message = (char *)error;
-        log_warn("command %s: preflight could not run: %s", r->id, error);
-    }
-    s_send_result(a, &res, r->id);
-    if (result)
-        godwit__preflight_result__free_unpacked(result, NULL);
-    s_running_free(r);
-}
 
 static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
 {
@@ -299,6 +276,10 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
         } else if (payload && r->action == GODWIT__COMMAND__ACTION_SYNC_STATUS) {
             res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
             res.sync_status = (Godwit__SyncStatusResult *)payload;
+        } else if (payload && (r->action == GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE ||
+                               r->action == GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET)) {
+            res.payload_case = GODWIT__RESULT__PAYLOAD_PREFLIGHT;
+            res.preflight = (Godwit__PreflightResult *)payload;
         }
         log_info("command %s: done", r->id);
     }
@@ -360,6 +341,12 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
     return true;
 }
 
+/* Preflight reports like a step: its result is the command's payload. */
+static void s_preflight_done(Godwit__PreflightResult *result, const char *error, void *arg)
+{
+    s_step_done(result ? &result->base : NULL, error, arg);
+}
+
 /* Starts the checks; false if the request is invalid. */
 static bool s_start_preflight(agent_t *a, const Godwit__Command *cmd)
 {
@@ -378,6 +365,7 @@ static bool s_start_preflight(agent_t *a, const Godwit__Command *cmd)
     r->agent = a;
     r->id = xstrdup(cmd->id);
     r->epoch = cmd->epoch;
+    r->action = cmd->action_case;
     if (cmd->action_case == GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE)
         r->preflight = preflight_source_start(a->loop, &local, cmd->preflight_source,
                                               s_preflight_done, r);

@@ -208,7 +208,9 @@ static void s_on_result(coord_t *c, fleet_agent_t *a, const Godwit__Result *r)
         coord_stop(c, COORD_EXIT_FENCED);
         return;
     }
-    if (r->status != GODWIT__STATUS__STATUS_OK) {
+    /* A refusal is the link's business; a command that ran and FAILED is
+     * logged, with its context, by whoever waits for it. */
+    if (r->status != GODWIT__STATUS__STATUS_OK && r->status != GODWIT__STATUS__STATUS_FAILED) {
         snprintf(a->last_refusal, sizeof a->last_refusal, "command %s: status %d: %s",
                  r->command_id, r->status, r->message);
         log_warn("agent %s: %s", a->name, a->last_refusal);
