@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """godwit benchmarks: prints a table and writes it to bench/results/.
 
-    bench/run.py [--quick] [--only agent|fanin] [--fanin 100,1000,5000]
+    bench/run.py [--quick] [--only agent|fanin|pipeline] [--fanin 100,1000,5000]
+                 [--scale 50]
 
 Builds an optimised tree in build-bench (no sanitizers), then:
 
@@ -19,8 +20,18 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    generator's CPU for the same messages (the same CURVE and protobuf work
    on the other end of every connection).
 
+3. Pipeline: time from `migrate start` to streaming on pgbench at --scale
+   (default 50, about 750 MB; --quick: 10) plus a schema with an enum, jsonb,
+   a foreign key, a secondary index and a trigger, with its parts (schema,
+   publish + subscribe + copy, post-data), against two baselines in the same
+   run on fresh target databases: a plain subscription with copy_data after
+   a full schema-only restore, and pg_dump -Fd -j2 | pg_restore -j2 (no
+   streaming: a floor, not a way to migrate live).
+
 Targets (issue 2): agent < 10 MB RSS and < 1 % CPU; 1000 agents at 1 Hz
-under 25 % of one core with round trip p99 under 10 ms.
+under 25 % of one core with round trip p99 under 10 ms. (Issue 3): at least
+1.3x faster to streaming than the plain subscription, not slower than
+dump/restore.
 """
 
 import argparse
@@ -162,10 +173,113 @@ def bench_fanin(n, window):
         rig.close()
 
 
+BENCH_SCHEMA = """
+CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE public.customers (id bigserial PRIMARY KEY, name text, mood public.mood, doc jsonb);
+CREATE TABLE public.orders (id bigserial PRIMARY KEY,
+  customer_id bigint REFERENCES public.customers (id), total numeric(12,2));
+CREATE INDEX orders_customer ON public.orders (customer_id);
+CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER orders_touch BEFORE INSERT ON public.orders FOR EACH ROW
+  EXECUTE FUNCTION public.touch();
+INSERT INTO public.customers (name, mood, doc)
+  SELECT 'c' || g, 'ok', jsonb_build_object('g', g) FROM generate_series(1, 100000) g;
+INSERT INTO public.orders (customer_id, total) SELECT 1 + g % 100000, g
+  FROM generate_series(1, 500000) g;
+ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL;
+"""
+
+
+def s_run(argv, env=None):
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+
+
+def bench_pipeline(scale):
+    rig = harness.Rig("bench-pipeline")
+    pg = lambda name: os.path.join(harness.PG_BIN, name)
+    try:
+        blue = rig.cluster("blue", extra={"shared_buffers": "256MB", "max_wal_size": "4GB"})
+        green = rig.cluster("green", extra={"shared_buffers": "256MB", "max_wal_size": "4GB",
+                                            "max_sync_workers_per_subscription": 2})
+        blue.psql("CREATE DATABASE shop")
+        s_run([pg("pgbench"), "-i", "-q", "-s", str(scale), "-h", "127.0.0.1", "-p",
+               str(blue.port), "-U", "postgres", "shop"])
+        blue.psql(BENCH_SCHEMA, db="shop")
+        blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER")
+        size = int(blue.psql("SELECT pg_catalog.pg_database_size('shop')"))
+        conn = ["-h", "127.0.0.1", "-U", "postgres"]
+        results = {"database_bytes": size}
+
+        # Baseline 1: schema-only restore, then a plain subscription.
+        green.psql("CREATE DATABASE plain")
+        t0 = time.monotonic()
+        dump = subprocess.run([pg("pg_dump"), "-s"] + conn + ["-p", str(blue.port), "shop"],
+                              check=True, stdout=subprocess.PIPE)
+        subprocess.run([pg("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"] + conn +
+                       ["-p", str(green.port), "-d", "plain"], input=dump.stdout, check=True,
+                       stdout=subprocess.DEVNULL)
+        blue.psql("CREATE PUBLICATION bench_plain FOR ALL TABLES", db="shop")
+        green.psql("CREATE SUBSCRIPTION bench_plain CONNECTION 'host=127.0.0.1 port=%d "
+                   "dbname=shop user=godwit_repl' PUBLICATION bench_plain" % blue.port, db="plain")
+        harness.wait_for("plain subscription ready", lambda: green.psql(
+            "SELECT count(*) FILTER (WHERE srsubstate <> 'r') = 0 AND count(*) > 0 FROM "
+            "pg_catalog.pg_subscription_rel", db="plain") == "t", 3600, interval=0.2)
+        results["plain_subscription_s"] = time.monotonic() - t0
+        green.psql("DROP SUBSCRIPTION bench_plain", db="plain")
+        blue.psql("DROP PUBLICATION bench_plain", db="shop")
+        green.psql("DROP DATABASE plain")
+
+        # Baseline 2: directory dump and restore, 2 jobs each.
+        green.psql("CREATE DATABASE dumped")
+        ddir = rig.path("dump")
+        t0 = time.monotonic()
+        s_run([pg("pg_dump"), "-Fd", "-j2", "-f", ddir] + conn + ["-p", str(blue.port), "shop"])
+        s_run([pg("pg_restore"), "-j2", "-d", "dumped"] + conn + ["-p", str(green.port), ddir])
+        results["dump_restore_s"] = time.monotonic() - t0
+        green.psql("DROP DATABASE dumped")
+
+        # godwit.
+        green.psql("CREATE DATABASE shop")
+        coord = harness.Coordinator(rig, ["blue", "green"], options={"log_level": "warn"}).start()
+        harness.Agent(rig, "blue", coord, role="source", cluster=blue).start()
+        harness.Agent(rig, "green", coord, role="target", cluster=green).start()
+        for n in ("blue", "green"):
+            harness.wait_for(n, lambda: coord.agent(n)["state"] == "connected", 15)
+        plan = rig.path("plan.yaml")
+        with open(plan, "w") as f:
+            f.write("migrations:\n  - name: shop\n    source: {agent: blue, database: shop}\n"
+                    "    target: {agent: green, database: shop}\n"
+                    "    replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n" % blue.port)
+        seen = {}
+        t0 = time.monotonic()
+        coord.ctl("migrate", "start", plan)
+        while time.monotonic() - t0 < 3600:
+            r = coord.ctl("migrate", "status", "shop", "--json", check_rc=False)
+            if r.returncode == 0:
+                state = json.loads(r.stdout)["migrations"][0]["state"]
+                seen.setdefault(state, time.monotonic() - t0)
+                if state == "streaming":
+                    break
+            time.sleep(0.1)
+        total = seen.get("streaming")
+        if total is None:
+            raise RuntimeError("godwit did not reach streaming: %r" % seen)
+        results.update({
+            "godwit_s": total,
+            "godwit_schema_s": seen.get("publish", 0),
+            "godwit_copy_s": seen.get("postdata", total) - seen.get("publish", 0),
+            "godwit_postdata_s": total - seen.get("postdata", total),
+        })
+        return results
+    finally:
+        rig.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["agent", "fanin"])
+    ap.add_argument("--only", choices=["agent", "fanin", "pipeline"])
+    ap.add_argument("--scale", type=int, default=50)
     ap.add_argument("--fanin", default="100,1000,5000")
     args = ap.parse_args()
     build()
@@ -173,6 +287,23 @@ def main():
         datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), os.uname().nodename,
         os.cpu_count())]
     results = {}
+    if args.only in (None, "pipeline"):
+        scale = 10 if args.quick else args.scale
+        p = bench_pipeline(scale)
+        results["pipeline"] = p
+        lines += ["", "Time to streaming, pgbench scale %d plus a schema with FK, index, trigger "
+                  "(%.0f MB)" % (scale, p["database_bytes"] / 1048576.0),
+                  "| | seconds | godwit speed-up |", "|---|---|---|",
+                  "| godwit, start to streaming | %.1f | |" % p["godwit_s"],
+                  "| - schema (pre-data, keys) | %.1f | |" % p["godwit_schema_s"],
+                  "| - publish, subscribe, copy | %.1f | |" % p["godwit_copy_s"],
+                  "| - post-data | %.1f | |" % p["godwit_postdata_s"],
+                  "| baseline: schema-only restore + plain subscription | %.1f | %.2fx |" % (
+                      p["plain_subscription_s"], p["plain_subscription_s"] / p["godwit_s"]),
+                  "| baseline: pg_dump -Fd -j2, pg_restore -j2 (no streaming) | %.1f | %.2fx |" % (
+                      p["dump_restore_s"], p["dump_restore_s"] / p["godwit_s"]),
+                  "Targets: at least 1.3x against the plain subscription, at least 1.0x against "
+                  "dump/restore."]
     if args.only in (None, "agent"):
         a = bench_agent(20 if args.quick else 60)
         results["agent"] = a
