@@ -457,12 +457,19 @@ static void s_render_migrations(const cJSON *r, FILE *out)
         const cJSON *rb = cJSON_GetObjectItem(m, "slot_retained_bytes");
         fprintf(out, "migration %s: %s for %s (%s)\n", s_str(m, "name", "?"), s_str(m, "state", "?"),
                 s_age(now - since, age, sizeof age), s_str(m, "doing", ""));
-        fprintf(out, "  %s/%s -> %s/%s; lag %s, slot retains %s; tables ready %.0f/%d\n",
+        const cJSON *sp = cJSON_GetObjectItem(m, "slot_spill_bytes");
+        char spill[48] = "";
+        if (cJSON_IsNumber(sp) && sp->valuedouble > 0) {
+            char b[32];
+            snprintf(spill, sizeof spill, " (spilled %s)",
+                     units_fmt_bytes((uint64_t)sp->valuedouble, b, sizeof b));
+        }
+        fprintf(out, "  %s/%s -> %s/%s; lag %s, slot retains %s%s; tables ready %.0f/%d\n",
                 s_str(m, "source", "?"), s_str(m, "source_database", "?"), s_str(m, "target", "?"),
                 s_str(m, "target_database", "?"),
                 cJSON_IsNumber(lb) ? units_fmt_bytes((uint64_t)lb->valuedouble, lag, sizeof lag) : "-",
                 cJSON_IsNumber(rb) ? units_fmt_bytes((uint64_t)rb->valuedouble, ret, sizeof ret) : "-",
-                s_num(m, "tables_ready", 0), cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables")));
+                spill, s_num(m, "tables_ready", 0), cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables")));
         const cJSON *e = cJSON_GetObjectItem(m, "last_error");
         if (cJSON_IsString(e))
             fprintf(out, "  error (attempt %.0f): %s\n", s_num(m, "attempts", 0), e->valuestring);

@@ -695,9 +695,14 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
         cJSON_AddNumberToObject(o, "lag_bytes",
                                 (double)lsn_diff(rep->postgres->current_lsn, slot->confirmed_flush_lsn));
         cJSON_AddNumberToObject(o, "slot_retained_bytes", (double)slot->retained_bytes);
+        if (slot->has_spill)
+            cJSON_AddNumberToObject(o, "slot_spill_bytes", (double)slot->spill_bytes);
+        else
+            cJSON_AddNullToObject(o, "slot_spill_bytes");
     } else {
         cJSON_AddNullToObject(o, "lag_bytes");
         cJSON_AddNullToObject(o, "slot_retained_bytes");
+        cJSON_AddNullToObject(o, "slot_spill_bytes");
     }
     cJSON *tables = cJSON_AddArrayToObject(o, "tables");
     size_t ready = 0;
