@@ -104,7 +104,10 @@ static const char s_sql_template[] =
     "    'confirmed_flush_lsn', r.confirmed_flush_lsn::pg_catalog.text,"
     "    'wal_status', r.wal_status,"
     "    'retained_bytes', pg_catalog.pg_wal_lsn_diff(cur.lsn, r.restart_lsn)::pg_catalog.text,"
-    "    'spill_bytes', %s)"
+    "    'spill_bytes', %s,"
+    /* replay_lag is NULL once the receiver has caught up and gone idle */
+    "    'replay_lag_seconds', (SELECT pg_catalog.date_part('epoch', sr.replay_lag)"
+    "      FROM pg_catalog.pg_stat_replication sr WHERE sr.pid = r.active_pid))"
     "    ORDER BY r.slot_name)"
     "   FROM pg_catalog.pg_replication_slots r %s),"
     /* pg_subscription is shared: every database's subscriptions */
@@ -298,6 +301,11 @@ static void s_fill_slots(Godwit__Postgres *p, const cJSON *doc)
         s->confirmed_flush_lsn = s_jlsn_or0(it, "confirmed_flush_lsn");
         s_set_str(&s->wal_status, it, "wal_status");
         s->has_spill = s_ju64(it, "spill_bytes", &s->spill_bytes);
+        if (s->active) {
+            const cJSON *lag = cJSON_GetObjectItemCaseSensitive(it, "replay_lag_seconds");
+            s->has_replay_lag = true;
+            s->replay_lag_seconds = cJSON_IsNumber(lag) && lag->valuedouble > 0 ? lag->valuedouble : 0;
+        }
         p->slots[p->n_slots++] = s;
     }
 }

@@ -257,6 +257,10 @@ static cJSON *s_pg_json(const Godwit__Postgres *p, uint64_t now_ms)
             cJSON_AddNumberToObject(j, "spill_bytes", (double)s->spill_bytes);
         else
             cJSON_AddNullToObject(j, "spill_bytes");
+        if (s->has_replay_lag)
+            cJSON_AddNumberToObject(j, "replay_lag_seconds", s->replay_lag_seconds);
+        else
+            cJSON_AddNullToObject(j, "replay_lag_seconds");
         cJSON_AddItemToArray(slots, j);
     }
     cJSON *subs = cJSON_AddArrayToObject(o, "subscriptions");

@@ -464,11 +464,15 @@ static void s_render_migrations(const cJSON *r, FILE *out)
             snprintf(spill, sizeof spill, " (spilled %s)",
                      units_fmt_bytes((uint64_t)sp->valuedouble, b, sizeof b));
         }
-        fprintf(out, "  %s/%s -> %s/%s; lag %s, slot retains %s%s; tables ready %.0f/%d\n",
+        const cJSON *ls = cJSON_GetObjectItem(m, "lag_seconds");
+        char lagsec[32] = "";
+        if (cJSON_IsNumber(ls))
+            snprintf(lagsec, sizeof lagsec, " (%.3f s)", ls->valuedouble);
+        fprintf(out, "  %s/%s -> %s/%s; lag %s%s, slot retains %s%s; tables ready %.0f/%d\n",
                 s_str(m, "source", "?"), s_str(m, "source_database", "?"), s_str(m, "target", "?"),
                 s_str(m, "target_database", "?"),
                 cJSON_IsNumber(lb) ? units_fmt_bytes((uint64_t)lb->valuedouble, lag, sizeof lag) : "-",
-                cJSON_IsNumber(rb) ? units_fmt_bytes((uint64_t)rb->valuedouble, ret, sizeof ret) : "-",
+                lagsec, cJSON_IsNumber(rb) ? units_fmt_bytes((uint64_t)rb->valuedouble, ret, sizeof ret) : "-",
                 spill, s_num(m, "tables_ready", 0), cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables")));
         const cJSON *e = cJSON_GetObjectItem(m, "last_error");
         if (cJSON_IsString(e))

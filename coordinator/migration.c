@@ -699,7 +699,12 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
             cJSON_AddNumberToObject(o, "slot_spill_bytes", (double)slot->spill_bytes);
         else
             cJSON_AddNullToObject(o, "slot_spill_bytes");
+        if (slot->has_replay_lag)
+            cJSON_AddNumberToObject(o, "lag_seconds", slot->replay_lag_seconds);
+        else
+            cJSON_AddNullToObject(o, "lag_seconds");
     } else {
+        cJSON_AddNullToObject(o, "lag_seconds");
         cJSON_AddNullToObject(o, "lag_bytes");
         cJSON_AddNullToObject(o, "slot_retained_bytes");
         cJSON_AddNullToObject(o, "slot_spill_bytes");

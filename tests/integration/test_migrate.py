@@ -108,7 +108,10 @@ def test_full_run_reaches_streaming(rig):
           [(t["table"], t["state"]) for t in st["tables"]])
     lag = wait_for("lag under 1 MiB", lambda: (lambda s: s if s["lag_bytes"] is not None and
                                                  s["lag_bytes"] < 1 << 20 else None)(mstatus(coord)), 30)
-    print("   lag %d bytes while pgbench writes" % lag["lag_bytes"])
+    lag = wait_for("lag in seconds", lambda: (lambda s: s if s["lag_seconds"] is not None
+                                               else None)(mstatus(coord)), 15)
+    print("   lag %d bytes, %.3f s while pgbench writes" % (lag["lag_bytes"], lag["lag_seconds"]))
+    check(lag["lag_seconds"] < 5, "lag in seconds is small: %r" % lag["lag_seconds"])
     # Post-data: the deferred index, foreign key and trigger exist on green.
     check(green.psql("SELECT count(*) FROM pg_catalog.pg_indexes WHERE indexname = 'orders_customer'",
                      db="shop") == "1", "secondary index built")
