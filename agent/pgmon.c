@@ -418,10 +418,11 @@ static void s_on_result(pgconn_t *c, const pgconn_result_t *r, void *arg)
         /* The server answered with an error (statement timeout, a catalog
          * we got wrong, permissions): reachable, figures stale. */
         const char *why = r->error ? r->error : "catalog query failed";
-        if (!m->error || strcmp(m->error, why) != 0) /* once, not every tick */
-            log_warn("pgmon: catalog query failed: %s%s%s%s", why,
-                     r->sqlstate[0] ? " (SQLSTATE " : "", r->sqlstate,
-                     r->sqlstate[0] ? ")" : "");
+        if (!m->error || strcmp(m->error, why) != 0) { /* once, not every tick */
+            char *msg = pgconn_result_message("pgmon: catalog query failed", r);
+            log_warn("%s", msg);
+            free(msg);
+        }
         s_set_error(m, why);
         s_mark_reachable(m);
         return;

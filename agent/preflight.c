@@ -210,9 +210,7 @@ static void s_next(preflight_t *p)
 /* A statement failed: the check cannot go on. */
 static void s_fail_query(preflight_t *p, const pgconn_result_t *r)
 {
-    char *why = xasprintf("%s: %s%s%s%s", p->what, r->error ? r->error : "statement failed",
-                          r->sqlstate[0] ? " (SQLSTATE " : "", r->sqlstate,
-                          r->sqlstate[0] ? ")" : "");
+    char *why = pgconn_result_message(p->what, r);
     s_finish(p, why);
     free(why);
 }

@@ -831,8 +831,9 @@ static void s_query(schema_t *s, pgconn_t *c, const char *what, const char *sql,
 
 static void s_fail_query(schema_t *s, const pgconn_result_t *r)
 {
-    s_failf(s, "%s: %s%s%s%s", s->what, r->error ? r->error : "statement failed",
-            r->sqlstate[0] ? " (SQLSTATE " : "", r->sqlstate, r->sqlstate[0] ? ")" : "");
+    char *why = pgconn_result_message(s->what, r);
+    s_failf(s, "%s", why);
+    free(why);
 }
 
 static void s_on_list_post(proc_t *p, const proc_result_t *r, void *arg)
@@ -1497,6 +1498,40 @@ static char *s_program(const char *bin_dir, const char *name)
     return xasprintf("%s%s%s", bin_dir, bin_dir[n - 1] == '/' ? "" : "/", name);
 }
 
+/* A child's environment: the agent's without any PG* variable, plus libpq's
+ * connection variables for the values given (NULL or "" left out), so no
+ * connection detail ever shows on a command line. Caller frees with
+ * proc_env_free. */
+static char **s_libpq_env(const char *host, const char *port, const char *user,
+                          const char *passfile, const char *sslmode, const char *dbname,
+                          const char *connect_timeout)
+{
+    static const char *const drop[] = {"PG", NULL};
+    const struct {
+        const char *name, *value;
+    } vars[] = {
+        {"PGHOST", host},         {"PGPORT", port},       {"PGUSER", user},
+        {"PGPASSFILE", passfile}, {"PGSSLMODE", sslmode}, {"PGDATABASE", dbname},
+        {"PGAPPNAME", "godwit-agent"}, {"PGCONNECT_TIMEOUT", connect_timeout},
+    };
+    enum { N = sizeof vars / sizeof vars[0] };
+    char *owned[N];
+    const char *set[N + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (!s_nonempty(vars[i].value))
+            continue;
+        owned[n] = xasprintf("%s=%s", vars[i].name, vars[i].value);
+        set[n] = owned[n];
+        n++;
+    }
+    set[n] = NULL;
+    char **env = proc_env_new(drop, set);
+    for (size_t i = 0; i < n; i++)
+        free(owned[i]);
+    return env;
+}
+
 step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__ApplySchema *req, step_done_cb done, void *arg)
 {
@@ -1583,56 +1618,10 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
     }
 
     /* Children: the agent's environment without PG*, plus the connection. */
-    static const char *const drop[] = {"PG", NULL};
-    char *e_host = xasprintf("PGHOST=%s", rc->host);
-    char *e_port = xasprintf("PGPORT=%s", src_port);
-    char *e_user = xasprintf("PGUSER=%s", rc->user);
-    char *e_pass = s_nonempty(rc->passfile) ? xasprintf("PGPASSFILE=%s", rc->passfile) : NULL;
-    char *e_ssl = s_nonempty(rc->sslmode) ? xasprintf("PGSSLMODE=%s", rc->sslmode) : NULL;
-    char *e_db = xasprintf("PGDATABASE=%s", rc->dbname);
-    char *e_timeout = xasprintf("PGCONNECT_TIMEOUT=%s", connect_timeout);
-    const char *set[10];
-    n = 0;
-    set[n++] = e_host;
-    if (rc->port > 0)
-        set[n++] = e_port;
-    set[n++] = e_user;
-    if (e_pass)
-        set[n++] = e_pass;
-    if (e_ssl)
-        set[n++] = e_ssl;
-    set[n++] = e_db;
-    set[n++] = "PGAPPNAME=godwit-agent";
-    set[n++] = e_timeout;
-    set[n] = NULL;
-    s->src_env = proc_env_new(drop, set);
-    free(e_host);
-    free(e_port);
-    free(e_user);
-    free(e_pass);
-    free(e_ssl);
-    free(e_db);
-
-    e_host = xasprintf("PGHOST=%s", local->host);
-    e_port = xasprintf("PGPORT=%s", dst_port);
-    e_user = s_nonempty(local->user) ? xasprintf("PGUSER=%s", local->user) : NULL;
-    e_pass = s_nonempty(local->passfile) ? xasprintf("PGPASSFILE=%s", local->passfile) : NULL;
-    n = 0;
-    set[n++] = e_host;
-    set[n++] = e_port;
-    if (e_user)
-        set[n++] = e_user;
-    if (e_pass)
-        set[n++] = e_pass;
-    set[n++] = "PGAPPNAME=godwit-agent";
-    set[n++] = e_timeout;
-    set[n] = NULL;
-    s->dst_env = proc_env_new(drop, set);
-    free(e_host);
-    free(e_port);
-    free(e_user);
-    free(e_pass);
-    free(e_timeout);
+    s->src_env = s_libpq_env(rc->host, rc->port > 0 ? src_port : NULL, rc->user, rc->passfile,
+                             rc->sslmode, rc->dbname, connect_timeout);
+    s->dst_env = s_libpq_env(local->host, dst_port, local->user, local->passfile, NULL, NULL,
+                             connect_timeout);
 
     uv_timer_init(loop, &s->kick);
     s->kick.data = s;

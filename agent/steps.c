@@ -176,17 +176,9 @@ static void s_next(s_step_t *s)
     fn(s);
 }
 
-/* The text of a failed statement's error, for s_finish. Caller frees. */
-static char *s_query_error(const s_step_t *s, const pgconn_result_t *r)
-{
-    return xasprintf("%s: %s%s%s%s", s->what, r->error ? r->error : "statement failed",
-                     r->sqlstate[0] ? " (SQLSTATE " : "", r->sqlstate,
-                     r->sqlstate[0] ? ")" : "");
-}
-
 static void s_fail_query(s_step_t *s, const pgconn_result_t *r)
 {
-    char *why = s_query_error(s, r);
+    char *why = pgconn_result_message(s->what, r);
     s_finish(s, NULL, why);
     free(why);
 }

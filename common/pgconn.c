@@ -728,3 +728,10 @@ uint64_t pgconn_col_u64(const PGresult *res, int row, const char *name)
     unsigned long long n = strtoull(v, &end, 10);
     return (errno || *end) ? 0 : n;
 }
+
+char *pgconn_result_message(const char *what, const pgconn_result_t *r)
+{
+    return xasprintf("%s%s%s%s%s%s", what ? what : "", what ? ": " : "",
+                     r->error ? r->error : "statement failed",
+                     r->sqlstate[0] ? " (SQLSTATE " : "", r->sqlstate, r->sqlstate[0] ? ")" : "");
+}

@@ -68,6 +68,11 @@ char *pgconn_escape_identifier(pgconn_t *c, const char *ident);
  * take no parameters (CREATE SUBSCRIPTION ... CONNECTION '...'). */
 char *pgconn_escape_literal(pgconn_t *c, const char *s);
 
+/* "WHAT: the server's error (SQLSTATE xxxxx)" for a failed statement, the
+ * one wording every caller reports; what may be NULL ("" prefix dropped).
+ * Caller frees. */
+char *pgconn_result_message(const char *what, const pgconn_result_t *r);
+
 /* Reading a result's named columns (the statements are ours, so the
  * columns exist). Values are borrowed from res. */
 /* The value, or NULL for SQL NULL or a missing column. */
