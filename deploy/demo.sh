@@ -21,13 +21,15 @@ pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 work=$(mktemp -d /tmp/godwit-demo.XXXXXX)
 chmod 755 "$work"
 pids=()
+# PostgreSQL's programs run as postgres, from a folder postgres may enter.
+as_pg() { (cd / && runuser -u postgres -- "$@"); }
 cleanup() {
     set +e
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
     for c in blue green; do
         [ -f "$work/$c/data/postmaster.pid" ] &&
-            runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/$c/data" -m fast -w stop >/dev/null
+            as_pg "$pgbin/pg_ctl" -D "$work/$c/data" -m fast -w stop >/dev/null
     done
     rm -rf "$work"
     echo "demo stopped; $work removed"
@@ -39,10 +41,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 for c in blue green; do
     port=$(free_port)
     mkdir -p "$work/$c" && chown postgres "$work/$c"
-    runuser -u postgres -- "$pgbin/initdb" -D "$work/$c/data" -A trust -U postgres >/dev/null
+    as_pg "$pgbin/initdb" -D "$work/$c/data" -A trust -U postgres >/dev/null
     printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nwal_level = logical\n" \
         "$port" "$work/$c" >> "$work/$c/data/postgresql.auto.conf"
-    runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/$c/data" -l "$work/$c/log" -w start >/dev/null
+    as_pg "$pgbin/pg_ctl" -D "$work/$c/data" -l "$work/$c/log" -w start >/dev/null
     eval "${c}_port=$port"
     echo "cluster $c: 127.0.0.1:$port, data $work/$c/data"
 done
