@@ -4,6 +4,7 @@
  *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
  *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects,
  *             SetSubscriptionEnabled
+ *   verify.c  VerifyTable          (phase 6: rows, source against target)
  *
  * Every step is idempotent: run again after a crash or a re-sent command, it
  * finds what is already done and ends in the same state. All database work
@@ -58,6 +59,8 @@ step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,
 step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *local,
                                        const Godwit__SetSubscriptionEnabled *req,
                                        step_done_cb done, void *arg);
+step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
+                           const Godwit__VerifyTable *req, step_done_cb done, void *arg);
 step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__DropObjects *req, step_done_cb done, void *arg);
 

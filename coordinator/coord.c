@@ -749,6 +749,8 @@ static void s_control(control_req_t *req, const cJSON *request, void *arg)
         s_migrate_change(c, req, request, migset_pause, "pausing");
     } else if (strcmp(cmd, "migrate_resume") == 0) {
         s_migrate_change(c, req, request, migset_resume, "resuming");
+    } else if (strcmp(cmd, "migrate_verify") == 0) {
+        s_migrate_change(c, req, request, migset_verify, "verifying");
     } else {
         control_reply_error(req, "unknown command");
     }

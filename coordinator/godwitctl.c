@@ -49,6 +49,8 @@ static void s_usage(FILE *f)
             "                                 phase, per-table copy state, lag, errors\n"
             "  migrate pause|resume M         disable or enable our subscription\n"
             "  migrate abort M                remove what godwit created; the source is left as it was\n"
+            "  migrate verify M [--json] [--no-wait]\n"
+            "                                 compare every table, source against target, while it streams\n"
             "  version\n"
             "The control socket is --socket, else $GODWIT_SOCKET, else %s.\n"
             "Exit codes: 0 ok, 1 degraded (an agent lost or a database unreachable) or the\n"
@@ -444,6 +446,8 @@ static char *s_read_plan(const char *path)
     return text;
 }
 
+static void s_render_verify(const cJSON *v, double now, FILE *out);
+
 static void s_render_migrations(const cJSON *r, FILE *out)
 {
     const cJSON *m;
@@ -477,6 +481,9 @@ static void s_render_migrations(const cJSON *r, FILE *out)
         const cJSON *e = cJSON_GetObjectItem(m, "last_error");
         if (cJSON_IsString(e))
             fprintf(out, "  error (attempt %.0f): %s\n", s_num(m, "attempts", 0), e->valuestring);
+        const cJSON *v = cJSON_GetObjectItem(m, "verify");
+        if (cJSON_IsObject(v))
+            s_render_verify(v, now, out);
         const cJSON *t;
         cJSON_ArrayForEach(t, cJSON_GetObjectItem(m, "tables"))
         {
@@ -495,6 +502,105 @@ static void s_render_migrations(const cJSON *r, FILE *out)
         fprintf(out, "no migrations\n");
 }
 
+/* A verify report (the "verify" object of a migration's status). */
+static void s_render_verify(const cJSON *v, double now, FILE *out)
+{
+    char age[32];
+    const char *state = s_str(v, "state", "?");
+    double finished = s_num(v, "finished_at_ms", 0);
+    if (strcmp(state, "running") == 0)
+        fprintf(out, "  verify: running, %.0f of %.0f tables done\n", s_num(v, "tables_done", 0),
+                s_num(v, "tables_total", 0));
+    else
+        fprintf(out, "  verify: %s, %.0f tables, %s ago%s%s\n", state, s_num(v, "tables_total", 0),
+                s_age(now - finished, age, sizeof age), cJSON_IsString(cJSON_GetObjectItem(v, "error"))
+                ? ": " : "", s_str(v, "error", ""));
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(v, "tables"))
+    {
+        const char *o = s_str(t, "outcome", "?");
+        fprintf(out, "    %-40s %-10s %10.0f rows  %.2f s", s_str(t, "table", "?"), o,
+                s_num(t, "source_rows", 0), s_num(t, "seconds", 0));
+        if (strcmp(o, "different") == 0)
+            fprintf(out, "  %.0f rows differ", s_num(t, "diff_count", 0));
+        if (strcmp(o, "unsettled") == 0)
+            fprintf(out, "  %.0f rows kept changing", s_num(t, "unsettled_count", 0));
+        fputc('\n', out);
+        if (cJSON_IsString(cJSON_GetObjectItem(t, "detail")))
+            fprintf(out, "      %s\n", s_str(t, "detail", ""));
+        const cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItem(t, "diffs"))
+        {
+            fprintf(out, "      %s:", s_str(d, "kind", "?"));
+            const cJSON *k;
+            cJSON_ArrayForEach(k, cJSON_GetObjectItem(d, "key"))
+            fprintf(out, " %s=%s", k->string, k->valuestring ? k->valuestring : "?");
+            fputc('\n', out);
+        }
+    }
+}
+
+/* migrate verify M: starts verify, then (unless --no-wait) follows it until
+ * it ends. 0 when every table is equal. */
+static int s_cmd_verify(const char *sock, const char *name, bool json, bool wait)
+{
+    char err[512];
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "migrate_verify");
+    cJSON_AddStringToObject(req, "name", name);
+    cJSON *resp = s_call(sock, req, 30, err, sizeof err);
+    cJSON_Delete(req);
+    if (!resp) {
+        fprintf(stderr, "godwitctl: %s\n", err);
+        return EXIT_UNREACHABLE;
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
+        fprintf(stderr, "godwitctl: %s\n", s_str(resp, "error", "failed"));
+        cJSON_Delete(resp);
+        return EXIT_DEGRADED;
+    }
+    cJSON_Delete(resp);
+    if (!wait) {
+        printf("migration %s: verifying; godwitctl migrate status %s shows the report\n", name, name);
+        return 0;
+    }
+    for (;;) {
+        req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "cmd", "migrate_status");
+        cJSON_AddStringToObject(req, "name", name);
+        resp = s_call(sock, req, 30, err, sizeof err);
+        cJSON_Delete(req);
+        if (!resp) {
+            fprintf(stderr, "godwitctl: %s\n", err);
+            return EXIT_UNREACHABLE;
+        }
+        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
+        const cJSON *v = cJSON_GetObjectItem(m, "verify");
+        if (!cJSON_IsObject(v)) {
+            fprintf(stderr, "godwitctl: migration %s: %s\n", name,
+                    s_str(resp, "error", "verify stopped (the migration left streaming)"));
+            cJSON_Delete(resp);
+            return EXIT_DEGRADED;
+        }
+        const char *state = s_str(v, "state", "running");
+        if (strcmp(state, "running") != 0) {
+            if (json) {
+                char *out = cJSON_Print(v);
+                puts(out);
+                cJSON_free(out);
+            } else {
+                printf("migration %s:\n", name);
+                s_render_verify(v, s_num(resp, "generated_at_ms", 0), stdout);
+            }
+            int code = strcmp(state, "equal") == 0 ? 0 : EXIT_DEGRADED;
+            cJSON_Delete(resp);
+            return code;
+        }
+        cJSON_Delete(resp);
+        usleep(300 * 1000);
+    }
+}
+
 static int s_cmd_migrate(const char *sock, int argc, char **argv)
 {
     if (argc < 2) {
@@ -502,11 +608,13 @@ static int s_cmd_migrate(const char *sock, int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *sub = argv[1];
-    bool json = false, watch = false;
+    bool json = false, watch = false, no_wait = false;
     const char *arg = NULL, *name = NULL;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             json = true;
+        else if (strcmp(argv[i], "--no-wait") == 0)
+            no_wait = true;
         else if (strcmp(argv[i], "--watch") == 0)
             watch = true;
         else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
@@ -518,6 +626,8 @@ static int s_cmd_migrate(const char *sock, int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    if (strcmp(sub, "verify") == 0 && arg)
+        return s_cmd_verify(sock, arg, json, !no_wait);
     cJSON *req = cJSON_CreateObject();
     if (strcmp(sub, "start") == 0 && arg) {
         char *text = s_read_plan(arg);

@@ -245,3 +245,21 @@ bool journal_migrations(journal_t *j, journal_migration_cb cb, void *arg)
     sqlite3_finalize(st);
     return true;
 }
+
+char *journal_last_event(journal_t *j, const char *name, const char *kind)
+{
+    sqlite3_stmt *st = NULL;
+    char *detail = NULL;
+    if (sqlite3_prepare_v2(j->db,
+                           "SELECT e.detail FROM event e JOIN migration m ON m.name = e.migration"
+                           " WHERE e.migration = ? AND e.kind = ? AND e.at >= m.created_at"
+                           " ORDER BY e.id DESC LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        detail = xstrdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return detail;
+}

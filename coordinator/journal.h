@@ -40,6 +40,10 @@ bool journal_migration_move(journal_t *j, const char *name, const char *from, co
 /* Logs an event (kind: "intent", "failed", ...) without changing state. */
 bool journal_event(journal_t *j, const char *name, const char *state, const char *kind,
                    const char *detail);
+/* The detail of the migration's latest event of kind since it was created
+ * (malloc'd, caller frees), or NULL if there is none. */
+char *journal_last_event(journal_t *j, const char *name, const char *kind);
+
 typedef void (*journal_migration_cb)(const char *name, const char *spec_json, const char *state,
                                      void *arg);
 /* Calls cb for every migration, oldest first. */

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "units.h"
+#include "verify.h"
 #include "xalloc.h"
 
 typedef enum {
@@ -50,6 +51,8 @@ struct mig {
     uint64_t state_since_ms;
     Godwit__SyncStatusResult *sync; /* latest copy status, owned */
     char *stopped_because;   /* why protection stopped it, if it did */
+    verify_t *verify;        /* a verify run in progress, owned */
+    cJSON *verify_last;      /* the last finished verify report, owned (from the journal) */
     mig_t *next;
 };
 
@@ -469,6 +472,12 @@ void migset_tick(migset_t *ms)
     uint64_t now = units_mono_ms();
     for (mig_t *g = ms->migs; g; g = g->next) {
         s_protect(ms, g);
+        if (g->verify && g->state != M_STREAMING) {
+            log_warn("migration %s: verify stopped: the migration is %s now", g->m->name,
+                     s_name(g->state));
+            verify_cancel(&g->verify);
+        }
+        verify_tick(g->verify);
         if (!g->busy && s_states[g->state].send && now >= g->next_try_mono)
             s_run(g);
     }
@@ -499,11 +508,18 @@ static mig_t *s_mig_new(migset_t *ms, const char *label, const char *json, mstat
     snprintf(g->objname, sizeof g->objname, "godwit_%s", g->m->name);
     g->state = state;
     g->state_since_ms = units_now_ms();
+    char *last = journal_last_event(ms->journal, g->m->name, "verify");
+    if (last) {
+        g->verify_last = cJSON_Parse(last);
+        free(last);
+    }
     return g;
 }
 
 static void s_mig_free(mig_t *g)
 {
+    verify_cancel(&g->verify);
+    cJSON_Delete(g->verify_last);
     if (g->sync)
         godwit__sync_status_result__free_unpacked(g->sync, NULL);
     free(g->last_error);
@@ -662,6 +678,52 @@ bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
     return true;
 }
 
+/* ---- verify ---- */
+
+static void s_verify_done(cJSON *report, void *arg)
+{
+    mig_t *g = arg;
+    g->verify = NULL; /* it ends itself after done */
+    char *text = cJSON_PrintUnformatted(report);
+    journal_event(g->set->journal, g->m->name, s_name(g->state), "verify", text);
+    free(text);
+    cJSON_Delete(g->verify_last);
+    g->verify_last = report;
+}
+
+bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    mig_t *g = s_find(ms, name);
+    if (!g) {
+        snprintf(err, errlen, "no migration named %s", name);
+        return false;
+    }
+    if (g->verify)
+        return true;
+    if (g->state != M_STREAMING) {
+        snprintf(err, errlen, "migration %s is %s: verify compares a streaming migration", name,
+                 s_name(g->state));
+        return false;
+    }
+    if (!g->sync || g->sync->n_tables == 0) {
+        snprintf(err, errlen, "migration %s: the target has not reported its tables yet; try "
+                 "again in a few seconds", name);
+        return false;
+    }
+    size_t n = g->sync->n_tables;
+    char **schemas = xcalloc(n, sizeof *schemas), **names = xcalloc(n, sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        const Godwit__TableRef *t = g->sync->tables[i]->table;
+        schemas[i] = t ? t->schema : (char *)"";
+        names[i] = t ? t->name : (char *)"";
+    }
+    g->verify = verify_start(ms->coord, g->m, g->objname, schemas, names, n, s_verify_done, g);
+    free(schemas);
+    free(names);
+    journal_event(ms->journal, name, s_name(g->state), "intent", "verify every table");
+    return true;
+}
+
 /* ---- status ---- */
 
 static cJSON *s_status_one(migset_t *ms, mig_t *g)
@@ -729,6 +791,12 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
         cJSON_AddNumberToObject(o, "sync_error_count", (double)g->sync->sync_error_count);
     }
     cJSON_AddNumberToObject(o, "tables_ready", (double)ready);
+    if (g->verify)
+        cJSON_AddItemToObject(o, "verify", cJSON_Duplicate(verify_report(g->verify), true));
+    else if (g->verify_last)
+        cJSON_AddItemToObject(o, "verify", cJSON_Duplicate(g->verify_last, true));
+    else
+        cJSON_AddNullToObject(o, "verify");
     return o;
 }
 

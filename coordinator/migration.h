@@ -65,6 +65,13 @@ bool migset_pause(migset_t *ms, const char *name, char *err, size_t errlen)
 bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Starts verify (phase 6) of a streaming m over the tables of its
+ * subscription; true if started or already running, false with err
+ * otherwise. The report shows in status as "verify" and is journaled when
+ * it ends (the last one survives a restart). */
+bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Status of one migration (name) or all (NULL), schema in docs/migrate.md;
  * NULL if name is unknown. Caller deletes. */
 cJSON *migset_status(migset_t *ms, const char *name);

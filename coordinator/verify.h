@@ -1,0 +1,46 @@
+/*
+ * verify: phase 6 for one migration, on demand (`godwitctl migrate verify`):
+ * every table of the migration compared, source against target, while
+ * replication runs, one VerifyTable command to the target agent per table
+ * (the agent reads both sides; see agent/verify.c for how a live comparison
+ * stays sound). A failed command is retried twice, then the run fails.
+ *
+ * The report (cJSON, schema in docs/migrate.md):
+ *   {"state": "running" | "equal" | "different" | "unsettled" | "failed",
+ *    "started_at_ms", "finished_at_ms", "tables_total", "tables_done",
+ *    "error", "tables": [{"table", "outcome", "source_rows", ...}]}
+ *
+ * Ownership: verify_start copies what it needs. The verify owns its report
+ * and hands it to done when it ends, after freeing itself (the handle is
+ * invalid from then on). verify_cancel stops it without calling done;
+ * the memory goes when the command in flight, if any, comes back (the
+ * coordinator calls every result callback exactly once).
+ */
+#ifndef GODWIT_VERIFY_H
+#define GODWIT_VERIFY_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "coord.h"
+#include "plan.h"
+
+typedef struct verify verify_t;
+
+/* report: the final report, owned by the callee. Never runs from inside
+ * verify_start. */
+typedef void (*verify_done_cb)(cJSON *report, void *arg);
+
+/* Verifies tables (schemas[i].names[i], n of them) of migration m, whose
+ * subscription and slot are both named objname. */
+verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objname,
+                       char *const *schemas, char *const *names, size_t n, verify_done_cb done,
+                       void *arg);
+/* Sends a failed table again once its backoff (2 s) is over; called from
+ * the migration tick. */
+void verify_tick(verify_t *v);
+/* The report so far (borrowed). */
+const cJSON *verify_report(const verify_t *v);
+void verify_cancel(verify_t **vp);
+
+#endif
