@@ -276,6 +276,9 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
         } else if (payload && r->action == GODWIT__COMMAND__ACTION_VERIFY_TABLE) {
             res.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_TABLE;
             res.verify_table = (Godwit__VerifyTableResult *)payload;
+        } else if (payload && r->action == GODWIT__COMMAND__ACTION_VERIFY_SCHEMA) {
+            res.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA;
+            res.verify_schema = (Godwit__VerifySchemaResult *)payload;
         } else if (payload && r->action == GODWIT__COMMAND__ACTION_SYNC_STATUS) {
             res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
             res.sync_status = (Godwit__SyncStatusResult *)payload;
@@ -333,6 +336,9 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
         break;
     case GODWIT__COMMAND__ACTION_VERIFY_TABLE:
         r->step = table_verify_start(a->loop, &local, cmd->verify_table, s_step_done, r);
+        break;
+    case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
+        r->step = schema_verify_start(a->loop, &local, cmd->verify_schema, s_step_done, r);
         break;
     default:
         break;
@@ -465,6 +471,7 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
     case GODWIT__COMMAND__ACTION_DROP_OBJECTS:
     case GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED:
     case GODWIT__COMMAND__ACTION_VERIFY_TABLE:
+    case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
         if (!a->cfg->has_postgres) {
             res.status = GODWIT__STATUS__STATUS_FAILED;
             res.message = (char *)"this agent has no postgres section in its config";

@@ -51,6 +51,7 @@
 #include "units.h"
 #include "xalloc.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -160,6 +161,12 @@ struct v_step {
     char *whole_reading;
 
     Godwit__VerifyTableResult *result;
+
+    /* VerifySchema instead (req and result are NULL then). */
+    Godwit__VerifySchema *sreq;
+    Godwit__VerifySchemaResult *sres;
+    cJSON *catalog[2];          /* each side's tables, from v_catalog_sql */
+    v_fn first;                 /* the first stage after connecting */
 };
 
 /* ---- small things ------------------------------------------------------- */
@@ -247,6 +254,12 @@ static void v_on_timer_closed(uv_handle_t *h)
         godwit__verify_table__free_unpacked(s->req, NULL);
     if (s->result)
         godwit__verify_table_result__free_unpacked(s->result, NULL);
+    if (s->sreq)
+        godwit__verify_schema__free_unpacked(s->sreq, NULL);
+    if (s->sres)
+        godwit__verify_schema_result__free_unpacked(s->sres, NULL);
+    cJSON_Delete(s->catalog[SIDE_SRC]);
+    cJSON_Delete(s->catalog[SIDE_DST]);
     for (size_t i = 0; i < s->n_keys; i++)
         free(s->key_types[i]);
     free(s->key_types);
@@ -289,6 +302,11 @@ static void v_finish(v_step_t *s, const char *error)
     char *why = NULL;
     if (error) {
         why = xasprintf("%s: %s", s->label, error);
+    } else if (s->sres) {
+        log_info("verify %s: %zu findings over %u tables", s->label, s->sres->n_findings,
+                 s->sres->tables);
+        payload = &s->sres->base;
+        s->sres = NULL;
     } else {
         s->result->seconds = (double)(units_mono_ms() - s->started_ms) / 1000.0;
         log_info("verify %s: %s (%" PRIu64 " rows on the source, %u chunks, %u re-checked, "
@@ -1220,7 +1238,7 @@ static void v_pass(v_step_t *s)
 
 static void v_connect(v_step_t *s)
 {
-    s->then = v_keys;
+    s->then = s->first;
     for (int side = 0; side < 2; side++) {
         int rc = pgconn_connect(s->conn[side], s->connect_timeout_ms, v_on_connect, s);
         if (rc != 0) {
@@ -1281,37 +1299,35 @@ static pgconn_t *v_conn_new(uv_loop_t *loop, const char *name, const char *host,
     return c;
 }
 
-step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__VerifyTable *req, step_done_cb done, void *arg)
+/* A step with both connections (not yet connecting): the source through
+ * source, the target's database locally. NULL for invalid arguments. */
+static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *database,
+                       const Godwit__ReplicationConn *source, uint64_t timeout_ms, char *label,
+                       step_done_cb done, void *arg)
 {
     if (!loop || !local || !v_set(local->host) || local->port < 1 || local->port > 65535 ||
-        local->connect_timeout_ms <= 0 || !req || !v_set(req->database) || !req->table ||
-        !v_set(req->table->schema) || !v_set(req->table->name) || !req->source ||
-        !v_set(req->source->host) || !req->source->port || req->source->port > 65535 ||
-        !v_set(req->source->dbname) || !v_set(req->subscription) || !v_set(req->slot) || !done)
-        return NULL;
-    v_step_t *s = xcalloc(1, sizeof *s);
-    s->req = v_req_copy(req);
-    if (!s->req) {
-        free(s);
+        local->connect_timeout_ms <= 0 || !v_set(database) || !source || !v_set(source->host) ||
+        !source->port || source->port > 65535 || !v_set(source->dbname) || !done) {
+        free(label);
         return NULL;
     }
-    s->timeout_ms = req->timeout_ms ? req->timeout_ms : V_DEFAULT_TIMEOUT_MS;
+    v_step_t *s = xcalloc(1, sizeof *s);
+    s->timeout_ms = timeout_ms ? timeout_ms : V_DEFAULT_TIMEOUT_MS;
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
     char port[16], src_port[16];
     snprintf(port, sizeof port, "%d", local->port);
-    snprintf(src_port, sizeof src_port, "%u", req->source->port);
-    s->conn[SIDE_SRC] = v_conn_new(loop, "verify source", req->source->host, src_port,
-                                   req->source->dbname, req->source->user, req->source->passfile,
-                                   req->source->sslmode, s->connect_timeout_ms, s->timeout_ms);
-    s->conn[SIDE_DST] = v_conn_new(loop, "verify target", local->host, port, req->database,
+    snprintf(src_port, sizeof src_port, "%u", source->port);
+    s->conn[SIDE_SRC] = v_conn_new(loop, "verify source", source->host, src_port, source->dbname,
+                                   source->user, source->passfile, source->sslmode,
+                                   s->connect_timeout_ms, s->timeout_ms);
+    s->conn[SIDE_DST] = v_conn_new(loop, "verify target", local->host, port, database,
                                    local->user, local->passfile, NULL, s->connect_timeout_ms,
                                    s->timeout_ms);
     if (!s->conn[SIDE_SRC] || !s->conn[SIDE_DST]) {
         pgconn_destroy(&s->conn[SIDE_SRC]);
         pgconn_destroy(&s->conn[SIDE_DST]);
-        godwit__verify_table__free_unpacked(s->req, NULL);
         free(s);
+        free(label);
         return NULL;
     }
     s->base.cancel = v_cancel;
@@ -1319,17 +1335,330 @@ step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
     s->done = done;
     s->arg = arg;
     s->started_ms = units_mono_ms();
+    s->label = label;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    return s;
+}
+
+step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
+                           const Godwit__VerifyTable *req, step_done_cb done, void *arg)
+{
+    if (!req || !req->table || !v_set(req->table->schema) || !v_set(req->table->name) ||
+        !v_set(req->subscription) || !v_set(req->slot))
+        return NULL;
+    v_step_t *s = v_new(loop, local, req->database, req->source, req->timeout_ms,
+                        xasprintf("table %s.%s", req->table->schema, req->table->name), done, arg);
+    if (!s)
+        return NULL;
+    s->req = v_req_copy(req);
+    if (!s->req) {
+        v_dispose(s);
+        return NULL;
+    }
     s->chunk_rows = req->chunk_rows ? req->chunk_rows : V_DEFAULT_CHUNK_ROWS;
     s->rounds = req->rounds ? req->rounds : V_DEFAULT_ROUNDS;
-    s->label = xasprintf("table %s.%s", req->table->schema, req->table->name);
     s->result = xmalloc(sizeof *s->result);
     godwit__verify_table_result__init(s->result);
     s->result->table = xmalloc(sizeof *s->result->table);
     godwit__table_ref__init(s->result->table);
     s->result->table->schema = xstrdup(req->table->schema);
     s->result->table->name = xstrdup(req->table->name);
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
+    s->first = v_keys;
+    uv_timer_start(&s->timer, v_on_kick, 0, 0);
+    return &s->base;
+}
+
+/* ---- VerifySchema ------------------------------------------------------- */
+
+/* Every user table (or those in $1, a JSON array of [schema, name]) with its
+ * columns, constraints and the indexes that no constraint owns, as one JSON
+ * document; names come back raw and quoted (quote_ident) for statements. */
+static const char v_catalog_sql[] =
+    "SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object("
+    "  'schema', n.nspname, 'name', c.relname,"
+    "  'q', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),"
+    "  'columns', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object("
+    "      'name', a.attname, 'q', pg_catalog.quote_ident(a.attname),"
+    "      'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,"
+    "      'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid)) ORDER BY a.attnum), '[]')"
+    "    FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d"
+    "      ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+    "    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),"
+    "  'constraints', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object("
+    "      'name', co.conname, 'q', pg_catalog.quote_ident(co.conname),"
+    "      'def', pg_catalog.pg_get_constraintdef(co.oid)) ORDER BY co.conname), '[]')"
+    "    FROM pg_catalog.pg_constraint co WHERE co.conrelid = c.oid),"
+    "  'indexes', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object("
+    "      'name', ic.relname, 'q', pg_catalog.quote_ident(n.nspname) || '.' ||"
+    "      pg_catalog.quote_ident(ic.relname), 'def', pg_catalog.pg_get_indexdef(i.indexrelid))"
+    "      ORDER BY ic.relname), '[]')"
+    "    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid"
+    "    WHERE i.indrelid = c.oid AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k"
+    "      WHERE k.conindid = i.indexrelid AND k.conrelid = c.oid))"
+    ") ORDER BY n.nspname, c.relname), '[]')::pg_catalog.text AS catalog"
+    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema'"
+    " AND n.nspname !~ '^pg_'"
+    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid ="
+    "   'pg_catalog.pg_class'::pg_catalog.regclass AND e.objid = c.oid AND e.deptype = 'e')"
+    " AND (pg_catalog.jsonb_array_length($1::pg_catalog.jsonb) = 0 OR EXISTS (SELECT 1"
+    "   FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) w"
+    "   WHERE w->>0 = n.nspname AND w->>1 = c.relname))";
+
+static void v_finding(v_step_t *s, const cJSON *table, const char *object_suffix,
+                      bool rows_affected, char *problem_taken, char *statement_taken)
+{
+    Godwit__VerifySchemaResult *res = s->sres;
+    Godwit__SchemaFinding *f = xmalloc(sizeof *f);
+    godwit__schema_finding__init(f);
+    const char *schema = cJSON_GetStringValue(cJSON_GetObjectItem(table, "schema"));
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(table, "name"));
+    f->object = object_suffix ? xasprintf("%s.%s.%s", schema, name, object_suffix)
+                              : xasprintf("%s.%s", schema, name);
+    f->problem = problem_taken;
+    f->statement = statement_taken;
+    f->table = xmalloc(sizeof *f->table);
+    godwit__table_ref__init(f->table);
+    f->table->schema = xstrdup(schema);
+    f->table->name = xstrdup(name);
+    f->rows_affected = rows_affected;
+    res->findings = xrealloc(res->findings, (res->n_findings + 1) * sizeof *res->findings);
+    res->findings[res->n_findings++] = f;
+}
+
+static const char *v_js(const cJSON *o, const char *key)
+{
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+    return v ? v : "";
+}
+
+/* The item of list whose "name" is name, or NULL. */
+static const cJSON *v_by_name(const cJSON *list, const char *name)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, list)
+        if (strcmp(v_js(it, "name"), name) == 0)
+            return it;
+    return NULL;
+}
+
+/* "col type [NOT NULL] [DEFAULT expr]". Caller frees. */
+static char *v_column_def(const cJSON *col)
+{
+    const cJSON *dflt = cJSON_GetObjectItem(col, "default");
+    return xasprintf("%s %s%s%s%s", v_js(col, "q"), v_js(col, "type"),
+                     cJSON_IsTrue(cJSON_GetObjectItem(col, "notnull")) ? " NOT NULL" : "",
+                     cJSON_IsString(dflt) ? " DEFAULT " : "",
+                     cJSON_IsString(dflt) ? dflt->valuestring : "");
+}
+
+static void v_compare_columns(v_step_t *s, const cJSON *st, const cJSON *dt)
+{
+    const char *q = v_js(st, "q");
+    const cJSON *scols = cJSON_GetObjectItem(st, "columns"), *dcols = cJSON_GetObjectItem(dt, "columns");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, scols) {
+        const char *name = v_js(c, "name");
+        const cJSON *d = v_by_name(dcols, name);
+        if (!d) {
+            char *def = v_column_def(c);
+            v_finding(s, st, name, true, xasprintf("column %s exists on the source only", name),
+                      xasprintf("ALTER TABLE %s ADD COLUMN %s;", q, def));
+            free(def);
+            continue;
+        }
+        if (strcmp(v_js(c, "type"), v_js(d, "type")) != 0)
+            v_finding(s, st, name, true,
+                      xasprintf("column %s is %s on the source, %s on the target", name,
+                                v_js(c, "type"), v_js(d, "type")),
+                      xasprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s;", q, v_js(c, "q"),
+                                v_js(c, "type")));
+        bool sn = cJSON_IsTrue(cJSON_GetObjectItem(c, "notnull"));
+        if (sn != cJSON_IsTrue(cJSON_GetObjectItem(d, "notnull")))
+            v_finding(s, st, name, false,
+                      xasprintf("column %s is %s on the source only", name,
+                                sn ? "NOT NULL" : "nullable"),
+                      xasprintf("ALTER TABLE %s ALTER COLUMN %s %s NOT NULL;", q, v_js(c, "q"),
+                                sn ? "SET" : "DROP"));
+        const cJSON *sd = cJSON_GetObjectItem(c, "default"), *dd = cJSON_GetObjectItem(d, "default");
+        const char *sdv = cJSON_IsString(sd) ? sd->valuestring : NULL;
+        const char *ddv = cJSON_IsString(dd) ? dd->valuestring : NULL;
+        if (!v_same(sdv, ddv))
+            v_finding(s, st, name, false,
+                      xasprintf("column %s's default is %s on the source, %s on the target", name,
+                                sdv ? sdv : "none", ddv ? ddv : "none"),
+                      sdv ? xasprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s;", q,
+                                      v_js(c, "q"), sdv)
+                          : xasprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT;", q,
+                                      v_js(c, "q")));
+    }
+    cJSON_ArrayForEach(c, dcols) {
+        const char *name = v_js(c, "name");
+        if (!v_by_name(scols, name))
+            v_finding(s, st, name, true, xasprintf("column %s exists on the target only", name),
+                      xasprintf("ALTER TABLE %s DROP COLUMN %s;", q, v_js(c, "q")));
+    }
+}
+
+static void v_compare_constraints(v_step_t *s, const cJSON *st, const cJSON *dt)
+{
+    const char *q = v_js(st, "q");
+    const cJSON *sl = cJSON_GetObjectItem(st, "constraints"), *dl = cJSON_GetObjectItem(dt, "constraints");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, sl) {
+        const char *name = v_js(c, "name");
+        const cJSON *d = v_by_name(dl, name);
+        if (!d)
+            v_finding(s, st, name, false, xasprintf("constraint %s exists on the source only", name),
+                      xasprintf("ALTER TABLE %s ADD CONSTRAINT %s %s;", q, v_js(c, "q"),
+                                v_js(c, "def")));
+        else if (strcmp(v_js(c, "def"), v_js(d, "def")) != 0)
+            v_finding(s, st, name, false,
+                      xasprintf("constraint %s is %s on the source, %s on the target", name,
+                                v_js(c, "def"), v_js(d, "def")),
+                      xasprintf("ALTER TABLE %s DROP CONSTRAINT %s, ADD CONSTRAINT %s %s;", q,
+                                v_js(c, "q"), v_js(c, "q"), v_js(c, "def")));
+    }
+    cJSON_ArrayForEach(c, dl) {
+        const char *name = v_js(c, "name");
+        if (!v_by_name(sl, name))
+            v_finding(s, st, name, false, xasprintf("constraint %s exists on the target only", name),
+                      xasprintf("ALTER TABLE %s DROP CONSTRAINT %s;", q, v_js(c, "q")));
+    }
+}
+
+static void v_compare_indexes(v_step_t *s, const cJSON *st, const cJSON *dt)
+{
+    const cJSON *sl = cJSON_GetObjectItem(st, "indexes"), *dl = cJSON_GetObjectItem(dt, "indexes");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, sl) {
+        const char *name = v_js(c, "name");
+        const cJSON *d = v_by_name(dl, name);
+        if (!d)
+            v_finding(s, st, name, false, xasprintf("index %s exists on the source only", name),
+                      xasprintf("%s;", v_js(c, "def")));
+        else if (strcmp(v_js(c, "def"), v_js(d, "def")) != 0)
+            v_finding(s, st, name, false,
+                      xasprintf("index %s is \"%s\" on the source, \"%s\" on the target", name,
+                                v_js(c, "def"), v_js(d, "def")),
+                      xasprintf("DROP INDEX %s; %s;", v_js(c, "q"), v_js(c, "def")));
+    }
+    cJSON_ArrayForEach(c, dl) {
+        const char *name = v_js(c, "name");
+        if (!v_by_name(sl, name))
+            v_finding(s, st, name, false, xasprintf("index %s exists on the target only", name),
+                      xasprintf("DROP INDEX %s;", v_js(c, "q")));
+    }
+}
+
+/* The table of list with the same schema and name as t, or NULL. */
+static const cJSON *v_same_table(const cJSON *list, const cJSON *t)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, list)
+        if (strcmp(v_js(it, "schema"), v_js(t, "schema")) == 0 &&
+            strcmp(v_js(it, "name"), v_js(t, "name")) == 0)
+            return it;
+    return NULL;
+}
+
+static void v_schema_compare(v_step_t *s)
+{
+    const cJSON *src = s->catalog[SIDE_SRC], *dst = s->catalog[SIDE_DST];
+    const cJSON *st;
+    cJSON_ArrayForEach(st, src) {
+        s->sres->tables++;
+        const cJSON *dt = v_same_table(dst, st);
+        if (!dt) {
+            /* The whole table, to create on the target; its rows are not
+             * replicated until the publication and subscription include it. */
+            char *cols = xstrdup("");
+            const cJSON *c;
+            cJSON_ArrayForEach(c, cJSON_GetObjectItem(st, "columns")) {
+                char *def = v_column_def(c);
+                char *grown = xasprintf("%s%s%s", cols, cols[0] ? ", " : "", def);
+                free(def);
+                free(cols);
+                cols = grown;
+            }
+            v_finding(s, st, NULL, true,
+                      xstrdup("the table exists on the source only: it was created after the "
+                              "schema phase and its rows are not being migrated"),
+                      xasprintf("CREATE TABLE %s (%s); then add it to the migration (abort and "
+                                "start again, or add it to the publication and refresh the "
+                                "subscription)", v_js(st, "q"), cols));
+            free(cols);
+            continue;
+        }
+        v_compare_columns(s, st, dt);
+        v_compare_constraints(s, st, dt);
+        v_compare_indexes(s, st, dt);
+    }
+    v_finish(s, NULL);
+}
+
+static void v_on_catalog(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    v_step_t *s = arg;
+    if (!v_arrived(s, c, r))
+        return;
+    v_side_t side = c == s->conn[SIDE_SRC] ? SIDE_SRC : SIDE_DST;
+    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "catalog") : NULL;
+    s->catalog[side] = text ? cJSON_Parse(text) : NULL;
+    if (!cJSON_IsArray(s->catalog[side])) {
+        v_failf(s, "reading the %s's catalog: not a JSON array", side == SIDE_SRC ? "source" : "target");
+        return;
+    }
+    v_maybe_then(s);
+}
+
+static void v_schema_read(v_step_t *s)
+{
+    cJSON *want = cJSON_CreateArray();
+    for (size_t i = 0; i < s->sreq->n_tables; i++) {
+        const Godwit__TableRef *t = s->sreq->tables[i];
+        cJSON *pair = cJSON_CreateArray();
+        cJSON_AddItemToArray(pair, cJSON_CreateString(t && t->schema ? t->schema : ""));
+        cJSON_AddItemToArray(pair, cJSON_CreateString(t && t->name ? t->name : ""));
+        cJSON_AddItemToArray(want, pair);
+    }
+    char *json = cJSON_PrintUnformatted(want);
+    cJSON_Delete(want);
+    const char *params[1] = { json };
+    s->then = v_schema_compare;
+    if (v_send(s, SIDE_SRC, "reading the catalog", v_catalog_sql, 1, params, v_on_catalog))
+        v_send(s, SIDE_DST, "reading the catalog", v_catalog_sql, 1, params, v_on_catalog);
+    cJSON_free(json);
+}
+
+static Godwit__VerifySchema *v_sreq_copy(const Godwit__VerifySchema *req)
+{
+    size_t len = godwit__verify_schema__get_packed_size(req);
+    uint8_t *buf = xmalloc(len ? len : 1);
+    godwit__verify_schema__pack(req, buf);
+    Godwit__VerifySchema *copy = godwit__verify_schema__unpack(NULL, len, buf);
+    free(buf);
+    return copy;
+}
+
+step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
+                            const Godwit__VerifySchema *req, step_done_cb done, void *arg)
+{
+    if (!req)
+        return NULL;
+    v_step_t *s = v_new(loop, local, req->database, req->source, 0,
+                        xasprintf("schema of database %s", req->database), done, arg);
+    if (!s)
+        return NULL;
+    s->sreq = v_sreq_copy(req);
+    if (!s->sreq) {
+        v_dispose(s);
+        return NULL;
+    }
+    s->sres = xmalloc(sizeof *s->sres);
+    godwit__verify_schema_result__init(s->sres);
+    s->first = v_schema_read;
     uv_timer_start(&s->timer, v_on_kick, 0, 0);
     return &s->base;
 }

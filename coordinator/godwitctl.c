@@ -515,6 +515,12 @@ static void s_render_verify(const cJSON *v, double now, FILE *out)
         fprintf(out, "  verify: %s, %.0f tables, %s ago%s%s\n", state, s_num(v, "tables_total", 0),
                 s_age(now - finished, age, sizeof age), cJSON_IsString(cJSON_GetObjectItem(v, "error"))
                 ? ": " : "", s_str(v, "error", ""));
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(cJSON_GetObjectItem(v, "schema"), "findings"))
+    {
+        fprintf(out, "    schema  %s: %s\n", s_str(f, "object", "?"), s_str(f, "problem", ""));
+        fprintf(out, "            run on the target: %s\n", s_str(f, "statement", ""));
+    }
     const cJSON *t;
     cJSON_ArrayForEach(t, cJSON_GetObjectItem(v, "tables"))
     {

@@ -25,6 +25,10 @@ struct verify {
     int port;
     char **schemas, **names;
     size_t n, next;
+    char **plan_schemas, **plan_names; /* the plan's tables (none: all), for the schema check */
+    size_t n_plan;
+    bool schema_done;           /* the schema check came back */
+    bool *skip;                 /* per table: its columns differ, rows not compared */
     unsigned attempts;
     uint64_t retry_at_mono;     /* a failed table is sent again from verify_tick */
     bool busy, cancelled;
@@ -41,6 +45,13 @@ static void v_free(verify_t *v)
     }
     free(v->schemas);
     free(v->names);
+    for (size_t i = 0; i < v->n_plan; i++) {
+        free(v->plan_schemas[i]);
+        free(v->plan_names[i]);
+    }
+    free(v->plan_schemas);
+    free(v->plan_names);
+    free(v->skip);
     free(v->migration);
     free(v->objname);
     free(v->target_agent);
@@ -55,6 +66,8 @@ static void v_free(verify_t *v)
 }
 
 static void v_send(verify_t *v);
+static void v_on_result(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
+                        void *arg);
 
 /* Ends the run with state: frees v, then hands the report to done. */
 static void v_end(verify_t *v, const char *state, const char *error)
@@ -109,9 +122,13 @@ static cJSON *v_table_json(const Godwit__VerifyTableResult *t)
     return o;
 }
 
-/* The run's state from its tables: different beats unsettled beats equal. */
-static const char *v_overall(const cJSON *tables)
+/* The run's state from its tables and schema findings: different beats
+ * unsettled beats equal. */
+static const char *v_overall(const verify_t *v, const cJSON *tables)
 {
+    const cJSON *findings = cJSON_GetObjectItem(cJSON_GetObjectItem(v->report, "schema"), "findings");
+    if (cJSON_GetArraySize(findings) > 0)
+        return "different";
     bool unsettled = false;
     const cJSON *t;
     cJSON_ArrayForEach(t, tables) {
@@ -124,6 +141,80 @@ static const char *v_overall(const cJSON *tables)
     return unsettled ? "unsettled" : "equal";
 }
 
+/* The schema findings into the report; marks the tables whose rows cannot
+ * be compared (their columns differ). */
+static void v_schema_json(verify_t *v, const Godwit__VerifySchemaResult *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "tables", s->tables);
+    cJSON *list = cJSON_AddArrayToObject(o, "findings");
+    for (size_t i = 0; i < s->n_findings; i++) {
+        const Godwit__SchemaFinding *f = s->findings[i];
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "object", f->object);
+        cJSON_AddStringToObject(j, "problem", f->problem);
+        cJSON_AddStringToObject(j, "statement", f->statement);
+        cJSON_AddItemToArray(list, j);
+        if (!f->rows_affected || !f->table)
+            continue;
+        for (size_t t = 0; t < v->n; t++)
+            if (strcmp(v->schemas[t], f->table->schema) == 0 &&
+                strcmp(v->names[t], f->table->name) == 0)
+                v->skip[t] = true;
+    }
+    cJSON_ReplaceItemInObject(v->report, "schema", o);
+    log_info("migration %s: verify: schema of %u tables compared, %zu findings", v->migration,
+             s->tables, s->n_findings);
+}
+
+/* Tables from next on whose columns differ: reported, not compared. */
+static void v_skip_affected(verify_t *v, cJSON *tables)
+{
+    while (v->next < v->n && v->skip[v->next]) {
+        cJSON *o = cJSON_CreateObject();
+        char name[300];
+        snprintf(name, sizeof name, "%s.%s", v->schemas[v->next], v->names[v->next]);
+        cJSON_AddStringToObject(o, "table", name);
+        cJSON_AddStringToObject(o, "outcome", "skipped");
+        cJSON_AddStringToObject(o, "detail", "its columns differ between source and target (see "
+                                             "the schema findings): rows not compared");
+        cJSON_AddItemToArray(tables, o);
+        v->next++;
+    }
+}
+
+static void v_send_schema(verify_t *v)
+{
+    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
+    rc.host = v->host;
+    rc.port = (uint32_t)v->port;
+    rc.user = v->user;
+    rc.passfile = v->passfile;
+    rc.sslmode = v->sslmode;
+    rc.dbname = v->source_database;
+    Godwit__TableRef *refs = xcalloc(v->n_plan ? v->n_plan : 1, sizeof *refs);
+    Godwit__TableRef **ptrs = xcalloc(v->n_plan ? v->n_plan : 1, sizeof *ptrs);
+    for (size_t i = 0; i < v->n_plan; i++) {
+        godwit__table_ref__init(&refs[i]);
+        refs[i].schema = v->plan_schemas[i];
+        refs[i].name = v->plan_names[i];
+        ptrs[i] = &refs[i];
+    }
+    Godwit__VerifySchema vs = GODWIT__VERIFY_SCHEMA__INIT;
+    vs.database = v->target_database;
+    vs.source = &rc;
+    vs.n_tables = v->n_plan;
+    vs.tables = ptrs;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_VERIFY_SCHEMA;
+    cmd.verify_schema = &vs;
+    v->busy = true;
+    v->attempts++;
+    coord_send_command(v->coord, v->target_agent, &cmd, 600000, v_on_result, v);
+    free(refs);
+    free(ptrs);
+}
+
 static void v_on_result(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
                         void *arg)
 {
@@ -134,11 +225,16 @@ static void v_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
         v_free(v);
         return;
     }
-    if (!r || r->status != GODWIT__STATUS__STATUS_OK ||
-        r->payload_case != GODWIT__RESULT__PAYLOAD_VERIFY_TABLE) {
-        char msg[700];
-        snprintf(msg, sizeof msg, "table %s.%s on %s: %s", v->schemas[v->next], v->names[v->next],
-                 agent, r ? (r->message && r->message[0] ? r->message : "no result") : error);
+    int want = v->schema_done ? GODWIT__RESULT__PAYLOAD_VERIFY_TABLE
+                              : GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA;
+    if (!r || r->status != GODWIT__STATUS__STATUS_OK || (int)r->payload_case != want) {
+        char msg[700], what[300];
+        if (v->schema_done)
+            snprintf(what, sizeof what, "table %s.%s", v->schemas[v->next], v->names[v->next]);
+        else
+            snprintf(what, sizeof what, "the schema check");
+        snprintf(msg, sizeof msg, "%s on %s: %s", what, agent,
+                 r ? (r->message && r->message[0] ? r->message : "no result") : error);
         log_warn("migration %s: verify: %s (attempt %u of %d)", v->migration, msg,
                  v->attempts, VERIFY_ATTEMPTS);
         if (v->attempts >= VERIFY_ATTEMPTS) {
@@ -148,20 +244,30 @@ static void v_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
         v->retry_at_mono = units_mono_ms() + 2000;
         return;
     }
-    cJSON *tables = cJSON_GetObjectItem(v->report, "tables");
-    cJSON_AddItemToArray(tables, v_table_json(r->verify_table));
-    v->next++;
     v->attempts = 0;
+    cJSON *tables = cJSON_GetObjectItem(v->report, "tables");
+    if (!v->schema_done) {
+        v->schema_done = true;
+        v_schema_json(v, r->verify_schema);
+    } else {
+        cJSON_AddItemToArray(tables, v_table_json(r->verify_table));
+        v->next++;
+    }
+    v_skip_affected(v, tables);
     cJSON_ReplaceItemInObject(v->report, "tables_done", cJSON_CreateNumber((double)v->next));
     if (v->next < v->n) {
         v_send(v);
         return;
     }
-    v_end(v, v_overall(tables), NULL);
+    v_end(v, v_overall(v, tables), NULL);
 }
 
 static void v_send(verify_t *v)
 {
+    if (!v->schema_done) {
+        v_send_schema(v);
+        return;
+    }
     Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
     rc.host = v->host;
     rc.port = (uint32_t)v->port;
@@ -194,10 +300,6 @@ static void v_kick(void *arg)
         v_free(v);
         return;
     }
-    if (v->n == 0) {
-        v_end(v, "equal", NULL);
-        return;
-    }
     v_send(v);
 }
 
@@ -224,6 +326,14 @@ verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objnam
         v->schemas[i] = xstrdup(schemas[i]);
         v->names[i] = xstrdup(names[i]);
     }
+    v->skip = xcalloc(n ? n : 1, sizeof *v->skip);
+    v->n_plan = m->n_tables;
+    v->plan_schemas = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *v->plan_schemas);
+    v->plan_names = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *v->plan_names);
+    for (size_t i = 0; i < m->n_tables; i++) {
+        v->plan_schemas[i] = xstrdup(m->tables[i].schema);
+        v->plan_names[i] = xstrdup(m->tables[i].name);
+    }
     v->done = done;
     v->arg = arg;
     v->report = cJSON_CreateObject();
@@ -233,6 +343,7 @@ verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objnam
     cJSON_AddNumberToObject(v->report, "tables_total", (double)n);
     cJSON_AddNumberToObject(v->report, "tables_done", 0);
     cJSON_AddNullToObject(v->report, "error");
+    cJSON_AddNullToObject(v->report, "schema");
     cJSON_AddArrayToObject(v->report, "tables");
     v->busy = true; /* until v_kick runs */
     coord_defer(c, v_kick, v);

@@ -1,14 +1,17 @@
 /*
  * verify: phase 6 for one migration, on demand (`godwitctl migrate verify`):
- * every table of the migration compared, source against target, while
- * replication runs, one VerifyTable command to the target agent per table
+ * first the schema (one VerifySchema: tables, columns, constraints and
+ * indexes; a table whose columns differ is not compared row by row), then
+ * every table compared, source against target, while replication runs,
+ * one VerifyTable command to the target agent per table
  * (the agent reads both sides; see agent/verify.c for how a live comparison
  * stays sound). A failed command is retried twice, then the run fails.
  *
  * The report (cJSON, schema in docs/migrate.md):
  *   {"state": "running" | "equal" | "different" | "unsettled" | "failed",
  *    "started_at_ms", "finished_at_ms", "tables_total", "tables_done",
- *    "error", "tables": [{"table", "outcome", "source_rows", ...}]}
+ *    "error", "schema": {"tables", "findings": [{"object", "problem",
+ *    "statement"}]}, "tables": [{"table", "outcome", "source_rows", ...}]}
  *
  * Ownership: verify_start copies what it needs. The verify owns its report
  * and hands it to done when it ends, after freeing itself (the handle is

@@ -93,5 +93,39 @@ def test_verify_finds_rows_changed_on_green(rig):
     check(bench.alive(), "pgbench still writing")
 
 
+def test_verify_finds_schema_drift(rig):
+    """DDL run on blue after the schema phase: each change is a finding with
+    the statement to run on green; once green runs them, verify is equal."""
+    blue, green, coord, bench = reach_streaming(rig)
+    blue.psql("ALTER TABLE public.orders ADD COLUMN note text DEFAULT 'none';"
+              "CREATE INDEX customers_name ON public.customers (name);"
+              "ALTER TABLE public.customers ADD CONSTRAINT name_nonempty CHECK (name <> '')",
+              db="shop")
+    r = verify(coord, "--json")
+    rep = json.loads(r.stdout)
+    check(r.returncode == 1 and rep["state"] == "different", "drift blocks: %r" % rep["state"])
+    findings = {f["object"]: f for f in rep["schema"]["findings"]}
+    check(sorted(findings) == ["public.customers.customers_name", "public.customers.name_nonempty",
+                               "public.orders.note"], "the three changes: %r" % sorted(findings))
+    check(findings["public.orders.note"]["statement"] ==
+          "ALTER TABLE public.orders ADD COLUMN note text DEFAULT 'none'::text;",
+          findings["public.orders.note"]["statement"])
+    tables = by_table(rep)
+    check(tables["public.orders"]["outcome"] == "skipped", "orders' rows not compared: %r" %
+          tables["public.orders"])
+    check(tables["public.customers"]["outcome"] == "equal", "customers' rows still compared")
+    out = coord.ctl("migrate", "verify", "shop", check_rc=False).stdout.decode()
+    check("CREATE INDEX customers_name ON public.customers USING btree (name);" in out, out)
+    # Run the statements on green as given: then nothing differs.
+    for f in rep["schema"]["findings"]:
+        green.psql(f["statement"], db="shop")
+    r = verify(coord, "--json")
+    rep = json.loads(r.stdout)
+    check(r.returncode == 0 and rep["state"] == "equal" and rep["schema"]["findings"] == [],
+          "equal after the fix: %r" % rep["schema"]["findings"])
+    check(bench.alive(), "pgbench still writing")
+
+
 if __name__ == "__main__":
-    harness.run([test_verify_equal_while_pgbench_writes, test_verify_finds_rows_changed_on_green])
+    harness.run([test_verify_equal_while_pgbench_writes, test_verify_finds_rows_changed_on_green,
+                 test_verify_finds_schema_drift])
