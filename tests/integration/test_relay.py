@@ -107,6 +107,34 @@ def echo_rtts_ms(port, count, size=16):
     return out
 
 
+def pipelined_rtts_ms(port, count, every_ms):
+    """Round trips of numbered 16-byte messages sent every `every_ms` on one
+    connection without waiting for the answers, measured here."""
+    sent = {}
+    errors = []
+    with connect(port) as s:
+        def send():
+            try:
+                for i in range(count):
+                    sent[i] = time.perf_counter()
+                    s.sendall(b"%016d" % i)
+                    time.sleep(every_ms / 1000)
+            except OSError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        out = []
+        for i in range(count):
+            got = recv_exactly(s, 16)
+            now = time.perf_counter()
+            check(int(got) == i, "message %d came back as %r" % (i, got))
+            out.append((now - sent[i]) * 1000)
+        t.join(10)
+    check(not errors, "sending: %r" % errors)
+    return out
+
+
 def psql_argv(port, *args):
     return [os.path.join(PG_BIN, "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h",
             "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres"] + list(args)
@@ -160,12 +188,29 @@ def test_echo_latency(rig):
         print("   echo 16 B relayed: %s" % summary(rtts))
         check(min(rtts) >= 2 * ONE_WAY_MS, "fastest echo %.3f ms < 25 ms" % min(rtts))
         check(statistics.median(rtts) < 35, "median echo %.3f ms" % statistics.median(rtts))
+        # Many messages in flight at once: each still waits its own delay.
+        piped = pipelined_rtts_ms(relay.port, 100, 2.0)
+        print("   echo 16 B every 2 ms, relayed: %s" % summary(piped))
+        check(min(piped) >= 2 * ONE_WAY_MS, "fastest pipelined echo %.3f ms" % min(piped))
+        check(statistics.median(piped) < 35, "pipelined: %s" % summary(piped))
         # A fractional delay is kept to well under a millisecond.
         relay.set_delay(0.4)
         sub = echo_rtts_ms(relay.port, 60)
         print("   echo 16 B at 0.4 ms each way: %s" % summary(sub))
         check(min(sub) >= 0.8, "0.4 ms each way: fastest %.3f ms" % min(sub))
         check(statistics.median(sub) < 5, "0.4 ms each way: %s" % summary(sub))
+        # Bytes read after the delay was shortened wait behind earlier ones.
+        with connect(relay.port) as s:
+            relay.set_delay(400)
+            s.sendall(b"first,")
+            time.sleep(0.05)
+            relay.set_delay(0)
+            t0 = time.perf_counter()
+            s.sendall(b"second")
+            got = recv_exactly(s, 12)
+            took = time.perf_counter() - t0
+        check(got == b"first,second", "order kept across a shorter delay: %r" % got)
+        check(took >= 0.3, "the later bytes waited for the earlier: %.3f s" % took)
 
 
 def test_bulk_copy_byte_identical(rig):
@@ -233,6 +278,13 @@ def test_echo_bulk_backpressure(rig):
         wait_for("the link closed", lambda: relay.stats()["links"] == 0, 10)
 
 
+def _cpu_seconds(pid):
+    """User plus system CPU time of a process, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_partition_hold(rig):
     pg = rig.cluster("pg")
     with EchoServer() as echo:
@@ -251,7 +303,10 @@ def test_partition_hold(rig):
             q = subprocess.Popen(psql_argv(pgrelay.port, "-c", "SELECT 42"),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             try:
+                cpu0 = _cpu_seconds(relay.proc.proc.pid)
                 time.sleep(2)
+                cpu = _cpu_seconds(relay.proc.proc.pid) - cpu0
+                check(cpu < 0.5, "holding costs no CPU: %.2f s in 2 s" % cpu)
                 for sock, what in ((s, "open connection"), (late, "new connection")):
                     sock.settimeout(0.2)
                     try:

@@ -99,8 +99,7 @@ struct dir {
     link_t *link;
     side_t *from, *to;
     const char *name; /* "up" (client to server) or "down" */
-    chunk_t *head, *tail; /* read, not yet handed to libuv */
-    uint64_t last_due_ns; /* due time of the last chunk queued: keeps order */
+    chunk_t *head, *tail; /* read, not yet handed to libuv; first in, first out */
     size_t queued;        /* bytes read and not yet written (waiting or in flight) */
     size_t heap_index;    /* position in relay->heap, or SIZE_MAX */
     bool eof_done;        /* the other side was shut down for writing */
@@ -448,9 +447,9 @@ static void s_enqueue(dir_t *d, const char *data, size_t len)
     c->dir = d;
     c->len = len;
     memcpy(c->data, data, len);
-    uint64_t due = s_now_ns() + r->delay_ns;
-    c->due_ns = due > d->last_due_ns ? due : d->last_due_ns;
-    d->last_due_ns = c->due_ns;
+    /* Only the head is ever due: after the delay was shortened, a chunk
+     * waits for the ones queued before it, so order holds. */
+    c->due_ns = s_now_ns() + r->delay_ns;
     if (d->tail)
         d->tail->next = c;
     else
