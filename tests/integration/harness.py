@@ -342,7 +342,8 @@ class Relay:
         self.control = rig.path(name + ".sock")
         argv = [exe("godwit-relay"), "--listen", "127.0.0.1:0", "--to",
                 "%s:%d" % (to_host, to_port), "--delay-ms", repr(float(delay_ms)),
-                "--partition-mode", partition_mode, "--control", self.control]
+                "--partition-mode", partition_mode, "--control", self.control,
+                "--log-level", "debug"]
         self.proc = rig.spawn(name, argv, stdout_pipe=True)
         self.port = self._read_port(timeout=10)
 

@@ -309,8 +309,8 @@ static void s_link_close(link_t *l, bool reset, const char *why)
         return;
     relay_t *r = l->relay;
     l->closing = true;
-    log_debug("link %" PRIu64 ": closing (%s), dropping %zu bytes up and %zu down", l->id, why,
-              l->up.queued, l->down.queued);
+    log_debug("link %" PRIu64 ": closing (%s), %zu bytes up and %zu down not yet written", l->id,
+              why, l->up.queued, l->down.queued);
     if (reset)
         r->stats.resets++;
     if (l->prev)
