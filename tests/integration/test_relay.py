@@ -467,6 +467,13 @@ def test_control_and_exit(rig):
     lines = reply.decode().splitlines()
     check(len(lines) == 3 and lines[0].startswith("ok partitioned") and
           "partitioned=1" in lines[1] and lines[2] == "ok healed", "pipelined: %r" % lines)
+    # A mode given to one partition is for that partition only.
+    relay.partition("drop")
+    check(relay.stats()["mode"] == "drop", "drop partition under way")
+    relay.heal()
+    relay.partition()
+    check(relay.stats()["mode"] == "hold", "the next plain partition holds again")
+    relay.heal()
     # Bad arguments are refused before anything starts.
     for argv in (["--listen", "nowhere", "--to", "127.0.0.1:1"],
                  ["--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--delay-ms", "-3"],

@@ -160,6 +160,7 @@ struct relay {
     uint64_t delay_ns;
     uint64_t next_link_id;
     bool partitioned;
+    partition_mode_t mode; /* of the partition under way (opts.mode is the default) */
     bool stopping;
     relay_stats_t stats;
     char readbuf[RELAY_READ_BUF]; /* one read at a time: copied out at once */
@@ -581,7 +582,7 @@ static void s_on_connection(uv_stream_t *server, int status)
         return;
     }
     l->client.connected = true;
-    if (r->partitioned && r->opts.mode == PARTITION_DROP) {
+    if (r->partitioned && r->mode == PARTITION_DROP) {
         r->stats.refused++;
         s_link_close(l, true, "partitioned (drop)");
         return;
@@ -599,7 +600,7 @@ static void s_on_connection(uv_stream_t *server, int status)
 static void s_partition(relay_t *r, partition_mode_t mode)
 {
     r->partitioned = true;
-    r->opts.mode = mode;
+    r->mode = mode;
     if (mode == PARTITION_DROP) {
         while (r->links)
             s_link_close(r->links, true, "partitioned (drop)");
@@ -712,7 +713,7 @@ static void s_stats(relay_t *r, control_conn_t *k)
             links, r->stats.accepted, r->stats.refused, r->stats.connect_failed, r->stats.resets,
             r->stats.bytes_up, r->stats.bytes_down, held, r->stats.held_peak,
             (double)r->delay_ns / 1e6, r->partitioned ? 1 : 0,
-            r->opts.mode == PARTITION_DROP ? "drop" : "hold");
+            (r->partitioned ? r->mode : r->opts.mode) == PARTITION_DROP ? "drop" : "hold");
 }
 
 /* Parses a delay in milliseconds; false if it is not a number in range. */
