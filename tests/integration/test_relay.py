@@ -10,6 +10,7 @@ relay gives on an idle loopback."""
 import os
 import random
 import re
+import select
 import signal
 import socket
 import statistics
@@ -285,11 +286,41 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _session_line(proc, timeout):
+    """The next line psql prints, or None if none comes within timeout."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline().decode().strip() if ready else None
+
+
+def _session_query(proc, sql, timeout):
+    proc.stdin.write(sql.encode() + b";\n")
+    proc.stdin.flush()
+    return _session_line(proc, timeout)
+
+
 def test_partition_hold(rig):
     pg = rig.cluster("pg")
     with EchoServer() as echo:
         relay = Relay(rig, echo.port, delay_ms=ONE_WAY_MS)
         pgrelay = Relay(rig, pg.port, delay_ms=ONE_WAY_MS)
+        session = subprocess.Popen(psql_argv(pgrelay.port, "-f", "-"), stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            check(_session_query(session, "SELECT 'ready'", 10) == "ready", "session through relay")
+            pgrelay.partition()
+            # A query on an open session waits for the heal.
+            check(_session_query(session, "SELECT 41", 2) is None,
+                  "a query on an open session did not complete while partitioned")
+            pgrelay.heal()
+            check(_session_line(session, 10) == "41", "the held query completed after heal")
+        finally:
+            session.stdin.close()
+            try:
+                session.wait(10)
+            except subprocess.TimeoutExpired:
+                session.kill()
+                session.wait()
+        check(session.returncode == 0, "psql session ended cleanly: %r" % session.stderr.read())
         with connect(relay.port) as s:
             s.sendall(b"before")
             check(recv_exactly(s, 6) == b"before", "echo before the partition")
