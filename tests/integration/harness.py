@@ -7,6 +7,9 @@ success, on failure and on SIGTERM/SIGINT (ctest's timeout). PostgreSQL
 refuses to run as root, so clusters are made and run as the `postgres` user
 in folders that user owns.
 
+A Relay (tests/tools/relay.c) puts a one-way delay and, on demand, a
+partition between the test and a server; it is one of the Rig's processes.
+
 Only the standard library is used. Binaries come from $GODWIT_BIN (the CMake
 build folder); PostgreSQL from the newest /usr/lib/postgresql/*/bin or
 $GODWIT_PG_BINDIR.
@@ -16,6 +19,7 @@ import glob
 import json
 import os
 import pwd
+import select
 import shutil
 import signal
 import socket
@@ -80,8 +84,9 @@ def check(cond, msg):
 class Process:
     """A child process with its output in a log file."""
 
-    def __init__(self, name, argv, log_path, env=None, ours=False):
+    def __init__(self, name, argv, log_path, env=None, ours=False, stdout_pipe=False):
         self.name = name
+        self.stdout_pipe = stdout_pipe  # stdout readable as proc.stdout; stderr to the log
         self.ours = ours  # a godwit binary: must exit cleanly and sanitizer-clean
         self.argv = argv
         self.log_path = log_path
@@ -90,7 +95,11 @@ class Process:
 
     def start(self):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+        if self.stdout_pipe:
+            out, err = subprocess.PIPE, log
+        else:
+            out, err = log, subprocess.STDOUT
+        self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err,
                                      env=self.env, start_new_session=True)
         log.close()
         return self
@@ -317,6 +326,89 @@ class Agent:
         return self
 
 
+class Relay:
+    """A godwit-relay from a free loopback port (.port) to to_port: every
+    chunk is forwarded delay_ms after it was read, in both directions. The
+    delay and a partition change at run time through its control socket.
+    It is one of the rig's processes, so the rig stops it (and checks that it
+    exited 0, sanitizer-clean) also when the test fails."""
+
+    def __init__(self, rig, to_port, delay_ms=0.0, partition_mode="hold", to_host="127.0.0.1",
+                 name=None):
+        self.rig = rig
+        if name is None:
+            name = "relay-%d" % (1 + sum(1 for p in rig.procs if p.name.startswith("relay-")))
+        self.name = name
+        self.control = rig.path(name + ".sock")
+        argv = [exe("godwit-relay"), "--listen", "127.0.0.1:0", "--to",
+                "%s:%d" % (to_host, to_port), "--delay-ms", repr(float(delay_ms)),
+                "--partition-mode", partition_mode, "--control", self.control,
+                "--log-level", "debug"]
+        self.proc = rig.spawn(name, argv, stdout_pipe=True)
+        self.port = self._read_port(timeout=10)
+
+    def _read_port(self, timeout):
+        """The one line the relay prints once it listens."""
+        out = self.proc.proc.stdout
+        try:
+            ready, _, _ = select.select([out], [], [], timeout)
+            line = out.readline() if ready else b""
+        finally:
+            out.close()  # the relay prints nothing else
+        if not line.strip().isdigit():
+            raise RuntimeError("%s did not print its port (got %r): %s" % (
+                self.name, line, self.proc.log()[-2000:]))
+        return int(line)
+
+    def ctl(self, line, timeout=10):
+        """Sends one control command; returns the reply after "ok"."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.control)
+            s.sendall(line.encode() + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                got = s.recv(4096)
+                if not got:
+                    break
+                reply += got
+        reply = reply.decode().strip()
+        if not reply.startswith("ok"):
+            raise RuntimeError("%s: %r: %s" % (self.name, line, reply))
+        return reply[2:].strip()
+
+    def set_delay(self, ms):
+        self.ctl("delay %r" % float(ms))
+
+    def partition(self, mode=None):
+        """Holds bytes (mode "hold") or resets links and refuses new ones
+        ("drop"); None: the mode the relay was started with."""
+        self.ctl("partition" + (" " + mode if mode else ""))
+
+    def heal(self):
+        self.ctl("heal")
+
+    def stats(self):
+        """The relay's counters: links, accepted, refused, connect_failed,
+        resets, bytes_up, bytes_down, held, held_peak, delay_ms, partitioned,
+        mode."""
+        out = {}
+        for field in self.ctl("stats").split():
+            k, v = field.split("=", 1)
+            try:
+                out[k] = int(v)
+            except ValueError:
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    out[k] = v
+        return out
+
+    def stop(self):
+        """Stops the relay with SIGTERM; returns its exit code (0 expected)."""
+        return self.proc.stop()
+
+
 class Rig:
     """Owns a test's temp folder, servers and processes."""
 
@@ -341,9 +433,10 @@ class Rig:
         subprocess.run([exe("godwitctl"), "keygen", name, "--dir", self.keys], check=True,
                        stdout=subprocess.PIPE)
 
-    def spawn(self, name, argv):
+    def spawn(self, name, argv, stdout_pipe=False):
         ours = os.path.basename(argv[0]).startswith("godwit")
-        p = Process(name, argv, self.path("%s.log" % name), ours=ours).start()
+        p = Process(name, argv, self.path("%s.log" % name), ours=ours,
+                    stdout_pipe=stdout_pipe).start()
         self.procs.append(p)
         return p
 
