@@ -18,6 +18,7 @@
 #include "fence.h"
 #include "keys.h"
 #include "log.h"
+#include "pglog.h"
 #include "pgmon.h"
 #include "preflight.h"
 #include "step.h"
@@ -52,6 +53,8 @@ struct agent {
     zuv_t *monitor_watch;
     fence_t *fence;
     pgmon_t *pgmon;
+    pglog_t *pglog;             /* the server's log, if configured */
+    int pglog_errno;            /* the last error reading it, logged once */
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
     int open_handles;
@@ -178,6 +181,42 @@ static void s_collect_disk(agent_t *a, Godwit__Disk *d)
     a->have_sample = true;
 }
 
+typedef struct {
+    agent_t *agent;
+    const Godwit__Postgres *pg;
+} log_ctx_t;
+
+/* One replication error from the server's log: sent as an event naming the
+ * subscription (from the origin's oid, or the name in the text). */
+static void s_on_log_error(const char *origin, const char *subscription, const char *message,
+                           void *arg)
+{
+    log_ctx_t *ctx = arg;
+    const char *name = subscription[0] ? subscription : NULL;
+    unsigned oid = pglog_origin_subid(origin);
+    for (size_t i = 0; !name && oid && ctx->pg && i < ctx->pg->n_subscriptions; i++)
+        if (ctx->pg->subscriptions[i]->oid == oid)
+            name = ctx->pg->subscriptions[i]->name;
+    log_warn("replication error in the server's log (%s%s%s): %s", name ? "subscription " : "",
+             name ? name : "origin ", name ? "" : origin, message);
+    s_send_event(ctx->agent, GODWIT__SEVERITY__SEVERITY_ERROR, "replication.error", message,
+                 name ? name : origin);
+}
+
+/* Reads what the server appended to its log; pg (the report's snapshot)
+ * maps origins to subscriptions. A read of the page cache, at most
+ * PGLOG_MAX_READ bytes. */
+static void s_follow_log(agent_t *a, const Godwit__Postgres *pg)
+{
+    if (!a->pglog)
+        return;
+    log_ctx_t ctx = { a, pg };
+    int rc = pglog_poll(a->pglog, s_on_log_error, &ctx);
+    if (rc != 0 && rc != a->pglog_errno)
+        log_warn("postgres.log_file %s: %s", a->cfg->postgres.log_file, strerror(-rc));
+    a->pglog_errno = rc;
+}
+
 static void s_send_report(agent_t *a)
 {
     Godwit__Report *r = xmalloc(sizeof *r);
@@ -190,6 +229,7 @@ static void s_send_report(agent_t *a)
         godwit__disk__init(r->disk);
         s_collect_disk(a, r->disk);
         r->postgres = pgmon_snapshot(a->pgmon);
+        s_follow_log(a, r->postgres);
     }
     Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
     env.body_case = GODWIT__ENVELOPE__BODY_REPORT;
@@ -660,6 +700,10 @@ agent_t *agent_new(uv_loop_t *loop, const agent_config_t *cfg)
             goto fail;
         }
         pgmon_tick(a->pgmon);
+        if (cfg->postgres.log_file) {
+            a->pglog = pglog_new(cfg->postgres.log_file);
+            s_follow_log(a, NULL); /* from its end: what is there is history */
+        }
     }
     a->zctx = zmq_ctx_new();
     if (!s_dealer_setup(a))
@@ -697,6 +741,7 @@ void agent_stop(agent_t *a, int exit_code)
         a->monitor = NULL;
     }
     pgmon_destroy(&a->pgmon);
+    pglog_free(&a->pglog);
     while (a->running) {
         running_t *r = a->running;
         a->running = r->next;

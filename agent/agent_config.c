@@ -36,6 +36,7 @@ static const cfg_field_t s_postgres[] = {
     F("passfile", CFG_PATH, postgres.passfile, false),
     F("data_directory", CFG_PATH, postgres.data_directory, true),
     F("bin_dir", CFG_PATH, postgres.bin_dir, false),
+    F("log_file", CFG_PATH, postgres.log_file, false),
     R("connect_timeout", CFG_DURATION_MS, postgres.connect_timeout_ms, false, 100, 600000),
     R("statement_timeout", CFG_DURATION_MS, postgres.statement_timeout_ms, false, 100, 600000),
     CFG_END,

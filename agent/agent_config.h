@@ -31,6 +31,7 @@ typedef struct {
         char *passfile;
         char *data_directory;
         char *bin_dir;          /* pg_dump, pg_restore; default: newest installed */
+        char *log_file;         /* the server's log, followed for replication errors; NULL: not */
         int64_t connect_timeout_ms;
         int64_t statement_timeout_ms;
     } postgres;

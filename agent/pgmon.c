@@ -112,7 +112,7 @@ static const char s_sql_template[] =
     "   FROM pg_catalog.pg_replication_slots r %s),"
     /* pg_subscription is shared: every database's subscriptions */
     " 'subscriptions', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object("
-    "    'name', s.subname, 'database', sd.datname, 'enabled', s.subenabled,"
+    "    'name', s.subname, 'oid', s.oid, 'database', sd.datname, 'enabled', s.subenabled,"
     "    'received_lsn', w.received_lsn::pg_catalog.text,"
     "    'latest_end_lsn', w.latest_end_lsn::pg_catalog.text,"
     "    'seconds_since_last_msg',"
@@ -325,6 +325,9 @@ static void s_fill_subscriptions(Godwit__Postgres *p, const cJSON *doc)
         s_set_str(&s->name, it, "name");
         s_set_str(&s->database, it, "database");
         s->enabled = s_jbool(it, "enabled");
+        uint64_t oid = 0;
+        if (s_ju64(it, "oid", &oid) && oid <= UINT32_MAX)
+            s->oid = (uint32_t)oid;
         s->received_lsn = s_jlsn_or0(it, "received_lsn");
         s->latest_end_lsn = s_jlsn_or0(it, "latest_end_lsn");
         const cJSON *age = cJSON_GetObjectItemCaseSensitive(it, "seconds_since_last_msg");

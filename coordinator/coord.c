@@ -246,8 +246,10 @@ static void s_on_result(coord_t *c, fleet_agent_t *a, const Godwit__Result *r)
     }
 }
 
-static void s_on_event(fleet_agent_t *a, const Godwit__Event *e)
+static void s_on_event(coord_t *c, fleet_agent_t *a, const Godwit__Event *e)
 {
+    if (strcmp(e->code, "replication.error") == 0)
+        migset_replication_error(c->migs, a->name, e->object, e->message);
     switch (e->severity) {
     case GODWIT__SEVERITY__SEVERITY_ERROR:
         log_error("agent %s: event %s: %s%s%s", a->name, e->code, e->message,
@@ -305,7 +307,7 @@ static void s_handle(coord_t *c, zmq_msg_t *rid, zmq_msg_t *frame)
         s_on_result(c, a, env->result);
         break;
     case GODWIT__ENVELOPE__BODY_EVENT:
-        s_on_event(a, env->event);
+        s_on_event(c, a, env->event);
         break;
     case GODWIT__ENVELOPE__BODY_PROGRESS:
         log_debug("agent %s: progress on %s: %llu/%llu %s", a->name, env->progress->command_id,

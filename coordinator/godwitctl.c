@@ -481,6 +481,11 @@ static void s_render_migrations(const cJSON *r, FILE *out)
         const cJSON *e = cJSON_GetObjectItem(m, "last_error");
         if (cJSON_IsString(e))
             fprintf(out, "  error (attempt %.0f): %s\n", s_num(m, "attempts", 0), e->valuestring);
+        const cJSON *re = cJSON_GetObjectItem(m, "replication_error");
+        if (cJSON_IsObject(re))
+            fprintf(out, "  replication error on the target (%.0f times, last %s ago): %s\n",
+                    s_num(re, "times", 1), s_age(now - s_num(re, "at_ms", now), age, sizeof age),
+                    s_str(re, "message", "?"));
         const cJSON *v = cJSON_GetObjectItem(m, "verify");
         if (cJSON_IsObject(v))
             s_render_verify(v, now, out);

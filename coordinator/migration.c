@@ -52,6 +52,9 @@ struct mig {
     Godwit__SyncStatusResult *sync; /* latest copy status, owned */
     char *stopped_because;   /* why protection stopped it, if it did */
     verify_t *verify;        /* a verify run in progress, owned */
+    char *repl_error;        /* the last replication error from the target's log, owned */
+    uint64_t repl_error_at_ms;
+    unsigned repl_error_repeats;
     cJSON *verify_last;      /* the last finished verify report, owned (from the journal) */
     mig_t *next;
 };
@@ -520,6 +523,7 @@ static void s_mig_free(mig_t *g)
 {
     verify_cancel(&g->verify);
     cJSON_Delete(g->verify_last);
+    free(g->repl_error);
     if (g->sync)
         godwit__sync_status_result__free_unpacked(g->sync, NULL);
     free(g->last_error);
@@ -678,6 +682,28 @@ bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
     return true;
 }
 
+/* ---- replication errors ---- */
+
+void migset_replication_error(migset_t *ms, const char *agent, const char *object,
+                              const char *message)
+{
+    for (mig_t *g = ms->migs; g; g = g->next) {
+        if (strcmp(g->objname, object) != 0 || strcmp(g->m->target.agent, agent) != 0)
+            continue;
+        g->repl_error_at_ms = units_now_ms();
+        if (g->repl_error && strcmp(g->repl_error, message) == 0) {
+            g->repl_error_repeats++;
+            return;
+        }
+        free(g->repl_error);
+        g->repl_error = xstrdup(message);
+        g->repl_error_repeats = 1;
+        log_error("migration %s: replication error on %s: %s", g->m->name, agent, message);
+        journal_event(ms->journal, g->m->name, s_name(g->state), "replication_error", message);
+        return;
+    }
+}
+
 /* ---- verify ---- */
 
 static void s_verify_done(cJSON *report, void *arg)
@@ -791,6 +817,14 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
         cJSON_AddNumberToObject(o, "sync_error_count", (double)g->sync->sync_error_count);
     }
     cJSON_AddNumberToObject(o, "tables_ready", (double)ready);
+    if (g->repl_error) {
+        cJSON *e = cJSON_AddObjectToObject(o, "replication_error");
+        cJSON_AddStringToObject(e, "message", g->repl_error);
+        cJSON_AddNumberToObject(e, "at_ms", (double)g->repl_error_at_ms);
+        cJSON_AddNumberToObject(e, "times", g->repl_error_repeats);
+    } else {
+        cJSON_AddNullToObject(o, "replication_error");
+    }
     if (g->verify)
         cJSON_AddItemToObject(o, "verify", cJSON_Duplicate(verify_report(g->verify), true));
     else if (g->verify_last)

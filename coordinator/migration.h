@@ -72,6 +72,12 @@ bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
 bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* An agent saw an error of a logical replication worker in its server's
+ * log (object: the subscription it is about): kept on the migration whose
+ * subscription that is, journaled when it changes, shown in status. */
+void migset_replication_error(migset_t *ms, const char *agent, const char *object,
+                              const char *message);
+
 /* Status of one migration (name) or all (NULL), schema in docs/migrate.md;
  * NULL if name is unknown. Caller deletes. */
 cJSON *migset_status(migset_t *ms, const char *name);

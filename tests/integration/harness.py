@@ -315,7 +315,8 @@ class Agent:
                         os.path.join(rig.keys, "coordinator.pub")))
             if cluster is not None:
                 f.write("postgres:\n  host: 127.0.0.1\n  port: %d\n  dbname: postgres\n"
-                        "  user: postgres\n  data_directory: %s\n" % (cluster.port, cluster.data))
+                        "  user: postgres\n  data_directory: %s\n  log_file: %s\n" % (
+                            cluster.port, cluster.data, os.path.join(cluster.dir, "log")))
                 for k, v in (extra_pg or {}).items():
                     f.write("  %s: %s\n" % (k, v))
         self.proc = None
