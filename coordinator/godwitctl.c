@@ -486,9 +486,6 @@ static void s_render_migrations(const cJSON *r, FILE *out)
             fprintf(out, "  replication error on the target (%.0f times, last %s ago): %s\n",
                     s_num(re, "times", 1), s_age(now - s_num(re, "at_ms", now), age, sizeof age),
                     s_str(re, "message", "?"));
-        const cJSON *v = cJSON_GetObjectItem(m, "verify");
-        if (cJSON_IsObject(v))
-            s_render_verify(v, now, out);
         const cJSON *t;
         cJSON_ArrayForEach(t, cJSON_GetObjectItem(m, "tables"))
         {
@@ -501,6 +498,9 @@ static void s_render_migrations(const cJSON *r, FILE *out)
             else
                 fprintf(out, "    %-40s %s\n", s_str(t, "table", "?"), s_str(t, "state", "?"));
         }
+        const cJSON *v = cJSON_GetObjectItem(m, "verify");
+        if (cJSON_IsObject(v))
+            s_render_verify(v, now, out);
         n++;
     }
     if (n == 0)

@@ -4,7 +4,8 @@
 # folder on free loopback ports, generates CURVE keys, starts a coordinator
 # and two agents (blue: source, green: target), fills blue's database "shop"
 # with pgbench data and keeps pgbench writing, then migrates shop from blue
-# to green (godwitctl migrate start) and shows the fleet and the migration
+# to green (godwitctl migrate start), verifies every table once it streams
+# (godwitctl migrate verify) and shows the fleet and the migration
 # live, every second, until you press Ctrl-C (or for DEMO_SECONDS seconds
 # when set, or when not on a terminal: 30 s).
 # Everything it started is stopped and removed on exit.
@@ -75,6 +76,7 @@ postgres:
   host: 127.0.0.1
   port: ${!port_var}
   data_directory: $work/$c/data
+  log_file: $work/$c/log
 YAML
 done
 
@@ -115,7 +117,14 @@ sleep 1
 seconds=${DEMO_SECONDS:-}
 if [ -z "$seconds" ] && [ ! -t 1 ]; then seconds=30; fi
 end=$(( $(date +%s) + ${seconds:-999999} ))
+verified=
 while [ "$(date +%s)" -lt "$end" ]; do
+    # Once it streams, compare every table, blue against green, while
+    # pgbench keeps writing (the report shows under the migration).
+    if [ -z "$verified" ] && "$ctl" --socket "$sock" migrate status shop 2>/dev/null |
+            grep -q "migration shop: streaming"; then
+        "$ctl" --socket "$sock" migrate verify shop --no-wait >/dev/null && verified=yes
+    fi
     [ -t 1 ] && printf '\033[H\033[2J'
     "$ctl" --socket "$sock" status || true
     echo
