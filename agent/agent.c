@@ -18,6 +18,7 @@
 #include "fence.h"
 #include "keys.h"
 #include "log.h"
+#include "freeze.h"
 #include "pglog.h"
 #include "pgmon.h"
 #include "preflight.h"
@@ -54,6 +55,7 @@ struct agent {
     fence_t *fence;
     pgmon_t *pgmon;
     pglog_t *pglog;             /* the server's log, if configured */
+    freezer_t *freezer;         /* the cutover's write fence on this server */
     int pglog_errno;            /* the last error reading it, logged once */
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
@@ -264,6 +266,29 @@ static void s_pg_state(bool reachable, const char *reason, void *arg)
 
 /* ---- commands ---- */
 
+/* How steps reach the local server (strings borrowed from cfg). */
+static step_local_t s_local(const agent_config_t *cfg)
+{
+    return (step_local_t){
+        .host = cfg->postgres.host,
+        .port = (int)cfg->postgres.port,
+        .user = cfg->postgres.user,
+        .passfile = cfg->postgres.passfile,
+        .data_directory = cfg->postgres.data_directory,
+        .bin_dir = cfg->postgres.bin_dir ? cfg->postgres.bin_dir : "",
+        .connect_timeout_ms = cfg->postgres.connect_timeout_ms,
+        .statement_timeout_ms = cfg->postgres.statement_timeout_ms * 10,
+    };
+}
+
+static void s_on_freezer_event(bool error, const char *code, const char *message,
+                               const char *object, void *arg)
+{
+    agent_t *a = arg;
+    s_send_event(a, error ? GODWIT__SEVERITY__SEVERITY_ERROR : GODWIT__SEVERITY__SEVERITY_WARNING,
+                 code, message, object);
+}
+
 static void s_send_result(agent_t *a, Godwit__Result *res, const char *id)
 {
     Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
@@ -316,6 +341,12 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
         } else if (payload && r->action == GODWIT__COMMAND__ACTION_VERIFY_TABLE) {
             res.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_TABLE;
             res.verify_table = (Godwit__VerifyTableResult *)payload;
+        } else if (payload && r->action == GODWIT__COMMAND__ACTION_FREEZE_SOURCE) {
+            res.payload_case = GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE;
+            res.freeze_source = (Godwit__FreezeSourceResult *)payload;
+        } else if (payload && r->action == GODWIT__COMMAND__ACTION_SET_SEQUENCES) {
+            res.payload_case = GODWIT__RESULT__PAYLOAD_SET_SEQUENCES;
+            res.set_sequences = (Godwit__SetSequencesResult *)payload;
         } else if (payload && r->action == GODWIT__COMMAND__ACTION_VERIFY_SCHEMA) {
             res.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA;
             res.verify_schema = (Godwit__VerifySchemaResult *)payload;
@@ -338,17 +369,7 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
 /* Starts a migration step; false if the request is invalid. */
 static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
 {
-    const agent_config_t *cfg = a->cfg;
-    step_local_t local = {
-        .host = cfg->postgres.host,
-        .port = (int)cfg->postgres.port,
-        .user = cfg->postgres.user,
-        .passfile = cfg->postgres.passfile,
-        .data_directory = cfg->postgres.data_directory,
-        .bin_dir = cfg->postgres.bin_dir ? cfg->postgres.bin_dir : "",
-        .connect_timeout_ms = cfg->postgres.connect_timeout_ms,
-        .statement_timeout_ms = cfg->postgres.statement_timeout_ms * 10,
-    };
+    step_local_t local = s_local(a->cfg);
     running_t *r = xcalloc(1, sizeof *r);
     r->agent = a;
     r->id = xstrdup(cmd->id);
@@ -379,6 +400,12 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
         break;
     case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
         r->step = schema_verify_start(a->loop, &local, cmd->verify_schema, s_step_done, r);
+        break;
+    case GODWIT__COMMAND__ACTION_FREEZE_SOURCE:
+        r->step = freezer_run(a->freezer, cmd->freeze_source, s_step_done, r);
+        break;
+    case GODWIT__COMMAND__ACTION_SET_SEQUENCES:
+        r->step = sequences_set_start(a->loop, &local, cmd->set_sequences, s_step_done, r);
         break;
     default:
         break;
@@ -512,6 +539,8 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
     case GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED:
     case GODWIT__COMMAND__ACTION_VERIFY_TABLE:
     case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
+    case GODWIT__COMMAND__ACTION_FREEZE_SOURCE:
+    case GODWIT__COMMAND__ACTION_SET_SEQUENCES:
         if (!a->cfg->has_postgres) {
             res.status = GODWIT__STATUS__STATUS_FAILED;
             res.message = (char *)"this agent has no postgres section in its config";
@@ -700,6 +729,8 @@ agent_t *agent_new(uv_loop_t *loop, const agent_config_t *cfg)
             goto fail;
         }
         pgmon_tick(a->pgmon);
+        step_local_t local = s_local(cfg);
+        a->freezer = freezer_new(loop, &local, cfg->state_dir, s_on_freezer_event, a);
         if (cfg->postgres.log_file) {
             a->pglog = pglog_new(cfg->postgres.log_file);
             s_follow_log(a, NULL); /* from its end: what is there is history */
@@ -749,6 +780,7 @@ void agent_stop(agent_t *a, int exit_code)
         step_cancel(&r->step);
         s_running_free(r);
     }
+    freezer_destroy(&a->freezer);
     uv_close((uv_handle_t *)&a->tick, s_handle_closed);
     uv_close((uv_handle_t *)&a->sigint, s_handle_closed);
     uv_close((uv_handle_t *)&a->sigterm, s_handle_closed);

@@ -191,3 +191,10 @@ uint64_t units_mono_ms(void)
 {
     return s_clock_ms(CLOCK_MONOTONIC);
 }
+
+uint64_t units_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}

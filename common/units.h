@@ -24,5 +24,7 @@ const char *units_fmt_duration_ms(uint64_t ms, char *buf, size_t len);
 /* Wall clock and monotonic clock in ms. */
 uint64_t units_now_ms(void);
 uint64_t units_mono_ms(void);
+/* The monotonic clock in microseconds, for short durations. */
+uint64_t units_mono_us(void);
 
 #endif

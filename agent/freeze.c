@@ -1,0 +1,1020 @@
+/*
+ * freeze: see freeze.h. A FreezeSource step is a list of stages run one
+ * after the other on one local connection (like steps.c); waits are polls
+ * on the step's timer. The fence file is written before any role changes
+ * and removed only after every role got its LOGIN back.
+ */
+#include "freeze.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "lsn.h"
+#include "pgconn.h"
+#include "units.h"
+#include "xalloc.h"
+
+#define FZ_POLL_MS 2
+#define FZ_DEFAULT_DRAIN_MS 2000
+#define FZ_DEFAULT_WAIT_MS 10000
+#define FZ_DEFAULT_LEASE_MS 30000
+#define FZ_STATEMENT_TIMEOUT_MS 10000
+
+typedef struct lease lease_t;
+typedef struct fz_step fz_step_t;
+
+struct lease {
+    freezer_t *f;           /* NULL once the freezer is gone */
+    char *database;
+    uv_timer_t timer;
+    lease_t *next;
+};
+
+struct freezer {
+    uv_loop_t *loop;
+    step_local_t local;
+    char *state_dir;
+    freezer_event_cb event;
+    void *event_arg;
+    lease_t *leases;
+    step_t *internal;       /* an unfreeze the freezer runs itself (lease expiry) */
+};
+
+typedef void (*fz_fn)(fz_step_t *s);
+
+struct fz_step {
+    step_t base;
+    freezer_t *f;
+    uv_timer_t timer;
+    pgconn_t *conn;
+    step_done_cb done;
+    void *arg;
+    bool disposed;
+    Godwit__FreezeSource *req;
+    Godwit__FreezeSourceResult *result;
+    const fz_fn *stages;
+    size_t stage;
+    fz_fn poll;             /* what the timer runs */
+    char *label, *what;
+    char *path;             /* the fence file */
+    cJSON *fence;           /* its content */
+    char *roles_array;      /* the app roles as a text[] literal */
+    size_t next;            /* the role being changed */
+    uint64_t stage_started_mono, deadline_mono;
+};
+
+/* ---- the fence file ----------------------------------------------------- */
+
+static char *fz_path(const char *state_dir, const char *database)
+{
+    size_t n = strlen(database);
+    char *hex = xmalloc(2 * n + 1);
+    for (size_t i = 0; i < n; i++)
+        sprintf(hex + 2 * i, "%02x", (unsigned char)database[i]);
+    char *p = xasprintf("%s/freeze-%s.json", state_dir, hex);
+    free(hex);
+    return p;
+}
+
+/* The fence file's JSON, or NULL if there is none (or it is unreadable:
+ * then why says so). */
+static cJSON *fz_read(const char *path, char *why, size_t whylen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    why[0] = '\0';
+    int rc = fsutil_read_small(path, 1 << 20, &text, &len);
+    if (rc != 0) {
+        if (rc != -ENOENT)
+            snprintf(why, whylen, "%s: %s", path, strerror(-rc));
+        return NULL;
+    }
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        snprintf(why, whylen, "%s: not a fence file", path);
+        return NULL;
+    }
+    return j;
+}
+
+static int fz_write(const char *path, const cJSON *j)
+{
+    char *text = cJSON_Print(j);
+    int rc = fsutil_write_atomic(path, text, strlen(text), 0600);
+    cJSON_free(text);
+    return rc;
+}
+
+/* ---- leases ------------------------------------------------------------- */
+
+static void fz_lease_closed(uv_handle_t *h)
+{
+    lease_t *l = h->data;
+    free(l->database);
+    free(l);
+}
+
+static void fz_lease_end(freezer_t *f, const char *database)
+{
+    for (lease_t **pp = &f->leases; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->database, database) == 0) {
+            lease_t *l = *pp;
+            *pp = l->next;
+            uv_close((uv_handle_t *)&l->timer, fz_lease_closed);
+            return;
+        }
+    }
+}
+
+static void fz_lease_expired(uv_timer_t *t);
+
+/* Starts or renews the lease of database. */
+static void fz_lease_set(freezer_t *f, const char *database, uint64_t ms)
+{
+    lease_t *l = f->leases;
+    while (l && strcmp(l->database, database) != 0)
+        l = l->next;
+    if (!l) {
+        l = xcalloc(1, sizeof *l);
+        l->f = f;
+        l->database = xstrdup(database);
+        uv_timer_init(f->loop, &l->timer);
+        l->timer.data = l;
+        l->next = f->leases;
+        f->leases = l;
+    }
+    uv_timer_start(&l->timer, fz_lease_expired, ms, 0);
+}
+
+/* ---- the step: finishing ------------------------------------------------ */
+
+static void fz_on_timer_closed(uv_handle_t *h)
+{
+    fz_step_t *s = h->data;
+    if (s->req)
+        godwit__freeze_source__free_unpacked(s->req, NULL);
+    if (s->result)
+        godwit__freeze_source_result__free_unpacked(s->result, NULL);
+    cJSON_Delete(s->fence);
+    free(s->roles_array);
+    free(s->path);
+    free(s->label);
+    free(s->what);
+    free(s);
+}
+
+static void fz_dispose(fz_step_t *s)
+{
+    if (s->disposed)
+        return;
+    s->disposed = true;
+    s->done = NULL;
+    pgconn_destroy(&s->conn);
+    uv_close((uv_handle_t *)&s->timer, fz_on_timer_closed);
+}
+
+static void fz_cancel(step_t *base)
+{
+    fz_dispose((fz_step_t *)base);
+}
+
+static void fz_finish(fz_step_t *s, const char *error)
+{
+    step_done_cb done = s->done;
+    void *arg = s->arg;
+    ProtobufCMessage *payload = NULL;
+    char *why = NULL;
+    if (error) {
+        why = xasprintf("%s: %s", s->label, error);
+    } else {
+        payload = &s->result->base;
+        s->result = NULL;
+    }
+    fz_dispose(s);
+    if (done)
+        done(payload, why, arg);
+    else if (payload)
+        protobuf_c_message_free_unpacked(payload, NULL);
+    free(why);
+}
+
+static void fz_failf(fz_step_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fz_failf(fz_step_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *why = NULL;
+    if (vasprintf(&why, fmt, ap) < 0)
+        why = NULL;
+    va_end(ap);
+    fz_finish(s, why ? why : "out of memory");
+    free(why);
+}
+
+/* Records how long the stage that just ended took, under name. */
+static void fz_timed(fz_step_t *s, const char *name)
+{
+    uint64_t now = units_mono_us();
+    Godwit__TimedStep *t = xmalloc(sizeof *t);
+    godwit__timed_step__init(t);
+    t->name = xstrdup(name);
+    t->ms = (double)(now - s->stage_started_mono) / 1000.0;
+    s->stage_started_mono = now;
+    Godwit__FreezeSourceResult *r = s->result;
+    r->steps = xrealloc(r->steps, (r->n_steps + 1) * sizeof *r->steps);
+    r->steps[r->n_steps++] = t;
+}
+
+static void fz_next(fz_step_t *s)
+{
+    fz_fn fn = s->stages[s->stage];
+    if (!fn) {
+        fz_finish(s, NULL);
+        return;
+    }
+    s->stage++;
+    fn(s);
+}
+
+static void fz_query(fz_step_t *s, const char *what, const char *sql, int nparams,
+                     const char *const *params, pgconn_result_cb cb)
+{
+    free(s->what);
+    s->what = xstrdup(what);
+    int rc = pgconn_query(s->conn, sql, nparams, params, FZ_STATEMENT_TIMEOUT_MS + 1000, cb, s);
+    if (rc != 0)
+        fz_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
+}
+
+/* The callback's common part: false after ending the step on an error. */
+static bool fz_ok(fz_step_t *s, const pgconn_result_t *r)
+{
+    if (r->ok)
+        return true;
+    char *why = pgconn_result_message(s->what, r);
+    fz_finish(s, why);
+    free(why);
+    return false;
+}
+
+static void fz_on_timer(uv_timer_t *t)
+{
+    fz_step_t *s = t->data;
+    s->poll(s);
+}
+
+static void fz_poll_later(fz_step_t *s, fz_fn fn)
+{
+    s->poll = fn;
+    uv_timer_start(&s->timer, fz_on_timer, FZ_POLL_MS, 0);
+}
+
+/* ---- stages ------------------------------------------------------------- */
+
+static void fz_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!ok) {
+        fz_failf(s, "cannot connect: %s", error ? error : "unknown error");
+        return;
+    }
+    fz_timed(s, "connect");
+    fz_next(s);
+}
+
+static void fz_connect(fz_step_t *s)
+{
+    int rc = pgconn_connect(s->conn, (uint64_t)s->f->local.connect_timeout_ms, fz_on_connect, s);
+    if (rc != 0)
+        fz_failf(s, "cannot start connecting: %s", strerror(-rc));
+}
+
+/* FREEZE: the roles as they are, checked; the fence file written first. */
+static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    int n = PQntuples(r->res);
+    for (size_t i = 0; i < s->req->n_app_roles; i++) {
+        const char *want = s->req->app_roles[i];
+        int row = -1;
+        for (int j = 0; j < n; j++)
+            if (strcmp(pgconn_col_str(r->res, j, "rolname"), want) == 0)
+                row = j;
+        if (row < 0) {
+            fz_failf(s, "no role \"%s\" on the source (cutover.app_roles)", want);
+            return;
+        }
+        if (pgconn_col_bool(r->res, row, "rolsuper") || pgconn_col_bool(r->res, row, "is_me")) {
+            fz_failf(s, "role \"%s\" is a superuser or the agent's own role: it cannot be "
+                        "fenced (give the application a role of its own)", want);
+            return;
+        }
+    }
+    /* The lease runs from here: whatever happens next, the fence does not
+     * outlive it unless the coordinator says so. */
+    fz_lease_set(s->f, s->req->database,
+                 s->req->lease_ms ? s->req->lease_ms : FZ_DEFAULT_LEASE_MS);
+    if (s->fence) { /* already frozen: keep what the roles had before we came */
+        s->result->already = true;
+        fz_next(s);
+        return;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "database", s->req->database);
+    cJSON_AddBoolToObject(j, "permanent", false);
+    cJSON *roles = cJSON_AddArrayToObject(j, "roles");
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", pgconn_col_str(r->res, i, "rolname"));
+        cJSON_AddBoolToObject(o, "login", pgconn_col_bool(r->res, i, "rolcanlogin"));
+        cJSON_AddItemToArray(roles, o);
+    }
+    int rc = fz_write(s->path, j);
+    if (rc != 0) {
+        cJSON_Delete(j);
+        fz_failf(s, "cannot write %s: %s", s->path, strerror(-rc));
+        return;
+    }
+    s->fence = j;
+    fz_next(s);
+}
+
+static void fz_roles(fz_step_t *s)
+{
+    const char *params[1] = { s->roles_array };
+    fz_query(s, "reading the application roles",
+             "SELECT r.rolname::pg_catalog.text AS rolname, r.rolcanlogin, r.rolsuper,"
+             " r.rolname = current_user AS is_me FROM pg_catalog.pg_roles r"
+             " WHERE r.rolname = ANY ($1::pg_catalog.text[])",
+             1, params, fz_on_roles);
+}
+
+/* Sets LOGIN (login) or NOLOGIN on role. */
+static void fz_alter_role(fz_step_t *s, const char *role, bool login, pgconn_result_cb cb)
+{
+    char *q = pgconn_escape_identifier(s->conn, role);
+    if (!q) {
+        fz_failf(s, "cannot quote the role name \"%s\"", role);
+        return;
+    }
+    char *sql = xasprintf("ALTER ROLE %s %s", q, login ? "LOGIN" : "NOLOGIN");
+    fz_query(s, login ? "giving a role its LOGIN back" : "refusing a role's logins", sql, 0, NULL,
+             cb);
+    free(sql);
+    free(q);
+}
+
+static void fz_nologin(fz_step_t *s);
+
+static void fz_on_nologin(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    s->next++;
+    fz_nologin(s);
+}
+
+static void fz_nologin(fz_step_t *s)
+{
+    if (s->next >= s->req->n_app_roles) {
+        fz_timed(s, "refuse logins");
+        s->deadline_mono = units_mono_ms() +
+                           (s->req->drain_timeout_ms ? s->req->drain_timeout_ms : FZ_DEFAULT_DRAIN_MS);
+        fz_next(s);
+        return;
+    }
+    fz_alter_role(s, s->req->app_roles[s->next], false, fz_on_nologin);
+}
+
+/* The application's sessions in this database: how many, and how many are
+ * inside a transaction. */
+#define FZ_SESSIONS_SQL                                                                        \
+    "SELECT pg_catalog.count(*) AS n,"                                                        \
+    " pg_catalog.count(*) FILTER (WHERE a.xact_start IS NOT NULL) AS busy,"                  \
+    " pg_catalog.pg_current_wal_lsn()::pg_catalog.text AS lsn"                                \
+    " FROM pg_catalog.pg_stat_activity a WHERE a.datname = pg_catalog.current_database()"     \
+    " AND a.usename = ANY ($1::pg_catalog.text[]) AND a.pid <> pg_catalog.pg_backend_pid()"
+
+static void fz_drain(fz_step_t *s);
+
+static void fz_on_drain(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    if (pgconn_col_u64(r->res, 0, "busy") == 0 || units_mono_ms() >= s->deadline_mono) {
+        fz_timed(s, "drain");
+        fz_next(s);
+        return;
+    }
+    fz_poll_later(s, fz_drain);
+}
+
+/* Waits (drain_timeout_ms at most) for the application's transactions to end. */
+static void fz_drain(fz_step_t *s)
+{
+    const char *params[1] = { s->roles_array };
+    fz_query(s, "waiting for the application's transactions", FZ_SESSIONS_SQL, 1, params,
+             fz_on_drain);
+}
+
+static void fz_terminate(fz_step_t *s);
+
+static void fz_on_gone(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    if (pgconn_col_u64(r->res, 0, "n") > 0) {
+        if (units_mono_ms() >= s->deadline_mono) {
+            fz_failf(s, "%" PRIu64 " sessions of the application roles are still there after "
+                        "being terminated",
+                     pgconn_col_u64(r->res, 0, "n"));
+            return;
+        }
+        fz_poll_later(s, fz_terminate);
+        return;
+    }
+    /* None left and none can log in: no application commit can follow this
+     * position. */
+    if (!lsn_parse(pgconn_col_str(r->res, 0, "lsn"), &s->result->final_lsn)) {
+        fz_failf(s, "not an LSN: %s", pgconn_col_str(r->res, 0, "lsn"));
+        return;
+    }
+    fz_timed(s, "terminate");
+    fz_next(s);
+}
+
+static void fz_on_terminated(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    s->result->terminated += (uint32_t)pgconn_col_u64(r->res, 0, "n");
+    const char *params[1] = { s->roles_array };
+    fz_query(s, "checking the application's sessions are gone", FZ_SESSIONS_SQL, 1, params,
+             fz_on_gone);
+}
+
+static void fz_terminate(fz_step_t *s)
+{
+    const char *params[1] = { s->roles_array };
+    fz_query(s, "terminating the application's sessions",
+             "SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))"
+             " AS n FROM pg_catalog.pg_stat_activity a"
+             " WHERE a.datname = pg_catalog.current_database()"
+             " AND a.usename = ANY ($1::pg_catalog.text[]) AND a.pid <> pg_catalog.pg_backend_pid()",
+             1, params, fz_on_terminated);
+}
+
+static void fz_terminate_first(fz_step_t *s)
+{
+    s->deadline_mono = units_mono_ms() + FZ_DEFAULT_WAIT_MS;
+    fz_terminate(s);
+}
+
+static void fz_on_sequences(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    int n = PQntuples(r->res);
+    Godwit__FreezeSourceResult *res = s->result;
+    res->sequences = n ? xcalloc((size_t)n, sizeof *res->sequences) : NULL;
+    for (int i = 0; i < n; i++) {
+        Godwit__SequenceValue *v = xmalloc(sizeof *v);
+        godwit__sequence_value__init(v);
+        v->schema = xstrdup(pgconn_col_str(r->res, i, "schema"));
+        v->name = xstrdup(pgconn_col_str(r->res, i, "name"));
+        const char *last = pgconn_col(r->res, i, "last_value");
+        v->is_called = last != NULL;
+        v->last_value = pgconn_col_i64(r->res, i, last ? "last_value" : "start_value", 1);
+        res->sequences[res->n_sequences++] = v;
+    }
+    fz_timed(s, "read sequences");
+    s->deadline_mono = units_mono_ms() +
+                       (s->req->wait_timeout_ms ? s->req->wait_timeout_ms : FZ_DEFAULT_WAIT_MS);
+    fz_next(s);
+}
+
+/* Every sequence of the database (owned by a column or not): its value and
+ * whether nextval() has been called (pg_sequence_last_value is NULL then). */
+static void fz_sequences(fz_step_t *s)
+{
+    fz_query(s, "reading the sequences",
+             "SELECT n.nspname::pg_catalog.text AS schema, c.relname::pg_catalog.text AS name,"
+             " pg_catalog.pg_sequence_last_value(c.oid) AS last_value, q.seqstart AS start_value"
+             " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+             " JOIN pg_catalog.pg_sequence q ON q.seqrelid = c.oid WHERE c.relkind = 'S'"
+             " AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1, 2",
+             0, NULL, fz_on_sequences);
+}
+
+static void fz_confirm(fz_step_t *s);
+
+static void fz_on_confirm(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    if (PQntuples(r->res) != 1) {
+        fz_failf(s, "our slot %s is missing on the source", s->req->slot);
+        return;
+    }
+    uint64_t pos = 0;
+    const char *text = pgconn_col(r->res, 0, "lsn");
+    if (text && lsn_parse(text, &pos) && pos >= s->result->final_lsn) {
+        s->result->confirmed_lsn = pos;
+        fz_timed(s, "target confirmed");
+        fz_next(s);
+        return;
+    }
+    if (units_mono_ms() >= s->deadline_mono) {
+        char a[32];
+        fz_failf(s, "the target confirmed %s, not the final position %s, in time",
+                 text ? text : "nothing", lsn_format(s->result->final_lsn, a, sizeof a));
+        return;
+    }
+    fz_poll_later(s, fz_confirm);
+}
+
+/* Waits until our slot's confirmed position has passed the final LSN: the
+ * target has flushed every transaction up to it. */
+static void fz_confirm(fz_step_t *s)
+{
+    if (!s->req->slot || !s->req->slot[0]) {
+        fz_next(s);
+        return;
+    }
+    const char *params[1] = { s->req->slot };
+    fz_query(s, "waiting for the target to confirm the final position",
+             "SELECT s.confirmed_flush_lsn::pg_catalog.text AS lsn"
+             " FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1",
+             1, params, fz_on_confirm);
+}
+
+static void fz_leased(fz_step_t *s)
+{
+    char pos[32];
+    log_info("%s: frozen (final LSN %s, %u sessions terminated), lease %" PRIu64 " ms", s->label,
+             lsn_format(s->result->final_lsn, pos, sizeof pos), s->result->terminated,
+             s->req->lease_ms ? s->req->lease_ms : FZ_DEFAULT_LEASE_MS);
+    fz_next(s);
+}
+
+static const fz_fn fz_freeze_stages[] = {
+    fz_connect, fz_roles, fz_nologin, fz_drain, fz_terminate_first, fz_sequences, fz_confirm,
+    fz_leased, NULL,
+};
+
+/* UNFREEZE: every role that had LOGIN gets it back, then the file goes. */
+static void fz_login(fz_step_t *s);
+
+static void fz_on_login(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    s->next++;
+    fz_login(s);
+}
+
+static void fz_login(fz_step_t *s)
+{
+    const cJSON *roles = cJSON_GetObjectItem(s->fence, "roles");
+    const cJSON *role;
+    for (;;) {
+        role = cJSON_GetArrayItem(roles, (int)s->next);
+        if (!role || cJSON_IsTrue(cJSON_GetObjectItem(role, "login")))
+            break;
+        s->next++; /* it had no LOGIN before us: it keeps none */
+    }
+    if (!role) {
+        int rc = unlink(s->path);
+        if (rc != 0 && errno != ENOENT) {
+            fz_failf(s, "cannot remove %s: %s", s->path, strerror(errno));
+            return;
+        }
+        fz_lease_end(s->f, s->req->database);
+        fz_timed(s, "restore logins");
+        log_info("%s: unfrozen", s->label);
+        fz_next(s);
+        return;
+    }
+    fz_alter_role(s, cJSON_GetStringValue(cJSON_GetObjectItem(role, "name")), true, fz_on_login);
+}
+
+static const fz_fn fz_unfreeze_stages[] = { fz_connect, fz_login, NULL };
+
+/* KEEP: frozen for good. */
+static void fz_keep(fz_step_t *s)
+{
+    cJSON_ReplaceItemInObject(s->fence, "permanent", cJSON_CreateTrue());
+    int rc = fz_write(s->path, s->fence);
+    if (rc != 0) {
+        fz_failf(s, "cannot write %s: %s", s->path, strerror(-rc));
+        return;
+    }
+    fz_lease_end(s->f, s->req->database);
+    fz_timed(s, "keep");
+    fz_next(s);
+}
+
+static const fz_fn fz_keep_stages[] = { fz_keep, NULL };
+static const fz_fn fz_none_stages[] = { NULL };
+
+/* The fence file cannot be read: never guess what the roles had. */
+static void fz_unreadable(fz_step_t *s)
+{
+    fz_failf(s, "%s", s->what);
+}
+
+static const fz_fn fz_unreadable_stages[] = { fz_unreadable, NULL };
+
+static void fz_on_kick(uv_timer_t *t)
+{
+    fz_next(t->data);
+}
+
+/* ---- the freezer -------------------------------------------------------- */
+
+/* A text[] literal of the roles: {"a","b"} with " and \ escaped. */
+static char *fz_text_array(char *const *v, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += 2 * strlen(v[i]) + 3;
+    char *out = xmalloc(len), *p = out;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *c = v[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+static Godwit__FreezeSource *fz_req_copy(const Godwit__FreezeSource *req)
+{
+    size_t len = godwit__freeze_source__get_packed_size(req);
+    uint8_t *buf = xmalloc(len ? len : 1);
+    godwit__freeze_source__pack(req, buf);
+    Godwit__FreezeSource *copy = godwit__freeze_source__unpack(NULL, len, buf);
+    free(buf);
+    return copy;
+}
+
+static pgconn_t *fz_conn_new(uv_loop_t *loop, const step_local_t *local, const char *database)
+{
+    char port[16], connect_timeout[32];
+    snprintf(port, sizeof port, "%d", local->port);
+    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
+             (local->connect_timeout_ms + 999) / 1000);
+    char *options = xasprintf("-c statement_timeout=%d -c search_path=", FZ_STATEMENT_TIMEOUT_MS);
+    const char *kw[10], *val[10];
+    int n = 0;
+    kw[n] = "host", val[n++] = local->host;
+    kw[n] = "port", val[n++] = port;
+    kw[n] = "dbname", val[n++] = database;
+    if (local->user && local->user[0])
+        kw[n] = "user", val[n++] = local->user;
+    if (local->passfile && local->passfile[0])
+        kw[n] = "passfile", val[n++] = local->passfile;
+    kw[n] = "application_name", val[n++] = "godwit-agent";
+    kw[n] = "options", val[n++] = options;
+    kw[n] = "connect_timeout", val[n++] = connect_timeout;
+    kw[n] = NULL, val[n] = NULL;
+    pgconn_t *c = pgconn_new(loop, "agent freeze", kw, val);
+    free(options);
+    return c;
+}
+
+step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb done, void *arg)
+{
+    if (!f || !req || !req->database || !req->database[0] || !done)
+        return NULL;
+    if (req->mode != GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE &&
+        req->mode != GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE &&
+        req->mode != GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP)
+        return NULL;
+    if (req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE && req->n_app_roles == 0)
+        return NULL;
+    fz_step_t *s = xcalloc(1, sizeof *s);
+    s->f = f;
+    s->req = fz_req_copy(req);
+    s->conn = fz_conn_new(f->loop, &f->local, req->database);
+    if (!s->req || !s->conn) {
+        if (s->req)
+            godwit__freeze_source__free_unpacked(s->req, NULL);
+        pgconn_destroy(&s->conn);
+        free(s);
+        return NULL;
+    }
+    s->base.cancel = fz_cancel;
+    s->done = done;
+    s->arg = arg;
+    s->path = fz_path(f->state_dir, req->database);
+    s->roles_array = fz_text_array(req->app_roles, req->n_app_roles);
+    s->label = xasprintf("freeze of database \"%s\"", req->database);
+    s->result = xmalloc(sizeof *s->result);
+    godwit__freeze_source_result__init(s->result);
+    s->stage_started_mono = units_mono_us();
+    char why[512];
+    s->fence = fz_read(s->path, why, sizeof why);
+    uv_timer_init(f->loop, &s->timer);
+    s->timer.data = s;
+    switch (req->mode) {
+    case GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE:
+        s->stages = fz_freeze_stages;
+        break;
+    case GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE:
+        s->stages = s->fence ? fz_unfreeze_stages : fz_none_stages;
+        s->result->already = !s->fence;
+        break;
+    default:
+        s->stages = s->fence ? fz_keep_stages : fz_none_stages;
+        s->result->already = !s->fence;
+        break;
+    }
+    if (why[0]) {
+        s->stages = fz_unreadable_stages;
+        s->what = xstrdup(why);
+    }
+    uv_timer_start(&s->timer, fz_on_kick, 0, 0);
+    return &s->base;
+}
+
+static void fz_internal_done(ProtobufCMessage *payload, const char *error, void *arg)
+{
+    freezer_t *f = arg;
+    f->internal = NULL;
+    if (payload)
+        protobuf_c_message_free_unpacked(payload, NULL);
+    if (error) {
+        log_error("lease expired but the fence could not be lifted: %s", error);
+        f->event(true, "freeze.lease_unfreeze_failed", error, "", f->event_arg);
+    } else {
+        f->event(false, "freeze.lease_expired",
+                 "the freeze's lease ran out without word from the coordinator: the source "
+                 "is writable again", "", f->event_arg);
+    }
+}
+
+static void fz_lease_expired(uv_timer_t *t)
+{
+    lease_t *l = t->data;
+    freezer_t *f = l->f;
+    log_warn("freeze of database \"%s\": lease expired; lifting the fence", l->database);
+    Godwit__FreezeSource req = GODWIT__FREEZE_SOURCE__INIT;
+    req.database = l->database;
+    req.mode = GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE;
+    if (f->internal) {
+        /* one at a time: try again in a second */
+        uv_timer_start(&l->timer, fz_lease_expired, 1000, 0);
+        return;
+    }
+    f->internal = freezer_run(f, &req, fz_internal_done, f);
+}
+
+freezer_t *freezer_new(uv_loop_t *loop, const step_local_t *local, const char *state_dir,
+                       freezer_event_cb event, void *arg)
+{
+    freezer_t *f = xcalloc(1, sizeof *f);
+    f->loop = loop;
+    f->local = *local;
+    f->state_dir = xstrdup(state_dir);
+    f->event = event;
+    f->event_arg = arg;
+    /* Fences of an earlier run that are not permanent get a restart lease. */
+    DIR *d = opendir(state_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "freeze-", 7) != 0)
+            continue;
+        char *path = xasprintf("%s/%s", state_dir, e->d_name);
+        char why[512];
+        cJSON *j = fz_read(path, why, sizeof why);
+        const char *db = cJSON_GetStringValue(cJSON_GetObjectItem(j, "database"));
+        if (db && !cJSON_IsTrue(cJSON_GetObjectItem(j, "permanent"))) {
+            log_warn("database \"%s\" was left frozen by an earlier run; lifting the fence in "
+                     "%d ms unless the coordinator decides",
+                     db, FREEZE_RESTART_LEASE_MS);
+            fz_lease_set(f, db, FREEZE_RESTART_LEASE_MS);
+        }
+        cJSON_Delete(j);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    return f;
+}
+
+void freezer_destroy(freezer_t **fp)
+{
+    freezer_t *f = *fp;
+    if (!f)
+        return;
+    *fp = NULL;
+    step_cancel(&f->internal);
+    while (f->leases) {
+        lease_t *l = f->leases;
+        f->leases = l->next;
+        l->f = NULL;
+        uv_close((uv_handle_t *)&l->timer, fz_lease_closed);
+    }
+    free(f->state_dir);
+    free(f);
+}
+
+/* ---- SetSequences (target) ---------------------------------------------- */
+
+typedef struct {
+    step_t base;
+    uv_timer_t timer;
+    pgconn_t *conn;
+    step_done_cb done;
+    void *arg;
+    bool disposed;
+    Godwit__SetSequences *req;
+    size_t next;
+    uint64_t started_us;
+    uint64_t connect_timeout_ms;
+} sq_step_t;
+
+static void sq_closed(uv_handle_t *h)
+{
+    sq_step_t *s = h->data;
+    if (s->req)
+        godwit__set_sequences__free_unpacked(s->req, NULL);
+    free(s);
+}
+
+static void sq_dispose(sq_step_t *s)
+{
+    if (s->disposed)
+        return;
+    s->disposed = true;
+    s->done = NULL;
+    pgconn_destroy(&s->conn);
+    uv_close((uv_handle_t *)&s->timer, sq_closed);
+}
+
+static void sq_cancel(step_t *base)
+{
+    sq_dispose((sq_step_t *)base);
+}
+
+static void sq_finish(sq_step_t *s, const char *error)
+{
+    step_done_cb done = s->done;
+    void *arg = s->arg;
+    ProtobufCMessage *payload = NULL;
+    if (!error) {
+        Godwit__SetSequencesResult *r = xmalloc(sizeof *r);
+        godwit__set_sequences_result__init(r);
+        r->set = (uint32_t)s->next;
+        Godwit__TimedStep *t = xmalloc(sizeof *t);
+        godwit__timed_step__init(t);
+        t->name = xstrdup("set sequences");
+        t->ms = (double)(units_mono_us() - s->started_us) / 1000.0;
+        r->steps = xmalloc(sizeof *r->steps);
+        r->steps[0] = t;
+        r->n_steps = 1;
+        payload = &r->base;
+    }
+    char *why = error ? xasprintf("setting the sequences in \"%s\": %s", s->req->database, error)
+                      : NULL;
+    sq_dispose(s);
+    if (done)
+        done(payload, why, arg);
+    else if (payload)
+        protobuf_c_message_free_unpacked(payload, NULL);
+    free(why);
+}
+
+static void sq_set(sq_step_t *s);
+
+static void sq_on_set(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    sq_step_t *s = arg;
+    if (!r->ok) {
+        char *why = pgconn_result_message("setval", r);
+        sq_finish(s, why);
+        free(why);
+        return;
+    }
+    s->next++;
+    sq_set(s);
+}
+
+/* One setval per sequence, by its quoted name as a parameter. */
+static void sq_set(sq_step_t *s)
+{
+    if (s->next >= s->req->n_sequences) {
+        sq_finish(s, NULL);
+        return;
+    }
+    const Godwit__SequenceValue *v = s->req->sequences[s->next];
+    char *schema = pgconn_escape_identifier(s->conn, v->schema);
+    char *name = pgconn_escape_identifier(s->conn, v->name);
+    char *qualified = schema && name ? xasprintf("%s.%s", schema, name) : NULL;
+    free(schema);
+    free(name);
+    if (!qualified) {
+        sq_finish(s, "cannot quote a sequence's name");
+        return;
+    }
+    char value[32];
+    snprintf(value, sizeof value, "%" PRId64, v->last_value);
+    const char *params[3] = { qualified, value, v->is_called ? "true" : "false" };
+    int rc = pgconn_query(s->conn,
+                          "SELECT pg_catalog.setval($1::pg_catalog.regclass, $2::pg_catalog.int8,"
+                          " $3::pg_catalog.bool)",
+                          3, params, FZ_STATEMENT_TIMEOUT_MS + 1000, sq_on_set, s);
+    free(qualified);
+    if (rc != 0)
+        sq_finish(s, strerror(-rc));
+}
+
+static void sq_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    (void)c;
+    sq_step_t *s = arg;
+    if (!ok) {
+        sq_finish(s, error ? error : "cannot connect");
+        return;
+    }
+    sq_set(s);
+}
+
+static void sq_kick(uv_timer_t *t)
+{
+    sq_step_t *s = t->data;
+    int rc = pgconn_connect(s->conn, s->connect_timeout_ms, sq_on_connect, s);
+    if (rc != 0)
+        sq_finish(s, strerror(-rc));
+}
+
+step_t *sequences_set_start(uv_loop_t *loop, const step_local_t *local,
+                            const Godwit__SetSequences *req, step_done_cb done, void *arg)
+{
+    if (!loop || !local || !req || !req->database || !req->database[0] || !done)
+        return NULL;
+    size_t len = godwit__set_sequences__get_packed_size(req);
+    uint8_t *buf = xmalloc(len ? len : 1);
+    godwit__set_sequences__pack(req, buf);
+    Godwit__SetSequences *copy = godwit__set_sequences__unpack(NULL, len, buf);
+    free(buf);
+    pgconn_t *conn = copy ? fz_conn_new(loop, local, req->database) : NULL;
+    if (!conn) {
+        if (copy)
+            godwit__set_sequences__free_unpacked(copy, NULL);
+        return NULL;
+    }
+    sq_step_t *s = xcalloc(1, sizeof *s);
+    s->base.cancel = sq_cancel;
+    s->conn = conn;
+    s->done = done;
+    s->arg = arg;
+    s->req = copy;
+    s->started_us = units_mono_us();
+    s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, sq_kick, 0, 0);
+    return &s->base;
+}
