@@ -501,6 +501,12 @@ void coord_defer(coord_t *c, void (*fn)(void *arg), void *arg)
     *tail = d;
 }
 
+double coord_agent_rtt_ms(coord_t *c, const char *agent)
+{
+    fleet_agent_t *a = fleet_find(c->fleet, agent);
+    return a && a->rtt_samples ? a->rtt_ms : -1;
+}
+
 const char *coord_agent_role(coord_t *c, const char *agent)
 {
     fleet_agent_t *a = fleet_find(c->fleet, agent);
@@ -712,6 +718,26 @@ static void s_migrate_change(coord_t *c, control_req_t *req, const cJSON *reques
     control_reply(req, r);
 }
 
+/* cutover: {"name": M, "dry_run": bool}. */
+static void s_cutover(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    const cJSON *name = cJSON_GetObjectItem(request, "name");
+    char err[800];
+    if (!cJSON_IsString(name)) {
+        control_reply_error(req, "cutover needs \"name\"");
+        return;
+    }
+    bool dry = cJSON_IsTrue(cJSON_GetObjectItem(request, "dry_run"));
+    if (!migset_cutover(c->migs, name->valuestring, dry, err, sizeof err)) {
+        control_reply_error(req, err);
+        return;
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddBoolToObject(r, "ok", true);
+    cJSON_AddStringToObject(r, dry ? "rehearsing" : "cutting_over", name->valuestring);
+    control_reply(req, r);
+}
+
 static void s_control(control_req_t *req, const cJSON *request, void *arg)
 {
     coord_t *c = arg;
@@ -751,6 +777,8 @@ static void s_control(control_req_t *req, const cJSON *request, void *arg)
         s_migrate_change(c, req, request, migset_pause, "pausing");
     } else if (strcmp(cmd, "migrate_resume") == 0) {
         s_migrate_change(c, req, request, migset_resume, "resuming");
+    } else if (strcmp(cmd, "cutover") == 0) {
+        s_cutover(c, req, request);
     } else if (strcmp(cmd, "migrate_verify") == 0) {
         s_migrate_change(c, req, request, migset_verify, "verifying");
     } else {

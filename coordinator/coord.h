@@ -41,6 +41,9 @@ void coord_defer(coord_t *c, void (*fn)(void *arg), void *arg);
 /* The agent's latest report, borrowed until the next message; NULL if none. */
 const Godwit__Report *coord_agent_report(coord_t *c, const char *agent);
 
+/* The agent's last measured round trip in ms, or -1 if none. */
+double coord_agent_rtt_ms(coord_t *c, const char *agent);
+
 /* The agent's role from its hello ("source", "target", "proxy"), or NULL if
  * it is not connected or not allow-listed. */
 const char *coord_agent_role(coord_t *c, const char *agent);

@@ -49,6 +49,7 @@ static void s_usage(FILE *f)
             "                                 phase, per-table copy state, lag, errors\n"
             "  migrate pause|resume M         disable or enable our subscription\n"
             "  migrate abort M                remove what godwit created; the source is left as it was\n"
+            "  cutover M [--dry-run] [--json] switch M's traffic to green (or rehearse it)\n"
             "  migrate verify M [--json] [--no-wait]\n"
             "                                 compare every table, source against target, while it streams\n"
             "  version\n"
@@ -448,6 +449,8 @@ static char *s_read_plan(const char *path)
 
 static void s_render_verify(const cJSON *v, double now, FILE *out);
 
+static void s_render_cutover(const cJSON *c, FILE *out);
+
 static void s_render_migrations(const cJSON *r, FILE *out)
 {
     const cJSON *m;
@@ -501,6 +504,9 @@ static void s_render_migrations(const cJSON *r, FILE *out)
         const cJSON *v = cJSON_GetObjectItem(m, "verify");
         if (cJSON_IsObject(v))
             s_render_verify(v, now, out);
+        const cJSON *cu = cJSON_GetObjectItem(m, "cutover");
+        if (cJSON_IsObject(cu))
+            s_render_cutover(cu, out);
         n++;
     }
     if (n == 0)
@@ -609,6 +615,110 @@ static int s_cmd_verify(const char *sock, const char *name, bool json, bool wait
         }
         cJSON_Delete(resp);
         usleep(300 * 1000);
+    }
+}
+
+/* A cutover report: the outcome and the timeline of its steps. */
+static void s_render_cutover(const cJSON *c, FILE *out)
+{
+    const char *state = s_str(c, "state", "?");
+    bool dry = cJSON_IsTrue(cJSON_GetObjectItem(c, "dry_run"));
+    const cJSON *wp = cJSON_GetObjectItem(c, "write_pause_ms");
+    fprintf(out, "  cutover%s: %s", dry ? " rehearsal" : "", state);
+    if (cJSON_IsNumber(wp))
+        fprintf(out, ", write pause %.1f ms", wp->valuedouble);
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "final_lsn")))
+        fprintf(out, ", final LSN %s", s_str(c, "final_lsn", "?"));
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "reason")))
+        fprintf(out, "; %s", s_str(c, "reason", ""));
+    fputc('\n', out);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(c, "timeline"))
+    {
+        fprintf(out, "    %8.1f ms  %-15s %7.1f ms  %s%s%s\n", s_num(t, "at_ms", 0),
+                s_str(t, "step", "?"), s_num(t, "ms", 0),
+                cJSON_IsTrue(cJSON_GetObjectItem(t, "ok")) ? "ok" : "FAILED",
+                cJSON_IsString(cJSON_GetObjectItem(t, "detail")) ? ": " : "",
+                s_str(t, "detail", ""));
+        const cJSON *a;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItem(t, "agents"))
+        {
+            fprintf(out, "                %s: %s", s_str(a, "agent", "?"), s_str(a, "what", ""));
+            const cJSON *st;
+            cJSON_ArrayForEach(st, cJSON_GetObjectItem(a, "steps"))
+            fprintf(out, " [%s %.1f ms]", s_str(st, "name", "?"), s_num(st, "ms", 0));
+            fputc('\n', out);
+        }
+    }
+}
+
+/* cutover M [--dry-run] [--json]: starts it and follows it to its end. 0
+ * when done (switched, or rehearsed), 1 when refused or aborted. */
+static int s_cmd_cutover(const char *sock, int argc, char **argv)
+{
+    bool json = false, dry = false;
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--dry-run") == 0)
+            dry = true;
+        else if (!name && argv[i][0] != '-')
+            name = argv[i];
+        else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!name) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    char err[512];
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "cutover");
+    cJSON_AddStringToObject(req, "name", name);
+    cJSON_AddBoolToObject(req, "dry_run", dry);
+    cJSON *resp = s_call(sock, req, 30, err, sizeof err);
+    cJSON_Delete(req);
+    if (!resp) {
+        fprintf(stderr, "godwitctl: %s\n", err);
+        return EXIT_UNREACHABLE;
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
+        fprintf(stderr, "godwitctl: %s\n", s_str(resp, "error", "failed"));
+        cJSON_Delete(resp);
+        return EXIT_DEGRADED;
+    }
+    cJSON_Delete(resp);
+    for (;;) {
+        req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "cmd", "migrate_status");
+        cJSON_AddStringToObject(req, "name", name);
+        resp = s_call(sock, req, 30, err, sizeof err);
+        cJSON_Delete(req);
+        if (!resp) {
+            fprintf(stderr, "godwitctl: %s\n", err);
+            return EXIT_UNREACHABLE;
+        }
+        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
+        const cJSON *c = cJSON_GetObjectItem(m, "cutover");
+        const char *state = s_str(c, "state", "running");
+        if (cJSON_IsObject(c) && (strcmp(state, "done") == 0 || strcmp(state, "aborted") == 0)) {
+            if (json) {
+                char *out = cJSON_Print(c);
+                puts(out);
+                cJSON_free(out);
+            } else {
+                printf("migration %s:\n", name);
+                s_render_cutover(c, stdout);
+            }
+            int code = strcmp(state, "done") == 0 ? 0 : EXIT_DEGRADED;
+            cJSON_Delete(resp);
+            return code;
+        }
+        cJSON_Delete(resp);
+        usleep(100 * 1000);
     }
 }
 
@@ -803,6 +913,8 @@ int main(int argc, char **argv)
         return s_cmd_plan(sock, argc - i, argv + i);
     if (strcmp(cmd, "migrate") == 0)
         return s_cmd_migrate(sock, argc - i, argv + i);
+    if (strcmp(cmd, "cutover") == 0)
+        return s_cmd_cutover(sock, argc - i, argv + i);
     if (strcmp(cmd, "version") == 0) {
         printf("godwitctl %s\n", GODWIT_VERSION);
         return 0;

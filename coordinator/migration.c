@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "lsn.h"
+#include "cutover.h"
 #include "units.h"
 #include "verify.h"
 #include "xalloc.h"
@@ -32,6 +33,7 @@ typedef enum {
     M_PAUSED,
     M_RESUMING,
     M_ABORTED,
+    M_SWITCHED,
     M__COUNT
 } mstate_t;
 
@@ -56,6 +58,8 @@ struct mig {
     uint64_t repl_error_at_ms;
     unsigned repl_error_repeats;
     cJSON *verify_last;      /* the last finished verify report, owned (from the journal) */
+    cutover_t *cutover;      /* a cutover in progress, owned */
+    cJSON *cutover_last;     /* the last finished cutover report, owned (from the journal) */
     mig_t *next;
 };
 
@@ -125,6 +129,8 @@ static const struct {
     { M_RESUMING, "resuming", true, s_send_enable, M_COPY, 60000, 0, true,
       "enabling our subscription on the target, then checking the copy" },
     { M_ABORTED, "aborted", false, NULL, M_ABORTED, 0, 0, false, "nothing of ours is left" },
+    { M_SWITCHED, "switched", false, NULL, M_SWITCHED, 0, 0, false,
+      "cut over: traffic goes to green; blue is fenced, kept as it was at the switch" },
 };
 
 static const char *s_name(mstate_t s) { return s < M__COUNT ? s_states[s].name : "?"; }
@@ -446,7 +452,7 @@ bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64
 static bool s_slot_may_exist(mstate_t s)
 {
     return s == M_SUBSCRIBE || s == M_COPY || s == M_POSTDATA || s == M_STREAMING ||
-           s == M_PAUSING || s == M_PAUSED || s == M_RESUMING;
+           s == M_PAUSING || s == M_PAUSED || s == M_RESUMING || s == M_SWITCHED;
 }
 
 static void s_protect(migset_t *ms, mig_t *g)
@@ -481,6 +487,7 @@ void migset_tick(migset_t *ms)
             verify_cancel(&g->verify);
         }
         verify_tick(g->verify);
+        cutover_tick(g->cutover);
         if (!g->busy && s_states[g->state].send && now >= g->next_try_mono)
             s_run(g);
     }
@@ -516,6 +523,11 @@ static mig_t *s_mig_new(migset_t *ms, const char *label, const char *json, mstat
         g->verify_last = cJSON_Parse(last);
         free(last);
     }
+    last = journal_last_event(ms->journal, g->m->name, "cutover");
+    if (last) {
+        g->cutover_last = cJSON_Parse(last);
+        free(last);
+    }
     return g;
 }
 
@@ -523,6 +535,8 @@ static void s_mig_free(mig_t *g)
 {
     verify_cancel(&g->verify);
     cJSON_Delete(g->verify_last);
+    cutover_cancel(&g->cutover);
+    cJSON_Delete(g->cutover_last);
     free(g->repl_error);
     if (g->sync)
         godwit__sync_status_result__free_unpacked(g->sync, NULL);
@@ -540,6 +554,8 @@ static void s_append(migset_t *ms, mig_t *g)
     *tail = g;
 }
 
+static void s_cutover_recover(migset_t *ms, mig_t *g);
+
 static void s_load_one(const char *name, const char *spec, const char *state, void *arg)
 {
     migset_t *ms = arg;
@@ -554,6 +570,7 @@ static void s_load_one(const char *name, const char *spec, const char *state, vo
     s_append(ms, g);
     if (st != M_ABORTED)
         log_info("migration %s: resuming in %s", name, state);
+    s_cutover_recover(ms, g);
 }
 
 migset_t *migset_new(coord_t *c, journal_t *j)
@@ -679,6 +696,129 @@ bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
         snprintf(err, errlen, "migration %s: the journal refused the change", name);
         return false;
     }
+    return true;
+}
+
+/* ---- cutover ---- */
+
+static void s_cutover_done(cJSON *report, bool switched, void *arg)
+{
+    mig_t *g = arg;
+    g->cutover = NULL; /* it ends itself after done */
+    cJSON_Delete(g->cutover_last);
+    g->cutover_last = report;
+    if (switched)
+        s_move(g, M_SWITCHED, "cutover done: traffic goes to green");
+}
+
+/* A cutover the journal says was under way when the coordinator stopped:
+ * finished or rolled back now. */
+static void s_cutover_recover(migset_t *ms, mig_t *g)
+{
+    const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(g->cutover_last, "state"));
+    if (!state || g->state != M_STREAMING ||
+        (strcmp(state, "started") != 0 && strcmp(state, "switching") != 0))
+        return;
+    bool dry = cJSON_IsTrue(cJSON_GetObjectItem(g->cutover_last, "dry_run"));
+    g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, dry, state,
+                               s_cutover_done, g);
+}
+
+/* The gates: false with why when the cutover must not start. */
+static bool s_cutover_gates(migset_t *ms, mig_t *g, char *why, size_t whylen)
+{
+    const plan_migration_t *m = g->m;
+    if (g->state != M_STREAMING) {
+        snprintf(why, whylen, "it is %s: the cutover starts from streaming", s_name(g->state));
+        return false;
+    }
+    if (g->verify) {
+        snprintf(why, whylen, "verify is running");
+        return false;
+    }
+    if (!m->cutover.app_roles.count || !m->cutover.proxies.count) {
+        snprintf(why, whylen, "the plan names no cutover.app_roles or no cutover.proxies");
+        return false;
+    }
+    const char *vs = cJSON_GetStringValue(cJSON_GetObjectItem(g->verify_last, "state"));
+    if (!vs || strcmp(vs, "equal") != 0) {
+        snprintf(why, whylen, "the last verify is %s, not equal: run godwitctl migrate verify %s",
+                 vs ? vs : "missing", m->name);
+        return false;
+    }
+    if (!g->sync || !g->sync->all_ready) {
+        snprintf(why, whylen, "not every table is ready");
+        return false;
+    }
+    if (g->repl_error && units_now_ms() - g->repl_error_at_ms < 60000) {
+        snprintf(why, whylen, "a replication error in the last minute: %s", g->repl_error);
+        return false;
+    }
+    const char *agents[2] = { m->source.agent, m->target.agent };
+    double rtt = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!coord_agent_role(ms->coord, agents[i])) {
+            snprintf(why, whylen, "agent %s is not connected", agents[i]);
+            return false;
+        }
+        double r = coord_agent_rtt_ms(ms->coord, agents[i]);
+        rtt = r > rtt ? r : rtt;
+    }
+    for (size_t i = 0; i < m->cutover.proxies.count; i++) {
+        const plan_proxy_t *p = (const plan_proxy_t *)m->cutover.proxies.items + i;
+        if (!coord_agent_role(ms->coord, p->agent)) {
+            snprintf(why, whylen, "proxy agent %s is not connected", p->agent);
+            return false;
+        }
+        double r = coord_agent_rtt_ms(ms->coord, p->agent);
+        rtt = r > rtt ? r : rtt;
+    }
+    /* Lag and the predicted pause: the target's replay lag plus the round
+     * trips of the freeze batch (pause, freeze, sequences, switch, resume). */
+    const Godwit__Report *rep = coord_agent_report(ms->coord, m->source.agent);
+    const Godwit__Slot *slot = NULL;
+    for (size_t i = 0; rep && rep->postgres && i < rep->postgres->n_slots; i++)
+        if (strcmp(rep->postgres->slots[i]->name, g->objname) == 0)
+            slot = rep->postgres->slots[i];
+    if (!slot || !slot->active) {
+        snprintf(why, whylen, "our slot on the source is not active (is the subscription "
+                 "streaming?)");
+        return false;
+    }
+    double lag_ms = slot->has_replay_lag ? slot->replay_lag_seconds * 1000.0 : 0;
+    if (lag_ms > (double)m->options.max_lag_ms) {
+        snprintf(why, whylen, "lag %.0f ms is over max_lag (%lld ms)", lag_ms,
+                 (long long)m->options.max_lag_ms);
+        return false;
+    }
+    double predicted = lag_ms + 5 * rtt;
+    if (predicted > (double)m->cutover.max_write_pause_ms) {
+        snprintf(why, whylen, "the predicted write pause (%.0f ms: lag %.0f ms and five round "
+                 "trips of %.1f ms) does not fit max_write_pause (%lld ms)", predicted, lag_ms,
+                 rtt, (long long)m->cutover.max_write_pause_ms);
+        return false;
+    }
+    return true;
+}
+
+bool migset_cutover(migset_t *ms, const char *name, bool dry_run, char *err, size_t errlen)
+{
+    mig_t *g = s_find(ms, name);
+    if (!g) {
+        snprintf(err, errlen, "no migration named %s", name);
+        return false;
+    }
+    if (g->cutover) {
+        snprintf(err, errlen, "migration %s: a cutover is already running", name);
+        return false;
+    }
+    char why[700];
+    if (!s_cutover_gates(ms, g, why, sizeof why)) {
+        snprintf(err, errlen, "migration %s: cutover refused: %s", name, why);
+        return false;
+    }
+    g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, dry_run, NULL,
+                               s_cutover_done, g);
     return true;
 }
 
@@ -825,6 +965,12 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
     } else {
         cJSON_AddNullToObject(o, "replication_error");
     }
+    if (g->cutover)
+        cJSON_AddItemToObject(o, "cutover", cJSON_Duplicate(cutover_report(g->cutover), true));
+    else if (g->cutover_last)
+        cJSON_AddItemToObject(o, "cutover", cJSON_Duplicate(g->cutover_last, true));
+    else
+        cJSON_AddNullToObject(o, "cutover");
     if (g->verify)
         cJSON_AddItemToObject(o, "verify", cJSON_Duplicate(verify_report(g->verify), true));
     else if (g->verify_last)

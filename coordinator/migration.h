@@ -78,6 +78,14 @@ bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
 void migset_replication_error(migset_t *ms, const char *agent, const char *object,
                               const char *message);
 
+/* Starts the cutover (phase 7; cutover.h) of m, or its rehearsal, after
+ * checking the gates: streaming, the last verify equal, every table ready,
+ * no replication error in the last minute, every agent involved connected,
+ * lag under max_lag and the predicted pause inside max_write_pause. False
+ * with err (naming the gate) when refused. */
+bool migset_cutover(migset_t *ms, const char *name, bool dry_run, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Status of one migration (name) or all (NULL), schema in docs/migrate.md;
  * NULL if name is unknown. Caller deletes. */
 cJSON *migset_status(migset_t *ms, const char *name);

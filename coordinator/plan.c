@@ -49,6 +49,27 @@ static const cfg_field_t s_options[] = {
     CFG_END,
 };
 
+#define P(f) offsetof(plan_proxy_t, f)
+static const cfg_field_t s_proxy[] = {
+    { .key = "agent", .type = CFG_STRING, .offset = P(agent), .required = true },
+    { .key = "proxy", .type = CFG_STRING, .offset = P(proxy), .required = true },
+    CFG_END,
+};
+
+static const cfg_field_t s_cutover[] = {
+    { .key = "app_roles", .type = CFG_STRING_LIST, .offset = M(cutover.app_roles), .min = 1,
+      .max = 1000 },
+    { .key = "proxies", .type = CFG_LIST, .offset = M(cutover.proxies), .min = 1, .max = 100,
+      .children = s_proxy, .item_size = sizeof(plan_proxy_t) },
+    { .key = "max_write_pause", .type = CFG_DURATION_MS, .offset = M(cutover.max_write_pause_ms),
+      .min = 10, .max = 600000 },
+    { .key = "drain_timeout", .type = CFG_DURATION_MS, .offset = M(cutover.drain_timeout_ms),
+      .min = 1, .max = 600000 },
+    { .key = "lease", .type = CFG_DURATION_MS, .offset = M(cutover.lease_ms), .min = 1000,
+      .max = 3600000 },
+    CFG_END,
+};
+
 static const cfg_field_t s_migration[] = {
     { .key = "name", .type = CFG_STRING, .offset = M(name), .required = true },
     { .key = "source", .type = CFG_SECTION, .required = true, .children = s_side[0] },
@@ -56,6 +77,7 @@ static const cfg_field_t s_migration[] = {
     { .key = "replication", .type = CFG_SECTION, .required = true, .children = s_replication },
     { .key = "tables", .type = CFG_STRING_LIST, .offset = M(tables_raw), .min = 1, .max = 100000 },
     { .key = "options", .type = CFG_SECTION, .children = s_options },
+    { .key = "cutover", .type = CFG_SECTION, .children = s_cutover },
     CFG_END,
 };
 
@@ -153,6 +175,12 @@ static bool s_check(const char *name, plan_t *plan, char *err, size_t errlen)
             m->options.max_lag_ms = 1000;
         if (m->options.parallelism == 0)
             m->options.parallelism = 2;
+        if (m->cutover.max_write_pause_ms == 0)
+            m->cutover.max_write_pause_ms = 2000;
+        if (m->cutover.drain_timeout_ms == 0)
+            m->cutover.drain_timeout_ms = m->cutover.max_write_pause_ms / 2;
+        if (m->cutover.lease_ms == 0)
+            m->cutover.lease_ms = 15000;
     }
     return true;
 }
@@ -224,6 +252,28 @@ char *plan_migration_to_json(const plan_migration_t *m)
         cJSON_AddStringToObject(op, "source_disk_floor", buf);
     }
     cJSON_AddNumberToObject(op, "parallelism", (double)m->options.parallelism);
+    cJSON *co = cJSON_AddObjectToObject(o, "cutover");
+    if (m->cutover.app_roles.count) {
+        cJSON *ar = cJSON_AddArrayToObject(co, "app_roles");
+        for (size_t i = 0; i < m->cutover.app_roles.count; i++)
+            cJSON_AddItemToArray(ar, cJSON_CreateString(m->cutover.app_roles.items[i]));
+    }
+    if (m->cutover.proxies.count) {
+        cJSON *pl = cJSON_AddArrayToObject(co, "proxies");
+        for (size_t i = 0; i < m->cutover.proxies.count; i++) {
+            const plan_proxy_t *p = (const plan_proxy_t *)m->cutover.proxies.items + i;
+            cJSON *po = cJSON_CreateObject();
+            cJSON_AddStringToObject(po, "agent", p->agent);
+            cJSON_AddStringToObject(po, "proxy", p->proxy);
+            cJSON_AddItemToArray(pl, po);
+        }
+    }
+    snprintf(buf, sizeof buf, "%lldms", (long long)m->cutover.max_write_pause_ms);
+    cJSON_AddStringToObject(co, "max_write_pause", buf);
+    snprintf(buf, sizeof buf, "%lldms", (long long)m->cutover.drain_timeout_ms);
+    cJSON_AddStringToObject(co, "drain_timeout", buf);
+    snprintf(buf, sizeof buf, "%lldms", (long long)m->cutover.lease_ms);
+    cJSON_AddStringToObject(co, "lease", buf);
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     char *out = xstrdup(text);

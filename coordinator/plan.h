@@ -29,6 +29,12 @@ typedef struct {
     char *name;
 } plan_table_t;
 
+/* A proxy the cutover switches: a name from the proxy agent's config. */
+typedef struct {
+    char *agent;
+    char *proxy;
+} plan_proxy_t;
+
 typedef struct {
     char *name;
     plan_side_t source, target;
@@ -49,6 +55,13 @@ typedef struct {
         int64_t source_disk_floor_bytes;
         int64_t parallelism;
     } options;
+    struct {
+        cfg_strings_t app_roles;       /* fenced on the source at the freeze */
+        cfg_list_t proxies;            /* of plan_proxy_t, switched together */
+        int64_t max_write_pause_ms;    /* default 2 s */
+        int64_t drain_timeout_ms;      /* default: half of max_write_pause */
+        int64_t lease_ms;              /* default 15 s */
+    } cutover;
 } plan_migration_t;
 
 typedef struct {

@@ -1,0 +1,536 @@
+/*
+ * cutover: see cutover.h. s_steps is the machine: each step sends its
+ * commands (to several agents at once where it can), and moves on when all
+ * of them came back. Nothing here blocks; the write pause is measured from
+ * the first PAUSE sent to the last RESUME answered.
+ */
+#include "cutover.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "lsn.h"
+#include "units.h"
+#include "xalloc.h"
+
+#define CU_ABORT_STEP_TIMEOUT_MS 10000
+#define CU_RETRY_MS 1000
+
+typedef enum {
+    K_PAUSE = 0,
+    K_FREEZE,
+    K_SEQUENCES,
+    K_SWITCH,
+    K_RESUME,
+    K_DONE,
+    K_BACK,
+    K_UNFREEZE,
+    K_UNPAUSE,
+    K_ABORTED,
+    K_DRY_UNFREEZE,
+    K_DRY_RESUME,
+    K__COUNT
+} kstate_t;
+
+typedef struct cutover cutover_t;
+typedef void (*send_fn)(cutover_t *cu);
+
+static void s_send_pause(cutover_t *cu);
+static void s_send_freeze(cutover_t *cu);
+static void s_send_sequences(cutover_t *cu);
+static void s_send_switch_green(cutover_t *cu);
+static void s_send_switch_blue(cutover_t *cu);
+static void s_send_resume(cutover_t *cu);
+static void s_send_unfreeze(cutover_t *cu);
+
+/* critical: inside the write pause's budget, a failure aborts; otherwise a
+ * failure is retried until the step succeeds. */
+static const struct {
+    kstate_t state;
+    const char *name;
+    send_fn send;
+    kstate_t next, next_dry;
+    bool critical;
+} s_steps[K__COUNT] = {
+    { K_PAUSE, "pause", s_send_pause, K_FREEZE, K_FREEZE, true },
+    { K_FREEZE, "freeze", s_send_freeze, K_SEQUENCES, K_SEQUENCES, true },
+    { K_SEQUENCES, "sequences", s_send_sequences, K_SWITCH, K_DRY_UNFREEZE, true },
+    { K_SWITCH, "switch", s_send_switch_green, K_RESUME, K_RESUME, true },
+    { K_RESUME, "resume", s_send_resume, K_DONE, K_DONE, false },
+    { K_DONE, "done", NULL, K_DONE, K_DONE, false },
+    { K_BACK, "switch back", s_send_switch_blue, K_UNFREEZE, K_UNFREEZE, false },
+    { K_UNFREEZE, "unfreeze", s_send_unfreeze, K_UNPAUSE, K_UNPAUSE, false },
+    { K_UNPAUSE, "resume on blue", s_send_resume, K_ABORTED, K_ABORTED, false },
+    { K_ABORTED, "aborted", NULL, K_ABORTED, K_ABORTED, false },
+    { K_DRY_UNFREEZE, "unfreeze", s_send_unfreeze, K_DRY_RESUME, K_DRY_RESUME, false },
+    { K_DRY_RESUME, "resume", s_send_resume, K_DONE, K_DONE, false },
+};
+
+struct cutover {
+    coord_t *coord;
+    journal_t *journal;
+    char *migration, *objname;
+    char *source_agent, *source_database, *target_agent, *target_database;
+    char **app_roles;
+    size_t n_app_roles;
+    char **proxy_agents, **proxies;
+    size_t n_proxies;
+    uint64_t max_pause_ms, drain_ms, lease_ms;
+    bool dry_run;
+    bool forward_only;          /* recovered in "switching": never roll back */
+    kstate_t state;
+    unsigned inflight;          /* commands of the current step not yet answered */
+    char *step_error;           /* the first failure of the current step */
+    uint64_t step_started_us, started_us, pause_started_us, budget_end_us;
+    uint64_t retry_at_mono;
+    bool cancelled;
+    Godwit__FreezeSourceResult *freeze; /* the source's answer to FREEZE, owned */
+    cJSON *report;
+    cJSON *step_detail;         /* what the agents said in the current step */
+    double proxy_paused_ms;
+    cutover_done_cb done;
+    void *arg;
+};
+
+/* ---- the report --------------------------------------------------------- */
+
+static double s_ms_since(uint64_t us)
+{
+    return (double)(units_mono_us() - us) / 1000.0;
+}
+
+static void s_timeline(cutover_t *cu, bool ok, const char *detail)
+{
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "step", s_steps[cu->state].name);
+    cJSON_AddNumberToObject(t, "at_ms", (double)(cu->step_started_us - cu->started_us) / 1000.0);
+    cJSON_AddNumberToObject(t, "ms", s_ms_since(cu->step_started_us));
+    cJSON_AddBoolToObject(t, "ok", ok);
+    if (detail)
+        cJSON_AddStringToObject(t, "detail", detail);
+    if (cu->step_detail) {
+        cJSON_AddItemToObject(t, "agents", cu->step_detail);
+        cu->step_detail = NULL;
+    }
+    cJSON_AddItemToArray(cJSON_GetObjectItem(cu->report, "timeline"), t);
+}
+
+static void s_set(cutover_t *cu, const char *key, cJSON *v)
+{
+    if (cJSON_GetObjectItem(cu->report, key))
+        cJSON_ReplaceItemInObject(cu->report, key, v);
+    else
+        cJSON_AddItemToObject(cu->report, key, v);
+}
+
+static void s_journal(cutover_t *cu, const char *state)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "state", state);
+    cJSON_AddBoolToObject(j, "dry_run", cu->dry_run);
+    char *text = cJSON_PrintUnformatted(j);
+    journal_event(cu->journal, cu->migration, "streaming", "cutover", text);
+    free(text);
+    cJSON_Delete(j);
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void s_free(cutover_t *cu)
+{
+    free(cu->migration);
+    free(cu->objname);
+    free(cu->source_agent);
+    free(cu->source_database);
+    free(cu->target_agent);
+    free(cu->target_database);
+    for (size_t i = 0; i < cu->n_app_roles; i++)
+        free(cu->app_roles[i]);
+    free(cu->app_roles);
+    for (size_t i = 0; i < cu->n_proxies; i++) {
+        free(cu->proxy_agents[i]);
+        free(cu->proxies[i]);
+    }
+    free(cu->proxy_agents);
+    free(cu->proxies);
+    free(cu->step_error);
+    if (cu->freeze)
+        godwit__freeze_source_result__free_unpacked(cu->freeze, NULL);
+    cJSON_Delete(cu->report);
+    cJSON_Delete(cu->step_detail);
+    free(cu);
+}
+
+/* The end: journals the report, frees cu, hands the report to done. */
+static void s_end(cutover_t *cu)
+{
+    bool switched = cu->state == K_DONE && !cu->dry_run;
+    s_set(cu, "state", cJSON_CreateString(cu->state == K_DONE ? "done" : "aborted"));
+    s_set(cu, "finished_at_ms", cJSON_CreateNumber((double)units_now_ms()));
+    char *text = cJSON_PrintUnformatted(cu->report);
+    journal_event(cu->journal, cu->migration, "streaming", "cutover", text);
+    free(text);
+    log_info("migration %s: cutover%s %s; write pause %.1f ms", cu->migration,
+             cu->dry_run ? " rehearsal" : "", cu->state == K_DONE ? "done" : "aborted",
+             cJSON_GetNumberValue(cJSON_GetObjectItem(cu->report, "write_pause_ms")));
+    cutover_done_cb done = cu->done;
+    void *arg = cu->arg;
+    cJSON *report = cu->report;
+    cu->report = NULL;
+    bool cancelled = cu->cancelled;
+    s_free(cu);
+    if (!cancelled)
+        done(report, switched, arg);
+    else
+        cJSON_Delete(report);
+}
+
+static void s_run(cutover_t *cu);
+
+static void s_goto(cutover_t *cu, kstate_t to)
+{
+    cu->state = to;
+    free(cu->step_error);
+    cu->step_error = NULL;
+    if (to == K_DONE || to == K_ABORTED) {
+        s_end(cu);
+        return;
+    }
+    s_run(cu);
+}
+
+static void s_abort(cutover_t *cu, const char *why)
+{
+    log_error("migration %s: cutover aborted at %s: %s", cu->migration, s_steps[cu->state].name,
+              why);
+    s_set(cu, "reason", cJSON_CreateString(why));
+    s_goto(cu, K_BACK);
+}
+
+/* A step's commands are all back. */
+static void s_step_over(cutover_t *cu)
+{
+    kstate_t st = cu->state;
+    if (cu->step_error) {
+        s_timeline(cu, false, cu->step_error);
+        if (s_steps[st].critical && !cu->forward_only) {
+            char why[800];
+            snprintf(why, sizeof why, "%s: %s", s_steps[st].name, cu->step_error);
+            s_abort(cu, why);
+            return;
+        }
+        log_warn("migration %s: cutover step %s failed (%s); again in %d ms", cu->migration,
+                 s_steps[st].name, cu->step_error, CU_RETRY_MS);
+        free(cu->step_error);
+        cu->step_error = NULL;
+        cu->retry_at_mono = units_mono_ms() + CU_RETRY_MS;
+        return;
+    }
+    s_timeline(cu, true, NULL);
+    if (st == K_RESUME || st == K_DRY_RESUME || st == K_UNPAUSE) {
+        if (cu->pause_started_us) {
+            s_set(cu, "write_pause_ms", cJSON_CreateNumber(s_ms_since(cu->pause_started_us)));
+            s_set(cu, "proxy_paused_ms", cJSON_CreateNumber(cu->proxy_paused_ms));
+        }
+    }
+    kstate_t next = cu->dry_run ? s_steps[st].next_dry : s_steps[st].next;
+    if (next == K_SWITCH)
+        s_journal(cu, "switching"); /* from here a restart finishes the switch */
+    s_goto(cu, next);
+}
+
+/* The step's first failure: "agent: why". */
+static void s_fail(cutover_t *cu, const char *agent, const char *why)
+{
+    if (cu->step_error)
+        return;
+    cu->step_error = xasprintf("%s: %s", agent, why);
+}
+
+static void s_detail(cutover_t *cu, const char *agent, const char *what, cJSON *extra)
+{
+    if (!cu->step_detail)
+        cu->step_detail = cJSON_CreateArray();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "agent", agent);
+    cJSON_AddStringToObject(o, "what", what);
+    if (extra)
+        cJSON_AddItemToObject(o, "steps", extra);
+    cJSON_AddItemToArray(cu->step_detail, o);
+}
+
+static cJSON *s_timed(Godwit__TimedStep **v, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", v[i]->name);
+        cJSON_AddNumberToObject(o, "ms", v[i]->ms);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+/* ---- results ------------------------------------------------------------ */
+
+static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
+                        void *arg)
+{
+    (void)c;
+    cutover_t *cu = arg;
+    cu->inflight--;
+    if (!r || r->status != GODWIT__STATUS__STATUS_OK) {
+        const char *why = r ? (r->message && r->message[0] ? r->message : "failed") : error;
+        s_fail(cu, agent, why);
+        s_detail(cu, agent, why, NULL);
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_PROXY) {
+        const Godwit__ProxyState *p = r->proxy;
+        cJSON *steps = cJSON_CreateArray();
+        for (size_t i = 0; i < p->n_steps; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", p->steps[i]->name);
+            cJSON_AddNumberToObject(o, "ms", (double)p->steps[i]->ms);
+            cJSON_AddItemToArray(steps, o);
+        }
+        char what[200];
+        snprintf(what, sizeof what, "proxy %s: %s%s%s", p->proxy, p->backend[0] ? p->backend : "?",
+                 p->paused ? ", paused" : "", p->already ? " (already)" : "");
+        s_detail(cu, agent, what, steps);
+        if ((double)p->paused_ms > cu->proxy_paused_ms)
+            cu->proxy_paused_ms = (double)p->paused_ms;
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE) {
+        const Godwit__FreezeSourceResult *f = r->freeze_source;
+        char what[200], pos[32];
+        snprintf(what, sizeof what, "%s%s", f->final_lsn ? "final LSN " : "fence",
+                 f->final_lsn ? lsn_format(f->final_lsn, pos, sizeof pos) : (f->already ? " (already)" : ""));
+        s_detail(cu, agent, what, s_timed(f->steps, f->n_steps));
+        if (cu->state == K_FREEZE) {
+            /* keep the sequences and the final LSN for the next step */
+            size_t len = godwit__freeze_source_result__get_packed_size(f);
+            uint8_t *buf = xmalloc(len ? len : 1);
+            godwit__freeze_source_result__pack(f, buf);
+            if (cu->freeze)
+                godwit__freeze_source_result__free_unpacked(cu->freeze, NULL);
+            cu->freeze = godwit__freeze_source_result__unpack(NULL, len, buf);
+            free(buf);
+            s_set(cu, "final_lsn", cJSON_CreateString(lsn_format(f->final_lsn, pos, sizeof pos)));
+            s_set(cu, "sessions_terminated", cJSON_CreateNumber(f->terminated));
+        }
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_SET_SEQUENCES) {
+        char what[64];
+        snprintf(what, sizeof what, "%u sequences set", r->set_sequences->set);
+        s_detail(cu, agent, what, s_timed(r->set_sequences->steps, r->set_sequences->n_steps));
+        s_set(cu, "sequences", cJSON_CreateNumber(r->set_sequences->set));
+    } else {
+        s_fail(cu, agent, "unexpected answer");
+    }
+    if (cu->inflight == 0) {
+        if (cu->cancelled) {
+            s_free(cu);
+            return;
+        }
+        s_step_over(cu);
+    }
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+/* The timeout of a command of the current step: what is left of the write
+ * pause's budget for critical steps, else a fixed bound. 0: no time left. */
+static uint64_t s_timeout(const cutover_t *cu)
+{
+    if (!s_steps[cu->state].critical || cu->forward_only)
+        return CU_ABORT_STEP_TIMEOUT_MS;
+    uint64_t now = units_mono_us();
+    return now >= cu->budget_end_us ? 0 : (cu->budget_end_us - now) / 1000 + 1;
+}
+
+static void s_send(cutover_t *cu, const char *agent, Godwit__Command *cmd)
+{
+    cu->inflight++;
+    coord_send_command(cu->coord, agent, cmd, s_timeout(cu), s_on_result, cu);
+}
+
+static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char *backend)
+{
+    for (size_t i = 0; i < cu->n_proxies; i++) {
+        Godwit__ProxyAction pa = GODWIT__PROXY_ACTION__INIT;
+        pa.proxy = cu->proxies[i];
+        pa.op = op;
+        pa.backend = (char *)(backend ? backend : "");
+        pa.lease_ms = cu->lease_ms;
+        pa.pause_timeout_ms = cu->drain_ms;
+        Godwit__Command cmd = GODWIT__COMMAND__INIT;
+        cmd.action_case = GODWIT__COMMAND__ACTION_PROXY_ACTION;
+        cmd.proxy_action = &pa;
+        s_send(cu, cu->proxy_agents[i], &cmd);
+    }
+}
+
+static void s_send_pause(cutover_t *cu)
+{
+    cu->pause_started_us = units_mono_us();
+    cu->budget_end_us = cu->pause_started_us + cu->max_pause_ms * 1000;
+    s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_PAUSE, NULL);
+}
+
+static void s_send_switch_green(cutover_t *cu)
+{
+    s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, "green");
+}
+
+static void s_send_switch_blue(cutover_t *cu)
+{
+    s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, "blue");
+}
+
+static void s_send_resume(cutover_t *cu)
+{
+    s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_RESUME, NULL);
+}
+
+static void s_send_fence(cutover_t *cu, Godwit__FreezeSource__Mode mode)
+{
+    Godwit__FreezeSource fs = GODWIT__FREEZE_SOURCE__INIT;
+    fs.database = cu->source_database;
+    fs.mode = mode;
+    fs.n_app_roles = cu->n_app_roles;
+    fs.app_roles = cu->app_roles;
+    fs.drain_timeout_ms = cu->drain_ms;
+    fs.lease_ms = cu->lease_ms;
+    fs.slot = cu->objname;
+    uint64_t left = s_timeout(cu);
+    fs.wait_timeout_ms = left > 50 ? left - 50 : left;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_FREEZE_SOURCE;
+    cmd.freeze_source = &fs;
+    s_send(cu, cu->source_agent, &cmd);
+}
+
+static void s_send_freeze(cutover_t *cu)
+{
+    s_send_fence(cu, GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE);
+}
+
+static void s_send_unfreeze(cutover_t *cu)
+{
+    s_send_fence(cu, GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
+}
+
+/* The target's sequences; at once, unless rehearsing, the source's fence
+ * made permanent. */
+static void s_send_sequences(cutover_t *cu)
+{
+    Godwit__SetSequences ss = GODWIT__SET_SEQUENCES__INIT;
+    ss.database = cu->target_database;
+    if (cu->freeze) {
+        ss.n_sequences = cu->freeze->n_sequences;
+        ss.sequences = cu->freeze->sequences;
+    }
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_SET_SEQUENCES;
+    cmd.set_sequences = &ss;
+    s_send(cu, cu->target_agent, &cmd);
+    if (!cu->dry_run)
+        s_send_fence(cu, GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP);
+}
+
+static void s_run(cutover_t *cu)
+{
+    cu->step_started_us = units_mono_us();
+    cu->retry_at_mono = 0;
+    if (s_steps[cu->state].critical && !cu->forward_only && cu->pause_started_us &&
+        s_timeout(cu) == 0) {
+        s_abort(cu, "past max_write_pause");
+        return;
+    }
+    s_steps[cu->state].send(cu);
+}
+
+/* ---- the interface ------------------------------------------------------ */
+
+cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, const char *objname,
+                         bool dry_run, const char *recover, cutover_done_cb done, void *arg)
+{
+    cutover_t *cu = xcalloc(1, sizeof *cu);
+    cu->coord = c;
+    cu->journal = j;
+    cu->migration = xstrdup(m->name);
+    cu->objname = xstrdup(objname);
+    cu->source_agent = xstrdup(m->source.agent);
+    cu->source_database = xstrdup(m->source.database);
+    cu->target_agent = xstrdup(m->target.agent);
+    cu->target_database = xstrdup(m->target.database);
+    cu->n_app_roles = m->cutover.app_roles.count;
+    cu->app_roles = xcalloc(cu->n_app_roles ? cu->n_app_roles : 1, sizeof *cu->app_roles);
+    for (size_t i = 0; i < cu->n_app_roles; i++)
+        cu->app_roles[i] = xstrdup(m->cutover.app_roles.items[i]);
+    cu->n_proxies = m->cutover.proxies.count;
+    cu->proxy_agents = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->proxy_agents);
+    cu->proxies = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->proxies);
+    for (size_t i = 0; i < cu->n_proxies; i++) {
+        const plan_proxy_t *p = (const plan_proxy_t *)m->cutover.proxies.items + i;
+        cu->proxy_agents[i] = xstrdup(p->agent);
+        cu->proxies[i] = xstrdup(p->proxy);
+    }
+    cu->max_pause_ms = (uint64_t)m->cutover.max_write_pause_ms;
+    cu->drain_ms = (uint64_t)m->cutover.drain_timeout_ms;
+    cu->lease_ms = (uint64_t)m->cutover.lease_ms;
+    cu->dry_run = dry_run;
+    cu->done = done;
+    cu->arg = arg;
+    cu->started_us = units_mono_us();
+    cu->report = cJSON_CreateObject();
+    cJSON_AddStringToObject(cu->report, "state", "running");
+    cJSON_AddBoolToObject(cu->report, "dry_run", dry_run);
+    cJSON_AddNumberToObject(cu->report, "started_at_ms", (double)units_now_ms());
+    cJSON_AddNullToObject(cu->report, "finished_at_ms");
+    cJSON_AddNullToObject(cu->report, "reason");
+    cJSON_AddNullToObject(cu->report, "write_pause_ms");
+    cJSON_AddArrayToObject(cu->report, "timeline");
+    if (recover && strcmp(recover, "switching") == 0) {
+        log_warn("migration %s: the coordinator stopped while switching the proxies; finishing "
+                 "the switch", cu->migration);
+        s_set(cu, "recovered_from", cJSON_CreateString(recover));
+        cu->forward_only = true;
+        cu->state = K_SWITCH;
+    } else if (recover) {
+        log_warn("migration %s: the coordinator stopped during the cutover (%s); rolling back",
+                 cu->migration, recover);
+        s_set(cu, "recovered_from", cJSON_CreateString(recover));
+        s_set(cu, "reason", cJSON_CreateString("the coordinator restarted during the cutover"));
+        cu->state = K_BACK;
+    } else {
+        s_journal(cu, "started");
+        cu->state = K_PAUSE;
+    }
+    /* The first step is sent on the next tick (cutover_tick): never from
+     * inside this call. */
+    cu->retry_at_mono = 1;
+    return cu;
+}
+
+void cutover_tick(cutover_t *cu)
+{
+    if (cu && cu->inflight == 0 && cu->retry_at_mono && units_mono_ms() >= cu->retry_at_mono)
+        s_run(cu);
+}
+
+const cJSON *cutover_report(const cutover_t *cu)
+{
+    return cu->report;
+}
+
+void cutover_cancel(cutover_t **cup)
+{
+    cutover_t *cu = *cup;
+    if (!cu)
+        return;
+    *cup = NULL;
+    cu->cancelled = true;
+    if (cu->inflight == 0)
+        s_free(cu);
+}

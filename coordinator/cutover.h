@@ -1,0 +1,64 @@
+/*
+ * cutover: phase 7 for one migration, a transition table of agent commands
+ * (cutover.c, s_steps):
+ *
+ *   pause      every proxy of the migration holds new transactions (under a
+ *              lease), in parallel
+ *   freeze     the source fences the application roles, reads the final LSN
+ *              and the sequences, and waits until our slot has confirmed the
+ *              final LSN: the target has every transaction
+ *   sequences  the target's sequences set to the source's; at the same time
+ *              the source's fence is made permanent (no lease), so the source
+ *              can never become writable by itself once a proxy may point
+ *              at the target
+ *   switch     every proxy pointed at green (journaled first: from here a
+ *              restarted coordinator finishes the switch)
+ *   resume     every proxy lets traffic through, now to green
+ * A step that fails, or does not finish inside what is left of
+ * max_write_pause, aborts (until resume starts): every proxy back to blue,
+ * the fence lifted, traffic resumed; abort steps are retried until they
+ * succeed. --dry-run does pause, freeze and sequences, then unfreezes and
+ * resumes: the rehearsal's pause is the real one's cost.
+ *
+ * Journal (events of kind "cutover", detail JSON {"state", "dry_run"}):
+ * "started" before the pause, "switching" before the switch, and the final
+ * report ("done" or "aborted"). Only these two writes are on the write
+ * pause's path. A coordinator restarted in "started" aborts; in "switching"
+ * it finishes the switch (the target has every transaction and the source
+ * is fenced for good; a proxy whose lease ran out meanwhile may already
+ * serve green).
+ *
+ * Ownership: the cutover copies what it needs; it owns its report and hands
+ * it to done when it ends, after freeing itself.
+ */
+#ifndef GODWIT_CUTOVER_H
+#define GODWIT_CUTOVER_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#include "coord.h"
+#include "journal.h"
+#include "plan.h"
+
+typedef struct cutover cutover_t;
+
+/* report: the final report, owned by the callee; switched: traffic now goes
+ * to green. Never runs from inside cutover_start. */
+typedef void (*cutover_done_cb)(cJSON *report, bool switched, void *arg);
+
+/* Starts the cutover of m (whose slot is objname; gates already checked)
+ * from the beginning, or, with recover set to a journaled state ("started"
+ * or "switching"), finishes or rolls back an interrupted one. */
+cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, const char *objname,
+                         bool dry_run, const char *recover, cutover_done_cb done, void *arg);
+/* Sends the next step when it is due (first step, retries): call it from
+ * the migration tick. */
+void cutover_tick(cutover_t *cu);
+/* The report so far (borrowed). */
+const cJSON *cutover_report(const cutover_t *cu);
+/* Stops without calling done (coordinator shutting down: the journal
+ * says where it was, and the next start finishes or rolls back). */
+void cutover_cancel(cutover_t **cup);
+
+#endif
