@@ -7,6 +7,7 @@
 #include "cutover.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,9 +92,23 @@ struct cutover {
     cJSON *report;
     cJSON *step_detail;         /* what the agents said in the current step */
     double proxy_paused_ms;
+    char *failpoint;            /* GODWIT_FAILPOINT at the start (tests only), or NULL */
     cutover_done_cb done;
     void *arg;
 };
+
+/* Tests kill the coordinator at exact points of the sequence: with
+ * GODWIT_FAILPOINT=cutover-after-<step> ("pause", "freeze", "sequences",
+ * "switch") it dies by SIGKILL once that step succeeded (and was journaled),
+ * with cutover-during-switch once the first proxy switched and before the
+ * others answered. Like a kill -9: nothing is cleaned up. */
+static void s_failpoint(const cutover_t *cu, const char *point)
+{
+    if (cu->failpoint && strcmp(cu->failpoint, point) == 0) {
+        log_error("failpoint %s: killing the coordinator", point);
+        raise(SIGKILL);
+    }
+}
 
 /* ---- the report --------------------------------------------------------- */
 
@@ -157,6 +172,7 @@ static void s_free(cutover_t *cu)
     free(cu->proxy_agents);
     free(cu->proxies);
     free(cu->step_error);
+    free(cu->failpoint);
     if (cu->freeze)
         godwit__freeze_source_result__free_unpacked(cu->freeze, NULL);
     cJSON_Delete(cu->report);
@@ -239,6 +255,9 @@ static void s_step_over(cutover_t *cu)
     kstate_t next = cu->dry_run ? s_steps[st].next_dry : s_steps[st].next;
     if (next == K_SWITCH)
         s_journal(cu, "switching"); /* from here a restart finishes the switch */
+    char point[64];
+    snprintf(point, sizeof point, "cutover-after-%s", s_steps[st].name);
+    s_failpoint(cu, point);
     s_goto(cu, next);
 }
 
@@ -327,6 +346,8 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
     } else {
         s_fail(cu, agent, "unexpected answer");
     }
+    if (cu->state == K_SWITCH && cu->inflight > 0 && !cu->step_error)
+        s_failpoint(cu, "cutover-during-switch");
     if (cu->inflight == 0) {
         if (cu->cancelled) {
             s_free(cu);
@@ -480,6 +501,8 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
     cu->drain_ms = (uint64_t)m->cutover.drain_timeout_ms;
     cu->lease_ms = (uint64_t)m->cutover.lease_ms;
     cu->dry_run = dry_run;
+    const char *fp = getenv("GODWIT_FAILPOINT");
+    cu->failpoint = fp && fp[0] ? xstrdup(fp) : NULL;
     cu->done = done;
     cu->arg = arg;
     cu->started_us = units_mono_us();

@@ -267,10 +267,15 @@ class Coordinator:
         self.proc = None
         self.starts = 0
 
-    def start(self, wait=True):
+    def start(self, wait=True, failpoint=None):
+        """failpoint: GODWIT_FAILPOINT for this run (the coordinator kills
+        itself there; docs/testing.md)."""
         self.starts += 1
+        env = None
+        if failpoint:
+            env = dict(os.environ, GODWIT_FAILPOINT=failpoint)
         self.proc = self.rig.spawn(os.path.basename(self.dir),
-                                   [exe("godwit-coordinator"), "--config", self.config])
+                                   [exe("godwit-coordinator"), "--config", self.config], env=env)
         if wait:
             wait_for("coordinator control socket", lambda: self.status(), 10)
         return self
@@ -434,10 +439,10 @@ class Rig:
         subprocess.run([exe("godwitctl"), "keygen", name, "--dir", self.keys], check=True,
                        stdout=subprocess.PIPE)
 
-    def spawn(self, name, argv, stdout_pipe=False):
+    def spawn(self, name, argv, stdout_pipe=False, env=None):
         ours = os.path.basename(argv[0]).startswith("godwit")
         p = Process(name, argv, self.path("%s.log" % name), ours=ours,
-                    stdout_pipe=stdout_pipe).start()
+                    stdout_pipe=stdout_pipe, env=env).start()
         self.procs.append(p)
         return p
 
