@@ -344,6 +344,9 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
         } else if (payload && r->action == GODWIT__COMMAND__ACTION_FREEZE_SOURCE) {
             res.payload_case = GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE;
             res.freeze_source = (Godwit__FreezeSourceResult *)payload;
+        } else if (payload && r->action == GODWIT__COMMAND__ACTION_VERIFY_ROLES) {
+            res.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_ROLES;
+            res.verify_roles = (Godwit__VerifySchemaResult *)payload;
         } else if (payload && r->action == GODWIT__COMMAND__ACTION_SET_SEQUENCES) {
             res.payload_case = GODWIT__RESULT__PAYLOAD_SET_SEQUENCES;
             res.set_sequences = (Godwit__SetSequencesResult *)payload;
@@ -406,6 +409,9 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
         break;
     case GODWIT__COMMAND__ACTION_SET_SEQUENCES:
         r->step = sequences_set_start(a->loop, &local, cmd->set_sequences, s_step_done, r);
+        break;
+    case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
+        r->step = roles_verify_start(a->loop, &local, cmd->verify_roles, s_step_done, r);
         break;
     default:
         break;
@@ -541,6 +547,7 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
     case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
     case GODWIT__COMMAND__ACTION_FREEZE_SOURCE:
     case GODWIT__COMMAND__ACTION_SET_SEQUENCES:
+    case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
         if (!a->cfg->has_postgres) {
             res.status = GODWIT__STATUS__STATUS_FAILED;
             res.message = (char *)"this agent has no postgres section in its config";

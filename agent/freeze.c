@@ -663,30 +663,6 @@ static void fz_on_kick(uv_timer_t *t)
 
 /* ---- the freezer -------------------------------------------------------- */
 
-/* A text[] literal of the roles: {"a","b"} with " and \ escaped. */
-static char *fz_text_array(char *const *v, size_t n)
-{
-    size_t len = 3;
-    for (size_t i = 0; i < n; i++)
-        len += 2 * strlen(v[i]) + 3;
-    char *out = xmalloc(len), *p = out;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            *p++ = ',';
-        *p++ = '"';
-        for (const char *c = v[i]; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                *p++ = '\\';
-            *p++ = *c;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
 static Godwit__FreezeSource *fz_req_copy(const Godwit__FreezeSource *req)
 {
     size_t len = godwit__freeze_source__get_packed_size(req);
@@ -747,7 +723,7 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
     s->done = done;
     s->arg = arg;
     s->path = fz_path(f->state_dir, req->database);
-    s->roles_array = fz_text_array(req->app_roles, req->n_app_roles);
+    s->roles_array = pgconn_text_array(req->app_roles, req->n_app_roles);
     s->label = xasprintf("freeze of database \"%s\"", req->database);
     s->result = xmalloc(sizeof *s->result);
     godwit__freeze_source_result__init(s->result);

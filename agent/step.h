@@ -4,8 +4,8 @@
  *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
  *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects,
  *             SetSubscriptionEnabled
- *   verify.c  VerifyTable, VerifySchema (phase 6: rows and schema, source
- *             against target)
+ *   verify.c  VerifyTable, VerifySchema, VerifyRoles (phase 6: rows, schema
+ *             and the application roles' privileges, source against target)
  *
  * Every step is idempotent: run again after a crash or a re-sent command, it
  * finds what is already done and ends in the same state. All database work
@@ -64,6 +64,8 @@ step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__VerifyTable *req, step_done_cb done, void *arg);
 step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
                             const Godwit__VerifySchema *req, step_done_cb done, void *arg);
+step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
+                           const Godwit__VerifyRoles *req, step_done_cb done, void *arg);
 step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__DropObjects *req, step_done_cb done, void *arg);
 

@@ -162,7 +162,8 @@ struct v_step {
 
     Godwit__VerifyTableResult *result;
 
-    /* VerifySchema instead (req and result are NULL then). */
+    /* VerifySchema or VerifyRoles instead (req and result are NULL then). */
+    Godwit__VerifyRoles *rreq;
     Godwit__VerifySchema *sreq;
     Godwit__VerifySchemaResult *sres;
     cJSON *catalog[2];          /* each side's tables, from v_catalog_sql */
@@ -256,6 +257,8 @@ static void v_on_timer_closed(uv_handle_t *h)
         godwit__verify_table_result__free_unpacked(s->result, NULL);
     if (s->sreq)
         godwit__verify_schema__free_unpacked(s->sreq, NULL);
+    if (s->rreq)
+        godwit__verify_roles__free_unpacked(s->rreq, NULL);
     if (s->sres)
         godwit__verify_schema_result__free_unpacked(s->sres, NULL);
     cJSON_Delete(s->catalog[SIDE_SRC]);
@@ -303,8 +306,8 @@ static void v_finish(v_step_t *s, const char *error)
     if (error) {
         why = xasprintf("%s: %s", s->label, error);
     } else if (s->sres) {
-        log_info("verify %s: %zu findings over %u tables", s->label, s->sres->n_findings,
-                 s->sres->tables);
+        log_info("verify %s: %zu findings over %u %s", s->label, s->sres->n_findings,
+                 s->sres->tables, s->rreq ? "roles" : "tables");
         payload = &s->sres->base;
         s->sres = NULL;
     } else {
@@ -1659,6 +1662,165 @@ step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
     s->sres = xmalloc(sizeof *s->sres);
     godwit__verify_schema_result__init(s->sres);
     s->first = v_schema_read;
+    uv_timer_start(&s->timer, v_on_kick, 0, 0);
+    return &s->base;
+}
+
+/* ---- VerifyRoles -------------------------------------------------------- */
+
+/* Each role of $1 (text[]): whether it exists, can log in, is a superuser,
+ * and every privilege it holds on the database's schemas, tables and
+ * sequences, as {k: kind, o: quoted object, p: privilege}. */
+static const char v_roles_sql[] =
+    "SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object("
+    "  'role', w.role, 'exists', r.oid IS NOT NULL,"
+    "  'login', COALESCE(r.rolcanlogin, false), 'super', COALESCE(r.rolsuper, false),"
+    "  'privs', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object("
+    "      'k', x.k, 'o', x.o, 'p', x.p) ORDER BY x.k, x.o, x.p), '[]') FROM ("
+    "    SELECT 'SCHEMA' AS k, pg_catalog.quote_ident(n.nspname) AS o, 'USAGE' AS p"
+    "    FROM pg_catalog.pg_namespace n WHERE r.oid IS NOT NULL AND n.nspname !~ '^pg_'"
+    "    AND n.nspname <> 'information_schema'"
+    "    AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE')"
+    "    UNION ALL"
+    "    SELECT 'TABLE', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),"
+    "      p.priv FROM pg_catalog.pg_class c"
+    "    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    "    CROSS JOIN (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE'),"
+    "      ('REFERENCES'), ('TRIGGER')) p(priv)"
+    "    WHERE r.oid IS NOT NULL AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+    "    AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
+    "    AND pg_catalog.has_table_privilege(r.oid, c.oid, p.priv)"
+    "    UNION ALL"
+    "    SELECT 'SEQUENCE', pg_catalog.quote_ident(n.nspname) || '.' ||"
+    "      pg_catalog.quote_ident(c.relname), p.priv FROM pg_catalog.pg_class c"
+    "    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    "    CROSS JOIN (VALUES ('USAGE'), ('SELECT'), ('UPDATE')) p(priv)"
+    "    WHERE r.oid IS NOT NULL AND c.relkind = 'S' AND n.nspname !~ '^pg_'"
+    "    AND n.nspname <> 'information_schema'"
+    "    AND pg_catalog.has_sequence_privilege(r.oid, c.oid, p.priv)) x)"
+    ") ORDER BY w.role), '[]')::pg_catalog.text AS catalog"
+    " FROM pg_catalog.unnest($1::pg_catalog.text[]) w(role)"
+    " LEFT JOIN pg_catalog.pg_roles r ON r.rolname = w.role";
+
+/* A finding about role (object: the role, or "role on object"). */
+static void v_role_finding(v_step_t *s, const char *object, char *problem, char *statement)
+{
+    Godwit__VerifySchemaResult *res = s->sres;
+    Godwit__SchemaFinding *f = xmalloc(sizeof *f);
+    godwit__schema_finding__init(f);
+    f->object = xstrdup(object);
+    f->problem = problem;
+    f->statement = statement;
+    res->findings = xrealloc(res->findings, (res->n_findings + 1) * sizeof *res->findings);
+    res->findings[res->n_findings++] = f;
+}
+
+static bool v_has_priv(const cJSON *privs, const cJSON *want)
+{
+    const cJSON *p;
+    cJSON_ArrayForEach(p, privs)
+        if (strcmp(v_js(p, "k"), v_js(want, "k")) == 0 && strcmp(v_js(p, "o"), v_js(want, "o")) == 0 &&
+            strcmp(v_js(p, "p"), v_js(want, "p")) == 0)
+            return true;
+    return false;
+}
+
+static void v_roles_compare(v_step_t *s)
+{
+    const cJSON *st;
+    cJSON_ArrayForEach(st, s->catalog[SIDE_SRC]) {
+        s->sres->tables++;
+        const char *role = v_js(st, "role");
+        const cJSON *dt = NULL, *it;
+        cJSON_ArrayForEach(it, s->catalog[SIDE_DST])
+            if (strcmp(v_js(it, "role"), role) == 0)
+                dt = it;
+        char *q = pgconn_escape_identifier(s->conn[SIDE_DST], role);
+        if (!q) {
+            v_failf(s, "cannot quote the role name \"%s\"", role);
+            return;
+        }
+        if (!cJSON_IsTrue(cJSON_GetObjectItem(st, "exists"))) {
+            v_role_finding(s, role, xstrdup("the role does not exist on the source"), xstrdup(""));
+        } else if (!dt || !cJSON_IsTrue(cJSON_GetObjectItem(dt, "exists"))) {
+            v_role_finding(s, role, xstrdup("the role does not exist on the target (roles are not "
+                                            "part of a database's dump)"),
+                           xasprintf("CREATE ROLE %s LOGIN; -- with the source's password and "
+                                     "settings, then the GRANTs its privileges need", q));
+        } else {
+            if (cJSON_IsTrue(cJSON_GetObjectItem(st, "login")) &&
+                !cJSON_IsTrue(cJSON_GetObjectItem(dt, "login")))
+                v_role_finding(s, role, xstrdup("the role cannot log in on the target"),
+                               xasprintf("ALTER ROLE %s LOGIN;", q));
+            /* What the source grants that the target does not, by object. */
+            const cJSON *sp = cJSON_GetObjectItem(st, "privs"), *dp = cJSON_GetObjectItem(dt, "privs");
+            const cJSON *p;
+            char *last_obj = NULL, *privs = NULL, *last_kind = NULL;
+            for (p = sp ? sp->child : NULL;; p = p->next) {
+                bool flush = !p || (last_obj && (strcmp(v_js(p, "o"), last_obj) != 0 ||
+                                                 strcmp(v_js(p, "k"), last_kind) != 0));
+                if (flush && last_obj && privs) {
+                    char *obj = xasprintf("%s on %s %s", role, last_kind, last_obj);
+                    v_role_finding(s, obj,
+                                   xasprintf("the target lacks %s on %s %s", privs, last_kind,
+                                             last_obj),
+                                   xasprintf("GRANT %s ON %s %s TO %s;", privs, last_kind,
+                                             last_obj, q));
+                    free(obj);
+                    free(privs);
+                    privs = NULL;
+                }
+                if (!p)
+                    break;
+                free(last_obj);
+                free(last_kind);
+                last_obj = xstrdup(v_js(p, "o"));
+                last_kind = xstrdup(v_js(p, "k"));
+                if (!v_has_priv(dp, p)) {
+                    char *grown = privs ? xasprintf("%s, %s", privs, v_js(p, "p")) : xstrdup(v_js(p, "p"));
+                    free(privs);
+                    privs = grown;
+                }
+            }
+            free(last_obj);
+            free(last_kind);
+        }
+        free(q);
+    }
+    v_finish(s, NULL);
+}
+
+static void v_roles_read(v_step_t *s)
+{
+    char *roles = pgconn_text_array(s->rreq->roles, s->rreq->n_roles);
+    const char *params[1] = { roles };
+    s->then = v_roles_compare;
+    if (v_send(s, SIDE_SRC, "reading the roles", v_roles_sql, 1, params, v_on_catalog))
+        v_send(s, SIDE_DST, "reading the roles", v_roles_sql, 1, params, v_on_catalog);
+    free(roles);
+}
+
+step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
+                           const Godwit__VerifyRoles *req, step_done_cb done, void *arg)
+{
+    if (!req || req->n_roles == 0)
+        return NULL;
+    v_step_t *s = v_new(loop, local, req->database, req->source, 0,
+                        xasprintf("roles in database %s", req->database), done, arg);
+    if (!s)
+        return NULL;
+    size_t len = godwit__verify_roles__get_packed_size(req);
+    uint8_t *buf = xmalloc(len ? len : 1);
+    godwit__verify_roles__pack(req, buf);
+    s->rreq = godwit__verify_roles__unpack(NULL, len, buf);
+    free(buf);
+    if (!s->rreq) {
+        v_dispose(s);
+        return NULL;
+    }
+    s->sres = xmalloc(sizeof *s->sres);
+    godwit__verify_schema_result__init(s->sres);
+    s->first = v_roles_read;
     uv_timer_start(&s->timer, v_on_kick, 0, 0);
     return &s->base;
 }

@@ -735,3 +735,27 @@ char *pgconn_result_message(const char *what, const pgconn_result_t *r)
                      r->error ? r->error : "statement failed",
                      r->sqlstate[0] ? " (SQLSTATE " : "", r->sqlstate, r->sqlstate[0] ? ")" : "");
 }
+
+char *pgconn_text_array(char *const *v, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += 2 * strlen(v[i]) + 3;
+    char *out = xmalloc(len), *p = out;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *c = v[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+

@@ -68,6 +68,10 @@ char *pgconn_escape_identifier(pgconn_t *c, const char *ident);
  * take no parameters (CREATE SUBSCRIPTION ... CONNECTION '...'). */
 char *pgconn_escape_literal(pgconn_t *c, const char *s);
 
+/* A text[] literal of n strings ({"a","b\"c"}), to pass as one parameter
+ * cast to text[]. Caller frees. */
+char *pgconn_text_array(char *const *v, size_t n);
+
 /* "WHAT: the server's error (SQLSTATE xxxxx)" for a failed statement, the
  * one wording every caller reports; what may be NULL ("" prefix dropped).
  * Caller frees. */

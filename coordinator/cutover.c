@@ -21,7 +21,8 @@
 #define CU_RETRY_MS 1000
 
 typedef enum {
-    K_PAUSE = 0,
+    K_CHECK = 0,
+    K_PAUSE,
     K_FREEZE,
     K_SEQUENCES,
     K_SWITCH,
@@ -39,6 +40,7 @@ typedef enum {
 typedef struct cutover cutover_t;
 typedef void (*send_fn)(cutover_t *cu);
 
+static void s_send_check(cutover_t *cu);
 static void s_send_pause(cutover_t *cu);
 static void s_send_freeze(cutover_t *cu);
 static void s_send_sequences(cutover_t *cu);
@@ -56,6 +58,7 @@ static const struct {
     kstate_t next, next_dry;
     bool critical;
 } s_steps[K__COUNT] = {
+    { K_CHECK, "check roles", s_send_check, K_PAUSE, K_PAUSE, false },
     { K_PAUSE, "pause", s_send_pause, K_FREEZE, K_FREEZE, true },
     { K_FREEZE, "freeze", s_send_freeze, K_SEQUENCES, K_SEQUENCES, true },
     { K_SEQUENCES, "sequences", s_send_sequences, K_SWITCH, K_DRY_UNFREEZE, true },
@@ -77,6 +80,8 @@ struct cutover {
     char *source_agent, *source_database, *target_agent, *target_database;
     char **app_roles;
     size_t n_app_roles;
+    char *repl_host, *repl_user, *repl_passfile, *repl_sslmode; /* how green reaches blue */
+    int repl_port;
     char **proxy_agents, **proxies;
     size_t n_proxies;
     uint64_t max_pause_ms, drain_ms, lease_ms;
@@ -165,6 +170,10 @@ static void s_free(cutover_t *cu)
     for (size_t i = 0; i < cu->n_app_roles; i++)
         free(cu->app_roles[i]);
     free(cu->app_roles);
+    free(cu->repl_host);
+    free(cu->repl_user);
+    free(cu->repl_passfile);
+    free(cu->repl_sslmode);
     for (size_t i = 0; i < cu->n_proxies; i++) {
         free(cu->proxy_agents[i]);
         free(cu->proxies[i]);
@@ -232,6 +241,12 @@ static void s_step_over(cutover_t *cu)
     kstate_t st = cu->state;
     if (cu->step_error) {
         s_timeline(cu, false, cu->step_error);
+        if (st == K_CHECK) { /* nothing was changed: refused */
+            s_set(cu, "reason", cJSON_CreateString(cu->step_error));
+            log_error("migration %s: cutover refused: %s", cu->migration, cu->step_error);
+            s_goto(cu, K_ABORTED);
+            return;
+        }
         if (s_steps[st].critical && !cu->forward_only) {
             char why[800];
             snprintf(why, sizeof why, "%s: %s", s_steps[st].name, cu->step_error);
@@ -338,6 +353,28 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
             s_set(cu, "final_lsn", cJSON_CreateString(lsn_format(f->final_lsn, pos, sizeof pos)));
             s_set(cu, "sessions_terminated", cJSON_CreateNumber(f->terminated));
         }
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_VERIFY_ROLES) {
+        const Godwit__VerifySchemaResult *v = r->verify_roles;
+        cJSON *list = cJSON_CreateArray();
+        for (size_t i = 0; i < v->n_findings; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "object", v->findings[i]->object);
+            cJSON_AddStringToObject(o, "problem", v->findings[i]->problem);
+            cJSON_AddStringToObject(o, "statement", v->findings[i]->statement);
+            cJSON_AddItemToArray(list, o);
+        }
+        s_set(cu, "role_findings", list);
+        char what[64];
+        snprintf(what, sizeof what, "%zu roles checked, %zu findings", (size_t)v->tables,
+                 v->n_findings);
+        s_detail(cu, agent, what, NULL);
+        if (v->n_findings) {
+            char *why = xasprintf("the application roles cannot work on green as on blue (%zu "
+                                  "findings, first: %s; run: %s)", v->n_findings,
+                                  v->findings[0]->problem, v->findings[0]->statement);
+            s_fail(cu, agent, why);
+            free(why);
+        }
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_SET_SEQUENCES) {
         char what[64];
         snprintf(what, sizeof what, "%u sequences set", r->set_sequences->set);
@@ -391,8 +428,29 @@ static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char
     }
 }
 
+static void s_send_check(cutover_t *cu)
+{
+    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
+    rc.host = cu->repl_host;
+    rc.port = (uint32_t)cu->repl_port;
+    rc.user = cu->repl_user;
+    rc.passfile = cu->repl_passfile;
+    rc.sslmode = cu->repl_sslmode;
+    rc.dbname = cu->source_database;
+    Godwit__VerifyRoles vr = GODWIT__VERIFY_ROLES__INIT;
+    vr.database = cu->target_database;
+    vr.source = &rc;
+    vr.n_roles = cu->n_app_roles;
+    vr.roles = cu->app_roles;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_VERIFY_ROLES;
+    cmd.verify_roles = &vr;
+    s_send(cu, cu->target_agent, &cmd);
+}
+
 static void s_send_pause(cutover_t *cu)
 {
+    s_journal(cu, "started"); /* from here a restart rolls back */
     cu->pause_started_us = units_mono_us();
     cu->budget_end_us = cu->pause_started_us + cu->max_pause_ms * 1000;
     s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_PAUSE, NULL);
@@ -497,6 +555,11 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
         cu->proxy_agents[i] = xstrdup(p->agent);
         cu->proxies[i] = xstrdup(p->proxy);
     }
+    cu->repl_host = xstrdup(m->replication.host);
+    cu->repl_port = (int)m->replication.port;
+    cu->repl_user = xstrdup(m->replication.user ? m->replication.user : "");
+    cu->repl_passfile = xstrdup(m->replication.passfile ? m->replication.passfile : "");
+    cu->repl_sslmode = xstrdup(m->replication.sslmode ? m->replication.sslmode : "");
     cu->max_pause_ms = (uint64_t)m->cutover.max_write_pause_ms;
     cu->drain_ms = (uint64_t)m->cutover.drain_timeout_ms;
     cu->lease_ms = (uint64_t)m->cutover.lease_ms;
@@ -527,8 +590,7 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
         s_set(cu, "reason", cJSON_CreateString("the coordinator restarted during the cutover"));
         cu->state = K_BACK;
     } else {
-        s_journal(cu, "started");
-        cu->state = K_PAUSE;
+        cu->state = K_CHECK;
     }
     /* The first step is sent on the next tick (cutover_tick): never from
      * inside this call. */

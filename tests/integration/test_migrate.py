@@ -48,7 +48,7 @@ TABLES = ["public.customers", "public.orders", "public.lines", "public.audit", "
           "public.pgbench_history", "public." + Q_EVIL]
 
 
-def setup(rig, options=""):
+def setup(rig, options="", extra_agents=()):
     blue = rig.cluster("blue")
     green = rig.cluster("green")
     blue.psql("CREATE DATABASE shop")
@@ -60,7 +60,7 @@ def setup(rig, options=""):
     # pgbench_history has no key: give it an identity so it can replicate.
     blue.psql("ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL", db="shop")
     blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER")
-    coord = Coordinator(rig, ["blue", "green"]).start()
+    coord = Coordinator(rig, ["blue", "green"] + list(extra_agents)).start()
     Agent(rig, "blue", coord, role="source", cluster=blue).start()
     Agent(rig, "green", coord, role="target", cluster=green).start()
     for n in ("blue", "green"):

@@ -1,0 +1,264 @@
+"""The cutover end to end with PgBouncer (transaction mode) in front of
+blue: pgbench, with persistent connections as the application's own role,
+writes through PgBouncer for the whole run. A rehearsal first (PgBouncer
+stays on blue, blue writable), then the real cutover: zero failed pgbench
+transactions, every row blue committed is on green, green's sequences are
+at or past blue's, new inserts on green get no duplicate key, and blue is
+fenced for good."""
+
+import json
+import os
+import pwd
+import re
+import subprocess
+import time
+
+import harness
+from harness import Agent, check, wait_for
+from test_migrate import in_state, mstatus, setup
+
+BENCH_SECONDS = 75
+
+
+class PgBouncer:
+    """A PgBouncer of the test's own, run as postgres, in front of a cluster;
+    its [databases] entry for "shop" lives in an include file the proxy agent
+    rewrites."""
+
+    def __init__(self, rig, backend_port, name="pgbouncer"):
+        self.rig = rig
+        self.dir = rig.path(name)
+        os.makedirs(self.dir)
+        pw = pwd.getpwnam("postgres")
+        self.port = harness.free_port()
+        self.include = os.path.join(self.dir, "databases.ini")
+        with open(self.include, "w") as f:
+            f.write("shop = host=127.0.0.1 port=%d dbname=shop\n" % backend_port)
+        with open(os.path.join(self.dir, "userlist.txt"), "w") as f:
+            f.write('"app" ""\n"postgres" ""\n')
+        self.ini = os.path.join(self.dir, "pgbouncer.ini")
+        with open(self.ini, "w") as f:
+            f.write("[databases]\n%%include %s\n[pgbouncer]\nlisten_addr = 127.0.0.1\n"
+                    "listen_port = %d\nunix_socket_dir =\nauth_type = trust\n"
+                    "auth_file = %s/userlist.txt\nadmin_users = postgres\n"
+                    "pool_mode = transaction\nmax_client_conn = 200\ndefault_pool_size = 20\n"
+                    "ignore_startup_parameters = extra_float_digits,options\n"
+                    "logfile = %s/pgbouncer.log\n" % (self.include, self.port, self.dir, self.dir))
+        for root, dirs, files in os.walk(self.dir):
+            for p in [root] + [os.path.join(root, x) for x in files]:
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+        self.proc = rig.spawn(name, ["setpriv", "--reuid=postgres", "--regid=postgres",
+                                     "--init-groups", "pgbouncer", self.ini])
+        wait_for("pgbouncer listening", self._up, 15, interval=0.2)
+
+    def _up(self):
+        r = self.psql("SELECT 1", check_rc=False)
+        return r.returncode == 0
+
+    def psql(self, sql, user="app", check_rc=True):
+        r = subprocess.run([os.path.join(harness.PG_BIN, "psql"), "-X", "-A", "-t", "-v",
+                            "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U",
+                            user, "-d", "shop", "-c", sql],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        if check_rc and r.returncode != 0:
+            raise RuntimeError("psql via pgbouncer: %s" % r.stderr.decode())
+        return r
+
+
+def proxy_agent(rig, coord, bouncer, blue, green):
+    extra = ("proxies:\n  - name: pgb\n    kind: pgbouncer\n    blue: 127.0.0.1:%d\n"
+             "    green: 127.0.0.1:%d\n    pgbouncer:\n      host: 127.0.0.1\n      port: %d\n"
+             "      user: postgres\n      database: shop\n      include_file: %s\n" % (
+                 blue.port, green.port, bouncer.port, bouncer.include))
+    a = Agent(rig, "px", coord, role="proxy")
+    with open(a.config, "a") as f:
+        f.write(extra)
+    return a.start()
+
+
+def history(cluster):
+    """pgbench_history's rows as sorted text (a multiset)."""
+    out = cluster.psql("SELECT h::text FROM public.pgbench_history h ORDER BY 1", db="shop")
+    return out.splitlines()
+
+
+def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=True):
+    """Blue, green, a coordinator, PgBouncer in front of blue with its proxy
+    agent, pgbench writing through it as the role app, the migration
+    streaming and verified equal."""
+    cutover = ("    options: {max_lag: 5s}\n"
+               "    cutover:\n      app_roles: [app]\n"
+               "      proxies: [{agent: px, proxy: pgb}]\n      max_write_pause: %s\n"
+               % max_write_pause)
+    blue, green, coord, plan = setup(rig, options=cutover, extra_agents=["px"])
+    # The application's role: not a superuser, on both sides (roles are not
+    # in a database's dump), with the rights it needs.
+    for c in (blue, green):
+        c.psql("CREATE ROLE app LOGIN")
+    grants = ("GRANT USAGE ON SCHEMA public TO app;"
+              "GRANT ALL ON ALL TABLES IN SCHEMA public TO app;"
+              "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app")
+    blue.psql(grants, db="shop")
+    bouncer = PgBouncer(rig, blue.port)
+    proxy_agent(rig, coord, bouncer, blue, green)
+    wait_for("px connected", lambda: coord.agent("px")["state"] == "connected", 15)
+    # pgbench through PgBouncer, persistent connections, the whole run.
+    bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
+                                  "-R", "100", "-T", str(bench_seconds), "-h", "127.0.0.1",
+                                  "-p", str(bouncer.port), "-U", "app", "shop"])
+    bench.started = time.monotonic()
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.5)
+    if grant_green:
+        green.psql(grants, db="shop")
+    # A refused cutover names its gate and changes nothing.
+    r = coord.ctl("cutover", "shop", check_rc=False)
+    check(r.returncode == 1 and b"verify" in r.stderr, "gate: %r" % r.stderr)
+    for _ in range(5):
+        r = coord.ctl("migrate", "verify", "shop", "--json", check_rc=False)
+        if r.returncode == 0:
+            break
+    check(r.returncode == 0, "verify equal: %s" % r.stdout.decode()[-2000:])
+    return blue, green, coord, bouncer, bench
+
+
+def bench_clean(bench, seconds):
+    """pgbench ran to its end with zero failed transactions."""
+    rc = bench.wait(seconds + 60)
+    out = open(bench.log_path).read()
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    check(rc == 0 and failed and failed.group(1) == "0" and "aborted" not in out,
+          "pgbench: rc %s, failed %s: %s" % (rc, failed and failed.group(1), out[-1500:]))
+
+
+def on_port(bouncer):
+    return int(bouncer.psql("SELECT pg_catalog.inet_server_port()").stdout.decode().strip())
+
+
+def can_login(cluster):
+    return cluster.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t"
+
+
+def test_cutover_through_pgbouncer(rig):
+    blue, green, coord, bouncer, bench = ready(rig, grant_green=False)
+    t0 = bench.started
+    # Green lacks the application role's rights (a dump does not carry them
+    # here): the cutover is refused before anything pauses, with the GRANTs.
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    stmts = [f["statement"] for f in rep.get("role_findings", [])]
+    check(r.returncode == 1 and rep.get("state") == "aborted" and
+          "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON TABLE "
+          "public.pgbench_accounts TO app;" in stmts and
+          "GRANT USAGE ON SCHEMA public TO app;" not in stmts,
+          "refused with the statements: %r %r" % (rep.get("reason"), stmts[:5]))
+    check(len(rep["timeline"]) == 1 and can_login(blue), "nothing paused, nothing fenced")
+    for stmt in stmts:
+        green.psql(stmt, db="shop")
+
+    # The rehearsal: the pause is measured, nothing switches.
+    r = coord.ctl("cutover", "shop", "--dry-run", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    check(r.returncode == 0 and rep.get("state") == "done" and rep["dry_run"],
+          "rehearsal done: %s %s" % (r.stdout.decode()[-3000:], r.stderr.decode()))
+    print("   rehearsal: write pause %.1f ms: %s" % (rep["write_pause_ms"], [
+        (t["step"], round(t["ms"], 1)) for t in rep["timeline"]]))
+    check(bouncer.psql("SELECT pg_catalog.inet_server_port()").stdout.decode().strip() ==
+          str(blue.port), "still on blue after the rehearsal")
+    check(blue.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t",
+          "blue writable again")
+    check(in_state(coord, "streaming"), "still streaming")
+
+    # The cutover.
+    r = coord.ctl("cutover", "shop", check_rc=False)
+    text = r.stdout.decode()
+    print(text)
+    check(r.returncode == 0 and "cutover: done" in text, "cutover done: %s %s" % (
+        text, r.stderr.decode()))
+    st = mstatus(coord)
+    check(st["state"] == "switched", "migration switched: %r" % st["state"])
+    pause = st["cutover"]["write_pause_ms"]
+    check(pause < 3000, "pause within max_write_pause: %.1f ms" % pause)
+    check(bouncer.psql("SELECT pg_catalog.inet_server_port()").stdout.decode().strip() ==
+          str(green.port), "PgBouncer now on green")
+    check(blue.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "f",
+          "blue fenced for good")
+    check(time.monotonic() - t0 < BENCH_SECONDS - 5, "the cutover happened while pgbench ran")
+
+    # pgbench ends on its own: zero failed transactions.
+    bench_clean(bench, BENCH_SECONDS)
+    # Every transaction blue committed is on green; green kept pgbench's
+    # invariant (the history's deltas sum to the balances) across the switch.
+    hb, hg = history(blue), history(green)
+    missing = set(hb) - set(hg)
+    check(not missing and len(hg) > len(hb), "blue's %d history rows all on green (%d): "
+          "missing %d" % (len(hb), len(hg), len(missing)))
+    for c in (blue, green):
+        sums = c.psql("SELECT (SELECT sum(delta) FROM public.pgbench_history) = "
+                      "(SELECT sum(abalance) FROM public.pgbench_accounts)", db="shop")
+        check(sums == "t", "%s: history and balances agree" % c.name)
+    for t in ("public.customers", "public.orders", "public.lines", "public.audit"):
+        q = "SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM %s x" % t
+        check(blue.psql(q, db="shop") == green.psql(q, db="shop"), "%s equal" % t)
+    # Sequences: at or past blue's; a new row on green gets a fresh key.
+    for seq in ("public.customers_id_seq", "public.orders_id_seq", "public.invoice_no"):
+        q = "SELECT last_value FROM %s" % seq
+        check(int(green.psql(q, db="shop")) >= int(blue.psql(q, db="shop")), seq)
+    bouncer.psql("INSERT INTO public.customers (name) VALUES ('after the switch')")
+    check(green.psql("SELECT nextval('public.invoice_no')", db="shop") == "42",
+          "the unowned sequence went on from blue's value")
+
+
+def crash_at(rig, failpoint):
+    """The coordinator killed at failpoint during the cutover, then
+    started again: returns what it resolved the cutover to."""
+    seconds = 45
+    blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds)
+    coord.proc.stop()
+    coord.start(failpoint=failpoint)
+    for n in ("blue", "green", "px"):
+        wait_for("%s back" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    r = coord.ctl("cutover", "shop", check_rc=False)
+    check(r.returncode == 3, "the coordinator died during the cutover: rc %d %r" % (
+        r.returncode, r.stderr))
+    check(coord.proc.wait(10) == -9, "killed itself at %s" % failpoint)
+    t0 = time.monotonic()
+    coord.start()
+    st = wait_for("cutover resolved", lambda: (lambda s: s if s and s["cutover"] and
+                  s["cutover"]["state"] in ("done", "aborted") else None)(mstatus(coord)), 30,
+                  interval=0.2)
+    print("   %s: resolved to %s in %.1f s after the restart" % (
+        failpoint, st["cutover"]["state"], time.monotonic() - t0))
+    check(time.monotonic() - bench.started < seconds - 3, "resolved while pgbench ran")
+    bench_clean(bench, seconds)
+    return blue, green, coord, bouncer, st
+
+
+def test_crash_after_pause_rolls_back(rig):
+    blue, green, coord, bouncer, st = crash_at(rig, "cutover-after-pause")
+    check(st["state"] == "streaming" and st["cutover"]["state"] == "aborted", "rolled back")
+    check(on_port(bouncer) == blue.port and can_login(blue), "traffic on blue, writable")
+
+
+def test_crash_after_freeze_rolls_back(rig):
+    blue, green, coord, bouncer, st = crash_at(rig, "cutover-after-freeze")
+    check(st["state"] == "streaming" and st["cutover"]["state"] == "aborted", "rolled back")
+    check(on_port(bouncer) == blue.port and can_login(blue), "traffic on blue, writable")
+
+
+def test_crash_after_sequences_finishes(rig):
+    blue, green, coord, bouncer, st = crash_at(rig, "cutover-after-sequences")
+    check(st["state"] == "switched" and st["cutover"]["state"] == "done", "finished")
+    check(on_port(bouncer) == green.port and not can_login(blue), "on green, blue fenced")
+
+
+def test_crash_after_switch_finishes(rig):
+    blue, green, coord, bouncer, st = crash_at(rig, "cutover-after-switch")
+    check(st["state"] == "switched" and st["cutover"]["state"] == "done", "finished")
+    check(on_port(bouncer) == green.port and not can_login(blue), "on green, blue fenced")
+
+
+if __name__ == "__main__":
+    harness.run([test_cutover_through_pgbouncer, test_crash_after_pause_rolls_back,
+                 test_crash_after_freeze_rolls_back, test_crash_after_sequences_finishes,
+                 test_crash_after_switch_finishes])
