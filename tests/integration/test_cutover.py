@@ -148,7 +148,7 @@ def test_cutover_through_pgbouncer(rig):
     rep = json.loads(r.stdout or b"{}")
     stmts = [f["statement"] for f in rep.get("role_findings", [])]
     check(r.returncode == 1 and rep.get("state") == "aborted" and
-          "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON TABLE "
+          "GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE "
           "public.pgbench_accounts TO app;" in stmts and
           "GRANT USAGE ON SCHEMA public TO app;" not in stmts,
           "refused with the statements: %r %r" % (rep.get("reason"), stmts[:5]))
