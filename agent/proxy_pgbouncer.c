@@ -73,13 +73,29 @@ struct pgb {
     bool pause_abandoned;    /* the waiting PAUSE was dropped: ignore its callback */
     bool timed_out;
     char pids[1024];         /* terminate: "{1,2}" */
+    char why[512];           /* why a pause is being given up */
     char err[768];
 };
 
 static uint64_t s_cmd_ms(const pgb_t *d) { return (uint64_t)d->cfg->command_timeout_ms; }
 
+static void s_read(pgb_t *d, pgb_next_fn next);
+static void s_gave_up_read(pgb_t *d);
+
 static void s_finish(pgb_t *d, const char *error)
 {
+    if (error && d->pause_waiting) {
+        /* The terminate policy failed while PAUSE still waits: give up as
+         * the resume policy does, so that no failure leaves traffic held. */
+        snprintf(d->why, sizeof d->why,
+                 "PAUSE %s waited over %llu ms and terminating the blockers failed: %s",
+                 d->cfg->pgbouncer.database, (unsigned long long)d->req->pause_timeout_ms, error);
+        d->pause_waiting = false;
+        d->pause_abandoned = true;
+        pgconn_disconnect(d->admin.conn);
+        s_read(d, s_gave_up_read);
+        return;
+    }
     uv_timer_stop(&d->timer);
     free(d->old_file);
     d->old_file = NULL;
@@ -247,9 +263,13 @@ static void s_pause_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
     d->pause_waiting = false;
     uv_timer_stop(&d->timer);
     if (!r->ok) {
+        /* PgBouncer may hold the entry paused all the same (the connection
+         * was lost while it waited): read it back and resume it if so, so
+         * that a failed pause never leaves traffic held. */
         char *m = pgconn_result_message("PAUSE", r);
-        s_failf(d, "%s", m);
+        snprintf(d->why, sizeof d->why, "%s", m);
         free(m);
+        s_read(d, s_gave_up_read);
         return;
     }
     proxy_out_step(d->out, d->timed_out ? "pause (after terminating blockers)" : "pause",
@@ -257,13 +277,10 @@ static void s_pause_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s_read(d, s_pause_checked);
 }
 
-/* Resume policy, after the waiting PAUSE was dropped. */
+/* Resume policy, after the waiting PAUSE was dropped or failed (d->why). */
 static void s_gave_up_resumed(pgb_t *d)
 {
-    s_failf(d,
-            "PAUSE %s still waited for running transactions after %llu ms: gave up and "
-            "resumed (on_pause_timeout: resume)%s",
-            d->cfg->pgbouncer.database, (unsigned long long)d->req->pause_timeout_ms,
+    s_failf(d, "%s: gave up and resumed%s", d->why,
             d->out->paused ? "; but PgBouncer still shows it paused" : "");
 }
 
@@ -378,6 +395,10 @@ static void s_on_pause_timeout(uv_timer_t *t)
     log_warn("proxy %s: PAUSE %s still waits after %llu ms: giving up and resuming",
              d->cfg->name, d->cfg->pgbouncer.database,
              (unsigned long long)d->req->pause_timeout_ms);
+    snprintf(d->why, sizeof d->why,
+             "PAUSE %s still waited for running transactions after %llu ms "
+             "(on_pause_timeout: resume)",
+             d->cfg->pgbouncer.database, (unsigned long long)d->req->pause_timeout_ms);
     d->pause_abandoned = true;
     d->pause_waiting = false;
     pgconn_disconnect(d->admin.conn);
