@@ -242,9 +242,7 @@ def test_lease_after_coordinator_kill(rig):
 
 # ------------------------------------------------------------------ HAProxy
 
-def test_haproxy_switch_and_reload(rig):
-    blue, green = rig.cluster("blue"), rig.cluster("green")
-    setup_db(blue, green)
+def haproxy_rig(rig, blue, green, policy="resume", pause_timeout="5s"):
     d = rig.path("haproxy")
     os.makedirs(d)
     port = free_port()
@@ -261,12 +259,21 @@ def test_haproxy_switch_and_reload(rig):
                 % (sock, state, d, port, blue.port, green.port))
     hap = rig.spawn("haproxy", ["/usr/sbin/haproxy", "-W", "-db", "-f", cfg])
     wait_for("haproxy socket", lambda: os.path.exists(sock), 10)
-    coord, _ = rig_with_agent(rig, (
-        "proxies:\n  - name: lb\n    kind: haproxy\n    blue: 127.0.0.1:%d\n    green: 127.0.0.1:%d\n"
-        "    pause_timeout: 5s\n    command_timeout: 5s\n    haproxy:\n      socket: %s\n"
-        "      frontend: pg\n      backend: pg\n      blue_server: blue\n      green_server: green\n"
-        "      state_file: %s\n      reload_argv: [/bin/kill, -USR2, '%d']\n"
-        % (blue.port, green.port, sock, state, hap.proc.pid)))
+    entry = ("  - name: %s\n    kind: haproxy\n    blue: 127.0.0.1:%d\n    green: 127.0.0.1:%d\n"
+             "    pause_timeout: %s\n    on_pause_timeout: %s\n    command_timeout: 5s\n"
+             "    haproxy:\n      socket: %s\n"
+             "      frontend: pg\n      backend: pg\n      blue_server: blue\n      green_server: green\n"
+             "      state_file: %s\n      reload_argv: [/bin/kill, -USR2, '%d']\n")
+    coord, _ = rig_with_agent(rig, "proxies:\n" + "".join(
+        entry % (name, blue.port, green.port, pause_timeout, pol, sock, state, hap.proc.pid)
+        for name, pol in (("lb", policy), ("lb_kill", "terminate"))))
+    return coord, hap, port
+
+
+def test_haproxy_switch_and_reload(rig):
+    blue, green = rig.cluster("blue"), rig.cluster("green")
+    setup_db(blue, green)
+    coord, hap, port = haproxy_rig(rig, blue, green)
     st = proxy(coord, "lb", "status")["state"]
     check(st["backend"] == "blue" and not st["paused"], "starts on blue: %s" % st)
     bench = rig.spawn("pgbench-haproxy", [PGBENCH, "-h", "127.0.0.1", "-p", str(port), "-U",
@@ -296,6 +303,54 @@ def test_haproxy_switch_and_reload(rig):
     subprocess.run([PGBENCH, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-C", "-t", "5",
                     "-n", "postgres"], check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     check(int(green.psql("SELECT count(*) FROM pgbench_history")) == n + 5, "traffic reaches green")
+
+
+def test_haproxy_pause_with_open_sessions(rig):
+    """A client keeps its connection: the pause waits pause_timeout, then
+    resume gives up (and lets traffic in again), terminate shuts the session
+    down and holds its reconnection."""
+    blue, green = rig.cluster("blue"), rig.cluster("green")
+    coord, hap, port = haproxy_rig(rig, blue, green, policy="resume", pause_timeout="1s")
+    holder = subprocess.Popen([PSQL, "-X", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+                               "postgres"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        holder.stdin.write(b"SELECT 1;\n")
+        holder.stdin.flush()
+        wait_for("a session through haproxy", lambda: blue.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid()") == "1", 10)
+        t0 = time.monotonic()
+        out = proxy(coord, "lb", "pause", ok=False)
+        check("gave up and resumed" in out["error"] and not out["state"]["paused"],
+              "policy resume: %s" % out)
+        check(time.monotonic() - t0 < 6, "bounded by pause_timeout")
+        check(subprocess.run([PSQL, "-X", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+                              "-c", "SELECT 1"], stdout=subprocess.PIPE, timeout=10).returncode == 0,
+              "traffic flows after giving up")
+        # The same session (it survived the reload in the old worker) is cut
+        # by the terminate policy, through the new worker's runtime API: a
+        # new session for the test.
+        holder.kill()
+        holder.wait()
+        holder = subprocess.Popen([PSQL, "-X", "-q", "-h", "127.0.0.1", "-p", str(port), "-U",
+                                   "postgres", "postgres"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        holder.stdin.write(b"SELECT 1;\n")
+        holder.stdin.flush()
+        wait_for("a new session through haproxy", lambda: blue.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid()") == "1", 10)
+        out = proxy(coord, "lb_kill", "pause", "--lease", "20s")["state"]
+        check(out["paused"] and out["terminated"] >= 1, "session shut down, held: %s" % out)
+        wait_for("the session is gone from blue", lambda: blue.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid()") == "0", 10)
+        proxy(coord, "lb_kill", "resume")
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 # -------------------------------------------------------------------- nginx
@@ -396,4 +451,5 @@ def test_bad_proxy_config(rig):
 if __name__ == "__main__":
     harness.run([test_bad_proxy_config, test_pgbouncer_switch_under_load,
                  test_pgbouncer_pause_blocked, test_lease_after_coordinator_kill,
-                 test_haproxy_switch_and_reload, test_nginx_switch_and_failed_test])
+                 test_haproxy_switch_and_reload, test_haproxy_pause_with_open_sessions,
+                 test_nginx_switch_and_failed_test])
