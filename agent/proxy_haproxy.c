@@ -42,7 +42,7 @@
 #include "xalloc.h"
 
 #define HAP_OUT_MAX (4 * 1024 * 1024)
-#define HAP_POLL_MS 100
+#define HAP_POLL_MS 20
 
 typedef struct hap hap_t;
 typedef void (*hap_out_fn)(hap_t *d, const char *out);
