@@ -165,6 +165,12 @@ def test_pgbouncer_switch_under_load(rig):
           "nothing more lands on blue")
     with open(pgb.include) as f:
         check("port=%d" % green.port in f.read(), "include file names green")
+    human = coord.ctl("proxy", "px", "pool", "status")
+    check(human.returncode == 0 and "px/pool (pgbouncer): green at 127.0.0.1:%d, not paused"
+          % green.port in human.stdout.decode(), "human output: %r" % human.stdout)
+    bad = coord.ctl("proxy", "px", "pool", "switch", "purple", check_rc=False)
+    check(bad.returncode == 1 and "blue\" or \"green" in bad.stderr.decode(),
+          "an unknown backend is refused: %r" % bad.stderr)
     # The report carries the proxy's state to the coordinator.
     wait_for("report shows green", lambda: coord.agent("px").get("proxies", [{}])[0].get("backend")
              == "green", 10)
