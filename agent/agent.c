@@ -765,7 +765,7 @@ void agent_stop(agent_t *a, int exit_code)
         a->monitor = NULL;
     }
     pgmon_destroy(&a->pgmon);
-    proxy_set_destroy(&a->proxies); /* no proxy callback after this */
+    proxy_set_stop(&a->proxies); /* no proxy callback after this; a paused proxy is resumed */
     while (a->running) {
         running_t *r = a->running;
         a->running = r->next;

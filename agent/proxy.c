@@ -51,6 +51,8 @@ struct slot {
     char address[300];
     char error[256];
     uint64_t refreshed_mono;
+    bool stop_resumed;             /* stopping: the resume on the way out was tried */
+    bool closed;                   /* stopping: driver gone, handles closing */
 };
 
 struct proxy_set {
@@ -60,7 +62,7 @@ struct proxy_set {
     int open_handles;
     proxy_event_cb event;
     void *arg;
-    bool destroying;
+    bool stopping;                 /* proxy_set_stop: no callbacks, winding down */
 };
 
 static const char *const s_backend_names[] = { "blue", "green" };
@@ -221,6 +223,8 @@ static uint64_t s_apply(slot_t *sl, job_t *j, const char *error)
         s_lease_end(sl);
         return paused_ms;
     }
+    if (sl->set->stopping)
+        return paused_ms; /* no lease on the way out: one resume is tried */
     Godwit__ProxyAction__Op op = j->req.op;
     bool renews = !error && (op == GODWIT__PROXY_ACTION__OP__OP_PAUSE ||
                              op == GODWIT__PROXY_ACTION__OP__OP_SWITCH);
@@ -253,16 +257,20 @@ static void s_drv_done(void *arg, const char *error)
         char msg[512];
         if (error) {
             snprintf(msg, sizeof msg, "lease ran out; resuming failed: %s (retrying)", error);
-            uv_timer_start(&sl->lease, s_on_lease, PROXY_LEASE_RETRY_MS, 0);
-            sl->lease_on = true;
-            s->event(true, "proxy.lease_resume_failed", name, msg, s->arg);
+            if (!s->stopping) {
+                uv_timer_start(&sl->lease, s_on_lease, PROXY_LEASE_RETRY_MS, 0);
+                sl->lease_on = true;
+            }
+            if (s->event)
+                s->event(true, "proxy.lease_resume_failed", name, msg, s->arg);
         } else {
             sl->lease_expired = true;
             snprintf(msg, sizeof msg, "lease ran out: traffic resumed on %s (%s) after %llu ms",
                      j->out.known ? s_backend_name(j->out.backend) : "?", j->out.address,
                      (unsigned long long)paused_ms);
             log_warn("proxy %s: %s", name, msg);
-            s->event(true, "proxy.lease_expired", name, msg, s->arg);
+            if (s->event)
+                s->event(true, "proxy.lease_expired", name, msg, s->arg);
         }
     } else if (j->req.op == GODWIT__PROXY_ACTION__OP__OP_PAUSE && !error) {
         sl->lease_expired = false;
@@ -272,15 +280,22 @@ static void s_drv_done(void *arg, const char *error)
         j->done(st, error, j->arg);
     }
     s_job_free(j);
-    if (sl->queue)
+    if (sl->queue || sl->set->stopping)
         s_kick_soon(sl);
 }
+
+static void s_wind_down(slot_t *sl);
 
 static void s_on_kick(uv_timer_t *t)
 {
     slot_t *sl = t->data;
-    if (sl->running || !sl->queue || sl->set->destroying)
+    if (sl->closed || sl->running)
         return;
+    if (!sl->queue) {
+        if (sl->set->stopping)
+            s_wind_down(sl);
+        return;
+    }
     job_t *j = sl->queue;
     sl->running = true;
     j->started_mono = units_mono_ms();
@@ -294,7 +309,7 @@ static void s_on_kick(uv_timer_t *t)
 
 static void s_kick_soon(slot_t *sl)
 {
-    if (!sl->set->destroying)
+    if (!sl->closed)
         uv_timer_start(&sl->kick, s_on_kick, 0, 0);
 }
 
@@ -343,13 +358,35 @@ proxy_set_t *proxy_set_new(uv_loop_t *loop, const cfg_list_t *proxies, proxy_eve
     return s;
 }
 
-void proxy_set_destroy(proxy_set_t **sp)
+/* Stopping, on the kick timer (never inside a driver's callback): resume a
+ * paused proxy once, then let the driver and the handles go. */
+static void s_wind_down(slot_t *sl)
+{
+    if (sl->paused && !sl->stop_resumed) {
+        sl->stop_resumed = true;
+        log_warn("proxy %s: stopping while traffic is paused: resuming it first", sl->cfg->name);
+        proxy_req_t req = { .op = GODWIT__PROXY_ACTION__OP__OP_RESUME, .backend = PROXY_OTHER };
+        s_enqueue(sl, &req);
+        return;
+    }
+    if (sl->paused)
+        log_error("proxy %s: stopping with traffic still paused (resuming failed); a restarted "
+                  "agent resumes it when the configured lease runs out", sl->cfg->name);
+    sl->closed = true;
+    sl->drv->destroy(sl->drv);
+    sl->drv = NULL;
+    uv_close((uv_handle_t *)&sl->kick, s_handle_closed);
+    uv_close((uv_handle_t *)&sl->lease, s_handle_closed);
+}
+
+void proxy_set_stop(proxy_set_t **sp)
 {
     proxy_set_t *s = *sp;
     if (!s)
         return;
     *sp = NULL;
-    s->destroying = true;
+    s->stopping = true;
+    s->event = NULL;
     if (s->n == 0) {
         free(s->slots);
         free(s);
@@ -357,20 +394,22 @@ void proxy_set_destroy(proxy_set_t **sp)
     }
     for (size_t i = 0; i < s->n; i++) {
         slot_t *sl = &s->slots[i];
-        if (sl->paused && sl->lease_on)
-            log_warn("proxy %s: stopping while traffic is paused (%llu ms of lease left): it "
-                     "stays paused until resumed; a restarted agent resumes it when the "
-                     "configured lease runs out",
-                     sl->cfg->name, (unsigned long long)s_lease_left(sl));
-        sl->drv->destroy(sl->drv);
-        sl->drv = NULL;
-        while (sl->queue) {
-            job_t *j = sl->queue;
-            sl->queue = j->next;
+        uv_timer_stop(&sl->lease);
+        sl->lease_on = false;
+        /* Only the running job goes on, without its callback. */
+        job_t *keep = sl->running ? sl->queue : NULL;
+        job_t *j = keep ? keep->next : sl->queue;
+        while (j) {
+            job_t *next = j->next;
             s_job_free(j);
+            j = next;
         }
-        uv_close((uv_handle_t *)&sl->kick, s_handle_closed);
-        uv_close((uv_handle_t *)&sl->lease, s_handle_closed);
+        if (keep) {
+            keep->next = NULL;
+            keep->done = NULL;
+        }
+        sl->queue = keep;
+        s_kick_soon(sl);
     }
 }
 

@@ -21,7 +21,8 @@
  *
  * Owns: the drivers, the queues, the lease timers and the last state read
  * from each proxy (for reports). Never: holds traffic without a running
- * lease timer, or runs two operations on one proxy at once.
+ * lease timer (or, when stopping, without trying to resume it), or runs two
+ * operations on one proxy at once.
  */
 #ifndef GODWIT_PROXY_H
 #define GODWIT_PROXY_H
@@ -52,11 +53,13 @@ typedef void (*proxy_event_cb)(bool error, const char *code, const char *proxy, 
 /* proxies is the config's list, borrowed: it must outlive the set. */
 proxy_set_t *proxy_set_new(uv_loop_t *loop, const cfg_list_t *proxies, proxy_event_cb event,
                            void *arg);
-/* Cancels what runs (no done callback afterwards), closes everything; the
- * memory goes in the handles' close callbacks. Traffic held by a pause stays
- * held: the proxy is not ours to touch once we stop (a restarted agent finds
- * it paused and applies the configured lease). Clears *sp. */
-void proxy_set_destroy(proxy_set_t **sp);
+/* Winds the set down: no callback (done or event) after this; queued
+ * actions are dropped, a running one finishes (bounded by its timeouts),
+ * then each proxy still paused is resumed once, then the drivers and
+ * handles go and the memory with their close callbacks. The loop keeps
+ * running until then. A proxy whose resume failed stays paused (logged); a
+ * restarted agent applies the configured lease to it. Clears *sp. */
+void proxy_set_stop(proxy_set_t **sp);
 
 /* Queues an action. false with why (and no callback) when the request is
  * invalid: unknown proxy, op or backend. */

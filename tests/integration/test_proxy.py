@@ -244,6 +244,12 @@ def test_lease_after_coordinator_kill(rig):
     wait_for("agent back", lambda: coord.agent("px")["state"] == "connected", 15)
     wait_for("report says the lease expired",
              lambda: coord.agent("px").get("proxies", [{}])[0].get("lease_expired"), 10)
+    # An agent stopped while a proxy is paused resumes it on the way out.
+    proxy(coord, "pool", "pause", "--lease", "60s")
+    check(pgb.paused(), "paused again")
+    check(agent.proc.stop() == 0, "the agent exits 0")
+    check(not pgb.paused(), "the stopping agent resumed PgBouncer")
+    check("stopping while traffic is paused: resuming it first" in agent.proc.log(), "and says so")
 
 
 # ------------------------------------------------------------------ HAProxy
