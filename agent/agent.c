@@ -22,6 +22,7 @@
 #include "pglog.h"
 #include "pgmon.h"
 #include "preflight.h"
+#include "proxy.h"
 #include "step.h"
 #include "units.h"
 #include "wire.h"
@@ -38,6 +39,7 @@ typedef struct running {
     uint64_t epoch;
     preflight_t *preflight;
     step_t *step;
+    bool proxy;                 /* a proxy action: its callback comes from the proxy set */
     Godwit__Command__ActionCase action;
     struct running *next;
 } running_t;
@@ -57,6 +59,7 @@ struct agent {
     pglog_t *pglog;             /* the server's log, if configured */
     freezer_t *freezer;         /* the cutover's write fence on this server */
     int pglog_errno;            /* the last error reading it, logged once */
+    proxy_set_t *proxies;       /* NULL without a proxies list */
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
     int open_handles;
@@ -98,15 +101,24 @@ static int s_send(agent_t *a, Godwit__Envelope *env)
 
 static void s_send_hello(agent_t *a)
 {
-    static const char *const caps[] = { "metrics.disk", "metrics.postgres", "preflight", "ping" };
+    const char *caps[5];
+    size_t n = 0;
+    if (a->cfg->has_postgres) {
+        caps[n++] = "metrics.disk";
+        caps[n++] = "metrics.postgres";
+        caps[n++] = "preflight";
+    }
+    caps[n++] = "ping";
+    if (a->proxies)
+        caps[n++] = "proxy";
     Godwit__Hello h = GODWIT__HELLO__INIT;
     h.agent_version = (char *)GODWIT_VERSION;
     h.protocol_version = WIRE_VERSION;
     h.role = a->cfg->role == AGENT_ROLE_SOURCE   ? GODWIT__ROLE__ROLE_SOURCE
              : a->cfg->role == AGENT_ROLE_TARGET ? GODWIT__ROLE__ROLE_TARGET
                                                  : GODWIT__ROLE__ROLE_PROXY;
-    h.n_capabilities = a->cfg->has_postgres ? 4 : 1;
-    h.capabilities = (char **)(a->cfg->has_postgres ? caps : caps + 3);
+    h.n_capabilities = n;
+    h.capabilities = (char **)caps;
     h.hostname = a->hostname;
     h.highest_epoch = fence_highest(a->fence);
     h.started_at_ms = a->started_at_ms;
@@ -233,6 +245,8 @@ static void s_send_report(agent_t *a)
         r->postgres = pgmon_snapshot(a->pgmon);
         s_follow_log(a, r->postgres);
     }
+    if (a->proxies)
+        proxy_set_report(a->proxies, r);
     Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
     env.body_case = GODWIT__ENVELOPE__BODY_REPORT;
     env.report = r;
@@ -248,6 +262,16 @@ static void s_tick(uv_timer_t *t)
     s_send_report(a);
     if (a->pgmon)
         pgmon_tick(a->pgmon);
+    if (a->proxies)
+        proxy_set_tick(a->proxies);
+}
+
+static void s_proxy_event(bool error, const char *code, const char *proxy, const char *message,
+                          void *arg)
+{
+    agent_t *a = arg;
+    s_send_event(a, error ? GODWIT__SEVERITY__SEVERITY_WARNING : GODWIT__SEVERITY__SEVERITY_INFO,
+                 code, message, proxy);
 }
 
 static void s_pg_state(bool reachable, const char *reason, void *arg)
@@ -426,6 +450,51 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
     return true;
 }
 
+/* A proxy action's result carries the state read back, also when it failed. */
+static void s_proxy_done(Godwit__ProxyState *state, const char *error, void *arg)
+{
+    running_t *r = arg;
+    agent_t *a = r->agent;
+    s_running_unlink(a, r);
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.command_id = r->id;
+    res.epoch = r->epoch;
+    res.status = error ? GODWIT__STATUS__STATUS_FAILED : GODWIT__STATUS__STATUS_OK;
+    res.message = (char *)(error ? error : "");
+    if (state) {
+        res.payload_case = GODWIT__RESULT__PAYLOAD_PROXY;
+        res.proxy = state;
+    }
+    if (error)
+        log_warn("command %s: failed: %s", r->id, error);
+    else
+        log_info("command %s: done", r->id);
+    s_send_result(a, &res, r->id);
+    if (state)
+        godwit__proxy_state__free_unpacked(state, NULL);
+    s_running_free(r);
+}
+
+/* Queues a proxy action; false with why if the request is invalid. */
+static bool s_start_proxy(agent_t *a, const Godwit__Command *cmd, char *why, size_t whylen)
+{
+    running_t *r = xcalloc(1, sizeof *r);
+    r->agent = a;
+    r->id = xstrdup(cmd->id);
+    r->epoch = cmd->epoch;
+    r->action = cmd->action_case;
+    r->proxy = true;
+    if (!proxy_set_run(a->proxies, cmd->proxy_action, s_proxy_done, r, why, whylen)) {
+        s_running_free(r);
+        return false;
+    }
+    r->next = a->running;
+    a->running = r;
+    log_info("command %s: proxy %s: operation %d queued", cmd->id, cmd->proxy_action->proxy,
+             (int)cmd->proxy_action->op);
+    return true;
+}
+
 /* Preflight reports like a step: its result is the command's payload. */
 static void s_preflight_done(Godwit__PreflightResult *result, const char *error, void *arg)
 {
@@ -557,6 +626,17 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
             return;
         res.status = GODWIT__STATUS__STATUS_FAILED;
         res.message = (char *)"invalid request";
+        break;
+    case GODWIT__COMMAND__ACTION_PROXY_ACTION:
+        if (!a->proxies) {
+            res.status = GODWIT__STATUS__STATUS_FAILED;
+            res.message = (char *)"this agent has no proxies in its config";
+            break;
+        }
+        if (s_start_proxy(a, cmd, err, sizeof err))
+            return; /* the result follows when the proxy answered */
+        res.status = GODWIT__STATUS__STATUS_FAILED;
+        res.message = err;
         break;
     default:
         res.status = GODWIT__STATUS__STATUS_UNKNOWN_ACTION;
@@ -743,6 +823,8 @@ agent_t *agent_new(uv_loop_t *loop, const agent_config_t *cfg)
             s_follow_log(a, NULL); /* from its end: what is there is history */
         }
     }
+    if (cfg->proxies.count)
+        a->proxies = proxy_set_new(loop, &cfg->proxies, s_proxy_event, a);
     a->zctx = zmq_ctx_new();
     if (!s_dealer_setup(a))
         goto fail;
@@ -780,6 +862,7 @@ void agent_stop(agent_t *a, int exit_code)
     }
     pgmon_destroy(&a->pgmon);
     pglog_free(&a->pglog);
+    proxy_set_stop(&a->proxies); /* no proxy callback after this; a paused proxy is resumed */
     while (a->running) {
         running_t *r = a->running;
         a->running = r->next;

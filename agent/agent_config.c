@@ -42,6 +42,141 @@ static const cfg_field_t s_postgres[] = {
     CFG_END,
 };
 
+static const char *const s_kinds[] = { "pgbouncer", "haproxy", "nginx", NULL };
+static const char *const s_on_timeout[] = { "resume", "terminate", NULL };
+
+/* Rows of one proxies[] item: offsets from the start of an agent_proxy_t. */
+#define P(k, t, field, req) { .key = k, .type = t, .offset = offsetof(agent_proxy_t, field), .required = req }
+#define PR(k, t, field, req, lo, hi)                                                            \
+    { .key = k, .type = t, .offset = offsetof(agent_proxy_t, field), .required = req, .min = lo, \
+      .max = hi }
+
+static const cfg_field_t s_pgbouncer[] = {
+    P("host", CFG_STRING, pgbouncer.host, false),
+    PR("port", CFG_INT, pgbouncer.port, false, 1, 65535),
+    P("user", CFG_STRING, pgbouncer.user, false),
+    P("passfile", CFG_PATH, pgbouncer.passfile, false),
+    P("database", CFG_STRING, pgbouncer.database, true),
+    P("dbname", CFG_STRING, pgbouncer.dbname, false),
+    P("include_file", CFG_PATH, pgbouncer.include_file, true),
+    P("entry_options", CFG_STRING, pgbouncer.entry_options, false),
+    P("backend_user", CFG_STRING, pgbouncer.backend_user, false),
+    P("backend_passfile", CFG_PATH, pgbouncer.backend_passfile, false),
+    CFG_END,
+};
+
+static const cfg_field_t s_haproxy[] = {
+    P("socket", CFG_PATH, haproxy.socket, true),
+    P("frontend", CFG_STRING, haproxy.frontend, true),
+    P("backend", CFG_STRING, haproxy.backend, true),
+    P("blue_server", CFG_STRING, haproxy.blue_server, true),
+    P("green_server", CFG_STRING, haproxy.green_server, true),
+    P("state_file", CFG_PATH, haproxy.state_file, true),
+    PR("reload_argv", CFG_STRING_LIST, haproxy.reload_argv, true, 1, 64),
+    CFG_END,
+};
+
+static const cfg_field_t s_nginx[] = {
+    P("include_file", CFG_PATH, nginx.include_file, true),
+    PR("test_argv", CFG_STRING_LIST, nginx.test_argv, true, 1, 64),
+    PR("reload_argv", CFG_STRING_LIST, nginx.reload_argv, true, 1, 64),
+    P("pid_file", CFG_PATH, nginx.pid_file, true),
+    P("server_options", CFG_STRING, nginx.server_options, false),
+    CFG_END,
+};
+
+static const cfg_field_t s_proxy[] = {
+    P("name", CFG_STRING, name, true),
+    { .key = "kind", .type = CFG_ENUM, .offset = offsetof(agent_proxy_t, kind), .required = true,
+      .enum_values = s_kinds },
+    P("blue", CFG_STRING, blue, true),
+    P("green", CFG_STRING, green, true),
+    PR("pause_timeout", CFG_DURATION_MS, pause_timeout_ms, false, 10, 3600000),
+    { .key = "on_pause_timeout", .type = CFG_ENUM,
+      .offset = offsetof(agent_proxy_t, on_pause_timeout), .enum_values = s_on_timeout },
+    PR("lease", CFG_DURATION_MS, lease_ms, false, 100, 3600000),
+    PR("command_timeout", CFG_DURATION_MS, command_timeout_ms, false, 100, 600000),
+    { .key = "pgbouncer", .type = CFG_SECTION, .children = s_pgbouncer },
+    { .key = "haproxy", .type = CFG_SECTION, .children = s_haproxy },
+    { .key = "nginx", .type = CFG_SECTION, .children = s_nginx },
+    CFG_END,
+};
+
+bool agent_split_hostport(const char *hp, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(hp, ':');
+    if (!colon || colon == hp || (size_t)(colon - hp) >= hostlen)
+        return false;
+    char *end = NULL;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || p < 1 || p > 65535)
+        return false;
+    for (const char *c = hp; c < colon; c++)
+        if (*c == ' ' || *c == '\t' || *c == ';' || *c == '=' || *c == '\'' || *c == '#')
+            return false;
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = '\0';
+    *port = (int)p;
+    return true;
+}
+
+/* A proxy's section must match its kind, and the backends must be host:port. */
+static bool s_proxy_check(const void *item, const char **field, char *why, size_t whylen)
+{
+    const agent_proxy_t *p = item;
+    char host[256];
+    int port;
+    if (!agent_split_hostport(p->blue, host, sizeof host, &port)) {
+        *field = "blue";
+        snprintf(why, whylen, "expected host:port, got \"%s\"", p->blue);
+        return false;
+    }
+    if (!agent_split_hostport(p->green, host, sizeof host, &port)) {
+        *field = "green";
+        snprintf(why, whylen, "expected host:port, got \"%s\"", p->green);
+        return false;
+    }
+    bool has[3] = { p->pgbouncer.database != NULL, p->haproxy.socket != NULL,
+                    p->nginx.include_file != NULL };
+    for (int k = 0; k < 3; k++) {
+        if (k == p->kind && !has[k]) {
+            *field = s_kinds[k];
+            snprintf(why, whylen, "missing: a proxy of kind %s needs this section", s_kinds[k]);
+            return false;
+        }
+        if (k != p->kind && has[k]) {
+            *field = s_kinds[k];
+            snprintf(why, whylen, "not allowed: this proxy is of kind %s", s_kinds[p->kind]);
+            return false;
+        }
+    }
+    if (p->kind == PROXY_KIND_PGBOUNCER) {
+        for (const char *c = p->pgbouncer.database; *c; c++) {
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                  *c == '_')) {
+                *field = "pgbouncer.database";
+                snprintf(why, whylen, "expected a plain name (letters, digits, _), got \"%s\"",
+                         p->pgbouncer.database);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static bool s_proxies_unique(const agent_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    const agent_proxy_t *ps = cfg->proxies.items;
+    for (size_t i = 0; i < cfg->proxies.count; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(ps[i].name, ps[j].name) == 0) {
+                snprintf(err, errlen, "%s: proxies[%zu].name: \"%s\" is already proxies[%zu]",
+                         path, i, ps[i].name, j);
+                return false;
+            }
+    return true;
+}
+
 static const cfg_field_t s_schema[] = {
     F("name", CFG_STRING, name, false),
     { .key = "role", .type = CFG_ENUM, .offset = offsetof(agent_config_t, role), .required = true,
@@ -53,6 +188,9 @@ static const cfg_field_t s_schema[] = {
     { .key = "coordinator", .type = CFG_SECTION, .required = true, .children = s_coordinator },
     F("secret_key", CFG_PATH, secret_key, true),
     { .key = "postgres", .type = CFG_SECTION, .children = s_postgres },
+    { .key = "proxies", .type = CFG_LIST, .offset = offsetof(agent_config_t, proxies),
+      .min = 1, .max = 64, .children = s_proxy, .item_size = sizeof(agent_proxy_t),
+      .item_check = s_proxy_check },
     CFG_END,
 };
 
@@ -76,6 +214,11 @@ static char *s_default_bin_dir(void)
     return best;
 }
 
+const char *agent_proxy_kind_name(int kind)
+{
+    return kind >= 0 && kind < 3 ? s_kinds[kind] : "unknown";
+}
+
 const char *agent_role_name(int role)
 {
     return role >= 0 && role < 3 ? s_roles[role] : "unknown";
@@ -91,7 +234,33 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
     cfg->log_level = 1; /* info */
     if (!cfg_load(path, s_schema, cfg, err, errlen))
         return false;
+    if (!s_proxies_unique(cfg, path, err, errlen)) {
+        cfg_free(s_schema, cfg);
+        return false;
+    }
     cfg->has_postgres = cfg->postgres.data_directory != NULL;
+    agent_proxy_t *ps = cfg->proxies.items;
+    for (size_t i = 0; i < cfg->proxies.count; i++) {
+        agent_proxy_t *p = &ps[i];
+        if (!p->pause_timeout_ms)
+            p->pause_timeout_ms = 10000;
+        if (!p->lease_ms)
+            p->lease_ms = 30000;
+        if (!p->command_timeout_ms)
+            p->command_timeout_ms = 10000;
+        if (p->kind == PROXY_KIND_PGBOUNCER) {
+            if (!p->pgbouncer.host)
+                p->pgbouncer.host = xstrdup("127.0.0.1");
+            if (!p->pgbouncer.port)
+                p->pgbouncer.port = 6432;
+            if (!p->pgbouncer.user)
+                p->pgbouncer.user = xstrdup("pgbouncer");
+            if (!p->pgbouncer.dbname)
+                p->pgbouncer.dbname = xstrdup(p->pgbouncer.database);
+            if (!p->pgbouncer.backend_user)
+                p->pgbouncer.backend_user = xstrdup("postgres");
+        }
+    }
     if (!cfg->postgres.host)
         cfg->postgres.host = xstrdup("127.0.0.1");
     if (!cfg->postgres.dbname)

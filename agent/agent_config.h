@@ -9,7 +9,54 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
+
 typedef enum { AGENT_ROLE_SOURCE = 0, AGENT_ROLE_TARGET, AGENT_ROLE_PROXY } agent_role_t;
+
+typedef enum { PROXY_KIND_PGBOUNCER = 0, PROXY_KIND_HAPROXY, PROXY_KIND_NGINX } proxy_kind_t;
+
+/* What to do when a PAUSE is still waiting for running transactions when
+ * its pause_timeout ends (PgBouncer). */
+typedef enum { PROXY_ON_TIMEOUT_RESUME = 0, PROXY_ON_TIMEOUT_TERMINATE } proxy_on_timeout_t;
+
+/* One entry of the proxies list (docs/config.md). Only the section of its
+ * kind is set; the others stay zero. */
+typedef struct {
+    char *name;                 /* what messages call it */
+    int kind;                   /* proxy_kind_t */
+    char *blue, *green;         /* "host:port" of each backend */
+    int64_t pause_timeout_ms;   /* default wait for running transactions on PAUSE */
+    int on_pause_timeout;       /* proxy_on_timeout_t */
+    int64_t lease_ms;           /* default lease of a PAUSE */
+    int64_t command_timeout_ms; /* one admin command, test or reload */
+    struct {
+        char *host;             /* admin console */
+        int64_t port;
+        char *user;
+        char *passfile;
+        char *database;         /* the [databases] entry we point */
+        char *dbname;           /* the backend database it names; default: database */
+        char *include_file;     /* holds that one entry; rewritten on SWITCH */
+        char *entry_options;    /* appended to the entry: "pool_size=20 ..." */
+        char *backend_user;     /* terminate policy: who may pg_terminate_backend */
+        char *backend_passfile;
+    } pgbouncer;
+    struct {
+        char *socket;           /* stats socket with "level admin" */
+        char *frontend;         /* held on PAUSE (maxconn 0) */
+        char *backend;
+        char *blue_server, *green_server;
+        char *state_file;       /* server-state-file written after SWITCH */
+        cfg_strings_t reload_argv; /* hitless reload: how RESUME lets held connections in */
+    } haproxy;
+    struct {
+        char *include_file;     /* the upstream's server line(s); rewritten on SWITCH */
+        cfg_strings_t test_argv;   /* e.g. [nginx, -t, -q] */
+        cfg_strings_t reload_argv; /* e.g. [nginx, -s, reload] */
+        char *pid_file;         /* the master's; used to confirm new workers */
+        char *server_options;   /* appended to the server line: "max_fails=0" */
+    } nginx;
+} agent_proxy_t;
 
 typedef struct {
     char *name;                 /* informational; the coordinator uses the key file name */
@@ -35,6 +82,7 @@ typedef struct {
         int64_t connect_timeout_ms;
         int64_t statement_timeout_ms;
     } postgres;
+    cfg_list_t proxies;         /* agent_proxy_t items */
 } agent_config_t;
 
 /* Loads path with defaults applied. On failure err names file, line and
@@ -43,5 +91,9 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
     __attribute__((warn_unused_result));
 void agent_config_free(agent_config_t *cfg);
 const char *agent_role_name(int role);
+const char *agent_proxy_kind_name(int kind);
+/* Splits "host:port" (a checked config value) into host (copied into buf)
+ * and port; false if it is not one. */
+bool agent_split_hostport(const char *hp, char *host, size_t hostlen, int *port);
 
 #endif

@@ -556,9 +556,17 @@ static bool s_load_list(s_load_t *ld, const cfg_field_t *f, yaml_node_t *seq, un
                    s_describe(item, got, sizeof got));
             goto fail;
         }
-        if (!s_load_mapping(ld, f->children, item, (unsigned char *)l.items + i * f->item_size,
-                            ipath))
+        unsigned char *it = (unsigned char *)l.items + i * f->item_size;
+        if (!s_load_mapping(ld, f->children, item, it, ipath))
             goto fail;
+        const char *field = NULL;
+        char why[256] = "";
+        if (f->item_check && !f->item_check(it, &field, why, sizeof why)) {
+            char fpath[S_MAX_PATH + 64];
+            snprintf(fpath, sizeof fpath, "%s%s%s", ipath, field ? "." : "", field ? field : "");
+            s_fail(ld, item->start_mark.line, fpath, "%s", why);
+            goto fail;
+        }
     }
     memcpy(base + f->offset, &l, sizeof l);
     return true;

@@ -78,9 +78,14 @@ typedef struct cfg_field {
                                          missing optional section or list is not
                                          checked for its required children. */
     size_t item_size;                 /* CFG_LIST: sizeof one item; else 0 */
+    /* CFG_LIST, optional: checks one loaded item as a whole (fields that
+     * depend on each other). On false it sets *field to the key the problem
+     * is about (NULL: the item itself) and writes why; the load fails with
+     * the item's line and path, e.g. "agent.yaml:9: proxies[0].haproxy: ...". */
+    bool (*item_check)(const void *item, const char **field, char *why, size_t whylen);
 } cfg_field_t;
 
-#define CFG_END { NULL, 0, 0, false, 0, 0, NULL, NULL, 0 }
+#define CFG_END { NULL, 0, 0, false, 0, 0, NULL, NULL, 0, NULL }
 
 
 /* Loads path against schema into out (which the caller zeroed and may have

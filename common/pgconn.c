@@ -487,11 +487,10 @@ static void s_query_step(pgconn_t *c, int events)
     }
 }
 
-int pgconn_query(pgconn_t *c, const char *sql, int nparams, const char *const *params,
-                 uint64_t timeout_ms, pgconn_result_cb cb, void *arg)
+/* Both query forms: params NULL with nparams -1 is the simple protocol. */
+static int s_query_start(pgconn_t *c, const char *sql, int nparams, const char *const *params,
+                         uint64_t timeout_ms, pgconn_result_cb cb, void *arg)
 {
-    if (!c || c->destroyed || !sql || nparams < 0 || (nparams > 0 && !params))
-        return -EINVAL;
     if (c->state == S_IDLE)
         return -ENOTCONN;
     if (c->state != S_READY)
@@ -502,7 +501,9 @@ int pgconn_query(pgconn_t *c, const char *sql, int nparams, const char *const *p
     c->cb_arg = arg;
     c->op_timeout_ms = timeout_ms;
     uv_timer_start(&c->deadline, s_on_deadline, timeout_ms, 0);
-    if (PQsendQueryParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0)) {
+    int sent = nparams < 0 ? PQsendQuery(c->conn, sql)
+                           : PQsendQueryParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (sent) {
         s_query_flush(c);
     } else if (PQstatus(c->conn) == CONNECTION_BAD) {
         s_lost(c, PQerrorMessage(c->conn));
@@ -513,6 +514,22 @@ int pgconn_query(pgconn_t *c, const char *sql, int nparams, const char *const *p
     }
     c->in_api--;
     return 0;
+}
+
+int pgconn_query(pgconn_t *c, const char *sql, int nparams, const char *const *params,
+                 uint64_t timeout_ms, pgconn_result_cb cb, void *arg)
+{
+    if (!c || c->destroyed || !sql || nparams < 0 || (nparams > 0 && !params))
+        return -EINVAL;
+    return s_query_start(c, sql, nparams, params, timeout_ms, cb, arg);
+}
+
+int pgconn_query_simple(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_result_cb cb,
+                        void *arg)
+{
+    if (!c || c->destroyed || !sql)
+        return -EINVAL;
+    return s_query_start(c, sql, -1, NULL, timeout_ms, cb, arg);
 }
 
 /* ---- idle --------------------------------------------------------------- */

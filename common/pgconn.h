@@ -51,6 +51,13 @@ int pgconn_connect(pgconn_t *c, uint64_t timeout_ms, pgconn_connect_cb cb, void 
 int pgconn_query(pgconn_t *c, const char *sql, int nparams, const char *const *params,
                  uint64_t timeout_ms, pgconn_result_cb cb, void *arg);
 
+/* The same through the simple query protocol (PQsendQuery): for servers
+ * that speak only that, like PgBouncer's admin console. sql is one
+ * statement with no parameters and nothing from outside in it; with several
+ * results only the last is kept. Same returns as pgconn_query. */
+int pgconn_query_simple(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_result_cb cb,
+                        void *arg);
+
 bool pgconn_is_ready(const pgconn_t *c);   /* connected and idle */
 bool pgconn_is_busy(const pgconn_t *c);    /* connecting or a query in flight */
 int pgconn_server_version(const pgconn_t *c); /* PQserverVersion, 0 if not connected */

@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "plan.h"
 #include "plancheck.h"
+#include "proxycmd.h"
 #include "migration.h"
 #include "keys.h"
 #include "log.h"
@@ -765,6 +766,8 @@ static void s_control(control_req_t *req, const cJSON *request, void *arg)
         c->ctl_pings = p;
         if (!p->nonce)
             s_ctl_ping_done(c, &c->ctl_pings, "cannot send to the agent", 0);
+    } else if (strcmp(cmd, "proxy") == 0) {
+        proxycmd_handle(c, req, request);
     } else if (strcmp(cmd, "plan_check") == 0) {
         s_plan_check(c, req, request);
     } else if (strcmp(cmd, "migrate_start") == 0) {

@@ -2,6 +2,7 @@
  * fleet: see fleet.h. The link state machine is the table s_link below.
  */
 #include "fleet.h"
+#include "proxycmd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -336,5 +337,10 @@ cJSON *fleet_agent_json(const fleet_agent_t *a, uint64_t now_ms, uint64_t now_mo
         cJSON_AddItemToObject(o, "postgres", s_pg_json(r->postgres, now_ms));
     else
         cJSON_AddNullToObject(o, "postgres");
+    if (r && r->n_proxies) {
+        cJSON *px = cJSON_AddArrayToObject(o, "proxies");
+        for (size_t i = 0; i < r->n_proxies; i++)
+            cJSON_AddItemToArray(px, proxycmd_state_json(r->proxies[i]));
+    }
     return o;
 }

@@ -4,6 +4,7 @@
  *   godwitctl keygen NAME --dir DIR
  *   godwitctl [--socket PATH] status [--json] [--watch [--interval DUR]]
  *   godwitctl [--socket PATH] ping AGENT [--json]
+ *   godwitctl [--socket PATH] proxy AGENT PROXY status|pause|resume|switch BACKEND ...
  *
  * It talks to the coordinator over its control socket (one JSON request,
  * one JSON response) and renders the answer for humans, or passes the JSON
@@ -42,6 +43,10 @@ static void s_usage(FILE *f)
             "  status [--json] [--watch] [--interval DUR]\n"
             "                                 agents, their link and key metrics\n"
             "  ping AGENT [--json]            command round trip to one agent\n"
+            "  proxy AGENT PROXY status|resume [--json]\n"
+            "  proxy AGENT PROXY pause [--lease DUR] [--timeout DUR] [--json]\n"
+            "  proxy AGENT PROXY switch blue|green [--lease DUR] [--json]\n"
+            "                                 drive one proxy of a proxy agent by hand\n"
             "  plan check PLAN [--json]       validate a plan and run preflight on its agents\n"
             "                                 (read-only; exit 1 if anything blocks)\n"
             "  migrate start PLAN [--name M]  preflight, then start the plan's migrations\n"
@@ -391,6 +396,89 @@ static int s_cmd_ping(const char *sock, int argc, char **argv)
         printf("%s: round trip %.3f ms\n", agent, s_num(resp, "rtt_ms", 0));
     } else {
         fprintf(stderr, "godwitctl: ping %s: %s\n", agent, s_str(resp, "error", "failed"));
+    }
+    cJSON_Delete(resp);
+    return ok ? 0 : EXIT_DEGRADED;
+}
+
+/* godwitctl proxy AGENT PROXY OP [BACKEND] [--lease DUR] [--timeout DUR] [--json] */
+static int s_cmd_proxy(const char *sock, int argc, char **argv)
+{
+    bool json = false;
+    const char *pos[4] = { NULL, NULL, NULL, NULL };
+    int npos = 0;
+    int64_t lease = 0, timeout = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if ((strcmp(argv[i], "--lease") == 0 || strcmp(argv[i], "--timeout") == 0) &&
+                   i + 1 < argc) {
+            int64_t *v = argv[i][2] == 'l' ? &lease : &timeout;
+            if (!units_parse_duration_ms(argv[i + 1], v) || *v <= 0) {
+                fprintf(stderr, "godwitctl: %s: expected a duration like 30s or 500ms\n", argv[i]);
+                return EXIT_USAGE;
+            }
+            i++;
+        } else if (argv[i][0] != '-' && npos < 4) {
+            pos[npos++] = argv[i];
+        } else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    bool is_switch = npos >= 3 && strcmp(pos[2], "switch") == 0;
+    if (npos < 3 || npos != (is_switch ? 4 : 3)) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "proxy");
+    cJSON_AddStringToObject(req, "agent", pos[0]);
+    cJSON_AddStringToObject(req, "proxy", pos[1]);
+    cJSON_AddStringToObject(req, "op", pos[2]);
+    if (is_switch)
+        cJSON_AddStringToObject(req, "backend", pos[3]);
+    if (lease)
+        cJSON_AddNumberToObject(req, "lease_ms", (double)lease);
+    if (timeout)
+        cJSON_AddNumberToObject(req, "pause_timeout_ms", (double)timeout);
+    char err[512];
+    /* The coordinator bounds the wait (the pause timeout plus room). */
+    cJSON *resp = s_call(sock, req, 30 + (int)((timeout ? timeout : 60000) / 1000) + 5, err,
+                         sizeof err);
+    cJSON_Delete(req);
+    if (!resp) {
+        fprintf(stderr, "godwitctl: %s\n", err);
+        return EXIT_UNREACHABLE;
+    }
+    bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
+    const cJSON *st = cJSON_GetObjectItem(resp, "state");
+    if (json) {
+        char *text = cJSON_Print(resp);
+        puts(text);
+        cJSON_free(text);
+    } else {
+        if (!ok)
+            fprintf(stderr, "godwitctl: proxy %s %s %s: %s\n", pos[0], pos[1], pos[2],
+                    s_str(resp, "error", "failed"));
+        if (cJSON_IsObject(st)) {
+            const char *be = s_str(st, "backend", "");
+            printf("%s/%s (%s): %s%s%s, %s", pos[0], pos[1], s_str(st, "kind", "?"),
+                   be[0] ? be : "neither blue nor green", " at ", s_str(st, "address", "?"),
+                   cJSON_IsTrue(cJSON_GetObjectItem(st, "paused")) ? "PAUSED" : "not paused");
+            if (cJSON_IsTrue(cJSON_GetObjectItem(st, "paused")))
+                printf(" (lease %.0f ms left)", s_num(st, "lease_left_ms", 0));
+            if (cJSON_IsTrue(cJSON_GetObjectItem(st, "already")))
+                printf("; already so, nothing done");
+            if (s_num(st, "paused_ms", 0) > 0)
+                printf("; traffic was held %.0f ms", s_num(st, "paused_ms", 0));
+            if (s_num(st, "terminated", 0) > 0)
+                printf("; terminated %.0f blocking transaction(s)", s_num(st, "terminated", 0));
+            printf("\n");
+            const cJSON *s;
+            cJSON_ArrayForEach(s, cJSON_GetObjectItem(st, "steps"))
+                printf("  %-40s %6.0f ms\n", s_str(s, "name", "?"), s_num(s, "ms", 0));
+        }
     }
     cJSON_Delete(resp);
     return ok ? 0 : EXIT_DEGRADED;
@@ -909,6 +997,8 @@ int main(int argc, char **argv)
         return s_cmd_status(sock, argc - i, argv + i);
     if (strcmp(cmd, "ping") == 0)
         return s_cmd_ping(sock, argc - i, argv + i);
+    if (strcmp(cmd, "proxy") == 0)
+        return s_cmd_proxy(sock, argc - i, argv + i);
     if (strcmp(cmd, "plan") == 0)
         return s_cmd_plan(sock, argc - i, argv + i);
     if (strcmp(cmd, "migrate") == 0)

@@ -62,8 +62,8 @@ typedef struct {
     int not_in_schema; /* never touched by the loader */
 } t_cfg_t;
 
-#define F(k, t, field, req) { k, t, offsetof(t_cfg_t, field), req, 0, 0, NULL, NULL, 0 }
-#define R(k, t, field, req, lo, hi) { k, t, offsetof(t_cfg_t, field), req, lo, hi, NULL, NULL, 0 }
+#define F(k, t, field, req) { k, t, offsetof(t_cfg_t, field), req, 0, 0, NULL, NULL, 0, NULL }
+#define R(k, t, field, req, lo, hi) { k, t, offsetof(t_cfg_t, field), req, lo, hi, NULL, NULL, 0, NULL }
 
 static const cfg_field_t s_tls[] = {
     F("mode", CFG_STRING, db.tls.mode, true),
@@ -75,7 +75,7 @@ static const cfg_field_t s_db[] = {
     F("host", CFG_STRING, db.host, false),
     R("port", CFG_INT, db.port, false, 1, 65535),
     F("user", CFG_STRING, db.user, true),
-    { "tls", CFG_SECTION, 0, false, 0, 0, NULL, s_tls, 0 },
+    { "tls", CFG_SECTION, 0, false, 0, 0, NULL, s_tls, 0, NULL },
     CFG_END,
 };
 
@@ -89,13 +89,13 @@ static const cfg_field_t s_schema[] = {
     F("dir", CFG_PATH, dir, false),
     R("count", CFG_INT, count, false, 1, 100),
     F("enabled", CFG_BOOL, enabled, false),
-    { "color", CFG_ENUM, offsetof(t_cfg_t, color), false, 0, 0, s_colors, NULL, 0 },
+    { "color", CFG_ENUM, offsetof(t_cfg_t, color), false, 0, 0, s_colors, NULL, 0, NULL },
     R("timeout", CFG_DURATION_MS, timeout_ms, false, 100, 60000),
     R("limit", CFG_BYTES, limit, false, 4096, 64 << 20),
     F("listen", CFG_ENDPOINT, listen, false),
     F("any", CFG_INT, any, false),
-    { "db", CFG_SECTION, 0, true, 0, 0, NULL, s_db, 0 },
-    { "opt", CFG_SECTION, 0, false, 0, 0, NULL, s_opt, 0 },
+    { "db", CFG_SECTION, 0, true, 0, 0, NULL, s_db, 0, NULL },
+    { "opt", CFG_SECTION, 0, false, 0, 0, NULL, s_opt, 0, NULL },
     CFG_END,
 };
 
@@ -636,37 +636,37 @@ typedef struct {
 } t_plan_t;
 
 static const cfg_field_t s_step[] = {
-    { "kind", CFG_STRING, offsetof(t_step_t, kind), true, 0, 0, NULL, NULL, 0 },
-    { "args", CFG_STRING_LIST, offsetof(t_step_t, args), false, 0, 0, NULL, NULL, 0 },
+    { "kind", CFG_STRING, offsetof(t_step_t, kind), true, 0, 0, NULL, NULL, 0, NULL },
+    { "args", CFG_STRING_LIST, offsetof(t_step_t, args), false, 0, 0, NULL, NULL, 0, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_source[] = {
-    { "agent", CFG_STRING, offsetof(t_mig_t, source.agent), true, 0, 0, NULL, NULL, 0 },
-    { "port", CFG_INT, offsetof(t_mig_t, source.port), false, 1, 65535, NULL, NULL, 0 },
+    { "agent", CFG_STRING, offsetof(t_mig_t, source.agent), true, 0, 0, NULL, NULL, 0, NULL },
+    { "port", CFG_INT, offsetof(t_mig_t, source.port), false, 1, 65535, NULL, NULL, 0, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_mig[] = {
-    { "name", CFG_STRING, offsetof(t_mig_t, name), true, 0, 0, NULL, NULL, 0 },
-    { "source", CFG_SECTION, 0, true, 0, 0, NULL, s_source, 0 },
-    { "tables", CFG_STRING_LIST, offsetof(t_mig_t, tables), true, 1, 0, NULL, NULL, 0 },
-    { "steps", CFG_LIST, offsetof(t_mig_t, steps), false, 0, 0, NULL, s_step, sizeof(t_step_t) },
-    { "workers", CFG_INT, offsetof(t_mig_t, workers), false, 1, 64, NULL, NULL, 0 },
+    { "name", CFG_STRING, offsetof(t_mig_t, name), true, 0, 0, NULL, NULL, 0, NULL },
+    { "source", CFG_SECTION, 0, true, 0, 0, NULL, s_source, 0, NULL },
+    { "tables", CFG_STRING_LIST, offsetof(t_mig_t, tables), true, 1, 0, NULL, NULL, 0, NULL },
+    { "steps", CFG_LIST, offsetof(t_mig_t, steps), false, 0, 0, NULL, s_step, sizeof(t_step_t), NULL },
+    { "workers", CFG_INT, offsetof(t_mig_t, workers), false, 1, 64, NULL, NULL, 0, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_meta[] = {
-    { "owners", CFG_STRING_LIST, offsetof(t_plan_t, meta.owners), false, 2, 2, NULL, NULL, 0 },
+    { "owners", CFG_STRING_LIST, offsetof(t_plan_t, meta.owners), false, 2, 2, NULL, NULL, 0, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_plan[] = {
-    { "title", CFG_STRING, offsetof(t_plan_t, title), false, 0, 0, NULL, NULL, 0 },
-    { "tags", CFG_STRING_LIST, offsetof(t_plan_t, tags), false, 0, 3, NULL, NULL, 0 },
+    { "title", CFG_STRING, offsetof(t_plan_t, title), false, 0, 0, NULL, NULL, 0, NULL },
+    { "tags", CFG_STRING_LIST, offsetof(t_plan_t, tags), false, 0, 3, NULL, NULL, 0, NULL },
     { "migrations", CFG_LIST, offsetof(t_plan_t, migrations), true, 1, 100, NULL, s_mig,
-      sizeof(t_mig_t) },
-    { "meta", CFG_SECTION, 0, false, 0, 0, NULL, s_meta, 0 },
+      sizeof(t_mig_t), NULL },
+    { "meta", CFG_SECTION, 0, false, 0, 0, NULL, s_meta, 0, NULL },
     CFG_END,
 };
 
@@ -1077,7 +1077,7 @@ static void test_list_alias_limit(void **state)
      * schema without that bound. */
     static const cfg_field_t unbounded[] = {
         { "migrations", CFG_LIST, offsetof(t_plan_t, migrations), true, 0, 0, NULL, s_mig,
-          sizeof(t_mig_t) },
+          sizeof(t_mig_t), NULL },
         CFG_END,
     };
     t_plan_t p, snap;
@@ -1207,6 +1207,76 @@ static void test_agent_example(void **state)
     assert_null(cfg.secret_key);
 }
 
+static void test_agent_proxy_example(void **state)
+{
+    char path[512], err[512] = "";
+    s_src_path(path, sizeof path, "deploy/agent.proxy.example.yaml");
+    agent_config_t cfg;
+    if (!agent_config_load(path, &cfg, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(cfg.role, AGENT_ROLE_PROXY);
+    assert_false(cfg.has_postgres);
+    assert_int_equal(cfg.proxies.count, 3);
+    const agent_proxy_t *p = cfg.proxies.items;
+    assert_int_equal(p[0].kind, PROXY_KIND_PGBOUNCER);
+    assert_string_equal(p[0].pgbouncer.database, "app");
+    assert_int_equal(p[0].pgbouncer.port, 6432);
+    assert_int_equal(p[0].pause_timeout_ms, 10000);
+    assert_int_equal(p[0].lease_ms, 30000);
+    assert_int_equal(p[1].kind, PROXY_KIND_HAPROXY);
+    assert_int_equal(p[1].on_pause_timeout, PROXY_ON_TIMEOUT_TERMINATE);
+    assert_int_equal(p[1].haproxy.reload_argv.count, 3);
+    assert_int_equal(p[1].lease_ms, 30000); /* default */
+    assert_int_equal(p[2].kind, PROXY_KIND_NGINX);
+    assert_string_equal(p[2].nginx.test_argv.items[1], "-t");
+    char host[64];
+    int port;
+    assert_true(agent_split_hostport(p[2].green, host, sizeof host, &port));
+    assert_string_equal(host, "10.0.0.12");
+    assert_int_equal(port, 5432);
+    agent_config_free(&cfg);
+}
+
+/* A proxy item is checked as a whole, with its line and field. */
+static void test_agent_proxy_errors(void **state)
+{
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        { "  - {name: a, kind: nginx, blue: 'h:1', green: 'h:0',\n"
+          "     nginx: {include_file: /f, test_argv: [t], reload_argv: [r], pid_file: /p}}\n",
+          ":10: proxies[0].green: expected host:port, got \"h:0\"" },
+        { "  - {name: a, kind: haproxy, blue: 'h:1', green: 'h:2'}\n",
+          ":10: proxies[0].haproxy: missing: a proxy of kind haproxy needs this section" },
+        { "  - {name: a, kind: pgbouncer, blue: 'h:1', green: 'h:2',\n"
+          "     pgbouncer: {database: 'a b', include_file: /f}}\n",
+          ":10: proxies[0].pgbouncer.database: expected a plain name" },
+        { "  - {name: a, kind: pgbouncer, blue: 'h:1', green: 'h:2',\n"
+          "     pgbouncer: {database: a, include_file: /f}}\n"
+          "  - {name: a, kind: pgbouncer, blue: 'h:1', green: 'h:2',\n"
+          "     pgbouncer: {database: b, include_file: /f}}\n",
+          "proxies[1].name: \"a\" is already proxies[0]" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[] = "/tmp/godwit-test-proxyXXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        FILE *f = fdopen(fd, "w");
+        fprintf(f, "role: proxy\nstate_dir: /s\nsecret_key: /k\ncoordinator:\n"
+                   "  endpoint: tcp://h:1\n  public_key: /p\n\n\nproxies:\n%s",
+                cases[i].yaml);
+        fclose(f);
+        agent_config_t cfg;
+        char err[512] = "";
+        bool ok = agent_config_load(path, &cfg, err, sizeof err);
+        unlink(path);
+        if (ok)
+            fail_msg("case %zu loaded", i);
+        if (!strstr(err, cases[i].want))
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
+    }
+}
+
 static void test_coord_example(void **state)
 {
     char path[512], err[512] = "";
@@ -1287,7 +1357,7 @@ static void test_agent_wrong(void **state)
                          "state_dir: /var/lib/godwit/agent\n"
                          "secret_key: /etc/godwit/keys/db1.key\n",
                          ":3: coordinatr: unknown key (known: name, role, log_level, state_dir, "
-                         "report_interval, coordinator, secret_key, postgres)");
+                         "report_interval, coordinator, secret_key, postgres, proxies)");
     s_expect_agent_error(t, "agent.yaml",
                          "name: db1\n"
                          "role: source\n"
@@ -1353,6 +1423,8 @@ int main(void)
         cmocka_unit_test(test_list_free),
         cmocka_unit_test_setup_teardown(test_file_load, s_setup, s_teardown),
         cmocka_unit_test(test_agent_example),
+        cmocka_unit_test(test_agent_proxy_example),
+        cmocka_unit_test(test_agent_proxy_errors),
         cmocka_unit_test(test_coord_example),
         cmocka_unit_test_setup_teardown(test_agent_minimal, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_agent_wrong, s_setup, s_teardown),
