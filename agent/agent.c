@@ -437,6 +437,9 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
     case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
         r->step = roles_verify_start(a->loop, &local, cmd->verify_roles, s_step_done, r);
         break;
+    case GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION:
+        r->step = subscription_tune_start(a->loop, &local, cmd->tune_subscription, s_step_done, r);
+        break;
     default:
         break;
     }
@@ -617,6 +620,7 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
     case GODWIT__COMMAND__ACTION_FREEZE_SOURCE:
     case GODWIT__COMMAND__ACTION_SET_SEQUENCES:
     case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
+    case GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION:
         if (!a->cfg->has_postgres) {
             res.status = GODWIT__STATUS__STATUS_FAILED;
             res.message = (char *)"this agent has no postgres section in its config";

@@ -994,3 +994,119 @@ step_t *sequences_set_start(uv_loop_t *loop, const step_local_t *local,
     uv_timer_start(&s->timer, sq_kick, 0, 0);
     return &s->base;
 }
+
+/* ---- TuneSubscription (target) ------------------------------------------ */
+
+typedef struct {
+    step_t base;
+    uv_timer_t timer;
+    pgconn_t *conn;
+    step_done_cb done;
+    void *arg;
+    bool disposed;
+    char *name, *label;
+    bool sync;
+    uint64_t connect_timeout_ms;
+} tu_step_t;
+
+static void tu_closed(uv_handle_t *h)
+{
+    tu_step_t *s = h->data;
+    free(s->name);
+    free(s->label);
+    free(s);
+}
+
+static void tu_dispose(tu_step_t *s)
+{
+    if (s->disposed)
+        return;
+    s->disposed = true;
+    s->done = NULL;
+    pgconn_destroy(&s->conn);
+    uv_close((uv_handle_t *)&s->timer, tu_closed);
+}
+
+static void tu_cancel(step_t *base)
+{
+    tu_dispose((tu_step_t *)base);
+}
+
+static void tu_finish(tu_step_t *s, const char *error)
+{
+    step_done_cb done = s->done;
+    void *arg = s->arg;
+    char *why = error ? xasprintf("%s: %s", s->label, error) : NULL;
+    if (!error)
+        log_info("%s: synchronous_commit %s", s->label, s->sync ? "on" : "off");
+    tu_dispose(s);
+    if (done)
+        done(NULL, why, arg);
+    free(why);
+}
+
+static void tu_on_alter(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    tu_step_t *s = arg;
+    if (!r->ok) {
+        char *why = pgconn_result_message("ALTER SUBSCRIPTION", r);
+        tu_finish(s, why);
+        free(why);
+        return;
+    }
+    tu_finish(s, NULL);
+}
+
+static void tu_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    tu_step_t *s = arg;
+    if (!ok) {
+        tu_finish(s, error ? error : "cannot connect");
+        return;
+    }
+    char *q = pgconn_escape_identifier(c, s->name);
+    if (!q) {
+        tu_finish(s, "cannot quote the subscription's name");
+        return;
+    }
+    char *sql = xasprintf("ALTER SUBSCRIPTION %s SET (synchronous_commit = %s)", q,
+                          s->sync ? "on" : "off");
+    int rc = pgconn_query(c, sql, 0, NULL, FZ_STATEMENT_TIMEOUT_MS + 1000, tu_on_alter, s);
+    free(sql);
+    free(q);
+    if (rc != 0)
+        tu_finish(s, strerror(-rc));
+}
+
+static void tu_kick(uv_timer_t *t)
+{
+    tu_step_t *s = t->data;
+    int rc = pgconn_connect(s->conn, s->connect_timeout_ms, tu_on_connect, s);
+    if (rc != 0)
+        tu_finish(s, strerror(-rc));
+}
+
+step_t *subscription_tune_start(uv_loop_t *loop, const step_local_t *local,
+                                const Godwit__TuneSubscription *req, step_done_cb done, void *arg)
+{
+    if (!loop || !local || !req || !req->database || !req->database[0] || !req->name ||
+        !req->name[0] || !done)
+        return NULL;
+    pgconn_t *conn = fz_conn_new(loop, local, req->database);
+    if (!conn)
+        return NULL;
+    tu_step_t *s = xcalloc(1, sizeof *s);
+    s->base.cancel = tu_cancel;
+    s->conn = conn;
+    s->done = done;
+    s->arg = arg;
+    s->name = xstrdup(req->name);
+    s->sync = req->synchronous_commit;
+    s->label = xasprintf("subscription \"%s\" in database \"%s\"", req->name, req->database);
+    s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, tu_kick, 0, 0);
+    return &s->base;
+}

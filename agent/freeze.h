@@ -49,6 +49,10 @@ void freezer_destroy(freezer_t **fp);
  * invalid request (no callback then). */
 step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb done, void *arg);
 
+/* Target: TuneSubscription, a step like those of step.h (no payload). */
+step_t *subscription_tune_start(uv_loop_t *loop, const step_local_t *local,
+                                const Godwit__TuneSubscription *req, step_done_cb done, void *arg);
+
 /* Target: SetSequences, a step like those of step.h. */
 step_t *sequences_set_start(uv_loop_t *loop, const step_local_t *local,
                             const Godwit__SetSequences *req, step_done_cb done, void *arg);

@@ -34,6 +34,8 @@ typedef enum {
     K_ABORTED,
     K_DRY_UNFREEZE,
     K_DRY_RESUME,
+    K_DRY_RESTORE,
+    K_ABORT_RESTORE,
     K__COUNT
 } kstate_t;
 
@@ -48,29 +50,33 @@ static void s_send_switch_green(cutover_t *cu);
 static void s_send_switch_blue(cutover_t *cu);
 static void s_send_resume(cutover_t *cu);
 static void s_send_unfreeze(cutover_t *cu);
+static void s_send_restore(cutover_t *cu);
 
-/* critical: inside the write pause's budget, a failure aborts; otherwise a
- * failure is retried until the step succeeds. */
+/* critical: inside the write pause's budget, a failure aborts; best effort:
+ * a failure is reported and the machine goes on; otherwise a failure is
+ * retried until the step succeeds. */
 static const struct {
     kstate_t state;
     const char *name;
     send_fn send;
     kstate_t next, next_dry;
-    bool critical;
+    bool critical, best_effort;
 } s_steps[K__COUNT] = {
-    { K_CHECK, "check roles", s_send_check, K_PAUSE, K_PAUSE, false },
-    { K_PAUSE, "pause", s_send_pause, K_FREEZE, K_FREEZE, true },
-    { K_FREEZE, "freeze", s_send_freeze, K_SEQUENCES, K_SEQUENCES, true },
-    { K_SEQUENCES, "sequences", s_send_sequences, K_SWITCH, K_DRY_UNFREEZE, true },
-    { K_SWITCH, "switch", s_send_switch_green, K_RESUME, K_RESUME, true },
-    { K_RESUME, "resume", s_send_resume, K_DONE, K_DONE, false },
-    { K_DONE, "done", NULL, K_DONE, K_DONE, false },
-    { K_BACK, "switch back", s_send_switch_blue, K_UNFREEZE, K_UNFREEZE, false },
-    { K_UNFREEZE, "unfreeze", s_send_unfreeze, K_UNPAUSE, K_UNPAUSE, false },
-    { K_UNPAUSE, "resume on blue", s_send_resume, K_ABORTED, K_ABORTED, false },
-    { K_ABORTED, "aborted", NULL, K_ABORTED, K_ABORTED, false },
-    { K_DRY_UNFREEZE, "unfreeze", s_send_unfreeze, K_DRY_RESUME, K_DRY_RESUME, false },
-    { K_DRY_RESUME, "resume", s_send_resume, K_DONE, K_DONE, false },
+    { K_CHECK, "check roles", s_send_check, K_PAUSE, K_PAUSE, false, false },
+    { K_PAUSE, "pause", s_send_pause, K_FREEZE, K_FREEZE, true, false },
+    { K_FREEZE, "freeze", s_send_freeze, K_SEQUENCES, K_SEQUENCES, true, false },
+    { K_SEQUENCES, "sequences", s_send_sequences, K_SWITCH, K_DRY_UNFREEZE, true, false },
+    { K_SWITCH, "switch", s_send_switch_green, K_RESUME, K_RESUME, true, false },
+    { K_RESUME, "resume", s_send_resume, K_DONE, K_DONE, false, false },
+    { K_DONE, "done", NULL, K_DONE, K_DONE, false, false },
+    { K_BACK, "switch back", s_send_switch_blue, K_UNFREEZE, K_UNFREEZE, false, false },
+    { K_UNFREEZE, "unfreeze", s_send_unfreeze, K_UNPAUSE, K_UNPAUSE, false, false },
+    { K_UNPAUSE, "resume on blue", s_send_resume, K_ABORT_RESTORE, K_ABORT_RESTORE, false, false },
+    { K_ABORTED, "aborted", NULL, K_ABORTED, K_ABORTED, false, false },
+    { K_DRY_UNFREEZE, "unfreeze", s_send_unfreeze, K_DRY_RESUME, K_DRY_RESUME, false, false },
+    { K_DRY_RESUME, "resume", s_send_resume, K_DRY_RESTORE, K_DRY_RESTORE, false, false },
+    { K_DRY_RESTORE, "restore apply", s_send_restore, K_DONE, K_DONE, false, true },
+    { K_ABORT_RESTORE, "restore apply", s_send_restore, K_ABORTED, K_ABORTED, false, true },
 };
 
 struct cutover {
@@ -241,10 +247,16 @@ static void s_step_over(cutover_t *cu)
     kstate_t st = cu->state;
     if (cu->step_error) {
         s_timeline(cu, false, cu->step_error);
-        if (st == K_CHECK) { /* nothing was changed: refused */
+        if (st == K_CHECK) { /* nothing paused or fenced: refused */
             s_set(cu, "reason", cJSON_CreateString(cu->step_error));
             log_error("migration %s: cutover refused: %s", cu->migration, cu->step_error);
-            s_goto(cu, K_ABORTED);
+            s_goto(cu, K_ABORT_RESTORE);
+            return;
+        }
+        if (s_steps[st].best_effort) {
+            log_warn("migration %s: cutover step %s failed (%s); going on", cu->migration,
+                     s_steps[st].name, cu->step_error);
+            s_goto(cu, s_steps[st].next);
             return;
         }
         if (s_steps[st].critical && !cu->forward_only) {
@@ -380,6 +392,8 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
         snprintf(what, sizeof what, "%u sequences set", r->set_sequences->set);
         s_detail(cu, agent, what, s_timed(r->set_sequences->steps, r->set_sequences->n_steps));
         s_set(cu, "sequences", cJSON_CreateNumber(r->set_sequences->set));
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD__NOT_SET) {
+        s_detail(cu, agent, "done", NULL);
     } else {
         s_fail(cu, agent, "unexpected answer");
     }
@@ -428,6 +442,20 @@ static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char
     }
 }
 
+/* Our subscription's commits synchronous (on) or not: with them flushed at
+ * once, the freeze sees its final LSN confirmed in milliseconds. */
+static void s_send_tune(cutover_t *cu, bool on)
+{
+    Godwit__TuneSubscription ts = GODWIT__TUNE_SUBSCRIPTION__INIT;
+    ts.database = cu->target_database;
+    ts.name = cu->objname;
+    ts.synchronous_commit = on;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION;
+    cmd.tune_subscription = &ts;
+    s_send(cu, cu->target_agent, &cmd);
+}
+
 static void s_send_check(cutover_t *cu)
 {
     Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
@@ -446,6 +474,14 @@ static void s_send_check(cutover_t *cu)
     cmd.action_case = GODWIT__COMMAND__ACTION_VERIFY_ROLES;
     cmd.verify_roles = &vr;
     s_send(cu, cu->target_agent, &cmd);
+    s_send_tune(cu, true);
+}
+
+/* Restores our subscription's asynchronous commits after a rehearsal or
+ * an abort (see TuneSubscription in the protocol). */
+static void s_send_restore(cutover_t *cu)
+{
+    s_send_tune(cu, false);
 }
 
 static void s_send_pause(cutover_t *cu)

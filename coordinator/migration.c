@@ -746,7 +746,12 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, char *why, size_t whylen)
                  vs ? vs : "missing", m->name);
         return false;
     }
-    if (!g->sync || !g->sync->all_ready) {
+    if (!g->sync) {
+        snprintf(why, whylen, "the target has not reported its tables yet; try again in a few "
+                 "seconds");
+        return false;
+    }
+    if (!g->sync->all_ready) {
         snprintf(why, whylen, "not every table is ready");
         return false;
     }

@@ -152,7 +152,8 @@ def test_cutover_through_pgbouncer(rig):
           "public.pgbench_accounts TO app;" in stmts and
           "GRANT USAGE ON SCHEMA public TO app;" not in stmts,
           "refused with the statements: %r %r" % (rep.get("reason"), stmts[:5]))
-    check(len(rep["timeline"]) == 1 and can_login(blue), "nothing paused, nothing fenced")
+    check([t["step"] for t in rep["timeline"]] == ["check roles", "restore apply"] and
+          can_login(blue), "nothing paused, nothing fenced: %r" % rep["timeline"])
     for stmt in stmts:
         green.psql(stmt, db="shop")
 
@@ -218,6 +219,8 @@ def crash_at(rig, failpoint):
     coord.start(failpoint=failpoint)
     for n in ("blue", "green", "px"):
         wait_for("%s back" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    wait_for("tables reported", lambda: (lambda s: s and s["tables"] and
+                                         s["tables_ready"] == len(s["tables"]))(mstatus(coord)), 15)
     r = coord.ctl("cutover", "shop", check_rc=False)
     check(r.returncode == 3, "the coordinator died during the cutover: rc %d %r" % (
         r.returncode, r.stderr))
