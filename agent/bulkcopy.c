@@ -19,8 +19,10 @@
  *      happens; the first one lists the publication's tables as leaf
  *      partitions (a partitioned table is copied through its leaves, never
  *      through its root as well), with their columns and sizes.
- *   6. the leaves are truncated on the target: preflight found them empty,
- *      so whatever they hold is our own partial copy.
+ *   6. if 3 found a slot, the leaves are truncated on the target: preflight
+ *      found them empty and the slot is made before any row is copied, so
+ *      whatever they hold is our own partial copy. (Not otherwise: TRUNCATE
+ *      waits for every lock on the tables.)
  *   7. the chunks go to the workers, biggest table first: a table larger
  *      than B_CHUNK_PAGES pages is cut into ctid page ranges (a TID range
  *      scan, 14 and later; on 13 one chunk per table), the others are one
@@ -139,6 +141,7 @@ struct b_step {
     char *consistent_point;
     bool binary;               /* both servers have the same major version */
     bool tid_ranges;           /* the source scans ctid ranges */
+    bool restarted;            /* a slot of an earlier copy was found: truncate first */
 
     b_table_t *tables;
     size_t n_tables;
@@ -451,9 +454,12 @@ static void s_connect_all(b_step_t *b)
     const char *src_options = "-c statement_timeout=0 -c search_path= "
                               "-c idle_in_transaction_session_timeout=0";
     /* Each chunk commits alone and the subscription, created after them
-     * all, commits last: its commit flushes theirs. */
+     * all, commits last: its commit flushes theirs. As in PostgreSQL's own
+     * table sync, triggers and foreign keys that exist on the target
+     * already do not fire for copied rows (session_replication_role
+     * replica, which takes the superuser the subscription needs anyway). */
     const char *dst_options = "-c statement_timeout=0 -c search_path= "
-                              "-c synchronous_commit=off";
+                              "-c synchronous_commit=off -c session_replication_role=replica";
     b->workers = xcalloc(b->n_workers, sizeof *b->workers);
     for (unsigned i = 0; i < b->n_workers; i++) {
         b_worker_t *w = &b->workers[i];
@@ -506,6 +512,7 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_next(b);
         return;
     }
+    b->restarted = true;
     char *slot = s_ident(b, b->repl, b->name);
     if (!slot)
         return;
@@ -745,7 +752,7 @@ static void s_on_truncated(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void s_truncate(b_step_t *b)
 {
-    if (b->n_tables == 0) {
+    if (!b->restarted || b->n_tables == 0) {
         s_next(b);
         return;
     }
