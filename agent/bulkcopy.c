@@ -638,12 +638,15 @@ static void s_import(b_step_t *b)
 
 /* $1 the publication. Its tables and the leaf partitions of its
  * partitioned ones (pg_partition_tree gives nothing for a plain table), once
- * each; the plain ones (relkind r) only, biggest first. */
+ * each; the plain ones (relkind r) only, biggest first. The view is read
+ * once (MATERIALIZED): joined as it is, the planner may run the function
+ * behind it once per pg_class row. */
 static const char s_list_sql[] =
-    "WITH pub AS (SELECT c.oid FROM pg_catalog.pg_publication_tables pt"
+    "WITH pt AS MATERIALIZED (SELECT pt.schemaname, pt.tablename"
+    "  FROM pg_catalog.pg_publication_tables pt WHERE pt.pubname = $1),"
+    " pub AS (SELECT c.oid FROM pt"
     "  JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname"
-    "  JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename"
-    "  WHERE pt.pubname = $1),"
+    "  JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename),"
     " leaf AS (SELECT pub.oid AS relid FROM pub UNION SELECT t.relid FROM pub,"
     "  LATERAL pg_catalog.pg_partition_tree(pub.oid) t WHERE t.isleaf) "
     "SELECT n.nspname AS schema, c.relname AS name,"

@@ -104,7 +104,7 @@ static const struct {
     { M_COPY, "copy", true, s_send_copy, M_CATCHUP, 24 * 3600000, 0, true,
       "our slot on the source, every table copied in its snapshot by parallel workers, then "
       "our subscription on that slot" },
-    { M_CATCHUP, "catchup", true, s_send_sync, M_POSTDATA, 30000, 1000, true,
+    { M_CATCHUP, "catchup", true, s_send_sync, M_POSTDATA, 30000, 250, true,
       "waiting until the subscription has applied what was written during the copy" },
     { M_POSTDATA, "postdata", true, s_send_schema_post, M_STREAMING, 4 * 3600000, 0, true,
       "secondary indexes, foreign keys, triggers on the target" },
