@@ -32,6 +32,8 @@
  *      has binary I/O), batching rows into B_BATCH_BYTES puts; when the
  *      target's socket does not take a batch, reading from the source
  *      pauses until it drained. Each chunk commits on its own.
+ *   6b/7b. big tables get their primary key back after the copy instead
+ *      of loading into it (see "primary keys built after the copy").
  *   8. when every chunk is committed: our subscription on the slot, without
  *      copying (steps.c's subscription_attach_start, the code that
  *      EnsureSubscription uses), then the replication connection closes.
@@ -76,6 +78,8 @@
 #define B_COPY_IDLE_MS (10 * 60000)    /* a COPY without progress this long fails */
 #define B_DEADLINE_SLACK_MS 1000
 #define B_MAX_WORKERS 64
+#define B_KEY_DEFER_PAGES 1024         /* 8 MiB: tables whose primary key is built after the copy */
+#define B_KEY_BUILD_MS (4 * 3600000)   /* building one primary key */
 
 typedef struct b_step b_step_t;
 typedef void (*b_stage_fn)(b_step_t *b);
@@ -148,6 +152,13 @@ struct b_step {
     b_chunk_t *chunks;
     size_t n_chunks, next_chunk, chunks_done;
 
+    /* Primary keys built after the copy: "ALTER TABLE ... ADD CONSTRAINT"
+     * statements, each sent on a free worker's target connection. */
+    char **key_sql;
+    size_t n_key_sql, next_key_sql, keys_done;
+    char **drop_sql;           /* the drops before the copy, one after the other */
+    size_t n_drop_sql, next_drop_sql;
+
     step_t *sub;               /* subscription_attach_start, while it runs */
     uint64_t copy_started;     /* uv_now() */
 };
@@ -167,6 +178,12 @@ static void s_on_timer_closed(uv_handle_t *h)
     }
     free(b->tables);
     free(b->chunks);
+    for (size_t i = 0; i < b->n_key_sql; i++)
+        free(b->key_sql[i]);
+    free(b->key_sql);
+    for (size_t i = 0; i < b->n_drop_sql; i++)
+        free(b->drop_sql[i]);
+    free(b->drop_sql);
     if (b->workers)
         for (unsigned i = 0; i < b->n_workers; i++)
             free(b->workers[i].buf);
@@ -1032,6 +1049,277 @@ static void s_copy(b_step_t *b)
         s_worker_next(&b->workers[i]);
 }
 
+/* ---- 6b, 7b: primary keys built after the copy --------------------------- */
+
+/* Loading a big table into its primary key index costs a B-tree insert per
+ * row; building the index afterwards sorts once, as pg_restore does. So
+ * before the copy the primary key of each big leaf table is dropped on the
+ * target when nothing depends on it (no foreign key points at the table,
+ * the replica identity is the default one, which follows the primary key,
+ * and it is not a partition's, which belongs to its parent's index), and
+ * after the copy every copied table that has a primary key on the source
+ * but none on the target gets it back with the source's definition
+ * (pg_get_constraintdef), before the subscription, which needs it, exists.
+ * That last rule keeps no state: a copy that died after the drops puts the
+ * keys back when it is run again. */
+
+/* [{"schema":..,"name":..}] of the tables, all or only the big ones.
+ * Caller frees. */
+static char *s_tables_json(const b_step_t *b, bool big_only)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < b->n_tables; i++) {
+        if (big_only && b->tables[i].pages < B_KEY_DEFER_PAGES)
+            continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "schema", b->tables[i].schema);
+        cJSON_AddStringToObject(o, "name", b->tables[i].name);
+        cJSON_AddItemToArray(a, o);
+    }
+    char *text = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    char *out = xstrdup(text);
+    cJSON_free(text);
+    return out;
+}
+
+#define B_REQ_TABLES                                                                           \
+    " FROM pg_catalog.json_to_recordset($1::pg_catalog.json)"                                  \
+    "  AS r(schema pg_catalog.text, name pg_catalog.text)"                                     \
+    " JOIN pg_catalog.pg_namespace n ON n.nspname = r.schema"                                  \
+    " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = r.name"
+
+/* Target: the primary keys that may be dropped for the copy. */
+static const char s_keys_droppable_sql[] =
+    "SELECT n.nspname AS schema, c.relname AS name, con.conname" B_REQ_TABLES
+    " JOIN pg_catalog.pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p'"
+    " WHERE NOT c.relispartition AND c.relreplident = 'd'"
+    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f"
+    "  WHERE f.contype = 'f' AND f.confrelid = c.oid)"
+    " ORDER BY 1, 2";
+
+/* Source: the primary keys of the copied tables. */
+static const char s_keys_source_sql[] =
+    "SELECT n.nspname AS schema, c.relname AS name, con.conname,"
+    " pg_catalog.pg_get_constraintdef(con.oid) AS def" B_REQ_TABLES
+    " JOIN pg_catalog.pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p'"
+    " ORDER BY 1, 2";
+
+/* Target: which of them have no primary key. */
+static const char s_keys_missing_sql[] =
+    "SELECT n.nspname AS schema, c.relname AS name" B_REQ_TABLES
+    " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint con"
+    "  WHERE con.conrelid = c.oid AND con.contype = 'p')";
+
+/* "ALTER TABLE ONLY "s"."n" <tail>" quoted for c; NULL after failing. */
+static char *s_alter_sql(b_step_t *b, pgconn_t *c, const char *schema, const char *name,
+                         const char *what, const char *conname, const char *def)
+{
+    b_table_t t = { .schema = (char *)schema, .name = (char *)name };
+    char *q = s_qualified(b, c, &t);
+    if (!q)
+        return NULL;
+    char *con = s_ident(b, c, conname);
+    if (!con) {
+        free(q);
+        return NULL;
+    }
+    char *sql = xasprintf("ALTER TABLE ONLY %s %s CONSTRAINT %s%s%s", q, what, con,
+                          def ? " " : "", def ? def : "");
+    free(con);
+    free(q);
+    return sql;
+}
+
+static void s_drop_key_next(b_step_t *b);
+
+static void s_on_key_dropped(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    b_step_t *b = arg;
+    if (!r->ok) {
+        s_fail_query(b, b->what, r);
+        return;
+    }
+    s_drop_key_next(b);
+}
+
+static void s_drop_key_next(b_step_t *b)
+{
+    if (b->next_drop_sql >= b->n_drop_sql) {
+        s_next(b);
+        return;
+    }
+    s_query(b, b->ctl, "dropping a primary key until the copy is done",
+            b->drop_sql[b->next_drop_sql++], 0, NULL, s_on_key_dropped, b);
+}
+
+static void s_on_keys_droppable(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    b_step_t *b = arg;
+    if (!r->ok) {
+        s_fail_query(b, b->what, r);
+        return;
+    }
+    int n = r->res ? PQntuples(r->res) : 0;
+    b->drop_sql = xcalloc(n > 0 ? (size_t)n : 1, sizeof *b->drop_sql);
+    for (int i = 0; i < n; i++) {
+        char *sql = s_alter_sql(b, b->ctl, pgconn_col_str(r->res, i, "schema"),
+                                pgconn_col_str(r->res, i, "name"), "DROP",
+                                pgconn_col_str(r->res, i, "conname"), NULL);
+        if (!sql)
+            return;
+        log_info("step on %s: primary key of \"%s\".\"%s\" built after the copy", b->label,
+                 pgconn_col_str(r->res, i, "schema"), pgconn_col_str(r->res, i, "name"));
+        b->drop_sql[b->n_drop_sql++] = sql;
+    }
+    s_drop_key_next(b);
+}
+
+static void s_keys_drop(b_step_t *b)
+{
+    char *json = s_tables_json(b, true);
+    const char *params[1] = { json };
+    s_query(b, b->ctl, "looking up primary keys to build after the copy", s_keys_droppable_sql,
+            1, params, s_on_keys_droppable, b);
+    free(json);
+}
+
+static void s_key_build_next(b_worker_t *w);
+
+static void s_on_key_built(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    b_worker_t *w = arg;
+    b_step_t *b = w->b;
+    if (!r->ok) {
+        s_fail_query(b, "building a primary key after the copy", r);
+        return;
+    }
+    if (++b->keys_done == b->n_key_sql) {
+        log_info("step on %s: %zu primary key(s) built", b->label, b->n_key_sql);
+        s_next(b);
+        return;
+    }
+    s_key_build_next(w);
+}
+
+/* The next primary key to build, on this worker's target connection. */
+static void s_key_build_next(b_worker_t *w)
+{
+    b_step_t *b = w->b;
+    if (b->next_key_sql >= b->n_key_sql)
+        return;
+    const char *sql = b->key_sql[b->next_key_sql++];
+    int rc = pgconn_query(w->dst, sql, 0, NULL, B_KEY_BUILD_MS, s_on_key_built, w);
+    if (rc != 0)
+        s_fail(b, "worker %u: cannot build a primary key: %s", w->idx, strerror(-rc));
+}
+
+/* The source's definitions of the keys the target lacks, from the result
+ * of s_keys_source_sql (src) and of s_keys_missing_sql (missing). */
+static void s_on_keys_missing(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    b_step_t *b = arg;
+    if (!r->ok) {
+        s_fail_query(b, b->what, r);
+        return;
+    }
+    int n = r->res ? PQntuples(r->res) : 0;
+    if (n == 0) {
+        for (size_t i = 0; i < b->n_key_sql; i++)
+            free(b->key_sql[i]);
+        b->n_key_sql = 0;
+        s_next(b);
+        return;
+    }
+    /* key_sql holds, per source key, "schema\nname\nconname\ndef" until now. */
+    char **built = xcalloc((size_t)n, sizeof *built);
+    size_t nb = 0;
+    for (int i = 0; i < n; i++) {
+        const char *schema = pgconn_col_str(r->res, i, "schema");
+        const char *name = pgconn_col_str(r->res, i, "name");
+        for (size_t k = 0; k < b->n_key_sql; k++) {
+            char *rec = b->key_sql[k];
+            char *p1 = strchr(rec, '\n');
+            char *p2 = p1 ? strchr(p1 + 1, '\n') : NULL;
+            char *p3 = p2 ? strchr(p2 + 1, '\n') : NULL;
+            if (!p3 || (size_t)(p1 - rec) != strlen(schema) || strncmp(rec, schema, p1 - rec) ||
+                (size_t)(p2 - p1 - 1) != strlen(name) || strncmp(p1 + 1, name, p2 - p1 - 1))
+                continue;
+            size_t con_len = (size_t)(p3 - p2 - 1);
+            char *con = xmalloc(con_len + 1);
+            memcpy(con, p2 + 1, con_len);
+            con[con_len] = '\0';
+            char *sql = s_alter_sql(b, b->workers[0].dst, schema, name, "ADD", con, p3 + 1);
+            free(con);
+            if (!sql) {
+                for (size_t j = 0; j < nb; j++)
+                    free(built[j]);
+                free(built);
+                return;
+            }
+            built[nb++] = sql;
+            break;
+        }
+    }
+    for (size_t i = 0; i < b->n_key_sql; i++)
+        free(b->key_sql[i]);
+    free(b->key_sql);
+    b->key_sql = built;
+    b->n_key_sql = nb;
+    if (nb == 0) {
+        s_next(b);
+        return;
+    }
+    log_info("step on %s: building %zu primary key(s) on the target", b->label, nb);
+    for (unsigned i = 0; i < b->n_workers && !b->disposed; i++)
+        s_key_build_next(&b->workers[i]);
+}
+
+static void s_on_keys_source(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    b_step_t *b = arg;
+    if (!r->ok) {
+        s_fail_query(b, "reading the primary keys on the source", r);
+        return;
+    }
+    int n = r->res ? PQntuples(r->res) : 0;
+    if (n == 0) {
+        s_next(b);
+        return;
+    }
+    b->key_sql = xcalloc((size_t)n, sizeof *b->key_sql);
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        const char *schema = pgconn_col_str(r->res, i, "schema");
+        const char *name = pgconn_col_str(r->res, i, "name");
+        b->key_sql[b->n_key_sql++] =
+            xasprintf("%s\n%s\n%s\n%s", schema, name, pgconn_col_str(r->res, i, "conname"),
+                      pgconn_col_str(r->res, i, "def"));
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "schema", schema);
+        cJSON_AddStringToObject(o, "name", name);
+        cJSON_AddItemToArray(a, o);
+    }
+    char *text = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    const char *params[1] = { text };
+    s_query(b, b->ctl, "looking up the primary keys missing on the target", s_keys_missing_sql,
+            1, params, s_on_keys_missing, b);
+    cJSON_free(text);
+}
+
+static void s_keys_restore(b_step_t *b)
+{
+    char *json = s_tables_json(b, false);
+    const char *params[1] = { json };
+    int rc = pgconn_query(b->workers[0].src, s_keys_source_sql, 1, params,
+                          (uint64_t)b->local.statement_timeout_ms + B_DEADLINE_SLACK_MS,
+                          s_on_keys_source, b);
+    free(json);
+    if (rc != 0)
+        s_fail(b, "cannot read the primary keys on the source: %s", strerror(-rc));
+}
+
 /* ---- 8: the subscription, on the slot ----------------------------------- */
 
 static Godwit__SyncStatusResult *s_tables_result(const b_step_t *b)
@@ -1098,7 +1386,7 @@ static void s_attach(b_step_t *b)
 
 static const b_stage_fn s_stages[] = {
     s_connect_ctl, s_sub_lookup, s_connect_all, s_slot_lookup, s_slot_create, s_import,
-    s_list,        s_truncate,   s_copy,        s_attach,      NULL,
+    s_list,        s_truncate,   s_keys_drop,   s_copy,        s_keys_restore, s_attach, NULL,
 };
 
 /* ---- lifetime ----------------------------------------------------------- */

@@ -119,6 +119,11 @@ def test_full_run_reaches_streaming(rig):
           == "1", "foreign key built")
     check(green.psql("SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgname = 'orders_touch'",
                      db="shop") == "1", "trigger built")
+    # The primary keys the copy built after loading (the big tables') exist.
+    q = ("SELECT string_agg(conrelid::regclass::text, ',' ORDER BY conrelid::regclass::text)"
+         " FROM pg_catalog.pg_constraint WHERE contype = 'p'")
+    check(green.psql(q, db="shop") == blue.psql(q, db="shop"), "every primary key: %s" %
+          green.psql(q, db="shop"))
     # Stop the writers, let green catch up, and compare every table.
     bench.stop()
     wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
@@ -209,6 +214,9 @@ def test_kill9_target_agent_during_copy_completes(rig):
     check(st["tables_ready"] == len(st["tables"]), "all ready")
     check(green.psql("SELECT count(*) FROM pg_catalog.pg_subscription", db="shop") == "1",
           "one subscription")
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_constraint WHERE conname ="
+                     " 'pgbench_accounts_pkey'", db="shop") == "1",
+          "the primary key the first copy dropped is back")
     wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
 
 
