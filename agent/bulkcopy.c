@@ -99,6 +99,9 @@ typedef struct {
     b_tstate_t state;
     uint64_t rows, bytes;               /* committed on the target */
     uint64_t rows_flight, bytes_flight; /* in chunks still copying */
+    char *key_conname, *key_def; /* the primary key on the source, or NULL */
+    bool key_dropped;          /* on the target, for the copy: built once the table is in */
+    bool key_started;
 } b_table_t;
 
 typedef struct {
@@ -158,6 +161,7 @@ struct b_step {
     size_t n_key_sql, next_key_sql, keys_done;
     char **drop_sql;           /* the drops before the copy, one after the other */
     size_t n_drop_sql, next_drop_sql;
+    unsigned keys_running;     /* primary keys being built during the copy */
 
     step_t *sub;               /* subscription_attach_start, while it runs */
     uint64_t copy_started;     /* uv_now() */
@@ -175,6 +179,8 @@ static void s_on_timer_closed(uv_handle_t *h)
         for (size_t j = 0; j < t->n_columns; j++)
             free(t->columns[j]);
         free(t->columns);
+        free(t->key_conname);
+        free(t->key_def);
     }
     free(b->tables);
     free(b->chunks);
@@ -795,6 +801,7 @@ static void s_truncate(b_step_t *b)
 /* ---- 7: the chunks ------------------------------------------------------ */
 
 static void s_worker_next(b_worker_t *w);
+static void s_worker_idle(b_worker_t *w);
 
 static void s_plan_chunks(b_step_t *b)
 {
@@ -887,13 +894,7 @@ static void s_on_dst_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
         log_info("step on %s: table %s copied: %" PRIu64 " rows, %" PRIu64 " bytes", b->label,
                  s_table_label(t, tl, sizeof tl), t->rows, t->bytes);
     }
-    if (b->chunks_done == b->n_chunks) {
-        log_info("step on %s: every table copied in %.1f s", b->label,
-                 (double)(uv_now(b->loop) - b->copy_started) / 1000.0);
-        s_next(b);
-        return;
-    }
-    s_worker_next(w);
+    s_worker_idle(w);
 }
 
 /* Ends the chunk's COPY on the target; its result commits the chunk. */
@@ -1060,6 +1061,8 @@ static void s_copy(b_step_t *b)
  * after the copy every copied table that has a primary key on the source
  * but none on the target gets it back with the source's definition
  * (pg_get_constraintdef), before the subscription, which needs it, exists.
+ * A table whose key was dropped gets it as soon as its last chunk is in, by
+ * the worker that copied that chunk, while the others copy on.
  * That last rule keeps no state: a copy that died after the drops puts the
  * keys back when it is run again. */
 
@@ -1081,6 +1084,15 @@ static char *s_tables_json(const b_step_t *b, bool big_only)
     char *out = xstrdup(text);
     cJSON_free(text);
     return out;
+}
+
+/* The table named so, or NULL. */
+static b_table_t *s_table_named(b_step_t *b, const char *schema, const char *name)
+{
+    for (size_t i = 0; i < b->n_tables; i++)
+        if (strcmp(b->tables[i].schema, schema) == 0 && strcmp(b->tables[i].name, name) == 0)
+            return &b->tables[i];
+    return NULL;
 }
 
 #define B_REQ_TABLES                                                                           \
@@ -1171,6 +1183,10 @@ static void s_on_keys_droppable(pgconn_t *c, const pgconn_result_t *r, void *arg
         log_info("step on %s: primary key of \"%s\".\"%s\" built after the copy", b->label,
                  pgconn_col_str(r->res, i, "schema"), pgconn_col_str(r->res, i, "name"));
         b->drop_sql[b->n_drop_sql++] = sql;
+        b_table_t *t = s_table_named(b, pgconn_col_str(r->res, i, "schema"),
+                                     pgconn_col_str(r->res, i, "name"));
+        if (t)
+            t->key_dropped = true;
     }
     s_drop_key_next(b);
 }
@@ -1182,6 +1198,86 @@ static void s_keys_drop(b_step_t *b)
     s_query(b, b->ctl, "looking up primary keys to build after the copy", s_keys_droppable_sql,
             1, params, s_on_keys_droppable, b);
     free(json);
+}
+
+static void s_on_keys_early(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    b_step_t *b = arg;
+    if (!r->ok) {
+        s_fail_query(b, "reading the primary keys on the source", r);
+        return;
+    }
+    int n = r->res ? PQntuples(r->res) : 0;
+    for (int i = 0; i < n; i++) {
+        b_table_t *t = s_table_named(b, pgconn_col_str(r->res, i, "schema"),
+                                     pgconn_col_str(r->res, i, "name"));
+        if (t && !t->key_conname) {
+            t->key_conname = xstrdup(pgconn_col_str(r->res, i, "conname"));
+            t->key_def = xstrdup(pgconn_col_str(r->res, i, "def"));
+        }
+    }
+    s_next(b);
+}
+
+/* The source's primary keys of the big tables, to build each as soon as its
+ * table is in. */
+static void s_keys_early(b_step_t *b)
+{
+    char *json = s_tables_json(b, true);
+    const char *params[1] = { json };
+    int rc = pgconn_query(b->workers[0].src, s_keys_source_sql, 1, params,
+                          (uint64_t)b->local.statement_timeout_ms + B_DEADLINE_SLACK_MS,
+                          s_on_keys_early, b);
+    free(json);
+    if (rc != 0)
+        s_fail(b, "cannot read the primary keys on the source: %s", strerror(-rc));
+}
+
+static void s_on_early_key_built(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    b_worker_t *w = arg;
+    b_step_t *b = w->b;
+    if (!r->ok) {
+        s_fail_query(b, "building a primary key after its table's copy", r);
+        return;
+    }
+    b->keys_running--;
+    s_worker_idle(w);
+}
+
+/* A worker between chunks: builds the primary key of a table that is in,
+ * else takes the next chunk, else (the last to finish) moves on. */
+static void s_worker_idle(b_worker_t *w)
+{
+    b_step_t *b = w->b;
+    for (size_t i = 0; i < b->n_tables; i++) {
+        b_table_t *t = &b->tables[i];
+        if (!t->key_dropped || t->key_started || !t->key_conname ||
+            t->chunks_done < t->chunks)
+            continue;
+        t->key_started = true;
+        char *sql = s_alter_sql(b, w->dst, t->schema, t->name, "ADD", t->key_conname,
+                                t->key_def);
+        if (!sql)
+            return;
+        log_info("step on %s: building the primary key of \"%s\".\"%s\"", b->label,
+                 t->schema, t->name);
+        b->keys_running++;
+        int rc = pgconn_query(w->dst, sql, 0, NULL, B_KEY_BUILD_MS, s_on_early_key_built, w);
+        free(sql);
+        if (rc != 0)
+            s_fail(b, "worker %u: cannot build a primary key: %s", w->idx, strerror(-rc));
+        return;
+    }
+    if (b->next_chunk < b->n_chunks) {
+        s_worker_next(w);
+        return;
+    }
+    if (b->chunks_done == b->n_chunks && b->keys_running == 0) {
+        log_info("step on %s: every table copied in %.1f s", b->label,
+                 (double)(uv_now(b->loop) - b->copy_started) / 1000.0);
+        s_next(b);
+    }
 }
 
 static void s_key_build_next(b_worker_t *w);
@@ -1386,7 +1482,8 @@ static void s_attach(b_step_t *b)
 
 static const b_stage_fn s_stages[] = {
     s_connect_ctl, s_sub_lookup, s_connect_all, s_slot_lookup, s_slot_create, s_import,
-    s_list,        s_truncate,   s_keys_drop,   s_copy,        s_keys_restore, s_attach, NULL,
+    s_list,        s_keys_early, s_truncate,    s_keys_drop,   s_copy,        s_keys_restore,
+    s_attach,      NULL,
 };
 
 /* ---- lifetime ----------------------------------------------------------- */
