@@ -1219,11 +1219,11 @@ static void s_on_keys_early(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s_next(b);
 }
 
-/* The source's primary keys of the big tables, to build each as soon as its
- * table is in. */
+/* The source's primary keys of the copied tables: built again for the big
+ * tables as soon as each is in, and for any that lacks its key at the end. */
 static void s_keys_early(b_step_t *b)
 {
-    char *json = s_tables_json(b, true);
+    char *json = s_tables_json(b, false);
     const char *params[1] = { json };
     int rc = pgconn_query(b->workers[0].src, s_keys_source_sql, 1, params,
                           (uint64_t)b->local.statement_timeout_ms + B_DEADLINE_SLACK_MS,
@@ -1310,8 +1310,7 @@ static void s_key_build_next(b_worker_t *w)
         s_fail(b, "worker %u: cannot build a primary key: %s", w->idx, strerror(-rc));
 }
 
-/* The source's definitions of the keys the target lacks, from the result
- * of s_keys_source_sql (src) and of s_keys_missing_sql (missing). */
+/* The target's tables that lack their primary key get the source's. */
 static void s_on_keys_missing(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     b_step_t *b = arg;
@@ -1320,80 +1319,40 @@ static void s_on_keys_missing(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     int n = r->res ? PQntuples(r->res) : 0;
-    if (n == 0) {
-        for (size_t i = 0; i < b->n_key_sql; i++)
-            free(b->key_sql[i]);
-        b->n_key_sql = 0;
-        s_next(b);
-        return;
-    }
-    /* key_sql holds, per source key, "schema\nname\nconname\ndef" until now. */
-    char **built = xcalloc((size_t)n, sizeof *built);
-    size_t nb = 0;
+    b->key_sql = xcalloc(n > 0 ? (size_t)n : 1, sizeof *b->key_sql);
     for (int i = 0; i < n; i++) {
-        const char *schema = pgconn_col_str(r->res, i, "schema");
-        const char *name = pgconn_col_str(r->res, i, "name");
-        for (size_t k = 0; k < b->n_key_sql; k++) {
-            char *rec = b->key_sql[k];
-            char *p1 = strchr(rec, '\n');
-            char *p2 = p1 ? strchr(p1 + 1, '\n') : NULL;
-            char *p3 = p2 ? strchr(p2 + 1, '\n') : NULL;
-            if (!p3 || (size_t)(p1 - rec) != strlen(schema) || strncmp(rec, schema, p1 - rec) ||
-                (size_t)(p2 - p1 - 1) != strlen(name) || strncmp(p1 + 1, name, p2 - p1 - 1))
-                continue;
-            size_t con_len = (size_t)(p3 - p2 - 1);
-            char *con = xmalloc(con_len + 1);
-            memcpy(con, p2 + 1, con_len);
-            con[con_len] = '\0';
-            char *sql = s_alter_sql(b, b->workers[0].dst, schema, name, "ADD", con, p3 + 1);
-            free(con);
-            if (!sql) {
-                for (size_t j = 0; j < nb; j++)
-                    free(built[j]);
-                free(built);
-                return;
-            }
-            built[nb++] = sql;
-            break;
-        }
+        const b_table_t *t = s_table_named(b, pgconn_col_str(r->res, i, "schema"),
+                                           pgconn_col_str(r->res, i, "name"));
+        if (!t || !t->key_conname)
+            continue;
+        char *sql = s_alter_sql(b, b->workers[0].dst, t->schema, t->name, "ADD", t->key_conname,
+                                t->key_def);
+        if (!sql)
+            return;
+        b->key_sql[b->n_key_sql++] = sql;
     }
-    for (size_t i = 0; i < b->n_key_sql; i++)
-        free(b->key_sql[i]);
-    free(b->key_sql);
-    b->key_sql = built;
-    b->n_key_sql = nb;
-    if (nb == 0) {
+    if (b->n_key_sql == 0) {
         s_next(b);
         return;
     }
-    log_info("step on %s: building %zu primary key(s) on the target", b->label, nb);
+    log_info("step on %s: building %zu primary key(s) missing on the target", b->label,
+             b->n_key_sql);
     for (unsigned i = 0; i < b->n_workers && !b->disposed; i++)
         s_key_build_next(&b->workers[i]);
 }
 
-static void s_on_keys_source(pgconn_t *c, const pgconn_result_t *r, void *arg)
+/* Every copied table with a primary key on the source (read in
+ * s_keys_early) that has none on the target: one whose key a copy that
+ * died had dropped. */
+static void s_keys_restore(b_step_t *b)
 {
-    b_step_t *b = arg;
-    if (!r->ok) {
-        s_fail_query(b, "reading the primary keys on the source", r);
-        return;
-    }
-    int n = r->res ? PQntuples(r->res) : 0;
-    if (n == 0) {
-        s_next(b);
-        return;
-    }
-    b->key_sql = xcalloc((size_t)n, sizeof *b->key_sql);
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) {
-        const char *schema = pgconn_col_str(r->res, i, "schema");
-        const char *name = pgconn_col_str(r->res, i, "name");
-        b->key_sql[b->n_key_sql++] =
-            xasprintf("%s\n%s\n%s\n%s", schema, name, pgconn_col_str(r->res, i, "conname"),
-                      pgconn_col_str(r->res, i, "def"));
+    for (size_t i = 0; i < b->n_tables; i++) {
+        if (!b->tables[i].key_conname)
+            continue;
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "schema", schema);
-        cJSON_AddStringToObject(o, "name", name);
+        cJSON_AddStringToObject(o, "schema", b->tables[i].schema);
+        cJSON_AddStringToObject(o, "name", b->tables[i].name);
         cJSON_AddItemToArray(a, o);
     }
     char *text = cJSON_PrintUnformatted(a);
@@ -1402,18 +1361,6 @@ static void s_on_keys_source(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s_query(b, b->ctl, "looking up the primary keys missing on the target", s_keys_missing_sql,
             1, params, s_on_keys_missing, b);
     cJSON_free(text);
-}
-
-static void s_keys_restore(b_step_t *b)
-{
-    char *json = s_tables_json(b, false);
-    const char *params[1] = { json };
-    int rc = pgconn_query(b->workers[0].src, s_keys_source_sql, 1, params,
-                          (uint64_t)b->local.statement_timeout_ms + B_DEADLINE_SLACK_MS,
-                          s_on_keys_source, b);
-    free(json);
-    if (rc != 0)
-        s_fail(b, "cannot read the primary keys on the source: %s", strerror(-rc));
 }
 
 /* ---- 8: the subscription, on the slot ----------------------------------- */
