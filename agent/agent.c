@@ -5,6 +5,7 @@
  * is dropped, not queued), database work is pgmon's asynchronous libpq.
  */
 #include "agent.h"
+#include "bulkcopy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -41,6 +42,8 @@ typedef struct running {
     step_t *step;
     bool proxy;                 /* a proxy action: its callback comes from the proxy set */
     Godwit__Command__ActionCase action;
+    char **also_ids;   /* re-sent BulkCopy commands joined to this one; answered with it */
+    size_t n_also;
     struct running *next;
 } running_t;
 
@@ -329,6 +332,9 @@ static void s_send_result(agent_t *a, Godwit__Result *res, const char *id)
 
 static void s_running_free(running_t *r)
 {
+    for (size_t i = 0; i < r->n_also; i++)
+        free(r->also_ids[i]);
+    free(r->also_ids);
     free(r->id);
     free(r);
 }
@@ -377,6 +383,9 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
         } else if (payload && r->action == GODWIT__COMMAND__ACTION_VERIFY_SCHEMA) {
             res.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA;
             res.verify_schema = (Godwit__VerifySchemaResult *)payload;
+        } else if (payload && r->action == GODWIT__COMMAND__ACTION_BULK_COPY) {
+            res.payload_case = GODWIT__RESULT__PAYLOAD_BULK_COPY;
+            res.bulk_copy = (Godwit__BulkCopyResult *)payload;
         } else if (payload && r->action == GODWIT__COMMAND__ACTION_SYNC_STATUS) {
             res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
             res.sync_status = (Godwit__SyncStatusResult *)payload;
@@ -388,9 +397,35 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
         log_info("command %s: done", r->id);
     }
     s_send_result(a, &res, r->id);
+    for (size_t i = 0; i < r->n_also; i++) {
+        res.command_id = r->also_ids[i];
+        s_send_result(a, &res, r->also_ids[i]);
+    }
     if (payload)
         protobuf_c_message_free_unpacked(payload, NULL);
     s_running_free(r);
+}
+
+/* The running BulkCopy into database for name, or NULL. */
+static running_t *s_running_copy(agent_t *a, const char *database, const char *name)
+{
+    for (running_t *r = a->running; r; r = r->next)
+        if (r->action == GODWIT__COMMAND__ACTION_BULK_COPY && bulkcopy_is(r->step, database, name))
+            return r;
+    return NULL;
+}
+
+/* Stops the running BulkCopy of a subscription about to be dropped (its
+ * slot cannot be dropped while the copy uses it); its command fails. */
+static void s_stop_copy(agent_t *a, const char *database, const char *name)
+{
+    running_t *r;
+    while ((r = s_running_copy(a, database, name)) != NULL) {
+        log_info("command %s: stopping the copy: subscription \"%s\" is being dropped", r->id,
+                 name);
+        step_cancel(&r->step);
+        s_step_done(NULL, "stopped: our objects are being dropped", r);
+    }
 }
 
 /* Starts a migration step; false if the request is invalid. */
@@ -416,7 +451,13 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
         r->step = sync_status_start(a->loop, &local, cmd->sync_status, s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_DROP_OBJECTS:
+        if (cmd->drop_objects && cmd->drop_objects->subscription &&
+            cmd->drop_objects->subscription[0])
+            s_stop_copy(a, cmd->drop_objects->database, cmd->drop_objects->subscription);
         r->step = objects_drop_start(a->loop, &local, cmd->drop_objects, s_step_done, r);
+        break;
+    case GODWIT__COMMAND__ACTION_BULK_COPY:
+        r->step = bulkcopy_start(a->loop, &local, cmd->bulk_copy, s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED:
         r->step = subscription_set_enabled_start(a->loop, &local, cmd->set_subscription_enabled,
@@ -609,6 +650,34 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
         res.status = GODWIT__STATUS__STATUS_FAILED;
         res.message = (char *)"invalid preflight request";
         break;
+    case GODWIT__COMMAND__ACTION_BULK_COPY_STATUS: {
+        const Godwit__BulkCopyStatus *q = cmd->bulk_copy_status;
+        running_t *copy = q ? s_running_copy(a, q->database, q->name) : NULL;
+        Godwit__SyncStatusResult none = GODWIT__SYNC_STATUS_RESULT__INIT;
+        Godwit__SyncStatusResult *st = copy ? bulkcopy_progress(copy->step) : &none;
+        res.status = GODWIT__STATUS__STATUS_OK;
+        res.message = (char *)"";
+        res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
+        res.sync_status = st;
+        s_send_result(a, &res, cmd->id);
+        if (st != &none)
+            godwit__sync_status_result__free_unpacked(st, NULL);
+        return;
+    }
+    case GODWIT__COMMAND__ACTION_BULK_COPY: {
+        const Godwit__BulkCopy *q = cmd->bulk_copy;
+        running_t *copy = q ? s_running_copy(a, q->database, q->name) : NULL;
+        if (copy) {
+            /* A coordinator that restarted, or timed out, asks again: the
+             * copy running answers both. */
+            copy->also_ids = xrealloc(copy->also_ids, (copy->n_also + 1) * sizeof *copy->also_ids);
+            copy->also_ids[copy->n_also++] = xstrdup(cmd->id);
+            log_info("command %s: joins the copy of command %s, still running", cmd->id,
+                     copy->id);
+            return;
+        }
+    }
+        /* fall through */
     case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
     case GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION:
     case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:

@@ -6,6 +6,7 @@
  *             SetSubscriptionEnabled
  *   verify.c  VerifyTable, VerifySchema, VerifyRoles (phase 6: rows, schema
  *             and the application roles' privileges, source against target)
+ *   bulkcopy.c BulkCopy (the copy through the slot's exported snapshot)
  *
  * Every step is idempotent: run again after a crash or a re-sent command, it
  * finds what is already done and ends in the same state. All database work
@@ -53,6 +54,12 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
 step_t *publication_ensure_start(uv_loop_t *loop, const step_local_t *local,
                                  const Godwit__EnsurePublication *req, step_done_cb done, void *arg);
 step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
+                                  const Godwit__EnsureSubscription *req, step_done_cb done,
+                                  void *arg);
+/* The same subscription created on the existing slot req->name without
+ * copying (copy_data = false, create_slot = false): the data was copied in
+ * the slot's exported snapshot already (bulkcopy.c). */
+step_t *subscription_attach_start(uv_loop_t *loop, const step_local_t *local,
                                   const Godwit__EnsureSubscription *req, step_done_cb done,
                                   void *arg);
 step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,

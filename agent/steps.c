@@ -88,6 +88,7 @@ struct s_step {
     char *publication;
     char *conninfo;             /* how the subscription reaches the source; no password */
     bool create_slot;           /* false after the slot was found on the source */
+    bool copy_data;             /* false: attached to a slot whose data was copied already */
 
     /* SyncStatus (sub_name too) */
     Godwit__SyncStatusResult *result;
@@ -641,8 +642,9 @@ static void s_sub_create(s_step_t *s)
     }
     /* Alone, outside any transaction block: it creates the slot remotely. */
     char *sql = xasprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH "
-                          "(slot_name = %s, copy_data = true, create_slot = %s, enabled = true)",
-                          name, conninfo, pub, slot, s->create_slot ? "true" : "false");
+                          "(slot_name = %s, copy_data = %s, create_slot = %s, enabled = true)",
+                          name, conninfo, pub, slot, s->copy_data ? "true" : "false",
+                          s->create_slot ? "true" : "false");
     s_query(s,
             s->create_slot ? "creating the subscription"
                            : "creating the subscription on the existing slot",
@@ -1193,9 +1195,9 @@ step_t *publication_ensure_start(uv_loop_t *loop, const step_local_t *local,
     return &s->base;
 }
 
-step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
-                                  const Godwit__EnsureSubscription *req, step_done_cb done,
-                                  void *arg)
+static step_t *s_subscription_start(uv_loop_t *loop, const step_local_t *local,
+                                    const Godwit__EnsureSubscription *req, bool copy_data,
+                                    step_done_cb done, void *arg)
 {
     if (!req || !s_set(req->name) || !s_set(req->publication) || !req->source)
         return NULL;
@@ -1209,8 +1211,23 @@ step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
     s->sub_name = xstrdup(req->name);
     s->publication = xstrdup(req->publication);
     s->conninfo = s_conninfo(src, req->name);
-    s->create_slot = true;
+    s->create_slot = copy_data;
+    s->copy_data = copy_data;
     return &s->base;
+}
+
+step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
+                                  const Godwit__EnsureSubscription *req, step_done_cb done,
+                                  void *arg)
+{
+    return s_subscription_start(loop, local, req, true, done, arg);
+}
+
+step_t *subscription_attach_start(uv_loop_t *loop, const step_local_t *local,
+                                  const Godwit__EnsureSubscription *req, step_done_cb done,
+                                  void *arg)
+{
+    return s_subscription_start(loop, local, req, false, done, arg);
 }
 
 step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,

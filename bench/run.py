@@ -296,7 +296,7 @@ def main():
                   "| | seconds | godwit speed-up |", "|---|---|---|",
                   "| godwit, start to streaming | %.1f | |" % p["godwit_s"],
                   "| - schema (pre-data, keys) | %.1f | |" % p["godwit_schema_s"],
-                  "| - publish, subscribe, copy | %.1f | |" % p["godwit_copy_s"],
+                  "| - publish, copy, catchup | %.1f | |" % p["godwit_copy_s"],
                   "| - post-data | %.1f | |" % p["godwit_postdata_s"],
                   "| baseline: schema-only restore + plain subscription | %.1f | %.2fx |" % (
                       p["plain_subscription_s"], p["plain_subscription_s"] / p["godwit_s"]),

@@ -13,6 +13,15 @@
  * epoll inside uv_close; doing it after another handle took the same fd
  * number would silence that handle).
  *
+ * A COPY is one operation like a query: it starts as S_QUERY and, when the
+ * server answers with PGRES_COPY_OUT or PGRES_COPY_IN, moves to S_COPY_OUT
+ * (every CopyData message goes to the caller, who may pause the reading;
+ * a "kick" timer resumes it one loop turn later) or S_COPY_IN (the caller
+ * puts data; what the socket does not take at once stays in libpq's buffer
+ * and the caller is told when it has drained); at the end it is S_QUERY
+ * again until the command's result arrives. Its deadline is restarted on
+ * progress, so it bounds the time without progress.
+ *
  * While idle the socket stays watched for reading, so a server that shuts
  * down or terminates the session is noticed before the next query (and its
  * notices are logged instead of printed). Error texts handed to callbacks
@@ -41,6 +50,8 @@ typedef enum {
     S_CONNECTING, /* PQconnectPoll in progress, or its failure awaits report */
     S_READY,      /* connected, no query */
     S_QUERY,      /* a query in flight, or its failure awaits report */
+    S_COPY_OUT,   /* COPY TO STDOUT: messages go to copy_data */
+    S_COPY_IN,    /* COPY FROM STDIN: the caller puts data */
 } s_state_t;
 
 #define S_MAX_POLL_ERRORS 8
@@ -62,6 +73,7 @@ struct pgconn {
     int poll_errors;   /* consecutive error events, see s_on_poll */
     uv_timer_t deadline;
     uv_timer_t defer;
+    uv_timer_t kick;   /* resumes a paused COPY TO one loop turn later */
     int open_handles;  /* handles not yet through their close callback */
     bool destroyed;
     int in_api;        /* >0 inside pgconn_connect/pgconn_query: defer reports */
@@ -71,6 +83,13 @@ struct pgconn {
     pgconn_result_cb result_cb;
     void *cb_arg;
     PGresult *last;    /* last result of the query in flight */
+
+    /* The COPY in flight, if the operation is one. */
+    pgconn_copy_data_cb copy_data;   /* COPY TO */
+    pgconn_copy_ready_cb copy_ready; /* COPY FROM */
+    pgconn_copy_drain_cb copy_drain;
+    bool copy_paused;                /* COPY TO: copy_data said stop */
+    bool copy_pending;               /* COPY FROM: output waits for the socket */
 
     /* A failure found inside an API call, reported by the defer timer. */
     s_defer_t defer_kind;
@@ -267,6 +286,12 @@ static void s_query_done(pgconn_t *c, bool ok, const char *sqlstate, const char 
     void *arg = c->cb_arg;
     c->result_cb = NULL;
     c->cb_arg = NULL;
+    c->copy_data = NULL;
+    c->copy_ready = NULL;
+    c->copy_drain = NULL;
+    c->copy_paused = false;
+    c->copy_pending = false;
+    uv_timer_stop(&c->kick);
     /* Idle again: watch for the server closing on us. */
     if (c->conn) {
         int rc = s_watch(c, UV_READABLE, false);
@@ -311,7 +336,7 @@ static void s_lost(pgconn_t *c, const char *why)
     s_drop(c);
     if (st == S_CONNECTING)
         s_connect_done(c, false, msg);
-    else if (st == S_QUERY)
+    else if (st == S_QUERY || st == S_COPY_OUT || st == S_COPY_IN)
         s_query_done(c, false, "08006", msg, NULL);
     else
         c->state = S_IDLE;
@@ -406,6 +431,9 @@ int pgconn_connect(pgconn_t *c, uint64_t timeout_ms, pgconn_connect_cb cb, void 
 
 /* ---- querying ----------------------------------------------------------- */
 
+static void s_copy_out_step(pgconn_t *c);
+static void s_copy_in_entered(pgconn_t *c);
+
 /* All results are in (PQgetResult gave NULL): report the last one. */
 static void s_query_finish(pgconn_t *c)
 {
@@ -466,9 +494,20 @@ static void s_query_step(pgconn_t *c, int events)
             return;
         }
         ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_OUT && c->copy_data) {
+            PQclear(r);
+            c->state = S_COPY_OUT;
+            s_copy_out_step(c);
+            return;
+        }
+        if (st == PGRES_COPY_IN && c->copy_ready) {
+            PQclear(r);
+            s_copy_in_entered(c);
+            return;
+        }
         if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
             PQclear(r);
-            s_lost(c, "COPY is not supported on a pgconn connection");
+            s_lost(c, "a COPY the caller did not start as one (pgconn_copy_out/_in)");
             return;
         }
         if (c->last)
@@ -487,9 +526,10 @@ static void s_query_step(pgconn_t *c, int events)
     }
 }
 
-/* Both query forms: params NULL with nparams -1 is the simple protocol. */
-static int s_query_start(pgconn_t *c, const char *sql, int nparams, const char *const *params,
-                         uint64_t timeout_ms, pgconn_result_cb cb, void *arg)
+/* Starts one statement: the extended protocol with text parameters, or the
+ * simple one (simple: no parameters). */
+static int s_send(pgconn_t *c, const char *sql, bool simple, int nparams,
+                  const char *const *params, uint64_t timeout_ms, pgconn_result_cb cb, void *arg)
 {
     if (c->state == S_IDLE)
         return -ENOTCONN;
@@ -501,8 +541,8 @@ static int s_query_start(pgconn_t *c, const char *sql, int nparams, const char *
     c->cb_arg = arg;
     c->op_timeout_ms = timeout_ms;
     uv_timer_start(&c->deadline, s_on_deadline, timeout_ms, 0);
-    int sent = nparams < 0 ? PQsendQuery(c->conn, sql)
-                           : PQsendQueryParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    int sent = simple ? PQsendQuery(c->conn, sql)
+                      : PQsendQueryParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     if (sent) {
         s_query_flush(c);
     } else if (PQstatus(c->conn) == CONNECTION_BAD) {
@@ -521,7 +561,7 @@ int pgconn_query(pgconn_t *c, const char *sql, int nparams, const char *const *p
 {
     if (!c || c->destroyed || !sql || nparams < 0 || (nparams > 0 && !params))
         return -EINVAL;
-    return s_query_start(c, sql, nparams, params, timeout_ms, cb, arg);
+    return s_send(c, sql, false, nparams, params, timeout_ms, cb, arg);
 }
 
 int pgconn_query_simple(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_result_cb cb,
@@ -529,7 +569,230 @@ int pgconn_query_simple(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgcon
 {
     if (!c || c->destroyed || !sql)
         return -EINVAL;
-    return s_query_start(c, sql, -1, NULL, timeout_ms, cb, arg);
+    return s_send(c, sql, true, 0, NULL, timeout_ms, cb, arg);
+}
+
+/* ---- COPY --------------------------------------------------------------- */
+
+static void s_progress(pgconn_t *c)
+{
+    uv_timer_start(&c->deadline, s_on_deadline, c->op_timeout_ms, 0);
+}
+
+static void s_poll_pause(pgconn_t *c)
+{
+    if (c->poll) {
+        uv_poll_stop(c->poll);
+        c->poll_events = 0;
+    }
+}
+
+/* Hands every message libpq has to the caller, until it pauses, the data
+ * runs out (wait for the socket) or the COPY ends (collect its result). */
+static void s_copy_out_step(pgconn_t *c)
+{
+    if (c->copy_paused) {
+        s_poll_pause(c);
+        return;
+    }
+    bool progressed = false;
+    for (;;) {
+        char *buf = NULL;
+        int n = PQgetCopyData(c->conn, &buf, 1);
+        if (n > 0) {
+            progressed = true;
+            bool more = c->copy_data(c, buf, (size_t)n, c->cb_arg);
+            PQfreemem(buf);
+            if (c->destroyed || c->state != S_COPY_OUT)
+                return; /* the caller dropped the connection */
+            if (!more) {
+                c->copy_paused = true;
+                s_poll_pause(c);
+                s_progress(c);
+                return;
+            }
+            continue;
+        }
+        if (n == 0)
+            break;
+        if (n == -1) {
+            /* The stream ended: the command's result follows. */
+            c->state = S_QUERY;
+            c->copy_data = NULL;
+            s_query_step(c, 0);
+            return;
+        }
+        s_lost(c, PQerrorMessage(c->conn));
+        return;
+    }
+    if (progressed)
+        s_progress(c);
+    int rc = s_watch(c, UV_READABLE, false);
+    if (rc < 0) {
+        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
+        s_lost(c, why);
+        free(why);
+    }
+}
+
+static void s_on_kick(uv_timer_t *t)
+{
+    pgconn_t *c = t->data;
+    if (c->destroyed || c->state != S_COPY_OUT || !c->copy_paused)
+        return;
+    c->copy_paused = false;
+    s_copy_out_step(c);
+}
+
+static void s_copy_in_entered(pgconn_t *c)
+{
+    c->state = S_COPY_IN;
+    c->copy_pending = false;
+    int rc = s_watch(c, UV_READABLE, false);
+    if (rc < 0) {
+        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
+        s_lost(c, why);
+        free(why);
+        return;
+    }
+    s_progress(c);
+    c->copy_ready(c, c->cb_arg);
+}
+
+/* The COPY FROM ended on the server's side (an error) or the connection
+ * broke: collect the result, or report the loss. */
+static void s_copy_in_failed(pgconn_t *c)
+{
+    if (PQstatus(c->conn) == CONNECTION_BAD) {
+        s_lost(c, PQerrorMessage(c->conn));
+        return;
+    }
+    c->state = S_QUERY;
+    c->copy_pending = false;
+    s_query_flush(c);
+    if (c->state == S_QUERY && c->conn)
+        s_query_step(c, 0);
+}
+
+static void s_copy_in_step(pgconn_t *c, int events)
+{
+    if ((events & UV_READABLE) && !PQconsumeInput(c->conn)) {
+        s_lost(c, PQerrorMessage(c->conn));
+        return;
+    }
+    int events_wanted = UV_READABLE;
+    if (c->copy_pending) {
+        int f = PQflush(c->conn);
+        if (f < 0) {
+            s_lost(c, PQerrorMessage(c->conn));
+            return;
+        }
+        if (events & UV_WRITABLE)
+            s_progress(c);
+        if (f == 0) {
+            c->copy_pending = false;
+            int rc = s_watch(c, UV_READABLE, false);
+            if (rc < 0) {
+                char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
+                s_lost(c, why);
+                free(why);
+                return;
+            }
+            c->copy_drain(c, c->cb_arg);
+            return;
+        }
+        events_wanted |= UV_WRITABLE;
+    }
+    int rc = s_watch(c, events_wanted, false);
+    if (rc < 0) {
+        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
+        s_lost(c, why);
+        free(why);
+    }
+}
+
+int pgconn_copy_out(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_copy_data_cb data,
+                    pgconn_result_cb done, void *arg)
+{
+    if (!data)
+        return -EINVAL;
+    int rc = s_send(c, sql, false, 0, NULL, timeout_ms, done, arg);
+    if (rc == 0)
+        c->copy_data = data; /* read only from the loop, after this returns */
+    return rc;
+}
+
+void pgconn_copy_out_resume(pgconn_t *c)
+{
+    if (c && !c->destroyed && c->state == S_COPY_OUT && c->copy_paused)
+        uv_timer_start(&c->kick, s_on_kick, 0, 0);
+}
+
+int pgconn_copy_in(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_copy_ready_cb ready,
+                   pgconn_copy_drain_cb drain, pgconn_result_cb done, void *arg)
+{
+    if (!ready || !drain)
+        return -EINVAL;
+    int rc = s_send(c, sql, false, 0, NULL, timeout_ms, done, arg);
+    if (rc == 0) {
+        c->copy_ready = ready;
+        c->copy_drain = drain;
+    }
+    return rc;
+}
+
+int pgconn_copy_put(pgconn_t *c, const char *data, size_t len)
+{
+    if (!c || c->destroyed || c->state != S_COPY_IN || len > INT32_MAX)
+        return -1;
+    if (c->copy_pending)
+        log_warn("pgconn %s: COPY data put before the last drained", c->name);
+    c->in_api++;
+    int ret = 0;
+    if (PQputCopyData(c->conn, data, (int)len) != 1) {
+        s_copy_in_failed(c);
+        ret = -1;
+    } else {
+        int f = PQflush(c->conn);
+        if (f < 0) {
+            s_lost(c, PQerrorMessage(c->conn));
+            ret = -1;
+        } else if (f > 0) {
+            c->copy_pending = true;
+            int rc = s_watch(c, UV_READABLE | UV_WRITABLE, false);
+            if (rc < 0) {
+                char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
+                s_lost(c, why);
+                free(why);
+                ret = -1;
+            } else {
+                ret = 1;
+            }
+        }
+        if (ret >= 0)
+            s_progress(c);
+    }
+    c->in_api--;
+    return ret;
+}
+
+int pgconn_copy_end(pgconn_t *c)
+{
+    if (!c || c->destroyed || c->state != S_COPY_IN)
+        return -1;
+    c->in_api++;
+    int ret = 0;
+    if (PQputCopyEnd(c->conn, NULL) != 1) {
+        s_copy_in_failed(c);
+        ret = -1;
+    } else {
+        c->state = S_QUERY;
+        c->copy_pending = false;
+        s_progress(c);
+        s_query_flush(c);
+    }
+    c->in_api--;
+    return ret;
 }
 
 /* ---- idle --------------------------------------------------------------- */
@@ -578,6 +841,16 @@ static void s_on_poll(uv_poll_t *h, int status, int events)
     case S_QUERY:
         s_query_step(c, events);
         break;
+    case S_COPY_OUT:
+        if ((events & UV_READABLE) && !PQconsumeInput(c->conn)) {
+            s_lost(c, PQerrorMessage(c->conn));
+            break;
+        }
+        s_copy_out_step(c);
+        break;
+    case S_COPY_IN:
+        s_copy_in_step(c, events);
+        break;
     case S_READY:
         s_idle_step(c);
         break;
@@ -608,9 +881,11 @@ pgconn_t *pgconn_new(uv_loop_t *loop, const char *name, const char *const *keywo
     c->state = S_IDLE;
     uv_timer_init(loop, &c->deadline);
     uv_timer_init(loop, &c->defer);
+    uv_timer_init(loop, &c->kick);
     c->deadline.data = c;
     c->defer.data = c;
-    c->open_handles = 2;
+    c->kick.data = c;
+    c->open_handles = 3;
     return c;
 }
 
@@ -622,7 +897,8 @@ bool pgconn_is_ready(const pgconn_t *c)
 
 bool pgconn_is_busy(const pgconn_t *c)
 {
-    return c && (c->state == S_CONNECTING || c->state == S_QUERY);
+    return c && (c->state == S_CONNECTING || c->state == S_QUERY || c->state == S_COPY_OUT ||
+                 c->state == S_COPY_IN);
 }
 
 int pgconn_server_version(const pgconn_t *c)
@@ -700,6 +976,7 @@ void pgconn_destroy(pgconn_t **cp)
     c->state = S_IDLE;
     uv_close((uv_handle_t *)&c->deadline, s_on_timer_closed);
     uv_close((uv_handle_t *)&c->defer, s_on_timer_closed);
+    uv_close((uv_handle_t *)&c->kick, s_on_timer_closed);
 }
 
 /* ---- reading results ---- */

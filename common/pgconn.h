@@ -51,12 +51,51 @@ int pgconn_connect(pgconn_t *c, uint64_t timeout_ms, pgconn_connect_cb cb, void 
 int pgconn_query(pgconn_t *c, const char *sql, int nparams, const char *const *params,
                  uint64_t timeout_ms, pgconn_result_cb cb, void *arg);
 
-/* The same through the simple query protocol (PQsendQuery): for servers
- * that speak only that, like PgBouncer's admin console. sql is one
- * statement with no parameters and nothing from outside in it; with several
- * results only the last is kept. Same returns as pgconn_query. */
+/* The same through the simple query protocol (PQsendQuery, no parameters):
+ * for replication commands on a connection opened with replication=database,
+ * and for PgBouncer's admin console, which do not speak the extended
+ * protocol; with several results only the last is kept. sql is one statement whose
+ * values have been quoted with pgconn_escape_literal/_identifier. */
 int pgconn_query_simple(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_result_cb cb,
                         void *arg);
+
+/* ---- COPY ----
+ * One COPY at a time, as one operation: done runs exactly once, never from
+ * inside the call that started it, with the COPY's command result (r->res:
+ * PQcmdTuples gives the rows) or the error (sqlstate 08006: the connection
+ * is gone). timeout_ms bounds the time without progress (no row read, no
+ * byte taken by the socket), not the whole COPY. */
+
+/* One CopyData message: data borrowed for the call. Return false to stop
+ * reading until pgconn_copy_out_resume() (backpressure). */
+typedef bool (*pgconn_copy_data_cb)(pgconn_t *c, const char *data, size_t len, void *arg);
+/* Nothing waits in libpq's output buffer any more (after pgconn_copy_put
+ * returned 1). */
+typedef void (*pgconn_copy_drain_cb)(pgconn_t *c, void *arg);
+/* The server waits for data (COPY FROM STDIN started). */
+typedef void (*pgconn_copy_ready_cb)(pgconn_t *c, void *arg);
+
+/* Sends sql, a COPY ... TO STDOUT, and hands every message to data. 0,
+ * -ENOTCONN or -EBUSY (no callback then). */
+int pgconn_copy_out(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_copy_data_cb data,
+                    pgconn_result_cb done, void *arg);
+/* Reading goes on after data returned false; data runs from the loop, one
+ * turn later at the earliest. */
+void pgconn_copy_out_resume(pgconn_t *c);
+
+/* Sends sql, a COPY ... FROM STDIN; ready runs when the server takes data,
+ * then pgconn_copy_put() and pgconn_copy_end(). 0, -ENOTCONN or -EBUSY (no
+ * callback then). */
+int pgconn_copy_in(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_copy_ready_cb ready,
+                   pgconn_copy_drain_cb drain, pgconn_result_cb done, void *arg);
+/* Queues len bytes of the COPY stream (message boundaries need not be row
+ * boundaries) and sends what the socket takes: 0 when everything went out,
+ * 1 when some waits (drain runs once it has gone; put nothing more until
+ * then, for backpressure), -1 when the COPY failed (done follows). */
+int pgconn_copy_put(pgconn_t *c, const char *data, size_t len);
+/* Ends the COPY stream (call when nothing waits); done follows. 0 or -1
+ * (done follows with the error). */
+int pgconn_copy_end(pgconn_t *c);
 
 bool pgconn_is_ready(const pgconn_t *c);   /* connected and idle */
 bool pgconn_is_busy(const pgconn_t *c);    /* connecting or a query in flight */

@@ -21,8 +21,8 @@
 typedef enum {
     M_SCHEMA = 0,
     M_PUBLISH,
-    M_SUBSCRIBE,
     M_COPY,
+    M_CATCHUP,
     M_POSTDATA,
     M_STREAMING,
     M_ABORT_TARGET,
@@ -39,6 +39,9 @@ typedef enum {
 
 typedef struct mig mig_t;
 
+#define S_CATCHUP_LAG_BYTES (16u << 20) /* catchup ends once the slot is this close */
+#define S_PROGRESS_MS 1000              /* copy progress polls */
+
 struct mig {
     migset_t *set;
     plan_t plan;             /* one migration, loaded from its journaled JSON */
@@ -52,6 +55,8 @@ struct mig {
     char *last_error;
     uint64_t state_since_ms;
     Godwit__SyncStatusResult *sync; /* latest copy status, owned */
+    bool progress_busy;      /* copy: a BulkCopyStatus poll is in flight */
+    uint64_t next_progress_mono;
     char *stopped_because;   /* why protection stopped it, if it did */
     verify_t *verify;        /* a verify run in progress, owned */
     char *repl_error;        /* the last replication error from the target's log, owned */
@@ -80,7 +85,7 @@ typedef void (*send_fn)(mig_t *g, Godwit__Command *cmd);
 
 static void s_send_schema_pre(mig_t *g, Godwit__Command *cmd);
 static void s_send_publish(mig_t *g, Godwit__Command *cmd);
-static void s_send_subscribe(mig_t *g, Godwit__Command *cmd);
+static void s_send_copy(mig_t *g, Godwit__Command *cmd);
 static void s_send_sync(mig_t *g, Godwit__Command *cmd);
 static void s_send_schema_post(mig_t *g, Godwit__Command *cmd);
 static void s_send_drop_target(mig_t *g, Godwit__Command *cmd);
@@ -104,12 +109,13 @@ static const struct {
 } s_states[M__COUNT] = {
     { M_SCHEMA, "schema", true, s_send_schema_pre, M_PUBLISH, 30 * 60000, 0, true,
       "pre-data schema, primary keys and replica identities on the target" },
-    { M_PUBLISH, "publish", false, s_send_publish, M_SUBSCRIBE, 60000, 0, true,
+    { M_PUBLISH, "publish", false, s_send_publish, M_COPY, 60000, 0, true,
       "our publication on the source" },
-    { M_SUBSCRIBE, "subscribe", true, s_send_subscribe, M_COPY, 120000, 0, true,
-      "our subscription (and its slot) on the target, copying" },
-    { M_COPY, "copy", true, s_send_sync, M_POSTDATA, 30000, 1000, true,
-      "waiting until every table is copied and caught up" },
+    { M_COPY, "copy", true, s_send_copy, M_CATCHUP, 24 * 3600000, 0, true,
+      "our slot on the source, every table copied in its snapshot by parallel workers, then "
+      "our subscription on that slot" },
+    { M_CATCHUP, "catchup", true, s_send_sync, M_POSTDATA, 30000, 250, true,
+      "waiting until the subscription has applied what was written during the copy" },
     { M_POSTDATA, "postdata", true, s_send_schema_post, M_STREAMING, 4 * 3600000, 0, true,
       "secondary indexes, foreign keys, triggers on the target" },
     { M_STREAMING, "streaming", true, s_send_sync, M_STREAMING, 30000, 2000, true,
@@ -126,8 +132,8 @@ static const struct {
       "disabling our subscription on the target" },
     { M_PAUSED, "paused", false, NULL, M_PAUSED, 0, 0, true,
       "paused by the operator; the slot keeps WAL on the source, protection stays on" },
-    { M_RESUMING, "resuming", true, s_send_enable, M_COPY, 60000, 0, true,
-      "enabling our subscription on the target, then checking the copy" },
+    { M_RESUMING, "resuming", true, s_send_enable, M_CATCHUP, 60000, 0, true,
+      "enabling our subscription on the target, then waiting for it to catch up" },
     { M_ABORTED, "aborted", false, NULL, M_ABORTED, 0, 0, false, "nothing of ours is left" },
     { M_SWITCHED, "switched", false, NULL, M_SWITCHED, 0, 0, false,
       "cut over: traffic goes to green; blue is fenced, kept as it was at the switch" },
@@ -213,16 +219,17 @@ static void s_send_publish(mig_t *g, Godwit__Command *cmd)
     s_send_and_free(g, cmd, refs, ptrs);
 }
 
-static void s_send_subscribe(mig_t *g, Godwit__Command *cmd)
+static void s_send_copy(mig_t *g, Godwit__Command *cmd)
 {
     Godwit__ReplicationConn rc = s_rc(g->m);
-    Godwit__EnsureSubscription es = GODWIT__ENSURE_SUBSCRIPTION__INIT;
-    es.database = g->m->target.database;
-    es.name = g->objname;
-    es.source = &rc;
-    es.publication = g->objname;
-    cmd->action_case = GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION;
-    cmd->ensure_subscription = &es;
+    Godwit__BulkCopy bc = GODWIT__BULK_COPY__INIT;
+    bc.database = g->m->target.database;
+    bc.name = g->objname;
+    bc.source = &rc;
+    bc.publication = g->objname;
+    bc.parallelism = (uint32_t)g->m->options.parallelism;
+    cmd->action_case = GODWIT__COMMAND__ACTION_BULK_COPY;
+    cmd->bulk_copy = &bc;
     s_send_and_free(g, cmd, NULL, NULL);
 }
 
@@ -307,6 +314,61 @@ static Godwit__SyncStatusResult *s_copy_sync(const Godwit__SyncStatusResult *r)
     return copy;
 }
 
+/* How far our slot's confirmed position is behind the source's WAL, from
+ * the source agent's latest report; false if the report has no such slot. */
+static bool s_lag_bytes(mig_t *g, uint64_t *lag)
+{
+    const Godwit__Report *rep = coord_agent_report(g->set->coord, g->m->source.agent);
+    if (!rep || !rep->postgres)
+        return false;
+    for (size_t i = 0; i < rep->postgres->n_slots; i++) {
+        const Godwit__Slot *sl = rep->postgres->slots[i];
+        if (strcmp(sl->name, g->objname) == 0 && sl->confirmed_flush_lsn) {
+            *lag = lsn_diff(rep->postgres->current_lsn, sl->confirmed_flush_lsn);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The answer to a copy progress poll: the running copy's tables. */
+static void s_progress_done(coord_t *c, const char *agent, const Godwit__Result *r,
+                            const char *error, void *arg)
+{
+    step_token_t *tok = arg;
+    mig_t *g = tok->g;
+    bool stale = tok->gen != g->gen;
+    free(tok);
+    g->progress_busy = false;
+    if (stale || g->state != M_COPY || !r || r->status != GODWIT__STATUS__STATUS_OK ||
+        r->payload_case != GODWIT__RESULT__PAYLOAD_SYNC_STATUS || !r->sync_status->exists)
+        return;
+    if (g->sync)
+        godwit__sync_status_result__free_unpacked(g->sync, NULL);
+    g->sync = s_copy_sync(r->sync_status);
+}
+
+/* While the copy runs (its command in flight), asks the target how it
+ * stands, every S_PROGRESS_MS. */
+static void s_progress_poll(mig_t *g, uint64_t now)
+{
+    if (g->state != M_COPY || !g->busy || g->progress_busy || now < g->next_progress_mono)
+        return;
+    g->next_progress_mono = now + S_PROGRESS_MS;
+    g->progress_busy = true;
+    Godwit__BulkCopyStatus q = GODWIT__BULK_COPY_STATUS__INIT;
+    q.database = g->m->target.database;
+    q.name = g->objname;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_BULK_COPY_STATUS;
+    cmd.bulk_copy_status = &q;
+    step_token_t *tok = xmalloc(sizeof *tok);
+    tok->g = g;
+    tok->gen = g->gen;
+    coord_send_command(g->set->coord, g->m->target.agent, &cmd, S_PROGRESS_MS * 5,
+                       s_progress_done, tok);
+}
+
 static void s_step_done(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
                         void *arg)
 {
@@ -352,10 +414,28 @@ static void s_step_done(coord_t *c, const char *agent, const Godwit__Result *r, 
         } else {
             s_set_error(g, NULL);
         }
-        if (st == M_COPY && g->sync->all_ready) {
-            snprintf(msg, sizeof msg, "%zu tables copied and caught up", g->sync->n_tables);
+        uint64_t lag = 0;
+        if (st == M_CATCHUP && g->sync->all_ready && s_lag_bytes(g, &lag) &&
+            lag < S_CATCHUP_LAG_BYTES) {
+            snprintf(msg, sizeof msg, "%zu tables ready, %" PRIu64 " bytes behind the source",
+                     g->sync->n_tables, lag);
             s_move(g, s_states[st].next, msg);
         }
+        return;
+    }
+    if (r->payload_case == GODWIT__RESULT__PAYLOAD_BULK_COPY) {
+        const Godwit__BulkCopyResult *bc = r->bulk_copy;
+        if (bc->copied) {
+            if (g->sync)
+                godwit__sync_status_result__free_unpacked(g->sync, NULL);
+            g->sync = s_copy_sync(bc->copied);
+        }
+        if (bc->already_done)
+            snprintf(msg, sizeof msg, "the copy was found done already (our subscription exists)");
+        else
+            snprintf(msg, sizeof msg, "%zu tables copied; streaming from %s",
+                     bc->copied ? bc->copied->n_tables : 0, bc->consistent_point);
+        s_move(g, s_states[st].next, msg);
         return;
     }
     if (r->payload_case == GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA)
@@ -451,7 +531,7 @@ bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64
 /* States in which our slot exists on the source and protection applies. */
 static bool s_slot_may_exist(mstate_t s)
 {
-    return s == M_SUBSCRIBE || s == M_COPY || s == M_POSTDATA || s == M_STREAMING ||
+    return s == M_COPY || s == M_CATCHUP || s == M_POSTDATA || s == M_STREAMING ||
            s == M_PAUSING || s == M_PAUSED || s == M_RESUMING || s == M_SWITCHED;
 }
 
@@ -490,6 +570,7 @@ void migset_tick(migset_t *ms)
         cutover_tick(g->cutover);
         if (!g->busy && s_states[g->state].send && now >= g->next_try_mono)
             s_run(g);
+        s_progress_poll(g, now);
     }
 }
 
@@ -642,6 +723,11 @@ bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
         snprintf(err, errlen, "no migration named %s", name);
         return false;
     }
+    if (g->cutover) {
+        snprintf(err, errlen, "migration %s: a cutover is running; it finishes or rolls back on "
+                 "its own", name);
+        return false;
+    }
     if (!s_states[g->state].abortable) {
         if (g->state == M_ABORTED)
             snprintf(err, errlen, "migration %s is already aborted", name);
@@ -665,9 +751,13 @@ bool migset_pause(migset_t *ms, const char *name, char *err, size_t errlen)
     }
     if (g->state == M_PAUSING || g->state == M_PAUSED)
         return true;
-    if (g->state != M_COPY && g->state != M_POSTDATA && g->state != M_STREAMING) {
+    if (g->cutover) {
+        snprintf(err, errlen, "migration %s: a cutover is running", name);
+        return false;
+    }
+    if (g->state != M_CATCHUP && g->state != M_POSTDATA && g->state != M_STREAMING) {
         snprintf(err, errlen,
-                 "migration %s is %s: pause applies once the subscription exists (copy, "
+                 "migration %s is %s: pause applies once the subscription exists (catchup, "
                  "postdata, streaming); before that, abort and start again",
                  name, s_name(g->state));
         return false;

@@ -2,10 +2,16 @@
  * migration: one PostgreSQL migration driven through its phases by a
  * transition table (migration.c, s_states), journaled.
  *
- *   schema -> publish -> subscribe -> copy -> postdata -> streaming
+ *   schema -> publish -> copy -> catchup -> postdata -> streaming
  *   any state up to streaming -(abort)-> abort_target -> abort_source -> aborted
- *   subscribe..streaming, paused -(source at risk)-> protect_source -> protect_target -> aborted
- *   copy, postdata, streaming -(pause)-> pausing -> paused -(resume)-> resuming -> copy
+ *   copy..streaming, paused -(source at risk)-> protect_source -> protect_target -> aborted
+ *   catchup, postdata, streaming -(pause)-> pausing -> paused -(resume)-> resuming -> catchup
+ *
+ * copy is one long step on the target (BulkCopy): the slot with an exported
+ * snapshot, the tables copied in it in parallel, the subscription created
+ * on the slot without copying. While it runs its progress is polled
+ * (BulkCopyStatus) for status. catchup polls SyncStatus until the tables
+ * are ready and the slot is close to the source's WAL.
  *
  * Source protection: when our slot's retained WAL would pass the plan's
  * slot_wal_limit within three report intervals at the current WAL rate, or

@@ -119,6 +119,11 @@ def test_full_run_reaches_streaming(rig):
           == "1", "foreign key built")
     check(green.psql("SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgname = 'orders_touch'",
                      db="shop") == "1", "trigger built")
+    # The primary keys the copy built after loading (the big tables') exist.
+    q = ("SELECT string_agg(conrelid::regclass::text, ',' ORDER BY conrelid::regclass::text)"
+         " FROM pg_catalog.pg_constraint WHERE contype = 'p'")
+    check(green.psql(q, db="shop") == blue.psql(q, db="shop"), "every primary key: %s" %
+          green.psql(q, db="shop"))
     # Stop the writers, let green catch up, and compare every table.
     bench.stop()
     wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
@@ -131,7 +136,7 @@ def test_kill9_coordinator_during_copy_resumes(rig):
     blue, green, coord, plan = setup(rig)
     bench = blue.pgbench(["-n", "-c", "1", "-R", "50", "-T", "600", "shop"])
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
-    wait_for("past the schema", lambda: (lambda s: s and s["state"] in ("subscribe", "copy"))(
+    wait_for("past the schema", lambda: (lambda s: s and s["state"] == "copy")(
         mstatus(coord)), 60, interval=0.2)
     coord.proc.kill9()
     time.sleep(0.5)
@@ -195,6 +200,9 @@ def test_kill9_target_agent_during_copy_completes(rig):
                             "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(green.port), "-U",
                             "postgres", "-d", "shop"], input=dump.stdout, check=True,
                            stdout=harness.subprocess.PIPE)
+    # As a copy that died after dropping a big table's primary key leaves it:
+    # the copy puts the key back from the source's definition.
+    green.psql("ALTER TABLE public.pgbench_accounts DROP CONSTRAINT pgbench_accounts_pkey", db="shop")
     hold_lock(rig, green, "public.orders", "EXCLUSIVE", 60)
     time.sleep(0.5)
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
@@ -209,6 +217,9 @@ def test_kill9_target_agent_during_copy_completes(rig):
     check(st["tables_ready"] == len(st["tables"]), "all ready")
     check(green.psql("SELECT count(*) FROM pg_catalog.pg_subscription", db="shop") == "1",
           "one subscription")
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_constraint WHERE conname ="
+                     " 'pgbench_accounts_pkey'", db="shop") == "1",
+          "the primary key the first copy dropped is back")
     wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
 
 
@@ -293,6 +304,64 @@ def test_table_subset_in_another_schema(rig):
                      db="shop") == "1", "the foreign key between them")
 
 
+def copy_held_on_orders(rig, green, coord, plan, seconds):
+    """Starts the migration and holds its copy: once the schema is on green,
+    an EXCLUSIVE lock on green's orders makes that table's COPY wait (it
+    wants ROW EXCLUSIVE) while the other tables are copied."""
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    wait_for("schema applied", lambda: (lambda s: s and s["state"] not in ("schema",))(
+        mstatus(coord)), 60, interval=0.05)
+    hold_lock(rig, green, "public.orders", "EXCLUSIVE", seconds)
+    return wait_for("copying, orders held", lambda: (lambda s: s if s and s["state"] == "copy" and any(
+        t["table"] == "public.orders" and t["state"] == "copying" for t in s["tables"]) else None)(
+        mstatus(coord)), 60, interval=0.2)
+
+
+def test_writes_during_copy_arrive_once(rig):
+    """The seam: rows written on blue while the copy runs (after the slot's
+    snapshot) arrive on green exactly once, through the subscription."""
+    blue, green, coord, plan = setup(rig)
+    bench = blue.pgbench(["-n", "-c", "2", "-R", "200", "-T", "600", "shop"])
+    before = int(blue.psql("SELECT count(*) FROM public.pgbench_history", db="shop"))
+    st = copy_held_on_orders(rig, green, coord, plan, 60)
+    # Per-table progress while copying: the other tables are done, with rows.
+    done = {t["table"]: t for t in st["tables"] if t["state"] == "copied"}
+    check("public.pgbench_accounts" in done and done["public.pgbench_accounts"]["rows_copied"] == 200000
+          and done["public.pgbench_accounts"]["bytes_copied"] > 0,
+          "progress of the copied tables: %r" % st["tables"])
+    # Writes and a row inserted on blue while the copy is held.
+    time.sleep(3)
+    blue.psql("INSERT INTO public.audit VALUES ('seam', 'during the copy')", db="shop")
+    time.sleep(1)
+    mid = int(blue.psql("SELECT count(*) FROM public.pgbench_history", db="shop"))
+    check(mid > before + 100, "pgbench wrote during the copy: %d -> %d" % (before, mid))
+    release_lock(green)
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120)
+    bench.stop()
+    wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
+    check(green.psql("SELECT count(*) FROM public.audit WHERE who = 'seam'", db="shop") == "1",
+          "the row written during the copy arrived once")
+
+
+def test_abort_during_copy_stops_it(rig):
+    blue, green, coord, plan = setup(rig)
+    copy_held_on_orders(rig, green, coord, plan, 120)
+    r = coord.ctl("migrate", "abort", "shop", check_rc=False)
+    check(r.returncode == 0, "abort accepted: %r" % r.stderr)
+    wait_for("aborted", lambda: in_state(coord, "aborted"), 60)
+    check(blue.psql("SELECT count(*) FROM pg_catalog.pg_replication_slots", db="shop") == "0",
+          "no slot left on blue")
+    check(blue.psql("SELECT count(*) FROM pg_catalog.pg_publication", db="shop") == "0",
+          "no publication left on blue")
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_subscription", db="shop") == "0",
+          "no subscription left on green")
+    # The copy's sessions on blue are gone (the stopped step closed them).
+    wait_for("no copy session left on blue", lambda: blue.psql(
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = 'godwit_shop_copy'",
+        db="shop") == "0", 10)
+    release_lock(green)
+
+
 def test_abort_leaves_source_clean(rig):
     blue, green, coord, plan = setup(rig)
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
@@ -316,4 +385,5 @@ if __name__ == "__main__":
                  test_kill9_coordinator_during_postdata_resumes,
                  test_kill9_target_agent_during_copy_completes, test_slot_limit_protects_the_source,
                  test_pause_and_resume, test_table_subset_in_another_schema,
+                 test_writes_during_copy_arrive_once, test_abort_during_copy_stops_it,
                  test_abort_leaves_source_clean])
