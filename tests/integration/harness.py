@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import traceback
 
 BIN = os.environ.get("GODWIT_BIN") or os.path.join(

@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import subprocess
 import time
 
@@ -65,12 +66,12 @@ class PgBouncer:
         return r
 
 
-def proxy_agent(rig, coord, bouncer, blue, green):
+def proxy_agent(rig, coord, bouncer, blue, green, name="px"):
     extra = ("proxies:\n  - name: pgb\n    kind: pgbouncer\n    blue: 127.0.0.1:%d\n"
              "    green: 127.0.0.1:%d\n    pgbouncer:\n      host: 127.0.0.1\n      port: %d\n"
              "      user: postgres\n      database: shop\n      include_file: %s\n" % (
                  blue.port, green.port, bouncer.port, bouncer.include))
-    a = Agent(rig, "px", coord, role="proxy")
+    a = Agent(rig, name, getattr(coord, "dial", coord), role="proxy")
     with open(a.config, "a") as f:
         f.write(extra)
     return a.start()
@@ -82,15 +83,18 @@ def history(cluster):
     return out.splitlines()
 
 
-def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=True):
+def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=True, wan_ms=None,
+          two_proxies=False):
     """Blue, green, a coordinator, PgBouncer in front of blue with its proxy
     agent, pgbench writing through it as the role app, the migration
     streaming and verified equal."""
+    proxies = "{agent: px, proxy: pgb}" + (", {agent: px2, proxy: pgb}" if two_proxies else "")
     cutover = ("    options: {max_lag: 5s}\n"
                "    cutover:\n      app_roles: [app]\n"
-               "      proxies: [{agent: px, proxy: pgb}]\n      max_write_pause: %s\n"
-               % max_write_pause)
-    blue, green, coord, plan = setup(rig, options=cutover, extra_agents=["px"])
+               "      proxies: [%s]\n      max_write_pause: %s\n"
+               % (proxies, max_write_pause))
+    blue, green, coord, plan = setup(rig, options=cutover, extra_agents=["px", "px2"],
+                                     wan_ms=wan_ms)
     # The application's role: not a superuser, on both sides (roles are not
     # in a database's dump), with the rights it needs.
     for c in (blue, green):
@@ -102,6 +106,10 @@ def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=Tr
     bouncer = PgBouncer(rig, blue.port)
     proxy_agent(rig, coord, bouncer, blue, green)
     wait_for("px connected", lambda: coord.agent("px")["state"] == "connected", 15)
+    if two_proxies:  # a second datacenter's PgBouncer, with its own agent
+        bouncer.second = PgBouncer(rig, blue.port, name="pgbouncer2")
+        proxy_agent(rig, coord, bouncer.second, blue, green, name="px2")
+        wait_for("px2 connected", lambda: coord.agent("px2")["state"] == "connected", 15)
     # pgbench through PgBouncer, persistent connections, the whole run.
     bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
                                   "-R", "100", "-T", str(bench_seconds), "-h", "127.0.0.1",
@@ -261,7 +269,58 @@ def test_crash_after_switch_finishes(rig):
     check(on_port(bouncer) == green.port and not can_login(blue), "on green, blue fenced")
 
 
+def test_cutover_over_a_wan_link(rig):
+    """The same with 12.5 ms each way between the agents and the coordinator
+    and between green and blue (Frankfurt-Oslo): zero failed transactions."""
+    seconds = 50
+    blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, wan_ms=12.5)
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    check(r.returncode == 0 and rep.get("state") == "done", "cutover done: %s %s" % (
+        r.stdout.decode()[-3000:], r.stderr.decode()))
+    print("   12.5 ms each way: write pause %.1f ms: %s" % (rep["write_pause_ms"], [
+        (t["step"], round(t["ms"], 1)) for t in rep["timeline"]]))
+    check(on_port(bouncer) == green.port, "on green")
+    check(time.monotonic() - bench.started < seconds - 3, "while pgbench ran")
+    bench_clean(bench, seconds)
+    hb, hg = history(blue), history(green)
+    check(not set(hb) - set(hg), "blue's history all on green")
+
+
+def test_one_proxy_fails_to_switch_both_back_on_blue(rig):
+    """Two proxies, one per datacenter: the second one's switch fails (its
+    include file cannot be replaced), so the cutover aborts: both point at
+    blue, blue is writable, no transaction failed, nothing reached green."""
+    seconds = 45
+    blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, two_proxies=True)
+    second = bouncer.second
+    # The include file stays readable for PgBouncer's reloads, but nothing
+    # can be renamed over it any more.
+    os.rename(second.include, second.include + ".real")
+    os.makedirs(second.include)
+    with open(os.path.join(second.include, "keep"), "w") as f:
+        f.write("x")
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    print("   aborted: %s" % rep.get("reason"))
+    check(r.returncode == 1 and rep.get("state") == "aborted" and "switch" in rep["reason"],
+          "aborted at the switch: %s %s" % (r.stdout.decode()[-3000:], r.stderr.decode()))
+    steps = [t["step"] for t in rep["timeline"]]
+    check(steps[:5] == ["check roles", "pause", "freeze", "sequences", "switch"] and
+          "switch back" in steps and "resume on blue" in steps, "the abort path: %r" % steps)
+    check(on_port(bouncer) == blue.port, "the first proxy is back on blue")
+    shutil.rmtree(second.include)
+    os.rename(second.include + ".real", second.include)
+    check(on_port(second) == blue.port, "the second never left blue")
+    check(can_login(blue), "blue writable")
+    st = mstatus(coord)
+    check(st["state"] == "streaming", "still streaming: %r" % st["state"])
+    check(time.monotonic() - bench.started < seconds - 3, "while pgbench ran")
+    bench_clean(bench, seconds)
+
+
 if __name__ == "__main__":
     harness.run([test_cutover_through_pgbouncer, test_crash_after_pause_rolls_back,
                  test_crash_after_freeze_rolls_back, test_crash_after_sequences_finishes,
-                 test_crash_after_switch_finishes])
+                 test_crash_after_switch_finishes, test_cutover_over_a_wan_link,
+                 test_one_proxy_fails_to_switch_both_back_on_blue])

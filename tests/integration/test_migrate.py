@@ -48,7 +48,10 @@ TABLES = ["public.customers", "public.orders", "public.lines", "public.audit", "
           "public.pgbench_history", "public." + Q_EVIL]
 
 
-def setup(rig, options="", extra_agents=()):
+def setup(rig, options="", extra_agents=(), wan_ms=None):
+    """wan_ms: agents dial the coordinator, and green reaches blue for
+    replication, through relays that delay each way by that much (the
+    coordinator's .dial is what agents dial)."""
     blue = rig.cluster("blue")
     green = rig.cluster("green")
     blue.psql("CREATE DATABASE shop")
@@ -61,8 +64,13 @@ def setup(rig, options="", extra_agents=()):
     blue.psql("ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL", db="shop")
     blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER")
     coord = Coordinator(rig, ["blue", "green"] + list(extra_agents)).start()
-    Agent(rig, "blue", coord, role="source", cluster=blue).start()
-    Agent(rig, "green", coord, role="target", cluster=green).start()
+    coord.dial, repl_port = coord, blue.port
+    if wan_ms:
+        relay = harness.Relay(rig, coord.port, delay_ms=wan_ms, name="relay-coordinator")
+        coord.dial = harness.types.SimpleNamespace(endpoint="tcp://127.0.0.1:%d" % relay.port)
+        repl_port = harness.Relay(rig, blue.port, delay_ms=wan_ms, name="relay-replication").port
+    Agent(rig, "blue", coord.dial, role="source", cluster=blue).start()
+    Agent(rig, "green", coord.dial, role="target", cluster=green).start()
     for n in ("blue", "green"):
         wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
     plan = rig.path("plan.yaml")
@@ -71,7 +79,7 @@ def setup(rig, options="", extra_agents=()):
                 "  - name: shop\n"
                 "    source: {agent: blue, database: shop}\n"
                 "    target: {agent: green, database: shop}\n"
-                "    replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n" % blue.port
+                "    replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n" % repl_port
                 + options)
     return blue, green, coord, plan
 
