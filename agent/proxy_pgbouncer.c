@@ -87,9 +87,12 @@ static void s_finish(pgb_t *d, const char *error)
     if (error && d->pause_waiting) {
         /* The terminate policy failed while PAUSE still waits: give up as
          * the resume policy does, so that no failure leaves traffic held. */
-        snprintf(d->why, sizeof d->why,
-                 "PAUSE %s waited over %llu ms and terminating the blockers failed: %s",
-                 d->cfg->pgbouncer.database, (unsigned long long)d->req->pause_timeout_ms, error);
+        int n = snprintf(d->why, sizeof d->why,
+                         "PAUSE %s waited over %llu ms and terminating the blockers failed: %s",
+                         d->cfg->pgbouncer.database, (unsigned long long)d->req->pause_timeout_ms,
+                         error);
+        if (n >= (int)sizeof d->why) /* cut short: the message is still the right one */
+            d->why[sizeof d->why - 1] = '\0';
         d->pause_waiting = false;
         d->pause_abandoned = true;
         pgconn_disconnect(d->admin.conn);

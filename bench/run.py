@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """godwit benchmarks: prints a table and writes it to bench/results/.
 
-    bench/run.py [--quick] [--only agent|fanin|pipeline] [--fanin 100,1000,5000]
-                 [--scale 50]
+    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover] [--fanin 100,1000,5000]
+                 [--scale 50] [--cutovers 20]
 
 Builds an optimised tree in build-bench (no sanitizers), then:
 
@@ -28,6 +28,18 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    a full schema-only restore, and pg_dump -Fd -j2 | pg_restore -j2 (no
    streaming: a floor, not a way to migrate live).
 
+4. Cutover: the migration of pgbench scale 2 plus the test schema through
+   PgBouncer (transaction mode), pgbench writing 100 tx/s through it as the
+   application's own role, at 0 and at 25 ms round trip (a relay of our own
+   delaying 12.5 ms each way between the agents and the coordinator and
+   between green and blue): --cutovers rehearsals (`cutover --dry-run`:
+   every step of the write pause but the switch) and then the real
+   cutover. The write pause as godwit measured it (first PAUSE sent to last
+   RESUME answered) and as the application saw it (the longest gap between
+   two transactions' completions in pgbench's per-transaction log, during
+   each cutover), p50/p99/max; failed transactions (pgbench's count); lost
+   rows (pgbench_history rows on blue missing on green after the switch).
+
 Targets (issue 2): agent < 10 MB RSS and < 1 % CPU; 1000 agents at 1 Hz
 under 25 % of one core with round trip p99 under 10 ms. (Issue 3): at least
 1.3x faster to streaming than the plain subscription, not slower than
@@ -36,6 +48,7 @@ dump/restore.
 
 import argparse
 import datetime
+import glob
 import json
 import os
 import subprocess
@@ -275,10 +288,69 @@ def bench_pipeline(scale):
         rig.close()
 
 
+def pct(values, p):
+    v = sorted(values)
+    if not v:
+        return 0.0
+    k = min(len(v) - 1, max(0, int(round(p / 100.0 * len(v) + 0.5)) - 1))
+    return v[k]
+
+
+def bench_cutover(n, rtt_ms):
+    """n rehearsals then the real cutover at rtt_ms round trip."""
+    import re
+    import test_cutover as tc
+    rig = harness.Rig("bench-cutover-%d" % rtt_ms)
+    try:
+        seconds = 60 + n * 4
+        txlog = rig.path("txlog")
+        blue, green, coord, bouncer, bench = tc.ready(
+            rig, bench_seconds=seconds, wan_ms=rtt_ms / 2.0 if rtt_ms else None,
+            bench_extra=["-l", "--log-prefix", txlog])
+        windows, godwit = [], []
+        for i in range(n + 1):
+            args = ["cutover", "shop", "--json"] + (["--dry-run"] if i < n else [])
+            t0 = time.time()
+            r = coord.ctl(*args, check_rc=False)
+            windows.append((t0, time.time()))
+            rep = json.loads(r.stdout or b"{}")
+            if r.returncode != 0 or rep.get("state") != "done":
+                raise RuntimeError("cutover %d: %s %s" % (i, r.stdout.decode()[-2000:],
+                                                          r.stderr.decode()))
+            godwit.append(rep["write_pause_ms"])
+            time.sleep(1)
+        rc = bench.wait(seconds + 60)
+        out = open(bench.log_path).read()
+        failed = re.search(r"number of failed transactions: (\d+)", out)
+        done = []
+        for path in glob.glob(txlog + ".*"):
+            with open(path) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 6 and parts[2].isdigit():
+                        done.append(int(parts[4]) + int(parts[5]) / 1e6)
+        done.sort()
+        gaps = []
+        for t0, t1 in windows:
+            inside = [t for t in done if t0 - 0.5 <= t <= t1 + 0.5]
+            gaps.append(max((b - a for a, b in zip(inside, inside[1:])), default=0) * 1000.0)
+        hb, hg = tc.history(blue), tc.history(green)
+        lost = len(set(hb) - set(hg))
+        return {"rtt_ms": rtt_ms, "cutovers": n + 1, "pgbench_rc": rc,
+                "failed": int(failed.group(1)) if failed else -1, "lost_rows": lost,
+                "godwit_ms": {"p50": pct(godwit, 50), "p99": pct(godwit, 99), "max": max(godwit),
+                              "all": godwit},
+                "app_gap_ms": {"p50": pct(gaps, 50), "p99": pct(gaps, 99), "max": max(gaps),
+                               "all": gaps}}
+    finally:
+        rig.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["agent", "fanin", "pipeline"])
+    ap.add_argument("--only", choices=["agent", "fanin", "pipeline", "cutover"])
+    ap.add_argument("--cutovers", type=int, default=20)
     ap.add_argument("--scale", type=int, default=50)
     ap.add_argument("--fanin", default="100,1000,5000")
     args = ap.parse_args()
@@ -304,6 +376,20 @@ def main():
                       p["dump_restore_s"], p["dump_restore_s"] / p["godwit_s"]),
                   "Targets: at least 1.3x against the plain subscription, at least 1.0x against "
                   "dump/restore."]
+    if args.only in (None, "cutover"):
+        n = 5 if args.quick else args.cutovers
+        rows = [bench_cutover(n, rtt) for rtt in (0, 25)]
+        results["cutover"] = rows
+        lines += ["", "Cutover write pause through PgBouncer under pgbench (100 tx/s): %d "
+                  "rehearsals and one real cutover per round trip" % n,
+                  "| round trip | cutovers | godwit pause p50 / p99 / max | application's longest "
+                  "gap p50 / p99 / max | failed tx | lost rows |", "|---|---|---|---|---|---|"]
+        for r in rows:
+            g, a = r["godwit_ms"], r["app_gap_ms"]
+            lines.append("| %d ms | %d | %.0f / %.0f / %.0f ms | %.0f / %.0f / %.0f ms | %d | %d |" % (
+                r["rtt_ms"], r["cutovers"], g["p50"], g["p99"], g["max"], a["p50"], a["p99"],
+                a["max"], r["failed"], r["lost_rows"]))
+        lines.append("Target: p99 under 250 ms at 25 ms round trip, zero failed, zero lost.")
     if args.only in (None, "agent"):
         a = bench_agent(20 if args.quick else 60)
         results["agent"] = a

@@ -84,7 +84,7 @@ def history(cluster):
 
 
 def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=True, wan_ms=None,
-          two_proxies=False):
+          two_proxies=False, bench_extra=()):
     """Blue, green, a coordinator, PgBouncer in front of blue with its proxy
     agent, pgbench writing through it as the role app, the migration
     streaming and verified equal."""
@@ -113,7 +113,8 @@ def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=Tr
     # pgbench through PgBouncer, persistent connections, the whole run.
     bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
                                   "-R", "100", "-T", str(bench_seconds), "-h", "127.0.0.1",
-                                  "-p", str(bouncer.port), "-U", "app", "shop"])
+                                  "-p", str(bouncer.port), "-U", "app"] + list(bench_extra) +
+                     ["shop"])
     bench.started = time.monotonic()
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
     wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.5)
