@@ -515,7 +515,11 @@ static void s_send_fence(cutover_t *cu, Godwit__FreezeSource__Mode mode)
     fs.n_app_roles = cu->n_app_roles;
     fs.app_roles = cu->app_roles;
     fs.drain_timeout_ms = cu->drain_ms;
-    fs.lease_ms = cu->lease_ms;
+    /* Half the proxies' lease: left alone, blue's fence is lifted before
+     * the proxies resume by themselves, so they never resume into a blue
+     * that refuses the application's logins (PgBouncer would then refuse
+     * its clients for server_login_retry). */
+    fs.lease_ms = cu->lease_ms / 2;
     fs.slot = cu->objname;
     uint64_t left = s_timeout(cu);
     fs.wait_timeout_ms = left > 50 ? left - 50 : left;

@@ -84,15 +84,15 @@ def history(cluster):
 
 
 def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=True, wan_ms=None,
-          two_proxies=False, bench_extra=()):
+          two_proxies=False, bench_extra=(), lease="15s"):
     """Blue, green, a coordinator, PgBouncer in front of blue with its proxy
     agent, pgbench writing through it as the role app, the migration
     streaming and verified equal."""
     proxies = "{agent: px, proxy: pgb}" + (", {agent: px2, proxy: pgb}" if two_proxies else "")
     cutover = ("    options: {max_lag: 5s}\n"
                "    cutover:\n      app_roles: [app]\n"
-               "      proxies: [%s]\n      max_write_pause: %s\n"
-               % (proxies, max_write_pause))
+               "      proxies: [%s]\n      max_write_pause: %s\n      lease: %s\n"
+               % (proxies, max_write_pause, lease))
     blue, green, coord, plan = setup(rig, options=cutover, extra_agents=["px", "px2"],
                                      wan_ms=wan_ms)
     # The application's role: not a superuser, on both sides (roles are not
@@ -219,14 +219,14 @@ def test_cutover_through_pgbouncer(rig):
           "the unowned sequence went on from blue's value")
 
 
-def crash_at(rig, failpoint):
+def crash_at(rig, failpoint, two_proxies=False):
     """The coordinator killed at failpoint during the cutover, then
     started again: returns what it resolved the cutover to."""
     seconds = 45
-    blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds)
+    blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, two_proxies=two_proxies)
     coord.proc.stop()
     coord.start(failpoint=failpoint)
-    for n in ("blue", "green", "px"):
+    for n in ("blue", "green", "px") + (("px2",) if two_proxies else ()):
         wait_for("%s back" % n, lambda: coord.agent(n)["state"] == "connected", 15)
     wait_for("tables reported", lambda: (lambda s: s and s["tables"] and
                                          s["tables_ready"] == len(s["tables"]))(mstatus(coord)), 15)
@@ -268,6 +268,39 @@ def test_crash_after_switch_finishes(rig):
     blue, green, coord, bouncer, st = crash_at(rig, "cutover-after-switch")
     check(st["state"] == "switched" and st["cutover"]["state"] == "done", "finished")
     check(on_port(bouncer) == green.port and not can_login(blue), "on green, blue fenced")
+
+
+def test_crash_during_switch_finishes(rig):
+    """Two proxies: the coordinator dies once the first has switched and
+    before the second answered; restarted, it switches the second too."""
+    blue, green, coord, bouncer, st = crash_at(rig, "cutover-during-switch", two_proxies=True)
+    check(st["state"] == "switched" and st["cutover"]["state"] == "done", "finished")
+    check(on_port(bouncer) == green.port and on_port(bouncer.second) == green.port,
+          "both proxies on green")
+    check(not can_login(blue), "blue fenced")
+
+
+def test_coordinator_gone_after_freeze_leases_release_blue(rig):
+    """The coordinator dies after the freeze and does not come back: the
+    proxy's pause lease and blue's fence lease run out, traffic flows to
+    blue again, writable, and no transaction failed."""
+    seconds = 45
+    blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, lease="3s")
+    coord.proc.stop()
+    coord.start(failpoint="cutover-after-freeze")
+    for n in ("blue", "green", "px"):
+        wait_for("%s back" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    wait_for("tables reported", lambda: (lambda s: s and s["tables"] and
+                                         s["tables_ready"] == len(s["tables"]))(mstatus(coord)), 15)
+    r = coord.ctl("cutover", "shop", check_rc=False)
+    check(r.returncode == 3 and coord.proc.wait(10) == -9, "the coordinator died after the freeze")
+    t0 = time.monotonic()
+    check(not can_login(blue), "blue fenced right after")
+    wait_for("blue's fence lifted by its lease", lambda: can_login(blue), 15, interval=0.2)
+    print("   fence lifted %.1f s after the coordinator died (lease 3 s)" % (time.monotonic() - t0))
+    check(on_port(bouncer) == blue.port, "traffic on blue")
+    check(time.monotonic() - bench.started < seconds - 3, "while pgbench ran")
+    bench_clean(bench, seconds)
 
 
 def test_cutover_over_a_wan_link(rig):
@@ -323,5 +356,7 @@ def test_one_proxy_fails_to_switch_both_back_on_blue(rig):
 if __name__ == "__main__":
     harness.run([test_cutover_through_pgbouncer, test_crash_after_pause_rolls_back,
                  test_crash_after_freeze_rolls_back, test_crash_after_sequences_finishes,
-                 test_crash_after_switch_finishes, test_cutover_over_a_wan_link,
+                 test_crash_after_switch_finishes, test_crash_during_switch_finishes,
+                 test_coordinator_gone_after_freeze_leases_release_blue,
+                 test_cutover_over_a_wan_link,
                  test_one_proxy_fails_to_switch_both_back_on_blue])

@@ -94,6 +94,16 @@ def in_state(coord, state):
     return st if st and st["state"] == state else None
 
 
+def verify_equal(coord):
+    """migrate verify reports every table equal (re-run if rows were still
+    in flux under writes)."""
+    for _ in range(5):
+        r = coord.ctl("migrate", "verify", "shop", "--json", check_rc=False)
+        if r.returncode == 0:
+            return
+    check(False, "verify equal: %s %s" % (r.stdout.decode()[-2000:], r.stderr.decode()))
+
+
 def compare(blue, green, tables):
     """Whole tables, ordered, as text: equal or the first difference."""
     for t in tables:
@@ -153,6 +163,7 @@ def test_kill9_coordinator_during_copy_resumes(rig):
     check(st["tables_ready"] == len(st["tables"]), "all ready")
     subs = green.psql("SELECT count(*) FROM pg_catalog.pg_subscription", db="shop")
     check(subs == "1", "one subscription, not two: %s" % subs)
+    verify_equal(coord)
     bench.stop()
     wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
 
@@ -193,6 +204,7 @@ def test_kill9_coordinator_during_postdata_resumes(rig):
     check(green.psql("SELECT count(*) FROM pg_catalog.pg_constraint WHERE contype = 'f'",
                      db="shop") == "1", "the foreign key exists once")
     check(st["tables_ready"] == len(st["tables"]), "all ready")
+    verify_equal(coord)
     wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
 
 
@@ -228,6 +240,7 @@ def test_kill9_target_agent_during_copy_completes(rig):
     check(green.psql("SELECT count(*) FROM pg_catalog.pg_constraint WHERE conname ="
                      " 'pgbench_accounts_pkey'", db="shop") == "1",
           "the primary key the first copy dropped is back")
+    verify_equal(coord)
     wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
 
 
