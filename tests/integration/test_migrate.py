@@ -97,10 +97,11 @@ def in_state(coord, state):
 def verify_equal(coord):
     """migrate verify reports every table equal (re-run if rows were still
     in flux under writes)."""
-    for _ in range(5):
+    for _ in range(10):
         r = coord.ctl("migrate", "verify", "shop", "--json", check_rc=False)
         if r.returncode == 0:
             return
+        time.sleep(1)  # right after a restart the target has not reported its tables yet
     check(False, "verify equal: %s %s" % (r.stdout.decode()[-2000:], r.stderr.decode()))
 
 
