@@ -1384,6 +1384,7 @@ static Godwit__SyncStatusResult *s_tables_result(const b_step_t *b)
         s->state = xstrdup(s_tstate_names[t->state]);
         s->rows_done = t->rows + t->rows_flight;
         s->bytes_done = t->bytes + t->bytes_flight;
+        s->bytes_total = t->pages * 8192; /* the table's size on the source when listed */
         all = all && t->state == T_COPIED;
         res->tables[res->n_tables++] = s;
     }

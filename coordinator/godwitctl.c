@@ -572,6 +572,20 @@ static void s_render_migrations(const cJSON *r, FILE *out)
         const cJSON *e = cJSON_GetObjectItem(m, "last_error");
         if (cJSON_IsString(e))
             fprintf(out, "  error (attempt %.0f): %s\n", s_num(m, "attempts", 0), e->valuestring);
+        const cJSON *cp = cJSON_GetObjectItem(m, "copy");
+        if (cJSON_IsObject(cp)) {
+            char d[32], t[32], rt[32], eta_text[32] = "not known yet";
+            double total = s_num(cp, "bytes_total", 0), doneb = s_num(cp, "bytes_done", 0);
+            const cJSON *eta = cJSON_GetObjectItem(cp, "eta_seconds");
+            if (cJSON_IsNumber(eta))
+                snprintf(eta_text, sizeof eta_text, "about %.0f s", eta->valuedouble);
+            fprintf(out, "  copy: %s of %s (%.0f %%), %s/s, ETA %s\n",
+                    units_fmt_bytes((uint64_t)doneb, d, sizeof d),
+                    units_fmt_bytes((uint64_t)total, t, sizeof t),
+                    total > 0 ? 100.0 * doneb / total : 0.0,
+                    units_fmt_bytes((uint64_t)s_num(cp, "rate_bytes_per_sec", 0), rt, sizeof rt),
+                    eta_text);
+        }
         const cJSON *re = cJSON_GetObjectItem(m, "replication_error");
         if (cJSON_IsObject(re))
             fprintf(out, "  replication error on the target (%.0f times, last %s ago): %s\n",

@@ -57,6 +57,9 @@ struct mig {
     Godwit__SyncStatusResult *sync; /* latest copy status, owned */
     bool progress_busy;      /* copy: a BulkCopyStatus poll is in flight */
     uint64_t next_progress_mono;
+    /* copy: progress for rate and ETA (s_copy_progress) */
+    uint64_t copy_done, copy_total, copy_sample_bytes, copy_sample_mono;
+    double copy_rate;        /* bytes/s, smoothed; 0 until two samples */
     char *stopped_because;   /* why protection stopped it, if it did */
     verify_t *verify;        /* a verify run in progress, owned */
     char *repl_error;        /* the last replication error from the target's log, owned */
@@ -332,6 +335,31 @@ static bool s_lag_bytes(mig_t *g, uint64_t *lag)
 }
 
 /* The answer to a copy progress poll: the running copy's tables. */
+/* The copy's progress from the latest status: each table counts its size
+ * on the source once copied, else what was copied of it so far (COPY bytes
+ * stand in for table bytes: an estimate); the rate is smoothed over the
+ * polls. */
+static void s_copy_progress(mig_t *g)
+{
+    uint64_t done = 0, total = 0;
+    for (size_t i = 0; g->sync && i < g->sync->n_tables; i++) {
+        const Godwit__TableSync *t = g->sync->tables[i];
+        total += t->bytes_total;
+        bool finished = strcmp(t->state, "copied") == 0 || strcmp(t->state, "ready") == 0;
+        done += finished ? t->bytes_total
+                         : (t->bytes_done < t->bytes_total ? t->bytes_done : t->bytes_total);
+    }
+    uint64_t now = units_mono_ms();
+    if (g->copy_sample_mono && now > g->copy_sample_mono && done >= g->copy_sample_bytes) {
+        double r = (double)(done - g->copy_sample_bytes) * 1000.0 / (double)(now - g->copy_sample_mono);
+        g->copy_rate = g->copy_rate > 0 ? 0.7 * g->copy_rate + 0.3 * r : r;
+    }
+    g->copy_sample_bytes = done;
+    g->copy_sample_mono = now;
+    g->copy_done = done;
+    g->copy_total = total;
+}
+
 static void s_progress_done(coord_t *c, const char *agent, const Godwit__Result *r,
                             const char *error, void *arg)
 {
@@ -346,6 +374,7 @@ static void s_progress_done(coord_t *c, const char *agent, const Godwit__Result 
     if (g->sync)
         godwit__sync_status_result__free_unpacked(g->sync, NULL);
     g->sync = s_copy_sync(r->sync_status);
+    s_copy_progress(g);
 }
 
 /* While the copy runs (its command in flight), asks the target how it
@@ -1045,6 +1074,7 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
             cJSON_AddStringToObject(j, "state", t->state);
             cJSON_AddNumberToObject(j, "rows_copied", (double)t->rows_done);
             cJSON_AddNumberToObject(j, "bytes_copied", (double)t->bytes_done);
+            cJSON_AddNumberToObject(j, "bytes_total", (double)t->bytes_total);
             cJSON_AddItemToArray(tables, j);
             ready += strcmp(t->state, "ready") == 0;
         }
@@ -1052,6 +1082,19 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
         cJSON_AddNumberToObject(o, "sync_error_count", (double)g->sync->sync_error_count);
     }
     cJSON_AddNumberToObject(o, "tables_ready", (double)ready);
+    if (g->state == M_COPY && g->copy_total) {
+        cJSON *cp = cJSON_AddObjectToObject(o, "copy");
+        cJSON_AddNumberToObject(cp, "bytes_done", (double)g->copy_done);
+        cJSON_AddNumberToObject(cp, "bytes_total", (double)g->copy_total);
+        cJSON_AddNumberToObject(cp, "rate_bytes_per_sec", g->copy_rate);
+        if (g->copy_rate > 0)
+            cJSON_AddNumberToObject(cp, "eta_seconds",
+                                    (double)(g->copy_total - g->copy_done) / g->copy_rate);
+        else
+            cJSON_AddNullToObject(cp, "eta_seconds");
+    } else {
+        cJSON_AddNullToObject(o, "copy");
+    }
     if (g->repl_error) {
         cJSON *e = cJSON_AddObjectToObject(o, "replication_error");
         cJSON_AddStringToObject(e, "message", g->repl_error);

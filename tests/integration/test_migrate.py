@@ -351,6 +351,14 @@ def test_writes_during_copy_arrive_once(rig):
     check("public.pgbench_accounts" in done and done["public.pgbench_accounts"]["rows_copied"] == 200000
           and done["public.pgbench_accounts"]["bytes_copied"] > 0,
           "progress of the copied tables: %r" % st["tables"])
+    # The whole copy's progress, rate and ETA (the held table is small: most
+    # bytes are in).
+    cp = wait_for("copy progress", lambda: (lambda s: s["copy"] if s and s.get("copy") and
+                                            s["copy"]["bytes_total"] else None)(mstatus(coord)), 10)
+    check(cp["bytes_total"] >= sum(t["bytes_total"] for t in st["tables"]) > 0 and
+          0.5 < cp["bytes_done"] / cp["bytes_total"] < 1, "copy progress: %r" % cp)
+    out = coord.ctl("migrate", "status", "shop").stdout.decode()
+    check("copy: " in out and "ETA" in out and "/s" in out, out)
     # Writes and a row inserted on blue while the copy is held.
     time.sleep(3)
     blue.psql("INSERT INTO public.audit VALUES ('seam', 'during the copy')", db="shop")
