@@ -18,7 +18,7 @@ import harness
 from harness import Agent, check, wait_for
 from test_migrate import in_state, mstatus, setup
 
-BENCH_SECONDS = 75
+BENCH_SECONDS = 60
 
 
 class PgBouncer:
@@ -222,7 +222,7 @@ def test_cutover_through_pgbouncer(rig):
 def crash_at(rig, failpoint, two_proxies=False):
     """The coordinator killed at failpoint during the cutover, then
     started again: returns what it resolved the cutover to."""
-    seconds = 45
+    seconds = 35
     blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, two_proxies=two_proxies)
     coord.proc.stop()
     coord.start(failpoint=failpoint)
@@ -284,7 +284,7 @@ def test_coordinator_gone_after_freeze_leases_release_blue(rig):
     """The coordinator dies after the freeze and does not come back: the
     proxy's pause lease and blue's fence lease run out, traffic flows to
     blue again, writable, and no transaction failed."""
-    seconds = 45
+    seconds = 35
     blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, lease="3s")
     coord.proc.stop()
     coord.start(failpoint="cutover-after-freeze")
@@ -325,7 +325,7 @@ def test_one_proxy_fails_to_switch_both_back_on_blue(rig):
     """Two proxies, one per datacenter: the second one's switch fails (its
     include file cannot be replaced), so the cutover aborts: both point at
     blue, blue is writable, no transaction failed, nothing reached green."""
-    seconds = 45
+    seconds = 40
     blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, two_proxies=True)
     second = bouncer.second
     # The include file stays readable for PgBouncer's reloads, but nothing
