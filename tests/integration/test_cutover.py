@@ -66,8 +66,43 @@ class PgBouncer:
         return r
 
 
+class HAProxy:
+    """An HAProxy of the test's own (TCP mode, master-worker, state file) in
+    front of blue, green's server disabled; same .port and .psql as
+    PgBouncer."""
+
+    def __init__(self, rig, blue, green):
+        self.dir = rig.path("haproxy")
+        os.makedirs(self.dir)
+        self.port = harness.free_port()
+        self.sock = os.path.join(self.dir, "admin.sock")
+        self.state = os.path.join(self.dir, "server-state")
+        cfg = os.path.join(self.dir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write("global\n  stats socket %s mode 600 level admin\n  server-state-file %s\n"
+                    "  pidfile %s/haproxy.pid\n"
+                    "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n"
+                    "  timeout server 60s\n  load-server-state-from-file global\n"
+                    "frontend pg\n  bind 127.0.0.1:%d\n  maxconn 200\n  default_backend pg\n"
+                    "backend pg\n  server blue 127.0.0.1:%d\n  server green 127.0.0.1:%d disabled\n"
+                    % (self.sock, self.state, self.dir, self.port, blue.port, green.port))
+        self.proc = rig.spawn("haproxy", ["/usr/sbin/haproxy", "-W", "-db", "-f", cfg])
+        wait_for("haproxy socket", lambda: os.path.exists(self.sock), 10)
+
+    def agent_yaml(self, blue, green):
+        return ("proxies:\n  - name: pgb\n    kind: haproxy\n    blue: 127.0.0.1:%d\n"
+                "    green: 127.0.0.1:%d\n    pause_timeout: 2s\n    haproxy:\n      socket: %s\n"
+                "      frontend: pg\n      backend: pg\n      blue_server: blue\n"
+                "      green_server: green\n      state_file: %s\n"
+                "      reload_argv: [/bin/kill, -USR2, '%d']\n" % (
+                    blue.port, green.port, self.sock, self.state, self.proc.proc.pid))
+
+    psql = PgBouncer.psql
+
+
 def proxy_agent(rig, coord, bouncer, blue, green, name="px"):
-    extra = ("proxies:\n  - name: pgb\n    kind: pgbouncer\n    blue: 127.0.0.1:%d\n"
+    extra = bouncer.agent_yaml(blue, green) if isinstance(bouncer, HAProxy) else (
+             "proxies:\n  - name: pgb\n    kind: pgbouncer\n    blue: 127.0.0.1:%d\n"
              "    green: 127.0.0.1:%d\n    pgbouncer:\n      host: 127.0.0.1\n      port: %d\n"
              "      user: postgres\n      database: shop\n      include_file: %s\n" % (
                  blue.port, green.port, bouncer.port, bouncer.include))
@@ -84,7 +119,7 @@ def history(cluster):
 
 
 def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=True, wan_ms=None,
-          two_proxies=False, bench_extra=(), lease="15s"):
+          two_proxies=False, bench_extra=(), lease="15s", haproxy=False):
     """Blue, green, a coordinator, PgBouncer in front of blue with its proxy
     agent, pgbench writing through it as the role app, the migration
     streaming and verified equal."""
@@ -103,7 +138,7 @@ def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=Tr
               "GRANT ALL ON ALL TABLES IN SCHEMA public TO app;"
               "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app")
     blue.psql(grants, db="shop")
-    bouncer = PgBouncer(rig, blue.port)
+    bouncer = HAProxy(rig, blue, green) if haproxy else PgBouncer(rig, blue.port)
     proxy_agent(rig, coord, bouncer, blue, green)
     wait_for("px connected", lambda: coord.agent("px")["state"] == "connected", 15)
     if two_proxies:  # a second datacenter's PgBouncer, with its own agent
@@ -111,6 +146,8 @@ def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=Tr
         proxy_agent(rig, coord, bouncer.second, blue, green, name="px2")
         wait_for("px2 connected", lambda: coord.agent("px2")["state"] == "connected", 15)
     # pgbench through PgBouncer, persistent connections, the whole run.
+    if haproxy:  # a new connection per transaction (pgbench needs a thread per client then)
+        bench_extra = ["-C", "-j", "4"] + list(bench_extra)
     bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
                                   "-R", "100", "-T", str(bench_seconds), "-h", "127.0.0.1",
                                   "-p", str(bouncer.port), "-U", "app"] + list(bench_extra) +
@@ -303,6 +340,25 @@ def test_coordinator_gone_after_freeze_leases_release_blue(rig):
     bench_clean(bench, seconds)
 
 
+def test_cutover_through_haproxy(rig):
+    """HAProxy in TCP mode, pgbench connecting anew for every transaction
+    (-C): the cutover holds new connections in HAProxy's backlog, switches
+    and resumes with a hitless reload; zero failed transactions."""
+    seconds = 40
+    blue, green, coord, proxy, bench = ready(rig, bench_seconds=seconds, haproxy=True)
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    check(r.returncode == 0 and rep.get("state") == "done", "cutover done: %s %s" % (
+        r.stdout.decode()[-3000:], r.stderr.decode()))
+    print("   haproxy: write pause %.1f ms: %s" % (rep["write_pause_ms"], [
+        (t["step"], round(t["ms"], 1)) for t in rep["timeline"]]))
+    check(on_port(proxy) == green.port, "HAProxy on green")
+    check(time.monotonic() - bench.started < seconds - 3, "while pgbench ran")
+    bench_clean(bench, seconds)
+    hb, hg = history(blue), history(green)
+    check(not set(hb) - set(hg) and len(hg) > len(hb), "blue's history all on green, and more")
+
+
 def test_cutover_over_a_wan_link(rig):
     """The same with 12.5 ms each way between the agents and the coordinator
     and between green and blue (Frankfurt-Oslo): zero failed transactions."""
@@ -358,5 +414,6 @@ if __name__ == "__main__":
                  test_crash_after_freeze_rolls_back, test_crash_after_sequences_finishes,
                  test_crash_after_switch_finishes, test_crash_during_switch_finishes,
                  test_coordinator_gone_after_freeze_leases_release_blue,
+                 test_cutover_through_haproxy,
                  test_cutover_over_a_wan_link,
                  test_one_proxy_fails_to_switch_both_back_on_blue])
