@@ -350,6 +350,40 @@ static void s_running_unlink(agent_t *a, running_t *r)
 }
 
 
+/* The Result payload field that carries each step's answer (a payload
+ * case is its field number); steps without an answer are not listed. */
+static const struct {
+    Godwit__Command__ActionCase action;
+    Godwit__Result__PayloadCase field;
+} s_payload_fields[] = {
+    { GODWIT__COMMAND__ACTION_APPLY_SCHEMA, GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA },
+    { GODWIT__COMMAND__ACTION_SYNC_STATUS, GODWIT__RESULT__PAYLOAD_SYNC_STATUS },
+    { GODWIT__COMMAND__ACTION_BULK_COPY, GODWIT__RESULT__PAYLOAD_BULK_COPY },
+    { GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE, GODWIT__RESULT__PAYLOAD_PREFLIGHT },
+    { GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET, GODWIT__RESULT__PAYLOAD_PREFLIGHT },
+    { GODWIT__COMMAND__ACTION_VERIFY_TABLE, GODWIT__RESULT__PAYLOAD_VERIFY_TABLE },
+    { GODWIT__COMMAND__ACTION_VERIFY_SCHEMA, GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA },
+    { GODWIT__COMMAND__ACTION_VERIFY_ROLES, GODWIT__RESULT__PAYLOAD_VERIFY_ROLES },
+    { GODWIT__COMMAND__ACTION_FREEZE_SOURCE, GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE },
+    { GODWIT__COMMAND__ACTION_SET_SEQUENCES, GODWIT__RESULT__PAYLOAD_SET_SEQUENCES },
+};
+
+/* Puts payload (borrowed) into res's oneof field for action, through
+ * protobuf-c's own field descriptor; an action with no field adds none. */
+static void s_set_payload(Godwit__Result *res, Godwit__Command__ActionCase action,
+                          ProtobufCMessage *payload)
+{
+    for (size_t i = 0; i < sizeof s_payload_fields / sizeof *s_payload_fields; i++) {
+        if (s_payload_fields[i].action != action)
+            continue;
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+            &godwit__result__descriptor, (unsigned)s_payload_fields[i].field);
+        res->payload_case = s_payload_fields[i].field;
+        *(ProtobufCMessage **)((char *)res + f->offset) = payload;
+        return;
+    }
+}
+
 static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
 {
     running_t *r = arg;
@@ -365,35 +399,8 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
     } else {
         res.status = GODWIT__STATUS__STATUS_OK;
         res.message = (char *)"";
-        if (payload && r->action == GODWIT__COMMAND__ACTION_APPLY_SCHEMA) {
-            res.payload_case = GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA;
-            res.apply_schema = (Godwit__ApplySchemaResult *)payload;
-        } else if (payload && r->action == GODWIT__COMMAND__ACTION_VERIFY_TABLE) {
-            res.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_TABLE;
-            res.verify_table = (Godwit__VerifyTableResult *)payload;
-        } else if (payload && r->action == GODWIT__COMMAND__ACTION_FREEZE_SOURCE) {
-            res.payload_case = GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE;
-            res.freeze_source = (Godwit__FreezeSourceResult *)payload;
-        } else if (payload && r->action == GODWIT__COMMAND__ACTION_VERIFY_ROLES) {
-            res.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_ROLES;
-            res.verify_roles = (Godwit__VerifySchemaResult *)payload;
-        } else if (payload && r->action == GODWIT__COMMAND__ACTION_SET_SEQUENCES) {
-            res.payload_case = GODWIT__RESULT__PAYLOAD_SET_SEQUENCES;
-            res.set_sequences = (Godwit__SetSequencesResult *)payload;
-        } else if (payload && r->action == GODWIT__COMMAND__ACTION_VERIFY_SCHEMA) {
-            res.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA;
-            res.verify_schema = (Godwit__VerifySchemaResult *)payload;
-        } else if (payload && r->action == GODWIT__COMMAND__ACTION_BULK_COPY) {
-            res.payload_case = GODWIT__RESULT__PAYLOAD_BULK_COPY;
-            res.bulk_copy = (Godwit__BulkCopyResult *)payload;
-        } else if (payload && r->action == GODWIT__COMMAND__ACTION_SYNC_STATUS) {
-            res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
-            res.sync_status = (Godwit__SyncStatusResult *)payload;
-        } else if (payload && (r->action == GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE ||
-                               r->action == GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET)) {
-            res.payload_case = GODWIT__RESULT__PAYLOAD_PREFLIGHT;
-            res.preflight = (Godwit__PreflightResult *)payload;
-        }
+        if (payload)
+            s_set_payload(&res, r->action, payload);
         log_info("command %s: done", r->id);
     }
     s_send_result(a, &res, r->id);

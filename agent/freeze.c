@@ -22,6 +22,7 @@
 #include "lsn.h"
 #include "pgconn.h"
 #include "units.h"
+#include "wire.h"
 #include "xalloc.h"
 
 #define FZ_POLL_MS 2
@@ -663,16 +664,6 @@ static void fz_on_kick(uv_timer_t *t)
 
 /* ---- the freezer -------------------------------------------------------- */
 
-static Godwit__FreezeSource *fz_req_copy(const Godwit__FreezeSource *req)
-{
-    size_t len = godwit__freeze_source__get_packed_size(req);
-    uint8_t *buf = xmalloc(len ? len : 1);
-    godwit__freeze_source__pack(req, buf);
-    Godwit__FreezeSource *copy = godwit__freeze_source__unpack(NULL, len, buf);
-    free(buf);
-    return copy;
-}
-
 static pgconn_t *fz_conn_new(uv_loop_t *loop, const step_local_t *local, const char *database)
 {
     char port[16], connect_timeout[32];
@@ -710,7 +701,7 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
         return NULL;
     fz_step_t *s = xcalloc(1, sizeof *s);
     s->f = f;
-    s->req = fz_req_copy(req);
+    s->req = wire_copy(req);
     s->conn = fz_conn_new(f->loop, &f->local, req->database);
     if (!s->req || !s->conn) {
         if (s->req)
@@ -835,50 +826,65 @@ void freezer_destroy(freezer_t **fp)
     free(f);
 }
 
-/* ---- SetSequences (target) ---------------------------------------------- */
+/* ---- the target's steps: a list of statements --------------------------
+ * SetSequences (one setval per sequence) and TuneSubscription (one ALTER
+ * SUBSCRIPTION) are the same shape: connect, run n statements one after the
+ * other, done. A ts_step_t runs them; each kind builds its i-th statement
+ * once connected (names are quoted by PQescapeIdentifier, which needs the
+ * connection). */
 
-typedef struct {
+typedef struct ts_step ts_step_t;
+
+/* The i-th statement: sql and up to 3 params, malloc'd (freed by the
+ * caller); false with *why (static) if it cannot be built. */
+typedef bool (*ts_build_fn)(ts_step_t *s, size_t i, char **sql, char *params[3], int *nparams,
+                            const char **why);
+
+struct ts_step {
     step_t base;
     uv_timer_t timer;
     pgconn_t *conn;
     step_done_cb done;
     void *arg;
     bool disposed;
-    Godwit__SetSequences *req;
-    size_t next;
-    uint64_t started_us;
-    uint64_t connect_timeout_ms;
-} sq_step_t;
+    char *label;
+    ts_build_fn build;
+    size_t n, next;
+    ProtobufCMessage *req;      /* our copy of the request, owned */
+    bool report_sequences;      /* answer with a SetSequencesResult */
+    uint64_t started_us, connect_timeout_ms;
+};
 
-static void sq_closed(uv_handle_t *h)
+static void ts_closed(uv_handle_t *h)
 {
-    sq_step_t *s = h->data;
+    ts_step_t *s = h->data;
     if (s->req)
-        godwit__set_sequences__free_unpacked(s->req, NULL);
+        protobuf_c_message_free_unpacked(s->req, NULL);
+    free(s->label);
     free(s);
 }
 
-static void sq_dispose(sq_step_t *s)
+static void ts_dispose(ts_step_t *s)
 {
     if (s->disposed)
         return;
     s->disposed = true;
     s->done = NULL;
     pgconn_destroy(&s->conn);
-    uv_close((uv_handle_t *)&s->timer, sq_closed);
+    uv_close((uv_handle_t *)&s->timer, ts_closed);
 }
 
-static void sq_cancel(step_t *base)
+static void ts_cancel(step_t *base)
 {
-    sq_dispose((sq_step_t *)base);
+    ts_dispose((ts_step_t *)base);
 }
 
-static void sq_finish(sq_step_t *s, const char *error)
+static void ts_finish(ts_step_t *s, const char *error)
 {
     step_done_cb done = s->done;
     void *arg = s->arg;
     ProtobufCMessage *payload = NULL;
-    if (!error) {
+    if (!error && s->report_sequences) {
         Godwit__SetSequencesResult *r = xmalloc(sizeof *r);
         godwit__set_sequences_result__init(r);
         r->set = (uint32_t)s->next;
@@ -890,10 +896,11 @@ static void sq_finish(sq_step_t *s, const char *error)
         r->steps[0] = t;
         r->n_steps = 1;
         payload = &r->base;
+    } else if (!error) {
+        log_info("%s: done", s->label);
     }
-    char *why = error ? xasprintf("setting the sequences in \"%s\": %s", s->req->database, error)
-                      : NULL;
-    sq_dispose(s);
+    char *why = error ? xasprintf("%s: %s", s->label, error) : NULL;
+    ts_dispose(s);
     if (done)
         done(payload, why, arg);
     else if (payload)
@@ -901,212 +908,155 @@ static void sq_finish(sq_step_t *s, const char *error)
     free(why);
 }
 
-static void sq_set(sq_step_t *s);
+static void ts_run(ts_step_t *s);
 
-static void sq_on_set(pgconn_t *c, const pgconn_result_t *r, void *arg)
+static void ts_on_result(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     (void)c;
-    sq_step_t *s = arg;
+    ts_step_t *s = arg;
     if (!r->ok) {
-        char *why = pgconn_result_message("setval", r);
-        sq_finish(s, why);
+        char *why = pgconn_result_message(NULL, r);
+        ts_finish(s, why);
         free(why);
         return;
     }
     s->next++;
-    sq_set(s);
+    ts_run(s);
 }
 
-/* One setval per sequence, by its quoted name as a parameter. */
-static void sq_set(sq_step_t *s)
+static void ts_run(ts_step_t *s)
 {
-    if (s->next >= s->req->n_sequences) {
-        sq_finish(s, NULL);
+    if (s->next >= s->n) {
+        ts_finish(s, NULL);
         return;
     }
-    const Godwit__SequenceValue *v = s->req->sequences[s->next];
-    char *schema = pgconn_escape_identifier(s->conn, v->schema);
-    char *name = pgconn_escape_identifier(s->conn, v->name);
-    char *qualified = schema && name ? xasprintf("%s.%s", schema, name) : NULL;
-    free(schema);
-    free(name);
-    if (!qualified) {
-        sq_finish(s, "cannot quote a sequence's name");
-        return;
-    }
-    char value[32];
-    snprintf(value, sizeof value, "%" PRId64, v->last_value);
-    const char *params[3] = { qualified, value, v->is_called ? "true" : "false" };
-    int rc = pgconn_query(s->conn,
-                          "SELECT pg_catalog.setval($1::pg_catalog.regclass, $2::pg_catalog.int8,"
-                          " $3::pg_catalog.bool)",
-                          3, params, FZ_STATEMENT_TIMEOUT_MS + 1000, sq_on_set, s);
-    free(qualified);
-    if (rc != 0)
-        sq_finish(s, strerror(-rc));
+    char *sql = NULL, *params[3] = { NULL, NULL, NULL };
+    int np = 0;
+    const char *why = NULL;
+    int rc = 0;
+    if (!s->build(s, s->next, &sql, params, &np, &why))
+        ts_finish(s, why);
+    else if ((rc = pgconn_query(s->conn, sql, np, (const char *const *)params,
+                                FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_result, s)) != 0)
+        ts_finish(s, strerror(-rc));
+    free(sql);
+    for (int k = 0; k < 3; k++)
+        free(params[k]);
 }
 
-static void sq_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
+static void ts_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
 {
     (void)c;
-    sq_step_t *s = arg;
+    ts_step_t *s = arg;
     if (!ok) {
-        sq_finish(s, error ? error : "cannot connect");
+        ts_finish(s, error ? error : "cannot connect");
         return;
     }
-    sq_set(s);
+    ts_run(s);
 }
 
-static void sq_kick(uv_timer_t *t)
+static void ts_kick(uv_timer_t *t)
 {
-    sq_step_t *s = t->data;
-    int rc = pgconn_connect(s->conn, s->connect_timeout_ms, sq_on_connect, s);
+    ts_step_t *s = t->data;
+    int rc = pgconn_connect(s->conn, s->connect_timeout_ms, ts_on_connect, s);
     if (rc != 0)
-        sq_finish(s, strerror(-rc));
+        ts_finish(s, strerror(-rc));
+}
+
+/* Starts n statements of build over database; req (our copy) and label
+ * are taken. NULL, freeing both, for invalid arguments. */
+static step_t *ts_start(uv_loop_t *loop, const step_local_t *local, const char *database,
+                        ProtobufCMessage *req, char *label, ts_build_fn build, size_t n,
+                        step_done_cb done, void *arg)
+{
+    pgconn_t *conn = loop && local && req && database && database[0] && done
+                         ? fz_conn_new(loop, local, database)
+                         : NULL;
+    if (!conn) {
+        if (req)
+            protobuf_c_message_free_unpacked(req, NULL);
+        free(label);
+        return NULL;
+    }
+    ts_step_t *s = xcalloc(1, sizeof *s);
+    s->base.cancel = ts_cancel;
+    s->conn = conn;
+    s->done = done;
+    s->arg = arg;
+    s->label = label;
+    s->req = req;
+    s->build = build;
+    s->n = n;
+    s->started_us = units_mono_us();
+    s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, ts_kick, 0, 0);
+    return &s->base;
+}
+
+/* setval of the i-th sequence, its name as a parameter the server casts to
+ * regclass. */
+static bool ts_build_setval(ts_step_t *s, size_t i, char **sql, char *params[3], int *nparams,
+                            const char **why)
+{
+    const Godwit__SequenceValue *v = ((const Godwit__SetSequences *)s->req)->sequences[i];
+    char *schema = pgconn_escape_identifier(s->conn, v->schema);
+    char *name = pgconn_escape_identifier(s->conn, v->name);
+    bool ok = schema && name;
+    if (ok) {
+        *sql = xstrdup("SELECT pg_catalog.setval($1::pg_catalog.regclass, $2::pg_catalog.int8,"
+                       " $3::pg_catalog.bool)");
+        params[0] = xasprintf("%s.%s", schema, name);
+        params[1] = xasprintf("%" PRId64, v->last_value);
+        params[2] = xstrdup(v->is_called ? "true" : "false");
+        *nparams = 3;
+    } else {
+        *why = "cannot quote a sequence's name";
+    }
+    free(schema);
+    free(name);
+    return ok;
 }
 
 step_t *sequences_set_start(uv_loop_t *loop, const step_local_t *local,
                             const Godwit__SetSequences *req, step_done_cb done, void *arg)
 {
-    if (!loop || !local || !req || !req->database || !req->database[0] || !done)
+    if (!req || !req->database)
         return NULL;
-    size_t len = godwit__set_sequences__get_packed_size(req);
-    uint8_t *buf = xmalloc(len ? len : 1);
-    godwit__set_sequences__pack(req, buf);
-    Godwit__SetSequences *copy = godwit__set_sequences__unpack(NULL, len, buf);
-    free(buf);
-    pgconn_t *conn = copy ? fz_conn_new(loop, local, req->database) : NULL;
-    if (!conn) {
-        if (copy)
-            godwit__set_sequences__free_unpacked(copy, NULL);
-        return NULL;
-    }
-    sq_step_t *s = xcalloc(1, sizeof *s);
-    s->base.cancel = sq_cancel;
-    s->conn = conn;
-    s->done = done;
-    s->arg = arg;
-    s->req = copy;
-    s->started_us = units_mono_us();
-    s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
-    uv_timer_start(&s->timer, sq_kick, 0, 0);
-    return &s->base;
+    step_t *st = ts_start(loop, local, req->database, wire_copy(req),
+                          xasprintf("setting the sequences in \"%s\"", req->database),
+                          ts_build_setval, req->n_sequences, done, arg);
+    if (st)
+        ((ts_step_t *)st)->report_sequences = true;
+    return st;
 }
 
-/* ---- TuneSubscription (target) ------------------------------------------ */
-
-typedef struct {
-    step_t base;
-    uv_timer_t timer;
-    pgconn_t *conn;
-    step_done_cb done;
-    void *arg;
-    bool disposed;
-    char *name, *label;
-    bool sync;
-    uint64_t connect_timeout_ms;
-} tu_step_t;
-
-static void tu_closed(uv_handle_t *h)
+static bool ts_build_tune(ts_step_t *s, size_t i, char **sql, char *params[3], int *nparams,
+                          const char **why)
 {
-    tu_step_t *s = h->data;
-    free(s->name);
-    free(s->label);
-    free(s);
-}
-
-static void tu_dispose(tu_step_t *s)
-{
-    if (s->disposed)
-        return;
-    s->disposed = true;
-    s->done = NULL;
-    pgconn_destroy(&s->conn);
-    uv_close((uv_handle_t *)&s->timer, tu_closed);
-}
-
-static void tu_cancel(step_t *base)
-{
-    tu_dispose((tu_step_t *)base);
-}
-
-static void tu_finish(tu_step_t *s, const char *error)
-{
-    step_done_cb done = s->done;
-    void *arg = s->arg;
-    char *why = error ? xasprintf("%s: %s", s->label, error) : NULL;
-    if (!error)
-        log_info("%s: synchronous_commit %s", s->label, s->sync ? "on" : "off");
-    tu_dispose(s);
-    if (done)
-        done(NULL, why, arg);
-    free(why);
-}
-
-static void tu_on_alter(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    (void)c;
-    tu_step_t *s = arg;
-    if (!r->ok) {
-        char *why = pgconn_result_message("ALTER SUBSCRIPTION", r);
-        tu_finish(s, why);
-        free(why);
-        return;
-    }
-    tu_finish(s, NULL);
-}
-
-static void tu_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
-{
-    tu_step_t *s = arg;
-    if (!ok) {
-        tu_finish(s, error ? error : "cannot connect");
-        return;
-    }
-    char *q = pgconn_escape_identifier(c, s->name);
+    (void)i;
+    (void)params;
+    (void)nparams;
+    const Godwit__TuneSubscription *req = (const Godwit__TuneSubscription *)s->req;
+    char *q = pgconn_escape_identifier(s->conn, req->name);
     if (!q) {
-        tu_finish(s, "cannot quote the subscription's name");
-        return;
+        *why = "cannot quote the subscription's name";
+        return false;
     }
-    char *sql = xasprintf("ALTER SUBSCRIPTION %s SET (synchronous_commit = %s)", q,
-                          s->sync ? "on" : "off");
-    int rc = pgconn_query(c, sql, 0, NULL, FZ_STATEMENT_TIMEOUT_MS + 1000, tu_on_alter, s);
-    free(sql);
+    *sql = xasprintf("ALTER SUBSCRIPTION %s SET (synchronous_commit = %s)", q,
+                     req->synchronous_commit ? "on" : "off");
     free(q);
-    if (rc != 0)
-        tu_finish(s, strerror(-rc));
-}
-
-static void tu_kick(uv_timer_t *t)
-{
-    tu_step_t *s = t->data;
-    int rc = pgconn_connect(s->conn, s->connect_timeout_ms, tu_on_connect, s);
-    if (rc != 0)
-        tu_finish(s, strerror(-rc));
+    return true;
 }
 
 step_t *subscription_tune_start(uv_loop_t *loop, const step_local_t *local,
                                 const Godwit__TuneSubscription *req, step_done_cb done, void *arg)
 {
-    if (!loop || !local || !req || !req->database || !req->database[0] || !req->name ||
-        !req->name[0] || !done)
+    if (!req || !req->database || !req->name || !req->name[0])
         return NULL;
-    pgconn_t *conn = fz_conn_new(loop, local, req->database);
-    if (!conn)
-        return NULL;
-    tu_step_t *s = xcalloc(1, sizeof *s);
-    s->base.cancel = tu_cancel;
-    s->conn = conn;
-    s->done = done;
-    s->arg = arg;
-    s->name = xstrdup(req->name);
-    s->sync = req->synchronous_commit;
-    s->label = xasprintf("subscription \"%s\" in database \"%s\"", req->name, req->database);
-    s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
-    uv_timer_start(&s->timer, tu_kick, 0, 0);
-    return &s->base;
+    return ts_start(loop, local, req->database, wire_copy(req),
+                    xasprintf("subscription \"%s\" in database \"%s\": synchronous_commit %s",
+                              req->name, req->database, req->synchronous_commit ? "on" : "off"),
+                    ts_build_tune, 1, done, arg);
 }

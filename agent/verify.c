@@ -49,6 +49,7 @@
 #include "lsn.h"
 #include "pgconn.h"
 #include "units.h"
+#include "wire.h"
 #include "xalloc.h"
 
 #include <cjson/cJSON.h>
@@ -1262,16 +1263,6 @@ static bool v_set(const char *v)
     return v && v[0];
 }
 
-static Godwit__VerifyTable *v_req_copy(const Godwit__VerifyTable *req)
-{
-    size_t len = godwit__verify_table__get_packed_size(req);
-    uint8_t *buf = xmalloc(len ? len : 1);
-    godwit__verify_table__pack(req, buf);
-    Godwit__VerifyTable *copy = godwit__verify_table__unpack(NULL, len, buf);
-    free(buf);
-    return copy;
-}
-
 /* A connection to one side with the verify session settings. */
 static pgconn_t *v_conn_new(uv_loop_t *loop, const char *name, const char *host, const char *port,
                             const char *dbname, const char *user, const char *passfile,
@@ -1354,7 +1345,7 @@ step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
                         xasprintf("table %s.%s", req->table->schema, req->table->name), done, arg);
     if (!s)
         return NULL;
-    s->req = v_req_copy(req);
+    s->req = wire_copy(req);
     if (!s->req) {
         v_dispose(s);
         return NULL;
@@ -1635,16 +1626,6 @@ static void v_schema_read(v_step_t *s)
     cJSON_free(json);
 }
 
-static Godwit__VerifySchema *v_sreq_copy(const Godwit__VerifySchema *req)
-{
-    size_t len = godwit__verify_schema__get_packed_size(req);
-    uint8_t *buf = xmalloc(len ? len : 1);
-    godwit__verify_schema__pack(req, buf);
-    Godwit__VerifySchema *copy = godwit__verify_schema__unpack(NULL, len, buf);
-    free(buf);
-    return copy;
-}
-
 step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
                             const Godwit__VerifySchema *req, step_done_cb done, void *arg)
 {
@@ -1654,7 +1635,7 @@ step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
                         xasprintf("schema of database %s", req->database), done, arg);
     if (!s)
         return NULL;
-    s->sreq = v_sreq_copy(req);
+    s->sreq = wire_copy(req);
     if (!s->sreq) {
         v_dispose(s);
         return NULL;
@@ -1804,11 +1785,7 @@ step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
                         xasprintf("roles in database %s", req->database), done, arg);
     if (!s)
         return NULL;
-    size_t len = godwit__verify_roles__get_packed_size(req);
-    uint8_t *buf = xmalloc(len ? len : 1);
-    godwit__verify_roles__pack(req, buf);
-    s->rreq = godwit__verify_roles__unpack(NULL, len, buf);
-    free(buf);
+    s->rreq = wire_copy(req);
     if (!s->rreq) {
         v_dispose(s);
         return NULL;

@@ -165,3 +165,14 @@ const char *wire_body_name(const Godwit__Envelope *env)
     default: return "none";
     }
 }
+
+void *wire_copy(const void *msg)
+{
+    const ProtobufCMessage *m = msg;
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = xmalloc(len ? len : 1);
+    protobuf_c_message_pack(m, buf);
+    ProtobufCMessage *copy = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+    free(buf);
+    return copy;
+}

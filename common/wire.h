@@ -37,4 +37,10 @@ void wire_free(Godwit__Envelope **envp);
 /* The body case as a word for logs: "hello", "report", ... */
 const char *wire_body_name(const Godwit__Envelope *env);
 
+/* A deep copy of any protobuf-c message (packed and unpacked again), for
+ * keeping a message that is only borrowed: the caller frees it with its
+ * type's free_unpacked (or protobuf_c_message_free_unpacked). NULL only if
+ * the message does not unpack, which a packed one always does. */
+void *wire_copy(const void *msg);
+
 #endif

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "units.h"
+#include "wire.h"
 #include "xalloc.h"
 
 #define CU_ABORT_STEP_TIMEOUT_MS 10000
@@ -355,13 +356,9 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
         s_detail(cu, agent, what, s_timed(f->steps, f->n_steps));
         if (cu->state == K_FREEZE) {
             /* keep the sequences and the final LSN for the next step */
-            size_t len = godwit__freeze_source_result__get_packed_size(f);
-            uint8_t *buf = xmalloc(len ? len : 1);
-            godwit__freeze_source_result__pack(f, buf);
             if (cu->freeze)
                 godwit__freeze_source_result__free_unpacked(cu->freeze, NULL);
-            cu->freeze = godwit__freeze_source_result__unpack(NULL, len, buf);
-            free(buf);
+            cu->freeze = wire_copy(f);
             s_set(cu, "final_lsn", cJSON_CreateString(lsn_format(f->final_lsn, pos, sizeof pos)));
             s_set(cu, "sessions_terminated", cJSON_CreateNumber(f->terminated));
         }

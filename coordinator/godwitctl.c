@@ -537,7 +537,7 @@ static char *s_read_plan(const char *path)
 
 static void s_render_verify(const cJSON *v, double now, FILE *out);
 
-static void s_render_cutover(const cJSON *c, FILE *out);
+static void s_render_cutover(const cJSON *c, double now, FILE *out);
 
 static void s_render_migrations(const cJSON *r, FILE *out)
 {
@@ -608,7 +608,7 @@ static void s_render_migrations(const cJSON *r, FILE *out)
             s_render_verify(v, now, out);
         const cJSON *cu = cJSON_GetObjectItem(m, "cutover");
         if (cJSON_IsObject(cu))
-            s_render_cutover(cu, out);
+            s_render_cutover(cu, now, out);
         n++;
     }
     if (n == 0)
@@ -659,70 +659,95 @@ static void s_render_verify(const cJSON *v, double now, FILE *out)
     }
 }
 
-/* migrate verify M: starts verify, then (unless --no-wait) follows it until
- * it ends. 0 when every table is equal. */
-static int s_cmd_verify(const char *sock, const char *name, bool json, bool wait)
+/* Sends req (taken) to the coordinator: 0 when it said ok, else the exit
+ * code, with the reason printed. */
+static int s_ask(const char *sock, cJSON *req)
 {
     char err[512];
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "migrate_verify");
-    cJSON_AddStringToObject(req, "name", name);
     cJSON *resp = s_call(sock, req, 30, err, sizeof err);
     cJSON_Delete(req);
     if (!resp) {
         fprintf(stderr, "godwitctl: %s\n", err);
         return EXIT_UNREACHABLE;
     }
+    int code = 0;
     if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
         fprintf(stderr, "godwitctl: %s\n", s_str(resp, "error", "failed"));
-        cJSON_Delete(resp);
-        return EXIT_DEGRADED;
+        code = EXIT_DEGRADED;
     }
     cJSON_Delete(resp);
-    if (!wait) {
-        printf("migration %s: verifying; godwitctl migrate status %s shows the report\n", name, name);
-        return 0;
-    }
+    return code;
+}
+
+/* Follows migration name's `key` report (verify, cutover) in its status
+ * every poll_ms until its state is one of finals (NULL-terminated); prints
+ * it (as JSON, or rendered) and returns 0 if that state is finals[0], else
+ * EXIT_DEGRADED; EXIT_UNREACHABLE if the coordinator is gone. */
+static int s_follow(const char *sock, const char *name, const char *key,
+                    const char *const *finals, unsigned poll_ms, bool json,
+                    void (*render)(const cJSON *report, double now, FILE *out))
+{
+    char err[512];
     for (;;) {
-        req = cJSON_CreateObject();
+        cJSON *req = cJSON_CreateObject();
         cJSON_AddStringToObject(req, "cmd", "migrate_status");
         cJSON_AddStringToObject(req, "name", name);
-        resp = s_call(sock, req, 30, err, sizeof err);
+        cJSON *resp = s_call(sock, req, 30, err, sizeof err);
         cJSON_Delete(req);
         if (!resp) {
             fprintf(stderr, "godwitctl: %s\n", err);
             return EXIT_UNREACHABLE;
         }
         const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
-        const cJSON *v = cJSON_GetObjectItem(m, "verify");
-        if (!cJSON_IsObject(v)) {
+        const cJSON *rep = cJSON_GetObjectItem(m, key);
+        if (!cJSON_IsObject(rep)) {
             fprintf(stderr, "godwitctl: migration %s: %s\n", name,
-                    s_str(resp, "error", "verify stopped (the migration left streaming)"));
+                    s_str(resp, "error", "it stopped (the migration left streaming)"));
             cJSON_Delete(resp);
             return EXIT_DEGRADED;
         }
-        const char *state = s_str(v, "state", "running");
-        if (strcmp(state, "running") != 0) {
+        const char *state = s_str(rep, "state", "");
+        for (size_t f = 0; finals[f]; f++) {
+            if (strcmp(state, finals[f]) != 0)
+                continue;
             if (json) {
-                char *out = cJSON_Print(v);
+                char *out = cJSON_Print(rep);
                 puts(out);
                 cJSON_free(out);
             } else {
                 printf("migration %s:\n", name);
-                s_render_verify(v, s_num(resp, "generated_at_ms", 0), stdout);
+                render(rep, s_num(resp, "generated_at_ms", 0), stdout);
             }
-            int code = strcmp(state, "equal") == 0 ? 0 : EXIT_DEGRADED;
             cJSON_Delete(resp);
-            return code;
+            return f == 0 ? 0 : EXIT_DEGRADED;
         }
         cJSON_Delete(resp);
-        usleep(300 * 1000);
+        usleep(poll_ms * 1000);
     }
 }
 
-/* A cutover report: the outcome and the timeline of its steps. */
-static void s_render_cutover(const cJSON *c, FILE *out)
+/* migrate verify M: starts verify, then (unless --no-wait) follows it until
+ * it ends. 0 when every table is equal. */
+static int s_cmd_verify(const char *sock, const char *name, bool json, bool wait)
 {
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "migrate_verify");
+    cJSON_AddStringToObject(req, "name", name);
+    int code = s_ask(sock, req);
+    if (code != 0)
+        return code;
+    if (!wait) {
+        printf("migration %s: verifying; godwitctl migrate status %s shows the report\n", name, name);
+        return 0;
+    }
+    static const char *const finals[] = { "equal", "different", "unsettled", "failed", NULL };
+    return s_follow(sock, name, "verify", finals, 300, json, s_render_verify);
+}
+
+/* A cutover report: the outcome and the timeline of its steps. */
+static void s_render_cutover(const cJSON *c, double now, FILE *out)
+{
+    (void)now;
     const char *state = s_str(c, "state", "?");
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(c, "dry_run"));
     const cJSON *wp = cJSON_GetObjectItem(c, "write_pause_ms");
@@ -776,52 +801,15 @@ static int s_cmd_cutover(const char *sock, int argc, char **argv)
         s_usage(stderr);
         return EXIT_USAGE;
     }
-    char err[512];
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", "cutover");
     cJSON_AddStringToObject(req, "name", name);
     cJSON_AddBoolToObject(req, "dry_run", dry);
-    cJSON *resp = s_call(sock, req, 30, err, sizeof err);
-    cJSON_Delete(req);
-    if (!resp) {
-        fprintf(stderr, "godwitctl: %s\n", err);
-        return EXIT_UNREACHABLE;
-    }
-    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
-        fprintf(stderr, "godwitctl: %s\n", s_str(resp, "error", "failed"));
-        cJSON_Delete(resp);
-        return EXIT_DEGRADED;
-    }
-    cJSON_Delete(resp);
-    for (;;) {
-        req = cJSON_CreateObject();
-        cJSON_AddStringToObject(req, "cmd", "migrate_status");
-        cJSON_AddStringToObject(req, "name", name);
-        resp = s_call(sock, req, 30, err, sizeof err);
-        cJSON_Delete(req);
-        if (!resp) {
-            fprintf(stderr, "godwitctl: %s\n", err);
-            return EXIT_UNREACHABLE;
-        }
-        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
-        const cJSON *c = cJSON_GetObjectItem(m, "cutover");
-        const char *state = s_str(c, "state", "running");
-        if (cJSON_IsObject(c) && (strcmp(state, "done") == 0 || strcmp(state, "aborted") == 0)) {
-            if (json) {
-                char *out = cJSON_Print(c);
-                puts(out);
-                cJSON_free(out);
-            } else {
-                printf("migration %s:\n", name);
-                s_render_cutover(c, stdout);
-            }
-            int code = strcmp(state, "done") == 0 ? 0 : EXIT_DEGRADED;
-            cJSON_Delete(resp);
-            return code;
-        }
-        cJSON_Delete(resp);
-        usleep(100 * 1000);
-    }
+    int code = s_ask(sock, req);
+    if (code != 0)
+        return code;
+    static const char *const finals[] = { "done", "aborted", NULL };
+    return s_follow(sock, name, "cutover", finals, 100, json, s_render_cutover);
 }
 
 static int s_cmd_migrate(const char *sock, int argc, char **argv)

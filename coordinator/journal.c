@@ -205,15 +205,11 @@ bool journal_migration_move(journal_t *j, const char *name, const char *from, co
     }
     const char *p[3] = { to, name, from };
     int64_t now = s_now_ms();
-    /* updated_at is bound last: its placeholder comes after the text ones. */
-    int rc = s_exec(j, "UPDATE migration SET state = ?1 WHERE name = ?2 AND state = ?3", 3, p,
-                    NULL, 0);
+    /* s_exec binds the texts first (?1-?3), then updated_at (?4). */
+    int rc = s_exec(j, "UPDATE migration SET state = ?1, updated_at = ?4"
+                       " WHERE name = ?2 AND state = ?3", 3, p, &now, 1);
     bool moved = rc == SQLITE_DONE && sqlite3_changes(j->db) == 1;
-    if (moved) {
-        const char *q[1] = { name };
-        rc = s_exec(j, "UPDATE migration SET updated_at = ?2 WHERE name = ?1", 1, q, &now, 1);
-    }
-    if (moved && rc == SQLITE_DONE)
+    if (moved)
         rc = s_log(j, name, to, "moved", detail);
     if (!moved || rc != SQLITE_DONE || !s_commit(j)) {
         snprintf(err, errlen, "journal %s: migration %s: %s", j->path, name,

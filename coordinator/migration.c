@@ -15,6 +15,7 @@
 #include "lsn.h"
 #include "cutover.h"
 #include "units.h"
+#include "wire.h"
 #include "verify.h"
 #include "xalloc.h"
 
@@ -307,16 +308,6 @@ static bool s_move(mig_t *g, mstate_t to, const char *detail)
     return true;
 }
 
-static Godwit__SyncStatusResult *s_copy_sync(const Godwit__SyncStatusResult *r)
-{
-    size_t len = godwit__sync_status_result__get_packed_size(r);
-    uint8_t *buf = xmalloc(len ? len : 1);
-    godwit__sync_status_result__pack(r, buf);
-    Godwit__SyncStatusResult *copy = godwit__sync_status_result__unpack(NULL, len, buf);
-    free(buf);
-    return copy;
-}
-
 /* How far our slot's confirmed position is behind the source's WAL, from
  * the source agent's latest report; false if the report has no such slot. */
 static bool s_lag_bytes(mig_t *g, uint64_t *lag)
@@ -373,7 +364,7 @@ static void s_progress_done(coord_t *c, const char *agent, const Godwit__Result 
         return;
     if (g->sync)
         godwit__sync_status_result__free_unpacked(g->sync, NULL);
-    g->sync = s_copy_sync(r->sync_status);
+    g->sync = wire_copy(r->sync_status);
     s_copy_progress(g);
 }
 
@@ -428,7 +419,7 @@ static void s_step_done(coord_t *c, const char *agent, const Godwit__Result *r, 
         if (r->payload_case == GODWIT__RESULT__PAYLOAD_SYNC_STATUS) {
             if (g->sync)
                 godwit__sync_status_result__free_unpacked(g->sync, NULL);
-            g->sync = s_copy_sync(r->sync_status);
+            g->sync = wire_copy(r->sync_status);
         }
         g->next_try_mono = now + s_states[st].poll_ms;
         if (!g->sync || !g->sync->exists) {
@@ -457,7 +448,7 @@ static void s_step_done(coord_t *c, const char *agent, const Godwit__Result *r, 
         if (bc->copied) {
             if (g->sync)
                 godwit__sync_status_result__free_unpacked(g->sync, NULL);
-            g->sync = s_copy_sync(bc->copied);
+            g->sync = wire_copy(bc->copied);
         }
         if (bc->already_done)
             snprintf(msg, sizeof msg, "the copy was found done already (our subscription exists)");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "wire.h"
 #include "xalloc.h"
 
 typedef struct plancheck_mig plancheck_mig_t;
@@ -151,17 +152,6 @@ static void s_target_done(coord_t *c, const char *agent, const Godwit__Result *r
     s_mig_done(pm);
 }
 
-/* A copy the migration keeps: the result it came from is borrowed. */
-static Godwit__SourceFacts *s_copy_facts(const Godwit__SourceFacts *f)
-{
-    size_t len = godwit__source_facts__get_packed_size(f);
-    uint8_t *buf = xmalloc(len ? len : 1);
-    godwit__source_facts__pack(f, buf);
-    Godwit__SourceFacts *copy = godwit__source_facts__unpack(NULL, len, buf);
-    free(buf);
-    return copy;
-}
-
 static void s_send_target(plancheck_mig_t *pm)
 {
     plan_migration_t *m = pm->m;
@@ -201,7 +191,7 @@ static void s_source_done(coord_t *c, const char *agent, const Godwit__Result *r
         s_mig_done(pm);
         return;
     }
-    pm->facts = s_copy_facts(r->preflight->facts);
+    pm->facts = wire_copy(r->preflight->facts);
     s_send_target(pm);
 }
 

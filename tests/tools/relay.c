@@ -621,14 +621,14 @@ static void s_heal(relay_t *r)
     for (link_t *l = r->links; l; l = l->next)
         if (!l->server.inited)
             n++;
-    link_t **todo = xcalloc(n ? n : 1, sizeof *todo);
+    link_t **held = xcalloc(n ? n : 1, sizeof *held);
     size_t i = 0;
     for (link_t *l = r->links; l; l = l->next)
         if (!l->server.inited)
-            todo[i++] = l;
+            held[i++] = l;
     for (i = 0; i < n; i++)
-        s_link_connect(todo[i]);
-    free(todo);
+        s_link_connect(held[i]);
+    free(held);
     s_run_schedule(r);
 }
 
