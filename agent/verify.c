@@ -206,6 +206,13 @@ static int v_row_cmp(const void *a, const void *b)
     return strcmp(((const v_row_t *)a)->key, ((const v_row_t *)b)->key);
 }
 
+/* Sorts a set by key (an empty set has no array: qsort must not see it). */
+static void v_rows_sort(v_rows_t *r)
+{
+    if (r->n)
+        qsort(r->v, r->n, sizeof *r->v, v_row_cmp);
+}
+
 /* The n values of a key as one string, each as "<length>:<value>" so that
  * no value can run into the next. Caller frees. */
 static char *v_key_encode(const PGresult *res, int row, size_t n)
@@ -1162,7 +1169,7 @@ static void v_row_judge(v_step_t *s)
 {
     v_rows_t *sets[3] = { &s->s1, &s->t, &s->s2 };
     for (int i = 0; i < 3; i++)
-        qsort(sets[i]->v, sets[i]->n, sizeof *sets[i]->v, v_row_cmp);
+        v_rows_sort(sets[i]);
     for (size_t i = 0; i < s->n_batch; i++)
         s->ranges[s->batch[i]].done = true;
     uint64_t in_flux = 0;
@@ -1179,7 +1186,7 @@ static void v_row_judge(v_step_t *s)
             }
         }
     }
-    qsort(s->found.v, s->found.n, sizeof *s->found.v, v_row_cmp);
+    v_rows_sort(&s->found);
     s->row_round++;
     s->result->rounds = s->row_round;
     if (v_undone(s) == 0) {

@@ -67,10 +67,18 @@ def test_verify_finds_rows_changed_on_green(rig):
                "DELETE FROM public.lines WHERE order_id = 5 AND line = 2;"
                "INSERT INTO public.lines VALUES (999999, 1, 1);"
                "INSERT INTO public.audit VALUES ('mallory', 'was here')", db="shop")
+    # A table emptied on green: its rows are read row by row against an
+    # empty target (a row round with nothing on one side).
+    green.psql('DELETE FROM public."x""; DROP TABLE y; --"', db="shop")
     r = verify(coord, "--json")
     rep = json.loads(r.stdout)
     check(r.returncode == 1 and rep["state"] == "different", "reported different: %r" % rep["state"])
     tables = by_table(rep)
+    bad = sorted(t for t, v in tables.items() if v["outcome"] != "equal")
+    evil = tables.pop('public.x"; DROP TABLE y; --')
+    check(evil["outcome"] == "different" and evil["diff_count"] == 10 and
+          all(d["kind"] == "missing_on_target" for d in evil["diffs"]),
+          "the emptied table: %r" % evil)
     bad = sorted(t for t, v in tables.items() if v["outcome"] != "equal")
     check(bad == ["public.audit", "public.customers", "public.lines"],
           "only the changed tables differ: %r" % [(t, tables[t]["outcome"]) for t in bad])
