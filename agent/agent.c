@@ -366,6 +366,7 @@ static const struct {
     { GODWIT__COMMAND__ACTION_VERIFY_ROLES, GODWIT__RESULT__PAYLOAD_VERIFY_ROLES },
     { GODWIT__COMMAND__ACTION_FREEZE_SOURCE, GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE },
     { GODWIT__COMMAND__ACTION_SET_SEQUENCES, GODWIT__RESULT__PAYLOAD_SET_SEQUENCES },
+    { GODWIT__COMMAND__ACTION_ENSURE_SLOT, GODWIT__RESULT__PAYLOAD_ENSURE_SLOT },
 };
 
 /* Puts payload (borrowed) into res's oneof field for action, through
@@ -452,7 +453,15 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
         r->step = publication_ensure_start(a->loop, &local, cmd->ensure_publication, s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:
-        r->step = subscription_ensure_start(a->loop, &local, cmd->ensure_subscription, s_step_done, r);
+        if (cmd->ensure_subscription && cmd->ensure_subscription->attach)
+            r->step = subscription_attach_start(a->loop, &local, cmd->ensure_subscription,
+                                                s_step_done, r);
+        else
+            r->step = subscription_ensure_start(a->loop, &local, cmd->ensure_subscription,
+                                                s_step_done, r);
+        break;
+    case GODWIT__COMMAND__ACTION_ENSURE_SLOT:
+        r->step = slot_ensure_start(a->loop, &local, cmd->ensure_slot, s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_SYNC_STATUS:
         r->step = sync_status_start(a->loop, &local, cmd->sync_status, s_step_done, r);
@@ -483,7 +492,10 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
         r->step = sequences_set_start(a->loop, &local, cmd->set_sequences, s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
-        r->step = roles_verify_start(a->loop, &local, cmd->verify_roles, s_step_done, r);
+        r->step = roles_verify_start(a->loop, &local, cmd->verify_roles,
+                                     cmd->verify_roles && cmd->verify_roles->database &&
+                                         freezer_fenced(a->freezer, cmd->verify_roles->database),
+                                     s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION:
         r->step = subscription_tune_start(a->loop, &local, cmd->tune_subscription, s_step_done, r);
@@ -697,6 +709,7 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
     case GODWIT__COMMAND__ACTION_SET_SEQUENCES:
     case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
     case GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION:
+    case GODWIT__COMMAND__ACTION_ENSURE_SLOT:
         if (!a->cfg->has_postgres) {
             res.status = GODWIT__STATUS__STATUS_FAILED;
             res.message = (char *)"this agent has no postgres section in its config";

@@ -809,6 +809,14 @@ freezer_t *freezer_new(uv_loop_t *loop, const step_local_t *local, const char *s
     return f;
 }
 
+bool freezer_fenced(const freezer_t *f, const char *database)
+{
+    char *path = fz_path(f->state_dir, database);
+    bool fenced = access(path, F_OK) == 0;
+    free(path);
+    return fenced;
+}
+
 void freezer_destroy(freezer_t **fp)
 {
     freezer_t *f = *fp;
@@ -851,7 +859,9 @@ struct ts_step {
     ts_build_fn build;
     size_t n, next;
     ProtobufCMessage *req;      /* our copy of the request, owned */
-    bool report_sequences;      /* answer with a SetSequencesResult */
+    bool report_sequences;      /* answer with a SetSequencesResult; the last statement
+                                   reads the WAL insert position into lsn */
+    uint64_t lsn;
     uint64_t started_us, connect_timeout_ms;
 };
 
@@ -887,7 +897,8 @@ static void ts_finish(ts_step_t *s, const char *error)
     if (!error && s->report_sequences) {
         Godwit__SetSequencesResult *r = xmalloc(sizeof *r);
         godwit__set_sequences_result__init(r);
-        r->set = (uint32_t)s->next;
+        r->set = (uint32_t)(s->next - 1);
+        r->lsn = s->lsn;
         Godwit__TimedStep *t = xmalloc(sizeof *t);
         godwit__timed_step__init(t);
         t->name = xstrdup("set sequences");
@@ -919,6 +930,13 @@ static void ts_on_result(pgconn_t *c, const pgconn_result_t *r, void *arg)
         ts_finish(s, why);
         free(why);
         return;
+    }
+    if (s->report_sequences && s->next + 1 == s->n) {
+        const char *v = r->res && PQntuples(r->res) == 1 ? PQgetvalue(r->res, 0, 0) : NULL;
+        if (!v || !lsn_parse(v, &s->lsn)) {
+            ts_finish(s, "the server gave no valid WAL position");
+            return;
+        }
     }
     s->next++;
     ts_run(s);
@@ -1000,7 +1018,12 @@ static step_t *ts_start(uv_loop_t *loop, const step_local_t *local, const char *
 static bool ts_build_setval(ts_step_t *s, size_t i, char **sql, char *params[3], int *nparams,
                             const char **why)
 {
-    const Godwit__SequenceValue *v = ((const Godwit__SetSequences *)s->req)->sequences[i];
+    const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
+    if (i == req->n_sequences) { /* then where the target's WAL is: see SetSequencesResult */
+        *sql = xstrdup("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text");
+        return true;
+    }
+    const Godwit__SequenceValue *v = req->sequences[i];
     char *schema = pgconn_escape_identifier(s->conn, v->schema);
     char *name = pgconn_escape_identifier(s->conn, v->name);
     bool ok = schema && name;
@@ -1026,7 +1049,7 @@ step_t *sequences_set_start(uv_loop_t *loop, const step_local_t *local,
         return NULL;
     step_t *st = ts_start(loop, local, req->database, wire_copy(req),
                           xasprintf("setting the sequences in \"%s\"", req->database),
-                          ts_build_setval, req->n_sequences, done, arg);
+                          ts_build_setval, req->n_sequences + 1, done, arg);
     if (st)
         ((ts_step_t *)st)->report_sequences = true;
     return st;

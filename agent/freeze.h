@@ -45,6 +45,9 @@ freezer_t *freezer_new(uv_loop_t *loop, const step_local_t *local, const char *s
  * finds its file). Clears *fp; memory goes in the close callbacks. */
 void freezer_destroy(freezer_t **fp);
 
+/* Whether our fence holds database (its file exists). */
+bool freezer_fenced(const freezer_t *f, const char *database);
+
 /* Runs one FreezeSource; the payload is a FreezeSourceResult. NULL for an
  * invalid request (no callback then). */
 step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb done, void *arg);

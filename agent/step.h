@@ -3,7 +3,7 @@
  * typed command carried out against the local PostgreSQL server:
  *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
  *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects,
- *             SetSubscriptionEnabled
+ *             SetSubscriptionEnabled, EnsureSlot
  *   verify.c  VerifyTable, VerifySchema, VerifyRoles (phase 6: rows, schema
  *             and the application roles' privileges, source against target)
  *   bulkcopy.c BulkCopy (the copy through the slot's exported snapshot)
@@ -24,6 +24,7 @@
 #define GODWIT_STEP_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -62,6 +63,11 @@ step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
 step_t *subscription_attach_start(uv_loop_t *loop, const step_local_t *local,
                                   const Godwit__EnsureSubscription *req, step_done_cb done,
                                   void *arg);
+/* EnsureSlot: our publication and a logical slot of that name, created if
+ * missing; with advance_to, the slot moved forward to it. Payload: an
+ * EnsureSlotResult. */
+step_t *slot_ensure_start(uv_loop_t *loop, const step_local_t *local,
+                          const Godwit__EnsureSlot *req, step_done_cb done, void *arg);
 step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,
                           const Godwit__SyncStatus *req, step_done_cb done, void *arg);
 step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *local,
@@ -71,8 +77,11 @@ step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__VerifyTable *req, step_done_cb done, void *arg);
 step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
                             const Godwit__VerifySchema *req, step_done_cb done, void *arg);
+/* fenced: our fence holds the target database (freeze.h): its roles'
+ * missing LOGIN is the fence's, not a finding. */
 step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__VerifyRoles *req, step_done_cb done, void *arg);
+                           const Godwit__VerifyRoles *req, bool fenced, step_done_cb done,
+                           void *arg);
 step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__DropObjects *req, step_done_cb done, void *arg);
 

@@ -1,8 +1,8 @@
 /*
  * steps: the agent's logical replication steps (see step.h for the contract
  * with the caller): EnsurePublication on the source, EnsureSubscription and
- * SyncStatus on the target, DropObjects on either side. Each works over one
- * pgconn to the local server.
+ * SyncStatus on the target, DropObjects on either side, EnsureSlot on the
+ * new primary of a cutover. Each works over one pgconn to the local server.
  *
  * A step is a fixed list of stages run one after the other by s_next(), as
  * in preflight.c: a stage opens the connection or sends one statement, and
@@ -31,6 +31,7 @@
  */
 #include "step.h"
 #include "log.h"
+#include "lsn.h"
 #include "pgconn.h"
 #include "xalloc.h"
 
@@ -94,6 +95,10 @@ struct s_step {
     Godwit__SyncStatusResult *result;
     char *sub_oid;
 
+    /* EnsureSlot (pub_name and tables too) */
+    uint64_t advance_to;        /* 0: do not advance */
+    Godwit__EnsureSlotResult *slot_result;
+
     /* DropObjects */
     char *drop_sub, *drop_pub, *drop_slot; /* NULL: skip */
     uint64_t slot_deadline;     /* uv_now() when waiting for its holder ends; 0: not yet */
@@ -111,6 +116,8 @@ static void s_on_timer_closed(uv_handle_t *h)
     free(s->tables);
     if (s->result)
         godwit__sync_status_result__free_unpacked(s->result, NULL);
+    if (s->slot_result)
+        godwit__ensure_slot_result__free_unpacked(s->slot_result, NULL);
     free(s->label);
     free(s->what);
     free(s->pub_name);
@@ -362,7 +369,7 @@ static void s_on_pub_create(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     log_info("step on %s: created", s->label);
-    s_finish(s, NULL, NULL);
+    s_next(s); /* created with our options; EnsureSlot's stages follow */
 }
 
 static void s_on_pub_set_tables(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -453,6 +460,137 @@ static void s_pub_options(s_step_t *s)
 
 static const s_stage_fn s_pub_stages[] = {
     s_connect, s_pub_lookup, s_pub_tables, s_pub_options, NULL,
+};
+
+/* ---- EnsureSlot ---------------------------------------------------------- */
+
+/* The publication first (the stages above): a slot's decoding looks the
+ * publication up as of each change, so a slot older than its publication
+ * fails on the changes in between. Then the slot, created if missing, and
+ * moved forward to advance_to if it is behind. */
+
+static const char s_eslot_lookup_sql[] =
+    "SELECT s.slot_type, s.plugin, s.datoid = " S_THIS_DB " AS here,"
+    " s.confirmed_flush_lsn::pg_catalog.text AS confirmed"
+    " FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1";
+
+static void s_eslot_lookup(s_step_t *s);
+
+/* Reads an LSN column into *out; false after ending the step. */
+static bool s_eslot_lsn(s_step_t *s, const pgconn_result_t *r, const char *col, uint64_t *out)
+{
+    const char *v = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, col) : NULL;
+    if (!v || !lsn_parse(v, out)) {
+        s_finish(s, NULL, "the server gave no valid WAL position for the slot");
+        return false;
+    }
+    return true;
+}
+
+static void s_on_eslot_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    s_step_t *s = arg;
+    if (!r->ok && !s_conn_lost(s) && s_exists_error(r) && !s->looked_again) {
+        s->looked_again = true; /* created by someone else meanwhile */
+        s_eslot_lookup(s);
+        return;
+    }
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    if (!s_eslot_lsn(s, r, "lsn", &s->slot_result->confirmed_lsn))
+        return;
+    s->slot_result->created = true;
+    log_info("step on %s: logical slot created", s->label);
+    s_next(s);
+}
+
+static void s_on_eslot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    if (!r->res || PQntuples(r->res) != 1) {
+        const char *params[1] = { s->pub_name };
+        s_query(s, "creating the logical slot",
+                "SELECT l.lsn::pg_catalog.text AS lsn FROM"
+                " pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput') l",
+                1, params, s_on_eslot_created);
+        return;
+    }
+    const char *type = pgconn_col(r->res, 0, "slot_type");
+    const char *plugin = pgconn_col(r->res, 0, "plugin");
+    if (!type || strcmp(type, "logical") != 0 || !plugin || strcmp(plugin, "pgoutput") != 0 ||
+        !pgconn_col_bool(r->res, 0, "here")) {
+        s_finish(s, NULL, "a replication slot of that name exists that is not a pgoutput slot "
+                          "of this database; drop or rename it");
+        return;
+    }
+    if (!s_eslot_lsn(s, r, "confirmed", &s->slot_result->confirmed_lsn))
+        return;
+    s_next(s);
+}
+
+static void s_eslot_lookup(s_step_t *s)
+{
+    const char *params[1] = { s->pub_name };
+    s_query(s, "looking up the slot", s_eslot_lookup_sql, 1, params, s_on_eslot_lookup);
+}
+
+static void s_on_eslot_advanced(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    uint64_t end;
+    if (!s_eslot_lsn(s, r, "end_lsn", &end))
+        return;
+    s->slot_result->confirmed_lsn = end;
+    if (end < s->advance_to) {
+        char a[32], b[32];
+        char *why = xasprintf("the slot got to %s, not %s: the server has not flushed its WAL "
+                              "that far yet",
+                              lsn_format(end, a, sizeof a), lsn_format(s->advance_to, b, sizeof b));
+        s_finish(s, NULL, why);
+        free(why);
+        return;
+    }
+    s_next(s);
+}
+
+static void s_eslot_advance(s_step_t *s)
+{
+    if (!s->advance_to || s->slot_result->confirmed_lsn >= s->advance_to) {
+        s_next(s);
+        return;
+    }
+    char to[32];
+    lsn_format(s->advance_to, to, sizeof to);
+    const char *params[2] = { s->pub_name, to };
+    s_query(s, "advancing the slot",
+            "SELECT a.end_lsn::pg_catalog.text AS end_lsn FROM"
+            " pg_catalog.pg_replication_slot_advance($1, $2::pg_catalog.pg_lsn) a",
+            2, params, s_on_eslot_advanced);
+}
+
+static void s_eslot_result(s_step_t *s)
+{
+    ProtobufCMessage *payload = &s->slot_result->base;
+    s->slot_result = NULL;
+    s_finish(s, payload, NULL);
+}
+
+static const s_stage_fn s_eslot_stages[] = {
+    s_connect, s_pub_lookup, s_pub_tables, s_pub_options, s_eslot_lookup, s_eslot_advance,
+    s_eslot_result, NULL,
 };
 
 /* ---- EnsureSubscription ------------------------------------------------- */
@@ -1161,37 +1299,65 @@ static char *s_label(const char *kind, const char *name, const char *database)
     return xasprintf("%s \"%s\" in database \"%s\"", kind, name, database ? database : "");
 }
 
-step_t *publication_ensure_start(uv_loop_t *loop, const step_local_t *local,
-                                 const Godwit__EnsurePublication *req, step_done_cb done, void *arg)
+/* A publication step (EnsurePublication, EnsureSlot) for name and tables,
+ * or NULL if they are invalid. */
+static s_step_t *s_pub_new(uv_loop_t *loop, const step_local_t *local, const char *database,
+                           const s_stage_fn *stages, const char *kind, const char *name,
+                           Godwit__TableRef *const *tables, size_t n_tables, step_done_cb done,
+                           void *arg)
 {
-    if (!req || !s_set(req->name))
+    if (!s_set(name))
         return NULL;
-    for (size_t i = 0; i < req->n_tables; i++)
-        if (!req->tables[i] || !s_set(req->tables[i]->schema) || !s_set(req->tables[i]->name))
+    for (size_t i = 0; i < n_tables; i++)
+        if (!tables[i] || !s_set(tables[i]->schema) || !s_set(tables[i]->name))
             return NULL;
-    s_step_t *s = s_new(loop, local, req->database, s_pub_stages,
-                        s_label("publication", req->name, req->database), done, arg);
+    s_step_t *s = s_new(loop, local, database, stages, s_label(kind, name, database), done, arg);
     if (!s)
         return NULL;
-    s->pub_name = xstrdup(req->name);
-    if (req->n_tables > 0) {
-        s->tables = xcalloc(req->n_tables, sizeof *s->tables);
+    s->pub_name = xstrdup(name);
+    if (n_tables > 0) {
+        s->tables = xcalloc(n_tables, sizeof *s->tables);
         cJSON *a = cJSON_CreateArray();
-        for (size_t i = 0; i < req->n_tables; i++) {
+        for (size_t i = 0; i < n_tables; i++) {
             godwit__table_ref__init(&s->tables[i]);
-            s->tables[i].schema = xstrdup(req->tables[i]->schema);
-            s->tables[i].name = xstrdup(req->tables[i]->name);
+            s->tables[i].schema = xstrdup(tables[i]->schema);
+            s->tables[i].name = xstrdup(tables[i]->name);
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "schema", req->tables[i]->schema);
-            cJSON_AddStringToObject(o, "name", req->tables[i]->name);
+            cJSON_AddStringToObject(o, "schema", tables[i]->schema);
+            cJSON_AddStringToObject(o, "name", tables[i]->name);
             cJSON_AddItemToArray(a, o);
         }
-        s->n_tables = req->n_tables;
+        s->n_tables = n_tables;
         char *text = cJSON_PrintUnformatted(a);
         cJSON_Delete(a);
         s->tables_json = xstrdup(text); /* one allocator for everything s owns */
         cJSON_free(text);
     }
+    return s;
+}
+
+step_t *publication_ensure_start(uv_loop_t *loop, const step_local_t *local,
+                                 const Godwit__EnsurePublication *req, step_done_cb done, void *arg)
+{
+    if (!req)
+        return NULL;
+    s_step_t *s = s_pub_new(loop, local, req->database, s_pub_stages, "publication", req->name,
+                            req->tables, req->n_tables, done, arg);
+    return s ? &s->base : NULL;
+}
+
+step_t *slot_ensure_start(uv_loop_t *loop, const step_local_t *local,
+                          const Godwit__EnsureSlot *req, step_done_cb done, void *arg)
+{
+    if (!req)
+        return NULL;
+    s_step_t *s = s_pub_new(loop, local, req->database, s_eslot_stages, "publication and slot",
+                            req->name, req->tables, req->n_tables, done, arg);
+    if (!s)
+        return NULL;
+    s->advance_to = req->advance_to;
+    s->slot_result = xmalloc(sizeof *s->slot_result);
+    godwit__ensure_slot_result__init(s->slot_result);
     return &s->base;
 }
 

@@ -165,6 +165,7 @@ struct v_step {
 
     /* VerifySchema or VerifyRoles instead (req and result are NULL then). */
     Godwit__VerifyRoles *rreq;
+    bool roles_fenced;          /* VerifyRoles: our fence holds the target */
     Godwit__VerifySchema *sreq;
     Godwit__VerifySchemaResult *sres;
     cJSON *catalog[2];          /* each side's tables, from v_catalog_sql */
@@ -1732,7 +1733,8 @@ static void v_roles_compare(v_step_t *s)
                            xasprintf("CREATE ROLE %s LOGIN; -- with the source's password and "
                                      "settings, then the GRANTs its privileges need", q));
         } else {
-            if (cJSON_IsTrue(cJSON_GetObjectItem(st, "login")) &&
+            /* A fenced target's roles lack LOGIN until the fence is lifted. */
+            if (cJSON_IsTrue(cJSON_GetObjectItem(st, "login")) && !s->roles_fenced &&
                 !cJSON_IsTrue(cJSON_GetObjectItem(dt, "login")))
                 v_role_finding(s, role, xstrdup("the role cannot log in on the target"),
                                xasprintf("ALTER ROLE %s LOGIN;", q));
@@ -1784,7 +1786,8 @@ static void v_roles_read(v_step_t *s)
 }
 
 step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__VerifyRoles *req, step_done_cb done, void *arg)
+                           const Godwit__VerifyRoles *req, bool fenced, step_done_cb done,
+                           void *arg)
 {
     if (!req || req->n_roles == 0)
         return NULL;
@@ -1799,6 +1802,7 @@ step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
     }
     s->sres = xmalloc(sizeof *s->sres);
     godwit__verify_schema_result__init(s->sres);
+    s->roles_fenced = fenced;
     s->first = v_roles_read;
     uv_timer_start(&s->timer, v_on_kick, 0, 0);
     return &s->base;

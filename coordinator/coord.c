@@ -719,7 +719,7 @@ static void s_migrate_change(coord_t *c, control_req_t *req, const cJSON *reques
     control_reply(req, r);
 }
 
-/* cutover: {"name": M, "dry_run": bool}. */
+/* cutover: {"name": M, "dry_run": bool, "rollback": bool}. */
 static void s_cutover(coord_t *c, control_req_t *req, const cJSON *request)
 {
     const cJSON *name = cJSON_GetObjectItem(request, "name");
@@ -729,13 +729,15 @@ static void s_cutover(coord_t *c, control_req_t *req, const cJSON *request)
         return;
     }
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(request, "dry_run"));
-    if (!migset_cutover(c->migs, name->valuestring, dry, err, sizeof err)) {
+    bool back = cJSON_IsTrue(cJSON_GetObjectItem(request, "rollback"));
+    if (!migset_cutover(c->migs, name->valuestring, back, dry, err, sizeof err)) {
         control_reply_error(req, err);
         return;
     }
     cJSON *r = cJSON_CreateObject();
     cJSON_AddBoolToObject(r, "ok", true);
-    cJSON_AddStringToObject(r, dry ? "rehearsing" : "cutting_over", name->valuestring);
+    cJSON_AddStringToObject(r, dry ? "rehearsing" : back ? "rolling_back" : "cutting_over",
+                            name->valuestring);
     control_reply(req, r);
 }
 
@@ -782,6 +784,8 @@ static void s_control(control_req_t *req, const cJSON *request, void *arg)
         s_migrate_change(c, req, request, migset_resume, "resuming");
     } else if (strcmp(cmd, "cutover") == 0) {
         s_cutover(c, req, request);
+    } else if (strcmp(cmd, "migrate_cleanup") == 0) {
+        s_migrate_change(c, req, request, migset_cleanup, "cleaning_up");
     } else if (strcmp(cmd, "migrate_verify") == 0) {
         s_migrate_change(c, req, request, migset_verify, "verifying");
     } else {

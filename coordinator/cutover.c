@@ -37,6 +37,10 @@ typedef enum {
     K_DRY_RESUME,
     K_DRY_RESTORE,
     K_ABORT_RESTORE,
+    K_DROP_OLD,
+    K_DROP_OLD_SLOT,
+    K_ADVANCE,
+    K_FOLLOW,
     K__COUNT
 } kstate_t;
 
@@ -47,53 +51,80 @@ static void s_send_check(cutover_t *cu);
 static void s_send_pause(cutover_t *cu);
 static void s_send_freeze(cutover_t *cu);
 static void s_send_sequences(cutover_t *cu);
-static void s_send_switch_green(cutover_t *cu);
-static void s_send_switch_blue(cutover_t *cu);
+static void s_send_switch_to(cutover_t *cu);
+static void s_send_switch_back(cutover_t *cu);
 static void s_send_resume(cutover_t *cu);
 static void s_send_unfreeze(cutover_t *cu);
 static void s_send_restore(cutover_t *cu);
+static void s_send_drop_old(cutover_t *cu);
+static void s_send_drop_old_slot(cutover_t *cu);
+static void s_send_advance(cutover_t *cu);
+static void s_send_follow(cutover_t *cu);
 
 /* critical: inside the write pause's budget, a failure aborts; best effort:
  * a failure is reported and the machine goes on; otherwise a failure is
- * retried until the step succeeds. */
+ * retried until the step succeeds, or (tries > 0) that many times, after
+ * which the replication in the other direction is given up and the machine
+ * ends (traffic is on the new side already). */
+#define CU_FOLLOW_TRIES 30
 static const struct {
     kstate_t state;
     const char *name;
     send_fn send;
     kstate_t next, next_dry;
     bool critical, best_effort;
+    unsigned tries;
 } s_steps[K__COUNT] = {
-    { K_CHECK, "check roles", s_send_check, K_PAUSE, K_PAUSE, false, false },
-    { K_PAUSE, "pause", s_send_pause, K_FREEZE, K_FREEZE, true, false },
-    { K_FREEZE, "freeze", s_send_freeze, K_SEQUENCES, K_SEQUENCES, true, false },
-    { K_SEQUENCES, "sequences", s_send_sequences, K_SWITCH, K_DRY_UNFREEZE, true, false },
-    { K_SWITCH, "switch", s_send_switch_green, K_RESUME, K_RESUME, true, false },
-    { K_RESUME, "resume", s_send_resume, K_DONE, K_DONE, false, false },
-    { K_DONE, "done", NULL, K_DONE, K_DONE, false, false },
-    { K_BACK, "switch back", s_send_switch_blue, K_UNFREEZE, K_UNFREEZE, false, false },
-    { K_UNFREEZE, "unfreeze", s_send_unfreeze, K_UNPAUSE, K_UNPAUSE, false, false },
-    { K_UNPAUSE, "resume on blue", s_send_resume, K_ABORT_RESTORE, K_ABORT_RESTORE, false, false },
-    { K_ABORTED, "aborted", NULL, K_ABORTED, K_ABORTED, false, false },
-    { K_DRY_UNFREEZE, "unfreeze", s_send_unfreeze, K_DRY_RESUME, K_DRY_RESUME, false, false },
-    { K_DRY_RESUME, "resume", s_send_resume, K_DRY_RESTORE, K_DRY_RESTORE, false, false },
-    { K_DRY_RESTORE, "restore apply", s_send_restore, K_DONE, K_DONE, false, true },
-    { K_ABORT_RESTORE, "restore apply", s_send_restore, K_ABORTED, K_ABORTED, false, true },
+    { K_CHECK, "check roles", s_send_check, K_PAUSE, K_PAUSE, false, false, 0 },
+    { K_PAUSE, "pause", s_send_pause, K_FREEZE, K_FREEZE, true, false, 0 },
+    { K_FREEZE, "freeze", s_send_freeze, K_SEQUENCES, K_SEQUENCES, true, false, 0 },
+    { K_SEQUENCES, "sequences", s_send_sequences, K_SWITCH, K_DRY_UNFREEZE, true, false, 0 },
+    { K_SWITCH, "switch", s_send_switch_to, K_RESUME, K_RESUME, true, false, 0 },
+    { K_RESUME, "resume", s_send_resume, K_DROP_OLD, K_DONE, false, false, 0 },
+    { K_DONE, "done", NULL, K_DONE, K_DONE, false, false, 0 },
+    { K_BACK, "switch back", s_send_switch_back, K_UNFREEZE, K_UNFREEZE, false, false, 0 },
+    { K_UNFREEZE, "unfreeze", s_send_unfreeze, K_UNPAUSE, K_UNPAUSE, false, false, 0 },
+    { K_UNPAUSE, "resume on old side", s_send_resume, K_ABORT_RESTORE, K_ABORT_RESTORE, false,
+      false, 0 },
+    { K_ABORTED, "aborted", NULL, K_ABORTED, K_ABORTED, false, false, 0 },
+    { K_DRY_UNFREEZE, "unfreeze", s_send_unfreeze, K_DRY_RESUME, K_DRY_RESUME, false, false, 0 },
+    { K_DRY_RESUME, "resume", s_send_resume, K_DRY_RESTORE, K_DRY_RESTORE, false, false, 0 },
+    { K_DRY_RESTORE, "restore apply", s_send_restore, K_DONE, K_DONE, false, true, 0 },
+    { K_ABORT_RESTORE, "restore apply", s_send_restore, K_ABORTED, K_ABORTED, false, true, 0 },
+    { K_DROP_OLD, "drop old subscription", s_send_drop_old, K_DROP_OLD_SLOT, K_DONE, false,
+      false, CU_FOLLOW_TRIES },
+    { K_DROP_OLD_SLOT, "drop old slot", s_send_drop_old_slot, K_ADVANCE, K_DONE, false, false,
+      CU_FOLLOW_TRIES },
+    { K_ADVANCE, "advance new slot", s_send_advance, K_FOLLOW, K_DONE, false, false,
+      CU_FOLLOW_TRIES },
+    { K_FOLLOW, "follow", s_send_follow, K_DONE, K_DONE, false, false, CU_FOLLOW_TRIES },
 };
 
 struct cutover {
     coord_t *coord;
     journal_t *journal;
-    char *migration, *objname;
-    char *source_agent, *source_database, *target_agent, *target_database;
+    char *migration;
+    bool back;                  /* a rollback: from green to blue */
+    /* from: the side traffic leaves (fenced); to: the side it goes to. */
+    char *from_agent, *from_database, *to_agent, *to_database;
+    const char *from_backend, *to_backend; /* "blue", "green" */
+    char *sub_name;             /* our subscription on `to`, its slot on `from` */
+    char *new_name;             /* after the switch: publication and slot on `to`,
+                                   subscription on `from` */
+    bool follow;                /* set up replication to -> from after the switch */
+    Godwit__ReplicationConn to_reads_from, from_reads_to; /* strings owned */
+    Godwit__TableRef *table_refs, **tables;
+    size_t n_tables;
     char **app_roles;
     size_t n_app_roles;
-    char *repl_host, *repl_user, *repl_passfile, *repl_sslmode; /* how green reaches blue */
-    int repl_port;
     char **proxy_agents, **proxies;
     size_t n_proxies;
     uint64_t max_pause_ms, drain_ms, lease_ms;
     bool dry_run;
     bool forward_only;          /* recovered in "switching": never roll back */
+    bool prepared;              /* the new slot was made before the pause */
+    uint64_t switch_lsn;        /* `to`'s WAL position at the switch (0: unknown) */
+    unsigned tries;             /* failures of the current step */
     kstate_t state;
     unsigned inflight;          /* commands of the current step not yet answered */
     char *step_error;           /* the first failure of the current step */
@@ -158,6 +189,11 @@ static void s_journal(cutover_t *cu, const char *state)
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "state", state);
     cJSON_AddBoolToObject(j, "dry_run", cu->dry_run);
+    cJSON_AddStringToObject(j, "direction", cu->back ? "back" : "forward");
+    if (cu->switch_lsn) {
+        char pos[32];
+        cJSON_AddStringToObject(j, "switch_lsn", lsn_format(cu->switch_lsn, pos, sizeof pos));
+    }
     char *text = cJSON_PrintUnformatted(j);
     journal_event(cu->journal, cu->migration, "streaming", "cutover", text);
     free(text);
@@ -166,21 +202,35 @@ static void s_journal(cutover_t *cu, const char *state)
 
 /* ---- lifetime ----------------------------------------------------------- */
 
+static void s_conn_free(Godwit__ReplicationConn *rc)
+{
+    free(rc->host);
+    free(rc->user);
+    free(rc->passfile);
+    free(rc->sslmode);
+    free(rc->dbname);
+}
+
 static void s_free(cutover_t *cu)
 {
     free(cu->migration);
-    free(cu->objname);
-    free(cu->source_agent);
-    free(cu->source_database);
-    free(cu->target_agent);
-    free(cu->target_database);
+    free(cu->from_agent);
+    free(cu->from_database);
+    free(cu->to_agent);
+    free(cu->to_database);
+    free(cu->sub_name);
+    free(cu->new_name);
+    s_conn_free(&cu->to_reads_from);
+    s_conn_free(&cu->from_reads_to);
+    for (size_t i = 0; i < cu->n_tables; i++) {
+        free(cu->table_refs[i].schema);
+        free(cu->table_refs[i].name);
+    }
+    free(cu->table_refs);
+    free(cu->tables);
     for (size_t i = 0; i < cu->n_app_roles; i++)
         free(cu->app_roles[i]);
     free(cu->app_roles);
-    free(cu->repl_host);
-    free(cu->repl_user);
-    free(cu->repl_passfile);
-    free(cu->repl_sslmode);
     for (size_t i = 0; i < cu->n_proxies; i++) {
         free(cu->proxy_agents[i]);
         free(cu->proxies[i]);
@@ -205,8 +255,9 @@ static void s_end(cutover_t *cu)
     char *text = cJSON_PrintUnformatted(cu->report);
     journal_event(cu->journal, cu->migration, "streaming", "cutover", text);
     free(text);
-    log_info("migration %s: cutover%s %s; write pause %.1f ms", cu->migration,
-             cu->dry_run ? " rehearsal" : "", cu->state == K_DONE ? "done" : "aborted",
+    log_info("migration %s: %s%s %s; write pause %.1f ms", cu->migration,
+             cu->back ? "rollback" : "cutover", cu->dry_run ? " rehearsal" : "",
+             cu->state == K_DONE ? "done" : "aborted",
              cJSON_GetNumberValue(cJSON_GetObjectItem(cu->report, "write_pause_ms")));
     cutover_done_cb done = cu->done;
     void *arg = cu->arg;
@@ -225,6 +276,7 @@ static void s_run(cutover_t *cu);
 static void s_goto(cutover_t *cu, kstate_t to)
 {
     cu->state = to;
+    cu->tries = 0;
     free(cu->step_error);
     cu->step_error = NULL;
     if (to == K_DONE || to == K_ABORTED) {
@@ -236,8 +288,8 @@ static void s_goto(cutover_t *cu, kstate_t to)
 
 static void s_abort(cutover_t *cu, const char *why)
 {
-    log_error("migration %s: cutover aborted at %s: %s", cu->migration, s_steps[cu->state].name,
-              why);
+    log_error("migration %s: %s aborted at %s: %s", cu->migration,
+              cu->back ? "rollback" : "cutover", s_steps[cu->state].name, why);
     s_set(cu, "reason", cJSON_CreateString(why));
     s_goto(cu, K_BACK);
 }
@@ -266,6 +318,16 @@ static void s_step_over(cutover_t *cu)
             s_abort(cu, why);
             return;
         }
+        if (s_steps[st].tries && ++cu->tries >= s_steps[st].tries) {
+            log_error("migration %s: %s failed %u times (%s): no replication from %s to %s",
+                      cu->migration, s_steps[st].name, cu->tries, cu->step_error,
+                      cu->to_backend, cu->from_backend);
+            char *why = xasprintf("%s: %s", s_steps[st].name, cu->step_error);
+            s_set(cu, "follow", cJSON_CreateString(why));
+            free(why);
+            s_goto(cu, K_DONE);
+            return;
+        }
         log_warn("migration %s: cutover step %s failed (%s); again in %d ms", cu->migration,
                  s_steps[st].name, cu->step_error, CU_RETRY_MS);
         free(cu->step_error);
@@ -281,6 +343,12 @@ static void s_step_over(cutover_t *cu)
         }
     }
     kstate_t next = cu->dry_run ? s_steps[st].next_dry : s_steps[st].next;
+    if (st == K_DROP_OLD_SLOT && !cu->follow) {
+        s_set(cu, "follow", cJSON_CreateString("off"));
+        next = K_DONE;
+    }
+    if (st == K_FOLLOW)
+        s_set(cu, "follow", cJSON_CreateString("streaming"));
     if (next == K_SWITCH)
         s_journal(cu, "switching"); /* from here a restart finishes the switch */
     char point[64];
@@ -389,6 +457,18 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
         snprintf(what, sizeof what, "%u sequences set", r->set_sequences->set);
         s_detail(cu, agent, what, s_timed(r->set_sequences->steps, r->set_sequences->n_steps));
         s_set(cu, "sequences", cJSON_CreateNumber(r->set_sequences->set));
+        if (!cu->dry_run && r->set_sequences->lsn) {
+            char pos[32];
+            cu->switch_lsn = r->set_sequences->lsn;
+            s_set(cu, "switch_lsn", cJSON_CreateString(lsn_format(cu->switch_lsn, pos,
+                                                                   sizeof pos)));
+        }
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_ENSURE_SLOT) {
+        char what[96], pos[32];
+        snprintf(what, sizeof what, "slot %s %s at %s", cu->new_name,
+                 r->ensure_slot->created ? "created" : "found",
+                 lsn_format(r->ensure_slot->confirmed_lsn, pos, sizeof pos));
+        s_detail(cu, agent, what, NULL);
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD__NOT_SET) {
         s_detail(cu, agent, "done", NULL);
     } else {
@@ -444,41 +524,73 @@ static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char
 static void s_send_tune(cutover_t *cu, bool on)
 {
     Godwit__TuneSubscription ts = GODWIT__TUNE_SUBSCRIPTION__INIT;
-    ts.database = cu->target_database;
-    ts.name = cu->objname;
+    ts.database = cu->to_database;
+    ts.name = cu->sub_name;
     ts.synchronous_commit = on;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION;
     cmd.tune_subscription = &ts;
-    s_send(cu, cu->target_agent, &cmd);
+    s_send(cu, cu->to_agent, &cmd);
 }
 
+/* `to`'s publication and slot new_name; advance_to 0: made (before the
+ * pause), else moved to the switch position (after it). */
+static void s_send_ensure_slot(cutover_t *cu, uint64_t advance_to)
+{
+    Godwit__EnsureSlot es = GODWIT__ENSURE_SLOT__INIT;
+    es.database = cu->to_database;
+    es.name = cu->new_name;
+    es.n_tables = cu->n_tables;
+    es.tables = cu->tables;
+    es.advance_to = advance_to;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_ENSURE_SLOT;
+    cmd.ensure_slot = &es;
+    s_send(cu, cu->to_agent, &cmd);
+}
+
+static void s_send_drop(cutover_t *cu, const char *agent, const char *database,
+                        const char *subscription, const char *slot)
+{
+    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
+    d.database = (char *)database;
+    d.subscription = (char *)(subscription ? subscription : "");
+    d.publication = (char *)"";
+    d.slot = (char *)(slot ? slot : "");
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
+    cmd.drop_objects = &d;
+    s_send(cu, agent, &cmd);
+}
+
+/* Before the pause: can the application roles work on `to`? Our
+ * subscription's commits made synchronous; unless rehearsing, the slot for
+ * the other direction made now, outside the pause (creating a slot waits
+ * for the running transactions). */
 static void s_send_check(cutover_t *cu)
 {
-    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.host = cu->repl_host;
-    rc.port = (uint32_t)cu->repl_port;
-    rc.user = cu->repl_user;
-    rc.passfile = cu->repl_passfile;
-    rc.sslmode = cu->repl_sslmode;
-    rc.dbname = cu->source_database;
     Godwit__VerifyRoles vr = GODWIT__VERIFY_ROLES__INIT;
-    vr.database = cu->target_database;
-    vr.source = &rc;
+    vr.database = cu->to_database;
+    vr.source = &cu->to_reads_from;
     vr.n_roles = cu->n_app_roles;
     vr.roles = cu->app_roles;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_VERIFY_ROLES;
     cmd.verify_roles = &vr;
-    s_send(cu, cu->target_agent, &cmd);
+    s_send(cu, cu->to_agent, &cmd);
     s_send_tune(cu, true);
+    if (cu->follow && !cu->dry_run)
+        s_send_ensure_slot(cu, 0);
 }
 
-/* Restores our subscription's asynchronous commits after a rehearsal or
- * an abort (see TuneSubscription in the protocol). */
+/* After a rehearsal or an abort: our subscription's asynchronous commits
+ * back (see TuneSubscription in the protocol), and the slot made for the
+ * other direction dropped (it would keep `to`'s WAL). */
 static void s_send_restore(cutover_t *cu)
 {
     s_send_tune(cu, false);
+    if (cu->follow && !cu->dry_run)
+        s_send_drop(cu, cu->to_agent, cu->to_database, NULL, cu->new_name);
 }
 
 static void s_send_pause(cutover_t *cu)
@@ -489,14 +601,14 @@ static void s_send_pause(cutover_t *cu)
     s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_PAUSE, NULL);
 }
 
-static void s_send_switch_green(cutover_t *cu)
+static void s_send_switch_to(cutover_t *cu)
 {
-    s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, "green");
+    s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, cu->to_backend);
 }
 
-static void s_send_switch_blue(cutover_t *cu)
+static void s_send_switch_back(cutover_t *cu)
 {
-    s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, "blue");
+    s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, cu->from_backend);
 }
 
 static void s_send_resume(cutover_t *cu)
@@ -504,44 +616,49 @@ static void s_send_resume(cutover_t *cu)
     s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_RESUME, NULL);
 }
 
-static void s_send_fence(cutover_t *cu, Godwit__FreezeSource__Mode mode)
+static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
+                         Godwit__FreezeSource__Mode mode)
 {
     Godwit__FreezeSource fs = GODWIT__FREEZE_SOURCE__INIT;
-    fs.database = cu->source_database;
+    fs.database = (char *)database;
     fs.mode = mode;
     fs.n_app_roles = cu->n_app_roles;
     fs.app_roles = cu->app_roles;
     fs.drain_timeout_ms = cu->drain_ms;
-    /* Half the proxies' lease: left alone, blue's fence is lifted before
-     * the proxies resume by themselves, so they never resume into a blue
-     * that refuses the application's logins (PgBouncer would then refuse
-     * its clients for server_login_retry). */
+    /* Half the proxies' lease: left alone, the fence is lifted before the
+     * proxies resume by themselves, so they never resume into a side that
+     * refuses the application's logins (PgBouncer would then refuse its
+     * clients for server_login_retry). */
     fs.lease_ms = cu->lease_ms / 2;
-    fs.slot = cu->objname;
+    fs.slot = cu->sub_name;
     uint64_t left = s_timeout(cu);
     fs.wait_timeout_ms = left > 50 ? left - 50 : left;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_FREEZE_SOURCE;
     cmd.freeze_source = &fs;
-    s_send(cu, cu->source_agent, &cmd);
+    s_send(cu, agent, &cmd);
 }
 
 static void s_send_freeze(cutover_t *cu)
 {
-    s_send_fence(cu, GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE);
+    s_send_fence(cu, cu->from_agent, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE);
 }
 
 static void s_send_unfreeze(cutover_t *cu)
 {
-    s_send_fence(cu, GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
+    s_send_fence(cu, cu->from_agent, cu->from_database,
+                 GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
 }
 
-/* The target's sequences; at once, unless rehearsing, the source's fence
- * made permanent. */
+/* `to`'s sequences (and its WAL position, where the other direction
+ * starts); at once, unless rehearsing, the fence on `from` made permanent
+ * and our fence on `to` lifted, if it has one (a rollback's blue, or green
+ * after a rollback): `from` can never become writable by itself once a
+ * proxy may point at `to`, and `to` takes logins before traffic arrives. */
 static void s_send_sequences(cutover_t *cu)
 {
     Godwit__SetSequences ss = GODWIT__SET_SEQUENCES__INIT;
-    ss.database = cu->target_database;
+    ss.database = cu->to_database;
     if (cu->freeze) {
         ss.n_sequences = cu->freeze->n_sequences;
         ss.sequences = cu->freeze->sequences;
@@ -549,9 +666,58 @@ static void s_send_sequences(cutover_t *cu)
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_SET_SEQUENCES;
     cmd.set_sequences = &ss;
-    s_send(cu, cu->target_agent, &cmd);
-    if (!cu->dry_run)
-        s_send_fence(cu, GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP);
+    s_send(cu, cu->to_agent, &cmd);
+    if (!cu->dry_run) {
+        s_send_fence(cu, cu->from_agent, cu->from_database,
+                     GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP);
+        s_send_fence(cu, cu->to_agent, cu->to_database,
+                     GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
+    }
+}
+
+/* ---- after the switch: `from` follows `to` ------------------------------
+ * Without origin filtering (PostgreSQL 16's origin = none), changes would
+ * go round in a loop if both subscriptions lived at once, so the old one is
+ * dropped first (its slot with it, or by itself if the subscription could
+ * not reach it); the slot made before the pause is moved to the switch
+ * position, past what `to` had replicated in; then `from` subscribes to it
+ * without copying. */
+
+static void s_send_drop_old(cutover_t *cu)
+{
+    s_send_drop(cu, cu->to_agent, cu->to_database, cu->sub_name, NULL);
+}
+
+static void s_send_drop_old_slot(cutover_t *cu)
+{
+    s_send_drop(cu, cu->from_agent, cu->from_database, NULL, cu->sub_name);
+}
+
+static void s_send_advance(cutover_t *cu)
+{
+    if (!cu->switch_lsn) {
+        log_error("migration %s: the switch position is not known (a journal from an older "
+                  "build): %s does not follow %s", cu->migration, cu->from_backend,
+                  cu->to_backend);
+        s_set(cu, "follow", cJSON_CreateString("the switch position is not known"));
+        s_goto(cu, K_DONE);
+        return;
+    }
+    s_send_ensure_slot(cu, cu->switch_lsn);
+}
+
+static void s_send_follow(cutover_t *cu)
+{
+    Godwit__EnsureSubscription es = GODWIT__ENSURE_SUBSCRIPTION__INIT;
+    es.database = cu->from_database;
+    es.name = cu->new_name;
+    es.source = &cu->from_reads_to;
+    es.publication = cu->new_name;
+    es.attach = true;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION;
+    cmd.ensure_subscription = &es;
+    s_send(cu, cu->from_agent, &cmd);
 }
 
 static void s_run(cutover_t *cu)
@@ -568,18 +734,50 @@ static void s_run(cutover_t *cu)
 
 /* ---- the interface ------------------------------------------------------ */
 
+/* rc filled with copies of conn's values, to reach database. */
+static void s_conn_copy(Godwit__ReplicationConn *rc, const plan_conn_t *conn, const char *database)
+{
+    godwit__replication_conn__init(rc);
+    rc->host = xstrdup(conn->host ? conn->host : "");
+    rc->port = (uint32_t)conn->port;
+    rc->user = xstrdup(conn->user ? conn->user : "");
+    rc->passfile = xstrdup(conn->passfile ? conn->passfile : "");
+    rc->sslmode = xstrdup(conn->sslmode ? conn->sslmode : "");
+    rc->dbname = xstrdup(database);
+}
+
 cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, const char *objname,
-                         bool dry_run, const char *recover, cutover_done_cb done, void *arg)
+                         const char *revname, bool back, bool dry_run, const cJSON *recover,
+                         cutover_done_cb done, void *arg)
 {
     cutover_t *cu = xcalloc(1, sizeof *cu);
     cu->coord = c;
     cu->journal = j;
     cu->migration = xstrdup(m->name);
-    cu->objname = xstrdup(objname);
-    cu->source_agent = xstrdup(m->source.agent);
-    cu->source_database = xstrdup(m->source.database);
-    cu->target_agent = xstrdup(m->target.agent);
-    cu->target_database = xstrdup(m->target.database);
+    cu->back = back;
+    const plan_side_t *from = back ? &m->target : &m->source, *to = back ? &m->source : &m->target;
+    cu->from_agent = xstrdup(from->agent);
+    cu->from_database = xstrdup(from->database);
+    cu->to_agent = xstrdup(to->agent);
+    cu->to_database = xstrdup(to->database);
+    cu->from_backend = back ? "green" : "blue";
+    cu->to_backend = back ? "blue" : "green";
+    cu->sub_name = xstrdup(back ? revname : objname);
+    cu->new_name = xstrdup(back ? objname : revname);
+    /* Back, blue must follow green again: the migration goes on streaming. */
+    cu->follow = back || !m->cutover.reverse_off;
+    const plan_conn_t *green_reads_blue = &m->replication, *blue_reads_green = &m->reverse_replication;
+    s_conn_copy(&cu->to_reads_from, back ? blue_reads_green : green_reads_blue, from->database);
+    s_conn_copy(&cu->from_reads_to, back ? green_reads_blue : blue_reads_green, to->database);
+    cu->n_tables = m->n_tables;
+    cu->table_refs = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *cu->table_refs);
+    cu->tables = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *cu->tables);
+    for (size_t i = 0; i < m->n_tables; i++) {
+        godwit__table_ref__init(&cu->table_refs[i]);
+        cu->table_refs[i].schema = xstrdup(m->tables[i].schema);
+        cu->table_refs[i].name = xstrdup(m->tables[i].name);
+        cu->tables[i] = &cu->table_refs[i];
+    }
     cu->n_app_roles = m->cutover.app_roles.count;
     cu->app_roles = xcalloc(cu->n_app_roles ? cu->n_app_roles : 1, sizeof *cu->app_roles);
     for (size_t i = 0; i < cu->n_app_roles; i++)
@@ -592,11 +790,6 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
         cu->proxy_agents[i] = xstrdup(p->agent);
         cu->proxies[i] = xstrdup(p->proxy);
     }
-    cu->repl_host = xstrdup(m->replication.host);
-    cu->repl_port = (int)m->replication.port;
-    cu->repl_user = xstrdup(m->replication.user ? m->replication.user : "");
-    cu->repl_passfile = xstrdup(m->replication.passfile ? m->replication.passfile : "");
-    cu->repl_sslmode = xstrdup(m->replication.sslmode ? m->replication.sslmode : "");
     cu->max_pause_ms = (uint64_t)m->cutover.max_write_pause_ms;
     cu->drain_ms = (uint64_t)m->cutover.drain_timeout_ms;
     cu->lease_ms = (uint64_t)m->cutover.lease_ms;
@@ -609,21 +802,31 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
     cu->report = cJSON_CreateObject();
     cJSON_AddStringToObject(cu->report, "state", "running");
     cJSON_AddBoolToObject(cu->report, "dry_run", dry_run);
+    cJSON_AddStringToObject(cu->report, "direction", back ? "back" : "forward");
+    cJSON_AddStringToObject(cu->report, "to", cu->to_backend);
     cJSON_AddNumberToObject(cu->report, "started_at_ms", (double)units_now_ms());
     cJSON_AddNullToObject(cu->report, "finished_at_ms");
     cJSON_AddNullToObject(cu->report, "reason");
     cJSON_AddNullToObject(cu->report, "write_pause_ms");
     cJSON_AddArrayToObject(cu->report, "timeline");
-    if (recover && strcmp(recover, "switching") == 0) {
+    const char *rstate = recover ? cJSON_GetStringValue(cJSON_GetObjectItem(recover, "state"))
+                                 : NULL;
+    const char *rlsn = recover ? cJSON_GetStringValue(cJSON_GetObjectItem(recover, "switch_lsn"))
+                               : NULL;
+    if (rlsn && !lsn_parse(rlsn, &cu->switch_lsn))
+        cu->switch_lsn = 0;
+    if (recover && !rstate)
+        rstate = "started";
+    if (rstate && strcmp(rstate, "switching") == 0) {
         log_warn("migration %s: the coordinator stopped while switching the proxies; finishing "
                  "the switch", cu->migration);
-        s_set(cu, "recovered_from", cJSON_CreateString(recover));
+        s_set(cu, "recovered_from", cJSON_CreateString(rstate));
         cu->forward_only = true;
         cu->state = K_SWITCH;
-    } else if (recover) {
+    } else if (rstate) {
         log_warn("migration %s: the coordinator stopped during the cutover (%s); rolling back",
-                 cu->migration, recover);
-        s_set(cu, "recovered_from", cJSON_CreateString(recover));
+                 cu->migration, rstate);
+        s_set(cu, "recovered_from", cJSON_CreateString(rstate));
         s_set(cu, "reason", cJSON_CreateString("the coordinator restarted during the cutover"));
         cu->state = K_BACK;
     } else {

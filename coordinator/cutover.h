@@ -47,11 +47,15 @@ typedef struct cutover cutover_t;
  * to green. Never runs from inside cutover_start. */
 typedef void (*cutover_done_cb)(cJSON *report, bool switched, void *arg);
 
-/* Starts the cutover of m (whose slot is objname; gates already checked)
- * from the beginning, or, with recover set to a journaled state ("started"
- * or "switching"), finishes or rolls back an interrupted one. */
+/* Starts the cutover of m (gates already checked) from the beginning, or,
+ * with recover set to the last journaled detail (its "state" "started" or
+ * "switching", its "switch_lsn"), finishes or rolls back an interrupted
+ * one. objname names our publication and slot on blue and subscription on
+ * green; revname the same the other way. back: a rollback, green to blue
+ * (blue follows green before it, green follows blue after it). */
 cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, const char *objname,
-                         bool dry_run, const char *recover, cutover_done_cb done, void *arg);
+                         const char *revname, bool back, bool dry_run, const cJSON *recover,
+                         cutover_done_cb done, void *arg);
 /* Sends the next step when it is due (first step, retries): call it from
  * the migration tick. */
 void cutover_tick(cutover_t *cu);

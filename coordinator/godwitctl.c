@@ -55,6 +55,10 @@ static void s_usage(FILE *f)
             "  migrate pause|resume M         disable or enable our subscription\n"
             "  migrate abort M                remove what godwit created; the source is left as it was\n"
             "  cutover M [--dry-run] [--json] switch M's traffic to green (or rehearse it)\n"
+            "  rollback M [--dry-run] [--json]\n"
+            "                                 switch it back to blue, which followed green\n"
+            "  cleanup M [--json]             after a cutover: drop our subscriptions, slots and\n"
+            "                                 publications on both sides (no rollback after it)\n"
             "  migrate verify M [--json] [--no-wait]\n"
             "                                 compare every table, source against target, while it streams\n"
             "  version\n"
@@ -751,13 +755,17 @@ static void s_render_cutover(const cJSON *c, double now, FILE *out)
     const char *state = s_str(c, "state", "?");
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(c, "dry_run"));
     const cJSON *wp = cJSON_GetObjectItem(c, "write_pause_ms");
-    fprintf(out, "  cutover%s: %s", dry ? " rehearsal" : "", state);
+    bool back = strcmp(s_str(c, "direction", ""), "back") == 0;
+    fprintf(out, "  %s%s: %s", back ? "rollback" : "cutover", dry ? " rehearsal" : "", state);
     if (cJSON_IsNumber(wp))
         fprintf(out, ", write pause %.1f ms", wp->valuedouble);
     if (cJSON_IsString(cJSON_GetObjectItem(c, "final_lsn")))
         fprintf(out, ", final LSN %s", s_str(c, "final_lsn", "?"));
     if (cJSON_IsString(cJSON_GetObjectItem(c, "reason")))
         fprintf(out, "; %s", s_str(c, "reason", ""));
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "follow")))
+        fprintf(out, "; %s follows %s: %s", back ? "green" : "blue", back ? "blue" : "green",
+                s_str(c, "follow", ""));
     fputc('\n', out);
     const cJSON *t;
     cJSON_ArrayForEach(t, cJSON_GetObjectItem(c, "timeline"))
@@ -779,8 +787,9 @@ static void s_render_cutover(const cJSON *c, double now, FILE *out)
     }
 }
 
-/* cutover M [--dry-run] [--json]: starts it and follows it to its end. 0
- * when done (switched, or rehearsed), 1 when refused or aborted. */
+/* cutover|rollback M [--dry-run] [--json]: starts it and follows it to
+ * its end. 0 when done (switched, or rehearsed), 1 when refused or
+ * aborted. */
 static int s_cmd_cutover(const char *sock, int argc, char **argv)
 {
     bool json = false, dry = false;
@@ -805,11 +814,72 @@ static int s_cmd_cutover(const char *sock, int argc, char **argv)
     cJSON_AddStringToObject(req, "cmd", "cutover");
     cJSON_AddStringToObject(req, "name", name);
     cJSON_AddBoolToObject(req, "dry_run", dry);
+    cJSON_AddBoolToObject(req, "rollback", strcmp(argv[0], "rollback") == 0);
     int code = s_ask(sock, req);
     if (code != 0)
         return code;
     static const char *const finals[] = { "done", "aborted", NULL };
     return s_follow(sock, name, "cutover", finals, 100, json, s_render_cutover);
+}
+
+/* cleanup M [--json]: asks for it and waits (two minutes at most) until
+ * the migration is done. 0 when done; 1 when refused or still failing,
+ * with the step's last error. */
+static int s_cmd_cleanup(const char *sock, int argc, char **argv)
+{
+    bool json = false;
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (!name && argv[i][0] != '-')
+            name = argv[i];
+        else {
+            s_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!name) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "migrate_cleanup");
+    cJSON_AddStringToObject(req, "name", name);
+    int code = s_ask(sock, req);
+    if (code != 0)
+        return code;
+    char err[512];
+    for (int waited_ms = 0;; waited_ms += 200) {
+        req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "cmd", "migrate_status");
+        cJSON_AddStringToObject(req, "name", name);
+        cJSON *resp = s_call(sock, req, 30, err, sizeof err);
+        cJSON_Delete(req);
+        if (!resp) {
+            fprintf(stderr, "godwitctl: %s\n", err);
+            return EXIT_UNREACHABLE;
+        }
+        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
+        const char *state = s_str(m, "state", "?");
+        bool done = strcmp(state, "done") == 0;
+        if (done || waited_ms >= 120000) {
+            if (json) {
+                char *out = cJSON_Print(m);
+                puts(out);
+                cJSON_free(out);
+            } else if (done) {
+                printf("migration %s: cleaned up: %s\n", name, s_str(m, "doing", ""));
+            } else {
+                fprintf(stderr, "godwitctl: migration %s: still %s after two minutes: %s\n", name,
+                        state, s_str(m, "last_error", "no error reported"));
+            }
+            cJSON_Delete(resp);
+            return done ? 0 : EXIT_DEGRADED;
+        }
+        cJSON_Delete(resp);
+        usleep(200 * 1000);
+    }
 }
 
 static int s_cmd_migrate(const char *sock, int argc, char **argv)
@@ -1005,8 +1075,10 @@ int main(int argc, char **argv)
         return s_cmd_plan(sock, argc - i, argv + i);
     if (strcmp(cmd, "migrate") == 0)
         return s_cmd_migrate(sock, argc - i, argv + i);
-    if (strcmp(cmd, "cutover") == 0)
+    if (strcmp(cmd, "cutover") == 0 || strcmp(cmd, "rollback") == 0)
         return s_cmd_cutover(sock, argc - i, argv + i);
+    if (strcmp(cmd, "cleanup") == 0)
+        return s_cmd_cleanup(sock, argc - i, argv + i);
     if (strcmp(cmd, "version") == 0) {
         printf("godwitctl %s\n", GODWIT_VERSION);
         return 0;

@@ -35,6 +35,9 @@ typedef enum {
     M_RESUMING,
     M_ABORTED,
     M_SWITCHED,
+    M_CLEANUP_SOURCE,
+    M_CLEANUP_TARGET,
+    M_DONE,
     M__COUNT
 } mstate_t;
 
@@ -48,6 +51,7 @@ struct mig {
     plan_t plan;             /* one migration, loaded from its journaled JSON */
     plan_migration_t *m;     /* plan_at(&plan, 0) */
     char objname[64];        /* godwit_<name>: publication, subscription, slot */
+    char revname[64];        /* godwit_<name>_rev: the same, green to blue (cutover.h) */
     mstate_t state;
     bool busy;               /* a step's command is in flight */
     uint64_t gen;            /* bumped per send and per forced move: older results are stale */
@@ -96,6 +100,8 @@ static void s_send_drop_target(mig_t *g, Godwit__Command *cmd);
 static void s_send_drop_source(mig_t *g, Godwit__Command *cmd);
 static void s_send_disable(mig_t *g, Godwit__Command *cmd);
 static void s_send_enable(mig_t *g, Godwit__Command *cmd);
+static void s_send_cleanup_source(mig_t *g, Godwit__Command *cmd);
+static void s_send_cleanup_target(mig_t *g, Godwit__Command *cmd);
 
 /* The state machine. `poll_ms` > 0: the step is a status poll that repeats
  * until its condition holds (copy: every table ready) or forever
@@ -140,7 +146,15 @@ static const struct {
       "enabling our subscription on the target, then waiting for it to catch up" },
     { M_ABORTED, "aborted", false, NULL, M_ABORTED, 0, 0, false, "nothing of ours is left" },
     { M_SWITCHED, "switched", false, NULL, M_SWITCHED, 0, 0, false,
-      "cut over: traffic goes to green; blue is fenced, kept as it was at the switch" },
+      "cut over: traffic goes to green; blue is fenced and follows green (unless "
+      "cutover.reverse is off), ready for a rollback" },
+    { M_CLEANUP_SOURCE, "cleanup_source", false, s_send_cleanup_source, M_CLEANUP_TARGET, 120000,
+      0, false, "cleanup: dropping our subscription, publication and slot on blue" },
+    { M_CLEANUP_TARGET, "cleanup_target", true, s_send_cleanup_target, M_DONE, 120000, 0, false,
+      "cleanup: dropping our subscription, publication and slot on green" },
+    { M_DONE, "done", false, NULL, M_DONE, 0, 0, false,
+      "done: traffic goes to green; blue stays fenced and follows nothing; nothing of ours is "
+      "left on either side" },
 };
 
 static const char *s_name(mstate_t s) { return s < M__COUNT ? s_states[s].name : "?"; }
@@ -247,26 +261,26 @@ static void s_send_sync(mig_t *g, Godwit__Command *cmd)
     s_send_and_free(g, cmd, NULL, NULL);
 }
 
-static void s_send_drop_target(mig_t *g, Godwit__Command *cmd)
+/* Our objects on one side: the subscription from the other side, the
+ * publication and slot for it. On green: objname's subscription, revname's
+ * publication and slot (left by a cutover that aborted, a rollback, or made
+ * for reverse replication); on blue the other way round. */
+static void s_send_drop_side(mig_t *g, Godwit__Command *cmd, bool target)
 {
     Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
-    d.database = g->m->target.database;
-    d.subscription = g->objname;
+    d.database = target ? g->m->target.database : g->m->source.database;
+    d.subscription = target ? g->objname : g->revname;
+    d.publication = target ? g->revname : g->objname;
+    d.slot = d.publication;
     cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
     cmd->drop_objects = &d;
     s_send_and_free(g, cmd, NULL, NULL);
 }
 
-static void s_send_drop_source(mig_t *g, Godwit__Command *cmd)
-{
-    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
-    d.database = g->m->source.database;
-    d.publication = g->objname;
-    d.slot = g->objname;
-    cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
-    cmd->drop_objects = &d;
-    s_send_and_free(g, cmd, NULL, NULL);
-}
+static void s_send_drop_target(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, true); }
+static void s_send_drop_source(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, false); }
+static void s_send_cleanup_source(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, false); }
+static void s_send_cleanup_target(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, true); }
 
 static void s_send_enabled(mig_t *g, Godwit__Command *cmd, bool enabled)
 {
@@ -552,7 +566,7 @@ bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64
 static bool s_slot_may_exist(mstate_t s)
 {
     return s == M_COPY || s == M_CATCHUP || s == M_POSTDATA || s == M_STREAMING ||
-           s == M_PAUSING || s == M_PAUSED || s == M_RESUMING || s == M_SWITCHED;
+           s == M_PAUSING || s == M_PAUSED || s == M_RESUMING;
 }
 
 static void s_protect(migset_t *ms, mig_t *g)
@@ -617,6 +631,7 @@ static mig_t *s_mig_new(migset_t *ms, const char *label, const char *json, mstat
     g->set = ms;
     g->m = plan_at(&g->plan, 0);
     snprintf(g->objname, sizeof g->objname, "godwit_%s", g->m->name);
+    snprintf(g->revname, sizeof g->revname, "godwit_%s_rev", g->m->name);
     g->state = state;
     g->state_since_ms = units_now_ms();
     char *last = journal_last_event(ms->journal, g->m->name, "verify");
@@ -811,14 +826,31 @@ bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
 
 /* ---- cutover ---- */
 
+static bool s_is_back(const cJSON *report)
+{
+    const char *d = cJSON_GetStringValue(cJSON_GetObjectItem(report, "direction"));
+    return d && strcmp(d, "back") == 0;
+}
+
 static void s_cutover_done(cJSON *report, bool switched, void *arg)
 {
     mig_t *g = arg;
     g->cutover = NULL; /* it ends itself after done */
     cJSON_Delete(g->cutover_last);
     g->cutover_last = report;
-    if (switched)
-        s_move(g, M_SWITCHED, "cutover done: traffic goes to green");
+    if (!switched)
+        return;
+    const char *follow = cJSON_GetStringValue(cJSON_GetObjectItem(report, "follow"));
+    char detail[600];
+    if (s_is_back(report)) {
+        snprintf(detail, sizeof detail, "rolled back: traffic goes to blue; green follows blue: %s",
+                 follow ? follow : "?");
+        s_move(g, M_STREAMING, detail);
+    } else {
+        snprintf(detail, sizeof detail, "cutover done: traffic goes to green; blue follows green: %s",
+                 follow ? follow : "?");
+        s_move(g, M_SWITCHED, detail);
+    }
 }
 
 /* A cutover the journal says was under way when the coordinator stopped:
@@ -826,19 +858,25 @@ static void s_cutover_done(cJSON *report, bool switched, void *arg)
 static void s_cutover_recover(migset_t *ms, mig_t *g)
 {
     const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(g->cutover_last, "state"));
-    if (!state || g->state != M_STREAMING ||
+    bool back = s_is_back(g->cutover_last);
+    if (!state || g->state != (back ? M_SWITCHED : M_STREAMING) ||
         (strcmp(state, "started") != 0 && strcmp(state, "switching") != 0))
         return;
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(g->cutover_last, "dry_run"));
-    g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, dry, state,
-                               s_cutover_done, g);
+    g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, g->revname, back, dry,
+                               g->cutover_last, s_cutover_done, g);
 }
 
-/* The gates: false with why when the cutover must not start. */
-static bool s_cutover_gates(migset_t *ms, mig_t *g, char *why, size_t whylen)
+/* The gates: false with why when the cutover (back: the rollback) must
+ * not start. */
+static bool s_cutover_gates(migset_t *ms, mig_t *g, bool back, char *why, size_t whylen)
 {
     const plan_migration_t *m = g->m;
-    if (g->state != M_STREAMING) {
+    if (back && g->state != M_SWITCHED) {
+        snprintf(why, whylen, "it is %s: a rollback starts from switched", s_name(g->state));
+        return false;
+    }
+    if (!back && g->state != M_STREAMING) {
         snprintf(why, whylen, "it is %s: the cutover starts from streaming", s_name(g->state));
         return false;
     }
@@ -851,21 +889,20 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, char *why, size_t whylen)
         return false;
     }
     const char *vs = cJSON_GetStringValue(cJSON_GetObjectItem(g->verify_last, "state"));
-    if (!vs || strcmp(vs, "equal") != 0) {
+    if (back) {
+        /* verify, tables and apply errors are the forward direction's */
+    } else if (!vs || strcmp(vs, "equal") != 0) {
         snprintf(why, whylen, "the last verify is %s, not equal: run godwitctl migrate verify %s",
                  vs ? vs : "missing", m->name);
         return false;
-    }
-    if (!g->sync) {
+    } else if (!g->sync) {
         snprintf(why, whylen, "the target has not reported its tables yet; try again in a few "
                  "seconds");
         return false;
-    }
-    if (!g->sync->all_ready) {
+    } else if (!g->sync->all_ready) {
         snprintf(why, whylen, "not every table is ready");
         return false;
-    }
-    if (g->repl_error && units_now_ms() - g->repl_error_at_ms < 60000) {
+    } else if (g->repl_error && units_now_ms() - g->repl_error_at_ms < 60000) {
         snprintf(why, whylen, "a replication error in the last minute: %s", g->repl_error);
         return false;
     }
@@ -890,14 +927,21 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, char *why, size_t whylen)
     }
     /* Lag and the predicted pause: the target's replay lag plus the round
      * trips of the freeze batch (pause, freeze, sequences, switch, resume). */
-    const Godwit__Report *rep = coord_agent_report(ms->coord, m->source.agent);
+    const Godwit__Report *rep = coord_agent_report(ms->coord, back ? m->target.agent
+                                                                   : m->source.agent);
+    const char *slot_name = back ? g->revname : g->objname;
     const Godwit__Slot *slot = NULL;
     for (size_t i = 0; rep && rep->postgres && i < rep->postgres->n_slots; i++)
-        if (strcmp(rep->postgres->slots[i]->name, g->objname) == 0)
+        if (strcmp(rep->postgres->slots[i]->name, slot_name) == 0)
             slot = rep->postgres->slots[i];
     if (!slot || !slot->active) {
-        snprintf(why, whylen, "our slot on the source is not active (is the subscription "
-                 "streaming?)");
+        if (back)
+            snprintf(why, whylen, "blue does not follow green (slot %s on green is not active%s): "
+                     "a rollback would lose green's writes", slot_name,
+                     m->cutover.reverse_off ? "; cutover.reverse is off" : "");
+        else
+            snprintf(why, whylen, "our slot on the source is not active (is the subscription "
+                     "streaming?)");
         return false;
     }
     double lag_ms = slot->has_replay_lag ? slot->replay_lag_seconds * 1000.0 : 0;
@@ -916,7 +960,8 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, char *why, size_t whylen)
     return true;
 }
 
-bool migset_cutover(migset_t *ms, const char *name, bool dry_run, char *err, size_t errlen)
+bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, char *err,
+                    size_t errlen)
 {
     mig_t *g = s_find(ms, name);
     if (!g) {
@@ -928,12 +973,38 @@ bool migset_cutover(migset_t *ms, const char *name, bool dry_run, char *err, siz
         return false;
     }
     char why[700];
-    if (!s_cutover_gates(ms, g, why, sizeof why)) {
-        snprintf(err, errlen, "migration %s: cutover refused: %s", name, why);
+    if (!s_cutover_gates(ms, g, back, why, sizeof why)) {
+        snprintf(err, errlen, "migration %s: %s refused: %s", name, back ? "rollback" : "cutover",
+                 why);
         return false;
     }
-    g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, dry_run, NULL,
-                               s_cutover_done, g);
+    g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, g->revname, back,
+                               dry_run, NULL, s_cutover_done, g);
+    return true;
+}
+
+bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    mig_t *g = s_find(ms, name);
+    if (!g) {
+        snprintf(err, errlen, "no migration named %s", name);
+        return false;
+    }
+    if (g->state == M_CLEANUP_SOURCE || g->state == M_CLEANUP_TARGET || g->state == M_DONE)
+        return true;
+    if (g->cutover) {
+        snprintf(err, errlen, "migration %s: a cutover is running", name);
+        return false;
+    }
+    if (g->state != M_SWITCHED) {
+        snprintf(err, errlen, "migration %s is %s: cleanup follows a cutover (switched); before "
+                 "one, abort drops our objects", name, s_name(g->state));
+        return false;
+    }
+    if (!s_force(g, M_CLEANUP_SOURCE, "cleanup requested by the operator: no rollback after this")) {
+        snprintf(err, errlen, "migration %s: the journal refused the change", name);
+        return false;
+    }
     return true;
 }
 
@@ -1093,6 +1164,23 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
         cJSON_AddNumberToObject(e, "times", g->repl_error_repeats);
     } else {
         cJSON_AddNullToObject(o, "replication_error");
+    }
+    /* After a cutover: blue following green, from green's slot for it. */
+    const Godwit__Report *trep = coord_agent_report(ms->coord, g->m->target.agent);
+    const Godwit__Slot *rslot = NULL;
+    if (g->state == M_SWITCHED && trep && trep->postgres)
+        for (size_t i = 0; i < trep->postgres->n_slots; i++)
+            if (strcmp(trep->postgres->slots[i]->name, g->revname) == 0)
+                rslot = trep->postgres->slots[i];
+    if (rslot) {
+        cJSON *f = cJSON_AddObjectToObject(o, "follow");
+        cJSON_AddStringToObject(f, "slot", g->revname);
+        cJSON_AddBoolToObject(f, "active", rslot->active);
+        cJSON_AddNumberToObject(f, "lag_bytes", rslot->confirmed_flush_lsn
+            ? (double)lsn_diff(trep->postgres->current_lsn, rslot->confirmed_flush_lsn) : 0);
+        cJSON_AddNumberToObject(f, "slot_retained_bytes", (double)rslot->retained_bytes);
+    } else {
+        cJSON_AddNullToObject(o, "follow");
     }
     if (g->cutover)
         cJSON_AddItemToObject(o, "cutover", cJSON_Duplicate(cutover_report(g->cutover), true));

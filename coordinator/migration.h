@@ -87,9 +87,17 @@ void migset_replication_error(migset_t *ms, const char *agent, const char *objec
 /* Starts the cutover (phase 7; cutover.h) of m, or its rehearsal, after
  * checking the gates: streaming, the last verify equal, every table ready,
  * no replication error in the last minute, every agent involved connected,
- * lag under max_lag and the predicted pause inside max_write_pause. False
- * with err (naming the gate) when refused. */
-bool migset_cutover(migset_t *ms, const char *name, bool dry_run, char *err, size_t errlen)
+ * lag under max_lag and the predicted pause inside max_write_pause. back:
+ * the rollback, from switched, with blue following green (green's slot for
+ * it active, its lag within limits). False with err (naming the gate) when
+ * refused. */
+bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
+
+/* Drops every object of ours on both sides of a switched m (blue's
+ * subscription to green, green's publication and slot for it, blue's
+ * publication): no rollback afterwards; blue stays fenced. */
+bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Status of one migration (name) or all (NULL), schema in docs/migrate.md;

@@ -27,14 +27,18 @@ static const cfg_field_t s_side[2][3] = {
     },
 };
 
-static const cfg_field_t s_replication[] = {
-    { .key = "host", .type = CFG_STRING, .offset = M(replication.host), .required = true },
-    { .key = "port", .type = CFG_INT, .offset = M(replication.port), .min = 1, .max = 65535 },
-    { .key = "user", .type = CFG_STRING, .offset = M(replication.user), .required = true },
-    { .key = "passfile", .type = CFG_PATH, .offset = M(replication.passfile) },
-    { .key = "sslmode", .type = CFG_STRING, .offset = M(replication.sslmode) },
-    CFG_END,
-};
+#define S_CONN_FIELDS(f)                                                                       \
+    {                                                                                          \
+        { .key = "host", .type = CFG_STRING, .offset = M(f.host), .required = true },          \
+        { .key = "port", .type = CFG_INT, .offset = M(f.port), .min = 1, .max = 65535 },       \
+        { .key = "user", .type = CFG_STRING, .offset = M(f.user), .required = true },          \
+        { .key = "passfile", .type = CFG_PATH, .offset = M(f.passfile) },                      \
+        { .key = "sslmode", .type = CFG_STRING, .offset = M(f.sslmode) }, CFG_END,             \
+    }
+static const cfg_field_t s_replication[] = S_CONN_FIELDS(replication);
+static const cfg_field_t s_reverse_replication[] = S_CONN_FIELDS(reverse_replication);
+
+static const char *const s_on_off[] = { "on", "off", NULL };
 
 static const cfg_field_t s_options[] = {
     { .key = "disk_margin_percent", .type = CFG_INT, .offset = M(options.disk_margin_percent),
@@ -67,6 +71,8 @@ static const cfg_field_t s_cutover[] = {
       .min = 1, .max = 600000 },
     { .key = "lease", .type = CFG_DURATION_MS, .offset = M(cutover.lease_ms), .min = 1000,
       .max = 3600000 },
+    { .key = "reverse", .type = CFG_ENUM, .offset = M(cutover.reverse_off),
+      .enum_values = s_on_off },
     CFG_END,
 };
 
@@ -75,6 +81,7 @@ static const cfg_field_t s_migration[] = {
     { .key = "source", .type = CFG_SECTION, .required = true, .children = s_side[0] },
     { .key = "target", .type = CFG_SECTION, .required = true, .children = s_side[1] },
     { .key = "replication", .type = CFG_SECTION, .required = true, .children = s_replication },
+    { .key = "reverse_replication", .type = CFG_SECTION, .children = s_reverse_replication },
     { .key = "tables", .type = CFG_STRING_LIST, .offset = M(tables_raw), .min = 1, .max = 100000 },
     { .key = "options", .type = CFG_SECTION, .children = s_options },
     { .key = "cutover", .type = CFG_SECTION, .children = s_cutover },
@@ -169,6 +176,18 @@ static bool s_check(const char *name, plan_t *plan, char *err, size_t errlen)
         }
         if (m->replication.port == 0)
             m->replication.port = 5432;
+        if (m->reverse_replication.port == 0)
+            m->reverse_replication.port = 5432;
+        if (m->cutover.proxies.count && !m->cutover.reverse_off && !m->reverse_replication.host) {
+            snprintf(err, errlen,
+                     "%s: migrations[%zu].reverse_replication: missing: after the cutover the "
+                     "source follows the target (cutover.reverse is on by default), so the plan "
+                     "says how the source reaches the target (host, port, user, as in "
+                     "replication); or set cutover.reverse: off (then no rollback without losing "
+                     "the target's writes)",
+                     name, i);
+            return false;
+        }
         if (m->options.disk_margin_percent == 0)
             m->options.disk_margin_percent = 120;
         if (m->options.max_lag_ms == 0)
@@ -212,6 +231,18 @@ void plan_free(plan_t *plan)
     cfg_free(s_plan, plan);
 }
 
+static void s_conn_json(cJSON *o, const char *key, const plan_conn_t *c)
+{
+    cJSON *r = cJSON_AddObjectToObject(o, key);
+    cJSON_AddStringToObject(r, "host", c->host);
+    cJSON_AddNumberToObject(r, "port", (double)c->port);
+    cJSON_AddStringToObject(r, "user", c->user);
+    if (c->passfile)
+        cJSON_AddStringToObject(r, "passfile", c->passfile);
+    if (c->sslmode)
+        cJSON_AddStringToObject(r, "sslmode", c->sslmode);
+}
+
 char *plan_migration_to_json(const plan_migration_t *m)
 {
     cJSON *root = cJSON_CreateObject();
@@ -225,14 +256,9 @@ char *plan_migration_to_json(const plan_migration_t *m)
     cJSON *t = cJSON_AddObjectToObject(o, "target");
     cJSON_AddStringToObject(t, "agent", m->target.agent);
     cJSON_AddStringToObject(t, "database", m->target.database);
-    cJSON *r = cJSON_AddObjectToObject(o, "replication");
-    cJSON_AddStringToObject(r, "host", m->replication.host);
-    cJSON_AddNumberToObject(r, "port", (double)m->replication.port);
-    cJSON_AddStringToObject(r, "user", m->replication.user);
-    if (m->replication.passfile)
-        cJSON_AddStringToObject(r, "passfile", m->replication.passfile);
-    if (m->replication.sslmode)
-        cJSON_AddStringToObject(r, "sslmode", m->replication.sslmode);
+    s_conn_json(o, "replication", &m->replication);
+    if (m->reverse_replication.host)
+        s_conn_json(o, "reverse_replication", &m->reverse_replication);
     if (m->n_tables) {
         cJSON *tl = cJSON_AddArrayToObject(o, "tables");
         for (size_t i = 0; i < m->tables_raw.count; i++)
@@ -274,6 +300,7 @@ char *plan_migration_to_json(const plan_migration_t *m)
     cJSON_AddStringToObject(co, "drain_timeout", buf);
     snprintf(buf, sizeof buf, "%lldms", (long long)m->cutover.lease_ms);
     cJSON_AddStringToObject(co, "lease", buf);
+    cJSON_AddStringToObject(co, "reverse", s_on_off[m->cutover.reverse_off ? 1 : 0]);
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     char *out = xstrdup(text);

@@ -35,16 +35,21 @@ typedef struct {
     char *proxy;
 } plan_proxy_t;
 
+/* How one side reaches the other's server for logical replication. */
+typedef struct {
+    char *host;
+    int64_t port;
+    char *user;
+    char *passfile;
+    char *sslmode;
+} plan_conn_t;
+
 typedef struct {
     char *name;
     plan_side_t source, target;
-    struct {
-        char *host;
-        int64_t port;
-        char *user;
-        char *passfile;
-        char *sslmode;
-    } replication;
+    plan_conn_t replication;          /* how the target reaches the source */
+    plan_conn_t reverse_replication;  /* how the source reaches the target (after the
+                                         switch); host NULL when not given */
     cfg_strings_t tables_raw;   /* "schema.table" as written; empty: all */
     plan_table_t *tables;       /* parsed from tables_raw */
     size_t n_tables;
@@ -61,6 +66,8 @@ typedef struct {
         int64_t max_write_pause_ms;    /* default 2 s */
         int64_t drain_timeout_ms;      /* default: half of max_write_pause */
         int64_t lease_ms;              /* default 15 s */
+        int reverse_off;               /* 0: "on" (default), 1: "off": replication
+                                          target -> source after the switch */
     } cutover;
 } plan_migration_t;
 

@@ -100,6 +100,9 @@ echo "filling blue/shop with pgbench data (scale 10, about 150 MB)..."
 # pgbench_history has no key: give it a replica identity (preflight would say so).
 psql_blue -d shop -c "ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL" >/dev/null
 psql_blue -c "CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER" >/dev/null
+# After the cutover blue follows green (for a rollback): the same role there.
+"$pgbin/psql" -X -q -h 127.0.0.1 -p "$green_port" -U postgres \
+    -c "CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER" >/dev/null
 # The application's role, on both sides (roles are not part of a database's
 # dump), and its rights on blue; green gets them once the schema is there.
 grants="GRANT ALL ON ALL TABLES IN SCHEMA public TO app; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app"
@@ -123,6 +126,9 @@ auth_type = trust
 auth_file = $work/pgbouncer/userlist.txt
 admin_users = postgres
 pool_mode = transaction
+# A server connection still logging in when PAUSE closes it counts as a
+# failed login; a retry wait would then refuse clients after the switch.
+server_login_retry = 0
 ignore_startup_parameters = extra_float_digits,options
 logfile = $work/pgbouncer/pgbouncer.log
 INI
@@ -158,6 +164,7 @@ migrations:
     source: {agent: blue, database: shop}
     target: {agent: green, database: shop}
     replication: {host: 127.0.0.1, port: $blue_port, user: godwit_repl}
+    reverse_replication: {host: 127.0.0.1, port: $green_port, user: godwit_repl}
     options: {slot_wal_limit: 1GiB}
     cutover:
       app_roles: [app]

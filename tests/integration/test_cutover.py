@@ -43,6 +43,7 @@ class PgBouncer:
                     "listen_port = %d\nunix_socket_dir =\nauth_type = trust\n"
                     "auth_file = %s/userlist.txt\nadmin_users = postgres\n"
                     "pool_mode = transaction\nmax_client_conn = 200\ndefault_pool_size = 20\n"
+                    "server_login_retry = 0\n"
                     "ignore_startup_parameters = extra_float_digits,options\n"
                     "logfile = %s/pgbouncer.log\n" % (self.include, self.port, self.dir, self.dir))
         for root, dirs, files in os.walk(self.dir):
@@ -397,7 +398,7 @@ def test_one_proxy_fails_to_switch_both_back_on_blue(rig):
           "aborted at the switch: %s %s" % (r.stdout.decode()[-3000:], r.stderr.decode()))
     steps = [t["step"] for t in rep["timeline"]]
     check(steps[:5] == ["check roles", "pause", "freeze", "sequences", "switch"] and
-          "switch back" in steps and "resume on blue" in steps, "the abort path: %r" % steps)
+          "switch back" in steps and "resume on old side" in steps, "the abort path: %r" % steps)
     check(on_port(bouncer) == blue.port, "the first proxy is back on blue")
     shutil.rmtree(second.include)
     os.rename(second.include + ".real", second.include)
@@ -409,6 +410,105 @@ def test_one_proxy_fails_to_switch_both_back_on_blue(rig):
     bench_clean(bench, seconds)
 
 
+def our_objects(cluster):
+    """Our publications, slots and subscriptions on cluster, as names."""
+    q = ("SELECT string_agg(n, ',' ORDER BY n) FROM ("
+         " SELECT 'pub:' || pubname AS n FROM pg_publication UNION ALL"
+         " SELECT 'slot:' || slot_name FROM pg_replication_slots UNION ALL"
+         " SELECT 'sub:' || subname FROM pg_subscription) x")
+    out = cluster.psql(q, db="shop")
+    return set(out.split(",")) if out else set()
+
+
+def settled(a, b):
+    """b has every pgbench_history row of a (replication caught up)."""
+    return not (set(history(a)) - set(history(b)))
+
+
+def switch(coord, what, *args):
+    """godwitctl cutover|rollback shop args..., asked again for up to 10 s
+    while refused only because the agents have not reported the new
+    direction's slot active yet (they report once a second)."""
+    deadline = time.monotonic() + 10
+    while True:
+        r = coord.ctl(what, "shop", *args, check_rc=False)
+        if r.returncode == 0 or b"not active" not in r.stderr or time.monotonic() > deadline:
+            return r
+        time.sleep(0.3)
+
+
+def test_rollback_after_cutover(rig):
+    """Cutover with reverse replication (the plan's default): blue follows
+    green; rows written on green after the switch reach blue; the rollback
+    switches traffic back to blue with nothing lost, green follows blue;
+    a second cutover goes to green again; cleanup then leaves nothing of
+    ours on either side. pgbench writes through PgBouncer all along."""
+    seconds = 75
+    blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds)
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    check(r.returncode == 0 and rep.get("follow") == "streaming",
+          "cutover done, blue follows green: %s %s" % (r.stdout.decode()[-3000:], r.stderr.decode()))
+    print("   cutover: write pause %.1f ms, switch at %s" % (rep["write_pause_ms"], rep["switch_lsn"]))
+    check(on_port(bouncer) == green.port and not can_login(blue), "on green, blue fenced")
+    check(our_objects(blue) == {"pub:godwit_shop", "sub:godwit_shop_rev"} and
+          our_objects(green) == {"pub:godwit_shop_rev", "slot:godwit_shop_rev"},
+          "blue subscribes to green, the forward subscription is gone: %r %r" % (
+              our_objects(blue), our_objects(green)))
+    # Written on green after the switch: through PgBouncer (pgbench too).
+    bouncer.psql("INSERT INTO public.customers (name) VALUES ('written on green')")
+    wait_for("blue has green's writes", lambda: blue.psql(
+        "SELECT count(*) FROM public.customers WHERE name = 'written on green'", db="shop") == "1",
+        15, interval=0.2)
+    st = wait_for("follow reported", lambda: (lambda s: s if s and s["follow"] and
+                  s["follow"]["active"] else None)(mstatus(coord)), 15)
+    print("   blue follows green: lag %d bytes" % st["follow"]["lag_bytes"])
+
+    r = switch(coord, "rollback")
+    text = r.stdout.decode()
+    print(text)
+    check(r.returncode == 0 and "rollback: done" in text, "rollback done: %s %s" % (
+        text, r.stderr.decode()))
+    st = mstatus(coord)
+    check(st["state"] == "streaming", "streaming again: %r" % st["state"])
+    check(on_port(bouncer) == blue.port, "PgBouncer back on blue")
+    check(can_login(blue) and not can_login(green), "blue writable, green fenced")
+    check(our_objects(green) == {"pub:godwit_shop_rev", "sub:godwit_shop"} and
+          our_objects(blue) == {"pub:godwit_shop", "slot:godwit_shop"},
+          "green follows blue again: %r %r" % (our_objects(blue), our_objects(green)))
+    check(blue.psql("SELECT count(*) FROM public.customers WHERE name = 'written on green'",
+                    db="shop") == "1", "the row written on green is on blue")
+    # Blue's writes after the rollback reach green; green's sequences hold.
+    wait_for("green follows blue", lambda: settled(blue, green), 20, interval=0.5)
+
+    # And to green once more (blue's verify still stands), then cleanup.
+    r = switch(coord, "cutover", "--json")
+    rep = json.loads(r.stdout or b"{}")
+    check(r.returncode == 0 and rep.get("state") == "done", "second cutover: %s %s" % (
+        r.stdout.decode()[-3000:], r.stderr.decode()))
+    check(on_port(bouncer) == green.port and can_login(green) and not can_login(blue),
+          "on green again, green writable, blue fenced")
+    check(time.monotonic() - bench.started < seconds - 3, "all of it while pgbench ran")
+    bench_clean(bench, seconds)
+    wait_for("blue has all of green's rows", lambda: settled(green, blue), 20, interval=0.5)
+    hb, hg = history(blue), history(green)
+    check(sorted(hb) == sorted(hg), "pgbench_history equal on both: %d and %d rows" % (
+        len(hb), len(hg)))
+    for c in (blue, green):
+        sums = c.psql("SELECT (SELECT sum(delta) FROM public.pgbench_history) = "
+                      "(SELECT sum(abalance) FROM public.pgbench_accounts)", db="shop")
+        check(sums == "t", "%s: history and balances agree" % c.name)
+    bouncer.psql("INSERT INTO public.customers (name) VALUES ('after two switches')")
+
+    r = coord.ctl("cleanup", "shop", check_rc=False)
+    check(r.returncode == 0, "cleanup: %s %s" % (r.stdout.decode(), r.stderr.decode()))
+    check(mstatus(coord)["state"] == "done", "done")
+    check(not our_objects(blue) and not our_objects(green),
+          "nothing of ours left: %r %r" % (our_objects(blue), our_objects(green)))
+    r = coord.ctl("rollback", "shop", check_rc=False)
+    check(r.returncode == 1 and b"switched" in r.stderr, "no rollback after cleanup: %r" % r.stderr)
+
+
 if __name__ == "__main__":
     harness.run([test_cutover_through_pgbouncer, test_crash_after_pause_rolls_back,
                  test_crash_after_freeze_rolls_back, test_crash_after_sequences_finishes,
@@ -416,4 +516,5 @@ if __name__ == "__main__":
                  test_coordinator_gone_after_freeze_leases_release_blue,
                  test_cutover_through_haproxy,
                  test_cutover_over_a_wan_link,
-                 test_one_proxy_fails_to_switch_both_back_on_blue])
+                 test_one_proxy_fails_to_switch_both_back_on_blue,
+                 test_rollback_after_cutover])

@@ -62,13 +62,15 @@ def setup(rig, options="", extra_agents=(), wan_ms=None):
                            check=True, stdout=harness.subprocess.PIPE, stderr=harness.subprocess.STDOUT)
     # pgbench_history has no key: give it an identity so it can replicate.
     blue.psql("ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL", db="shop")
-    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER")
+    for c in (blue, green):  # green too: blue follows green after a cutover
+        c.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER")
     coord = Coordinator(rig, ["blue", "green"] + list(extra_agents)).start()
-    coord.dial, repl_port = coord, blue.port
+    coord.dial, repl_port, rev_port = coord, blue.port, green.port
     if wan_ms:
         relay = harness.Relay(rig, coord.port, delay_ms=wan_ms, name="relay-coordinator")
         coord.dial = harness.types.SimpleNamespace(endpoint="tcp://127.0.0.1:%d" % relay.port)
         repl_port = harness.Relay(rig, blue.port, delay_ms=wan_ms, name="relay-replication").port
+        rev_port = harness.Relay(rig, green.port, delay_ms=wan_ms, name="relay-reverse").port
     Agent(rig, "blue", coord.dial, role="source", cluster=blue).start()
     Agent(rig, "green", coord.dial, role="target", cluster=green).start()
     for n in ("blue", "green"):
@@ -79,8 +81,9 @@ def setup(rig, options="", extra_agents=(), wan_ms=None):
                 "  - name: shop\n"
                 "    source: {agent: blue, database: shop}\n"
                 "    target: {agent: green, database: shop}\n"
-                "    replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n" % repl_port
-                + options)
+                "    replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n"
+                "    reverse_replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n"
+                % (repl_port, rev_port) + options)
     return blue, green, coord, plan
 
 

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -107,6 +108,48 @@ static void test_refusals(void **state)
               "plan.yaml:6: migrations[0].options.disk_margin_percent:");
 }
 
+/* A cutover needs to know how blue reaches green afterwards (reverse
+ * replication, on by default), or to be told it is off. */
+static void test_reverse_replication(void **state)
+{
+    (void)state;
+    static const char head[] = "migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+                               "    target: {agent: b, database: e}\n"
+                               "    replication: {host: h, user: u}\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s    cutover: {app_roles: [app], proxies: [{agent: p, proxy: x}]}\n",
+             head);
+    s_refused(text, "migrations[0].reverse_replication: missing");
+    snprintf(text, sizeof text, "%s    cutover: {app_roles: [app], proxies: [{agent: p, proxy: x}],"
+             " reverse: sideways}\n", head);
+    s_refused(text, "migrations[0].cutover.reverse");
+
+    plan_t p, q;
+    char err[512] = "";
+    snprintf(text, sizeof text, "%s    cutover: {app_roles: [app], proxies: [{agent: p, proxy: x}],"
+             " reverse: off}\n", head);
+    assert_true(plan_load_string("plan.yaml", text, &p, err, sizeof err));
+    assert_int_equal(plan_at(&p, 0)->cutover.reverse_off, 1);
+    assert_null(plan_at(&p, 0)->reverse_replication.host);
+    plan_free(&p);
+
+    snprintf(text, sizeof text, "%s    reverse_replication: {host: g, port: 5433, user: v}\n"
+             "    cutover: {app_roles: [app], proxies: [{agent: p, proxy: x}]}\n", head);
+    if (!plan_load_string("plan.yaml", text, &p, err, sizeof err))
+        fail_msg("%s", err);
+    const plan_migration_t *m = plan_at(&p, 0);
+    assert_int_equal(m->cutover.reverse_off, 0);
+    assert_string_equal(m->reverse_replication.host, "g");
+    assert_int_equal(m->reverse_replication.port, 5433);
+    char *json = plan_migration_to_json(m);
+    if (!plan_load_string("journal", json, &q, err, sizeof err))
+        fail_msg("%s: %s", err, json);
+    assert_string_equal(plan_at(&q, 0)->reverse_replication.user, "v");
+    free(json);
+    plan_free(&q);
+    plan_free(&p);
+}
+
 /* The journal keeps a migration as JSON and reads it back as a plan. */
 static void test_json_round_trip(void **state)
 {
@@ -134,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_good_plan),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_reverse_replication),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
