@@ -32,13 +32,15 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    PgBouncer (transaction mode), pgbench writing 100 tx/s through it as the
    application's own role, at 0 and at 25 ms round trip (a relay of our own
    delaying 12.5 ms each way between the agents and the coordinator and
-   between green and blue): --cutovers rehearsals (`cutover --dry-run`:
-   every step of the write pause but the switch) and then the real
-   cutover. The write pause as godwit measured it (first PAUSE sent to last
+   between green and blue): --cutovers real cutovers back and forth
+   (`cutover`, `rollback`, `cutover`, ...; blue follows green and green
+   follows blue in turn through reverse replication). The write pause as godwit measured it (first PAUSE sent to last
    RESUME answered) and as the application saw it (the longest gap between
    two transactions' completions in pgbench's per-transaction log, during
-   each cutover), p50/p99/max; failed transactions (pgbench's count); lost
-   rows (pgbench_history rows on blue missing on green after the switch).
+   each cutover, against windows of the same length without one: the
+   baseline), p50/p99/max; failed transactions (pgbench's count); lost rows
+   (pgbench_history rows either side has that the side traffic ended on
+   lacks, once the other side caught up).
 
 Targets (issue 2): agent < 10 MB RSS and < 1 % CPU; 1000 agents at 1 Hz
 under 25 % of one core with round trip p99 under 10 ms. (Issue 3): at least
@@ -297,28 +299,35 @@ def pct(values, p):
 
 
 def bench_cutover(n, rtt_ms):
-    """n rehearsals then the real cutover at rtt_ms round trip."""
+    """n real cutovers back and forth (cutover, rollback, cutover, ...)
+    with reverse replication, at rtt_ms round trip."""
     import re
     import test_cutover as tc
     rig = harness.Rig("bench-cutover-%d" % rtt_ms)
     try:
-        seconds = 60 + n * 4
+        seconds = 60 + n * 5
         txlog = rig.path("txlog")
         blue, green, coord, bouncer, bench = tc.ready(
             rig, bench_seconds=seconds, wan_ms=rtt_ms / 2.0 if rtt_ms else None,
             bench_extra=["-l", "--log-prefix", txlog])
-        windows, godwit = [], []
-        for i in range(n + 1):
-            args = ["cutover", "shop", "--json"] + (["--dry-run"] if i < n else [])
+        windows, quiet, godwit = [], [], []
+        for i in range(n):
+            what = "cutover" if i % 2 == 0 else "rollback"
             t0 = time.time()
-            r = coord.ctl(*args, check_rc=False)
-            windows.append((t0, time.time()))
+            r = tc.switch(coord, what, "--json")
+            t1 = time.time()
             rep = json.loads(r.stdout or b"{}")
-            if r.returncode != 0 or rep.get("state") != "done":
-                raise RuntimeError("cutover %d: %s %s" % (i, r.stdout.decode()[-2000:],
-                                                          r.stderr.decode()))
+            if r.returncode != 0 or rep.get("state") != "done" or rep.get("follow") != "streaming":
+                raise RuntimeError("%s %d: %s %s" % (what, i, r.stdout.decode()[-2000:],
+                                                     r.stderr.decode()))
+            windows.append((t0, t1))
             godwit.append(rep["write_pause_ms"])
-            time.sleep(1)
+            # The same length of time with no cutover, as the baseline.
+            time.sleep(1.0)
+            quiet.append((time.time(), time.time() + (t1 - t0)))
+            time.sleep(max(0.5, t1 - t0) + 0.5)
+        if time.time() - bench.started > seconds - 2:
+            raise RuntimeError("pgbench ended before the last cutover: raise its duration")
         rc = bench.wait(seconds + 60)
         out = open(bench.log_path).read()
         failed = re.search(r"number of failed transactions: (\d+)", out)
@@ -330,18 +339,30 @@ def bench_cutover(n, rtt_ms):
                     if len(parts) >= 6 and parts[2].isdigit():
                         done.append(int(parts[4]) + int(parts[5]) / 1e6)
         done.sort()
-        gaps = []
-        for t0, t1 in windows:
-            inside = [t for t in done if t0 - 0.5 <= t <= t1 + 0.5]
-            gaps.append(max((b - a for a, b in zip(inside, inside[1:])), default=0) * 1000.0)
-        hb, hg = tc.history(blue), tc.history(green)
-        lost = len(set(hb) - set(hg))
-        return {"rtt_ms": rtt_ms, "cutovers": n + 1, "pgbench_rc": rc,
+
+        def longest_gaps(spans):
+            out = []
+            for t0, t1 in spans:
+                inside = [t for t in done if t0 - 0.5 <= t <= t1 + 0.5]
+                out.append(max((b - a for a, b in zip(inside, inside[1:])), default=0) * 1000.0)
+            return out
+        gaps, base = longest_gaps(windows), longest_gaps(quiet)
+        # Lost: a row some side committed that the side traffic ended on
+        # lacks, once the follower has caught up.
+        primary, follower = (green, blue) if n % 2 else (blue, green)
+        harness.wait_for("the follower caught up", lambda: not (
+            set(tc.history(primary)) - set(tc.history(follower))), 60, interval=0.5)
+        hp, hf = set(tc.history(primary)), set(tc.history(follower))
+        lost = len((hp | hf) - hp)
+        return {"rtt_ms": rtt_ms, "cutovers": n, "pgbench_rc": rc,
                 "failed": int(failed.group(1)) if failed else -1, "lost_rows": lost,
+                "rows": len(hp),
                 "godwit_ms": {"p50": pct(godwit, 50), "p99": pct(godwit, 99), "max": max(godwit),
                               "all": godwit},
                 "app_gap_ms": {"p50": pct(gaps, 50), "p99": pct(gaps, 99), "max": max(gaps),
-                               "all": gaps}}
+                               "all": gaps},
+                "baseline_gap_ms": {"p50": pct(base, 50), "p99": pct(base, 99), "max": max(base),
+                                    "all": base}}
     finally:
         rig.close()
 
@@ -381,14 +402,18 @@ def main():
         rows = [bench_cutover(n, rtt) for rtt in (0, 25)]
         results["cutover"] = rows
         lines += ["", "Cutover write pause through PgBouncer under pgbench (100 tx/s): %d "
-                  "rehearsals and one real cutover per round trip" % n,
+                  "cutovers back and forth (cutover, rollback, ...) with reverse replication, per "
+                  "round trip" % n,
                   "| round trip | cutovers | godwit pause p50 / p99 / max | application's longest "
-                  "gap p50 / p99 / max | failed tx | lost rows |", "|---|---|---|---|---|---|"]
+                  "gap p50 / p99 / max | same, no cutover (baseline) p50 / p99 | failed tx | "
+                  "lost rows |", "|---|---|---|---|---|---|---|"]
         for r in rows:
-            g, a = r["godwit_ms"], r["app_gap_ms"]
-            lines.append("| %d ms | %d | %.0f / %.0f / %.0f ms | %.0f / %.0f / %.0f ms | %d | %d |" % (
-                r["rtt_ms"], r["cutovers"], g["p50"], g["p99"], g["max"], a["p50"], a["p99"],
-                a["max"], r["failed"], r["lost_rows"]))
+            g, a, b = r["godwit_ms"], r["app_gap_ms"], r["baseline_gap_ms"]
+            lines.append("| %d ms | %d | %.0f / %.0f / %.0f ms | %.0f / %.0f / %.0f ms | "
+                         "%.0f / %.0f ms | %d | %d of %d |" % (
+                             r["rtt_ms"], r["cutovers"], g["p50"], g["p99"], g["max"], a["p50"],
+                             a["p99"], a["max"], b["p50"], b["p99"], r["failed"], r["lost_rows"],
+                             r["rows"]))
         lines.append("Target: p99 under 250 ms at 25 ms round trip, zero failed, zero lost.")
     if args.only in (None, "agent"):
         a = bench_agent(20 if args.quick else 60)
