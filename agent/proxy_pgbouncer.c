@@ -6,7 +6,9 @@
  * holds that entry (pgbouncer.ini: `%include FILE` under [databases]).
  *
  *   STATUS  SHOW DATABASES: the entry's host, port and paused flag
- *   PAUSE   PAUSE db: waits for running transactions, then holds new ones.
+ *   PAUSE   (once no server connection of the entry is still logging in:
+ *           SHOW POOLS) PAUSE db: waits for running transactions, then holds
+ *           new ones.
  *           Bounded by pause_timeout; then on_pause_timeout says what to do:
  *           resume (drop the waiting PAUSE and RESUME: the pause failed), or
  *           terminate (the backends of the transactions still running, as
@@ -38,6 +40,7 @@
 #include "xalloc.h"
 
 #define PGB_FILE_MAX (64 * 1024)
+#define PGB_LOGIN_POLL_MS 5
 
 typedef struct pgb pgb_t;
 typedef void (*pgb_next_fn)(pgb_t *d);
@@ -408,14 +411,8 @@ static void s_on_pause_timeout(uv_timer_t *t)
     s_read(d, s_gave_up_read);
 }
 
-static void s_pause_read(pgb_t *d)
+static void s_pause_send(pgb_t *d)
 {
-    if (d->out->paused) {
-        d->out->already = true;
-        s_finish(d, NULL);
-        return;
-    }
-    d->step_mono = units_mono_ms();
     d->pause_waiting = true;
     char *sql = s_stmt(d, "PAUSE");
     /* The statement's own deadline leaves room for the policy to act. */
@@ -428,6 +425,62 @@ static void s_pause_read(pgb_t *d)
         return;
     }
     uv_timer_start(&d->timer, s_on_pause_timeout, d->req->pause_timeout_ms, 0);
+}
+
+/* PAUSE closes the entry's server connections that are still logging in,
+ * and PgBouncer counts each as a failed login: with no server left after
+ * the switch, it then fails its waiting clients at RESUME ("server login
+ * has been failing", or a wait of server_login_retry; see docs/proxy.md).
+ * So PAUSE waits, half of pause_timeout at most, until SHOW POOLS shows
+ * none of the entry's in sv_login. */
+static void s_pause_check(pgb_t *d);
+
+static void s_on_login_wait(uv_timer_t *t)
+{
+    s_pause_check(t->data);
+}
+
+static void s_pools_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    pgb_t *d = arg;
+    if (!r->ok) {
+        char *m = pgconn_result_message("SHOW POOLS", r);
+        s_failf(d, "%s", m);
+        free(m);
+        return;
+    }
+    int64_t logging_in = 0;
+    for (int i = 0; i < PQntuples(r->res); i++)
+        if (strcmp(pgconn_col_str(r->res, i, "database"), d->cfg->pgbouncer.database) == 0)
+            logging_in += pgconn_col_i64(r->res, i, "sv_login", 0);
+    uint64_t bound = d->req->pause_timeout_ms / 2;
+    if (logging_in > 0 && units_mono_ms() - d->step_mono < bound) {
+        uv_timer_start(&d->timer, s_on_login_wait, PGB_LOGIN_POLL_MS, 0);
+        return;
+    }
+    if (logging_in > 0)
+        log_warn("proxy %s: %lld server connections of %s still log in after %llu ms; pausing "
+                 "anyway (clients may see \"server login has been failing\" after the pause)",
+                 d->cfg->name, (long long)logging_in, d->cfg->pgbouncer.database,
+                 (unsigned long long)bound);
+    s_pause_send(d);
+}
+
+static void s_pause_check(pgb_t *d)
+{
+    s_exec(&d->admin, "SHOW POOLS", true, NULL, s_pools_done);
+}
+
+static void s_pause_read(pgb_t *d)
+{
+    if (d->out->paused) {
+        d->out->already = true;
+        s_finish(d, NULL);
+        return;
+    }
+    d->step_mono = units_mono_ms();
+    s_pause_check(d);
 }
 
 /* ---- SWITCH ---- */

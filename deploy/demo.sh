@@ -126,9 +126,6 @@ auth_type = trust
 auth_file = $work/pgbouncer/userlist.txt
 admin_users = postgres
 pool_mode = transaction
-# A server connection still logging in when PAUSE closes it counts as a
-# failed login; a retry wait would then refuse clients after the switch.
-server_login_retry = 0
 ignore_startup_parameters = extra_float_digits,options
 logfile = $work/pgbouncer/pgbouncer.log
 INI

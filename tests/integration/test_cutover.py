@@ -43,7 +43,6 @@ class PgBouncer:
                     "listen_port = %d\nunix_socket_dir =\nauth_type = trust\n"
                     "auth_file = %s/userlist.txt\nadmin_users = postgres\n"
                     "pool_mode = transaction\nmax_client_conn = 200\ndefault_pool_size = 20\n"
-                    "server_login_retry = 0\n"
                     "ignore_startup_parameters = extra_float_digits,options\n"
                     "logfile = %s/pgbouncer.log\n" % (self.include, self.port, self.dir, self.dir))
         for root, dirs, files in os.walk(self.dir):

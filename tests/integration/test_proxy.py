@@ -104,6 +104,16 @@ class PgBouncer:
             raise RuntimeError(r.stderr.decode())
         return r.stdout.decode()
 
+    def logging_in(self):
+        """SHOW POOLS' sv_login for the app entry."""
+        r = subprocess.run([PSQL, "-X", "-A", "-F", "|", "-h", "127.0.0.1", "-p", str(self.port),
+                            "-U", "postgres", "-d", "pgbouncer", "-c", "SHOW POOLS"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=True)
+        lines = r.stdout.decode().splitlines()
+        hdr = lines[0].split("|")
+        return sum(int(l.split("|")[hdr.index("sv_login")]) for l in lines[1:-1]
+                   if l.split("|")[0] == "app")
+
     def paused(self):
         """PgBouncer's own paused flag for the app entry."""
         r = subprocess.run([PSQL, "-X", "-A", "-F", "|", "-h", "127.0.0.1", "-p", str(self.port),
@@ -174,6 +184,42 @@ def test_pgbouncer_switch_under_load(rig):
     # The report carries the proxy's state to the coordinator.
     wait_for("report shows green", lambda: coord.agent("px").get("proxies", [{}])[0].get("backend")
              == "green", 10)
+
+
+def test_pgbouncer_pause_while_a_server_logs_in(rig):
+    """PAUSE closes server connections still logging in, and PgBouncer
+    counts that as a failed login: with no server left after RESUME, it
+    makes clients wait server_login_retry (15 s) or fails them ("server
+    login has been failing"). The driver lets such logins finish before
+    it pauses. Blue is behind a
+    relay (100 ms each way), so a login lasts long enough to be caught."""
+    blue, green = rig.cluster("blue"), rig.cluster("green")
+    relay = harness.Relay(rig, blue.port, delay_ms=100, name="relay-login")
+    pgb = PgBouncer(rig, relay.port)
+
+    class Via:
+        port = relay.port
+    coord, _ = rig_with_agent(rig, "proxies:\n" + pgb.yaml("pool", Via, green))
+    failures = 0
+    for attempt in range(3):
+        client = subprocess.Popen([PSQL, "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(pgb.port),
+                                   "-U", "postgres", "-d", "app", "-c", "SELECT 'served'"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Wait until PgBouncer logs in to the server for it, then pause.
+        wait_for("a server logging in", lambda: pgb.logging_in() > 0, 5, interval=0.002)
+        proxy(coord, "pool", "pause", "--lease", "10s")
+        proxy(coord, "pool", "resume")
+        t0 = time.monotonic()
+        out, err = client.communicate(timeout=30)
+        took = time.monotonic() - t0
+        ok = client.returncode == 0 and out.decode().strip() == "served" and took < 3
+        print("  attempt %d: %s %.1f s after the resume" % (
+            attempt, "served" if client.returncode == 0 else err.decode().strip(), took))
+        failures += not ok
+        pgb.admin("RECONNECT app")  # an empty pool again for the next attempt
+        time.sleep(0.3)
+    check(failures == 0, "%d of 3 clients failed or waited 3 s or more after a pause during a "
+          "server login" % failures)
 
 
 def _open_transaction(pgb):
@@ -464,4 +510,4 @@ if __name__ == "__main__":
     harness.run([test_bad_proxy_config, test_pgbouncer_switch_under_load,
                  test_pgbouncer_pause_blocked, test_lease_after_coordinator_kill,
                  test_haproxy_switch_and_reload, test_haproxy_pause_with_open_sessions,
-                 test_nginx_switch_and_failed_test])
+                 test_nginx_switch_and_failed_test, test_pgbouncer_pause_while_a_server_logs_in])
