@@ -38,6 +38,8 @@ typedef enum {
     M_CLEANUP_SOURCE,
     M_CLEANUP_TARGET,
     M_DONE,
+    M_UNFOLLOW_TARGET,
+    M_UNFOLLOW_SOURCE,
     M__COUNT
 } mstate_t;
 
@@ -101,6 +103,8 @@ static void s_send_drop_source(mig_t *g, Godwit__Command *cmd);
 static void s_send_disable(mig_t *g, Godwit__Command *cmd);
 static void s_send_enable(mig_t *g, Godwit__Command *cmd);
 static void s_send_cleanup_source(mig_t *g, Godwit__Command *cmd);
+static void s_send_unfollow_target(mig_t *g, Godwit__Command *cmd);
+static void s_send_unfollow_source(mig_t *g, Godwit__Command *cmd);
 static void s_send_cleanup_target(mig_t *g, Godwit__Command *cmd);
 
 /* The state machine. `poll_ms` > 0: the step is a status poll that repeats
@@ -155,6 +159,10 @@ static const struct {
     { M_DONE, "done", false, NULL, M_DONE, 0, 0, false,
       "done: traffic goes to green; blue stays fenced and follows nothing; nothing of ours is "
       "left on either side" },
+    { M_UNFOLLOW_TARGET, "unfollow_target", true, s_send_unfollow_target, M_UNFOLLOW_SOURCE,
+      60000, 0, false, "protecting green: dropping its slot for blue first (no rollback then)" },
+    { M_UNFOLLOW_SOURCE, "unfollow_source", false, s_send_unfollow_source, M_SWITCHED, 120000, 0,
+      false, "protecting green: dropping blue's subscription to green" },
 };
 
 static const char *s_name(mstate_t s) { return s < M__COUNT ? s_states[s].name : "?"; }
@@ -281,6 +289,29 @@ static void s_send_drop_target(mig_t *g, Godwit__Command *cmd) { s_send_drop_sid
 static void s_send_drop_source(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, false); }
 static void s_send_cleanup_source(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, false); }
 static void s_send_cleanup_target(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, true); }
+
+/* Protection after the cutover: green's slot for blue, then blue's
+ * subscription (which cannot reach its slot any more: detached, then
+ * dropped). */
+static void s_send_unfollow_target(mig_t *g, Godwit__Command *cmd)
+{
+    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
+    d.database = g->m->target.database;
+    d.slot = g->revname;
+    cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
+    cmd->drop_objects = &d;
+    s_send_and_free(g, cmd, NULL, NULL);
+}
+
+static void s_send_unfollow_source(mig_t *g, Godwit__Command *cmd)
+{
+    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
+    d.database = g->m->source.database;
+    d.subscription = g->revname;
+    cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
+    cmd->drop_objects = &d;
+    s_send_and_free(g, cmd, NULL, NULL);
+}
 
 static void s_send_enabled(mig_t *g, Godwit__Command *cmd, bool enabled)
 {
@@ -569,11 +600,41 @@ static bool s_slot_may_exist(mstate_t s)
            s == M_PAUSING || s == M_PAUSED || s == M_RESUMING;
 }
 
+/* After the cutover green is blue's source: the same limits protect green
+ * from its slot for blue (while it exists). */
+static void s_protect_green(migset_t *ms, mig_t *g)
+{
+    const plan_migration_t *m = g->m;
+    const Godwit__Report *rep = coord_agent_report(ms->coord, m->target.agent);
+    bool has_slot = false;
+    for (size_t i = 0; rep && rep->postgres && i < rep->postgres->n_slots; i++)
+        has_slot |= strcmp(rep->postgres->slots[i]->name, g->revname) == 0;
+    char why[512];
+    if (!has_slot || g->cutover ||
+        !migration_source_at_risk(rep, g->revname, m->options.slot_wal_limit_bytes,
+                                  m->options.source_disk_floor_bytes, units_now_ms(), why,
+                                  sizeof why))
+        return;
+    log_error("migration %s: protecting green from its slot for blue: %s; blue stops following "
+              "green (no rollback without losing green's writes)", m->name, why);
+    char detail[640];
+    snprintf(detail, sizeof detail, "protecting green (blue's source after the cutover): %s", why);
+    if (s_force(g, M_UNFOLLOW_TARGET, detail)) {
+        free(g->stopped_because);
+        g->stopped_because = xasprintf("blue stopped following green: on green, %s", why);
+    }
+}
+
 static void s_protect(migset_t *ms, mig_t *g)
 {
     const plan_migration_t *m = g->m;
-    if (!s_slot_may_exist(g->state) ||
-        (!m->options.slot_wal_limit_bytes && !m->options.source_disk_floor_bytes))
+    if (!m->options.slot_wal_limit_bytes && !m->options.source_disk_floor_bytes)
+        return;
+    if (g->state == M_SWITCHED) {
+        s_protect_green(ms, g);
+        return;
+    }
+    if (!s_slot_may_exist(g->state))
         return;
     char why[512];
     if (!migration_source_at_risk(coord_agent_report(ms->coord, m->source.agent), g->objname,

@@ -119,12 +119,12 @@ def history(cluster):
 
 
 def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", grant_green=True, wan_ms=None,
-          two_proxies=False, bench_extra=(), lease="15s", haproxy=False):
+          two_proxies=False, bench_extra=(), lease="15s", haproxy=False, options="max_lag: 5s"):
     """Blue, green, a coordinator, PgBouncer in front of blue with its proxy
     agent, pgbench writing through it as the role app, the migration
     streaming and verified equal."""
     proxies = "{agent: px, proxy: pgb}" + (", {agent: px2, proxy: pgb}" if two_proxies else "")
-    cutover = ("    options: {max_lag: 5s}\n"
+    cutover = ("    options: {%s}\n" % options +
                "    cutover:\n      app_roles: [app]\n"
                "      proxies: [%s]\n      max_write_pause: %s\n      lease: %s\n"
                % (proxies, max_write_pause, lease))
@@ -508,6 +508,37 @@ def test_rollback_after_cutover(rig):
     check(r.returncode == 1 and b"switched" in r.stderr, "no rollback after cleanup: %r" % r.stderr)
 
 
+def test_green_protected_after_cutover(rig):
+    """After the cutover green holds a slot for blue. When blue stops
+    taking changes and that slot would keep more WAL than slot_wal_limit,
+    godwit drops it on green first, then blue's subscription: the migration
+    stays switched, says why, and refuses a rollback that would lose
+    green's writes; the application never notices."""
+    seconds = 45
+    blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds,
+                                               options="max_lag: 5s, slot_wal_limit: 24MB")
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    check(r.returncode == 0 and json.loads(r.stdout)["follow"] == "streaming", "cut over: %s %s" % (
+        r.stdout.decode()[-2000:], r.stderr.decode()))
+    blue.psql("ALTER SUBSCRIPTION godwit_shop_rev DISABLE", db="shop")  # blue stops taking changes
+    green.psql("CREATE TABLE public.bulk AS SELECT g, repeat('x', 300) AS pad "
+               "FROM generate_series(1, 120000) g", db="shop")
+    st = wait_for("green protected", lambda: (lambda s: s if s and s["state"] == "switched" and
+                  s["stopped_because"] and s["follow"] is None else None)(mstatus(coord)), 30,
+                  interval=0.5)
+    print("   %s" % st["stopped_because"])
+    check("blue stopped following green" in st["stopped_because"], "says why")
+    check("slot:godwit_shop_rev" not in our_objects(green) and
+          "sub:godwit_shop_rev" not in our_objects(blue),
+          "green's slot and blue's subscription gone: %r %r" % (our_objects(green),
+                                                               our_objects(blue)))
+    r = coord.ctl("rollback", "shop", check_rc=False)
+    check(r.returncode == 1 and b"blue does not follow green" in r.stderr,
+          "rollback refused: %r" % r.stderr)
+    check(on_port(bouncer) == green.port, "traffic still on green")
+    bench_clean(bench, seconds)
+
+
 if __name__ == "__main__":
     harness.run([test_cutover_through_pgbouncer, test_crash_after_pause_rolls_back,
                  test_crash_after_freeze_rolls_back, test_crash_after_sequences_finishes,
@@ -516,4 +547,4 @@ if __name__ == "__main__":
                  test_cutover_through_haproxy,
                  test_cutover_over_a_wan_link,
                  test_one_proxy_fails_to_switch_both_back_on_blue,
-                 test_rollback_after_cutover])
+                 test_rollback_after_cutover, test_green_protected_after_cutover])
