@@ -90,6 +90,7 @@ struct cutover {
     char *repl_host, *repl_user, *repl_passfile, *repl_sslmode; /* how green reaches blue */
     int repl_port;
     char **proxy_agents, **proxies;
+    bool *holds;                /* per proxy: false, never paused nor resumed (plan's hold) */
     size_t n_proxies;
     uint64_t max_pause_ms, drain_ms, lease_ms;
     bool dry_run;
@@ -187,6 +188,7 @@ static void s_free(cutover_t *cu)
     }
     free(cu->proxy_agents);
     free(cu->proxies);
+    free(cu->holds);
     free(cu->step_error);
     free(cu->failpoint);
     if (cu->freeze)
@@ -423,9 +425,19 @@ static void s_send(cutover_t *cu, const char *agent, Godwit__Command *cmd)
     coord_send_command(cu->coord, agent, cmd, s_timeout(cu), s_on_result, cu);
 }
 
+/* Sends op to every proxy, except PAUSE and RESUME to a proxy that cannot
+ * hold traffic (hold: false): the freeze alone stops writes through it. A
+ * step where every proxy was skipped has nothing in flight; s_run ends it. */
 static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char *backend)
 {
     for (size_t i = 0; i < cu->n_proxies; i++) {
+        if (!cu->holds[i] && (op == GODWIT__PROXY_ACTION__OP__OP_PAUSE ||
+                              op == GODWIT__PROXY_ACTION__OP__OP_RESUME)) {
+            char what[300];
+            snprintf(what, sizeof what, "proxy %s: skipped (hold: false)", cu->proxies[i]);
+            s_detail(cu, cu->proxy_agents[i], what, NULL);
+            continue;
+        }
         Godwit__ProxyAction pa = GODWIT__PROXY_ACTION__INIT;
         pa.proxy = cu->proxies[i];
         pa.op = op;
@@ -564,6 +576,8 @@ static void s_run(cutover_t *cu)
         return;
     }
     s_steps[cu->state].send(cu);
+    if (cu->inflight == 0) /* nothing sent: every proxy skipped (hold: false) */
+        s_step_over(cu);
 }
 
 /* ---- the interface ------------------------------------------------------ */
@@ -587,10 +601,12 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
     cu->n_proxies = m->cutover.proxies.count;
     cu->proxy_agents = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->proxy_agents);
     cu->proxies = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->proxies);
+    cu->holds = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->holds);
     for (size_t i = 0; i < cu->n_proxies; i++) {
         const plan_proxy_t *p = (const plan_proxy_t *)m->cutover.proxies.items + i;
         cu->proxy_agents[i] = xstrdup(p->agent);
         cu->proxies[i] = xstrdup(p->proxy);
+        cu->holds[i] = p->hold;
     }
     cu->repl_host = xstrdup(m->replication.host);
     cu->repl_port = (int)m->replication.port;
