@@ -305,6 +305,8 @@ static void s_tested(proc_t *p, const proc_result_t *r, void *arg)
         for (char *c = tail; *c; c++)
             if (*c == '\n')
                 *c = ' ';
+        for (size_t n = strlen(tail); n > 0 && tail[n - 1] == ' '; n--)
+            tail[n - 1] = '\0';
         s_argv_text(&d->cfg->nginx.test_argv, cmd, sizeof cmd);
         snprintf(d->err, sizeof d->err, "config test (%s) %s: %s", cmd, st, tail);
         free(st);
