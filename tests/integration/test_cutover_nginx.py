@@ -74,8 +74,10 @@ class Load:
     in rounds of ROUND_S seconds back to back: pgbench ends a client at its
     first failed connection or statement, so one long run would lose every
     client at the freeze; each round starts them again. Each failed
-    transaction ends its client, so the aborted clients are the failures.
-    Runs until stop()."""
+    transaction ends its client, so the aborted clients are the failures;
+    a round whose setup connection is refused counts one and the next
+    round starts ROUND_S after it, as after any round: at most CLIENTS + 1
+    failures per round. Runs until stop()."""
 
     def __init__(self, rig, port):
         self.rig = rig
@@ -111,6 +113,7 @@ class Load:
                                 first))
             if rc == 0:
                 os.unlink(p.log_path)  # keep the logs of the rounds that failed only
+            self.stopping.wait(t0 + ROUND_S - time.monotonic())  # a round that ended early
 
     def stop(self):
         self.stopping.set()
@@ -133,7 +136,9 @@ class Load:
         check(not outside, "failures outside the cutover (%.2f s .. %.2f s): %r" % (
             window[0], window[1], outside))
         # At most every client once per round that met the freeze, plus
-        # pgbench's own setup connection: two rounds can straddle it.
+        # pgbench's own setup connection; the freeze lasts less than
+        # max_write_pause (3 s, else the cutover aborts), so at most three
+        # rounds of ROUND_S meet it.
         fails = self.failures()
         check(fails <= 3 * (CLIENTS + 1), "few failed transactions: %d" % fails)
         return fails
