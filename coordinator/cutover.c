@@ -427,7 +427,9 @@ static void s_send(cutover_t *cu, const char *agent, Godwit__Command *cmd)
 
 /* Sends op to every proxy, except PAUSE and RESUME to a proxy that cannot
  * hold traffic (hold: false): the freeze alone stops writes through it. A
- * step where every proxy was skipped has nothing in flight; s_run ends it. */
+ * step where every proxy was skipped has nothing in flight, so no result
+ * will end it: it is over here, at once. Callers send nothing after this
+ * (cu may be gone when it returns). */
 static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char *backend)
 {
     for (size_t i = 0; i < cu->n_proxies; i++) {
@@ -449,6 +451,8 @@ static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char
         cmd.proxy_action = &pa;
         s_send(cu, cu->proxy_agents[i], &cmd);
     }
+    if (cu->inflight == 0)
+        s_step_over(cu);
 }
 
 /* Our subscription's commits synchronous (on) or not: with them flushed at
@@ -576,8 +580,6 @@ static void s_run(cutover_t *cu)
         return;
     }
     s_steps[cu->state].send(cu);
-    if (cu->inflight == 0) /* nothing sent: every proxy skipped (hold: false) */
-        s_step_over(cu);
 }
 
 /* ---- the interface ------------------------------------------------------ */
