@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,12 +26,6 @@ static const char s_good[] =
     "      passfile: /etc/godwit/pgpass\n"
     "    tables: [public.orders, items, \"sales.x.y\"]\n"
     "    options: {disk_margin_percent: 150, max_lag: 500ms, slot_wal_limit: 2GiB}\n"
-    "    cutover:\n"
-    "      app_roles: [app]\n"
-    "      proxies:\n"
-    "        - {agent: px1, proxy: pgbouncer}\n"
-    "        - {agent: px2, proxy: edge, hold: false}\n"
-    "        - {agent: px3, proxy: lb, hold: true}\n"
     "  - name: crm\n"
     "    source: {agent: blue2, database: crm}\n"
     "    target: {agent: green2, database: crm}\n"
@@ -60,15 +55,6 @@ static void test_good_plan(void **state)
     assert_int_equal(m->options.max_lag_ms, 500);
     assert_int_equal(m->options.slot_wal_limit_bytes, (int64_t)2 << 30);
     assert_int_equal(m->options.parallelism, 2);
-    /* hold defaults to true: only a proxy that says hold: false is not
-     * paused by the cutover. */
-    assert_int_equal(m->cutover.proxies.count, 3);
-    const plan_proxy_t *px = m->cutover.proxies.items;
-    assert_string_equal(px[0].proxy, "pgbouncer");
-    assert_true(px[0].hold);
-    assert_string_equal(px[1].agent, "px2");
-    assert_false(px[1].hold);
-    assert_true(px[2].hold);
     m = plan_at(&p, 1);
     assert_string_equal(m->name, "crm");
     assert_int_equal(m->replication.port, 5433);
@@ -121,10 +107,6 @@ static void test_refusals(void **state)
               "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n"
               "    options: {disk_margin_percent: 50}\n",
               "plan.yaml:6: migrations[0].options.disk_margin_percent:");
-    s_refused("migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
-              "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n"
-              "    cutover:\n      proxies:\n        - {agent: p, proxy: edge, hold: maybe}\n",
-              "plan.yaml:8: migrations[0].cutover.proxies[0].hold: expected true or false");
 }
 
 /* The journal keeps a migration as JSON and reads it back as a plan. */
@@ -141,30 +123,69 @@ static void test_json_round_trip(void **state)
         char *again = plan_migration_to_json(plan_at(&q, 0));
         assert_string_equal(json, again);
         assert_int_equal(plan_at(&q, 0)->n_tables, plan_at(&p, i)->n_tables);
-        const plan_migration_t *a = plan_at(&p, i), *b = plan_at(&q, 0);
-        assert_int_equal(b->cutover.proxies.count, a->cutover.proxies.count);
-        for (size_t k = 0; k < a->cutover.proxies.count; k++)
-            assert_int_equal(((const plan_proxy_t *)b->cutover.proxies.items)[k].hold,
-                             ((const plan_proxy_t *)a->cutover.proxies.items)[k].hold);
         free(json);
         free(again);
         plan_free(&q);
     }
     plan_free(&p);
+}
 
-    /* A journal written before hold existed reads back with every proxy
-     * holding. */
-    const char *old = "{\"migrations\":[{\"name\":\"shop\",\"source\":{\"agent\":\"b\","
-                      "\"database\":\"d\"},\"target\":{\"agent\":\"g\",\"database\":\"d\"},"
+/* cutover.proxies[].hold: true unless the entry says false; refused if not
+ * a boolean; kept through the journal's JSON; a journal written before
+ * hold existed reads back with every proxy holding. */
+static void test_proxy_hold(void **state)
+{
+    (void)state;
+    static const char head[] =
+        "migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+        "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n"
+        "    cutover:\n      app_roles: [app]\n      proxies:\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s", head,
+             "        - {agent: px1, proxy: pgbouncer}\n"
+             "        - {agent: px2, proxy: edge, hold: false}\n"
+             "        - {agent: px3, proxy: lb, hold: true}\n");
+    plan_t p, q;
+    char err[512] = "";
+    if (!plan_load_string("plan.yaml", text, &p, err, sizeof err))
+        fail_msg("%s", err);
+    const plan_migration_t *m = plan_at(&p, 0);
+    assert_int_equal(m->cutover.proxies.count, 3);
+    const plan_proxy_t *px = m->cutover.proxies.items;
+    assert_string_equal(px[0].proxy, "pgbouncer");
+    assert_true(px[0].hold);
+    assert_string_equal(px[1].agent, "px2");
+    assert_false(px[1].hold);
+    assert_true(px[2].hold);
+
+    char *json = plan_migration_to_json(m);
+    assert_non_null(strstr(json, "{\"agent\":\"px2\",\"proxy\":\"edge\",\"hold\":false}"));
+    if (!plan_load_string("journal", json, &q, err, sizeof err))
+        fail_msg("%s: %s", err, json);
+    char *again = plan_migration_to_json(plan_at(&q, 0));
+    assert_string_equal(json, again);
+    const plan_proxy_t *qx = plan_at(&q, 0)->cutover.proxies.items;
+    assert_true(qx[0].hold);
+    assert_false(qx[1].hold);
+    assert_true(qx[2].hold);
+    free(json);
+    free(again);
+    plan_free(&q);
+    plan_free(&p);
+
+    /* Without the key in the journal's JSON (older journals). */
+    const char *old = "{\"migrations\":[{\"name\":\"s\",\"source\":{\"agent\":\"a\","
+                      "\"database\":\"d\"},\"target\":{\"agent\":\"b\",\"database\":\"d\"},"
                       "\"replication\":{\"host\":\"h\",\"user\":\"u\"},\"cutover\":{"
-                      "\"proxies\":[{\"agent\":\"px\",\"proxy\":\"edge\"}]}}]}";
+                      "\"app_roles\":[\"app\"],\"proxies\":[{\"agent\":\"px\","
+                      "\"proxy\":\"edge\"}]}}]}";
     if (!plan_load_string("journal", old, &q, err, sizeof err))
         fail_msg("%s", err);
     assert_true(((const plan_proxy_t *)plan_at(&q, 0)->cutover.proxies.items)[0].hold);
-    char *json = plan_migration_to_json(plan_at(&q, 0));
-    assert_non_null(strstr(json, "{\"agent\":\"px\",\"proxy\":\"edge\",\"hold\":true}"));
-    free(json);
     plan_free(&q);
+
+    snprintf(text, sizeof text, "%s%s", head, "        - {agent: p, proxy: edge, hold: maybe}\n");
+    s_refused(text, "plan.yaml:9: migrations[0].cutover.proxies[0].hold: expected true or false");
 }
 
 int main(void)
@@ -173,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_good_plan),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_proxy_hold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
