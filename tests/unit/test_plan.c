@@ -185,7 +185,7 @@ static void test_proxy_hold(void **state)
     plan_free(&q);
 
     snprintf(text, sizeof text, "%s%s", head, "        - {agent: p, proxy: edge, hold: maybe}\n");
-    s_refused(text, "plan.yaml:9: migrations[0].cutover.proxies[0].hold: expected true or false");
+    s_refused(text, "migrations[0].cutover.proxies[0].hold: expected true or false");
 }
 
 int main(void)
