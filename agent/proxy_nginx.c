@@ -7,16 +7,19 @@
  *   SWITCH  write the new file (tmp + fsync + rename), run test_argv
  *           (nginx -t); if the test fails, put the old file back and fail
  *           (traffic never left the old backend); else run reload_argv and
- *           wait until the master (pid_file) has a worker that was not there
- *           before the reload (new workers are the ones with the new file)
- *           and every old worker has exited or says "is shutting down" in
- *           its title (it has closed its listening sockets): from then on
- *           only new workers take new connections. Old workers may go on
- *           serving connections they had: stream connections to the old
+ *           wait until the master (pid_file) has a worker process that was
+ *           not there before the reload (new workers are the ones with the
+ *           new file) and every old child has exited or says "is shutting
+ *           down" in its title (it has closed its listening sockets): from
+ *           then on only new workers take new connections, and they go to
+ *           the new backend. Bounded by command_timeout. Old workers may go
+ *           on serving connections they had: stream connections to the old
  *           backend last until their clients close them.
  *   PAUSE, RESUME  refused: nginx has no way to hold new connections (a
  *           reload closes nothing and queues nothing), so it cannot take part
- *           in a write pause; put PgBouncer or HAProxy in front for that
+ *           in a write pause. The plan says so with hold: false on this
+ *           proxy: the cutover then only switches it, and blue's freeze is
+ *           what stops writes through it (docs/proxy.md)
  *
  * Owns: at most one child process at a time, a poll timer, the old file's
  * content during a SWITCH. Never: runs a shell.
@@ -172,19 +175,36 @@ static size_t s_children(int pid, int *out, size_t max)
 
 /* ---- SWITCH ---- */
 
-/* True if pid is an old worker still taking new connections: alive, and
- * its title does not say it is shutting down. */
-static bool s_still_accepting(int pid)
+/* pid's title ("nginx: worker process", "... is shutting down") into buf;
+ * false if it is gone. */
+static bool s_title(int pid, char *buf, size_t len)
 {
-    char path[64], buf[256];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
     FILE *f = fopen(path, "r");
     if (!f)
         return false;
-    size_t got = fread(buf, 1, sizeof buf - 1, f);
+    size_t got = fread(buf, 1, len - 1, f);
     fclose(f);
     buf[got] = '\0';
-    return got > 0 && strstr(buf, "shutting down") == NULL;
+    return got > 0;
+}
+
+/* True if pid is an old child still taking new connections: alive, and its
+ * title does not say it is shutting down. */
+static bool s_still_accepting(int pid)
+{
+    char buf[256];
+    return s_title(pid, buf, sizeof buf) && strstr(buf, "shutting down") == NULL;
+}
+
+/* True if pid is a running worker process (not a cache manager or loader,
+ * which take no connections). */
+static bool s_is_worker(int pid)
+{
+    char buf[256];
+    return s_title(pid, buf, sizeof buf) && strstr(buf, "worker process") != NULL &&
+           strstr(buf, "shutting down") == NULL;
 }
 
 static void s_on_poll(uv_timer_t *t)
@@ -198,7 +218,7 @@ static void s_on_poll(uv_timer_t *t)
         for (size_t j = 0; j < d->n_workers && !old; j++)
             old = now[i] == d->workers[j];
         if (!old)
-            fresh = true;
+            fresh = fresh || s_is_worker(now[i]);
         else if (s_still_accepting(now[i]))
             stale = true;
     }
@@ -265,18 +285,30 @@ static void s_restore(ngx_t *d)
         snprintf(d->err + n, sizeof d->err - n, "; put the old %s back, nginx not reloaded", path);
 }
 
+/* argv as one line ("nginx -t -q"), cut to fit buf: names the command in
+ * errors. */
+static void s_argv_text(const cfg_strings_t *argv, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < argv->count && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? " " : "", argv->items[i]);
+}
+
 static void s_tested(proc_t *p, const proc_result_t *r, void *arg)
 {
     ngx_t *d = arg;
     if (r->exit_status != 0) {
         char *st = proc_status_text(r);
-        char tail[600];
+        char tail[600], cmd[200];
         snprintf(tail, sizeof tail, "%s", r->err);
         for (char *c = tail; *c; c++)
             if (*c == '\n')
                 *c = ' ';
-        snprintf(d->err, sizeof d->err, "config test (%s) %s: %s",
-                 d->cfg->nginx.test_argv.items[0], st, tail);
+        for (size_t n = strlen(tail); n > 0 && tail[n - 1] == ' '; n--)
+            tail[n - 1] = '\0';
+        s_argv_text(&d->cfg->nginx.test_argv, cmd, sizeof cmd);
+        snprintf(d->err, sizeof d->err, "config test (%s) %s: %s", cmd, st, tail);
         free(st);
         proc_destroy(&d->proc, 0);
         s_restore(d);
@@ -349,8 +381,10 @@ static void s_run(proxy_drv_t *base, const proxy_req_t *req, proxy_out_t *out,
         break;
     case GODWIT__PROXY_ACTION__OP__OP_PAUSE:
     case GODWIT__PROXY_ACTION__OP__OP_RESUME:
-        s_failf(d, "nginx cannot hold new connections, so it cannot pause or resume; "
-                   "switch it while writes are held elsewhere (docs/proxy.md)");
+        s_failf(d, "nginx cannot hold new connections, so it cannot pause or resume: in the "
+                   "plan, set hold: false on this proxy's cutover.proxies entry (proxy: %s); "
+                   "the cutover then only switches it and blue's freeze stops the writes "
+                   "through it (docs/proxy.md)", d->cfg->name);
         break;
     default:
         s_finish(d, NULL);

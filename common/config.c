@@ -16,9 +16,10 @@
  *     good. On error the caller's struct is untouched, defaults included, and
  *     everything the load allocated is freed; on success a loaded string or
  *     list replaces (and frees) the default it overrides.
- *   - Lists: a list is built whole in its own zeroed items array, and stored
- *     at its offset only once every item loaded; an item that fails frees the
- *     array and everything in it. Error paths name items by index:
+ *   - Lists: a list is built whole in its own items array (each item zeroed,
+ *     or a copy of the row's item_defaults), and stored at its offset only
+ *     once every item loaded; an item that fails frees the array and
+ *     everything in it. Error paths name items by index:
  *     "migrations[1].tables[0]".
  *
  * Owns: while loading, the yaml parser, the document, the scratch copy and
@@ -530,18 +531,35 @@ fail:
     return false;
 }
 
-/* A sequence of mappings into a cfg_list_t at f's offset: each item a zeroed
- * item_size struct filled by f->children at offsets from the item's start. */
+/* True if the struct at base holds no string and no list of schema's (a
+ * section's included): item defaults must not, or items would share them.
+ * Only asserted, hence unused under NDEBUG. */
+static __attribute__((unused)) bool s_holds_nothing(const cfg_field_t *schema, const void *base)
+{
+    for (const cfg_field_t *f = schema; f->key; f++) {
+        if (f->type == CFG_SECTION ? !s_holds_nothing(f->children, base) : s_owned(f, base) != NULL)
+            return false;
+    }
+    return true;
+}
+
+/* A sequence of mappings into a cfg_list_t at f's offset: each item an
+ * item_size struct, zeroed or a copy of f->item_defaults, filled by
+ * f->children at offsets from the item's start. */
 static bool s_load_list(s_load_t *ld, const cfg_field_t *f, yaml_node_t *seq, unsigned char *base,
                         const char *path)
 {
     assert(f->children && f->item_size > 0 && s_extent(f->children) <= f->item_size);
+    assert(!f->item_defaults || s_holds_nothing(f->children, f->item_defaults));
     size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
     if (!s_count_ok(ld, f, seq, n, path))
         return false;
-    /* Every item is zeroed up front, so on failure all n can be freed alike,
-     * loaded, half loaded or not reached. */
+    /* Every item is set up front (zeroed, or defaults holding nothing to
+     * free), so on failure all n can be freed alike, loaded, half loaded or
+     * not reached. */
     cfg_list_t l = { n ? xcalloc(n, f->item_size) : NULL, n };
+    for (size_t i = 0; f->item_defaults && i < n; i++)
+        memcpy((unsigned char *)l.items + i * f->item_size, f->item_defaults, f->item_size);
     char ipath[S_MAX_PATH], got[96];
     for (size_t i = 0; i < n; i++) {
         if (snprintf(ipath, sizeof ipath, "%s[%zu]", path, i) >= (int)sizeof ipath) {

@@ -83,9 +83,15 @@ typedef struct cfg_field {
      * is about (NULL: the item itself) and writes why; the load fails with
      * the item's line and path, e.g. "agent.yaml:9: proxies[0].haproxy: ...". */
     bool (*item_check)(const void *item, const char **field, char *why, size_t whylen);
+    /* CFG_LIST, optional: an item_size struct each item starts as a copy of
+     * before its mapping is loaded (NULL: zeroed), so a key left out keeps
+     * this value, e.g. a bool that defaults to true. Scalars only: the
+     * defaults must hold no string and no list (asserted), since every item
+     * owns what it holds. */
+    const void *item_defaults;
 } cfg_field_t;
 
-#define CFG_END { NULL, 0, 0, false, 0, 0, NULL, NULL, 0, NULL }
+#define CFG_END { NULL, 0, 0, false, 0, 0, NULL, NULL, 0, NULL, NULL }
 
 
 /* Loads path against schema into out (which the caller zeroed and may have

@@ -118,6 +118,7 @@ struct cutover {
     char **app_roles;
     size_t n_app_roles;
     char **proxy_agents, **proxies;
+    bool *holds;                /* per proxy: false, never paused nor resumed (plan's hold) */
     size_t n_proxies;
     uint64_t max_pause_ms, drain_ms, lease_ms;
     bool dry_run;
@@ -237,6 +238,7 @@ static void s_free(cutover_t *cu)
     }
     free(cu->proxy_agents);
     free(cu->proxies);
+    free(cu->holds);
     free(cu->step_error);
     free(cu->failpoint);
     if (cu->freeze)
@@ -503,9 +505,21 @@ static void s_send(cutover_t *cu, const char *agent, Godwit__Command *cmd)
     coord_send_command(cu->coord, agent, cmd, s_timeout(cu), s_on_result, cu);
 }
 
+/* Sends op to every proxy, except PAUSE and RESUME to a proxy that cannot
+ * hold traffic (hold: false): the freeze alone stops writes through it. A
+ * step where every proxy was skipped has nothing in flight, so no result
+ * will end it: it is over here, at once. Callers send nothing after this
+ * (cu may be gone when it returns). */
 static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char *backend)
 {
     for (size_t i = 0; i < cu->n_proxies; i++) {
+        if (!cu->holds[i] && (op == GODWIT__PROXY_ACTION__OP__OP_PAUSE ||
+                              op == GODWIT__PROXY_ACTION__OP__OP_RESUME)) {
+            char what[300];
+            snprintf(what, sizeof what, "proxy %s: skipped (hold: false)", cu->proxies[i]);
+            s_detail(cu, cu->proxy_agents[i], what, NULL);
+            continue;
+        }
         Godwit__ProxyAction pa = GODWIT__PROXY_ACTION__INIT;
         pa.proxy = cu->proxies[i];
         pa.op = op;
@@ -517,6 +531,8 @@ static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char
         cmd.proxy_action = &pa;
         s_send(cu, cu->proxy_agents[i], &cmd);
     }
+    if (cu->inflight == 0)
+        s_step_over(cu);
 }
 
 /* Our subscription's commits synchronous (on) or not: with them flushed at
@@ -785,10 +801,12 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
     cu->n_proxies = m->cutover.proxies.count;
     cu->proxy_agents = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->proxy_agents);
     cu->proxies = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->proxies);
+    cu->holds = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->holds);
     for (size_t i = 0; i < cu->n_proxies; i++) {
         const plan_proxy_t *p = (const plan_proxy_t *)m->cutover.proxies.items + i;
         cu->proxy_agents[i] = xstrdup(p->agent);
         cu->proxies[i] = xstrdup(p->proxy);
+        cu->holds[i] = p->hold;
     }
     cu->max_pause_ms = (uint64_t)m->cutover.max_write_pause_ms;
     cu->drain_ms = (uint64_t)m->cutover.drain_timeout_ms;

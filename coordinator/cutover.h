@@ -3,7 +3,9 @@
  * (cutover.c, s_steps):
  *
  *   pause      every proxy of the migration holds new transactions (under a
- *              lease), in parallel
+ *              lease), in parallel; a proxy with hold: false in the plan
+ *              (nginx cannot hold) is skipped here and in resume: the freeze
+ *              alone stops writes through it
  *   freeze     the source fences the application roles, reads the final LSN
  *              and the sequences, and waits until our slot has confirmed the
  *              final LSN: the target has every transaction

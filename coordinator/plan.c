@@ -57,14 +57,18 @@ static const cfg_field_t s_options[] = {
 static const cfg_field_t s_proxy[] = {
     { .key = "agent", .type = CFG_STRING, .offset = P(agent), .required = true },
     { .key = "proxy", .type = CFG_STRING, .offset = P(proxy), .required = true },
+    { .key = "hold", .type = CFG_BOOL, .offset = P(hold) },
     CFG_END,
 };
+/* A proxy holds traffic during the pause unless its entry says hold: false. */
+static const plan_proxy_t s_proxy_defaults = { .hold = true };
 
 static const cfg_field_t s_cutover[] = {
     { .key = "app_roles", .type = CFG_STRING_LIST, .offset = M(cutover.app_roles), .min = 1,
       .max = 1000 },
     { .key = "proxies", .type = CFG_LIST, .offset = M(cutover.proxies), .min = 1, .max = 100,
-      .children = s_proxy, .item_size = sizeof(plan_proxy_t) },
+      .children = s_proxy, .item_size = sizeof(plan_proxy_t),
+      .item_defaults = &s_proxy_defaults },
     { .key = "max_write_pause", .type = CFG_DURATION_MS, .offset = M(cutover.max_write_pause_ms),
       .min = 10, .max = 600000 },
     { .key = "drain_timeout", .type = CFG_DURATION_MS, .offset = M(cutover.drain_timeout_ms),
@@ -291,6 +295,7 @@ char *plan_migration_to_json(const plan_migration_t *m)
             cJSON *po = cJSON_CreateObject();
             cJSON_AddStringToObject(po, "agent", p->agent);
             cJSON_AddStringToObject(po, "proxy", p->proxy);
+            cJSON_AddBoolToObject(po, "hold", p->hold);
             cJSON_AddItemToArray(pl, po);
         }
     }

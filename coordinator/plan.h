@@ -29,10 +29,14 @@ typedef struct {
     char *name;
 } plan_table_t;
 
-/* A proxy the cutover switches: a name from the proxy agent's config. */
+/* A proxy the cutover switches: a name from the proxy agent's config.
+ * hold (default true): the proxy holds new transactions during the write
+ * pause (PAUSE, RESUME). false: it cannot (nginx); the cutover only
+ * switches it, and the freeze alone stops writes through it. */
 typedef struct {
     char *agent;
     char *proxy;
+    bool hold;
 } plan_proxy_t;
 
 /* How one side reaches the other's server for logical replication. */

@@ -7,7 +7,8 @@
 #          libuv, libyaml, cJSON, SQLite and cmocka.
 # Tests:   postgresql (server, psql, pgbench), python3, clang with the
 #          libFuzzer runtime (the fuzz job), and the proxies later issues
-#          test against (haproxy, nginx, pgbouncer).
+#          test against (haproxy, nginx with its stream module for TCP
+#          proxying, pgbouncer).
 set -euo pipefail
 
 packages=(
@@ -16,7 +17,7 @@ packages=(
     libuv1-dev libyaml-dev libcjson-dev libsqlite3-dev libcmocka-dev
     postgresql postgresql-contrib python3
     clang libclang-rt-14-dev
-    haproxy nginx pgbouncer
+    haproxy nginx libnginx-mod-stream pgbouncer
     procps iproute2
 )
 

@@ -462,7 +462,8 @@ def test_nginx_switch_and_failed_test(rig):
     wait_for("nginx serves blue", lambda: served_by() == "blue", 10)
     check(proxy(coord, "edge", "status")["state"]["backend"] == "blue", "status reads blue")
     out = proxy(coord, "edge", "pause", ok=False)
-    check("cannot hold" in out["error"], "nginx refuses to pause: %s" % out)
+    check("cannot hold" in out["error"] and "hold: false" in out["error"],
+          "nginx refuses to pause and says what to put in the plan: %s" % out)
     # An invalid extra include makes nginx -t fail: the switch must undo itself.
     with open(extra, "w") as f:
         f.write("this_is_not_a_directive on;\n")

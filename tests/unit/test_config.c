@@ -62,8 +62,9 @@ typedef struct {
     int not_in_schema; /* never touched by the loader */
 } t_cfg_t;
 
-#define F(k, t, field, req) { k, t, offsetof(t_cfg_t, field), req, 0, 0, NULL, NULL, 0, NULL }
-#define R(k, t, field, req, lo, hi) { k, t, offsetof(t_cfg_t, field), req, lo, hi, NULL, NULL, 0, NULL }
+#define F(k, t, field, req) { k, t, offsetof(t_cfg_t, field), req, 0, 0, NULL, NULL, 0, NULL, NULL }
+#define R(k, t, field, req, lo, hi) \
+    { k, t, offsetof(t_cfg_t, field), req, lo, hi, NULL, NULL, 0, NULL, NULL }
 
 static const cfg_field_t s_tls[] = {
     F("mode", CFG_STRING, db.tls.mode, true),
@@ -75,7 +76,7 @@ static const cfg_field_t s_db[] = {
     F("host", CFG_STRING, db.host, false),
     R("port", CFG_INT, db.port, false, 1, 65535),
     F("user", CFG_STRING, db.user, true),
-    { "tls", CFG_SECTION, 0, false, 0, 0, NULL, s_tls, 0, NULL },
+    { "tls", CFG_SECTION, 0, false, 0, 0, NULL, s_tls, 0, NULL, NULL },
     CFG_END,
 };
 
@@ -89,13 +90,13 @@ static const cfg_field_t s_schema[] = {
     F("dir", CFG_PATH, dir, false),
     R("count", CFG_INT, count, false, 1, 100),
     F("enabled", CFG_BOOL, enabled, false),
-    { "color", CFG_ENUM, offsetof(t_cfg_t, color), false, 0, 0, s_colors, NULL, 0, NULL },
+    { "color", CFG_ENUM, offsetof(t_cfg_t, color), false, 0, 0, s_colors, NULL, 0, NULL, NULL },
     R("timeout", CFG_DURATION_MS, timeout_ms, false, 100, 60000),
     R("limit", CFG_BYTES, limit, false, 4096, 64 << 20),
     F("listen", CFG_ENDPOINT, listen, false),
     F("any", CFG_INT, any, false),
-    { "db", CFG_SECTION, 0, true, 0, 0, NULL, s_db, 0, NULL },
-    { "opt", CFG_SECTION, 0, false, 0, 0, NULL, s_opt, 0, NULL },
+    { "db", CFG_SECTION, 0, true, 0, 0, NULL, s_db, 0, NULL, NULL },
+    { "opt", CFG_SECTION, 0, false, 0, 0, NULL, s_opt, 0, NULL, NULL },
     CFG_END,
 };
 
@@ -636,37 +637,39 @@ typedef struct {
 } t_plan_t;
 
 static const cfg_field_t s_step[] = {
-    { "kind", CFG_STRING, offsetof(t_step_t, kind), true, 0, 0, NULL, NULL, 0, NULL },
-    { "args", CFG_STRING_LIST, offsetof(t_step_t, args), false, 0, 0, NULL, NULL, 0, NULL },
+    { "kind", CFG_STRING, offsetof(t_step_t, kind), true, 0, 0, NULL, NULL, 0, NULL, NULL },
+    { "args", CFG_STRING_LIST, offsetof(t_step_t, args), false, 0, 0, NULL, NULL, 0, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_source[] = {
-    { "agent", CFG_STRING, offsetof(t_mig_t, source.agent), true, 0, 0, NULL, NULL, 0, NULL },
-    { "port", CFG_INT, offsetof(t_mig_t, source.port), false, 1, 65535, NULL, NULL, 0, NULL },
+    { "agent", CFG_STRING, offsetof(t_mig_t, source.agent), true, 0, 0, NULL, NULL, 0, NULL, NULL },
+    { "port", CFG_INT, offsetof(t_mig_t, source.port), false, 1, 65535, NULL, NULL, 0, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_mig[] = {
-    { "name", CFG_STRING, offsetof(t_mig_t, name), true, 0, 0, NULL, NULL, 0, NULL },
-    { "source", CFG_SECTION, 0, true, 0, 0, NULL, s_source, 0, NULL },
-    { "tables", CFG_STRING_LIST, offsetof(t_mig_t, tables), true, 1, 0, NULL, NULL, 0, NULL },
-    { "steps", CFG_LIST, offsetof(t_mig_t, steps), false, 0, 0, NULL, s_step, sizeof(t_step_t), NULL },
-    { "workers", CFG_INT, offsetof(t_mig_t, workers), false, 1, 64, NULL, NULL, 0, NULL },
+    { "name", CFG_STRING, offsetof(t_mig_t, name), true, 0, 0, NULL, NULL, 0, NULL, NULL },
+    { "source", CFG_SECTION, 0, true, 0, 0, NULL, s_source, 0, NULL, NULL },
+    { "tables", CFG_STRING_LIST, offsetof(t_mig_t, tables), true, 1, 0, NULL, NULL, 0, NULL, NULL },
+    { "steps", CFG_LIST, offsetof(t_mig_t, steps), false, 0, 0, NULL, s_step, sizeof(t_step_t),
+      NULL, NULL },
+    { "workers", CFG_INT, offsetof(t_mig_t, workers), false, 1, 64, NULL, NULL, 0, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_meta[] = {
-    { "owners", CFG_STRING_LIST, offsetof(t_plan_t, meta.owners), false, 2, 2, NULL, NULL, 0, NULL },
+    { "owners", CFG_STRING_LIST, offsetof(t_plan_t, meta.owners), false, 2, 2, NULL, NULL, 0, NULL,
+      NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_plan[] = {
-    { "title", CFG_STRING, offsetof(t_plan_t, title), false, 0, 0, NULL, NULL, 0, NULL },
-    { "tags", CFG_STRING_LIST, offsetof(t_plan_t, tags), false, 0, 3, NULL, NULL, 0, NULL },
+    { "title", CFG_STRING, offsetof(t_plan_t, title), false, 0, 0, NULL, NULL, 0, NULL, NULL },
+    { "tags", CFG_STRING_LIST, offsetof(t_plan_t, tags), false, 0, 3, NULL, NULL, 0, NULL, NULL },
     { "migrations", CFG_LIST, offsetof(t_plan_t, migrations), true, 1, 100, NULL, s_mig,
-      sizeof(t_mig_t), NULL },
-    { "meta", CFG_SECTION, 0, false, 0, 0, NULL, s_meta, 0, NULL },
+      sizeof(t_mig_t), NULL, NULL },
+    { "meta", CFG_SECTION, 0, false, 0, 0, NULL, s_meta, 0, NULL, NULL },
     CFG_END,
 };
 
@@ -1077,7 +1080,7 @@ static void test_list_alias_limit(void **state)
      * schema without that bound. */
     static const cfg_field_t unbounded[] = {
         { "migrations", CFG_LIST, offsetof(t_plan_t, migrations), true, 0, 0, NULL, s_mig,
-          sizeof(t_mig_t), NULL },
+          sizeof(t_mig_t), NULL, NULL },
         CFG_END,
     };
     t_plan_t p, snap;
@@ -1117,6 +1120,66 @@ static void test_list_free(void **state)
     cfg_free(s_plan, &p); /* nested lists: the sanitizer build checks nothing leaked */
     assert_null(p.migrations.items);
     assert_int_equal(p.migrations.count, 0);
+}
+
+/* Items start as a copy of the row's item_defaults: a key left out keeps
+ * its default (a bool defaulting to true), a key given replaces it, item by
+ * item; a failed load leaves nothing behind. */
+typedef struct {
+    char *name;
+    bool hold;
+    int64_t weight;
+} t_px_t;
+
+typedef struct {
+    cfg_list_t proxies; /* of t_px_t */
+} t_pxs_t;
+
+static void test_list_item_defaults(void **state)
+{
+    static const t_px_t defaults = { .hold = true, .weight = 7 };
+    static const cfg_field_t px[] = {
+        { .key = "name", .type = CFG_STRING, .offset = offsetof(t_px_t, name), .required = true },
+        { .key = "hold", .type = CFG_BOOL, .offset = offsetof(t_px_t, hold) },
+        { .key = "weight", .type = CFG_INT, .offset = offsetof(t_px_t, weight), .min = 0,
+          .max = 100 },
+        CFG_END,
+    };
+    static const cfg_field_t schema[] = {
+        { .key = "proxies", .type = CFG_LIST, .offset = offsetof(t_pxs_t, proxies),
+          .children = px, .item_size = sizeof(t_px_t), .item_defaults = &defaults },
+        CFG_END,
+    };
+    t_pxs_t p;
+    char err[512] = "";
+    memset(&p, 0, sizeof p);
+    if (!cfg_load_string("plan.yaml",
+                         "proxies:\n  - {name: a}\n  - {name: b, hold: false}\n"
+                         "  - {name: c, hold: yes, weight: 0}\n",
+                         schema, &p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(p.proxies.count, 3);
+    const t_px_t *it = p.proxies.items;
+    assert_string_equal(it[0].name, "a");
+    assert_true(it[0].hold);
+    assert_int_equal(it[0].weight, 7);
+    assert_false(it[1].hold);
+    assert_int_equal(it[1].weight, 7);
+    assert_true(it[2].hold);
+    assert_int_equal(it[2].weight, 0);
+    assert_ptr_not_equal(it[0].name, it[1].name);
+    cfg_free(schema, &p);
+    assert_null(p.proxies.items);
+
+    /* A later item fails: the earlier ones, defaults and all, are freed
+     * (the sanitizer build checks the leaks) and p is left as it was. */
+    assert_false(cfg_load_string("plan.yaml",
+                                 "proxies:\n  - {name: a}\n  - {name: b, hold: maybe}\n",
+                                 schema, &p, err, sizeof err));
+    assert_string_equal(err, "plan.yaml:3: proxies[1].hold: expected true or false (yes/no, "
+                             "on/off), got \"maybe\"");
+    assert_null(p.proxies.items);
+    assert_int_equal(p.proxies.count, 0);
 }
 
 /* ---- files -------------------------------------------------------------- */
@@ -1421,6 +1484,7 @@ int main(void)
         cmocka_unit_test(test_list_err_leaves_struct),
         cmocka_unit_test(test_list_alias_limit),
         cmocka_unit_test(test_list_free),
+        cmocka_unit_test(test_list_item_defaults),
         cmocka_unit_test_setup_teardown(test_file_load, s_setup, s_teardown),
         cmocka_unit_test(test_agent_example),
         cmocka_unit_test(test_agent_proxy_example),

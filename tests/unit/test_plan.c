@@ -1,6 +1,7 @@
 /*
  * test_plan: the migration plan loader (coordinator/plan.c): a full plan,
- * defaults, and each refusal with file, line or index and field.
+ * defaults, each refusal with file, line or index and field, and the JSON
+ * the journal keeps read back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -171,11 +172,70 @@ static void test_json_round_trip(void **state)
     plan_free(&p);
 }
 
+/* cutover.proxies[].hold: true unless the entry says false; refused if not
+ * a boolean; kept through the journal's JSON; a journal written before
+ * hold existed reads back with every proxy holding. */
+static void test_proxy_hold(void **state)
+{
+    (void)state;
+    static const char head[] =
+        "migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+        "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n"
+        "    cutover:\n      app_roles: [app]\n      proxies:\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s", head,
+             "        - {agent: px1, proxy: pgbouncer}\n"
+             "        - {agent: px2, proxy: edge, hold: false}\n"
+             "        - {agent: px3, proxy: lb, hold: true}\n");
+    plan_t p, q;
+    char err[512] = "";
+    if (!plan_load_string("plan.yaml", text, &p, err, sizeof err))
+        fail_msg("%s", err);
+    const plan_migration_t *m = plan_at(&p, 0);
+    assert_int_equal(m->cutover.proxies.count, 3);
+    const plan_proxy_t *px = m->cutover.proxies.items;
+    assert_string_equal(px[0].proxy, "pgbouncer");
+    assert_true(px[0].hold);
+    assert_string_equal(px[1].agent, "px2");
+    assert_false(px[1].hold);
+    assert_true(px[2].hold);
+
+    char *json = plan_migration_to_json(m);
+    assert_non_null(strstr(json, "{\"agent\":\"px2\",\"proxy\":\"edge\",\"hold\":false}"));
+    if (!plan_load_string("journal", json, &q, err, sizeof err))
+        fail_msg("%s: %s", err, json);
+    char *again = plan_migration_to_json(plan_at(&q, 0));
+    assert_string_equal(json, again);
+    const plan_proxy_t *qx = plan_at(&q, 0)->cutover.proxies.items;
+    assert_true(qx[0].hold);
+    assert_false(qx[1].hold);
+    assert_true(qx[2].hold);
+    free(json);
+    free(again);
+    plan_free(&q);
+    plan_free(&p);
+
+    /* Without the key in the journal's JSON (older journals). */
+    const char *old = "{\"migrations\":[{\"name\":\"s\",\"source\":{\"agent\":\"a\","
+                      "\"database\":\"d\"},\"target\":{\"agent\":\"b\",\"database\":\"d\"},"
+                      "\"replication\":{\"host\":\"h\",\"user\":\"u\"},\"cutover\":{"
+                      "\"app_roles\":[\"app\"],\"proxies\":[{\"agent\":\"px\","
+                      "\"proxy\":\"edge\"}]}}]}";
+    if (!plan_load_string("journal", old, &q, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(((const plan_proxy_t *)plan_at(&q, 0)->cutover.proxies.items)[0].hold);
+    plan_free(&q);
+
+    snprintf(text, sizeof text, "%s%s", head, "        - {agent: p, proxy: edge, hold: maybe}\n");
+    s_refused(text, "migrations[0].cutover.proxies[0].hold: expected true or false");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_plan),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_proxy_hold),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_reverse_replication),
     };
