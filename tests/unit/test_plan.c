@@ -181,7 +181,7 @@ static void test_proxy_hold(void **state)
     static const char head[] =
         "migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
         "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n"
-        "    cutover:\n      app_roles: [app]\n      proxies:\n";
+        "    cutover:\n      reverse: off\n      app_roles: [app]\n      proxies:\n";
     char text[1024];
     snprintf(text, sizeof text, "%s%s", head,
              "        - {agent: px1, proxy: pgbouncer}\n"
@@ -219,7 +219,7 @@ static void test_proxy_hold(void **state)
     const char *old = "{\"migrations\":[{\"name\":\"s\",\"source\":{\"agent\":\"a\","
                       "\"database\":\"d\"},\"target\":{\"agent\":\"b\",\"database\":\"d\"},"
                       "\"replication\":{\"host\":\"h\",\"user\":\"u\"},\"cutover\":{"
-                      "\"app_roles\":[\"app\"],\"proxies\":[{\"agent\":\"px\","
+                      "\"reverse\":\"off\",\"app_roles\":[\"app\"],\"proxies\":[{\"agent\":\"px\","
                       "\"proxy\":\"edge\"}]}}]}";
     if (!plan_load_string("journal", old, &q, err, sizeof err))
         fail_msg("%s", err);
