@@ -590,6 +590,18 @@ static void s_render_migrations(const cJSON *r, FILE *out)
                     units_fmt_bytes((uint64_t)s_num(cp, "rate_bytes_per_sec", 0), rt, sizeof rt),
                     eta_text);
         }
+        const cJSON *fo = cJSON_GetObjectItem(m, "follow");
+        if (cJSON_IsObject(fo)) {
+            char fl[32], fr[32];
+            fprintf(out, "  blue follows green: slot %s on green %s, lag %s, slot retains %s\n",
+                    s_str(fo, "slot", "?"),
+                    cJSON_IsTrue(cJSON_GetObjectItem(fo, "active")) ? "active" : "NOT active",
+                    units_fmt_bytes((uint64_t)s_num(fo, "lag_bytes", 0), fl, sizeof fl),
+                    units_fmt_bytes((uint64_t)s_num(fo, "slot_retained_bytes", 0), fr, sizeof fr));
+        }
+        const cJSON *sb = cJSON_GetObjectItem(m, "stopped_because");
+        if (cJSON_IsString(sb))
+            fprintf(out, "  stopped: %s\n", sb->valuestring);
         const cJSON *re = cJSON_GetObjectItem(m, "replication_error");
         if (cJSON_IsObject(re))
             fprintf(out, "  replication error on the target (%.0f times, last %s ago): %s\n",
