@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@ struct freezer {
     void *event_arg;
     lease_t *leases;
     step_t *internal;       /* an unfreeze the freezer runs itself (lease expiry) */
+    char *failpoint;        /* GODWIT_FAILPOINT at the start (tests only), or NULL */
 };
 
 typedef void (*fz_fn)(fz_step_t *s);
@@ -578,12 +580,26 @@ static void fz_confirm(fz_step_t *s)
              1, params, fz_on_confirm);
 }
 
+/* Tests crash the source agent while blue is fenced: with
+ * GODWIT_FAILPOINT=freeze-after-fence it dies by SIGKILL once a FREEZE has
+ * done everything (fence file written, roles without LOGIN, sessions gone,
+ * final LSN confirmed) and before it answers. Like a kill -9: the fence and
+ * its file stay, the lease timer dies with the process. */
+static void fz_failpoint(const fz_step_t *s, const char *point)
+{
+    if (s->f->failpoint && strcmp(s->f->failpoint, point) == 0) {
+        log_error("%s: failpoint %s: killing the agent", s->label, point);
+        raise(SIGKILL);
+    }
+}
+
 static void fz_leased(fz_step_t *s)
 {
     char pos[32];
     log_info("%s: frozen (final LSN %s, %u sessions terminated), lease %" PRIu64 " ms", s->label,
              lsn_format(s->result->final_lsn, pos, sizeof pos), s->result->terminated,
              s->req->lease_ms ? s->req->lease_ms : FZ_DEFAULT_LEASE_MS);
+    fz_failpoint(s, "freeze-after-fence");
     fz_next(s);
 }
 
@@ -785,6 +801,8 @@ freezer_t *freezer_new(uv_loop_t *loop, const step_local_t *local, const char *s
     f->state_dir = xstrdup(state_dir);
     f->event = event;
     f->event_arg = arg;
+    const char *fp = getenv("GODWIT_FAILPOINT");
+    f->failpoint = fp && fp[0] ? xstrdup(fp) : NULL;
     /* Fences of an earlier run that are not permanent get a restart lease. */
     DIR *d = opendir(state_dir);
     struct dirent *e;
@@ -831,6 +849,7 @@ void freezer_destroy(freezer_t **fp)
         uv_close((uv_handle_t *)&l->timer, fz_lease_closed);
     }
     free(f->state_dir);
+    free(f->failpoint);
     free(f);
 }
 

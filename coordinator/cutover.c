@@ -145,12 +145,24 @@ struct cutover {
  * GODWIT_FAILPOINT=cutover-after-<step> ("pause", "freeze", "sequences",
  * "switch") it dies by SIGKILL once that step succeeded (and was journaled),
  * with cutover-during-switch once the first proxy switched and before the
- * others answered. Like a kill -9: nothing is cleaned up. */
+ * others answered. Like a kill -9: nothing is cleaned up. The same points
+ * with "stop-" after "cutover-" (cutover-stop-after-freeze) stop it with
+ * SIGSTOP instead, as a VM freeze or a long pause would: after a SIGCONT it
+ * goes on from there as if no time had passed. */
 static void s_failpoint(const cutover_t *cu, const char *point)
 {
-    if (cu->failpoint && strcmp(cu->failpoint, point) == 0) {
+    static const char kill_prefix[] = "cutover-", stop_prefix[] = "cutover-stop-";
+    if (!cu->failpoint)
+        return;
+    if (strcmp(cu->failpoint, point) == 0) {
         log_error("failpoint %s: killing the coordinator", point);
         raise(SIGKILL);
+    } else if (strncmp(cu->failpoint, stop_prefix, sizeof stop_prefix - 1) == 0 &&
+               strncmp(point, kill_prefix, sizeof kill_prefix - 1) == 0 &&
+               strcmp(cu->failpoint + sizeof stop_prefix - 1, point + sizeof kill_prefix - 1) == 0) {
+        log_error("failpoint %s: stopping the coordinator (SIGSTOP)", cu->failpoint);
+        raise(SIGSTOP);
+        log_warn("failpoint %s: continued", cu->failpoint);
     }
 }
 

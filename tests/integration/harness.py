@@ -270,7 +270,7 @@ class Coordinator:
 
     def start(self, wait=True, failpoint=None):
         """failpoint: GODWIT_FAILPOINT for this run (the coordinator kills
-        itself there; docs/testing.md)."""
+        or stops itself there; docs/testing.md)."""
         self.starts += 1
         env = None
         if failpoint:
