@@ -338,16 +338,18 @@ class Relay:
     chunk is forwarded delay_ms after it was read, in both directions. The
     delay and a partition change at run time through its control socket.
     It is one of the rig's processes, so the rig stops it (and checks that it
-    exited 0, sanitizer-clean) also when the test fails."""
+    exited 0, sanitizer-clean) also when the test fails. port: listen there
+    instead of on a free port (a relay started again on the port of one
+    that stopped: an address that moved to another host)."""
 
     def __init__(self, rig, to_port, delay_ms=0.0, partition_mode="hold", to_host="127.0.0.1",
-                 name=None):
+                 name=None, port=0):
         self.rig = rig
         if name is None:
             name = "relay-%d" % (1 + sum(1 for p in rig.procs if p.name.startswith("relay-")))
         self.name = name
         self.control = rig.path(name + ".sock")
-        argv = [exe("godwit-relay"), "--listen", "127.0.0.1:0", "--to",
+        argv = [exe("godwit-relay"), "--listen", "127.0.0.1:%d" % port, "--to",
                 "%s:%d" % (to_host, to_port), "--delay-ms", repr(float(delay_ms)),
                 "--partition-mode", partition_mode, "--control", self.control,
                 "--log-level", "debug"]

@@ -51,7 +51,8 @@ TABLES = ["public.customers", "public.orders", "public.lines", "public.audit", "
 def setup(rig, options="", extra_agents=(), wan_ms=None):
     """wan_ms: agents dial the coordinator, and green reaches blue for
     replication, through relays that delay each way by that much (the
-    coordinator's .dial is what agents dial)."""
+    coordinator's .dial is what agents dial); 0: relays without delay (a
+    test can then move the coordinator's address)."""
     blue = rig.cluster("blue")
     green = rig.cluster("green")
     blue.psql("CREATE DATABASE shop")
@@ -66,7 +67,7 @@ def setup(rig, options="", extra_agents=(), wan_ms=None):
         c.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER")
     coord = Coordinator(rig, ["blue", "green"] + list(extra_agents)).start()
     coord.dial, repl_port, rev_port = coord, blue.port, green.port
-    if wan_ms:
+    if wan_ms is not None:
         relay = harness.Relay(rig, coord.port, delay_ms=wan_ms, name="relay-coordinator")
         coord.dial = harness.types.SimpleNamespace(endpoint="tcp://127.0.0.1:%d" % relay.port)
         repl_port = harness.Relay(rig, blue.port, delay_ms=wan_ms, name="relay-replication").port
