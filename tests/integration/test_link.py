@@ -95,6 +95,33 @@ def test_stale_coordinator_is_fenced(rig):
     check("refused" in agent.proc.log(), "the agent logged the refusal")
 
 
+def test_same_epoch_from_another_journal_is_fenced(rig):
+    """Two journals that share a past hand out the same epochs: a standby
+    started on a copy of the journal takes epoch 2, and the old coordinator
+    restarted on the original (by an operator, or by a supervisor after it
+    exited 4) takes epoch 2 too. An agent that has adopted the standby's
+    epoch from the standby must refuse the other one, which has never sent
+    it anything: it reports epoch 2 in its hello before that coordinator
+    could have given it."""
+    coord = Coordinator(rig, ["a1"]).start()
+    agent = Agent(rig, "a1", coord, role="proxy", interval="500ms").start()
+    wait_for("epoch 1 adopted", lambda: coord.agent("a1")["highest_epoch"] == 1, 10)
+    check(coord.proc.stop() == 0, "clean stop")
+    standby_journal = rig.path("standby-journal.db")
+    _copy_journal(coord.journal, standby_journal)
+    standby = Coordinator(rig, ["a1"], journal=standby_journal, port=coord.port,
+                          dirname="standby").start()
+    check(standby.status()["coordinator"]["epoch"] == 2, "standby runs epoch 2")
+    wait_for("epoch 2 adopted", lambda: standby.agent("a1")["highest_epoch"] == 2, 10)
+    check(standby.proc.stop() == 0, "clean stop")
+    coord.start(wait=False)
+    rc = coord.proc.wait(20)
+    check("(epoch 2," in coord.proc.log(), "the old journal's coordinator ran with epoch 2")
+    check(rc == 4, "it exits with 4 (fenced), got %r" % rc)
+    check("fenced" in coord.proc.log(), "the coordinator says it is fenced")
+    check(agent.proc.alive(), "the agent runs on")
+
+
 def test_one_coordinator_per_journal(rig):
     coord = Coordinator(rig, ["a1"]).start()
     second = Coordinator(rig, ["a1"], journal=coord.journal, dirname="second")
@@ -124,5 +151,6 @@ def test_ping_round_trip(rig):
 
 if __name__ == "__main__":
     harness.run([test_allowlist_and_plaintext, test_coordinator_kill9_reconnect,
-                 test_stale_coordinator_is_fenced, test_one_coordinator_per_journal,
+                 test_stale_coordinator_is_fenced, test_same_epoch_from_another_journal_is_fenced,
+                 test_one_coordinator_per_journal,
                  test_ping_round_trip])
