@@ -144,6 +144,7 @@ static uint64_t s_send_ping(coord_t *c, fleet_agent_t *a)
     env.body_case = GODWIT__ENVELOPE__BODY_COMMAND;
     env.command = &cmd;
     uint64_t sent = s_us();
+    a->sent_epoch = true;
     if (s_send(c, a, &env) != 0)
         return 0;
     a->ping_nonce = n;
@@ -173,6 +174,19 @@ static void s_on_hello(coord_t *c, fleet_agent_t *a, const Godwit__Hello *h, uin
     snprintf(reason, sizeof reason, "hello from %s (role %s, version %s, epoch seen %llu)",
              a->peer_address, a->role, a->version, (unsigned long long)h->highest_epoch);
     fleet_event(a, LINK_EV_HELLO, units_mono_ms(), reason);
+    /* Our epoch reaches an agent only in our commands. An agent that holds
+     * it before we sent it anything got it from another coordinator started
+     * on a copy of our journal (a standby) that took the same epoch: the
+     * agent would run its commands and ours alike (same ids even), so stop
+     * before sending anything. A newer epoch is the agents' to refuse. */
+    if (h->highest_epoch == c->epoch && !a->sent_epoch) {
+        snprintf(a->last_refusal, sizeof a->last_refusal,
+                 "hello: agent has seen our epoch %llu from another coordinator",
+                 (unsigned long long)h->highest_epoch);
+        log_error("agent %s: %s; this coordinator is fenced and stops", a->name, a->last_refusal);
+        coord_stop(c, COORD_EXIT_FENCED);
+        return;
+    }
     s_resend_pending(c, a);
     if (h->highest_epoch > c->epoch)
         log_warn("agent %s has seen epoch %llu, newer than ours (%llu): its commands will be "
@@ -467,6 +481,7 @@ void coord_send_command(coord_t *c, const char *agent, Godwit__Command *cmd, uin
         p->early_error = "command too large";
         return;
     }
+    a->sent_epoch = true;
     if (s_send_frame(c, a, p->frame, p->frame_len) != 0)
         p->early_error = "cannot send to the agent";
     else

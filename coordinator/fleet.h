@@ -42,6 +42,7 @@ typedef struct {
     uint64_t agent_started_at_ms;
     uint64_t highest_epoch;
     uint64_t hellos;
+    bool sent_epoch;                /* this coordinator sent it a command: it may hold our epoch */
     /* liveness, wall clock for display and monotonic for decisions */
     uint64_t last_seen_ms, last_seen_mono;
     uint64_t connected_since_ms;
