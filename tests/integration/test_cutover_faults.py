@@ -53,6 +53,23 @@ def tables_reported(coord):
     return s and s["tables"] and s["tables_ready"] == len(s["tables"])
 
 
+def slot_active(coord):
+    """The source agent reports our slot active (a cutover gate)."""
+    pg = coord.agent("blue").get("postgres") or {}
+    slots = [s for s in pg.get("slots", []) if s["database"] == "shop"]
+    return slots and all(s["active"] for s in slots)
+
+
+def gates_open(coord, agents):
+    """What a cutover's gates need after a restart: the agents connected,
+    every table reported ready, our slot reported active."""
+    t0 = time.monotonic()
+    wait_for("agents back", lambda: agents_connected(coord, agents), 15)
+    wait_for("tables reported", lambda: tables_reported(coord), 15)
+    wait_for("slot reported active", lambda: slot_active(coord), 15, interval=0.2)
+    return time.monotonic() - t0
+
+
 def cutover_in_background(rig, coord, name="godwitctl-cutover"):
     """godwitctl cutover --json as a process of the rig: it follows the
     cutover until it ends, or until its coordinator is gone."""
@@ -150,8 +167,7 @@ def test_stopped_coordinator_is_refused_after_takeover(rig):
     coord.proc.stop()
     coord.start(failpoint="cutover-stop-after-freeze")
     epoch_a = coord.status()["coordinator"]["epoch"]
-    wait_for("agents back", lambda: agents_connected(coord, agents), 15)
-    wait_for("tables reported", lambda: tables_reported(coord), 15)
+    gates_open(coord, agents)
     ctl = cutover_in_background(rig, coord)
     wait_for("coordinator stopped after the freeze", lambda: proc_state(coord.proc) == "T", 20,
              interval=0.05)
@@ -259,8 +275,7 @@ def crash_source_agent_in_freeze(rig, lease="15s", seconds=40):
     the agent killed itself, blue fenced."""
     blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, lease=lease)
     agent = restart_agent(rig, "blue", failpoint="freeze-after-fence")
-    wait_for("blue agent back", lambda: coord.agent("blue")["state"] == "connected", 15)
-    wait_for("tables reported", lambda: tables_reported(coord), 15)
+    gates_open(coord, ("blue", "green", "px"))
     ctl = cutover_in_background(rig, coord)
     wait_for("the source agent killed itself while fencing", lambda: not agent.alive(), 20,
              interval=0.05)
