@@ -1,3 +1,4 @@
+# ctest: one entry per case
 """The cutover end to end with PgBouncer (transaction mode) in front of
 blue: pgbench, with persistent connections as the application's own role,
 writes through PgBouncer for the whole run. A rehearsal first (PgBouncer
@@ -269,6 +270,9 @@ def crash_at(rig, failpoint, two_proxies=False):
         wait_for("%s back" % n, lambda: coord.agent(n)["state"] == "connected", 15)
     wait_for("tables reported", lambda: (lambda s: s and s["tables"] and
                                          s["tables_ready"] == len(s["tables"]))(mstatus(coord)), 15)
+    # ...and the source's report of our slot as active (a gate).
+    wait_for("slot reported active", lambda: (lambda s: s and s["lag_seconds"] is not None)(
+        mstatus(coord)), 15)
     r = coord.ctl("cutover", "shop", check_rc=False)
     check(r.returncode == 3, "the coordinator died during the cutover: rc %d %r" % (
         r.returncode, r.stderr))
