@@ -86,6 +86,7 @@ struct preflight {
     char *src_version;
     uint64_t src_size;
     double disk_margin;
+    bool reverse;               /* target: the source follows it after the cutover */
     char *data_directory;
     char *extensions_json;    /* ["name", ...] or NULL if none */
     char *repl_user, *repl_db, *repl_passfile, *repl_where;
@@ -806,6 +807,24 @@ static void s_on_tgt_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
                         pgconn_col_str(r->res, 0, "server_version"), num, p->src_version,
                         p->src_version_num),
               xasprintf("Update the target to the latest minor release of its major version."));
+    /* After the cutover the source subscribes to the target (reverse
+     * replication, for a rollback): the target publishes then. */
+    const char *wal_level = pgconn_col_str(r->res, 0, "wal_level");
+    if (p->reverse && strcmp(wal_level, "logical") != 0)
+        s_add(p, SEV_ERROR, "reverse_wal_level", "wal_level",
+              xasprintf("wal_level on the target is %s: after the cutover the source follows the "
+                        "target (cutover.reverse is on), which needs wal_level = logical on the "
+                        "target, or the cutover is refused",
+                        wal_level),
+              xstrdup("ALTER SYSTEM SET wal_level = logical; then restart the target server. Or "
+                      "set cutover.reverse: off in the plan (then a rollback would lose the "
+                      "target's writes)."));
+    else if (p->reverse && pgconn_col_i64(r->res, 0, "free_slots", 1) < 1)
+        s_add(p, SEV_ERROR, "reverse_slots", "max_replication_slots",
+              xasprintf("the target has no free replication slot, and after the cutover the "
+                        "source follows it through one (cutover.reverse is on)"),
+              xstrdup("Raise max_replication_slots on the target (ALTER SYSTEM SET "
+                      "max_replication_slots = ...; then restart), or drop an unused slot."));
     s_next(p);
 }
 
@@ -815,7 +834,10 @@ static void s_tgt_settings(preflight_t *p)
     s_query(p, "reading the target's settings",
             "SELECT pg_catalog.current_setting('server_version_num') AS server_version_num,"
             " pg_catalog.current_setting('server_version') AS server_version,"
-            " pg_catalog.quote_ident($1) AS repl_user_q, pg_catalog.quote_ident($2) AS repl_db_q",
+            " pg_catalog.quote_ident($1) AS repl_user_q, pg_catalog.quote_ident($2) AS repl_db_q,"
+            " pg_catalog.current_setting('wal_level') AS wal_level,"
+            " pg_catalog.current_setting('max_replication_slots')::pg_catalog.int8 -"
+            " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots) AS free_slots",
             2, params, s_on_tgt_settings);
 }
 
@@ -1236,6 +1258,7 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
                                  : "(unknown)");
     p->src_size = src->database_size;
     p->disk_margin = req->disk_margin > 0 ? req->disk_margin : 1.0;
+    p->reverse = req->reverse;
     p->data_directory = xstrdup(local->data_directory);
     if (src->n_extensions > 0) {
         cJSON *a = cJSON_CreateArray();

@@ -305,7 +305,7 @@ def bench_cutover(n, rtt_ms):
     import test_cutover as tc
     rig = harness.Rig("bench-cutover-%d" % rtt_ms)
     try:
-        seconds = 60 + n * 5
+        seconds = 40 + n * 10
         txlog = rig.path("txlog")
         blue, green, coord, bouncer, bench = tc.ready(
             rig, bench_seconds=seconds, wan_ms=rtt_ms / 2.0 if rtt_ms else None,
@@ -322,11 +322,13 @@ def bench_cutover(n, rtt_ms):
                                                      r.stderr.decode()))
             windows.append((t0, t1))
             godwit.append(rep["write_pause_ms"])
+            print("  %d ms round trip: %s %d: write pause %.1f ms (%.1f s in all)" % (
+                rtt_ms, what, i + 1, rep["write_pause_ms"], t1 - t0), file=sys.stderr, flush=True)
             # The same length of time with no cutover, as the baseline.
             time.sleep(1.0)
             quiet.append((time.time(), time.time() + (t1 - t0)))
             time.sleep(max(0.5, t1 - t0) + 0.5)
-        if time.time() - bench.started > seconds - 2:
+        if time.monotonic() - bench.started > seconds - 2:
             raise RuntimeError("pgbench ended before the last cutover: raise its duration")
         rc = bench.wait(seconds + 60)
         out = open(bench.log_path).read()

@@ -208,7 +208,8 @@ static void s_journal(cutover_t *cu, const char *state)
         cJSON_AddStringToObject(j, "switch_lsn", lsn_format(cu->switch_lsn, pos, sizeof pos));
     }
     char *text = cJSON_PrintUnformatted(j);
-    journal_event(cu->journal, cu->migration, "streaming", "cutover", text);
+    journal_event(cu->journal, cu->migration, cu->back ? "switched" : "streaming", "cutover",
+                  text);
     free(text);
     cJSON_Delete(j);
 }
@@ -267,7 +268,8 @@ static void s_end(cutover_t *cu)
     s_set(cu, "state", cJSON_CreateString(cu->state == K_DONE ? "done" : "aborted"));
     s_set(cu, "finished_at_ms", cJSON_CreateNumber((double)units_now_ms()));
     char *text = cJSON_PrintUnformatted(cu->report);
-    journal_event(cu->journal, cu->migration, "streaming", "cutover", text);
+    journal_event(cu->journal, cu->migration, cu->back ? "switched" : "streaming", "cutover",
+                  text);
     free(text);
     log_info("migration %s: %s%s %s; write pause %.1f ms", cu->migration,
              cu->back ? "rollback" : "cutover", cu->dry_run ? " rehearsal" : "",

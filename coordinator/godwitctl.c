@@ -363,24 +363,38 @@ static int s_cmd_status(const char *sock, int argc, char **argv)
     return code;
 }
 
-static int s_cmd_ping(const char *sock, int argc, char **argv)
+/* argv[1..]: exactly one operand (*operand) and any of --json (*json)
+ * and, where dry is not NULL, --dry-run (*dry). False, with the usage
+ * printed, for anything else. */
+static bool s_operand(int argc, char **argv, const char **operand, bool *json, bool *dry)
 {
-    bool json = false;
-    const char *agent = NULL;
+    *operand = NULL;
+    *json = false;
+    if (dry)
+        *dry = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (!agent && argv[i][0] != '-')
-            agent = argv[i];
-        else {
-            s_usage(stderr);
-            return EXIT_USAGE;
-        }
+            *json = true;
+        else if (dry && strcmp(argv[i], "--dry-run") == 0)
+            *dry = true;
+        else if (!*operand && argv[i][0] != '-')
+            *operand = argv[i];
+        else
+            *operand = "";
     }
-    if (!agent) {
+    if (!*operand || !**operand) {
         s_usage(stderr);
-        return EXIT_USAGE;
+        return false;
     }
+    return true;
+}
+
+static int s_cmd_ping(const char *sock, int argc, char **argv)
+{
+    bool json;
+    const char *agent;
+    if (!s_operand(argc, argv, &agent, &json, NULL))
+        return EXIT_USAGE;
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", "ping");
     cJSON_AddStringToObject(req, "agent", agent);
@@ -804,24 +818,10 @@ static void s_render_cutover(const cJSON *c, double now, FILE *out)
  * aborted. */
 static int s_cmd_cutover(const char *sock, int argc, char **argv)
 {
-    bool json = false, dry = false;
-    const char *name = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--dry-run") == 0)
-            dry = true;
-        else if (!name && argv[i][0] != '-')
-            name = argv[i];
-        else {
-            s_usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (!name) {
-        s_usage(stderr);
+    bool json, dry;
+    const char *name;
+    if (!s_operand(argc, argv, &name, &json, &dry))
         return EXIT_USAGE;
-    }
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", "cutover");
     cJSON_AddStringToObject(req, "name", name);
@@ -839,22 +839,10 @@ static int s_cmd_cutover(const char *sock, int argc, char **argv)
  * with the step's last error. */
 static int s_cmd_cleanup(const char *sock, int argc, char **argv)
 {
-    bool json = false;
-    const char *name = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (!name && argv[i][0] != '-')
-            name = argv[i];
-        else {
-            s_usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (!name) {
-        s_usage(stderr);
+    bool json;
+    const char *name;
+    if (!s_operand(argc, argv, &name, &json, NULL))
         return EXIT_USAGE;
-    }
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", "migrate_cleanup");
     cJSON_AddStringToObject(req, "name", name);

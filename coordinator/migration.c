@@ -827,8 +827,13 @@ bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
     if (!s_states[g->state].abortable) {
         if (g->state == M_ABORTED)
             snprintf(err, errlen, "migration %s is already aborted", name);
-        else
+        else if (g->state == M_ABORT_TARGET || g->state == M_ABORT_SOURCE ||
+                 g->state == M_PROTECT_SOURCE || g->state == M_PROTECT_TARGET)
             return true; /* already aborting */
+        else
+            snprintf(err, errlen, "migration %s is %s: traffic has moved to green; abort "
+                     "applies before the cutover (godwitctl rollback M moves it back, "
+                     "godwitctl cleanup M drops our objects)", name, s_name(g->state));
         return false;
     }
     if (!s_force(g, M_ABORT_TARGET, "abort requested by the operator")) {

@@ -167,6 +167,7 @@ static void s_send_target(plancheck_mig_t *pm)
     pt.source = pm->facts;
     pt.replication = &rc;
     pt.disk_margin = (double)m->options.disk_margin_percent / 100.0;
+    pt.reverse = m->cutover.proxies.count > 0 && !m->cutover.reverse_off;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET;
     cmd.preflight_target = &pt;

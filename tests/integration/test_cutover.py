@@ -514,6 +514,9 @@ def test_rollback_after_cutover(rig):
           "nothing of ours left: %r %r" % (our_objects(blue), our_objects(green)))
     r = coord.ctl("rollback", "shop", check_rc=False)
     check(r.returncode == 1 and b"switched" in r.stderr, "no rollback after cleanup: %r" % r.stderr)
+    r = coord.ctl("migrate", "abort", "shop", check_rc=False)
+    check(r.returncode == 1 and b"abort applies before the cutover" in r.stderr,
+          "no abort after the cutover: %r" % r.stderr)
 
 
 def test_green_protected_after_cutover(rig):

@@ -30,7 +30,7 @@ SELECT pg_catalog.lo_create(0);
 
 def setup(rig, wal_level):
     blue = rig.cluster("blue", wal_level=wal_level)
-    green = rig.cluster("green")
+    green = rig.cluster("green", wal_level=wal_level)  # it publishes after a cutover
     blue.psql("CREATE DATABASE shop")
     green.psql("CREATE DATABASE shop")
     blue.psql(SOURCE_SCHEMA, db="shop")
@@ -53,7 +53,10 @@ def setup(rig, wal_level):
                 "    replication:\n"
                 "      host: 127.0.0.1\n"
                 "      port: %d\n"
-                "      user: godwit_repl\n" % blue.port)
+                "      user: godwit_repl\n"
+                "    reverse_replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n"
+                "    cutover: {app_roles: [app], proxies: [{agent: px, proxy: pgb}]}\n"
+                % (blue.port, green.port))
     return blue, green, coord, plan
 
 
@@ -96,6 +99,9 @@ def test_planted_problems_reported_and_nothing_changes(rig):
     check(rc == 1 and rep["blocking"] >= 4, "blocked: rc %d, %d blocking" % (rc, rep["blocking"]))
     wl = find(rep, "wal_level")
     check(wl and wl[0]["severity"] == "error" and "logical" in wl[0]["fix"], "wal_level: %r" % wl)
+    rw = find(rep, "reverse_wal_level")
+    check(rw and rw[0]["side"] == "target" and "cutover.reverse: off" in rw[0]["fix"],
+          "green's wal_level, for blue following green after the cutover: %r" % rw)
     nk = find(rep, "no_replica_identity")
     objs = sorted(f["object"] for f in nk)
     check(any("nokey" in o for o in objs) and any("DROP TABLE" in o for o in objs),
