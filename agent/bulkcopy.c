@@ -347,46 +347,16 @@ static bool s_set(const char *v)
 }
 
 /* A connection to the target (source false) or the source, not yet
- * connecting. replication: a walsender for replication commands. */
+ * connecting, in UTF8. replication: a walsender for replication commands. */
 static pgconn_t *s_conn(b_step_t *b, const char *name, bool source, bool replication,
                         const char *options)
 {
-    char port[16], connect_timeout[32];
-    const char *kw[16], *val[16];
-    int n = 0;
-    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
-             (b->local.connect_timeout_ms + 999) / 1000);
-    if (source) {
-        kw[n] = "host", val[n++] = b->source.host;
-        if (b->source.port > 0) {
-            snprintf(port, sizeof port, "%" PRIu32, b->source.port);
-            kw[n] = "port", val[n++] = port;
-        }
-        kw[n] = "dbname", val[n++] = b->source.dbname;
-        kw[n] = "user", val[n++] = b->source.user;
-        if (s_set(b->source.passfile))
-            kw[n] = "passfile", val[n++] = b->source.passfile;
-        if (s_set(b->source.sslmode))
-            kw[n] = "sslmode", val[n++] = b->source.sslmode;
-        if (replication)
-            kw[n] = "replication", val[n++] = "database";
-    } else {
-        snprintf(port, sizeof port, "%d", b->local.port);
-        kw[n] = "host", val[n++] = b->local.host;
-        kw[n] = "port", val[n++] = port;
-        kw[n] = "dbname", val[n++] = b->database;
-        if (s_set(b->local.user))
-            kw[n] = "user", val[n++] = b->local.user;
-        if (s_set(b->local.passfile))
-            kw[n] = "passfile", val[n++] = b->local.passfile;
-    }
     char *app = xasprintf("%s_copy", b->name);
-    kw[n] = "application_name", val[n++] = app;
-    kw[n] = "client_encoding", val[n++] = "UTF8";
-    kw[n] = "options", val[n++] = options;
-    kw[n] = "connect_timeout", val[n++] = connect_timeout;
-    kw[n] = NULL, val[n] = NULL;
-    pgconn_t *c = pgconn_new(b->loop, name, kw, val);
+    char *opts = xasprintf("%s -c client_encoding=UTF8", options);
+    pgconn_t *c = source ? step_remote_conn(b->loop, name, &b->source, replication,
+                                            b->local.connect_timeout_ms, app, opts)
+                         : step_local_conn(b->loop, name, &b->local, b->database, app, opts);
+    free(opts);
     free(app);
     return c;
 }

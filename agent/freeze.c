@@ -682,27 +682,10 @@ static void fz_on_kick(uv_timer_t *t)
 
 static pgconn_t *fz_conn_new(uv_loop_t *loop, const step_local_t *local, const char *database)
 {
-    char port[16], connect_timeout[32];
-    snprintf(port, sizeof port, "%d", local->port);
-    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
-             (local->connect_timeout_ms + 999) / 1000);
-    char *options = xasprintf("-c statement_timeout=%d -c search_path=", FZ_STATEMENT_TIMEOUT_MS);
-    const char *kw[10], *val[10];
-    int n = 0;
-    kw[n] = "host", val[n++] = local->host;
-    kw[n] = "port", val[n++] = port;
-    kw[n] = "dbname", val[n++] = database;
-    if (local->user && local->user[0])
-        kw[n] = "user", val[n++] = local->user;
-    if (local->passfile && local->passfile[0])
-        kw[n] = "passfile", val[n++] = local->passfile;
-    kw[n] = "application_name", val[n++] = "godwit-agent";
-    kw[n] = "options", val[n++] = options;
-    kw[n] = "connect_timeout", val[n++] = connect_timeout;
-    kw[n] = NULL, val[n] = NULL;
-    pgconn_t *c = pgconn_new(loop, "agent freeze", kw, val);
-    free(options);
-    return c;
+    char options[64];
+    snprintf(options, sizeof options, "-c statement_timeout=%d -c search_path=",
+             FZ_STATEMENT_TIMEOUT_MS);
+    return step_local_conn(loop, "agent freeze", local, database, "godwit-agent", options);
 }
 
 step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb done, void *arg)

@@ -29,6 +29,7 @@
  * statvfs of the data directory, as the agent's disk report does).
  */
 #include "preflight.h"
+#include "step.h"
 #include "diskstats.h"
 #include "log.h"
 #include "pgconn.h"
@@ -1143,28 +1144,14 @@ static preflight_t *s_new(uv_loop_t *loop, const preflight_local_t *local, const
 {
     if (!loop || !s_local_valid(local) || !database || !database[0] || !done)
         return NULL;
-    char port[16], connect_timeout[32];
-    snprintf(port, sizeof port, "%d", local->port);
-    /* whole seconds for libpq; pgconn's deadline is the real bound */
-    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
-             (local->connect_timeout_ms + 999) / 1000);
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
                               " -c default_transaction_read_only=on",
                               local->statement_timeout_ms);
-    const char *kw[10], *val[10];
-    int n = 0;
-    kw[n] = "host", val[n++] = local->host;
-    kw[n] = "port", val[n++] = port;
-    kw[n] = "dbname", val[n++] = database;
-    if (local->user && local->user[0])
-        kw[n] = "user", val[n++] = local->user;
-    if (local->passfile && local->passfile[0])
-        kw[n] = "passfile", val[n++] = local->passfile;
-    kw[n] = "application_name", val[n++] = "godwit-agent";
-    kw[n] = "options", val[n++] = options;
-    kw[n] = "connect_timeout", val[n++] = connect_timeout;
-    kw[n] = NULL, val[n] = NULL;
-    pgconn_t *conn = pgconn_new(loop, "agent preflight", kw, val);
+    step_local_t sl = { .host = local->host, .port = local->port, .user = local->user,
+                        .passfile = local->passfile,
+                        .connect_timeout_ms = local->connect_timeout_ms };
+    pgconn_t *conn = step_local_conn(loop, "agent preflight", &sl, database, "godwit-agent",
+                                     options);
     free(options);
     if (!conn)
         return NULL;
@@ -1225,32 +1212,13 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
     if (src->n_tables > 0 && !(tables = s_tables_json(src->tables, src->n_tables)))
         return NULL;
 
-    char port[16], connect_timeout[32];
-    snprintf(port, sizeof port, "%" PRIu32, rc->port);
-    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
-             (local->connect_timeout_ms + 999) / 1000);
-    const char *kw[12], *val[12];
-    int n = 0;
-    kw[n] = "host", val[n++] = rc->host;
-    if (rc->port > 0)
-        kw[n] = "port", val[n++] = port;
-    kw[n] = "user", val[n++] = rc->user;
-    if (rc->passfile && rc->passfile[0])
-        kw[n] = "passfile", val[n++] = rc->passfile;
-    if (rc->sslmode && rc->sslmode[0])
-        kw[n] = "sslmode", val[n++] = rc->sslmode;
-    kw[n] = "dbname", val[n++] = rc->dbname;
-    kw[n] = "replication", val[n++] = "database";
-    kw[n] = "application_name", val[n++] = "godwit-agent";
-    kw[n] = "connect_timeout", val[n++] = connect_timeout;
-    kw[n] = NULL, val[n] = NULL;
-
     preflight_t *p = s_new(loop, local, req->database, s_target_steps, done, arg);
     if (!p) {
         free(tables);
         return NULL;
     }
-    p->repl = pgconn_new(loop, "agent preflight replication", kw, val);
+    p->repl = step_remote_conn(loop, "agent preflight replication", rc, true,
+                               local->connect_timeout_ms, "godwit-agent", NULL);
     p->tables_json = tables;
     p->src_version_num = src->server_version_num;
     p->src_version = xstrdup(src->server_version && src->server_version[0]

@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <unistd.h>
+
+#include "fsutil.h"
 #include "log.h"
 #include "units.h"
 #include "xalloc.h"
@@ -84,6 +88,29 @@ static const char *s_op_name(Godwit__ProxyAction__Op op)
 }
 
 /* ---- for the drivers ---- */
+
+int proxy_file_swap(const char *path, size_t max, const char *text, char **old, size_t *old_len,
+                    char *err, size_t errlen)
+{
+    *old = NULL;
+    *old_len = 0;
+    int rc = fsutil_read_small(path, max, old, old_len);
+    if (rc != 0 && rc != -ENOENT) {
+        snprintf(err, errlen, "reading %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    rc = fsutil_write_atomic(path, text, strlen(text), 0644);
+    if (rc != 0)
+        snprintf(err, errlen, "writing %s: %s", path, strerror(-rc));
+    return rc;
+}
+
+int proxy_file_restore(const char *path, const char *old, size_t old_len)
+{
+    if (old)
+        return fsutil_write_atomic(path, old, old_len, 0644);
+    return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
+}
 
 void proxy_out_step(proxy_out_t *o, const char *name, uint64_t started_mono)
 {

@@ -97,6 +97,15 @@ typedef struct {
 
 /* Records a step that began at started_mono (units_mono_ms) and ends now. */
 void proxy_out_step(proxy_out_t *o, const char *name, uint64_t started_mono);
+/* SWITCH's include file (PgBouncer, nginx): what is at path is kept in
+ * *old (malloc'd, the caller frees; NULL if there was no file; at most max
+ * bytes) and text is written there atomically. 0, or a negative errno with
+ * what failed in err. */
+int proxy_file_swap(const char *path, size_t max, const char *text, char **old, size_t *old_len,
+                    char *err, size_t errlen);
+/* Puts back what proxy_file_swap kept (removes the file if there was
+ * none); 0 or a negative errno. */
+int proxy_file_restore(const char *path, const char *old, size_t old_len);
 /* blue, green or other for a host and port the proxy shows. */
 proxy_backend_t proxy_match(const agent_proxy_t *cfg, const char *host, int port);
 

@@ -276,8 +276,7 @@ static void s_reloaded(proc_t *p, const proc_result_t *r, void *arg)
 static void s_restore(ngx_t *d)
 {
     const char *path = d->cfg->nginx.include_file;
-    int rc = d->old_file ? fsutil_write_atomic(path, d->old_file, d->old_len, 0644)
-                         : (unlink(path) == 0 || errno == ENOENT ? 0 : -errno);
+    int rc = proxy_file_restore(path, d->old_file, d->old_len);
     size_t n = strlen(d->err);
     if (rc != 0)
         snprintf(d->err + n, sizeof d->err - n, "; restoring %s failed: %s", path, strerror(-rc));
@@ -340,16 +339,12 @@ static void s_switch(ngx_t *d)
         return;
     }
     d->step_mono = units_mono_ms();
-    int rc = fsutil_read_small(path, NGX_FILE_MAX, &d->old_file, &d->old_len);
-    if (rc != 0 && rc != -ENOENT) {
-        s_failf(d, "reading %s: %s", path, strerror(-rc));
-        return;
-    }
     char *text = s_content(d, d->req->backend);
-    rc = fsutil_write_atomic(path, text, strlen(text), 0644);
+    int rc = proxy_file_swap(path, NGX_FILE_MAX, text, &d->old_file, &d->old_len, d->err,
+                             sizeof d->err);
     free(text);
     if (rc != 0) {
-        s_failf(d, "writing %s: %s", path, strerror(-rc));
+        s_finish(d, d->err);
         return;
     }
     proxy_out_step(d->out, "rewrite include file", d->step_mono);

@@ -509,8 +509,7 @@ static void s_restored_reloaded(pgconn_t *c, const pgconn_result_t *r, void *arg
 static void s_restore(pgb_t *d)
 {
     const char *path = d->cfg->pgbouncer.include_file;
-    int rc = d->old_file ? fsutil_write_atomic(path, d->old_file, d->old_len, 0644)
-                         : (unlink(path) == 0 || errno == ENOENT ? 0 : -errno);
+    int rc = proxy_file_restore(path, d->old_file, d->old_len);
     if (rc != 0) {
         size_t n = strlen(d->err);
         snprintf(d->err + n, sizeof d->err - n, "; restoring %s failed: %s", path, strerror(-rc));
@@ -555,16 +554,12 @@ static void s_switch_read(pgb_t *d)
         return;
     }
     d->step_mono = units_mono_ms();
-    int rc = fsutil_read_small(path, PGB_FILE_MAX, &d->old_file, &d->old_len);
-    if (rc != 0 && rc != -ENOENT) {
-        s_failf(d, "reading %s: %s", path, strerror(-rc));
-        return;
-    }
     char *entry = s_entry(d, d->req->backend);
-    rc = fsutil_write_atomic(path, entry, strlen(entry), 0644);
+    int rc = proxy_file_swap(path, PGB_FILE_MAX, entry, &d->old_file, &d->old_len, d->err,
+                             sizeof d->err);
     free(entry);
     if (rc != 0) {
-        s_failf(d, "writing %s: %s", path, strerror(-rc));
+        s_finish(d, d->err);
         return;
     }
     proxy_out_step(d->out, "rewrite include file", d->step_mono);

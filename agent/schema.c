@@ -1538,46 +1538,19 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
     if (!loop || !done || !s_valid(local, req))
         return NULL;
     const Godwit__ReplicationConn *rc = req->source;
-    int64_t connect_s = (local->connect_timeout_ms + 999) / 1000;
-    char connect_timeout[32], src_port[16], dst_port[16];
-    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64, connect_s);
+    char connect_timeout[32], src_port[16], dst_port[16]; /* for the children's environment */
+    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
+             (local->connect_timeout_ms + 999) / 1000);
     snprintf(src_port, sizeof src_port, "%" PRIu32, rc->port);
     snprintf(dst_port, sizeof dst_port, "%d", local->port);
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
                               " -c default_transaction_read_only=on",
                               local->statement_timeout_ms);
-
     /* the source, as a normal (not a replication) connection */
-    const char *kw[12], *val[12];
-    int n = 0;
-    kw[n] = "host", val[n++] = rc->host;
-    if (rc->port > 0)
-        kw[n] = "port", val[n++] = src_port;
-    kw[n] = "user", val[n++] = rc->user;
-    if (s_nonempty(rc->passfile))
-        kw[n] = "passfile", val[n++] = rc->passfile;
-    if (s_nonempty(rc->sslmode))
-        kw[n] = "sslmode", val[n++] = rc->sslmode;
-    kw[n] = "dbname", val[n++] = rc->dbname;
-    kw[n] = "application_name", val[n++] = "godwit-agent";
-    kw[n] = "options", val[n++] = options;
-    kw[n] = "connect_timeout", val[n++] = connect_timeout;
-    kw[n] = NULL, val[n] = NULL;
-    pgconn_t *src = pgconn_new(loop, "agent schema source", kw, val);
-
-    n = 0;
-    kw[n] = "host", val[n++] = local->host;
-    kw[n] = "port", val[n++] = dst_port;
-    kw[n] = "dbname", val[n++] = req->database;
-    if (s_nonempty(local->user))
-        kw[n] = "user", val[n++] = local->user;
-    if (s_nonempty(local->passfile))
-        kw[n] = "passfile", val[n++] = local->passfile;
-    kw[n] = "application_name", val[n++] = "godwit-agent";
-    kw[n] = "options", val[n++] = options;
-    kw[n] = "connect_timeout", val[n++] = connect_timeout;
-    kw[n] = NULL, val[n] = NULL;
-    pgconn_t *dst = pgconn_new(loop, "agent schema target", kw, val);
+    pgconn_t *src = step_remote_conn(loop, "agent schema source", rc, false,
+                                     local->connect_timeout_ms, "godwit-agent", options);
+    pgconn_t *dst = step_local_conn(loop, "agent schema target", local, req->database,
+                                    "godwit-agent", options);
     free(options);
     if (!src || !dst) {
         pgconn_destroy(&src);

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "godwit.pb-c.h"
+#include "pgconn.h"
 
 /* Every step's private struct starts with this. */
 typedef struct step {
@@ -48,6 +49,19 @@ typedef struct {
 } step_local_t;
 
 typedef void (*step_done_cb)(ProtobufCMessage *payload, const char *error, void *arg);
+
+/* The connections steps open (not yet connecting; pgconn.h), NULL for
+ * invalid parameters. app is the application_name, options the startup
+ * options ("-c statement_timeout=... -c search_path="), NULL for none;
+ * libpq's connect_timeout is connect_timeout_ms in whole seconds (pgconn's
+ * deadline is the real bound). step_local_conn: the local server's
+ * database, as local says. step_remote_conn: the other side, as remote
+ * says (its dbname); replication: a walsender for replication commands. */
+pgconn_t *step_local_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
+                          const char *database, const char *app, const char *options);
+pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const Godwit__ReplicationConn *remote,
+                           bool replication, int64_t connect_timeout_ms, const char *app,
+                           const char *options);
 
 /* Each returns NULL (and does not call done) only for invalid arguments. */
 step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,

@@ -1222,6 +1222,72 @@ static const s_stage_fn s_drop_stages[] = {
     s_connect, s_drop_sub, s_drop_pub, s_drop_slot, NULL,
 };
 
+/* ---- connections (step.h) ---------------------------------------------- */
+
+static bool s_set(const char *v);
+
+/* kw/val (room for 12) end with application_name, options and
+ * connect_timeout; then the connection. */
+static pgconn_t *s_conn_finish(uv_loop_t *loop, const char *name, const char **kw,
+                               const char **val, int n, int64_t connect_timeout_ms,
+                               const char *app, const char *options)
+{
+    char connect_timeout[32];
+    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
+             (connect_timeout_ms + 999) / 1000);
+    kw[n] = "application_name", val[n++] = app;
+    if (options)
+        kw[n] = "options", val[n++] = options;
+    kw[n] = "connect_timeout", val[n++] = connect_timeout;
+    kw[n] = NULL, val[n] = NULL;
+    return pgconn_new(loop, name, kw, val);
+}
+
+pgconn_t *step_local_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
+                          const char *database, const char *app, const char *options)
+{
+    if (!local || !local->host || !database)
+        return NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", local->port);
+    const char *kw[12], *val[12];
+    int n = 0;
+    kw[n] = "host", val[n++] = local->host;
+    kw[n] = "port", val[n++] = port;
+    kw[n] = "dbname", val[n++] = database;
+    if (s_set(local->user))
+        kw[n] = "user", val[n++] = local->user;
+    if (s_set(local->passfile))
+        kw[n] = "passfile", val[n++] = local->passfile;
+    return s_conn_finish(loop, name, kw, val, n, local->connect_timeout_ms, app, options);
+}
+
+pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const Godwit__ReplicationConn *remote,
+                           bool replication, int64_t connect_timeout_ms, const char *app,
+                           const char *options)
+{
+    if (!remote || !remote->host || !remote->dbname)
+        return NULL;
+    char port[16];
+    const char *kw[12], *val[12];
+    int n = 0;
+    kw[n] = "host", val[n++] = remote->host;
+    if (remote->port > 0) {
+        snprintf(port, sizeof port, "%" PRIu32, remote->port);
+        kw[n] = "port", val[n++] = port;
+    }
+    kw[n] = "dbname", val[n++] = remote->dbname;
+    if (s_set(remote->user))
+        kw[n] = "user", val[n++] = remote->user;
+    if (s_set(remote->passfile))
+        kw[n] = "passfile", val[n++] = remote->passfile;
+    if (s_set(remote->sslmode))
+        kw[n] = "sslmode", val[n++] = remote->sslmode;
+    if (replication)
+        kw[n] = "replication", val[n++] = "database";
+    return s_conn_finish(loop, name, kw, val, n, connect_timeout_ms, app, options);
+}
+
 /* ---- lifetime ----------------------------------------------------------- */
 
 static void s_on_kick(uv_timer_t *t)
@@ -1250,27 +1316,9 @@ static s_step_t *s_new(uv_loop_t *loop, const step_local_t *local, const char *d
         free(label);
         return NULL;
     }
-    char port[16], connect_timeout[32];
-    snprintf(port, sizeof port, "%d", local->port);
-    /* whole seconds for libpq; pgconn's deadline is the real bound */
-    snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
-             (local->connect_timeout_ms + 999) / 1000);
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path=",
                               local->statement_timeout_ms);
-    const char *kw[10], *val[10];
-    int n = 0;
-    kw[n] = "host", val[n++] = local->host;
-    kw[n] = "port", val[n++] = port;
-    kw[n] = "dbname", val[n++] = database;
-    if (s_set(local->user))
-        kw[n] = "user", val[n++] = local->user;
-    if (s_set(local->passfile))
-        kw[n] = "passfile", val[n++] = local->passfile;
-    kw[n] = "application_name", val[n++] = "godwit-agent";
-    kw[n] = "options", val[n++] = options;
-    kw[n] = "connect_timeout", val[n++] = connect_timeout;
-    kw[n] = NULL, val[n] = NULL;
-    pgconn_t *conn = pgconn_new(loop, "agent step", kw, val);
+    pgconn_t *conn = step_local_conn(loop, "agent step", local, database, "godwit-agent", options);
     free(options);
     if (!conn) {
         free(label);

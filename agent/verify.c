@@ -1271,34 +1271,13 @@ static bool v_set(const char *v)
     return v && v[0];
 }
 
-/* A connection to one side with the verify session settings. */
-static pgconn_t *v_conn_new(uv_loop_t *loop, const char *name, const char *host, const char *port,
-                            const char *dbname, const char *user, const char *passfile,
-                            const char *sslmode, uint64_t connect_timeout_ms, uint64_t timeout_ms)
+/* The verify session settings: read-only, pinned output formats. Caller
+ * frees. */
+static char *v_options(uint64_t timeout_ms)
 {
-    char connect_timeout[32];
-    snprintf(connect_timeout, sizeof connect_timeout, "%" PRIu64, (connect_timeout_ms + 999) / 1000);
-    char *options = xasprintf("-c statement_timeout=%" PRIu64 " -c search_path="
-                              " -c default_transaction_read_only=on" V_PRINT_OPTIONS,
-                              timeout_ms);
-    const char *kw[12], *val[12];
-    int n = 0;
-    kw[n] = "host", val[n++] = host;
-    kw[n] = "port", val[n++] = port;
-    kw[n] = "dbname", val[n++] = dbname;
-    if (v_set(user))
-        kw[n] = "user", val[n++] = user;
-    if (v_set(passfile))
-        kw[n] = "passfile", val[n++] = passfile;
-    if (v_set(sslmode))
-        kw[n] = "sslmode", val[n++] = sslmode;
-    kw[n] = "application_name", val[n++] = "godwit-verify";
-    kw[n] = "options", val[n++] = options;
-    kw[n] = "connect_timeout", val[n++] = connect_timeout;
-    kw[n] = NULL, val[n] = NULL;
-    pgconn_t *c = pgconn_new(loop, name, kw, val);
-    free(options);
-    return c;
+    return xasprintf("-c statement_timeout=%" PRIu64 " -c search_path="
+                     " -c default_transaction_read_only=on" V_PRINT_OPTIONS,
+                     timeout_ms);
 }
 
 /* A step with both connections (not yet connecting): the source through
@@ -1316,15 +1295,12 @@ static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *d
     v_step_t *s = xcalloc(1, sizeof *s);
     s->timeout_ms = timeout_ms ? timeout_ms : V_DEFAULT_TIMEOUT_MS;
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
-    char port[16], src_port[16];
-    snprintf(port, sizeof port, "%d", local->port);
-    snprintf(src_port, sizeof src_port, "%u", source->port);
-    s->conn[SIDE_SRC] = v_conn_new(loop, "verify source", source->host, src_port, source->dbname,
-                                   source->user, source->passfile, source->sslmode,
-                                   s->connect_timeout_ms, s->timeout_ms);
-    s->conn[SIDE_DST] = v_conn_new(loop, "verify target", local->host, port, database,
-                                   local->user, local->passfile, NULL, s->connect_timeout_ms,
-                                   s->timeout_ms);
+    char *options = v_options(s->timeout_ms);
+    s->conn[SIDE_SRC] = step_remote_conn(loop, "verify source", source, false,
+                                         (int64_t)s->connect_timeout_ms, "godwit-verify", options);
+    s->conn[SIDE_DST] = step_local_conn(loop, "verify target", local, database, "godwit-verify",
+                                        options);
+    free(options);
     if (!s->conn[SIDE_SRC] || !s->conn[SIDE_DST]) {
         pgconn_destroy(&s->conn[SIDE_SRC]);
         pgconn_destroy(&s->conn[SIDE_DST]);

@@ -709,6 +709,21 @@ static int s_ask(const char *sock, cJSON *req)
     return code;
 }
 
+/* Migration name's status response (the caller deletes it), or NULL with
+ * the reason printed (coordinator unreachable). */
+static cJSON *s_migration_status(const char *sock, const char *name)
+{
+    char err[512];
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "migrate_status");
+    cJSON_AddStringToObject(req, "name", name);
+    cJSON *resp = s_call(sock, req, 30, err, sizeof err);
+    cJSON_Delete(req);
+    if (!resp)
+        fprintf(stderr, "godwitctl: %s\n", err);
+    return resp;
+}
+
 /* Follows migration name's `key` report (verify, cutover) in its status
  * every poll_ms until its state is one of finals (NULL-terminated); prints
  * it (as JSON, or rendered) and returns 0 if that state is finals[0], else
@@ -717,17 +732,10 @@ static int s_follow(const char *sock, const char *name, const char *key,
                     const char *const *finals, unsigned poll_ms, bool json,
                     void (*render)(const cJSON *report, double now, FILE *out))
 {
-    char err[512];
     for (;;) {
-        cJSON *req = cJSON_CreateObject();
-        cJSON_AddStringToObject(req, "cmd", "migrate_status");
-        cJSON_AddStringToObject(req, "name", name);
-        cJSON *resp = s_call(sock, req, 30, err, sizeof err);
-        cJSON_Delete(req);
-        if (!resp) {
-            fprintf(stderr, "godwitctl: %s\n", err);
+        cJSON *resp = s_migration_status(sock, name);
+        if (!resp)
             return EXIT_UNREACHABLE;
-        }
         const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
         const cJSON *rep = cJSON_GetObjectItem(m, key);
         if (!cJSON_IsObject(rep)) {
@@ -849,17 +857,10 @@ static int s_cmd_cleanup(const char *sock, int argc, char **argv)
     int code = s_ask(sock, req);
     if (code != 0)
         return code;
-    char err[512];
     for (int waited_ms = 0;; waited_ms += 200) {
-        req = cJSON_CreateObject();
-        cJSON_AddStringToObject(req, "cmd", "migrate_status");
-        cJSON_AddStringToObject(req, "name", name);
-        cJSON *resp = s_call(sock, req, 30, err, sizeof err);
-        cJSON_Delete(req);
-        if (!resp) {
-            fprintf(stderr, "godwitctl: %s\n", err);
+        cJSON *resp = s_migration_status(sock, name);
+        if (!resp)
             return EXIT_UNREACHABLE;
-        }
         const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
         const char *state = s_str(m, "state", "?");
         bool done = strcmp(state, "done") == 0;

@@ -102,10 +102,8 @@ static void s_send_drop_target(mig_t *g, Godwit__Command *cmd);
 static void s_send_drop_source(mig_t *g, Godwit__Command *cmd);
 static void s_send_disable(mig_t *g, Godwit__Command *cmd);
 static void s_send_enable(mig_t *g, Godwit__Command *cmd);
-static void s_send_cleanup_source(mig_t *g, Godwit__Command *cmd);
 static void s_send_unfollow_target(mig_t *g, Godwit__Command *cmd);
 static void s_send_unfollow_source(mig_t *g, Godwit__Command *cmd);
-static void s_send_cleanup_target(mig_t *g, Godwit__Command *cmd);
 
 /* The state machine. `poll_ms` > 0: the step is a status poll that repeats
  * until its condition holds (copy: every table ready) or forever
@@ -152,9 +150,9 @@ static const struct {
     { M_SWITCHED, "switched", false, NULL, M_SWITCHED, 0, 0, false,
       "cut over: traffic goes to green; blue is fenced and follows green (unless "
       "cutover.reverse is off), ready for a rollback" },
-    { M_CLEANUP_SOURCE, "cleanup_source", false, s_send_cleanup_source, M_CLEANUP_TARGET, 120000,
+    { M_CLEANUP_SOURCE, "cleanup_source", false, s_send_drop_source, M_CLEANUP_TARGET, 120000,
       0, false, "cleanup: dropping our subscription, publication and slot on blue" },
-    { M_CLEANUP_TARGET, "cleanup_target", true, s_send_cleanup_target, M_DONE, 120000, 0, false,
+    { M_CLEANUP_TARGET, "cleanup_target", true, s_send_drop_target, M_DONE, 120000, 0, false,
       "cleanup: dropping our subscription, publication and slot on green" },
     { M_DONE, "done", false, NULL, M_DONE, 0, 0, false,
       "done: traffic goes to green; blue stays fenced and follows nothing; nothing of ours is "
@@ -269,48 +267,44 @@ static void s_send_sync(mig_t *g, Godwit__Command *cmd)
     s_send_and_free(g, cmd, NULL, NULL);
 }
 
+/* DropObjects on one side (target: green), each name NULL for none. */
+static void s_send_drop(mig_t *g, Godwit__Command *cmd, bool target, const char *subscription,
+                        const char *publication, const char *slot)
+{
+    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
+    d.database = target ? g->m->target.database : g->m->source.database;
+    d.subscription = (char *)(subscription ? subscription : "");
+    d.publication = (char *)(publication ? publication : "");
+    d.slot = (char *)(slot ? slot : "");
+    cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
+    cmd->drop_objects = &d;
+    s_send_and_free(g, cmd, NULL, NULL);
+}
+
 /* Our objects on one side: the subscription from the other side, the
  * publication and slot for it. On green: objname's subscription, revname's
  * publication and slot (left by a cutover that aborted, a rollback, or made
  * for reverse replication); on blue the other way round. */
 static void s_send_drop_side(mig_t *g, Godwit__Command *cmd, bool target)
 {
-    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
-    d.database = target ? g->m->target.database : g->m->source.database;
-    d.subscription = target ? g->objname : g->revname;
-    d.publication = target ? g->revname : g->objname;
-    d.slot = d.publication;
-    cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
-    cmd->drop_objects = &d;
-    s_send_and_free(g, cmd, NULL, NULL);
+    const char *sub = target ? g->objname : g->revname, *pub = target ? g->revname : g->objname;
+    s_send_drop(g, cmd, target, sub, pub, pub);
 }
 
 static void s_send_drop_target(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, true); }
 static void s_send_drop_source(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, false); }
-static void s_send_cleanup_source(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, false); }
-static void s_send_cleanup_target(mig_t *g, Godwit__Command *cmd) { s_send_drop_side(g, cmd, true); }
 
 /* Protection after the cutover: green's slot for blue, then blue's
  * subscription (which cannot reach its slot any more: detached, then
  * dropped). */
 static void s_send_unfollow_target(mig_t *g, Godwit__Command *cmd)
 {
-    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
-    d.database = g->m->target.database;
-    d.slot = g->revname;
-    cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
-    cmd->drop_objects = &d;
-    s_send_and_free(g, cmd, NULL, NULL);
+    s_send_drop(g, cmd, true, NULL, NULL, g->revname);
 }
 
 static void s_send_unfollow_source(mig_t *g, Godwit__Command *cmd)
 {
-    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
-    d.database = g->m->source.database;
-    d.subscription = g->revname;
-    cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
-    cmd->drop_objects = &d;
-    s_send_and_free(g, cmd, NULL, NULL);
+    s_send_drop(g, cmd, false, g->revname, NULL, NULL);
 }
 
 static void s_send_enabled(mig_t *g, Godwit__Command *cmd, bool enabled)

@@ -1321,18 +1321,19 @@ static void test_agent_proxy_errors(void **state)
           "proxies[1].name: \"a\" is already proxies[0]" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char path[] = "/tmp/godwit-test-proxyXXXXXX";
-        int fd = mkstemp(path);
-        assert_true(fd >= 0);
-        FILE *f = fdopen(fd, "w");
-        fprintf(f, "role: proxy\nstate_dir: /s\nsecret_key: /k\ncoordinator:\n"
-                   "  endpoint: tcp://h:1\n  public_key: /p\n\n\nproxies:\n%s",
-                cases[i].yaml);
-        fclose(f);
+        char text[2048];
+        int len = snprintf(text, sizeof text,
+                           "role: proxy\nstate_dir: /s\nsecret_key: /k\ncoordinator:\n"
+                           "  endpoint: tcp://h:1\n  public_key: /p\n\n\nproxies:\n%s",
+                           cases[i].yaml);
+        assert_true(len > 0 && (size_t)len < sizeof text);
+        s_tmp_t t;
+        s_tmp_init(&t);
+        const char *path = s_tmp_write(&t, "agent.yaml", text, (size_t)len);
         agent_config_t cfg;
         char err[512] = "";
         bool ok = agent_config_load(path, &cfg, err, sizeof err);
-        unlink(path);
+        s_tmp_cleanup(&t);
         if (ok)
             fail_msg("case %zu loaded", i);
         if (!strstr(err, cases[i].want))
