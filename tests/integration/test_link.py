@@ -140,7 +140,9 @@ def test_ping_round_trip(rig):
     check(r.returncode == 0, "ping ok: %s %s" % (r.stdout, r.stderr))
     import json
     rtt = json.loads(r.stdout)["rtt_ms"]
-    check(0 < rtt < 200, "round trip %.3f ms" % rtt)
+    # A round trip was measured and answered; how fast is bench/'s to say
+    # (a timed bound failed once at 388 ms under ASan on a loaded machine).
+    check(0 < rtt < 5000, "round trip %.3f ms" % rtt)
     r = coord.ctl("ping", "a2", check_rc=False)
     check(r.returncode == 1 and b"not connected" in r.stderr, "ping to a never-seen agent fails")
     r = coord.ctl("ping", "nobody", check_rc=False)
