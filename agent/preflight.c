@@ -1345,7 +1345,7 @@ static preflight_t *s_new(uv_loop_t *loop, const preflight_local_t *local, const
     if (!loop || !s_local_valid(local) || !database || !database[0] || !done)
         return NULL;
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
-                              " -c default_transaction_read_only=on",
+                              " -c default_transaction_read_only=on -c jit=off",
                               local->statement_timeout_ms);
     step_local_t sl = { .host = local->host, .port = local->port, .user = local->user,
                         .passfile = local->passfile,
@@ -1419,8 +1419,9 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
     }
     p->repl = step_remote_conn(loop, "agent preflight replication", rc, true,
                                local->connect_timeout_ms, "godwit-agent", NULL);
+    /* jit off: see access.h */
     char *src_opts = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
-                               " -c default_transaction_read_only=on",
+                               " -c default_transaction_read_only=on -c jit=off",
                                local->statement_timeout_ms);
     p->src = step_remote_conn(loop, "agent preflight source", rc, false,
                               local->connect_timeout_ms, "godwit-agent", src_opts);

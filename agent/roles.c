@@ -482,11 +482,12 @@ step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
     for (size_t i = 0; i < req->n_app_roles; i++)
         if (!r_set(req->app_roles[i]))
             return NULL;
+    /* jit off: see access.h */
     char *src_opts = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
-                               " -c default_transaction_read_only=on",
+                               " -c default_transaction_read_only=on -c jit=off",
                                local->statement_timeout_ms);
     /* With passwords the target session must not log what it runs. */
-    char *dst_opts = xasprintf("-c statement_timeout=%" PRId64 " -c search_path=%s",
+    char *dst_opts = xasprintf("-c statement_timeout=%" PRId64 " -c search_path= -c jit=off%s",
                                local->statement_timeout_ms,
                                req->passwords ? " -c log_statement=none"
                                                 " -c log_min_error_statement=panic"

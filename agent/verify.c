@@ -1281,20 +1281,22 @@ static bool v_set(const char *v)
     return v && v[0];
 }
 
-/* The verify session settings: read-only, pinned output formats. Caller
- * frees. */
-static char *v_options(uint64_t timeout_ms)
+/* The verify session settings: read-only, pinned output formats; for the
+ * catalog comparisons (catalog), no JIT: the planner's estimates for the
+ * access catalog's recursive query make it compile for a second or more
+ * what runs in milliseconds. Caller frees. */
+static char *v_options(uint64_t timeout_ms, bool catalog)
 {
     return xasprintf("-c statement_timeout=%" PRIu64 " -c search_path="
-                     " -c default_transaction_read_only=on" V_PRINT_OPTIONS,
-                     timeout_ms);
+                     " -c default_transaction_read_only=on%s" V_PRINT_OPTIONS,
+                     timeout_ms, catalog ? " -c jit=off" : "");
 }
 
 /* A step with both connections (not yet connecting): the source through
  * source, the target's database locally. NULL for invalid arguments. */
 static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *database,
-                       const Godwit__ReplicationConn *source, uint64_t timeout_ms, char *label,
-                       step_done_cb done, void *arg)
+                       const Godwit__ReplicationConn *source, uint64_t timeout_ms, bool catalog,
+                       char *label, step_done_cb done, void *arg)
 {
     if (!loop || !local || !v_set(local->host) || local->port < 1 || local->port > 65535 ||
         local->connect_timeout_ms <= 0 || !v_set(database) || !source || !v_set(source->host) ||
@@ -1305,7 +1307,7 @@ static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *d
     v_step_t *s = xcalloc(1, sizeof *s);
     s->timeout_ms = timeout_ms ? timeout_ms : V_DEFAULT_TIMEOUT_MS;
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
-    char *options = v_options(s->timeout_ms);
+    char *options = v_options(s->timeout_ms, catalog);
     s->conn[SIDE_SRC] = step_remote_conn(loop, "verify source", source, false,
                                          (int64_t)s->connect_timeout_ms, "godwit-verify", options);
     s->conn[SIDE_DST] = step_local_conn(loop, "verify target", local, database, "godwit-verify",
@@ -1335,7 +1337,7 @@ step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
     if (!req || !req->table || !v_set(req->table->schema) || !v_set(req->table->name) ||
         !v_set(req->subscription) || !v_set(req->slot))
         return NULL;
-    v_step_t *s = v_new(loop, local, req->database, req->source, req->timeout_ms,
+    v_step_t *s = v_new(loop, local, req->database, req->source, req->timeout_ms, false,
                         xasprintf("table %s.%s", req->table->schema, req->table->name), done, arg);
     if (!s)
         return NULL;
@@ -1628,7 +1630,7 @@ step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
 {
     if (!req)
         return NULL;
-    v_step_t *s = v_new(loop, local, req->database, req->source, 0,
+    v_step_t *s = v_new(loop, local, req->database, req->source, 0, true,
                         xasprintf("schema of database %s", req->database), done, arg);
     if (!s)
         return NULL;
@@ -1736,7 +1738,7 @@ step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
 {
     if (!req || req->n_roles == 0)
         return NULL;
-    v_step_t *s = v_new(loop, local, req->database, req->source, 0,
+    v_step_t *s = v_new(loop, local, req->database, req->source, 0, true,
                         xasprintf("roles in database %s", req->database), done, arg);
     if (!s)
         return NULL;
