@@ -913,11 +913,22 @@ static void s_roles_compare(s_cmp_t *c)
         if (!dr && !s_dst_has_role(c, name)) {
             s_buf_t b = { 0 };
             s_role_create(c, sr, s_join_add, &b);
-            if (s_true(sr, "super"))
+            const cJSON *m;
+            const char *super_group = NULL;
+            cJSON_ArrayForEach(m, s_arr(sr, "memberof"))
+                if (s_superuser_membership(c, m))
+                    super_group = s_str(m, "role");
+            if (super_group && !s_true(sr, "super"))
+                s_diff(c, ACCESS_ROLE_SUPERUSER, true, xasprintf("role %s", name),
+                       xasprintf("role %s is a member of the superuser %s on the source and does "
+                                 "not exist on the target (godwit creates it only without that "
+                                 "membership)",
+                                 name, super_group),
+                       s_buf_take(&b));
+            else if (s_true(sr, "super"))
                 s_diff(c, ACCESS_ROLE_SUPERUSER, true, xasprintf("role %s", name),
                        xasprintf("role %s is a superuser on the source and does not exist on "
-                                 "the target; godwit never creates a superuser: it would create "
-                                 "it without SUPERUSER",
+                                 "the target (godwit creates it only without SUPERUSER)",
                                  name),
                        s_buf_take(&b));
             else

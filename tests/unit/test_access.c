@@ -190,7 +190,9 @@ static void test_missing_role_statement(void **state)
     access_diffs_t d = compare(a, b, false);
     print_diffs(&d);
     assert_int_equal(d.n, 1);
-    assert_int_equal(d.v[0].kind, ACCESS_ROLE_MISSING);
+    /* a member of a superuser: preflight must block on it, not just inform */
+    assert_int_equal(d.v[0].kind, ACCESS_ROLE_SUPERUSER);
+    assert_non_null(strstr(d.v[0].problem, "member of the superuser boss"));
     assert_true(d.v[0].absent);
     assert_string_equal(
         d.v[0].statement,
@@ -427,10 +429,14 @@ static void test_plan_existing_and_database(void **state)
     /* verify still sees app's CREATEDB (left as it is) */
     access_diffs_t d = compare(a, b, false);
     print_diffs(&d);
-    bool found = false;
-    for (size_t i = 0; i < d.n; i++)
+    bool found = false, missing = false;
+    for (size_t i = 0; i < d.n; i++) {
         found |= d.v[i].kind == ACCESS_ROLE && strstr(d.v[i].statement, "ALTER ROLE \"app\" CREATEDB");
+        missing |= d.v[i].kind == ACCESS_ROLE_MISSING && d.v[i].absent &&
+                   strcmp(d.v[i].object, "role grp") == 0;
+    }
     assert_true(found);
+    assert_true(missing);
     access_diffs_free(&d);
     cJSON_Delete(a);
     cJSON_Delete(b);
