@@ -1253,7 +1253,9 @@ static void s_on_tgt_src_connect(pgconn_t *c, bool ok, const char *error, void *
  * superusers (never granted), who would own what. */
 static void s_tgt_roles(preflight_t *p)
 {
-    int rc = pgconn_connect(p->src, (uint64_t)p->connect_timeout_ms, s_on_tgt_src_connect, p);
+    int rc = p->src ? pgconn_connect(p->src, (uint64_t)p->connect_timeout_ms,
+                                     s_on_tgt_src_connect, p)
+                    : -EINVAL;
     if (rc != 0) {
         char *why = xasprintf("cannot start connecting to the source: %s", strerror(-rc));
         s_finish(p, why);
