@@ -332,6 +332,7 @@ static void s_diff(s_cmp_t *c, access_kind_t kind, bool absent, char *object, ch
     access_diff_t *x = &d->v[d->n++];
     x->kind = kind;
     x->absent = absent;
+    x->restored = false;
     x->object = object;
     x->problem = problem;
     x->statement = statement ? statement : xstrdup("");
@@ -1185,6 +1186,7 @@ static void s_objects_compare(s_cmp_t *c, const cJSON **dindex, size_t dn)
         const cJSON *dobj = s_obj_find(dindex, dn, so);
         if (!dobj)
             continue; /* on the source only: the schema comparison's business */
+        size_t first = c->out->n;
         const char *type = s_str(so, "type"), *id = s_str(so, "id");
         if (!type || !id)
             continue;
@@ -1218,6 +1220,9 @@ static void s_objects_compare(s_cmp_t *c, const cJSON **dindex, size_t dn)
             s_columns_compare(c, so, dobj, id, want);
         }
         s_rls_compare(c, so, dobj, id);
+        bool restored = ext || (strcmp(type, "schema") == 0 && strcmp(id, "public") == 0);
+        for (size_t i = first; i < c->out->n; i++)
+            c->out->v[i].restored = restored;
         free(object);
     }
 }

@@ -79,6 +79,9 @@ typedef struct {
     char *statement;  /* what to run on the target to fix it; "" when nothing can */
     bool absent;      /* the target has nothing of it yet (a role, a default
                          privileges entry, a policy): creating, not changing */
+    bool restored;    /* an object whose privileges a schema restore sets too
+                         where they differ from their initial ones: the
+                         schema public, an extension's objects */
 } access_diff_t;
 
 typedef struct {

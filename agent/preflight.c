@@ -1150,15 +1150,22 @@ static void s_tgt_access_finding(preflight_t *p, access_diff_t *d)
     default:
         /* objects (owners, privileges, default privileges, policies) the
          * target has already: the restore creates the others with the
-         * source's owners and privileges */
+         * source's owners and privileges, and leaves these as they are,
+         * but for the privileges it sets where they differ from their
+         * initial ones (the schema public, an extension's objects) */
         if (d->absent)
             return;
-        sev = SEV_WARNING;
-        message = xasprintf("%s: it is on the target already, and the schema phase changes "
-                            "existing objects only where the source's dump names them",
-                            d->problem);
-        fix = xasprintf("On the target: %s (or verify will report it after the copy)",
-                        d->statement);
+        sev = d->restored ? SEV_WARNING : SEV_ERROR;
+        message = d->restored
+                      ? xasprintf("%s: the schema phase sets the source's privileges on it where "
+                                  "they differ from the initial ones; anything else stays and "
+                                  "verify will report it",
+                                  d->problem)
+                      : xasprintf("%s: it is on the target already, and the schema phase does "
+                                  "not change an object that exists, so rights on the target "
+                                  "would differ",
+                                  d->problem);
+        fix = xasprintf("On the target: %s", d->statement);
         break;
     }
     s_add(p, sev, code, d->object, message, fix);
