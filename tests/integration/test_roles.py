@@ -264,18 +264,27 @@ def test_drift_found_and_cutover_refused(rig):
     start_and_stream(coord, plan)
     rc, rep = verify(coord)
     check(rc == 0 and rep["state"] == "equal", "verify equal first: %r" % rep.get("schema"))
-    # Drift on green only: a grant blue never made, an owner changed.
+    # Drift on green only: a grant blue never made, an owner changed, a
+    # policy dropped, default privileges revoked.
     green.psql("GRANT DELETE ON app.accounts TO %s;"
-               "ALTER FUNCTION app.app_helper() OWNER TO postgres" % Q_ODD, db="shop")
+               "ALTER FUNCTION app.app_helper() OWNER TO postgres;"
+               "DROP POLICY own_rows ON app.accounts;"
+               "ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA app REVOKE SELECT ON TABLES"
+               " FROM %s" % (Q_ODD, Q_ODD), db="shop")
     rc, rep = verify(coord)
     findings = rep["schema"]["findings"]
     for f in findings:
         print("   %s: %s\n      %s" % (f["object"], f["problem"], f["statement"]))
     stmts = [f["statement"] for f in findings]
     check(rc == 1 and rep["state"] == "different", "drift makes verify different: %r" % rep["state"])
-    want = ['REVOKE DELETE ON TABLE app.accounts FROM "%s";' % ODD.replace('"', '""'),
-            'ALTER FUNCTION app.app_helper() OWNER TO "app";']
-    check(sorted(stmts) == sorted(want), "each drift with its statement: %r" % stmts)
+    want = ['REVOKE DELETE ON TABLE app.accounts FROM "%s";' % ODD,
+            'ALTER FUNCTION app.app_helper() OWNER TO "app";',
+            'ALTER DEFAULT PRIVILEGES FOR ROLE "app" IN SCHEMA "app" GRANT SELECT ON TABLES TO '
+            '"%s";' % ODD]
+    policy = [x for x in stmts if x.startswith('CREATE POLICY "own_rows" ON app.accounts AS '
+                                               'PERMISSIVE FOR SELECT TO "%s" USING (' % ODD)]
+    check(sorted(set(stmts) - set(policy)) == sorted(want) and len(policy) == 1 and
+          len(stmts) == 4, "each drift with its statement: %r" % stmts)
     out = coord.ctl("migrate", "status", "shop").stdout.decode()
     check("verify: different" in out and want[1] in out, "status shows the findings: %s" % out)
     r = coord.ctl("cutover", "shop", check_rc=False)
