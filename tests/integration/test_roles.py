@@ -18,10 +18,14 @@ owners, prosecdef, policies, row-level security, pg_default_acl, the
 roles' attributes, settings and memberships. Logged in as the application
 role on green, the SECURITY DEFINER function runs as its owner.
 
-Then a drift (a GRANT and an owner change made on green only) is found by
-verify with the statement that fixes each, the cutover is refused until
-they are run, and then the rehearsal passes the cutover's role check. And
-password hashes: copied only when the plan asks, never seen in any log.
+Then a drift (a GRANT, an owner, a policy and default privileges changed
+on green only) is found by verify with the statement that fixes each, the
+cutover is refused until they are run, and then the rehearsal passes the
+cutover's role check, which catches a later drift by itself. The roles step
+killed inside its transaction leaves no role and completes when sent
+again. Password hashes: copied only when the plan asks, never seen in any
+log. Preflight names the roles it will create, those it will leave as they
+are, the superuser it will not create and the hashes it cannot read.
 """
 
 import json
