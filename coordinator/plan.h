@@ -73,6 +73,9 @@ typedef struct {
         int reverse_off;               /* 0: "on" (default), 1: "off": replication
                                           target -> source after the switch */
     } cutover;
+    struct {
+        bool passwords;                /* copy the created roles' password hashes */
+    } roles;
 } plan_migration_t;
 
 typedef struct {
