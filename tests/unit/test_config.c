@@ -62,9 +62,9 @@ typedef struct {
     int not_in_schema; /* never touched by the loader */
 } t_cfg_t;
 
-#define F(k, t, field, req) { k, t, offsetof(t_cfg_t, field), req, 0, 0, NULL, NULL, 0, NULL, NULL }
+#define F(k, t, field, req) { k, t, offsetof(t_cfg_t, field), req, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL }
 #define R(k, t, field, req, lo, hi) \
-    { k, t, offsetof(t_cfg_t, field), req, lo, hi, NULL, NULL, 0, NULL, NULL }
+    { k, t, offsetof(t_cfg_t, field), req, lo, hi, NULL, NULL, 0, NULL, NULL, NULL, NULL }
 
 static const cfg_field_t s_tls[] = {
     F("mode", CFG_STRING, db.tls.mode, true),
@@ -76,7 +76,7 @@ static const cfg_field_t s_db[] = {
     F("host", CFG_STRING, db.host, false),
     R("port", CFG_INT, db.port, false, 1, 65535),
     F("user", CFG_STRING, db.user, true),
-    { "tls", CFG_SECTION, 0, false, 0, 0, NULL, s_tls, 0, NULL, NULL },
+    { "tls", CFG_SECTION, 0, false, 0, 0, NULL, s_tls, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
@@ -90,13 +90,13 @@ static const cfg_field_t s_schema[] = {
     F("dir", CFG_PATH, dir, false),
     R("count", CFG_INT, count, false, 1, 100),
     F("enabled", CFG_BOOL, enabled, false),
-    { "color", CFG_ENUM, offsetof(t_cfg_t, color), false, 0, 0, s_colors, NULL, 0, NULL, NULL },
+    { "color", CFG_ENUM, offsetof(t_cfg_t, color), false, 0, 0, s_colors, NULL, 0, NULL, NULL, NULL, NULL },
     R("timeout", CFG_DURATION_MS, timeout_ms, false, 100, 60000),
     R("limit", CFG_BYTES, limit, false, 4096, 64 << 20),
     F("listen", CFG_ENDPOINT, listen, false),
     F("any", CFG_INT, any, false),
-    { "db", CFG_SECTION, 0, true, 0, 0, NULL, s_db, 0, NULL, NULL },
-    { "opt", CFG_SECTION, 0, false, 0, 0, NULL, s_opt, 0, NULL, NULL },
+    { "db", CFG_SECTION, 0, true, 0, 0, NULL, s_db, 0, NULL, NULL, NULL, NULL },
+    { "opt", CFG_SECTION, 0, false, 0, 0, NULL, s_opt, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
@@ -637,39 +637,39 @@ typedef struct {
 } t_plan_t;
 
 static const cfg_field_t s_step[] = {
-    { "kind", CFG_STRING, offsetof(t_step_t, kind), true, 0, 0, NULL, NULL, 0, NULL, NULL },
-    { "args", CFG_STRING_LIST, offsetof(t_step_t, args), false, 0, 0, NULL, NULL, 0, NULL, NULL },
+    { "kind", CFG_STRING, offsetof(t_step_t, kind), true, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
+    { "args", CFG_STRING_LIST, offsetof(t_step_t, args), false, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_source[] = {
-    { "agent", CFG_STRING, offsetof(t_mig_t, source.agent), true, 0, 0, NULL, NULL, 0, NULL, NULL },
-    { "port", CFG_INT, offsetof(t_mig_t, source.port), false, 1, 65535, NULL, NULL, 0, NULL, NULL },
+    { "agent", CFG_STRING, offsetof(t_mig_t, source.agent), true, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
+    { "port", CFG_INT, offsetof(t_mig_t, source.port), false, 1, 65535, NULL, NULL, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_mig[] = {
-    { "name", CFG_STRING, offsetof(t_mig_t, name), true, 0, 0, NULL, NULL, 0, NULL, NULL },
-    { "source", CFG_SECTION, 0, true, 0, 0, NULL, s_source, 0, NULL, NULL },
-    { "tables", CFG_STRING_LIST, offsetof(t_mig_t, tables), true, 1, 0, NULL, NULL, 0, NULL, NULL },
+    { "name", CFG_STRING, offsetof(t_mig_t, name), true, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
+    { "source", CFG_SECTION, 0, true, 0, 0, NULL, s_source, 0, NULL, NULL, NULL, NULL },
+    { "tables", CFG_STRING_LIST, offsetof(t_mig_t, tables), true, 1, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
     { "steps", CFG_LIST, offsetof(t_mig_t, steps), false, 0, 0, NULL, s_step, sizeof(t_step_t),
-      NULL, NULL },
-    { "workers", CFG_INT, offsetof(t_mig_t, workers), false, 1, 64, NULL, NULL, 0, NULL, NULL },
+      NULL, NULL, NULL, NULL },
+    { "workers", CFG_INT, offsetof(t_mig_t, workers), false, 1, 64, NULL, NULL, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_meta[] = {
     { "owners", CFG_STRING_LIST, offsetof(t_plan_t, meta.owners), false, 2, 2, NULL, NULL, 0, NULL,
-      NULL },
+      NULL, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_plan[] = {
-    { "title", CFG_STRING, offsetof(t_plan_t, title), false, 0, 0, NULL, NULL, 0, NULL, NULL },
-    { "tags", CFG_STRING_LIST, offsetof(t_plan_t, tags), false, 0, 3, NULL, NULL, 0, NULL, NULL },
+    { "title", CFG_STRING, offsetof(t_plan_t, title), false, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
+    { "tags", CFG_STRING_LIST, offsetof(t_plan_t, tags), false, 0, 3, NULL, NULL, 0, NULL, NULL, NULL, NULL },
     { "migrations", CFG_LIST, offsetof(t_plan_t, migrations), true, 1, 100, NULL, s_mig,
-      sizeof(t_mig_t), NULL, NULL },
-    { "meta", CFG_SECTION, 0, false, 0, 0, NULL, s_meta, 0, NULL, NULL },
+      sizeof(t_mig_t), NULL, NULL, NULL, NULL },
+    { "meta", CFG_SECTION, 0, false, 0, 0, NULL, s_meta, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
@@ -1080,7 +1080,7 @@ static void test_list_alias_limit(void **state)
      * schema without that bound. */
     static const cfg_field_t unbounded[] = {
         { "migrations", CFG_LIST, offsetof(t_plan_t, migrations), true, 0, 0, NULL, s_mig,
-          sizeof(t_mig_t), NULL, NULL },
+          sizeof(t_mig_t), NULL, NULL, NULL, NULL },
         CFG_END,
     };
     t_plan_t p, snap;
@@ -1134,6 +1134,68 @@ typedef struct {
 typedef struct {
     cfg_list_t proxies; /* of t_px_t */
 } t_pxs_t;
+
+/* A list whose items are named (unique) and a key that was retired: a
+ * repeated name is refused at the repeat's line, naming the first and its
+ * line; a retired key with its own message, and never listed as known. */
+typedef struct {
+    char *name;
+    int64_t port;
+} t_named_t;
+
+typedef struct {
+    cfg_list_t items; /* of t_named_t */
+} t_named_list_t;
+
+static const cfg_field_t s_named[] = {
+    { .key = "name", .type = CFG_STRING, .offset = offsetof(t_named_t, name), .required = true },
+    { .key = "port", .type = CFG_INT, .offset = offsetof(t_named_t, port), .min = 1, .max = 9 },
+    { .key = "host", .type = CFG_RETIRED, .retired = "moved: write it in hosts.yaml" },
+    CFG_END,
+};
+
+static const cfg_field_t s_named_list[] = {
+    { .key = "items", .type = CFG_LIST, .offset = offsetof(t_named_list_t, items),
+      .children = s_named, .item_size = sizeof(t_named_t), .unique = "name" },
+    CFG_END,
+};
+
+static void test_list_unique_and_retired(void **state)
+{
+    (void)state;
+    t_named_list_t l;
+    char err[512] = "";
+    memset(&l, 0, sizeof l);
+    assert_true(cfg_load_string("t.yaml", "items:\n  - {name: a}\n  - {name: b, port: 2}\n",
+                                s_named_list, &l, err, sizeof err));
+    assert_int_equal(l.items.count, 2);
+    assert_string_equal(((t_named_t *)l.items.items)[1].name, "b");
+    cfg_free(s_named_list, &l);
+
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        { "items:\n  - {name: a}\n  - {name: b}\n  - name: a\n    port: 3\n",
+          "t.yaml:4: items[2].name: \"a\" is already items[0] (line 2)" },
+        { "items:\n  - {name: a}\n  - {name: a}\n",
+          "t.yaml:3: items[1].name: \"a\" is already items[0] (line 2)" },
+        { "items:\n  - {name: a, host: h}\n",
+          "t.yaml:2: items[0].host: moved: write it in hosts.yaml" },
+        { "items:\n  - name: a\n    host: h\n    port: 1\n",
+          "t.yaml:3: items[0].host: moved: write it in hosts.yaml" },
+        { "items:\n  - {name: a, hots: h}\n",
+          "t.yaml:2: items[0].hots: unknown key (known: name, port)" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memset(&l, 0, sizeof l);
+        if (cfg_load_string("t.yaml", cases[i].text, s_named_list, &l, err, sizeof err))
+            fail_msg("case %zu accepted", i);
+        if (strcmp(err, cases[i].want) != 0)
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
+        assert_int_equal(l.items.count, 0); /* nothing left in the struct */
+        assert_null(l.items.items);
+    }
+}
 
 static void test_list_item_defaults(void **state)
 {
@@ -1487,6 +1549,7 @@ int main(void)
         cmocka_unit_test(test_list_free),
         cmocka_unit_test(test_list_item_defaults),
         cmocka_unit_test_setup_teardown(test_file_load, s_setup, s_teardown),
+        cmocka_unit_test(test_list_unique_and_retired),
         cmocka_unit_test(test_agent_example),
         cmocka_unit_test(test_agent_proxy_example),
         cmocka_unit_test(test_agent_proxy_errors),
