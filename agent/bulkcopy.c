@@ -6,8 +6,9 @@
  *      the copy is done: say so (already_done).
  *   2. open every connection at once: one replication connection to the
  *      source (replication=database) and, per worker, a source and a target
- *      connection. Source connections use the ReplicationConn fields (the
- *      passfile or the source's pg_hba give the credentials, never a
+ *      connection. Source connections go to the peer the ReplicationConn
+ *      names, as the agent's config describes it (step_remote_conn: the
+ *      peer's passfile or the source's pg_hba give the credentials, never a
  *      message); all connections are opened from keyword arrays.
  *   3. a slot of that name left by a copy that died is dropped: we start
  *      over (the tables are truncated in 6).
@@ -133,9 +134,9 @@ struct b_step {
     bool disposed;
 
     /* copies of the request and of the local settings */
-    step_local_t local;        /* its strings owned */
+    step_local_t local;        /* its strings owned; peers, config_path borrowed (step.h) */
     char *database, *name, *publication, *label;
-    Godwit__ReplicationConn source; /* its strings owned */
+    Godwit__ReplicationConn source; /* peer and dbname owned */
     unsigned n_workers;
 
     pgconn_t *ctl;             /* the target database: lookups, TRUNCATE */
@@ -203,10 +204,7 @@ static void s_on_timer_closed(uv_handle_t *h)
     free(b->name);
     free(b->publication);
     free(b->label);
-    free(b->source.host);
-    free(b->source.user);
-    free(b->source.passfile);
-    free(b->source.sslmode);
+    free(b->source.peer);
     free(b->source.dbname);
     free(b->what);
     free(b->snapshot);
@@ -353,8 +351,8 @@ static pgconn_t *s_conn(b_step_t *b, const char *name, bool source, bool replica
 {
     char *app = xasprintf("%s_copy", b->name);
     char *opts = xasprintf("%s -c client_encoding=UTF8", options);
-    pgconn_t *c = source ? step_remote_conn(b->loop, name, &b->source, replication,
-                                            b->local.connect_timeout_ms, app, opts)
+    pgconn_t *c = source ? step_remote_conn(b->loop, name, &b->local, &b->source, replication,
+                                            app, opts)
                          : step_local_conn(b->loop, name, &b->local, b->database, app, opts);
     free(opts);
     free(app);
@@ -1422,9 +1420,13 @@ step_t *bulkcopy_start(uv_loop_t *loop, const step_local_t *local, const Godwit_
     if (!loop || !local || !req || !done || !s_set(req->database) || !s_set(req->name) ||
         !s_set(req->publication) || !req->source)
         return NULL;
-    const Godwit__ReplicationConn *src = req->source;
-    if (!s_set(src->host) || !s_set(src->user) || !s_set(src->dbname) || src->port > 65535)
+    char *why = NULL;
+    if (!step_peer(local, req->source, &why)) {
+        log_warn("copy \"%s\": %s", req->name, why);
+        free(why);
         return NULL;
+    }
+    const Godwit__ReplicationConn *src = req->source;
     if (!s_set(local->host) || local->port < 1 || local->port > 65535 ||
         local->connect_timeout_ms <= 0 || local->connect_timeout_ms > INT32_MAX ||
         local->statement_timeout_ms <= 0 || local->statement_timeout_ms > INT32_MAX)
@@ -1446,11 +1448,7 @@ step_t *bulkcopy_start(uv_loop_t *loop, const step_local_t *local, const Godwit_
     b->publication = xstrdup(req->publication);
     b->label = xasprintf("copy \"%s\" in database \"%s\"", req->name, req->database);
     godwit__replication_conn__init(&b->source);
-    b->source.host = xstrdup(src->host);
-    b->source.port = src->port;
-    b->source.user = xstrdup(src->user);
-    b->source.passfile = s_dup(src->passfile);
-    b->source.sslmode = s_dup(src->sslmode);
+    b->source.peer = xstrdup(src->peer);
     b->source.dbname = xstrdup(src->dbname);
     b->n_workers = req->parallelism < 1 ? 1
                    : req->parallelism > B_MAX_WORKERS ? B_MAX_WORKERS

@@ -15,8 +15,9 @@
  * session runs with an empty search_path) and compare names as parameters.
  * DDL takes no parameters: identifiers go into its text only through
  * PQescapeIdentifier, and its one string literal, the subscription's
- * CONNECTION (a libpq conninfo whose values s_conninfo() quotes), only
- * through PQescapeLiteral. CREATE and DROP SUBSCRIPTION may not run inside a
+ * CONNECTION (a libpq conninfo whose values s_conninfo() quotes, all of
+ * them from the agent's peers but the database), only through
+ * PQescapeLiteral. CREATE and DROP SUBSCRIPTION may not run inside a
  * transaction block, so every statement is sent alone.
  *
  * What it owns: the local pgconn, a timer that starts the first stage one
@@ -625,25 +626,30 @@ static void s_conninfo_add(char **info, const char *key, const char *value)
     *info = grown;
 }
 
-/* The conninfo the subscription uses to reach the source: the connection
- * fields of src and application_name=godwit_<name>, never a password
- * (credentials come from the passfile or the source's pg_hba). Caller
- * frees. */
-static char *s_conninfo(const Godwit__ReplicationConn *src, const char *name)
+/* The conninfo the subscription uses to reach the source: the peer's
+ * host, port, user, passfile and sslmode from the agent's config (which the
+ * local server reads: the passfile is a path on this host), the database
+ * src names, and application_name=godwit_<name>; never a password
+ * (credentials come from the passfile or the source's pg_hba). The one
+ * place a subscription's CONNECTION is built. Caller frees; NULL with *why
+ * when src names no peer of local's. */
+static char *s_conninfo(const step_local_t *local, const Godwit__ReplicationConn *src,
+                        const char *name, char **why)
 {
+    const agent_peer_t *peer = step_peer(local, src, why);
+    if (!peer)
+        return NULL;
     char *info = NULL;
-    s_conninfo_add(&info, "host", src->host);
-    if (src->port > 0) {
-        char port[16];
-        snprintf(port, sizeof port, "%" PRIu32, src->port);
-        s_conninfo_add(&info, "port", port);
-    }
-    s_conninfo_add(&info, "user", src->user);
+    char port[24];
+    snprintf(port, sizeof port, "%" PRId64, peer->port);
+    s_conninfo_add(&info, "host", peer->host);
+    s_conninfo_add(&info, "port", port);
+    s_conninfo_add(&info, "user", peer->user);
     s_conninfo_add(&info, "dbname", src->dbname);
-    if (src->passfile && src->passfile[0])
-        s_conninfo_add(&info, "passfile", src->passfile);
-    if (src->sslmode && src->sslmode[0])
-        s_conninfo_add(&info, "sslmode", src->sslmode);
+    if (peer->passfile)
+        s_conninfo_add(&info, "passfile", peer->passfile);
+    if (peer->sslmode)
+        s_conninfo_add(&info, "sslmode", peer->sslmode);
     char *app = xasprintf("godwit_%s", name);
     s_conninfo_add(&info, "application_name", app);
     free(app);
@@ -1262,30 +1268,56 @@ pgconn_t *step_local_conn(uv_loop_t *loop, const char *name, const step_local_t 
     return s_conn_finish(loop, name, kw, val, n, local->connect_timeout_ms, app, options);
 }
 
-pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const Godwit__ReplicationConn *remote,
-                           bool replication, int64_t connect_timeout_ms, const char *app,
-                           const char *options)
+const agent_peer_t *step_peer(const step_local_t *local, const Godwit__ReplicationConn *remote,
+                              char **why)
 {
-    if (!remote || !remote->host || !remote->dbname)
+    const char *config = local && local->config_path ? local->config_path : "(unknown)";
+    if (!remote || !s_set(remote->peer)) {
+        *why = xasprintf("the command names no peer to connect to (older coordinators sent an "
+                         "address: this agent connects only to the peers in its config %s)",
+                         config);
         return NULL;
-    char port[16];
+    }
+    if (!s_set(remote->dbname)) {
+        *why = xasprintf("the command names no database on peer \"%s\"", remote->peer);
+        return NULL;
+    }
+    for (size_t i = 0; local && i < local->n_peers; i++)
+        if (strcmp(local->peers[i].name, remote->peer) == 0)
+            return &local->peers[i];
+    *why = xasprintf("peer \"%s\" is not in this agent's peers (config %s): this agent "
+                     "connects only to the servers its config lists; add it there, or name "
+                     "one of those in the plan",
+                     remote->peer, config);
+    return NULL;
+}
+
+pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
+                           const Godwit__ReplicationConn *remote, bool replication,
+                           const char *app, const char *options)
+{
+    char *why = NULL;
+    const agent_peer_t *peer = step_peer(local, remote, &why);
+    if (!peer) {
+        log_warn("%s: %s", name, why);
+        free(why);
+        return NULL;
+    }
+    char port[24];
+    snprintf(port, sizeof port, "%" PRId64, peer->port);
     const char *kw[12], *val[12];
     int n = 0;
-    kw[n] = "host", val[n++] = remote->host;
-    if (remote->port > 0) {
-        snprintf(port, sizeof port, "%" PRIu32, remote->port);
-        kw[n] = "port", val[n++] = port;
-    }
+    kw[n] = "host", val[n++] = peer->host;
+    kw[n] = "port", val[n++] = port;
     kw[n] = "dbname", val[n++] = remote->dbname;
-    if (s_set(remote->user))
-        kw[n] = "user", val[n++] = remote->user;
-    if (s_set(remote->passfile))
-        kw[n] = "passfile", val[n++] = remote->passfile;
-    if (s_set(remote->sslmode))
-        kw[n] = "sslmode", val[n++] = remote->sslmode;
+    kw[n] = "user", val[n++] = peer->user;
+    if (s_set(peer->passfile))
+        kw[n] = "passfile", val[n++] = peer->passfile;
+    if (s_set(peer->sslmode))
+        kw[n] = "sslmode", val[n++] = peer->sslmode;
     if (replication)
         kw[n] = "replication", val[n++] = "database";
-    return s_conn_finish(loop, name, kw, val, n, connect_timeout_ms, app, options);
+    return s_conn_finish(loop, name, kw, val, n, local->connect_timeout_ms, app, options);
 }
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -1415,16 +1447,22 @@ static step_t *s_subscription_start(uv_loop_t *loop, const step_local_t *local,
 {
     if (!req || !s_set(req->name) || !s_set(req->publication) || !req->source)
         return NULL;
-    const Godwit__ReplicationConn *src = req->source;
-    if (!s_set(src->host) || !s_set(src->user) || !s_set(src->dbname) || src->port > 65535)
+    char *why = NULL;
+    char *conninfo = s_conninfo(local, req->source, req->name, &why);
+    if (!conninfo) {
+        log_warn("subscription \"%s\": %s", req->name, why);
+        free(why);
         return NULL;
+    }
     s_step_t *s = s_new(loop, local, req->database, s_sub_stages,
                         s_label("subscription", req->name, req->database), done, arg);
-    if (!s)
+    if (!s) {
+        free(conninfo);
         return NULL;
+    }
     s->sub_name = xstrdup(req->name);
     s->publication = xstrdup(req->publication);
-    s->conninfo = s_conninfo(src, req->name);
+    s->conninfo = conninfo;
     s->create_slot = copy_data;
     s->copy_data = copy_data;
     return &s->base;

@@ -1328,6 +1328,14 @@ static void test_agent_example(void **state)
     assert_string_equal(cfg.postgres.data_directory, "/var/lib/postgresql/16/main");
     assert_int_equal(cfg.postgres.connect_timeout_ms, 2000);
     assert_int_equal(cfg.postgres.statement_timeout_ms, 2000);
+    assert_int_equal(cfg.peers.count, 1);
+    const agent_peer_t *green = agent_peer_find(&cfg, "green-db");
+    assert_non_null(green);
+    assert_string_equal(green->host, "10.0.0.6");
+    assert_int_equal(green->port, 5432);
+    assert_string_equal(green->user, "godwit_repl");
+    assert_string_equal(green->passfile, "/etc/godwit/pgpass");
+    assert_string_equal(green->sslmode, "verify-full");
     agent_config_free(&cfg);
     assert_null(cfg.secret_key);
 }
@@ -1483,7 +1491,7 @@ static void test_agent_wrong(void **state)
                          "state_dir: /var/lib/godwit/agent\n"
                          "secret_key: /etc/godwit/keys/db1.key\n",
                          ":3: coordinatr: unknown key (known: name, role, log_level, state_dir, "
-                         "report_interval, coordinator, secret_key, postgres, proxies)");
+                         "report_interval, coordinator, secret_key, postgres, proxies, peers)");
     s_expect_agent_error(t, "agent.yaml",
                          "name: db1\n"
                          "role: source\n"
@@ -1504,6 +1512,83 @@ static void test_agent_wrong(void **state)
     s_expect_agent_error(t, "role.yaml",
                          "role: primary\n",
                          ":1: role: expected one of [source, target, proxy], got \"primary\"");
+    s_tmp_cleanup(t);
+}
+
+/* The peers list: the servers of the other side an agent may reach, by
+ * name; port defaults to 5432; each problem refused with file, line and
+ * field, a repeated name with the first one's line. */
+static void test_agent_peers(void **state)
+{
+    s_tmp_t *t = *state;
+    s_tmp_init(t);
+    static const char head[] = "role: target\n"
+                               "state_dir: /var/lib/godwit/agent\n"
+                               "secret_key: /etc/godwit/keys/green.key\n"
+                               "coordinator: {endpoint: \"tcp://10.0.0.1:7400\", public_key: c.pub}\n";
+    char text[2048];
+    snprintf(text, sizeof text,
+             "%speers:\n"
+             "  - name: blue\n"
+             "    host: 10.0.0.5\n"
+             "    user: godwit_repl\n"
+             "    passfile: /etc/godwit/pgpass\n"
+             "  - {name: blue.tls, host: db.example.internal, port: 6432, user: r,"
+             " sslmode: verify-full}\n",
+             head);
+    const char *path = s_tmp_write(t, "peers.yaml", text, strlen(text));
+    agent_config_t cfg;
+    char err[512] = "";
+    if (!agent_config_load(path, &cfg, err, sizeof err))
+        fail_msg("%s", err);
+    assert_string_equal(cfg.path, path);
+    assert_int_equal(cfg.peers.count, 2);
+    const agent_peer_t *blue = agent_peer_find(&cfg, "blue");
+    assert_non_null(blue);
+    assert_string_equal(blue->host, "10.0.0.5");
+    assert_int_equal(blue->port, 5432);
+    assert_string_equal(blue->user, "godwit_repl");
+    assert_string_equal(blue->passfile, "/etc/godwit/pgpass");
+    assert_null(blue->sslmode);
+    const agent_peer_t *tls = agent_peer_find(&cfg, "blue.tls");
+    assert_non_null(tls);
+    assert_int_equal(tls->port, 6432);
+    assert_string_equal(tls->sslmode, "verify-full");
+    assert_null(tls->passfile);
+    assert_null(agent_peer_find(&cfg, "green"));
+    assert_null(agent_peer_find(&cfg, NULL));
+    agent_config_free(&cfg);
+    assert_null(cfg.path);
+
+    static const struct {
+        const char *peers, *want;
+    } cases[] = {
+        { "peers:\n  - {name: a, host: h, user: u}\n  - {name: b, host: h, user: u}\n"
+          "  - {name: a, host: h2, user: u}\n",
+          ":8: peers[2].name: \"a\" is already peers[0] (line 6)" },
+        { "peers:\n  - {name: a, host: h, user: u, adress: x}\n",
+          ":6: peers[0].adress: unknown key (known: name, host, port, user, sslmode, passfile)" },
+        { "peers:\n  - {name: a, user: u}\n", ":6: peers[0].host: missing required field" },
+        { "peers:\n  - {name: a, host: h}\n", ":6: peers[0].user: missing required field" },
+        { "peers:\n  - {host: h, user: u}\n", ":6: peers[0].name: missing required field" },
+        { "peers:\n  - {name: a, host: h, host: i, user: u}\n",
+          ":6: peers[0].host: duplicate key (first at line 6)" },
+        { "peers:\n  - {name: a, host: h, user: u, port: 0}\n",
+          ":6: peers[0].port: expected an integer from 1 to 65535, got \"0\"" },
+        { "peers:\n  - {name: a, host: h, user: u, sslmode: sometimes}\n",
+          ":6: peers[0].sslmode: expected one of [disable, allow, prefer, require, verify-ca, "
+          "verify-full], got \"sometimes\"" },
+        { "peers:\n  - {name: \"a b\", host: h, user: u}\n",
+          ":6: peers[0].name: expected a plain name (letters, digits, _, -, ., at most 63), got "
+          "\"a b\"" },
+        { "peers: []\n", ":5: peers: expected 1 to 64 items, got 0" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_tmp_cleanup(t); /* a fresh folder: it holds four files at most */
+        s_tmp_init(t);
+        snprintf(text, sizeof text, "%s%s", head, cases[i].peers);
+        s_expect_agent_error(t, "bad.yaml", text, cases[i].want);
+    }
     s_tmp_cleanup(t);
 }
 
@@ -1552,6 +1637,7 @@ int main(void)
         cmocka_unit_test(test_list_unique_and_retired),
         cmocka_unit_test(test_agent_example),
         cmocka_unit_test(test_agent_proxy_example),
+        cmocka_unit_test_setup_teardown(test_agent_peers, s_setup, s_teardown),
         cmocka_unit_test(test_agent_proxy_errors),
         cmocka_unit_test(test_coord_example),
         cmocka_unit_test_setup_teardown(test_agent_minimal, s_setup, s_teardown),
