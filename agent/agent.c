@@ -487,6 +487,13 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd, char **why)
 {
     if (!s_remote_ok(a, cmd, why))
         return false;
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION && cmd->tune_subscription &&
+        !step_godwit_name(cmd->tune_subscription->name)) {
+        *why = xasprintf("subscription \"%s\" is not a name godwit gives its objects: godwit "
+                         "touches only what it created; nothing was done",
+                         cmd->tune_subscription->name ? cmd->tune_subscription->name : "");
+        return false;
+    }
     step_local_t local = s_local(a->cfg);
     running_t *r = xcalloc(1, sizeof *r);
     r->agent = a;
@@ -515,8 +522,8 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd, char **why)
         r->step = sync_status_start(a->loop, &local, cmd->sync_status, s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_DROP_OBJECTS:
-        if (cmd->drop_objects && cmd->drop_objects->subscription &&
-            cmd->drop_objects->subscription[0])
+        /* A running copy has a godwit name (bulkcopy.c refuses others). */
+        if (cmd->drop_objects && step_godwit_name(cmd->drop_objects->subscription))
             s_stop_copy(a, cmd->drop_objects->database, cmd->drop_objects->subscription);
         r->step = objects_drop_start(a->loop, &local, cmd->drop_objects, s_step_done, r);
         break;

@@ -2,8 +2,10 @@
  * bulkcopy: BulkCopy, the copy phase on the target (see bulkcopy.h and
  * step.h for the contracts). The stages, run one after the other:
  *
- *   1. connect to the local (target) database; if our subscription exists
- *      the copy is done: say so (already_done).
+ *   1. the name is one godwit gives (step_godwit_name); connect to the
+ *      local (target) database; if our subscription exists (with godwit's
+ *      marker: one without is refused) the copy is done: say so
+ *      (already_done).
  *   2. open every connection at once: one replication connection to the
  *      source (replication=database) and, per worker, a source and a target
  *      connection. Source connections go to the peer the ReplicationConn
@@ -11,7 +13,9 @@
  *      peer's passfile or the source's pg_hba give the credentials, never a
  *      message); all connections are opened from keyword arrays.
  *   3. a slot of that name left by a copy that died is dropped: we start
- *      over (the tables are truncated in 6).
+ *      over (the tables are truncated in 6). Only a logical pgoutput slot
+ *      of the source database, as godwit makes them; any other slot of that
+ *      name fails the copy, untouched.
  *   4. CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT on the replication
  *      connection, which then does nothing else until the end: the
  *      exported snapshot lives as long as it stays idle.
@@ -382,6 +386,13 @@ static void s_connect_one(b_step_t *b, pgconn_t *c)
 
 static void s_connect_ctl(b_step_t *b)
 {
+    if (!step_godwit_name(b->name)) {
+        s_fail(b, "\"%s\" is not a name godwit gives its slots and subscriptions (godwit_ and "
+                  "a-z, 0-9, _): a copy drops a slot of its name left on the source and "
+                  "truncates the tables; nothing was done",
+               b->name);
+        return;
+    }
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path=",
                               b->local.statement_timeout_ms);
     b->ctl = s_conn(b, "copy control (target)", false, false, options);
@@ -396,7 +407,8 @@ static void s_connect_ctl(b_step_t *b)
 /* ---- 1: done already? --------------------------------------------------- */
 
 static const char s_sub_lookup_sql[] =
-    "SELECT s.subenabled FROM pg_catalog.pg_subscription s"
+    "SELECT s.subenabled, pg_catalog.obj_description(s.oid, 'pg_subscription') AS marker"
+    " FROM pg_catalog.pg_subscription s"
     " WHERE s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d"
     "  WHERE d.datname = pg_catalog.current_database()) AND s.subname = $1";
 
@@ -408,6 +420,17 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     if (r->res && PQntuples(r->res) == 1) {
+        const char *found = pgconn_col(r->res, 0, "marker");
+        char *marker = step_marker(b->name);
+        bool ours = found && strcmp(found, marker) == 0;
+        free(marker);
+        if (!ours) {
+            s_fail(b, "subscription \"%s\" exists without godwit's marker: godwit did not "
+                      "create it (see DropObjects in docs/protocol.md for one an older godwit "
+                      "made); nothing was done",
+                   b->name);
+            return;
+        }
         log_info("step on %s: our subscription exists: the copy is done", b->label);
         Godwit__BulkCopyResult *res = xmalloc(sizeof *res);
         godwit__bulk_copy_result__init(res);
@@ -499,8 +522,19 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_fail_query(b, b->what, r);
         return;
     }
-    if (pgconn_col_i64(r->res, 0, "n", 0) == 0) {
+    if (!r->res || PQntuples(r->res) == 0) {
         s_next(b);
+        return;
+    }
+    const char *type = pgconn_col(r->res, 0, "slot_type");
+    const char *plugin = pgconn_col(r->res, 0, "plugin");
+    if (!type || strcmp(type, "logical") != 0 || !plugin || strcmp(plugin, "pgoutput") != 0 ||
+        !pgconn_col_bool(r->res, 0, "here")) {
+        s_fail(b, "a replication slot \"%s\" exists on the source that godwit did not make (%s%s%s, "
+                  "database %s): a copy starts over only on a logical pgoutput slot of the "
+                  "source database; nothing was done",
+               b->name, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
+               pgconn_col(r->res, 0, "database") ? pgconn_col(r->res, 0, "database") : "none");
         return;
     }
     b->restarted = true;
@@ -528,8 +562,10 @@ static void s_slot_lookup(b_step_t *b)
     char *lit = s_literal(b, b->repl, b->name);
     if (!lit)
         return;
-    char *sql = xasprintf("SELECT pg_catalog.count(*) AS n FROM pg_catalog.pg_replication_slots"
-                          " WHERE slot_name = %s",
+    char *sql = xasprintf("SELECT slot_type, plugin, database,"
+                          " datoid IS NOT DISTINCT FROM (SELECT d.oid FROM pg_catalog.pg_database d"
+                          "  WHERE d.datname = pg_catalog.current_database()) AS here"
+                          " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
                           lit);
     s_query(b, b->repl, "looking up our slot on the source", sql, 0, NULL, s_on_slot_lookup, b);
     free(sql);

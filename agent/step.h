@@ -13,10 +13,13 @@
  * is libpq's asynchronous API (pgconn) or child processes started with
  * uv_spawn and an argv array (never a shell); nothing blocks the loop.
  *
- * A step reaches the other side only through step_remote_conn or
- * step_peer, which take the address, user, sslmode and passfile from the
- * agent's peers list by the name the message gives (docs/protocol.md,
- * "Trust").
+ * Trust (docs/protocol.md): a step reaches the other side only through
+ * step_remote_conn or step_peer, which take the address, user, sslmode and
+ * passfile from the agent's peers list by the name the message gives; and it
+ * changes or drops a publication, subscription or slot only if godwit made
+ * it: a name step_godwit_name accepts, and for a publication or
+ * subscription the marker step_marker gives, set in the transaction that
+ * creates it.
  *
  * A step reports exactly once through its done callback, never from inside
  * its start function: payload is a malloc'd protobuf message (the Result
@@ -81,6 +84,18 @@ pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const step_local_t
  * peer or one the config does not list, or gives no database. */
 const agent_peer_t *step_peer(const step_local_t *local, const Godwit__ReplicationConn *remote,
                               char **why);
+
+/* Whether name is one godwit gives its publications, subscriptions and
+ * slots: "godwit_" and then 1 to 56 of a-z, 0-9 and _ (the migration's
+ * name, and a suffix such as "_rev"). A name alone proves nothing; it is
+ * the first check, before the marker or the slot's kind. */
+bool step_godwit_name(const char *name);
+
+/* The comment godwit puts on a publication or subscription it creates,
+ * in the transaction that creates it (caller frees). An object is godwit's
+ * only if its comment is exactly this for its own name: a renamed one is
+ * not. */
+char *step_marker(const char *name);
 
 /* Each returns NULL (and does not call done) only for invalid arguments. */
 step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
