@@ -407,7 +407,8 @@ static void s_connect_ctl(b_step_t *b)
 /* ---- 1: done already? --------------------------------------------------- */
 
 static const char s_sub_lookup_sql[] =
-    "SELECT s.subenabled, pg_catalog.obj_description(s.oid, 'pg_subscription') AS marker"
+    "SELECT s.subenabled, COALESCE(pg_catalog.obj_description(s.oid,"
+    " 'pg_subscription'), pg_catalog.shobj_description(s.oid, 'pg_subscription')) AS marker"
     " FROM pg_catalog.pg_subscription s"
     " WHERE s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d"
     "  WHERE d.datname = pg_catalog.current_database()) AND s.subname = $1";

@@ -63,6 +63,14 @@
 #define S_PUB_OPTIONS \
     "publish = 'insert, update, delete, truncate', publish_via_partition_root = true"
 
+/* The comment on subscription s (the marker): COMMENT ON SUBSCRIPTION
+ * writes pg_description of the database it runs in (the subscription's:
+ * ours always does), though pg_subscription is a shared catalog; a server
+ * that keeps it in pg_shdescription is read too. */
+#define S_SUB_MARKER                                                                           \
+    "COALESCE(pg_catalog.obj_description(s.oid, 'pg_subscription'),"                \
+    " pg_catalog.shobj_description(s.oid, 'pg_subscription'))"
+
 /* The oid of the database we are connected to. */
 #define S_THIS_DB                                                                              \
     "(SELECT d.oid FROM pg_catalog.pg_database d"                                              \
@@ -778,14 +786,11 @@ static char *s_conninfo(const step_local_t *local, const Godwit__ReplicationConn
 }
 
 /* $1 subscription, $2 publication. Subscriptions are per database. Only
- * columns anyone may read (subconninfo is not). pg_subscription is a shared
- * catalog, but COMMENT ON SUBSCRIPTION writes pg_description, in the
- * database the comment was made from (the subscription's: ours always is):
- * obj_description reads it there. */
+ * columns anyone may read (subconninfo is not). */
 static const char s_sub_lookup_sql[] =
     "SELECT s.subenabled, $2::pg_catalog.text = ANY (s.subpublications) AS has_publication,"
     " pg_catalog.array_to_string(s.subpublications, ', ') AS publications,"
-    " pg_catalog.obj_description(s.oid, 'pg_subscription') AS marker"
+    " " S_SUB_MARKER " AS marker"
     " FROM pg_catalog.pg_subscription s"
     " WHERE s.subdbid = " S_THIS_DB " AND s.subname = $1";
 
@@ -968,7 +973,7 @@ static const s_stage_fn s_sub_stages[] = {
 /* ---- SetSubscriptionEnabled --------------------------------------------- */
 
 static const char s_sub_enabled_sql[] =
-    "SELECT s.subenabled, pg_catalog.obj_description(s.oid, 'pg_subscription') AS marker"
+    "SELECT s.subenabled, " S_SUB_MARKER " AS marker"
     " FROM pg_catalog.pg_subscription s"
     " WHERE s.subdbid = " S_THIS_DB " AND s.subname = $1";
 
@@ -1155,7 +1160,7 @@ static const s_stage_fn s_sync_stages[] = {
  * that does not exist is fine (dropped already). */
 
 static const char s_check_sub_sql[] =
-    "SELECT pg_catalog.obj_description(s.oid, 'pg_subscription') AS marker"
+    "SELECT " S_SUB_MARKER " AS marker"
     " FROM pg_catalog.pg_subscription s"
     " WHERE s.subdbid = " S_THIS_DB " AND s.subname = $1";
 
