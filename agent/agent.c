@@ -636,7 +636,7 @@ static bool s_start_preflight(agent_t *a, const Godwit__Command *cmd)
         .peers = cfg->peers.items,
         .n_peers = cfg->peers.count,
         .config_path = cfg->path,
-        .agent_name = cfg->name,
+        .agent_name = cfg->name ? cfg->name : a->hostname,
     };
     running_t *r = xcalloc(1, sizeof *r);
     r->agent = a;

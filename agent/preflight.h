@@ -46,7 +46,7 @@ typedef struct {
     const agent_peer_t *peers;     /* the agent's peers (borrowed from its config) */
     size_t n_peers;
     const char *config_path;       /* the agent's config file, for findings */
-    const char *agent_name;        /* the config's name, for findings; may be NULL */
+    const char *agent_name;        /* for findings: the config's name, else the host name */
 } preflight_local_t;
 
 /* Called exactly once, never from inside the start function. On success
