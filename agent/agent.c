@@ -305,7 +305,55 @@ static step_local_t s_local(const agent_config_t *cfg)
         .bin_dir = cfg->postgres.bin_dir ? cfg->postgres.bin_dir : "",
         .connect_timeout_ms = cfg->postgres.connect_timeout_ms,
         .statement_timeout_ms = cfg->postgres.statement_timeout_ms * 10,
+        .peers = cfg->peers.items,
+        .n_peers = cfg->peers.count,
+        .config_path = cfg->path,
     };
+}
+
+/* The connection to the other side a command carries, or NULL. */
+static const Godwit__ReplicationConn *s_remote_of(const Godwit__Command *cmd)
+{
+    switch (cmd->action_case) {
+    case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
+        return cmd->apply_schema ? cmd->apply_schema->source : NULL;
+    case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:
+        return cmd->ensure_subscription ? cmd->ensure_subscription->source : NULL;
+    case GODWIT__COMMAND__ACTION_BULK_COPY:
+        return cmd->bulk_copy ? cmd->bulk_copy->source : NULL;
+    case GODWIT__COMMAND__ACTION_VERIFY_TABLE:
+        return cmd->verify_table ? cmd->verify_table->source : NULL;
+    case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
+        return cmd->verify_schema ? cmd->verify_schema->source : NULL;
+    case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
+        return cmd->verify_roles ? cmd->verify_roles->source : NULL;
+    case GODWIT__COMMAND__ACTION_APPLY_ROLES:
+        return cmd->apply_roles ? cmd->apply_roles->source : NULL;
+    default:
+        return NULL;
+    }
+}
+
+/* Whether a command that reaches the other side names a peer of this
+ * agent's config (step_peer), before anything of it runs; false with why
+ * (malloc'd) if not. Invariant 6: no message makes the agent connect to a
+ * server its config does not list, or hand a secret of its config to one. */
+static bool s_remote_ok(const agent_t *a, const Godwit__Command *cmd, char **why)
+{
+    switch (cmd->action_case) {
+    case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
+    case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:
+    case GODWIT__COMMAND__ACTION_BULK_COPY:
+    case GODWIT__COMMAND__ACTION_VERIFY_TABLE:
+    case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
+    case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
+    case GODWIT__COMMAND__ACTION_APPLY_ROLES:
+        break;
+    default:
+        return true;
+    }
+    step_local_t local = s_local(a->cfg);
+    return step_peer(&local, s_remote_of(cmd), why) != NULL;
 }
 
 static void s_on_freezer_event(bool error, const char *code, const char *message,
@@ -437,9 +485,19 @@ static void s_stop_copy(agent_t *a, const char *database, const char *name)
     }
 }
 
-/* Starts a migration step; false if the request is invalid. */
-static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
+/* Starts a migration step; false with why (malloc'd) if the request is
+ * refused or invalid. */
+static bool s_start_step(agent_t *a, const Godwit__Command *cmd, char **why)
 {
+    if (!s_remote_ok(a, cmd, why))
+        return false;
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION && cmd->tune_subscription &&
+        !step_godwit_name(cmd->tune_subscription->name)) {
+        *why = xasprintf("subscription \"%s\" is not a name godwit gives its objects: godwit "
+                         "touches only what it created; nothing was done",
+                         cmd->tune_subscription->name ? cmd->tune_subscription->name : "");
+        return false;
+    }
     step_local_t local = s_local(a->cfg);
     running_t *r = xcalloc(1, sizeof *r);
     r->agent = a;
@@ -471,8 +529,8 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
         r->step = sync_status_start(a->loop, &local, cmd->sync_status, s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_DROP_OBJECTS:
-        if (cmd->drop_objects && cmd->drop_objects->subscription &&
-            cmd->drop_objects->subscription[0])
+        /* A running copy has a godwit name (bulkcopy.c refuses others). */
+        if (cmd->drop_objects && step_godwit_name(cmd->drop_objects->subscription))
             s_stop_copy(a, cmd->drop_objects->database, cmd->drop_objects->subscription);
         r->step = objects_drop_start(a->loop, &local, cmd->drop_objects, s_step_done, r);
         break;
@@ -512,6 +570,7 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
     }
     if (!r->step) {
         s_running_free(r);
+        *why = xstrdup("invalid request");
         return false;
     }
     r->next = a->running;
@@ -584,6 +643,10 @@ static bool s_start_preflight(agent_t *a, const Godwit__Command *cmd)
         .connect_timeout_ms = cfg->postgres.connect_timeout_ms,
         /* Catalog checks over many tables may take longer than metrics. */
         .statement_timeout_ms = cfg->postgres.statement_timeout_ms * 10,
+        .peers = cfg->peers.items,
+        .n_peers = cfg->peers.count,
+        .config_path = cfg->path,
+        .agent_name = cfg->name ? cfg->name : a->hostname,
     };
     running_t *r = xcalloc(1, sizeof *r);
     r->agent = a;
@@ -611,6 +674,7 @@ static bool s_start_preflight(agent_t *a, const Godwit__Command *cmd)
 static void s_on_command(agent_t *a, const Godwit__Command *cmd)
 {
     char err[256] = "";
+    char *why = NULL; /* a refusal's reason, freed at the end */
     const uint8_t *cached = NULL;
     size_t cached_len = 0;
     Godwit__Result res = GODWIT__RESULT__INIT;
@@ -723,10 +787,11 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
             res.message = (char *)"this agent has no postgres section in its config";
             break;
         }
-        if (s_start_step(a, cmd))
+        if (s_start_step(a, cmd, &why))
             return;
+        log_warn("command %s refused: %s", cmd->id, why);
         res.status = GODWIT__STATUS__STATUS_FAILED;
-        res.message = (char *)"invalid request";
+        res.message = why;
         break;
     case GODWIT__COMMAND__ACTION_PROXY_ACTION:
         if (!a->proxies) {
@@ -744,6 +809,7 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
         res.message = (char *)"this agent does not know that action";
     }
     s_send_result(a, &res, cmd->id);
+    free(why);
 }
 
 static void s_dealer_readable(zuv_t *w, void *sock, void *arg)

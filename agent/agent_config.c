@@ -1,6 +1,8 @@
 /*
  * agent_config: schema of the agent's YAML file and its defaults.
  * Owns the strings in agent_config_t (freed by agent_config_free).
+ * The peers list is the only place an address of the other side comes
+ * from (step.h's step_peer resolves a message's peer name against it).
  */
 #include "agent_config.h"
 
@@ -164,6 +166,54 @@ static bool s_proxy_check(const void *item, const char **field, char *why, size_
     return true;
 }
 
+/* Rows of one peers[] item. */
+#define PE(k, t, field, req) { .key = k, .type = t, .offset = offsetof(agent_peer_t, field), .required = req }
+
+static const cfg_field_t s_peer[] = {
+    PE("name", CFG_STRING, name, true),
+    PE("host", CFG_STRING, host, true),
+    { .key = "port", .type = CFG_INT, .offset = offsetof(agent_peer_t, port), .min = 1,
+      .max = 65535 },
+    PE("user", CFG_STRING, user, true),
+    PE("sslmode", CFG_STRING, sslmode, false),
+    PE("passfile", CFG_PATH, passfile, false),
+    CFG_END,
+};
+
+/* libpq's sslmode values. */
+static const char *const s_sslmodes[] = { "disable", "allow", "prefer", "require", "verify-ca",
+                                          "verify-full", NULL };
+
+/* A peer's name is a plain word (plans and messages name it); its sslmode
+ * one libpq knows. */
+static bool s_peer_check(const void *item, const char **field, char *why, size_t whylen)
+{
+    const agent_peer_t *p = item;
+    size_t n = strlen(p->name);
+    bool plain = n <= 63;
+    for (const char *c = p->name; plain && *c; c++)
+        plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                *c == '_' || *c == '-' || *c == '.';
+    if (!plain) {
+        *field = "name";
+        snprintf(why, whylen, "expected a plain name (letters, digits, _, -, ., at most 63), "
+                              "got \"%s\"", p->name);
+        return false;
+    }
+    if (p->sslmode) {
+        size_t i = 0;
+        while (s_sslmodes[i] && strcmp(s_sslmodes[i], p->sslmode) != 0)
+            i++;
+        if (!s_sslmodes[i]) {
+            *field = "sslmode";
+            snprintf(why, whylen, "expected one of [disable, allow, prefer, require, verify-ca, "
+                                  "verify-full], got \"%s\"", p->sslmode);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool s_proxies_unique(const agent_config_t *cfg, const char *path, char *err, size_t errlen)
 {
     const agent_proxy_t *ps = cfg->proxies.items;
@@ -191,6 +241,9 @@ static const cfg_field_t s_schema[] = {
     { .key = "proxies", .type = CFG_LIST, .offset = offsetof(agent_config_t, proxies),
       .min = 1, .max = 64, .children = s_proxy, .item_size = sizeof(agent_proxy_t),
       .item_check = s_proxy_check },
+    { .key = "peers", .type = CFG_LIST, .offset = offsetof(agent_config_t, peers), .min = 1,
+      .max = 64, .children = s_peer, .item_size = sizeof(agent_peer_t),
+      .item_check = s_peer_check, .unique = "name" },
     CFG_END,
 };
 
@@ -224,6 +277,15 @@ const char *agent_role_name(int role)
     return role >= 0 && role < 3 ? s_roles[role] : "unknown";
 }
 
+const agent_peer_t *agent_peer_find(const agent_config_t *cfg, const char *name)
+{
+    const agent_peer_t *ps = cfg->peers.items;
+    for (size_t i = 0; name && i < cfg->peers.count; i++)
+        if (strcmp(ps[i].name, name) == 0)
+            return &ps[i];
+    return NULL;
+}
+
 bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -239,6 +301,11 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
         return false;
     }
     cfg->has_postgres = cfg->postgres.data_directory != NULL;
+    cfg->path = xstrdup(path);
+    agent_peer_t *peers = cfg->peers.items;
+    for (size_t i = 0; i < cfg->peers.count; i++)
+        if (!peers[i].port)
+            peers[i].port = 5432;
     agent_proxy_t *ps = cfg->proxies.items;
     for (size_t i = 0; i < cfg->proxies.count; i++) {
         agent_proxy_t *p = &ps[i];
@@ -275,4 +342,6 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
 void agent_config_free(agent_config_t *cfg)
 {
     cfg_free(s_schema, cfg);
+    free(cfg->path);
+    cfg->path = NULL;
 }

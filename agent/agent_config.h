@@ -1,6 +1,8 @@
 /*
  * agent_config: the agent's YAML file (see deploy/agent.example.yaml).
- * Everything local and secret lives here, never in messages.
+ * Everything local and secret lives here, never in messages: among it the
+ * peers, the only servers of the other side this agent connects to, which
+ * messages name and never address.
  */
 #ifndef GODWIT_AGENT_CONFIG_H
 #define GODWIT_AGENT_CONFIG_H
@@ -58,7 +60,22 @@ typedef struct {
     } nginx;
 } agent_proxy_t;
 
+/* One entry of the peers list (docs/config.md): a PostgreSQL server of the
+ * other side of a migration, which commands name by `name` (the target's
+ * way to the source, the source's way to the target after a cutover). The
+ * passfile is read by this agent's libpq and, inside a subscription's
+ * connection string, by the local PostgreSQL server. */
 typedef struct {
+    char *name;
+    char *host;
+    int64_t port;               /* default 5432 */
+    char *user;
+    char *sslmode;              /* NULL: libpq's default */
+    char *passfile;             /* NULL: none */
+} agent_peer_t;
+
+typedef struct {
+    char *path;                 /* the file this was loaded from, for messages */
     char *name;                 /* informational; the coordinator uses the key file name */
     int role;                   /* agent_role_t */
     int log_level;              /* log_level_t: debug, info, warn, error */
@@ -83,6 +100,7 @@ typedef struct {
         int64_t statement_timeout_ms;
     } postgres;
     cfg_list_t proxies;         /* agent_proxy_t items */
+    cfg_list_t peers;           /* agent_peer_t items, names unique */
 } agent_config_t;
 
 /* Loads path with defaults applied. On failure err names file, line and
@@ -91,6 +109,8 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
     __attribute__((warn_unused_result));
 void agent_config_free(agent_config_t *cfg);
 const char *agent_role_name(int role);
+/* The peer called name, or NULL. */
+const agent_peer_t *agent_peer_find(const agent_config_t *cfg, const char *name);
 const char *agent_proxy_kind_name(int kind);
 /* Splits "host:port" (a checked config value) into host (copied into buf)
  * and port; false if it is not one. */

@@ -2,15 +2,20 @@
  * bulkcopy: BulkCopy, the copy phase on the target (see bulkcopy.h and
  * step.h for the contracts). The stages, run one after the other:
  *
- *   1. connect to the local (target) database; if our subscription exists
- *      the copy is done: say so (already_done).
+ *   1. the name is one godwit gives (step_godwit_name); connect to the
+ *      local (target) database; if our subscription exists (with godwit's
+ *      marker: one without is refused) the copy is done: say so
+ *      (already_done).
  *   2. open every connection at once: one replication connection to the
  *      source (replication=database) and, per worker, a source and a target
- *      connection. Source connections use the ReplicationConn fields (the
- *      passfile or the source's pg_hba give the credentials, never a
+ *      connection. Source connections go to the peer the ReplicationConn
+ *      names, as the agent's config describes it (step_remote_conn: the
+ *      peer's passfile or the source's pg_hba give the credentials, never a
  *      message); all connections are opened from keyword arrays.
  *   3. a slot of that name left by a copy that died is dropped: we start
- *      over (the tables are truncated in 6).
+ *      over (the tables are truncated in 6). Only a logical pgoutput slot
+ *      of the source database, as godwit makes them; any other slot of that
+ *      name fails the copy, untouched.
  *   4. CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT on the replication
  *      connection, which then does nothing else until the end: the
  *      exported snapshot lives as long as it stays idle.
@@ -133,9 +138,9 @@ struct b_step {
     bool disposed;
 
     /* copies of the request and of the local settings */
-    step_local_t local;        /* its strings owned */
+    step_local_t local;        /* its strings owned; peers, config_path borrowed (step.h) */
     char *database, *name, *publication, *label;
-    Godwit__ReplicationConn source; /* its strings owned */
+    Godwit__ReplicationConn source; /* peer and dbname owned */
     unsigned n_workers;
 
     pgconn_t *ctl;             /* the target database: lookups, TRUNCATE */
@@ -203,10 +208,7 @@ static void s_on_timer_closed(uv_handle_t *h)
     free(b->name);
     free(b->publication);
     free(b->label);
-    free(b->source.host);
-    free(b->source.user);
-    free(b->source.passfile);
-    free(b->source.sslmode);
+    free(b->source.peer);
     free(b->source.dbname);
     free(b->what);
     free(b->snapshot);
@@ -353,8 +355,8 @@ static pgconn_t *s_conn(b_step_t *b, const char *name, bool source, bool replica
 {
     char *app = xasprintf("%s_copy", b->name);
     char *opts = xasprintf("%s -c client_encoding=UTF8", options);
-    pgconn_t *c = source ? step_remote_conn(b->loop, name, &b->source, replication,
-                                            b->local.connect_timeout_ms, app, opts)
+    pgconn_t *c = source ? step_remote_conn(b->loop, name, &b->local, &b->source, replication,
+                                            app, opts)
                          : step_local_conn(b->loop, name, &b->local, b->database, app, opts);
     free(opts);
     free(app);
@@ -384,6 +386,13 @@ static void s_connect_one(b_step_t *b, pgconn_t *c)
 
 static void s_connect_ctl(b_step_t *b)
 {
+    if (!step_godwit_name(b->name)) {
+        s_fail(b, "\"%s\" is not a name godwit gives its slots and subscriptions (godwit_ and "
+                  "a-z, 0-9, _): a copy drops a slot of its name left on the source and "
+                  "truncates the tables; nothing was done",
+               b->name);
+        return;
+    }
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path=",
                               b->local.statement_timeout_ms);
     b->ctl = s_conn(b, "copy control (target)", false, false, options);
@@ -398,7 +407,9 @@ static void s_connect_ctl(b_step_t *b)
 /* ---- 1: done already? --------------------------------------------------- */
 
 static const char s_sub_lookup_sql[] =
-    "SELECT s.subenabled FROM pg_catalog.pg_subscription s"
+    "SELECT s.subenabled, COALESCE(pg_catalog.obj_description(s.oid,"
+    " 'pg_subscription'), pg_catalog.shobj_description(s.oid, 'pg_subscription')) AS marker"
+    " FROM pg_catalog.pg_subscription s"
     " WHERE s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d"
     "  WHERE d.datname = pg_catalog.current_database()) AND s.subname = $1";
 
@@ -410,6 +421,17 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     if (r->res && PQntuples(r->res) == 1) {
+        const char *found = pgconn_col(r->res, 0, "marker");
+        char *marker = step_marker(b->name);
+        bool ours = found && strcmp(found, marker) == 0;
+        free(marker);
+        if (!ours) {
+            s_fail(b, "subscription \"%s\" exists without godwit's marker: godwit did not "
+                      "create it (see DropObjects in docs/protocol.md for one an older godwit "
+                      "made); nothing was done",
+                   b->name);
+            return;
+        }
         log_info("step on %s: our subscription exists: the copy is done", b->label);
         Godwit__BulkCopyResult *res = xmalloc(sizeof *res);
         godwit__bulk_copy_result__init(res);
@@ -501,8 +523,19 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_fail_query(b, b->what, r);
         return;
     }
-    if (pgconn_col_i64(r->res, 0, "n", 0) == 0) {
+    if (!r->res || PQntuples(r->res) == 0) {
         s_next(b);
+        return;
+    }
+    const char *type = pgconn_col(r->res, 0, "slot_type");
+    const char *plugin = pgconn_col(r->res, 0, "plugin");
+    if (!type || strcmp(type, "logical") != 0 || !plugin || strcmp(plugin, "pgoutput") != 0 ||
+        !pgconn_col_bool(r->res, 0, "here")) {
+        s_fail(b, "a replication slot \"%s\" exists on the source that godwit did not make (%s%s%s, "
+                  "database %s): a copy starts over only on a logical pgoutput slot of the "
+                  "source database; nothing was done",
+               b->name, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
+               pgconn_col(r->res, 0, "database") ? pgconn_col(r->res, 0, "database") : "none");
         return;
     }
     b->restarted = true;
@@ -530,8 +563,10 @@ static void s_slot_lookup(b_step_t *b)
     char *lit = s_literal(b, b->repl, b->name);
     if (!lit)
         return;
-    char *sql = xasprintf("SELECT pg_catalog.count(*) AS n FROM pg_catalog.pg_replication_slots"
-                          " WHERE slot_name = %s",
+    char *sql = xasprintf("SELECT slot_type, plugin, database,"
+                          " datoid IS NOT DISTINCT FROM (SELECT d.oid FROM pg_catalog.pg_database d"
+                          "  WHERE d.datname = pg_catalog.current_database()) AS here"
+                          " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
                           lit);
     s_query(b, b->repl, "looking up our slot on the source", sql, 0, NULL, s_on_slot_lookup, b);
     free(sql);
@@ -1422,9 +1457,13 @@ step_t *bulkcopy_start(uv_loop_t *loop, const step_local_t *local, const Godwit_
     if (!loop || !local || !req || !done || !s_set(req->database) || !s_set(req->name) ||
         !s_set(req->publication) || !req->source)
         return NULL;
-    const Godwit__ReplicationConn *src = req->source;
-    if (!s_set(src->host) || !s_set(src->user) || !s_set(src->dbname) || src->port > 65535)
+    char *why = NULL;
+    if (!step_peer(local, req->source, &why)) {
+        log_warn("copy \"%s\": %s", req->name, why);
+        free(why);
         return NULL;
+    }
+    const Godwit__ReplicationConn *src = req->source;
     if (!s_set(local->host) || local->port < 1 || local->port > 65535 ||
         local->connect_timeout_ms <= 0 || local->connect_timeout_ms > INT32_MAX ||
         local->statement_timeout_ms <= 0 || local->statement_timeout_ms > INT32_MAX)
@@ -1446,11 +1485,7 @@ step_t *bulkcopy_start(uv_loop_t *loop, const step_local_t *local, const Godwit_
     b->publication = xstrdup(req->publication);
     b->label = xasprintf("copy \"%s\" in database \"%s\"", req->name, req->database);
     godwit__replication_conn__init(&b->source);
-    b->source.host = xstrdup(src->host);
-    b->source.port = src->port;
-    b->source.user = xstrdup(src->user);
-    b->source.passfile = s_dup(src->passfile);
-    b->source.sslmode = s_dup(src->sslmode);
+    b->source.peer = xstrdup(src->peer);
     b->source.dbname = xstrdup(src->dbname);
     b->n_workers = req->parallelism < 1 ? 1
                    : req->parallelism > B_MAX_WORKERS ? B_MAX_WORKERS

@@ -1038,10 +1038,11 @@ static char *s_replication_fix(const preflight_t *p, const char *error)
     char *password_fix =
         p->repl_passfile
             ? xasprintf("Put the role's password in %s on this host (host:port:%s:%s:password, "
-                        "mode 0600).",
+                        "mode 0600, readable by this agent and by the PostgreSQL server here, "
+                        "whose subscription reads it too).",
                         p->repl_passfile, p->repl_db, p->repl_user)
-            : xstrdup("Give the role's password through a passfile on this host (the "
-                      "migration's replication passfile), or a pg_hba.conf method that needs "
+            : xstrdup("Give the role's password through a passfile on this host (the peer's "
+                      "passfile in this agent's config), or a pg_hba.conf method that needs "
                       "none.");
     char *fix;
     if (hba)
@@ -1076,6 +1077,10 @@ static void s_on_tgt_replication(pgconn_t *c, bool ok, const char *error, void *
 
 static void s_tgt_replication(preflight_t *p)
 {
+    if (!p->repl) { /* no such peer: the finding was added at the start */
+        s_next(p);
+        return;
+    }
     int rc = pgconn_connect(p->repl, (uint64_t)p->connect_timeout_ms, s_on_tgt_replication, p);
     if (rc != 0) {
         char *why = xasprintf("cannot start the replication connection: %s", strerror(-rc));
@@ -1260,9 +1265,11 @@ static void s_on_tgt_src_connect(pgconn_t *c, bool ok, const char *error, void *
  * superusers (never granted), who would own what. */
 static void s_tgt_roles(preflight_t *p)
 {
-    int rc = p->src ? pgconn_connect(p->src, (uint64_t)p->connect_timeout_ms,
-                                     s_on_tgt_src_connect, p)
-                    : -EINVAL;
+    if (!p->src) { /* the source is no peer of ours: that finding blocks already */
+        s_next(p);
+        return;
+    }
+    int rc = pgconn_connect(p->src, (uint64_t)p->connect_timeout_ms, s_on_tgt_src_connect, p);
     if (rc != 0) {
         char *why = xasprintf("cannot start connecting to the source: %s", strerror(-rc));
         s_finish(p, why);
@@ -1358,7 +1365,9 @@ static preflight_t *s_new(uv_loop_t *loop, const preflight_local_t *local, const
                               local->statement_timeout_ms);
     step_local_t sl = { .host = local->host, .port = local->port, .user = local->user,
                         .passfile = local->passfile,
-                        .connect_timeout_ms = local->connect_timeout_ms };
+                        .connect_timeout_ms = local->connect_timeout_ms,
+                        .peers = local->peers, .n_peers = local->n_peers,
+                        .config_path = local->config_path };
     pgconn_t *conn = step_local_conn(loop, "agent preflight", &sl, database, "godwit-agent",
                                      options);
     free(options);
@@ -1381,6 +1390,42 @@ static preflight_t *s_new(uv_loop_t *loop, const preflight_local_t *local, const
     return p;
 }
 
+/* The peer rc names in local's config, or NULL after a blocking finding
+ * (code) naming the agent, the peer and the config file. why: what the
+ * peer is for; plan_key: the plan's section that names it. */
+static const agent_peer_t *s_peer_finding(preflight_t *p, const preflight_local_t *local,
+                                          const Godwit__ReplicationConn *rc, const char *code,
+                                          const char *why, const char *plan_key)
+{
+    step_local_t sl = { .peers = local->peers, .n_peers = local->n_peers,
+                        .config_path = local->config_path };
+    char *reason = NULL;
+    const agent_peer_t *peer = step_peer(&sl, rc, &reason);
+    if (peer) {
+        free(reason);
+        return peer;
+    }
+    const char *name = rc && rc->peer && rc->peer[0] ? rc->peer : "(none)";
+    const char *config = local->config_path ? local->config_path : "(unknown)";
+    char *object = xasprintf("peer %s", name);
+    s_add(p, SEV_ERROR, code, object,
+          rc && rc->peer && rc->peer[0] && rc->dbname && rc->dbname[0]
+              ? xasprintf("agent %s has no peer \"%s\" in its config %s, and %s: the agent "
+                          "connects only to the servers its config lists",
+                          local->agent_name ? local->agent_name : "(unnamed)", name, config,
+                          why)
+              : xasprintf("agent %s: %s", local->agent_name ? local->agent_name : "(unnamed)",
+                          reason),
+          xasprintf("Add a peer named %s (host, port, user, and passfile or sslmode if needed) "
+                    "under peers: in %s and restart the agent, or name in the plan's %s one "
+                    "of the peers it has.",
+                    name, local->config_path ? local->config_path : "the agent's config",
+                    plan_key));
+    free(object);
+    free(reason);
+    return NULL;
+}
+
 preflight_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
                                     const Godwit__PreflightSource *req, preflight_done_cb done,
                                     void *arg)
@@ -1398,6 +1443,11 @@ preflight_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *lo
     p->tables_json = tables;
     p->result->facts = xmalloc(sizeof *p->result->facts);
     godwit__source_facts__init(p->result->facts);
+    if (req->reverse)
+        s_peer_finding(p, local, req->reverse, "reverse_replication_peer",
+                       "after the cutover the source follows the target through that peer "
+                       "(cutover.reverse on)",
+                       "reverse_replication");
     uv_timer_start(&p->kick, s_on_kick, 0, 0);
     return p;
 }
@@ -1411,8 +1461,7 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
         return NULL;
     const Godwit__SourceFacts *src = req->source;
     const Godwit__ReplicationConn *rc = req->replication;
-    if (!rc->host || !rc->host[0] || !rc->user || !rc->user[0] || !rc->dbname ||
-        !rc->dbname[0] || rc->port > 65535)
+    if (!rc->dbname || !rc->dbname[0])
         return NULL;
     for (size_t i = 0; i < src->n_extensions; i++)
         if (!src->extensions[i] || !src->extensions[i][0])
@@ -1426,15 +1475,25 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
         free(tables);
         return NULL;
     }
-    p->repl = step_remote_conn(loop, "agent preflight replication", rc, true,
-                               local->connect_timeout_ms, "godwit-agent", NULL);
-    /* jit off: see access.h */
-    char *src_opts = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
-                               " -c default_transaction_read_only=on -c jit=off",
-                               local->statement_timeout_ms);
-    p->src = step_remote_conn(loop, "agent preflight source", rc, false,
-                              local->connect_timeout_ms, "godwit-agent", src_opts);
-    free(src_opts);
+    const agent_peer_t *peer =
+        s_peer_finding(p, local, rc, "replication_peer",
+                       "the target reads the source through that peer (the schema, the copy, "
+                       "the subscription, verify)",
+                       "replication");
+    if (peer) {
+        step_local_t sl = { .peers = local->peers, .n_peers = local->n_peers,
+                            .config_path = local->config_path,
+                            .connect_timeout_ms = local->connect_timeout_ms };
+        p->repl = step_remote_conn(loop, "agent preflight replication", &sl, rc, true,
+                                   "godwit-agent", NULL);
+        /* jit off: see access.h */
+        char *src_opts = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
+                                   " -c default_transaction_read_only=on -c jit=off",
+                                   local->statement_timeout_ms);
+        p->src = step_remote_conn(loop, "agent preflight source", &sl, rc, false,
+                                  "godwit-agent", src_opts);
+        free(src_opts);
+    }
     p->app_roles = pgconn_text_array(req->app_roles, req->n_app_roles);
     p->passwords = req->passwords;
     p->tables_json = tables;
@@ -1455,13 +1514,12 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
         p->extensions_json = xstrdup(text);
         cJSON_free(text);
     }
-    p->repl_user = xstrdup(rc->user);
+    p->repl_user = xstrdup(peer ? peer->user : "");
     p->repl_db = xstrdup(rc->dbname);
-    p->repl_passfile = rc->passfile && rc->passfile[0] ? xstrdup(rc->passfile) : NULL;
-    if (rc->port > 0)
-        p->repl_where = xasprintf("%s@%s:%" PRIu32 "/%s", rc->user, rc->host, rc->port, rc->dbname);
-    else
-        p->repl_where = xasprintf("%s@%s/%s", rc->user, rc->host, rc->dbname);
+    p->repl_passfile = peer && peer->passfile ? xstrdup(peer->passfile) : NULL;
+    p->repl_where = peer ? xasprintf("%s@%s:%" PRId64 "/%s (peer %s)", peer->user, peer->host,
+                                     peer->port, rc->dbname, peer->name)
+                         : xasprintf("peer %s", rc->peer ? rc->peer : "");
     uv_timer_start(&p->kick, s_on_kick, 0, 0);
     return p;
 }

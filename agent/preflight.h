@@ -12,14 +12,17 @@
  *
  * Target checks (the target agent, on the target database): version not
  * older than the source, free disk of the data directory against the
- * source's size times a margin, a replication connection to the source that
- * opens, target tables that already hold rows (blocking), extensions the
- * source has and the target cannot install (warning), and the roles the
- * database needs against the target's (access.h): roles missing (created
- * by the roles step: information), roles that exist with other attributes
- * or memberships (left as they are: warning), superusers godwit will not
- * create and bootstrap superusers of different names (blocking), password
- * hashes asked for and unreadable on the source (blocking).
+ * source's size times a margin, the source a peer of this agent's config
+ * and a replication connection to it that opens, target tables that
+ * already hold rows (blocking), extensions the source has and the target
+ * cannot install (warning), and the roles the database needs against the
+ * target's (access.h): roles missing (created by the roles step:
+ * information), roles that exist with other attributes or memberships
+ * (left as they are: warning), superusers godwit will not create and
+ * bootstrap superusers of different names (blocking), password hashes
+ * asked for and unreadable on the source (blocking). With cutover.reverse
+ * on, the source checks that the target is a peer of its own config
+ * (blocking).
  *
  * All database work is libpq's asynchronous API (pgconn) on the loop, with
  * statement timeouts, keyword-array connections, an empty search_path,
@@ -32,6 +35,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "agent_config.h"
 #include "godwit.pb-c.h"
 
 typedef struct preflight preflight_t;
@@ -45,6 +49,10 @@ typedef struct {
     const char *data_directory;    /* for the target's disk check */
     int64_t connect_timeout_ms;
     int64_t statement_timeout_ms;
+    const agent_peer_t *peers;     /* the agent's peers (borrowed from its config) */
+    size_t n_peers;
+    const char *config_path;       /* the agent's config file, for findings */
+    const char *agent_name;        /* for findings: the config's name, else the host name */
 } preflight_local_t;
 
 /* Called exactly once, never from inside the start function. On success

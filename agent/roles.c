@@ -477,7 +477,7 @@ step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
     if (!loop || !done || !local || !r_set(local->host) || local->port < 1 ||
         local->port > 65535 || local->connect_timeout_ms <= 0 ||
         local->statement_timeout_ms <= 0 || !req || !r_set(req->database) || !req->source ||
-        !r_set(req->source->host) || !r_set(req->source->dbname) || req->source->port > 65535)
+        !r_set(req->source->peer) || !r_set(req->source->dbname))
         return NULL;
     for (size_t i = 0; i < req->n_app_roles; i++)
         if (!r_set(req->app_roles[i]))
@@ -494,8 +494,8 @@ step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
                                                 " -c log_min_duration_statement=-1"
                                                 " -c log_duration=off"
                                               : "");
-    pgconn_t *src = step_remote_conn(loop, "agent roles source", req->source, false,
-                                     local->connect_timeout_ms, "godwit-agent", src_opts);
+    pgconn_t *src = step_remote_conn(loop, "agent roles source", local, req->source, false,
+                                     "godwit-agent", src_opts);
     pgconn_t *dst = step_local_conn(loop, "agent roles target", local, req->database,
                                     "godwit-agent", dst_opts);
     free(src_opts);
@@ -515,9 +515,12 @@ step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
     s->connect_timeout_ms = local->connect_timeout_ms;
     s->statement_timeout_ms = local->statement_timeout_ms;
     s->database = xstrdup(req->database);
-    const Godwit__ReplicationConn *rc = req->source;
-    s->source_where = xasprintf("%s@%s/%s", r_set(rc->user) ? rc->user : "(default user)",
-                                rc->host, rc->dbname);
+    char *why = NULL;
+    const agent_peer_t *peer = step_peer(local, req->source, &why);
+    free(why); /* step_remote_conn refused such a peer already */
+    s->source_where = xasprintf("%s@%s:%lld/%s (peer %s)", peer ? peer->user : "?",
+                                peer ? peer->host : "?", peer ? (long long)peer->port : 0LL,
+                                req->source->dbname, req->source->peer);
     s->app_roles = pgconn_text_array(req->app_roles, req->n_app_roles);
     s->passwords = req->passwords;
     s->result = xmalloc(sizeof *s->result);

@@ -53,7 +53,9 @@
  * error (something else created them).
  *
  * Children get the agent's environment minus every PG* variable, plus the
- * connection as PGHOST, PGPORT, PGUSER, PGPASSFILE, PGSSLMODE, PGDATABASE:
+ * connection (for the source: the peer the command names, as the agent's
+ * config describes it, and the database the command names) as PGHOST,
+ * PGPORT, PGUSER, PGPASSFILE, PGSSLMODE, PGDATABASE:
  * never on a command line, never a password. The target database goes to
  * pg_restore as --dbname, which libpq would read as a connection string if
  * it held '=' or began with a URI prefix; such names are refused.
@@ -1484,10 +1486,12 @@ static bool s_valid(const step_local_t *local, const Godwit__ApplySchema *req)
     if (!req || !s_nonempty(req->database) || !req->section ||
         (strcmp(req->section, "pre") != 0 && strcmp(req->section, "post") != 0))
         return false;
-    const Godwit__ReplicationConn *rc = req->source;
-    if (!rc || !s_nonempty(rc->host) || !s_nonempty(rc->user) || !s_nonempty(rc->dbname) ||
-        rc->port > 65535)
+    char *why = NULL;
+    if (!step_peer(local, req->source, &why)) {
+        log_warn("schema on database %s: %s", req->database, why);
+        free(why);
         return false;
+    }
     for (size_t i = 0; i < req->n_tables; i++)
         if (!req->tables[i] || !s_nonempty(req->tables[i]->schema) ||
             !s_nonempty(req->tables[i]->name))
@@ -1543,17 +1547,20 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
     if (!loop || !done || !s_valid(local, req))
         return NULL;
     const Godwit__ReplicationConn *rc = req->source;
-    char connect_timeout[32], src_port[16], dst_port[16]; /* for the children's environment */
+    char *why = NULL;
+    const agent_peer_t *peer = step_peer(local, rc, &why); /* s_valid found it */
+    free(why);
+    char connect_timeout[32], src_port[24], dst_port[16]; /* for the children's environment */
     snprintf(connect_timeout, sizeof connect_timeout, "%" PRId64,
              (local->connect_timeout_ms + 999) / 1000);
-    snprintf(src_port, sizeof src_port, "%" PRIu32, rc->port);
+    snprintf(src_port, sizeof src_port, "%" PRId64, peer->port);
     snprintf(dst_port, sizeof dst_port, "%d", local->port);
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
                               " -c default_transaction_read_only=on",
                               local->statement_timeout_ms);
     /* the source, as a normal (not a replication) connection */
-    pgconn_t *src = step_remote_conn(loop, "agent schema source", rc, false,
-                                     local->connect_timeout_ms, "godwit-agent", options);
+    pgconn_t *src = step_remote_conn(loop, "agent schema source", local, rc, false,
+                                     "godwit-agent", options);
     pgconn_t *dst = step_local_conn(loop, "agent schema target", local, req->database,
                                     "godwit-agent", options);
     free(options);
@@ -1596,8 +1603,8 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
     }
 
     /* Children: the agent's environment without PG*, plus the connection. */
-    s->src_env = s_libpq_env(rc->host, rc->port > 0 ? src_port : NULL, rc->user, rc->passfile,
-                             rc->sslmode, rc->dbname, connect_timeout);
+    s->src_env = s_libpq_env(peer->host, src_port, peer->user, peer->passfile, peer->sslmode,
+                             rc->dbname, connect_timeout);
     s->dst_env = s_libpq_env(local->host, dst_port, local->user, local->passfile, NULL, NULL,
                              connect_timeout);
 

@@ -14,6 +14,14 @@
  * is libpq's asynchronous API (pgconn) or child processes started with
  * uv_spawn and an argv array (never a shell); nothing blocks the loop.
  *
+ * Trust (docs/protocol.md): a step reaches the other side only through
+ * step_remote_conn or step_peer, which take the address, user, sslmode and
+ * passfile from the agent's peers list by the name the message gives; and it
+ * changes or drops a publication, subscription or slot only if godwit made
+ * it: a name step_godwit_name accepts, and for a publication or
+ * subscription the marker step_marker gives, set in the transaction that
+ * creates it.
+ *
  * A step reports exactly once through its done callback, never from inside
  * its start function: payload is a malloc'd protobuf message (the Result
  * payload of that step, or NULL for steps without one) that the callee owns
@@ -29,6 +37,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "agent_config.h"
 #include "godwit.pb-c.h"
 #include "pgconn.h"
 
@@ -47,6 +56,11 @@ typedef struct {
     const char *bin_dir;         /* PostgreSQL client programs (pg_dump, pg_restore, psql) */
     int64_t connect_timeout_ms;
     int64_t statement_timeout_ms;
+    /* The servers of the other side this agent may reach (its config's
+     * peers), borrowed from the config, which outlives every step. */
+    const agent_peer_t *peers;
+    size_t n_peers;
+    const char *config_path;     /* the agent's config file, for messages */
 } step_local_t;
 
 typedef void (*step_done_cb)(ProtobufCMessage *payload, const char *error, void *arg);
@@ -56,13 +70,33 @@ typedef void (*step_done_cb)(ProtobufCMessage *payload, const char *error, void 
  * options ("-c statement_timeout=... -c search_path="), NULL for none;
  * libpq's connect_timeout is connect_timeout_ms in whole seconds (pgconn's
  * deadline is the real bound). step_local_conn: the local server's
- * database, as local says. step_remote_conn: the other side, as remote
- * says (its dbname); replication: a walsender for replication commands. */
+ * database, as local says. step_remote_conn: the database remote names on
+ * the peer it names (step_peer; NULL if local has no such peer);
+ * replication: a walsender for replication commands. */
 pgconn_t *step_local_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
                           const char *database, const char *app, const char *options);
-pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const Godwit__ReplicationConn *remote,
-                           bool replication, int64_t connect_timeout_ms, const char *app,
-                           const char *options);
+pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
+                           const Godwit__ReplicationConn *remote, bool replication,
+                           const char *app, const char *options);
+
+/* The peer of local's config that remote names: the one place where a
+ * message's ReplicationConn becomes an address. NULL, with *why (malloc'd,
+ * caller frees) naming the peer and the config file, when remote names no
+ * peer or one the config does not list, or gives no database. */
+const agent_peer_t *step_peer(const step_local_t *local, const Godwit__ReplicationConn *remote,
+                              char **why);
+
+/* Whether name is one godwit gives its publications, subscriptions and
+ * slots: "godwit_" and then 1 to 56 of a-z, 0-9 and _ (the migration's
+ * name, and a suffix such as "_rev"). A name alone proves nothing; it is
+ * the first check, before the marker or the slot's kind. */
+bool step_godwit_name(const char *name);
+
+/* The comment godwit puts on a publication or subscription it creates,
+ * in the transaction that creates it (caller frees). An object is godwit's
+ * only if its comment is exactly this for its own name: a renamed one is
+ * not. */
+char *step_marker(const char *name);
 
 /* Each returns NULL (and does not call done) only for invalid arguments. */
 step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,

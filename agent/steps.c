@@ -14,10 +14,22 @@
  * SQL: catalog lookups are parameterised and pg_catalog-qualified (the
  * session runs with an empty search_path) and compare names as parameters.
  * DDL takes no parameters: identifiers go into its text only through
- * PQescapeIdentifier, and its one string literal, the subscription's
- * CONNECTION (a libpq conninfo whose values s_conninfo() quotes), only
- * through PQescapeLiteral. CREATE and DROP SUBSCRIPTION may not run inside a
- * transaction block, so every statement is sent alone.
+ * PQescapeIdentifier, and its string literals, the subscription's
+ * CONNECTION (a libpq conninfo whose values s_conninfo() quotes, all of
+ * them from the agent's peers but the database) and the marker comment,
+ * only through PQescapeLiteral. DROP SUBSCRIPTION, and CREATE SUBSCRIPTION
+ * when it creates its slot, may not run inside a transaction block: they
+ * are sent alone.
+ *
+ * Only godwit's objects (step.h, "Trust"): every name must pass
+ * step_godwit_name; a publication or subscription is created together with
+ * its marker comment (both statements in one simple query, one implicit
+ * transaction; a subscription that creates its slot cannot be in one, so
+ * its comment follows at once) and is altered, enabled, disabled or dropped
+ * only if it carries that marker; a slot is advanced or dropped only if it
+ * is a logical pgoutput slot of this database, and its holder terminated
+ * only if that is a WAL sender. DropObjects checks everything it names
+ * before it drops or terminates anything.
  *
  * What it owns: the local pgconn, a timer that starts the first stage one
  * loop turn after *_start (so done never runs inside it) and paces the wait
@@ -50,6 +62,14 @@
 /* What our publications publish: every change, as the partition root. */
 #define S_PUB_OPTIONS \
     "publish = 'insert, update, delete, truncate', publish_via_partition_root = true"
+
+/* The comment on subscription s (the marker): COMMENT ON SUBSCRIPTION
+ * writes pg_description of the database it runs in (the subscription's:
+ * ours always does), though pg_subscription is a shared catalog; a server
+ * that keeps it in pg_shdescription is read too. */
+#define S_SUB_MARKER                                                                           \
+    "COALESCE(pg_catalog.obj_description(s.oid, 'pg_subscription'),"                \
+    " pg_catalog.shobj_description(s.oid, 'pg_subscription'))"
 
 /* The oid of the database we are connected to. */
 #define S_THIS_DB                                                                              \
@@ -269,6 +289,108 @@ static void s_connect(s_step_t *s)
     }
 }
 
+/* The same as s_query through the simple protocol: sql may hold several
+ * statements, run as one implicit transaction (a CREATE and its marker). */
+static void s_query_simple(s_step_t *s, const char *what, const char *sql, pgconn_result_cb cb)
+{
+    free(s->what);
+    s->what = xstrdup(what);
+    uint64_t deadline = (uint64_t)s->statement_timeout_ms + S_DEADLINE_SLACK_MS;
+    int rc = pgconn_query_simple(s->conn, sql, deadline, cb, s);
+    if (rc != 0) {
+        char *why = xasprintf("%s: cannot send the statement: %s", what, strerror(-rc));
+        s_finish(s, NULL, why);
+        free(why);
+    }
+}
+
+/* ---- only godwit's objects (step.h, "Trust") ---------------------------- */
+
+/* Ends the step unless name (of kind, for messages) is one godwit gives. */
+static bool s_name_ok(s_step_t *s, const char *kind, const char *name)
+{
+    if (!name || step_godwit_name(name))
+        return true;
+    char *why = xasprintf("%s \"%s\" is not a name godwit gives its objects (godwit_ and a-z, "
+                          "0-9, _): godwit touches only what it created; nothing was done",
+                          kind, name);
+    s_finish(s, NULL, why);
+    free(why);
+    return false;
+}
+
+/* The first stage of every step that changes or drops an object: each
+ * name it was given passes step_godwit_name. */
+static void s_names(s_step_t *s)
+{
+    if (s_name_ok(s, "publication", s->pub_name) && s_name_ok(s, "subscription", s->sub_name) &&
+        s_name_ok(s, "subscription", s->drop_sub) && s_name_ok(s, "publication", s->drop_pub) &&
+        s_name_ok(s, "replication slot", s->drop_slot))
+        s_next(s);
+}
+
+/* Whether the marker column of a lookup's row is godwit's marker for name. */
+static bool s_marked(const PGresult *res, const char *name)
+{
+    const char *found = pgconn_col(res, 0, "marker");
+    char *want = step_marker(name);
+    bool ours = found && strcmp(found, want) == 0;
+    free(want);
+    return ours;
+}
+
+/* Ends the step: the publication or subscription (sql_kind "PUBLICATION"
+ * or "SUBSCRIPTION") called name exists without godwit's marker. The
+ * message names the statement that marks one an older godwit created. */
+static void s_not_ours(s_step_t *s, const char *sql_kind, const char *name)
+{
+    char *marker = step_marker(name);
+    char *ident = pgconn_escape_identifier(s->conn, name);
+    char *lit = pgconn_escape_literal(s->conn, marker);
+    char *why = xasprintf(
+        "%s %s exists without godwit's marker: godwit did not create it, so godwit neither "
+        "changes nor drops it; nothing was done. If an older godwit created it (before "
+        "objects were marked), mark it by hand: COMMENT ON %s %s IS %s; or drop it by hand",
+        strcmp(sql_kind, "PUBLICATION") == 0 ? "publication" : "subscription",
+        ident ? ident : name, sql_kind, ident ? ident : name, lit ? lit : "(cannot quote)");
+    s_finish(s, NULL, why);
+    free(why);
+    free(lit);
+    free(ident);
+    free(marker);
+}
+
+/* "COMMENT ON <sql_kind> <ident> IS <marker for name>". Caller frees;
+ * NULL after ending the step. */
+static char *s_comment_sql(s_step_t *s, const char *sql_kind, const char *ident,
+                           const char *name)
+{
+    char *marker = step_marker(name);
+    char *lit = pgconn_escape_literal(s->conn, marker);
+    free(marker);
+    if (!lit) {
+        s_finish(s, NULL, "cannot quote the marker for SQL (the connection is gone)");
+        return NULL;
+    }
+    char *sql = xasprintf("COMMENT ON %s %s IS %s", sql_kind, ident, lit);
+    free(lit);
+    return sql;
+}
+
+/* "<create>; COMMENT ON ...": the object and its marker, for one simple
+ * query (one implicit transaction). Caller frees; NULL after ending the
+ * step. */
+static char *s_with_marker(s_step_t *s, const char *create, const char *sql_kind,
+                           const char *ident, const char *name)
+{
+    char *comment = s_comment_sql(s, sql_kind, ident, name);
+    if (!comment)
+        return NULL;
+    char *sql = xasprintf("%s; %s", create, comment);
+    free(comment);
+    return sql;
+}
+
 /* ---- EnsurePublication -------------------------------------------------- */
 
 /* $1 name, $2 the requested tables as JSON (NULL: none). same_tables: the
@@ -287,6 +409,7 @@ static void s_connect(s_step_t *s)
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace) "                             \
     "SELECT p.puballtables, p.pubviaroot AND p.pubinsert AND p.pubupdate AND p.pubdelete"      \
     "  AND p.pubtruncate AS options_ok,"                                                       \
+    " pg_catalog.obj_description(p.oid, 'pg_publication') AS marker,"                          \
     " NOT EXISTS (SELECT req.schema, req.name FROM req"                                        \
     "  EXCEPT SELECT cur.schema, cur.name FROM cur WHERE cur.prpubid = p.oid)"                 \
     " AND NOT EXISTS (SELECT cur.schema, cur.name FROM cur WHERE cur.prpubid = p.oid"          \
@@ -301,7 +424,7 @@ static const char s_pub_lookup_sql[] = S_PUB_LOOKUP(
     "  WHERE pn.pnpubid = p.oid)");
 static const char s_pub_lookup_sql_14[] = S_PUB_LOOKUP("false");
 
-#define S_PUB_STAGE_LOOKUP 1 /* index of s_pub_lookup in s_pub_stages */
+#define S_PUB_STAGE_LOOKUP 2 /* index of s_pub_lookup in s_pub_stages */
 
 static void s_on_pub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
@@ -312,6 +435,10 @@ static void s_on_pub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
     }
     s->pub_exists = r->res && PQntuples(r->res) == 1;
     if (s->pub_exists) {
+        if (!s_marked(r->res, s->pub_name)) {
+            s_not_ours(s, "PUBLICATION", s->pub_name);
+            return;
+        }
         s->pub_all_tables = pgconn_col_bool(r->res, 0, "puballtables");
         s->pub_same_tables = pgconn_col_bool(r->res, 0, "same_tables");
         s->pub_options_ok = pgconn_col_bool(r->res, 0, "options_ok");
@@ -414,19 +541,22 @@ static void s_pub_tables(s_step_t *s)
         free(name);
         return;
     }
-    char *sql;
-    if (!s->pub_exists && want_all) {
-        sql = xasprintf("CREATE PUBLICATION %s FOR ALL TABLES WITH (" S_PUB_OPTIONS ")", name);
-        s_query(s, "creating the publication", sql, 0, NULL, s_on_pub_create);
-    } else if (!s->pub_exists) {
-        sql = xasprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (" S_PUB_OPTIONS ")", name,
-                        list);
-        s_query(s, "creating the publication", sql, 0, NULL, s_on_pub_create);
+    if (!s->pub_exists) {
+        char *create = want_all
+                           ? xasprintf("CREATE PUBLICATION %s FOR ALL TABLES WITH (" S_PUB_OPTIONS
+                                       ")", name)
+                           : xasprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (" S_PUB_OPTIONS
+                                       ")", name, list);
+        char *sql = s_with_marker(s, create, "PUBLICATION", name, s->pub_name);
+        if (sql)
+            s_query_simple(s, "creating the publication", sql, s_on_pub_create);
+        free(sql);
+        free(create);
     } else {
-        sql = xasprintf("ALTER PUBLICATION %s SET TABLE %s", name, list);
+        char *sql = xasprintf("ALTER PUBLICATION %s SET TABLE %s", name, list);
         s_query(s, "setting the publication's tables", sql, 0, NULL, s_on_pub_set_tables);
+        free(sql);
     }
-    free(sql);
     free(list);
     free(name);
 }
@@ -459,7 +589,7 @@ static void s_pub_options(s_step_t *s)
 }
 
 static const s_stage_fn s_pub_stages[] = {
-    s_connect, s_pub_lookup, s_pub_tables, s_pub_options, NULL,
+    s_names, s_connect, s_pub_lookup, s_pub_tables, s_pub_options, NULL,
 };
 
 /* ---- EnsureSlot ---------------------------------------------------------- */
@@ -589,8 +719,8 @@ static void s_eslot_result(s_step_t *s)
 }
 
 static const s_stage_fn s_eslot_stages[] = {
-    s_connect, s_pub_lookup, s_pub_tables, s_pub_options, s_eslot_lookup, s_eslot_advance,
-    s_eslot_result, NULL,
+    s_names, s_connect, s_pub_lookup, s_pub_tables, s_pub_options, s_eslot_lookup,
+    s_eslot_advance, s_eslot_result, NULL,
 };
 
 /* ---- EnsureSubscription ------------------------------------------------- */
@@ -625,25 +755,30 @@ static void s_conninfo_add(char **info, const char *key, const char *value)
     *info = grown;
 }
 
-/* The conninfo the subscription uses to reach the source: the connection
- * fields of src and application_name=godwit_<name>, never a password
- * (credentials come from the passfile or the source's pg_hba). Caller
- * frees. */
-static char *s_conninfo(const Godwit__ReplicationConn *src, const char *name)
+/* The conninfo the subscription uses to reach the source: the peer's
+ * host, port, user, passfile and sslmode from the agent's config (which the
+ * local server reads: the passfile is a path on this host), the database
+ * src names, and application_name=godwit_<name>; never a password
+ * (credentials come from the passfile or the source's pg_hba). The one
+ * place a subscription's CONNECTION is built. Caller frees; NULL with *why
+ * when src names no peer of local's. */
+static char *s_conninfo(const step_local_t *local, const Godwit__ReplicationConn *src,
+                        const char *name, char **why)
 {
+    const agent_peer_t *peer = step_peer(local, src, why);
+    if (!peer)
+        return NULL;
     char *info = NULL;
-    s_conninfo_add(&info, "host", src->host);
-    if (src->port > 0) {
-        char port[16];
-        snprintf(port, sizeof port, "%" PRIu32, src->port);
-        s_conninfo_add(&info, "port", port);
-    }
-    s_conninfo_add(&info, "user", src->user);
+    char port[24];
+    snprintf(port, sizeof port, "%" PRId64, peer->port);
+    s_conninfo_add(&info, "host", peer->host);
+    s_conninfo_add(&info, "port", port);
+    s_conninfo_add(&info, "user", peer->user);
     s_conninfo_add(&info, "dbname", src->dbname);
-    if (src->passfile && src->passfile[0])
-        s_conninfo_add(&info, "passfile", src->passfile);
-    if (src->sslmode && src->sslmode[0])
-        s_conninfo_add(&info, "sslmode", src->sslmode);
+    if (peer->passfile)
+        s_conninfo_add(&info, "passfile", peer->passfile);
+    if (peer->sslmode)
+        s_conninfo_add(&info, "sslmode", peer->sslmode);
     char *app = xasprintf("godwit_%s", name);
     s_conninfo_add(&info, "application_name", app);
     free(app);
@@ -654,11 +789,12 @@ static char *s_conninfo(const Godwit__ReplicationConn *src, const char *name)
  * columns anyone may read (subconninfo is not). */
 static const char s_sub_lookup_sql[] =
     "SELECT s.subenabled, $2::pg_catalog.text = ANY (s.subpublications) AS has_publication,"
-    " pg_catalog.array_to_string(s.subpublications, ', ') AS publications"
+    " pg_catalog.array_to_string(s.subpublications, ', ') AS publications,"
+    " " S_SUB_MARKER " AS marker"
     " FROM pg_catalog.pg_subscription s"
     " WHERE s.subdbid = " S_THIS_DB " AND s.subname = $1";
 
-#define S_SUB_STAGE_LOOKUP 1 /* index of s_sub_lookup in s_sub_stages */
+#define S_SUB_STAGE_LOOKUP 2 /* index of s_sub_lookup in s_sub_stages */
 
 static void s_on_sub_enable(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
@@ -680,6 +816,10 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
     }
     if (!r->res || PQntuples(r->res) != 1) {
         s_next(s); /* create it */
+        return;
+    }
+    if (!s_marked(r->res, s->sub_name)) {
+        s_not_ours(s, "SUBSCRIPTION", s->sub_name);
         return;
     }
     if (!pgconn_col_bool(r->res, 0, "has_publication")) {
@@ -722,13 +862,39 @@ static bool s_slot_exists_error(const pgconn_result_t *r)
     return r->error && strstr(r->error, "replication slot") && strstr(r->error, "already exists");
 }
 
+static void s_on_sub_marked(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    log_info("step on %s: created with a new slot on the source, then marked", s->label);
+    s_finish(s, NULL, NULL);
+}
+
 static void s_on_sub_create(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     s_step_t *s = arg;
+    if (r->ok && s->create_slot) {
+        /* Not in the CREATE's transaction: one that creates its slot
+         * cannot run in one. An agent that dies right here leaves it
+         * unmarked, and the next attempt refuses it with the statement to
+         * mark it (docs/protocol.md). The copy (BulkCopy) and the
+         * cutover's reverse subscription never take this path. */
+        char *name = s_ident(s, s->sub_name);
+        if (!name)
+            return;
+        char *sql = s_comment_sql(s, "SUBSCRIPTION", name, s->sub_name);
+        if (sql)
+            s_query(s, "marking the subscription", sql, 0, NULL, s_on_sub_marked);
+        free(sql);
+        free(name);
+        return;
+    }
     if (r->ok) {
-        log_info("step on %s: created (%s)", s->label,
-                 s->create_slot ? "with a new slot on the source"
-                                : "on the slot already on the source");
+        log_info("step on %s: created with its marker, on the slot already on the source",
+                 s->label);
         s_finish(s, NULL, NULL);
         return;
     }
@@ -778,16 +944,22 @@ static void s_sub_create(s_step_t *s)
                           "in the database's encoding, or the connection is gone)");
         return;
     }
-    /* Alone, outside any transaction block: it creates the slot remotely. */
-    char *sql = xasprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH "
-                          "(slot_name = %s, copy_data = %s, create_slot = %s, enabled = true)",
-                          name, conninfo, pub, slot, s->copy_data ? "true" : "false",
-                          s->create_slot ? "true" : "false");
-    s_query(s,
-            s->create_slot ? "creating the subscription"
-                           : "creating the subscription on the existing slot",
-            sql, 0, NULL, s_on_sub_create);
-    free(sql);
+    char *create = xasprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH "
+                             "(slot_name = %s, copy_data = %s, create_slot = %s, enabled = true)",
+                             name, conninfo, pub, slot, s->copy_data ? "true" : "false",
+                             s->create_slot ? "true" : "false");
+    if (s->create_slot) {
+        /* Alone, outside any transaction block: it creates the slot
+         * remotely. Its marker follows (s_on_sub_create). */
+        s_query(s, "creating the subscription", create, 0, NULL, s_on_sub_create);
+    } else {
+        char *sql = s_with_marker(s, create, "SUBSCRIPTION", name, s->sub_name);
+        if (sql)
+            s_query_simple(s, "creating the subscription on the existing slot", sql,
+                           s_on_sub_create);
+        free(sql);
+    }
+    free(create);
     free(slot);
     free(conninfo);
     free(pub);
@@ -795,13 +967,14 @@ static void s_sub_create(s_step_t *s)
 }
 
 static const s_stage_fn s_sub_stages[] = {
-    s_connect, s_sub_lookup, s_sub_create, NULL,
+    s_names, s_connect, s_sub_lookup, s_sub_create, NULL,
 };
 
 /* ---- SetSubscriptionEnabled --------------------------------------------- */
 
 static const char s_sub_enabled_sql[] =
-    "SELECT s.subenabled FROM pg_catalog.pg_subscription s"
+    "SELECT s.subenabled, " S_SUB_MARKER " AS marker"
+    " FROM pg_catalog.pg_subscription s"
     " WHERE s.subdbid = " S_THIS_DB " AND s.subname = $1";
 
 static void s_on_sub_set(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -826,6 +999,10 @@ static void s_on_sub_enabled_lookup(pgconn_t *c, const pgconn_result_t *r, void 
         s_finish(s, NULL, "the subscription does not exist");
         return;
     }
+    if (!s_marked(r->res, s->sub_name)) {
+        s_not_ours(s, "SUBSCRIPTION", s->sub_name);
+        return;
+    }
     if (pgconn_col_bool(r->res, 0, "subenabled") == s->want_enabled) {
         s_finish(s, NULL, NULL);
         return;
@@ -848,7 +1025,7 @@ static void s_sub_enabled_lookup(s_step_t *s)
 }
 
 static const s_stage_fn s_sub_enabled_stages[] = {
-    s_connect, s_sub_enabled_lookup, NULL,
+    s_names, s_connect, s_sub_enabled_lookup, NULL,
 };
 
 /* ---- SyncStatus --------------------------------------------------------- */
@@ -975,6 +1152,132 @@ static void s_sync_sub(s_step_t *s)
 static const s_stage_fn s_sync_stages[] = {
     s_connect, s_sync_sub, s_sync_rels, NULL,
 };
+
+/* ---- DropObjects: is each of them godwit's? ----------------------------- */
+
+/* Every object the command names is looked at before anything is dropped
+ * or terminated: one that is not godwit's fails the whole command. One
+ * that does not exist is fine (dropped already). */
+
+static const char s_check_sub_sql[] =
+    "SELECT " S_SUB_MARKER " AS marker"
+    " FROM pg_catalog.pg_subscription s"
+    " WHERE s.subdbid = " S_THIS_DB " AND s.subname = $1";
+
+static const char s_check_pub_sql[] =
+    "SELECT pg_catalog.obj_description(p.oid, 'pg_publication') AS marker"
+    " FROM pg_catalog.pg_publication p WHERE p.pubname = $1";
+
+/* The slot, and the kind of process holding it (pg_stat_activity shows
+ * backend_type for every process). */
+static const char s_slot_lookup_sql[] =
+    "SELECT s.slot_type, s.plugin, s.datoid IS NOT DISTINCT FROM " S_THIS_DB " AS here,"
+    " s.database, s.active, s.active_pid, a.backend_type"
+    " FROM pg_catalog.pg_replication_slots s"
+    " LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = s.active_pid"
+    " WHERE s.slot_name = $1";
+
+static void s_on_check_marker(pgconn_t *c, const pgconn_result_t *r, void *arg, const char *kind,
+                              const char *name)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    if (r->res && PQntuples(r->res) == 1 && !s_marked(r->res, name)) {
+        s_not_ours(s, kind, name);
+        return;
+    }
+    s_next(s);
+}
+
+static void s_on_check_sub(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_on_check_marker(c, r, arg, "SUBSCRIPTION", ((s_step_t *)arg)->drop_sub);
+}
+
+static void s_on_check_pub(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_on_check_marker(c, r, arg, "PUBLICATION", ((s_step_t *)arg)->drop_pub);
+}
+
+static void s_check_sub(s_step_t *s)
+{
+    if (!s->drop_sub) {
+        s_next(s);
+        return;
+    }
+    const char *params[1] = { s->drop_sub };
+    s_query(s, "looking up the subscription", s_check_sub_sql, 1, params, s_on_check_sub);
+}
+
+static void s_check_pub(s_step_t *s)
+{
+    if (!s->drop_pub) {
+        s_next(s);
+        return;
+    }
+    const char *params[1] = { s->drop_pub };
+    s_query(s, "looking up the publication", s_check_pub_sql, 1, params, s_on_check_pub);
+}
+
+/* Why the slot of a s_slot_lookup_sql row is not godwit's to drop, or NULL:
+ * godwit's slots are logical, decode with pgoutput and belong to the
+ * database they are for; one in use is held by a WAL sender (a
+ * subscription's, the copy's), never by a session decoding through SQL
+ * functions. Caller frees. */
+static char *s_slot_refusal(const s_step_t *s, const PGresult *res)
+{
+    const char *type = pgconn_col(res, 0, "slot_type");
+    const char *plugin = pgconn_col(res, 0, "plugin");
+    const char *db = pgconn_col(res, 0, "database");
+    const char *pid = pgconn_col(res, 0, "active_pid");
+    const char *holder = pgconn_col(res, 0, "backend_type");
+    const char *tail = "godwit drops only the logical pgoutput slots it creates; nothing was "
+                       "dropped or terminated";
+    if (!type || strcmp(type, "logical") != 0)
+        return xasprintf("replication slot \"%s\" is a %s slot (a standby's or a WAL "
+                         "archiver's): %s", s->drop_slot, type ? type : "(unknown)", tail);
+    if (!plugin || strcmp(plugin, "pgoutput") != 0)
+        return xasprintf("replication slot \"%s\" decodes with plugin %s, not pgoutput: %s",
+                         s->drop_slot, plugin ? plugin : "(none)", tail);
+    if (!pgconn_col_bool(res, 0, "here"))
+        return xasprintf("replication slot \"%s\" belongs to database \"%s\", not to this "
+                         "database: %s", s->drop_slot, db ? db : "", tail);
+    if (pgconn_col_bool(res, 0, "active") && pid && (!holder || strcmp(holder, "walsender") != 0))
+        return xasprintf("replication slot \"%s\" is held by process %s, a %s, not a WAL "
+                         "sender: %s", s->drop_slot, pid, holder ? holder : "process of "
+                         "unknown kind", tail);
+    return NULL;
+}
+
+static void s_on_check_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_step_t *s = arg;
+    if (!r->ok) {
+        s_fail_query(s, r);
+        return;
+    }
+    char *why = r->res && PQntuples(r->res) == 1 ? s_slot_refusal(s, r->res) : NULL;
+    if (why) {
+        s_finish(s, NULL, why);
+        free(why);
+        return;
+    }
+    s_next(s);
+}
+
+static void s_check_slot(s_step_t *s)
+{
+    if (!s->drop_slot) {
+        s_next(s);
+        return;
+    }
+    const char *params[1] = { s->drop_slot };
+    s_query(s, "looking up the replication slot", s_slot_lookup_sql, 1, params,
+            s_on_check_slot);
+}
 
 /* ---- DropObjects: the subscription --------------------------------------- */
 
@@ -1107,11 +1410,9 @@ static void s_drop_pub(s_step_t *s)
  * subscriber that is still alive reconnects within milliseconds and takes
  * the slot again, so the drop must not wait for a poll. This is retried
  * until S_SLOT_WAIT_MS after the first holder was met; after that the drop's
- * own error says who holds the slot. */
-
-static const char s_slot_lookup_sql[] =
-    "SELECT s.active, s.active_pid FROM pg_catalog.pg_replication_slots s"
-    " WHERE s.slot_name = $1";
+ * own error says who holds the slot. Each look at the slot checks again
+ * that it is godwit's and that its holder is a WAL sender (s_slot_refusal):
+ * only then is the holder terminated. */
 
 static void s_slot_lookup(s_step_t *s);
 
@@ -1179,6 +1480,12 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_next(s);
         return;
     }
+    char *why = s_slot_refusal(s, r->res);
+    if (why) {
+        s_finish(s, NULL, why);
+        free(why);
+        return;
+    }
     const char *pid = pgconn_col(r->res, 0, "active_pid");
     if (!pgconn_col_bool(r->res, 0, "active") || !pid || !s_slot_waiting(s)) {
         s_slot_drop(s);
@@ -1219,7 +1526,8 @@ static void s_drop_slot(s_step_t *s)
 }
 
 static const s_stage_fn s_drop_stages[] = {
-    s_connect, s_drop_sub, s_drop_pub, s_drop_slot, NULL,
+    s_names,    s_connect,  s_check_sub, s_check_pub, s_check_slot,
+    s_drop_sub, s_drop_pub, s_drop_slot, NULL,
 };
 
 /* ---- connections (step.h) ---------------------------------------------- */
@@ -1262,30 +1570,75 @@ pgconn_t *step_local_conn(uv_loop_t *loop, const char *name, const step_local_t 
     return s_conn_finish(loop, name, kw, val, n, local->connect_timeout_ms, app, options);
 }
 
-pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const Godwit__ReplicationConn *remote,
-                           bool replication, int64_t connect_timeout_ms, const char *app,
-                           const char *options)
+const agent_peer_t *step_peer(const step_local_t *local, const Godwit__ReplicationConn *remote,
+                              char **why)
 {
-    if (!remote || !remote->host || !remote->dbname)
+    const char *config = local && local->config_path ? local->config_path : "(unknown)";
+    if (!remote || !s_set(remote->peer)) {
+        *why = xasprintf("the command names no peer to connect to (older coordinators sent an "
+                         "address: this agent connects only to the peers in its config %s)",
+                         config);
         return NULL;
-    char port[16];
+    }
+    if (!s_set(remote->dbname)) {
+        *why = xasprintf("the command names no database on peer \"%s\"", remote->peer);
+        return NULL;
+    }
+    for (size_t i = 0; local && i < local->n_peers; i++)
+        if (strcmp(local->peers[i].name, remote->peer) == 0)
+            return &local->peers[i];
+    *why = xasprintf("peer \"%s\" is not in this agent's peers (config %s): this agent "
+                     "connects only to the servers its config lists; add it there, or name "
+                     "one of those in the plan",
+                     remote->peer, config);
+    return NULL;
+}
+
+pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
+                           const Godwit__ReplicationConn *remote, bool replication,
+                           const char *app, const char *options)
+{
+    char *why = NULL;
+    const agent_peer_t *peer = step_peer(local, remote, &why);
+    if (!peer) {
+        log_warn("%s: %s", name, why);
+        free(why);
+        return NULL;
+    }
+    char port[24];
+    snprintf(port, sizeof port, "%" PRId64, peer->port);
     const char *kw[12], *val[12];
     int n = 0;
-    kw[n] = "host", val[n++] = remote->host;
-    if (remote->port > 0) {
-        snprintf(port, sizeof port, "%" PRIu32, remote->port);
-        kw[n] = "port", val[n++] = port;
-    }
+    kw[n] = "host", val[n++] = peer->host;
+    kw[n] = "port", val[n++] = port;
     kw[n] = "dbname", val[n++] = remote->dbname;
-    if (s_set(remote->user))
-        kw[n] = "user", val[n++] = remote->user;
-    if (s_set(remote->passfile))
-        kw[n] = "passfile", val[n++] = remote->passfile;
-    if (s_set(remote->sslmode))
-        kw[n] = "sslmode", val[n++] = remote->sslmode;
+    kw[n] = "user", val[n++] = peer->user;
+    if (s_set(peer->passfile))
+        kw[n] = "passfile", val[n++] = peer->passfile;
+    if (s_set(peer->sslmode))
+        kw[n] = "sslmode", val[n++] = peer->sslmode;
     if (replication)
         kw[n] = "replication", val[n++] = "database";
-    return s_conn_finish(loop, name, kw, val, n, connect_timeout_ms, app, options);
+    return s_conn_finish(loop, name, kw, val, n, local->connect_timeout_ms, app, options);
+}
+
+bool step_godwit_name(const char *name)
+{
+    static const char prefix[] = "godwit_";
+    if (!name || strncmp(name, prefix, sizeof prefix - 1) != 0)
+        return false;
+    size_t n = strlen(name + sizeof prefix - 1);
+    if (n < 1 || n > 56)
+        return false;
+    for (const char *c = name + sizeof prefix - 1; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+            return false;
+    return true;
+}
+
+char *step_marker(const char *name)
+{
+    return xasprintf("godwit object %s: created by godwit, dropped by its abort or cleanup", name);
 }
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -1415,16 +1768,22 @@ static step_t *s_subscription_start(uv_loop_t *loop, const step_local_t *local,
 {
     if (!req || !s_set(req->name) || !s_set(req->publication) || !req->source)
         return NULL;
-    const Godwit__ReplicationConn *src = req->source;
-    if (!s_set(src->host) || !s_set(src->user) || !s_set(src->dbname) || src->port > 65535)
+    char *why = NULL;
+    char *conninfo = s_conninfo(local, req->source, req->name, &why);
+    if (!conninfo) {
+        log_warn("subscription \"%s\": %s", req->name, why);
+        free(why);
         return NULL;
+    }
     s_step_t *s = s_new(loop, local, req->database, s_sub_stages,
                         s_label("subscription", req->name, req->database), done, arg);
-    if (!s)
+    if (!s) {
+        free(conninfo);
         return NULL;
+    }
     s->sub_name = xstrdup(req->name);
     s->publication = xstrdup(req->publication);
-    s->conninfo = s_conninfo(src, req->name);
+    s->conninfo = conninfo;
     s->create_slot = copy_data;
     s->copy_data = copy_data;
     return &s->base;

@@ -1293,14 +1293,15 @@ static char *v_options(uint64_t timeout_ms, bool catalog)
 }
 
 /* A step with both connections (not yet connecting): the source through
- * source, the target's database locally. NULL for invalid arguments. */
+ * source (the peer it names, step_remote_conn), the target's database
+ * locally. NULL for invalid arguments. */
 static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *database,
                        const Godwit__ReplicationConn *source, uint64_t timeout_ms, bool catalog,
                        char *label, step_done_cb done, void *arg)
 {
     if (!loop || !local || !v_set(local->host) || local->port < 1 || local->port > 65535 ||
-        local->connect_timeout_ms <= 0 || !v_set(database) || !source || !v_set(source->host) ||
-        !source->port || source->port > 65535 || !v_set(source->dbname) || !done) {
+        local->connect_timeout_ms <= 0 || !v_set(database) || !source || !v_set(source->peer) ||
+        !v_set(source->dbname) || !done) {
         free(label);
         return NULL;
     }
@@ -1308,8 +1309,8 @@ static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *d
     s->timeout_ms = timeout_ms ? timeout_ms : V_DEFAULT_TIMEOUT_MS;
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
     char *options = v_options(s->timeout_ms, catalog);
-    s->conn[SIDE_SRC] = step_remote_conn(loop, "verify source", source, false,
-                                         (int64_t)s->connect_timeout_ms, "godwit-verify", options);
+    s->conn[SIDE_SRC] = step_remote_conn(loop, "verify source", local, source, false,
+                                         "godwit-verify", options);
     s->conn[SIDE_DST] = step_local_conn(loop, "verify target", local, database, "godwit-verify",
                                         options);
     free(options);

@@ -257,14 +257,15 @@ def bench_pipeline(scale):
         green.psql("CREATE DATABASE shop")
         coord = harness.Coordinator(rig, ["blue", "green"], options={"log_level": "warn"}).start()
         harness.Agent(rig, "blue", coord, role="source", cluster=blue).start()
-        harness.Agent(rig, "green", coord, role="target", cluster=green).start()
+        harness.Agent(rig, "green", coord, role="target", cluster=green,
+                      peers={"blue": blue}).start()
         for n in ("blue", "green"):
             harness.wait_for(n, lambda: coord.agent(n)["state"] == "connected", 15)
         plan = rig.path("plan.yaml")
         with open(plan, "w") as f:
             f.write("migrations:\n  - name: shop\n    source: {agent: blue, database: shop}\n"
                     "    target: {agent: green, database: shop}\n"
-                    "    replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n" % blue.port)
+                    "    replication: {peer: blue}\n")
         seen = {}
         t0 = time.monotonic()
         coord.ctl("migrate", "start", plan)

@@ -16,6 +16,10 @@
  *     good. On error the caller's struct is untouched, defaults included, and
  *     everything the load allocated is freed; on success a loaded string or
  *     list replaces (and frees) the default it overrides.
+ *   - Retired keys (CFG_RETIRED) are refused with their own message, which
+ *     says what to write instead; a key that must differ between the items
+ *     of a list (cfg_field_t.unique) is refused when repeated, naming the
+ *     first item and its line.
  *   - Lists: a list is built whole in its own items array (each item zeroed,
  *     or a copy of the row's item_defaults), and stored at its offset only
  *     once every item loaded; an item that fails frees the array and
@@ -338,6 +342,7 @@ static size_t s_field_size(cfg_type_t type)
     case CFG_LIST:
         return sizeof(cfg_list_t);
     case CFG_SECTION:
+    case CFG_RETIRED:
         return 0;
     }
     assert(!"cfg: unknown field type in schema");
@@ -356,6 +361,8 @@ static size_t s_extent(const cfg_field_t *schema)
 {
     size_t end = 0;
     for (const cfg_field_t *f = schema; f->key; f++) {
+        if (f->type == CFG_RETIRED)
+            continue;
         size_t e = f->type == CFG_SECTION ? s_extent(f->children)
                                           : f->offset + s_field_size(f->type);
         if (e > end)
@@ -422,6 +429,7 @@ static void s_free_field(const cfg_field_t *f, void *base)
     case CFG_DURATION_MS:
     case CFG_BYTES:
     case CFG_ENUM:
+    case CFG_RETIRED:
         return;
     }
     assert(!"cfg: unknown field type in schema");
@@ -444,6 +452,8 @@ static void s_discard_new(const cfg_field_t *schema, void *scratch, const void *
 static void s_commit(const cfg_field_t *schema, const void *scratch, void *out)
 {
     for (const cfg_field_t *f = schema; f->key; f++) {
+        if (f->type == CFG_RETIRED)
+            continue;
         if (f->type == CFG_SECTION) {
             s_commit(f->children, scratch, out);
             continue;
@@ -547,6 +557,31 @@ static __attribute__((unused)) bool s_holds_nothing(const cfg_field_t *schema, c
     return true;
 }
 
+/* f->unique: item i's value of that key differs from every earlier item's
+ * (an item without the key is not compared). path is the list's. */
+static bool s_unique_ok(s_load_t *ld, const cfg_field_t *f, yaml_node_t *seq,
+                        const cfg_list_t *l, size_t i, const char *path)
+{
+    const cfg_field_t *key = f->children;
+    while (key->key && strcmp(key->key, f->unique) != 0)
+        key++;
+    assert(key->key && key->type == CFG_STRING);
+    const unsigned char *items = l->items;
+    const char *v = *(char *const *)(const void *)(items + i * f->item_size + key->offset);
+    for (size_t j = 0; v && j < i; j++) {
+        const char *w = *(char *const *)(const void *)(items + j * f->item_size + key->offset);
+        if (!w || strcmp(v, w) != 0)
+            continue;
+        char kpath[S_MAX_PATH + 64];
+        snprintf(kpath, sizeof kpath, "%s[%zu].%s", path, i, f->unique);
+        yaml_node_t *first = yaml_document_get_node(ld->doc, seq->data.sequence.items.start[j]);
+        yaml_node_t *again = yaml_document_get_node(ld->doc, seq->data.sequence.items.start[i]);
+        return s_fail(ld, again->start_mark.line, kpath, "\"%s\" is already %s[%zu] (line %zu)",
+                      v, path, j, first->start_mark.line + 1);
+    }
+    return true;
+}
+
 /* A sequence of mappings into a cfg_list_t at f's offset: each item an
  * item_size struct, zeroed or a copy of f->item_defaults, filled by
  * f->children at offsets from the item's start. */
@@ -581,6 +616,8 @@ static bool s_load_list(s_load_t *ld, const cfg_field_t *f, yaml_node_t *seq, un
         unsigned char *it = (unsigned char *)l.items + i * f->item_size;
         if (!s_load_mapping(ld, f->children, item, it, ipath))
             goto fail;
+        if (f->unique && !s_unique_ok(ld, f, seq, &l, i, path))
+            goto fail;
         const char *field = NULL;
         char why[256] = "";
         if (f->item_check && !f->item_check(it, &field, why, sizeof why)) {
@@ -604,6 +641,10 @@ static bool s_load_value(s_load_t *ld, const cfg_field_t *f, yaml_node_t *node,
     char gotbuf[96], range[80];
     size_t line = node->start_mark.line;
 
+    if (f->type == CFG_RETIRED) {
+        assert(f->retired);
+        return s_fail(ld, line, path, "%s", f->retired);
+    }
     if (f->type == CFG_SECTION) {
         if (node->type != YAML_MAPPING_NODE)
             return s_fail(ld, line, path, "expected a mapping, got %s",
@@ -700,6 +741,7 @@ static bool s_load_value(s_load_t *ld, const cfg_field_t *f, yaml_node_t *node,
     case CFG_SECTION:
     case CFG_STRING_LIST:
     case CFG_LIST:
+    case CFG_RETIRED:
         break;
     }
     assert(!"cfg: unhandled field type");
@@ -744,8 +786,9 @@ static bool s_load_mapping(s_load_t *ld, const cfg_field_t *schema, yaml_node_t 
             size_t o = 0;
             known[0] = '\0';
             for (size_t j = 0; j < nfields && o < sizeof known; j++)
-                o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", j ? ", " : "",
-                                      schema[j].key);
+                if (schema[j].type != CFG_RETIRED)
+                    o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", o ? ", " : "",
+                                          schema[j].key);
             ok = s_fail(ld, k->start_mark.line, path, "unknown key (known: %s)", known);
             break;
         }

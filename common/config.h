@@ -33,6 +33,9 @@ typedef enum {
     CFG_STRING_LIST, /* cfg_strings_t, a sequence of non-empty scalars; [min, max] items */
     CFG_LIST,        /* cfg_list_t, a sequence of mappings, each filled into an
                         item_size struct by children; [min, max] items */
+    CFG_RETIRED,     /* nothing stored: a key no longer accepted; given, it
+                        refuses the file with the row's `retired` message
+                        (what to write instead), never "unknown key" */
 } cfg_type_t;
 
 /* A CFG_STRING_LIST value: count strings; items and each string are
@@ -62,8 +65,9 @@ typedef struct {
  *   - CFG_LIST does: its offset places the cfg_list_t, and its children's
  *     offsets are from the start of ONE ITEM (offsetof(my_item_t, name)),
  *     including the children of sections and lists nested in the item.
- * Rows are usually written positionally; members a row does not use are 0 or
- * NULL (config.h lets trailing members be left out, see below). */
+ * Rows are best written with designated initializers (.key = ..., as the
+ * schemas in agent/ and coordinator/ are); members a row does not use are
+ * 0 or NULL. */
 typedef struct cfg_field {
     const char *key;
     cfg_type_t type;
@@ -89,9 +93,16 @@ typedef struct cfg_field {
      * defaults must hold no string and no list (asserted), since every item
      * owns what it holds. */
     const void *item_defaults;
+    /* CFG_LIST, optional: the key of a CFG_STRING child whose value must
+     * differ from item to item, e.g. "name"; a repeat refuses the file at
+     * the repeating item's line: "peers[1].name: \"blue\" is already
+     * peers[0] (line 12)". */
+    const char *unique;
+    /* CFG_RETIRED: why the key is refused and what to write instead. */
+    const char *retired;
 } cfg_field_t;
 
-#define CFG_END { NULL, 0, 0, false, 0, 0, NULL, NULL, 0, NULL, NULL }
+#define CFG_END { .key = NULL }
 
 
 /* Loads path against schema into out (which the caller zeroed and may have

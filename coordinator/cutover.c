@@ -218,10 +218,7 @@ static void s_journal(cutover_t *cu, const char *state)
 
 static void s_conn_free(Godwit__ReplicationConn *rc)
 {
-    free(rc->host);
-    free(rc->user);
-    free(rc->passfile);
-    free(rc->sslmode);
+    free(rc->peer);
     free(rc->dbname);
 }
 
@@ -764,15 +761,11 @@ static void s_run(cutover_t *cu)
 
 /* ---- the interface ------------------------------------------------------ */
 
-/* rc filled with copies of conn's values, to reach database. */
+/* rc filled with copies of conn's peer and database. */
 static void s_conn_copy(Godwit__ReplicationConn *rc, const plan_conn_t *conn, const char *database)
 {
     godwit__replication_conn__init(rc);
-    rc->host = xstrdup(conn->host ? conn->host : "");
-    rc->port = (uint32_t)conn->port;
-    rc->user = xstrdup(conn->user ? conn->user : "");
-    rc->passfile = xstrdup(conn->passfile ? conn->passfile : "");
-    rc->sslmode = xstrdup(conn->sslmode ? conn->sslmode : "");
+    rc->peer = xstrdup(conn->peer ? conn->peer : "");
     rc->dbname = xstrdup(database);
 }
 

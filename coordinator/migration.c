@@ -186,11 +186,7 @@ static bool s_state_parse(const char *name, mstate_t *out)
 static Godwit__ReplicationConn s_rc(const plan_migration_t *m)
 {
     Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.host = m->replication.host;
-    rc.port = (uint32_t)m->replication.port;
-    rc.user = m->replication.user;
-    rc.passfile = m->replication.passfile ? m->replication.passfile : (char *)"";
-    rc.sslmode = m->replication.sslmode ? m->replication.sslmode : (char *)"";
+    rc.peer = m->replication.peer;
     rc.dbname = m->source.database;
     return rc;
 }

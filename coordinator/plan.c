@@ -27,16 +27,21 @@ static const cfg_field_t s_side[2][3] = {
     },
 };
 
-#define S_CONN_FIELDS(f)                                                                       \
+/* The keys a replication section had before its connection moved into the
+ * agents' peers lists: refused with what to do instead. */
+#define S_MOVED(k, where)                                                                      \
+    { .key = k, .type = CFG_RETIRED,                                                           \
+      .retired = "no longer in plans: how one side reaches the other is the " where            \
+                 " agent's config now (peers: name, host, port, user, sslmode, passfile; "      \
+                 "docs/config.md); move it there and write {peer: NAME} here" }
+#define S_CONN_FIELDS(f, where)                                                                \
     {                                                                                          \
-        { .key = "host", .type = CFG_STRING, .offset = M(f.host), .required = true },          \
-        { .key = "port", .type = CFG_INT, .offset = M(f.port), .min = 1, .max = 65535 },       \
-        { .key = "user", .type = CFG_STRING, .offset = M(f.user), .required = true },          \
-        { .key = "passfile", .type = CFG_PATH, .offset = M(f.passfile) },                      \
-        { .key = "sslmode", .type = CFG_STRING, .offset = M(f.sslmode) }, CFG_END,             \
+        { .key = "peer", .type = CFG_STRING, .offset = M(f.peer), .required = true },          \
+        S_MOVED("host", where), S_MOVED("port", where), S_MOVED("user", where),                 \
+        S_MOVED("passfile", where), S_MOVED("sslmode", where), CFG_END,                        \
     }
-static const cfg_field_t s_replication[] = S_CONN_FIELDS(replication);
-static const cfg_field_t s_reverse_replication[] = S_CONN_FIELDS(reverse_replication);
+static const cfg_field_t s_replication[] = S_CONN_FIELDS(replication, "target");
+static const cfg_field_t s_reverse_replication[] = S_CONN_FIELDS(reverse_replication, "source");
 
 static const char *const s_on_off[] = { "on", "off", NULL };
 
@@ -184,17 +189,13 @@ static bool s_check(const char *name, plan_t *plan, char *err, size_t errlen)
             }
             m->n_tables++;
         }
-        if (m->replication.port == 0)
-            m->replication.port = 5432;
-        if (m->reverse_replication.port == 0)
-            m->reverse_replication.port = 5432;
-        if (m->cutover.proxies.count && !m->cutover.reverse_off && !m->reverse_replication.host) {
+        if (m->cutover.proxies.count && !m->cutover.reverse_off && !m->reverse_replication.peer) {
             snprintf(err, errlen,
                      "%s: migrations[%zu].reverse_replication: missing: after the cutover the "
                      "source follows the target (cutover.reverse is on by default), so the plan "
-                     "says how the source reaches the target (host, port, user, as in "
-                     "replication); or set cutover.reverse: off (then no rollback without losing "
-                     "the target's writes)",
+                     "names the peer of the source agent that is the target ({peer: NAME}, as "
+                     "in replication); or set cutover.reverse: off (then no rollback without "
+                     "losing the target's writes)",
                      name, i);
             return false;
         }
@@ -244,13 +245,7 @@ void plan_free(plan_t *plan)
 static void s_conn_json(cJSON *o, const char *key, const plan_conn_t *c)
 {
     cJSON *r = cJSON_AddObjectToObject(o, key);
-    cJSON_AddStringToObject(r, "host", c->host);
-    cJSON_AddNumberToObject(r, "port", (double)c->port);
-    cJSON_AddStringToObject(r, "user", c->user);
-    if (c->passfile)
-        cJSON_AddStringToObject(r, "passfile", c->passfile);
-    if (c->sslmode)
-        cJSON_AddStringToObject(r, "sslmode", c->sslmode);
+    cJSON_AddStringToObject(r, "peer", c->peer);
 }
 
 char *plan_migration_to_json(const plan_migration_t *m)
@@ -267,7 +262,7 @@ char *plan_migration_to_json(const plan_migration_t *m)
     cJSON_AddStringToObject(t, "agent", m->target.agent);
     cJSON_AddStringToObject(t, "database", m->target.database);
     s_conn_json(o, "replication", &m->replication);
-    if (m->reverse_replication.host)
+    if (m->reverse_replication.peer)
         s_conn_json(o, "reverse_replication", &m->reverse_replication);
     if (m->n_tables) {
         cJSON *tl = cJSON_AddArrayToObject(o, "tables");

@@ -1,10 +1,11 @@
 /*
  * plan: the migration plan file (YAML; see docs/plan.md and
  * deploy/plan.example.yaml). A plan names one or more migrations, each with
- * its source agent and database, its target agent and database, the
- * connection the target uses to reach the source for logical replication
- * (credentials by passfile or pg_hba, never a password), the tables (default:
- * all) and options.
+ * its source agent and database, its target agent and database, the peer
+ * through which the target reaches the source for logical replication (a
+ * name from the target agent's config: addresses, users and passfiles live
+ * there, never in a plan or a message), the tables (default: all) and
+ * options.
  *
  * plan_load_string() parses and checks a plan; errors name the file, the
  * line where the loader knows it, and the field. A plan is owned by its
@@ -39,21 +40,20 @@ typedef struct {
     bool hold;
 } plan_proxy_t;
 
-/* How one side reaches the other's server for logical replication. */
+/* How one side reaches the other's server for logical replication: a peer
+ * of that side's agent, by name (docs/config.md "peers"). */
 typedef struct {
-    char *host;
-    int64_t port;
-    char *user;
-    char *passfile;
-    char *sslmode;
+    char *peer;
 } plan_conn_t;
 
 typedef struct {
     char *name;
     plan_side_t source, target;
-    plan_conn_t replication;          /* how the target reaches the source */
+    plan_conn_t replication;          /* how the target reaches the source: a peer of
+                                         the target agent */
     plan_conn_t reverse_replication;  /* how the source reaches the target (after the
-                                         switch); host NULL when not given */
+                                         switch): a peer of the source agent; peer
+                                         NULL when not given */
     cfg_strings_t tables_raw;   /* "schema.table" as written; empty: all */
     plan_table_t *tables;       /* parsed from tables_raw */
     size_t n_tables;

@@ -156,11 +156,7 @@ static void s_send_target(plancheck_mig_t *pm)
 {
     plan_migration_t *m = pm->m;
     Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.host = m->replication.host;
-    rc.port = (uint32_t)m->replication.port;
-    rc.user = m->replication.user;
-    rc.passfile = m->replication.passfile ? m->replication.passfile : (char *)"";
-    rc.sslmode = m->replication.sslmode ? m->replication.sslmode : (char *)"";
+    rc.peer = m->replication.peer;
     rc.dbname = m->source.database;
     Godwit__PreflightTarget pt = GODWIT__PREFLIGHT_TARGET__INIT;
     pt.database = m->target.database;
@@ -270,6 +266,12 @@ void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, const char
         ps.database = m->source.database;
         ps.n_tables = m->n_tables;
         ps.tables = ptrs;
+        /* After a cutover the source reads the target through its peer. */
+        Godwit__ReplicationConn rev = GODWIT__REPLICATION_CONN__INIT;
+        rev.peer = m->reverse_replication.peer;
+        rev.dbname = m->target.database;
+        if (m->cutover.proxies.count > 0 && !m->cutover.reverse_off && rev.peer)
+            ps.reverse = &rev;
         Godwit__Command cmd = GODWIT__COMMAND__INIT;
         cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE;
         cmd.preflight_source = &ps;

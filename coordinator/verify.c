@@ -20,9 +20,9 @@ struct verify {
     coord_t *coord;
     char *migration, *objname;
     char *target_agent, *target_database;
-    /* the replication connection, as the plan gives it */
-    char *host, *user, *passfile, *sslmode, *source_database;
-    int port;
+    /* the replication connection, as the plan gives it: a peer of the
+     * target agent, and the source database */
+    char *peer, *source_database;
     char **schemas, **names;
     size_t n, next;
     char **plan_schemas, **plan_names; /* the plan's tables (none: all), for the schema check */
@@ -61,10 +61,7 @@ static void v_free(verify_t *v)
     free(v->objname);
     free(v->target_agent);
     free(v->target_database);
-    free(v->host);
-    free(v->user);
-    free(v->passfile);
-    free(v->sslmode);
+    free(v->peer);
     free(v->source_database);
     cJSON_Delete(v->report);
     free(v);
@@ -191,11 +188,7 @@ static void v_skip_affected(verify_t *v, cJSON *tables)
 static void v_send_schema(verify_t *v)
 {
     Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.host = v->host;
-    rc.port = (uint32_t)v->port;
-    rc.user = v->user;
-    rc.passfile = v->passfile;
-    rc.sslmode = v->sslmode;
+    rc.peer = v->peer;
     rc.dbname = v->source_database;
     Godwit__TableRef *refs = xcalloc(v->n_plan ? v->n_plan : 1, sizeof *refs);
     Godwit__TableRef **ptrs = xcalloc(v->n_plan ? v->n_plan : 1, sizeof *ptrs);
@@ -276,11 +269,7 @@ static void v_send(verify_t *v)
         return;
     }
     Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.host = v->host;
-    rc.port = (uint32_t)v->port;
-    rc.user = v->user;
-    rc.passfile = v->passfile;
-    rc.sslmode = v->sslmode;
+    rc.peer = v->peer;
     rc.dbname = v->source_database;
     Godwit__TableRef t = GODWIT__TABLE_REF__INIT;
     t.schema = v->schemas[v->next];
@@ -320,11 +309,7 @@ verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objnam
     v->objname = xstrdup(objname);
     v->target_agent = xstrdup(m->target.agent);
     v->target_database = xstrdup(m->target.database);
-    v->host = xstrdup(m->replication.host);
-    v->port = (int)m->replication.port;
-    v->user = xstrdup(m->replication.user ? m->replication.user : "");
-    v->passfile = xstrdup(m->replication.passfile ? m->replication.passfile : "");
-    v->sslmode = xstrdup(m->replication.sslmode ? m->replication.sslmode : "");
+    v->peer = xstrdup(m->replication.peer);
     v->source_database = xstrdup(m->source.database);
     v->n = n;
     v->schemas = xcalloc(n ? n : 1, sizeof *v->schemas);

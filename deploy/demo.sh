@@ -67,8 +67,10 @@ control_socket: $work/coordinator.sock
 journal: $work/journal.db
 YAML
 for c in blue green; do
-    role=source; [ "$c" = green ] && role=target
-    port_var=${c}_port
+    # Each agent's peer is the other side: the target reads blue for the
+    # migration, the source reads green after the cutover.
+    role=source other=green; [ "$c" = green ] && role=target other=blue
+    port_var=${c}_port other_port_var=${other}_port
     cat > "$work/$c.yaml" <<YAML
 name: $c
 role: $role
@@ -82,6 +84,8 @@ postgres:
   port: ${!port_var}
   data_directory: $work/$c/data
   log_file: $work/$c/log
+peers:
+  - {name: $other, host: 127.0.0.1, port: ${!other_port_var}, user: godwit_repl}
 YAML
 done
 
@@ -160,8 +164,8 @@ migrations:
   - name: shop
     source: {agent: blue, database: shop}
     target: {agent: green, database: shop}
-    replication: {host: 127.0.0.1, port: $blue_port, user: godwit_repl}
-    reverse_replication: {host: 127.0.0.1, port: $green_port, user: godwit_repl}
+    replication: {peer: blue}            # a peer in green's agent config
+    reverse_replication: {peer: green}   # a peer in blue's agent config
     options: {slot_wal_limit: 1GiB}
     cutover:
       app_roles: [app]

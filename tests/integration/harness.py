@@ -306,7 +306,10 @@ class Coordinator:
 
 class Agent:
     def __init__(self, rig, name, coordinator, role="source", cluster=None, interval="1s",
-                 key_name=None, extra_pg=None):
+                 key_name=None, extra_pg=None, peers=None):
+        """peers: the servers this agent may connect to (docs/config.md
+        "peers"), {name: cluster or {host, port, user, passfile, sslmode}};
+        a cluster gives 127.0.0.1, its port and the user godwit_repl."""
         self.rig = rig
         self.name = name
         self.dir = rig.path("agent-" + name)
@@ -326,6 +329,14 @@ class Agent:
                             cluster.port, cluster.data, os.path.join(cluster.dir, "log")))
                 for k, v in (extra_pg or {}).items():
                     f.write("  %s: %s\n" % (k, v))
+            if peers:
+                f.write("peers:\n")
+                for pname, p in peers.items():
+                    if isinstance(p, PgCluster):
+                        p = {"host": "127.0.0.1", "port": p.port, "user": "godwit_repl"}
+                    f.write("  - name: %s\n" % pname)
+                    for k, v in p.items():
+                        f.write("    %s: %s\n" % (k, v))
         self.proc = None
 
     def start(self):

@@ -72,8 +72,13 @@ def setup(rig, options="", extra_agents=(), wan_ms=None):
         coord.dial = harness.types.SimpleNamespace(endpoint="tcp://127.0.0.1:%d" % relay.port)
         repl_port = harness.Relay(rig, blue.port, delay_ms=wan_ms, name="relay-replication").port
         rev_port = harness.Relay(rig, green.port, delay_ms=wan_ms, name="relay-reverse").port
-    Agent(rig, "blue", coord.dial, role="source", cluster=blue).start()
-    Agent(rig, "green", coord.dial, role="target", cluster=green).start()
+    # Each agent's way to the other side is a peer of its own config; the
+    # plan names it.
+    peer = lambda port: {"host": "127.0.0.1", "port": port, "user": "godwit_repl"}
+    Agent(rig, "blue", coord.dial, role="source", cluster=blue,
+          peers={"green": peer(rev_port)}).start()
+    Agent(rig, "green", coord.dial, role="target", cluster=green,
+          peers={"blue": peer(repl_port)}).start()
     for n in ("blue", "green"):
         wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
     plan = rig.path("plan.yaml")
@@ -82,9 +87,8 @@ def setup(rig, options="", extra_agents=(), wan_ms=None):
                 "  - name: shop\n"
                 "    source: {agent: blue, database: shop}\n"
                 "    target: {agent: green, database: shop}\n"
-                "    replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n"
-                "    reverse_replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n"
-                % (repl_port, rev_port) + options)
+                "    replication: {peer: blue}\n"
+                "    reverse_replication: {peer: green}\n" + options)
     return blue, green, coord, plan
 
 

@@ -40,8 +40,11 @@ def setup(rig, wal_level):
     green.psql("CREATE TABLE public.accounts (id bigint PRIMARY KEY, owner text)", db="shop")
     green.psql("INSERT INTO public.accounts VALUES (1, 'old')", db="shop")
     coord = Coordinator(rig, ["blue", "green"]).start()
-    Agent(rig, "blue", coord, role="source", cluster=blue).start()
-    Agent(rig, "green", coord, role="target", cluster=green).start()
+    Agent(rig, "blue", coord, role="source", cluster=blue, peers={"green": green}).start()
+    # A second peer for the same server with a role blue does not know.
+    Agent(rig, "green", coord, role="target", cluster=green,
+          peers={"blue": blue, "blue_nobody": {"host": "127.0.0.1", "port": blue.port,
+                                               "user": "nobody_here"}}).start()
     for n in ("blue", "green"):
         wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
     plan = rig.path("plan.yaml")
@@ -51,12 +54,9 @@ def setup(rig, wal_level):
                 "    source: {agent: blue, database: shop}\n"
                 "    target: {agent: green, database: shop}\n"
                 "    replication:\n"
-                "      host: 127.0.0.1\n"
-                "      port: %d\n"
-                "      user: godwit_repl\n"
-                "    reverse_replication: {host: 127.0.0.1, port: %d, user: godwit_repl}\n"
-                "    cutover: {app_roles: [app], proxies: [{agent: px, proxy: pgb}]}\n"
-                % (blue.port, green.port))
+                "      peer: blue\n"
+                "    reverse_replication: {peer: green}\n"
+                "    cutover: {app_roles: [app], proxies: [{agent: px, proxy: pgb}]}\n")
     return blue, green, coord, plan
 
 
@@ -146,10 +146,24 @@ def test_fixed_source_is_ready(rig):
     with open(plan) as f:
         text = f.read()
     with open(plan, "w") as f:
-        f.write(text.replace("godwit_repl", "nobody_here"))
+        f.write(text.replace("peer: blue\n", "peer: blue_nobody\n"))
     rc, rep = plan_check(coord, plan)
     rcf = find(rep, "replication_connection")
     check(rc == 1 and rcf and "nobody_here" in rcf[0]["message"], "bad replication role: %r" % rcf)
+    # A peer an agent's config does not have is blocking, naming the agent,
+    # the peer and its config file; nothing is tried.
+    with open(plan, "w") as f:
+        f.write(text.replace("peer: blue\n", "peer: elsewhere\n")
+                .replace("peer: green}", "peer: nowhere}"))
+    rc, rep = plan_check(coord, plan)
+    rp, rrp = find(rep, "replication_peer"), find(rep, "reverse_replication_peer")
+    print("   %s\n   %s" % (rp and rp[0]["message"], rp and rp[0]["fix"]))
+    check(rc == 1 and rp and rp[0]["side"] == "target" and rp[0]["severity"] == "error" and
+          rp[0]["object"] == "peer elsewhere" and "agent green" in rp[0]["message"] and
+          "agent-green/agent.yaml" in rp[0]["fix"], "the target lacks the peer: %r" % rp)
+    check(rrp and rrp[0]["side"] == "source" and rrp[0]["object"] == "peer nowhere" and
+          "agent blue" in rrp[0]["message"], "the source lacks the reverse peer: %r" % rrp)
+    check(not find(rep, "replication_connection"), "no connection tried to no peer")
 
 
 def test_invalid_plan_refused(rig):
@@ -160,7 +174,7 @@ def test_invalid_plan_refused(rig):
                 "  - name: shop\n"
                 "    source: {agent: blue, database: shop}\n"
                 "    target: {agent: green, databse: shop}\n"
-                "    replication: {host: 127.0.0.1, user: r}\n")
+                "    replication: {peer: blue}\n")
     r = coord.ctl("plan", "check", plan, check_rc=False)
     err = r.stderr.decode()
     check(r.returncode == 2 and "%s:4:" % plan in err and "databse" in err,
@@ -171,7 +185,7 @@ def test_invalid_plan_refused(rig):
                 "  - name: shop\n"
                 "    source: {agent: blue, database: shop}\n"
                 "    target: {agent: green, database: shop}\n"
-                "    replication: {host: 127.0.0.1, user: r}\n")
+                "    replication: {peer: blue}\n")
     rc, rep = plan_check(coord, plan)
     codes = sorted(f["code"] for f in findings(rep))
     check(rc == 1 and codes.count("agent_not_connected") == 2, "agents missing: %r" % codes)

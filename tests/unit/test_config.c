@@ -62,9 +62,9 @@ typedef struct {
     int not_in_schema; /* never touched by the loader */
 } t_cfg_t;
 
-#define F(k, t, field, req) { k, t, offsetof(t_cfg_t, field), req, 0, 0, NULL, NULL, 0, NULL, NULL }
+#define F(k, t, field, req) { k, t, offsetof(t_cfg_t, field), req, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL }
 #define R(k, t, field, req, lo, hi) \
-    { k, t, offsetof(t_cfg_t, field), req, lo, hi, NULL, NULL, 0, NULL, NULL }
+    { k, t, offsetof(t_cfg_t, field), req, lo, hi, NULL, NULL, 0, NULL, NULL, NULL, NULL }
 
 static const cfg_field_t s_tls[] = {
     F("mode", CFG_STRING, db.tls.mode, true),
@@ -76,7 +76,7 @@ static const cfg_field_t s_db[] = {
     F("host", CFG_STRING, db.host, false),
     R("port", CFG_INT, db.port, false, 1, 65535),
     F("user", CFG_STRING, db.user, true),
-    { "tls", CFG_SECTION, 0, false, 0, 0, NULL, s_tls, 0, NULL, NULL },
+    { "tls", CFG_SECTION, 0, false, 0, 0, NULL, s_tls, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
@@ -90,13 +90,13 @@ static const cfg_field_t s_schema[] = {
     F("dir", CFG_PATH, dir, false),
     R("count", CFG_INT, count, false, 1, 100),
     F("enabled", CFG_BOOL, enabled, false),
-    { "color", CFG_ENUM, offsetof(t_cfg_t, color), false, 0, 0, s_colors, NULL, 0, NULL, NULL },
+    { "color", CFG_ENUM, offsetof(t_cfg_t, color), false, 0, 0, s_colors, NULL, 0, NULL, NULL, NULL, NULL },
     R("timeout", CFG_DURATION_MS, timeout_ms, false, 100, 60000),
     R("limit", CFG_BYTES, limit, false, 4096, 64 << 20),
     F("listen", CFG_ENDPOINT, listen, false),
     F("any", CFG_INT, any, false),
-    { "db", CFG_SECTION, 0, true, 0, 0, NULL, s_db, 0, NULL, NULL },
-    { "opt", CFG_SECTION, 0, false, 0, 0, NULL, s_opt, 0, NULL, NULL },
+    { "db", CFG_SECTION, 0, true, 0, 0, NULL, s_db, 0, NULL, NULL, NULL, NULL },
+    { "opt", CFG_SECTION, 0, false, 0, 0, NULL, s_opt, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
@@ -704,39 +704,39 @@ typedef struct {
 } t_plan_t;
 
 static const cfg_field_t s_step[] = {
-    { "kind", CFG_STRING, offsetof(t_step_t, kind), true, 0, 0, NULL, NULL, 0, NULL, NULL },
-    { "args", CFG_STRING_LIST, offsetof(t_step_t, args), false, 0, 0, NULL, NULL, 0, NULL, NULL },
+    { "kind", CFG_STRING, offsetof(t_step_t, kind), true, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
+    { "args", CFG_STRING_LIST, offsetof(t_step_t, args), false, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_source[] = {
-    { "agent", CFG_STRING, offsetof(t_mig_t, source.agent), true, 0, 0, NULL, NULL, 0, NULL, NULL },
-    { "port", CFG_INT, offsetof(t_mig_t, source.port), false, 1, 65535, NULL, NULL, 0, NULL, NULL },
+    { "agent", CFG_STRING, offsetof(t_mig_t, source.agent), true, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
+    { "port", CFG_INT, offsetof(t_mig_t, source.port), false, 1, 65535, NULL, NULL, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_mig[] = {
-    { "name", CFG_STRING, offsetof(t_mig_t, name), true, 0, 0, NULL, NULL, 0, NULL, NULL },
-    { "source", CFG_SECTION, 0, true, 0, 0, NULL, s_source, 0, NULL, NULL },
-    { "tables", CFG_STRING_LIST, offsetof(t_mig_t, tables), true, 1, 0, NULL, NULL, 0, NULL, NULL },
+    { "name", CFG_STRING, offsetof(t_mig_t, name), true, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
+    { "source", CFG_SECTION, 0, true, 0, 0, NULL, s_source, 0, NULL, NULL, NULL, NULL },
+    { "tables", CFG_STRING_LIST, offsetof(t_mig_t, tables), true, 1, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
     { "steps", CFG_LIST, offsetof(t_mig_t, steps), false, 0, 0, NULL, s_step, sizeof(t_step_t),
-      NULL, NULL },
-    { "workers", CFG_INT, offsetof(t_mig_t, workers), false, 1, 64, NULL, NULL, 0, NULL, NULL },
+      NULL, NULL, NULL, NULL },
+    { "workers", CFG_INT, offsetof(t_mig_t, workers), false, 1, 64, NULL, NULL, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_meta[] = {
     { "owners", CFG_STRING_LIST, offsetof(t_plan_t, meta.owners), false, 2, 2, NULL, NULL, 0, NULL,
-      NULL },
+      NULL, NULL, NULL },
     CFG_END,
 };
 
 static const cfg_field_t s_plan[] = {
-    { "title", CFG_STRING, offsetof(t_plan_t, title), false, 0, 0, NULL, NULL, 0, NULL, NULL },
-    { "tags", CFG_STRING_LIST, offsetof(t_plan_t, tags), false, 0, 3, NULL, NULL, 0, NULL, NULL },
+    { "title", CFG_STRING, offsetof(t_plan_t, title), false, 0, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL },
+    { "tags", CFG_STRING_LIST, offsetof(t_plan_t, tags), false, 0, 3, NULL, NULL, 0, NULL, NULL, NULL, NULL },
     { "migrations", CFG_LIST, offsetof(t_plan_t, migrations), true, 1, 100, NULL, s_mig,
-      sizeof(t_mig_t), NULL, NULL },
-    { "meta", CFG_SECTION, 0, false, 0, 0, NULL, s_meta, 0, NULL, NULL },
+      sizeof(t_mig_t), NULL, NULL, NULL, NULL },
+    { "meta", CFG_SECTION, 0, false, 0, 0, NULL, s_meta, 0, NULL, NULL, NULL, NULL },
     CFG_END,
 };
 
@@ -1147,7 +1147,7 @@ static void test_list_alias_limit(void **state)
      * schema without that bound. */
     static const cfg_field_t unbounded[] = {
         { "migrations", CFG_LIST, offsetof(t_plan_t, migrations), true, 0, 0, NULL, s_mig,
-          sizeof(t_mig_t), NULL, NULL },
+          sizeof(t_mig_t), NULL, NULL, NULL, NULL },
         CFG_END,
     };
     t_plan_t p, snap;
@@ -1201,6 +1201,68 @@ typedef struct {
 typedef struct {
     cfg_list_t proxies; /* of t_px_t */
 } t_pxs_t;
+
+/* A list whose items are named (unique) and a key that was retired: a
+ * repeated name is refused at the repeat's line, naming the first and its
+ * line; a retired key with its own message, and never listed as known. */
+typedef struct {
+    char *name;
+    int64_t port;
+} t_named_t;
+
+typedef struct {
+    cfg_list_t items; /* of t_named_t */
+} t_named_list_t;
+
+static const cfg_field_t s_named[] = {
+    { .key = "name", .type = CFG_STRING, .offset = offsetof(t_named_t, name), .required = true },
+    { .key = "port", .type = CFG_INT, .offset = offsetof(t_named_t, port), .min = 1, .max = 9 },
+    { .key = "host", .type = CFG_RETIRED, .retired = "moved: write it in hosts.yaml" },
+    CFG_END,
+};
+
+static const cfg_field_t s_named_list[] = {
+    { .key = "items", .type = CFG_LIST, .offset = offsetof(t_named_list_t, items),
+      .children = s_named, .item_size = sizeof(t_named_t), .unique = "name" },
+    CFG_END,
+};
+
+static void test_list_unique_and_retired(void **state)
+{
+    (void)state;
+    t_named_list_t l;
+    char err[512] = "";
+    memset(&l, 0, sizeof l);
+    assert_true(cfg_load_string("t.yaml", "items:\n  - {name: a}\n  - {name: b, port: 2}\n",
+                                s_named_list, &l, err, sizeof err));
+    assert_int_equal(l.items.count, 2);
+    assert_string_equal(((t_named_t *)l.items.items)[1].name, "b");
+    cfg_free(s_named_list, &l);
+
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        { "items:\n  - {name: a}\n  - {name: b}\n  - name: a\n    port: 3\n",
+          "t.yaml:4: items[2].name: \"a\" is already items[0] (line 2)" },
+        { "items:\n  - {name: a}\n  - {name: a}\n",
+          "t.yaml:3: items[1].name: \"a\" is already items[0] (line 2)" },
+        { "items:\n  - {name: a, host: h}\n",
+          "t.yaml:2: items[0].host: moved: write it in hosts.yaml" },
+        { "items:\n  - name: a\n    host: h\n    port: 1\n",
+          "t.yaml:3: items[0].host: moved: write it in hosts.yaml" },
+        { "items:\n  - {name: a, hots: h}\n",
+          "t.yaml:2: items[0].hots: unknown key (known: name, port)" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memset(&l, 0, sizeof l);
+        if (cfg_load_string("t.yaml", cases[i].text, s_named_list, &l, err, sizeof err))
+            fail_msg("case %zu accepted", i);
+        if (strcmp(err, cases[i].want) != 0)
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, cases[i].want);
+        assert_int_equal(l.items.count, 0); /* nothing left in the struct */
+        assert_null(l.items.items);
+    }
+}
 
 static void test_list_item_defaults(void **state)
 {
@@ -1333,6 +1395,14 @@ static void test_agent_example(void **state)
     assert_string_equal(cfg.postgres.data_directory, "/var/lib/postgresql/16/main");
     assert_int_equal(cfg.postgres.connect_timeout_ms, 2000);
     assert_int_equal(cfg.postgres.statement_timeout_ms, 2000);
+    assert_int_equal(cfg.peers.count, 1);
+    const agent_peer_t *green = agent_peer_find(&cfg, "green-db");
+    assert_non_null(green);
+    assert_string_equal(green->host, "10.0.0.6");
+    assert_int_equal(green->port, 5432);
+    assert_string_equal(green->user, "godwit_repl");
+    assert_string_equal(green->passfile, "/etc/godwit/pgpass");
+    assert_string_equal(green->sslmode, "verify-full");
     agent_config_free(&cfg);
     assert_null(cfg.secret_key);
 }
@@ -1488,7 +1558,7 @@ static void test_agent_wrong(void **state)
                          "state_dir: /var/lib/godwit/agent\n"
                          "secret_key: /etc/godwit/keys/db1.key\n",
                          ":3: coordinatr: unknown key (known: name, role, log_level, state_dir, "
-                         "report_interval, coordinator, secret_key, postgres, proxies)");
+                         "report_interval, coordinator, secret_key, postgres, proxies, peers)");
     s_expect_agent_error(t, "agent.yaml",
                          "name: db1\n"
                          "role: source\n"
@@ -1509,6 +1579,83 @@ static void test_agent_wrong(void **state)
     s_expect_agent_error(t, "role.yaml",
                          "role: primary\n",
                          ":1: role: expected one of [source, target, proxy], got \"primary\"");
+    s_tmp_cleanup(t);
+}
+
+/* The peers list: the servers of the other side an agent may reach, by
+ * name; port defaults to 5432; each problem refused with file, line and
+ * field, a repeated name with the first one's line. */
+static void test_agent_peers(void **state)
+{
+    s_tmp_t *t = *state;
+    s_tmp_init(t);
+    static const char head[] = "role: target\n"
+                               "state_dir: /var/lib/godwit/agent\n"
+                               "secret_key: /etc/godwit/keys/green.key\n"
+                               "coordinator: {endpoint: \"tcp://10.0.0.1:7400\", public_key: c.pub}\n";
+    char text[2048];
+    snprintf(text, sizeof text,
+             "%speers:\n"
+             "  - name: blue\n"
+             "    host: 10.0.0.5\n"
+             "    user: godwit_repl\n"
+             "    passfile: /etc/godwit/pgpass\n"
+             "  - {name: blue.tls, host: db.example.internal, port: 6432, user: r,"
+             " sslmode: verify-full}\n",
+             head);
+    const char *path = s_tmp_write(t, "peers.yaml", text, strlen(text));
+    agent_config_t cfg;
+    char err[512] = "";
+    if (!agent_config_load(path, &cfg, err, sizeof err))
+        fail_msg("%s", err);
+    assert_string_equal(cfg.path, path);
+    assert_int_equal(cfg.peers.count, 2);
+    const agent_peer_t *blue = agent_peer_find(&cfg, "blue");
+    assert_non_null(blue);
+    assert_string_equal(blue->host, "10.0.0.5");
+    assert_int_equal(blue->port, 5432);
+    assert_string_equal(blue->user, "godwit_repl");
+    assert_string_equal(blue->passfile, "/etc/godwit/pgpass");
+    assert_null(blue->sslmode);
+    const agent_peer_t *tls = agent_peer_find(&cfg, "blue.tls");
+    assert_non_null(tls);
+    assert_int_equal(tls->port, 6432);
+    assert_string_equal(tls->sslmode, "verify-full");
+    assert_null(tls->passfile);
+    assert_null(agent_peer_find(&cfg, "green"));
+    assert_null(agent_peer_find(&cfg, NULL));
+    agent_config_free(&cfg);
+    assert_null(cfg.path);
+
+    static const struct {
+        const char *peers, *want;
+    } cases[] = {
+        { "peers:\n  - {name: a, host: h, user: u}\n  - {name: b, host: h, user: u}\n"
+          "  - {name: a, host: h2, user: u}\n",
+          ":8: peers[2].name: \"a\" is already peers[0] (line 6)" },
+        { "peers:\n  - {name: a, host: h, user: u, adress: x}\n",
+          ":6: peers[0].adress: unknown key (known: name, host, port, user, sslmode, passfile)" },
+        { "peers:\n  - {name: a, user: u}\n", ":6: peers[0].host: missing required field" },
+        { "peers:\n  - {name: a, host: h}\n", ":6: peers[0].user: missing required field" },
+        { "peers:\n  - {host: h, user: u}\n", ":6: peers[0].name: missing required field" },
+        { "peers:\n  - {name: a, host: h, host: i, user: u}\n",
+          ":6: peers[0].host: duplicate key (first at line 6)" },
+        { "peers:\n  - {name: a, host: h, user: u, port: 0}\n",
+          ":6: peers[0].port: expected an integer from 1 to 65535, got \"0\"" },
+        { "peers:\n  - {name: a, host: h, user: u, sslmode: sometimes}\n",
+          ":6: peers[0].sslmode: expected one of [disable, allow, prefer, require, verify-ca, "
+          "verify-full], got \"sometimes\"" },
+        { "peers:\n  - {name: \"a b\", host: h, user: u}\n",
+          ":6: peers[0].name: expected a plain name (letters, digits, _, -, ., at most 63), got "
+          "\"a b\"" },
+        { "peers: []\n", ":5: peers: expected 1 to 64 items, got 0" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_tmp_cleanup(t); /* a fresh folder: it holds four files at most */
+        s_tmp_init(t);
+        snprintf(text, sizeof text, "%s%s", head, cases[i].peers);
+        s_expect_agent_error(t, "bad.yaml", text, cases[i].want);
+    }
     s_tmp_cleanup(t);
 }
 
@@ -1556,8 +1703,10 @@ int main(void)
         cmocka_unit_test(test_list_free),
         cmocka_unit_test(test_list_item_defaults),
         cmocka_unit_test_setup_teardown(test_file_load, s_setup, s_teardown),
+        cmocka_unit_test(test_list_unique_and_retired),
         cmocka_unit_test(test_agent_example),
         cmocka_unit_test(test_agent_proxy_example),
+        cmocka_unit_test_setup_teardown(test_agent_peers, s_setup, s_teardown),
         cmocka_unit_test(test_agent_proxy_errors),
         cmocka_unit_test(test_coord_example),
         cmocka_unit_test_setup_teardown(test_agent_minimal, s_setup, s_teardown),

@@ -21,15 +21,13 @@ static const char s_good[] =
     "    source: {agent: blue, database: shop}\n"
     "    target: {agent: green, database: shop_new}\n"
     "    replication:\n"
-    "      host: 10.0.0.5\n"
-    "      user: godwit_repl\n"
-    "      passfile: /etc/godwit/pgpass\n"
+    "      peer: blue-db\n"
     "    tables: [public.orders, items, \"sales.x.y\"]\n"
     "    options: {disk_margin_percent: 150, max_lag: 500ms, slot_wal_limit: 2GiB}\n"
     "  - name: crm\n"
     "    source: {agent: blue2, database: crm}\n"
     "    target: {agent: green2, database: crm}\n"
-    "    replication: {host: db1, port: 5433, user: r}\n";
+    "    replication: {peer: db1}\n";
 
 static void test_good_plan(void **state)
 {
@@ -42,8 +40,7 @@ static void test_good_plan(void **state)
     assert_non_null(m);
     assert_string_equal(m->source.agent, "blue");
     assert_string_equal(m->target.database, "shop_new");
-    assert_string_equal(m->replication.passfile, "/etc/godwit/pgpass");
-    assert_int_equal(m->replication.port, 5432);
+    assert_string_equal(m->replication.peer, "blue-db");
     assert_int_equal(m->n_tables, 3);
     assert_string_equal(m->tables[0].schema, "public");
     assert_string_equal(m->tables[0].name, "orders");
@@ -57,7 +54,7 @@ static void test_good_plan(void **state)
     assert_int_equal(m->options.parallelism, 2);
     m = plan_at(&p, 1);
     assert_string_equal(m->name, "crm");
-    assert_int_equal(m->replication.port, 5433);
+    assert_string_equal(m->replication.peer, "db1");
     assert_int_equal(m->n_tables, 0);
     assert_int_equal(m->options.disk_margin_percent, 120);
     assert_null(plan_find(&p, "nope"));
@@ -79,32 +76,32 @@ static void test_refusals(void **state)
     (void)state;
     s_refused("migrations: []\n", "plan.yaml:1: migrations:");
     s_refused("migrations:\n  - name: shop\n    source: {agent: a, database: d}\n"
-              "    target: {agent: b, databse: d}\n    replication: {host: h, user: u}\n",
+              "    target: {agent: b, databse: d}\n    replication: {peer: h}\n",
               "plan.yaml:4: migrations[0].target.databse: unknown key");
     s_refused("migrations:\n  - name: shop\n    source: {agent: a, database: d}\n"
               "    target: {agent: b, database: d}\n",
               "migrations[0].replication: missing required field");
     s_refused("migrations:\n  - name: Shop-1\n    source: {agent: a, database: d}\n"
-              "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n",
+              "    target: {agent: b, database: d}\n    replication: {peer: h}\n",
               "migrations[0].name: \"Shop-1\"");
     s_refused("migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
-              "    target: {agent: a, database: d}\n    replication: {host: h, user: u}\n",
+              "    target: {agent: a, database: d}\n    replication: {peer: h}\n",
               "migrations[0].target.agent: \"a\" is also the source agent");
     s_refused("migrations:\n"
               "  - {name: s, source: {agent: a, database: d}, target: {agent: b, database: d},"
-              " replication: {host: h, user: u}}\n"
+              " replication: {peer: h}}\n"
               "  - {name: s, source: {agent: a, database: d}, target: {agent: b, database: d},"
-              " replication: {host: h, user: u}}\n",
+              " replication: {peer: h}}\n",
               "migrations[1].name: \"s\" is already migrations[0]");
     s_refused("migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
-              "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n"
+              "    target: {agent: b, database: d}\n    replication: {peer: h}\n"
               "    tables: [public.]\n",
               "migrations[0].tables[0]: \"public.\": expected schema.table");
     s_refused("migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
-              "    target: {agent: b, database: d}\n    replication: {host: h, user: u, port: 0}\n",
-              "plan.yaml:5: migrations[0].replication.port:");
+              "    target: {agent: b, database: d}\n    replication: {}\n",
+              "plan.yaml:5: migrations[0].replication.peer: missing required field");
     s_refused("migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
-              "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n"
+              "    target: {agent: b, database: d}\n    replication: {peer: h}\n"
               "    options: {disk_margin_percent: 50}\n",
               "plan.yaml:6: migrations[0].options.disk_margin_percent:");
 }
@@ -116,7 +113,7 @@ static void test_reverse_replication(void **state)
     (void)state;
     static const char head[] = "migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
                                "    target: {agent: b, database: e}\n"
-                               "    replication: {host: h, user: u}\n";
+                               "    replication: {peer: h}\n";
     char text[1024];
     snprintf(text, sizeof text, "%s    cutover: {app_roles: [app], proxies: [{agent: p, proxy: x}]}\n",
              head);
@@ -131,24 +128,60 @@ static void test_reverse_replication(void **state)
              " reverse: off}\n", head);
     assert_true(plan_load_string("plan.yaml", text, &p, err, sizeof err));
     assert_int_equal(plan_at(&p, 0)->cutover.reverse_off, 1);
-    assert_null(plan_at(&p, 0)->reverse_replication.host);
+    assert_null(plan_at(&p, 0)->reverse_replication.peer);
     plan_free(&p);
 
-    snprintf(text, sizeof text, "%s    reverse_replication: {host: g, port: 5433, user: v}\n"
+    snprintf(text, sizeof text, "%s    reverse_replication: {peer: green-db}\n"
              "    cutover: {app_roles: [app], proxies: [{agent: p, proxy: x}]}\n", head);
     if (!plan_load_string("plan.yaml", text, &p, err, sizeof err))
         fail_msg("%s", err);
     const plan_migration_t *m = plan_at(&p, 0);
     assert_int_equal(m->cutover.reverse_off, 0);
-    assert_string_equal(m->reverse_replication.host, "g");
-    assert_int_equal(m->reverse_replication.port, 5433);
+    assert_string_equal(m->reverse_replication.peer, "green-db");
     char *json = plan_migration_to_json(m);
     if (!plan_load_string("journal", json, &q, err, sizeof err))
         fail_msg("%s: %s", err, json);
-    assert_string_equal(plan_at(&q, 0)->reverse_replication.user, "v");
+    assert_string_equal(plan_at(&q, 0)->reverse_replication.peer, "green-db");
     free(json);
     plan_free(&q);
     plan_free(&p);
+}
+
+/* Addresses, users and passfiles moved from plans into the agents' peers:
+ * each old key is refused with file, line and field and says where it went
+ * (the target's config for replication, the source's for the reverse). */
+static void test_connection_keys_moved(void **state)
+{
+    (void)state;
+    static const char head[] = "migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+                               "    target: {agent: b, database: e}\n";
+    static const char *const keys[] = { "host: 10.0.0.5", "port: 5432", "user: godwit_repl",
+                                        "passfile: /etc/godwit/pgpass", "sslmode: require" };
+    char text[1024], want[256];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%.*s", (int)strcspn(keys[i], ":"), keys[i]);
+        snprintf(text, sizeof text, "%s    replication:\n      peer: blue\n      %s\n", head,
+                 keys[i]);
+        snprintf(want, sizeof want, "plan.yaml:7: migrations[0].replication.%s: no longer in "
+                 "plans: how one side reaches the other is the target agent's config now", key);
+        s_refused(text, want);
+        s_refused(text, "move it there and write {peer: NAME} here");
+        snprintf(text, sizeof text, "%s    replication: {peer: blue}\n"
+                 "    reverse_replication: {%s}\n", head, keys[i]);
+        snprintf(want, sizeof want, "plan.yaml:6: migrations[0].reverse_replication.%s: no "
+                 "longer in plans: how one side reaches the other is the source agent's config",
+                 key);
+        s_refused(text, want);
+    }
+    /* The old form alone: the first old key is named, not "peer missing". */
+    snprintf(text, sizeof text, "%s    replication: {host: h, user: u}\n", head);
+    s_refused(text, "plan.yaml:5: migrations[0].replication.host: no longer in plans");
+    /* A journal written before the move cannot be read back silently. */
+    s_refused("{\"migrations\":[{\"name\":\"s\",\"source\":{\"agent\":\"a\",\"database\":"
+              "\"d\"},\"target\":{\"agent\":\"b\",\"database\":\"d\"},\"replication\":{"
+              "\"host\":\"h\",\"port\":5432,\"user\":\"u\"}}]}",
+              "migrations[0].replication.host: no longer in plans");
 }
 
 /* The journal keeps a migration as JSON and reads it back as a plan. */
@@ -180,7 +213,7 @@ static void test_proxy_hold(void **state)
     (void)state;
     static const char head[] =
         "migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
-        "    target: {agent: b, database: d}\n    replication: {host: h, user: u}\n"
+        "    target: {agent: b, database: d}\n    replication: {peer: h}\n"
         "    cutover:\n      reverse: off\n      app_roles: [app]\n      proxies:\n";
     char text[1024];
     snprintf(text, sizeof text, "%s%s", head,
@@ -218,7 +251,7 @@ static void test_proxy_hold(void **state)
     /* Without the key in the journal's JSON (older journals). */
     const char *old = "{\"migrations\":[{\"name\":\"s\",\"source\":{\"agent\":\"a\","
                       "\"database\":\"d\"},\"target\":{\"agent\":\"b\",\"database\":\"d\"},"
-                      "\"replication\":{\"host\":\"h\",\"user\":\"u\"},\"cutover\":{"
+                      "\"replication\":{\"peer\":\"h\"},\"cutover\":{"
                       "\"reverse\":\"off\",\"app_roles\":[\"app\"],\"proxies\":[{\"agent\":\"px\","
                       "\"proxy\":\"edge\"}]}}]}";
     if (!plan_load_string("journal", old, &q, err, sizeof err))
@@ -274,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_reverse_replication),
         cmocka_unit_test(test_roles_passwords),
+        cmocka_unit_test(test_connection_keys_moved),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
