@@ -270,7 +270,7 @@ static void test_roles_passwords(void **state)
     (void)state;
     static const char head[] = "migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
                                "    target: {agent: b, database: e}\n"
-                               "    replication: {host: h, user: u}\n";
+                               "    replication: {peer: h}\n";
     char text[1024];
     plan_t p, q;
     char err[512] = "";
