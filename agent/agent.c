@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "claim.h"
 #include "diskstats.h"
 #include "fence.h"
 #include "keys.h"
@@ -52,6 +53,7 @@ struct agent {
     const agent_config_t *cfg;
     keys_pair_t keys;
     char server_key[KEYS_Z85_LEN + 1];
+    uint8_t sign_pk[KEYS_SIGN_PUBLIC_LEN]; /* the coordinator's: verifies its epoch claims */
     void *zctx;
     void *dealer;
     zuv_t *dealer_watch;
@@ -124,6 +126,12 @@ static void s_send_hello(agent_t *a)
     h.capabilities = (char **)caps;
     h.hostname = a->hostname;
     h.highest_epoch = fence_highest(a->fence);
+    Godwit__EpochClaim claim;
+    const claim_t *held = fence_claim(a->fence);
+    if (held) {
+        claim_to_msg(held, &claim);
+        h.claim = &claim;
+    }
     h.started_at_ms = a->started_at_ms;
     h.report_interval_ms = (uint32_t)a->cfg->report_interval_ms;
     h.claimed_name = a->cfg->name ? a->cfg->name : (char *)"";
@@ -680,15 +688,30 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
     Godwit__Result res = GODWIT__RESULT__INIT;
     res.command_id = cmd->id;
     res.epoch = cmd->epoch;
-    fence_verdict_t v = fence_admit(a->fence, cmd->id, cmd->epoch, &cached, &cached_len, err, sizeof err);
+    claim_t claim;
+    bool has_claim = claim_from_msg(cmd->claim, &claim);
+    fence_verdict_t v = fence_admit(a->fence, cmd->id, cmd->epoch, has_claim ? &claim : NULL,
+                                    &cached, &cached_len, err, sizeof err);
     switch (v) {
     case FENCE_STALE:
+    case FENCE_TWIN:
+    case FENCE_BAD_CLAIM:
     case FENCE_ERROR: {
         log_warn("command %s refused: %s", cmd->id, err);
         Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
-        res.status = v == FENCE_STALE ? GODWIT__STATUS__STATUS_STALE_EPOCH : GODWIT__STATUS__STATUS_FAILED;
+        res.status = v == FENCE_ERROR       ? GODWIT__STATUS__STATUS_FAILED
+                     : v == FENCE_BAD_CLAIM ? GODWIT__STATUS__STATUS_BAD_CLAIM
+                                            : GODWIT__STATUS__STATUS_STALE_EPOCH;
         res.message = err;
         res.highest_epoch = fence_highest(a->fence);
+        /* A refusal for a newer coordinator or a twin carries the claim
+         * that proves it: the coordinator stops only on that evidence. */
+        Godwit__EpochClaim held_msg;
+        const claim_t *held = fence_claim(a->fence);
+        if (held && res.status == GODWIT__STATUS__STATUS_STALE_EPOCH) {
+            claim_to_msg(held, &held_msg);
+            res.claim = &held_msg;
+        }
         env.body_case = GODWIT__ENVELOPE__BODY_RESULT;
         env.result = &res;
         s_send(a, &env);
@@ -962,7 +985,11 @@ agent_t *agent_new(uv_loop_t *loop, const agent_config_t *cfg)
         log_error("%s", err);
         goto fail;
     }
-    a->fence = fence_open(cfg->state_dir, err, sizeof err);
+    if (keys_load_sign_public(cfg->coordinator.signing_key, a->sign_pk, err, sizeof err) != 0) {
+        log_error("coordinator.signing_key: %s", err);
+        goto fail;
+    }
+    a->fence = fence_open(cfg->state_dir, a->sign_pk, err, sizeof err);
     if (!a->fence) {
         log_error("%s", err);
         goto fail;

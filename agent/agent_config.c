@@ -27,6 +27,7 @@ static const char *const s_roles[] = { "source", "target", "proxy", NULL };
 static const cfg_field_t s_coordinator[] = {
     F("endpoint", CFG_ENDPOINT, coordinator.endpoint, true),
     F("public_key", CFG_PATH, coordinator.public_key, true),
+    F("signing_key", CFG_PATH, coordinator.signing_key, false),
     CFG_END,
 };
 
@@ -306,6 +307,15 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
     for (size_t i = 0; i < cfg->peers.count; i++)
         if (!peers[i].port)
             peers[i].port = 5432;
+    if (!cfg->coordinator.signing_key) {
+        /* Next to the CURVE public key: coordinator.pub -> coordinator.sign.pub */
+        const char *pk = cfg->coordinator.public_key;
+        size_t n = strlen(pk);
+        if (n > 4 && strcmp(pk + n - 4, ".pub") == 0)
+            cfg->coordinator.signing_key = xasprintf("%.*s.sign.pub", (int)(n - 4), pk);
+        else
+            cfg->coordinator.signing_key = xasprintf("%s.sign.pub", pk);
+    }
     agent_proxy_t *ps = cfg->proxies.items;
     for (size_t i = 0; i < cfg->proxies.count; i++) {
         agent_proxy_t *p = &ps[i];

@@ -84,6 +84,7 @@ typedef struct {
     struct {
         char *endpoint;         /* tcp://host:port */
         char *public_key;       /* path to coordinator.pub */
+        char *signing_key;      /* path to coordinator.sign.pub; default: next to public_key */
     } coordinator;
     char *secret_key;           /* path to NAME.key (mode 0600) */
     bool has_postgres;

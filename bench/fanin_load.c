@@ -58,7 +58,7 @@ static int s_keys(int n, const char *dir)
             perror(path);
             return 1;
         }
-        fprintf(p, "%s\n", pub);
+        fprintf(p, "%s\nroles: source\n", pub); /* each says hello as a source */
         fclose(p);
         free(path);
         fprintf(f, "%s\n", sec);

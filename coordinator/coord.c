@@ -1,11 +1,20 @@
 /*
  * coord: see coord.h. Owns the ZeroMQ context and sockets, the ZAP handler,
- * the fleet, the journal and the control endpoint. Never blocks the loop:
- * every socket operation is ZMQ_DONTWAIT.
+ * the fleet, the journal, the control endpoint, the signing key and this
+ * start's epoch claim. Never blocks the loop: every socket operation is
+ * ZMQ_DONTWAIT.
+ *
+ * It must never let a message an agent can forge stop it: it stops as
+ * fenced only on an epoch claim that verifies with its own signing key and
+ * proves a newer coordinator or a twin (s_judge_claim), and considers a
+ * refusal only for a command it sent that agent. Anything else of the kind
+ * is logged (rate-limited), counted, ignored, and the agent is marked
+ * suspect.
  */
 #include "coord.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +22,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "claim.h"
 #include "control.h"
 #include "fleet.h"
 #include "journal.h"
@@ -22,6 +32,7 @@
 #include "migration.h"
 #include "keys.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "units.h"
 #include "wire.h"
 #include "xalloc.h"
@@ -37,6 +48,10 @@
 #define RTT_WINDOW_MS 10000
 #define PREFLIGHT_TIMEOUT_MS 60000
 #define MONITOR_ENDPOINT "inproc://godwit-router-monitor"
+/* Refusal log lines: per peer (or agent) one per refusal_log_interval, at
+ * most this many over all of them, and this many peers tracked. */
+#define LOG_LIMIT_LINES 50
+#define LOG_LIMIT_KEYS 256
 
 typedef struct ctl_ping {
     control_req_t *req;
@@ -71,8 +86,12 @@ struct coord {
     const coord_config_t *cfg;
     keys_pair_t keys;
     keys_allowlist_t allow;
+    uint8_t sign_sk[KEYS_SIGN_SECRET_LEN];
+    uint8_t sign_pk[KEYS_SIGN_PUBLIC_LEN];
     journal_t *journal;
     uint64_t epoch;
+    claim_t claim;                /* this start's claim of epoch */
+    Godwit__EpochClaim claim_msg; /* points into claim; sent with every command */
     void *zctx;
     zap_t *zap;
     void *router;
@@ -88,6 +107,11 @@ struct coord {
     uint64_t ticks;
     uint64_t started_at_ms;
     uint64_t messages, bad_messages, handshake_failed;
+    uint64_t oversize_messages;   /* counted in bad_messages too */
+    uint64_t refused_role;        /* hellos refused: a role the key may not take */
+    uint64_t suspect_messages;    /* fencing claims and refusals without proof, ignored */
+    ratelimit_t *refusal_log;     /* ZAP and handshake refusals, per peer address */
+    ratelimit_t *agent_log;       /* suspect messages, bad messages: per agent and kind */
     ctl_ping_t *ctl_pings;
     pending_t *pending;
     deferred_t *deferred;
@@ -138,13 +162,14 @@ static uint64_t s_send_ping(coord_t *c, fleet_agent_t *a)
     cmd.id = id;
     cmd.epoch = c->epoch;
     cmd.deadline_unix_ms = units_now_ms() + (uint64_t)c->cfg->lost_after_ms;
+    cmd.claim = &c->claim_msg;
     cmd.action_case = GODWIT__COMMAND__ACTION_PING;
     cmd.ping = &ping;
     Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
     env.body_case = GODWIT__ENVELOPE__BODY_COMMAND;
     env.command = &cmd;
     uint64_t sent = s_us();
-    a->sent_epoch = true;
+    a->last_ping_nonce = n;
     if (s_send(c, a, &env) != 0)
         return 0;
     a->ping_nonce = n;
@@ -156,42 +181,168 @@ static uint64_t s_send_ping(coord_t *c, fleet_agent_t *a)
 
 static void s_resend_pending(coord_t *c, fleet_agent_t *a);
 
+/* Logs a warning about agent a unless lines of that kind from it are being
+ * suppressed (then counted; the limiter reports them later). */
+static void s_agent_warn(coord_t *c, const fleet_agent_t *a, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void s_agent_warn(coord_t *c, const fleet_agent_t *a, const char *kind, const char *fmt, ...)
+{
+    char key[200];
+    snprintf(key, sizeof key, "agent %s: %s", a->name, kind);
+    uint64_t before = 0;
+    if (!ratelimit_allow(c->agent_log, key, units_mono_ms(), &before))
+        return;
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (before)
+        log_warn("agent %s: %s (and %llu more of the same not logged before)", a->name, msg,
+                 (unsigned long long)before);
+    else
+        log_warn("agent %s: %s", a->name, msg);
+}
+
+/* Something only a forger would send: logged (rate-limited), counted, and
+ * the agent is marked suspect in status; nothing else changes. */
+static void s_suspect(coord_t *c, fleet_agent_t *a, const char *why)
+{
+    c->suspect_messages++;
+    a->suspect_count++;
+    a->suspect_at_ms = units_now_ms();
+    snprintf(a->suspect, sizeof a->suspect, "%s", why);
+    s_agent_warn(c, a, "suspect messages", "%s: ignored; the agent is marked suspect", why);
+}
+
+/* What an epoch claim an agent presents proves (docs/protocol.md, "Epochs"). */
+typedef enum {
+    CLAIM_NONE,     /* no claim and no epoch of ours or newer: nothing to judge */
+    CLAIM_OLDER,    /* a genuine claim of an older epoch */
+    CLAIM_OURS,     /* our own claim */
+    CLAIM_NEWER,    /* a genuine claim of a newer epoch: a newer coordinator exists */
+    CLAIM_TWIN,     /* a genuine claim of our epoch from another start: a twin exists */
+    CLAIM_UNPROVEN, /* an epoch of ours or newer without a claim, or a claim that does
+                       not verify or disagrees with the epoch stated beside it */
+} claim_verdict_t;
+
+/* Judges the claim m an agent presents for the epoch it states (its highest
+ * seen); why gets the reason for CLAIM_UNPROVEN. Only a claim signed with
+ * our signing key counts: an agent cannot make one. */
+static claim_verdict_t s_judge_claim(const coord_t *c, const Godwit__EpochClaim *m, uint64_t stated,
+                                     char *why, size_t whylen)
+{
+    if (!m) {
+        if (stated < c->epoch)
+            return CLAIM_NONE;
+        snprintf(why, whylen, "states epoch %llu (ours is %llu) without a claim to prove it",
+                 (unsigned long long)stated, (unsigned long long)c->epoch);
+        return CLAIM_UNPROVEN;
+    }
+    claim_t cl;
+    if (!claim_from_msg(m, &cl)) {
+        snprintf(why, whylen, "presents a malformed epoch claim");
+        return CLAIM_UNPROVEN;
+    }
+    if (cl.epoch != stated) {
+        snprintf(why, whylen, "presents a claim of epoch %llu but states epoch %llu",
+                 (unsigned long long)cl.epoch, (unsigned long long)stated);
+        return CLAIM_UNPROVEN;
+    }
+    if (!claim_verify(&cl, c->sign_pk)) {
+        snprintf(why, whylen, "presents a claim of epoch %llu that does not verify with our signing key",
+                 (unsigned long long)cl.epoch);
+        return CLAIM_UNPROVEN;
+    }
+    if (cl.epoch > c->epoch)
+        return CLAIM_NEWER;
+    if (cl.epoch < c->epoch)
+        return CLAIM_OLDER;
+    return claim_equal(&cl, &c->claim) ? CLAIM_OURS : CLAIM_TWIN;
+}
+
+static const char *s_role_name(Godwit__Role r)
+{
+    return r == GODWIT__ROLE__ROLE_SOURCE   ? "source"
+           : r == GODWIT__ROLE__ROLE_TARGET ? "target"
+           : r == GODWIT__ROLE__ROLE_PROXY  ? "proxy"
+                                            : NULL;
+}
+
+/* Stops this coordinator as fenced: what proved it is in why. */
+static void s_fenced(coord_t *c, fleet_agent_t *a, const char *why)
+{
+    snprintf(a->last_refusal, sizeof a->last_refusal, "%s", why);
+    log_error("agent %s: %s; this coordinator is fenced and stops", a->name, why);
+    coord_stop(c, COORD_EXIT_FENCED);
+}
+
 static void s_on_hello(coord_t *c, fleet_agent_t *a, const Godwit__Hello *h, uint64_t now_ms)
 {
-    snprintf(a->role, sizeof a->role, "%s",
-             h->role == GODWIT__ROLE__ROLE_SOURCE   ? "source"
-             : h->role == GODWIT__ROLE__ROLE_TARGET ? "target"
-             : h->role == GODWIT__ROLE__ROLE_PROXY  ? "proxy"
-                                                    : "unknown");
+    /* The role is the key's to grant (its allow-list entry), not the
+     * agent's to claim. */
+    const char *role = s_role_name(h->role);
+    unsigned bit = role ? keys_role_bit(role) : 0;
+    if (!(bit & a->allowed_roles)) {
+        char allowed[64];
+        keys_roles_format(a->allowed_roles, allowed, sizeof allowed);
+        if (role)
+            snprintf(a->refused, sizeof a->refused,
+                     "hello claims role %s; its key may take only %s (the roles line of its "
+                     "allowed .pub file)", role, allowed);
+        else
+            snprintf(a->refused, sizeof a->refused, "hello claims no known role (%d); its key may "
+                     "take %s", (int)h->role, allowed);
+        c->refused_role++;
+        a->role[0] = '\0';
+        s_agent_warn(c, a, "refused hellos", "%s: refused", a->refused);
+        fleet_event(a, LINK_EV_REFUSED, units_mono_ms(), a->refused);
+        return;
+    }
+    a->refused[0] = '\0';
+    snprintf(a->role, sizeof a->role, "%s", role);
     snprintf(a->version, sizeof a->version, "%s", h->agent_version);
     snprintf(a->hostname, sizeof a->hostname, "%s", h->hostname);
     a->report_interval_ms = h->report_interval_ms;
     a->agent_started_at_ms = h->started_at_ms;
-    a->highest_epoch = h->highest_epoch;
     a->connected_since_ms = now_ms;
     a->hellos++;
     char reason[256];
     snprintf(reason, sizeof reason, "hello from %s (role %s, version %s, epoch seen %llu)",
              a->peer_address, a->role, a->version, (unsigned long long)h->highest_epoch);
     fleet_event(a, LINK_EV_HELLO, units_mono_ms(), reason);
-    /* Our epoch reaches an agent only in our commands. An agent that holds
-     * it before we sent it anything got it from another coordinator started
-     * on a copy of our journal (a standby) that took the same epoch: the
-     * agent would run its commands and ours alike (same ids even), so stop
-     * before sending anything. A newer epoch is the agents' to refuse. */
-    if (h->highest_epoch == c->epoch && !a->sent_epoch) {
-        snprintf(a->last_refusal, sizeof a->last_refusal,
-                 "hello: agent has seen our epoch %llu from another coordinator",
-                 (unsigned long long)h->highest_epoch);
-        log_error("agent %s: %s; this coordinator is fenced and stops", a->name, a->last_refusal);
-        coord_stop(c, COORD_EXIT_FENCED);
+    /* An epoch of ours or newer counts only with a claim signed by our
+     * key. A newer one: a newer coordinator exists. Ours from another
+     * start: a twin on a copy of our journal took our epoch and reached
+     * this agent first; it would run our commands and the twin's alike
+     * (same ids even). Either way stop before sending anything. */
+    char why[256];
+    switch (s_judge_claim(c, h->claim, h->highest_epoch, why, sizeof why)) {
+    case CLAIM_NEWER:
+        snprintf(why, sizeof why, "hello: agent holds a valid claim of epoch %llu, newer than ours "
+                 "(%llu): a newer coordinator exists", (unsigned long long)h->highest_epoch,
+                 (unsigned long long)c->epoch);
+        s_fenced(c, a, why);
         return;
+    case CLAIM_TWIN:
+        snprintf(why, sizeof why, "hello: agent holds a valid claim of our epoch %llu from another "
+                 "coordinator start (a twin on a copy of our journal)",
+                 (unsigned long long)h->highest_epoch);
+        s_fenced(c, a, why);
+        return;
+    case CLAIM_UNPROVEN: {
+        char what[300];
+        snprintf(what, sizeof what, "hello %s", why);
+        s_suspect(c, a, what);
+        break;
+    }
+    case CLAIM_NONE:
+    case CLAIM_OLDER:
+    case CLAIM_OURS:
+        a->highest_epoch = h->highest_epoch;
+        break;
     }
     s_resend_pending(c, a);
-    if (h->highest_epoch > c->epoch)
-        log_warn("agent %s has seen epoch %llu, newer than ours (%llu): its commands will be "
-                 "refused; is another coordinator running?",
-                 a->name, (unsigned long long)h->highest_epoch, (unsigned long long)c->epoch);
 }
 
 static void s_ctl_ping_done(coord_t *c, ctl_ping_t **pp, const char *error, double rtt_ms)
@@ -210,18 +361,73 @@ static void s_ctl_ping_done(coord_t *c, ctl_ping_t **pp, const char *error, doub
     free(p);
 }
 
+/* Whether command id is one this coordinator sent agent a and awaits: a
+ * pending command, its last ping, or a godwitctl ping. */
+static bool s_awaited(coord_t *c, const fleet_agent_t *a, const char *id, pending_t **pending,
+                      ctl_ping_t ***ctl)
+{
+    *pending = NULL;
+    *ctl = NULL;
+    for (pending_t *p = c->pending; p; p = p->next) {
+        if (strcmp(p->id, id) == 0 && strcmp(p->agent, a->name) == 0) {
+            *pending = p;
+            return true;
+        }
+    }
+    char prefix[32];
+    int n = snprintf(prefix, sizeof prefix, "%llu.", (unsigned long long)c->epoch);
+    if (strncmp(id, prefix, (size_t)n) != 0 || id[n] < '0' || id[n] > '9')
+        return false;
+    char *end = NULL;
+    unsigned long long nonce = strtoull(id + n, &end, 10);
+    if (!end || *end)
+        return false;
+    for (ctl_ping_t **pp = &c->ctl_pings; *pp; pp = &(*pp)->next) {
+        if ((*pp)->nonce == nonce && strcmp((*pp)->agent, a->name) == 0) {
+            *ctl = pp;
+            return true;
+        }
+    }
+    return nonce && nonce == a->last_ping_nonce;
+}
+
 static void s_on_result(coord_t *c, fleet_agent_t *a, const Godwit__Result *r)
 {
-    if (r->highest_epoch > a->highest_epoch)
-        a->highest_epoch = r->highest_epoch;
+    pending_t *pending = NULL;
+    ctl_ping_t **ctl = NULL;
+    bool awaited = s_awaited(c, a, r->command_id, &pending, &ctl);
     if (r->status == GODWIT__STATUS__STATUS_STALE_EPOCH) {
-        snprintf(a->last_refusal, sizeof a->last_refusal,
-                 "command %s refused: stale epoch %llu, agent has seen %llu", r->command_id,
-                 (unsigned long long)r->epoch, (unsigned long long)r->highest_epoch);
-        log_error("agent %s: %s; a newer coordinator exists, this one is fenced and stops",
-                  a->name, a->last_refusal);
-        coord_stop(c, COORD_EXIT_FENCED);
-        return;
+        /* A refusal for a newer coordinator or a twin: considered only
+         * for a command we sent this agent, and acted on only with a claim
+         * signed by our key that proves it. */
+        char why[256], what[400];
+        if (!awaited) {
+            snprintf(what, sizeof what, "refusal (stale epoch) of command %s, which was never "
+                     "sent to it or is answered already", r->command_id);
+            s_suspect(c, a, what);
+            return;
+        }
+        switch (s_judge_claim(c, r->claim, r->highest_epoch, why, sizeof why)) {
+        case CLAIM_NEWER:
+        case CLAIM_TWIN:
+            snprintf(what, sizeof what, "command %s refused: stale epoch %llu, agent holds a valid "
+                     "claim of %s %llu", r->command_id, (unsigned long long)r->epoch,
+                     r->highest_epoch > c->epoch ? "the newer epoch" : "our epoch from a twin,",
+                     (unsigned long long)r->highest_epoch);
+            s_fenced(c, a, what);
+            return;
+        case CLAIM_UNPROVEN:
+            snprintf(what, sizeof what, "refusal (stale epoch) of command %s %s", r->command_id, why);
+            break;
+        default:
+            snprintf(what, sizeof what, "refusal (stale epoch) of command %s with a claim of "
+                     "epoch %llu, which is not newer than ours", r->command_id,
+                     (unsigned long long)r->highest_epoch);
+        }
+        s_suspect(c, a, what);
+        /* The command was refused all the same: its waiter hears so below. */
+    } else if (awaited && r->highest_epoch <= c->epoch && r->highest_epoch > a->highest_epoch) {
+        a->highest_epoch = r->highest_epoch;
     }
     /* A refusal is the link's business; a command that ran and FAILED is
      * logged, with its context, by whoever waits for it. */
@@ -231,15 +437,21 @@ static void s_on_result(coord_t *c, fleet_agent_t *a, const Godwit__Result *r)
         log_warn("agent %s: %s", a->name, a->last_refusal);
     }
     if (r->payload_case != GODWIT__RESULT__PAYLOAD_PING) {
-        for (pending_t **pp = &c->pending; *pp; pp = &(*pp)->next) {
-            pending_t *p = *pp;
-            if (strcmp(p->id, r->command_id) == 0 && strcmp(p->agent, a->name) == 0) {
-                *pp = p->next;
-                p->cb(c, a->name, r, NULL, p->arg);
-                free(p->frame);
-                free(p);
-                return;
+        if (pending) {
+            for (pending_t **pp = &c->pending; *pp; pp = &(*pp)->next) {
+                if (*pp == pending) {
+                    *pp = pending->next;
+                    break;
+                }
             }
+            pending->cb(c, a->name, r, NULL, pending->arg);
+            free(pending->frame);
+            free(pending);
+            return;
+        }
+        if (ctl) { /* a godwitctl ping refused (no ping payload): say why */
+            s_ctl_ping_done(c, ctl, r->message[0] ? r->message : "refused by the agent", 0);
+            return;
         }
         log_debug("agent %s: result for %s that nobody waits for", a->name, r->command_id);
         return;
@@ -294,12 +506,22 @@ static void s_handle(coord_t *c, zmq_msg_t *rid, zmq_msg_t *frame)
         c->bad_messages++;
         return;
     }
+    /* max_message is enforced here, where the sender is known: libzmq's
+     * own limit (ZMQ_MAXMSGSIZE, set above it for memory's sake) drops the
+     * connection and tells nothing but a disconnect. */
+    if (zmq_msg_size(frame) > (size_t)c->cfg->max_message_bytes) {
+        c->bad_messages++;
+        c->oversize_messages++;
+        s_agent_warn(c, a, "bad messages", "bad message (%zu bytes) dropped: over max_message (%lld "
+                     "bytes)", zmq_msg_size(frame), (long long)c->cfg->max_message_bytes);
+        return;
+    }
     const char *reason = NULL;
     Godwit__Envelope *env =
         wire_decode(zmq_msg_data(frame), zmq_msg_size(frame), &reason);
     if (!env) {
-        log_warn("agent %s: bad message (%zu bytes) dropped: %s", a->name, zmq_msg_size(frame),
-                 reason);
+        s_agent_warn(c, a, "bad messages", "bad message (%zu bytes) dropped: %s",
+                     zmq_msg_size(frame), reason);
         c->bad_messages++;
         return;
     }
@@ -307,6 +529,13 @@ static void s_handle(coord_t *c, zmq_msg_t *rid, zmq_msg_t *frame)
     if (peer)
         snprintf(a->peer_address, sizeof a->peer_address, "%s", peer);
     fleet_touch(a, zmq_msg_data(rid), zmq_msg_size(rid), now_ms, now_mono);
+    if (a->state == LINK_REFUSED && env->body_case != GODWIT__ENVELOPE__BODY_HELLO) {
+        /* Its hello was refused: nothing it says counts until one is
+         * accepted. Counted, not logged: the refusal was. */
+        a->dropped_refused++;
+        wire_free(&env);
+        return;
+    }
     switch (env->body_case) {
     case GODWIT__ENVELOPE__BODY_HELLO:
         s_on_hello(c, a, env->hello, now_ms);
@@ -374,7 +603,19 @@ static void s_monitor_readable(zuv_t *w, void *sock, void *arg)
         if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
             ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
             c->handshake_failed++;
-            log_warn("refused a connection on %s: %s (code 0x%x)", ep, zuv_event_name(ev), value);
+            /* libzmq 4.3's monitor names our endpoint, not the peer: these
+             * are limited per endpoint and kind of failure. */
+            char key[320];
+            snprintf(key, sizeof key, "%s: %s", ep, zuv_event_name(ev));
+            uint64_t before = 0;
+            if (!ratelimit_allow(c->refusal_log, key, units_mono_ms(), &before))
+                continue;
+            if (before)
+                log_warn("refused a connection on %s: %s (code 0x%x; and %llu more of the same not "
+                         "logged before)", ep, zuv_event_name(ev), value, (unsigned long long)before);
+            else
+                log_warn("refused a connection on %s: %s (code 0x%x)", ep, zuv_event_name(ev),
+                         value);
         } else {
             log_debug("router %s: %s (%u)", ep, zuv_event_name(ev), value);
         }
@@ -393,10 +634,19 @@ static void s_run_deferred(coord_t *c)
     }
 }
 
+static void s_report_suppressed(const char *key, uint64_t n, uint64_t window_ms, void *arg)
+{
+    (void)arg;
+    log_warn("%s: %llu more of the same not logged in the last %llu s", key, (unsigned long long)n,
+             (unsigned long long)(window_ms / 1000));
+}
+
 static void s_tick(uv_timer_t *t)
 {
     coord_t *c = t->data;
     uint64_t now = units_mono_ms();
+    ratelimit_flush(c->refusal_log, now, s_report_suppressed, NULL);
+    ratelimit_flush(c->agent_log, now, s_report_suppressed, NULL);
     s_run_deferred(c);
     if (c->migs)
         migset_tick(c->migs);
@@ -470,6 +720,7 @@ void coord_send_command(coord_t *c, const char *agent, Godwit__Command *cmd, uin
     }
     cmd->id = p->id;
     cmd->epoch = c->epoch;
+    cmd->claim = &c->claim_msg;
     cmd->deadline_unix_ms = units_now_ms() + timeout_ms;
     Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
     env.body_case = GODWIT__ENVELOPE__BODY_COMMAND;
@@ -481,7 +732,6 @@ void coord_send_command(coord_t *c, const char *agent, Godwit__Command *cmd, uin
         p->early_error = "command too large";
         return;
     }
-    a->sent_epoch = true;
     if (s_send_frame(c, a, p->frame, p->frame_len) != 0)
         p->early_error = "cannot send to the agent";
     else
@@ -529,6 +779,12 @@ const char *coord_agent_role(coord_t *c, const char *agent)
     return a && a->state == LINK_CONNECTED ? a->role : NULL;
 }
 
+const char *coord_agent_refused(coord_t *c, const char *agent)
+{
+    fleet_agent_t *a = fleet_find(c->fleet, agent);
+    return a && a->state == LINK_REFUSED ? a->refused : NULL;
+}
+
 /* ---- control requests ---- */
 
 static cJSON *s_status_json(coord_t *c)
@@ -547,11 +803,16 @@ static cJSON *s_status_json(coord_t *c)
     cJSON_AddNumberToObject(co, "agents_allowed", (double)c->allow.count);
     cJSON_AddNumberToObject(co, "messages", (double)c->messages);
     cJSON_AddNumberToObject(co, "bad_messages", (double)c->bad_messages);
+    cJSON_AddNumberToObject(co, "oversize_messages", (double)c->oversize_messages);
+    cJSON_AddNumberToObject(co, "suspect_messages", (double)c->suspect_messages);
     const zap_stats_t *zs = zap_stats(c->zap);
     cJSON *ref = cJSON_AddObjectToObject(co, "refused");
     cJSON_AddNumberToObject(ref, "unknown_key", (double)zs->refused_unknown_key);
     cJSON_AddNumberToObject(ref, "not_curve", (double)zs->refused_other);
     cJSON_AddNumberToObject(ref, "handshake_failed", (double)c->handshake_failed);
+    cJSON_AddNumberToObject(ref, "role", (double)c->refused_role);
+    cJSON_AddNumberToObject(ref, "log_lines_suppressed",
+                            (double)ratelimit_suppressed_total(c->refusal_log));
     /* Command round trips (pings) of the last RTT_WINDOW_MS. */
     static const double pcts[3] = { 50, 99, 100 };
     double q[3];
@@ -917,7 +1178,10 @@ static bool s_router_setup(coord_t *c)
      * No ZMTP heartbeats either (see tcp_keepalive in docs/config.md):
      * libzmq cancels timers by a linear scan, once per message on a
      * connection with heartbeats, O(agents) per message again. */
-    int64_t maxmsg = cfg->max_message_bytes;
+    /* Twice max_message: s_handle enforces max_message itself, where it
+     * can count and name a bigger message; this bounds memory. Past it
+     * libzmq drops the connection, reporting only a disconnect. */
+    int64_t maxmsg = cfg->max_message_bytes * 2;
     int enforce = 1;
     bool ok = s_setopt_int(c->router, ZMQ_CURVE_SERVER, 1, "CURVE_SERVER") &&
               zmq_setsockopt(c->router, ZMQ_CURVE_SECRETKEY, c->keys.secret_z85, KEYS_Z85_LEN) == 0 &&
@@ -983,7 +1247,12 @@ coord_t *coord_new(uv_loop_t *loop, const coord_config_t *cfg)
     c->tick.data = c->sigint.data = c->sigterm.data = c;
     c->open_handles = 3;
 
+    c->refusal_log = ratelimit_new((uint64_t)cfg->refusal_log_interval_ms, LOG_LIMIT_KEYS,
+                                   LOG_LIMIT_LINES);
+    c->agent_log = ratelimit_new((uint64_t)cfg->refusal_log_interval_ms, LOG_LIMIT_KEYS,
+                                 LOG_LIMIT_LINES);
     if (keys_load_secret(cfg->secret_key, &c->keys, err, sizeof err) != 0 ||
+        keys_load_sign_secret(cfg->signing_key, c->sign_sk, c->sign_pk, err, sizeof err) != 0 ||
         keys_allowlist_load(cfg->allowed_keys, &c->allow, err, sizeof err) != 0) {
         log_error("%s", err);
         goto fail;
@@ -1001,11 +1270,16 @@ coord_t *coord_new(uv_loop_t *loop, const coord_config_t *cfg)
         log_error("%s", err);
         goto fail;
     }
+    /* This start's claim: the epoch and a random instance, signed. Agents
+     * persist it with the epoch and present it back; it is what tells a
+     * twin on a copy of this journal (same epoch, other instance) apart. */
+    claim_make(&c->claim, c->epoch, c->sign_sk);
+    claim_to_msg(&c->claim, &c->claim_msg);
     c->fleet = fleet_new(&c->allow);
     c->migs = migset_new(c, c->journal);
     c->zctx = zmq_ctx_new();
     /* The ZAP handler first: a CURVE server without one admits everyone. */
-    c->zap = zap_new(loop, c->zctx, &c->allow);
+    c->zap = zap_new(loop, c->zctx, &c->allow, c->refusal_log);
     if (!c->zap || !s_router_setup(c))
         goto fail;
     c->control = control_new(loop, cfg->control_socket, s_control, c, err, sizeof err);
@@ -1074,7 +1348,10 @@ int coord_destroy(coord_t **cp)
     fleet_destroy(&c->fleet);
     journal_close(&c->journal);
     keys_allowlist_free(&c->allow);
+    ratelimit_destroy(&c->refusal_log);
+    ratelimit_destroy(&c->agent_log);
     sodium_memzero(&c->keys, sizeof c->keys);
+    sodium_memzero(c->sign_sk, sizeof c->sign_sk);
     free(c);
     return code;
 }

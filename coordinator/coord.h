@@ -44,9 +44,12 @@ const Godwit__Report *coord_agent_report(coord_t *c, const char *agent);
 /* The agent's last measured round trip in ms, or -1 if none. */
 double coord_agent_rtt_ms(coord_t *c, const char *agent);
 
-/* The agent's role from its hello ("source", "target", "proxy"), or NULL if
- * it is not connected or not allow-listed. */
+/* The agent's role ("source", "target", "proxy"): its hello's, accepted
+ * because its key may take it; NULL if it is not connected (or its hello
+ * was refused) or not allow-listed. */
 const char *coord_agent_role(coord_t *c, const char *agent);
+/* Why the agent's last hello was refused, or NULL if it was not. */
+const char *coord_agent_refused(coord_t *c, const char *agent);
 
 /* Sets everything up on loop; NULL (logged) on failure. cfg is borrowed and
  * must outlive the coordinator. */

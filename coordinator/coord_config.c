@@ -19,6 +19,7 @@ static const char *const s_levels[] = { "debug", "info", "warn", "error", NULL }
 static const cfg_field_t s_schema[] = {
     F("listen", CFG_ENDPOINT, listen, true),
     F("secret_key", CFG_PATH, secret_key, true),
+    F("signing_key", CFG_PATH, signing_key, false),
     F("allowed_keys", CFG_PATH, allowed_keys, true),
     F("control_socket", CFG_PATH, control_socket, true),
     F("journal", CFG_PATH, journal, true),
@@ -29,6 +30,7 @@ static const cfg_field_t s_schema[] = {
     R("max_message", CFG_BYTES, max_message_bytes, 4096, 64 << 20),
     R("handshake_timeout", CFG_DURATION_MS, handshake_timeout_ms, 100, 60000),
     R("tcp_keepalive", CFG_DURATION_MS, tcp_keepalive_ms, 1000, 3600000),
+    R("refusal_log_interval", CFG_DURATION_MS, refusal_log_interval_ms, 1000, 3600000),
     CFG_END,
 };
 
@@ -40,9 +42,19 @@ bool coord_config_load(const char *path, coord_config_t *cfg, char *err, size_t 
     cfg->max_message_bytes = 1 << 20;
     cfg->handshake_timeout_ms = 5000;
     cfg->tcp_keepalive_ms = 10000;
+    cfg->refusal_log_interval_ms = 60000;
     cfg->log_level = 1; /* info */
     if (!cfg_load(path, s_schema, cfg, err, errlen))
         return false;
+    if (!cfg->signing_key) {
+        /* Next to the CURVE secret key: coordinator.key -> coordinator.sign.key */
+        const char *sk = cfg->secret_key;
+        size_t n = strlen(sk);
+        if (n > 4 && strcmp(sk + n - 4, ".key") == 0)
+            cfg->signing_key = xasprintf("%.*s.sign.key", (int)(n - 4), sk);
+        else
+            cfg->signing_key = xasprintf("%s.sign.key", sk);
+    }
     return true;
 }
 

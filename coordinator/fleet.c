@@ -23,8 +23,10 @@ struct fleet {
     uint64_t rtt_total;
 };
 
-static const char *const s_state_names[LINK__COUNT] = { "never_seen", "connected", "lost" };
-static const char *const s_event_names[LINK_EV__COUNT] = { "hello", "message", "silent" };
+static const char *const s_state_names[LINK__COUNT] = { "never_seen", "connected", "lost",
+                                                         "refused" };
+static const char *const s_event_names[LINK_EV__COUNT] = { "hello", "message", "silent",
+                                                           "hello refused" };
 
 /* Link transitions. A row not listed leaves the state as it is. */
 static const struct {
@@ -39,6 +41,11 @@ static const struct {
     { LINK_LOST, LINK_EV_MESSAGE, LINK_CONNECTED, "message after silence" },
     { LINK_CONNECTED, LINK_EV_SILENT, LINK_LOST, "missed heartbeats" },
     { LINK_CONNECTED, LINK_EV_HELLO, LINK_CONNECTED, "reconnected" },
+    { LINK_NEVER_SEEN, LINK_EV_REFUSED, LINK_REFUSED, "hello refused" },
+    { LINK_CONNECTED, LINK_EV_REFUSED, LINK_REFUSED, "hello refused" },
+    { LINK_LOST, LINK_EV_REFUSED, LINK_REFUSED, "hello refused" },
+    { LINK_REFUSED, LINK_EV_REFUSED, LINK_REFUSED, "hello refused again" },
+    { LINK_REFUSED, LINK_EV_HELLO, LINK_CONNECTED, "hello accepted" },
     { LINK__COUNT, LINK_EV__COUNT, LINK__COUNT, NULL },
 };
 
@@ -59,6 +66,7 @@ fleet_t *fleet_new(const keys_allowlist_t *allow)
     for (size_t i = 0; i < allow->count; i++) {
         fleet_agent_t *a = xcalloc(1, sizeof *a);
         snprintf(a->name, sizeof a->name, "%s", allow->entries[i].name);
+        a->allowed_roles = allow->entries[i].roles;
         f->agents[f->count++] = a;
     }
     qsort(f->agents, f->count, sizeof *f->agents, s_cmp_name);
@@ -305,6 +313,23 @@ cJSON *fleet_agent_json(const fleet_agent_t *a, uint64_t now_ms, uint64_t now_mo
     cJSON_AddStringToObject(o, "name", a->name);
     cJSON_AddStringToObject(o, "state", fleet_state_name(a->state));
     cJSON_AddStringToObject(o, "role", a->role[0] ? a->role : "unknown");
+    cJSON *roles = cJSON_AddArrayToObject(o, "allowed_roles");
+    static const char *const names[] = { "source", "target", "proxy" };
+    for (unsigned i = 0; i < 3; i++)
+        if (a->allowed_roles & (1u << i))
+            cJSON_AddItemToArray(roles, cJSON_CreateString(names[i]));
+    if (a->refused[0])
+        cJSON_AddStringToObject(o, "refused", a->refused);
+    else
+        cJSON_AddNullToObject(o, "refused");
+    if (a->suspect_count) {
+        cJSON *su = cJSON_AddObjectToObject(o, "suspect");
+        cJSON_AddStringToObject(su, "reason", a->suspect);
+        cJSON_AddNumberToObject(su, "count", (double)a->suspect_count);
+        cJSON_AddNumberToObject(su, "last_at_ms", (double)a->suspect_at_ms);
+    } else {
+        cJSON_AddNullToObject(o, "suspect");
+    }
     if (a->state == LINK_NEVER_SEEN) {
         cJSON_AddNullToObject(o, "last_seen_ms");
         return o;

@@ -1,7 +1,14 @@
 /*
  * fleet: what the coordinator knows about each agent: its link state
- * (never seen, connected, lost), where to reach it, its hello, its latest
- * report, round-trip times, and the figures status shows.
+ * (never seen, connected, lost, refused), where to reach it, its hello, its
+ * latest report, round-trip times, whether it is suspect, and the figures
+ * status shows.
+ *
+ * refused: its last hello claimed a role its key may not take (the roles
+ * line of its NAME.pub); nothing else it sends is taken until a hello that
+ * is accepted. suspect: it sent something only a forger would (an epoch or
+ * a refusal without valid proof, docs/protocol.md "Epochs"); it stays
+ * connected, and status says so until the coordinator restarts.
  *
  * The link state changes only through fleet_event(), driven by a transition
  * table; every change is logged "agent X: from A to B: reason". Agents are
@@ -22,27 +29,39 @@
 #include "godwit.pb-c.h"
 #include "keys.h"
 
-typedef enum { LINK_NEVER_SEEN = 0, LINK_CONNECTED, LINK_LOST, LINK__COUNT } link_state_t;
-typedef enum { LINK_EV_HELLO = 0, LINK_EV_MESSAGE, LINK_EV_SILENT, LINK_EV__COUNT } link_event_t;
+typedef enum { LINK_NEVER_SEEN = 0, LINK_CONNECTED, LINK_LOST, LINK_REFUSED, LINK__COUNT } link_state_t;
+typedef enum {
+    LINK_EV_HELLO = 0,
+    LINK_EV_MESSAGE,
+    LINK_EV_SILENT,
+    LINK_EV_REFUSED, /* a hello refused: a role the key may not take */
+    LINK_EV__COUNT
+} link_event_t;
 
 #define FLEET_RID_MAX 256
 #define FLEET_RTT_RING 4096
 
 typedef struct {
     char name[128];
+    unsigned allowed_roles;         /* KEYS_ROLE_* bits from the allow-list */
     link_state_t state;
     uint8_t rid[FLEET_RID_MAX];     /* ZeroMQ routing id of the current connection */
     size_t rid_len;
     char peer_address[64];
     /* from hello */
-    char role[16];
+    char role[16];                  /* the bound role: the hello's, accepted; "" if none */
     char version[32];
     char hostname[128];
     uint32_t report_interval_ms;
     uint64_t agent_started_at_ms;
     uint64_t highest_epoch;
     uint64_t hellos;
-    bool sent_epoch;                /* this coordinator sent it a command: it may hold our epoch */
+    char refused[200];              /* why its last hello was refused ("" if it was not) */
+    /* suspect: what it sent that only a forger would, how often, when last */
+    char suspect[200];
+    uint64_t suspect_count;
+    uint64_t suspect_at_ms;
+    uint64_t dropped_refused;       /* messages dropped while refused */
     /* liveness, wall clock for display and monotonic for decisions */
     uint64_t last_seen_ms, last_seen_mono;
     uint64_t connected_since_ms;
@@ -54,6 +73,7 @@ typedef struct {
     uint64_t max_report_gap_ms;     /* since the current connection began */
     /* pings */
     uint64_t ping_nonce;            /* outstanding, 0 if none */
+    uint64_t last_ping_nonce;       /* the last one sent, answered or not */
     uint64_t ping_sent_us;          /* uv_hrtime()/1000 when sent */
     double rtt_ms;                  /* last */
     uint64_t rtt_samples;

@@ -1,7 +1,7 @@
 /*
  * godwitctl: the operator's command line.
  *
- *   godwitctl keygen NAME --dir DIR
+ *   godwitctl keygen NAME --dir DIR [--roles ROLES] [--signing]
  *   godwitctl [--socket PATH] status [--json] [--watch [--interval DUR]]
  *   godwitctl [--socket PATH] ping AGENT [--json]
  *   godwitctl [--socket PATH] proxy AGENT PROXY status|pause|resume|switch BACKEND ...
@@ -25,6 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include "escape.h"
 #include "keys.h"
 #include "lsn.h"
 #include "units.h"
@@ -39,7 +42,11 @@ static void s_usage(FILE *f)
 {
     fprintf(f,
             "usage: godwitctl [--socket PATH] COMMAND ...\n"
-            "  keygen NAME --dir DIR          write DIR/NAME.key (0600) and DIR/NAME.pub\n"
+            "  keygen NAME --dir DIR [--roles source,target,proxy] [--signing]\n"
+            "                                 write DIR/NAME.key (0600) and DIR/NAME.pub; an\n"
+            "                                 agent's .pub names the roles its key may take;\n"
+            "                                 --signing: the coordinator's NAME.sign.key and\n"
+            "                                 NAME.sign.pub too\n"
             "  status [--json] [--watch] [--interval DUR]\n"
             "                                 agents, their link and key metrics\n"
             "  ping AGENT [--json]            command round trip to one agent\n"
@@ -143,6 +150,32 @@ static cJSON *s_call(const char *path, const cJSON *request, int timeout_s, char
 
 /* ---- rendering ---- */
 
+/* Escapes every string in the tree in place (common/escape.h) before it is
+ * rendered for a terminal: names, messages and errors may come from agents,
+ * and a newline or an escape sequence in them must not forge a line or
+ * drive the terminal. JSON output is left as it is (cJSON escapes it). */
+static void s_humanize(cJSON *node)
+{
+    for (cJSON *n = node; n; n = n->next) {
+        if (cJSON_IsString(n) && n->valuestring && escape_needed(n->valuestring)) {
+            char *e = escape_dup(n->valuestring);
+            cJSON_SetValuestring(n, e);
+            free(e);
+        }
+        if (n->string && escape_needed(n->string)) {
+            char *e = escape_dup(n->string);
+            if (!(n->type & cJSON_StringIsConst))
+                cJSON_free(n->string);
+            n->type &= ~cJSON_StringIsConst;
+            n->string = cJSON_malloc(strlen(e) + 1);
+            memcpy(n->string, e, strlen(e) + 1);
+            free(e);
+        }
+        if (n->child)
+            s_humanize(n->child);
+    }
+}
+
 static double s_num(const cJSON *o, const char *key, double dflt)
 {
     const cJSON *v = cJSON_GetObjectItem(o, key);
@@ -172,8 +205,8 @@ static const char *s_rate(const cJSON *o, const char *key, char *buf, size_t len
     return buf;
 }
 
-/* Prints the fleet; returns true if every seen agent is connected and every
- * database reachable. */
+/* Prints the fleet; returns true if every seen agent is connected (none
+ * refused or suspect) and every database reachable. */
 static bool s_render_status(const cJSON *st, FILE *out)
 {
     bool healthy = true;
@@ -189,16 +222,19 @@ static bool s_render_status(const cJSON *st, FILE *out)
         fprintf(out, "  rtt p50 %.2f ms p99 %.2f ms", s_num(rtt, "p50", 0), s_num(rtt, "p99", 0));
     fputc('\n', out);
     const cJSON *ref = cJSON_GetObjectItem(co, "refused");
-    fprintf(out, "refused: %.0f unknown key, %.0f not CURVE, %.0f failed handshakes; %.0f bad messages\n\n",
+    fprintf(out, "refused: %.0f unknown key, %.0f not CURVE, %.0f failed handshakes, %.0f hellos "
+                 "with a role the key may not take; %.0f bad messages (%.0f over max_message); "
+                 "%.0f suspect messages ignored\n\n",
             s_num(ref, "unknown_key", 0), s_num(ref, "not_curve", 0),
-            s_num(ref, "handshake_failed", 0), s_num(co, "bad_messages", 0));
+            s_num(ref, "handshake_failed", 0), s_num(ref, "role", 0), s_num(co, "bad_messages", 0),
+            s_num(co, "oversize_messages", 0), s_num(co, "suspect_messages", 0));
     fprintf(out, "%-16s %-7s %-11s %-8s %-9s %-22s %-12s %-14s %s\n", "AGENT", "ROLE", "STATE",
             "SEEN", "RTT", "DATABASE", "WAL RATE", "LSN", "DISK FREE");
     cJSON_ArrayForEach(a, agents)
     {
         char seen[32], rttb[32], db[64] = "-", wal[32] = "-", lsn[32] = "-", disk[64] = "-";
         const char *state = s_str(a, "state", "?");
-        if (strcmp(state, "lost") == 0)
+        if (strcmp(state, "lost") == 0 || strcmp(state, "refused") == 0)
             healthy = false;
         const cJSON *r = cJSON_GetObjectItem(a, "rtt_ms");
         if (cJSON_IsNumber(r))
@@ -231,6 +267,14 @@ static bool s_render_status(const cJSON *st, FILE *out)
         fprintf(out, "%-16s %-7s %-11s %-8s %-9s %-22s %-12s %-14s %s\n", s_str(a, "name", "?"),
                 s_str(a, "role", "?"), state, s_age(s_num(a, "last_seen_age_ms", -1), seen, sizeof seen),
                 rttb, db, wal, lsn, disk);
+        if (cJSON_IsString(cJSON_GetObjectItem(a, "refused")))
+            fprintf(out, "    REFUSED: %s\n", s_str(a, "refused", "?"));
+        const cJSON *sus = cJSON_GetObjectItem(a, "suspect");
+        if (cJSON_IsObject(sus)) {
+            healthy = false;
+            fprintf(out, "    SUSPECT (%.0f messages only a forger would send; ignored): last: %s\n",
+                    s_num(sus, "count", 0), s_str(sus, "reason", "?"));
+        }
         if (cJSON_IsObject(pg) && !cJSON_IsTrue(cJSON_GetObjectItem(pg, "reachable")))
             fprintf(out, "    database: %s\n", s_str(pg, "error", "?"));
         if (cJSON_IsObject(dk)) {
@@ -276,10 +320,15 @@ static bool s_render_status(const cJSON *st, FILE *out)
 
 static int s_cmd_keygen(int argc, char **argv)
 {
-    const char *dir = NULL, *name = NULL;
+    const char *dir = NULL, *name = NULL, *roles_text = NULL;
+    bool signing = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
             dir = argv[++i];
+        else if (strcmp(argv[i], "--roles") == 0 && i + 1 < argc)
+            roles_text = argv[++i];
+        else if (strcmp(argv[i], "--signing") == 0)
+            signing = true;
         else if (!name && argv[i][0] != '-')
             name = argv[i];
         else {
@@ -291,14 +340,47 @@ static int s_cmd_keygen(int argc, char **argv)
         s_usage(stderr);
         return EXIT_USAGE;
     }
-    keys_pair_t kp;
     char err[512];
-    if (keys_generate(dir, name, &kp, err, sizeof err) != 0) {
-        fprintf(stderr, "godwitctl: keygen: %s\n", err);
-        return EXIT_DEGRADED;
+    unsigned roles = 0;
+    if (roles_text && keys_roles_parse(roles_text, &roles, err, sizeof err) != 0) {
+        fprintf(stderr, "godwitctl: keygen: --roles: %s\n", err);
+        return EXIT_USAGE;
     }
-    printf("wrote %s/%s.key (secret, mode 0600) and %s/%s.pub\npublic key: %s\n", dir, name, dir,
-           name, kp.public_z85);
+    /* --signing on an existing CURVE pair adds the signing pair only (a
+     * coordinator from before epoch claims); anything else never overwrites. */
+    char *key_path = xasprintf("%s/%s.key", dir, name);
+    char *pub_path = xasprintf("%s/%s.pub", dir, name);
+    bool have_pair = signing && !roles_text && access(key_path, F_OK) == 0 &&
+                     access(pub_path, F_OK) == 0;
+    free(key_path);
+    free(pub_path);
+    keys_pair_t kp;
+    if (!have_pair) {
+        if (keys_generate(dir, name, roles, &kp, err, sizeof err) != 0) {
+            fprintf(stderr, "godwitctl: keygen: %s\n", err);
+            return EXIT_DEGRADED;
+        }
+        printf("wrote %s/%s.key (secret, mode 0600) and %s/%s.pub\npublic key: %s\n", dir, name,
+               dir, name, kp.public_z85);
+        sodium_memzero(&kp, sizeof kp);
+        if (roles) {
+            char list[64];
+            printf("roles: %s (an agent with this key may take only these)\n",
+                   keys_roles_format(roles, list, sizeof list));
+        } else if (!signing) {
+            printf("no roles line: in a coordinator's allowed_keys this key is refused until its "
+                   ".pub says which roles it may take (keygen --roles source,target,proxy)\n");
+        }
+    }
+    if (signing) {
+        unsigned char pk[KEYS_SIGN_PUBLIC_LEN];
+        if (keys_sign_generate(dir, name, pk, err, sizeof err) != 0) {
+            fprintf(stderr, "godwitctl: keygen: %s\n", err);
+            return EXIT_DEGRADED;
+        }
+        printf("wrote %s/%s.sign.key (signing secret, mode 0600) and %s/%s.sign.pub (copy it to "
+               "every agent host)\n", dir, name, dir, name);
+    }
     return 0;
 }
 
@@ -334,9 +416,12 @@ static int s_cmd_status(const char *sock, int argc, char **argv)
             if (!watch)
                 break;
         } else if (!cJSON_IsTrue(cJSON_GetObjectItem(st, "ok"))) {
+            s_humanize(st);
             fprintf(stderr, "godwitctl: %s\n", s_str(st, "error", "coordinator refused"));
             code = EXIT_DEGRADED;
         } else {
+            if (!json)
+                s_humanize(st);
             if (watch && tty && !json)
                 fputs("\033[H\033[2J", stdout);
             if (json) {
@@ -406,6 +491,8 @@ static int s_cmd_ping(const char *sock, int argc, char **argv)
         return EXIT_UNREACHABLE;
     }
     bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
+    if (!json)
+        s_humanize(resp);
     if (json) {
         char *text = cJSON_Print(resp);
         puts(text);
@@ -470,6 +557,8 @@ static int s_cmd_proxy(const char *sock, int argc, char **argv)
         return EXIT_UNREACHABLE;
     }
     bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
+    if (!json)
+        s_humanize(resp);
     const cJSON *st = cJSON_GetObjectItem(resp, "state");
     if (json) {
         char *text = cJSON_Print(resp);
@@ -702,6 +791,7 @@ static int s_ask(const char *sock, cJSON *req)
     }
     int code = 0;
     if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
+        s_humanize(resp);
         fprintf(stderr, "godwitctl: %s\n", s_str(resp, "error", "failed"));
         code = EXIT_DEGRADED;
     }
@@ -709,9 +799,10 @@ static int s_ask(const char *sock, cJSON *req)
     return code;
 }
 
-/* Migration name's status response (the caller deletes it), or NULL with
- * the reason printed (coordinator unreachable). */
-static cJSON *s_migration_status(const char *sock, const char *name)
+/* Migration name's status response (the caller deletes it; escaped for a
+ * terminal unless json), or NULL with the reason printed (coordinator
+ * unreachable). */
+static cJSON *s_migration_status(const char *sock, const char *name, bool json)
 {
     char err[512];
     cJSON *req = cJSON_CreateObject();
@@ -721,6 +812,8 @@ static cJSON *s_migration_status(const char *sock, const char *name)
     cJSON_Delete(req);
     if (!resp)
         fprintf(stderr, "godwitctl: %s\n", err);
+    else if (!json)
+        s_humanize(resp);
     return resp;
 }
 
@@ -733,7 +826,7 @@ static int s_follow(const char *sock, const char *name, const char *key,
                     void (*render)(const cJSON *report, double now, FILE *out))
 {
     for (;;) {
-        cJSON *resp = s_migration_status(sock, name);
+        cJSON *resp = s_migration_status(sock, name, json);
         if (!resp)
             return EXIT_UNREACHABLE;
         const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
@@ -858,7 +951,7 @@ static int s_cmd_cleanup(const char *sock, int argc, char **argv)
     if (code != 0)
         return code;
     for (int waited_ms = 0;; waited_ms += 200) {
-        cJSON *resp = s_migration_status(sock, name);
+        cJSON *resp = s_migration_status(sock, name, json);
         if (!resp)
             return EXIT_UNREACHABLE;
         const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
@@ -949,6 +1042,8 @@ static int s_cmd_migrate(const char *sock, int argc, char **argv)
             bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
             code = ok ? 0 : cJSON_IsTrue(cJSON_GetObjectItem(resp, "invalid_plan")) ? EXIT_USAGE
                                                                                   : EXIT_DEGRADED;
+            if (!json)
+                s_humanize(resp);
             if (json) {
                 char *out = watch ? cJSON_PrintUnformatted(resp) : cJSON_Print(resp);
                 puts(out);
@@ -1022,6 +1117,8 @@ static int s_cmd_plan(const char *sock, int argc, char **argv)
         return EXIT_UNREACHABLE;
     }
     int code;
+    if (!json)
+        s_humanize(resp);
     if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
         bool invalid = cJSON_IsTrue(cJSON_GetObjectItem(resp, "invalid_plan"));
         code = invalid ? EXIT_USAGE : EXIT_DEGRADED;

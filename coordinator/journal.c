@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,50 @@ static const char *const s_schema =
     "CREATE TABLE IF NOT EXISTS event ("
     "  id INTEGER PRIMARY KEY, migration TEXT NOT NULL, at INTEGER NOT NULL,"
     "  state TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);";
+
+/* The journal holds the plans (hosts, users, passfile paths): only the
+ * coordinator's user may read it. The file is created 0600 before SQLite
+ * opens it (SQLite would create it 0644 under the usual umask) and SQLite
+ * gives its -wal, -shm and -journal files the main file's mode; one left
+ * readable by others (an older version, a copy) is tightened, with a
+ * warning. */
+static bool s_private_files(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "journal %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    if ((st.st_mode & 077) && fchmod(fd, 0600) != 0) {
+        snprintf(err, errlen, "journal %s: mode %04o lets others read it, and chmod 600 failed: %s",
+                 path, (unsigned)(st.st_mode & 07777), strerror(errno));
+        close(fd);
+        return false;
+    }
+    if (st.st_mode & 077)
+        log_warn("journal %s: was mode %04o (readable by others); now 0600", path,
+                 (unsigned)(st.st_mode & 07777));
+    close(fd);
+    static const char *const suffixes[] = { "-wal", "-shm", "-journal" };
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        char *side = xasprintf("%s%s", path, suffixes[i]);
+        if (stat(side, &st) == 0 && (st.st_mode & 077)) {
+            if (chmod(side, 0600) != 0) {
+                snprintf(err, errlen, "journal %s: mode %04o lets others read it, and chmod 600 "
+                         "failed: %s", side, (unsigned)(st.st_mode & 07777), strerror(errno));
+                free(side);
+                return false;
+            }
+            log_warn("journal %s: was mode %04o (readable by others); now 0600", side,
+                     (unsigned)(st.st_mode & 07777));
+        }
+        free(side);
+    }
+    return true;
+}
 
 journal_t *journal_open(const char *path, char *err, size_t errlen)
 {
@@ -62,6 +107,10 @@ journal_t *journal_open(const char *path, char *err, size_t errlen)
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)pl, 0) != pl)
         log_warn("journal %s: cannot record pid in lock file", path);
 
+    if (!s_private_files(path, err, errlen)) {
+        close(fd);
+        return NULL;
+    }
     journal_t *j = xcalloc(1, sizeof *j);
     j->lock_fd = fd;
     j->path = xstrdup(path);

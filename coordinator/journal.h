@@ -9,6 +9,7 @@
  * coordinator runs on a journal at a time: journal_open takes an exclusive
  * lock (flock on JOURNAL.lock) that the process holds until it exits.
  * Writes use synchronous=FULL; a transition is recorded before it is acted on.
+ * The journal and its side files are mode 0600: they hold the plans.
  */
 #ifndef GODWIT_JOURNAL_H
 #define GODWIT_JOURNAL_H

@@ -201,6 +201,15 @@ static bool s_agent_ok(plancheck_mig_t *pm, const char *side, const char *agent,
 {
     const char *role = coord_agent_role(pm->pc->coord, agent);
     char msg[256], fix[256];
+    const char *refused = coord_agent_refused(pm->pc->coord, agent);
+    if (refused) {
+        snprintf(msg, sizeof msg, "%s agent %s: its hello was refused: %s", side, agent, refused);
+        snprintf(fix, sizeof fix, "set the agent's role to one its key may take, or add the role "
+                                  "to the roles line of %s.pub in allowed_keys (and restart the "
+                                  "coordinator)", agent);
+        s_add(pm, side, "error", "agent_role_refused", agent, msg, fix);
+        return false;
+    }
     if (!role) {
         snprintf(msg, sizeof msg, "%s agent %s is not connected (or not in the allow-list)", side,
                  agent);

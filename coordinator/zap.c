@@ -3,11 +3,14 @@
  */
 #include "zap.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
 #include "log.h"
+#include "units.h"
 #include "xalloc.h"
 #include "zuv.h"
 
@@ -18,8 +21,30 @@ struct zap {
     void *sock;
     zuv_t *watch;
     const keys_allowlist_t *allow;
+    ratelimit_t *log_limit;
     zap_stats_t stats;
 };
+
+/* Logs a refusal of the peer at address, unless this peer's refusals are
+ * being suppressed (then counted, and reported later by the limiter). */
+static void s_refusal(zap_t *z, const char *address, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void s_refusal(zap_t *z, const char *address, const char *fmt, ...)
+{
+    uint64_t before = 0;
+    if (!ratelimit_allow(z->log_limit, address, units_mono_ms(), &before))
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (before)
+        log_warn("zap: refused %s: %s (and %llu more of the same not logged before)", address, msg,
+                 (unsigned long long)before);
+    else
+        log_warn("zap: refused %s: %s", address, msg);
+}
 
 static void s_frame_str(zmq_msg_t *m, char *out, size_t len)
 {
@@ -61,19 +86,19 @@ static void s_handle(zap_t *z, zmq_msg_t *f, int n)
     s_frame_str(&f[3], address, sizeof address);
     s_frame_str(&f[5], mechanism, sizeof mechanism);
     if (strcmp(version, "1.0") != 0) {
-        log_warn("zap: refused %s: ZAP version %s", address, version);
+        s_refusal(z, address, "ZAP version %s", version);
         z->stats.refused_other++;
         s_reply(z, &f[1], "500", "unsupported ZAP version", "");
         return;
     }
     if (strcmp(domain, ZAP_DOMAIN) != 0) {
-        log_warn("zap: refused %s: domain \"%s\" is not \"%s\"", address, domain, ZAP_DOMAIN);
+        s_refusal(z, address, "domain \"%s\" is not \"%s\"", domain, ZAP_DOMAIN);
         z->stats.refused_other++;
         s_reply(z, &f[1], "400", "wrong domain", "");
         return;
     }
     if (strcmp(mechanism, "CURVE") != 0 || n < 7 || zmq_msg_size(&f[6]) != 32) {
-        log_warn("zap: refused %s: mechanism %s, only CURVE is allowed", address, mechanism);
+        s_refusal(z, address, "mechanism %s, only CURVE is allowed", mechanism);
         z->stats.refused_other++;
         s_reply(z, &f[1], "400", "CURVE required", "");
         return;
@@ -82,7 +107,7 @@ static void s_handle(zap_t *z, zmq_msg_t *f, int n)
     zmq_z85_encode(key, zmq_msg_data(&f[6]), 32);
     const char *name = keys_allowlist_find(z->allow, key);
     if (!name) {
-        log_warn("zap: refused %s: public key %s is not in the allow-list", address, key);
+        s_refusal(z, address, "public key %s is not in the allow-list", key);
         z->stats.refused_unknown_key++;
         s_reply(z, &f[1], "400", "key not allowed", "");
         return;
@@ -114,10 +139,11 @@ static void s_readable(zuv_t *w, void *sock, void *arg)
     }
 }
 
-zap_t *zap_new(uv_loop_t *loop, void *zctx, const keys_allowlist_t *allow)
+zap_t *zap_new(uv_loop_t *loop, void *zctx, const keys_allowlist_t *allow, ratelimit_t *log_limit)
 {
     zap_t *z = xcalloc(1, sizeof *z);
     z->allow = allow;
+    z->log_limit = log_limit;
     z->sock = zmq_socket(zctx, ZMQ_REP);
     int zero = 0;
     if (!z->sock || zmq_setsockopt(z->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||

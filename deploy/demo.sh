@@ -54,8 +54,12 @@ for c in blue green; do
 done
 
 ctl=build/coordinator/godwitctl
-for k in coordinator blue green; do $ctl keygen "$k" --dir "$work/keys" >/dev/null; done
-$ctl keygen px --dir "$work/keys" >/dev/null
+# The coordinator's CURVE pair and its signing pair (epoch claims); each
+# agent's key with the one role it may take.
+$ctl keygen coordinator --dir "$work/keys" --signing >/dev/null
+$ctl keygen blue --dir "$work/keys" --roles source >/dev/null
+$ctl keygen green --dir "$work/keys" --roles target >/dev/null
+$ctl keygen px --dir "$work/keys" --roles proxy >/dev/null
 mkdir -p "$work/allowed" && cp "$work/keys/blue.pub" "$work/keys/green.pub" "$work/keys/px.pub" \
     "$work/allowed/"
 cport=$(free_port)

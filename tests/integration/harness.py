@@ -241,19 +241,25 @@ class PgCluster:
 
 
 class Coordinator:
+    """A coordinator with its own folder, config and allow-list. Its CURVE
+    and signing keys are rig.keys/coordinator.{key,pub,sign.key,sign.pub}
+    (the agents' configs find coordinator.sign.pub next to coordinator.pub).
+    roles: {name: "source" | "source, target" ...}, the roles line of each
+    allowed key; a name not in it may take every role (a convenience of the
+    tests, written out in its .pub: the coordinator itself has no default)."""
+
     def __init__(self, rig, allowed_names, journal=None, options=None, port=None,
-                 dirname="coordinator"):
+                 dirname="coordinator", roles=None):
         self.rig = rig
         self.port = port or free_port()
         self.endpoint = "tcp://127.0.0.1:%d" % self.port
         self.dir = rig.path(dirname)
         os.makedirs(self.dir, exist_ok=True)
-        rig.keygen("coordinator")
+        rig.keygen("coordinator", signing=True)
         self.allowed = os.path.join(self.dir, "allowed")
         os.makedirs(self.allowed, exist_ok=True)
         for n in allowed_names:
-            rig.keygen(n)
-            shutil.copy(os.path.join(rig.keys, n + ".pub"), self.allowed)
+            self.allow(n, (roles or {}).get(n, "source, target, proxy"))
         self.socket = os.path.join(self.dir, "ctl.sock")
         self.journal = journal or os.path.join(self.dir, "journal.db")
         self.config = os.path.join(self.dir, "coordinator.yaml")
@@ -268,6 +274,17 @@ class Coordinator:
                 f.write("%s: %s\n" % (k, v))
         self.proc = None
         self.starts = 0
+
+    def allow(self, name, roles):
+        """Puts name's public key in the allow-list with a roles line
+        (roles None: none); takes effect at the next start."""
+        self.rig.keygen(name)
+        with open(os.path.join(self.rig.keys, name + ".pub")) as f:
+            lines = [l for l in f if not l.strip().startswith("roles:")]
+        if roles is not None:
+            lines.append("roles: %s\n" % roles)
+        with open(os.path.join(self.allowed, name + ".pub"), "w") as f:
+            f.writelines(lines)
 
     def start(self, wait=True, failpoint=None):
         """failpoint: GODWIT_FAILPOINT for this run (the coordinator kills
@@ -433,12 +450,16 @@ class Relay:
 class RawPeer:
     """A godwit-rawpeer (tests/tools/rawpeer.c): a peer that speaks the real
     transport (ZeroMQ, CURVE, godwit frames) but sends whatever the test
-    writes, for attacks and broken peers. as_agent: dials coordinator with
+    writes, for attacks and broken peers. With coordinator: dials it with
     the allow-listed key `key` (a key name in rig.keys). Otherwise a fake
-    coordinator bound on a free port with coordinator.key (a stolen one),
-    for agents to dial (.endpoint). One of the rig's processes."""
+    coordinator bound on a free port (or port: a real coordinator's, stopped)
+    with the CURVE key `key` (coordinator.key: a stolen one, without the
+    signing key; with signing=True, with it too: every command then carries
+    a valid claim of its epoch, and .claim(epoch) gives its instance and
+    signature for hand-built frames), for agents to dial (.endpoint). One
+    of the rig's processes."""
 
-    def __init__(self, rig, key, coordinator=None, name=None):
+    def __init__(self, rig, key, coordinator=None, name=None, port=None, signing=False):
         self.rig = rig
         self.name = name or "rawpeer-%d" % (1 + sum(1 for p in rig.procs
                                                     if p.name.startswith("rawpeer-")))
@@ -448,10 +469,13 @@ class RawPeer:
                     "--key", os.path.join(rig.keys, key + ".key"),
                     "--server-key", os.path.join(rig.keys, "coordinator.pub")]
         else:
-            self.port = free_port()
+            self.port = port or free_port()
             self.endpoint = "tcp://127.0.0.1:%d" % self.port
             argv = [exe("godwit-rawpeer"), "coordinator", "--bind", self.endpoint,
                     "--key", os.path.join(rig.keys, key + ".key")]
+            if signing:  # the signing key stolen too: commands carry valid claims
+                rig.keygen(key, signing=True)
+                argv += ["--sign-key", os.path.join(rig.keys, key + ".sign.key")]
         p = Process(self.name, argv, rig.path("%s.log" % self.name), ours=True,
                     stdout_pipe=True)
         log = open(p.log_path, "ab")
@@ -499,6 +523,15 @@ class RawPeer:
         line = self._line(10)
         if line != "sent":
             raise AssertionError("%s: send %s: %s" % (self.name, parts, line))
+
+    def claim(self, epoch):
+        """(instance, signature) as bytes: the claim of epoch this fake
+        coordinator's commands carry (signing=True only)."""
+        self._cmd("claim %d" % epoch)
+        line = self._line(10)
+        check(line.startswith("claim "), "%s: %r" % (self.name, line))
+        inst, sig = line.split()[1:]
+        return bytes.fromhex(inst), bytes.fromhex(sig)
 
     def send_raw(self, data):
         self._cmd("sendraw " + data.hex())
@@ -549,11 +582,14 @@ class Rig:
     def path(self, *parts):
         return os.path.join(self.root, *parts)
 
-    def keygen(self, name):
-        if os.path.exists(os.path.join(self.keys, name + ".key")):
+    def keygen(self, name, signing=False):
+        """The CURVE pair rig.keys/NAME.{key,pub} (and with signing, the
+        signing pair NAME.sign.{key,pub}) unless it exists."""
+        have = os.path.exists(os.path.join(self.keys, name + ".key"))
+        if have and (not signing or os.path.exists(os.path.join(self.keys, name + ".sign.key"))):
             return
-        subprocess.run([exe("godwitctl"), "keygen", name, "--dir", self.keys], check=True,
-                       stdout=subprocess.PIPE)
+        subprocess.run([exe("godwitctl"), "keygen", name, "--dir", self.keys] +
+                       (["--signing"] if signing else []), check=True, stdout=subprocess.PIPE)
 
     def spawn(self, name, argv, stdout_pipe=False, env=None):
         ours = os.path.basename(argv[0]).startswith("godwit")

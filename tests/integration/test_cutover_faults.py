@@ -149,8 +149,11 @@ def test_stopped_coordinator_is_refused_after_takeover(rig):
     continued while the address is still the standby's: it cannot reach any
     agent, so it can do nothing, and it queues its rollback's first command.
     Then the address flaps back to it (the old host announcing its virtual
-    IP again): the agents reach it, its queued command and pings are
-    refused for their stale epoch, and it exits 4 having switched nothing.
+    IP again): the agents reach it, and the first hello carries the
+    standby's epoch claim, signed with the coordinators' signing key: it
+    exits 4 having switched nothing (a command of it that reached an agent
+    first would be refused for its stale epoch, the refusal carrying the
+    same proof).
     The address goes back to the standby, which kept the migration
     streaming.
 
@@ -225,11 +228,13 @@ def test_stopped_coordinator_is_refused_after_takeover(rig):
     for n in agents:
         refused += re.findall(r"command (%d\.\d+) refused: epoch %d is older than %d" % (
             epoch_a, epoch_a, epoch_b), rig_log(rig, "agent-" + n))
-    check(refused, "the agents logged refusals of epoch %d" % epoch_a)
-    why = re.search(r"agent (\S+): command (\S+) refused: stale epoch", log)
-    print("   continued coordinator refused %.1f s after the agents could reach it: first by "
-          "%s, command %s; %d refusals logged by the agents" % (
-              t_refused, why and why.group(1), why and why.group(2), len(refused)))
+    why = re.search(r"agent (\S+): (hello: agent holds a valid claim of epoch %d|command \S+ "
+                    r"refused: stale epoch %d, agent holds a valid claim of the newer epoch %d)"
+                    % (epoch_b, epoch_a, epoch_b), log)
+    check(why, "fenced on an agent's proof of epoch %d" % epoch_b)
+    print("   continued coordinator fenced %.1f s after the agents could reach it, by agent %s: "
+          "%s; %d refusals logged by the agents" % (t_refused, why.group(1), why.group(2),
+                                                    len(refused)))
     ctl_rc, rep = report_of(ctl, 10)
     check(ctl_rc != 0 and rep.get("state") != "done", "its godwitctl did not see a cutover done: "
           "rc %d %r" % (ctl_rc, rep.get("state")))

@@ -80,10 +80,12 @@ def test_stale_coordinator_is_fenced(rig):
         wait_for("epoch %d adopted" % epoch,
                  lambda: coord.agent("a1")["highest_epoch"] == epoch, 10)
         check(coord.proc.stop() == 0, "clean stop")
-    # The agent restarts too: the epoch it saw is on disk.
+    # The agent restarts too: the epoch it saw is on disk, with its claim.
     agent.proc.stop()
     with open(os.path.join(agent.dir, "state", "epoch")) as f:
-        check(f.read().strip() == "3", "agent persisted epoch 3")
+        lines = f.read().split("\n")
+    check(lines[0] == "3" and lines[1].startswith("claim "),
+          "agent persisted epoch 3 and its claim: %r" % lines)
     agent.start()
     # It may be fenced before it answers a status request: read its log.
     old = Coordinator(rig, ["a1"], journal=stale, port=coord.port, dirname="stale")
@@ -91,8 +93,14 @@ def test_stale_coordinator_is_fenced(rig):
     rc = old.proc.wait(20)
     check("(epoch 2," in old.proc.log(), "stale coordinator ran with epoch 2")
     check(rc == 4, "stale coordinator exits with 4 (fenced), got %r" % rc)
-    check("fenced" in old.proc.log(), "the coordinator says it is fenced")
-    check("refused" in agent.proc.log(), "the agent logged the refusal")
+    # The agent's hello proves epoch 3 with a claim signed by the
+    # coordinators' key: fenced before it sent anything (else the agent
+    # refuses its first command, and that refusal carries the same proof).
+    log = old.proc.log()
+    check("fenced" in log and "valid claim of epoch 3" in log,
+          "the coordinator says it is fenced, and by what")
+    check("epoch 2 (was 3)" not in agent.proc.log() and "coordinator epoch 2" not in
+          agent.proc.log().split("coordinator epoch 3")[-1], "the agent never took epoch 2 again")
 
 
 def test_same_epoch_from_another_journal_is_fenced(rig):
@@ -118,7 +126,8 @@ def test_same_epoch_from_another_journal_is_fenced(rig):
     rc = coord.proc.wait(20)
     check("(epoch 2," in coord.proc.log(), "the old journal's coordinator ran with epoch 2")
     check(rc == 4, "it exits with 4 (fenced), got %r" % rc)
-    check("fenced" in coord.proc.log(), "the coordinator says it is fenced")
+    check("fenced" in coord.proc.log() and "twin" in coord.proc.log(),
+          "the coordinator says it is fenced, by a twin's claim")
     check(agent.proc.alive(), "the agent runs on")
 
 

@@ -37,8 +37,10 @@ class FakeCoordinator:
     under test dials it (.endpoint) and it sends what the test says."""
 
     def __init__(self, rig):
-        rig.keygen("coordinator")
-        self.peer = RawPeer(rig, "coordinator")
+        # Both keys: what the agent does with a command it accepts is the
+        # question here (a CURVE key alone gets no command accepted beyond
+        # the agent's current epoch: test_trust.py).
+        self.peer = RawPeer(rig, "coordinator", signing=True)
         self.endpoint = self.peer.endpoint
         self.epoch = 7
         self.n = 0
@@ -120,10 +122,12 @@ def old_conn(host, port, user, passfile, dbname, peer=None):
     return b + (_len(7, peer) if peer else b"")
 
 
-def envelope(cid, epoch, action_num, action):
-    """Envelope{version 1, msg_id, command{id, epoch, deadline, action}}."""
+def envelope(cid, epoch, action_num, action, claim):
+    """Envelope{version 1, msg_id, command{id, epoch, deadline, claim,
+    action}}; claim: (instance, signature) of that epoch."""
+    claim_msg = _int(1, epoch) + _len(2, claim[0]) + _len(3, claim[1])
     cmd = (_len(1, cid) + _int(2, epoch) + _int(3, int(time.time() * 1000) + 120000)
-           + _len(action_num, action))
+           + _len(4, claim_msg) + _len(action_num, action))
     return _int(1, 1) + _int(2, 1 << 40) + _len(12, cmd)
 
 
@@ -210,7 +214,7 @@ def test_unknown_peer_refused_and_nothing_leaves(rig):
     cid = "%d.%d" % (fc.epoch, 1000)
     roles = _len(1, "postgres") + _len(2, old_conn("127.0.0.1", port, "postgres", secret,
                                                    "postgres")) + _len(3, "app")
-    fc.send_frame(envelope(cid, fc.epoch, VERIFY_ROLES, roles))
+    fc.send_frame(envelope(cid, fc.epoch, VERIFY_ROLES, roles, fc.peer.claim(fc.epoch)))
     res = fc.result(cid)
     check(failed(res, "peer", agent.config), "old-style connection refused: %r" % res)
     print("   old fields: %s" % res["result.message"])
@@ -243,7 +247,7 @@ def test_unknown_peer_refused_and_nothing_leaves(rig):
     cid = "%d.%d" % (fc.epoch, 1001)
     schema = _len(1, "shop") + _len(2, old_conn("127.0.0.1", port, "postgres", secret, "shop",
                                                 peer="blue"))
-    fc.send_frame(envelope(cid, fc.epoch, VERIFY_SCHEMA, schema))
+    fc.send_frame(envelope(cid, fc.epoch, VERIFY_SCHEMA, schema, fc.peer.claim(fc.epoch)))
     res = fc.result(cid)
     check(ok(res) and res.get("result.verify_schema.tables") == "1",
           "a configured peer works, read through its own address: %r" % res)

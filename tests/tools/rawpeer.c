@@ -8,9 +8,12 @@
  *
  *   godwit-rawpeer agent --endpoint EP --key NAME.key --server-key coordinator.pub
  *       a DEALER dialing a coordinator with an agent's key
- *   godwit-rawpeer coordinator --bind EP --key coordinator.key
+ *   godwit-rawpeer coordinator --bind EP --key coordinator.key [--sign-key coordinator.sign.key]
  *       a ROUTER bound as CURVE server with no allow-list (it takes any
- *       client key), answering the last peer that spoke
+ *       client key), answering the last peer that spoke; with the signing
+ *       key too (both of the coordinator's keys stolen), every command sent
+ *       without a claim gets a valid one for its epoch (one instance per
+ *       process), as a real coordinator's would
  *
  * Once its socket is set up it prints "ready". The script is read from
  * standard input, one command per line; each is answered on standard output
@@ -24,6 +27,8 @@
  *                          "timeout" if none came; "bad REASON" if it did
  *                          not decode
  *   sleep MS
+ *   claim EPOCH            the claim commands of that epoch carry:
+ *                          "claim INSTANCE_HEX SIGNATURE_HEX" (needs --sign-key)
  * PATH names Envelope fields through protobuf-c's own descriptors, e.g.
  * hello.role=ROLE_PROXY, result.command_id=1.7, command.drop_objects.slot=s.
  * NAME+ appends an element to a repeated field (hello.capabilities+=ping,
@@ -43,8 +48,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <zmq.h>
 
+#include "claim.h"
 #include "keys.h"
 #include "wire.h"
 #include "xalloc.h"
@@ -59,6 +66,9 @@ typedef struct {
     uint8_t rid[RP_RID_MAX]; /* router: the last peer that spoke */
     size_t rid_len;
     uint64_t next_msg_id;
+    bool signing;                      /* --sign-key given */
+    uint8_t sign_sk[KEYS_SIGN_SECRET_LEN];
+    uint8_t instance[CLAIM_INSTANCE_LEN]; /* this process's, for every epoch */
 } rp_t;
 
 static volatile sig_atomic_t s_stop;
@@ -440,6 +450,48 @@ static int s_send_frame(rp_t *rp, const void *buf, size_t len)
     return 0;
 }
 
+/* The claim of epoch, signed, with this process's instance. */
+static void s_claim(rp_t *rp, uint64_t epoch, claim_t *c)
+{
+    claim_sign(c, epoch, rp->instance, rp->sign_sk);
+}
+
+static void s_cmd_claim(rp_t *rp, const char *args)
+{
+    if (!rp->signing) {
+        printf("error no --sign-key\n");
+        return;
+    }
+    claim_t c;
+    s_claim(rp, strtoull(args, NULL, 10), &c);
+    printf("claim ");
+    for (size_t i = 0; i < sizeof c.instance; i++)
+        printf("%02x", c.instance[i]);
+    putchar(' ');
+    for (size_t i = 0; i < sizeof c.sig; i++)
+        printf("%02x", c.sig[i]);
+    putchar('\n');
+}
+
+/* A command without a claim gets a valid one (copies the envelope owns). */
+static void s_add_claim(rp_t *rp, Godwit__Envelope *env)
+{
+    if (!rp->signing || env->body_case != GODWIT__ENVELOPE__BODY_COMMAND || env->command->claim)
+        return;
+    claim_t c;
+    s_claim(rp, env->command->epoch, &c);
+    Godwit__EpochClaim *m = xmalloc(sizeof *m);
+    godwit__epoch_claim__init(m);
+    m->epoch = c.epoch;
+    m->instance.len = sizeof c.instance;
+    m->instance.data = xmalloc(sizeof c.instance);
+    memcpy(m->instance.data, c.instance, sizeof c.instance);
+    m->signature.len = sizeof c.sig;
+    m->signature.data = xmalloc(sizeof c.sig);
+    memcpy(m->signature.data, c.sig, sizeof c.sig);
+    env->command->claim = m;
+}
+
 static void s_cmd_send(rp_t *rp, char *args)
 {
     Godwit__Envelope *env = (Godwit__Envelope *)s_new_message(&godwit__envelope__descriptor);
@@ -456,6 +508,7 @@ static void s_cmd_send(rp_t *rp, char *args)
         ok = s_set(&env->base, tok, eq + 1, err, sizeof err);
     }
     if (ok) {
+        s_add_claim(rp, env);
         if (!env->msg_id)
             env->msg_id = ++rp->next_msg_id;
         size_t len = 0;
@@ -552,7 +605,8 @@ static int s_usage(void)
 {
     fprintf(stderr,
             "usage: godwit-rawpeer agent --endpoint EP --key NAME.key --server-key coordinator.pub\n"
-            "       godwit-rawpeer coordinator --bind EP --key coordinator.key\n");
+            "       godwit-rawpeer coordinator --bind EP --key coordinator.key"
+            " [--sign-key coordinator.sign.key]\n");
     return 2;
 }
 
@@ -566,7 +620,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     if (argc < 2)
         return s_usage();
-    const char *endpoint = NULL, *bind = NULL, *key = NULL, *server_key = NULL;
+    const char *endpoint = NULL, *bind = NULL, *key = NULL, *server_key = NULL, *sign_key = NULL;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--endpoint") == 0)
             endpoint = argv[i + 1];
@@ -576,6 +630,8 @@ int main(int argc, char **argv)
             key = argv[i + 1];
         else if (strcmp(argv[i], "--server-key") == 0)
             server_key = argv[i + 1];
+        else if (strcmp(argv[i], "--sign-key") == 0)
+            sign_key = argv[i + 1];
         else
             return s_usage();
     }
@@ -591,6 +647,15 @@ int main(int argc, char **argv)
         (!rp.router && keys_load_public(server_key, server_pub, err, sizeof err) != 0)) {
         fprintf(stderr, "%s\n", err);
         return 2;
+    }
+    if (sign_key) {
+        uint8_t pk[KEYS_SIGN_PUBLIC_LEN];
+        if (keys_load_sign_secret(sign_key, rp.sign_sk, pk, err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+        rp.signing = true;
+        randombytes_buf(rp.instance, sizeof rp.instance);
     }
     rp.ctx = zmq_ctx_new();
     rp.sock = zmq_socket(rp.ctx, rp.router ? ZMQ_ROUTER : ZMQ_DEALER);
@@ -643,6 +708,8 @@ int main(int argc, char **argv)
             if (*b)
                 *b++ = '\0';
             s_cmd_recv(&rp, strtol(args, NULL, 10), *b ? b : NULL);
+        } else if (strcmp(cmd, "claim") == 0) {
+            s_cmd_claim(&rp, args);
         } else if (strcmp(cmd, "sleep") == 0) {
             zmq_poll(NULL, 0, strtol(args, NULL, 10));
             printf("slept\n");

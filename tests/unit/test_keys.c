@@ -1,13 +1,20 @@
 /*
- * test_keys: common/keys.c, CURVE key pairs on disk and the allow-list.
+ * test_keys: common/keys.c, CURVE key pairs on disk, the allow-list with the
+ * roles of each key, and the coordinator's signing pair.
  *
  * Covers keys_generate (modes 0600 / 0644, refusing to overwrite either file
  * and leaving the existing one byte for byte as it was, refusing bad names
- * without creating anything), keys_load_secret (derives the same public key;
- * refuses group- or world-readable modes with a "chmod 600" hint, symlinks,
- * folders and malformed files; accepts comments and blank lines) and
- * keys_allowlist_load / _find (NAME.pub files only, the same key under two
- * names, a malformed .pub, a missing folder).
+ * without creating anything, the roles line), keys_load_secret (derives the
+ * same public key; refuses group- or world-readable modes with a "chmod 600"
+ * hint, a file owned by another user, symlinks, folders and malformed files;
+ * accepts comments and blank lines), roles lists (parsed, refused with the
+ * word it does not know), keys_allowlist_load / _find / _entry (NAME.pub
+ * files only, each with its roles; one without a roles line or with a bad
+ * one refused naming file and line; the same key under two names, a
+ * malformed .pub, a missing folder), and the signing pair (written 0600 /
+ * 0644, never overwritten, loaded back to the same key that verifies what
+ * the secret signs, the secret file held to the same checks, malformed files
+ * refused, never confused with a CURVE key).
  *
  * Files: every test gets its own mkdtemp folder under /tmp from its setup and
  * the teardown removes it, also when an assertion failed. The tests run as
@@ -29,6 +36,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "fsutil.h"
 #include "keys.h"
@@ -87,7 +95,7 @@ static keys_pair_t s_gen(const char *dir, const char *name)
 {
     keys_pair_t kp;
     char err[512] = "";
-    int rc = keys_generate(dir, name, &kp, err, sizeof err);
+    int rc = keys_generate(dir, name, KEYS_ROLE_SOURCE, &kp, err, sizeof err);
     if (rc != 0)
         fail_msg("keys_generate %s/%s: %d %s", dir, name, rc, err);
     assert_int_equal(strlen(kp.public_z85), KEYS_Z85_LEN);
@@ -153,7 +161,7 @@ static void test_generate_refuses_existing(void **state)
     char *pub = s_path(dir, "k1.pub");
     s_write(key, "precious secret\n", 0600);
     err[0] = '\0';
-    assert_int_equal(keys_generate(dir, "k1", &kp, err, sizeof err), -EEXIST);
+    assert_int_equal(keys_generate(dir, "k1", 0, &kp, err, sizeof err), -EEXIST);
     assert_non_null(strstr(err, "already exists"));
     assert_non_null(strstr(err, key));
     char *text = s_read(key);
@@ -168,7 +176,7 @@ static void test_generate_refuses_existing(void **state)
     pub = s_path(dir, "k2.pub");
     s_write(pub, "precious public\n", 0644);
     err[0] = '\0';
-    assert_int_equal(keys_generate(dir, "k2", &kp, err, sizeof err), -EEXIST);
+    assert_int_equal(keys_generate(dir, "k2", 0, &kp, err, sizeof err), -EEXIST);
     assert_non_null(strstr(err, pub));
     text = s_read(pub);
     assert_string_equal(text, "precious public\n");
@@ -183,7 +191,7 @@ static void test_generate_refuses_existing(void **state)
     s_gen(dir, "k3");
     char *key_before = s_read(key);
     char *pub_before = s_read(pub);
-    assert_int_equal(keys_generate(dir, "k3", &kp, err, sizeof err), -EEXIST);
+    assert_int_equal(keys_generate(dir, "k3", 0, &kp, err, sizeof err), -EEXIST);
     char *key_after = s_read(key);
     char *pub_after = s_read(pub);
     assert_string_equal(key_before, key_after);
@@ -208,7 +216,7 @@ static void test_generate_refuses_bad_names(void **state)
         keys_pair_t kp;
         char err[512] = "";
         assert_false(keys_name_valid(bad[i]));
-        int rc = keys_generate(dir, bad[i], &kp, err, sizeof err);
+        int rc = keys_generate(dir, bad[i], KEYS_ROLE_PROXY, &kp, err, sizeof err);
         if (rc != -EINVAL)
             fail_msg("name \"%s\": rc %d, expected -EINVAL", bad[i], rc);
         assert_non_null(strstr(err, "invalid key name"));
@@ -443,7 +451,7 @@ static void test_allowlist_duplicate_key(void **state)
     keys_pair_t a = s_gen(allow, "alpha");
     s_gen(allow, "beta");
     char *copy = s_path(allow, "alias.pub");
-    char *text = xasprintf("# same key, other name\n%s\n", a.public_z85);
+    char *text = xasprintf("# same key, other name\n%s\nroles: proxy\n", a.public_z85);
     s_write(copy, text, 0644);
 
     keys_allowlist_t list = { (keys_entry_t *)1, 99 }; /* overwritten on failure */
@@ -477,7 +485,7 @@ static void test_allowlist_malformed(void **state)
     /* A .pub whose NAME is not a valid key name. */
     char *odd = s_path(allow, "bad name.pub");
     keys_pair_t kp = s_gen(dir, "other");
-    char *text = xasprintf("%s\n", kp.public_z85);
+    char *text = xasprintf("%s\nroles: source\n", kp.public_z85);
     s_write(odd, text, 0644);
     err[0] = '\0';
     assert_int_equal(keys_allowlist_load(allow, &list, err, sizeof err), -EINVAL);
@@ -516,6 +524,276 @@ static void test_allowlist_missing_folder(void **state)
     free(missing);
 }
 
+/* ---- roles ------------------------------------------------------------ */
+
+static void test_roles_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        unsigned roles;
+    } good[] = {
+        { "source", KEYS_ROLE_SOURCE },
+        { "target", KEYS_ROLE_TARGET },
+        { "proxy", KEYS_ROLE_PROXY },
+        { "source, target", KEYS_ROLE_SOURCE | KEYS_ROLE_TARGET },
+        { " proxy target ", KEYS_ROLE_PROXY | KEYS_ROLE_TARGET },
+        { "source,,proxy,source", KEYS_ROLE_SOURCE | KEYS_ROLE_PROXY },
+        { "source\ttarget,proxy", KEYS_ROLE_ALL },
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        unsigned r = 0;
+        char err[256] = "";
+        if (keys_roles_parse(good[i].text, &r, err, sizeof err) != 0)
+            fail_msg("\"%s\" refused: %s", good[i].text, err);
+        assert_int_equal(r, good[i].roles);
+    }
+    static const char *const bad[] = { "", " , ", "sourse", "Source", "all", "source, *",
+                                       "source target proxy admin" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unsigned r = 99;
+        char err[256] = "";
+        if (keys_roles_parse(bad[i], &r, err, sizeof err) != -EINVAL)
+            fail_msg("\"%s\" accepted", bad[i]);
+        assert_int_equal(r, 99);
+        assert_true(err[0] != '\0');
+    }
+    char err[256];
+    assert_int_equal(keys_roles_parse("sourse", &(unsigned){ 0 }, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "\"sourse\""));
+    assert_non_null(strstr(err, "source, target, proxy"));
+    char buf[64];
+    assert_string_equal(keys_roles_format(KEYS_ROLE_SOURCE | KEYS_ROLE_PROXY, buf, sizeof buf),
+                        "source, proxy");
+    assert_string_equal(keys_roles_format(KEYS_ROLE_ALL, buf, sizeof buf), "source, target, proxy");
+    assert_string_equal(keys_roles_format(0, buf, sizeof buf), "none");
+    assert_int_equal(keys_role_bit("target"), KEYS_ROLE_TARGET);
+    assert_int_equal(keys_role_bit("targets"), 0);
+}
+
+static void test_generate_roles_line(void **state)
+{
+    const char *dir = *state;
+    keys_pair_t kp;
+    char err[512] = "";
+    assert_int_equal(keys_generate(dir, "db1", KEYS_ROLE_SOURCE | KEYS_ROLE_TARGET, &kp, err,
+                                   sizeof err), 0);
+    char *pub = s_path(dir, "db1.pub");
+    char *text = s_read(pub);
+    assert_non_null(strstr(text, "\nroles: source, target\n"));
+    free(text);
+    /* A roles line is allowed, and ignored, where a plain public key is read. */
+    char z85[KEYS_Z85_LEN + 1];
+    assert_int_equal(keys_load_public(pub, z85, err, sizeof err), 0);
+    assert_string_equal(z85, kp.public_z85);
+    /* Without roles (a coordinator's key): no roles line. */
+    assert_int_equal(keys_generate(dir, "coordinator", 0, &kp, err, sizeof err), 0);
+    char *cpub = s_path(dir, "coordinator.pub");
+    text = s_read(cpub);
+    assert_null(strstr(text, "roles"));
+    free(text);
+    free(cpub);
+    free(pub);
+}
+
+static void test_allowlist_roles(void **state)
+{
+    const char *dir = *state;
+    char *allow = s_path(dir, "allowed");
+    keys_pair_t a = s_gen(allow, "alpha"); /* roles: source */
+    keys_pair_t b, c;
+    char err[512] = "";
+    assert_int_equal(keys_generate(allow, "beta", KEYS_ROLE_PROXY | KEYS_ROLE_TARGET, &b, err,
+                                   sizeof err), 0);
+    keys_allowlist_t list;
+    assert_int_equal(keys_allowlist_load(allow, &list, err, sizeof err), 0);
+    assert_int_equal(keys_allowlist_entry(&list, a.public_z85)->roles, KEYS_ROLE_SOURCE);
+    assert_int_equal(keys_allowlist_entry(&list, b.public_z85)->roles,
+                     KEYS_ROLE_PROXY | KEYS_ROLE_TARGET);
+    assert_string_equal(keys_allowlist_entry(&list, b.public_z85)->name, "beta");
+    keys_allowlist_free(&list);
+
+    /* A key without a roles line: no default, the whole list is refused,
+     * naming the file and what to add. */
+    assert_int_equal(keys_generate(allow, "gamma", 0, &c, err, sizeof err), 0);
+    char *gamma = s_path(allow, "gamma.pub");
+    err[0] = '\0';
+    assert_int_equal(keys_allowlist_load(allow, &list, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, gamma));
+    assert_non_null(strstr(err, "roles: missing"));
+    assert_null(list.entries);
+
+    /* A roles line naming a role that does not exist: file and line. */
+    char *text = xasprintf("# gamma\n%s\nroles: source, admin\n", c.public_z85);
+    s_write(gamma, text, 0644);
+    free(text);
+    err[0] = '\0';
+    assert_int_equal(keys_allowlist_load(allow, &list, err, sizeof err), -EINVAL);
+    char *where = xasprintf("%s:3: roles: unknown role \"admin\"", gamma);
+    if (!strstr(err, where))
+        fail_msg("error \"%s\" does not say \"%s\"", err, where);
+    free(where);
+
+    /* Two roles lines, an empty one. */
+    text = xasprintf("%s\nroles: source\nroles: proxy\n", c.public_z85);
+    s_write(gamma, text, 0644);
+    free(text);
+    assert_int_equal(keys_allowlist_load(allow, &list, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, ":3: roles: a second roles line"));
+    text = xasprintf("%s\nroles:   \n", c.public_z85);
+    s_write(gamma, text, 0644);
+    free(text);
+    assert_int_equal(keys_allowlist_load(allow, &list, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, gamma));
+
+    /* Fixed: loads. */
+    text = xasprintf("%s\n  roles: proxy  \n", c.public_z85);
+    s_write(gamma, text, 0644);
+    free(text);
+    assert_int_equal(keys_allowlist_load(allow, &list, err, sizeof err), 0);
+    assert_int_equal(list.count, 3);
+    assert_int_equal(keys_allowlist_entry(&list, c.public_z85)->roles, KEYS_ROLE_PROXY);
+    keys_allowlist_free(&list);
+
+    /* A roles line has no place in a secret key file. */
+    char *key = s_path(allow, "alpha.key");
+    text = xasprintf("%s\nroles: source\n", a.secret_z85);
+    s_write(key, text, 0600);
+    sodium_memzero(text, strlen(text));
+    free(text);
+    keys_pair_t out;
+    assert_int_equal(keys_load_secret(key, &out, err, sizeof err), -EINVAL);
+    assert_null(strstr(err, a.secret_z85));
+    free(key);
+    free(gamma);
+    free(allow);
+}
+
+/* ---- file owner ------------------------------------------------------- */
+
+static void test_load_secret_refuses_other_owner(void **state)
+{
+    const char *dir = *state;
+    if (geteuid() != 0)
+        skip(); /* only root can give a file away */
+    s_gen(dir, "agent");
+    unsigned char pk[KEYS_SIGN_PUBLIC_LEN], sk[KEYS_SIGN_SECRET_LEN];
+    char err[512] = "";
+    assert_int_equal(keys_sign_generate(dir, "coordinator", pk, err, sizeof err), 0);
+    const char *files[] = { "agent.key", "coordinator.sign.key" };
+    for (size_t i = 0; i < 2; i++) {
+        char *path = s_path(dir, files[i]);
+        /* 0600 and a regular file: only the owner is wrong. */
+        assert_int_equal(chown(path, 65534, 65534), 0);
+        assert_int_equal(s_mode(path), 0600);
+        err[0] = '\0';
+        keys_pair_t kp;
+        int rc = i == 0 ? keys_load_secret(path, &kp, err, sizeof err)
+                        : keys_load_sign_secret(path, sk, pk, err, sizeof err);
+        if (rc != -EPERM)
+            fail_msg("%s owned by uid 65534 loaded: rc %d", files[i], rc);
+        assert_non_null(strstr(err, path));
+        assert_non_null(strstr(err, "owned by uid 65534"));
+        assert_non_null(strstr(err, "chown"));
+        /* Given back: loads. */
+        assert_int_equal(chown(path, geteuid(), getegid()), 0);
+        rc = i == 0 ? keys_load_secret(path, &kp, err, sizeof err)
+                    : keys_load_sign_secret(path, sk, pk, err, sizeof err);
+        assert_int_equal(rc, 0);
+        free(path);
+    }
+}
+
+/* ---- the signing pair ------------------------------------------------- */
+
+static void test_sign_pair(void **state)
+{
+    const char *dir = *state;
+    unsigned char pk[KEYS_SIGN_PUBLIC_LEN], pk2[KEYS_SIGN_PUBLIC_LEN], pk3[KEYS_SIGN_PUBLIC_LEN];
+    unsigned char sk[KEYS_SIGN_SECRET_LEN];
+    char err[512] = "";
+    char *sub = s_path(dir, "keys");
+    assert_int_equal(keys_sign_generate(sub, "coordinator", pk, err, sizeof err), 0);
+    char *key = s_path(sub, "coordinator.sign.key");
+    char *pub = s_path(sub, "coordinator.sign.pub");
+    assert_int_equal(s_mode(sub), 0700);
+    assert_int_equal(s_mode(key), 0600);
+    assert_int_equal(s_mode(pub), 0644);
+
+    /* Loaded back: the same public key, from either file. */
+    assert_int_equal(keys_load_sign_secret(key, sk, pk2, err, sizeof err), 0);
+    assert_memory_equal(pk, pk2, sizeof pk);
+    assert_int_equal(keys_load_sign_public(pub, pk3, err, sizeof err), 0);
+    assert_memory_equal(pk, pk3, sizeof pk);
+    /* The secret signs what the public key verifies. */
+    unsigned char sig[crypto_sign_BYTES];
+    crypto_sign_detached(sig, NULL, (const unsigned char *)"x", 1, sk);
+    assert_int_equal(crypto_sign_verify_detached(sig, (const unsigned char *)"x", 1, pk3), 0);
+    /* The public file holds nothing of the secret. */
+    char *pub_text = s_read(pub), *key_text = s_read(key);
+    char pk_hex[2 * KEYS_SIGN_PUBLIC_LEN + 1];
+    sodium_bin2hex(pk_hex, sizeof pk_hex, pk, sizeof pk);
+    assert_non_null(strstr(pub_text, pk_hex));
+    assert_null(strstr(pub_text, "seed"));
+    assert_null(strstr(key_text, pk_hex));
+
+    /* Never overwritten. */
+    assert_int_equal(keys_sign_generate(sub, "coordinator", pk2, err, sizeof err), -EEXIST);
+    assert_non_null(strstr(err, "refusing to overwrite"));
+    char *pub_after = s_read(pub), *key_after = s_read(key);
+    assert_string_equal(pub_text, pub_after);
+    assert_string_equal(key_text, key_after);
+
+    /* Not a CURVE key, and a CURVE key is not one: neither loader takes
+     * the other's file. */
+    char z85[KEYS_Z85_LEN + 1];
+    assert_int_equal(keys_load_public(pub, z85, err, sizeof err), -EINVAL);
+    keys_pair_t kp = s_gen(sub, "agent");
+    char *apub = s_path(sub, "agent.pub"), *akey = s_path(sub, "agent.key");
+    assert_int_equal(keys_load_sign_public(apub, pk2, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, apub));
+    assert_int_equal(keys_load_sign_secret(akey, sk, pk2, err, sizeof err), -EINVAL);
+    assert_null(strstr(err, kp.secret_z85));
+
+    /* The secret file gets the CURVE secret's checks. */
+    assert_int_equal(chmod(key, 0640), 0);
+    assert_int_equal(keys_load_sign_secret(key, sk, pk2, err, sizeof err), -EPERM);
+    assert_non_null(strstr(err, "chmod 600"));
+    assert_int_equal(chmod(key, 0600), 0);
+
+    /* Malformed: no tag, short, two lines, not hex. */
+    char *bad = s_path(sub, "bad.sign.pub");
+    char *texts[] = {
+        xasprintf("%s\n", pk_hex),
+        xasprintf("ed25519: %.62s\n", pk_hex),
+        xasprintf("ed25519: %s\ned25519: %s\n", pk_hex, pk_hex),
+        xasprintf("ed25519: %.63sz\n", pk_hex),
+        xasprintf("# nothing\n"),
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        s_write(bad, texts[i], 0644);
+        err[0] = '\0';
+        if (keys_load_sign_public(bad, pk2, err, sizeof err) != -EINVAL)
+            fail_msg("malformed signing public key #%zu loaded", i);
+        assert_non_null(strstr(err, bad));
+        free(texts[i]);
+    }
+    char *missing = s_path(sub, "missing.sign.pub");
+    assert_int_equal(keys_load_sign_public(missing, pk2, err, sizeof err), -ENOENT);
+    assert_non_null(strstr(err, missing));
+    free(missing);
+    free(bad);
+    free(apub);
+    free(akey);
+    free(pub_text);
+    free(key_text);
+    free(pub_after);
+    free(key_after);
+    free(key);
+    free(pub);
+    free(sub);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tmpdir_setup, tmpdir_teardown)
 
 int main(void)
@@ -534,6 +812,11 @@ int main(void)
         T(test_allowlist_duplicate_key),
         T(test_allowlist_malformed),
         T(test_allowlist_missing_folder),
+        T(test_roles_parse),
+        T(test_generate_roles_line),
+        T(test_allowlist_roles),
+        T(test_load_secret_refuses_other_owner),
+        T(test_sign_pair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
