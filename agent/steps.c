@@ -101,6 +101,7 @@ struct s_step {
 
     /* DropObjects */
     char *drop_sub, *drop_pub, *drop_slot; /* NULL: skip */
+    char *drop_verify_slot;     /* dropped after drop_slot, the same way; NULL: skip */
     uint64_t slot_deadline;     /* uv_now() when waiting for its holder ends; 0: not yet */
 };
 
@@ -129,6 +130,7 @@ static void s_on_timer_closed(uv_handle_t *h)
     free(s->drop_sub);
     free(s->drop_pub);
     free(s->drop_slot);
+    free(s->drop_verify_slot);
     free(s);
 }
 
@@ -1218,8 +1220,23 @@ static void s_drop_slot(s_step_t *s)
     s_slot_lookup(s);
 }
 
+/* The verify slot (VerifyTable's, left by an agent that died mid-verify):
+ * the slot stage again, on that name. */
+static void s_drop_verify_slot(s_step_t *s)
+{
+    if (!s->drop_verify_slot) {
+        s_next(s);
+        return;
+    }
+    free(s->drop_slot);
+    s->drop_slot = s->drop_verify_slot;
+    s->drop_verify_slot = NULL;
+    s->slot_deadline = 0;
+    s_slot_lookup(s);
+}
+
 static const s_stage_fn s_drop_stages[] = {
-    s_connect, s_drop_sub, s_drop_pub, s_drop_slot, NULL,
+    s_connect, s_drop_sub, s_drop_pub, s_drop_slot, s_drop_verify_slot, NULL,
 };
 
 /* ---- connections (step.h) ---------------------------------------------- */
@@ -1486,5 +1503,6 @@ step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
     s->drop_sub = s_set(req->subscription) ? xstrdup(req->subscription) : NULL;
     s->drop_pub = s_set(req->publication) ? xstrdup(req->publication) : NULL;
     s->drop_slot = s_set(req->slot) ? xstrdup(req->slot) : NULL;
+    s->drop_verify_slot = s_set(req->verify_slot) ? xstrdup(req->verify_slot) : NULL;
     return &s->base;
 }
