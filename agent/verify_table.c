@@ -1789,19 +1789,17 @@ static bool s_each_differing(t_step_t *s, bool (*fn)(t_step_t *, const char *))
 static bool s_judge_key(t_step_t *s, const char *key)
 {
     const t_row_t *a = s_rows_find(&s->rows[SRC], key), *b = s_rows_find(&s->rows[DST], key);
+    /* Also a key the window did not change: a TRUNCATE in the window may
+     * explain its absence. */
     vwindow_verdict_t v;
-    if (!vwindow_has_key(s->win, key)) {
-        v = !b ? VWINDOW_MISSING : !a ? VWINDOW_EXTRA : VWINDOW_CHANGED;
-    } else {
-        const t_full_t *base = NULL;
-        if (a && vwindow_needs_base(s->win, key))
-            base = s_base_find(&s->base_rows, key);
-        char why[512];
-        if (!vwindow_judge(s->win, key, a ? a->hash : NULL, b ? b->hash : NULL,
-                           base ? base->values : NULL, &v, why, sizeof why)) {
-            s_failf(s, "%s", why);
-            return false;
-        }
+    const t_full_t *base = NULL;
+    if (a && vwindow_needs_base(s->win, key))
+        base = s_base_find(&s->base_rows, key);
+    char why[512];
+    if (!vwindow_judge(s->win, key, a ? a->hash : NULL, b ? b->hash : NULL,
+                       base ? base->values : NULL, &v, why, sizeof why)) {
+        s_failf(s, "%s", why);
+        return false;
     }
     if (v != VWINDOW_CONSISTENT)
         s_diff_key(s, key, v);
