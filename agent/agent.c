@@ -356,6 +356,7 @@ static const struct {
     Godwit__Command__ActionCase action;
     Godwit__Result__PayloadCase field;
 } s_payload_fields[] = {
+    { GODWIT__COMMAND__ACTION_APPLY_ROLES, GODWIT__RESULT__PAYLOAD_APPLY_ROLES },
     { GODWIT__COMMAND__ACTION_APPLY_SCHEMA, GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA },
     { GODWIT__COMMAND__ACTION_SYNC_STATUS, GODWIT__RESULT__PAYLOAD_SYNC_STATUS },
     { GODWIT__COMMAND__ACTION_BULK_COPY, GODWIT__RESULT__PAYLOAD_BULK_COPY },
@@ -446,6 +447,9 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
     r->epoch = cmd->epoch;
     r->action = cmd->action_case;
     switch (cmd->action_case) {
+    case GODWIT__COMMAND__ACTION_APPLY_ROLES:
+        r->step = roles_apply_start(a->loop, &local, cmd->apply_roles, s_step_done, r);
+        break;
     case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
         r->step = schema_apply_start(a->loop, &local, cmd->apply_schema, s_step_done, r);
         break;
@@ -483,7 +487,10 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd)
         r->step = table_verify_start(a->loop, &local, cmd->verify_table, s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
-        r->step = schema_verify_start(a->loop, &local, cmd->verify_schema, s_step_done, r);
+        r->step = schema_verify_start(a->loop, &local, cmd->verify_schema,
+                                      cmd->verify_schema && cmd->verify_schema->database &&
+                                          freezer_fenced(a->freezer, cmd->verify_schema->database),
+                                      s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_FREEZE_SOURCE:
         r->step = freezer_run(a->freezer, cmd->freeze_source, s_step_done, r);
@@ -697,6 +704,7 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
         }
     }
         /* fall through */
+    case GODWIT__COMMAND__ACTION_APPLY_ROLES:
     case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
     case GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION:
     case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:

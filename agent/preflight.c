@@ -17,7 +17,13 @@
  * texts come quoted by the server (format('%I.%I'), quote_ident), so they
  * can be pasted into psql as they are.
  *
- * What it owns: the local pgconn, the replication pgconn (target only), a
+ * The target also reads the source's and its own roles and privileges
+ * through access.h (a normal connection to the source, as the schema
+ * phase and verify make) and reports what the roles step will create,
+ * what it will leave as it is, and what would change owner or rights.
+ *
+ * What it owns: the local pgconn, the replication pgconn and a normal
+ * pgconn to the source (target only), both sides' access catalogs, a
  * timer that starts the first step one loop turn after *_start (so done never
  * runs inside it), the result being built and copies of what it needs from
  * the request. The struct is freed in the timer's close callback; pgconns
@@ -29,6 +35,7 @@
  * statvfs of the data directory, as the agent's disk report does).
  */
 #include "preflight.h"
+#include "access.h"
 #include "step.h"
 #include "diskstats.h"
 #include "log.h"
@@ -48,6 +55,7 @@
 #define S_COPY_WORKERS 2                /* max_sync_workers_per_subscription's default */
 #define S_MIN_WAL_SENDER_TIMEOUT_MS 60000
 
+#define SEV_INFO GODWIT__SEVERITY__SEVERITY_INFO
 #define SEV_WARNING GODWIT__SEVERITY__SEVERITY_WARNING
 #define SEV_ERROR GODWIT__SEVERITY__SEVERITY_ERROR
 
@@ -69,6 +77,7 @@ struct preflight {
 
     pgconn_t *conn;           /* the local database */
     pgconn_t *repl;           /* target: the replication connection to the source */
+    pgconn_t *src;            /* target: a normal connection to the source (its roles) */
     int64_t connect_timeout_ms;
     int64_t statement_timeout_ms;
     char *what;               /* the statement in flight, for error messages */
@@ -94,6 +103,9 @@ struct preflight {
     char *repl_user_q, *repl_db_q; /* quoted by the target server */
     s_table_t *existing;      /* source tables found on the target */
     size_t n_existing, next_existing;
+    char *app_roles;          /* text[] literal of the plan's application roles */
+    bool passwords;           /* the plan copies password hashes */
+    cJSON *access[2];         /* the source's and the target's roles and privileges */
 };
 
 /* ---- findings ----------------------------------------------------------- */
@@ -160,6 +172,9 @@ static void s_on_kick_closed(uv_handle_t *h)
     free(p->repl_where);
     free(p->repl_user_q);
     free(p->repl_db_q);
+    free(p->app_roles);
+    cJSON_Delete(p->access[0]);
+    cJSON_Delete(p->access[1]);
     free(p);
 }
 
@@ -170,6 +185,7 @@ static void s_dispose(preflight_t *p)
     p->done = NULL;
     pgconn_destroy(&p->conn);
     pgconn_destroy(&p->repl);
+    pgconn_destroy(&p->src);
     uv_close((uv_handle_t *)&p->kick, s_on_kick_closed);
 }
 
@@ -217,19 +233,26 @@ static void s_fail_query(preflight_t *p, const pgconn_result_t *r)
     free(why);
 }
 
-/* Sends one statement on the local connection; cb gets p. */
-static void s_query(preflight_t *p, const char *what, const char *sql, int nparams,
-                    const char *const *params, pgconn_result_cb cb)
+/* Sends one statement on c; cb gets p. */
+static void s_query_on(preflight_t *p, pgconn_t *c, const char *what, const char *sql,
+                       int nparams, const char *const *params, pgconn_result_cb cb)
 {
     free(p->what);
     p->what = xstrdup(what);
     uint64_t deadline = (uint64_t)p->statement_timeout_ms + S_DEADLINE_SLACK_MS;
-    int rc = pgconn_query(p->conn, sql, nparams, params, deadline, cb, p);
+    int rc = pgconn_query(c, sql, nparams, params, deadline, cb, p);
     if (rc != 0) {
         char *why = xasprintf("%s: cannot send the statement: %s", what, strerror(-rc));
         s_finish(p, why);
         free(why);
     }
+}
+
+/* Sends one statement on the local connection; cb gets p. */
+static void s_query(preflight_t *p, const char *what, const char *sql, int nparams,
+                    const char *const *params, pgconn_result_cb cb)
+{
+    s_query_on(p, p->conn, what, sql, nparams, params, cb);
 }
 
 /* ---- connecting to the local database (both sides) ---------------------- */
@@ -1061,6 +1084,192 @@ static void s_tgt_replication(preflight_t *p)
     }
 }
 
+/* ---- target: roles, owners and privileges ------------------------------- */
+
+/* What each kind of access difference means before anything is copied:
+ * severity, and what follows the problem in the message. */
+static void s_tgt_access_finding(preflight_t *p, access_diff_t *d)
+{
+    Godwit__Severity sev;
+    char *message, *fix;
+    const char *code = access_kind_code(d->kind);
+    switch (d->kind) {
+    case ACCESS_APP_ROLE_UNKNOWN:
+        sev = SEV_WARNING;
+        message = xasprintf("%s: the cutover fences the application roles on the source, so it "
+                            "will refuse to start", d->problem);
+        fix = xstrdup("Create the role on the source, or correct cutover.app_roles in the plan.");
+        break;
+    case ACCESS_ROLE_MISSING:
+        sev = SEV_INFO;
+        message = xasprintf("%s: the roles step creates it as the source has it, before the "
+                            "schema (which names it)",
+                            d->problem);
+        fix = xasprintf("Nothing to do; it runs: %s", d->statement);
+        break;
+    case ACCESS_ROLE_SUPERUSER:
+        sev = SEV_ERROR;
+        message = xasprintf("%s; godwit never grants SUPERUSER (or membership in a superuser) "
+                            "by itself, so the role's rights on the target would differ",
+                            d->problem);
+        fix = d->absent ? xasprintf("Decide: create the role on the target yourself as the "
+                                    "source has it (CREATE ROLE ... SUPERUSER), or take "
+                                    "SUPERUSER from it on the source. Without SUPERUSER godwit "
+                                    "would run: %s",
+                                    d->statement)
+                        : xasprintf("Decide, and make both sides agree; on the target that is: "
+                                    "%s",
+                                    d->statement);
+        break;
+    case ACCESS_ROLE:
+        sev = SEV_WARNING;
+        message = xasprintf("%s: the role exists on the target, and godwit leaves existing roles "
+                            "as they are; verify reports the difference and the cutover waits "
+                            "until it is gone",
+                            d->problem);
+        fix = xasprintf("On the target: %s", d->statement);
+        break;
+    case ACCESS_BOOTSTRAP:
+        sev = d->absent ? SEV_ERROR : SEV_WARNING;
+        message = xasprintf("%s; the schema is restored with its owners by name, so %s",
+                            d->problem,
+                            d->absent ? "restoring it would fail"
+                                      : "those objects would change owner");
+        fix = xstrdup("Initialise the target with the same bootstrap superuser name (initdb "
+                      "-U), or give those objects and default privileges to another role on the "
+                      "source (REASSIGN OWNED BY ... TO ...; ALTER DEFAULT PRIVILEGES FOR ROLE "
+                      "...), or create a superuser of that name on the target yourself.");
+        break;
+    case ACCESS_DATABASE:
+        sev = SEV_INFO;
+        message = xasprintf("%s: the roles step gives the target database the source's owner "
+                            "and privileges",
+                            d->problem);
+        fix = xasprintf("Nothing to do; it runs: %s", d->statement);
+        break;
+    default:
+        /* objects (owners, privileges, default privileges, policies) the
+         * target has already: the restore creates the others with the
+         * source's owners and privileges, and leaves these as they are,
+         * but for the privileges it sets where they differ from their
+         * initial ones (the schema public, an extension's objects) */
+        if (d->absent)
+            return;
+        sev = d->restored ? SEV_WARNING : SEV_ERROR;
+        message = d->restored
+                      ? xasprintf("%s: the schema phase sets the source's privileges on it where "
+                                  "they differ from the initial ones; anything else stays and "
+                                  "verify will report it",
+                                  d->problem)
+                      : xasprintf("%s: it is on the target already, and the schema phase does "
+                                  "not change an object that exists, so rights on the target "
+                                  "would differ",
+                                  d->problem);
+        fix = xasprintf("On the target: %s", d->statement);
+        break;
+    }
+    s_add(p, sev, code, d->object, message, fix);
+}
+
+static void s_on_tgt_access_dst(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        s_fail_query(p, r);
+        return;
+    }
+    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "access") : NULL;
+    char *err = NULL;
+    if (!(p->access[1] = access_parse(text, &err))) {
+        char *why = xasprintf("reading the target's roles and privileges: %s", err);
+        s_finish(p, why);
+        free(why);
+        free(err);
+        return;
+    }
+    access_quote_t q = access_quote_conn(p->conn);
+    access_diffs_t diffs = { 0 };
+    if (!access_compare(p->access[0], p->access[1], false, &q, &diffs, &err)) {
+        char *why = xasprintf("comparing roles and privileges: %s", err);
+        access_diffs_free(&diffs);
+        s_finish(p, why);
+        free(why);
+        free(err);
+        return;
+    }
+    for (size_t i = 0; i < diffs.n; i++)
+        s_tgt_access_finding(p, &diffs.v[i]);
+    access_diffs_free(&diffs);
+    s_next(p);
+}
+
+static void s_on_tgt_access_src(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        s_fail_query(p, r);
+        return;
+    }
+    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "access") : NULL;
+    char *err = NULL;
+    if (!(p->access[0] = access_parse(text, &err))) {
+        char *why = xasprintf("reading the source's roles and privileges: %s", err);
+        s_finish(p, why);
+        free(why);
+        free(err);
+        return;
+    }
+    pgconn_destroy(&p->src);
+    if (p->passwords && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p->access[0], "authid")))
+        s_add(p, SEV_ERROR, "passwords_unreadable", p->repl_where,
+              xasprintf("the plan copies password hashes (roles.passwords), but the source "
+                        "connection (%s) cannot read them (pg_authid): the roles step would "
+                        "fail",
+                        p->repl_where),
+              xasprintf("Make the plan's replication role a superuser on the source (ALTER ROLE "
+                        "%s SUPERUSER;), or set roles.passwords: false and set the passwords on "
+                        "the target yourself.",
+                        p->repl_user_q ? p->repl_user_q : p->repl_user));
+    char *names = access_role_names(p->access[0]);
+    const char *params[1] = { names };
+    s_query(p, "reading the target's roles and privileges", access_catalog_sql, 1, params,
+            s_on_tgt_access_dst);
+    free(names);
+}
+
+static void s_on_tgt_src_connect(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    preflight_t *p = arg;
+    if (!ok) {
+        s_add(p, SEV_ERROR, "source_connection", p->repl_where,
+              xasprintf("cannot connect to the source database as %s to read its schema, roles "
+                        "and privileges (the schema phase and verify connect the same way): %s",
+                        p->repl_where, error ? error : "unknown error"),
+              s_replication_fix(p, error));
+        pgconn_destroy(&p->src);
+        s_next(p);
+        return;
+    }
+    const char *params[1] = { p->app_roles };
+    s_query_on(p, p->src, "reading the source's roles and privileges", access_catalog_sql, 1,
+               params, s_on_tgt_access_src);
+}
+
+/* The source's roles and privileges against the target's: roles missing
+ * (created by the roles step), roles that differ (left as they are),
+ * superusers (never granted), who would own what. */
+static void s_tgt_roles(preflight_t *p)
+{
+    int rc = p->src ? pgconn_connect(p->src, (uint64_t)p->connect_timeout_ms,
+                                     s_on_tgt_src_connect, p)
+                    : -EINVAL;
+    if (rc != 0) {
+        char *why = xasprintf("cannot start connecting to the source: %s", strerror(-rc));
+        s_finish(p, why);
+        free(why);
+    }
+}
+
 /* ---- target: free disk -------------------------------------------------- */
 
 static void s_tgt_disk(preflight_t *p)
@@ -1096,8 +1305,8 @@ static void s_tgt_disk(preflight_t *p)
 }
 
 static const s_step_fn s_target_steps[] = {
-    s_connect,      s_tgt_settings,    s_tgt_tables, s_tgt_rows,
-    s_tgt_extensions, s_tgt_replication, s_tgt_disk,   NULL,
+    s_connect,         s_tgt_settings, s_tgt_tables, s_tgt_rows, s_tgt_extensions,
+    s_tgt_replication, s_tgt_roles,    s_tgt_disk,   NULL,
 };
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -1145,7 +1354,7 @@ static preflight_t *s_new(uv_loop_t *loop, const preflight_local_t *local, const
     if (!loop || !s_local_valid(local) || !database || !database[0] || !done)
         return NULL;
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
-                              " -c default_transaction_read_only=on",
+                              " -c default_transaction_read_only=on -c jit=off",
                               local->statement_timeout_ms);
     step_local_t sl = { .host = local->host, .port = local->port, .user = local->user,
                         .passfile = local->passfile,
@@ -1219,6 +1428,15 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
     }
     p->repl = step_remote_conn(loop, "agent preflight replication", rc, true,
                                local->connect_timeout_ms, "godwit-agent", NULL);
+    /* jit off: see access.h */
+    char *src_opts = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
+                               " -c default_transaction_read_only=on -c jit=off",
+                               local->statement_timeout_ms);
+    p->src = step_remote_conn(loop, "agent preflight source", rc, false,
+                              local->connect_timeout_ms, "godwit-agent", src_opts);
+    free(src_opts);
+    p->app_roles = pgconn_text_array(req->app_roles, req->n_app_roles);
+    p->passwords = req->passwords;
     p->tables_json = tables;
     p->src_version_num = src->server_version_num;
     p->src_version = xstrdup(src->server_version && src->server_version[0]

@@ -14,7 +14,12 @@
  * older than the source, free disk of the data directory against the
  * source's size times a margin, a replication connection to the source that
  * opens, target tables that already hold rows (blocking), extensions the
- * source has and the target cannot install (warning).
+ * source has and the target cannot install (warning), and the roles the
+ * database needs against the target's (access.h): roles missing (created
+ * by the roles step: information), roles that exist with other attributes
+ * or memberships (left as they are: warning), superusers godwit will not
+ * create and bootstrap superusers of different names (blocking), password
+ * hashes asked for and unreadable on the source (blocking).
  *
  * All database work is libpq's asynchronous API (pgconn) on the loop, with
  * statement timeouts, keyword-array connections, an empty search_path,

@@ -12,6 +12,13 @@
  *   "post" after the copy: every other post-data entry (secondary indexes,
  *          unique and foreign-key constraints, triggers, rules, policies).
  *
+ * Owners and privileges are restored as the source has them (each object's
+ * ALTER ... OWNER TO, its GRANTs and REVOKEs, default privileges with the
+ * post-data section, policies with their roles): the roles step (roles.c)
+ * ran first and made every role they name. The restore itself runs as the
+ * agent's own role, a superuser, and so do the copy and the subscription's
+ * apply, so owners on the target do not change how replication writes.
+ *
  * Publications and subscriptions (and what hangs on them) are never applied:
  * a logical-replication target must not get the source's.
  *
@@ -895,8 +902,6 @@ static void s_run_dump(schema_t *s)
     argv[n++] = "pg_dump";
     argv[n++] = "--schema-only";
     argv[n++] = "--format=custom";
-    argv[n++] = "--no-owner";
-    argv[n++] = "--no-privileges";
     argv[n++] = "--no-publications";
     argv[n++] = "--no-subscriptions";
     argv[n++] = lock;
@@ -1333,9 +1338,9 @@ static void s_run_restore(schema_t *s)
              s->database, s->objects);
     char *list = xasprintf("--use-list=%s", s->list_path);
     char *db = xasprintf("--dbname=%s", s->database);
+    /* with owners and privileges: the roles step made every role they name */
     const char *argv[] = {"pg_restore", list, "--single-transaction", "--exit-on-error",
-                          "--no-owner", "--no-privileges", "--no-tablespaces", db,
-                          s->dump_path, NULL};
+                          "--no-tablespaces", db, s->dump_path, NULL};
     s_spawn(s, "pg_restore", s->pg_restore, argv, s->dst_env, 0, s_on_restore);
     free(db);
     free(list);

@@ -1,6 +1,7 @@
 /*
  * step: the interface of the agent's migration steps (phases 2-5), each a
  * typed command carried out against the local PostgreSQL server:
+ *   roles.c   ApplyRoles           (the roles the database needs, before its schema)
  *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
  *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects,
  *             SetSubscriptionEnabled, EnsureSlot
@@ -64,6 +65,8 @@ pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const Godwit__Repl
                            const char *options);
 
 /* Each returns NULL (and does not call done) only for invalid arguments. */
+step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
+                          const Godwit__ApplyRoles *req, step_done_cb done, void *arg);
 step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__ApplySchema *req, step_done_cb done, void *arg);
 step_t *publication_ensure_start(uv_loop_t *loop, const step_local_t *local,
@@ -90,9 +93,11 @@ step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *loca
 step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__VerifyTable *req, step_done_cb done, void *arg);
 step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
-                            const Godwit__VerifySchema *req, step_done_cb done, void *arg);
+                            const Godwit__VerifySchema *req, bool fenced, step_done_cb done,
+                            void *arg);
 /* fenced: our fence holds the target database (freeze.h): its roles'
- * missing LOGIN is the fence's, not a finding. */
+ * missing LOGIN is the fence's, not a finding (VerifySchema's roles part
+ * and VerifyRoles alike). */
 step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__VerifyRoles *req, bool fenced, step_done_cb done,
                            void *arg);

@@ -6,12 +6,17 @@
  * contracts.
  *
  * Two connections: `src` to the source database with the replication role's
- * credentials, and `dst` to the local target database. Both read only, with
- * the settings that change how a value prints pinned, so both sides print
- * a definition the same way.
+ * credentials, and `dst` to the local target database, both read only,
+ * without snapshots, with the settings that change how a value prints
+ * pinned, so both sides print a definition the same way.
  *
  * SQL: names go into the text only through PQescapeIdentifier, values
  * always as parameters.
+ *
+ * VerifySchema compares the tables' columns, constraints and indexes, then
+ * (as VerifyRoles does alone) who owns what and who may do what, through
+ * access.h's one reader and one comparison; each difference is a finding
+ * with the statement to run on the target.
  *
  * Owns: both connections, a timer (the first stage, one loop turn after the
  * start), a copy of the request, each side's catalog and the result being
@@ -19,6 +24,7 @@
  * closed.
  */
 #include "step.h"
+#include "access.h"
 #include "log.h"
 #include "pgconn.h"
 #include "wire.h"
@@ -64,10 +70,11 @@ struct v_step {
 
     /* VerifySchema or VerifyRoles. */
     Godwit__VerifyRoles *rreq;
-    bool roles_fenced;          /* VerifyRoles: our fence holds the target */
+    bool roles_fenced;          /* our fence holds the target: its roles lack LOGIN */
     Godwit__VerifySchema *sreq;
     Godwit__VerifySchemaResult *sres;
     cJSON *catalog[2];          /* each side's tables, from v_catalog_sql */
+    cJSON *access[2];           /* each side's roles and privileges (access.h) */
     v_fn first;                 /* the first stage after connecting */
 };
 
@@ -91,6 +98,8 @@ static void v_on_timer_closed(uv_handle_t *h)
         godwit__verify_schema_result__free_unpacked(s->sres, NULL);
     cJSON_Delete(s->catalog[SIDE_SRC]);
     cJSON_Delete(s->catalog[SIDE_DST]);
+    cJSON_Delete(s->access[SIDE_SRC]);
+    cJSON_Delete(s->access[SIDE_DST]);
     free(s->label);
     free(s->what);
     free(s);
@@ -242,20 +251,22 @@ static bool v_set(const char *v)
     return v && v[0];
 }
 
-/* The verify session settings: read-only, pinned output formats. Caller
- * frees. */
-static char *v_options(uint64_t timeout_ms)
+/* The verify session settings: read-only, pinned output formats; for the
+ * catalog comparisons (catalog), no JIT: the planner's estimates for the
+ * access catalog's recursive query make it compile for a second or more
+ * what runs in milliseconds. Caller frees. */
+static char *v_options(uint64_t timeout_ms, bool catalog)
 {
     return xasprintf("-c statement_timeout=%" PRIu64 " -c search_path="
-                     " -c default_transaction_read_only=on" V_PRINT_OPTIONS,
-                     timeout_ms);
+                     " -c default_transaction_read_only=on%s" V_PRINT_OPTIONS,
+                     timeout_ms, catalog ? " -c jit=off" : "");
 }
 
 /* A step with both connections (not yet connecting): the source through
  * source, the target's database locally. NULL for invalid arguments. */
 static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *database,
-                       const Godwit__ReplicationConn *source, uint64_t timeout_ms, char *label,
-                       step_done_cb done, void *arg)
+                       const Godwit__ReplicationConn *source, uint64_t timeout_ms, bool catalog,
+                       char *label, step_done_cb done, void *arg)
 {
     if (!loop || !local || !v_set(local->host) || local->port < 1 || local->port > 65535 ||
         local->connect_timeout_ms <= 0 || !v_set(database) || !source || !v_set(source->host) ||
@@ -266,7 +277,7 @@ static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *d
     v_step_t *s = xcalloc(1, sizeof *s);
     s->timeout_ms = timeout_ms ? timeout_ms : V_DEFAULT_TIMEOUT_MS;
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
-    char *options = v_options(s->timeout_ms);
+    char *options = v_options(s->timeout_ms, catalog);
     s->conn[SIDE_SRC] = step_remote_conn(loop, "verify source", source, false,
                                          (int64_t)s->connect_timeout_ms, "godwit-verify", options);
     s->conn[SIDE_DST] = step_local_conn(loop, "verify target", local, database, "godwit-verify",
@@ -483,6 +494,8 @@ static const cJSON *v_same_table(const cJSON *list, const cJSON *t)
     return NULL;
 }
 
+static void v_access_read(v_step_t *s);
+
 static void v_schema_compare(v_step_t *s)
 {
     const cJSON *src = s->catalog[SIDE_SRC], *dst = s->catalog[SIDE_DST];
@@ -515,7 +528,7 @@ static void v_schema_compare(v_step_t *s)
         v_compare_constraints(s, st, dt);
         v_compare_indexes(s, st, dt);
     }
-    v_finish(s, NULL);
+    v_access_read(s);
 }
 
 static void v_on_catalog(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -553,11 +566,12 @@ static void v_schema_read(v_step_t *s)
 }
 
 step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
-                            const Godwit__VerifySchema *req, step_done_cb done, void *arg)
+                            const Godwit__VerifySchema *req, bool fenced, step_done_cb done,
+                            void *arg)
 {
     if (!req)
         return NULL;
-    v_step_t *s = v_new(loop, local, req->database, req->source, 0,
+    v_step_t *s = v_new(loop, local, req->database, req->source, 0, true,
                         xasprintf("schema of database %s", req->database), done, arg);
     if (!s)
         return NULL;
@@ -568,139 +582,95 @@ step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
     }
     s->sres = xmalloc(sizeof *s->sres);
     godwit__verify_schema_result__init(s->sres);
+    s->roles_fenced = fenced;
     s->first = v_schema_read;
     uv_timer_start(&s->timer, v_on_kick, 0, 0);
     return &s->base;
 }
 
-/* ---- VerifyRoles -------------------------------------------------------- */
+/* ---- who owns what, who may do what (VerifySchema's second part, and
+ * VerifyRoles): the access catalogs of both sides (access.h), the
+ * source's first, whose roles the target's then describes too. */
 
-/* Each role of $1 (text[]): whether it exists, can log in, is a superuser,
- * and every privilege it holds on the database's schemas, tables and
- * sequences, as {k: kind, o: quoted object, p: privilege}. */
-static const char v_roles_sql[] =
-    "SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object("
-    "  'role', w.role, 'q', pg_catalog.quote_ident(w.role), 'exists', r.oid IS NOT NULL,"
-    "  'login', COALESCE(r.rolcanlogin, false), 'super', COALESCE(r.rolsuper, false),"
-    "  'privs', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object("
-    "      'k', x.k, 'o', x.o, 'p', x.p) ORDER BY x.k, x.o, x.p), '[]') FROM ("
-    "    SELECT 'SCHEMA' AS k, pg_catalog.quote_ident(n.nspname) AS o, 'USAGE' AS p"
-    "    FROM pg_catalog.pg_namespace n WHERE r.oid IS NOT NULL AND n.nspname !~ '^pg_'"
-    "    AND n.nspname <> 'information_schema'"
-    "    AND pg_catalog.has_schema_privilege(r.oid, n.oid, 'USAGE')"
-    "    UNION ALL"
-    "    SELECT 'TABLE', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),"
-    "      p.priv FROM pg_catalog.pg_class c"
-    "    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    "    CROSS JOIN (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE'),"
-    "      ('REFERENCES'), ('TRIGGER')) p(priv)"
-    "    WHERE r.oid IS NOT NULL AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
-    "    AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
-    "    AND pg_catalog.has_table_privilege(r.oid, c.oid, p.priv)"
-    "    UNION ALL"
-    "    SELECT 'SEQUENCE', pg_catalog.quote_ident(n.nspname) || '.' ||"
-    "      pg_catalog.quote_ident(c.relname), p.priv FROM pg_catalog.pg_class c"
-    "    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    "    CROSS JOIN (VALUES ('USAGE'), ('SELECT'), ('UPDATE')) p(priv)"
-    "    WHERE r.oid IS NOT NULL AND c.relkind = 'S' AND n.nspname !~ '^pg_'"
-    "    AND n.nspname <> 'information_schema'"
-    "    AND pg_catalog.has_sequence_privilege(r.oid, c.oid, p.priv)) x)"
-    ") ORDER BY w.role), '[]')::pg_catalog.text AS catalog"
-    " FROM pg_catalog.unnest($1::pg_catalog.text[]) w(role)"
-    " LEFT JOIN pg_catalog.pg_roles r ON r.rolname = w.role";
-
-/* A finding about role (object: the role, or "role on object"). */
-static void v_role_finding(v_step_t *s, const char *object, char *problem, char *statement)
+static void v_access_finding(v_step_t *s, access_diff_t *d)
 {
     Godwit__VerifySchemaResult *res = s->sres;
     Godwit__SchemaFinding *f = xmalloc(sizeof *f);
     godwit__schema_finding__init(f);
-    f->object = xstrdup(object);
-    f->problem = problem;
-    f->statement = statement;
+    f->object = d->object;
+    f->problem = d->problem;
+    f->statement = d->statement;
+    d->object = d->problem = d->statement = NULL;
     res->findings = xrealloc(res->findings, (res->n_findings + 1) * sizeof *res->findings);
     res->findings[res->n_findings++] = f;
 }
 
-static bool v_has_priv(const cJSON *privs, const cJSON *want)
+static void v_access_compare(v_step_t *s)
 {
-    const cJSON *p;
-    cJSON_ArrayForEach(p, privs)
-        if (strcmp(v_js(p, "k"), v_js(want, "k")) == 0 && strcmp(v_js(p, "o"), v_js(want, "o")) == 0 &&
-            strcmp(v_js(p, "p"), v_js(want, "p")) == 0)
-            return true;
-    return false;
-}
-
-static void v_roles_compare(v_step_t *s)
-{
-    const cJSON *st;
-    cJSON_ArrayForEach(st, s->catalog[SIDE_SRC]) {
-        s->sres->tables++;
-        const char *role = v_js(st, "role");
-        const cJSON *dt = NULL, *it;
-        cJSON_ArrayForEach(it, s->catalog[SIDE_DST])
-            if (strcmp(v_js(it, "role"), role) == 0)
-                dt = it;
-        const char *q = v_js(st, "q"); /* quote_ident's: quoted only when it must be */
-        if (!cJSON_IsTrue(cJSON_GetObjectItem(st, "exists"))) {
-            v_role_finding(s, role, xstrdup("the role does not exist on the source"), xstrdup(""));
-        } else if (!dt || !cJSON_IsTrue(cJSON_GetObjectItem(dt, "exists"))) {
-            v_role_finding(s, role, xstrdup("the role does not exist on the target (roles are not "
-                                            "part of a database's dump)"),
-                           xasprintf("CREATE ROLE %s LOGIN; -- with the source's password and "
-                                     "settings, then the GRANTs its privileges need", q));
-        } else {
-            /* A fenced target's roles lack LOGIN until the fence is lifted. */
-            if (cJSON_IsTrue(cJSON_GetObjectItem(st, "login")) && !s->roles_fenced &&
-                !cJSON_IsTrue(cJSON_GetObjectItem(dt, "login")))
-                v_role_finding(s, role, xstrdup("the role cannot log in on the target"),
-                               xasprintf("ALTER ROLE %s LOGIN;", q));
-            /* What the source grants that the target does not, by object. */
-            const cJSON *sp = cJSON_GetObjectItem(st, "privs"), *dp = cJSON_GetObjectItem(dt, "privs");
-            const cJSON *p;
-            char *last_obj = NULL, *privs = NULL, *last_kind = NULL;
-            for (p = sp ? sp->child : NULL;; p = p->next) {
-                bool flush = !p || (last_obj && (strcmp(v_js(p, "o"), last_obj) != 0 ||
-                                                 strcmp(v_js(p, "k"), last_kind) != 0));
-                if (flush && last_obj && privs) {
-                    char *obj = xasprintf("%s on %s %s", role, last_kind, last_obj);
-                    v_role_finding(s, obj,
-                                   xasprintf("the target lacks %s on %s %s", privs, last_kind,
-                                             last_obj),
-                                   xasprintf("GRANT %s ON %s %s TO %s;", privs, last_kind,
-                                             last_obj, q));
-                    free(obj);
-                    free(privs);
-                    privs = NULL;
-                }
-                if (!p)
-                    break;
-                free(last_obj);
-                free(last_kind);
-                last_obj = xstrdup(v_js(p, "o"));
-                last_kind = xstrdup(v_js(p, "k"));
-                if (!v_has_priv(dp, p)) {
-                    char *grown = privs ? xasprintf("%s, %s", privs, v_js(p, "p")) : xstrdup(v_js(p, "p"));
-                    free(privs);
-                    privs = grown;
-                }
-            }
-            free(last_obj);
-            free(last_kind);
-        }
+    access_quote_t q = access_quote_conn(s->conn[SIDE_DST]);
+    access_diffs_t diffs = { 0 };
+    char *err = NULL;
+    if (!access_compare(s->access[SIDE_SRC], s->access[SIDE_DST], s->roles_fenced, &q, &diffs,
+                        &err)) {
+        access_diffs_free(&diffs);
+        v_failf(s, "comparing roles and privileges: %s", err);
+        free(err);
+        return;
     }
+    for (size_t i = 0; i < diffs.n; i++)
+        if (diffs.v[i].kind != ACCESS_BOOTSTRAP) /* information: the names differ */
+            v_access_finding(s, &diffs.v[i]);
+    access_diffs_free(&diffs);
+    if (s->rreq)
+        s->sres->tables = (uint32_t)cJSON_GetArraySize(
+            cJSON_GetObjectItemCaseSensitive(s->access[SIDE_SRC], "roles"));
     v_finish(s, NULL);
 }
 
-static void v_roles_read(v_step_t *s)
+/* Stores a side's access catalog; false after ending the step. */
+static bool v_access_store(v_step_t *s, v_side_t side, const pgconn_result_t *r)
 {
-    char *roles = pgconn_text_array(s->rreq->roles, s->rreq->n_roles);
-    const char *params[1] = { roles };
-    s->then = v_roles_compare;
-    if (v_send(s, SIDE_SRC, "reading the roles", v_roles_sql, 1, params, v_on_catalog))
-        v_send(s, SIDE_DST, "reading the roles", v_roles_sql, 1, params, v_on_catalog);
-    free(roles);
+    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "access") : NULL;
+    char *err = NULL;
+    s->access[side] = access_parse(text, &err);
+    if (!s->access[side]) {
+        v_failf(s, "reading the %s's roles and privileges: %s",
+                side == SIDE_SRC ? "source" : "target", err ? err : "no answer");
+        free(err);
+        return false;
+    }
+    return true;
+}
+
+static void v_on_access_dst(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    v_step_t *s = arg;
+    if (!v_arrived(s, c, r) || !v_access_store(s, SIDE_DST, r))
+        return;
+    v_access_compare(s);
+}
+
+static void v_on_access_src(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    v_step_t *s = arg;
+    if (!v_arrived(s, c, r) || !v_access_store(s, SIDE_SRC, r))
+        return;
+    char *names = access_role_names(s->access[SIDE_SRC]);
+    const char *params[1] = { names };
+    v_send(s, SIDE_DST, "reading the roles and privileges", access_catalog_sql, 1, params,
+           v_on_access_dst);
+    free(names);
+}
+
+static void v_access_read(v_step_t *s)
+{
+    char *const *roles = s->rreq ? s->rreq->roles : s->sreq->app_roles;
+    size_t n = s->rreq ? s->rreq->n_roles : s->sreq->n_app_roles;
+    char *list = pgconn_text_array(roles, n);
+    const char *params[1] = { list };
+    v_send(s, SIDE_SRC, "reading the roles and privileges", access_catalog_sql, 1, params,
+           v_on_access_src);
+    free(list);
 }
 
 step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
@@ -709,7 +679,7 @@ step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
 {
     if (!req || req->n_roles == 0)
         return NULL;
-    v_step_t *s = v_new(loop, local, req->database, req->source, 0,
+    v_step_t *s = v_new(loop, local, req->database, req->source, 0, true,
                         xasprintf("roles in database %s", req->database), done, arg);
     if (!s)
         return NULL;
@@ -721,7 +691,7 @@ step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
     s->sres = xmalloc(sizeof *s->sres);
     godwit__verify_schema_result__init(s->sres);
     s->roles_fenced = fenced;
-    s->first = v_roles_read;
+    s->first = v_access_read;
     uv_timer_start(&s->timer, v_on_kick, 0, 0);
     return &s->base;
 }

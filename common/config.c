@@ -28,10 +28,13 @@
  * (cfg_free).
  *
  * Never: follows anything but the schema (aliases are read where the schema
- * leads, never expanded into the document), reads a file larger than
- * S_MAX_FILE, loads more than S_MAX_ITEMS list items in all (an alias counts
- * each time it is used, so a small file cannot fan out into millions), or
- * keeps any state between calls.
+ * leads, never expanded into the document), reads a file or a string larger
+ * than S_MAX_FILE, lets collections nest deeper than S_MAX_DEPTH (the
+ * document is composed here from libyaml's events, so the bound holds before
+ * libyaml's quadratic walk of nested flow levels can cost anything), loads
+ * more than S_MAX_ITEMS list items in all (an alias counts each time it is
+ * used, so a small file cannot fan out into millions), logs, or keeps any
+ * state between calls: a thread may load while another does.
  */
 #include "config.h"
 
@@ -51,6 +54,7 @@
 
 #define S_MAX_FILE ((size_t)1 << 20) /* 1 MiB: a config file, not a data file */
 #define S_MAX_PATH 256                /* dotted field path */
+#define S_MAX_DEPTH 64                /* nested mappings and sequences */
 #define S_SUN_PATH sizeof(((struct sockaddr_un *)0)->sun_path)
 /* List items loaded per file, all lists together. A file without aliases
  * cannot reach it (every item takes at least one byte of S_MAX_FILE); with
@@ -795,40 +799,261 @@ static bool s_yaml_error(s_load_t *ld, const yaml_parser_t *parser, const char *
     }
 }
 
+/* ---- composing the document ------------------------------------------ */
+
+/* One open collection while composing: its node, the key of the mapping
+ * pair whose value comes next (0: none), the items so far (for the path of
+ * an error) and the last key read. */
+typedef struct {
+    int node;
+    bool mapping;
+    int key;
+    size_t items;
+    char last_key[48];
+} s_open_t;
+
+typedef struct {
+    char *name;
+    int node;
+} s_anchor_t;
+
+/* Composition in progress: the open collections and the anchors seen. */
+typedef struct {
+    yaml_document_t *doc;
+    s_open_t open[S_MAX_DEPTH];
+    size_t depth;
+    s_anchor_t *anchors;
+    size_t n_anchors;
+} s_compose_t;
+
+/* The dotted path of the collection being composed, for an error. */
+static void s_compose_path(const s_compose_t *cp, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < cp->depth && o + 1 < len; i++) {
+        const s_open_t *op = &cp->open[i];
+        int n;
+        /* An outer collection holds the inner one as its last item so far;
+         * the innermost is where the next item goes. */
+        size_t at = i + 1 < cp->depth && op->items ? op->items - 1 : op->items;
+        if (op->mapping)
+            n = snprintf(buf + o, len - o, "%s%s", o ? "." : "", op->last_key);
+        else
+            n = snprintf(buf + o, len - o, "[%zu]", at);
+        if (n < 0 || (size_t)n >= len - o) {
+            /* Keep the start of a long path and say it was cut. */
+            if (len > 4)
+                memcpy(buf + len - 4, "...", 4);
+            return;
+        }
+        o += (size_t)n;
+    }
+}
+
+/* Adds node (just made) to the open collection, or makes it the root. */
+static bool s_compose_attach(s_load_t *ld, s_compose_t *cp, int node, const yaml_mark_t *mark)
+{
+    if (cp->depth == 0)
+        return true; /* the root: the document's first node */
+    s_open_t *op = &cp->open[cp->depth - 1];
+    if (!op->mapping) {
+        op->items++;
+        return yaml_document_append_sequence_item(cp->doc, op->node, node) ||
+               s_fail(ld, mark->line, NULL, "YAML parser out of memory");
+    }
+    if (!op->key) {
+        op->key = node;
+        yaml_node_t *k = yaml_document_get_node(cp->doc, node);
+        if (k->type == YAML_SCALAR_NODE)
+            snprintf(op->last_key, sizeof op->last_key, "%.*s",
+                     (int)(k->data.scalar.length < 40 ? k->data.scalar.length : 40),
+                     (const char *)k->data.scalar.value);
+        else
+            snprintf(op->last_key, sizeof op->last_key, "(key)");
+        return true;
+    }
+    int key = op->key;
+    op->key = 0;
+    op->items++;
+    return yaml_document_append_mapping_pair(cp->doc, op->node, key, node) ||
+           s_fail(ld, mark->line, NULL, "YAML parser out of memory");
+}
+
+/* Sets a new node's marks (the document API leaves them zero) and records
+ * its anchor, if any. */
+static void s_compose_mark(s_compose_t *cp, int node, const yaml_event_t *ev,
+                           const yaml_char_t *anchor)
+{
+    yaml_node_t *n = yaml_document_get_node(cp->doc, node);
+    n->start_mark = ev->start_mark;
+    n->end_mark = ev->end_mark;
+    if (anchor) {
+        cp->anchors = xrealloc(cp->anchors, (cp->n_anchors + 1) * sizeof *cp->anchors);
+        cp->anchors[cp->n_anchors].name = xstrdup((const char *)anchor);
+        cp->anchors[cp->n_anchors].node = node;
+        cp->n_anchors++;
+    }
+}
+
+/* Handles one event inside the document; *done once its root is complete. */
+static bool s_compose_event(s_load_t *ld, s_compose_t *cp, const yaml_event_t *ev, bool *done)
+{
+    const yaml_char_t *tag = NULL, *anchor = NULL;
+    int node = 0;
+    switch (ev->type) {
+    case YAML_ALIAS_EVENT:
+        /* The latest node of that name (YAML lets an anchor be redefined). */
+        for (size_t i = cp->n_anchors; i-- > 0 && !node;)
+            if (strcmp(cp->anchors[i].name, (const char *)ev->data.alias.anchor) == 0)
+                node = cp->anchors[i].node;
+        if (!node)
+            return s_fail(ld, ev->start_mark.line, NULL, "YAML syntax error: found undefined alias");
+        break;
+    case YAML_SCALAR_EVENT:
+        tag = ev->data.scalar.tag;
+        anchor = ev->data.scalar.anchor;
+        node = yaml_document_add_scalar(cp->doc, tag, ev->data.scalar.value,
+                                        (int)ev->data.scalar.length, ev->data.scalar.style);
+        break;
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT: {
+        bool mapping = ev->type == YAML_MAPPING_START_EVENT;
+        if (cp->depth == S_MAX_DEPTH) {
+            char path[S_MAX_PATH];
+            s_compose_path(cp, path, sizeof path);
+            return s_fail(ld, ev->start_mark.line, path,
+                          "nested deeper than %d levels, refused", S_MAX_DEPTH);
+        }
+        if (mapping) {
+            tag = ev->data.mapping_start.tag;
+            anchor = ev->data.mapping_start.anchor;
+            node = yaml_document_add_mapping(cp->doc, tag, ev->data.mapping_start.style);
+        } else {
+            tag = ev->data.sequence_start.tag;
+            anchor = ev->data.sequence_start.anchor;
+            node = yaml_document_add_sequence(cp->doc, tag, ev->data.sequence_start.style);
+        }
+        if (!node)
+            return s_fail(ld, ev->start_mark.line, NULL, "YAML parser out of memory");
+        s_compose_mark(cp, node, ev, anchor);
+        if (!s_compose_attach(ld, cp, node, &ev->start_mark))
+            return false;
+        cp->open[cp->depth++] = (s_open_t){ .node = node, .mapping = mapping };
+        return true;
+    }
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT: {
+        assert(cp->depth > 0); /* libyaml pairs them */
+        yaml_node_t *n = yaml_document_get_node(cp->doc, cp->open[cp->depth - 1].node);
+        n->end_mark = ev->end_mark;
+        cp->depth--;
+        *done = cp->depth == 0;
+        return true;
+    }
+    default:
+        return true;
+    }
+    if (!node)
+        return s_fail(ld, ev->start_mark.line, NULL, "YAML parser out of memory");
+    if (ev->type == YAML_SCALAR_EVENT)
+        s_compose_mark(cp, node, ev, anchor);
+    if (!s_compose_attach(ld, cp, node, &ev->start_mark))
+        return false;
+    *done = cp->depth == 0;
+    return true;
+}
+
+/* Composes the single document of text into doc (initialized here; the
+ * caller deletes it, also on failure), from libyaml's events rather than
+ * its own composer: collections may nest at most S_MAX_DEPTH deep. libyaml
+ * keeps one possible simple key per open flow collection and walks them all
+ * at every token, so a file of N nested "[" costs it N^2 steps (seconds at
+ * 50,000, minutes at 200,000); refusing at S_MAX_DEPTH keeps every file
+ * linear. An empty stream leaves doc without a root; a second document is
+ * an error. */
+static bool s_compose(s_load_t *ld, yaml_parser_t *parser, yaml_document_t *doc,
+                      const char *text, size_t len)
+{
+    s_compose_t cp = { .doc = doc };
+    bool ok = false, in_doc = false, done = false, ended = false;
+    size_t second = 0;   /* 1 + line of a second document's content */
+    size_t skipped = 0;  /* depth inside that second document */
+    memset(doc, 0, sizeof *doc); /* deletable even if initializing fails */
+    if (!yaml_document_initialize(doc, NULL, NULL, NULL, 1, 1))
+        return s_fail(ld, 0, NULL, "YAML parser out of memory");
+    while (!ended) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(parser, &ev)) {
+            s_yaml_error(ld, parser, text, len);
+            goto out;
+        }
+        bool good = true;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            ended = true;
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            in_doc = true;
+            break;
+        case YAML_DOCUMENT_END_EVENT:
+            in_doc = false;
+            break;
+        default:
+            if (!in_doc)
+                break;
+            if (!done) {
+                good = s_compose_event(ld, &cp, &ev, &done);
+                break;
+            }
+            /* A second document would be silently ignored: refused where
+             * its content starts (an empty one is harmless), once the
+             * parser has read to the end, so a syntax error in it is
+             * reported first. It is not composed, but bounded alike. */
+            if (!second)
+                second = ev.start_mark.line + 1;
+            if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+                if (++skipped > S_MAX_DEPTH)
+                    good = s_fail(ld, ev.start_mark.line, NULL,
+                                  "nested deeper than %d levels, refused", S_MAX_DEPTH);
+            } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+                skipped--;
+            }
+        }
+        yaml_event_delete(&ev);
+        if (!good)
+            goto out;
+    }
+    if (second) {
+        s_fail(ld, second - 1, NULL, "expected a single YAML document, found a second one");
+        goto out;
+    }
+    ok = true;
+out:
+    for (size_t i = 0; i < cp.n_anchors; i++)
+        free(cp.anchors[i].name);
+    free(cp.anchors);
+    return ok;
+}
+
 /* Parses text (len bytes) and loads its single document into base. */
 static bool s_load_text(s_load_t *ld, const cfg_field_t *schema, const char *text, size_t len,
                         unsigned char *base)
 {
     yaml_parser_t parser;
-    yaml_document_t doc, extra;
+    yaml_document_t doc;
     bool ok = false;
 
     if (!yaml_parser_initialize(&parser))
         return s_fail(ld, 0, NULL, "YAML parser out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        s_yaml_error(ld, &parser, text, len);
-        yaml_parser_delete(&parser);
-        return false;
-    }
+    if (!s_compose(ld, &parser, &doc, text, len))
+        goto out;
     ld->doc = &doc;
 
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
         s_fail(ld, 0, NULL, "empty file, expected a mapping of settings");
-        goto out;
-    }
-    /* A second document would be silently ignored: refuse it (and any
-     * syntax error after the first). */
-    if (!yaml_parser_load(&parser, &extra)) {
-        s_yaml_error(ld, &parser, text, len);
-        goto out;
-    }
-    yaml_node_t *extra_root = yaml_document_get_root_node(&extra);
-    size_t extra_line = extra_root ? extra_root->start_mark.line : 0;
-    yaml_document_delete(&extra);
-    if (extra_root) {
-        s_fail(ld, extra_line, NULL, "expected a single YAML document, found a second one");
         goto out;
     }
     if (root->type != YAML_MAPPING_NODE) {
@@ -868,7 +1093,13 @@ bool cfg_load_string(const char *name, const char *text, const cfg_field_t *sche
                      char *err, size_t errlen)
 {
     assert(name && text && schema && out);
-    return s_load(name, text, strlen(text), schema, out, err, errlen);
+    size_t len = strlen(text);
+    if (len > S_MAX_FILE) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: larger than %zu KiB, refused", name, S_MAX_FILE >> 10);
+        return false;
+    }
+    return s_load(name, text, len, schema, out, err, errlen);
 }
 
 bool cfg_load(const char *path, const cfg_field_t *schema, void *out, char *err, size_t errlen)

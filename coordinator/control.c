@@ -150,9 +150,11 @@ static void s_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         s_conn_close(k);
         return;
     }
+    /* Only the new bytes can hold the end of the line: a request read in
+     * many pieces is scanned once, not once per piece. */
+    char *nl = memchr(k->buf + k->len, '\n', (size_t)n);
     k->len += (size_t)n;
     k->buf[k->len] = '\0';
-    char *nl = memchr(k->buf, '\n', k->len);
     if (!nl) {
         if (k->len > CONTROL_MAX_REQUEST) {
             log_warn("control: request over %d bytes, closing", CONTROL_MAX_REQUEST);

@@ -571,47 +571,138 @@ static cJSON *s_status_json(coord_t *c)
     return o;
 }
 
+/* ---- plans, parsed on the thread pool ---- */
+
+/* A plan from the control socket is parsed off the loop: a large plan, or
+ * a hostile one, must not stall the agents' links, the leases' renewals or
+ * a signal for the time the parse takes. Parsing is pure (the config
+ * loader keeps no state, logs nothing), so a pool thread may run it. */
+typedef struct planjob planjob_t;
+typedef void (*planjob_cb)(planjob_t *j);
+
+struct planjob {
+    uv_work_t work;
+    coord_t *c;
+    control_req_t *req;
+    char *file, *text, *only;  /* owned copies from the request */
+    int copies;                /* plans to parse from the text (1 or 2) */
+    plan_t *plan[2];           /* parsed (heap), or NULL with err set */
+    char err[1024];
+    planjob_cb done;
+};
+
+static void s_planjob_free(planjob_t *j)
+{
+    for (int i = 0; i < 2; i++) {
+        if (j->plan[i]) {
+            plan_free(j->plan[i]);
+            free(j->plan[i]);
+        }
+    }
+    free(j->file);
+    free(j->text);
+    free(j->only);
+    free(j);
+}
+
+static void s_planjob_work(uv_work_t *w)
+{
+    planjob_t *j = w->data;
+    for (int i = 0; i < j->copies; i++) {
+        plan_t *p = xcalloc(1, sizeof *p);
+        if (!plan_load_string(j->file, j->text, p, j->err, sizeof j->err)) {
+            free(p);
+            return;
+        }
+        j->plan[i] = p;
+    }
+}
+
+static void s_planjob_after(uv_work_t *w, int status)
+{
+    planjob_t *j = w->data;
+    if (status != 0 || j->c->stopping) {
+        /* The control endpoint is gone with its requests: nobody to answer. */
+        s_planjob_free(j);
+        return;
+    }
+    if (!j->plan[0] || (j->copies == 2 && !j->plan[1])) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddBoolToObject(r, "ok", false);
+        cJSON_AddBoolToObject(r, "invalid_plan", true);
+        cJSON_AddStringToObject(r, "error", j->err);
+        control_reply(j->req, r);
+        s_planjob_free(j);
+        return;
+    }
+    j->done(j);
+}
+
+/* Reads "file" and "text" (and "name") of request and parses the plan
+ * `copies` times on the pool; done gets the job (and frees it) only for a
+ * plan that loaded; a bad one is answered here. False (answered) if the
+ * request lacks the fields. */
+static bool s_planjob_start(coord_t *c, control_req_t *req, const cJSON *request, int copies,
+                            planjob_cb done)
+{
+    const cJSON *file = cJSON_GetObjectItem(request, "file");
+    const cJSON *text = cJSON_GetObjectItem(request, "text");
+    const cJSON *only = cJSON_GetObjectItem(request, "name");
+    if (!cJSON_IsString(file) || !cJSON_IsString(text)) {
+        control_reply_error(req, "this command needs \"file\" and \"text\"");
+        return false;
+    }
+    planjob_t *j = xcalloc(1, sizeof *j);
+    j->c = c;
+    j->req = req;
+    j->file = xstrdup(file->valuestring);
+    j->text = xstrdup(text->valuestring);
+    j->only = cJSON_IsString(only) ? xstrdup(only->valuestring) : NULL;
+    j->copies = copies;
+    j->done = done;
+    j->work.data = j;
+    int rc = uv_queue_work(c->loop, &j->work, s_planjob_work, s_planjob_after);
+    if (rc != 0) {
+        control_reply_error(req, uv_strerror(rc));
+        s_planjob_free(j);
+        return false;
+    }
+    return true;
+}
+
 static void s_plancheck_done(cJSON *report, void *arg)
 {
     control_reply(arg, report);
+}
+
+static void s_plan_check_parsed(planjob_t *j)
+{
+    plan_t *plan = j->plan[0];
+    j->plan[0] = NULL;
+    log_info("plan %s: checking %zu migrations", j->file, plan_count(plan));
+    plancheck_start(j->c, j->file, plan, NULL, PREFLIGHT_TIMEOUT_MS, s_plancheck_done, j->req);
+    s_planjob_free(j);
 }
 
 /* {"cmd":"plan_check","file":NAME,"text":YAML}: the plan travels in the
  * request so errors name the operator's file. */
 static void s_plan_check(coord_t *c, control_req_t *req, const cJSON *request)
 {
-    const cJSON *file = cJSON_GetObjectItem(request, "file");
-    const cJSON *text = cJSON_GetObjectItem(request, "text");
-    if (!cJSON_IsString(file) || !cJSON_IsString(text)) {
-        control_reply_error(req, "plan_check needs \"file\" and \"text\"");
-        return;
-    }
-    plan_t *plan = xcalloc(1, sizeof *plan);
-    char err[1024];
-    if (!plan_load_string(file->valuestring, text->valuestring, plan, err, sizeof err)) {
-        free(plan);
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddBoolToObject(r, "ok", false);
-        cJSON_AddBoolToObject(r, "invalid_plan", true);
-        cJSON_AddStringToObject(r, "error", err);
-        control_reply(req, r);
-        return;
-    }
-    log_info("plan %s: checking %zu migrations", file->valuestring, plan_count(plan));
-    plancheck_start(c, file->valuestring, plan, NULL, PREFLIGHT_TIMEOUT_MS, s_plancheck_done, req);
+    s_planjob_start(c, req, request, 1, s_plan_check_parsed);
 }
 
 /* migrate start: preflight first; only a plan with nothing blocking starts. */
 typedef struct {
     coord_t *c;
     control_req_t *req;
-    char *file, *text, *only;
+    char *only;
+    plan_t *plan; /* the second copy: the one started */
 } mstart_t;
 
 static void s_mstart_free(mstart_t *ms)
 {
-    free(ms->file);
-    free(ms->text);
+    plan_free(ms->plan);
+    free(ms->plan);
     free(ms->only);
     free(ms);
 }
@@ -631,22 +722,18 @@ static void s_mstart_checked(cJSON *report, void *arg)
         return;
     }
     cJSON_Delete(report);
-    plan_t plan;
     char err[1024];
     cJSON *r = cJSON_CreateObject();
     cJSON *started = cJSON_AddArrayToObject(r, "started");
-    bool loaded = plan_load_string(ms->file, ms->text, &plan, err, sizeof err);
-    bool ok = loaded;
-    for (size_t i = 0; ok && i < plan_count(&plan); i++) {
-        plan_migration_t *m = plan_at(&plan, i);
+    bool ok = true;
+    for (size_t i = 0; ok && i < plan_count(ms->plan); i++) {
+        plan_migration_t *m = plan_at(ms->plan, i);
         if (ms->only && strcmp(m->name, ms->only) != 0)
             continue;
         ok = migset_start(c->migs, m, err, sizeof err);
         if (ok)
             cJSON_AddItemToArray(started, cJSON_CreateString(m->name));
     }
-    if (loaded)
-        plan_free(&plan);
     cJSON_AddBoolToObject(r, "ok", ok);
     if (!ok)
         cJSON_AddStringToObject(r, "error", err);
@@ -654,40 +741,31 @@ static void s_mstart_checked(cJSON *report, void *arg)
     s_mstart_free(ms);
 }
 
-static void s_migrate_start(coord_t *c, control_req_t *req, const cJSON *request)
+static void s_migrate_start_parsed(planjob_t *j)
 {
-    const cJSON *file = cJSON_GetObjectItem(request, "file");
-    const cJSON *text = cJSON_GetObjectItem(request, "text");
-    const cJSON *only = cJSON_GetObjectItem(request, "name");
-    if (!cJSON_IsString(file) || !cJSON_IsString(text)) {
-        control_reply_error(req, "migrate_start needs \"file\" and \"text\"");
-        return;
-    }
-    plan_t *plan = xcalloc(1, sizeof *plan);
-    char err[1024];
-    if (!plan_load_string(file->valuestring, text->valuestring, plan, err, sizeof err)) {
-        free(plan);
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddBoolToObject(r, "ok", false);
-        cJSON_AddBoolToObject(r, "invalid_plan", true);
-        cJSON_AddStringToObject(r, "error", err);
-        control_reply(req, r);
-        return;
-    }
-    if (cJSON_IsString(only) && !plan_find(plan, only->valuestring)) {
-        plan_free(plan);
-        free(plan);
-        control_reply_error(req, "the plan has no migration of that name");
+    if (j->only && !plan_find(j->plan[0], j->only)) {
+        control_reply_error(j->req, "the plan has no migration of that name");
+        s_planjob_free(j);
         return;
     }
     mstart_t *ms = xcalloc(1, sizeof *ms);
-    ms->c = c;
-    ms->req = req;
-    ms->file = xstrdup(file->valuestring);
-    ms->text = xstrdup(text->valuestring);
-    ms->only = cJSON_IsString(only) ? xstrdup(only->valuestring) : NULL;
-    plancheck_start(c, file->valuestring, plan, ms->only, PREFLIGHT_TIMEOUT_MS, s_mstart_checked,
-                    ms);
+    ms->c = j->c;
+    ms->req = j->req;
+    ms->only = j->only ? xstrdup(j->only) : NULL;
+    ms->plan = j->plan[1];
+    j->plan[1] = NULL;
+    plan_t *check = j->plan[0];
+    j->plan[0] = NULL;
+    plancheck_start(j->c, j->file, check, ms->only, PREFLIGHT_TIMEOUT_MS, s_mstart_checked, ms);
+    s_planjob_free(j);
+}
+
+/* {"cmd":"migrate_start","file":NAME,"text":YAML[,"name":M]}: two copies
+ * of the plan, one for the preflight (which owns and frees it) and the one
+ * started once the preflight found nothing blocking. */
+static void s_migrate_start(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    s_planjob_start(c, req, request, 2, s_migrate_start_parsed);
 }
 
 static void s_migrate_status(coord_t *c, control_req_t *req, const cJSON *request)

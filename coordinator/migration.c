@@ -40,6 +40,7 @@ typedef enum {
     M_DONE,
     M_UNFOLLOW_TARGET,
     M_UNFOLLOW_SOURCE,
+    M_ROLES,
     M__COUNT
 } mstate_t;
 
@@ -97,6 +98,7 @@ struct migset {
 
 typedef void (*send_fn)(mig_t *g, Godwit__Command *cmd);
 
+static void s_send_roles(mig_t *g, Godwit__Command *cmd);
 static void s_send_schema_pre(mig_t *g, Godwit__Command *cmd);
 static void s_send_publish(mig_t *g, Godwit__Command *cmd);
 static void s_send_copy(mig_t *g, Godwit__Command *cmd);
@@ -165,6 +167,8 @@ static const struct {
       60000, 0, false, "protecting green: dropping its slot for blue first (no rollback then)" },
     { M_UNFOLLOW_SOURCE, "unfollow_source", false, s_send_unfollow_source, M_SWITCHED, 120000, 0,
       false, "protecting green: dropping blue's subscription to green" },
+    { M_ROLES, "roles", true, s_send_roles, M_SCHEMA, 10 * 60000, 0, true,
+      "the roles the database needs on the target, and its owner and privileges" },
 };
 
 static const char *s_name(mstate_t s) { return s < M__COUNT ? s_states[s].name : "?"; }
@@ -231,6 +235,20 @@ static void s_send_schema(mig_t *g, Godwit__Command *cmd, const char *section)
 }
 
 static void s_send_schema_pre(mig_t *g, Godwit__Command *cmd) { s_send_schema(g, cmd, "pre"); }
+
+static void s_send_roles(mig_t *g, Godwit__Command *cmd)
+{
+    Godwit__ReplicationConn rc = s_rc(g->m);
+    Godwit__ApplyRoles ar = GODWIT__APPLY_ROLES__INIT;
+    ar.database = g->m->target.database;
+    ar.source = &rc;
+    ar.n_app_roles = g->m->cutover.app_roles.count;
+    ar.app_roles = g->m->cutover.app_roles.items;
+    ar.passwords = g->m->roles.passwords;
+    cmd->action_case = GODWIT__COMMAND__ACTION_APPLY_ROLES;
+    cmd->apply_roles = &ar;
+    s_send_and_free(g, cmd, NULL, NULL);
+}
 static void s_send_schema_post(mig_t *g, Godwit__Command *cmd) { s_send_schema(g, cmd, "post"); }
 
 static void s_send_publish(mig_t *g, Godwit__Command *cmd)
@@ -503,11 +521,26 @@ static void s_step_done(coord_t *c, const char *agent, const Godwit__Result *r, 
         s_move(g, s_states[st].next, msg);
         return;
     }
-    if (r->payload_case == GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA)
+    if (r->payload_case == GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA) {
         snprintf(msg, sizeof msg, "%s: %s", s_states[st].comment,
                  r->apply_schema->already_done ? "found done already" : "applied");
-    else
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_APPLY_ROLES) {
+        const Godwit__ApplyRolesResult *ar = r->apply_roles;
+        if (ar->already_done)
+            snprintf(msg, sizeof msg, "%s: found done already (every role exists)",
+                     s_states[st].comment);
+        else
+            snprintf(msg, sizeof msg, "%s: %zu role(s) created, %u membership(s), %u setting(s), "
+                     "%u password(s), %u change(s) to the database", s_states[st].comment,
+                     ar->n_created, ar->memberships, ar->settings, ar->passwords,
+                     ar->database_changes);
+        if (ar->superusers)
+            log_warn("migration %s: %u role(s) that are superusers on the source were created "
+                     "without SUPERUSER on the target; verify reports them", g->m->name,
+                     ar->superusers);
+    } else {
         snprintf(msg, sizeof msg, "%s: done", s_states[st].comment);
+    }
     s_move(g, s_states[st].next, msg);
 }
 
@@ -858,8 +891,8 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t err
         return false;
     }
     char *json = plan_migration_to_json(m);
-    bool ok = journal_migration_create(ms->journal, m->name, json, s_name(M_SCHEMA), err, errlen);
-    mig_t *g = ok ? s_mig_new(ms, m->name, json, M_SCHEMA) : NULL;
+    bool ok = journal_migration_create(ms->journal, m->name, json, s_name(M_ROLES), err, errlen);
+    mig_t *g = ok ? s_mig_new(ms, m->name, json, M_ROLES) : NULL;
     free(json);
     if (!g) {
         if (ok)

@@ -86,6 +86,11 @@ static const cfg_field_t s_cutover[] = {
     CFG_END,
 };
 
+static const cfg_field_t s_roles[] = {
+    { .key = "passwords", .type = CFG_BOOL, .offset = M(roles.passwords) },
+    CFG_END,
+};
+
 static const cfg_field_t s_migration[] = {
     { .key = "name", .type = CFG_STRING, .offset = M(name), .required = true },
     { .key = "source", .type = CFG_SECTION, .required = true, .children = s_side[0] },
@@ -95,6 +100,7 @@ static const cfg_field_t s_migration[] = {
     { .key = "tables", .type = CFG_STRING_LIST, .offset = M(tables_raw), .min = 1, .max = 100000 },
     { .key = "options", .type = CFG_SECTION, .children = s_options },
     { .key = "cutover", .type = CFG_SECTION, .children = s_cutover },
+    { .key = "roles", .type = CFG_SECTION, .children = s_roles },
     CFG_END,
 };
 
@@ -322,6 +328,8 @@ char *plan_migration_to_json(const plan_migration_t *m)
     cJSON_AddStringToObject(co, "reverse", s_on_off[m->cutover.reverse_off ? 1 : 0]);
     snprintf(buf, sizeof buf, "%lldms", (long long)m->cutover.verify_max_age_ms);
     cJSON_AddStringToObject(co, "verify_max_age", buf);
+    cJSON *ro = cJSON_AddObjectToObject(o, "roles");
+    cJSON_AddBoolToObject(ro, "passwords", m->roles.passwords);
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     char *out = xstrdup(text);

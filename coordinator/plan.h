@@ -77,6 +77,9 @@ typedef struct {
         int64_t verify_max_age_ms;     /* the gate: the last verify finished this recently
                                           (default 10 min) */
     } cutover;
+    struct {
+        bool passwords;                /* copy the created roles' password hashes */
+    } roles;
 } plan_migration_t;
 
 typedef struct {

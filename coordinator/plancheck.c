@@ -168,6 +168,9 @@ static void s_send_target(plancheck_mig_t *pm)
     pt.replication = &rc;
     pt.disk_margin = (double)m->options.disk_margin_percent / 100.0;
     pt.reverse = m->cutover.proxies.count > 0 && !m->cutover.reverse_off;
+    pt.n_app_roles = m->cutover.app_roles.count;
+    pt.app_roles = m->cutover.app_roles.items;
+    pt.passwords = m->roles.passwords;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET;
     cmd.preflight_target = &pt;

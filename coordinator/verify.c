@@ -30,6 +30,8 @@ struct verify {
     size_t n, next;
     char **plan_schemas, **plan_names; /* the plan's tables (none: all), for the schema check */
     size_t n_plan;
+    char **app_roles;           /* the plan's application roles, for the roles check */
+    size_t n_app_roles;
     bool schema_done;           /* the schema check came back */
     bool *skip;                 /* per table: its columns differ, rows not compared */
     unsigned attempts;
@@ -54,6 +56,9 @@ static void v_free(verify_t *v)
     }
     free(v->plan_schemas);
     free(v->plan_names);
+    for (size_t i = 0; i < v->n_app_roles; i++)
+        free(v->app_roles[i]);
+    free(v->app_roles);
     free(v->skip);
     free(v->migration);
     free(v->objname);
@@ -243,6 +248,8 @@ static void v_send_schema(verify_t *v)
     vs.source = &rc;
     vs.n_tables = v->n_plan;
     vs.tables = ptrs;
+    vs.n_app_roles = v->n_app_roles;
+    vs.app_roles = v->app_roles;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_VERIFY_SCHEMA;
     cmd.verify_schema = &vs;
@@ -380,6 +387,10 @@ verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objnam
         v->plan_schemas[i] = xstrdup(m->tables[i].schema);
         v->plan_names[i] = xstrdup(m->tables[i].name);
     }
+    v->n_app_roles = m->cutover.app_roles.count;
+    v->app_roles = xcalloc(v->n_app_roles ? v->n_app_roles : 1, sizeof *v->app_roles);
+    for (size_t i = 0; i < v->n_app_roles; i++)
+        v->app_roles[i] = xstrdup(m->cutover.app_roles.items[i]);
     v->done = done;
     v->arg = arg;
     v->report = cJSON_CreateObject();

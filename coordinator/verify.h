@@ -1,7 +1,9 @@
 /*
  * verify: phase 6 for one migration, on demand (`godwitctl migrate verify`):
  * first the schema (one VerifySchema: tables, columns, constraints and
- * indexes; a table whose columns differ is not compared row by row), then
+ * indexes, then roles, owners, privileges, default privileges and
+ * policies, with the plan's application roles; a table whose columns
+ * differ is not compared row by row), then
  * every table compared, source against target, while replication runs,
  * one VerifyTable command to the target agent per table (the agent reads
  * both sides as of known positions of the source's WAL, with a verify slot

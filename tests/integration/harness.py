@@ -29,6 +29,7 @@ import tempfile
 import time
 import types
 import traceback
+import urllib.parse
 
 BIN = os.environ.get("GODWIT_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build")
@@ -416,6 +417,107 @@ class Relay:
     def stop(self):
         """Stops the relay with SIGTERM; returns its exit code (0 expected)."""
         return self.proc.stop()
+
+
+class RawPeer:
+    """A godwit-rawpeer (tests/tools/rawpeer.c): a peer that speaks the real
+    transport (ZeroMQ, CURVE, godwit frames) but sends whatever the test
+    writes, for attacks and broken peers. as_agent: dials coordinator with
+    the allow-listed key `key` (a key name in rig.keys). Otherwise a fake
+    coordinator bound on a free port with coordinator.key (a stolen one),
+    for agents to dial (.endpoint). One of the rig's processes."""
+
+    def __init__(self, rig, key, coordinator=None, name=None):
+        self.rig = rig
+        self.name = name or "rawpeer-%d" % (1 + sum(1 for p in rig.procs
+                                                    if p.name.startswith("rawpeer-")))
+        if coordinator is not None:
+            rig.keygen(key)
+            argv = [exe("godwit-rawpeer"), "agent", "--endpoint", coordinator.endpoint,
+                    "--key", os.path.join(rig.keys, key + ".key"),
+                    "--server-key", os.path.join(rig.keys, "coordinator.pub")]
+        else:
+            self.port = free_port()
+            self.endpoint = "tcp://127.0.0.1:%d" % self.port
+            argv = [exe("godwit-rawpeer"), "coordinator", "--bind", self.endpoint,
+                    "--key", os.path.join(rig.keys, key + ".key")]
+        p = Process(self.name, argv, rig.path("%s.log" % self.name), ours=True,
+                    stdout_pipe=True)
+        log = open(p.log_path, "ab")
+        # Unbuffered: a line read ahead into a buffer would hide from select().
+        p.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=log, start_new_session=True, bufsize=0)
+        log.close()
+        rig.procs.append(p)
+        self.proc = p
+        line = self._line(10)
+        check(line == "ready", "%s: %r" % (self.name, line))
+
+    def _line(self, timeout):
+        out = self.proc.proc.stdout
+        ready, _, _ = select.select([out], [], [], timeout)
+        if not ready:
+            raise AssertionError("%s: no answer within %.1f s" % (self.name, timeout))
+        line = out.readline()
+        if not line:
+            raise AssertionError("%s exited: %s" % (self.name, self.proc.log()[-2000:]))
+        return line.decode().rstrip("\n")
+
+    def _cmd(self, line):
+        self.proc.proc.stdin.write(line.encode() + b"\n")
+        self.proc.proc.stdin.flush()
+
+    @staticmethod
+    def _quote(v):
+        out = []
+        for b in str(v).encode():
+            out.append("%%%02X" % b if b < 0x21 or b > 0x7e or b == 0x25 else chr(b))
+        return "".join(out)
+
+    def send(self, **fields):
+        """Sends an Envelope built from fields: path=value, the path's dots
+        written as __ (hello__role="ROLE_PROXY"); a list value appends each
+        element (hello__capabilities=["ping"])."""
+        parts = []
+        for k, v in fields.items():
+            path = k.replace("__", ".")
+            for item in (v if isinstance(v, list) else [v]):
+                parts.append("%s%s=%s" % (path, "+" if isinstance(v, list) else "",
+                                          self._quote(item)))
+        self._cmd("send " + " ".join(parts))
+        line = self._line(10)
+        if line != "sent":
+            raise AssertionError("%s: send %s: %s" % (self.name, parts, line))
+
+    def send_raw(self, data):
+        self._cmd("sendraw " + data.hex())
+        return self._line(10)
+
+    def send_size(self, n):
+        self._cmd("sendsize %d" % n)
+        return self._line(10)
+
+    def recv(self, timeout=10.0, body=None):
+        """The next message (of that body) as {"body": ..., path: value},
+        values as strings; None if none came within timeout."""
+        self._cmd("recv %d%s" % (int(timeout * 1000), " " + body if body else ""))
+        line = self._line(timeout + 10)
+        if line == "timeout":
+            return None
+        if line.startswith("bad "):
+            return {"body": None, "bad": line[4:]}
+        check(line.startswith("msg "), "%s: %r" % (self.name, line))
+        msg = {"body": line[4:]}
+        while True:
+            line = self._line(10)
+            if line == "end":
+                return msg
+            k, _, v = line.partition("=")
+            msg[k] = urllib.parse.unquote(v)
+
+    def close(self):
+        self.proc.proc.stdin.close()
+        return self.proc.wait(10)
 
 
 class Rig:

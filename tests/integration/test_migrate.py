@@ -193,7 +193,7 @@ def test_kill9_coordinator_during_postdata_resumes(rig):
     # Once the tables exist on green, a ROW EXCLUSIVE lock on orders lets
     # the copy in but holds the index build (CREATE INDEX wants SHARE), so
     # the migration sits in postdata while we kill.
-    wait_for("schema applied", lambda: (lambda s: s and s["state"] not in ("schema",))(
+    wait_for("schema applied", lambda: (lambda s: s and s["state"] not in ("roles", "schema"))(
         mstatus(coord)), 60, interval=0.1)
     hold_lock(rig, green, "public.orders", "ROW EXCLUSIVE", 30)
     wait_for("in postdata", lambda: in_state(coord, "postdata"), 60, interval=0.1)
@@ -335,7 +335,7 @@ def copy_held_on_orders(rig, green, coord, plan, seconds):
     an EXCLUSIVE lock on green's orders makes that table's COPY wait (it
     wants ROW EXCLUSIVE) while the other tables are copied."""
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
-    wait_for("schema applied", lambda: (lambda s: s and s["state"] not in ("schema",))(
+    wait_for("schema applied", lambda: (lambda s: s and s["state"] not in ("roles", "schema"))(
         mstatus(coord)), 60, interval=0.05)
     hold_lock(rig, green, "public.orders", "EXCLUSIVE", seconds)
     return wait_for("copying, orders held", lambda: (lambda s: s if s and s["state"] == "copy" and any(

@@ -112,6 +112,12 @@ def test_planted_problems_reported_and_nothing_changes(rig):
           "each with its fix: %r" % [f["fix"] for f in nk])
     ne = find(rep, "target_table_not_empty")
     check(ne and "accounts" in ne[0]["object"] and ne[0]["side"] == "target", "target rows: %r" % ne)
+    # Green's accounts lacks the grant blue's has, and the schema phase does
+    # not change a table that exists: rights would differ.
+    op = find(rep, "object_privileges", "table public.accounts")
+    check(op and op[0]["severity"] == "error" and
+          'GRANT SELECT ON TABLE public.accounts TO "godwit_repl";' in op[0]["fix"],
+          "an existing table's privileges: %r" % op)
     warn_codes = {f["code"] for f in findings(rep) if f["severity"] == "warning"}
     print("   warnings: %s" % sorted(warn_codes))
     check(len(warn_codes) >= 5, "warnings for large objects, unlogged, partitioned, generated, "
@@ -128,6 +134,9 @@ def test_fixed_source_is_ready(rig):
     blue.psql('ALTER TABLE public.nokey REPLICA IDENTITY FULL; ALTER TABLE public.y REPLICA IDENTITY FULL; '
               'ALTER TABLE public."%s" REPLICA IDENTITY FULL' % EVIL.replace('"', '""'), db="shop")
     green.psql("TRUNCATE public.accounts", db="shop")
+    # and green's accounts gets the grant blue's has (the role first)
+    green.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN")
+    green.psql("GRANT SELECT ON public.accounts TO godwit_repl", db="shop")
     rc, rep = plan_check(coord, plan)
     blocking = [f for f in findings(rep) if f["severity"] == "error"]
     check(rc == 0 and not blocking, "nothing blocks: %r" % blocking)

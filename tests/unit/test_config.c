@@ -455,6 +455,73 @@ static void test_err_top_level(void **state)
                    "t.yaml:5: expected a single YAML document, found a second one");
 }
 
+/* text: PREFIX then n times UNIT then SUFFIX (malloc'd). */
+static char *s_repeat(const char *prefix, const char *unit, size_t n, const char *suffix)
+{
+    size_t lp = strlen(prefix), lu = strlen(unit), ls = strlen(suffix);
+    char *t = xmalloc(lp + lu * n + ls + 1);
+    memcpy(t, prefix, lp);
+    for (size_t i = 0; i < n; i++)
+        memcpy(t + lp + i * lu, unit, lu);
+    memcpy(t + lp + lu * n, suffix, ls + 1);
+    return t;
+}
+
+/* Nesting is bounded (64 levels, the top mapping included) before libyaml
+ * composes anything: 200,000 nested "[" kept the loader busy for minutes
+ * (libyaml walks every open flow level at each token). The error names the
+ * path down to where the 65th level starts. */
+static void test_err_nesting(void **state)
+{
+    char path[512] = "x";
+    for (int i = 0; i < 63; i++)
+        strcat(path, "[0]");
+    char want[600];
+    snprintf(want, sizeof want, "t.yaml:1: %s: nested deeper than 64 levels, refused", path);
+    char *t = s_repeat("x: ", "[", 200000, "");
+    s_expect_error(t, want);
+    free(t);
+    /* Flow mappings, and the level count: 64 is fine (the value is then
+     * refused by the schema), 65 is not. */
+    t = s_repeat("name: a\n" MIN_DB "any: ", "{a: ", 200000, "");
+    char *apath = s_repeat("any", ".a", 63, "");
+    snprintf(want, sizeof want, "t.yaml:4: %s: nested deeper than 64 levels, refused", apath);
+    s_expect_error(t, want);
+    free(apath);
+    free(t);
+    char *ok63 = s_repeat("name: ", "[", 63, "");
+    char *close63 = s_repeat(ok63, "]", 63, "\n" MIN_DB);
+    s_expect_error(close63, "t.yaml:1: name: expected a non-empty string, got a sequence");
+    free(ok63);
+    free(close63);
+    char *deep64 = s_repeat("name: ", "[", 64, "");
+    char *close64 = s_repeat(deep64, "]", 64, "\n" MIN_DB);
+    snprintf(want, sizeof want, "t.yaml:1: name%s: nested deeper than 64 levels, refused",
+             path + 1);
+    s_expect_error(close64, want);
+    free(deep64);
+    free(close64);
+    /* Block style nests by indentation: "- - - a". */
+    t = s_repeat("name: a\n" MIN_DB "any:\n  ", "- ", 100000, "a\n");
+    char *bpath = s_repeat("any", "[0]", 63, "");
+    snprintf(want, sizeof want, "t.yaml:5: %s: nested deeper than 64 levels, refused", bpath);
+    s_expect_error(t, want);
+    free(bpath);
+    free(t);
+    /* A second document is not composed, but bounded alike. */
+    t = s_repeat("name: a\n" MIN_DB "---\nx: ", "[", 200000, "");
+    s_expect_error(t, "t.yaml:5: nested deeper than 64 levels, refused");
+    free(t);
+}
+
+/* A string is held to the same size as a file (a plan travels as one). */
+static void test_err_string_size(void **state)
+{
+    char *t = s_repeat("name: a\n" MIN_DB "#", "x", 1 << 20, "\n");
+    s_expect_error(t, "t.yaml: larger than 1024 KiB, refused");
+    free(t);
+}
+
 static void test_err_null_and_empty(void **state)
 {
     s_expect_error("name: ~\n" MIN_DB, "t.yaml:1: name: expected a non-empty string, got null");
@@ -1473,6 +1540,8 @@ int main(void)
         cmocka_unit_test(test_err_duplicate),
         cmocka_unit_test(test_err_syntax),
         cmocka_unit_test(test_err_top_level),
+        cmocka_unit_test(test_err_nesting),
+        cmocka_unit_test(test_err_string_size),
         cmocka_unit_test(test_err_null_and_empty),
         cmocka_unit_test(test_err_values),
         cmocka_unit_test(test_err_late_leaves_struct),

@@ -230,6 +230,41 @@ static void test_proxy_hold(void **state)
     s_refused(text, "migrations[0].cutover.proxies[0].hold: expected true or false");
 }
 
+/* roles.passwords: off unless the plan says so; a boolean or a refusal
+ * naming the field; kept through the journal's JSON. */
+static void test_roles_passwords(void **state)
+{
+    (void)state;
+    static const char head[] = "migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+                               "    target: {agent: b, database: e}\n"
+                               "    replication: {host: h, user: u}\n";
+    char text[1024];
+    plan_t p, q;
+    char err[512] = "";
+    if (!plan_load_string("plan.yaml", head, &p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_false(plan_at(&p, 0)->roles.passwords);
+    plan_free(&p);
+
+    snprintf(text, sizeof text, "%s    roles: {passwords: true}\n", head);
+    if (!plan_load_string("plan.yaml", text, &p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(plan_at(&p, 0)->roles.passwords);
+    char *json = plan_migration_to_json(plan_at(&p, 0));
+    assert_non_null(strstr(json, "\"roles\":{\"passwords\":true}"));
+    if (!plan_load_string("journal", json, &q, err, sizeof err))
+        fail_msg("%s: %s", err, json);
+    assert_true(plan_at(&q, 0)->roles.passwords);
+    free(json);
+    plan_free(&q);
+    plan_free(&p);
+
+    snprintf(text, sizeof text, "%s    roles: {passwords: sometimes}\n", head);
+    s_refused(text, "plan.yaml:6: migrations[0].roles.passwords: expected true or false");
+    snprintf(text, sizeof text, "%s    roles: {password: true}\n", head);
+    s_refused(text, "migrations[0].roles.password: unknown key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_proxy_hold),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_reverse_replication),
+        cmocka_unit_test(test_roles_passwords),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
