@@ -121,6 +121,7 @@ struct s_step {
 
     /* DropObjects */
     char *drop_sub, *drop_pub, *drop_slot; /* NULL: skip */
+    char *drop_verify_slot;     /* dropped after drop_slot, the same way; NULL: skip */
     uint64_t slot_deadline;     /* uv_now() when waiting for its holder ends; 0: not yet */
 };
 
@@ -149,6 +150,7 @@ static void s_on_timer_closed(uv_handle_t *h)
     free(s->drop_sub);
     free(s->drop_pub);
     free(s->drop_slot);
+    free(s->drop_verify_slot);
     free(s);
 }
 
@@ -325,7 +327,8 @@ static void s_names(s_step_t *s)
 {
     if (s_name_ok(s, "publication", s->pub_name) && s_name_ok(s, "subscription", s->sub_name) &&
         s_name_ok(s, "subscription", s->drop_sub) && s_name_ok(s, "publication", s->drop_pub) &&
-        s_name_ok(s, "replication slot", s->drop_slot))
+        s_name_ok(s, "replication slot", s->drop_slot) &&
+        s_name_ok(s, "replication slot", s->drop_verify_slot))
         s_next(s);
 }
 
@@ -1227,7 +1230,7 @@ static void s_check_pub(s_step_t *s)
  * database they are for; one in use is held by a WAL sender (a
  * subscription's, the copy's), never by a session decoding through SQL
  * functions. Caller frees. */
-static char *s_slot_refusal(const s_step_t *s, const PGresult *res)
+static char *s_slot_refusal(const char *name, const PGresult *res)
 {
     const char *type = pgconn_col(res, 0, "slot_type");
     const char *plugin = pgconn_col(res, 0, "plugin");
@@ -1238,34 +1241,43 @@ static char *s_slot_refusal(const s_step_t *s, const PGresult *res)
                        "dropped or terminated";
     if (!type || strcmp(type, "logical") != 0)
         return xasprintf("replication slot \"%s\" is a %s slot (a standby's or a WAL "
-                         "archiver's): %s", s->drop_slot, type ? type : "(unknown)", tail);
+                         "archiver's): %s", name, type ? type : "(unknown)", tail);
     if (!plugin || strcmp(plugin, "pgoutput") != 0)
         return xasprintf("replication slot \"%s\" decodes with plugin %s, not pgoutput: %s",
-                         s->drop_slot, plugin ? plugin : "(none)", tail);
+                         name, plugin ? plugin : "(none)", tail);
     if (!pgconn_col_bool(res, 0, "here"))
         return xasprintf("replication slot \"%s\" belongs to database \"%s\", not to this "
-                         "database: %s", s->drop_slot, db ? db : "", tail);
+                         "database: %s", name, db ? db : "", tail);
     if (pgconn_col_bool(res, 0, "active") && pid && (!holder || strcmp(holder, "walsender") != 0))
         return xasprintf("replication slot \"%s\" is held by process %s, a %s, not a WAL "
-                         "sender: %s", s->drop_slot, pid, holder ? holder : "process of "
+                         "sender: %s", name, pid, holder ? holder : "process of "
                          "unknown kind", tail);
     return NULL;
 }
 
-static void s_on_check_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
+static void s_on_check_slot_named(const pgconn_result_t *r, s_step_t *s, const char *name)
 {
-    s_step_t *s = arg;
     if (!r->ok) {
         s_fail_query(s, r);
         return;
     }
-    char *why = r->res && PQntuples(r->res) == 1 ? s_slot_refusal(s, r->res) : NULL;
+    char *why = r->res && PQntuples(r->res) == 1 ? s_slot_refusal(name, r->res) : NULL;
     if (why) {
         s_finish(s, NULL, why);
         free(why);
         return;
     }
     s_next(s);
+}
+
+static void s_on_check_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_on_check_slot_named(r, arg, ((s_step_t *)arg)->drop_slot);
+}
+
+static void s_on_check_verify_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_on_check_slot_named(r, arg, ((s_step_t *)arg)->drop_verify_slot);
 }
 
 static void s_check_slot(s_step_t *s)
@@ -1277,6 +1289,19 @@ static void s_check_slot(s_step_t *s)
     const char *params[1] = { s->drop_slot };
     s_query(s, "looking up the replication slot", s_slot_lookup_sql, 1, params,
             s_on_check_slot);
+}
+
+/* The verify slot (VerifyTable's) is held to the same rule, before anything
+ * is dropped. */
+static void s_check_verify_slot(s_step_t *s)
+{
+    if (!s->drop_verify_slot) {
+        s_next(s);
+        return;
+    }
+    const char *params[1] = { s->drop_verify_slot };
+    s_query(s, "looking up the verify slot", s_slot_lookup_sql, 1, params,
+            s_on_check_verify_slot);
 }
 
 /* ---- DropObjects: the subscription --------------------------------------- */
@@ -1480,7 +1505,7 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_next(s);
         return;
     }
-    char *why = s_slot_refusal(s, r->res);
+    char *why = s_slot_refusal(s->drop_slot, r->res);
     if (why) {
         s_finish(s, NULL, why);
         free(why);
@@ -1525,9 +1550,24 @@ static void s_drop_slot(s_step_t *s)
     s_slot_lookup(s);
 }
 
+/* The verify slot (VerifyTable's, left by an agent that died mid-verify):
+ * the slot stage again, on that name. */
+static void s_drop_verify_slot(s_step_t *s)
+{
+    if (!s->drop_verify_slot) {
+        s_next(s);
+        return;
+    }
+    free(s->drop_slot);
+    s->drop_slot = s->drop_verify_slot;
+    s->drop_verify_slot = NULL;
+    s->slot_deadline = 0;
+    s_slot_lookup(s);
+}
+
 static const s_stage_fn s_drop_stages[] = {
-    s_names,    s_connect,  s_check_sub, s_check_pub, s_check_slot,
-    s_drop_sub, s_drop_pub, s_drop_slot, NULL,
+    s_names,     s_connect,  s_check_sub,  s_check_pub, s_check_slot, s_check_verify_slot,
+    s_drop_sub,  s_drop_pub, s_drop_slot,  s_drop_verify_slot, NULL,
 };
 
 /* ---- connections (step.h) ---------------------------------------------- */
@@ -1845,5 +1885,6 @@ step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
     s->drop_sub = s_set(req->subscription) ? xstrdup(req->subscription) : NULL;
     s->drop_pub = s_set(req->publication) ? xstrdup(req->publication) : NULL;
     s->drop_slot = s_set(req->slot) ? xstrdup(req->slot) : NULL;
+    s->drop_verify_slot = s_set(req->verify_slot) ? xstrdup(req->verify_slot) : NULL;
     return &s->base;
 }

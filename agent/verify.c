@@ -1,61 +1,32 @@
 /*
- * verify: the target agent's VerifyTable step (phase 6): one table's rows
- * compared, source against target, while replication runs. See the
- * VerifyTable message in proto/godwit.proto for the contract.
+ * verify: the target agent's VerifySchema and VerifyRoles steps (phase 6
+ * and the cutover's gate): the migrated tables' schema and the application
+ * roles' privileges, compared source against target. (VerifyTable, the
+ * rows, is verify_table.c.) See the messages in proto/godwit.proto for the
+ * contracts.
  *
  * Two connections: `src` to the source database with the replication role's
- * credentials (it can read every published table: the copy needs that), and
- * `dst` to the local target database. Both read only, in REPEATABLE READ
- * snapshots, with the settings that change how a value prints pinned, so
- * both sides print a row the same way.
+ * credentials, and `dst` to the local target database, both read only,
+ * without snapshots, with the settings that change how a value prints
+ * pinned, so both sides print a definition the same way.
  *
- * The one rule that makes a live comparison sound: a target read starts
- * only after the target has applied the source's WAL position of the source
- * read before it (v_wait: our subscription's replication origin progress on
- * the target, or our slot's confirmed position on the source, whichever
- * gets there first; the slot's position is what moves when the source
- * writes only non-commit WAL). So the target always shows the source at the
- * point of that read or later.
+ * SQL: names go into the text only through PQescapeIdentifier, values
+ * always as parameters.
  *
- * With a primary key:
- *   pass    a snapshot pair (source, wait, target) taken back to back, then
- *           chunks of chunk_rows rows in key order summed on both sides at
- *           once: equal chunks are done;
- *   ranges  up to V_RANGE_ROUNDS times: the key ranges of the chunks that
- *           differed (the source's chunk bounds), summed on both sides in a
- *           new snapshot pair: equal ranges are done;
- *   rows    up to `rounds` times: the rows of the remaining ranges read on
- *           the source (S1), then on the target (T), then on the source again
- *           (S2). A row whose target version equals S1's or S2's is
- *           consistent (it was the source's row at a point the target passed
- *           through); a row whose source version held still (S1 = S2) while
- *           the target's differs is different, which is what a row changed on
- *           the target alone looks like; anything else was in flux and is
- *           read again in the next round.
- * Without a key: the table's row count and the sum of its sorted row sums
- * (a multiset), with the same pass and the same S1/T/S2 rule for the whole
- * table.
- *
- * SQL: names go into the text only through PQescapeIdentifier, key types
- * only as the server's own format_type(), values always as parameters.
- *
- * VerifySchema and VerifyRoles use the same two connections, read-only,
- * without snapshots: VerifySchema compares the tables' columns,
- * constraints and indexes, then (as VerifyRoles does alone) who owns what
- * and who may do what, through access.h's one reader and one comparison;
- * each difference is a finding with the statement to run on the target.
+ * VerifySchema compares the tables' columns, constraints and indexes, then
+ * (as VerifyRoles does alone) who owns what and who may do what, through
+ * access.h's one reader and one comparison; each difference is a finding
+ * with the statement to run on the target.
  *
  * Owns: both connections, a timer (the first stage, one loop turn after the
- * start, and the waits), a copy of the request, the chunk lists and row
- * sets of the round in hand, and the result being built. Freed in the
- * timer's close callback; each pgconn frees itself once closed.
+ * start), a copy of the request, each side's catalog and the result being
+ * built. Freed in the timer's close callback; each pgconn frees itself once
+ * closed.
  */
 #include "step.h"
 #include "access.h"
 #include "log.h"
-#include "lsn.h"
 #include "pgconn.h"
-#include "units.h"
 #include "wire.h"
 #include "xalloc.h"
 
@@ -67,17 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define V_DEFAULT_CHUNK_ROWS 5000
-#define V_DEFAULT_ROUNDS 20
 #define V_DEFAULT_TIMEOUT_MS (3600 * 1000)
-#define V_RANGE_ROUNDS 3
-#define V_RANGES_PER_ROUND 20       /* ranges read row by row per round */
-#define V_MAX_DIFFS 100             /* reported keys; diff_count counts all */
-#define V_WAIT_POLL_MS 5
-#define V_WAIT_LIMIT_MS 60000
 #define V_DEADLINE_SLACK_MS 1000
-
-#define V_ROW_MD5 "pg_catalog.md5((t.*)::pg_catalog.text)"
 
 #define V_PRINT_OPTIONS                                                                        \
     " -c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=1"      \
@@ -85,32 +47,6 @@
 
 typedef struct v_step v_step_t;
 typedef void (*v_fn)(v_step_t *s);
-
-/* A chunk of the pass: its row count, sum and first key (n_keys values). */
-typedef struct {
-    uint64_t rows;
-    char md5[33];
-    char **first;
-} v_chunk_t;
-
-/* A key range: lower inclusive, upper exclusive; NULL for an open end. Both
- * borrowed from the source's chunk list. */
-typedef struct {
-    char **lower, **upper;
-    bool done;
-} v_range_t;
-
-/* One row of a row read: its key (encoded, v_key_encode) and sum. */
-typedef struct {
-    char *key;
-    char md5[33];
-    size_t range;               /* index into ranges */
-} v_row_t;
-
-typedef struct {
-    v_row_t *v;
-    size_t n, cap;
-} v_rows_t;
 
 typedef enum { SIDE_SRC = 0, SIDE_DST = 1 } v_side_t;
 
@@ -127,50 +63,12 @@ struct v_step {
     uint64_t timeout_ms;        /* statement timeout of the reads */
     char *label;
     char *what;                 /* the statement in flight, for messages */
-    Godwit__VerifyTable *req;   /* our own copy */
-    uint64_t started_ms;
-    unsigned chunk_rows, rounds;
-
-    /* The table, from the source's catalog. */
-    size_t n_keys;
-    char **key_types;           /* format_type() of each key column */
-    char *table_sql;            /* "schema"."name" */
-    char *key_order;            /* t."a", t."b" */
-    char *key_text;             /* (t."a")::pg_catalog.text AS k1, ... */
 
     /* Where a sequence of statements goes on. */
     unsigned pending;           /* statements in flight on both sides */
     v_fn then;                  /* runs when pending drops to 0 */
-    v_fn pair_then;             /* v_pair: runs once the target's snapshot is taken */
-    v_fn snap_then[2];          /* v_src_snapshot, v_dst_snapshot: after the snapshot */
-    uint64_t src_lsn;           /* position of the current source snapshot */
-    uint64_t wait_until_ms;
 
-    /* The pass. */
-    v_chunk_t *chunks[2];
-    size_t n_chunks[2];
-    uint64_t total[2];
-    char whole_md5[2][33];      /* keyless */
-
-    /* Ranges and rows. */
-    v_range_t *ranges;
-    size_t n_ranges;
-    size_t batch[V_RANGES_PER_ROUND]; /* indexes into ranges, this round */
-    size_t n_batch, next;
-    uint64_t range_rows[2][V_RANGES_PER_ROUND];
-    char range_md5[2][V_RANGES_PER_ROUND][33];
-    v_rows_t s1, t, s2, *reading;
-    v_side_t reading_side;
-    v_fn rows_then;             /* after a side's rows are read and its read ended */
-    v_rows_t found;             /* keys reported different, sorted */
-    unsigned range_round, row_round;
-    uint64_t unsettled;
-    char whole_s1[80], whole_t[80], whole_s2[80];
-    char *whole_reading;
-
-    Godwit__VerifyTableResult *result;
-
-    /* VerifySchema or VerifyRoles instead (req and result are NULL then). */
+    /* VerifySchema or VerifyRoles. */
     Godwit__VerifyRoles *rreq;
     bool roles_fenced;          /* our fence holds the target: its roles lack LOGIN */
     Godwit__VerifySchema *sreq;
@@ -182,85 +80,9 @@ struct v_step {
 
 /* ---- small things ------------------------------------------------------- */
 
-static void v_rows_clear(v_rows_t *r)
+static bool v_same(const char *a, const char *b)
 {
-    for (size_t i = 0; i < r->n; i++)
-        free(r->v[i].key);
-    r->n = 0;
-}
-
-static void v_rows_free(v_rows_t *r)
-{
-    v_rows_clear(r);
-    free(r->v);
-    r->v = NULL;
-    r->cap = 0;
-}
-
-/* key is taken, md5 copied. */
-static void v_rows_add(v_rows_t *r, char *key_taken, const char *md5, size_t range)
-{
-    if (r->n == r->cap) {
-        r->cap = r->cap ? 2 * r->cap : 256;
-        r->v = xrealloc(r->v, r->cap * sizeof *r->v);
-    }
-    r->v[r->n].key = key_taken;
-    snprintf(r->v[r->n].md5, sizeof r->v[r->n].md5, "%s", md5);
-    r->v[r->n].range = range;
-    r->n++;
-}
-
-static int v_row_cmp(const void *a, const void *b)
-{
-    return strcmp(((const v_row_t *)a)->key, ((const v_row_t *)b)->key);
-}
-
-/* Sorts a set by key (an empty set has no array: qsort must not see it). */
-static void v_rows_sort(v_rows_t *r)
-{
-    if (r->n)
-        qsort(r->v, r->n, sizeof *r->v, v_row_cmp);
-}
-
-/* The n values of a key as one string, each as "<length>:<value>" so that
- * no value can run into the next. Caller frees. */
-static char *v_key_encode(const PGresult *res, int row, size_t n)
-{
-    size_t len = 1;
-    for (size_t k = 0; k < n; k++)
-        len += (size_t)PQgetlength(res, row, (int)k) + 24;
-    char *out = xmalloc(len), *p = out;
-    for (size_t k = 0; k < n; k++)
-        p += sprintf(p, "%d:%s", PQgetlength(res, row, (int)k), PQgetvalue(res, row, (int)k));
-    *p = '\0';
-    return out;
-}
-
-/* The values of an encoded key, for a RowDiff (caller frees each and the
- * array). */
-static char **v_key_decode(const char *enc, size_t n)
-{
-    char **out = xcalloc(n ? n : 1, sizeof *out);
-    const char *p = enc;
-    for (size_t k = 0; k < n; k++) {
-        char *colon;
-        unsigned long len = strtoul(p, &colon, 10);
-        out[k] = xmalloc(len + 1);
-        memcpy(out[k], colon + 1, len);
-        out[k][len] = '\0';
-        p = colon + 1 + len;
-    }
-    return out;
-}
-
-static void v_chunks_free(v_chunk_t *c, size_t n, size_t n_keys)
-{
-    for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; k < n_keys; k++)
-            free(c[i].first[k]);
-        free(c[i].first);
-    }
-    free(c);
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
 /* ---- finishing ---------------------------------------------------------- */
@@ -268,10 +90,6 @@ static void v_chunks_free(v_chunk_t *c, size_t n, size_t n_keys)
 static void v_on_timer_closed(uv_handle_t *h)
 {
     v_step_t *s = h->data;
-    if (s->req)
-        godwit__verify_table__free_unpacked(s->req, NULL);
-    if (s->result)
-        godwit__verify_table_result__free_unpacked(s->result, NULL);
     if (s->sreq)
         godwit__verify_schema__free_unpacked(s->sreq, NULL);
     if (s->rreq)
@@ -282,19 +100,6 @@ static void v_on_timer_closed(uv_handle_t *h)
     cJSON_Delete(s->catalog[SIDE_DST]);
     cJSON_Delete(s->access[SIDE_SRC]);
     cJSON_Delete(s->access[SIDE_DST]);
-    for (size_t i = 0; i < s->n_keys; i++)
-        free(s->key_types[i]);
-    free(s->key_types);
-    for (int side = 0; side < 2; side++)
-        v_chunks_free(s->chunks[side], s->n_chunks[side], s->n_keys);
-    free(s->ranges);
-    v_rows_free(&s->s1);
-    v_rows_free(&s->t);
-    v_rows_free(&s->s2);
-    v_rows_free(&s->found);
-    free(s->table_sql);
-    free(s->key_order);
-    free(s->key_text);
     free(s->label);
     free(s->what);
     free(s);
@@ -324,19 +129,11 @@ static void v_finish(v_step_t *s, const char *error)
     char *why = NULL;
     if (error) {
         why = xasprintf("%s: %s", s->label, error);
-    } else if (s->sres) {
+    } else {
         log_info("verify %s: %zu findings over %u %s", s->label, s->sres->n_findings,
                  s->sres->tables, s->rreq ? "roles" : "tables");
         payload = &s->sres->base;
         s->sres = NULL;
-    } else {
-        s->result->seconds = (double)(units_mono_ms() - s->started_ms) / 1000.0;
-        log_info("verify %s: %s (%" PRIu64 " rows on the source, %u chunks, %u re-checked, "
-                 "%u row rounds, %.2f s)",
-                 s->label, s->result->outcome, s->result->source_rows, s->result->chunks,
-                 s->result->chunks_rechecked, s->result->rounds, s->result->seconds);
-        payload = &s->result->base;
-        s->result = NULL;
     }
     v_dispose(s);
     if (done)
@@ -413,14 +210,6 @@ static void v_maybe_then(v_step_t *s)
     }
 }
 
-static void v_on_plain(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    v_step_t *s = arg;
-    if (!v_arrived(s, c, r))
-        return;
-    v_maybe_then(s);
-}
-
 /* ---- connecting --------------------------------------------------------- */
 
 static void v_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
@@ -437,826 +226,7 @@ static void v_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
     v_maybe_then(s);
 }
 
-/* ---- the snapshot pair and the wait ------------------------------------- */
-
-static void v_wait_poll(v_step_t *s);
-
-static void v_on_src_lsn(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    v_step_t *s = arg;
-    if (!v_arrived(s, c, r))
-        return;
-    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "lsn") : NULL;
-    if (!text || !lsn_parse(text, &s->src_lsn)) {
-        v_failf(s, "%s: not an LSN: \"%s\"", s->what, text ? text : "(null)");
-        return;
-    }
-    v_maybe_then(s);
-}
-
-/* Source: a new REPEATABLE READ snapshot and its WAL position (src_lsn),
- * then `then`. */
-static void v_src_snapshot_lsn(v_step_t *s)
-{
-    s->then = s->snap_then[SIDE_SRC];
-    /* The first statement takes the snapshot; the position read in it is
-     * at or past every commit the snapshot sees. */
-    v_send(s, SIDE_SRC, "reading the source's WAL position",
-           "SELECT pg_catalog.pg_current_wal_lsn()::pg_catalog.text AS lsn", 0, NULL, v_on_src_lsn);
-}
-
-static void v_src_snapshot(v_step_t *s, v_fn then)
-{
-    s->snap_then[SIDE_SRC] = then;
-    s->then = v_src_snapshot_lsn;
-    v_send(s, SIDE_SRC, "starting a read on the source",
-           "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, v_on_plain);
-}
-
-static void v_on_wait_timer(uv_timer_t *t)
-{
-    v_step_t *s = t->data;
-    v_wait_poll(s);
-}
-
-static void v_wait_again(v_step_t *s)
-{
-    if (units_mono_ms() >= s->wait_until_ms) {
-        char pos[32];
-        lsn_format(s->src_lsn, pos, sizeof pos);
-        v_failf(s, "the target did not reach the source's position %s within %s (is replication "
-                   "stopped or far behind?)", pos, "60 s");
-        return;
-    }
-    uv_timer_start(&s->timer, v_on_wait_timer, V_WAIT_POLL_MS, 0);
-}
-
-static void v_on_slot_pos(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    v_step_t *s = arg;
-    if (!v_arrived(s, c, r))
-        return;
-    uint64_t pos = 0;
-    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "lsn") : NULL;
-    if (text && lsn_parse(text, &pos) && pos >= s->src_lsn)
-        v_maybe_then(s);
-    else
-        v_wait_again(s);
-}
-
-static void v_on_origin_pos(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    v_step_t *s = arg;
-    if (!v_arrived(s, c, r))
-        return;
-    if (!r->res || PQntuples(r->res) != 1) {
-        v_failf(s, "our subscription \"%s\" is missing on the target%s", s->req->subscription, "");
-        return;
-    }
-    uint64_t pos = 0;
-    const char *text = pgconn_col(r->res, 0, "lsn");
-    if (text && lsn_parse(text, &pos) && pos >= s->src_lsn) {
-        v_maybe_then(s);
-        return;
-    }
-    const char *params[1] = { s->req->slot };
-    v_send(s, SIDE_SRC, "reading our slot's confirmed position",
-           "SELECT COALESCE(s.confirmed_flush_lsn, '0/0')::pg_catalog.text AS lsn"
-           " FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1",
-           1, params, v_on_slot_pos);
-}
-
-static void v_wait_poll(v_step_t *s)
-{
-    const char *params[1] = { s->req->subscription };
-    v_send(s, SIDE_DST, "reading the target's replication progress",
-           "SELECT COALESCE(pg_catalog.pg_replication_origin_progress('pg_' || s.oid, true),"
-           " '0/0')::pg_catalog.text AS lsn FROM pg_catalog.pg_subscription s"
-           " WHERE s.subname = $1 AND s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d"
-           " WHERE d.datname = pg_catalog.current_database())",
-           1, params, v_on_origin_pos);
-}
-
-/* Waits until the target has applied src_lsn, then runs then. */
-static void v_wait(v_step_t *s, v_fn then)
-{
-    s->then = then;
-    s->wait_until_ms = units_mono_ms() + V_WAIT_LIMIT_MS;
-    v_wait_poll(s);
-}
-
-/* Target: a new REPEATABLE READ snapshot (after the wait), then `then`. */
-static void v_dst_snapshot_take(v_step_t *s)
-{
-    s->then = s->snap_then[SIDE_DST];
-    v_send(s, SIDE_DST, "taking the target's snapshot", "SELECT 1", 0, NULL, v_on_plain);
-}
-
-static void v_dst_snapshot(v_step_t *s, v_fn then)
-{
-    s->snap_then[SIDE_DST] = then;
-    s->then = v_dst_snapshot_take;
-    v_send(s, SIDE_DST, "starting a read on the target",
-           "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, v_on_plain);
-}
-
-static void v_end_reads(v_step_t *s, v_fn then)
-{
-    s->then = then;
-    if (!v_send(s, SIDE_SRC, "ending the read", "COMMIT", 0, NULL, v_on_plain))
-        return;
-    v_send(s, SIDE_DST, "ending the read", "COMMIT", 0, NULL, v_on_plain);
-}
-
-/* The pair: source snapshot, wait, target snapshot, then `then`. */
-static void v_pair_dst(v_step_t *s)
-{
-    v_dst_snapshot(s, s->pair_then);
-}
-
-static void v_pair_wait(v_step_t *s)
-{
-    v_wait(s, v_pair_dst);
-}
-
-static void v_pair(v_step_t *s, v_fn then)
-{
-    s->pair_then = then;
-    v_src_snapshot(s, v_pair_wait);
-}
-
-/* ---- results ------------------------------------------------------------ */
-
-/* Sets a string field of a message we built (its initial value is
- * protobuf-c's shared empty string, never freed). taken is malloc'd. */
-static void v_str_set(char **field, char *taken)
-{
-    if (*field && *field != protobuf_c_empty_string)
-        free(*field);
-    *field = taken;
-}
-
-static void v_outcome(v_step_t *s, const char *outcome)
-{
-    v_str_set(&s->result->outcome, xstrdup(outcome));
-}
-
-static void v_diff_add(v_step_t *s, const char *key, const char *kind)
-{
-    Godwit__VerifyTableResult *res = s->result;
-    res->diff_count++;
-    if (res->n_diffs >= V_MAX_DIFFS)
-        return;
-    Godwit__RowDiff *d = xmalloc(sizeof *d);
-    godwit__row_diff__init(d);
-    d->n_key = s->n_keys;
-    d->key = v_key_decode(key, s->n_keys);
-    d->kind = xstrdup(kind);
-    res->diffs = xrealloc(res->diffs, (res->n_diffs + 1) * sizeof *res->diffs);
-    res->diffs[res->n_diffs++] = d;
-}
-
-static void v_done_ok(v_step_t *s)
-{
-    if (s->result->diff_count)
-        v_outcome(s, "different");
-    else if (s->unsettled)
-        v_outcome(s, "unsettled");
-    else
-        v_outcome(s, "equal");
-    s->result->unsettled_count = s->unsettled;
-    v_finish(s, NULL);
-}
-
-/* ---- SQL pieces --------------------------------------------------------- */
-
-static char *v_ident(v_step_t *s, const char *ident)
-{
-    char *q = pgconn_escape_identifier(s->conn[SIDE_SRC], ident);
-    if (!q)
-        v_failf(s, "cannot quote the name \"%s\" for SQL%s", ident, "");
-    return q;
-}
-
-/* "$first::type1" or "ROW($first::type1, ...)" for the key. Caller frees. */
-static char *v_param_key(const v_step_t *s, int first)
-{
-    char *row = xstrdup(s->n_keys > 1 ? "ROW(" : "");
-    for (size_t i = 0; i < s->n_keys; i++) {
-        char *grown = xasprintf("%s%s$%d::%s", row, i ? ", " : "", first + (int)i, s->key_types[i]);
-        free(row);
-        row = grown;
-    }
-    if (s->n_keys > 1) {
-        char *done = xasprintf("%s)", row);
-        free(row);
-        row = done;
-    }
-    return row;
-}
-
-/* The WHERE clause of a range with its values appended to params (room for
- * 2 * n_keys) from *np on. Caller frees. */
-static char *v_range_where(const v_step_t *s, const v_range_t *rg, const char **params, int *np)
-{
-    char *lhs = s->n_keys > 1 ? xasprintf("ROW(%s)", s->key_order) : xstrdup(s->key_order);
-    char *lo = NULL, *hi = NULL;
-    if (rg->lower) {
-        char *p = v_param_key(s, *np + 1);
-        lo = xasprintf("%s >= %s", lhs, p);
-        free(p);
-        for (size_t i = 0; i < s->n_keys; i++)
-            params[(*np)++] = rg->lower[i];
-    }
-    if (rg->upper) {
-        char *p = v_param_key(s, *np + 1);
-        hi = xasprintf("%s < %s", lhs, p);
-        free(p);
-        for (size_t i = 0; i < s->n_keys; i++)
-            params[(*np)++] = rg->upper[i];
-    }
-    char *where;
-    if (lo && hi)
-        where = xasprintf(" WHERE %s AND %s", lo, hi);
-    else if (lo || hi)
-        where = xasprintf(" WHERE %s", lo ? lo : hi);
-    else
-        where = xstrdup("");
-    free(lhs);
-    free(lo);
-    free(hi);
-    return where;
-}
-
-/* ---- the key ------------------------------------------------------------ */
-
-static const char v_key_sql[] =
-    "SELECT a.attname::pg_catalog.text AS attname,"
-    " pg_catalog.format_type(a.atttypid, a.atttypmod) AS type"
-    " FROM pg_catalog.pg_class c"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    " LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary"
-    " LEFT JOIN LATERAL pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY"
-    "   k(attnum, ord) ON k.ord <= i.indnkeyatts"
-    " LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum"
-    " WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')"
-    " ORDER BY k.ord";
-
-static void v_pass(v_step_t *s);
-
-static void v_on_keys(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    v_step_t *s = arg;
-    if (!v_arrived(s, c, r))
-        return;
-    if (!r->res || PQntuples(r->res) == 0) {
-        v_failf(s, "no table %s.%s on the source", s->req->table->schema, s->req->table->name);
-        return;
-    }
-    char *schema = v_ident(s, s->req->table->schema);
-    if (!schema)
-        return;
-    char *name = v_ident(s, s->req->table->name);
-    if (!name) {
-        free(schema);
-        return;
-    }
-    s->table_sql = xasprintf("%s.%s", schema, name);
-    free(schema);
-    free(name);
-    size_t n = pgconn_col(r->res, 0, "attname") ? (size_t)PQntuples(r->res) : 0;
-    Godwit__VerifyTableResult *out = s->result;
-    out->key_columns = n ? xcalloc(n, sizeof *out->key_columns) : NULL;
-    s->key_types = n ? xcalloc(n, sizeof *s->key_types) : NULL;
-    char *order = xstrdup(""), *text = xstrdup("");
-    for (size_t i = 0; i < n; i++) {
-        const char *col = pgconn_col_str(r->res, (int)i, "attname");
-        char *q = v_ident(s, col);
-        if (!q) {
-            free(order);
-            free(text);
-            return;
-        }
-        out->key_columns[out->n_key_columns++] = xstrdup(col);
-        s->key_types[s->n_keys++] = xstrdup(pgconn_col_str(r->res, (int)i, "type"));
-        char *o = xasprintf("%s%st.%s", order, i ? ", " : "", q);
-        char *t = xasprintf("%s%s(t.%s)::pg_catalog.text AS k%zu", text, i ? ", " : "", q, i + 1);
-        free(order);
-        free(text);
-        free(q);
-        order = o;
-        text = t;
-    }
-    s->key_order = order;
-    s->key_text = text;
-    v_maybe_then(s);
-}
-
-static void v_keys(v_step_t *s)
-{
-    s->then = v_pass;
-    const char *params[2] = { s->req->table->schema, s->req->table->name };
-    v_send(s, SIDE_SRC, "looking up the table's primary key", v_key_sql, 2, params, v_on_keys);
-}
-
-/* ---- keyless: the whole table ------------------------------------------- */
-
-static char *v_whole_sql(const v_step_t *s)
-{
-    return xasprintf("SELECT pg_catalog.count(*) AS n,"
-                     " pg_catalog.md5(COALESCE(pg_catalog.string_agg(x.h, ''"
-                     " ORDER BY x.h COLLATE pg_catalog.\"C\"), '')) AS md5"
-                     " FROM (SELECT " V_ROW_MD5 " AS h FROM %s t) x",
-                     s->table_sql);
-}
-
-static void v_on_whole(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    v_step_t *s = arg;
-    if (!v_arrived(s, c, r))
-        return;
-    v_side_t side = c == s->conn[SIDE_SRC] ? SIDE_SRC : SIDE_DST;
-    s->total[side] = pgconn_col_u64(r->res, 0, "n");
-    snprintf(s->whole_md5[side], sizeof s->whole_md5[side], "%s", pgconn_col_str(r->res, 0, "md5"));
-    if (s->whole_reading)
-        snprintf(s->whole_reading, 80, "%" PRIu64 " %s", s->total[side], s->whole_md5[side]);
-    v_maybe_then(s);
-}
-
-static void v_whole_round(v_step_t *s);
-
-static void v_whole_judge(v_step_t *s)
-{
-    s->whole_reading = NULL;
-    s->result->rounds++;
-    bool t_s1 = strcmp(s->whole_t, s->whole_s1) == 0, t_s2 = strcmp(s->whole_t, s->whole_s2) == 0;
-    if (t_s1 || t_s2) {
-        v_done_ok(s);
-        return;
-    }
-    if (strcmp(s->whole_s1, s->whole_s2) == 0) {
-        /* The source held still around the target's read: a real difference. */
-        unsigned long long sn = 0, tn = 0;
-        sscanf(s->whole_s1, "%llu", &sn);
-        sscanf(s->whole_t, "%llu", &tn);
-        v_str_set(&s->result->detail, xasprintf("no primary key: %llu rows on the source, %llu on the "
-                                      "target, and the rows differ", sn, tn));
-        s->result->diff_count = sn > tn ? sn - tn : tn > sn ? tn - sn : 1;
-        v_done_ok(s);
-        return;
-    }
-    if (s->result->rounds >= s->rounds) {
-        s->unsettled = 1;
-        v_str_set(&s->result->detail, xstrdup("no primary key and its rows kept changing: "
-                                              "compare it again once writes stop"));
-        v_done_ok(s);
-        return;
-    }
-    v_whole_round(s);
-}
-
-static void v_whole_s2_end(v_step_t *s)
-{
-    s->then = v_whole_judge;
-    v_send(s, SIDE_SRC, "ending the read", "COMMIT", 0, NULL, v_on_plain);
-}
-
-static void v_whole_s2(v_step_t *s)
-{
-    s->then = v_whole_s2_end;
-    s->whole_reading = s->whole_s2;
-    char *sql = v_whole_sql(s);
-    v_send(s, SIDE_SRC, "summing the table", sql, 0, NULL, v_on_whole);
-    free(sql);
-}
-
-static void v_whole_t_end(v_step_t *s)
-{
-    s->then = NULL;
-    if (!v_send(s, SIDE_DST, "ending the read", "COMMIT", 0, NULL, v_on_plain))
-        return;
-    v_src_snapshot(s, v_whole_s2);
-}
-
-static void v_whole_t(v_step_t *s)
-{
-    s->then = v_whole_t_end;
-    s->whole_reading = s->whole_t;
-    char *sql = v_whole_sql(s);
-    v_send(s, SIDE_DST, "summing the table", sql, 0, NULL, v_on_whole);
-    free(sql);
-}
-
-static void v_whole_t_snap(v_step_t *s)
-{
-    v_dst_snapshot(s, v_whole_t);
-}
-
-static void v_whole_wait(v_step_t *s)
-{
-    v_wait(s, v_whole_t_snap);
-}
-
-static void v_whole_s1_end(v_step_t *s)
-{
-    s->then = v_whole_wait;
-    v_send(s, SIDE_SRC, "ending the read", "COMMIT", 0, NULL, v_on_plain);
-}
-
-static void v_whole_s1(v_step_t *s)
-{
-    s->then = v_whole_s1_end;
-    s->whole_reading = s->whole_s1;
-    char *sql = v_whole_sql(s);
-    v_send(s, SIDE_SRC, "summing the table", sql, 0, NULL, v_on_whole);
-    free(sql);
-}
-
-static void v_whole_round(v_step_t *s)
-{
-    v_src_snapshot(s, v_whole_s1);
-}
-
-static void v_whole_pass_judge(v_step_t *s)
-{
-    s->result->source_rows = s->total[SIDE_SRC];
-    s->result->target_rows = s->total[SIDE_DST];
-    s->result->chunks = 1;
-    if (s->total[SIDE_SRC] == s->total[SIDE_DST] &&
-        strcmp(s->whole_md5[SIDE_SRC], s->whole_md5[SIDE_DST]) == 0) {
-        v_done_ok(s);
-        return;
-    }
-    s->result->chunks_rechecked = 1;
-    v_whole_round(s);
-}
-
-static void v_whole_pass_end(v_step_t *s)
-{
-    v_end_reads(s, v_whole_pass_judge);
-}
-
-static void v_whole_pass(v_step_t *s)
-{
-    s->then = v_whole_pass_end;
-    s->whole_reading = NULL;
-    char *sql = v_whole_sql(s);
-    if (v_send(s, SIDE_SRC, "summing the table", sql, 0, NULL, v_on_whole))
-        v_send(s, SIDE_DST, "summing the table", sql, 0, NULL, v_on_whole);
-    free(sql);
-}
-
-/* ---- with a key: the pass ----------------------------------------------- */
-
-static void v_range_round(v_step_t *s);
-
-static void v_on_chunks(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    v_step_t *s = arg;
-    if (!v_arrived(s, c, r))
-        return;
-    v_side_t side = c == s->conn[SIDE_SRC] ? SIDE_SRC : SIDE_DST;
-    int n = PQntuples(r->res);
-    v_chunk_t *ch = xcalloc(n ? (size_t)n : 1, sizeof *ch);
-    for (int i = 0; i < n; i++) {
-        ch[i].rows = pgconn_col_u64(r->res, i, "n");
-        snprintf(ch[i].md5, sizeof ch[i].md5, "%s", pgconn_col_str(r->res, i, "md5"));
-        ch[i].first = xcalloc(s->n_keys, sizeof *ch[i].first);
-        for (size_t k = 0; k < s->n_keys; k++)
-            ch[i].first[k] = xstrdup(PQgetvalue(r->res, i, 2 + (int)k));
-        s->total[side] += ch[i].rows;
-    }
-    s->chunks[side] = ch;
-    s->n_chunks[side] = (size_t)n;
-    v_maybe_then(s);
-}
-
-static bool v_key_equal(char *const *a, char *const *b, size_t n)
-{
-    for (size_t k = 0; k < n; k++)
-        if (strcmp(a[k], b[k]) != 0)
-            return false;
-    return true;
-}
-
-/* Compares the pass's chunks: the source chunks without an identical target
- * chunk at the same place become key ranges to look at again. */
-static void v_chunk_judge(v_step_t *s)
-{
-    Godwit__VerifyTableResult *res = s->result;
-    size_t ns = s->n_chunks[SIDE_SRC], nd = s->n_chunks[SIDE_DST];
-    const v_chunk_t *cs = s->chunks[SIDE_SRC], *cd = s->chunks[SIDE_DST];
-    res->source_rows = s->total[SIDE_SRC];
-    res->target_rows = s->total[SIDE_DST];
-    res->chunks = (uint32_t)(ns > nd ? ns : nd);
-    s->ranges = xcalloc(ns ? ns : 1, sizeof *s->ranges);
-    if (ns == 0) {
-        if (nd > 0) /* every target row is extra: one open range */
-            s->ranges[s->n_ranges++] = (v_range_t){ NULL, NULL, false };
-    } else {
-        for (size_t i = 0; i < ns; i++) {
-            bool same = i < nd && cs[i].rows == cd[i].rows && strcmp(cs[i].md5, cd[i].md5) == 0 &&
-                        v_key_equal(cs[i].first, cd[i].first, s->n_keys);
-            /* Target chunks past the source's last all fall in its open range. */
-            if (i == ns - 1 && nd > ns)
-                same = false;
-            if (!same)
-                s->ranges[s->n_ranges++] = (v_range_t){ i ? cs[i].first : NULL,
-                                                        i + 1 < ns ? cs[i + 1].first : NULL,
-                                                        false };
-        }
-    }
-    res->chunks_rechecked = (uint32_t)s->n_ranges;
-    if (s->n_ranges == 0) {
-        v_done_ok(s);
-        return;
-    }
-    v_range_round(s);
-}
-
-static void v_chunk_pass_end(v_step_t *s)
-{
-    v_end_reads(s, v_chunk_judge);
-}
-
-static void v_chunk_pass(v_step_t *s)
-{
-    /* rn: a row's place in key order; a chunk is chunk_rows of them; its
-     * sum is the md5 of its rows' md5s in key order; its first key comes
-     * back as text, one column per key column. */
-    char *firsts = xstrdup("");
-    for (size_t k = 0; k < s->n_keys; k++) {
-        char *grown = xasprintf("%s, pg_catalog.max(CASE WHEN (r.rn - 1) %% $1::pg_catalog.int8 = 0"
-                                " THEN r.k%zu END) AS k%zu", firsts, k + 1, k + 1);
-        free(firsts);
-        firsts = grown;
-    }
-    char *sql = xasprintf(
-        "SELECT pg_catalog.count(*) AS n,"
-        " pg_catalog.md5(pg_catalog.string_agg(r.h, '' ORDER BY r.rn)) AS md5%s"
-        " FROM (SELECT %s, " V_ROW_MD5 " AS h,"
-        "   pg_catalog.row_number() OVER (ORDER BY %s) AS rn FROM %s t) r"
-        " GROUP BY (r.rn - 1) / $1::pg_catalog.int8 ORDER BY (r.rn - 1) / $1::pg_catalog.int8",
-        firsts, s->key_text, s->key_order, s->table_sql);
-    free(firsts);
-    char rows[16];
-    snprintf(rows, sizeof rows, "%u", s->chunk_rows);
-    const char *params[1] = { rows };
-    s->then = v_chunk_pass_end;
-    if (v_send(s, SIDE_SRC, "summing the table in chunks", sql, 1, params, v_on_chunks))
-        v_send(s, SIDE_DST, "summing the table in chunks", sql, 1, params, v_on_chunks);
-    free(sql);
-}
-
-/* ---- with a key: ranges summed again ------------------------------------ */
-
-static void v_row_round(v_step_t *s);
-
-static size_t v_undone(const v_step_t *s)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < s->n_ranges; i++)
-        n += !s->ranges[i].done;
-    return n;
-}
-
-static void v_on_range_sum(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    v_step_t *s = arg;
-    if (!v_arrived(s, c, r))
-        return;
-    v_side_t side = c == s->conn[SIDE_SRC] ? SIDE_SRC : SIDE_DST;
-    s->range_rows[side][0] = pgconn_col_u64(r->res, 0, "n");
-    snprintf(s->range_md5[side][0], 33, "%s", pgconn_col_str(r->res, 0, "md5"));
-    v_maybe_then(s);
-}
-
-static void v_range_round_end(v_step_t *s)
-{
-    s->range_round++;
-    if (v_undone(s) == 0)
-        v_done_ok(s);
-    else if (s->range_round < V_RANGE_ROUNDS)
-        v_range_round(s);
-    else
-        v_row_round(s);
-}
-
-static void v_range_next(v_step_t *s);
-
-static void v_range_send(v_step_t *s)
-{
-    const v_range_t *rg = &s->ranges[s->next];
-    const char **params = xcalloc(2 * s->n_keys + 1, sizeof *params);
-    int np = 0;
-    char *where = v_range_where(s, rg, params, &np);
-    char *sql = xasprintf("SELECT pg_catalog.count(*) AS n, pg_catalog.md5(COALESCE("
-                          "pg_catalog.string_agg(" V_ROW_MD5 ", '' ORDER BY %s), '')) AS md5"
-                          " FROM %s t%s",
-                          s->key_order, s->table_sql, where);
-    s->then = v_range_next;
-    if (v_send(s, SIDE_SRC, "summing a key range", sql, np, params, v_on_range_sum))
-        v_send(s, SIDE_DST, "summing a key range", sql, np, params, v_on_range_sum);
-    free(sql);
-    free(where);
-    free(params);
-}
-
-/* After the sums of range `next` (if one was sent), on to the next undone
- * range; at the end, the reads end. */
-static void v_range_next(v_step_t *s)
-{
-    if (s->next < s->n_ranges) {
-        if (s->range_rows[SIDE_SRC][0] == s->range_rows[SIDE_DST][0] &&
-            strcmp(s->range_md5[SIDE_SRC][0], s->range_md5[SIDE_DST][0]) == 0)
-            s->ranges[s->next].done = true;
-        s->next++;
-    }
-    while (s->next < s->n_ranges && s->ranges[s->next].done)
-        s->next++;
-    if (s->next >= s->n_ranges) {
-        v_end_reads(s, v_range_round_end);
-        return;
-    }
-    v_range_send(s);
-}
-
-static void v_range_first(v_step_t *s)
-{
-    s->next = 0;
-    while (s->next < s->n_ranges && s->ranges[s->next].done)
-        s->next++;
-    if (s->next >= s->n_ranges) {
-        v_end_reads(s, v_range_round_end);
-        return;
-    }
-    v_range_send(s);
-}
-
-static void v_range_round(v_step_t *s)
-{
-    v_pair(s, v_range_first);
-}
-
-/* ---- with a key: rows between two source reads -------------------------- */
-
-static void v_on_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    v_step_t *s = arg;
-    if (!v_arrived(s, c, r))
-        return;
-    int n = PQntuples(r->res);
-    size_t range = s->batch[s->next];
-    for (int i = 0; i < n; i++)
-        v_rows_add(s->reading, v_key_encode(r->res, i, s->n_keys),
-                   PQgetvalue(r->res, i, (int)s->n_keys), range);
-    s->next++;
-    v_maybe_then(s);
-}
-
-static void v_rows_next(v_step_t *s)
-{
-    if (s->next >= s->n_batch) {
-        s->then = s->rows_then;
-        v_send(s, s->reading_side, "ending the read", "COMMIT", 0, NULL, v_on_plain);
-        return;
-    }
-    const v_range_t *rg = &s->ranges[s->batch[s->next]];
-    const char **params = xcalloc(2 * s->n_keys + 1, sizeof *params);
-    int np = 0;
-    char *where = v_range_where(s, rg, params, &np);
-    char *sql = xasprintf("SELECT %s, " V_ROW_MD5 " AS h FROM %s t%s", s->key_text, s->table_sql,
-                          where);
-    s->then = v_rows_next;
-    v_send(s, s->reading_side, "reading the rows of a key range", sql, np, params, v_on_rows);
-    free(sql);
-    free(where);
-    free(params);
-}
-
-/* Reads the batch's rows on side into set (in the snapshot already taken),
- * ends the read, then runs then. */
-static void v_rows_read(v_step_t *s, v_side_t side, v_rows_t *set, v_fn then)
-{
-    v_rows_clear(set);
-    s->reading = set;
-    s->reading_side = side;
-    s->rows_then = then;
-    s->next = 0;
-    v_rows_next(s);
-}
-
-/* The row's md5 in a sorted set, or NULL if the key is not there. */
-static const char *v_rows_find(const v_rows_t *set, const char *key)
-{
-    v_row_t probe = { .key = (char *)key };
-    const v_row_t *hit = set->n ? bsearch(&probe, set->v, set->n, sizeof *set->v, v_row_cmp) : NULL;
-    return hit ? hit->md5 : NULL;
-}
-
-static bool v_same(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-/* Judges one key seen in any of the three reads; false if it was in flux. */
-static bool v_judge_key(v_step_t *s, const char *key)
-{
-    const char *a = v_rows_find(&s->s1, key), *t = v_rows_find(&s->t, key),
-               *b = v_rows_find(&s->s2, key);
-    if (v_same(t, a) || v_same(t, b))
-        return true;
-    if (!v_same(a, b))
-        return false;
-    if (v_rows_find(&s->found, key))
-        return true;
-    v_diff_add(s, key, !t ? "missing_on_target" : !a ? "extra_on_target" : "changed");
-    /* Each key is judged once per round: sorted at the round's end. */
-    v_rows_add(&s->found, xstrdup(key), "", 0);
-    return true;
-}
-
-static void v_row_judge(v_step_t *s)
-{
-    v_rows_t *sets[3] = { &s->s1, &s->t, &s->s2 };
-    for (int i = 0; i < 3; i++)
-        v_rows_sort(sets[i]);
-    for (size_t i = 0; i < s->n_batch; i++)
-        s->ranges[s->batch[i]].done = true;
-    uint64_t in_flux = 0;
-    for (int i = 0; i < 3; i++) {
-        for (size_t j = 0; j < sets[i]->n; j++) {
-            const v_row_t *row = &sets[i]->v[j];
-            /* Each key once: judged where it is first seen. */
-            if ((i >= 1 && v_rows_find(&s->s1, row->key)) ||
-                (i == 2 && v_rows_find(&s->t, row->key)))
-                continue;
-            if (!v_judge_key(s, row->key)) {
-                in_flux++;
-                s->ranges[row->range].done = false;
-            }
-        }
-    }
-    v_rows_sort(&s->found);
-    s->row_round++;
-    s->result->rounds = s->row_round;
-    if (v_undone(s) == 0) {
-        v_done_ok(s);
-        return;
-    }
-    if (s->row_round >= s->rounds) {
-        s->unsettled = in_flux;
-        v_done_ok(s);
-        return;
-    }
-    v_row_round(s);
-}
-
-static void v_row_s2(v_step_t *s)
-{
-    v_rows_read(s, SIDE_SRC, &s->s2, v_row_judge);
-}
-
-static void v_row_t_done(v_step_t *s)
-{
-    v_src_snapshot(s, v_row_s2);
-}
-
-static void v_row_tgt(v_step_t *s)
-{
-    v_rows_read(s, SIDE_DST, &s->t, v_row_t_done);
-}
-
-static void v_row_t_snap(v_step_t *s)
-{
-    v_dst_snapshot(s, v_row_tgt);
-}
-
-static void v_row_s1_done(v_step_t *s)
-{
-    v_wait(s, v_row_t_snap);
-}
-
-static void v_row_s1(v_step_t *s)
-{
-    v_rows_read(s, SIDE_SRC, &s->s1, v_row_s1_done);
-}
-
-static void v_row_round(v_step_t *s)
-{
-    s->n_batch = 0;
-    for (size_t i = 0; i < s->n_ranges && s->n_batch < V_RANGES_PER_ROUND; i++)
-        if (!s->ranges[i].done)
-            s->batch[s->n_batch++] = i;
-    v_src_snapshot(s, v_row_s1);
-}
-
 /* ---- start -------------------------------------------------------------- */
-
-static void v_pass(v_step_t *s)
-{
-    v_pair(s, s->n_keys ? v_chunk_pass : v_whole_pass);
-}
 
 static void v_connect(v_step_t *s)
 {
@@ -1325,39 +295,10 @@ static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *d
     s->loop = loop;
     s->done = done;
     s->arg = arg;
-    s->started_ms = units_mono_ms();
     s->label = label;
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     return s;
-}
-
-step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__VerifyTable *req, step_done_cb done, void *arg)
-{
-    if (!req || !req->table || !v_set(req->table->schema) || !v_set(req->table->name) ||
-        !v_set(req->subscription) || !v_set(req->slot))
-        return NULL;
-    v_step_t *s = v_new(loop, local, req->database, req->source, req->timeout_ms, false,
-                        xasprintf("table %s.%s", req->table->schema, req->table->name), done, arg);
-    if (!s)
-        return NULL;
-    s->req = wire_copy(req);
-    if (!s->req) {
-        v_dispose(s);
-        return NULL;
-    }
-    s->chunk_rows = req->chunk_rows ? req->chunk_rows : V_DEFAULT_CHUNK_ROWS;
-    s->rounds = req->rounds ? req->rounds : V_DEFAULT_ROUNDS;
-    s->result = xmalloc(sizeof *s->result);
-    godwit__verify_table_result__init(s->result);
-    s->result->table = xmalloc(sizeof *s->result->table);
-    godwit__table_ref__init(s->result->table);
-    s->result->table->schema = xstrdup(req->table->schema);
-    s->result->table->name = xstrdup(req->table->name);
-    s->first = v_keys;
-    uv_timer_start(&s->timer, v_on_kick, 0, 0);
-    return &s->base;
 }
 
 /* ---- VerifySchema ------------------------------------------------------- */

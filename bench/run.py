@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """godwit benchmarks: prints a table and writes it to bench/results/.
 
-    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover] [--fanin 100,1000,5000]
-                 [--scale 50] [--cutovers 20]
+    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover|verify]
+                 [--fanin 100,1000,5000] [--scale 50] [--cutovers 20] [--verify-scale 10]
 
 Builds an optimised tree in build-bench (no sanitizers), then:
 
@@ -41,6 +41,17 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    baseline), p50/p99/max; failed transactions (pgbench's count); lost rows
    (pgbench_history rows either side has that the side traffic ended on
    lacks, once the other side caught up).
+
+5. Verify: the hostile workload's tables (tests/integration/workload.py:
+   hot rows, a unique-index identity, REPLICA IDENTITY FULL, an insert-only
+   keyless table, TOAST, a partitioned table) and pgbench's at
+   --verify-scale (default 10; --quick: 4), migrated to streaming; then
+   `migrate verify` three times on a quiet source, and three times while
+   the workload writes unthrottled with its eight clients: rows compared
+   per second (source rows of every table over the run's wall time), the
+   ratio under load / quiet, the workload's transactions/s, each run's
+   outcome (every one must be equal), the changes the windows explained and
+   the longest time the verify slot lived.
 
 Targets (issue 2): agent < 10 MB RSS and < 1 % CPU; 1000 agents at 1 Hz
 under 25 % of one core with round trip p99 under 10 ms. (Issue 3): at least
@@ -370,10 +381,62 @@ def bench_cutover(n, rtt_ms):
         rig.close()
 
 
+def bench_verify(scale, runs):
+    """Verify throughput, quiet and under the hostile workload."""
+    import test_migrate as tm
+    import workload
+    rig = harness.Rig("bench-verify")
+    try:
+        tables = "    tables: [%s]\n" % ", ".join(workload.TABLES)
+        blue, green, coord, plan = tm.setup(rig, options=tables)
+        workload.create(blue, "shop", harness.PG_BIN, scale=scale)
+        if coord.ctl("migrate", "start", plan).returncode != 0:
+            raise RuntimeError("migrate start failed")
+        harness.wait_for("streaming", lambda: tm.in_state(coord, "streaming"), 1800, interval=1)
+
+        def one():
+            before = (tm.mstatus(coord) or {}).get("verify")
+            since = before["started_at_ms"] if before else None
+            r = coord.ctl("migrate", "verify", "shop", "--no-wait", check_rc=False)
+            if r.returncode != 0:
+                raise RuntimeError("verify: %s" % r.stderr.decode())
+
+            def ended():
+                v = (tm.mstatus(coord) or {}).get("verify")
+                return v if v and v["started_at_ms"] != since and v["state"] != "running" else None
+            v = harness.wait_for("verify", ended, 1800, interval=0.5)
+            rows = sum(t.get("source_rows", 0) for t in v["tables"])
+            secs = (v["finished_at_ms"] - v["started_at_ms"]) / 1000.0
+            return {"state": v["state"], "rows": rows, "seconds": secs,
+                    "rows_per_sec": rows / secs if secs else 0,
+                    "changes": sum(t.get("window", {}).get("changes", 0) for t in v["tables"]),
+                    "slot_ms": max(t.get("window", {}).get("slot_ms", 0) for t in v["tables"]),
+                    "not_equal": [t["table"] for t in v["tables"] if t["outcome"] != "equal"]}
+
+        harness.wait_for("caught up", lambda: (tm.mstatus(coord) or {}).get("lag_bytes") is not None
+                         and tm.mstatus(coord)["lag_bytes"] < 1 << 20, 120, interval=1)
+        quiet = [one() for _ in range(runs)]
+        load = workload.start(rig, blue, "shop")
+        time.sleep(5)
+        c0, t0 = workload.commits(blue, "shop"), time.monotonic()
+        busy = [one() for _ in range(runs)]
+        tps = (workload.commits(blue, "shop") - c0) / (time.monotonic() - t0)
+        if not load.alive():
+            raise RuntimeError("the workload stopped: %s" % load.log()[-2000:])
+        q = sum(r["rows_per_sec"] for r in quiet) / len(quiet)
+        b = sum(r["rows_per_sec"] for r in busy) / len(busy)
+        return {"scale": scale, "runs": runs, "quiet": quiet, "load": busy,
+                "quiet_rows_per_sec": q, "load_rows_per_sec": b, "ratio": b / q if q else 0,
+                "load_tps": tps}
+    finally:
+        rig.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["agent", "fanin", "pipeline", "cutover"])
+    ap.add_argument("--only", choices=["agent", "fanin", "pipeline", "cutover", "verify"])
+    ap.add_argument("--verify-scale", type=int, default=10)
     ap.add_argument("--cutovers", type=int, default=20)
     ap.add_argument("--scale", type=int, default=50)
     ap.add_argument("--fanin", default="100,1000,5000")
@@ -418,6 +481,22 @@ def main():
                              a["p99"], a["max"], b["p50"], b["p99"], r["failed"], r["lost_rows"],
                              r["rows"]))
         lines.append("Target: p99 under 250 ms at 25 ms round trip, zero failed, zero lost.")
+    if args.only in (None, "verify"):
+        v = bench_verify(4 if args.quick else args.verify_scale, 3)
+        results["verify"] = v
+        lines += ["", "Verify throughput: the hostile workload's tables and pgbench scale %d "
+                  "(%d rows), %d runs each" % (v["scale"], v["quiet"][0]["rows"], v["runs"]),
+                  "| | rows/s | seconds per run | outcomes | changes explained by the windows | "
+                  "verify slot lived at most |", "|---|---|---|---|---|---|"]
+        for name, key in (("quiet source", "quiet"), ("under load (%.0f tx/s, 8 clients)" %
+                                                      v["load_tps"], "load")):
+            rs = v[key]
+            lines.append("| %s | %.0f | %s | %s | %d | %d ms |" % (
+                name, sum(r["rows_per_sec"] for r in rs) / len(rs),
+                ", ".join("%.1f" % r["seconds"] for r in rs),
+                ", ".join(r["state"] for r in rs), sum(r["changes"] for r in rs),
+                max(r["slot_ms"] for r in rs)))
+        lines.append("| ratio under load / quiet | %.2f | | | | |" % v["ratio"])
     if args.only in (None, "agent"):
         a = bench_agent(20 if args.quick else 60)
         results["agent"] = a

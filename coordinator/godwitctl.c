@@ -761,8 +761,6 @@ static void s_render_verify(const cJSON *v, double now, FILE *out)
                 s_num(t, "source_rows", 0), s_num(t, "seconds", 0));
         if (strcmp(o, "different") == 0)
             fprintf(out, "  %.0f rows differ", s_num(t, "diff_count", 0));
-        if (strcmp(o, "unsettled") == 0)
-            fprintf(out, "  %.0f rows kept changing", s_num(t, "unsettled_count", 0));
         fputc('\n', out);
         if (cJSON_IsString(cJSON_GetObjectItem(t, "detail")))
             fprintf(out, "      %s\n", s_str(t, "detail", ""));
@@ -871,7 +869,7 @@ static int s_cmd_verify(const char *sock, const char *name, bool json, bool wait
         printf("migration %s: verifying; godwitctl migrate status %s shows the report\n", name, name);
         return 0;
     }
-    static const char *const finals[] = { "equal", "different", "unsettled", "failed", NULL };
+    static const char *const finals[] = { "equal", "different", "failed", NULL };
     return s_follow(sock, name, "verify", finals, 300, json, s_render_verify);
 }
 

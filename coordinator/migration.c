@@ -55,6 +55,10 @@ struct mig {
     plan_migration_t *m;     /* plan_at(&plan, 0) */
     char objname[64];        /* godwit_<name>: publication, subscription, slot */
     char revname[64];        /* godwit_<name>_rev: the same, green to blue (cutover.h) */
+    char verifyname[72];     /* godwit_<name>_verify: verify's slot on the source, which lives
+                                for a fraction of a second per batch (agent/verify_table.c) */
+    uint64_t vslot_seen_mono; /* since when the source reports a verify slot no verify uses */
+    bool vslot_busy;         /* dropping it */
     mstate_t state;
     bool busy;               /* a step's command is in flight */
     uint64_t gen;            /* bumped per send and per forced move: older results are stale */
@@ -281,7 +285,8 @@ static void s_send_sync(mig_t *g, Godwit__Command *cmd)
     s_send_and_free(g, cmd, NULL, NULL);
 }
 
-/* DropObjects on one side (target: green), each name NULL for none. */
+/* DropObjects on one side (target: green), each name NULL for none; on
+ * the source (blue) the verify slot goes too whenever our slot does. */
 static void s_send_drop(mig_t *g, Godwit__Command *cmd, bool target, const char *subscription,
                         const char *publication, const char *slot)
 {
@@ -290,6 +295,7 @@ static void s_send_drop(mig_t *g, Godwit__Command *cmd, bool target, const char 
     d.subscription = (char *)(subscription ? subscription : "");
     d.publication = (char *)(publication ? publication : "");
     d.slot = (char *)(slot ? slot : "");
+    d.verify_slot = (char *)(!target && slot && strcmp(slot, g->objname) == 0 ? g->verifyname : "");
     cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
     cmd->drop_objects = &d;
     s_send_and_free(g, cmd, NULL, NULL);
@@ -568,6 +574,26 @@ static bool s_force(mig_t *g, mstate_t to, const char *why)
     return true;
 }
 
+bool migration_verify_fresh(const cJSON *report, int64_t max_age_ms, uint64_t now_ms, char *why,
+                            size_t whylen)
+{
+    const cJSON *fin = cJSON_GetObjectItem(report, "finished_at_ms");
+    if (!cJSON_IsNumber(fin)) {
+        snprintf(why, whylen, "the last verify has not finished");
+        return false;
+    }
+    double age_ms = (double)now_ms - fin->valuedouble;
+    if (max_age_ms > 0 && age_ms > (double)max_age_ms) {
+        char a[32], b[32];
+        snprintf(why, whylen, "the last verify finished %s ago, longer than cutover.verify_max_age "
+                 "(%s): run godwitctl migrate verify again",
+                 units_fmt_duration_ms((uint64_t)age_ms, a, sizeof a),
+                 units_fmt_duration_ms((uint64_t)max_age_ms, b, sizeof b));
+        return false;
+    }
+    return true;
+}
+
 bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64_t slot_limit,
                               int64_t disk_floor, uint64_t now_ms, char *why, size_t whylen)
 {
@@ -674,6 +700,56 @@ static void s_protect(migset_t *ms, mig_t *g)
     }
 }
 
+#define S_VSLOT_GRACE_MS 10000
+
+static void s_vslot_done(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
+                         void *arg)
+{
+    (void)c;
+    mig_t *g = arg;
+    g->vslot_busy = false;
+    g->vslot_seen_mono = 0;
+    if (!r || r->status != GODWIT__STATUS__STATUS_OK)
+        log_warn("migration %s: dropping the verify slot %s left on %s failed: %s", g->m->name,
+                 g->verifyname, agent, r ? r->message : error);
+    else
+        log_info("migration %s: the verify slot %s left on %s is dropped", g->m->name,
+                 g->verifyname, agent);
+}
+
+/* A verify slot the source still reports S_VSLOT_GRACE_MS after no verify
+ * runs was left by a target agent that died mid-verify: it would hold WAL
+ * back for ever, so the source agent drops it. */
+static void s_vslot_check(migset_t *ms, mig_t *g, uint64_t now)
+{
+    if (g->vslot_busy)
+        return;
+    const Godwit__Report *rep = coord_agent_report(ms->coord, g->m->source.agent);
+    bool seen = false;
+    for (size_t i = 0; rep && rep->postgres && i < rep->postgres->n_slots; i++)
+        seen |= strcmp(rep->postgres->slots[i]->name, g->verifyname) == 0;
+    if (!seen || g->verify || !s_slot_may_exist(g->state)) {
+        g->vslot_seen_mono = 0;
+        return;
+    }
+    if (!g->vslot_seen_mono) {
+        g->vslot_seen_mono = now;
+        return;
+    }
+    if (now - g->vslot_seen_mono < S_VSLOT_GRACE_MS)
+        return;
+    log_warn("migration %s: the verify slot %s is on the source and no verify runs: dropping it",
+             g->m->name, g->verifyname);
+    Godwit__DropObjects d = GODWIT__DROP_OBJECTS__INIT;
+    d.database = g->m->source.database;
+    d.verify_slot = g->verifyname;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
+    cmd.drop_objects = &d;
+    g->vslot_busy = true;
+    coord_send_command(ms->coord, g->m->source.agent, &cmd, 60000, s_vslot_done, g);
+}
+
 void migset_tick(migset_t *ms)
 {
     uint64_t now = units_mono_ms();
@@ -685,6 +761,7 @@ void migset_tick(migset_t *ms)
             verify_cancel(&g->verify);
         }
         verify_tick(g->verify);
+        s_vslot_check(ms, g, now);
         cutover_tick(g->cutover);
         if (!g->busy && s_states[g->state].send && now >= g->next_try_mono)
             s_run(g);
@@ -716,6 +793,7 @@ static mig_t *s_mig_new(migset_t *ms, const char *label, const char *json, mstat
     g->m = plan_at(&g->plan, 0);
     snprintf(g->objname, sizeof g->objname, "godwit_%s", g->m->name);
     snprintf(g->revname, sizeof g->revname, "godwit_%s_rev", g->m->name);
+    snprintf(g->verifyname, sizeof g->verifyname, "godwit_%s_verify", g->m->name);
     g->state = state;
     g->state_since_ms = units_now_ms();
     char *last = journal_last_event(ms->journal, g->m->name, "verify");
@@ -984,6 +1062,9 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, bool back, char *why, size_t
         snprintf(why, whylen, "the last verify is %s, not equal: run godwitctl migrate verify %s",
                  vs ? vs : "missing", m->name);
         return false;
+    } else if (!migration_verify_fresh(g->verify_last, m->cutover.verify_max_age_ms,
+                                       units_now_ms(), why, whylen)) {
+        return false;
     } else if (!g->sync) {
         snprintf(why, whylen, "the target has not reported its tables yet; try again in a few "
                  "seconds");
@@ -1141,6 +1222,11 @@ bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
     }
     if (g->verify)
         return true;
+    if (g->vslot_busy) {
+        snprintf(err, errlen, "migration %s: a verify slot left on the source is being dropped; "
+                 "try again in a few seconds", name);
+        return false;
+    }
     if (g->state != M_STREAMING) {
         snprintf(err, errlen, "migration %s is %s: verify compares a streaming migration", name,
                  s_name(g->state));

@@ -63,6 +63,12 @@ bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
 bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64_t slot_limit,
                               int64_t disk_floor, uint64_t now_ms, char *why, size_t whylen);
 
+/* Whether the verify report (its finished_at_ms, wall clock) is younger
+ * than max_age_ms at now_ms: the cutover's gate wants a recent "equal".
+ * false with why ("... older than cutover.verify_max_age ...") otherwise. */
+bool migration_verify_fresh(const cJSON *report, int64_t max_age_ms, uint64_t now_ms, char *why,
+                            size_t whylen) __attribute__((warn_unused_result));
+
 /* Pauses (disables the subscription; the slot keeps WAL, protection stays
  * on) or resumes (enables it, then rechecks the copy) m; false with err if
  * unknown or not in a state where that applies. */

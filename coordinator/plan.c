@@ -55,6 +55,10 @@ static const cfg_field_t s_options[] = {
     { .key = "source_disk_floor", .type = CFG_BYTES, .offset = M(options.source_disk_floor_bytes),
       .min = 0, .max = INT64_MAX },
     { .key = "parallelism", .type = CFG_INT, .offset = M(options.parallelism), .min = 1, .max = 64 },
+    { .key = "verify_batch_rows", .type = CFG_INT, .offset = M(options.verify_batch_rows),
+      .min = 1000, .max = 1000000000 },
+    { .key = "verify_slot_wait", .type = CFG_DURATION_MS, .offset = M(options.verify_slot_wait_ms),
+      .min = 100, .max = 3600000 },
     CFG_END,
 };
 
@@ -82,6 +86,8 @@ static const cfg_field_t s_cutover[] = {
       .max = 3600000 },
     { .key = "reverse", .type = CFG_ENUM, .offset = M(cutover.reverse_off),
       .enum_values = s_on_off },
+    { .key = "verify_max_age", .type = CFG_DURATION_MS, .offset = M(cutover.verify_max_age_ms),
+      .min = 1000, .max = 7 * 24 * 3600000LL },
     CFG_END,
 };
 
@@ -211,6 +217,8 @@ static bool s_check(const char *name, plan_t *plan, char *err, size_t errlen)
             m->cutover.drain_timeout_ms = m->cutover.max_write_pause_ms / 2;
         if (m->cutover.lease_ms == 0)
             m->cutover.lease_ms = 15000;
+        if (m->cutover.verify_max_age_ms == 0)
+            m->cutover.verify_max_age_ms = 10 * 60000;
     }
     return true;
 }
@@ -283,6 +291,12 @@ char *plan_migration_to_json(const plan_migration_t *m)
         cJSON_AddStringToObject(op, "source_disk_floor", buf);
     }
     cJSON_AddNumberToObject(op, "parallelism", (double)m->options.parallelism);
+    if (m->options.verify_batch_rows)
+        cJSON_AddNumberToObject(op, "verify_batch_rows", (double)m->options.verify_batch_rows);
+    if (m->options.verify_slot_wait_ms) {
+        snprintf(buf, sizeof buf, "%lldms", (long long)m->options.verify_slot_wait_ms);
+        cJSON_AddStringToObject(op, "verify_slot_wait", buf);
+    }
     cJSON *co = cJSON_AddObjectToObject(o, "cutover");
     if (m->cutover.app_roles.count) {
         cJSON *ar = cJSON_AddArrayToObject(co, "app_roles");
@@ -307,6 +321,8 @@ char *plan_migration_to_json(const plan_migration_t *m)
     snprintf(buf, sizeof buf, "%lldms", (long long)m->cutover.lease_ms);
     cJSON_AddStringToObject(co, "lease", buf);
     cJSON_AddStringToObject(co, "reverse", s_on_off[m->cutover.reverse_off ? 1 : 0]);
+    snprintf(buf, sizeof buf, "%lldms", (long long)m->cutover.verify_max_age_ms);
+    cJSON_AddStringToObject(co, "verify_max_age", buf);
     cJSON *ro = cJSON_AddObjectToObject(o, "roles");
     cJSON_AddBoolToObject(ro, "passwords", m->roles.passwords);
     char *text = cJSON_PrintUnformatted(root);

@@ -63,6 +63,8 @@ typedef struct {
         int64_t slot_wal_limit_bytes;  /* source protection (later phases) */
         int64_t source_disk_floor_bytes;
         int64_t parallelism;
+        int64_t verify_batch_rows;     /* rows verify compares at one position; 0: the agent's */
+        int64_t verify_slot_wait_ms;   /* bound on creating verify's slot; 0: the agent's */
     } options;
     struct {
         cfg_strings_t app_roles;       /* fenced on the source at the freeze */
@@ -72,6 +74,8 @@ typedef struct {
         int64_t lease_ms;              /* default 15 s */
         int reverse_off;               /* 0: "on" (default), 1: "off": replication
                                           target -> source after the switch */
+        int64_t verify_max_age_ms;     /* the gate: the last verify finished this recently
+                                          (default 10 min) */
     } cutover;
     struct {
         bool passwords;                /* copy the created roles' password hashes */

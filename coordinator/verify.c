@@ -19,6 +19,9 @@
 struct verify {
     coord_t *coord;
     char *migration, *objname;
+    char *verify_slot;          /* objname + "_verify": the verify slot on the source */
+    uint64_t batch_rows;        /* rows compared at one position (plan option; 0: the agent's) */
+    uint64_t slot_wait_ms;      /* bound on creating the verify slot (plan option; 0: the agent's) */
     char *target_agent, *target_database;
     /* the replication connection, as the plan gives it: a peer of the
      * target agent, and the source database */
@@ -59,6 +62,7 @@ static void v_free(verify_t *v)
     free(v->skip);
     free(v->migration);
     free(v->objname);
+    free(v->verify_slot);
     free(v->target_agent);
     free(v->target_database);
     free(v->peer);
@@ -88,14 +92,30 @@ static void v_end(verify_t *v, const char *state, const char *error)
     done(report, arg);
 }
 
+static char *v_lsn_text(uint64_t lsn, char *buf, size_t len)
+{
+    snprintf(buf, len, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
+    return buf;
+}
+
+/* {column: value} of a key or a multiset's row. */
+static cJSON *v_key_json(char *const *names, size_t n_names, char *const *values, size_t n)
+{
+    cJSON *key = cJSON_CreateObject();
+    for (size_t k = 0; k < n && k < n_names; k++)
+        cJSON_AddStringToObject(key, names[k], values[k]);
+    return key;
+}
+
 static cJSON *v_table_json(const Godwit__VerifyTableResult *t)
 {
     cJSON *o = cJSON_CreateObject();
-    char name[300];
+    char name[300], buf[32];
     snprintf(name, sizeof name, "%s.%s", t->table ? t->table->schema : "?",
              t->table ? t->table->name : "?");
     cJSON_AddStringToObject(o, "table", name);
     cJSON_AddStringToObject(o, "outcome", t->outcome);
+    cJSON_AddStringToObject(o, "key_kind", t->key_kind);
     cJSON *keys = cJSON_AddArrayToObject(o, "key_columns");
     for (size_t i = 0; i < t->n_key_columns; i++)
         cJSON_AddItemToArray(keys, cJSON_CreateString(t->key_columns[i]));
@@ -103,19 +123,39 @@ static cJSON *v_table_json(const Godwit__VerifyTableResult *t)
     cJSON_AddNumberToObject(o, "target_rows", (double)t->target_rows);
     cJSON_AddNumberToObject(o, "chunks", t->chunks);
     cJSON_AddNumberToObject(o, "chunks_rechecked", t->chunks_rechecked);
-    cJSON_AddNumberToObject(o, "rounds", t->rounds);
+    cJSON_AddNumberToObject(o, "batches", t->batches);
     cJSON_AddNumberToObject(o, "diff_count", (double)t->diff_count);
+    /* A key names its key columns; a multiset's row its columns. */
+    char *const *names = t->n_key_columns ? t->key_columns : t->row_columns;
+    size_t n_names = t->n_key_columns ? t->n_key_columns : t->n_row_columns;
     cJSON *diffs = cJSON_AddArrayToObject(o, "diffs");
     for (size_t i = 0; i < t->n_diffs; i++) {
         const Godwit__RowDiff *d = t->diffs[i];
         cJSON *j = cJSON_CreateObject();
-        cJSON *key = cJSON_AddObjectToObject(j, "key");
-        for (size_t k = 0; k < d->n_key && k < t->n_key_columns; k++)
-            cJSON_AddStringToObject(key, t->key_columns[k], d->key[k]);
+        cJSON_AddItemToObject(j, "key", v_key_json(names, n_names, d->key, d->n_key));
         cJSON_AddStringToObject(j, "kind", d->kind);
         cJSON_AddItemToArray(diffs, j);
     }
-    cJSON_AddNumberToObject(o, "unsettled_count", (double)t->unsettled_count);
+    cJSON *w = cJSON_AddObjectToObject(o, "window");
+    cJSON_AddStringToObject(w, "from_lsn", v_lsn_text(t->window_from, buf, sizeof buf));
+    cJSON_AddStringToObject(w, "to_lsn", v_lsn_text(t->window_to, buf, sizeof buf));
+    cJSON_AddNumberToObject(w, "bytes", (double)(t->window_to - t->window_from));
+    cJSON_AddNumberToObject(w, "changes", (double)t->window_changes);
+    cJSON_AddNumberToObject(w, "slot_ms", (double)t->window_ms);
+    /* The final check's input: the keys that changed last. */
+    cJSON *rec = cJSON_AddObjectToObject(o, "recent");
+    cJSON *rc = cJSON_AddArrayToObject(rec, "key_columns");
+    for (size_t i = 0; i < t->n_key_columns; i++)
+        cJSON_AddItemToArray(rc, cJSON_CreateString(t->key_columns[i]));
+    cJSON *rk = cJSON_AddArrayToObject(rec, "keys");
+    for (size_t i = 0; i < t->n_recent; i++) {
+        cJSON *one = cJSON_CreateArray();
+        for (size_t k = 0; k < t->recent[i]->n_key; k++)
+            cJSON_AddItemToArray(one, cJSON_CreateString(t->recent[i]->key[k]));
+        cJSON_AddItemToArray(rk, one);
+    }
+    cJSON_AddNumberToObject(rec, "count", (double)t->recent_count);
+    cJSON_AddBoolToObject(rec, "complete", t->n_key_columns && t->n_recent == t->recent_count);
     cJSON_AddNumberToObject(o, "seconds", t->seconds);
     if (t->detail && t->detail[0])
         cJSON_AddStringToObject(o, "detail", t->detail);
@@ -125,22 +165,20 @@ static cJSON *v_table_json(const Godwit__VerifyTableResult *t)
 }
 
 /* The run's state from its tables and schema findings: different beats
- * unsettled beats equal. */
+ * equal; a table that was skipped (its columns differ) is a schema
+ * finding already. */
 static const char *v_overall(const verify_t *v, const cJSON *tables)
 {
     const cJSON *findings = cJSON_GetObjectItem(cJSON_GetObjectItem(v->report, "schema"), "findings");
     if (cJSON_GetArraySize(findings) > 0)
         return "different";
-    bool unsettled = false;
     const cJSON *t;
     cJSON_ArrayForEach(t, tables) {
         const char *o = cJSON_GetStringValue(cJSON_GetObjectItem(t, "outcome"));
-        if (o && strcmp(o, "different") == 0)
-            return "different";
         if (!o || strcmp(o, "equal") != 0)
-            unsettled = true;
+            return "different";
     }
-    return unsettled ? "unsettled" : "equal";
+    return "equal";
 }
 
 /* The schema findings into the report; marks the tables whose rows cannot
@@ -280,6 +318,10 @@ static void v_send(verify_t *v)
     vt.table = &t;
     vt.subscription = v->objname;
     vt.slot = v->objname;
+    vt.publication = v->objname;
+    vt.verify_slot = v->verify_slot;
+    vt.batch_rows = v->batch_rows;
+    vt.slot_wait_ms = v->slot_wait_ms;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_VERIFY_TABLE;
     cmd.verify_table = &vt;
@@ -307,6 +349,10 @@ verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objnam
     v->coord = c;
     v->migration = xstrdup(m->name);
     v->objname = xstrdup(objname);
+    v->verify_slot = xasprintf("%s_verify", objname);
+    v->batch_rows = m->options.verify_batch_rows > 0 ? (uint64_t)m->options.verify_batch_rows : 0;
+    v->slot_wait_ms = m->options.verify_slot_wait_ms > 0 ? (uint64_t)m->options.verify_slot_wait_ms
+                                                         : 0;
     v->target_agent = xstrdup(m->target.agent);
     v->target_database = xstrdup(m->target.database);
     v->peer = xstrdup(m->replication.peer);

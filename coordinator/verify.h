@@ -5,15 +5,17 @@
  * policies, with the plan's application roles; a table whose columns
  * differ is not compared row by row), then
  * every table compared, source against target, while replication runs,
- * one VerifyTable command to the target agent per table
- * (the agent reads both sides; see agent/verify.c for how a live comparison
- * stays sound). A failed command is retried twice, then the run fails.
+ * one VerifyTable command to the target agent per table (the agent reads
+ * both sides as of known positions of the source's WAL, with a verify slot
+ * named objname + "_verify"; see agent/verify_table.c). A failed command is
+ * retried twice, then the run fails.
  *
  * The report (cJSON, schema in docs/migrate.md):
- *   {"state": "running" | "equal" | "different" | "unsettled" | "failed",
+ *   {"state": "running" | "equal" | "different" | "failed",
  *    "started_at_ms", "finished_at_ms", "tables_total", "tables_done",
  *    "error", "schema": {"tables", "findings": [{"object", "problem",
- *    "statement"}]}, "tables": [{"table", "outcome", "source_rows", ...}]}
+ *    "statement"}]}, "tables": [{"table", "outcome", "key_kind",
+ *    "key_columns", "source_rows", ..., "diffs", "window", "recent"}]}
  *
  * Ownership: verify_start copies what it needs. The verify owns its report
  * and hands it to done when it ends, after freeing itself (the handle is
@@ -37,7 +39,7 @@ typedef struct verify verify_t;
 typedef void (*verify_done_cb)(cJSON *report, void *arg);
 
 /* Verifies tables (schemas[i].names[i], n of them) of migration m, whose
- * subscription and slot are both named objname. */
+ * publication, subscription and slot are all named objname. */
 verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objname,
                        char *const *schemas, char *const *names, size_t n, verify_done_cb done,
                        void *arg);

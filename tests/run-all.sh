@@ -2,8 +2,9 @@
 # The whole test suite, as CI runs it: install dependencies, build with
 # AddressSanitizer and UndefinedBehaviorSanitizer, run every ctest test
 # (unit tests in parallel, integration tests one at a time since they time
-# heartbeats), then build the libFuzzer target with clang and fuzz the wire
-# decoder for a short while.
+# heartbeats), then build the libFuzzer targets with clang and fuzz the wire
+# decoder and the pgoutput parser (with the verify window) for a short while
+# each.
 #   tests/run-all.sh            (as root on Debian 12)
 # Environment: BUILD_DIR (default build-ci), FUZZ_SECONDS (default 60).
 set -euo pipefail
@@ -26,8 +27,9 @@ ctest --test-dir "$build" -L integration --output-on-failure || status=1
 
 # Fuzzing needs clang; its build is separate so the main build stays gcc.
 CC=clang cmake -S . -B "$build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DGODWIT_FUZZ=ON >/dev/null
-cmake --build "$build-fuzz" -j2 --target fuzz_wire make_corpus
+cmake --build "$build-fuzz" -j2 --target fuzz_wire fuzz_pgoutput make_corpus
 tests/fuzz/run.sh "$build-fuzz" "$fuzz_seconds" || status=1
+tests/fuzz/run.sh "$build-fuzz" "$fuzz_seconds" fuzz_pgoutput || status=1
 
 if [ "$status" -ne 0 ]; then
     echo "test suite FAILED"

@@ -35,8 +35,8 @@ def test_verify_equal_while_pgbench_writes(rig):
     r = verify(coord, "--json")
     took = time.monotonic() - t0
     rep = json.loads(r.stdout)
-    print("   verify: %s in %.1f s; rounds %s" % (rep["state"], took,
-          {t["table"]: t["rounds"] for t in rep["tables"] if t["rounds"]}))
+    print("   verify: %s in %.1f s; re-checked chunks %s" % (rep["state"], took,
+          {t["table"]: t["chunks_rechecked"] for t in rep["tables"] if t["chunks_rechecked"]}))
     check(r.returncode == 0 and rep["state"] == "equal",
           "every table equal: %s %s" % (rep["error"], json.dumps([(t["table"], t["outcome"], t["detail"])
                                                  for t in rep["tables"]])))
