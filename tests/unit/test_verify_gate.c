@@ -64,7 +64,7 @@ static const char s_plan_head[] =
     "  - name: shop\n"
     "    source: {agent: blue, database: shop}\n"
     "    target: {agent: green, database: shop}\n"
-    "    replication: {host: 127.0.0.1, user: repl}\n";
+    "    replication: {peer: blue-db}\n";
 
 static void test_plan_option(void **state)
 {
