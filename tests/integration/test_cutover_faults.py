@@ -163,7 +163,7 @@ def test_stopped_coordinator_is_refused_after_takeover(rig):
     never reach an agent at the same time; an isolated stale coordinator
     (the first phase after the SIGCONT) is harmless only because it reaches
     nobody, and it keeps running until something reaches it."""
-    seconds = 25
+    seconds = 35
     blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, lease="4s", wan_ms=0)
     agents = ("blue", "green", "px")
     address = Address(rig, coord)
@@ -330,7 +330,7 @@ def test_source_agent_crash_while_fenced(rig):
     the coordinator's next UNFREEZE lifts the fence: blue writable,
     PgBouncer on blue, traffic resumed, the migration streaming, zero
     failed transactions (the pause stays within the 15 s lease)."""
-    seconds = 25
+    seconds = 35
     blue, green, coord, bouncer, bench, ctl, died, fence = crash_source_agent_in_freeze(
         rig, seconds=seconds)
     wait_for("the abort's UNFREEZE failing while the agent is away",
