@@ -353,8 +353,15 @@ def test_writes_during_copy_arrive_once(rig):
     blue, green, coord, plan = setup(rig)
     bench = blue.pgbench(["-n", "-c", "2", "-R", "200", "-T", "600", "shop"])
     before = int(blue.psql("SELECT count(*) FROM public.pgbench_history", db="shop"))
-    st = copy_held_on_orders(rig, green, coord, plan, 60)
-    # Per-table progress while copying: the other tables are done, with rows.
+    copy_held_on_orders(rig, green, coord, plan, 60)
+    # Per-table progress while copying: the big table, copied beside the
+    # held one, is done, with rows (it may still be copying when orders is
+    # first seen held).
+    st = wait_for("pgbench_accounts copied while orders is held", lambda: (lambda s: s if s and any(
+        t["table"] == "public.pgbench_accounts" and t["state"] == "copied" for t in s["tables"])
+        else None)(mstatus(coord)), 40, interval=0.2)
+    check(any(t["table"] == "public.orders" and t["state"] == "copying" for t in st["tables"]),
+          "orders still held: %r" % st["tables"])
     done = {t["table"]: t for t in st["tables"] if t["state"] == "copied"}
     check("public.pgbench_accounts" in done and done["public.pgbench_accounts"]["rows_copied"] == 200000
           and done["public.pgbench_accounts"]["bytes_copied"] > 0,
