@@ -21,6 +21,10 @@
 #define CU_ABORT_STEP_TIMEOUT_MS 10000
 #define CU_RETRY_MS 1000
 #define CU_ABORT_MIN_TRY_MS 500 /* an abort step begun past the abort's deadline */
+/* One try of an abort step: short enough that a command sent to an agent
+ * that died before the coordinator noticed is tried again (and the agent,
+ * back, reached) within cutover.abort_timeout. */
+#define CU_ABORT_TRY_MS 3000
 
 typedef enum {
     K_CHECK = 0,
@@ -628,7 +632,7 @@ static uint64_t s_timeout(const cutover_t *cu)
         uint64_t left = now >= cu->abort_end_us ? 0 : (cu->abort_end_us - now) / 1000 + 1;
         if (left < CU_ABORT_MIN_TRY_MS)
             left = CU_ABORT_MIN_TRY_MS;
-        return left < CU_ABORT_STEP_TIMEOUT_MS ? left : CU_ABORT_STEP_TIMEOUT_MS;
+        return left < CU_ABORT_TRY_MS ? left : CU_ABORT_TRY_MS;
     }
     if (!s_steps[cu->state].critical || cu->forward_only)
         return CU_ABORT_STEP_TIMEOUT_MS;
