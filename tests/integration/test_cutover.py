@@ -73,12 +73,13 @@ class HAProxy:
     PgBouncer."""
 
     def __init__(self, rig, blue, green):
+        self.rig = rig
         self.dir = rig.path("haproxy")
         os.makedirs(self.dir)
         self.port = harness.free_port()
         self.sock = os.path.join(self.dir, "admin.sock")
         self.state = os.path.join(self.dir, "server-state")
-        cfg = os.path.join(self.dir, "haproxy.cfg")
+        cfg = self.cfg = os.path.join(self.dir, "haproxy.cfg")
         with open(cfg, "w") as f:
             f.write("global\n  stats socket %s mode 600 level admin\n  server-state-file %s\n"
                     "  pidfile %s/haproxy.pid\n"
@@ -94,9 +95,21 @@ class HAProxy:
         return ("proxies:\n  - name: pgb\n    kind: haproxy\n    blue: 127.0.0.1:%d\n"
                 "    green: 127.0.0.1:%d\n    pause_timeout: 2s\n    haproxy:\n      socket: %s\n"
                 "      frontend: pg\n      backend: pg\n      blue_server: blue\n"
-                "      green_server: green\n      state_file: %s\n"
+                "      green_server: green\n      state_file: %s\n      config_file: %s\n"
                 "      reload_argv: [/bin/kill, -USR2, '%d']\n" % (
-                    blue.port, green.port, self.sock, self.state, self.proc.proc.pid))
+                    blue.port, green.port, self.sock, self.state, self.cfg,
+                    self.proc.proc.pid))
+
+    def restart_cold(self):
+        """Stops HAProxy (master and worker) and starts it again from its
+        config file alone: the state file moved away first."""
+        old = self.proc
+        old.stop()
+        os.rename(self.state, self.state + ".away")
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        self.proc = self.rig.spawn(old.name, old.argv)
+        wait_for("haproxy socket", lambda: os.path.exists(self.sock), 10)
 
     psql = PgBouncer.psql
 
@@ -369,6 +382,17 @@ def test_cutover_through_haproxy(rig):
     hb, hg = history(blue), history(green)
     check(not set(hb) - set(hg) and len(hg) > at_switch,
           "blue's history all on green, and green took writes after the switch")
+    # The switch is in HAProxy's config file too: started again from it
+    # alone (no state file), HAProxy sends traffic to green.
+    with open(proxy.cfg) as f:
+        servers = [l.strip() for l in f if l.strip().startswith("server ")]
+    check(servers == ["server blue 127.0.0.1:%d disabled" % blue.port,
+                      "server green 127.0.0.1:%d" % green.port],
+          "the config file names green, blue disabled: %r" % servers)
+    proxy.restart_cold()
+    wait_for("HAProxy takes connections", lambda: proxy.psql("SELECT 1", check_rc=False)
+             .returncode == 0, 15, interval=0.3)
+    check(on_port(proxy) == green.port, "HAProxy restarted from its config file: on green")
 
 
 def test_cutover_over_a_wan_link(rig):
