@@ -103,7 +103,8 @@ static const struct {
     { K_CHECK, "check roles", s_send_check, K_PAUSE, K_PAUSE, false, false, 0, false },
     { K_PAUSE, "pause", s_send_pause, K_FREEZE, K_FREEZE, true, false, 0, false },
     { K_FREEZE, "freeze", s_send_freeze, K_SEQUENCES, K_SEQUENCES, true, false, 0, false },
-    { K_SEQUENCES, "sequences", s_send_sequences, K_SWITCH, K_DRY_UNFREEZE, true, false, 0, false },
+    { K_SEQUENCES, "sequences", s_send_sequences, K_SWITCH, K_DRY_UNFREEZE, true, false, 0,
+      false },
     { K_SWITCH, "switch", s_send_switch_to, K_RESUME, K_RESUME, true, false, 0, false },
     { K_RESUME, "resume", s_send_resume, K_DROP_OLD, K_DONE, false, false, 0, false },
     { K_DONE, "done", NULL, K_DONE, K_DONE, false, false, 0, false },
@@ -112,7 +113,8 @@ static const struct {
     { K_UNPAUSE, "resume on old side", s_send_resume, K_ABORT_RESTORE, K_ABORT_RESTORE, false,
       false, 0, true },
     { K_ABORTED, "aborted", NULL, K_ABORTED, K_ABORTED, false, false, 0, false },
-    { K_DRY_UNFREEZE, "unfreeze", s_send_unfreeze, K_DRY_RESUME, K_DRY_RESUME, false, false, 0, false },
+    { K_DRY_UNFREEZE, "unfreeze", s_send_unfreeze, K_DRY_RESUME, K_DRY_RESUME, false, false, 0,
+      false },
     { K_DRY_RESUME, "resume", s_send_resume, K_DRY_RESTORE, K_DRY_RESTORE, false, false, 0, false },
     { K_DRY_RESTORE, "restore apply", s_send_restore, K_DONE, K_DONE, false, true, 0, false },
     { K_ABORT_RESTORE, "restore apply", s_send_restore, K_ABORTED, K_ABORTED, false, true, 0,
@@ -123,7 +125,8 @@ static const struct {
       CU_FOLLOW_TRIES, false },
     { K_ADVANCE, "advance new slot", s_send_advance, K_FOLLOW, K_DONE, false, false,
       CU_FOLLOW_TRIES, false },
-    { K_FOLLOW, "follow", s_send_follow, K_DONE, K_DONE, false, false, CU_FOLLOW_TRIES, false },
+    { K_FOLLOW, "follow", s_send_follow, K_DONE, K_DONE, false, false, CU_FOLLOW_TRIES,
+      false },
 };
 
 struct cutover {
@@ -235,6 +238,7 @@ static void s_journal(cutover_t *cu, const char *state)
     cJSON_AddStringToObject(j, "state", state);
     cJSON_AddBoolToObject(j, "dry_run", cu->dry_run);
     cJSON_AddStringToObject(j, "direction", cu->back ? "back" : "forward");
+    cJSON_AddNumberToObject(j, "at_ms", (double)units_now_ms());
     if (cu->switch_lsn) {
         char pos[32];
         cJSON_AddStringToObject(j, "switch_lsn", lsn_format(cu->switch_lsn, pos, sizeof pos));
@@ -871,6 +875,15 @@ static void s_send_unfreeze(cutover_t *cu)
             s_step_over(cu);
             return;
         }
+        /* Every proxy sent the switch is back: from here a restarted
+         * coordinator rolls back, whatever the time (`from` may be
+         * writable again). */
+        for (size_t i = 0; cu->tries == 0 && i < cu->n_proxies; i++) {
+            if (cu->px[i].switch_sent) {
+                s_journal(cu, "unfreezing");
+                break;
+            }
+        }
     }
     s_send_fence(cu, cu->from_agent, cu->from_database,
                  GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
@@ -1044,9 +1057,40 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
         cu->switch_lsn = 0;
     if (recover && !rstate)
         rstate = "started";
-    if (rstate && strcmp(rstate, "switching") == 0) {
-        log_warn("migration %s: the coordinator stopped while switching the proxies; finishing "
-                 "the switch", cu->migration);
+    /* The proxies the journal says were sent the switch ("started": none;
+     * an older journal without the list: all may have been). */
+    bool any_switched = false;
+    if (rstate) {
+        const cJSON *sw, *sl = cJSON_GetObjectItem(recover, "switched");
+        if (!cJSON_IsArray(sl) && strcmp(rstate, "started") != 0) {
+            for (size_t i = 0; i < cu->n_proxies; i++)
+                cu->px[i].switch_sent = true;
+        }
+        cJSON_ArrayForEach(sw, sl)
+        {
+            if (cJSON_IsNumber(sw) && sw->valuedouble >= 0 &&
+                (size_t)sw->valuedouble < cu->n_proxies)
+                cu->px[(size_t)sw->valuedouble].switch_sent = true;
+        }
+        for (size_t i = 0; i < cu->n_proxies; i++)
+            any_switched = any_switched || cu->px[i].switch_sent;
+    }
+    /* Stopped while aborting with proxies switched (blue fenced for good,
+     * green has every transaction): rolling back is safe only while no
+     * switched proxy's lease (renewed by the switch, at most
+     * max_write_pause before "aborting") can have run out and resumed
+     * traffic on green; later, the switch is finished instead. */
+    const cJSON *rat = recover ? cJSON_GetObjectItem(recover, "at_ms") : NULL;
+    bool stale = !cJSON_IsNumber(rat) ||
+                 (double)units_now_ms() - rat->valuedouble + (double)cu->max_pause_ms >=
+                     (double)cu->lease_ms;
+    bool forward = rstate && (strcmp(rstate, "switching") == 0 ||
+                              (strcmp(rstate, "aborting") == 0 && any_switched && stale));
+    if (forward) {
+        log_warn("migration %s: the coordinator stopped while %s the proxies; finishing the "
+                 "switch", cu->migration, strcmp(rstate, "switching") == 0
+                                              ? "switching"
+                                              : "switching back (longer than a lease ago)");
         s_set(cu, "recovered_from", cJSON_CreateString(rstate));
         cu->forward_only = true;
         cu->state = K_SWITCH;
@@ -1056,21 +1100,10 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
         s_set(cu, "recovered_from", cJSON_CreateString(rstate));
         s_set(cu, "reason", cJSON_CreateString("the coordinator restarted during the cutover"));
         /* Any proxy may have been paused and the fence sent; only those the
-         * journal names were sent the switch ("started": none). */
+         * journal names were sent the switch. */
         cu->fence_sent = true;
         for (size_t i = 0; i < cu->n_proxies; i++)
             cu->px[i].pause_sent = true;
-        const cJSON *sw, *sl = cJSON_GetObjectItem(recover, "switched");
-        if (!cJSON_IsArray(sl) && strcmp(rstate, "started") != 0) {
-            for (size_t i = 0; i < cu->n_proxies; i++) /* older journal: all may have been */
-                cu->px[i].switch_sent = true;
-        }
-        cJSON_ArrayForEach(sw, sl)
-        {
-            if (cJSON_IsNumber(sw) && sw->valuedouble >= 0 &&
-                (size_t)sw->valuedouble < cu->n_proxies)
-                cu->px[(size_t)sw->valuedouble].switch_sent = true;
-        }
         cu->abort_end_us = units_mono_us() + cu->abort_timeout_ms * 1000;
         cu->state = K_BACK;
     } else {

@@ -23,18 +23,22 @@
  * proxy that was sent the pause resumed. An abort step is retried, to what
  * has not confirmed, until cutover.abort_timeout after the abort began;
  * then what did not answer is given up on and reported unknown (the
- * report's "proxies", "source_left" and "outcome"). --dry-run does pause, freeze and sequences, then unfreezes and
- * resumes: the rehearsal's pause is the real one's cost.
+ * report's "proxies", "source_left" and "outcome"). --dry-run does pause,
+ * freeze and sequences, then unfreezes and resumes: the rehearsal's pause
+ * is the real one's cost.
  *
  * Journal (events of kind "cutover", detail JSON {"state", "dry_run",
  * "switched": the indexes of the proxies sent the switch}): "started"
  * before the pause, "switching" before the switch, "aborting" when an
- * abort begins, and the final report ("done" or "aborted"). Only the first
- * two writes are on the write pause's path. A coordinator restarted in
- * "started" or "aborting" aborts, switching back only the proxies the
- * journal names; in "switching" it finishes the switch (the target has every transaction and the source
- * is fenced for good; a proxy whose lease ran out meanwhile may already
- * serve green).
+ * abort begins, "unfreezing" before an abort that switched proxies back
+ * lifts the fence, and the final report ("done" or "aborted"); each with
+ * "at_ms". Only the first two writes are on the write pause's path. A
+ * coordinator restarted in "started", "unfreezing", or "aborting" with no
+ * proxy switched or within lease - max_write_pause of it, aborts, switching
+ * back only the proxies the journal names; in "switching" (or "aborting"
+ * later) it finishes the switch (the target has every transaction and the
+ * source is fenced for good; a proxy whose lease ran out meanwhile may
+ * already serve green).
  *
  * Ownership: the cutover copies what it needs; it owns its report and hands
  * it to done when it ends, after freeing itself.

@@ -1078,7 +1078,7 @@ static void s_cutover_recover(migset_t *ms, mig_t *g)
     bool back = s_is_back(g->cutover_last);
     if (!state || g->state != (back ? M_SWITCHED : M_STREAMING) ||
         (strcmp(state, "started") != 0 && strcmp(state, "switching") != 0 &&
-         strcmp(state, "aborting") != 0))
+         strcmp(state, "aborting") != 0 && strcmp(state, "unfreezing") != 0))
         return;
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(g->cutover_last, "dry_run"));
     g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, g->revname, back, dry,

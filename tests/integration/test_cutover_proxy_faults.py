@@ -12,12 +12,16 @@ pgbench writing through the first as the application's role:
   max_write_pause): the cutover aborts, resumes the first proxy on blue,
   gives up on the second after cutover.abort_timeout, and godwitctl
   returns within max_write_pause plus that time with exit 6; blue is
-  writable and status names the proxy left unknown.
+  writable and status names the proxy left unknown;
+- the coordinator killed while aborting a cutover whose first proxy had
+  switched (the second's switch failed): restarted, it reads from the
+  journal which proxies were sent the switch and rolls back.
 
 The failpoints are described in docs/testing.md."""
 
 import json
 import os
+import shutil
 import signal
 import time
 
@@ -149,6 +153,60 @@ def test_proxy_agent_dies_after_pause(rig):
     bench_clean(bench, seconds)
 
 
+def test_coordinator_killed_while_aborting_rolls_back(rig):
+    """The second proxy's switch fails (its include file cannot be
+    replaced), so the cutover aborts after the first proxy switched; the
+    coordinator is killed once the switch back is done, before blue's fence
+    is lifted. The journal ("aborting") names both proxies as sent the
+    switch, and the restarted coordinator, back well within the lease,
+    rolls back: both proxies sent the switch back, blue writable, traffic
+    on blue."""
+    seconds = 40
+    blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, two_proxies=True)
+    second = bouncer.second
+    os.rename(second.include, second.include + ".real")
+    os.makedirs(second.include)
+    with open(os.path.join(second.include, "keep"), "w") as f:
+        f.write("x")
+    coord.proc.stop()
+    coord.start(failpoint="cutover-after-switch back")
+    gates_open(coord, ("blue", "green", "px", "px2"))
+    for n in ("px", "px2"):
+        wait_for("%s reports its proxy reachable" % n,
+                 lambda: (proxy_state(coord, n) or {}).get("reachable"), 15, interval=0.3)
+    r = coord.ctl("cutover", "shop", check_rc=False)
+    check(r.returncode == 3 and coord.proc.wait(10) == -9,
+          "the coordinator killed itself after the switch back: rc %d" % r.returncode)
+    check(not can_login(blue), "blue still fenced when it died")
+    t0 = time.monotonic()
+    coord.start()
+    st = wait_for("cutover resolved", lambda: (lambda s: s if s and s["cutover"] and
+                  s["cutover"]["state"] in ("done", "aborted") else None)(mstatus(coord)), 30,
+                  interval=0.2)
+    cu = st["cutover"]
+    print("   resolved to %s (%s) in %.1f s after the restart; timeline %s" % (
+        cu["state"], cu.get("outcome"), time.monotonic() - t0,
+        [(t["step"], t["ok"]) for t in cu["timeline"]]))
+    check(cu["state"] == "aborted" and cu.get("recovered_from") == "aborting" and
+          cu.get("outcome") == "rolled_back", "rolled back from aborting: %r" % (
+              {k: cu.get(k) for k in ("state", "recovered_from", "outcome", "reason")},))
+    # The first try may find the agents not yet reconnected; the one that
+    # worked sent both the switch back.
+    back = [t for t in cu["timeline"] if t["step"] == "switch back" and t["ok"]]
+    check(len(back) == 1 and sorted(a["agent"] for a in back[0]["agents"]) == ["px", "px2"] and
+          all("proxy pgb: blue" in a["what"] for a in back[0]["agents"]),
+          "both proxies, journaled as sent the switch, were sent the switch back: %r" % back)
+    check(can_login(blue), "blue writable")
+    check(on_port(bouncer) == blue.port, "the first PgBouncer on blue")
+    shutil.rmtree(second.include)
+    os.rename(second.include + ".real", second.include)
+    check(on_port(second) == blue.port, "the second never left blue")
+    check(st["state"] == "streaming", "still streaming: %r" % st["state"])
+    check(time.monotonic() - bench.started < seconds - 3, "while pgbench ran")
+    bench_clean(bench, seconds)
+
+
 if __name__ == "__main__":
     harness.run([test_unreachable_proxy_refused_at_gate,
-                 test_proxy_agent_dies_after_pause])
+                 test_proxy_agent_dies_after_pause,
+                 test_coordinator_killed_while_aborting_rolls_back])
