@@ -75,6 +75,7 @@ static const cfg_field_t s_haproxy[] = {
     P("blue_server", CFG_STRING, haproxy.blue_server, true),
     P("green_server", CFG_STRING, haproxy.green_server, true),
     P("state_file", CFG_PATH, haproxy.state_file, true),
+    P("config_file", CFG_PATH, haproxy.config_file, false),
     PR("reload_argv", CFG_STRING_LIST, haproxy.reload_argv, true, 1, 64),
     CFG_END,
 };

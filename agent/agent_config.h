@@ -49,6 +49,8 @@ typedef struct {
         char *backend;
         char *blue_server, *green_server;
         char *state_file;       /* server-state-file written after SWITCH */
+        char *config_file;      /* optional: its backend's server lines made to match
+                                   after SWITCH (NULL: left alone) */
         cfg_strings_t reload_argv; /* hitless reload: how RESUME lets held connections in */
     } haproxy;
     struct {

@@ -54,6 +54,8 @@ struct slot {
     proxy_backend_t backend;
     char address[300];
     char error[256];
+    bool reachable;                /* the last read succeeded */
+    uint64_t reached_at_ms;        /* wall clock of the last read that did; 0: none yet */
     uint64_t refreshed_mono;
     bool stop_resumed;             /* stopping: the resume on the way out was tried */
     bool closed;                   /* stopping: driver gone, handles closing */
@@ -238,8 +240,11 @@ static uint64_t s_apply(slot_t *sl, job_t *j, const char *error)
         snprintf(sl->address, sizeof sl->address, "%s", j->out.address);
         sl->paused = j->out.paused;
         sl->error[0] = '\0';
+        sl->reachable = true;
+        sl->reached_at_ms = units_now_ms();
     } else if (error) {
         snprintf(sl->error, sizeof sl->error, "%s", error);
+        sl->reachable = false;
     }
     sl->refreshed_mono = now;
     if (sl->paused && !was)
@@ -511,6 +516,8 @@ void proxy_set_report(proxy_set_t *s, Godwit__Report *r)
         st->lease_left_ms = s_lease_left(sl);
         st->error = xstrdup(sl->error);
         st->lease_expired = sl->lease_expired;
+        st->reachable = sl->reachable;
+        st->reached_at_ms = sl->reached_at_ms;
         r->proxies[i] = st;
     }
 }

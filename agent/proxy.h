@@ -123,6 +123,12 @@ struct proxy_drv {
 
 proxy_drv_t *proxy_pgbouncer_new(uv_loop_t *loop, const agent_proxy_t *cfg);
 proxy_drv_t *proxy_haproxy_new(uv_loop_t *loop, const agent_proxy_t *cfg);
+/* HAProxy's config text with backend's `server to` line without its
+ * `disabled` and its `server from` line with one, everything else byte for
+ * byte; malloc'd (the caller frees), or NULL with err when backend has no
+ * such two lines. */
+char *proxy_haproxy_config_switch(const char *text, const char *backend, const char *to,
+                                  const char *from, char *err, size_t errlen);
 proxy_drv_t *proxy_nginx_new(uv_loop_t *loop, const agent_proxy_t *cfg);
 
 #endif

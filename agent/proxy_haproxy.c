@@ -23,7 +23,13 @@
  *           backend); read back; then `show servers state B` is written to
  *           the server-state file (tmp + fsync + rename), which HAProxy loads
  *           on every reload (load-server-state-from-file), so a reload -- ours
- *           on RESUME or anyone's -- keeps the new backend.
+ *           on RESUME or anyone's -- keeps the new backend. With config_file,
+ *           the two server lines of backend B in HAProxy's config file are
+ *           made to match too (the new one without `disabled`, the old one
+ *           with it; tmp + fsync + rename, the rest of the file byte for
+ *           byte), so a cold start from the config file alone keeps it as
+ *           well. HAProxy's master process is left running: nothing reloads
+ *           here.
  *
  * Owns: at most one socket connection or child process at a time, a poll
  * timer. Never: runs a shell, or sends a name that is not from the config.
@@ -33,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fsutil.h"
 #include "log.h"
@@ -509,6 +516,139 @@ static void s_resume_read(hap_t *d)
 
 /* ---- SWITCH ---- */
 
+/* The [start, end) of the next whitespace-separated token of line at or
+ * after *pos (line ends at eol); false at the end. */
+static bool s_token(const char *line, const char *eol, const char **pos, const char **start,
+                    const char **end)
+{
+    const char *p = *pos;
+    while (p < eol && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p >= eol || *p == '#')
+        return false;
+    *start = p;
+    while (p < eol && *p != ' ' && *p != '\t')
+        p++;
+    *end = p;
+    *pos = p;
+    (void)line;
+    return true;
+}
+
+static bool s_tok_is(const char *s, const char *e, const char *word)
+{
+    return (size_t)(e - s) == strlen(word) && strncmp(s, word, (size_t)(e - s)) == 0;
+}
+
+char *proxy_haproxy_config_switch(const char *text, const char *backend, const char *to,
+                                  const char *from, char *err, size_t errlen)
+{
+    size_t len = strlen(text), lines = 1, n = 0;
+    for (const char *c = text; *c; c++)
+        lines += *c == '\n';
+    /* at most " disabled" more per line, and the NUL */
+    char *out = xmalloc(len + 9 * lines + 1);
+    bool in_backend = false, saw_to = false, saw_from = false;
+    for (const char *line = text; *line;) {
+        const char *eol = strchr(line, '\n');
+        const char *next = eol ? eol + 1 : line + strlen(line);
+        if (!eol)
+            eol = next;
+        const char *pos = line, *t0, *t1, *n0, *n1;
+        bool indented = *line == ' ' || *line == '\t';
+        bool has = s_token(line, eol, &pos, &t0, &t1);
+        if (has && !indented) /* a section begins */
+            in_backend = (s_tok_is(t0, t1, "backend") || s_tok_is(t0, t1, "listen")) &&
+                         s_token(line, eol, &pos, &n0, &n1) && s_tok_is(n0, n1, backend);
+        const char *name0 = NULL, *name1 = NULL;
+        const char *p2 = pos;
+        bool server = in_backend && has && indented && s_tok_is(t0, t1, "server") &&
+                      s_token(line, eol, &p2, &name0, &name1);
+        bool is_to = server && s_tok_is(name0, name1, to);
+        bool is_from = server && s_tok_is(name0, name1, from);
+        if (!is_to && !is_from) {
+            memcpy(out + n, line, (size_t)(next - line));
+            n += (size_t)(next - line);
+            line = next;
+            continue;
+        }
+        /* Copy the line without its `disabled` tokens (with the blanks
+         * before them), then add one to the old server's. */
+        const char *copied = line, *q = line, *s0, *s1, *code_end = eol;
+        const char *hash = memchr(line, '#', (size_t)(eol - line));
+        if (hash)
+            code_end = hash;
+        while (s_token(line, code_end, &q, &s0, &s1)) {
+            if (!s_tok_is(s0, s1, "disabled"))
+                continue;
+            const char *cut = s0;
+            while (cut > copied && (cut[-1] == ' ' || cut[-1] == '\t'))
+                cut--;
+            memcpy(out + n, copied, (size_t)(cut - copied));
+            n += (size_t)(cut - copied);
+            copied = s1;
+        }
+        /* the code part's end, without trailing blanks */
+        const char *ce = code_end;
+        while (ce > copied && (ce[-1] == ' ' || ce[-1] == '\t'))
+            ce--;
+        memcpy(out + n, copied, (size_t)(ce - copied));
+        n += (size_t)(ce - copied);
+        if (is_from) {
+            memcpy(out + n, " disabled", 9);
+            n += 9;
+            saw_from = true;
+        } else {
+            saw_to = true;
+        }
+        memcpy(out + n, ce, (size_t)(next - ce));
+        n += (size_t)(next - ce);
+        line = next;
+    }
+    out[n] = '\0';
+    if (!saw_to || !saw_from) {
+        snprintf(err, errlen, "no line \"server %s ...\" in backend %s", saw_to ? from : to,
+                 backend);
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* The config file's server lines made to match the switch (see the top). */
+static int s_config_persist(hap_t *d, char *err, size_t errlen)
+{
+    const agent_proxy_t *cfg = d->cfg;
+    const char *path = cfg->haproxy.config_file;
+    bool green = d->req->backend == PROXY_GREEN;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = fsutil_read_small(path, 4 << 20, &text, &len);
+    if (rc != 0) {
+        snprintf(err, errlen, "reading %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    struct stat st;
+    mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
+    char why[256];
+    char *now = proxy_haproxy_config_switch(text, cfg->haproxy.backend,
+                                            green ? cfg->haproxy.green_server
+                                                  : cfg->haproxy.blue_server,
+                                            green ? cfg->haproxy.blue_server
+                                                  : cfg->haproxy.green_server, why, sizeof why);
+    if (!now) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        free(text);
+        return -EINVAL;
+    }
+    rc = strcmp(now, text) == 0 ? 0 : fsutil_write_atomic(path, now, strlen(now), mode);
+    if (rc != 0)
+        snprintf(err, errlen, "writing %s: %s", path, strerror(-rc));
+    free(now);
+    free(text);
+    return rc;
+}
+
 static void s_state_written(hap_t *d, const char *out)
 {
     if (strncmp(out, "1\n", 2) != 0) {
@@ -525,6 +665,15 @@ static void s_state_written(hap_t *d, const char *out)
         return;
     }
     proxy_out_step(d->out, "persist server state", d->step_mono);
+    if (d->cfg->haproxy.config_file) {
+        char err[512];
+        d->step_mono = units_mono_ms();
+        if (s_config_persist(d, err, sizeof err) != 0) {
+            s_failf(d, "switched, but the config file not updated: %s", err);
+            return;
+        }
+        proxy_out_step(d->out, "rewrite config file", d->step_mono);
+    }
     s_finish(d, NULL);
 }
 

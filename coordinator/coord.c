@@ -756,6 +756,15 @@ const Godwit__Report *coord_agent_report(coord_t *c, const char *agent)
     return a ? a->report : NULL;
 }
 
+uint64_t coord_agent_report_age_ms(coord_t *c, const char *agent)
+{
+    fleet_agent_t *a = fleet_find(c->fleet, agent);
+    if (!a || !a->report || !a->last_report_mono)
+        return UINT64_MAX;
+    uint64_t now = units_mono_ms();
+    return now > a->last_report_mono ? now - a->last_report_mono : 0;
+}
+
 void coord_defer(coord_t *c, void (*fn)(void *arg), void *arg)
 {
     deferred_t *d = xcalloc(1, sizeof *d);
@@ -1084,8 +1093,13 @@ static void s_cutover(coord_t *c, control_req_t *req, const cJSON *request)
     }
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(request, "dry_run"));
     bool back = cJSON_IsTrue(cJSON_GetObjectItem(request, "rollback"));
-    if (!migset_cutover(c->migs, name->valuestring, back, dry, err, sizeof err)) {
-        control_reply_error(req, err);
+    bool refused;
+    if (!migset_cutover(c->migs, name->valuestring, back, dry, &refused, err, sizeof err)) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddBoolToObject(r, "ok", false);
+        cJSON_AddStringToObject(r, "error", err);
+        cJSON_AddBoolToObject(r, "refused", refused); /* by a gate: nothing changed */
+        control_reply(req, r);
         return;
     }
     cJSON *r = cJSON_CreateObject();

@@ -41,6 +41,10 @@ void coord_defer(coord_t *c, void (*fn)(void *arg), void *arg);
 /* The agent's latest report, borrowed until the next message; NULL if none. */
 const Godwit__Report *coord_agent_report(coord_t *c, const char *agent);
 
+/* How long ago (ms) the agent's latest report arrived; UINT64_MAX if none
+ * since it connected. */
+uint64_t coord_agent_report_age_ms(coord_t *c, const char *agent);
+
 /* The agent's last measured round trip in ms, or -1 if none. */
 double coord_agent_rtt_ms(coord_t *c, const char *agent);
 

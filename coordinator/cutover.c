@@ -20,6 +20,11 @@
 
 #define CU_ABORT_STEP_TIMEOUT_MS 10000
 #define CU_RETRY_MS 1000
+#define CU_ABORT_MIN_TRY_MS 500 /* an abort step begun past the abort's deadline */
+/* One try of an abort step: short enough that a command sent to an agent
+ * that died before the coordinator noticed is tried again (and the agent,
+ * back, reached) within cutover.abort_timeout. */
+#define CU_ABORT_TRY_MS 3000
 
 typedef enum {
     K_CHECK = 0,
@@ -47,6 +52,22 @@ typedef enum {
 typedef struct cutover cutover_t;
 typedef void (*send_fn)(cutover_t *cu);
 
+/* What the cutover did to one proxy, for the abort (which undoes only what
+ * was done) and the report (how each proxy was left). */
+typedef struct {
+    bool pause_sent;            /* PAUSE sent: it may hold traffic */
+    bool switch_sent;           /* SWITCH to `to` sent: it may point there */
+    bool switch_ok;             /* ... and the proxy confirmed it */
+    bool step_ok;               /* its command of the current step was confirmed */
+    char *unknown;              /* the abort gave up on it: why (owned), or NULL */
+} pxrec_t;
+
+/* A command in flight: which cutover, and which proxy (-1: not a proxy's). */
+typedef struct {
+    cutover_t *cu;
+    int proxy;
+} cmdctx_t;
+
 static void s_send_check(cutover_t *cu);
 static void s_send_pause(cutover_t *cu);
 static void s_send_freeze(cutover_t *cu);
@@ -61,7 +82,10 @@ static void s_send_drop_old_slot(cutover_t *cu);
 static void s_send_advance(cutover_t *cu);
 static void s_send_follow(cutover_t *cu);
 
-/* critical: inside the write pause's budget, a failure aborts; best effort:
+/* critical: inside the write pause's budget, a failure aborts; bounded: an
+ * abort step, whose commands go only to what the cutover changed and which
+ * gives up on an agent it cannot reach by the abort's deadline (the
+ * proxy, or the source's fence, is then reported unknown); best effort:
  * a failure is reported and the machine goes on; otherwise a failure is
  * retried until the step succeeds, or (tries > 0) that many times, after
  * which the replication in the other direction is given up and the machine
@@ -74,30 +98,35 @@ static const struct {
     kstate_t next, next_dry;
     bool critical, best_effort;
     unsigned tries;
+    bool bounded;               /* an abort step: gives up at cutover.abort_timeout */
 } s_steps[K__COUNT] = {
-    { K_CHECK, "check roles", s_send_check, K_PAUSE, K_PAUSE, false, false, 0 },
-    { K_PAUSE, "pause", s_send_pause, K_FREEZE, K_FREEZE, true, false, 0 },
-    { K_FREEZE, "freeze", s_send_freeze, K_SEQUENCES, K_SEQUENCES, true, false, 0 },
-    { K_SEQUENCES, "sequences", s_send_sequences, K_SWITCH, K_DRY_UNFREEZE, true, false, 0 },
-    { K_SWITCH, "switch", s_send_switch_to, K_RESUME, K_RESUME, true, false, 0 },
-    { K_RESUME, "resume", s_send_resume, K_DROP_OLD, K_DONE, false, false, 0 },
-    { K_DONE, "done", NULL, K_DONE, K_DONE, false, false, 0 },
-    { K_BACK, "switch back", s_send_switch_back, K_UNFREEZE, K_UNFREEZE, false, false, 0 },
-    { K_UNFREEZE, "unfreeze", s_send_unfreeze, K_UNPAUSE, K_UNPAUSE, false, false, 0 },
+    { K_CHECK, "check roles", s_send_check, K_PAUSE, K_PAUSE, false, false, 0, false },
+    { K_PAUSE, "pause", s_send_pause, K_FREEZE, K_FREEZE, true, false, 0, false },
+    { K_FREEZE, "freeze", s_send_freeze, K_SEQUENCES, K_SEQUENCES, true, false, 0, false },
+    { K_SEQUENCES, "sequences", s_send_sequences, K_SWITCH, K_DRY_UNFREEZE, true, false, 0,
+      false },
+    { K_SWITCH, "switch", s_send_switch_to, K_RESUME, K_RESUME, true, false, 0, false },
+    { K_RESUME, "resume", s_send_resume, K_DROP_OLD, K_DONE, false, false, 0, false },
+    { K_DONE, "done", NULL, K_DONE, K_DONE, false, false, 0, false },
+    { K_BACK, "switch back", s_send_switch_back, K_UNFREEZE, K_UNFREEZE, false, false, 0, true },
+    { K_UNFREEZE, "unfreeze", s_send_unfreeze, K_UNPAUSE, K_UNPAUSE, false, false, 0, true },
     { K_UNPAUSE, "resume on old side", s_send_resume, K_ABORT_RESTORE, K_ABORT_RESTORE, false,
-      false, 0 },
-    { K_ABORTED, "aborted", NULL, K_ABORTED, K_ABORTED, false, false, 0 },
-    { K_DRY_UNFREEZE, "unfreeze", s_send_unfreeze, K_DRY_RESUME, K_DRY_RESUME, false, false, 0 },
-    { K_DRY_RESUME, "resume", s_send_resume, K_DRY_RESTORE, K_DRY_RESTORE, false, false, 0 },
-    { K_DRY_RESTORE, "restore apply", s_send_restore, K_DONE, K_DONE, false, true, 0 },
-    { K_ABORT_RESTORE, "restore apply", s_send_restore, K_ABORTED, K_ABORTED, false, true, 0 },
+      false, 0, true },
+    { K_ABORTED, "aborted", NULL, K_ABORTED, K_ABORTED, false, false, 0, false },
+    { K_DRY_UNFREEZE, "unfreeze", s_send_unfreeze, K_DRY_RESUME, K_DRY_RESUME, false, false, 0,
+      false },
+    { K_DRY_RESUME, "resume", s_send_resume, K_DRY_RESTORE, K_DRY_RESTORE, false, false, 0, false },
+    { K_DRY_RESTORE, "restore apply", s_send_restore, K_DONE, K_DONE, false, true, 0, false },
+    { K_ABORT_RESTORE, "restore apply", s_send_restore, K_ABORTED, K_ABORTED, false, true, 0,
+      true },
     { K_DROP_OLD, "drop old subscription", s_send_drop_old, K_DROP_OLD_SLOT, K_DONE, false,
-      false, CU_FOLLOW_TRIES },
+      false, CU_FOLLOW_TRIES, false },
     { K_DROP_OLD_SLOT, "drop old slot", s_send_drop_old_slot, K_ADVANCE, K_DONE, false, false,
-      CU_FOLLOW_TRIES },
+      CU_FOLLOW_TRIES, false },
     { K_ADVANCE, "advance new slot", s_send_advance, K_FOLLOW, K_DONE, false, false,
-      CU_FOLLOW_TRIES },
-    { K_FOLLOW, "follow", s_send_follow, K_DONE, K_DONE, false, false, CU_FOLLOW_TRIES },
+      CU_FOLLOW_TRIES, false },
+    { K_FOLLOW, "follow", s_send_follow, K_DONE, K_DONE, false, false, CU_FOLLOW_TRIES,
+      false },
 };
 
 struct cutover {
@@ -119,8 +148,13 @@ struct cutover {
     size_t n_app_roles;
     char **proxy_agents, **proxies;
     bool *holds;                /* per proxy: false, never paused nor resumed (plan's hold) */
+    pxrec_t *px;                /* per proxy: what was sent to it and how it was left */
     size_t n_proxies;
     uint64_t max_pause_ms, drain_ms, lease_ms;
+    uint64_t abort_timeout_ms;  /* the plan's cutover.abort_timeout */
+    uint64_t abort_end_us;      /* an abort gives up on what it cannot reach then; 0: no abort */
+    bool fence_sent;            /* FREEZE sent to `from` (or recovered: it may have been) */
+    char *source_left;          /* the abort could not lift `from`'s fence: why (owned) */
     bool dry_run;
     bool forward_only;          /* recovered in "switching": never roll back */
     bool prepared;              /* the new slot was made before the pause */
@@ -132,6 +166,7 @@ struct cutover {
     uint64_t step_started_us, started_us, pause_started_us, budget_end_us;
     uint64_t retry_at_mono;
     bool cancelled;
+    bool refused;               /* ended at the role check, nothing changed */
     Godwit__FreezeSourceResult *freeze; /* the source's answer to FREEZE, owned */
     cJSON *report;
     cJSON *step_detail;         /* what the agents said in the current step */
@@ -203,10 +238,17 @@ static void s_journal(cutover_t *cu, const char *state)
     cJSON_AddStringToObject(j, "state", state);
     cJSON_AddBoolToObject(j, "dry_run", cu->dry_run);
     cJSON_AddStringToObject(j, "direction", cu->back ? "back" : "forward");
+    cJSON_AddNumberToObject(j, "at_ms", (double)units_now_ms());
     if (cu->switch_lsn) {
         char pos[32];
         cJSON_AddStringToObject(j, "switch_lsn", lsn_format(cu->switch_lsn, pos, sizeof pos));
     }
+    /* The proxies sent the switch (they may point at `to`): what an abort,
+     * also a restarted coordinator's, switches back. */
+    cJSON *sw = cJSON_AddArrayToObject(j, "switched");
+    for (size_t i = 0; i < cu->n_proxies; i++)
+        if (cu->px[i].switch_sent)
+            cJSON_AddItemToArray(sw, cJSON_CreateNumber((double)i));
     char *text = cJSON_PrintUnformatted(j);
     journal_event(cu->journal, cu->migration, cu->back ? "switched" : "streaming", "cutover",
                   text);
@@ -246,6 +288,10 @@ static void s_free(cutover_t *cu)
         free(cu->proxy_agents[i]);
         free(cu->proxies[i]);
     }
+    for (size_t i = 0; cu->px && i < cu->n_proxies; i++)
+        free(cu->px[i].unknown);
+    free(cu->px);
+    free(cu->source_left);
     free(cu->proxy_agents);
     free(cu->proxies);
     free(cu->holds);
@@ -262,6 +308,32 @@ static void s_free(cutover_t *cu)
 static void s_end(cutover_t *cu)
 {
     bool switched = cu->state == K_DONE && !cu->dry_run;
+    bool unknown = cu->source_left != NULL;
+    cJSON *pl = cJSON_CreateArray();
+    for (size_t i = 0; i < cu->n_proxies; i++) {
+        const pxrec_t *x = &cu->px[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "agent", cu->proxy_agents[i]);
+        cJSON_AddStringToObject(o, "proxy", cu->proxies[i]);
+        cJSON_AddBoolToObject(o, "switch_sent", x->switch_sent);
+        cJSON_AddBoolToObject(o, "switch_confirmed", x->switch_ok);
+        const char *left = x->unknown ? "unknown" : switched ? cu->to_backend : cu->from_backend;
+        cJSON_AddStringToObject(o, "left", left);
+        if (x->unknown) {
+            cJSON_AddStringToObject(o, "why", x->unknown);
+            unknown = true;
+        }
+        cJSON_AddItemToArray(pl, o);
+    }
+    s_set(cu, "proxies", pl);
+    if (cu->source_left)
+        s_set(cu, "source_left", cJSON_CreateString(cu->source_left));
+    /* done, refused (the role check: nothing changed), rolled_back
+     * (traffic on the old side, writable), unknown (aborted, and a proxy or
+     * the old side's fence could not be brought back: see proxies). */
+    const char *outcome = cu->state == K_DONE ? "done" : cu->refused ? "refused"
+                          : unknown ? "unknown" : "rolled_back";
+    s_set(cu, "outcome", cJSON_CreateString(outcome));
     s_set(cu, "state", cJSON_CreateString(cu->state == K_DONE ? "done" : "aborted"));
     s_set(cu, "finished_at_ms", cJSON_CreateNumber((double)units_now_ms()));
     char *text = cJSON_PrintUnformatted(cu->report);
@@ -290,6 +362,8 @@ static void s_goto(cutover_t *cu, kstate_t to)
 {
     cu->state = to;
     cu->tries = 0;
+    for (size_t i = 0; i < cu->n_proxies; i++)
+        cu->px[i].step_ok = false;
     free(cu->step_error);
     cu->step_error = NULL;
     if (to == K_DONE || to == K_ABORTED) {
@@ -304,7 +378,42 @@ static void s_abort(cutover_t *cu, const char *why)
     log_error("migration %s: %s aborted at %s: %s", cu->migration,
               cu->back ? "rollback" : "cutover", s_steps[cu->state].name, why);
     s_set(cu, "reason", cJSON_CreateString(why));
+    cu->abort_end_us = units_mono_us() + cu->abort_timeout_ms * 1000;
+    s_journal(cu, "aborting"); /* with the proxies to switch back */
     s_goto(cu, K_BACK);
+}
+
+/* The abort's deadline passed with the current step's commands not all
+ * confirmed: what did not answer is given up on and reported unknown, and
+ * the abort goes on. */
+static void s_give_up(cutover_t *cu)
+{
+    kstate_t st = cu->state;
+    log_error("migration %s: %s failed (%s) and the abort's %llu ms (cutover.abort_timeout) are "
+              "over: giving up on it", cu->migration, s_steps[st].name, cu->step_error,
+              (unsigned long long)cu->abort_timeout_ms);
+    if (st == K_UNFREEZE) {
+        free(cu->source_left);
+        cu->source_left = xasprintf("unknown: the unfreeze was not confirmed (%s); a fence that "
+                                    "is not permanent is lifted by the agent itself (its lease, "
+                                    "or 30 s after it restarts)", cu->step_error);
+        return;
+    }
+    for (size_t i = 0; i < cu->n_proxies; i++) {
+        pxrec_t *x = &cu->px[i];
+        if (x->unknown || x->step_ok)
+            continue;
+        if (st == K_BACK && x->switch_sent)
+            x->unknown = xasprintf("the switch back to %s was not confirmed (%s)",
+                                   cu->from_backend, cu->step_error);
+        else if (st == K_UNPAUSE && x->pause_sent && cu->holds[i])
+            x->unknown = xasprintf("the resume was not confirmed (%s): if its agent runs, its "
+                                   "lease (%llu ms) resumes it by itself", cu->step_error,
+                                   (unsigned long long)cu->lease_ms);
+        if (x->unknown)
+            log_error("migration %s: proxy %s of agent %s left in an unknown state: %s",
+                      cu->migration, cu->proxies[i], cu->proxy_agents[i], x->unknown);
+    }
 }
 
 /* A step's commands are all back. */
@@ -314,6 +423,7 @@ static void s_step_over(cutover_t *cu)
     if (cu->step_error) {
         s_timeline(cu, false, cu->step_error);
         if (st == K_CHECK) { /* nothing paused or fenced: refused */
+            cu->refused = true;
             s_set(cu, "reason", cJSON_CreateString(cu->step_error));
             log_error("migration %s: cutover refused: %s", cu->migration, cu->step_error);
             s_goto(cu, K_ABORT_RESTORE);
@@ -329,6 +439,12 @@ static void s_step_over(cutover_t *cu)
             char why[800];
             snprintf(why, sizeof why, "%s: %s", s_steps[st].name, cu->step_error);
             s_abort(cu, why);
+            return;
+        }
+        if (s_steps[st].bounded && !s_steps[st].best_effort &&
+            units_mono_us() + CU_RETRY_MS * 1000 > cu->abort_end_us) {
+            s_give_up(cu);
+            s_goto(cu, s_steps[st].next);
             return;
         }
         if (s_steps[st].tries && ++cu->tries >= s_steps[st].tries) {
@@ -408,9 +524,18 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
                         void *arg)
 {
     (void)c;
-    cutover_t *cu = arg;
+    cmdctx_t *ctx = arg;
+    cutover_t *cu = ctx->cu;
+    int proxy = ctx->proxy;
+    free(ctx);
     cu->inflight--;
-    if (!r || r->status != GODWIT__STATUS__STATUS_OK) {
+    bool ok = r && r->status == GODWIT__STATUS__STATUS_OK;
+    if (ok && proxy >= 0 && !cu->cancelled) {
+        cu->px[proxy].step_ok = true;
+        if (cu->state == K_SWITCH)
+            cu->px[proxy].switch_ok = true;
+    }
+    if (!ok) {
         const char *why = r ? (r->message && r->message[0] ? r->message : "failed") : error;
         s_fail(cu, agent, why);
         s_detail(cu, agent, why, NULL);
@@ -504,16 +629,34 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
  * pause's budget for critical steps, else a fixed bound. 0: no time left. */
 static uint64_t s_timeout(const cutover_t *cu)
 {
+    if (s_steps[cu->state].bounded) {
+        /* Within the abort's deadline; a step that begins after it (the
+         * one before gave up) still gets a short try. */
+        uint64_t now = units_mono_us();
+        uint64_t left = now >= cu->abort_end_us ? 0 : (cu->abort_end_us - now) / 1000 + 1;
+        if (left < CU_ABORT_MIN_TRY_MS)
+            left = CU_ABORT_MIN_TRY_MS;
+        return left < CU_ABORT_TRY_MS ? left : CU_ABORT_TRY_MS;
+    }
     if (!s_steps[cu->state].critical || cu->forward_only)
         return CU_ABORT_STEP_TIMEOUT_MS;
     uint64_t now = units_mono_us();
     return now >= cu->budget_end_us ? 0 : (cu->budget_end_us - now) / 1000 + 1;
 }
 
+/* proxy: the index of the proxy the command is for, -1 if none. */
+static void s_send_to(cutover_t *cu, const char *agent, Godwit__Command *cmd, int proxy)
+{
+    cmdctx_t *ctx = xmalloc(sizeof *ctx); /* freed by s_on_result */
+    ctx->cu = cu;
+    ctx->proxy = proxy;
+    cu->inflight++;
+    coord_send_command(cu->coord, agent, cmd, s_timeout(cu), s_on_result, ctx);
+}
+
 static void s_send(cutover_t *cu, const char *agent, Godwit__Command *cmd)
 {
-    cu->inflight++;
-    coord_send_command(cu->coord, agent, cmd, s_timeout(cu), s_on_result, cu);
+    s_send_to(cu, agent, cmd, -1);
 }
 
 /* Sends op to every proxy, except PAUSE and RESUME to a proxy that cannot
@@ -523,14 +666,50 @@ static void s_send(cutover_t *cu, const char *agent, Godwit__Command *cmd)
  * (cu may be gone when it returns). */
 static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char *backend)
 {
+    bool abort = s_steps[cu->state].bounded;
+    if (cu->state == K_SWITCH && !cu->forward_only) {
+        /* All or none: a switch sent to some only would have to be undone. */
+        for (size_t i = 0; i < cu->n_proxies; i++) {
+            if (!coord_agent_role(cu->coord, cu->proxy_agents[i])) {
+                s_fail(cu, cu->proxy_agents[i], "not connected: no proxy was sent the switch");
+                s_detail(cu, cu->proxy_agents[i], "not connected", NULL);
+                s_step_over(cu);
+                return;
+            }
+        }
+    }
     for (size_t i = 0; i < cu->n_proxies; i++) {
+        pxrec_t *x = &cu->px[i];
         if (!cu->holds[i] && (op == GODWIT__PROXY_ACTION__OP__OP_PAUSE ||
                               op == GODWIT__PROXY_ACTION__OP__OP_RESUME)) {
-            char what[300];
-            snprintf(what, sizeof what, "proxy %s: skipped (hold: false)", cu->proxies[i]);
-            s_detail(cu, cu->proxy_agents[i], what, NULL);
+            if (cu->tries == 0) {
+                char what[300];
+                snprintf(what, sizeof what, "proxy %s: skipped (hold: false)", cu->proxies[i]);
+                s_detail(cu, cu->proxy_agents[i], what, NULL);
+            }
             continue;
         }
+        if (abort) {
+            /* Undo only what was done, once confirmed; never again what
+             * was given up on. */
+            bool needed = op == GODWIT__PROXY_ACTION__OP__OP_SWITCH ? x->switch_sent
+                                                                    : x->pause_sent;
+            if (x->step_ok || x->unknown)
+                continue;
+            if (!needed) {
+                if (cu->tries == 0) {
+                    char what[300];
+                    snprintf(what, sizeof what, "proxy %s: skipped (never %s)", cu->proxies[i],
+                             op == GODWIT__PROXY_ACTION__OP__OP_SWITCH ? "switched" : "paused");
+                    s_detail(cu, cu->proxy_agents[i], what, NULL);
+                }
+                continue;
+            }
+        }
+        if (op == GODWIT__PROXY_ACTION__OP__OP_PAUSE)
+            x->pause_sent = true;
+        if (op == GODWIT__PROXY_ACTION__OP__OP_SWITCH && !abort)
+            x->switch_sent = true;
         Godwit__ProxyAction pa = GODWIT__PROXY_ACTION__INIT;
         pa.proxy = cu->proxies[i];
         pa.op = op;
@@ -540,7 +719,7 @@ static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char
         Godwit__Command cmd = GODWIT__COMMAND__INIT;
         cmd.action_case = GODWIT__COMMAND__ACTION_PROXY_ACTION;
         cmd.proxy_action = &pa;
-        s_send(cu, cu->proxy_agents[i], &cmd);
+        s_send_to(cu, cu->proxy_agents[i], &cmd, (int)i);
     }
     if (cu->inflight == 0)
         s_step_over(cu);
@@ -668,11 +847,44 @@ static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
 
 static void s_send_freeze(cutover_t *cu)
 {
+    cu->fence_sent = true;
     s_send_fence(cu, cu->from_agent, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE);
 }
 
 static void s_send_unfreeze(cutover_t *cu)
 {
+    if (cu->state == K_UNFREEZE) {
+        /* Never two writable sides: while a proxy that was sent the switch
+         * may still point at `to`, `from` stays fenced. */
+        for (size_t i = 0; i < cu->n_proxies; i++) {
+            if (cu->px[i].switch_sent && cu->px[i].unknown) {
+                free(cu->source_left);
+                cu->source_left = xasprintf("fenced: not lifted, since proxy %s of agent %s "
+                                            "may point at %s", cu->proxies[i],
+                                            cu->proxy_agents[i], cu->to_backend);
+                log_error("migration %s: %s stays fenced: proxy %s of agent %s may point at %s",
+                          cu->migration, cu->from_backend, cu->proxies[i], cu->proxy_agents[i],
+                          cu->to_backend);
+                s_detail(cu, cu->from_agent, cu->source_left, NULL);
+                s_step_over(cu);
+                return;
+            }
+        }
+        if (!cu->fence_sent) {
+            s_detail(cu, cu->from_agent, "skipped (never fenced)", NULL);
+            s_step_over(cu);
+            return;
+        }
+        /* Every proxy sent the switch is back: from here a restarted
+         * coordinator rolls back, whatever the time (`from` may be
+         * writable again). */
+        for (size_t i = 0; cu->tries == 0 && i < cu->n_proxies; i++) {
+            if (cu->px[i].switch_sent) {
+                s_journal(cu, "unfreezing");
+                break;
+            }
+        }
+    }
     s_send_fence(cu, cu->from_agent, cu->from_database,
                  GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
 }
@@ -809,6 +1021,7 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
     cu->proxy_agents = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->proxy_agents);
     cu->proxies = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->proxies);
     cu->holds = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->holds);
+    cu->px = xcalloc(cu->n_proxies ? cu->n_proxies : 1, sizeof *cu->px);
     for (size_t i = 0; i < cu->n_proxies; i++) {
         const plan_proxy_t *p = (const plan_proxy_t *)m->cutover.proxies.items + i;
         cu->proxy_agents[i] = xstrdup(p->agent);
@@ -818,6 +1031,8 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
     cu->max_pause_ms = (uint64_t)m->cutover.max_write_pause_ms;
     cu->drain_ms = (uint64_t)m->cutover.drain_timeout_ms;
     cu->lease_ms = (uint64_t)m->cutover.lease_ms;
+    cu->abort_timeout_ms = (uint64_t)(m->cutover.abort_timeout_ms ? m->cutover.abort_timeout_ms
+                                                                  : 10000);
     cu->dry_run = dry_run;
     const char *fp = getenv("GODWIT_FAILPOINT");
     cu->failpoint = fp && fp[0] ? xstrdup(fp) : NULL;
@@ -842,9 +1057,40 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
         cu->switch_lsn = 0;
     if (recover && !rstate)
         rstate = "started";
-    if (rstate && strcmp(rstate, "switching") == 0) {
-        log_warn("migration %s: the coordinator stopped while switching the proxies; finishing "
-                 "the switch", cu->migration);
+    /* The proxies the journal says were sent the switch ("started": none;
+     * an older journal without the list: all may have been). */
+    bool any_switched = false;
+    if (rstate) {
+        const cJSON *sw, *sl = cJSON_GetObjectItem(recover, "switched");
+        if (!cJSON_IsArray(sl) && strcmp(rstate, "started") != 0) {
+            for (size_t i = 0; i < cu->n_proxies; i++)
+                cu->px[i].switch_sent = true;
+        }
+        cJSON_ArrayForEach(sw, sl)
+        {
+            if (cJSON_IsNumber(sw) && sw->valuedouble >= 0 &&
+                (size_t)sw->valuedouble < cu->n_proxies)
+                cu->px[(size_t)sw->valuedouble].switch_sent = true;
+        }
+        for (size_t i = 0; i < cu->n_proxies; i++)
+            any_switched = any_switched || cu->px[i].switch_sent;
+    }
+    /* Stopped while aborting with proxies switched (blue fenced for good,
+     * green has every transaction): rolling back is safe only while no
+     * switched proxy's lease (renewed by the switch, at most
+     * max_write_pause before "aborting") can have run out and resumed
+     * traffic on green; later, the switch is finished instead. */
+    const cJSON *rat = recover ? cJSON_GetObjectItem(recover, "at_ms") : NULL;
+    bool stale = !cJSON_IsNumber(rat) ||
+                 (double)units_now_ms() - rat->valuedouble + (double)cu->max_pause_ms >=
+                     (double)cu->lease_ms;
+    bool forward = rstate && (strcmp(rstate, "switching") == 0 ||
+                              (strcmp(rstate, "aborting") == 0 && any_switched && stale));
+    if (forward) {
+        log_warn("migration %s: the coordinator stopped while %s the proxies; finishing the "
+                 "switch", cu->migration, strcmp(rstate, "switching") == 0
+                                              ? "switching"
+                                              : "switching back (longer than a lease ago)");
         s_set(cu, "recovered_from", cJSON_CreateString(rstate));
         cu->forward_only = true;
         cu->state = K_SWITCH;
@@ -853,6 +1099,12 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
                  cu->migration, rstate);
         s_set(cu, "recovered_from", cJSON_CreateString(rstate));
         s_set(cu, "reason", cJSON_CreateString("the coordinator restarted during the cutover"));
+        /* Any proxy may have been paused and the fence sent; only those the
+         * journal names were sent the switch. */
+        cu->fence_sent = true;
+        for (size_t i = 0; i < cu->n_proxies; i++)
+            cu->px[i].pause_sent = true;
+        cu->abort_end_us = units_mono_us() + cu->abort_timeout_ms * 1000;
         cu->state = K_BACK;
     } else {
         cu->state = K_CHECK;

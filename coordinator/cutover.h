@@ -17,18 +17,28 @@
  *              restarted coordinator finishes the switch)
  *   resume     every proxy lets traffic through, now to green
  * A step that fails, or does not finish inside what is left of
- * max_write_pause, aborts (until resume starts): every proxy back to blue,
- * the fence lifted, traffic resumed; abort steps are retried until they
- * succeed. --dry-run does pause, freeze and sequences, then unfreezes and
- * resumes: the rehearsal's pause is the real one's cost.
+ * max_write_pause, aborts (until resume starts), undoing only what was
+ * done: every proxy that was sent the switch back to blue, the fence
+ * lifted (not while a proxy sent the switch is unaccounted for), every
+ * proxy that was sent the pause resumed. An abort step is retried, to what
+ * has not confirmed, until cutover.abort_timeout after the abort began;
+ * then what did not answer is given up on and reported unknown (the
+ * report's "proxies", "source_left" and "outcome"). --dry-run does pause,
+ * freeze and sequences, then unfreezes and resumes: the rehearsal's pause
+ * is the real one's cost.
  *
- * Journal (events of kind "cutover", detail JSON {"state", "dry_run"}):
- * "started" before the pause, "switching" before the switch, and the final
- * report ("done" or "aborted"). Only these two writes are on the write
- * pause's path. A coordinator restarted in "started" aborts; in "switching"
- * it finishes the switch (the target has every transaction and the source
- * is fenced for good; a proxy whose lease ran out meanwhile may already
- * serve green).
+ * Journal (events of kind "cutover", detail JSON {"state", "dry_run",
+ * "switched": the indexes of the proxies sent the switch}): "started"
+ * before the pause, "switching" before the switch, "aborting" when an
+ * abort begins, "unfreezing" before an abort that switched proxies back
+ * lifts the fence, and the final report ("done" or "aborted"); each with
+ * "at_ms". Only the first two writes are on the write pause's path. A
+ * coordinator restarted in "started", "unfreezing", or "aborting" with no
+ * proxy switched or within lease - max_write_pause of it, aborts, switching
+ * back only the proxies the journal names; in "switching" (or "aborting"
+ * later) it finishes the switch (the target has every transaction and the
+ * source is fenced for good; a proxy whose lease ran out meanwhile may
+ * already serve green).
  *
  * Ownership: the cutover copies what it needs; it owns its report and hands
  * it to done when it ends, after freeing itself.

@@ -36,6 +36,10 @@
 #define EXIT_DEGRADED 1
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
+/* cutover and rollback (docs/godwitctl.md): */
+#define EXIT_REFUSED 4     /* refused at a gate (or the role check): nothing changed */
+#define EXIT_ROLLED_BACK 5 /* aborted: traffic back on the old side, writable */
+#define EXIT_UNKNOWN 6     /* aborted, and a proxy or the old side's fence left unknown */
 #define DEFAULT_SOCKET "/run/godwit/coordinator.sock"
 
 static void s_usage(FILE *f)
@@ -817,11 +821,13 @@ static cJSON *s_migration_status(const char *sock, const char *name, bool json)
 
 /* Follows migration name's `key` report (verify, cutover) in its status
  * every poll_ms until its state is one of finals (NULL-terminated); prints
- * it (as JSON, or rendered) and returns 0 if that state is finals[0], else
- * EXIT_DEGRADED; EXIT_UNREACHABLE if the coordinator is gone. */
+ * it (as JSON, or rendered) and returns code_of(report), or without one 0
+ * if that state is finals[0], else EXIT_DEGRADED; EXIT_UNREACHABLE if the
+ * coordinator is gone. */
 static int s_follow(const char *sock, const char *name, const char *key,
                     const char *const *finals, unsigned poll_ms, bool json,
-                    void (*render)(const cJSON *report, double now, FILE *out))
+                    void (*render)(const cJSON *report, double now, FILE *out),
+                    int (*code_of)(const cJSON *report))
 {
     for (;;) {
         cJSON *resp = s_migration_status(sock, name, json);
@@ -847,8 +853,9 @@ static int s_follow(const char *sock, const char *name, const char *key,
                 printf("migration %s:\n", name);
                 render(rep, s_num(resp, "generated_at_ms", 0), stdout);
             }
+            int code = code_of ? code_of(rep) : f == 0 ? 0 : EXIT_DEGRADED;
             cJSON_Delete(resp);
-            return f == 0 ? 0 : EXIT_DEGRADED;
+            return code;
         }
         cJSON_Delete(resp);
         usleep(poll_ms * 1000);
@@ -870,7 +877,7 @@ static int s_cmd_verify(const char *sock, const char *name, bool json, bool wait
         return 0;
     }
     static const char *const finals[] = { "equal", "different", "failed", NULL };
-    return s_follow(sock, name, "verify", finals, 300, json, s_render_verify);
+    return s_follow(sock, name, "verify", finals, 300, json, s_render_verify, NULL);
 }
 
 /* A cutover report: the outcome and the timeline of its steps. */
@@ -892,6 +899,15 @@ static void s_render_cutover(const cJSON *c, double now, FILE *out)
         fprintf(out, "; %s follows %s: %s", back ? "green" : "blue", back ? "blue" : "green",
                 s_str(c, "follow", ""));
     fputc('\n', out);
+    const cJSON *px;
+    cJSON_ArrayForEach(px, cJSON_GetObjectItem(c, "proxies"))
+    {
+        if (strcmp(s_str(px, "left", ""), "unknown") == 0)
+            fprintf(out, "  proxy %s of agent %s left UNKNOWN: %s\n", s_str(px, "proxy", "?"),
+                    s_str(px, "agent", "?"), s_str(px, "why", ""));
+    }
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "source_left")))
+        fprintf(out, "  %s: %s\n", back ? "green" : "blue", s_str(c, "source_left", ""));
     const cJSON *t;
     cJSON_ArrayForEach(t, cJSON_GetObjectItem(c, "timeline"))
     {
@@ -912,9 +928,24 @@ static void s_render_cutover(const cJSON *c, double now, FILE *out)
     }
 }
 
+/* The exit code of a cutover's final report, by its outcome. */
+static int s_cutover_code(const cJSON *rep)
+{
+    const char *outcome = s_str(rep, "outcome", "");
+    if (strcmp(outcome, "done") == 0)
+        return 0;
+    if (strcmp(outcome, "refused") == 0)
+        return EXIT_REFUSED;
+    if (strcmp(outcome, "rolled_back") == 0)
+        return EXIT_ROLLED_BACK;
+    if (strcmp(outcome, "unknown") == 0)
+        return EXIT_UNKNOWN;
+    return EXIT_DEGRADED;
+}
+
 /* cutover|rollback M [--dry-run] [--json]: starts it and follows it to
- * its end. 0 when done (switched, or rehearsed), 1 when refused or
- * aborted. */
+ * its end. The code says how it ended: 0 done (switched, or rehearsed),
+ * EXIT_REFUSED, EXIT_ROLLED_BACK, EXIT_UNKNOWN, or 1 for any other error. */
 static int s_cmd_cutover(const char *sock, int argc, char **argv)
 {
     bool json, dry;
@@ -926,11 +957,24 @@ static int s_cmd_cutover(const char *sock, int argc, char **argv)
     cJSON_AddStringToObject(req, "name", name);
     cJSON_AddBoolToObject(req, "dry_run", dry);
     cJSON_AddBoolToObject(req, "rollback", strcmp(argv[0], "rollback") == 0);
-    int code = s_ask(sock, req);
-    if (code != 0)
+    char err[512];
+    cJSON *resp = s_call(sock, req, 30, err, sizeof err);
+    cJSON_Delete(req);
+    if (!resp) {
+        fprintf(stderr, "godwitctl: %s\n", err);
+        return EXIT_UNREACHABLE;
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
+        int code = cJSON_IsTrue(cJSON_GetObjectItem(resp, "refused")) ? EXIT_REFUSED
+                                                                      : EXIT_DEGRADED;
+        s_humanize(resp);
+        fprintf(stderr, "godwitctl: %s\n", s_str(resp, "error", "failed"));
+        cJSON_Delete(resp);
         return code;
+    }
+    cJSON_Delete(resp);
     static const char *const finals[] = { "done", "aborted", NULL };
-    return s_follow(sock, name, "cutover", finals, 100, json, s_render_cutover);
+    return s_follow(sock, name, "cutover", finals, 100, json, s_render_cutover, s_cutover_code);
 }
 
 /* cleanup M [--json]: asks for it and waits (two minutes at most) until

@@ -594,6 +594,56 @@ bool migration_verify_fresh(const cJSON *report, int64_t max_age_ms, uint64_t no
     return true;
 }
 
+bool migration_proxy_ready(const Godwit__Report *rep, uint64_t report_age_ms, const char *agent,
+                           const char *proxy, char *why, size_t whylen)
+{
+    if (!rep) {
+        snprintf(why, whylen, "proxy %s (agent %s): state unknown: its agent has not reported yet",
+                 proxy, agent);
+        return false;
+    }
+    uint64_t interval = rep->interval_ms ? rep->interval_ms : 1000;
+    uint64_t stale = MIGRATION_PROXY_STALE_INTERVALS * interval;
+    char a[32], b[32];
+    if (report_age_ms > stale) {
+        snprintf(why, whylen, "proxy %s (agent %s): state unknown: the agent's last report is %s "
+                 "old, more than %d report intervals (%s)", proxy, agent,
+                 units_fmt_duration_ms(report_age_ms, a, sizeof a),
+                 MIGRATION_PROXY_STALE_INTERVALS, units_fmt_duration_ms(interval, b, sizeof b));
+        return false;
+    }
+    const Godwit__ProxyState *st = NULL;
+    for (size_t i = 0; i < rep->n_proxies; i++)
+        if (rep->proxies[i]->proxy && strcmp(rep->proxies[i]->proxy, proxy) == 0)
+            st = rep->proxies[i];
+    if (!st) {
+        snprintf(why, whylen, "proxy %s (agent %s): state unknown: the agent reports no proxy of "
+                 "that name", proxy, agent);
+        return false;
+    }
+    if (!st->reachable) {
+        if (st->error && st->error[0])
+            snprintf(why, whylen, "proxy %s (agent %s) is unreachable: the agent reported: %s",
+                     proxy, agent, st->error);
+        else
+            snprintf(why, whylen, "proxy %s (agent %s): state unknown: the agent has not read it "
+                     "yet", proxy, agent);
+        return false;
+    }
+    /* The agent reads an idle proxy every MIGRATION_PROXY_REFRESH_MS at
+     * most often, and reads it at each report at least: a read older than
+     * the stale bound plus that period is one the agent no longer makes. */
+    uint64_t read_age = rep->collected_at_ms > st->reached_at_ms
+                            ? rep->collected_at_ms - st->reached_at_ms : 0;
+    if (read_age > stale + MIGRATION_PROXY_REFRESH_MS) {
+        snprintf(why, whylen, "proxy %s (agent %s): state unknown: the agent last reached it %s "
+                 "before its last report", proxy, agent,
+                 units_fmt_duration_ms(read_age, a, sizeof a));
+        return false;
+    }
+    return true;
+}
+
 bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64_t slot_limit,
                               int64_t disk_floor, uint64_t now_ms, char *why, size_t whylen)
 {
@@ -1027,7 +1077,8 @@ static void s_cutover_recover(migset_t *ms, mig_t *g)
     const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(g->cutover_last, "state"));
     bool back = s_is_back(g->cutover_last);
     if (!state || g->state != (back ? M_SWITCHED : M_STREAMING) ||
-        (strcmp(state, "started") != 0 && strcmp(state, "switching") != 0))
+        (strcmp(state, "started") != 0 && strcmp(state, "switching") != 0 &&
+         strcmp(state, "aborting") != 0 && strcmp(state, "unfreezing") != 0))
         return;
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(g->cutover_last, "dry_run"));
     g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, g->revname, back, dry,
@@ -1092,6 +1143,12 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, bool back, char *why, size_t
             snprintf(why, whylen, "proxy agent %s is not connected", p->agent);
             return false;
         }
+        /* As its agent last reported it: a cutover through a proxy its
+         * agent cannot drive would pause, fail and abort. */
+        if (!migration_proxy_ready(coord_agent_report(ms->coord, p->agent),
+                                   coord_agent_report_age_ms(ms->coord, p->agent), p->agent,
+                                   p->proxy, why, whylen))
+            return false;
         double r = coord_agent_rtt_ms(ms->coord, p->agent);
         rtt = r > rtt ? r : rtt;
     }
@@ -1130,9 +1187,10 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, bool back, char *why, size_t
     return true;
 }
 
-bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, char *err,
-                    size_t errlen)
+bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, bool *refused,
+                    char *err, size_t errlen)
 {
+    *refused = false;
     mig_t *g = s_find(ms, name);
     if (!g) {
         snprintf(err, errlen, "no migration named %s", name);
@@ -1146,6 +1204,7 @@ bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, cha
     if (!s_cutover_gates(ms, g, back, why, sizeof why)) {
         snprintf(err, errlen, "migration %s: %s refused: %s", name, back ? "rollback" : "cutover",
                  why);
+        *refused = true;
         return false;
     }
     g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, g->revname, back,

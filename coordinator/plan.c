@@ -88,6 +88,8 @@ static const cfg_field_t s_cutover[] = {
       .enum_values = s_on_off },
     { .key = "verify_max_age", .type = CFG_DURATION_MS, .offset = M(cutover.verify_max_age_ms),
       .min = 1000, .max = 7 * 24 * 3600000LL },
+    { .key = "abort_timeout", .type = CFG_DURATION_MS, .offset = M(cutover.abort_timeout_ms),
+      .min = 1000, .max = 600000 },
     CFG_END,
 };
 
@@ -219,6 +221,8 @@ static bool s_check(const char *name, plan_t *plan, char *err, size_t errlen)
             m->cutover.lease_ms = 15000;
         if (m->cutover.verify_max_age_ms == 0)
             m->cutover.verify_max_age_ms = 10 * 60000;
+        if (m->cutover.abort_timeout_ms == 0)
+            m->cutover.abort_timeout_ms = 10000;
     }
     return true;
 }
@@ -323,6 +327,8 @@ char *plan_migration_to_json(const plan_migration_t *m)
     cJSON_AddStringToObject(co, "reverse", s_on_off[m->cutover.reverse_off ? 1 : 0]);
     snprintf(buf, sizeof buf, "%lldms", (long long)m->cutover.verify_max_age_ms);
     cJSON_AddStringToObject(co, "verify_max_age", buf);
+    snprintf(buf, sizeof buf, "%lldms", (long long)m->cutover.abort_timeout_ms);
+    cJSON_AddStringToObject(co, "abort_timeout", buf);
     cJSON *ro = cJSON_AddObjectToObject(o, "roles");
     cJSON_AddBoolToObject(ro, "passwords", m->roles.passwords);
     char *text = cJSON_PrintUnformatted(root);

@@ -76,6 +76,9 @@ typedef struct {
                                           target -> source after the switch */
         int64_t verify_max_age_ms;     /* the gate: the last verify finished this recently
                                           (default 10 min) */
+        int64_t abort_timeout_ms;      /* an abort gives up on an agent (a proxy, the
+                                          source's unfreeze) it cannot reach this long
+                                          after it began (default 10 s) */
     } cutover;
     struct {
         bool passwords;                /* copy the created roles' password hashes */

@@ -45,6 +45,8 @@ cJSON *proxycmd_state_json(const Godwit__ProxyState *st)
     cJSON_AddNumberToObject(o, "paused_ms", (double)st->paused_ms);
     cJSON_AddNumberToObject(o, "terminated", (double)st->terminated);
     cJSON_AddBoolToObject(o, "lease_expired", st->lease_expired);
+    cJSON_AddBoolToObject(o, "reachable", st->reachable);
+    cJSON_AddNumberToObject(o, "reached_at_ms", (double)st->reached_at_ms);
     if (st->error && st->error[0])
         cJSON_AddStringToObject(o, "error", st->error);
     cJSON *steps = cJSON_AddArrayToObject(o, "steps");

@@ -73,12 +73,13 @@ class HAProxy:
     PgBouncer."""
 
     def __init__(self, rig, blue, green):
+        self.rig = rig
         self.dir = rig.path("haproxy")
         os.makedirs(self.dir)
         self.port = harness.free_port()
         self.sock = os.path.join(self.dir, "admin.sock")
         self.state = os.path.join(self.dir, "server-state")
-        cfg = os.path.join(self.dir, "haproxy.cfg")
+        cfg = self.cfg = os.path.join(self.dir, "haproxy.cfg")
         with open(cfg, "w") as f:
             f.write("global\n  stats socket %s mode 600 level admin\n  server-state-file %s\n"
                     "  pidfile %s/haproxy.pid\n"
@@ -94,9 +95,21 @@ class HAProxy:
         return ("proxies:\n  - name: pgb\n    kind: haproxy\n    blue: 127.0.0.1:%d\n"
                 "    green: 127.0.0.1:%d\n    pause_timeout: 2s\n    haproxy:\n      socket: %s\n"
                 "      frontend: pg\n      backend: pg\n      blue_server: blue\n"
-                "      green_server: green\n      state_file: %s\n"
+                "      green_server: green\n      state_file: %s\n      config_file: %s\n"
                 "      reload_argv: [/bin/kill, -USR2, '%d']\n" % (
-                    blue.port, green.port, self.sock, self.state, self.proc.proc.pid))
+                    blue.port, green.port, self.sock, self.state, self.cfg,
+                    self.proc.proc.pid))
+
+    def restart_cold(self):
+        """Stops HAProxy (master and worker) and starts it again from its
+        config file alone: the state file moved away first."""
+        old = self.proc
+        old.stop()
+        os.rename(self.state, self.state + ".away")
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        self.proc = self.rig.spawn(old.name, old.argv)
+        wait_for("haproxy socket", lambda: os.path.exists(self.sock), 10)
 
     psql = PgBouncer.psql
 
@@ -120,15 +133,17 @@ def history(cluster):
 
 
 def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", wan_ms=None,
-          two_proxies=False, bench_extra=(), lease="15s", haproxy=False, options="max_lag: 5s"):
+          two_proxies=False, bench_extra=(), lease="15s", haproxy=False, options="max_lag: 5s",
+          cutover_extra=""):
     """Blue, green, a coordinator, PgBouncer in front of blue with its proxy
     agent, pgbench writing through it as the role app, the migration
-    streaming and verified equal."""
+    streaming and verified equal. cutover_extra: more lines of the plan's
+    cutover section."""
     proxies = "{agent: px, proxy: pgb}" + (", {agent: px2, proxy: pgb}" if two_proxies else "")
     cutover = ("    options: {%s}\n" % options +
                "    cutover:\n      app_roles: [app]\n"
                "      proxies: [%s]\n      max_write_pause: %s\n      lease: %s\n"
-               % (proxies, max_write_pause, lease))
+               % (proxies, max_write_pause, lease) + cutover_extra)
     blue, green, coord, plan = setup(rig, options=cutover, extra_agents=["px", "px2"],
                                      wan_ms=wan_ms)
     # The application's role: not a superuser, on both sides (made on green
@@ -160,7 +175,7 @@ def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", wan_ms=None,
     wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.5)
     # A refused cutover names its gate and changes nothing.
     r = coord.ctl("cutover", "shop", check_rc=False)
-    check(r.returncode == 1 and b"verify" in r.stderr, "gate: %r" % r.stderr)
+    check(r.returncode == 4 and b"verify" in r.stderr, "gate (exit 4): %r" % r.stderr)
     for _ in range(5):
         r = coord.ctl("migrate", "verify", "shop", "--json", check_rc=False)
         if r.returncode == 0:
@@ -196,8 +211,8 @@ def test_cutover_through_pgbouncer(rig):
     r = coord.ctl("cutover", "shop", "--json", check_rc=False)
     rep = json.loads(r.stdout or b"{}")
     stmts = [f["statement"] for f in rep.get("role_findings", [])]
-    check(r.returncode == 1 and rep.get("state") == "aborted" and
-          "GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE "
+    check(r.returncode == 4 and rep.get("state") == "aborted" and
+          rep.get("outcome") == "refused" and "GRANT DELETE, INSERT, REFERENCES, SELECT, TRIGGER, TRUNCATE, UPDATE ON TABLE "
           "public.pgbench_accounts TO \"app\";" in stmts and
           not any("ON SCHEMA public" in s for s in stmts),
           "refused with the statements: %r %r" % (rep.get("reason"), stmts[:5]))
@@ -367,6 +382,17 @@ def test_cutover_through_haproxy(rig):
     hb, hg = history(blue), history(green)
     check(not set(hb) - set(hg) and len(hg) > at_switch,
           "blue's history all on green, and green took writes after the switch")
+    # The switch is in HAProxy's config file too: started again from it
+    # alone (no state file), HAProxy sends traffic to green.
+    with open(proxy.cfg) as f:
+        servers = [l.strip() for l in f if l.strip().startswith("server ")]
+    check(servers == ["server blue 127.0.0.1:%d disabled" % blue.port,
+                      "server green 127.0.0.1:%d" % green.port],
+          "the config file names green, blue disabled: %r" % servers)
+    proxy.restart_cold()
+    wait_for("HAProxy takes connections", lambda: proxy.psql("SELECT 1", check_rc=False)
+             .returncode == 0, 15, interval=0.3)
+    check(on_port(proxy) == green.port, "HAProxy restarted from its config file: on green")
 
 
 def test_cutover_over_a_wan_link(rig):
@@ -403,7 +429,8 @@ def test_one_proxy_fails_to_switch_both_back_on_blue(rig):
     r = coord.ctl("cutover", "shop", "--json", check_rc=False)
     rep = json.loads(r.stdout or b"{}")
     print("   aborted: %s" % rep.get("reason"))
-    check(r.returncode == 1 and rep.get("state") == "aborted" and "switch" in rep["reason"],
+    check(r.returncode == 5 and rep.get("state") == "aborted" and "switch" in rep["reason"] and
+          rep.get("outcome") == "rolled_back",
           "aborted at the switch: %s %s" % (r.stdout.decode()[-3000:], r.stderr.decode()))
     steps = [t["step"] for t in rep["timeline"]]
     check(steps[:5] == ["check roles", "pause", "freeze", "sequences", "switch"] and
@@ -515,7 +542,7 @@ def test_rollback_after_cutover(rig):
     check(not our_objects(blue) and not our_objects(green),
           "nothing of ours left: %r %r" % (our_objects(blue), our_objects(green)))
     r = coord.ctl("rollback", "shop", check_rc=False)
-    check(r.returncode == 1 and b"switched" in r.stderr, "no rollback after cleanup: %r" % r.stderr)
+    check(r.returncode == 4 and b"switched" in r.stderr, "no rollback after cleanup: %r" % r.stderr)
     r = coord.ctl("migrate", "abort", "shop", check_rc=False)
     check(r.returncode == 1 and b"abort applies before the cutover" in r.stderr,
           "no abort after the cutover: %r" % r.stderr)
@@ -546,7 +573,7 @@ def test_green_protected_after_cutover(rig):
           "green's slot and blue's subscription gone: %r %r" % (our_objects(green),
                                                                our_objects(blue)))
     r = coord.ctl("rollback", "shop", check_rc=False)
-    check(r.returncode == 1 and b"blue does not follow green" in r.stderr,
+    check(r.returncode == 4 and b"blue does not follow green" in r.stderr,
           "rollback refused: %r" % r.stderr)
     check(on_port(bouncer) == green.port, "traffic still on green")
     bench_clean(bench, seconds)

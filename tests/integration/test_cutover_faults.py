@@ -341,7 +341,7 @@ def test_source_agent_crash_while_fenced(rig):
     rc, rep = report_of(ctl, 40)
     print("   source agent back %.1f s after it died; cutover %s: %s" % (
         back - died, rep.get("state"), rep.get("reason")))
-    check(rc == 1, "godwitctl cutover: exit 1 (aborted), got %d" % rc)
+    check(rc == 5, "godwitctl cutover: exit 5 (aborted, rolled back), got %d" % rc)
     retries = check_abort_report(rep)
     print("   write pause %.1f ms; %d UNFREEZE attempts failed before the agent was back; "
           "timeline %s" % (rep.get("write_pause_ms") or -1, retries,
@@ -386,7 +386,7 @@ def test_source_agent_gone_past_the_leases(rig):
     back = time.monotonic()
     restart_agent(rig, "blue")
     rc, rep = report_of(ctl, 40)
-    check(rc == 1, "godwitctl cutover: exit 1 (aborted), got %d" % rc)
+    check(rc == 5, "godwitctl cutover: exit 5 (aborted, rolled back), got %d" % rc)
     retries = check_abort_report(rep)
     check(can_login(blue) and not os.path.exists(fence), "blue writable, fence file gone")
     wait_for("the application through PgBouncer again",

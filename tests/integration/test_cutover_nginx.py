@@ -250,7 +250,7 @@ def test_failed_nginx_test_aborts(rig):
         r, rep, window = cutover(coord)
         reason = rep.get("reason") or ""
         print("   aborted: %s" % reason)
-        check(r.returncode == 1 and rep.get("state") == "aborted" and
+        check(r.returncode == 5 and rep.get("state") == "aborted" and
               reason.startswith("switch:") and "config test (%s" % NGINX in reason and
               " -t -q)" in reason and "this_is_not_a_directive" in reason and
               "put the old" in reason,

@@ -292,7 +292,7 @@ def test_drift_found_and_cutover_refused(rig):
     out = coord.ctl("migrate", "status", "shop").stdout.decode()
     check("verify: different" in out and want[1] in out, "status shows the findings: %s" % out)
     r = coord.ctl("cutover", "shop", check_rc=False)
-    check(r.returncode == 1 and b"verify" in r.stderr, "the cutover is refused: %r" % r.stderr)
+    check(r.returncode == 4 and b"verify" in r.stderr, "the cutover is refused: %r" % r.stderr)
     check(psql_as(green, "app", "SELECT app.app_helper()").stdout.decode().strip() == "postgres",
           "(the drift is real: on green the function ran as postgres)")
     # The statements as given fix it; then verify is equal and the cutover's
@@ -310,7 +310,7 @@ def test_drift_found_and_cutover_refused(rig):
     r = coord.ctl("cutover", "shop", "--json", check_rc=False)
     cut = json.loads(r.stdout or b"{}")
     stmts = [f["statement"] for f in cut.get("role_findings", [])]
-    check(r.returncode == 1 and cut.get("state") == "aborted" and
+    check(r.returncode == 4 and cut.get("state") == "aborted" and
           'GRANT UPDATE ("balance") ON TABLE app.accounts TO "%s";' % ODD in stmts,
           "the cutover refuses with the GRANT: %r %r" % (cut.get("reason"), stmts))
     check(bouncer.psql("SELECT inet_server_port()", user="postgres").stdout.decode().strip() ==

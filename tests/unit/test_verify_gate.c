@@ -4,6 +4,10 @@
  * within cutover.verify_max_age passes; an older one, one still running and
  * a missing one are refused with a reason that names the option; and the
  * plan's default is 10 minutes, its bounds enforced with the field named.
+ * The proxy gate (migration_proxy_ready): a proxy its agent reached at its
+ * last read, in a recent report, passes; one its agent could not reach, one
+ * not reported, a stale report and a stale read are refused, naming the
+ * proxy and what was reported. cutover.abort_timeout: default and bounds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,12 +108,98 @@ static void test_plan_option(void **state)
     assert_non_null(strstr(err, "verify_batch_rows"));
 }
 
+static Godwit__ProxyState s_px(bool reachable, uint64_t reached_at_ms, const char *error)
+{
+    Godwit__ProxyState st = GODWIT__PROXY_STATE__INIT;
+    st.proxy = (char *)"pgb";
+    st.kind = (char *)"pgbouncer";
+    st.reachable = reachable;
+    st.reached_at_ms = reached_at_ms;
+    st.error = (char *)error;
+    return st;
+}
+
+static void test_proxy_gate(void **state)
+{
+    (void)state;
+    char why[512] = "";
+    uint64_t now = 1700000000000ull;
+    Godwit__ProxyState st = s_px(true, now - 1500, "");
+    Godwit__ProxyState *list[] = { &st };
+    Godwit__Report rep = GODWIT__REPORT__INIT;
+    rep.collected_at_ms = now;
+    rep.interval_ms = 1000;
+    rep.n_proxies = 1;
+    rep.proxies = list;
+    assert_true(migration_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
+
+    /* The agent could not reach its admin interface: refused with what it said. */
+    st = s_px(false, 0, "cannot connect to pgbouncer admin: Connection refused");
+    assert_false(migration_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
+    assert_non_null(strstr(why, "pgb"));
+    assert_non_null(strstr(why, "px"));
+    assert_non_null(strstr(why, "unreachable"));
+    assert_non_null(strstr(why, "cannot connect to pgbouncer admin"));
+
+    /* Reached once, not since: unknown. */
+    st = s_px(true, now - 60000, "");
+    assert_false(migration_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
+    assert_non_null(strstr(why, "unknown"));
+    assert_non_null(strstr(why, "last reached"));
+
+    /* A report older than three intervals: unknown. */
+    st = s_px(true, now, "");
+    assert_false(migration_proxy_ready(&rep, 3500, "px", "pgb", why, sizeof why));
+    assert_non_null(strstr(why, "unknown"));
+    assert_non_null(strstr(why, "last report"));
+    assert_true(migration_proxy_ready(&rep, 2900, "px", "pgb", why, sizeof why));
+
+    /* Not reported at all, or no report. */
+    assert_false(migration_proxy_ready(&rep, 800, "px", "other", why, sizeof why));
+    assert_non_null(strstr(why, "other"));
+    assert_false(migration_proxy_ready(NULL, UINT64_MAX, "px", "pgb", why, sizeof why));
+    assert_non_null(strstr(why, "not reported"));
+    st = s_px(false, 0, "");
+    assert_false(migration_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
+    assert_non_null(strstr(why, "not read it yet"));
+}
+
+static void test_abort_timeout_option(void **state)
+{
+    (void)state;
+    plan_t plan;
+    char err[512];
+    assert_true(plan_load_string("plan.yaml", s_plan_head, &plan, err, sizeof err));
+    assert_int_equal(plan_at(&plan, 0)->cutover.abort_timeout_ms, 10000);
+    plan_free(&plan);
+    char text[1024];
+    snprintf(text, sizeof text, "%s    cutover: {abort_timeout: 4s}\n", s_plan_head);
+    assert_true(plan_load_string("plan.yaml", text, &plan, err, sizeof err));
+    assert_int_equal(plan_at(&plan, 0)->cutover.abort_timeout_ms, 4000);
+    char *json = plan_migration_to_json(plan_at(&plan, 0));
+    plan_t again;
+    assert_true(plan_load_string("journal", json, &again, err, sizeof err));
+    assert_int_equal(plan_at(&again, 0)->cutover.abort_timeout_ms, 4000);
+    plan_free(&again);
+    free(json);
+    plan_free(&plan);
+    snprintf(text, sizeof text, "%s    cutover: {abort_timeout: 100ms}\n", s_plan_head);
+    assert_false(plan_load_string("plan.yaml", text, &plan, err, sizeof err));
+    assert_non_null(strstr(err, "plan.yaml"));
+    assert_non_null(strstr(err, "abort_timeout"));
+    snprintf(text, sizeof text, "%s    cutover: {abort_timeout: 2h}\n", s_plan_head);
+    assert_false(plan_load_string("plan.yaml", text, &plan, err, sizeof err));
+    assert_non_null(strstr(err, "abort_timeout"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fresh_and_stale),
         cmocka_unit_test(test_unfinished),
         cmocka_unit_test(test_plan_option),
+        cmocka_unit_test(test_proxy_gate),
+        cmocka_unit_test(test_abort_timeout_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
