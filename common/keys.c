@@ -129,7 +129,7 @@ static bool s_parse_key_text(const char *text, bool roles_allowed, s_keyfile_t *
             }
             snprintf(list, sizeof list, "%.*s", (int)(len - 6), s + 6);
             if (keys_roles_parse(list, &out->roles, reason, sizeof reason) != 0) {
-                snprintf(why, whylen, "%d: roles: %s", line, reason);
+                snprintf(why, whylen, "%d: roles: %.96s", line, reason);
                 return false;
             }
         } else if (len > 0 && s[0] != '#') {

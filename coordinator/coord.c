@@ -211,7 +211,7 @@ static void s_suspect(coord_t *c, fleet_agent_t *a, const char *why)
     c->suspect_messages++;
     a->suspect_count++;
     a->suspect_at_ms = units_now_ms();
-    snprintf(a->suspect, sizeof a->suspect, "%s", why);
+    snprintf(a->suspect, sizeof a->suspect, "%.*s", (int)sizeof a->suspect - 1, why); /* cut to fit */
     s_agent_warn(c, a, "suspect messages", "%s: ignored; the agent is marked suspect", why);
 }
 
@@ -272,7 +272,8 @@ static const char *s_role_name(Godwit__Role r)
 /* Stops this coordinator as fenced: what proved it is in why. */
 static void s_fenced(coord_t *c, fleet_agent_t *a, const char *why)
 {
-    snprintf(a->last_refusal, sizeof a->last_refusal, "%s", why);
+    snprintf(a->last_refusal, sizeof a->last_refusal, "%.*s", (int)sizeof a->last_refusal - 1,
+             why); /* cut to fit */
     log_error("agent %s: %s; this coordinator is fenced and stops", a->name, why);
     coord_stop(c, COORD_EXIT_FENCED);
 }

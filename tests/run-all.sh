@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install dependencies, build with
-# AddressSanitizer and UndefinedBehaviorSanitizer, run every ctest test
+# AddressSanitizer and UndefinedBehaviorSanitizer (and the demo's optimized
+# build, for its warnings), run every ctest test
 # (unit tests in parallel, integration tests one at a time since they time
 # heartbeats), then build the libFuzzer targets with clang and fuzz the wire
 # decoder and the pgoutput parser (with the verify window) for a short while
@@ -20,6 +21,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DGODWIT_SANITIZE=ON
 cmake --build "$build" -j2
+# The demo's optimized build too: -O2 finds warnings (-Werror) that -O0 does not.
+cmake -S . -B "$build-rel" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build-rel" -j2 --target godwit-agent godwit-coordinator godwitctl
 
 status=0
 ctest --test-dir "$build" -L unit -j2 --output-on-failure || status=1
