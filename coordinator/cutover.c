@@ -340,10 +340,13 @@ static void s_end(cutover_t *cu)
     journal_event(cu->journal, cu->migration, cu->back ? "switched" : "streaming", "cutover",
                   text);
     free(text);
-    log_info("migration %s: %s%s %s; write pause %.1f ms", cu->migration,
-             cu->back ? "rollback" : "cutover", cu->dry_run ? " rehearsal" : "",
-             cu->state == K_DONE ? "done" : "aborted",
-             cJSON_GetNumberValue(cJSON_GetObjectItem(cu->report, "write_pause_ms")));
+    /* null when nothing was paused, or the pause began before a restart */
+    const cJSON *wp = cJSON_GetObjectItem(cu->report, "write_pause_ms");
+    char pause[64] = "no write pause measured";
+    if (cJSON_IsNumber(wp))
+        snprintf(pause, sizeof pause, "write pause %.1f ms", cJSON_GetNumberValue(wp));
+    log_info("migration %s: %s%s %s; %s", cu->migration, cu->back ? "rollback" : "cutover",
+             cu->dry_run ? " rehearsal" : "", cu->state == K_DONE ? "done" : "aborted", pause);
     cutover_done_cb done = cu->done;
     void *arg = cu->arg;
     cJSON *report = cu->report;

@@ -28,7 +28,10 @@ Only the standard library.
 """
 
 import os
+import re
 import subprocess
+
+import harness
 
 CLIENTS = 8
 
@@ -122,10 +125,13 @@ def create(cluster, db, pg_bin, scale=2, pgbench_init=True):
         cluster.psql("ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL", db=db)
 
 
-def start(rig, cluster, db, clients=CLIENTS, seconds=3600, rate=None, log_name="workload"):
+def start(rig, cluster, db, clients=CLIENTS, seconds=3600, rate=None, log_name="workload",
+          port=None, user="postgres"):
     """pgbench with the workload's scripts (and its TPC-B-like one) on db,
     clients connections, unthrottled unless rate (transactions/s); retries
-    deadlocks and serialization failures. Returns the rig's Process."""
+    deadlocks and serialization failures. Through port as user when given
+    (a proxy in front of cluster), else straight to cluster as postgres.
+    Returns the rig's Process."""
     main = rig.path("workload-main.sql")
     churn = rig.path("workload-churn.sql")
     with open(main, "w") as f:
@@ -136,7 +142,16 @@ def start(rig, cluster, db, clients=CLIENTS, seconds=3600, rate=None, log_name="
             "-f", main + "@10", "-f", churn + "@1", "-b", "tpcb-like@2"]
     if rate:
         args += ["-R", str(rate)]
-    return cluster.pgbench(args + [db], log_name=log_name)
+    if port is None:
+        return cluster.pgbench(args + [db], log_name=log_name)
+    return rig.spawn(log_name, [os.path.join(harness.PG_BIN, "pgbench"), "-h", "127.0.0.1", "-p",
+                                str(port), "-U", user] + args + [db])
+
+
+def script_transactions(out):
+    """From pgbench's summary: the transactions committed by each script,
+    in the order start() gives them (main, churn, TPC-B-like)."""
+    return [int(n) for n in re.findall(r"^ - (\d+) transactions \(", out, re.M)]
 
 
 def commits(cluster, db):

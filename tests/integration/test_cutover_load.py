@@ -1,0 +1,90 @@
+# ctest: one entry per case
+"""The cutover under the hostile workload (tests/integration/workload.py:
+eight clients as the application's role through PgBouncer, hot rows
+updated by every transaction, a unique index as replica identity,
+REPLICA IDENTITY FULL, a keyless insert-only table, TOAST, a partitioned
+table, pgbench's own), at 12.5 ms each way between the datacenters (the
+relay sits between green's subscription and blue, the reverse one between
+blue and green, and between the agents and the coordinator). The writes
+never stop: verify says equal while they run, the cutover switches
+PgBouncer to green under them, and afterwards zero transactions failed,
+every hot counter equals the number of transactions its clients committed
+(none lost, none applied twice), and every table of blue (which follows
+green after the switch) equals green's."""
+
+import json
+import time
+
+import harness
+import workload
+from harness import check, wait_for
+from test_cutover import PgBouncer, bench_clean, on_port, proxy_agent
+from test_migrate import compare, in_state, mstatus, setup
+
+# The workload's rate: one green's apply follows on a loaded 2-core machine
+# (test_verify_load.RATE).
+RATE = 400
+SECONDS = 90
+
+
+def test_cutover_under_load_across_a_wan(rig):
+    options = ("    tables: [%s]\n" % ", ".join(workload.TABLES) +
+               "    options: {max_lag: 5s}\n"
+               "    cutover:\n      app_roles: [app]\n      proxies: [{agent: px, proxy: pgb}]\n"
+               "      max_write_pause: 3s\n      lease: 15s\n")
+    blue, green, coord, plan = setup(rig, options=options, extra_agents=["px"], wan_ms=12.5)
+    workload.create(blue, "shop", harness.PG_BIN, pgbench_init=False)
+    for c in (blue, green):
+        c.psql("CREATE ROLE app LOGIN")
+    blue.psql("GRANT USAGE ON SCHEMA public TO app;"
+              "GRANT ALL ON ALL TABLES IN SCHEMA public TO app;"
+              "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app", db="shop")
+    bouncer = PgBouncer(rig, blue.port)
+    proxy_agent(rig, coord, bouncer, blue, green)
+    wait_for("px connected", lambda: coord.agent("px")["state"] == "connected", 15)
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 240, interval=0.5)
+
+    # The application writes through PgBouncer from here to the end.
+    load = workload.start(rig, blue, "shop", seconds=SECONDS, rate=RATE, port=bouncer.port,
+                          user="app")
+    started = time.monotonic()
+    wait_for("the workload writing", lambda: int(blue.psql(
+        "SELECT sum(n) FROM public.hot_counters", db="shop")) > 100, 30, interval=0.5)
+    for _ in range(5):
+        r = coord.ctl("migrate", "verify", "shop", "--json", check_rc=False)
+        if r.returncode == 0:
+            break
+    check(r.returncode == 0, "verify equal under load: %s" % r.stdout.decode()[-2000:])
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    check(r.returncode == 0 and rep.get("state") == "done",
+          "cutover done under load: rc %d %s %s" % (r.returncode, r.stdout.decode()[-3000:],
+                                                    r.stderr.decode()))
+    took = time.monotonic() - started
+    print("   verified and cut over %.1f s into the workload's %d s; write pause %.1f ms; "
+          "timeline %s" % (took, SECONDS, rep["write_pause_ms"],
+                           [(t["step"], round(t["ms"], 1)) for t in rep["timeline"]]))
+    check(took < SECONDS - 10, "the cutover happened while the workload wrote")
+    check(on_port(bouncer) == green.port, "PgBouncer on green")
+    check(mstatus(coord)["state"] == "switched", "switched")
+
+    # The workload ends on its own: zero failed transactions.
+    bench_clean(load, SECONDS)
+    out = open(load.log_path).read()
+    main, churn, tpcb = workload.script_transactions(out)
+    print("   workload: %d + %d + %d transactions, zero failed" % (main, churn, tpcb))
+    # Every committed increment of a hot row is on green, once.
+    check(int(green.psql("SELECT sum(n) FROM public.hot_counters", db="shop")) == main,
+          "hot counters on green = committed transactions (%d): %s" % (
+              main, green.psql("SELECT client, n FROM public.hot_counters ORDER BY 1",
+                               db="shop")))
+    check(int(green.psql("SELECT count(*) FROM public.events_log WHERE client > 0",
+                         db="shop")) == churn, "every event on green")
+    # Blue follows green: once it has caught up, every table is equal.
+    wait_for("blue equal to green", lambda: compare(blue, green, workload.TABLES) is None, 60,
+             interval=1)
+
+
+if __name__ == "__main__":
+    harness.run([test_cutover_under_load_across_a_wan])
