@@ -512,6 +512,8 @@ static void fz_on_sequences(pgconn_t *c, const pgconn_result_t *r, void *arg)
         godwit__sequence_value__init(v);
         v->schema = xstrdup(pgconn_col_str(r->res, i, "schema"));
         v->name = xstrdup(pgconn_col_str(r->res, i, "name"));
+        v->owner_schema = xstrdup(pgconn_col_str(r->res, i, "owner_schema"));
+        v->owner_table = xstrdup(pgconn_col_str(r->res, i, "owner_table"));
         const char *last = pgconn_col(r->res, i, "last_value");
         v->is_called = last != NULL;
         v->last_value = pgconn_col_i64(r->res, i, last ? "last_value" : "start_value", 1);
@@ -523,15 +525,24 @@ static void fz_on_sequences(pgconn_t *c, const pgconn_result_t *r, void *arg)
     fz_next(s);
 }
 
-/* Every sequence of the database (owned by a column or not): its value and
- * whether nextval() has been called (pg_sequence_last_value is NULL then). */
+/* Every sequence of the database (owned by a column or not): its value,
+ * whether nextval() has been called (pg_sequence_last_value is NULL then)
+ * and the table owning it (serial: an 'a' dependency, identity: 'i'). */
 static void fz_sequences(fz_step_t *s)
 {
     fz_query(s, "reading the sequences",
              "SELECT n.nspname::pg_catalog.text AS schema, c.relname::pg_catalog.text AS name,"
-             " pg_catalog.pg_sequence_last_value(c.oid) AS last_value, q.seqstart AS start_value"
+             " pg_catalog.pg_sequence_last_value(c.oid) AS last_value, q.seqstart AS start_value,"
+             " coalesce(tn.nspname::pg_catalog.text, '') AS owner_schema,"
+             " coalesce(t.relname::pg_catalog.text, '') AS owner_table"
              " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-             " JOIN pg_catalog.pg_sequence q ON q.seqrelid = c.oid WHERE c.relkind = 'S'"
+             " JOIN pg_catalog.pg_sequence q ON q.seqrelid = c.oid"
+             " LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+             " AND d.objid = c.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+             " AND d.deptype IN ('a', 'i')"
+             " LEFT JOIN pg_catalog.pg_class t ON t.oid = d.refobjid"
+             " LEFT JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace"
+             " WHERE c.relkind = 'S'"
              " AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1, 2",
              0, NULL, fz_on_sequences);
 }
@@ -845,9 +856,9 @@ void freezer_destroy(freezer_t **fp)
 
 typedef struct ts_step ts_step_t;
 
-/* The i-th statement: sql and up to 3 params, malloc'd (freed by the
+/* The i-th statement: sql and up to 4 params, malloc'd (freed by the
  * caller); false with *why (static) if it cannot be built. */
-typedef bool (*ts_build_fn)(ts_step_t *s, size_t i, char **sql, char *params[3], int *nparams,
+typedef bool (*ts_build_fn)(ts_step_t *s, size_t i, char **sql, char *params[4], int *nparams,
                             const char **why);
 
 struct ts_step {
@@ -864,6 +875,7 @@ struct ts_step {
     bool report_sequences;      /* answer with a SetSequencesResult; the last statement
                                    reads the WAL insert position into lsn */
     uint64_t lsn;
+    size_t skipped;             /* sequences out of the migration's tables */
     uint64_t started_us, connect_timeout_ms;
 };
 
@@ -899,7 +911,7 @@ static void ts_finish(ts_step_t *s, const char *error)
     if (!error && s->report_sequences) {
         Godwit__SetSequencesResult *r = xmalloc(sizeof *r);
         godwit__set_sequences_result__init(r);
-        r->set = (uint32_t)(s->next - 1);
+        r->set = (uint32_t)(s->next - 1 - s->skipped);
         r->lsn = s->lsn;
         Godwit__TimedStep *t = xmalloc(sizeof *t);
         godwit__timed_step__init(t);
@@ -933,6 +945,28 @@ static void ts_on_result(pgconn_t *c, const pgconn_result_t *r, void *arg)
         free(why);
         return;
     }
+    if (s->report_sequences && s->next + 1 < s->n) { /* a setval: see ts_build_setval */
+        const char *v = r->res && PQntuples(r->res) == 1 && !PQgetisnull(r->res, 0, 0)
+                            ? PQgetvalue(r->res, 0, 0)
+                            : NULL;
+        const Godwit__SequenceValue *q = ((const Godwit__SetSequences *)s->req)->sequences[s->next];
+        if (!v) {
+            char *why = q->owner_table[0]
+                            ? xasprintf("sequence %s.%s is missing on the target while its "
+                                        "table %s.%s is there", q->schema, q->name,
+                                        q->owner_schema, q->owner_table)
+                            : xasprintf("sequence %s.%s is missing on the target", q->schema,
+                                        q->name);
+            ts_finish(s, why);
+            free(why);
+            return;
+        }
+        if (strcmp(v, "out of scope") == 0) {
+            log_info("%s: sequence %s.%s skipped: its table %s.%s is not migrated", s->label,
+                     q->schema, q->name, q->owner_schema, q->owner_table);
+            s->skipped++;
+        }
+    }
     if (s->report_sequences && s->next + 1 == s->n) {
         const char *v = r->res && PQntuples(r->res) == 1 ? PQgetvalue(r->res, 0, 0) : NULL;
         if (!v || !lsn_parse(v, &s->lsn)) {
@@ -950,7 +984,7 @@ static void ts_run(ts_step_t *s)
         ts_finish(s, NULL);
         return;
     }
-    char *sql = NULL, *params[3] = { NULL, NULL, NULL };
+    char *sql = NULL, *params[4] = { NULL, NULL, NULL, NULL };
     int np = 0;
     const char *why = NULL;
     int rc = 0;
@@ -960,7 +994,7 @@ static void ts_run(ts_step_t *s)
                                 FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_result, s)) != 0)
         ts_finish(s, strerror(-rc));
     free(sql);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         free(params[k]);
 }
 
@@ -1017,7 +1051,7 @@ static step_t *ts_start(uv_loop_t *loop, const step_local_t *local, const char *
 
 /* setval of the i-th sequence, its name as a parameter the server casts to
  * regclass. */
-static bool ts_build_setval(ts_step_t *s, size_t i, char **sql, char *params[3], int *nparams,
+static bool ts_build_setval(ts_step_t *s, size_t i, char **sql, char *params[4], int *nparams,
                             const char **why)
 {
     const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
@@ -1028,19 +1062,30 @@ static bool ts_build_setval(ts_step_t *s, size_t i, char **sql, char *params[3],
     const Godwit__SequenceValue *v = req->sequences[i];
     char *schema = pgconn_escape_identifier(s->conn, v->schema);
     char *name = pgconn_escape_identifier(s->conn, v->name);
-    bool ok = schema && name;
+    bool owned = v->owner_table && v->owner_table[0];
+    char *oschema = owned ? pgconn_escape_identifier(s->conn, v->owner_schema) : NULL;
+    char *otable = owned ? pgconn_escape_identifier(s->conn, v->owner_table) : NULL;
+    bool ok = schema && name && (!owned || (oschema && otable));
     if (ok) {
-        *sql = xstrdup("SELECT pg_catalog.setval($1::pg_catalog.regclass, $2::pg_catalog.int8,"
-                       " $3::pg_catalog.bool)");
+        /* Set if it is there; "out of scope" if it is not and neither is
+         * the table owning it; NULL (an error) otherwise. */
+        *sql = xstrdup("SELECT CASE WHEN pg_catalog.to_regclass($1) IS NOT NULL THEN"
+                       " pg_catalog.setval(pg_catalog.to_regclass($1), $2::pg_catalog.int8,"
+                       " $3::pg_catalog.bool)::pg_catalog.text"
+                       " WHEN $4 <> '' AND pg_catalog.to_regclass($4) IS NULL THEN 'out of scope'"
+                       " END");
         params[0] = xasprintf("%s.%s", schema, name);
         params[1] = xasprintf("%" PRId64, v->last_value);
         params[2] = xstrdup(v->is_called ? "true" : "false");
-        *nparams = 3;
+        params[3] = owned ? xasprintf("%s.%s", oschema, otable) : xstrdup("");
+        *nparams = 4;
     } else {
         *why = "cannot quote a sequence's name";
     }
     free(schema);
     free(name);
+    free(oschema);
+    free(otable);
     return ok;
 }
 
@@ -1057,7 +1102,7 @@ step_t *sequences_set_start(uv_loop_t *loop, const step_local_t *local,
     return st;
 }
 
-static bool ts_build_tune(ts_step_t *s, size_t i, char **sql, char *params[3], int *nparams,
+static bool ts_build_tune(ts_step_t *s, size_t i, char **sql, char *params[4], int *nparams,
                           const char **why)
 {
     (void)i;

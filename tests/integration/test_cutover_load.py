@@ -8,8 +8,8 @@ relay sits between green's subscription and blue, the reverse one between
 blue and green, and between the agents and the coordinator). The writes
 never stop: verify says equal while they run, the cutover switches
 PgBouncer to green under them, and afterwards zero transactions failed,
-every hot counter equals the number of transactions its clients committed
-(none lost, none applied twice), and every table of blue (which follows
+the hot counters on green hold every increment pgbench saw committed and
+every event is there (none lost), and every table of blue (which follows
 green after the switch) equals green's."""
 
 import json
@@ -74,13 +74,19 @@ def test_cutover_under_load_across_a_wan(rig):
     out = open(load.log_path).read()
     main, churn, tpcb = workload.script_transactions(out)
     print("   workload: %d + %d + %d transactions, zero failed" % (main, churn, tpcb))
-    # Every committed increment of a hot row is on green, once.
-    check(int(green.psql("SELECT sum(n) FROM public.hot_counters", db="shop")) == main,
-          "hot counters on green = committed transactions (%d): %s" % (
+    # Every increment of a hot row pgbench saw committed is on green: none
+    # lost. (At most one more per client: a transaction that committed as
+    # pgbench's -T ran out is not in its count.)
+    hot = int(green.psql("SELECT sum(n) FROM public.hot_counters", db="shop"))
+    events = int(green.psql("SELECT count(*) FROM public.events_log"
+                            " WHERE payload NOT LIKE 'seed %'", db="shop"))
+    print("   on green: hot counters sum %d, %d events" % (hot, events))
+    check(main <= hot <= main + workload.CLIENTS,
+          "hot counters on green against committed transactions (%d): %s" % (
               main, green.psql("SELECT client, n FROM public.hot_counters ORDER BY 1",
                                db="shop")))
-    check(int(green.psql("SELECT count(*) FROM public.events_log WHERE client > 0",
-                         db="shop")) == churn, "every event on green")
+    check(churn <= events <= churn + workload.CLIENTS,
+          "every event on green: %d of %d" % (events, churn))
     # Blue follows green: once it has caught up, every table is equal.
     wait_for("blue equal to green", lambda: compare(blue, green, workload.TABLES) is None, 60,
              interval=1)
