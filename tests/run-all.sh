@@ -7,12 +7,12 @@
 # decoder and the pgoutput parser (with the verify window) for a short while
 # each.
 #   tests/run-all.sh            (as root on Debian 12)
-# Environment: BUILD_DIR (default build-ci), FUZZ_SECONDS (default 60).
+# Environment: BUILD_DIR (default build-ci), FUZZ_SECONDS (default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 build=${BUILD_DIR:-build-ci}
-fuzz_seconds=${FUZZ_SECONDS:-60}
+fuzz_seconds=${FUZZ_SECONDS:-30}
 
 deploy/install-deps.sh
 

@@ -337,11 +337,26 @@ def test_table_subset_in_another_schema(rig):
 def copy_held_on_orders(rig, green, coord, plan, seconds):
     """Starts the migration and holds its copy: once the schema is on green,
     an EXCLUSIVE lock on green's orders makes that table's COPY wait (it
-    wants ROW EXCLUSIVE) while the other tables are copied."""
+    wants ROW EXCLUSIVE) while the other tables are copied. The locking
+    session is there before the migration starts and takes the lock the
+    moment the schema's transaction makes orders visible (waiting for the
+    coordinator to report the schema applied, then starting psql, lost the
+    race to a copy of 1.4 s on a fast run). It polls pg_class, not
+    to_regclass: each statement of the loop takes a new snapshot, while a
+    name lookup keeps its catalog snapshot until a lock is taken."""
+    rig.spawn("lock", [harness.os.path.join(harness.PG_BIN, "psql"), "-X", "-h", "127.0.0.1",
+                       "-p", str(green.port), "-U", "postgres", "-d", "shop",
+                       "-c", "DO $$ BEGIN WHILE NOT EXISTS (SELECT FROM pg_catalog.pg_class c"
+                             " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                             " WHERE n.nspname = 'public' AND c.relname = 'orders')"
+                             " LOOP PERFORM pg_catalog.pg_sleep(0.001); END LOOP; END $$",
+                       "-c", "SET application_name = 'test_lock'",
+                       "-c", "BEGIN; LOCK TABLE public.orders IN EXCLUSIVE MODE;"
+                             " SELECT pg_catalog.pg_sleep(%d); COMMIT;" % seconds])
+    wait_for("the locking session waiting", lambda: green.psql(
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE query LIKE 'DO $$%'"
+        " AND backend_type = 'client backend'", db="shop") == "1", 20, interval=0.05)
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
-    wait_for("schema applied", lambda: (lambda s: s and s["state"] not in ("roles", "schema"))(
-        mstatus(coord)), 60, interval=0.05)
-    hold_lock(rig, green, "public.orders", "EXCLUSIVE", seconds)
     return wait_for("copying, orders held", lambda: (lambda s: s if s and s["state"] == "copy" and any(
         t["table"] == "public.orders" and t["state"] == "copying" for t in s["tables"]) else None)(
         mstatus(coord)), 60, interval=0.2)
