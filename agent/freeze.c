@@ -22,6 +22,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "pgconn.h"
+#include "rowcheck.h"
 #include "units.h"
 #include "wire.h"
 #include "xalloc.h"
@@ -73,6 +74,7 @@ struct fz_step {
     cJSON *fence;           /* its content */
     char *roles_array;      /* the app roles as a text[] literal */
     size_t next;            /* the role being changed */
+    size_t check_next;      /* the final check's table being read */
     uint64_t stage_started_mono, deadline_mono;
 };
 
@@ -548,6 +550,45 @@ static void fz_sequences(fz_step_t *s)
              0, NULL, fz_on_sequences);
 }
 
+/* The final check's rows, one table after the other, once no write can
+ * come any more (see rowcheck.h): they overlap the target's catching up. */
+static void fz_check(fz_step_t *s);
+
+static void fz_on_check(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    Godwit__FreezeSourceResult *res = s->result;
+    res->checked = xrealloc(res->checked, (res->n_checked + 1) * sizeof *res->checked);
+    res->checked[res->n_checked++] = rowcheck_rows_new(s->req->check[s->check_next], r->res);
+    s->check_next++;
+    fz_check(s);
+}
+
+static void fz_check(fz_step_t *s)
+{
+    if (s->check_next >= s->req->n_check) {
+        if (s->req->n_check)
+            fz_timed(s, "check rows");
+        fz_next(s);
+        return;
+    }
+    const char **params = NULL;
+    int np = 0;
+    char why[256];
+    char *sql = rowcheck_sql(s->conn, s->req->check[s->check_next], &params, &np, why,
+                             sizeof why);
+    if (!sql) {
+        fz_failf(s, "the final check: %s", why);
+        return;
+    }
+    fz_query(s, "reading the final check's rows", sql, np, params, fz_on_check);
+    free(sql);
+    free(params);
+}
+
 static void fz_confirm(fz_step_t *s);
 
 static void fz_on_confirm(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -616,8 +657,8 @@ static void fz_leased(fz_step_t *s)
 }
 
 static const fz_fn fz_freeze_stages[] = {
-    fz_connect, fz_roles, fz_nologin, fz_drain, fz_terminate_first, fz_sequences, fz_confirm,
-    fz_leased, NULL,
+    fz_connect, fz_roles, fz_nologin, fz_drain, fz_terminate_first, fz_sequences, fz_check,
+    fz_confirm, fz_leased, NULL,
 };
 
 /* UNFREEZE: every role that had LOGIN gets it back, then the file goes. */
@@ -694,9 +735,9 @@ static void fz_on_kick(uv_timer_t *t)
 
 static pgconn_t *fz_conn_new(uv_loop_t *loop, const step_local_t *local, const char *database)
 {
-    char options[64];
-    snprintf(options, sizeof options, "-c statement_timeout=%d -c search_path=",
-             FZ_STATEMENT_TIMEOUT_MS);
+    char options[256];
+    snprintf(options, sizeof options, "-c statement_timeout=%d -c search_path=%s",
+             FZ_STATEMENT_TIMEOUT_MS, ROWCHECK_PRINT_OPTIONS);
     return step_local_conn(loop, "agent freeze", local, database, "godwit-agent", options);
 }
 
@@ -849,11 +890,13 @@ void freezer_destroy(freezer_t **fp)
 }
 
 /* ---- the target's steps: a list of statements --------------------------
- * SetSequences (one setval per sequence) and TuneSubscription (one ALTER
+ * SetSequences (one setval per sequence, then the WAL position, then one
+ * read per table of the final check) and TuneSubscription (one ALTER
  * SUBSCRIPTION) are the same shape: connect, run n statements one after the
  * other, done. A ts_step_t runs them; each kind builds its i-th statement
  * once connected (names are quoted by PQescapeIdentifier, which needs the
- * connection). */
+ * connection); the final check's reads are built by ts_run itself (their
+ * parameters are many). */
 
 typedef struct ts_step ts_step_t;
 
@@ -877,12 +920,18 @@ struct ts_step {
                                    reads the WAL insert position into lsn */
     uint64_t lsn;
     size_t skipped;             /* sequences out of the migration's tables */
+    Godwit__CheckedRows **checked; /* SetSequences: the final check's rows, owned */
+    size_t n_checked;
+    uint64_t checks_started_us;
     uint64_t started_us, connect_timeout_ms;
 };
 
 static void ts_closed(uv_handle_t *h)
 {
     ts_step_t *s = h->data;
+    for (size_t i = 0; i < s->n_checked; i++)
+        godwit__checked_rows__free_unpacked(s->checked[i], NULL);
+    free(s->checked);
     if (s->req)
         protobuf_c_message_free_unpacked(s->req, NULL);
     free(s->label);
@@ -912,15 +961,27 @@ static void ts_finish(ts_step_t *s, const char *error)
     if (!error && s->report_sequences) {
         Godwit__SetSequencesResult *r = xmalloc(sizeof *r);
         godwit__set_sequences_result__init(r);
-        r->set = (uint32_t)(s->next - 1 - s->skipped);
+        const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
+        r->set = (uint32_t)(req->n_sequences - s->skipped);
         r->lsn = s->lsn;
+        uint64_t now = units_mono_us(), set_end = req->n_check ? s->checks_started_us : now;
+        r->steps = xcalloc(2, sizeof *r->steps);
         Godwit__TimedStep *t = xmalloc(sizeof *t);
         godwit__timed_step__init(t);
         t->name = xstrdup("set sequences");
-        t->ms = (double)(units_mono_us() - s->started_us) / 1000.0;
-        r->steps = xmalloc(sizeof *r->steps);
-        r->steps[0] = t;
-        r->n_steps = 1;
+        t->ms = (double)(set_end - s->started_us) / 1000.0;
+        r->steps[r->n_steps++] = t;
+        if (req->n_check) {
+            t = xmalloc(sizeof *t);
+            godwit__timed_step__init(t);
+            t->name = xstrdup("check rows");
+            t->ms = (double)(now - s->checks_started_us) / 1000.0;
+            r->steps[r->n_steps++] = t;
+        }
+        r->checked = s->checked;
+        r->n_checked = s->n_checked;
+        s->checked = NULL;
+        s->n_checked = 0;
         payload = &r->base;
     } else if (!error) {
         log_info("%s: done", s->label);
@@ -946,7 +1007,13 @@ static void ts_on_result(pgconn_t *c, const pgconn_result_t *r, void *arg)
         free(why);
         return;
     }
-    if (s->report_sequences && s->next + 1 < s->n) { /* a setval: see ts_build_setval */
+    size_t n_seq = s->report_sequences ? ((const Godwit__SetSequences *)s->req)->n_sequences : 0;
+    if (s->report_sequences && s->next > n_seq) { /* the final check's rows: see ts_run */
+        const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
+        s->checked = xrealloc(s->checked, (s->n_checked + 1) * sizeof *s->checked);
+        s->checked[s->n_checked++] = rowcheck_rows_new(req->check[s->next - n_seq - 1], r->res);
+    }
+    if (s->report_sequences && s->next < n_seq) { /* a setval: see ts_build_setval */
         const char *v = r->res && PQntuples(r->res) == 1 && !PQgetisnull(r->res, 0, 0)
                             ? PQgetvalue(r->res, 0, 0)
                             : NULL;
@@ -968,7 +1035,7 @@ static void ts_on_result(pgconn_t *c, const pgconn_result_t *r, void *arg)
             s->skipped++;
         }
     }
-    if (s->report_sequences && s->next + 1 == s->n) {
+    if (s->report_sequences && s->next == n_seq) {
         const char *v = r->res && PQntuples(r->res) == 1 ? PQgetvalue(r->res, 0, 0) : NULL;
         if (!v || !lsn_parse(v, &s->lsn)) {
             ts_finish(s, "the server gave no valid WAL position");
@@ -984,6 +1051,31 @@ static void ts_run(ts_step_t *s)
     if (s->next >= s->n) {
         ts_finish(s, NULL);
         return;
+    }
+    if (s->report_sequences) {
+        /* After the setvals and the WAL position: the final check's rows
+         * (SetSequences.check), one table per statement. */
+        const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
+        if (s->next > req->n_sequences) {
+            if (s->next == req->n_sequences + 1)
+                s->checks_started_us = units_mono_us();
+            const char **cparams = NULL;
+            int cnp = 0, crc = 0;
+            char cwhy[256];
+            char *csql = rowcheck_sql(s->conn, req->check[s->next - req->n_sequences - 1],
+                                      &cparams, &cnp, cwhy, sizeof cwhy);
+            if (!csql) {
+                char *w = xasprintf("the final check: %s", cwhy);
+                ts_finish(s, w);
+                free(w);
+            } else if ((crc = pgconn_query(s->conn, csql, cnp, cparams,
+                                           FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_result, s)) != 0) {
+                ts_finish(s, strerror(-crc));
+            }
+            free(csql);
+            free(cparams);
+            return;
+        }
     }
     char *sql = NULL, *params[4] = { NULL, NULL, NULL, NULL };
     int np = 0;
@@ -1097,7 +1189,7 @@ step_t *sequences_set_start(uv_loop_t *loop, const step_local_t *local,
         return NULL;
     step_t *st = ts_start(loop, local, req->database, wire_copy(req),
                           xasprintf("setting the sequences in \"%s\"", req->database),
-                          ts_build_setval, req->n_sequences + 1, done, arg);
+                          ts_build_setval, req->n_sequences + 1 + req->n_check, done, arg);
     if (st)
         ((ts_step_t *)st)->report_sequences = true;
     return st;

@@ -75,6 +75,7 @@
 #include "lsn.h"
 #include "pgconn.h"
 #include "pgoutput.h"
+#include "rowcheck.h"
 #include "units.h"
 #include "vwindow.h"
 #include "wire.h"
@@ -99,9 +100,6 @@
 #define T_WAIT_LIMIT_MS 60000
 #define T_DEADLINE_SLACK_MS 1000
 
-#define T_PRINT_OPTIONS                                                                        \
-    " -c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=1"      \
-    " -c bytea_output=hex -c lc_monetary=C -c client_encoding=UTF8"
 
 typedef enum { SRC = 0, DST = 1, REPL = 2 } t_side_t;
 
@@ -2087,7 +2085,7 @@ step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
     s->slot_wait_ms = req->slot_wait_ms ? req->slot_wait_ms : T_DEFAULT_SLOT_WAIT_MS;
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
     char *options = xasprintf("-c statement_timeout=%" PRIu64 " -c search_path="
-                              " -c default_transaction_read_only=on" T_PRINT_OPTIONS,
+                              " -c default_transaction_read_only=on" ROWCHECK_PRINT_OPTIONS,
                               s->timeout_ms);
     s->conn[SRC] = step_remote_conn(loop, "verify source", local, req->source, false,
                                     "godwit-verify", options);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "finalcheck.h"
 #include "log.h"
 #include "lsn.h"
 #include "units.h"
@@ -81,6 +82,7 @@ static void s_send_drop_old(cutover_t *cu);
 static void s_send_drop_old_slot(cutover_t *cu);
 static void s_send_advance(cutover_t *cu);
 static void s_send_follow(cutover_t *cu);
+static void s_final_check(cutover_t *cu, const char *agent, const Godwit__SetSequencesResult *r);
 
 /* critical: inside the write pause's budget, a failure aborts; bounded: an
  * abort step, whose commands go only to what the cutover changed and which
@@ -168,6 +170,8 @@ struct cutover {
     bool cancelled;
     bool refused;               /* ended at the role check, nothing changed */
     Godwit__FreezeSourceResult *freeze; /* the source's answer to FREEZE, owned */
+    Godwit__CheckRows **checks; /* the final check's questions (finalcheck.h), owned */
+    size_t n_checks;
     cJSON *report;
     cJSON *step_detail;         /* what the agents said in the current step */
     double proxy_paused_ms;
@@ -299,6 +303,7 @@ static void s_free(cutover_t *cu)
     free(cu->failpoint);
     if (cu->freeze)
         godwit__freeze_source_result__free_unpacked(cu->freeze, NULL);
+    finalcheck_free(cu->checks, cu->n_checks);
     cJSON_Delete(cu->report);
     cJSON_Delete(cu->step_detail);
     free(cu);
@@ -598,6 +603,7 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
         snprintf(what, sizeof what, "%u sequences set", r->set_sequences->set);
         s_detail(cu, agent, what, s_timed(r->set_sequences->steps, r->set_sequences->n_steps));
         s_set(cu, "sequences", cJSON_CreateNumber(r->set_sequences->set));
+        s_final_check(cu, agent, r->set_sequences);
         if (!cu->dry_run && r->set_sequences->lsn) {
             char pos[32];
             cu->switch_lsn = r->set_sequences->lsn;
@@ -624,6 +630,34 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
         }
         s_step_over(cu);
     }
+}
+
+/* The final check (finalcheck.h): `from`'s rows, read with FREEZE, against
+ * `to`'s, read with the sequences; a difference fails the step (the
+ * cutover aborts) naming the key. */
+static void s_final_check(cutover_t *cu, const char *agent, const Godwit__SetSequencesResult *r)
+{
+    if (!cu->n_checks)
+        return;
+    size_t diffs = 0;
+    cJSON *rep = finalcheck_compare(cu->checks, cu->n_checks,
+                                    cu->freeze ? cu->freeze->checked : NULL,
+                                    cu->freeze ? cu->freeze->n_checked : 0, r->checked,
+                                    r->n_checked, &diffs);
+    char *sum = finalcheck_summary(rep);
+    if (diffs) {
+        char *why = xasprintf("the final check found %zu difference%s: %s", diffs,
+                              diffs == 1 ? "" : "s", sum);
+        log_error("migration %s: %s", cu->migration, why);
+        s_fail(cu, agent, why);
+        free(why);
+    } else {
+        log_info("migration %s: final check: %.0f keys of %zu tables read on both sides, equal",
+                 cu->migration, cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "keys")),
+                 cu->n_checks);
+    }
+    free(sum);
+    s_set(cu, "final_check", rep);
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -842,6 +876,10 @@ static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
     fs.slot = cu->sub_name;
     uint64_t left = s_timeout(cu);
     fs.wait_timeout_ms = left > 50 ? left - 50 : left;
+    if (mode == GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE) {
+        fs.check = cu->checks;
+        fs.n_check = cu->n_checks;
+    }
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_FREEZE_SOURCE;
     cmd.freeze_source = &fs;
@@ -904,6 +942,12 @@ static void s_send_sequences(cutover_t *cu)
     if (cu->freeze) {
         ss.n_sequences = cu->freeze->n_sequences;
         ss.sequences = cu->freeze->sequences;
+        /* The final check: only against what `from` answered (a FREEZE
+         * recovered from the journal has no rows). */
+        if (cu->freeze->n_checked == cu->n_checks) {
+            ss.check = cu->checks;
+            ss.n_check = cu->n_checks;
+        }
     }
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_SET_SEQUENCES;
@@ -986,7 +1030,7 @@ static void s_conn_copy(Godwit__ReplicationConn *rc, const plan_conn_t *conn, co
 
 cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, const char *objname,
                          const char *revname, bool back, bool dry_run, const cJSON *recover,
-                         cutover_done_cb done, void *arg)
+                         const cJSON *verify, cutover_done_cb done, void *arg)
 {
     cutover_t *cu = xcalloc(1, sizeof *cu);
     cu->coord = c;
@@ -1037,6 +1081,7 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
     cu->abort_timeout_ms = (uint64_t)(m->cutover.abort_timeout_ms ? m->cutover.abort_timeout_ms
                                                                   : 10000);
     cu->dry_run = dry_run;
+    cu->checks = finalcheck_questions_new(verify, &cu->n_checks);
     const char *fp = getenv("GODWIT_FAILPOINT");
     cu->failpoint = fp && fp[0] ? xstrdup(fp) : NULL;
     cu->done = done;

@@ -12,7 +12,9 @@
  *   sequences  the target's sequences set to the source's; at the same time
  *              the source's fence is made permanent (no lease), so the source
  *              can never become writable by itself once a proxy may point
- *              at the target
+ *              at the target; the final check (finalcheck.h): the rows of
+ *              the keys the last verify saw change, read by the source with
+ *              FREEZE and by the target here, must be equal
  *   switch     every proxy pointed at green (journaled first: from here a
  *              restarted coordinator finishes the switch)
  *   resume     every proxy lets traffic through, now to green
@@ -64,10 +66,12 @@ typedef void (*cutover_done_cb)(cJSON *report, bool switched, void *arg);
  * "switching", its "switch_lsn"), finishes or rolls back an interrupted
  * one. objname names our publication and slot on blue and subscription on
  * green; revname the same the other way. back: a rollback, green to blue
- * (blue follows green before it, green follows blue after it). */
+ * (blue follows green before it, green follows blue after it). verify:
+ * the last verify's report (borrowed; NULL: none), whose recent keys the
+ * final check reads again. */
 cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, const char *objname,
                          const char *revname, bool back, bool dry_run, const cJSON *recover,
-                         cutover_done_cb done, void *arg);
+                         const cJSON *verify, cutover_done_cb done, void *arg);
 /* Sends the next step when it is due (first step, retries): call it from
  * the migration tick. */
 void cutover_tick(cutover_t *cu);

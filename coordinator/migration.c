@@ -1082,7 +1082,7 @@ static void s_cutover_recover(migset_t *ms, mig_t *g)
         return;
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(g->cutover_last, "dry_run"));
     g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, g->revname, back, dry,
-                               g->cutover_last, s_cutover_done, g);
+                               g->cutover_last, g->verify_last, s_cutover_done, g);
 }
 
 /* The gates: false with why when the cutover (back: the rollback) must
@@ -1208,7 +1208,7 @@ bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, boo
         return false;
     }
     g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, g->revname, back,
-                               dry_run, NULL, s_cutover_done, g);
+                               dry_run, NULL, g->verify_last, s_cutover_done, g);
     return true;
 }
 

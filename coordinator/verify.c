@@ -144,6 +144,8 @@ static cJSON *v_table_json(const Godwit__VerifyTableResult *t)
     cJSON_AddNumberToObject(w, "slot_ms", (double)t->window_ms);
     /* The final check's input: the keys that changed last. */
     cJSON *rec = cJSON_AddObjectToObject(o, "recent");
+    cJSON_AddStringToObject(rec, "schema", t->table ? t->table->schema : "");
+    cJSON_AddStringToObject(rec, "name", t->table ? t->table->name : "");
     cJSON *rc = cJSON_AddArrayToObject(rec, "key_columns");
     for (size_t i = 0; i < t->n_key_columns; i++)
         cJSON_AddItemToArray(rc, cJSON_CreateString(t->key_columns[i]));

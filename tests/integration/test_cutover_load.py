@@ -24,7 +24,7 @@ from test_migrate import compare, in_state, mstatus, setup
 # The workload's rate: one green's apply follows on a loaded 2-core machine
 # (test_verify_load.RATE).
 RATE = 400
-SECONDS = 90
+SECONDS = 110
 
 
 def test_cutover_under_load_across_a_wan(rig):
@@ -56,15 +56,58 @@ def test_cutover_under_load_across_a_wan(rig):
         if r.returncode == 0:
             break
     check(r.returncode == 0, "verify equal under load: %s" % r.stdout.decode()[-2000:])
+
+    # The final check, inside the write pause: rows the verify saw change
+    # (pgbench_accounts' recent keys; the workload updates each account
+    # every few minutes, never its filler), changed on green behind
+    # replication's back after the verify said equal, abort the cutover
+    # with their keys; blue stays where traffic goes.
+    recent = next(t["recent"] for t in json.loads(r.stdout)["tables"]
+                  if t["table"] == "public.pgbench_accounts")
+    check(recent["key_columns"] == ["aid"] and len(recent["keys"]) >= 3,
+          "the verify saw accounts change: %r" % recent)
+    planted = sorted(int(k[0]) for k in recent["keys"][:3])
+    aids = ", ".join(str(a) for a in planted)
+    green.psql("UPDATE public.pgbench_accounts SET filler = 'planted' WHERE aid IN (%s)" % aids,
+               db="shop")
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    fc = rep.get("final_check") or {}
+    found = sorted(int(d["key"]["aid"]) for d in fc.get("differences", [])
+                   if d["table"] == "public.pgbench_accounts" and d["kind"] == "changed")
+    print("   final check: %s keys of %s tables, found %s of planted %s; %s" % (
+        fc.get("keys"), fc.get("tables"), found, planted, rep.get("reason")))
+    check(r.returncode == 5 and rep.get("state") == "aborted",
+          "the cutover aborted: rc %d %s" % (r.returncode, r.stdout.decode()[-3000:]))
+    check(found and set(found) <= set(planted) and "final check" in (rep.get("reason") or ""),
+          "the final check named the planted keys: %r" % fc)
+    check(on_port(bouncer) == blue.port and mstatus(coord)["state"] == "streaming",
+          "traffic still on blue, still streaming")
+    # Repaired (the filler as blue has it), the cutover goes through.
+    for aid in planted:
+        filler = blue.psql("SELECT filler FROM public.pgbench_accounts WHERE aid = %d" % aid,
+                           db="shop")
+        green.psql("UPDATE public.pgbench_accounts SET filler = '%s' WHERE aid = %d" % (
+            filler.replace("'", "''"), aid), db="shop")
+
     r = coord.ctl("cutover", "shop", "--json", check_rc=False)
     rep = json.loads(r.stdout or b"{}")
     check(r.returncode == 0 and rep.get("state") == "done",
           "cutover done under load: rc %d %s %s" % (r.returncode, r.stdout.decode()[-3000:],
                                                     r.stderr.decode()))
+    check(rep["final_check"]["difference_count"] == 0 and rep["final_check"]["keys"] > 0,
+          "the final check read the recent keys on both sides: %r" % rep["final_check"])
     took = time.monotonic() - started
     print("   verified and cut over %.1f s into the workload's %d s; write pause %.1f ms; "
-          "timeline %s" % (took, SECONDS, rep["write_pause_ms"],
-                           [(t["step"], round(t["ms"], 1)) for t in rep["timeline"]]))
+          "timeline %s; final check %d keys" % (
+              took, SECONDS, rep["write_pause_ms"],
+              [(t["step"], round(t["ms"], 1)) for t in rep["timeline"]],
+              rep["final_check"]["keys"]))
+    for t in rep["timeline"]:
+        if t["step"] in ("pause", "freeze", "sequences", "switch", "resume"):
+            print("     %s %.1f ms: %s" % (t["step"], t["ms"], [
+                (a.get("agent"), [(x["name"], round(x["ms"], 1)) for x in a.get("steps") or []])
+                for a in t.get("agents") or []]))
     check(took < SECONDS - 10, "the cutover happened while the workload wrote")
     check(on_port(bouncer) == green.port, "PgBouncer on green")
     check(mstatus(coord)["state"] == "switched", "switched")
