@@ -562,7 +562,7 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd, char **why)
         r->step = freezer_run(a->freezer, cmd->freeze_source, s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_SET_SEQUENCES:
-        r->step = sequences_set_start(a->loop, &local, cmd->set_sequences, s_step_done, r);
+        r->step = sequences_set_start(a->freezer, cmd->set_sequences, s_step_done, r);
         break;
     case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
         r->step = roles_verify_start(a->loop, &local, cmd->verify_roles,

@@ -32,6 +32,7 @@
 #define FZ_DEFAULT_WAIT_MS 10000
 #define FZ_DEFAULT_LEASE_MS 30000
 #define FZ_STATEMENT_TIMEOUT_MS 10000
+#define FZ_KEPT_MS 60000        /* a kept connection left unused is closed then */
 
 typedef struct lease lease_t;
 typedef struct fz_step fz_step_t;
@@ -52,6 +53,11 @@ struct freezer {
     lease_t *leases;
     step_t *internal;       /* an unfreeze the freezer runs itself (lease expiry) */
     char *failpoint;        /* GODWIT_FAILPOINT at the start (tests only), or NULL */
+    /* The connection kept for the write pause's next step (PREPARE, or a
+     * step that ended well): connected and idle, to kept_db, or NULL. */
+    pgconn_t *kept;
+    char *kept_db;
+    uv_timer_t kept_timer;  /* closes it after FZ_KEPT_MS unused */
 };
 
 typedef void (*fz_fn)(fz_step_t *s);
@@ -77,6 +83,8 @@ struct fz_step {
     size_t check_next;      /* the final check's table being read */
     uint64_t stage_started_mono, deadline_mono;
 };
+
+static void fz_conn_give(freezer_t *f, const char *database, pgconn_t **cp);
 
 /* ---- the fence file ----------------------------------------------------- */
 
@@ -206,6 +214,7 @@ static void fz_finish(fz_step_t *s, const char *error)
     } else {
         payload = &s->result->base;
         s->result = NULL;
+        fz_conn_give(s->f, s->req->database, &s->conn);
     }
     fz_dispose(s);
     if (done)
@@ -287,6 +296,54 @@ static void fz_poll_later(fz_step_t *s, fz_fn fn)
     uv_timer_start(&s->timer, fz_on_timer, FZ_POLL_MS, 0);
 }
 
+/* ---- the kept connection ------------------------------------------------ */
+
+static pgconn_t *fz_conn_new(uv_loop_t *loop, const step_local_t *local, const char *database);
+
+static void fz_kept_drop(freezer_t *f)
+{
+    pgconn_destroy(&f->kept);
+    free(f->kept_db);
+    f->kept_db = NULL;
+    uv_timer_stop(&f->kept_timer);
+}
+
+static void fz_kept_expired(uv_timer_t *t)
+{
+    fz_kept_drop(t->data);
+}
+
+/* A connection to database for a step: the kept one if it is to database
+ * and still idle (the caller skips connecting: pgconn_is_ready), else a
+ * new one. The caller owns it. */
+static pgconn_t *fz_conn_take(freezer_t *f, const char *database)
+{
+    if (f->kept && strcmp(f->kept_db, database) == 0 && pgconn_is_ready(f->kept)) {
+        pgconn_t *c = f->kept;
+        f->kept = NULL;
+        fz_kept_drop(f);
+        return c;
+    }
+    return fz_conn_new(f->loop, &f->local, database);
+}
+
+/* A step that ended well hands its connection back (*cp cleared): kept,
+ * replacing one kept before, if it is idle; destroyed otherwise. */
+static void fz_conn_give(freezer_t *f, const char *database, pgconn_t **cp)
+{
+    if (!*cp)
+        return;
+    if (!pgconn_is_ready(*cp)) {
+        pgconn_destroy(cp);
+        return;
+    }
+    fz_kept_drop(f);
+    f->kept = *cp;
+    f->kept_db = xstrdup(database);
+    *cp = NULL;
+    uv_timer_start(&f->kept_timer, fz_kept_expired, FZ_KEPT_MS, 0);
+}
+
 /* ---- stages ------------------------------------------------------------- */
 
 static void fz_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
@@ -303,6 +360,10 @@ static void fz_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
 
 static void fz_connect(fz_step_t *s)
 {
+    if (pgconn_is_ready(s->conn)) { /* the kept connection */
+        fz_next(s);
+        return;
+    }
     int rc = pgconn_connect(s->conn, (uint64_t)s->f->local.connect_timeout_ms, fz_on_connect, s);
     if (rc != 0)
         fz_failf(s, "cannot start connecting: %s", strerror(-rc));
@@ -716,6 +777,10 @@ static void fz_keep(fz_step_t *s)
 }
 
 static const fz_fn fz_keep_stages[] = { fz_keep, NULL };
+
+/* PREPARE: connect and read the final check's rows once (the server loads
+ * the tables' catalog entries); the connection is then kept (fz_finish). */
+static const fz_fn fz_prepare_stages[] = { fz_connect, fz_check, NULL };
 static const fz_fn fz_none_stages[] = { NULL };
 
 /* The fence file cannot be read: never guess what the roles had. */
@@ -747,14 +812,22 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
         return NULL;
     if (req->mode != GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE &&
         req->mode != GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE &&
-        req->mode != GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP)
+        req->mode != GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP &&
+        req->mode != GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE)
         return NULL;
     if (req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE && req->n_app_roles == 0)
         return NULL;
     fz_step_t *s = xcalloc(1, sizeof *s);
     s->f = f;
     s->req = wire_copy(req);
-    s->conn = fz_conn_new(f->loop, &f->local, req->database);
+    /* Only the steps that connect take the kept connection (an UNFREEZE
+     * with no fence to lift must not take it from SetSequences). */
+    bool connects = req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE ||
+                    req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE ||
+                    (req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE &&
+                     freezer_fenced(f, req->database));
+    s->conn = connects ? fz_conn_take(f, req->database)
+                       : fz_conn_new(f->loop, &f->local, req->database);
     if (!s->req || !s->conn) {
         if (s->req)
             godwit__freeze_source__free_unpacked(s->req, NULL);
@@ -779,6 +852,9 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
     case GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE:
         s->stages = fz_freeze_stages;
         break;
+    case GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE:
+        s->stages = fz_prepare_stages;
+        break;
     case GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE:
         s->stages = s->fence ? fz_unfreeze_stages : fz_none_stages;
         s->result->already = !s->fence;
@@ -788,7 +864,7 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
         s->result->already = !s->fence;
         break;
     }
-    if (why[0]) {
+    if (why[0] && req->mode != GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE) {
         s->stages = fz_unreadable_stages;
         s->what = xstrdup(why);
     }
@@ -839,6 +915,8 @@ freezer_t *freezer_new(uv_loop_t *loop, const step_local_t *local, const char *s
     f->event_arg = arg;
     const char *fp = getenv("GODWIT_FAILPOINT");
     f->failpoint = fp && fp[0] ? xstrdup(fp) : NULL;
+    uv_timer_init(loop, &f->kept_timer);
+    f->kept_timer.data = f;
     /* Fences of an earlier run that are not permanent get a restart lease. */
     DIR *d = opendir(state_dir);
     struct dirent *e;
@@ -871,6 +949,14 @@ bool freezer_fenced(const freezer_t *f, const char *database)
     return fenced;
 }
 
+static void fz_freezer_closed(uv_handle_t *h)
+{
+    freezer_t *f = h->data;
+    free(f->state_dir);
+    free(f->failpoint);
+    free(f);
+}
+
 void freezer_destroy(freezer_t **fp)
 {
     freezer_t *f = *fp;
@@ -884,9 +970,8 @@ void freezer_destroy(freezer_t **fp)
         l->f = NULL;
         uv_close((uv_handle_t *)&l->timer, fz_lease_closed);
     }
-    free(f->state_dir);
-    free(f->failpoint);
-    free(f);
+    fz_kept_drop(f);
+    uv_close((uv_handle_t *)&f->kept_timer, fz_freezer_closed);
 }
 
 /* ---- the target's steps: a list of statements --------------------------
@@ -916,6 +1001,8 @@ struct ts_step {
     ts_build_fn build;
     size_t n, next;
     ProtobufCMessage *req;      /* our copy of the request, owned */
+    freezer_t *f;               /* SetSequences: takes and gives back its kept connection */
+    char *database;
     bool report_sequences;      /* answer with a SetSequencesResult; the last statement
                                    reads the WAL insert position into lsn */
     uint64_t lsn;
@@ -935,6 +1022,7 @@ static void ts_closed(uv_handle_t *h)
     if (s->req)
         protobuf_c_message_free_unpacked(s->req, NULL);
     free(s->label);
+    free(s->database);
     free(s);
 }
 
@@ -987,6 +1075,8 @@ static void ts_finish(ts_step_t *s, const char *error)
         log_info("%s: done", s->label);
     }
     char *why = error ? xasprintf("%s: %s", s->label, error) : NULL;
+    if (!error && s->f)
+        fz_conn_give(s->f, s->database, &s->conn);
     ts_dispose(s);
     if (done)
         done(payload, why, arg);
@@ -1105,20 +1195,26 @@ static void ts_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
 static void ts_kick(uv_timer_t *t)
 {
     ts_step_t *s = t->data;
+    if (pgconn_is_ready(s->conn)) { /* the kept connection */
+        ts_run(s);
+        return;
+    }
     int rc = pgconn_connect(s->conn, s->connect_timeout_ms, ts_on_connect, s);
     if (rc != 0)
         ts_finish(s, strerror(-rc));
 }
 
 /* Starts n statements of build over database; req (our copy) and label
- * are taken. NULL, freeing both, for invalid arguments. */
-static step_t *ts_start(uv_loop_t *loop, const step_local_t *local, const char *database,
-                        ProtobufCMessage *req, char *label, ts_build_fn build, size_t n,
-                        step_done_cb done, void *arg)
+ * are taken. With f, the connection is f's kept one if it has one to
+ * database, and is given back to f when the step ends well. NULL, freeing
+ * both, for invalid arguments. */
+static step_t *ts_start(uv_loop_t *loop, const step_local_t *local, freezer_t *f,
+                        const char *database, ProtobufCMessage *req, char *label,
+                        ts_build_fn build, size_t n, step_done_cb done, void *arg)
 {
-    pgconn_t *conn = loop && local && req && database && database[0] && done
-                         ? fz_conn_new(loop, local, database)
-                         : NULL;
+    pgconn_t *conn = !(loop && local && req && database && database[0] && done) ? NULL
+                     : f ? fz_conn_take(f, database)
+                         : fz_conn_new(loop, local, database);
     if (!conn) {
         if (req)
             protobuf_c_message_free_unpacked(req, NULL);
@@ -1133,6 +1229,8 @@ static step_t *ts_start(uv_loop_t *loop, const step_local_t *local, const char *
     s->label = label;
     s->req = req;
     s->build = build;
+    s->f = f;
+    s->database = xstrdup(database);
     s->n = n;
     s->started_us = units_mono_us();
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
@@ -1182,12 +1280,12 @@ static bool ts_build_setval(ts_step_t *s, size_t i, char **sql, char *params[4],
     return ok;
 }
 
-step_t *sequences_set_start(uv_loop_t *loop, const step_local_t *local,
-                            const Godwit__SetSequences *req, step_done_cb done, void *arg)
+step_t *sequences_set_start(freezer_t *f, const Godwit__SetSequences *req, step_done_cb done,
+                            void *arg)
 {
-    if (!req || !req->database)
+    if (!f || !req || !req->database)
         return NULL;
-    step_t *st = ts_start(loop, local, req->database, wire_copy(req),
+    step_t *st = ts_start(f->loop, &f->local, f, req->database, wire_copy(req),
                           xasprintf("setting the sequences in \"%s\"", req->database),
                           ts_build_setval, req->n_sequences + 1 + req->n_check, done, arg);
     if (st)
@@ -1218,7 +1316,7 @@ step_t *subscription_tune_start(uv_loop_t *loop, const step_local_t *local,
 {
     if (!req || !req->database || !req->name || !req->name[0])
         return NULL;
-    return ts_start(loop, local, req->database, wire_copy(req),
+    return ts_start(loop, local, NULL, req->database, wire_copy(req),
                     xasprintf("subscription \"%s\" in database \"%s\": synchronous_commit %s",
                               req->name, req->database, req->synchronous_commit ? "on" : "off"),
                     ts_build_tune, 1, done, arg);

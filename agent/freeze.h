@@ -56,8 +56,10 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
 step_t *subscription_tune_start(uv_loop_t *loop, const step_local_t *local,
                                 const Godwit__TuneSubscription *req, step_done_cb done, void *arg);
 
-/* Target: SetSequences, a step like those of step.h. */
-step_t *sequences_set_start(uv_loop_t *loop, const step_local_t *local,
-                            const Godwit__SetSequences *req, step_done_cb done, void *arg);
+/* Target: SetSequences, a step like those of step.h, on f's kept
+ * connection to the database when it has one (PREPARE), handed back to it
+ * when the step ends well. */
+step_t *sequences_set_start(freezer_t *f, const Godwit__SetSequences *req, step_done_cb done,
+                            void *arg);
 
 #endif

@@ -40,7 +40,10 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    each cutover, against windows of the same length without one: the
    baseline), p50/p99/max; failed transactions (pgbench's count); lost rows
    (pgbench_history rows either side has that the side traffic ended on
-   lacks, once the other side caught up).
+   lacks, once the other side caught up). After each cutover, in the same
+   rig and run, a hand-tuned expert script's write pause (expert_round:
+   kept sessions across the same WAN, the fewest round trips PgBouncer and
+   PostgreSQL allow) measured the same way, and the ratio godwit / expert.
 
 5. Verify: the hostile workload's tables (tests/integration/workload.py:
    hot rows, a unique-index identity, REPLICA IDENTITY FULL, an insert-only
@@ -310,6 +313,87 @@ def pct(values, p):
     return v[k]
 
 
+class Session:
+    """A psql session kept open (an expert's script holds its connections
+    before it starts): run() sends one batch (statements joined with \\;
+    travel as one message, one round trip) and returns its output lines."""
+
+    def __init__(self, port, user, db):
+        self.proc = subprocess.Popen(
+            ["stdbuf", "-o0", os.path.join(harness.PG_BIN, "psql"), "-X", "-A", "-t", "-q",
+             "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
+        self.run("SELECT 1;")
+
+    def run(self, sql):
+        self.proc.stdin.write(sql.encode() + b"\n\\echo __end__\n")
+        self.proc.stdin.flush()
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("psql session ended: %r" % lines)
+            line = line.decode().rstrip("\n")
+            if line == "__end__":
+                break
+            lines.append(line)
+        if any("ERROR" in x or "FATAL" in x for x in lines):
+            raise RuntimeError("expert script: %s: %s" % (sql[:200], lines))
+        return lines
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+# The expert's fence, final LSN, wait for the follower and sequences, in
+# one message to the side traffic is on: refuse the application's logins,
+# end its sessions (PgBouncer is paused: none is in a transaction), take
+# the WAL position and wait on the server until every logical slot of the
+# database confirmed it, read every sequence.
+EXPERT_FREEZE = (
+    "ALTER ROLE app NOLOGIN \\; "
+    "SELECT count(pg_catalog.pg_terminate_backend(pid)) AS t FROM pg_catalog.pg_stat_activity"
+    " WHERE usename = 'app' \\; "
+    "DO $$ DECLARE f pg_lsn := pg_catalog.pg_current_wal_lsn(); "
+    "t timestamptz := pg_catalog.clock_timestamp(); BEGIN "
+    "WHILE (SELECT min(confirmed_flush_lsn) FROM pg_catalog.pg_replication_slots"
+    " WHERE database = pg_catalog.current_database() AND slot_type = 'logical' AND active) < f"
+    " LOOP IF pg_catalog.clock_timestamp() - t > interval '10 s' THEN"
+    " RAISE EXCEPTION 'the follower did not confirm'; END IF;"
+    " PERFORM pg_catalog.pg_sleep(0.0005); END LOOP; END $$ \\; "
+    "SELECT 'seq|' || pg_catalog.format('%I.%I', schemaname, sequencename) || '|' ||"
+    " coalesce(last_value, start_value) || '|' || (last_value IS NOT NULL)"
+    " FROM pg_catalog.pg_sequences;")
+
+
+def expert_round(admin, cur, oth):
+    """One write pause of a hand-tuned expert script on kept sessions:
+    PgBouncer PAUSE; the freeze batch on the side traffic is on; every
+    sequence set on the other side in one batch; RELOAD (PgBouncer reads
+    its switched [databases]) and RESUME. The bench does not move traffic
+    (the migration's direction stays godwit's): the config names the same
+    side, and the side's fence is lifted while the sequences are set, as
+    the other side would take the logins after a real switch; each step's
+    trips and server work are the real script's."""
+    import threading
+    admin.run("PAUSE shop;")
+    out = cur.run(EXPERT_FREEZE)
+    setvals = []
+    for line in out:
+        if line.startswith("seq|"):
+            _, name, value, called = line.split("|")
+            setvals.append("SELECT pg_catalog.setval('%s', %s, %s)" % (
+                name.replace("'", "''"), value, "true" if called == "t" else "false"))
+    lift = threading.Thread(target=cur.run, args=("ALTER ROLE app LOGIN;",))
+    lift.start()
+    if setvals:
+        oth.run(" \\; ".join(setvals) + ";")
+    lift.join()
+    admin.run("RELOAD;")
+    admin.run("RESUME shop;")
+
+
 def bench_cutover(n, rtt_ms):
     """n real cutovers back and forth (cutover, rollback, cutover, ...)
     with reverse replication, at rtt_ms round trip."""
@@ -322,7 +406,14 @@ def bench_cutover(n, rtt_ms):
         blue, green, coord, bouncer, bench = tc.ready(
             rig, bench_seconds=seconds, wan_ms=rtt_ms / 2.0 if rtt_ms else None,
             bench_extra=["-l", "--log-prefix", txlog])
-        windows, quiet, godwit = [], [], []
+        # The expert's kept sessions, each across the same WAN as godwit's
+        # coordinator: PgBouncer's console, blue, green.
+        def reach(port):
+            return harness.Relay(rig, port, delay_ms=rtt_ms / 2.0).port if rtt_ms else port
+        admin = Session(reach(bouncer.port), "postgres", "pgbouncer")
+        sides = {"blue": Session(reach(blue.port), "postgres", "shop"),
+                 "green": Session(reach(green.port), "postgres", "shop")}
+        windows, quiet, godwit, expert, expert_ms = [], [], [], [], []
         for i in range(n):
             what = "cutover" if i % 2 == 0 else "rollback"
             t0 = time.time()
@@ -340,6 +431,18 @@ def bench_cutover(n, rtt_ms):
             time.sleep(1.0)
             quiet.append((time.time(), time.time() + (t1 - t0)))
             time.sleep(max(0.5, t1 - t0) + 0.5)
+            # The expert's write pause, on the side traffic is on now.
+            cur, oth = ("green", "blue") if i % 2 == 0 else ("blue", "green")
+            e0 = time.time()
+            expert_round(admin, sides[cur], sides[oth])
+            e1 = time.time()
+            expert.append((e0, e1))
+            expert_ms.append((e1 - e0) * 1000.0)
+            print("  %d ms round trip: expert script %d: %.1f ms" % (rtt_ms, i + 1, (e1 - e0) * 1000),
+                  file=sys.stderr, flush=True)
+            time.sleep(1.0)
+        for x in [admin] + list(sides.values()):
+            x.close()
         if time.monotonic() - bench.started > seconds - 2:
             raise RuntimeError("pgbench ended before the last cutover: raise its duration")
         rc = bench.wait(seconds + 60)
@@ -360,7 +463,7 @@ def bench_cutover(n, rtt_ms):
                 inside = [t for t in done if t0 - 0.5 <= t <= t1 + 0.5]
                 out.append(max((b - a for a, b in zip(inside, inside[1:])), default=0) * 1000.0)
             return out
-        gaps, base = longest_gaps(windows), longest_gaps(quiet)
+        gaps, base, egaps = longest_gaps(windows), longest_gaps(quiet), longest_gaps(expert)
         # Lost: a row some side committed that the side traffic ended on
         # lacks, once the follower has caught up.
         primary, follower = (green, blue) if n % 2 else (blue, green)
@@ -376,7 +479,11 @@ def bench_cutover(n, rtt_ms):
                 "app_gap_ms": {"p50": pct(gaps, 50), "p99": pct(gaps, 99), "max": max(gaps),
                                "all": gaps},
                 "baseline_gap_ms": {"p50": pct(base, 50), "p99": pct(base, 99), "max": max(base),
-                                    "all": base}}
+                                    "all": base},
+                "expert_gap_ms": {"p50": pct(egaps, 50), "p99": pct(egaps, 99), "max": max(egaps),
+                                  "all": egaps},
+                "expert_script_ms": {"p50": pct(expert_ms, 50), "p99": pct(expert_ms, 99),
+                                     "max": max(expert_ms), "all": expert_ms}}
     finally:
         rig.close()
 
@@ -471,16 +578,24 @@ def main():
                   "cutovers back and forth (cutover, rollback, ...) with reverse replication, per "
                   "round trip" % n,
                   "| round trip | cutovers | godwit pause p50 / p99 / max | application's longest "
-                  "gap p50 / p99 / max | same, no cutover (baseline) p50 / p99 | failed tx | "
-                  "lost rows |", "|---|---|---|---|---|---|---|"]
+                  "gap p50 / p99 / max | expert script: application's longest gap p50 / p99 / "
+                  "max | ratio godwit / expert p50, p99 | same, no cutover (baseline) p50 / p99 | "
+                  "failed tx | lost rows |", "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            g, a, b = r["godwit_ms"], r["app_gap_ms"], r["baseline_gap_ms"]
+            g, a, b, e = r["godwit_ms"], r["app_gap_ms"], r["baseline_gap_ms"], r["expert_gap_ms"]
             lines.append("| %d ms | %d | %.0f / %.0f / %.0f ms | %.0f / %.0f / %.0f ms | "
-                         "%.0f / %.0f ms | %d | %d of %d |" % (
+                         "%.0f / %.0f / %.0f ms | %.2f, %.2f | %.0f / %.0f ms | %d | %d of %d |" % (
                              r["rtt_ms"], r["cutovers"], g["p50"], g["p99"], g["max"], a["p50"],
-                             a["p99"], a["max"], b["p50"], b["p99"], r["failed"], r["lost_rows"],
-                             r["rows"]))
-        lines.append("Target: p99 under 250 ms at 25 ms round trip, zero failed, zero lost.")
+                             a["p99"], a["max"], e["p50"], e["p99"], e["max"],
+                             a["p50"] / e["p50"] if e["p50"] else 0,
+                             a["p99"] / e["p99"] if e["p99"] else 0, b["p50"], b["p99"],
+                             r["failed"], r["lost_rows"], r["rows"]))
+        lines.append("Expert script: kept psql sessions across the same WAN (PgBouncer PAUSE; one "
+                     "batch on the side traffic is on: NOLOGIN, sessions ended, final LSN, wait "
+                     "on the server until the slots confirm it, sequences read; one batch of "
+                     "setval on the other; RELOAD; RESUME). Targets: ratio at or below 1.0; "
+                     "godwit's pause p99 under 100 ms at 25 ms round trip; zero failed, zero "
+                     "lost.")
     if args.only in (None, "verify"):
         v = bench_verify(4 if args.quick else args.verify_scale, 3)
         results["verify"] = v

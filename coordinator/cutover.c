@@ -70,6 +70,8 @@ typedef struct {
 } cmdctx_t;
 
 static void s_send_check(cutover_t *cu);
+static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
+                         Godwit__FreezeSource__Mode mode);
 static void s_send_pause(cutover_t *cu);
 static void s_send_freeze(cutover_t *cu);
 static void s_send_sequences(cutover_t *cu);
@@ -565,8 +567,12 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE) {
         const Godwit__FreezeSourceResult *f = r->freeze_source;
         char what[200], pos[32];
-        snprintf(what, sizeof what, "%s%s", f->final_lsn ? "final LSN " : "fence",
-                 f->final_lsn ? lsn_format(f->final_lsn, pos, sizeof pos) : (f->already ? " (already)" : ""));
+        if (cu->state == K_CHECK)
+            snprintf(what, sizeof what, "connection kept for the pause");
+        else
+            snprintf(what, sizeof what, "%s%s", f->final_lsn ? "final LSN " : "fence",
+                     f->final_lsn ? lsn_format(f->final_lsn, pos, sizeof pos)
+                                  : (f->already ? " (already)" : ""));
         s_detail(cu, agent, what, s_timed(f->steps, f->n_steps));
         if (cu->state == K_FREEZE) {
             /* keep the sequences and the final LSN for the next step */
@@ -824,6 +830,9 @@ static void s_send_check(cutover_t *cu)
     s_send_tune(cu, true);
     if (cu->follow && !cu->dry_run)
         s_send_ensure_slot(cu, 0);
+    /* Both sides open now the connections the pause's steps will use. */
+    s_send_fence(cu, cu->from_agent, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+    s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
 }
 
 /* After a rehearsal or an abort: our subscription's asynchronous commits
@@ -876,7 +885,8 @@ static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
     fs.slot = cu->sub_name;
     uint64_t left = s_timeout(cu);
     fs.wait_timeout_ms = left > 50 ? left - 50 : left;
-    if (mode == GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE) {
+    if (mode == GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE ||
+        mode == GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE) {
         fs.check = cu->checks;
         fs.n_check = cu->n_checks;
     }
