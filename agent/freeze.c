@@ -636,18 +636,12 @@ static void fz_check(fz_step_t *s)
         fz_next(s);
         return;
     }
-    const char **params = NULL;
-    int np = 0;
+    free(s->what);
+    s->what = xstrdup("reading the final check's rows");
     char why[256];
-    char *sql = rowcheck_sql(s->conn, s->req->check[s->check_next], &params, &np, why,
-                             sizeof why);
-    if (!sql) {
+    if (rowcheck_send(s->conn, s->req->check[s->check_next], FZ_STATEMENT_TIMEOUT_MS + 1000,
+                      fz_on_check, s, why, sizeof why) != 0)
         fz_failf(s, "the final check: %s", why);
-        return;
-    }
-    fz_query(s, "reading the final check's rows", sql, np, params, fz_on_check);
-    free(sql);
-    free(params);
 }
 
 static void fz_confirm(fz_step_t *s);
@@ -1149,21 +1143,14 @@ static void ts_run(ts_step_t *s)
         if (s->next > req->n_sequences) {
             if (s->next == req->n_sequences + 1)
                 s->checks_started_us = units_mono_us();
-            const char **cparams = NULL;
-            int cnp = 0, crc = 0;
             char cwhy[256];
-            char *csql = rowcheck_sql(s->conn, req->check[s->next - req->n_sequences - 1],
-                                      &cparams, &cnp, cwhy, sizeof cwhy);
-            if (!csql) {
+            if (rowcheck_send(s->conn, req->check[s->next - req->n_sequences - 1],
+                              FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_result, s, cwhy,
+                              sizeof cwhy) != 0) {
                 char *w = xasprintf("the final check: %s", cwhy);
                 ts_finish(s, w);
                 free(w);
-            } else if ((crc = pgconn_query(s->conn, csql, cnp, cparams,
-                                           FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_result, s)) != 0) {
-                ts_finish(s, strerror(-crc));
             }
-            free(csql);
-            free(cparams);
             return;
         }
     }

@@ -100,6 +100,24 @@ char *rowcheck_sql(pgconn_t *conn, const Godwit__CheckRows *c, const char ***par
     return sql;
 }
 
+int rowcheck_send(pgconn_t *conn, const Godwit__CheckRows *c, uint64_t timeout_ms,
+                  pgconn_result_cb cb, void *arg, char *why, size_t whylen)
+{
+    const char **params = NULL;
+    int np = 0;
+    char *sql = rowcheck_sql(conn, c, &params, &np, why, whylen);
+    if (!sql)
+        return -1;
+    int rc = pgconn_query(conn, sql, np, params, timeout_ms, cb, arg);
+    free(sql);
+    free(params);
+    if (rc != 0) {
+        snprintf(why, whylen, "cannot send the statement: %s", strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
 Godwit__CheckedRows *rowcheck_rows_new(const Godwit__CheckRows *c, const PGresult *res)
 {
     Godwit__CheckedRows *out = xmalloc(sizeof *out);

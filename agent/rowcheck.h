@@ -19,6 +19,7 @@
 #define GODWIT_ROWCHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -38,6 +39,12 @@
  * for one statement) or a name cannot be quoted. */
 char *rowcheck_sql(pgconn_t *conn, const Godwit__CheckRows *c, const char ***params,
                    int *nparams, char *why, size_t whylen);
+
+/* Builds rowcheck_sql's query for c and sends it on conn (timeout_ms, cb
+ * with arg as pgconn_query). 0, or -1 with why when it cannot be built or
+ * sent (cb is not called then). */
+int rowcheck_send(pgconn_t *conn, const Godwit__CheckRows *c, uint64_t timeout_ms,
+                  pgconn_result_cb cb, void *arg, char *why, size_t whylen);
 
 /* The rows of res (rowcheck_sql's query on c) as a CheckedRows: malloc'd,
  * freed with godwit__checked_rows__free_unpacked. */

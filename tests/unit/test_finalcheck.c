@@ -57,6 +57,14 @@ static Godwit__CheckedRows *s_answer(const char *schema, const char *name, size_
     return c;
 }
 
+static void s_free_answers(Godwit__CheckedRows **from, Godwit__CheckedRows **to, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        godwit__checked_rows__free_unpacked(from[i], NULL);
+        godwit__checked_rows__free_unpacked(to[i], NULL);
+    }
+}
+
 static void test_questions(void **state)
 {
     (void)state;
@@ -100,10 +108,7 @@ static void test_equal_in_any_order(void **state)
     assert_string_equal(sum, "no difference");
     free(sum);
     cJSON_Delete(out);
-    for (int i = 0; i < 2; i++) {
-        godwit__checked_rows__free_unpacked(from[i], NULL);
-        godwit__checked_rows__free_unpacked(to[i], NULL);
-    }
+    s_free_answers(from, to, 2);
     finalcheck_free(q, n);
     cJSON_Delete(rep);
 }
@@ -142,10 +147,7 @@ static void test_each_kind_with_its_key(void **state)
                         "table public.hot key {\"id\":\"1\",\"region\":\"0\"} changed (and 2 more)");
     free(sum);
     cJSON_Delete(out);
-    for (int i = 0; i < 2; i++) {
-        godwit__checked_rows__free_unpacked(from[i], NULL);
-        godwit__checked_rows__free_unpacked(to[i], NULL);
-    }
+    s_free_answers(from, to, 2);
     finalcheck_free(q, n);
     cJSON_Delete(rep);
 }
@@ -165,8 +167,7 @@ static void test_keys_kept_apart(void **state)
     cJSON *out = finalcheck_compare(q, n, &from, 1, &to, 1, &diffs);
     assert_int_equal(diffs, 2);
     cJSON_Delete(out);
-    godwit__checked_rows__free_unpacked(from, NULL);
-    godwit__checked_rows__free_unpacked(to, NULL);
+    s_free_answers(&from, &to, 1);
     finalcheck_free(q, n);
     cJSON_Delete(rep);
 }
@@ -186,8 +187,7 @@ static void test_unanswered(void **state)
                             cJSON_GetArrayItem(cJSON_GetObjectItem(out, "differences"), 1), "kind")),
                         "unanswered");
     cJSON_Delete(out);
-    godwit__checked_rows__free_unpacked(from[0], NULL);
-    godwit__checked_rows__free_unpacked(to[0], NULL);
+    s_free_answers(from, to, 1);
     finalcheck_free(q, n);
     cJSON_Delete(rep);
 }
