@@ -583,8 +583,6 @@ static void fz_on_sequences(pgconn_t *c, const pgconn_result_t *r, void *arg)
         res->sequences[res->n_sequences++] = v;
     }
     fz_timed(s, "read sequences");
-    s->deadline_mono = units_mono_ms() +
-                       (s->req->wait_timeout_ms ? s->req->wait_timeout_ms : FZ_DEFAULT_WAIT_MS);
     fz_next(s);
 }
 
@@ -644,54 +642,10 @@ static void fz_check(fz_step_t *s)
         fz_failf(s, "the final check: %s", why);
 }
 
-static void fz_confirm(fz_step_t *s);
-
-static void fz_on_confirm(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    (void)c;
-    fz_step_t *s = arg;
-    if (!fz_ok(s, r))
-        return;
-    if (PQntuples(r->res) != 1) {
-        fz_failf(s, "our slot %s is missing on the source", s->req->slot);
-        return;
-    }
-    uint64_t pos = 0;
-    const char *text = pgconn_col(r->res, 0, "lsn");
-    if (text && lsn_parse(text, &pos) && pos >= s->result->final_lsn) {
-        s->result->confirmed_lsn = pos;
-        fz_timed(s, "target confirmed");
-        fz_next(s);
-        return;
-    }
-    if (units_mono_ms() >= s->deadline_mono) {
-        char a[32];
-        fz_failf(s, "the target confirmed %s, not the final position %s, in time",
-                 text ? text : "nothing", lsn_format(s->result->final_lsn, a, sizeof a));
-        return;
-    }
-    fz_poll_later(s, fz_confirm);
-}
-
-/* Waits until our slot's confirmed position has passed the final LSN: the
- * target has flushed every transaction up to it. */
-static void fz_confirm(fz_step_t *s)
-{
-    if (!s->req->slot || !s->req->slot[0]) {
-        fz_next(s);
-        return;
-    }
-    const char *params[1] = { s->req->slot };
-    fz_query(s, "waiting for the target to confirm the final position",
-             "SELECT s.confirmed_flush_lsn::pg_catalog.text AS lsn"
-             " FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1",
-             1, params, fz_on_confirm);
-}
-
 /* Tests crash the source agent while blue is fenced: with
  * GODWIT_FAILPOINT=freeze-after-fence it dies by SIGKILL once a FREEZE has
  * done everything (fence file written, roles without LOGIN, sessions gone,
- * final LSN confirmed) and before it answers. Like a kill -9: the fence and
+ * final LSN, sequences and rows read) and before it answers. Like a kill -9: the fence and
  * its file stay, the lease timer dies with the process. */
 static void fz_failpoint(const fz_step_t *s, const char *point)
 {
@@ -713,7 +667,7 @@ static void fz_leased(fz_step_t *s)
 
 static const fz_fn fz_freeze_stages[] = {
     fz_connect, fz_roles, fz_nologin, fz_drain, fz_terminate_first, fz_sequences, fz_check,
-    fz_confirm, fz_leased, NULL,
+    fz_leased, NULL,
 };
 
 /* UNFREEZE: every role that had LOGIN gets it back, then the file goes. */
@@ -1001,6 +955,8 @@ struct ts_step {
                                    reads the WAL insert position into lsn */
     uint64_t lsn;
     size_t skipped;             /* sequences out of the migration's tables */
+    bool waited;                /* SetSequences: the final position received (or no wait) */
+    uint64_t wait_ms10;         /* how long that wait took, in 0.1 ms */
     Godwit__CheckedRows **checked; /* SetSequences: the final check's rows, owned */
     size_t n_checked;
     uint64_t checks_started_us;
@@ -1047,8 +1003,16 @@ static void ts_finish(ts_step_t *s, const char *error)
         r->set = (uint32_t)(req->n_sequences - s->skipped);
         r->lsn = s->lsn;
         uint64_t now = units_mono_us(), set_end = req->n_check ? s->checks_started_us : now;
-        r->steps = xcalloc(2, sizeof *r->steps);
-        Godwit__TimedStep *t = xmalloc(sizeof *t);
+        r->steps = xcalloc(3, sizeof *r->steps);
+        Godwit__TimedStep *t;
+        if (req->final_lsn && req->subscription && req->subscription[0]) {
+            t = xmalloc(sizeof *t);
+            godwit__timed_step__init(t);
+            t->name = xstrdup("final position received");
+            t->ms = (double)s->wait_ms10 / 10.0;
+            r->steps[r->n_steps++] = t;
+        }
+        t = xmalloc(sizeof *t);
         godwit__timed_step__init(t);
         t->name = xstrdup("set sequences");
         t->ms = (double)(set_end - s->started_us) / 1000.0;
@@ -1130,8 +1094,65 @@ static void ts_on_result(pgconn_t *c, const pgconn_result_t *r, void *arg)
     ts_run(s);
 }
 
+static void ts_on_waited(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    ts_step_t *s = arg;
+    if (!r->ok) {
+        char *why = pgconn_result_message("waiting for the final position", r);
+        ts_finish(s, why);
+        free(why);
+        return;
+    }
+    uint64_t now = units_mono_us();
+    s->wait_ms10 = (now - s->started_us) / 100;
+    s->started_us = now;
+    s->waited = true;
+    ts_run(s);
+}
+
+/* SetSequences with a final position: one statement that waits on the
+ * server (1 ms polls of pg_stat_subscription, live shared memory) until
+ * the subscription's apply worker has received the source's stream up to
+ * it. A DO block takes no parameters: the name goes in as a quoted
+ * literal, the position as text lsn_format wrote. */
+static void ts_wait_final(ts_step_t *s)
+{
+    const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
+    char pos[32];
+    lsn_format(req->final_lsn, pos, sizeof pos);
+    char *name = pgconn_escape_literal(s->conn, req->subscription);
+    if (!name) {
+        ts_finish(s, "cannot quote the subscription's name");
+        return;
+    }
+    uint64_t ms = req->wait_timeout_ms ? req->wait_timeout_ms : FZ_DEFAULT_WAIT_MS;
+    if (ms > FZ_STATEMENT_TIMEOUT_MS - 500)
+        ms = FZ_STATEMENT_TIMEOUT_MS - 500;
+    char *sql = xasprintf(
+        "DO $godwit$ DECLARE t pg_catalog.timestamptz := pg_catalog.clock_timestamp();"
+        " r pg_catalog.pg_lsn; BEGIN LOOP"
+        " SELECT s.received_lsn INTO r FROM pg_catalog.pg_stat_subscription s"
+        " WHERE s.subname = %s AND s.relid IS NULL;"
+        " EXIT WHEN r >= '%s'::pg_catalog.pg_lsn;"
+        " IF pg_catalog.clock_timestamp() - t > interval '%" PRIu64 " ms' THEN"
+        " RAISE EXCEPTION 'subscription %% received the source''s stream up to %%, not the"
+        " final position %s, in %" PRIu64 " ms', %s, coalesce(r::pg_catalog.text, 'nothing'); END IF;"
+        " PERFORM pg_catalog.pg_sleep(0.001); END LOOP; END $godwit$",
+        name, pos, ms, pos, ms, name);
+    free(name);
+    int rc = pgconn_query(s->conn, sql, 0, NULL, FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_waited, s);
+    free(sql);
+    if (rc != 0)
+        ts_finish(s, strerror(-rc));
+}
+
 static void ts_run(ts_step_t *s)
 {
+    if (!s->waited) {
+        ts_wait_final(s);
+        return;
+    }
     if (s->next >= s->n) {
         ts_finish(s, NULL);
         return;
@@ -1219,6 +1240,7 @@ static step_t *ts_start(uv_loop_t *loop, const step_local_t *local, freezer_t *f
     s->f = f;
     s->database = xstrdup(database);
     s->n = n;
+    s->waited = true; /* sequences_set_start says when there is a wait first */
     s->started_us = units_mono_us();
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
     uv_timer_init(loop, &s->timer);
@@ -1275,8 +1297,11 @@ step_t *sequences_set_start(freezer_t *f, const Godwit__SetSequences *req, step_
     step_t *st = ts_start(f->loop, &f->local, f, req->database, wire_copy(req),
                           xasprintf("setting the sequences in \"%s\"", req->database),
                           ts_build_setval, req->n_sequences + 1 + req->n_check, done, arg);
-    if (st)
-        ((ts_step_t *)st)->report_sequences = true;
+    if (st) {
+        ts_step_t *s = (ts_step_t *)st;
+        s->report_sequences = true;
+        s->waited = !(req->final_lsn && req->subscription && req->subscription[0]);
+    }
     return st;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -31,6 +32,8 @@ typedef struct job {
     proxy_done_cb done;
     void *arg;
     bool lease_resume;
+    bool then_resume;              /* a SWITCH to go on as a RESUME once read back */
+    bool resume_sent;              /* it did: the RESUME part runs or ran */
     proxy_out_t out;
     uint64_t started_mono;
     struct job *next;
@@ -69,6 +72,7 @@ struct proxy_set {
     proxy_event_cb event;
     void *arg;
     bool stopping;                 /* proxy_set_stop: no callbacks, winding down */
+    char *failpoint;               /* GODWIT_FAILPOINT at the start (tests only), or NULL */
 };
 
 static const char *const s_backend_names[] = { "blue", "green" };
@@ -177,6 +181,7 @@ static Godwit__ProxyState *s_state_new(slot_t *sl, job_t *j, uint64_t paused_ms)
     st->paused_ms = paused_ms;
     st->error = xstrdup("");
     st->terminated = j->out.terminated;
+    st->resume_sent = j->resume_sent;
     st->steps = j->out.steps;
     st->n_steps = j->out.n_steps;
     j->out.steps = NULL;
@@ -269,10 +274,39 @@ static uint64_t s_apply(slot_t *sl, job_t *j, const char *error)
     return paused_ms;
 }
 
+/* A SWITCH with then_resume whose switch is done: true if it goes on as
+ * the RESUME (the same job, still at the head of the queue, run again);
+ * false with *error set if the proxy does not read back the new backend. */
+static bool s_then_resume(slot_t *sl, job_t *j, const char **error, char *buf, size_t len)
+{
+    j->then_resume = false;
+    if (!j->out.known || j->out.backend != j->req.backend) {
+        snprintf(buf, len, "switched, but the proxy reads back %s (%.200s), not %s: not resumed",
+                 j->out.known ? s_backend_name(j->out.backend) : "nothing",
+                 j->out.known ? j->out.address : "?", s_backend_name(j->req.backend));
+        *error = buf;
+        return false;
+    }
+    s_apply(sl, j, NULL); /* its beliefs and lease, as after a SWITCH */
+    log_info("proxy %s: switch done in %llu ms: backend %s (%s); resuming", sl->cfg->name,
+             (unsigned long long)(units_mono_ms() - j->started_mono),
+             s_backend_name(j->out.backend), j->out.address);
+    j->req.op = GODWIT__PROXY_ACTION__OP__OP_RESUME;
+    j->req.backend = PROXY_OTHER;
+    j->resume_sent = true;
+    sl->running = false;
+    s_kick_soon(sl);
+    return true;
+}
+
 static void s_drv_done(void *arg, const char *error)
 {
     slot_t *sl = arg;
     job_t *j = sl->queue;
+    char buf[320];
+    if (j->then_resume && !error && !sl->set->stopping && s_then_resume(sl, j, &error, buf,
+                                                                        sizeof buf))
+        return;
     sl->queue = j->next;
     sl->running = false;
     uint64_t paused_ms = s_apply(sl, j, error);
@@ -307,8 +341,16 @@ static void s_drv_done(void *arg, const char *error)
     } else if (j->req.op == GODWIT__PROXY_ACTION__OP__OP_PAUSE && !error) {
         sl->lease_expired = false;
     }
+    if (j->resume_sent && !error && sl->set->failpoint &&
+        strcmp(sl->set->failpoint, "proxy-after-switch-resume") == 0) {
+        /* Tests: switched and resumed, then gone before answering (kill -9). */
+        log_error("proxy %s: failpoint proxy-after-switch-resume: killing the agent",
+                  sl->cfg->name);
+        raise(SIGKILL);
+    }
     if (j->done) {
-        Godwit__ProxyState *st = j->out.known ? s_state_new(sl, j, paused_ms) : NULL;
+        Godwit__ProxyState *st = j->out.known || j->resume_sent ? s_state_new(sl, j, paused_ms)
+                                                                : NULL;
         j->done(st, error, j->arg);
     }
     s_job_free(j);
@@ -352,6 +394,7 @@ static void s_handle_closed(uv_handle_t *h)
     slot_t *sl = h->data;
     proxy_set_t *s = sl->set;
     if (--s->open_handles == 0) {
+        free(s->failpoint);
         free(s->slots);
         free(s);
     }
@@ -362,6 +405,8 @@ proxy_set_t *proxy_set_new(uv_loop_t *loop, const cfg_list_t *proxies, proxy_eve
 {
     proxy_set_t *s = xcalloc(1, sizeof *s);
     s->loop = loop;
+    const char *fp = getenv("GODWIT_FAILPOINT");
+    s->failpoint = fp && fp[0] ? xstrdup(fp) : NULL;
     s->event = event;
     s->arg = arg;
     s->n = proxies->count;
@@ -420,6 +465,7 @@ void proxy_set_stop(proxy_set_t **sp)
     s->stopping = true;
     s->event = NULL;
     if (s->n == 0) {
+        free(s->failpoint);
         free(s->slots);
         free(s);
         return;
@@ -481,6 +527,7 @@ bool proxy_set_run(proxy_set_t *s, const Godwit__ProxyAction *a, proxy_done_cb d
         req.pause_timeout_ms = (uint64_t)sl->cfg->pause_timeout_ms;
     job_t *j = s_enqueue(sl, &req);
     j->lease_ms = a->lease_ms;
+    j->then_resume = a->then_resume && a->op == GODWIT__PROXY_ACTION__OP__OP_SWITCH;
     j->done = done;
     j->arg = arg;
     return true;

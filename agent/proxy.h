@@ -8,6 +8,9 @@
  *                      include file holding its [databases] entry
  *   proxy_haproxy.c    runtime API on the stats socket, server-state file
  *   proxy_nginx.c      upstream include file, test and reload commands
+ * A SWITCH with then_resume is one job run twice: the switch, then, once
+ * the proxy reads back the new backend, the resume; its answer is the
+ * resume's (ProxyState.resume_sent says the resume was begun).
  * Drivers never block the loop (libpq async, uv pipes, uv_spawn) and read
  * the proxy's state back after every change: what a result says is what the
  * proxy said, not what we asked for.

@@ -29,7 +29,7 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    streaming: a floor, not a way to migrate live).
 
 4. Cutover: the migration of pgbench scale 2 plus the test schema through
-   PgBouncer (transaction mode), pgbench writing 100 tx/s through it as the
+   PgBouncer (transaction mode), pgbench writing 400 tx/s through it as the
    application's own role, at 0 and at 25 ms round trip (a relay of our own
    delaying 12.5 ms each way between the agents and the coordinator and
    between green and blue): --cutovers real cutovers back and forth
@@ -305,6 +305,9 @@ def bench_pipeline(scale):
         rig.close()
 
 
+RATE = 400  # the cutover bench's pgbench rate, tx/s (4 clients)
+
+
 def pct(values, p):
     v = sorted(values)
     if not v:
@@ -318,12 +321,12 @@ class Session:
     before it starts): run() sends one batch (statements joined with \\;
     travel as one message, one round trip) and returns its output lines."""
 
-    def __init__(self, port, user, db):
+    def __init__(self, port, user, db, probe="SELECT 1;"):
         self.proc = subprocess.Popen(
             ["stdbuf", "-o0", os.path.join(harness.PG_BIN, "psql"), "-X", "-A", "-t", "-q",
              "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
-        self.run("SELECT 1;")
+        self.run(probe)
 
     def run(self, sql):
         self.proc.stdin.write(sql.encode() + b"\n\\echo __end__\n")
@@ -405,15 +408,15 @@ def bench_cutover(n, rtt_ms):
         txlog = rig.path("txlog")
         blue, green, coord, bouncer, bench = tc.ready(
             rig, bench_seconds=seconds, wan_ms=rtt_ms / 2.0 if rtt_ms else None,
-            bench_extra=["-l", "--log-prefix", txlog])
+            bench_extra=["-R", str(RATE), "-l", "--log-prefix", txlog])
         # The expert's kept sessions, each across the same WAN as godwit's
         # coordinator: PgBouncer's console, blue, green.
         def reach(port):
             return harness.Relay(rig, port, delay_ms=rtt_ms / 2.0).port if rtt_ms else port
-        admin = Session(reach(bouncer.port), "postgres", "pgbouncer")
+        admin = Session(reach(bouncer.port), "postgres", "pgbouncer", probe="SHOW VERSION;")
         sides = {"blue": Session(reach(blue.port), "postgres", "shop"),
                  "green": Session(reach(green.port), "postgres", "shop")}
-        windows, quiet, godwit, expert, expert_ms = [], [], [], [], []
+        windows, quiet, godwit, expert, expert_ms, timelines = [], [], [], [], [], []
         for i in range(n):
             what = "cutover" if i % 2 == 0 else "rollback"
             t0 = time.time()
@@ -425,19 +428,36 @@ def bench_cutover(n, rtt_ms):
                                                      r.stderr.decode()))
             windows.append((t0, t1))
             godwit.append(rep["write_pause_ms"])
-            print("  %d ms round trip: %s %d: write pause %.1f ms (%.1f s in all)" % (
-                rtt_ms, what, i + 1, rep["write_pause_ms"], t1 - t0), file=sys.stderr, flush=True)
+            steps = [(t["step"], round(t["ms"], 1)) for t in rep.get("timeline", [])]
+            timelines.append(steps)
+            for t in rep.get("timeline", []):
+                if t["step"] in ("pause", "freeze", "sequences", "switch", "resume", "switch and resume"):
+                    print("    %s: %s" % (t["step"], [
+                        (a.get("agent"), [(x["name"], round(x["ms"], 1)) for x in a.get("steps") or []])
+                        for a in t.get("agents") or []]), file=sys.stderr)
+            print("  %d ms round trip: %s %d: write pause %.1f ms (%.1f s in all): %s" % (
+                rtt_ms, what, i + 1, rep["write_pause_ms"], t1 - t0,
+                " ".join("%s %.1f" % x for x in steps)), file=sys.stderr, flush=True)
             # The same length of time with no cutover, as the baseline.
             time.sleep(1.0)
             quiet.append((time.time(), time.time() + (t1 - t0)))
             time.sleep(max(0.5, t1 - t0) + 0.5)
             # The expert's write pause, on the side traffic is on now.
             cur, oth = ("green", "blue") if i % 2 == 0 else ("blue", "green")
+            # Tuned as godwit is: the follower's apply commits synchronously
+            # during the round, so its confirmation comes at once.
+            subs = sides[oth].run("SELECT pg_catalog.quote_ident(subname) FROM"
+                                  " pg_catalog.pg_subscription;")
+            for sub in subs:
+                sides[oth].run("ALTER SUBSCRIPTION %s SET (synchronous_commit = on);" % sub)
+            time.sleep(0.5)
             e0 = time.time()
             expert_round(admin, sides[cur], sides[oth])
             e1 = time.time()
             expert.append((e0, e1))
             expert_ms.append((e1 - e0) * 1000.0)
+            for sub in subs:
+                sides[oth].run("ALTER SUBSCRIPTION %s SET (synchronous_commit = off);" % sub)
             print("  %d ms round trip: expert script %d: %.1f ms" % (rtt_ms, i + 1, (e1 - e0) * 1000),
                   file=sys.stderr, flush=True)
             time.sleep(1.0)
@@ -475,7 +495,7 @@ def bench_cutover(n, rtt_ms):
                 "failed": int(failed.group(1)) if failed else -1, "lost_rows": lost,
                 "rows": len(hp),
                 "godwit_ms": {"p50": pct(godwit, 50), "p99": pct(godwit, 99), "max": max(godwit),
-                              "all": godwit},
+                              "all": godwit, "timelines": timelines},
                 "app_gap_ms": {"p50": pct(gaps, 50), "p99": pct(gaps, 99), "max": max(gaps),
                                "all": gaps},
                 "baseline_gap_ms": {"p50": pct(base, 50), "p99": pct(base, 99), "max": max(base),
@@ -574,9 +594,9 @@ def main():
         n = 5 if args.quick else args.cutovers
         rows = [bench_cutover(n, rtt) for rtt in (0, 25)]
         results["cutover"] = rows
-        lines += ["", "Cutover write pause through PgBouncer under pgbench (100 tx/s): %d "
+        lines += ["", "Cutover write pause through PgBouncer under pgbench (%d tx/s): %d "
                   "cutovers back and forth (cutover, rollback, ...) with reverse replication, per "
-                  "round trip" % n,
+                  "round trip" % (RATE, n),
                   "| round trip | cutovers | godwit pause p50 / p99 / max | application's longest "
                   "gap p50 / p99 / max | expert script: application's longest gap p50 / p99 / "
                   "max | ratio godwit / expert p50, p99 | same, no cutover (baseline) p50 / p99 | "

@@ -47,6 +47,7 @@ typedef enum {
     K_DROP_OLD_SLOT,
     K_ADVANCE,
     K_FOLLOW,
+    K_SWITCH_RESUME,
     K__COUNT
 } kstate_t;
 
@@ -60,6 +61,8 @@ typedef struct {
     bool switch_sent;           /* SWITCH to `to` sent: it may point there */
     bool switch_ok;             /* ... and the proxy confirmed it */
     bool step_ok;               /* its command of the current step was confirmed */
+    bool resume_maybe;          /* switch and resume sent, not known to have failed before
+                                   the resume: traffic may flow to `to` */
     char *unknown;              /* the abort gave up on it: why (owned), or NULL */
 } pxrec_t;
 
@@ -77,6 +80,7 @@ static void s_send_freeze(cutover_t *cu);
 static void s_send_sequences(cutover_t *cu);
 static void s_send_switch_to(cutover_t *cu);
 static void s_send_switch_back(cutover_t *cu);
+static void s_send_switch_resume(cutover_t *cu);
 static void s_send_resume(cutover_t *cu);
 static void s_send_unfreeze(cutover_t *cu);
 static void s_send_restore(cutover_t *cu);
@@ -131,6 +135,8 @@ static const struct {
       CU_FOLLOW_TRIES, false },
     { K_FOLLOW, "follow", s_send_follow, K_DONE, K_DONE, false, false, CU_FOLLOW_TRIES,
       false },
+    { K_SWITCH_RESUME, "switch and resume", s_send_switch_resume, K_DROP_OLD, K_DONE, true, false,
+      0, false },
 };
 
 struct cutover {
@@ -338,8 +344,8 @@ static void s_end(cutover_t *cu)
     /* done, refused (the role check: nothing changed), rolled_back
      * (traffic on the old side, writable), unknown (aborted, and a proxy or
      * the old side's fence could not be brought back: see proxies). */
-    const char *outcome = cu->state == K_DONE ? "done" : cu->refused ? "refused"
-                          : unknown ? "unknown" : "rolled_back";
+    const char *outcome = cu->state == K_DONE ? (unknown ? "unknown" : "done")
+                          : cu->refused ? "refused" : unknown ? "unknown" : "rolled_back";
     s_set(cu, "outcome", cJSON_CreateString(outcome));
     s_set(cu, "state", cJSON_CreateString(cu->state == K_DONE ? "done" : "aborted"));
     s_set(cu, "finished_at_ms", cJSON_CreateNumber((double)units_now_ms()));
@@ -413,7 +419,12 @@ static void s_give_up(cutover_t *cu)
         pxrec_t *x = &cu->px[i];
         if (x->unknown || x->step_ok)
             continue;
-        if (st == K_BACK && x->switch_sent)
+        if (st == K_SWITCH_RESUME)
+            x->unknown = xasprintf("the switch to %s and its resume were sent and not confirmed "
+                                   "(%s): traffic may flow to %s, or be held until the proxy's "
+                                   "lease resumes it (%s stays fenced)", cu->to_backend,
+                                   cu->step_error, cu->to_backend, cu->from_backend);
+        else if (st == K_BACK && x->switch_sent)
             x->unknown = xasprintf("the switch back to %s was not confirmed (%s)",
                                    cu->from_backend, cu->step_error);
         else if (st == K_UNPAUSE && x->pause_sent && cu->holds[i])
@@ -424,6 +435,24 @@ static void s_give_up(cutover_t *cu)
             log_error("migration %s: proxy %s of agent %s left in an unknown state: %s",
                       cu->migration, cu->proxies[i], cu->proxy_agents[i], x->unknown);
     }
+}
+
+/* Switch and resume in one command, one trip less in the write pause:
+ * only with one proxy, which holds traffic (with two, a failed switch of
+ * one must be undone on both before any resumes), and not after a restart
+ * (which finishes the switch step by step). */
+static bool s_merge(const cutover_t *cu)
+{
+    return !cu->dry_run && !cu->forward_only && cu->n_proxies == 1 && cu->holds[0];
+}
+
+/* Switch and resume sent and not known to have failed before the resume. */
+static bool s_resume_maybe(const cutover_t *cu)
+{
+    for (size_t i = 0; i < cu->n_proxies; i++)
+        if (cu->px[i].resume_maybe)
+            return true;
+    return false;
 }
 
 /* A step's commands are all back. */
@@ -445,7 +474,18 @@ static void s_step_over(cutover_t *cu)
             s_goto(cu, s_steps[st].next);
             return;
         }
-        if (s_steps[st].critical && !cu->forward_only) {
+        if (st == K_SWITCH_RESUME && s_resume_maybe(cu)) {
+            /* Traffic may flow to `to` already: never back. Again until
+             * the abort's deadline, then given up on. */
+            if (!cu->abort_end_us)
+                cu->abort_end_us = units_mono_us() + cu->abort_timeout_ms * 1000;
+            if (units_mono_us() + CU_RETRY_MS * 1000 > cu->abort_end_us) {
+                s_give_up(cu);
+                s_set(cu, "reason", cJSON_CreateString(cu->step_error));
+                s_goto(cu, s_steps[st].next);
+                return;
+            }
+        } else if (s_steps[st].critical && !cu->forward_only) {
             char why[800];
             snprintf(why, sizeof why, "%s: %s", s_steps[st].name, cu->step_error);
             s_abort(cu, why);
@@ -475,7 +515,7 @@ static void s_step_over(cutover_t *cu)
         return;
     }
     s_timeline(cu, true, NULL);
-    if (st == K_RESUME || st == K_DRY_RESUME || st == K_UNPAUSE) {
+    if (st == K_RESUME || st == K_DRY_RESUME || st == K_UNPAUSE || st == K_SWITCH_RESUME) {
         if (cu->pause_started_us) {
             s_set(cu, "write_pause_ms", cJSON_CreateNumber(s_ms_since(cu->pause_started_us)));
             s_set(cu, "proxy_paused_ms", cJSON_CreateNumber(cu->proxy_paused_ms));
@@ -488,8 +528,11 @@ static void s_step_over(cutover_t *cu)
     }
     if (st == K_FOLLOW)
         s_set(cu, "follow", cJSON_CreateString("streaming"));
-    if (next == K_SWITCH)
+    if (next == K_SWITCH) {
         s_journal(cu, "switching"); /* from here a restart finishes the switch */
+        if (s_merge(cu))
+            next = K_SWITCH_RESUME;
+    }
     char point[64];
     snprintf(point, sizeof point, "cutover-after-%s", s_steps[st].name);
     s_failpoint(cu, point);
@@ -542,9 +585,12 @@ static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
     bool ok = r && r->status == GODWIT__STATUS__STATUS_OK;
     if (ok && proxy >= 0 && !cu->cancelled) {
         cu->px[proxy].step_ok = true;
-        if (cu->state == K_SWITCH)
+        if (cu->state == K_SWITCH || cu->state == K_SWITCH_RESUME)
             cu->px[proxy].switch_ok = true;
     }
+    if (!ok && proxy >= 0 && cu->state == K_SWITCH_RESUME &&
+        (!r || (r->payload_case == GODWIT__RESULT__PAYLOAD_PROXY && r->proxy->resume_sent)))
+        cu->px[proxy].resume_maybe = true; /* no answer, or the resume itself failed */
     if (!ok) {
         const char *why = r ? (r->message && r->message[0] ? r->message : "failed") : error;
         s_fail(cu, agent, why);
@@ -672,7 +718,7 @@ static void s_final_check(cutover_t *cu, const char *agent, const Godwit__SetSeq
  * pause's budget for critical steps, else a fixed bound. 0: no time left. */
 static uint64_t s_timeout(const cutover_t *cu)
 {
-    if (s_steps[cu->state].bounded) {
+    if (s_steps[cu->state].bounded || (cu->state == K_SWITCH_RESUME && cu->abort_end_us)) {
         /* Within the abort's deadline; a step that begins after it (the
          * one before gave up) still gets a short try. */
         uint64_t now = units_mono_us();
@@ -710,7 +756,8 @@ static void s_send(cutover_t *cu, const char *agent, Godwit__Command *cmd)
 static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char *backend)
 {
     bool abort = s_steps[cu->state].bounded;
-    if (cu->state == K_SWITCH && !cu->forward_only) {
+    if ((cu->state == K_SWITCH || (cu->state == K_SWITCH_RESUME && !s_resume_maybe(cu))) &&
+        !cu->forward_only) {
         /* All or none: a switch sent to some only would have to be undone. */
         for (size_t i = 0; i < cu->n_proxies; i++) {
             if (!coord_agent_role(cu->coord, cu->proxy_agents[i])) {
@@ -759,6 +806,7 @@ static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char
         pa.backend = (char *)(backend ? backend : "");
         pa.lease_ms = cu->lease_ms;
         pa.pause_timeout_ms = cu->drain_ms;
+        pa.then_resume = cu->state == K_SWITCH_RESUME;
         Godwit__Command cmd = GODWIT__COMMAND__INIT;
         cmd.action_case = GODWIT__COMMAND__ACTION_PROXY_ACTION;
         cmd.proxy_action = &pa;
@@ -858,6 +906,12 @@ static void s_send_switch_to(cutover_t *cu)
     s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, cu->to_backend);
 }
 
+/* The one proxy switched and resumed in one command (see s_merge). */
+static void s_send_switch_resume(cutover_t *cu)
+{
+    s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, cu->to_backend);
+}
+
 static void s_send_switch_back(cutover_t *cu)
 {
     s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, cu->from_backend);
@@ -882,9 +936,6 @@ static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
      * refuses the application's logins (PgBouncer would then refuse its
      * clients for server_login_retry). */
     fs.lease_ms = cu->lease_ms / 2;
-    fs.slot = cu->sub_name;
-    uint64_t left = s_timeout(cu);
-    fs.wait_timeout_ms = left > 50 ? left - 50 : left;
     if (mode == GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE ||
         mode == GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE) {
         fs.check = cu->checks;
@@ -940,8 +991,9 @@ static void s_send_unfreeze(cutover_t *cu)
                  GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
 }
 
-/* `to`'s sequences (and its WAL position, where the other direction
- * starts); at once, unless rehearsing, the fence on `from` made permanent
+/* `to`'s sequences, once it has received `from`'s stream up to the final
+ * LSN (it waits for that itself), and its WAL position, where the other
+ * direction starts; at once, unless rehearsing, the fence on `from` made permanent
  * and our fence on `to` lifted, if it has one (a rollback's blue, or green
  * after a rollback): `from` can never become writable by itself once a
  * proxy may point at `to`, and `to` takes logins before traffic arrives. */
@@ -952,6 +1004,11 @@ static void s_send_sequences(cutover_t *cu)
     if (cu->freeze) {
         ss.n_sequences = cu->freeze->n_sequences;
         ss.sequences = cu->freeze->sequences;
+        /* `to` waits for the final LSN itself: no trip back to `from`. */
+        ss.final_lsn = cu->freeze->final_lsn;
+        ss.subscription = cu->sub_name;
+        uint64_t left = s_timeout(cu);
+        ss.wait_timeout_ms = left > 50 ? left - 50 : left;
         /* The final check: only against what `from` answered (a FREEZE
          * recovered from the journal has no rows). */
         if (cu->freeze->n_checked == cu->n_checks) {

@@ -605,6 +605,11 @@ bool migration_proxy_ready(const Godwit__Report *rep, uint64_t report_age_ms, co
     uint64_t interval = rep->interval_ms ? rep->interval_ms : 1000;
     uint64_t stale = MIGRATION_PROXY_STALE_INTERVALS * interval;
     char a[32], b[32];
+    if (report_age_ms == UINT64_MAX) { /* a report from before it connected again */
+        snprintf(why, whylen, "proxy %s (agent %s): state unknown: its agent has not reported "
+                 "since it connected", proxy, agent);
+        return false;
+    }
     if (report_age_ms > stale) {
         snprintf(why, whylen, "proxy %s (agent %s): state unknown: the agent's last report is %s "
                  "old, more than %d report intervals (%s)", proxy, agent,
@@ -1177,11 +1182,15 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, bool back, char *why, size_t
                  (long long)m->options.max_lag_ms);
         return false;
     }
-    double predicted = lag_ms + 5 * rtt;
+    /* pause, freeze, sequences, switch, resume; switch and resume are one
+     * command when one proxy holds traffic (cutover.c) */
+    const plan_proxy_t *p0 = m->cutover.proxies.items;
+    int trips = m->cutover.proxies.count == 1 && p0->hold ? 4 : 5;
+    double predicted = lag_ms + trips * rtt;
     if (predicted > (double)m->cutover.max_write_pause_ms) {
-        snprintf(why, whylen, "the predicted write pause (%.0f ms: lag %.0f ms and five round "
+        snprintf(why, whylen, "the predicted write pause (%.0f ms: lag %.0f ms and %d round "
                  "trips of %.1f ms) does not fit max_write_pause (%lld ms)", predicted, lag_ms,
-                 rtt, (long long)m->cutover.max_write_pause_ms);
+                 trips, rtt, (long long)m->cutover.max_write_pause_ms);
         return false;
     }
     return true;

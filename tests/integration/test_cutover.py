@@ -285,6 +285,9 @@ def crash_at(rig, failpoint, two_proxies=False):
     coord.start(failpoint=failpoint)
     for n in ("blue", "green", "px") + (("px2",) if two_proxies else ()):
         wait_for("%s back" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    for n in ("px",) + (("px2",) if two_proxies else ()):  # the gate wants a fresh report
+        wait_for("%s reports its proxy" % n, lambda: coord.agent(n).get("reports", 0) >= 1 and any(
+            p.get("reachable") for p in coord.agent(n).get("proxies") or []), 15, interval=0.2)
     wait_for("tables reported", lambda: (lambda s: s and s["tables"] and
                                          s["tables_ready"] == len(s["tables"]))(mstatus(coord)), 15)
     # ...and the source's report of our slot as active (a gate).
@@ -325,7 +328,19 @@ def test_crash_after_sequences_finishes(rig):
 
 
 def test_crash_after_switch_finishes(rig):
-    blue, green, coord, bouncer, st = crash_at(rig, "cutover-after-switch")
+    """Two proxies (switch and resume are two steps then): the coordinator
+    dies once both switched, none resumed."""
+    blue, green, coord, bouncer, st = crash_at(rig, "cutover-after-switch", two_proxies=True)
+    check(st["state"] == "switched" and st["cutover"]["state"] == "done", "finished")
+    check(on_port(bouncer) == green.port and on_port(bouncer.second) == green.port and
+          not can_login(blue), "both on green, blue fenced")
+
+
+def test_crash_after_switch_and_resume_finishes(rig):
+    """One proxy, switched and resumed in one command: the coordinator dies
+    once it confirmed; restarted, it finishes (switch and resume again find
+    the proxy so) and blue follows green."""
+    blue, green, coord, bouncer, st = crash_at(rig, "cutover-after-switch and resume")
     check(st["state"] == "switched" and st["cutover"]["state"] == "done", "finished")
     check(on_port(bouncer) == green.port and not can_login(blue), "on green, blue fenced")
 
@@ -582,7 +597,8 @@ def test_green_protected_after_cutover(rig):
 if __name__ == "__main__":
     harness.run([test_cutover_through_pgbouncer, test_crash_after_pause_rolls_back,
                  test_crash_after_freeze_rolls_back, test_crash_after_sequences_finishes,
-                 test_crash_after_switch_finishes, test_crash_during_switch_finishes,
+                 test_crash_after_switch_finishes, test_crash_after_switch_and_resume_finishes,
+                 test_crash_during_switch_finishes,
                  test_coordinator_gone_after_freeze_leases_release_blue,
                  test_cutover_through_haproxy,
                  test_cutover_over_a_wan_link,

@@ -104,7 +104,7 @@ def test_cutover_under_load_across_a_wan(rig):
               [(t["step"], round(t["ms"], 1)) for t in rep["timeline"]],
               rep["final_check"]["keys"]))
     for t in rep["timeline"]:
-        if t["step"] in ("pause", "freeze", "sequences", "switch", "resume"):
+        if t["step"] in ("pause", "freeze", "sequences", "switch", "resume", "switch and resume"):
             print("     %s %.1f ms: %s" % (t["step"], t["ms"], [
                 (a.get("agent"), [(x["name"], round(x["ms"], 1)) for x in a.get("steps") or []])
                 for a in t.get("agents") or []]))

@@ -15,7 +15,10 @@ pgbench writing through the first as the application's role:
   writable and status names the proxy left unknown;
 - the coordinator killed while aborting a cutover whose first proxy had
   switched (the second's switch failed): restarted, it reads from the
-  journal which proxies were sent the switch and rolls back.
+  journal which proxies were sent the switch and rolls back;
+- with one proxy (switch and resume in one command), its agent dies after
+  resuming on green and before answering: the cutover never switches
+  back, gives up after abort_timeout and reports the proxy unknown.
 
 The failpoints are described in docs/testing.md."""
 
@@ -29,7 +32,7 @@ import harness
 from harness import check, wait_for
 from test_cutover import bench_clean, can_login, history, on_port, ready
 from test_cutover_faults import (cutover_in_background, gates_open, proc_state, report_of,
-                                 rig_log)
+                                 restart_agent, rig_log)
 from test_migrate import mstatus
 
 
@@ -206,7 +209,64 @@ def test_coordinator_killed_while_aborting_rolls_back(rig):
     bench_clean(bench, seconds)
 
 
+def test_proxy_agent_dies_after_switch_and_resume(rig):
+    """One proxy: switch and resume go in one command. Its agent switches
+    PgBouncer to green, resumes it and dies before answering (its failpoint
+    proxy-after-switch-resume): traffic may already flow to green, so the
+    coordinator never switches back; it tries the switch and resume again
+    (towards a dead agent) until cutover.abort_timeout, then reports the
+    proxy unknown (exit 6), blue fenced for good, green taking the writes.
+    Restarted, the agent reads PgBouncer back on green, not paused."""
+    seconds = 40
+    max_pause, abort_timeout = 3.0, 4.0
+    blue, green, coord, bouncer, bench = ready(
+        rig, bench_seconds=seconds, max_write_pause="3s",
+        cutover_extra="      abort_timeout: 4s\n")
+    reports = coord.agent("px").get("reports", 0)
+    agent = restart_agent(rig, "px", failpoint="proxy-after-switch-resume")
+    gates_open(coord, ("blue", "green", "px"))
+    wait_for("the restarted px reports its proxy reachable",
+             lambda: coord.agent("px").get("reports", 0) > reports and
+             (proxy_state(coord, "px") or {}).get("reachable"), 15, interval=0.3)
+    t0 = time.monotonic()
+    ctl = cutover_in_background(rig, coord)
+    wait_for("the proxy agent killed itself after switching and resuming",
+             lambda: not agent.alive(), 20, interval=0.05)
+    check(agent.proc.returncode == -9, "killed by its failpoint: %r" % agent.proc.returncode)
+    rc, rep = report_of(ctl, 60)
+    ended = time.monotonic()
+    print("   godwitctl cutover: exit %d, %.1f s after it began; %s" % (
+        rc, ended - t0, rep.get("reason")))
+    steps = [(t["step"], t["ok"]) for t in rep.get("timeline", [])]
+    print("   timeline %s" % steps)
+    check(rc == 6 and rep.get("state") == "done" and rep.get("outcome") == "unknown",
+          "done with the proxy left unknown: exit 6, got %d: %s" % (rc, json.dumps(rep)[-3000:]))
+    check(ended - t0 < max_pause + abort_timeout + 8,
+          "returned within max_write_pause and abort_timeout (%.1f s)" % (ended - t0))
+    check(("switch and resume", False) in steps and
+          not any(s in ("switch back", "unfreeze", "resume on old side") for s, _ in steps),
+          "tried forward only, never back: %r" % steps)
+    px = (rep.get("proxies") or [{}])[0]
+    check(px.get("left") == "unknown" and "may flow to green" in px.get("why", ""),
+          "the proxy left unknown, why given: %r" % px)
+    check("no proxy was sent" not in rep.get("reason", ""),
+          "the reason does not claim the switch was never sent: %r" % rep.get("reason"))
+    check(not can_login(blue), "blue fenced for good")
+    check(on_port(bouncer) == green.port, "PgBouncer on green, traffic flowing")
+    n = len(history(green))
+    wait_for("the application writes on green", lambda: len(history(green)) > n + 20, 15,
+             interval=0.3)
+    reports = coord.agent("px").get("reports", 0)
+    restart_agent(rig, "px")
+    wait_for("px reports PgBouncer on green, not paused",
+             lambda: coord.agent("px").get("reports", 0) > reports and
+             (proxy_state(coord, "px") or {}).get("backend") == "green" and
+             not proxy_state(coord, "px").get("paused"), 20, interval=0.3)
+    bench_clean(bench, seconds)
+
+
 if __name__ == "__main__":
     harness.run([test_unreachable_proxy_refused_at_gate,
                  test_proxy_agent_dies_after_pause,
-                 test_coordinator_killed_while_aborting_rolls_back])
+                 test_coordinator_killed_while_aborting_rolls_back,
+                 test_proxy_agent_dies_after_switch_and_resume])

@@ -159,6 +159,10 @@ static void test_proxy_gate(void **state)
     assert_non_null(strstr(why, "other"));
     assert_false(migration_proxy_ready(NULL, UINT64_MAX, "px", "pgb", why, sizeof why));
     assert_non_null(strstr(why, "not reported"));
+    /* A report kept from before the agent connected again (no age). */
+    st = s_px(true, now, "");
+    assert_false(migration_proxy_ready(&rep, UINT64_MAX, "px", "pgb", why, sizeof why));
+    assert_non_null(strstr(why, "not reported since it connected"));
     st = s_px(false, 0, "");
     assert_false(migration_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
     assert_non_null(strstr(why, "not read it yet"));
