@@ -32,7 +32,8 @@
 #define FZ_DEFAULT_WAIT_MS 10000
 #define FZ_DEFAULT_LEASE_MS 30000
 #define FZ_STATEMENT_TIMEOUT_MS 10000
-#define FZ_KEPT_MS 60000        /* a kept connection left unused is closed then */
+#define FZ_KEPT_MS 60000        /* kept connections left unused are closed then */
+#define FZ_KEPT_MAX 2           /* the pause's steps on one side run two at once at most */
 
 typedef struct lease lease_t;
 typedef struct fz_step fz_step_t;
@@ -53,11 +54,13 @@ struct freezer {
     lease_t *leases;
     step_t *internal;       /* an unfreeze the freezer runs itself (lease expiry) */
     char *failpoint;        /* GODWIT_FAILPOINT at the start (tests only), or NULL */
-    /* The connection kept for the write pause's next step (PREPARE, or a
-     * step that ended well): connected and idle, to kept_db, or NULL. */
-    pgconn_t *kept;
-    char *kept_db;
-    uv_timer_t kept_timer;  /* closes it after FZ_KEPT_MS unused */
+    /* The connections kept for the write pause's next steps (PREPARE, or a
+     * step that ended well): connected and idle, kept[i] to kept_db[i], or
+     * NULL. Two: the target's sequences and the lift of its own fence (a
+     * rollback's, or the one a migration sets) run at once. */
+    pgconn_t *kept[FZ_KEPT_MAX];
+    char *kept_db[FZ_KEPT_MAX];
+    uv_timer_t kept_timer;  /* closes them after FZ_KEPT_MS unused */
 };
 
 typedef void (*fz_fn)(fz_step_t *s);
@@ -302,9 +305,11 @@ static pgconn_t *fz_conn_new(uv_loop_t *loop, const step_local_t *local, const c
 
 static void fz_kept_drop(freezer_t *f)
 {
-    pgconn_destroy(&f->kept);
-    free(f->kept_db);
-    f->kept_db = NULL;
+    for (size_t i = 0; i < FZ_KEPT_MAX; i++) {
+        pgconn_destroy(&f->kept[i]);
+        free(f->kept_db[i]);
+        f->kept_db[i] = NULL;
+    }
     uv_timer_stop(&f->kept_timer);
 }
 
@@ -318,17 +323,21 @@ static void fz_kept_expired(uv_timer_t *t)
  * new one. The caller owns it. */
 static pgconn_t *fz_conn_take(freezer_t *f, const char *database)
 {
-    if (f->kept && strcmp(f->kept_db, database) == 0 && pgconn_is_ready(f->kept)) {
-        pgconn_t *c = f->kept;
-        f->kept = NULL;
-        fz_kept_drop(f);
-        return c;
+    for (size_t i = 0; i < FZ_KEPT_MAX; i++) {
+        if (f->kept[i] && strcmp(f->kept_db[i], database) == 0 && pgconn_is_ready(f->kept[i])) {
+            pgconn_t *c = f->kept[i];
+            f->kept[i] = NULL;
+            free(f->kept_db[i]);
+            f->kept_db[i] = NULL;
+            return c;
+        }
     }
     return fz_conn_new(f->loop, &f->local, database);
 }
 
-/* A step that ended well hands its connection back (*cp cleared): kept,
- * replacing one kept before, if it is idle; destroyed otherwise. */
+/* A step that ended well hands its connection back (*cp cleared): kept if
+ * it is idle, in a free place, else in place of one to another database,
+ * else of the first; destroyed if it is not idle. */
 static void fz_conn_give(freezer_t *f, const char *database, pgconn_t **cp)
 {
     if (!*cp)
@@ -337,9 +346,19 @@ static void fz_conn_give(freezer_t *f, const char *database, pgconn_t **cp)
         pgconn_destroy(cp);
         return;
     }
-    fz_kept_drop(f);
-    f->kept = *cp;
-    f->kept_db = xstrdup(database);
+    size_t at = FZ_KEPT_MAX;
+    for (size_t i = 0; i < FZ_KEPT_MAX && at == FZ_KEPT_MAX; i++)
+        if (!f->kept[i])
+            at = i;
+    for (size_t i = 0; i < FZ_KEPT_MAX && at == FZ_KEPT_MAX; i++)
+        if (strcmp(f->kept_db[i], database) != 0)
+            at = i;
+    if (at == FZ_KEPT_MAX)
+        at = 0;
+    pgconn_destroy(&f->kept[at]);
+    free(f->kept_db[at]);
+    f->kept[at] = *cp;
+    f->kept_db[at] = xstrdup(database);
     *cp = NULL;
     uv_timer_start(&f->kept_timer, fz_kept_expired, FZ_KEPT_MS, 0);
 }

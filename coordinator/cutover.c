@@ -878,8 +878,10 @@ static void s_send_check(cutover_t *cu)
     s_send_tune(cu, true);
     if (cu->follow && !cu->dry_run)
         s_send_ensure_slot(cu, 0);
-    /* Both sides open now the connections the pause's steps will use. */
+    /* Both sides open now the connections the pause's steps will use;
+     * `to` two, since its sequences and the lift of its fence run at once. */
     s_send_fence(cu, cu->from_agent, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+    s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
     s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
 }
 
