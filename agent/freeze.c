@@ -1,7 +1,7 @@
 /*
  * freeze: see freeze.h. A FreezeSource step is a list of stages run one
- * after the other on one local connection (like steps.c); waits are polls
- * on the step's timer. The fence file is written before any role changes
+ * after the other on one local connection (like steps.c); waits run on the
+ * server (a DO block polling pg_stat_activity), one message each. The fence file is written before any role changes
  * and removed only after every role got its LOGIN back.
  */
 #include "freeze.h"
@@ -27,7 +27,6 @@
 #include "wire.h"
 #include "xalloc.h"
 
-#define FZ_POLL_MS 2
 #define FZ_DEFAULT_DRAIN_MS 2000
 #define FZ_DEFAULT_WAIT_MS 10000
 #define FZ_DEFAULT_LEASE_MS 30000
@@ -77,14 +76,13 @@ struct fz_step {
     Godwit__FreezeSourceResult *result;
     const fz_fn *stages;
     size_t stage;
-    fz_fn poll;             /* what the timer runs */
     char *label, *what;
     char *path;             /* the fence file */
     cJSON *fence;           /* its content */
     char *roles_array;      /* the app roles as a text[] literal */
     size_t next;            /* the role being changed */
     size_t check_next;      /* the final check's table being read */
-    uint64_t stage_started_mono, deadline_mono;
+    uint64_t stage_started_mono;
 };
 
 static void fz_conn_give(freezer_t *f, const char *database, pgconn_t **cp);
@@ -287,18 +285,6 @@ static bool fz_ok(fz_step_t *s, const pgconn_result_t *r)
     return false;
 }
 
-static void fz_on_timer(uv_timer_t *t)
-{
-    fz_step_t *s = t->data;
-    s->poll(s);
-}
-
-static void fz_poll_later(fz_step_t *s, fz_fn fn)
-{
-    s->poll = fn;
-    uv_timer_start(&s->timer, fz_on_timer, FZ_POLL_MS, 0);
-}
-
 /* ---- the kept connection ------------------------------------------------ */
 
 static pgconn_t *fz_conn_new(uv_loop_t *loop, const step_local_t *local, const char *database);
@@ -482,114 +468,55 @@ static void fz_nologin(fz_step_t *s)
 {
     if (s->next >= s->req->n_app_roles) {
         fz_timed(s, "refuse logins");
-        s->deadline_mono = units_mono_ms() +
-                           (s->req->drain_timeout_ms ? s->req->drain_timeout_ms : FZ_DEFAULT_DRAIN_MS);
         fz_next(s);
         return;
     }
     fz_alter_role(s, s->req->app_roles[s->next], false, fz_on_nologin);
 }
 
-/* The application's sessions in this database: how many, and how many are
- * inside a transaction. */
-#define FZ_SESSIONS_SQL                                                                        \
-    "SELECT pg_catalog.count(*) AS n,"                                                        \
-    " pg_catalog.count(*) FILTER (WHERE a.xact_start IS NOT NULL) AS busy,"                  \
-    " pg_catalog.pg_current_wal_lsn()::pg_catalog.text AS lsn"                                \
+/* The application's sessions in this database (a DO block's condition). */
+#define FZ_APP_SESSIONS                                                                        \
     " FROM pg_catalog.pg_stat_activity a WHERE a.datname = pg_catalog.current_database()"     \
-    " AND a.usename = ANY ($1::pg_catalog.text[]) AND a.pid <> pg_catalog.pg_backend_pid()"
+    " AND a.usename = ANY (r) AND a.pid <> pg_catalog.pg_backend_pid()"
 
-static void fz_drain(fz_step_t *s);
+/* Every sequence of the database (owned by a column or not): its value,
+ * whether nextval() has been called (pg_sequence_last_value is NULL then)
+ * and the table owning it (serial: an 'a' dependency, identity: 'i'). */
+#define FZ_SEQUENCES_SQL                                                                       \
+    "SELECT n.nspname::pg_catalog.text AS schema, c.relname::pg_catalog.text AS name,"       \
+    " pg_catalog.pg_sequence_last_value(c.oid) AS last_value, q.seqstart AS start_value,"    \
+    " coalesce(tn.nspname::pg_catalog.text, '') AS owner_schema,"                            \
+    " coalesce(t.relname::pg_catalog.text, '') AS owner_table"                               \
+    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"   \
+    " JOIN pg_catalog.pg_sequence q ON q.seqrelid = c.oid"                                   \
+    " LEFT JOIN pg_catalog.pg_depend d"                                                      \
+    " ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid"         \
+    " AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"                         \
+    " AND d.deptype IN ('a', 'i')"                                                           \
+    " LEFT JOIN pg_catalog.pg_class t ON t.oid = d.refobjid"                                 \
+    " LEFT JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace"                       \
+    " WHERE c.relkind = 'S'"                                                                 \
+    " AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'"
 
-static void fz_on_drain(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    (void)c;
-    fz_step_t *s = arg;
-    if (!fz_ok(s, r))
-        return;
-    if (pgconn_col_u64(r->res, 0, "busy") == 0 || units_mono_ms() >= s->deadline_mono) {
-        fz_timed(s, "drain");
-        fz_next(s);
-        return;
-    }
-    fz_poll_later(s, fz_drain);
-}
+#define FZ_GONE_MS 5000         /* terminated sessions must be gone within this */
 
-/* Waits (drain_timeout_ms at most) for the application's transactions to end. */
-static void fz_drain(fz_step_t *s)
-{
-    const char *params[1] = { s->roles_array };
-    fz_query(s, "waiting for the application's transactions", FZ_SESSIONS_SQL, 1, params,
-             fz_on_drain);
-}
-
-static void fz_terminate(fz_step_t *s);
-
-static void fz_on_gone(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    (void)c;
-    fz_step_t *s = arg;
-    if (!fz_ok(s, r))
-        return;
-    if (pgconn_col_u64(r->res, 0, "n") > 0) {
-        if (units_mono_ms() >= s->deadline_mono) {
-            fz_failf(s, "%" PRIu64 " sessions of the application roles are still there after "
-                        "being terminated",
-                     pgconn_col_u64(r->res, 0, "n"));
-            return;
-        }
-        fz_poll_later(s, fz_terminate);
-        return;
-    }
-    /* None left and none can log in: no application commit can follow this
-     * position. */
-    if (!lsn_parse(pgconn_col_str(r->res, 0, "lsn"), &s->result->final_lsn)) {
-        fz_failf(s, "not an LSN: %s", pgconn_col_str(r->res, 0, "lsn"));
-        return;
-    }
-    fz_timed(s, "terminate");
-    fz_next(s);
-}
-
-static void fz_on_terminated(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    (void)c;
-    fz_step_t *s = arg;
-    if (!fz_ok(s, r))
-        return;
-    s->result->terminated += (uint32_t)pgconn_col_u64(r->res, 0, "n");
-    const char *params[1] = { s->roles_array };
-    fz_query(s, "checking the application's sessions are gone", FZ_SESSIONS_SQL, 1, params,
-             fz_on_gone);
-}
-
-static void fz_terminate(fz_step_t *s)
-{
-    const char *params[1] = { s->roles_array };
-    fz_query(s, "terminating the application's sessions",
-             "SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))"
-             " AS n FROM pg_catalog.pg_stat_activity a"
-             " WHERE a.datname = pg_catalog.current_database()"
-             " AND a.usename = ANY ($1::pg_catalog.text[]) AND a.pid <> pg_catalog.pg_backend_pid()",
-             1, params, fz_on_terminated);
-}
-
-static void fz_terminate_first(fz_step_t *s)
-{
-    s->deadline_mono = units_mono_ms() + FZ_DEFAULT_WAIT_MS;
-    fz_terminate(s);
-}
-
-static void fz_on_sequences(pgconn_t *c, const pgconn_result_t *r, void *arg)
+static void fz_on_stopped(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     (void)c;
     fz_step_t *s = arg;
     if (!fz_ok(s, r))
         return;
     int n = PQntuples(r->res);
+    if (n < 1 || !lsn_parse(pgconn_col_str(r->res, 0, "lsn"), &s->result->final_lsn)) {
+        fz_failf(s, "no final position read");
+        return;
+    }
     Godwit__FreezeSourceResult *res = s->result;
-    res->sequences = n ? xcalloc((size_t)n, sizeof *res->sequences) : NULL;
+    res->terminated = (uint32_t)pgconn_col_u64(r->res, 0, "terminated");
+    res->sequences = xcalloc((size_t)n, sizeof *res->sequences);
     for (int i = 0; i < n; i++) {
+        if (!pgconn_col(r->res, i, "schema"))
+            continue; /* no sequence: the one row of the LEFT JOIN */
         Godwit__SequenceValue *v = xmalloc(sizeof *v);
         godwit__sequence_value__init(v);
         v->schema = xstrdup(pgconn_col_str(r->res, i, "schema"));
@@ -601,31 +528,60 @@ static void fz_on_sequences(pgconn_t *c, const pgconn_result_t *r, void *arg)
         v->last_value = pgconn_col_i64(r->res, i, last ? "last_value" : "start_value", 1);
         res->sequences[res->n_sequences++] = v;
     }
-    fz_timed(s, "read sequences");
+    fz_timed(s, "drain, terminate, read sequences");
     fz_next(s);
 }
 
-/* Every sequence of the database (owned by a column or not): its value,
- * whether nextval() has been called (pg_sequence_last_value is NULL then)
- * and the table owning it (serial: an 'a' dependency, identity: 'i'). */
-static void fz_sequences(fz_step_t *s)
+/* Once the roles refuse logins, in one message run on the server: the
+ * application's transactions get drain_timeout_ms to end; its sessions
+ * are terminated, again until none is left (FZ_GONE_MS at most; each
+ * pg_stat_activity read a fresh one); then no application commit can
+ * follow, so pg_current_wal_lsn() is the final LSN, read with every
+ * sequence. One round trip instead of a poll per stage: under load each
+ * costs milliseconds of the write pause. A DO block takes no parameters:
+ * the roles go in as a quoted literal; the terminated count comes out
+ * through a setting local to the message's transaction. */
+static void fz_stop(fz_step_t *s)
 {
-    fz_query(s, "reading the sequences",
-             "SELECT n.nspname::pg_catalog.text AS schema, c.relname::pg_catalog.text AS name,"
-             " pg_catalog.pg_sequence_last_value(c.oid) AS last_value, q.seqstart AS start_value,"
-             " coalesce(tn.nspname::pg_catalog.text, '') AS owner_schema,"
-             " coalesce(t.relname::pg_catalog.text, '') AS owner_table"
-             " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-             " JOIN pg_catalog.pg_sequence q ON q.seqrelid = c.oid"
-             " LEFT JOIN pg_catalog.pg_depend d"
-             " ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid"
-             " AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-             " AND d.deptype IN ('a', 'i')"
-             " LEFT JOIN pg_catalog.pg_class t ON t.oid = d.refobjid"
-             " LEFT JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace"
-             " WHERE c.relkind = 'S'"
-             " AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1, 2",
-             0, NULL, fz_on_sequences);
+    char *roles = pgconn_escape_literal(s->conn, s->roles_array);
+    if (!roles) {
+        fz_failf(s, "cannot quote the application roles");
+        return;
+    }
+    uint64_t drain = s->req->drain_timeout_ms ? s->req->drain_timeout_ms : FZ_DEFAULT_DRAIN_MS;
+    char *sql = xasprintf(
+        "SET LOCAL statement_timeout = 0;"
+        " DO $godwit$ DECLARE r pg_catalog.text[] := %s::pg_catalog.text[];"
+        " d pg_catalog.timestamptz := pg_catalog.clock_timestamp() + interval '%" PRIu64 " ms';"
+        " n pg_catalog.int8; t pg_catalog.int8 := 0; BEGIN"
+        " LOOP PERFORM pg_catalog.pg_stat_clear_snapshot();"
+        " EXIT WHEN pg_catalog.clock_timestamp() >= d OR NOT EXISTS (SELECT 1" FZ_APP_SESSIONS
+        " AND a.xact_start IS NOT NULL);"
+        " PERFORM pg_catalog.pg_sleep(0.001); END LOOP;"
+        " d := pg_catalog.clock_timestamp() + interval '%d ms';"
+        " LOOP PERFORM pg_catalog.pg_stat_clear_snapshot();"
+        " SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid)) INTO n"
+        FZ_APP_SESSIONS "; t := t + n;"
+        " PERFORM pg_catalog.pg_stat_clear_snapshot();"
+        " SELECT pg_catalog.count(*) INTO n" FZ_APP_SESSIONS "; EXIT WHEN n = 0;"
+        " IF pg_catalog.clock_timestamp() >= d THEN RAISE EXCEPTION"
+        " '%% sessions of the application roles are still there after being terminated', n;"
+        " END IF; PERFORM pg_catalog.pg_sleep(0.001); END LOOP;"
+        " PERFORM pg_catalog.set_config('godwit.terminated', t::pg_catalog.text, true);"
+        " END $godwit$;"
+        " SELECT l.lsn, l.terminated, q.* FROM (SELECT"
+        " pg_catalog.pg_current_wal_lsn()::pg_catalog.text AS lsn,"
+        " pg_catalog.current_setting('godwit.terminated') AS terminated) l"
+        " LEFT JOIN (" FZ_SEQUENCES_SQL ") q ON true ORDER BY q.schema, q.name",
+        roles, drain, FZ_GONE_MS);
+    free(roles);
+    free(s->what);
+    s->what = xstrdup("ending the application's sessions and reading the sequences");
+    int rc = pgconn_query_simple(s->conn, sql, drain + FZ_GONE_MS + FZ_STATEMENT_TIMEOUT_MS, fz_on_stopped,
+                                 s);
+    free(sql);
+    if (rc != 0)
+        fz_failf(s, "%s: cannot send the statement: %s", s->what, strerror(-rc));
 }
 
 /* The final check's rows, one table after the other, once no write can
@@ -685,7 +641,7 @@ static void fz_leased(fz_step_t *s)
 }
 
 static const fz_fn fz_freeze_stages[] = {
-    fz_connect, fz_roles, fz_nologin, fz_drain, fz_terminate_first, fz_sequences, fz_check,
+    fz_connect, fz_roles, fz_nologin, fz_stop, fz_check,
     fz_leased, NULL,
 };
 
