@@ -67,6 +67,11 @@ def gates_open(coord, agents):
     wait_for("agents back", lambda: agents_connected(coord, agents), 15)
     wait_for("tables reported", lambda: tables_reported(coord), 15)
     wait_for("slot reported active", lambda: slot_active(coord), 15, interval=0.2)
+    for a in agents:  # a proxy agent's report since it connected, its proxy reached
+        if coord.agent(a).get("role") == "proxy":
+            wait_for("%s reports its proxy" % a, lambda: coord.agent(a).get("reports", 0) >= 1 and
+                     any(p.get("reachable") for p in coord.agent(a).get("proxies") or []), 15,
+                     interval=0.2)
     return time.monotonic() - t0
 
 
