@@ -1,8 +1,9 @@
 /*
  * freeze: see freeze.h. A FreezeSource step is a list of stages run one
  * after the other on one local connection (like steps.c); waits run on the
- * server (a DO block polling pg_stat_activity), one message each. The fence file is written before any role changes
- * and removed only after every role got its LOGIN back.
+ * server (a DO block polling pg_stat_activity), one message each. The fence
+ * file is written before any role changes and removed only after every role
+ * got its LOGIN back.
  */
 #include "freeze.h"
 

@@ -80,7 +80,6 @@ static void s_send_freeze(cutover_t *cu);
 static void s_send_sequences(cutover_t *cu);
 static void s_send_switch_to(cutover_t *cu);
 static void s_send_switch_back(cutover_t *cu);
-static void s_send_switch_resume(cutover_t *cu);
 static void s_send_resume(cutover_t *cu);
 static void s_send_unfreeze(cutover_t *cu);
 static void s_send_restore(cutover_t *cu);
@@ -135,8 +134,8 @@ static const struct {
       CU_FOLLOW_TRIES, false },
     { K_FOLLOW, "follow", s_send_follow, K_DONE, K_DONE, false, false, CU_FOLLOW_TRIES,
       false },
-    { K_SWITCH_RESUME, "switch and resume", s_send_switch_resume, K_DROP_OLD, K_DONE, true, false,
-      0, false },
+    { K_SWITCH_RESUME, "switch and resume", s_send_switch_to, K_DROP_OLD, K_DONE, true, false, 0,
+      false },
 };
 
 struct cutover {
@@ -903,13 +902,9 @@ static void s_send_pause(cutover_t *cu)
     s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_PAUSE, NULL);
 }
 
+/* Also the one proxy's switch and resume (K_SWITCH_RESUME: s_send_proxies
+ * sets then_resume by the state). */
 static void s_send_switch_to(cutover_t *cu)
-{
-    s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, cu->to_backend);
-}
-
-/* The one proxy switched and resumed in one command (see s_merge). */
-static void s_send_switch_resume(cutover_t *cu)
 {
     s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_SWITCH, cu->to_backend);
 }
