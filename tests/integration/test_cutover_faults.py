@@ -385,7 +385,9 @@ def test_source_agent_gone_past_the_leases(rig):
                      bouncer.psql("SELECT 1", check_rc=False)), 10, interval=0.2)
     refusal = r.stderr.decode().strip().splitlines()[-1]
     check(not can_login(blue) and os.path.exists(fence), "blue still fenced")
-    check(ctl.alive() and failed_unfreezes(coord) >= 2, "the cutover still retries its UNFREEZE")
+    wait_for("the cutover retrying its UNFREEZE", lambda: failed_unfreezes(coord) >= 2, 15,
+             interval=0.1)
+    check(ctl.alive(), "the cutover still runs")
     print("   proxy lease ran out %.1f s after the agent died; application through PgBouncer: %s"
           % (t_lease, refusal))
     back = time.monotonic()
