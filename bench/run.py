@@ -397,25 +397,35 @@ def expert_round(admin, cur, oth):
     admin.run("RESUME shop;")
 
 
-def bench_cutover(n, rtt_ms):
+# Where the coordinator is: "apart" (a site of its own, every agent across
+# the WAN from it), or "two sites" (with the proxy and blue; green across
+# the WAN). The replication between blue and green crosses the WAN in both.
+PLACEMENTS = {"apart": (), "two sites": ("blue", "px")}
+
+
+def bench_cutover(n, rtt_ms, placement="apart"):
     """n real cutovers back and forth (cutover, rollback, cutover, ...)
-    with reverse replication, at rtt_ms round trip."""
+    with reverse replication, at rtt_ms round trip, the coordinator placed
+    as PLACEMENTS says."""
     import re
     import test_cutover as tc
-    rig = harness.Rig("bench-cutover-%d" % rtt_ms)
+    near = PLACEMENTS[placement]
+    rig = harness.Rig("bench-cutover-%d%s" % (rtt_ms, "-2" if near else ""))
     try:
         seconds = 40 + n * 10
         txlog = rig.path("txlog")
         blue, green, coord, bouncer, bench = tc.ready(
             rig, bench_seconds=seconds, wan_ms=rtt_ms / 2.0 if rtt_ms else None,
-            bench_extra=["-R", str(RATE), "-l", "--log-prefix", txlog])
+            bench_extra=["-R", str(RATE), "-l", "--log-prefix", txlog], near=near)
         # The expert's kept sessions, each across the same WAN as godwit's
-        # coordinator: PgBouncer's console, blue, green.
-        def reach(port):
-            return harness.Relay(rig, port, delay_ms=rtt_ms / 2.0).port if rtt_ms else port
-        admin = Session(reach(bouncer.port), "postgres", "pgbouncer", probe="SHOW VERSION;")
-        sides = {"blue": Session(reach(blue.port), "postgres", "shop"),
-                 "green": Session(reach(green.port), "postgres", "shop")}
+        # coordinator's commands: PgBouncer's console, blue, green.
+        def reach(port, agent):
+            if not rtt_ms or agent in near:
+                return port
+            return harness.Relay(rig, port, delay_ms=rtt_ms / 2.0).port
+        admin = Session(reach(bouncer.port, "px"), "postgres", "pgbouncer", probe="SHOW VERSION;")
+        sides = {"blue": Session(reach(blue.port, "blue"), "postgres", "shop"),
+                 "green": Session(reach(green.port, "green"), "postgres", "shop")}
         windows, quiet, godwit, expert, expert_ms, timelines = [], [], [], [], [], []
         for i in range(n):
             what = "cutover" if i % 2 == 0 else "rollback"
@@ -428,7 +438,8 @@ def bench_cutover(n, rtt_ms):
                                                      r.stderr.decode()))
             windows.append((t0, t1))
             godwit.append(rep["write_pause_ms"])
-            steps = [(t["step"], round(t["ms"], 1)) for t in rep.get("timeline", [])]
+            steps = [(t["step"], round(t["ms"], 1), round(t["at_ms"], 1))
+                     for t in rep.get("timeline", [])]
             timelines.append(steps)
             for t in rep.get("timeline", []):
                 if t["step"] in ("pause", "freeze", "sequences", "switch", "resume", "switch and resume"):
@@ -437,7 +448,7 @@ def bench_cutover(n, rtt_ms):
                         for a in t.get("agents") or []]), file=sys.stderr)
             print("  %d ms round trip: %s %d: write pause %.1f ms (%.1f s in all): %s" % (
                 rtt_ms, what, i + 1, rep["write_pause_ms"], t1 - t0,
-                " ".join("%s %.1f" % x for x in steps)), file=sys.stderr, flush=True)
+                " ".join("%s %.1f" % x[:2] for x in steps)), file=sys.stderr, flush=True)
             # The same length of time with no cutover, as the baseline.
             time.sleep(1.0)
             quiet.append((time.time(), time.time() + (t1 - t0)))
@@ -491,7 +502,7 @@ def bench_cutover(n, rtt_ms):
             set(tc.history(primary)) - set(tc.history(follower))), 60, interval=0.5)
         hp, hf = set(tc.history(primary)), set(tc.history(follower))
         lost = len((hp | hf) - hp)
-        return {"rtt_ms": rtt_ms, "cutovers": n, "pgbench_rc": rc,
+        return {"rtt_ms": rtt_ms, "placement": placement, "cutovers": n, "pgbench_rc": rc,
                 "failed": int(failed.group(1)) if failed else -1, "lost_rows": lost,
                 "rows": len(hp),
                 "godwit_ms": {"p50": pct(godwit, 50), "p99": pct(godwit, 99), "max": max(godwit),
@@ -592,20 +603,21 @@ def main():
                   "dump/restore."]
     if args.only in (None, "cutover"):
         n = 5 if args.quick else args.cutovers
-        rows = [bench_cutover(n, rtt) for rtt in (0, 25)]
+        rows = [bench_cutover(n, rtt, where) for rtt, where in
+                ((0, "apart"), (25, "apart"), (25, "two sites"))]
         results["cutover"] = rows
         lines += ["", "Cutover write pause through PgBouncer under pgbench (%d tx/s): %d "
                   "cutovers back and forth (cutover, rollback, ...) with reverse replication, per "
                   "round trip" % (RATE, n),
-                  "| round trip | cutovers | godwit pause p50 / p99 / max | application's longest "
+                  "| round trip | coordinator | cutovers | godwit pause p50 / p99 / max | application's longest "
                   "gap p50 / p99 / max | expert script: application's longest gap p50 / p99 / "
                   "max | ratio godwit / expert p50, p99 | same, no cutover (baseline) p50 / p99 | "
-                  "failed tx | lost rows |", "|---|---|---|---|---|---|---|---|---|"]
+                  "failed tx | lost rows |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             g, a, b, e = r["godwit_ms"], r["app_gap_ms"], r["baseline_gap_ms"], r["expert_gap_ms"]
-            lines.append("| %d ms | %d | %.0f / %.0f / %.0f ms | %.0f / %.0f / %.0f ms | "
+            lines.append("| %d ms | %s | %d | %.0f / %.0f / %.0f ms | %.0f / %.0f / %.0f ms | "
                          "%.0f / %.0f / %.0f ms | %.2f, %.2f | %.0f / %.0f ms | %d | %d of %d |" % (
-                             r["rtt_ms"], r["cutovers"], g["p50"], g["p99"], g["max"], a["p50"],
+                             r["rtt_ms"], r["placement"] if r["rtt_ms"] else "-", r["cutovers"], g["p50"], g["p99"], g["max"], a["p50"],
                              a["p99"], a["max"], e["p50"], e["p99"], e["max"],
                              a["p50"] / e["p50"] if e["p50"] else 0,
                              a["p99"] / e["p99"] if e["p99"] else 0, b["p50"], b["p99"],
@@ -613,7 +625,10 @@ def main():
         lines.append("Expert script: kept psql sessions across the same WAN (PgBouncer PAUSE; one "
                      "batch on the side traffic is on: NOLOGIN, sessions ended, final LSN, wait "
                      "on the server until the slots confirm it, sequences read; one batch of "
-                     "setval on the other; RELOAD; RESUME). Targets: ratio at or below 1.0; "
+                     "setval on the other; RELOAD; RESUME). The coordinator apart: every agent "
+                     "(and the expert's every session) across the WAN from it; two sites: the "
+                     "coordinator with the proxy and blue, green across the WAN; the replication "
+                     "crosses it in both. Targets: ratio at or below 1.0; "
                      "godwit's pause p99 under 100 ms at 25 ms round trip; zero failed, zero "
                      "lost.")
     if args.only in (None, "verify"):

@@ -120,7 +120,8 @@ def proxy_agent(rig, coord, bouncer, blue, green, name="px"):
              "    green: 127.0.0.1:%d\n    pgbouncer:\n      host: 127.0.0.1\n      port: %d\n"
              "      user: postgres\n      database: shop\n      include_file: %s\n" % (
                  blue.port, green.port, bouncer.port, bouncer.include))
-    a = Agent(rig, name, getattr(coord, "dial", coord), role="proxy")
+    near = name in getattr(coord, "near", ())
+    a = Agent(rig, name, coord if near else getattr(coord, "dial", coord), role="proxy")
     with open(a.config, "a") as f:
         f.write(extra)
     return a.start()
@@ -134,18 +135,18 @@ def history(cluster):
 
 def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", wan_ms=None,
           two_proxies=False, bench_extra=(), lease="15s", haproxy=False, options="max_lag: 5s",
-          cutover_extra=""):
+          cutover_extra="", near=()):
     """Blue, green, a coordinator, PgBouncer in front of blue with its proxy
     agent, pgbench writing through it as the role app, the migration
     streaming and verified equal. cutover_extra: more lines of the plan's
-    cutover section."""
+    cutover section. near: the agents in the coordinator's site (setup)."""
     proxies = "{agent: px, proxy: pgb}" + (", {agent: px2, proxy: pgb}" if two_proxies else "")
     cutover = ("    options: {%s}\n" % options +
                "    cutover:\n      app_roles: [app]\n"
                "      proxies: [%s]\n      max_write_pause: %s\n      lease: %s\n"
                % (proxies, max_write_pause, lease) + cutover_extra)
     blue, green, coord, plan = setup(rig, options=cutover, extra_agents=["px", "px2"],
-                                     wan_ms=wan_ms)
+                                     wan_ms=wan_ms, near=near)
     # The application's role: not a superuser, on both sides (made on green
     # by the operator too: the roles step leaves a role that exists as it
     # is), with the rights it needs on blue (the schema phase restores them

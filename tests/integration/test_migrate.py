@@ -48,11 +48,12 @@ TABLES = ["public.customers", "public.orders", "public.lines", "public.audit", "
           "public.pgbench_history", "public." + Q_EVIL]
 
 
-def setup(rig, options="", extra_agents=(), wan_ms=None):
+def setup(rig, options="", extra_agents=(), wan_ms=None, near=()):
     """wan_ms: agents dial the coordinator, and green reaches blue for
     replication, through relays that delay each way by that much (the
     coordinator's .dial is what agents dial); 0: relays without delay (a
-    test can then move the coordinator's address)."""
+    test can then move the coordinator's address). near: the agents in the
+    coordinator's own site, which dial it directly (coord.near)."""
     blue = rig.cluster("blue")
     green = rig.cluster("green")
     blue.psql("CREATE DATABASE shop")
@@ -67,6 +68,7 @@ def setup(rig, options="", extra_agents=(), wan_ms=None):
         c.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER")
     coord = Coordinator(rig, ["blue", "green"] + list(extra_agents)).start()
     coord.dial, repl_port, rev_port = coord, blue.port, green.port
+    coord.near = set(near)
     if wan_ms is not None:
         relay = harness.Relay(rig, coord.port, delay_ms=wan_ms, name="relay-coordinator")
         coord.dial = harness.types.SimpleNamespace(endpoint="tcp://127.0.0.1:%d" % relay.port)
@@ -75,9 +77,9 @@ def setup(rig, options="", extra_agents=(), wan_ms=None):
     # Each agent's way to the other side is a peer of its own config; the
     # plan names it.
     peer = lambda port: {"host": "127.0.0.1", "port": port, "user": "godwit_repl"}
-    Agent(rig, "blue", coord.dial, role="source", cluster=blue,
+    Agent(rig, "blue", coord if "blue" in coord.near else coord.dial, role="source", cluster=blue,
           peers={"green": peer(rev_port)}).start()
-    Agent(rig, "green", coord.dial, role="target", cluster=green,
+    Agent(rig, "green", coord if "green" in coord.near else coord.dial, role="target", cluster=green,
           peers={"blue": peer(repl_port)}).start()
     for n in ("blue", "green"):
         wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
