@@ -543,9 +543,13 @@ static void fz_on_stopped(pgconn_t *c, const pgconn_result_t *r, void *arg)
  * sequence. Not the write position: an application committing with
  * synchronous_commit off has its commit acknowledged before its record is
  * written, so that one may lie beyond pg_current_wal_lsn(). The message's
- * own transaction takes a transaction id and commits synchronously, which
- * flushes the WAL past the final LSN before the answer (the walsender
- * sends only flushed WAL). One round trip instead of a poll per stage: under load each
+ * own transaction takes a transaction id (in the DO block: txid_current()
+ * is stable, so a SELECT that does not use its value may never call it)
+ * and commits synchronously: its commit record lies past the final LSN
+ * and is flushed before the answer, so the walsender, which sends only
+ * flushed WAL, can carry the stream past the final LSN at once (without
+ * it an insert position just past a page header stays unsent until other
+ * WAL comes: seen, a 2.9 s wait and an abort). One round trip instead of a poll per stage: under load each
  * costs milliseconds of the write pause. A DO block takes no parameters:
  * the roles go in as a quoted literal; the terminated count comes out
  * through a setting local to the message's transaction. */
@@ -576,11 +580,10 @@ static void fz_stop(fz_step_t *s)
         " '%% sessions of the application roles are still there after being terminated', n;"
         " END IF; PERFORM pg_catalog.pg_sleep(0.001); END LOOP;"
         " PERFORM pg_catalog.set_config('godwit.terminated', t::pg_catalog.text, true);"
-        " END $godwit$;"
+        " PERFORM pg_catalog.txid_current(); END $godwit$;"
         " SELECT l.lsn, l.terminated, q.* FROM (SELECT"
         " pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text AS lsn,"
-        " pg_catalog.current_setting('godwit.terminated') AS terminated,"
-        " pg_catalog.txid_current() AS xid) l"
+        " pg_catalog.current_setting('godwit.terminated') AS terminated) l"
         " LEFT JOIN (" FZ_SEQUENCES_SQL ") q ON true ORDER BY q.schema, q.name",
         roles, drain, FZ_GONE_MS);
     free(roles);
