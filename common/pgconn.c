@@ -343,6 +343,19 @@ static void s_lost(pgconn_t *c, const char *why)
     free(msg);
 }
 
+/* s_watch, or the connection lost if the socket cannot be watched (the
+ * callback is told, as for any lost connection). Returns s_watch's code. */
+static int s_watch_or_lose(pgconn_t *c, int events, bool force)
+{
+    int rc = s_watch(c, events, force);
+    if (rc < 0) {
+        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
+        s_lost(c, why);
+        free(why);
+    }
+    return rc;
+}
+
 static void s_on_deadline(uv_timer_t *t)
 {
     pgconn_t *c = t->data;
@@ -361,23 +374,21 @@ static void s_on_deadline(uv_timer_t *t)
 static void s_connect_step(pgconn_t *c)
 {
     PostgresPollingStatusType ps = PQconnectPoll(c->conn);
-    int rc;
     switch (ps) {
     case PGRES_POLLING_READING:
-        rc = s_watch(c, UV_READABLE, true);
-        break;
+        (void)s_watch_or_lose(c, UV_READABLE, true);
+        return;
     case PGRES_POLLING_WRITING:
-        rc = s_watch(c, UV_WRITABLE, true);
-        break;
+        (void)s_watch_or_lose(c, UV_WRITABLE, true);
+        return;
     case PGRES_POLLING_OK:
         if (PQsetnonblocking(c->conn, 1) != 0) {
             s_lost(c, PQerrorMessage(c->conn));
             return;
         }
         /* Idle: watch for the server closing on us (shutdown, terminate). */
-        rc = s_watch(c, UV_READABLE, true);
-        if (rc < 0)
-            break;
+        if (s_watch_or_lose(c, UV_READABLE, true) < 0)
+            return;
         log_debug("pgconn %s: connected (server %d)", c->name, PQserverVersion(c->conn));
         s_connect_done(c, true, NULL);
         return;
@@ -385,11 +396,6 @@ static void s_connect_step(pgconn_t *c)
     default:
         s_lost(c, PQerrorMessage(c->conn));
         return;
-    }
-    if (rc < 0) {
-        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
-        s_lost(c, why);
-        free(why);
     }
 }
 
@@ -418,12 +424,7 @@ int pgconn_connect(pgconn_t *c, uint64_t timeout_ms, pgconn_connect_cb cb, void 
         PQsetNoticeProcessor(c->conn, s_notice, c);
         /* Right after PQconnectStart libpq waits for the socket to be
          * writable, as if PQconnectPoll had said PGRES_POLLING_WRITING. */
-        int rc = s_watch(c, UV_WRITABLE, true);
-        if (rc < 0) {
-            char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
-            s_lost(c, why);
-            free(why);
-        }
+        (void)s_watch_or_lose(c, UV_WRITABLE, true);
     }
     c->in_api--;
     return 0;
@@ -467,12 +468,7 @@ static void s_query_flush(pgconn_t *c)
         s_lost(c, PQerrorMessage(c->conn));
         return;
     }
-    int rc = s_watch(c, f ? UV_READABLE | UV_WRITABLE : UV_READABLE, false);
-    if (rc < 0) {
-        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
-        s_lost(c, why);
-        free(why);
-    }
+    (void)s_watch_or_lose(c, f ? UV_READABLE | UV_WRITABLE : UV_READABLE, false);
 }
 
 static void s_query_step(pgconn_t *c, int events)
@@ -518,12 +514,7 @@ static void s_query_step(pgconn_t *c, int events)
         s_lost(c, PQerrorMessage(c->conn));
         return;
     }
-    int rc = s_watch(c, f ? UV_READABLE | UV_WRITABLE : UV_READABLE, false);
-    if (rc < 0) {
-        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
-        s_lost(c, why);
-        free(why);
-    }
+    (void)s_watch_or_lose(c, f ? UV_READABLE | UV_WRITABLE : UV_READABLE, false);
 }
 
 /* Starts one statement: the extended protocol with text parameters, or the
@@ -627,12 +618,7 @@ static void s_copy_out_step(pgconn_t *c)
     }
     if (progressed)
         s_progress(c);
-    int rc = s_watch(c, UV_READABLE, false);
-    if (rc < 0) {
-        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
-        s_lost(c, why);
-        free(why);
-    }
+    (void)s_watch_or_lose(c, UV_READABLE, false);
 }
 
 static void s_on_kick(uv_timer_t *t)
@@ -648,13 +634,8 @@ static void s_copy_in_entered(pgconn_t *c)
 {
     c->state = S_COPY_IN;
     c->copy_pending = false;
-    int rc = s_watch(c, UV_READABLE, false);
-    if (rc < 0) {
-        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
-        s_lost(c, why);
-        free(why);
+    if (s_watch_or_lose(c, UV_READABLE, false) < 0)
         return;
-    }
     s_progress(c);
     c->copy_ready(c, c->cb_arg);
 }
@@ -691,24 +672,14 @@ static void s_copy_in_step(pgconn_t *c, int events)
             s_progress(c);
         if (f == 0) {
             c->copy_pending = false;
-            int rc = s_watch(c, UV_READABLE, false);
-            if (rc < 0) {
-                char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
-                s_lost(c, why);
-                free(why);
+            if (s_watch_or_lose(c, UV_READABLE, false) < 0)
                 return;
-            }
             c->copy_drain(c, c->cb_arg);
             return;
         }
         events_wanted |= UV_WRITABLE;
     }
-    int rc = s_watch(c, events_wanted, false);
-    if (rc < 0) {
-        char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
-        s_lost(c, why);
-        free(why);
-    }
+    (void)s_watch_or_lose(c, events_wanted, false);
 }
 
 int pgconn_copy_out(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_copy_data_cb data,
@@ -759,15 +730,7 @@ int pgconn_copy_put(pgconn_t *c, const char *data, size_t len)
             ret = -1;
         } else if (f > 0) {
             c->copy_pending = true;
-            int rc = s_watch(c, UV_READABLE | UV_WRITABLE, false);
-            if (rc < 0) {
-                char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
-                s_lost(c, why);
-                free(why);
-                ret = -1;
-            } else {
-                ret = 1;
-            }
+            ret = s_watch_or_lose(c, UV_READABLE | UV_WRITABLE, false) < 0 ? -1 : 1;
         }
         if (ret >= 0)
             s_progress(c);

@@ -367,21 +367,26 @@ static bool s_move(mig_t *g, mstate_t to, const char *detail)
     return true;
 }
 
+/* The slot called name in an agent's report (borrowed from rep), or NULL:
+ * no report, no PostgreSQL figures in it, or no such slot. */
+static const Godwit__Slot *s_report_slot(const Godwit__Report *rep, const char *name)
+{
+    for (size_t i = 0; rep && rep->postgres && i < rep->postgres->n_slots; i++)
+        if (strcmp(rep->postgres->slots[i]->name, name) == 0)
+            return rep->postgres->slots[i];
+    return NULL;
+}
+
 /* How far our slot's confirmed position is behind the source's WAL, from
  * the source agent's latest report; false if the report has no such slot. */
 static bool s_lag_bytes(mig_t *g, uint64_t *lag)
 {
     const Godwit__Report *rep = coord_agent_report(g->set->coord, g->m->source.agent);
-    if (!rep || !rep->postgres)
+    const Godwit__Slot *sl = s_report_slot(rep, g->objname);
+    if (!sl || !sl->confirmed_flush_lsn)
         return false;
-    for (size_t i = 0; i < rep->postgres->n_slots; i++) {
-        const Godwit__Slot *sl = rep->postgres->slots[i];
-        if (strcmp(sl->name, g->objname) == 0 && sl->confirmed_flush_lsn) {
-            *lag = lsn_diff(rep->postgres->current_lsn, sl->confirmed_flush_lsn);
-            return true;
-        }
-    }
-    return false;
+    *lag = lsn_diff(rep->postgres->current_lsn, sl->confirmed_flush_lsn);
+    return true;
 }
 
 /* The answer to a copy progress poll: the running copy's tables. */
@@ -662,12 +667,8 @@ bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64
                  units_fmt_bytes((uint64_t)disk_floor, b, sizeof b));
         return true;
     }
-    if (slot_limit <= 0 || !rep->postgres)
-        return false;
-    for (size_t i = 0; i < rep->postgres->n_slots; i++) {
-        const Godwit__Slot *s = rep->postgres->slots[i];
-        if (strcmp(s->name, slot) != 0)
-            continue;
+    const Godwit__Slot *s = s_report_slot(rep, slot);
+    if (slot_limit > 0 && s) {
         /* The figures are as old as their reading, reports come once per
          * interval, and dropping the slot takes a round trip: act on where
          * the slot will be three intervals after the reading at the current
@@ -710,9 +711,7 @@ static void s_protect_green(migset_t *ms, mig_t *g)
 {
     const plan_migration_t *m = g->m;
     const Godwit__Report *rep = coord_agent_report(ms->coord, m->target.agent);
-    bool has_slot = false;
-    for (size_t i = 0; rep && rep->postgres && i < rep->postgres->n_slots; i++)
-        has_slot |= strcmp(rep->postgres->slots[i]->name, g->revname) == 0;
+    bool has_slot = s_report_slot(rep, g->revname) != NULL;
     char why[512];
     if (!has_slot || g->cutover ||
         !migration_source_at_risk(rep, g->revname, m->options.slot_wal_limit_bytes,
@@ -780,9 +779,7 @@ static void s_vslot_check(migset_t *ms, mig_t *g, uint64_t now)
     if (g->vslot_busy)
         return;
     const Godwit__Report *rep = coord_agent_report(ms->coord, g->m->source.agent);
-    bool seen = false;
-    for (size_t i = 0; rep && rep->postgres && i < rep->postgres->n_slots; i++)
-        seen |= strcmp(rep->postgres->slots[i]->name, g->verifyname) == 0;
+    bool seen = s_report_slot(rep, g->verifyname) != NULL;
     if (!seen || g->verify || !s_slot_may_exist(g->state)) {
         g->vslot_seen_mono = 0;
         return;
@@ -1162,10 +1159,7 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, bool back, char *why, size_t
     const Godwit__Report *rep = coord_agent_report(ms->coord, back ? m->target.agent
                                                                    : m->source.agent);
     const char *slot_name = back ? g->revname : g->objname;
-    const Godwit__Slot *slot = NULL;
-    for (size_t i = 0; rep && rep->postgres && i < rep->postgres->n_slots; i++)
-        if (strcmp(rep->postgres->slots[i]->name, slot_name) == 0)
-            slot = rep->postgres->slots[i];
+    const Godwit__Slot *slot = s_report_slot(rep, slot_name);
     if (!slot || !slot->active) {
         if (back)
             snprintf(why, whylen, "blue does not follow green (slot %s on green is not active%s): "
@@ -1343,11 +1337,7 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
         cJSON_AddNullToObject(o, "stopped_because");
     /* Lag: our slot on the source, from the source agent's latest report. */
     const Godwit__Report *rep = coord_agent_report(ms->coord, g->m->source.agent);
-    const Godwit__Slot *slot = NULL;
-    if (rep && rep->postgres)
-        for (size_t i = 0; i < rep->postgres->n_slots; i++)
-            if (strcmp(rep->postgres->slots[i]->name, g->objname) == 0)
-                slot = rep->postgres->slots[i];
+    const Godwit__Slot *slot = s_report_slot(rep, g->objname);
     if (slot && slot->confirmed_flush_lsn) {
         cJSON_AddNumberToObject(o, "lag_bytes",
                                 (double)lsn_diff(rep->postgres->current_lsn, slot->confirmed_flush_lsn));
@@ -1410,11 +1400,7 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
     }
     /* After a cutover: blue following green, from green's slot for it. */
     const Godwit__Report *trep = coord_agent_report(ms->coord, g->m->target.agent);
-    const Godwit__Slot *rslot = NULL;
-    if (g->state == M_SWITCHED && trep && trep->postgres)
-        for (size_t i = 0; i < trep->postgres->n_slots; i++)
-            if (strcmp(trep->postgres->slots[i]->name, g->revname) == 0)
-                rslot = trep->postgres->slots[i];
+    const Godwit__Slot *rslot = g->state == M_SWITCHED ? s_report_slot(trep, g->revname) : NULL;
     if (rslot) {
         cJSON *f = cJSON_AddObjectToObject(o, "follow");
         cJSON_AddStringToObject(f, "slot", g->revname);
