@@ -440,9 +440,22 @@ static void s_give_up(cutover_t *cu)
  * only with one proxy, which holds traffic (with two, a failed switch of
  * one must be undone on both before any resumes), and not after a restart
  * (which finishes the switch step by step). */
+static bool s_one_holder(size_t n_proxies, bool first_holds)
+{
+    return n_proxies == 1 && first_holds;
+}
+
 static bool s_merge(const cutover_t *cu)
 {
-    return !cu->dry_run && !cu->forward_only && cu->n_proxies == 1 && cu->holds[0];
+    return !cu->dry_run && !cu->forward_only &&
+           s_one_holder(cu->n_proxies, cu->n_proxies > 0 && cu->holds[0]);
+}
+
+unsigned cutover_pause_trips(const plan_migration_t *m)
+{
+    size_t n = m->cutover.proxies.count;
+    const plan_proxy_t *p = m->cutover.proxies.items;
+    return s_one_holder(n, n > 0 && p[0].hold) ? 4 : 5;
 }
 
 /* Switch and resume sent and not known to have failed before the resume. */

@@ -77,6 +77,11 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
 void cutover_tick(cutover_t *cu);
 /* The report so far (borrowed). */
 const cJSON *cutover_report(const cutover_t *cu);
+/* The coordinator's round trips inside the write pause of a cutover of m
+ * (what the gate predicts the pause from): pause, freeze, sequences, then
+ * switch and resume, one command when m has one proxy and it holds
+ * traffic (see s_merge in cutover.c), else two. */
+unsigned cutover_pause_trips(const plan_migration_t *m);
 /* Stops without calling done (coordinator shutting down: the journal
  * says where it was, and the next start finishes or rolls back). */
 void cutover_cancel(cutover_t **cup);

@@ -1176,10 +1176,7 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, bool back, char *why, size_t
                  (long long)m->options.max_lag_ms);
         return false;
     }
-    /* pause, freeze, sequences, switch, resume; switch and resume are one
-     * command when one proxy holds traffic (cutover.c) */
-    const plan_proxy_t *p0 = m->cutover.proxies.items;
-    int trips = m->cutover.proxies.count == 1 && p0->hold ? 4 : 5;
+    int trips = (int)cutover_pause_trips(m);
     double predicted = lag_ms + trips * rtt;
     if (predicted > (double)m->cutover.max_write_pause_ms) {
         snprintf(why, whylen, "the predicted write pause (%.0f ms: lag %.0f ms and %d round "
