@@ -155,6 +155,13 @@ uint64_t journal_next_epoch(journal_t *j, char *err, size_t errlen)
     return epoch;
 }
 
+void journal_checkpoint(journal_t *j)
+{
+    int rc = sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK)
+        log_warn("journal %s: checkpoint: %s", j->path, sqlite3_errmsg(j->db));
+}
+
 void journal_close(journal_t **jp)
 {
     journal_t *j = *jp;

@@ -27,6 +27,11 @@ journal_t *journal_open(const char *path, char *err, size_t errlen);
 /* Increments and returns the epoch durably; 0 on error (err filled). */
 uint64_t journal_next_epoch(journal_t *j, char *err, size_t errlen);
 void journal_close(journal_t **jp);
+/* Copies the write-ahead log into the database now (SQLite's passive
+ * checkpoint: never waits for readers), so that the next writes do not
+ * run an automatic checkpoint, with its syncs, themselves: called before
+ * a write pause whose steps are journaled. Failure is only logged. */
+void journal_checkpoint(journal_t *j);
 
 /* Records a new migration in state. False (err filled) if one with that
  * name exists and is not aborted (an aborted one is replaced). */
