@@ -30,6 +30,7 @@ are, the superuser it will not create and the hashes it cannot read.
 
 import json
 import os
+import shutil
 import subprocess
 
 import harness
@@ -372,8 +373,13 @@ def test_passwords_copied_when_asked(rig):
     hba = os.path.join(green.data, "pg_hba.conf")
     with open(hba) as f:
         rules = f.read()
-    with open(hba, "w") as f:
+    # Replaced whole, never truncated in place: a reload still pending from
+    # the setup would read an empty file and refuse every login (seen once).
+    with open(hba + ".new", "w") as f:
         f.write("host all app 127.0.0.1/32 scram-sha-256\n" + rules)
+    os.chmod(hba + ".new", os.stat(hba).st_mode)
+    shutil.chown(hba + ".new", "postgres", "postgres")
+    os.replace(hba + ".new", hba)
     green.psql("SELECT pg_reload_conf()")
     hash_ = blue.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
     check(hash_.startswith("SCRAM-SHA-256$"), "blue keeps a SCRAM hash: %r" % hash_[:20])
