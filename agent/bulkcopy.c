@@ -81,7 +81,6 @@
 #define B_CHUNK_PAGES 8192             /* 64 MiB of 8 kB pages per chunk */
 #define B_BATCH_BYTES (256 * 1024)     /* rows gathered into one put */
 #define B_COPY_IDLE_MS (10 * 60000)    /* a COPY without progress this long fails */
-#define B_DEADLINE_SLACK_MS 1000
 #define B_MAX_WORKERS 64
 #define B_KEY_DEFER_PAGES 1024         /* 8 MiB: tables whose primary key is built after the copy */
 #define B_KEY_BUILD_MS (4 * 3600000)   /* building one primary key */
@@ -313,7 +312,7 @@ static void s_query(b_step_t *b, pgconn_t *c, const char *what, const char *sql,
 {
     free(b->what);
     b->what = xstrdup(what);
-    uint64_t deadline = (uint64_t)b->local.statement_timeout_ms + B_DEADLINE_SLACK_MS;
+    uint64_t deadline = (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
     int rc = c == b->repl ? pgconn_query_simple(c, sql, deadline, cb, arg)
                           : pgconn_query(c, sql, nparams, params, deadline, cb, arg);
     if (rc != 0)
@@ -641,7 +640,7 @@ static void s_on_begun(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     char *sql = xasprintf("SET TRANSACTION SNAPSHOT %s", lit);
     int rc = pgconn_query(w->src, sql, 0, NULL,
-                          (uint64_t)b->local.statement_timeout_ms + B_DEADLINE_SLACK_MS,
+                          (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
                           s_on_imported, w);
     free(sql);
     free(lit);
@@ -655,7 +654,7 @@ static void s_import(b_step_t *b)
     for (unsigned i = 0; i < b->n_workers && !b->disposed; i++) {
         b_worker_t *w = &b->workers[i];
         int rc = pgconn_query(w->src, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL,
-                              (uint64_t)b->local.statement_timeout_ms + B_DEADLINE_SLACK_MS,
+                              (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
                               s_on_begun, w);
         if (rc != 0)
             s_fail(b, "worker %u: cannot start its transaction: %s", i, strerror(-rc));
@@ -746,8 +745,8 @@ static void s_list(b_step_t *b)
 {
     const char *params[1] = { b->publication };
     int rc = pgconn_query(b->workers[0].src, s_list_sql, 1, params,
-                          (uint64_t)b->local.statement_timeout_ms + B_DEADLINE_SLACK_MS, s_on_list,
-                          b);
+                          (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
+                          s_on_list, b);
     if (rc != 0)
         s_fail(b, "cannot list the tables: %s", strerror(-rc));
 }
@@ -1231,7 +1230,7 @@ static void s_keys_early(b_step_t *b)
     char *json = s_tables_json(b, false);
     const char *params[1] = { json };
     int rc = pgconn_query(b->workers[0].src, s_keys_source_sql, 1, params,
-                          (uint64_t)b->local.statement_timeout_ms + B_DEADLINE_SLACK_MS,
+                          (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
                           s_on_keys_early, b);
     free(json);
     if (rc != 0)

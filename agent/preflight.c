@@ -51,7 +51,6 @@
 #include <string.h>
 
 #define S_MIN_SERVER_VERSION 130000
-#define S_DEADLINE_SLACK_MS 1000        /* client deadline = statement_timeout + this */
 #define S_COPY_WORKERS 2                /* max_sync_workers_per_subscription's default */
 #define S_MIN_WAL_SENDER_TIMEOUT_MS 60000
 
@@ -239,7 +238,7 @@ static void s_query_on(preflight_t *p, pgconn_t *c, const char *what, const char
 {
     free(p->what);
     p->what = xstrdup(what);
-    uint64_t deadline = (uint64_t)p->statement_timeout_ms + S_DEADLINE_SLACK_MS;
+    uint64_t deadline = (uint64_t)p->statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
     int rc = pgconn_query(c, sql, nparams, params, deadline, cb, p);
     if (rc != 0) {
         char *why = xasprintf("%s: cannot send the statement: %s", what, strerror(-rc));

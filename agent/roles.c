@@ -45,7 +45,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define R_DEADLINE_SLACK_MS 1000
 #define R_NAMES_SHOWN 8
 
 typedef enum { R_SRC = 0, R_DST = 1 } r_side_t;
@@ -184,7 +183,7 @@ static bool r_send(r_step_t *s, r_side_t side, const char *what, const char *sql
     free(s->what);
     s->what = xstrdup(what);
     int rc = pgconn_query(s->conn[side], sql, nparams, params,
-                          (uint64_t)s->statement_timeout_ms + R_DEADLINE_SLACK_MS, cb, s);
+                          (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS, cb, s);
     if (rc != 0) {
         r_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
         return false;

@@ -84,7 +84,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_DEADLINE_SLACK_MS 1000     /* client deadline = statement_timeout + this */
 #define S_KILL_GRACE_MS 2000         /* SIGTERM, then SIGKILL after this */
 #define S_ERR_MAX 4096               /* stderr kept per child */
 #define S_TOC_MAX (256u << 20)       /* pg_restore --list output kept */
@@ -832,7 +831,7 @@ static void s_query(schema_t *s, pgconn_t *c, const char *what, const char *sql,
 {
     free(s->what);
     s->what = xstrdup(what);
-    uint64_t deadline = (uint64_t)s->statement_timeout_ms + S_DEADLINE_SLACK_MS;
+    uint64_t deadline = (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
     int rc = pgconn_query(c, sql, nparams, params, deadline, cb, s);
     if (rc != 0)
         s_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));

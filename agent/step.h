@@ -65,6 +65,10 @@ typedef struct {
 
 typedef void (*step_done_cb)(ProtobufCMessage *payload, const char *error, void *arg);
 
+/* A statement's client-side deadline is the server's statement_timeout
+ * plus this: the server's own timeout, with its message, comes first. */
+#define STEP_DEADLINE_SLACK_MS 1000
+
 /* The connections steps open (not yet connecting; pgconn.h), NULL for
  * invalid parameters. app is the application_name, options the startup
  * options ("-c statement_timeout=... -c search_path="), NULL for none;

@@ -55,7 +55,6 @@
 #include <string.h>
 
 #define S_MIN_SERVER_VERSION 130000   /* publish_via_partition_root */
-#define S_DEADLINE_SLACK_MS 1000      /* client deadline = statement_timeout + this */
 #define S_SLOT_WAIT_MS 2000           /* for a slot's terminated holder to let go */
 #define S_SLOT_POLL_MS 100            /* 13: how often to look meanwhile */
 
@@ -219,7 +218,7 @@ static void s_query(s_step_t *s, const char *what, const char *sql, int nparams,
 {
     free(s->what);
     s->what = xstrdup(what);
-    uint64_t deadline = (uint64_t)s->statement_timeout_ms + S_DEADLINE_SLACK_MS;
+    uint64_t deadline = (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
     int rc = pgconn_query(s->conn, sql, nparams, params, deadline, cb, s);
     if (rc != 0) {
         char *why = xasprintf("%s: cannot send the statement: %s", what, strerror(-rc));
@@ -297,7 +296,7 @@ static void s_query_simple(s_step_t *s, const char *what, const char *sql, pgcon
 {
     free(s->what);
     s->what = xstrdup(what);
-    uint64_t deadline = (uint64_t)s->statement_timeout_ms + S_DEADLINE_SLACK_MS;
+    uint64_t deadline = (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
     int rc = pgconn_query_simple(s->conn, sql, deadline, cb, s);
     if (rc != 0) {
         char *why = xasprintf("%s: cannot send the statement: %s", what, strerror(-rc));

@@ -39,7 +39,6 @@
 #include <string.h>
 
 #define V_DEFAULT_TIMEOUT_MS (3600 * 1000)
-#define V_DEADLINE_SLACK_MS 1000
 
 #define V_PRINT_OPTIONS                                                                        \
     " -c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=1"      \
@@ -176,7 +175,7 @@ static bool v_send(v_step_t *s, v_side_t side, const char *what, const char *sql
 {
     free(s->what);
     s->what = xstrdup(what);
-    int rc = pgconn_query(s->conn[side], sql, nparams, params, s->timeout_ms + V_DEADLINE_SLACK_MS,
+    int rc = pgconn_query(s->conn[side], sql, nparams, params, s->timeout_ms + STEP_DEADLINE_SLACK_MS,
                           cb, s);
     if (rc != 0) {
         v_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));

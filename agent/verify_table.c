@@ -98,7 +98,6 @@
 #define T_VALUE_SHOWN 200           /* bytes of a multiset row's value in a report */
 #define T_WAIT_POLL_MS 5
 #define T_WAIT_LIMIT_MS 60000
-#define T_DEADLINE_SLACK_MS 1000
 
 
 typedef enum { SRC = 0, DST = 1, REPL = 2 } t_side_t;
@@ -476,8 +475,8 @@ static bool s_send(t_step_t *s, t_side_t side, const char *what, const char *sql
 {
     free(s->what);
     s->what = xstrdup(what);
-    int rc = pgconn_query(s->conn[side], sql, nparams, params, s->timeout_ms + T_DEADLINE_SLACK_MS,
-                          cb, s);
+    int rc = pgconn_query(s->conn[side], sql, nparams, params,
+                          s->timeout_ms + STEP_DEADLINE_SLACK_MS, cb, s);
     if (rc != 0) {
         s_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
         return false;
@@ -1065,7 +1064,7 @@ static void s_on_holder_terminated(pgconn_t *c, const pgconn_result_t *r, void *
         return;
     char *sql = xasprintf("DROP_REPLICATION_SLOT %s WAIT", slot);
     s_send_simple(s, REPL, "dropping a verify slot left behind", sql,
-                  s->timeout_ms + T_DEADLINE_SLACK_MS, s_on_slot_dropped_for_retry);
+                  s->timeout_ms + STEP_DEADLINE_SLACK_MS, s_on_slot_dropped_for_retry);
     free(sql);
     free(slot);
 }
@@ -1128,7 +1127,8 @@ static void s_slot_create(t_step_t *s)
      * connection would leave our walsender waiting, to make the slot
      * after all once the transactions end. */
     if (s_send_simple(s, REPL, "creating the verify slot", sql,
-                      s->slot_wait_ms + s->timeout_ms + T_DEADLINE_SLACK_MS, s_on_slot_created)) {
+                      s->slot_wait_ms + s->timeout_ms + STEP_DEADLINE_SLACK_MS,
+                      s_on_slot_created)) {
         s->slot_exists = true;
         uv_timer_start(&s->timer, s_on_slot_timer, s->slot_wait_ms, 0);
     }
@@ -1153,7 +1153,7 @@ static void s_import(t_step_t *s)
     s->then = s_wait_poll;
     s->wait_until_ms = units_mono_ms() + T_WAIT_LIMIT_MS;
     s_send_simple(s, SRC, "reading the source in the verify slot's snapshot", sql,
-                  s->timeout_ms + T_DEADLINE_SLACK_MS, s_on_plain);
+                  s->timeout_ms + STEP_DEADLINE_SLACK_MS, s_on_plain);
     free(sql);
 }
 
@@ -1387,8 +1387,8 @@ static void s_on_peek(pgconn_t *c, const pgconn_result_t *r, void *arg)
     char *sql = xasprintf("DROP_REPLICATION_SLOT %s", slot);
     free(slot);
     s->then = s_pass;
-    if (s_send_simple(s, REPL, "dropping the verify slot", sql, s->timeout_ms + T_DEADLINE_SLACK_MS,
-                      s_on_slot_dropped))
+    if (s_send_simple(s, REPL, "dropping the verify slot", sql,
+                      s->timeout_ms + STEP_DEADLINE_SLACK_MS, s_on_slot_dropped))
         s_maybe_then(s); /* the drop is in flight: the pass starts when it is back */
     free(sql);
 }
