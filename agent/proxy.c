@@ -95,8 +95,8 @@ static const char *s_op_name(Godwit__ProxyAction__Op op)
 
 /* ---- for the drivers ---- */
 
-int proxy_file_swap(const char *path, size_t max, const char *text, char **old, size_t *old_len,
-                    char *err, size_t errlen)
+int proxy_file_swap(const char *path, size_t max, const char *text, bool sync, char **old,
+                    size_t *old_len, char *err, size_t errlen)
 {
     *old = NULL;
     *old_len = 0;
@@ -105,7 +105,8 @@ int proxy_file_swap(const char *path, size_t max, const char *text, char **old, 
         snprintf(err, errlen, "reading %s: %s", path, strerror(-rc));
         return rc;
     }
-    rc = fsutil_write_atomic(path, text, strlen(text), 0644);
+    rc = sync ? fsutil_write_atomic(path, text, strlen(text), 0644)
+              : fsutil_write_atomic_unsynced(path, text, strlen(text), 0644);
     if (rc != 0)
         snprintf(err, errlen, "writing %s: %s", path, strerror(-rc));
     return rc;
@@ -293,6 +294,7 @@ static bool s_then_resume(slot_t *sl, job_t *j, const char **error, char *buf, s
              s_backend_name(j->out.backend), j->out.address);
     j->req.op = GODWIT__PROXY_ACTION__OP__OP_RESUME;
     j->req.backend = PROXY_OTHER;
+    j->req.then_resume = false;
     j->resume_sent = true;
     sl->running = false;
     s_kick_soon(sl);
@@ -528,6 +530,7 @@ bool proxy_set_run(proxy_set_t *s, const Godwit__ProxyAction *a, proxy_done_cb d
     job_t *j = s_enqueue(sl, &req);
     j->lease_ms = a->lease_ms;
     j->then_resume = a->then_resume && a->op == GODWIT__PROXY_ACTION__OP__OP_SWITCH;
+    j->req.then_resume = j->then_resume;
     j->done = done;
     j->arg = arg;
     return true;

@@ -84,6 +84,9 @@ typedef struct {
     Godwit__ProxyAction__Op op;
     proxy_backend_t backend;       /* SWITCH */
     uint64_t pause_timeout_ms;     /* PAUSE */
+    bool then_resume;              /* SWITCH: the same job goes on as the RESUME once the
+                                      proxy reads the new backend back; a driver may leave
+                                      syncing its files until that RESUME is done */
 } proxy_req_t;
 
 /* What a driver reads back; filled in by the driver, owned by proxy.c. */
@@ -102,10 +105,11 @@ typedef struct {
 void proxy_out_step(proxy_out_t *o, const char *name, uint64_t started_mono);
 /* SWITCH's include file (PgBouncer, nginx): what is at path is kept in
  * *old (malloc'd, the caller frees; NULL if there was no file; at most max
- * bytes) and text is written there atomically. 0, or a negative errno with
- * what failed in err. */
-int proxy_file_swap(const char *path, size_t max, const char *text, char **old, size_t *old_len,
-                    char *err, size_t errlen);
+ * bytes) and text is written there atomically, durably if sync (else see
+ * fsutil_write_atomic_unsynced). 0, or a negative errno with what failed in
+ * err. */
+int proxy_file_swap(const char *path, size_t max, const char *text, bool sync, char **old,
+                    size_t *old_len, char *err, size_t errlen);
 /* Puts back what proxy_file_swap kept (removes the file if there was
  * none); 0 or a negative errno. */
 int proxy_file_restore(const char *path, const char *old, size_t old_len);

@@ -340,7 +340,7 @@ static void s_switch(ngx_t *d)
     }
     d->step_mono = units_mono_ms();
     char *text = s_content(d, d->req->backend);
-    int rc = proxy_file_swap(path, NGX_FILE_MAX, text, &d->old_file, &d->old_len, d->err,
+    int rc = proxy_file_swap(path, NGX_FILE_MAX, text, true, &d->old_file, &d->old_len, d->err,
                              sizeof d->err);
     free(text);
     if (rc != 0) {

@@ -3,6 +3,7 @@
 #include "xalloc.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -11,7 +12,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* fsync of path's directory: 0 or -errno (a directory that cannot be
+ * opened is not an error: some file systems do not allow it). */
+static int s_sync_dir(const char *path)
+{
+    int rc = 0;
+    char *dircopy = xstrdup(path);
+    int dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dircopy);
+    if (dfd >= 0) {
+        if (fsync(dfd) != 0)
+            rc = -errno;
+        close(dfd);
+    }
+    return rc;
+}
+
+static int s_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool sync)
 {
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     int rc = 0;
@@ -33,7 +50,7 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t m
         p += n;
         left -= (size_t)n;
     }
-    if (rc == 0 && fsync(fd) != 0)
+    if (rc == 0 && sync && fsync(fd) != 0)
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
@@ -43,17 +60,32 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t m
         unlink(tmp);
         goto out;
     }
-    char *dircopy = xstrdup(path);
-    int dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dircopy);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0)
-            rc = -errno;
-        close(dfd);
-    }
+    if (sync)
+        rc = s_sync_dir(path);
 out:
     free(tmp);
     return rc;
+}
+
+int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return s_write_atomic(path, data, len, mode, true);
+}
+
+int fsutil_write_atomic_unsynced(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return s_write_atomic(path, data, len, mode, false);
+}
+
+int fsutil_sync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) != 0 ? -errno : 0;
+    close(fd);
+    int drc = s_sync_dir(path);
+    return rc != 0 ? rc : drc;
 }
 
 int fsutil_read_small(const char *path, size_t max, char **out, size_t *lenp)
