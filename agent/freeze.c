@@ -275,6 +275,18 @@ static void fz_query(fz_step_t *s, const char *what, const char *sql, int nparam
         fz_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
 }
 
+/* fz_query's twin for a message of several statements (the simple
+ * protocol, no parameters), bounded by timeout_ms. */
+static void fz_query_simple(fz_step_t *s, const char *what, const char *sql, uint64_t timeout_ms,
+                            pgconn_result_cb cb)
+{
+    free(s->what);
+    s->what = xstrdup(what);
+    int rc = pgconn_query_simple(s->conn, sql, timeout_ms, cb, s);
+    if (rc != 0)
+        fz_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
+}
+
 /* The callback's common part: false after ending the step on an error. */
 static bool fz_ok(fz_step_t *s, const pgconn_result_t *r)
 {
@@ -587,13 +599,9 @@ static void fz_stop(fz_step_t *s)
         " LEFT JOIN (" FZ_SEQUENCES_SQL ") q ON true ORDER BY q.schema, q.name",
         roles, drain, FZ_GONE_MS);
     free(roles);
-    free(s->what);
-    s->what = xstrdup("ending the application's sessions and reading the sequences");
-    int rc = pgconn_query_simple(s->conn, sql, drain + FZ_GONE_MS + FZ_STATEMENT_TIMEOUT_MS, fz_on_stopped,
-                                 s);
+    fz_query_simple(s, "ending the application's sessions and reading the sequences", sql,
+                    drain + FZ_GONE_MS + FZ_STATEMENT_TIMEOUT_MS, fz_on_stopped);
     free(sql);
-    if (rc != 0)
-        fz_failf(s, "%s: cannot send the statement: %s", s->what, strerror(-rc));
 }
 
 /* The final check's rows, one table after the other, once no write can
@@ -730,10 +738,8 @@ static void fz_on_warm(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void fz_warm(fz_step_t *s)
 {
-    free(s->what);
-    s->what = xstrdup("warming the kept connection up");
-    int rc = pgconn_query_simple(
-        s->conn,
+    fz_query_simple(
+        s, "warming the kept connection up",
         "SELECT r.rolname, r.rolcanlogin, r.rolsuper FROM pg_catalog.pg_roles r"
         " WHERE r.rolname = current_user;"
         " DO $godwit$ DECLARE n pg_catalog.int8; l pg_catalog.pg_lsn; BEGIN"
@@ -744,9 +750,7 @@ static void fz_warm(fz_step_t *s)
         " SELECT s.received_lsn INTO l FROM pg_catalog.pg_stat_subscription s LIMIT 1;"
         " PERFORM pg_catalog.pg_sleep(0); END $godwit$;"
         " SELECT pg_catalog.pg_current_wal_lsn(), q.* FROM (" FZ_SEQUENCES_SQL ") q",
-        FZ_STATEMENT_TIMEOUT_MS + 1000, fz_on_warm, s);
-    if (rc != 0)
-        fz_failf(s, "%s: cannot send the statement: %s", s->what, strerror(-rc));
+        FZ_STATEMENT_TIMEOUT_MS + 1000, fz_on_warm);
 }
 
 /* PREPARE: connect, warm up, and read the final check's rows once (the
