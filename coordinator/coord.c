@@ -12,6 +12,7 @@
  * suspect.
  */
 #include "coord.h"
+#include "agentlink.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -67,7 +68,7 @@ typedef struct pending {
     char id[48];
     char agent[128];
     uint64_t deadline_mono;
-    coord_result_cb cb;
+    agentlink_result_cb cb;
     void *arg;
     const char *early_error; /* set: fail on the next tick (never from the send call) */
     uint8_t *frame;          /* the command as sent, re-sent when the agent reconnects */
@@ -116,6 +117,7 @@ struct coord {
     pending_t *pending;
     deferred_t *deferred;
     migset_t *migs;
+    agentlink_t link;             /* what the machines use of this process (s_link_ops) */
     int open_handles;
     int exit_code;
     bool stopping;
@@ -445,7 +447,7 @@ static void s_on_result(coord_t *c, fleet_agent_t *a, const Godwit__Result *r)
                     break;
                 }
             }
-            pending->cb(c, a->name, r, NULL, pending->arg);
+            pending->cb(a->name, r, NULL, pending->arg);
             free(pending->frame);
             free(pending);
             return;
@@ -675,7 +677,7 @@ static void s_tick(uv_timer_t *t)
         pending_t *p = *pp;
         if (p->early_error || now >= p->deadline_mono) {
             *pp = p->next;
-            p->cb(c, p->agent, NULL, p->early_error ? p->early_error : "timed out waiting for the agent",
+            p->cb(p->agent, NULL, p->early_error ? p->early_error : "timed out waiting for the agent",
                   p->arg);
             free(p->frame);
             free(p);
@@ -694,9 +696,10 @@ static void s_tick(uv_timer_t *t)
 
 /* ---- commands ---- */
 
-void coord_send_command(coord_t *c, const char *agent, Godwit__Command *cmd, uint64_t timeout_ms,
-                        coord_result_cb cb, void *arg)
+static void s_link_send(void *ctx, const char *agent, Godwit__Command *cmd, uint64_t timeout_ms,
+                        agentlink_result_cb cb, void *arg)
 {
+    coord_t *c = ctx;
     pending_t *p = xcalloc(1, sizeof *p);
     snprintf(p->id, sizeof p->id, "%llu.%llu", (unsigned long long)c->epoch,
              (unsigned long long)++c->next_cmd);
@@ -751,14 +754,16 @@ static void s_resend_pending(coord_t *c, fleet_agent_t *a)
     }
 }
 
-const Godwit__Report *coord_agent_report(coord_t *c, const char *agent)
+static const Godwit__Report *s_link_report(void *ctx, const char *agent)
 {
+    coord_t *c = ctx;
     fleet_agent_t *a = fleet_find(c->fleet, agent);
     return a ? a->report : NULL;
 }
 
-uint64_t coord_agent_report_age_ms(coord_t *c, const char *agent)
+static uint64_t s_link_report_age_ms(void *ctx, const char *agent)
 {
+    coord_t *c = ctx;
     fleet_agent_t *a = fleet_find(c->fleet, agent);
     if (!a || !a->report || !a->last_report_mono)
         return UINT64_MAX;
@@ -766,8 +771,9 @@ uint64_t coord_agent_report_age_ms(coord_t *c, const char *agent)
     return now > a->last_report_mono ? now - a->last_report_mono : 0;
 }
 
-void coord_defer(coord_t *c, void (*fn)(void *arg), void *arg)
+static void s_link_defer(void *ctx, void (*fn)(void *arg), void *arg)
 {
+    coord_t *c = ctx;
     deferred_t *d = xcalloc(1, sizeof *d);
     d->fn = fn;
     d->arg = arg;
@@ -777,23 +783,50 @@ void coord_defer(coord_t *c, void (*fn)(void *arg), void *arg)
     *tail = d;
 }
 
-double coord_agent_rtt_ms(coord_t *c, const char *agent)
+static double s_link_rtt_ms(void *ctx, const char *agent)
 {
+    coord_t *c = ctx;
     fleet_agent_t *a = fleet_find(c->fleet, agent);
     return a && a->rtt_samples ? a->rtt_ms : -1;
 }
 
-const char *coord_agent_role(coord_t *c, const char *agent)
+static const char *s_link_role(void *ctx, const char *agent)
 {
+    coord_t *c = ctx;
     fleet_agent_t *a = fleet_find(c->fleet, agent);
     return a && a->state == LINK_CONNECTED ? a->role : NULL;
 }
 
-const char *coord_agent_refused(coord_t *c, const char *agent)
+static const char *s_link_refused(void *ctx, const char *agent)
 {
+    coord_t *c = ctx;
     fleet_agent_t *a = fleet_find(c->fleet, agent);
     return a && a->state == LINK_REFUSED ? a->refused : NULL;
 }
+
+static uint64_t s_link_now_ms(void *ctx)
+{
+    (void)ctx;
+    return units_now_ms();
+}
+
+static uint64_t s_link_mono_ms(void *ctx)
+{
+    (void)ctx;
+    return units_mono_ms();
+}
+
+static const agentlink_ops_t s_link_ops = {
+    .send = s_link_send,
+    .defer = s_link_defer,
+    .report = s_link_report,
+    .report_age_ms = s_link_report_age_ms,
+    .rtt_ms = s_link_rtt_ms,
+    .role = s_link_role,
+    .refused = s_link_refused,
+    .now_ms = s_link_now_ms,
+    .mono_ms = s_link_mono_ms,
+};
 
 /* ---- control requests ---- */
 
@@ -951,7 +984,7 @@ static void s_plan_check_parsed(planjob_t *j)
     plan_t *plan = j->plan[0];
     j->plan[0] = NULL;
     log_info("plan %s: checking %zu migrations", j->file, plan_count(plan));
-    plancheck_start(j->c, j->file, plan, NULL, PREFLIGHT_TIMEOUT_MS, s_plancheck_done, j->req);
+    plancheck_start(&j->c->link, j->file, plan, NULL, PREFLIGHT_TIMEOUT_MS, s_plancheck_done, j->req);
     s_planjob_free(j);
 }
 
@@ -1027,7 +1060,7 @@ static void s_migrate_start_parsed(planjob_t *j)
     j->plan[1] = NULL;
     plan_t *check = j->plan[0];
     j->plan[0] = NULL;
-    plancheck_start(j->c, j->file, check, ms->only, PREFLIGHT_TIMEOUT_MS, s_mstart_checked, ms);
+    plancheck_start(&j->c->link, j->file, check, ms->only, PREFLIGHT_TIMEOUT_MS, s_mstart_checked, ms);
     s_planjob_free(j);
 }
 
@@ -1138,7 +1171,7 @@ static void s_control(control_req_t *req, const cJSON *request, void *arg)
         if (!p->nonce)
             s_ctl_ping_done(c, &c->ctl_pings, "cannot send to the agent", 0);
     } else if (strcmp(cmd, "proxy") == 0) {
-        proxycmd_handle(c, req, request);
+        proxycmd_handle(&c->link, req, request);
     } else if (strcmp(cmd, "plan_check") == 0) {
         s_plan_check(c, req, request);
     } else if (strcmp(cmd, "migrate_start") == 0) {
@@ -1252,6 +1285,7 @@ coord_t *coord_new(uv_loop_t *loop, const coord_config_t *cfg)
         return NULL;
     }
     coord_t *c = xcalloc(1, sizeof *c);
+    c->link = (agentlink_t){ .ops = &s_link_ops, .ctx = c };
     c->loop = loop;
     c->cfg = cfg;
     c->started_at_ms = units_now_ms();
@@ -1291,7 +1325,7 @@ coord_t *coord_new(uv_loop_t *loop, const coord_config_t *cfg)
     claim_make(&c->claim, c->epoch, c->sign_sk);
     claim_to_msg(&c->claim, &c->claim_msg);
     c->fleet = fleet_new(&c->allow);
-    c->migs = migset_new(c, c->journal);
+    c->migs = migset_new(&c->link, c->journal);
     c->zctx = zmq_ctx_new();
     /* The ZAP handler first: a CURVE server without one admits everyone. */
     c->zap = zap_new(loop, c->zctx, &c->allow, c->refusal_log);
@@ -1327,7 +1361,7 @@ void coord_stop(coord_t *c, int exit_code)
     while (c->pending) {
         pending_t *p = c->pending;
         c->pending = p->next;
-        p->cb(c, p->agent, NULL, "coordinator stopping", p->arg);
+        p->cb(p->agent, NULL, "coordinator stopping", p->arg);
         free(p->frame);
         free(p);
     }

@@ -139,7 +139,7 @@ static const struct {
 };
 
 struct cutover {
-    coord_t *coord;
+    const agentlink_t *link;
     journal_t *journal;
     char *migration;
     bool back;                  /* a rollback: from green to blue */
@@ -249,7 +249,7 @@ static void s_journal(cutover_t *cu, const char *state)
     cJSON_AddStringToObject(j, "state", state);
     cJSON_AddBoolToObject(j, "dry_run", cu->dry_run);
     cJSON_AddStringToObject(j, "direction", cu->back ? "back" : "forward");
-    cJSON_AddNumberToObject(j, "at_ms", (double)units_now_ms());
+    cJSON_AddNumberToObject(j, "at_ms", (double)agentlink_now_ms(cu->link));
     if (cu->switch_lsn) {
         char pos[32];
         cJSON_AddStringToObject(j, "switch_lsn", lsn_format(cu->switch_lsn, pos, sizeof pos));
@@ -347,7 +347,7 @@ static void s_end(cutover_t *cu)
                           : cu->refused ? "refused" : unknown ? "unknown" : "rolled_back";
     s_set(cu, "outcome", cJSON_CreateString(outcome));
     s_set(cu, "state", cJSON_CreateString(cu->state == K_DONE ? "done" : "aborted"));
-    s_set(cu, "finished_at_ms", cJSON_CreateNumber((double)units_now_ms()));
+    s_set(cu, "finished_at_ms", cJSON_CreateNumber((double)agentlink_now_ms(cu->link)));
     char *text = cJSON_PrintUnformatted(cu->report);
     journal_event(cu->journal, cu->migration, cu->back ? "switched" : "streaming", "cutover",
                   text);
@@ -523,7 +523,7 @@ static void s_step_over(cutover_t *cu)
                  s_steps[st].name, cu->step_error, CU_RETRY_MS);
         free(cu->step_error);
         cu->step_error = NULL;
-        cu->retry_at_mono = units_mono_ms() + CU_RETRY_MS;
+        cu->retry_at_mono = agentlink_mono_ms(cu->link) + CU_RETRY_MS;
         return;
     }
     s_timeline(cu, true, NULL);
@@ -585,10 +585,9 @@ static cJSON *s_timed(Godwit__TimedStep **v, size_t n)
 
 /* ---- results ------------------------------------------------------------ */
 
-static void s_on_result(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
+static void s_on_result(const char *agent, const Godwit__Result *r, const char *error,
                         void *arg)
 {
-    (void)c;
     cmdctx_t *ctx = arg;
     cutover_t *cu = ctx->cu;
     int proxy = ctx->proxy;
@@ -752,7 +751,7 @@ static void s_send_to(cutover_t *cu, const char *agent, Godwit__Command *cmd, in
     ctx->cu = cu;
     ctx->proxy = proxy;
     cu->inflight++;
-    coord_send_command(cu->coord, agent, cmd, s_timeout(cu), s_on_result, ctx);
+    agentlink_send(cu->link, agent, cmd, s_timeout(cu), s_on_result, ctx);
 }
 
 static void s_send(cutover_t *cu, const char *agent, Godwit__Command *cmd)
@@ -772,7 +771,7 @@ static void s_send_proxies(cutover_t *cu, Godwit__ProxyAction__Op op, const char
         !cu->forward_only) {
         /* All or none: a switch sent to some only would have to be undone. */
         for (size_t i = 0; i < cu->n_proxies; i++) {
-            if (!coord_agent_role(cu->coord, cu->proxy_agents[i])) {
+            if (!agentlink_role(cu->link, cu->proxy_agents[i])) {
                 s_fail(cu, cu->proxy_agents[i], "not connected: no proxy was sent the switch");
                 s_detail(cu, cu->proxy_agents[i], "not connected", NULL);
                 s_step_over(cu);
@@ -1109,12 +1108,12 @@ static void s_conn_copy(Godwit__ReplicationConn *rc, const plan_conn_t *conn, co
     rc->dbname = xstrdup(database);
 }
 
-cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, const char *objname,
+cutover_t *cutover_start(const agentlink_t *link, journal_t *j, const plan_migration_t *m, const char *objname,
                          const char *revname, bool back, bool dry_run, const cJSON *recover,
                          const cJSON *verify, cutover_done_cb done, void *arg)
 {
     cutover_t *cu = xcalloc(1, sizeof *cu);
-    cu->coord = c;
+    cu->link = link;
     cu->journal = j;
     cu->migration = xstrdup(m->name);
     cu->back = back;
@@ -1173,7 +1172,7 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
     cJSON_AddBoolToObject(cu->report, "dry_run", dry_run);
     cJSON_AddStringToObject(cu->report, "direction", back ? "back" : "forward");
     cJSON_AddStringToObject(cu->report, "to", cu->to_backend);
-    cJSON_AddNumberToObject(cu->report, "started_at_ms", (double)units_now_ms());
+    cJSON_AddNumberToObject(cu->report, "started_at_ms", (double)agentlink_now_ms(cu->link));
     cJSON_AddNullToObject(cu->report, "finished_at_ms");
     cJSON_AddNullToObject(cu->report, "reason");
     cJSON_AddNullToObject(cu->report, "write_pause_ms");
@@ -1211,7 +1210,7 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
      * traffic on green; later, the switch is finished instead. */
     const cJSON *rat = recover ? cJSON_GetObjectItem(recover, "at_ms") : NULL;
     bool stale = !cJSON_IsNumber(rat) ||
-                 (double)units_now_ms() - rat->valuedouble + (double)cu->max_pause_ms >=
+                 (double)agentlink_now_ms(cu->link) - rat->valuedouble + (double)cu->max_pause_ms >=
                      (double)cu->lease_ms;
     bool forward = rstate && (strcmp(rstate, "switching") == 0 ||
                               (strcmp(rstate, "aborting") == 0 && any_switched && stale));
@@ -1246,7 +1245,7 @@ cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, co
 
 void cutover_tick(cutover_t *cu)
 {
-    if (cu && cu->inflight == 0 && cu->retry_at_mono && units_mono_ms() >= cu->retry_at_mono)
+    if (cu && cu->inflight == 0 && cu->retry_at_mono && agentlink_mono_ms(cu->link) >= cu->retry_at_mono)
         s_run(cu);
 }
 

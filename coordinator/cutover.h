@@ -51,7 +51,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 
-#include "coord.h"
+#include "agentlink.h"
 #include "journal.h"
 #include "plan.h"
 
@@ -69,7 +69,7 @@ typedef void (*cutover_done_cb)(cJSON *report, bool switched, void *arg);
  * (blue follows green before it, green follows blue after it). verify:
  * the last verify's report (borrowed; NULL: none), whose recent keys the
  * final check reads again. */
-cutover_t *cutover_start(coord_t *c, journal_t *j, const plan_migration_t *m, const char *objname,
+cutover_t *cutover_start(const agentlink_t *link, journal_t *j, const plan_migration_t *m, const char *objname,
                          const char *revname, bool back, bool dry_run, const cJSON *recover,
                          const cJSON *verify, cutover_done_cb done, void *arg);
 /* Sends the next step when it is due (first step, retries): call it from

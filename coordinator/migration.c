@@ -90,7 +90,7 @@ typedef struct {
 } step_token_t;
 
 struct migset {
-    coord_t *coord;
+    const agentlink_t *link;
     journal_t *journal;
     mig_t *migs;    /* in start order */
     mig_t *retired; /* replaced aborted ones: a stale result may still name them */
@@ -185,7 +185,7 @@ static bool s_state_parse(const char *name, mstate_t *out)
 }
 
 /* ---- building commands (borrowed pointers into the plan, valid while the
- * command is packed inside coord_send_command) ---- */
+ * command is packed inside the link's send) ---- */
 
 static Godwit__ReplicationConn s_rc(const plan_migration_t *m)
 {
@@ -360,7 +360,7 @@ static bool s_move(mig_t *g, mstate_t to, const char *detail)
     }
     log_info("migration %s: from %s to %s: %s", g->m->name, s_name(g->state), s_name(to), detail);
     g->state = to;
-    g->state_since_ms = units_now_ms();
+    g->state_since_ms = agentlink_now_ms(g->set->link);
     g->attempts = 0;
     s_set_error(g, NULL);
     g->next_try_mono = 0;
@@ -381,7 +381,7 @@ static const Godwit__Slot *s_report_slot(const Godwit__Report *rep, const char *
  * the source agent's latest report; false if the report has no such slot. */
 static bool s_lag_bytes(mig_t *g, uint64_t *lag)
 {
-    const Godwit__Report *rep = coord_agent_report(g->set->coord, g->m->source.agent);
+    const Godwit__Report *rep = agentlink_report(g->set->link, g->m->source.agent);
     const Godwit__Slot *sl = s_report_slot(rep, g->objname);
     if (!sl || !sl->confirmed_flush_lsn)
         return false;
@@ -404,7 +404,7 @@ static void s_copy_progress(mig_t *g)
         done += finished ? t->bytes_total
                          : (t->bytes_done < t->bytes_total ? t->bytes_done : t->bytes_total);
     }
-    uint64_t now = units_mono_ms();
+    uint64_t now = agentlink_mono_ms(g->set->link);
     if (g->copy_sample_mono && now > g->copy_sample_mono && done >= g->copy_sample_bytes) {
         double r = (double)(done - g->copy_sample_bytes) * 1000.0 / (double)(now - g->copy_sample_mono);
         g->copy_rate = g->copy_rate > 0 ? 0.7 * g->copy_rate + 0.3 * r : r;
@@ -415,7 +415,7 @@ static void s_copy_progress(mig_t *g)
     g->copy_total = total;
 }
 
-static void s_progress_done(coord_t *c, const char *agent, const Godwit__Result *r,
+static void s_progress_done(const char *agent, const Godwit__Result *r,
                             const char *error, void *arg)
 {
     step_token_t *tok = arg;
@@ -449,11 +449,11 @@ static void s_progress_poll(mig_t *g, uint64_t now)
     step_token_t *tok = xmalloc(sizeof *tok);
     tok->g = g;
     tok->gen = g->gen;
-    coord_send_command(g->set->coord, g->m->target.agent, &cmd, S_PROGRESS_MS * 5,
+    agentlink_send(g->set->link, g->m->target.agent, &cmd, S_PROGRESS_MS * 5,
                        s_progress_done, tok);
 }
 
-static void s_step_done(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
+static void s_step_done(const char *agent, const Godwit__Result *r, const char *error,
                         void *arg)
 {
     step_token_t *tok = arg;
@@ -464,7 +464,7 @@ static void s_step_done(coord_t *c, const char *agent, const Godwit__Result *r, 
         return; /* a forced move (abort, protection) left the state it was for */
     g->busy = false;
     mstate_t st = g->state;
-    uint64_t now = units_mono_ms();
+    uint64_t now = agentlink_mono_ms(g->set->link);
     char msg[640];
     if (!r || r->status != GODWIT__STATUS__STATUS_OK) {
         snprintf(msg, sizeof msg, "%s step on %s failed: %s", s_name(st), agent,
@@ -553,7 +553,7 @@ static void s_send_and_free(mig_t *g, Godwit__Command *cmd, Godwit__TableRef *re
     step_token_t *tok = xmalloc(sizeof *tok);
     tok->g = g;
     tok->gen = ++g->gen;
-    coord_send_command(g->set->coord, agent, cmd, s_states[g->state].timeout_ms, s_step_done, tok);
+    agentlink_send(g->set->link, agent, cmd, s_states[g->state].timeout_ms, s_step_done, tok);
     free(refs);
     free(ptrs);
 }
@@ -710,12 +710,12 @@ static bool s_slot_may_exist(mstate_t s)
 static void s_protect_green(migset_t *ms, mig_t *g)
 {
     const plan_migration_t *m = g->m;
-    const Godwit__Report *rep = coord_agent_report(ms->coord, m->target.agent);
+    const Godwit__Report *rep = agentlink_report(ms->link, m->target.agent);
     bool has_slot = s_report_slot(rep, g->revname) != NULL;
     char why[512];
     if (!has_slot || g->cutover ||
         !migration_source_at_risk(rep, g->revname, m->options.slot_wal_limit_bytes,
-                                  m->options.source_disk_floor_bytes, units_now_ms(), why,
+                                  m->options.source_disk_floor_bytes, agentlink_now_ms(ms->link), why,
                                   sizeof why))
         return;
     log_error("migration %s: protecting green from its slot for blue: %s; blue stops following "
@@ -740,9 +740,9 @@ static void s_protect(migset_t *ms, mig_t *g)
     if (!s_slot_may_exist(g->state))
         return;
     char why[512];
-    if (!migration_source_at_risk(coord_agent_report(ms->coord, m->source.agent), g->objname,
+    if (!migration_source_at_risk(agentlink_report(ms->link, m->source.agent), g->objname,
                                   m->options.slot_wal_limit_bytes,
-                                  m->options.source_disk_floor_bytes, units_now_ms(), why,
+                                  m->options.source_disk_floor_bytes, agentlink_now_ms(ms->link), why,
                                   sizeof why))
         return;
     log_error("migration %s: protecting the source: %s; dropping our slot now", m->name, why);
@@ -756,10 +756,9 @@ static void s_protect(migset_t *ms, mig_t *g)
 
 #define S_VSLOT_GRACE_MS 10000
 
-static void s_vslot_done(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
+static void s_vslot_done(const char *agent, const Godwit__Result *r, const char *error,
                          void *arg)
 {
-    (void)c;
     mig_t *g = arg;
     g->vslot_busy = false;
     g->vslot_seen_mono = 0;
@@ -778,7 +777,7 @@ static void s_vslot_check(migset_t *ms, mig_t *g, uint64_t now)
 {
     if (g->vslot_busy)
         return;
-    const Godwit__Report *rep = coord_agent_report(ms->coord, g->m->source.agent);
+    const Godwit__Report *rep = agentlink_report(ms->link, g->m->source.agent);
     bool seen = s_report_slot(rep, g->verifyname) != NULL;
     if (!seen || g->verify || !s_slot_may_exist(g->state)) {
         g->vslot_seen_mono = 0;
@@ -799,12 +798,12 @@ static void s_vslot_check(migset_t *ms, mig_t *g, uint64_t now)
     cmd.action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
     cmd.drop_objects = &d;
     g->vslot_busy = true;
-    coord_send_command(ms->coord, g->m->source.agent, &cmd, 60000, s_vslot_done, g);
+    agentlink_send(ms->link, g->m->source.agent, &cmd, 60000, s_vslot_done, g);
 }
 
 void migset_tick(migset_t *ms)
 {
-    uint64_t now = units_mono_ms();
+    uint64_t now = agentlink_mono_ms(ms->link);
     for (mig_t *g = ms->migs; g; g = g->next) {
         s_protect(ms, g);
         if (g->verify && g->state != M_STREAMING) {
@@ -847,7 +846,7 @@ static mig_t *s_mig_new(migset_t *ms, const char *label, const char *json, mstat
     snprintf(g->revname, sizeof g->revname, "godwit_%s_rev", g->m->name);
     snprintf(g->verifyname, sizeof g->verifyname, "godwit_%s_verify", g->m->name);
     g->state = state;
-    g->state_since_ms = units_now_ms();
+    g->state_since_ms = agentlink_now_ms(ms->link);
     char *last = journal_last_event(ms->journal, g->m->name, "verify");
     if (last) {
         g->verify_last = cJSON_Parse(last);
@@ -903,10 +902,10 @@ static void s_load_one(const char *name, const char *spec, const char *state, vo
     s_cutover_recover(ms, g);
 }
 
-migset_t *migset_new(coord_t *c, journal_t *j)
+migset_t *migset_new(const agentlink_t *link, journal_t *j)
 {
     migset_t *ms = xcalloc(1, sizeof *ms);
-    ms->coord = c;
+    ms->link = link;
     ms->journal = j;
     journal_migrations(j, s_load_one, ms);
     return ms;
@@ -1083,7 +1082,7 @@ static void s_cutover_recover(migset_t *ms, mig_t *g)
          strcmp(state, "aborting") != 0 && strcmp(state, "unfreezing") != 0))
         return;
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(g->cutover_last, "dry_run"));
-    g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, g->revname, back, dry,
+    g->cutover = cutover_start(ms->link, ms->journal, g->m, g->objname, g->revname, back, dry,
                                g->cutover_last, g->verify_last, s_cutover_done, g);
 }
 
@@ -1116,7 +1115,7 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, bool back, char *why, size_t
                  vs ? vs : "missing", m->name);
         return false;
     } else if (!migration_verify_fresh(g->verify_last, m->cutover.verify_max_age_ms,
-                                       units_now_ms(), why, whylen)) {
+                                       agentlink_now_ms(ms->link), why, whylen)) {
         return false;
     } else if (!g->sync) {
         snprintf(why, whylen, "the target has not reported its tables yet; try again in a few "
@@ -1125,38 +1124,38 @@ static bool s_cutover_gates(migset_t *ms, mig_t *g, bool back, char *why, size_t
     } else if (!g->sync->all_ready) {
         snprintf(why, whylen, "not every table is ready");
         return false;
-    } else if (g->repl_error && units_now_ms() - g->repl_error_at_ms < 60000) {
+    } else if (g->repl_error && agentlink_now_ms(ms->link) - g->repl_error_at_ms < 60000) {
         snprintf(why, whylen, "a replication error in the last minute: %s", g->repl_error);
         return false;
     }
     const char *agents[2] = { m->source.agent, m->target.agent };
     double rtt = 0;
     for (int i = 0; i < 2; i++) {
-        if (!coord_agent_role(ms->coord, agents[i])) {
+        if (!agentlink_role(ms->link, agents[i])) {
             snprintf(why, whylen, "agent %s is not connected", agents[i]);
             return false;
         }
-        double r = coord_agent_rtt_ms(ms->coord, agents[i]);
+        double r = agentlink_rtt_ms(ms->link, agents[i]);
         rtt = r > rtt ? r : rtt;
     }
     for (size_t i = 0; i < m->cutover.proxies.count; i++) {
         const plan_proxy_t *p = (const plan_proxy_t *)m->cutover.proxies.items + i;
-        if (!coord_agent_role(ms->coord, p->agent)) {
+        if (!agentlink_role(ms->link, p->agent)) {
             snprintf(why, whylen, "proxy agent %s is not connected", p->agent);
             return false;
         }
         /* As its agent last reported it: a cutover through a proxy its
          * agent cannot drive would pause, fail and abort. */
-        if (!migration_proxy_ready(coord_agent_report(ms->coord, p->agent),
-                                   coord_agent_report_age_ms(ms->coord, p->agent), p->agent,
+        if (!migration_proxy_ready(agentlink_report(ms->link, p->agent),
+                                   agentlink_report_age_ms(ms->link, p->agent), p->agent,
                                    p->proxy, why, whylen))
             return false;
-        double r = coord_agent_rtt_ms(ms->coord, p->agent);
+        double r = agentlink_rtt_ms(ms->link, p->agent);
         rtt = r > rtt ? r : rtt;
     }
     /* Lag and the predicted pause: the target's replay lag plus the round
      * trips of the freeze batch (pause, freeze, sequences, switch, resume). */
-    const Godwit__Report *rep = coord_agent_report(ms->coord, back ? m->target.agent
+    const Godwit__Report *rep = agentlink_report(ms->link, back ? m->target.agent
                                                                    : m->source.agent);
     const char *slot_name = back ? g->revname : g->objname;
     const Godwit__Slot *slot = s_report_slot(rep, slot_name);
@@ -1207,7 +1206,7 @@ bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, boo
         *refused = true;
         return false;
     }
-    g->cutover = cutover_start(ms->coord, ms->journal, g->m, g->objname, g->revname, back,
+    g->cutover = cutover_start(ms->link, ms->journal, g->m, g->objname, g->revname, back,
                                dry_run, NULL, g->verify_last, s_cutover_done, g);
     return true;
 }
@@ -1245,7 +1244,7 @@ void migset_replication_error(migset_t *ms, const char *agent, const char *objec
     for (mig_t *g = ms->migs; g; g = g->next) {
         if (strcmp(g->objname, object) != 0 || strcmp(g->m->target.agent, agent) != 0)
             continue;
-        g->repl_error_at_ms = units_now_ms();
+        g->repl_error_at_ms = agentlink_now_ms(ms->link);
         if (g->repl_error && strcmp(g->repl_error, message) == 0) {
             g->repl_error_repeats++;
             return;
@@ -1303,7 +1302,7 @@ bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
         schemas[i] = t ? t->schema : (char *)"";
         names[i] = t ? t->name : (char *)"";
     }
-    g->verify = verify_start(ms->coord, g->m, g->objname, schemas, names, n, s_verify_done, g);
+    g->verify = verify_start(ms->link, g->m, g->objname, schemas, names, n, s_verify_done, g);
     free(schemas);
     free(names);
     journal_event(ms->journal, name, s_name(g->state), "intent", "verify every table");
@@ -1333,7 +1332,7 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
     else
         cJSON_AddNullToObject(o, "stopped_because");
     /* Lag: our slot on the source, from the source agent's latest report. */
-    const Godwit__Report *rep = coord_agent_report(ms->coord, g->m->source.agent);
+    const Godwit__Report *rep = agentlink_report(ms->link, g->m->source.agent);
     const Godwit__Slot *slot = s_report_slot(rep, g->objname);
     if (slot && slot->confirmed_flush_lsn) {
         cJSON_AddNumberToObject(o, "lag_bytes",
@@ -1396,7 +1395,7 @@ static cJSON *s_status_one(migset_t *ms, mig_t *g)
         cJSON_AddNullToObject(o, "replication_error");
     }
     /* After a cutover: blue following green, from green's slot for it. */
-    const Godwit__Report *trep = coord_agent_report(ms->coord, g->m->target.agent);
+    const Godwit__Report *trep = agentlink_report(ms->link, g->m->target.agent);
     const Godwit__Slot *rslot = g->state == M_SWITCHED ? s_report_slot(trep, g->revname) : NULL;
     if (rslot) {
         cJSON *f = cJSON_AddObjectToObject(o, "follow");

@@ -36,14 +36,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "coord.h"
+#include "agentlink.h"
 #include "journal.h"
 #include "plan.h"
 
 typedef struct migset migset_t;
 
 /* Loads every migration from the journal (they resume where they were). */
-migset_t *migset_new(coord_t *c, journal_t *j);
+migset_t *migset_new(const agentlink_t *link, journal_t *j);
 void migset_destroy(migset_t **mp);
 
 /* Called from the coordinator's tick: starts due steps. */

@@ -15,7 +15,7 @@
 typedef struct plancheck_mig plancheck_mig_t;
 
 struct plancheck {
-    coord_t *coord;
+    const agentlink_t *link;
     char *plan_name;
     plan_t *plan;
     plancheck_mig_t *migs;
@@ -143,7 +143,7 @@ static bool s_result_ok(plancheck_mig_t *pm, const char *side, const char *agent
     return false;
 }
 
-static void s_target_done(coord_t *c, const char *agent, const Godwit__Result *r,
+static void s_target_done(const char *agent, const Godwit__Result *r,
                           const char *error, void *arg)
 {
     plancheck_mig_t *pm = arg;
@@ -170,10 +170,10 @@ static void s_send_target(plancheck_mig_t *pm)
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET;
     cmd.preflight_target = &pt;
-    coord_send_command(pm->pc->coord, m->target.agent, &cmd, pm->pc->timeout_ms, s_target_done, pm);
+    agentlink_send(pm->pc->link, m->target.agent, &cmd, pm->pc->timeout_ms, s_target_done, pm);
 }
 
-static void s_source_done(coord_t *c, const char *agent, const Godwit__Result *r,
+static void s_source_done(const char *agent, const Godwit__Result *r,
                           const char *error, void *arg)
 {
     plancheck_mig_t *pm = arg;
@@ -199,9 +199,9 @@ static void s_source_done(coord_t *c, const char *agent, const Godwit__Result *r
 static bool s_agent_ok(plancheck_mig_t *pm, const char *side, const char *agent,
                        const char *want_role)
 {
-    const char *role = coord_agent_role(pm->pc->coord, agent);
+    const char *role = agentlink_role(pm->pc->link, agent);
     char msg[256], fix[256];
-    const char *refused = coord_agent_refused(pm->pc->coord, agent);
+    const char *refused = agentlink_refused(pm->pc->link, agent);
     if (refused) {
         snprintf(msg, sizeof msg, "%s agent %s: its hello was refused: %s", side, agent, refused);
         snprintf(fix, sizeof fix, "set the agent's role to one its key may take, or add the role "
@@ -229,11 +229,11 @@ static bool s_agent_ok(plancheck_mig_t *pm, const char *side, const char *agent,
     return true;
 }
 
-void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, const char *only,
+void plancheck_start(const agentlink_t *link, const char *plan_name, plan_t *plan, const char *only,
                      uint64_t timeout_ms, plancheck_done_cb done, void *arg)
 {
     plancheck_t *pc = xcalloc(1, sizeof *pc);
-    pc->coord = c;
+    pc->link = link;
     pc->plan_name = xstrdup(plan_name);
     pc->plan = plan;
     pc->timeout_ms = timeout_ms;
@@ -253,14 +253,14 @@ void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, const char
         plancheck_mig_t *pm = &pc->migs[i];
         plan_migration_t *m = pm->m;
         if (pm->skip) {
-            coord_defer(c, s_mig_done_deferred, pm);
+            agentlink_defer(link, s_mig_done_deferred, pm);
             continue;
         }
         bool src = s_agent_ok(pm, "source", m->source.agent, "source");
         bool tgt = s_agent_ok(pm, "target", m->target.agent, "target");
         if (!src || !tgt) {
             /* Done already; finished through the loop, never from here. */
-            coord_defer(c, s_mig_done_deferred, pm);
+            agentlink_defer(link, s_mig_done_deferred, pm);
             continue;
         }
         Godwit__TableRef *refs = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *refs);
@@ -284,7 +284,7 @@ void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, const char
         Godwit__Command cmd = GODWIT__COMMAND__INIT;
         cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE;
         cmd.preflight_source = &ps;
-        coord_send_command(c, m->source.agent, &cmd, timeout_ms, s_source_done, pm);
+        agentlink_send(link, m->source.agent, &cmd, timeout_ms, s_source_done, pm);
         free(refs);
         free(ptrs);
     }

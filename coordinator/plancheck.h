@@ -15,7 +15,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "coord.h"
+#include "agentlink.h"
 #include "plan.h"
 
 typedef struct plancheck plancheck_t;
@@ -27,7 +27,7 @@ typedef void (*plancheck_done_cb)(cJSON *report, void *arg);
  * the check ends). only: check just the migration of that name (NULL: all;
  * the caller made sure it exists). done runs exactly once, never from
  * inside this call. */
-void plancheck_start(coord_t *c, const char *plan_name, plan_t *plan, const char *only,
+void plancheck_start(const agentlink_t *link, const char *plan_name, plan_t *plan, const char *only,
                      uint64_t timeout_ms, plancheck_done_cb done, void *arg);
 
 #endif

@@ -67,7 +67,7 @@ static void s_free(pcmd_t *p)
     free(p);
 }
 
-static void s_result(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
+static void s_result(const char *agent, const Godwit__Result *r, const char *error,
                      void *arg)
 {
     pcmd_t *p = arg;
@@ -98,7 +98,7 @@ static uint64_t s_u64(const cJSON *o, const char *key)
     return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
 }
 
-void proxycmd_handle(coord_t *c, control_req_t *req, const cJSON *request)
+void proxycmd_handle(const agentlink_t *link, control_req_t *req, const cJSON *request)
 {
     const char *agent = s_str(request, "agent"), *proxy = s_str(request, "proxy");
     const char *op = s_str(request, "op"), *backend = s_str(request, "backend");
@@ -118,7 +118,7 @@ void proxycmd_handle(coord_t *c, control_req_t *req, const cJSON *request)
         control_reply_error(req, "switch needs \"backend\" (blue or green)");
         return;
     }
-    const char *role = coord_agent_role(c, agent);
+    const char *role = agentlink_role(link, agent);
     if (role && strcmp(role, "proxy") != 0) {
         char msg[256];
         snprintf(msg, sizeof msg, "agent %s has role %s, not proxy", agent, role);
@@ -142,5 +142,5 @@ void proxycmd_handle(coord_t *c, control_req_t *req, const cJSON *request)
     p->sent_mono = units_mono_ms();
     uint64_t timeout = PROXYCMD_TIMEOUT_MS + (pa.pause_timeout_ms ? pa.pause_timeout_ms
                                                                    : PROXYCMD_DEFAULT_PAUSE_MS);
-    coord_send_command(c, agent, &cmd, timeout, s_result, p);
+    agentlink_send(link, agent, &cmd, timeout, s_result, p);
 }

@@ -13,12 +13,12 @@
 #include <cjson/cJSON.h>
 
 #include "control.h"
-#include "coord.h"
+#include "agentlink.h"
 
 /* Handles {"cmd": "proxy", "agent": A, "proxy": P, "op": "status" | "pause"
  * | "resume" | "switch", "backend": "blue" | "green", "lease_ms": N,
  * "pause_timeout_ms": N}; replies once. */
-void proxycmd_handle(coord_t *c, control_req_t *req, const cJSON *request);
+void proxycmd_handle(const agentlink_t *link, control_req_t *req, const cJSON *request);
 
 /* A ProxyState as JSON (caller owns the object). */
 cJSON *proxycmd_state_json(const Godwit__ProxyState *st);

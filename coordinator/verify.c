@@ -17,7 +17,7 @@
 #define VERIFY_ATTEMPTS 3
 
 struct verify {
-    coord_t *coord;
+    const agentlink_t *link;
     char *migration, *objname;
     char *verify_slot;          /* objname + "_verify": the verify slot on the source */
     uint64_t batch_rows;        /* rows compared at one position (plan option; 0: the agent's) */
@@ -72,14 +72,14 @@ static void v_free(verify_t *v)
 }
 
 static void v_send(verify_t *v);
-static void v_on_result(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
+static void v_on_result(const char *agent, const Godwit__Result *r, const char *error,
                         void *arg);
 
 /* Ends the run with state: frees v, then hands the report to done. */
 static void v_end(verify_t *v, const char *state, const char *error)
 {
     cJSON_ReplaceItemInObject(v->report, "state", cJSON_CreateString(state));
-    cJSON_ReplaceItemInObject(v->report, "finished_at_ms", cJSON_CreateNumber((double)units_now_ms()));
+    cJSON_ReplaceItemInObject(v->report, "finished_at_ms", cJSON_CreateNumber((double)agentlink_now_ms(v->link)));
     if (error)
         cJSON_ReplaceItemInObject(v->report, "error", cJSON_CreateString(error));
     log_info("migration %s: verify %s%s%s", v->migration, state, error ? ": " : "",
@@ -250,15 +250,14 @@ static void v_send_schema(verify_t *v)
     cmd.verify_schema = &vs;
     v->busy = true;
     v->attempts++;
-    coord_send_command(v->coord, v->target_agent, &cmd, 600000, v_on_result, v);
+    agentlink_send(v->link, v->target_agent, &cmd, 600000, v_on_result, v);
     free(refs);
     free(ptrs);
 }
 
-static void v_on_result(coord_t *c, const char *agent, const Godwit__Result *r, const char *error,
+static void v_on_result(const char *agent, const Godwit__Result *r, const char *error,
                         void *arg)
 {
-    (void)c;
     verify_t *v = arg;
     v->busy = false;
     if (v->cancelled) {
@@ -281,7 +280,7 @@ static void v_on_result(coord_t *c, const char *agent, const Godwit__Result *r, 
             v_end(v, "failed", msg);
             return;
         }
-        v->retry_at_mono = units_mono_ms() + 2000;
+        v->retry_at_mono = agentlink_mono_ms(v->link) + 2000;
         return;
     }
     v->attempts = 0;
@@ -329,7 +328,7 @@ static void v_send(verify_t *v)
     cmd.verify_table = &vt;
     v->busy = true;
     v->attempts++;
-    coord_send_command(v->coord, v->target_agent, &cmd, VERIFY_TABLE_TIMEOUT_MS, v_on_result, v);
+    agentlink_send(v->link, v->target_agent, &cmd, VERIFY_TABLE_TIMEOUT_MS, v_on_result, v);
 }
 
 static void v_kick(void *arg)
@@ -343,12 +342,12 @@ static void v_kick(void *arg)
     v_send(v);
 }
 
-verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objname,
+verify_t *verify_start(const agentlink_t *link, const plan_migration_t *m, const char *objname,
                        char *const *schemas, char *const *names, size_t n, verify_done_cb done,
                        void *arg)
 {
     verify_t *v = xcalloc(1, sizeof *v);
-    v->coord = c;
+    v->link = link;
     v->migration = xstrdup(m->name);
     v->objname = xstrdup(objname);
     v->verify_slot = xasprintf("%s_verify", objname);
@@ -382,7 +381,7 @@ verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objnam
     v->arg = arg;
     v->report = cJSON_CreateObject();
     cJSON_AddStringToObject(v->report, "state", "running");
-    cJSON_AddNumberToObject(v->report, "started_at_ms", (double)units_now_ms());
+    cJSON_AddNumberToObject(v->report, "started_at_ms", (double)agentlink_now_ms(v->link));
     cJSON_AddNullToObject(v->report, "finished_at_ms");
     cJSON_AddNumberToObject(v->report, "tables_total", (double)n);
     cJSON_AddNumberToObject(v->report, "tables_done", 0);
@@ -390,14 +389,14 @@ verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objnam
     cJSON_AddNullToObject(v->report, "schema");
     cJSON_AddArrayToObject(v->report, "tables");
     v->busy = true; /* until v_kick runs */
-    coord_defer(c, v_kick, v);
+    agentlink_defer(link, v_kick, v);
     log_info("migration %s: verify started over %zu tables", m->name, n);
     return v;
 }
 
 void verify_tick(verify_t *v)
 {
-    if (v && !v->busy && v->retry_at_mono && units_mono_ms() >= v->retry_at_mono) {
+    if (v && !v->busy && v->retry_at_mono && agentlink_mono_ms(v->link) >= v->retry_at_mono) {
         v->retry_at_mono = 0;
         v_send(v);
     }

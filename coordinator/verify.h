@@ -29,7 +29,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-#include "coord.h"
+#include "agentlink.h"
 #include "plan.h"
 
 typedef struct verify verify_t;
@@ -40,7 +40,7 @@ typedef void (*verify_done_cb)(cJSON *report, void *arg);
 
 /* Verifies tables (schemas[i].names[i], n of them) of migration m, whose
  * publication, subscription and slot are all named objname. */
-verify_t *verify_start(coord_t *c, const plan_migration_t *m, const char *objname,
+verify_t *verify_start(const agentlink_t *link, const plan_migration_t *m, const char *objname,
                        char *const *schemas, char *const *names, size_t n, verify_done_cb done,
                        void *arg);
 /* Sends a failed table again once its backoff (2 s) is over; called from

@@ -1,0 +1,502 @@
+/*
+ * The migration machine (coordinator/migration.c) driven through a fake
+ * link: every step's command and its answer, failures and backoff, the
+ * operator's abort, pause and resume from each state where they apply (and
+ * their refusals), source protection, a stale result after a forced move,
+ * and a restart from the journal in every state with a step.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fakelink.h"
+#include "journal.h"
+#include "migration.h"
+#include "plan.h"
+#include "tmpdir.h"
+
+#define BLUE "blue"
+#define GREEN "green"
+#define NAME "shop"
+
+typedef struct {
+    char *dir;
+    fakelink_t link;
+    journal_t *journal;
+    migset_t *ms;
+    plan_t plan;
+    /* the source's report: our slot, so catchup sees the lag */
+    Godwit__Report rep;
+    Godwit__Postgres pg;
+    Godwit__Slot slot;
+    Godwit__Slot *slots[1];
+} rig_t;
+
+static const char s_plan[] =
+    "migrations:\n"
+    "  - name: " NAME "\n"
+    "    source: {agent: " BLUE ", database: shop}\n"
+    "    target: {agent: " GREEN ", database: shop}\n"
+    "    replication: {peer: blue-db}\n"
+    "    reverse_replication: {peer: green-db}\n"
+    "    options: {slot_wal_limit: 1GiB}\n";
+
+static int s_setup(void **state)
+{
+    if (tmpdir_setup(state) != 0)
+        return -1;
+    rig_t *r = calloc(1, sizeof *r);
+    r->dir = *state;
+    fakelink_init(&r->link);
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/journal.db", r->dir);
+    r->journal = journal_open(path, err, sizeof err);
+    if (!r->journal) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    if (!plan_load_string("plan.yaml", s_plan, &r->plan, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    godwit__report__init(&r->rep);
+    godwit__postgres__init(&r->pg);
+    godwit__slot__init(&r->slot);
+    r->slot.name = "godwit_" NAME;
+    r->pg.current_lsn = 1ull << 32;
+    r->slot.confirmed_flush_lsn = r->pg.current_lsn - 256;
+    r->slot.retained_bytes = 1 << 20;
+    r->pg.reachable = true;
+    r->slots[0] = &r->slot;
+    r->pg.slots = r->slots;
+    r->pg.n_slots = 1;
+    r->rep.postgres = &r->pg;
+    fakelink_agent(&r->link, BLUE, "source", &r->rep);
+    fakelink_agent(&r->link, GREEN, "target", NULL);
+    r->ms = migset_new(&r->link.link, r->journal);
+    *state = r;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    rig_t *r = *state;
+    fakelink_drain(&r->link, "coordinator stopping");
+    migset_destroy(&r->ms);
+    journal_close(&r->journal);
+    plan_free(&r->plan);
+    *state = r->dir;
+    free(r);
+    return tmpdir_teardown(state);
+}
+
+/* The migration's state as status shows it (static buffer). */
+static const char *s_state(rig_t *r)
+{
+    static char buf[64];
+    cJSON *st = migset_status(r->ms, NAME);
+    assert_non_null(st);
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(st, "state"));
+    assert_non_null(s);
+    snprintf(buf, sizeof buf, "%s", s);
+    cJSON_Delete(st);
+    return buf;
+}
+
+static char *s_status_string(rig_t *r, const char *field)
+{
+    cJSON *st = migset_status(r->ms, NAME);
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(st, field));
+    char *out = s ? strdup(s) : NULL;
+    cJSON_Delete(st);
+    return out;
+}
+
+/* A crash and a restart: every pending command fails as the coordinator
+ * stops, the set is dropped, and a new one loads from the same journal. */
+static void s_restart(rig_t *r)
+{
+    fakelink_drain(&r->link, "coordinator stopping");
+    migset_destroy(&r->ms);
+    r->ms = migset_new(&r->link.link, r->journal);
+}
+
+static void s_start(rig_t *r)
+{
+    char err[256];
+    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), err, sizeof err));
+    assert_string_equal(s_state(r), "roles");
+}
+
+/* Answers of each step, OK. */
+static void s_ok_roles(fakelink_sent_t *s)
+{
+    Godwit__ApplyRolesResult ar = GODWIT__APPLY_ROLES_RESULT__INIT;
+    ar.already_done = true;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_APPLY_ROLES;
+    res.apply_roles = &ar;
+    fakelink_answer(s, &res, NULL);
+}
+
+static void s_ok_schema(fakelink_sent_t *s)
+{
+    Godwit__ApplySchemaResult as = GODWIT__APPLY_SCHEMA_RESULT__INIT;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA;
+    res.apply_schema = &as;
+    fakelink_answer(s, &res, NULL);
+}
+
+static void s_sync_result(Godwit__SyncStatusResult *sr, bool all_ready)
+{
+    godwit__sync_status_result__init(sr);
+    sr->exists = true;
+    sr->all_ready = all_ready;
+}
+
+static void s_ok_sync(fakelink_sent_t *s, bool all_ready)
+{
+    Godwit__SyncStatusResult sr;
+    s_sync_result(&sr, all_ready);
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
+    res.sync_status = &sr;
+    fakelink_answer(s, &res, NULL);
+}
+
+static void s_ok_copy(fakelink_sent_t *s)
+{
+    Godwit__SyncStatusResult sr;
+    s_sync_result(&sr, false);
+    Godwit__BulkCopyResult bc = GODWIT__BULK_COPY_RESULT__INIT;
+    bc.copied = &sr;
+    bc.consistent_point = "0/1000000";
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_BULK_COPY;
+    res.bulk_copy = &bc;
+    fakelink_answer(s, &res, NULL);
+}
+
+#define A(x) GODWIT__COMMAND__ACTION_##x
+
+/* Answers the copy progress poll the copy state sends, if there is one. */
+static void s_answer_progress(rig_t *r)
+{
+    for (const fakelink_sent_t *s = fakelink_peek(&r->link); s; s = s->next) {
+        if (s->cmd->action_case == A(BULK_COPY_STATUS)) {
+            s_ok_sync(fakelink_take_any(&r->link, GREEN, A(BULK_COPY_STATUS)), false);
+            return;
+        }
+    }
+}
+
+/* Drives a started migration forward to `until` (a state name), answering
+ * every step with success. */
+static void s_drive(rig_t *r, const char *until)
+{
+    for (int guard = 0; guard < 20 && strcmp(s_state(r), until) != 0; guard++) {
+        migset_tick(r->ms);
+        const char *st = s_state(r);
+        if (strcmp(st, "roles") == 0) {
+            s_ok_roles(fakelink_take(&r->link, GREEN, A(APPLY_ROLES)));
+        } else if (strcmp(st, "schema") == 0) {
+            fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(APPLY_SCHEMA));
+            assert_string_equal(s->cmd->apply_schema->section, "pre");
+            s_ok_schema(s);
+        } else if (strcmp(st, "publish") == 0) {
+            fakelink_ok(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+        } else if (strcmp(st, "copy") == 0) {
+            s_ok_copy(fakelink_take_any(&r->link, GREEN, A(BULK_COPY)));
+            s_answer_progress(r);
+        } else if (strcmp(st, "catchup") == 0) {
+            s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
+        } else if (strcmp(st, "postdata") == 0) {
+            fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(APPLY_SCHEMA));
+            assert_string_equal(s->cmd->apply_schema->section, "post");
+            s_ok_schema(s);
+        } else {
+            fail_msg("s_drive cannot go on from %s towards %s", st, until);
+        }
+    }
+    assert_string_equal(s_state(r), until);
+    assert_int_equal(fakelink_pending(&r->link), 0);
+}
+
+static void test_every_step_to_streaming(void **state)
+{
+    rig_t *r = *state;
+    s_start(r);
+    s_drive(r, "streaming");
+    /* streaming polls the subscription's status, for ever */
+    for (int i = 0; i < 3; i++) {
+        migset_tick(r->ms);
+        s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
+        migset_tick(r->ms);
+        assert_int_equal(fakelink_pending(&r->link), 0); /* not before its period */
+        fakelink_advance(&r->link, 2000);
+    }
+    assert_string_equal(s_state(r), "streaming");
+    /* a second start of the same name is refused while it lives */
+    char err[256];
+    assert_false(migset_start(r->ms, plan_at(&r->plan, 0), err, sizeof err));
+    assert_non_null(strstr(err, "already streaming"));
+}
+
+static void test_catchup_waits_for_ready_and_lag(void **state)
+{
+    rig_t *r = *state;
+    s_start(r);
+    s_drive(r, "catchup");
+    migset_tick(r->ms);
+    s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), false); /* not ready */
+    assert_string_equal(s_state(r), "catchup");
+    r->slot.confirmed_flush_lsn = r->pg.current_lsn - (64u << 20); /* ready, but 64 MiB behind */
+    fakelink_advance(&r->link, 250);
+    migset_tick(r->ms);
+    s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
+    assert_string_equal(s_state(r), "catchup");
+    r->slot.confirmed_flush_lsn = r->pg.current_lsn - 100;
+    fakelink_advance(&r->link, 250);
+    migset_tick(r->ms);
+    s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
+    assert_string_equal(s_state(r), "postdata");
+}
+
+static void test_failed_step_retries_with_backoff(void **state)
+{
+    rig_t *r = *state;
+    s_start(r);
+    s_drive(r, "publish");
+    migset_tick(r->ms);
+    fakelink_failed(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)), "permission denied");
+    assert_string_equal(s_state(r), "publish");
+    char *e = s_status_string(r, "last_error");
+    assert_non_null(e);
+    assert_non_null(strstr(e, "permission denied"));
+    free(e);
+    migset_tick(r->ms);
+    assert_int_equal(fakelink_pending(&r->link), 0); /* backing off */
+    fakelink_advance(&r->link, 1999);
+    migset_tick(r->ms);
+    assert_int_equal(fakelink_pending(&r->link), 0);
+    fakelink_advance(&r->link, 1);
+    migset_tick(r->ms);
+    /* no answer at all (agent gone): a failure too */
+    fakelink_answer(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)), NULL, "timed out");
+    e = s_status_string(r, "last_error");
+    assert_non_null(strstr(e, "timed out"));
+    free(e);
+    fakelink_advance(&r->link, 4000); /* the second backoff is twice the first */
+    migset_tick(r->ms);
+    fakelink_ok(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+    assert_string_equal(s_state(r), "copy");
+    assert_null(s_status_string(r, "last_error"));
+}
+
+/* Abort from `at`: the target's subscription dropped first, then the
+ * source's publication and slot; a result still in flight from `at` is
+ * stale and moves nothing. */
+static void s_abort_from(rig_t *r, const char *at)
+{
+    char err[256];
+    s_start(r);
+    s_drive(r, at);
+    migset_tick(r->ms); /* `at`'s step goes out */
+    assert_true(fakelink_pending(&r->link) >= 1);
+    fakelink_sent_t *inflight = fakelink_take_any(&r->link, fakelink_peek(&r->link)->agent,
+                                                  fakelink_peek(&r->link)->cmd->action_case);
+    assert_true(migset_abort(r->ms, NAME, err, sizeof err));
+    assert_string_equal(s_state(r), "abort_target");
+    fakelink_ok(inflight); /* stale */
+    assert_string_equal(s_state(r), "abort_target");
+    fakelink_drain(&r->link, "dropped"); /* a copy progress poll, say */
+    assert_true(migset_abort(r->ms, NAME, err, sizeof err)); /* already aborting */
+    migset_tick(r->ms);
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->subscription, "godwit_" NAME);
+    fakelink_ok(s);
+    assert_string_equal(s_state(r), "abort_source");
+    migset_tick(r->ms);
+    s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->slot, "godwit_" NAME);
+    fakelink_ok(s);
+    assert_string_equal(s_state(r), "aborted");
+    migset_tick(r->ms);
+    assert_int_equal(fakelink_pending(&r->link), 0);
+    assert_false(migset_abort(r->ms, NAME, err, sizeof err));
+    assert_non_null(strstr(err, "already aborted"));
+    /* an aborted migration may start again under its name */
+    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), err, sizeof err));
+    assert_string_equal(s_state(r), "roles");
+}
+
+static void test_abort_from_roles(void **state) { s_abort_from(*state, "roles"); }
+static void test_abort_from_schema(void **state) { s_abort_from(*state, "schema"); }
+static void test_abort_from_publish(void **state) { s_abort_from(*state, "publish"); }
+static void test_abort_from_copy(void **state) { s_abort_from(*state, "copy"); }
+static void test_abort_from_catchup(void **state) { s_abort_from(*state, "catchup"); }
+static void test_abort_from_postdata(void **state) { s_abort_from(*state, "postdata"); }
+static void test_abort_from_streaming(void **state) { s_abort_from(*state, "streaming"); }
+
+static void test_abort_unknown(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    assert_false(migset_abort(r->ms, "nope", err, sizeof err));
+    assert_non_null(strstr(err, "no migration named nope"));
+}
+
+static void test_pause_and_resume(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    s_start(r);
+    s_drive(r, "copy");
+    assert_false(migset_pause(r->ms, NAME, err, sizeof err));
+    assert_non_null(strstr(err, "pause applies once the subscription exists"));
+    assert_false(migset_resume(r->ms, NAME, err, sizeof err));
+    assert_non_null(strstr(err, "not paused"));
+    s_drive(r, "streaming");
+    assert_true(migset_pause(r->ms, NAME, err, sizeof err));
+    assert_string_equal(s_state(r), "pausing");
+    assert_true(migset_pause(r->ms, NAME, err, sizeof err)); /* again: nothing more */
+    migset_tick(r->ms);
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
+    assert_false(s->cmd->set_subscription_enabled->enabled);
+    fakelink_ok(s);
+    assert_string_equal(s_state(r), "paused");
+    migset_tick(r->ms);
+    assert_int_equal(fakelink_pending(&r->link), 0); /* paused has no step */
+    assert_true(migset_resume(r->ms, NAME, err, sizeof err));
+    assert_string_equal(s_state(r), "resuming");
+    assert_true(migset_resume(r->ms, NAME, err, sizeof err));
+    migset_tick(r->ms);
+    s = fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
+    assert_true(s->cmd->set_subscription_enabled->enabled);
+    fakelink_ok(s);
+    assert_string_equal(s_state(r), "catchup"); /* rechecks before streaming again */
+    s_drive(r, "streaming");
+}
+
+static void test_protection_drops_the_source_first(void **state)
+{
+    rig_t *r = *state;
+    s_start(r);
+    s_drive(r, "streaming");
+    r->slot.retained_bytes = 2ull << 30; /* past slot_wal_limit (1 GiB) */
+    migset_tick(r->ms);
+    assert_string_equal(s_state(r), "protect_source");
+    char *why = s_status_string(r, "stopped_because");
+    assert_non_null(why);
+    free(why);
+    /* the same tick sent the source's drop, and nothing to the target */
+    fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
+    assert_int_equal(fakelink_pending(&r->link), 0);
+    assert_string_equal(s_state(r), "protect_target");
+    migset_tick(r->ms);
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
+    assert_string_equal(s_state(r), "aborted");
+    char err[256];
+    assert_false(migset_abort(r->ms, NAME, err, sizeof err));
+}
+
+static void test_protection_leaves_states_without_a_slot(void **state)
+{
+    rig_t *r = *state;
+    s_start(r);
+    s_drive(r, "publish");
+    r->slot.retained_bytes = 2ull << 30;
+    migset_tick(r->ms);
+    assert_string_equal(s_state(r), "publish"); /* no slot of ours yet */
+}
+
+/* A restart in each state with a step: the state is the journal's, and its
+ * step is sent again (the agent finds it done). */
+static void test_restart_resumes_every_step(void **state)
+{
+    rig_t *r = *state;
+    static const struct {
+        const char *state;
+        const char *agent;
+        Godwit__Command__ActionCase action;
+    } steps[] = {
+        { "roles", GREEN, A(APPLY_ROLES) },
+        { "schema", GREEN, A(APPLY_SCHEMA) },
+        { "publish", BLUE, A(ENSURE_PUBLICATION) },
+        { "copy", GREEN, A(BULK_COPY) },
+        { "catchup", GREEN, A(SYNC_STATUS) },
+        { "postdata", GREEN, A(APPLY_SCHEMA) },
+        { "streaming", GREEN, A(SYNC_STATUS) },
+    };
+    s_start(r);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        s_drive(r, steps[i].state);
+        migset_tick(r->ms);
+        s_restart(r);
+        assert_string_equal(s_state(r), steps[i].state);
+        migset_tick(r->ms);
+        fakelink_sent_t *s = fakelink_take_any(&r->link, steps[i].agent, steps[i].action);
+        fakelink_answer(s, NULL, "coordinator stopping"); /* s_drive sends it again */
+        fakelink_drain(&r->link, "coordinator stopping");
+        fakelink_advance(&r->link, 60000);
+    }
+}
+
+static void test_restart_while_aborting_and_paused(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    s_start(r);
+    s_drive(r, "streaming");
+    assert_true(migset_pause(r->ms, NAME, err, sizeof err));
+    migset_tick(r->ms);
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED)));
+    s_restart(r);
+    assert_string_equal(s_state(r), "paused");
+    assert_true(migset_abort(r->ms, NAME, err, sizeof err));
+    s_restart(r);
+    assert_string_equal(s_state(r), "abort_target");
+    migset_tick(r->ms);
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
+    s_restart(r);
+    assert_string_equal(s_state(r), "abort_source");
+    migset_tick(r->ms);
+    fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
+    s_restart(r);
+    assert_string_equal(s_state(r), "aborted");
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_every_step_to_streaming),
+        T(test_catchup_waits_for_ready_and_lag),
+        T(test_failed_step_retries_with_backoff),
+        T(test_abort_from_roles),
+        T(test_abort_from_schema),
+        T(test_abort_from_publish),
+        T(test_abort_from_copy),
+        T(test_abort_from_catchup),
+        T(test_abort_from_postdata),
+        T(test_abort_from_streaming),
+        T(test_abort_unknown),
+        T(test_pause_and_resume),
+        T(test_protection_drops_the_source_first),
+        T(test_protection_leaves_states_without_a_slot),
+        T(test_restart_resumes_every_step),
+        T(test_restart_while_aborting_and_paused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
