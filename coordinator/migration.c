@@ -94,6 +94,8 @@ struct migset {
     journal_t *journal;
     mig_t *migs;    /* in start order */
     mig_t *retired; /* replaced aborted ones: a stale result may still name them */
+    migset_move_cb on_move;
+    void *on_move_arg;
 };
 
 typedef void (*send_fn)(mig_t *g, Godwit__Command *cmd);
@@ -111,67 +113,178 @@ static void s_send_enable(mig_t *g, Godwit__Command *cmd);
 static void s_send_unfollow_target(mig_t *g, Godwit__Command *cmd);
 static void s_send_unfollow_source(mig_t *g, Godwit__Command *cmd);
 
-/* The state machine. `poll_ms` > 0: the step is a status poll that repeats
- * until its condition holds (copy: every table ready) or forever
- * (streaming); otherwise success moves to `next` at once. */
+/* The states and their steps. `poll_ms` > 0: the step is a status poll
+ * that repeats until its condition holds (catchup: every table ready and the
+ * slot close) or forever (streaming); otherwise its success is the event
+ * MEV_DONE at once. Where each event leads is s_rows. */
 static const struct {
     mstate_t state;
     const char *name;
     bool on_target;         /* which agent runs the step */
     send_fn send;
-    mstate_t next;
     uint64_t timeout_ms;
     uint64_t poll_ms;
-    bool abortable;
     const char *comment;
 } s_states[M__COUNT] = {
-    { M_SCHEMA, "schema", true, s_send_schema_pre, M_PUBLISH, 30 * 60000, 0, true,
+    { M_SCHEMA, "schema", true, s_send_schema_pre, 30 * 60000, 0,
       "pre-data schema, primary keys and replica identities on the target" },
-    { M_PUBLISH, "publish", false, s_send_publish, M_COPY, 60000, 0, true,
+    { M_PUBLISH, "publish", false, s_send_publish, 60000, 0,
       "our publication on the source" },
-    { M_COPY, "copy", true, s_send_copy, M_CATCHUP, 24 * 3600000, 0, true,
+    { M_COPY, "copy", true, s_send_copy, 24 * 3600000, 0,
       "our slot on the source, every table copied in its snapshot by parallel workers, then "
       "our subscription on that slot" },
-    { M_CATCHUP, "catchup", true, s_send_sync, M_POSTDATA, 30000, 250, true,
+    { M_CATCHUP, "catchup", true, s_send_sync, 30000, 250,
       "waiting until the subscription has applied what was written during the copy" },
-    { M_POSTDATA, "postdata", true, s_send_schema_post, M_STREAMING, 4 * 3600000, 0, true,
+    { M_POSTDATA, "postdata", true, s_send_schema_post, 4 * 3600000, 0,
       "secondary indexes, foreign keys, triggers on the target" },
-    { M_STREAMING, "streaming", true, s_send_sync, M_STREAMING, 30000, 2000, true,
+    { M_STREAMING, "streaming", true, s_send_sync, 30000, 2000,
       "following the source until cutover" },
-    { M_ABORT_TARGET, "abort_target", true, s_send_drop_target, M_ABORT_SOURCE, 120000, 0, false,
+    { M_ABORT_TARGET, "abort_target", true, s_send_drop_target, 120000, 0,
       "dropping our subscription on the target" },
-    { M_ABORT_SOURCE, "abort_source", false, s_send_drop_source, M_ABORTED, 120000, 0, false,
+    { M_ABORT_SOURCE, "abort_source", false, s_send_drop_source, 120000, 0,
       "dropping our publication and slot on the source" },
-    { M_PROTECT_SOURCE, "protect_source", false, s_send_drop_source, M_PROTECT_TARGET, 60000, 0,
-      false, "protecting the source: dropping our slot and publication there first" },
-    { M_PROTECT_TARGET, "protect_target", true, s_send_drop_target, M_ABORTED, 120000, 0, false,
+    { M_PROTECT_SOURCE, "protect_source", false, s_send_drop_source, 60000, 0,
+      "protecting the source: dropping our slot and publication there first" },
+    { M_PROTECT_TARGET, "protect_target", true, s_send_drop_target, 120000, 0,
       "protecting the source: dropping our subscription on the target" },
-    { M_PAUSING, "pausing", true, s_send_disable, M_PAUSED, 60000, 0, true,
+    { M_PAUSING, "pausing", true, s_send_disable, 60000, 0,
       "disabling our subscription on the target" },
-    { M_PAUSED, "paused", false, NULL, M_PAUSED, 0, 0, true,
+    { M_PAUSED, "paused", false, NULL, 0, 0,
       "paused by the operator; the slot keeps WAL on the source, protection stays on" },
-    { M_RESUMING, "resuming", true, s_send_enable, M_CATCHUP, 60000, 0, true,
+    { M_RESUMING, "resuming", true, s_send_enable, 60000, 0,
       "enabling our subscription on the target, then waiting for it to catch up" },
-    { M_ABORTED, "aborted", false, NULL, M_ABORTED, 0, 0, false, "nothing of ours is left" },
-    { M_SWITCHED, "switched", false, NULL, M_SWITCHED, 0, 0, false,
+    { M_ABORTED, "aborted", false, NULL, 0, 0,
+      "nothing of ours is left" },
+    { M_SWITCHED, "switched", false, NULL, 0, 0,
       "cut over: traffic goes to green; blue is fenced and follows green (unless "
       "cutover.reverse is off), ready for a rollback" },
-    { M_CLEANUP_SOURCE, "cleanup_source", false, s_send_drop_source, M_CLEANUP_TARGET, 120000,
-      0, false, "cleanup: dropping our subscription, publication and slot on blue" },
-    { M_CLEANUP_TARGET, "cleanup_target", true, s_send_drop_target, M_DONE, 120000, 0, false,
+    { M_CLEANUP_SOURCE, "cleanup_source", false, s_send_drop_source, 120000, 0,
+      "cleanup: dropping our subscription, publication and slot on blue" },
+    { M_CLEANUP_TARGET, "cleanup_target", true, s_send_drop_target, 120000, 0,
       "cleanup: dropping our subscription, publication and slot on green" },
-    { M_DONE, "done", false, NULL, M_DONE, 0, 0, false,
+    { M_DONE, "done", false, NULL, 0, 0,
       "done: traffic goes to green; blue stays fenced and follows nothing; nothing of ours is "
       "left on either side" },
-    { M_UNFOLLOW_TARGET, "unfollow_target", true, s_send_unfollow_target, M_UNFOLLOW_SOURCE,
-      60000, 0, false, "protecting green: dropping its slot for blue first (no rollback then)" },
-    { M_UNFOLLOW_SOURCE, "unfollow_source", false, s_send_unfollow_source, M_SWITCHED, 120000, 0,
-      false, "protecting green: dropping blue's subscription to green" },
-    { M_ROLES, "roles", true, s_send_roles, M_SCHEMA, 10 * 60000, 0, true,
+    { M_UNFOLLOW_TARGET, "unfollow_target", true, s_send_unfollow_target, 60000, 0,
+      "protecting green: dropping its slot for blue first (no rollback then)" },
+    { M_UNFOLLOW_SOURCE, "unfollow_source", false, s_send_unfollow_source, 120000, 0,
+      "protecting green: dropping blue's subscription to green" },
+    { M_ROLES, "roles", true, s_send_roles, 10 * 60000, 0,
       "the roles the database needs on the target, and its owner and privileges" },
 };
 
 static const char *s_name(mstate_t s) { return s < M__COUNT ? s_states[s].name : "?"; }
+
+/* What moves a migration from one state to another. */
+typedef enum {
+    MEV_DONE = 0,      /* the state's step succeeded (a poll: its condition holds) */
+    MEV_ABORT,         /* the operator's abort */
+    MEV_PAUSE,         /* the operator's pause */
+    MEV_RESUME,        /* the operator's resume */
+    MEV_PROTECT,       /* our slot puts the source at risk */
+    MEV_PROTECT_GREEN, /* after the cutover, green's slot for blue puts green at risk */
+    MEV_SWITCHED,      /* a cutover ended with traffic on green */
+    MEV_ROLLED_BACK,   /* a rollback ended with traffic on blue */
+    MEV_CLEANUP,       /* the operator's cleanup after a cutover */
+    MEV__COUNT
+} mevent_t;
+
+static const char *const s_event_names[MEV__COUNT] = {
+    "done", "abort", "pause", "resume", "protect", "protect_green", "switched", "rolled_back",
+    "cleanup",
+};
+
+/* The transitions: every move a migration makes is one row; an event with
+ * no row for the current state is refused (the caller says why to the
+ * operator). A row whose `to` is its `from` accepts the event without a
+ * move (asked again while it is already under way). Entering a state
+ * starts its step (s_states). */
+static const struct {
+    mstate_t from;
+    mevent_t event;
+    mstate_t to;
+    const char *why;
+} s_rows[] = {
+    { M_ROLES, MEV_DONE, M_SCHEMA, "the roles exist on the target" },
+    { M_SCHEMA, MEV_DONE, M_PUBLISH, "the pre-data schema is on the target" },
+    { M_PUBLISH, MEV_DONE, M_COPY, "our publication is on the source" },
+    { M_COPY, MEV_DONE, M_CATCHUP, "every table is copied; our subscription exists" },
+    { M_CATCHUP, MEV_DONE, M_POSTDATA, "every table is ready and the slot is close" },
+    { M_POSTDATA, MEV_DONE, M_STREAMING, "the post-data schema is on the target" },
+    { M_ABORT_TARGET, MEV_DONE, M_ABORT_SOURCE, "our subscription is gone from the target" },
+    { M_ABORT_SOURCE, MEV_DONE, M_ABORTED, "our publication and slot are gone from the source" },
+    { M_PROTECT_SOURCE, MEV_DONE, M_PROTECT_TARGET, "our slot is gone from the source" },
+    { M_PROTECT_TARGET, MEV_DONE, M_ABORTED, "our subscription is gone from the target" },
+    { M_PAUSING, MEV_DONE, M_PAUSED, "our subscription is disabled" },
+    { M_RESUMING, MEV_DONE, M_CATCHUP, "our subscription is enabled" },
+    { M_CLEANUP_SOURCE, MEV_DONE, M_CLEANUP_TARGET, "nothing of ours is left on blue" },
+    { M_CLEANUP_TARGET, MEV_DONE, M_DONE, "nothing of ours is left on green" },
+    { M_UNFOLLOW_TARGET, MEV_DONE, M_UNFOLLOW_SOURCE, "green's slot for blue is gone" },
+    { M_UNFOLLOW_SOURCE, MEV_DONE, M_SWITCHED, "blue follows green no more" },
+
+    { M_ROLES, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_SCHEMA, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_PUBLISH, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_COPY, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_CATCHUP, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_POSTDATA, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_STREAMING, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_PAUSING, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_PAUSED, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_RESUMING, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_ABORT_TARGET, MEV_ABORT, M_ABORT_TARGET, "already aborting" },
+    { M_ABORT_SOURCE, MEV_ABORT, M_ABORT_SOURCE, "already aborting" },
+    { M_PROTECT_SOURCE, MEV_ABORT, M_PROTECT_SOURCE, "already stopping" },
+    { M_PROTECT_TARGET, MEV_ABORT, M_PROTECT_TARGET, "already stopping" },
+
+    { M_CATCHUP, MEV_PAUSE, M_PAUSING, "pause once the subscription exists" },
+    { M_POSTDATA, MEV_PAUSE, M_PAUSING, "pause once the subscription exists" },
+    { M_STREAMING, MEV_PAUSE, M_PAUSING, "pause once the subscription exists" },
+    { M_PAUSING, MEV_PAUSE, M_PAUSING, "already pausing" },
+    { M_PAUSED, MEV_PAUSE, M_PAUSED, "already paused" },
+    { M_PAUSED, MEV_RESUME, M_RESUMING, "resume a paused migration" },
+    { M_PAUSING, MEV_RESUME, M_RESUMING, "resume a migration being paused" },
+    { M_RESUMING, MEV_RESUME, M_RESUMING, "already resuming" },
+
+    { M_COPY, MEV_PROTECT, M_PROTECT_SOURCE, "our slot exists: drop it first" },
+    { M_CATCHUP, MEV_PROTECT, M_PROTECT_SOURCE, "our slot exists: drop it first" },
+    { M_POSTDATA, MEV_PROTECT, M_PROTECT_SOURCE, "our slot exists: drop it first" },
+    { M_STREAMING, MEV_PROTECT, M_PROTECT_SOURCE, "our slot exists: drop it first" },
+    { M_PAUSING, MEV_PROTECT, M_PROTECT_SOURCE, "our slot exists: drop it first" },
+    { M_PAUSED, MEV_PROTECT, M_PROTECT_SOURCE, "our slot exists: drop it first" },
+    { M_RESUMING, MEV_PROTECT, M_PROTECT_SOURCE, "our slot exists: drop it first" },
+    { M_SWITCHED, MEV_PROTECT_GREEN, M_UNFOLLOW_TARGET, "green's slot for blue: drop it first" },
+
+    { M_STREAMING, MEV_SWITCHED, M_SWITCHED, "the cutover switched traffic to green" },
+    { M_SWITCHED, MEV_ROLLED_BACK, M_STREAMING, "the rollback switched traffic to blue" },
+    { M_SWITCHED, MEV_CLEANUP, M_CLEANUP_SOURCE, "cleanup after the cutover" },
+    { M_CLEANUP_SOURCE, MEV_CLEANUP, M_CLEANUP_SOURCE, "already cleaning up" },
+    { M_CLEANUP_TARGET, MEV_CLEANUP, M_CLEANUP_TARGET, "already cleaning up" },
+    { M_DONE, MEV_CLEANUP, M_DONE, "already cleaned up" },
+};
+
+#define S_NROWS (sizeof s_rows / sizeof s_rows[0])
+
+/* The row for event in state from, or -1. */
+static int s_row(mstate_t from, mevent_t event)
+{
+    for (size_t i = 0; i < S_NROWS; i++)
+        if (s_rows[i].from == from && s_rows[i].event == event)
+            return (int)i;
+    return -1;
+}
+
+size_t migration_rows(void) { return S_NROWS; }
+
+bool migration_row(size_t i, const char **from, const char **event, const char **to)
+{
+    if (i >= S_NROWS)
+        return false;
+    *from = s_name(s_rows[i].from);
+    *event = s_event_names[s_rows[i].event];
+    *to = s_name(s_rows[i].to);
+    return true;
+}
 
 static bool s_state_parse(const char *name, mstate_t *out)
 {
@@ -349,22 +462,48 @@ static void s_set_error(mig_t *g, const char *error)
     g->last_error = error ? xstrdup(error) : NULL;
 }
 
-/* Moves to `to` durably; false (state unchanged) if the journal refused. */
-static bool s_move(mig_t *g, mstate_t to, const char *detail)
+/* What s_fire did. */
+typedef enum {
+    FIRE_MOVED,   /* to the row's state, journaled; its step starts on the next tick */
+    FIRE_STAYS,   /* the row keeps the state: the event is already under way */
+    FIRE_NO_ROW,  /* the event does not apply in this state: nothing changed */
+    FIRE_JOURNAL, /* the journal refused the move: nothing changed (logged) */
+} fire_t;
+
+/* The one place a migration changes state: the row for event in g's
+ * state, journaled, then logged as "from X to Y on EVENT (why): detail".
+ * Whatever step was in flight is left (its result will be stale). */
+static fire_t s_fire(mig_t *g, mevent_t event, const char *detail)
 {
+    int i = s_row(g->state, event);
+    if (i < 0)
+        return FIRE_NO_ROW;
+    mstate_t to = s_rows[i].to;
+    if (to == g->state) {
+        if (g->set->on_move)
+            g->set->on_move(g->m->name, s_name(to), s_event_names[event], s_name(to),
+                            g->set->on_move_arg);
+        return FIRE_STAYS;
+    }
     char err[512];
     if (!journal_migration_move(g->set->journal, g->m->name, s_name(g->state), s_name(to), detail,
                                 err, sizeof err)) {
         log_error("migration %s: %s", g->m->name, err);
-        return false;
+        return FIRE_JOURNAL;
     }
-    log_info("migration %s: from %s to %s: %s", g->m->name, s_name(g->state), s_name(to), detail);
+    log_info("migration %s: from %s to %s on %s (%s): %s", g->m->name, s_name(g->state),
+             s_name(to), s_event_names[event], s_rows[i].why, detail);
+    if (g->set->on_move)
+        g->set->on_move(g->m->name, s_name(g->state), s_event_names[event], s_name(to),
+                        g->set->on_move_arg);
     g->state = to;
     g->state_since_ms = agentlink_now_ms(g->set->link);
     g->attempts = 0;
     s_set_error(g, NULL);
     g->next_try_mono = 0;
-    return true;
+    g->busy = false;
+    g->gen++;
+    return FIRE_MOVED;
 }
 
 /* The slot called name in an agent's report (borrowed from rep), or NULL:
@@ -503,7 +642,7 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
             lag < S_CATCHUP_LAG_BYTES) {
             snprintf(msg, sizeof msg, "%zu tables ready, %" PRIu64 " bytes behind the source",
                      g->sync->n_tables, lag);
-            s_move(g, s_states[st].next, msg);
+            s_fire(g, MEV_DONE, msg);
         }
         return;
     }
@@ -519,7 +658,7 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
         else
             snprintf(msg, sizeof msg, "%zu tables copied; streaming from %s",
                      bc->copied ? bc->copied->n_tables : 0, bc->consistent_point);
-        s_move(g, s_states[st].next, msg);
+        s_fire(g, MEV_DONE, msg);
         return;
     }
     if (r->payload_case == GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA) {
@@ -542,7 +681,7 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
     } else {
         snprintf(msg, sizeof msg, "%s: done", s_states[st].comment);
     }
-    s_move(g, s_states[st].next, msg);
+    s_fire(g, MEV_DONE, msg);
 }
 
 static void s_send_and_free(mig_t *g, Godwit__Command *cmd, Godwit__TableRef *refs,
@@ -569,15 +708,6 @@ static void s_run(mig_t *g)
     s_states[g->state].send(g, &cmd);
 }
 
-/* Leaves whatever step is in flight (its result will be stale) for `to`. */
-static bool s_force(mig_t *g, mstate_t to, const char *why)
-{
-    if (!s_move(g, to, why))
-        return false;
-    g->busy = false;
-    g->gen++;
-    return true;
-}
 
 bool migration_verify_fresh(const cJSON *report, int64_t max_age_ms, uint64_t now_ms, char *why,
                             size_t whylen)
@@ -698,12 +828,8 @@ bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64
     return false;
 }
 
-/* States in which our slot exists on the source and protection applies. */
-static bool s_slot_may_exist(mstate_t s)
-{
-    return s == M_COPY || s == M_CATCHUP || s == M_POSTDATA || s == M_STREAMING ||
-           s == M_PAUSING || s == M_PAUSED || s == M_RESUMING;
-}
+/* States in which our slot exists on the source: those protection leaves. */
+static bool s_slot_may_exist(mstate_t s) { return s_row(s, MEV_PROTECT) >= 0; }
 
 /* After the cutover green is blue's source: the same limits protect green
  * from its slot for blue (while it exists). */
@@ -722,7 +848,7 @@ static void s_protect_green(migset_t *ms, mig_t *g)
               "green (no rollback without losing green's writes)", m->name, why);
     char detail[640];
     snprintf(detail, sizeof detail, "protecting green (blue's source after the cutover): %s", why);
-    if (s_force(g, M_UNFOLLOW_TARGET, detail)) {
+    if (s_fire(g, MEV_PROTECT_GREEN, detail) == FIRE_MOVED) {
         free(g->stopped_because);
         g->stopped_because = xasprintf("blue stopped following green: on green, %s", why);
     }
@@ -748,7 +874,7 @@ static void s_protect(migset_t *ms, mig_t *g)
     log_error("migration %s: protecting the source: %s; dropping our slot now", m->name, why);
     char detail[600];
     snprintf(detail, sizeof detail, "source protection: %s", why);
-    if (s_force(g, M_PROTECT_SOURCE, detail)) {
+    if (s_fire(g, MEV_PROTECT, detail) == FIRE_MOVED) {
         free(g->stopped_because);
         g->stopped_because = xstrdup(why);
     }
@@ -911,6 +1037,12 @@ migset_t *migset_new(const agentlink_t *link, journal_t *j)
     return ms;
 }
 
+void migset_on_move(migset_t *ms, migset_move_cb cb, void *arg)
+{
+    ms->on_move = cb;
+    ms->on_move_arg = arg;
+}
+
 void migset_destroy(migset_t **mp)
 {
     migset_t *ms = *mp;
@@ -964,82 +1096,83 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t err
     return true;
 }
 
-bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
+/* Why the operator's event does not apply to g in its state. */
+static void s_refusal(const mig_t *g, mevent_t event, char *err, size_t errlen)
+{
+    const char *name = g->m->name, *st = s_name(g->state);
+    switch (event) {
+    case MEV_ABORT:
+        if (g->state == M_ABORTED)
+            snprintf(err, errlen, "migration %s is already aborted", name);
+        else
+            snprintf(err, errlen, "migration %s is %s: traffic has moved to green; abort "
+                     "applies before the cutover (godwitctl rollback M moves it back, "
+                     "godwitctl cleanup M drops our objects)", name, st);
+        break;
+    case MEV_PAUSE:
+        snprintf(err, errlen,
+                 "migration %s is %s: pause applies once the subscription exists (catchup, "
+                 "postdata, streaming); before that, abort and start again", name, st);
+        break;
+    case MEV_RESUME:
+        snprintf(err, errlen, "migration %s is %s, not paused", name, st);
+        break;
+    case MEV_CLEANUP:
+        snprintf(err, errlen, "migration %s is %s: cleanup follows a cutover (switched); before "
+                 "one, abort drops our objects", name, st);
+        break;
+    default:
+        snprintf(err, errlen, "migration %s is %s: %s does not apply", name, st,
+                 s_event_names[event]);
+        break;
+    }
+}
+
+/* The operator's event on the migration called name: true if it moved, or
+ * if the event is already under way; false with err when there is no such
+ * migration, a cutover runs (it finishes or rolls back on its own), the
+ * event does not apply in its state, or the journal refused. */
+static bool s_operator(migset_t *ms, const char *name, mevent_t event, const char *detail,
+                       char *err, size_t errlen)
 {
     mig_t *g = s_find(ms, name);
     if (!g) {
         snprintf(err, errlen, "no migration named %s", name);
         return false;
     }
-    if (g->cutover) {
+    int row = s_row(g->state, event);
+    if (g->cutover && !(row >= 0 && s_rows[row].to == g->state)) {
         snprintf(err, errlen, "migration %s: a cutover is running; it finishes or rolls back on "
                  "its own", name);
         return false;
     }
-    if (!s_states[g->state].abortable) {
-        if (g->state == M_ABORTED)
-            snprintf(err, errlen, "migration %s is already aborted", name);
-        else if (g->state == M_ABORT_TARGET || g->state == M_ABORT_SOURCE ||
-                 g->state == M_PROTECT_SOURCE || g->state == M_PROTECT_TARGET)
-            return true; /* already aborting */
-        else
-            snprintf(err, errlen, "migration %s is %s: traffic has moved to green; abort "
-                     "applies before the cutover (godwitctl rollback M moves it back, "
-                     "godwitctl cleanup M drops our objects)", name, s_name(g->state));
+    switch (s_fire(g, event, detail)) {
+    case FIRE_MOVED:
+    case FIRE_STAYS:
+        return true;
+    case FIRE_NO_ROW:
+        s_refusal(g, event, err, errlen);
         return false;
-    }
-    if (!s_force(g, M_ABORT_TARGET, "abort requested by the operator")) {
+    case FIRE_JOURNAL:
+    default:
         snprintf(err, errlen, "migration %s: the journal refused the change", name);
         return false;
     }
-    return true;
+}
+
+bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    return s_operator(ms, name, MEV_ABORT, "abort requested by the operator", err, errlen);
 }
 
 bool migset_pause(migset_t *ms, const char *name, char *err, size_t errlen)
 {
-    mig_t *g = s_find(ms, name);
-    if (!g) {
-        snprintf(err, errlen, "no migration named %s", name);
-        return false;
-    }
-    if (g->state == M_PAUSING || g->state == M_PAUSED)
-        return true;
-    if (g->cutover) {
-        snprintf(err, errlen, "migration %s: a cutover is running", name);
-        return false;
-    }
-    if (g->state != M_CATCHUP && g->state != M_POSTDATA && g->state != M_STREAMING) {
-        snprintf(err, errlen,
-                 "migration %s is %s: pause applies once the subscription exists (catchup, "
-                 "postdata, streaming); before that, abort and start again",
-                 name, s_name(g->state));
-        return false;
-    }
-    if (!s_force(g, M_PAUSING, "pause requested by the operator")) {
-        snprintf(err, errlen, "migration %s: the journal refused the change", name);
-        return false;
-    }
-    return true;
+    return s_operator(ms, name, MEV_PAUSE, "pause requested by the operator", err, errlen);
 }
 
 bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
 {
-    mig_t *g = s_find(ms, name);
-    if (!g) {
-        snprintf(err, errlen, "no migration named %s", name);
-        return false;
-    }
-    if (g->state == M_RESUMING)
-        return true;
-    if (g->state != M_PAUSED && g->state != M_PAUSING) {
-        snprintf(err, errlen, "migration %s is %s, not paused", name, s_name(g->state));
-        return false;
-    }
-    if (!s_force(g, M_RESUMING, "resume requested by the operator")) {
-        snprintf(err, errlen, "migration %s: the journal refused the change", name);
-        return false;
-    }
-    return true;
+    return s_operator(ms, name, MEV_RESUME, "resume requested by the operator", err, errlen);
 }
 
 /* ---- cutover ---- */
@@ -1063,11 +1196,11 @@ static void s_cutover_done(cJSON *report, bool switched, void *arg)
     if (s_is_back(report)) {
         snprintf(detail, sizeof detail, "rolled back: traffic goes to blue; green follows blue: %s",
                  follow ? follow : "?");
-        s_move(g, M_STREAMING, detail);
+        s_fire(g, MEV_ROLLED_BACK, detail);
     } else {
         snprintf(detail, sizeof detail, "cutover done: traffic goes to green; blue follows green: %s",
                  follow ? follow : "?");
-        s_move(g, M_SWITCHED, detail);
+        s_fire(g, MEV_SWITCHED, detail);
     }
 }
 
@@ -1213,27 +1346,8 @@ bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, boo
 
 bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)
 {
-    mig_t *g = s_find(ms, name);
-    if (!g) {
-        snprintf(err, errlen, "no migration named %s", name);
-        return false;
-    }
-    if (g->state == M_CLEANUP_SOURCE || g->state == M_CLEANUP_TARGET || g->state == M_DONE)
-        return true;
-    if (g->cutover) {
-        snprintf(err, errlen, "migration %s: a cutover is running", name);
-        return false;
-    }
-    if (g->state != M_SWITCHED) {
-        snprintf(err, errlen, "migration %s is %s: cleanup follows a cutover (switched); before "
-                 "one, abort drops our objects", name, s_name(g->state));
-        return false;
-    }
-    if (!s_force(g, M_CLEANUP_SOURCE, "cleanup requested by the operator: no rollback after this")) {
-        snprintf(err, errlen, "migration %s: the journal refused the change", name);
-        return false;
-    }
-    return true;
+    return s_operator(ms, name, MEV_CLEANUP,
+                      "cleanup requested by the operator: no rollback after this", err, errlen);
 }
 
 /* ---- replication errors ---- */

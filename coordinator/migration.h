@@ -1,11 +1,20 @@
 /*
  * migration: one PostgreSQL migration driven through its phases by a
- * transition table (migration.c, s_states), journaled.
+ * transition table (migration.c: s_states, each state's step; s_rows, every
+ * move as from, event, to, why), journaled. The rows, by event:
  *
- *   schema -> publish -> copy -> catchup -> postdata -> streaming
- *   any state up to streaming -(abort)-> abort_target -> abort_source -> aborted
- *   copy..streaming, paused -(source at risk)-> protect_source -> protect_target -> aborted
- *   catchup, postdata, streaming -(pause)-> pausing -> paused -(resume)-> resuming -> catchup
+ *   done         roles -> schema -> publish -> copy -> catchup -> postdata -> streaming;
+ *                each undoing state to the next (abort_target -> abort_source -> aborted,
+ *                ..., unfollow_source -> switched, cleanup_target -> done)
+ *   abort        roles..streaming, pausing, paused, resuming -> abort_target
+ *   protect      copy..streaming, pausing, paused, resuming -> protect_source
+ *                -> protect_target -> aborted (the source at risk from our slot)
+ *   pause        catchup, postdata, streaming -> pausing -> paused
+ *   resume       paused, pausing -> resuming -> catchup
+ *   switched     streaming -> switched (a cutover, cutover.h)
+ *   rolled_back  switched -> streaming (a rollback)
+ *   protect_green switched -> unfollow_target -> unfollow_source -> switched
+ *   cleanup      switched -> cleanup_source -> cleanup_target -> done
  *
  * copy is one long step on the target (BulkCopy): the slot with an exported
  * snapshot, the tables copied in it in parallel, the subscription created
@@ -43,8 +52,22 @@
 typedef struct migset migset_t;
 
 /* Loads every migration from the journal (they resume where they were). */
+
 migset_t *migset_new(const agentlink_t *link, journal_t *j);
 void migset_destroy(migset_t **mp);
+
+/* Called after every move a migration makes (from, event and to as
+ * status names them), once journaled, and for an event accepted without a
+ * move (to is from: already under way); the names are static. One
+ * observer per set (NULL: none). */
+typedef void (*migset_move_cb)(const char *migration, const char *from, const char *event,
+                               const char *to, void *arg);
+void migset_on_move(migset_t *ms, migset_move_cb cb, void *arg);
+
+/* The transition table (migration.c, s_rows): how many rows, and row i's
+ * from, event and to (static names); false past the end. */
+size_t migration_rows(void);
+bool migration_row(size_t i, const char **from, const char **event, const char **to);
 
 /* Called from the coordinator's tick: starts due steps. */
 void migset_tick(migset_t *ms);

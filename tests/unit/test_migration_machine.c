@@ -21,6 +21,7 @@
 #include "tmpdir.h"
 
 #define BLUE "blue"
+#define PX "px"
 #define GREEN "green"
 #define NAME "shop"
 
@@ -35,6 +36,11 @@ typedef struct {
     Godwit__Postgres pg;
     Godwit__Slot slot;
     Godwit__Slot *slots[1];
+    /* the target's: its slot for blue after the cutover */
+    Godwit__Report grep;
+    Godwit__Postgres gpg;
+    Godwit__Slot gslot;
+    Godwit__Slot *gslots[1];
 } rig_t;
 
 static const char s_plan[] =
@@ -44,7 +50,32 @@ static const char s_plan[] =
     "    target: {agent: " GREEN ", database: shop}\n"
     "    replication: {peer: blue-db}\n"
     "    reverse_replication: {peer: green-db}\n"
-    "    options: {slot_wal_limit: 1GiB}\n";
+    "    options: {slot_wal_limit: 1GiB}\n"
+    "    cutover: {app_roles: [app], proxies: [{agent: " PX ", proxy: pgb}]}\n";
+
+/* Every row of the transition table a test made fire (from, event, to),
+ * across the tests of this file: the last test wants them all. */
+#define MAX_SEEN 256
+static struct {
+    char from[32], event[32], to[32];
+} s_seen[MAX_SEEN];
+static size_t s_n_seen;
+
+static void s_on_move(const char *migration, const char *from, const char *event, const char *to,
+                      void *arg)
+{
+    (void)migration;
+    (void)arg;
+    for (size_t i = 0; i < s_n_seen; i++)
+        if (!strcmp(s_seen[i].from, from) && !strcmp(s_seen[i].event, event) &&
+            !strcmp(s_seen[i].to, to))
+            return;
+    assert_true(s_n_seen < MAX_SEEN);
+    snprintf(s_seen[s_n_seen].from, sizeof s_seen[0].from, "%s", from);
+    snprintf(s_seen[s_n_seen].event, sizeof s_seen[0].event, "%s", event);
+    snprintf(s_seen[s_n_seen].to, sizeof s_seen[0].to, "%s", to);
+    s_n_seen++;
+}
 
 static int s_setup(void **state)
 {
@@ -76,9 +107,22 @@ static int s_setup(void **state)
     r->pg.slots = r->slots;
     r->pg.n_slots = 1;
     r->rep.postgres = &r->pg;
+    godwit__report__init(&r->grep);
+    godwit__postgres__init(&r->gpg);
+    godwit__slot__init(&r->gslot);
+    r->gslot.name = "godwit_" NAME "_rev";
+    r->gslot.retained_bytes = 1 << 20;
+    r->gpg.current_lsn = 1ull << 32;
+    r->gpg.reachable = true;
+    r->gslots[0] = &r->gslot;
+    r->gpg.slots = r->gslots;
+    r->gpg.n_slots = 1;
+    r->grep.postgres = &r->gpg;
     fakelink_agent(&r->link, BLUE, "source", &r->rep);
-    fakelink_agent(&r->link, GREEN, "target", NULL);
+    fakelink_agent(&r->link, GREEN, "target", &r->grep);
+    fakelink_agent(&r->link, PX, "proxy", NULL);
     r->ms = migset_new(&r->link.link, r->journal);
+    migset_on_move(r->ms, s_on_move, NULL);
     *state = r;
     return 0;
 }
@@ -124,6 +168,31 @@ static void s_restart(rig_t *r)
     fakelink_drain(&r->link, "coordinator stopping");
     migset_destroy(&r->ms);
     r->ms = migset_new(&r->link.link, r->journal);
+    migset_on_move(r->ms, s_on_move, NULL);
+}
+
+/* The journal of an earlier coordinator left the migration in `state`
+ * (and, with cutover set, a cutover event with that detail): the set is
+ * loaded from it as a restarted coordinator would. */
+static void s_journal_at(rig_t *r, const char *state, const char *cutover)
+{
+    char err[256];
+    cJSON *st = migset_status(r->ms, NAME);
+    const char *cur = cJSON_GetStringValue(cJSON_GetObjectItem(st, "state"));
+    if (cur) /* an earlier life of the name, aborted: the name may be used again */
+        assert_true(journal_migration_move(r->journal, NAME, cur, "aborted", "test", err,
+                                           sizeof err));
+    cJSON_Delete(st);
+    fakelink_drain(&r->link, "coordinator stopping");
+    migset_destroy(&r->ms);
+    char *json = plan_migration_to_json(plan_at(&r->plan, 0));
+    assert_true(journal_migration_create(r->journal, NAME, json, state, err, sizeof err));
+    free(json);
+    if (cutover)
+        assert_true(journal_event(r->journal, NAME, state, "cutover", cutover));
+    r->ms = migset_new(&r->link.link, r->journal);
+    migset_on_move(r->ms, s_on_move, NULL);
+    assert_string_equal(s_state(r), state);
 }
 
 static void s_start(rig_t *r)
@@ -476,6 +545,183 @@ static void test_restart_while_aborting_and_paused(void **state)
     assert_string_equal(s_state(r), "aborted");
 }
 
+static void test_cleanup_after_the_cutover(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    s_journal_at(r, "streaming", NULL);
+    assert_false(migset_cleanup(r->ms, NAME, err, sizeof err));
+    assert_non_null(strstr(err, "cleanup follows a cutover"));
+    s_journal_at(r, "switched", NULL);
+    assert_false(migset_abort(r->ms, NAME, err, sizeof err));
+    assert_non_null(strstr(err, "traffic has moved to green"));
+    assert_false(migset_pause(r->ms, NAME, err, sizeof err));
+    assert_false(migset_resume(r->ms, NAME, err, sizeof err));
+    migset_tick(r->ms);
+    assert_int_equal(fakelink_pending(&r->link), 0); /* switched has no step */
+    assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
+    assert_string_equal(s_state(r), "cleanup_source");
+    assert_true(migset_cleanup(r->ms, NAME, err, sizeof err)); /* under way */
+    migset_tick(r->ms);
+    fakelink_sent_t *s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->database, "shop");
+    fakelink_ok(s);
+    assert_string_equal(s_state(r), "cleanup_target");
+    assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
+    migset_tick(r->ms);
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
+    assert_string_equal(s_state(r), "done");
+    assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
+    migset_tick(r->ms);
+    assert_int_equal(fakelink_pending(&r->link), 0);
+    assert_string_equal(s_state(r), "done");
+}
+
+static void test_protection_of_green_after_the_cutover(void **state)
+{
+    rig_t *r = *state;
+    s_journal_at(r, "switched", NULL);
+    migset_tick(r->ms);
+    assert_string_equal(s_state(r), "switched"); /* green's slot for blue is small */
+    r->gslot.retained_bytes = 2ull << 30;
+    migset_tick(r->ms);
+    assert_string_equal(s_state(r), "unfollow_target");
+    char *why = s_status_string(r, "stopped_because");
+    assert_non_null(strstr(why, "blue stopped following green"));
+    free(why);
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS))); /* green's slot first */
+    assert_string_equal(s_state(r), "unfollow_source");
+    migset_tick(r->ms);
+    fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
+    assert_string_equal(s_state(r), "switched");
+}
+
+/* Every event already under way is accepted without a move. */
+static void test_events_already_under_way(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    static const struct {
+        const char *state;
+        bool (*op)(migset_t *, const char *, char *, size_t);
+    } cases[] = {
+        { "abort_target", migset_abort },   { "abort_source", migset_abort },
+        { "protect_source", migset_abort }, { "protect_target", migset_abort },
+        { "pausing", migset_pause },        { "paused", migset_pause },
+        { "resuming", migset_resume },      { "cleanup_source", migset_cleanup },
+        { "cleanup_target", migset_cleanup }, { "done", migset_cleanup },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_journal_at(r, cases[i].state, NULL);
+        assert_true(cases[i].op(r->ms, NAME, err, sizeof err));
+        assert_string_equal(s_state(r), cases[i].state);
+    }
+    /* and a pause being made can be resumed at once */
+    s_journal_at(r, "pausing", NULL);
+    assert_true(migset_resume(r->ms, NAME, err, sizeof err));
+    assert_string_equal(s_state(r), "resuming");
+}
+
+/* Each operator's event and protection from each state a journal can hold
+ * them in (the paths above reach some of them only by driving). */
+static void test_events_from_every_state(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    static const char *const abortable[] = { "pausing", "paused", "resuming" };
+    for (size_t i = 0; i < 3; i++) {
+        s_journal_at(r, abortable[i], NULL);
+        assert_true(migset_abort(r->ms, NAME, err, sizeof err));
+        assert_string_equal(s_state(r), "abort_target");
+    }
+    static const char *const pausable[] = { "catchup", "postdata", "streaming" };
+    for (size_t i = 0; i < 3; i++) {
+        s_journal_at(r, pausable[i], NULL);
+        assert_true(migset_pause(r->ms, NAME, err, sizeof err));
+        assert_string_equal(s_state(r), "pausing");
+    }
+    static const char *const with_slot[] = { "copy", "catchup", "postdata", "streaming",
+                                             "pausing", "paused", "resuming" };
+    for (size_t i = 0; i < 7; i++) {
+        s_journal_at(r, with_slot[i], NULL);
+        r->slot.retained_bytes = 2ull << 30;
+        migset_tick(r->ms);
+        assert_string_equal(s_state(r), "protect_source");
+        r->slot.retained_bytes = 1 << 20;
+    }
+    static const char *const without_slot[] = { "roles", "schema", "publish", "aborted",
+                                                "switched", "done" };
+    for (size_t i = 0; i < 6; i++) {
+        s_journal_at(r, without_slot[i], NULL);
+        r->slot.retained_bytes = 2ull << 30;
+        migset_tick(r->ms);
+        assert_string_equal(s_state(r), without_slot[i]);
+        r->slot.retained_bytes = 1 << 20;
+    }
+}
+
+/* Answers every pending command with success, with the payload its action
+ * wants (none for most). */
+static void s_answer_all(rig_t *r)
+{
+    while (fakelink_peek(&r->link)) {
+        fakelink_sent_t *s = r->link.sent;
+        r->link.sent = s->next;
+        fakelink_ok(s);
+    }
+}
+
+/* A cutover the journal says was switching when the coordinator stopped:
+ * the restarted one finishes it, and the migration moves on its event. */
+static void s_recover_switching(rig_t *r, const char *at, const char *direction,
+                                const char *after)
+{
+    char detail[512];
+    snprintf(detail, sizeof detail,
+             "{\"state\":\"switching\",\"dry_run\":false,\"direction\":\"%s\",\"at_ms\":%llu,"
+             "\"switch_lsn\":\"0/1000000\",\"switched\":[0]}",
+             direction, (unsigned long long)r->link.now_ms);
+    s_journal_at(r, at, detail);
+    for (int i = 0; i < 200 && strcmp(s_state(r), at) == 0; i++) {
+        migset_tick(r->ms);
+        s_answer_all(r);
+        fakelink_advance(&r->link, 1000);
+    }
+    assert_string_equal(s_state(r), after);
+}
+
+static void test_recovered_cutover_switches(void **state)
+{
+    s_recover_switching(*state, "streaming", "forward", "switched");
+}
+
+static void test_recovered_rollback_streams_again(void **state)
+{
+    s_recover_switching(*state, "switched", "back", "streaming");
+}
+
+/* Last: every row of the transition table fired in one of the tests above. */
+static void test_every_row_is_covered(void **state)
+{
+    (void)state;
+    size_t missing = 0;
+    for (size_t i = 0; i < migration_rows(); i++) {
+        const char *from, *event, *to;
+        assert_true(migration_row(i, &from, &event, &to));
+        bool seen = false;
+        for (size_t k = 0; k < s_n_seen && !seen; k++)
+            seen = !strcmp(s_seen[k].from, from) && !strcmp(s_seen[k].event, event) &&
+                   !strcmp(s_seen[k].to, to);
+        if (!seen) {
+            fprintf(stderr, "row not covered: %s -(%s)-> %s\n", from, event, to);
+            missing++;
+        }
+    }
+    assert_int_equal(missing, 0);
+    const char *from, *event, *to;
+    assert_false(migration_row(migration_rows(), &from, &event, &to));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
 int main(void)
@@ -497,6 +743,14 @@ int main(void)
         T(test_protection_leaves_states_without_a_slot),
         T(test_restart_resumes_every_step),
         T(test_restart_while_aborting_and_paused),
+        T(test_cleanup_after_the_cutover),
+        T(test_protection_of_green_after_the_cutover),
+        T(test_events_already_under_way),
+        T(test_events_from_every_state),
+        T(test_recovered_cutover_switches),
+        T(test_recovered_rollback_streams_again),
+        /* keep last */
+        cmocka_unit_test(test_every_row_is_covered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
