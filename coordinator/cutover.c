@@ -14,6 +14,7 @@
 
 #include "finalcheck.h"
 #include "log.h"
+#include "planwire.h"
 #include "lsn.h"
 #include "units.h"
 #include "wire.h"
@@ -151,8 +152,7 @@ struct cutover {
                                    subscription on `from` */
     bool follow;                /* set up replication to -> from after the switch */
     Godwit__ReplicationConn to_reads_from, from_reads_to; /* strings owned */
-    Godwit__TableRef *table_refs, **tables;
-    size_t n_tables;
+    planwire_tables_t tables; /* the plan's, owned */
     char **app_roles;
     size_t n_app_roles;
     char **proxy_agents, **proxies;
@@ -269,12 +269,6 @@ static void s_journal(cutover_t *cu, const char *state)
 
 /* ---- lifetime ----------------------------------------------------------- */
 
-static void s_conn_free(Godwit__ReplicationConn *rc)
-{
-    free(rc->peer);
-    free(rc->dbname);
-}
-
 static void s_free(cutover_t *cu)
 {
     free(cu->migration);
@@ -284,14 +278,9 @@ static void s_free(cutover_t *cu)
     free(cu->to_database);
     free(cu->sub_name);
     free(cu->new_name);
-    s_conn_free(&cu->to_reads_from);
-    s_conn_free(&cu->from_reads_to);
-    for (size_t i = 0; i < cu->n_tables; i++) {
-        free(cu->table_refs[i].schema);
-        free(cu->table_refs[i].name);
-    }
-    free(cu->table_refs);
-    free(cu->tables);
+    planwire_conn_free(&cu->to_reads_from);
+    planwire_conn_free(&cu->from_reads_to);
+    planwire_tables_free(&cu->tables);
     for (size_t i = 0; i < cu->n_app_roles; i++)
         free(cu->app_roles[i]);
     free(cu->app_roles);
@@ -848,8 +837,8 @@ static void s_send_ensure_slot(cutover_t *cu, uint64_t advance_to)
     Godwit__EnsureSlot es = GODWIT__ENSURE_SLOT__INIT;
     es.database = cu->to_database;
     es.name = cu->new_name;
-    es.n_tables = cu->n_tables;
-    es.tables = cu->tables;
+    es.n_tables = cu->tables.n;
+    es.tables = cu->tables.ptrs;
     es.advance_to = advance_to;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_ENSURE_SLOT;
@@ -1101,13 +1090,6 @@ static void s_run(cutover_t *cu)
 /* ---- the interface ------------------------------------------------------ */
 
 /* rc filled with copies of conn's peer and database. */
-static void s_conn_copy(Godwit__ReplicationConn *rc, const plan_conn_t *conn, const char *database)
-{
-    godwit__replication_conn__init(rc);
-    rc->peer = xstrdup(conn->peer ? conn->peer : "");
-    rc->dbname = xstrdup(database);
-}
-
 cutover_t *cutover_start(const agentlink_t *link, journal_t *j, const plan_migration_t *m, const char *objname,
                          const char *revname, bool back, bool dry_run, const cJSON *recover,
                          const cJSON *verify, cutover_done_cb done, void *arg)
@@ -1128,18 +1110,11 @@ cutover_t *cutover_start(const agentlink_t *link, journal_t *j, const plan_migra
     cu->new_name = xstrdup(back ? objname : revname);
     /* Back, blue must follow green again: the migration goes on streaming. */
     cu->follow = back || !m->cutover.reverse_off;
-    const plan_conn_t *green_reads_blue = &m->replication, *blue_reads_green = &m->reverse_replication;
-    s_conn_copy(&cu->to_reads_from, back ? blue_reads_green : green_reads_blue, from->database);
-    s_conn_copy(&cu->from_reads_to, back ? green_reads_blue : blue_reads_green, to->database);
-    cu->n_tables = m->n_tables;
-    cu->table_refs = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *cu->table_refs);
-    cu->tables = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *cu->tables);
-    for (size_t i = 0; i < m->n_tables; i++) {
-        godwit__table_ref__init(&cu->table_refs[i]);
-        cu->table_refs[i].schema = xstrdup(m->tables[i].schema);
-        cu->table_refs[i].name = xstrdup(m->tables[i].name);
-        cu->tables[i] = &cu->table_refs[i];
-    }
+    Godwit__ReplicationConn green_reads_blue = planwire_forward(m);
+    Godwit__ReplicationConn blue_reads_green = planwire_reverse(m);
+    planwire_conn_copy(&cu->to_reads_from, back ? &blue_reads_green : &green_reads_blue);
+    planwire_conn_copy(&cu->from_reads_to, back ? &green_reads_blue : &blue_reads_green);
+    planwire_tables_copy(&cu->tables, m);
     cu->n_app_roles = m->cutover.app_roles.count;
     cu->app_roles = xcalloc(cu->n_app_roles ? cu->n_app_roles : 1, sizeof *cu->app_roles);
     for (size_t i = 0; i < cu->n_app_roles; i++)

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "lsn.h"
+#include "planwire.h"
 #include "cutover.h"
 #include "units.h"
 #include "wire.h"
@@ -300,54 +301,29 @@ static bool s_state_parse(const char *name, mstate_t *out)
 /* ---- building commands (borrowed pointers into the plan, valid while the
  * command is packed inside the link's send) ---- */
 
-static Godwit__ReplicationConn s_rc(const plan_migration_t *m)
-{
-    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.peer = m->replication.peer;
-    rc.dbname = m->source.database;
-    return rc;
-}
-
-/* The table refs of m as arrays the caller frees (refs, then ptrs). */
-static Godwit__TableRef **s_tables(const plan_migration_t *m, Godwit__TableRef **refs_out)
-{
-    size_t n = m->n_tables ? m->n_tables : 1;
-    Godwit__TableRef *refs = xcalloc(n, sizeof *refs);
-    Godwit__TableRef **ptrs = xcalloc(n, sizeof *ptrs);
-    for (size_t i = 0; i < m->n_tables; i++) {
-        godwit__table_ref__init(&refs[i]);
-        refs[i].schema = m->tables[i].schema;
-        refs[i].name = m->tables[i].name;
-        ptrs[i] = &refs[i];
-    }
-    *refs_out = refs;
-    return ptrs;
-}
-
-static void s_send_and_free(mig_t *g, Godwit__Command *cmd, Godwit__TableRef *refs,
-                            Godwit__TableRef **ptrs);
+static void s_send_and_free(mig_t *g, Godwit__Command *cmd, planwire_tables_t *tables);
 
 static void s_send_schema(mig_t *g, Godwit__Command *cmd, const char *section)
 {
-    Godwit__ReplicationConn rc = s_rc(g->m);
-    Godwit__TableRef *refs;
-    Godwit__TableRef **ptrs = s_tables(g->m, &refs);
+    Godwit__ReplicationConn rc = planwire_forward(g->m);
+    planwire_tables_t tables;
+    planwire_tables_borrow(&tables, g->m);
     Godwit__ApplySchema as = GODWIT__APPLY_SCHEMA__INIT;
     as.database = g->m->target.database;
     as.source = &rc;
     as.n_tables = g->m->n_tables;
-    as.tables = ptrs;
+    as.tables = tables.ptrs;
     as.section = (char *)section;
     cmd->action_case = GODWIT__COMMAND__ACTION_APPLY_SCHEMA;
     cmd->apply_schema = &as;
-    s_send_and_free(g, cmd, refs, ptrs);
+    s_send_and_free(g, cmd, &tables);
 }
 
 static void s_send_schema_pre(mig_t *g, Godwit__Command *cmd) { s_send_schema(g, cmd, "pre"); }
 
 static void s_send_roles(mig_t *g, Godwit__Command *cmd)
 {
-    Godwit__ReplicationConn rc = s_rc(g->m);
+    Godwit__ReplicationConn rc = planwire_forward(g->m);
     Godwit__ApplyRoles ar = GODWIT__APPLY_ROLES__INIT;
     ar.database = g->m->target.database;
     ar.source = &rc;
@@ -356,27 +332,27 @@ static void s_send_roles(mig_t *g, Godwit__Command *cmd)
     ar.passwords = g->m->roles.passwords;
     cmd->action_case = GODWIT__COMMAND__ACTION_APPLY_ROLES;
     cmd->apply_roles = &ar;
-    s_send_and_free(g, cmd, NULL, NULL);
+    s_send_and_free(g, cmd, NULL);
 }
 static void s_send_schema_post(mig_t *g, Godwit__Command *cmd) { s_send_schema(g, cmd, "post"); }
 
 static void s_send_publish(mig_t *g, Godwit__Command *cmd)
 {
-    Godwit__TableRef *refs;
-    Godwit__TableRef **ptrs = s_tables(g->m, &refs);
+    planwire_tables_t tables;
+    planwire_tables_borrow(&tables, g->m);
     Godwit__EnsurePublication ep = GODWIT__ENSURE_PUBLICATION__INIT;
     ep.database = g->m->source.database;
     ep.name = g->objname;
     ep.n_tables = g->m->n_tables;
-    ep.tables = ptrs;
+    ep.tables = tables.ptrs;
     cmd->action_case = GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION;
     cmd->ensure_publication = &ep;
-    s_send_and_free(g, cmd, refs, ptrs);
+    s_send_and_free(g, cmd, &tables);
 }
 
 static void s_send_copy(mig_t *g, Godwit__Command *cmd)
 {
-    Godwit__ReplicationConn rc = s_rc(g->m);
+    Godwit__ReplicationConn rc = planwire_forward(g->m);
     Godwit__BulkCopy bc = GODWIT__BULK_COPY__INIT;
     bc.database = g->m->target.database;
     bc.name = g->objname;
@@ -385,7 +361,7 @@ static void s_send_copy(mig_t *g, Godwit__Command *cmd)
     bc.parallelism = (uint32_t)g->m->options.parallelism;
     cmd->action_case = GODWIT__COMMAND__ACTION_BULK_COPY;
     cmd->bulk_copy = &bc;
-    s_send_and_free(g, cmd, NULL, NULL);
+    s_send_and_free(g, cmd, NULL);
 }
 
 static void s_send_sync(mig_t *g, Godwit__Command *cmd)
@@ -395,7 +371,7 @@ static void s_send_sync(mig_t *g, Godwit__Command *cmd)
     ss.subscription = g->objname;
     cmd->action_case = GODWIT__COMMAND__ACTION_SYNC_STATUS;
     cmd->sync_status = &ss;
-    s_send_and_free(g, cmd, NULL, NULL);
+    s_send_and_free(g, cmd, NULL);
 }
 
 /* DropObjects on one side (target: green), each name NULL for none; on
@@ -411,7 +387,7 @@ static void s_send_drop(mig_t *g, Godwit__Command *cmd, bool target, const char 
     d.verify_slot = (char *)(!target && slot && strcmp(slot, g->objname) == 0 ? g->verifyname : "");
     cmd->action_case = GODWIT__COMMAND__ACTION_DROP_OBJECTS;
     cmd->drop_objects = &d;
-    s_send_and_free(g, cmd, NULL, NULL);
+    s_send_and_free(g, cmd, NULL);
 }
 
 /* Our objects on one side: the subscription from the other side, the
@@ -448,7 +424,7 @@ static void s_send_enabled(mig_t *g, Godwit__Command *cmd, bool enabled)
     se.enabled = enabled;
     cmd->action_case = GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED;
     cmd->set_subscription_enabled = &se;
-    s_send_and_free(g, cmd, NULL, NULL);
+    s_send_and_free(g, cmd, NULL);
 }
 
 static void s_send_disable(mig_t *g, Godwit__Command *cmd) { s_send_enabled(g, cmd, false); }
@@ -684,8 +660,7 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
     s_fire(g, MEV_DONE, msg);
 }
 
-static void s_send_and_free(mig_t *g, Godwit__Command *cmd, Godwit__TableRef *refs,
-                            Godwit__TableRef **ptrs)
+static void s_send_and_free(mig_t *g, Godwit__Command *cmd, planwire_tables_t *tables)
 {
     const char *agent = s_states[g->state].on_target ? g->m->target.agent : g->m->source.agent;
     g->busy = true;
@@ -693,8 +668,8 @@ static void s_send_and_free(mig_t *g, Godwit__Command *cmd, Godwit__TableRef *re
     tok->g = g;
     tok->gen = ++g->gen;
     agentlink_send(g->set->link, agent, cmd, s_states[g->state].timeout_ms, s_step_done, tok);
-    free(refs);
-    free(ptrs);
+    if (tables)
+        planwire_tables_free(tables);
 }
 
 static void s_run(mig_t *g)

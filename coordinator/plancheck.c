@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "planwire.h"
 #include "wire.h"
 #include "xalloc.h"
 
@@ -155,9 +156,7 @@ static void s_target_done(const char *agent, const Godwit__Result *r,
 static void s_send_target(plancheck_mig_t *pm)
 {
     plan_migration_t *m = pm->m;
-    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.peer = m->replication.peer;
-    rc.dbname = m->source.database;
+    Godwit__ReplicationConn rc = planwire_forward(m);
     Godwit__PreflightTarget pt = GODWIT__PREFLIGHT_TARGET__INIT;
     pt.database = m->target.database;
     pt.source = pm->facts;
@@ -263,29 +262,20 @@ void plancheck_start(const agentlink_t *link, const char *plan_name, plan_t *pla
             agentlink_defer(link, s_mig_done_deferred, pm);
             continue;
         }
-        Godwit__TableRef *refs = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *refs);
-        Godwit__TableRef **ptrs = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *ptrs);
-        for (size_t t = 0; t < m->n_tables; t++) {
-            godwit__table_ref__init(&refs[t]);
-            refs[t].schema = m->tables[t].schema;
-            refs[t].name = m->tables[t].name;
-            ptrs[t] = &refs[t];
-        }
+        planwire_tables_t tables;
+        planwire_tables_borrow(&tables, m);
         Godwit__PreflightSource ps = GODWIT__PREFLIGHT_SOURCE__INIT;
         ps.database = m->source.database;
-        ps.n_tables = m->n_tables;
-        ps.tables = ptrs;
+        ps.n_tables = tables.n;
+        ps.tables = tables.ptrs;
         /* After a cutover the source reads the target through its peer. */
-        Godwit__ReplicationConn rev = GODWIT__REPLICATION_CONN__INIT;
-        rev.peer = m->reverse_replication.peer;
-        rev.dbname = m->target.database;
+        Godwit__ReplicationConn rev = planwire_reverse(m);
         if (m->cutover.proxies.count > 0 && !m->cutover.reverse_off && rev.peer)
             ps.reverse = &rev;
         Godwit__Command cmd = GODWIT__COMMAND__INIT;
         cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE;
         cmd.preflight_source = &ps;
         agentlink_send(link, m->source.agent, &cmd, timeout_ms, s_source_done, pm);
-        free(refs);
-        free(ptrs);
+        planwire_tables_free(&tables);
     }
 }

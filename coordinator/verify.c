@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "planwire.h"
 #include "units.h"
 #include "xalloc.h"
 
@@ -24,12 +25,11 @@ struct verify {
     uint64_t slot_wait_ms;      /* bound on creating the verify slot (plan option; 0: the agent's) */
     char *target_agent, *target_database;
     /* the replication connection, as the plan gives it: a peer of the
-     * target agent, and the source database */
-    char *peer, *source_database;
+     * target agent, and the source database (strings owned) */
+    Godwit__ReplicationConn source;
     char **schemas, **names;
     size_t n, next;
-    char **plan_schemas, **plan_names; /* the plan's tables (none: all), for the schema check */
-    size_t n_plan;
+    planwire_tables_t plan_tables; /* the plan's (none: all), for the schema check; owned */
     char **app_roles;           /* the plan's application roles, for the roles check */
     size_t n_app_roles;
     bool schema_done;           /* the schema check came back */
@@ -50,12 +50,7 @@ static void v_free(verify_t *v)
     }
     free(v->schemas);
     free(v->names);
-    for (size_t i = 0; i < v->n_plan; i++) {
-        free(v->plan_schemas[i]);
-        free(v->plan_names[i]);
-    }
-    free(v->plan_schemas);
-    free(v->plan_names);
+    planwire_tables_free(&v->plan_tables);
     for (size_t i = 0; i < v->n_app_roles; i++)
         free(v->app_roles[i]);
     free(v->app_roles);
@@ -65,8 +60,7 @@ static void v_free(verify_t *v)
     free(v->verify_slot);
     free(v->target_agent);
     free(v->target_database);
-    free(v->peer);
-    free(v->source_database);
+    planwire_conn_free(&v->source);
     cJSON_Delete(v->report);
     free(v);
 }
@@ -227,22 +221,11 @@ static void v_skip_affected(verify_t *v, cJSON *tables)
 
 static void v_send_schema(verify_t *v)
 {
-    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.peer = v->peer;
-    rc.dbname = v->source_database;
-    Godwit__TableRef *refs = xcalloc(v->n_plan ? v->n_plan : 1, sizeof *refs);
-    Godwit__TableRef **ptrs = xcalloc(v->n_plan ? v->n_plan : 1, sizeof *ptrs);
-    for (size_t i = 0; i < v->n_plan; i++) {
-        godwit__table_ref__init(&refs[i]);
-        refs[i].schema = v->plan_schemas[i];
-        refs[i].name = v->plan_names[i];
-        ptrs[i] = &refs[i];
-    }
     Godwit__VerifySchema vs = GODWIT__VERIFY_SCHEMA__INIT;
     vs.database = v->target_database;
-    vs.source = &rc;
-    vs.n_tables = v->n_plan;
-    vs.tables = ptrs;
+    vs.source = &v->source;
+    vs.n_tables = v->plan_tables.n;
+    vs.tables = v->plan_tables.ptrs;
     vs.n_app_roles = v->n_app_roles;
     vs.app_roles = v->app_roles;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
@@ -251,8 +234,6 @@ static void v_send_schema(verify_t *v)
     v->busy = true;
     v->attempts++;
     agentlink_send(v->link, v->target_agent, &cmd, 600000, v_on_result, v);
-    free(refs);
-    free(ptrs);
 }
 
 static void v_on_result(const char *agent, const Godwit__Result *r, const char *error,
@@ -307,15 +288,12 @@ static void v_send(verify_t *v)
         v_send_schema(v);
         return;
     }
-    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.peer = v->peer;
-    rc.dbname = v->source_database;
     Godwit__TableRef t = GODWIT__TABLE_REF__INIT;
     t.schema = v->schemas[v->next];
     t.name = v->names[v->next];
     Godwit__VerifyTable vt = GODWIT__VERIFY_TABLE__INIT;
     vt.database = v->target_database;
-    vt.source = &rc;
+    vt.source = &v->source;
     vt.table = &t;
     vt.subscription = v->objname;
     vt.slot = v->objname;
@@ -356,8 +334,8 @@ verify_t *verify_start(const agentlink_t *link, const plan_migration_t *m, const
                                                          : 0;
     v->target_agent = xstrdup(m->target.agent);
     v->target_database = xstrdup(m->target.database);
-    v->peer = xstrdup(m->replication.peer);
-    v->source_database = xstrdup(m->source.database);
+    Godwit__ReplicationConn forward = planwire_forward(m);
+    planwire_conn_copy(&v->source, &forward);
     v->n = n;
     v->schemas = xcalloc(n ? n : 1, sizeof *v->schemas);
     v->names = xcalloc(n ? n : 1, sizeof *v->names);
@@ -366,13 +344,7 @@ verify_t *verify_start(const agentlink_t *link, const plan_migration_t *m, const
         v->names[i] = xstrdup(names[i]);
     }
     v->skip = xcalloc(n ? n : 1, sizeof *v->skip);
-    v->n_plan = m->n_tables;
-    v->plan_schemas = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *v->plan_schemas);
-    v->plan_names = xcalloc(m->n_tables ? m->n_tables : 1, sizeof *v->plan_names);
-    for (size_t i = 0; i < m->n_tables; i++) {
-        v->plan_schemas[i] = xstrdup(m->tables[i].schema);
-        v->plan_names[i] = xstrdup(m->tables[i].name);
-    }
+    planwire_tables_copy(&v->plan_tables, m);
     v->n_app_roles = m->cutover.app_roles.count;
     v->app_roles = xcalloc(v->n_app_roles ? v->n_app_roles : 1, sizeof *v->app_roles);
     for (size_t i = 0; i < v->n_app_roles; i++)
