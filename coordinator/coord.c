@@ -25,6 +25,7 @@
 
 #include "claim.h"
 #include "control.h"
+#include "ctlcmd.h"
 #include "fleet.h"
 #include "journal.h"
 #include "plan.h"
@@ -1143,56 +1144,93 @@ static void s_cutover(coord_t *c, control_req_t *req, const cJSON *request)
     control_reply(req, r);
 }
 
+static void s_ctl_status(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    (void)request;
+    control_reply(req, s_status_json(c));
+}
+
+static void s_ctl_ping(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    const cJSON *name = cJSON_GetObjectItem(request, "agent");
+    fleet_agent_t *a = cJSON_IsString(name) ? fleet_find(c->fleet, name->valuestring) : NULL;
+    if (!a) {
+        control_reply_error(req, "no such agent in the allow-list");
+        return;
+    }
+    if (a->state != LINK_CONNECTED) {
+        control_reply_error(req, "agent is not connected");
+        return;
+    }
+    ctl_ping_t *p = xcalloc(1, sizeof *p);
+    p->req = req;
+    snprintf(p->agent, sizeof p->agent, "%s", a->name);
+    p->sent_us = s_us();
+    p->nonce = s_send_ping(c, a);
+    p->deadline_mono = units_mono_ms() + (uint64_t)c->cfg->lost_after_ms;
+    p->next = c->ctl_pings;
+    c->ctl_pings = p;
+    if (!p->nonce)
+        s_ctl_ping_done(c, &c->ctl_pings, "cannot send to the agent", 0);
+}
+
+static void s_ctl_proxy(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    proxycmd_handle(&c->link, req, request);
+}
+
+static void s_ctl_abort(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    s_migrate_change(c, req, request, migset_abort, "aborting");
+}
+
+static void s_ctl_pause(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    s_migrate_change(c, req, request, migset_pause, "pausing");
+}
+
+static void s_ctl_resume(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    s_migrate_change(c, req, request, migset_resume, "resuming");
+}
+
+static void s_ctl_verify(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    s_migrate_change(c, req, request, migset_verify, "verifying");
+}
+
+static void s_ctl_cleanup(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    s_migrate_change(c, req, request, migset_cleanup, "cleaning_up");
+}
+
+/* The handler of each control command (ctlcmd.h). */
+static void (*const s_ctl_handlers[CTLCMD__COUNT])(coord_t *c, control_req_t *req,
+                                                    const cJSON *request) = {
+    [CTLCMD_STATUS] = s_ctl_status,
+    [CTLCMD_PING] = s_ctl_ping,
+    [CTLCMD_PROXY] = s_ctl_proxy,
+    [CTLCMD_PLAN_CHECK] = s_plan_check,
+    [CTLCMD_MIGRATE_START] = s_migrate_start,
+    [CTLCMD_MIGRATE_STATUS] = s_migrate_status,
+    [CTLCMD_MIGRATE_ABORT] = s_ctl_abort,
+    [CTLCMD_MIGRATE_PAUSE] = s_ctl_pause,
+    [CTLCMD_MIGRATE_RESUME] = s_ctl_resume,
+    [CTLCMD_MIGRATE_VERIFY] = s_ctl_verify,
+    [CTLCMD_MIGRATE_CLEANUP] = s_ctl_cleanup,
+    [CTLCMD_CUTOVER] = s_cutover,
+};
+
 static void s_control(control_req_t *req, const cJSON *request, void *arg)
 {
     coord_t *c = arg;
-    const char *cmd = cJSON_GetObjectItem(request, "cmd")->valuestring;
-    if (strcmp(cmd, "status") == 0) {
-        control_reply(req, s_status_json(c));
-    } else if (strcmp(cmd, "ping") == 0) {
-        const cJSON *name = cJSON_GetObjectItem(request, "agent");
-        fleet_agent_t *a = cJSON_IsString(name) ? fleet_find(c->fleet, name->valuestring) : NULL;
-        if (!a) {
-            control_reply_error(req, "no such agent in the allow-list");
-            return;
-        }
-        if (a->state != LINK_CONNECTED) {
-            control_reply_error(req, "agent is not connected");
-            return;
-        }
-        ctl_ping_t *p = xcalloc(1, sizeof *p);
-        p->req = req;
-        snprintf(p->agent, sizeof p->agent, "%s", a->name);
-        p->sent_us = s_us();
-        p->nonce = s_send_ping(c, a);
-        p->deadline_mono = units_mono_ms() + (uint64_t)c->cfg->lost_after_ms;
-        p->next = c->ctl_pings;
-        c->ctl_pings = p;
-        if (!p->nonce)
-            s_ctl_ping_done(c, &c->ctl_pings, "cannot send to the agent", 0);
-    } else if (strcmp(cmd, "proxy") == 0) {
-        proxycmd_handle(&c->link, req, request);
-    } else if (strcmp(cmd, "plan_check") == 0) {
-        s_plan_check(c, req, request);
-    } else if (strcmp(cmd, "migrate_start") == 0) {
-        s_migrate_start(c, req, request);
-    } else if (strcmp(cmd, "migrate_status") == 0) {
-        s_migrate_status(c, req, request);
-    } else if (strcmp(cmd, "migrate_abort") == 0) {
-        s_migrate_change(c, req, request, migset_abort, "aborting");
-    } else if (strcmp(cmd, "migrate_pause") == 0) {
-        s_migrate_change(c, req, request, migset_pause, "pausing");
-    } else if (strcmp(cmd, "migrate_resume") == 0) {
-        s_migrate_change(c, req, request, migset_resume, "resuming");
-    } else if (strcmp(cmd, "cutover") == 0) {
-        s_cutover(c, req, request);
-    } else if (strcmp(cmd, "migrate_cleanup") == 0) {
-        s_migrate_change(c, req, request, migset_cleanup, "cleaning_up");
-    } else if (strcmp(cmd, "migrate_verify") == 0) {
-        s_migrate_change(c, req, request, migset_verify, "verifying");
-    } else {
+    ctlcmd_t cmd;
+    if (!ctlcmd_parse(cJSON_GetObjectItem(request, "cmd")->valuestring, &cmd) ||
+        !s_ctl_handlers[cmd]) {
         control_reply_error(req, "unknown command");
+        return;
     }
+    s_ctl_handlers[cmd](c, req, request);
 }
 
 /* ---- lifecycle ---- */

@@ -27,6 +27,7 @@
 
 #include <sodium.h>
 
+#include "ctlcmd.h"
 #include "escape.h"
 #include "keys.h"
 #include "lsn.h"
@@ -409,7 +410,7 @@ static int s_cmd_status(const char *sock, int argc, char **argv)
     }
     bool tty = isatty(STDOUT_FILENO);
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "status");
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_STATUS));
     int code = 0;
     for (;;) {
         char err[512];
@@ -485,7 +486,7 @@ static int s_cmd_ping(const char *sock, int argc, char **argv)
     if (!s_operand(argc, argv, &agent, &json, NULL))
         return EXIT_USAGE;
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "ping");
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_PING));
     cJSON_AddStringToObject(req, "agent", agent);
     char err[512];
     cJSON *resp = s_call(sock, req, 30, err, sizeof err);
@@ -541,7 +542,7 @@ static int s_cmd_proxy(const char *sock, int argc, char **argv)
         return EXIT_USAGE;
     }
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "proxy");
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_PROXY));
     cJSON_AddStringToObject(req, "agent", pos[0]);
     cJSON_AddStringToObject(req, "proxy", pos[1]);
     cJSON_AddStringToObject(req, "op", pos[2]);
@@ -808,7 +809,7 @@ static cJSON *s_migration_status(const char *sock, const char *name, bool json)
 {
     char err[512];
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "migrate_status");
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_MIGRATE_STATUS));
     cJSON_AddStringToObject(req, "name", name);
     cJSON *resp = s_call(sock, req, 30, err, sizeof err);
     cJSON_Delete(req);
@@ -867,7 +868,7 @@ static int s_follow(const char *sock, const char *name, const char *key,
 static int s_cmd_verify(const char *sock, const char *name, bool json, bool wait)
 {
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "migrate_verify");
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_MIGRATE_VERIFY));
     cJSON_AddStringToObject(req, "name", name);
     int code = s_ask(sock, req);
     if (code != 0)
@@ -953,7 +954,7 @@ static int s_cmd_cutover(const char *sock, int argc, char **argv)
     if (!s_operand(argc, argv, &name, &json, &dry))
         return EXIT_USAGE;
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "cutover");
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_CUTOVER));
     cJSON_AddStringToObject(req, "name", name);
     cJSON_AddBoolToObject(req, "dry_run", dry);
     cJSON_AddBoolToObject(req, "rollback", strcmp(argv[0], "rollback") == 0);
@@ -987,7 +988,7 @@ static int s_cmd_cleanup(const char *sock, int argc, char **argv)
     if (!s_operand(argc, argv, &name, &json, NULL))
         return EXIT_USAGE;
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "migrate_cleanup");
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_MIGRATE_CLEANUP));
     cJSON_AddStringToObject(req, "name", name);
     int code = s_ask(sock, req);
     if (code != 0)
@@ -1052,21 +1053,22 @@ static int s_cmd_migrate(const char *sock, int argc, char **argv)
             cJSON_Delete(req);
             return EXIT_USAGE;
         }
-        cJSON_AddStringToObject(req, "cmd", "migrate_start");
+        cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_MIGRATE_START));
         cJSON_AddStringToObject(req, "file", arg);
         cJSON_AddStringToObject(req, "text", text);
         if (name)
             cJSON_AddStringToObject(req, "name", name);
         free(text);
     } else if (strcmp(sub, "status") == 0) {
-        cJSON_AddStringToObject(req, "cmd", "migrate_status");
+        cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_MIGRATE_STATUS));
         if (arg)
             cJSON_AddStringToObject(req, "name", arg);
     } else if ((strcmp(sub, "abort") == 0 || strcmp(sub, "pause") == 0 ||
                 strcmp(sub, "resume") == 0) && arg) {
-        char cmd[32];
-        snprintf(cmd, sizeof cmd, "migrate_%s", sub);
-        cJSON_AddStringToObject(req, "cmd", cmd);
+        ctlcmd_t cmd = strcmp(sub, "abort") == 0   ? CTLCMD_MIGRATE_ABORT
+                       : strcmp(sub, "pause") == 0 ? CTLCMD_MIGRATE_PAUSE
+                                                   : CTLCMD_MIGRATE_RESUME;
+        cJSON_AddStringToObject(req, "cmd", ctlcmd_name(cmd));
         cJSON_AddStringToObject(req, "name", arg);
     } else {
         cJSON_Delete(req);
@@ -1147,7 +1149,7 @@ static int s_cmd_plan(const char *sock, int argc, char **argv)
     if (!text)
         return EXIT_USAGE;
     cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "plan_check");
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_PLAN_CHECK));
     cJSON_AddStringToObject(req, "file", path);
     cJSON_AddStringToObject(req, "text", text);
     free(text);
