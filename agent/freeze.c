@@ -413,17 +413,29 @@ static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
         }
     }
     /* The lease runs from here: whatever happens next, the fence does not
-     * outlive it unless the coordinator says so. */
-    fz_lease_set(s->f, s->req->database,
-                 s->req->lease_ms ? s->req->lease_ms : FZ_DEFAULT_LEASE_MS);
+     * outlive it unless the coordinator says so (or asked for it for good:
+     * then there is no lease). */
+    if (s->req->permanent)
+        fz_lease_end(s->f, s->req->database);
+    else
+        fz_lease_set(s->f, s->req->database,
+                     s->req->lease_ms ? s->req->lease_ms : FZ_DEFAULT_LEASE_MS);
     if (s->fence) { /* already frozen: keep what the roles had before we came */
         s->result->already = true;
+        if (s->req->permanent && !cJSON_IsTrue(cJSON_GetObjectItem(s->fence, "permanent"))) {
+            cJSON_ReplaceItemInObject(s->fence, "permanent", cJSON_CreateTrue());
+            int rc = fz_write(s->path, s->fence);
+            if (rc != 0) {
+                fz_failf(s, "cannot write %s: %s", s->path, strerror(-rc));
+                return;
+            }
+        }
         fz_next(s);
         return;
     }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "database", s->req->database);
-    cJSON_AddBoolToObject(j, "permanent", false);
+    cJSON_AddBoolToObject(j, "permanent", s->req->permanent);
     cJSON *roles = cJSON_AddArrayToObject(j, "roles");
     for (int i = 0; i < n; i++) {
         cJSON *o = cJSON_CreateObject();
@@ -830,6 +842,7 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
         break;
     case GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE:
         s->stages = fz_prepare_stages;
+        s->result->fenced = s->fence != NULL;
         break;
     case GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE:
         s->stages = s->fence ? fz_unfreeze_stages : fz_none_stages;

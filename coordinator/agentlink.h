@@ -52,9 +52,10 @@ typedef struct {
     /* Why the agent's last hello was refused, or NULL if it was not. */
     const char *(*refused)(void *ctx, const char *agent);
     /* Wall clock (ms since the epoch: what reports and journals carry) and
-     * a monotonic clock (ms: deadlines and backoff). */
+     * a monotonic clock (µs: deadlines, budgets and backoff; the machines
+     * read no other). */
     uint64_t (*now_ms)(void *ctx);
-    uint64_t (*mono_ms)(void *ctx);
+    uint64_t (*mono_us)(void *ctx);
 } agentlink_ops_t;
 
 typedef struct {
@@ -100,6 +101,11 @@ static inline const char *agentlink_refused(const agentlink_t *l, const char *ag
 
 static inline uint64_t agentlink_now_ms(const agentlink_t *l) { return l->ops->now_ms(l->ctx); }
 
-static inline uint64_t agentlink_mono_ms(const agentlink_t *l) { return l->ops->mono_ms(l->ctx); }
+static inline uint64_t agentlink_mono_us(const agentlink_t *l) { return l->ops->mono_us(l->ctx); }
+
+static inline uint64_t agentlink_mono_ms(const agentlink_t *l)
+{
+    return l->ops->mono_us(l->ctx) / 1000;
+}
 
 #endif

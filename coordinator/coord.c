@@ -811,10 +811,10 @@ static uint64_t s_link_now_ms(void *ctx)
     return units_now_ms();
 }
 
-static uint64_t s_link_mono_ms(void *ctx)
+static uint64_t s_link_mono_us(void *ctx)
 {
     (void)ctx;
-    return units_mono_ms();
+    return units_mono_us();
 }
 
 static const agentlink_ops_t s_link_ops = {
@@ -826,7 +826,7 @@ static const agentlink_ops_t s_link_ops = {
     .role = s_link_role,
     .refused = s_link_refused,
     .now_ms = s_link_now_ms,
-    .mono_ms = s_link_mono_ms,
+    .mono_us = s_link_mono_us,
 };
 
 /* ---- control requests ---- */

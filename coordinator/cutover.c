@@ -49,6 +49,7 @@ typedef enum {
     K_ADVANCE,
     K_FOLLOW,
     K_SWITCH_RESUME,
+    K_REFENCE,
     K__COUNT
 } kstate_t;
 
@@ -83,6 +84,7 @@ static void s_send_switch_to(cutover_t *cu);
 static void s_send_switch_back(cutover_t *cu);
 static void s_send_resume(cutover_t *cu);
 static void s_send_unfreeze(cutover_t *cu);
+static void s_send_refence(cutover_t *cu);
 static void s_send_restore(cutover_t *cu);
 static void s_send_drop_old(cutover_t *cu);
 static void s_send_drop_old_slot(cutover_t *cu);
@@ -116,7 +118,7 @@ static const struct {
     { K_SWITCH, "switch", s_send_switch_to, K_RESUME, K_RESUME, true, false, 0, false },
     { K_RESUME, "resume", s_send_resume, K_DROP_OLD, K_DONE, false, false, 0, false },
     { K_DONE, "done", NULL, K_DONE, K_DONE, false, false, 0, false },
-    { K_BACK, "switch back", s_send_switch_back, K_UNFREEZE, K_UNFREEZE, false, false, 0, true },
+    { K_BACK, "switch back", s_send_switch_back, K_REFENCE, K_REFENCE, false, false, 0, true },
     { K_UNFREEZE, "unfreeze", s_send_unfreeze, K_UNPAUSE, K_UNPAUSE, false, false, 0, true },
     { K_UNPAUSE, "resume on old side", s_send_resume, K_ABORT_RESTORE, K_ABORT_RESTORE, false,
       false, 0, true },
@@ -137,6 +139,7 @@ static const struct {
       false },
     { K_SWITCH_RESUME, "switch and resume", s_send_switch_to, K_DROP_OLD, K_DONE, true, false, 0,
       false },
+    { K_REFENCE, "fence again", s_send_refence, K_UNFREEZE, K_UNFREEZE, false, false, 0, true },
 };
 
 struct cutover {
@@ -164,6 +167,10 @@ struct cutover {
     uint64_t abort_end_us;      /* an abort gives up on what it cannot reach then; 0: no abort */
     bool fence_sent;            /* FREEZE sent to `from` (or recovered: it may have been) */
     char *source_left;          /* the abort could not lift `from`'s fence: why (owned) */
+    bool to_fenced;             /* our fence held `to` before the pause (PREPARE said so:
+                                   a rollback's blue, green after a rollback) */
+    bool to_lift_sent;          /* the sequences step lifted it (or recovered: may have) */
+    char *target_left;          /* the abort could not fence `to` again: why (owned) */
     bool dry_run;
     bool forward_only;          /* recovered in "switching": never roll back */
     bool prepared;              /* the new slot was made before the pause */
@@ -214,9 +221,9 @@ static void s_failpoint(const cutover_t *cu, const char *point)
 
 /* ---- the report --------------------------------------------------------- */
 
-static double s_ms_since(uint64_t us)
+static double s_ms_since(const cutover_t *cu, uint64_t us)
 {
-    return (double)(units_mono_us() - us) / 1000.0;
+    return (double)(agentlink_mono_us(cu->link) - us) / 1000.0;
 }
 
 static void s_timeline(cutover_t *cu, bool ok, const char *detail)
@@ -224,7 +231,7 @@ static void s_timeline(cutover_t *cu, bool ok, const char *detail)
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "step", s_steps[cu->state].name);
     cJSON_AddNumberToObject(t, "at_ms", (double)(cu->step_started_us - cu->started_us) / 1000.0);
-    cJSON_AddNumberToObject(t, "ms", s_ms_since(cu->step_started_us));
+    cJSON_AddNumberToObject(t, "ms", s_ms_since(cu, cu->step_started_us));
     cJSON_AddBoolToObject(t, "ok", ok);
     if (detail)
         cJSON_AddStringToObject(t, "detail", detail);
@@ -250,6 +257,7 @@ static void s_journal(cutover_t *cu, const char *state)
     cJSON_AddBoolToObject(j, "dry_run", cu->dry_run);
     cJSON_AddStringToObject(j, "direction", cu->back ? "back" : "forward");
     cJSON_AddNumberToObject(j, "at_ms", (double)agentlink_now_ms(cu->link));
+    cJSON_AddBoolToObject(j, "to_fenced", cu->to_fenced);
     if (cu->switch_lsn) {
         char pos[32];
         cJSON_AddStringToObject(j, "switch_lsn", lsn_format(cu->switch_lsn, pos, sizeof pos));
@@ -292,6 +300,7 @@ static void s_free(cutover_t *cu)
         free(cu->px[i].unknown);
     free(cu->px);
     free(cu->source_left);
+    free(cu->target_left);
     free(cu->proxy_agents);
     free(cu->proxies);
     free(cu->holds);
@@ -309,7 +318,7 @@ static void s_free(cutover_t *cu)
 static void s_end(cutover_t *cu)
 {
     bool switched = cu->state == K_DONE && !cu->dry_run;
-    bool unknown = cu->source_left != NULL;
+    bool unknown = cu->source_left != NULL || cu->target_left != NULL;
     cJSON *pl = cJSON_CreateArray();
     for (size_t i = 0; i < cu->n_proxies; i++) {
         const pxrec_t *x = &cu->px[i];
@@ -329,6 +338,8 @@ static void s_end(cutover_t *cu)
     s_set(cu, "proxies", pl);
     if (cu->source_left)
         s_set(cu, "source_left", cJSON_CreateString(cu->source_left));
+    if (cu->target_left)
+        s_set(cu, "target_left", cJSON_CreateString(cu->target_left));
     /* done, refused (the role check: nothing changed), rolled_back
      * (traffic on the old side, writable), unknown (aborted, and a proxy or
      * the old side's fence could not be brought back: see proxies). */
@@ -382,7 +393,7 @@ static void s_abort(cutover_t *cu, const char *why)
     log_error("migration %s: %s aborted at %s: %s", cu->migration,
               cu->back ? "rollback" : "cutover", s_steps[cu->state].name, why);
     s_set(cu, "reason", cJSON_CreateString(why));
-    cu->abort_end_us = units_mono_us() + cu->abort_timeout_ms * 1000;
+    cu->abort_end_us = agentlink_mono_us(cu->link) + cu->abort_timeout_ms * 1000;
     s_journal(cu, "aborting"); /* with the proxies to switch back */
     s_goto(cu, K_BACK);
 }
@@ -401,6 +412,13 @@ static void s_give_up(cutover_t *cu)
         cu->source_left = xasprintf("unknown: the unfreeze was not confirmed (%s); a fence that "
                                     "is not permanent is lifted by the agent itself (its lease, "
                                     "or 30 s after it restarts)", cu->step_error);
+        return;
+    }
+    if (st == K_REFENCE) {
+        free(cu->target_left);
+        cu->target_left = xasprintf("unknown: its fence, lifted by the sequences step, could not "
+                                    "be made again (%s); %s stays fenced", cu->step_error,
+                                    cu->from_backend);
         return;
     }
     for (size_t i = 0; i < cu->n_proxies; i++) {
@@ -479,8 +497,8 @@ static void s_step_over(cutover_t *cu)
             /* Traffic may flow to `to` already: never back. Again until
              * the abort's deadline, then given up on. */
             if (!cu->abort_end_us)
-                cu->abort_end_us = units_mono_us() + cu->abort_timeout_ms * 1000;
-            if (units_mono_us() + CU_RETRY_MS * 1000 > cu->abort_end_us) {
+                cu->abort_end_us = agentlink_mono_us(cu->link) + cu->abort_timeout_ms * 1000;
+            if (agentlink_mono_us(cu->link) + CU_RETRY_MS * 1000 > cu->abort_end_us) {
                 s_give_up(cu);
                 s_set(cu, "reason", cJSON_CreateString(cu->step_error));
                 s_goto(cu, s_steps[st].next);
@@ -493,7 +511,7 @@ static void s_step_over(cutover_t *cu)
             return;
         }
         if (s_steps[st].bounded && !s_steps[st].best_effort &&
-            units_mono_us() + CU_RETRY_MS * 1000 > cu->abort_end_us) {
+            agentlink_mono_us(cu->link) + CU_RETRY_MS * 1000 > cu->abort_end_us) {
             s_give_up(cu);
             s_goto(cu, s_steps[st].next);
             return;
@@ -518,7 +536,7 @@ static void s_step_over(cutover_t *cu)
     s_timeline(cu, true, NULL);
     if (st == K_RESUME || st == K_DRY_RESUME || st == K_UNPAUSE || st == K_SWITCH_RESUME) {
         if (cu->pause_started_us) {
-            s_set(cu, "write_pause_ms", cJSON_CreateNumber(s_ms_since(cu->pause_started_us)));
+            s_set(cu, "write_pause_ms", cJSON_CreateNumber(s_ms_since(cu, cu->pause_started_us)));
             s_set(cu, "proxy_paused_ms", cJSON_CreateNumber(cu->proxy_paused_ms));
         }
     }
@@ -613,8 +631,13 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE) {
         const Godwit__FreezeSourceResult *f = r->freeze_source;
         char what[200], pos[32];
+        if (cu->state == K_CHECK && strcmp(agent, cu->to_agent) == 0 && f->fenced)
+            cu->to_fenced = true;
         if (cu->state == K_CHECK)
-            snprintf(what, sizeof what, "connection kept for the pause");
+            snprintf(what, sizeof what, "connection kept for the pause%s",
+                     f->fenced ? " (fenced)" : "");
+        else if (cu->state == K_REFENCE)
+            snprintf(what, sizeof what, "fenced again, for good");
         else
             snprintf(what, sizeof what, "%s%s", f->final_lsn ? "final LSN " : "fence",
                      f->final_lsn ? lsn_format(f->final_lsn, pos, sizeof pos)
@@ -721,16 +744,16 @@ static uint64_t s_timeout(const cutover_t *cu)
     if (s_steps[cu->state].bounded || (cu->state == K_SWITCH_RESUME && cu->abort_end_us)) {
         /* Within the abort's deadline; a step that begins after it (the
          * one before gave up) still gets a short try. */
-        uint64_t now = units_mono_us();
-        uint64_t left = now >= cu->abort_end_us ? 0 : (cu->abort_end_us - now) / 1000 + 1;
+        uint64_t now = agentlink_mono_us(cu->link);
+        uint64_t left = now >= cu->abort_end_us ? 0 : (cu->abort_end_us - now + 999) / 1000;
         if (left < CU_ABORT_MIN_TRY_MS)
             left = CU_ABORT_MIN_TRY_MS;
         return left < CU_ABORT_TRY_MS ? left : CU_ABORT_TRY_MS;
     }
     if (!s_steps[cu->state].critical || cu->forward_only)
         return CU_ABORT_STEP_TIMEOUT_MS;
-    uint64_t now = units_mono_us();
-    return now >= cu->budget_end_us ? 0 : (cu->budget_end_us - now) / 1000 + 1;
+    uint64_t now = agentlink_mono_us(cu->link);
+    return now >= cu->budget_end_us ? 0 : (cu->budget_end_us - now + 999) / 1000;
 }
 
 /* proxy: the index of the proxy the command is for, -1 if none. */
@@ -902,7 +925,7 @@ static void s_send_restore(cutover_t *cu)
 static void s_send_pause(cutover_t *cu)
 {
     s_journal(cu, "started"); /* from here a restart rolls back */
-    cu->pause_started_us = units_mono_us();
+    cu->pause_started_us = agentlink_mono_us(cu->link);
     cu->budget_end_us = cu->pause_started_us + cu->max_pause_ms * 1000;
     s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_PAUSE, NULL);
 }
@@ -957,6 +980,17 @@ static void s_send_freeze(cutover_t *cu)
 
 static void s_send_unfreeze(cutover_t *cu)
 {
+    if (cu->state == K_UNFREEZE && cu->target_left) {
+        /* Never two writable sides: `to` may be writable. */
+        free(cu->source_left);
+        cu->source_left = xasprintf("fenced: not lifted, since %s may be writable (%s)",
+                                    cu->to_backend, cu->target_left);
+        log_error("migration %s: %s stays fenced: %s", cu->migration, cu->from_backend,
+                  cu->source_left);
+        s_detail(cu, cu->from_agent, cu->source_left, NULL);
+        s_step_over(cu);
+        return;
+    }
     if (cu->state == K_UNFREEZE) {
         /* Never two writable sides: while a proxy that was sent the switch
          * may still point at `to`, `from` stays fenced. */
@@ -993,6 +1027,30 @@ static void s_send_unfreeze(cutover_t *cu)
                  GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
 }
 
+/* An abort after the sequences step lifted our fence on `to` (a rollback's
+ * blue, green after a rollback): `to` fenced again, for good, before
+ * `from`'s fence is lifted: never two writable sides. Nothing to do when
+ * `to` was not fenced before the pause or the lift was never sent. */
+static void s_send_refence(cutover_t *cu)
+{
+    if (!cu->to_fenced || !cu->to_lift_sent) {
+        s_detail(cu, cu->to_agent, "skipped (its fence was not lifted)", NULL);
+        s_step_over(cu);
+        return;
+    }
+    Godwit__FreezeSource fs = GODWIT__FREEZE_SOURCE__INIT;
+    fs.database = cu->to_database;
+    fs.mode = GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE;
+    fs.n_app_roles = cu->n_app_roles;
+    fs.app_roles = cu->app_roles;
+    fs.drain_timeout_ms = cu->drain_ms;
+    fs.permanent = true;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_FREEZE_SOURCE;
+    cmd.freeze_source = &fs;
+    s_send(cu, cu->to_agent, &cmd);
+}
+
 /* `to`'s sequences, once it has received `from`'s stream up to the final
  * LSN (it waits for that itself), and its WAL position, where the other
  * direction starts; at once, unless rehearsing, the fence on `from` made permanent
@@ -1027,6 +1085,7 @@ static void s_send_sequences(cutover_t *cu)
                      GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP);
         s_send_fence(cu, cu->to_agent, cu->to_database,
                      GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
+        cu->to_lift_sent = true;
     }
 }
 
@@ -1077,7 +1136,7 @@ static void s_send_follow(cutover_t *cu)
 
 static void s_run(cutover_t *cu)
 {
-    cu->step_started_us = units_mono_us();
+    cu->step_started_us = agentlink_mono_us(cu->link);
     cu->retry_at_mono = 0;
     if (s_steps[cu->state].critical && !cu->forward_only && cu->pause_started_us &&
         s_timeout(cu) == 0) {
@@ -1141,7 +1200,7 @@ cutover_t *cutover_start(const agentlink_t *link, journal_t *j, const plan_migra
     cu->failpoint = fp && fp[0] ? xstrdup(fp) : NULL;
     cu->done = done;
     cu->arg = arg;
-    cu->started_us = units_mono_us();
+    cu->started_us = agentlink_mono_us(cu->link);
     cu->report = cJSON_CreateObject();
     cJSON_AddStringToObject(cu->report, "state", "running");
     cJSON_AddBoolToObject(cu->report, "dry_run", dry_run);
@@ -1207,7 +1266,10 @@ cutover_t *cutover_start(const agentlink_t *link, journal_t *j, const plan_migra
         cu->fence_sent = true;
         for (size_t i = 0; i < cu->n_proxies; i++)
             cu->px[i].pause_sent = true;
-        cu->abort_end_us = units_mono_us() + cu->abort_timeout_ms * 1000;
+        /* and the sequences step may have lifted `to`'s fence */
+        cu->to_fenced = cJSON_IsTrue(cJSON_GetObjectItem(recover, "to_fenced"));
+        cu->to_lift_sent = cu->to_fenced;
+        cu->abort_end_us = agentlink_mono_us(cu->link) + cu->abort_timeout_ms * 1000;
         cu->state = K_BACK;
     } else {
         cu->state = K_CHECK;

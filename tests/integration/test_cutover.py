@@ -462,6 +462,47 @@ def test_one_proxy_fails_to_switch_both_back_on_blue(rig):
     bench_clean(bench, seconds)
 
 
+def test_rollback_that_fails_to_switch_keeps_blue_fenced(rig):
+    """A rollback (green to blue) whose second proxy cannot switch aborts
+    after its sequences step lifted blue's fence: the abort fences blue
+    again, for good, before it lifts green's, so traffic stays on green,
+    green is writable and blue is not (never two writable sides); no
+    transaction failed."""
+    seconds = 50
+    blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, two_proxies=True)
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    check(r.returncode == 0 and rep.get("follow") == "streaming",
+          "cutover done: %s %s" % (r.stdout.decode()[-3000:], r.stderr.decode()))
+    check(not can_login(blue) and can_login(green), "on green, blue fenced")
+    wait_for("follow reported", lambda: (lambda s: s if s and s["follow"] and
+             s["follow"]["active"] else None)(mstatus(coord)), 15)
+    second = bouncer.second
+    os.rename(second.include, second.include + ".real")
+    os.makedirs(second.include)
+    with open(os.path.join(second.include, "keep"), "w") as f:
+        f.write("x")
+    r = switch(coord, "rollback", "--json")
+    rep = json.loads(r.stdout or b"{}")
+    print("   rollback aborted: %s" % rep.get("reason"))
+    check(r.returncode == 5 and rep.get("state") == "aborted" and
+          rep.get("outcome") == "rolled_back",
+          "aborted at the switch: %s %s" % (r.stdout.decode()[-3000:], r.stderr.decode()))
+    steps = [t["step"] for t in rep["timeline"]]
+    check("sequences" in steps and steps.index("fence again") < steps.index("unfreeze"),
+          "blue fenced again before green's fence is lifted: %r" % steps)
+    shutil.rmtree(second.include)
+    os.rename(second.include + ".real", second.include)
+    check(on_port(bouncer) == green.port and on_port(second) == green.port,
+          "both proxies on green")
+    check(can_login(green), "green writable")
+    check(not can_login(blue), "blue fenced again")
+    st = mstatus(coord)
+    check(st["state"] == "switched", "still switched: %r" % st["state"])
+    check(time.monotonic() - bench.started < seconds - 3, "while pgbench ran")
+    bench_clean(bench, seconds)
+
+
 def our_objects(cluster):
     """Our publications, slots and subscriptions on cluster, as names."""
     q = ("SELECT string_agg(n, ',' ORDER BY n) FROM ("
@@ -604,4 +645,5 @@ if __name__ == "__main__":
                  test_cutover_through_haproxy,
                  test_cutover_over_a_wan_link,
                  test_one_proxy_fails_to_switch_both_back_on_blue,
+                 test_rollback_that_fails_to_switch_keeps_blue_fenced,
                  test_rollback_after_cutover, test_green_protected_after_cutover])

@@ -130,7 +130,7 @@ static const char *fakelink__refused(void *ctx, const char *agent)
 }
 
 static uint64_t fakelink__now(void *ctx) { return ((fakelink_t *)ctx)->now_ms; }
-static uint64_t fakelink__mono(void *ctx) { return ((fakelink_t *)ctx)->mono_ms; }
+static uint64_t fakelink__mono(void *ctx) { return ((fakelink_t *)ctx)->mono_ms * 1000; }
 
 static const agentlink_ops_t fakelink__ops = {
     .send = fakelink__send,
@@ -141,7 +141,7 @@ static const agentlink_ops_t fakelink__ops = {
     .role = fakelink__role,
     .refused = fakelink__refused,
     .now_ms = fakelink__now,
-    .mono_ms = fakelink__mono,
+    .mono_us = fakelink__mono,
 };
 
 static inline void fakelink_init(fakelink_t *f)
