@@ -1,11 +1,12 @@
 /*
  * freeze: see freeze.h. A FreezeSource step is a list of stages run one
- * after the other on one local connection (like steps.c); waits run on the
+ * after the other (steprun.h) on one local connection; waits run on the
  * server (a DO block polling pg_stat_activity), one message each. The fence
  * file is written before any role changes and removed only after every role
  * got its LOGIN back.
  */
 #include "freeze.h"
+#include "steprun.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -63,21 +64,12 @@ struct freezer {
     uv_timer_t kept_timer;  /* closes them after FZ_KEPT_MS unused */
 };
 
-typedef void (*fz_fn)(fz_step_t *s);
 
 struct fz_step {
-    step_t base;
+    steprun_t run;          /* first: conn[0] (the kept connection), stages, label, what */
     freezer_t *f;
-    uv_timer_t timer;
-    pgconn_t *conn;
-    step_done_cb done;
-    void *arg;
-    bool disposed;
     Godwit__FreezeSource *req;
     Godwit__FreezeSourceResult *result;
-    const fz_fn *stages;
-    size_t stage;
-    char *label, *what;
     char *path;             /* the fence file */
     cJSON *fence;           /* its content */
     char *roles_array;      /* the app roles as a text[] literal */
@@ -175,9 +167,9 @@ static void fz_lease_set(freezer_t *f, const char *database, uint64_t ms)
 
 /* ---- the step: finishing ------------------------------------------------ */
 
-static void fz_on_timer_closed(uv_handle_t *h)
+static void fz_release(steprun_t *run)
 {
-    fz_step_t *s = h->data;
+    fz_step_t *s = (fz_step_t *)run;
     if (s->req)
         godwit__freeze_source__free_unpacked(s->req, NULL);
     if (s->result)
@@ -185,59 +177,25 @@ static void fz_on_timer_closed(uv_handle_t *h)
     cJSON_Delete(s->fence);
     free(s->roles_array);
     free(s->path);
-    free(s->label);
-    free(s->what);
     free(s);
 }
 
-static void fz_dispose(fz_step_t *s)
-{
-    if (s->disposed)
-        return;
-    s->disposed = true;
-    s->done = NULL;
-    pgconn_destroy(&s->conn);
-    uv_close((uv_handle_t *)&s->timer, fz_on_timer_closed);
-}
-
-static void fz_cancel(step_t *base)
-{
-    fz_dispose((fz_step_t *)base);
-}
-
+/* Ends the step; on success its connection goes back to the freezer for
+ * the next step of this database. */
 static void fz_finish(fz_step_t *s, const char *error)
 {
-    step_done_cb done = s->done;
-    void *arg = s->arg;
     ProtobufCMessage *payload = NULL;
-    char *why = NULL;
-    if (error) {
-        why = xasprintf("%s: %s", s->label, error);
-    } else {
+    if (!error) {
         payload = &s->result->base;
         s->result = NULL;
-        fz_conn_give(s->f, s->req->database, &s->conn);
+        fz_conn_give(s->f, s->req->database, &s->run.conn[0]);
     }
-    fz_dispose(s);
-    if (done)
-        done(payload, why, arg);
-    else if (payload)
-        protobuf_c_message_free_unpacked(payload, NULL);
-    free(why);
+    steprun_finish(&s->run, payload, error);
 }
 
-static void fz_failf(fz_step_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void fz_failf(fz_step_t *s, const char *fmt, ...)
+static void fz_complete(steprun_t *run)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    char *why = NULL;
-    if (vasprintf(&why, fmt, ap) < 0)
-        why = NULL;
-    va_end(ap);
-    fz_finish(s, why ? why : "out of memory");
-    free(why);
+    fz_finish((fz_step_t *)run, NULL);
 }
 
 /* Records how long the stage that just ended took, under name. */
@@ -256,23 +214,13 @@ static void fz_timed(fz_step_t *s, const char *name)
 
 static void fz_next(fz_step_t *s)
 {
-    fz_fn fn = s->stages[s->stage];
-    if (!fn) {
-        fz_finish(s, NULL);
-        return;
-    }
-    s->stage++;
-    fn(s);
+    steprun_next(&s->run);
 }
 
 static void fz_query(fz_step_t *s, const char *what, const char *sql, int nparams,
                      const char *const *params, pgconn_result_cb cb)
 {
-    free(s->what);
-    s->what = xstrdup(what);
-    int rc = pgconn_query(s->conn, sql, nparams, params, FZ_STATEMENT_TIMEOUT_MS + 1000, cb, s);
-    if (rc != 0)
-        fz_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
+    steprun_query(&s->run, 0, what, sql, nparams, params, FZ_STATEMENT_TIMEOUT_MS + 1000, cb);
 }
 
 /* fz_query's twin for a message of several statements (the simple
@@ -280,11 +228,7 @@ static void fz_query(fz_step_t *s, const char *what, const char *sql, int nparam
 static void fz_query_simple(fz_step_t *s, const char *what, const char *sql, uint64_t timeout_ms,
                             pgconn_result_cb cb)
 {
-    free(s->what);
-    s->what = xstrdup(what);
-    int rc = pgconn_query_simple(s->conn, sql, timeout_ms, cb, s);
-    if (rc != 0)
-        fz_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
+    steprun_query_simple(&s->run, 0, what, sql, timeout_ms, cb);
 }
 
 /* The callback's common part: false after ending the step on an error. */
@@ -292,9 +236,7 @@ static bool fz_ok(fz_step_t *s, const pgconn_result_t *r)
 {
     if (r->ok)
         return true;
-    char *why = pgconn_result_message(s->what, r);
-    fz_finish(s, why);
-    free(why);
+    steprun_fail_query(&s->run, NULL, r);
     return false;
 }
 
@@ -369,22 +311,23 @@ static void fz_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
     (void)c;
     fz_step_t *s = arg;
     if (!ok) {
-        fz_failf(s, "cannot connect: %s", error ? error : "unknown error");
+        steprun_failf(&s->run, "cannot connect: %s", error ? error : "unknown error");
         return;
     }
     fz_timed(s, "connect");
     fz_next(s);
 }
 
-static void fz_connect(fz_step_t *s)
+static void fz_connect(steprun_t *run)
 {
-    if (pgconn_is_ready(s->conn)) { /* the kept connection */
+    fz_step_t *s = (fz_step_t *)run;
+    if (pgconn_is_ready(s->run.conn[0])) { /* the kept connection */
         fz_next(s);
         return;
     }
-    int rc = pgconn_connect(s->conn, (uint64_t)s->f->local.connect_timeout_ms, fz_on_connect, s);
+    int rc = pgconn_connect(s->run.conn[0], (uint64_t)s->f->local.connect_timeout_ms, fz_on_connect, s);
     if (rc != 0)
-        fz_failf(s, "cannot start connecting: %s", strerror(-rc));
+        steprun_failf(&s->run, "cannot start connecting: %s", strerror(-rc));
 }
 
 /* FREEZE: the roles as they are, checked; the fence file written first. */
@@ -403,11 +346,11 @@ static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
             if (strcmp(pgconn_col_str(r->res, j, "rolname"), want) == 0)
                 row = j;
         if (row < 0) {
-            fz_failf(s, "no role \"%s\" on the source (cutover.app_roles)", want);
+            steprun_failf(&s->run, "no role \"%s\" on the source (cutover.app_roles)", want);
             return;
         }
         if (pgconn_col_bool(r->res, row, "rolsuper") || pgconn_col_bool(r->res, row, "is_me")) {
-            fz_failf(s, "role \"%s\" is a superuser or the agent's own role: it cannot be "
+            steprun_failf(&s->run, "role \"%s\" is a superuser or the agent's own role: it cannot be "
                         "fenced (give the application a role of its own)", want);
             return;
         }
@@ -426,7 +369,7 @@ static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
             cJSON_ReplaceItemInObject(s->fence, "permanent", cJSON_CreateTrue());
             int rc = fz_write(s->path, s->fence);
             if (rc != 0) {
-                fz_failf(s, "cannot write %s: %s", s->path, strerror(-rc));
+                steprun_failf(&s->run, "cannot write %s: %s", s->path, strerror(-rc));
                 return;
             }
         }
@@ -446,7 +389,7 @@ static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
     int rc = fz_write(s->path, j);
     if (rc != 0) {
         cJSON_Delete(j);
-        fz_failf(s, "cannot write %s: %s", s->path, strerror(-rc));
+        steprun_failf(&s->run, "cannot write %s: %s", s->path, strerror(-rc));
         return;
     }
     s->fence = j;
@@ -454,8 +397,9 @@ static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
     fz_next(s);
 }
 
-static void fz_roles(fz_step_t *s)
+static void fz_roles(steprun_t *run)
 {
+    fz_step_t *s = (fz_step_t *)run;
     const char *params[1] = { s->roles_array };
     fz_query(s, "reading the application roles",
              "SELECT r.rolname::pg_catalog.text AS rolname, r.rolcanlogin, r.rolsuper,"
@@ -467,9 +411,9 @@ static void fz_roles(fz_step_t *s)
 /* Sets LOGIN (login) or NOLOGIN on role. */
 static void fz_alter_role(fz_step_t *s, const char *role, bool login, pgconn_result_cb cb)
 {
-    char *q = pgconn_escape_identifier(s->conn, role);
+    char *q = pgconn_escape_identifier(s->run.conn[0], role);
     if (!q) {
-        fz_failf(s, "cannot quote the role name \"%s\"", role);
+        steprun_failf(&s->run, "cannot quote the role name \"%s\"", role);
         return;
     }
     char *sql = xasprintf("ALTER ROLE %s %s", q, login ? "LOGIN" : "NOLOGIN");
@@ -479,7 +423,7 @@ static void fz_alter_role(fz_step_t *s, const char *role, bool login, pgconn_res
     free(q);
 }
 
-static void fz_nologin(fz_step_t *s);
+static void fz_nologin(steprun_t *run);
 
 static void fz_on_nologin(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
@@ -488,11 +432,12 @@ static void fz_on_nologin(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (!fz_ok(s, r))
         return;
     s->next++;
-    fz_nologin(s);
+    fz_nologin(&s->run);
 }
 
-static void fz_nologin(fz_step_t *s)
+static void fz_nologin(steprun_t *run)
 {
+    fz_step_t *s = (fz_step_t *)run;
     if (s->next >= s->req->n_app_roles) {
         fz_timed(s, "refuse logins");
         fz_next(s);
@@ -535,7 +480,7 @@ static void fz_on_stopped(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     int n = PQntuples(r->res);
     if (n < 1 || !lsn_parse(pgconn_col_str(r->res, 0, "lsn"), &s->result->final_lsn)) {
-        fz_failf(s, "no final position read");
+        steprun_failf(&s->run, "no final position read");
         return;
     }
     Godwit__FreezeSourceResult *res = s->result;
@@ -577,11 +522,12 @@ static void fz_on_stopped(pgconn_t *c, const pgconn_result_t *r, void *arg)
  * costs milliseconds of the write pause. A DO block takes no parameters:
  * the roles go in as a quoted literal; the terminated count comes out
  * through a setting local to the message's transaction. */
-static void fz_stop(fz_step_t *s)
+static void fz_stop(steprun_t *run)
 {
-    char *roles = pgconn_escape_literal(s->conn, s->roles_array);
+    fz_step_t *s = (fz_step_t *)run;
+    char *roles = pgconn_escape_literal(s->run.conn[0], s->roles_array);
     if (!roles) {
-        fz_failf(s, "cannot quote the application roles");
+        steprun_failf(&s->run, "cannot quote the application roles");
         return;
     }
     uint64_t drain = s->req->drain_timeout_ms ? s->req->drain_timeout_ms : FZ_DEFAULT_DRAIN_MS;
@@ -618,7 +564,7 @@ static void fz_stop(fz_step_t *s)
 
 /* The final check's rows, one table after the other, once no write can
  * come any more (see rowcheck.h): they overlap the target's catching up. */
-static void fz_check(fz_step_t *s);
+static void fz_check(steprun_t *run);
 
 static void fz_on_check(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
@@ -630,23 +576,24 @@ static void fz_on_check(pgconn_t *c, const pgconn_result_t *r, void *arg)
     res->checked = xrealloc(res->checked, (res->n_checked + 1) * sizeof *res->checked);
     res->checked[res->n_checked++] = rowcheck_rows_new(s->req->check[s->check_next], r->res);
     s->check_next++;
-    fz_check(s);
+    fz_check(&s->run);
 }
 
-static void fz_check(fz_step_t *s)
+static void fz_check(steprun_t *run)
 {
+    fz_step_t *s = (fz_step_t *)run;
     if (s->check_next >= s->req->n_check) {
         if (s->req->n_check)
             fz_timed(s, "check rows");
         fz_next(s);
         return;
     }
-    free(s->what);
-    s->what = xstrdup("reading the final check's rows");
+    free(s->run.what);
+    s->run.what = xstrdup("reading the final check's rows");
     char why[256];
-    if (rowcheck_send(s->conn, s->req->check[s->check_next], FZ_STATEMENT_TIMEOUT_MS + 1000,
+    if (rowcheck_send(s->run.conn[0], s->req->check[s->check_next], FZ_STATEMENT_TIMEOUT_MS + 1000,
                       fz_on_check, s, why, sizeof why) != 0)
-        fz_failf(s, "the final check: %s", why);
+        steprun_failf(&s->run, "the final check: %s", why);
 }
 
 /* Tests crash the source agent while blue is fenced: with
@@ -657,28 +604,29 @@ static void fz_check(fz_step_t *s)
 static void fz_failpoint(const fz_step_t *s, const char *point)
 {
     if (s->f->failpoint && strcmp(s->f->failpoint, point) == 0) {
-        log_error("%s: failpoint %s: killing the agent", s->label, point);
+        log_error("%s: failpoint %s: killing the agent", s->run.label, point);
         raise(SIGKILL);
     }
 }
 
-static void fz_leased(fz_step_t *s)
+static void fz_leased(steprun_t *run)
 {
+    fz_step_t *s = (fz_step_t *)run;
     char pos[32];
-    log_info("%s: frozen (final LSN %s, %u sessions terminated), lease %" PRIu64 " ms", s->label,
+    log_info("%s: frozen (final LSN %s, %u sessions terminated), lease %" PRIu64 " ms", s->run.label,
              lsn_format(s->result->final_lsn, pos, sizeof pos), s->result->terminated,
              s->req->lease_ms ? s->req->lease_ms : FZ_DEFAULT_LEASE_MS);
     fz_failpoint(s, "freeze-after-fence");
     fz_next(s);
 }
 
-static const fz_fn fz_freeze_stages[] = {
+static const steprun_fn fz_freeze_stages[] = {
     fz_connect, fz_roles, fz_nologin, fz_stop, fz_check,
     fz_leased, NULL,
 };
 
 /* UNFREEZE: every role that had LOGIN gets it back, then the file goes. */
-static void fz_login(fz_step_t *s);
+static void fz_login(steprun_t *run);
 
 static void fz_on_login(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
@@ -687,11 +635,12 @@ static void fz_on_login(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (!fz_ok(s, r))
         return;
     s->next++;
-    fz_login(s);
+    fz_login(&s->run);
 }
 
-static void fz_login(fz_step_t *s)
+static void fz_login(steprun_t *run)
 {
+    fz_step_t *s = (fz_step_t *)run;
     const cJSON *roles = cJSON_GetObjectItem(s->fence, "roles");
     const cJSON *role;
     for (;;) {
@@ -703,27 +652,28 @@ static void fz_login(fz_step_t *s)
     if (!role) {
         int rc = unlink(s->path);
         if (rc != 0 && errno != ENOENT) {
-            fz_failf(s, "cannot remove %s: %s", s->path, strerror(errno));
+            steprun_failf(&s->run, "cannot remove %s: %s", s->path, strerror(errno));
             return;
         }
         fz_lease_end(s->f, s->req->database);
         fz_timed(s, "restore logins");
-        log_info("%s: unfrozen", s->label);
+        log_info("%s: unfrozen", s->run.label);
         fz_next(s);
         return;
     }
     fz_alter_role(s, cJSON_GetStringValue(cJSON_GetObjectItem(role, "name")), true, fz_on_login);
 }
 
-static const fz_fn fz_unfreeze_stages[] = { fz_connect, fz_login, NULL };
+static const steprun_fn fz_unfreeze_stages[] = { fz_connect, fz_login, NULL };
 
 /* KEEP: frozen for good. */
-static void fz_keep(fz_step_t *s)
+static void fz_keep(steprun_t *run)
 {
+    fz_step_t *s = (fz_step_t *)run;
     cJSON_ReplaceItemInObject(s->fence, "permanent", cJSON_CreateTrue());
     int rc = fz_write(s->path, s->fence);
     if (rc != 0) {
-        fz_failf(s, "cannot write %s: %s", s->path, strerror(-rc));
+        steprun_failf(&s->run, "cannot write %s: %s", s->path, strerror(-rc));
         return;
     }
     fz_lease_end(s->f, s->req->database);
@@ -731,7 +681,7 @@ static void fz_keep(fz_step_t *s)
     fz_next(s);
 }
 
-static const fz_fn fz_keep_stages[] = { fz_keep, NULL };
+static const steprun_fn fz_keep_stages[] = { fz_keep, NULL };
 
 /* PREPARE's warm-up: one message that runs, without changing anything,
  * what the write pause's steps will run on this connection, so that the
@@ -748,8 +698,9 @@ static void fz_on_warm(pgconn_t *c, const pgconn_result_t *r, void *arg)
     fz_next(s);
 }
 
-static void fz_warm(fz_step_t *s)
+static void fz_warm(steprun_t *run)
 {
+    fz_step_t *s = (fz_step_t *)run;
     fz_query_simple(
         s, "warming the kept connection up",
         "SELECT r.rolname, r.rolcanlogin, r.rolsuper FROM pg_catalog.pg_roles r"
@@ -768,21 +719,17 @@ static void fz_warm(fz_step_t *s)
 /* PREPARE: connect, warm up, and read the final check's rows once (the
  * server loads the tables' catalog entries); the connection is then kept
  * (fz_finish). */
-static const fz_fn fz_prepare_stages[] = { fz_connect, fz_warm, fz_check, NULL };
-static const fz_fn fz_none_stages[] = { NULL };
+static const steprun_fn fz_prepare_stages[] = { fz_connect, fz_warm, fz_check, NULL };
+static const steprun_fn fz_none_stages[] = { NULL };
 
 /* The fence file cannot be read: never guess what the roles had. */
-static void fz_unreadable(fz_step_t *s)
+static void fz_unreadable(steprun_t *run)
 {
-    fz_failf(s, "%s", s->what);
+    fz_step_t *s = (fz_step_t *)run;
+    steprun_failf(&s->run, "%s", s->run.what);
 }
 
-static const fz_fn fz_unreadable_stages[] = { fz_unreadable, NULL };
-
-static void fz_on_kick(uv_timer_t *t)
-{
-    fz_next(t->data);
-}
+static const steprun_fn fz_unreadable_stages[] = { fz_unreadable, NULL };
 
 /* ---- the freezer -------------------------------------------------------- */
 
@@ -814,51 +761,47 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
                     req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE ||
                     (req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE &&
                      freezer_fenced(f, req->database));
-    s->conn = connects ? fz_conn_take(f, req->database)
-                       : fz_conn_new(f->loop, &f->local, req->database);
-    if (!s->req || !s->conn) {
+    s->run.conn[0] = connects ? fz_conn_take(f, req->database)
+                              : fz_conn_new(f->loop, &f->local, req->database);
+    if (!s->req || !s->run.conn[0]) {
         if (s->req)
             godwit__freeze_source__free_unpacked(s->req, NULL);
-        pgconn_destroy(&s->conn);
+        pgconn_destroy(&s->run.conn[0]);
         free(s);
         return NULL;
     }
-    s->base.cancel = fz_cancel;
-    s->done = done;
-    s->arg = arg;
     s->path = fz_path(f->state_dir, req->database);
     s->roles_array = pgconn_text_array(req->app_roles, req->n_app_roles);
-    s->label = xasprintf("freeze of database \"%s\"", req->database);
     s->result = xmalloc(sizeof *s->result);
     godwit__freeze_source_result__init(s->result);
     s->stage_started_mono = units_mono_us();
     char why[512];
     s->fence = fz_read(s->path, why, sizeof why);
-    uv_timer_init(f->loop, &s->timer);
-    s->timer.data = s;
     switch (req->mode) {
     case GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE:
-        s->stages = fz_freeze_stages;
+        s->run.stages = fz_freeze_stages;
         break;
     case GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE:
-        s->stages = fz_prepare_stages;
+        s->run.stages = fz_prepare_stages;
         s->result->fenced = s->fence != NULL;
         break;
     case GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE:
-        s->stages = s->fence ? fz_unfreeze_stages : fz_none_stages;
+        s->run.stages = s->fence ? fz_unfreeze_stages : fz_none_stages;
         s->result->already = !s->fence;
         break;
     default:
-        s->stages = s->fence ? fz_keep_stages : fz_none_stages;
+        s->run.stages = s->fence ? fz_keep_stages : fz_none_stages;
         s->result->already = !s->fence;
         break;
     }
     if (why[0] && req->mode != GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE) {
-        s->stages = fz_unreadable_stages;
-        s->what = xstrdup(why);
+        s->run.stages = fz_unreadable_stages;
+        s->run.what = xstrdup(why);
     }
-    uv_timer_start(&s->timer, fz_on_kick, 0, 0);
-    return &s->base;
+    s->run.complete = fz_complete;
+    steprun_start(&s->run, f->loop, xasprintf("freeze of database \"%s\"", req->database),
+                  done, arg, fz_release, steprun_next);
+    return &s->run.base;
 }
 
 static void fz_internal_done(ProtobufCMessage *payload, const char *error, void *arg)
@@ -980,13 +923,7 @@ typedef bool (*ts_build_fn)(ts_step_t *s, size_t i, char **sql, char *params[4],
                             const char **why);
 
 struct ts_step {
-    step_t base;
-    uv_timer_t timer;
-    pgconn_t *conn;
-    step_done_cb done;
-    void *arg;
-    bool disposed;
-    char *label;
+    steprun_t run;              /* first: conn[0], label */
     ts_build_fn build;
     size_t n, next;
     ProtobufCMessage *req;      /* our copy of the request, owned */
@@ -1004,38 +941,20 @@ struct ts_step {
     uint64_t started_us, connect_timeout_ms;
 };
 
-static void ts_closed(uv_handle_t *h)
+static void ts_release(steprun_t *run)
 {
-    ts_step_t *s = h->data;
+    ts_step_t *s = (ts_step_t *)run;
     for (size_t i = 0; i < s->n_checked; i++)
         godwit__checked_rows__free_unpacked(s->checked[i], NULL);
     free(s->checked);
     if (s->req)
         protobuf_c_message_free_unpacked(s->req, NULL);
-    free(s->label);
     free(s->database);
     free(s);
 }
 
-static void ts_dispose(ts_step_t *s)
-{
-    if (s->disposed)
-        return;
-    s->disposed = true;
-    s->done = NULL;
-    pgconn_destroy(&s->conn);
-    uv_close((uv_handle_t *)&s->timer, ts_closed);
-}
-
-static void ts_cancel(step_t *base)
-{
-    ts_dispose((ts_step_t *)base);
-}
-
 static void ts_finish(ts_step_t *s, const char *error)
 {
-    step_done_cb done = s->done;
-    void *arg = s->arg;
     ProtobufCMessage *payload = NULL;
     if (!error && s->report_sequences) {
         Godwit__SetSequencesResult *r = xmalloc(sizeof *r);
@@ -1071,17 +990,11 @@ static void ts_finish(ts_step_t *s, const char *error)
         s->n_checked = 0;
         payload = &r->base;
     } else if (!error) {
-        log_info("%s: done", s->label);
+        log_info("%s: done", s->run.label);
     }
-    char *why = error ? xasprintf("%s: %s", s->label, error) : NULL;
     if (!error && s->f)
-        fz_conn_give(s->f, s->database, &s->conn);
-    ts_dispose(s);
-    if (done)
-        done(payload, why, arg);
-    else if (payload)
-        protobuf_c_message_free_unpacked(payload, NULL);
-    free(why);
+        fz_conn_give(s->f, s->database, &s->run.conn[0]);
+    steprun_finish(&s->run, payload, error);
 }
 
 static void ts_run(ts_step_t *s);
@@ -1119,7 +1032,7 @@ static void ts_on_result(pgconn_t *c, const pgconn_result_t *r, void *arg)
             return;
         }
         if (strcmp(v, "out of scope") == 0) {
-            log_info("%s: sequence %s.%s skipped: its table %s.%s is not migrated", s->label,
+            log_info("%s: sequence %s.%s skipped: its table %s.%s is not migrated", s->run.label,
                      q->schema, q->name, q->owner_schema, q->owner_table);
             s->skipped++;
         }
@@ -1162,7 +1075,7 @@ static void ts_wait_final(ts_step_t *s)
     const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
     char pos[32];
     lsn_format(req->final_lsn, pos, sizeof pos);
-    char *name = pgconn_escape_literal(s->conn, req->subscription);
+    char *name = pgconn_escape_literal(s->run.conn[0], req->subscription);
     if (!name) {
         ts_finish(s, "cannot quote the subscription's name");
         return;
@@ -1182,7 +1095,7 @@ static void ts_wait_final(ts_step_t *s)
         " PERFORM pg_catalog.pg_sleep(0.001); END LOOP; END $godwit$",
         name, pos, ms, pos, ms, name);
     free(name);
-    int rc = pgconn_query(s->conn, sql, 0, NULL, FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_waited, s);
+    int rc = pgconn_query(s->run.conn[0], sql, 0, NULL, FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_waited, s);
     free(sql);
     if (rc != 0)
         ts_finish(s, strerror(-rc));
@@ -1206,7 +1119,7 @@ static void ts_run(ts_step_t *s)
             if (s->next == req->n_sequences + 1)
                 s->checks_started_us = units_mono_us();
             char cwhy[256];
-            if (rowcheck_send(s->conn, req->check[s->next - req->n_sequences - 1],
+            if (rowcheck_send(s->run.conn[0], req->check[s->next - req->n_sequences - 1],
                               FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_result, s, cwhy,
                               sizeof cwhy) != 0) {
                 char *w = xasprintf("the final check: %s", cwhy);
@@ -1222,7 +1135,7 @@ static void ts_run(ts_step_t *s)
     int rc = 0;
     if (!s->build(s, s->next, &sql, params, &np, &why))
         ts_finish(s, why);
-    else if ((rc = pgconn_query(s->conn, sql, np, (const char *const *)params,
+    else if ((rc = pgconn_query(s->run.conn[0], sql, np, (const char *const *)params,
                                 FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_result, s)) != 0)
         ts_finish(s, strerror(-rc));
     free(sql);
@@ -1241,14 +1154,14 @@ static void ts_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
     ts_run(s);
 }
 
-static void ts_kick(uv_timer_t *t)
+static void ts_first(steprun_t *run)
 {
-    ts_step_t *s = t->data;
-    if (pgconn_is_ready(s->conn)) { /* the kept connection */
+    ts_step_t *s = (ts_step_t *)run;
+    if (pgconn_is_ready(s->run.conn[0])) { /* the kept connection */
         ts_run(s);
         return;
     }
-    int rc = pgconn_connect(s->conn, s->connect_timeout_ms, ts_on_connect, s);
+    int rc = pgconn_connect(s->run.conn[0], s->connect_timeout_ms, ts_on_connect, s);
     if (rc != 0)
         ts_finish(s, strerror(-rc));
 }
@@ -1271,11 +1184,7 @@ static step_t *ts_start(uv_loop_t *loop, const step_local_t *local, freezer_t *f
         return NULL;
     }
     ts_step_t *s = xcalloc(1, sizeof *s);
-    s->base.cancel = ts_cancel;
-    s->conn = conn;
-    s->done = done;
-    s->arg = arg;
-    s->label = label;
+    s->run.conn[0] = conn;
     s->req = req;
     s->build = build;
     s->f = f;
@@ -1284,10 +1193,8 @@ static step_t *ts_start(uv_loop_t *loop, const step_local_t *local, freezer_t *f
     s->waited = true; /* sequences_set_start says when there is a wait first */
     s->started_us = units_mono_us();
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
-    uv_timer_start(&s->timer, ts_kick, 0, 0);
-    return &s->base;
+    steprun_start(&s->run, loop, label, done, arg, ts_release, ts_first);
+    return &s->run.base;
 }
 
 /* setval of the i-th sequence, its name as a parameter the server casts to
@@ -1301,11 +1208,11 @@ static bool ts_build_setval(ts_step_t *s, size_t i, char **sql, char *params[4],
         return true;
     }
     const Godwit__SequenceValue *v = req->sequences[i];
-    char *schema = pgconn_escape_identifier(s->conn, v->schema);
-    char *name = pgconn_escape_identifier(s->conn, v->name);
+    char *schema = pgconn_escape_identifier(s->run.conn[0], v->schema);
+    char *name = pgconn_escape_identifier(s->run.conn[0], v->name);
     bool owned = v->owner_table && v->owner_table[0];
-    char *oschema = owned ? pgconn_escape_identifier(s->conn, v->owner_schema) : NULL;
-    char *otable = owned ? pgconn_escape_identifier(s->conn, v->owner_table) : NULL;
+    char *oschema = owned ? pgconn_escape_identifier(s->run.conn[0], v->owner_schema) : NULL;
+    char *otable = owned ? pgconn_escape_identifier(s->run.conn[0], v->owner_table) : NULL;
     bool ok = schema && name && (!owned || (oschema && otable));
     if (ok) {
         /* Set if it is there; "out of scope" if it is not and neither is
@@ -1353,7 +1260,7 @@ static bool ts_build_tune(ts_step_t *s, size_t i, char **sql, char *params[4], i
     (void)params;
     (void)nparams;
     const Godwit__TuneSubscription *req = (const Godwit__TuneSubscription *)s->req;
-    char *q = pgconn_escape_identifier(s->conn, req->name);
+    char *q = pgconn_escape_identifier(s->run.conn[0], req->name);
     if (!q) {
         *why = "cannot quote the subscription's name";
         return false;

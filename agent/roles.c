@@ -24,15 +24,15 @@
  * setting, which this step needs anyway to create roles). Never in a
  * result, an error text, a log line, an argv.
  *
- * What it owns: both connections, a timer (starts the work one loop turn
- * after roles_apply_start; its close callback frees everything), the two
- * catalogs, the plan, the hashes and the result.
+ * What it owns: its runtime (steprun.h: both connections, the timer that
+ * starts the work and whose close frees everything), the two catalogs, the
+ * plan, the hashes and the result.
  *
  * What it must never do: create a superuser, change a role that exists on
  * the target, change the source, report twice or after cancel, block the
  * loop.
  */
-#include "step.h"
+#include "steprun.h"
 #include "access.h"
 #include "log.h"
 #include "pgconn.h"
@@ -53,21 +53,13 @@ typedef struct r_step r_step_t;
 typedef void (*r_fn)(r_step_t *s);
 
 struct r_step {
-    step_t base;                /* first: step_cancel() calls base.cancel */
-    uv_loop_t *loop;
-    uv_timer_t timer;
-    step_done_cb done;
-    void *arg;
-    bool disposed;
-
-    pgconn_t *conn[2];
+    steprun_t run;              /* first: its conn[R_SRC], conn[R_DST], what, timer */
     unsigned pending;           /* connects in flight */
     int64_t connect_timeout_ms, statement_timeout_ms;
     char *database;
     char *source_where;         /* user@host/db, for messages */
     char *app_roles;            /* text[] literal */
     bool passwords;
-    char *what;                 /* the statement in flight, for messages */
 
     cJSON *catalog[2];
     access_plan_t plan;
@@ -95,9 +87,9 @@ static void r_hashes_free(r_step_t *s)
     s->n_pw = 0;
 }
 
-static void r_on_timer_closed(uv_handle_t *h)
+static void r_release(steprun_t *run)
 {
-    r_step_t *s = h->data;
+    r_step_t *s = (r_step_t *)run;
     r_hashes_free(s);
     cJSON_Delete(s->catalog[R_SRC]);
     cJSON_Delete(s->catalog[R_DST]);
@@ -108,87 +100,40 @@ static void r_on_timer_closed(uv_handle_t *h)
     free(s->database);
     free(s->source_where);
     free(s->app_roles);
-    free(s->what);
     free(s);
 }
 
-static void r_dispose(r_step_t *s)
+/* At the end (the connections are gone, an open transaction rolled back):
+ * the hashes wiped at once, not when the memory goes. */
+static void r_stop(steprun_t *run)
 {
-    if (s->disposed)
-        return;
-    s->disposed = true;
-    s->done = NULL;
-    pgconn_destroy(&s->conn[R_SRC]);
-    pgconn_destroy(&s->conn[R_DST]); /* an open transaction rolls back */
-    r_hashes_free(s);
-    uv_close((uv_handle_t *)&s->timer, r_on_timer_closed);
-}
-
-static void r_cancel(step_t *base)
-{
-    r_dispose((r_step_t *)base);
+    r_hashes_free((r_step_t *)run);
 }
 
 /* Ends the step: the result when error is NULL. done runs last. */
 static void r_finish(r_step_t *s, const char *error)
 {
-    step_done_cb done = s->done;
-    void *arg = s->arg;
     ProtobufCMessage *payload = NULL;
-    char *why = NULL;
-    if (error) {
-        why = xasprintf("roles in database %s: %s", s->database, error);
-        log_debug("step on %s", why);
-    } else {
+    if (!error) {
         payload = &s->result->base;
         s->result = NULL;
     }
-    r_dispose(s);
-    if (done)
-        done(payload, why, arg);
-    else if (payload)
-        protobuf_c_message_free_unpacked(payload, NULL);
-    free(why);
-}
-
-static void r_failf(r_step_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void r_failf(r_step_t *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *why = NULL;
-    if (vasprintf(&why, fmt, ap) < 0)
-        why = NULL;
-    va_end(ap);
-    r_finish(s, why ? why : "out of memory");
-    free(why);
+    steprun_finish(&s->run, payload, error);
 }
 
 /* The server's error for the statement in flight (its description, never
  * its text: a password statement holds a hash). */
 static void r_fail_query(r_step_t *s, r_side_t side, const pgconn_result_t *r)
 {
-    char *what = xasprintf("%s on the %s", s->what ? s->what : "a statement",
-                           side == R_SRC ? "source" : "target");
-    char *why = pgconn_result_message(what, r);
-    r_finish(s, why);
-    free(why);
-    free(what);
+    steprun_fail_query(&s->run, side == R_SRC ? "source" : "target", r);
 }
 
 static bool r_send(r_step_t *s, r_side_t side, const char *what, const char *sql, int nparams,
                    const char *const *params, pgconn_result_cb cb)
 {
-    free(s->what);
-    s->what = xstrdup(what);
-    int rc = pgconn_query(s->conn[side], sql, nparams, params,
-                          (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS, cb, s);
-    if (rc != 0) {
-        r_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
-        return false;
-    }
-    return true;
+    steprun_query(&s->run, side, what, sql, nparams, params,
+                  (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS, cb);
+    return !s->run.disposed;
 }
 
 /* "a, b, c, ..." of at most R_NAMES_SHOWN names. Caller frees. */
@@ -256,8 +201,8 @@ static void r_on_commit(pgconn_t *c, const pgconn_result_t *r, void *arg)
 /* Sends the password statement of created role i. */
 static void r_send_password(r_step_t *s, size_t i)
 {
-    char *role = pgconn_escape_identifier(s->conn[R_DST], s->pw_names[i]);
-    char *hash = pgconn_escape_literal(s->conn[R_DST], s->pw_hashes[i]);
+    char *role = pgconn_escape_identifier(s->run.conn[R_DST], s->pw_names[i]);
+    char *hash = pgconn_escape_literal(s->run.conn[R_DST], s->pw_hashes[i]);
     char *what = xasprintf("setting the password of role %s", s->pw_names[i]);
     if (!role || !hash) {
         free(role);
@@ -265,7 +210,7 @@ static void r_send_password(r_step_t *s, size_t i)
             explicit_bzero(hash, strlen(hash));
             free(hash);
         }
-        r_failf(s, "%s: cannot quote it for SQL", what);
+        steprun_failf(&s->run, "%s: cannot quote it for SQL", what);
         free(what);
         return;
     }
@@ -326,7 +271,7 @@ static void r_on_hashes(pgconn_t *c, const pgconn_result_t *r, void *arg)
     r_step_t *s = arg;
     if (!r->ok) {
         if (strcmp(r->sqlstate, "42501") == 0) {
-            r_failf(s, "the source connection (%s) cannot read the password hashes "
+            steprun_failf(&s->run, "the source connection (%s) cannot read the password hashes "
                        "(pg_authid): copying passwords (roles.passwords in the plan) needs a "
                        "superuser there; or leave passwords off and set them on the target",
                     s->source_where);
@@ -363,10 +308,10 @@ static void r_read_hashes(r_step_t *s)
 
 static void r_plan(r_step_t *s)
 {
-    access_quote_t q = access_quote_conn(s->conn[R_DST]);
+    access_quote_t q = access_quote_conn(s->run.conn[R_DST]);
     char *err = NULL;
     if (!access_plan_roles(s->catalog[R_SRC], s->catalog[R_DST], &q, &s->plan, &err)) {
-        r_failf(s, "%s", err ? err : "cannot plan the roles");
+        steprun_failf(&s->run, "%s", err ? err : "cannot plan the roles");
         free(err);
         return;
     }
@@ -399,7 +344,7 @@ static bool r_catalog(r_step_t *s, r_side_t side, const pgconn_result_t *r)
     char *err = NULL;
     s->catalog[side] = access_parse(text, &err);
     if (!s->catalog[side]) {
-        r_failf(s, "reading the %s's roles and privileges: %s",
+        steprun_failf(&s->run, "reading the %s's roles and privileges: %s",
                 side == R_SRC ? "source" : "target", err ? err : "no answer");
         free(err);
         return false;
@@ -439,10 +384,10 @@ static void r_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
 {
     r_step_t *s = arg;
     s->pending--;
-    if (s->disposed)
+    if (s->run.disposed)
         return;
     if (!ok) {
-        r_failf(s, "cannot connect to the %s: %s", c == s->conn[R_SRC] ? "source" : "target",
+        steprun_failf(&s->run, "cannot connect to the %s: %s", c == s->run.conn[R_SRC] ? "source" : "target",
                 error ? error : "unknown error");
         return;
     }
@@ -450,13 +395,13 @@ static void r_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
         r_read(s);
 }
 
-static void r_on_kick(uv_timer_t *t)
+static void r_first(steprun_t *run)
 {
-    r_step_t *s = t->data;
+    r_step_t *s = (r_step_t *)run;
     for (int side = 0; side < 2; side++) {
-        int rc = pgconn_connect(s->conn[side], (uint64_t)s->connect_timeout_ms, r_on_connect, s);
+        int rc = pgconn_connect(s->run.conn[side], (uint64_t)s->connect_timeout_ms, r_on_connect, s);
         if (rc != 0) {
-            r_failf(s, "cannot start connecting: %s", strerror(-rc));
+            steprun_failf(&s->run, "cannot start connecting: %s", strerror(-rc));
             return;
         }
         s->pending++;
@@ -505,12 +450,9 @@ step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
         return NULL;
     }
     r_step_t *s = xcalloc(1, sizeof *s);
-    s->base.cancel = r_cancel;
-    s->loop = loop;
-    s->done = done;
-    s->arg = arg;
-    s->conn[R_SRC] = src;
-    s->conn[R_DST] = dst;
+    s->run.conn[R_SRC] = src;
+    s->run.conn[R_DST] = dst;
+    s->run.stop = r_stop;
     s->connect_timeout_ms = local->connect_timeout_ms;
     s->statement_timeout_ms = local->statement_timeout_ms;
     s->database = xstrdup(req->database);
@@ -524,8 +466,7 @@ step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
     s->passwords = req->passwords;
     s->result = xmalloc(sizeof *s->result);
     godwit__apply_roles_result__init(s->result);
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
-    uv_timer_start(&s->timer, r_on_kick, 0, 0);
-    return &s->base;
+    steprun_start(&s->run, loop, xasprintf("roles in database %s", req->database), done, arg,
+                  r_release, r_first);
+    return &s->run.base;
 }

@@ -4,8 +4,8 @@
  * SyncStatus on the target, DropObjects on either side, EnsureSlot on the
  * new primary of a cutover. Each works over one pgconn to the local server.
  *
- * A step is a fixed list of stages run one after the other by s_next(), as
- * in preflight.c: a stage opens the connection or sends one statement, and
+ * A step is a fixed list of stages run one after the other by
+ * steprun_next(): a stage opens the connection or sends one statement, and
  * its callback reads the answer and calls s_next() or s_finish(). Every step
  * first reads the catalogs and then changes only what differs from the
  * request, so running it again (after a crash, a timeout, a re-sent command)
@@ -31,17 +31,17 @@
  * only if that is a WAL sender. DropObjects checks everything it names
  * before it drops or terminates anything.
  *
- * What it owns: the local pgconn, a timer that starts the first stage one
- * loop turn after *_start (so done never runs inside it) and paces the wait
- * for a terminated slot holder to go, copies of what it needs from the
- * request, and the result being built. The struct is freed in the timer's
- * close callback; the pgconn frees itself once its handles have closed.
+ * What it owns: its runtime (steprun.h: the local pgconn as conn[0], the
+ * timer that starts the first stage one loop turn after *_start, so done
+ * never runs inside it, and paces the wait for a terminated slot holder to
+ * go; its close frees the step), copies of what it needs from the request,
+ * and the result being built.
  *
  * What it must never do: call done more than once or after step_cancel(),
  * block the loop, put a password into a conninfo, or put a name into SQL
  * text unquoted.
  */
-#include "step.h"
+#include "steprun.h"
 #include "log.h"
 #include "lsn.h"
 #include "pgconn.h"
@@ -76,23 +76,12 @@
     " WHERE d.datname = pg_catalog.current_database())"
 
 typedef struct s_step s_step_t;
-typedef void (*s_stage_fn)(s_step_t *s);
 
 struct s_step {
-    step_t base;                /* first: step_cancel() calls base.cancel */
-    uv_loop_t *loop;
-    uv_timer_t timer;           /* first stage, slot polls; freed in its close callback */
-    const s_stage_fn *stages;   /* NULL-terminated */
-    size_t stage;               /* next stage to run */
-    step_done_cb done;
-    void *arg;
-    bool disposed;              /* done called or cancelled: nothing runs any more */
-
-    pgconn_t *conn;             /* the local database */
+    steprun_t run;              /* first: conn[0] the local database, the timer (first
+                                   stage, slot polls), the stages, label, what */
     int64_t connect_timeout_ms;
     int64_t statement_timeout_ms;
-    char *label;                /* "publication \"x\" in database \"d\"", for messages */
-    char *what;                 /* the statement in flight, for messages */
     bool looked_again;          /* a concurrent create was met and the lookup re-run */
 
     /* EnsurePublication */
@@ -126,9 +115,9 @@ struct s_step {
 
 /* ---- finishing ---------------------------------------------------------- */
 
-static void s_on_timer_closed(uv_handle_t *h)
+static void s_release(steprun_t *run)
 {
-    s_step_t *s = h->data;
+    s_step_t *s = (s_step_t *)run;
     for (size_t i = 0; i < s->n_tables; i++) {
         free(s->tables[i].schema);
         free(s->tables[i].name);
@@ -138,8 +127,6 @@ static void s_on_timer_closed(uv_handle_t *h)
         godwit__sync_status_result__free_unpacked(s->result, NULL);
     if (s->slot_result)
         godwit__ensure_slot_result__free_unpacked(s->slot_result, NULL);
-    free(s->label);
-    free(s->what);
     free(s->pub_name);
     free(s->tables_json);
     free(s->sub_name);
@@ -153,100 +140,51 @@ static void s_on_timer_closed(uv_handle_t *h)
     free(s);
 }
 
-/* Stops everything; no callback runs afterwards. The memory goes in the
- * timer's close callback. */
-static void s_dispose(s_step_t *s)
-{
-    if (s->disposed)
-        return;
-    s->disposed = true;
-    s->done = NULL;
-    pgconn_destroy(&s->conn);
-    uv_close((uv_handle_t *)&s->timer, s_on_timer_closed);
-}
-
-static void s_cancel(step_t *base)
-{
-    s_dispose((s_step_t *)base);
-}
-
 /* Ends the step: payload (taken, may be NULL) on success with error NULL,
- * else the error. Runs done last, with nothing of s touched afterwards. */
+ * else the error (steprun.h). */
 static void s_finish(s_step_t *s, ProtobufCMessage *payload, const char *error)
 {
-    step_done_cb done = s->done;
-    void *arg = s->arg;
-    char *why = NULL;
-    if (error) {
-        why = xasprintf("%s: %s", s->label, error);
-        log_debug("step on %s", why);
-        if (payload)
-            protobuf_c_message_free_unpacked(payload, NULL);
-        payload = NULL;
-    } else {
-        log_debug("step on %s: done", s->label);
-    }
-    s_dispose(s);
-    if (done)
-        done(payload, why, arg);
-    else if (payload)
-        protobuf_c_message_free_unpacked(payload, NULL);
-    free(why);
+    steprun_finish(&s->run, payload, error);
 }
 
 static void s_next(s_step_t *s)
 {
-    s_stage_fn fn = s->stages[s->stage];
-    if (!fn) {
-        s_finish(s, NULL, NULL);
-        return;
-    }
-    s->stage++;
-    fn(s);
+    steprun_next(&s->run);
 }
 
 static void s_fail_query(s_step_t *s, const pgconn_result_t *r)
 {
-    char *why = pgconn_result_message(s->what, r);
-    s_finish(s, NULL, why);
-    free(why);
+    steprun_fail_query(&s->run, NULL, r);
 }
 
 /* Sends one statement on the local connection; cb gets s. */
 static void s_query(s_step_t *s, const char *what, const char *sql, int nparams,
                     const char *const *params, pgconn_result_cb cb)
 {
-    free(s->what);
-    s->what = xstrdup(what);
-    uint64_t deadline = (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
-    int rc = pgconn_query(s->conn, sql, nparams, params, deadline, cb, s);
-    if (rc != 0) {
-        char *why = xasprintf("%s: cannot send the statement: %s", what, strerror(-rc));
-        s_finish(s, NULL, why);
-        free(why);
-    }
+    steprun_query(&s->run, 0, what, sql, nparams, params,
+                  (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS, cb);
+}
+
+/* The same through the simple protocol: sql may hold several statements,
+ * run as one implicit transaction (a CREATE and its marker). */
+static void s_query_simple(s_step_t *s, const char *what, const char *sql, pgconn_result_cb cb)
+{
+    steprun_query_simple(&s->run, 0, what, sql,
+                         (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS, cb);
 }
 
 /* ident quoted by the server's rules (caller frees), or NULL after ending the
  * step with an error. */
 static char *s_ident(s_step_t *s, const char *ident)
 {
-    char *q = pgconn_escape_identifier(s->conn, ident);
-    if (!q) {
-        char *why = xasprintf("cannot quote the name \"%s\" for SQL (not valid in the "
-                              "database's encoding, or the connection is gone)",
-                              ident);
-        s_finish(s, NULL, why);
-        free(why);
-    }
-    return q;
+    return steprun_ident(&s->run, 0, ident);
 }
 
 /* A statement failed because our own connection is gone (pgconn's 08006),
  * as opposed to the server reporting an error. */
 static bool s_conn_lost(const s_step_t *s)
 {
-    return !pgconn_is_ready(s->conn);
+    return !pgconn_is_ready(s->run.conn[0]);
 }
 
 /* A CREATE failed because the object was created by someone else since our
@@ -280,26 +218,12 @@ static void s_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
     s_next(s);
 }
 
-static void s_connect(s_step_t *s)
+static void s_connect(steprun_t *run)
 {
-    int rc = pgconn_connect(s->conn, (uint64_t)s->connect_timeout_ms, s_on_connect, s);
+    s_step_t *s = (s_step_t *)run;
+    int rc = pgconn_connect(s->run.conn[0], (uint64_t)s->connect_timeout_ms, s_on_connect, s);
     if (rc != 0) {
         char *why = xasprintf("cannot start connecting: %s", strerror(-rc));
-        s_finish(s, NULL, why);
-        free(why);
-    }
-}
-
-/* The same as s_query through the simple protocol: sql may hold several
- * statements, run as one implicit transaction (a CREATE and its marker). */
-static void s_query_simple(s_step_t *s, const char *what, const char *sql, pgconn_result_cb cb)
-{
-    free(s->what);
-    s->what = xstrdup(what);
-    uint64_t deadline = (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
-    int rc = pgconn_query_simple(s->conn, sql, deadline, cb, s);
-    if (rc != 0) {
-        char *why = xasprintf("%s: cannot send the statement: %s", what, strerror(-rc));
         s_finish(s, NULL, why);
         free(why);
     }
@@ -322,8 +246,9 @@ static bool s_name_ok(s_step_t *s, const char *kind, const char *name)
 
 /* The first stage of every step that changes or drops an object: each
  * name it was given passes step_godwit_name. */
-static void s_names(s_step_t *s)
+static void s_names(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (s_name_ok(s, "publication", s->pub_name) && s_name_ok(s, "subscription", s->sub_name) &&
         s_name_ok(s, "subscription", s->drop_sub) && s_name_ok(s, "publication", s->drop_pub) &&
         s_name_ok(s, "replication slot", s->drop_slot) &&
@@ -347,8 +272,8 @@ static bool s_marked(const PGresult *res, const char *name)
 static void s_not_ours(s_step_t *s, const char *sql_kind, const char *name)
 {
     char *marker = step_marker(name);
-    char *ident = pgconn_escape_identifier(s->conn, name);
-    char *lit = pgconn_escape_literal(s->conn, marker);
+    char *ident = pgconn_escape_identifier(s->run.conn[0], name);
+    char *lit = pgconn_escape_literal(s->run.conn[0], marker);
     char *why = xasprintf(
         "%s %s exists without godwit's marker: godwit did not create it, so godwit neither "
         "changes nor drops it; nothing was done. If an older godwit created it (before "
@@ -368,7 +293,7 @@ static char *s_comment_sql(s_step_t *s, const char *sql_kind, const char *ident,
                            const char *name)
 {
     char *marker = step_marker(name);
-    char *lit = pgconn_escape_literal(s->conn, marker);
+    char *lit = pgconn_escape_literal(s->run.conn[0], marker);
     free(marker);
     if (!lit) {
         s_finish(s, NULL, "cannot quote the marker for SQL (the connection is gone)");
@@ -448,11 +373,12 @@ static void s_on_pub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s_next(s);
 }
 
-static void s_pub_lookup(s_step_t *s)
+static void s_pub_lookup(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     const char *params[2] = { s->pub_name, s->tables_json };
     s_query(s, "looking up the publication",
-            pgconn_server_version(s->conn) >= 150000 ? s_pub_lookup_sql : s_pub_lookup_sql_14,
+            pgconn_server_version(s->run.conn[0]) >= 150000 ? s_pub_lookup_sql : s_pub_lookup_sql_14,
             2, params, s_on_pub_lookup);
 }
 
@@ -487,9 +413,9 @@ static void s_on_pub_create(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s_step_t *s = arg;
     if (!r->ok && !s_conn_lost(s) && s_exists_error(r) && !s->looked_again) {
         /* Created by someone else since our lookup: look again, once. */
-        log_info("step on %s: created concurrently; looking again", s->label);
+        log_info("step on %s: created concurrently; looking again", s->run.label);
         s->looked_again = true;
-        s->stage = S_PUB_STAGE_LOOKUP;
+        s->run.stage = S_PUB_STAGE_LOOKUP;
         s_next(s);
         return;
     }
@@ -497,7 +423,7 @@ static void s_on_pub_create(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_fail_query(s, r);
         return;
     }
-    log_info("step on %s: created", s->label);
+    log_info("step on %s: created", s->run.label);
     s_next(s); /* created with our options; EnsureSlot's stages follow */
 }
 
@@ -508,19 +434,20 @@ static void s_on_pub_set_tables(pgconn_t *c, const pgconn_result_t *r, void *arg
         s_fail_query(s, r);
         return;
     }
-    log_info("step on %s: table list replaced with the %zu requested table(s)", s->label,
+    log_info("step on %s: table list replaced with the %zu requested table(s)", s->run.label,
              s->n_tables);
     s_next(s);
 }
 
 /* Creates the publication, or makes an existing one name the requested
  * tables. */
-static void s_pub_tables(s_step_t *s)
+static void s_pub_tables(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     bool want_all = s->n_tables == 0;
     if (s->pub_exists && s->pub_all_tables == want_all && (want_all || s->pub_same_tables)) {
         if (s->pub_options_ok)
-            log_info("step on %s: exists as requested; nothing to do", s->label);
+            log_info("step on %s: exists as requested; nothing to do", s->run.label);
         s_next(s);
         return;
     }
@@ -570,13 +497,14 @@ static void s_on_pub_set_options(pgconn_t *c, const pgconn_result_t *r, void *ar
         s_fail_query(s, r);
         return;
     }
-    log_info("step on %s: options set (" S_PUB_OPTIONS ")", s->label);
+    log_info("step on %s: options set (" S_PUB_OPTIONS ")", s->run.label);
     s_next(s);
 }
 
 /* An existing publication publishes every change as the partition root. */
-static void s_pub_options(s_step_t *s)
+static void s_pub_options(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (!s->pub_exists || s->pub_options_ok) {
         s_next(s);
         return;
@@ -590,7 +518,7 @@ static void s_pub_options(s_step_t *s)
     free(name);
 }
 
-static const s_stage_fn s_pub_stages[] = {
+static const steprun_fn s_pub_stages[] = {
     s_names, s_connect, s_pub_lookup, s_pub_tables, s_pub_options, NULL,
 };
 
@@ -606,7 +534,7 @@ static const char s_eslot_lookup_sql[] =
     " s.confirmed_flush_lsn::pg_catalog.text AS confirmed"
     " FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1";
 
-static void s_eslot_lookup(s_step_t *s);
+static void s_eslot_lookup(steprun_t *run);
 
 /* Reads an LSN column into *out; false after ending the step. */
 static bool s_eslot_lsn(s_step_t *s, const pgconn_result_t *r, const char *col, uint64_t *out)
@@ -625,7 +553,7 @@ static void s_on_eslot_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s_step_t *s = arg;
     if (!r->ok && !s_conn_lost(s) && s_exists_error(r) && !s->looked_again) {
         s->looked_again = true; /* created by someone else meanwhile */
-        s_eslot_lookup(s);
+        s_eslot_lookup(&s->run);
         return;
     }
     if (!r->ok) {
@@ -635,7 +563,7 @@ static void s_on_eslot_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (!s_eslot_lsn(s, r, "lsn", &s->slot_result->confirmed_lsn))
         return;
     s->slot_result->created = true;
-    log_info("step on %s: logical slot created", s->label);
+    log_info("step on %s: logical slot created", s->run.label);
     s_next(s);
 }
 
@@ -668,8 +596,9 @@ static void s_on_eslot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s_next(s);
 }
 
-static void s_eslot_lookup(s_step_t *s)
+static void s_eslot_lookup(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     const char *params[1] = { s->pub_name };
     s_query(s, "looking up the slot", s_eslot_lookup_sql, 1, params, s_on_eslot_lookup);
 }
@@ -698,8 +627,9 @@ static void s_on_eslot_advanced(pgconn_t *c, const pgconn_result_t *r, void *arg
     s_next(s);
 }
 
-static void s_eslot_advance(s_step_t *s)
+static void s_eslot_advance(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (!s->advance_to || s->slot_result->confirmed_lsn >= s->advance_to) {
         s_next(s);
         return;
@@ -713,14 +643,15 @@ static void s_eslot_advance(s_step_t *s)
             2, params, s_on_eslot_advanced);
 }
 
-static void s_eslot_result(s_step_t *s)
+static void s_eslot_result(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     ProtobufCMessage *payload = &s->slot_result->base;
     s->slot_result = NULL;
     s_finish(s, payload, NULL);
 }
 
-static const s_stage_fn s_eslot_stages[] = {
+static const steprun_fn s_eslot_stages[] = {
     s_names, s_connect, s_pub_lookup, s_pub_tables, s_pub_options, s_eslot_lookup,
     s_eslot_advance, s_eslot_result, NULL,
 };
@@ -805,7 +736,7 @@ static void s_on_sub_enable(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_fail_query(s, r);
         return;
     }
-    log_info("step on %s: enabled", s->label);
+    log_info("step on %s: enabled", s->run.label);
     s_finish(s, NULL, NULL);
 }
 
@@ -834,7 +765,7 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     if (pgconn_col_bool(r->res, 0, "subenabled")) {
-        log_info("step on %s: exists and is enabled; nothing to do", s->label);
+        log_info("step on %s: exists and is enabled; nothing to do", s->run.label);
         s_finish(s, NULL, NULL);
         return;
     }
@@ -847,13 +778,14 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
     free(name);
 }
 
-static void s_sub_lookup(s_step_t *s)
+static void s_sub_lookup(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     const char *params[2] = { s->sub_name, s->publication };
     s_query(s, "looking up the subscription", s_sub_lookup_sql, 2, params, s_on_sub_lookup);
 }
 
-static void s_sub_create(s_step_t *s);
+static void s_sub_create(steprun_t *run);
 
 /* The source refused to create the slot because it exists: an earlier
  * attempt created it and died before its subscription committed. The server
@@ -871,7 +803,7 @@ static void s_on_sub_marked(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_fail_query(s, r);
         return;
     }
-    log_info("step on %s: created with a new slot on the source, then marked", s->label);
+    log_info("step on %s: created with a new slot on the source, then marked", s->run.label);
     s_finish(s, NULL, NULL);
 }
 
@@ -896,7 +828,7 @@ static void s_on_sub_create(pgconn_t *c, const pgconn_result_t *r, void *arg)
     }
     if (r->ok) {
         log_info("step on %s: created with its marker, on the slot already on the source",
-                 s->label);
+                 s->run.label);
         s_finish(s, NULL, NULL);
         return;
     }
@@ -909,24 +841,25 @@ static void s_on_sub_create(pgconn_t *c, const pgconn_result_t *r, void *arg)
          * read it), so taking it over loses and doubles nothing. */
         log_info("step on %s: the slot already exists on the source (%s); creating the "
                  "subscription on it",
-                 s->label, r->error);
+                 s->run.label, r->error);
         s->create_slot = false;
-        s_sub_create(s);
+        s_sub_create(&s->run);
         return;
     }
     if (s_exists_error(r) && !s->looked_again) {
         /* The subscription itself was created since our lookup: look again. */
-        log_info("step on %s: created concurrently; looking again", s->label);
+        log_info("step on %s: created concurrently; looking again", s->run.label);
         s->looked_again = true;
-        s->stage = S_SUB_STAGE_LOOKUP;
+        s->run.stage = S_SUB_STAGE_LOOKUP;
         s_next(s);
         return;
     }
     s_fail_query(s, r);
 }
 
-static void s_sub_create(s_step_t *s)
+static void s_sub_create(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     char *name = s_ident(s, s->sub_name);
     if (!name)
         return;
@@ -935,8 +868,8 @@ static void s_sub_create(s_step_t *s)
         free(name);
         return;
     }
-    char *conninfo = pgconn_escape_literal(s->conn, s->conninfo);
-    char *slot = pgconn_escape_literal(s->conn, s->sub_name);
+    char *conninfo = pgconn_escape_literal(s->run.conn[0], s->conninfo);
+    char *slot = pgconn_escape_literal(s->run.conn[0], s->sub_name);
     if (!conninfo || !slot) {
         free(conninfo);
         free(slot);
@@ -968,7 +901,7 @@ static void s_sub_create(s_step_t *s)
     free(name);
 }
 
-static const s_stage_fn s_sub_stages[] = {
+static const steprun_fn s_sub_stages[] = {
     s_names, s_connect, s_sub_lookup, s_sub_create, NULL,
 };
 
@@ -986,7 +919,7 @@ static void s_on_sub_set(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_fail_query(s, r);
         return;
     }
-    log_info("step on %s: %s", s->label, s->want_enabled ? "enabled" : "disabled");
+    log_info("step on %s: %s", s->run.label, s->want_enabled ? "enabled" : "disabled");
     s_finish(s, NULL, NULL);
 }
 
@@ -1019,14 +952,15 @@ static void s_on_sub_enabled_lookup(pgconn_t *c, const pgconn_result_t *r, void 
     free(name);
 }
 
-static void s_sub_enabled_lookup(s_step_t *s)
+static void s_sub_enabled_lookup(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     const char *params[1] = { s->sub_name };
     s_query(s, "looking up the subscription", s_sub_enabled_sql, 1, params,
             s_on_sub_enabled_lookup);
 }
 
-static const s_stage_fn s_sub_enabled_stages[] = {
+static const steprun_fn s_sub_enabled_stages[] = {
     s_names, s_connect, s_sub_enabled_lookup, NULL,
 };
 
@@ -1108,15 +1042,16 @@ static void s_on_sync_rels(pgconn_t *c, const pgconn_result_t *r, void *arg)
     }
     res->all_ready = all_ready;
     s->result = NULL;
-    log_debug("step on %s: %d table(s), all ready: %s", s->label, n, all_ready ? "yes" : "no");
+    log_debug("step on %s: %d table(s), all ready: %s", s->run.label, n, all_ready ? "yes" : "no");
     s_finish(s, &res->base, NULL);
 }
 
-static void s_sync_rels(s_step_t *s)
+static void s_sync_rels(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     const char *params[1] = { s->sub_oid };
     s_query(s, "reading the tables' sync states",
-            pgconn_server_version(s->conn) >= 140000 ? s_sync_rels_sql : s_sync_rels_sql_13, 1,
+            pgconn_server_version(s->run.conn[0]) >= 140000 ? s_sync_rels_sql : s_sync_rels_sql_13, 1,
             params, s_on_sync_rels);
 }
 
@@ -1143,15 +1078,16 @@ static void s_on_sync_sub(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s_next(s);
 }
 
-static void s_sync_sub(s_step_t *s)
+static void s_sync_sub(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     const char *params[1] = { s->sub_name };
     s_query(s, "looking up the subscription",
-            pgconn_server_version(s->conn) >= 150000 ? s_sync_sub_sql : s_sync_sub_sql_14, 1,
+            pgconn_server_version(s->run.conn[0]) >= 150000 ? s_sync_sub_sql : s_sync_sub_sql_14, 1,
             params, s_on_sync_sub);
 }
 
-static const s_stage_fn s_sync_stages[] = {
+static const steprun_fn s_sync_stages[] = {
     s_connect, s_sync_sub, s_sync_rels, NULL,
 };
 
@@ -1204,8 +1140,9 @@ static void s_on_check_pub(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s_on_check_marker(c, r, arg, "PUBLICATION", ((s_step_t *)arg)->drop_pub);
 }
 
-static void s_check_sub(s_step_t *s)
+static void s_check_sub(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (!s->drop_sub) {
         s_next(s);
         return;
@@ -1214,8 +1151,9 @@ static void s_check_sub(s_step_t *s)
     s_query(s, "looking up the subscription", s_check_sub_sql, 1, params, s_on_check_sub);
 }
 
-static void s_check_pub(s_step_t *s)
+static void s_check_pub(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (!s->drop_pub) {
         s_next(s);
         return;
@@ -1279,8 +1217,9 @@ static void s_on_check_verify_slot(pgconn_t *c, const pgconn_result_t *r, void *
     s_on_check_slot_named(r, arg, ((s_step_t *)arg)->drop_verify_slot);
 }
 
-static void s_check_slot(s_step_t *s)
+static void s_check_slot(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (!s->drop_slot) {
         s_next(s);
         return;
@@ -1292,8 +1231,9 @@ static void s_check_slot(s_step_t *s)
 
 /* The verify slot (VerifyTable's) is held to the same rule, before anything
  * is dropped. */
-static void s_check_verify_slot(s_step_t *s)
+static void s_check_verify_slot(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (!s->drop_verify_slot) {
         s_next(s);
         return;
@@ -1340,7 +1280,7 @@ static void s_on_drop_sub_forced(pgconn_t *c, const pgconn_result_t *r, void *ar
     }
     log_info("step on %s: subscription \"%s\" dropped without its slot on the source; a "
              "slot still there is left for the source's drop",
-             s->label, s->drop_sub);
+             s->run.label, s->drop_sub);
     s_next(s);
 }
 
@@ -1372,7 +1312,7 @@ static void s_on_drop_sub(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (r->ok) {
         log_info("step on %s: subscription \"%s\" dropped (if it existed), with its slot on "
                  "the source",
-                 s->label, s->drop_sub);
+                 s->run.label, s->drop_sub);
         s_next(s);
         return;
     }
@@ -1382,14 +1322,15 @@ static void s_on_drop_sub(pgconn_t *c, const pgconn_result_t *r, void *arg)
     }
     log_warn("step on %s: cannot drop subscription \"%s\" with its slot (%s%s%s); dropping it "
              "without the slot",
-             s->label, s->drop_sub, r->error ? r->error : "",
+             s->run.label, s->drop_sub, r->error ? r->error : "",
              r->sqlstate[0] ? ", SQLSTATE " : "", r->sqlstate);
     s_drop_sub_sql(s, "disabling the subscription", "ALTER SUBSCRIPTION ", " DISABLE",
                    s_on_drop_sub_disabled);
 }
 
-static void s_drop_sub(s_step_t *s)
+static void s_drop_sub(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (!s->drop_sub) {
         s_next(s);
         return;
@@ -1408,12 +1349,13 @@ static void s_on_drop_pub(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_fail_query(s, r);
         return;
     }
-    log_info("step on %s: publication \"%s\" dropped (if it existed)", s->label, s->drop_pub);
+    log_info("step on %s: publication \"%s\" dropped (if it existed)", s->run.label, s->drop_pub);
     s_next(s);
 }
 
-static void s_drop_pub(s_step_t *s)
+static void s_drop_pub(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (!s->drop_pub) {
         s_next(s);
         return;
@@ -1442,7 +1384,7 @@ static void s_slot_lookup(s_step_t *s);
 
 static bool s_slot_waiting(s_step_t *s)
 {
-    uint64_t now = uv_now(s->loop);
+    uint64_t now = uv_now(s->run.loop);
     if (s->slot_deadline == 0)
         s->slot_deadline = now + S_SLOT_WAIT_MS;
     return now < s->slot_deadline;
@@ -1461,7 +1403,7 @@ static void s_on_drop_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     /* 42704: gone since we looked, which is what we wanted. */
-    log_info("step on %s: replication slot \"%s\" dropped", s->label, s->drop_slot);
+    log_info("step on %s: replication slot \"%s\" dropped", s->run.label, s->drop_slot);
     s_next(s);
 }
 
@@ -1472,9 +1414,9 @@ static void s_slot_drop(s_step_t *s)
             "SELECT pg_catalog.pg_drop_replication_slot($1)", 1, params, s_on_drop_slot);
 }
 
-static void s_on_slot_timer(uv_timer_t *t)
+static void s_slot_poll(steprun_t *run)
 {
-    s_slot_lookup(t->data);
+    s_slot_lookup((s_step_t *)run);
 }
 
 static void s_on_slot_terminate(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -1484,10 +1426,10 @@ static void s_on_slot_terminate(pgconn_t *c, const pgconn_result_t *r, void *arg
         s_fail_query(s, r);
         return;
     }
-    if (pgconn_server_version(s->conn) >= 140000)
+    if (pgconn_server_version(s->run.conn[0]) >= 140000)
         s_slot_drop(s); /* the holder has exited (or the wait ran out) */
     else
-        uv_timer_start(&s->timer, s_on_slot_timer, S_SLOT_POLL_MS, 0);
+        steprun_after(&s->run, S_SLOT_POLL_MS, s_slot_poll);
 }
 
 static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -1500,7 +1442,7 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (!r->res || PQntuples(r->res) != 1) {
         log_info("step on %s: replication slot \"%s\" does not exist (any more); nothing to "
                  "drop",
-                 s->label, s->drop_slot);
+                 s->run.label, s->drop_slot);
         s_next(s);
         return;
     }
@@ -1516,10 +1458,10 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     log_info("step on %s: replication slot \"%s\" is in use by process %s; terminating it",
-             s->label, s->drop_slot, pid);
-    if (pgconn_server_version(s->conn) >= 140000) {
+             s->run.label, s->drop_slot, pid);
+    if (pgconn_server_version(s->run.conn[0]) >= 140000) {
         char wait_ms[32];
-        snprintf(wait_ms, sizeof wait_ms, "%" PRIu64, s->slot_deadline - uv_now(s->loop));
+        snprintf(wait_ms, sizeof wait_ms, "%" PRIu64, s->slot_deadline - uv_now(s->run.loop));
         const char *params[2] = { pid, wait_ms };
         s_query(s, "terminating the slot's holder",
                 "SELECT pg_catalog.pg_terminate_backend($1::pg_catalog.int4,"
@@ -1540,8 +1482,9 @@ static void s_slot_lookup(s_step_t *s)
             s_on_slot_lookup);
 }
 
-static void s_drop_slot(s_step_t *s)
+static void s_drop_slot(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (!s->drop_slot) {
         s_next(s);
         return;
@@ -1551,8 +1494,9 @@ static void s_drop_slot(s_step_t *s)
 
 /* The verify slot (VerifyTable's, left by an agent that died mid-verify):
  * the slot stage again, on that name. */
-static void s_drop_verify_slot(s_step_t *s)
+static void s_drop_verify_slot(steprun_t *run)
 {
+    s_step_t *s = (s_step_t *)run;
     if (!s->drop_verify_slot) {
         s_next(s);
         return;
@@ -1564,7 +1508,7 @@ static void s_drop_verify_slot(s_step_t *s)
     s_slot_lookup(s);
 }
 
-static const s_stage_fn s_drop_stages[] = {
+static const steprun_fn s_drop_stages[] = {
     s_names,     s_connect,  s_check_sub,  s_check_pub, s_check_slot, s_check_verify_slot,
     s_drop_sub,  s_drop_pub, s_drop_slot,  s_drop_verify_slot, NULL,
 };
@@ -1682,11 +1626,6 @@ char *step_marker(const char *name)
 
 /* ---- lifetime ----------------------------------------------------------- */
 
-static void s_on_kick(uv_timer_t *t)
-{
-    s_next(t->data);
-}
-
 static bool s_local_valid(const step_local_t *l)
 {
     return l && l->host && l->host[0] && l->port >= 1 && l->port <= 65535 &&
@@ -1702,7 +1641,7 @@ static bool s_set(const char *v)
 /* A new step with its connection to database; the first stage runs one loop
  * turn from now. label is taken. NULL for invalid arguments (label freed). */
 static s_step_t *s_new(uv_loop_t *loop, const step_local_t *local, const char *database,
-                       const s_stage_fn *stages, char *label, step_done_cb done, void *arg)
+                       const steprun_fn *stages, char *label, step_done_cb done, void *arg)
 {
     if (!loop || !s_local_valid(local) || !s_set(database) || !done) {
         free(label);
@@ -1717,18 +1656,11 @@ static s_step_t *s_new(uv_loop_t *loop, const step_local_t *local, const char *d
         return NULL;
     }
     s_step_t *s = xcalloc(1, sizeof *s);
-    s->base.cancel = s_cancel;
-    s->loop = loop;
-    s->stages = stages;
-    s->done = done;
-    s->arg = arg;
-    s->conn = conn;
+    s->run.conn[0] = conn;
+    s->run.stages = stages;
     s->connect_timeout_ms = local->connect_timeout_ms;
     s->statement_timeout_ms = local->statement_timeout_ms;
-    s->label = label;
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
-    uv_timer_start(&s->timer, s_on_kick, 0, 0);
+    steprun_start(&s->run, loop, label, done, arg, s_release, steprun_next);
     return s;
 }
 
@@ -1742,7 +1674,7 @@ static char *s_label(const char *kind, const char *name, const char *database)
 /* A publication step (EnsurePublication, EnsureSlot) for name and tables,
  * or NULL if they are invalid. */
 static s_step_t *s_pub_new(uv_loop_t *loop, const step_local_t *local, const char *database,
-                           const s_stage_fn *stages, const char *kind, const char *name,
+                           const steprun_fn *stages, const char *kind, const char *name,
                            Godwit__TableRef *const *tables, size_t n_tables, step_done_cb done,
                            void *arg)
 {
@@ -1783,7 +1715,7 @@ step_t *publication_ensure_start(uv_loop_t *loop, const step_local_t *local,
         return NULL;
     s_step_t *s = s_pub_new(loop, local, req->database, s_pub_stages, "publication", req->name,
                             req->tables, req->n_tables, done, arg);
-    return s ? &s->base : NULL;
+    return s ? &s->run.base : NULL;
 }
 
 step_t *slot_ensure_start(uv_loop_t *loop, const step_local_t *local,
@@ -1798,7 +1730,7 @@ step_t *slot_ensure_start(uv_loop_t *loop, const step_local_t *local,
     s->advance_to = req->advance_to;
     s->slot_result = xmalloc(sizeof *s->slot_result);
     godwit__ensure_slot_result__init(s->slot_result);
-    return &s->base;
+    return &s->run.base;
 }
 
 static step_t *s_subscription_start(uv_loop_t *loop, const step_local_t *local,
@@ -1825,7 +1757,7 @@ static step_t *s_subscription_start(uv_loop_t *loop, const step_local_t *local,
     s->conninfo = conninfo;
     s->create_slot = copy_data;
     s->copy_data = copy_data;
-    return &s->base;
+    return &s->run.base;
 }
 
 step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
@@ -1854,7 +1786,7 @@ step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,
     s->sub_name = xstrdup(req->subscription);
     s->result = xmalloc(sizeof *s->result);
     godwit__sync_status_result__init(s->result);
-    return &s->base;
+    return &s->run.base;
 }
 
 step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *local,
@@ -1869,7 +1801,7 @@ step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *loca
         return NULL;
     s->sub_name = xstrdup(req->name);
     s->want_enabled = req->enabled;
-    return &s->base;
+    return &s->run.base;
 }
 
 step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
@@ -1885,5 +1817,5 @@ step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
     s->drop_pub = s_set(req->publication) ? xstrdup(req->publication) : NULL;
     s->drop_slot = s_set(req->slot) ? xstrdup(req->slot) : NULL;
     s->drop_verify_slot = s_set(req->verify_slot) ? xstrdup(req->verify_slot) : NULL;
-    return &s->base;
+    return &s->run.base;
 }

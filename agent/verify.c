@@ -18,12 +18,12 @@
  * access.h's one reader and one comparison; each difference is a finding
  * with the statement to run on the target.
  *
- * Owns: both connections, a timer (the first stage, one loop turn after the
- * start), a copy of the request, each side's catalog and the result being
- * built. Freed in the timer's close callback; each pgconn frees itself once
- * closed.
+ * Owns: its runtime (steprun.h: both connections, the timer that starts
+ * the first stage one loop turn after the start and whose close frees
+ * everything), a copy of the request, each side's catalog and the result
+ * being built.
  */
-#include "step.h"
+#include "steprun.h"
 #include "access.h"
 #include "log.h"
 #include "pgconn.h"
@@ -50,18 +50,9 @@ typedef void (*v_fn)(v_step_t *s);
 typedef enum { SIDE_SRC = 0, SIDE_DST = 1 } v_side_t;
 
 struct v_step {
-    step_t base;
-    uv_loop_t *loop;
-    uv_timer_t timer;
-    step_done_cb done;
-    void *arg;
-    bool disposed;
-
-    pgconn_t *conn[2];          /* SIDE_SRC, SIDE_DST */
+    steprun_t run;              /* first: conn[SIDE_SRC], conn[SIDE_DST], label, what */
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms;        /* statement timeout of the reads */
-    char *label;
-    char *what;                 /* the statement in flight, for messages */
 
     /* Where a sequence of statements goes on. */
     unsigned pending;           /* statements in flight on both sides */
@@ -86,9 +77,9 @@ static bool v_same(const char *a, const char *b)
 
 /* ---- finishing ---------------------------------------------------------- */
 
-static void v_on_timer_closed(uv_handle_t *h)
+static void v_release(steprun_t *run)
 {
-    v_step_t *s = h->data;
+    v_step_t *s = (v_step_t *)run;
     if (s->sreq)
         godwit__verify_schema__free_unpacked(s->sreq, NULL);
     if (s->rreq)
@@ -99,71 +90,24 @@ static void v_on_timer_closed(uv_handle_t *h)
     cJSON_Delete(s->catalog[SIDE_DST]);
     cJSON_Delete(s->access[SIDE_SRC]);
     cJSON_Delete(s->access[SIDE_DST]);
-    free(s->label);
-    free(s->what);
     free(s);
-}
-
-static void v_dispose(v_step_t *s)
-{
-    if (s->disposed)
-        return;
-    s->disposed = true;
-    s->done = NULL;
-    pgconn_destroy(&s->conn[SIDE_SRC]);
-    pgconn_destroy(&s->conn[SIDE_DST]);
-    uv_close((uv_handle_t *)&s->timer, v_on_timer_closed);
-}
-
-static void v_cancel(step_t *base)
-{
-    v_dispose((v_step_t *)base);
 }
 
 static void v_finish(v_step_t *s, const char *error)
 {
-    step_done_cb done = s->done;
-    void *arg = s->arg;
     ProtobufCMessage *payload = NULL;
-    char *why = NULL;
-    if (error) {
-        why = xasprintf("%s: %s", s->label, error);
-    } else {
-        log_info("verify %s: %zu findings over %u %s", s->label, s->sres->n_findings,
+    if (!error) {
+        log_info("verify %s: %zu findings over %u %s", s->run.label, s->sres->n_findings,
                  s->sres->tables, s->rreq ? "roles" : "tables");
         payload = &s->sres->base;
         s->sres = NULL;
     }
-    v_dispose(s);
-    if (done)
-        done(payload, why, arg);
-    else if (payload)
-        protobuf_c_message_free_unpacked(payload, NULL);
-    free(why);
-}
-
-static void v_failf(v_step_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void v_failf(v_step_t *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *why = NULL;
-    if (vasprintf(&why, fmt, ap) < 0)
-        why = NULL;
-    va_end(ap);
-    v_finish(s, why ? why : "out of memory");
-    free(why);
+    steprun_finish(&s->run, payload, error);
 }
 
 static void v_fail_query(v_step_t *s, v_side_t side, const pgconn_result_t *r)
 {
-    char *what = xasprintf("%s on the %s", s->what ? s->what : "a statement",
-                           side == SIDE_SRC ? "source" : "target");
-    char *why = pgconn_result_message(what, r);
-    v_finish(s, why);
-    free(why);
-    free(what);
+    steprun_fail_query(&s->run, side == SIDE_SRC ? "source" : "target", r);
 }
 
 /* ---- statements --------------------------------------------------------- */
@@ -173,14 +117,10 @@ static void v_fail_query(v_step_t *s, v_side_t side, const pgconn_result_t *r)
 static bool v_send(v_step_t *s, v_side_t side, const char *what, const char *sql, int nparams,
                    const char *const *params, pgconn_result_cb cb)
 {
-    free(s->what);
-    s->what = xstrdup(what);
-    int rc = pgconn_query(s->conn[side], sql, nparams, params, s->timeout_ms + STEP_DEADLINE_SLACK_MS,
-                          cb, s);
-    if (rc != 0) {
-        v_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
+    steprun_query(&s->run, side, what, sql, nparams, params,
+                  s->timeout_ms + STEP_DEADLINE_SLACK_MS, cb);
+    if (s->run.disposed)
         return false;
-    }
     s->pending++;
     return true;
 }
@@ -189,10 +129,10 @@ static bool v_send(v_step_t *s, v_side_t side, const char *what, const char *sql
 static bool v_arrived(v_step_t *s, pgconn_t *c, const pgconn_result_t *r)
 {
     s->pending--;
-    if (s->disposed)
+    if (s->run.disposed)
         return false;
     if (!r->ok) {
-        v_fail_query(s, c == s->conn[SIDE_SRC] ? SIDE_SRC : SIDE_DST, r);
+        v_fail_query(s, c == s->run.conn[SIDE_SRC] ? SIDE_SRC : SIDE_DST, r);
         return false;
     }
     return true;
@@ -201,7 +141,7 @@ static bool v_arrived(v_step_t *s, pgconn_t *c, const pgconn_result_t *r)
 /* Runs s->then once nothing is in flight any more. */
 static void v_maybe_then(v_step_t *s)
 {
-    if (s->pending == 0 && !s->disposed) {
+    if (s->pending == 0 && !s->run.disposed) {
         v_fn fn = s->then;
         s->then = NULL;
         if (fn)
@@ -215,10 +155,10 @@ static void v_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
 {
     v_step_t *s = arg;
     s->pending--;
-    if (s->disposed)
+    if (s->run.disposed)
         return;
     if (!ok) {
-        v_failf(s, "cannot connect to the %s: %s", c == s->conn[SIDE_SRC] ? "source" : "target",
+        steprun_failf(&s->run, "cannot connect to the %s: %s", c == s->run.conn[SIDE_SRC] ? "source" : "target",
                 error ? error : "unknown error");
         return;
     }
@@ -231,18 +171,18 @@ static void v_connect(v_step_t *s)
 {
     s->then = s->first;
     for (int side = 0; side < 2; side++) {
-        int rc = pgconn_connect(s->conn[side], s->connect_timeout_ms, v_on_connect, s);
+        int rc = pgconn_connect(s->run.conn[side], s->connect_timeout_ms, v_on_connect, s);
         if (rc != 0) {
-            v_failf(s, "cannot start connecting: %s%s", strerror(-rc), "");
+            steprun_failf(&s->run, "cannot start connecting: %s%s", strerror(-rc), "");
             return;
         }
         s->pending++;
     }
 }
 
-static void v_on_kick(uv_timer_t *t)
+static void v_first(steprun_t *run)
 {
-    v_connect(t->data);
+    v_connect((v_step_t *)run);
 }
 
 static bool v_set(const char *v)
@@ -278,25 +218,20 @@ static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *d
     s->timeout_ms = timeout_ms ? timeout_ms : V_DEFAULT_TIMEOUT_MS;
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
     char *options = v_options(s->timeout_ms, catalog);
-    s->conn[SIDE_SRC] = step_remote_conn(loop, "verify source", local, source, false,
-                                         "godwit-verify", options);
-    s->conn[SIDE_DST] = step_local_conn(loop, "verify target", local, database, "godwit-verify",
-                                        options);
+    s->run.conn[SIDE_SRC] = step_remote_conn(loop, "verify source", local, source, false,
+                                             "godwit-verify", options);
+    s->run.conn[SIDE_DST] = step_local_conn(loop, "verify target", local, database,
+                                            "godwit-verify", options);
     free(options);
-    if (!s->conn[SIDE_SRC] || !s->conn[SIDE_DST]) {
-        pgconn_destroy(&s->conn[SIDE_SRC]);
-        pgconn_destroy(&s->conn[SIDE_DST]);
+    if (!s->run.conn[SIDE_SRC] || !s->run.conn[SIDE_DST]) {
+        pgconn_destroy(&s->run.conn[SIDE_SRC]);
+        pgconn_destroy(&s->run.conn[SIDE_DST]);
         free(s);
         free(label);
         return NULL;
     }
-    s->base.cancel = v_cancel;
-    s->loop = loop;
-    s->done = done;
-    s->arg = arg;
-    s->label = label;
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
+    /* connects one loop turn later, then runs s->first (set by the caller) */
+    steprun_start(&s->run, loop, label, done, arg, v_release, v_first);
     return s;
 }
 
@@ -536,11 +471,11 @@ static void v_on_catalog(pgconn_t *c, const pgconn_result_t *r, void *arg)
     v_step_t *s = arg;
     if (!v_arrived(s, c, r))
         return;
-    v_side_t side = c == s->conn[SIDE_SRC] ? SIDE_SRC : SIDE_DST;
+    v_side_t side = c == s->run.conn[SIDE_SRC] ? SIDE_SRC : SIDE_DST;
     const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "catalog") : NULL;
     s->catalog[side] = text ? cJSON_Parse(text) : NULL;
     if (!cJSON_IsArray(s->catalog[side])) {
-        v_failf(s, "reading the %s's catalog: not a JSON array", side == SIDE_SRC ? "source" : "target");
+        steprun_failf(&s->run, "reading the %s's catalog: not a JSON array", side == SIDE_SRC ? "source" : "target");
         return;
     }
     v_maybe_then(s);
@@ -577,15 +512,14 @@ step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
         return NULL;
     s->sreq = wire_copy(req);
     if (!s->sreq) {
-        v_dispose(s);
+        s->run.base.cancel(&s->run.base);
         return NULL;
     }
     s->sres = xmalloc(sizeof *s->sres);
     godwit__verify_schema_result__init(s->sres);
     s->roles_fenced = fenced;
     s->first = v_schema_read;
-    uv_timer_start(&s->timer, v_on_kick, 0, 0);
-    return &s->base;
+    return &s->run.base;
 }
 
 /* ---- who owns what, who may do what (VerifySchema's second part, and
@@ -607,13 +541,13 @@ static void v_access_finding(v_step_t *s, access_diff_t *d)
 
 static void v_access_compare(v_step_t *s)
 {
-    access_quote_t q = access_quote_conn(s->conn[SIDE_DST]);
+    access_quote_t q = access_quote_conn(s->run.conn[SIDE_DST]);
     access_diffs_t diffs = { 0 };
     char *err = NULL;
     if (!access_compare(s->access[SIDE_SRC], s->access[SIDE_DST], s->roles_fenced, &q, &diffs,
                         &err)) {
         access_diffs_free(&diffs);
-        v_failf(s, "comparing roles and privileges: %s", err);
+        steprun_failf(&s->run, "comparing roles and privileges: %s", err);
         free(err);
         return;
     }
@@ -634,7 +568,7 @@ static bool v_access_store(v_step_t *s, v_side_t side, const pgconn_result_t *r)
     char *err = NULL;
     s->access[side] = access_parse(text, &err);
     if (!s->access[side]) {
-        v_failf(s, "reading the %s's roles and privileges: %s",
+        steprun_failf(&s->run, "reading the %s's roles and privileges: %s",
                 side == SIDE_SRC ? "source" : "target", err ? err : "no answer");
         free(err);
         return false;
@@ -685,13 +619,12 @@ step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
         return NULL;
     s->rreq = wire_copy(req);
     if (!s->rreq) {
-        v_dispose(s);
+        s->run.base.cancel(&s->run.base);
         return NULL;
     }
     s->sres = xmalloc(sizeof *s->sres);
     godwit__verify_schema_result__init(s->sres);
     s->roles_fenced = fenced;
     s->first = v_access_read;
-    uv_timer_start(&s->timer, v_on_kick, 0, 0);
-    return &s->base;
+    return &s->run.base;
 }

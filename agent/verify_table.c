@@ -70,7 +70,7 @@
  * slot behind but when the agent dies mid-batch (then the next verify,
  * cleanup or abort drops it: the coordinator names it in DropObjects).
  */
-#include "step.h"
+#include "steprun.h"
 #include "log.h"
 #include "lsn.h"
 #include "pgconn.h"
@@ -145,20 +145,11 @@ typedef struct {
 } t_recent_t;
 
 struct t_step {
-    step_t base;
-    uv_loop_t *loop;
-    uv_timer_t timer;
-    step_done_cb done;
-    void *arg;
-    bool disposed;
-
-    pgconn_t *conn[3];
+    steprun_t run;              /* first: conn[SRC], conn[DST], conn[REPL], label, what */
     Godwit__VerifyTable *req;   /* our own copy */
     uint64_t connect_timeout_ms, timeout_ms, slot_wait_ms, started_ms;
     unsigned chunk_rows;
     uint64_t batch_rows;        /* a multiple of chunk_rows */
-    char *label;
-    char *what;                 /* the statement in flight, for messages */
     unsigned pending;           /* statements in flight */
     t_fn then;                  /* runs when pending drops to 0 */
 
@@ -357,9 +348,9 @@ static void s_batch_reset(t_step_t *s)
     s->create_retried = false;
 }
 
-static void s_on_timer_closed(uv_handle_t *h)
+static void s_release(steprun_t *run)
 {
-    t_step_t *s = h->data;
+    t_step_t *s = (t_step_t *)run;
     s_batch_reset(s);
     if (s->req)
         godwit__verify_table__free_unpacked(s->req, NULL);
@@ -389,83 +380,38 @@ static void s_on_timer_closed(uv_handle_t *h)
     free(s->bucket_sql);
     free(s->key_names);
     free(s->key_join);
-    free(s->label);
-    free(s->what);
     free(s);
-}
-
-static void s_dispose(t_step_t *s)
-{
-    if (s->disposed)
-        return;
-    s->disposed = true;
-    s->done = NULL;
-    for (int i = 0; i < 3; i++)
-        pgconn_destroy(&s->conn[i]);
-    uv_close((uv_handle_t *)&s->timer, s_on_timer_closed);
-}
-
-static void s_cancel(step_t *base)
-{
-    s_dispose((t_step_t *)base);
 }
 
 static void s_finish(t_step_t *s, const char *error)
 {
-    step_done_cb done = s->done;
-    void *arg = s->arg;
     ProtobufCMessage *payload = NULL;
-    char *why = NULL;
     if (error) {
-        why = xasprintf("%s: %s", s->label, error);
         if (s->slot_exists)
             log_warn("verify %s: the verify slot \"%s\" may be left on the source (dropped by the "
-                     "next verify, cleanup or abort)", s->label, s->req->verify_slot);
+                     "next verify, cleanup or abort)", s->run.label, s->req->verify_slot);
     } else {
         Godwit__VerifyTableResult *r = s->result;
         r->seconds = (double)(units_mono_ms() - s->started_ms) / 1000.0;
         log_info("verify %s: %s (%" PRIu64 " rows on the source, %u chunks, %u re-checked, %u "
                  "batches, %" PRIu64 " changes in the windows, slot held at most %" PRIu64
                  " ms, %.2f s)",
-                 s->label, r->outcome, r->source_rows, r->chunks, r->chunks_rechecked, r->batches,
+                 s->run.label, r->outcome, r->source_rows, r->chunks, r->chunks_rechecked, r->batches,
                  r->window_changes, r->window_ms, r->seconds);
         payload = &r->base;
         s->result = NULL;
     }
-    s_dispose(s);
-    if (done)
-        done(payload, why, arg);
-    else if (payload)
-        protobuf_c_message_free_unpacked(payload, NULL);
-    free(why);
-}
-
-static void s_failf(t_step_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void s_failf(t_step_t *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *why = NULL;
-    if (vasprintf(&why, fmt, ap) < 0)
-        why = NULL;
-    va_end(ap);
-    s_finish(s, why ? why : "out of memory");
-    free(why);
+    steprun_finish(&s->run, payload, error);
 }
 
 static t_side_t s_side_of(const t_step_t *s, const pgconn_t *c)
 {
-    return c == s->conn[SRC] ? SRC : c == s->conn[DST] ? DST : REPL;
+    return c == s->run.conn[SRC] ? SRC : c == s->run.conn[DST] ? DST : REPL;
 }
 
 static void s_fail_query(t_step_t *s, t_side_t side, const pgconn_result_t *r)
 {
-    char *what = xasprintf("%s on the %s", s->what ? s->what : "a statement", s_side_names[side]);
-    char *why = pgconn_result_message(what, r);
-    s_finish(s, why);
-    free(why);
-    free(what);
+    steprun_fail_query(&s->run, s_side_names[side], r);
 }
 
 /* ---- statements --------------------------------------------------------- */
@@ -473,14 +419,10 @@ static void s_fail_query(t_step_t *s, t_side_t side, const pgconn_result_t *r)
 static bool s_send(t_step_t *s, t_side_t side, const char *what, const char *sql, int nparams,
                    const char *const *params, pgconn_result_cb cb)
 {
-    free(s->what);
-    s->what = xstrdup(what);
-    int rc = pgconn_query(s->conn[side], sql, nparams, params,
-                          s->timeout_ms + STEP_DEADLINE_SLACK_MS, cb, s);
-    if (rc != 0) {
-        s_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
+    steprun_query(&s->run, side, what, sql, nparams, params,
+                  s->timeout_ms + STEP_DEADLINE_SLACK_MS, cb);
+    if (s->run.disposed)
         return false;
-    }
     s->pending++;
     return true;
 }
@@ -490,13 +432,9 @@ static bool s_send(t_step_t *s, t_side_t side, const char *what, const char *sql
 static bool s_send_simple(t_step_t *s, t_side_t side, const char *what, const char *sql,
                           uint64_t timeout_ms, pgconn_result_cb cb)
 {
-    free(s->what);
-    s->what = xstrdup(what);
-    int rc = pgconn_query_simple(s->conn[side], sql, timeout_ms, cb, s);
-    if (rc != 0) {
-        s_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
+    steprun_query_simple(&s->run, side, what, sql, timeout_ms, cb);
+    if (s->run.disposed)
         return false;
-    }
     s->pending++;
     return true;
 }
@@ -505,7 +443,7 @@ static bool s_send_simple(t_step_t *s, t_side_t side, const char *what, const ch
 static bool s_arrived(t_step_t *s, pgconn_t *c, const pgconn_result_t *r)
 {
     s->pending--;
-    if (s->disposed)
+    if (s->run.disposed)
         return false;
     if (!r->ok) {
         s_fail_query(s, s_side_of(s, c), r);
@@ -516,7 +454,7 @@ static bool s_arrived(t_step_t *s, pgconn_t *c, const pgconn_result_t *r)
 
 static void s_maybe_then(t_step_t *s)
 {
-    if (s->pending == 0 && !s->disposed) {
+    if (s->pending == 0 && !s->run.disposed) {
         t_fn fn = s->then;
         s->then = NULL;
         if (fn)
@@ -534,9 +472,9 @@ static void s_on_plain(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static char *s_ident(t_step_t *s, t_side_t side, const char *ident)
 {
-    char *q = pgconn_escape_identifier(s->conn[side], ident);
+    char *q = pgconn_escape_identifier(s->run.conn[side], ident);
     if (!q)
-        s_failf(s, "cannot quote the name \"%s\" for SQL", ident);
+        steprun_failf(&s->run, "cannot quote the name \"%s\" for SQL", ident);
     return q;
 }
 
@@ -756,10 +694,10 @@ static void s_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
 {
     t_step_t *s = arg;
     s->pending--;
-    if (s->disposed)
+    if (s->run.disposed)
         return;
     if (!ok) {
-        s_failf(s, "cannot connect to the %s: %s", s_side_names[s_side_of(s, c)],
+        steprun_failf(&s->run, "cannot connect to the %s: %s", s_side_names[s_side_of(s, c)],
                 error ? error : "unknown error");
         return;
     }
@@ -914,7 +852,7 @@ static void s_on_table(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (!s_arrived(s, c, r))
         return;
     if (!r->res || PQntuples(r->res) != 1) {
-        s_failf(s, "no table %s.%s on the source", s->req->table->schema, s->req->table->name);
+        steprun_failf(&s->run, "no table %s.%s on the source", s->req->table->schema, s->req->table->name);
         return;
     }
     const char *replident = pgconn_col_str(r->res, 0, "replident");
@@ -925,7 +863,7 @@ static void s_on_table(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (!cJSON_IsArray(cols) || n == 0) {
         cJSON_Delete(cols);
         cJSON_Delete(keys);
-        s_failf(s, "the table has no columns to compare");
+        steprun_failf(&s->run, "the table has no columns to compare");
         return;
     }
     s->n_cols = (size_t)n;
@@ -953,7 +891,7 @@ static void s_on_table(pgconn_t *c, const pgconn_result_t *r, void *arg)
                 cJSON_Delete(cols);
                 cJSON_Delete(keys);
                 s_strv_free(types, s->n_cols);
-                s_failf(s, "the key column %s is not among the table's columns", kn ? kn : "?");
+                steprun_failf(&s->run, "the key column %s is not among the table's columns", kn ? kn : "?");
                 return;
             }
             s->key_idx[s->n_keys] = i;
@@ -977,16 +915,16 @@ static void s_on_table(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     s->buckets[SRC] = xcalloc(VWINDOW_BUCKETS, sizeof *s->buckets[SRC]);
     s->buckets[DST] = xcalloc(VWINDOW_BUCKETS, sizeof *s->buckets[DST]);
-    log_debug("verify %s: compared %s on %zu columns", s->label, res->key_kind, s->n_cols);
+    log_debug("verify %s: compared %s on %zu columns", s->run.label, res->key_kind, s->n_cols);
     s->then = s_batch_begin;
     s_maybe_then(s);
 }
 
 static void s_table(t_step_t *s)
 {
-    int sv = pgconn_server_version(s->conn[SRC]);
+    int sv = pgconn_server_version(s->run.conn[SRC]);
     if (sv < 130000) {
-        s_failf(s, "the source runs PostgreSQL version number %d; verify needs 13 or later", sv);
+        steprun_failf(&s->run, "the source runs PostgreSQL version number %d; verify needs 13 or later", sv);
         return;
     }
     const char *params[2] = { s->req->table->schema, s->req->table->name };
@@ -1012,7 +950,7 @@ static void s_on_slot_stalled(pgconn_t *c, const pgconn_result_t *r, void *arg)
     const char *holders = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "holders")
                                                            : NULL;
     s->slot_exists = false;
-    s_failf(s, "creating the verify slot \"%s\" on the source waited %.1f s for the transactions "
+    steprun_failf(&s->run, "creating the verify slot \"%s\" on the source waited %.1f s for the transactions "
                "running there to end (a logical slot's snapshot needs them finished) and was "
                "given up: %s; end them, or set idle_in_transaction_session_timeout on the source",
             s->req->verify_slot, (double)s->slot_wait_ms / 1000.0,
@@ -1028,10 +966,10 @@ static const char s_stalled_sql[] =
     " pg_catalog.pg_terminate_backend(s.active_pid) AS terminated"
     " FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1 AND s.active_pid IS NOT NULL";
 
-static void s_on_slot_timer(uv_timer_t *t)
+static void s_on_slot_timer(steprun_t *run)
 {
-    t_step_t *s = t->data;
-    if (s->disposed || !s->slot_exists)
+    t_step_t *s = (t_step_t *)run;
+    if (s->run.disposed || !s->slot_exists)
         return;
     s->slot_timed_out = true;
     const char *params[1] = { s->req->verify_slot };
@@ -1043,7 +981,7 @@ static void s_on_slot_dropped_for_retry(pgconn_t *c, const pgconn_result_t *r, v
 {
     t_step_t *s = arg;
     s->pending--;
-    if (s->disposed)
+    if (s->run.disposed)
         return;
     /* 42704: gone meanwhile, which is what we wanted. */
     if (!r->ok && strcmp(r->sqlstate, "42704") != 0) {
@@ -1073,15 +1011,15 @@ static void s_on_slot_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     t_step_t *s = arg;
     s->pending--;
-    if (s->disposed)
+    if (s->run.disposed)
         return;
-    uv_timer_stop(&s->timer);
+    steprun_after_stop(&s->run);
     if (!r->ok && strcmp(r->sqlstate, "42710") == 0 && !s->create_retried) {
         /* Left behind by a verify whose agent died: its holder (if any) is
          * terminated, then it is dropped and made again. */
         s->slot_exists = false;
         s->create_retried = true;
-        log_info("verify %s: a verify slot \"%s\" was left on the source; dropping it", s->label,
+        log_info("verify %s: a verify slot \"%s\" was left on the source; dropping it", s->run.label,
                  s->req->verify_slot);
         const char *params[1] = { s->req->verify_slot };
         s_send(s, SRC, "terminating the holder of a verify slot left behind",
@@ -1103,13 +1041,13 @@ static void s_on_slot_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
     const char *lsn = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "consistent_point")
                                                        : NULL;
     if (!snap || !lsn || !lsn_parse(lsn, &s->x)) {
-        s_failf(s, "creating the verify slot returned no snapshot or position");
+        steprun_failf(&s->run, "creating the verify slot returned no snapshot or position");
         return;
     }
     s->snapshot = xstrdup(snap);
     if (s->batch == 1)
         s->result->source_lsn = s->x;
-    log_debug("verify %s: batch %u: verify slot consistent at %s, snapshot %s", s->label, s->batch,
+    log_debug("verify %s: batch %u: verify slot consistent at %s, snapshot %s", s->run.label, s->batch,
               lsn, snap);
     s->then = s_import;
     s_maybe_then(s);
@@ -1130,7 +1068,7 @@ static void s_slot_create(t_step_t *s)
                       s->slot_wait_ms + s->timeout_ms + STEP_DEADLINE_SLACK_MS,
                       s_on_slot_created)) {
         s->slot_exists = true;
-        uv_timer_start(&s->timer, s_on_slot_timer, s->slot_wait_ms, 0);
+        steprun_after(&s->run, s->slot_wait_ms, s_on_slot_timer);
     }
     free(sql);
 }
@@ -1142,9 +1080,9 @@ static void s_dst_snapshot(t_step_t *s);
 
 static void s_import(t_step_t *s)
 {
-    char *lit = pgconn_escape_literal(s->conn[SRC], s->snapshot);
+    char *lit = pgconn_escape_literal(s->run.conn[SRC], s->snapshot);
     if (!lit) {
-        s_failf(s, "cannot quote the snapshot name \"%s\"", s->snapshot);
+        steprun_failf(&s->run, "cannot quote the snapshot name \"%s\"", s->snapshot);
         return;
     }
     char *sql = xasprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
@@ -1157,9 +1095,9 @@ static void s_import(t_step_t *s)
     free(sql);
 }
 
-static void s_on_wait_timer(uv_timer_t *t)
+static void s_on_wait_timer(steprun_t *run)
 {
-    s_wait_poll(t->data);
+    s_wait_poll((t_step_t *)run);
 }
 
 static void s_wait_again(t_step_t *s)
@@ -1167,11 +1105,11 @@ static void s_wait_again(t_step_t *s)
     if (units_mono_ms() >= s->wait_until_ms) {
         char pos[32];
         lsn_format(s->x, pos, sizeof pos);
-        s_failf(s, "the target did not reach the source's position %s within %d s (is "
+        steprun_failf(&s->run, "the target did not reach the source's position %s within %d s (is "
                    "replication stopped or far behind?)", pos, T_WAIT_LIMIT_MS / 1000);
         return;
     }
-    uv_timer_start(&s->timer, s_on_wait_timer, T_WAIT_POLL_MS, 0);
+    steprun_after(&s->run, T_WAIT_POLL_MS, s_on_wait_timer);
 }
 
 static void s_on_slot_pos(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -1199,7 +1137,7 @@ static void s_on_origin_pos(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (!s_arrived(s, c, r))
         return;
     if (!r->res || PQntuples(r->res) != 1) {
-        s_failf(s, "our subscription \"%s\" is missing on the target", s->req->subscription);
+        steprun_failf(&s->run, "our subscription \"%s\" is missing on the target", s->req->subscription);
         return;
     }
     uint64_t pos = 0;
@@ -1232,7 +1170,7 @@ static void s_on_dst_y(pgconn_t *c, const pgconn_result_t *r, void *arg)
     uint64_t y = 0;
     const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "lsn") : NULL;
     if (!text || !lsn_parse(text, &y)) {
-        s_failf(s, "our subscription \"%s\" is missing on the target", s->req->subscription);
+        steprun_failf(&s->run, "our subscription \"%s\" is missing on the target", s->req->subscription);
         return;
     }
     s->y = y > s->x ? y : s->x;
@@ -1307,7 +1245,7 @@ static void s_on_peek(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s->win = vwindow_new(s->req->table->schema, s->req->table->name, s->cols, s->n_cols, key,
                          s->n_keys);
     if (!s->win) {
-        s_failf(s, "cannot follow the table's changes (%zu key columns)", s->n_keys);
+        steprun_failf(&s->run, "cannot follow the table's changes (%zu key columns)", s->n_keys);
         return;
     }
     int n = r->res ? PQntuples(r->res) : 0;
@@ -1315,7 +1253,7 @@ static void s_on_peek(pgconn_t *c, const pgconn_result_t *r, void *arg)
         size_t len = 0;
         uint8_t *buf = s_unhex(PQgetvalue(r->res, i, 0), &len);
         if (!buf) {
-            s_failf(s, "reading the verify slot's changes: row %d is not a bytea", i);
+            steprun_failf(&s->run, "reading the verify slot's changes: row %d is not a bytea", i);
             return;
         }
         pgoutput_msg_t m;
@@ -1329,7 +1267,7 @@ static void s_on_peek(pgconn_t *c, const pgconn_result_t *r, void *arg)
         pgoutput_msg_clear(&m);
         free(buf);
         if (!ok) {
-            s_failf(s, "reading the verify slot's changes: %s", why);
+            steprun_failf(&s->run, "reading the verify slot's changes: %s", why);
             return;
         }
     }
@@ -1347,7 +1285,7 @@ static void s_on_peek(pgconn_t *c, const pgconn_result_t *r, void *arg)
     lsn_format(s->y, ys, sizeof ys);
     log_debug("verify %s: batch %u: window (%s, %s]: %d messages, %" PRIu64 " changes of the "
               "table in %" PRIu64 " transactions; slot held %" PRIu64 " ms",
-              s->label, s->batch, xs, ys, n, vwindow_changes(s->win),
+              s->run.label, s->batch, xs, ys, n, vwindow_changes(s->win),
               vwindow_transactions(s->win), held);
     /* The batch's keys for the final check, the later batches first. */
     size_t nk = vwindow_key_count(s->win);
@@ -1364,7 +1302,7 @@ static void s_on_peek(pgconn_t *c, const pgconn_result_t *r, void *arg)
                     s_strv_free(dec[j], s->n_keys);
                 free(dec);
                 free(col);
-                s_failf(s, "the window's key %zu does not decode", i);
+                steprun_failf(&s->run, "the window's key %zu does not decode", i);
                 return;
             }
         }
@@ -1715,7 +1653,7 @@ static void s_on_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
         t_row_t *row = s_rows_add(&s->rows[side]);
         row->key = s_key_of_result(r->res, i, s->n_keys);
         if (!vwindow_hash_parse(pgconn_col_str(r->res, i, "h"), row->hash)) {
-            s_failf(s, "reading rows: not a hash: \"%s\"", pgconn_col_str(r->res, i, "h"));
+            steprun_failf(&s->run, "reading rows: not a hash: \"%s\"", pgconn_col_str(r->res, i, "h"));
             return;
         }
     }
@@ -1796,7 +1734,7 @@ static bool s_judge_key(t_step_t *s, const char *key)
     char why[512];
     if (!vwindow_judge(s->win, key, a ? a->hash : NULL, b ? b->hash : NULL,
                        base ? base->values : NULL, &v, why, sizeof why)) {
-        s_failf(s, "%s", why);
+        steprun_failf(&s->run, "%s", why);
         return false;
     }
     if (v != VWINDOW_CONSISTENT)
@@ -1939,7 +1877,7 @@ static void s_on_mrows(pgconn_t *c, const pgconn_result_t *r, void *arg)
         t_full_t *row = s_fulls_add(&s->mrows[side]);
         if (!vwindow_hash_parse(pgconn_col_str(r->res, i, "h"), row->hash)) {
             row->values = xcalloc(s->n_cols, sizeof *row->values);
-            s_failf(s, "reading rows: not a hash: \"%s\"", pgconn_col_str(r->res, i, "h"));
+            steprun_failf(&s->run, "reading rows: not a hash: \"%s\"", pgconn_col_str(r->res, i, "h"));
             return;
         }
         row->values = s_values_of_result(r->res, i, 1, s->n_cols);
@@ -1961,7 +1899,7 @@ static void s_multiset_judge(t_step_t *s)
     }
     res->chunks_rechecked = 1;
     log_debug("verify %s: %zu of %d buckets differ after the window's first %zu transactions",
-              s->label, left, VWINDOW_BUCKETS, s->prefix);
+              s->run.label, left, VWINDOW_BUCKETS, s->prefix);
     char *list = xstrdup("{");
     for (int b = 0; b < VWINDOW_BUCKETS; b++) {
         if (!s->mismatched[b])
@@ -2009,7 +1947,7 @@ static void s_multiset_diff(t_step_t *s)
     if (n == 0) {
         /* Bucket sums differed and no row does: two rows' hashes would have
          * to collide in 56-bit sums; say so rather than call it equal. */
-        s_failf(s, "the buckets' sums differ but no row does: the digest cannot be trusted here");
+        steprun_failf(&s->run, "the buckets' sums differ but no row does: the digest cannot be trusted here");
         return;
     }
     s_str_set(&s->result->detail,
@@ -2042,18 +1980,18 @@ static void s_connect(t_step_t *s)
 {
     s->then = s_table;
     for (int side = 0; side < 3; side++) {
-        int rc = pgconn_connect(s->conn[side], s->connect_timeout_ms, s_on_connect, s);
+        int rc = pgconn_connect(s->run.conn[side], s->connect_timeout_ms, s_on_connect, s);
         if (rc != 0) {
-            s_failf(s, "cannot start connecting: %s", strerror(-rc));
+            steprun_failf(&s->run, "cannot start connecting: %s", strerror(-rc));
             return;
         }
         s->pending++;
     }
 }
 
-static void s_on_kick(uv_timer_t *t)
+static void s_first(steprun_t *run)
 {
-    s_connect(t->data);
+    s_connect((t_step_t *)run);
 }
 
 static bool s_set(const char *v)
@@ -2087,32 +2025,27 @@ step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
     char *options = xasprintf("-c statement_timeout=%" PRIu64 " -c search_path="
                               " -c default_transaction_read_only=on" ROWCHECK_PRINT_OPTIONS,
                               s->timeout_ms);
-    s->conn[SRC] = step_remote_conn(loop, "verify source", local, req->source, false,
+    s->run.conn[SRC] = step_remote_conn(loop, "verify source", local, req->source, false,
                                     "godwit-verify", options);
-    s->conn[REPL] = step_remote_conn(loop, "verify slot (source)", local, req->source, true,
+    s->run.conn[REPL] = step_remote_conn(loop, "verify slot (source)", local, req->source, true,
                                      "godwit-verify-slot", "-c search_path=");
-    s->conn[DST] = step_local_conn(loop, "verify target", local, req->database, "godwit-verify",
+    s->run.conn[DST] = step_local_conn(loop, "verify target", local, req->database, "godwit-verify",
                                    options);
     free(options);
-    if (!s->conn[SRC] || !s->conn[DST] || !s->conn[REPL]) {
+    if (!s->run.conn[SRC] || !s->run.conn[DST] || !s->run.conn[REPL]) {
         for (int i = 0; i < 3; i++)
-            pgconn_destroy(&s->conn[i]);
+            pgconn_destroy(&s->run.conn[i]);
         free(s);
         return NULL;
     }
     s->req = wire_copy(req);
     if (!s->req) {
         for (int i = 0; i < 3; i++)
-            pgconn_destroy(&s->conn[i]);
+            pgconn_destroy(&s->run.conn[i]);
         free(s);
         return NULL;
     }
-    s->base.cancel = s_cancel;
-    s->loop = loop;
-    s->done = done;
-    s->arg = arg;
     s->started_ms = units_mono_ms();
-    s->label = xasprintf("table %s.%s", req->table->schema, req->table->name);
     s->chunk_rows = req->chunk_rows ? req->chunk_rows : T_DEFAULT_CHUNK_ROWS;
     uint64_t batch = req->batch_rows ? req->batch_rows : T_DEFAULT_BATCH_ROWS;
     batch = batch / s->chunk_rows * s->chunk_rows;
@@ -2123,8 +2056,7 @@ step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
     godwit__table_ref__init(s->result->table);
     s->result->table->schema = xstrdup(req->table->schema);
     s->result->table->name = xstrdup(req->table->name);
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
-    uv_timer_start(&s->timer, s_on_kick, 0, 0);
-    return &s->base;
+    steprun_start(&s->run, loop, xasprintf("table %s.%s", req->table->schema, req->table->name),
+                  done, arg, s_release, s_first);
+    return &s->run.base;
 }
