@@ -5,6 +5,7 @@
  * is dropped, not queued), database work is pgmon's asynchronous libpq.
  */
 #include "agent.h"
+#include "actions.h"
 #include "bulkcopy.h"
 
 #include <errno.h>
@@ -320,48 +321,17 @@ static step_local_t s_local(const agent_config_t *cfg)
 }
 
 /* The connection to the other side a command carries, or NULL. */
-static const Godwit__ReplicationConn *s_remote_of(const Godwit__Command *cmd)
-{
-    switch (cmd->action_case) {
-    case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
-        return cmd->apply_schema ? cmd->apply_schema->source : NULL;
-    case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:
-        return cmd->ensure_subscription ? cmd->ensure_subscription->source : NULL;
-    case GODWIT__COMMAND__ACTION_BULK_COPY:
-        return cmd->bulk_copy ? cmd->bulk_copy->source : NULL;
-    case GODWIT__COMMAND__ACTION_VERIFY_TABLE:
-        return cmd->verify_table ? cmd->verify_table->source : NULL;
-    case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
-        return cmd->verify_schema ? cmd->verify_schema->source : NULL;
-    case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
-        return cmd->verify_roles ? cmd->verify_roles->source : NULL;
-    case GODWIT__COMMAND__ACTION_APPLY_ROLES:
-        return cmd->apply_roles ? cmd->apply_roles->source : NULL;
-    default:
-        return NULL;
-    }
-}
-
 /* Whether a command that reaches the other side names a peer of this
  * agent's config (step_peer), before anything of it runs; false with why
  * (malloc'd) if not. Invariant 6: no message makes the agent connect to a
  * server its config does not list, or hand a secret of its config to one. */
 static bool s_remote_ok(const agent_t *a, const Godwit__Command *cmd, char **why)
 {
-    switch (cmd->action_case) {
-    case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
-    case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:
-    case GODWIT__COMMAND__ACTION_BULK_COPY:
-    case GODWIT__COMMAND__ACTION_VERIFY_TABLE:
-    case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
-    case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
-    case GODWIT__COMMAND__ACTION_APPLY_ROLES:
-        break;
-    default:
+    const Godwit__ReplicationConn *remote = NULL;
+    if (!actions_remote(cmd, &remote))
         return true;
-    }
     step_local_t local = s_local(a->cfg);
-    return step_peer(&local, s_remote_of(cmd), why) != NULL;
+    return step_peer(&local, remote, why) != NULL;
 }
 
 static void s_on_freezer_event(bool error, const char *code, const char *message,
@@ -406,42 +376,6 @@ static void s_running_unlink(agent_t *a, running_t *r)
 }
 
 
-/* The Result payload field that carries each step's answer (a payload
- * case is its field number); steps without an answer are not listed. */
-static const struct {
-    Godwit__Command__ActionCase action;
-    Godwit__Result__PayloadCase field;
-} s_payload_fields[] = {
-    { GODWIT__COMMAND__ACTION_APPLY_ROLES, GODWIT__RESULT__PAYLOAD_APPLY_ROLES },
-    { GODWIT__COMMAND__ACTION_APPLY_SCHEMA, GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA },
-    { GODWIT__COMMAND__ACTION_SYNC_STATUS, GODWIT__RESULT__PAYLOAD_SYNC_STATUS },
-    { GODWIT__COMMAND__ACTION_BULK_COPY, GODWIT__RESULT__PAYLOAD_BULK_COPY },
-    { GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE, GODWIT__RESULT__PAYLOAD_PREFLIGHT },
-    { GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET, GODWIT__RESULT__PAYLOAD_PREFLIGHT },
-    { GODWIT__COMMAND__ACTION_VERIFY_TABLE, GODWIT__RESULT__PAYLOAD_VERIFY_TABLE },
-    { GODWIT__COMMAND__ACTION_VERIFY_SCHEMA, GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA },
-    { GODWIT__COMMAND__ACTION_VERIFY_ROLES, GODWIT__RESULT__PAYLOAD_VERIFY_ROLES },
-    { GODWIT__COMMAND__ACTION_FREEZE_SOURCE, GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE },
-    { GODWIT__COMMAND__ACTION_SET_SEQUENCES, GODWIT__RESULT__PAYLOAD_SET_SEQUENCES },
-    { GODWIT__COMMAND__ACTION_ENSURE_SLOT, GODWIT__RESULT__PAYLOAD_ENSURE_SLOT },
-};
-
-/* Puts payload (borrowed) into res's oneof field for action, through
- * protobuf-c's own field descriptor; an action with no field adds none. */
-static void s_set_payload(Godwit__Result *res, Godwit__Command__ActionCase action,
-                          ProtobufCMessage *payload)
-{
-    for (size_t i = 0; i < sizeof s_payload_fields / sizeof *s_payload_fields; i++) {
-        if (s_payload_fields[i].action != action)
-            continue;
-        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
-            &godwit__result__descriptor, (unsigned)s_payload_fields[i].field);
-        res->payload_case = s_payload_fields[i].field;
-        *(ProtobufCMessage **)((char *)res + f->offset) = payload;
-        return;
-    }
-}
-
 static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
 {
     running_t *r = arg;
@@ -458,7 +392,7 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
         res.status = GODWIT__STATUS__STATUS_OK;
         res.message = (char *)"";
         if (payload)
-            s_set_payload(&res, r->action, payload);
+            actions_set_payload(&res, r->action, payload);
         log_info("command %s: done", r->id);
     }
     s_send_result(a, &res, r->id);
@@ -512,70 +446,15 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd, char **why)
     r->id = xstrdup(cmd->id);
     r->epoch = cmd->epoch;
     r->action = cmd->action_case;
-    switch (cmd->action_case) {
-    case GODWIT__COMMAND__ACTION_APPLY_ROLES:
-        r->step = roles_apply_start(a->loop, &local, cmd->apply_roles, s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
-        r->step = schema_apply_start(a->loop, &local, cmd->apply_schema, s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION:
-        r->step = publication_ensure_start(a->loop, &local, cmd->ensure_publication, s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:
-        if (cmd->ensure_subscription && cmd->ensure_subscription->attach)
-            r->step = subscription_attach_start(a->loop, &local, cmd->ensure_subscription,
-                                                s_step_done, r);
-        else
-            r->step = subscription_ensure_start(a->loop, &local, cmd->ensure_subscription,
-                                                s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_ENSURE_SLOT:
-        r->step = slot_ensure_start(a->loop, &local, cmd->ensure_slot, s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_SYNC_STATUS:
-        r->step = sync_status_start(a->loop, &local, cmd->sync_status, s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_DROP_OBJECTS:
-        /* A running copy has a godwit name (bulkcopy.c refuses others). */
-        if (cmd->drop_objects && step_godwit_name(cmd->drop_objects->subscription))
-            s_stop_copy(a, cmd->drop_objects->database, cmd->drop_objects->subscription);
-        r->step = objects_drop_start(a->loop, &local, cmd->drop_objects, s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_BULK_COPY:
-        r->step = bulkcopy_start(a->loop, &local, cmd->bulk_copy, s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED:
-        r->step = subscription_set_enabled_start(a->loop, &local, cmd->set_subscription_enabled,
-                                                 s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_VERIFY_TABLE:
-        r->step = table_verify_start(a->loop, &local, cmd->verify_table, s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
-        r->step = schema_verify_start(a->loop, &local, cmd->verify_schema,
-                                      cmd->verify_schema && cmd->verify_schema->database &&
-                                          freezer_fenced(a->freezer, cmd->verify_schema->database),
-                                      s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_FREEZE_SOURCE:
-        r->step = freezer_run(a->freezer, cmd->freeze_source, s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_SET_SEQUENCES:
-        r->step = sequences_set_start(a->freezer, cmd->set_sequences, s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
-        r->step = roles_verify_start(a->loop, &local, cmd->verify_roles,
-                                     cmd->verify_roles && cmd->verify_roles->database &&
-                                         freezer_fenced(a->freezer, cmd->verify_roles->database),
-                                     s_step_done, r);
-        break;
-    case GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION:
-        r->step = subscription_tune_start(a->loop, &local, cmd->tune_subscription, s_step_done, r);
-        break;
-    default:
-        break;
-    }
+    const actions_row_t *act = actions_find(cmd->action_case);
+    actions_env_t env = { .loop = a->loop, .local = &local, .freezer = a->freezer };
+    /* A running copy has a godwit name (bulkcopy.c refuses others): one
+     * whose subscription is about to be dropped stops first. */
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_DROP_OBJECTS && cmd->drop_objects &&
+        step_godwit_name(cmd->drop_objects->subscription))
+        s_stop_copy(a, cmd->drop_objects->database, cmd->drop_objects->subscription);
+    if (act && act->start)
+        r->step = act->start(&env, cmd, s_step_done, r);
     if (!r->step) {
         s_running_free(r);
         *why = xstrdup("invalid request");
@@ -777,6 +656,17 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
             godwit__sync_status_result__free_unpacked(st, NULL);
         return;
     }
+    case GODWIT__COMMAND__ACTION_PROXY_ACTION:
+        if (!a->proxies) {
+            res.status = GODWIT__STATUS__STATUS_FAILED;
+            res.message = (char *)"this agent has no proxies in its config";
+            break;
+        }
+        if (s_start_proxy(a, cmd, err, sizeof err))
+            return; /* the result follows when the proxy answered */
+        res.status = GODWIT__STATUS__STATUS_FAILED;
+        res.message = err;
+        break;
     case GODWIT__COMMAND__ACTION_BULK_COPY: {
         const Godwit__BulkCopy *q = cmd->bulk_copy;
         running_t *copy = q ? s_running_copy(a, q->database, q->name) : NULL;
@@ -789,22 +679,15 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
                      copy->id);
             return;
         }
+        /* the first copy of it starts as any step */
     }
         /* fall through */
-    case GODWIT__COMMAND__ACTION_APPLY_ROLES:
-    case GODWIT__COMMAND__ACTION_APPLY_SCHEMA:
-    case GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION:
-    case GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION:
-    case GODWIT__COMMAND__ACTION_SYNC_STATUS:
-    case GODWIT__COMMAND__ACTION_DROP_OBJECTS:
-    case GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED:
-    case GODWIT__COMMAND__ACTION_VERIFY_TABLE:
-    case GODWIT__COMMAND__ACTION_VERIFY_SCHEMA:
-    case GODWIT__COMMAND__ACTION_FREEZE_SOURCE:
-    case GODWIT__COMMAND__ACTION_SET_SEQUENCES:
-    case GODWIT__COMMAND__ACTION_VERIFY_ROLES:
-    case GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION:
-    case GODWIT__COMMAND__ACTION_ENSURE_SLOT:
+    default:
+        if (!actions_find(cmd->action_case)) {
+            res.status = GODWIT__STATUS__STATUS_UNKNOWN_ACTION;
+            res.message = (char *)"this agent does not know that action";
+            break;
+        }
         if (!a->cfg->has_postgres) {
             res.status = GODWIT__STATUS__STATUS_FAILED;
             res.message = (char *)"this agent has no postgres section in its config";
@@ -816,20 +699,6 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
         res.status = GODWIT__STATUS__STATUS_FAILED;
         res.message = why;
         break;
-    case GODWIT__COMMAND__ACTION_PROXY_ACTION:
-        if (!a->proxies) {
-            res.status = GODWIT__STATUS__STATUS_FAILED;
-            res.message = (char *)"this agent has no proxies in its config";
-            break;
-        }
-        if (s_start_proxy(a, cmd, err, sizeof err))
-            return; /* the result follows when the proxy answered */
-        res.status = GODWIT__STATUS__STATUS_FAILED;
-        res.message = err;
-        break;
-    default:
-        res.status = GODWIT__STATUS__STATUS_UNKNOWN_ACTION;
-        res.message = (char *)"this agent does not know that action";
     }
     s_send_result(a, &res, cmd->id);
     free(why);
