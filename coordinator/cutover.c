@@ -373,8 +373,13 @@ static void s_end(cutover_t *cu)
 
 static void s_run(cutover_t *cu);
 
+/* The one place the cutover changes state: logged as "from X to Y". */
 static void s_goto(cutover_t *cu, kstate_t to)
 {
+    if (to != cu->state)
+        log_info("migration %s: %s%s from %s to %s", cu->migration,
+                 cu->back ? "rollback" : "cutover", cu->dry_run ? " rehearsal" : "",
+                 s_steps[cu->state].name, s_steps[to].name);
     cu->state = to;
     cu->tries = 0;
     for (size_t i = 0; i < cu->n_proxies; i++)
