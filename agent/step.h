@@ -5,8 +5,9 @@
  *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
  *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects,
  *             SetSubscriptionEnabled, EnsureSlot
- *   verify.c  VerifyTable, VerifySchema, VerifyRoles (phase 6: rows, schema
- *             and the application roles' privileges, source against target)
+ *   verify_table.c  VerifyTable (phase 6: the rows, source against target)
+ *   verify_schema.c VerifySchema, VerifyRoles (the schema and the
+ *             application roles' privileges, source against target)
  *   bulkcopy.c BulkCopy (the copy through the slot's exported snapshot)
  *
  * Every step is idempotent: run again after a crash or a re-sent command, it
@@ -21,6 +22,9 @@
  * it: a name step_godwit_name accepts, and for a publication or
  * subscription the marker step_marker gives, set in the transaction that
  * creates it.
+ *
+ * Each runs on the step runtime (steprun.h) and starts through the action
+ * table (actions.h).
  *
  * A step reports exactly once through its done callback, never from inside
  * its start function: payload is a malloc'd protobuf message (the Result
