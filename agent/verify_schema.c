@@ -1,5 +1,5 @@
 /*
- * verify: the target agent's VerifySchema and VerifyRoles steps (phase 6
+ * verify_schema: the target agent's VerifySchema and VerifyRoles steps (phase 6
  * and the cutover's gate): the migrated tables' schema and the application
  * roles' privileges, compared source against target. (VerifyTable, the
  * rows, is verify_table.c.) See the messages in proto/godwit.proto for the

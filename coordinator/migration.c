@@ -14,6 +14,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "planwire.h"
+#include "cutgate.h"
 #include "cutover.h"
 #include "units.h"
 #include "wire.h"
@@ -684,81 +685,6 @@ static void s_run(mig_t *g)
 }
 
 
-bool migration_verify_fresh(const cJSON *report, int64_t max_age_ms, uint64_t now_ms, char *why,
-                            size_t whylen)
-{
-    const cJSON *fin = cJSON_GetObjectItem(report, "finished_at_ms");
-    if (!cJSON_IsNumber(fin)) {
-        snprintf(why, whylen, "the last verify has not finished");
-        return false;
-    }
-    double age_ms = (double)now_ms - fin->valuedouble;
-    if (max_age_ms > 0 && age_ms > (double)max_age_ms) {
-        char a[32], b[32];
-        snprintf(why, whylen, "the last verify finished %s ago, longer than cutover.verify_max_age "
-                 "(%s): run godwitctl migrate verify again",
-                 units_fmt_duration_ms((uint64_t)age_ms, a, sizeof a),
-                 units_fmt_duration_ms((uint64_t)max_age_ms, b, sizeof b));
-        return false;
-    }
-    return true;
-}
-
-bool migration_proxy_ready(const Godwit__Report *rep, uint64_t report_age_ms, const char *agent,
-                           const char *proxy, char *why, size_t whylen)
-{
-    if (!rep) {
-        snprintf(why, whylen, "proxy %s (agent %s): state unknown: its agent has not reported yet",
-                 proxy, agent);
-        return false;
-    }
-    uint64_t interval = rep->interval_ms ? rep->interval_ms : 1000;
-    uint64_t stale = MIGRATION_PROXY_STALE_INTERVALS * interval;
-    char a[32], b[32];
-    if (report_age_ms == UINT64_MAX) { /* a report from before it connected again */
-        snprintf(why, whylen, "proxy %s (agent %s): state unknown: its agent has not reported "
-                 "since it connected", proxy, agent);
-        return false;
-    }
-    if (report_age_ms > stale) {
-        snprintf(why, whylen, "proxy %s (agent %s): state unknown: the agent's last report is %s "
-                 "old, more than %d report intervals (%s)", proxy, agent,
-                 units_fmt_duration_ms(report_age_ms, a, sizeof a),
-                 MIGRATION_PROXY_STALE_INTERVALS, units_fmt_duration_ms(interval, b, sizeof b));
-        return false;
-    }
-    const Godwit__ProxyState *st = NULL;
-    for (size_t i = 0; i < rep->n_proxies; i++)
-        if (rep->proxies[i]->proxy && strcmp(rep->proxies[i]->proxy, proxy) == 0)
-            st = rep->proxies[i];
-    if (!st) {
-        snprintf(why, whylen, "proxy %s (agent %s): state unknown: the agent reports no proxy of "
-                 "that name", proxy, agent);
-        return false;
-    }
-    if (!st->reachable) {
-        if (st->error && st->error[0])
-            snprintf(why, whylen, "proxy %s (agent %s) is unreachable: the agent reported: %s",
-                     proxy, agent, st->error);
-        else
-            snprintf(why, whylen, "proxy %s (agent %s): state unknown: the agent has not read it "
-                     "yet", proxy, agent);
-        return false;
-    }
-    /* The agent reads an idle proxy every MIGRATION_PROXY_REFRESH_MS at
-     * most often, and reads it at each report at least: a read older than
-     * the stale bound plus that period is one the agent no longer makes. */
-    uint64_t read_age = rep->collected_at_ms > st->reached_at_ms
-                            ? rep->collected_at_ms - st->reached_at_ms : 0;
-    if (read_age > stale + MIGRATION_PROXY_REFRESH_MS) {
-        snprintf(why, whylen, "proxy %s (agent %s): state unknown: the agent last reached it %s "
-                 "before its last report", proxy, agent,
-                 units_fmt_duration_ms(read_age, a, sizeof a));
-        return false;
-    }
-    return true;
-}
-
 bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64_t slot_limit,
                               int64_t disk_floor, uint64_t now_ms, char *why, size_t whylen)
 {
@@ -1194,104 +1120,50 @@ static void s_cutover_recover(migset_t *ms, mig_t *g)
                                g->cutover_last, g->verify_last, s_cutover_done, g);
 }
 
-/* The gates: false with why when the cutover (back: the rollback) must
- * not start. */
+/* The agent as the link shows it, for the gates. */
+static cutgate_agent_t s_gate_agent(migset_t *ms, const char *agent)
+{
+    cutgate_agent_t a = {
+        .name = agent,
+        .connected = agentlink_role(ms->link, agent) != NULL,
+        .rtt_ms = agentlink_rtt_ms(ms->link, agent),
+        .report = agentlink_report(ms->link, agent),
+        .report_age_ms = agentlink_report_age_ms(ms->link, agent),
+    };
+    return a;
+}
+
+/* The gates (cutgate.h) over what g and the link show now: false with why
+ * when the cutover (back: the rollback) must not start. */
 static bool s_cutover_gates(migset_t *ms, mig_t *g, bool back, char *why, size_t whylen)
 {
     const plan_migration_t *m = g->m;
-    if (back && g->state != M_SWITCHED) {
-        snprintf(why, whylen, "it is %s: a rollback starts from switched", s_name(g->state));
-        return false;
-    }
-    if (!back && g->state != M_STREAMING) {
-        snprintf(why, whylen, "it is %s: the cutover starts from streaming", s_name(g->state));
-        return false;
-    }
-    if (g->verify) {
-        snprintf(why, whylen, "verify is running");
-        return false;
-    }
-    if (!m->cutover.app_roles.count || !m->cutover.proxies.count) {
-        snprintf(why, whylen, "the plan names no cutover.app_roles or no cutover.proxies");
-        return false;
-    }
-    const char *vs = cJSON_GetStringValue(cJSON_GetObjectItem(g->verify_last, "state"));
-    if (back) {
-        /* verify, tables and apply errors are the forward direction's */
-    } else if (!vs || strcmp(vs, "equal") != 0) {
-        snprintf(why, whylen, "the last verify is %s, not equal: run godwitctl migrate verify %s",
-                 vs ? vs : "missing", m->name);
-        return false;
-    } else if (!migration_verify_fresh(g->verify_last, m->cutover.verify_max_age_ms,
-                                       agentlink_now_ms(ms->link), why, whylen)) {
-        return false;
-    } else if (!g->sync) {
-        snprintf(why, whylen, "the target has not reported its tables yet; try again in a few "
-                 "seconds");
-        return false;
-    } else if (!g->sync->all_ready) {
-        snprintf(why, whylen, "not every table is ready");
-        return false;
-    } else if (g->repl_error && agentlink_now_ms(ms->link) - g->repl_error_at_ms < 60000) {
-        snprintf(why, whylen, "a replication error in the last minute: %s", g->repl_error);
-        return false;
-    }
-    const char *agents[2] = { m->source.agent, m->target.agent };
-    double rtt = 0;
-    for (int i = 0; i < 2; i++) {
-        if (!agentlink_role(ms->link, agents[i])) {
-            snprintf(why, whylen, "agent %s is not connected", agents[i]);
-            return false;
-        }
-        double r = agentlink_rtt_ms(ms->link, agents[i]);
-        rtt = r > rtt ? r : rtt;
-    }
-    for (size_t i = 0; i < m->cutover.proxies.count; i++) {
-        const plan_proxy_t *p = (const plan_proxy_t *)m->cutover.proxies.items + i;
-        if (!agentlink_role(ms->link, p->agent)) {
-            snprintf(why, whylen, "proxy agent %s is not connected", p->agent);
-            return false;
-        }
-        /* As its agent last reported it: a cutover through a proxy its
-         * agent cannot drive would pause, fail and abort. */
-        if (!migration_proxy_ready(agentlink_report(ms->link, p->agent),
-                                   agentlink_report_age_ms(ms->link, p->agent), p->agent,
-                                   p->proxy, why, whylen))
-            return false;
-        double r = agentlink_rtt_ms(ms->link, p->agent);
-        rtt = r > rtt ? r : rtt;
-    }
-    /* Lag and the predicted pause: the target's replay lag plus the round
-     * trips of the freeze batch (pause, freeze, sequences, switch, resume). */
-    const Godwit__Report *rep = agentlink_report(ms->link, back ? m->target.agent
-                                                                   : m->source.agent);
+    size_t n = m->cutover.proxies.count;
+    cutgate_agent_t *proxies = xcalloc(n ? n : 1, sizeof *proxies);
+    for (size_t i = 0; i < n; i++)
+        proxies[i] = s_gate_agent(ms, ((const plan_proxy_t *)m->cutover.proxies.items)[i].agent);
     const char *slot_name = back ? g->revname : g->objname;
-    const Godwit__Slot *slot = s_report_slot(rep, slot_name);
-    if (!slot || !slot->active) {
-        if (back)
-            snprintf(why, whylen, "blue does not follow green (slot %s on green is not active%s): "
-                     "a rollback would lose green's writes", slot_name,
-                     m->cutover.reverse_off ? "; cutover.reverse is off" : "");
-        else
-            snprintf(why, whylen, "our slot on the source is not active (is the subscription "
-                     "streaming?)");
-        return false;
-    }
-    double lag_ms = slot->has_replay_lag ? slot->replay_lag_seconds * 1000.0 : 0;
-    if (lag_ms > (double)m->options.max_lag_ms) {
-        snprintf(why, whylen, "lag %.0f ms is over max_lag (%lld ms)", lag_ms,
-                 (long long)m->options.max_lag_ms);
-        return false;
-    }
-    int trips = (int)cutover_pause_trips(m);
-    double predicted = lag_ms + trips * rtt;
-    if (predicted > (double)m->cutover.max_write_pause_ms) {
-        snprintf(why, whylen, "the predicted write pause (%.0f ms: lag %.0f ms and %d round "
-                 "trips of %.1f ms) does not fit max_write_pause (%lld ms)", predicted, lag_ms,
-                 trips, rtt, (long long)m->cutover.max_write_pause_ms);
-        return false;
-    }
-    return true;
+    cutgate_view_t v = {
+        .m = m,
+        .back = back,
+        .state = s_name(g->state),
+        .verify_running = g->verify != NULL,
+        .verify_last = g->verify_last,
+        .has_sync = g->sync != NULL,
+        .all_ready = g->sync && g->sync->all_ready,
+        .repl_error = g->repl_error,
+        .repl_error_at_ms = g->repl_error_at_ms,
+        .now_ms = agentlink_now_ms(ms->link),
+        .source = s_gate_agent(ms, m->source.agent),
+        .target = s_gate_agent(ms, m->target.agent),
+        .proxies = proxies,
+        .slot_name = slot_name,
+        .slot = s_report_slot(agentlink_report(ms->link, back ? m->target.agent : m->source.agent),
+                              slot_name),
+    };
+    bool ok = cutgate_check(&v, why, whylen);
+    free(proxies);
+    return ok;
 }
 
 bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, bool *refused,

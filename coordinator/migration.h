@@ -86,24 +86,6 @@ bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
 bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64_t slot_limit,
                               int64_t disk_floor, uint64_t now_ms, char *why, size_t whylen);
 
-/* Whether the verify report (its finished_at_ms, wall clock) is younger
- * than max_age_ms at now_ms: the cutover's gate wants a recent "equal".
- * false with why ("... older than cutover.verify_max_age ...") otherwise. */
-bool migration_verify_fresh(const cJSON *report, int64_t max_age_ms, uint64_t now_ms, char *why,
-                            size_t whylen) __attribute__((warn_unused_result));
-
-/* Whether a cutover may drive proxy `proxy` of agent `agent`, as the agent
- * last reported it (rep, received report_age_ms ago; NULL: none): its last
- * read of the proxy's admin interface succeeded, and neither the report
- * nor that read is older than MIGRATION_PROXY_STALE_INTERVALS report
- * intervals (the read: plus the agent's refresh period), else the state is
- * unknown. false with why naming the proxy and what was reported. */
-#define MIGRATION_PROXY_STALE_INTERVALS 3
-#define MIGRATION_PROXY_REFRESH_MS 2000 /* agent/proxy.c reads idle proxies this often */
-bool migration_proxy_ready(const Godwit__Report *rep, uint64_t report_age_ms, const char *agent,
-                           const char *proxy, char *why, size_t whylen)
-    __attribute__((warn_unused_result));
-
 /* Pauses (disables the subscription; the slot keeps WAL, protection stays
  * on) or resumes (enables it, then rechecks the copy) m; false with err if
  * unknown or not in a state where that applies. */
@@ -128,7 +110,7 @@ void migset_replication_error(migset_t *ms, const char *agent, const char *objec
 /* Starts the cutover (phase 7; cutover.h) of m, or its rehearsal, after
  * checking the gates: streaming, the last verify equal, every table ready,
  * no replication error in the last minute, every agent involved connected,
- * every proxy reachable as its agent last reported it (migration_proxy_ready),
+ * every proxy reachable as its agent last reported it (cutgate.h),
  * lag under max_lag and the predicted pause inside max_write_pause. back:
  * the rollback, from switched, with blue following green (green's slot for
  * it active, its lag within limits). False with err (naming the gate) when

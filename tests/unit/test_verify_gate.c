@@ -1,10 +1,10 @@
 /*
  * test_verify_gate: the cutover's gate on the last verify's age
- * (coordinator/migration.c, migration_verify_fresh): a report that finished
+ * (coordinator/cutgate.c, cutgate_verify_fresh): a report that finished
  * within cutover.verify_max_age passes; an older one, one still running and
  * a missing one are refused with a reason that names the option; and the
  * plan's default is 10 minutes, its bounds enforced with the field named.
- * The proxy gate (migration_proxy_ready): a proxy its agent reached at its
+ * The proxy gate (cutgate_proxy_ready): a proxy its agent reached at its
  * last read, in a recent report, passes; one its agent could not reach, one
  * not reported, a stale report and a stale read are refused, naming the
  * proxy and what was reported. cutover.abort_timeout: default and bounds.
@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "cutgate.h"
 #include "migration.h"
 #include "plan.h"
 
@@ -39,16 +40,16 @@ static void test_fresh_and_stale(void **state)
     char why[512] = "";
     uint64_t now = 1700000000000ull;
     cJSON *r = s_report((double)(now - 9 * 60000));
-    assert_true(migration_verify_fresh(r, 10 * 60000, now, why, sizeof why));
+    assert_true(cutgate_verify_fresh(r, 10 * 60000, now, why, sizeof why));
     cJSON_Delete(r);
     r = s_report((double)(now - 11 * 60000));
-    assert_false(migration_verify_fresh(r, 10 * 60000, now, why, sizeof why));
+    assert_false(cutgate_verify_fresh(r, 10 * 60000, now, why, sizeof why));
     assert_non_null(strstr(why, "cutover.verify_max_age"));
     assert_non_null(strstr(why, "migrate verify"));
     cJSON_Delete(r);
     /* Just done, and a clock that puts it in the future: fresh. */
     r = s_report((double)(now + 5000));
-    assert_true(migration_verify_fresh(r, 10 * 60000, now, why, sizeof why));
+    assert_true(cutgate_verify_fresh(r, 10 * 60000, now, why, sizeof why));
     cJSON_Delete(r);
 }
 
@@ -57,10 +58,10 @@ static void test_unfinished(void **state)
     (void)state;
     char why[512] = "";
     cJSON *r = s_report(0);
-    assert_false(migration_verify_fresh(r, 600000, 1700000000000ull, why, sizeof why));
+    assert_false(cutgate_verify_fresh(r, 600000, 1700000000000ull, why, sizeof why));
     assert_non_null(strstr(why, "not finished"));
     cJSON_Delete(r);
-    assert_false(migration_verify_fresh(NULL, 600000, 1700000000000ull, why, sizeof why));
+    assert_false(cutgate_verify_fresh(NULL, 600000, 1700000000000ull, why, sizeof why));
 }
 
 static const char s_plan_head[] =
@@ -131,11 +132,11 @@ static void test_proxy_gate(void **state)
     rep.interval_ms = 1000;
     rep.n_proxies = 1;
     rep.proxies = list;
-    assert_true(migration_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
+    assert_true(cutgate_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
 
     /* The agent could not reach its admin interface: refused with what it said. */
     st = s_px(false, 0, "cannot connect to pgbouncer admin: Connection refused");
-    assert_false(migration_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
+    assert_false(cutgate_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
     assert_non_null(strstr(why, "pgb"));
     assert_non_null(strstr(why, "px"));
     assert_non_null(strstr(why, "unreachable"));
@@ -143,28 +144,28 @@ static void test_proxy_gate(void **state)
 
     /* Reached once, not since: unknown. */
     st = s_px(true, now - 60000, "");
-    assert_false(migration_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
+    assert_false(cutgate_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
     assert_non_null(strstr(why, "unknown"));
     assert_non_null(strstr(why, "last reached"));
 
     /* A report older than three intervals: unknown. */
     st = s_px(true, now, "");
-    assert_false(migration_proxy_ready(&rep, 3500, "px", "pgb", why, sizeof why));
+    assert_false(cutgate_proxy_ready(&rep, 3500, "px", "pgb", why, sizeof why));
     assert_non_null(strstr(why, "unknown"));
     assert_non_null(strstr(why, "last report"));
-    assert_true(migration_proxy_ready(&rep, 2900, "px", "pgb", why, sizeof why));
+    assert_true(cutgate_proxy_ready(&rep, 2900, "px", "pgb", why, sizeof why));
 
     /* Not reported at all, or no report. */
-    assert_false(migration_proxy_ready(&rep, 800, "px", "other", why, sizeof why));
+    assert_false(cutgate_proxy_ready(&rep, 800, "px", "other", why, sizeof why));
     assert_non_null(strstr(why, "other"));
-    assert_false(migration_proxy_ready(NULL, UINT64_MAX, "px", "pgb", why, sizeof why));
+    assert_false(cutgate_proxy_ready(NULL, UINT64_MAX, "px", "pgb", why, sizeof why));
     assert_non_null(strstr(why, "not reported"));
     /* A report kept from before the agent connected again (no age). */
     st = s_px(true, now, "");
-    assert_false(migration_proxy_ready(&rep, UINT64_MAX, "px", "pgb", why, sizeof why));
+    assert_false(cutgate_proxy_ready(&rep, UINT64_MAX, "px", "pgb", why, sizeof why));
     assert_non_null(strstr(why, "not reported since it connected"));
     st = s_px(false, 0, "");
-    assert_false(migration_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
+    assert_false(cutgate_proxy_ready(&rep, 800, "px", "pgb", why, sizeof why));
     assert_non_null(strstr(why, "not read it yet"));
 }
 
