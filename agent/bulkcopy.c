@@ -52,12 +52,13 @@
  * the ctid ranges are ours. Every session runs with an empty search_path
  * and client_encoding UTF8 on both sides.
  *
- * What it owns: every connection above, the table and chunk lists, each
- * worker's batch buffer, copies of the request, the subscription sub-step
- * while it runs, and a timer that starts the first stage one loop turn
- * after bulkcopy_start (so done never runs inside it). The struct is freed
- * in the timer's close callback; pgconns free themselves once their handles
- * have closed.
+ * What it owns: its runtime (steprun.h: the control connection to the
+ * target and the replication connection, the stages, the label, the timer
+ * that starts the first stage one loop turn after bulkcopy_start, so done
+ * never runs inside it, and whose close frees everything), the workers'
+ * connections (closed by the stop hook), the table and chunk lists, each
+ * worker's batch buffer, copies of the request and the subscription
+ * sub-step while it runs (cancelled by the stop hook).
  *
  * What it must never do: call done more than once or after step_cancel(),
  * block the loop, let the replication connection run anything after the
@@ -66,12 +67,12 @@
 #include "bulkcopy.h"
 #include "log.h"
 #include "pgconn.h"
+#include "steprun.h"
 #include "xalloc.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,9 @@
 #define B_KEY_BUILD_MS (4 * 3600000)   /* building one primary key */
 
 typedef struct b_step b_step_t;
-typedef void (*b_stage_fn)(b_step_t *b);
+
+/* The runtime's connections. */
+enum { B_CTL = 0, B_REPL = 1 };
 
 typedef enum { T_WAITING, T_COPYING, T_COPIED } b_tstate_t;
 
@@ -127,26 +130,19 @@ typedef struct {
 } b_worker_t;
 
 struct b_step {
-    step_t base;               /* first: step_cancel() calls base.cancel */
-    uv_loop_t *loop;
-    uv_timer_t timer;          /* starts the first stage; freed in its close callback */
-    const b_stage_fn *stages;  /* NULL-terminated */
-    size_t stage;
-    step_done_cb done;
-    void *arg;
-    bool disposed;
+    /* first: conn[B_CTL] the target database (lookups, TRUNCATE),
+     * conn[B_REPL] the source (replication=database), stages, label, what
+     * (the statement in flight on either) */
+    steprun_t run;
 
     /* copies of the request and of the local settings */
     step_local_t local;        /* its strings owned; peers, config_path borrowed (step.h) */
-    char *database, *name, *publication, *label;
+    char *database, *name, *publication;
     Godwit__ReplicationConn source; /* peer and dbname owned */
     unsigned n_workers;
 
-    pgconn_t *ctl;             /* the target database: lookups, TRUNCATE */
-    pgconn_t *repl;            /* the source, replication=database */
     b_worker_t *workers;
     unsigned pending;          /* connections or imports outstanding */
-    char *what;                /* the statement in flight on ctl or repl, for messages */
 
     char *snapshot;            /* exported by the slot's creation */
     char *consistent_point;
@@ -173,9 +169,9 @@ struct b_step {
 
 /* ---- finishing ---------------------------------------------------------- */
 
-static void s_on_timer_closed(uv_handle_t *h)
+static void s_release(steprun_t *run)
 {
-    b_step_t *b = h->data;
+    b_step_t *b = (b_step_t *)run;
     for (size_t i = 0; i < b->n_tables; i++) {
         b_table_t *t = &b->tables[i];
         free(t->schema);
@@ -206,117 +202,53 @@ static void s_on_timer_closed(uv_handle_t *h)
     free(b->database);
     free(b->name);
     free(b->publication);
-    free(b->label);
     free(b->source.peer);
     free(b->source.dbname);
-    free(b->what);
     free(b->snapshot);
     free(b->consistent_point);
     free(b);
 }
 
-/* Stops everything; no callback runs afterwards. Closing the connections
- * rolls back the chunks in flight and releases the exported snapshot. */
-static void s_dispose(b_step_t *b)
+/* The runtime's stop hook: what it does not own goes too. Closing the
+ * connections rolls back the chunks in flight and releases the exported
+ * snapshot. */
+static void s_stop(steprun_t *run)
 {
-    if (b->disposed)
-        return;
-    b->disposed = true;
-    b->done = NULL;
+    b_step_t *b = (b_step_t *)run;
     step_cancel(&b->sub);
-    pgconn_destroy(&b->ctl);
-    pgconn_destroy(&b->repl);
     if (b->workers) {
         for (unsigned i = 0; i < b->n_workers; i++) {
             pgconn_destroy(&b->workers[i].src);
             pgconn_destroy(&b->workers[i].dst);
         }
     }
-    uv_close((uv_handle_t *)&b->timer, s_on_timer_closed);
 }
 
-static void s_cancel(step_t *base)
-{
-    b_step_t *b = (b_step_t *)base;
-    if (!b->disposed)
-        log_info("step on %s: stopped", b->label);
-    s_dispose(b);
-}
-
-/* Ends the step: payload (taken, may be NULL) on success with error NULL,
- * else the error. Runs done last, with nothing of b touched afterwards. */
-static void s_finish(b_step_t *b, ProtobufCMessage *payload, const char *error)
-{
-    if (b->disposed) {
-        if (payload)
-            protobuf_c_message_free_unpacked(payload, NULL);
-        return;
-    }
-    step_done_cb done = b->done;
-    void *arg = b->arg;
-    char *why = NULL;
-    if (error) {
-        why = xasprintf("%s: %s", b->label, error);
-        log_warn("step on %s", why);
-        if (payload)
-            protobuf_c_message_free_unpacked(payload, NULL);
-        payload = NULL;
-    }
-    s_dispose(b);
-    if (done)
-        done(payload, why, arg);
-    else if (payload)
-        protobuf_c_message_free_unpacked(payload, NULL);
-    free(why);
-}
-
-static void s_fail(b_step_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void s_fail(b_step_t *b, const char *fmt, ...)
-{
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *why = xmalloc(n > 0 ? (size_t)n + 1 : 1);
-    why[0] = '\0';
-    if (n > 0)
-        vsnprintf(why, (size_t)n + 1, fmt, ap2);
-    va_end(ap2);
-    s_finish(b, NULL, why);
-    free(why);
-}
-
+/* A statement on a worker's connection failed (not the runtime's: what
+ * describes it). */
 static void s_fail_query(b_step_t *b, const char *what, const pgconn_result_t *r)
 {
     char *why = pgconn_result_message(what, r);
-    s_finish(b, NULL, why);
+    steprun_finish(&b->run, NULL, why);
     free(why);
 }
 
-static void s_next(b_step_t *b)
+/* After the last stage: s_attach, the last, ends the step itself. */
+static void s_complete(steprun_t *run)
 {
-    b_stage_fn fn = b->stages[b->stage];
-    if (!fn) {
-        s_finish(b, NULL, "no stage left (a bug)");
-        return;
-    }
-    b->stage++;
-    fn(b);
+    steprun_failf(run, "no stage left (a bug)");
 }
 
-/* Sends one statement on c (ctl: parameters allowed; repl: simple protocol). */
-static void s_query(b_step_t *b, pgconn_t *c, const char *what, const char *sql, int nparams,
-                    const char *const *params, pgconn_result_cb cb, void *arg)
+/* Sends one statement on run.conn[i] (B_CTL: parameters allowed; B_REPL:
+ * simple protocol); cb gets b. */
+static void s_query(b_step_t *b, int i, const char *what, const char *sql, int nparams,
+                    const char *const *params, pgconn_result_cb cb)
 {
-    free(b->what);
-    b->what = xstrdup(what);
     uint64_t deadline = (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
-    int rc = c == b->repl ? pgconn_query_simple(c, sql, deadline, cb, arg)
-                          : pgconn_query(c, sql, nparams, params, deadline, cb, arg);
-    if (rc != 0)
-        s_fail(b, "%s: cannot send the statement: %s", what, strerror(-rc));
+    if (i == B_REPL)
+        steprun_query_simple(&b->run, i, what, sql, deadline, cb);
+    else
+        steprun_query(&b->run, i, what, sql, nparams, params, deadline, cb);
 }
 
 /* ident quoted for c, or NULL after failing the step. Caller frees. */
@@ -324,9 +256,10 @@ static char *s_ident(b_step_t *b, pgconn_t *c, const char *ident)
 {
     char *q = pgconn_escape_identifier(c, ident);
     if (!q)
-        s_fail(b, "cannot quote the name \"%s\" for SQL (not valid in the encoding, or the "
-                  "connection is gone)",
-               ident);
+        steprun_failf(&b->run,
+                      "cannot quote the name \"%s\" for SQL (not valid in the encoding, or the "
+                      "connection is gone)",
+                      ident);
     return q;
 }
 
@@ -334,9 +267,10 @@ static char *s_literal(b_step_t *b, pgconn_t *c, const char *v)
 {
     char *q = pgconn_escape_literal(c, v);
     if (!q)
-        s_fail(b, "cannot quote \"%s\" for SQL (not valid in the encoding, or the connection "
-                  "is gone)",
-               v);
+        steprun_failf(&b->run,
+                      "cannot quote \"%s\" for SQL (not valid in the encoding, or the connection "
+                      "is gone)",
+                      v);
     return q;
 }
 
@@ -354,9 +288,9 @@ static pgconn_t *s_conn(b_step_t *b, const char *name, bool source, bool replica
 {
     char *app = xasprintf("%s_copy", b->name);
     char *opts = xasprintf("%s -c client_encoding=UTF8", options);
-    pgconn_t *c = source ? step_remote_conn(b->loop, name, &b->local, &b->source, replication,
-                                            app, opts)
-                         : step_local_conn(b->loop, name, &b->local, b->database, app, opts);
+    pgconn_t *c =
+        source ? step_remote_conn(b->run.loop, name, &b->local, &b->source, replication, app, opts)
+               : step_local_conn(b->run.loop, name, &b->local, b->database, app, opts);
     free(opts);
     free(app);
     return c;
@@ -366,11 +300,12 @@ static void s_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
 {
     b_step_t *b = arg;
     if (!ok) {
-        s_fail(b, "cannot connect (%s): %s", pgconn_name(c), error ? error : "unknown error");
+        steprun_failf(&b->run, "cannot connect (%s): %s", pgconn_name(c),
+                      error ? error : "unknown error");
         return;
     }
     if (--b->pending == 0)
-        s_next(b);
+        steprun_next(&b->run);
 }
 
 static void s_connect_one(b_step_t *b, pgconn_t *c)
@@ -379,28 +314,30 @@ static void s_connect_one(b_step_t *b, pgconn_t *c)
     int rc = pgconn_connect(c, (uint64_t)b->local.connect_timeout_ms, s_on_connect, b);
     if (rc != 0) {
         b->pending--;
-        s_fail(b, "cannot start connecting (%s): %s", pgconn_name(c), strerror(-rc));
+        steprun_failf(&b->run, "cannot start connecting (%s): %s", pgconn_name(c), strerror(-rc));
     }
 }
 
-static void s_connect_ctl(b_step_t *b)
+static void s_connect_ctl(steprun_t *run)
 {
+    b_step_t *b = (b_step_t *)run;
     if (!step_godwit_name(b->name)) {
-        s_fail(b, "\"%s\" is not a name godwit gives its slots and subscriptions (godwit_ and "
-                  "a-z, 0-9, _): a copy drops a slot of its name left on the source and "
-                  "truncates the tables; nothing was done",
-               b->name);
+        steprun_failf(&b->run,
+                      "\"%s\" is not a name godwit gives its slots and subscriptions (godwit_ and "
+                      "a-z, 0-9, _): a copy drops a slot of its name left on the source and "
+                      "truncates the tables; nothing was done",
+                      b->name);
         return;
     }
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path=",
                               b->local.statement_timeout_ms);
-    b->ctl = s_conn(b, "copy control (target)", false, false, options);
+    b->run.conn[B_CTL] = s_conn(b, "copy control (target)", false, false, options);
     free(options);
-    if (!b->ctl) {
-        s_fail(b, "invalid connection settings for the target");
+    if (!b->run.conn[B_CTL]) {
+        steprun_failf(&b->run, "invalid connection settings for the target");
         return;
     }
-    s_connect_one(b, b->ctl);
+    s_connect_one(b, b->run.conn[B_CTL]);
 }
 
 /* ---- 1: done already? --------------------------------------------------- */
@@ -416,7 +353,7 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     b_step_t *b = arg;
     if (!r->ok) {
-        s_fail_query(b, b->what, r);
+        steprun_fail_query(&b->run, NULL, r);
         return;
     }
     if (r->res && PQntuples(r->res) == 1) {
@@ -425,42 +362,45 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         bool ours = found && strcmp(found, marker) == 0;
         free(marker);
         if (!ours) {
-            s_fail(b, "subscription \"%s\" exists without godwit's marker: godwit did not "
-                      "create it (see DropObjects in docs/protocol.md for one an older godwit "
-                      "made); nothing was done",
-                   b->name);
+            steprun_failf(&b->run,
+                          "subscription \"%s\" exists without godwit's marker: godwit did not "
+                          "create it (see DropObjects in docs/protocol.md for one an older godwit "
+                          "made); nothing was done",
+                          b->name);
             return;
         }
-        log_info("step on %s: our subscription exists: the copy is done", b->label);
+        log_info("step on %s: our subscription exists: the copy is done", b->run.label);
         Godwit__BulkCopyResult *res = xmalloc(sizeof *res);
         godwit__bulk_copy_result__init(res);
         res->already_done = true;
         res->consistent_point = xstrdup("");
-        s_finish(b, &res->base, NULL);
+        steprun_finish(&b->run, &res->base, NULL);
         return;
     }
-    s_next(b);
+    steprun_next(&b->run);
 }
 
-static void s_sub_lookup(b_step_t *b)
+static void s_sub_lookup(steprun_t *run)
 {
-    if (pgconn_server_version(b->ctl) < B_MIN_SERVER_VERSION) {
-        s_fail(b, "the target runs PostgreSQL version number %d; godwit needs 13 or later",
-               pgconn_server_version(b->ctl));
+    b_step_t *b = (b_step_t *)run;
+    if (pgconn_server_version(b->run.conn[B_CTL]) < B_MIN_SERVER_VERSION) {
+        steprun_failf(&b->run,
+                      "the target runs PostgreSQL version number %d; godwit needs 13 or later",
+                      pgconn_server_version(b->run.conn[B_CTL]));
         return;
     }
     const char *params[1] = { b->name };
-    s_query(b, b->ctl, "looking up our subscription", s_sub_lookup_sql, 1, params,
-            s_on_sub_lookup, b);
+    s_query(b, B_CTL, "looking up our subscription", s_sub_lookup_sql, 1, params, s_on_sub_lookup);
 }
 
 /* ---- 2: every other connection ------------------------------------------ */
 
-static void s_connect_all(b_step_t *b)
+static void s_connect_all(steprun_t *run)
 {
-    b->repl = s_conn(b, "copy replication (source)", true, true, "-c search_path=");
-    if (!b->repl) {
-        s_fail(b, "invalid connection settings for the source");
+    b_step_t *b = (b_step_t *)run;
+    b->run.conn[B_REPL] = s_conn(b, "copy replication (source)", true, true, "-c search_path=");
+    if (!b->run.conn[B_REPL]) {
+        steprun_failf(&b->run, "invalid connection settings for the source");
         return;
     }
     /* The chunks' statements run as long as they need; idle_in_transaction
@@ -485,19 +425,19 @@ static void s_connect_all(b_step_t *b)
         snprintf(name, sizeof name, "copy worker %u (target)", i);
         w->dst = s_conn(b, name, false, false, dst_options);
         if (!w->src || !w->dst) {
-            s_fail(b, "invalid connection settings for the copy workers");
+            steprun_failf(&b->run, "invalid connection settings for the copy workers");
             return;
         }
     }
     b->pending = 1; /* until every connect has started */
-    s_connect_one(b, b->repl);
-    for (unsigned i = 0; i < b->n_workers && !b->disposed; i++) {
+    s_connect_one(b, b->run.conn[B_REPL]);
+    for (unsigned i = 0; i < b->n_workers && !b->run.disposed; i++) {
         s_connect_one(b, b->workers[i].src);
-        if (!b->disposed)
+        if (!b->run.disposed)
             s_connect_one(b, b->workers[i].dst);
     }
-    if (!b->disposed && --b->pending == 0)
-        s_next(b);
+    if (!b->run.disposed && --b->pending == 0)
+        steprun_next(&b->run);
 }
 
 /* ---- 3: a slot left by a copy that died --------------------------------- */
@@ -506,60 +446,63 @@ static void s_on_slot_dropped(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     b_step_t *b = arg;
     if (!r->ok) {
-        s_fail_query(b, b->what, r);
+        steprun_fail_query(&b->run, NULL, r);
         return;
     }
     log_warn("step on %s: dropped slot \"%s\" left by a copy that did not finish; copying "
              "again from the start",
-             b->label, b->name);
-    s_next(b);
+             b->run.label, b->name);
+    steprun_next(&b->run);
 }
 
 static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     b_step_t *b = arg;
     if (!r->ok) {
-        s_fail_query(b, b->what, r);
+        steprun_fail_query(&b->run, NULL, r);
         return;
     }
     if (!r->res || PQntuples(r->res) == 0) {
-        s_next(b);
+        steprun_next(&b->run);
         return;
     }
     const char *type = pgconn_col(r->res, 0, "slot_type");
     const char *plugin = pgconn_col(r->res, 0, "plugin");
     if (!type || strcmp(type, "logical") != 0 || !plugin || strcmp(plugin, "pgoutput") != 0 ||
         !pgconn_col_bool(r->res, 0, "here")) {
-        s_fail(b, "a replication slot \"%s\" exists on the source that godwit did not make (%s%s%s, "
-                  "database %s): a copy starts over only on a logical pgoutput slot of the "
-                  "source database; nothing was done",
-               b->name, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
-               pgconn_col(r->res, 0, "database") ? pgconn_col(r->res, 0, "database") : "none");
+        steprun_failf(
+            &b->run,
+            "a replication slot \"%s\" exists on the source that godwit did not make (%s%s%s, "
+            "database %s): a copy starts over only on a logical pgoutput slot of the "
+            "source database; nothing was done",
+            b->name, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
+            pgconn_col(r->res, 0, "database") ? pgconn_col(r->res, 0, "database") : "none");
         return;
     }
     b->restarted = true;
-    char *slot = s_ident(b, b->repl, b->name);
+    char *slot = s_ident(b, b->run.conn[B_REPL], b->name);
     if (!slot)
         return;
     /* WAIT: a walsender of the dead copy may still hold it for a moment. */
     char *sql = xasprintf("DROP_REPLICATION_SLOT %s WAIT", slot);
-    s_query(b, b->repl, "dropping the slot of an earlier copy", sql, 0, NULL, s_on_slot_dropped,
-            b);
+    s_query(b, B_REPL, "dropping the slot of an earlier copy", sql, 0, NULL, s_on_slot_dropped);
     free(sql);
     free(slot);
 }
 
-static void s_slot_lookup(b_step_t *b)
+static void s_slot_lookup(steprun_t *run)
 {
-    int sv = pgconn_server_version(b->repl);
+    b_step_t *b = (b_step_t *)run;
+    int sv = pgconn_server_version(b->run.conn[B_REPL]);
     if (sv < B_MIN_SERVER_VERSION) {
-        s_fail(b, "the source runs PostgreSQL version number %d; godwit needs 13 or later", sv);
+        steprun_failf(&b->run,
+                      "the source runs PostgreSQL version number %d; godwit needs 13 or later", sv);
         return;
     }
-    int dv = pgconn_server_version(b->ctl);
+    int dv = pgconn_server_version(b->run.conn[B_CTL]);
     b->binary = sv / 10000 == dv / 10000;
     b->tid_ranges = sv >= B_TID_RANGE_VERSION;
-    char *lit = s_literal(b, b->repl, b->name);
+    char *lit = s_literal(b, b->run.conn[B_REPL], b->name);
     if (!lit)
         return;
     char *sql = xasprintf("SELECT slot_type, plugin, database,"
@@ -567,7 +510,7 @@ static void s_slot_lookup(b_step_t *b)
                           "  WHERE d.datname = pg_catalog.current_database()) AS here"
                           " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
                           lit);
-    s_query(b, b->repl, "looking up our slot on the source", sql, 0, NULL, s_on_slot_lookup, b);
+    s_query(b, B_REPL, "looking up our slot on the source", sql, 0, NULL, s_on_slot_lookup);
     free(sql);
     free(lit);
 }
@@ -578,7 +521,7 @@ static void s_on_slot_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     b_step_t *b = arg;
     if (!r->ok) {
-        s_fail_query(b, b->what, r);
+        steprun_fail_query(&b->run, NULL, r);
         return;
     }
     const char *snap = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "snapshot_name")
@@ -586,23 +529,24 @@ static void s_on_slot_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
     const char *lsn = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "consistent_point")
                                                        : NULL;
     if (!snap || !lsn) {
-        s_fail(b, "creating the slot returned no snapshot");
+        steprun_failf(&b->run, "creating the slot returned no snapshot");
         return;
     }
     b->snapshot = xstrdup(snap);
     b->consistent_point = xstrdup(lsn);
     log_info("step on %s: slot \"%s\" created on the source, consistent at %s, snapshot %s",
-             b->label, b->name, lsn, snap);
-    s_next(b);
+             b->run.label, b->name, lsn, snap);
+    steprun_next(&b->run);
 }
 
-static void s_slot_create(b_step_t *b)
+static void s_slot_create(steprun_t *run)
 {
-    char *slot = s_ident(b, b->repl, b->name);
+    b_step_t *b = (b_step_t *)run;
+    char *slot = s_ident(b, b->run.conn[B_REPL], b->name);
     if (!slot)
         return;
     char *sql = xasprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT", slot);
-    s_query(b, b->repl, "creating our slot on the source", sql, 0, NULL, s_on_slot_created, b);
+    s_query(b, B_REPL, "creating our slot on the source", sql, 0, NULL, s_on_slot_created);
     free(sql);
     free(slot);
 }
@@ -615,13 +559,13 @@ static void s_on_imported(pgconn_t *c, const pgconn_result_t *r, void *arg)
     b_step_t *b = w->b;
     if (!r->ok) {
         char *why = pgconn_result_message("importing the slot's snapshot", r);
-        s_fail(b, "worker %u: %s", w->idx, why);
+        steprun_failf(&b->run, "worker %u: %s", w->idx, why);
         free(why);
         return;
     }
     if (--b->pending == 0) {
-        log_debug("step on %s: %u worker(s) in the snapshot", b->label, b->n_workers);
-        s_next(b);
+        log_debug("step on %s: %u worker(s) in the snapshot", b->run.label, b->n_workers);
+        steprun_next(&b->run);
     }
 }
 
@@ -631,7 +575,7 @@ static void s_on_begun(pgconn_t *c, const pgconn_result_t *r, void *arg)
     b_step_t *b = w->b;
     if (!r->ok) {
         char *why = pgconn_result_message("starting the snapshot's transaction", r);
-        s_fail(b, "worker %u: %s", w->idx, why);
+        steprun_failf(&b->run, "worker %u: %s", w->idx, why);
         free(why);
         return;
     }
@@ -645,19 +589,20 @@ static void s_on_begun(pgconn_t *c, const pgconn_result_t *r, void *arg)
     free(sql);
     free(lit);
     if (rc != 0)
-        s_fail(b, "worker %u: cannot import the snapshot: %s", w->idx, strerror(-rc));
+        steprun_failf(&b->run, "worker %u: cannot import the snapshot: %s", w->idx, strerror(-rc));
 }
 
-static void s_import(b_step_t *b)
+static void s_import(steprun_t *run)
 {
+    b_step_t *b = (b_step_t *)run;
     b->pending = b->n_workers;
-    for (unsigned i = 0; i < b->n_workers && !b->disposed; i++) {
+    for (unsigned i = 0; i < b->n_workers && !b->run.disposed; i++) {
         b_worker_t *w = &b->workers[i];
         int rc = pgconn_query(w->src, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL,
                               (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
                               s_on_begun, w);
         if (rc != 0)
-            s_fail(b, "worker %u: cannot start its transaction: %s", i, strerror(-rc));
+            steprun_failf(&b->run, "worker %u: cannot start its transaction: %s", i, strerror(-rc));
     }
 }
 
@@ -732,23 +677,24 @@ static void s_on_list(pgconn_t *c, const pgconn_result_t *r, void *arg)
         const char *bin = pgconn_col(r->res, i, "binary_ok");
         t->binary_ok = !bin || bin[0] == 't';
         if (!s_columns(t, pgconn_col(r->res, i, "columns"))) {
-            s_fail(b, "cannot read the columns of \"%s\".\"%s\"", t->schema, t->name);
+            steprun_failf(&b->run, "cannot read the columns of \"%s\".\"%s\"", t->schema, t->name);
             return;
         }
     }
-    log_info("step on %s: %zu table(s) to copy with %u worker(s), %s format", b->label,
+    log_info("step on %s: %zu table(s) to copy with %u worker(s), %s format", b->run.label,
              b->n_tables, b->n_workers, b->binary ? "binary" : "text");
-    s_next(b);
+    steprun_next(&b->run);
 }
 
-static void s_list(b_step_t *b)
+static void s_list(steprun_t *run)
 {
+    b_step_t *b = (b_step_t *)run;
     const char *params[1] = { b->publication };
     int rc = pgconn_query(b->workers[0].src, s_list_sql, 1, params,
                           (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
                           s_on_list, b);
     if (rc != 0)
-        s_fail(b, "cannot list the tables: %s", strerror(-rc));
+        steprun_failf(&b->run, "cannot list the tables: %s", strerror(-rc));
 }
 
 /* ---- 6: our own partial copy goes --------------------------------------- */
@@ -774,21 +720,22 @@ static void s_on_truncated(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     b_step_t *b = arg;
     if (!r->ok) {
-        s_fail_query(b, b->what, r);
+        steprun_fail_query(&b->run, NULL, r);
         return;
     }
-    s_next(b);
+    steprun_next(&b->run);
 }
 
-static void s_truncate(b_step_t *b)
+static void s_truncate(steprun_t *run)
 {
+    b_step_t *b = (b_step_t *)run;
     if (!b->restarted || b->n_tables == 0) {
-        s_next(b);
+        steprun_next(&b->run);
         return;
     }
     char *sql = xstrdup("TRUNCATE ONLY ");
     for (size_t i = 0; i < b->n_tables; i++) {
-        char *q = s_qualified(b, b->ctl, &b->tables[i]);
+        char *q = s_qualified(b, b->run.conn[B_CTL], &b->tables[i]);
         if (!q) {
             free(sql);
             return;
@@ -798,7 +745,7 @@ static void s_truncate(b_step_t *b)
         free(sql);
         sql = grown;
     }
-    s_query(b, b->ctl, "emptying the tables on the target", sql, 0, NULL, s_on_truncated, b);
+    s_query(b, B_CTL, "emptying the tables on the target", sql, 0, NULL, s_on_truncated);
     free(sql);
 }
 
@@ -878,13 +825,13 @@ static void s_on_dst_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
     char tl[600];
     if (!r->ok) {
         char *why = pgconn_result_message("copying into the target", r);
-        s_fail(b, "table %s: %s", s_table_label(t, tl, sizeof tl), why);
+        steprun_failf(&b->run, "table %s: %s", s_table_label(t, tl, sizeof tl), why);
         free(why);
         return;
     }
     if (!w->src_done) {
-        s_fail(b, "table %s: the target ended the COPY before the source did",
-               s_table_label(t, tl, sizeof tl));
+        steprun_failf(&b->run, "table %s: the target ended the COPY before the source did",
+                      s_table_label(t, tl, sizeof tl));
         return;
     }
     const char *tuples = r->res ? PQcmdTuples(r->res) : "";
@@ -895,7 +842,7 @@ static void s_on_dst_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
     b->chunks_done++;
     if (++t->chunks_done == t->chunks) {
         t->state = T_COPIED;
-        log_info("step on %s: table %s copied: %" PRIu64 " rows, %" PRIu64 " bytes", b->label,
+        log_info("step on %s: table %s copied: %" PRIu64 " rows, %" PRIu64 " bytes", b->run.label,
                  s_table_label(t, tl, sizeof tl), t->rows, t->bytes);
     }
     s_worker_idle(w);
@@ -951,8 +898,8 @@ static void s_on_src_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (!r->ok) {
         char tl[600];
         char *why = pgconn_result_message("copying from the source", r);
-        s_fail(b, "table %s: %s",
-               s_table_label(&b->tables[b->chunks[w->chunk].table], tl, sizeof tl), why);
+        steprun_failf(&b->run, "table %s: %s",
+                      s_table_label(&b->tables[b->chunks[w->chunk].table], tl, sizeof tl), why);
         free(why);
         return;
     }
@@ -1005,7 +952,8 @@ static void s_on_dst_ready(pgconn_t *c, void *arg)
     free(cols);
     free(q);
     if (rc != 0)
-        s_fail(b, "worker %u: cannot start reading from the source: %s", w->idx, strerror(-rc));
+        steprun_failf(&b->run, "worker %u: cannot start reading from the source: %s", w->idx,
+                      strerror(-rc));
 }
 
 /* Takes the next chunk, if any: the target's COPY first, the source's
@@ -1038,19 +986,21 @@ static void s_worker_next(b_worker_t *w)
     free(cols);
     free(q);
     if (rc != 0)
-        s_fail(b, "worker %u: cannot start writing to the target: %s", w->idx, strerror(-rc));
+        steprun_failf(&b->run, "worker %u: cannot start writing to the target: %s", w->idx,
+                      strerror(-rc));
 }
 
-static void s_copy(b_step_t *b)
+static void s_copy(steprun_t *run)
 {
+    b_step_t *b = (b_step_t *)run;
     s_plan_chunks(b);
-    b->copy_started = uv_now(b->loop);
+    b->copy_started = uv_now(b->run.loop);
     if (b->n_chunks == 0) {
-        s_next(b);
+        steprun_next(&b->run);
         return;
     }
-    log_info("step on %s: %zu chunk(s)", b->label, b->n_chunks);
-    for (unsigned i = 0; i < b->n_workers && !b->disposed; i++)
+    log_info("step on %s: %zu chunk(s)", b->run.label, b->n_chunks);
+    for (unsigned i = 0; i < b->n_workers && !b->run.disposed; i++)
         s_worker_next(&b->workers[i]);
 }
 
@@ -1153,7 +1103,7 @@ static void s_on_key_dropped(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     b_step_t *b = arg;
     if (!r->ok) {
-        s_fail_query(b, b->what, r);
+        steprun_fail_query(&b->run, NULL, r);
         return;
     }
     s_drop_key_next(b);
@@ -1162,29 +1112,29 @@ static void s_on_key_dropped(pgconn_t *c, const pgconn_result_t *r, void *arg)
 static void s_drop_key_next(b_step_t *b)
 {
     if (b->next_drop_sql >= b->n_drop_sql) {
-        s_next(b);
+        steprun_next(&b->run);
         return;
     }
-    s_query(b, b->ctl, "dropping a primary key until the copy is done",
-            b->drop_sql[b->next_drop_sql++], 0, NULL, s_on_key_dropped, b);
+    s_query(b, B_CTL, "dropping a primary key until the copy is done",
+            b->drop_sql[b->next_drop_sql++], 0, NULL, s_on_key_dropped);
 }
 
 static void s_on_keys_droppable(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     b_step_t *b = arg;
     if (!r->ok) {
-        s_fail_query(b, b->what, r);
+        steprun_fail_query(&b->run, NULL, r);
         return;
     }
     int n = r->res ? PQntuples(r->res) : 0;
     b->drop_sql = xcalloc(n > 0 ? (size_t)n : 1, sizeof *b->drop_sql);
     for (int i = 0; i < n; i++) {
-        char *sql = s_alter_sql(b, b->ctl, pgconn_col_str(r->res, i, "schema"),
+        char *sql = s_alter_sql(b, b->run.conn[B_CTL], pgconn_col_str(r->res, i, "schema"),
                                 pgconn_col_str(r->res, i, "name"), "DROP",
                                 pgconn_col_str(r->res, i, "conname"), NULL);
         if (!sql)
             return;
-        log_info("step on %s: primary key of \"%s\".\"%s\" built after the copy", b->label,
+        log_info("step on %s: primary key of \"%s\".\"%s\" built after the copy", b->run.label,
                  pgconn_col_str(r->res, i, "schema"), pgconn_col_str(r->res, i, "name"));
         b->drop_sql[b->n_drop_sql++] = sql;
         b_table_t *t = s_table_named(b, pgconn_col_str(r->res, i, "schema"),
@@ -1195,12 +1145,13 @@ static void s_on_keys_droppable(pgconn_t *c, const pgconn_result_t *r, void *arg
     s_drop_key_next(b);
 }
 
-static void s_keys_drop(b_step_t *b)
+static void s_keys_drop(steprun_t *run)
 {
+    b_step_t *b = (b_step_t *)run;
     char *json = s_tables_json(b, true);
     const char *params[1] = { json };
-    s_query(b, b->ctl, "looking up primary keys to build after the copy", s_keys_droppable_sql,
-            1, params, s_on_keys_droppable, b);
+    s_query(b, B_CTL, "looking up primary keys to build after the copy", s_keys_droppable_sql, 1,
+            params, s_on_keys_droppable);
     free(json);
 }
 
@@ -1220,13 +1171,14 @@ static void s_on_keys_early(pgconn_t *c, const pgconn_result_t *r, void *arg)
             t->key_def = xstrdup(pgconn_col_str(r->res, i, "def"));
         }
     }
-    s_next(b);
+    steprun_next(&b->run);
 }
 
 /* The source's primary keys of the copied tables: built again for the big
  * tables as soon as each is in, and for any that lacks its key at the end. */
-static void s_keys_early(b_step_t *b)
+static void s_keys_early(steprun_t *run)
 {
+    b_step_t *b = (b_step_t *)run;
     char *json = s_tables_json(b, false);
     const char *params[1] = { json };
     int rc = pgconn_query(b->workers[0].src, s_keys_source_sql, 1, params,
@@ -1234,7 +1186,7 @@ static void s_keys_early(b_step_t *b)
                           s_on_keys_early, b);
     free(json);
     if (rc != 0)
-        s_fail(b, "cannot read the primary keys on the source: %s", strerror(-rc));
+        steprun_failf(&b->run, "cannot read the primary keys on the source: %s", strerror(-rc));
 }
 
 static void s_on_early_key_built(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -1264,13 +1216,14 @@ static void s_worker_idle(b_worker_t *w)
                                 t->key_def);
         if (!sql)
             return;
-        log_info("step on %s: building the primary key of \"%s\".\"%s\"", b->label,
-                 t->schema, t->name);
+        log_info("step on %s: building the primary key of \"%s\".\"%s\"", b->run.label, t->schema,
+                 t->name);
         b->keys_running++;
         int rc = pgconn_query(w->dst, sql, 0, NULL, B_KEY_BUILD_MS, s_on_early_key_built, w);
         free(sql);
         if (rc != 0)
-            s_fail(b, "worker %u: cannot build a primary key: %s", w->idx, strerror(-rc));
+            steprun_failf(&b->run, "worker %u: cannot build a primary key: %s", w->idx,
+                          strerror(-rc));
         return;
     }
     if (b->next_chunk < b->n_chunks) {
@@ -1278,9 +1231,9 @@ static void s_worker_idle(b_worker_t *w)
         return;
     }
     if (b->chunks_done == b->n_chunks && b->keys_running == 0) {
-        log_info("step on %s: every table copied in %.1f s", b->label,
-                 (double)(uv_now(b->loop) - b->copy_started) / 1000.0);
-        s_next(b);
+        log_info("step on %s: every table copied in %.1f s", b->run.label,
+                 (double)(uv_now(b->run.loop) - b->copy_started) / 1000.0);
+        steprun_next(&b->run);
     }
 }
 
@@ -1295,8 +1248,8 @@ static void s_on_key_built(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     if (++b->keys_done == b->n_key_sql) {
-        log_info("step on %s: %zu primary key(s) built", b->label, b->n_key_sql);
-        s_next(b);
+        log_info("step on %s: %zu primary key(s) built", b->run.label, b->n_key_sql);
+        steprun_next(&b->run);
         return;
     }
     s_key_build_next(w);
@@ -1311,7 +1264,7 @@ static void s_key_build_next(b_worker_t *w)
     const char *sql = b->key_sql[b->next_key_sql++];
     int rc = pgconn_query(w->dst, sql, 0, NULL, B_KEY_BUILD_MS, s_on_key_built, w);
     if (rc != 0)
-        s_fail(b, "worker %u: cannot build a primary key: %s", w->idx, strerror(-rc));
+        steprun_failf(&b->run, "worker %u: cannot build a primary key: %s", w->idx, strerror(-rc));
 }
 
 /* The target's tables that lack their primary key get the source's. */
@@ -1319,7 +1272,7 @@ static void s_on_keys_missing(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     b_step_t *b = arg;
     if (!r->ok) {
-        s_fail_query(b, b->what, r);
+        steprun_fail_query(&b->run, NULL, r);
         return;
     }
     int n = r->res ? PQntuples(r->res) : 0;
@@ -1336,20 +1289,21 @@ static void s_on_keys_missing(pgconn_t *c, const pgconn_result_t *r, void *arg)
         b->key_sql[b->n_key_sql++] = sql;
     }
     if (b->n_key_sql == 0) {
-        s_next(b);
+        steprun_next(&b->run);
         return;
     }
-    log_info("step on %s: building %zu primary key(s) missing on the target", b->label,
+    log_info("step on %s: building %zu primary key(s) missing on the target", b->run.label,
              b->n_key_sql);
-    for (unsigned i = 0; i < b->n_workers && !b->disposed; i++)
+    for (unsigned i = 0; i < b->n_workers && !b->run.disposed; i++)
         s_key_build_next(&b->workers[i]);
 }
 
 /* Every copied table with a primary key on the source (read in
  * s_keys_early) that has none on the target: one whose key a copy that
  * died had dropped. */
-static void s_keys_restore(b_step_t *b)
+static void s_keys_restore(steprun_t *run)
 {
+    b_step_t *b = (b_step_t *)run;
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < b->n_tables; i++) {
         if (!b->tables[i].key_conname)
@@ -1362,8 +1316,8 @@ static void s_keys_restore(b_step_t *b)
     char *text = cJSON_PrintUnformatted(a);
     cJSON_Delete(a);
     const char *params[1] = { text };
-    s_query(b, b->ctl, "looking up the primary keys missing on the target", s_keys_missing_sql,
-            1, params, s_on_keys_missing, b);
+    s_query(b, B_CTL, "looking up the primary keys missing on the target", s_keys_missing_sql, 1,
+            params, s_on_keys_missing);
     cJSON_free(text);
 }
 
@@ -1403,20 +1357,21 @@ static void s_on_attached(ProtobufCMessage *payload, const char *error, void *ar
     if (payload)
         protobuf_c_message_free_unpacked(payload, NULL);
     if (error) {
-        s_fail(b, "creating the subscription on the slot: %s", error);
+        steprun_failf(&b->run, "creating the subscription on the slot: %s", error);
         return;
     }
     log_info("step on %s: subscription created on slot \"%s\"; streaming starts at %s",
-             b->label, b->name, b->consistent_point);
+             b->run.label, b->name, b->consistent_point);
     Godwit__BulkCopyResult *res = xmalloc(sizeof *res);
     godwit__bulk_copy_result__init(res);
     res->copied = s_tables_result(b);
     res->consistent_point = xstrdup(b->consistent_point);
-    s_finish(b, &res->base, NULL); /* closes the replication connection */
+    steprun_finish(&b->run, &res->base, NULL); /* closes the replication connection */
 }
 
-static void s_attach(b_step_t *b)
+static void s_attach(steprun_t *run)
 {
+    b_step_t *b = (b_step_t *)run;
     /* The workers' transactions are over; the snapshot is not needed. */
     for (unsigned i = 0; i < b->n_workers; i++) {
         pgconn_destroy(&b->workers[i].src);
@@ -1427,23 +1382,18 @@ static void s_attach(b_step_t *b)
     req.name = b->name;
     req.source = &b->source;
     req.publication = b->publication;
-    b->sub = subscription_attach_start(b->loop, &b->local, &req, s_on_attached, b);
+    b->sub = subscription_attach_start(b->run.loop, &b->local, &req, s_on_attached, b);
     if (!b->sub)
-        s_fail(b, "invalid subscription request");
+        steprun_failf(&b->run, "invalid subscription request");
 }
 
-static const b_stage_fn s_stages[] = {
+static const steprun_fn s_stages[] = {
     s_connect_ctl, s_sub_lookup, s_connect_all, s_slot_lookup, s_slot_create, s_import,
     s_list,        s_keys_early, s_truncate,    s_keys_drop,   s_copy,        s_keys_restore,
     s_attach,      NULL,
 };
 
 /* ---- lifetime ----------------------------------------------------------- */
-
-static void s_on_kick(uv_timer_t *t)
-{
-    s_next(t->data);
-}
 
 static char *s_dup(const char *v)
 {
@@ -1468,11 +1418,9 @@ step_t *bulkcopy_start(uv_loop_t *loop, const step_local_t *local, const Godwit_
         local->statement_timeout_ms <= 0 || local->statement_timeout_ms > INT32_MAX)
         return NULL;
     b_step_t *b = xcalloc(1, sizeof *b);
-    b->base.cancel = s_cancel;
-    b->loop = loop;
-    b->stages = s_stages;
-    b->done = done;
-    b->arg = arg;
+    b->run.stages = s_stages;
+    b->run.complete = s_complete;
+    b->run.stop = s_stop;
     b->local = *local;
     b->local.host = s_dup(local->host);
     b->local.user = local->user ? s_dup(local->user) : NULL;
@@ -1482,22 +1430,23 @@ step_t *bulkcopy_start(uv_loop_t *loop, const step_local_t *local, const Godwit_
     b->database = xstrdup(req->database);
     b->name = xstrdup(req->name);
     b->publication = xstrdup(req->publication);
-    b->label = xasprintf("copy \"%s\" in database \"%s\"", req->name, req->database);
     godwit__replication_conn__init(&b->source);
     b->source.peer = xstrdup(src->peer);
     b->source.dbname = xstrdup(src->dbname);
     b->n_workers = req->parallelism < 1 ? 1
                    : req->parallelism > B_MAX_WORKERS ? B_MAX_WORKERS
                                                       : req->parallelism;
-    uv_timer_init(loop, &b->timer);
-    b->timer.data = b;
-    uv_timer_start(&b->timer, s_on_kick, 0, 0);
-    return &b->base;
+    steprun_start(&b->run, loop,
+                  xasprintf("copy \"%s\" in database \"%s\"", req->name, req->database), done, arg,
+                  s_release, steprun_next);
+    return &b->run.base;
 }
 
 bool bulkcopy_is(const step_t *step, const char *database, const char *name)
 {
-    if (!step || step->cancel != s_cancel)
+    /* every step runs on the runtime (step.h), so step is a steprun_t;
+     * a copy is the one whose release hook is ours */
+    if (!step || ((const steprun_t *)step)->release != s_release)
         return false;
     const b_step_t *b = (const b_step_t *)step;
     return database && name && strcmp(b->database, database) == 0 && strcmp(b->name, name) == 0;

@@ -2,12 +2,13 @@
  * preflight: the read-only checks of phase 1 (see preflight.h for what is
  * checked and for the contract with the caller).
  *
- * A check is a fixed list of steps (s_source_steps, s_target_steps) run one
- * after the other by s_next(). A step sends one statement or opens one
- * connection; its callback turns the answer into findings (or facts) and
- * calls s_next() again. After the last step the result goes to done. A step
- * that cannot run (connection refused, statement failed) ends the check with
- * an error instead: a missing answer is never read as "nothing wrong".
+ * A check is a fixed list of stages (s_source_stages, s_target_stages) run
+ * one after the other by the step runtime (steprun.h, steprun_next). A stage
+ * sends one statement or opens one connection; its callback turns the
+ * answer into findings (or facts) and calls steprun_next() again. After the
+ * last stage the result goes to done. A stage that cannot run (connection
+ * refused, statement failed) ends the check with an error instead: a
+ * missing answer is never read as "nothing wrong".
  *
  * SQL: every statement is parameterised and pg_catalog-qualified (the local
  * session runs with an empty search_path); table and extension names travel
@@ -22,12 +23,12 @@
  * phase and verify make) and reports what the roles step will create,
  * what it will leave as it is, and what would change owner or rights.
  *
- * What it owns: the local pgconn, the replication pgconn and a normal
- * pgconn to the source (target only), both sides' access catalogs, a
- * timer that starts the first step one loop turn after *_start (so done never
- * runs inside it), the result being built and copies of what it needs from
- * the request. The struct is freed in the timer's close callback; pgconns
- * free themselves once their handles have closed.
+ * What it owns: its runtime (steprun.h: the local connection and, on the
+ * target, the replication connection and a normal connection to the
+ * source; the timer that starts the first stage one loop turn after
+ * *_start, so done never runs inside it, and whose close frees
+ * everything), both sides' access catalogs, the result being built and
+ * copies of what it needs from the request.
  *
  * What it must never do: change anything on a server (the local session
  * also runs with default_transaction_read_only=on), call done more than once
@@ -36,7 +37,7 @@
  */
 #include "preflight.h"
 #include "access.h"
-#include "step.h"
+#include "steprun.h"
 #include "diskstats.h"
 #include "log.h"
 #include "pgconn.h"
@@ -58,7 +59,8 @@
 #define SEV_WARNING GODWIT__SEVERITY__SEVERITY_WARNING
 #define SEV_ERROR GODWIT__SEVERITY__SEVERITY_ERROR
 
-typedef void (*s_step_fn)(preflight_t *p);
+/* The runtime's connections. */
+enum { P_LOCAL = 0, P_REPL = 1, P_SRC = 2 };
 
 /* A table of the source that exists on the target. */
 typedef struct {
@@ -67,19 +69,15 @@ typedef struct {
 } s_table_t;
 
 struct preflight {
-    uv_loop_t *loop;
-    uv_timer_t kick;          /* runs the first step; freed in its close callback */
-    const s_step_fn *steps;   /* NULL-terminated */
-    size_t step;              /* next step to run */
-    preflight_done_cb done;
+    /* first: conn[P_LOCAL] the local database; target only: conn[P_REPL]
+     * the replication connection to the source, conn[P_SRC] a normal one
+     * to the source (its roles); stages, label, what */
+    steprun_t run;
+    preflight_done_cb done;   /* the caller's (run.done is s_done) */
     void *arg;
 
-    pgconn_t *conn;           /* the local database */
-    pgconn_t *repl;           /* target: the replication connection to the source */
-    pgconn_t *src;            /* target: a normal connection to the source (its roles) */
     int64_t connect_timeout_ms;
     int64_t statement_timeout_ms;
-    char *what;               /* the statement in flight, for error messages */
 
     Godwit__PreflightResult *result;
     size_t findings_cap;
@@ -153,13 +151,12 @@ static void s_free_existing(preflight_t *p)
     p->n_existing = p->next_existing = 0;
 }
 
-static void s_on_kick_closed(uv_handle_t *h)
+static void s_release(steprun_t *run)
 {
-    preflight_t *p = h->data;
+    preflight_t *p = (preflight_t *)run;
     if (p->result)
         godwit__preflight_result__free_unpacked(p->result, NULL);
     s_free_existing(p);
-    free(p->what);
     free(p->database);
     free(p->tables_json);
     free(p->src_version);
@@ -177,81 +174,47 @@ static void s_on_kick_closed(uv_handle_t *h)
     free(p);
 }
 
-/* Stops everything; no callback runs afterwards. The memory goes in the
- * timer's close callback. */
-static void s_dispose(preflight_t *p)
+/* run.done: the caller's typed callback (its errors carry no label:
+ * run.plain_errors). p is still allocated here (it goes in the timer's
+ * close callback) and is not touched after done. */
+static void s_done(ProtobufCMessage *payload, const char *error, void *arg)
 {
-    p->done = NULL;
-    pgconn_destroy(&p->conn);
-    pgconn_destroy(&p->repl);
-    pgconn_destroy(&p->src);
-    uv_close((uv_handle_t *)&p->kick, s_on_kick_closed);
+    preflight_t *p = arg;
+    p->done((Godwit__PreflightResult *)payload, error, p->arg);
 }
 
-/* Ends the check: the result on success (error NULL), else the error. Runs
- * done last, with nothing of p touched afterwards. */
+/* Ends the check: the result on success (error NULL), else the error. */
 static void s_finish(preflight_t *p, const char *error)
 {
-    preflight_done_cb done = p->done;
-    void *arg = p->arg;
-    Godwit__PreflightResult *result = NULL;
-    char *why = NULL;
-    if (error) {
-        why = xstrdup(error);
-        log_debug("preflight on database %s: %s", p->database, why);
-    } else {
-        result = p->result;
-        p->result = NULL;
+    ProtobufCMessage *payload = NULL;
+    if (!error) {
         log_debug("preflight on database %s: done, %zu findings", p->database,
-                  result->n_findings);
+                  p->result->n_findings);
+        payload = &p->result->base;
+        p->result = NULL;
     }
-    s_dispose(p);
-    if (done)
-        done(result, why, arg);
-    else if (result)
-        godwit__preflight_result__free_unpacked(result, NULL);
-    free(why);
+    steprun_finish(&p->run, payload, error);
 }
 
-static void s_next(preflight_t *p)
+/* After the last stage. */
+static void s_complete(steprun_t *run)
 {
-    s_step_fn fn = p->steps[p->step];
-    if (!fn) {
-        s_finish(p, NULL);
-        return;
-    }
-    p->step++;
-    fn(p);
+    s_finish((preflight_t *)run, NULL);
 }
 
-/* A statement failed: the check cannot go on. */
-static void s_fail_query(preflight_t *p, const pgconn_result_t *r)
+/* Sends one statement on run.conn[i]; cb gets p. */
+static void s_query_on(preflight_t *p, int i, const char *what, const char *sql, int nparams,
+                       const char *const *params, pgconn_result_cb cb)
 {
-    char *why = pgconn_result_message(p->what, r);
-    s_finish(p, why);
-    free(why);
-}
-
-/* Sends one statement on c; cb gets p. */
-static void s_query_on(preflight_t *p, pgconn_t *c, const char *what, const char *sql,
-                       int nparams, const char *const *params, pgconn_result_cb cb)
-{
-    free(p->what);
-    p->what = xstrdup(what);
-    uint64_t deadline = (uint64_t)p->statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
-    int rc = pgconn_query(c, sql, nparams, params, deadline, cb, p);
-    if (rc != 0) {
-        char *why = xasprintf("%s: cannot send the statement: %s", what, strerror(-rc));
-        s_finish(p, why);
-        free(why);
-    }
+    steprun_query(&p->run, i, what, sql, nparams, params,
+                  (uint64_t)p->statement_timeout_ms + STEP_DEADLINE_SLACK_MS, cb);
 }
 
 /* Sends one statement on the local connection; cb gets p. */
 static void s_query(preflight_t *p, const char *what, const char *sql, int nparams,
                     const char *const *params, pgconn_result_cb cb)
 {
-    s_query_on(p, p->conn, what, sql, nparams, params, cb);
+    s_query_on(p, P_LOCAL, what, sql, nparams, params, cb);
 }
 
 /* ---- connecting to the local database (both sides) ---------------------- */
@@ -260,10 +223,8 @@ static void s_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
 {
     preflight_t *p = arg;
     if (!ok) {
-        char *why = xasprintf("cannot connect to database %s: %s", p->database,
-                              error ? error : "unknown error");
-        s_finish(p, why);
-        free(why);
+        steprun_failf(&p->run, "cannot connect to database %s: %s", p->database,
+                      error ? error : "unknown error");
         return;
     }
     int version = pgconn_server_version(c);
@@ -277,17 +238,16 @@ static void s_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
         s_finish(p, NULL);
         return;
     }
-    s_next(p);
+    steprun_next(&p->run);
 }
 
-static void s_connect(preflight_t *p)
+static void s_connect(steprun_t *run)
 {
-    int rc = pgconn_connect(p->conn, (uint64_t)p->connect_timeout_ms, s_on_connect, p);
-    if (rc != 0) {
-        char *why = xasprintf("cannot start connecting: %s", strerror(-rc));
-        s_finish(p, why);
-        free(why);
-    }
+    preflight_t *p = (preflight_t *)run;
+    int rc = pgconn_connect(p->run.conn[P_LOCAL], (uint64_t)p->connect_timeout_ms, s_on_connect,
+                            p);
+    if (rc != 0)
+        steprun_failf(&p->run, "cannot start connecting: %s", strerror(-rc));
 }
 
 /* ---- source: settings and counts ---------------------------------------- */
@@ -444,11 +404,11 @@ static void s_on_src_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     preflight_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        steprun_fail_query(&p->run, NULL, r);
         return;
     }
     if (!r->res || PQntuples(r->res) != 1) {
-        s_finish(p, "reading the source's settings: no row returned");
+        steprun_failf(&p->run, "reading the source's settings: no row returned");
         return;
     }
     Godwit__SourceFacts *f = p->result->facts;
@@ -459,11 +419,12 @@ static void s_on_src_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
     f->database_size = size > 0 ? (uint64_t)size : 0;
     p->file_settings_readable = pgconn_col_bool(r->res, 0, "file_settings_readable");
     s_src_check_settings(p, r->res);
-    s_next(p);
+    steprun_next(&p->run);
 }
 
-static void s_src_settings(preflight_t *p)
+static void s_src_settings(steprun_t *run)
 {
+    preflight_t *p = (preflight_t *)run;
     s_query(p, "reading the source's settings", s_src_settings_sql, 0, NULL, s_on_src_settings);
 }
 
@@ -522,7 +483,7 @@ static void s_on_src_timeouts(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     preflight_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        steprun_fail_query(&p->run, NULL, r);
         return;
     }
     for (int i = 0; r->res && i < PQntuples(r->res); i++) {
@@ -547,11 +508,12 @@ static void s_on_src_timeouts(pgconn_t *c, const pgconn_result_t *r, void *arg)
                               "<role> SET %s = 0;)",
                               pgconn_col_str(r->res, i, "fix"), name));
     }
-    s_next(p);
+    steprun_next(&p->run);
 }
 
-static void s_src_timeouts(preflight_t *p)
+static void s_src_timeouts(steprun_t *run)
 {
+    preflight_t *p = (preflight_t *)run;
     if (!p->file_settings_readable)
         log_debug("preflight on database %s: cannot read pg_file_settings (not a superuser); "
                   "a statement_timeout in the server configuration goes unnoticed",
@@ -746,16 +708,17 @@ static void s_on_src_tables(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     preflight_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        steprun_fail_query(&p->run, NULL, r);
         return;
     }
     for (int i = 0; r->res && i < PQntuples(r->res); i++)
         s_src_check_table(p, r->res, i);
-    s_next(p);
+    steprun_next(&p->run);
 }
 
-static void s_src_tables(preflight_t *p)
+static void s_src_tables(steprun_t *run)
 {
+    preflight_t *p = (preflight_t *)run;
     const char *params[1] = { p->tables_json };
     s_query(p, "reading the source's tables", s_src_tables_sql, 1, params, s_on_src_tables);
 }
@@ -766,7 +729,7 @@ static void s_on_src_extensions(pgconn_t *c, const pgconn_result_t *r, void *arg
 {
     preflight_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        steprun_fail_query(&p->run, NULL, r);
         return;
     }
     Godwit__SourceFacts *f = p->result->facts;
@@ -776,18 +739,19 @@ static void s_on_src_extensions(pgconn_t *c, const pgconn_result_t *r, void *arg
         for (int i = 0; i < n; i++)
             f->extensions[f->n_extensions++] = xstrdup(pgconn_col_str(r->res, i, "extname"));
     }
-    s_next(p);
+    steprun_next(&p->run);
 }
 
-static void s_src_extensions(preflight_t *p)
+static void s_src_extensions(steprun_t *run)
 {
+    preflight_t *p = (preflight_t *)run;
     s_query(p, "reading the source's extensions",
             "SELECT e.extname FROM pg_catalog.pg_extension e WHERE e.extname <> 'plpgsql'"
             " ORDER BY 1",
             0, NULL, s_on_src_extensions);
 }
 
-static const s_step_fn s_source_steps[] = {
+static const steprun_fn s_source_stages[] = {
     s_connect, s_src_settings, s_src_timeouts, s_src_tables, s_src_extensions, NULL,
 };
 
@@ -797,11 +761,11 @@ static void s_on_tgt_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     preflight_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        steprun_fail_query(&p->run, NULL, r);
         return;
     }
     if (!r->res || PQntuples(r->res) != 1) {
-        s_finish(p, "reading the target's settings: no row returned");
+        steprun_failf(&p->run, "reading the target's settings: no row returned");
         return;
     }
     free(p->repl_user_q);
@@ -848,11 +812,12 @@ static void s_on_tgt_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
                         "source follows it through one (cutover.reverse is on)"),
               xstrdup("Raise max_replication_slots on the target (ALTER SYSTEM SET "
                       "max_replication_slots = ...; then restart), or drop an unused slot."));
-    s_next(p);
+    steprun_next(&p->run);
 }
 
-static void s_tgt_settings(preflight_t *p)
+static void s_tgt_settings(steprun_t *run)
 {
+    preflight_t *p = (preflight_t *)run;
     const char *params[2] = { p->repl_user, p->repl_db };
     s_query(p, "reading the target's settings",
             "SELECT pg_catalog.current_setting('server_version_num') AS server_version_num,"
@@ -870,7 +835,7 @@ static void s_on_tgt_tables(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     preflight_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        steprun_fail_query(&p->run, NULL, r);
         return;
     }
     s_free_existing(p);
@@ -884,15 +849,16 @@ static void s_on_tgt_tables(pgconn_t *c, const pgconn_result_t *r, void *arg)
             t->qname = xstrdup(pgconn_col_str(r->res, i, "qname"));
         }
     }
-    s_next(p);
+    steprun_next(&p->run);
 }
 
 /* The source's tables that exist on the target (a missing one is fine: the
  * schema phase creates it). */
-static void s_tgt_tables(preflight_t *p)
+static void s_tgt_tables(steprun_t *run)
 {
+    preflight_t *p = (preflight_t *)run;
     if (!p->tables_json) {
-        s_next(p);
+        steprun_next(&p->run);
         return;
     }
     const char *params[1] = { p->tables_json };
@@ -908,13 +874,13 @@ static void s_tgt_tables(preflight_t *p)
             1, params, s_on_tgt_tables);
 }
 
-static void s_tgt_rows(preflight_t *p);
+static void s_tgt_rows(steprun_t *run);
 
 static void s_on_tgt_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     preflight_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        steprun_fail_query(&p->run, NULL, r);
         return;
     }
     const s_table_t *t = &p->existing[p->next_existing++];
@@ -928,27 +894,27 @@ static void s_on_tgt_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
                         "drop it and let the schema phase create it), or migrate into an "
                         "empty database.",
                         t->qname));
-    s_tgt_rows(p);
+    s_tgt_rows(&p->run);
 }
 
 /* One statement per existing table, in turn. The table's name has to be in
  * the SQL text here: quoted by libpq, never pasted as it is. */
-static void s_tgt_rows(preflight_t *p)
+static void s_tgt_rows(steprun_t *run)
 {
+    preflight_t *p = (preflight_t *)run;
     if (p->next_existing >= p->n_existing) {
-        s_next(p);
+        steprun_next(&p->run);
         return;
     }
     const s_table_t *t = &p->existing[p->next_existing];
-    char *schema = pgconn_escape_identifier(p->conn, t->schema);
-    char *name = pgconn_escape_identifier(p->conn, t->name);
+    char *schema = pgconn_escape_identifier(p->run.conn[P_LOCAL], t->schema);
+    char *name = pgconn_escape_identifier(p->run.conn[P_LOCAL], t->name);
     if (!schema || !name) {
-        char *why = xasprintf("checking whether %s on the target is empty: cannot quote its name",
-                              t->qname);
+        steprun_failf(&p->run,
+                      "checking whether %s on the target is empty: cannot quote its name",
+                      t->qname);
         free(schema);
         free(name);
-        s_finish(p, why);
-        free(why);
         return;
     }
     char *sql = xasprintf("SELECT EXISTS (SELECT 1 FROM %s.%s LIMIT 1) AS has_rows", schema, name);
@@ -966,7 +932,7 @@ static void s_on_tgt_extensions(pgconn_t *c, const pgconn_result_t *r, void *arg
 {
     preflight_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        steprun_fail_query(&p->run, NULL, r);
         return;
     }
     for (int i = 0; r->res && i < PQntuples(r->res); i++) {
@@ -994,13 +960,14 @@ static void s_on_tgt_extensions(pgconn_t *c, const pgconn_result_t *r, void *arg
                             "then CREATE EXTENSION %s; in the target database.",
                             name_q, name_q));
     }
-    s_next(p);
+    steprun_next(&p->run);
 }
 
-static void s_tgt_extensions(preflight_t *p)
+static void s_tgt_extensions(steprun_t *run)
 {
+    preflight_t *p = (preflight_t *)run;
     if (!p->extensions_json) {
-        s_next(p);
+        steprun_next(&p->run);
         return;
     }
     const char *params[1] = { p->extensions_json };
@@ -1070,22 +1037,21 @@ static void s_on_tgt_replication(pgconn_t *c, bool ok, const char *error, void *
                         p->repl_where, error ? error : "unknown error"),
               s_replication_fix(p, error));
     /* Connected or not, that was the whole check. */
-    pgconn_destroy(&p->repl);
-    s_next(p);
+    pgconn_destroy(&p->run.conn[P_REPL]);
+    steprun_next(&p->run);
 }
 
-static void s_tgt_replication(preflight_t *p)
+static void s_tgt_replication(steprun_t *run)
 {
-    if (!p->repl) { /* no such peer: the finding was added at the start */
-        s_next(p);
+    preflight_t *p = (preflight_t *)run;
+    if (!p->run.conn[P_REPL]) { /* no such peer: the finding was added at the start */
+        steprun_next(&p->run);
         return;
     }
-    int rc = pgconn_connect(p->repl, (uint64_t)p->connect_timeout_ms, s_on_tgt_replication, p);
-    if (rc != 0) {
-        char *why = xasprintf("cannot start the replication connection: %s", strerror(-rc));
-        s_finish(p, why);
-        free(why);
-    }
+    int rc = pgconn_connect(p->run.conn[P_REPL], (uint64_t)p->connect_timeout_ms,
+                            s_on_tgt_replication, p);
+    if (rc != 0)
+        steprun_failf(&p->run, "cannot start the replication connection: %s", strerror(-rc));
 }
 
 /* ---- target: roles, owners and privileges ------------------------------- */
@@ -1179,51 +1145,45 @@ static void s_on_tgt_access_dst(pgconn_t *c, const pgconn_result_t *r, void *arg
 {
     preflight_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        steprun_fail_query(&p->run, NULL, r);
         return;
     }
     const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "access") : NULL;
     char *err = NULL;
     if (!(p->access[1] = access_parse(text, &err))) {
-        char *why = xasprintf("reading the target's roles and privileges: %s", err);
-        s_finish(p, why);
-        free(why);
+        steprun_failf(&p->run, "reading the target's roles and privileges: %s", err);
         free(err);
         return;
     }
-    access_quote_t q = access_quote_conn(p->conn);
+    access_quote_t q = access_quote_conn(p->run.conn[P_LOCAL]);
     access_diffs_t diffs = { 0 };
     if (!access_compare(p->access[0], p->access[1], false, &q, &diffs, &err)) {
-        char *why = xasprintf("comparing roles and privileges: %s", err);
+        steprun_failf(&p->run, "comparing roles and privileges: %s", err);
         access_diffs_free(&diffs);
-        s_finish(p, why);
-        free(why);
         free(err);
         return;
     }
     for (size_t i = 0; i < diffs.n; i++)
         s_tgt_access_finding(p, &diffs.v[i]);
     access_diffs_free(&diffs);
-    s_next(p);
+    steprun_next(&p->run);
 }
 
 static void s_on_tgt_access_src(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     preflight_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        steprun_fail_query(&p->run, NULL, r);
         return;
     }
     const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "access") : NULL;
     char *err = NULL;
     if (!(p->access[0] = access_parse(text, &err))) {
-        char *why = xasprintf("reading the source's roles and privileges: %s", err);
-        s_finish(p, why);
-        free(why);
+        steprun_failf(&p->run, "reading the source's roles and privileges: %s", err);
         free(err);
         return;
     }
-    pgconn_destroy(&p->src);
+    pgconn_destroy(&p->run.conn[P_SRC]);
     if (p->passwords && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p->access[0], "authid")))
         s_add(p, SEV_ERROR, "passwords_unreadable", p->repl_where,
               xasprintf("the plan copies password hashes (roles.passwords), but the source "
@@ -1250,36 +1210,36 @@ static void s_on_tgt_src_connect(pgconn_t *c, bool ok, const char *error, void *
                         "and privileges (the schema phase and verify connect the same way): %s",
                         p->repl_where, error ? error : "unknown error"),
               s_replication_fix(p, error));
-        pgconn_destroy(&p->src);
-        s_next(p);
+        pgconn_destroy(&p->run.conn[P_SRC]);
+        steprun_next(&p->run);
         return;
     }
     const char *params[1] = { p->app_roles };
-    s_query_on(p, p->src, "reading the source's roles and privileges", access_catalog_sql, 1,
+    s_query_on(p, P_SRC, "reading the source's roles and privileges", access_catalog_sql, 1,
                params, s_on_tgt_access_src);
 }
 
 /* The source's roles and privileges against the target's: roles missing
  * (created by the roles step), roles that differ (left as they are),
  * superusers (never granted), who would own what. */
-static void s_tgt_roles(preflight_t *p)
+static void s_tgt_roles(steprun_t *run)
 {
-    if (!p->src) { /* the source is no peer of ours: that finding blocks already */
-        s_next(p);
+    preflight_t *p = (preflight_t *)run;
+    if (!p->run.conn[P_SRC]) { /* the source is no peer of ours: that finding blocks already */
+        steprun_next(&p->run);
         return;
     }
-    int rc = pgconn_connect(p->src, (uint64_t)p->connect_timeout_ms, s_on_tgt_src_connect, p);
-    if (rc != 0) {
-        char *why = xasprintf("cannot start connecting to the source: %s", strerror(-rc));
-        s_finish(p, why);
-        free(why);
-    }
+    int rc = pgconn_connect(p->run.conn[P_SRC], (uint64_t)p->connect_timeout_ms,
+                            s_on_tgt_src_connect, p);
+    if (rc != 0)
+        steprun_failf(&p->run, "cannot start connecting to the source: %s", strerror(-rc));
 }
 
 /* ---- target: free disk -------------------------------------------------- */
 
-static void s_tgt_disk(preflight_t *p)
+static void s_tgt_disk(steprun_t *run)
 {
+    preflight_t *p = (preflight_t *)run;
     diskstats_fs_t fs;
     int rc = diskstats_fs(p->data_directory, &fs);
     if (rc != 0) {
@@ -1288,7 +1248,7 @@ static void s_tgt_disk(preflight_t *p)
                         p->data_directory, strerror(-rc)),
               xstrdup("Point the agent's postgres.data_directory at the target server's data "
                       "directory, readable by the agent."));
-        s_next(p);
+        steprun_next(&p->run);
         return;
     }
     double need_d = (double)p->src_size * p->disk_margin;
@@ -1307,20 +1267,15 @@ static void s_tgt_disk(preflight_t *p)
               xasprintf("Free or add at least %s on the filesystem of %s.", short_s,
                         p->data_directory));
     }
-    s_next(p);
+    steprun_next(&p->run);
 }
 
-static const s_step_fn s_target_steps[] = {
+static const steprun_fn s_target_stages[] = {
     s_connect,         s_tgt_settings, s_tgt_tables, s_tgt_rows, s_tgt_extensions,
     s_tgt_replication, s_tgt_roles,    s_tgt_disk,   NULL,
 };
 
 /* ---- lifetime ----------------------------------------------------------- */
-
-static void s_on_kick(uv_timer_t *t)
-{
-    s_next(t->data);
-}
 
 static bool s_local_valid(const preflight_local_t *l)
 {
@@ -1352,10 +1307,10 @@ static char *s_tables_json(Godwit__TableRef *const *refs, size_t n)
     return out;
 }
 
-/* The common part of both starts: p with its local connection and the
- * kick timer, steps not set. NULL for invalid arguments. */
+/* The common part of both starts: p with its local connection and its
+ * stages, not started (s_start). NULL for invalid arguments. */
 static preflight_t *s_new(uv_loop_t *loop, const preflight_local_t *local, const char *database,
-                          const s_step_fn *steps, preflight_done_cb done, void *arg)
+                          const steprun_fn *stages, preflight_done_cb done, void *arg)
 {
     if (!loop || !s_local_valid(local) || !database || !database[0] || !done)
         return NULL;
@@ -1374,18 +1329,25 @@ static preflight_t *s_new(uv_loop_t *loop, const preflight_local_t *local, const
         return NULL;
 
     preflight_t *p = xcalloc(1, sizeof *p);
-    p->loop = loop;
-    p->steps = steps;
+    p->run.conn[P_LOCAL] = conn;
+    p->run.stages = stages;
+    p->run.complete = s_complete;
     p->done = done;
     p->arg = arg;
-    p->conn = conn;
     p->connect_timeout_ms = local->connect_timeout_ms;
     p->statement_timeout_ms = local->statement_timeout_ms;
     p->database = xstrdup(database);
     p->result = xmalloc(sizeof *p->result);
     godwit__preflight_result__init(p->result);
-    uv_timer_init(loop, &p->kick);
-    p->kick.data = p;
+    return p;
+}
+
+/* Runs the first stage one loop turn later. */
+static preflight_t *s_start(preflight_t *p, uv_loop_t *loop)
+{
+    p->run.plain_errors = true; /* preflight's errors never carried a prefix */
+    steprun_start(&p->run, loop, xasprintf("preflight on database %s", p->database), s_done, p,
+                  s_release, steprun_next);
     return p;
 }
 
@@ -1434,7 +1396,7 @@ preflight_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *lo
     char *tables = NULL;
     if (req->n_tables > 0 && !(tables = s_tables_json(req->tables, req->n_tables)))
         return NULL;
-    preflight_t *p = s_new(loop, local, req->database, s_source_steps, done, arg);
+    preflight_t *p = s_new(loop, local, req->database, s_source_stages, done, arg);
     if (!p) {
         free(tables);
         return NULL;
@@ -1447,8 +1409,7 @@ preflight_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *lo
                        "after the cutover the source follows the target through that peer "
                        "(cutover.reverse on)",
                        "reverse_replication");
-    uv_timer_start(&p->kick, s_on_kick, 0, 0);
-    return p;
+    return s_start(p, loop);
 }
 
 preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
@@ -1469,7 +1430,7 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
     if (src->n_tables > 0 && !(tables = s_tables_json(src->tables, src->n_tables)))
         return NULL;
 
-    preflight_t *p = s_new(loop, local, req->database, s_target_steps, done, arg);
+    preflight_t *p = s_new(loop, local, req->database, s_target_stages, done, arg);
     if (!p) {
         free(tables);
         return NULL;
@@ -1483,14 +1444,14 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
         step_local_t sl = { .peers = local->peers, .n_peers = local->n_peers,
                             .config_path = local->config_path,
                             .connect_timeout_ms = local->connect_timeout_ms };
-        p->repl = step_remote_conn(loop, "agent preflight replication", &sl, rc, true,
-                                   "godwit-agent", NULL);
+        p->run.conn[P_REPL] = step_remote_conn(loop, "agent preflight replication", &sl, rc,
+                                               true, "godwit-agent", NULL);
         /* jit off: see access.h */
         char *src_opts = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
                                    " -c default_transaction_read_only=on -c jit=off",
                                    local->statement_timeout_ms);
-        p->src = step_remote_conn(loop, "agent preflight source", &sl, rc, false,
-                                  "godwit-agent", src_opts);
+        p->run.conn[P_SRC] = step_remote_conn(loop, "agent preflight source", &sl, rc, false,
+                                              "godwit-agent", src_opts);
         free(src_opts);
     }
     p->app_roles = pgconn_text_array(req->app_roles, req->n_app_roles);
@@ -1519,8 +1480,7 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
     p->repl_where = peer ? xasprintf("%s@%s:%" PRId64 "/%s (peer %s)", peer->user, peer->host,
                                      peer->port, rc->dbname, peer->name)
                          : xasprintf("peer %s", rc->peer ? rc->peer : "");
-    uv_timer_start(&p->kick, s_on_kick, 0, 0);
-    return p;
+    return s_start(p, loop);
 }
 
 void preflight_cancel(preflight_t **pp)
@@ -1529,5 +1489,5 @@ void preflight_cancel(preflight_t **pp)
         return;
     preflight_t *p = *pp;
     *pp = NULL;
-    s_dispose(p);
+    p->run.base.cancel(&p->run.base);
 }

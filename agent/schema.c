@@ -60,12 +60,16 @@
  * pg_restore as --dbname, which libpq would read as a connection string if
  * it held '=' or began with a URI prefix; such names are refused.
  *
- * What it owns: a timer (it starts the work one loop turn after
- * schema_apply_start; its close callback frees everything and then reports),
- * up to one child (proc), up to one uv_fs_t request, two pgconns, the temp
- * dir, the TOC and the result. Cancelling kills the child (SIGTERM, SIGKILL
- * after 2 s), waits for it and for any file request, removes the temp dir and
- * frees, with no callback.
+ * What it owns: its runtime (steprun.h: the two connections, the timer
+ * that starts the work one loop turn after schema_apply_start, the label,
+ * the statement in flight, done), up to one child (proc), up to one uv_fs_t
+ * request, the temp dir, the TOC and the result. Its end is not the
+ * runtime's alone: a failure or success first winds down (the connections
+ * close, the child is killed and waited for, the file request finishes, the
+ * temp dir goes) and only then ends the runtime, which reports. Cancelling
+ * (the runtime's cancel, then our stop hook) winds down the same way with no
+ * callback. The memory goes when both the wind-down and the runtime's timer
+ * close are over, whichever comes last.
  *
  * What it must never do: change the source (its session is read-only), run
  * a shell, report twice or after cancel, or block the loop.
@@ -73,7 +77,7 @@
 #include "log.h"
 #include "pgconn.h"
 #include "proc.h"
-#include "step.h"
+#include "steprun.h"
 #include "xalloc.h"
 
 #include <cjson/cJSON.h>
@@ -139,6 +143,9 @@ typedef struct {
     uint32_t parent;       /* a partition's parent table (its oid), else 0 */
 } s_entry_t;
 
+/* The runtime's connections. */
+enum { S_SRC = 0, S_DST = 1 };
+
 /* A table asked for. */
 typedef struct {
     char *schema, *name;
@@ -146,12 +153,12 @@ typedef struct {
 } s_want_t;
 
 typedef struct {
-    step_t base;           /* first: step_cancel() hands us &base */
-    uv_loop_t *loop;
-    uv_timer_t kick;       /* starts the work; its close callback frees and reports */
-    step_done_cb done;     /* NULL once cancelled */
+    steprun_t run;         /* first: conn[S_SRC], conn[S_DST], label, what, the kick */
+    step_done_cb done;     /* the caller's (run.done is s_done) */
     void *arg;
-    bool stopping;         /* finished or cancelled: only the cleanup goes on */
+    bool stopping;         /* finished or cancelled: only the wind-down goes on */
+    bool wound_down;       /* no child, no file request, no temp dir any more */
+    bool released;         /* the runtime's timer has closed (s_release) */
     bool post;             /* section "post", else "pre" */
 
     char *database;        /* target database */
@@ -162,8 +169,6 @@ typedef struct {
     size_t n_want;
     int64_t statement_timeout_ms;
     int64_t connect_timeout_ms;
-    pgconn_t *src, *dst;
-    char *what;            /* the statement in flight, for errors */
 
     proc_t *proc;          /* the child running, if any */
     const char *proc_what; /* its name in errors */
@@ -187,7 +192,7 @@ typedef struct {
     size_t n_checked;      /* objects asked about on the target */
 
     Godwit__ApplySchemaResult *result;
-    char *error;
+    char *error;           /* the outcome, once stopping: this or result */
 } schema_t;
 
 static void s_stop(schema_t *s);
@@ -261,15 +266,8 @@ static void s_free_entries(schema_t *s)
     s->n_entries = 0;
 }
 
-/* The last handle is closed: free everything, then report (nothing of s is
- * touched after done). */
-static void s_on_kick_closed(uv_handle_t *h)
+static void s_free(schema_t *s)
 {
-    schema_t *s = h->data;
-    step_done_cb done = s->done;
-    void *arg = s->arg;
-    Godwit__ApplySchemaResult *result = s->result;
-    char *error = s->error;
     s_free_entries(s);
     free(s->by_id);
     free(s->asked);
@@ -279,7 +277,6 @@ static void s_on_kick_closed(uv_handle_t *h)
     free(s->dir);
     free(s->dump_path);
     free(s->list_path);
-    free(s->what);
     for (size_t i = 0; i < s->n_want; i++) {
         free(s->want[i].schema);
         free(s->want[i].name);
@@ -291,14 +288,47 @@ static void s_on_kick_closed(uv_handle_t *h)
     free(s->pg_restore);
     free(s->database);
     free(s->source_db);
+    if (s->result)
+        godwit__apply_schema_result__free_unpacked(s->result, NULL);
+    free(s->error);
     free(s);
-    if (done && error)
-        done(NULL, error, arg);
-    else if (done)
-        done((ProtobufCMessage *)result, NULL, arg);
-    else if (result)
-        godwit__apply_schema_result__free_unpacked(result, NULL);
-    free(error);
+}
+
+/* The runtime's timer has closed (after the runtime ended, or after a
+ * cancel): s goes now, or once the wind-down is over. */
+static void s_release(steprun_t *run)
+{
+    schema_t *s = (schema_t *)run;
+    s->released = true;
+    if (s->wound_down)
+        s_free(s);
+}
+
+/* run.done: the caller's (its errors carry no label: run.plain_errors).
+ * s is still allocated here (it goes once the timer has closed) and is not
+ * touched after done. */
+static void s_done(ProtobufCMessage *payload, const char *error, void *arg)
+{
+    schema_t *s = arg;
+    s->done(payload, error, s->arg);
+}
+
+/* The wind-down is over (the temp dir is gone): the runtime ends with the
+ * outcome and reports it, unless it was cancelled; or, if the timer has
+ * closed already (a cancel), s goes now. */
+static void s_wound_down(schema_t *s)
+{
+    s->wound_down = true;
+    if (s->released) {
+        s_free(s);
+        return;
+    }
+    ProtobufCMessage *payload = NULL;
+    if (!s->error && s->result) {
+        payload = &s->result->base;
+        s->result = NULL;
+    }
+    steprun_finish(&s->run, payload, s->error); /* a cancelled one: nothing */
 }
 
 /* Records the outcome (error NULL: s->result) and winds down. */
@@ -340,8 +370,8 @@ static void s_failf(schema_t *s, const char *fmt, ...)
 static void s_stop(schema_t *s)
 {
     s->stopping = true;
-    pgconn_destroy(&s->src);
-    pgconn_destroy(&s->dst);
+    pgconn_destroy(&s->run.conn[S_SRC]);
+    pgconn_destroy(&s->run.conn[S_DST]);
     if (s->proc) {
         proc_kill(s->proc, S_KILL_GRACE_MS);
         return;
@@ -369,27 +399,27 @@ static void s_on_cleanup(uv_fs_t *req)
     s_cleanup_next(s);
 }
 
-/* Removes the temp dir's files and the dir, then closes the timer. */
+/* Removes the temp dir's files and the dir; then the wind-down is over. */
 static void s_cleanup_next(schema_t *s)
 {
     int rc;
     if (!s->dir) {
-        uv_close((uv_handle_t *)&s->kick, s_on_kick_closed);
+        s_wound_down(s);
         return;
     }
     s->fs.data = s;
     switch (s->cleanup_step++) {
     case 0:
-        rc = uv_fs_unlink(s->loop, &s->fs, s->dump_path, s_on_cleanup);
+        rc = uv_fs_unlink(s->run.loop, &s->fs, s->dump_path, s_on_cleanup);
         break;
     case 1:
-        rc = uv_fs_unlink(s->loop, &s->fs, s->list_path, s_on_cleanup);
+        rc = uv_fs_unlink(s->run.loop, &s->fs, s->list_path, s_on_cleanup);
         break;
     case 2:
-        rc = uv_fs_rmdir(s->loop, &s->fs, s->dir, s_on_cleanup);
+        rc = uv_fs_rmdir(s->run.loop, &s->fs, s->dir, s_on_cleanup);
         break;
     default:
-        uv_close((uv_handle_t *)&s->kick, s_on_kick_closed);
+        s_wound_down(s);
         return;
     }
     s->fs_busy = true;
@@ -405,10 +435,12 @@ static void s_cleanup(schema_t *s)
     s_cleanup_next(s);
 }
 
-static void s_cancel(step_t *base)
+/* The runtime's stop hook: it has ended or was cancelled, and done will not
+ * run again. Ending goes through s_finish, which winds down first; so a
+ * step not stopping yet is a cancelled one. */
+static void s_on_stop(steprun_t *run)
 {
-    schema_t *s = (schema_t *)base;
-    s->done = NULL;
+    schema_t *s = (schema_t *)run;
     if (s->stopping)
         return;
     log_info("schema %s on database %s: cancelled", s->post ? "post" : "pre", s->database);
@@ -430,7 +462,7 @@ static void s_spawn(schema_t *s, const char *what, const char *file, const char 
     };
     s->proc_what = what;
     log_debug("schema on database %s: running %s", s->database, what);
-    int rc = proc_start(s->loop, &o, cb, s, &s->proc);
+    int rc = proc_start(s->run.loop, &o, cb, s, &s->proc);
     if (rc != 0)
         s_failf(s, "cannot start %s: %s", file, uv_strerror(rc));
 }
@@ -825,21 +857,22 @@ static void s_src_connect(schema_t *s);
 static void s_check_target(schema_t *s);
 static void s_write_list(schema_t *s);
 
-/* Sends one statement on c. */
-static void s_query(schema_t *s, pgconn_t *c, const char *what, const char *sql, int nparams,
+/* Sends one statement on run.conn[i]. Not steprun_query: a failure here
+ * winds down (s_failf) before the runtime ends. */
+static void s_query(schema_t *s, int i, const char *what, const char *sql, int nparams,
                     const char *const *params, pgconn_result_cb cb)
 {
-    free(s->what);
-    s->what = xstrdup(what);
+    free(s->run.what);
+    s->run.what = xstrdup(what);
     uint64_t deadline = (uint64_t)s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
-    int rc = pgconn_query(c, sql, nparams, params, deadline, cb, s);
+    int rc = pgconn_query(s->run.conn[i], sql, nparams, params, deadline, cb, s);
     if (rc != 0)
         s_failf(s, "%s: cannot send the statement: %s", what, strerror(-rc));
 }
 
 static void s_fail_query(schema_t *s, const pgconn_result_t *r)
 {
-    char *why = pgconn_result_message(s->what, r);
+    char *why = pgconn_result_message(s->run.what, r);
     s_failf(s, "%s", why);
     free(why);
 }
@@ -937,14 +970,14 @@ static void s_on_mkdtemp(uv_fs_t *req)
     s_run_dump(s);
 }
 
-static void s_on_kick(uv_timer_t *t)
+static void s_first(steprun_t *run)
 {
-    schema_t *s = t->data;
+    schema_t *s = (schema_t *)run;
     log_info("schema %s on database %s: reading the schema of %s", s->post ? "post" : "pre",
              s->database, s->source_db);
     s->fs.data = s;
     s->fs_busy = true;
-    int rc = uv_fs_mkdtemp(s->loop, &s->fs, S_TMP_TEMPLATE, s_on_mkdtemp);
+    int rc = uv_fs_mkdtemp(s->run.loop, &s->fs, S_TMP_TEMPLATE, s_on_mkdtemp);
     if (rc < 0) {
         s->fs.result = rc;
         s_on_mkdtemp(&s->fs);
@@ -1050,7 +1083,7 @@ static void s_on_src_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
         const char *ordv = pgconn_col(res, row, "ord");
         unsigned long ord = ordv ? strtoul(ordv, NULL, 10) : 0;
         if (ord < 1 || ord > s->n_asked) {
-            s_failf(s, "%s: unexpected row %d", s->what, row);
+            s_failf(s, "%s: unexpected row %d", s->run.what, row);
             return;
         }
         s_entry_t *e = &s->entries[s->asked[ord - 1]];
@@ -1077,7 +1110,7 @@ static void s_on_src_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
         unsigned long pv = parent ? strtoul(parent, NULL, 10) : 0;
         e->parent = pv <= UINT32_MAX ? (uint32_t)pv : 0;
     }
-    pgconn_destroy(&s->src);
+    pgconn_destroy(&s->run.conn[S_SRC]);
     char *err = s_scope(s);
     if (err) {
         s_finish(s, err);
@@ -1116,7 +1149,7 @@ static void s_src_query(schema_t *s)
     oids[lo++] = '}';
     oids[lo] = '\0';
     const char *params[2] = {cls, oids};
-    s_query(s, s->src, "reading the source's catalog", s_src_sql, 2, params, s_on_src_rows);
+    s_query(s, S_SRC, "reading the source's catalog", s_src_sql, 2, params, s_on_src_rows);
     free(cls);
     free(oids);
 }
@@ -1134,7 +1167,8 @@ static void s_on_src_connect(pgconn_t *c, bool ok, const char *error, void *arg)
 
 static void s_src_connect(schema_t *s)
 {
-    int rc = pgconn_connect(s->src, (uint64_t)s->connect_timeout_ms, s_on_src_connect, s);
+    int rc = pgconn_connect(s->run.conn[S_SRC], (uint64_t)s->connect_timeout_ms,
+                            s_on_src_connect, s);
     if (rc != 0)
         s_failf(s, "cannot start connecting to the source: %s", strerror(-rc));
 }
@@ -1220,9 +1254,10 @@ static void s_on_dst_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
         else
             s_name_add(&missing_names, &missing, what ? what : "?");
     }
-    pgconn_destroy(&s->dst);
+    pgconn_destroy(&s->run.conn[S_DST]);
     if (present + missing != s->n_checked) {
-        s_failf(s, "%s: %zu rows for %zu objects", s->what, present + missing, s->n_checked);
+        s_failf(s, "%s: %zu rows for %zu objects", s->run.what, present + missing,
+                s->n_checked);
     } else if (missing == 0) {
         s_done_already(s);
     } else if (present > 0) {
@@ -1280,7 +1315,7 @@ static void s_on_dst_connect(pgconn_t *c, bool ok, const char *error, void *arg)
     }
     char *json = s_check_json(s);
     const char *params[1] = {json};
-    s_query(s, s->dst, "checking what the target already has", s_dst_sql, 1, params,
+    s_query(s, S_DST, "checking what the target already has", s_dst_sql, 1, params,
             s_on_dst_rows);
     free(json);
 }
@@ -1314,7 +1349,8 @@ static void s_check_target(schema_t *s)
         s_write_list(s);
         return;
     }
-    int rc = pgconn_connect(s->dst, (uint64_t)s->connect_timeout_ms, s_on_dst_connect, s);
+    int rc = pgconn_connect(s->run.conn[S_DST], (uint64_t)s->connect_timeout_ms,
+                            s_on_dst_connect, s);
     if (rc != 0)
         s_failf(s, "cannot start connecting to database %s: %s", s->database, strerror(-rc));
 }
@@ -1372,7 +1408,7 @@ static void s_on_list_closed(uv_fs_t *req)
 static void s_list_close(schema_t *s)
 {
     s->fs_busy = true;
-    int rc = uv_fs_close(s->loop, &s->fs, s->list_fd, s_on_list_closed);
+    int rc = uv_fs_close(s->run.loop, &s->fs, s->list_fd, s_on_list_closed);
     if (rc < 0) {
         s->fs.result = rc;
         s_on_list_closed(&s->fs);
@@ -1405,7 +1441,7 @@ static void s_list_write_more(schema_t *s)
     }
     uv_buf_t buf = uv_buf_init(s->list_text + s->list_off, (unsigned)(s->list_len - s->list_off));
     s->fs_busy = true;
-    int rc = uv_fs_write(s->loop, &s->fs, s->list_fd, &buf, 1, -1, s_on_list_written);
+    int rc = uv_fs_write(s->run.loop, &s->fs, s->list_fd, &buf, 1, -1, s_on_list_written);
     if (rc < 0) {
         s->fs.result = rc;
         s_on_list_written(&s->fs);
@@ -1460,8 +1496,8 @@ static void s_write_list(schema_t *s)
     s->list_off = 0;
     s->fs.data = s;
     s->fs_busy = true;
-    int rc = uv_fs_open(s->loop, &s->fs, s->list_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                        0600, s_on_list_opened);
+    int rc = uv_fs_open(s->run.loop, &s->fs, s->list_path,
+                        O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600, s_on_list_opened);
     if (rc < 0) {
         s->fs.result = rc;
         s_on_list_opened(&s->fs);
@@ -1469,6 +1505,12 @@ static void s_write_list(schema_t *s)
 }
 
 /* ---- start --------------------------------------------------------------- */
+
+/* The kick of a request refused at the start (s->error set). */
+static void s_refused(steprun_t *run)
+{
+    s_stop((schema_t *)run);
+}
 
 /* A database name libpq would take for a connection string. */
 static bool s_conninfo_like(const char *db)
@@ -1570,8 +1612,9 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
     }
 
     schema_t *s = xcalloc(1, sizeof *s);
-    s->base.cancel = s_cancel;
-    s->loop = loop;
+    s->run.conn[S_SRC] = src;
+    s->run.conn[S_DST] = dst;
+    s->run.stop = s_on_stop;
     s->done = done;
     s->arg = arg;
     s->post = strcmp(req->section, "post") == 0;
@@ -1581,8 +1624,6 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
     s->pg_restore = s_program(local->bin_dir, "pg_restore");
     s->statement_timeout_ms = local->statement_timeout_ms;
     s->connect_timeout_ms = local->connect_timeout_ms;
-    s->src = src;
-    s->dst = dst;
     s->list_fd = -1;
     if (req->n_tables > 0) {
         s->want = xcalloc(req->n_tables, sizeof *s->want);
@@ -1607,20 +1648,18 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
     s->dst_env = s_libpq_env(local->host, dst_port, local->user, local->passfile, NULL, NULL,
                              connect_timeout);
 
-    uv_timer_init(loop, &s->kick);
-    s->kick.data = s;
+    steprun_fn first = s_first;
     if (s_conninfo_like(req->database)) {
-        /* refused before anything runs, reported like any failure */
+        /* refused before anything runs, reported (next turn) like any failure */
         s->error = xasprintf("database name %s contains '=' or starts like a URI: pg_restore "
                              "would read it as connection options; rename the database",
                              req->database);
         log_debug("schema on database %s: %s", req->database, s->error);
-        s->stopping = true;
-        pgconn_destroy(&s->src);
-        pgconn_destroy(&s->dst);
-        uv_close((uv_handle_t *)&s->kick, s_on_kick_closed); /* reports next turn */
-        return &s->base;
+        first = s_refused;
     }
-    uv_timer_start(&s->kick, s_on_kick, 0, 0);
-    return &s->base;
+    s->run.plain_errors = true; /* this step's errors never carried a prefix */
+    steprun_start(&s->run, loop,
+                  xasprintf("schema %s on database %s", s->post ? "post" : "pre", req->database),
+                  s_done, s, s_release, first);
+    return &s->run.base;
 }

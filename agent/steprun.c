@@ -86,7 +86,7 @@ void steprun_finish(steprun_t *r, ProtobufCMessage *payload, const char *error)
     void *arg = r->arg;
     char *why = NULL;
     if (error) {
-        why = xasprintf("%s: %s", r->label, error);
+        why = r->plain_errors ? xstrdup(error) : xasprintf("%s: %s", r->label, error);
         log_debug("step on %s", why);
         if (payload)
             protobuf_c_message_free_unpacked(payload, NULL);

@@ -46,6 +46,7 @@ struct steprun {
     uv_timer_t timer;                  /* the kick, then the step's own (steprun_after) */
     pgconn_t *conn[STEPRUN_MAX_CONNS]; /* destroyed when the step ends */
     char *label;                       /* prefixes a failure: "roles in database shop" */
+    bool plain_errors;                 /* a failure goes to done without the label */
     char *what;                        /* the statement in flight, for its failure */
     step_done_cb done;
     void *arg;
