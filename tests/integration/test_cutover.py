@@ -277,6 +277,43 @@ def test_cutover_through_pgbouncer(rig):
           "the unowned sequence went on from blue's value")
 
 
+def agents_connected(coord, names, epoch=None):
+    """Every agent of names connected to coord (and, with epoch, having
+    seen it)."""
+    for n in names:
+        a = coord.agent(n)
+        if a["state"] != "connected" or (epoch is not None and a["highest_epoch"] != epoch):
+            return False
+    return True
+
+
+def tables_reported(coord):
+    s = mstatus(coord)
+    return s and s["tables"] and s["tables_ready"] == len(s["tables"])
+
+
+def slot_active(coord):
+    """The source agent reports our slot active (a cutover gate)."""
+    pg = coord.agent("blue").get("postgres") or {}
+    slots = [s for s in pg.get("slots", []) if s["database"] == "shop"]
+    return slots and all(s["active"] for s in slots)
+
+
+def gates_open(coord, agents):
+    """What a cutover's gates need after a restart: the agents connected,
+    every table reported ready, our slot reported active."""
+    t0 = time.monotonic()
+    wait_for("agents back", lambda: agents_connected(coord, agents), 15)
+    wait_for("tables reported", lambda: tables_reported(coord), 15)
+    wait_for("slot reported active", lambda: slot_active(coord), 15, interval=0.2)
+    for a in agents:  # a proxy agent's report since it connected, its proxy reached
+        if coord.agent(a).get("role") == "proxy":
+            wait_for("%s reports its proxy" % a, lambda: coord.agent(a).get("reports", 0) >= 1 and
+                     any(p.get("reachable") for p in coord.agent(a).get("proxies") or []), 15,
+                     interval=0.2)
+    return time.monotonic() - t0
+
+
 def crash_at(rig, failpoint, two_proxies=False):
     """The coordinator killed at failpoint during the cutover, then
     started again: returns what it resolved the cutover to."""
@@ -284,16 +321,7 @@ def crash_at(rig, failpoint, two_proxies=False):
     blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, two_proxies=two_proxies)
     coord.proc.stop()
     coord.start(failpoint=failpoint)
-    for n in ("blue", "green", "px") + (("px2",) if two_proxies else ()):
-        wait_for("%s back" % n, lambda: coord.agent(n)["state"] == "connected", 15)
-    for n in ("px",) + (("px2",) if two_proxies else ()):  # the gate wants a fresh report
-        wait_for("%s reports its proxy" % n, lambda: coord.agent(n).get("reports", 0) >= 1 and any(
-            p.get("reachable") for p in coord.agent(n).get("proxies") or []), 15, interval=0.2)
-    wait_for("tables reported", lambda: (lambda s: s and s["tables"] and
-                                         s["tables_ready"] == len(s["tables"]))(mstatus(coord)), 15)
-    # ...and the source's report of our slot as active (a gate).
-    wait_for("slot reported active", lambda: (lambda s: s and s["lag_seconds"] is not None)(
-        mstatus(coord)), 15)
+    gates_open(coord, ("blue", "green", "px") + (("px2",) if two_proxies else ()))
     r = coord.ctl("cutover", "shop", check_rc=False)
     check(r.returncode == 3, "the coordinator died during the cutover: rc %d %r" % (
         r.returncode, r.stderr))
@@ -364,12 +392,10 @@ def test_coordinator_gone_after_freeze_leases_release_blue(rig):
     blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, lease="3s")
     coord.proc.stop()
     coord.start(failpoint="cutover-after-freeze")
-    for n in ("blue", "green", "px"):
-        wait_for("%s back" % n, lambda: coord.agent(n)["state"] == "connected", 15)
-    wait_for("tables reported", lambda: (lambda s: s and s["tables"] and
-                                         s["tables_ready"] == len(s["tables"]))(mstatus(coord)), 15)
+    gates_open(coord, ("blue", "green", "px"))
     r = coord.ctl("cutover", "shop", check_rc=False)
-    check(r.returncode == 3 and coord.proc.wait(10) == -9, "the coordinator died after the freeze")
+    check(r.returncode == 3 and coord.proc.wait(10) == -9, "the coordinator died after the freeze: "
+          "rc %d %r" % (r.returncode, r.stderr))
     t0 = time.monotonic()
     check(not can_login(blue), "blue fenced right after")
     wait_for("blue's fence lifted by its lease", lambda: can_login(blue), 15, interval=0.2)

@@ -23,7 +23,8 @@ import time
 
 import harness
 from harness import Coordinator, check, exe, wait_for
-from test_cutover import bench_clean, can_login, history, on_port, ready
+from test_cutover import (agents_connected, bench_clean, can_login, gates_open, history, on_port,
+                          ready)
 from test_migrate import mstatus
 
 FENCE_FILE = "freeze-%s.json" % b"shop".hex()  # the source agent's fence file for "shop"
@@ -36,43 +37,6 @@ def proc_state(proc):
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return None
-
-
-def agents_connected(coord, names, epoch=None):
-    """Every agent of names connected to coord (and, with epoch, having
-    seen it)."""
-    for n in names:
-        a = coord.agent(n)
-        if a["state"] != "connected" or (epoch is not None and a["highest_epoch"] != epoch):
-            return False
-    return True
-
-
-def tables_reported(coord):
-    s = mstatus(coord)
-    return s and s["tables"] and s["tables_ready"] == len(s["tables"])
-
-
-def slot_active(coord):
-    """The source agent reports our slot active (a cutover gate)."""
-    pg = coord.agent("blue").get("postgres") or {}
-    slots = [s for s in pg.get("slots", []) if s["database"] == "shop"]
-    return slots and all(s["active"] for s in slots)
-
-
-def gates_open(coord, agents):
-    """What a cutover's gates need after a restart: the agents connected,
-    every table reported ready, our slot reported active."""
-    t0 = time.monotonic()
-    wait_for("agents back", lambda: agents_connected(coord, agents), 15)
-    wait_for("tables reported", lambda: tables_reported(coord), 15)
-    wait_for("slot reported active", lambda: slot_active(coord), 15, interval=0.2)
-    for a in agents:  # a proxy agent's report since it connected, its proxy reached
-        if coord.agent(a).get("role") == "proxy":
-            wait_for("%s reports its proxy" % a, lambda: coord.agent(a).get("reports", 0) >= 1 and
-                     any(p.get("reachable") for p in coord.agent(a).get("proxies") or []), 15,
-                     interval=0.2)
-    return time.monotonic() - t0
 
 
 def cutover_in_background(rig, coord, name="godwitctl-cutover"):
