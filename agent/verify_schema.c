@@ -203,10 +203,12 @@ static char *v_options(uint64_t timeout_ms, bool catalog)
 
 /* A step with both connections (not yet connecting): the source through
  * source (the peer it names, step_remote_conn), the target's database
- * locally. NULL for invalid arguments. */
+ * locally, and an empty result; once connected it runs first. fenced: our
+ * fence holds the target (step.h). NULL for invalid arguments (label
+ * freed). */
 static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *database,
                        const Godwit__ReplicationConn *source, uint64_t timeout_ms, bool catalog,
-                       char *label, step_done_cb done, void *arg)
+                       char *label, bool fenced, v_fn first, step_done_cb done, void *arg)
 {
     if (!loop || !local || !v_set(local->host) || local->port < 1 || local->port > 65535 ||
         local->connect_timeout_ms <= 0 || !v_set(database) || !source || !v_set(source->peer) ||
@@ -230,7 +232,11 @@ static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *d
         free(label);
         return NULL;
     }
-    /* connects one loop turn later, then runs s->first (set by the caller) */
+    s->sres = xmalloc(sizeof *s->sres);
+    godwit__verify_schema_result__init(s->sres);
+    s->roles_fenced = fenced;
+    s->first = first;
+    /* connects one loop turn later, then runs first */
     steprun_start(&s->run, loop, label, done, arg, v_release, v_first);
     return s;
 }
@@ -507,7 +513,8 @@ step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
     if (!req)
         return NULL;
     v_step_t *s = v_new(loop, local, req->database, req->source, 0, true,
-                        xasprintf("schema of database %s", req->database), done, arg);
+                        xasprintf("schema of database %s", req->database), fenced, v_schema_read,
+                        done, arg);
     if (!s)
         return NULL;
     s->sreq = wire_copy(req);
@@ -515,10 +522,6 @@ step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
         s->run.base.cancel(&s->run.base);
         return NULL;
     }
-    s->sres = xmalloc(sizeof *s->sres);
-    godwit__verify_schema_result__init(s->sres);
-    s->roles_fenced = fenced;
-    s->first = v_schema_read;
     return &s->run.base;
 }
 
@@ -614,7 +617,8 @@ step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
     if (!req || req->n_roles == 0)
         return NULL;
     v_step_t *s = v_new(loop, local, req->database, req->source, 0, true,
-                        xasprintf("roles in database %s", req->database), done, arg);
+                        xasprintf("roles in database %s", req->database), fenced, v_access_read,
+                        done, arg);
     if (!s)
         return NULL;
     s->rreq = wire_copy(req);
@@ -622,9 +626,5 @@ step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
         s->run.base.cancel(&s->run.base);
         return NULL;
     }
-    s->sres = xmalloc(sizeof *s->sres);
-    godwit__verify_schema_result__init(s->sres);
-    s->roles_fenced = fenced;
-    s->first = v_access_read;
     return &s->run.base;
 }

@@ -952,8 +952,9 @@ static void s_send_resume(cutover_t *cu)
     s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_RESUME, NULL);
 }
 
-static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
-                         Godwit__FreezeSource__Mode mode)
+/* The FreezeSource of mode for database (cu's roles and checks borrowed). */
+static Godwit__FreezeSource s_fence_req(const cutover_t *cu, const char *database,
+                                        Godwit__FreezeSource__Mode mode)
 {
     Godwit__FreezeSource fs = GODWIT__FREEZE_SOURCE__INIT;
     fs.database = (char *)database;
@@ -971,10 +972,22 @@ static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
         fs.check = cu->checks;
         fs.n_check = cu->n_checks;
     }
+    return fs;
+}
+
+static void s_send_fence_req(cutover_t *cu, const char *agent, Godwit__FreezeSource *fs)
+{
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_FREEZE_SOURCE;
-    cmd.freeze_source = &fs;
+    cmd.freeze_source = fs;
     s_send(cu, agent, &cmd);
+}
+
+static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
+                         Godwit__FreezeSource__Mode mode)
+{
+    Godwit__FreezeSource fs = s_fence_req(cu, database, mode);
+    s_send_fence_req(cu, agent, &fs);
 }
 
 static void s_send_freeze(cutover_t *cu)
@@ -1043,17 +1056,13 @@ static void s_send_refence(cutover_t *cu)
         s_step_over(cu);
         return;
     }
-    Godwit__FreezeSource fs = GODWIT__FREEZE_SOURCE__INIT;
-    fs.database = cu->to_database;
-    fs.mode = GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE;
-    fs.n_app_roles = cu->n_app_roles;
-    fs.app_roles = cu->app_roles;
-    fs.drain_timeout_ms = cu->drain_ms;
-    fs.permanent = true;
-    Godwit__Command cmd = GODWIT__COMMAND__INIT;
-    cmd.action_case = GODWIT__COMMAND__ACTION_FREEZE_SOURCE;
-    cmd.freeze_source = &fs;
-    s_send(cu, cu->to_agent, &cmd);
+    Godwit__FreezeSource fs =
+        s_fence_req(cu, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE);
+    fs.permanent = true; /* for good at once: no lease, no rows to read */
+    fs.lease_ms = 0;
+    fs.check = NULL;
+    fs.n_check = 0;
+    s_send_fence_req(cu, cu->to_agent, &fs);
 }
 
 /* `to`'s sequences, once it has received `from`'s stream up to the final
