@@ -18,7 +18,7 @@
 
 #include "freeze.h"
 #include "godwit.pb-c.h"
-#include "step.h"
+#include "pgstep.h"
 
 /* What a step's start may use of the agent (borrowed for the call). */
 typedef struct {

@@ -33,7 +33,7 @@
 #include <uv.h>
 
 #include "pgconn.h"
-#include "step.h"
+#include "pgstep.h"
 
 #define STEPRUN_MAX_CONNS 3
 
