@@ -1,144 +1,35 @@
-/* actions: the agent's database steps, one row each (actions.h). */
+/* actions: the protocol's database actions, one row each (actions.h). */
 #include "actions.h"
-
-#include "bulkcopy.h"
-#include "freeze.h"
-
-/* ---- how each step starts ---- */
-
-static step_t *a_apply_roles(const actions_env_t *e, const Godwit__Command *c,
-                             step_done_cb done, void *arg)
-{
-    return roles_apply_start(e->loop, e->local, c->apply_roles, done, arg);
-}
-
-static step_t *a_apply_schema(const actions_env_t *e, const Godwit__Command *c,
-                              step_done_cb done, void *arg)
-{
-    return schema_apply_start(e->loop, e->local, c->apply_schema, done, arg);
-}
-
-static step_t *a_publication(const actions_env_t *e, const Godwit__Command *c,
-                             step_done_cb done, void *arg)
-{
-    return publication_ensure_start(e->loop, e->local, c->ensure_publication, done, arg);
-}
-
-static step_t *a_subscription(const actions_env_t *e, const Godwit__Command *c,
-                              step_done_cb done, void *arg)
-{
-    if (c->ensure_subscription && c->ensure_subscription->attach)
-        return subscription_attach_start(e->loop, e->local, c->ensure_subscription, done, arg);
-    return subscription_ensure_start(e->loop, e->local, c->ensure_subscription, done, arg);
-}
-
-static step_t *a_slot(const actions_env_t *e, const Godwit__Command *c,
-                      step_done_cb done, void *arg)
-{
-    return slot_ensure_start(e->loop, e->local, c->ensure_slot, done, arg);
-}
-
-static step_t *a_sync_status(const actions_env_t *e, const Godwit__Command *c,
-                             step_done_cb done, void *arg)
-{
-    return sync_status_start(e->loop, e->local, c->sync_status, done, arg);
-}
-
-static step_t *a_drop(const actions_env_t *e, const Godwit__Command *c,
-                      step_done_cb done, void *arg)
-{
-    return objects_drop_start(e->loop, e->local, c->drop_objects, done, arg);
-}
-
-static step_t *a_bulk_copy(const actions_env_t *e, const Godwit__Command *c,
-                           step_done_cb done, void *arg)
-{
-    return bulkcopy_start(e->loop, e->local, c->bulk_copy, done, arg);
-}
-
-static step_t *a_set_enabled(const actions_env_t *e, const Godwit__Command *c,
-                             step_done_cb done, void *arg)
-{
-    return subscription_set_enabled_start(e->loop, e->local, c->set_subscription_enabled, done, arg);
-}
-
-static step_t *a_verify_table(const actions_env_t *e, const Godwit__Command *c,
-                              step_done_cb done, void *arg)
-{
-    return table_verify_start(e->loop, e->local, c->verify_table, done, arg);
-}
-
-static step_t *a_verify_schema(const actions_env_t *e, const Godwit__Command *c,
-                               step_done_cb done, void *arg)
-{
-    const Godwit__VerifySchema *q = c->verify_schema;
-    bool fenced = q && q->database && freezer_fenced(e->freezer, q->database);
-    return schema_verify_start(e->loop, e->local, q, fenced, done, arg);
-}
-
-static step_t *a_verify_roles(const actions_env_t *e, const Godwit__Command *c,
-                              step_done_cb done, void *arg)
-{
-    const Godwit__VerifyRoles *q = c->verify_roles;
-    bool fenced = q && q->database && freezer_fenced(e->freezer, q->database);
-    return roles_verify_start(e->loop, e->local, q, fenced, done, arg);
-}
-
-static step_t *a_freeze(const actions_env_t *e, const Godwit__Command *c,
-                        step_done_cb done, void *arg)
-{
-    return freezer_run(e->freezer, c->freeze_source, done, arg);
-}
-
-static step_t *a_sequences(const actions_env_t *e, const Godwit__Command *c,
-                           step_done_cb done, void *arg)
-{
-    return sequences_set_start(e->freezer, c->set_sequences, done, arg);
-}
-
-static step_t *a_tune(const actions_env_t *e, const Godwit__Command *c,
-                      step_done_cb done, void *arg)
-{
-    return subscription_tune_start(e->loop, e->local, c->tune_subscription, done, arg);
-}
 
 /* ---- the table ---- */
 
-#define A_NONE GODWIT__RESULT__PAYLOAD__NOT_SET
-static const actions_row_t a_rows[] = {
-    { GODWIT__COMMAND__ACTION_APPLY_ROLES, a_apply_roles,
-      GODWIT__RESULT__PAYLOAD_APPLY_ROLES },
-    { GODWIT__COMMAND__ACTION_APPLY_SCHEMA, a_apply_schema,
-      GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA },
-    { GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION, a_publication, A_NONE },
-    { GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION, a_subscription, A_NONE },
-    { GODWIT__COMMAND__ACTION_ENSURE_SLOT, a_slot, GODWIT__RESULT__PAYLOAD_ENSURE_SLOT },
-    { GODWIT__COMMAND__ACTION_SYNC_STATUS, a_sync_status,
-      GODWIT__RESULT__PAYLOAD_SYNC_STATUS },
-    { GODWIT__COMMAND__ACTION_DROP_OBJECTS, a_drop, A_NONE },
-    { GODWIT__COMMAND__ACTION_BULK_COPY, a_bulk_copy, GODWIT__RESULT__PAYLOAD_BULK_COPY },
-    { GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED, a_set_enabled, A_NONE },
-    { GODWIT__COMMAND__ACTION_VERIFY_TABLE, a_verify_table,
-      GODWIT__RESULT__PAYLOAD_VERIFY_TABLE },
-    { GODWIT__COMMAND__ACTION_VERIFY_SCHEMA, a_verify_schema,
-      GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA },
-    { GODWIT__COMMAND__ACTION_VERIFY_ROLES, a_verify_roles,
-      GODWIT__RESULT__PAYLOAD_VERIFY_ROLES },
-    { GODWIT__COMMAND__ACTION_FREEZE_SOURCE, a_freeze,
-      GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE },
-    { GODWIT__COMMAND__ACTION_SET_SEQUENCES, a_sequences,
-      GODWIT__RESULT__PAYLOAD_SET_SEQUENCES },
-    { GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION, a_tune, A_NONE },
-    { GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE, NULL, GODWIT__RESULT__PAYLOAD_PREFLIGHT },
-    { GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET, NULL, GODWIT__RESULT__PAYLOAD_PREFLIGHT },
+#define S_NONE GODWIT__RESULT__PAYLOAD__NOT_SET
+static const actions_row_t s_rows[] = {
+    { GODWIT__COMMAND__ACTION_APPLY_ROLES, GODWIT__RESULT__PAYLOAD_APPLY_ROLES },
+    { GODWIT__COMMAND__ACTION_APPLY_SCHEMA, GODWIT__RESULT__PAYLOAD_APPLY_SCHEMA },
+    { GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION, S_NONE },
+    { GODWIT__COMMAND__ACTION_ENSURE_SUBSCRIPTION, S_NONE },
+    { GODWIT__COMMAND__ACTION_ENSURE_SLOT, GODWIT__RESULT__PAYLOAD_ENSURE_SLOT },
+    { GODWIT__COMMAND__ACTION_SYNC_STATUS, GODWIT__RESULT__PAYLOAD_SYNC_STATUS },
+    { GODWIT__COMMAND__ACTION_DROP_OBJECTS, S_NONE },
+    { GODWIT__COMMAND__ACTION_BULK_COPY, GODWIT__RESULT__PAYLOAD_BULK_COPY },
+    { GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED, S_NONE },
+    { GODWIT__COMMAND__ACTION_VERIFY_TABLE, GODWIT__RESULT__PAYLOAD_VERIFY_TABLE },
+    { GODWIT__COMMAND__ACTION_VERIFY_SCHEMA, GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA },
+    { GODWIT__COMMAND__ACTION_VERIFY_ROLES, GODWIT__RESULT__PAYLOAD_VERIFY_ROLES },
+    { GODWIT__COMMAND__ACTION_FREEZE_SOURCE, GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE },
+    { GODWIT__COMMAND__ACTION_SET_SEQUENCES, GODWIT__RESULT__PAYLOAD_SET_SEQUENCES },
+    { GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION, S_NONE },
+    { GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE, GODWIT__RESULT__PAYLOAD_PREFLIGHT },
+    { GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET, GODWIT__RESULT__PAYLOAD_PREFLIGHT },
 };
-#undef A_NONE
+#undef S_NONE
 
 const actions_row_t *actions_find(Godwit__Command__ActionCase action)
 {
-    for (size_t i = 0; i < sizeof a_rows / sizeof *a_rows; i++)
-        if (a_rows[i].action == action)
-            return &a_rows[i];
+    for (size_t i = 0; i < sizeof s_rows / sizeof *s_rows; i++)
+        if (s_rows[i].action == action)
+            return &s_rows[i];
     return NULL;
 }
 

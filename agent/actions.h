@@ -1,40 +1,25 @@
 /*
- * actions: the agent's database steps as one table: for each action of a
- * Command, how its step starts and which field of the Result carries its
- * answer. A new action is one row in actions.c and its step's file (and
- * its message in the proto, and the coordinator's sender). Whether an
- * action reaches the other side is read from its request: a field
- * `source` of type ReplicationConn (actions_remote), which the agent checks
- * against its peers before anything runs (docs/protocol.md, "Trust").
+ * actions: the protocol's database actions as one table: for each action
+ * of a Command that a database engine runs as a step, which field of the
+ * Result carries its answer. The engine (engine.h; agent/pg/pg_engine.c)
+ * has the other half: how each step starts. A new action is one row here,
+ * one in each engine's table and its step's file (and its message in the
+ * proto, and the coordinator's sender). Whether an action reaches the
+ * other side is read from its request: a field `source` of type
+ * ReplicationConn (actions_remote), which the engine checks against the
+ * agent's peers before anything runs (docs/protocol.md, "Trust").
  *
- * agent.c dispatches through it; the proxy actions, pings, preflight and
- * the copy's progress are answered there, outside this table.
+ * agent.c dispatches through it; the proxy actions, pings and the copy's
+ * progress are answered there, outside this table.
  */
 #ifndef GODWIT_ACTIONS_H
 #define GODWIT_ACTIONS_H
 
 #include <stdbool.h>
-#include <uv.h>
-
-#include "freeze.h"
 #include "godwit.pb-c.h"
-#include "pgstep.h"
-
-/* What a step's start may use of the agent (borrowed for the call). */
-typedef struct {
-    uv_loop_t *loop;
-    const step_local_t *local;
-    freezer_t *freezer;
-} actions_env_t;
-
-/* Starts the step of cmd; done(arg) reports it (step.h). NULL for an
- * invalid request. */
-typedef step_t *(*actions_start_fn)(const actions_env_t *env, const Godwit__Command *cmd,
-                                    step_done_cb done, void *arg);
 
 typedef struct {
     Godwit__Command__ActionCase action;
-    actions_start_fn start;             /* NULL: answered outside the table (preflight) */
     Godwit__Result__PayloadCase result; /* its answer's field; _NOT_SET: none */
 } actions_row_t;
 

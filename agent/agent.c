@@ -1,12 +1,13 @@
 /*
  * agent: see agent.h. Owns the ZeroMQ context and sockets, the fence, the
- * PostgreSQL monitor and the disk samples. Never blocks the loop: sends are
- * ZMQ_DONTWAIT with ZMQ_IMMEDIATE (a report with no coordinator to take it
- * is dropped, not queued), database work is pgmon's asynchronous libpq.
+ * database engine (engine.h), the proxies and the disk samples. Never
+ * blocks the loop: sends are ZMQ_DONTWAIT with ZMQ_IMMEDIATE (a report with
+ * no coordinator to take it is dropped, not queued), database work is the
+ * engine's, asynchronous.
  */
 #include "agent.h"
 #include "actions.h"
-#include "bulkcopy.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,10 +22,6 @@
 #include "fence.h"
 #include "keys.h"
 #include "log.h"
-#include "freeze.h"
-#include "pglog.h"
-#include "pgmon.h"
-#include "preflight.h"
 #include "proxy.h"
 #include "step.h"
 #include "units.h"
@@ -40,7 +37,6 @@ typedef struct running {
     agent_t *agent;
     char *id;
     uint64_t epoch;
-    preflight_t *preflight;
     step_t *step;
     bool proxy;                 /* a proxy action: its callback comes from the proxy set */
     Godwit__Command__ActionCase action;
@@ -61,10 +57,7 @@ struct agent {
     void *monitor;
     zuv_t *monitor_watch;
     fence_t *fence;
-    pgmon_t *pgmon;
-    pglog_t *pglog;             /* the server's log, if configured */
-    freezer_t *freezer;         /* the cutover's write fence on this server */
-    int pglog_errno;            /* the last error reading it, logged once */
+    engine_t *engine;           /* NULL without a database (a proxy-only agent) */
     proxy_set_t *proxies;       /* NULL without a proxies list */
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
@@ -107,13 +100,11 @@ static int s_send(agent_t *a, Godwit__Envelope *env)
 
 static void s_send_hello(agent_t *a)
 {
-    const char *caps[5];
+    const char *caps[8];
     size_t n = 0;
-    if (a->cfg->has_postgres) {
-        caps[n++] = "metrics.disk";
-        caps[n++] = "metrics.postgres";
-        caps[n++] = "preflight";
-    }
+    for (const char *const *c = a->engine ? a->engine->ops->capabilities : NULL; c && *c &&
+                                                                                n < 6; c++)
+        caps[n++] = *c;
     caps[n++] = "ping";
     if (a->proxies)
         caps[n++] = "proxy";
@@ -207,42 +198,6 @@ static void s_collect_disk(agent_t *a, Godwit__Disk *d)
     a->have_sample = true;
 }
 
-typedef struct {
-    agent_t *agent;
-    const Godwit__Postgres *pg;
-} log_ctx_t;
-
-/* One replication error from the server's log: sent as an event naming the
- * subscription (from the origin's oid, or the name in the text). */
-static void s_on_log_error(const char *origin, const char *subscription, const char *message,
-                           void *arg)
-{
-    log_ctx_t *ctx = arg;
-    const char *name = subscription[0] ? subscription : NULL;
-    unsigned oid = pglog_origin_subid(origin);
-    for (size_t i = 0; !name && oid && ctx->pg && i < ctx->pg->n_subscriptions; i++)
-        if (ctx->pg->subscriptions[i]->oid == oid)
-            name = ctx->pg->subscriptions[i]->name;
-    log_warn("replication error in the server's log (%s%s%s): %s", name ? "subscription " : "",
-             name ? name : "origin ", name ? "" : origin, message);
-    s_send_event(ctx->agent, GODWIT__SEVERITY__SEVERITY_ERROR, "replication.error", message,
-                 name ? name : origin);
-}
-
-/* Reads what the server appended to its log; pg (the report's snapshot)
- * maps origins to subscriptions. A read of the page cache, at most
- * PGLOG_MAX_READ bytes. */
-static void s_follow_log(agent_t *a, const Godwit__Postgres *pg)
-{
-    if (!a->pglog)
-        return;
-    log_ctx_t ctx = { a, pg };
-    int rc = pglog_poll(a->pglog, s_on_log_error, &ctx);
-    if (rc != 0 && rc != a->pglog_errno)
-        log_warn("postgres.log_file %s: %s", a->cfg->postgres.log_file, strerror(-rc));
-    a->pglog_errno = rc;
-}
-
 static void s_send_report(agent_t *a)
 {
     Godwit__Report *r = xmalloc(sizeof *r);
@@ -250,12 +205,11 @@ static void s_send_report(agent_t *a)
     r->seq = ++a->report_seq;
     r->collected_at_ms = units_now_ms();
     r->interval_ms = (uint32_t)a->cfg->report_interval_ms;
-    if (a->cfg->has_postgres) {
+    if (a->engine) {
         r->disk = xmalloc(sizeof *r->disk);
         godwit__disk__init(r->disk);
         s_collect_disk(a, r->disk);
-        r->postgres = pgmon_snapshot(a->pgmon);
-        s_follow_log(a, r->postgres);
+        engine_report(a->engine, r);
     }
     if (a->proxies)
         proxy_set_report(a->proxies, r);
@@ -272,8 +226,8 @@ static void s_tick(uv_timer_t *t)
     /* Report what we know now, then start the next database refresh: a
      * slow or hung database never delays the report. */
     s_send_report(a);
-    if (a->pgmon)
-        pgmon_tick(a->pgmon);
+    if (a->engine)
+        engine_tick(a->engine);
     if (a->proxies)
         proxy_set_tick(a->proxies);
 }
@@ -286,61 +240,14 @@ static void s_proxy_event(bool error, const char *code, const char *proxy, const
                  code, message, proxy);
 }
 
-static void s_pg_state(bool reachable, const char *reason, void *arg)
+static void s_engine_event(Godwit__Severity severity, const char *code, const char *message,
+                           const char *object, void *arg)
 {
     agent_t *a = arg;
-    if (reachable) {
-        log_info("database reachable again");
-        s_send_event(a, GODWIT__SEVERITY__SEVERITY_INFO, "db.reachable", "database reachable",
-                     a->cfg->postgres.dbname);
-    } else {
-        log_warn("database unreachable: %s", reason);
-        s_send_event(a, GODWIT__SEVERITY__SEVERITY_ERROR, "db.unreachable", reason,
-                     a->cfg->postgres.dbname);
-    }
+    s_send_event(a, severity, code, message, object);
 }
 
 /* ---- commands ---- */
-
-/* How steps reach the local server (strings borrowed from cfg). */
-static step_local_t s_local(const agent_config_t *cfg)
-{
-    return (step_local_t){
-        .host = cfg->postgres.host,
-        .port = (int)cfg->postgres.port,
-        .user = cfg->postgres.user,
-        .passfile = cfg->postgres.passfile,
-        .data_directory = cfg->postgres.data_directory,
-        .bin_dir = cfg->postgres.bin_dir ? cfg->postgres.bin_dir : "",
-        .connect_timeout_ms = cfg->postgres.connect_timeout_ms,
-        .statement_timeout_ms = cfg->postgres.statement_timeout_ms * 10,
-        .peers = cfg->peers.items,
-        .n_peers = cfg->peers.count,
-        .config_path = cfg->path,
-    };
-}
-
-/* The connection to the other side a command carries, or NULL. */
-/* Whether a command that reaches the other side names a peer of this
- * agent's config (step_peer), before anything of it runs; false with why
- * (malloc'd) if not. Invariant 6: no message makes the agent connect to a
- * server its config does not list, or hand a secret of its config to one. */
-static bool s_remote_ok(const agent_t *a, const Godwit__Command *cmd, char **why)
-{
-    const Godwit__ReplicationConn *remote = NULL;
-    if (!actions_remote(cmd, &remote))
-        return true;
-    step_local_t local = s_local(a->cfg);
-    return step_peer(&local, remote, why) != NULL;
-}
-
-static void s_on_freezer_event(bool error, const char *code, const char *message,
-                               const char *object, void *arg)
-{
-    agent_t *a = arg;
-    s_send_event(a, error ? GODWIT__SEVERITY__SEVERITY_ERROR : GODWIT__SEVERITY__SEVERITY_WARNING,
-                 code, message, object);
-}
 
 static void s_send_result(agent_t *a, Godwit__Result *res, const char *id)
 {
@@ -409,7 +316,8 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
 static running_t *s_running_copy(agent_t *a, const char *database, const char *name)
 {
     for (running_t *r = a->running; r; r = r->next)
-        if (r->action == GODWIT__COMMAND__ACTION_BULK_COPY && bulkcopy_is(r->step, database, name))
+        if (r->action == GODWIT__COMMAND__ACTION_BULK_COPY &&
+            engine_copy_is(a->engine, r->step, database, name))
             return r;
     return NULL;
 }
@@ -427,37 +335,23 @@ static void s_stop_copy(agent_t *a, const char *database, const char *name)
     }
 }
 
-/* Starts a migration step; false with why (malloc'd) if the request is
+/* Starts a database step; false with why (malloc'd) if the request is
  * refused or invalid. */
 static bool s_start_step(agent_t *a, const Godwit__Command *cmd, char **why)
 {
-    if (!s_remote_ok(a, cmd, why))
-        return false;
-    if (cmd->action_case == GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION && cmd->tune_subscription &&
-        !step_godwit_name(cmd->tune_subscription->name)) {
-        *why = xasprintf("subscription \"%s\" is not a name godwit gives its objects: godwit "
-                         "touches only what it created; nothing was done",
-                         cmd->tune_subscription->name ? cmd->tune_subscription->name : "");
-        return false;
-    }
-    step_local_t local = s_local(a->cfg);
     running_t *r = xcalloc(1, sizeof *r);
     r->agent = a;
     r->id = xstrdup(cmd->id);
     r->epoch = cmd->epoch;
     r->action = cmd->action_case;
-    const actions_row_t *act = actions_find(cmd->action_case);
-    actions_env_t env = { .loop = a->loop, .local = &local, .freezer = a->freezer };
-    /* A running copy has a godwit name (bulkcopy.c refuses others): one
+    /* A running copy has a godwit name (the engine refuses others): one
      * whose subscription is about to be dropped stops first. */
     if (cmd->action_case == GODWIT__COMMAND__ACTION_DROP_OBJECTS && cmd->drop_objects &&
         step_godwit_name(cmd->drop_objects->subscription))
         s_stop_copy(a, cmd->drop_objects->database, cmd->drop_objects->subscription);
-    if (act && act->start)
-        r->step = act->start(&env, cmd, s_step_done, r);
+    r->step = engine_start(a->engine, cmd, s_step_done, r, why);
     if (!r->step) {
         s_running_free(r);
-        *why = xstrdup("invalid request");
         return false;
     }
     r->next = a->running;
@@ -508,53 +402,6 @@ static bool s_start_proxy(agent_t *a, const Godwit__Command *cmd, char *why, siz
     a->running = r;
     log_info("command %s: proxy %s: operation %d queued", cmd->id, cmd->proxy_action->proxy,
              (int)cmd->proxy_action->op);
-    return true;
-}
-
-/* Preflight reports like a step: its result is the command's payload. */
-static void s_preflight_done(Godwit__PreflightResult *result, const char *error, void *arg)
-{
-    s_step_done(result ? &result->base : NULL, error, arg);
-}
-
-/* Starts the checks; false if the request is invalid. */
-static bool s_start_preflight(agent_t *a, const Godwit__Command *cmd)
-{
-    const agent_config_t *cfg = a->cfg;
-    preflight_local_t local = {
-        .host = cfg->postgres.host,
-        .port = (int)cfg->postgres.port,
-        .user = cfg->postgres.user,
-        .passfile = cfg->postgres.passfile,
-        .data_directory = cfg->postgres.data_directory,
-        .connect_timeout_ms = cfg->postgres.connect_timeout_ms,
-        /* Catalog checks over many tables may take longer than metrics. */
-        .statement_timeout_ms = cfg->postgres.statement_timeout_ms * 10,
-        .peers = cfg->peers.items,
-        .n_peers = cfg->peers.count,
-        .config_path = cfg->path,
-        .agent_name = cfg->name ? cfg->name : a->hostname,
-    };
-    running_t *r = xcalloc(1, sizeof *r);
-    r->agent = a;
-    r->id = xstrdup(cmd->id);
-    r->epoch = cmd->epoch;
-    r->action = cmd->action_case;
-    if (cmd->action_case == GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE)
-        r->preflight = preflight_source_start(a->loop, &local, cmd->preflight_source,
-                                              s_preflight_done, r);
-    else
-        r->preflight = preflight_target_start(a->loop, &local, cmd->preflight_target,
-                                              s_preflight_done, r);
-    if (!r->preflight) {
-        s_running_free(r);
-        return false;
-    }
-    r->next = a->running;
-    a->running = r;
-    log_info("command %s: %s started", cmd->id,
-             cmd->action_case == GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE ? "source preflight"
-                                                                          : "target preflight");
     return true;
 }
 
@@ -630,23 +477,11 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
         res.payload_case = GODWIT__RESULT__PAYLOAD_PING;
         res.ping = &pr;
         break;
-    case GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE:
-    case GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET:
-        if (!a->cfg->has_postgres) {
-            res.status = GODWIT__STATUS__STATUS_FAILED;
-            res.message = (char *)"this agent has no postgres section in its config";
-            break;
-        }
-        if (s_start_preflight(a, cmd))
-            return; /* the result follows when the checks are done */
-        res.status = GODWIT__STATUS__STATUS_FAILED;
-        res.message = (char *)"invalid preflight request";
-        break;
     case GODWIT__COMMAND__ACTION_BULK_COPY_STATUS: {
         const Godwit__BulkCopyStatus *q = cmd->bulk_copy_status;
         running_t *copy = q ? s_running_copy(a, q->database, q->name) : NULL;
         Godwit__SyncStatusResult none = GODWIT__SYNC_STATUS_RESULT__INIT;
-        Godwit__SyncStatusResult *st = copy ? bulkcopy_progress(copy->step) : &none;
+        Godwit__SyncStatusResult *st = copy ? engine_copy_progress(a->engine, copy->step) : &none;
         res.status = GODWIT__STATUS__STATUS_OK;
         res.message = (char *)"";
         res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
@@ -688,7 +523,7 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
             res.message = (char *)"this agent does not know that action";
             break;
         }
-        if (!a->cfg->has_postgres) {
+        if (!a->engine) {
             res.status = GODWIT__STATUS__STATUS_FAILED;
             res.message = (char *)"this agent has no postgres section in its config";
             break;
@@ -863,29 +698,9 @@ agent_t *agent_new(uv_loop_t *loop, const agent_config_t *cfg)
         log_error("%s", err);
         goto fail;
     }
-    if (cfg->has_postgres) {
-        pgmon_params_t p = {
-            .host = cfg->postgres.host,
-            .port = (int)cfg->postgres.port,
-            .dbname = cfg->postgres.dbname,
-            .user = cfg->postgres.user,
-            .passfile = cfg->postgres.passfile,
-            .connect_timeout_ms = cfg->postgres.connect_timeout_ms,
-            .statement_timeout_ms = cfg->postgres.statement_timeout_ms,
-        };
-        a->pgmon = pgmon_new(loop, &p, s_pg_state, a);
-        if (!a->pgmon) {
-            log_error("postgres: invalid connection parameters");
-            goto fail;
-        }
-        pgmon_tick(a->pgmon);
-        step_local_t local = s_local(cfg);
-        a->freezer = freezer_new(loop, &local, cfg->state_dir, s_on_freezer_event, a);
-        if (cfg->postgres.log_file) {
-            a->pglog = pglog_new(cfg->postgres.log_file);
-            s_follow_log(a, NULL); /* from its end: what is there is history */
-        }
-    }
+    if (!engine_open(loop, cfg, cfg->name ? cfg->name : a->hostname, s_engine_event, a,
+                     &a->engine))
+        goto fail;
     if (cfg->proxies.count)
         a->proxies = proxy_set_new(loop, &cfg->proxies, s_proxy_event, a);
     a->zctx = zmq_ctx_new();
@@ -923,17 +738,14 @@ void agent_stop(agent_t *a, int exit_code)
         zmq_close(a->monitor);
         a->monitor = NULL;
     }
-    pgmon_destroy(&a->pgmon);
-    pglog_free(&a->pglog);
     proxy_set_stop(&a->proxies); /* no proxy callback after this; a paused proxy is resumed */
     while (a->running) {
         running_t *r = a->running;
         a->running = r->next;
-        preflight_cancel(&r->preflight);
         step_cancel(&r->step);
         s_running_free(r);
     }
-    freezer_destroy(&a->freezer);
+    engine_close(&a->engine); /* after its steps */
     uv_close((uv_handle_t *)&a->tick, s_handle_closed);
     uv_close((uv_handle_t *)&a->sigint, s_handle_closed);
     uv_close((uv_handle_t *)&a->sigterm, s_handle_closed);

@@ -68,12 +68,14 @@ typedef struct {
     char *qname;         /* format('%I.%I'), for messages */
 } s_table_t;
 
+typedef struct preflight preflight_t;
+
 struct preflight {
     /* first: conn[P_LOCAL] the local database; target only: conn[P_REPL]
      * the replication connection to the source, conn[P_SRC] a normal one
      * to the source (its roles); stages, label, what */
     steprun_t run;
-    preflight_done_cb done;   /* the caller's (run.done is s_done) */
+    step_done_cb done;        /* the caller's (run.done is s_done) */
     void *arg;
 
     int64_t connect_timeout_ms;
@@ -174,13 +176,13 @@ static void s_release(steprun_t *run)
     free(p);
 }
 
-/* run.done: the caller's typed callback (its errors carry no label:
+/* run.done: the caller's callback (its errors carry no label:
  * run.plain_errors). p is still allocated here (it goes in the timer's
  * close callback) and is not touched after done. */
 static void s_done(ProtobufCMessage *payload, const char *error, void *arg)
 {
     preflight_t *p = arg;
-    p->done((Godwit__PreflightResult *)payload, error, p->arg);
+    p->done(payload, error, p->arg);
 }
 
 /* Ends the check: the result on success (error NULL), else the error. */
@@ -1310,7 +1312,7 @@ static char *s_tables_json(Godwit__TableRef *const *refs, size_t n)
 /* The common part of both starts: p with its local connection and its
  * stages, not started (s_start). NULL for invalid arguments. */
 static preflight_t *s_new(uv_loop_t *loop, const preflight_local_t *local, const char *database,
-                          const steprun_fn *stages, preflight_done_cb done, void *arg)
+                          const steprun_fn *stages, step_done_cb done, void *arg)
 {
     if (!loop || !s_local_valid(local) || !database || !database[0] || !done)
         return NULL;
@@ -1343,12 +1345,12 @@ static preflight_t *s_new(uv_loop_t *loop, const preflight_local_t *local, const
 }
 
 /* Runs the first stage one loop turn later. */
-static preflight_t *s_start(preflight_t *p, uv_loop_t *loop)
+static step_t *s_start(preflight_t *p, uv_loop_t *loop)
 {
     p->run.plain_errors = true; /* preflight's errors never carried a prefix */
     steprun_start(&p->run, loop, xasprintf("preflight on database %s", p->database), s_done, p,
                   s_release, steprun_next);
-    return p;
+    return &p->run.base;
 }
 
 /* The peer rc names in local's config, or NULL after a blocking finding
@@ -1387,9 +1389,8 @@ static const agent_peer_t *s_peer_finding(preflight_t *p, const preflight_local_
     return NULL;
 }
 
-preflight_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
-                                    const Godwit__PreflightSource *req, preflight_done_cb done,
-                                    void *arg)
+step_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
+                               const Godwit__PreflightSource *req, step_done_cb done, void *arg)
 {
     if (!req)
         return NULL;
@@ -1412,9 +1413,8 @@ preflight_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *lo
     return s_start(p, loop);
 }
 
-preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
-                                    const Godwit__PreflightTarget *req, preflight_done_cb done,
-                                    void *arg)
+step_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
+                               const Godwit__PreflightTarget *req, step_done_cb done, void *arg)
 {
     if (!req || !req->source || req->source->server_version_num == 0 || !req->replication ||
         !local || !local->data_directory || !local->data_directory[0])
@@ -1481,13 +1481,4 @@ preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *lo
                                      peer->port, rc->dbname, peer->name)
                          : xasprintf("peer %s", rc->peer ? rc->peer : "");
     return s_start(p, loop);
-}
-
-void preflight_cancel(preflight_t **pp)
-{
-    if (!pp || !*pp)
-        return;
-    preflight_t *p = *pp;
-    *pp = NULL;
-    p->run.base.cancel(&p->run.base);
 }

@@ -37,8 +37,7 @@
 
 #include "agent_config.h"
 #include "godwit.pb-c.h"
-
-typedef struct preflight preflight_t;
+#include "step.h"
 
 /* How the agent reaches its own server (from its config). */
 typedef struct {
@@ -55,25 +54,17 @@ typedef struct {
     const char *agent_name;        /* for findings: the config's name, else the host name */
 } preflight_local_t;
 
-/* Called exactly once, never from inside the start function. On success
- * error is NULL and result is a malloc'd PreflightResult the callee owns
- * (free with godwit__preflight_result__free_unpacked(r, NULL)); on failure
- * (the checks could not run: database unreachable, query failed) result is
- * NULL and error says why. */
-typedef void (*preflight_done_cb)(Godwit__PreflightResult *result, const char *error, void *arg);
-
-/* Both copy what they need from local and req. NULL only for invalid
- * arguments (then done is not called). */
-preflight_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
-                                    const Godwit__PreflightSource *req, preflight_done_cb done,
-                                    void *arg);
-preflight_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
-                                    const Godwit__PreflightTarget *req, preflight_done_cb done,
-                                    void *arg);
-
-/* Stops a running check; done is not called afterwards. Clears *pp. The
- * memory goes once the connections' handles have closed. Must not be
- * called from inside done (the check is over by then; just drop it). */
-void preflight_cancel(preflight_t **pp);
+/* A check is a step (step.h): done is called exactly once, never from
+ * inside the start function. On success error is NULL and the payload is a
+ * malloc'd PreflightResult the callee owns; on failure (the checks could
+ * not run: database unreachable, query failed) the payload is NULL and
+ * error says why. step_cancel() stops a running check (the memory goes
+ * once its connections' handles have closed). Both starts copy what they
+ * need from local and req; NULL only for invalid arguments (then done is
+ * not called). */
+step_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
+                               const Godwit__PreflightSource *req, step_done_cb done, void *arg);
+step_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
+                               const Godwit__PreflightTarget *req, step_done_cb done, void *arg);
 
 #endif
