@@ -6,16 +6,17 @@
  * its own run.
  */
 #include "proxy.h"
+#include "proxy_haproxy.h"
+#include "proxy_nginx.h"
+#include "proxy_pgbouncer.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <errno.h>
 #include <signal.h>
-#include <unistd.h>
 
-#include "fsutil.h"
 #include "log.h"
 #include "units.h"
 #include "xalloc.h"
@@ -27,14 +28,14 @@ typedef struct slot slot_t;
 
 /* One queued action. done NULL: our own (lease expiry, refresh). */
 typedef struct job {
-    proxy_req_t req;
+    proxydrv_req_t req;
     uint64_t lease_ms;
     proxy_done_cb done;
     void *arg;
     bool lease_resume;
     bool then_resume;              /* a SWITCH to go on as a RESUME once read back */
     bool resume_sent;              /* it did: the RESUME part runs or ran */
-    proxy_out_t out;
+    proxydrv_out_t out;
     uint64_t started_mono;
     struct job *next;
 } job_t;
@@ -42,7 +43,7 @@ typedef struct job {
 struct slot {
     proxy_set_t *set;
     const agent_proxy_t *cfg;
-    proxy_drv_t *drv;
+    proxydrv_t *drv;
     job_t *queue;                  /* head runs when running */
     bool running;
     uv_timer_t kick;
@@ -54,7 +55,7 @@ struct slot {
     bool lease_expired;            /* the last pause ended by its lease */
     /* last read, for reports */
     bool known;
-    proxy_backend_t backend;
+    proxydrv_backend_t backend;
     char address[300];
     char error[256];
     bool reachable;                /* the last read succeeded */
@@ -77,9 +78,9 @@ struct proxy_set {
 
 static const char *const s_backend_names[] = { "blue", "green" };
 
-static const char *s_backend_name(proxy_backend_t b)
+static const char *s_backend_name(proxydrv_backend_t b)
 {
-    return b == PROXY_BLUE || b == PROXY_GREEN ? s_backend_names[b] : "";
+    return b == PROXYDRV_BLUE || b == PROXYDRV_GREEN ? s_backend_names[b] : "";
 }
 
 static const char *s_op_name(Godwit__ProxyAction__Op op)
@@ -93,58 +94,9 @@ static const char *s_op_name(Godwit__ProxyAction__Op op)
     }
 }
 
-/* ---- for the drivers ---- */
-
-int proxy_file_swap(const char *path, size_t max, const char *text, bool sync, char **old,
-                    size_t *old_len, char *err, size_t errlen)
-{
-    *old = NULL;
-    *old_len = 0;
-    int rc = fsutil_read_small(path, max, old, old_len);
-    if (rc != 0 && rc != -ENOENT) {
-        snprintf(err, errlen, "reading %s: %s", path, strerror(-rc));
-        return rc;
-    }
-    rc = sync ? fsutil_write_atomic(path, text, strlen(text), 0644)
-              : fsutil_write_atomic_unsynced(path, text, strlen(text), 0644);
-    if (rc != 0)
-        snprintf(err, errlen, "writing %s: %s", path, strerror(-rc));
-    return rc;
-}
-
-int proxy_file_restore(const char *path, const char *old, size_t old_len)
-{
-    if (old)
-        return fsutil_write_atomic(path, old, old_len, 0644);
-    return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
-}
-
-void proxy_out_step(proxy_out_t *o, const char *name, uint64_t started_mono)
-{
-    Godwit__ProxyStep *st = xmalloc(sizeof *st);
-    godwit__proxy_step__init(st);
-    st->name = xstrdup(name);
-    uint64_t now = units_mono_ms();
-    st->ms = now > started_mono ? now - started_mono : 0;
-    o->steps = xrealloc(o->steps, (o->n_steps + 1) * sizeof *o->steps);
-    o->steps[o->n_steps++] = st;
-}
-
-proxy_backend_t proxy_match(const agent_proxy_t *cfg, const char *host, int port)
-{
-    const char *hp[2] = { cfg->blue, cfg->green };
-    for (int i = 0; i < 2; i++) {
-        char h[256];
-        int p;
-        if (agent_split_hostport(hp[i], h, sizeof h, &p) && p == port && strcmp(h, host) == 0)
-            return (proxy_backend_t)i;
-    }
-    return PROXY_OTHER;
-}
-
 /* ---- jobs ---- */
 
-static void s_out_free(proxy_out_t *o)
+static void s_out_free(proxydrv_out_t *o)
 {
     for (size_t i = 0; i < o->n_steps; i++) {
         free(o->steps[i]->name);
@@ -208,17 +160,24 @@ static void s_lease_end(slot_t *sl)
 
 static void s_kick_soon(slot_t *sl);
 
-static job_t *s_enqueue(slot_t *sl, const proxy_req_t *req)
+static job_t *s_enqueue(slot_t *sl, const proxydrv_req_t *req)
 {
     job_t *j = xcalloc(1, sizeof *j);
     j->req = *req;
-    j->out.backend = PROXY_OTHER;
+    j->out.backend = PROXYDRV_OTHER;
     job_t **tail = &sl->queue;
     while (*tail)
         tail = &(*tail)->next;
     *tail = j;
     s_kick_soon(sl);
     return j;
+}
+
+/* Queues an operation of our own (no backend, no callback). */
+static job_t *s_enqueue_own(slot_t *sl, Godwit__ProxyAction__Op op)
+{
+    proxydrv_req_t req = { .op = op, .backend = PROXYDRV_OTHER };
+    return s_enqueue(sl, &req);
 }
 
 static void s_on_lease(uv_timer_t *t)
@@ -230,8 +189,7 @@ static void s_on_lease(uv_timer_t *t)
             return;
     log_warn("proxy %s: lease ran out while paused: resuming traffic on our own",
              sl->cfg->name);
-    proxy_req_t req = { .op = GODWIT__PROXY_ACTION__OP__OP_RESUME, .backend = PROXY_OTHER };
-    job_t *j = s_enqueue(sl, &req);
+    job_t *j = s_enqueue_own(sl, GODWIT__PROXY_ACTION__OP__OP_RESUME);
     j->lease_resume = true;
 }
 
@@ -293,7 +251,7 @@ static bool s_then_resume(slot_t *sl, job_t *j, const char **error, char *buf, s
              (unsigned long long)(units_mono_ms() - j->started_mono),
              s_backend_name(j->out.backend), j->out.address);
     j->req.op = GODWIT__PROXY_ACTION__OP__OP_RESUME;
-    j->req.backend = PROXY_OTHER;
+    j->req.backend = PROXYDRV_OTHER;
     j->req.then_resume = false;
     j->resume_sent = true;
     sl->running = false;
@@ -402,8 +360,26 @@ static void s_handle_closed(uv_handle_t *h)
     }
 }
 
+/* The driver of each kind (proxy_kind_t). */
+static proxydrv_t *s_driver_of_kind(uv_loop_t *loop, const agent_proxy_t *cfg)
+{
+    static const proxy_drv_new_fn drivers[] = {
+        [PROXY_KIND_PGBOUNCER] = proxy_pgbouncer_new,
+        [PROXY_KIND_HAPROXY] = proxy_haproxy_new,
+        [PROXY_KIND_NGINX] = proxy_nginx_new,
+    };
+    assert(cfg->kind >= 0 && (size_t)cfg->kind < sizeof drivers / sizeof *drivers);
+    return drivers[cfg->kind](loop, cfg);
+}
+
 proxy_set_t *proxy_set_new(uv_loop_t *loop, const cfg_list_t *proxies, proxy_event_cb event,
                            void *arg)
+{
+    return proxy_set_new_with(loop, proxies, s_driver_of_kind, event, arg);
+}
+
+proxy_set_t *proxy_set_new_with(uv_loop_t *loop, const cfg_list_t *proxies,
+                                proxy_drv_new_fn new_drv, proxy_event_cb event, void *arg)
 {
     proxy_set_t *s = xcalloc(1, sizeof *s);
     s->loop = loop;
@@ -418,19 +394,14 @@ proxy_set_t *proxy_set_new(uv_loop_t *loop, const cfg_list_t *proxies, proxy_eve
         slot_t *sl = &s->slots[i];
         sl->set = s;
         sl->cfg = &cfgs[i];
-        sl->backend = PROXY_OTHER;
-        switch (sl->cfg->kind) {
-        case PROXY_KIND_PGBOUNCER: sl->drv = proxy_pgbouncer_new(loop, sl->cfg); break;
-        case PROXY_KIND_HAPROXY: sl->drv = proxy_haproxy_new(loop, sl->cfg); break;
-        default: sl->drv = proxy_nginx_new(loop, sl->cfg); break;
-        }
+        sl->backend = PROXYDRV_OTHER;
+        sl->drv = new_drv(loop, sl->cfg);
         uv_timer_init(loop, &sl->kick);
         uv_timer_init(loop, &sl->lease);
         sl->kick.data = sl->lease.data = sl;
         s->open_handles += 2;
         /* Learn each proxy's state now: a pause left by an earlier run gets a lease. */
-        proxy_req_t req = { .op = GODWIT__PROXY_ACTION__OP__OP_STATUS, .backend = PROXY_OTHER };
-        s_enqueue(sl, &req);
+        s_enqueue_own(sl, GODWIT__PROXY_ACTION__OP__OP_STATUS);
         log_info("proxy %s: %s, blue %s, green %s", sl->cfg->name,
                  agent_proxy_kind_name(sl->cfg->kind), sl->cfg->blue, sl->cfg->green);
     }
@@ -444,8 +415,7 @@ static void s_wind_down(slot_t *sl)
     if (sl->paused && !sl->stop_resumed) {
         sl->stop_resumed = true;
         log_warn("proxy %s: stopping while traffic is paused: resuming it first", sl->cfg->name);
-        proxy_req_t req = { .op = GODWIT__PROXY_ACTION__OP__OP_RESUME, .backend = PROXY_OTHER };
-        s_enqueue(sl, &req);
+        s_enqueue_own(sl, GODWIT__PROXY_ACTION__OP__OP_RESUME);
         return;
     }
     if (sl->paused)
@@ -504,7 +474,8 @@ bool proxy_set_run(proxy_set_t *s, const Godwit__ProxyAction *a, proxy_done_cb d
         snprintf(why, whylen, "no proxy named \"%s\" in this agent's config", a->proxy);
         return false;
     }
-    proxy_req_t req = { .op = a->op, .backend = PROXY_OTHER, .pause_timeout_ms = a->pause_timeout_ms };
+    proxydrv_req_t req = { .op = a->op, .backend = PROXYDRV_OTHER,
+                           .pause_timeout_ms = a->pause_timeout_ms };
     switch (a->op) {
     case GODWIT__PROXY_ACTION__OP__OP_STATUS:
     case GODWIT__PROXY_ACTION__OP__OP_PAUSE:
@@ -512,9 +483,9 @@ bool proxy_set_run(proxy_set_t *s, const Godwit__ProxyAction *a, proxy_done_cb d
         break;
     case GODWIT__PROXY_ACTION__OP__OP_SWITCH:
         if (strcmp(a->backend, "blue") == 0)
-            req.backend = PROXY_BLUE;
+            req.backend = PROXYDRV_BLUE;
         else if (strcmp(a->backend, "green") == 0)
-            req.backend = PROXY_GREEN;
+            req.backend = PROXYDRV_GREEN;
         else {
             snprintf(why, whylen, "switch: backend must be \"blue\" or \"green\", got \"%s\"",
                      a->backend);
@@ -543,8 +514,7 @@ void proxy_set_tick(proxy_set_t *s)
         slot_t *sl = &s->slots[i];
         if (sl->queue || now - sl->refreshed_mono < PROXY_REFRESH_MS)
             continue;
-        proxy_req_t req = { .op = GODWIT__PROXY_ACTION__OP__OP_STATUS, .backend = PROXY_OTHER };
-        s_enqueue(sl, &req);
+        s_enqueue_own(sl, GODWIT__PROXY_ACTION__OP__OP_STATUS);
     }
 }
 

@@ -3,7 +3,8 @@
  * config), one typed ProxyAction at a time per proxy, and the lease.
  *
  * Every proxy has a queue: actions run one after the other, in arrival
- * order, each carried out by the driver of its kind:
+ * order, each carried out by the driver of its kind (proxydrv.h; the table
+ * s_drivers in proxy.c):
  *   proxy_pgbouncer.c  admin console (PAUSE, RELOAD, RESUME, SHOW) and the
  *                      include file holding its [databases] entry
  *   proxy_haproxy.c    runtime API on the stats socket, server-state file
@@ -36,6 +37,7 @@
 
 #include "agent_config.h"
 #include "godwit.pb-c.h"
+#include "proxydrv.h"
 
 /* ---- for the agent ---- */
 
@@ -53,9 +55,18 @@ typedef void (*proxy_done_cb)(Godwit__ProxyState *state, const char *error, void
 typedef void (*proxy_event_cb)(bool error, const char *code, const char *proxy, const char *message,
                                void *arg);
 
-/* proxies is the config's list, borrowed: it must outlive the set. */
+/* proxies is the config's list, borrowed: it must outlive the set. Each
+ * proxy gets the driver of its kind. */
 proxy_set_t *proxy_set_new(uv_loop_t *loop, const cfg_list_t *proxies, proxy_event_cb event,
                            void *arg);
+
+/* Makes the driver of one proxy (cfg borrowed, it outlives the driver). */
+typedef proxydrv_t *(*proxy_drv_new_fn)(uv_loop_t *loop, const agent_proxy_t *cfg);
+
+/* proxy_set_new with every proxy's driver made by new_drv: the queue and
+ * the lease over a driver of the caller's (the unit tests' fake). */
+proxy_set_t *proxy_set_new_with(uv_loop_t *loop, const cfg_list_t *proxies,
+                                proxy_drv_new_fn new_drv, proxy_event_cb event, void *arg);
 /* Winds the set down: no callback (done or event) after this; queued
  * actions are dropped, a running one finishes (bounded by its timeouts),
  * then each proxy still paused is resumed once, then the drivers and
@@ -74,68 +85,5 @@ void proxy_set_tick(proxy_set_t *s);
 
 /* The last state of each proxy, malloc'd into r->proxies (freed with r). */
 void proxy_set_report(proxy_set_t *s, Godwit__Report *r);
-
-/* ---- for the drivers ---- */
-
-typedef enum { PROXY_BLUE = 0, PROXY_GREEN = 1, PROXY_OTHER = -1 } proxy_backend_t;
-
-/* One request for a driver. */
-typedef struct {
-    Godwit__ProxyAction__Op op;
-    proxy_backend_t backend;       /* SWITCH */
-    uint64_t pause_timeout_ms;     /* PAUSE */
-    bool then_resume;              /* SWITCH: the same job goes on as the RESUME once the
-                                      proxy reads the new backend back; a driver may leave
-                                      syncing its files until that RESUME is done */
-} proxy_req_t;
-
-/* What a driver reads back; filled in by the driver, owned by proxy.c. */
-typedef struct {
-    bool known;                    /* the fields below were read from the proxy */
-    proxy_backend_t backend;
-    char address[300];             /* as the proxy shows it */
-    bool paused;
-    bool already;                  /* nothing to do: it was in the asked state */
-    uint32_t terminated;           /* PgBouncer: blockers terminated by policy */
-    Godwit__ProxyStep **steps;
-    size_t n_steps;
-} proxy_out_t;
-
-/* Records a step that began at started_mono (units_mono_ms) and ends now. */
-void proxy_out_step(proxy_out_t *o, const char *name, uint64_t started_mono);
-/* SWITCH's include file (PgBouncer, nginx): what is at path is kept in
- * *old (malloc'd, the caller frees; NULL if there was no file; at most max
- * bytes) and text is written there atomically, durably if sync (else see
- * fsutil_write_atomic_unsynced). 0, or a negative errno with what failed in
- * err. */
-int proxy_file_swap(const char *path, size_t max, const char *text, bool sync, char **old,
-                    size_t *old_len, char *err, size_t errlen);
-/* Puts back what proxy_file_swap kept (removes the file if there was
- * none); 0 or a negative errno. */
-int proxy_file_restore(const char *path, const char *old, size_t old_len);
-/* blue, green or other for a host and port the proxy shows. */
-proxy_backend_t proxy_match(const agent_proxy_t *cfg, const char *host, int port);
-
-/* A driver's done: error NULL on success. May be called from inside run. */
-typedef void (*proxy_drv_done_cb)(void *arg, const char *error);
-
-typedef struct proxy_drv proxy_drv_t;
-struct proxy_drv {
-    /* Starts req; fills out; calls done exactly once. */
-    void (*run)(proxy_drv_t *d, const proxy_req_t *req, proxy_out_t *out, proxy_drv_done_cb done,
-                void *arg);
-    /* Stops what runs (no done afterwards) and frees d, possibly later. */
-    void (*destroy)(proxy_drv_t *d);
-};
-
-proxy_drv_t *proxy_pgbouncer_new(uv_loop_t *loop, const agent_proxy_t *cfg);
-proxy_drv_t *proxy_haproxy_new(uv_loop_t *loop, const agent_proxy_t *cfg);
-/* HAProxy's config text with backend's `server to` line without its
- * `disabled` and its `server from` line with one, everything else byte for
- * byte; malloc'd (the caller frees), or NULL with err when backend has no
- * such two lines. */
-char *proxy_haproxy_config_switch(const char *text, const char *backend, const char *to,
-                                  const char *from, char *err, size_t errlen);
-proxy_drv_t *proxy_nginx_new(uv_loop_t *loop, const agent_proxy_t *cfg);
 
 #endif

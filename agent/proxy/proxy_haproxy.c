@@ -1,5 +1,5 @@
 /*
- * proxy_haproxy: the HAProxy driver (proxy.h), through the runtime API on
+ * proxy_haproxy: the HAProxy driver (proxydrv.h), through the runtime API on
  * the stats socket ("level admin"), one command per connection (HAProxy's
  * non-interactive mode: it answers and closes), read on the loop.
  *
@@ -44,7 +44,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "proc.h"
-#include "proxy.h"
+#include "proxy_haproxy.h"
 #include "units.h"
 #include "xalloc.h"
 
@@ -71,21 +71,21 @@ typedef struct hcmd {
 } hcmd_t;
 
 struct hap {
-    proxy_drv_t base;
+    proxydrv_t base;
     uv_loop_t *loop;
     const agent_proxy_t *cfg;
     hcmd_t *cmd;
     proc_t *proc;
     uv_timer_t poll;
     /* the operation running */
-    const proxy_req_t *req;
-    proxy_out_t *out;
-    proxy_drv_done_cb done;
+    const proxydrv_req_t *req;
+    proxydrv_out_t *out;
+    proxydrv_done_cb done;
     void *arg;
     hap_next_fn after_read;
     uint64_t step_mono;
     uint64_t deadline_mono;
-    proxy_backend_t before;
+    proxydrv_backend_t before;
     int script;            /* SWITCH: the next command of the script */
     int64_t sessions;      /* the frontend's current sessions, as last read */
     bool timed_out;
@@ -97,7 +97,7 @@ static uint64_t s_cmd_ms(const hap_t *d) { return (uint64_t)d->cfg->command_time
 static void s_finish(hap_t *d, const char *error)
 {
     uv_timer_stop(&d->poll);
-    proxy_drv_done_cb done = d->done;
+    proxydrv_done_cb done = d->done;
     void *arg = d->arg;
     d->done = NULL;
     d->req = NULL;
@@ -312,16 +312,16 @@ static void s_stat_read(hap_t *d, const char *out)
             return;
         }
     }
-    proxy_out_t *o = d->out;
+    proxydrv_out_t *o = d->out;
     o->known = true;
     o->paused = fe_paused;
     if (act[0] != act[1]) {
         int i = act[1] ? 1 : 0;
         snprintf(o->address, sizeof o->address, "%s", addr[i]);
         /* The configured address, not a resolved one, says which it is. */
-        o->backend = i ? PROXY_GREEN : PROXY_BLUE;
+        o->backend = i ? PROXYDRV_GREEN : PROXYDRV_BLUE;
     } else {
-        o->backend = PROXY_OTHER;
+        o->backend = PROXYDRV_OTHER;
         snprintf(o->address, sizeof o->address, "%s", act[0] ? "both servers up" : "no server up");
     }
     hap_next_fn next = d->after_read;
@@ -367,7 +367,7 @@ static void s_sessions_shut(hap_t *d, const char *out)
 {
     if (!s_quiet_ok(d, "shutdown sessions server", out))
         return;
-    proxy_out_step(d->out, "shutdown sessions (policy)", d->step_mono);
+    proxydrv_out_step(d->out, "shutdown sessions (policy)", d->step_mono);
     d->step_mono = units_mono_ms();
     s_read(d, s_drain_read);
 }
@@ -380,7 +380,7 @@ static void s_drain_read(hap_t *d)
         return;
     }
     if (d->sessions <= 0) {
-        proxy_out_step(d->out, "running sessions ended", d->step_mono);
+        proxydrv_out_step(d->out, "running sessions ended", d->step_mono);
         s_finish(d, NULL);
         return;
     }
@@ -394,16 +394,16 @@ static void s_drain_read(hap_t *d)
         return;
     }
     d->timed_out = true;
-    proxy_out_step(d->out, "running sessions (timed out)", d->step_mono);
+    proxydrv_out_step(d->out, "running sessions (timed out)", d->step_mono);
     d->step_mono = units_mono_ms();
-    if (d->cfg->on_pause_timeout == PROXY_ON_TIMEOUT_TERMINATE && d->out->backend != PROXY_OTHER) {
+    if (d->cfg->on_pause_timeout == PROXY_ON_TIMEOUT_TERMINATE && d->out->backend != PROXYDRV_OTHER) {
         log_warn("proxy %s: %lld session(s) still open on %s after %llu ms: shutting them down",
                  d->cfg->name, (long long)d->sessions, d->cfg->haproxy.frontend,
                  (unsigned long long)d->req->pause_timeout_ms);
         d->out->terminated = (uint32_t)d->sessions;
         d->deadline_mono = units_mono_ms() + s_cmd_ms(d);
         s_send(d, s_sessions_shut, "shutdown sessions server %s/%s", d->cfg->haproxy.backend,
-               d->out->backend == PROXY_GREEN ? d->cfg->haproxy.green_server
+               d->out->backend == PROXYDRV_GREEN ? d->cfg->haproxy.green_server
                                               : d->cfg->haproxy.blue_server);
         return;
     }
@@ -417,7 +417,7 @@ static void s_paused(hap_t *d, const char *out)
 {
     if (!s_quiet_ok(d, "set maxconn frontend", out))
         return;
-    proxy_out_step(d->out, "hold new connections", d->step_mono);
+    proxydrv_out_step(d->out, "hold new connections", d->step_mono);
     d->step_mono = units_mono_ms();
     d->deadline_mono = d->step_mono + d->req->pause_timeout_ms;
     s_read(d, s_drain_read);
@@ -448,7 +448,7 @@ static void s_on_poll(uv_timer_t *t)
 static void s_poll_read(hap_t *d)
 {
     if (!d->out->paused) {
-        proxy_out_step(d->out, "new worker accepting", d->step_mono);
+        proxydrv_out_step(d->out, "new worker accepting", d->step_mono);
         if (d->req->op == GODWIT__PROXY_ACTION__OP__OP_PAUSE)
             s_failf(d, "sessions on frontend %s still ran after %llu ms: gave up and resumed "
                        "(on_pause_timeout: resume)",
@@ -482,7 +482,7 @@ static void s_reloaded(proc_t *p, const proc_result_t *r, void *arg)
         return;
     }
     proc_destroy(&d->proc, 0);
-    proxy_out_step(d->out, "reload", d->step_mono);
+    proxydrv_out_step(d->out, "reload", d->step_mono);
     d->step_mono = units_mono_ms();
     d->deadline_mono = d->step_mono + s_cmd_ms(d);
     s_read(d, s_poll_read);
@@ -620,7 +620,7 @@ static int s_config_persist(hap_t *d, char *err, size_t errlen)
 {
     const agent_proxy_t *cfg = d->cfg;
     const char *path = cfg->haproxy.config_file;
-    bool green = d->req->backend == PROXY_GREEN;
+    bool green = d->req->backend == PROXYDRV_GREEN;
     char *text = NULL;
     size_t len = 0;
     int rc = fsutil_read_small(path, 4 << 20, &text, &len);
@@ -664,7 +664,7 @@ static void s_state_written(hap_t *d, const char *out)
         s_failf(d, "switched, but not persisted: writing %s: %s", path, strerror(-rc));
         return;
     }
-    proxy_out_step(d->out, "persist server state", d->step_mono);
+    proxydrv_out_step(d->out, "persist server state", d->step_mono);
     if (d->cfg->haproxy.config_file) {
         char err[512];
         d->step_mono = units_mono_ms();
@@ -672,7 +672,7 @@ static void s_state_written(hap_t *d, const char *out)
             s_failf(d, "switched, but the config file not updated: %s", err);
             return;
         }
-        proxy_out_step(d->out, "rewrite config file", d->step_mono);
+        proxydrv_out_step(d->out, "rewrite config file", d->step_mono);
     }
     s_finish(d, NULL);
 }
@@ -690,7 +690,7 @@ static void s_switch_checked(hap_t *d)
                 d->cfg->haproxy.backend);
         return;
     }
-    proxy_out_step(d->out, "switch servers", d->step_mono);
+    proxydrv_out_step(d->out, "switch servers", d->step_mono);
     s_persist(d);
 }
 
@@ -699,9 +699,9 @@ static void s_script_step(hap_t *d, const char *out);
 static void s_script_next(hap_t *d)
 {
     const agent_proxy_t *cfg = d->cfg;
-    const char *to = d->req->backend == PROXY_GREEN ? cfg->haproxy.green_server
+    const char *to = d->req->backend == PROXYDRV_GREEN ? cfg->haproxy.green_server
                                                      : cfg->haproxy.blue_server;
-    const char *from = d->req->backend == PROXY_GREEN ? cfg->haproxy.blue_server
+    const char *from = d->req->backend == PROXYDRV_GREEN ? cfg->haproxy.blue_server
                                                        : cfg->haproxy.green_server;
     const char *be = cfg->haproxy.backend;
     switch (d->script++) {
@@ -734,8 +734,8 @@ static void s_switch_read(hap_t *d)
 
 /* ---- the driver ---- */
 
-static void s_run(proxy_drv_t *base, const proxy_req_t *req, proxy_out_t *out,
-                  proxy_drv_done_cb done, void *arg)
+static void s_run(proxydrv_t *base, const proxydrv_req_t *req, proxydrv_out_t *out,
+                  proxydrv_done_cb done, void *arg)
 {
     hap_t *d = (hap_t *)base;
     d->req = req;
@@ -755,7 +755,7 @@ static void s_poll_closed(uv_handle_t *h)
     free(h->data);
 }
 
-static void s_destroy(proxy_drv_t *base)
+static void s_destroy(proxydrv_t *base)
 {
     hap_t *d = (hap_t *)base;
     if (d->cmd) {
@@ -767,7 +767,7 @@ static void s_destroy(proxy_drv_t *base)
     uv_close((uv_handle_t *)&d->poll, s_poll_closed);
 }
 
-proxy_drv_t *proxy_haproxy_new(uv_loop_t *loop, const agent_proxy_t *cfg)
+proxydrv_t *proxy_haproxy_new(uv_loop_t *loop, const agent_proxy_t *cfg)
 {
     hap_t *d = xcalloc(1, sizeof *d);
     d->base.run = s_run;

@@ -1,5 +1,5 @@
 /*
- * proxy_nginx: the nginx driver (proxy.h). nginx's upstream (stream or
+ * proxy_nginx: the nginx driver (proxydrv.h). nginx's upstream (stream or
  * http) includes a file that holds its server line; the driver owns that
  * file.
  *
@@ -35,7 +35,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "proc.h"
-#include "proxy.h"
+#include "proxy_nginx.h"
 #include "units.h"
 #include "xalloc.h"
 
@@ -44,14 +44,14 @@
 #define NGX_MAX_WORKERS 256
 
 typedef struct {
-    proxy_drv_t base;
+    proxydrv_t base;
     uv_loop_t *loop;
     const agent_proxy_t *cfg;
     proc_t *proc;
     uv_timer_t poll;
-    const proxy_req_t *req;
-    proxy_out_t *out;
-    proxy_drv_done_cb done;
+    const proxydrv_req_t *req;
+    proxydrv_out_t *out;
+    proxydrv_done_cb done;
     void *arg;
     uint64_t step_mono;
     uint64_t deadline_mono;
@@ -70,7 +70,7 @@ static void s_finish(ngx_t *d, const char *error)
     uv_timer_stop(&d->poll);
     free(d->old_file);
     d->old_file = NULL;
-    proxy_drv_done_cb done = d->done;
+    proxydrv_done_cb done = d->done;
     void *arg = d->arg;
     d->done = NULL;
     d->req = NULL;
@@ -89,11 +89,11 @@ static void s_failf(ngx_t *d, const char *fmt, ...)
 }
 
 /* The file's server line for backend b. Caller frees. */
-static char *s_content(const ngx_t *d, proxy_backend_t b)
+static char *s_content(const ngx_t *d, proxydrv_backend_t b)
 {
     const char *opts = d->cfg->nginx.server_options;
     return xasprintf("# written by godwit-agent (proxy %s): %s\nserver %s%s%s;\n", d->cfg->name,
-                     b == PROXY_BLUE ? "blue" : "green", b == PROXY_BLUE ? d->cfg->blue : d->cfg->green,
+                     b == PROXYDRV_BLUE ? "blue" : "green", b == PROXYDRV_BLUE ? d->cfg->blue : d->cfg->green,
                      opts ? " " : "", opts ? opts : "");
 }
 
@@ -108,10 +108,10 @@ static bool s_read(ngx_t *d)
         s_failf(d, "reading %s: %s", path, strerror(-rc));
         return false;
     }
-    proxy_out_t *o = d->out;
+    proxydrv_out_t *o = d->out;
     o->known = true;
     o->paused = false;
-    o->backend = PROXY_OTHER;
+    o->backend = PROXYDRV_OTHER;
     snprintf(o->address, sizeof o->address, "no server line in %s", path);
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -124,7 +124,7 @@ static bool s_read(ngx_t *d)
         char host[256];
         int port;
         if (agent_split_hostport(addr, host, sizeof host, &port))
-            o->backend = proxy_match(d->cfg, host, port);
+            o->backend = proxydrv_match(d->cfg, host, port);
         break;
     }
     free(text);
@@ -223,7 +223,7 @@ static void s_on_poll(uv_timer_t *t)
             stale = true;
     }
     if (fresh && !stale) {
-        proxy_out_step(d->out, "new workers took over", d->step_mono);
+        proxydrv_out_step(d->out, "new workers took over", d->step_mono);
         if (s_read(d)) {
             if (d->out->backend != d->req->backend)
                 s_failf(d, "after the reload %s names %s", d->cfg->nginx.include_file,
@@ -266,7 +266,7 @@ static void s_reloaded(proc_t *p, const proc_result_t *r, void *arg)
         return;
     }
     proc_destroy(&d->proc, 0);
-    proxy_out_step(d->out, "reload", d->step_mono);
+    proxydrv_out_step(d->out, "reload", d->step_mono);
     d->step_mono = units_mono_ms();
     d->deadline_mono = d->step_mono + s_cmd_ms(d);
     s_on_poll(&d->poll);
@@ -276,7 +276,7 @@ static void s_reloaded(proc_t *p, const proc_result_t *r, void *arg)
 static void s_restore(ngx_t *d)
 {
     const char *path = d->cfg->nginx.include_file;
-    int rc = proxy_file_restore(path, d->old_file, d->old_len);
+    int rc = proxydrv_file_restore(path, d->old_file, d->old_len);
     size_t n = strlen(d->err);
     if (rc != 0)
         snprintf(d->err + n, sizeof d->err - n, "; restoring %s failed: %s", path, strerror(-rc));
@@ -315,7 +315,7 @@ static void s_tested(proc_t *p, const proc_result_t *r, void *arg)
         return;
     }
     proc_destroy(&d->proc, 0);
-    proxy_out_step(d->out, "config test", d->step_mono);
+    proxydrv_out_step(d->out, "config test", d->step_mono);
     d->master = s_master_pid(d);
     if (!d->master) {
         snprintf(d->err, sizeof d->err, "cannot read nginx's pid from %s", d->cfg->nginx.pid_file);
@@ -340,14 +340,14 @@ static void s_switch(ngx_t *d)
     }
     d->step_mono = units_mono_ms();
     char *text = s_content(d, d->req->backend);
-    int rc = proxy_file_swap(path, NGX_FILE_MAX, text, true, &d->old_file, &d->old_len, d->err,
-                             sizeof d->err);
+    int rc = proxydrv_file_swap(path, NGX_FILE_MAX, text, true, &d->old_file, &d->old_len,
+                                d->err, sizeof d->err);
     free(text);
     if (rc != 0) {
         s_finish(d, d->err);
         return;
     }
-    proxy_out_step(d->out, "rewrite include file", d->step_mono);
+    proxydrv_out_step(d->out, "rewrite include file", d->step_mono);
     d->step_mono = units_mono_ms();
     rc = s_spawn(d, &d->cfg->nginx.test_argv, s_tested);
     if (rc < 0) {
@@ -360,8 +360,8 @@ static void s_switch(ngx_t *d)
 
 /* ---- the driver ---- */
 
-static void s_run(proxy_drv_t *base, const proxy_req_t *req, proxy_out_t *out,
-                  proxy_drv_done_cb done, void *arg)
+static void s_run(proxydrv_t *base, const proxydrv_req_t *req, proxydrv_out_t *out,
+                  proxydrv_done_cb done, void *arg)
 {
     ngx_t *d = (ngx_t *)base;
     d->req = req;
@@ -393,14 +393,14 @@ static void s_poll_closed(uv_handle_t *h)
     free(d);
 }
 
-static void s_destroy(proxy_drv_t *base)
+static void s_destroy(proxydrv_t *base)
 {
     ngx_t *d = (ngx_t *)base;
     proc_destroy(&d->proc, 2000);
     uv_close((uv_handle_t *)&d->poll, s_poll_closed);
 }
 
-proxy_drv_t *proxy_nginx_new(uv_loop_t *loop, const agent_proxy_t *cfg)
+proxydrv_t *proxy_nginx_new(uv_loop_t *loop, const agent_proxy_t *cfg)
 {
     ngx_t *d = xcalloc(1, sizeof *d);
     d->base.run = s_run;

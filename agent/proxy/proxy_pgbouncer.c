@@ -1,5 +1,5 @@
 /*
- * proxy_pgbouncer: the PgBouncer driver (proxy.h). Talks to the admin
+ * proxy_pgbouncer: the PgBouncer driver (proxydrv.h). Talks to the admin
  * console (the "pgbouncer" database) through pgconn with the simple query
  * protocol only, which is all the console speaks, and points one
  * [databases] entry at blue or green by rewriting the include file that
@@ -36,7 +36,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "pgconn.h"
-#include "proxy.h"
+#include "proxy_pgbouncer.h"
 #include "units.h"
 #include "xalloc.h"
 
@@ -57,15 +57,15 @@ typedef struct {
 } link_t;
 
 struct pgb {
-    proxy_drv_t base;
+    proxydrv_t base;
     uv_loop_t *loop;
     const agent_proxy_t *cfg;
     link_t admin, aux, backend;
     uv_timer_t timer;
     /* the operation running */
-    const proxy_req_t *req;
-    proxy_out_t *out;
-    proxy_drv_done_cb done;
+    const proxydrv_req_t *req;
+    proxydrv_out_t *out;
+    proxydrv_done_cb done;
     void *arg;
     pgb_next_fn after_read;
     uint64_t step_mono;
@@ -104,7 +104,7 @@ static void s_sync(pgb_t *d)
     }
     d->unsynced = false;
     if (d->out)
-        proxy_out_step(d->out, "sync include file", t);
+        proxydrv_out_step(d->out, "sync include file", t);
 }
 
 static void s_finish(pgb_t *d, const char *error)
@@ -130,7 +130,7 @@ static void s_finish(pgb_t *d, const char *error)
     if (d->unsynced && !(d->req->op == GODWIT__PROXY_ACTION__OP__OP_SWITCH &&
                          d->req->then_resume && !error))
         s_sync(d);
-    proxy_drv_done_cb done = d->done;
+    proxydrv_done_cb done = d->done;
     void *arg = d->arg;
     d->done = NULL;
     d->req = NULL;
@@ -211,11 +211,11 @@ static void s_read_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
     for (int i = 0; i < PQntuples(r->res); i++) {
         if (strcmp(pgconn_col_str(r->res, i, "name"), db) != 0)
             continue;
-        proxy_out_t *o = d->out;
+        proxydrv_out_t *o = d->out;
         snprintf(d->host, sizeof d->host, "%s", pgconn_col_str(r->res, i, "host"));
         d->port = (int)pgconn_col_i64(r->res, i, "port", 0);
         o->known = true;
-        o->backend = proxy_match(d->cfg, d->host, d->port);
+        o->backend = proxydrv_match(d->cfg, d->host, d->port);
         snprintf(o->address, sizeof o->address, "%s:%d", d->host, d->port);
         o->paused = pgconn_col_i64(r->res, i, "paused", 0) != 0;
         pgb_next_fn next = d->after_read;
@@ -258,7 +258,7 @@ static void s_resume_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
         free(m);
         return;
     }
-    proxy_out_step(d->out, "resume", d->step_mono);
+    proxydrv_out_step(d->out, "resume", d->step_mono);
     s_read(d, s_resume_checked);
 }
 
@@ -303,8 +303,8 @@ static void s_pause_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_read(d, s_gave_up_read);
         return;
     }
-    proxy_out_step(d->out, d->timed_out ? "pause (after terminating blockers)" : "pause",
-                   d->step_mono);
+    proxydrv_out_step(d->out, d->timed_out ? "pause (after terminating blockers)" : "pause",
+                      d->step_mono);
     s_read(d, s_pause_checked);
 }
 
@@ -324,7 +324,7 @@ static void s_gave_up_resume_done(pgconn_t *c, const pgconn_result_t *r, void *a
         free(m);
         return;
     }
-    proxy_out_step(d->out, "resume (gave up)", d->step_mono);
+    proxydrv_out_step(d->out, "resume (gave up)", d->step_mono);
     s_read(d, s_gave_up_resumed);
 }
 
@@ -352,7 +352,7 @@ static void s_terminated(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     d->out->terminated = (uint32_t)pgconn_col_u64(r->res, 0, "n");
-    proxy_out_step(d->out, "terminate blockers", d->step_mono);
+    proxydrv_out_step(d->out, "terminate blockers", d->step_mono);
     log_warn("proxy %s: PAUSE %s waited over %llu ms: terminated %u blocking transaction(s) "
              "on %s:%d (on_pause_timeout: terminate)",
              d->cfg->name, d->cfg->pgbouncer.database,
@@ -417,7 +417,7 @@ static void s_on_pause_timeout(uv_timer_t *t)
     if (!d->pause_waiting || !d->req)
         return;
     d->timed_out = true;
-    proxy_out_step(d->out, "pause (timed out)", d->step_mono);
+    proxydrv_out_step(d->out, "pause (timed out)", d->step_mono);
     d->step_mono = units_mono_ms();
     if (d->cfg->on_pause_timeout == PROXY_ON_TIMEOUT_TERMINATE) {
         s_exec(&d->aux, "SHOW SERVERS", true, NULL, s_servers_done);
@@ -510,16 +510,16 @@ static void s_pause_read(pgb_t *d)
 
 /* ---- SWITCH ---- */
 
-static char *s_entry(const pgb_t *d, proxy_backend_t b)
+static char *s_entry(const pgb_t *d, proxydrv_backend_t b)
 {
     char host[256];
     int port = 0;
-    if (!agent_split_hostport(b == PROXY_BLUE ? d->cfg->blue : d->cfg->green, host, sizeof host,
+    if (!agent_split_hostport(b == PROXYDRV_BLUE ? d->cfg->blue : d->cfg->green, host, sizeof host,
                               &port))
         host[0] = '\0';
     const char *opts = d->cfg->pgbouncer.entry_options;
     return xasprintf("; written by godwit-agent (proxy %s): %s\n%s = host=%s port=%d dbname=%s%s%s\n",
-                     d->cfg->name, b == PROXY_BLUE ? "blue" : "green", d->cfg->pgbouncer.database,
+                     d->cfg->name, b == PROXYDRV_BLUE ? "blue" : "green", d->cfg->pgbouncer.database,
                      host, port, d->cfg->pgbouncer.dbname, opts ? " " : "", opts ? opts : "");
 }
 
@@ -534,7 +534,7 @@ static void s_restored_reloaded(pgconn_t *c, const pgconn_result_t *r, void *arg
 static void s_restore(pgb_t *d)
 {
     const char *path = d->cfg->pgbouncer.include_file;
-    int rc = proxy_file_restore(path, d->old_file, d->old_len);
+    int rc = proxydrv_file_restore(path, d->old_file, d->old_len);
     if (rc == 0)
         d->unsynced = false; /* the old file back, synced */
     if (rc != 0) {
@@ -554,7 +554,7 @@ static void s_switch_checked(pgb_t *d)
     }
     snprintf(d->err, sizeof d->err, "after RELOAD PgBouncer shows %s for %s, not %s",
              d->out->address, d->cfg->pgbouncer.database,
-             d->req->backend == PROXY_BLUE ? d->cfg->blue : d->cfg->green);
+             d->req->backend == PROXYDRV_BLUE ? d->cfg->blue : d->cfg->green);
     s_restore(d);
 }
 
@@ -568,7 +568,7 @@ static void s_reloaded(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_restore(d);
         return;
     }
-    proxy_out_step(d->out, "reload", d->step_mono);
+    proxydrv_out_step(d->out, "reload", d->step_mono);
     s_read(d, s_switch_checked);
 }
 
@@ -584,8 +584,8 @@ static void s_switch_read(pgb_t *d)
     char *entry = s_entry(d, d->req->backend);
     /* With then_resume the syncs wait until the RESUME is done: they took
      * 1-6 ms here, and once 52 ms, inside the write pause. */
-    int rc = proxy_file_swap(path, PGB_FILE_MAX, entry, !d->req->then_resume, &d->old_file,
-                             &d->old_len, d->err, sizeof d->err);
+    int rc = proxydrv_file_swap(path, PGB_FILE_MAX, entry, !d->req->then_resume, &d->old_file,
+                                &d->old_len, d->err, sizeof d->err);
     free(entry);
     if (rc != 0) {
         s_finish(d, d->err);
@@ -593,15 +593,15 @@ static void s_switch_read(pgb_t *d)
     }
     if (d->req->then_resume)
         d->unsynced = true;
-    proxy_out_step(d->out, "rewrite include file", d->step_mono);
+    proxydrv_out_step(d->out, "rewrite include file", d->step_mono);
     d->step_mono = units_mono_ms();
     s_exec(&d->admin, "RELOAD", true, NULL, s_reloaded);
 }
 
 /* ---- the driver ---- */
 
-static void s_run(proxy_drv_t *base, const proxy_req_t *req, proxy_out_t *out,
-                  proxy_drv_done_cb done, void *arg)
+static void s_run(proxydrv_t *base, const proxydrv_req_t *req, proxydrv_out_t *out,
+                  proxydrv_done_cb done, void *arg)
 {
     pgb_t *d = (pgb_t *)base;
     d->req = req;
@@ -627,7 +627,7 @@ static void s_timer_closed(uv_handle_t *h)
     free(d);
 }
 
-static void s_destroy(proxy_drv_t *base)
+static void s_destroy(proxydrv_t *base)
 {
     pgb_t *d = (pgb_t *)base;
     if (d->unsynced) {
@@ -652,7 +652,7 @@ static pgconn_t *s_admin_conn(uv_loop_t *loop, const agent_proxy_t *cfg, const c
     return pgconn_new(loop, name, kw, val);
 }
 
-proxy_drv_t *proxy_pgbouncer_new(uv_loop_t *loop, const agent_proxy_t *cfg)
+proxydrv_t *proxy_pgbouncer_new(uv_loop_t *loop, const agent_proxy_t *cfg)
 {
     pgb_t *d = xcalloc(1, sizeof *d);
     d->base.run = s_run;

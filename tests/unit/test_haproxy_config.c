@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "proxy.h"
+#include "proxy_haproxy.h"
 
 static const char s_cfg[] =
     "global\n"
