@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "config.h"
 
 typedef enum { AGENT_ROLE_SOURCE = 0, AGENT_ROLE_TARGET, AGENT_ROLE_PROXY } agent_role_t;
@@ -109,7 +110,7 @@ typedef struct {
 /* Loads path with defaults applied. On failure err names file, line and
  * field and *cfg holds nothing to free. */
 bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 void agent_config_free(agent_config_t *cfg);
 const char *agent_role_name(int role);
 /* The peer called name, or NULL. */

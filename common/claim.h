@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "godwit.pb-c.h"
 
 #define CLAIM_INSTANCE_LEN 16
@@ -49,13 +50,13 @@ void claim_sign(claim_t *c, uint64_t epoch, const uint8_t instance[CLAIM_INSTANC
                 const uint8_t sk[CLAIM_SECRET_LEN]);
 /* Whether c's signature verifies with pk. */
 bool claim_verify(const claim_t *c, const uint8_t pk[CLAIM_PUBLIC_LEN])
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 /* Two claims with the same epoch, instance and signature. */
 bool claim_equal(const claim_t *a, const claim_t *b);
 
 /* From a wire message: false if it is NULL or a field has the wrong length.
  * Says nothing about the signature (claim_verify does). */
-bool claim_from_msg(const Godwit__EpochClaim *m, claim_t *out) __attribute__((warn_unused_result));
+bool claim_from_msg(const Godwit__EpochClaim *m, claim_t *out) GODWIT_MUSTCHECK;
 /* Fills m (initialised here) with pointers into c, which must outlive m. */
 void claim_to_msg(const claim_t *c, Godwit__EpochClaim *m);
 
@@ -64,6 +65,6 @@ void claim_to_msg(const claim_t *c, Godwit__EpochClaim *m);
 void claim_format(const claim_t *c, char *buf);
 /* Parses the text form (exactly CLAIM_TEXT_LEN characters, lower-case hex)
  * into out, whose epoch is left as it was; false if it is not one. */
-bool claim_parse(const char *text, size_t len, claim_t *out) __attribute__((warn_unused_result));
+bool claim_parse(const char *text, size_t len, claim_t *out) GODWIT_MUSTCHECK;
 
 #endif

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
+
 #define RATELIMIT_OTHERS "(other peers)"
 
 typedef struct ratelimit ratelimit_t;
@@ -37,7 +39,7 @@ void ratelimit_destroy(ratelimit_t **rlp);
  * reported (to say so on the same line); false if it was suppressed (and
  * counted). Keys longer than 127 bytes are cut. */
 bool ratelimit_allow(ratelimit_t *rl, const char *key, uint64_t now_ms, uint64_t *unreported)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 
 typedef void (*ratelimit_report_cb)(const char *key, uint64_t suppressed, uint64_t window_ms,
                                     void *arg);

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
+
 typedef struct {
     char *listen;               /* tcp://host:port the ROUTER binds */
     char *secret_key;           /* coordinator.key (mode 0600) */
@@ -26,7 +28,7 @@ typedef struct {
 } coord_config_t;
 
 bool coord_config_load(const char *path, coord_config_t *cfg, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 void coord_config_free(coord_config_t *cfg);
 
 #endif

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "godwit.pb-c.h"
 #include "plan.h"
 
@@ -52,13 +53,13 @@ typedef struct {
 /* true if the cutover may start; false with why naming the first gate
  * that refuses. */
 bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 
 /* Whether the verify report (its finished_at_ms, wall clock) is younger
  * than max_age_ms at now_ms: the cutover's gate wants a recent "equal".
  * false with why ("... older than cutover.verify_max_age ...") otherwise. */
 bool cutgate_verify_fresh(const cJSON *report, int64_t max_age_ms, uint64_t now_ms, char *why,
-                            size_t whylen) __attribute__((warn_unused_result));
+                            size_t whylen) GODWIT_MUSTCHECK;
 
 /* Whether a cutover may drive proxy `proxy` of agent `agent`, as the agent
  * last reported it (rep, received report_age_ms ago; NULL: none): its last
@@ -70,6 +71,6 @@ bool cutgate_verify_fresh(const cJSON *report, int64_t max_age_ms, uint64_t now_
 #define CUTGATE_PROXY_REFRESH_MS 2000 /* agent/proxy.c reads idle proxies this often */
 bool cutgate_proxy_ready(const Godwit__Report *rep, uint64_t report_age_ms, const char *agent,
                            const char *proxy, char *why, size_t whylen)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 
 #endif

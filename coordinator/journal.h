@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
+
 typedef struct journal journal_t;
 
 /* Opens (creating) the journal and takes the single-coordinator lock.
@@ -37,12 +39,12 @@ void journal_checkpoint(journal_t *j);
  * name exists and is not aborted (an aborted one is replaced). */
 bool journal_migration_create(journal_t *j, const char *name, const char *spec_json,
                               const char *state, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 /* Moves a migration from one state to another (only if it is still in
  * `from`) and logs the event, in one transaction. */
 bool journal_migration_move(journal_t *j, const char *name, const char *from, const char *to,
                             const char *detail, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 /* Logs an event (kind: "intent", "failed", ...) without changing state. */
 bool journal_event(journal_t *j, const char *name, const char *state, const char *kind,
                    const char *detail);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "config.h"
 
 typedef struct {
@@ -92,7 +93,7 @@ typedef struct {
 /* Parses text (name is used in errors) into *plan. False with err filled
  * (and nothing to free) on any problem. */
 bool plan_load_string(const char *name, const char *text, plan_t *plan, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 size_t plan_count(const plan_t *plan);
 plan_migration_t *plan_at(const plan_t *plan, size_t i);
 plan_migration_t *plan_find(const plan_t *plan, const char *name);

@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "errors.h"
 #include "agent_config.h"
 #include "godwit.pb-c.h"
 #include "proxydrv.h"
@@ -78,7 +79,7 @@ void proxy_set_stop(proxy_set_t **sp);
 /* Queues an action. false with why (and no callback) when the request is
  * invalid: unknown proxy, op or backend. */
 bool proxy_set_run(proxy_set_t *s, const Godwit__ProxyAction *action, proxy_done_cb done,
-                   void *arg, char *why, size_t whylen) __attribute__((warn_unused_result));
+                   void *arg, char *why, size_t whylen) GODWIT_MUSTCHECK;
 
 /* Refreshes the state of idle proxies now and then (call it every report). */
 void proxy_set_tick(proxy_set_t *s);
