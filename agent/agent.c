@@ -1,5 +1,5 @@
 /*
- * agent: see agent.h. Owns the ZeroMQ context and sockets, the fence, the
+ * agent: see agent.h. Owns the ZeroMQ context and sockets, the epoch fence, the
  * database engine (engine.h), the proxies and the disk samples. Never
  * blocks the loop: sends are ZMQ_DONTWAIT with ZMQ_IMMEDIATE (a report with
  * no coordinator to take it is dropped, not queued), database work is the
@@ -19,7 +19,7 @@
 
 #include "claim.h"
 #include "diskstats.h"
-#include "fence.h"
+#include "epochs.h"
 #include "keys.h"
 #include "log.h"
 #include "proxy.h"
@@ -56,7 +56,7 @@ struct agent {
     zuv_t *dealer_watch;
     void *monitor;
     zuv_t *monitor_watch;
-    fence_t *fence;
+    epochs_t *epochs;            /* the epoch fence */
     engine_t *engine;           /* NULL without a database (a proxy-only agent) */
     proxy_set_t *proxies;       /* NULL without a proxies list */
     uv_timer_t tick;
@@ -117,9 +117,9 @@ static void s_send_hello(agent_t *a)
     h.n_capabilities = n;
     h.capabilities = (char **)caps;
     h.hostname = a->hostname;
-    h.highest_epoch = fence_highest(a->fence);
+    h.highest_epoch = epochs_highest(a->epochs);
     Godwit__EpochClaim claim;
-    const claim_t *held = fence_claim(a->fence);
+    const claim_t *held = epochs_claim(a->epochs);
     if (held) {
         claim_to_msg(held, &claim);
         h.claim = &claim;
@@ -254,11 +254,11 @@ static void s_send_result(agent_t *a, Godwit__Result *res, const char *id)
     Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
     env.body_case = GODWIT__ENVELOPE__BODY_RESULT;
     env.result = res;
-    res->highest_epoch = fence_highest(a->fence);
+    res->highest_epoch = epochs_highest(a->epochs);
     size_t len = godwit__result__get_packed_size(res);
     uint8_t *packed = xmalloc(len);
     godwit__result__pack(res, packed);
-    fence_complete(a->fence, id, packed, len);
+    epochs_complete(a->epochs, id, packed, len);
     free(packed);
     s_send(a, &env);
 }
@@ -416,24 +416,24 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
     res.epoch = cmd->epoch;
     claim_t claim;
     bool has_claim = claim_from_msg(cmd->claim, &claim);
-    fence_verdict_t v = fence_admit(a->fence, cmd->id, cmd->epoch, has_claim ? &claim : NULL,
+    epochs_verdict_t v = epochs_admit(a->epochs, cmd->id, cmd->epoch, has_claim ? &claim : NULL,
                                     &cached, &cached_len, err, sizeof err);
     switch (v) {
-    case FENCE_STALE:
-    case FENCE_TWIN:
-    case FENCE_BAD_CLAIM:
-    case FENCE_ERROR: {
+    case EPOCHS_STALE:
+    case EPOCHS_TWIN:
+    case EPOCHS_BAD_CLAIM:
+    case EPOCHS_ERROR: {
         log_warn("command %s refused: %s", cmd->id, err);
         Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
-        res.status = v == FENCE_ERROR       ? GODWIT__STATUS__STATUS_FAILED
-                     : v == FENCE_BAD_CLAIM ? GODWIT__STATUS__STATUS_BAD_CLAIM
+        res.status = v == EPOCHS_ERROR       ? GODWIT__STATUS__STATUS_FAILED
+                     : v == EPOCHS_BAD_CLAIM ? GODWIT__STATUS__STATUS_BAD_CLAIM
                                             : GODWIT__STATUS__STATUS_STALE_EPOCH;
         res.message = err;
-        res.highest_epoch = fence_highest(a->fence);
+        res.highest_epoch = epochs_highest(a->epochs);
         /* A refusal for a newer coordinator or a twin carries the claim
          * that proves it: the coordinator stops only on that evidence. */
         Godwit__EpochClaim held_msg;
-        const claim_t *held = fence_claim(a->fence);
+        const claim_t *held = epochs_claim(a->epochs);
         if (held && res.status == GODWIT__STATUS__STATUS_STALE_EPOCH) {
             claim_to_msg(held, &held_msg);
             res.claim = &held_msg;
@@ -443,10 +443,10 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
         s_send(a, &env);
         return;
     }
-    case FENCE_IN_PROGRESS:
+    case EPOCHS_IN_PROGRESS:
         log_debug("command %s re-sent while running: result will follow", cmd->id);
         return;
-    case FENCE_REPLAY: {
+    case EPOCHS_REPLAY: {
         Godwit__Result *old = godwit__result__unpack(NULL, cached_len, cached);
         if (!old)
             return;
@@ -459,7 +459,7 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
         godwit__result__free_unpacked(old, NULL);
         return;
     }
-    case FENCE_EXECUTE:
+    case EPOCHS_EXECUTE:
         break;
     }
     if (cmd->deadline_unix_ms < units_now_ms()) {
@@ -693,8 +693,8 @@ agent_t *agent_new(uv_loop_t *loop, const agent_config_t *cfg)
         log_error("coordinator.signing_key: %s", err);
         goto fail;
     }
-    a->fence = fence_open(cfg->state_dir, a->sign_pk, err, sizeof err);
-    if (!a->fence) {
+    a->epochs = epochs_open(cfg->state_dir, a->sign_pk, err, sizeof err);
+    if (!a->epochs) {
         log_error("%s", err);
         goto fail;
     }
@@ -760,7 +760,7 @@ int agent_destroy(agent_t **ap)
     int code = a->exit_code;
     if (a->zctx)
         zmq_ctx_term(a->zctx);
-    fence_close(&a->fence);
+    epochs_close(&a->epochs);
     sodium_memzero(&a->keys, sizeof a->keys);
     free(a);
     return code;

@@ -1,6 +1,7 @@
 /*
- * fence: the agent's defence against stale coordinators, twin coordinators,
- * forged epochs and repeated commands.
+ * epochs: the agent's epoch fence, its defence against stale coordinators,
+ * twin coordinators, forged epochs and repeated commands. (The write fence
+ * on a database during a cutover is another thing: the freezer, pg/freeze.h.)
  *
  * Every command carries its coordinator's signed epoch claim (common/claim.h).
  * A claim that does not verify with the coordinator's signing public key
@@ -21,51 +22,51 @@
  * dropped with a warning, keeping the epoch.
  *
  * Command ids are remembered with their packed result in a bounded
- * in-memory table (FENCE_REMEMBER ids): a command re-sent after a reconnect
+ * in-memory table (EPOCHS_REMEMBER ids): a command re-sent after a reconnect
  * is answered with its first result, or ignored while it is still running,
  * never executed twice by this process.
  */
-#ifndef GODWIT_FENCE_H
-#define GODWIT_FENCE_H
+#ifndef GODWIT_EPOCHS_H
+#define GODWIT_EPOCHS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "claim.h"
 
-#define FENCE_REMEMBER 1024
+#define EPOCHS_REMEMBER 1024
 
-typedef struct fence fence_t;
+typedef struct epochs epochs_t;
 
 typedef enum {
-    FENCE_EXECUTE,     /* new command from a current coordinator: run it */
-    FENCE_STALE,       /* epoch below the highest seen: refuse */
-    FENCE_TWIN,        /* the highest epoch, from another coordinator instance: refuse */
-    FENCE_BAD_CLAIM,   /* no claim, or one that does not verify or names another epoch */
-    FENCE_REPLAY,      /* done before: answer with the remembered result */
-    FENCE_IN_PROGRESS, /* still running: say nothing, the result will come */
-    FENCE_ERROR,       /* the new epoch could not be persisted: refuse */
-} fence_verdict_t;
+    EPOCHS_EXECUTE,     /* new command from a current coordinator: run it */
+    EPOCHS_STALE,       /* epoch below the highest seen: refuse */
+    EPOCHS_TWIN,        /* the highest epoch, from another coordinator instance: refuse */
+    EPOCHS_BAD_CLAIM,   /* no claim, or one that does not verify or names another epoch */
+    EPOCHS_REPLAY,      /* done before: answer with the remembered result */
+    EPOCHS_IN_PROGRESS, /* still running: say nothing, the result will come */
+    EPOCHS_ERROR,       /* the new epoch could not be persisted: refuse */
+} epochs_verdict_t;
 
 /* Reads the epoch file in the state dir (epoch 0 and no claim if absent),
  * creating the dir (0700). verify_key (CLAIM_PUBLIC_LEN bytes, copied) is
  * the coordinator's signing public key. NULL with err filled if the file is
  * unreadable or malformed. */
-fence_t *fence_open(const char *state_dir, const uint8_t *verify_key, char *err, size_t errlen);
-uint64_t fence_highest(const fence_t *f);
+epochs_t *epochs_open(const char *state_dir, const uint8_t *verify_key, char *err, size_t errlen);
+uint64_t epochs_highest(const epochs_t *f);
 /* The verified claim of the highest epoch, or NULL if the agent holds none
  * (fresh, or an epoch file from before claims). Borrowed until the next
- * fence_admit. */
-const claim_t *fence_claim(const fence_t *f);
+ * epochs_admit. */
+const claim_t *epochs_claim(const epochs_t *f);
 
 /* Decides on a command of epoch with its claim (NULL: the command carried
- * none, or a malformed one). On FENCE_REPLAY result and len point at the
- * packed Result, borrowed until the next fence call. On FENCE_EXECUTE the id
+ * none, or a malformed one). On EPOCHS_REPLAY result and len point at the
+ * packed Result, borrowed until the next epochs_ call. On EPOCHS_EXECUTE the id
  * is recorded as running. Every refusal fills err. */
-fence_verdict_t fence_admit(fence_t *f, const char *id, uint64_t epoch, const claim_t *claim,
+epochs_verdict_t epochs_admit(epochs_t *f, const char *id, uint64_t epoch, const claim_t *claim,
                             const uint8_t **result, size_t *len, char *err, size_t errlen);
-/* Stores the packed result of a command admitted with FENCE_EXECUTE (copied). */
-void fence_complete(fence_t *f, const char *id, const uint8_t *result, size_t len);
-void fence_close(fence_t **fp);
+/* Stores the packed result of a command admitted with EPOCHS_EXECUTE (copied). */
+void epochs_complete(epochs_t *f, const char *id, const uint8_t *result, size_t len);
+void epochs_close(epochs_t **fp);
 
 #endif

@@ -1,8 +1,8 @@
 /*
- * fence: see fence.h. Owns the remembered ids and results, and the claim it
+ * epochs: see epochs.h. Owns the remembered ids and results, and the claim it
  * holds.
  */
-#include "fence.h"
+#include "epochs.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,26 +15,26 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define FENCE_FILE_MAX 512
+#define EPOCHS_FILE_MAX 512
 
 typedef struct {
     char *id;        /* NULL: free slot */
     uint8_t *result; /* NULL while running */
     size_t len;
-} fence_entry_t;
+} epochs_entry_t;
 
-struct fence {
+struct epochs {
     char *epoch_path;
     uint8_t verify_key[CLAIM_PUBLIC_LEN];
     uint64_t highest;
     bool has_claim;
     claim_t claim;   /* of highest, verified */
-    fence_entry_t ring[FENCE_REMEMBER];
+    epochs_entry_t ring[EPOCHS_REMEMBER];
     size_t next; /* oldest entry is overwritten */
 };
 
 /* Parses the epoch file's text into f; false if it is not one. */
-static bool s_parse(fence_t *f, const char *text)
+static bool s_parse(epochs_t *f, const char *text)
 {
     /* Digits and a newline or the end: strtoull alone would take "-1" as
      * UINT64_MAX and fence out every coordinator for good. */
@@ -59,23 +59,23 @@ static bool s_parse(fence_t *f, const char *text)
     return true;
 }
 
-fence_t *fence_open(const char *state_dir, const uint8_t *verify_key, char *err, size_t errlen)
+epochs_t *epochs_open(const char *state_dir, const uint8_t *verify_key, char *err, size_t errlen)
 {
     int rc = fsutil_mkdirs(state_dir, 0700);
     if (rc != 0) {
         snprintf(err, errlen, "state_dir %s: %s", state_dir, strerror(-rc));
         return NULL;
     }
-    fence_t *f = xcalloc(1, sizeof *f);
+    epochs_t *f = xcalloc(1, sizeof *f);
     memcpy(f->verify_key, verify_key, sizeof f->verify_key);
     f->epoch_path = xasprintf("%s/epoch", state_dir);
     char *text = NULL;
-    rc = fsutil_read_small(f->epoch_path, FENCE_FILE_MAX, &text, NULL);
+    rc = fsutil_read_small(f->epoch_path, EPOCHS_FILE_MAX, &text, NULL);
     if (rc == 0) {
         if (!s_parse(f, text)) {
             snprintf(err, errlen, "%s: malformed epoch file \"%.20s\"", f->epoch_path, text);
             free(text);
-            fence_close(&f);
+            epochs_close(&f);
             return NULL;
         }
         free(text);
@@ -89,26 +89,26 @@ fence_t *fence_open(const char *state_dir, const uint8_t *verify_key, char *err,
     } else if (rc != -ENOENT) {
         snprintf(err, errlen, "%s: %s", f->epoch_path, rc == -EFBIG ? "too large for an epoch file"
                                                                     : strerror(-rc));
-        fence_close(&f);
+        epochs_close(&f);
         return NULL;
     }
     return f;
 }
 
-uint64_t fence_highest(const fence_t *f) { return f->highest; }
+uint64_t epochs_highest(const epochs_t *f) { return f->highest; }
 
-const claim_t *fence_claim(const fence_t *f) { return f->has_claim ? &f->claim : NULL; }
+const claim_t *epochs_claim(const epochs_t *f) { return f->has_claim ? &f->claim : NULL; }
 
-static fence_entry_t *s_find(fence_t *f, const char *id)
+static epochs_entry_t *s_find(epochs_t *f, const char *id)
 {
-    for (size_t i = 0; i < FENCE_REMEMBER; i++)
+    for (size_t i = 0; i < EPOCHS_REMEMBER; i++)
         if (f->ring[i].id && strcmp(f->ring[i].id, id) == 0)
             return &f->ring[i];
     return NULL;
 }
 
 /* Persists epoch with its claim; 0 or -errno. */
-static int s_persist(fence_t *f, const claim_t *claim)
+static int s_persist(epochs_t *f, const claim_t *claim)
 {
     char hex[CLAIM_TEXT_LEN + 1];
     claim_format(claim, hex);
@@ -117,53 +117,53 @@ static int s_persist(fence_t *f, const claim_t *claim)
     return fsutil_write_atomic(f->epoch_path, buf, (size_t)n, 0600);
 }
 
-fence_verdict_t fence_admit(fence_t *f, const char *id, uint64_t epoch, const claim_t *claim,
+epochs_verdict_t epochs_admit(epochs_t *f, const char *id, uint64_t epoch, const claim_t *claim,
                             const uint8_t **result, size_t *len, char *err, size_t errlen)
 {
     /* The claim first: nothing a peer says moves the fence unless the
      * coordinator's signing key vouches for it. */
     if (!claim) {
         snprintf(err, errlen, "the command carries no epoch claim");
-        return FENCE_BAD_CLAIM;
+        return EPOCHS_BAD_CLAIM;
     }
     if (claim->epoch != epoch) {
         snprintf(err, errlen, "the command's epoch %" PRIu64 " is not its claim's (%" PRIu64 ")",
                  epoch, claim->epoch);
-        return FENCE_BAD_CLAIM;
+        return EPOCHS_BAD_CLAIM;
     }
     bool known = f->has_claim && claim_equal(claim, &f->claim);
     if (!known && !claim_verify(claim, f->verify_key)) {
         snprintf(err, errlen,
                  "the claim of epoch %" PRIu64 " does not verify with coordinator.signing_key",
                  epoch);
-        return FENCE_BAD_CLAIM;
+        return EPOCHS_BAD_CLAIM;
     }
     if (epoch < f->highest) {
         snprintf(err, errlen, "epoch %" PRIu64 " is older than %" PRIu64 ", the highest seen",
                  epoch, f->highest);
-        return FENCE_STALE;
+        return EPOCHS_STALE;
     }
     if (epoch == f->highest && f->has_claim && !known) {
         snprintf(err, errlen,
                  "epoch %" PRIu64 " from another coordinator instance than the one this agent "
                  "follows (a twin on a copy of the journal)",
                  epoch);
-        return FENCE_TWIN;
+        return EPOCHS_TWIN;
     }
-    fence_entry_t *e = s_find(f, id);
+    epochs_entry_t *e = s_find(f, id);
     if (e) {
         if (!e->result)
-            return FENCE_IN_PROGRESS;
+            return EPOCHS_IN_PROGRESS;
         *result = e->result;
         *len = e->len;
-        return FENCE_REPLAY;
+        return EPOCHS_REPLAY;
     }
     if (epoch > f->highest || !f->has_claim) {
         int rc = s_persist(f, claim);
         if (rc != 0) {
             snprintf(err, errlen, "cannot persist epoch %" PRIu64 " to %s: %s", epoch,
                      f->epoch_path, strerror(-rc));
-            return FENCE_ERROR;
+            return EPOCHS_ERROR;
         }
         if (epoch > f->highest)
             log_info("coordinator epoch %" PRIu64 " (was %" PRIu64 ")", epoch, f->highest);
@@ -174,18 +174,18 @@ fence_verdict_t fence_admit(fence_t *f, const char *id, uint64_t epoch, const cl
         f->has_claim = true;
     }
     e = &f->ring[f->next];
-    f->next = (f->next + 1) % FENCE_REMEMBER;
+    f->next = (f->next + 1) % EPOCHS_REMEMBER;
     free(e->id);
     free(e->result);
     e->id = xstrdup(id);
     e->result = NULL;
     e->len = 0;
-    return FENCE_EXECUTE;
+    return EPOCHS_EXECUTE;
 }
 
-void fence_complete(fence_t *f, const char *id, const uint8_t *result, size_t len)
+void epochs_complete(epochs_t *f, const char *id, const uint8_t *result, size_t len)
 {
-    fence_entry_t *e = s_find(f, id);
+    epochs_entry_t *e = s_find(f, id);
     if (!e || e->result)
         return;
     e->result = xmalloc(len);
@@ -193,13 +193,13 @@ void fence_complete(fence_t *f, const char *id, const uint8_t *result, size_t le
     e->len = len;
 }
 
-void fence_close(fence_t **fp)
+void epochs_close(epochs_t **fp)
 {
-    fence_t *f = *fp;
+    epochs_t *f = *fp;
     if (!f)
         return;
     *fp = NULL;
-    for (size_t i = 0; i < FENCE_REMEMBER; i++) {
+    for (size_t i = 0; i < EPOCHS_REMEMBER; i++) {
         free(f->ring[i].id);
         free(f->ring[i].result);
     }
