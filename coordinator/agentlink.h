@@ -3,7 +3,7 @@
  * plancheck, proxycmd) need of the process that carries them: send a typed
  * command to an agent and get its one result, read an agent's last report,
  * its round trip and its role, run something on the loop soon, and the
- * clocks. coord.c implements it over the ROUTER socket (coord_link); the
+ * clocks. routerlink.c implements it over the ROUTER socket; the
  * unit tests implement it with a fake that records the commands and answers
  * them by hand (tests/unit/test_migration_machine.c), so the machines run
  * without sockets, agents or a loop.

@@ -2,9 +2,9 @@
  * ctlcmd: the commands of the coordinator's control socket (control.h), one
  * table for both ends: godwitctl names a request's "cmd" with ctlcmd_name,
  * the coordinator finds its handler with ctlcmd_parse. A new command is one
- * enum value and one row here, a handler in coord.c and its caller in
- * godwitctl.c. The request and response fields of each are in
- * docs/operations.md.
+ * enum value and one row here, a handler in ctlserve.c and its caller in
+ * ctl/ (fleetcmd.c or migcmd.c). The request and response fields of each
+ * are in docs/operations.md.
  */
 #ifndef GODWIT_CTLCMD_H
 #define GODWIT_CTLCMD_H

@@ -1,0 +1,257 @@
+/*
+ * fleetcmd: see fleetcmd.h. Each command parses its arguments, asks the
+ * coordinator (client.h) and prints the answer (render.h, or the JSON as
+ * it came with --json).
+ */
+#include "fleetcmd.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+#include "ctlcmd.h"
+#include "keys.h"
+#include "render.h"
+#include "units.h"
+#include "xalloc.h"
+
+int fleetcmd_keygen(int argc, char **argv)
+{
+    const char *dir = NULL, *name = NULL, *roles_text = NULL;
+    bool signing = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--roles") == 0 && i + 1 < argc)
+            roles_text = argv[++i];
+        else if (strcmp(argv[i], "--signing") == 0)
+            signing = true;
+        else if (!name && argv[i][0] != '-')
+            name = argv[i];
+        else {
+            cli_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!dir || !name) {
+        cli_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    char err[512];
+    unsigned roles = 0;
+    if (roles_text && keys_roles_parse(roles_text, &roles, err, sizeof err) != 0) {
+        fprintf(stderr, "godwitctl: keygen: --roles: %s\n", err);
+        return CLI_EXIT_USAGE;
+    }
+    /* --signing on an existing CURVE pair adds the signing pair only (a
+     * coordinator from before epoch claims); anything else never overwrites. */
+    char *key_path = xasprintf("%s/%s.key", dir, name);
+    char *pub_path = xasprintf("%s/%s.pub", dir, name);
+    bool have_pair = signing && !roles_text && access(key_path, F_OK) == 0 &&
+                     access(pub_path, F_OK) == 0;
+    free(key_path);
+    free(pub_path);
+    keys_pair_t kp;
+    if (!have_pair) {
+        if (keys_generate(dir, name, roles, &kp, err, sizeof err) != 0) {
+            fprintf(stderr, "godwitctl: keygen: %s\n", err);
+            return CLI_EXIT_DEGRADED;
+        }
+        printf("wrote %s/%s.key (secret, mode 0600) and %s/%s.pub\npublic key: %s\n", dir, name,
+               dir, name, kp.public_z85);
+        sodium_memzero(&kp, sizeof kp);
+        if (roles) {
+            char list[64];
+            printf("roles: %s (an agent with this key may take only these)\n",
+                   keys_roles_format(roles, list, sizeof list));
+        } else if (!signing) {
+            printf("no roles line: in a coordinator's allowed_keys this key is refused until its "
+                   ".pub says which roles it may take (keygen --roles source,target,proxy)\n");
+        }
+    }
+    if (signing) {
+        unsigned char pk[KEYS_SIGN_PUBLIC_LEN];
+        if (keys_sign_generate(dir, name, pk, err, sizeof err) != 0) {
+            fprintf(stderr, "godwitctl: keygen: %s\n", err);
+            return CLI_EXIT_DEGRADED;
+        }
+        printf("wrote %s/%s.sign.key (signing secret, mode 0600) and %s/%s.sign.pub (copy it to "
+               "every agent host)\n", dir, name, dir, name);
+    }
+    return 0;
+}
+
+int fleetcmd_status(const char *sock, int argc, char **argv)
+{
+    bool json = false, watch = false;
+    int64_t interval = 1000;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--watch") == 0)
+            watch = true;
+        else if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc) {
+            if (!units_parse_duration_ms(argv[++i], &interval) || interval < 100) {
+                fprintf(stderr, "godwitctl: --interval: expected a duration of at least 100ms, like 2s\n");
+                return CLI_EXIT_USAGE;
+            }
+        } else {
+            cli_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    bool tty = isatty(STDOUT_FILENO);
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_STATUS));
+    int code = 0;
+    for (;;) {
+        cJSON *st = client_call(sock, req, 5);
+        if (!st) {
+            code = CLI_EXIT_UNREACHABLE;
+            if (!watch)
+                break;
+        } else if (!cJSON_IsTrue(cJSON_GetObjectItem(st, "ok"))) {
+            render_humanize(st);
+            fprintf(stderr, "godwitctl: %s\n", render_str(st, "error", "coordinator refused"));
+            code = CLI_EXIT_DEGRADED;
+        } else {
+            if (!json)
+                render_humanize(st);
+            if (watch && tty && !json)
+                fputs("\033[H\033[2J", stdout);
+            if (json) {
+                char *text = watch ? cJSON_PrintUnformatted(st) : cJSON_Print(st);
+                puts(text);
+                cJSON_free(text);
+                /* Health for the exit code, without printing. */
+                FILE *null = fopen("/dev/null", "w");
+                code = render_status(st, null ? null : stderr) ? 0 : CLI_EXIT_DEGRADED;
+                if (null)
+                    fclose(null);
+            } else {
+                code = render_status(st, stdout) ? 0 : CLI_EXIT_DEGRADED;
+            }
+            fflush(stdout);
+        }
+        cJSON_Delete(st);
+        if (!watch)
+            break;
+        struct timespec ts = { interval / 1000, (interval % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    cJSON_Delete(req);
+    return code;
+}
+
+int fleetcmd_ping(const char *sock, int argc, char **argv)
+{
+    bool json;
+    const char *agent;
+    if (!cli_operand(argc, argv, &agent, &json, NULL))
+        return CLI_EXIT_USAGE;
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_PING));
+    cJSON_AddStringToObject(req, "agent", agent);
+    cJSON *resp = client_request(sock, req, 30);
+    if (!resp)
+        return CLI_EXIT_UNREACHABLE;
+    bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
+    if (!json)
+        render_humanize(resp);
+    if (json) {
+        char *text = cJSON_Print(resp);
+        puts(text);
+        cJSON_free(text);
+    } else if (ok) {
+        printf("%s: round trip %.3f ms\n", agent, render_num(resp, "rtt_ms", 0));
+    } else {
+        fprintf(stderr, "godwitctl: ping %s: %s\n", agent, render_str(resp, "error", "failed"));
+    }
+    cJSON_Delete(resp);
+    return ok ? 0 : CLI_EXIT_DEGRADED;
+}
+
+int fleetcmd_proxy(const char *sock, int argc, char **argv)
+{
+    bool json = false;
+    const char *pos[4] = { NULL, NULL, NULL, NULL };
+    int npos = 0;
+    int64_t lease = 0, timeout = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if ((strcmp(argv[i], "--lease") == 0 || strcmp(argv[i], "--timeout") == 0) &&
+                   i + 1 < argc) {
+            int64_t *v = argv[i][2] == 'l' ? &lease : &timeout;
+            if (!units_parse_duration_ms(argv[i + 1], v) || *v <= 0) {
+                fprintf(stderr, "godwitctl: %s: expected a duration like 30s or 500ms\n", argv[i]);
+                return CLI_EXIT_USAGE;
+            }
+            i++;
+        } else if (argv[i][0] != '-' && npos < 4) {
+            pos[npos++] = argv[i];
+        } else {
+            cli_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    bool is_switch = npos >= 3 && strcmp(pos[2], "switch") == 0;
+    if (npos < 3 || npos != (is_switch ? 4 : 3)) {
+        cli_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_PROXY));
+    cJSON_AddStringToObject(req, "agent", pos[0]);
+    cJSON_AddStringToObject(req, "proxy", pos[1]);
+    cJSON_AddStringToObject(req, "op", pos[2]);
+    if (is_switch)
+        cJSON_AddStringToObject(req, "backend", pos[3]);
+    if (lease)
+        cJSON_AddNumberToObject(req, "lease_ms", (double)lease);
+    if (timeout)
+        cJSON_AddNumberToObject(req, "pause_timeout_ms", (double)timeout);
+    /* The coordinator bounds the wait (the pause timeout plus room). */
+    cJSON *resp = client_request(sock, req, 30 + (int)((timeout ? timeout : 60000) / 1000) + 5);
+    if (!resp)
+        return CLI_EXIT_UNREACHABLE;
+    bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
+    if (!json)
+        render_humanize(resp);
+    const cJSON *st = cJSON_GetObjectItem(resp, "state");
+    if (json) {
+        char *text = cJSON_Print(resp);
+        puts(text);
+        cJSON_free(text);
+    } else {
+        if (!ok)
+            fprintf(stderr, "godwitctl: proxy %s %s %s: %s\n", pos[0], pos[1], pos[2],
+                    render_str(resp, "error", "failed"));
+        if (cJSON_IsObject(st)) {
+            const char *be = render_str(st, "backend", "");
+            printf("%s/%s (%s): %s%s%s, %s", pos[0], pos[1], render_str(st, "kind", "?"),
+                   be[0] ? be : "neither blue nor green", " at ", render_str(st, "address", "?"),
+                   cJSON_IsTrue(cJSON_GetObjectItem(st, "paused")) ? "PAUSED" : "not paused");
+            if (cJSON_IsTrue(cJSON_GetObjectItem(st, "paused")))
+                printf(" (lease %.0f ms left)", render_num(st, "lease_left_ms", 0));
+            if (cJSON_IsTrue(cJSON_GetObjectItem(st, "already")))
+                printf("; already so, nothing done");
+            if (render_num(st, "paused_ms", 0) > 0)
+                printf("; traffic was held %.0f ms", render_num(st, "paused_ms", 0));
+            if (render_num(st, "terminated", 0) > 0)
+                printf("; terminated %.0f blocking transaction(s)",
+                       render_num(st, "terminated", 0));
+            printf("\n");
+            const cJSON *s;
+            cJSON_ArrayForEach(s, cJSON_GetObjectItem(st, "steps"))
+                printf("  %-40s %6.0f ms\n", render_str(s, "name", "?"), render_num(s, "ms", 0));
+        }
+    }
+    cJSON_Delete(resp);
+    return ok ? 0 : CLI_EXIT_DEGRADED;
+}

@@ -1,0 +1,348 @@
+/*
+ * migcmd: see migcmd.h. The commands that start something long (verify,
+ * cutover, cleanup) follow it by polling the migration's status until it
+ * ends.
+ */
+#include "migcmd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+#include "ctlcmd.h"
+#include "render.h"
+
+/* A new request {"cmd": cmd, "name": name} (the caller deletes it, or
+ * passes it on to whoever takes it). */
+static cJSON *s_request(ctlcmd_t cmd, const char *name)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(cmd));
+    cJSON_AddStringToObject(req, "name", name);
+    return req;
+}
+
+/* Sends req (taken) to the coordinator: 0 when it said ok, else the exit
+ * code, with the reason printed. */
+static int s_ask(const char *sock, cJSON *req)
+{
+    cJSON *resp = client_request(sock, req, 30);
+    if (!resp)
+        return CLI_EXIT_UNREACHABLE;
+    int code = 0;
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
+        render_humanize(resp);
+        fprintf(stderr, "godwitctl: %s\n", render_str(resp, "error", "failed"));
+        code = CLI_EXIT_DEGRADED;
+    }
+    cJSON_Delete(resp);
+    return code;
+}
+
+/* Migration name's status response (the caller deletes it; escaped for a
+ * terminal unless json), or NULL with the reason printed (coordinator
+ * unreachable). */
+static cJSON *s_migration_status(const char *sock, const char *name, bool json)
+{
+    cJSON *req = s_request(CTLCMD_MIGRATE_STATUS, name);
+    cJSON *resp = client_request(sock, req, 30);
+    if (resp && !json)
+        render_humanize(resp);
+    return resp;
+}
+
+/* Follows migration name's `key` report (verify, cutover) in its status
+ * every poll_ms until its state is one of finals (NULL-terminated); prints
+ * it (as JSON, or rendered) and returns code_of(report), or without one 0
+ * if that state is finals[0], else CLI_EXIT_DEGRADED; CLI_EXIT_UNREACHABLE
+ * if the coordinator is gone. */
+static int s_follow(const char *sock, const char *name, const char *key,
+                    const char *const *finals, unsigned poll_ms, bool json,
+                    void (*render)(const cJSON *report, double now, FILE *out),
+                    int (*code_of)(const cJSON *report))
+{
+    for (;;) {
+        cJSON *resp = s_migration_status(sock, name, json);
+        if (!resp)
+            return CLI_EXIT_UNREACHABLE;
+        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
+        const cJSON *rep = cJSON_GetObjectItem(m, key);
+        if (!cJSON_IsObject(rep)) {
+            fprintf(stderr, "godwitctl: migration %s: %s\n", name,
+                    render_str(resp, "error", "it stopped (the migration left streaming)"));
+            cJSON_Delete(resp);
+            return CLI_EXIT_DEGRADED;
+        }
+        const char *state = render_str(rep, "state", "");
+        for (size_t f = 0; finals[f]; f++) {
+            if (strcmp(state, finals[f]) != 0)
+                continue;
+            if (json) {
+                char *out = cJSON_Print(rep);
+                puts(out);
+                cJSON_free(out);
+            } else {
+                printf("migration %s:\n", name);
+                render(rep, render_num(resp, "generated_at_ms", 0), stdout);
+            }
+            int code = code_of ? code_of(rep) : f == 0 ? 0 : CLI_EXIT_DEGRADED;
+            cJSON_Delete(resp);
+            return code;
+        }
+        cJSON_Delete(resp);
+        usleep(poll_ms * 1000);
+    }
+}
+
+/* migrate verify M: starts verify, then (unless --no-wait) follows it until
+ * it ends. 0 when every table is equal. */
+static int s_cmd_verify(const char *sock, const char *name, bool json, bool wait)
+{
+    cJSON *req = s_request(CTLCMD_MIGRATE_VERIFY, name);
+    int code = s_ask(sock, req);
+    if (code != 0)
+        return code;
+    if (!wait) {
+        printf("migration %s: verifying; godwitctl migrate status %s shows the report\n", name, name);
+        return 0;
+    }
+    static const char *const finals[] = { "equal", "different", "failed", NULL };
+    return s_follow(sock, name, "verify", finals, 300, json, render_verify, NULL);
+}
+
+/* The exit code of a cutover's final report, by its outcome. */
+static int s_cutover_code(const cJSON *rep)
+{
+    const char *outcome = render_str(rep, "outcome", "");
+    if (strcmp(outcome, "done") == 0)
+        return 0;
+    if (strcmp(outcome, "refused") == 0)
+        return CLI_EXIT_REFUSED;
+    if (strcmp(outcome, "rolled_back") == 0)
+        return CLI_EXIT_ROLLED_BACK;
+    if (strcmp(outcome, "unknown") == 0)
+        return CLI_EXIT_UNKNOWN;
+    return CLI_EXIT_DEGRADED;
+}
+
+int migcmd_cutover(const char *sock, int argc, char **argv)
+{
+    bool json, dry;
+    const char *name;
+    if (!cli_operand(argc, argv, &name, &json, &dry))
+        return CLI_EXIT_USAGE;
+    cJSON *req = s_request(CTLCMD_CUTOVER, name);
+    cJSON_AddBoolToObject(req, "dry_run", dry);
+    cJSON_AddBoolToObject(req, "rollback", strcmp(argv[0], "rollback") == 0);
+    cJSON *resp = client_request(sock, req, 30);
+    if (!resp)
+        return CLI_EXIT_UNREACHABLE;
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
+        int code = cJSON_IsTrue(cJSON_GetObjectItem(resp, "refused")) ? CLI_EXIT_REFUSED
+                                                                      : CLI_EXIT_DEGRADED;
+        render_humanize(resp);
+        fprintf(stderr, "godwitctl: %s\n", render_str(resp, "error", "failed"));
+        cJSON_Delete(resp);
+        return code;
+    }
+    cJSON_Delete(resp);
+    static const char *const finals[] = { "done", "aborted", NULL };
+    return s_follow(sock, name, "cutover", finals, 100, json, render_cutover, s_cutover_code);
+}
+
+int migcmd_cleanup(const char *sock, int argc, char **argv)
+{
+    bool json;
+    const char *name;
+    if (!cli_operand(argc, argv, &name, &json, NULL))
+        return CLI_EXIT_USAGE;
+    cJSON *req = s_request(CTLCMD_MIGRATE_CLEANUP, name);
+    int code = s_ask(sock, req);
+    if (code != 0)
+        return code;
+    for (int waited_ms = 0;; waited_ms += 200) {
+        cJSON *resp = s_migration_status(sock, name, json);
+        if (!resp)
+            return CLI_EXIT_UNREACHABLE;
+        const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItem(resp, "migrations"), 0);
+        const char *state = render_str(m, "state", "?");
+        bool done = strcmp(state, "done") == 0;
+        if (done || waited_ms >= 120000) {
+            if (json) {
+                char *out = cJSON_Print(m);
+                puts(out);
+                cJSON_free(out);
+            } else if (done) {
+                printf("migration %s: cleaned up: %s\n", name, render_str(m, "doing", ""));
+            } else {
+                fprintf(stderr, "godwitctl: migration %s: still %s after two minutes: %s\n", name,
+                        state, render_str(m, "last_error", "no error reported"));
+            }
+            cJSON_Delete(resp);
+            return done ? 0 : CLI_EXIT_DEGRADED;
+        }
+        cJSON_Delete(resp);
+        usleep(200 * 1000);
+    }
+}
+
+int migcmd_migrate(const char *sock, int argc, char **argv)
+{
+    if (argc < 2) {
+        cli_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    bool json = false, watch = false, no_wait = false;
+    const char *arg = NULL, *name = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--no-wait") == 0)
+            no_wait = true;
+        else if (strcmp(argv[i], "--watch") == 0)
+            watch = true;
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (!arg && argv[i][0] != '-')
+            arg = argv[i];
+        else {
+            cli_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (strcmp(sub, "verify") == 0 && arg)
+        return s_cmd_verify(sock, arg, json, !no_wait);
+    cJSON *req = cJSON_CreateObject();
+    if (strcmp(sub, "start") == 0 && arg) {
+        char *text = cli_read_plan(arg);
+        if (!text) {
+            cJSON_Delete(req);
+            return CLI_EXIT_USAGE;
+        }
+        cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_MIGRATE_START));
+        cJSON_AddStringToObject(req, "file", arg);
+        cJSON_AddStringToObject(req, "text", text);
+        if (name)
+            cJSON_AddStringToObject(req, "name", name);
+        free(text);
+    } else if (strcmp(sub, "status") == 0) {
+        cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_MIGRATE_STATUS));
+        if (arg)
+            cJSON_AddStringToObject(req, "name", arg);
+    } else if ((strcmp(sub, "abort") == 0 || strcmp(sub, "pause") == 0 ||
+                strcmp(sub, "resume") == 0) && arg) {
+        ctlcmd_t cmd = strcmp(sub, "abort") == 0   ? CTLCMD_MIGRATE_ABORT
+                       : strcmp(sub, "pause") == 0 ? CTLCMD_MIGRATE_PAUSE
+                                                   : CTLCMD_MIGRATE_RESUME;
+        cJSON_AddStringToObject(req, "cmd", ctlcmd_name(cmd));
+        cJSON_AddStringToObject(req, "name", arg);
+    } else {
+        cJSON_Delete(req);
+        cli_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    int code = 0;
+    for (;;) {
+        cJSON *resp = client_call(sock, req, 120);
+        if (!resp) {
+            code = CLI_EXIT_UNREACHABLE;
+        } else {
+            bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
+            code = ok ? 0
+                   : cJSON_IsTrue(cJSON_GetObjectItem(resp, "invalid_plan")) ? CLI_EXIT_USAGE
+                                                                             : CLI_EXIT_DEGRADED;
+            if (!json)
+                render_humanize(resp);
+            if (json) {
+                char *out = watch ? cJSON_PrintUnformatted(resp) : cJSON_Print(resp);
+                puts(out);
+                cJSON_free(out);
+            } else if (!ok) {
+                if (cJSON_IsArray(cJSON_GetObjectItem(resp, "migrations")))
+                    render_plan_check(resp, stderr);
+                fprintf(stderr, "godwitctl: %s\n", render_str(resp, "error", "failed"));
+            } else if (strcmp(sub, "status") == 0) {
+                if (watch && isatty(STDOUT_FILENO))
+                    fputs("\033[H\033[2J", stdout);
+                render_migrations(resp, stdout);
+            } else if (strcmp(sub, "start") == 0) {
+                const cJSON *s;
+                cJSON_ArrayForEach(s, cJSON_GetObjectItem(resp, "started"))
+                printf("migration %s started; follow it with: godwitctl migrate status %s\n",
+                       s->valuestring, s->valuestring);
+            } else {
+                printf("migration %s: %s; godwitctl migrate status %s shows when it is done\n",
+                       arg, strcmp(sub, "abort") == 0 ? "aborting" : strcmp(sub, "pause") == 0
+                                                                        ? "pausing"
+                                                                        : "resuming",
+                       arg);
+            }
+            fflush(stdout);
+            cJSON_Delete(resp);
+        }
+        if (!watch || strcmp(sub, "status") != 0)
+            break;
+        sleep(1);
+    }
+    cJSON_Delete(req);
+    return code;
+}
+
+int migcmd_plan(const char *sock, int argc, char **argv)
+{
+    bool json = false;
+    const char *path = NULL;
+    if (argc < 2 || strcmp(argv[1], "check") != 0) {
+        cli_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (!path && argv[i][0] != '-')
+            path = argv[i];
+        else {
+            cli_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!path) {
+        cli_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    char *text = cli_read_plan(path);
+    if (!text)
+        return CLI_EXIT_USAGE;
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_PLAN_CHECK));
+    cJSON_AddStringToObject(req, "file", path);
+    cJSON_AddStringToObject(req, "text", text);
+    free(text);
+    cJSON *resp = client_request(sock, req, 120);
+    if (!resp)
+        return CLI_EXIT_UNREACHABLE;
+    int code;
+    if (!json)
+        render_humanize(resp);
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
+        bool invalid = cJSON_IsTrue(cJSON_GetObjectItem(resp, "invalid_plan"));
+        code = invalid ? CLI_EXIT_USAGE : CLI_EXIT_DEGRADED;
+        if (!json)
+            fprintf(stderr, "godwitctl: %s\n", render_str(resp, "error", "plan check failed"));
+    } else {
+        code = render_num(resp, "blocking", 0) > 0 ? CLI_EXIT_DEGRADED : 0;
+        if (!json)
+            render_plan_check(resp, stdout);
+    }
+    if (json) {
+        char *out = cJSON_Print(resp);
+        puts(out);
+        cJSON_free(out);
+    }
+    cJSON_Delete(resp);
+    return code;
+}

@@ -1,0 +1,409 @@
+/*
+ * render: see render.h. Every renderer reads its fields with render_num and
+ * render_str, so a field missing from the coordinator's answer prints as a
+ * default ("?", "-", 0) instead of failing.
+ */
+#include "render.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "escape.h"
+#include "units.h"
+
+void render_humanize(cJSON *node)
+{
+    for (cJSON *n = node; n; n = n->next) {
+        if (cJSON_IsString(n) && n->valuestring && escape_needed(n->valuestring)) {
+            char *e = escape_dup(n->valuestring);
+            cJSON_SetValuestring(n, e);
+            free(e);
+        }
+        if (n->string && escape_needed(n->string)) {
+            char *e = escape_dup(n->string);
+            if (!(n->type & cJSON_StringIsConst))
+                cJSON_free(n->string);
+            n->type &= ~cJSON_StringIsConst;
+            n->string = cJSON_malloc(strlen(e) + 1);
+            memcpy(n->string, e, strlen(e) + 1);
+            free(e);
+        }
+        if (n->child)
+            render_humanize(n->child);
+    }
+}
+
+double render_num(const cJSON *o, const char *key, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+const char *render_str(const cJSON *o, const char *key, const char *dflt)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
+static const char *s_age(double ms, char *buf, size_t len)
+{
+    if (ms < 0)
+        return "-";
+    return units_fmt_duration_ms((uint64_t)ms, buf, len);
+}
+
+static const char *s_rate(const cJSON *o, const char *key, char *buf, size_t len)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    if (!cJSON_IsNumber(v))
+        return "-";
+    char b[32];
+    snprintf(buf, len, "%s/s", units_fmt_bytes((uint64_t)llround(v->valuedouble), b, sizeof b));
+    return buf;
+}
+
+bool render_status(const cJSON *st, FILE *out)
+{
+    bool healthy = true;
+    const cJSON *co = cJSON_GetObjectItem(st, "coordinator");
+    const cJSON *agents = cJSON_GetObjectItem(st, "agents");
+    int n = cJSON_GetArraySize(agents), connected = 0;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, agents) if (strcmp(render_str(a, "state", ""), "connected") == 0)
+        connected++;
+    const cJSON *rtt = cJSON_GetObjectItem(co, "rtt_ms");
+    fprintf(out, "coordinator %s  epoch %.0f  %s  agents %d/%d connected",
+            render_str(co, "version", "?"), render_num(co, "epoch", 0),
+            render_str(co, "listen", "?"), connected, n);
+    if (render_num(rtt, "samples", 0) > 0)
+        fprintf(out, "  rtt p50 %.2f ms p99 %.2f ms", render_num(rtt, "p50", 0),
+                render_num(rtt, "p99", 0));
+    fputc('\n', out);
+    const cJSON *ref = cJSON_GetObjectItem(co, "refused");
+    fprintf(out,
+            "refused: %.0f unknown key, %.0f not CURVE, %.0f failed handshakes, %.0f hellos "
+            "with a role the key may not take; %.0f bad messages (%.0f over max_message); "
+            "%.0f suspect messages ignored\n\n",
+            render_num(ref, "unknown_key", 0), render_num(ref, "not_curve", 0),
+            render_num(ref, "handshake_failed", 0), render_num(ref, "role", 0),
+            render_num(co, "bad_messages", 0), render_num(co, "oversize_messages", 0),
+            render_num(co, "suspect_messages", 0));
+    fprintf(out, "%-16s %-7s %-11s %-8s %-9s %-22s %-12s %-14s %s\n", "AGENT", "ROLE", "STATE",
+            "SEEN", "RTT", "DATABASE", "WAL RATE", "LSN", "DISK FREE");
+    cJSON_ArrayForEach(a, agents)
+    {
+        char seen[32], rttb[32], db[64] = "-", wal[32] = "-", lsn[32] = "-", disk[64] = "-";
+        const char *state = render_str(a, "state", "?");
+        if (strcmp(state, "lost") == 0 || strcmp(state, "refused") == 0)
+            healthy = false;
+        const cJSON *r = cJSON_GetObjectItem(a, "rtt_ms");
+        if (cJSON_IsNumber(r))
+            snprintf(rttb, sizeof rttb, "%.2f ms", r->valuedouble);
+        else
+            snprintf(rttb, sizeof rttb, "-");
+        const cJSON *pg = cJSON_GetObjectItem(a, "postgres");
+        if (cJSON_IsObject(pg)) {
+            if (cJSON_IsTrue(cJSON_GetObjectItem(pg, "reachable"))) {
+                /* "15.20 (Debian 15.20-0+deb12u1)": the number is enough here. */
+                const char *ver = render_str(pg, "server_version", "?");
+                snprintf(db, sizeof db, "up %.*s %s", (int)strcspn(ver, " "), ver,
+                         render_str(pg, "wal_level", ""));
+            } else {
+                snprintf(db, sizeof db, "UNREACHABLE");
+                healthy = false;
+            }
+            s_rate(pg, "wal_bytes_per_sec", wal, sizeof wal);
+            snprintf(lsn, sizeof lsn, "%s", render_str(pg, "current_lsn", "-"));
+        }
+        const cJSON *dk = cJSON_GetObjectItem(a, "disk");
+        if (cJSON_IsObject(dk) && cJSON_IsTrue(cJSON_GetObjectItem(dk, "ok"))) {
+            char f[32], t[32];
+            double size = render_num(dk, "size_bytes", 0), fr = render_num(dk, "free_bytes", 0);
+            snprintf(disk, sizeof disk, "%s of %s (%.0f%%)", units_fmt_bytes((uint64_t)fr, f, sizeof f),
+                     units_fmt_bytes((uint64_t)size, t, sizeof t), size > 0 ? 100.0 * fr / size : 0);
+        } else if (cJSON_IsObject(dk)) {
+            snprintf(disk, sizeof disk, "error: %s", render_str(dk, "error", "?"));
+        }
+        fprintf(out, "%-16s %-7s %-11s %-8s %-9s %-22s %-12s %-14s %s\n",
+                render_str(a, "name", "?"), render_str(a, "role", "?"), state,
+                s_age(render_num(a, "last_seen_age_ms", -1), seen, sizeof seen), rttb, db, wal, lsn,
+                disk);
+        if (cJSON_IsString(cJSON_GetObjectItem(a, "refused")))
+            fprintf(out, "    REFUSED: %s\n", render_str(a, "refused", "?"));
+        const cJSON *sus = cJSON_GetObjectItem(a, "suspect");
+        if (cJSON_IsObject(sus)) {
+            healthy = false;
+            fprintf(out, "    SUSPECT (%.0f messages only a forger would send; ignored): last: %s\n",
+                    render_num(sus, "count", 0), render_str(sus, "reason", "?"));
+        }
+        if (cJSON_IsObject(pg) && !cJSON_IsTrue(cJSON_GetObjectItem(pg, "reachable")))
+            fprintf(out, "    database: %s\n", render_str(pg, "error", "?"));
+        if (cJSON_IsObject(dk)) {
+            const cJSON *io = cJSON_GetObjectItem(dk, "io");
+            if (cJSON_IsObject(io)) {
+                char rb[32], wb[32];
+                fprintf(out, "    disk %s: read %s, write %s, %.0f/%.0f IOPS r/w, %.0f%% busy\n",
+                        render_str(dk, "device", "?"),
+                        s_rate(io, "read_bytes_per_sec", rb, sizeof rb),
+                        s_rate(io, "write_bytes_per_sec", wb, sizeof wb),
+                        render_num(io, "read_iops", 0), render_num(io, "write_iops", 0),
+                        render_num(io, "util_percent", 0));
+            }
+        }
+        if (!cJSON_IsObject(pg))
+            continue;
+        const cJSON *s;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(pg, "slots"))
+        {
+            char rb[32];
+            fprintf(out, "    slot %s (%s%s%s, %s) retains %s, confirmed %s\n",
+                    render_str(s, "name", "?"), render_str(s, "type", "?"),
+                    render_str(s, "plugin", "")[0] ? " " : "", render_str(s, "plugin", ""),
+                    cJSON_IsTrue(cJSON_GetObjectItem(s, "active")) ? "active" : "inactive",
+                    units_fmt_bytes((uint64_t)render_num(s, "retained_bytes", 0), rb, sizeof rb),
+                    render_str(s, "confirmed_flush_lsn", "-"));
+        }
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(pg, "subscriptions"))
+        {
+            char ab[32];
+            const cJSON *since = cJSON_GetObjectItem(s, "seconds_since_last_msg");
+            fprintf(out,
+                    "    subscription %s (%s) received %s, last message %s ago, errors apply %.0f "
+                    "sync %.0f\n",
+                    render_str(s, "name", "?"),
+                    cJSON_IsTrue(cJSON_GetObjectItem(s, "enabled")) ? "enabled" : "disabled",
+                    render_str(s, "received_lsn", "-"),
+                    cJSON_IsNumber(since) ? s_age(since->valuedouble * 1000.0, ab, sizeof ab) : "-",
+                    render_num(s, "apply_error_count", 0), render_num(s, "sync_error_count", 0));
+        }
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(pg, "publications"))
+        fprintf(out, "    publication %s (%s, %.0f tables)\n", render_str(s, "name", "?"),
+                render_str(s, "database", "?"), render_num(s, "table_count", 0));
+    }
+    return healthy;
+}
+
+void render_plan_check(const cJSON *r, FILE *out)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(r, "migrations"))
+    {
+        fprintf(out, "migration %s: %s/%s -> %s/%s: %.0f blocking, %.0f warnings\n",
+                render_str(m, "name", "?"), render_str(m, "source", "?"),
+                render_str(m, "source_database", "?"), render_str(m, "target", "?"),
+                render_str(m, "target_database", "?"), render_num(m, "blocking", 0),
+                render_num(m, "warnings", 0));
+        const cJSON *fa = cJSON_GetObjectItem(m, "source_facts");
+        if (cJSON_IsObject(fa)) {
+            char b[32];
+            fprintf(out, "  source: PostgreSQL %s, %s, %.0f tables\n",
+                    render_str(fa, "server_version", "?"),
+                    units_fmt_bytes((uint64_t)render_num(fa, "database_size", 0), b, sizeof b),
+                    render_num(fa, "tables", 0));
+        }
+        const cJSON *f;
+        cJSON_ArrayForEach(f, cJSON_GetObjectItem(m, "findings"))
+        {
+            const char *sev = render_str(f, "severity", "?");
+            fprintf(out, "  %-7s %-6s %s: %s\n", strcmp(sev, "error") == 0 ? "BLOCKS" : sev,
+                    render_str(f, "side", "?"), render_str(f, "object", "?"),
+                    render_str(f, "message", ""));
+            fprintf(out, "                 fix: %s\n", render_str(f, "fix", ""));
+        }
+    }
+    double blocking = render_num(r, "blocking", 0);
+    fprintf(out, "%s\n", blocking > 0 ? "plan check: blocked (fix the findings marked BLOCKS)"
+                                       : "plan check: ready (nothing blocks)");
+}
+
+void render_migrations(const cJSON *r, FILE *out)
+{
+    const cJSON *m;
+    int n = 0;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(r, "migrations"))
+    {
+        char age[32], lag[32], ret[32];
+        double since = render_num(m, "state_since_ms", 0);
+        double now = render_num(r, "generated_at_ms", since);
+        const cJSON *lb = cJSON_GetObjectItem(m, "lag_bytes");
+        const cJSON *rb = cJSON_GetObjectItem(m, "slot_retained_bytes");
+        fprintf(out, "migration %s: %s for %s (%s)\n", render_str(m, "name", "?"),
+                render_str(m, "state", "?"), s_age(now - since, age, sizeof age),
+                render_str(m, "doing", ""));
+        const cJSON *sp = cJSON_GetObjectItem(m, "slot_spill_bytes");
+        char spill[48] = "";
+        if (cJSON_IsNumber(sp) && sp->valuedouble > 0) {
+            char b[32];
+            snprintf(spill, sizeof spill, " (spilled %s)",
+                     units_fmt_bytes((uint64_t)sp->valuedouble, b, sizeof b));
+        }
+        const cJSON *ls = cJSON_GetObjectItem(m, "lag_seconds");
+        char lagsec[32] = "";
+        if (cJSON_IsNumber(ls))
+            snprintf(lagsec, sizeof lagsec, " (%.3f s)", ls->valuedouble);
+        fprintf(
+            out, "  %s/%s -> %s/%s; lag %s%s, slot retains %s%s; tables ready %.0f/%d\n",
+            render_str(m, "source", "?"), render_str(m, "source_database", "?"),
+            render_str(m, "target", "?"), render_str(m, "target_database", "?"),
+            cJSON_IsNumber(lb) ? units_fmt_bytes((uint64_t)lb->valuedouble, lag, sizeof lag) : "-",
+            lagsec,
+            cJSON_IsNumber(rb) ? units_fmt_bytes((uint64_t)rb->valuedouble, ret, sizeof ret) : "-",
+            spill, render_num(m, "tables_ready", 0),
+            cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables")));
+        const cJSON *e = cJSON_GetObjectItem(m, "last_error");
+        if (cJSON_IsString(e))
+            fprintf(out, "  error (attempt %.0f): %s\n", render_num(m, "attempts", 0),
+                    e->valuestring);
+        const cJSON *cp = cJSON_GetObjectItem(m, "copy");
+        if (cJSON_IsObject(cp)) {
+            char d[32], t[32], rt[32], eta_text[32] = "not known yet";
+            double total = render_num(cp, "bytes_total", 0),
+                   doneb = render_num(cp, "bytes_done", 0);
+            const cJSON *eta = cJSON_GetObjectItem(cp, "eta_seconds");
+            if (cJSON_IsNumber(eta))
+                snprintf(eta_text, sizeof eta_text, "about %.0f s", eta->valuedouble);
+            fprintf(
+                out, "  copy: %s of %s (%.0f %%), %s/s, ETA %s\n",
+                units_fmt_bytes((uint64_t)doneb, d, sizeof d),
+                units_fmt_bytes((uint64_t)total, t, sizeof t),
+                total > 0 ? 100.0 * doneb / total : 0.0,
+                units_fmt_bytes((uint64_t)render_num(cp, "rate_bytes_per_sec", 0), rt, sizeof rt),
+                eta_text);
+        }
+        const cJSON *fo = cJSON_GetObjectItem(m, "follow");
+        if (cJSON_IsObject(fo)) {
+            char fl[32], fr[32];
+            fprintf(
+                out, "  blue follows green: slot %s on green %s, lag %s, slot retains %s\n",
+                render_str(fo, "slot", "?"),
+                cJSON_IsTrue(cJSON_GetObjectItem(fo, "active")) ? "active" : "NOT active",
+                units_fmt_bytes((uint64_t)render_num(fo, "lag_bytes", 0), fl, sizeof fl),
+                units_fmt_bytes((uint64_t)render_num(fo, "slot_retained_bytes", 0), fr, sizeof fr));
+        }
+        const cJSON *sb = cJSON_GetObjectItem(m, "stopped_because");
+        if (cJSON_IsString(sb))
+            fprintf(out, "  stopped: %s\n", sb->valuestring);
+        const cJSON *re = cJSON_GetObjectItem(m, "replication_error");
+        if (cJSON_IsObject(re))
+            fprintf(out, "  replication error on the target (%.0f times, last %s ago): %s\n",
+                    render_num(re, "times", 1),
+                    s_age(now - render_num(re, "at_ms", now), age, sizeof age),
+                    render_str(re, "message", "?"));
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(m, "tables"))
+        {
+            /* Copy counters exist only while the table is being copied. */
+            char b[32];
+            if (strcmp(render_str(t, "state", ""), "data") == 0)
+                fprintf(out, "    %-40s %-9s %12.0f rows %12s copied\n",
+                        render_str(t, "table", "?"), render_str(t, "state", "?"),
+                        render_num(t, "rows_copied", 0),
+                        units_fmt_bytes((uint64_t)render_num(t, "bytes_copied", 0), b, sizeof b));
+            else
+                fprintf(out, "    %-40s %s\n", render_str(t, "table", "?"),
+                        render_str(t, "state", "?"));
+        }
+        const cJSON *v = cJSON_GetObjectItem(m, "verify");
+        if (cJSON_IsObject(v))
+            render_verify(v, now, out);
+        const cJSON *cu = cJSON_GetObjectItem(m, "cutover");
+        if (cJSON_IsObject(cu))
+            render_cutover(cu, now, out);
+        n++;
+    }
+    if (n == 0)
+        fprintf(out, "no migrations\n");
+}
+
+void render_verify(const cJSON *v, double now, FILE *out)
+{
+    char age[32];
+    const char *state = render_str(v, "state", "?");
+    double finished = render_num(v, "finished_at_ms", 0);
+    if (strcmp(state, "running") == 0)
+        fprintf(out, "  verify: running, %.0f of %.0f tables done\n",
+                render_num(v, "tables_done", 0), render_num(v, "tables_total", 0));
+    else
+        fprintf(out, "  verify: %s, %.0f tables, %s ago%s%s\n", state,
+                render_num(v, "tables_total", 0), s_age(now - finished, age, sizeof age),
+                cJSON_IsString(cJSON_GetObjectItem(v, "error")) ? ": " : "",
+                render_str(v, "error", ""));
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(cJSON_GetObjectItem(v, "schema"), "findings"))
+    {
+        fprintf(out, "    schema  %s: %s\n", render_str(f, "object", "?"),
+                render_str(f, "problem", ""));
+        fprintf(out, "            run on the target: %s\n", render_str(f, "statement", ""));
+    }
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(v, "tables"))
+    {
+        const char *o = render_str(t, "outcome", "?");
+        fprintf(out, "    %-40s %-10s %10.0f rows  %.2f s", render_str(t, "table", "?"), o,
+                render_num(t, "source_rows", 0), render_num(t, "seconds", 0));
+        if (strcmp(o, "different") == 0)
+            fprintf(out, "  %.0f rows differ", render_num(t, "diff_count", 0));
+        fputc('\n', out);
+        if (cJSON_IsString(cJSON_GetObjectItem(t, "detail")))
+            fprintf(out, "      %s\n", render_str(t, "detail", ""));
+        const cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItem(t, "diffs"))
+        {
+            fprintf(out, "      %s:", render_str(d, "kind", "?"));
+            const cJSON *k;
+            cJSON_ArrayForEach(k, cJSON_GetObjectItem(d, "key"))
+            fprintf(out, " %s=%s", k->string, k->valuestring ? k->valuestring : "?");
+            fputc('\n', out);
+        }
+    }
+}
+
+void render_cutover(const cJSON *c, double now, FILE *out)
+{
+    (void)now;
+    const char *state = render_str(c, "state", "?");
+    bool dry = cJSON_IsTrue(cJSON_GetObjectItem(c, "dry_run"));
+    const cJSON *wp = cJSON_GetObjectItem(c, "write_pause_ms");
+    bool back = strcmp(render_str(c, "direction", ""), "back") == 0;
+    fprintf(out, "  %s%s: %s", back ? "rollback" : "cutover", dry ? " rehearsal" : "", state);
+    if (cJSON_IsNumber(wp))
+        fprintf(out, ", write pause %.1f ms", wp->valuedouble);
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "final_lsn")))
+        fprintf(out, ", final LSN %s", render_str(c, "final_lsn", "?"));
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "reason")))
+        fprintf(out, "; %s", render_str(c, "reason", ""));
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "follow")))
+        fprintf(out, "; %s follows %s: %s", back ? "green" : "blue", back ? "blue" : "green",
+                render_str(c, "follow", ""));
+    fputc('\n', out);
+    const cJSON *px;
+    cJSON_ArrayForEach(px, cJSON_GetObjectItem(c, "proxies"))
+    {
+        if (strcmp(render_str(px, "left", ""), "unknown") == 0)
+            fprintf(out, "  proxy %s of agent %s left UNKNOWN: %s\n", render_str(px, "proxy", "?"),
+                    render_str(px, "agent", "?"), render_str(px, "why", ""));
+    }
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "source_left")))
+        fprintf(out, "  %s: %s\n", back ? "green" : "blue", render_str(c, "source_left", ""));
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(c, "timeline"))
+    {
+        fprintf(out, "    %8.1f ms  %-15s %7.1f ms  %s%s%s\n", render_num(t, "at_ms", 0),
+                render_str(t, "step", "?"), render_num(t, "ms", 0),
+                cJSON_IsTrue(cJSON_GetObjectItem(t, "ok")) ? "ok" : "FAILED",
+                cJSON_IsString(cJSON_GetObjectItem(t, "detail")) ? ": " : "",
+                render_str(t, "detail", ""));
+        const cJSON *a;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItem(t, "agents"))
+        {
+            fprintf(out, "                %s: %s", render_str(a, "agent", "?"),
+                    render_str(a, "what", ""));
+            const cJSON *st;
+            cJSON_ArrayForEach(st, cJSON_GetObjectItem(a, "steps"))
+            fprintf(out, " [%s %.1f ms]", render_str(st, "name", "?"), render_num(st, "ms", 0));
+            fputc('\n', out);
+        }
+    }
+}
