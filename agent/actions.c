@@ -3,6 +3,7 @@
 
 #include "bulkcopy.h"
 #include "freeze.h"
+#include "verify_schema.h"
 
 /* ---- how each step starts ---- */
 
@@ -73,7 +74,7 @@ static step_t *a_verify_schema(const actions_env_t *e, const Godwit__Command *c,
 {
     const Godwit__VerifySchema *q = c->verify_schema;
     bool fenced = q && q->database && freezer_fenced(e->freezer, q->database);
-    return schema_verify_start(e->loop, e->local, q, fenced, done, arg);
+    return verify_schema_start(e->loop, e->local, q, fenced, done, arg);
 }
 
 static step_t *a_verify_roles(const actions_env_t *e, const Godwit__Command *c,
@@ -81,7 +82,7 @@ static step_t *a_verify_roles(const actions_env_t *e, const Godwit__Command *c,
 {
     const Godwit__VerifyRoles *q = c->verify_roles;
     bool fenced = q && q->database && freezer_fenced(e->freezer, q->database);
-    return roles_verify_start(e->loop, e->local, q, fenced, done, arg);
+    return verify_schema_roles_start(e->loop, e->local, q, fenced, done, arg);
 }
 
 static step_t *a_freeze(const actions_env_t *e, const Godwit__Command *c,

@@ -10,7 +10,8 @@
  *             SetSubscriptionEnabled, EnsureSlot
  *   verify_table.c  VerifyTable (phase 6: the rows, source against target)
  *   verify_schema.c VerifySchema, VerifyRoles (the schema and the
- *             application roles' privileges, source against target)
+ *             application roles' privileges, source against target;
+ *             verify_schema.h)
  *   bulkcopy.c BulkCopy (the copy through the slot's exported snapshot)
  *   freeze.c  FreezeSource, SetSequences, TuneSubscription (the cutover)
  *
@@ -76,15 +77,6 @@ step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *loca
                                        step_done_cb done, void *arg);
 step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__VerifyTable *req, step_done_cb done, void *arg);
-step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
-                            const Godwit__VerifySchema *req, bool fenced, step_done_cb done,
-                            void *arg);
-/* fenced: our fence holds the target database (freeze.h): its roles'
- * missing LOGIN is the fence's, not a finding (VerifySchema's roles part
- * and VerifyRoles alike). */
-step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__VerifyRoles *req, bool fenced, step_done_cb done,
-                           void *arg);
 step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__DropObjects *req, step_done_cb done, void *arg);
 
