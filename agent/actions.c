@@ -4,6 +4,7 @@
 #include "bulkcopy.h"
 #include "freeze.h"
 #include "verify_schema.h"
+#include "verify_table.h"
 
 /* ---- how each step starts ---- */
 
@@ -66,7 +67,7 @@ static step_t *a_set_enabled(const actions_env_t *e, const Godwit__Command *c,
 static step_t *a_verify_table(const actions_env_t *e, const Godwit__Command *c,
                               step_done_cb done, void *arg)
 {
-    return table_verify_start(e->loop, e->local, c->verify_table, done, arg);
+    return verify_table_start(e->loop, e->local, c->verify_table, done, arg);
 }
 
 static step_t *a_verify_schema(const actions_env_t *e, const Godwit__Command *c,

@@ -8,7 +8,11 @@
  *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
  *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects,
  *             SetSubscriptionEnabled, EnsureSlot
- *   verify_table.c  VerifyTable (phase 6: the rows, source against target)
+ *   verify_table.c  VerifyTable (phase 6: the rows, source against target;
+ *             verify_table.h), with vtstep.c (its state), vttable.c (the
+ *             table), vtbatch.c (a batch: slot, snapshots, window),
+ *             vtchunk.c and vtmultiset.c (the comparison), vtresult.c
+ *             (the result)
  *   verify_schema.c VerifySchema, VerifyRoles (the schema and the
  *             application roles' privileges, source against target;
  *             verify_schema.h)
@@ -75,8 +79,6 @@ step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,
 step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *local,
                                        const Godwit__SetSubscriptionEnabled *req,
                                        step_done_cb done, void *arg);
-step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__VerifyTable *req, step_done_cb done, void *arg);
 step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__DropObjects *req, step_done_cb done, void *arg);
 
