@@ -208,14 +208,20 @@ static void s_wait_again(vtstep_t *s)
     steprun_after(&s->run, T_WAIT_POLL_MS, s_on_wait_timer);
 }
 
+/* The position in the one row's column lsn: false without one. */
+static bool s_lsn_of(const pgconn_result_t *r, uint64_t *pos)
+{
+    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "lsn") : NULL;
+    return text && lsn_parse(text, pos);
+}
+
 static void s_on_slot_pos(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     vtstep_t *s = arg;
     if (!vtstep_arrived(s, c, r))
         return;
     uint64_t pos = 0;
-    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "lsn") : NULL;
-    if (text && lsn_parse(text, &pos) && pos >= s->x)
+    if (s_lsn_of(r, &pos) && pos >= s->x)
         s_dst_snapshot(s);
     else
         s_wait_again(s);
@@ -237,8 +243,7 @@ static void s_on_origin_pos(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     uint64_t pos = 0;
-    const char *text = pgconn_col(r->res, 0, "lsn");
-    if (text && lsn_parse(text, &pos) && pos >= s->x) {
+    if (s_lsn_of(r, &pos) && pos >= s->x) {
         s_dst_snapshot(s);
         return;
     }
@@ -264,8 +269,7 @@ static void s_on_dst_y(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (!vtstep_arrived(s, c, r))
         return;
     uint64_t y = 0;
-    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "lsn") : NULL;
-    if (!text || !lsn_parse(text, &y)) {
+    if (!s_lsn_of(r, &y)) {
         steprun_failf(&s->run, "our subscription \"%s\" is missing on the target", s->req->subscription);
         return;
     }

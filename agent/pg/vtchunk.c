@@ -36,30 +36,30 @@ static char *s_param_key(const vtstep_t *s, int first)
     return row;
 }
 
+/* " AND key <op> bound" appended to *out, the bound's values to params
+ * from *np on. */
+static void s_bound_sql(const vtstep_t *s, char **out, const char *op, char *const *bound,
+                        const char **params, int *np)
+{
+    char *p = s_param_key(s, *np + 1);
+    char *grown = xasprintf("%s AND %s %s %s", *out, s->key_lhs, op, p);
+    free(p);
+    free(*out);
+    *out = grown;
+    for (size_t i = 0; i < s->n_keys; i++)
+        params[(*np)++] = bound[i];
+}
+
 /* " AND key >= lower AND key < upper" with the values appended to params
  * from *np on (either bound NULL: open). Caller frees. */
 static char *s_range_sql(const vtstep_t *s, char *const *lower, char *const *upper,
                          const char **params, int *np)
 {
     char *out = xstrdup("");
-    if (lower) {
-        char *p = s_param_key(s, *np + 1);
-        char *grown = xasprintf("%s AND %s >= %s", out, s->key_lhs, p);
-        free(p);
-        free(out);
-        out = grown;
-        for (size_t i = 0; i < s->n_keys; i++)
-            params[(*np)++] = lower[i];
-    }
-    if (upper) {
-        char *p = s_param_key(s, *np + 1);
-        char *grown = xasprintf("%s AND %s < %s", out, s->key_lhs, p);
-        free(p);
-        free(out);
-        out = grown;
-        for (size_t i = 0; i < s->n_keys; i++)
-            params[(*np)++] = upper[i];
-    }
+    if (lower)
+        s_bound_sql(s, &out, ">=", lower, params, np);
+    if (upper)
+        s_bound_sql(s, &out, "<", upper, params, np);
     return out;
 }
 
@@ -311,23 +311,37 @@ static void s_region(const vtstep_t *s, char ***lower, char ***upper)
     *upper = last + 1 < ns ? s->chunks[VTSTEP_SRC][last + 1].first : s->hi;
 }
 
-/* Params: the bounds, then the region's keys; *np their count. Caller
- * frees the array and bounds[i] (returned in *bounds). */
-static char *s_region_sql(vtstep_t *s, const char ***params, int *np, char ***bounds)
+/* A statement over the region: its condition (range), and its params: the
+ * bounds, then the region's keys, np of them (room for one more). */
+typedef struct {
+    const char **params;
+    int np;
+    char **bounds;
+    char *range;
+} t_region_t;
+
+/* Fills g; s_region_free frees what it holds. */
+static void s_region_sql(vtstep_t *s, t_region_t *g)
 {
-    *bounds = s_bounds(s);
-    *params = xcalloc(4 * s->n_keys + 2, sizeof **params);
-    *np = 0;
+    g->bounds = s_bounds(s);
+    g->params = xcalloc(4 * s->n_keys + 2, sizeof *g->params);
+    g->np = 0;
     for (size_t k = 0; k < s->n_keys; k++)
-        (*params)[(*np)++] = (*bounds)[k];
+        g->params[g->np++] = g->bounds[k];
     char **lower, **upper;
     s_region(s, &lower, &upper);
-    char *range = s_range_sql(s, lower, upper, *params, np);
-    char *excl = s_excl_sql(s, *params, np);
-    char *out = xasprintf("%s%s", range, excl);
+    char *range = s_range_sql(s, lower, upper, g->params, &g->np);
+    char *excl = s_excl_sql(s, g->params, &g->np);
+    g->range = xasprintf("%s%s", range, excl);
     free(range);
     free(excl);
-    return out;
+}
+
+static void s_region_free(const vtstep_t *s, t_region_t *g)
+{
+    free(g->range);
+    free(g->params);
+    vtstep_strv_free(g->bounds, s->n_keys);
 }
 
 static void s_on_resum(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -370,20 +384,17 @@ static void s_resum_judge(vtstep_t *s)
 
 static void s_resum(vtstep_t *s)
 {
-    const char **params;
-    int np;
-    char **bounds;
-    char *range = s_region_sql(s, &params, &np, &bounds);
+    t_region_t g;
+    s_region_sql(s, &g);
     char *sql = xasprintf("SELECT %s AS b, pg_catalog.count(*) AS n,"
                           " pg_catalog.md5(pg_catalog.string_agg(%s, ''::pg_catalog.bytea ORDER BY"
                           " %s)) AS md5 FROM %s t WHERE true%s GROUP BY 1",
-                          s->bucket_sql, s->hash_sql, s->key_order, s->table_sql, range);
+                          s->bucket_sql, s->hash_sql, s->key_order, s->table_sql, g.range);
     s->then = s_resum_judge;
-    vtstep_send(s, VTSTEP_DST, "summing the differing chunks' ranges", sql, np, params, s_on_resum);
+    vtstep_send(s, VTSTEP_DST, "summing the differing chunks' ranges", sql, g.np, g.params,
+                s_on_resum);
     free(sql);
-    free(range);
-    free(params);
-    vtstep_strv_free(bounds, s->n_keys);
+    s_region_free(s, &g);
 }
 
 /* ---- 6: keyed: rows ----------------------------------------------------- */
@@ -410,31 +421,18 @@ static void s_on_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void s_rows_read(vtstep_t *s)
 {
-    const char **params;
-    int np;
-    char **bounds;
-    char *range = s_region_sql(s, &params, &np, &bounds);
-    char *flags = xstrdup("{");
-    for (size_t i = 0; i < s->n_chunks[VTSTEP_SRC]; i++) {
-        if (!s->flag[i])
-            continue;
-        char *grown = xasprintf("%s%s%zu", flags, flags[1] ? "," : "", i);
-        free(flags);
-        flags = grown;
-    }
-    char *closed = xasprintf("%s}", flags);
-    free(flags);
-    params[np++] = closed;
+    t_region_t g;
+    s_region_sql(s, &g);
+    char *closed = vtstep_flags_array(s->flag, s->n_chunks[VTSTEP_SRC]);
+    g.params[g.np++] = closed;
     char *sql = xasprintf("SELECT %s, pg_catalog.encode(%s, 'hex') AS h FROM %s t WHERE true%s"
                           " AND %s = ANY ($%d::pg_catalog.int4[])",
-                          s->key_text, s->hash_sql, s->table_sql, range, s->bucket_sql, np);
+                          s->key_text, s->hash_sql, s->table_sql, g.range, s->bucket_sql, g.np);
     s->then = s_wkeys;
-    vtstep_send_both(s, "reading the rows of the differing chunks", sql, np, params, s_on_rows);
+    vtstep_send_both(s, "reading the rows of the differing chunks", sql, g.np, g.params, s_on_rows);
     free(sql);
-    free(range);
     free(closed);
-    free(params);
-    vtstep_strv_free(bounds, s->n_keys);
+    s_region_free(s, &g);
 }
 
 static const vtstep_row_t *s_rows_find(const vtstep_rows_t *set, const char *key)

@@ -69,16 +69,7 @@ static void s_multiset_judge(vtstep_t *s)
     res->chunks_rechecked = 1;
     log_debug("verify %s: %zu of %d buckets differ after the window's first %zu transactions",
               s->run.label, left, VWINDOW_BUCKETS, s->prefix);
-    char *list = xstrdup("{");
-    for (int b = 0; b < VWINDOW_BUCKETS; b++) {
-        if (!s->mismatched[b])
-            continue;
-        char *grown = xasprintf("%s%s%d", list, list[1] ? "," : "", b);
-        free(list);
-        list = grown;
-    }
-    char *closed = xasprintf("%s}", list);
-    free(list);
+    char *closed = vtstep_flags_array(s->mismatched, VWINDOW_BUCKETS);
     char *cols = xstrdup("");
     for (size_t i = 0; i < s->n_cols; i++) {
         char *grown = xasprintf("%s, x.c%zu", cols, i + 1);

@@ -87,10 +87,7 @@ void vtresult_on_multiset_diff(vwindow_verdict_t kind, char *const *values, void
 
 void vtresult_recent_add(vtstep_t *s, const char *key, size_t prio)
 {
-    if (s->n_recent == s->cap_recent) {
-        s->cap_recent = s->cap_recent ? 2 * s->cap_recent : 256;
-        s->recent = xrealloc(s->recent, s->cap_recent * sizeof *s->recent);
-    }
+    s->recent = vtstep_grow(s->recent, s->n_recent, &s->cap_recent, sizeof *s->recent, 256);
     s->recent[s->n_recent++] = (vtstep_recent_t){ xstrdup(key), prio };
 }
 

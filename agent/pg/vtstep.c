@@ -37,12 +37,18 @@ static void s_rows_free(vtstep_rows_t *r)
     r->cap = 0;
 }
 
+void *vtstep_grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n == *cap) {
+        *cap = *cap ? 2 * *cap : first;
+        v = xrealloc(v, *cap * size);
+    }
+    return v;
+}
+
 vtstep_row_t *vtstep_rows_add(vtstep_rows_t *r)
 {
-    if (r->n == r->cap) {
-        r->cap = r->cap ? 2 * r->cap : 256;
-        r->v = xrealloc(r->v, r->cap * sizeof *r->v);
-    }
+    r->v = vtstep_grow(r->v, r->n, &r->cap, sizeof *r->v, 256);
     vtstep_row_t *row = &r->v[r->n++];
     memset(row, 0, sizeof *row);
     return row;
@@ -74,10 +80,7 @@ static void s_fulls_free(vtstep_fulls_t *f, size_t n_cols)
 
 vtstep_full_t *vtstep_fulls_add(vtstep_fulls_t *f)
 {
-    if (f->n == f->cap) {
-        f->cap = f->cap ? 2 * f->cap : 64;
-        f->v = xrealloc(f->v, f->cap * sizeof *f->v);
-    }
+    f->v = vtstep_grow(f->v, f->n, &f->cap, sizeof *f->v, 64);
     vtstep_full_t *row = &f->v[f->n++];
     memset(row, 0, sizeof *row);
     return row;
@@ -93,6 +96,21 @@ static void s_chunks_free(vtstep_chunk_t *c, size_t n, size_t n_keys)
     for (size_t i = 0; c && i < n; i++)
         vtstep_strv_free(c[i].first, c[i].first ? n_keys : 0);
     free(c);
+}
+
+char *vtstep_flags_array(const bool *flags, size_t n)
+{
+    char *list = xstrdup("{");
+    for (size_t i = 0; i < n; i++) {
+        if (!flags[i])
+            continue;
+        char *grown = xasprintf("%s%s%zu", list, list[1] ? "," : "", i);
+        free(list);
+        list = grown;
+    }
+    char *closed = xasprintf("%s}", list);
+    free(list);
+    return closed;
 }
 
 char *vtstep_key_of_result(const PGresult *res, int row, size_t n)

@@ -142,6 +142,10 @@ struct vtstep {
 
 /* Frees v's n strings and v (NULL: nothing). */
 void vtstep_strv_free(char **v, size_t n);
+/* v (n elements of size bytes, room for *cap) with room for one more:
+ * doubled when full, first elements when empty. Returns the array, maybe
+ * moved. */
+void *vtstep_grow(void *v, size_t n, size_t *cap, size_t size, size_t first);
 /* A new zeroed row at the end of r (borrowed from r). */
 vtstep_row_t *vtstep_rows_add(vtstep_rows_t *r);
 /* qsort/bsearch order of rows by encoded key. */
@@ -150,6 +154,9 @@ int vtstep_row_cmp(const void *a, const void *b);
 vtstep_full_t *vtstep_fulls_add(vtstep_fulls_t *f);
 /* qsort/bsearch order of whole rows by encoded key. */
 int vtstep_full_cmp(const void *a, const void *b);
+/* The indexes i < n whose flag is set, as an int4[] literal ("{1,5}").
+ * Caller frees. */
+char *vtstep_flags_array(const bool *flags, size_t n);
 /* The key values of row `row` of res (columns k1..kn first): encoded.
  * Caller frees. */
 char *vtstep_key_of_result(const PGresult *res, int row, size_t n);
