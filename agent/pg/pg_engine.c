@@ -16,6 +16,8 @@
 #include "pgmon.h"
 #include "pgstep.h"
 #include "preflight.h"
+#include "verify_schema.h"
+#include "verify_table.h"
 #include "xalloc.h"
 
 typedef struct {
@@ -95,7 +97,7 @@ static step_t *s_set_enabled(pg_engine_t *e, const Godwit__Command *c, step_done
 static step_t *s_verify_table(pg_engine_t *e, const Godwit__Command *c, step_done_cb done,
                               void *arg)
 {
-    return table_verify_start(e->loop, &e->local, c->verify_table, done, arg);
+    return verify_table_start(e->loop, &e->local, c->verify_table, done, arg);
 }
 
 static step_t *s_verify_schema(pg_engine_t *e, const Godwit__Command *c, step_done_cb done,
@@ -103,7 +105,7 @@ static step_t *s_verify_schema(pg_engine_t *e, const Godwit__Command *c, step_do
 {
     const Godwit__VerifySchema *q = c->verify_schema;
     bool fenced = q && q->database && freezer_fenced(e->freezer, q->database);
-    return schema_verify_start(e->loop, &e->local, q, fenced, done, arg);
+    return verify_schema_start(e->loop, &e->local, q, fenced, done, arg);
 }
 
 static step_t *s_verify_roles(pg_engine_t *e, const Godwit__Command *c, step_done_cb done,
@@ -111,7 +113,7 @@ static step_t *s_verify_roles(pg_engine_t *e, const Godwit__Command *c, step_don
 {
     const Godwit__VerifyRoles *q = c->verify_roles;
     bool fenced = q && q->database && freezer_fenced(e->freezer, q->database);
-    return roles_verify_start(e->loop, &e->local, q, fenced, done, arg);
+    return verify_schema_roles_start(e->loop, &e->local, q, fenced, done, arg);
 }
 
 static step_t *s_freeze(pg_engine_t *e, const Godwit__Command *c, step_done_cb done, void *arg)

@@ -8,9 +8,14 @@
  *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
  *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects,
  *             SetSubscriptionEnabled, EnsureSlot
- *   verify_table.c  VerifyTable (phase 6: the rows, source against target)
+ *   verify_table.c  VerifyTable (phase 6: the rows, source against target;
+ *             verify_table.h), with vtstep.c (its state), vttable.c (the
+ *             table), vtbatch.c (a batch: slot, snapshots, window),
+ *             vtchunk.c and vtmultiset.c (the comparison), vtresult.c
+ *             (the result)
  *   verify_schema.c VerifySchema, VerifyRoles (the schema and the
- *             application roles' privileges, source against target)
+ *             application roles' privileges, source against target;
+ *             verify_schema.h)
  *   bulkcopy.c BulkCopy (the copy through the slot's exported snapshot)
  *   freeze.c  FreezeSource, SetSequences, TuneSubscription (the cutover)
  *
@@ -74,17 +79,6 @@ step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,
 step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *local,
                                        const Godwit__SetSubscriptionEnabled *req,
                                        step_done_cb done, void *arg);
-step_t *table_verify_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__VerifyTable *req, step_done_cb done, void *arg);
-step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
-                            const Godwit__VerifySchema *req, bool fenced, step_done_cb done,
-                            void *arg);
-/* fenced: our fence holds the target database (freeze.h): its roles'
- * missing LOGIN is the fence's, not a finding (VerifySchema's roles part
- * and VerifyRoles alike). */
-step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__VerifyRoles *req, bool fenced, step_done_cb done,
-                           void *arg);
 step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__DropObjects *req, step_done_cb done, void *arg);
 

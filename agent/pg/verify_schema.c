@@ -23,6 +23,7 @@
  * everything), a copy of the request, each side's catalog and the result
  * being built.
  */
+#include "verify_schema.h"
 #include "steprun.h"
 #include "access.h"
 #include "log.h"
@@ -506,7 +507,7 @@ static void v_schema_read(v_step_t *s)
     cJSON_free(json);
 }
 
-step_t *schema_verify_start(uv_loop_t *loop, const step_local_t *local,
+step_t *verify_schema_start(uv_loop_t *loop, const step_local_t *local,
                             const Godwit__VerifySchema *req, bool fenced, step_done_cb done,
                             void *arg)
 {
@@ -610,9 +611,9 @@ static void v_access_read(v_step_t *s)
     free(list);
 }
 
-step_t *roles_verify_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__VerifyRoles *req, bool fenced, step_done_cb done,
-                           void *arg)
+step_t *verify_schema_roles_start(uv_loop_t *loop, const step_local_t *local,
+                                  const Godwit__VerifyRoles *req, bool fenced,
+                                  step_done_cb done, void *arg)
 {
     if (!req || req->n_roles == 0)
         return NULL;

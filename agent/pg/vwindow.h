@@ -16,7 +16,7 @@
  * holding a quote, backslash, parenthesis, comma or white space; NULL as
  * nothing), in UTF-8, through SHA-256. The servers compute the same with
  * pg_catalog.sha256(pg_catalog.convert_to(ROW(...)::pg_catalog.text, 'UTF8'))
- * (verify_table.c), so a version known only from the WAL compares with a
+ * (vttable.c), so a version known only from the WAL compares with a
  * row read by SQL.
  *
  * Ownership: a window owns copies of everything it was fed; the messages
