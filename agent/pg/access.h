@@ -9,10 +9,11 @@
  * the same on the source and on the target, so the two can be compared
  * field by field. Everything else here is pure: access_compare() turns the
  * source's and the target's documents into differences, each with the
- * statement that fixes it on the target; access_plan_roles() lists what the
- * roles step runs on the target before the schema is restored. Preflight,
- * the roles step, VerifySchema and the cutover's VerifyRoles all read and
- * judge through here, so they agree on what "the same" means.
+ * statement that fixes it on the target; access_plan_roles() (access_plan.h)
+ * lists what the roles step runs on the target before the schema is
+ * restored. Preflight, the roles step, VerifySchema and the cutover's
+ * VerifyRoles all read and judge through here, so they agree on what "the
+ * same" means.
  *
  * "The same" means: roles by name with the same attributes, memberships
  * and settings; each object present on both sides (by its identity,
@@ -108,32 +109,5 @@ char *access_role_names(const cJSON *src);
 bool access_compare(const cJSON *src, const cJSON *dst, bool fenced, const access_quote_t *q,
                     access_diffs_t *out, char **err) __attribute__((warn_unused_result));
 void access_diffs_free(access_diffs_t *d);
-
-/* What the roles step runs on the target, in this order, in one
- * transaction: CREATE ROLE for each role src describes that dst lacks (never
- * with SUPERUSER), the memberships of the roles it creates (not membership
- * in a superuser), their settings (in the target database for the source
- * database's), then the database's owner and privileges as the source has
- * them. Roles that exist on the target are left as they are. created lists
- * the roles created (borrowed from src). */
-typedef struct {
-    char **stmts;            /* malloc'd statements */
-    size_t n_stmts, cap_stmts;
-    const char **created;    /* role names, borrowed from src */
-    size_t n_created;
-    size_t n_memberships, n_settings, n_database;
-    size_t n_superuser;      /* superusers created without SUPERUSER */
-} access_plan_t;
-
-bool access_plan_roles(const cJSON *src, const cJSON *dst, const access_quote_t *q,
-                       access_plan_t *plan, char **err) __attribute__((warn_unused_result));
-void access_plan_free(access_plan_t *p);
-
-/* A role setting as pg_db_role_setting stores it ("name=value") as the SQL
- * that sets it again: `"name" TO 'value'`, a list setting (search_path and
- * the other GUC_LIST_QUOTE ones) element by element: `"search_path" TO
- * '$user', 'public'`. NULL when it is not "name=value" or quoting fails.
- * Caller frees. */
-char *access_setting_sql(const char *setting, const access_quote_t *q);
 
 #endif

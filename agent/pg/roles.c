@@ -34,6 +34,7 @@
  */
 #include "steprun.h"
 #include "access.h"
+#include "access_plan.h"
 #include "log.h"
 #include "pgconn.h"
 #include "xalloc.h"

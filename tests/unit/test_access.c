@@ -1,9 +1,10 @@
 /*
- * test_access: agent/access.c, the comparison of two access catalogs (the
- * JSON documents access_catalog_sql reads on each side) and the roles
- * step's plan: what counts as a difference, what does not (the fence's
- * LOGIN, the bootstrap superuser's name, an owner's own privileges when the
- * owner differs), and the statement each difference comes with. The
+ * test_access: agent/pg/access.c and its parts (access_*.c), the
+ * comparison of two access catalogs (the JSON documents access_catalog_sql
+ * reads on each side) and the roles step's plan: what counts as a
+ * difference, what does not (the fence's LOGIN, the bootstrap superuser's
+ * name, an owner's own privileges when the owner differs), and the
+ * statement each difference comes with. The
  * documents are written here by hand in the catalog's shape; the
  * integration test test_roles.py reads real ones.
  */
@@ -18,6 +19,8 @@
 #include <cmocka.h>
 
 #include "access.h"
+#include "access_plan.h"
+#include "access_setting.h"
 #include "xalloc.h"
 
 /* Quoting as PQescapeIdentifier and PQescapeLiteral do it for plain text. */

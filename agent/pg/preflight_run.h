@@ -1,0 +1,101 @@
+/*
+ * preflight_run: what both of preflight's checks (preflight.h) run on: the
+ * check itself (struct preflight, on the step runtime, steprun.h), its
+ * findings, its statements, the first stage (connecting to the local
+ * database) and the check's start and end.
+ *
+ * What it owns: the check's runtime (steprun.h: the local connection and,
+ * on the target, the replication connection and a normal connection to
+ * the source; the timer that starts the first stage one loop turn after
+ * *_start, so done never runs inside it, and whose close frees
+ * everything), both sides' access catalogs, the result being built and
+ * copies of what it needs from the request.
+ *
+ * What it must never do: call done more than once or after
+ * step_cancel.
+ */
+#ifndef GODWIT_PREFLIGHT_RUN_H
+#define GODWIT_PREFLIGHT_RUN_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgconn.h"
+#include "preflight.h"
+#include "steprun.h"
+
+#define SEV_INFO GODWIT__SEVERITY__SEVERITY_INFO
+#define SEV_WARNING GODWIT__SEVERITY__SEVERITY_WARNING
+#define SEV_ERROR GODWIT__SEVERITY__SEVERITY_ERROR
+
+/* The runtime's connections. */
+enum { P_LOCAL = 0, P_REPL = 1, P_SRC = 2 };
+
+typedef struct preflight preflight_t;
+
+/* A table of the source that exists on the target. */
+typedef struct {
+    char *schema, *name; /* as stored, unquoted */
+    char *qname;         /* format('%I.%I'), for messages */
+} preflight_run_table_t;
+
+struct preflight {
+    /* first: conn[P_LOCAL] the local database; target only: conn[P_REPL]
+     * the replication connection to the source, conn[P_SRC] a normal one
+     * to the source (its roles); stages, label, what */
+    steprun_t run;
+    step_done_cb done;        /* the caller's (run.done is s_done) */
+    void *arg;
+
+    int64_t connect_timeout_ms;
+    int64_t statement_timeout_ms;
+
+    Godwit__PreflightResult *result;
+    size_t findings_cap;
+
+    char *database;
+    char *tables_json;        /* [{"schema":..,"name":..}], NULL for every table (source) */
+
+    /* source */
+    bool file_settings_readable;
+
+    /* target */
+    uint32_t src_version_num;
+    char *src_version;
+    uint64_t src_size;
+    double disk_margin;
+    bool reverse;               /* target: the source follows it after the cutover */
+    char *data_directory;
+    char *extensions_json;    /* ["name", ...] or NULL if none */
+    char *repl_user, *repl_db, *repl_passfile, *repl_where;
+    char *repl_user_q, *repl_db_q; /* quoted by the target server */
+    preflight_run_table_t *existing;      /* source tables found on the target */
+    size_t n_existing, next_existing;
+    char *app_roles;          /* text[] literal of the plan's application roles */
+    bool passwords;           /* the plan copies password hashes */
+    cJSON *access[2];         /* the source's and the target's roles and privileges */
+};
+
+/* A new check with its local connection and its stages (preflight_src_stages
+ * or preflight_tgt_stages), not started. NULL for invalid arguments. */
+preflight_t *preflight_run_new(uv_loop_t *loop, const preflight_local_t *local,
+                               const char *database, const steprun_fn *stages,
+                               step_done_cb done, void *arg);
+/* Runs the first stage one loop turn later; returns p. */
+step_t *preflight_run_start(preflight_t *p, uv_loop_t *loop);
+
+void preflight_run_add(preflight_t *p, Godwit__Severity sev, const char *code,
+                       const char *object, char *message, char *fix);
+void preflight_run_free_existing(preflight_t *p);
+void preflight_run_query_on(preflight_t *p, int i, const char *what, const char *sql,
+                            int nparams, const char *const *params, pgconn_result_cb cb);
+void preflight_run_query(preflight_t *p, const char *what, const char *sql, int nparams,
+                         const char *const *params, pgconn_result_cb cb);
+
+/* The first stage of both checks: connects to the local database; a
+ * server older than 13 ends the check with that one finding. */
+void preflight_run_connect(steprun_t *run);
+
+#endif

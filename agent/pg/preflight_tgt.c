@@ -1,0 +1,555 @@
+/*
+ * preflight_tgt: see preflight_tgt.h. Each stage sends one statement or
+ * opens one connection and turns the answer into findings. The source's
+ * roles and privileges are read through a normal connection to the source
+ * (as the schema phase and verify make) and compared through access.h.
+ */
+#include "preflight_tgt.h"
+#include "preflight_run.h"
+#include "access.h"
+#include "diskstats.h"
+#include "pgconn.h"
+#include "units.h"
+#include "xalloc.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- target: version ---------------------------------------------------- */
+
+static void s_on_tgt_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        steprun_fail_query(&p->run, NULL, r);
+        return;
+    }
+    if (!r->res || PQntuples(r->res) != 1) {
+        steprun_failf(&p->run, "reading the target's settings: no row returned");
+        return;
+    }
+    free(p->repl_user_q);
+    free(p->repl_db_q);
+    p->repl_user_q = xstrdup(pgconn_col_str(r->res, 0, "repl_user_q"));
+    p->repl_db_q = xstrdup(pgconn_col_str(r->res, 0, "repl_db_q"));
+    /* Major versions decide (150020 -> 15): a schema dumped from a newer
+     * major may not load into an older one. An older minor release of the
+     * same major replicates fine; it is worth a warning only. */
+    int64_t num = pgconn_col_i64(r->res, 0, "server_version_num", 0);
+    if (num / 10000 < (int64_t)p->src_version_num / 10000)
+        preflight_run_add(
+            p, SEV_ERROR, "server_version_older", "server_version",
+            xasprintf("the target runs PostgreSQL %s (%" PRId64 "), an older major version "
+                      "than the source's %s (%" PRIu32 "): a schema dumped from a newer "
+                      "server may not load into an older one, so godwit migrates only to "
+                      "the same or a newer major version",
+                      pgconn_col_str(r->res, 0, "server_version"), num, p->src_version,
+                      p->src_version_num),
+            xasprintf("Upgrade the target server to PostgreSQL %s or later, or migrate to "
+                      "another target that runs it.",
+                      p->src_version));
+    else if (num < (int64_t)p->src_version_num)
+        preflight_run_add(
+            p, SEV_WARNING, "server_minor_older", "server_version",
+            xasprintf("the target runs PostgreSQL %s (%" PRId64 "), an older minor release "
+                      "than the source's %s (%" PRIu32 ")",
+                      pgconn_col_str(r->res, 0, "server_version"), num, p->src_version,
+                      p->src_version_num),
+            xasprintf("Update the target to the latest minor release of its major version."));
+    /* After the cutover the source subscribes to the target (reverse
+     * replication, for a rollback): the target publishes then. */
+    const char *wal_level = pgconn_col_str(r->res, 0, "wal_level");
+    if (p->reverse && strcmp(wal_level, "logical") != 0)
+        preflight_run_add(
+            p, SEV_ERROR, "reverse_wal_level", "wal_level",
+            xasprintf("wal_level on the target is %s: after the cutover the source follows the "
+                      "target (cutover.reverse is on), which needs wal_level = logical on the "
+                      "target, or the cutover is refused",
+                      wal_level),
+            xstrdup("ALTER SYSTEM SET wal_level = logical; then restart the target server. Or "
+                    "set cutover.reverse: off in the plan (then a rollback would lose the "
+                    "target's writes)."));
+    else if (p->reverse && pgconn_col_i64(r->res, 0, "free_slots", 1) < 1)
+        preflight_run_add(
+            p, SEV_ERROR, "reverse_slots", "max_replication_slots",
+            xasprintf("the target has no free replication slot, and after the cutover the "
+                      "source follows it through one (cutover.reverse is on)"),
+            xstrdup("Raise max_replication_slots on the target (ALTER SYSTEM SET "
+                    "max_replication_slots = ...; then restart), or drop an unused slot."));
+    steprun_next(&p->run);
+}
+
+static void s_tgt_settings(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    const char *params[2] = { p->repl_user, p->repl_db };
+    preflight_run_query(
+        p, "reading the target's settings",
+        "SELECT pg_catalog.current_setting('server_version_num') AS server_version_num,"
+        " pg_catalog.current_setting('server_version') AS server_version,"
+        " pg_catalog.quote_ident($1) AS repl_user_q, pg_catalog.quote_ident($2) AS repl_db_q,"
+        " pg_catalog.current_setting('wal_level') AS wal_level,"
+        " pg_catalog.current_setting('max_replication_slots')::pg_catalog.int8 -"
+        " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots) AS free_slots",
+        2, params, s_on_tgt_settings);
+}
+
+/* ---- target: tables that already hold rows ------------------------------ */
+
+static void s_on_tgt_tables(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        steprun_fail_query(&p->run, NULL, r);
+        return;
+    }
+    preflight_run_free_existing(p);
+    int n = r->res ? PQntuples(r->res) : 0;
+    if (n > 0) {
+        p->existing = xcalloc((size_t)n, sizeof *p->existing);
+        for (int i = 0; i < n; i++) {
+            preflight_run_table_t *t = &p->existing[p->n_existing++];
+            t->schema = xstrdup(pgconn_col_str(r->res, i, "schema"));
+            t->name = xstrdup(pgconn_col_str(r->res, i, "name"));
+            t->qname = xstrdup(pgconn_col_str(r->res, i, "qname"));
+        }
+    }
+    steprun_next(&p->run);
+}
+
+/* The source's tables that exist on the target (a missing one is fine: the
+ * schema phase creates it). */
+static void s_tgt_tables(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    if (!p->tables_json) {
+        steprun_next(&p->run);
+        return;
+    }
+    const char *params[1] = { p->tables_json };
+    preflight_run_query(
+        p, "looking up the source's tables on the target",
+        "SELECT r.schema, r.name, pg_catalog.format('%I.%I', r.schema, r.name) AS qname"
+        " FROM (SELECT DISTINCT t.schema, t.name"
+        "  FROM pg_catalog.json_to_recordset($1::pg_catalog.json)"
+        "  AS t(schema pg_catalog.text, name pg_catalog.text)) r"
+        " WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+        "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        "  WHERE n.nspname = r.schema AND c.relname = r.name AND c.relkind IN ('r', 'p'))"
+        " ORDER BY 3",
+        1, params, s_on_tgt_tables);
+}
+
+static void s_tgt_rows(steprun_t *run);
+
+static void s_on_tgt_rows(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        steprun_fail_query(&p->run, NULL, r);
+        return;
+    }
+    const preflight_run_table_t *t = &p->existing[p->next_existing++];
+    if (r->res && PQntuples(r->res) == 1 && pgconn_col_bool(r->res, 0, "has_rows"))
+        preflight_run_add(
+            p, SEV_ERROR, "target_table_not_empty", t->qname,
+            xasprintf("%s already holds rows in the target database %s: the initial copy "
+                      "would add the source's rows to them (duplicates, or key conflicts "
+                      "that stop replication)",
+                      t->qname, p->database),
+            xasprintf("If its rows are not needed, empty it on the target: TRUNCATE %s; (or "
+                      "drop it and let the schema phase create it), or migrate into an "
+                      "empty database.",
+                      t->qname));
+    s_tgt_rows(&p->run);
+}
+
+/* One statement per existing table, in turn. The table's name has to be in
+ * the SQL text here: quoted by libpq, never pasted as it is. */
+static void s_tgt_rows(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    if (p->next_existing >= p->n_existing) {
+        steprun_next(&p->run);
+        return;
+    }
+    const preflight_run_table_t *t = &p->existing[p->next_existing];
+    char *schema = pgconn_escape_identifier(p->run.conn[P_LOCAL], t->schema);
+    char *name = pgconn_escape_identifier(p->run.conn[P_LOCAL], t->name);
+    if (!schema || !name) {
+        steprun_failf(&p->run,
+                      "checking whether %s on the target is empty: cannot quote its name",
+                      t->qname);
+        free(schema);
+        free(name);
+        return;
+    }
+    char *sql = xasprintf("SELECT EXISTS (SELECT 1 FROM %s.%s LIMIT 1) AS has_rows", schema, name);
+    char *what = xasprintf("checking whether %s on the target is empty", t->qname);
+    free(schema);
+    free(name);
+    preflight_run_query(p, what, sql, 0, NULL, s_on_tgt_rows);
+    free(what);
+    free(sql); /* libpq has copied it into its output buffer */
+}
+
+/* ---- target: extensions ------------------------------------------------- */
+
+static void s_on_tgt_extensions(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        steprun_fail_query(&p->run, NULL, r);
+        return;
+    }
+    for (int i = 0; r->res && i < PQntuples(r->res); i++) {
+        if (pgconn_col_bool(r->res, i, "installed"))
+            continue;
+        const char *name = pgconn_col_str(r->res, i, "name");
+        const char *name_q = pgconn_col_str(r->res, i, "name_q");
+        if (pgconn_col_bool(r->res, i, "available"))
+            preflight_run_add(
+                p, SEV_WARNING, "extension_not_installed", name,
+                xasprintf("extension %s is installed in the source database but not in the "
+                          "target database %s; the target server has it, so the schema "
+                          "phase may create it",
+                          name_q, p->database),
+                xasprintf("CREATE EXTENSION IF NOT EXISTS %s; in the target database (or "
+                          "let the schema phase do it).",
+                          name_q));
+        else
+            preflight_run_add(
+                p, SEV_WARNING, "extension_unavailable", name,
+                xasprintf("extension %s is installed in the source database but the target "
+                          "server does not have it (pg_available_extensions): the types, "
+                          "functions and indexes that use it cannot be created there",
+                          name_q),
+                xasprintf("Install the package that provides %s on the target's host (its "
+                          "control file goes in the server's share/extension directory), "
+                          "then CREATE EXTENSION %s; in the target database.",
+                          name_q, name_q));
+    }
+    steprun_next(&p->run);
+}
+
+static void s_tgt_extensions(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    if (!p->extensions_json) {
+        steprun_next(&p->run);
+        return;
+    }
+    const char *params[1] = { p->extensions_json };
+    preflight_run_query(
+        p, "looking up the source's extensions on the target",
+        "SELECT e.name, pg_catalog.quote_ident(e.name) AS name_q,"
+        " EXISTS (SELECT 1 FROM pg_catalog.pg_extension x WHERE x.extname = e.name)"
+        "  AS installed,"
+        " EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a WHERE a.name = e.name)"
+        "  AS available"
+        " FROM (SELECT DISTINCT j.v AS name"
+        "  FROM pg_catalog.json_array_elements_text($1::pg_catalog.json) AS j(v)) e"
+        " ORDER BY 1",
+        1, params, s_on_tgt_extensions);
+}
+
+/* ---- target: the replication connection to the source ------------------- */
+
+/* What to do about a refused replication connection, by libpq's reason.
+ * Caller frees. */
+static char *s_replication_fix(const preflight_t *p, const char *error)
+{
+    const char *user = p->repl_user_q ? p->repl_user_q : p->repl_user;
+    const char *db = p->repl_db_q ? p->repl_db_q : p->repl_db;
+    bool hba = error && strstr(error, "pg_hba.conf");
+    bool role = error && strstr(error, "replication role");
+    bool password = error && (strstr(error, "password") || strstr(error, "authentication"));
+    char *hba_fix = xasprintf(
+        "On the source, let this host in with a pg_hba.conf line for the database itself (the "
+        "'replication' keyword is for physical replication; logical replication matches the "
+        "database name): host %s %s <target host address>/32 scram-sha-256, then SELECT "
+        "pg_catalog.pg_reload_conf();",
+        db, user);
+    char *role_fix = xasprintf("On the source: ALTER ROLE %s REPLICATION;", user);
+    char *password_fix =
+        p->repl_passfile
+            ? xasprintf("Put the role's password in %s on this host (host:port:%s:%s:password, "
+                        "mode 0600, readable by this agent and by the PostgreSQL server here, "
+                        "whose subscription reads it too).",
+                        p->repl_passfile, p->repl_db, p->repl_user)
+            : xstrdup("Give the role's password through a passfile on this host (the peer's "
+                      "passfile in this agent's config), or a pg_hba.conf method that needs "
+                      "none.");
+    char *fix;
+    if (hba)
+        fix = xstrdup(hba_fix);
+    else if (role)
+        fix = xstrdup(role_fix);
+    else if (password)
+        fix = xstrdup(password_fix);
+    else
+        fix = xasprintf("Check that the source is reachable from this host at %s, then: %s %s %s",
+                        p->repl_where, hba_fix, role_fix, password_fix);
+    free(hba_fix);
+    free(role_fix);
+    free(password_fix);
+    return fix;
+}
+
+static void s_on_tgt_replication(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    preflight_t *p = arg;
+    if (!ok)
+        preflight_run_add(
+            p, SEV_ERROR, "replication_connection", p->repl_where,
+            xasprintf("cannot open a logical replication connection to the source as %s, "
+                      "and the target's subscription would connect the same way, so "
+                      "replication could not start: %s",
+                      p->repl_where, error ? error : "unknown error"),
+            s_replication_fix(p, error));
+    /* Connected or not, that was the whole check. */
+    pgconn_destroy(&p->run.conn[P_REPL]);
+    steprun_next(&p->run);
+}
+
+static void s_tgt_replication(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    if (!p->run.conn[P_REPL]) { /* no such peer: the finding was added at the start */
+        steprun_next(&p->run);
+        return;
+    }
+    int rc = pgconn_connect(p->run.conn[P_REPL], (uint64_t)p->connect_timeout_ms,
+                            s_on_tgt_replication, p);
+    if (rc != 0)
+        steprun_failf(&p->run, "cannot start the replication connection: %s", strerror(-rc));
+}
+
+/* ---- target: roles, owners and privileges ------------------------------- */
+
+/* What each kind of access difference means before anything is copied:
+ * severity, and what follows the problem in the message. */
+static void s_tgt_access_finding(preflight_t *p, access_diff_t *d)
+{
+    Godwit__Severity sev;
+    char *message, *fix;
+    const char *code = access_kind_code(d->kind);
+    switch (d->kind) {
+    case ACCESS_APP_ROLE_UNKNOWN:
+        sev = SEV_WARNING;
+        message = xasprintf("%s: the cutover fences the application roles on the source, so it "
+                            "will refuse to start", d->problem);
+        fix = xstrdup("Create the role on the source, or correct cutover.app_roles in the plan.");
+        break;
+    case ACCESS_ROLE_MISSING:
+        sev = SEV_INFO;
+        message = xasprintf("%s: the roles step creates it as the source has it, before the "
+                            "schema (which names it)",
+                            d->problem);
+        fix = xasprintf("Nothing to do; it runs: %s", d->statement);
+        break;
+    case ACCESS_ROLE_SUPERUSER:
+        sev = SEV_ERROR;
+        message = xasprintf("%s; godwit never grants SUPERUSER (or membership in a superuser) "
+                            "by itself, so the role's rights on the target would differ",
+                            d->problem);
+        fix = d->absent ? xasprintf("Decide: create the role on the target yourself as the "
+                                    "source has it (CREATE ROLE ... SUPERUSER), or take "
+                                    "SUPERUSER from it on the source. Without SUPERUSER godwit "
+                                    "would run: %s",
+                                    d->statement)
+                        : xasprintf("Decide, and make both sides agree; on the target that is: "
+                                    "%s",
+                                    d->statement);
+        break;
+    case ACCESS_ROLE:
+        sev = SEV_WARNING;
+        message = xasprintf("%s: the role exists on the target, and godwit leaves existing roles "
+                            "as they are; verify reports the difference and the cutover waits "
+                            "until it is gone",
+                            d->problem);
+        fix = xasprintf("On the target: %s", d->statement);
+        break;
+    case ACCESS_BOOTSTRAP:
+        sev = d->absent ? SEV_ERROR : SEV_WARNING;
+        message = xasprintf("%s; the schema is restored with its owners by name, so %s",
+                            d->problem,
+                            d->absent ? "restoring it would fail"
+                                      : "those objects would change owner");
+        fix = xstrdup("Initialise the target with the same bootstrap superuser name (initdb "
+                      "-U), or give those objects and default privileges to another role on the "
+                      "source (REASSIGN OWNED BY ... TO ...; ALTER DEFAULT PRIVILEGES FOR ROLE "
+                      "...), or create a superuser of that name on the target yourself.");
+        break;
+    case ACCESS_DATABASE:
+        sev = SEV_INFO;
+        message = xasprintf("%s: the roles step gives the target database the source's owner "
+                            "and privileges",
+                            d->problem);
+        fix = xasprintf("Nothing to do; it runs: %s", d->statement);
+        break;
+    default:
+        /* objects (owners, privileges, default privileges, policies) the
+         * target has already: the restore creates the others with the
+         * source's owners and privileges, and leaves these as they are,
+         * but for the privileges it sets where they differ from their
+         * initial ones (the schema public, an extension's objects) */
+        if (d->absent)
+            return;
+        sev = d->restored ? SEV_WARNING : SEV_ERROR;
+        message = d->restored
+                      ? xasprintf("%s: the schema phase sets the source's privileges on it where "
+                                  "they differ from the initial ones; anything else stays and "
+                                  "verify will report it",
+                                  d->problem)
+                      : xasprintf("%s: it is on the target already, and the schema phase does "
+                                  "not change an object that exists, so rights on the target "
+                                  "would differ",
+                                  d->problem);
+        fix = xasprintf("On the target: %s", d->statement);
+        break;
+    }
+    preflight_run_add(p, sev, code, d->object, message, fix);
+}
+
+static void s_on_tgt_access_dst(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        steprun_fail_query(&p->run, NULL, r);
+        return;
+    }
+    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "access") : NULL;
+    char *err = NULL;
+    if (!(p->access[1] = access_parse(text, &err))) {
+        steprun_failf(&p->run, "reading the target's roles and privileges: %s", err);
+        free(err);
+        return;
+    }
+    access_quote_t q = access_quote_conn(p->run.conn[P_LOCAL]);
+    access_diffs_t diffs = { 0 };
+    if (!access_compare(p->access[0], p->access[1], false, &q, &diffs, &err)) {
+        steprun_failf(&p->run, "comparing roles and privileges: %s", err);
+        access_diffs_free(&diffs);
+        free(err);
+        return;
+    }
+    for (size_t i = 0; i < diffs.n; i++)
+        s_tgt_access_finding(p, &diffs.v[i]);
+    access_diffs_free(&diffs);
+    steprun_next(&p->run);
+}
+
+static void s_on_tgt_access_src(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    preflight_t *p = arg;
+    if (!r->ok) {
+        steprun_fail_query(&p->run, NULL, r);
+        return;
+    }
+    const char *text = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "access") : NULL;
+    char *err = NULL;
+    if (!(p->access[0] = access_parse(text, &err))) {
+        steprun_failf(&p->run, "reading the source's roles and privileges: %s", err);
+        free(err);
+        return;
+    }
+    pgconn_destroy(&p->run.conn[P_SRC]);
+    if (p->passwords && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p->access[0], "authid")))
+        preflight_run_add(
+            p, SEV_ERROR, "passwords_unreadable", p->repl_where,
+            xasprintf("the plan copies password hashes (roles.passwords), but the source "
+                      "connection (%s) cannot read them (pg_authid): the roles step would "
+                      "fail",
+                      p->repl_where),
+            xasprintf("Make the plan's replication role a superuser on the source (ALTER ROLE "
+                      "%s SUPERUSER;), or set roles.passwords: false and set the passwords on "
+                      "the target yourself.",
+                      p->repl_user_q ? p->repl_user_q : p->repl_user));
+    char *names = access_role_names(p->access[0]);
+    const char *params[1] = { names };
+    preflight_run_query(p, "reading the target's roles and privileges", access_catalog_sql, 1,
+                        params, s_on_tgt_access_dst);
+    free(names);
+}
+
+static void s_on_tgt_src_connect(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    preflight_t *p = arg;
+    if (!ok) {
+        preflight_run_add(
+            p, SEV_ERROR, "source_connection", p->repl_where,
+            xasprintf("cannot connect to the source database as %s to read its schema, roles "
+                      "and privileges (the schema phase and verify connect the same way): %s",
+                      p->repl_where, error ? error : "unknown error"),
+            s_replication_fix(p, error));
+        pgconn_destroy(&p->run.conn[P_SRC]);
+        steprun_next(&p->run);
+        return;
+    }
+    const char *params[1] = { p->app_roles };
+    preflight_run_query_on(p, P_SRC, "reading the source's roles and privileges",
+                           access_catalog_sql, 1, params, s_on_tgt_access_src);
+}
+
+/* The source's roles and privileges against the target's: roles missing
+ * (created by the roles step), roles that differ (left as they are),
+ * superusers (never granted), who would own what. */
+static void s_tgt_roles(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    if (!p->run.conn[P_SRC]) { /* the source is no peer of ours: that finding blocks already */
+        steprun_next(&p->run);
+        return;
+    }
+    int rc = pgconn_connect(p->run.conn[P_SRC], (uint64_t)p->connect_timeout_ms,
+                            s_on_tgt_src_connect, p);
+    if (rc != 0)
+        steprun_failf(&p->run, "cannot start connecting to the source: %s", strerror(-rc));
+}
+
+/* ---- target: free disk -------------------------------------------------- */
+
+static void s_tgt_disk(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    diskstats_fs_t fs;
+    int rc = diskstats_fs(p->data_directory, &fs);
+    if (rc != 0) {
+        preflight_run_add(
+            p, SEV_ERROR, "disk_space", p->data_directory,
+            xasprintf("cannot read the free space of the target's data directory %s: %s",
+                      p->data_directory, strerror(-rc)),
+            xstrdup("Point the agent's postgres.data_directory at the target server's data "
+                    "directory, readable by the agent."));
+        steprun_next(&p->run);
+        return;
+    }
+    double need_d = (double)p->src_size * p->disk_margin;
+    uint64_t need = need_d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)need_d;
+    if (fs.free_bytes < need) {
+        char free_s[32], size_s[32], need_s[32], short_s[32];
+        units_fmt_bytes(fs.free_bytes, free_s, sizeof free_s);
+        units_fmt_bytes(p->src_size, size_s, sizeof size_s);
+        units_fmt_bytes(need, need_s, sizeof need_s);
+        units_fmt_bytes(need - fs.free_bytes, short_s, sizeof short_s);
+        preflight_run_add(
+            p, SEV_ERROR, "disk_space", p->data_directory,
+            xasprintf("the target's data directory %s has %s free, but the source database "
+                      "is %s and with a margin of %.2f needs %s: the copy would fill the "
+                      "disk and stop the target server",
+                      p->data_directory, free_s, size_s, p->disk_margin, need_s),
+            xasprintf("Free or add at least %s on the filesystem of %s.", short_s,
+                      p->data_directory));
+    }
+    steprun_next(&p->run);
+}
+
+const steprun_fn preflight_tgt_stages[] = {
+    preflight_run_connect,         s_tgt_settings, s_tgt_tables, s_tgt_rows, s_tgt_extensions,
+    s_tgt_replication, s_tgt_roles,    s_tgt_disk,   NULL,
+};
