@@ -2,7 +2,12 @@
 #include "actions.h"
 
 #include "bulkcopy.h"
+#include "drop.h"
 #include "freeze.h"
+#include "publication.h"
+#include "slot.h"
+#include "subscription.h"
+#include "sync_status.h"
 
 /* ---- how each step starts ---- */
 
@@ -47,7 +52,7 @@ static step_t *a_sync_status(const actions_env_t *e, const Godwit__Command *c,
 static step_t *a_drop(const actions_env_t *e, const Godwit__Command *c,
                       step_done_cb done, void *arg)
 {
-    return objects_drop_start(e->loop, e->local, c->drop_objects, done, arg);
+    return drop_objects_start(e->loop, e->local, c->drop_objects, done, arg);
 }
 
 static step_t *a_bulk_copy(const actions_env_t *e, const Godwit__Command *c,
