@@ -40,7 +40,7 @@
  *   6b/7b. big tables get their primary key back after the copy instead
  *      of loading into it (see "primary keys built after the copy").
  *   8. when every chunk is committed: our subscription on the slot, without
- *      copying (steps.c's subscription_attach_start, the code that
+ *      copying (subscription.c's subscription_attach_start, the code that
  *      EnsureSubscription uses), then the replication connection closes.
  *
  * Any failure fails the whole step; run again, it starts over at 1.
@@ -68,6 +68,7 @@
 #include "log.h"
 #include "pgconn.h"
 #include "steprun.h"
+#include "subscription.h"
 #include "xalloc.h"
 
 #include <cjson/cJSON.h>

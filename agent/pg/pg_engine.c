@@ -10,12 +10,17 @@
 
 #include "actions.h"
 #include "bulkcopy.h"
+#include "drop.h"
 #include "freeze.h"
 #include "log.h"
 #include "pglog.h"
 #include "pgmon.h"
 #include "pgstep.h"
 #include "preflight.h"
+#include "publication.h"
+#include "slot.h"
+#include "subscription.h"
+#include "sync_status.h"
 #include "verify_schema.h"
 #include "verify_table.h"
 #include "xalloc.h"
@@ -78,7 +83,7 @@ static step_t *s_sync_status(pg_engine_t *e, const Godwit__Command *c, step_done
 
 static step_t *s_drop(pg_engine_t *e, const Godwit__Command *c, step_done_cb done, void *arg)
 {
-    return objects_drop_start(e->loop, &e->local, c->drop_objects, done, arg);
+    return drop_objects_start(e->loop, &e->local, c->drop_objects, done, arg);
 }
 
 static step_t *s_bulk_copy(pg_engine_t *e, const Godwit__Command *c, step_done_cb done,

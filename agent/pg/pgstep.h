@@ -6,8 +6,13 @@
  *
  *   roles.c   ApplyRoles           (the roles the database needs, before its schema)
  *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
- *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects,
- *             SetSubscriptionEnabled, EnsureSlot
+ *   publication.c   EnsurePublication (on the source)
+ *   subscription.c  EnsureSubscription (and its attach variant),
+ *                   SetSubscriptionEnabled (on the target)
+ *   slot.c    EnsureSlot (on the new primary of a cutover)
+ *   sync_status.c   SyncStatus (on the target)
+ *   drop.c    DropObjects (on either side)
+ *             (these five share replobj.c: godwit's replication objects)
  *   verify_table.c  VerifyTable (phase 6: the rows, source against target;
  *             verify_table.h), with vtstep.c (its state), vttable.c (the
  *             table), vtbatch.c (a batch: slot, snapshots, window),
@@ -58,28 +63,5 @@ step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
                           const Godwit__ApplyRoles *req, step_done_cb done, void *arg);
 step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
                            const Godwit__ApplySchema *req, step_done_cb done, void *arg);
-step_t *publication_ensure_start(uv_loop_t *loop, const step_local_t *local,
-                                 const Godwit__EnsurePublication *req, step_done_cb done, void *arg);
-step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
-                                  const Godwit__EnsureSubscription *req, step_done_cb done,
-                                  void *arg);
-/* The same subscription created on the existing slot req->name without
- * copying (copy_data = false, create_slot = false): the data was copied in
- * the slot's exported snapshot already (bulkcopy.c). */
-step_t *subscription_attach_start(uv_loop_t *loop, const step_local_t *local,
-                                  const Godwit__EnsureSubscription *req, step_done_cb done,
-                                  void *arg);
-/* EnsureSlot: our publication and a logical slot of that name, created if
- * missing; with advance_to, the slot moved forward to it. Payload: an
- * EnsureSlotResult. */
-step_t *slot_ensure_start(uv_loop_t *loop, const step_local_t *local,
-                          const Godwit__EnsureSlot *req, step_done_cb done, void *arg);
-step_t *sync_status_start(uv_loop_t *loop, const step_local_t *local,
-                          const Godwit__SyncStatus *req, step_done_cb done, void *arg);
-step_t *subscription_set_enabled_start(uv_loop_t *loop, const step_local_t *local,
-                                       const Godwit__SetSubscriptionEnabled *req,
-                                       step_done_cb done, void *arg);
-step_t *objects_drop_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__DropObjects *req, step_done_cb done, void *arg);
 
 #endif
