@@ -28,6 +28,12 @@ static const char *s_policy_cmd(const char *cmd)
     }
 }
 
+/* qsort's comparison of two char * elements (qsort passes their addresses). */
+static int s_strptr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* A policy's roles as sorted tokens joined by ",", to compare. Caller
  * frees. */
 static char *s_policy_roles_key(const cJSON *p, const char *boot)
@@ -39,7 +45,7 @@ static char *s_policy_roles_key(const cJSON *p, const char *boot)
     const cJSON *r;
     cJSON_ArrayForEach(r, roles)
         v[k++] = access_cmp_who(cJSON_IsString(r) ? r->valuestring : NULL, NULL, boot);
-    qsort(v, k, sizeof *v, (int (*)(const void *, const void *))strcmp);
+    qsort(v, k, sizeof *v, s_strptr_cmp);
     access_buf_t b = { 0 };
     for (size_t i = 0; i < k; i++) {
         access_buf_addf(&b, "%s%s", i ? "," : "", v[i]);
@@ -49,10 +55,6 @@ static char *s_policy_roles_key(const cJSON *p, const char *boot)
     return access_buf_take(&b);
 }
 
-static int s_strptr_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 /* CREATE POLICY as the source has it. Caller frees. */
 static char *s_create_policy_sql(access_cmp_t *c, const cJSON *p)

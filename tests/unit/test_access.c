@@ -350,6 +350,30 @@ static void test_columns_rls_policies(void **state)
     cJSON_Delete(b);
 }
 
+/* A policy's roles are a set: the same roles listed in another order on
+ * each side are the same policy (no finding). */
+static void test_policy_roles_in_another_order(void **state)
+{
+    (void)state;
+    const char *t =
+        "{'type': 'table', 'id': 'public.t', 'owner': 'app', 'ext': false, 'acl': [" OWNER_ALL("app")
+        "], 'rls': [true, false], 'cols': null}";
+    const char *src_pol =
+        "{'table': 'public.t', 'name': 'mine', 'cmd': 'r', 'permissive': true,"
+        " 'roles': ['reader', 'writer', 'auditor'], 'qual': 'true', 'check': null}";
+    const char *dst_pol =
+        "{'table': 'public.t', 'name': 'mine', 'cmd': 'r', 'permissive': true,"
+        " 'roles': ['writer', 'auditor', 'reader'], 'qual': 'true', 'check': null}";
+    cJSON *a = catalog("postgres", ROLE_APP, t, "", src_pol);
+    cJSON *b = catalog("postgres", ROLE_APP, t, "", dst_pol);
+    access_diffs_t d = compare(a, b, false);
+    print_diffs(&d);
+    assert_int_equal(d.n, 0);
+    access_diffs_free(&d);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
 /* Default privileges: a global entry replaces the built-in default (a
  * missing one is that default), an entry for one schema adds to it (a
  * missing one is nothing). */
@@ -498,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_fence_login),
         cmocka_unit_test(test_owner_and_privileges),
         cmocka_unit_test(test_columns_rls_policies),
+        cmocka_unit_test(test_policy_roles_in_another_order),
         cmocka_unit_test(test_default_privileges),
         cmocka_unit_test(test_plan_existing_and_database),
         cmocka_unit_test(test_superuser_not_created),
