@@ -219,7 +219,7 @@ static void s_connect_done(pgconn_t *c, bool ok, const char *msg)
 /* Reports the end of a query. res (may be NULL) is owned by this function
  * and cleared after the callback. */
 void pgconn__query_done(pgconn_t *c, bool ok, const char *sqlstate, const char *msg,
-                         PGresult *res)
+                        PGresult *res)
 {
     uv_timer_stop(&c->deadline);
     if (c->in_api) {
@@ -486,8 +486,8 @@ bool pgconn_is_ready(const pgconn_t *c)
 
 bool pgconn_is_busy(const pgconn_t *c)
 {
-    return c && (c->state == PGCONN__CONNECTING || c->state == PGCONN__QUERY || c->state == PGCONN__COPY_OUT ||
-                 c->state == PGCONN__COPY_IN);
+    return c && (c->state == PGCONN__CONNECTING || c->state == PGCONN__QUERY ||
+                 c->state == PGCONN__COPY_OUT || c->state == PGCONN__COPY_IN);
 }
 
 int pgconn_server_version(const pgconn_t *c)
