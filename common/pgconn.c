@@ -13,14 +13,9 @@
  * epoll inside uv_close; doing it after another handle took the same fd
  * number would silence that handle).
  *
- * A COPY is one operation like a query: it starts as S_QUERY and, when the
- * server answers with PGRES_COPY_OUT or PGRES_COPY_IN, moves to S_COPY_OUT
- * (every CopyData message goes to the caller, who may pause the reading;
- * a "kick" timer resumes it one loop turn later) or S_COPY_IN (the caller
- * puts data; what the socket does not take at once stays in libpq's buffer
- * and the caller is told when it has drained); at the end it is S_QUERY
- * again until the command's result arrives. Its deadline is restarted on
- * progress, so it bounds the time without progress.
+ * Sending a statement and collecting its results is pgconn_query.c's job,
+ * the COPY phases of an operation pgconn_copy.c's; the three share the
+ * struct and their pgconn__* functions through pgconn_internal.h.
  *
  * While idle the socket stays watched for reading, so a server that shuts
  * down or terminates the session is noticed before the next query (and its
@@ -36,6 +31,7 @@
  * per operation, or leave a PGresult un-cleared.
  */
 #include "pgconn.h"
+#include "pgconn_internal.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -45,57 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum {
-    S_IDLE,       /* no connection */
-    S_CONNECTING, /* PQconnectPoll in progress, or its failure awaits report */
-    S_READY,      /* connected, no query */
-    S_QUERY,      /* a query in flight, or its failure awaits report */
-    S_COPY_OUT,   /* COPY TO STDOUT: messages go to copy_data */
-    S_COPY_IN,    /* COPY FROM STDIN: the caller puts data */
-} s_state_t;
-
 #define S_MAX_POLL_ERRORS 8
-
-typedef enum { S_DEFER_NONE, S_DEFER_CONNECT, S_DEFER_QUERY } s_defer_t;
-
-struct pgconn {
-    uv_loop_t *loop;
-    char *name;
-    char **keywords; /* NULL-terminated copies */
-    char **values;   /* values[i] may be NULL (libpq skips it) */
-    size_t nkeywords;
-
-    s_state_t state;
-    PGconn *conn;      /* NULL in S_IDLE and after a failure awaiting report */
-    uv_poll_t *poll;   /* NULL when not watching; freed in its close callback */
-    int poll_fd;
-    int poll_events;
-    int poll_errors;   /* consecutive error events, see s_on_poll */
-    uv_timer_t deadline;
-    uv_timer_t defer;
-    uv_timer_t kick;   /* resumes a paused COPY TO one loop turn later */
-    int open_handles;  /* handles not yet through their close callback */
-    bool destroyed;
-    int in_api;        /* >0 inside pgconn_connect/pgconn_query: defer reports */
-    uint64_t op_timeout_ms;
-
-    pgconn_connect_cb connect_cb;
-    pgconn_result_cb result_cb;
-    void *cb_arg;
-    PGresult *last;    /* last result of the query in flight */
-
-    /* The COPY in flight, if the operation is one. */
-    pgconn_copy_data_cb copy_data;   /* COPY TO */
-    pgconn_copy_ready_cb copy_ready; /* COPY FROM */
-    pgconn_copy_drain_cb copy_drain;
-    bool copy_paused;                /* COPY TO: copy_data said stop */
-    bool copy_pending;               /* COPY FROM: output waits for the socket */
-
-    /* A failure found inside an API call, reported by the defer timer. */
-    s_defer_t defer_kind;
-    char defer_sqlstate[6];
-    char *defer_msg;
-};
 
 static void s_on_poll(uv_poll_t *h, int status, int events);
 
@@ -119,7 +65,7 @@ static size_t s_count(const char *const *kw)
 /* A one-line copy of a libpq message (caller frees): trailing whitespace
  * trimmed, each line break and the indentation after it turned into one
  * space, so it fits in a log line and a report. */
-static char *s_oneline(const char *msg)
+char *pgconn__oneline(const char *msg)
 {
     if (!msg || !*msg)
         msg = "unknown error";
@@ -209,7 +155,7 @@ static int s_watch(pgconn_t *c, int events, bool force)
 }
 
 /* Closes the connection and its poll handle; state and callbacks untouched. */
-static void s_drop(pgconn_t *c)
+void pgconn__drop(pgconn_t *c)
 {
     c->poll_events = 0;
     c->poll_errors = 0;
@@ -229,7 +175,7 @@ static void s_notice(void *arg, const char *message)
 {
     pgconn_t *c = arg;
     if (log_enabled(LOG_INFO)) {
-        char *m = s_oneline(message);
+        char *m = pgconn__oneline(message);
         log_info("pgconn %s: server says: %s", c->name, m);
         free(m);
     }
@@ -239,7 +185,7 @@ static void s_notice(void *arg, const char *message)
 
 static void s_on_defer(uv_timer_t *t);
 
-static void s_defer(pgconn_t *c, s_defer_t kind, const char *sqlstate, const char *msg)
+static void s_defer(pgconn_t *c, pgconn__defer_t kind, const char *sqlstate, const char *msg)
 {
     c->defer_kind = kind;
     snprintf(c->defer_sqlstate, sizeof c->defer_sqlstate, "%s", sqlstate ? sqlstate : "");
@@ -258,28 +204,28 @@ static void s_connect_done(pgconn_t *c, bool ok, const char *msg)
 {
     uv_timer_stop(&c->deadline);
     if (c->in_api) {
-        s_defer(c, S_DEFER_CONNECT, ok ? "" : "08006", msg);
+        s_defer(c, PGCONN__DEFER_CONNECT, ok ? "" : "08006", msg);
         return;
     }
     pgconn_connect_cb cb = c->connect_cb;
     void *arg = c->cb_arg;
     c->connect_cb = NULL;
     c->cb_arg = NULL;
-    c->state = ok ? S_READY : S_IDLE;
+    c->state = ok ? PGCONN__READY : PGCONN__IDLE;
     if (cb)
         cb(c, ok, ok ? NULL : msg, arg);
 }
 
 /* Reports the end of a query. res (may be NULL) is owned by this function
  * and cleared after the callback. */
-static void s_query_done(pgconn_t *c, bool ok, const char *sqlstate, const char *msg,
-                         PGresult *res)
+void pgconn__query_done(pgconn_t *c, bool ok, const char *sqlstate, const char *msg,
+                        PGresult *res)
 {
     uv_timer_stop(&c->deadline);
     if (c->in_api) {
         if (res)
             PQclear(res);
-        s_defer(c, S_DEFER_QUERY, sqlstate, msg);
+        s_defer(c, PGCONN__DEFER_QUERY, sqlstate, msg);
         return;
     }
     pgconn_result_cb cb = c->result_cb;
@@ -298,10 +244,10 @@ static void s_query_done(pgconn_t *c, bool ok, const char *sqlstate, const char 
         if (rc < 0) {
             log_warn("pgconn %s: cannot watch the idle connection (%s); dropping it", c->name,
                      uv_strerror(rc));
-            s_drop(c);
+            pgconn__drop(c);
         }
     }
-    c->state = c->conn ? S_READY : S_IDLE;
+    c->state = c->conn ? PGCONN__READY : PGCONN__IDLE;
     pgconn_result_t r = {.ok = ok, .error = ok ? NULL : msg, .res = res};
     snprintf(r.sqlstate, sizeof r.sqlstate, "%s", ok ? "" : (sqlstate ? sqlstate : ""));
     if (cb)
@@ -313,88 +259,100 @@ static void s_query_done(pgconn_t *c, bool ok, const char *sqlstate, const char 
 static void s_on_defer(uv_timer_t *t)
 {
     pgconn_t *c = t->data;
-    s_defer_t kind = c->defer_kind;
+    pgconn__defer_t kind = c->defer_kind;
     char *msg = c->defer_msg;
     char sqlstate[6];
     memcpy(sqlstate, c->defer_sqlstate, sizeof sqlstate);
-    c->defer_kind = S_DEFER_NONE;
+    c->defer_kind = PGCONN__DEFER_NONE;
     c->defer_msg = NULL;
-    if (kind == S_DEFER_CONNECT)
+    if (kind == PGCONN__DEFER_CONNECT)
         s_connect_done(c, false, msg);
-    else if (kind == S_DEFER_QUERY)
-        s_query_done(c, false, sqlstate, msg, NULL);
+    else if (kind == PGCONN__DEFER_QUERY)
+        pgconn__query_done(c, false, sqlstate, msg, NULL);
     free(msg);
 }
 
 /* The connection is gone (or we gave up on it): drop it and fail whatever
  * was in flight with sqlstate 08006. */
-static void s_lost(pgconn_t *c, const char *why)
+void pgconn__lost(pgconn_t *c, const char *why)
 {
-    char *msg = s_oneline(why);
-    s_state_t st = c->state;
+    char *msg = pgconn__oneline(why);
+    pgconn__state_t st = c->state;
     log_debug("pgconn %s: connection dropped: %s", c->name, msg);
-    s_drop(c);
-    if (st == S_CONNECTING)
+    pgconn__drop(c);
+    if (st == PGCONN__CONNECTING)
         s_connect_done(c, false, msg);
-    else if (st == S_QUERY || st == S_COPY_OUT || st == S_COPY_IN)
-        s_query_done(c, false, "08006", msg, NULL);
+    else if (st == PGCONN__QUERY || st == PGCONN__COPY_OUT || st == PGCONN__COPY_IN)
+        pgconn__query_done(c, false, "08006", msg, NULL);
     else
-        c->state = S_IDLE;
+        c->state = PGCONN__IDLE;
     free(msg);
 }
 
 /* s_watch, or the connection lost if the socket cannot be watched (the
  * callback is told, as for any lost connection). Returns s_watch's code. */
-static int s_watch_or_lose(pgconn_t *c, int events, bool force)
+int pgconn__watch_or_lose(pgconn_t *c, int events, bool force)
 {
     int rc = s_watch(c, events, force);
     if (rc < 0) {
         char *why = xasprintf("cannot watch the connection socket: %s", uv_strerror(rc));
-        s_lost(c, why);
+        pgconn__lost(c, why);
         free(why);
     }
     return rc;
 }
 
-static void s_on_deadline(uv_timer_t *t)
+void pgconn__on_deadline(uv_timer_t *t)
 {
     pgconn_t *c = t->data;
     char *why;
-    if (c->state == S_CONNECTING)
+    if (c->state == PGCONN__CONNECTING)
         why = xasprintf("timeout: not connected after %" PRIu64 " ms", c->op_timeout_ms);
     else
         why = xasprintf("timeout: no result after %" PRIu64 " ms, connection dropped",
                         c->op_timeout_ms);
-    s_lost(c, why);
+    pgconn__lost(c, why);
     free(why);
 }
 
 /* ---- connecting --------------------------------------------------------- */
+
+/* Starts an operation (connecting, a statement): its state, its callback's
+ * argument and its deadline; the caller sets the callback, and leaves the
+ * API call with in_api--. */
+void pgconn__begin(pgconn_t *c, pgconn__state_t state, uint64_t timeout_ms, void *arg)
+{
+    c->in_api++;
+    c->state = state;
+    c->cb_arg = arg;
+    c->op_timeout_ms = timeout_ms;
+    uv_timer_start(&c->deadline, pgconn__on_deadline, timeout_ms, 0);
+}
 
 static void s_connect_step(pgconn_t *c)
 {
     PostgresPollingStatusType ps = PQconnectPoll(c->conn);
     switch (ps) {
     case PGRES_POLLING_READING:
-        (void)s_watch_or_lose(c, UV_READABLE, true);
+        (void)pgconn__watch_or_lose(c, UV_READABLE, true);
         return;
     case PGRES_POLLING_WRITING:
-        (void)s_watch_or_lose(c, UV_WRITABLE, true);
+        (void)pgconn__watch_or_lose(c, UV_WRITABLE, true);
         return;
     case PGRES_POLLING_OK:
         if (PQsetnonblocking(c->conn, 1) != 0) {
-            s_lost(c, PQerrorMessage(c->conn));
+            pgconn__lost(c, PQerrorMessage(c->conn));
             return;
         }
         /* Idle: watch for the server closing on us (shutdown, terminate). */
-        if (s_watch_or_lose(c, UV_READABLE, true) < 0)
+        if (pgconn__watch_or_lose(c, UV_READABLE, true) < 0)
             return;
         log_debug("pgconn %s: connected (server %d)", c->name, PQserverVersion(c->conn));
         s_connect_done(c, true, NULL);
         return;
     case PGRES_POLLING_FAILED:
     default:
-        s_lost(c, PQerrorMessage(c->conn));
+        pgconn__lost(c, PQerrorMessage(c->conn));
         return;
     }
 }
@@ -403,14 +361,10 @@ int pgconn_connect(pgconn_t *c, uint64_t timeout_ms, pgconn_connect_cb cb, void 
 {
     if (!c || c->destroyed)
         return -EINVAL;
-    if (c->state != S_IDLE)
+    if (c->state != PGCONN__IDLE)
         return -EBUSY;
-    c->in_api++;
-    c->state = S_CONNECTING;
+    pgconn__begin(c, PGCONN__CONNECTING, timeout_ms, arg);
     c->connect_cb = cb;
-    c->cb_arg = arg;
-    c->op_timeout_ms = timeout_ms;
-    uv_timer_start(&c->deadline, s_on_deadline, timeout_ms, 0);
     /* expand_dbname = 0: a dbname is a name, never a conninfo string. Note
      * that libpq resolves a host name here with getaddrinfo(), which can
      * block; give an address (or "localhost") to stay fully asynchronous. */
@@ -419,343 +373,15 @@ int pgconn_connect(pgconn_t *c, uint64_t timeout_ms, pgconn_connect_cb cb, void 
     if (!c->conn) {
         s_connect_done(c, false, "out of memory starting a connection");
     } else if (PQstatus(c->conn) == CONNECTION_BAD) {
-        s_lost(c, PQerrorMessage(c->conn));
+        pgconn__lost(c, PQerrorMessage(c->conn));
     } else {
         PQsetNoticeProcessor(c->conn, s_notice, c);
         /* Right after PQconnectStart libpq waits for the socket to be
          * writable, as if PQconnectPoll had said PGRES_POLLING_WRITING. */
-        (void)s_watch_or_lose(c, UV_WRITABLE, true);
+        (void)pgconn__watch_or_lose(c, UV_WRITABLE, true);
     }
     c->in_api--;
     return 0;
-}
-
-/* ---- querying ----------------------------------------------------------- */
-
-static void s_copy_out_step(pgconn_t *c);
-static void s_copy_in_entered(pgconn_t *c);
-
-/* All results are in (PQgetResult gave NULL): report the last one. */
-static void s_query_finish(pgconn_t *c)
-{
-    PGresult *res = c->last;
-    c->last = NULL;
-    bool bad = PQstatus(c->conn) == CONNECTION_BAD;
-    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (!bad && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
-        s_query_done(c, true, NULL, NULL, res);
-        return;
-    }
-    const char *raw = res ? PQresultErrorMessage(res) : "";
-    char *msg = s_oneline(*raw ? raw : PQerrorMessage(c->conn));
-    const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (bad) {
-        /* Whatever the server said last (57P01 on terminate, ...), the
-         * caller must know the connection is gone. */
-        log_debug("pgconn %s: connection dropped: %s", c->name, msg);
-        s_drop(c);
-        sqlstate = "08006";
-    }
-    s_query_done(c, false, sqlstate, msg, res);
-    free(msg);
-}
-
-/* Flushes what libpq still holds and watches the socket for the rest. */
-static void s_query_flush(pgconn_t *c)
-{
-    int f = PQflush(c->conn);
-    if (f < 0) {
-        s_lost(c, PQerrorMessage(c->conn));
-        return;
-    }
-    (void)s_watch_or_lose(c, f ? UV_READABLE | UV_WRITABLE : UV_READABLE, false);
-}
-
-static void s_query_step(pgconn_t *c, int events)
-{
-    if ((events & UV_READABLE) && !PQconsumeInput(c->conn)) {
-        s_lost(c, PQerrorMessage(c->conn));
-        return;
-    }
-    /* Readable or writable, libpq may have more to send (large parameters). */
-    int f = PQflush(c->conn);
-    if (f < 0) {
-        s_lost(c, PQerrorMessage(c->conn));
-        return;
-    }
-    while (!PQisBusy(c->conn)) {
-        PGresult *r = PQgetResult(c->conn);
-        if (!r) {
-            s_query_finish(c);
-            return;
-        }
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_COPY_OUT && c->copy_data) {
-            PQclear(r);
-            c->state = S_COPY_OUT;
-            s_copy_out_step(c);
-            return;
-        }
-        if (st == PGRES_COPY_IN && c->copy_ready) {
-            PQclear(r);
-            s_copy_in_entered(c);
-            return;
-        }
-        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
-            PQclear(r);
-            s_lost(c, "a COPY the caller did not start as one (pgconn_copy_out/_in)");
-            return;
-        }
-        if (c->last)
-            PQclear(c->last);
-        c->last = r;
-    }
-    if (PQstatus(c->conn) == CONNECTION_BAD) {
-        s_lost(c, PQerrorMessage(c->conn));
-        return;
-    }
-    (void)s_watch_or_lose(c, f ? UV_READABLE | UV_WRITABLE : UV_READABLE, false);
-}
-
-/* Starts one statement: the extended protocol with text parameters, or the
- * simple one (simple: no parameters). */
-static int s_send(pgconn_t *c, const char *sql, bool simple, int nparams,
-                  const char *const *params, uint64_t timeout_ms, pgconn_result_cb cb, void *arg)
-{
-    if (c->state == S_IDLE)
-        return -ENOTCONN;
-    if (c->state != S_READY)
-        return -EBUSY;
-    c->in_api++;
-    c->state = S_QUERY;
-    c->result_cb = cb;
-    c->cb_arg = arg;
-    c->op_timeout_ms = timeout_ms;
-    uv_timer_start(&c->deadline, s_on_deadline, timeout_ms, 0);
-    int sent = simple ? PQsendQuery(c->conn, sql)
-                      : PQsendQueryParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    if (sent) {
-        s_query_flush(c);
-    } else if (PQstatus(c->conn) == CONNECTION_BAD) {
-        s_lost(c, PQerrorMessage(c->conn));
-    } else {
-        char *msg = s_oneline(PQerrorMessage(c->conn));
-        s_query_done(c, false, "", msg, NULL);
-        free(msg);
-    }
-    c->in_api--;
-    return 0;
-}
-
-int pgconn_query(pgconn_t *c, const char *sql, int nparams, const char *const *params,
-                 uint64_t timeout_ms, pgconn_result_cb cb, void *arg)
-{
-    if (!c || c->destroyed || !sql || nparams < 0 || (nparams > 0 && !params))
-        return -EINVAL;
-    return s_send(c, sql, false, nparams, params, timeout_ms, cb, arg);
-}
-
-int pgconn_query_simple(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_result_cb cb,
-                        void *arg)
-{
-    if (!c || c->destroyed || !sql)
-        return -EINVAL;
-    return s_send(c, sql, true, 0, NULL, timeout_ms, cb, arg);
-}
-
-/* ---- COPY --------------------------------------------------------------- */
-
-static void s_progress(pgconn_t *c)
-{
-    uv_timer_start(&c->deadline, s_on_deadline, c->op_timeout_ms, 0);
-}
-
-static void s_poll_pause(pgconn_t *c)
-{
-    if (c->poll) {
-        uv_poll_stop(c->poll);
-        c->poll_events = 0;
-    }
-}
-
-/* Hands every message libpq has to the caller, until it pauses, the data
- * runs out (wait for the socket) or the COPY ends (collect its result). */
-static void s_copy_out_step(pgconn_t *c)
-{
-    if (c->copy_paused) {
-        s_poll_pause(c);
-        return;
-    }
-    bool progressed = false;
-    for (;;) {
-        char *buf = NULL;
-        int n = PQgetCopyData(c->conn, &buf, 1);
-        if (n > 0) {
-            progressed = true;
-            bool more = c->copy_data(c, buf, (size_t)n, c->cb_arg);
-            PQfreemem(buf);
-            if (c->destroyed || c->state != S_COPY_OUT)
-                return; /* the caller dropped the connection */
-            if (!more) {
-                c->copy_paused = true;
-                s_poll_pause(c);
-                s_progress(c);
-                return;
-            }
-            continue;
-        }
-        if (n == 0)
-            break;
-        if (n == -1) {
-            /* The stream ended: the command's result follows. */
-            c->state = S_QUERY;
-            c->copy_data = NULL;
-            s_query_step(c, 0);
-            return;
-        }
-        s_lost(c, PQerrorMessage(c->conn));
-        return;
-    }
-    if (progressed)
-        s_progress(c);
-    (void)s_watch_or_lose(c, UV_READABLE, false);
-}
-
-static void s_on_kick(uv_timer_t *t)
-{
-    pgconn_t *c = t->data;
-    if (c->destroyed || c->state != S_COPY_OUT || !c->copy_paused)
-        return;
-    c->copy_paused = false;
-    s_copy_out_step(c);
-}
-
-static void s_copy_in_entered(pgconn_t *c)
-{
-    c->state = S_COPY_IN;
-    c->copy_pending = false;
-    if (s_watch_or_lose(c, UV_READABLE, false) < 0)
-        return;
-    s_progress(c);
-    c->copy_ready(c, c->cb_arg);
-}
-
-/* The COPY FROM ended on the server's side (an error) or the connection
- * broke: collect the result, or report the loss. */
-static void s_copy_in_failed(pgconn_t *c)
-{
-    if (PQstatus(c->conn) == CONNECTION_BAD) {
-        s_lost(c, PQerrorMessage(c->conn));
-        return;
-    }
-    c->state = S_QUERY;
-    c->copy_pending = false;
-    s_query_flush(c);
-    if (c->state == S_QUERY && c->conn)
-        s_query_step(c, 0);
-}
-
-static void s_copy_in_step(pgconn_t *c, int events)
-{
-    if ((events & UV_READABLE) && !PQconsumeInput(c->conn)) {
-        s_lost(c, PQerrorMessage(c->conn));
-        return;
-    }
-    int events_wanted = UV_READABLE;
-    if (c->copy_pending) {
-        int f = PQflush(c->conn);
-        if (f < 0) {
-            s_lost(c, PQerrorMessage(c->conn));
-            return;
-        }
-        if (events & UV_WRITABLE)
-            s_progress(c);
-        if (f == 0) {
-            c->copy_pending = false;
-            if (s_watch_or_lose(c, UV_READABLE, false) < 0)
-                return;
-            c->copy_drain(c, c->cb_arg);
-            return;
-        }
-        events_wanted |= UV_WRITABLE;
-    }
-    (void)s_watch_or_lose(c, events_wanted, false);
-}
-
-int pgconn_copy_out(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_copy_data_cb data,
-                    pgconn_result_cb done, void *arg)
-{
-    if (!data)
-        return -EINVAL;
-    int rc = s_send(c, sql, false, 0, NULL, timeout_ms, done, arg);
-    if (rc == 0)
-        c->copy_data = data; /* read only from the loop, after this returns */
-    return rc;
-}
-
-void pgconn_copy_out_resume(pgconn_t *c)
-{
-    if (c && !c->destroyed && c->state == S_COPY_OUT && c->copy_paused)
-        uv_timer_start(&c->kick, s_on_kick, 0, 0);
-}
-
-int pgconn_copy_in(pgconn_t *c, const char *sql, uint64_t timeout_ms, pgconn_copy_ready_cb ready,
-                   pgconn_copy_drain_cb drain, pgconn_result_cb done, void *arg)
-{
-    if (!ready || !drain)
-        return -EINVAL;
-    int rc = s_send(c, sql, false, 0, NULL, timeout_ms, done, arg);
-    if (rc == 0) {
-        c->copy_ready = ready;
-        c->copy_drain = drain;
-    }
-    return rc;
-}
-
-int pgconn_copy_put(pgconn_t *c, const char *data, size_t len)
-{
-    if (!c || c->destroyed || c->state != S_COPY_IN || len > INT32_MAX)
-        return -1;
-    if (c->copy_pending)
-        log_warn("pgconn %s: COPY data put before the last drained", c->name);
-    c->in_api++;
-    int ret = 0;
-    if (PQputCopyData(c->conn, data, (int)len) != 1) {
-        s_copy_in_failed(c);
-        ret = -1;
-    } else {
-        int f = PQflush(c->conn);
-        if (f < 0) {
-            s_lost(c, PQerrorMessage(c->conn));
-            ret = -1;
-        } else if (f > 0) {
-            c->copy_pending = true;
-            ret = s_watch_or_lose(c, UV_READABLE | UV_WRITABLE, false) < 0 ? -1 : 1;
-        }
-        if (ret >= 0)
-            s_progress(c);
-    }
-    c->in_api--;
-    return ret;
-}
-
-int pgconn_copy_end(pgconn_t *c)
-{
-    if (!c || c->destroyed || c->state != S_COPY_IN)
-        return -1;
-    c->in_api++;
-    int ret = 0;
-    if (PQputCopyEnd(c->conn, NULL) != 1) {
-        s_copy_in_failed(c);
-        ret = -1;
-    } else {
-        c->state = S_QUERY;
-        c->copy_pending = false;
-        s_progress(c);
-        s_query_flush(c);
-    }
-    c->in_api--;
-    return ret;
 }
 
 /* ---- idle --------------------------------------------------------------- */
@@ -765,10 +391,10 @@ int pgconn_copy_end(pgconn_t *c)
 static void s_idle_step(pgconn_t *c)
 {
     if (!PQconsumeInput(c->conn) || PQstatus(c->conn) == CONNECTION_BAD) {
-        char *msg = s_oneline(PQerrorMessage(c->conn));
+        char *msg = pgconn__oneline(PQerrorMessage(c->conn));
         log_info("pgconn %s: idle connection lost: %s", c->name, msg);
         free(msg);
-        s_lost(c, PQerrorMessage(c->conn));
+        pgconn__lost(c, PQerrorMessage(c->conn));
         return;
     }
     PGnotify *n;
@@ -779,7 +405,7 @@ static void s_idle_step(pgconn_t *c)
 static void s_on_poll(uv_poll_t *h, int status, int events)
 {
     pgconn_t *c = h->data;
-    if (c->destroyed || h != c->poll || !c->conn || c->defer_kind != S_DEFER_NONE)
+    if (c->destroyed || h != c->poll || !c->conn || c->defer_kind != PGCONN__DEFER_NONE)
         return;
     if (status < 0) {
         /* libuv turns POLLERR into UV_EBADF and stops the handle. The error
@@ -788,7 +414,7 @@ static void s_on_poll(uv_poll_t *h, int status, int events)
          * happening without libpq ending the operation. */
         if (++c->poll_errors > S_MAX_POLL_ERRORS) {
             char *why = xasprintf("socket error: %s", uv_strerror(status));
-            s_lost(c, why);
+            pgconn__lost(c, why);
             free(why);
             return;
         }
@@ -798,26 +424,26 @@ static void s_on_poll(uv_poll_t *h, int status, int events)
         c->poll_errors = 0;
     }
     switch (c->state) {
-    case S_CONNECTING:
+    case PGCONN__CONNECTING:
         s_connect_step(c);
         break;
-    case S_QUERY:
-        s_query_step(c, events);
+    case PGCONN__QUERY:
+        pgconn__query_step(c, events);
         break;
-    case S_COPY_OUT:
+    case PGCONN__COPY_OUT:
         if ((events & UV_READABLE) && !PQconsumeInput(c->conn)) {
-            s_lost(c, PQerrorMessage(c->conn));
+            pgconn__lost(c, PQerrorMessage(c->conn));
             break;
         }
-        s_copy_out_step(c);
+        pgconn__copy_out_step(c);
         break;
-    case S_COPY_IN:
-        s_copy_in_step(c, events);
+    case PGCONN__COPY_IN:
+        pgconn__copy_in_step(c, events);
         break;
-    case S_READY:
+    case PGCONN__READY:
         s_idle_step(c);
         break;
-    case S_IDLE:
+    case PGCONN__IDLE:
         break;
     }
 }
@@ -841,7 +467,7 @@ pgconn_t *pgconn_new(uv_loop_t *loop, const char *name, const char *const *keywo
         c->values[i] = xstrdup(values[i]); /* a NULL value stays NULL: libpq skips it */
     }
     c->poll_fd = -1;
-    c->state = S_IDLE;
+    c->state = PGCONN__IDLE;
     uv_timer_init(loop, &c->deadline);
     uv_timer_init(loop, &c->defer);
     uv_timer_init(loop, &c->kick);
@@ -854,14 +480,14 @@ pgconn_t *pgconn_new(uv_loop_t *loop, const char *name, const char *const *keywo
 
 bool pgconn_is_ready(const pgconn_t *c)
 {
-    return c && !c->destroyed && c->state == S_READY && c->conn &&
+    return c && !c->destroyed && c->state == PGCONN__READY && c->conn &&
            PQstatus(c->conn) == CONNECTION_OK;
 }
 
 bool pgconn_is_busy(const pgconn_t *c)
 {
-    return c && (c->state == S_CONNECTING || c->state == S_QUERY || c->state == S_COPY_OUT ||
-                 c->state == S_COPY_IN);
+    return c && (c->state == PGCONN__CONNECTING || c->state == PGCONN__QUERY ||
+                 c->state == PGCONN__COPY_OUT || c->state == PGCONN__COPY_IN);
 }
 
 int pgconn_server_version(const pgconn_t *c)
@@ -882,7 +508,7 @@ char *pgconn_escape_identifier(pgconn_t *c, const char *ident)
         return NULL;
     char *q = PQescapeIdentifier(c->conn, ident, strlen(ident));
     if (!q) {
-        char *msg = s_oneline(PQerrorMessage(c->conn));
+        char *msg = pgconn__oneline(PQerrorMessage(c->conn));
         log_debug("pgconn %s: cannot quote an identifier: %s", c->name, msg);
         free(msg);
         return NULL;
@@ -898,7 +524,7 @@ char *pgconn_escape_literal(pgconn_t *c, const char *s)
         return NULL;
     char *q = PQescapeLiteral(c->conn, s, strlen(s));
     if (!q) {
-        char *msg = s_oneline(PQerrorMessage(c->conn));
+        char *msg = pgconn__oneline(PQerrorMessage(c->conn));
         log_debug("pgconn %s: cannot quote a literal: %s", c->name, msg);
         free(msg);
         return NULL;
@@ -912,14 +538,14 @@ void pgconn_disconnect(pgconn_t *c)
 {
     if (!c || c->destroyed)
         return;
-    if (c->defer_kind != S_DEFER_NONE) {
+    if (c->defer_kind != PGCONN__DEFER_NONE) {
         /* A failure already waits for its report: deliver it now. */
         uv_timer_stop(&c->defer);
-        s_drop(c);
+        pgconn__drop(c);
         s_on_defer(&c->defer);
         return;
     }
-    s_lost(c, "connection closed");
+    pgconn__lost(c, "connection closed");
 }
 
 void pgconn_destroy(pgconn_t **cp)
@@ -934,9 +560,9 @@ void pgconn_destroy(pgconn_t **cp)
     c->connect_cb = NULL;
     c->result_cb = NULL;
     c->cb_arg = NULL;
-    c->defer_kind = S_DEFER_NONE;
-    s_drop(c);
-    c->state = S_IDLE;
+    c->defer_kind = PGCONN__DEFER_NONE;
+    pgconn__drop(c);
+    c->state = PGCONN__IDLE;
     uv_close((uv_handle_t *)&c->deadline, s_on_timer_closed);
     uv_close((uv_handle_t *)&c->defer, s_on_timer_closed);
     uv_close((uv_handle_t *)&c->kick, s_on_timer_closed);
@@ -1015,4 +641,3 @@ char *pgconn_text_array(char *const *v, size_t n)
     *p = '\0';
     return out;
 }
-

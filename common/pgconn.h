@@ -14,6 +14,10 @@
  * pgconn_destroy(); its uv handles are freed in their close callbacks, so the
  * memory goes away one loop iteration later. A PGresult handed to a callback
  * is borrowed: valid only during the callback, PQclear'ed by pgconn.
+ *
+ * This is the module's one header; the code is in pgconn.c (connecting,
+ * lifetime, reading results), pgconn_query.c (statements) and
+ * pgconn_copy.c (COPY).
  */
 #ifndef GODWIT_PGCONN_H
 #define GODWIT_PGCONN_H
