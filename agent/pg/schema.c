@@ -63,13 +63,13 @@
  * What it owns: its runtime (steprun.h: the two connections, the timer
  * that starts the work one loop turn after schema_apply_start, the label,
  * the statement in flight, done), up to one child (proc), up to one uv_fs_t
- * request, the temp dir, the TOC and the result. Its end is not the
- * runtime's alone: a failure or success first winds down (the connections
- * close, the child is killed and waited for, the file request finishes, the
- * temp dir goes) and only then ends the runtime, which reports. Cancelling
- * (the runtime's cancel, then our stop hook) winds down the same way with no
- * callback. The memory goes when both the wind-down and the runtime's timer
- * close are over, whichever comes last.
+ * request, the temp dir, the TOC and the result. It ends through the
+ * runtime's wind_down hook: a failure or success first winds down (the
+ * connections close, the child is killed and waited for, the file request
+ * finishes, the temp dir goes) and only then does the runtime report.
+ * Cancelling (the runtime's cancel, then the same hook) winds down the same
+ * way with no callback. The runtime lets the memory go when both the
+ * wind-down and its timer's close are over, whichever comes last.
  *
  * What it must never do: change the source (its session is read-only), run
  * a shell, report twice or after cancel, or block the loop.
@@ -153,12 +153,9 @@ typedef struct {
 } s_want_t;
 
 typedef struct {
-    steprun_t run;         /* first: conn[S_SRC], conn[S_DST], label, what, the kick */
-    step_done_cb done;     /* the caller's (run.done is s_done) */
-    void *arg;
+    steprun_t run;         /* first: conn[S_SRC], conn[S_DST], label, what, the kick,
+                              done, the outcome while winding down */
     bool stopping;         /* finished or cancelled: only the wind-down goes on */
-    bool wound_down;       /* no child, no file request, no temp dir any more */
-    bool released;         /* the runtime's timer has closed (s_release) */
     bool post;             /* section "post", else "pre" */
 
     char *database;        /* target database */
@@ -191,11 +188,10 @@ typedef struct {
     uint32_t objects;      /* entries of the section to apply */
     size_t n_checked;      /* objects asked about on the target */
 
-    Godwit__ApplySchemaResult *result;
-    char *error;           /* the outcome, once stopping: this or result */
+    Godwit__ApplySchemaResult *result; /* until it goes to steprun_finish */
+    char *refused;         /* the request was refused at the start: why */
 } schema_t;
 
-static void s_stop(schema_t *s);
 static void s_cleanup(schema_t *s);
 static void s_failf(schema_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -290,52 +286,30 @@ static void s_free(schema_t *s)
     free(s->source_db);
     if (s->result)
         godwit__apply_schema_result__free_unpacked(s->result, NULL);
-    free(s->error);
+    free(s->refused);
     free(s);
 }
 
-/* The runtime's timer has closed (after the runtime ended, or after a
- * cancel): s goes now, or once the wind-down is over. */
+/* The runtime's release hook: both the wind-down and the timer's close are
+ * over. */
 static void s_release(steprun_t *run)
 {
-    schema_t *s = (schema_t *)run;
-    s->released = true;
-    if (s->wound_down)
-        s_free(s);
-}
-
-/* run.done: the caller's (its errors carry no label: run.plain_errors).
- * s is still allocated here (it goes once the timer has closed) and is not
- * touched after done. */
-static void s_done(ProtobufCMessage *payload, const char *error, void *arg)
-{
-    schema_t *s = arg;
-    s->done(payload, error, s->arg);
+    s_free((schema_t *)run);
 }
 
 /* The wind-down is over (the temp dir is gone): the runtime ends with the
- * outcome and reports it, unless it was cancelled; or, if the timer has
- * closed already (a cancel), s goes now. */
+ * outcome steprun_finish kept and reports it, unless it was cancelled. */
 static void s_wound_down(schema_t *s)
 {
-    s->wound_down = true;
-    if (s->released) {
-        s_free(s);
-        return;
-    }
-    ProtobufCMessage *payload = NULL;
-    if (!s->error && s->result) {
-        payload = &s->result->base;
-        s->result = NULL;
-    }
-    steprun_finish(&s->run, payload, s->error); /* a cancelled one: nothing */
+    steprun_wound_down(&s->run);
 }
 
-/* Records the outcome (error NULL: s->result) and winds down. */
+/* Ends the step with the outcome (error NULL: s->result); the runtime winds
+ * down first (s_wind_down). */
 static void s_finish(schema_t *s, const char *error)
 {
+    ProtobufCMessage *payload = NULL;
     if (error) {
-        s->error = xstrdup(error);
         if (s->result) {
             godwit__apply_schema_result__free_unpacked(s->result, NULL);
             s->result = NULL;
@@ -349,8 +323,10 @@ static void s_finish(schema_t *s, const char *error)
         else
             log_info("schema %s on database %s: applied %" PRIu32 " objects",
                      s->post ? "post" : "pre", s->database, s->result->objects);
+        payload = &s->result->base;
+        s->result = NULL;
     }
-    s_stop(s);
+    steprun_finish(&s->run, payload, error);
 }
 
 static void s_failf(schema_t *s, const char *fmt, ...)
@@ -365,13 +341,17 @@ static void s_failf(schema_t *s, const char *fmt, ...)
     free(msg);
 }
 
-/* Stops the connections and the child; the cleanup follows once no child and
- * no file request is left (their callbacks see s->stopping). */
-static void s_stop(schema_t *s)
+/* The runtime's wind_down hook: it has ended (the outcome kept) or was
+ * cancelled, and done will not run before the wind-down is over; the
+ * runtime destroyed the connections. Stops the child; the cleanup follows
+ * once no child and no file request is left (their callbacks see
+ * s->stopping). */
+static void s_wind_down(steprun_t *run, bool cancelled)
 {
+    schema_t *s = (schema_t *)run;
+    if (cancelled)
+        log_info("schema %s on database %s: cancelled", s->post ? "post" : "pre", s->database);
     s->stopping = true;
-    pgconn_destroy(&s->run.conn[S_SRC]);
-    pgconn_destroy(&s->run.conn[S_DST]);
     if (s->proc) {
         proc_kill(s->proc, S_KILL_GRACE_MS);
         return;
@@ -433,18 +413,6 @@ static void s_cleanup(schema_t *s)
 {
     s->cleanup_step = 0;
     s_cleanup_next(s);
-}
-
-/* The runtime's stop hook: it has ended or was cancelled, and done will not
- * run again. Ending goes through s_finish, which winds down first; so a
- * step not stopping yet is a cancelled one. */
-static void s_on_stop(steprun_t *run)
-{
-    schema_t *s = (schema_t *)run;
-    if (s->stopping)
-        return;
-    log_info("schema %s on database %s: cancelled", s->post ? "post" : "pre", s->database);
-    s_stop(s);
 }
 
 /* ---- children ------------------------------------------------------------ */
@@ -1506,10 +1474,10 @@ static void s_write_list(schema_t *s)
 
 /* ---- start --------------------------------------------------------------- */
 
-/* The kick of a request refused at the start (s->error set). */
+/* The kick of a request refused at the start (s->refused set). */
 static void s_refused(steprun_t *run)
 {
-    s_stop((schema_t *)run);
+    steprun_finish(run, NULL, ((schema_t *)run)->refused);
 }
 
 /* A database name libpq would take for a connection string. */
@@ -1614,9 +1582,7 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
     schema_t *s = xcalloc(1, sizeof *s);
     s->run.conn[S_SRC] = src;
     s->run.conn[S_DST] = dst;
-    s->run.stop = s_on_stop;
-    s->done = done;
-    s->arg = arg;
+    s->run.wind_down = s_wind_down;
     s->post = strcmp(req->section, "post") == 0;
     s->database = xstrdup(req->database);
     s->source_db = xstrdup(rc->dbname);
@@ -1651,15 +1617,15 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
     steprun_fn first = s_first;
     if (s_conninfo_like(req->database)) {
         /* refused before anything runs, reported (next turn) like any failure */
-        s->error = xasprintf("database name %s contains '=' or starts like a URI: pg_restore "
-                             "would read it as connection options; rename the database",
-                             req->database);
-        log_debug("schema on database %s: %s", req->database, s->error);
+        s->refused = xasprintf("database name %s contains '=' or starts like a URI: pg_restore "
+                               "would read it as connection options; rename the database",
+                               req->database);
+        log_debug("schema on database %s: %s", req->database, s->refused);
         first = s_refused;
     }
     s->run.plain_errors = true; /* this step's errors never carried a prefix */
     steprun_start(&s->run, loop,
                   xasprintf("schema %s on database %s", s->post ? "post" : "pre", req->database),
-                  s_done, s, s_release, first);
+                  done, arg, s_release, first);
     return &s->run.base;
 }
