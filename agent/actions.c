@@ -3,6 +3,8 @@
 
 #include "bulkcopy.h"
 #include "freeze.h"
+#include "roles.h"
+#include "schema.h"
 
 /* ---- how each step starts ---- */
 

@@ -4,8 +4,11 @@
  * the step runtime (steprun.h) and starts through the engine's action
  * table (pg_engine.c).
  *
- *   roles.c   ApplyRoles           (the roles the database needs, before its schema)
- *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
+ *   roles.c   ApplyRoles           (the roles the database needs, before its schema;
+ *             roles.h)
+ *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes;
+ *             schema.h; the dump's entries in toc.c, the programs' command
+ *             environment in pgtools.c, the temp folder in workdir.c)
  *   steps.c   EnsurePublication, EnsureSubscription, SyncStatus, DropObjects,
  *             SetSubscriptionEnabled, EnsureSlot
  *   verify_table.c  VerifyTable (phase 6: the rows, source against target)
@@ -49,10 +52,6 @@ pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const step_local_t
 char *step_marker(const char *name);
 
 /* Each returns NULL (and does not call done) only for invalid arguments. */
-step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
-                          const Godwit__ApplyRoles *req, step_done_cb done, void *arg);
-step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__ApplySchema *req, step_done_cb done, void *arg);
 step_t *publication_ensure_start(uv_loop_t *loop, const step_local_t *local,
                                  const Godwit__EnsurePublication *req, step_done_cb done, void *arg);
 step_t *subscription_ensure_start(uv_loop_t *loop, const step_local_t *local,
