@@ -18,6 +18,8 @@
 #include "pgstep.h"
 #include "preflight.h"
 #include "publication.h"
+#include "roles.h"
+#include "schema.h"
 #include "slot.h"
 #include "subscription.h"
 #include "sync_status.h"

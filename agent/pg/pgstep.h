@@ -1,28 +1,31 @@
 /*
- * pgstep: the PostgreSQL engine's steps (step.h is their contract with the
- * agent): the connections they open and how each starts. Every one runs on
- * the step runtime (steprun.h) and starts through the engine's action
- * table (pg_engine.c).
+ * pgstep: what the PostgreSQL engine's steps share beyond the step
+ * interface (step.h): the connections they open and the marker on the
+ * objects they create. Every step runs on the step runtime (steprun.h)
+ * and starts through the engine's table (pg_engine.c); each declares its
+ * start in its own header:
  *
- *   roles.c   ApplyRoles           (the roles the database needs, before its schema)
- *   schema.c  ApplySchema          (pg_dump/pg_restore as child processes)
- *   publication.c   EnsurePublication (on the source)
- *   subscription.c  EnsureSubscription (and its attach variant),
- *                   SetSubscriptionEnabled (on the target)
- *   slot.c    EnsureSlot (on the new primary of a cutover)
- *   sync_status.c   SyncStatus (on the target)
- *   drop.c    DropObjects (on either side)
- *             (these five share replobj.c: godwit's replication objects)
- *   verify_table.c  VerifyTable (phase 6: the rows, source against target;
- *             verify_table.h), with vtstep.c (its state), vttable.c (the
- *             table), vtbatch.c (a batch: slot, snapshots, window),
- *             vtchunk.c and vtmultiset.c (the comparison), vtresult.c
- *             (the result)
- *   verify_schema.c VerifySchema, VerifyRoles (the schema and the
- *             application roles' privileges, source against target;
- *             verify_schema.h)
- *   bulkcopy.c BulkCopy (the copy through the slot's exported snapshot)
- *   freeze.c  FreezeSource, SetSequences, TuneSubscription (the cutover)
+ *   roles.c          ApplyRoles (the roles the database needs, before its schema)
+ *   schema.c         ApplySchema (pg_dump/pg_restore as child processes; the
+ *                    dump's entries in toc.c, the programs' environment in
+ *                    pgtools.c, the temp folder in workdir.c)
+ *   publication.c    EnsurePublication (on the source)
+ *   subscription.c   EnsureSubscription (and its attach variant),
+ *                    SetSubscriptionEnabled (on the target)
+ *   slot.c           EnsureSlot (on the new primary of a cutover)
+ *   sync_status.c    SyncStatus (on the target)
+ *   drop.c           DropObjects (on either side)
+ *                    (these five share replobj.c: godwit's replication objects)
+ *   bulkcopy.c       BulkCopy (the copy through the slot's exported snapshot)
+ *   verify_table.c   VerifyTable (phase 6: the rows, source against target),
+ *                    with vtstep.c (its state), vttable.c (the table),
+ *                    vtbatch.c (a batch: slot, snapshots, window), vtchunk.c
+ *                    and vtmultiset.c (the comparison), vtresult.c (the result)
+ *   verify_schema.c  VerifySchema, VerifyRoles (the schema and the application
+ *                    roles' privileges, source against target)
+ *   preflight.c      PreflightSource, PreflightTarget (phase 1, read only)
+ *   freeze.c         FreezeSource (the cutover's write fence)
+ *   sequences.c      SetSequences;  tune.c  TuneSubscription (the cutover)
  *
  * All database work is libpq's asynchronous API (pgconn) or child
  * processes started with uv_spawn and an argv array (never a shell);
@@ -57,11 +60,5 @@ pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const step_local_t
  * only if its comment is exactly this for its own name: a renamed one is
  * not. */
 char *step_marker(const char *name);
-
-/* Each returns NULL (and does not call done) only for invalid arguments. */
-step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
-                          const Godwit__ApplyRoles *req, step_done_cb done, void *arg);
-step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
-                           const Godwit__ApplySchema *req, step_done_cb done, void *arg);
 
 #endif

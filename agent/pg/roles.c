@@ -32,6 +32,8 @@
  * the target, change the source, report twice or after cancel, block the
  * loop.
  */
+#include "roles.h"
+
 #include "steprun.h"
 #include "access.h"
 #include "access_plan.h"

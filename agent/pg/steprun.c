@@ -10,12 +10,23 @@
 #include "log.h"
 #include "xalloc.h"
 
+static void s_release(steprun_t *r)
+{
+    free(r->label);
+    free(r->what);
+    free(r->held_error);
+    if (r->held_payload)
+        protobuf_c_message_free_unpacked(r->held_payload, NULL);
+    r->release(r);
+}
+
 static void s_on_timer_closed(uv_handle_t *h)
 {
     steprun_t *r = h->data;
-    free(r->label);
-    free(r->what);
-    r->release(r);
+    r->timer_closed = true;
+    if (r->winding && !r->wound)
+        return; /* steprun_wound_down releases */
+    s_release(r);
 }
 
 /* Stops everything; no callback runs afterwards. */
@@ -34,7 +45,13 @@ static void s_dispose(steprun_t *r)
 
 static void s_cancel(step_t *base)
 {
-    s_dispose((steprun_t *)base);
+    steprun_t *r = (steprun_t *)base;
+    bool wind = r->wind_down && !r->winding && !r->disposed;
+    s_dispose(r);
+    if (wind) {
+        r->winding = true;
+        r->wind_down(r, true);
+    }
 }
 
 static void s_on_timer(uv_timer_t *t)
@@ -75,7 +92,8 @@ void steprun_after_stop(steprun_t *r)
         uv_timer_stop(&r->timer);
 }
 
-void steprun_finish(steprun_t *r, ProtobufCMessage *payload, const char *error)
+/* Ends the step now: disposes, then done (see steprun.h). */
+static void s_end(steprun_t *r, ProtobufCMessage *payload, const char *error)
 {
     if (r->disposed) {
         if (payload)
@@ -100,6 +118,41 @@ void steprun_finish(steprun_t *r, ProtobufCMessage *payload, const char *error)
     else if (payload)
         protobuf_c_message_free_unpacked(payload, NULL);
     free(why);
+}
+
+void steprun_finish(steprun_t *r, ProtobufCMessage *payload, const char *error)
+{
+    if (r->wind_down && !r->disposed) {
+        if (r->winding) {
+            if (payload)
+                protobuf_c_message_free_unpacked(payload, NULL);
+            return;
+        }
+        r->winding = true;
+        r->held_payload = payload;
+        r->held_error = error ? xstrdup(error) : NULL;
+        for (int i = 0; i < STEPRUN_MAX_CONNS; i++)
+            pgconn_destroy(&r->conn[i]);
+        r->wind_down(r, false);
+        return;
+    }
+    s_end(r, payload, error);
+}
+
+void steprun_wound_down(steprun_t *r)
+{
+    r->wound = true;
+    if (r->disposed) {
+        if (r->timer_closed)
+            s_release(r);
+        return;
+    }
+    ProtobufCMessage *payload = r->held_payload;
+    char *error = r->held_error;
+    r->held_payload = NULL;
+    r->held_error = NULL;
+    s_end(r, payload, error);
+    free(error);
 }
 
 void steprun_failf(steprun_t *r, const char *fmt, ...)

@@ -21,6 +21,16 @@
  * which frees the step's own fields and the step itself. step_cancel()
  * disposes the same way without calling done.
  *
+ * A step that runs more than the runtime owns, and must see it gone before
+ * it reports (a child process to kill and wait for, temp files to remove),
+ * sets the wind_down hook: steprun_finish then keeps the outcome, destroys
+ * the connections and calls wind_down(r, false); the step calls
+ * steprun_wound_down(r) once all of it is gone (from inside the hook, if
+ * nothing was left), and only then does the runtime end as above and run
+ * done. step_cancel() calls wind_down(r, true) after disposing (done will
+ * not run). Either way wind_down runs once, and the step's memory goes only
+ * when both the wind-down and the timer's close are over.
+ *
  * Error convention: a step reports failures only through done; its
  * start function returns NULL (calling nothing) only for invalid arguments.
  */
@@ -39,6 +49,8 @@
 
 typedef struct steprun steprun_t;
 typedef void (*steprun_fn)(steprun_t *r);
+/* cancelled: step_cancel() (done will not run), else steprun_finish. */
+typedef void (*steprun_wind_fn)(steprun_t *r, bool cancelled);
 
 struct steprun {
     step_t base;                       /* first: step_cancel() calls base.cancel */
@@ -58,6 +70,13 @@ struct steprun {
     size_t stage;                      /* the next of them */
     steprun_fn complete;               /* optional: after the last stage, ends the step with
                                           its payload; none: it ends without one */
+    steprun_wind_fn wind_down;         /* optional: winds down what the step runs outside
+                                          the runtime; ends with steprun_wound_down */
+    bool winding;                      /* wind_down has been called */
+    bool wound;                        /* steprun_wound_down has been called */
+    bool timer_closed;                 /* the timer's close is over (waiting for wound) */
+    ProtobufCMessage *held_payload;    /* the outcome kept while winding down */
+    char *held_error;
 };
 
 /* Sets r up (label taken: malloc'd) and kicks first(r) one loop turn later:
@@ -67,6 +86,10 @@ void steprun_start(steprun_t *r, uv_loop_t *loop, char *label, step_done_cb done
 
 /* Ends the step (see above); a second call does nothing. */
 void steprun_finish(steprun_t *r, ProtobufCMessage *payload, const char *error);
+/* The step's wind-down is over (see wind_down above): the runtime ends with
+ * the outcome kept by steprun_finish, or, after a cancel, lets the memory go
+ * once the timer has closed. */
+void steprun_wound_down(steprun_t *r);
 void steprun_failf(steprun_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Ends it with the server's error for the statement in flight (its
  * description, r->what, never its text), on `side` ("source", "target")
