@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
+
 typedef enum {
     CFG_STRING,      /* char *, any non-empty scalar */
     CFG_PATH,        /* char *, non-empty, no NUL; not checked for existence */
@@ -112,11 +114,11 @@ typedef struct cfg_field {
  * (errlen bytes) and leaves out as it was given, defaults included, with
  * nothing allocated. */
 bool cfg_load(const char *path, const cfg_field_t *schema, void *out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 
 /* Same, from a string; name is used in error messages in place of a path. */
 bool cfg_load_string(const char *name, const char *text, const cfg_field_t *schema, void *out,
-                     char *err, size_t errlen) __attribute__((warn_unused_result));
+                     char *err, size_t errlen) GODWIT_MUSTCHECK;
 
 /* Frees every string and list the schema describes in out and zeroes them;
  * lists recursively (the strings and lists inside each item, then the items

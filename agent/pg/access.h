@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "errors.h"
 #include "pgconn.h"
 
 /* The one statement: one row, one text column "access", the catalog as
@@ -107,7 +108,7 @@ char *access_role_names(const cJSON *src);
  * a difference. false with *err (caller frees) when a name could not be
  * quoted; out then holds what was found before. */
 bool access_compare(const cJSON *src, const cJSON *dst, bool fenced, const access_quote_t *q,
-                    access_diffs_t *out, char **err) __attribute__((warn_unused_result));
+                    access_diffs_t *out, char **err) GODWIT_MUSTCHECK;
 void access_diffs_free(access_diffs_t *d);
 
 #endif

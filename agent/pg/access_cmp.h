@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 
+#include "errors.h"
 #include "access.h"
 
 typedef struct {
@@ -37,7 +38,7 @@ typedef struct {
  * name. */
 bool access_cmp_init(access_cmp_t *c, const cJSON *src, const cJSON *dst, bool fenced,
                      const access_quote_t *q, access_diffs_t *out)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 
 char *access_cmp_ident(access_cmp_t *c, const char *name);
 char *access_cmp_literal(access_cmp_t *c, const char *value);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "errors.h"
 #include "access.h"
 
 /* What the roles step runs on the target, in this order, in one
@@ -33,7 +34,7 @@ typedef struct {
 } access_plan_t;
 
 bool access_plan_roles(const cJSON *src, const cJSON *dst, const access_quote_t *q,
-                       access_plan_t *plan, char **err) __attribute__((warn_unused_result));
+                       access_plan_t *plan, char **err) GODWIT_MUSTCHECK;
 void access_plan_free(access_plan_t *p);
 
 #endif

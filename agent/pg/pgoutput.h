@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
+
 /* A column of a tuple: kind 'n' (NULL), 'u' (an unchanged TOASTed value
  * the message does not carry), 't' (text) or 'b' (binary); data and len
  * for 't' and 'b'. */
@@ -81,7 +83,7 @@ typedef struct {
 /* Parses one message of len bytes into *out (cleared first). true, or
  * false with *why (a static string) and *out holding nothing to free. */
 bool pgoutput_parse(const uint8_t *buf, size_t len, pgoutput_msg_t *out, const char **why)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 
 /* Frees what the message holds (not the buffer) and zeroes it. */
 void pgoutput_msg_clear(pgoutput_msg_t *m);

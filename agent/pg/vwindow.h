@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "pgoutput.h"
 
 #define VWINDOW_HASH_LEN 32
@@ -95,7 +96,7 @@ void vwindow_destroy(vwindow_t **wp);
  * or delete without the old row); the window is unusable then. Other
  * tables' messages are skipped. */
 bool vwindow_feed(vwindow_t *w, const pgoutput_msg_t *m, char *why, size_t whylen)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 /* Feeding is over: sorts what the window holds. Required before the
  * questions below; feeding again afterwards is not allowed. */
 void vwindow_seal(vwindow_t *w);
@@ -120,7 +121,7 @@ bool vwindow_needs_base(const vwindow_t *w, const char *key);
  * it cannot judge (base needed and missing, or base's hash is not src). */
 bool vwindow_judge(const vwindow_t *w, const char *key, const uint8_t *src, const uint8_t *dst,
                    char *const *base, vwindow_verdict_t *verdict, char *why, size_t whylen)
-    __attribute__((warn_unused_result));
+    GODWIT_MUSTCHECK;
 
 /* ---- multiset ---- */
 
