@@ -3,6 +3,8 @@
 
 #include "bulkcopy.h"
 #include "freeze.h"
+#include "sequences.h"
+#include "tune.h"
 
 /* ---- how each step starts ---- */
 
@@ -99,7 +101,7 @@ static step_t *a_sequences(const actions_env_t *e, const Godwit__Command *c,
 static step_t *a_tune(const actions_env_t *e, const Godwit__Command *c,
                       step_done_cb done, void *arg)
 {
-    return subscription_tune_start(e->loop, e->local, c->tune_subscription, done, arg);
+    return tune_subscription_start(e->loop, e->local, c->tune_subscription, done, arg);
 }
 
 /* ---- the table ---- */

@@ -12,7 +12,9 @@
  *   verify_schema.c VerifySchema, VerifyRoles (the schema and the
  *             application roles' privileges, source against target)
  *   bulkcopy.c BulkCopy (the copy through the slot's exported snapshot)
- *   freeze.c  FreezeSource, SetSequences, TuneSubscription (the cutover)
+ *   freeze.c  FreezeSource (the cutover's write fence on the source)
+ *   sequences.c SetSequences (the cutover: the target's sequences)
+ *   tune.c    TuneSubscription (the cutover: the subscription's synchronous_commit)
  *
  * All database work is libpq's asynchronous API (pgconn) or child
  * processes started with uv_spawn and an argv array (never a shell);
