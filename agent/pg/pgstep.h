@@ -11,7 +11,9 @@
  *   verify_table.c  VerifyTable (phase 6: the rows, source against target)
  *   verify_schema.c VerifySchema, VerifyRoles (the schema and the
  *             application roles' privileges, source against target)
- *   bulkcopy.c BulkCopy (the copy through the slot's exported snapshot)
+ *   bulkcopy.c BulkCopy (the copy through the slot's exported snapshot; its
+ *             workers in copyworker.c, its primary keys in copykeys.c, what
+ *             they share in copystep.c)
  *   freeze.c  FreezeSource (the cutover's write fence on the source)
  *   sequences.c SetSequences (the cutover: the target's sequences)
  *   tune.c    TuneSubscription (the cutover: the subscription's synchronous_commit)
