@@ -217,7 +217,8 @@ static void fz_next(fz_step_t *s)
 static void fz_query(fz_step_t *s, const char *what, const char *sql, int nparams,
                      const char *const *params, pgconn_result_cb cb)
 {
-    steprun_query(&s->run, 0, what, sql, nparams, params, FREEZE_STATEMENT_TIMEOUT_MS + 1000, cb);
+    steprun_query(&s->run, 0, what, sql, nparams, params, FREEZE_STATEMENT_TIMEOUT_MS + 1000,
+                  cb);
 }
 
 /* fz_query's twin for a message of several statements (the simple
@@ -580,8 +581,8 @@ static void fz_check(steprun_t *run)
     free(s->run.what);
     s->run.what = xstrdup("reading the final check's rows");
     char why[256];
-    if (rowcheck_send(s->run.conn[0], s->req->check[s->check_next], FREEZE_STATEMENT_TIMEOUT_MS + 1000,
-                      fz_on_check, s, why, sizeof why) != 0)
+    if (rowcheck_send(s->run.conn[0], s->req->check[s->check_next],
+                      FREEZE_STATEMENT_TIMEOUT_MS + 1000, fz_on_check, s, why, sizeof why) != 0)
         steprun_failf(&s->run, "the final check: %s", why);
 }
 
