@@ -33,6 +33,6 @@
 #define GODWIT_ERRORS_H
 
 /* A decision whose "no" must not be ignored. */
-#define GODWIT_MUSTCHECK GODWIT_MUSTCHECK
+#define GODWIT_MUSTCHECK __attribute__((warn_unused_result))
 
 #endif

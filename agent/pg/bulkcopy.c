@@ -28,17 +28,11 @@
  *      found them empty and the slot is made before any row is copied, so
  *      whatever they hold is our own partial copy. (Not otherwise: TRUNCATE
  *      waits for every lock on the tables.)
- *   7. the chunks go to the workers, biggest table first: a table larger
- *      than B_CHUNK_PAGES pages is cut into ctid page ranges (a TID range
- *      scan, 14 and later; on 13 one chunk per table), the others are one
- *      chunk each. A worker pipes COPY (SELECT ...) TO STDOUT on its source
- *      connection into COPY ... FROM STDIN on its target connection (binary
- *      when both servers have the same major version and every column type
- *      has binary I/O), batching rows into B_BATCH_BYTES puts; when the
- *      target's socket does not take a batch, reading from the source
- *      pauses until it drained. Each chunk commits on its own.
+ *   7. the chunks go to the workers, biggest table first, each piping a
+ *      COPY from the source into a COPY on the target, each chunk
+ *      committing on its own (copyworker.c).
  *   6b/7b. big tables get their primary key back after the copy instead
- *      of loading into it (see "primary keys built after the copy").
+ *      of loading into it (copykeys.c).
  *   8. when every chunk is committed: our subscription on the slot, without
  *      copying (subscription.c's subscription_attach_start, the code that
  *      EnsureSubscription uses), then the replication connection closes.
@@ -51,6 +45,8 @@
  * the snapshot name only through PQescapeLiteral, and the page numbers of
  * the ctid ranges are ours. Every session runs with an empty search_path
  * and client_encoding UTF8 on both sides.
+ *
+ * The step's state and the helpers its modules share are in copystep.h.
  *
  * What it owns: its runtime (steprun.h: the control connection to the
  * target and the replication connection, the stages, the label, the timer
@@ -65,6 +61,9 @@
  * slot was created, or put a name into SQL text unquoted.
  */
 #include "bulkcopy.h"
+#include "copykeys.h"
+#include "copystep.h"
+#include "copyworker.h"
 #include "log.h"
 #include "pgconn.h"
 #include "steprun.h"
@@ -80,101 +79,17 @@
 
 #define B_MIN_SERVER_VERSION 130000
 #define B_TID_RANGE_VERSION 140000     /* ctid ranges scan only their pages */
-#define B_CHUNK_PAGES 8192             /* 64 MiB of 8 kB pages per chunk */
-#define B_BATCH_BYTES (256 * 1024)     /* rows gathered into one put */
-#define B_COPY_IDLE_MS (10 * 60000)    /* a COPY without progress this long fails */
 #define B_MAX_WORKERS 64
-#define B_KEY_DEFER_PAGES 1024         /* 8 MiB: tables whose primary key is built after the copy */
-#define B_KEY_BUILD_MS (4 * 3600000)   /* building one primary key */
-
-typedef struct b_step b_step_t;
-
-/* The runtime's connections. */
-enum { B_CTL = 0, B_REPL = 1 };
-
-typedef enum { T_WAITING, T_COPYING, T_COPIED } b_tstate_t;
 
 static const char *const s_tstate_names[] = { "waiting", "copying", "copied" };
-
-/* One leaf table to copy. */
-typedef struct {
-    char *schema, *name;
-    char **columns;            /* not generated, in attnum order */
-    size_t n_columns;
-    bool binary_ok;            /* every column type has send/receive */
-    uint64_t pages;            /* on the source when listed */
-    unsigned chunks, chunks_done;
-    b_tstate_t state;
-    uint64_t rows, bytes;               /* committed on the target */
-    uint64_t rows_flight, bytes_flight; /* in chunks still copying */
-    char *key_conname, *key_def; /* the primary key on the source, or NULL */
-    bool key_dropped;          /* on the target, for the copy: built once the table is in */
-    bool key_started;
-} b_table_t;
-
-typedef struct {
-    size_t table;
-    uint64_t from, to;         /* pages [from, to); to 0: to the end; both 0: whole table */
-} b_chunk_t;
-
-typedef struct {
-    b_step_t *b;
-    unsigned idx;
-    pgconn_t *src, *dst;
-    size_t chunk;              /* valid while busy */
-    bool busy;
-    char *buf;                 /* the batch being gathered */
-    size_t len, cap;
-    uint64_t rows_flight, bytes_flight;
-    bool src_done;             /* the chunk's COPY TO ended well */
-    bool src_paused;           /* waiting for the target to drain */
-} b_worker_t;
-
-struct b_step {
-    /* first: conn[B_CTL] the target database (lookups, TRUNCATE),
-     * conn[B_REPL] the source (replication=database), stages, label, what
-     * (the statement in flight on either) */
-    steprun_t run;
-
-    /* copies of the request and of the local settings */
-    step_local_t local;        /* its strings owned; peers, config_path borrowed (step.h) */
-    char *database, *name, *publication;
-    Godwit__ReplicationConn source; /* peer and dbname owned */
-    unsigned n_workers;
-
-    b_worker_t *workers;
-    unsigned pending;          /* connections or imports outstanding */
-
-    char *snapshot;            /* exported by the slot's creation */
-    char *consistent_point;
-    bool binary;               /* both servers have the same major version */
-    bool tid_ranges;           /* the source scans ctid ranges */
-    bool restarted;            /* a slot of an earlier copy was found: truncate first */
-
-    b_table_t *tables;
-    size_t n_tables;
-    b_chunk_t *chunks;
-    size_t n_chunks, next_chunk, chunks_done;
-
-    /* Primary keys built after the copy: "ALTER TABLE ... ADD CONSTRAINT"
-     * statements, each sent on a free worker's target connection. */
-    char **key_sql;
-    size_t n_key_sql, next_key_sql, keys_done;
-    char **drop_sql;           /* the drops before the copy, one after the other */
-    size_t n_drop_sql, next_drop_sql;
-    unsigned keys_running;     /* primary keys being built during the copy */
-
-    step_t *sub;               /* subscription_attach_start, while it runs */
-    uint64_t copy_started;     /* uv_now() */
-};
 
 /* ---- finishing ---------------------------------------------------------- */
 
 static void s_release(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
+    copystep_t *b = (copystep_t *)run;
     for (size_t i = 0; i < b->n_tables; i++) {
-        b_table_t *t = &b->tables[i];
+        copystep_table_t *t = &b->tables[i];
         free(t->schema);
         free(t->name);
         for (size_t j = 0; j < t->n_columns; j++)
@@ -215,7 +130,7 @@ static void s_release(steprun_t *run)
  * snapshot. */
 static void s_stop(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
+    copystep_t *b = (copystep_t *)run;
     step_cancel(&b->sub);
     if (b->workers) {
         for (unsigned i = 0; i < b->n_workers; i++) {
@@ -225,54 +140,10 @@ static void s_stop(steprun_t *run)
     }
 }
 
-/* A statement on a worker's connection failed (not the runtime's: what
- * describes it). */
-static void s_fail_query(b_step_t *b, const char *what, const pgconn_result_t *r)
-{
-    char *why = pgconn_result_message(what, r);
-    steprun_finish(&b->run, NULL, why);
-    free(why);
-}
-
 /* After the last stage: s_attach, the last, ends the step itself. */
 static void s_complete(steprun_t *run)
 {
     steprun_failf(run, "no stage left (a bug)");
-}
-
-/* Sends one statement on run.conn[i] (B_CTL: parameters allowed; B_REPL:
- * simple protocol); cb gets b. */
-static void s_query(b_step_t *b, int i, const char *what, const char *sql, int nparams,
-                    const char *const *params, pgconn_result_cb cb)
-{
-    uint64_t deadline = (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS;
-    if (i == B_REPL)
-        steprun_query_simple(&b->run, i, what, sql, deadline, cb);
-    else
-        steprun_query(&b->run, i, what, sql, nparams, params, deadline, cb);
-}
-
-/* ident quoted for c, or NULL after failing the step. Caller frees. */
-static char *s_ident(b_step_t *b, pgconn_t *c, const char *ident)
-{
-    char *q = pgconn_escape_identifier(c, ident);
-    if (!q)
-        steprun_failf(&b->run,
-                      "cannot quote the name \"%s\" for SQL (not valid in the encoding, or the "
-                      "connection is gone)",
-                      ident);
-    return q;
-}
-
-static char *s_literal(b_step_t *b, pgconn_t *c, const char *v)
-{
-    char *q = pgconn_escape_literal(c, v);
-    if (!q)
-        steprun_failf(&b->run,
-                      "cannot quote \"%s\" for SQL (not valid in the encoding, or the connection "
-                      "is gone)",
-                      v);
-    return q;
 }
 
 /* ---- connections -------------------------------------------------------- */
@@ -284,7 +155,7 @@ static bool s_set(const char *v)
 
 /* A connection to the target (source false) or the source, not yet
  * connecting, in UTF8. replication: a walsender for replication commands. */
-static pgconn_t *s_conn(b_step_t *b, const char *name, bool source, bool replication,
+static pgconn_t *s_conn(copystep_t *b, const char *name, bool source, bool replication,
                         const char *options)
 {
     char *app = xasprintf("%s_copy", b->name);
@@ -299,7 +170,7 @@ static pgconn_t *s_conn(b_step_t *b, const char *name, bool source, bool replica
 
 static void s_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
 {
-    b_step_t *b = arg;
+    copystep_t *b = arg;
     if (!ok) {
         steprun_failf(&b->run, "cannot connect (%s): %s", pgconn_name(c),
                       error ? error : "unknown error");
@@ -309,7 +180,7 @@ static void s_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
         steprun_next(&b->run);
 }
 
-static void s_connect_one(b_step_t *b, pgconn_t *c)
+static void s_connect_one(copystep_t *b, pgconn_t *c)
 {
     b->pending++;
     int rc = pgconn_connect(c, (uint64_t)b->local.connect_timeout_ms, s_on_connect, b);
@@ -321,7 +192,7 @@ static void s_connect_one(b_step_t *b, pgconn_t *c)
 
 static void s_connect_ctl(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
+    copystep_t *b = (copystep_t *)run;
     if (!step_godwit_name(b->name)) {
         steprun_failf(&b->run,
                       "\"%s\" is not a name godwit gives its slots and subscriptions (godwit_ and "
@@ -332,13 +203,13 @@ static void s_connect_ctl(steprun_t *run)
     }
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path=",
                               b->local.statement_timeout_ms);
-    b->run.conn[B_CTL] = s_conn(b, "copy control (target)", false, false, options);
+    b->run.conn[COPYSTEP_CTL] = s_conn(b, "copy control (target)", false, false, options);
     free(options);
-    if (!b->run.conn[B_CTL]) {
+    if (!b->run.conn[COPYSTEP_CTL]) {
         steprun_failf(&b->run, "invalid connection settings for the target");
         return;
     }
-    s_connect_one(b, b->run.conn[B_CTL]);
+    s_connect_one(b, b->run.conn[COPYSTEP_CTL]);
 }
 
 /* ---- 1: done already? --------------------------------------------------- */
@@ -352,7 +223,7 @@ static const char s_sub_lookup_sql[] =
 
 static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    b_step_t *b = arg;
+    copystep_t *b = arg;
     if (!r->ok) {
         steprun_fail_query(&b->run, NULL, r);
         return;
@@ -383,24 +254,26 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void s_sub_lookup(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
-    if (pgconn_server_version(b->run.conn[B_CTL]) < B_MIN_SERVER_VERSION) {
+    copystep_t *b = (copystep_t *)run;
+    if (pgconn_server_version(b->run.conn[COPYSTEP_CTL]) < B_MIN_SERVER_VERSION) {
         steprun_failf(&b->run,
                       "the target runs PostgreSQL version number %d; godwit needs 13 or later",
-                      pgconn_server_version(b->run.conn[B_CTL]));
+                      pgconn_server_version(b->run.conn[COPYSTEP_CTL]));
         return;
     }
     const char *params[1] = { b->name };
-    s_query(b, B_CTL, "looking up our subscription", s_sub_lookup_sql, 1, params, s_on_sub_lookup);
+    copystep_query(b, COPYSTEP_CTL, "looking up our subscription", s_sub_lookup_sql, 1, params,
+                   s_on_sub_lookup);
 }
 
 /* ---- 2: every other connection ------------------------------------------ */
 
 static void s_connect_all(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
-    b->run.conn[B_REPL] = s_conn(b, "copy replication (source)", true, true, "-c search_path=");
-    if (!b->run.conn[B_REPL]) {
+    copystep_t *b = (copystep_t *)run;
+    b->run.conn[COPYSTEP_REPL] =
+        s_conn(b, "copy replication (source)", true, true, "-c search_path=");
+    if (!b->run.conn[COPYSTEP_REPL]) {
         steprun_failf(&b->run, "invalid connection settings for the source");
         return;
     }
@@ -417,7 +290,7 @@ static void s_connect_all(steprun_t *run)
                               "-c synchronous_commit=off -c session_replication_role=replica";
     b->workers = xcalloc(b->n_workers, sizeof *b->workers);
     for (unsigned i = 0; i < b->n_workers; i++) {
-        b_worker_t *w = &b->workers[i];
+        copystep_worker_t *w = &b->workers[i];
         w->b = b;
         w->idx = i;
         char name[64];
@@ -431,7 +304,7 @@ static void s_connect_all(steprun_t *run)
         }
     }
     b->pending = 1; /* until every connect has started */
-    s_connect_one(b, b->run.conn[B_REPL]);
+    s_connect_one(b, b->run.conn[COPYSTEP_REPL]);
     for (unsigned i = 0; i < b->n_workers && !b->run.disposed; i++) {
         s_connect_one(b, b->workers[i].src);
         if (!b->run.disposed)
@@ -445,7 +318,7 @@ static void s_connect_all(steprun_t *run)
 
 static void s_on_slot_dropped(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    b_step_t *b = arg;
+    copystep_t *b = arg;
     if (!r->ok) {
         steprun_fail_query(&b->run, NULL, r);
         return;
@@ -458,7 +331,7 @@ static void s_on_slot_dropped(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    b_step_t *b = arg;
+    copystep_t *b = arg;
     if (!r->ok) {
         steprun_fail_query(&b->run, NULL, r);
         return;
@@ -481,29 +354,30 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     b->restarted = true;
-    char *slot = s_ident(b, b->run.conn[B_REPL], b->name);
+    char *slot = copystep_ident(b, b->run.conn[COPYSTEP_REPL], b->name);
     if (!slot)
         return;
     /* WAIT: a walsender of the dead copy may still hold it for a moment. */
     char *sql = xasprintf("DROP_REPLICATION_SLOT %s WAIT", slot);
-    s_query(b, B_REPL, "dropping the slot of an earlier copy", sql, 0, NULL, s_on_slot_dropped);
+    copystep_query(b, COPYSTEP_REPL, "dropping the slot of an earlier copy", sql, 0, NULL,
+                   s_on_slot_dropped);
     free(sql);
     free(slot);
 }
 
 static void s_slot_lookup(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
-    int sv = pgconn_server_version(b->run.conn[B_REPL]);
+    copystep_t *b = (copystep_t *)run;
+    int sv = pgconn_server_version(b->run.conn[COPYSTEP_REPL]);
     if (sv < B_MIN_SERVER_VERSION) {
         steprun_failf(&b->run,
                       "the source runs PostgreSQL version number %d; godwit needs 13 or later", sv);
         return;
     }
-    int dv = pgconn_server_version(b->run.conn[B_CTL]);
+    int dv = pgconn_server_version(b->run.conn[COPYSTEP_CTL]);
     b->binary = sv / 10000 == dv / 10000;
     b->tid_ranges = sv >= B_TID_RANGE_VERSION;
-    char *lit = s_literal(b, b->run.conn[B_REPL], b->name);
+    char *lit = copystep_literal(b, b->run.conn[COPYSTEP_REPL], b->name);
     if (!lit)
         return;
     char *sql = xasprintf("SELECT slot_type, plugin, database,"
@@ -511,7 +385,8 @@ static void s_slot_lookup(steprun_t *run)
                           "  WHERE d.datname = pg_catalog.current_database()) AS here"
                           " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
                           lit);
-    s_query(b, B_REPL, "looking up our slot on the source", sql, 0, NULL, s_on_slot_lookup);
+    copystep_query(b, COPYSTEP_REPL, "looking up our slot on the source", sql, 0, NULL,
+                   s_on_slot_lookup);
     free(sql);
     free(lit);
 }
@@ -520,7 +395,7 @@ static void s_slot_lookup(steprun_t *run)
 
 static void s_on_slot_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    b_step_t *b = arg;
+    copystep_t *b = arg;
     if (!r->ok) {
         steprun_fail_query(&b->run, NULL, r);
         return;
@@ -542,12 +417,13 @@ static void s_on_slot_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void s_slot_create(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
-    char *slot = s_ident(b, b->run.conn[B_REPL], b->name);
+    copystep_t *b = (copystep_t *)run;
+    char *slot = copystep_ident(b, b->run.conn[COPYSTEP_REPL], b->name);
     if (!slot)
         return;
     char *sql = xasprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT", slot);
-    s_query(b, B_REPL, "creating our slot on the source", sql, 0, NULL, s_on_slot_created);
+    copystep_query(b, COPYSTEP_REPL, "creating our slot on the source", sql, 0, NULL,
+                   s_on_slot_created);
     free(sql);
     free(slot);
 }
@@ -556,8 +432,8 @@ static void s_slot_create(steprun_t *run)
 
 static void s_on_imported(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    b_worker_t *w = arg;
-    b_step_t *b = w->b;
+    copystep_worker_t *w = arg;
+    copystep_t *b = w->b;
     if (!r->ok) {
         char *why = pgconn_result_message("importing the slot's snapshot", r);
         steprun_failf(&b->run, "worker %u: %s", w->idx, why);
@@ -572,15 +448,15 @@ static void s_on_imported(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void s_on_begun(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    b_worker_t *w = arg;
-    b_step_t *b = w->b;
+    copystep_worker_t *w = arg;
+    copystep_t *b = w->b;
     if (!r->ok) {
         char *why = pgconn_result_message("starting the snapshot's transaction", r);
         steprun_failf(&b->run, "worker %u: %s", w->idx, why);
         free(why);
         return;
     }
-    char *lit = s_literal(b, w->src, b->snapshot);
+    char *lit = copystep_literal(b, w->src, b->snapshot);
     if (!lit)
         return;
     char *sql = xasprintf("SET TRANSACTION SNAPSHOT %s", lit);
@@ -595,10 +471,10 @@ static void s_on_begun(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void s_import(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
+    copystep_t *b = (copystep_t *)run;
     b->pending = b->n_workers;
     for (unsigned i = 0; i < b->n_workers && !b->run.disposed; i++) {
-        b_worker_t *w = &b->workers[i];
+        copystep_worker_t *w = &b->workers[i];
         int rc = pgconn_query(w->src, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL,
                               (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
                               s_on_begun, w);
@@ -638,7 +514,7 @@ static const char s_list_sql[] =
     " ORDER BY pages DESC, schema, name";
 
 /* The column names from their JSON array into t (false if malformed). */
-static bool s_columns(b_table_t *t, const char *json)
+static bool s_columns(copystep_table_t *t, const char *json)
 {
     if (!json) /* no columns at all */
         return true;
@@ -663,15 +539,15 @@ static bool s_columns(b_table_t *t, const char *json)
 
 static void s_on_list(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    b_step_t *b = arg;
+    copystep_t *b = arg;
     if (!r->ok) {
-        s_fail_query(b, "listing the publication's tables on the source", r);
+        copystep_fail_query(b, "listing the publication's tables on the source", r);
         return;
     }
     int n = r->res ? PQntuples(r->res) : 0;
     b->tables = xcalloc(n > 0 ? (size_t)n : 1, sizeof *b->tables);
     for (int i = 0; i < n; i++) {
-        b_table_t *t = &b->tables[b->n_tables++];
+        copystep_table_t *t = &b->tables[b->n_tables++];
         t->schema = xstrdup(pgconn_col_str(r->res, i, "schema"));
         t->name = xstrdup(pgconn_col_str(r->res, i, "name"));
         t->pages = pgconn_col_u64(r->res, i, "pages");
@@ -689,7 +565,7 @@ static void s_on_list(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void s_list(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
+    copystep_t *b = (copystep_t *)run;
     const char *params[1] = { b->publication };
     int rc = pgconn_query(b->workers[0].src, s_list_sql, 1, params,
                           (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
@@ -700,26 +576,9 @@ static void s_list(steprun_t *run)
 
 /* ---- 6: our own partial copy goes --------------------------------------- */
 
-/* "schema"."name" quoted for c. Caller frees; NULL after failing the step. */
-static char *s_qualified(b_step_t *b, pgconn_t *c, const b_table_t *t)
-{
-    char *s = s_ident(b, c, t->schema);
-    if (!s)
-        return NULL;
-    char *n = s_ident(b, c, t->name);
-    if (!n) {
-        free(s);
-        return NULL;
-    }
-    char *q = xasprintf("%s.%s", s, n);
-    free(s);
-    free(n);
-    return q;
-}
-
 static void s_on_truncated(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    b_step_t *b = arg;
+    copystep_t *b = arg;
     if (!r->ok) {
         steprun_fail_query(&b->run, NULL, r);
         return;
@@ -729,14 +588,14 @@ static void s_on_truncated(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void s_truncate(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
+    copystep_t *b = (copystep_t *)run;
     if (!b->restarted || b->n_tables == 0) {
         steprun_next(&b->run);
         return;
     }
     char *sql = xstrdup("TRUNCATE ONLY ");
     for (size_t i = 0; i < b->n_tables; i++) {
-        char *q = s_qualified(b, b->run.conn[B_CTL], &b->tables[i]);
+        char *q = copystep_qualified(b, b->run.conn[COPYSTEP_CTL], &b->tables[i]);
         if (!q) {
             free(sql);
             return;
@@ -746,585 +605,14 @@ static void s_truncate(steprun_t *run)
         free(sql);
         sql = grown;
     }
-    s_query(b, B_CTL, "emptying the tables on the target", sql, 0, NULL, s_on_truncated);
+    copystep_query(b, COPYSTEP_CTL, "emptying the tables on the target", sql, 0, NULL,
+                   s_on_truncated);
     free(sql);
-}
-
-/* ---- 7: the chunks ------------------------------------------------------ */
-
-static void s_worker_next(b_worker_t *w);
-static void s_worker_idle(b_worker_t *w);
-
-static void s_plan_chunks(b_step_t *b)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < b->n_tables; i++) {
-        b_table_t *t = &b->tables[i];
-        t->chunks = 1;
-        /* Cut only when the last piece would not be tiny. */
-        if (b->tid_ranges && t->pages >= B_CHUNK_PAGES + B_CHUNK_PAGES / 2)
-            t->chunks = (unsigned)((t->pages + B_CHUNK_PAGES / 2) / B_CHUNK_PAGES);
-        n += t->chunks;
-    }
-    b->chunks = xcalloc(n ? n : 1, sizeof *b->chunks);
-    for (size_t i = 0; i < b->n_tables; i++) { /* biggest first */
-        b_table_t *t = &b->tables[i];
-        for (unsigned k = 0; k < t->chunks; k++) {
-            b_chunk_t *ch = &b->chunks[b->n_chunks++];
-            ch->table = i;
-            ch->from = (uint64_t)k * B_CHUNK_PAGES;
-            /* The last one is open-ended: the table may have grown since. */
-            ch->to = k + 1 < t->chunks ? (uint64_t)(k + 1) * B_CHUNK_PAGES : 0;
-        }
-    }
-}
-
-/* The column list "(a, b)" quoted for c, "" for none. Caller frees; NULL
- * after failing the step. */
-static char *s_column_list(b_step_t *b, pgconn_t *c, const b_table_t *t, bool parens)
-{
-    char *out = xstrdup("");
-    for (size_t i = 0; i < t->n_columns; i++) {
-        char *q = s_ident(b, c, t->columns[i]);
-        if (!q) {
-            free(out);
-            return NULL;
-        }
-        char *grown = xasprintf("%s%s%s", out, i ? ", " : "", q);
-        free(q);
-        free(out);
-        out = grown;
-    }
-    if (parens && t->n_columns > 0) {
-        char *p = xasprintf("(%s)", out);
-        free(out);
-        out = p;
-    }
-    return out;
-}
-
-static const char *s_table_label(const b_table_t *t, char *buf, size_t len)
-{
-    snprintf(buf, len, "\"%s\".\"%s\"", t->schema, t->name);
-    return buf;
-}
-
-static void s_flight_done(b_worker_t *w, b_table_t *t)
-{
-    t->rows_flight -= w->rows_flight;
-    t->bytes_flight -= w->bytes_flight;
-    w->rows_flight = 0;
-    w->bytes_flight = 0;
-}
-
-static void s_on_dst_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    b_worker_t *w = arg;
-    b_step_t *b = w->b;
-    b_chunk_t *ch = &b->chunks[w->chunk];
-    b_table_t *t = &b->tables[ch->table];
-    char tl[600];
-    if (!r->ok) {
-        char *why = pgconn_result_message("copying into the target", r);
-        steprun_failf(&b->run, "table %s: %s", s_table_label(t, tl, sizeof tl), why);
-        free(why);
-        return;
-    }
-    if (!w->src_done) {
-        steprun_failf(&b->run, "table %s: the target ended the COPY before the source did",
-                      s_table_label(t, tl, sizeof tl));
-        return;
-    }
-    const char *tuples = r->res ? PQcmdTuples(r->res) : "";
-    t->rows += tuples[0] ? strtoull(tuples, NULL, 10) : w->rows_flight;
-    t->bytes += w->bytes_flight;
-    s_flight_done(w, t);
-    w->busy = false;
-    b->chunks_done++;
-    if (++t->chunks_done == t->chunks) {
-        t->state = T_COPIED;
-        log_info("step on %s: table %s copied: %" PRIu64 " rows, %" PRIu64 " bytes", b->run.label,
-                 s_table_label(t, tl, sizeof tl), t->rows, t->bytes);
-    }
-    s_worker_idle(w);
-}
-
-/* Ends the chunk's COPY on the target; its result commits the chunk. */
-static void s_worker_end(b_worker_t *w)
-{
-    pgconn_copy_end(w->dst); /* -1: the failure reaches s_on_dst_done */
-}
-
-/* Puts the batch. false: stop reading from the source (the target must
- * drain first, or failed and its done follows). */
-static bool s_worker_put(b_worker_t *w)
-{
-    if (w->len == 0)
-        return true;
-    int rc = pgconn_copy_put(w->dst, w->buf, w->len);
-    w->len = 0;
-    if (rc == 0)
-        return true;
-    w->src_paused = true;
-    return false;
-}
-
-static bool s_on_row(pgconn_t *c, const char *data, size_t len, void *arg)
-{
-    b_worker_t *w = arg;
-    b_step_t *b = w->b;
-    if (w->len + len > w->cap) {
-        size_t cap = w->cap ? w->cap : B_BATCH_BYTES;
-        while (cap < w->len + len)
-            cap *= 2;
-        w->buf = xrealloc(w->buf, cap);
-        w->cap = cap;
-    }
-    memcpy(w->buf + w->len, data, len);
-    w->len += len;
-    b_table_t *t = &b->tables[b->chunks[w->chunk].table];
-    w->rows_flight++;
-    w->bytes_flight += len;
-    t->rows_flight++;
-    t->bytes_flight += len;
-    if (w->len < B_BATCH_BYTES)
-        return true;
-    return s_worker_put(w);
-}
-
-static void s_on_src_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    b_worker_t *w = arg;
-    b_step_t *b = w->b;
-    if (!r->ok) {
-        char tl[600];
-        char *why = pgconn_result_message("copying from the source", r);
-        steprun_failf(&b->run, "table %s: %s",
-                      s_table_label(&b->tables[b->chunks[w->chunk].table], tl, sizeof tl), why);
-        free(why);
-        return;
-    }
-    w->src_done = true;
-    if (s_worker_put(w))
-        s_worker_end(w);
-    /* else the drain callback ends it, or the target's failure follows */
-}
-
-static void s_on_dst_drain(pgconn_t *c, void *arg)
-{
-    b_worker_t *w = arg;
-    if (w->src_done) {
-        s_worker_end(w);
-    } else if (w->src_paused) {
-        w->src_paused = false;
-        pgconn_copy_out_resume(w->src);
-    }
-}
-
-static void s_on_dst_ready(pgconn_t *c, void *arg)
-{
-    b_worker_t *w = arg;
-    b_step_t *b = w->b;
-    const b_chunk_t *ch = &b->chunks[w->chunk];
-    const b_table_t *t = &b->tables[ch->table];
-    char *q = s_qualified(b, w->src, t);
-    if (!q)
-        return;
-    char *cols = s_column_list(b, w->src, t, false);
-    if (!cols) {
-        free(q);
-        return;
-    }
-    char where[160] = "";
-    if (ch->from > 0 && ch->to > 0)
-        snprintf(where, sizeof where,
-                 " WHERE ctid >= '(%" PRIu64 ",0)'::pg_catalog.tid"
-                 " AND ctid < '(%" PRIu64 ",0)'::pg_catalog.tid",
-                 ch->from, ch->to);
-    else if (ch->from > 0)
-        snprintf(where, sizeof where, " WHERE ctid >= '(%" PRIu64 ",0)'::pg_catalog.tid",
-                 ch->from);
-    else if (ch->to > 0)
-        snprintf(where, sizeof where, " WHERE ctid < '(%" PRIu64 ",0)'::pg_catalog.tid", ch->to);
-    char *sql = xasprintf("COPY (SELECT %s FROM ONLY %s%s) TO STDOUT%s", cols, q, where,
-                          b->binary && t->binary_ok ? " (FORMAT binary)" : "");
-    int rc = pgconn_copy_out(w->src, sql, B_COPY_IDLE_MS, s_on_row, s_on_src_done, w);
-    free(sql);
-    free(cols);
-    free(q);
-    if (rc != 0)
-        steprun_failf(&b->run, "worker %u: cannot start reading from the source: %s", w->idx,
-                      strerror(-rc));
-}
-
-/* Takes the next chunk, if any: the target's COPY first, the source's
- * once the target takes data. */
-static void s_worker_next(b_worker_t *w)
-{
-    b_step_t *b = w->b;
-    if (b->next_chunk >= b->n_chunks)
-        return; /* idle until the others are done */
-    w->chunk = b->next_chunk++;
-    w->busy = true;
-    w->src_done = false;
-    w->src_paused = false;
-    w->len = 0;
-    b_table_t *t = &b->tables[b->chunks[w->chunk].table];
-    t->state = T_COPYING;
-    char *q = s_qualified(b, w->dst, t);
-    if (!q)
-        return;
-    char *cols = s_column_list(b, w->dst, t, true);
-    if (!cols) {
-        free(q);
-        return;
-    }
-    char *sql = xasprintf("COPY %s %s FROM STDIN%s", q, cols,
-                          b->binary && t->binary_ok ? " (FORMAT binary)" : "");
-    int rc = pgconn_copy_in(w->dst, sql, B_COPY_IDLE_MS, s_on_dst_ready, s_on_dst_drain,
-                            s_on_dst_done, w);
-    free(sql);
-    free(cols);
-    free(q);
-    if (rc != 0)
-        steprun_failf(&b->run, "worker %u: cannot start writing to the target: %s", w->idx,
-                      strerror(-rc));
-}
-
-static void s_copy(steprun_t *run)
-{
-    b_step_t *b = (b_step_t *)run;
-    s_plan_chunks(b);
-    b->copy_started = uv_now(b->run.loop);
-    if (b->n_chunks == 0) {
-        steprun_next(&b->run);
-        return;
-    }
-    log_info("step on %s: %zu chunk(s)", b->run.label, b->n_chunks);
-    for (unsigned i = 0; i < b->n_workers && !b->run.disposed; i++)
-        s_worker_next(&b->workers[i]);
-}
-
-/* ---- 6b, 7b: primary keys built after the copy --------------------------- */
-
-/* Loading a big table into its primary key index costs a B-tree insert per
- * row; building the index afterwards sorts once, as pg_restore does. So
- * before the copy the primary key of each big leaf table is dropped on the
- * target when nothing depends on it (no foreign key points at the table,
- * the replica identity is the default one, which follows the primary key,
- * and it is not a partition's, which belongs to its parent's index), and
- * after the copy every copied table that has a primary key on the source
- * but none on the target gets it back with the source's definition
- * (pg_get_constraintdef), before the subscription, which needs it, exists.
- * A table whose key was dropped gets it as soon as its last chunk is in, by
- * the worker that copied that chunk, while the others copy on.
- * That last rule keeps no state: a copy that died after the drops puts the
- * keys back when it is run again. */
-
-/* [{"schema":..,"name":..}] of the tables, all or only the big ones.
- * Caller frees. */
-static char *s_tables_json(const b_step_t *b, bool big_only)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < b->n_tables; i++) {
-        if (big_only && b->tables[i].pages < B_KEY_DEFER_PAGES)
-            continue;
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "schema", b->tables[i].schema);
-        cJSON_AddStringToObject(o, "name", b->tables[i].name);
-        cJSON_AddItemToArray(a, o);
-    }
-    char *text = cJSON_PrintUnformatted(a);
-    cJSON_Delete(a);
-    char *out = xstrdup(text);
-    cJSON_free(text);
-    return out;
-}
-
-/* The table named so, or NULL. */
-static b_table_t *s_table_named(b_step_t *b, const char *schema, const char *name)
-{
-    for (size_t i = 0; i < b->n_tables; i++)
-        if (strcmp(b->tables[i].schema, schema) == 0 && strcmp(b->tables[i].name, name) == 0)
-            return &b->tables[i];
-    return NULL;
-}
-
-#define B_REQ_TABLES                                                                           \
-    " FROM pg_catalog.json_to_recordset($1::pg_catalog.json)"                                  \
-    "  AS r(schema pg_catalog.text, name pg_catalog.text)"                                     \
-    " JOIN pg_catalog.pg_namespace n ON n.nspname = r.schema"                                  \
-    " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = r.name"
-
-/* Target: the primary keys that may be dropped for the copy. */
-static const char s_keys_droppable_sql[] =
-    "SELECT n.nspname AS schema, c.relname AS name, con.conname" B_REQ_TABLES
-    " JOIN pg_catalog.pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p'"
-    " WHERE NOT c.relispartition AND c.relreplident = 'd'"
-    " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f"
-    "  WHERE f.contype = 'f' AND f.confrelid = c.oid)"
-    " ORDER BY 1, 2";
-
-/* Source: the primary keys of the copied tables. */
-static const char s_keys_source_sql[] =
-    "SELECT n.nspname AS schema, c.relname AS name, con.conname,"
-    " pg_catalog.pg_get_constraintdef(con.oid) AS def" B_REQ_TABLES
-    " JOIN pg_catalog.pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p'"
-    " ORDER BY 1, 2";
-
-/* Target: which of them have no primary key. */
-static const char s_keys_missing_sql[] =
-    "SELECT n.nspname AS schema, c.relname AS name" B_REQ_TABLES
-    " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint con"
-    "  WHERE con.conrelid = c.oid AND con.contype = 'p')";
-
-/* "ALTER TABLE ONLY "s"."n" <tail>" quoted for c; NULL after failing. */
-static char *s_alter_sql(b_step_t *b, pgconn_t *c, const char *schema, const char *name,
-                         const char *what, const char *conname, const char *def)
-{
-    b_table_t t = { .schema = (char *)schema, .name = (char *)name };
-    char *q = s_qualified(b, c, &t);
-    if (!q)
-        return NULL;
-    char *con = s_ident(b, c, conname);
-    if (!con) {
-        free(q);
-        return NULL;
-    }
-    char *sql = xasprintf("ALTER TABLE ONLY %s %s CONSTRAINT %s%s%s", q, what, con,
-                          def ? " " : "", def ? def : "");
-    free(con);
-    free(q);
-    return sql;
-}
-
-static void s_drop_key_next(b_step_t *b);
-
-static void s_on_key_dropped(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    b_step_t *b = arg;
-    if (!r->ok) {
-        steprun_fail_query(&b->run, NULL, r);
-        return;
-    }
-    s_drop_key_next(b);
-}
-
-static void s_drop_key_next(b_step_t *b)
-{
-    if (b->next_drop_sql >= b->n_drop_sql) {
-        steprun_next(&b->run);
-        return;
-    }
-    s_query(b, B_CTL, "dropping a primary key until the copy is done",
-            b->drop_sql[b->next_drop_sql++], 0, NULL, s_on_key_dropped);
-}
-
-static void s_on_keys_droppable(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    b_step_t *b = arg;
-    if (!r->ok) {
-        steprun_fail_query(&b->run, NULL, r);
-        return;
-    }
-    int n = r->res ? PQntuples(r->res) : 0;
-    b->drop_sql = xcalloc(n > 0 ? (size_t)n : 1, sizeof *b->drop_sql);
-    for (int i = 0; i < n; i++) {
-        char *sql = s_alter_sql(b, b->run.conn[B_CTL], pgconn_col_str(r->res, i, "schema"),
-                                pgconn_col_str(r->res, i, "name"), "DROP",
-                                pgconn_col_str(r->res, i, "conname"), NULL);
-        if (!sql)
-            return;
-        log_info("step on %s: primary key of \"%s\".\"%s\" built after the copy", b->run.label,
-                 pgconn_col_str(r->res, i, "schema"), pgconn_col_str(r->res, i, "name"));
-        b->drop_sql[b->n_drop_sql++] = sql;
-        b_table_t *t = s_table_named(b, pgconn_col_str(r->res, i, "schema"),
-                                     pgconn_col_str(r->res, i, "name"));
-        if (t)
-            t->key_dropped = true;
-    }
-    s_drop_key_next(b);
-}
-
-static void s_keys_drop(steprun_t *run)
-{
-    b_step_t *b = (b_step_t *)run;
-    char *json = s_tables_json(b, true);
-    const char *params[1] = { json };
-    s_query(b, B_CTL, "looking up primary keys to build after the copy", s_keys_droppable_sql, 1,
-            params, s_on_keys_droppable);
-    free(json);
-}
-
-static void s_on_keys_early(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    b_step_t *b = arg;
-    if (!r->ok) {
-        s_fail_query(b, "reading the primary keys on the source", r);
-        return;
-    }
-    int n = r->res ? PQntuples(r->res) : 0;
-    for (int i = 0; i < n; i++) {
-        b_table_t *t = s_table_named(b, pgconn_col_str(r->res, i, "schema"),
-                                     pgconn_col_str(r->res, i, "name"));
-        if (t && !t->key_conname) {
-            t->key_conname = xstrdup(pgconn_col_str(r->res, i, "conname"));
-            t->key_def = xstrdup(pgconn_col_str(r->res, i, "def"));
-        }
-    }
-    steprun_next(&b->run);
-}
-
-/* The source's primary keys of the copied tables: built again for the big
- * tables as soon as each is in, and for any that lacks its key at the end. */
-static void s_keys_early(steprun_t *run)
-{
-    b_step_t *b = (b_step_t *)run;
-    char *json = s_tables_json(b, false);
-    const char *params[1] = { json };
-    int rc = pgconn_query(b->workers[0].src, s_keys_source_sql, 1, params,
-                          (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
-                          s_on_keys_early, b);
-    free(json);
-    if (rc != 0)
-        steprun_failf(&b->run, "cannot read the primary keys on the source: %s", strerror(-rc));
-}
-
-static void s_on_early_key_built(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    b_worker_t *w = arg;
-    b_step_t *b = w->b;
-    if (!r->ok) {
-        s_fail_query(b, "building a primary key after its table's copy", r);
-        return;
-    }
-    b->keys_running--;
-    s_worker_idle(w);
-}
-
-/* A worker between chunks: builds the primary key of a table that is in,
- * else takes the next chunk, else (the last to finish) moves on. */
-static void s_worker_idle(b_worker_t *w)
-{
-    b_step_t *b = w->b;
-    for (size_t i = 0; i < b->n_tables; i++) {
-        b_table_t *t = &b->tables[i];
-        if (!t->key_dropped || t->key_started || !t->key_conname ||
-            t->chunks_done < t->chunks)
-            continue;
-        t->key_started = true;
-        char *sql = s_alter_sql(b, w->dst, t->schema, t->name, "ADD", t->key_conname,
-                                t->key_def);
-        if (!sql)
-            return;
-        log_info("step on %s: building the primary key of \"%s\".\"%s\"", b->run.label, t->schema,
-                 t->name);
-        b->keys_running++;
-        int rc = pgconn_query(w->dst, sql, 0, NULL, B_KEY_BUILD_MS, s_on_early_key_built, w);
-        free(sql);
-        if (rc != 0)
-            steprun_failf(&b->run, "worker %u: cannot build a primary key: %s", w->idx,
-                          strerror(-rc));
-        return;
-    }
-    if (b->next_chunk < b->n_chunks) {
-        s_worker_next(w);
-        return;
-    }
-    if (b->chunks_done == b->n_chunks && b->keys_running == 0) {
-        log_info("step on %s: every table copied in %.1f s", b->run.label,
-                 (double)(uv_now(b->run.loop) - b->copy_started) / 1000.0);
-        steprun_next(&b->run);
-    }
-}
-
-static void s_key_build_next(b_worker_t *w);
-
-static void s_on_key_built(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    b_worker_t *w = arg;
-    b_step_t *b = w->b;
-    if (!r->ok) {
-        s_fail_query(b, "building a primary key after the copy", r);
-        return;
-    }
-    if (++b->keys_done == b->n_key_sql) {
-        log_info("step on %s: %zu primary key(s) built", b->run.label, b->n_key_sql);
-        steprun_next(&b->run);
-        return;
-    }
-    s_key_build_next(w);
-}
-
-/* The next primary key to build, on this worker's target connection. */
-static void s_key_build_next(b_worker_t *w)
-{
-    b_step_t *b = w->b;
-    if (b->next_key_sql >= b->n_key_sql)
-        return;
-    const char *sql = b->key_sql[b->next_key_sql++];
-    int rc = pgconn_query(w->dst, sql, 0, NULL, B_KEY_BUILD_MS, s_on_key_built, w);
-    if (rc != 0)
-        steprun_failf(&b->run, "worker %u: cannot build a primary key: %s", w->idx, strerror(-rc));
-}
-
-/* The target's tables that lack their primary key get the source's. */
-static void s_on_keys_missing(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    b_step_t *b = arg;
-    if (!r->ok) {
-        steprun_fail_query(&b->run, NULL, r);
-        return;
-    }
-    int n = r->res ? PQntuples(r->res) : 0;
-    b->key_sql = xcalloc(n > 0 ? (size_t)n : 1, sizeof *b->key_sql);
-    for (int i = 0; i < n; i++) {
-        const b_table_t *t = s_table_named(b, pgconn_col_str(r->res, i, "schema"),
-                                           pgconn_col_str(r->res, i, "name"));
-        if (!t || !t->key_conname)
-            continue;
-        char *sql = s_alter_sql(b, b->workers[0].dst, t->schema, t->name, "ADD", t->key_conname,
-                                t->key_def);
-        if (!sql)
-            return;
-        b->key_sql[b->n_key_sql++] = sql;
-    }
-    if (b->n_key_sql == 0) {
-        steprun_next(&b->run);
-        return;
-    }
-    log_info("step on %s: building %zu primary key(s) missing on the target", b->run.label,
-             b->n_key_sql);
-    for (unsigned i = 0; i < b->n_workers && !b->run.disposed; i++)
-        s_key_build_next(&b->workers[i]);
-}
-
-/* Every copied table with a primary key on the source (read in
- * s_keys_early) that has none on the target: one whose key a copy that
- * died had dropped. */
-static void s_keys_restore(steprun_t *run)
-{
-    b_step_t *b = (b_step_t *)run;
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < b->n_tables; i++) {
-        if (!b->tables[i].key_conname)
-            continue;
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "schema", b->tables[i].schema);
-        cJSON_AddStringToObject(o, "name", b->tables[i].name);
-        cJSON_AddItemToArray(a, o);
-    }
-    char *text = cJSON_PrintUnformatted(a);
-    cJSON_Delete(a);
-    const char *params[1] = { text };
-    s_query(b, B_CTL, "looking up the primary keys missing on the target", s_keys_missing_sql, 1,
-            params, s_on_keys_missing);
-    cJSON_free(text);
 }
 
 /* ---- 8: the subscription, on the slot ----------------------------------- */
 
-static Godwit__SyncStatusResult *s_tables_result(const b_step_t *b)
+static Godwit__SyncStatusResult *s_tables_result(const copystep_t *b)
 {
     Godwit__SyncStatusResult *res = xmalloc(sizeof *res);
     godwit__sync_status_result__init(res);
@@ -1333,7 +621,7 @@ static Godwit__SyncStatusResult *s_tables_result(const b_step_t *b)
     res->tables = xcalloc(b->n_tables ? b->n_tables : 1, sizeof *res->tables);
     bool all = true;
     for (size_t i = 0; i < b->n_tables; i++) {
-        const b_table_t *t = &b->tables[i];
+        const copystep_table_t *t = &b->tables[i];
         Godwit__TableSync *s = xmalloc(sizeof *s);
         godwit__table_sync__init(s);
         s->table = xmalloc(sizeof *s->table);
@@ -1344,7 +632,7 @@ static Godwit__SyncStatusResult *s_tables_result(const b_step_t *b)
         s->rows_done = t->rows + t->rows_flight;
         s->bytes_done = t->bytes + t->bytes_flight;
         s->bytes_total = t->pages * 8192; /* the table's size on the source when listed */
-        all = all && t->state == T_COPIED;
+        all = all && t->state == COPYSTEP_COPIED;
         res->tables[res->n_tables++] = s;
     }
     res->all_ready = all;
@@ -1353,7 +641,7 @@ static Godwit__SyncStatusResult *s_tables_result(const b_step_t *b)
 
 static void s_on_attached(ProtobufCMessage *payload, const char *error, void *arg)
 {
-    b_step_t *b = arg;
+    copystep_t *b = arg;
     b->sub = NULL; /* it has ended */
     if (payload)
         protobuf_c_message_free_unpacked(payload, NULL);
@@ -1372,7 +660,7 @@ static void s_on_attached(ProtobufCMessage *payload, const char *error, void *ar
 
 static void s_attach(steprun_t *run)
 {
-    b_step_t *b = (b_step_t *)run;
+    copystep_t *b = (copystep_t *)run;
     /* The workers' transactions are over; the snapshot is not needed. */
     for (unsigned i = 0; i < b->n_workers; i++) {
         pgconn_destroy(&b->workers[i].src);
@@ -1390,8 +678,8 @@ static void s_attach(steprun_t *run)
 
 static const steprun_fn s_stages[] = {
     s_connect_ctl, s_sub_lookup, s_connect_all, s_slot_lookup, s_slot_create, s_import,
-    s_list,        s_keys_early, s_truncate,    s_keys_drop,   s_copy,        s_keys_restore,
-    s_attach,      NULL,
+    s_list, copykeys_early, s_truncate, copykeys_drop, copyworker_copy, copykeys_restore,
+    s_attach, NULL,
 };
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -1418,7 +706,7 @@ step_t *bulkcopy_start(uv_loop_t *loop, const step_local_t *local, const Godwit_
         local->connect_timeout_ms <= 0 || local->connect_timeout_ms > INT32_MAX ||
         local->statement_timeout_ms <= 0 || local->statement_timeout_ms > INT32_MAX)
         return NULL;
-    b_step_t *b = xcalloc(1, sizeof *b);
+    copystep_t *b = xcalloc(1, sizeof *b);
     b->run.stages = s_stages;
     b->run.complete = s_complete;
     b->run.stop = s_stop;
@@ -1449,11 +737,11 @@ bool bulkcopy_is(const step_t *step, const char *database, const char *name)
      * a copy is the one whose release hook is ours */
     if (!step || ((const steprun_t *)step)->release != s_release)
         return false;
-    const b_step_t *b = (const b_step_t *)step;
+    const copystep_t *b = (const copystep_t *)step;
     return database && name && strcmp(b->database, database) == 0 && strcmp(b->name, name) == 0;
 }
 
 Godwit__SyncStatusResult *bulkcopy_progress(const step_t *step)
 {
-    return s_tables_result((const b_step_t *)step);
+    return s_tables_result((const copystep_t *)step);
 }

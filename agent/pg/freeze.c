@@ -3,7 +3,8 @@
  * after the other (steprun.h) on one local connection; waits run on the
  * server (a DO block polling pg_stat_activity), one message each. The fence
  * file is written before any role changes and removed only after every role
- * got its LOGIN back.
+ * got its LOGIN back. The kept connections are lent to SetSequences
+ * (sequences.c) through freezer_conn_take and freezer_conn_give.
  */
 #include "freeze.h"
 #include "steprun.h"
@@ -30,9 +31,7 @@
 #include "xalloc.h"
 
 #define FZ_DEFAULT_DRAIN_MS 2000
-#define FZ_DEFAULT_WAIT_MS 10000
 #define FZ_DEFAULT_LEASE_MS 30000
-#define FZ_STATEMENT_TIMEOUT_MS 10000
 #define FZ_KEPT_MS 60000        /* kept connections left unused are closed then */
 #define FZ_KEPT_MAX 2           /* the pause's steps on one side run two at once at most */
 
@@ -77,8 +76,6 @@ struct fz_step {
     size_t check_next;      /* the final check's table being read */
     uint64_t stage_started_mono;
 };
-
-static void fz_conn_give(freezer_t *f, const char *database, pgconn_t **cp);
 
 /* ---- the fence file ----------------------------------------------------- */
 
@@ -188,7 +185,7 @@ static void fz_finish(fz_step_t *s, const char *error)
     if (!error) {
         payload = &s->result->base;
         s->result = NULL;
-        fz_conn_give(s->f, s->req->database, &s->run.conn[0]);
+        freezer_conn_give(s->f, s->req->database, &s->run.conn[0]);
     }
     steprun_finish(&s->run, payload, error);
 }
@@ -220,7 +217,8 @@ static void fz_next(fz_step_t *s)
 static void fz_query(fz_step_t *s, const char *what, const char *sql, int nparams,
                      const char *const *params, pgconn_result_cb cb)
 {
-    steprun_query(&s->run, 0, what, sql, nparams, params, FZ_STATEMENT_TIMEOUT_MS + 1000, cb);
+    steprun_query(&s->run, 0, what, sql, nparams, params, FREEZE_STATEMENT_TIMEOUT_MS + 1000,
+                  cb);
 }
 
 /* fz_query's twin for a message of several statements (the simple
@@ -242,8 +240,6 @@ static bool fz_ok(fz_step_t *s, const pgconn_result_t *r)
 
 /* ---- the kept connection ------------------------------------------------ */
 
-static pgconn_t *fz_conn_new(uv_loop_t *loop, const step_local_t *local, const char *database);
-
 static void fz_kept_drop(freezer_t *f)
 {
     for (size_t i = 0; i < FZ_KEPT_MAX; i++) {
@@ -259,10 +255,7 @@ static void fz_kept_expired(uv_timer_t *t)
     fz_kept_drop(t->data);
 }
 
-/* A connection to database for a step: the kept one if it is to database
- * and still idle (the caller skips connecting: pgconn_is_ready), else a
- * new one. The caller owns it. */
-static pgconn_t *fz_conn_take(freezer_t *f, const char *database)
+pgconn_t *freezer_conn_take(freezer_t *f, const char *database)
 {
     for (size_t i = 0; i < FZ_KEPT_MAX; i++) {
         if (f->kept[i] && strcmp(f->kept_db[i], database) == 0 && pgconn_is_ready(f->kept[i])) {
@@ -273,13 +266,10 @@ static pgconn_t *fz_conn_take(freezer_t *f, const char *database)
             return c;
         }
     }
-    return fz_conn_new(f->loop, &f->local, database);
+    return freezer_conn_new(f->loop, &f->local, database);
 }
 
-/* A step that ended well hands its connection back (*cp cleared): kept if
- * it is idle, in a free place, else in place of one to another database,
- * else of the first; destroyed if it is not idle. */
-static void fz_conn_give(freezer_t *f, const char *database, pgconn_t **cp)
+void freezer_conn_give(freezer_t *f, const char *database, pgconn_t **cp)
 {
     if (!*cp)
         return;
@@ -558,7 +548,7 @@ static void fz_stop(steprun_t *run)
         roles, drain, FZ_GONE_MS);
     free(roles);
     fz_query_simple(s, "ending the application's sessions and reading the sequences", sql,
-                    drain + FZ_GONE_MS + FZ_STATEMENT_TIMEOUT_MS, fz_on_stopped);
+                    drain + FZ_GONE_MS + FREEZE_STATEMENT_TIMEOUT_MS, fz_on_stopped);
     free(sql);
 }
 
@@ -591,8 +581,8 @@ static void fz_check(steprun_t *run)
     free(s->run.what);
     s->run.what = xstrdup("reading the final check's rows");
     char why[256];
-    if (rowcheck_send(s->run.conn[0], s->req->check[s->check_next], FZ_STATEMENT_TIMEOUT_MS + 1000,
-                      fz_on_check, s, why, sizeof why) != 0)
+    if (rowcheck_send(s->run.conn[0], s->req->check[s->check_next],
+                      FREEZE_STATEMENT_TIMEOUT_MS + 1000, fz_on_check, s, why, sizeof why) != 0)
         steprun_failf(&s->run, "the final check: %s", why);
 }
 
@@ -713,7 +703,7 @@ static void fz_warm(steprun_t *run)
         " SELECT s.received_lsn INTO l FROM pg_catalog.pg_stat_subscription s LIMIT 1;"
         " PERFORM pg_catalog.pg_sleep(0); END $godwit$;"
         " SELECT pg_catalog.pg_current_wal_lsn(), q.* FROM (" FZ_SEQUENCES_SQL ") q",
-        FZ_STATEMENT_TIMEOUT_MS + 1000, fz_on_warm);
+        FREEZE_STATEMENT_TIMEOUT_MS + 1000, fz_on_warm);
 }
 
 /* PREPARE: connect, warm up, and read the final check's rows once (the
@@ -733,11 +723,11 @@ static const steprun_fn fz_unreadable_stages[] = { fz_unreadable, NULL };
 
 /* ---- the freezer -------------------------------------------------------- */
 
-static pgconn_t *fz_conn_new(uv_loop_t *loop, const step_local_t *local, const char *database)
+pgconn_t *freezer_conn_new(uv_loop_t *loop, const step_local_t *local, const char *database)
 {
     char options[256];
     snprintf(options, sizeof options, "-c statement_timeout=%d -c search_path=%s",
-             FZ_STATEMENT_TIMEOUT_MS, ROWCHECK_PRINT_OPTIONS);
+             FREEZE_STATEMENT_TIMEOUT_MS, ROWCHECK_PRINT_OPTIONS);
     return step_local_conn(loop, "agent freeze", local, database, "godwit-agent", options);
 }
 
@@ -761,8 +751,8 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
                     req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE ||
                     (req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE &&
                      freezer_fenced(f, req->database));
-    s->run.conn[0] = connects ? fz_conn_take(f, req->database)
-                              : fz_conn_new(f->loop, &f->local, req->database);
+    s->run.conn[0] = connects ? freezer_conn_take(f, req->database)
+                              : freezer_conn_new(f->loop, &f->local, req->database);
     if (!s->req || !s->run.conn[0]) {
         if (s->req)
             godwit__freeze_source__free_unpacked(s->req, NULL);
@@ -873,6 +863,16 @@ freezer_t *freezer_new(uv_loop_t *loop, const step_local_t *local, const char *s
     return f;
 }
 
+uv_loop_t *freezer_loop(const freezer_t *f)
+{
+    return f->loop;
+}
+
+const step_local_t *freezer_local(const freezer_t *f)
+{
+    return &f->local;
+}
+
 bool freezer_fenced(const freezer_t *f, const char *database)
 {
     char *path = fz_path(f->state_dir, database);
@@ -904,380 +904,4 @@ void freezer_destroy(freezer_t **fp)
     }
     fz_kept_drop(f);
     uv_close((uv_handle_t *)&f->kept_timer, fz_freezer_closed);
-}
-
-/* ---- the target's steps: a list of statements --------------------------
- * SetSequences (one setval per sequence, then the WAL position, then one
- * read per table of the final check) and TuneSubscription (one ALTER
- * SUBSCRIPTION) are the same shape: connect, run n statements one after the
- * other, done. A ts_step_t runs them; each kind builds its i-th statement
- * once connected (names are quoted by PQescapeIdentifier, which needs the
- * connection); the final check's reads are built by ts_run itself (their
- * parameters are many). */
-
-typedef struct ts_step ts_step_t;
-
-/* The i-th statement: sql and up to 4 params, malloc'd (freed by the
- * caller); false with *why (static) if it cannot be built. */
-typedef bool (*ts_build_fn)(ts_step_t *s, size_t i, char **sql, char *params[4], int *nparams,
-                            const char **why);
-
-struct ts_step {
-    steprun_t run;              /* first: conn[0], label */
-    ts_build_fn build;
-    size_t n, next;
-    ProtobufCMessage *req;      /* our copy of the request, owned */
-    freezer_t *f;               /* SetSequences: takes and gives back its kept connection */
-    char *database;
-    bool report_sequences;      /* answer with a SetSequencesResult; the last statement
-                                   reads the WAL insert position into lsn */
-    uint64_t lsn;
-    size_t skipped;             /* sequences out of the migration's tables */
-    bool waited;                /* SetSequences: the final position received (or no wait) */
-    uint64_t wait_ms10;         /* how long that wait took, in 0.1 ms */
-    Godwit__CheckedRows **checked; /* SetSequences: the final check's rows, owned */
-    size_t n_checked;
-    uint64_t checks_started_us;
-    uint64_t started_us, connect_timeout_ms;
-};
-
-static void ts_release(steprun_t *run)
-{
-    ts_step_t *s = (ts_step_t *)run;
-    for (size_t i = 0; i < s->n_checked; i++)
-        godwit__checked_rows__free_unpacked(s->checked[i], NULL);
-    free(s->checked);
-    if (s->req)
-        protobuf_c_message_free_unpacked(s->req, NULL);
-    free(s->database);
-    free(s);
-}
-
-static void ts_finish(ts_step_t *s, const char *error)
-{
-    ProtobufCMessage *payload = NULL;
-    if (!error && s->report_sequences) {
-        Godwit__SetSequencesResult *r = xmalloc(sizeof *r);
-        godwit__set_sequences_result__init(r);
-        const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
-        r->set = (uint32_t)(req->n_sequences - s->skipped);
-        r->lsn = s->lsn;
-        uint64_t now = units_mono_us(), set_end = req->n_check ? s->checks_started_us : now;
-        r->steps = xcalloc(3, sizeof *r->steps);
-        Godwit__TimedStep *t;
-        if (req->final_lsn && req->subscription && req->subscription[0]) {
-            t = xmalloc(sizeof *t);
-            godwit__timed_step__init(t);
-            t->name = xstrdup("final position received");
-            t->ms = (double)s->wait_ms10 / 10.0;
-            r->steps[r->n_steps++] = t;
-        }
-        t = xmalloc(sizeof *t);
-        godwit__timed_step__init(t);
-        t->name = xstrdup("set sequences");
-        t->ms = (double)(set_end - s->started_us) / 1000.0;
-        r->steps[r->n_steps++] = t;
-        if (req->n_check) {
-            t = xmalloc(sizeof *t);
-            godwit__timed_step__init(t);
-            t->name = xstrdup("check rows");
-            t->ms = (double)(now - s->checks_started_us) / 1000.0;
-            r->steps[r->n_steps++] = t;
-        }
-        r->checked = s->checked;
-        r->n_checked = s->n_checked;
-        s->checked = NULL;
-        s->n_checked = 0;
-        payload = &r->base;
-    } else if (!error) {
-        log_info("%s: done", s->run.label);
-    }
-    if (!error && s->f)
-        fz_conn_give(s->f, s->database, &s->run.conn[0]);
-    steprun_finish(&s->run, payload, error);
-}
-
-static void ts_run(ts_step_t *s);
-
-static void ts_on_result(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    (void)c;
-    ts_step_t *s = arg;
-    if (!r->ok) {
-        char *why = pgconn_result_message(NULL, r);
-        ts_finish(s, why);
-        free(why);
-        return;
-    }
-    size_t n_seq = s->report_sequences ? ((const Godwit__SetSequences *)s->req)->n_sequences : 0;
-    if (s->report_sequences && s->next > n_seq) { /* the final check's rows: see ts_run */
-        const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
-        s->checked = xrealloc(s->checked, (s->n_checked + 1) * sizeof *s->checked);
-        s->checked[s->n_checked++] = rowcheck_rows_new(req->check[s->next - n_seq - 1], r->res);
-    }
-    if (s->report_sequences && s->next < n_seq) { /* a setval: see ts_build_setval */
-        const char *v = r->res && PQntuples(r->res) == 1 && !PQgetisnull(r->res, 0, 0)
-                            ? PQgetvalue(r->res, 0, 0)
-                            : NULL;
-        const Godwit__SequenceValue *q = ((const Godwit__SetSequences *)s->req)->sequences[s->next];
-        if (!v) {
-            char *why = q->owner_table[0]
-                            ? xasprintf("sequence %s.%s is missing on the target while its "
-                                        "table %s.%s is there", q->schema, q->name,
-                                        q->owner_schema, q->owner_table)
-                            : xasprintf("sequence %s.%s is missing on the target", q->schema,
-                                        q->name);
-            ts_finish(s, why);
-            free(why);
-            return;
-        }
-        if (strcmp(v, "out of scope") == 0) {
-            log_info("%s: sequence %s.%s skipped: its table %s.%s is not migrated", s->run.label,
-                     q->schema, q->name, q->owner_schema, q->owner_table);
-            s->skipped++;
-        }
-    }
-    if (s->report_sequences && s->next == n_seq) {
-        const char *v = r->res && PQntuples(r->res) == 1 ? PQgetvalue(r->res, 0, 0) : NULL;
-        if (!v || !lsn_parse(v, &s->lsn)) {
-            ts_finish(s, "the server gave no valid WAL position");
-            return;
-        }
-    }
-    s->next++;
-    ts_run(s);
-}
-
-static void ts_on_waited(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    (void)c;
-    ts_step_t *s = arg;
-    if (!r->ok) {
-        char *why = pgconn_result_message("waiting for the final position", r);
-        ts_finish(s, why);
-        free(why);
-        return;
-    }
-    uint64_t now = units_mono_us();
-    s->wait_ms10 = (now - s->started_us) / 100;
-    s->started_us = now;
-    s->waited = true;
-    ts_run(s);
-}
-
-/* SetSequences with a final position: one statement that waits on the
- * server (1 ms polls of pg_stat_subscription, live shared memory) until
- * the subscription's apply worker has received the source's stream up to
- * it. A DO block takes no parameters: the name goes in as a quoted
- * literal, the position as text lsn_format wrote. */
-static void ts_wait_final(ts_step_t *s)
-{
-    const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
-    char pos[32];
-    lsn_format(req->final_lsn, pos, sizeof pos);
-    char *name = pgconn_escape_literal(s->run.conn[0], req->subscription);
-    if (!name) {
-        ts_finish(s, "cannot quote the subscription's name");
-        return;
-    }
-    uint64_t ms = req->wait_timeout_ms ? req->wait_timeout_ms : FZ_DEFAULT_WAIT_MS;
-    if (ms > FZ_STATEMENT_TIMEOUT_MS - 500)
-        ms = FZ_STATEMENT_TIMEOUT_MS - 500;
-    char *sql = xasprintf(
-        "DO $godwit$ DECLARE t pg_catalog.timestamptz := pg_catalog.clock_timestamp();"
-        " r pg_catalog.pg_lsn; BEGIN LOOP"
-        " SELECT s.received_lsn INTO r FROM pg_catalog.pg_stat_subscription s"
-        " WHERE s.subname = %s AND s.relid IS NULL;"
-        " EXIT WHEN r >= '%s'::pg_catalog.pg_lsn;"
-        " IF pg_catalog.clock_timestamp() - t > interval '%" PRIu64 " ms' THEN"
-        " RAISE EXCEPTION 'subscription %% received the source''s stream up to %%, not the"
-        " final position %s, in %" PRIu64 " ms', %s, coalesce(r::pg_catalog.text, 'nothing'); END IF;"
-        " PERFORM pg_catalog.pg_sleep(0.001); END LOOP; END $godwit$",
-        name, pos, ms, pos, ms, name);
-    free(name);
-    int rc = pgconn_query(s->run.conn[0], sql, 0, NULL, FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_waited, s);
-    free(sql);
-    if (rc != 0)
-        ts_finish(s, strerror(-rc));
-}
-
-static void ts_run(ts_step_t *s)
-{
-    if (!s->waited) {
-        ts_wait_final(s);
-        return;
-    }
-    if (s->next >= s->n) {
-        ts_finish(s, NULL);
-        return;
-    }
-    if (s->report_sequences) {
-        /* After the setvals and the WAL position: the final check's rows
-         * (SetSequences.check), one table per statement. */
-        const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
-        if (s->next > req->n_sequences) {
-            if (s->next == req->n_sequences + 1)
-                s->checks_started_us = units_mono_us();
-            char cwhy[256];
-            if (rowcheck_send(s->run.conn[0], req->check[s->next - req->n_sequences - 1],
-                              FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_result, s, cwhy,
-                              sizeof cwhy) != 0) {
-                char *w = xasprintf("the final check: %s", cwhy);
-                ts_finish(s, w);
-                free(w);
-            }
-            return;
-        }
-    }
-    char *sql = NULL, *params[4] = { NULL, NULL, NULL, NULL };
-    int np = 0;
-    const char *why = NULL;
-    int rc = 0;
-    if (!s->build(s, s->next, &sql, params, &np, &why))
-        ts_finish(s, why);
-    else if ((rc = pgconn_query(s->run.conn[0], sql, np, (const char *const *)params,
-                                FZ_STATEMENT_TIMEOUT_MS + 1000, ts_on_result, s)) != 0)
-        ts_finish(s, strerror(-rc));
-    free(sql);
-    for (int k = 0; k < 4; k++)
-        free(params[k]);
-}
-
-static void ts_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
-{
-    (void)c;
-    ts_step_t *s = arg;
-    if (!ok) {
-        ts_finish(s, error ? error : "cannot connect");
-        return;
-    }
-    ts_run(s);
-}
-
-static void ts_first(steprun_t *run)
-{
-    ts_step_t *s = (ts_step_t *)run;
-    if (pgconn_is_ready(s->run.conn[0])) { /* the kept connection */
-        ts_run(s);
-        return;
-    }
-    int rc = pgconn_connect(s->run.conn[0], s->connect_timeout_ms, ts_on_connect, s);
-    if (rc != 0)
-        ts_finish(s, strerror(-rc));
-}
-
-/* Starts n statements of build over database; req (our copy) and label
- * are taken. With f, the connection is f's kept one if it has one to
- * database, and is given back to f when the step ends well. NULL, freeing
- * both, for invalid arguments. */
-static step_t *ts_start(uv_loop_t *loop, const step_local_t *local, freezer_t *f,
-                        const char *database, ProtobufCMessage *req, char *label,
-                        ts_build_fn build, size_t n, step_done_cb done, void *arg)
-{
-    pgconn_t *conn = !(loop && local && req && database && database[0] && done) ? NULL
-                     : f ? fz_conn_take(f, database)
-                         : fz_conn_new(loop, local, database);
-    if (!conn) {
-        if (req)
-            protobuf_c_message_free_unpacked(req, NULL);
-        free(label);
-        return NULL;
-    }
-    ts_step_t *s = xcalloc(1, sizeof *s);
-    s->run.conn[0] = conn;
-    s->req = req;
-    s->build = build;
-    s->f = f;
-    s->database = xstrdup(database);
-    s->n = n;
-    s->waited = true; /* sequences_set_start says when there is a wait first */
-    s->started_us = units_mono_us();
-    s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
-    steprun_start(&s->run, loop, label, done, arg, ts_release, ts_first);
-    return &s->run.base;
-}
-
-/* setval of the i-th sequence, its name as a parameter the server casts to
- * regclass. */
-static bool ts_build_setval(ts_step_t *s, size_t i, char **sql, char *params[4], int *nparams,
-                            const char **why)
-{
-    const Godwit__SetSequences *req = (const Godwit__SetSequences *)s->req;
-    if (i == req->n_sequences) { /* then where the target's WAL is: see SetSequencesResult */
-        *sql = xstrdup("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text");
-        return true;
-    }
-    const Godwit__SequenceValue *v = req->sequences[i];
-    char *schema = pgconn_escape_identifier(s->run.conn[0], v->schema);
-    char *name = pgconn_escape_identifier(s->run.conn[0], v->name);
-    bool owned = v->owner_table && v->owner_table[0];
-    char *oschema = owned ? pgconn_escape_identifier(s->run.conn[0], v->owner_schema) : NULL;
-    char *otable = owned ? pgconn_escape_identifier(s->run.conn[0], v->owner_table) : NULL;
-    bool ok = schema && name && (!owned || (oschema && otable));
-    if (ok) {
-        /* Set if it is there; "out of scope" if it is not and neither is
-         * the table owning it; NULL (an error) otherwise. */
-        *sql = xstrdup("SELECT CASE WHEN pg_catalog.to_regclass($1) IS NOT NULL THEN"
-                       " pg_catalog.setval(pg_catalog.to_regclass($1), $2::pg_catalog.int8,"
-                       " $3::pg_catalog.bool)::pg_catalog.text"
-                       " WHEN $4 <> '' AND pg_catalog.to_regclass($4) IS NULL THEN 'out of scope'"
-                       " END");
-        params[0] = xasprintf("%s.%s", schema, name);
-        params[1] = xasprintf("%" PRId64, v->last_value);
-        params[2] = xstrdup(v->is_called ? "true" : "false");
-        params[3] = owned ? xasprintf("%s.%s", oschema, otable) : xstrdup("");
-        *nparams = 4;
-    } else {
-        *why = "cannot quote a sequence's name";
-    }
-    free(schema);
-    free(name);
-    free(oschema);
-    free(otable);
-    return ok;
-}
-
-step_t *sequences_set_start(freezer_t *f, const Godwit__SetSequences *req, step_done_cb done,
-                            void *arg)
-{
-    if (!f || !req || !req->database)
-        return NULL;
-    step_t *st = ts_start(f->loop, &f->local, f, req->database, wire_copy(req),
-                          xasprintf("setting the sequences in \"%s\"", req->database),
-                          ts_build_setval, req->n_sequences + 1 + req->n_check, done, arg);
-    if (st) {
-        ts_step_t *s = (ts_step_t *)st;
-        s->report_sequences = true;
-        s->waited = !(req->final_lsn && req->subscription && req->subscription[0]);
-    }
-    return st;
-}
-
-static bool ts_build_tune(ts_step_t *s, size_t i, char **sql, char *params[4], int *nparams,
-                          const char **why)
-{
-    (void)i;
-    (void)params;
-    (void)nparams;
-    const Godwit__TuneSubscription *req = (const Godwit__TuneSubscription *)s->req;
-    char *q = pgconn_escape_identifier(s->run.conn[0], req->name);
-    if (!q) {
-        *why = "cannot quote the subscription's name";
-        return false;
-    }
-    *sql = xasprintf("ALTER SUBSCRIPTION %s SET (synchronous_commit = %s)", q,
-                     req->synchronous_commit ? "on" : "off");
-    free(q);
-    return true;
-}
-
-step_t *subscription_tune_start(uv_loop_t *loop, const step_local_t *local,
-                                const Godwit__TuneSubscription *req, step_done_cb done, void *arg)
-{
-    if (!req || !req->database || !req->name || !req->name[0])
-        return NULL;
-    return ts_start(loop, local, NULL, req->database, wire_copy(req),
-                    xasprintf("subscription \"%s\" in database \"%s\": synchronous_commit %s",
-                              req->name, req->database, req->synchronous_commit ? "on" : "off"),
-                    ts_build_tune, 1, done, arg);
 }

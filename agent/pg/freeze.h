@@ -20,13 +20,19 @@
  * a coordinator that comes back in time decides; otherwise the source
  * becomes writable again rather than stay frozen forever.
  *
- * Owns: the lease timers, the running steps' connections and requests.
+ * The connections kept for the write pause's next steps (PREPARE, or a
+ * step that ended well) are the freezer's too: SetSequences (sequences.h)
+ * takes its connection from them and gives it back.
+ *
+ * Owns: the lease timers, the kept connections, the running steps'
+ * connections and requests.
  */
 #ifndef GODWIT_FREEZE_H
 #define GODWIT_FREEZE_H
 
 #include <stdbool.h>
 
+#include "pgconn.h"
 #include "step.h"
 
 #define FREEZE_RESTART_LEASE_MS 30000
@@ -52,14 +58,23 @@ bool freezer_fenced(const freezer_t *f, const char *database);
  * invalid request (no callback then). */
 step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb done, void *arg);
 
-/* Target: TuneSubscription, a step like those of step.h (no payload). */
-step_t *subscription_tune_start(uv_loop_t *loop, const step_local_t *local,
-                                const Godwit__TuneSubscription *req, step_done_cb done, void *arg);
+/* The connections the freezer's steps, SetSequences' and TuneSubscription's
+ * open: to database on the local server, statement_timeout
+ * FREEZE_STATEMENT_TIMEOUT_MS (not yet connecting; pgstep.h). */
+#define FREEZE_STATEMENT_TIMEOUT_MS 10000
+pgconn_t *freezer_conn_new(uv_loop_t *loop, const step_local_t *local, const char *database);
 
-/* Target: SetSequences, a step like those of step.h, on f's kept
- * connection to the database when it has one (PREPARE), handed back to it
- * when the step ends well. */
-step_t *sequences_set_start(freezer_t *f, const Godwit__SetSequences *req, step_done_cb done,
-                            void *arg);
+/* A connection to database for a step: the kept one if it is to database
+ * and still idle (the caller skips connecting: pgconn_is_ready), else a
+ * new one. The caller owns it. */
+pgconn_t *freezer_conn_take(freezer_t *f, const char *database);
+/* A step that ended well hands its connection back (*cp cleared): kept if
+ * it is idle, in a free place, else in place of one to another database,
+ * else of the first; destroyed if it is not idle. */
+void freezer_conn_give(freezer_t *f, const char *database, pgconn_t **cp);
+
+/* The loop and the local settings f was made with. */
+uv_loop_t *freezer_loop(const freezer_t *f);
+const step_local_t *freezer_local(const freezer_t *f);
 
 #endif

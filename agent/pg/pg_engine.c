@@ -20,9 +20,11 @@
 #include "publication.h"
 #include "roles.h"
 #include "schema.h"
+#include "sequences.h"
 #include "slot.h"
 #include "subscription.h"
 #include "sync_status.h"
+#include "tune.h"
 #include "verify_schema.h"
 #include "verify_table.h"
 #include "xalloc.h"
@@ -136,7 +138,7 @@ static step_t *s_sequences(pg_engine_t *e, const Godwit__Command *c, step_done_c
 
 static step_t *s_tune(pg_engine_t *e, const Godwit__Command *c, step_done_cb done, void *arg)
 {
-    return subscription_tune_start(e->loop, &e->local, c->tune_subscription, done, arg);
+    return tune_subscription_start(e->loop, &e->local, c->tune_subscription, done, arg);
 }
 
 /* Preflight reads the agent's name too, and allows its catalog checks
