@@ -14,7 +14,7 @@
  * agent's peers list by the name the message gives; and it changes or drops
  * a replication object (a publication, subscription or slot) only if godwit
  * made it: a name step_godwit_name accepts, and the engine's own marker
- * (pgstep.h: step_marker), set in the transaction that creates it.
+ * (pgstep.h: pgstep_marker), set in the transaction that creates it.
  *
  * A step reports exactly once through its done callback, never from inside
  * its start function: payload is a malloc'd protobuf message (the Result

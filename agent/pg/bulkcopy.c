@@ -9,7 +9,7 @@
  *   2. open every connection at once: one replication connection to the
  *      source (replication=database) and, per worker, a source and a target
  *      connection. Source connections go to the peer the ReplicationConn
- *      names, as the agent's config describes it (step_remote_conn: the
+ *      names, as the agent's config describes it (pgstep_remote_conn: the
  *      peer's passfile or the source's pg_hba give the credentials, never a
  *      message); all connections are opened from keyword arrays.
  *   3. a slot of that name left by a copy that died is dropped: we start
@@ -161,8 +161,9 @@ static pgconn_t *s_conn(copystep_t *b, const char *name, bool source, bool repli
     char *app = xasprintf("%s_copy", b->name);
     char *opts = xasprintf("%s -c client_encoding=UTF8", options);
     pgconn_t *c =
-        source ? step_remote_conn(b->run.loop, name, &b->local, &b->source, replication, app, opts)
-               : step_local_conn(b->run.loop, name, &b->local, b->database, app, opts);
+        source ? pgstep_remote_conn(b->run.loop, name, &b->local, &b->source, replication, app,
+                                    opts)
+               : pgstep_local_conn(b->run.loop, name, &b->local, b->database, app, opts);
     free(opts);
     free(app);
     return c;
@@ -230,7 +231,7 @@ static void s_on_sub_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
     }
     if (r->res && PQntuples(r->res) == 1) {
         const char *found = pgconn_col(r->res, 0, "marker");
-        char *marker = step_marker(b->name);
+        char *marker = pgstep_marker(b->name);
         bool ours = found && strcmp(found, marker) == 0;
         free(marker);
         if (!ours) {

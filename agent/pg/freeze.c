@@ -728,7 +728,7 @@ pgconn_t *freezer_conn_new(uv_loop_t *loop, const step_local_t *local, const cha
     char options[256];
     snprintf(options, sizeof options, "-c statement_timeout=%d -c search_path=%s",
              FREEZE_STATEMENT_TIMEOUT_MS, ROWCHECK_PRINT_OPTIONS);
-    return step_local_conn(loop, "agent freeze", local, database, "godwit-agent", options);
+    return pgstep_local_conn(loop, "agent freeze", local, database, "godwit-agent", options);
 }
 
 step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb done, void *arg)

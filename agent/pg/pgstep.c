@@ -33,8 +33,8 @@ static pgconn_t *s_conn_finish(uv_loop_t *loop, const char *name, const char **k
     return pgconn_new(loop, name, kw, val);
 }
 
-pgconn_t *step_local_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
-                          const char *database, const char *app, const char *options)
+pgconn_t *pgstep_local_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
+                            const char *database, const char *app, const char *options)
 {
     if (!local || !local->host || !database)
         return NULL;
@@ -52,9 +52,9 @@ pgconn_t *step_local_conn(uv_loop_t *loop, const char *name, const step_local_t 
     return s_conn_finish(loop, name, kw, val, n, local->connect_timeout_ms, app, options);
 }
 
-pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
-                           const Godwit__ReplicationConn *remote, bool replication,
-                           const char *app, const char *options)
+pgconn_t *pgstep_remote_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
+                             const Godwit__ReplicationConn *remote, bool replication,
+                             const char *app, const char *options)
 {
     char *why = NULL;
     const agent_peer_t *peer = step_peer(local, remote, &why);
@@ -80,7 +80,7 @@ pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const step_local_t
     return s_conn_finish(loop, name, kw, val, n, local->connect_timeout_ms, app, options);
 }
 
-char *step_marker(const char *name)
+char *pgstep_marker(const char *name)
 {
     return xasprintf("godwit object %s: created by godwit, dropped by its abort or cleanup", name);
 }

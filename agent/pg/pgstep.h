@@ -45,20 +45,20 @@
  * invalid parameters. app is the application_name, options the startup
  * options ("-c statement_timeout=... -c search_path="), NULL for none;
  * libpq's connect_timeout is connect_timeout_ms in whole seconds (pgconn's
- * deadline is the real bound). step_local_conn: the local server's
- * database, as local says. step_remote_conn: the database remote names on
+ * deadline is the real bound). pgstep_local_conn: the local server's
+ * database, as local says. pgstep_remote_conn: the database remote names on
  * the peer it names (step_peer; NULL if local has no such peer);
  * replication: a walsender for replication commands. */
-pgconn_t *step_local_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
-                          const char *database, const char *app, const char *options);
-pgconn_t *step_remote_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
-                           const Godwit__ReplicationConn *remote, bool replication,
-                           const char *app, const char *options);
+pgconn_t *pgstep_local_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
+                            const char *database, const char *app, const char *options);
+pgconn_t *pgstep_remote_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
+                             const Godwit__ReplicationConn *remote, bool replication,
+                             const char *app, const char *options);
 
 /* The comment godwit puts on a publication or subscription it creates,
  * in the transaction that creates it (caller frees). An object is godwit's
  * only if its comment is exactly this for its own name: a renamed one is
  * not. */
-char *step_marker(const char *name);
+char *pgstep_marker(const char *name);
 
 #endif

@@ -164,14 +164,14 @@ step_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
         step_local_t sl = { .peers = local->peers, .n_peers = local->n_peers,
                             .config_path = local->config_path,
                             .connect_timeout_ms = local->connect_timeout_ms };
-        p->run.conn[P_REPL] = step_remote_conn(loop, "agent preflight replication", &sl, rc,
-                                               true, "godwit-agent", NULL);
+        p->run.conn[P_REPL] = pgstep_remote_conn(loop, "agent preflight replication", &sl, rc,
+                                                 true, "godwit-agent", NULL);
         /* jit off: see access.h */
         char *src_opts = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
                                    " -c default_transaction_read_only=on -c jit=off",
                                    local->statement_timeout_ms);
-        p->run.conn[P_SRC] = step_remote_conn(loop, "agent preflight source", &sl, rc, false,
-                                              "godwit-agent", src_opts);
+        p->run.conn[P_SRC] = pgstep_remote_conn(loop, "agent preflight source", &sl, rc, false,
+                                                "godwit-agent", src_opts);
         free(src_opts);
     }
     p->app_roles = pgconn_text_array(req->app_roles, req->n_app_roles);

@@ -178,8 +178,8 @@ preflight_t *preflight_run_new(uv_loop_t *loop, const preflight_local_t *local,
                         .connect_timeout_ms = local->connect_timeout_ms,
                         .peers = local->peers, .n_peers = local->n_peers,
                         .config_path = local->config_path };
-    pgconn_t *conn = step_local_conn(loop, "agent preflight", &sl, database, "godwit-agent",
-                                     options);
+    pgconn_t *conn = pgstep_local_conn(loop, "agent preflight", &sl, database, "godwit-agent",
+                                       options);
     free(options);
     if (!conn)
         return NULL;

@@ -168,7 +168,7 @@ void replobj_names(steprun_t *run)
 bool replobj_marked(const PGresult *res, const char *name)
 {
     const char *found = pgconn_col(res, 0, "marker");
-    char *want = step_marker(name);
+    char *want = pgstep_marker(name);
     bool ours = found && strcmp(found, want) == 0;
     free(want);
     return ours;
@@ -176,7 +176,7 @@ bool replobj_marked(const PGresult *res, const char *name)
 
 void replobj_not_ours(replobj_t *o, const char *sql_kind, const char *name)
 {
-    char *marker = step_marker(name);
+    char *marker = pgstep_marker(name);
     char *ident = pgconn_escape_identifier(o->run.conn[0], name);
     char *lit = pgconn_escape_literal(o->run.conn[0], marker);
     char *why = xasprintf(
@@ -195,7 +195,7 @@ void replobj_not_ours(replobj_t *o, const char *sql_kind, const char *name)
 char *replobj_comment_sql(replobj_t *o, const char *sql_kind, const char *ident,
                           const char *name)
 {
-    char *marker = step_marker(name);
+    char *marker = pgstep_marker(name);
     char *lit = pgconn_escape_literal(o->run.conn[0], marker);
     free(marker);
     if (!lit) {
@@ -242,7 +242,8 @@ replobj_t *replobj_new(size_t size, uv_loop_t *loop, const step_local_t *local,
     }
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path=",
                               local->statement_timeout_ms);
-    pgconn_t *conn = step_local_conn(loop, "agent step", local, database, "godwit-agent", options);
+    pgconn_t *conn =
+        pgstep_local_conn(loop, "agent step", local, database, "godwit-agent", options);
     free(options);
     if (!conn) {
         free(label);

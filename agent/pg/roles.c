@@ -4,7 +4,7 @@
  * says what it does). It runs before the schema is restored, which names
  * roles as owners and grantees and would fail without them.
  *
- * Stages, one after the other: connect to the source (step_remote_conn,
+ * Stages, one after the other: connect to the source (pgstep_remote_conn,
  * read-only) and to the target database; read the source's access catalog
  * (access.h), then the target's for the same role names; plan
  * (access_plan_roles: CREATE ROLE for the roles the target lacks, their
@@ -441,10 +441,10 @@ step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
                                                 " -c log_min_duration_statement=-1"
                                                 " -c log_duration=off"
                                               : "");
-    pgconn_t *src = step_remote_conn(loop, "agent roles source", local, req->source, false,
-                                     "godwit-agent", src_opts);
-    pgconn_t *dst = step_local_conn(loop, "agent roles target", local, req->database,
-                                    "godwit-agent", dst_opts);
+    pgconn_t *src = pgstep_remote_conn(loop, "agent roles source", local, req->source, false,
+                                       "godwit-agent", src_opts);
+    pgconn_t *dst = pgstep_local_conn(loop, "agent roles target", local, req->database,
+                                      "godwit-agent", dst_opts);
     free(src_opts);
     free(dst_opts);
     if (!src || !dst) {
@@ -461,7 +461,7 @@ step_t *roles_apply_start(uv_loop_t *loop, const step_local_t *local,
     s->database = xstrdup(req->database);
     char *why = NULL;
     const agent_peer_t *peer = step_peer(local, req->source, &why);
-    free(why); /* step_remote_conn refused such a peer already */
+    free(why); /* pgstep_remote_conn refused such a peer already */
     s->source_where = xasprintf("%s@%s:%lld/%s (peer %s)", peer ? peer->user : "?",
                                 peer ? peer->host : "?", peer ? (long long)peer->port : 0LL,
                                 req->source->dbname, req->source->peer);

@@ -751,10 +751,10 @@ step_t *schema_apply_start(uv_loop_t *loop, const step_local_t *local,
                               " -c default_transaction_read_only=on",
                               local->statement_timeout_ms);
     /* the source, as a normal (not a replication) connection */
-    pgconn_t *src = step_remote_conn(loop, "agent schema source", local, rc, false,
-                                     "godwit-agent", options);
-    pgconn_t *dst = step_local_conn(loop, "agent schema target", local, req->database,
-                                    "godwit-agent", options);
+    pgconn_t *src = pgstep_remote_conn(loop, "agent schema source", local, rc, false,
+                                       "godwit-agent", options);
+    pgconn_t *dst = pgstep_local_conn(loop, "agent schema target", local, req->database,
+                                      "godwit-agent", options);
     free(options);
     if (!src || !dst) {
         pgconn_destroy(&src);

@@ -203,7 +203,7 @@ static char *v_options(uint64_t timeout_ms, bool catalog)
 }
 
 /* A step with both connections (not yet connecting): the source through
- * source (the peer it names, step_remote_conn), the target's database
+ * source (the peer it names, pgstep_remote_conn), the target's database
  * locally, and an empty result; once connected it runs first. fenced: our
  * fence holds the target (step.h). NULL for invalid arguments (label
  * freed). */
@@ -221,10 +221,10 @@ static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *d
     s->timeout_ms = timeout_ms ? timeout_ms : V_DEFAULT_TIMEOUT_MS;
     s->connect_timeout_ms = (uint64_t)local->connect_timeout_ms;
     char *options = v_options(s->timeout_ms, catalog);
-    s->run.conn[SIDE_SRC] = step_remote_conn(loop, "verify source", local, source, false,
-                                             "godwit-verify", options);
-    s->run.conn[SIDE_DST] = step_local_conn(loop, "verify target", local, database,
-                                            "godwit-verify", options);
+    s->run.conn[SIDE_SRC] = pgstep_remote_conn(loop, "verify source", local, source, false,
+                                               "godwit-verify", options);
+    s->run.conn[SIDE_DST] = pgstep_local_conn(loop, "verify target", local, database,
+                                              "godwit-verify", options);
     free(options);
     if (!s->run.conn[SIDE_SRC] || !s->run.conn[SIDE_DST]) {
         pgconn_destroy(&s->run.conn[SIDE_SRC]);

@@ -160,12 +160,12 @@ step_t *verify_table_start(uv_loop_t *loop, const step_local_t *local,
     char *options = xasprintf("-c statement_timeout=%" PRIu64 " -c search_path="
                               " -c default_transaction_read_only=on" ROWCHECK_PRINT_OPTIONS,
                               s->timeout_ms);
-    s->run.conn[VTSTEP_SRC] = step_remote_conn(loop, "verify source", local, req->source, false,
-                                               "godwit-verify", options);
-    s->run.conn[VTSTEP_REPL] = step_remote_conn(loop, "verify slot (source)", local, req->source,
-                                                true, "godwit-verify-slot", "-c search_path=");
-    s->run.conn[VTSTEP_DST] = step_local_conn(loop, "verify target", local, req->database,
-                                              "godwit-verify", options);
+    s->run.conn[VTSTEP_SRC] = pgstep_remote_conn(loop, "verify source", local, req->source, false,
+                                                 "godwit-verify", options);
+    s->run.conn[VTSTEP_REPL] = pgstep_remote_conn(loop, "verify slot (source)", local, req->source,
+                                                  true, "godwit-verify-slot", "-c search_path=");
+    s->run.conn[VTSTEP_DST] = pgstep_local_conn(loop, "verify target", local, req->database,
+                                                "godwit-verify", options);
     free(options);
     if (!s->run.conn[VTSTEP_SRC] || !s->run.conn[VTSTEP_DST] || !s->run.conn[VTSTEP_REPL]) {
         for (int i = 0; i < 3; i++)
