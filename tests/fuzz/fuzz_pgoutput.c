@@ -1,7 +1,7 @@
 /*
- * fuzz_pgoutput: libFuzzer target for agent/pgoutput.c, the parser of the
+ * fuzz_pgoutput: libFuzzer target for agent/pg/verify/pgoutput.c, the parser of the
  * logical decoding messages verify reads from the source, and for
- * agent/vwindow.c, which follows them.
+ * agent/pg/verify/vwindow.c, which follows them.
  *
  * An input is a sequence of messages, each a 2-byte big-endian length and
  * that many bytes (the rest, if shorter, is one last message). Each is

@@ -1,8 +1,8 @@
 #!/bin/sh
 # run.sh BUILD_DIR SECONDS [TARGET]: fuzzes for SECONDS with the already
 # built BUILD_DIR/tests/fuzz/TARGET (this script builds nothing): fuzz_wire
-# (common/wire.c, the default) or fuzz_pgoutput (agent/pgoutput.c and
-# agent/vwindow.c, from an empty corpus).
+# (common/wire.c, the default) or fuzz_pgoutput (agent/pg/verify/pgoutput.c and
+# agent/pg/verify/vwindow.c, from an empty corpus).
 #
 # The seed corpus (one frame per body kind, from make_corpus) and the corpus
 # the fuzzer grows live in a temp folder that is removed at exit. A crash,
