@@ -31,7 +31,7 @@
 #include "plan.h"
 #include "plancheck.h"
 #include "proxycmd.h"
-#include "migration.h"
+#include "migset.h"
 #include "keys.h"
 #include "log.h"
 #include "ratelimit.h"
