@@ -15,7 +15,7 @@
 #include "xalloc.h"
 
 struct migset {
-    migration_env_t env; /* borrowed by every migration */
+    migration_env_t env;  /* borrowed by every migration */
     migration_t *migs;    /* in start order */
     migration_t *retired; /* replaced aborted ones: a stale result may still name them */
 };
