@@ -9,6 +9,17 @@
 
 #include "lsn.h"
 
+/* key: a copy of the running report, else of the last one, else null. */
+static void s_report(cJSON *o, const char *key, const cJSON *running, const cJSON *last)
+{
+    if (running)
+        cJSON_AddItemToObject(o, key, cJSON_Duplicate(running, true));
+    else if (last)
+        cJSON_AddItemToObject(o, key, cJSON_Duplicate(last, true));
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
 cJSON *migstatus_json(const migration_t *g)
 {
     cJSON *o = cJSON_CreateObject();
@@ -98,17 +109,7 @@ cJSON *migstatus_json(const migration_t *g)
     } else {
         cJSON_AddNullToObject(o, "follow");
     }
-    if (g->cutover)
-        cJSON_AddItemToObject(o, "cutover", cJSON_Duplicate(cutover_report(g->cutover), true));
-    else if (g->cutover_last)
-        cJSON_AddItemToObject(o, "cutover", cJSON_Duplicate(g->cutover_last, true));
-    else
-        cJSON_AddNullToObject(o, "cutover");
-    if (g->verify)
-        cJSON_AddItemToObject(o, "verify", cJSON_Duplicate(verify_report(g->verify), true));
-    else if (g->verify_last)
-        cJSON_AddItemToObject(o, "verify", cJSON_Duplicate(g->verify_last, true));
-    else
-        cJSON_AddNullToObject(o, "verify");
+    s_report(o, "cutover", g->cutover ? cutover_report(g->cutover) : NULL, g->cutover_last);
+    s_report(o, "verify", g->verify ? verify_report(g->verify) : NULL, g->verify_last);
     return o;
 }
