@@ -24,7 +24,7 @@
 #include "fleet.h"
 #include "journal.h"
 #include "keys.h"
-#include "migration.h"
+#include "migset.h"
 #include "ratelimit.h"
 #include "zap.h"
 #include "zuv.h"

@@ -1,6 +1,6 @@
 /*
  * cutover: phase 7 for one migration, a transition table of agent commands
- * (cutover.c, s_steps):
+ * (cutover.c, s_steps; each step's commands in cutstep.c):
  *
  *   pause      every proxy of the migration holds new transactions (under a
  *              lease), in parallel; a proxy with hold: false in the plan
@@ -50,10 +50,12 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "agentlink.h"
 #include "journal.h"
 #include "plan.h"
+#include "planwire.h"
 
 typedef struct cutover cutover_t;
 
@@ -85,5 +87,120 @@ unsigned cutover_pause_trips(const plan_migration_t *m);
 /* Stops without calling done (coordinator shutting down: the journal
  * says where it was, and the next start finishes or rolls back). */
 void cutover_cancel(cutover_t **cup);
+
+/* ---- the machine's own modules ------------------------------------------
+ * What follows is shared by the cutover's modules only: cutover.c (the
+ * step table, every move, the lifetime), cutstep.c (what each step sends
+ * and what the answers say), cutjournal.c (the journal's records and the
+ * recovery after a restart) and cutreport.c (the report and its
+ * timeline). Nothing else reads it. */
+
+typedef enum {
+    K_CHECK = 0,
+    K_PAUSE,
+    K_FREEZE,
+    K_SEQUENCES,
+    K_SWITCH,
+    K_RESUME,
+    K_DONE,
+    K_BACK,
+    K_UNFREEZE,
+    K_UNPAUSE,
+    K_ABORTED,
+    K_DRY_UNFREEZE,
+    K_DRY_RESUME,
+    K_DRY_RESTORE,
+    K_ABORT_RESTORE,
+    K_DROP_OLD,
+    K_DROP_OLD_SLOT,
+    K_ADVANCE,
+    K_FOLLOW,
+    K_SWITCH_RESUME,
+    K_REFENCE,
+    K__COUNT
+} kstate_t;
+
+/* What the cutover did to one proxy, for the abort (which undoes only what
+ * was done) and the report (how each proxy was left). */
+typedef struct {
+    bool pause_sent;            /* PAUSE sent: it may hold traffic */
+    bool switch_sent;           /* SWITCH to `to` sent: it may point there */
+    bool switch_ok;             /* ... and the proxy confirmed it */
+    bool step_ok;               /* its command of the current step was confirmed */
+    bool resume_maybe;          /* switch and resume sent, not known to have failed before
+                                   the resume: traffic may flow to `to` */
+    char *unknown;              /* the abort gave up on it: why (owned), or NULL */
+} pxrec_t;
+
+struct cutover {
+    const agentlink_t *link;
+    journal_t *journal;
+    char *migration;
+    bool back;                  /* a rollback: from green to blue */
+    /* from: the side traffic leaves (fenced); to: the side it goes to. */
+    char *from_agent, *from_database, *to_agent, *to_database;
+    const char *from_backend, *to_backend; /* "blue", "green" */
+    char *sub_name;             /* our subscription on `to`, its slot on `from` */
+    char *new_name;             /* after the switch: publication and slot on `to`,
+                                   subscription on `from` */
+    bool follow;                /* set up replication to -> from after the switch */
+    Godwit__ReplicationConn to_reads_from, from_reads_to; /* strings owned */
+    planwire_tables_t tables; /* the plan's, owned */
+    char **app_roles;
+    size_t n_app_roles;
+    char **proxy_agents, **proxies;
+    bool *holds;                /* per proxy: false, never paused nor resumed (plan's hold) */
+    pxrec_t *px;                /* per proxy: what was sent to it and how it was left */
+    size_t n_proxies;
+    uint64_t max_pause_ms, drain_ms, lease_ms;
+    uint64_t abort_timeout_ms;  /* the plan's cutover.abort_timeout */
+    uint64_t abort_end_us;      /* an abort gives up on what it cannot reach then; 0: no abort */
+    bool fence_sent;            /* FREEZE sent to `from` (or recovered: it may have been) */
+    char *source_left;          /* the abort could not lift `from`'s fence: why (owned) */
+    bool to_fenced;             /* our fence held `to` before the pause (PREPARE said so:
+                                   a rollback's blue, green after a rollback) */
+    bool to_lift_sent;          /* the sequences step lifted it (or recovered: may have) */
+    char *target_left;          /* the abort could not fence `to` again: why (owned) */
+    bool dry_run;
+    bool forward_only;          /* recovered in "switching": never roll back */
+    bool prepared;              /* the new slot was made before the pause */
+    uint64_t switch_lsn;        /* `to`'s WAL position at the switch (0: unknown) */
+    unsigned tries;             /* failures of the current step */
+    kstate_t state;
+    unsigned inflight;          /* commands of the current step not yet answered */
+    char *step_error;           /* the first failure of the current step */
+    uint64_t step_started_us, started_us, pause_started_us, budget_end_us;
+    uint64_t retry_at_mono;
+    bool cancelled;
+    bool refused;               /* ended at the role check, nothing changed */
+    Godwit__FreezeSourceResult *freeze; /* the source's answer to FREEZE, owned */
+    Godwit__CheckRows **checks; /* the final check's questions (finalcheck.h), owned */
+    size_t n_checks;
+    cJSON *report;
+    cJSON *step_detail;         /* what the agents said in the current step */
+    double proxy_paused_ms;
+    char *failpoint;            /* GODWIT_FAILPOINT at the start (tests only), or NULL */
+    cutover_done_cb done;
+    void *arg;
+};
+
+/* The step s's name (the report's and the log's). */
+const char *cutover_step_name(kstate_t s);
+/* Whether s is an abort step (bounded by cutover.abort_timeout). */
+bool cutover_step_bounded(kstate_t s);
+/* The timeout of a command of the current step: what is left of the write
+ * pause's budget for critical steps, else a fixed bound. 0: no time left. */
+uint64_t cutover_timeout(const cutover_t *cu);
+/* Switch and resume sent and not known to have failed before the resume. */
+bool cutover_resume_maybe(const cutover_t *cu);
+/* The one place the cutover changes state: logged as "from X to Y"; runs
+ * the new step, or ends the cutover (cu is gone then). */
+void cutover_goto(cutover_t *cu, kstate_t to);
+/* A step's commands are all back: the next step, a retry or the abort. */
+void cutover_step_over(cutover_t *cu);
+/* Tests only: dies or stops at point (GODWIT_FAILPOINT; see cutover.c). */
+void cutover_failpoint(const cutover_t *cu, const char *point);
+/* Frees cu, its report with it; done is not called. */
+void cutover_free(cutover_t *cu);
 
 #endif

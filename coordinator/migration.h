@@ -35,8 +35,12 @@
  * restart: the agent finds it done and says so. A failed step is retried
  * with backoff; its error is kept for status.
  *
- * The migrations of a coordinator live in one migset, which owns them and
- * ticks them from the coordinator's periodic tick.
+ * This is the machine of one migration (the tables, its one move, its
+ * steps, protection); the set that owns them and takes the operator's
+ * commands is migset.h, which the process uses. The struct below is shared
+ * with the machine's other modules: migset.c (the set and the operator's
+ * commands), migcmd.c (each step's command) and migstatus.c (status); no
+ * other module reads it.
  */
 #ifndef GODWIT_MIGRATION_H
 #define GODWIT_MIGRATION_H
@@ -46,86 +50,147 @@
 #include <stddef.h>
 
 #include "agentlink.h"
+#include "copyeta.h"
+#include "cutover.h"
 #include "journal.h"
 #include "plan.h"
+#include "verify.h"
 
-typedef struct migset migset_t;
+typedef enum {
+    M_SCHEMA = 0,
+    M_PUBLISH,
+    M_COPY,
+    M_CATCHUP,
+    M_POSTDATA,
+    M_STREAMING,
+    M_ABORT_TARGET,
+    M_ABORT_SOURCE,
+    M_PROTECT_SOURCE,
+    M_PROTECT_TARGET,
+    M_PAUSING,
+    M_PAUSED,
+    M_RESUMING,
+    M_ABORTED,
+    M_SWITCHED,
+    M_CLEANUP_SOURCE,
+    M_CLEANUP_TARGET,
+    M_DONE,
+    M_UNFOLLOW_TARGET,
+    M_UNFOLLOW_SOURCE,
+    M_ROLES,
+    M__COUNT
+} mstate_t;
 
-/* Loads every migration from the journal (they resume where they were). */
+/* What moves a migration from one state to another. */
+typedef enum {
+    MEV_DONE = 0,      /* the state's step succeeded (a poll: its condition holds) */
+    MEV_ABORT,         /* the operator's abort */
+    MEV_PAUSE,         /* the operator's pause */
+    MEV_RESUME,        /* the operator's resume */
+    MEV_PROTECT,       /* our slot puts the source at risk */
+    MEV_PROTECT_GREEN, /* after the cutover, green's slot for blue puts green at risk */
+    MEV_SWITCHED,      /* a cutover ended with traffic on green */
+    MEV_ROLLED_BACK,   /* a rollback ended with traffic on blue */
+    MEV_CLEANUP,       /* the operator's cleanup after a cutover */
+    MEV__COUNT
+} mevent_t;
 
-migset_t *migset_new(const agentlink_t *link, journal_t *j);
-void migset_destroy(migset_t **mp);
+/* What migration_fire did. */
+typedef enum {
+    FIRE_MOVED,   /* to the row's state, journaled; its step starts on the next tick */
+    FIRE_STAYS,   /* the row keeps the state: the event is already under way */
+    FIRE_NO_ROW,  /* the event does not apply in this state: nothing changed */
+    FIRE_JOURNAL, /* the journal refused the move: nothing changed (logged) */
+} fire_t;
 
 /* Called after every move a migration makes (from, event and to as
  * status names them), once journaled, and for an event accepted without a
- * move (to is from: already under way); the names are static. One
- * observer per set (NULL: none). */
-typedef void (*migset_move_cb)(const char *migration, const char *from, const char *event,
-                               const char *to, void *arg);
-void migset_on_move(migset_t *ms, migset_move_cb cb, void *arg);
+ * move (to is from: already under way); the names are static. */
+typedef void (*migration_move_cb)(const char *migration, const char *from, const char *event,
+                                  const char *to, void *arg);
+
+/* What every migration of a set shares: owned by the set (migset.c),
+ * borrowed by each migration. on_move NULL: no observer. */
+typedef struct {
+    const agentlink_t *link;
+    journal_t *journal;
+    migration_move_cb on_move;
+    void *on_move_arg;
+} migration_env_t;
+
+typedef struct migration migration_t;
+
+struct migration {
+    const migration_env_t *env; /* the set's, borrowed */
+    plan_t plan;             /* one migration, loaded from its journaled JSON */
+    plan_migration_t *m;     /* plan_at(&plan, 0) */
+    char objname[64];        /* godwit_<name>: publication, subscription, slot */
+    char revname[64];        /* godwit_<name>_rev: the same, green to blue (cutover.h) */
+    char verifyname[72];     /* godwit_<name>_verify: verify's slot on the source, which lives
+                                for a fraction of a second per batch (agent/verify_table.c) */
+    uint64_t vslot_seen_mono; /* since when the source reports a verify slot no verify uses */
+    bool vslot_busy;         /* dropping it */
+    mstate_t state;
+    bool busy;               /* a step's command is in flight */
+    uint64_t gen;            /* bumped per send and per forced move: older results are stale */
+    uint64_t next_try_mono;
+    unsigned attempts;
+    char *last_error;
+    uint64_t state_since_ms;
+    Godwit__SyncStatusResult *sync; /* latest copy status, owned */
+    bool progress_busy;      /* copy: a BulkCopyStatus poll is in flight */
+    uint64_t next_progress_mono;
+    copyeta_t copy;          /* copy: progress for rate and ETA (copyeta.h) */
+    char *stopped_because;   /* why protection stopped it, if it did */
+    verify_t *verify;        /* a verify run in progress, owned */
+    char *repl_error;        /* the last replication error from the target's log, owned */
+    uint64_t repl_error_at_ms;
+    unsigned repl_error_repeats;
+    cJSON *verify_last;      /* the last finished verify report, owned (from the journal) */
+    cutover_t *cutover;      /* a cutover in progress, owned */
+    cJSON *cutover_last;     /* the last finished cutover report, owned (from the journal) */
+    migration_t *next;       /* the set's list (migset.c) */
+};
 
 /* The transition table (migration.c, s_rows): how many rows, and row i's
  * from, event and to (static names); false past the end. */
 size_t migration_rows(void);
 bool migration_row(size_t i, const char **from, const char **event, const char **to);
 
-/* Called from the coordinator's tick: starts due steps. */
-void migset_tick(migset_t *ms);
+/* The names status and the journal use (static), and what a state does. */
+const char *migration_state_name(mstate_t s);
+const char *migration_event_name(mevent_t e);
+const char *migration_doing(mstate_t s);
+/* The state called name; false if there is none. */
+bool migration_state_parse(const char *name, mstate_t *out);
+/* Whether event has a row in state from that keeps it there (already
+ * under way). */
+bool migration_stays(mstate_t from, mevent_t event);
 
-/* Journals and starts m (copied); false with err if the name is taken. */
-bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-/* Moves m toward aborted; false with err if unknown or already streaming
- * past the point where abort applies. */
-bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+/* A migration in state from its journaled JSON (label: its name, for the
+ * log); NULL (logged) if unreadable. Its last verify and cutover reports
+ * are read from the journal. Freed with migration_destroy. */
+migration_t *migration_new(const migration_env_t *env, const char *label, const char *json,
+                           mstate_t state);
+void migration_destroy(migration_t **gp);
+
+/* The one place a migration changes state: the row for event in g's
+ * state, journaled, then logged as "from X to Y on EVENT (why): detail".
+ * Whatever step was in flight is left (its result will be stale). */
+fire_t migration_fire(migration_t *g, mevent_t event, const char *detail);
+
+/* Called from the set's tick (now: monotonic ms): protection, verify,
+ * the cutover, and the state's step when it is due. */
+void migration_tick(migration_t *g, uint64_t now);
+
+/* The slot called name in an agent's report (borrowed from rep), or NULL:
+ * no report, no PostgreSQL figures in it, or no such slot. */
+const Godwit__Slot *migration_report_slot(const Godwit__Report *rep, const char *name);
 
 /* Whether the source is at risk from our slot, from the source agent's
  * report (now_ms: wall clock, to age its figures): writes the reason into
  * why and returns true. slot_limit and disk_floor of 0 are not checked. */
 bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64_t slot_limit,
                               int64_t disk_floor, uint64_t now_ms, char *why, size_t whylen);
-
-/* Pauses (disables the subscription; the slot keeps WAL, protection stays
- * on) or resumes (enables it, then rechecks the copy) m; false with err if
- * unknown or not in a state where that applies. */
-bool migset_pause(migset_t *ms, const char *name, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-
-/* Starts verify (phase 6) of a streaming m over the tables of its
- * subscription; true if started or already running, false with err
- * otherwise. The report shows in status as "verify" and is journaled when
- * it ends (the last one survives a restart). */
-bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-
-/* An agent saw an error of a logical replication worker in its server's
- * log (object: the subscription it is about): kept on the migration whose
- * subscription that is, journaled when it changes, shown in status. */
-void migset_replication_error(migset_t *ms, const char *agent, const char *object,
-                              const char *message);
-
-/* Starts the cutover (phase 7; cutover.h) of m, or its rehearsal, after
- * checking the gates: streaming, the last verify equal, every table ready,
- * no replication error in the last minute, every agent involved connected,
- * every proxy reachable as its agent last reported it (cutgate.h),
- * lag under max_lag and the predicted pause inside max_write_pause. back:
- * the rollback, from switched, with blue following green (green's slot for
- * it active, its lag within limits). False with err (naming the gate) when
- * refused (*refused then set; clear for any other failure). */
-bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, bool *refused,
-                    char *err, size_t errlen) __attribute__((warn_unused_result));
-
-/* Drops every object of ours on both sides of a switched m (blue's
- * subscription to green, green's publication and slot for it, blue's
- * publication): no rollback afterwards; blue stays fenced. */
-bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-
-/* Status of one migration (name) or all (NULL), schema in docs/migrate.md;
- * NULL if name is unknown. Caller deletes. */
-cJSON *migset_status(migset_t *ms, const char *name);
 
 #endif

@@ -16,7 +16,7 @@
 
 #include "fakelink.h"
 #include "journal.h"
-#include "migration.h"
+#include "migset.h"
 #include "plan.h"
 #include "tmpdir.h"
 

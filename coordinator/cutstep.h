@@ -1,0 +1,36 @@
+/*
+ * cutstep: what each step of the cutover (cutover.h) sends, and what the
+ * agents' answers say: the proxies' pause, switch and resume, the fence
+ * (prepare, freeze, keep, unfreeze, again), the sequences with the final
+ * check, the role check, and after the switch the other direction (the
+ * old subscription and slot dropped, the new slot advanced, followed).
+ * Each function is the step table's action for its step (cutover.c,
+ * s_steps); the answers come back to s_on_result, which ends the step
+ * (cutover_step_over) once all are in. A step whose commands are all
+ * skipped is over at once: callers send nothing after an action (cu may be
+ * gone when it returns).
+ */
+#ifndef GODWIT_CUTSTEP_H
+#define GODWIT_CUTSTEP_H
+
+#include "cutover.h"
+
+/* One step's action: sends its commands. */
+typedef void (*cutstep_fn)(cutover_t *cu);
+
+void cutstep_check(cutover_t *cu);
+void cutstep_pause(cutover_t *cu);
+void cutstep_freeze(cutover_t *cu);
+void cutstep_sequences(cutover_t *cu);
+void cutstep_switch_to(cutover_t *cu);
+void cutstep_switch_back(cutover_t *cu);
+void cutstep_resume(cutover_t *cu);
+void cutstep_unfreeze(cutover_t *cu);
+void cutstep_refence(cutover_t *cu);
+void cutstep_restore(cutover_t *cu);
+void cutstep_drop_old(cutover_t *cu);
+void cutstep_drop_old_slot(cutover_t *cu);
+void cutstep_advance(cutover_t *cu);
+void cutstep_follow(cutover_t *cu);
+
+#endif

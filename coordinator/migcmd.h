@@ -1,0 +1,62 @@
+/*
+ * migcmd: the Command each step of a migration sends (migration.h), built
+ * from the migration's plan and object names: the schema and roles, our
+ * publication, the copy and its progress poll, the status poll, enabling
+ * and disabling our subscription, and dropping our objects on either side
+ * (an abort, protection, cleanup, a verify slot left behind). Decides
+ * nothing and sends nothing: migration.c sends what it builds.
+ *
+ * Ownership: a built command borrows from the plan and names of g (which
+ * must outlive its send) and holds its sub-messages in the migcmd_t the
+ * caller provides; migcmd_release frees what it allocated (the tables).
+ */
+#ifndef GODWIT_MIGCMD_H
+#define GODWIT_MIGCMD_H
+
+#include <stdbool.h>
+
+#include "godwit.pb-c.h"
+#include "migration.h"
+#include "planwire.h"
+
+typedef struct {
+    Godwit__Command cmd; /* what to send */
+    Godwit__ReplicationConn rc;
+    planwire_tables_t tables;
+    bool has_tables;
+    union {
+        Godwit__ApplySchema apply_schema;
+        Godwit__ApplyRoles apply_roles;
+        Godwit__EnsurePublication ensure_publication;
+        Godwit__BulkCopy bulk_copy;
+        Godwit__BulkCopyStatus bulk_copy_status;
+        Godwit__SyncStatus sync_status;
+        Godwit__DropObjects drop_objects;
+        Godwit__SetSubscriptionEnabled set_subscription_enabled;
+    } u;
+} migcmd_t;
+
+/* Builds one step's command into c (overwritten). */
+typedef void (*migcmd_fn)(migcmd_t *c, const migration_t *g);
+
+void migcmd_roles(migcmd_t *c, const migration_t *g);
+void migcmd_schema_pre(migcmd_t *c, const migration_t *g);
+void migcmd_schema_post(migcmd_t *c, const migration_t *g);
+void migcmd_publish(migcmd_t *c, const migration_t *g);
+void migcmd_copy(migcmd_t *c, const migration_t *g);
+void migcmd_sync(migcmd_t *c, const migration_t *g);
+void migcmd_drop_target(migcmd_t *c, const migration_t *g);
+void migcmd_drop_source(migcmd_t *c, const migration_t *g);
+void migcmd_unfollow_target(migcmd_t *c, const migration_t *g);
+void migcmd_unfollow_source(migcmd_t *c, const migration_t *g);
+void migcmd_disable(migcmd_t *c, const migration_t *g);
+void migcmd_enable(migcmd_t *c, const migration_t *g);
+/* The copy's progress (BulkCopyStatus), asked of the target while it runs. */
+void migcmd_copy_status(migcmd_t *c, const migration_t *g);
+/* Drops the verify slot a dead verify left on the source. */
+void migcmd_drop_verify_slot(migcmd_t *c, const migration_t *g);
+
+/* Frees what c's building allocated, once it was sent. */
+void migcmd_release(migcmd_t *c);
+
+#endif

@@ -1,0 +1,421 @@
+/*
+ * migset: see migset.h. The list of migrations and the operator's commands
+ * on them, each a row of the machine (migration.c) found by name; the
+ * cutover and verify of a migration are started and ended here.
+ */
+#include "migset.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cutgate.h"
+#include "log.h"
+#include "migstatus.h"
+#include "xalloc.h"
+
+struct migset {
+    migration_env_t env;  /* borrowed by every migration */
+    migration_t *migs;    /* in start order */
+    migration_t *retired; /* replaced aborted ones: a stale result may still name them */
+};
+
+void migset_tick(migset_t *ms)
+{
+    uint64_t now = agentlink_mono_ms(ms->env.link);
+    for (migration_t *g = ms->migs; g; g = g->next)
+        migration_tick(g, now);
+}
+
+/* ---- the set ---- */
+
+static migration_t *s_find(migset_t *ms, const char *name)
+{
+    for (migration_t *g = ms->migs; g; g = g->next)
+        if (strcmp(g->m->name, name) == 0)
+            return g;
+    return NULL;
+}
+
+static void s_append(migset_t *ms, migration_t *g)
+{
+    migration_t **tail = &ms->migs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = g;
+}
+
+static void s_cutover_recover(migset_t *ms, migration_t *g);
+
+static void s_load_one(const char *name, const char *spec, const char *state, void *arg)
+{
+    migset_t *ms = arg;
+    mstate_t st;
+    if (!migration_state_parse(state, &st)) {
+        log_error("migration %s: unknown state \"%s\" in the journal; left alone", name, state);
+        return;
+    }
+    migration_t *g = migration_new(&ms->env, name, spec, st);
+    if (!g)
+        return;
+    s_append(ms, g);
+    if (st != M_ABORTED)
+        log_info("migration %s: resuming in %s", name, state);
+    s_cutover_recover(ms, g);
+}
+
+migset_t *migset_new(const agentlink_t *link, journal_t *j)
+{
+    migset_t *ms = xcalloc(1, sizeof *ms);
+    ms->env.link = link;
+    ms->env.journal = j;
+    journal_migrations(j, s_load_one, ms);
+    return ms;
+}
+
+void migset_on_move(migset_t *ms, migration_move_cb cb, void *arg)
+{
+    ms->env.on_move = cb;
+    ms->env.on_move_arg = arg;
+}
+
+void migset_destroy(migset_t **mp)
+{
+    migset_t *ms = *mp;
+    if (!ms)
+        return;
+    *mp = NULL;
+    while (ms->migs) {
+        migration_t *g = ms->migs;
+        ms->migs = g->next;
+        migration_destroy(&g);
+    }
+    while (ms->retired) {
+        migration_t *g = ms->retired;
+        ms->retired = g->next;
+        migration_destroy(&g);
+    }
+    free(ms);
+}
+
+bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t errlen)
+{
+    migration_t *old = s_find(ms, m->name);
+    if (old && old->state != M_ABORTED) {
+        snprintf(err, errlen, "migration %s is already %s", m->name,
+                 migration_state_name(old->state));
+        return false;
+    }
+    char *json = plan_migration_to_json(m);
+    bool ok = journal_migration_create(ms->env.journal, m->name, json,
+                                       migration_state_name(M_ROLES), err, errlen);
+    migration_t *g = ok ? migration_new(&ms->env, m->name, json, M_ROLES) : NULL;
+    free(json);
+    if (!g) {
+        if (ok)
+            snprintf(err, errlen, "migration %s: cannot read back its spec", m->name);
+        return false;
+    }
+    if (old) {
+        for (migration_t **pp = &ms->migs; *pp; pp = &(*pp)->next) {
+            if (*pp == old) {
+                *pp = old->next;
+                break;
+            }
+        }
+        /* A stale result may still name the old one: keep it until the end. */
+        old->next = ms->retired;
+        ms->retired = old;
+    }
+    s_append(ms, g);
+    log_info("migration %s: started (%s/%s on %s -> %s/%s on %s)", m->name, m->source.database,
+             m->source.agent, m->source.agent, m->target.database, m->target.agent,
+             m->target.agent);
+    return true;
+}
+
+/* Why the operator's event does not apply to g in its state. */
+static void s_refusal(const migration_t *g, mevent_t event, char *err, size_t errlen)
+{
+    const char *name = g->m->name, *st = migration_state_name(g->state);
+    switch (event) {
+    case MEV_ABORT:
+        if (g->state == M_ABORTED)
+            snprintf(err, errlen, "migration %s is already aborted", name);
+        else
+            snprintf(err, errlen, "migration %s is %s: traffic has moved to green; abort "
+                     "applies before the cutover (godwitctl rollback M moves it back, "
+                     "godwitctl cleanup M drops our objects)", name, st);
+        break;
+    case MEV_PAUSE:
+        snprintf(err, errlen,
+                 "migration %s is %s: pause applies once the subscription exists (catchup, "
+                 "postdata, streaming); before that, abort and start again", name, st);
+        break;
+    case MEV_RESUME:
+        snprintf(err, errlen, "migration %s is %s, not paused", name, st);
+        break;
+    case MEV_CLEANUP:
+        snprintf(err, errlen, "migration %s is %s: cleanup follows a cutover (switched); before "
+                 "one, abort drops our objects", name, st);
+        break;
+    default:
+        snprintf(err, errlen, "migration %s is %s: %s does not apply", name, st,
+                 migration_event_name(event));
+        break;
+    }
+}
+
+/* The operator's event on the migration called name: true if it moved, or
+ * if the event is already under way; false with err when there is no such
+ * migration, a cutover runs (it finishes or rolls back on its own), the
+ * event does not apply in its state, or the journal refused. */
+static bool s_operator(migset_t *ms, const char *name, mevent_t event, const char *detail,
+                       char *err, size_t errlen)
+{
+    migration_t *g = s_find(ms, name);
+    if (!g) {
+        snprintf(err, errlen, "no migration named %s", name);
+        return false;
+    }
+    if (g->cutover && !migration_stays(g->state, event)) {
+        snprintf(err, errlen, "migration %s: a cutover is running; it finishes or rolls back on "
+                 "its own", name);
+        return false;
+    }
+    switch (migration_fire(g, event, detail)) {
+    case FIRE_MOVED:
+    case FIRE_STAYS:
+        return true;
+    case FIRE_NO_ROW:
+        s_refusal(g, event, err, errlen);
+        return false;
+    case FIRE_JOURNAL:
+    default:
+        snprintf(err, errlen, "migration %s: the journal refused the change", name);
+        return false;
+    }
+}
+
+bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    return s_operator(ms, name, MEV_ABORT, "abort requested by the operator", err, errlen);
+}
+
+bool migset_pause(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    return s_operator(ms, name, MEV_PAUSE, "pause requested by the operator", err, errlen);
+}
+
+bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    return s_operator(ms, name, MEV_RESUME, "resume requested by the operator", err, errlen);
+}
+
+/* ---- cutover ---- */
+
+static bool s_is_back(const cJSON *report)
+{
+    const char *d = cJSON_GetStringValue(cJSON_GetObjectItem(report, "direction"));
+    return d && strcmp(d, "back") == 0;
+}
+
+static void s_cutover_done(cJSON *report, bool switched, void *arg)
+{
+    migration_t *g = arg;
+    g->cutover = NULL; /* it ends itself after done */
+    cJSON_Delete(g->cutover_last);
+    g->cutover_last = report;
+    if (!switched)
+        return;
+    const char *follow = cJSON_GetStringValue(cJSON_GetObjectItem(report, "follow"));
+    char detail[600];
+    if (s_is_back(report)) {
+        snprintf(detail, sizeof detail, "rolled back: traffic goes to blue; green follows blue: %s",
+                 follow ? follow : "?");
+        migration_fire(g, MEV_ROLLED_BACK, detail);
+    } else {
+        snprintf(detail, sizeof detail, "cutover done: traffic goes to green; blue follows green: %s",
+                 follow ? follow : "?");
+        migration_fire(g, MEV_SWITCHED, detail);
+    }
+}
+
+/* A cutover the journal says was under way when the coordinator stopped:
+ * finished or rolled back now. */
+static void s_cutover_recover(migset_t *ms, migration_t *g)
+{
+    const char *state = cJSON_GetStringValue(cJSON_GetObjectItem(g->cutover_last, "state"));
+    bool back = s_is_back(g->cutover_last);
+    if (!state || g->state != (back ? M_SWITCHED : M_STREAMING) ||
+        (strcmp(state, "started") != 0 && strcmp(state, "switching") != 0 &&
+         strcmp(state, "aborting") != 0 && strcmp(state, "unfreezing") != 0))
+        return;
+    bool dry = cJSON_IsTrue(cJSON_GetObjectItem(g->cutover_last, "dry_run"));
+    g->cutover = cutover_start(ms->env.link, ms->env.journal, g->m, g->objname, g->revname,
+                               back, dry, g->cutover_last, g->verify_last, s_cutover_done, g);
+}
+
+/* The agent as the link shows it, for the gates. */
+static cutgate_agent_t s_gate_agent(migset_t *ms, const char *agent)
+{
+    cutgate_agent_t a = {
+        .name = agent,
+        .connected = agentlink_role(ms->env.link, agent) != NULL,
+        .rtt_ms = agentlink_rtt_ms(ms->env.link, agent),
+        .report = agentlink_report(ms->env.link, agent),
+        .report_age_ms = agentlink_report_age_ms(ms->env.link, agent),
+    };
+    return a;
+}
+
+/* The gates (cutgate.h) over what g and the link show now: false with why
+ * when the cutover (back: the rollback) must not start. */
+static bool s_cutover_gates(migset_t *ms, migration_t *g, bool back, char *why, size_t whylen)
+{
+    const plan_migration_t *m = g->m;
+    size_t n = m->cutover.proxies.count;
+    cutgate_agent_t *proxies = xcalloc(n ? n : 1, sizeof *proxies);
+    for (size_t i = 0; i < n; i++)
+        proxies[i] = s_gate_agent(ms, ((const plan_proxy_t *)m->cutover.proxies.items)[i].agent);
+    const char *slot_name = back ? g->revname : g->objname;
+    cutgate_view_t v = {
+        .m = m,
+        .back = back,
+        .state = migration_state_name(g->state),
+        .verify_running = g->verify != NULL,
+        .verify_last = g->verify_last,
+        .has_sync = g->sync != NULL,
+        .all_ready = g->sync && g->sync->all_ready,
+        .repl_error = g->repl_error,
+        .repl_error_at_ms = g->repl_error_at_ms,
+        .now_ms = agentlink_now_ms(ms->env.link),
+        .source = s_gate_agent(ms, m->source.agent),
+        .target = s_gate_agent(ms, m->target.agent),
+        .proxies = proxies,
+        .slot_name = slot_name,
+        .slot = migration_report_slot(
+            agentlink_report(ms->env.link, back ? m->target.agent : m->source.agent), slot_name),
+    };
+    bool ok = cutgate_check(&v, why, whylen);
+    free(proxies);
+    return ok;
+}
+
+bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, bool *refused,
+                    char *err, size_t errlen)
+{
+    *refused = false;
+    migration_t *g = s_find(ms, name);
+    if (!g) {
+        snprintf(err, errlen, "no migration named %s", name);
+        return false;
+    }
+    if (g->cutover) {
+        snprintf(err, errlen, "migration %s: a cutover is already running", name);
+        return false;
+    }
+    char why[700];
+    if (!s_cutover_gates(ms, g, back, why, sizeof why)) {
+        snprintf(err, errlen, "migration %s: %s refused: %s", name, back ? "rollback" : "cutover",
+                 why);
+        *refused = true;
+        return false;
+    }
+    g->cutover = cutover_start(ms->env.link, ms->env.journal, g->m, g->objname, g->revname, back,
+                               dry_run, NULL, g->verify_last, s_cutover_done, g);
+    return true;
+}
+
+bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    return s_operator(ms, name, MEV_CLEANUP,
+                      "cleanup requested by the operator: no rollback after this", err, errlen);
+}
+
+/* ---- replication errors ---- */
+
+void migset_replication_error(migset_t *ms, const char *agent, const char *object,
+                              const char *message)
+{
+    for (migration_t *g = ms->migs; g; g = g->next) {
+        if (strcmp(g->objname, object) != 0 || strcmp(g->m->target.agent, agent) != 0)
+            continue;
+        g->repl_error_at_ms = agentlink_now_ms(ms->env.link);
+        if (g->repl_error && strcmp(g->repl_error, message) == 0) {
+            g->repl_error_repeats++;
+            return;
+        }
+        free(g->repl_error);
+        g->repl_error = xstrdup(message);
+        g->repl_error_repeats = 1;
+        log_error("migration %s: replication error on %s: %s", g->m->name, agent, message);
+        journal_event(ms->env.journal, g->m->name, migration_state_name(g->state),
+                      "replication_error", message);
+        return;
+    }
+}
+
+/* ---- verify ---- */
+
+static void s_verify_done(cJSON *report, void *arg)
+{
+    migration_t *g = arg;
+    g->verify = NULL; /* it ends itself after done */
+    char *text = cJSON_PrintUnformatted(report);
+    journal_event(g->env->journal, g->m->name, migration_state_name(g->state), "verify", text);
+    free(text);
+    cJSON_Delete(g->verify_last);
+    g->verify_last = report;
+}
+
+bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
+{
+    migration_t *g = s_find(ms, name);
+    if (!g) {
+        snprintf(err, errlen, "no migration named %s", name);
+        return false;
+    }
+    if (g->verify)
+        return true;
+    if (g->vslot_busy) {
+        snprintf(err, errlen, "migration %s: a verify slot left on the source is being dropped; "
+                 "try again in a few seconds", name);
+        return false;
+    }
+    if (g->state != M_STREAMING) {
+        snprintf(err, errlen, "migration %s is %s: verify compares a streaming migration", name,
+                 migration_state_name(g->state));
+        return false;
+    }
+    if (!g->sync || g->sync->n_tables == 0) {
+        snprintf(err, errlen, "migration %s: the target has not reported its tables yet; try "
+                 "again in a few seconds", name);
+        return false;
+    }
+    size_t n = g->sync->n_tables;
+    char **schemas = xcalloc(n, sizeof *schemas), **names = xcalloc(n, sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        const Godwit__TableRef *t = g->sync->tables[i]->table;
+        schemas[i] = t ? t->schema : (char *)"";
+        names[i] = t ? t->name : (char *)"";
+    }
+    g->verify = verify_start(ms->env.link, g->m, g->objname, schemas, names, n, s_verify_done, g);
+    free(schemas);
+    free(names);
+    journal_event(ms->env.journal, name, migration_state_name(g->state), "intent",
+                  "verify every table");
+    return true;
+}
+
+cJSON *migset_status(migset_t *ms, const char *name)
+{
+    if (name) {
+        migration_t *g = s_find(ms, name);
+        return g ? migstatus_json(g) : NULL;
+    }
+    cJSON *arr = cJSON_CreateArray();
+    for (migration_t *g = ms->migs; g; g = g->next)
+        cJSON_AddItemToArray(arr, migstatus_json(g));
+    return arr;
+}

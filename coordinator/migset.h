@@ -1,0 +1,87 @@
+/*
+ * migset: the migrations of a coordinator (migration.h: each one's
+ * machine). The set owns them, loads them from the journal at start (each
+ * resumes where it was), ticks them from the coordinator's periodic tick,
+ * and takes the operator's commands (start, abort, pause, resume, verify,
+ * cutover, rollback, cleanup, status), each found by name and made a row
+ * of the machine, or refused with why. What the process uses (coord.c);
+ * it reaches agents only through agentlink.h.
+ */
+#ifndef GODWIT_MIGSET_H
+#define GODWIT_MIGSET_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errors.h"
+#include "agentlink.h"
+#include "journal.h"
+#include "migration.h"
+#include "plan.h"
+
+typedef struct migset migset_t;
+
+/* Loads every migration from the journal (they resume where they were). */
+
+migset_t *migset_new(const agentlink_t *link, journal_t *j);
+void migset_destroy(migset_t **mp);
+
+/* The observer of every move (migration.h, migration_move_cb): one per
+ * set (NULL: none). */
+void migset_on_move(migset_t *ms, migration_move_cb cb, void *arg);
+
+/* Called from the coordinator's tick: starts due steps. */
+void migset_tick(migset_t *ms);
+
+/* Journals and starts m (copied); false with err if the name is taken. */
+bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t errlen)
+    GODWIT_MUSTCHECK;
+/* Moves m toward aborted; false with err if unknown or already streaming
+ * past the point where abort applies. */
+bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)
+    GODWIT_MUSTCHECK;
+
+/* Pauses (disables the subscription; the slot keeps WAL, protection stays
+ * on) or resumes (enables it, then rechecks the copy) m; false with err if
+ * unknown or not in a state where that applies. */
+bool migset_pause(migset_t *ms, const char *name, char *err, size_t errlen)
+    GODWIT_MUSTCHECK;
+bool migset_resume(migset_t *ms, const char *name, char *err, size_t errlen)
+    GODWIT_MUSTCHECK;
+
+/* Starts verify (phase 6) of a streaming m over the tables of its
+ * subscription; true if started or already running, false with err
+ * otherwise. The report shows in status as "verify" and is journaled when
+ * it ends (the last one survives a restart). */
+bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
+    GODWIT_MUSTCHECK;
+
+/* An agent saw an error of a logical replication worker in its server's
+ * log (object: the subscription it is about): kept on the migration whose
+ * subscription that is, journaled when it changes, shown in status. */
+void migset_replication_error(migset_t *ms, const char *agent, const char *object,
+                              const char *message);
+
+/* Starts the cutover (phase 7; cutover.h) of m, or its rehearsal, after
+ * checking the gates: streaming, the last verify equal, every table ready,
+ * no replication error in the last minute, every agent involved connected,
+ * every proxy reachable as its agent last reported it (cutgate.h),
+ * lag under max_lag and the predicted pause inside max_write_pause. back:
+ * the rollback, from switched, with blue following green (green's slot for
+ * it active, its lag within limits). False with err (naming the gate) when
+ * refused (*refused then set; clear for any other failure). */
+bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, bool *refused,
+                    char *err, size_t errlen) GODWIT_MUSTCHECK;
+
+/* Drops every object of ours on both sides of a switched m (blue's
+ * subscription to green, green's publication and slot for it, blue's
+ * publication): no rollback afterwards; blue stays fenced. */
+bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)
+    GODWIT_MUSTCHECK;
+
+/* Status of one migration (name) or all (NULL), schema in docs/migrate.md;
+ * NULL if name is unknown. Caller deletes. */
+cJSON *migset_status(migset_t *ms, const char *name);
+
+#endif

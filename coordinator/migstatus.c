@@ -1,0 +1,115 @@
+/*
+ * migstatus: see migstatus.h. Reads the migration and its agents' latest
+ * reports; changes nothing.
+ */
+#include "migstatus.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lsn.h"
+
+/* key: a copy of the running report, else of the last one, else null. */
+static void s_report(cJSON *o, const char *key, const cJSON *running, const cJSON *last)
+{
+    if (running)
+        cJSON_AddItemToObject(o, key, cJSON_Duplicate(running, true));
+    else if (last)
+        cJSON_AddItemToObject(o, key, cJSON_Duplicate(last, true));
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+cJSON *migstatus_json(const migration_t *g)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", g->m->name);
+    cJSON_AddStringToObject(o, "state", migration_state_name(g->state));
+    cJSON_AddStringToObject(o, "doing", migration_doing(g->state));
+    cJSON_AddNumberToObject(o, "state_since_ms", (double)g->state_since_ms);
+    cJSON_AddStringToObject(o, "source", g->m->source.agent);
+    cJSON_AddStringToObject(o, "source_database", g->m->source.database);
+    cJSON_AddStringToObject(o, "target", g->m->target.agent);
+    cJSON_AddStringToObject(o, "target_database", g->m->target.database);
+    cJSON_AddNumberToObject(o, "attempts", g->attempts);
+    if (g->last_error)
+        cJSON_AddStringToObject(o, "last_error", g->last_error);
+    else
+        cJSON_AddNullToObject(o, "last_error");
+    if (g->stopped_because)
+        cJSON_AddStringToObject(o, "stopped_because", g->stopped_because);
+    else
+        cJSON_AddNullToObject(o, "stopped_because");
+    /* Lag: our slot on the source, from the source agent's latest report. */
+    const Godwit__Report *rep = agentlink_report(g->env->link, g->m->source.agent);
+    const Godwit__Slot *slot = migration_report_slot(rep, g->objname);
+    if (slot && slot->confirmed_flush_lsn) {
+        cJSON_AddNumberToObject(o, "lag_bytes",
+                                (double)lsn_diff(rep->postgres->current_lsn, slot->confirmed_flush_lsn));
+        cJSON_AddNumberToObject(o, "slot_retained_bytes", (double)slot->retained_bytes);
+        if (slot->has_spill)
+            cJSON_AddNumberToObject(o, "slot_spill_bytes", (double)slot->spill_bytes);
+        else
+            cJSON_AddNullToObject(o, "slot_spill_bytes");
+        if (slot->has_replay_lag)
+            cJSON_AddNumberToObject(o, "lag_seconds", slot->replay_lag_seconds);
+        else
+            cJSON_AddNullToObject(o, "lag_seconds");
+    } else {
+        cJSON_AddNullToObject(o, "lag_seconds");
+        cJSON_AddNullToObject(o, "lag_bytes");
+        cJSON_AddNullToObject(o, "slot_retained_bytes");
+        cJSON_AddNullToObject(o, "slot_spill_bytes");
+    }
+    cJSON *tables = cJSON_AddArrayToObject(o, "tables");
+    size_t ready = 0;
+    if (g->sync) {
+        for (size_t i = 0; i < g->sync->n_tables; i++) {
+            const Godwit__TableSync *t = g->sync->tables[i];
+            cJSON *j = cJSON_CreateObject();
+            char name[300];
+            snprintf(name, sizeof name, "%s.%s", t->table ? t->table->schema : "?",
+                     t->table ? t->table->name : "?");
+            cJSON_AddStringToObject(j, "table", name);
+            cJSON_AddStringToObject(j, "state", t->state);
+            cJSON_AddNumberToObject(j, "rows_copied", (double)t->rows_done);
+            cJSON_AddNumberToObject(j, "bytes_copied", (double)t->bytes_done);
+            cJSON_AddNumberToObject(j, "bytes_total", (double)t->bytes_total);
+            cJSON_AddItemToArray(tables, j);
+            ready += strcmp(t->state, "ready") == 0;
+        }
+        cJSON_AddNumberToObject(o, "apply_error_count", (double)g->sync->apply_error_count);
+        cJSON_AddNumberToObject(o, "sync_error_count", (double)g->sync->sync_error_count);
+    }
+    cJSON_AddNumberToObject(o, "tables_ready", (double)ready);
+    if (g->state == M_COPY && g->copy.total) {
+        cJSON_AddItemToObject(o, "copy", copyeta_json(&g->copy));
+    } else {
+        cJSON_AddNullToObject(o, "copy");
+    }
+    if (g->repl_error) {
+        cJSON *e = cJSON_AddObjectToObject(o, "replication_error");
+        cJSON_AddStringToObject(e, "message", g->repl_error);
+        cJSON_AddNumberToObject(e, "at_ms", (double)g->repl_error_at_ms);
+        cJSON_AddNumberToObject(e, "times", g->repl_error_repeats);
+    } else {
+        cJSON_AddNullToObject(o, "replication_error");
+    }
+    /* After a cutover: blue following green, from green's slot for it. */
+    const Godwit__Report *trep = agentlink_report(g->env->link, g->m->target.agent);
+    const Godwit__Slot *rslot =
+        g->state == M_SWITCHED ? migration_report_slot(trep, g->revname) : NULL;
+    if (rslot) {
+        cJSON *f = cJSON_AddObjectToObject(o, "follow");
+        cJSON_AddStringToObject(f, "slot", g->revname);
+        cJSON_AddBoolToObject(f, "active", rslot->active);
+        cJSON_AddNumberToObject(f, "lag_bytes", rslot->confirmed_flush_lsn
+            ? (double)lsn_diff(trep->postgres->current_lsn, rslot->confirmed_flush_lsn) : 0);
+        cJSON_AddNumberToObject(f, "slot_retained_bytes", (double)rslot->retained_bytes);
+    } else {
+        cJSON_AddNullToObject(o, "follow");
+    }
+    s_report(o, "cutover", g->cutover ? cutover_report(g->cutover) : NULL, g->cutover_last);
+    s_report(o, "verify", g->verify ? verify_report(g->verify) : NULL, g->verify_last);
+    return o;
+}
