@@ -13,7 +13,7 @@
  * unreachable.
  *
  * This file reads the global options and the command word and hands the
- * rest to the command: fleetcmd.c (keygen, status, ping, proxy), migcmd.c
+ * rest to the command: ctlfleet.c (keygen, status, ping, proxy), ctlmigrate.c
  * (plan, migrate, cutover, rollback, cleanup). They parse with cli.c, talk
  * through client.c and print with render.c.
  */
@@ -22,8 +22,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "fleetcmd.h"
-#include "migcmd.h"
+#include "ctlfleet.h"
+#include "ctlmigrate.h"
 
 int main(int argc, char **argv)
 {
@@ -49,21 +49,21 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[i];
     if (strcmp(cmd, "keygen") == 0)
-        return fleetcmd_keygen(argc - i, argv + i);
+        return ctlfleet_keygen(argc - i, argv + i);
     if (strcmp(cmd, "status") == 0)
-        return fleetcmd_status(sock, argc - i, argv + i);
+        return ctlfleet_status(sock, argc - i, argv + i);
     if (strcmp(cmd, "ping") == 0)
-        return fleetcmd_ping(sock, argc - i, argv + i);
+        return ctlfleet_ping(sock, argc - i, argv + i);
     if (strcmp(cmd, "proxy") == 0)
-        return fleetcmd_proxy(sock, argc - i, argv + i);
+        return ctlfleet_proxy(sock, argc - i, argv + i);
     if (strcmp(cmd, "plan") == 0)
-        return migcmd_plan(sock, argc - i, argv + i);
+        return ctlmigrate_plan(sock, argc - i, argv + i);
     if (strcmp(cmd, "migrate") == 0)
-        return migcmd_migrate(sock, argc - i, argv + i);
+        return ctlmigrate_migrate(sock, argc - i, argv + i);
     if (strcmp(cmd, "cutover") == 0 || strcmp(cmd, "rollback") == 0)
-        return migcmd_cutover(sock, argc - i, argv + i);
+        return ctlmigrate_cutover(sock, argc - i, argv + i);
     if (strcmp(cmd, "cleanup") == 0)
-        return migcmd_cleanup(sock, argc - i, argv + i);
+        return ctlmigrate_cleanup(sock, argc - i, argv + i);
     if (strcmp(cmd, "version") == 0) {
         printf("godwitctl %s\n", GODWIT_VERSION);
         return 0;

@@ -1,19 +1,19 @@
 /*
- * fleetcmd: godwitctl's commands about the fleet itself, not a migration:
+ * ctlfleet: godwitctl's commands about the fleet itself, not a migration:
  * keygen (local, no coordinator), status, ping, and proxy (one proxy of a
  * proxy agent driven by hand). Each takes its argv from the command word
  * on and returns the process's exit code (cli.h).
  */
-#ifndef GODWIT_FLEETCMD_H
-#define GODWIT_FLEETCMD_H
+#ifndef GODWIT_CTLFLEET_H
+#define GODWIT_CTLFLEET_H
 
 /* keygen NAME --dir DIR [--roles ROLES] [--signing] */
-int fleetcmd_keygen(int argc, char **argv);
+int ctlfleet_keygen(int argc, char **argv);
 /* status [--json] [--watch] [--interval DUR] */
-int fleetcmd_status(const char *sock, int argc, char **argv);
+int ctlfleet_status(const char *sock, int argc, char **argv);
 /* ping AGENT [--json] */
-int fleetcmd_ping(const char *sock, int argc, char **argv);
+int ctlfleet_ping(const char *sock, int argc, char **argv);
 /* godwitctl proxy AGENT PROXY OP [BACKEND] [--lease DUR] [--timeout DUR] [--json] */
-int fleetcmd_proxy(const char *sock, int argc, char **argv);
+int ctlfleet_proxy(const char *sock, int argc, char **argv);
 
 #endif

@@ -1,9 +1,9 @@
 /*
- * fleetcmd: see fleetcmd.h. Each command parses its arguments, asks the
+ * ctlfleet: see ctlfleet.h. Each command parses its arguments, asks the
  * coordinator (client.h) and prints the answer (render.h, or the JSON as
  * it came with --json).
  */
-#include "fleetcmd.h"
+#include "ctlfleet.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@
 #include "units.h"
 #include "xalloc.h"
 
-int fleetcmd_keygen(int argc, char **argv)
+int ctlfleet_keygen(int argc, char **argv)
 {
     const char *dir = NULL, *name = NULL, *roles_text = NULL;
     bool signing = false;
@@ -86,7 +86,7 @@ int fleetcmd_keygen(int argc, char **argv)
     return 0;
 }
 
-int fleetcmd_status(const char *sock, int argc, char **argv)
+int ctlfleet_status(const char *sock, int argc, char **argv)
 {
     bool json = false, watch = false;
     int64_t interval = 1000;
@@ -148,7 +148,7 @@ int fleetcmd_status(const char *sock, int argc, char **argv)
     return code;
 }
 
-int fleetcmd_ping(const char *sock, int argc, char **argv)
+int ctlfleet_ping(const char *sock, int argc, char **argv)
 {
     bool json;
     const char *agent;
@@ -176,7 +176,7 @@ int fleetcmd_ping(const char *sock, int argc, char **argv)
     return ok ? 0 : CLI_EXIT_DEGRADED;
 }
 
-int fleetcmd_proxy(const char *sock, int argc, char **argv)
+int ctlfleet_proxy(const char *sock, int argc, char **argv)
 {
     bool json = false;
     const char *pos[4] = { NULL, NULL, NULL, NULL };

@@ -1,9 +1,9 @@
 /*
- * migcmd: see migcmd.h. The commands that start something long (verify,
+ * ctlmigrate: see ctlmigrate.h. The commands that start something long (verify,
  * cutover, cleanup) follow it by polling the migration's status until it
  * ends.
  */
-#include "migcmd.h"
+#include "ctlmigrate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +128,7 @@ static int s_cutover_code(const cJSON *rep)
     return CLI_EXIT_DEGRADED;
 }
 
-int migcmd_cutover(const char *sock, int argc, char **argv)
+int ctlmigrate_cutover(const char *sock, int argc, char **argv)
 {
     bool json, dry;
     const char *name;
@@ -153,7 +153,7 @@ int migcmd_cutover(const char *sock, int argc, char **argv)
     return s_follow(sock, name, "cutover", finals, 100, json, render_cutover, s_cutover_code);
 }
 
-int migcmd_cleanup(const char *sock, int argc, char **argv)
+int ctlmigrate_cleanup(const char *sock, int argc, char **argv)
 {
     bool json;
     const char *name;
@@ -189,7 +189,7 @@ int migcmd_cleanup(const char *sock, int argc, char **argv)
     }
 }
 
-int migcmd_migrate(const char *sock, int argc, char **argv)
+int ctlmigrate_migrate(const char *sock, int argc, char **argv)
 {
     if (argc < 2) {
         cli_usage(stderr);
@@ -292,7 +292,7 @@ int migcmd_migrate(const char *sock, int argc, char **argv)
     return code;
 }
 
-int migcmd_plan(const char *sock, int argc, char **argv)
+int ctlmigrate_plan(const char *sock, int argc, char **argv)
 {
     bool json = false;
     const char *path = NULL;
