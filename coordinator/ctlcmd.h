@@ -3,7 +3,7 @@
  * table for both ends: godwitctl names a request's "cmd" with ctlcmd_name,
  * the coordinator finds its handler with ctlcmd_parse. A new command is one
  * enum value and one row here, a handler in ctlserve.c and its caller in
- * ctl/ (fleetcmd.c or migcmd.c). The request and response fields of each
+ * ctl/ (ctlfleet.c or ctlmigrate.c). The request and response fields of each
  * are in docs/operations.md.
  */
 #ifndef GODWIT_CTLCMD_H

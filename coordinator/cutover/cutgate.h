@@ -68,7 +68,7 @@ bool cutgate_verify_fresh(const cJSON *report, int64_t max_age_ms, uint64_t now_
  * intervals (the read: plus the agent's refresh period), else the state is
  * unknown. false with why naming the proxy and what was reported. */
 #define CUTGATE_PROXY_STALE_INTERVALS 3
-#define CUTGATE_PROXY_REFRESH_MS 2000 /* agent/proxy.c reads idle proxies this often */
+#define CUTGATE_PROXY_REFRESH_MS 2000 /* agent/proxy/proxy.c reads idle proxies this often */
 bool cutgate_proxy_ready(const Godwit__Report *rep, uint64_t report_age_ms, const char *agent,
                            const char *proxy, char *why, size_t whylen)
     GODWIT_MUSTCHECK;

@@ -5,7 +5,7 @@
  * verify saw change (its report's tables[].recent, the hot rows first, at
  * most 1000 a table) go with FREEZE to the side traffic leaves and with
  * SetSequences to the side it goes to; each reads those rows
- * (agent/rowcheck.c) and this module compares the two answers. A
+ * (agent/pg/cutover/rowcheck.c) and this module compares the two answers. A
  * difference aborts the cutover, naming the table and the key.
  *
  * Pure computation on messages and JSON: unit tests drive it directly.

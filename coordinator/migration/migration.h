@@ -126,8 +126,9 @@ struct migration {
     plan_migration_t *m;     /* plan_at(&plan, 0) */
     char objname[64];        /* godwit_<name>: publication, subscription, slot */
     char revname[64];        /* godwit_<name>_rev: the same, green to blue (cutover.h) */
-    char verifyname[72];     /* godwit_<name>_verify: verify's slot on the source, which lives
-                                for a fraction of a second per batch (agent/verify_table.c) */
+    char verifyname[72];     /* godwit_<name>_verify: verify's slot on the source, which
+                                lives for a fraction of a second per batch
+                                (agent/pg/verify/verify_table.c) */
     uint64_t vslot_seen_mono; /* since when the source reports a verify slot no verify uses */
     bool vslot_busy;         /* dropping it */
     mstate_t state;

@@ -7,8 +7,8 @@
  * every table compared, source against target, while replication runs,
  * one VerifyTable command to the target agent per table (the agent reads
  * both sides as of known positions of the source's WAL, with a verify slot
- * named objname + "_verify"; see agent/verify_table.c). A failed command is
- * retried twice, then the run fails.
+ * named objname + "_verify"; see agent/pg/verify/verify_table.c). A failed
+ * command is retried twice, then the run fails.
  *
  * The report (cJSON, schema in docs/migrate.md):
  *   {"state": "running" | "equal" | "different" | "failed",

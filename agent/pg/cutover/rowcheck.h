@@ -27,7 +27,7 @@
 #include "pgconn.h"
 
 /* The session settings rows and keys are printed with: verify's too
- * (agent/verify_table.c), so a key verify reported reads back the same. */
+ * (verify/verify_table.c), so a key verify reported reads back the same. */
 #define ROWCHECK_PRINT_OPTIONS                                                                 \
     " -c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=1"      \
     " -c bytea_output=hex -c lc_monetary=C -c client_encoding=UTF8"
