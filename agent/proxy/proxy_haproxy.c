@@ -78,10 +78,7 @@ struct hap {
     proc_t *proc;
     uv_timer_t poll;
     /* the operation running */
-    const proxydrv_req_t *req;
-    proxydrv_out_t *out;
-    proxydrv_done_cb done;
-    void *arg;
+    proxydrv_job_t job;         /* the request being carried out */
     hap_next_fn after_read;
     uint64_t step_mono;
     uint64_t deadline_mono;
@@ -89,7 +86,6 @@ struct hap {
     int script;            /* SWITCH: the next command of the script */
     int64_t sessions;      /* the frontend's current sessions, as last read */
     bool timed_out;
-    char err[768];
 };
 
 static uint64_t s_cmd_ms(const hap_t *d) { return (uint64_t)d->cfg->command_timeout_ms; }
@@ -97,23 +93,11 @@ static uint64_t s_cmd_ms(const hap_t *d) { return (uint64_t)d->cfg->command_time
 static void s_finish(hap_t *d, const char *error)
 {
     uv_timer_stop(&d->poll);
-    proxydrv_done_cb done = d->done;
-    void *arg = d->arg;
-    d->done = NULL;
-    d->req = NULL;
-    d->out = NULL;
-    done(arg, error);
+    proxydrv_job_end(&d->job, error);
 }
 
-static void s_failf(hap_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s_failf(hap_t *d, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(d->err, sizeof d->err, fmt, ap);
-    va_end(ap);
-    s_finish(d, d->err);
-}
+/* Ends the request with a failure formatted as printf does. */
+#define s_failf(d, ...) s_finish((d), proxydrv_job_errf(&(d)->job, __VA_ARGS__))
 
 /* ---- one command on the socket ---- */
 
@@ -128,7 +112,7 @@ static void s_hcmd_closed(uv_handle_t *h)
 }
 
 /* Ends c once: closes its handles, then (if the driver still waits) hands
- * the output, or NULL with d->err set, to the callback. */
+ * the output, or NULL with d->job.err set, to the callback. */
 static void s_hcmd_end(hcmd_t *c, const char *error)
 {
     if (c->ended)
@@ -141,9 +125,9 @@ static void s_hcmd_end(hcmd_t *c, const char *error)
         return;
     d->cmd = NULL;
     if (error) {
-        snprintf(d->err, sizeof d->err, "HAProxy socket %s: \"%s\": %s", d->cfg->haproxy.socket,
-                 c->line, error);
-        s_finish(d, d->err);
+        snprintf(d->job.err, sizeof d->job.err, "HAProxy socket %s: \"%s\": %s",
+                 d->cfg->haproxy.socket, c->line, error);
+        s_finish(d, d->job.err);
         return;
     }
     c->cb(d, c->buf ? c->buf : "");
@@ -312,7 +296,7 @@ static void s_stat_read(hap_t *d, const char *out)
             return;
         }
     }
-    proxydrv_out_t *o = d->out;
+    proxydrv_out_t *o = d->job.out;
     o->known = true;
     o->paused = fe_paused;
     if (act[0] != act[1]) {
@@ -367,20 +351,20 @@ static void s_sessions_shut(hap_t *d, const char *out)
 {
     if (!s_quiet_ok(d, "shutdown sessions server", out))
         return;
-    proxydrv_out_step(d->out, "shutdown sessions (policy)", d->step_mono);
+    proxydrv_out_step(d->job.out, "shutdown sessions (policy)", d->step_mono);
     d->step_mono = units_mono_ms();
     s_read(d, s_drain_read);
 }
 
 static void s_drain_read(hap_t *d)
 {
-    if (!d->out->paused) {
+    if (!d->job.out->paused) {
         s_failf(d, "frontend %s is no longer held (reloaded by someone else?)",
                 d->cfg->haproxy.frontend);
         return;
     }
     if (d->sessions <= 0) {
-        proxydrv_out_step(d->out, "running sessions ended", d->step_mono);
+        proxydrv_out_step(d->job.out, "running sessions ended", d->step_mono);
         s_finish(d, NULL);
         return;
     }
@@ -394,22 +378,23 @@ static void s_drain_read(hap_t *d)
         return;
     }
     d->timed_out = true;
-    proxydrv_out_step(d->out, "running sessions (timed out)", d->step_mono);
+    proxydrv_out_step(d->job.out, "running sessions (timed out)", d->step_mono);
     d->step_mono = units_mono_ms();
-    if (d->cfg->on_pause_timeout == PROXY_ON_TIMEOUT_TERMINATE && d->out->backend != PROXYDRV_OTHER) {
+    if (d->cfg->on_pause_timeout == PROXY_ON_TIMEOUT_TERMINATE &&
+        d->job.out->backend != PROXYDRV_OTHER) {
         log_warn("proxy %s: %lld session(s) still open on %s after %llu ms: shutting them down",
                  d->cfg->name, (long long)d->sessions, d->cfg->haproxy.frontend,
-                 (unsigned long long)d->req->pause_timeout_ms);
-        d->out->terminated = (uint32_t)d->sessions;
+                 (unsigned long long)d->job.req->pause_timeout_ms);
+        d->job.out->terminated = (uint32_t)d->sessions;
         d->deadline_mono = units_mono_ms() + s_cmd_ms(d);
         s_send(d, s_sessions_shut, "shutdown sessions server %s/%s", d->cfg->haproxy.backend,
-               d->out->backend == PROXYDRV_GREEN ? d->cfg->haproxy.green_server
+               d->job.out->backend == PROXYDRV_GREEN ? d->cfg->haproxy.green_server
                                               : d->cfg->haproxy.blue_server);
         return;
     }
     log_warn("proxy %s: %lld session(s) still open on %s after %llu ms: giving up and resuming",
              d->cfg->name, (long long)d->sessions, d->cfg->haproxy.frontend,
-             (unsigned long long)d->req->pause_timeout_ms);
+             (unsigned long long)d->job.req->pause_timeout_ms);
     s_resume_read(d);
 }
 
@@ -417,16 +402,16 @@ static void s_paused(hap_t *d, const char *out)
 {
     if (!s_quiet_ok(d, "set maxconn frontend", out))
         return;
-    proxydrv_out_step(d->out, "hold new connections", d->step_mono);
+    proxydrv_out_step(d->job.out, "hold new connections", d->step_mono);
     d->step_mono = units_mono_ms();
-    d->deadline_mono = d->step_mono + d->req->pause_timeout_ms;
+    d->deadline_mono = d->step_mono + d->job.req->pause_timeout_ms;
     s_read(d, s_drain_read);
 }
 
 static void s_pause_read(hap_t *d)
 {
-    if (d->out->paused) {
-        d->out->already = true;
+    if (d->job.out->paused) {
+        d->job.out->already = true;
         s_finish(d, NULL);
         return;
     }
@@ -447,16 +432,16 @@ static void s_on_poll(uv_timer_t *t)
 
 static void s_poll_read(hap_t *d)
 {
-    if (!d->out->paused) {
-        proxydrv_out_step(d->out, "new worker accepting", d->step_mono);
-        if (d->req->op == GODWIT__PROXY_ACTION__OP__OP_PAUSE)
+    if (!d->job.out->paused) {
+        proxydrv_out_step(d->job.out, "new worker accepting", d->step_mono);
+        if (d->job.req->op == GODWIT__PROXY_ACTION__OP__OP_PAUSE)
             s_failf(d, "sessions on frontend %s still ran after %llu ms: gave up and resumed "
                        "(on_pause_timeout: resume)",
-                    d->cfg->haproxy.frontend, (unsigned long long)d->req->pause_timeout_ms);
-        else if (d->out->backend != d->before)
+                    d->cfg->haproxy.frontend, (unsigned long long)d->job.req->pause_timeout_ms);
+        else if (d->job.out->backend != d->before)
             s_failf(d, "after the reload HAProxy points at %s, not where it pointed before; "
                        "is load-server-state-from-file set and the state file current?",
-                    d->out->address);
+                    d->job.out->address);
         else
             s_finish(d, NULL);
         return;
@@ -474,15 +459,15 @@ static void s_reloaded(proc_t *p, const proc_result_t *r, void *arg)
     hap_t *d = arg;
     if (r->exit_status != 0) {
         char *st = proc_status_text(r);
-        snprintf(d->err, sizeof d->err, "reload (%s) %s: %s", d->cfg->haproxy.reload_argv.items[0],
-                 st, r->err);
+        snprintf(d->job.err, sizeof d->job.err, "reload (%s) %s: %s",
+                 d->cfg->haproxy.reload_argv.items[0], st, r->err);
         free(st);
         proc_destroy(&d->proc, 0);
-        s_finish(d, d->err);
+        s_finish(d, d->job.err);
         return;
     }
     proc_destroy(&d->proc, 0);
-    proxydrv_out_step(d->out, "reload", d->step_mono);
+    proxydrv_out_step(d->job.out, "reload", d->step_mono);
     d->step_mono = units_mono_ms();
     d->deadline_mono = d->step_mono + s_cmd_ms(d);
     s_read(d, s_poll_read);
@@ -502,12 +487,12 @@ static int s_spawn(hap_t *d, const cfg_strings_t *argv, proc_done_cb cb)
 
 static void s_resume_read(hap_t *d)
 {
-    if (!d->out->paused) {
-        d->out->already = true;
+    if (!d->job.out->paused) {
+        d->job.out->already = true;
         s_finish(d, NULL);
         return;
     }
-    d->before = d->out->backend;
+    d->before = d->job.out->backend;
     d->step_mono = units_mono_ms();
     int rc = s_spawn(d, &d->cfg->haproxy.reload_argv, s_reloaded);
     if (rc < 0)
@@ -620,7 +605,7 @@ static int s_config_persist(hap_t *d, char *err, size_t errlen)
 {
     const agent_proxy_t *cfg = d->cfg;
     const char *path = cfg->haproxy.config_file;
-    bool green = d->req->backend == PROXYDRV_GREEN;
+    bool green = d->job.req->backend == PROXYDRV_GREEN;
     char *text = NULL;
     size_t len = 0;
     int rc = fsutil_read_small(path, 4 << 20, &text, &len);
@@ -664,7 +649,7 @@ static void s_state_written(hap_t *d, const char *out)
         s_failf(d, "switched, but not persisted: writing %s: %s", path, strerror(-rc));
         return;
     }
-    proxydrv_out_step(d->out, "persist server state", d->step_mono);
+    proxydrv_out_step(d->job.out, "persist server state", d->step_mono);
     if (d->cfg->haproxy.config_file) {
         char err[512];
         d->step_mono = units_mono_ms();
@@ -672,7 +657,7 @@ static void s_state_written(hap_t *d, const char *out)
             s_failf(d, "switched, but the config file not updated: %s", err);
             return;
         }
-        proxydrv_out_step(d->out, "rewrite config file", d->step_mono);
+        proxydrv_out_step(d->job.out, "rewrite config file", d->step_mono);
     }
     s_finish(d, NULL);
 }
@@ -685,12 +670,12 @@ static void s_persist(hap_t *d)
 
 static void s_switch_checked(hap_t *d)
 {
-    if (d->out->backend != d->req->backend) {
-        s_failf(d, "after the switch HAProxy shows %s for backend %s", d->out->address,
+    if (d->job.out->backend != d->job.req->backend) {
+        s_failf(d, "after the switch HAProxy shows %s for backend %s", d->job.out->address,
                 d->cfg->haproxy.backend);
         return;
     }
-    proxydrv_out_step(d->out, "switch servers", d->step_mono);
+    proxydrv_out_step(d->job.out, "switch servers", d->step_mono);
     s_persist(d);
 }
 
@@ -699,9 +684,9 @@ static void s_script_step(hap_t *d, const char *out);
 static void s_script_next(hap_t *d)
 {
     const agent_proxy_t *cfg = d->cfg;
-    const char *to = d->req->backend == PROXYDRV_GREEN ? cfg->haproxy.green_server
+    const char *to = d->job.req->backend == PROXYDRV_GREEN ? cfg->haproxy.green_server
                                                      : cfg->haproxy.blue_server;
-    const char *from = d->req->backend == PROXYDRV_GREEN ? cfg->haproxy.blue_server
+    const char *from = d->job.req->backend == PROXYDRV_GREEN ? cfg->haproxy.blue_server
                                                        : cfg->haproxy.green_server;
     const char *be = cfg->haproxy.backend;
     switch (d->script++) {
@@ -721,9 +706,9 @@ static void s_script_step(hap_t *d, const char *out)
 
 static void s_switch_read(hap_t *d)
 {
-    if (d->out->backend == d->req->backend) {
+    if (d->job.out->backend == d->job.req->backend) {
         /* Already so: make sure a reload keeps it. */
-        d->out->already = true;
+        d->job.out->already = true;
         s_persist(d);
         return;
     }
@@ -738,10 +723,7 @@ static void s_run(proxydrv_t *base, const proxydrv_req_t *req, proxydrv_out_t *o
                   proxydrv_done_cb done, void *arg)
 {
     hap_t *d = (hap_t *)base;
-    d->req = req;
-    d->out = out;
-    d->done = done;
-    d->arg = arg;
+    proxydrv_job_begin(&d->job, req, out, done, arg);
     switch (req->op) {
     case GODWIT__PROXY_ACTION__OP__OP_PAUSE: s_read(d, s_pause_read); break;
     case GODWIT__PROXY_ACTION__OP__OP_RESUME: s_read(d, s_resume_read); break;

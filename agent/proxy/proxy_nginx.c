@@ -49,10 +49,7 @@ typedef struct {
     const agent_proxy_t *cfg;
     proc_t *proc;
     uv_timer_t poll;
-    const proxydrv_req_t *req;
-    proxydrv_out_t *out;
-    proxydrv_done_cb done;
-    void *arg;
+    proxydrv_job_t job;         /* the request being carried out */
     uint64_t step_mono;
     uint64_t deadline_mono;
     char *old_file;        /* SWITCH: the include file before (NULL: none) */
@@ -60,7 +57,6 @@ typedef struct {
     int master;
     int workers[NGX_MAX_WORKERS];  /* before the reload */
     size_t n_workers;
-    char err[1024];
 } ngx_t;
 
 static uint64_t s_cmd_ms(const ngx_t *d) { return (uint64_t)d->cfg->command_timeout_ms; }
@@ -70,23 +66,11 @@ static void s_finish(ngx_t *d, const char *error)
     uv_timer_stop(&d->poll);
     free(d->old_file);
     d->old_file = NULL;
-    proxydrv_done_cb done = d->done;
-    void *arg = d->arg;
-    d->done = NULL;
-    d->req = NULL;
-    d->out = NULL;
-    done(arg, error);
+    proxydrv_job_end(&d->job, error);
 }
 
-static void s_failf(ngx_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s_failf(ngx_t *d, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(d->err, sizeof d->err, fmt, ap);
-    va_end(ap);
-    s_finish(d, d->err);
-}
+/* Ends the request with a failure formatted as printf does. */
+#define s_failf(d, ...) s_finish((d), proxydrv_job_errf(&(d)->job, __VA_ARGS__))
 
 /* The file's server line for backend b. Caller frees. */
 static char *s_content(const ngx_t *d, proxydrv_backend_t b)
@@ -108,7 +92,7 @@ static bool s_read(ngx_t *d)
         s_failf(d, "reading %s: %s", path, strerror(-rc));
         return false;
     }
-    proxydrv_out_t *o = d->out;
+    proxydrv_out_t *o = d->job.out;
     o->known = true;
     o->paused = false;
     o->backend = PROXYDRV_OTHER;
@@ -223,11 +207,11 @@ static void s_on_poll(uv_timer_t *t)
             stale = true;
     }
     if (fresh && !stale) {
-        proxydrv_out_step(d->out, "new workers took over", d->step_mono);
+        proxydrv_out_step(d->job.out, "new workers took over", d->step_mono);
         if (s_read(d)) {
-            if (d->out->backend != d->req->backend)
+            if (d->job.out->backend != d->job.req->backend)
                 s_failf(d, "after the reload %s names %s", d->cfg->nginx.include_file,
-                        d->out->address);
+                        d->job.out->address);
             else
                 s_finish(d, NULL);
         }
@@ -258,30 +242,32 @@ static void s_reloaded(proc_t *p, const proc_result_t *r, void *arg)
     ngx_t *d = arg;
     if (r->exit_status != 0) {
         char *st = proc_status_text(r);
-        snprintf(d->err, sizeof d->err, "reload (%s) %s: %s", d->cfg->nginx.reload_argv.items[0],
-                 st, r->err);
+        snprintf(d->job.err, sizeof d->job.err, "reload (%s) %s: %s",
+                 d->cfg->nginx.reload_argv.items[0], st, r->err);
         free(st);
         proc_destroy(&d->proc, 0);
-        s_finish(d, d->err);
+        s_finish(d, d->job.err);
         return;
     }
     proc_destroy(&d->proc, 0);
-    proxydrv_out_step(d->out, "reload", d->step_mono);
+    proxydrv_out_step(d->job.out, "reload", d->step_mono);
     d->step_mono = units_mono_ms();
     d->deadline_mono = d->step_mono + s_cmd_ms(d);
     s_on_poll(&d->poll);
 }
 
-/* Puts the old include file back; appends to d->err what happened. */
+/* Puts the old include file back; appends to d->job.err what happened. */
 static void s_restore(ngx_t *d)
 {
     const char *path = d->cfg->nginx.include_file;
     int rc = proxydrv_file_restore(path, d->old_file, d->old_len);
-    size_t n = strlen(d->err);
+    size_t n = strlen(d->job.err);
     if (rc != 0)
-        snprintf(d->err + n, sizeof d->err - n, "; restoring %s failed: %s", path, strerror(-rc));
+        snprintf(d->job.err + n, sizeof d->job.err - n, "; restoring %s failed: %s", path,
+                 strerror(-rc));
     else
-        snprintf(d->err + n, sizeof d->err - n, "; put the old %s back, nginx not reloaded", path);
+        snprintf(d->job.err + n, sizeof d->job.err - n,
+                 "; put the old %s back, nginx not reloaded", path);
 }
 
 /* argv as one line ("nginx -t -q"), cut to fit buf: names the command in
@@ -307,20 +293,21 @@ static void s_tested(proc_t *p, const proc_result_t *r, void *arg)
         for (size_t n = strlen(tail); n > 0 && tail[n - 1] == ' '; n--)
             tail[n - 1] = '\0';
         s_argv_text(&d->cfg->nginx.test_argv, cmd, sizeof cmd);
-        snprintf(d->err, sizeof d->err, "config test (%s) %s: %s", cmd, st, tail);
+        snprintf(d->job.err, sizeof d->job.err, "config test (%s) %s: %s", cmd, st, tail);
         free(st);
         proc_destroy(&d->proc, 0);
         s_restore(d);
-        s_finish(d, d->err);
+        s_finish(d, d->job.err);
         return;
     }
     proc_destroy(&d->proc, 0);
-    proxydrv_out_step(d->out, "config test", d->step_mono);
+    proxydrv_out_step(d->job.out, "config test", d->step_mono);
     d->master = s_master_pid(d);
     if (!d->master) {
-        snprintf(d->err, sizeof d->err, "cannot read nginx's pid from %s", d->cfg->nginx.pid_file);
+        snprintf(d->job.err, sizeof d->job.err, "cannot read nginx's pid from %s",
+                 d->cfg->nginx.pid_file);
         s_restore(d);
-        s_finish(d, d->err);
+        s_finish(d, d->job.err);
         return;
     }
     d->n_workers = s_children(d->master, d->workers, NGX_MAX_WORKERS);
@@ -333,28 +320,28 @@ static void s_tested(proc_t *p, const proc_result_t *r, void *arg)
 static void s_switch(ngx_t *d)
 {
     const char *path = d->cfg->nginx.include_file;
-    if (d->out->backend == d->req->backend) {
-        d->out->already = true;
+    if (d->job.out->backend == d->job.req->backend) {
+        d->job.out->already = true;
         s_finish(d, NULL);
         return;
     }
     d->step_mono = units_mono_ms();
-    char *text = s_content(d, d->req->backend);
+    char *text = s_content(d, d->job.req->backend);
     int rc = proxydrv_file_swap(path, NGX_FILE_MAX, text, true, &d->old_file, &d->old_len,
-                                d->err, sizeof d->err);
+                                d->job.err, sizeof d->job.err);
     free(text);
     if (rc != 0) {
-        s_finish(d, d->err);
+        s_finish(d, d->job.err);
         return;
     }
-    proxydrv_out_step(d->out, "rewrite include file", d->step_mono);
+    proxydrv_out_step(d->job.out, "rewrite include file", d->step_mono);
     d->step_mono = units_mono_ms();
     rc = s_spawn(d, &d->cfg->nginx.test_argv, s_tested);
     if (rc < 0) {
-        snprintf(d->err, sizeof d->err, "cannot run %s: %s", d->cfg->nginx.test_argv.items[0],
-                 uv_strerror(rc));
+        snprintf(d->job.err, sizeof d->job.err, "cannot run %s: %s",
+                 d->cfg->nginx.test_argv.items[0], uv_strerror(rc));
         s_restore(d);
-        s_finish(d, d->err);
+        s_finish(d, d->job.err);
     }
 }
 
@@ -364,10 +351,7 @@ static void s_run(proxydrv_t *base, const proxydrv_req_t *req, proxydrv_out_t *o
                   proxydrv_done_cb done, void *arg)
 {
     ngx_t *d = (ngx_t *)base;
-    d->req = req;
-    d->out = out;
-    d->done = done;
-    d->arg = arg;
+    proxydrv_job_begin(&d->job, req, out, done, arg);
     if (!s_read(d))
         return;
     switch (req->op) {

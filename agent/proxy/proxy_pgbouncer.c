@@ -63,10 +63,7 @@ struct pgb {
     link_t admin, aux, backend;
     uv_timer_t timer;
     /* the operation running */
-    const proxydrv_req_t *req;
-    proxydrv_out_t *out;
-    proxydrv_done_cb done;
-    void *arg;
+    proxydrv_job_t job;         /* the request being carried out */
     pgb_next_fn after_read;
     uint64_t step_mono;
     char host[256];          /* what the entry points at, from the last read */
@@ -80,7 +77,6 @@ struct pgb {
                                 going on as the RESUME): synced as the next operation ends */
     char pids[1024];         /* terminate: "{1,2}" */
     char why[512];           /* why a pause is being given up */
-    char err[768];
 };
 
 static uint64_t s_cmd_ms(const pgb_t *d) { return (uint64_t)d->cfg->command_timeout_ms; }
@@ -103,8 +99,8 @@ static void s_sync(pgb_t *d)
         return;
     }
     d->unsynced = false;
-    if (d->out)
-        proxydrv_out_step(d->out, "sync include file", t);
+    if (d->job.out)
+        proxydrv_out_step(d->job.out, "sync include file", t);
 }
 
 static void s_finish(pgb_t *d, const char *error)
@@ -114,8 +110,8 @@ static void s_finish(pgb_t *d, const char *error)
          * the resume policy does, so that no failure leaves traffic held. */
         int n = snprintf(d->why, sizeof d->why,
                          "PAUSE %s waited over %llu ms and terminating the blockers failed: %s",
-                         d->cfg->pgbouncer.database, (unsigned long long)d->req->pause_timeout_ms,
-                         error);
+                         d->cfg->pgbouncer.database,
+                         (unsigned long long)d->job.req->pause_timeout_ms, error);
         if (n >= (int)sizeof d->why) /* cut short: the message is still the right one */
             d->why[sizeof d->why - 1] = '\0';
         d->pause_waiting = false;
@@ -127,26 +123,14 @@ static void s_finish(pgb_t *d, const char *error)
     uv_timer_stop(&d->timer);
     free(d->old_file);
     d->old_file = NULL;
-    if (d->unsynced && !(d->req->op == GODWIT__PROXY_ACTION__OP__OP_SWITCH &&
-                         d->req->then_resume && !error))
+    if (d->unsynced && !(d->job.req->op == GODWIT__PROXY_ACTION__OP__OP_SWITCH &&
+                         d->job.req->then_resume && !error))
         s_sync(d);
-    proxydrv_done_cb done = d->done;
-    void *arg = d->arg;
-    d->done = NULL;
-    d->req = NULL;
-    d->out = NULL;
-    done(arg, error);
+    proxydrv_job_end(&d->job, error);
 }
 
-static void s_failf(pgb_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s_failf(pgb_t *d, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(d->err, sizeof d->err, fmt, ap);
-    va_end(ap);
-    s_finish(d, d->err);
-}
+/* Ends the request with a failure formatted as printf does. */
+#define s_failf(d, ...) s_finish((d), proxydrv_job_errf(&(d)->job, __VA_ARGS__))
 
 /* ---- running statements ---- */
 
@@ -211,7 +195,7 @@ static void s_read_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
     for (int i = 0; i < PQntuples(r->res); i++) {
         if (strcmp(pgconn_col_str(r->res, i, "name"), db) != 0)
             continue;
-        proxydrv_out_t *o = d->out;
+        proxydrv_out_t *o = d->job.out;
         snprintf(d->host, sizeof d->host, "%s", pgconn_col_str(r->res, i, "host"));
         d->port = (int)pgconn_col_i64(r->res, i, "port", 0);
         o->known = true;
@@ -242,7 +226,7 @@ static void s_status(pgb_t *d) { s_read(d, s_done_ok); }
 
 static void s_resume_checked(pgb_t *d)
 {
-    if (d->out->paused)
+    if (d->job.out->paused)
         s_failf(d, "RESUME %s answered, but PgBouncer still shows the entry paused",
                 d->cfg->pgbouncer.database);
     else
@@ -258,14 +242,14 @@ static void s_resume_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
         free(m);
         return;
     }
-    proxydrv_out_step(d->out, "resume", d->step_mono);
+    proxydrv_out_step(d->job.out, "resume", d->step_mono);
     s_read(d, s_resume_checked);
 }
 
 static void s_resume_read(pgb_t *d)
 {
-    if (!d->out->paused) {
-        d->out->already = true;
+    if (!d->job.out->paused) {
+        d->job.out->already = true;
         s_finish(d, NULL);
         return;
     }
@@ -279,7 +263,7 @@ static void s_resume_read(pgb_t *d)
 
 static void s_pause_checked(pgb_t *d)
 {
-    if (!d->out->paused)
+    if (!d->job.out->paused)
         s_failf(d, "PAUSE %s answered, but PgBouncer does not show the entry paused",
                 d->cfg->pgbouncer.database);
     else
@@ -303,7 +287,7 @@ static void s_pause_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_read(d, s_gave_up_read);
         return;
     }
-    proxydrv_out_step(d->out, d->timed_out ? "pause (after terminating blockers)" : "pause",
+    proxydrv_out_step(d->job.out, d->timed_out ? "pause (after terminating blockers)" : "pause",
                       d->step_mono);
     s_read(d, s_pause_checked);
 }
@@ -312,7 +296,7 @@ static void s_pause_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
 static void s_gave_up_resumed(pgb_t *d)
 {
     s_failf(d, "%s: gave up and resumed%s", d->why,
-            d->out->paused ? "; but PgBouncer still shows it paused" : "");
+            d->job.out->paused ? "; but PgBouncer still shows it paused" : "");
 }
 
 static void s_gave_up_resume_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -324,13 +308,13 @@ static void s_gave_up_resume_done(pgconn_t *c, const pgconn_result_t *r, void *a
         free(m);
         return;
     }
-    proxydrv_out_step(d->out, "resume (gave up)", d->step_mono);
+    proxydrv_out_step(d->job.out, "resume (gave up)", d->step_mono);
     s_read(d, s_gave_up_resumed);
 }
 
 static void s_gave_up_read(pgb_t *d)
 {
-    if (!d->out->paused) {
+    if (!d->job.out->paused) {
         s_gave_up_resumed(d);
         return;
     }
@@ -351,12 +335,13 @@ static void s_terminated(pgconn_t *c, const pgconn_result_t *r, void *arg)
         free(m);
         return;
     }
-    d->out->terminated = (uint32_t)pgconn_col_u64(r->res, 0, "n");
-    proxydrv_out_step(d->out, "terminate blockers", d->step_mono);
+    d->job.out->terminated = (uint32_t)pgconn_col_u64(r->res, 0, "n");
+    proxydrv_out_step(d->job.out, "terminate blockers", d->step_mono);
     log_warn("proxy %s: PAUSE %s waited over %llu ms: terminated %u blocking transaction(s) "
              "on %s:%d (on_pause_timeout: terminate)",
              d->cfg->name, d->cfg->pgbouncer.database,
-             (unsigned long long)d->req->pause_timeout_ms, d->out->terminated, d->host, d->port);
+             (unsigned long long)d->job.req->pause_timeout_ms, d->job.out->terminated, d->host,
+             d->port);
 }
 
 static void s_servers_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -414,10 +399,10 @@ static void s_servers_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
 static void s_on_pause_timeout(uv_timer_t *t)
 {
     pgb_t *d = t->data;
-    if (!d->pause_waiting || !d->req)
+    if (!d->pause_waiting || !d->job.req)
         return;
     d->timed_out = true;
-    proxydrv_out_step(d->out, "pause (timed out)", d->step_mono);
+    proxydrv_out_step(d->job.out, "pause (timed out)", d->step_mono);
     d->step_mono = units_mono_ms();
     if (d->cfg->on_pause_timeout == PROXY_ON_TIMEOUT_TERMINATE) {
         s_exec(&d->aux, "SHOW SERVERS", true, NULL, s_servers_done);
@@ -425,11 +410,11 @@ static void s_on_pause_timeout(uv_timer_t *t)
     }
     log_warn("proxy %s: PAUSE %s still waits after %llu ms: giving up and resuming",
              d->cfg->name, d->cfg->pgbouncer.database,
-             (unsigned long long)d->req->pause_timeout_ms);
+             (unsigned long long)d->job.req->pause_timeout_ms);
     snprintf(d->why, sizeof d->why,
              "PAUSE %s still waited for running transactions after %llu ms "
              "(on_pause_timeout: resume)",
-             d->cfg->pgbouncer.database, (unsigned long long)d->req->pause_timeout_ms);
+             d->cfg->pgbouncer.database, (unsigned long long)d->job.req->pause_timeout_ms);
     d->pause_abandoned = true;
     d->pause_waiting = false;
     pgconn_disconnect(d->admin.conn);
@@ -441,7 +426,7 @@ static void s_pause_send(pgb_t *d)
     d->pause_waiting = true;
     char *sql = s_stmt(d, "PAUSE");
     /* The statement's own deadline leaves room for the policy to act. */
-    int rc = pgconn_query_simple(d->admin.conn, sql, d->req->pause_timeout_ms + 3 * s_cmd_ms(d),
+    int rc = pgconn_query_simple(d->admin.conn, sql, d->job.req->pause_timeout_ms + 3 * s_cmd_ms(d),
                                  s_pause_done, d);
     free(sql);
     if (rc != 0) {
@@ -449,7 +434,7 @@ static void s_pause_send(pgb_t *d)
         s_failf(d, "cannot send PAUSE: %s", strerror(-rc));
         return;
     }
-    uv_timer_start(&d->timer, s_on_pause_timeout, d->req->pause_timeout_ms, 0);
+    uv_timer_start(&d->timer, s_on_pause_timeout, d->job.req->pause_timeout_ms, 0);
 }
 
 /* PAUSE closes the entry's server connections that are still logging in,
@@ -479,7 +464,7 @@ static void s_pools_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
     for (int i = 0; i < PQntuples(r->res); i++)
         if (strcmp(pgconn_col_str(r->res, i, "database"), d->cfg->pgbouncer.database) == 0)
             logging_in += pgconn_col_i64(r->res, i, "sv_login", 0);
-    uint64_t bound = d->req->pause_timeout_ms / 2;
+    uint64_t bound = d->job.req->pause_timeout_ms / 2;
     if (logging_in > 0 && units_mono_ms() - d->step_mono < bound) {
         uv_timer_start(&d->timer, s_on_login_wait, PGB_LOGIN_POLL_MS, 0);
         return;
@@ -499,8 +484,8 @@ static void s_pause_check(pgb_t *d)
 
 static void s_pause_read(pgb_t *d)
 {
-    if (d->out->paused) {
-        d->out->already = true;
+    if (d->job.out->paused) {
+        d->job.out->already = true;
         s_finish(d, NULL);
         return;
     }
@@ -526,11 +511,11 @@ static char *s_entry(const pgb_t *d, proxydrv_backend_t b)
 static void s_restored_reloaded(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     pgb_t *d = arg;
-    s_failf(d, "%s; put the old include file back%s", d->err,
+    s_failf(d, "%s; put the old include file back%s", d->job.err,
             r->ok ? " and reloaded" : " but RELOAD failed");
 }
 
-/* Puts the old include file back and reloads; fails with d->err as set. */
+/* Puts the old include file back and reloads; fails with d->job.err as set. */
 static void s_restore(pgb_t *d)
 {
     const char *path = d->cfg->pgbouncer.include_file;
@@ -538,9 +523,10 @@ static void s_restore(pgb_t *d)
     if (rc == 0)
         d->unsynced = false; /* the old file back, synced */
     if (rc != 0) {
-        size_t n = strlen(d->err);
-        snprintf(d->err + n, sizeof d->err - n, "; restoring %s failed: %s", path, strerror(-rc));
-        s_finish(d, d->err);
+        size_t n = strlen(d->job.err);
+        snprintf(d->job.err + n, sizeof d->job.err - n, "; restoring %s failed: %s", path,
+                 strerror(-rc));
+        s_finish(d, d->job.err);
         return;
     }
     s_exec(&d->admin, "RELOAD", true, NULL, s_restored_reloaded);
@@ -548,13 +534,13 @@ static void s_restore(pgb_t *d)
 
 static void s_switch_checked(pgb_t *d)
 {
-    if (d->out->backend == d->req->backend) {
+    if (d->job.out->backend == d->job.req->backend) {
         s_finish(d, NULL);
         return;
     }
-    snprintf(d->err, sizeof d->err, "after RELOAD PgBouncer shows %s for %s, not %s",
-             d->out->address, d->cfg->pgbouncer.database,
-             d->req->backend == PROXYDRV_BLUE ? d->cfg->blue : d->cfg->green);
+    snprintf(d->job.err, sizeof d->job.err, "after RELOAD PgBouncer shows %s for %s, not %s",
+             d->job.out->address, d->cfg->pgbouncer.database,
+             d->job.req->backend == PROXYDRV_BLUE ? d->cfg->blue : d->cfg->green);
     s_restore(d);
 }
 
@@ -563,37 +549,37 @@ static void s_reloaded(pgconn_t *c, const pgconn_result_t *r, void *arg)
     pgb_t *d = arg;
     if (!r->ok) {
         char *m = pgconn_result_message("RELOAD", r);
-        snprintf(d->err, sizeof d->err, "%s", m);
+        snprintf(d->job.err, sizeof d->job.err, "%s", m);
         free(m);
         s_restore(d);
         return;
     }
-    proxydrv_out_step(d->out, "reload", d->step_mono);
+    proxydrv_out_step(d->job.out, "reload", d->step_mono);
     s_read(d, s_switch_checked);
 }
 
 static void s_switch_read(pgb_t *d)
 {
     const char *path = d->cfg->pgbouncer.include_file;
-    if (d->out->backend == d->req->backend) {
-        d->out->already = true;
+    if (d->job.out->backend == d->job.req->backend) {
+        d->job.out->already = true;
         s_finish(d, NULL);
         return;
     }
     d->step_mono = units_mono_ms();
-    char *entry = s_entry(d, d->req->backend);
+    char *entry = s_entry(d, d->job.req->backend);
     /* With then_resume the syncs wait until the RESUME is done: they took
      * 1-6 ms here, and once 52 ms, inside the write pause. */
-    int rc = proxydrv_file_swap(path, PGB_FILE_MAX, entry, !d->req->then_resume, &d->old_file,
-                                &d->old_len, d->err, sizeof d->err);
+    int rc = proxydrv_file_swap(path, PGB_FILE_MAX, entry, !d->job.req->then_resume, &d->old_file,
+                                &d->old_len, d->job.err, sizeof d->job.err);
     free(entry);
     if (rc != 0) {
-        s_finish(d, d->err);
+        s_finish(d, d->job.err);
         return;
     }
-    if (d->req->then_resume)
+    if (d->job.req->then_resume)
         d->unsynced = true;
-    proxydrv_out_step(d->out, "rewrite include file", d->step_mono);
+    proxydrv_out_step(d->job.out, "rewrite include file", d->step_mono);
     d->step_mono = units_mono_ms();
     s_exec(&d->admin, "RELOAD", true, NULL, s_reloaded);
 }
@@ -604,10 +590,7 @@ static void s_run(proxydrv_t *base, const proxydrv_req_t *req, proxydrv_out_t *o
                   proxydrv_done_cb done, void *arg)
 {
     pgb_t *d = (pgb_t *)base;
-    d->req = req;
-    d->out = out;
-    d->done = done;
-    d->arg = arg;
+    proxydrv_job_begin(&d->job, req, out, done, arg);
     d->pause_abandoned = d->pause_waiting = d->timed_out = false;
     switch (req->op) {
     case GODWIT__PROXY_ACTION__OP__OP_PAUSE: s_read(d, s_pause_read); break;
@@ -631,7 +614,7 @@ static void s_destroy(proxydrv_t *base)
 {
     pgb_t *d = (pgb_t *)base;
     if (d->unsynced) {
-        d->out = NULL;
+        d->job.out = NULL;
         s_sync(d);
     }
     pgconn_destroy(&d->admin.conn);

@@ -4,6 +4,7 @@
 #include "proxydrv.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,4 +59,32 @@ proxydrv_backend_t proxydrv_match(const agent_proxy_t *cfg, const char *host, in
             return (proxydrv_backend_t)i;
     }
     return PROXYDRV_OTHER;
+}
+
+void proxydrv_job_begin(proxydrv_job_t *j, const proxydrv_req_t *req, proxydrv_out_t *out,
+                        proxydrv_done_cb done, void *arg)
+{
+    j->req = req;
+    j->out = out;
+    j->done = done;
+    j->arg = arg;
+}
+
+void proxydrv_job_end(proxydrv_job_t *j, const char *error)
+{
+    proxydrv_done_cb done = j->done;
+    void *arg = j->arg;
+    j->done = NULL;
+    j->req = NULL;
+    j->out = NULL;
+    done(arg, error);
+}
+
+const char *proxydrv_job_errf(proxydrv_job_t *j, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->err, sizeof j->err, fmt, ap);
+    va_end(ap);
+    return j->err;
 }

@@ -61,6 +61,27 @@ proxydrv_backend_t proxydrv_match(const agent_proxy_t *cfg, const char *host, in
 /* A driver's done: error NULL on success. May be called from inside run. */
 typedef void (*proxydrv_done_cb)(void *arg, const char *error);
 
+/* The request a driver is carrying out (what run was given) and the
+ * buffer its failure's message is written in. A driver holds one;
+ * proxydrv_job_end ends it, once. */
+typedef struct {
+    const proxydrv_req_t *req;     /* NULL: idle */
+    proxydrv_out_t *out;
+    proxydrv_done_cb done;
+    void *arg;
+    char err[1024];
+} proxydrv_job_t;
+
+/* Takes on run's request (all borrowed until the job ends). */
+void proxydrv_job_begin(proxydrv_job_t *j, const proxydrv_req_t *req, proxydrv_out_t *out,
+                        proxydrv_done_cb done, void *arg);
+/* Clears the job, then calls its done with error (NULL: success): the
+ * done may start the next request at once. */
+void proxydrv_job_end(proxydrv_job_t *j, const char *error);
+/* Writes a failure's message into j->err and returns it. */
+const char *proxydrv_job_errf(proxydrv_job_t *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 typedef struct proxydrv proxydrv_t;
 struct proxydrv {
     /* Starts req; fills out; calls done exactly once. */
