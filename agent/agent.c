@@ -567,40 +567,38 @@ static void s_dealer_readable(zuv_t *w, void *sock, void *arg)
     }
 }
 
-static void s_monitor_readable(zuv_t *w, void *sock, void *arg)
+/* One event of the DEALER's monitor: connected (say hello), gone,
+ * refused. */
+static void s_monitor_event(uint16_t ev, uint32_t value, const char *ep, void *arg)
 {
     agent_t *a = arg;
-    for (int i = 0; i < AGENT_RECV_BUDGET; i++) {
-        uint16_t ev;
-        uint32_t value;
-        char ep[256];
-        int rc = zuv_monitor_read(sock, &ev, &value, ep, sizeof ep);
-        if (rc == -EAGAIN)
-            break;
-        if (rc != 0)
-            continue;
-        switch (ev) {
-        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-            a->connected = true;
-            log_info("connected to coordinator %s", ep);
-            s_send_hello(a);
-            break;
-        case ZMQ_EVENT_DISCONNECTED:
-            if (a->connected)
-                log_warn("disconnected from coordinator %s; reconnecting", ep);
-            a->connected = false;
-            break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-            log_error("coordinator %s refused us: %s (code 0x%x); is our public key in its "
-                      "allowed_keys folder?",
-                      ep, zuv_event_name(ev), value);
-            break;
-        default:
-            log_debug("coordinator link %s: %s", ep, zuv_event_name(ev));
-        }
+    switch (ev) {
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        a->connected = true;
+        log_info("connected to coordinator %s", ep);
+        s_send_hello(a);
+        break;
+    case ZMQ_EVENT_DISCONNECTED:
+        if (a->connected)
+            log_warn("disconnected from coordinator %s; reconnecting", ep);
+        a->connected = false;
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        log_error("coordinator %s refused us: %s (code 0x%x); is our public key in its "
+                  "allowed_keys folder?",
+                  ep, zuv_event_name(ev), value);
+        break;
+    default:
+        log_debug("coordinator link %s: %s", ep, zuv_event_name(ev));
     }
+}
+
+static void s_monitor_readable(zuv_t *w, void *sock, void *arg)
+{
+    (void)w;
+    zuv_monitor_drain(sock, AGENT_RECV_BUDGET, s_monitor_event, arg);
 }
 
 /* ---- lifecycle ---- */

@@ -227,3 +227,17 @@ const char *zuv_event_name(uint16_t event)
     default: return "other";
     }
 }
+
+void zuv_monitor_drain(void *mon, int budget, zuv_monitor_cb cb, void *arg)
+{
+    for (int i = 0; i < budget; i++) {
+        uint16_t ev;
+        uint32_t value;
+        char ep[256];
+        int rc = zuv_monitor_read(mon, &ev, &value, ep, sizeof ep);
+        if (rc == -EAGAIN)
+            break;
+        if (rc == 0)
+            cb(ev, value, ep, arg);
+    }
+}

@@ -52,4 +52,10 @@ int zuv_monitor_read(void *monitor_sock, uint16_t *event, uint32_t *value, char 
                      size_t endpoint_len);
 const char *zuv_event_name(uint16_t event);
 
+/* One monitor event: endpoint borrowed for the call. */
+typedef void (*zuv_monitor_cb)(uint16_t event, uint32_t value, const char *endpoint, void *arg);
+/* Reads up to budget monitor events, calling cb for each; a malformed one
+ * is skipped. Stops early when none is left. */
+void zuv_monitor_drain(void *monitor_sock, int budget, zuv_monitor_cb cb, void *arg);
+
 #endif

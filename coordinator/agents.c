@@ -526,38 +526,35 @@ static void s_router_readable(zuv_t *w, void *sock, void *arg)
     }
 }
 
-static void s_monitor_readable(zuv_t *w, void *sock, void *arg)
+/* One event of the ROUTER's monitor: failed handshakes counted and logged
+ * (rate-limited), the rest at debug. */
+static void s_monitor_event(uint16_t ev, uint32_t value, const char *ep, void *arg)
 {
     coord_t *c = arg;
-    for (int i = 0; i < COORD_RECV_BUDGET; i++) {
-        uint16_t ev;
-        uint32_t value;
-        char ep[256];
-        int rc = zuv_monitor_read(sock, &ev, &value, ep, sizeof ep);
-        if (rc == -EAGAIN)
-            break;
-        if (rc != 0)
-            continue;
-        if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
-            ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-            c->handshake_failed++;
-            /* libzmq 4.3's monitor names our endpoint, not the peer: these
-             * are limited per endpoint and kind of failure. */
-            char key[320];
-            snprintf(key, sizeof key, "%s: %s", ep, zuv_event_name(ev));
-            uint64_t before = 0;
-            if (!ratelimit_allow(c->refusal_log, key, units_mono_ms(), &before))
-                continue;
-            if (before)
-                log_warn("refused a connection on %s: %s (code 0x%x; and %llu more of the same not "
-                         "logged before)", ep, zuv_event_name(ev), value, (unsigned long long)before);
-            else
-                log_warn("refused a connection on %s: %s (code 0x%x)", ep, zuv_event_name(ev),
-                         value);
-        } else {
-            log_debug("router %s: %s (%u)", ep, zuv_event_name(ev), value);
-        }
+    if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+        ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+        c->handshake_failed++;
+        /* libzmq 4.3's monitor names our endpoint, not the peer: these
+         * are limited per endpoint and kind of failure. */
+        char key[320];
+        snprintf(key, sizeof key, "%s: %s", ep, zuv_event_name(ev));
+        uint64_t before = 0;
+        if (!ratelimit_allow(c->refusal_log, key, units_mono_ms(), &before))
+            return;
+        if (before)
+            log_warn("refused a connection on %s: %s (code 0x%x; and %llu more of the same not "
+                     "logged before)", ep, zuv_event_name(ev), value, (unsigned long long)before);
+        else
+            log_warn("refused a connection on %s: %s (code 0x%x)", ep, zuv_event_name(ev), value);
+    } else {
+        log_debug("router %s: %s (%u)", ep, zuv_event_name(ev), value);
     }
+}
+
+static void s_monitor_readable(zuv_t *w, void *sock, void *arg)
+{
+    (void)w;
+    zuv_monitor_drain(sock, COORD_RECV_BUDGET, s_monitor_event, arg);
 }
 
 static bool s_setopt_int(void *sock, int opt, int value, const char *name)
