@@ -7,6 +7,8 @@
  * (sequences.c) through freezer_conn_take and freezer_conn_give.
  */
 #include "freeze.h"
+#include "connkeep.h"
+#include "fencefile.h"
 #include "steprun.h"
 
 #include <dirent.h>
@@ -32,8 +34,6 @@
 
 #define FZ_DEFAULT_DRAIN_MS 2000
 #define FZ_DEFAULT_LEASE_MS 30000
-#define FZ_KEPT_MS 60000        /* kept connections left unused are closed then */
-#define FZ_KEPT_MAX 2           /* the pause's steps on one side run two at once at most */
 
 typedef struct lease lease_t;
 typedef struct fz_step fz_step_t;
@@ -55,12 +55,8 @@ struct freezer {
     step_t *internal;       /* an unfreeze the freezer runs itself (lease expiry) */
     char *failpoint;        /* GODWIT_FAILPOINT at the start (tests only), or NULL */
     /* The connections kept for the write pause's next steps (PREPARE, or a
-     * step that ended well): connected and idle, kept[i] to kept_db[i], or
-     * NULL. Two: the target's sequences and the lift of its own fence (a
-     * rollback's, or the one a migration sets) run at once. */
-    pgconn_t *kept[FZ_KEPT_MAX];
-    char *kept_db[FZ_KEPT_MAX];
-    uv_timer_t kept_timer;  /* closes them after FZ_KEPT_MS unused */
+     * step that ended well). Its timer's close frees the freezer. */
+    connkeep_t kept;
 };
 
 
@@ -76,50 +72,6 @@ struct fz_step {
     size_t check_next;      /* the final check's table being read */
     uint64_t stage_started_mono;
 };
-
-/* ---- the fence file ----------------------------------------------------- */
-
-static char *fz_path(const char *state_dir, const char *database)
-{
-    size_t n = strlen(database);
-    char *hex = xmalloc(2 * n + 1);
-    for (size_t i = 0; i < n; i++)
-        sprintf(hex + 2 * i, "%02x", (unsigned char)database[i]);
-    char *p = xasprintf("%s/freeze-%s.json", state_dir, hex);
-    free(hex);
-    return p;
-}
-
-/* The fence file's JSON, or NULL if there is none (or it is unreadable:
- * then why says so). */
-static cJSON *fz_read(const char *path, char *why, size_t whylen)
-{
-    char *text = NULL;
-    size_t len = 0;
-    why[0] = '\0';
-    int rc = fsutil_read_small(path, 1 << 20, &text, &len);
-    if (rc != 0) {
-        if (rc != -ENOENT)
-            snprintf(why, whylen, "%s: %s", path, strerror(-rc));
-        return NULL;
-    }
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        snprintf(why, whylen, "%s: not a fence file", path);
-        return NULL;
-    }
-    return j;
-}
-
-static int fz_write(const char *path, const cJSON *j)
-{
-    char *text = cJSON_Print(j);
-    int rc = fsutil_write_atomic(path, text, strlen(text), 0600);
-    cJSON_free(text);
-    return rc;
-}
 
 /* ---- leases ------------------------------------------------------------- */
 
@@ -240,58 +192,15 @@ static bool fz_ok(fz_step_t *s, const pgconn_result_t *r)
 
 /* ---- the kept connection ------------------------------------------------ */
 
-static void fz_kept_drop(freezer_t *f)
-{
-    for (size_t i = 0; i < FZ_KEPT_MAX; i++) {
-        pgconn_destroy(&f->kept[i]);
-        free(f->kept_db[i]);
-        f->kept_db[i] = NULL;
-    }
-    uv_timer_stop(&f->kept_timer);
-}
-
-static void fz_kept_expired(uv_timer_t *t)
-{
-    fz_kept_drop(t->data);
-}
-
 pgconn_t *freezer_conn_take(freezer_t *f, const char *database)
 {
-    for (size_t i = 0; i < FZ_KEPT_MAX; i++) {
-        if (f->kept[i] && strcmp(f->kept_db[i], database) == 0 && pgconn_is_ready(f->kept[i])) {
-            pgconn_t *c = f->kept[i];
-            f->kept[i] = NULL;
-            free(f->kept_db[i]);
-            f->kept_db[i] = NULL;
-            return c;
-        }
-    }
-    return freezer_conn_new(f->loop, &f->local, database);
+    pgconn_t *c = connkeep_take(&f->kept, database);
+    return c ? c : freezer_conn_new(f->loop, &f->local, database);
 }
 
 void freezer_conn_give(freezer_t *f, const char *database, pgconn_t **cp)
 {
-    if (!*cp)
-        return;
-    if (!pgconn_is_ready(*cp)) {
-        pgconn_destroy(cp);
-        return;
-    }
-    size_t at = FZ_KEPT_MAX;
-    for (size_t i = 0; i < FZ_KEPT_MAX && at == FZ_KEPT_MAX; i++)
-        if (!f->kept[i])
-            at = i;
-    for (size_t i = 0; i < FZ_KEPT_MAX && at == FZ_KEPT_MAX; i++)
-        if (strcmp(f->kept_db[i], database) != 0)
-            at = i;
-    if (at == FZ_KEPT_MAX)
-        at = 0;
-    pgconn_destroy(&f->kept[at]);
-    free(f->kept_db[at]);
-    f->kept[at] = *cp;
-    f->kept_db[at] = xstrdup(database);
-    *cp = NULL;
-    uv_timer_start(&f->kept_timer, fz_kept_expired, FZ_KEPT_MS, 0);
+    connkeep_give(&f->kept, database, cp);
 }
 
 /* ---- stages ------------------------------------------------------------- */
@@ -357,7 +266,7 @@ static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s->result->already = true;
         if (s->req->permanent && !cJSON_IsTrue(cJSON_GetObjectItem(s->fence, "permanent"))) {
             cJSON_ReplaceItemInObject(s->fence, "permanent", cJSON_CreateTrue());
-            int rc = fz_write(s->path, s->fence);
+            int rc = fencefile_write(s->path, s->fence);
             if (rc != 0) {
                 steprun_failf(&s->run, "cannot write %s: %s", s->path, strerror(-rc));
                 return;
@@ -376,7 +285,7 @@ static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
         cJSON_AddBoolToObject(o, "login", pgconn_col_bool(r->res, i, "rolcanlogin"));
         cJSON_AddItemToArray(roles, o);
     }
-    int rc = fz_write(s->path, j);
+    int rc = fencefile_write(s->path, j);
     if (rc != 0) {
         cJSON_Delete(j);
         steprun_failf(&s->run, "cannot write %s: %s", s->path, strerror(-rc));
@@ -661,7 +570,7 @@ static void fz_keep(steprun_t *run)
 {
     fz_step_t *s = (fz_step_t *)run;
     cJSON_ReplaceItemInObject(s->fence, "permanent", cJSON_CreateTrue());
-    int rc = fz_write(s->path, s->fence);
+    int rc = fencefile_write(s->path, s->fence);
     if (rc != 0) {
         steprun_failf(&s->run, "cannot write %s: %s", s->path, strerror(-rc));
         return;
@@ -760,13 +669,13 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
         free(s);
         return NULL;
     }
-    s->path = fz_path(f->state_dir, req->database);
+    s->path = fencefile_path(f->state_dir, req->database);
     s->roles_array = pgconn_text_array(req->app_roles, req->n_app_roles);
     s->result = xmalloc(sizeof *s->result);
     godwit__freeze_source_result__init(s->result);
     s->stage_started_mono = units_mono_us();
     char why[512];
-    s->fence = fz_read(s->path, why, sizeof why);
+    s->fence = fencefile_read(s->path, why, sizeof why);
     switch (req->mode) {
     case GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE:
         s->run.stages = fz_freeze_stages;
@@ -837,8 +746,7 @@ freezer_t *freezer_new(uv_loop_t *loop, const step_local_t *local, const char *s
     f->event_arg = arg;
     const char *fp = getenv("GODWIT_FAILPOINT");
     f->failpoint = fp && fp[0] ? xstrdup(fp) : NULL;
-    uv_timer_init(loop, &f->kept_timer);
-    f->kept_timer.data = f;
+    connkeep_init(&f->kept, loop, f);
     /* Fences of an earlier run that are not permanent get a restart lease. */
     DIR *d = opendir(state_dir);
     struct dirent *e;
@@ -847,7 +755,7 @@ freezer_t *freezer_new(uv_loop_t *loop, const step_local_t *local, const char *s
             continue;
         char *path = xasprintf("%s/%s", state_dir, e->d_name);
         char why[512];
-        cJSON *j = fz_read(path, why, sizeof why);
+        cJSON *j = fencefile_read(path, why, sizeof why);
         const char *db = cJSON_GetStringValue(cJSON_GetObjectItem(j, "database"));
         if (db && !cJSON_IsTrue(cJSON_GetObjectItem(j, "permanent"))) {
             log_warn("database \"%s\" was left frozen by an earlier run; lifting the fence in "
@@ -875,15 +783,15 @@ const step_local_t *freezer_local(const freezer_t *f)
 
 bool freezer_fenced(const freezer_t *f, const char *database)
 {
-    char *path = fz_path(f->state_dir, database);
+    char *path = fencefile_path(f->state_dir, database);
     bool fenced = access(path, F_OK) == 0;
     free(path);
     return fenced;
 }
 
-static void fz_freezer_closed(uv_handle_t *h)
+static void fz_freezer_closed(void *owner)
 {
-    freezer_t *f = h->data;
+    freezer_t *f = owner;
     free(f->state_dir);
     free(f->failpoint);
     free(f);
@@ -902,6 +810,5 @@ void freezer_destroy(freezer_t **fp)
         l->f = NULL;
         uv_close((uv_handle_t *)&l->timer, fz_lease_closed);
     }
-    fz_kept_drop(f);
-    uv_close((uv_handle_t *)&f->kept_timer, fz_freezer_closed);
+    connkeep_close(&f->kept, fz_freezer_closed);
 }
