@@ -121,7 +121,7 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
             cutreport_set(cu, "sessions_terminated", cJSON_CreateNumber(f->terminated));
         }
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_VERIFY_ROLES) {
-        const Godwit__VerifySchemaResult *v = r->verify_roles;
+        const Godwit__VerifyRolesResult *v = r->verify_roles;
         cJSON *list = cJSON_CreateArray();
         for (size_t i = 0; i < v->n_findings; i++) {
             cJSON *o = cJSON_CreateObject();
@@ -132,7 +132,7 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
         }
         cutreport_set(cu, "role_findings", list);
         char what[64];
-        snprintf(what, sizeof what, "%zu roles checked, %zu findings", (size_t)v->tables,
+        snprintf(what, sizeof what, "%zu roles checked, %zu findings", (size_t)v->roles,
                  v->n_findings);
         s_detail(cu, agent, what, NULL);
         if (v->n_findings) {

@@ -259,8 +259,8 @@ static void s_check_ok(rig_t *r, bool slot)
     fakelink_sent_t *s = fakelink_take(&r->link, r->to, A(VERIFY_ROLES));
     assert_int_equal(s->cmd->verify_roles->n_roles, 1);
     assert_string_equal(s->cmd->verify_roles->roles[0], "app");
-    Godwit__VerifySchemaResult vr = GODWIT__VERIFY_SCHEMA_RESULT__INIT;
-    vr.tables = 1;
+    Godwit__VerifyRolesResult vr = GODWIT__VERIFY_ROLES_RESULT__INIT;
+    vr.roles = 1;
     ANSWER(s, VERIFY_ROLES, verify_roles, &vr);
     s = fakelink_take(&r->link, r->to, A(TUNE_SUBSCRIPTION));
     assert_string_equal(s->cmd->tune_subscription->name, r->sub);
@@ -509,7 +509,7 @@ static void test_check_refused(void **state)
     f.object = (char *)"role app";
     f.problem = (char *)"missing on the target";
     f.statement = (char *)"CREATE ROLE app";
-    Godwit__VerifySchemaResult vr = GODWIT__VERIFY_SCHEMA_RESULT__INIT;
+    Godwit__VerifyRolesResult vr = GODWIT__VERIFY_ROLES_RESULT__INIT;
     vr.findings = fs;
     vr.n_findings = 1;
     ANSWER(fakelink_take(&r->link, GREEN, A(VERIFY_ROLES)), VERIFY_ROLES, verify_roles, &vr);

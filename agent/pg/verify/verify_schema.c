@@ -94,14 +94,32 @@ static void v_release(steprun_t *run)
     free(s);
 }
 
+/* VerifyRoles' answer: the findings moved over from sres, whose count
+ * is of roles there (v_access_compare). */
+static ProtobufCMessage *v_roles_result(v_step_t *s)
+{
+    Godwit__VerifyRolesResult *r = xmalloc(sizeof *r);
+    godwit__verify_roles_result__init(r);
+    r->roles = s->sres->tables;
+    r->findings = s->sres->findings;
+    r->n_findings = s->sres->n_findings;
+    s->sres->findings = NULL;
+    s->sres->n_findings = 0;
+    return &r->base;
+}
+
 static void v_finish(v_step_t *s, const char *error)
 {
     ProtobufCMessage *payload = NULL;
     if (!error) {
         log_info("verify %s: %zu findings over %u %s", s->run.label, s->sres->n_findings,
                  s->sres->tables, s->rreq ? "roles" : "tables");
-        payload = &s->sres->base;
-        s->sres = NULL;
+        if (s->rreq) {
+            payload = v_roles_result(s);
+        } else {
+            payload = &s->sres->base;
+            s->sres = NULL;
+        }
     }
     steprun_finish(&s->run, payload, error);
 }
