@@ -709,8 +709,8 @@ agent_t *agent_new(uv_loop_t *loop, const agent_config_t *cfg)
     uv_signal_start(&a->sigint, s_on_signal, SIGINT);
     uv_signal_start(&a->sigterm, s_on_signal, SIGTERM);
     log_info("agent %s (role %s) dialing %s, reporting every %lld ms",
-             cfg->name ? cfg->name : "", agent_role_name(cfg->role), cfg->coordinator.endpoint,
-             (long long)cfg->report_interval_ms);
+             cfg->name ? cfg->name : "", agent_config_role_name(cfg->role),
+             cfg->coordinator.endpoint, (long long)cfg->report_interval_ms);
     return a;
 fail:
     agent_stop(a, AGENT_EXIT_ERROR);

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "cfg.h"
 #include "xalloc.h"
 
 /* Same order as log_level_t. */
@@ -106,7 +106,7 @@ static const cfg_field_t s_proxy[] = {
     CFG_END,
 };
 
-bool agent_split_hostport(const char *hp, char *host, size_t hostlen, int *port)
+bool agent_config_split_hostport(const char *hp, char *host, size_t hostlen, int *port)
 {
     const char *colon = strrchr(hp, ':');
     if (!colon || colon == hp || (size_t)(colon - hp) >= hostlen)
@@ -130,12 +130,12 @@ static bool s_proxy_check(const void *item, const char **field, char *why, size_
     const agent_proxy_t *p = item;
     char host[256];
     int port;
-    if (!agent_split_hostport(p->blue, host, sizeof host, &port)) {
+    if (!agent_config_split_hostport(p->blue, host, sizeof host, &port)) {
         *field = "blue";
         snprintf(why, whylen, "expected host:port, got \"%s\"", p->blue);
         return false;
     }
-    if (!agent_split_hostport(p->green, host, sizeof host, &port)) {
+    if (!agent_config_split_hostport(p->green, host, sizeof host, &port)) {
         *field = "green";
         snprintf(why, whylen, "expected host:port, got \"%s\"", p->green);
         return false;
@@ -269,17 +269,17 @@ static char *s_default_bin_dir(void)
     return best;
 }
 
-const char *agent_proxy_kind_name(int kind)
+const char *agent_config_proxy_kind_name(int kind)
 {
     return kind >= 0 && kind < 3 ? s_kinds[kind] : "unknown";
 }
 
-const char *agent_role_name(int role)
+const char *agent_config_role_name(int role)
 {
     return role >= 0 && role < 3 ? s_roles[role] : "unknown";
 }
 
-const agent_peer_t *agent_peer_find(const agent_config_t *cfg, const char *name)
+const agent_peer_t *agent_config_peer_find(const agent_config_t *cfg, const char *name)
 {
     const agent_peer_t *ps = cfg->peers.items;
     for (size_t i = 0; name && i < cfg->peers.count; i++)

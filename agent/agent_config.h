@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "errors.h"
-#include "config.h"
+#include "cfg.h"
 
 typedef enum { AGENT_ROLE_SOURCE = 0, AGENT_ROLE_TARGET, AGENT_ROLE_PROXY } agent_role_t;
 
@@ -112,12 +112,12 @@ typedef struct {
 bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t errlen)
     GODWIT_MUSTCHECK;
 void agent_config_free(agent_config_t *cfg);
-const char *agent_role_name(int role);
+const char *agent_config_role_name(int role);
 /* The peer called name, or NULL. */
-const agent_peer_t *agent_peer_find(const agent_config_t *cfg, const char *name);
-const char *agent_proxy_kind_name(int kind);
+const agent_peer_t *agent_config_peer_find(const agent_config_t *cfg, const char *name);
+const char *agent_config_proxy_kind_name(int kind);
 /* Splits "host:port" (a checked config value) into host (copied into buf)
  * and port; false if it is not one. */
-bool agent_split_hostport(const char *hp, char *host, size_t hostlen, int *port);
+bool agent_config_split_hostport(const char *hp, char *host, size_t hostlen, int *port);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * epochs: the agent's epoch fence, its defence against stale coordinators,
  * twin coordinators, forged epochs and repeated commands. (The write fence
- * on a database during a cutover is another thing: the freezer, pg/freeze.h.)
+ * on a database during a cutover is another thing: the freezer, pg/cutover/freezer.h.)
  *
  * Every command carries its coordinator's signed epoch claim (common/claim.h).
  * A claim that does not verify with the coordinator's signing public key

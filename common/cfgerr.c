@@ -1,6 +1,6 @@
 /*
  * cfgerr: how the config loader words a problem. One format for every
- * message, "NAME:LINE: dotted.field: message" (see config.h), and one way
+ * message, "NAME:LINE: dotted.field: message" (see cfg.h), and one way
  * to show what the file held ("got ...").
  *
  * Owns nothing: the message goes into the caller's buffer. Never logs.

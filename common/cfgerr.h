@@ -1,6 +1,6 @@
 /*
  * cfgerr: the config loader's error messages (private to the loader: see
- * config.h for the format callers see). Every message is
+ * cfg.h for the format callers see). Every message is
  * "NAME:LINE: dotted.field: message", written into the caller's buffer.
  */
 #ifndef GODWIT_CFGERR_H

@@ -158,7 +158,7 @@ void cfgmem_commit(const cfg_field_t *schema, const void *scratch, void *out)
 
 /* True if the struct at base holds no string and no list of schema's (a
  * section's included): item defaults must not, or items would share them.
- * Only asserted, by the list loader in config.c. */
+ * Only asserted, by the list loader in cfg.c. */
 bool cfgmem_holds_nothing(const cfg_field_t *schema, const void *base)
 {
     for (const cfg_field_t *f = schema; f->key; f++) {

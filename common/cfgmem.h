@@ -1,6 +1,6 @@
 /*
  * cfgmem: what a schema's fields own in the struct they fill, and moving
- * it (private to the config loader, see config.h for the ownership rules).
+ * it (private to the config loader, see cfg.h for the ownership rules).
  */
 #ifndef GODWIT_CFGMEM_H
 #define GODWIT_CFGMEM_H
@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "cfg.h"
 
 /* One past the last byte any field of the schema touches (sections
  * included, not what is inside list items). */

@@ -5,7 +5,7 @@
  * the message naming what was expected, bounds included, when it is not.
  *
  * Owns nothing: a string read is a malloc'd copy stored in the struct being
- * filled (config.c frees it or commits it). Never logs.
+ * filled (cfg.c frees it or commits it). Never logs.
  */
 #include "cfgread.h"
 #include "cfgerr.h"

@@ -1,6 +1,6 @@
 /*
  * cfgread: the config loader's typed field readers (private to the loader,
- * see config.h for the field types).
+ * see cfg.h for the field types).
  */
 #ifndef GODWIT_CFGREAD_H
 #define GODWIT_CFGREAD_H
@@ -9,7 +9,7 @@
 #include <yaml.h>
 
 #include "cfgerr.h"
-#include "config.h"
+#include "cfg.h"
 
 /* Reads node into the struct at base at f's offset, for a scalar field
  * type (not CFG_SECTION, CFG_STRING_LIST, CFG_LIST or CFG_RETIRED); a

@@ -1,6 +1,6 @@
 /*
  * cfgyaml: the config loader's YAML document (private to the loader, see
- * config.h): composing a file's single document with its limits, and
+ * cfg.h): composing a file's single document with its limits, and
  * YAML's nulls.
  */
 #ifndef GODWIT_CFGYAML_H

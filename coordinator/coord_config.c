@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "config.h"
+#include "cfg.h"
 #include "xalloc.h"
 
 /* Same order as log_level_t. */

@@ -11,7 +11,7 @@
 #include "actions.h"
 #include "bulkcopy.h"
 #include "drop.h"
-#include "freeze.h"
+#include "freezer.h"
 #include "log.h"
 #include "pglog.h"
 #include "pgmon.h"

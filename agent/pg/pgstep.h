@@ -24,7 +24,7 @@
  *   verify_schema.c  VerifySchema, VerifyRoles (the schema and the application
  *                    roles' privileges, source against target)
  *   preflight.c      PreflightSource, PreflightTarget (phase 1, read only)
- *   freeze.c         FreezeSource (the cutover's write fence)
+ *   freezer.c        FreezeSource (the cutover's write fence)
  *   sequences.c      SetSequences;  tune.c  TuneSubscription (the cutover)
  *
  * All database work is libpq's asynchronous API (pgconn) or child

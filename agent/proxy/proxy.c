@@ -125,7 +125,7 @@ static Godwit__ProxyState *s_state_new(slot_t *sl, job_t *j, uint64_t paused_ms)
     Godwit__ProxyState *st = xmalloc(sizeof *st);
     godwit__proxy_state__init(st);
     st->proxy = xstrdup(sl->cfg->name);
-    st->kind = xstrdup(agent_proxy_kind_name(sl->cfg->kind));
+    st->kind = xstrdup(agent_config_proxy_kind_name(sl->cfg->kind));
     st->backend = xstrdup(s_backend_name(j->out.backend));
     st->address = xstrdup(j->out.address);
     st->paused = j->out.paused;
@@ -403,7 +403,7 @@ proxy_set_t *proxy_set_new_with(uv_loop_t *loop, const cfg_list_t *proxies,
         /* Learn each proxy's state now: a pause left by an earlier run gets a lease. */
         s_enqueue_own(sl, GODWIT__PROXY_ACTION__OP__OP_STATUS);
         log_info("proxy %s: %s, blue %s, green %s", sl->cfg->name,
-                 agent_proxy_kind_name(sl->cfg->kind), sl->cfg->blue, sl->cfg->green);
+                 agent_config_proxy_kind_name(sl->cfg->kind), sl->cfg->blue, sl->cfg->green);
     }
     return s;
 }
@@ -529,7 +529,7 @@ void proxy_set_report(proxy_set_t *s, Godwit__Report *r)
         Godwit__ProxyState *st = xmalloc(sizeof *st);
         godwit__proxy_state__init(st);
         st->proxy = xstrdup(sl->cfg->name);
-        st->kind = xstrdup(agent_proxy_kind_name(sl->cfg->kind));
+        st->kind = xstrdup(agent_config_proxy_kind_name(sl->cfg->kind));
         st->backend = xstrdup(sl->known ? s_backend_name(sl->backend) : "");
         st->address = xstrdup(sl->known ? sl->address : "");
         st->paused = sl->paused;

@@ -107,7 +107,7 @@ static bool s_read(ngx_t *d)
         snprintf(o->address, sizeof o->address, "%s", addr);
         char host[256];
         int port;
-        if (agent_split_hostport(addr, host, sizeof host, &port))
+        if (agent_config_split_hostport(addr, host, sizeof host, &port))
             o->backend = proxydrv_match(d->cfg, host, port);
         break;
     }

@@ -499,8 +499,8 @@ static char *s_entry(const pgb_t *d, proxydrv_backend_t b)
 {
     char host[256];
     int port = 0;
-    if (!agent_split_hostport(b == PROXYDRV_BLUE ? d->cfg->blue : d->cfg->green, host, sizeof host,
-                              &port))
+    if (!agent_config_split_hostport(b == PROXYDRV_BLUE ? d->cfg->blue : d->cfg->green, host,
+                                     sizeof host, &port))
         host[0] = '\0';
     const char *opts = d->cfg->pgbouncer.entry_options;
     return xasprintf("; written by godwit-agent (proxy %s): %s\n%s = host=%s port=%d dbname=%s%s%s\n",

@@ -55,7 +55,8 @@ proxydrv_backend_t proxydrv_match(const agent_proxy_t *cfg, const char *host, in
     for (int i = 0; i < 2; i++) {
         char h[256];
         int p;
-        if (agent_split_hostport(hp[i], h, sizeof h, &p) && p == port && strcmp(h, host) == 0)
+        if (agent_config_split_hostport(hp[i], h, sizeof h, &p) && p == port &&
+            strcmp(h, host) == 0)
             return (proxydrv_backend_t)i;
     }
     return PROXYDRV_OTHER;

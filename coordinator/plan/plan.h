@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "errors.h"
-#include "config.h"
+#include "cfg.h"
 
 typedef struct {
     char *agent;     /* allow-listed agent name */

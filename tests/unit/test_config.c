@@ -1,5 +1,5 @@
 /*
- * test_config: common/config.c, the schema-driven YAML loader, and the two
+ * test_config: common/cfg.c, the schema-driven YAML loader, and the two
  * real schemas built on it (agent/agent_config.c, coordinator/coord_config.c)
  * loading the example files in deploy/.
  *
@@ -10,7 +10,7 @@
  * string lists, lists of mappings with a section, a string list and a list
  * inside each item, indexed error paths, count bounds and the alias limit.
  * Leaks are the sanitizer build's job: every test frees what it loaded, so
- * any leak in config.c shows there.
+ * any leak in cfg.c shows there.
  *
  * Files: each test that needs one makes its own mkdtemp folder under /tmp and
  * removes it, also when an assertion fails (the group teardown sweeps).
@@ -27,7 +27,7 @@
 #include <cmocka.h>
 
 #include "agent_config.h"
-#include "config.h"
+#include "cfg.h"
 #include "coord_config.h"
 #include "log.h"
 #include "xalloc.h"
@@ -1379,7 +1379,7 @@ static void test_agent_example(void **state)
         fail_msg("%s", err);
     assert_string_equal(cfg.name, "db1");
     assert_int_equal(cfg.role, AGENT_ROLE_SOURCE);
-    assert_string_equal(agent_role_name(cfg.role), "source");
+    assert_string_equal(agent_config_role_name(cfg.role), "source");
     assert_int_equal(cfg.log_level, LOG_INFO);
     assert_string_equal(cfg.state_dir, "/var/lib/godwit/agent");
     assert_int_equal(cfg.report_interval_ms, 1000);
@@ -1396,7 +1396,7 @@ static void test_agent_example(void **state)
     assert_int_equal(cfg.postgres.connect_timeout_ms, 2000);
     assert_int_equal(cfg.postgres.statement_timeout_ms, 2000);
     assert_int_equal(cfg.peers.count, 1);
-    const agent_peer_t *green = agent_peer_find(&cfg, "green-db");
+    const agent_peer_t *green = agent_config_peer_find(&cfg, "green-db");
     assert_non_null(green);
     assert_string_equal(green->host, "10.0.0.6");
     assert_int_equal(green->port, 5432);
@@ -1431,7 +1431,7 @@ static void test_agent_proxy_example(void **state)
     assert_string_equal(p[2].nginx.test_argv.items[1], "-t");
     char host[64];
     int port;
-    assert_true(agent_split_hostport(p[2].green, host, sizeof host, &port));
+    assert_true(agent_config_split_hostport(p[2].green, host, sizeof host, &port));
     assert_string_equal(host, "10.0.0.12");
     assert_int_equal(port, 5432);
     agent_config_free(&cfg);
@@ -1610,20 +1610,20 @@ static void test_agent_peers(void **state)
         fail_msg("%s", err);
     assert_string_equal(cfg.path, path);
     assert_int_equal(cfg.peers.count, 2);
-    const agent_peer_t *blue = agent_peer_find(&cfg, "blue");
+    const agent_peer_t *blue = agent_config_peer_find(&cfg, "blue");
     assert_non_null(blue);
     assert_string_equal(blue->host, "10.0.0.5");
     assert_int_equal(blue->port, 5432);
     assert_string_equal(blue->user, "godwit_repl");
     assert_string_equal(blue->passfile, "/etc/godwit/pgpass");
     assert_null(blue->sslmode);
-    const agent_peer_t *tls = agent_peer_find(&cfg, "blue.tls");
+    const agent_peer_t *tls = agent_config_peer_find(&cfg, "blue.tls");
     assert_non_null(tls);
     assert_int_equal(tls->port, 6432);
     assert_string_equal(tls->sslmode, "verify-full");
     assert_null(tls->passfile);
-    assert_null(agent_peer_find(&cfg, "green"));
-    assert_null(agent_peer_find(&cfg, NULL));
+    assert_null(agent_config_peer_find(&cfg, "green"));
+    assert_null(agent_config_peer_find(&cfg, NULL));
     agent_config_free(&cfg);
     assert_null(cfg.path);
 

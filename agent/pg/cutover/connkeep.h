@@ -1,6 +1,6 @@
 /*
  * connkeep: the connections the write fence keeps for the write pause's
- * next steps (freeze.c: PREPARE, or a step that ended well), connected and
+ * next steps (freezer.c: PREPARE, or a step that ended well), connected and
  * idle, each to one database; SetSequences borrows them too. Two at most:
  * on one side the target's sequences and the lift of its own fence (a
  * rollback's, or the one a migration sets) run at once. Unused for

@@ -1,5 +1,5 @@
 /*
- * fencefile: the file that records a database's write fence (freeze.c) in
+ * fencefile: the file that records a database's write fence (freezer.c) in
  * the agent's state folder, written before any role loses its LOGIN and
  * removed only after every role got it back, so an agent that restarts
  * finds the fences it holds (and lifts the ones not permanent after a

@@ -8,7 +8,7 @@
 #ifndef GODWIT_SEQUENCES_H
 #define GODWIT_SEQUENCES_H
 
-#include "freeze.h"
+#include "freezer.h"
 #include "step.h"
 
 /* Runs on f's kept connection to the database when it has one (PREPARE),

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "freeze.h"
+#include "freezer.h"
 #include "log.h"
 #include "pgconn.h"
 #include "wire.h"

@@ -12,7 +12,7 @@
 #include "pgstep.h"
 
 /* Each returns NULL (and does not call done) only for invalid arguments.
- * fenced: our fence holds the target database (freeze.h): its roles'
+ * fenced: our fence holds the target database (freezer.h): its roles'
  * missing LOGIN is the fence's, not a finding (VerifySchema's roles part
  * and VerifyRoles alike). */
 step_t *verify_schema_start(uv_loop_t *loop, const step_local_t *local,

@@ -1,12 +1,12 @@
 /*
- * freeze: see freeze.h. A FreezeSource step is a list of stages run one
+ * freezer: see freezer.h. A FreezeSource step is a list of stages run one
  * after the other (steprun.h) on one local connection; waits run on the
  * server (a DO block polling pg_stat_activity), one message each. The fence
  * file is written before any role changes and removed only after every role
  * got its LOGIN back. The kept connections are lent to SetSequences
  * (sequences.c) through freezer_conn_take and freezer_conn_give.
  */
-#include "freeze.h"
+#include "freezer.h"
 #include "connkeep.h"
 #include "fencefile.h"
 #include "steprun.h"

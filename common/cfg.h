@@ -1,5 +1,5 @@
 /*
- * config: schema-driven YAML loading (libyaml's document API) for every
+ * cfg: schema-driven YAML loading (libyaml's document API) for every
  * godwit config file and plan.
  *
  * A schema is a table of cfg_field_t rows ending with a row whose key is NULL.
@@ -13,8 +13,8 @@
  * On failure nothing is left allocated in *out. Strings and lists in *out are
  * owned by the struct and released by cfg_free() with the same schema.
  */
-#ifndef GODWIT_CONFIG_H
-#define GODWIT_CONFIG_H
+#ifndef GODWIT_CFG_H
+#define GODWIT_CFG_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /*
- * config: schema-driven loading of YAML config files and plans into plain C
+ * cfg: schema-driven loading of YAML config files and plans into plain C
  * structs, through libyaml's document API (the whole file is composed into a
  * node tree first, then walked against the schema).
  *
@@ -46,7 +46,7 @@
  * reads the typed scalar fields, cfgerr.c words the errors, cfgmem.c frees
  * and moves what the fields own.
  */
-#include "config.h"
+#include "cfg.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /*
- * freeze: the source's write fence for the cutover (the FreezeSource
+ * freezer: the source's write fence for the cutover (the FreezeSource
  * command; see proto/godwit.proto) and its lease.
  *
  * The fence: the application roles lose LOGIN, their sessions in the
@@ -27,8 +27,8 @@
  * Owns: the lease timers, the kept connections, the running steps'
  * connections and requests.
  */
-#ifndef GODWIT_FREEZE_H
-#define GODWIT_FREEZE_H
+#ifndef GODWIT_FREEZER_H
+#define GODWIT_FREEZER_H
 
 #include <stdbool.h>
 
