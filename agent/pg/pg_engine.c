@@ -224,9 +224,12 @@ static step_t *s_start(engine_t *base, const Godwit__Command *cmd, step_done_cb 
         return NULL;
     }
     step_t *step = NULL;
-    for (size_t i = 0; i < sizeof s_steps / sizeof *s_steps; i++)
-        if (s_steps[i].action == cmd->action_case)
+    for (size_t i = 0; i < sizeof s_steps / sizeof *s_steps; i++) {
+        if (s_steps[i].action == cmd->action_case) {
             step = s_steps[i].start(e, cmd, done, arg);
+            break;
+        }
+    }
     if (!step)
         *why = xstrdup("invalid request");
     return step;

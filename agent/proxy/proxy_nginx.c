@@ -241,10 +241,7 @@ static void s_reloaded(proc_t *p, const proc_result_t *r, void *arg)
 {
     ngx_t *d = arg;
     if (r->exit_status != 0) {
-        char *st = proc_status_text(r);
-        snprintf(d->job.err, sizeof d->job.err, "reload (%s) %s: %s",
-                 d->cfg->nginx.reload_argv.items[0], st, r->err);
-        free(st);
+        proxydrv_job_cmd_failed(&d->job, "reload", d->cfg->nginx.reload_argv.items[0], r);
         proc_destroy(&d->proc, 0);
         s_finish(d, d->job.err);
         return;

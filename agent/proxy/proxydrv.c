@@ -89,3 +89,12 @@ const char *proxydrv_job_errf(proxydrv_job_t *j, const char *fmt, ...)
     va_end(ap);
     return j->err;
 }
+
+const char *proxydrv_job_cmd_failed(proxydrv_job_t *j, const char *what, const char *argv0,
+                                    const proc_result_t *r)
+{
+    char *st = proc_status_text(r);
+    proxydrv_job_errf(j, "%s (%s) %s: %s", what, argv0, st, r->err);
+    free(st);
+    return j->err;
+}

@@ -18,6 +18,7 @@
 
 #include "agent_config.h"
 #include "godwit.pb-c.h"
+#include "proc.h"
 
 typedef enum { PROXYDRV_BLUE = 0, PROXYDRV_GREEN = 1, PROXYDRV_OTHER = -1 } proxydrv_backend_t;
 
@@ -81,6 +82,10 @@ void proxydrv_job_end(proxydrv_job_t *j, const char *error);
 /* Writes a failure's message into j->err and returns it. */
 const char *proxydrv_job_errf(proxydrv_job_t *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The same for a command of the driver's that failed (r, from proc.h):
+ * "WHAT (ARGV0) STATUS: STDERR". */
+const char *proxydrv_job_cmd_failed(proxydrv_job_t *j, const char *what, const char *argv0,
+                                    const proc_result_t *r);
 
 typedef struct proxydrv proxydrv_t;
 struct proxydrv {
