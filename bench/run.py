@@ -350,15 +350,21 @@ class Session:
 
 
 # The expert's fence, final LSN, wait for the follower and sequences, in
-# one message to the side traffic is on: refuse the application's logins,
-# end its sessions (PgBouncer is paused: none is in a transaction), take
-# the WAL position and wait on the server until every logical slot of the
-# database confirmed it, read every sequence.
+# one message to the side traffic is on: refuse the application's logins
+# (committed first, or a session could log in again before the end), end
+# its sessions (PgBouncer is paused: none is in a transaction), take the WAL
+# insert position in a transaction that takes an id and commits
+# synchronously (so the walsender can send past it at once: the write
+# position may lie before a commit the application already saw, and WAL
+# waiting for a flush stays unsent), wait on the server until every logical
+# slot of the database confirmed it, read every sequence.
 EXPERT_FREEZE = (
-    "ALTER ROLE app NOLOGIN \\; "
-    "SELECT count(pg_catalog.pg_terminate_backend(pid)) AS t FROM pg_catalog.pg_stat_activity"
+    "BEGIN \\; ALTER ROLE app NOLOGIN \\; COMMIT \\; "
+    "BEGIN \\; SELECT count(pg_catalog.pg_terminate_backend(pid)) AS t FROM pg_catalog.pg_stat_activity"
     " WHERE usename = 'app' \\; "
-    "DO $$ DECLARE f pg_lsn := pg_catalog.pg_current_wal_lsn(); "
+    "SELECT pg_catalog.set_config('expert.final', pg_catalog.pg_current_wal_insert_lsn()::text,"
+    " false), pg_catalog.txid_current() \\; COMMIT \\; "
+    "DO $$ DECLARE f pg_lsn := pg_catalog.current_setting('expert.final')::pg_lsn; "
     "t timestamptz := pg_catalog.clock_timestamp(); BEGIN "
     "WHILE (SELECT min(confirmed_flush_lsn) FROM pg_catalog.pg_replication_slots"
     " WHERE database = pg_catalog.current_database() AND slot_type = 'logical' AND active) < f"
@@ -378,7 +384,9 @@ def expert_round(admin, cur, oth):
     (the migration's direction stays godwit's): the config names the same
     side, and the side's fence is lifted while the sequences are set, as
     the other side would take the logins after a real switch; each step's
-    trips and server work are the real script's."""
+    trips and server work are the real script's (PAUSE closes PgBouncer's
+    server connections, so the application's first transactions after
+    RESUME log in to fresh backends, as after a real switch)."""
     import threading
     admin.run("PAUSE shop;")
     out = cur.run(EXPERT_FREEZE)
@@ -578,6 +586,9 @@ def main():
     ap.add_argument("--cutovers", type=int, default=20)
     ap.add_argument("--scale", type=int, default=50)
     ap.add_argument("--fanin", default="100,1000,5000")
+    ap.add_argument("--rigs", default="0,25,25-two-sites",
+                    help="the cutover bench's rigs: round trip in ms, '-two-sites' for the "
+                         "coordinator with the proxy and blue (default: all three)")
     args = ap.parse_args()
     build()
     lines = ["godwit benchmarks, %s, %s, %d cores" % (
@@ -603,8 +614,11 @@ def main():
                   "dump/restore."]
     if args.only in (None, "cutover"):
         n = 5 if args.quick else args.cutovers
-        rows = [bench_cutover(n, rtt, where) for rtt, where in
-                ((0, "apart"), (25, "apart"), (25, "two sites"))]
+        rigs = []
+        for x in args.rigs.split(","):
+            rtt, _, two = x.strip().partition("-")
+            rigs.append((int(rtt), "two sites" if two else "apart"))
+        rows = [bench_cutover(n, rtt, where) for rtt, where in rigs]
         results["cutover"] = rows
         lines += ["", "Cutover write pause through PgBouncer under pgbench (%d tx/s): %d "
                   "cutovers back and forth (cutover, rollback, ...) with reverse replication, per "
