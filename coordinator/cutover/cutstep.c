@@ -24,6 +24,9 @@ typedef struct {
 
 static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
                          Godwit__FreezeSource__Mode mode);
+static Godwit__FreezeSource s_fence_req(const cutover_t *cu, const char *database,
+                                        Godwit__FreezeSource__Mode mode);
+static void s_send_fence_req(cutover_t *cu, const char *agent, Godwit__FreezeSource *fs);
 static void s_final_check(cutover_t *cu, const char *agent, const Godwit__SetSequencesResult *r);
 
 /* The step's first failure: "agent: why". */
@@ -357,7 +360,12 @@ void cutstep_check(cutover_t *cu)
         s_send_ensure_slot(cu, 0);
     /* Both sides open now the connections the pause's steps will use;
      * `to` two, since its sequences and the lift of its fence run at once. */
-    s_send_fence(cu, cu->from_agent, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+    /* `from` records its roles now too (armed): the freeze then writes no
+     * file inside the pause. */
+    Godwit__FreezeSource arm =
+        s_fence_req(cu, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+    arm.arm = true;
+    s_send_fence_req(cu, cu->from_agent, &arm);
     s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
     s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
 }

@@ -564,11 +564,32 @@ def test_rollback_after_cutover(rig):
     ours on either side. pgbench writes through PgBouncer all along."""
     seconds = 75
     blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds)
+    # Besides PgBouncer, a session of the application straight to blue,
+    # committing one row after the other as fast as it can: the freeze ends
+    # it while its statements run (it shows active, or idle between them),
+    # and whatever it committed before must be on green.
+    script = rig.path("direct.sql")
+    with open(script, "w") as f:
+        for i in range(400000):
+            f.write("INSERT INTO public.customers (name) VALUES ('direct %d');\n" % i)
+    direct = rig.spawn("direct", [os.path.join(harness.PG_BIN, "psql"), "-X", "-q", "-h",
+                                  "127.0.0.1", "-p", str(blue.port), "-U", "app", "-d", "shop",
+                                  "-f", script])
+    wait_for("the direct session writes", lambda: int(blue.psql(
+        "SELECT count(*) FROM public.customers WHERE name LIKE 'direct %'", db="shop")) > 100, 15,
+        interval=0.2)
     r = coord.ctl("cutover", "shop", "--json", check_rc=False)
     rep = json.loads(r.stdout or b"{}")
     check(r.returncode == 0 and rep.get("follow") == "streaming",
           "cutover done, blue follows green: %s %s" % (r.stdout.decode()[-3000:], r.stderr.decode()))
     print("   cutover: write pause %.1f ms, switch at %s" % (rep["write_pause_ms"], rep["switch_lsn"]))
+    check(direct.wait(10) != 0, "the direct session was ended by the freeze")
+    q = "SELECT name FROM public.customers WHERE name LIKE 'direct %' ORDER BY 1"
+    on_blue = set(blue.psql(q, db="shop").splitlines())
+    on_green = set(green.psql(q, db="shop").splitlines())
+    check(on_blue and on_blue <= on_green, "every row the direct session committed on blue is on "
+          "green (%d on blue, %d missing)" % (len(on_blue), len(on_blue - on_green)))
+    print("   the direct session committed %d rows on blue, all on green" % len(on_blue))
     check(on_port(bouncer) == green.port and not can_login(blue), "on green, blue fenced")
     check(our_objects(blue) == {"pub:godwit_shop", "sub:godwit_shop_rev"} and
           our_objects(green) == {"pub:godwit_shop_rev", "slot:godwit_shop_rev"},

@@ -304,6 +304,15 @@ def test_source_agent_crash_while_fenced(rig):
         rig, seconds=seconds)
     wait_for("the abort's UNFREEZE failing while the agent is away",
              lambda: failed_unfreezes(coord) >= 1, 15, interval=0.1)
+    # PREPARE armed the fence; the freeze renamed the armed file into it.
+    armed = os.path.join(os.path.dirname(fence),
+                         "armed-" + os.path.basename(fence)[len("freeze-"):])
+    check(os.path.exists(fence) and not os.path.exists(armed),
+          "the freeze made the armed file the fence file")
+    # An armed file beside a fence file is stale: the restarted agent
+    # removes it (and keeps the fence).
+    with open(fence) as f, open(armed, "w") as g:
+        g.write(f.read())
     time.sleep(max(0.0, died + 2 - time.monotonic()))
     back = time.monotonic()
     restart_agent(rig, "blue")
@@ -316,6 +325,7 @@ def test_source_agent_crash_while_fenced(rig):
           "timeline %s" % (rep.get("write_pause_ms") or -1, retries,
                            [(t["step"], t["ok"], round(t["ms"], 1)) for t in rep["timeline"]]))
     check(can_login(blue) and not os.path.exists(fence), "blue writable, fence file gone")
+    check(not os.path.exists(armed), "the stale armed file removed")
     check(on_port(bouncer) == blue.port, "PgBouncer on blue")
     log = rig_log(rig, "agent-blue")
     check("left frozen by an earlier run" in log and "unfrozen" in log,

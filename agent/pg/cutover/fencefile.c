@@ -11,15 +11,25 @@
 #include "fsutil.h"
 #include "xalloc.h"
 
-char *fencefile_path(const char *state_dir, const char *database)
+static char *s_path(const char *state_dir, const char *kind, const char *database)
 {
     size_t n = strlen(database);
     char *hex = xmalloc(2 * n + 1);
     for (size_t i = 0; i < n; i++)
         sprintf(hex + 2 * i, "%02x", (unsigned char)database[i]);
-    char *p = xasprintf("%s/freeze-%s.json", state_dir, hex);
+    char *p = xasprintf("%s/%s-%s.json", state_dir, kind, hex);
     free(hex);
     return p;
+}
+
+char *fencefile_path(const char *state_dir, const char *database)
+{
+    return s_path(state_dir, "freeze", database);
+}
+
+char *fencefile_armed_path(const char *state_dir, const char *database)
+{
+    return s_path(state_dir, "armed", database);
 }
 
 cJSON *fencefile_read(const char *path, char *why, size_t whylen)

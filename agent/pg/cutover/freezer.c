@@ -3,7 +3,8 @@
  * after the other (steprun.h) on one local connection; waits run on the
  * server (a DO block polling pg_stat_activity), one message each. The fence
  * file is written before any role changes and removed only after every role
- * got its LOGIN back. The kept connections are lent to SetSequences
+ * got its LOGIN back; a PREPARE with arm writes it ahead as the armed file
+ * (fencefile.h), which FREEZE renames. The kept connections are lent to SetSequences
  * (sequences.c) through freezer_conn_take and freezer_conn_give.
  */
 #include "freezer.h"
@@ -66,7 +67,10 @@ struct fz_step {
     Godwit__FreezeSource *req;
     Godwit__FreezeSourceResult *result;
     char *path;             /* the fence file */
-    cJSON *fence;           /* its content */
+    char *armed_path;       /* the armed file */
+    cJSON *fence;           /* its content (FREEZE: the armed file's, if from_armed) */
+    bool from_armed;        /* FREEZE: the fence file is the armed file, renamed */
+    bool wrote_fence;       /* FREEZE: this step made the fence file (undone if no role changed) */
     char *roles_array;      /* the app roles as a text[] literal */
     size_t next;            /* the role being changed */
     size_t check_next;      /* the final check's table being read */
@@ -126,6 +130,7 @@ static void fz_release(steprun_t *run)
     cJSON_Delete(s->fence);
     free(s->roles_array);
     free(s->path);
+    free(s->armed_path);
     free(s);
 }
 
@@ -229,14 +234,22 @@ static void fz_connect(steprun_t *run)
         steprun_failf(&s->run, "cannot start connecting: %s", strerror(-rc));
 }
 
-/* FREEZE: the roles as they are, checked; the fence file written first. */
-static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
+/* The lease runs from the fence (or its arming): whatever happens next,
+ * the fence does not outlive it unless the coordinator says so (or asked
+ * for it for good: then there is no lease). */
+static void fz_lease_apply(fz_step_t *s)
 {
-    (void)c;
-    fz_step_t *s = arg;
-    if (!fz_ok(s, r))
-        return;
-    fz_timed(s, "read roles");
+    if (s->req->permanent)
+        fz_lease_end(s->f, s->req->database);
+    else
+        fz_lease_set(s->f, s->req->database,
+                     s->req->lease_ms ? s->req->lease_ms : FZ_DEFAULT_LEASE_MS);
+}
+
+/* The roles as the query of fz_roles read them, checked, as the fence
+ * file's JSON (the caller deletes it); NULL after failing the step. */
+static cJSON *fz_roles_json(fz_step_t *s, const pgconn_result_t *r)
+{
     int n = PQntuples(r->res);
     for (size_t i = 0; i < s->req->n_app_roles; i++) {
         const char *want = s->req->app_roles[i];
@@ -246,23 +259,51 @@ static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
                 row = j;
         if (row < 0) {
             steprun_failf(&s->run, "no role \"%s\" on the source (cutover.app_roles)", want);
-            return;
+            return NULL;
         }
         if (pgconn_col_bool(r->res, row, "rolsuper") || pgconn_col_bool(r->res, row, "is_me")) {
             steprun_failf(&s->run, "role \"%s\" is a superuser or the agent's own role: it cannot be "
                         "fenced (give the application a role of its own)", want);
-            return;
+            return NULL;
         }
     }
-    /* The lease runs from here: whatever happens next, the fence does not
-     * outlive it unless the coordinator says so (or asked for it for good:
-     * then there is no lease). */
-    if (s->req->permanent)
-        fz_lease_end(s->f, s->req->database);
-    else
-        fz_lease_set(s->f, s->req->database,
-                     s->req->lease_ms ? s->req->lease_ms : FZ_DEFAULT_LEASE_MS);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "database", s->req->database);
+    cJSON_AddBoolToObject(j, "permanent", s->req->permanent);
+    cJSON *roles = cJSON_AddArrayToObject(j, "roles");
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", pgconn_col_str(r->res, i, "rolname"));
+        cJSON_AddBoolToObject(o, "login", pgconn_col_bool(r->res, i, "rolcanlogin"));
+        cJSON_AddItemToArray(roles, o);
+    }
+    return j;
+}
+
+static void fz_roles_query(fz_step_t *s, pgconn_result_cb cb)
+{
+    const char *params[1] = { s->roles_array };
+    fz_query(s, "reading the application roles",
+             "SELECT r.rolname::pg_catalog.text AS rolname, r.rolcanlogin, r.rolsuper,"
+             " r.rolname = current_user AS is_me FROM pg_catalog.pg_roles r"
+             " WHERE r.rolname = ANY ($1::pg_catalog.text[])",
+             1, params, cb);
+}
+
+/* FREEZE: the roles as they are, checked; the fence file written first. */
+static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    fz_timed(s, "read roles");
+    cJSON *j = fz_roles_json(s, r);
+    if (!j)
+        return;
+    fz_lease_apply(s);
     if (s->fence) { /* already frozen: keep what the roles had before we came */
+        cJSON_Delete(j);
         s->result->already = true;
         if (s->req->permanent && !cJSON_IsTrue(cJSON_GetObjectItem(s->fence, "permanent"))) {
             cJSON_ReplaceItemInObject(s->fence, "permanent", cJSON_CreateTrue());
@@ -275,16 +316,6 @@ static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
         fz_next(s);
         return;
     }
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "database", s->req->database);
-    cJSON_AddBoolToObject(j, "permanent", s->req->permanent);
-    cJSON *roles = cJSON_AddArrayToObject(j, "roles");
-    for (int i = 0; i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", pgconn_col_str(r->res, i, "rolname"));
-        cJSON_AddBoolToObject(o, "login", pgconn_col_bool(r->res, i, "rolcanlogin"));
-        cJSON_AddItemToArray(roles, o);
-    }
     int rc = fencefile_write(s->path, j);
     if (rc != 0) {
         cJSON_Delete(j);
@@ -292,19 +323,71 @@ static void fz_on_roles(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     s->fence = j;
+    s->wrote_fence = true;
     fz_timed(s, "write fence file");
     fz_next(s);
 }
 
+/* FREEZE: with an armed file, no read and no sync: it becomes the fence
+ * file by a rename (its content was synced when armed; see fencefile.h);
+ * the roles are checked against it in fz_stop's message. */
 static void fz_roles(steprun_t *run)
 {
     fz_step_t *s = (fz_step_t *)run;
-    const char *params[1] = { s->roles_array };
-    fz_query(s, "reading the application roles",
-             "SELECT r.rolname::pg_catalog.text AS rolname, r.rolcanlogin, r.rolsuper,"
-             " r.rolname = current_user AS is_me FROM pg_catalog.pg_roles r"
-             " WHERE r.rolname = ANY ($1::pg_catalog.text[])",
-             1, params, fz_on_roles);
+    if (!s->from_armed) {
+        fz_roles_query(s, fz_on_roles);
+        return;
+    }
+    if (rename(s->armed_path, s->path) != 0) {
+        steprun_failf(&s->run, "cannot rename %s to %s: %s", s->armed_path, s->path,
+                      strerror(errno));
+        return;
+    }
+    s->wrote_fence = true;
+    fz_lease_apply(s);
+    if (s->req->permanent) {
+        cJSON_ReplaceItemInObject(s->fence, "permanent", cJSON_CreateTrue());
+        int rc = fencefile_write(s->path, s->fence);
+        if (rc != 0) {
+            steprun_failf(&s->run, "cannot write %s: %s", s->path, strerror(-rc));
+            return;
+        }
+    }
+    fz_timed(s, "fence file (armed)");
+    fz_next(s);
+}
+
+/* PREPARE with arm: the roles read and checked now, and the fence file
+ * written ahead as the armed file, under the lease (if no FREEZE comes,
+ * its expiry removes the file). Nothing to arm where our fence holds. */
+static void fz_on_armed(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    cJSON *j = fz_roles_json(s, r);
+    if (!j)
+        return;
+    int rc = fencefile_write(s->armed_path, j);
+    cJSON_Delete(j);
+    if (rc != 0) {
+        steprun_failf(&s->run, "cannot write %s: %s", s->armed_path, strerror(-rc));
+        return;
+    }
+    fz_lease_apply(s);
+    fz_timed(s, "arm");
+    fz_next(s);
+}
+
+static void fz_arm(steprun_t *run)
+{
+    fz_step_t *s = (fz_step_t *)run;
+    if (!s->req->arm || s->fence || s->req->n_app_roles == 0) {
+        fz_next(s);
+        return;
+    }
+    fz_roles_query(s, fz_on_armed);
 }
 
 /* Sets LOGIN (login) or NOLOGIN on role. */
@@ -320,29 +403,6 @@ static void fz_alter_role(fz_step_t *s, const char *role, bool login, pgconn_res
              cb);
     free(sql);
     free(q);
-}
-
-static void fz_nologin(steprun_t *run);
-
-static void fz_on_nologin(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    (void)c;
-    fz_step_t *s = arg;
-    if (!fz_ok(s, r))
-        return;
-    s->next++;
-    fz_nologin(&s->run);
-}
-
-static void fz_nologin(steprun_t *run)
-{
-    fz_step_t *s = (fz_step_t *)run;
-    if (s->next >= s->req->n_app_roles) {
-        fz_timed(s, "refuse logins");
-        fz_next(s);
-        return;
-    }
-    fz_alter_role(s, s->req->app_roles[s->next], false, fz_on_nologin);
 }
 
 /* The application's sessions in this database (a DO block's condition). */
@@ -371,10 +431,21 @@ static void fz_nologin(steprun_t *run)
 
 #define FZ_GONE_MS 5000         /* terminated sessions must be gone within this */
 
+/* The SQLSTATE of fz_stop's checks of the roles: raised before any role
+ * changed, in a transaction that then rolled back. */
+#define FZ_ROLES_CHANGED "GW001"
+
 static void fz_on_stopped(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     (void)c;
     fz_step_t *s = arg;
+    if (!r->ok && strcmp(r->sqlstate, FZ_ROLES_CHANGED) == 0 && s->wrote_fence) {
+        /* No role lost its LOGIN: the file this step made goes again (the
+         * armed one back where it was), so nothing restores an older state. */
+        int rc = s->from_armed ? rename(s->path, s->armed_path) : unlink(s->path);
+        if (rc != 0)
+            log_warn("%s: cannot undo %s: %s", s->run.label, s->path, strerror(errno));
+    }
     if (!fz_ok(s, r))
         return;
     int n = PQntuples(r->res);
@@ -399,14 +470,74 @@ static void fz_on_stopped(pgconn_t *c, const pgconn_result_t *r, void *arg)
         v->last_value = pgconn_col_i64(r->res, i, last ? "last_value" : "start_value", 1);
         res->sequences[res->n_sequences++] = v;
     }
-    fz_timed(s, "drain, terminate, read sequences");
+    fz_timed(s, "refuse logins, drain, terminate, read sequences");
     fz_next(s);
 }
 
-/* Once the roles refuse logins, in one message run on the server: the
+/* The roles as the fence file has them, checked once more on the server and
+ * then refused their logins, in one transaction committed before the
+ * sessions are ended (a session that logged in later could commit past the
+ * final LSN). With an armed file, each role's LOGIN must be what it was when
+ * armed, or the file would restore another state: the message fails
+ * (FZ_ROLES_CHANGED) and changes nothing. ALTER ROLE takes no parameters:
+ * the names go in as a quoted array literal, through format's %I. Returns
+ * the statements, malloc'd. */
+static char *fz_nologin_sql(const fz_step_t *s, const char *roles)
+{
+    /* w: each role's LOGIN as armed, a literal of fixed words only. */
+    char *want = NULL;
+    if (s->from_armed) {
+        const cJSON *list = cJSON_GetObjectItem(s->fence, "roles");
+        size_t n = s->req->n_app_roles, len = 0;
+        want = xmalloc(8 * n + 8);
+        want[len++] = '\'';
+        want[len++] = '{';
+        for (size_t i = 0; i < n; i++) {
+            const char *v = "NULL"; /* not recorded: fails the check */
+            const cJSON *e;
+            cJSON_ArrayForEach(e, list) {
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+                if (name && strcmp(name, s->req->app_roles[i]) == 0)
+                    v = cJSON_IsTrue(cJSON_GetObjectItem(e, "login")) ? "true" : "false";
+            }
+            len += (size_t)sprintf(want + len, "%s%s", i ? "," : "", v);
+        }
+        want[len++] = '}';
+        want[len++] = '\'';
+        want[len] = '\0';
+    }
+    char *sql = xasprintf(
+        "BEGIN; DO $godwit$ DECLARE r pg_catalog.text[] := %s::pg_catalog.text[];"
+        " w pg_catalog.bool[] := %s::pg_catalog.bool[]; x record; BEGIN"
+        " FOR i IN 1 .. pg_catalog.array_length(r, 1) LOOP"
+        " SELECT a.rolcanlogin, a.rolsuper, a.rolname = current_user AS me INTO x"
+        " FROM pg_catalog.pg_roles a WHERE a.rolname = r[i];"
+        " IF NOT FOUND THEN RAISE EXCEPTION 'no role \"%%\" on the source (cutover.app_roles)',"
+        " r[i] USING ERRCODE = '" FZ_ROLES_CHANGED "'; END IF;"
+        " IF x.rolsuper OR x.me THEN RAISE EXCEPTION 'role \"%%\" is a superuser or the"
+        " agent''s own role: it cannot be fenced', r[i] USING ERRCODE = '" FZ_ROLES_CHANGED "';"
+        " END IF;"
+        " IF w IS NOT NULL AND x.rolcanlogin IS DISTINCT FROM w[i] THEN RAISE EXCEPTION"
+        " 'role \"%%\" changed since the cutover began (LOGIN was %%, is %%)', r[i], w[i],"
+        " x.rolcanlogin USING ERRCODE = '" FZ_ROLES_CHANGED "'; END IF;"
+        " EXECUTE pg_catalog.format('ALTER ROLE %%I NOLOGIN', r[i]); END LOOP; END $godwit$;"
+        " COMMIT;",
+        roles, want ? want : "NULL");
+    free(want);
+    return sql;
+}
+
+/* Once the roles refuse logins, in the same message, run on the server: the
  * application's transactions get drain_timeout_ms to end; its sessions
- * are terminated, again until none is left (FZ_GONE_MS at most; each
- * pg_stat_activity read a fresh one); then no application commit can
+ * are terminated, again until none is left that could still commit
+ * (FZ_GONE_MS at most; each pg_stat_activity read a fresh one). A session
+ * already signalled that shows idle, outside a transaction, cannot: a
+ * backend handles the signal before it runs another statement (one that
+ * had begun a statement shows active until it dies, and is waited for, as
+ * is any session not yet signalled or whose state this role cannot see).
+ * Not waiting for those to exit saves the write pause the 5 to 25 ms that
+ * backends took here to go once PgBouncer's PAUSE had closed them. Then no
+ * application commit can
  * follow, so the WAL insert position is the final LSN, read with every
  * sequence. Not the write position: an application committing with
  * synchronous_commit off has its commit acknowledged before its record is
@@ -429,34 +560,40 @@ static void fz_stop(steprun_t *run)
         steprun_failf(&s->run, "cannot quote the application roles");
         return;
     }
+    char *nologin = fz_nologin_sql(s, roles);
     uint64_t drain = s->req->drain_timeout_ms ? s->req->drain_timeout_ms : FZ_DEFAULT_DRAIN_MS;
     char *sql = xasprintf(
-        "SET LOCAL statement_timeout = 0; SET LOCAL synchronous_commit = on;"
+        "%s SET LOCAL statement_timeout = 0; SET LOCAL synchronous_commit = on;"
         " DO $godwit$ DECLARE r pg_catalog.text[] := %s::pg_catalog.text[];"
         " d pg_catalog.timestamptz := pg_catalog.clock_timestamp() + interval '%" PRIu64 " ms';"
-        " n pg_catalog.int8; t pg_catalog.int8 := 0; BEGIN"
+        " n pg_catalog.int8; t pg_catalog.int8; p pg_catalog.int4[] := '{}';"
+        " g pg_catalog.int4[]; BEGIN"
         " LOOP PERFORM pg_catalog.pg_stat_clear_snapshot();"
         " EXIT WHEN pg_catalog.clock_timestamp() >= d OR NOT EXISTS (SELECT 1" FZ_APP_SESSIONS
         " AND a.xact_start IS NOT NULL);"
         " PERFORM pg_catalog.pg_sleep(0.001); END LOOP;"
         " d := pg_catalog.clock_timestamp() + interval '%d ms';"
         " LOOP PERFORM pg_catalog.pg_stat_clear_snapshot();"
-        " SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid)) INTO n"
-        FZ_APP_SESSIONS "; t := t + n;"
+        " SELECT pg_catalog.array_agg(a.pid) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))"
+        " INTO g" FZ_APP_SESSIONS ";" /* FILTER: only rows that passed WHERE are signalled */
+        " p := p || coalesce(g, '{}');"
         " PERFORM pg_catalog.pg_stat_clear_snapshot();"
-        " SELECT pg_catalog.count(*) INTO n" FZ_APP_SESSIONS "; EXIT WHEN n = 0;"
+        " SELECT pg_catalog.count(*) INTO n" FZ_APP_SESSIONS " AND (a.pid <> ALL (p)"
+        " OR a.state IS DISTINCT FROM 'idle' OR a.backend_xid IS NOT NULL); EXIT WHEN n = 0;"
         " IF pg_catalog.clock_timestamp() >= d THEN RAISE EXCEPTION"
         " '%% sessions of the application roles are still there after being terminated', n;"
         " END IF; PERFORM pg_catalog.pg_sleep(0.001); END LOOP;"
+        " SELECT pg_catalog.count(DISTINCT u) INTO t FROM pg_catalog.unnest(p) u;"
         " PERFORM pg_catalog.set_config('godwit.terminated', t::pg_catalog.text, true);"
         " PERFORM pg_catalog.txid_current(); END $godwit$;"
         " SELECT l.lsn, l.terminated, q.* FROM (SELECT"
         " pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text AS lsn,"
         " pg_catalog.current_setting('godwit.terminated') AS terminated) l"
         " LEFT JOIN (" FZ_SEQUENCES_SQL ") q ON true ORDER BY q.schema, q.name",
-        roles, drain, FZ_GONE_MS);
+        nologin, roles, drain, FZ_GONE_MS);
+    free(nologin);
     free(roles);
-    fz_query_simple(s, "ending the application's sessions and reading the sequences", sql,
+    fz_query_simple(s, "refusing the roles' logins, ending their sessions, reading the sequences", sql,
                     drain + FZ_GONE_MS + FREEZE_STATEMENT_TIMEOUT_MS, fz_on_stopped);
     free(sql);
 }
@@ -520,7 +657,7 @@ static void fz_leased(steprun_t *run)
 }
 
 static const steprun_fn fz_freeze_stages[] = {
-    fz_connect, fz_roles, fz_nologin, fz_stop, fz_check,
+    fz_connect, fz_roles, fz_stop, fz_check,
     fz_leased, NULL,
 };
 
@@ -615,10 +752,10 @@ static void fz_warm(steprun_t *run)
         FREEZE_STATEMENT_TIMEOUT_MS + 1000, fz_on_warm);
 }
 
-/* PREPARE: connect, warm up, and read the final check's rows once (the
- * server loads the tables' catalog entries); the connection is then kept
- * (fz_finish). */
-static const steprun_fn fz_prepare_stages[] = { fz_connect, fz_warm, fz_check, NULL };
+/* PREPARE: connect, warm up, arm if asked, and read the final check's rows
+ * once (the server loads the tables' catalog entries); the connection is
+ * then kept (fz_finish). */
+static const steprun_fn fz_prepare_stages[] = { fz_connect, fz_warm, fz_arm, fz_check, NULL };
 static const steprun_fn fz_none_stages[] = { NULL };
 
 /* The fence file cannot be read: never guess what the roles had. */
@@ -670,6 +807,7 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
         return NULL;
     }
     s->path = fencefile_path(f->state_dir, req->database);
+    s->armed_path = fencefile_armed_path(f->state_dir, req->database);
     s->roles_array = pgconn_text_array(req->app_roles, req->n_app_roles);
     s->result = xmalloc(sizeof *s->result);
     godwit__freeze_source_result__init(s->result);
@@ -679,6 +817,10 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
     switch (req->mode) {
     case GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE:
         s->run.stages = fz_freeze_stages;
+        if (!s->fence && !why[0]) {
+            s->fence = fencefile_read(s->armed_path, why, sizeof why);
+            s->from_armed = s->fence != NULL;
+        }
         break;
     case GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE:
         s->run.stages = fz_prepare_stages;
@@ -687,6 +829,12 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
     case GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE:
         s->run.stages = s->fence ? fz_unfreeze_stages : fz_none_stages;
         s->result->already = !s->fence;
+        if (!s->fence && !why[0]) {
+            /* Armed in this run and never fenced: no role was changed. */
+            if (unlink(s->armed_path) != 0 && errno != ENOENT)
+                log_warn("cannot remove %s: %s", s->armed_path, strerror(errno));
+            fz_lease_end(f, req->database);
+        }
         break;
     default:
         s->run.stages = s->fence ? fz_keep_stages : fz_none_stages;
@@ -723,6 +871,18 @@ static void fz_lease_expired(uv_timer_t *t)
 {
     lease_t *l = t->data;
     freezer_t *f = l->f;
+    if (!freezer_fenced(f, l->database)) {
+        /* Armed only (no FREEZE came): no role was changed. */
+        char *armed = fencefile_armed_path(f->state_dir, l->database);
+        if (unlink(armed) != 0 && errno != ENOENT)
+            log_warn("cannot remove %s: %s", armed, strerror(errno));
+        else
+            log_info("database \"%s\": armed for a fence that did not come; disarmed",
+                     l->database);
+        free(armed);
+        fz_lease_end(f, l->database);
+        return;
+    }
     log_warn("freeze of database \"%s\": lease expired; lifting the fence", l->database);
     Godwit__FreezeSource req = GODWIT__FREEZE_SOURCE__INIT;
     req.database = l->database;
@@ -733,6 +893,41 @@ static void fz_lease_expired(uv_timer_t *t)
         return;
     }
     f->internal = freezer_run(f, &req, fz_internal_done, f);
+}
+
+/* Armed files an earlier run left: one whose fence file is there is stale;
+ * any other becomes the fence file, since a crash of the machine may have
+ * lost the rename of a FREEZE that did fence the roles (fencefile.h). */
+static void fz_armed_at_start(const char *state_dir)
+{
+    DIR *d = opendir(state_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "armed-", 6) != 0 || strstr(e->d_name, ".tmp"))
+            continue;
+        char *path = xasprintf("%s/%s", state_dir, e->d_name);
+        char why[512];
+        cJSON *j = fencefile_read(path, why, sizeof why);
+        const char *db = cJSON_GetStringValue(cJSON_GetObjectItem(j, "database"));
+        char *fence = db ? fencefile_path(state_dir, db) : NULL;
+        if (fence && access(fence, F_OK) == 0) {
+            if (unlink(path) != 0)
+                log_warn("cannot remove %s: %s", path, strerror(errno));
+        } else if (fence) {
+            log_warn("database \"%s\" was armed for a fence by an earlier run: taken as fenced",
+                     db);
+            int rc = rename(path, fence) == 0 ? fsutil_sync_path(fence) : -errno;
+            if (rc != 0)
+                log_error("cannot make %s the fence file %s: %s", path, fence, strerror(-rc));
+        } else {
+            log_error("%s: %s", path, why[0] ? why : "no database named in it");
+        }
+        free(fence);
+        cJSON_Delete(j);
+        free(path);
+    }
+    if (d)
+        closedir(d);
 }
 
 freezer_t *freezer_new(uv_loop_t *loop, const step_local_t *local, const char *state_dir,
@@ -747,6 +942,7 @@ freezer_t *freezer_new(uv_loop_t *loop, const step_local_t *local, const char *s
     const char *fp = getenv("GODWIT_FAILPOINT");
     f->failpoint = fp && fp[0] ? xstrdup(fp) : NULL;
     connkeep_init(&f->kept, loop, f);
+    fz_armed_at_start(state_dir);
     /* Fences of an earlier run that are not permanent get a restart lease. */
     DIR *d = opendir(state_dir);
     struct dirent *e;
