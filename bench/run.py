@@ -388,8 +388,11 @@ def expert_round(admin, cur, oth):
     server connections, so the application's first transactions after
     RESUME log in to fresh backends, as after a real switch)."""
     import threading
+    marks = [time.time()]
     admin.run("PAUSE shop;")
+    marks.append(time.time())
     out = cur.run(EXPERT_FREEZE)
+    marks.append(time.time())
     setvals = []
     for line in out:
         if line.startswith("seq|"):
@@ -401,8 +404,11 @@ def expert_round(admin, cur, oth):
     if setvals:
         oth.run(" \\; ".join(setvals) + ";")
     lift.join()
+    marks.append(time.time())
     admin.run("RELOAD;")
     admin.run("RESUME shop;")
+    marks.append(time.time())
+    return [round((b - a) * 1000.0, 1) for a, b in zip(marks, marks[1:])]
 
 
 # Where the coordinator is: "apart" (a site of its own, every agent across
@@ -471,13 +477,14 @@ def bench_cutover(n, rtt_ms, placement="apart"):
                 sides[oth].run("ALTER SUBSCRIPTION %s SET (synchronous_commit = on);" % sub)
             time.sleep(0.5)
             e0 = time.time()
-            expert_round(admin, sides[cur], sides[oth])
+            esteps = expert_round(admin, sides[cur], sides[oth])
             e1 = time.time()
             expert.append((e0, e1))
             expert_ms.append((e1 - e0) * 1000.0)
             for sub in subs:
                 sides[oth].run("ALTER SUBSCRIPTION %s SET (synchronous_commit = off);" % sub)
-            print("  %d ms round trip: expert script %d: %.1f ms" % (rtt_ms, i + 1, (e1 - e0) * 1000),
+            print("  %d ms round trip: expert script %d: %.1f ms (pause, freeze, sequences, "
+                  "reload and resume: %s)" % (rtt_ms, i + 1, (e1 - e0) * 1000, esteps),
                   file=sys.stderr, flush=True)
             time.sleep(1.0)
         for x in [admin] + list(sides.values()):

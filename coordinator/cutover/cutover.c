@@ -25,6 +25,13 @@
 
 #define CU_ABORT_STEP_TIMEOUT_MS 10000
 #define CU_RETRY_MS 1000
+/* After the resume, how long the turning round of replication waits: its
+ * first step (dropping the old subscription, its worker's exit, the slot,
+ * the new subscription's walsender) took CPU from the application's first
+ * transactions on the new side, which log in to fresh backends then; the
+ * turn has no hurry (the slot made before the pause keeps `to`'s WAL from
+ * the switch position). */
+#define CU_SETTLE_MS 200
 #define CU_ABORT_MIN_TRY_MS 500 /* an abort step begun past the abort's deadline */
 /* One try of an abort step: short enough that a command sent to an agent
  * that died before the coordinator noticed is tried again (and the agent,
@@ -178,23 +185,38 @@ static void s_end(cutover_t *cu)
 static void s_run(cutover_t *cu);
 
 /* The one place the cutover changes state: logged as "from X to Y". */
-void cutover_goto(cutover_t *cu, kstate_t to)
+/* The step to comes next (logged, with when if not NULL); nothing sent. */
+static void s_enter(cutover_t *cu, kstate_t to, const char *when)
 {
     if (to != cu->state)
-        log_info("migration %s: %s%s from %s to %s", cu->migration,
+        log_info("migration %s: %s%s from %s to %s%s", cu->migration,
                  cu->back ? "rollback" : "cutover", cu->dry_run ? " rehearsal" : "",
-                 s_steps[cu->state].name, s_steps[to].name);
+                 s_steps[cu->state].name, s_steps[to].name, when ? when : "");
     cu->state = to;
     cu->tries = 0;
     for (size_t i = 0; i < cu->n_proxies; i++)
         cu->px[i].step_ok = false;
     free(cu->step_error);
     cu->step_error = NULL;
+}
+
+void cutover_goto(cutover_t *cu, kstate_t to)
+{
+    s_enter(cu, to, NULL);
     if (to == K_DONE || to == K_ABORTED) {
         s_end(cu);
         return;
     }
     s_run(cu);
+}
+
+/* cutover_goto, but the step is sent ms from now, by cutover_tick. */
+static void s_goto_later(cutover_t *cu, kstate_t to, uint64_t ms)
+{
+    char when[48];
+    snprintf(when, sizeof when, " (in %llu ms)", (unsigned long long)ms);
+    s_enter(cu, to, when);
+    cu->retry_at_mono = agentlink_mono_ms(cu->link) + ms;
 }
 
 static void s_abort(cutover_t *cu, const char *why)
@@ -365,6 +387,11 @@ void cutover_step_over(cutover_t *cu)
     char point[64];
     snprintf(point, sizeof point, "cutover-after-%s", s_steps[st].name);
     cutover_failpoint(cu, point);
+    if (next == K_DROP_OLD) {
+        /* The application first (CU_SETTLE_MS): the step runs on a tick. */
+        s_goto_later(cu, next, CU_SETTLE_MS);
+        return;
+    }
     cutover_goto(cu, next);
 }
 

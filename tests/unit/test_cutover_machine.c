@@ -353,6 +353,13 @@ static void s_sequences_ok(rig_t *r)
  * the switch position, `from` subscribing to it (follow). */
 static void s_after_switch_ok(rig_t *r, bool follow)
 {
+    /* The application first: the turn begins 200 ms after the resume. */
+    assert_int_equal(fakelink_pending(&r->link), 0);
+    fakelink_advance(&r->link, 199);
+    cutover_tick(r->cu);
+    assert_int_equal(fakelink_pending(&r->link), 0);
+    fakelink_advance(&r->link, 1);
+    cutover_tick(r->cu);
     fakelink_sent_t *s = fakelink_take(&r->link, r->to, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->subscription, r->sub);
     assert_string_equal(s->cmd->drop_objects->slot, "");
