@@ -140,6 +140,8 @@ def test_fixed_source_is_ready(rig):
     rc, rep = plan_check(coord, plan)
     blocking = [f for f in findings(rep) if f["severity"] == "error"]
     check(rc == 0 and not blocking, "nothing blocks: %r" % blocking)
+    check(not find(rep, "replication_tls") and not find(rep, "reverse_replication_tls"),
+          "peers on loopback: no TLS warning (they do not leave the host)")
     facts = rep["migrations"][0]["source_facts"]
     check(facts["tables"] >= 8 and facts["database_size"] > 1000000, "facts: %r" % facts)
     # A replication role the source does not know is blocking.

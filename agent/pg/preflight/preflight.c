@@ -37,6 +37,7 @@
  * statvfs of the data directory, as the agent's disk report does).
  */
 #include "preflight.h"
+#include "peertls.h"
 #include "preflight_run.h"
 #include "preflight_src.h"
 #include "preflight_tgt.h"
@@ -77,9 +78,33 @@ static char *s_tables_json(Godwit__TableRef *const *refs, size_t n)
 /* The peer rc names in local's config, or NULL after a blocking finding
  * (code) naming the agent, the peer and the config file. why: what the
  * peer is for; plan_key: the plan's section that names it. */
+/* A warning (tls_code) when the connection to peer leaves this host
+ * without verifying the server (peertls.h). */
+static void s_tls_finding(preflight_t *p, const preflight_local_t *local,
+                          const agent_peer_t *peer, const char *tls_code)
+{
+    char why[256];
+    if (peertls_check(peer->host, peer->sslmode, why, sizeof why))
+        return;
+    const char *config = local->config_path ? local->config_path : "the agent's config";
+    char *object = xasprintf("peer %s", peer->name);
+    preflight_run_add(
+        p, SEV_WARNING, tls_code, object,
+        xasprintf("the connection to peer %s (%s:%lld) leaves this host with %s; the source's "
+                  "rows travel over it (the copy, the replication, verify)",
+                  peer->name, peer->host, (long long)peer->port, why),
+        xasprintf("Set sslmode: verify-full for peer %s in %s, with the server's CA in the "
+                  "agent's ~/.postgresql/root.crt (and the PostgreSQL server's, for the "
+                  "subscription), or carry the connection through a tunnel (SSH, WireGuard) "
+                  "and point the peer at its local end; see docs/operations.md.",
+                  peer->name, config));
+    free(object);
+}
+
 static const agent_peer_t *s_peer_finding(preflight_t *p, const preflight_local_t *local,
                                           const Godwit__ReplicationConn *rc, const char *code,
-                                          const char *why, const char *plan_key)
+                                          const char *why, const char *plan_key,
+                                          const char *tls_code)
 {
     step_local_t sl = { .peers = local->peers, .n_peers = local->n_peers,
                         .config_path = local->config_path };
@@ -87,6 +112,7 @@ static const agent_peer_t *s_peer_finding(preflight_t *p, const preflight_local_
     const agent_peer_t *peer = step_peer(&sl, rc, &reason);
     if (peer) {
         free(reason);
+        s_tls_finding(p, local, peer, tls_code);
         return peer;
     }
     const char *name = rc && rc->peer && rc->peer[0] ? rc->peer : "(none)";
@@ -129,7 +155,7 @@ step_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
         s_peer_finding(p, local, req->reverse, "reverse_replication_peer",
                        "after the cutover the source follows the target through that peer "
                        "(cutover.reverse on)",
-                       "reverse_replication");
+                       "reverse_replication", "reverse_replication_tls");
     return preflight_run_start(p, loop);
 }
 
@@ -159,7 +185,7 @@ step_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
         s_peer_finding(p, local, rc, "replication_peer",
                        "the target reads the source through that peer (the schema, the copy, "
                        "the subscription, verify)",
-                       "replication");
+                       "replication", "replication_tls");
     if (peer) {
         step_local_t sl = { .peers = local->peers, .n_peers = local->n_peers,
                             .config_path = local->config_path,
