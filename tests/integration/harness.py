@@ -372,7 +372,7 @@ class Relay:
     that stopped: an address that moved to another host)."""
 
     def __init__(self, rig, to_port, delay_ms=0.0, partition_mode="hold", to_host="127.0.0.1",
-                 name=None, port=0):
+                 name=None, port=0, rate_kbit=0, loss_pct=0.0, seed=1):
         self.rig = rig
         if name is None:
             name = "relay-%d" % (1 + sum(1 for p in rig.procs if p.name.startswith("relay-")))
@@ -381,7 +381,8 @@ class Relay:
         argv = [exe("godwit-relay"), "--listen", "127.0.0.1:%d" % port, "--to",
                 "%s:%d" % (to_host, to_port), "--delay-ms", repr(float(delay_ms)),
                 "--partition-mode", partition_mode, "--control", self.control,
-                "--log-level", "debug"]
+                "--rate-kbit", repr(float(rate_kbit)), "--loss", repr(float(loss_pct)),
+                "--seed", str(seed), "--log-level", "debug"]
         self.proc = rig.spawn(name, argv, stdout_pipe=True)
         self.port = self._read_port(timeout=10)
 
@@ -418,6 +419,14 @@ class Relay:
     def set_delay(self, ms):
         self.ctl("delay %r" % float(ms))
 
+    def set_rate(self, kbit):
+        """Caps each direction (all links together) at kbit/s; 0: no cap."""
+        self.ctl("rate %r" % float(kbit))
+
+    def set_loss(self, pct):
+        """Loses pct % of segments, each arriving a retransmission timeout late."""
+        self.ctl("loss %r" % float(pct))
+
     def partition(self, mode=None):
         """Holds bytes (mode "hold") or resets links and refuses new ones
         ("drop"); None: the mode the relay was started with."""
@@ -428,8 +437,8 @@ class Relay:
 
     def stats(self):
         """The relay's counters: links, accepted, refused, connect_failed,
-        resets, bytes_up, bytes_down, held, held_peak, delay_ms, partitioned,
-        mode."""
+        resets, bytes_up, bytes_down, held, held_peak, delay_ms, rate_kbit,
+        loss_pct, segments, lost, partitioned, mode."""
         out = {}
         for field in self.ctl("stats").split():
             k, v = field.split("=", 1)

@@ -279,6 +279,59 @@ def test_echo_bulk_backpressure(rig):
         wait_for("the link closed", lambda: relay.stats()["links"] == 0, 10)
 
 
+def test_rate_and_loss(rig):
+    """The rate cap and the loss of a WAN: 1 MiB echoed through a cap of
+    8000 kbit/s (1 MB/s each way) takes about a second, not less, and comes
+    back byte-identical; with 10 % of segments lost, about a tenth of the
+    segments counted are lost, and an echo that lost one takes a
+    retransmission timeout (200 ms and a round trip) more, in order."""
+    size = 1024 * 1024
+    payload = random.Random(5).randbytes(size)
+    with EchoServer() as echo:
+        relay = Relay(rig, echo.port, rate_kbit=8000)
+        with connect(relay.port, timeout=60) as s:
+            t0 = time.monotonic()
+            sender = threading.Thread(target=lambda: s.sendall(payload), daemon=True)
+            sender.start()
+            got = recv_exactly(s, size)
+            took = time.monotonic() - t0
+            sender.join(10)
+        print("   1 MiB echoed through 8000 kbit/s each way in %.2f s" % took)
+        check(got == payload, "byte-identical under the cap")
+        check(took >= 1.0, "the cap held: %.2f s for 1 MiB at 1 MB/s" % took)
+        check(took < 4.0, "not far slower than the cap: %.2f s" % took)
+        relay.set_rate(0)
+        relay.set_delay(1.0)
+        relay.set_loss(10)
+        st0 = relay.stats()
+        check(st0["rate_kbit"] == 0 and st0["loss_pct"] == 10.0, "control: %r" % st0)
+        rtts = echo_rtts_ms(relay.port, 150)
+        st = relay.stats()
+        segments, lost = st["segments"] - st0["segments"], st["lost"] - st0["lost"]
+        slow = [x for x in rtts if x >= 200]
+        print("   150 echoes at 10 %% loss: %d of %d segments lost, %d echoes slow (%s)" % (
+            lost, segments, len(slow), summary(rtts)))
+        check(segments >= 300, "every echo counted both ways: %d segments" % segments)
+        check(0.04 * segments <= lost <= 0.18 * segments, "about 10 %% lost: %d of %d" % (
+            lost, segments))
+        check(slow and len(slow) <= lost, "an echo with a lost segment waits a timeout: %d slow, "
+              "%d lost" % (len(slow), lost))
+        check(min(slow) >= 202, "the timeout is 200 ms and a round trip: %.1f ms" % min(slow))
+        check(len(rtts) - len(slow) >= 100 and min(rtts) >= 2.0, "the others: %s" % summary(rtts))
+    for bad in ("rate -1", "rate abc", "loss 101", "loss -0.5", "loss"):
+        try:
+            relay.ctl(bad)
+        except RuntimeError as e:
+            check("error" in str(e), "%r answered %s" % (bad, e))
+        else:
+            raise AssertionError("%r was accepted" % bad)
+    for argv in (["--loss", "150"], ["--rate-kbit", "-5"], ["--seed", "0"]):
+        r = subprocess.run([harness.exe("godwit-relay"), "--listen", "127.0.0.1:0", "--to",
+                            "127.0.0.1:1"] + argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=10)
+        check(r.returncode == 2, "%r refused (usage): %d" % (argv, r.returncode))
+
+
 def _cpu_seconds(pid):
     """User plus system CPU time of a process, from /proc."""
     with open("/proc/%d/stat" % pid) as f:
@@ -533,4 +586,4 @@ def test_control_and_exit(rig):
 if __name__ == "__main__":
     harness.run([test_postgres_latency, test_echo_latency, test_bulk_copy_byte_identical,
                  test_echo_bulk_backpressure, test_partition_hold, test_partition_drop,
-                 test_many_connections, test_control_and_exit])
+                 test_many_connections, test_rate_and_loss, test_control_and_exit])

@@ -1,9 +1,11 @@
 /*
  * godwit-relay: a delaying TCP relay for the integration tests. It stands
  * between two endpoints (green and blue, an agent and its coordinator) and
- * gives the link a one-way delay and, on demand, a partition.
+ * gives the link a one-way delay, a rate cap and packet loss, and on demand
+ * a partition.
  *
  *   godwit-relay --listen HOST:PORT --to HOST:PORT [--delay-ms MS]
+ *                [--rate-kbit KBIT] [--loss PCT] [--seed N]
  *                [--control PATH] [--partition-mode hold|drop]
  *                [--log-level LEVEL]
  *
@@ -16,6 +18,16 @@
  * more than RELAY_QUEUE_MAX bytes and is read again once that queue has
  * drained to half of it.
  *
+ * A rate cap (kbit/s, each direction, shared by all links as one WAN link
+ * is) serialises chunks: a chunk leaves once the link has sent the ones
+ * before it, len * 8 / rate after it began, then takes the delay. Loss is
+ * what TCP makes of a lossy link, since a relay of a byte stream cannot drop
+ * bytes: each chunk counts as segments of RELAY_MSS bytes, each lost with
+ * probability PCT / 100 (a seeded generator, --seed, so a run repeats); a
+ * chunk with a lost segment arrives one retransmission timeout later
+ * (RELAY_RTO_MIN_MS plus a round trip, Linux's minimum), and the chunks
+ * behind it wait for it, as TCP delivers in order.
+ *
  * A partition in hold mode (the default) holds bytes, like a blackholed
  * link: nothing is forwarded and nothing is dropped; new connections are
  * accepted and their outgoing connection is made only at heal. In drop mode
@@ -24,8 +36,9 @@
  * once with a reset on the other side, whatever is still queued.
  *
  * The control socket takes one command per line and answers one line, "ok
- * ..." or "error ...": `delay MS`, `partition [hold|drop]`, `heal`, `stats`.
- * A new delay applies to bytes read from then on. SIGTERM and SIGINT close
+ * ..." or "error ...": `delay MS`, `rate KBIT` (0: none), `loss PCT`,
+ * `partition [hold|drop]`, `heal`, `stats`. A new delay, rate or loss
+ * applies to bytes read from then on. SIGTERM and SIGINT close
  * everything and exit 0.
  *
  * Ownership: the relay_t owns the listener, the control server and its
@@ -60,6 +73,9 @@
 #define RELAY_QUEUE_RESUME (RELAY_QUEUE_MAX / 2)
 #define RELAY_CONTROL_LINE_MAX 256
 #define RELAY_DELAY_MAX_MS 3600000.0
+#define RELAY_RATE_MAX_KBIT 100000000.0 /* 100 Gbit/s */
+#define RELAY_MSS 1448                  /* bytes of one TCP segment (Ethernet, timestamps) */
+#define RELAY_RTO_MIN_MS 200            /* Linux's minimum retransmission timeout */
 #define RELAY_EXIT_OK 0
 #define RELAY_EXIT_ERROR 1
 #define RELAY_EXIT_USAGE 2
@@ -130,6 +146,7 @@ typedef struct control_conn {
 
 typedef struct {
     uint64_t accepted, refused, connect_failed, resets, bytes_up, bytes_down, held_peak;
+    uint64_t segments, lost;      /* segments counted for the loss, and lost */
 } relay_stats_t;
 
 typedef struct {
@@ -137,6 +154,9 @@ typedef struct {
     const char *to;
     const char *control;
     double delay_ms;
+    double rate_kbit;   /* 0: no cap */
+    double loss_pct;
+    uint64_t seed;
     partition_mode_t mode;
 } relay_opts_t;
 
@@ -158,6 +178,9 @@ struct relay {
     dir_t **heap; /* directions with a chunk due, earliest head first */
     size_t heap_len, heap_cap;
     uint64_t delay_ns;
+    double rate_kbit, loss;     /* loss: a segment's probability, 0 to 1 */
+    uint64_t free_ns[2];        /* when the capped link is free again: up, down */
+    uint64_t rng;               /* xorshift64* state, never 0 */
     uint64_t next_link_id;
     bool partitioned;
     partition_mode_t mode; /* of the partition under way (opts.mode is the default) */
@@ -439,6 +462,46 @@ static dir_t *s_dir_from(side_t *s)
     return s == &l->client ? &l->up : &l->down;
 }
 
+/* A uniform number in [0, 1) (xorshift64*). */
+static double s_random(relay_t *r)
+{
+    uint64_t x = r->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->rng = x;
+    return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+/* When a chunk of len bytes read now on d is due: the rate cap's
+ * serialisation, the delay, and a retransmission timeout if one of its
+ * segments is lost (see the top of the file). */
+static uint64_t s_due(relay_t *r, dir_t *d, size_t len, uint64_t now)
+{
+    uint64_t leave = now;
+    if (r->rate_kbit > 0) {
+        int k = d == &d->link->up ? 0 : 1;
+        uint64_t start = r->free_ns[k] > now ? r->free_ns[k] : now;
+        leave = start + (uint64_t)llround((double)len * 8.0 * 1e6 / r->rate_kbit);
+        r->free_ns[k] = leave;
+    }
+    uint64_t due = leave + r->delay_ns;
+    if (r->loss > 0 && len > 0) {
+        size_t segments = (len + RELAY_MSS - 1) / RELAY_MSS;
+        bool lost = false;
+        for (size_t i = 0; i < segments; i++) {
+            if (s_random(r) < r->loss) {
+                r->stats.lost++;
+                lost = true;
+            }
+        }
+        r->stats.segments += segments;
+        if (lost)
+            due += (uint64_t)RELAY_RTO_MIN_MS * 1000000u + 2 * r->delay_ns;
+    }
+    return due;
+}
+
 /* Queues a chunk of len bytes from data (len 0: end of stream) on d. */
 static void s_enqueue(dir_t *d, const char *data, size_t len)
 {
@@ -448,9 +511,10 @@ static void s_enqueue(dir_t *d, const char *data, size_t len)
     c->dir = d;
     c->len = len;
     memcpy(c->data, data, len);
-    /* Only the head is ever due: after the delay was shortened, a chunk
-     * waits for the ones queued before it, so order holds. */
-    c->due_ns = s_now_ns() + r->delay_ns;
+    /* Only the head is ever due: after the delay was shortened, or behind
+     * a chunk that lost a segment, a chunk waits for the ones queued
+     * before it, so order holds. */
+    c->due_ns = s_due(r, d, len, s_now_ns());
     if (d->tail)
         d->tail->next = c;
     else
@@ -709,22 +773,24 @@ static void s_stats(relay_t *r, control_conn_t *k)
             "ok links=%" PRIu64 " accepted=%" PRIu64 " refused=%" PRIu64
             " connect_failed=%" PRIu64 " resets=%" PRIu64 " bytes_up=%" PRIu64
             " bytes_down=%" PRIu64 " held=%" PRIu64 " held_peak=%" PRIu64
-            " delay_ms=%.3f partitioned=%d mode=%s",
+            " delay_ms=%.3f rate_kbit=%.0f loss_pct=%.3f segments=%" PRIu64 " lost=%" PRIu64
+            " partitioned=%d mode=%s",
             links, r->stats.accepted, r->stats.refused, r->stats.connect_failed, r->stats.resets,
             r->stats.bytes_up, r->stats.bytes_down, held, r->stats.held_peak,
-            (double)r->delay_ns / 1e6, r->partitioned ? 1 : 0,
+            (double)r->delay_ns / 1e6, r->rate_kbit, r->loss * 100.0, r->stats.segments,
+            r->stats.lost, r->partitioned ? 1 : 0,
             (r->partitioned ? r->mode : r->opts.mode) == PARTITION_DROP ? "drop" : "hold");
 }
 
-/* Parses a delay in milliseconds; false if it is not a number in range. */
-static bool s_parse_delay(const char *s, double *ms)
+/* Parses a number from 0 to max; false if it is not one. */
+static bool s_parse_number(const char *s, double max, double *v)
 {
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end != '\0' || !isfinite(v) || v < 0 || v > RELAY_DELAY_MAX_MS)
+    double x = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !isfinite(x) || x < 0 || x > max)
         return false;
-    *ms = v;
+    *v = x;
     return true;
 }
 
@@ -752,13 +818,31 @@ static void s_command(control_conn_t *k, char *line)
         s_reply(k, "error too many arguments");
     } else if (strcmp(cmd, "delay") == 0) {
         double ms;
-        if (!arg || !s_parse_delay(arg, &ms)) {
+        if (!arg || !s_parse_number(arg, RELAY_DELAY_MAX_MS, &ms)) {
             s_reply(k, "error delay takes milliseconds from 0 to %.0f", RELAY_DELAY_MAX_MS);
             return;
         }
         r->delay_ns = (uint64_t)llround(ms * 1e6);
         log_info("delay now %.3f ms each way", ms);
         s_reply(k, "ok delay_ms=%.3f", ms);
+    } else if (strcmp(cmd, "rate") == 0) {
+        double kbit;
+        if (!arg || !s_parse_number(arg, RELAY_RATE_MAX_KBIT, &kbit)) {
+            s_reply(k, "error rate takes kbit/s from 0 (no cap) to %.0f", RELAY_RATE_MAX_KBIT);
+            return;
+        }
+        r->rate_kbit = kbit;
+        log_info("rate now %.0f kbit/s each way%s", kbit, kbit > 0 ? "" : " (no cap)");
+        s_reply(k, "ok rate_kbit=%.0f", kbit);
+    } else if (strcmp(cmd, "loss") == 0) {
+        double pct;
+        if (!arg || !s_parse_number(arg, 100.0, &pct)) {
+            s_reply(k, "error loss takes a percentage from 0 to 100");
+            return;
+        }
+        r->loss = pct / 100.0;
+        log_info("loss now %.3f %% of segments each way", pct);
+        s_reply(k, "ok loss_pct=%.3f", pct);
     } else if (strcmp(cmd, "partition") == 0) {
         partition_mode_t mode = r->opts.mode;
         if (arg && !s_parse_mode(arg, &mode)) {
@@ -773,7 +857,8 @@ static void s_command(control_conn_t *k, char *line)
     } else if (strcmp(cmd, "stats") == 0 && !arg) {
         s_stats(r, k);
     } else {
-        s_reply(k, "error unknown command (delay MS, partition [hold|drop], heal, stats)");
+        s_reply(k, "error unknown command (delay MS, rate KBIT, loss PCT, partition [hold|drop], "
+                   "heal, stats)");
     }
 }
 
@@ -918,6 +1003,9 @@ static bool s_start(relay_t *r, uv_loop_t *loop, const relay_opts_t *opts)
     r->loop = loop;
     r->opts = *opts;
     r->delay_ns = (uint64_t)llround(opts->delay_ms * 1e6);
+    r->rate_kbit = opts->rate_kbit;
+    r->loss = opts->loss_pct / 100.0;
+    r->rng = opts->seed ? opts->seed : 1;
     r->timer_fd = -1;
     uv_tcp_init(loop, &r->listener);
     r->listener.data = r;
@@ -972,8 +1060,9 @@ static bool s_start(relay_t *r, uv_loop_t *loop, const relay_opts_t *opts)
     int port = s_bound_port(&r->listener);
     printf("%d\n", port);
     fflush(stdout);
-    log_info("relaying %s (port %d) to %s, %.3f ms each way, partition mode %s%s%s", opts->listen,
-             port, opts->to, opts->delay_ms, opts->mode == PARTITION_DROP ? "drop" : "hold",
+    log_info("relaying %s (port %d) to %s, %.3f ms each way, rate %.0f kbit/s, loss %.3f %%, "
+             "partition mode %s%s%s", opts->listen, port, opts->to, opts->delay_ms,
+             opts->rate_kbit, opts->loss_pct, opts->mode == PARTITION_DROP ? "drop" : "hold",
              opts->control ? ", control " : "", opts->control ? opts->control : "");
     return true;
 }
@@ -982,23 +1071,31 @@ static void s_usage(FILE *f)
 {
     fprintf(f,
             "usage: godwit-relay --listen HOST:PORT --to HOST:PORT [--delay-ms MS]\n"
+            "                    [--rate-kbit KBIT] [--loss PCT] [--seed N]\n"
             "                    [--control PATH] [--partition-mode hold|drop] [--log-level L]\n"
             "  --listen HOST:PORT   where to accept (port 0: any; the port is printed on stdout)\n"
             "  --to HOST:PORT       where each accepted connection is relayed\n"
             "  --delay-ms MS        one-way delay in each direction (default 0, fractions allowed)\n"
-            "  --control PATH       unix socket taking: delay MS | partition [hold|drop] | heal | stats\n"
+            "  --rate-kbit KBIT     cap of each direction, all links together (default 0: none)\n"
+            "  --loss PCT           segments lost, each arriving a retransmission timeout late\n"
+            "  --seed N             of the loss's generator (default 1)\n"
+            "  --control PATH       unix socket taking: delay MS | rate KBIT | loss PCT |\n"
+            "                       partition [hold|drop] | heal | stats\n"
             "  --partition-mode M   hold (default): hold bytes; drop: reset links, refuse new ones\n"
             "  --log-level L        debug|info|warn|error (default info)\n");
 }
 
 int main(int argc, char **argv)
 {
-    relay_opts_t opts = { NULL, NULL, NULL, 0.0, PARTITION_HOLD };
+    relay_opts_t opts = { NULL, NULL, NULL, 0.0, 0.0, 0.0, 1, PARTITION_HOLD };
     log_level_t level = LOG_INFO;
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, 'l' },
         { "to", required_argument, NULL, 't' },
         { "delay-ms", required_argument, NULL, 'd' },
+        { "rate-kbit", required_argument, NULL, 'r' },
+        { "loss", required_argument, NULL, 'p' },
+        { "seed", required_argument, NULL, 's' },
         { "control", required_argument, NULL, 'c' },
         { "partition-mode", required_argument, NULL, 'm' },
         { "log-level", required_argument, NULL, 'v' },
@@ -1012,12 +1109,36 @@ int main(int argc, char **argv)
         case 't': opts.to = optarg; break;
         case 'c': opts.control = optarg; break;
         case 'd':
-            if (!s_parse_delay(optarg, &opts.delay_ms)) {
+            if (!s_parse_number(optarg, RELAY_DELAY_MAX_MS, &opts.delay_ms)) {
                 fprintf(stderr, "--delay-ms %s: expected milliseconds from 0 to %.0f\n", optarg,
                         RELAY_DELAY_MAX_MS);
                 return RELAY_EXIT_USAGE;
             }
             break;
+        case 'r':
+            if (!s_parse_number(optarg, RELAY_RATE_MAX_KBIT, &opts.rate_kbit)) {
+                fprintf(stderr, "--rate-kbit %s: expected kbit/s from 0 to %.0f\n", optarg,
+                        RELAY_RATE_MAX_KBIT);
+                return RELAY_EXIT_USAGE;
+            }
+            break;
+        case 'p':
+            if (!s_parse_number(optarg, 100.0, &opts.loss_pct)) {
+                fprintf(stderr, "--loss %s: expected a percentage from 0 to 100\n", optarg);
+                return RELAY_EXIT_USAGE;
+            }
+            break;
+        case 's': {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end != '\0' || v == 0) {
+                fprintf(stderr, "--seed %s: expected a positive integer\n", optarg);
+                return RELAY_EXIT_USAGE;
+            }
+            opts.seed = v;
+            break;
+        }
         case 'm':
             if (!s_parse_mode(optarg, &opts.mode)) {
                 fprintf(stderr, "--partition-mode %s: expected hold or drop\n", optarg);
