@@ -521,7 +521,11 @@ def bench_cutover(n, rtt_ms, placement="apart"):
                 "failed": int(failed.group(1)) if failed else -1, "lost_rows": lost,
                 "rows": len(hp),
                 "godwit_ms": {"p50": pct(godwit, 50), "p99": pct(godwit, 99), "max": max(godwit),
-                              "all": godwit, "timelines": timelines},
+                              "all": godwit, "timelines": timelines,
+                              # the two directions apart: cutovers, then rollbacks
+                              "forward": {"p50": pct(godwit[0::2], 50), "max": max(godwit[0::2])},
+                              "back": {"p50": pct(godwit[1::2], 50),
+                                       "max": max(godwit[1::2] or [0])}},
                 "app_gap_ms": {"p50": pct(gaps, 50), "p99": pct(gaps, 99), "max": max(gaps),
                                "all": gaps},
                 "baseline_gap_ms": {"p50": pct(base, 50), "p99": pct(base, 99), "max": max(base),
@@ -643,6 +647,14 @@ def main():
                              a["p50"] / e["p50"] if e["p50"] else 0,
                              a["p99"] / e["p99"] if e["p99"] else 0, b["p50"], b["p99"],
                              r["failed"], r["lost_rows"], r["rows"]))
+        lines += ["", "godwit's pause by direction: cutovers (blue to green) and rollbacks",
+                  "| round trip | coordinator | cutovers p50 / max | rollbacks p50 / max |",
+                  "|---|---|---|---|"]
+        for r in rows:
+            f, k = r["godwit_ms"]["forward"], r["godwit_ms"]["back"]
+            lines.append("| %d ms | %s | %.0f / %.0f ms | %.0f / %.0f ms |" % (
+                r["rtt_ms"], r["placement"] if r["rtt_ms"] else "-", f["p50"], f["max"],
+                k["p50"], k["max"]))
         lines.append("Expert script: kept psql sessions across the same WAN (PgBouncer PAUSE; one "
                      "batch on the side traffic is on: NOLOGIN, sessions ended, final LSN, wait "
                      "on the server until the slots confirm it, sequences read; one batch of "
