@@ -5,7 +5,8 @@ updated by every transaction, a unique index as replica identity,
 REPLICA IDENTITY FULL, a keyless insert-only table, TOAST, a partitioned
 table, pgbench's own; asynchronous commits), at 12.5 ms each way between the datacenters (the
 relay sits between green's subscription and blue, the reverse one between
-blue and green, and between the agents and the coordinator). The writes
+blue and green, and between the agents and the coordinator), the link
+between the datacenters losing 1 % of its segments and capped at 50 Mbit/s. The writes
 never stop: verify says equal while they run, the cutover switches
 PgBouncer to green under them, and afterwards zero transactions failed,
 the hot counters on green hold every increment pgbench saw committed and
@@ -32,7 +33,10 @@ def test_cutover_under_load_across_a_wan(rig):
                "    options: {max_lag: 5s}\n"
                "    cutover:\n      app_roles: [app]\n      proxies: [{agent: px, proxy: pgb}]\n"
                "      max_write_pause: 3s\n      lease: 15s\n")
-    blue, green, coord, plan = setup(rig, options=options, extra_agents=["px"], wan_ms=12.5)
+    # Between the datacenters: 12.5 ms each way, 1 % of segments lost (each
+    # a retransmission timeout late) and a link capped at 50 Mbit/s.
+    blue, green, coord, plan = setup(rig, options=options, extra_agents=["px"], wan_ms=12.5,
+                                     wan_loss_pct=1.0, wan_rate_kbit=50000)
     workload.create(blue, "shop", harness.PG_BIN, pgbench_init=False)
     # The application commits asynchronously, as some do: a commit it saw
     # acknowledged may not be written yet when the source is frozen, and
@@ -121,6 +125,11 @@ def test_cutover_under_load_across_a_wan(rig):
     out = open(load.log_path).read()
     main, churn, tpcb = workload.script_transactions(out)
     print("   workload: %d + %d + %d transactions, zero failed" % (main, churn, tpcb))
+    wan = [r.stats() for r in coord.wan]
+    lost, segments = sum(x["lost"] for x in wan), sum(x["segments"] for x in wan)
+    print("   between the datacenters: %d of %d segments lost, %.1f MB carried" % (
+        lost, segments, sum(x["bytes_up"] + x["bytes_down"] for x in wan) / 1e6))
+    check(lost > 0, "the link lost segments: %d of %d" % (lost, segments))
     # Every increment of a hot row pgbench saw committed is on green: none
     # lost. (At most one more per client: a transaction that committed as
     # pgbench's -T ran out is not in its count.)

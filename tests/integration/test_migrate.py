@@ -48,12 +48,16 @@ TABLES = ["public.customers", "public.orders", "public.lines", "public.audit", "
           "public.pgbench_history", "public." + Q_EVIL]
 
 
-def setup(rig, options="", extra_agents=(), wan_ms=None, near=()):
+def setup(rig, options="", extra_agents=(), wan_ms=None, near=(), wan_loss_pct=0.0,
+          wan_rate_kbit=0):
     """wan_ms: agents dial the coordinator, and green reaches blue for
     replication, through relays that delay each way by that much (the
     coordinator's .dial is what agents dial); 0: relays without delay (a
-    test can then move the coordinator's address). near: the agents in the
-    coordinator's own site, which dial it directly (coord.near)."""
+    test can then move the coordinator's address). wan_loss_pct and
+    wan_rate_kbit: the link between the datacenters (green to blue and
+    back, the relays coord.wan) loses that share of its segments and is
+    capped at that rate. near: the agents in the coordinator's own site,
+    which dial it directly (coord.near)."""
     blue = rig.cluster("blue")
     green = rig.cluster("green")
     blue.psql("CREATE DATABASE shop")
@@ -72,8 +76,11 @@ def setup(rig, options="", extra_agents=(), wan_ms=None, near=()):
     if wan_ms is not None:
         relay = harness.Relay(rig, coord.port, delay_ms=wan_ms, name="relay-coordinator")
         coord.dial = harness.types.SimpleNamespace(endpoint="tcp://127.0.0.1:%d" % relay.port)
-        repl_port = harness.Relay(rig, blue.port, delay_ms=wan_ms, name="relay-replication").port
-        rev_port = harness.Relay(rig, green.port, delay_ms=wan_ms, name="relay-reverse").port
+        coord.wan = [harness.Relay(rig, port, delay_ms=wan_ms, name=name, loss_pct=wan_loss_pct,
+                                   rate_kbit=wan_rate_kbit)
+                     for port, name in ((blue.port, "relay-replication"),
+                                        (green.port, "relay-reverse"))]
+        repl_port, rev_port = coord.wan[0].port, coord.wan[1].port
     # Each agent's way to the other side is a peer of its own config; the
     # plan names it.
     peer = lambda port: {"host": "127.0.0.1", "port": port, "user": "godwit_repl"}
