@@ -8,6 +8,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "svc.h"
 
 static void s_usage(FILE *f)
 {
@@ -57,10 +58,17 @@ int main(int argc, char **argv)
     uv_loop_init(&loop);
     int code = AGENT_EXIT_ERROR;
     agent_t *a = agent_new(&loop, &cfg);
+    svc_t *svc = svc_new(&loop);
     if (a) {
+        char status[300];
+        snprintf(status, sizeof status, "agent %s (%s) running", cfg.name ? cfg.name : "",
+                 agent_config_role_name(cfg.role));
+        svc_ready(svc, status);
         uv_run(&loop, UV_RUN_DEFAULT);
+        svc_stopping(svc, "stopping");
         code = agent_destroy(&a);
     }
+    svc_destroy(&svc);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         log_error("loop closed with handles still open");

@@ -10,6 +10,7 @@
 
 #include "coord.h"
 #include "log.h"
+#include "svc.h"
 
 static void s_usage(FILE *f)
 {
@@ -65,10 +66,14 @@ int main(int argc, char **argv)
     uv_loop_init(&loop);
     int code = COORD_EXIT_ERROR;
     coord_t *c = coord_new(&loop, &cfg);
+    svc_t *svc = svc_new(&loop);
     if (c) {
+        svc_ready(svc, "coordinator running");
         uv_run(&loop, UV_RUN_DEFAULT);
+        svc_stopping(svc, "stopping");
         code = coord_destroy(&c);
     }
+    svc_destroy(&svc);
     uv_run(&loop, UV_RUN_DEFAULT); /* finish closing what a failed start opened */
     if (uv_loop_close(&loop) != 0)
         log_error("loop closed with handles still open");

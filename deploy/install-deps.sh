@@ -4,17 +4,17 @@
 #
 # Build:   cmake, gcc, pkg-config, protobuf-c-compiler (protoc-c) and the -dev
 #          packages of libpq, libzmq (with CURVE), protobuf-c, libsodium,
-#          libuv, libyaml, cJSON, SQLite and cmocka.
+#          libuv, libyaml, cJSON, SQLite, libsystemd (sd_notify) and cmocka.
 # Tests:   postgresql (server, psql, pgbench), python3, clang with the
 #          libFuzzer runtime (the fuzz job), and the proxies later issues
 #          test against (haproxy, nginx with its stream module for TCP
-#          proxying, pgbouncer).
+#          proxying, pgbouncer), systemd (systemd-analyze verifies the units).
 set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config git
     libpq-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev
-    libuv1-dev libyaml-dev libcjson-dev libsqlite3-dev libcmocka-dev
+    libuv1-dev libyaml-dev libcjson-dev libsqlite3-dev libcmocka-dev libsystemd-dev systemd
     postgresql postgresql-contrib python3
     clang libclang-rt-14-dev
     haproxy nginx libnginx-mod-stream pgbouncer

@@ -286,13 +286,16 @@ class Coordinator:
         with open(os.path.join(self.allowed, name + ".pub"), "w") as f:
             f.writelines(lines)
 
-    def start(self, wait=True, failpoint=None):
+    def start(self, wait=True, failpoint=None, env_extra=None):
         """failpoint: GODWIT_FAILPOINT for this run (the coordinator kills
-        or stops itself there; docs/testing.md)."""
+        or stops itself there; docs/testing.md). env_extra: more
+        environment (NOTIFY_SOCKET, ...)."""
         self.starts += 1
         env = None
-        if failpoint:
-            env = dict(os.environ, GODWIT_FAILPOINT=failpoint)
+        if failpoint or env_extra:
+            env = dict(os.environ, **(env_extra or {}))
+            if failpoint:
+                env["GODWIT_FAILPOINT"] = failpoint
         self.proc = self.rig.spawn(os.path.basename(self.dir),
                                    [exe("godwit-coordinator"), "--config", self.config], env=env)
         if wait:
@@ -356,9 +359,11 @@ class Agent:
                         f.write("    %s: %s\n" % (k, v))
         self.proc = None
 
-    def start(self):
+    def start(self, env_extra=None):
+        """env_extra: more environment (NOTIFY_SOCKET, ...)."""
         self.proc = self.rig.spawn("agent-" + self.name, [exe("godwit-agent"), "--config",
-                                                          self.config])
+                                                          self.config],
+                                   env=dict(os.environ, **env_extra) if env_extra else None)
         return self
 
 
