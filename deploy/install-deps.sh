@@ -8,13 +8,14 @@
 # Tests:   postgresql (server, psql, pgbench), python3, clang with the
 #          libFuzzer runtime (the fuzz job), and the proxies later issues
 #          test against (haproxy, nginx with its stream module for TCP
-#          proxying, pgbouncer), systemd (systemd-analyze verifies the units).
+#          proxying, pgbouncer), systemd (systemd-analyze verifies the units),
+#          groff-base (the man pages are rendered in a test).
 set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config git
     libpq-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev
-    libuv1-dev libyaml-dev libcjson-dev libsqlite3-dev libcmocka-dev libsystemd-dev systemd
+    libuv1-dev libyaml-dev libcjson-dev libsqlite3-dev libcmocka-dev libsystemd-dev systemd groff-base
     postgresql postgresql-contrib python3
     clang libclang-rt-14-dev
     haproxy nginx libnginx-mod-stream pgbouncer
