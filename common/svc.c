@@ -3,19 +3,25 @@
  */
 #include "svc.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "xalloc.h"
 
 struct svc {
     uv_timer_t timer;
+    uv_signal_t hup;
     bool timer_started;
+    int open_handles;
     uint64_t watchdog_ms;
+    svc_reload_cb reload;
+    void *reload_arg;
 };
 
 static void s_notify(const char *what, const char *status)
@@ -39,6 +45,10 @@ svc_t *svc_new(uv_loop_t *loop)
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     uv_unref((uv_handle_t *)&s->timer);
+    uv_signal_init(loop, &s->hup);
+    s->hup.data = s;
+    uv_unref((uv_handle_t *)&s->hup);
+    s->open_handles = 2;
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
         s->watchdog_ms = usec / 1000 ? usec / 1000 : 1;
@@ -64,6 +74,63 @@ void svc_stopping(svc_t *s, const char *status)
     s_notify("STOPPING=1", status);
 }
 
+static void s_on_hup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    svc_t *s = h->data;
+    log_info("SIGHUP: reloading");
+    sd_notify(0, "RELOADING=1");
+    s->reload(s->reload_arg);
+    sd_notify(0, "READY=1");
+}
+
+void svc_on_reload(svc_t *s, svc_reload_cb cb, void *arg)
+{
+    s->reload = cb;
+    s->reload_arg = arg;
+    uv_signal_start(&s->hup, s_on_hup, SIGHUP);
+}
+
+char *svc_file_read(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    return fsutil_read_small(path, 1 << 20, &text, &len) == 0 ? text : NULL;
+}
+
+/* text without its lines that begin with "key:", malloc'd. */
+static char *s_without_key(const char *text, const char *key)
+{
+    size_t klen = strlen(key), n = strlen(text);
+    char *out = xmalloc(n + 1), *o = out;
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line + 1) : strlen(line);
+        if (!(strncmp(line, key, klen) == 0 && line[klen] == ':')) {
+            memcpy(o, line, len);
+            o += len;
+        }
+        line += len;
+    }
+    *o = '\0';
+    return out;
+}
+
+bool svc_file_differs(const char *before, const char *path, const char *key)
+{
+    char *now = svc_file_read(path);
+    if (!before || !now) {
+        free(now);
+        return true;
+    }
+    char *a = s_without_key(before, key), *b = s_without_key(now, key);
+    bool differs = strcmp(a, b) != 0;
+    free(a);
+    free(b);
+    free(now);
+    return differs;
+}
+
 uint64_t svc_watchdog_ms(const svc_t *s)
 {
     return s->watchdog_ms;
@@ -71,7 +138,9 @@ uint64_t svc_watchdog_ms(const svc_t *s)
 
 static void s_closed(uv_handle_t *h)
 {
-    free(h->data);
+    svc_t *s = h->data;
+    if (--s->open_handles == 0)
+        free(s);
 }
 
 void svc_destroy(svc_t **sp)
@@ -82,4 +151,5 @@ void svc_destroy(svc_t **sp)
     *sp = NULL;
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, s_closed);
+    uv_close((uv_handle_t *)&s->hup, s_closed);
 }

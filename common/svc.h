@@ -11,12 +11,17 @@
  * (WATCHDOG_USEC, for this process: WATCHDOG_PID) and is unreferenced: it
  * never keeps the loop alive by itself.
  *
- * Owns: its timer (closed by svc_destroy; the struct is freed in the close
- * callback, so run the loop once more after svc_destroy).
+ * A reload (SIGHUP, the units' ExecReload): svc_on_reload's callback runs on
+ * the loop, between RELOADING=1 and READY=1.
+ *
+ * Owns: its timer and its SIGHUP handle (closed by svc_destroy; the struct
+ * is freed in the last close callback, so run the loop once more after
+ * svc_destroy).
  */
 #ifndef GODWIT_SVC_H
 #define GODWIT_SVC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -30,6 +35,19 @@ void svc_ready(svc_t *s, const char *status);
 
 /* STOPPING=1 with status. */
 void svc_stopping(svc_t *s, const char *status);
+
+/* On SIGHUP: RELOADING=1, cb(arg), READY=1. The handle is unreferenced:
+ * it never keeps the loop alive by itself. */
+typedef void (*svc_reload_cb)(void *arg);
+void svc_on_reload(svc_t *s, svc_reload_cb cb, void *arg);
+
+/* Whether path's text now differs from before (a copy of it read at start,
+ * or NULL) other than in its top-level `key:` lines: what a reload cannot
+ * apply. A file that cannot be read differs. */
+bool svc_file_differs(const char *before, const char *path, const char *key);
+
+/* path's text (malloc'd, the caller frees), or NULL if it cannot be read. */
+char *svc_file_read(const char *path);
 
 /* The watchdog's interval systemd asked for, in ms; 0 if none. */
 uint64_t svc_watchdog_ms(const svc_t *s);

@@ -3,11 +3,14 @@
 `systemd-analyze verify` without a warning (a mangled copy does not, so the
 check can fail), and the coordinator and an agent started as systemd would
 start a Type=notify service (NOTIFY_SOCKET, WATCHDOG_USEC) send READY=1
-with a status line, keep-alives at half the watchdog's interval, and
-STOPPING=1 when told to stop."""
+with a status line, keep-alives at half the watchdog's interval,
+RELOADING=1 and READY=1 around a reload (SIGHUP: the new log_level
+applies, a broken file changes nothing), and STOPPING=1 when told to
+stop."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -86,7 +89,7 @@ class NotifySocket:
         self.sock.close()
 
 
-def _check_daemon(proc, notify, status_word):
+def _check_daemon(proc, notify, status_word, config):
     t_ready, ready = notify.wait_for("READY", 15)
     check(ready and ready["READY"] == "1" and status_word in ready.get("STATUS", ""),
           "READY=1 with a status: %r" % (notify.got,))
@@ -97,6 +100,28 @@ def _check_daemon(proc, notify, status_word):
     print("   READY with STATUS=%r; %d keep-alives in 1.2 s, gaps %s ms" % (
         ready.get("STATUS"), len(beats), [round(g * 1000) for g in gaps]))
     check(len(beats) >= 5 and max(gaps) < 0.4, "keep-alives at half the interval: %r" % gaps)
+    # A reload (SIGHUP, ExecReload): RELOADING=1, then READY=1; the new
+    # log_level applies; a broken file changes nothing and it runs on.
+    with open(config) as f:
+        text = f.read()
+    with open(config, "w") as f:
+        f.write(text.replace("log_level: debug", "log_level: info") + "# edited\n")
+    n = len(notify.got)
+    proc.signal(signal.SIGHUP)
+    t_rel, rel = notify.wait_for("RELOADING", 5)
+    notify.pump(0.3)
+    after = [m for t, m in notify.got[n:] if "READY" in m]
+    check(rel and after, "RELOADING=1 then READY=1: %r" % notify.got[n:])
+    harness.wait_for("reloaded", lambda: "log_level applied; its other changes apply at the "
+                     "next start" in proc.log(), 5)
+    with open(config, "w") as f:
+        f.write(text.replace("log_level: debug", "log_level: loud"))
+    proc.signal(signal.SIGHUP)
+    harness.wait_for("refused", lambda: "config not reloaded, nothing changed" in proc.log(), 5)
+    check("log_level" in proc.log().split("config not reloaded")[-1].splitlines()[0],
+          "the refusal names the field")
+    check(proc.alive(), "still running after a broken reload")
+    print("   SIGHUP: RELOADING=1, READY=1, log_level applied; a broken file refused")
     rc = proc.stop()
     _, stopping = notify.wait_for("STOPPING", 5)
     check(rc == 0 and stopping and stopping["STOPPING"] == "1",
@@ -108,7 +133,7 @@ def test_notify_coordinator_and_agent(rig):
     notify = NotifySocket(rig.path("coord.notify"))
     try:
         coord = Coordinator(rig, ["blue"]).start(env_extra=dict(env, NOTIFY_SOCKET=notify.path))
-        _check_daemon(coord.proc, notify, "coordinator")
+        _check_daemon(coord.proc, notify, "coordinator", coord.config)
     finally:
         notify.close()
     coord = Coordinator(rig, ["blue"]).start()
@@ -117,7 +142,7 @@ def test_notify_coordinator_and_agent(rig):
     try:
         agent = Agent(rig, "blue", coord, cluster=blue).start(
             env_extra=dict(env, NOTIFY_SOCKET=notify.path))
-        _check_daemon(agent.proc, notify, "agent blue")
+        _check_daemon(agent.proc, notify, "agent blue", agent.config)
     finally:
         notify.close()
     # Without NOTIFY_SOCKET the daemons run as before (every other test).
