@@ -151,6 +151,7 @@ void cutover_free(cutover_t *cu)
     free(cu->failpoint);
     if (cu->freeze)
         godwit__freeze_source_result__free_unpacked(cu->freeze, NULL);
+    cutstep_answers_free(cu);
     finalcheck_free(cu->checks, cu->n_checks);
     cJSON_Delete(cu->report);
     cJSON_Delete(cu->step_detail);

@@ -174,6 +174,8 @@ struct cutover {
     bool cancelled;
     bool refused;               /* ended at the role check, nothing changed */
     Godwit__FreezeSourceResult *freeze; /* the source's answer to FREEZE, owned */
+    Godwit__FreezeSourceResult *kept;   /* its answer to KEEP (the final check's rows), owned */
+    Godwit__SetSequencesResult *seqs;   /* the target's answer to SetSequences, owned */
     Godwit__CheckRows **checks; /* the final check's questions (finalcheck.h), owned */
     size_t n_checks;
     cJSON *report;

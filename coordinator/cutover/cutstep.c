@@ -27,7 +27,7 @@ static void s_send_fence(cutover_t *cu, const char *agent, const char *database,
 static Godwit__FreezeSource s_fence_req(const cutover_t *cu, const char *database,
                                         Godwit__FreezeSource__Mode mode);
 static void s_send_fence_req(cutover_t *cu, const char *agent, Godwit__FreezeSource *fs);
-static void s_final_check(cutover_t *cu, const char *agent, const Godwit__SetSequencesResult *r);
+static void s_final_check(cutover_t *cu);
 
 /* The step's first failure: "agent: why". */
 static void s_fail(cutover_t *cu, const char *agent, const char *why)
@@ -114,6 +114,11 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
                      f->final_lsn ? lsn_format(f->final_lsn, pos, sizeof pos)
                                   : (f->already ? " (already)" : ""));
         s_detail(cu, agent, what, s_timed(f->steps, f->n_steps));
+        if (cu->state == K_SEQUENCES && f->n_checked) { /* KEEP: `from`'s rows */
+            if (cu->kept)
+                godwit__freeze_source_result__free_unpacked(cu->kept, NULL);
+            cu->kept = wire_copy(f);
+        }
         if (cu->state == K_FREEZE) {
             /* keep the sequences and the final LSN for the next step */
             if (cu->freeze)
@@ -150,7 +155,9 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
         snprintf(what, sizeof what, "%u sequences set", r->set_sequences->set);
         s_detail(cu, agent, what, s_timed(r->set_sequences->steps, r->set_sequences->n_steps));
         cutreport_set(cu, "sequences", cJSON_CreateNumber(r->set_sequences->set));
-        s_final_check(cu, agent, r->set_sequences);
+        if (cu->seqs)
+            godwit__set_sequences_result__free_unpacked(cu->seqs, NULL);
+        cu->seqs = wire_copy(r->set_sequences);
         if (!cu->dry_run && r->set_sequences->lsn) {
             char pos[32];
             cu->switch_lsn = r->set_sequences->lsn;
@@ -175,22 +182,38 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
             cutover_free(cu);
             return;
         }
+        if (cu->state == K_SEQUENCES && cu->seqs)
+            s_final_check(cu);
         cutover_step_over(cu);
     }
 }
 
-/* The final check (finalcheck.h): `from`'s rows, read with FREEZE, against
- * `to`'s, read with the sequences; a difference fails the step (the
- * cutover aborts) naming the key. */
-static void s_final_check(cutover_t *cu, const char *agent, const Godwit__SetSequencesResult *r)
+void cutstep_answers_free(cutover_t *cu)
+{
+    if (cu->kept)
+        godwit__freeze_source_result__free_unpacked(cu->kept, NULL);
+    if (cu->seqs)
+        godwit__set_sequences_result__free_unpacked(cu->seqs, NULL);
+    cu->kept = NULL;
+    cu->seqs = NULL;
+}
+
+/* The final check (finalcheck.h), once every answer of the sequences step
+ * is in: `from`'s rows, read with KEEP in the same step (with FREEZE in a
+ * rehearsal, which sends no KEEP), against `to`'s, read with the
+ * sequences; a difference fails the step (the cutover aborts) naming the
+ * key. */
+static void s_final_check(cutover_t *cu)
 {
     if (!cu->n_checks)
         return;
+    const Godwit__FreezeSourceResult *from = cu->kept ? cu->kept : cu->freeze;
+    const Godwit__SetSequencesResult *r = cu->seqs;
+    const char *agent = cu->to_agent;
     size_t diffs = 0;
-    cJSON *rep = finalcheck_compare(cu->checks, cu->n_checks,
-                                    cu->freeze ? cu->freeze->checked : NULL,
-                                    cu->freeze ? cu->freeze->n_checked : 0, r->checked,
-                                    r->n_checked, &diffs);
+    cJSON *rep = finalcheck_compare(cu->checks, cu->n_checks, from ? from->checked : NULL,
+                                    from ? from->n_checked : 0, r->checked, r->n_checked,
+                                    &diffs);
     char *sum = finalcheck_summary(rep);
     if (diffs) {
         char *why = xasprintf("the final check found %zu difference%s: %s", diffs,
@@ -420,8 +443,13 @@ static Godwit__FreezeSource s_fence_req(const cutover_t *cu, const char *databas
      * refuses the application's logins (PgBouncer would then refuse its
      * clients for server_login_retry). */
     fs.lease_ms = cu->lease_ms / 2;
-    if (mode == GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE ||
-        mode == GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE) {
+    /* The final check's rows: read once at PREPARE (the server loads the
+     * tables' catalog entries), then by KEEP, in the sequences step, on
+     * `from` (while `to` waits for the final LSN: off the pause's path);
+     * by FREEZE in a rehearsal, which sends no KEEP. */
+    if (mode == GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE ||
+        mode == GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP ||
+        (mode == GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE && cu->dry_run)) {
         fs.check = cu->checks;
         fs.n_check = cu->n_checks;
     }
@@ -526,6 +554,7 @@ void cutstep_refence(cutover_t *cu)
  * proxy may point at `to`, and `to` takes logins before traffic arrives. */
 void cutstep_sequences(cutover_t *cu)
 {
+    cutstep_answers_free(cu); /* a try's answers only */
     Godwit__SetSequences ss = GODWIT__SET_SEQUENCES__INIT;
     ss.database = cu->to_database;
     if (cu->freeze) {
@@ -536,9 +565,9 @@ void cutstep_sequences(cutover_t *cu)
         ss.subscription = cu->sub_name;
         uint64_t left = cutover_timeout(cu);
         ss.wait_timeout_ms = left > 50 ? left - 50 : left;
-        /* The final check: only against what `from` answered (a FREEZE
-         * recovered from the journal has no rows). */
-        if (cu->freeze->n_checked == cu->n_checks) {
+        /* The final check: `from` reads its rows with KEEP, sent with this
+         * (in a rehearsal FREEZE read them: only if it did). */
+        if (!cu->dry_run || cu->freeze->n_checked == cu->n_checks) {
             ss.check = cu->checks;
             ss.n_check = cu->n_checks;
         }

@@ -33,4 +33,8 @@ void cutstep_drop_old_slot(cutover_t *cu);
 void cutstep_advance(cutover_t *cu);
 void cutstep_follow(cutover_t *cu);
 
+/* Frees the sequences step's answers the final check compares (cu->kept,
+ * cu->seqs); they are NULL after. */
+void cutstep_answers_free(cutover_t *cu);
+
 #endif

@@ -718,6 +718,10 @@ static void fz_keep(steprun_t *run)
 }
 
 static const steprun_fn fz_keep_stages[] = { fz_keep, NULL };
+/* KEEP with the final check's rows (the cutover sends them with KEEP, so
+ * that they are read while the target waits for the final LSN): on the
+ * kept connection, still there from the FREEZE. */
+static const steprun_fn fz_keep_check_stages[] = { fz_connect, fz_keep, fz_check, NULL };
 
 /* PREPARE's warm-up: one message that runs, without changing anything,
  * what the write pause's steps will run on this connection, so that the
@@ -795,7 +799,8 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
      * with no fence to lift must not take it from SetSequences). */
     bool connects = req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE ||
                     req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE ||
-                    (req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE &&
+                    ((req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE ||
+                      (req->mode == GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP && req->n_check)) &&
                      freezer_fenced(f, req->database));
     s->run.conn[0] = connects ? freezer_conn_take(f, req->database)
                               : freezer_conn_new(f->loop, &f->local, req->database);
@@ -837,7 +842,8 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
         }
         break;
     default:
-        s->run.stages = s->fence ? fz_keep_stages : fz_none_stages;
+        s->run.stages = !s->fence ? fz_none_stages
+                        : req->n_check ? fz_keep_check_stages : fz_keep_stages;
         s->result->already = !s->fence;
         break;
     }
