@@ -182,7 +182,7 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
             cutover_free(cu);
             return;
         }
-        if (cu->state == K_SEQUENCES && cu->seqs)
+        if (cu->state == K_SEQUENCES && cu->seqs && !cu->step_error)
             s_final_check(cu);
         cutover_step_over(cu);
     }
