@@ -20,8 +20,9 @@ struct svc {
     bool timer_started;
     int open_handles;
     uint64_t watchdog_ms;
-    svc_reload_cb reload;
-    void *reload_arg;
+    const char *path;           /* the config file, borrowed */
+    char *text;                 /* its text when the reload was set up */
+    svc_load_level_fn load;
 };
 
 static void s_notify(const char *what, const char *status)
@@ -74,24 +75,7 @@ void svc_stopping(svc_t *s, const char *status)
     s_notify("STOPPING=1", status);
 }
 
-static void s_on_hup(uv_signal_t *h, int signum)
-{
-    (void)signum;
-    svc_t *s = h->data;
-    log_info("SIGHUP: reloading");
-    sd_notify(0, "RELOADING=1");
-    s->reload(s->reload_arg);
-    sd_notify(0, "READY=1");
-}
-
-void svc_on_reload(svc_t *s, svc_reload_cb cb, void *arg)
-{
-    s->reload = cb;
-    s->reload_arg = arg;
-    uv_signal_start(&s->hup, s_on_hup, SIGHUP);
-}
-
-char *svc_file_read(const char *path)
+static char *s_file_read(const char *path)
 {
     char *text = NULL;
     size_t len = 0;
@@ -116,9 +100,11 @@ static char *s_without_key(const char *text, const char *key)
     return out;
 }
 
-bool svc_file_differs(const char *before, const char *path, const char *key)
+/* Whether path's text now differs from before other than in its top-level
+ * `key:` lines. A file that cannot be read differs. */
+static bool s_file_differs(const char *before, const char *path, const char *key)
 {
-    char *now = svc_file_read(path);
+    char *now = s_file_read(path);
     if (!before || !now) {
         free(now);
         return true;
@@ -131,6 +117,34 @@ bool svc_file_differs(const char *before, const char *path, const char *key)
     return differs;
 }
 
+static void s_on_hup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    svc_t *s = h->data;
+    log_info("SIGHUP: reloading %s", s->path);
+    sd_notify(0, "RELOADING=1");
+    int level = 0;
+    char err[1024];
+    if (!s->load(s->path, &level, err, sizeof err)) {
+        log_error("config not reloaded, nothing changed: %s", err);
+    } else {
+        log_set_level((log_level_t)level);
+        bool others = s_file_differs(s->text, s->path, "log_level");
+        log_info("reloaded %s: log_level applied%s", s->path,
+                 others ? "; its other changes apply at the next start (systemctl restart)" : "");
+    }
+    sd_notify(0, "READY=1");
+}
+
+void svc_on_reload(svc_t *s, const char *path, svc_load_level_fn load)
+{
+    s->path = path;
+    free(s->text);
+    s->text = s_file_read(path);
+    s->load = load;
+    uv_signal_start(&s->hup, s_on_hup, SIGHUP);
+}
+
 uint64_t svc_watchdog_ms(const svc_t *s)
 {
     return s->watchdog_ms;
@@ -139,8 +153,10 @@ uint64_t svc_watchdog_ms(const svc_t *s)
 static void s_closed(uv_handle_t *h)
 {
     svc_t *s = h->data;
-    if (--s->open_handles == 0)
+    if (--s->open_handles == 0) {
+        free(s->text);
         free(s);
+    }
 }
 
 void svc_destroy(svc_t **sp)

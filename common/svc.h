@@ -22,6 +22,7 @@
 #define GODWIT_SVC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -36,18 +37,17 @@ void svc_ready(svc_t *s, const char *status);
 /* STOPPING=1 with status. */
 void svc_stopping(svc_t *s, const char *status);
 
-/* On SIGHUP: RELOADING=1, cb(arg), READY=1. The handle is unreferenced:
- * it never keeps the loop alive by itself. */
-typedef void (*svc_reload_cb)(void *arg);
-void svc_on_reload(svc_t *s, svc_reload_cb cb, void *arg);
+/* Loads the config at path and gives its log level; false with err (file,
+ * line and field) if it does not load. */
+typedef bool (*svc_load_level_fn)(const char *path, int *log_level, char *err, size_t errlen);
 
-/* Whether path's text now differs from before (a copy of it read at start,
- * or NULL) other than in its top-level `key:` lines: what a reload cannot
- * apply. A file that cannot be read differs. */
-bool svc_file_differs(const char *before, const char *path, const char *key);
-
-/* path's text (malloc'd, the caller frees), or NULL if it cannot be read. */
-char *svc_file_read(const char *path);
+/* On SIGHUP (the units' ExecReload), between RELOADING=1 and READY=1: the
+ * config at path loaded again with load; its log_level applies at once, any
+ * other change to the file (against its text read now) is logged as
+ * applying at the next start; a file that does not load changes nothing.
+ * path is borrowed for svc's lifetime. The handle is unreferenced: it never
+ * keeps the loop alive by itself. */
+void svc_on_reload(svc_t *s, const char *path, svc_load_level_fn load);
 
 /* The watchdog's interval systemd asked for, in ms; 0 if none. */
 uint64_t svc_watchdog_ms(const svc_t *s);

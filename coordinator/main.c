@@ -20,29 +20,15 @@ static void s_usage(FILE *f)
                "  --check        validate the config file and exit\n");
 }
 
-/* SIGHUP (the unit's ExecReload): the config file read again; its
- * log_level applies at once, any other change at the next start (the
- * running agent's connections, keys and steps are built from it). A file
- * that does not load leaves everything as it was. */
-typedef struct {
-    const char *path;
-    char *text; /* the file as started */
-} reload_t;
-
-static void s_reload(void *arg)
+/* svc_on_reload's loader: the config's log level. */
+static bool s_load_level(const char *path, int *level, char *err, size_t errlen)
 {
-    reload_t *r = arg;
     coord_config_t cfg;
-    char err[1024];
-    if (!coord_config_load(r->path, &cfg, err, sizeof err)) {
-        log_error("config not reloaded, nothing changed: %s", err);
-        return;
-    }
-    log_set_level((log_level_t)cfg.log_level);
-    bool others = svc_file_differs(r->text, r->path, "log_level");
-    log_info("reloaded %s: log_level applied%s", r->path,
-             others ? "; its other changes apply at the next start (systemctl restart)" : "");
+    if (!coord_config_load(path, &cfg, err, errlen))
+        return false;
+    *level = cfg.log_level;
     coord_config_free(&cfg);
+    return true;
 }
 
 int main(int argc, char **argv)
@@ -93,8 +79,7 @@ int main(int argc, char **argv)
     int code = COORD_EXIT_ERROR;
     coord_t *c = coord_new(&loop, &cfg);
     svc_t *svc = svc_new(&loop);
-    reload_t reload = { path, svc_file_read(path) };
-    svc_on_reload(svc, s_reload, &reload);
+    svc_on_reload(svc, path, s_load_level);
     if (c) {
         svc_ready(svc, "coordinator running");
         uv_run(&loop, UV_RUN_DEFAULT);
@@ -102,7 +87,6 @@ int main(int argc, char **argv)
         code = coord_destroy(&c);
     }
     svc_destroy(&svc);
-    free(reload.text);
     uv_run(&loop, UV_RUN_DEFAULT); /* finish closing what a failed start opened */
     if (uv_loop_close(&loop) != 0)
         log_error("loop closed with handles still open");

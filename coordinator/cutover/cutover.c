@@ -25,13 +25,7 @@
 
 #define CU_ABORT_STEP_TIMEOUT_MS 10000
 #define CU_RETRY_MS 1000
-/* After the resume, how long the turning round of replication waits: its
- * first step (dropping the old subscription, its worker's exit, the slot,
- * the new subscription's walsender) took CPU from the application's first
- * transactions on the new side, which log in to fresh backends then; the
- * turn has no hurry (the slot made before the pause keeps `to`'s WAL from
- * the switch position). */
-#define CU_SETTLE_MS 200
+
 #define CU_ABORT_MIN_TRY_MS 500 /* an abort step begun past the abort's deadline */
 /* One try of an abort step: short enough that a command sent to an agent
  * that died before the coordinator noticed is tried again (and the agent,
@@ -389,8 +383,8 @@ void cutover_step_over(cutover_t *cu)
     snprintf(point, sizeof point, "cutover-after-%s", s_steps[st].name);
     cutover_failpoint(cu, point);
     if (next == K_DROP_OLD) {
-        /* The application first (CU_SETTLE_MS): the step runs on a tick. */
-        s_goto_later(cu, next, CU_SETTLE_MS);
+        /* The application first (CUTOVER_SETTLE_MS): the step runs on a tick. */
+        s_goto_later(cu, next, CUTOVER_SETTLE_MS);
         return;
     }
     cutover_goto(cu, next);

@@ -57,6 +57,14 @@
 #include "plan.h"
 #include "planwire.h"
 
+/* After the resume, how long the turning round of replication waits: its
+ * first step (dropping the old subscription, its worker's exit, the slot,
+ * the new subscription's walsender) took CPU from the application's first
+ * transactions on the new side, which log in to fresh backends then; the
+ * turn has no hurry (the slot made before the pause keeps `to`'s WAL from
+ * the switch position). */
+#define CUTOVER_SETTLE_MS 200
+
 typedef struct cutover cutover_t;
 
 /* report: the final report, owned by the callee; switched: traffic now goes

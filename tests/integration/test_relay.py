@@ -279,6 +279,17 @@ def test_echo_bulk_backpressure(rig):
         wait_for("the link closed", lambda: relay.stats()["links"] == 0, 10)
 
 
+def _refused(relay, commands):
+    """Each control command is answered with an error."""
+    for bad in commands:
+        try:
+            relay.ctl(bad)
+        except RuntimeError as e:
+            check("error" in str(e), "%r answered %s" % (bad, e))
+        else:
+            raise AssertionError("%r was accepted" % bad)
+
+
 def test_rate_and_loss(rig):
     """The rate cap and the loss of a WAN: 1 MiB echoed through a cap of
     8000 kbit/s (1 MB/s each way) takes about a second, not less, and comes
@@ -318,13 +329,7 @@ def test_rate_and_loss(rig):
               "%d lost" % (len(slow), lost))
         check(min(slow) >= 202, "the timeout is 200 ms and a round trip: %.1f ms" % min(slow))
         check(len(rtts) - len(slow) >= 100 and min(rtts) >= 2.0, "the others: %s" % summary(rtts))
-    for bad in ("rate -1", "rate abc", "loss 101", "loss -0.5", "loss"):
-        try:
-            relay.ctl(bad)
-        except RuntimeError as e:
-            check("error" in str(e), "%r answered %s" % (bad, e))
-        else:
-            raise AssertionError("%r was accepted" % bad)
+    _refused(relay, ("rate -1", "rate abc", "loss 101", "loss -0.5", "loss"))
     for argv in (["--loss", "150"], ["--rate-kbit", "-5"], ["--seed", "0"]):
         r = subprocess.run([harness.exe("godwit-relay"), "--listen", "127.0.0.1:0", "--to",
                             "127.0.0.1:1"] + argv, stdout=subprocess.PIPE,
@@ -526,14 +531,8 @@ def test_control_and_exit(rig):
     relay = Relay(rig, nobody)
     check(_connection_refused(relay.port), "client reset when the server refuses")
     wait_for("connect failure counted", lambda: relay.stats()["connect_failed"] == 1, 5)
-    for bad in ("delay", "delay -1", "delay abc", "delay 1e9", "partition sideways", "heal now",
-                "bogus", "stats please"):
-        try:
-            relay.ctl(bad)
-        except RuntimeError as e:
-            check("error" in str(e), "%r answered %s" % (bad, e))
-        else:
-            raise AssertionError("%r was accepted" % bad)
+    _refused(relay, ("delay", "delay -1", "delay abc", "delay 1e9", "partition sideways",
+                     "heal now", "bogus", "stats please"))
     relay.set_delay(2.25)
     check(relay.stats()["delay_ms"] == 2.25, "delay changed")
     # Several commands on one connection, each answered in order.

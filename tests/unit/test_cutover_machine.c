@@ -349,17 +349,25 @@ static void s_sequences_ok(rig_t *r)
     fakelink_ok(s_take_fence(r, r->to, MODE(UNFREEZE)));
 }
 
-/* After the switch: the old subscription, its slot, the new slot moved to
- * the switch position, `from` subscribing to it (follow). */
-static void s_after_switch_ok(rig_t *r, bool follow)
+/* Nothing is sent until ms have passed on the link's clock (ticked 1 ms
+ * before and at ms). */
+static void s_nothing_until(rig_t *r, uint64_t ms)
 {
-    /* The application first: the turn begins 200 ms after the resume. */
     assert_int_equal(fakelink_pending(&r->link), 0);
-    fakelink_advance(&r->link, 199);
+    fakelink_advance(&r->link, ms - 1);
     cutover_tick(r->cu);
     assert_int_equal(fakelink_pending(&r->link), 0);
     fakelink_advance(&r->link, 1);
     cutover_tick(r->cu);
+}
+
+/* After the switch: the old subscription, its slot, the new slot moved to
+ * the switch position, `from` subscribing to it (follow). */
+static void s_after_switch_ok(rig_t *r, bool follow)
+{
+    /* The application first: the turn begins CUTOVER_SETTLE_MS after the
+     * resume, not before. */
+    s_nothing_until(r, CUTOVER_SETTLE_MS);
     fakelink_sent_t *s = fakelink_take(&r->link, r->to, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->subscription, r->sub);
     assert_string_equal(s->cmd->drop_objects->slot, "");
@@ -612,12 +620,7 @@ static void test_abort_steps_retry_what_did_not_confirm(void **state)
     fakelink_failed(s_take_freeze(r), "deadlock detected");
     fakelink_answer(s_take_fence(r, BLUE, MODE(UNFREEZE)), NULL, "not connected");
     cutover_tick(r->cu);
-    assert_int_equal(fakelink_pending(&r->link), 0);
-    fakelink_advance(&r->link, 999);
-    cutover_tick(r->cu);
-    assert_int_equal(fakelink_pending(&r->link), 0);
-    fakelink_advance(&r->link, 1);
-    cutover_tick(r->cu);
+    s_nothing_until(r, 1000); /* CU_RETRY_MS */
     fakelink_sent_t *s = s_take_fence(r, BLUE, MODE(UNFREEZE));
     assert_true(s->timeout_ms <= 3000); /* one try of an abort step */
     fakelink_ok(s);
