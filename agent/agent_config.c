@@ -16,6 +16,8 @@
 
 /* Same order as log_level_t. */
 static const char *const s_levels[] = { "debug", "info", "warn", "error", NULL };
+/* Same order as log_format_t. */
+static const char *const s_log_formats[] = { "text", "journal", NULL };
 
 static const char *const s_roles[] = { "source", "target", "proxy", NULL };
 
@@ -235,6 +237,8 @@ static const cfg_field_t s_schema[] = {
       .enum_values = s_roles },
     { .key = "log_level", .type = CFG_ENUM, .offset = offsetof(agent_config_t, log_level),
       .enum_values = s_levels },
+    { .key = "log_format", .type = CFG_ENUM, .offset = offsetof(agent_config_t, log_format),
+      .enum_values = s_log_formats },
     F("state_dir", CFG_PATH, state_dir, true),
     R("report_interval", CFG_DURATION_MS, report_interval_ms, false, 100, 60000),
     { .key = "coordinator", .type = CFG_SECTION, .required = true, .children = s_coordinator },

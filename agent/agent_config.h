@@ -82,6 +82,7 @@ typedef struct {
     char *name;                 /* informational; the coordinator uses the key file name */
     int role;                   /* agent_role_t */
     int log_level;              /* log_level_t: debug, info, warn, error */
+    int log_format;             /* log_format_t: text (stderr), journal */
     char *state_dir;            /* epoch file and other durable agent state */
     int64_t report_interval_ms;
     struct {

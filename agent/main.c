@@ -65,6 +65,7 @@ int main(int argc, char **argv)
         agent_config_free(&cfg);
         return 0;
     }
+    log_set_format((log_format_t)cfg.log_format, cfg.name);
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);

@@ -42,7 +42,8 @@ int agents_send_frame(coord_t *c, const fleet_agent_t *a, const uint8_t *frame, 
     size_t lens[2] = { a->rid_len, len };
     int rc = zuv_send_parts(c->router_watch, c->router, parts, lens, 2);
     if (rc != 0 && rc != -EAGAIN)
-        log_warn("agent %s: send failed: %s", a->name, zmq_strerror(-rc));
+        log_warn_about(log_about_agent(a->name), "agent %s: send failed: %s", a->name,
+                       zmq_strerror(-rc));
     return rc;
 }
 
@@ -53,7 +54,7 @@ static int s_send(coord_t *c, const fleet_agent_t *a, Godwit__Envelope *env)
     size_t len = 0;
     uint8_t *buf = wire_encode(env, &len);
     if (!buf) {
-        log_error("agent %s: message too large to send", a->name);
+        log_error_about(log_about_agent(a->name), "agent %s: message too large to send", a->name);
         return -EMSGSIZE;
     }
     int rc = agents_send_frame(c, a, buf, len);
@@ -105,10 +106,11 @@ static void s_agent_warn(coord_t *c, const fleet_agent_t *a, const char *kind, c
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (before)
-        log_warn("agent %s: %s (and %llu more of the same not logged before)", a->name, msg,
-                 (unsigned long long)before);
+        log_warn_about(log_about_agent(a->name),
+                       "agent %s: %s (and %llu more of the same not logged before)", a->name, msg,
+                       (unsigned long long)before);
     else
-        log_warn("agent %s: %s", a->name, msg);
+        log_warn_about(log_about_agent(a->name), "agent %s: %s", a->name, msg);
 }
 
 /* Something only a forger would send: logged (rate-limited), counted, and
@@ -181,7 +183,8 @@ static void s_fenced(coord_t *c, fleet_agent_t *a, const char *why)
 {
     snprintf(a->last_refusal, sizeof a->last_refusal, "%.*s", (int)sizeof a->last_refusal - 1,
              why); /* cut to fit */
-    log_error("agent %s: %s; this coordinator is fenced and stops", a->name, why);
+    log_error_about(log_about_agent(a->name), "agent %s: %s; this coordinator is fenced and stops",
+                    a->name, why);
     coord_stop(c, COORD_EXIT_FENCED);
 }
 
@@ -372,7 +375,7 @@ static void s_on_result(coord_t *c, fleet_agent_t *a, const Godwit__Result *r)
     if (r->status != GODWIT__STATUS__STATUS_OK && r->status != GODWIT__STATUS__STATUS_FAILED) {
         snprintf(a->last_refusal, sizeof a->last_refusal, "command %s: status %d: %s",
                  r->command_id, r->status, r->message);
-        log_warn("agent %s: %s", a->name, a->last_refusal);
+        log_warn_about(log_about_agent(a->name), "agent %s: %s", a->name, a->last_refusal);
     }
     if (r->payload_case != GODWIT__RESULT__PAYLOAD_PING) {
         if (pending) {
@@ -417,16 +420,16 @@ static void s_on_event(coord_t *c, fleet_agent_t *a, const Godwit__Event *e)
         migset_replication_error(c->migs, a->name, e->object, e->message);
     switch (e->severity) {
     case GODWIT__SEVERITY__SEVERITY_ERROR:
-        log_error("agent %s: event %s: %s%s%s", a->name, e->code, e->message,
-                  e->object[0] ? " on " : "", e->object);
+        log_error_about(log_about_agent(a->name), "agent %s: event %s: %s%s%s", a->name, e->code,
+                        e->message, e->object[0] ? " on " : "", e->object);
         break;
     case GODWIT__SEVERITY__SEVERITY_WARNING:
-        log_warn("agent %s: event %s: %s%s%s", a->name, e->code, e->message,
-                 e->object[0] ? " on " : "", e->object);
+        log_warn_about(log_about_agent(a->name), "agent %s: event %s: %s%s%s", a->name, e->code,
+                       e->message, e->object[0] ? " on " : "", e->object);
         break;
     default:
-        log_info("agent %s: event %s: %s%s%s", a->name, e->code, e->message,
-                 e->object[0] ? " on " : "", e->object);
+        log_info_about(log_about_agent(a->name), "agent %s: event %s: %s%s%s", a->name, e->code,
+                       e->message, e->object[0] ? " on " : "", e->object);
     }
 }
 
@@ -497,7 +500,8 @@ static void s_handle(coord_t *c, zmq_msg_t *rid, zmq_msg_t *frame)
                   (unsigned long long)env->progress->total, env->progress->unit);
         break;
     default:
-        log_warn("agent %s: unexpected %s message dropped", a->name, wire_body_name(env));
+        log_warn_about(log_about_agent(a->name), "agent %s: unexpected %s message dropped", a->name,
+                       wire_body_name(env));
         c->bad_messages++;
     }
     wire_free(&env);

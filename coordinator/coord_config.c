@@ -11,6 +11,8 @@
 
 /* Same order as log_level_t. */
 static const char *const s_levels[] = { "debug", "info", "warn", "error", NULL };
+/* Same order as log_format_t. */
+static const char *const s_log_formats[] = { "text", "journal", NULL };
 
 #define F(k, t, field, req) { .key = k, .type = t, .offset = offsetof(coord_config_t, field), .required = req }
 #define R(k, t, field, lo, hi) \
@@ -25,6 +27,8 @@ static const cfg_field_t s_schema[] = {
     F("journal", CFG_PATH, journal, true),
     { .key = "log_level", .type = CFG_ENUM, .offset = offsetof(coord_config_t, log_level),
       .enum_values = s_levels },
+    { .key = "log_format", .type = CFG_ENUM, .offset = offsetof(coord_config_t, log_format),
+      .enum_values = s_log_formats },
     R("ping_interval", CFG_DURATION_MS, ping_interval_ms, 100, 60000),
     R("lost_after", CFG_DURATION_MS, lost_after_ms, 500, 600000),
     R("max_message", CFG_BYTES, max_message_bytes, 4096, 64 << 20),

@@ -19,6 +19,7 @@ typedef struct {
     char *control_socket;       /* unix socket for godwitctl (mode 0600) */
     char *journal;              /* SQLite file: epoch and, later, migrations */
     int log_level;              /* log_level_t: debug, info, warn, error */
+    int log_format;             /* log_format_t: text (stderr), journal */
     int64_t ping_interval_ms;   /* coordinator -> agent ping, for round trip */
     int64_t lost_after_ms;      /* no message for this long: agent lost */
     int64_t max_message_bytes;  /* largest message taken from an agent (docs/config.md) */

@@ -107,10 +107,11 @@ link_state_t fleet_event(fleet_agent_t *a, link_event_t ev, uint64_t now_mono, c
             continue;
         link_state_t to = s_link[i].to;
         if (to != a->state)
-            log_info("agent %s: from %s to %s: %s (%s)", a->name, s_state_names[a->state],
-                     s_state_names[to], reason, s_link[i].comment);
+            log_info_about(log_about_agent(a->name), "agent %s: from %s to %s: %s (%s)", a->name,
+                           s_state_names[a->state], s_state_names[to], reason, s_link[i].comment);
         else
-            log_info("agent %s: %s: %s", a->name, s_event_names[ev], reason);
+            log_info_about(log_about_agent(a->name), "agent %s: %s: %s", a->name, s_event_names[ev],
+                           reason);
         if (to == LINK_CONNECTED && (a->state != LINK_CONNECTED || ev == LINK_EV_HELLO)) {
             a->max_report_gap_ms = 0;
             a->last_report_mono = 0;

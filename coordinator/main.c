@@ -67,6 +67,7 @@ int main(int argc, char **argv)
         coord_config_free(&cfg);
         return 0;
     }
+    log_set_format((log_format_t)cfg.log_format, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* One descriptor per agent connection: take what the hard limit allows. */
     struct rlimit rl;

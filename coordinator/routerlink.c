@@ -60,14 +60,15 @@ static void s_link_send(void *ctx, const char *agent, Godwit__Command *cmd, uint
     if (agents_send_frame(c, a, p->frame, p->frame_len) != 0)
         p->early_error = "cannot send to the agent";
     else
-        log_info("agent %s: command %s sent", agent, p->id);
+        log_info_about(log_about_agent(agent), "agent %s: command %s sent", agent, p->id);
 }
 
 void routerlink_resend_pending(coord_t *c, fleet_agent_t *a)
 {
     for (pending_t *p = c->pending; p; p = p->next) {
         if (p->frame && !p->early_error && strcmp(p->agent, a->name) == 0) {
-            log_info("agent %s: re-sending command %s after reconnect", a->name, p->id);
+            log_info_about(log_about_agent(a->name),
+                           "agent %s: re-sending command %s after reconnect", a->name, p->id);
             agents_send_frame(c, a, p->frame, p->frame_len);
         }
     }

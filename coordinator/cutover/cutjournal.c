@@ -84,16 +84,17 @@ void cutjournal_recover(cutover_t *cu, const cJSON *recover)
     bool forward = rstate && (strcmp(rstate, "switching") == 0 ||
                               (strcmp(rstate, "aborting") == 0 && any_switched && stale));
     if (forward) {
-        log_warn("migration %s: the coordinator stopped while %s the proxies; finishing the "
-                 "switch", cu->migration, strcmp(rstate, "switching") == 0
-                                              ? "switching"
-                                              : "switching back (longer than a lease ago)");
+        log_warn_about(cutover_about(cu),
+                       "migration %s: the coordinator stopped while %s the proxies; finishing the "
+                       "switch", cu->migration, strcmp(rstate, "switching") == 0 ? "switching" :
+                       "switching back (longer than a lease ago)");
         cutreport_set(cu, "recovered_from", cJSON_CreateString(rstate));
         cu->forward_only = true;
         cu->state = K_SWITCH;
     } else if (rstate) {
-        log_warn("migration %s: the coordinator stopped during the cutover (%s); rolling back",
-                 cu->migration, rstate);
+        log_warn_about(cutover_about(cu),
+                       "migration %s: the coordinator stopped during the cutover (%s); rolling "
+                       "back", cu->migration, rstate);
         cutreport_set(cu, "recovered_from", cJSON_CreateString(rstate));
         cutreport_set(cu, "reason",
                       cJSON_CreateString("the coordinator restarted during the cutover"));

@@ -110,6 +110,12 @@ void cutover_failpoint(const cutover_t *cu, const char *point)
 
 const char *cutover_step_name(kstate_t s) { return s_steps[s].name; }
 
+log_about_t cutover_about(const cutover_t *cu)
+{
+    return (log_about_t){ .migration = cu->migration, .agent = NULL,
+                          .step = s_steps[cu->state].name };
+}
+
 bool cutover_step_bounded(kstate_t s) { return s_steps[s].bounded; }
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -163,8 +169,9 @@ static void s_end(cutover_t *cu)
     char pause[64] = "no write pause measured";
     if (cJSON_IsNumber(wp))
         snprintf(pause, sizeof pause, "write pause %.1f ms", cJSON_GetNumberValue(wp));
-    log_info("migration %s: %s%s %s; %s", cu->migration, cu->back ? "rollback" : "cutover",
-             cu->dry_run ? " rehearsal" : "", cu->state == K_DONE ? "done" : "aborted", pause);
+    log_info_about(cutover_about(cu), "migration %s: %s%s %s; %s", cu->migration, cu->back ?
+                   "rollback" : "cutover", cu->dry_run ? " rehearsal" : "", cu->state == K_DONE ?
+                   "done" : "aborted", pause);
     cutover_done_cb done = cu->done;
     void *arg = cu->arg;
     cJSON *report = cu->report;
@@ -184,9 +191,9 @@ static void s_run(cutover_t *cu);
 static void s_enter(cutover_t *cu, kstate_t to, const char *when)
 {
     if (to != cu->state)
-        log_info("migration %s: %s%s from %s to %s%s", cu->migration,
-                 cu->back ? "rollback" : "cutover", cu->dry_run ? " rehearsal" : "",
-                 s_steps[cu->state].name, s_steps[to].name, when ? when : "");
+        log_info_about(cutover_about(cu), "migration %s: %s%s from %s to %s%s", cu->migration,
+                       cu->back ? "rollback" : "cutover", cu->dry_run ? " rehearsal" : "",
+                       s_steps[cu->state].name, s_steps[to].name, when ? when : "");
     cu->state = to;
     cu->tries = 0;
     for (size_t i = 0; i < cu->n_proxies; i++)
@@ -216,8 +223,8 @@ static void s_goto_later(cutover_t *cu, kstate_t to, uint64_t ms)
 
 static void s_abort(cutover_t *cu, const char *why)
 {
-    log_error("migration %s: %s aborted at %s: %s", cu->migration,
-              cu->back ? "rollback" : "cutover", s_steps[cu->state].name, why);
+    log_error_about(cutover_about(cu), "migration %s: %s aborted at %s: %s", cu->migration,
+                    cu->back ? "rollback" : "cutover", s_steps[cu->state].name, why);
     cutreport_set(cu, "reason", cJSON_CreateString(why));
     cu->abort_end_us = agentlink_mono_us(cu->link) + cu->abort_timeout_ms * 1000;
     cutjournal_write(cu, "aborting"); /* with the proxies to switch back */
@@ -230,9 +237,10 @@ static void s_abort(cutover_t *cu, const char *why)
 static void s_give_up(cutover_t *cu)
 {
     kstate_t st = cu->state;
-    log_error("migration %s: %s failed (%s) and the abort's %llu ms (cutover.abort_timeout) are "
-              "over: giving up on it", cu->migration, s_steps[st].name, cu->step_error,
-              (unsigned long long)cu->abort_timeout_ms);
+    log_error_about(cutover_about(cu),
+                    "migration %s: %s failed (%s) and the abort's %llu ms (cutover.abort_timeout) "
+                    "are over: giving up on it", cu->migration, s_steps[st].name, cu->step_error,
+                    (unsigned long long)cu->abort_timeout_ms);
     if (st == K_UNFREEZE) {
         free(cu->source_left);
         cu->source_left = xasprintf("unknown: the unfreeze was not confirmed (%s); a fence that "
@@ -264,8 +272,9 @@ static void s_give_up(cutover_t *cu)
                                    "lease (%llu ms) resumes it by itself", cu->step_error,
                                    (unsigned long long)cu->lease_ms);
         if (x->unknown)
-            log_error("migration %s: proxy %s of agent %s left in an unknown state: %s",
-                      cu->migration, cu->proxies[i], cu->proxy_agents[i], x->unknown);
+            log_error_about(cutover_about(cu),
+                            "migration %s: proxy %s of agent %s left in an unknown state: %s",
+                            cu->migration, cu->proxies[i], cu->proxy_agents[i], x->unknown);
     }
 }
 
@@ -309,13 +318,14 @@ void cutover_step_over(cutover_t *cu)
         if (st == K_CHECK) { /* nothing paused or fenced: refused */
             cu->refused = true;
             cutreport_set(cu, "reason", cJSON_CreateString(cu->step_error));
-            log_error("migration %s: cutover refused: %s", cu->migration, cu->step_error);
+            log_error_about(cutover_about(cu), "migration %s: cutover refused: %s", cu->migration,
+                            cu->step_error);
             cutover_goto(cu, K_ABORT_RESTORE);
             return;
         }
         if (s_steps[st].best_effort) {
-            log_warn("migration %s: cutover step %s failed (%s); going on", cu->migration,
-                     s_steps[st].name, cu->step_error);
+            log_warn_about(cutover_about(cu), "migration %s: cutover step %s failed (%s); going on",
+                           cu->migration, s_steps[st].name, cu->step_error);
             cutover_goto(cu, s_steps[st].next);
             return;
         }
@@ -343,17 +353,19 @@ void cutover_step_over(cutover_t *cu)
             return;
         }
         if (s_steps[st].tries && ++cu->tries >= s_steps[st].tries) {
-            log_error("migration %s: %s failed %u times (%s): no replication from %s to %s",
-                      cu->migration, s_steps[st].name, cu->tries, cu->step_error,
-                      cu->to_backend, cu->from_backend);
+            log_error_about(cutover_about(cu),
+                            "migration %s: %s failed %u times (%s): no replication from %s to %s",
+                            cu->migration, s_steps[st].name, cu->tries, cu->step_error,
+                            cu->to_backend, cu->from_backend);
             char *why = xasprintf("%s: %s", s_steps[st].name, cu->step_error);
             cutreport_set(cu, "follow", cJSON_CreateString(why));
             free(why);
             cutover_goto(cu, K_DONE);
             return;
         }
-        log_warn("migration %s: cutover step %s failed (%s); again in %d ms", cu->migration,
-                 s_steps[st].name, cu->step_error, CU_RETRY_MS);
+        log_warn_about(cutover_about(cu),
+                       "migration %s: cutover step %s failed (%s); again in %d ms", cu->migration,
+                       s_steps[st].name, cu->step_error, CU_RETRY_MS);
         free(cu->step_error);
         cu->step_error = NULL;
         cu->retry_at_mono = agentlink_mono_ms(cu->link) + CU_RETRY_MS;

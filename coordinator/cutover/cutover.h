@@ -54,6 +54,7 @@
 
 #include "agentlink.h"
 #include "journal.h"
+#include "log.h"
 #include "plan.h"
 #include "planwire.h"
 
@@ -196,6 +197,8 @@ struct cutover {
 
 /* The step s's name (the report's and the log's). */
 const char *cutover_step_name(kstate_t s);
+/* What a log line of cu is about: its migration and current step. */
+log_about_t cutover_about(const cutover_t *cu);
 /* Whether s is an abort step (bounded by cutover.abort_timeout). */
 bool cutover_step_bounded(kstate_t s);
 /* The timeout of a command of the current step: what is left of the write

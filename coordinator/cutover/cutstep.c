@@ -218,13 +218,14 @@ static void s_final_check(cutover_t *cu)
     if (diffs) {
         char *why = xasprintf("the final check found %zu difference%s: %s", diffs,
                               diffs == 1 ? "" : "s", sum);
-        log_error("migration %s: %s", cu->migration, why);
+        log_error_about(cutover_about(cu), "migration %s: %s", cu->migration, why);
         s_fail(cu, agent, why);
         free(why);
     } else {
-        log_info("migration %s: final check: %.0f keys of %zu tables read on both sides, equal",
-                 cu->migration, cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "keys")),
-                 cu->n_checks);
+        log_info_about(cutover_about(cu),
+                       "migration %s: final check: %.0f keys of %zu tables read on both sides, "
+                       "equal", cu->migration,
+                       cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "keys")), cu->n_checks);
     }
     free(sum);
     cutreport_set(cu, "final_check", rep);
@@ -484,8 +485,8 @@ void cutstep_unfreeze(cutover_t *cu)
         free(cu->source_left);
         cu->source_left = xasprintf("fenced: not lifted, since %s may be writable (%s)",
                                     cu->to_backend, cu->target_left);
-        log_error("migration %s: %s stays fenced: %s", cu->migration, cu->from_backend,
-                  cu->source_left);
+        log_error_about(cutover_about(cu), "migration %s: %s stays fenced: %s", cu->migration,
+                        cu->from_backend, cu->source_left);
         s_detail(cu, cu->from_agent, cu->source_left, NULL);
         cutover_step_over(cu);
         return;
@@ -499,9 +500,10 @@ void cutstep_unfreeze(cutover_t *cu)
                 cu->source_left = xasprintf("fenced: not lifted, since proxy %s of agent %s "
                                             "may point at %s", cu->proxies[i],
                                             cu->proxy_agents[i], cu->to_backend);
-                log_error("migration %s: %s stays fenced: proxy %s of agent %s may point at %s",
-                          cu->migration, cu->from_backend, cu->proxies[i], cu->proxy_agents[i],
-                          cu->to_backend);
+                log_error_about(cutover_about(cu),
+                                "migration %s: %s stays fenced: proxy %s of agent %s may point at "
+                                "%s", cu->migration, cu->from_backend, cu->proxies[i],
+                                cu->proxy_agents[i], cu->to_backend);
                 s_detail(cu, cu->from_agent, cu->source_left, NULL);
                 cutover_step_over(cu);
                 return;
@@ -606,9 +608,10 @@ void cutstep_drop_old_slot(cutover_t *cu)
 void cutstep_advance(cutover_t *cu)
 {
     if (!cu->switch_lsn) {
-        log_error("migration %s: the switch position is not known (a journal from an older "
-                  "build): %s does not follow %s", cu->migration, cu->from_backend,
-                  cu->to_backend);
+        log_error_about(cutover_about(cu),
+                        "migration %s: the switch position is not known (a journal from an older "
+                        "build): %s does not follow %s", cu->migration, cu->from_backend,
+                        cu->to_backend);
         cutreport_set(cu, "follow", cJSON_CreateString("the switch position is not known"));
         cutover_goto(cu, K_DONE);
         return;

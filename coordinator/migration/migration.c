@@ -233,11 +233,12 @@ fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
     char err[512];
     if (!journal_migration_move(g->env->journal, g->m->name, s_name(g->state), s_name(to), detail,
                                 err, sizeof err)) {
-        log_error("migration %s: %s", g->m->name, err);
+        log_error_about(log_about_migration(g->m->name), "migration %s: %s", g->m->name, err);
         return FIRE_JOURNAL;
     }
-    log_info("migration %s: from %s to %s on %s (%s): %s", g->m->name, s_name(g->state),
-             s_name(to), s_event_names[event], s_rows[i].why, detail);
+    log_info_about(log_about_migration(g->m->name), "migration %s: from %s to %s on %s (%s): %s",
+                   g->m->name, s_name(g->state), s_name(to), s_event_names[event], s_rows[i].why,
+                   detail);
     if (g->env->on_move)
         g->env->on_move(g->m->name, s_name(g->state), s_event_names[event], s_name(to),
                         g->env->on_move_arg);
@@ -330,8 +331,8 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
         g->next_try_mono = now + backoff;
         if (!g->last_error || strcmp(g->last_error, msg) != 0)
             journal_event(g->env->journal, g->m->name, s_name(st), "failed", msg);
-        log_warn("migration %s: %s (attempt %u, next in %" PRIu64 " ms)", g->m->name, msg,
-                 g->attempts, backoff);
+        log_warn_about(log_about_migration(g->m->name), "migration %s: %s (attempt %u, next in %"
+                       PRIu64 " ms)", g->m->name, msg, g->attempts, backoff);
         s_set_error(g, msg);
         return;
     }
@@ -392,9 +393,10 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
                      ar->n_created, ar->memberships, ar->settings, ar->passwords,
                      ar->database_changes);
         if (ar->superusers)
-            log_warn("migration %s: %u role(s) that are superusers on the source were created "
-                     "without SUPERUSER on the target; verify reports them", g->m->name,
-                     ar->superusers);
+            log_warn_about(log_about_migration(g->m->name),
+                           "migration %s: %u role(s) that are superusers on the source were "
+                           "created " "without SUPERUSER on the target; verify reports them",
+                           g->m->name, ar->superusers);
     } else {
         snprintf(msg, sizeof msg, "%s: done", s_states[st].comment);
     }
@@ -485,8 +487,9 @@ static void s_protect_green(migration_t *g)
                                   m->options.source_disk_floor_bytes,
                                   agentlink_now_ms(g->env->link), why, sizeof why))
         return;
-    log_error("migration %s: protecting green from its slot for blue: %s; blue stops following "
-              "green (no rollback without losing green's writes)", m->name, why);
+    log_error_about(log_about_migration(m->name),
+                    "migration %s: protecting green from its slot for blue: %s; blue stops "
+                    "following " "green (no rollback without losing green's writes)", m->name, why);
     char detail[640];
     snprintf(detail, sizeof detail, "protecting green (blue's source after the cutover): %s", why);
     if (migration_fire(g, MEV_PROTECT_GREEN, detail) == FIRE_MOVED) {
@@ -512,7 +515,8 @@ static void s_protect(migration_t *g)
                                   m->options.source_disk_floor_bytes,
                                   agentlink_now_ms(g->env->link), why, sizeof why))
         return;
-    log_error("migration %s: protecting the source: %s; dropping our slot now", m->name, why);
+    log_error_about(log_about_migration(m->name),
+                    "migration %s: protecting the source: %s; dropping our slot now", m->name, why);
     char detail[600];
     snprintf(detail, sizeof detail, "source protection: %s", why);
     if (migration_fire(g, MEV_PROTECT, detail) == FIRE_MOVED) {
@@ -530,11 +534,13 @@ static void s_vslot_done(const char *agent, const Godwit__Result *r, const char 
     g->vslot_busy = false;
     g->vslot_seen_mono = 0;
     if (!r || r->status != GODWIT__STATUS__STATUS_OK)
-        log_warn("migration %s: dropping the verify slot %s left on %s failed: %s", g->m->name,
-                 g->verifyname, agent, r ? r->message : error);
+        log_warn_about(log_about_migration(g->m->name),
+                       "migration %s: dropping the verify slot %s left on %s failed: %s",
+                       g->m->name, g->verifyname, agent, r ? r->message : error);
     else
-        log_info("migration %s: the verify slot %s left on %s is dropped", g->m->name,
-                 g->verifyname, agent);
+        log_info_about(log_about_migration(g->m->name),
+                       "migration %s: the verify slot %s left on %s is dropped", g->m->name,
+                       g->verifyname, agent);
 }
 
 /* A verify slot the source still reports S_VSLOT_GRACE_MS after no verify
@@ -556,8 +562,9 @@ static void s_vslot_check(migration_t *g, uint64_t now)
     }
     if (now - g->vslot_seen_mono < S_VSLOT_GRACE_MS)
         return;
-    log_warn("migration %s: the verify slot %s is on the source and no verify runs: dropping it",
-             g->m->name, g->verifyname);
+    log_warn_about(log_about_migration(g->m->name),
+                   "migration %s: the verify slot %s is on the source and no verify runs: "
+                   "dropping it", g->m->name, g->verifyname);
     migcmd_t c;
     migcmd_drop_verify_slot(&c, g);
     g->vslot_busy = true;
@@ -569,8 +576,9 @@ void migration_tick(migration_t *g, uint64_t now)
 {
     s_protect(g);
     if (g->verify && g->state != M_STREAMING) {
-        log_warn("migration %s: verify stopped: the migration is %s now", g->m->name,
-                 s_name(g->state));
+        log_warn_about(log_about_migration(g->m->name),
+                       "migration %s: verify stopped: the migration is %s now", g->m->name,
+                       s_name(g->state));
         verify_cancel(&g->verify);
     }
     verify_tick(g->verify);
@@ -589,7 +597,8 @@ migration_t *migration_new(const migration_env_t *env, const char *label, const 
     migration_t *g = xcalloc(1, sizeof *g);
     char err[512];
     if (!plan_load_string(label, json, &g->plan, err, sizeof err)) {
-        log_error("migration %s: cannot read its spec: %s", label, err);
+        log_error_about(log_about_migration(label), "migration %s: cannot read its spec: %s", label,
+                        err);
         free(g);
         return NULL;
     }

@@ -52,7 +52,9 @@ static void s_load_one(const char *name, const char *spec, const char *state, vo
     migset_t *ms = arg;
     mstate_t st;
     if (!migration_state_parse(state, &st)) {
-        log_error("migration %s: unknown state \"%s\" in the journal; left alone", name, state);
+        log_error_about(log_about_migration(name),
+                        "migration %s: unknown state \"%s\" in the journal; left alone", name,
+                        state);
         return;
     }
     migration_t *g = migration_new(&ms->env, name, spec, st);
@@ -60,7 +62,7 @@ static void s_load_one(const char *name, const char *spec, const char *state, vo
         return;
     s_append(ms, g);
     if (st != M_ABORTED)
-        log_info("migration %s: resuming in %s", name, state);
+        log_info_about(log_about_migration(name), "migration %s: resuming in %s", name, state);
     s_cutover_recover(ms, g);
 }
 
@@ -128,9 +130,10 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t err
         ms->retired = old;
     }
     s_append(ms, g);
-    log_info("migration %s: started (%s/%s on %s -> %s/%s on %s)", m->name, m->source.database,
-             m->source.agent, m->source.agent, m->target.database, m->target.agent,
-             m->target.agent);
+    log_info_about(log_about_migration(m->name),
+                   "migration %s: started (%s/%s on %s -> %s/%s on %s)", m->name,
+                   m->source.database, m->source.agent, m->source.agent, m->target.database,
+                   m->target.agent, m->target.agent);
     return true;
 }
 
@@ -349,7 +352,8 @@ void migset_replication_error(migset_t *ms, const char *agent, const char *objec
         free(g->repl_error);
         g->repl_error = xstrdup(message);
         g->repl_error_repeats = 1;
-        log_error("migration %s: replication error on %s: %s", g->m->name, agent, message);
+        log_error_about(log_about_migration(g->m->name),
+                        "migration %s: replication error on %s: %s", g->m->name, agent, message);
         journal_event(ms->env.journal, g->m->name, migration_state_name(g->state),
                       "replication_error", message);
         return;

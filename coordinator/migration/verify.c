@@ -76,8 +76,8 @@ static void v_end(verify_t *v, const char *state, const char *error)
     cJSON_ReplaceItemInObject(v->report, "finished_at_ms", cJSON_CreateNumber((double)agentlink_now_ms(v->link)));
     if (error)
         cJSON_ReplaceItemInObject(v->report, "error", cJSON_CreateString(error));
-    log_info("migration %s: verify %s%s%s", v->migration, state, error ? ": " : "",
-             error ? error : "");
+    log_info_about(log_about_migration(v->migration), "migration %s: verify %s%s%s", v->migration,
+                   state, error ? ": " : "", error ? error : "");
     verify_done_cb done = v->done;
     void *arg = v->arg;
     cJSON *report = v->report;
@@ -199,8 +199,9 @@ static void v_schema_json(verify_t *v, const Godwit__VerifySchemaResult *s)
                 v->skip[t] = true;
     }
     cJSON_ReplaceItemInObject(v->report, "schema", o);
-    log_info("migration %s: verify: schema of %u tables compared, %zu findings", v->migration,
-             s->tables, s->n_findings);
+    log_info_about(log_about_migration(v->migration),
+                   "migration %s: verify: schema of %u tables compared, %zu findings", v->migration,
+                   s->tables, s->n_findings);
 }
 
 /* Tables from next on whose columns differ: reported, not compared. */
@@ -255,8 +256,9 @@ static void v_on_result(const char *agent, const Godwit__Result *r, const char *
             snprintf(what, sizeof what, "the schema check");
         snprintf(msg, sizeof msg, "%s on %s: %s", what, agent,
                  r ? (r->message && r->message[0] ? r->message : "no result") : error);
-        log_warn("migration %s: verify: %s (attempt %u of %d)", v->migration, msg,
-                 v->attempts, VERIFY_ATTEMPTS);
+        log_warn_about(log_about_migration(v->migration),
+                       "migration %s: verify: %s (attempt %u of %d)", v->migration, msg,
+                       v->attempts, VERIFY_ATTEMPTS);
         if (v->attempts >= VERIFY_ATTEMPTS) {
             v_end(v, "failed", msg);
             return;
@@ -362,7 +364,8 @@ verify_t *verify_start(const agentlink_t *link, const plan_migration_t *m, const
     cJSON_AddArrayToObject(v->report, "tables");
     v->busy = true; /* until v_kick runs */
     agentlink_defer(link, v_kick, v);
-    log_info("migration %s: verify started over %zu tables", m->name, n);
+    log_info_about(log_about_migration(m->name), "migration %s: verify started over %zu tables",
+                   m->name, n);
     return v;
 }
 

@@ -6,13 +6,19 @@ start a Type=notify service (NOTIFY_SOCKET, WATCHDOG_USEC) send READY=1
 with a status line, keep-alives at half the watchdog's interval,
 RELOADING=1 and READY=1 around a reload (SIGHUP: the new log_level
 applies, a broken file changes nothing), and STOPPING=1 when told to
-stop."""
+stop. With log_format: journal, the daemons send their lines to the
+journal's socket (here a socket of the test's own, in a mount namespace of
+its own) with the fields GODWIT_MIGRATION, GODWIT_STEP and GODWIT_AGENT, and
+fall back to stderr when nothing listens there."""
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
+import threading
 import time
 
 import harness
@@ -148,7 +154,113 @@ def test_notify_coordinator_and_agent(rig):
     # Without NOTIFY_SOCKET the daemons run as before (every other test).
 
 
+class JournalSink:
+    """What systemd-journald listens on: a datagram socket at the path
+    libsystemd sends to, in a mount namespace the test process enters (a
+    tmpfs over /run there), so the host's /run is left alone; every process
+    the test starts afterwards is in it. A thread takes every entry as it
+    comes (as journald does: a sender blocks when the socket's queue is
+    full); .got: each a {FIELD: value} decoded from the native protocol."""
+
+    PATH = "/run/systemd/journal/socket"
+
+    def __init__(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+        rc = libc.unshare(0x00020000)  # CLONE_NEWNS
+        check(rc == 0, "unshare(CLONE_NEWNS): %s" % os.strerror(ctypes.get_errno()))
+        subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"], check=True)
+        os.makedirs(os.path.dirname(self.PATH))
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.PATH)
+        self.sock.settimeout(0.1)
+        self.got = []
+        self.open = True
+        self.thread = threading.Thread(target=self._take, daemon=True)
+        self.thread.start()
+
+    def _take(self):
+        while self.open:
+            try:
+                self.got.append(self.decode(self.sock.recv(65536)))
+            except (socket.timeout, OSError):
+                continue
+
+    @staticmethod
+    def decode(data):
+        fields, i = {}, 0
+        while i < len(data):
+            nl = data.index(b"\n", i)
+            line = data[i:nl]
+            if b"=" in line:
+                k, v = line.split(b"=", 1)
+                i = nl + 1
+            else:  # binary-safe: NAME\n, a little-endian 64-bit size, the data, \n
+                k = line
+                (size,) = struct.unpack("<Q", data[nl + 1:nl + 9])
+                v = data[nl + 9:nl + 9 + size]
+                i = nl + 9 + size + 1
+            fields[k.decode()] = v.decode()
+        return fields
+
+    def close(self):
+        """Nothing listens any more: the socket is gone."""
+        if self.open:
+            self.open = False
+            self.thread.join()
+            self.sock.close()
+            os.unlink(self.PATH)
+
+
+def _restart_with_journal(rig, name, config):
+    """Stops the rig's process name, adds log_format: journal to its
+    config and starts it again from the same command line."""
+    old = [p for p in rig.procs if p.name == name][-1]
+    check(old.stop() == 0, "%s stopped cleanly" % name)
+    with open(config, "a") as f:
+        f.write("log_format: journal\n")
+    return rig.spawn(name, old.argv)
+
+
+def test_journal_fields(rig):
+    import test_cutover
+    sink = JournalSink()
+    try:
+        blue, green, coord, bouncer, bench = test_cutover.ready(rig, bench_seconds=25)
+        coord.proc = _restart_with_journal(rig, "coordinator", coord.config)
+        harness.wait_for("coordinator control socket", lambda: coord.status(), 10)
+        _restart_with_journal(rig, "agent-green", rig.path("agent-green/agent.yaml"))
+        test_cutover.gates_open(coord, ("blue", "green", "px"))
+        text_before = coord.proc.log()
+        r = coord.ctl("cutover", "shop", "--dry-run", "--json", check_rc=False)
+        check(r.returncode == 0, "rehearsal done: %s %s" % (r.stdout.decode()[-2000:],
+                                                           r.stderr.decode()))
+        time.sleep(0.5)  # the last entries on their way
+        mine = [e for e in sink.got if e.get("SYSLOG_IDENTIFIER") == "godwit-coordinator"]
+        steps = {e["GODWIT_STEP"] for e in mine
+                 if e.get("GODWIT_MIGRATION") == "shop" and "GODWIT_STEP" in e}
+        print("   %d journal entries; the coordinator's rehearsal steps: %s" % (
+            len(sink.got), sorted(steps)))
+        check({"pause", "freeze", "resume"} <= steps, "cutover steps as fields: %s" % steps)
+        done = [e for e in mine if "rehearsal done" in e.get("MESSAGE", "")]
+        check(done and done[0]["PRIORITY"] == "6" and done[0]["GODWIT_LEVEL"] == "info",
+              "the rehearsal's last line, at info: %r" % done)
+        green_own = [e for e in sink.got if e.get("SYSLOG_IDENTIFIER") == "godwit-agent"]
+        check(green_own and all(e.get("GODWIT_AGENT") == "green" for e in green_own),
+              "the agent's own entries carry its name: %r" % green_own[:3])
+        check("rehearsal" not in coord.proc.log()[len(text_before):],
+              "nothing of it on stderr as well")
+        # Nothing listens: the lines go to stderr instead, none lost.
+        sink.close()
+        coord.ctl("migrate", "verify", "shop", check_rc=False)
+        harness.wait_for("stderr instead", lambda: "migration shop: verify started" in
+                         coord.proc.log()[len(text_before):], 10)
+        test_cutover.bench_clean(bench, 25)
+    finally:
+        sink.close()
+
+
 if __name__ == "__main__":
     if not shutil.which("systemd-analyze"):
         raise SystemExit("systemd-analyze is missing: deploy/install-deps.sh installs systemd")
-    harness.run([test_units_verify, test_notify_coordinator_and_agent])
+    harness.run([test_units_verify, test_notify_coordinator_and_agent, test_journal_fields])

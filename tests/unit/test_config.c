@@ -1381,6 +1381,7 @@ static void test_agent_example(void **state)
     assert_int_equal(cfg.role, AGENT_ROLE_SOURCE);
     assert_string_equal(agent_config_role_name(cfg.role), "source");
     assert_int_equal(cfg.log_level, LOG_INFO);
+    assert_int_equal(cfg.log_format, LOG_TEXT);
     assert_string_equal(cfg.state_dir, "/var/lib/godwit/agent");
     assert_int_equal(cfg.report_interval_ms, 1000);
     assert_string_equal(cfg.coordinator.endpoint, "tcp://coordinator.example.internal:7400");
@@ -1491,6 +1492,7 @@ static void test_coord_example(void **state)
     assert_string_equal(cfg.control_socket, "/run/godwit/coordinator.sock");
     assert_string_equal(cfg.journal, "/var/lib/godwit/coordinator/journal.db");
     assert_int_equal(cfg.log_level, LOG_INFO);
+    assert_int_equal(cfg.log_format, LOG_TEXT);
     assert_int_equal(cfg.ping_interval_ms, 1000);
     assert_int_equal(cfg.lost_after_ms, 3000);
     assert_int_equal(cfg.max_message_bytes, 1 << 20);
@@ -1557,8 +1559,9 @@ static void test_agent_wrong(void **state)
                          "  public_key: /etc/godwit/keys/coordinator.pub\n"
                          "state_dir: /var/lib/godwit/agent\n"
                          "secret_key: /etc/godwit/keys/db1.key\n",
-                         ":3: coordinatr: unknown key (known: name, role, log_level, state_dir, "
-                         "report_interval, coordinator, secret_key, postgres, proxies, peers)");
+                         ":3: coordinatr: unknown key (known: name, role, log_level, log_format, "
+                         "state_dir, report_interval, coordinator, secret_key, postgres, proxies, "
+                         "peers)");
     s_expect_agent_error(t, "agent.yaml",
                          "name: db1\n"
                          "role: source\n"
@@ -1579,6 +1582,12 @@ static void test_agent_wrong(void **state)
     s_expect_agent_error(t, "role.yaml",
                          "role: primary\n",
                          ":1: role: expected one of [source, target, proxy], got \"primary\"");
+    s_tmp_cleanup(t); /* a fresh folder: it holds four files at most */
+    s_tmp_init(t);
+    s_expect_agent_error(t, "format.yaml",
+                         "role: target\n"
+                         "log_format: json\n",
+                         ":2: log_format: expected one of [text, journal], got \"json\"");
     s_tmp_cleanup(t);
 }
 
