@@ -190,10 +190,14 @@ void render_plan_check(const cJSON *r, FILE *out)
     const cJSON *m;
     cJSON_ArrayForEach(m, cJSON_GetObjectItem(r, "migrations"))
     {
-        fprintf(out, "migration %s: %s/%s -> %s/%s: %.0f blocking, %.0f warnings\n",
+        const cJSON *from = cJSON_GetObjectItem(m, "from");
+        char origin[128] = "";
+        if (cJSON_IsString(from))
+            snprintf(origin, sizeof origin, " (%s)", from->valuestring);
+        fprintf(out, "migration %s: %s/%s -> %s/%s%s: %.0f blocking, %.0f warnings\n",
                 render_str(m, "name", "?"), render_str(m, "source", "?"),
                 render_str(m, "source_database", "?"), render_str(m, "target", "?"),
-                render_str(m, "target_database", "?"), render_num(m, "blocking", 0),
+                render_str(m, "target_database", "?"), origin, render_num(m, "blocking", 0),
                 render_num(m, "warnings", 0));
         const cJSON *fa = cJSON_GetObjectItem(m, "source_facts");
         if (cJSON_IsObject(fa)) {

@@ -111,10 +111,105 @@ static const cfg_field_t s_migration[] = {
     CFG_END,
 };
 
+/* A plan holds at most this many migrations, written out and expanded. */
+#define PLAN_MIGRATIONS_MAX 1000
+
+/* A template is a migration without the keys its inventory gives. The
+ * rows are the migration's own: a fleet's template is its first member, so
+ * M() offsets are the fleet's too. */
+_Static_assert(offsetof(plan_fleet_t, tmpl) == 0, "the template's rows use migration offsets");
+#define S_NOT_IN_TEMPLATE(k)                                                                   \
+    { .key = k, .type = CFG_RETIRED,                                                           \
+      .retired = "not in a template: each inventory entry names the source and target "        \
+                 "agents and the databases (fleets[].inventory[]: source, target, databases); "  \
+                 "a migration's name is the entry's name_prefix and the database's" }
+static const cfg_field_t s_template[] = {
+    S_NOT_IN_TEMPLATE("name"),
+    S_NOT_IN_TEMPLATE("source"),
+    S_NOT_IN_TEMPLATE("target"),
+    { .key = "replication", .type = CFG_SECTION, .children = s_replication },
+    { .key = "reverse_replication", .type = CFG_SECTION, .children = s_reverse_replication },
+    { .key = "tables", .type = CFG_STRING_LIST, .offset = M(tables_raw), .min = 1, .max = 100000 },
+    { .key = "options", .type = CFG_SECTION, .children = s_options },
+    { .key = "cutover", .type = CFG_SECTION, .children = s_cutover },
+    { .key = "roles", .type = CFG_SECTION, .children = s_roles },
+    CFG_END,
+};
+
+#define I(f) offsetof(plan_inventory_t, f)
+static const cfg_field_t s_inv_replication[] = {
+    { .key = "peer", .type = CFG_STRING, .offset = I(replication.peer), .required = true },
+    CFG_END,
+};
+static const cfg_field_t s_inv_reverse_replication[] = {
+    { .key = "peer", .type = CFG_STRING, .offset = I(reverse_replication.peer), .required = true },
+    CFG_END,
+};
+
+static bool s_name_ok(const char *s);
+
+/* An inventory entry as a whole: two hosts, and names its databases make
+ * that are valid and distinct (so the error has the entry's line). */
+static bool s_inventory_check(const void *item, const char **field, char *why, size_t whylen)
+{
+    const plan_inventory_t *inv = item;
+    if (strcmp(inv->source, inv->target) == 0) {
+        *field = "target";
+        snprintf(why, whylen, "\"%s\" is also the source agent; source and target are different hosts",
+                 inv->target);
+        return false;
+    }
+    const char *prefix = inv->name_prefix ? inv->name_prefix : "";
+    for (size_t d = 0; d < inv->databases.count; d++) {
+        const char *db = inv->databases.items[d];
+        char name[128];
+        snprintf(name, sizeof name, "%s%s", prefix, db);
+        if (!s_name_ok(name)) {
+            *field = "databases";
+            snprintf(why, whylen,
+                     "\"%s\" makes the migration name \"%s\": use 1 to 40 of a-z, 0-9 and _ in "
+                     "name_prefix and database (it names slots and publications), or write this "
+                     "migration out under migrations",
+                     db, name);
+            return false;
+        }
+        for (size_t e = 0; e < d; e++) {
+            if (strcmp(inv->databases.items[e], db) == 0) {
+                *field = "databases";
+                snprintf(why, whylen, "\"%s\" is named twice (databases[%zu] and [%zu])", db, e, d);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static const cfg_field_t s_inventory[] = {
+    { .key = "source", .type = CFG_STRING, .offset = I(source), .required = true },
+    { .key = "target", .type = CFG_STRING, .offset = I(target), .required = true },
+    { .key = "databases", .type = CFG_STRING_LIST, .offset = I(databases), .required = true,
+      .min = 1, .max = PLAN_MIGRATIONS_MAX },
+    { .key = "name_prefix", .type = CFG_STRING, .offset = I(name_prefix) },
+    { .key = "replication", .type = CFG_SECTION, .children = s_inv_replication },
+    { .key = "reverse_replication", .type = CFG_SECTION, .children = s_inv_reverse_replication },
+    { .key = "proxies", .type = CFG_LIST, .offset = I(proxies), .min = 1, .max = 100,
+      .children = s_proxy, .item_size = sizeof(plan_proxy_t), .item_defaults = &s_proxy_defaults },
+    CFG_END,
+};
+
+static const cfg_field_t s_fleet[] = {
+    { .key = "template", .type = CFG_SECTION, .children = s_template },
+    { .key = "inventory", .type = CFG_LIST, .offset = offsetof(plan_fleet_t, inventory),
+      .required = true, .min = 1, .max = PLAN_MIGRATIONS_MAX, .children = s_inventory,
+      .item_size = sizeof(plan_inventory_t), .item_check = s_inventory_check },
+    CFG_END,
+};
+
 static const cfg_field_t s_plan[] = {
-    { .key = "migrations", .type = CFG_LIST, .offset = offsetof(plan_t, migrations),
-      .required = true, .min = 1, .max = 1000, .children = s_migration,
-      .item_size = sizeof(plan_migration_t) },
+    { .key = "migrations", .type = CFG_LIST, .offset = offsetof(plan_t, migrations), .min = 1,
+      .max = PLAN_MIGRATIONS_MAX, .children = s_migration, .item_size = sizeof(plan_migration_t) },
+    { .key = "fleets", .type = CFG_LIST, .offset = offsetof(plan_t, fleets), .min = 1, .max = 100,
+      .children = s_fleet, .item_size = sizeof(plan_fleet_t) },
     CFG_END,
 };
 
@@ -131,6 +226,128 @@ plan_migration_t *plan_find(const plan_t *plan, const char *name)
         if (strcmp(plan_at(plan, i)->name, name) == 0)
             return plan_at(plan, i);
     return NULL;
+}
+
+bool plan_origin(const plan_t *plan, size_t i, plan_origin_t *out)
+{
+    if (i < plan->n_written || i >= plan_count(plan) || !plan->origins)
+        return false;
+    *out = plan->origins[i - plan->n_written];
+    return true;
+}
+
+/* Where migration i is in the file, for errors: "migrations[1].FIELD", or
+ * for an expansion the inventory's database that made it, then FIELD.
+ * Writes into buf (len bytes) and returns it. */
+static const char *s_where(const plan_t *plan, size_t i, const char *field, char *buf, size_t len)
+{
+    plan_origin_t o;
+    if (plan_origin(plan, i, &o))
+        snprintf(buf, len, "fleets[%zu].inventory[%zu].databases[%zu] (migration \"%s\"): %s",
+                 o.fleet, o.item, o.database, plan_at(plan, i)->name, field);
+    else
+        snprintf(buf, len, "migrations[%zu].%s", i, field);
+    return buf;
+}
+
+/* The same, naming the migration only: "migrations[1]" or the database. */
+static const char *s_which(const plan_t *plan, size_t i, char *buf, size_t len)
+{
+    plan_origin_t o;
+    if (plan_origin(plan, i, &o))
+        snprintf(buf, len, "fleets[%zu].inventory[%zu].databases[%zu]", o.fleet, o.item,
+                 o.database);
+    else
+        snprintf(buf, len, "migrations[%zu]", i);
+    return buf;
+}
+
+static char *s_dup(const char *s) { return s ? xstrdup(s) : NULL; }
+
+/* Fills *to (empty) with a copy of from's strings. */
+static void s_strings_copy(cfg_strings_t *to, const cfg_strings_t *from)
+{
+    to->items = from->count ? xcalloc(from->count, sizeof *to->items) : NULL;
+    for (size_t i = 0; i < from->count; i++)
+        to->items[i] = xstrdup(from->items[i]);
+    to->count = from->count;
+}
+
+/* Fills *to (empty) with a copy of from's plan_proxy_t items. */
+static void s_proxies_copy(cfg_list_t *to, const cfg_list_t *from)
+{
+    plan_proxy_t *items = from->count ? xcalloc(from->count, sizeof *items) : NULL;
+    for (size_t i = 0; i < from->count; i++) {
+        const plan_proxy_t *p = (const plan_proxy_t *)from->items + i;
+        items[i] = (plan_proxy_t){ .agent = xstrdup(p->agent), .proxy = xstrdup(p->proxy),
+                                   .hold = p->hold };
+    }
+    to->items = items;
+    to->count = from->count;
+}
+
+/* Writes into *m the migration that inventory entry inv makes of database
+ * db with template t: t's scalars, and copies of everything m owns (the
+ * same as a migration loaded from the file, so cfg_free frees both). */
+static void s_expand_one(const plan_migration_t *t, const plan_inventory_t *inv, const char *db,
+                         plan_migration_t *m)
+{
+    *m = *t; /* the scalars; every pointer is replaced below */
+    m->name = xasprintf("%s%s", inv->name_prefix ? inv->name_prefix : "", db);
+    m->source = (plan_side_t){ .agent = xstrdup(inv->source), .database = xstrdup(db) };
+    m->target = (plan_side_t){ .agent = xstrdup(inv->target), .database = xstrdup(db) };
+    m->replication.peer = s_dup(inv->replication.peer ? inv->replication.peer : t->replication.peer);
+    m->reverse_replication.peer = s_dup(inv->reverse_replication.peer ? inv->reverse_replication.peer
+                                                                      : t->reverse_replication.peer);
+    s_strings_copy(&m->tables_raw, &t->tables_raw);
+    m->tables = NULL;
+    m->n_tables = 0;
+    s_strings_copy(&m->cutover.app_roles, &t->cutover.app_roles);
+    s_proxies_copy(&m->cutover.proxies, inv->proxies.count ? &inv->proxies : &t->cutover.proxies);
+}
+
+/* Appends every fleet's migrations to plan->migrations, in the file's
+ * order, recording where each came from. False with err (the plan keeps
+ * what it holds; plan_free frees it) when there are too many or none. */
+static bool s_expand(const char *name, plan_t *plan, char *err, size_t errlen)
+{
+    size_t written = plan->migrations.count, total = written;
+    for (size_t f = 0; f < plan->fleets.count; f++) {
+        const plan_fleet_t *fl = (const plan_fleet_t *)plan->fleets.items + f;
+        for (size_t k = 0; k < fl->inventory.count; k++)
+            total += ((const plan_inventory_t *)fl->inventory.items)[k].databases.count;
+    }
+    plan->n_written = written;
+    if (total == 0) {
+        snprintf(err, errlen, "%s: migrations: missing: a plan has a list of migrations, or of "
+                 "fleets (a template and an inventory), or both",
+                 name);
+        return false;
+    }
+    if (total > PLAN_MIGRATIONS_MAX) {
+        snprintf(err, errlen, "%s: fleets: the plan makes %zu migrations, more than %d: split it",
+                 name, total, PLAN_MIGRATIONS_MAX);
+        return false;
+    }
+    if (total == written)
+        return true;
+    plan_migration_t *items = xrealloc(plan->migrations.items, total * sizeof *items);
+    memset(items + written, 0, (total - written) * sizeof *items);
+    plan->migrations.items = items;
+    plan->origins = xcalloc(total - written, sizeof *plan->origins);
+    for (size_t f = 0; f < plan->fleets.count; f++) {
+        const plan_fleet_t *fl = (const plan_fleet_t *)plan->fleets.items + f;
+        for (size_t k = 0; k < fl->inventory.count; k++) {
+            const plan_inventory_t *inv = (const plan_inventory_t *)fl->inventory.items + k;
+            for (size_t d = 0; d < inv->databases.count; d++) {
+                size_t n = plan->migrations.count;
+                s_expand_one(&fl->tmpl, inv, inv->databases.items[d], &items[n]);
+                plan->origins[n - written] = (plan_origin_t){ .fleet = f, .item = k, .database = d };
+                plan->migrations.count = n + 1;
+            }
+        }
+    }
+    return true;
 }
 
 /* Migration names become parts of object names on the servers (slots,
@@ -165,46 +382,57 @@ static bool s_split_table(const char *raw, plan_table_t *out)
 
 static bool s_check(const char *name, plan_t *plan, char *err, size_t errlen)
 {
+    char w[192], w2[128];
     for (size_t i = 0; i < plan_count(plan); i++) {
         plan_migration_t *m = plan_at(plan, i);
         if (!s_name_ok(m->name)) {
             snprintf(err, errlen,
-                     "%s: migrations[%zu].name: \"%s\": use 1 to 40 of a-z, 0-9 and _ (it names "
-                     "slots and publications)",
-                     name, i, m->name);
+                     "%s: %s: \"%s\": use 1 to 40 of a-z, 0-9 and _ (it names slots and "
+                     "publications)",
+                     name, s_where(plan, i, "name", w, sizeof w), m->name);
             return false;
         }
         for (size_t k = 0; k < i; k++) {
             if (strcmp(plan_at(plan, k)->name, m->name) == 0) {
-                snprintf(err, errlen, "%s: migrations[%zu].name: \"%s\" is already migrations[%zu]",
-                         name, i, m->name, k);
+                snprintf(err, errlen, "%s: %s: \"%s\" is already %s", name,
+                         s_where(plan, i, "name", w, sizeof w), m->name,
+                         s_which(plan, k, w2, sizeof w2));
                 return false;
             }
         }
         if (strcmp(m->source.agent, m->target.agent) == 0) {
             snprintf(err, errlen,
-                     "%s: migrations[%zu].target.agent: \"%s\" is also the source agent; source "
-                     "and target are different hosts",
-                     name, i, m->target.agent);
+                     "%s: %s: \"%s\" is also the source agent; source and target are different "
+                     "hosts",
+                     name, s_where(plan, i, "target.agent", w, sizeof w), m->target.agent);
+            return false;
+        }
+        if (!m->replication.peer) {
+            snprintf(err, errlen,
+                     "%s: %s: missing: how the target reaches the source, {peer: NAME}, in the "
+                     "fleet's template or in the inventory entry",
+                     name, s_where(plan, i, "replication", w, sizeof w));
             return false;
         }
         m->tables = m->tables_raw.count ? xcalloc(m->tables_raw.count, sizeof *m->tables) : NULL;
         for (size_t t = 0; t < m->tables_raw.count; t++) {
             if (!s_split_table(m->tables_raw.items[t], &m->tables[m->n_tables])) {
-                snprintf(err, errlen, "%s: migrations[%zu].tables[%zu]: \"%s\": expected schema.table",
-                         name, i, t, m->tables_raw.items[t]);
+                char field[32];
+                snprintf(field, sizeof field, "tables[%zu]", t);
+                snprintf(err, errlen, "%s: %s: \"%s\": expected schema.table", name,
+                         s_where(plan, i, field, w, sizeof w), m->tables_raw.items[t]);
                 return false;
             }
             m->n_tables++;
         }
         if (m->cutover.proxies.count && !m->cutover.reverse_off && !m->reverse_replication.peer) {
             snprintf(err, errlen,
-                     "%s: migrations[%zu].reverse_replication: missing: after the cutover the "
+                     "%s: %s: missing: after the cutover the "
                      "source follows the target (cutover.reverse is on by default), so the plan "
                      "names the peer of the source agent that is the target ({peer: NAME}, as "
                      "in replication); or set cutover.reverse: off (then no rollback without "
                      "losing the target's writes)",
-                     name, i);
+                     name, s_where(plan, i, "reverse_replication", w, sizeof w));
             return false;
         }
         if (m->options.disk_margin_percent == 0)
@@ -232,7 +460,7 @@ bool plan_load_string(const char *name, const char *text, plan_t *plan, char *er
     memset(plan, 0, sizeof *plan);
     if (!cfg_load_string(name, text, s_plan, plan, err, errlen))
         return false;
-    if (!s_check(name, plan, err, errlen)) {
+    if (!s_expand(name, plan, err, errlen) || !s_check(name, plan, err, errlen)) {
         plan_free(plan);
         return false;
     }
@@ -252,6 +480,9 @@ void plan_free(plan_t *plan)
         m->n_tables = 0;
     }
     cfg_free(s_plan, plan);
+    free(plan->origins);
+    plan->origins = NULL;
+    plan->n_written = 0;
 }
 
 static void s_conn_json(cJSON *o, const char *key, const plan_conn_t *c)

@@ -7,6 +7,13 @@
  * there, never in a plan or a message), the tables (default: all) and
  * options.
  *
+ * A plan may also describe a fleet without repeating itself: each entry of
+ * `fleets` is a template (a migration without its name and sides) and an
+ * inventory (a source agent, a target agent and the databases moving
+ * between them, with overrides for the peers and proxies). Loading expands
+ * every inventory database into one migration, after the ones written out,
+ * and checks them all alike; plan_origin() says where one came from.
+ *
  * plan_load_string() parses and checks a plan; errors name the file, the
  * line where the loader knows it, and the field. A plan is owned by its
  * caller and released with plan_free().
@@ -86,8 +93,40 @@ typedef struct {
     } roles;
 } plan_migration_t;
 
+/* One inventory entry of a fleet: databases on one source agent that move
+ * to one target agent, each under the same name. Every member the entry
+ * leaves out (NULL, empty) is the template's. */
 typedef struct {
-    cfg_list_t migrations;      /* of plan_migration_t */
+    char *source;                     /* the source agent */
+    char *target;                     /* the target agent */
+    cfg_strings_t databases;          /* one migration each */
+    char *name_prefix;                /* the migration's name is this + the
+                                         database's; NULL: the database's */
+    plan_conn_t replication;          /* peer NULL: the template's */
+    plan_conn_t reverse_replication;  /* peer NULL: the template's */
+    cfg_list_t proxies;               /* of plan_proxy_t; empty: the template's */
+} plan_inventory_t;
+
+/* One fleet: a template and its inventory. The template comes first so the
+ * template's rows are the migration's own (same offsets). */
+typedef struct {
+    plan_migration_t tmpl;            /* name, source and target unused */
+    cfg_list_t inventory;             /* of plan_inventory_t */
+} plan_fleet_t;
+
+/* Where an expanded migration came from: fleets[fleet].inventory[item]
+ * .databases[database]. */
+typedef struct {
+    size_t fleet, item, database;
+} plan_origin_t;
+
+typedef struct {
+    cfg_list_t migrations;      /* of plan_migration_t: the ones written out,
+                                   then the fleets' expansions */
+    cfg_list_t fleets;          /* of plan_fleet_t, as written */
+    size_t n_written;           /* migrations written out (before the expansions) */
+    plan_origin_t *origins;     /* per expanded migration i: origins[i - n_written];
+                                   owned */
 } plan_t;
 
 /* Parses text (name is used in errors) into *plan. False with err filled
@@ -97,6 +136,9 @@ bool plan_load_string(const char *name, const char *text, plan_t *plan, char *er
 size_t plan_count(const plan_t *plan);
 plan_migration_t *plan_at(const plan_t *plan, size_t i);
 plan_migration_t *plan_find(const plan_t *plan, const char *name);
+/* Where migration i came from: false for one written out under
+ * `migrations`, true with *out filled for a fleet's expansion. */
+bool plan_origin(const plan_t *plan, size_t i, plan_origin_t *out);
 void plan_free(plan_t *plan);
 
 /* The migration as a one-migration plan in JSON (which is YAML), so the

@@ -26,6 +26,8 @@
 
 #include <cmocka.h>
 
+#include "srcpath.h"
+
 #include "agent_config.h"
 #include "cfg.h"
 #include "coord_config.h"
@@ -182,20 +184,6 @@ static void s_tmp_cleanup(s_tmp_t *t)
 }
 
 /* ---- the source tree -------------------------------------------------- */
-
-/* The source root: $GODWIT_SRC, else derived from this file's path. */
-static void s_src_path(char *buf, size_t len, const char *rel)
-{
-    const char *env = getenv("GODWIT_SRC");
-    if (env && *env) {
-        snprintf(buf, len, "%s/%s", env, rel);
-        return;
-    }
-    const char *me = __FILE__;
-    const char *cut = strstr(me, "tests/unit/test_config.c");
-    assert_non_null(cut);
-    snprintf(buf, len, "%.*s%s", (int)(cut - me), me, rel);
-}
 
 /* ---- good files ------------------------------------------------------- */
 
@@ -1373,7 +1361,7 @@ static void test_file_load(void **state)
 static void test_agent_example(void **state)
 {
     char path[512], err[512] = "";
-    s_src_path(path, sizeof path, "deploy/agent.example.yaml");
+    srcpath(path, sizeof path, "deploy/agent.example.yaml");
     agent_config_t cfg;
     if (!agent_config_load(path, &cfg, err, sizeof err))
         fail_msg("%s", err);
@@ -1411,7 +1399,7 @@ static void test_agent_example(void **state)
 static void test_agent_proxy_example(void **state)
 {
     char path[512], err[512] = "";
-    s_src_path(path, sizeof path, "deploy/agent.proxy.example.yaml");
+    srcpath(path, sizeof path, "deploy/agent.proxy.example.yaml");
     agent_config_t cfg;
     if (!agent_config_load(path, &cfg, err, sizeof err))
         fail_msg("%s", err);
@@ -1482,7 +1470,7 @@ static void test_agent_proxy_errors(void **state)
 static void test_coord_example(void **state)
 {
     char path[512], err[512] = "";
-    s_src_path(path, sizeof path, "deploy/coordinator.example.yaml");
+    srcpath(path, sizeof path, "deploy/coordinator.example.yaml");
     coord_config_t cfg;
     if (!coord_config_load(path, &cfg, err, sizeof err))
         fail_msg("%s", err);

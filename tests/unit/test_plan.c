@@ -13,7 +13,10 @@
 
 #include <cmocka.h>
 
+#include "fsutil.h"
 #include "plan.h"
+#include "srcpath.h"
+#include "xalloc.h"
 
 static const char s_good[] =
     "migrations:\n"
@@ -298,12 +301,232 @@ static void test_roles_passwords(void **state)
     s_refused(text, "migrations[0].roles.password: unknown key");
 }
 
+/* A fleet: one template, an inventory of hosts and their databases, each
+ * database one migration, after the migrations written out, in the file's
+ * order; an entry's overrides win over the template; each expansion is a
+ * migration like any other (journal JSON read back the same). */
+static const char s_fleet[] =
+    "migrations:\n"
+    "  - {name: shop, source: {agent: b0, database: shop}, target: {agent: g0, database: shop},"
+    " replication: {peer: b0}}\n"
+    "fleets:\n"
+    "  - template:\n"
+    "      replication: {peer: blue}\n"
+    "      reverse_replication: {peer: green}\n"
+    "      options: {parallelism: 4, max_lag: 2s}\n"
+    "      cutover:\n"
+    "        app_roles: [app, reports]\n"
+    "        proxies: [{agent: px, proxy: pgb}]\n"
+    "        max_write_pause: 1s\n"
+    "      tables: [public.a, b]\n"
+    "    inventory:\n"
+    "      - source: b1\n"
+    "        target: g1\n"
+    "        databases: [crm, billing]\n"
+    "      - source: b2\n"
+    "        target: g2\n"
+    "        name_prefix: eu_\n"
+    "        replication: {peer: blue2}\n"
+    "        proxies: [{agent: px2, proxy: edge, hold: false}]\n"
+    "        databases: [crm]\n";
+
+static void test_fleet_expands(void **state)
+{
+    (void)state;
+    plan_t p, q;
+    char err[512] = "";
+    if (!plan_load_string("plan.yaml", s_fleet, &p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(plan_count(&p), 4);
+    plan_origin_t o;
+    assert_false(plan_origin(&p, 0, &o));
+    assert_string_equal(plan_at(&p, 0)->name, "shop");
+
+    const plan_migration_t *m = plan_at(&p, 1);
+    assert_true(plan_origin(&p, 1, &o));
+    assert_int_equal(o.fleet, 0);
+    assert_int_equal(o.item, 0);
+    assert_int_equal(o.database, 0);
+    assert_string_equal(m->name, "crm");
+    assert_string_equal(m->source.agent, "b1");
+    assert_string_equal(m->source.database, "crm");
+    assert_string_equal(m->target.agent, "g1");
+    assert_string_equal(m->target.database, "crm");
+    assert_string_equal(m->replication.peer, "blue");
+    assert_string_equal(m->reverse_replication.peer, "green");
+    assert_int_equal(m->options.parallelism, 4);
+    assert_int_equal(m->options.max_lag_ms, 2000);
+    assert_int_equal(m->options.disk_margin_percent, 120); /* the defaults still apply */
+    assert_int_equal(m->cutover.max_write_pause_ms, 1000);
+    assert_int_equal(m->cutover.drain_timeout_ms, 500);
+    assert_int_equal(m->cutover.app_roles.count, 2);
+    assert_string_equal(m->cutover.app_roles.items[1], "reports");
+    assert_int_equal(m->cutover.proxies.count, 1);
+    assert_string_equal(((const plan_proxy_t *)m->cutover.proxies.items)[0].agent, "px");
+    assert_int_equal(m->n_tables, 2);
+    assert_string_equal(m->tables[1].schema, "public");
+    assert_string_equal(m->tables[1].name, "b");
+
+    assert_string_equal(plan_at(&p, 2)->name, "billing");
+    assert_true(plan_origin(&p, 2, &o));
+    assert_int_equal(o.database, 1);
+
+    m = plan_at(&p, 3);
+    assert_true(plan_origin(&p, 3, &o));
+    assert_int_equal(o.item, 1);
+    assert_string_equal(m->name, "eu_crm");
+    assert_string_equal(m->source.database, "crm");
+    assert_string_equal(m->replication.peer, "blue2");
+    assert_string_equal(m->reverse_replication.peer, "green");
+    const plan_proxy_t *px = m->cutover.proxies.items;
+    assert_int_equal(m->cutover.proxies.count, 1);
+    assert_string_equal(px[0].proxy, "edge");
+    assert_false(px[0].hold);
+    assert_ptr_equal(plan_find(&p, "eu_crm"), m);
+
+    char *json = plan_migration_to_json(m);
+    if (!plan_load_string("journal", json, &q, err, sizeof err))
+        fail_msg("%s: %s", err, json);
+    char *again = plan_migration_to_json(plan_at(&q, 0));
+    assert_string_equal(json, again);
+    assert_false(plan_origin(&q, 0, &o));
+    free(json);
+    free(again);
+    plan_free(&q);
+    plan_free(&p);
+
+    /* A plan of fleets alone; 200 databases on 4 source hosts. */
+    char *big = xasprintf("fleets:\n  - template: {replication: {peer: blue}}\n    inventory:\n");
+    for (int h = 0; h < 4; h++) {
+        char *more = xasprintf("%s      - source: b%d\n        target: g%d\n"
+                               "        name_prefix: h%d_\n        databases: [", big, h, h, h);
+        free(big);
+        big = more;
+        for (int d = 0; d < 50; d++) {
+            more = xasprintf("%s%sdb%d", big, d ? ", " : "", d);
+            free(big);
+            big = more;
+        }
+        more = xasprintf("%s]\n", big);
+        free(big);
+        big = more;
+    }
+    if (!plan_load_string("plan.yaml", big, &p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(plan_count(&p), 200);
+    assert_string_equal(plan_at(&p, 199)->name, "h3_db49");
+    assert_string_equal(plan_at(&p, 199)->source.agent, "b3");
+    plan_free(&p);
+    free(big);
+}
+
+static void test_fleet_refusals(void **state)
+{
+    (void)state;
+    static const char head[] = "fleets:\n  - template: {replication: {peer: blue}}\n"
+                               "    inventory:\n";
+    char text[1024];
+    /* The inventory names the sides, not the template. */
+    s_refused("fleets:\n  - template:\n      name: x\n    inventory:\n"
+              "      - {source: a, target: b, databases: [d]}\n",
+              "plan.yaml:3: fleets[0].template.name: not in a template: each inventory entry");
+    s_refused("fleets:\n  - template:\n      source: {agent: a, database: d}\n    inventory:\n"
+              "      - {source: a, target: b, databases: [d]}\n",
+              "plan.yaml:3: fleets[0].template.source: not in a template");
+    /* One entry, with its line. */
+    snprintf(text, sizeof text, "%s      - {source: a, target: b, databases: [d]}\n"
+             "      - {source: a, target: a, databases: [d]}\n", head);
+    s_refused(text, "plan.yaml:5: fleets[0].inventory[1].target: \"a\" is also the source agent");
+    snprintf(text, sizeof text, "%s      - {source: a, target: b, databases: [shop, Shop-2]}\n",
+             head);
+    s_refused(text, "plan.yaml:4: fleets[0].inventory[0].databases: \"Shop-2\" makes the "
+              "migration name \"Shop-2\"");
+    snprintf(text, sizeof text, "%s      - {source: a, target: b, name_prefix: x-, "
+             "databases: [shop]}\n", head);
+    s_refused(text, "makes the migration name \"x-shop\"");
+    snprintf(text, sizeof text, "%s      - {source: a, target: b, databases: [d, e, d]}\n", head);
+    s_refused(text, "plan.yaml:4: fleets[0].inventory[0].databases: \"d\" is named twice");
+    snprintf(text, sizeof text, "%s      - {source: a, target: b, databses: [d]}\n", head);
+    s_refused(text, "plan.yaml:4: fleets[0].inventory[0].databses: unknown key");
+    snprintf(text, sizeof text, "%s      - {source: a, target: b}\n", head);
+    s_refused(text, "fleets[0].inventory[0].databases: missing required field");
+    /* Names across entries and fleets are unique like any migration's. */
+    snprintf(text, sizeof text, "%s      - {source: a, target: b, databases: [d]}\n"
+             "      - {source: c, target: e, databases: [d]}\n", head);
+    s_refused(text, "plan.yaml: fleets[0].inventory[1].databases[0] (migration \"d\"): name: "
+              "\"d\" is already fleets[0].inventory[0].databases[0]");
+    snprintf(text, sizeof text, "migrations:\n  - {name: d, source: {agent: a, database: d}, "
+             "target: {agent: b, database: d}, replication: {peer: h}}\n"
+             "%s      - {source: c, target: e, databases: [d]}\n", head);
+    s_refused(text, "fleets[0].inventory[0].databases[0] (migration \"d\"): name: \"d\" is "
+              "already migrations[0]");
+    /* What neither the template nor the entry gives. */
+    s_refused("fleets:\n  - inventory:\n      - {source: a, target: b, databases: [d]}\n",
+              "plan.yaml: fleets[0].inventory[0].databases[0] (migration \"d\"): replication: "
+              "missing");
+    s_refused("fleets:\n  - template: {replication: {peer: h}, cutover: {app_roles: [app], "
+              "proxies: [{agent: p, proxy: x}]}}\n"
+              "    inventory:\n      - {source: a, target: b, databases: [d]}\n",
+              "fleets[0].inventory[0].databases[0] (migration \"d\"): reverse_replication: "
+              "missing");
+    snprintf(text, sizeof text, "fleets:\n  - template: {replication: {peer: h}, tables: [x.]}\n"
+             "    inventory:\n      - {source: a, target: b, databases: [d]}\n");
+    s_refused(text, "(migration \"d\"): tables[0]: \"x.\": expected schema.table");
+    s_refused("fleets: []\n", "plan.yaml:1: fleets:");
+    s_refused("{}\n", "migrations: missing: a plan has a list of migrations, or of fleets");
+    /* At most 1000 migrations in one plan, expanded. */
+    char *big = xasprintf("%s", head);
+    for (int h = 0; h < 3; h++) {
+        char *more = xasprintf("%s      - {source: b%d, target: g%d, name_prefix: h%d_, "
+                               "databases: [", big, h, h, h);
+        free(big);
+        big = more;
+        for (int d = 0; d < 400; d++) {
+            more = xasprintf("%s%sdb%d", big, d ? ", " : "", d);
+            free(big);
+            big = more;
+        }
+        more = xasprintf("%s]}\n", big);
+        free(big);
+        big = more;
+    }
+    s_refused(big, "plan.yaml: fleets: the plan makes 1200 migrations, more than 1000");
+    free(big);
+}
+
+/* The example plans in deploy/ load as they are. */
+static void test_examples_load(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        size_t migrations;
+    } examples[] = { { "deploy/plan.example.yaml", 1 }, { "deploy/plan.fleet.example.yaml", 5 } };
+    for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
+        char path[4096], err[512] = "";
+        srcpath(path, sizeof path, examples[i].file);
+        char *text = NULL;
+        size_t len = 0;
+        if (fsutil_read_small(path, 1 << 20, &text, &len) != 0)
+            fail_msg("cannot read %s", path);
+        plan_t p;
+        if (!plan_load_string(path, text, &p, err, sizeof err))
+            fail_msg("%s", err);
+        assert_int_equal(plan_count(&p), examples[i].migrations);
+        plan_free(&p);
+        free(text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_plan),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_proxy_hold),
+        cmocka_unit_test(test_fleet_expands),
+        cmocka_unit_test(test_fleet_refusals),
+        cmocka_unit_test(test_examples_load),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_reverse_replication),
         cmocka_unit_test(test_roles_passwords),
