@@ -15,12 +15,21 @@
 
 typedef struct plancheck_mig plancheck_mig_t;
 
+/* Migrations whose checks run at once on one agent (as source or target):
+ * each check opens connections to the agent's server, and a fleet's plan
+ * names hundreds of databases on one host. */
+#define PLANCHECK_PER_AGENT 8
+
 struct plancheck {
     const agentlink_t *link;
     char *plan_name;
     plan_t *plan;
     plancheck_mig_t *migs;
     size_t open;              /* migrations not finished */
+    size_t next;              /* migrations before it are started or done */
+    const char **agents;      /* the agents the plan names, borrowed from it */
+    size_t *busy;             /* per agent: migrations checking on it */
+    size_t n_agents;
     uint64_t timeout_ms;
     plancheck_done_cb done;
     void *arg;
@@ -32,6 +41,9 @@ struct plancheck_mig {
     cJSON *findings;          /* array */
     Godwit__SourceFacts *facts; /* owned copy, from the source's result */
     bool skip;                  /* not the migration asked for */
+    bool waiting;               /* to be sent once its agents have room */
+    bool running;               /* sent: holds a place on both agents */
+    size_t src, tgt;            /* its agents in pc->agents */
 };
 
 static const char *s_sev(Godwit__Severity s)
@@ -82,6 +94,13 @@ static void s_finish(plancheck_t *pc)
         cJSON_AddStringToObject(o, "source_database", pm->m->source.database);
         cJSON_AddStringToObject(o, "target", pm->m->target.agent);
         cJSON_AddStringToObject(o, "target_database", pm->m->target.database);
+        plan_origin_t from;
+        if (plan_origin(pc->plan, i, &from)) {
+            char where[96];
+            snprintf(where, sizeof where, "fleets[%zu].inventory[%zu].databases[%zu]", from.fleet,
+                     from.item, from.database);
+            cJSON_AddStringToObject(o, "from", where);
+        }
         cJSON_AddNumberToObject(o, "blocking", blocking);
         cJSON_AddNumberToObject(o, "warnings", warnings);
         if (pm->facts) {
@@ -102,16 +121,27 @@ static void s_finish(plancheck_t *pc)
     void *arg = pc->arg;
     plan_free(pc->plan);
     free(pc->plan);
+    free(pc->agents);
+    free(pc->busy);
     free(pc->migs);
     free(pc->plan_name);
     free(pc);
     done(report, arg);
 }
 
+static void s_pump(plancheck_t *pc);
+
 static void s_mig_done(plancheck_mig_t *pm)
 {
-    if (--pm->pc->open == 0)
-        s_finish(pm->pc);
+    plancheck_t *pc = pm->pc;
+    if (pm->running) {
+        pm->running = false;
+        pc->busy[pm->src]--;
+        pc->busy[pm->tgt]--;
+        s_pump(pc);
+    }
+    if (--pc->open == 0)
+        s_finish(pc);
 }
 
 static void s_mig_done_deferred(void *arg) { s_mig_done(arg); }
@@ -228,6 +258,58 @@ static bool s_agent_ok(plancheck_mig_t *pm, const char *side, const char *agent,
     return true;
 }
 
+/* The index of agent in pc->agents, added if new. */
+static size_t s_agent_index(plancheck_t *pc, const char *agent)
+{
+    for (size_t i = 0; i < pc->n_agents; i++)
+        if (strcmp(pc->agents[i], agent) == 0)
+            return i;
+    pc->agents[pc->n_agents] = agent;
+    return pc->n_agents++;
+}
+
+/* Sends the source checks of a migration (the target's follow from
+ * s_source_done). */
+static void s_send_source(plancheck_mig_t *pm)
+{
+    plan_migration_t *m = pm->m;
+    planwire_tables_t tables;
+    planwire_tables_borrow(&tables, m);
+    Godwit__PreflightSource ps = GODWIT__PREFLIGHT_SOURCE__INIT;
+    ps.database = m->source.database;
+    ps.n_tables = tables.n;
+    ps.tables = tables.ptrs;
+    /* After a cutover the source reads the target through its peer. */
+    Godwit__ReplicationConn rev = planwire_reverse(m);
+    if (m->cutover.proxies.count > 0 && !m->cutover.reverse_off && rev.peer)
+        ps.reverse = &rev;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE;
+    cmd.preflight_source = &ps;
+    agentlink_send(pm->pc->link, m->source.agent, &cmd, pm->pc->timeout_ms, s_source_done, pm);
+    planwire_tables_free(&tables);
+}
+
+/* Starts, in plan order, every waiting migration whose two agents have
+ * room (PLANCHECK_PER_AGENT each). */
+static void s_pump(plancheck_t *pc)
+{
+    size_t n = plan_count(pc->plan);
+    while (pc->next < n && !pc->migs[pc->next].waiting)
+        pc->next++;
+    for (size_t i = pc->next; i < n; i++) {
+        plancheck_mig_t *pm = &pc->migs[i];
+        if (!pm->waiting || pc->busy[pm->src] >= PLANCHECK_PER_AGENT ||
+            pc->busy[pm->tgt] >= PLANCHECK_PER_AGENT)
+            continue;
+        pm->waiting = false;
+        pm->running = true;
+        pc->busy[pm->src]++;
+        pc->busy[pm->tgt]++;
+        s_send_source(pm);
+    }
+}
+
 void plancheck_start(const agentlink_t *link, const char *plan_name, plan_t *plan, const char *only,
                      uint64_t timeout_ms, plancheck_done_cb done, void *arg)
 {
@@ -240,6 +322,8 @@ void plancheck_start(const agentlink_t *link, const char *plan_name, plan_t *pla
     pc->arg = arg;
     size_t n = plan_count(plan);
     pc->migs = xcalloc(n, sizeof *pc->migs);
+    pc->agents = xcalloc(2 * n, sizeof *pc->agents);
+    pc->busy = xcalloc(2 * n, sizeof *pc->busy);
     pc->open = n;
     for (size_t i = 0; i < n; i++) {
         plancheck_mig_t *pm = &pc->migs[i];
@@ -247,6 +331,8 @@ void plancheck_start(const agentlink_t *link, const char *plan_name, plan_t *pla
         pm->m = plan_at(plan, i);
         pm->findings = cJSON_CreateArray();
         pm->skip = only && strcmp(pm->m->name, only) != 0;
+        pm->src = s_agent_index(pc, pm->m->source.agent);
+        pm->tgt = s_agent_index(pc, pm->m->target.agent);
     }
     for (size_t i = 0; i < n; i++) {
         plancheck_mig_t *pm = &pc->migs[i];
@@ -262,20 +348,7 @@ void plancheck_start(const agentlink_t *link, const char *plan_name, plan_t *pla
             agentlink_defer(link, s_mig_done_deferred, pm);
             continue;
         }
-        planwire_tables_t tables;
-        planwire_tables_borrow(&tables, m);
-        Godwit__PreflightSource ps = GODWIT__PREFLIGHT_SOURCE__INIT;
-        ps.database = m->source.database;
-        ps.n_tables = tables.n;
-        ps.tables = tables.ptrs;
-        /* After a cutover the source reads the target through its peer. */
-        Godwit__ReplicationConn rev = planwire_reverse(m);
-        if (m->cutover.proxies.count > 0 && !m->cutover.reverse_off && rev.peer)
-            ps.reverse = &rev;
-        Godwit__Command cmd = GODWIT__COMMAND__INIT;
-        cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE;
-        cmd.preflight_source = &ps;
-        agentlink_send(link, m->source.agent, &cmd, timeout_ms, s_source_done, pm);
-        planwire_tables_free(&tables);
+        pm->waiting = true;
     }
+    s_pump(pc);
 }

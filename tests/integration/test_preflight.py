@@ -4,6 +4,8 @@ reported with its object and fix; nothing changes on either server."""
 
 import json
 import os
+import subprocess
+import time
 
 import harness
 from harness import Agent, Coordinator, check, wait_for
@@ -193,6 +195,69 @@ def test_invalid_plan_refused(rig):
     check(rc == 1 and codes.count("agent_not_connected") == 2, "agents missing: %r" % codes)
 
 
+def _create_databases(cluster, names):
+    """CREATE DATABASE for each name, one psql for all (each in its own
+    transaction, as CREATE DATABASE wants)."""
+    script = "".join('CREATE DATABASE "%s";\n' % n for n in names)
+    subprocess.run([os.path.join(harness.PG_BIN, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                    "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-d", "postgres"],
+                   input=script.encode(), check=True, stdout=subprocess.PIPE, timeout=120)
+
+
+def test_fleet_plan_expanded(rig):
+    """A fleet of 200 databases written as one template and one inventory
+    entry: plan check expands it into 200 migrations, runs preflight on
+    each against the real servers and names where each came from."""
+    blue = rig.cluster("blue", wal_level="logical")
+    green = rig.cluster("green", wal_level="logical")
+    names = ["db%03d" % i for i in range(200)]
+    for c in (blue, green):
+        _create_databases(c, names)
+    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN")
+    coord = Coordinator(rig, ["blue", "green"]).start()
+    Agent(rig, "blue", coord, role="source", cluster=blue, peers={"green": green}).start()
+    Agent(rig, "green", coord, role="target", cluster=green, peers={"blue": blue}).start()
+    for n in ("blue", "green"):
+        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    plan = rig.path("fleet.yaml")
+    with open(plan, "w") as f:
+        f.write("fleets:\n"
+                "  - template:\n"
+                "      replication: {peer: blue}\n"
+                "      options: {parallelism: 1}\n"
+                "    inventory:\n"
+                "      - source: blue\n"
+                "        target: green\n"
+                "        name_prefix: fra_\n"
+                "        databases: [%s]\n" % ", ".join(names))
+    t0 = time.monotonic()
+    rc, rep = plan_check(coord, plan)
+    took = time.monotonic() - t0
+    migs = rep["migrations"]
+    print("   plan check of %d migrations: %.2f s, rc %d" % (len(migs), took, rc))
+    check(len(migs) == 200, "200 migrations checked: %d" % len(migs))
+    for i, m in enumerate(migs):
+        check(m["name"] == "fra_" + names[i] and m["source_database"] == names[i] and
+              m["target_database"] == names[i] and m["source"] == "blue" and
+              m["target"] == "green" and m["from"] == "fleets[0].inventory[0].databases[%d]" % i,
+              "expansion %d: %r" % (i, {k: m.get(k) for k in ("name", "from")}))
+        failed = [f for f in m["findings"] if f["code"] in ("preflight_failed",
+                                                            "agent_not_connected")]
+        check(not failed and m.get("source_facts"),
+              "%s: preflight ran on its own database: %r" % (m["name"], failed))
+    human = coord.ctl("plan", "check", plan, check_rc=False).stdout.decode()
+    check("migration fra_db199: blue/db199 -> green/db199 (fleets[0].inventory[0].databases[199])"
+          in human, "the human report shows the expansion:\n%s" % human[-600:])
+    # A fleet that repeats a name is refused with the entry and the name.
+    with open(plan, "a") as f:
+        f.write("      - {source: blue, target: green, name_prefix: fra_, databases: [db007]}\n")
+    r = coord.ctl("plan", "check", plan, check_rc=False)
+    err = r.stderr.decode()
+    check(r.returncode == 2 and "fleets[0].inventory[1].databases[0] (migration \"fra_db007\")"
+          in err and "already fleets[0].inventory[0].databases[7]" in err,
+          "a repeated name refused: rc %d %s" % (r.returncode, err))
+
+
 if __name__ == "__main__":
     harness.run([test_planted_problems_reported_and_nothing_changes, test_fixed_source_is_ready,
-                 test_invalid_plan_refused])
+                 test_invalid_plan_refused, test_fleet_plan_expanded])
