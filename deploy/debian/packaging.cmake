@@ -14,16 +14,25 @@ set(GODWIT_DEB_MAINTAINER "godwit maintainers <godwit@example.org>" CACHE STRING
 set(_deb ${CMAKE_SOURCE_DIR}/deploy/debian)
 set(_gen ${CMAKE_BINARY_DIR}/debian)
 
-# The units name the programs where they are installed.
-set(BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
+# The units name the programs where they are installed: @BINDIR@ is filled
+# in at install time, with the prefix of that install (cpack's is /usr,
+# whatever CMAKE_INSTALL_PREFIX the build was configured with).
 set(_units_agent godwit-agent godwit-agent-proxy)
 set(_units_coordinator godwit-coordinator)
 foreach(comp agent coordinator)
   foreach(unit ${_units_${comp}})
-    configure_file(${CMAKE_SOURCE_DIR}/deploy/systemd/${unit}.service
-                   ${CMAKE_BINARY_DIR}/systemd/${unit}.service @ONLY)
-    install(FILES ${CMAKE_BINARY_DIR}/systemd/${unit}.service
-            DESTINATION lib/systemd/system COMPONENT ${comp})
+    install(CODE "
+      if(IS_ABSOLUTE \"${CMAKE_INSTALL_BINDIR}\")
+        set(BINDIR \"${CMAKE_INSTALL_BINDIR}\")
+      else()
+        set(BINDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
+      endif()
+      configure_file(\"${CMAKE_SOURCE_DIR}/deploy/systemd/${unit}.service\"
+                     \"${CMAKE_BINARY_DIR}/systemd/${unit}.service\" @ONLY)
+      file(INSTALL \"${CMAKE_BINARY_DIR}/systemd/${unit}.service\"
+           DESTINATION \"\${CMAKE_INSTALL_PREFIX}/lib/systemd/system\"
+           PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+    " COMPONENT ${comp})
   endforeach()
 endforeach()
 
