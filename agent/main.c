@@ -15,7 +15,8 @@ static void s_usage(FILE *f)
 {
     fprintf(f, "usage: godwit-agent --config FILE [--check]\n"
                "  --config FILE  agent YAML file (see deploy/agent.example.yaml)\n"
-               "  --check        validate the config file and exit\n");
+               "  --check        validate the config file and exit\n"
+               "  --version      print the version and exit\n");
 }
 
 /* svc_on_reload's loader: the config's log level. */
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' },
         { "check", no_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     int o;
@@ -45,6 +47,7 @@ int main(int argc, char **argv)
         case 'c': path = optarg; break;
         case 'k': check = true; break;
         case 'h': s_usage(stdout); return 0;
+        case 'V': printf("godwit-agent %s\n", GODWIT_VERSION); return 0;
         default: s_usage(stderr); return AGENT_EXIT_CONFIG;
         }
     }

@@ -17,7 +17,8 @@ static void s_usage(FILE *f)
 {
     fprintf(f, "usage: godwit-coordinator --config FILE [--check]\n"
                "  --config FILE  coordinator YAML file (see deploy/coordinator.example.yaml)\n"
-               "  --check        validate the config file and exit\n");
+               "  --check        validate the config file and exit\n"
+               "  --version      print the version and exit\n");
 }
 
 /* svc_on_reload's loader: the config's log level. */
@@ -39,6 +40,7 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' },
         { "check", no_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     int o;
@@ -47,6 +49,7 @@ int main(int argc, char **argv)
         case 'c': path = optarg; break;
         case 'k': check = true; break;
         case 'h': s_usage(stdout); return 0;
+        case 'V': printf("godwit-coordinator %s\n", GODWIT_VERSION); return 0;
         default: s_usage(stderr); return COORD_EXIT_CONFIG;
         }
     }

@@ -10,6 +10,9 @@
 #          test against (haproxy, nginx with its stream module for TCP
 #          proxying, pgbouncer), systemd (systemd-analyze verifies the units),
 #          groff-base (the man pages are rendered in a test).
+# Packages: dpkg-dev (dpkg-shlibdeps, which cpack's DEB generator runs),
+#          lintian (checks the .debs), man-db (`man -w` in the packages'
+#          test).
 set -euo pipefail
 
 packages=(
@@ -20,6 +23,7 @@ packages=(
     clang libclang-rt-14-dev
     haproxy nginx libnginx-mod-stream pgbouncer
     procps iproute2
+    dpkg-dev lintian man-db
 )
 
 missing=()

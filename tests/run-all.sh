@@ -21,9 +21,13 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DGODWIT_SANITIZE=ON
 cmake --build "$build" -j2
-# The demo's optimized build too: -O2 finds warnings (-Werror) that -O0 does not.
+# The optimized build too: -O2 finds warnings (-Werror) that -O0 does not,
+# and cpack makes the Debian packages from it once, for test_packages.py.
 cmake -S . -B "$build-rel" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build-rel" -j2 --target godwit-agent godwit-coordinator godwitctl
+cmake --build "$build-rel" -j2
+(cd "$build-rel" && cpack -G DEB >/dev/null)
+GODWIT_DEB_DIR=$(cd "$build-rel" && pwd)
+export GODWIT_DEB_DIR
 
 status=0
 ctest --test-dir "$build" -L unit -j2 --output-on-failure || status=1

@@ -14,6 +14,7 @@ void cli_usage(FILE *f)
 {
     fprintf(f,
             "usage: godwitctl [--socket PATH] COMMAND ...\n"
+            "       godwitctl --version | --help\n"
             "  keygen NAME --dir DIR [--roles source,target,proxy] [--signing]\n"
             "                                 write DIR/NAME.key (0600) and DIR/NAME.pub; an\n"
             "                                 agent's .pub names the roles its key may take;\n"
@@ -40,7 +41,7 @@ void cli_usage(FILE *f)
             "                                 publications on both sides (no rollback after it)\n"
             "  migrate verify M [--json] [--no-wait]\n"
             "                                 compare every table, source against target, while it streams\n"
-            "  version\n"
+            "  version                        print godwitctl's version (as --version does)\n"
             "The control socket is --socket, else $GODWIT_SOCKET, else %s.\n"
             "Exit codes: 0 ok, 1 degraded (an agent lost or a database unreachable) or the\n"
             "command failed, 2 usage error, 3 coordinator unreachable.\n",

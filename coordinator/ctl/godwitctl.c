@@ -36,6 +36,9 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             cli_usage(stdout);
             return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("godwitctl %s\n", GODWIT_VERSION);
+            return 0;
         } else {
             cli_usage(stderr);
             return CLI_EXIT_USAGE;
