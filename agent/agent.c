@@ -127,6 +127,7 @@ static void s_send_hello(agent_t *a)
     h.started_at_ms = a->started_at_ms;
     h.report_interval_ms = (uint32_t)a->cfg->report_interval_ms;
     h.claimed_name = a->cfg->name ? a->cfg->name : (char *)"";
+    h.jurisdiction = a->cfg->jurisdiction ? a->cfg->jurisdiction : (char *)"";
     Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
     env.body_case = GODWIT__ENVELOPE__BODY_HELLO;
     env.hello = &h;

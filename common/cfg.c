@@ -423,3 +423,15 @@ void cfg_free(const cfg_field_t *schema, void *out)
 {
     cfgmem_free(schema, out);
 }
+
+bool cfg_label_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > CFG_LABEL_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+              s[i] == '-'))
+            return false;
+    return true;
+}

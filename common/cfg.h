@@ -30,6 +30,7 @@ typedef enum {
     CFG_DURATION_MS, /* int64_t ms: "250ms", "2s", "1m", "1h"; a bare integer is refused */
     CFG_BYTES,       /* int64_t bytes: "512", "64kB", "10MB", "1GiB" */
     CFG_ENDPOINT,    /* char *, "tcp://HOST:PORT" (PORT 1-65535) or "ipc:///path" */
+    CFG_LABEL,       /* char *, a label: cfg_label_ok() */
     CFG_ENUM,        /* int, index into enum_values */
     CFG_SECTION,     /* nested mapping described by children */
     CFG_STRING_LIST, /* cfg_strings_t, a sequence of non-empty scalars; [min, max] items */
@@ -105,6 +106,10 @@ typedef struct cfg_field {
 } cfg_field_t;
 
 #define CFG_END { .key = NULL }
+
+/* A label (a jurisdiction, say): 1 to CFG_LABEL_MAX of a-z, 0-9, _ and -. */
+#define CFG_LABEL_MAX 32
+bool cfg_label_ok(const char *s);
 
 
 /* Loads path against schema into out (which the caller zeroed and may have

@@ -19,6 +19,7 @@ static size_t s_field_size(cfg_type_t type)
     case CFG_STRING:
     case CFG_PATH:
     case CFG_ENDPOINT:
+    case CFG_LABEL:
         return sizeof(char *);
     case CFG_INT:
     case CFG_DURATION_MS:
@@ -42,7 +43,7 @@ static size_t s_field_size(cfg_type_t type)
 
 static bool s_is_string(cfg_type_t type)
 {
-    return type == CFG_STRING || type == CFG_PATH || type == CFG_ENDPOINT;
+    return type == CFG_STRING || type == CFG_PATH || type == CFG_ENDPOINT || type == CFG_LABEL;
 }
 
 /* One past the last byte any field of the schema (sections included, not
@@ -103,6 +104,7 @@ static void s_free_field(const cfg_field_t *f, void *base)
     case CFG_STRING:
     case CFG_PATH:
     case CFG_ENDPOINT:
+    case CFG_LABEL:
         free(*(char **)(void *)at);
         *(char **)(void *)at = NULL;
         return;

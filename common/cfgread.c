@@ -205,6 +205,13 @@ bool cfgread_scalar(const cfgerr_t *e, const cfg_field_t *f, const yaml_node_t *
         *(char **)(void *)at = xstrdup(v);
         return true;
     }
+    case CFG_LABEL:
+        if (!v || !cfg_label_ok(v))
+            return cfgerr_fail(e, line, path,
+                               "expected a label of 1 to %d of a-z, 0-9, _ and -, got %s",
+                               CFG_LABEL_MAX, got);
+        *(char **)(void *)at = xstrdup(v);
+        return true;
     case CFG_ENDPOINT:
         if (!v || !s_endpoint_ok(v))
             return cfgerr_fail(

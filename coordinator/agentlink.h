@@ -51,6 +51,9 @@ typedef struct {
     const char *(*role)(void *ctx, const char *agent);
     /* Why the agent's last hello was refused, or NULL if it was not. */
     const char *(*refused)(void *ctx, const char *agent);
+    /* The jurisdiction label of a connected agent's config, "" if it has
+     * none; NULL if the agent is not connected. */
+    const char *(*jurisdiction)(void *ctx, const char *agent);
     /* Wall clock (ms since the epoch: what reports and journals carry) and
      * a monotonic clock (µs: deadlines, budgets and backoff; the machines
      * read no other). */
@@ -97,6 +100,11 @@ static inline const char *agentlink_role(const agentlink_t *l, const char *agent
 static inline const char *agentlink_refused(const agentlink_t *l, const char *agent)
 {
     return l->ops->refused(l->ctx, agent);
+}
+
+static inline const char *agentlink_jurisdiction(const agentlink_t *l, const char *agent)
+{
+    return l->ops->jurisdiction(l->ctx, agent);
 }
 
 static inline uint64_t agentlink_now_ms(const agentlink_t *l) { return l->ops->now_ms(l->ctx); }

@@ -214,6 +214,9 @@ static void s_on_hello(coord_t *c, fleet_agent_t *a, const Godwit__Hello *h, uin
     snprintf(a->role, sizeof a->role, "%s", role);
     snprintf(a->version, sizeof a->version, "%s", h->agent_version);
     snprintf(a->hostname, sizeof a->hostname, "%s", h->hostname);
+    /* A label the agent's own config check would refuse is not one. */
+    snprintf(a->jurisdiction, sizeof a->jurisdiction, "%s",
+             cfg_label_ok(h->jurisdiction) ? h->jurisdiction : "");
     a->report_interval_ms = h->report_interval_ms;
     a->agent_started_at_ms = h->started_at_ms;
     a->connected_since_ms = now_ms;

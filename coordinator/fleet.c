@@ -337,6 +337,10 @@ cJSON *fleet_agent_json(const fleet_agent_t *a, uint64_t now_ms, uint64_t now_mo
     }
     cJSON_AddStringToObject(o, "version", a->version);
     cJSON_AddStringToObject(o, "hostname", a->hostname);
+    if (a->jurisdiction[0])
+        cJSON_AddStringToObject(o, "jurisdiction", a->jurisdiction);
+    else
+        cJSON_AddNullToObject(o, "jurisdiction");
     cJSON_AddStringToObject(o, "peer_address", a->peer_address);
     cJSON_AddNumberToObject(o, "last_seen_ms", (double)a->last_seen_ms);
     cJSON_AddNumberToObject(o, "last_seen_age_ms", (double)(now_mono - a->last_seen_mono));

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cfg.h"
 #include "godwit.pb-c.h"
 #include "keys.h"
 
@@ -52,6 +53,7 @@ typedef struct {
     char role[16];                  /* the bound role: the hello's, accepted; "" if none */
     char version[32];
     char hostname[128];
+    char jurisdiction[CFG_LABEL_MAX + 1]; /* its config's label, "" if none */
     uint32_t report_interval_ms;
     uint64_t agent_started_at_ms;
     uint64_t highest_epoch;

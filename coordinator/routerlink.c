@@ -124,6 +124,13 @@ static const char *s_link_refused(void *ctx, const char *agent)
     return a && a->state == LINK_REFUSED ? a->refused : NULL;
 }
 
+static const char *s_link_jurisdiction(void *ctx, const char *agent)
+{
+    coord_t *c = ctx;
+    fleet_agent_t *a = fleet_find(c->fleet, agent);
+    return a && a->state == LINK_CONNECTED ? a->jurisdiction : NULL;
+}
+
 static uint64_t s_link_now_ms(void *ctx)
 {
     (void)ctx;
@@ -144,6 +151,7 @@ static const agentlink_ops_t s_link_ops = {
     .rtt_ms = s_link_rtt_ms,
     .role = s_link_role,
     .refused = s_link_refused,
+    .jurisdiction = s_link_jurisdiction,
     .now_ms = s_link_now_ms,
     .mono_us = s_link_mono_us,
 };

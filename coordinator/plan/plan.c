@@ -59,6 +59,7 @@ static const cfg_field_t s_options[] = {
       .min = 1000, .max = 1000000000 },
     { .key = "verify_slot_wait", .type = CFG_DURATION_MS, .offset = M(options.verify_slot_wait_ms),
       .min = 100, .max = 3600000 },
+    { .key = "target_jurisdiction", .type = CFG_LABEL, .offset = M(options.target_jurisdiction) },
     CFG_END,
 };
 
@@ -299,6 +300,7 @@ static void s_expand_one(const plan_migration_t *t, const plan_inventory_t *inv,
     m->replication.peer = s_dup(inv->replication.peer ? inv->replication.peer : t->replication.peer);
     m->reverse_replication.peer = s_dup(inv->reverse_replication.peer ? inv->reverse_replication.peer
                                                                       : t->reverse_replication.peer);
+    m->options.target_jurisdiction = s_dup(t->options.target_jurisdiction);
     s_strings_copy(&m->tables_raw, &t->tables_raw);
     m->tables = NULL;
     m->n_tables = 0;
@@ -532,6 +534,8 @@ char *plan_migration_to_json(const plan_migration_t *m)
         snprintf(buf, sizeof buf, "%lldms", (long long)m->options.verify_slot_wait_ms);
         cJSON_AddStringToObject(op, "verify_slot_wait", buf);
     }
+    if (m->options.target_jurisdiction)
+        cJSON_AddStringToObject(op, "target_jurisdiction", m->options.target_jurisdiction);
     cJSON *co = cJSON_AddObjectToObject(o, "cutover");
     if (m->cutover.app_roles.count) {
         cJSON *ar = cJSON_AddArrayToObject(co, "app_roles");

@@ -258,6 +258,28 @@ static bool s_agent_ok(plancheck_mig_t *pm, const char *side, const char *agent,
     return true;
 }
 
+/* Data residency: with options.target_jurisdiction, the target agent's
+ * config must carry that label (its hello says so). */
+static bool s_jurisdiction_ok(plancheck_mig_t *pm)
+{
+    const plan_migration_t *m = pm->m;
+    const char *want = m->options.target_jurisdiction;
+    const char *have = want ? agentlink_jurisdiction(pm->pc->link, m->target.agent) : NULL;
+    if (!want || !have || strcmp(want, have) == 0)
+        return true;
+    char msg[256], fix[256];
+    if (have[0])
+        snprintf(msg, sizeof msg, "the plan requires a target in jurisdiction %s; agent %s is in %s",
+                 want, m->target.agent, have);
+    else
+        snprintf(msg, sizeof msg, "the plan requires a target in jurisdiction %s; agent %s declares "
+                 "no jurisdiction", want, m->target.agent);
+    snprintf(fix, sizeof fix, "name a target agent whose host is in %s, or, if this one is, set "
+             "jurisdiction: %s in its config and restart it", want, want);
+    s_add(pm, "target", "error", "jurisdiction", m->target.agent, msg, fix);
+    return false;
+}
+
 /* The index of agent in pc->agents, added if new. */
 static size_t s_agent_index(plancheck_t *pc, const char *agent)
 {
@@ -343,7 +365,7 @@ void plancheck_start(const agentlink_t *link, const char *plan_name, plan_t *pla
         }
         bool src = s_agent_ok(pm, "source", m->source.agent, "source");
         bool tgt = s_agent_ok(pm, "target", m->target.agent, "target");
-        if (!src || !tgt) {
+        if (!src || !tgt || !s_jurisdiction_ok(pm)) {
             /* Done already; finished through the loop, never from here. */
             agentlink_defer(link, s_mig_done_deferred, pm);
             continue;

@@ -258,6 +258,62 @@ def test_fleet_plan_expanded(rig):
           "a repeated name refused: rc %d %s" % (r.returncode, err))
 
 
+def test_jurisdiction_required(rig):
+    """Data residency: a plan that requires its target in a jurisdiction
+    refuses a target agent whose config says another (or none), in plan
+    check and at migrate start, changing nothing; the agent's label shows in
+    status."""
+    blue = rig.cluster("blue", wal_level="logical")
+    green = rig.cluster("green", wal_level="logical")
+    for c in (blue, green):
+        c.psql("CREATE DATABASE shop")
+    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN")
+    coord = Coordinator(rig, ["blue", "green"]).start()
+    Agent(rig, "blue", coord, role="source", cluster=blue, peers={"green": green}).start()
+    green_agent = Agent(rig, "green", coord, role="target", cluster=green, peers={"blue": blue})
+    with open(green_agent.config) as f:
+        base = f.read()
+    with open(green_agent.config, "w") as f:
+        f.write(base + "jurisdiction: no\n")
+    green_agent.start()
+    for n in ("blue", "green"):
+        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    check(coord.agent("green")["jurisdiction"] == "no" and coord.agent("blue")["jurisdiction"] is None,
+          "status shows each agent's label: %r %r" % (coord.agent("green").get("jurisdiction"),
+                                                      coord.agent("blue").get("jurisdiction")))
+    plan = rig.path("plan.yaml")
+    with open(plan, "w") as f:
+        f.write("migrations:\n"
+                "  - name: shop\n"
+                "    source: {agent: blue, database: shop}\n"
+                "    target: {agent: green, database: shop}\n"
+                "    replication: {peer: blue}\n"
+                "    options: {target_jurisdiction: eu}\n")
+    rc, rep = plan_check(coord, plan)
+    j = find(rep, "jurisdiction")
+    print("   %s" % (j and j[0]["message"]))
+    check(rc == 1 and j and j[0]["side"] == "target" and j[0]["severity"] == "error" and
+          j[0]["object"] == "green" and "is in no" in j[0]["message"],
+          "the target's jurisdiction refused: %r" % j)
+    r = coord.ctl("migrate", "start", plan, check_rc=False)
+    check(r.returncode != 0 and "jurisdiction" in (r.stdout + r.stderr).decode(),
+          "migrate start refused: rc %d %s" % (r.returncode, (r.stdout + r.stderr).decode()))
+    check(blue.psql("SELECT count(*) FROM pg_catalog.pg_replication_slots") == "0" and
+          blue.psql("SELECT count(*) FROM pg_catalog.pg_publication", db="shop") == "0",
+          "nothing created on the source")
+    # The host is in the EU after all: its config says so, the plan passes.
+    green_agent.proc.stop()
+    with open(green_agent.config, "w") as f:
+        f.write(base + "jurisdiction: eu\n")
+    green_agent.start()
+    wait_for("green back with its new label",
+             lambda: coord.agent("green")["state"] == "connected" and
+             coord.agent("green")["jurisdiction"] == "eu", 15)
+    rc, rep = plan_check(coord, plan)
+    check(not find(rep, "jurisdiction"), "no jurisdiction finding: %r" % findings(rep))
+
+
 if __name__ == "__main__":
     harness.run([test_planted_problems_reported_and_nothing_changes, test_fixed_source_is_ready,
-                 test_invalid_plan_refused, test_fleet_plan_expanded])
+                 test_invalid_plan_refused, test_fleet_plan_expanded,
+                 test_jurisdiction_required])

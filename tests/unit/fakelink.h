@@ -45,6 +45,7 @@ typedef struct {
     struct {
         char name[64];
         const char *role;            /* NULL: not connected */
+        const char *jurisdiction;    /* NULL: none */
         Godwit__Report *report;      /* owned by the test, borrowed here */
         double rtt_ms;
     } agents[FAKELINK_MAX_AGENTS];
@@ -129,6 +130,15 @@ static const char *fakelink__refused(void *ctx, const char *agent)
     return NULL;
 }
 
+static const char *fakelink__jurisdiction(void *ctx, const char *agent)
+{
+    fakelink_t *f = ctx;
+    size_t i = fakelink__agent(f, agent);
+    if (i == SIZE_MAX || !f->agents[i].role)
+        return NULL;
+    return f->agents[i].jurisdiction ? f->agents[i].jurisdiction : "";
+}
+
 static uint64_t fakelink__now(void *ctx) { return ((fakelink_t *)ctx)->now_ms; }
 static uint64_t fakelink__mono(void *ctx) { return ((fakelink_t *)ctx)->mono_ms * 1000; }
 
@@ -140,6 +150,7 @@ static const agentlink_ops_t fakelink__ops = {
     .rtt_ms = fakelink__rtt_ms,
     .role = fakelink__role,
     .refused = fakelink__refused,
+    .jurisdiction = fakelink__jurisdiction,
     .now_ms = fakelink__now,
     .mono_us = fakelink__mono,
 };

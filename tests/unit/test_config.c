@@ -1370,6 +1370,7 @@ static void test_agent_example(void **state)
     assert_string_equal(agent_config_role_name(cfg.role), "source");
     assert_int_equal(cfg.log_level, LOG_INFO);
     assert_int_equal(cfg.log_format, LOG_TEXT);
+    assert_string_equal(cfg.jurisdiction, "eu");
     assert_string_equal(cfg.state_dir, "/var/lib/godwit/agent");
     assert_int_equal(cfg.report_interval_ms, 1000);
     assert_string_equal(cfg.coordinator.endpoint, "tcp://coordinator.example.internal:7400");
@@ -1548,7 +1549,7 @@ static void test_agent_wrong(void **state)
                          "state_dir: /var/lib/godwit/agent\n"
                          "secret_key: /etc/godwit/keys/db1.key\n",
                          ":3: coordinatr: unknown key (known: name, role, log_level, log_format, "
-                         "state_dir, report_interval, coordinator, secret_key, postgres, proxies, "
+                         "jurisdiction, state_dir, report_interval, coordinator, secret_key, postgres, proxies, "
                          "peers)");
     s_expect_agent_error(t, "agent.yaml",
                          "name: db1\n"
@@ -1576,6 +1577,11 @@ static void test_agent_wrong(void **state)
                          "role: target\n"
                          "log_format: json\n",
                          ":2: log_format: expected one of [text, journal], got \"json\"");
+    s_expect_agent_error(t, "jurisdiction.yaml",
+                         "role: target\n"
+                         "jurisdiction: EU West\n",
+                         ":2: jurisdiction: expected a label of 1 to 32 of a-z, 0-9, _ and -, "
+                         "got \"EU West\"");
     s_tmp_cleanup(t);
 }
 

@@ -107,6 +107,10 @@ static void test_refusals(void **state)
               "    target: {agent: b, database: d}\n    replication: {peer: h}\n"
               "    options: {disk_margin_percent: 50}\n",
               "plan.yaml:6: migrations[0].options.disk_margin_percent:");
+    s_refused("migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+              "    target: {agent: b, database: d}\n    replication: {peer: h}\n"
+              "    options: {target_jurisdiction: Norway!}\n",
+              "plan.yaml:6: migrations[0].options.target_jurisdiction: expected a label");
 }
 
 /* A cutover needs to know how blue reaches green afterwards (reverse
@@ -313,7 +317,7 @@ static const char s_fleet[] =
     "  - template:\n"
     "      replication: {peer: blue}\n"
     "      reverse_replication: {peer: green}\n"
-    "      options: {parallelism: 4, max_lag: 2s}\n"
+    "      options: {parallelism: 4, max_lag: 2s, target_jurisdiction: eu}\n"
     "      cutover:\n"
     "        app_roles: [app, reports]\n"
     "        proxies: [{agent: px, proxy: pgb}]\n"
@@ -356,6 +360,7 @@ static void test_fleet_expands(void **state)
     assert_string_equal(m->reverse_replication.peer, "green");
     assert_int_equal(m->options.parallelism, 4);
     assert_int_equal(m->options.max_lag_ms, 2000);
+    assert_string_equal(m->options.target_jurisdiction, "eu");
     assert_int_equal(m->options.disk_margin_percent, 120); /* the defaults still apply */
     assert_int_equal(m->cutover.max_write_pause_ms, 1000);
     assert_int_equal(m->cutover.drain_timeout_ms, 500);
@@ -389,6 +394,7 @@ static void test_fleet_expands(void **state)
         fail_msg("%s: %s", err, json);
     char *again = plan_migration_to_json(plan_at(&q, 0));
     assert_string_equal(json, again);
+    assert_string_equal(plan_at(&q, 0)->options.target_jurisdiction, "eu");
     assert_false(plan_origin(&q, 0, &o));
     free(json);
     free(again);
