@@ -22,6 +22,8 @@ struct control_req {
     conn_t *conn;    /* NULL once the client is gone */
     control_t *ctl;
     control_req_t *next_pending;
+    control_peer_t peer; /* the client's, copied from its conn */
+    bool has_peer;
 };
 
 struct conn {
@@ -32,6 +34,8 @@ struct conn {
     control_req_t *req; /* set once a request is parsed */
     conn_t *next;
     bool closing;
+    control_peer_t peer; /* SO_PEERCRED at accept */
+    bool has_peer;
 };
 
 struct control {
@@ -102,6 +106,14 @@ static void s_written(uv_write_t *w, int status)
     s_conn_close(k);
 }
 
+bool control_req_peer(const control_req_t *req, control_peer_t *out)
+{
+    if (!req->has_peer)
+        return false;
+    *out = req->peer;
+    return true;
+}
+
 void control_reply(control_req_t *req, cJSON *response)
 {
     conn_t *k = req->conn;
@@ -167,6 +179,8 @@ static void s_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     k->req = xcalloc(1, sizeof *k->req);
     k->req->conn = k;
     k->req->ctl = k->ctl;
+    k->req->peer = k->peer;
+    k->req->has_peer = k->has_peer;
     cJSON *request = cJSON_Parse(k->buf);
     if (!request || !cJSON_IsObject(request) || !cJSON_IsString(cJSON_GetObjectItem(request, "cmd"))) {
         cJSON_Delete(request);
@@ -191,6 +205,14 @@ static void s_on_connection(uv_stream_t *server, int status)
     if (uv_accept(server, (uv_stream_t *)&k->pipe) != 0) {
         uv_close((uv_handle_t *)&k->pipe, s_conn_closed);
         return;
+    }
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t credlen = sizeof cred;
+    if (uv_fileno((uv_handle_t *)&k->pipe, &fd) == 0 &&
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) == 0 && credlen == sizeof cred) {
+        k->peer = (control_peer_t){ .pid = cred.pid, .uid = cred.uid, .gid = cred.gid };
+        k->has_peer = true;
     }
     k->next = c->conns;
     c->conns = k;

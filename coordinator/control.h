@@ -15,6 +15,7 @@
 #define GODWIT_CONTROL_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -25,10 +26,20 @@ typedef struct control_req control_req_t;
 
 typedef void (*control_handler_t)(control_req_t *req, const cJSON *request, void *arg);
 
+/* Who sent a request: the client process's credentials as the kernel gave
+ * them when it connected (SO_PEERCRED), not anything the client says. */
+typedef struct {
+    long pid;
+    long uid;
+    long gid;
+} control_peer_t;
+
 /* Binds path (an existing socket file is replaced only if nothing listens
  * on it). NULL with err filled on failure. */
 control_t *control_new(uv_loop_t *loop, const char *path, control_handler_t handler, void *arg,
                        char *err, size_t errlen);
+/* The credentials of req's client; false if the kernel gave none. */
+bool control_req_peer(const control_req_t *req, control_peer_t *out);
 /* Sends response (taken, deleted here) and closes the connection. */
 void control_reply(control_req_t *req, cJSON *response);
 /* Convenience: {"ok":false,"error":message}. */

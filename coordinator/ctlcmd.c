@@ -16,6 +16,7 @@ static const char *const s_names[CTLCMD__COUNT] = {
     [CTLCMD_MIGRATE_VERIFY] = "migrate_verify",
     [CTLCMD_MIGRATE_CLEANUP] = "migrate_cleanup",
     [CTLCMD_CUTOVER] = "cutover",
+    [CTLCMD_MIGRATE_AUDIT] = "migrate_audit",
 };
 
 const char *ctlcmd_name(ctlcmd_t cmd)

@@ -24,6 +24,7 @@ typedef enum {
     CTLCMD_MIGRATE_VERIFY,  /* {name} */
     CTLCMD_MIGRATE_CLEANUP, /* {name} */
     CTLCMD_CUTOVER,         /* {name[, back, dry_run]} */
+    CTLCMD_MIGRATE_AUDIT,   /* {name}: the migration's journaled events */
     CTLCMD__COUNT
 } ctlcmd_t;
 

@@ -5,6 +5,7 @@
  */
 #include "ctlserve.h"
 
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -189,11 +190,92 @@ static void s_plan_check(coord_t *c, control_req_t *req, const cJSON *request)
     s_planjob_start(c, req, request, 1, s_plan_check_parsed);
 }
 
+/* ---- the audit trail ---- */
+
+/* Journals, in migration name's trail, that the client of req ran command
+ * (extra: more fields, taken, or NULL) and its outcome ("accepted",
+ * "requested" before a command whose start must not wait for the journal,
+ * "refused" with error). The client is who the kernel says connected,
+ * never what the request claims. */
+static void s_audit(coord_t *c, const control_req_t *req, const char *name, const char *command,
+                    cJSON *extra, const char *outcome, const char *error)
+{
+    cJSON *d = extra ? extra : cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "command", command);
+    control_peer_t p;
+    if (control_req_peer(req, &p)) {
+        cJSON *by = cJSON_AddObjectToObject(d, "by");
+        cJSON_AddNumberToObject(by, "uid", (double)p.uid);
+        struct passwd pw, *found = NULL;
+        char buf[1024];
+        if (getpwuid_r((uid_t)p.uid, &pw, buf, sizeof buf, &found) == 0 && found)
+            cJSON_AddStringToObject(by, "user", found->pw_name);
+        cJSON_AddNumberToObject(by, "pid", (double)p.pid);
+    }
+    cJSON_AddStringToObject(d, "outcome", outcome);
+    if (error)
+        cJSON_AddStringToObject(d, "error", error);
+    char *text = cJSON_PrintUnformatted(d);
+    migset_note(c->migs, name, "operator", text);
+    free(text);
+    cJSON_Delete(d);
+}
+
+static void s_audit_event(uint64_t at_ms, const char *state, const char *kind, const char *detail,
+                          void *arg)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "at_ms", (double)at_ms);
+    cJSON_AddStringToObject(e, "state", state);
+    cJSON_AddStringToObject(e, "kind", kind);
+    /* A detail that is a JSON object stays one; text stays text. */
+    cJSON *obj = detail[0] == '{' ? cJSON_Parse(detail) : NULL;
+    if (cJSON_IsObject(obj)) {
+        cJSON_AddItemToObject(e, "detail", obj);
+    } else {
+        cJSON_Delete(obj);
+        cJSON_AddStringToObject(e, "detail", detail);
+    }
+    cJSON_AddItemToArray(arg, e);
+}
+
+/* {"cmd":"migrate_audit","name":M}: every event journaled for M since it
+ * was created (phases, steps' intents and failures, verifies, cutover
+ * steps, the operator's commands and who ran them), oldest first. */
+static void s_migrate_audit(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    const cJSON *name = cJSON_GetObjectItem(request, "name");
+    if (!cJSON_IsString(name)) {
+        control_reply_error(req, "this command needs \"name\"");
+        return;
+    }
+    cJSON *st = migset_status(c->migs, name->valuestring);
+    if (!st) {
+        control_reply_error(req, "no migration of that name");
+        return;
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddBoolToObject(r, "ok", true);
+    cJSON_AddStringToObject(r, "schema", "godwit.audit/1");
+    cJSON_AddStringToObject(r, "migration", name->valuestring);
+    cJSON_AddItemToObject(r, "state", cJSON_Duplicate(cJSON_GetObjectItem(st, "state"), true));
+    cJSON_AddNumberToObject(r, "generated_at_ms", (double)units_now_ms());
+    cJSON_Delete(st);
+    cJSON *events = cJSON_AddArrayToObject(r, "events");
+    if (!journal_events(c->journal, name->valuestring, s_audit_event, events)) {
+        cJSON_Delete(r);
+        control_reply_error(req, "the journal cannot be read");
+        return;
+    }
+    control_reply(req, r);
+}
+
 /* migrate start: preflight first; only a plan with nothing blocking starts. */
 typedef struct {
     coord_t *c;
     control_req_t *req;
     char *only;
+    char *file;   /* the plan's file name, as the operator gave it */
     plan_t *plan; /* the second copy: the one started */
 } mstart_t;
 
@@ -202,6 +284,7 @@ static void s_mstart_free(mstart_t *ms)
     plan_free(ms->plan);
     free(ms->plan);
     free(ms->only);
+    free(ms->file);
     free(ms);
 }
 
@@ -229,8 +312,12 @@ static void s_mstart_checked(cJSON *report, void *arg)
         if (ms->only && strcmp(m->name, ms->only) != 0)
             continue;
         ok = migset_start(c->migs, m, err, sizeof err);
-        if (ok)
+        if (ok) {
             cJSON_AddItemToArray(started, cJSON_CreateString(m->name));
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "plan", ms->file);
+            s_audit(c, ms->req, m->name, "migrate_start", x, "accepted", NULL);
+        }
     }
     cJSON_AddBoolToObject(r, "ok", ok);
     if (!ok)
@@ -250,6 +337,7 @@ static void s_migrate_start_parsed(planjob_t *j)
     ms->c = j->c;
     ms->req = j->req;
     ms->only = j->only ? xstrdup(j->only) : NULL;
+    ms->file = xstrdup(j->file);
     ms->plan = j->plan[1];
     j->plan[1] = NULL;
     plan_t *check = j->plan[0];
@@ -295,15 +383,18 @@ static void s_migrate_change(coord_t *c, control_req_t *req, const cJSON *reques
                              const char *done_word)
 {
     const cJSON *name = cJSON_GetObjectItem(request, "name");
+    const char *command = cJSON_GetObjectItem(request, "cmd")->valuestring;
     char err[512];
     if (!cJSON_IsString(name)) {
         control_reply_error(req, "this command needs \"name\"");
         return;
     }
     if (!fn(c->migs, name->valuestring, err, sizeof err)) {
+        s_audit(c, req, name->valuestring, command, NULL, "refused", err);
         control_reply_error(req, err);
         return;
     }
+    s_audit(c, req, name->valuestring, command, NULL, "accepted", NULL);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddBoolToObject(r, "ok", true);
     cJSON_AddStringToObject(r, done_word, name->valuestring);
@@ -322,7 +413,14 @@ static void s_cutover(coord_t *c, control_req_t *req, const cJSON *request)
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(request, "dry_run"));
     bool back = cJSON_IsTrue(cJSON_GetObjectItem(request, "rollback"));
     bool refused;
+    /* Journaled before it starts: nothing waits for the disk once the
+     * write pause may have begun. */
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddBoolToObject(x, "dry_run", dry);
+    cJSON_AddBoolToObject(x, "rollback", back);
+    s_audit(c, req, name->valuestring, "cutover", cJSON_Duplicate(x, true), "requested", NULL);
     if (!migset_cutover(c->migs, name->valuestring, back, dry, &refused, err, sizeof err)) {
+        s_audit(c, req, name->valuestring, "cutover", x, "refused", err);
         cJSON *r = cJSON_CreateObject();
         cJSON_AddBoolToObject(r, "ok", false);
         cJSON_AddStringToObject(r, "error", err);
@@ -330,6 +428,7 @@ static void s_cutover(coord_t *c, control_req_t *req, const cJSON *request)
         control_reply(req, r);
         return;
     }
+    cJSON_Delete(x);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddBoolToObject(r, "ok", true);
     cJSON_AddStringToObject(r, dry ? "rehearsing" : back ? "rolling_back" : "cutting_over",
@@ -403,6 +502,7 @@ static void (*const s_ctl_handlers[CTLCMD__COUNT])(coord_t *c, control_req_t *re
     [CTLCMD_MIGRATE_VERIFY] = s_ctl_verify,
     [CTLCMD_MIGRATE_CLEANUP] = s_ctl_cleanup,
     [CTLCMD_CUTOVER] = s_cutover,
+    [CTLCMD_MIGRATE_AUDIT] = s_migrate_audit,
 };
 
 void ctlserve_handle(control_req_t *req, const cJSON *request, void *arg)

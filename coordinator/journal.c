@@ -298,6 +298,24 @@ bool journal_migrations(journal_t *j, journal_migration_cb cb, void *arg)
     return true;
 }
 
+bool journal_events(journal_t *j, const char *name, journal_event_cb cb, void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db,
+                           "SELECT e.at, e.state, e.kind, e.detail FROM event e"
+                           " JOIN migration m ON m.name = e.migration"
+                           " WHERE e.migration = ? AND e.at >= m.created_at ORDER BY e.id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb((uint64_t)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+           (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3), arg);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE;
+}
+
 char *journal_last_event(journal_t *j, const char *name, const char *kind)
 {
     sqlite3_stmt *st = NULL;

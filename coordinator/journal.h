@@ -52,6 +52,14 @@ bool journal_event(journal_t *j, const char *name, const char *state, const char
  * (malloc'd, caller frees), or NULL if there is none. */
 char *journal_last_event(journal_t *j, const char *name, const char *kind);
 
+/* One event of a migration: at (ms since the epoch), the state it was in,
+ * its kind and detail; the strings are valid during the call only. */
+typedef void (*journal_event_cb)(uint64_t at_ms, const char *state, const char *kind,
+                                 const char *detail, void *arg);
+/* Calls cb for every event of the migration name since it was created,
+ * oldest first; false if the journal cannot be read. */
+bool journal_events(journal_t *j, const char *name, journal_event_cb cb, void *arg);
+
 typedef void (*journal_migration_cb)(const char *name, const char *spec_json, const char *state,
                                      void *arg);
 /* Calls cb for every migration, oldest first. */

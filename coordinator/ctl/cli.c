@@ -34,6 +34,7 @@ void cli_usage(FILE *f)
             "                                 phase, per-table copy state, lag, errors\n"
             "  migrate pause|resume M         disable or enable our subscription\n"
             "  migrate abort M                remove what godwit created; the source is left as it was\n"
+            "  migrate audit M [--json]       M's audit trail: who ran what, each phase and cutover step\n"
             "  cutover M [--dry-run] [--json] switch M's traffic to green (or rehearse it)\n"
             "  rollback M [--dry-run] [--json]\n"
             "                                 switch it back to blue, which followed green\n"

@@ -233,6 +233,9 @@ int ctlmigrate_migrate(const char *sock, int argc, char **argv)
         cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_MIGRATE_STATUS));
         if (arg)
             cJSON_AddStringToObject(req, "name", arg);
+    } else if (strcmp(sub, "audit") == 0 && arg && !watch) {
+        cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_MIGRATE_AUDIT));
+        cJSON_AddStringToObject(req, "name", arg);
     } else if ((strcmp(sub, "abort") == 0 || strcmp(sub, "pause") == 0 ||
                 strcmp(sub, "resume") == 0) && arg) {
         ctlcmd_t cmd = strcmp(sub, "abort") == 0   ? CTLCMD_MIGRATE_ABORT
@@ -269,6 +272,8 @@ int ctlmigrate_migrate(const char *sock, int argc, char **argv)
                 if (watch && isatty(STDOUT_FILENO))
                     fputs("\033[H\033[2J", stdout);
                 render_migrations(resp, stdout);
+            } else if (strcmp(sub, "audit") == 0) {
+                render_audit(resp, stdout);
             } else if (strcmp(sub, "start") == 0) {
                 const cJSON *s;
                 cJSON_ArrayForEach(s, cJSON_GetObjectItem(resp, "started"))

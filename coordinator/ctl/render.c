@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "escape.h"
 #include "units.h"
@@ -409,5 +410,58 @@ void render_cutover(const cJSON *c, double now, FILE *out)
             fprintf(out, " [%s %.1f ms]", render_str(st, "name", "?"), render_num(st, "ms", 0));
             fputc('\n', out);
         }
+    }
+}
+
+/* One audit event's detail in a line: an operator's command with who ran
+ * it and its outcome, a cutover record by its state, else the text (or the
+ * object, compact). */
+static void s_audit_detail(const char *kind, const cJSON *d, FILE *out)
+{
+    if (!cJSON_IsObject(d)) {
+        fputs(cJSON_IsString(d) ? d->valuestring : "", out);
+        return;
+    }
+    if (strcmp(kind, "operator") == 0) {
+        const cJSON *by = cJSON_GetObjectItem(d, "by");
+        fprintf(out, "%s", render_str(d, "command", "?"));
+        if (cJSON_IsTrue(cJSON_GetObjectItem(d, "dry_run")))
+            fputs(" (dry run)", out);
+        if (cJSON_IsTrue(cJSON_GetObjectItem(d, "rollback")))
+            fputs(" (rollback)", out);
+        if (cJSON_IsObject(by))
+            fprintf(out, " by %s (uid %.0f, pid %.0f)", render_str(by, "user", "?"),
+                    render_num(by, "uid", -1), render_num(by, "pid", -1));
+        else
+            fputs(" by an unknown client", out);
+        fprintf(out, ": %s", render_str(d, "outcome", "?"));
+        const char *err = render_str(d, "error", NULL);
+        if (err)
+            fprintf(out, ": %s", err);
+        return;
+    }
+    char *text = cJSON_PrintUnformatted(d);
+    fputs(text, out);
+    cJSON_free(text);
+}
+
+void render_audit(const cJSON *r, FILE *out)
+{
+    const cJSON *events = cJSON_GetObjectItem(r, "events");
+    fprintf(out, "migration %s: %s, %d events\n", render_str(r, "migration", "?"),
+            render_str(r, "state", "?"), cJSON_GetArraySize(events));
+    const cJSON *e;
+    cJSON_ArrayForEach(e, events)
+    {
+        time_t secs = (time_t)(render_num(e, "at_ms", 0) / 1000);
+        int ms = (int)((long long)render_num(e, "at_ms", 0) % 1000);
+        struct tm tm;
+        char when[32] = "?";
+        if (gmtime_r(&secs, &tm))
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        const char *kind = render_str(e, "kind", "?");
+        fprintf(out, "%s.%03dZ  %-15s %-9s ", when, ms, render_str(e, "state", "?"), kind);
+        s_audit_detail(kind, cJSON_GetObjectItem(e, "detail"), out);
+        fputc('\n', out);
     }
 }

@@ -412,6 +412,15 @@ bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
     return true;
 }
 
+bool migset_note(migset_t *ms, const char *name, const char *kind, const char *detail)
+{
+    migration_t *g = s_find(ms, name);
+    if (!g)
+        return false;
+    journal_event(ms->env.journal, name, migration_state_name(g->state), kind, detail);
+    return true;
+}
+
 cJSON *migset_status(migset_t *ms, const char *name)
 {
     if (name) {

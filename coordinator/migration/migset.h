@@ -80,6 +80,11 @@ bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, boo
 bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)
     GODWIT_MUSTCHECK;
 
+/* Journals an event of kind with detail for migration name, in its state
+ * now (the operator's commands, for its audit trail); false if there is
+ * no migration of that name. */
+bool migset_note(migset_t *ms, const char *name, const char *kind, const char *detail);
+
 /* Status of one migration (name) or all (NULL), schema in docs/migrate.md;
  * NULL if name is unknown. Caller deletes. */
 cJSON *migset_status(migset_t *ms, const char *name);

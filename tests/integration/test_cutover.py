@@ -276,6 +276,31 @@ def test_cutover_through_pgbouncer(rig):
     check(green.psql("SELECT nextval('public.invoice_no')", db="shop") == "42",
           "the unowned sequence went on from blue's value")
 
+    # The audit trail: who started the migration and each cutover (the
+    # kernel's word for the control socket's client), each phase, and the
+    # cutover records with their steps, oldest first, with times.
+    audit = json.loads(coord.ctl("migrate", "audit", "shop", "--json").stdout)
+    ev = audit["events"]
+    ops = [e["detail"] for e in ev if e["kind"] == "operator"]
+    me = (os.getuid(), pwd.getpwuid(os.getuid()).pw_name)
+    check(ops and ops[0]["command"] == "migrate_start" and ops[0]["outcome"] == "accepted" and
+          all((o["by"]["uid"], o["by"]["user"]) == me and o["by"]["pid"] > 0 for o in ops),
+          "started by %r: %r" % (me, ops[:2]))
+    cuts = [(o["dry_run"], o["outcome"]) for o in ops if o["command"] == "cutover"]
+    check(cuts == [(False, "requested"), (False, "refused"), (False, "requested"),
+                   (True, "requested"), (False, "requested")],
+          "the three cutovers asked for: %r" % cuts)
+    moved = [e["state"] for e in ev if e["kind"] == "moved"]
+    check(moved[-1] == "switched" and "copy" in moved and "streaming" in moved,
+          "each phase: %r" % moved)
+    steps = [e["detail"].get("state") for e in ev if e["kind"] == "cutover"]
+    check("switched" in steps or "done" in steps, "the cutover's records: %r" % steps)
+    at = [e["at_ms"] for e in ev]
+    check(at == sorted(at) and audit["state"] == "switched", "in order, with times")
+    human = coord.ctl("migrate", "audit", "shop").stdout.decode()
+    check("migrate_start by %s (uid %d" % (me[1], me[0]) in human and
+          "cutover (dry run) by" in human, "human audit:\n%s" % human[:1500])
+
 
 def agents_connected(coord, names, epoch=None):
     """Every agent of names connected to coord (and, with epoch, having
