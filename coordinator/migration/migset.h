@@ -19,6 +19,7 @@
 #include "journal.h"
 #include "migration.h"
 #include "plan.h"
+#include "promtext.h"
 
 typedef struct migset migset_t;
 
@@ -79,6 +80,9 @@ bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, boo
  * publication): no rollback afterwards; blue stays fenced. */
 bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)
     GODWIT_MUSTCHECK;
+
+/* The migrations' Prometheus families (migmetrics.h) into p. */
+void migset_metrics(const migset_t *ms, promtext_t *p);
 
 /* Status of one migration (name) or all (NULL), schema in docs/migrate.md;
  * NULL if name is unknown. Caller deletes. */
