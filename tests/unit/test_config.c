@@ -1498,6 +1498,8 @@ static void test_coord_example(void **state)
     assert_int_equal(cfg.max_message_bytes, 1 << 20);
     assert_int_equal(cfg.handshake_timeout_ms, 5000);
     assert_int_equal(cfg.tcp_keepalive_ms, 10000);
+    assert_string_equal(cfg.metrics.listen, "127.0.0.1:9187");
+    assert_false(cfg.metrics.allow_remote);
     coord_config_free(&cfg);
 }
 
