@@ -202,8 +202,8 @@ metricsd_t *metricsd_new(uv_loop_t *loop, const char *listen, metricsd_render_cb
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, s_request, m,
+                              MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, m, /* first: see MHD */
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                              MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, m,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)S_CONNECTION_LIMIT,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)S_CONNECTION_TIMEOUT_S,
                               MHD_OPTION_END);

@@ -2,12 +2,16 @@
 a real migration and a cutover rehearsal: series queried through
 Prometheus's HTTP API against what status says, the raw text through
 `promtool check metrics`, every query of the Grafana dashboard evaluated;
-and every metric the dashboard uses exported by the coordinator."""
+every metric the dashboard uses exported by the coordinator; and the
+endpoint's edges (IPv6, methods, a slow client, a refused address, a busy
+port)."""
 
 import json
 import os
 import re
+import socket
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -172,5 +176,56 @@ def test_dashboard_metrics_exported(rig):
         check(n in fams or fams.get(base) == "histogram", "%s is exported" % n)
 
 
+def http_code(url, method="GET"):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_endpoint_edges(rig):
+    """IPv6 loopback; only GET and HEAD of /metrics; a client that sends
+    half a request holds up nothing; an address beyond loopback is refused
+    with file, line and field; a port in use stops the start (exit 1)."""
+    port = free_port()
+    coord = Coordinator(rig, ["blue"], options={"metrics": '{listen: "[::1]:%d"}' % port}).start()
+    url = "http://[::1]:%d" % port
+    check(http_code(url + "/metrics") == 200 and http_code(url + "/metrics", "HEAD") == 200 and
+          http_code(url + "/") == 404 and http_code(url + "/metrics", "POST") == 405,
+          "GET and HEAD of /metrics only")
+    half = socket.create_connection(("::1", port))
+    half.sendall(b"GET /metr")
+    check(coord.status() is not None and http_code(url + "/metrics") == 200,
+          "a dawdling client holds up neither the loop nor other scrapes")
+    half.close()
+
+    conf = rig.path("remote.yaml")
+    with open(coord.config) as f:
+        base = "".join(l for l in f if not l.startswith("metrics:"))
+    with open(conf, "w") as f:
+        f.write(base + "metrics:\n  listen: 0.0.0.0:%d\n" % port)
+    line = base.count("\n") + 2
+    r = subprocess.run([harness.exe("godwit-coordinator"), "--config", conf, "--check"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    want = '%s:%d: metrics.listen: "0.0.0.0:%d" is not a loopback address' % (conf, line, port)
+    check(r.returncode == 2 and want in r.stdout.decode(), "refused: %s" % r.stdout.decode())
+    with open(conf, "a") as f:
+        f.write("  allow_remote: true\n")
+    r = subprocess.run([harness.exe("godwit-coordinator"), "--config", conf, "--check"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    check(r.returncode == 0, "allowed with allow_remote: %s" % r.stdout.decode())
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    other = Coordinator(rig, ["blue"], dirname="coordinator2", options={
+        "metrics": "{listen: 127.0.0.1:%d}" % busy.getsockname()[1]}).start(wait=False)
+    rc = other.proc.wait(20)
+    check(rc == 1 and "metrics: cannot listen on 127.0.0.1:%d" % busy.getsockname()[1]
+          in other.proc.log(), "a busy port stops the start: %s %s" % (rc, other.proc.log()[-500:]))
+    busy.close()
+
+
 if __name__ == "__main__":
-    harness.run([test_scraped_by_prometheus, test_dashboard_metrics_exported])
+    harness.run([test_scraped_by_prometheus, test_dashboard_metrics_exported, test_endpoint_edges])
