@@ -97,7 +97,8 @@ static void s_escaped(promtext_t *p, const char *s, bool quote)
     }
 }
 
-static bool s_valid_name(const char *s, bool colon)
+/* Used only in assertions (unused, so compiled out, under NDEBUG). */
+__attribute__((unused)) static bool s_valid_name(const char *s, bool colon)
 {
     if (!*s || (*s >= '0' && *s <= '9'))
         return false;

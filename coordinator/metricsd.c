@@ -134,7 +134,7 @@ static enum MHD_Result s_request(void *cls, struct MHD_Connection *conn, const c
     return rc;
 }
 
-static void s_mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void s_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     metricsd_t *m = cls;
     char line[512];
