@@ -238,6 +238,28 @@ fail:
     return false;
 }
 
+/* f->item_check on a loaded section (map, at path): a problem is reported
+ * at the line of the key it names when that is one of map's own keys, else
+ * at the section's line. */
+static bool s_section_check(s_load_t *ld, const cfg_field_t *f, yaml_node_t *map,
+                            unsigned char *base, const char *path)
+{
+    const char *field = NULL;
+    char why[256] = "";
+    if (f->item_check(base, &field, why, sizeof why))
+        return true;
+    size_t line = map->start_mark.line;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         field && p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(ld->doc, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, field) == 0)
+            line = k->start_mark.line;
+    }
+    char fpath[CFGERR_MAX_PATH + 64];
+    snprintf(fpath, sizeof fpath, "%s%s%s", path, field ? "." : "", field ? field : "");
+    return cfgerr_fail(&ld->e, line, fpath, "%s", why);
+}
+
 /* Parses one value node into the struct at base, at f's offset. */
 static bool s_load_value(s_load_t *ld, const cfg_field_t *f, yaml_node_t *node,
                          unsigned char *base, const char *path)
@@ -253,7 +275,9 @@ static bool s_load_value(s_load_t *ld, const cfg_field_t *f, yaml_node_t *node,
         if (node->type != YAML_MAPPING_NODE)
             return cfgerr_fail(&ld->e, line, path, "expected a mapping, got %s",
                                cfgerr_describe(node, gotbuf, sizeof gotbuf));
-        return s_load_mapping(ld, f->children, node, base, path);
+        if (!s_load_mapping(ld, f->children, node, base, path))
+            return false;
+        return !f->item_check || s_section_check(ld, f, node, base, path);
     }
     if (f->type == CFG_STRING_LIST || f->type == CFG_LIST) {
         if (node->type != YAML_SEQUENCE_NODE)

@@ -88,7 +88,12 @@ typedef struct cfg_field {
     /* CFG_LIST, optional: checks one loaded item as a whole (fields that
      * depend on each other). On false it sets *field to the key the problem
      * is about (NULL: the item itself) and writes why; the load fails with
-     * the item's line and path, e.g. "agent.yaml:9: proxies[0].haproxy: ...". */
+     * the item's line and path, e.g. "agent.yaml:9: proxies[0].haproxy: ...".
+     * CFG_SECTION, optional, the same for a section given in the file: it
+     * is passed the struct the section's offsets index (see above), *field
+     * is a key inside the section, and the error has that key's line, e.g.
+     * "coordinator.yaml:12: metrics.listen: ..." (a section left out is not
+     * checked). */
     bool (*item_check)(const void *item, const char **field, char *why, size_t whylen);
     /* CFG_LIST, optional: an item_size struct each item starts as a copy of
      * before its mapping is loaded (NULL: zeroed), so a key left out keeps

@@ -41,6 +41,8 @@ int agents_send_frame(coord_t *c, const fleet_agent_t *a, const uint8_t *frame, 
     const void *parts[2] = { a->rid, frame };
     size_t lens[2] = { a->rid_len, len };
     int rc = zuv_send_parts(c->router_watch, c->router, parts, lens, 2);
+    if (rc == 0)
+        c->sent++;
     if (rc != 0 && rc != -EAGAIN)
         log_warn_about(log_about_agent(a->name), "agent %s: send failed: %s", a->name,
                        zmq_strerror(-rc));
@@ -482,27 +484,33 @@ static void s_handle(coord_t *c, zmq_msg_t *rid, zmq_msg_t *frame)
     }
     switch (env->body_case) {
     case GODWIT__ENVELOPE__BODY_HELLO:
+        c->received[COORD_MSG_HELLO]++;
         s_on_hello(c, a, env->hello, now_ms);
         break;
     case GODWIT__ENVELOPE__BODY_REPORT:
+        c->received[COORD_MSG_REPORT]++;
         if (a->state != LINK_CONNECTED)
             fleet_event(a, LINK_EV_MESSAGE, now_mono, "report");
         fleet_set_report(a, &env->report, now_mono);
         break;
     case GODWIT__ENVELOPE__BODY_RESULT:
+        c->received[COORD_MSG_RESULT]++;
         if (a->state != LINK_CONNECTED)
             fleet_event(a, LINK_EV_MESSAGE, now_mono, "result");
         s_on_result(c, a, env->result);
         break;
     case GODWIT__ENVELOPE__BODY_EVENT:
+        c->received[COORD_MSG_EVENT]++;
         s_on_event(c, a, env->event);
         break;
     case GODWIT__ENVELOPE__BODY_PROGRESS:
+        c->received[COORD_MSG_PROGRESS]++;
         log_debug("agent %s: progress on %s: %llu/%llu %s", a->name, env->progress->command_id,
                   (unsigned long long)env->progress->done,
                   (unsigned long long)env->progress->total, env->progress->unit);
         break;
     default:
+        c->received[COORD_MSG_OTHER]++;
         log_warn_about(log_about_agent(a->name), "agent %s: unexpected %s message dropped", a->name,
                        wire_body_name(env));
         c->bad_messages++;

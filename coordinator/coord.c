@@ -6,7 +6,8 @@
  *
  * This file starts and stops the process and runs its one periodic tick;
  * the agents' messages are agents.c's, the machines' link routerlink.c's,
- * the control commands ctlserve.c's.
+ * the control commands ctlserve.c's, the Prometheus endpoint metricsd.c's
+ * (what it serves: metrics.c).
  */
 #include "coord.h"
 
@@ -19,6 +20,7 @@
 #include "coord_state.h"
 #include "ctlserve.h"
 #include "log.h"
+#include "metrics.h"
 #include "routerlink.h"
 #include "units.h"
 #include "xalloc.h"
@@ -145,6 +147,13 @@ coord_t *coord_new(uv_loop_t *loop, const coord_config_t *cfg)
         log_error("%s", err);
         goto fail;
     }
+    if (cfg->metrics.listen) {
+        c->metricsd = metricsd_new(loop, cfg->metrics.listen, metrics_render, c, err, sizeof err);
+        if (!c->metricsd) {
+            log_error("%s", err);
+            goto fail;
+        }
+    }
     uv_timer_start(&c->tick, s_tick, COORD_TICK_MS, COORD_TICK_MS);
     uv_signal_start(&c->sigint, s_on_signal, SIGINT);
     uv_signal_start(&c->sigterm, s_on_signal, SIGTERM);
@@ -169,6 +178,7 @@ void coord_stop(coord_t *c, int exit_code)
     routerlink_fail_pending(c, "coordinator stopping");
     routerlink_run_deferred(c);
     control_destroy(&c->control);
+    metricsd_destroy(&c->metricsd);
     zuv_destroy(&c->router_watch);
     zuv_destroy(&c->monitor_watch);
     if (c->router) {

@@ -4,9 +4,11 @@
  */
 #include "coord_config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "cfg.h"
+#include "metricsd.h"
 #include "xalloc.h"
 
 /* Same order as log_level_t. */
@@ -17,6 +19,34 @@ static const char *const s_log_formats[] = { "text", "journal", NULL };
 #define F(k, t, field, req) { .key = k, .type = t, .offset = offsetof(coord_config_t, field), .required = req }
 #define R(k, t, field, lo, hi) \
     { .key = k, .type = t, .offset = offsetof(coord_config_t, field), .min = lo, .max = hi }
+
+/* metrics: the listen address must parse, and be loopback unless
+ * allow_remote says otherwise (the endpoint has no authentication). */
+static bool s_metrics_check(const void *base, const char **field, char *why, size_t whylen)
+{
+    const coord_config_t *cfg = base;
+    struct sockaddr_storage ss;
+    bool loopback = false;
+    if (!metricsd_addr_parse(cfg->metrics.listen, &ss, &loopback, why, whylen)) {
+        *field = "listen";
+        return false;
+    }
+    if (!loopback && !cfg->metrics.allow_remote) {
+        *field = "listen";
+        snprintf(why, whylen,
+                 "\"%s\" is not a loopback address: the metrics endpoint has no "
+                 "authentication; set metrics.allow_remote: true to serve it beyond this host",
+                 cfg->metrics.listen);
+        return false;
+    }
+    return true;
+}
+
+static const cfg_field_t s_metrics[] = {
+    F("listen", CFG_STRING, metrics.listen, true),
+    F("allow_remote", CFG_BOOL, metrics.allow_remote, false),
+    CFG_END,
+};
 
 static const cfg_field_t s_schema[] = {
     F("listen", CFG_ENDPOINT, listen, true),
@@ -35,6 +65,8 @@ static const cfg_field_t s_schema[] = {
     R("handshake_timeout", CFG_DURATION_MS, handshake_timeout_ms, 100, 60000),
     R("tcp_keepalive", CFG_DURATION_MS, tcp_keepalive_ms, 1000, 3600000),
     R("refusal_log_interval", CFG_DURATION_MS, refusal_log_interval_ms, 1000, 3600000),
+    { .key = "metrics", .type = CFG_SECTION, .children = s_metrics,
+      .item_check = s_metrics_check },
     CFG_END,
 };
 

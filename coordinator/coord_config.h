@@ -26,6 +26,10 @@ typedef struct {
     int64_t handshake_timeout_ms;
     int64_t tcp_keepalive_ms;   /* idle time before kernel keepalive probes */
     int64_t refusal_log_interval_ms; /* one refusal line per peer per interval */
+    struct {
+        char *listen;           /* HOST:PORT of the Prometheus endpoint; NULL: off */
+        bool allow_remote;      /* a listen address other than loopback is allowed */
+    } metrics;
 } coord_config_t;
 
 bool coord_config_load(const char *path, coord_config_t *cfg, char *err, size_t errlen)

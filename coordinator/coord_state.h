@@ -4,7 +4,8 @@
  * agents.c (the ROUTER socket: the agents' messages, pings, the epoch's
  * judgement), routerlink.c (the agentlink the machines use: commands and
  * their results, deferred calls) and ctlserve.c (the control socket's
- * commands). Nothing else includes it: main.c and the tests see coord.h.
+ * commands) and metrics.c (the Prometheus families). Nothing else
+ * includes it: main.c and the tests see coord.h.
  *
  * Who owns what: coord.c creates and frees everything here; agents.c owns
  * the traffic on the sockets (counters, rate limiters' use, godwitctl
@@ -24,10 +25,24 @@
 #include "fleet.h"
 #include "journal.h"
 #include "keys.h"
+#include "metricsd.h"
 #include "migset.h"
 #include "ratelimit.h"
 #include "zap.h"
 #include "zuv.h"
+
+/* The agents' messages by type, as counted for metrics (metrics.c names
+ * them): each well-formed message from a known agent, where it is
+ * dispatched (agents.c). */
+typedef enum {
+    COORD_MSG_HELLO = 0,
+    COORD_MSG_REPORT,
+    COORD_MSG_RESULT,
+    COORD_MSG_EVENT,
+    COORD_MSG_PROGRESS,
+    COORD_MSG_OTHER, /* a type the coordinator does not take (also a bad message) */
+    COORD_MSG__COUNT
+} coord_msg_t;
 
 typedef struct ctl_ping {
     control_req_t *req;
@@ -75,6 +90,7 @@ struct coord {
     void *monitor;
     zuv_t *monitor_watch;
     control_t *control;
+    metricsd_t *metricsd;         /* the Prometheus endpoint; NULL: off (metrics.h) */
     fleet_t *fleet;
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
@@ -83,6 +99,8 @@ struct coord {
     uint64_t ticks;
     uint64_t started_at_ms;
     uint64_t messages, bad_messages, handshake_failed;
+    uint64_t received[COORD_MSG__COUNT]; /* by type (coord_msg_t) */
+    uint64_t sent;                /* messages handed to the ROUTER socket (all commands) */
     uint64_t oversize_messages;   /* counted in bad_messages too */
     uint64_t refused_role;        /* hellos refused: a role the key may not take */
     uint64_t suspect_messages;    /* fencing claims and refusals without proof, ignored */

@@ -4,12 +4,14 @@
 #
 # Build:   cmake, gcc, pkg-config, protobuf-c-compiler (protoc-c) and the -dev
 #          packages of libpq, libzmq (with CURVE), protobuf-c, libsodium,
-#          libuv, libyaml, cJSON, SQLite, libsystemd (sd_notify) and cmocka.
+#          libuv, libyaml, cJSON, SQLite, libsystemd (sd_notify), cmocka and
+#          libmicrohttpd (the coordinator's Prometheus endpoint).
 # Tests:   postgresql (server, psql, pgbench), python3, clang with the
 #          libFuzzer runtime (the fuzz job), and the proxies later issues
 #          test against (haproxy, nginx with its stream module for TCP
 #          proxying, pgbouncer), systemd (systemd-analyze verifies the units),
-#          groff-base (the man pages are rendered in a test).
+#          groff-base (the man pages are rendered in a test), prometheus
+#          (scrapes the coordinator in a test; promtool checks the text).
 # Packages: dpkg-dev (dpkg-shlibdeps, which cpack's DEB generator runs),
 #          lintian (checks the .debs), man-db (`man -w` in the packages'
 #          test).
@@ -18,10 +20,10 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config git
     libpq-dev libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libsodium-dev
-    libuv1-dev libyaml-dev libcjson-dev libsqlite3-dev libcmocka-dev libsystemd-dev systemd groff-base
+    libuv1-dev libyaml-dev libcjson-dev libsqlite3-dev libcmocka-dev libsystemd-dev libmicrohttpd-dev systemd groff-base
     postgresql postgresql-contrib python3
     clang libclang-rt-14-dev
-    haproxy nginx libnginx-mod-stream pgbouncer
+    haproxy nginx libnginx-mod-stream pgbouncer prometheus
     procps iproute2
     dpkg-dev lintian man-db
 )
@@ -41,9 +43,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/godwit.conf
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# The proxies must not run as system services here: tests start their own.
-for svc in nginx haproxy pgbouncer; do
+# The proxies and Prometheus must not run as system services here: tests
+# start their own (Prometheus's package enables its service at boot too).
+for svc in nginx haproxy pgbouncer prometheus; do
     if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done
+if command -v systemctl >/dev/null 2>&1; then systemctl disable prometheus >/dev/null 2>&1 || true; fi
 id postgres >/dev/null 2>&1 || { echo "the postgres user is missing after install" >&2; exit 1; }
 echo "dependencies ready"

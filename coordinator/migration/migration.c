@@ -14,6 +14,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "migcmd.h"
+#include "migmetrics.h"
 #include "units.h"
 #include "wire.h"
 #include "xalloc.h"
@@ -608,6 +609,7 @@ migration_t *migration_new(const migration_env_t *env, const char *label, const 
     snprintf(g->revname, sizeof g->revname, "godwit_%s_rev", g->m->name);
     snprintf(g->verifyname, sizeof g->verifyname, "godwit_%s_verify", g->m->name);
     g->state = state;
+    migmetrics_init(g);
     g->state_since_ms = agentlink_now_ms(env->link);
     char *last = journal_last_event(env->journal, g->m->name, "verify");
     if (last) {

@@ -39,8 +39,8 @@
  * steps, protection); the set that owns them and takes the operator's
  * commands is migset.h, which the process uses. The struct below is shared
  * with the machine's other modules: migset.c (the set and the operator's
- * commands), migcmd.c (each step's command) and migstatus.c (status); no
- * other module reads it.
+ * commands), migcmd.c (each step's command), migstatus.c (status) and
+ * migmetrics.c (the Prometheus families); no other module reads it.
  */
 #ifndef GODWIT_MIGRATION_H
 #define GODWIT_MIGRATION_H
@@ -54,6 +54,7 @@
 #include "cutover.h"
 #include "journal.h"
 #include "plan.h"
+#include "promtext.h"
 #include "verify.h"
 
 typedef enum {
@@ -150,6 +151,9 @@ struct migration {
     cJSON *verify_last;      /* the last finished verify report, owned (from the journal) */
     cutover_t *cutover;      /* a cutover in progress, owned */
     cJSON *cutover_last;     /* the last finished cutover report, owned (from the journal) */
+    /* write pauses measured since this coordinator started, by kind
+     * (migmetrics.h: cutover, rollback, rehearsal) */
+    promtext_hist_t pause_hist[3];
     migration_t *next;       /* the set's list (migset.c) */
 };
 

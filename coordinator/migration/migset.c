@@ -11,6 +11,7 @@
 
 #include "cutgate.h"
 #include "log.h"
+#include "migmetrics.h"
 #include "migstatus.h"
 #include "xalloc.h"
 
@@ -227,6 +228,7 @@ static void s_cutover_done(cJSON *report, bool switched, void *arg)
 {
     migration_t *g = arg;
     g->cutover = NULL; /* it ends itself after done */
+    migmetrics_cutover_done(g, report);
     cJSON_Delete(g->cutover_last);
     g->cutover_last = report;
     if (!switched)
@@ -431,4 +433,9 @@ cJSON *migset_status(migset_t *ms, const char *name)
     for (migration_t *g = ms->migs; g; g = g->next)
         cJSON_AddItemToArray(arr, migstatus_json(g));
     return arr;
+}
+
+void migset_metrics(const migset_t *ms, promtext_t *p)
+{
+    migmetrics_render(ms->migs, p);
 }

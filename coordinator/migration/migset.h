@@ -19,6 +19,7 @@
 #include "journal.h"
 #include "migration.h"
 #include "plan.h"
+#include "promtext.h"
 
 typedef struct migset migset_t;
 
@@ -84,6 +85,9 @@ bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)
  * now (the operator's commands, for its audit trail); false if there is
  * no migration of that name. */
 bool migset_note(migset_t *ms, const char *name, const char *kind, const char *detail);
+
+/* The migrations' Prometheus families (migmetrics.h) into p. */
+void migset_metrics(const migset_t *ms, promtext_t *p);
 
 /* Status of one migration (name) or all (NULL), schema in docs/migrate.md;
  * NULL if name is unknown. Caller deletes. */

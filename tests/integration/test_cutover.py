@@ -135,18 +135,19 @@ def history(cluster):
 
 def ready(rig, bench_seconds=BENCH_SECONDS, max_write_pause="3s", wan_ms=None,
           two_proxies=False, bench_extra=(), lease="15s", haproxy=False, options="max_lag: 5s",
-          cutover_extra="", near=()):
+          cutover_extra="", near=(), coord_options=None):
     """Blue, green, a coordinator, PgBouncer in front of blue with its proxy
     agent, pgbench writing through it as the role app, the migration
     streaming and verified equal. cutover_extra: more lines of the plan's
-    cutover section. near: the agents in the coordinator's site (setup)."""
+    cutover section. near: the agents in the coordinator's site (setup).
+    coord_options: more keys of the coordinator's config (setup)."""
     proxies = "{agent: px, proxy: pgb}" + (", {agent: px2, proxy: pgb}" if two_proxies else "")
     cutover = ("    options: {%s}\n" % options +
                "    cutover:\n      app_roles: [app]\n"
                "      proxies: [%s]\n      max_write_pause: %s\n      lease: %s\n"
                % (proxies, max_write_pause, lease) + cutover_extra)
     blue, green, coord, plan = setup(rig, options=cutover, extra_agents=["px", "px2"],
-                                     wan_ms=wan_ms, near=near)
+                                     wan_ms=wan_ms, near=near, coord_options=coord_options)
     # The application's role: not a superuser, on both sides (made on green
     # by the operator too: the roles step leaves a role that exists as it
     # is), with the rights it needs on blue (the schema phase restores them

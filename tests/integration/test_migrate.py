@@ -49,7 +49,7 @@ TABLES = ["public.customers", "public.orders", "public.lines", "public.audit", "
 
 
 def setup(rig, options="", extra_agents=(), wan_ms=None, near=(), wan_loss_pct=0.0,
-          wan_rate_kbit=0):
+          wan_rate_kbit=0, coord_options=None):
     """wan_ms: agents dial the coordinator, and green reaches blue for
     replication, through relays that delay each way by that much (the
     coordinator's .dial is what agents dial); 0: relays without delay (a
@@ -57,7 +57,8 @@ def setup(rig, options="", extra_agents=(), wan_ms=None, near=(), wan_loss_pct=0
     wan_rate_kbit: the link between the datacenters (green to blue and
     back, the relays coord.wan) loses that share of its segments and is
     capped at that rate. near: the agents in the coordinator's own site,
-    which dial it directly (coord.near)."""
+    which dial it directly (coord.near). coord_options: more keys of the
+    coordinator's config ({key: value}, e.g. its metrics section)."""
     blue = rig.cluster("blue")
     green = rig.cluster("green")
     blue.psql("CREATE DATABASE shop")
@@ -70,7 +71,8 @@ def setup(rig, options="", extra_agents=(), wan_ms=None, near=(), wan_loss_pct=0
     blue.psql("ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL", db="shop")
     for c in (blue, green):  # green too: blue follows green after a cutover
         c.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER")
-    coord = Coordinator(rig, ["blue", "green"] + list(extra_agents)).start()
+    coord = Coordinator(rig, ["blue", "green"] + list(extra_agents),
+                        options=coord_options).start()
     coord.dial, repl_port, rev_port = coord, blue.port, green.port
     coord.near = set(near)
     if wan_ms is not None:

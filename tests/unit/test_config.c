@@ -1487,7 +1487,67 @@ static void test_coord_example(void **state)
     assert_int_equal(cfg.max_message_bytes, 1 << 20);
     assert_int_equal(cfg.handshake_timeout_ms, 5000);
     assert_int_equal(cfg.tcp_keepalive_ms, 10000);
+    assert_string_equal(cfg.metrics.listen, "127.0.0.1:9187");
+    assert_false(cfg.metrics.allow_remote);
     coord_config_free(&cfg);
+}
+
+/* The coordinator's metrics section: absent is off; a loopback address
+ * (IPv4, IPv6, localhost) is taken; any other is refused at the listen
+ * key's line unless allow_remote; a bad address is refused there too. */
+static void test_coord_metrics(void **state)
+{
+    s_tmp_t *t = *state;
+    s_tmp_init(t);
+    static const char base[] = "listen: tcp://127.0.0.1:7400\nsecret_key: k\nallowed_keys: a\n"
+                               "control_socket: s\njournal: j\n";
+    struct {
+        const char *metrics;
+        const char *listen;  /* taken: metrics.listen; NULL: refused with error */
+        bool allow_remote;
+        const char *error;   /* after "PATH:" */
+    } cases[] = {
+        { "", NULL, false, NULL },
+        { "metrics: {listen: 127.0.0.1:9187}\n", "127.0.0.1:9187", false, NULL },
+        { "metrics:\n  listen: \"[::1]:9187\"\n", "[::1]:9187", false, NULL },
+        { "metrics: {listen: localhost:9187}\n", "localhost:9187", false, NULL },
+        { "metrics: {listen: 0.0.0.0:9187, allow_remote: true}\n", "0.0.0.0:9187", true, NULL },
+        { "metrics:\n  allow_remote: false\n  listen: 10.1.2.3:9187\n", NULL, false,
+          "8: metrics.listen: \"10.1.2.3:9187\" is not a loopback address: the metrics endpoint "
+          "has no authentication; set metrics.allow_remote: true to serve it beyond this host" },
+        { "metrics:\n  listen: \"[::]:9187\"\n", NULL, false,
+          "7: metrics.listen: \"[::]:9187\" is not a loopback address: the metrics endpoint "
+          "has no authentication; set metrics.allow_remote: true to serve it beyond this host" },
+        { "metrics:\n  listen: example.org:9187\n", NULL, false,
+          "7: metrics.listen: expected an IPv4 address, [IPv6 address] or localhost before the "
+          "port, got \"example.org:9187\"" },
+        { "metrics:\n  listen: 127.0.0.1:0\n", NULL, false,
+          "7: metrics.listen: expected HOST:PORT (PORT 1-65535), got \"127.0.0.1:0\"" },
+        { "metrics: {allow_remote: true}\n", NULL, false, "6: metrics.listen: missing required field" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512], err[512] = "", expected[640];
+        snprintf(text, sizeof text, "%s%s", base, cases[i].metrics);
+        t->npaths = 0; /* the same file each time: one path to clean up */
+        const char *path = s_tmp_write(t, "coordinator.yaml", text, strlen(text));
+        coord_config_t cfg;
+        bool ok = coord_config_load(path, &cfg, err, sizeof err);
+        if (!cases[i].error) {
+            if (!ok)
+                fail_msg("case %zu refused: %s", i, err);
+            if (cases[i].listen)
+                assert_string_equal(cfg.metrics.listen, cases[i].listen);
+            else
+                assert_null(cfg.metrics.listen);
+            assert_int_equal(cfg.metrics.allow_remote, cases[i].allow_remote);
+            coord_config_free(&cfg);
+            continue;
+        }
+        assert_false(ok);
+        snprintf(expected, sizeof expected, "%s:%s", path, cases[i].error);
+        assert_string_equal(err, expected);
+    }
+    s_tmp_cleanup(t);
 }
 
 /* Defaults applied by agent_config_load when the file leaves keys out; a
@@ -1712,6 +1772,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_peers, s_setup, s_teardown),
         cmocka_unit_test(test_agent_proxy_errors),
         cmocka_unit_test(test_coord_example),
+        cmocka_unit_test_setup_teardown(test_coord_metrics, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_agent_minimal, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_agent_wrong, s_setup, s_teardown),
     };
