@@ -9,6 +9,7 @@
 
 #include "cfg.h"
 #include "metricsd.h"
+#include "migset.h"
 #include "xalloc.h"
 
 /* Same order as log_level_t. */
@@ -48,6 +49,12 @@ static const cfg_field_t s_metrics[] = {
     CFG_END,
 };
 
+static const cfg_field_t s_copies[] = {
+    R("per_source", CFG_INT, copies.per_source, 0, 1000),
+    R("per_target", CFG_INT, copies.per_target, 0, 1000),
+    CFG_END,
+};
+
 static const cfg_field_t s_schema[] = {
     F("listen", CFG_ENDPOINT, listen, true),
     F("secret_key", CFG_PATH, secret_key, true),
@@ -67,6 +74,7 @@ static const cfg_field_t s_schema[] = {
     R("refusal_log_interval", CFG_DURATION_MS, refusal_log_interval_ms, 1000, 3600000),
     { .key = "metrics", .type = CFG_SECTION, .children = s_metrics,
       .item_check = s_metrics_check },
+    { .key = "copies", .type = CFG_SECTION, .children = s_copies },
     CFG_END,
 };
 
@@ -79,6 +87,8 @@ bool coord_config_load(const char *path, coord_config_t *cfg, char *err, size_t 
     cfg->handshake_timeout_ms = 5000;
     cfg->tcp_keepalive_ms = 10000;
     cfg->refusal_log_interval_ms = 60000;
+    cfg->copies.per_source = MIGSET_COPIES_PER_SOURCE;
+    cfg->copies.per_target = MIGSET_COPIES_PER_TARGET;
     cfg->log_level = 1; /* info */
     if (!cfg_load(path, s_schema, cfg, err, errlen))
         return false;

@@ -30,6 +30,10 @@ typedef struct {
         char *listen;           /* HOST:PORT of the Prometheus endpoint; NULL: off */
         bool allow_remote;      /* a listen address other than loopback is allowed */
     } metrics;
+    struct {
+        int64_t per_source;     /* copies at once from one source agent; 0: no cap */
+        int64_t per_target;     /* copies at once into one target agent; 0: no cap */
+    } copies;
 } coord_config_t;
 
 bool coord_config_load(const char *path, coord_config_t *cfg, char *err, size_t errlen)

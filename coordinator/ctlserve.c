@@ -373,6 +373,7 @@ static void s_migrate_status(coord_t *c, control_req_t *req, const cJSON *reques
     cJSON_AddBoolToObject(r, "ok", true);
     cJSON_AddStringToObject(r, "schema", "godwit.migrations/1");
     cJSON_AddNumberToObject(r, "generated_at_ms", (double)units_now_ms());
+    cJSON_AddItemToObject(r, "copies", migset_copies_json(c->migs));
     cJSON_AddItemToObject(r, "migrations", list);
     control_reply(req, r);
 }

@@ -320,6 +320,16 @@ void render_migrations(const cJSON *r, FILE *out)
     }
     if (n == 0)
         fprintf(out, "no migrations\n");
+    const cJSON *cp = cJSON_GetObjectItem(r, "copies");
+    if (cJSON_IsObject(cp) && n > 0) {
+        char s[24] = "no cap", t[24] = "no cap";
+        if (render_num(cp, "per_source", 0) > 0)
+            snprintf(s, sizeof s, "%.0f", render_num(cp, "per_source", 0));
+        if (render_num(cp, "per_target", 0) > 0)
+            snprintf(t, sizeof t, "%.0f", render_num(cp, "per_target", 0));
+        fprintf(out, "copies: %.0f running, %.0f queued (at once: %s per source, %s per target)\n",
+                render_num(cp, "running", 0), render_num(cp, "queued", 0), s, t);
+    }
 }
 
 void render_verify(const cJSON *v, double now, FILE *out)

@@ -245,6 +245,10 @@ fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
                         g->env->on_move_arg);
     g->state = to;
     g->state_since_ms = agentlink_now_ms(g->env->link);
+    if (to != M_COPY) {
+        g->copy_slot = false;
+        g->copy_queued[0] = '\0';
+    }
     g->attempts = 0;
     s_set_error(g, NULL);
     g->next_try_mono = 0;
@@ -585,7 +589,8 @@ void migration_tick(migration_t *g, uint64_t now)
     verify_tick(g->verify);
     s_vslot_check(g, now);
     cutover_tick(g->cutover);
-    if (!g->busy && s_states[g->state].build && now >= g->next_try_mono)
+    if (!g->busy && s_states[g->state].build && now >= g->next_try_mono &&
+        (g->state != M_COPY || g->copy_slot))
         s_run(g);
     s_progress_poll(g, now);
 }
@@ -621,6 +626,11 @@ migration_t *migration_new(const migration_env_t *env, const char *label, const 
         g->cutover_last = cJSON_Parse(last);
         free(last);
     }
+    /* A copy admitted before a restart may still run on its agent: it
+     * keeps its slot, whatever the caps are now. */
+    last = state == M_COPY ? journal_last_event(env->journal, g->m->name, "copy_slot") : NULL;
+    g->copy_slot = last != NULL;
+    free(last);
     return g;
 }
 

@@ -143,6 +143,9 @@ struct migration {
     bool progress_busy;      /* copy: a BulkCopyStatus poll is in flight */
     uint64_t next_progress_mono;
     copyeta_t copy;          /* copy: progress for rate and ETA (copyeta.h) */
+    bool copy_slot;          /* copy: admitted by the set's copy caps (migset.c); its step
+                                runs only with it, and it is let go when the state moves */
+    char copy_queued[160];   /* copy: why it waits for a slot; "" when it does not */
     char *stopped_because;   /* why protection stopped it, if it did */
     verify_t *verify;        /* a verify run in progress, owned */
     char *repl_error;        /* the last replication error from the target's log, owned */

@@ -19,13 +19,80 @@ struct migset {
     migration_env_t env;  /* borrowed by every migration */
     migration_t *migs;    /* in start order */
     migration_t *retired; /* replaced aborted ones: a stale result may still name them */
+    migset_caps_t caps;
 };
+
+/* Copies holding a slot from agent (as their source) or into it (as their
+ * target). */
+static int64_t s_copies(const migset_t *ms, const char *agent, bool as_target)
+{
+    int64_t n = 0;
+    for (const migration_t *g = ms->migs; g; g = g->next)
+        if (g->state == M_COPY && g->copy_slot &&
+            strcmp(as_target ? g->m->target.agent : g->m->source.agent, agent) == 0)
+            n++;
+    return n;
+}
+
+/* Gives a copy slot, in start order, to every migration in copy that
+ * waits for one and whose source and target agents are under their caps;
+ * the others say why they wait. An admission is journaled (a restarted
+ * coordinator finds which copies may be running). */
+static void s_admit_copies(migset_t *ms)
+{
+    for (migration_t *g = ms->migs; g; g = g->next) {
+        if (g->state != M_COPY || g->copy_slot)
+            continue;
+        const char *src = g->m->source.agent, *tgt = g->m->target.agent;
+        int64_t from = s_copies(ms, src, false), into = s_copies(ms, tgt, true);
+        if (ms->caps.per_source && from >= ms->caps.per_source) {
+            snprintf(g->copy_queued, sizeof g->copy_queued,
+                     "queued: %lld copies from source %s running (copies.per_source %lld)",
+                     (long long)from, src, (long long)ms->caps.per_source);
+            continue;
+        }
+        if (ms->caps.per_target && into >= ms->caps.per_target) {
+            snprintf(g->copy_queued, sizeof g->copy_queued,
+                     "queued: %lld copies into target %s running (copies.per_target %lld)",
+                     (long long)into, tgt, (long long)ms->caps.per_target);
+            continue;
+        }
+        char detail[200];
+        snprintf(detail, sizeof detail, "copy %lld of %lld from source %s, %lld of %lld into target %s",
+                 (long long)from + 1, (long long)ms->caps.per_source, src, (long long)into + 1,
+                 (long long)ms->caps.per_target, tgt);
+        journal_event(ms->env.journal, g->m->name, migration_state_name(g->state), "copy_slot",
+                      detail);
+        log_info_about(log_about_migration(g->m->name), "migration %s: copy admitted: %s",
+                       g->m->name, detail);
+        g->copy_slot = true;
+        g->copy_queued[0] = '\0';
+    }
+}
 
 void migset_tick(migset_t *ms)
 {
     uint64_t now = agentlink_mono_ms(ms->env.link);
+    s_admit_copies(ms);
     for (migration_t *g = ms->migs; g; g = g->next)
         migration_tick(g, now);
+}
+
+void migset_set_caps(migset_t *ms, migset_caps_t caps) { ms->caps = caps; }
+
+cJSON *migset_copies_json(const migset_t *ms)
+{
+    int64_t running = 0, queued = 0;
+    for (const migration_t *g = ms->migs; g; g = g->next) {
+        running += g->state == M_COPY && g->copy_slot;
+        queued += g->state == M_COPY && !g->copy_slot;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "per_source", (double)ms->caps.per_source);
+    cJSON_AddNumberToObject(o, "per_target", (double)ms->caps.per_target);
+    cJSON_AddNumberToObject(o, "running", (double)running);
+    cJSON_AddNumberToObject(o, "queued", (double)queued);
+    return o;
 }
 
 /* ---- the set ---- */
@@ -72,6 +139,8 @@ migset_t *migset_new(const agentlink_t *link, journal_t *j)
     migset_t *ms = xcalloc(1, sizeof *ms);
     ms->env.link = link;
     ms->env.journal = j;
+    ms->caps = (migset_caps_t){ .per_source = MIGSET_COPIES_PER_SOURCE,
+                                .per_target = MIGSET_COPIES_PER_TARGET };
     journal_migrations(j, s_load_one, ms);
     return ms;
 }

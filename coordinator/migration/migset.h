@@ -26,6 +26,20 @@ typedef struct migset migset_t;
 /* Loads every migration from the journal (they resume where they were). */
 
 migset_t *migset_new(const agentlink_t *link, journal_t *j);
+
+/* How many copies (the copy phase: a snapshot read by parallel workers)
+ * run at once from one source agent and into one target agent; a
+ * migration whose copy would pass either waits in copy, queued in start
+ * order. 0: no cap. The defaults: MIGSET_COPIES_PER_SOURCE and _TARGET. */
+typedef struct {
+    int64_t per_source;
+    int64_t per_target;
+} migset_caps_t;
+#define MIGSET_COPIES_PER_SOURCE 2
+#define MIGSET_COPIES_PER_TARGET 2
+void migset_set_caps(migset_t *ms, migset_caps_t caps);
+/* The caps and the copies running and queued, for status. Caller deletes. */
+cJSON *migset_copies_json(const migset_t *ms);
 void migset_destroy(migset_t **mp);
 
 /* The observer of every move (migration.h, migration_move_cb): one per

@@ -25,7 +25,9 @@ cJSON *migstatus_json(const migration_t *g)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", g->m->name);
     cJSON_AddStringToObject(o, "state", migration_state_name(g->state));
-    cJSON_AddStringToObject(o, "doing", migration_doing(g->state));
+    cJSON_AddStringToObject(o, "doing", g->copy_queued[0] ? g->copy_queued
+                                                          : migration_doing(g->state));
+    cJSON_AddBoolToObject(o, "copy_queued", g->copy_queued[0] != '\0');
     cJSON_AddNumberToObject(o, "state_since_ms", (double)g->state_since_ms);
     cJSON_AddStringToObject(o, "source", g->m->source.agent);
     cJSON_AddStringToObject(o, "source_database", g->m->source.database);

@@ -1489,7 +1489,52 @@ static void test_coord_example(void **state)
     assert_int_equal(cfg.tcp_keepalive_ms, 10000);
     assert_string_equal(cfg.metrics.listen, "127.0.0.1:9187");
     assert_false(cfg.metrics.allow_remote);
+    assert_int_equal(cfg.copies.per_source, 2);
+    assert_int_equal(cfg.copies.per_target, 2);
     coord_config_free(&cfg);
+}
+
+/* The copy caps: 2 and 2 when left out, 0 (no cap) to 1000, refused
+ * outside with the line. */
+static void test_coord_copies(void **state)
+{
+    s_tmp_t *t = *state;
+    s_tmp_init(t);
+    static const char base[] = "listen: tcp://127.0.0.1:7400\nsecret_key: k\nallowed_keys: a\n"
+                               "control_socket: s\njournal: j\n";
+    struct {
+        const char *copies;
+        int64_t per_source, per_target; /* taken */
+        const char *error;              /* after "PATH:"; NULL: taken */
+    } cases[] = {
+        { "", 2, 2, NULL },
+        { "copies: {per_source: 4}\n", 4, 2, NULL },
+        { "copies: {per_source: 0, per_target: 1}\n", 0, 1, NULL },
+        { "copies:\n  per_target: 1001\n", 0, 0,
+          "7: copies.per_target: expected an integer from 0 to 1000, got \"1001\"" },
+        { "copies: {per_sourc: 1}\n", 0, 0,
+          "6: copies.per_sourc: unknown key (known: per_source, per_target)" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512], err[512] = "", expected[640];
+        snprintf(text, sizeof text, "%s%s", base, cases[i].copies);
+        t->npaths = 0;
+        const char *path = s_tmp_write(t, "coordinator.yaml", text, strlen(text));
+        coord_config_t cfg;
+        bool ok = coord_config_load(path, &cfg, err, sizeof err);
+        if (!cases[i].error) {
+            if (!ok)
+                fail_msg("case %zu refused: %s", i, err);
+            assert_int_equal(cfg.copies.per_source, cases[i].per_source);
+            assert_int_equal(cfg.copies.per_target, cases[i].per_target);
+            coord_config_free(&cfg);
+            continue;
+        }
+        assert_false(ok);
+        snprintf(expected, sizeof expected, "%s:%s", path, cases[i].error);
+        assert_string_equal(err, expected);
+    }
+    s_tmp_cleanup(t);
 }
 
 /* The coordinator's metrics section: absent is off; a loopback address
@@ -1773,6 +1818,7 @@ int main(void)
         cmocka_unit_test(test_agent_proxy_errors),
         cmocka_unit_test(test_coord_example),
         cmocka_unit_test_setup_teardown(test_coord_metrics, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_coord_copies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_agent_minimal, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_agent_wrong, s_setup, s_teardown),
     };

@@ -724,9 +724,96 @@ static void test_every_row_is_covered(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
+/* Pending commands to agent with action. */
+static size_t s_pending(rig_t *r, const char *agent, Godwit__Command__ActionCase action)
+{
+    size_t n = 0;
+    for (const fakelink_sent_t *s = fakelink_peek(&r->link); s; s = s->next)
+        n += strcmp(s->agent, agent) == 0 && s->cmd->action_case == action;
+    return n;
+}
+
+/* A status field of migration name (static buffer; "" if absent). */
+static const char *s_field(rig_t *r, const char *name, const char *field)
+{
+    static char buf[256];
+    cJSON *st = migset_status(r->ms, name);
+    assert_non_null(st);
+    const cJSON *v = cJSON_GetObjectItem(st, field);
+    snprintf(buf, sizeof buf, "%s",
+             cJSON_IsString(v) ? v->valuestring : cJSON_IsTrue(v) ? "true" : "");
+    cJSON_Delete(st);
+    return buf;
+}
+
+static double s_copies(rig_t *r, const char *key)
+{
+    cJSON *c = migset_copies_json(r->ms);
+    double v = cJSON_GetNumberValue(cJSON_GetObjectItem(c, key));
+    cJSON_Delete(c);
+    return v;
+}
+
+/* Copy caps: three migrations from one source with two copies at once:
+ * the third waits in copy, saying why, until one of the two is done; the
+ * admissions are journaled, so a restarted coordinator counts the copies
+ * that may still run on their agents. */
+static void test_copy_caps(void **state)
+{
+    rig_t *r = *state;
+    static const char text[] =
+        "migrations:\n"
+        "  - {name: c1, source: {agent: " BLUE ", database: a}, target: {agent: " GREEN
+        ", database: a}, replication: {peer: p}}\n"
+        "  - {name: c2, source: {agent: " BLUE ", database: b}, target: {agent: " GREEN
+        ", database: b}, replication: {peer: p}}\n"
+        "  - {name: c3, source: {agent: " BLUE ", database: c}, target: {agent: " GREEN
+        ", database: c}, replication: {peer: p}}\n";
+    plan_t p;
+    char err[512];
+    assert_true(plan_load_string("plan.yaml", text, &p, err, sizeof err));
+    migset_set_caps(r->ms, (migset_caps_t){ .per_source = 2, .per_target = 0 });
+    for (size_t i = 0; i < 3; i++)
+        assert_true(migset_start(r->ms, plan_at(&p, i), err, sizeof err));
+    for (int guard = 0; guard < 10; guard++) {
+        migset_tick(r->ms);
+        while (s_pending(r, GREEN, A(APPLY_ROLES)))
+            s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
+        while (s_pending(r, GREEN, A(APPLY_SCHEMA)))
+            s_ok_schema(fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA)));
+        while (s_pending(r, BLUE, A(ENSURE_PUBLICATION)))
+            fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+    }
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(s_field(r, plan_at(&p, i)->name, "state"), "copy");
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 2);
+    assert_string_equal(s_field(r, "c1", "copy_queued"), "");
+    assert_string_equal(s_field(r, "c3", "copy_queued"), "true");
+    assert_string_equal(s_field(r, "c3", "doing"),
+                        "queued: 2 copies from source blue running (copies.per_source 2)");
+    assert_int_equal(s_copies(r, "running"), 2);
+    assert_int_equal(s_copies(r, "queued"), 1);
+
+    /* c1's copy ends: c3's starts at the next tick. */
+    s_ok_copy(fakelink_take_any(&r->link, GREEN, A(BULK_COPY)));
+    assert_string_equal(s_field(r, "c1", "state"), "catchup");
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 2);
+    assert_string_equal(s_field(r, "c3", "copy_queued"), "");
+    assert_int_equal(s_copies(r, "running"), 2);
+    assert_int_equal(s_copies(r, "queued"), 0);
+
+    /* A restart: c2 and c3 were admitted, they keep their places. */
+    s_restart(r);
+    assert_int_equal(s_copies(r, "running"), 2);
+    assert_int_equal(s_copies(r, "queued"), 0);
+    plan_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_copy_caps, s_setup, s_teardown),
         T(test_every_step_to_streaming),
         T(test_catchup_waits_for_ready_and_lag),
         T(test_failed_step_retries_with_backoff),
