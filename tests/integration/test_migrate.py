@@ -451,8 +451,47 @@ def test_abort_leaves_source_clean(rig):
     check(r.returncode == 1 and b"already aborted" in r.stderr, "second abort says so")
 
 
+def test_copy_caps_one_at_a_time(rig):
+    """copies.per_source 1: of two migrations from one source, the second's
+    copy is admitted only once the first's has ended (the audit trail's
+    order proves it); both reach streaming with every row."""
+    blue, green, coord, plan = setup(rig, coord_options={"copies": "{per_source: 1}"})
+    for c in (blue, green):
+        c.psql("CREATE DATABASE shop2")
+    blue.psql("CREATE TABLE public.t (id int PRIMARY KEY, v text);"
+              "INSERT INTO public.t SELECT g, md5(g::text) FROM generate_series(1, 20000) g",
+              db="shop2")
+    with open(plan, "a") as f:
+        f.write("  - name: shop2\n"
+                "    source: {agent: blue, database: shop2}\n"
+                "    target: {agent: green, database: shop2}\n"
+                "    replication: {peer: blue}\n")
+    r = coord.ctl("migrate", "start", plan, check_rc=False)
+    check(r.returncode == 0, "started: %r" % (r.stdout + r.stderr))
+    for name in ("shop", "shop2"):
+        wait_for("%s streaming" % name, lambda: (mstatus(coord, name) or {}).get("state") ==
+                 "streaming", 180, interval=0.5)
+    trail = {}
+    for name in ("shop", "shop2"):
+        ev = json.loads(coord.ctl("migrate", "audit", name, "--json").stdout)["events"]
+        trail[name] = {
+            "admitted": [e["at_ms"] for e in ev if e["kind"] == "copy_slot"],
+            "copied": [e["at_ms"] for e in ev if e["kind"] == "moved" and e["state"] == "catchup"],
+        }
+    print("   %r" % trail)
+    check(len(trail["shop"]["admitted"]) == 1 and len(trail["shop2"]["admitted"]) == 1,
+          "each copy admitted once: %r" % trail)
+    first, second = sorted(("shop", "shop2"), key=lambda n: trail[n]["admitted"][0])
+    check(trail[second]["admitted"][0] >= trail[first]["copied"][0],
+          "%s's copy started after %s's ended: %r" % (second, first, trail))
+    st = json.loads(coord.ctl("migrate", "status", "--json").stdout)
+    check(st["copies"] == {"per_source": 1, "per_target": 2, "running": 0, "queued": 0},
+          "the caps in status: %r" % st["copies"])
+    check(green.psql("SELECT count(*) FROM public.t", db="shop2") == "20000", "shop2's rows")
+
+
 if __name__ == "__main__":
-    harness.run([test_full_run_reaches_streaming, test_kill9_coordinator_during_copy_resumes,
+    harness.run([test_copy_caps_one_at_a_time, test_full_run_reaches_streaming, test_kill9_coordinator_during_copy_resumes,
                  test_kill9_coordinator_during_postdata_resumes,
                  test_kill9_target_agent_during_copy_completes, test_slot_limit_protects_the_source,
                  test_pause_and_resume, test_table_subset_in_another_schema,
