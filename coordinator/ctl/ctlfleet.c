@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "client.h"
 #include "ctlcmd.h"
+#include "fleetview.h"
 #include "keys.h"
 #include "render.h"
 #include "units.h"
@@ -86,25 +87,43 @@ int ctlfleet_keygen(int argc, char **argv)
     return 0;
 }
 
-int ctlfleet_status(const char *sock, int argc, char **argv)
+/* [--json] [--watch] [--interval DUR] from argv[first] on; false (usage
+ * printed) on anything else. */
+static bool s_watch_opts(int argc, char **argv, int first, bool *json, bool *watch,
+                         int64_t *interval)
 {
-    bool json = false, watch = false;
-    int64_t interval = 1000;
-    for (int i = 1; i < argc; i++) {
+    *json = *watch = false;
+    *interval = 1000;
+    for (int i = first; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
-            json = true;
+            *json = true;
         else if (strcmp(argv[i], "--watch") == 0)
-            watch = true;
+            *watch = true;
         else if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc) {
-            if (!units_parse_duration_ms(argv[++i], &interval) || interval < 100) {
+            if (!units_parse_duration_ms(argv[++i], interval) || *interval < 100) {
                 fprintf(stderr, "godwitctl: --interval: expected a duration of at least 100ms, like 2s\n");
-                return CLI_EXIT_USAGE;
+                return false;
             }
         } else {
             cli_usage(stderr);
-            return CLI_EXIT_USAGE;
+            return false;
         }
     }
+    return true;
+}
+
+static void s_sleep_ms(int64_t ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+int ctlfleet_status(const char *sock, int argc, char **argv)
+{
+    bool json, watch;
+    int64_t interval;
+    if (!s_watch_opts(argc, argv, 1, &json, &watch, &interval))
+        return CLI_EXIT_USAGE;
     bool tty = isatty(STDOUT_FILENO);
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_STATUS));
@@ -141,10 +160,78 @@ int ctlfleet_status(const char *sock, int argc, char **argv)
         cJSON_Delete(st);
         if (!watch)
             break;
-        struct timespec ts = { interval / 1000, (interval % 1000) * 1000000L };
-        nanosleep(&ts, NULL);
+        s_sleep_ms(interval);
     }
     cJSON_Delete(req);
+    return code;
+}
+
+/* One fleet summary from the coordinator's two answers, or NULL (exit code
+ * in *code, the reason printed). */
+static cJSON *s_fleet_once(const char *sock, int *code)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_STATUS));
+    cJSON *st = client_call(sock, req, 5);
+    cJSON_Delete(req);
+    if (!st) {
+        *code = CLI_EXIT_UNREACHABLE;
+        return NULL;
+    }
+    req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_MIGRATE_STATUS));
+    cJSON *ms = client_call(sock, req, 30);
+    cJSON_Delete(req);
+    if (!ms || !cJSON_IsTrue(cJSON_GetObjectItem(st, "ok")) ||
+        !cJSON_IsTrue(cJSON_GetObjectItem(ms, "ok"))) {
+        *code = ms ? CLI_EXIT_DEGRADED : CLI_EXIT_UNREACHABLE;
+        if (ms) {
+            render_humanize(ms);
+            fprintf(stderr, "godwitctl: %s\n", render_str(ms, "error", "coordinator refused"));
+        }
+        cJSON_Delete(st);
+        cJSON_Delete(ms);
+        return NULL;
+    }
+    cJSON *fv = fleetview_build(st, ms);
+    cJSON_Delete(st);
+    cJSON_Delete(ms);
+    /* Degraded while anything is an error. */
+    const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(fv, "problems"), 0);
+    *code = p && strcmp(render_str(p, "severity", ""), "error") == 0 ? CLI_EXIT_DEGRADED : 0;
+    return fv;
+}
+
+int ctlfleet_fleet(const char *sock, int argc, char **argv)
+{
+    bool json, watch;
+    int64_t interval;
+    if (argc < 2 || strcmp(argv[1], "status") != 0) {
+        cli_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!s_watch_opts(argc, argv, 2, &json, &watch, &interval))
+        return CLI_EXIT_USAGE;
+    bool tty = isatty(STDOUT_FILENO);
+    int code = 0;
+    for (;;) {
+        cJSON *fv = s_fleet_once(sock, &code);
+        if (fv && json) {
+            char *text = watch ? cJSON_PrintUnformatted(fv) : cJSON_Print(fv);
+            puts(text);
+            cJSON_free(text);
+        } else if (fv) {
+            render_humanize(fv);
+            if (watch && tty)
+                fputs("\033[H\033[2J", stdout);
+            render_fleet(fv, stdout);
+        }
+        fflush(stdout);
+        cJSON_Delete(fv);
+        if (!watch)
+            break;
+        s_sleep_ms(interval);
+    }
     return code;
 }
 

@@ -11,6 +11,9 @@
 int ctlfleet_keygen(int argc, char **argv);
 /* status [--json] [--watch] [--interval DUR] */
 int ctlfleet_status(const char *sock, int argc, char **argv);
+/* fleet status [--json] [--watch] [--interval DUR]: the fleet at a glance
+ * (fleetview.h); exit 1 while a problem is an error. */
+int ctlfleet_fleet(const char *sock, int argc, char **argv);
 /* ping AGENT [--json] */
 int ctlfleet_ping(const char *sock, int argc, char **argv);
 /* godwitctl proxy AGENT PROXY OP [BACKEND] [--lease DUR] [--timeout DUR] [--json] */

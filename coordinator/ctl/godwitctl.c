@@ -57,6 +57,8 @@ int main(int argc, char **argv)
         return ctlfleet_status(sock, argc - i, argv + i);
     if (strcmp(cmd, "ping") == 0)
         return ctlfleet_ping(sock, argc - i, argv + i);
+    if (strcmp(cmd, "fleet") == 0)
+        return ctlfleet_fleet(sock, argc - i, argv + i);
     if (strcmp(cmd, "proxy") == 0)
         return ctlfleet_proxy(sock, argc - i, argv + i);
     if (strcmp(cmd, "plan") == 0)

@@ -475,3 +475,47 @@ void render_audit(const cJSON *r, FILE *out)
         fputc('\n', out);
     }
 }
+
+void render_fleet(const cJSON *f, FILE *out)
+{
+    const cJSON *ag = cJSON_GetObjectItem(f, "agents");
+    fprintf(out, "fleet: %.0f migrations; agents: %.0f connected of %.0f", render_num(f, "migrations", 0),
+            render_num(ag, "connected", 0), render_num(ag, "total", 0));
+    if (render_num(ag, "lost", 0) > 0)
+        fprintf(out, ", %.0f lost", render_num(ag, "lost", 0));
+    if (render_num(ag, "refused", 0) > 0)
+        fprintf(out, ", %.0f refused", render_num(ag, "refused", 0));
+    fputc('\n', out);
+    const cJSON *ph;
+    fputs("phases:", out);
+    int n = 0;
+    cJSON_ArrayForEach(ph, cJSON_GetObjectItem(f, "phases"))
+    fprintf(out, "%s %s %.0f", n++ ? "," : "", ph->string, ph->valuedouble);
+    fputs(n ? "\n" : " none\n", out);
+    const cJSON *c = cJSON_GetObjectItem(f, "copy");
+    if (render_num(c, "running", 0) + render_num(c, "queued", 0) > 0) {
+        char done[32], total[32], rate[32], eta[32] = "unknown";
+        const cJSON *e = cJSON_GetObjectItem(c, "eta_seconds");
+        if (cJSON_IsNumber(e))
+            units_fmt_duration_ms((uint64_t)(e->valuedouble * 1000), eta, sizeof eta);
+        fprintf(out, "copies: %.0f running, %.0f queued; %s of %s, %s/s, running ones done in about %s\n",
+                render_num(c, "running", 0), render_num(c, "queued", 0),
+                units_fmt_bytes((uint64_t)render_num(c, "bytes_done", 0), done, sizeof done),
+                units_fmt_bytes((uint64_t)render_num(c, "bytes_total", 0), total, sizeof total),
+                units_fmt_bytes((uint64_t)render_num(c, "rate_bytes_per_sec", 0), rate, sizeof rate),
+                eta);
+    }
+    const cJSON *v = cJSON_GetObjectItem(f, "verify");
+    fprintf(out, "verify (streaming): %.0f equal, %.0f different, %.0f running, %.0f not verified\n",
+            render_num(v, "equal", 0), render_num(v, "different", 0), render_num(v, "running", 0),
+            render_num(v, "not_verified", 0));
+    const cJSON *problems = cJSON_GetObjectItem(f, "problems");
+    int np = cJSON_GetArraySize(problems);
+    fprintf(out, "problems: %d%s\n", np, np ? "" : " (none)");
+    const cJSON *p;
+    cJSON_ArrayForEach(p, problems)
+    fprintf(out, "  %-7s %s: %s\n", render_str(p, "severity", "?"), render_str(p, "object", "?"),
+            render_str(p, "message", ""));
+    const cJSON *next = cJSON_GetObjectItem(f, "next");
+    fprintf(out, "next: %s   (%s)\n", render_str(next, "command", "?"), render_str(next, "why", ""));
+}

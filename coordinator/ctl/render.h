@@ -33,6 +33,8 @@ void render_migrations(const cJSON *r, FILE *out);
 void render_verify(const cJSON *v, double now, FILE *out);
 /* A cutover report: the outcome and the timeline of its steps. */
 void render_cutover(const cJSON *c, double now, FILE *out);
+/* The fleet at a glance (fleetview.h's summary). */
+void render_fleet(const cJSON *f, FILE *out);
 /* A migration's audit trail (migrate audit): one line per event, its UTC
  * time, the migration's state then, its kind and what it says. */
 void render_audit(const cJSON *r, FILE *out);

@@ -42,6 +42,12 @@ cJSON *migstatus_json(const migration_t *g)
         cJSON_AddStringToObject(o, "stopped_because", g->stopped_because);
     else
         cJSON_AddNullToObject(o, "stopped_because");
+    /* The plan's limits the figures below are judged against. */
+    cJSON_AddNumberToObject(o, "max_lag_ms", (double)g->m->options.max_lag_ms);
+    if (g->m->options.slot_wal_limit_bytes)
+        cJSON_AddNumberToObject(o, "slot_wal_limit_bytes", (double)g->m->options.slot_wal_limit_bytes);
+    else
+        cJSON_AddNullToObject(o, "slot_wal_limit_bytes");
     /* Lag: our slot on the source, from the source agent's latest report. */
     const Godwit__Report *rep = agentlink_report(g->env->link, g->m->source.agent);
     const Godwit__Slot *slot = migration_report_slot(rep, g->objname);

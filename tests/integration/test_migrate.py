@@ -488,6 +488,17 @@ def test_copy_caps_one_at_a_time(rig):
     check(st["copies"] == {"per_source": 1, "per_target": 2, "running": 0, "queued": 0},
           "the caps in status: %r" % st["copies"])
     check(green.psql("SELECT count(*) FROM public.t", db="shop2") == "20000", "shop2's rows")
+    # The fleet at a glance: both streaming, neither verified: verify next.
+    r = coord.ctl("fleet", "status", "--json", check_rc=False)
+    fv = json.loads(r.stdout)
+    check(r.returncode == 0 and fv["migrations"] == 2 and fv["phases"] == {"streaming": 2} and
+          fv["verify"]["not_verified"] == 2 and fv["agents"]["connected"] == 2 and
+          fv["next"]["command"] == "godwitctl migrate verify shop",
+          "fleet status: rc %d %r" % (r.returncode, fv))
+    human = coord.ctl("fleet", "status").stdout.decode()
+    print(human)
+    check("fleet: 2 migrations; agents: 2 connected of 2" in human and
+          "next: godwitctl migrate verify shop" in human, "human fleet status")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,242 @@
+/*
+ * fleetview: see fleetview.h. Builds a new cJSON tree; borrows its inputs.
+ */
+#include "fleetview.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static double s_num(const cJSON *o, const char *key, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static const char *s_str(const cJSON *o, const char *key, const char *dflt)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
+static void s_count(cJSON *counts, const char *key)
+{
+    cJSON *n = cJSON_GetObjectItem(counts, key);
+    if (n)
+        cJSON_SetNumberValue(n, n->valuedouble + 1);
+    else
+        cJSON_AddNumberToObject(counts, key, 1);
+}
+
+/* The problems as found: errors and warnings apart, joined (errors first)
+ * at the end. */
+typedef struct {
+    cJSON *errors;
+    cJSON *warnings;
+} problems_t;
+
+static void s_problem(problems_t *pr, const char *severity, const char *object,
+                      const char *message, const char *command)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "severity", severity);
+    cJSON_AddStringToObject(p, "object", object);
+    cJSON_AddStringToObject(p, "message", message);
+    cJSON_AddStringToObject(p, "command", command);
+    cJSON_AddItemToArray(strcmp(severity, "error") == 0 ? pr->errors : pr->warnings, p);
+}
+
+/* The errors, then the warnings, in one array; pr is left empty. */
+static cJSON *s_problems_join(problems_t *pr)
+{
+    cJSON *all = pr->errors;
+    cJSON *w;
+    while ((w = cJSON_DetachItemFromArray(pr->warnings, 0)) != NULL)
+        cJSON_AddItemToArray(all, w);
+    cJSON_Delete(pr->warnings);
+    pr->errors = pr->warnings = NULL;
+    return all;
+}
+
+static void s_agents(const cJSON *status, cJSON *out, problems_t *problems)
+{
+    cJSON *a = cJSON_AddObjectToObject(out, "agents");
+    int total = 0, connected = 0, lost = 0, refused = 0, never = 0;
+    const cJSON *ag;
+    cJSON_ArrayForEach(ag, cJSON_GetObjectItem(status, "agents"))
+    {
+        const char *name = s_str(ag, "name", "?"), *st = s_str(ag, "state", "?");
+        char object[96], msg[300];
+        snprintf(object, sizeof object, "agent %s", name);
+        total++;
+        if (strcmp(st, "connected") == 0) {
+            connected++;
+        } else if (strcmp(st, "lost") == 0) {
+            lost++;
+            snprintf(msg, sizeof msg, "lost: no message for %.0f s",
+                     s_num(ag, "last_seen_age_ms", 0) / 1000.0);
+            s_problem(problems, "error", object, msg, "godwitctl status");
+        } else if (strcmp(st, "refused") == 0) {
+            refused++;
+            snprintf(msg, sizeof msg, "refused: %s", s_str(ag, "refused", "its hello was refused"));
+            s_problem(problems, "error", object, msg, "godwitctl status");
+        } else {
+            never++;
+        }
+    }
+    cJSON_AddNumberToObject(a, "total", total);
+    cJSON_AddNumberToObject(a, "connected", connected);
+    cJSON_AddNumberToObject(a, "lost", lost);
+    cJSON_AddNumberToObject(a, "refused", refused);
+    cJSON_AddNumberToObject(a, "never_seen", never);
+}
+
+/* A migration's own problems. */
+static void s_migration_problems(const cJSON *m, problems_t *problems)
+{
+    const char *name = s_str(m, "name", "?");
+    char object[96], msg[600], cmd[128];
+    snprintf(object, sizeof object, "migration %s", name);
+    snprintf(cmd, sizeof cmd, "godwitctl migrate status %s", name);
+    const char *stopped = s_str(m, "stopped_because", NULL);
+    if (stopped) {
+        snprintf(msg, sizeof msg, "stopped to protect the source: %s", stopped);
+        s_problem(problems, "error", object, msg, cmd);
+    }
+    const cJSON *re = cJSON_GetObjectItem(m, "replication_error");
+    if (cJSON_IsObject(re)) {
+        snprintf(msg, sizeof msg, "replication error (%.0f times): %s", s_num(re, "times", 1),
+                 s_str(re, "message", "?"));
+        s_problem(problems, "error", object, msg, cmd);
+    }
+    const cJSON *v = cJSON_GetObjectItem(m, "verify");
+    if (cJSON_IsObject(v) && strcmp(s_str(v, "state", ""), "different") == 0) {
+        snprintf(msg, sizeof msg, "the last verify found differences");
+        s_problem(problems, "error", object, msg, cmd);
+    }
+    const char *err = s_str(m, "last_error", NULL);
+    if (err && s_num(m, "attempts", 0) > 0) {
+        snprintf(msg, sizeof msg, "%s failing (%.0f attempts): %s", s_str(m, "state", "?"),
+                 s_num(m, "attempts", 0), err);
+        s_problem(problems, "warning", object, msg, cmd);
+    }
+    double lag_s = s_num(m, "lag_seconds", -1), max_lag_ms = s_num(m, "max_lag_ms", 0);
+    if (strcmp(s_str(m, "state", ""), "streaming") == 0 && lag_s >= 0 && max_lag_ms > 0 &&
+        lag_s * 1000 > max_lag_ms) {
+        snprintf(msg, sizeof msg, "lag %.1f s, over max_lag (%.1f s): the cutover gate refuses",
+                 lag_s, max_lag_ms / 1000);
+        s_problem(problems, "warning", object, msg, cmd);
+    }
+    double held = s_num(m, "slot_retained_bytes", -1), limit = s_num(m, "slot_wal_limit_bytes", 0);
+    if (held >= 0 && limit > 0 && held >= FLEETVIEW_SLOT_NEAR_LIMIT * limit) {
+        snprintf(msg, sizeof msg, "slot holds %.0f %% of slot_wal_limit: at the limit godwit drops "
+                 "it to protect the source", 100.0 * held / limit);
+        s_problem(problems, "warning", object, msg, cmd);
+    }
+}
+
+/* The one command to run next: what blocks first, then what moves the
+ * fleet on (verify what streams unverified, cut over what is verified,
+ * clean up what is switched), else what it is waiting for. */
+static void s_next(cJSON *out, const cJSON *problems, const char *unverified, int n_unverified,
+                   const char *ready, int n_ready, const char *switched, int n_switched,
+                   int n_migrations)
+{
+    char cmd[160], why[200];
+    const cJSON *p = cJSON_GetArrayItem(problems, 0);
+    if (p && strcmp(s_str(p, "severity", ""), "error") == 0) {
+        snprintf(cmd, sizeof cmd, "%s", s_str(p, "command", "godwitctl status"));
+        snprintf(why, sizeof why, "%s: fix the problems marked error first", s_str(p, "object", "?"));
+    } else if (n_unverified) {
+        snprintf(cmd, sizeof cmd, "godwitctl migrate verify %s", unverified);
+        snprintf(why, sizeof why, "%d streaming migrations without an equal verify", n_unverified);
+    } else if (n_ready) {
+        snprintf(cmd, sizeof cmd, "godwitctl cutover %s --dry-run", ready);
+        snprintf(why, sizeof why, "%d migrations streaming and verified equal: rehearse, then cut over",
+                 n_ready);
+    } else if (n_switched) {
+        snprintf(cmd, sizeof cmd, "godwitctl cleanup %s", switched);
+        snprintf(why, sizeof why, "%d migrations switched: clean up once a rollback is no longer "
+                 "wanted", n_switched);
+    } else if (n_migrations) {
+        snprintf(cmd, sizeof cmd, "godwitctl fleet status --watch");
+        snprintf(why, sizeof why, "nothing to decide: the migrations are on their way");
+    } else {
+        snprintf(cmd, sizeof cmd, "godwitctl migrate start PLAN");
+        snprintf(why, sizeof why, "no migrations yet");
+    }
+    cJSON *n = cJSON_AddObjectToObject(out, "next");
+    cJSON_AddStringToObject(n, "command", cmd);
+    cJSON_AddStringToObject(n, "why", why);
+}
+
+cJSON *fleetview_build(const cJSON *status, const cJSON *migrations)
+{
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "schema", "godwit.fleet/1");
+    cJSON *phases = cJSON_CreateObject();
+    problems_t pr = { .errors = cJSON_CreateArray(), .warnings = cJSON_CreateArray() };
+    s_agents(status, out, &pr);
+    int n = 0, running = 0, queued = 0, v_equal = 0, v_diff = 0, v_running = 0, v_none = 0;
+    int n_unverified = 0, n_ready = 0, n_switched = 0;
+    const char *unverified = NULL, *ready = NULL, *switched = NULL;
+    double done = 0, total = 0, rate = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(migrations, "migrations"))
+    {
+        const char *state = s_str(m, "state", "?"), *name = s_str(m, "name", "?");
+        n++;
+        s_count(phases, state);
+        s_migration_problems(m, &pr);
+        if (strcmp(state, "copy") == 0) {
+            const cJSON *c = cJSON_GetObjectItem(m, "copy");
+            if (cJSON_IsTrue(cJSON_GetObjectItem(m, "copy_queued"))) {
+                queued++;
+            } else {
+                running++;
+                done += s_num(c, "bytes_done", 0);
+                total += s_num(c, "bytes_total", 0);
+                rate += s_num(c, "rate_bytes_per_sec", 0);
+            }
+        }
+        if (strcmp(state, "switched") == 0 && !n_switched++)
+            switched = name;
+        if (strcmp(state, "streaming") != 0)
+            continue;
+        const cJSON *v = cJSON_GetObjectItem(m, "verify");
+        const char *vs = cJSON_IsObject(v) ? s_str(v, "state", "") : "";
+        if (strcmp(vs, "equal") == 0) {
+            v_equal++;
+            if (!n_ready++)
+                ready = name;
+        } else if (strcmp(vs, "different") == 0) {
+            v_diff++;
+        } else if (strcmp(vs, "running") == 0) {
+            v_running++;
+        } else {
+            v_none++;
+            if (!n_unverified++)
+                unverified = name;
+        }
+    }
+    cJSON_AddNumberToObject(out, "migrations", n);
+    cJSON_AddItemToObject(out, "phases", phases);
+    cJSON *c = cJSON_AddObjectToObject(out, "copy");
+    cJSON_AddNumberToObject(c, "running", running);
+    cJSON_AddNumberToObject(c, "queued", queued);
+    cJSON_AddNumberToObject(c, "bytes_done", done);
+    cJSON_AddNumberToObject(c, "bytes_total", total);
+    cJSON_AddNumberToObject(c, "rate_bytes_per_sec", rate);
+    if (rate > 0 && total > done)
+        cJSON_AddNumberToObject(c, "eta_seconds", (total - done) / rate);
+    else
+        cJSON_AddNullToObject(c, "eta_seconds");
+    cJSON *v = cJSON_AddObjectToObject(out, "verify");
+    cJSON_AddNumberToObject(v, "equal", v_equal);
+    cJSON_AddNumberToObject(v, "different", v_diff);
+    cJSON_AddNumberToObject(v, "running", v_running);
+    cJSON_AddNumberToObject(v, "not_verified", v_none);
+    cJSON *problems = s_problems_join(&pr);
+    cJSON_AddItemToObject(out, "problems", problems);
+    s_next(out, problems, unverified, n_unverified, ready, n_ready, switched, n_switched, n);
+    return out;
+}
