@@ -152,14 +152,21 @@ demo_cluster() {
 }
 
 # The coordinator's CURVE pair and its signing pair (epoch claims); each
-# agent's key with the one role it may take.
+# agent's key with the one role it may take. Each host's keys are made in
+# its folder keys_HOST (default: all in $work/keys); an agent's public key
+# goes to the coordinator's allow-list, the coordinator's two public keys to
+# every agent host. No secret key leaves its folder.
 demo_keys() {
-    "$ctl" keygen coordinator --dir "$work/keys" --signing >/dev/null
-    "$ctl" keygen blue --dir "$work/keys" --roles source >/dev/null
-    "$ctl" keygen green --dir "$work/keys" --roles target >/dev/null
-    "$ctl" keygen px --dir "$work/keys" --roles proxy >/dev/null
+    local ck=${keys_coord:-$work/keys} item name role kv k
+    "$ctl" keygen coordinator --dir "$ck" --signing >/dev/null
     mkdir -p "$work/allowed"
-    cp "$work/keys/blue.pub" "$work/keys/green.pub" "$work/keys/px.pub" "$work/allowed/"
+    for item in blue:source green:target px:proxy; do
+        name=${item%%:*} role=${item#*:} kv="keys_${item%%:*}"
+        k=${!kv:-$work/keys}
+        "$ctl" keygen "$name" --dir "$k" --roles "$role" >/dev/null
+        cp "$k/$name.pub" "$work/allowed/"
+        [ "$k" = "$ck" ] || cp "$ck/coordinator.pub" "$ck/coordinator.sign.pub" "$k/"
+    done
 }
 
 demo_coordinator() {
