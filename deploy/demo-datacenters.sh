@@ -125,11 +125,14 @@ pgbouncer_extra="server_tls_sslmode = verify-full
 server_tls_ca_file = $work/tls/ca.crt"
 
 # --- the clusters: each accepts its datacenter, and the WAN over TLS ------
+# A relay connects from its namespace's leg in the server's datacenter:
+# blue sees Oslo's connections come from 10.77.1.1, green Frankfurt's from
+# 10.77.2.1. Only the replication role may cross to blue.
 demo_cluster blue 10.77.1.10 5432 \
     "hostssl all godwit_repl 10.77.1.1/32 trust" "host all all 10.77.1.1/32 reject" \
     "host all all 10.77.1.0/24 trust"
 demo_cluster green 10.77.2.10 5432 \
-    "hostssl all all 10.77.1.1/32 trust" "host all all 10.77.1.1/32 reject" \
+    "hostssl all all 10.77.2.1/32 trust" "host all all 10.77.2.1/32 reject" \
     "host all all 10.77.2.0/24 trust"
 
 # Isolation: Oslo reaches Frankfurt only through the relays.
@@ -155,6 +158,14 @@ demo_pgbouncer 10.77.1.20 6432 10.77.1.10 5432
 demo_proxy_agent tcp://10.77.1.30:7400 10.77.1.10:5432 10.77.1.1:5432
 demo_wait_agents blue green px
 echo "round trips from the coordinator:"; demo_rtts | sed 's/^/  /'
+# After the cutover: what crosses the WAN to green, and whether over TLS.
+wan_tls() {
+    echo "green's connections from Frankfurt (through the relay, 10.77.2.1), over TLS:" \
+        "$(sql_on green -A -t -F ' of ' -c \
+        "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s
+         USING (pid) WHERE a.client_addr = '10.77.2.1'")"
+}
+demo_status_hook=wan_tls
 demo_pgbench
 demo_migrate
 demo_watch

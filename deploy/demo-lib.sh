@@ -19,8 +19,10 @@
 # application) and coord. A host runs its programs in the network namespace
 # named by ns_HOST (empty or unset: this machine's own network). The caller
 # may add cleanup steps with demo_on_cleanup CMD (run last, newest first) and
-# set peer_sslmode (the agents' peers' sslmode) and pgbouncer_extra (more
-# lines for pgbouncer.ini's [pgbouncer] section).
+# set peer_sslmode (the agents' peers' sslmode), pgbouncer_extra (more
+# lines for pgbouncer.ini's [pgbouncer] section), demo_cluster_hook (a
+# function run with the cluster's name before it starts) and
+# demo_status_hook (a function whose lines show once the cutover is done).
 #
 # Environment:
 #   GODWIT_BIN=DIR    godwit's programs are already built in DIR (a build
@@ -404,6 +406,7 @@ demo_watch() {
             echo; echo "rehearsal (godwitctl cutover shop --dry-run):"; sed 1d "$work/rehearsal.txt"
             echo "PgBouncer serves $(demo_served_by) now (blue $blue_addr:$blue_port," \
                 "green $green_addr:$green_port); pgbench errors so far: $(pgbench_errors)"
+            [ -n "${demo_status_hook:-}" ] && "$demo_status_hook"
             [ -n "$demo_once" ] && { demo_summary; return; }
         fi
         [ -t 1 ] || echo "----"
