@@ -38,6 +38,7 @@
 #   deploy/demo-datacenters.sh [--once]   (as root on Debian 12)
 # docs/runbook-two-datacenters.md is the same move between real hosts.
 set -euo pipefail
+# shellcheck source=deploy/demo-lib.sh
 . "$(dirname "$0")/demo-lib.sh"
 # The application stays in Frankfurt: after the cutover each of its
 # transactions crosses the WAN several times, so more clients, fewer tx/s.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # What deploy/demo.sh and deploy/demo-datacenters.sh share; sourced by both,
 # never run on its own. The calling script describes its hosts, then calls
 # these functions in order:
@@ -62,6 +63,8 @@ demo_setup() {
             *) echo "usage: $0 [--once]" >&2; exit 2 ;;
         esac
     done
+    # GODWIT_BIN may be relative to where the script was started from.
+    if [ -n "${GODWIT_BIN:-}" ]; then GODWIT_BIN=$(cd "$GODWIT_BIN" && pwd); fi
     cd "$(dirname "$0")/.."
     demo_root=$(pwd)
     if [ -z "${GODWIT_BIN:-}" ]; then

@@ -16,6 +16,7 @@
 # Environment (GODWIT_BIN, DEMO_SCALE, ...): see deploy/demo-lib.sh.
 #   deploy/demo.sh [--once]   (as root on Debian 12)
 set -euo pipefail
+# shellcheck source=deploy/demo-lib.sh
 . "$(dirname "$0")/demo-lib.sh"
 demo_setup "$@"
 
