@@ -10,6 +10,8 @@
 #          test against (haproxy, nginx with its stream module for TCP
 #          proxying, pgbouncer), systemd (systemd-analyze verifies the units),
 #          groff-base (the man pages are rendered in a test).
+# Demos:   pgbouncer; iproute2 (network namespaces) and openssl (a CA and
+#          the servers' certificates) for demo-datacenters.sh.
 set -euo pipefail
 
 packages=(
@@ -19,7 +21,7 @@ packages=(
     postgresql postgresql-contrib python3
     clang libclang-rt-14-dev
     haproxy nginx libnginx-mod-stream pgbouncer
-    procps iproute2
+    procps iproute2 openssl
 )
 
 missing=()
