@@ -19,18 +19,21 @@
 # Hosts are blue, green, px (the proxy host, which also runs the
 # application) and coord. A host runs its programs in the network namespace
 # named by ns_HOST (empty or unset: this machine's own network). The caller
-# may add cleanup steps with demo_on_cleanup CMD (run last, newest first) and
-# set peer_sslmode (the agents' peers' sslmode), pgbouncer_extra (more
-# lines for pgbouncer.ini's [pgbouncer] section), demo_cluster_hook (a
-# function run with the cluster's name before it starts) and
-# demo_status_hook (a function whose lines show once the cutover is done).
+# may add cleanup steps with demo_on_cleanup CMD (run last, newest first),
+# give each host's keys a folder of its own (keys_HOST), and set
+# peer_sslmode (the agents' peers' sslmode), pgbouncer_extra (more lines for
+# pgbouncer.ini's [pgbouncer] section), demo_cluster_hook (a function run
+# with the cluster's name before it starts) and demo_status_hook (a function
+# whose lines show once the cutover is done).
 #
 # Environment:
 #   GODWIT_BIN=DIR    godwit's programs are already built in DIR (a build
 #                     tree or one folder): no install, no build
 #   DEMO_SCALE=N      pgbench's scale (default 10, about 150 MB)
+#   DEMO_CLIENTS=N, DEMO_RATE=TPS   pgbench's clients and rate (defaults 2
+#                     and 200; the datacenter demo's 8 and 40)
 #   DEMO_SECONDS=S    run for S seconds (default: until Ctrl-C; 60 s when
-#                     not on a terminal)
+#                     not on a terminal; with --once at most 300 s)
 #   --once            (an option of the script) run until the cutover has
 #                     happened, print a summary and exit: 0 when it cut over
 #                     with no failed transaction of the application
