@@ -187,7 +187,11 @@ journal: $work/journal.db
 YAML
     demo_spawn coord "$work/coordinator.log" "$coordinator_exe" --config "$work/coordinator.yaml"
     local i
-    for i in $(seq 100); do [ -S "$sock" ] && return; sleep 0.1; done
+    for i in $(seq 100); do
+        [ -S "$sock" ] && return
+        kill -0 "${demo_pids[-1]}" 2>/dev/null || break
+        sleep 0.1
+    done
     echo "demo: the coordinator did not start; $work/coordinator.log:" >&2
     cat "$work/coordinator.log" >&2
     return 1
