@@ -15,6 +15,8 @@
 # Packages: dpkg-dev (dpkg-shlibdeps, which cpack's DEB generator runs),
 #          lintian (checks the .debs), man-db (`man -w` in the packages'
 #          test).
+# Demos:   pgbouncer; iproute2 (network namespaces) and openssl (a CA and
+#          the servers' certificates) for demo-datacenters.sh.
 set -euo pipefail
 
 packages=(
@@ -24,7 +26,7 @@ packages=(
     postgresql postgresql-contrib python3
     clang libclang-rt-14-dev
     haproxy nginx libnginx-mod-stream pgbouncer prometheus
-    procps iproute2
+    procps iproute2 openssl
     dpkg-dev lintian man-db
 )
 

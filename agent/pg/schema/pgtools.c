@@ -58,14 +58,25 @@ char **pgtools_env(const char *host, const char *port, const char *user, const c
         {"PGPASSFILE", passfile}, {"PGSSLMODE", sslmode}, {"PGDATABASE", dbname},
         {"PGAPPNAME", "godwit-agent"}, {"PGCONNECT_TIMEOUT", connect_timeout},
     };
-    enum { N = sizeof vars / sizeof vars[0] };
-    char *owned[N];
-    const char *set[N + 1];
+    /* Where libpq finds the files that verify a server (and prove us to
+     * it): the agent's own settings, kept (docs/operations.md). */
+    static const char *const keep[] = {"PGSSLROOTCERT", "PGSSLCRL", "PGSSLCERT", "PGSSLKEY"};
+    enum { N = sizeof vars / sizeof vars[0], K = sizeof keep / sizeof keep[0] };
+    char *owned[N + K];
+    const char *set[N + K + 1];
     size_t n = 0;
     for (size_t i = 0; i < N; i++) {
         if (!vars[i].value || !vars[i].value[0])
             continue;
         owned[n] = xasprintf("%s=%s", vars[i].name, vars[i].value);
+        set[n] = owned[n];
+        n++;
+    }
+    for (size_t i = 0; i < K; i++) {
+        const char *v = getenv(keep[i]);
+        if (!v || !v[0])
+            continue;
+        owned[n] = xasprintf("%s=%s", keep[i], v);
         set[n] = owned[n];
         n++;
     }

@@ -17,7 +17,8 @@
  * bin_dir is "". The caller frees. */
 char *pgtools_program(const char *bin_dir, const char *name);
 
-/* A child's environment: the agent's without any PG* variable, plus libpq's
+/* A child's environment: the agent's without any PG* variable but its TLS
+ * files' (PGSSLROOTCERT, PGSSLCRL, PGSSLCERT, PGSSLKEY), plus libpq's
  * connection variables for the values given (NULL or "" left out), so no
  * connection detail ever shows on a command line. Caller frees with
  * proc_env_free. */
