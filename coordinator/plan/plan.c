@@ -60,6 +60,8 @@ static const cfg_field_t s_options[] = {
     { .key = "verify_slot_wait", .type = CFG_DURATION_MS, .offset = M(options.verify_slot_wait_ms),
       .min = 100, .max = 3600000 },
     { .key = "target_jurisdiction", .type = CFG_LABEL, .offset = M(options.target_jurisdiction) },
+    { .key = "link_mbit", .type = CFG_INT, .offset = M(options.link_mbit), .min = 1,
+      .max = 1000000 },
     CFG_END,
 };
 
@@ -443,6 +445,8 @@ static bool s_check(const char *name, plan_t *plan, char *err, size_t errlen)
             m->options.max_lag_ms = 1000;
         if (m->options.parallelism == 0)
             m->options.parallelism = 2;
+        if (m->options.link_mbit == 0)
+            m->options.link_mbit = 1000;
         if (m->cutover.max_write_pause_ms == 0)
             m->cutover.max_write_pause_ms = 2000;
         if (m->cutover.drain_timeout_ms == 0)
@@ -528,6 +532,7 @@ char *plan_migration_to_json(const plan_migration_t *m)
         cJSON_AddStringToObject(op, "source_disk_floor", buf);
     }
     cJSON_AddNumberToObject(op, "parallelism", (double)m->options.parallelism);
+    cJSON_AddNumberToObject(op, "link_mbit", (double)m->options.link_mbit);
     if (m->options.verify_batch_rows)
         cJSON_AddNumberToObject(op, "verify_batch_rows", (double)m->options.verify_batch_rows);
     if (m->options.verify_slot_wait_ms) {

@@ -74,6 +74,8 @@ typedef struct {
         int64_t verify_batch_rows;     /* rows verify compares at one position; 0: the agent's */
         int64_t verify_slot_wait_ms;   /* bound on creating verify's slot; 0: the agent's */
         char *target_jurisdiction;     /* the target agent's label must be this; NULL: any */
+        int64_t link_mbit;             /* the link between source and target, Mbit/s (preflight's
+                                          TCP window checks); default 1000 */
     } options;
     struct {
         cfg_strings_t app_roles;       /* fenced on the source at the freeze */

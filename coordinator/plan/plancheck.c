@@ -196,6 +196,7 @@ static void s_send_target(plancheck_mig_t *pm)
     pt.n_app_roles = m->cutover.app_roles.count;
     pt.app_roles = m->cutover.app_roles.items;
     pt.passwords = m->roles.passwords;
+    pt.link_mbit = (uint32_t)m->options.link_mbit;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET;
     cmd.preflight_target = &pt;

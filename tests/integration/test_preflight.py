@@ -4,6 +4,7 @@ reported with its object and fix; nothing changes on either server."""
 
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -325,7 +326,57 @@ def test_jurisdiction_required(rig):
     check(not find(rep, "jurisdiction"), "no jurisdiction finding: %r" % findings(rep))
 
 
+def test_link_checks(rig):
+    """The link between target and source: its round trip timed on the
+    replication connection (through a relay of 12.5 ms each way), and both
+    hosts' TCP windows against the plan's link_mbit: warnings with the
+    sysctl to set when the windows cannot fill the link, none when they
+    can."""
+    blue = rig.cluster("blue", wal_level="logical")
+    green = rig.cluster("green", wal_level="logical")
+    for c in (blue, green):
+        c.psql("CREATE DATABASE shop")
+    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN")
+    relay = harness.Relay(rig, blue.port, delay_ms=12.5)
+    coord = Coordinator(rig, ["blue", "green"]).start()
+    Agent(rig, "blue", coord, role="source", cluster=blue).start()
+    Agent(rig, "green", coord, role="target", cluster=green,
+          peers={"blue": {"host": "127.0.0.1", "port": relay.port, "user": "godwit_repl"}}).start()
+    for n in ("blue", "green"):
+        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    plan = rig.path("plan.yaml")
+
+    def check_plan(mbit):
+        with open(plan, "w") as f:
+            f.write("migrations:\n"
+                    "  - {name: shop, source: {agent: blue, database: shop},"
+                    " target: {agent: green, database: shop}, replication: {peer: blue},"
+                    " options: {link_mbit: %d}}\n" % mbit)
+        return plan_check(coord, plan)[1]
+
+    def sysctl_max(name):
+        with open("/proc/sys/net/ipv4/" + name) as f:
+            return int(f.read().split()[2])
+
+    rep = check_plan(1000000)
+    link = find(rep, "link")
+    check(link and link[0]["severity"] == "info", "the link's finding: %r" % findings(rep))
+    rtt = float(re.search(r"answers in ([0-9.]+) ms", link[0]["message"]).group(1))
+    print("   %s" % link[0]["message"])
+    check(24 <= rtt < 200, "the round trip crosses the relay: %.2f ms" % rtt)
+    for code, sysctl in (("tcp_receive_window", "tcp_rmem"), ("tcp_send_window", "tcp_wmem")):
+        window = sysctl_max(sysctl)
+        want = window * 8 / (rtt / 1000) / 1e6 < 1000000
+        got = find(rep, code)
+        check(bool(got) == want and (not got or (got[0]["severity"] == "warning" and
+                                                  "net.ipv4.%s" % sysctl in got[0]["fix"])),
+              "%s at 1000000 Mbit/s: %r" % (code, got))
+    rep = check_plan(1)
+    check(not find(rep, "tcp_receive_window") and not find(rep, "tcp_send_window") and
+          find(rep, "link"), "a 1 Mbit/s link needs no larger windows: %r" % findings(rep))
+
+
 if __name__ == "__main__":
     harness.run([test_planted_problems_reported_and_nothing_changes, test_fixed_source_is_ready,
                  test_invalid_plan_refused, test_fleet_plan_expanded,
-                 test_jurisdiction_required])
+                 test_jurisdiction_required, test_link_checks])

@@ -42,6 +42,7 @@
 #include "preflight_src.h"
 #include "preflight_tgt.h"
 #include "pgconn.h"
+#include "tcplink.h"
 #include "xalloc.h"
 
 #include <cjson/cJSON.h>
@@ -151,6 +152,11 @@ step_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
     p->tables_json = tables;
     p->result->facts = xmalloc(sizeof *p->result->facts);
     godwit__source_facts__init(p->result->facts);
+    /* This host's TCP limits, for the target's link checks. */
+    tcplink_limits_t tl;
+    tcplink_read_limits("", &tl);
+    p->result->facts->tcp_wmem_max = tl.wmem_max;
+    p->result->facts->tcp_congestion = xstrdup(tl.congestion);
     if (req->reverse)
         s_peer_finding(p, local, req->reverse, "reverse_replication_peer",
                        "after the cutover the source follows the target through that peer "
@@ -202,6 +208,9 @@ step_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
     }
     p->app_roles = pgconn_text_array(req->app_roles, req->n_app_roles);
     p->passwords = req->passwords;
+    p->link_mbit = req->link_mbit ? req->link_mbit : 1000;
+    p->src_wmem_max = src->tcp_wmem_max;
+    p->src_congestion = xstrdup(src->tcp_congestion ? src->tcp_congestion : "");
     p->tables_json = tables;
     p->src_version_num = src->server_version_num;
     p->src_version = xstrdup(src->server_version && src->server_version[0]

@@ -75,6 +75,13 @@ struct preflight {
     size_t n_existing, next_existing;
     char *app_roles;          /* text[] literal of the plan's application roles */
     bool passwords;           /* the plan copies password hashes */
+    uint32_t link_mbit;       /* the plan's link between the hosts, Mbit/s */
+    bool repl_ok;             /* the replication connection opened (kept for the link) */
+    int link_left;            /* round trips still to time */
+    uint64_t link_sent_us;    /* when the one in flight was sent */
+    double link_best_ms;      /* the fastest so far; < 0: none */
+    uint64_t src_wmem_max;    /* the source host's largest TCP send buffer; 0: unknown */
+    char *src_congestion;     /* the source host's congestion control; "" unknown */
     cJSON *access[2];         /* the source's and the target's roles and privileges */
 };
 

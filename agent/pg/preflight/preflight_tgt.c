@@ -9,6 +9,7 @@
 #include "access.h"
 #include "diskstats.h"
 #include "pgconn.h"
+#include "tcplink.h"
 #include "units.h"
 #include "xalloc.h"
 
@@ -311,8 +312,10 @@ static void s_on_tgt_replication(pgconn_t *c, bool ok, const char *error, void *
                       "replication could not start: %s",
                       p->repl_where, error ? error : "unknown error"),
             s_replication_fix(p, error));
-    /* Connected or not, that was the whole check. */
-    pgconn_destroy(&p->run.conn[P_REPL]);
+    else
+        p->repl_ok = true; /* kept for the link's round trips (s_tgt_link) */
+    if (!ok)
+        pgconn_destroy(&p->run.conn[P_REPL]);
     steprun_next(&p->run);
 }
 
@@ -327,6 +330,121 @@ static void s_tgt_replication(steprun_t *run)
                             s_on_tgt_replication, p);
     if (rc != 0)
         steprun_failf(&p->run, "cannot start the replication connection: %s", strerror(-rc));
+}
+
+/* ---- target: the link to the source ------------------------------------- */
+
+#define LINK_PROBES 3
+#define LINK_LONG_MS 10.0 /* a round trip from which reno's slow recovery costs */
+
+/* The findings of the link: its round trip, both hosts' TCP windows
+ * against the plan's bandwidth, their congestion control. */
+static void s_tgt_link_findings(preflight_t *p, double rtt_ms)
+{
+    tcplink_limits_t here;
+    tcplink_read_limits("", &here);
+    const char *src_cc = p->src_congestion && p->src_congestion[0] ? p->src_congestion : "unknown";
+    char rmem[32], wmem[32], bdp_s[32];
+    units_fmt_bytes(here.rmem_max, rmem, sizeof rmem);
+    units_fmt_bytes(p->src_wmem_max, wmem, sizeof wmem);
+    uint64_t bdp = tcplink_bdp_bytes(p->link_mbit, rtt_ms);
+    units_fmt_bytes(bdp, bdp_s, sizeof bdp_s);
+    preflight_run_add(
+        p, GODWIT__SEVERITY__SEVERITY_INFO, "link", p->repl_where,
+        xasprintf("the source answers in %.2f ms (the fastest of %d round trips on the "
+                  "replication connection); largest TCP windows: receive here %s, send at the "
+                  "source %s; congestion control here %s, at the source %s; at %u Mbit/s "
+                  "(options.link_mbit) the link needs %s of window",
+                  rtt_ms, LINK_PROBES, here.rmem_max ? rmem : "unknown",
+                  p->src_wmem_max ? wmem : "unknown",
+                  here.congestion[0] ? here.congestion : "unknown", src_cc, p->link_mbit, bdp_s),
+        xstrdup(""));
+    if (here.rmem_max && tcplink_ceiling_mbit(here.rmem_max, rtt_ms) < p->link_mbit)
+        preflight_run_add(
+            p, SEV_WARNING, "tcp_receive_window", "net.ipv4.tcp_rmem",
+            xasprintf("at %.2f ms round trip this host's largest TCP receive buffer (%s) lets "
+                      "one connection carry at most %.0f Mbit/s, under the link's %u Mbit/s: "
+                      "the copy's and the subscription's connections would be window-bound",
+                      rtt_ms, rmem, tcplink_ceiling_mbit(here.rmem_max, rtt_ms), p->link_mbit),
+            xasprintf("On this (the target) host: sysctl -w net.ipv4.tcp_rmem='4096 131072 "
+                      "%" PRIu64 "' net.core.rmem_max=%" PRIu64 " (the link's bandwidth-delay "
+                      "product, %s, at least), and keep it in /etc/sysctl.d/.",
+                      bdp, bdp, bdp_s));
+    if (p->src_wmem_max && tcplink_ceiling_mbit(p->src_wmem_max, rtt_ms) < p->link_mbit)
+        preflight_run_add(
+            p, SEV_WARNING, "tcp_send_window", "net.ipv4.tcp_wmem",
+            xasprintf("at %.2f ms round trip the source host's largest TCP send buffer (%s) lets "
+                      "one connection carry at most %.0f Mbit/s, under the link's %u Mbit/s",
+                      rtt_ms, wmem, tcplink_ceiling_mbit(p->src_wmem_max, rtt_ms), p->link_mbit),
+            xasprintf("On the source host: sysctl -w net.ipv4.tcp_wmem='4096 16384 %" PRIu64
+                      "' net.core.wmem_max=%" PRIu64 " (%s at least), and keep it in "
+                      "/etc/sysctl.d/.",
+                      bdp, bdp, bdp_s));
+    bool reno_here = strcmp(here.congestion, "reno") == 0,
+         reno_there = p->src_congestion && strcmp(p->src_congestion, "reno") == 0;
+    if (rtt_ms >= LINK_LONG_MS && (reno_here || reno_there))
+        preflight_run_add(
+            p, SEV_WARNING, "congestion_control", "net.ipv4.tcp_congestion_control",
+            xasprintf("%s uses reno, which halves its window at each loss and regains it one "
+                      "segment per round trip: at %.2f ms a lossy link stays slow for long",
+                      reno_here && reno_there ? "both hosts" : reno_here ? "this host" : "the source host",
+                      rtt_ms),
+            xstrdup("Set net.ipv4.tcp_congestion_control to cubic (Linux's default) or bbr on "
+                    "both hosts."));
+}
+
+static void s_link_probe(preflight_t *p);
+
+static void s_on_link_probe(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    preflight_t *p = arg;
+    double ms = (double)(units_mono_us() - p->link_sent_us) / 1000.0;
+    if (!r->ok) {
+        /* The connection answered a moment ago: say so, and go on. */
+        preflight_run_add(p, SEV_WARNING, "link", p->repl_where,
+                          pgconn_result_message("timing the source's round trip", r),
+                          xstrdup("Check the link to the source."));
+        pgconn_destroy(&p->run.conn[P_REPL]);
+        steprun_next(&p->run);
+        return;
+    }
+    if (p->link_best_ms < 0 || ms < p->link_best_ms)
+        p->link_best_ms = ms;
+    if (--p->link_left > 0) {
+        s_link_probe(p);
+        return;
+    }
+    s_tgt_link_findings(p, p->link_best_ms);
+    pgconn_destroy(&p->run.conn[P_REPL]);
+    steprun_next(&p->run);
+}
+
+static void s_link_probe(preflight_t *p)
+{
+    p->link_sent_us = units_mono_us();
+    int rc = pgconn_query_simple(p->run.conn[P_REPL], "IDENTIFY_SYSTEM",
+                                 (uint64_t)p->statement_timeout_ms, s_on_link_probe, p);
+    if (rc != 0) {
+        pgconn_destroy(&p->run.conn[P_REPL]);
+        steprun_failf(&p->run, "cannot time the source's round trip: %s", strerror(-rc));
+    }
+}
+
+/* The round trip to the source, timed on the replication connection the
+ * check above opened (a replication command, so it runs on the WAL sender
+ * the subscription would use), then what the hosts' TCP settings allow at
+ * that distance. */
+static void s_tgt_link(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    if (!p->repl_ok || !p->run.conn[P_REPL]) {
+        steprun_next(&p->run);
+        return;
+    }
+    p->link_left = LINK_PROBES;
+    p->link_best_ms = -1;
+    s_link_probe(p);
 }
 
 /* ---- target: roles, owners and privileges ------------------------------- */
@@ -551,5 +669,5 @@ static void s_tgt_disk(steprun_t *run)
 
 const steprun_fn preflight_tgt_stages[] = {
     preflight_run_connect,         s_tgt_settings, s_tgt_tables, s_tgt_rows, s_tgt_extensions,
-    s_tgt_replication, s_tgt_roles,    s_tgt_disk,   NULL,
+    s_tgt_replication, s_tgt_link, s_tgt_roles,    s_tgt_disk,   NULL,
 };
