@@ -276,14 +276,37 @@ static void s_strings_copy(cfg_strings_t *to, const cfg_strings_t *from)
     to->count = from->count;
 }
 
-/* Fills *to (empty) with a copy of from's plan_proxy_t items. */
-static void s_proxies_copy(cfg_list_t *to, const cfg_list_t *from)
+/* s with every PLAN_DATABASE_MARK replaced by db; malloc'd. */
+static char *s_subst_database(const char *s, const char *db)
+{
+    size_t mark = strlen(PLAN_DATABASE_MARK), n = 0;
+    for (const char *at = strstr(s, PLAN_DATABASE_MARK); at; at = strstr(at + mark, PLAN_DATABASE_MARK))
+        n++;
+    char *out = xmalloc(strlen(s) + n * strlen(db) + 1), *w = out;
+    for (const char *r = s;;) {
+        const char *at = strstr(r, PLAN_DATABASE_MARK);
+        size_t len = at ? (size_t)(at - r) : strlen(r);
+        memcpy(w, r, len);
+        w += len;
+        if (!at)
+            break;
+        memcpy(w, db, strlen(db));
+        w += strlen(db);
+        r = at + mark;
+    }
+    *w = '\0';
+    return out;
+}
+
+/* Fills *to (empty) with a copy of from's plan_proxy_t items, each proxy
+ * name's PLAN_DATABASE_MARK replaced by db. */
+static void s_proxies_copy(cfg_list_t *to, const cfg_list_t *from, const char *db)
 {
     plan_proxy_t *items = from->count ? xcalloc(from->count, sizeof *items) : NULL;
     for (size_t i = 0; i < from->count; i++) {
         const plan_proxy_t *p = (const plan_proxy_t *)from->items + i;
-        items[i] = (plan_proxy_t){ .agent = xstrdup(p->agent), .proxy = xstrdup(p->proxy),
-                                   .hold = p->hold };
+        items[i] = (plan_proxy_t){ .agent = xstrdup(p->agent),
+                                   .proxy = s_subst_database(p->proxy, db), .hold = p->hold };
     }
     to->items = items;
     to->count = from->count;
@@ -307,7 +330,8 @@ static void s_expand_one(const plan_migration_t *t, const plan_inventory_t *inv,
     m->tables = NULL;
     m->n_tables = 0;
     s_strings_copy(&m->cutover.app_roles, &t->cutover.app_roles);
-    s_proxies_copy(&m->cutover.proxies, inv->proxies.count ? &inv->proxies : &t->cutover.proxies);
+    s_proxies_copy(&m->cutover.proxies, inv->proxies.count ? &inv->proxies : &t->cutover.proxies,
+                   db);
 }
 
 /* Appends every fleet's migrations to plan->migrations, in the file's

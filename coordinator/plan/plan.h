@@ -117,6 +117,11 @@ typedef struct {
     cfg_list_t inventory;             /* of plan_inventory_t */
 } plan_fleet_t;
 
+/* In a fleet's proxy names (the template's or an entry's), this stands
+ * for the database each expansion is of: one PgBouncer holds one proxy
+ * entry per database ("pgb_{database}"). */
+#define PLAN_DATABASE_MARK "{database}"
+
 /* Where an expanded migration came from: fleets[fleet].inventory[item]
  * .databases[database]. */
 typedef struct {

@@ -320,7 +320,7 @@ static const char s_fleet[] =
     "      options: {parallelism: 4, max_lag: 2s, target_jurisdiction: eu}\n"
     "      cutover:\n"
     "        app_roles: [app, reports]\n"
-    "        proxies: [{agent: px, proxy: pgb}]\n"
+    "        proxies: [{agent: px, proxy: \"pgb_{database}\"}, {agent: px, proxy: edge}]\n"
     "        max_write_pause: 1s\n"
     "      tables: [public.a, b]\n"
     "    inventory:\n"
@@ -366,8 +366,12 @@ static void test_fleet_expands(void **state)
     assert_int_equal(m->cutover.drain_timeout_ms, 500);
     assert_int_equal(m->cutover.app_roles.count, 2);
     assert_string_equal(m->cutover.app_roles.items[1], "reports");
-    assert_int_equal(m->cutover.proxies.count, 1);
+    assert_int_equal(m->cutover.proxies.count, 2);
     assert_string_equal(((const plan_proxy_t *)m->cutover.proxies.items)[0].agent, "px");
+    assert_string_equal(((const plan_proxy_t *)m->cutover.proxies.items)[0].proxy, "pgb_crm");
+    assert_string_equal(((const plan_proxy_t *)m->cutover.proxies.items)[1].proxy, "edge");
+    assert_string_equal(((const plan_proxy_t *)plan_at(&p, 2)->cutover.proxies.items)[0].proxy,
+                        "pgb_billing");
     assert_int_equal(m->n_tables, 2);
     assert_string_equal(m->tables[1].schema, "public");
     assert_string_equal(m->tables[1].name, "b");
