@@ -31,6 +31,34 @@ SELECT pg_catalog.lo_create(0);
 """ % EVIL.replace('"', '""')
 
 
+def agents_up(rig, blue, green, blue_peers=None, green_peers=None, green_config=""):
+    """The coordinator and blue's and green's agents, connected;
+    green_config: lines appended to green's config. Returns the coordinator
+    and green's Agent."""
+    coord = Coordinator(rig, ["blue", "green"]).start()
+    Agent(rig, "blue", coord, role="source", cluster=blue, peers=blue_peers).start()
+    green_agent = Agent(rig, "green", coord, role="target", cluster=green, peers=green_peers)
+    if green_config:
+        with open(green_agent.config, "a") as f:
+            f.write(green_config)
+    green_agent.start()
+    for n in ("blue", "green"):
+        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    return coord, green_agent
+
+
+def logical_pair(rig, databases=("shop",)):
+    """Blue and green with wal_level logical, the databases on both and
+    blue's replication role."""
+    blue = rig.cluster("blue", wal_level="logical")
+    green = rig.cluster("green", wal_level="logical")
+    for c in (blue, green):
+        for d in databases:
+            c.psql("CREATE DATABASE %s" % d)
+    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN")
+    return blue, green
+
+
 def setup(rig, wal_level):
     blue = rig.cluster("blue", wal_level=wal_level)
     green = rig.cluster("green", wal_level=wal_level)  # it publishes after a cutover
@@ -42,14 +70,10 @@ def setup(rig, wal_level):
     # A target table that already holds rows.
     green.psql("CREATE TABLE public.accounts (id bigint PRIMARY KEY, owner text)", db="shop")
     green.psql("INSERT INTO public.accounts VALUES (1, 'old')", db="shop")
-    coord = Coordinator(rig, ["blue", "green"]).start()
-    Agent(rig, "blue", coord, role="source", cluster=blue, peers={"green": green}).start()
     # A second peer for the same server with a role blue does not know.
-    Agent(rig, "green", coord, role="target", cluster=green,
-          peers={"blue": blue, "blue_nobody": {"host": "127.0.0.1", "port": blue.port,
-                                               "user": "nobody_here"}}).start()
-    for n in ("blue", "green"):
-        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    coord, _ = agents_up(rig, blue, green, blue_peers={"green": green},
+                         green_peers={"blue": blue, "blue_nobody": {
+                             "host": "127.0.0.1", "port": blue.port, "user": "nobody_here"}})
     plan = rig.path("plan.yaml")
     with open(plan, "w") as f:
         f.write("migrations:\n"
@@ -215,18 +239,12 @@ def test_fleet_plan_expanded(rig):
     """A fleet of 200 databases written as one template and one inventory
     entry: plan check expands it into 200 migrations, runs preflight on
     each against the real servers and names where each came from."""
-    blue = rig.cluster("blue", wal_level="logical")
-    green = rig.cluster("green", wal_level="logical")
+    blue, green = logical_pair(rig, databases=())
     names = ["db%03d" % i for i in range(200)]
     t0 = time.monotonic()
     _create_databases((blue, green), names)
     print("   %d databases on each cluster: %.1f s" % (len(names), time.monotonic() - t0))
-    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN")
-    coord = Coordinator(rig, ["blue", "green"]).start()
-    Agent(rig, "blue", coord, role="source", cluster=blue, peers={"green": green}).start()
-    Agent(rig, "green", coord, role="target", cluster=green, peers={"blue": blue}).start()
-    for n in ("blue", "green"):
-        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    coord, _ = agents_up(rig, blue, green, blue_peers={"green": green}, green_peers={"blue": blue})
     plan = rig.path("fleet.yaml")
     with open(plan, "w") as f:
         f.write("fleets:\n"
@@ -276,21 +294,11 @@ def test_jurisdiction_required(rig):
     refuses a target agent whose config says another (or none), in plan
     check and at migrate start, changing nothing; the agent's label shows in
     status."""
-    blue = rig.cluster("blue", wal_level="logical")
-    green = rig.cluster("green", wal_level="logical")
-    for c in (blue, green):
-        c.psql("CREATE DATABASE shop")
-    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN")
-    coord = Coordinator(rig, ["blue", "green"]).start()
-    Agent(rig, "blue", coord, role="source", cluster=blue, peers={"green": green}).start()
-    green_agent = Agent(rig, "green", coord, role="target", cluster=green, peers={"blue": blue})
+    blue, green = logical_pair(rig)
+    coord, green_agent = agents_up(rig, blue, green, blue_peers={"green": green},
+                                   green_peers={"blue": blue}, green_config="jurisdiction: no\n")
     with open(green_agent.config) as f:
-        base = f.read()
-    with open(green_agent.config, "w") as f:
-        f.write(base + "jurisdiction: no\n")
-    green_agent.start()
-    for n in ("blue", "green"):
-        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+        base = f.read().replace("jurisdiction: no\n", "")
     check(coord.agent("green")["jurisdiction"] == "no" and coord.agent("blue")["jurisdiction"] is None,
           "status shows each agent's label: %r %r" % (coord.agent("green").get("jurisdiction"),
                                                       coord.agent("blue").get("jurisdiction")))
@@ -332,18 +340,10 @@ def test_link_checks(rig):
     hosts' TCP windows against the plan's link_mbit: warnings with the
     sysctl to set when the windows cannot fill the link, none when they
     can."""
-    blue = rig.cluster("blue", wal_level="logical")
-    green = rig.cluster("green", wal_level="logical")
-    for c in (blue, green):
-        c.psql("CREATE DATABASE shop")
-    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN")
+    blue, green = logical_pair(rig)
     relay = harness.Relay(rig, blue.port, delay_ms=12.5)
-    coord = Coordinator(rig, ["blue", "green"]).start()
-    Agent(rig, "blue", coord, role="source", cluster=blue).start()
-    Agent(rig, "green", coord, role="target", cluster=green,
-          peers={"blue": {"host": "127.0.0.1", "port": relay.port, "user": "godwit_repl"}}).start()
-    for n in ("blue", "green"):
-        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    coord, _ = agents_up(rig, blue, green, green_peers={
+        "blue": {"host": "127.0.0.1", "port": relay.port, "user": "godwit_repl"}})
     plan = rig.path("plan.yaml")
 
     def check_plan(mbit):

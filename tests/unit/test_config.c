@@ -1494,14 +1494,37 @@ static void test_coord_example(void **state)
     coord_config_free(&cfg);
 }
 
+/* One case of a coordinator config: the minimal one with extra appended,
+ * written to the same file each time. want_error NULL: it must load, into
+ * *cfg (the caller frees it), and this returns true; else it must be
+ * refused with PATH:want_error, and this returns false. */
+static bool s_coord_case(s_tmp_t *t, size_t i, const char *extra, const char *want_error,
+                         coord_config_t *cfg)
+{
+    static const char base[] = "listen: tcp://127.0.0.1:7400\nsecret_key: k\nallowed_keys: a\n"
+                               "control_socket: s\njournal: j\n";
+    char text[512], err[512] = "", expected[640];
+    snprintf(text, sizeof text, "%s%s", base, extra);
+    t->npaths = 0; /* the same file each time: one path to clean up */
+    const char *path = s_tmp_write(t, "coordinator.yaml", text, strlen(text));
+    bool ok = coord_config_load(path, cfg, err, sizeof err);
+    if (!want_error) {
+        if (!ok)
+            fail_msg("case %zu refused: %s", i, err);
+        return true;
+    }
+    assert_false(ok);
+    snprintf(expected, sizeof expected, "%s:%s", path, want_error);
+    assert_string_equal(err, expected);
+    return false;
+}
+
 /* The copy caps: 2 and 2 when left out, 0 (no cap) to 1000, refused
  * outside with the line. */
 static void test_coord_copies(void **state)
 {
     s_tmp_t *t = *state;
     s_tmp_init(t);
-    static const char base[] = "listen: tcp://127.0.0.1:7400\nsecret_key: k\nallowed_keys: a\n"
-                               "control_socket: s\njournal: j\n";
     struct {
         const char *copies;
         int64_t per_source, per_target; /* taken */
@@ -1516,23 +1539,12 @@ static void test_coord_copies(void **state)
           "6: copies.per_sourc: unknown key (known: per_source, per_target)" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char text[512], err[512] = "", expected[640];
-        snprintf(text, sizeof text, "%s%s", base, cases[i].copies);
-        t->npaths = 0;
-        const char *path = s_tmp_write(t, "coordinator.yaml", text, strlen(text));
         coord_config_t cfg;
-        bool ok = coord_config_load(path, &cfg, err, sizeof err);
-        if (!cases[i].error) {
-            if (!ok)
-                fail_msg("case %zu refused: %s", i, err);
-            assert_int_equal(cfg.copies.per_source, cases[i].per_source);
-            assert_int_equal(cfg.copies.per_target, cases[i].per_target);
-            coord_config_free(&cfg);
+        if (!s_coord_case(t, i, cases[i].copies, cases[i].error, &cfg))
             continue;
-        }
-        assert_false(ok);
-        snprintf(expected, sizeof expected, "%s:%s", path, cases[i].error);
-        assert_string_equal(err, expected);
+        assert_int_equal(cfg.copies.per_source, cases[i].per_source);
+        assert_int_equal(cfg.copies.per_target, cases[i].per_target);
+        coord_config_free(&cfg);
     }
     s_tmp_cleanup(t);
 }
@@ -1544,8 +1556,6 @@ static void test_coord_metrics(void **state)
 {
     s_tmp_t *t = *state;
     s_tmp_init(t);
-    static const char base[] = "listen: tcp://127.0.0.1:7400\nsecret_key: k\nallowed_keys: a\n"
-                               "control_socket: s\njournal: j\n";
     struct {
         const char *metrics;
         const char *listen;  /* taken: metrics.listen; NULL: refused with error */
@@ -1571,26 +1581,15 @@ static void test_coord_metrics(void **state)
         { "metrics: {allow_remote: true}\n", NULL, false, "6: metrics.listen: missing required field" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char text[512], err[512] = "", expected[640];
-        snprintf(text, sizeof text, "%s%s", base, cases[i].metrics);
-        t->npaths = 0; /* the same file each time: one path to clean up */
-        const char *path = s_tmp_write(t, "coordinator.yaml", text, strlen(text));
         coord_config_t cfg;
-        bool ok = coord_config_load(path, &cfg, err, sizeof err);
-        if (!cases[i].error) {
-            if (!ok)
-                fail_msg("case %zu refused: %s", i, err);
-            if (cases[i].listen)
-                assert_string_equal(cfg.metrics.listen, cases[i].listen);
-            else
-                assert_null(cfg.metrics.listen);
-            assert_int_equal(cfg.metrics.allow_remote, cases[i].allow_remote);
-            coord_config_free(&cfg);
+        if (!s_coord_case(t, i, cases[i].metrics, cases[i].error, &cfg))
             continue;
-        }
-        assert_false(ok);
-        snprintf(expected, sizeof expected, "%s:%s", path, cases[i].error);
-        assert_string_equal(err, expected);
+        if (cases[i].listen)
+            assert_string_equal(cfg.metrics.listen, cases[i].listen);
+        else
+            assert_null(cfg.metrics.listen);
+        assert_int_equal(cfg.metrics.allow_remote, cases[i].allow_remote);
+        coord_config_free(&cfg);
     }
     s_tmp_cleanup(t);
 }

@@ -334,6 +334,28 @@ static const char s_fleet[] =
     "        proxies: [{agent: px2, proxy: edge, hold: false}]\n"
     "        databases: [crm]\n";
 
+/* A fleet of hosts source hosts with dbs databases each, one template
+ * (caller frees). */
+static char *s_fleet_text(int hosts, int dbs)
+{
+    char *big = xasprintf("fleets:\n  - template: {replication: {peer: blue}}\n    inventory:\n");
+    for (int h = 0; h < hosts; h++) {
+        char *more = xasprintf("%s      - {source: b%d, target: g%d, name_prefix: h%d_, "
+                               "databases: [", big, h, h, h);
+        free(big);
+        big = more;
+        for (int d = 0; d < dbs; d++) {
+            more = xasprintf("%s%sdb%d", big, d ? ", " : "", d);
+            free(big);
+            big = more;
+        }
+        more = xasprintf("%s]}\n", big);
+        free(big);
+        big = more;
+    }
+    return big;
+}
+
 static void test_fleet_expands(void **state)
 {
     (void)state;
@@ -406,21 +428,7 @@ static void test_fleet_expands(void **state)
     plan_free(&p);
 
     /* A plan of fleets alone; 200 databases on 4 source hosts. */
-    char *big = xasprintf("fleets:\n  - template: {replication: {peer: blue}}\n    inventory:\n");
-    for (int h = 0; h < 4; h++) {
-        char *more = xasprintf("%s      - source: b%d\n        target: g%d\n"
-                               "        name_prefix: h%d_\n        databases: [", big, h, h, h);
-        free(big);
-        big = more;
-        for (int d = 0; d < 50; d++) {
-            more = xasprintf("%s%sdb%d", big, d ? ", " : "", d);
-            free(big);
-            big = more;
-        }
-        more = xasprintf("%s]\n", big);
-        free(big);
-        big = more;
-    }
+    char *big = s_fleet_text(4, 50);
     if (!plan_load_string("plan.yaml", big, &p, err, sizeof err))
         fail_msg("%s", err);
     assert_int_equal(plan_count(&p), 200);
@@ -485,21 +493,7 @@ static void test_fleet_refusals(void **state)
     s_refused("fleets: []\n", "plan.yaml:1: fleets:");
     s_refused("{}\n", "migrations: missing: a plan has a list of migrations, or of fleets");
     /* At most 1000 migrations in one plan, expanded. */
-    char *big = xasprintf("%s", head);
-    for (int h = 0; h < 3; h++) {
-        char *more = xasprintf("%s      - {source: b%d, target: g%d, name_prefix: h%d_, "
-                               "databases: [", big, h, h, h);
-        free(big);
-        big = more;
-        for (int d = 0; d < 400; d++) {
-            more = xasprintf("%s%sdb%d", big, d ? ", " : "", d);
-            free(big);
-            big = more;
-        }
-        more = xasprintf("%s]}\n", big);
-        free(big);
-        big = more;
-    }
+    char *big = s_fleet_text(3, 400);
     s_refused(big, "plan.yaml: fleets: the plan makes 1200 migrations, more than 1000");
     free(big);
 }
