@@ -17,6 +17,8 @@ static const char *const s_names[CTLCMD__COUNT] = {
     [CTLCMD_MIGRATE_CLEANUP] = "migrate_cleanup",
     [CTLCMD_CUTOVER] = "cutover",
     [CTLCMD_MIGRATE_AUDIT] = "migrate_audit",
+    [CTLCMD_FLEET_PAUSE] = "fleet_pause",
+    [CTLCMD_FLEET_RESUME] = "fleet_resume",
 };
 
 const char *ctlcmd_name(ctlcmd_t cmd)

@@ -25,6 +25,8 @@ typedef enum {
     CTLCMD_MIGRATE_CLEANUP, /* {name} */
     CTLCMD_CUTOVER,         /* {name[, back, dry_run]} */
     CTLCMD_MIGRATE_AUDIT,   /* {name}: the migration's journaled events */
+    CTLCMD_FLEET_PAUSE,     /* {}: no copy starts; every migration that can pause pauses */
+    CTLCMD_FLEET_RESUME,    /* {}: copies may start; every paused migration resumes */
     CTLCMD__COUNT
 } ctlcmd_t;
 

@@ -488,6 +488,40 @@ static void s_ctl_cleanup(coord_t *c, control_req_t *req, const cJSON *request)
     s_migrate_change(c, req, request, migset_cleanup, "cleaning_up");
 }
 
+/* fleet_pause, fleet_resume: {}. Each migration paused or resumed gets
+ * the command in its audit trail. */
+static void s_fleet_change(coord_t *c, control_req_t *req, const cJSON *request, bool pause)
+{
+    const char *command = cJSON_GetObjectItem(request, "cmd")->valuestring;
+    cJSON *changed = cJSON_CreateArray(), *skipped = cJSON_CreateArray();
+    char err[256];
+    if (!migset_fleet_pause(c->migs, pause, changed, skipped, err, sizeof err)) {
+        cJSON_Delete(changed);
+        cJSON_Delete(skipped);
+        control_reply_error(req, err);
+        return;
+    }
+    const cJSON *n;
+    cJSON_ArrayForEach(n, changed)
+    s_audit(c, req, n->valuestring, command, NULL, "accepted", NULL);
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddBoolToObject(r, "ok", true);
+    cJSON_AddBoolToObject(r, "fleet_paused", pause);
+    cJSON_AddItemToObject(r, pause ? "paused" : "resumed", changed);
+    cJSON_AddItemToObject(r, "skipped", skipped);
+    control_reply(req, r);
+}
+
+static void s_ctl_fleet_pause(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    s_fleet_change(c, req, request, true);
+}
+
+static void s_ctl_fleet_resume(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    s_fleet_change(c, req, request, false);
+}
+
 /* The handler of each control command (ctlcmd.h). */
 static void (*const s_ctl_handlers[CTLCMD__COUNT])(coord_t *c, control_req_t *req,
                                                     const cJSON *request) = {
@@ -504,6 +538,8 @@ static void (*const s_ctl_handlers[CTLCMD__COUNT])(coord_t *c, control_req_t *re
     [CTLCMD_MIGRATE_CLEANUP] = s_ctl_cleanup,
     [CTLCMD_CUTOVER] = s_cutover,
     [CTLCMD_MIGRATE_AUDIT] = s_migrate_audit,
+    [CTLCMD_FLEET_PAUSE] = s_ctl_fleet_pause,
+    [CTLCMD_FLEET_RESUME] = s_ctl_fleet_resume,
 };
 
 void ctlserve_handle(control_req_t *req, const cJSON *request, void *arg)

@@ -298,6 +298,30 @@ bool journal_migrations(journal_t *j, journal_migration_cb cb, void *arg)
     return true;
 }
 
+bool journal_meta_get(journal_t *j, const char *key, int64_t *value)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(j->db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    if (found)
+        *value = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return found;
+}
+
+bool journal_meta_set(journal_t *j, const char *key, int64_t value)
+{
+    const char *p[1] = { key };
+    int rc = s_exec(j, "INSERT INTO meta (key, value) VALUES (?, ?)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    1, p, &value, 1);
+    if (rc != SQLITE_DONE)
+        log_warn("journal %s: setting %s: %s", j->path, key, sqlite3_errmsg(j->db));
+    return rc == SQLITE_DONE;
+}
+
 bool journal_events(journal_t *j, const char *name, journal_event_cb cb, void *arg)
 {
     sqlite3_stmt *st = NULL;

@@ -35,6 +35,12 @@ void journal_close(journal_t **jp);
  * a write pause whose steps are journaled. Failure is only logged. */
 void journal_checkpoint(journal_t *j);
 
+/* A durable setting of the coordinator's own (meta table): *value, or
+ * false if key was never set or cannot be read. */
+bool journal_meta_get(journal_t *j, const char *key, int64_t *value);
+/* Sets it; false (logged) if the journal refused. */
+bool journal_meta_set(journal_t *j, const char *key, int64_t value);
+
 /* Records a new migration in state. False (err filled) if one with that
  * name exists and is not aborted (an aborted one is replaced). */
 bool journal_migration_create(journal_t *j, const char *name, const char *spec_json,

@@ -26,6 +26,8 @@ void cli_usage(FILE *f)
             "  fleet status [--json] [--watch] [--interval DUR]\n"
             "                                 every migration at a glance: phases, copies, verify,\n"
             "                                 problems first, and the command to run next\n"
+            "  fleet pause|resume [--json]    no copy starts and every migration that can pause\n"
+            "                                 pauses; or copies may start and the paused resume\n"
             "  proxy AGENT PROXY status|resume [--json]\n"
             "  proxy AGENT PROXY pause [--lease DUR] [--timeout DUR] [--json]\n"
             "  proxy AGENT PROXY switch blue|green [--lease DUR] [--json]\n"

@@ -202,10 +202,53 @@ static cJSON *s_fleet_once(const char *sock, int *code)
     return fv;
 }
 
+/* fleet pause|resume [--json] */
+static int s_fleet_pause(const char *sock, int argc, char **argv, bool pause)
+{
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") != 0) {
+            cli_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+        json = true;
+    }
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(pause ? CTLCMD_FLEET_PAUSE : CTLCMD_FLEET_RESUME));
+    cJSON *resp = client_request(sock, req, 60);
+    if (!resp)
+        return CLI_EXIT_UNREACHABLE;
+    bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
+    if (json) {
+        char *text = cJSON_Print(resp);
+        puts(text);
+        cJSON_free(text);
+    } else {
+        render_humanize(resp);
+        if (!ok) {
+            fprintf(stderr, "godwitctl: %s\n", render_str(resp, "error", "failed"));
+        } else {
+            const cJSON *n;
+            printf("fleet %s: %s\n", pause ? "paused" : "resumed",
+                   pause ? "no copy starts until godwitctl fleet resume"
+                         : "copies may start");
+            cJSON_ArrayForEach(n, cJSON_GetObjectItem(resp, pause ? "paused" : "resumed"))
+            printf("  migration %s: %s\n", n->valuestring, pause ? "pausing" : "resuming");
+            cJSON_ArrayForEach(n, cJSON_GetObjectItem(resp, "skipped"))
+            printf("  migration %s: left as it is: %s\n", render_str(n, "name", "?"),
+                   render_str(n, "why", ""));
+        }
+    }
+    cJSON_Delete(resp);
+    return ok ? 0 : CLI_EXIT_DEGRADED;
+}
+
 int ctlfleet_fleet(const char *sock, int argc, char **argv)
 {
     bool json, watch;
     int64_t interval;
+    if (argc >= 2 && (strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0))
+        return s_fleet_pause(sock, argc - 1, argv + 1, strcmp(argv[1], "pause") == 0);
     if (argc < 2 || strcmp(argv[1], "status") != 0) {
         cli_usage(stderr);
         return CLI_EXIT_USAGE;

@@ -12,7 +12,8 @@ int ctlfleet_keygen(int argc, char **argv);
 /* status [--json] [--watch] [--interval DUR] */
 int ctlfleet_status(const char *sock, int argc, char **argv);
 /* fleet status [--json] [--watch] [--interval DUR]: the fleet at a glance
- * (fleetview.h); exit 1 while a problem is an error. */
+ * (fleetview.h); exit 1 while a problem is an error. fleet pause|resume
+ * [--json]: the fleet's pause (migset.h). */
 int ctlfleet_fleet(const char *sock, int argc, char **argv);
 /* ping AGENT [--json] */
 int ctlfleet_ping(const char *sock, int argc, char **argv);

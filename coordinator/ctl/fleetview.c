@@ -3,6 +3,7 @@
  */
 #include "fleetview.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -137,15 +138,18 @@ static void s_migration_problems(const cJSON *m, problems_t *problems)
 /* The one command to run next: what blocks first, then what moves the
  * fleet on (verify what streams unverified, cut over what is verified,
  * clean up what is switched), else what it is waiting for. */
-static void s_next(cJSON *out, const cJSON *problems, const char *unverified, int n_unverified,
-                   const char *ready, int n_ready, const char *switched, int n_switched,
-                   int n_migrations)
+static void s_next(cJSON *out, const cJSON *problems, bool paused, const char *unverified,
+                   int n_unverified, const char *ready, int n_ready, const char *switched,
+                   int n_switched, int n_migrations)
 {
     char cmd[160], why[200];
     const cJSON *p = cJSON_GetArrayItem(problems, 0);
     if (p && strcmp(s_str(p, "severity", ""), "error") == 0) {
         snprintf(cmd, sizeof cmd, "%s", s_str(p, "command", "godwitctl status"));
         snprintf(why, sizeof why, "%s: fix the problems marked error first", s_str(p, "object", "?"));
+    } else if (paused) {
+        snprintf(cmd, sizeof cmd, "godwitctl fleet resume");
+        snprintf(why, sizeof why, "the fleet is paused: no copy starts");
     } else if (n_unverified) {
         snprintf(cmd, sizeof cmd, "godwitctl migrate verify %s", unverified);
         snprintf(why, sizeof why, "%d streaming migrations without an equal verify", n_unverified);
@@ -235,8 +239,14 @@ cJSON *fleetview_build(const cJSON *status, const cJSON *migrations)
     cJSON_AddNumberToObject(v, "different", v_diff);
     cJSON_AddNumberToObject(v, "running", v_running);
     cJSON_AddNumberToObject(v, "not_verified", v_none);
+    const cJSON *copies = cJSON_GetObjectItem(migrations, "copies");
+    bool paused = cJSON_IsTrue(cJSON_GetObjectItem(copies, "fleet_paused"));
+    cJSON_AddBoolToObject(out, "fleet_paused", paused);
+    if (paused)
+        s_problem(&pr, "warning", "fleet", "paused: no copy starts, the paused migrations stay paused",
+                  "godwitctl fleet resume");
     cJSON *problems = s_problems_join(&pr);
     cJSON_AddItemToObject(out, "problems", problems);
-    s_next(out, problems, unverified, n_unverified, ready, n_ready, switched, n_switched, n);
+    s_next(out, problems, paused, unverified, n_unverified, ready, n_ready, switched, n_switched, n);
     return out;
 }

@@ -10,8 +10,8 @@
  *   {migrations, phases: {STATE: n}, copy: {running, queued, bytes_done,
  *    bytes_total, rate_bytes_per_sec, eta_seconds}, verify: {equal,
  *    different, running, not_verified}, agents: {total, connected, lost,
- *    refused, never_seen}, problems: [{severity, object, message, command}],
- *    next: {command, why}}
+ *    refused, never_seen}, fleet_paused, problems: [{severity, object,
+ *    message, command}], next: {command, why}}
  */
 #ifndef GODWIT_FLEETVIEW_H
 #define GODWIT_FLEETVIEW_H

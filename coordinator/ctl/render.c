@@ -485,6 +485,8 @@ void render_fleet(const cJSON *f, FILE *out)
         fprintf(out, ", %.0f lost", render_num(ag, "lost", 0));
     if (render_num(ag, "refused", 0) > 0)
         fprintf(out, ", %.0f refused", render_num(ag, "refused", 0));
+    if (cJSON_IsTrue(cJSON_GetObjectItem(f, "fleet_paused")))
+        fputs("; PAUSED (no copy starts)", out);
     fputc('\n', out);
     const cJSON *ph;
     fputs("phases:", out);

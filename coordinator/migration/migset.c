@@ -20,6 +20,7 @@ struct migset {
     migration_t *migs;    /* in start order */
     migration_t *retired; /* replaced aborted ones: a stale result may still name them */
     migset_caps_t caps;
+    bool paused;          /* the fleet's pause: no copy starts (journal meta "fleet_paused") */
 };
 
 /* Copies holding a slot from agent (as their source) or into it (as their
@@ -44,6 +45,11 @@ static void s_admit_copies(migset_t *ms)
         if (g->state != M_COPY || g->copy_slot)
             continue;
         const char *src = g->m->source.agent, *tgt = g->m->target.agent;
+        if (ms->paused) {
+            snprintf(g->copy_queued, sizeof g->copy_queued,
+                     "queued: the fleet is paused (godwitctl fleet resume)");
+            continue;
+        }
         int64_t from = s_copies(ms, src, false), into = s_copies(ms, tgt, true);
         if (ms->caps.per_source && from >= ms->caps.per_source) {
             snprintf(g->copy_queued, sizeof g->copy_queued,
@@ -92,6 +98,7 @@ cJSON *migset_copies_json(const migset_t *ms)
     cJSON_AddNumberToObject(o, "per_target", (double)ms->caps.per_target);
     cJSON_AddNumberToObject(o, "running", (double)running);
     cJSON_AddNumberToObject(o, "queued", (double)queued);
+    cJSON_AddBoolToObject(o, "fleet_paused", ms->paused);
     return o;
 }
 
@@ -141,6 +148,8 @@ migset_t *migset_new(const agentlink_t *link, journal_t *j)
     ms->env.journal = j;
     ms->caps = (migset_caps_t){ .per_source = MIGSET_COPIES_PER_SOURCE,
                                 .per_target = MIGSET_COPIES_PER_TARGET };
+    int64_t paused = 0;
+    ms->paused = journal_meta_get(j, MIGSET_FLEET_PAUSED_KEY, &paused) && paused;
     journal_migrations(j, s_load_one, ms);
     return ms;
 }
@@ -268,6 +277,42 @@ static bool s_operator(migset_t *ms, const char *name, mevent_t event, const cha
         snprintf(err, errlen, "migration %s: the journal refused the change", name);
         return false;
     }
+}
+
+bool migset_fleet_pause(migset_t *ms, bool pause, cJSON *changed, cJSON *skipped, char *err,
+                        size_t errlen)
+{
+    if (!journal_meta_set(ms->env.journal, MIGSET_FLEET_PAUSED_KEY, pause ? 1 : 0)) {
+        snprintf(err, errlen, "the journal refused to record the fleet's %s",
+                 pause ? "pause" : "resume");
+        return false;
+    }
+    ms->paused = pause;
+    log_info("fleet %s: %s", pause ? "paused" : "resumed",
+             pause ? "no copy starts; the migrations that can pause pause" : "copies may start");
+    for (migration_t *g = ms->migs; g; g = g->next) {
+        char why[512];
+        if (g->state == M_ABORTED || g->state == M_DONE)
+            continue;
+        bool ok;
+        if (pause) {
+            ok = migset_pause(ms, g->m->name, why, sizeof why);
+        } else if (g->state == M_PAUSED || g->state == M_PAUSING) {
+            ok = migset_resume(ms, g->m->name, why, sizeof why);
+        } else {
+            snprintf(why, sizeof why, "not paused (%s)", migration_state_name(g->state));
+            ok = false;
+        }
+        if (ok) {
+            cJSON_AddItemToArray(changed, cJSON_CreateString(g->m->name));
+        } else {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", g->m->name);
+            cJSON_AddStringToObject(o, "why", why);
+            cJSON_AddItemToArray(skipped, o);
+        }
+    }
+    return true;
 }
 
 bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)

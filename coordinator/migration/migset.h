@@ -35,11 +35,22 @@ typedef struct {
     int64_t per_source;
     int64_t per_target;
 } migset_caps_t;
+/* The journal's meta key of the fleet's pause. */
+#define MIGSET_FLEET_PAUSED_KEY "fleet_paused"
 #define MIGSET_COPIES_PER_SOURCE 2
 #define MIGSET_COPIES_PER_TARGET 2
 void migset_set_caps(migset_t *ms, migset_caps_t caps);
 /* The caps and the copies running and queued, for status. Caller deletes. */
 cJSON *migset_copies_json(const migset_t *ms);
+
+/* The fleet paused (pause true) or resumed: while paused no copy starts
+ * (the queued ones wait; a restart keeps it so, it is journaled), and
+ * every migration the operator's pause applies to is paused; resume lets
+ * the copies start and resumes every paused migration. Appends to changed
+ * the names of those paused or resumed, to skipped {name, why} for the
+ * others. False with err if the journal refused. */
+bool migset_fleet_pause(migset_t *ms, bool pause, cJSON *changed, cJSON *skipped, char *err,
+                        size_t errlen) GODWIT_MUSTCHECK;
 void migset_destroy(migset_t **mp);
 
 /* The observer of every move (migration.h, migration_move_cb): one per

@@ -485,7 +485,8 @@ def test_copy_caps_one_at_a_time(rig):
     check(trail[second]["admitted"][0] >= trail[first]["copied"][0],
           "%s's copy started after %s's ended: %r" % (second, first, trail))
     st = json.loads(coord.ctl("migrate", "status", "--json").stdout)
-    check(st["copies"] == {"per_source": 1, "per_target": 2, "running": 0, "queued": 0},
+    check(st["copies"] == {"per_source": 1, "per_target": 2, "running": 0, "queued": 0,
+                           "fleet_paused": False},
           "the caps in status: %r" % st["copies"])
     check(green.psql("SELECT count(*) FROM public.t", db="shop2") == "20000", "shop2's rows")
     # The fleet at a glance: both streaming, neither verified: verify next.
@@ -499,6 +500,25 @@ def test_copy_caps_one_at_a_time(rig):
     print(human)
     check("fleet: 2 migrations; agents: 2 connected of 2" in human and
           "next: godwitctl migrate verify shop" in human, "human fleet status")
+    # The fleet's pause: both subscriptions disabled, no copy would start;
+    # journaled in each audit trail; the resume brings both back.
+    r = coord.ctl("fleet", "pause", "--json", check_rc=False)
+    check(r.returncode == 0 and sorted(json.loads(r.stdout)["paused"]) == ["shop", "shop2"],
+          "fleet paused: %r" % r.stdout)
+    for name in ("shop", "shop2"):
+        wait_for("%s paused" % name, lambda: (mstatus(coord, name) or {}).get("state") == "paused",
+                 30, interval=0.2)
+    fv = json.loads(coord.ctl("fleet", "status", "--json", check_rc=False).stdout)
+    check(fv["fleet_paused"] and fv["next"]["command"] == "godwitctl fleet resume",
+          "fleet status while paused: %r" % fv["next"])
+    out = coord.ctl("fleet", "resume").stdout.decode()
+    check("fleet resumed" in out and "migration shop2: resuming" in out, out)
+    for name in ("shop", "shop2"):
+        wait_for("%s streaming again" % name, lambda: (mstatus(coord, name) or {}).get("state") ==
+                 "streaming", 60, interval=0.5)
+    ops = [e["detail"]["command"] for e in json.loads(
+        coord.ctl("migrate", "audit", "shop2", "--json").stdout)["events"] if e["kind"] == "operator"]
+    check(ops[-2:] == ["fleet_pause", "fleet_resume"], "in the audit trail: %r" % ops)
 
 
 if __name__ == "__main__":

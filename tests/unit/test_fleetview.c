@@ -141,6 +141,8 @@ static void test_next(void **state)
           "godwitctl cleanup b" },
         { "[{\"name\":\"a\",\"state\":\"copy\",\"stopped_because\":\"slot over its limit\"}]",
           "godwitctl migrate status a" },
+        { "[{\"name\":\"a\",\"state\":\"paused\"}],\"copies\":{\"fleet_paused\":true}",
+          "godwitctl fleet resume" },
     };
     cJSON *st = s_parse(s_agents_ok);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -810,10 +810,74 @@ static void test_copy_caps(void **state)
     plan_free(&p);
 }
 
+/* The fleet's pause holds every copy not yet started, across a restart;
+ * its resume lets them start. */
+static void test_fleet_pause_holds_copies(void **state)
+{
+    rig_t *r = *state;
+    static const char text[] =
+        "migrations:\n"
+        "  - {name: c1, source: {agent: " BLUE ", database: a}, target: {agent: " GREEN
+        ", database: a}, replication: {peer: p}}\n"
+        "  - {name: c2, source: {agent: " BLUE ", database: b}, target: {agent: " GREEN
+        ", database: b}, replication: {peer: p}}\n";
+    plan_t p;
+    char err[512];
+    assert_true(plan_load_string("plan.yaml", text, &p, err, sizeof err));
+    migset_set_caps(r->ms, (migset_caps_t){ .per_source = 1, .per_target = 0 });
+    for (size_t i = 0; i < 2; i++)
+        assert_true(migset_start(r->ms, plan_at(&p, i), err, sizeof err));
+    for (int guard = 0; guard < 10; guard++) {
+        migset_tick(r->ms);
+        while (s_pending(r, GREEN, A(APPLY_ROLES)))
+            s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
+        while (s_pending(r, GREEN, A(APPLY_SCHEMA)))
+            s_ok_schema(fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA)));
+        while (s_pending(r, BLUE, A(ENSURE_PUBLICATION)))
+            fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+    }
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1); /* c1's; c2 queued */
+    cJSON *changed = cJSON_CreateArray(), *skipped = cJSON_CreateArray();
+    assert_true(migset_fleet_pause(r->ms, true, changed, skipped, err, sizeof err));
+    assert_int_equal(cJSON_GetArraySize(changed), 0); /* a copy cannot pause */
+    assert_int_equal(cJSON_GetArraySize(skipped), 2);
+    cJSON_Delete(changed);
+    cJSON_Delete(skipped);
+
+    /* c1's copy ends: c2 stays queued, the fleet being paused. */
+    s_ok_copy(fakelink_take_any(&r->link, GREEN, A(BULK_COPY)));
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 0);
+    assert_string_equal(s_field(r, "c2", "doing"), "queued: the fleet is paused (godwitctl fleet resume)");
+
+    /* A restart keeps the pause. */
+    s_restart(r);
+    migset_set_caps(r->ms, (migset_caps_t){ .per_source = 1, .per_target = 0 });
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 0);
+    cJSON *c = migset_copies_json(r->ms);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(c, "fleet_paused")));
+    cJSON_Delete(c);
+
+    /* The resume: c2's copy starts. */
+    changed = cJSON_CreateArray();
+    skipped = cJSON_CreateArray();
+    assert_true(migset_fleet_pause(r->ms, false, changed, skipped, err, sizeof err));
+    cJSON_Delete(changed);
+    cJSON_Delete(skipped);
+    fakelink_drain(&r->link, "test: answers not needed");
+    fakelink_advance(&r->link, 60000);
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1);
+    assert_string_equal(s_field(r, "c2", "copy_queued"), "");
+    plan_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_copy_caps, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_fleet_pause_holds_copies, s_setup, s_teardown),
         T(test_every_step_to_streaming),
         T(test_catchup_waits_for_ready_and_lag),
         T(test_failed_step_retries_with_backoff),
