@@ -754,6 +754,28 @@ static double s_copies(rig_t *r, const char *key)
     return v;
 }
 
+/* Loads the plan text into *p (the caller frees it), caps the copies at
+ * per_source, starts every migration of it and answers each step up to
+ * the copy (the copies' commands are left pending). */
+static void s_start_to_copy(rig_t *r, const char *text, int64_t per_source, plan_t *p)
+{
+    char err[512];
+    if (!plan_load_string("plan.yaml", text, p, err, sizeof err))
+        fail_msg("%s", err);
+    migset_set_caps(r->ms, (migset_caps_t){ .per_source = per_source, .per_target = 0 });
+    for (size_t i = 0; i < plan_count(p); i++)
+        assert_true(migset_start(r->ms, plan_at(p, i), err, sizeof err));
+    for (int guard = 0; guard < 10; guard++) {
+        migset_tick(r->ms);
+        while (s_pending(r, GREEN, A(APPLY_ROLES)))
+            s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
+        while (s_pending(r, GREEN, A(APPLY_SCHEMA)))
+            s_ok_schema(fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA)));
+        while (s_pending(r, BLUE, A(ENSURE_PUBLICATION)))
+            fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+    }
+}
+
 /* Copy caps: three migrations from one source with two copies at once:
  * the third waits in copy, saying why, until one of the two is done; the
  * admissions are journaled, so a restarted coordinator counts the copies
@@ -770,20 +792,7 @@ static void test_copy_caps(void **state)
         "  - {name: c3, source: {agent: " BLUE ", database: c}, target: {agent: " GREEN
         ", database: c}, replication: {peer: p}}\n";
     plan_t p;
-    char err[512];
-    assert_true(plan_load_string("plan.yaml", text, &p, err, sizeof err));
-    migset_set_caps(r->ms, (migset_caps_t){ .per_source = 2, .per_target = 0 });
-    for (size_t i = 0; i < 3; i++)
-        assert_true(migset_start(r->ms, plan_at(&p, i), err, sizeof err));
-    for (int guard = 0; guard < 10; guard++) {
-        migset_tick(r->ms);
-        while (s_pending(r, GREEN, A(APPLY_ROLES)))
-            s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
-        while (s_pending(r, GREEN, A(APPLY_SCHEMA)))
-            s_ok_schema(fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA)));
-        while (s_pending(r, BLUE, A(ENSURE_PUBLICATION)))
-            fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
-    }
+    s_start_to_copy(r, text, 2, &p);
     for (size_t i = 0; i < 3; i++)
         assert_string_equal(s_field(r, plan_at(&p, i)->name, "state"), "copy");
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 2);
@@ -823,19 +832,7 @@ static void test_fleet_pause_holds_copies(void **state)
         ", database: b}, replication: {peer: p}}\n";
     plan_t p;
     char err[512];
-    assert_true(plan_load_string("plan.yaml", text, &p, err, sizeof err));
-    migset_set_caps(r->ms, (migset_caps_t){ .per_source = 1, .per_target = 0 });
-    for (size_t i = 0; i < 2; i++)
-        assert_true(migset_start(r->ms, plan_at(&p, i), err, sizeof err));
-    for (int guard = 0; guard < 10; guard++) {
-        migset_tick(r->ms);
-        while (s_pending(r, GREEN, A(APPLY_ROLES)))
-            s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
-        while (s_pending(r, GREEN, A(APPLY_SCHEMA)))
-            s_ok_schema(fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA)));
-        while (s_pending(r, BLUE, A(ENSURE_PUBLICATION)))
-            fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
-    }
+    s_start_to_copy(r, text, 1, &p);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1); /* c1's; c2 queued */
     cJSON *changed = cJSON_CreateArray(), *skipped = cJSON_CreateArray();
     assert_true(migset_fleet_pause(r->ms, true, changed, skipped, err, sizeof err));
