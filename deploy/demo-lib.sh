@@ -83,6 +83,8 @@ demo_setup() {
     trap demo_cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
+    # Under /tmp, not $TMPDIR: the postgres user runs the clusters in here
+    # and must be able to reach it (a root's private TMPDIR would not do).
     demo_work=$(mktemp -d /tmp/godwit-demo.XXXXXX)
     work=$demo_work
     chmod 755 "$work"

@@ -2,22 +2,11 @@
  * fleetview: see fleetview.h. Builds a new cJSON tree; borrows its inputs.
  */
 #include "fleetview.h"
+#include "render.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-
-static double s_num(const cJSON *o, const char *key, double dflt)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
-static const char *s_str(const cJSON *o, const char *key, const char *dflt)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, key);
-    return cJSON_IsString(v) ? v->valuestring : dflt;
-}
 
 static void s_count(cJSON *counts, const char *key)
 {
@@ -65,7 +54,7 @@ static void s_agents(const cJSON *status, cJSON *out, problems_t *problems)
     const cJSON *ag;
     cJSON_ArrayForEach(ag, cJSON_GetObjectItem(status, "agents"))
     {
-        const char *name = s_str(ag, "name", "?"), *st = s_str(ag, "state", "?");
+        const char *name = render_str(ag, "name", "?"), *st = render_str(ag, "state", "?");
         char object[96], msg[300];
         snprintf(object, sizeof object, "agent %s", name);
         total++;
@@ -74,11 +63,11 @@ static void s_agents(const cJSON *status, cJSON *out, problems_t *problems)
         } else if (strcmp(st, "lost") == 0) {
             lost++;
             snprintf(msg, sizeof msg, "lost: no message for %.0f s",
-                     s_num(ag, "last_seen_age_ms", 0) / 1000.0);
+                     render_num(ag, "last_seen_age_ms", 0) / 1000.0);
             s_problem(problems, "error", object, msg, "godwitctl status");
         } else if (strcmp(st, "refused") == 0) {
             refused++;
-            snprintf(msg, sizeof msg, "refused: %s", s_str(ag, "refused", "its hello was refused"));
+            snprintf(msg, sizeof msg, "refused: %s", render_str(ag, "refused", "its hello was refused"));
             s_problem(problems, "error", object, msg, "godwitctl status");
         } else {
             never++;
@@ -94,40 +83,40 @@ static void s_agents(const cJSON *status, cJSON *out, problems_t *problems)
 /* A migration's own problems. */
 static void s_migration_problems(const cJSON *m, problems_t *problems)
 {
-    const char *name = s_str(m, "name", "?");
+    const char *name = render_str(m, "name", "?");
     char object[96], msg[600], cmd[128];
     snprintf(object, sizeof object, "migration %s", name);
     snprintf(cmd, sizeof cmd, "godwitctl migrate status %s", name);
-    const char *stopped = s_str(m, "stopped_because", NULL);
+    const char *stopped = render_str(m, "stopped_because", NULL);
     if (stopped) {
         snprintf(msg, sizeof msg, "stopped to protect the source: %s", stopped);
         s_problem(problems, "error", object, msg, cmd);
     }
     const cJSON *re = cJSON_GetObjectItem(m, "replication_error");
     if (cJSON_IsObject(re)) {
-        snprintf(msg, sizeof msg, "replication error (%.0f times): %s", s_num(re, "times", 1),
-                 s_str(re, "message", "?"));
+        snprintf(msg, sizeof msg, "replication error (%.0f times): %s", render_num(re, "times", 1),
+                 render_str(re, "message", "?"));
         s_problem(problems, "error", object, msg, cmd);
     }
     const cJSON *v = cJSON_GetObjectItem(m, "verify");
-    if (cJSON_IsObject(v) && strcmp(s_str(v, "state", ""), "different") == 0) {
+    if (cJSON_IsObject(v) && strcmp(render_str(v, "state", ""), "different") == 0) {
         snprintf(msg, sizeof msg, "the last verify found differences");
         s_problem(problems, "error", object, msg, cmd);
     }
-    const char *err = s_str(m, "last_error", NULL);
-    if (err && s_num(m, "attempts", 0) > 0) {
-        snprintf(msg, sizeof msg, "%s failing (%.0f attempts): %s", s_str(m, "state", "?"),
-                 s_num(m, "attempts", 0), err);
+    const char *err = render_str(m, "last_error", NULL);
+    if (err && render_num(m, "attempts", 0) > 0) {
+        snprintf(msg, sizeof msg, "%s failing (%.0f attempts): %s", render_str(m, "state", "?"),
+                 render_num(m, "attempts", 0), err);
         s_problem(problems, "warning", object, msg, cmd);
     }
-    double lag_s = s_num(m, "lag_seconds", -1), max_lag_ms = s_num(m, "max_lag_ms", 0);
-    if (strcmp(s_str(m, "state", ""), "streaming") == 0 && lag_s >= 0 && max_lag_ms > 0 &&
+    double lag_s = render_num(m, "lag_seconds", -1), max_lag_ms = render_num(m, "max_lag_ms", 0);
+    if (strcmp(render_str(m, "state", ""), "streaming") == 0 && lag_s >= 0 && max_lag_ms > 0 &&
         lag_s * 1000 > max_lag_ms) {
         snprintf(msg, sizeof msg, "lag %.1f s, over max_lag (%.1f s): the cutover gate refuses",
                  lag_s, max_lag_ms / 1000);
         s_problem(problems, "warning", object, msg, cmd);
     }
-    double held = s_num(m, "slot_retained_bytes", -1), limit = s_num(m, "slot_wal_limit_bytes", 0);
+    double held = render_num(m, "slot_retained_bytes", -1), limit = render_num(m, "slot_wal_limit_bytes", 0);
     if (held >= 0 && limit > 0 && held >= FLEETVIEW_SLOT_NEAR_LIMIT * limit) {
         snprintf(msg, sizeof msg, "slot holds %.0f %% of slot_wal_limit: at the limit godwit drops "
                  "it to protect the source", 100.0 * held / limit);
@@ -144,9 +133,9 @@ static void s_next(cJSON *out, const cJSON *problems, bool paused, const char *u
 {
     char cmd[160], why[200];
     const cJSON *p = cJSON_GetArrayItem(problems, 0);
-    if (p && strcmp(s_str(p, "severity", ""), "error") == 0) {
-        snprintf(cmd, sizeof cmd, "%s", s_str(p, "command", "godwitctl status"));
-        snprintf(why, sizeof why, "%s: fix the problems marked error first", s_str(p, "object", "?"));
+    if (p && strcmp(render_str(p, "severity", ""), "error") == 0) {
+        snprintf(cmd, sizeof cmd, "%s", render_str(p, "command", "godwitctl status"));
+        snprintf(why, sizeof why, "%s: fix the problems marked error first", render_str(p, "object", "?"));
     } else if (paused) {
         snprintf(cmd, sizeof cmd, "godwitctl fleet resume");
         snprintf(why, sizeof why, "the fleet is paused: no copy starts");
@@ -187,7 +176,7 @@ cJSON *fleetview_build(const cJSON *status, const cJSON *migrations)
     const cJSON *m;
     cJSON_ArrayForEach(m, cJSON_GetObjectItem(migrations, "migrations"))
     {
-        const char *state = s_str(m, "state", "?"), *name = s_str(m, "name", "?");
+        const char *state = render_str(m, "state", "?"), *name = render_str(m, "name", "?");
         n++;
         s_count(phases, state);
         s_migration_problems(m, &pr);
@@ -197,9 +186,9 @@ cJSON *fleetview_build(const cJSON *status, const cJSON *migrations)
                 queued++;
             } else {
                 running++;
-                done += s_num(c, "bytes_done", 0);
-                total += s_num(c, "bytes_total", 0);
-                rate += s_num(c, "rate_bytes_per_sec", 0);
+                done += render_num(c, "bytes_done", 0);
+                total += render_num(c, "bytes_total", 0);
+                rate += render_num(c, "rate_bytes_per_sec", 0);
             }
         }
         if (strcmp(state, "switched") == 0 && !n_switched++)
@@ -207,7 +196,7 @@ cJSON *fleetview_build(const cJSON *status, const cJSON *migrations)
         if (strcmp(state, "streaming") != 0)
             continue;
         const cJSON *v = cJSON_GetObjectItem(m, "verify");
-        const char *vs = cJSON_IsObject(v) ? s_str(v, "state", "") : "";
+        const char *vs = cJSON_IsObject(v) ? render_str(v, "state", "") : "";
         if (strcmp(vs, "equal") == 0) {
             v_equal++;
             if (!n_ready++)

@@ -24,33 +24,56 @@ struct migset {
 };
 
 /* Copies holding a slot from agent (as their source) or into it (as their
- * target). */
-static int64_t s_copies(const migset_t *ms, const char *agent, bool as_target)
+ * target), among the running ones (few: the caps bound them). */
+static int64_t s_copies(migration_t *const *running, size_t n, const char *agent, bool as_target)
 {
-    int64_t n = 0;
-    for (const migration_t *g = ms->migs; g; g = g->next)
-        if (g->state == M_COPY && g->copy_slot &&
-            strcmp(as_target ? g->m->target.agent : g->m->source.agent, agent) == 0)
-            n++;
-    return n;
+    int64_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += strcmp(as_target ? running[i]->m->target.agent : running[i]->m->source.agent,
+                    agent) == 0;
+    return c;
+}
+
+/* Appends g to the growing array *v of *n items (*cap allocated). */
+static void s_push(migration_t ***v, size_t *n, size_t *cap, migration_t *g)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 16;
+        *v = xrealloc(*v, *cap * sizeof **v);
+    }
+    (*v)[(*n)++] = g;
 }
 
 /* Gives a copy slot, in start order, to every migration in copy that
  * waits for one and whose source and target agents are under their caps;
  * the others say why they wait. An admission is journaled (a restarted
- * coordinator finds which copies may be running). */
+ * coordinator finds which copies may be running). Runs every tick: one
+ * pass finds the running copies, and each waiting one is counted against
+ * those alone, not against the whole fleet. */
 static void s_admit_copies(migset_t *ms)
 {
+    size_t n = 0, cap = 0, waiting = 0;
+    migration_t **running = NULL;
     for (migration_t *g = ms->migs; g; g = g->next) {
+        if (g->state != M_COPY)
+            continue;
+        if (!g->copy_slot) {
+            waiting++;
+            continue;
+        }
+        s_push(&running, &n, &cap, g);
+    }
+    for (migration_t *g = ms->migs; waiting && g; g = g->next) {
         if (g->state != M_COPY || g->copy_slot)
             continue;
+        waiting--;
         const char *src = g->m->source.agent, *tgt = g->m->target.agent;
         if (ms->paused) {
             snprintf(g->copy_queued, sizeof g->copy_queued,
                      "queued: the fleet is paused (godwitctl fleet resume)");
             continue;
         }
-        int64_t from = s_copies(ms, src, false), into = s_copies(ms, tgt, true);
+        int64_t from = s_copies(running, n, src, false), into = s_copies(running, n, tgt, true);
         if (ms->caps.per_source && from >= ms->caps.per_source) {
             snprintf(g->copy_queued, sizeof g->copy_queued,
                      "queued: %lld copies from source %s running (copies.per_source %lld)",
@@ -73,7 +96,9 @@ static void s_admit_copies(migset_t *ms)
                        g->m->name, detail);
         g->copy_slot = true;
         g->copy_queued[0] = '\0';
+        s_push(&running, &n, &cap, g);
     }
+    free(running);
 }
 
 void migset_tick(migset_t *ms)
@@ -526,6 +551,12 @@ bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
     journal_event(ms->env.journal, name, migration_state_name(g->state), "intent",
                   "verify every table");
     return true;
+}
+
+const char *migset_state(migset_t *ms, const char *name)
+{
+    migration_t *g = s_find(ms, name);
+    return g ? migration_state_name(g->state) : NULL;
 }
 
 bool migset_note(migset_t *ms, const char *name, const char *kind, const char *detail)

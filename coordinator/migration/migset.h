@@ -110,6 +110,8 @@ bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)
  * now (the operator's commands, for its audit trail); false if there is
  * no migration of that name. */
 bool migset_note(migset_t *ms, const char *name, const char *kind, const char *detail);
+/* The state name of migration name (static), or NULL if there is none. */
+const char *migset_state(migset_t *ms, const char *name);
 
 /* The migrations' Prometheus families (migmetrics.h) into p. */
 void migset_metrics(const migset_t *ms, promtext_t *p);

@@ -34,14 +34,16 @@ static const cfg_field_t s_side[2][3] = {
       .retired = "no longer in plans: how one side reaches the other is the " where            \
                  " agent's config now (peers: name, host, port, user, sslmode, passfile; "      \
                  "docs/config.md); move it there and write {peer: NAME} here" }
-#define S_CONN_FIELDS(f, where)                                                                \
+/* A {peer: NAME} section whose peer is stored at offset off. */
+#define S_CONN_FIELDS(off, where)                                                              \
     {                                                                                          \
-        { .key = "peer", .type = CFG_STRING, .offset = M(f.peer), .required = true },          \
+        { .key = "peer", .type = CFG_STRING, .offset = (off), .required = true },              \
         S_MOVED("host", where), S_MOVED("port", where), S_MOVED("user", where),                 \
         S_MOVED("passfile", where), S_MOVED("sslmode", where), CFG_END,                        \
     }
-static const cfg_field_t s_replication[] = S_CONN_FIELDS(replication, "target");
-static const cfg_field_t s_reverse_replication[] = S_CONN_FIELDS(reverse_replication, "source");
+static const cfg_field_t s_replication[] = S_CONN_FIELDS(M(replication.peer), "target");
+static const cfg_field_t s_reverse_replication[] =
+    S_CONN_FIELDS(M(reverse_replication.peer), "source");
 
 static const char *const s_on_off[] = { "on", "off", NULL };
 
@@ -140,14 +142,9 @@ static const cfg_field_t s_template[] = {
 };
 
 #define I(f) offsetof(plan_inventory_t, f)
-static const cfg_field_t s_inv_replication[] = {
-    { .key = "peer", .type = CFG_STRING, .offset = I(replication.peer), .required = true },
-    CFG_END,
-};
-static const cfg_field_t s_inv_reverse_replication[] = {
-    { .key = "peer", .type = CFG_STRING, .offset = I(reverse_replication.peer), .required = true },
-    CFG_END,
-};
+static const cfg_field_t s_inv_replication[] = S_CONN_FIELDS(I(replication.peer), "target");
+static const cfg_field_t s_inv_reverse_replication[] =
+    S_CONN_FIELDS(I(reverse_replication.peer), "source");
 
 static bool s_name_ok(const char *s);
 
@@ -239,15 +236,23 @@ bool plan_origin(const plan_t *plan, size_t i, plan_origin_t *out)
     return true;
 }
 
+bool plan_origin_path(const plan_t *plan, size_t i, char *buf, size_t len)
+{
+    plan_origin_t o;
+    if (!plan_origin(plan, i, &o))
+        return false;
+    snprintf(buf, len, "fleets[%zu].inventory[%zu].databases[%zu]", o.fleet, o.item, o.database);
+    return true;
+}
+
 /* Where migration i is in the file, for errors: "migrations[1].FIELD", or
  * for an expansion the inventory's database that made it, then FIELD.
  * Writes into buf (len bytes) and returns it. */
 static const char *s_where(const plan_t *plan, size_t i, const char *field, char *buf, size_t len)
 {
-    plan_origin_t o;
-    if (plan_origin(plan, i, &o))
-        snprintf(buf, len, "fleets[%zu].inventory[%zu].databases[%zu] (migration \"%s\"): %s",
-                 o.fleet, o.item, o.database, plan_at(plan, i)->name, field);
+    char path[96];
+    if (plan_origin_path(plan, i, path, sizeof path))
+        snprintf(buf, len, "%s (migration \"%s\"): %s", path, plan_at(plan, i)->name, field);
     else
         snprintf(buf, len, "migrations[%zu].%s", i, field);
     return buf;
@@ -256,11 +261,7 @@ static const char *s_where(const plan_t *plan, size_t i, const char *field, char
 /* The same, naming the migration only: "migrations[1]" or the database. */
 static const char *s_which(const plan_t *plan, size_t i, char *buf, size_t len)
 {
-    plan_origin_t o;
-    if (plan_origin(plan, i, &o))
-        snprintf(buf, len, "fleets[%zu].inventory[%zu].databases[%zu]", o.fleet, o.item,
-                 o.database);
-    else
+    if (!plan_origin_path(plan, i, buf, len))
         snprintf(buf, len, "migrations[%zu]", i);
     return buf;
 }

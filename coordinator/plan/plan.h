@@ -147,6 +147,9 @@ plan_migration_t *plan_find(const plan_t *plan, const char *name);
 /* Where migration i came from: false for one written out under
  * `migrations`, true with *out filled for a fleet's expansion. */
 bool plan_origin(const plan_t *plan, size_t i, plan_origin_t *out);
+/* The same as the file's path, "fleets[0].inventory[2].databases[1]",
+ * into buf (len bytes); false (buf untouched) for one written out. */
+bool plan_origin_path(const plan_t *plan, size_t i, char *buf, size_t len);
 void plan_free(plan_t *plan);
 
 /* The migration as a one-migration plan in JSON (which is YAML), so the

@@ -94,13 +94,9 @@ static void s_finish(plancheck_t *pc)
         cJSON_AddStringToObject(o, "source_database", pm->m->source.database);
         cJSON_AddStringToObject(o, "target", pm->m->target.agent);
         cJSON_AddStringToObject(o, "target_database", pm->m->target.database);
-        plan_origin_t from;
-        if (plan_origin(pc->plan, i, &from)) {
-            char where[96];
-            snprintf(where, sizeof where, "fleets[%zu].inventory[%zu].databases[%zu]", from.fleet,
-                     from.item, from.database);
-            cJSON_AddStringToObject(o, "from", where);
-        }
+        char from[96];
+        if (plan_origin_path(pc->plan, i, from, sizeof from))
+            cJSON_AddStringToObject(o, "from", from);
         cJSON_AddNumberToObject(o, "blocking", blocking);
         cJSON_AddNumberToObject(o, "warnings", warnings);
         if (pm->facts) {
