@@ -59,20 +59,24 @@ def test_cutover_under_load_across_a_wan(rig):
     started = time.monotonic()
     wait_for("the workload writing", lambda: int(blue.psql(
         "SELECT sum(n) FROM public.hot_counters", db="shop")) > 100, 30, interval=0.5)
-    for _ in range(5):
-        r = coord.ctl("migrate", "verify", "shop", "--json", check_rc=False)
-        if r.returncode == 0:
-            break
-    check(r.returncode == 0, "verify equal under load: %s" % r.stdout.decode()[-2000:])
-
     # The final check, inside the write pause: rows the verify saw change
     # (pgbench_accounts' recent keys; the workload updates each account
     # every few minutes, never its filler), changed on green behind
     # replication's back after the verify said equal, abort the cutover
-    # with their keys; blue stays where traffic goes.
-    recent = next(t["recent"] for t in json.loads(r.stdout)["tables"]
-                  if t["table"] == "public.pgbench_accounts")
-    check(recent["key_columns"] == ["aid"] and len(recent["keys"]) >= 3,
+    # with their keys; blue stays where traffic goes. How many accounts
+    # change while the verify reads that table is chance (its window is
+    # short): a verify that saw none is asked again.
+    recent = {}
+    for _ in range(5):
+        r = coord.ctl("migrate", "verify", "shop", "--json", check_rc=False)
+        if r.returncode != 0:
+            continue
+        recent = next(t["recent"] for t in json.loads(r.stdout)["tables"]
+                      if t["table"] == "public.pgbench_accounts")
+        if recent.get("keys"):
+            break
+    check(r.returncode == 0, "verify equal under load: %s" % r.stdout.decode()[-2000:])
+    check(recent.get("key_columns") == ["aid"] and len(recent.get("keys") or []) >= 1,
           "the verify saw accounts change: %r" % recent)
     planted = sorted(int(k[0]) for k in recent["keys"][:3])
     aids = ", ".join(str(a) for a in planted)
