@@ -19,6 +19,8 @@ static const char *const s_names[CTLCMD__COUNT] = {
     [CTLCMD_MIGRATE_AUDIT] = "migrate_audit",
     [CTLCMD_FLEET_PAUSE] = "fleet_pause",
     [CTLCMD_FLEET_RESUME] = "fleet_resume",
+    [CTLCMD_FLEET_ABORT] = "fleet_abort",
+    [CTLCMD_FLEET_GO] = "fleet_go",
 };
 
 const char *ctlcmd_name(ctlcmd_t cmd)

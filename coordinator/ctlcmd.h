@@ -25,8 +25,11 @@ typedef enum {
     CTLCMD_MIGRATE_CLEANUP, /* {name} */
     CTLCMD_CUTOVER,         /* {name[, back, dry_run]} */
     CTLCMD_MIGRATE_AUDIT,   /* {name}: the migration's journaled events */
-    CTLCMD_FLEET_PAUSE,     /* {}: no copy starts; every migration that can pause pauses */
-    CTLCMD_FLEET_RESUME,    /* {}: copies may start; every paused migration resumes */
+    CTLCMD_FLEET_PAUSE,     /* [{wave}]: no copy starts, no wave opens; every migration
+                               (of the wave) that can pause pauses */
+    CTLCMD_FLEET_RESUME,    /* [{wave}]: copies may start; every paused migration resumes */
+    CTLCMD_FLEET_ABORT,     /* [{wave}]: every migration (of the wave) before its cutover aborts */
+    CTLCMD_FLEET_GO,        /* [{accept_failures}]: the schedule's next wave may open */
     CTLCMD__COUNT
 } ctlcmd_t;
 

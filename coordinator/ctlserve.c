@@ -305,19 +305,29 @@ static void s_mstart_checked(cJSON *report, void *arg)
     char err[1024];
     cJSON *r = cJSON_CreateObject();
     cJSON *started = cJSON_AddArrayToObject(r, "started");
-    bool ok = true;
+    /* A plan with waves starts them as a schedule (one migration named by
+     * the operator starts at once). */
+    bool waves = ms->plan->waves.size > 0 && !ms->only;
+    bool ok = !waves || migset_schedule(c->migs, &ms->plan->waves, err, sizeof err);
+    unsigned last_wave = 0;
     for (size_t i = 0; ok && i < plan_count(ms->plan); i++) {
         plan_migration_t *m = plan_at(ms->plan, i);
         if (ms->only && strcmp(m->name, ms->only) != 0)
             continue;
-        ok = migset_start(c->migs, m, err, sizeof err);
+        unsigned wave = waves ? plan_wave(ms->plan, i) : 0;
+        ok = migset_start(c->migs, m, wave, err, sizeof err);
         if (ok) {
+            last_wave = wave;
             cJSON_AddItemToArray(started, cJSON_CreateString(m->name));
             cJSON *x = cJSON_CreateObject();
             cJSON_AddStringToObject(x, "plan", ms->file);
+            if (wave)
+                cJSON_AddNumberToObject(x, "wave", wave);
             s_audit(c, ms->req, m->name, "migrate_start", x, "accepted", NULL);
         }
     }
+    if (waves)
+        cJSON_AddNumberToObject(r, "waves", last_wave);
     cJSON_AddBoolToObject(r, "ok", ok);
     if (!ok)
         cJSON_AddStringToObject(r, "error", err);
@@ -373,6 +383,7 @@ static void s_migrate_status(coord_t *c, control_req_t *req, const cJSON *reques
     cJSON_AddStringToObject(r, "schema", "godwit.migrations/1");
     cJSON_AddNumberToObject(r, "generated_at_ms", (double)units_now_ms());
     cJSON_AddItemToObject(r, "copies", migset_copies_json(c->migs));
+    cJSON_AddItemToObject(r, "waves", migset_waves_json(c->migs));
     cJSON_AddItemToObject(r, "migrations", list);
     control_reply(req, r);
 }
@@ -487,14 +498,27 @@ static void s_ctl_cleanup(coord_t *c, control_req_t *req, const cJSON *request)
     s_migrate_change(c, req, request, migset_cleanup, "cleaning_up");
 }
 
-/* fleet_pause, fleet_resume: {}. Each migration paused or resumed gets
- * the command in its audit trail. */
-static void s_fleet_change(coord_t *c, control_req_t *req, const cJSON *request, bool pause)
+typedef enum { FLEET_PAUSE, FLEET_RESUME, FLEET_ABORT } fleet_change_t;
+
+/* fleet_pause, fleet_resume, fleet_abort: [{"wave": N}] (none: the whole
+ * fleet). Each migration changed gets the command in its audit trail. */
+static void s_fleet_change(coord_t *c, control_req_t *req, const cJSON *request,
+                           fleet_change_t change)
 {
     const char *command = cJSON_GetObjectItem(request, "cmd")->valuestring;
+    const cJSON *w = cJSON_GetObjectItem(request, "wave");
+    if (w && (!cJSON_IsNumber(w) || w->valuedouble < 1 || w->valuedouble > 100000)) {
+        control_reply_error(req, "\"wave\" is a wave's number (1: the canary)");
+        return;
+    }
+    unsigned wave = w ? (unsigned)w->valuedouble : 0;
     cJSON *changed = cJSON_CreateArray(), *skipped = cJSON_CreateArray();
     char err[256];
-    if (!migset_fleet_pause(c->migs, pause, changed, skipped, err, sizeof err)) {
+    bool ok = change == FLEET_ABORT
+                  ? migset_fleet_abort(c->migs, wave, changed, skipped, err, sizeof err)
+                  : migset_fleet_pause(c->migs, change == FLEET_PAUSE, wave, changed, skipped,
+                                       err, sizeof err);
+    if (!ok) {
         cJSON_Delete(changed);
         cJSON_Delete(skipped);
         control_reply_error(req, err);
@@ -502,23 +526,57 @@ static void s_fleet_change(coord_t *c, control_req_t *req, const cJSON *request,
     }
     const cJSON *n;
     cJSON_ArrayForEach(n, changed)
-    s_audit(c, req, n->valuestring, command, NULL, "accepted", NULL);
+    {
+        cJSON *x = NULL;
+        if (wave) {
+            x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "wave", wave);
+        }
+        s_audit(c, req, n->valuestring, command, x, "accepted", NULL);
+    }
+    static const char *const s_done_word[] = { "paused", "resumed", "aborting" };
     cJSON *r = cJSON_CreateObject();
     cJSON_AddBoolToObject(r, "ok", true);
-    cJSON_AddBoolToObject(r, "fleet_paused", pause);
-    cJSON_AddItemToObject(r, pause ? "paused" : "resumed", changed);
+    if (wave)
+        cJSON_AddNumberToObject(r, "wave", wave);
+    cJSON_AddBoolToObject(r, "fleet_paused", migset_fleet_paused(c->migs));
+    cJSON_AddItemToObject(r, s_done_word[change], changed);
     cJSON_AddItemToObject(r, "skipped", skipped);
     control_reply(req, r);
 }
 
 static void s_ctl_fleet_pause(coord_t *c, control_req_t *req, const cJSON *request)
 {
-    s_fleet_change(c, req, request, true);
+    s_fleet_change(c, req, request, FLEET_PAUSE);
 }
 
 static void s_ctl_fleet_resume(coord_t *c, control_req_t *req, const cJSON *request)
 {
-    s_fleet_change(c, req, request, false);
+    s_fleet_change(c, req, request, FLEET_RESUME);
+}
+
+static void s_ctl_fleet_abort(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    s_fleet_change(c, req, request, FLEET_ABORT);
+}
+
+/* fleet_go: [{"accept_failures": true}]: the schedule's next wave opens
+ * once its gate passes. */
+static void s_ctl_fleet_go(coord_t *c, control_req_t *req, const cJSON *request)
+{
+    bool accept = cJSON_IsTrue(cJSON_GetObjectItem(request, "accept_failures"));
+    unsigned wave = 0;
+    char err[256];
+    if (!migset_fleet_go(c->migs, accept, &wave, err, sizeof err)) {
+        control_reply_error(req, err);
+        return;
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddBoolToObject(r, "ok", true);
+    cJSON_AddNumberToObject(r, "wave", wave);
+    cJSON_AddBoolToObject(r, "accept_failures", accept);
+    cJSON_AddItemToObject(r, "waves", migset_waves_json(c->migs));
+    control_reply(req, r);
 }
 
 /* The handler of each control command (ctlcmd.h). */
@@ -539,6 +597,8 @@ static void (*const s_ctl_handlers[CTLCMD__COUNT])(coord_t *c, control_req_t *re
     [CTLCMD_MIGRATE_AUDIT] = s_migrate_audit,
     [CTLCMD_FLEET_PAUSE] = s_ctl_fleet_pause,
     [CTLCMD_FLEET_RESUME] = s_ctl_fleet_resume,
+    [CTLCMD_FLEET_ABORT] = s_ctl_fleet_abort,
+    [CTLCMD_FLEET_GO] = s_ctl_fleet_go,
 };
 
 void ctlserve_handle(control_req_t *req, const cJSON *request, void *arg)

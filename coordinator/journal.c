@@ -218,6 +218,13 @@ static int s_log(journal_t *j, const char *name, const char *state, const char *
 bool journal_migration_create(journal_t *j, const char *name, const char *spec_json,
                               const char *state, char *err, size_t errlen)
 {
+    return journal_migration_create_detail(j, name, spec_json, state, "", err, errlen);
+}
+
+bool journal_migration_create_detail(journal_t *j, const char *name, const char *spec_json,
+                                     const char *state, const char *detail, char *err,
+                                     size_t errlen)
+{
     if (!s_begin(j)) {
         snprintf(err, errlen, "journal %s: %s", j->path, sqlite3_errmsg(j->db));
         return false;
@@ -243,7 +250,7 @@ bool journal_migration_create(journal_t *j, const char *name, const char *spec_j
                     "VALUES (?, ?, ?, ?, ?)",
                     3, p, now, 2);
     if (rc == SQLITE_DONE)
-        rc = s_log(j, name, state, "created", "");
+        rc = s_log(j, name, state, "created", detail);
     if (rc != SQLITE_DONE || !s_commit(j)) {
         snprintf(err, errlen, "journal %s: %s", j->path, sqlite3_errmsg(j->db));
         s_rollback(j);

@@ -46,6 +46,10 @@ bool journal_meta_set(journal_t *j, const char *key, int64_t value);
 bool journal_migration_create(journal_t *j, const char *name, const char *spec_json,
                               const char *state, char *err, size_t errlen)
     GODWIT_MUSTCHECK;
+/* The same, with detail in its "created" event (journal_last_event). */
+bool journal_migration_create_detail(journal_t *j, const char *name, const char *spec_json,
+                                     const char *state, const char *detail, char *err,
+                                     size_t errlen) GODWIT_MUSTCHECK;
 /* Moves a migration from one state to another (only if it is still in
  * `from`) and logs the event, in one transaction. */
 bool journal_migration_move(journal_t *j, const char *name, const char *from, const char *to,

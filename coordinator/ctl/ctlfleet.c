@@ -202,22 +202,38 @@ static cJSON *s_fleet_once(const char *sock, int *code)
     return fv;
 }
 
-/* fleet pause|resume [--json] */
-static int s_fleet_pause(const char *sock, int argc, char **argv, bool pause)
+/* Prints a fleet command's answer as godwitctl does without --json. */
+static void s_fleet_print(const cJSON *resp, const char *verb)
 {
-    bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") != 0) {
-            cli_usage(stderr);
-            return CLI_EXIT_USAGE;
-        }
-        json = true;
+    const cJSON *w = cJSON_GetObjectItem(resp, "wave");
+    char what[32] = "fleet";
+    if (cJSON_IsNumber(w))
+        snprintf(what, sizeof what, "wave %d", (int)w->valuedouble);
+    const cJSON *n;
+    if (strcmp(verb, "pause") == 0) {
+        printf("%s paused: %s\n", what, cJSON_IsNumber(w) ? "its migrations that can pause pause"
+                                                          : "no copy starts and no wave opens "
+                                                            "until godwitctl fleet resume");
+    } else if (strcmp(verb, "resume") == 0) {
+        printf("%s resumed: %s\n", what, cJSON_IsNumber(w) ? "its paused migrations resume"
+                                                           : "copies may start, waves may open");
+    } else {
+        printf("%s aborting: every migration before its cutover drops what it made\n", what);
     }
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(pause ? CTLCMD_FLEET_PAUSE : CTLCMD_FLEET_RESUME));
-    cJSON *resp = client_request(sock, req, 60);
-    if (!resp)
-        return CLI_EXIT_UNREACHABLE;
+    bool pause = strcmp(verb, "pause") == 0, resume = strcmp(verb, "resume") == 0;
+    const char *key = pause ? "paused" : resume ? "resumed" : "aborting";
+    cJSON_ArrayForEach(n, cJSON_GetObjectItem(resp, key))
+    printf("  migration %s: %s\n", n->valuestring,
+           pause ? "pausing" : resume ? "resuming" : "aborting");
+    cJSON_ArrayForEach(n, cJSON_GetObjectItem(resp, "skipped"))
+    printf("  migration %s: left as it is: %s\n", render_str(n, "name", "?"),
+           render_str(n, "why", ""));
+}
+
+/* Prints resp as JSON or, with the human printer, as text; returns the
+ * exit code. Deletes resp. */
+static int s_fleet_answer(cJSON *resp, bool json, const char *verb)
+{
     bool ok = cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"));
     if (json) {
         char *text = cJSON_Print(resp);
@@ -227,28 +243,73 @@ static int s_fleet_pause(const char *sock, int argc, char **argv, bool pause)
         render_humanize(resp);
         if (!ok) {
             fprintf(stderr, "godwitctl: %s\n", render_str(resp, "error", "failed"));
+        } else if (strcmp(verb, "go") == 0) {
+            const cJSON *w = cJSON_GetObjectItem(resp, "waves");
+            const char *waiting = render_str(w, "waiting", "");
+            printf("wave %d may open%s: %s\n", (int)render_num(resp, "wave", 0),
+                   cJSON_IsTrue(cJSON_GetObjectItem(resp, "accept_failures"))
+                       ? " (the failures so far accepted)" : "",
+                   waiting[0] ? waiting : "it opens at the coordinator's next tick");
         } else {
-            const cJSON *n;
-            printf("fleet %s: %s\n", pause ? "paused" : "resumed",
-                   pause ? "no copy starts until godwitctl fleet resume"
-                         : "copies may start");
-            cJSON_ArrayForEach(n, cJSON_GetObjectItem(resp, pause ? "paused" : "resumed"))
-            printf("  migration %s: %s\n", n->valuestring, pause ? "pausing" : "resuming");
-            cJSON_ArrayForEach(n, cJSON_GetObjectItem(resp, "skipped"))
-            printf("  migration %s: left as it is: %s\n", render_str(n, "name", "?"),
-                   render_str(n, "why", ""));
+            s_fleet_print(resp, verb);
         }
     }
     cJSON_Delete(resp);
     return ok ? 0 : CLI_EXIT_DEGRADED;
 }
 
+/* fleet pause|resume|abort [--wave N] [--json]; fleet go [--accept-failures] [--json] */
+static int s_fleet_change(const char *sock, int argc, char **argv)
+{
+    const char *verb = argv[0];
+    bool go = strcmp(verb, "go") == 0, json = false, accept = false;
+    long wave = 0;
+    for (int i = 1; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (go && strcmp(argv[i], "--accept-failures") == 0) {
+            accept = true;
+        } else if (!go && strcmp(argv[i], "--wave") == 0 && i + 1 < argc &&
+                   (wave = strtol(argv[i + 1], &end, 10)) >= 1 && *end == '\0') {
+            i++;
+        } else {
+            cli_usage(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    static const struct {
+        const char *verb;
+        ctlcmd_t cmd;
+    } s_verbs[] = {
+        { "pause", CTLCMD_FLEET_PAUSE },
+        { "resume", CTLCMD_FLEET_RESUME },
+        { "abort", CTLCMD_FLEET_ABORT },
+        { "go", CTLCMD_FLEET_GO },
+    };
+    ctlcmd_t cmd = CTLCMD_FLEET_GO;
+    for (size_t i = 0; i < sizeof s_verbs / sizeof s_verbs[0]; i++)
+        if (strcmp(s_verbs[i].verb, verb) == 0)
+            cmd = s_verbs[i].cmd;
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(cmd));
+    if (wave)
+        cJSON_AddNumberToObject(req, "wave", (double)wave);
+    if (accept)
+        cJSON_AddBoolToObject(req, "accept_failures", true);
+    cJSON *resp = client_request(sock, req, 60);
+    if (!resp)
+        return CLI_EXIT_UNREACHABLE;
+    return s_fleet_answer(resp, json, verb);
+}
+
 int ctlfleet_fleet(const char *sock, int argc, char **argv)
 {
     bool json, watch;
     int64_t interval;
-    if (argc >= 2 && (strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0))
-        return s_fleet_pause(sock, argc - 1, argv + 1, strcmp(argv[1], "pause") == 0);
+    if (argc >= 2 && (strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0 ||
+                      strcmp(argv[1], "abort") == 0 || strcmp(argv[1], "go") == 0))
+        return s_fleet_change(sock, argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "status") != 0) {
         cli_usage(stderr);
         return CLI_EXIT_USAGE;

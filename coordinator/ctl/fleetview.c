@@ -127,18 +127,22 @@ static void s_migration_problems(const cJSON *m, problems_t *problems)
 /* The one command to run next: what blocks first, then what moves the
  * fleet on (verify what streams unverified, cut over what is verified,
  * clean up what is switched), else what it is waiting for. */
-static void s_next(cJSON *out, const cJSON *problems, bool paused, const char *unverified,
-                   int n_unverified, const char *ready, int n_ready, const char *switched,
-                   int n_switched, int n_migrations)
+static void s_next(cJSON *out, const cJSON *problems, bool paused, const cJSON *waves,
+                   const char *unverified, int n_unverified, const char *ready, int n_ready,
+                   const char *switched, int n_switched, int n_migrations)
 {
-    char cmd[160], why[200];
+    char cmd[160], why[420];
     const cJSON *p = cJSON_GetArrayItem(problems, 0);
+    const char *waiting = render_str(waves, "waiting", "");
     if (p && strcmp(render_str(p, "severity", ""), "error") == 0) {
         snprintf(cmd, sizeof cmd, "%s", render_str(p, "command", "godwitctl status"));
         snprintf(why, sizeof why, "%s: fix the problems marked error first", render_str(p, "object", "?"));
     } else if (paused) {
         snprintf(cmd, sizeof cmd, "godwitctl fleet resume");
-        snprintf(why, sizeof why, "the fleet is paused: no copy starts");
+        snprintf(why, sizeof why, "the fleet is paused: no copy starts, no wave opens");
+    } else if (strstr(waiting, "godwitctl fleet go opens it")) {
+        snprintf(cmd, sizeof cmd, "godwitctl fleet go");
+        snprintf(why, sizeof why, "%s", waiting);
     } else if (n_unverified) {
         snprintf(cmd, sizeof cmd, "godwitctl migrate verify %s", unverified);
         snprintf(why, sizeof why, "%d streaming migrations without an equal verify", n_unverified);
@@ -160,6 +164,44 @@ static void s_next(cJSON *out, const cJSON *problems, bool paused, const char *u
     cJSON *n = cJSON_AddObjectToObject(out, "next");
     cJSON_AddStringToObject(n, "command", cmd);
     cJSON_AddStringToObject(n, "why", why);
+}
+
+/* The schedule's waves (the `migrate status` answer's "waves"), each with
+ * its copies' bytes and ETA; JSON null without a schedule. A stopped
+ * schedule is a problem. */
+static cJSON *s_waves(const cJSON *migrations, problems_t *pr)
+{
+    const cJSON *w = cJSON_GetObjectItem(migrations, "waves");
+    if (!cJSON_IsObject(w))
+        return cJSON_CreateNull();
+    cJSON *out = cJSON_Duplicate(w, true);
+    const cJSON *one;
+    cJSON_ArrayForEach(one, cJSON_GetObjectItem(out, "waves"))
+    {
+        double k = render_num(one, "wave", 0), done = 0, total = 0, rate = 0;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItem(migrations, "migrations"))
+        {
+            if (render_num(m, "wave", 0) != k || strcmp(render_str(m, "state", ""), "copy") != 0 ||
+                cJSON_IsTrue(cJSON_GetObjectItem(m, "copy_queued")))
+                continue;
+            const cJSON *c = cJSON_GetObjectItem(m, "copy");
+            done += render_num(c, "bytes_done", 0);
+            total += render_num(c, "bytes_total", 0);
+            rate += render_num(c, "rate_bytes_per_sec", 0);
+        }
+        cJSON *c = cJSON_AddObjectToObject((cJSON *)one, "copy");
+        cJSON_AddNumberToObject(c, "bytes_done", done);
+        cJSON_AddNumberToObject(c, "bytes_total", total);
+        if (rate > 0 && total > done)
+            cJSON_AddNumberToObject(c, "eta_seconds", (total - done) / rate);
+        else
+            cJSON_AddNullToObject(c, "eta_seconds");
+    }
+    const char *waiting = render_str(w, "waiting", "");
+    if (strstr(waiting, "the schedule stopped"))
+        s_problem(pr, "error", "fleet schedule", waiting, "godwitctl fleet go --accept-failures");
+    return out;
 }
 
 cJSON *fleetview_build(const cJSON *status, const cJSON *migrations)
@@ -234,8 +276,11 @@ cJSON *fleetview_build(const cJSON *status, const cJSON *migrations)
     if (paused)
         s_problem(&pr, "warning", "fleet", "paused: no copy starts, the paused migrations stay paused",
                   "godwitctl fleet resume");
+    cJSON *waves = s_waves(migrations, &pr);
+    cJSON_AddItemToObject(out, "waves", waves);
     cJSON *problems = s_problems_join(&pr);
     cJSON_AddItemToObject(out, "problems", problems);
-    s_next(out, problems, paused, unverified, n_unverified, ready, n_ready, switched, n_switched, n);
+    s_next(out, problems, paused, waves, unverified, n_unverified, ready, n_ready, switched,
+           n_switched, n);
     return out;
 }

@@ -10,8 +10,11 @@
  *   {migrations, phases: {STATE: n}, copy: {running, queued, bytes_done,
  *    bytes_total, rate_bytes_per_sec, eta_seconds}, verify: {equal,
  *    different, running, not_verified}, agents: {total, connected, lost,
- *    refused, never_seen}, fleet_paused, problems: [{severity, object,
- *    message, command}], next: {command, why}}
+ *    refused, never_seen}, fleet_paused, waves: null | {schedule, go,
+ *    error_budget, accepted_failures, failed, opened, next, waiting,
+ *    waves: [{wave, migrations, scheduled, pending, passed, failed, copy:
+ *    {bytes_done, bytes_total, eta_seconds}}]}, problems: [{severity,
+ *    object, message, command}], next: {command, why}}
  */
 #ifndef GODWIT_FLEETVIEW_H
 #define GODWIT_FLEETVIEW_H

@@ -476,6 +476,42 @@ void render_audit(const cJSON *r, FILE *out)
     }
 }
 
+/* The schedule's lines of fleet status: one for the schedule, one per
+ * wave (its counts, its copies' bytes and ETA while they run). */
+static void s_fleet_waves(const cJSON *w, FILE *out)
+{
+    if (!cJSON_IsObject(w))
+        return;
+    const cJSON *next = cJSON_GetObjectItem(w, "next");
+    fprintf(out, "waves: schedule %.0f, go %s, %.0f failed (error budget %.0f, %.0f accepted); ",
+            render_num(w, "schedule", 0), render_str(w, "go", "?"), render_num(w, "failed", 0),
+            render_num(w, "error_budget", 0), render_num(w, "accepted_failures", 0));
+    if (cJSON_IsNumber(next))
+        fprintf(out, "%s\n", render_str(w, "waiting", "the next wave opens at the next tick"));
+    else
+        fputs("every wave has opened\n", out);
+    const cJSON *one;
+    cJSON_ArrayForEach(one, cJSON_GetObjectItem(w, "waves"))
+    {
+        fprintf(out, "  wave %-3.0f %4.0f migrations: %.0f passed, %.0f failed, %.0f on their way, "
+                "%.0f scheduled", render_num(one, "wave", 0), render_num(one, "migrations", 0),
+                render_num(one, "passed", 0), render_num(one, "failed", 0),
+                render_num(one, "pending", 0), render_num(one, "scheduled", 0));
+        const cJSON *c = cJSON_GetObjectItem(one, "copy");
+        if (render_num(c, "bytes_total", 0) > 0) {
+            char done[32], total[32], eta[32] = "unknown";
+            const cJSON *e = cJSON_GetObjectItem(c, "eta_seconds");
+            if (cJSON_IsNumber(e))
+                units_fmt_duration_ms((uint64_t)(e->valuedouble * 1000), eta, sizeof eta);
+            fprintf(out, "; copying %s of %s, done in about %s",
+                    units_fmt_bytes((uint64_t)render_num(c, "bytes_done", 0), done, sizeof done),
+                    units_fmt_bytes((uint64_t)render_num(c, "bytes_total", 0), total, sizeof total),
+                    eta);
+        }
+        fputc('\n', out);
+    }
+}
+
 void render_fleet(const cJSON *f, FILE *out)
 {
     const cJSON *ag = cJSON_GetObjectItem(f, "agents");
@@ -486,7 +522,7 @@ void render_fleet(const cJSON *f, FILE *out)
     if (render_num(ag, "refused", 0) > 0)
         fprintf(out, ", %.0f refused", render_num(ag, "refused", 0));
     if (cJSON_IsTrue(cJSON_GetObjectItem(f, "fleet_paused")))
-        fputs("; PAUSED (no copy starts)", out);
+        fputs("; PAUSED (no copy starts, no wave opens)", out);
     fputc('\n', out);
     const cJSON *ph;
     fputs("phases:", out);
@@ -507,6 +543,7 @@ void render_fleet(const cJSON *f, FILE *out)
                 units_fmt_bytes((uint64_t)render_num(c, "rate_bytes_per_sec", 0), rate, sizeof rate),
                 eta);
     }
+    s_fleet_waves(cJSON_GetObjectItem(f, "waves"), out);
     const cJSON *v = cJSON_GetObjectItem(f, "verify");
     fprintf(out, "verify (streaming): %.0f equal, %.0f different, %.0f running, %.0f not verified\n",
             render_num(v, "equal", 0), render_num(v, "different", 0), render_num(v, "running", 0),

@@ -86,13 +86,15 @@ static const struct {
       "protecting green: dropping blue's subscription to green" },
     { M_ROLES, "roles", true, migcmd_roles, 10 * 60000, 0,
       "the roles the database needs on the target, and its owner and privileges" },
+    { M_SCHEDULED, "scheduled", false, NULL, 0, 0,
+      "waiting for its wave of the fleet's schedule; nothing of ours exists yet" },
 };
 
 static const char *s_name(mstate_t s) { return s < M__COUNT ? s_states[s].name : "?"; }
 
 static const char *const s_event_names[MEV__COUNT] = {
     "done", "abort", "pause", "resume", "protect", "protect_green", "switched", "rolled_back",
-    "cleanup",
+    "cleanup", "wave",
 };
 
 /* The transitions: every move a migration makes is one row; an event with
@@ -106,6 +108,7 @@ static const struct {
     mstate_t to;
     const char *why;
 } s_rows[] = {
+    { M_SCHEDULED, MEV_WAVE, M_ROLES, "its wave opened" },
     { M_ROLES, MEV_DONE, M_SCHEMA, "the roles exist on the target" },
     { M_SCHEMA, MEV_DONE, M_PUBLISH, "the pre-data schema is on the target" },
     { M_PUBLISH, MEV_DONE, M_COPY, "our publication is on the source" },
@@ -123,6 +126,7 @@ static const struct {
     { M_UNFOLLOW_TARGET, MEV_DONE, M_UNFOLLOW_SOURCE, "green's slot for blue is gone" },
     { M_UNFOLLOW_SOURCE, MEV_DONE, M_SWITCHED, "blue follows green no more" },
 
+    { M_SCHEDULED, MEV_ABORT, M_ABORTED, "abort before its wave: nothing of ours exists" },
     { M_ROLES, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
     { M_SCHEMA, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
     { M_PUBLISH, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
@@ -348,6 +352,7 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
             g->sync = wire_copy(r->sync_status);
         }
         g->next_try_mono = now + s_states[st].poll_ms;
+        g->attempts = 0; /* the failures in a row end with an answer */
         if (!g->sync || !g->sync->exists) {
             s_set_error(g, "the subscription is missing on the target");
             return;

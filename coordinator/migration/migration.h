@@ -3,10 +3,12 @@
  * transition table (migration.c: s_states, each state's step; s_rows, every
  * move as from, event, to, why), journaled. The rows, by event:
  *
+ *   wave         scheduled -> roles (its wave of the fleet's schedule opened, waves.h)
  *   done         roles -> schema -> publish -> copy -> catchup -> postdata -> streaming;
  *                each undoing state to the next (abort_target -> abort_source -> aborted,
  *                ..., unfollow_source -> switched, cleanup_target -> done)
- *   abort        roles..streaming, pausing, paused, resuming -> abort_target
+ *   abort        roles..streaming, pausing, paused, resuming -> abort_target;
+ *                scheduled -> aborted (nothing of ours exists yet)
  *   protect      copy..streaming, pausing, paused, resuming -> protect_source
  *                -> protect_target -> aborted (the source at risk from our slot)
  *   pause        catchup, postdata, streaming -> pausing -> paused
@@ -39,8 +41,9 @@
  * steps, protection); the set that owns them and takes the operator's
  * commands is migset.h, which the process uses. The struct below is shared
  * with the machine's other modules: migset.c (the set and the operator's
- * commands), migcmd.c (each step's command), migstatus.c (status) and
- * migmetrics.c (the Prometheus families); no other module reads it.
+ * commands), migcmd.c (each step's command), migstatus.c (status),
+ * migmetrics.c (the Prometheus families) and waves.c (the fleet's
+ * schedule); no other module reads it.
  */
 #ifndef GODWIT_MIGRATION_H
 #define GODWIT_MIGRATION_H
@@ -79,6 +82,7 @@ typedef enum {
     M_UNFOLLOW_TARGET,
     M_UNFOLLOW_SOURCE,
     M_ROLES,
+    M_SCHEDULED,
     M__COUNT
 } mstate_t;
 
@@ -93,6 +97,7 @@ typedef enum {
     MEV_SWITCHED,      /* a cutover ended with traffic on green */
     MEV_ROLLED_BACK,   /* a rollback ended with traffic on blue */
     MEV_CLEANUP,       /* the operator's cleanup after a cutover */
+    MEV_WAVE,          /* its wave opened (waves.h) */
     MEV__COUNT
 } mevent_t;
 
@@ -147,6 +152,9 @@ struct migration {
                                 runs only with it, and it is let go when the state moves */
     char copy_queued[160];   /* copy: why it waits for a slot; "" when it does not */
     char *stopped_because;   /* why protection stopped it, if it did */
+    uint64_t schedule;       /* the fleet schedule it belongs to (waves.h); 0: none */
+    unsigned wave;           /* its wave in that schedule (1: the canary) */
+    uint64_t wave_verify_mono; /* when waves.c last started a verify of it */
     verify_t *verify;        /* a verify run in progress, owned */
     char *repl_error;        /* the last replication error from the target's log, owned */
     uint64_t repl_error_at_ms;

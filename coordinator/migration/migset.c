@@ -13,6 +13,7 @@
 #include "log.h"
 #include "migmetrics.h"
 #include "migstatus.h"
+#include "waves.h"
 #include "xalloc.h"
 
 struct migset {
@@ -21,6 +22,7 @@ struct migset {
     migration_t *retired; /* replaced aborted ones: a stale result may still name them */
     migset_caps_t caps;
     bool paused;          /* the fleet's pause: no copy starts (journal meta "fleet_paused") */
+    waves_t waves;        /* the fleet's schedule (waves.h) */
 };
 
 /* Copies holding a slot from agent (as their source) or into it (as their
@@ -101,9 +103,15 @@ static void s_admit_copies(migset_t *ms)
     free(running);
 }
 
+static bool s_wave_verify(migration_t *g, void *arg, char *err, size_t errlen)
+{
+    return migset_verify(arg, g->m->name, err, errlen);
+}
+
 void migset_tick(migset_t *ms)
 {
     uint64_t now = agentlink_mono_ms(ms->env.link);
+    waves_tick(&ms->waves, ms->env.journal, ms->migs, ms->paused, now, s_wave_verify, ms);
     s_admit_copies(ms);
     for (migration_t *g = ms->migs; g; g = g->next)
         migration_tick(g, now);
@@ -160,6 +168,7 @@ static void s_load_one(const char *name, const char *spec, const char *state, vo
     migration_t *g = migration_new(&ms->env, name, spec, st);
     if (!g)
         return;
+    waves_read(g, ms->env.journal);
     s_append(ms, g);
     if (st != M_ABORTED)
         log_info_about(log_about_migration(name), "migration %s: resuming in %s", name, state);
@@ -175,6 +184,7 @@ migset_t *migset_new(const agentlink_t *link, journal_t *j)
                                 .per_target = MIGSET_COPIES_PER_TARGET };
     int64_t paused = 0;
     ms->paused = journal_meta_get(j, MIGSET_FLEET_PAUSED_KEY, &paused) && paused;
+    waves_load(&ms->waves, j);
     journal_migrations(j, s_load_one, ms);
     return ms;
 }
@@ -204,7 +214,22 @@ void migset_destroy(migset_t **mp)
     free(ms);
 }
 
-bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t errlen)
+bool migset_schedule(migset_t *ms, const plan_waves_t *pw, char *err, size_t errlen)
+{
+    return waves_begin(&ms->waves, ms->env.journal, ms->migs, pw, err, errlen);
+}
+
+bool migset_fleet_go(migset_t *ms, bool accept_failures, unsigned *wave, char *err, size_t errlen)
+{
+    return waves_go(&ms->waves, ms->env.journal, ms->migs, accept_failures, wave, err, errlen);
+}
+
+bool migset_fleet_paused(const migset_t *ms) { return ms->paused; }
+
+cJSON *migset_waves_json(const migset_t *ms) { return waves_json(&ms->waves, ms->migs); }
+
+bool migset_start(migset_t *ms, const plan_migration_t *m, unsigned wave, char *err,
+                  size_t errlen)
 {
     migration_t *old = s_find(ms, m->name);
     if (old && old->state != M_ABORTED) {
@@ -213,9 +238,13 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t err
         return false;
     }
     char *json = plan_migration_to_json(m);
-    bool ok = journal_migration_create(ms->env.journal, m->name, json,
-                                       migration_state_name(M_ROLES), err, errlen);
-    migration_t *g = ok ? migration_new(&ms->env, m->name, json, M_ROLES) : NULL;
+    char detail[96] = "";
+    mstate_t first = wave ? M_SCHEDULED : M_ROLES;
+    if (wave)
+        waves_detail(&ms->waves, wave, detail, sizeof detail);
+    bool ok = journal_migration_create_detail(ms->env.journal, m->name, json,
+                                              migration_state_name(first), detail, err, errlen);
+    migration_t *g = ok ? migration_new(&ms->env, m->name, json, first) : NULL;
     free(json);
     if (!g) {
         if (ok)
@@ -233,9 +262,11 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t err
         old->next = ms->retired;
         ms->retired = old;
     }
+    waves_read(g, ms->env.journal);
     s_append(ms, g);
     log_info_about(log_about_migration(m->name),
-                   "migration %s: started (%s/%s on %s -> %s/%s on %s)", m->name,
+                   "migration %s: %s (%s/%s on %s -> %s/%s on %s)", m->name,
+                   wave ? "scheduled" : "started",
                    m->source.database, m->source.agent, m->source.agent, m->target.database,
                    m->target.agent, m->target.agent);
     return true;
@@ -304,20 +335,45 @@ static bool s_operator(migset_t *ms, const char *name, mevent_t event, const cha
     }
 }
 
-bool migset_fleet_pause(migset_t *ms, bool pause, cJSON *changed, cJSON *skipped, char *err,
-                        size_t errlen)
+/* Appends {name, why} to skipped. */
+static void s_skipped(cJSON *skipped, const char *name, const char *why)
 {
-    if (!journal_meta_set(ms->env.journal, MIGSET_FLEET_PAUSED_KEY, pause ? 1 : 0)) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddStringToObject(o, "why", why);
+    cJSON_AddItemToArray(skipped, o);
+}
+
+/* False with err when wave is not 0 and the schedule has no such wave. */
+static bool s_wave_known(const migset_t *ms, unsigned wave, char *err, size_t errlen)
+{
+    for (const migration_t *g = ms->migs; wave && g; g = g->next)
+        if (waves_member(&ms->waves, g, wave))
+            return true;
+    if (wave)
+        snprintf(err, errlen, "the fleet's schedule has no wave %u", wave);
+    return wave == 0;
+}
+
+bool migset_fleet_pause(migset_t *ms, bool pause, unsigned wave, cJSON *changed, cJSON *skipped,
+                        char *err, size_t errlen)
+{
+    if (!s_wave_known(ms, wave, err, errlen))
+        return false;
+    if (!wave && !journal_meta_set(ms->env.journal, MIGSET_FLEET_PAUSED_KEY, pause ? 1 : 0)) {
         snprintf(err, errlen, "the journal refused to record the fleet's %s",
                  pause ? "pause" : "resume");
         return false;
     }
-    ms->paused = pause;
-    log_info("fleet %s: %s", pause ? "paused" : "resumed",
-             pause ? "no copy starts; the migrations that can pause pause" : "copies may start");
+    if (!wave) {
+        ms->paused = pause;
+        log_info("fleet %s: %s", pause ? "paused" : "resumed",
+                 pause ? "no copy starts, no wave opens; the migrations that can pause pause"
+                       : "copies may start, waves may open");
+    }
     for (migration_t *g = ms->migs; g; g = g->next) {
         char why[512];
-        if (g->state == M_ABORTED || g->state == M_DONE)
+        if (g->state == M_ABORTED || g->state == M_DONE || (wave && !waves_member(&ms->waves, g, wave)))
             continue;
         bool ok;
         if (pause) {
@@ -328,14 +384,31 @@ bool migset_fleet_pause(migset_t *ms, bool pause, cJSON *changed, cJSON *skipped
             snprintf(why, sizeof why, "not paused (%s)", migration_state_name(g->state));
             ok = false;
         }
-        if (ok) {
+        if (ok)
             cJSON_AddItemToArray(changed, cJSON_CreateString(g->m->name));
-        } else {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "name", g->m->name);
-            cJSON_AddStringToObject(o, "why", why);
-            cJSON_AddItemToArray(skipped, o);
-        }
+        else
+            s_skipped(skipped, g->m->name, why);
+    }
+    return true;
+}
+
+bool migset_fleet_abort(migset_t *ms, unsigned wave, cJSON *changed, cJSON *skipped, char *err,
+                        size_t errlen)
+{
+    if (!s_wave_known(ms, wave, err, errlen))
+        return false;
+    if (wave)
+        log_info("wave %u: abort requested by the operator", wave);
+    else
+        log_info("fleet: abort requested by the operator");
+    for (migration_t *g = ms->migs; g; g = g->next) {
+        char why[512];
+        if (g->state == M_ABORTED || g->state == M_DONE || (wave && !waves_member(&ms->waves, g, wave)))
+            continue;
+        if (migset_abort(ms, g->m->name, why, sizeof why))
+            cJSON_AddItemToArray(changed, cJSON_CreateString(g->m->name));
+        else
+            s_skipped(skipped, g->m->name, why);
     }
     return true;
 }

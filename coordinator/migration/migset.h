@@ -44,13 +44,36 @@ void migset_set_caps(migset_t *ms, migset_caps_t caps);
 cJSON *migset_copies_json(const migset_t *ms);
 
 /* The fleet paused (pause true) or resumed: while paused no copy starts
- * (the queued ones wait; a restart keeps it so, it is journaled), and
- * every migration the operator's pause applies to is paused; resume lets
- * the copies start and resumes every paused migration. Appends to changed
- * the names of those paused or resumed, to skipped {name, why} for the
- * others. False with err if the journal refused. */
-bool migset_fleet_pause(migset_t *ms, bool pause, cJSON *changed, cJSON *skipped, char *err,
+ * and no wave opens (the queued ones wait; a restart keeps it so, it is
+ * journaled), and every migration the operator's pause applies to is
+ * paused; resume lets the copies start and resumes every paused
+ * migration. wave (not 0): only that wave's migrations pause or resume,
+ * the fleet's flag stays. Appends to changed the names of those paused or
+ * resumed, to skipped {name, why} for the others. False with err if the
+ * journal refused or the schedule has no such wave. */
+bool migset_fleet_pause(migset_t *ms, bool pause, unsigned wave, cJSON *changed, cJSON *skipped,
+                        char *err, size_t errlen) GODWIT_MUSTCHECK;
+/* Every migration of the fleet (wave 0) or of one wave of its schedule
+ * that abort applies to moves toward aborted (a scheduled one is aborted
+ * at once: nothing of it exists yet); the names into changed, {name, why}
+ * of the others into skipped. False with err for a wave the schedule
+ * does not have. */
+bool migset_fleet_abort(migset_t *ms, unsigned wave, cJSON *changed, cJSON *skipped, char *err,
                         size_t errlen) GODWIT_MUSTCHECK;
+
+/* Whether the fleet is paused (migset_fleet_pause). */
+bool migset_fleet_paused(const migset_t *ms);
+
+/* A new schedule of waves (waves.h) for the migrations started next with
+ * a wave; false with err while the current one has migrations waiting for
+ * their wave. */
+bool migset_schedule(migset_t *ms, const plan_waves_t *pw, char *err, size_t errlen)
+    GODWIT_MUSTCHECK;
+/* The operator's go for the schedule's next wave (waves.h, waves_go). */
+bool migset_fleet_go(migset_t *ms, bool accept_failures, unsigned *wave, char *err, size_t errlen)
+    GODWIT_MUSTCHECK;
+/* The schedule for status (waves.h, waves_json). Caller deletes. */
+cJSON *migset_waves_json(const migset_t *ms);
 void migset_destroy(migset_t **mp);
 
 /* The observer of every move (migration.h, migration_move_cb): one per
@@ -60,9 +83,11 @@ void migset_on_move(migset_t *ms, migration_move_cb cb, void *arg);
 /* Called from the coordinator's tick: starts due steps. */
 void migset_tick(migset_t *ms);
 
-/* Journals and starts m (copied); false with err if the name is taken. */
-bool migset_start(migset_t *ms, const plan_migration_t *m, char *err, size_t errlen)
-    GODWIT_MUSTCHECK;
+/* Journals and starts m (copied): at once (wave 0) or, in the schedule
+ * migset_schedule began, when its wave opens (it waits as scheduled);
+ * false with err if the name is taken. */
+bool migset_start(migset_t *ms, const plan_migration_t *m, unsigned wave, char *err,
+                  size_t errlen) GODWIT_MUSTCHECK;
 /* Moves m toward aborted; false with err if unknown or already streaming
  * past the point where abort applies. */
 bool migset_abort(migset_t *ms, const char *name, char *err, size_t errlen)

@@ -29,6 +29,10 @@ cJSON *migstatus_json(const migration_t *g)
                                                           : migration_doing(g->state));
     cJSON_AddBoolToObject(o, "copy_queued", g->copy_queued[0] != '\0');
     cJSON_AddNumberToObject(o, "state_since_ms", (double)g->state_since_ms);
+    if (g->wave)
+        cJSON_AddNumberToObject(o, "wave", g->wave);
+    else
+        cJSON_AddNullToObject(o, "wave");
     cJSON_AddStringToObject(o, "source", g->m->source.agent);
     cJSON_AddStringToObject(o, "source_database", g->m->source.database);
     cJSON_AddStringToObject(o, "target", g->m->target.agent);

@@ -205,13 +205,36 @@ static const cfg_field_t s_fleet[] = {
     CFG_END,
 };
 
+static const char *const s_go[] = { "auto", "operator", NULL };
+
+#define W(f) offsetof(plan_t, waves.f)
+static const cfg_field_t s_waves[] = {
+    { .key = "canary", .type = CFG_INT, .offset = W(canary), .min = 1, .max = PLAN_MIGRATIONS_MAX },
+    { .key = "size", .type = CFG_INT, .offset = W(size), .required = true, .min = 1,
+      .max = PLAN_MIGRATIONS_MAX },
+    { .key = "go", .type = CFG_ENUM, .offset = W(go), .enum_values = s_go },
+    { .key = "error_budget", .type = CFG_INT, .offset = W(error_budget), .min = 0,
+      .max = PLAN_MIGRATIONS_MAX },
+    CFG_END,
+};
+
 static const cfg_field_t s_plan[] = {
     { .key = "migrations", .type = CFG_LIST, .offset = offsetof(plan_t, migrations), .min = 1,
       .max = PLAN_MIGRATIONS_MAX, .children = s_migration, .item_size = sizeof(plan_migration_t) },
     { .key = "fleets", .type = CFG_LIST, .offset = offsetof(plan_t, fleets), .min = 1, .max = 100,
       .children = s_fleet, .item_size = sizeof(plan_fleet_t) },
+    { .key = "waves", .type = CFG_SECTION, .children = s_waves },
     CFG_END,
 };
+
+unsigned plan_wave(const plan_t *plan, size_t i)
+{
+    const plan_waves_t *w = &plan->waves;
+    if (w->size == 0)
+        return 0;
+    size_t canary = (size_t)(w->canary ? w->canary : 1);
+    return i < canary ? 1 : 2 + (unsigned)((i - canary) / (size_t)w->size);
+}
 
 size_t plan_count(const plan_t *plan) { return plan->migrations.count; }
 

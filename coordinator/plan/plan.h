@@ -128,6 +128,25 @@ typedef struct {
     size_t fleet, item, database;
 } plan_origin_t;
 
+/* How a plan's waves open (plan_waves_t.go). */
+typedef enum {
+    PLAN_GO_AUTO = 0,  /* a wave opens when the waves before it passed their gate */
+    PLAN_GO_OPERATOR,  /* ... and the operator said godwitctl fleet go */
+} plan_go_t;
+
+/* A plan's schedule: its migrations start in waves, in the plan's order
+ * (the written-out ones, then the fleets' expansions): the canary first,
+ * then waves of size. A wave opens when every migration of the waves
+ * before it is streaming and verified equal, or failed, and no more than
+ * error_budget have failed (docs/fleet.md). size 0: no waves, every
+ * migration starts at once. */
+typedef struct {
+    int64_t canary;        /* the first wave's migrations (default 1) */
+    int64_t size;          /* each later wave's */
+    int go;                /* plan_go_t */
+    int64_t error_budget;  /* failed migrations tolerated; one more stops the schedule */
+} plan_waves_t;
+
 typedef struct {
     cfg_list_t migrations;      /* of plan_migration_t: the ones written out,
                                    then the fleets' expansions */
@@ -135,6 +154,7 @@ typedef struct {
     size_t n_written;           /* migrations written out (before the expansions) */
     plan_origin_t *origins;     /* per expanded migration i: origins[i - n_written];
                                    owned */
+    plan_waves_t waves;
 } plan_t;
 
 /* Parses text (name is used in errors) into *plan. False with err filled
@@ -150,6 +170,9 @@ bool plan_origin(const plan_t *plan, size_t i, plan_origin_t *out);
 /* The same as the file's path, "fleets[0].inventory[2].databases[1]",
  * into buf (len bytes); false (buf untouched) for one written out. */
 bool plan_origin_path(const plan_t *plan, size_t i, char *buf, size_t len);
+/* The wave migration i starts in (1: the canary), or 0 when the plan has
+ * no waves. */
+unsigned plan_wave(const plan_t *plan, size_t i);
 void plan_free(plan_t *plan);
 
 /* The migration as a one-migration plan in JSON (which is YAML), so the

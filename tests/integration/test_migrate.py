@@ -521,8 +521,68 @@ def test_copy_caps_one_at_a_time(rig):
     check(ops[-2:] == ["fleet_pause", "fleet_resume"], "in the audit trail: %r" % ops)
 
 
+def test_waves_canary_then_go(rig):
+    """A plan in waves (a canary, then two at once, go: operator): the
+    canary starts alone and is verified by the schedule itself; the next
+    wave waits for godwitctl fleet go (across a coordinator restart), then
+    starts, streams and is verified; fleet status shows the schedule."""
+    blue, green, coord, plan = setup(rig)
+    for db in ("shop2", "shop3"):
+        for c in (blue, green):
+            c.psql("CREATE DATABASE %s" % db)
+        blue.psql("CREATE TABLE public.t (id int PRIMARY KEY, v text);"
+                  "INSERT INTO public.t SELECT g, md5(g::text) FROM generate_series(1, 5000) g",
+                  db=db)
+    text = open(plan).read()
+    with open(plan, "w") as f:
+        f.write("waves: {canary: 1, size: 2, go: operator}\n" + text)
+        for db in ("shop2", "shop3"):
+            f.write("  - name: %s\n"
+                    "    source: {agent: blue, database: %s}\n"
+                    "    target: {agent: green, database: %s}\n"
+                    "    replication: {peer: blue}\n" % (db, db, db))
+    r = coord.ctl("migrate", "start", plan, "--json", check_rc=False)
+    check(r.returncode == 0 and json.loads(r.stdout)["waves"] == 2, "started: %r" % r.stdout)
+
+    def waves():
+        return json.loads(coord.ctl("migrate", "status", "--json").stdout)["waves"]
+
+    check(mstatus(coord, "shop2")["state"] == "scheduled" and mstatus(coord, "shop2")["wave"] == 2,
+          "shop2 waits for wave 2: %r" % mstatus(coord, "shop2"))
+    # The canary streams; the schedule verifies it; wave 2 waits for the go.
+    w = wait_for("wave 2 ready", lambda: (waves().get("waiting") or "").startswith(
+        "wave 2 is ready"), 180, interval=0.5)
+    check(mstatus(coord, "shop")["verify"]["state"] == "equal" and
+          [x["passed"] for x in waves()["waves"]] == [1, 0], "the canary verified: %r" % w)
+    # A restart keeps the schedule where it was.
+    coord.proc.kill9()
+    coord.start()
+    wait_for("wave 2 ready after the restart", lambda: (waves().get("waiting") or "").startswith(
+        "wave 2 is ready"), 60, interval=0.5)
+    check(mstatus(coord, "shop3")["state"] == "scheduled", "shop3 still scheduled")
+    fv = json.loads(coord.ctl("fleet", "status", "--json", check_rc=False).stdout)
+    check(fv["next"]["command"] == "godwitctl fleet go" and fv["phases"]["scheduled"] == 2,
+          "fleet status proposes the go: %r" % fv)
+    print(coord.ctl("fleet", "status", check_rc=False).stdout.decode())
+    r = coord.ctl("fleet", "go", check_rc=False)
+    check(r.returncode == 0 and "wave 2 may open" in r.stdout.decode(), "go: %r" % r.stdout)
+    for name in ("shop2", "shop3"):
+        wait_for("%s verified" % name, lambda: ((mstatus(coord, name) or {}).get("verify") or {})
+                 .get("state") == "equal", 180, interval=0.5)
+    w = waves()
+    check(w["next"] is None and [x["passed"] for x in w["waves"]] == [1, 2],
+          "every wave passed: %r" % w)
+    check(green.psql("SELECT count(*) FROM public.t", db="shop3") == "5000", "shop3's rows")
+    r = coord.ctl("fleet", "go", check_rc=False)
+    check(r.returncode != 0 and "no wave waits" in r.stderr.decode(), "nothing to go: %r" % r.stderr)
+    opened = [e for e in json.loads(coord.ctl("migrate", "audit", "shop2", "--json").stdout)["events"]
+              if e["kind"] == "moved" and e["state"] == "roles"]
+    check(opened and "wave 2 of schedule 1 opened" in json.dumps(opened[0]),
+          "the wave's opening in the audit trail: %r" % opened)
+
+
 if __name__ == "__main__":
-    harness.run([test_copy_caps_one_at_a_time, test_full_run_reaches_streaming, test_kill9_coordinator_during_copy_resumes,
+    harness.run([test_waves_canary_then_go, test_copy_caps_one_at_a_time, test_full_run_reaches_streaming, test_kill9_coordinator_during_copy_resumes,
                  test_kill9_coordinator_during_postdata_resumes,
                  test_kill9_target_agent_during_copy_completes, test_slot_limit_protects_the_source,
                  test_pause_and_resume, test_table_subset_in_another_schema,

@@ -165,12 +165,65 @@ static void test_next(void **state)
     cJSON_Delete(st);
 }
 
+/* A schedule: each wave's copies together; a wave ready for the
+ * operator's go is the next command; a stopped schedule is an error. */
+static void test_waves(void **state)
+{
+    (void)state;
+    cJSON *st = s_parse(s_agents_ok);
+    static const char migs[] =
+        "\"migrations\":["
+        "{\"name\":\"a\",\"wave\":1,\"state\":\"streaming\",\"verify\":{\"state\":\"equal\"}},"
+        "{\"name\":\"b\",\"wave\":2,\"state\":\"copy\",\"copy_queued\":false,"
+        " \"copy\":{\"bytes_done\":100,\"bytes_total\":1000,\"rate_bytes_per_sec\":10}},"
+        "{\"name\":\"c\",\"wave\":2,\"state\":\"copy\",\"copy_queued\":false,"
+        " \"copy\":{\"bytes_done\":300,\"bytes_total\":500,\"rate_bytes_per_sec\":20}},"
+        "{\"name\":\"d\",\"wave\":3,\"state\":\"scheduled\"}]";
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"ok\":true,\"waves\":{\"schedule\":1,\"go\":\"operator\",\"next\":3,"
+             "\"waiting\":\"wave 3 is ready: godwitctl fleet go opens it\",\"waves\":["
+             "{\"wave\":1,\"migrations\":1,\"passed\":1},{\"wave\":2,\"migrations\":2,"
+             "\"pending\":2},{\"wave\":3,\"migrations\":1,\"scheduled\":1}]},%s}", migs);
+    cJSON *ms = s_parse(text);
+    cJSON *f = fleetview_build(st, ms);
+    const cJSON *w2 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(f, "waves"),
+                                                             "waves"), 1);
+    assert_int_equal(s_at(w2, "copy", "bytes_done"), 400);
+    assert_int_equal(s_at(w2, "copy", "bytes_total"), 1500);
+    assert_int_equal(s_at(w2, "copy", "eta_seconds"), 1100 / 30);
+    assert_string_equal(s_next(f), "godwitctl fleet go");
+    cJSON_Delete(f);
+    cJSON_Delete(ms);
+
+    snprintf(text, sizeof text,
+             "{\"ok\":true,\"waves\":{\"schedule\":1,\"go\":\"auto\",\"next\":3,"
+             "\"waiting\":\"the schedule stopped before wave 3: 1 failed (b)\",\"waves\":[]},%s}",
+             migs);
+    ms = s_parse(text);
+    f = fleetview_build(st, ms);
+    const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(f, "problems"), 0);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(p, "severity")), "error");
+    assert_string_equal(s_next(f), "godwitctl fleet go --accept-failures");
+    cJSON_Delete(f);
+    cJSON_Delete(ms);
+
+    /* No schedule: waves is null. */
+    ms = s_parse("{\"ok\":true,\"waves\":null,\"migrations\":[]}");
+    f = fleetview_build(st, ms);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(f, "waves")));
+    cJSON_Delete(f);
+    cJSON_Delete(ms);
+    cJSON_Delete(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_and_copies),
         cmocka_unit_test(test_problems_errors_first),
         cmocka_unit_test(test_next),
+        cmocka_unit_test(test_waves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -198,7 +198,7 @@ static void s_journal_at(rig_t *r, const char *state, const char *cutover)
 static void s_start(rig_t *r)
 {
     char err[256];
-    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), err, sizeof err));
+    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
     assert_string_equal(s_state(r), "roles");
 }
 
@@ -317,7 +317,7 @@ static void test_every_step_to_streaming(void **state)
     assert_string_equal(s_state(r), "streaming");
     /* a second start of the same name is refused while it lives */
     char err[256];
-    assert_false(migset_start(r->ms, plan_at(&r->plan, 0), err, sizeof err));
+    assert_false(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
     assert_non_null(strstr(err, "already streaming"));
 }
 
@@ -405,7 +405,7 @@ static void s_abort_from(rig_t *r, const char *at)
     assert_false(migset_abort(r->ms, NAME, err, sizeof err));
     assert_non_null(strstr(err, "already aborted"));
     /* an aborted migration may start again under its name */
-    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), err, sizeof err));
+    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
     assert_string_equal(s_state(r), "roles");
 }
 
@@ -764,7 +764,7 @@ static void s_start_to_copy(rig_t *r, const char *text, int64_t per_source, plan
         fail_msg("%s", err);
     migset_set_caps(r->ms, (migset_caps_t){ .per_source = per_source, .per_target = 0 });
     for (size_t i = 0; i < plan_count(p); i++)
-        assert_true(migset_start(r->ms, plan_at(p, i), err, sizeof err));
+        assert_true(migset_start(r->ms, plan_at(p, i), 0, err, sizeof err));
     for (int guard = 0; guard < 10; guard++) {
         migset_tick(r->ms);
         while (s_pending(r, GREEN, A(APPLY_ROLES)))
@@ -835,7 +835,7 @@ static void test_fleet_pause_holds_copies(void **state)
     s_start_to_copy(r, text, 1, &p);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1); /* c1's; c2 queued */
     cJSON *changed = cJSON_CreateArray(), *skipped = cJSON_CreateArray();
-    assert_true(migset_fleet_pause(r->ms, true, changed, skipped, err, sizeof err));
+    assert_true(migset_fleet_pause(r->ms, true, 0, changed, skipped, err, sizeof err));
     assert_int_equal(cJSON_GetArraySize(changed), 0); /* a copy cannot pause */
     assert_int_equal(cJSON_GetArraySize(skipped), 2);
     cJSON_Delete(changed);
@@ -859,7 +859,7 @@ static void test_fleet_pause_holds_copies(void **state)
     /* The resume: c2's copy starts. */
     changed = cJSON_CreateArray();
     skipped = cJSON_CreateArray();
-    assert_true(migset_fleet_pause(r->ms, false, changed, skipped, err, sizeof err));
+    assert_true(migset_fleet_pause(r->ms, false, 0, changed, skipped, err, sizeof err));
     cJSON_Delete(changed);
     cJSON_Delete(skipped);
     fakelink_drain(&r->link, "test: answers not needed");
@@ -870,11 +870,216 @@ static void test_fleet_pause_holds_copies(void **state)
     plan_free(&p);
 }
 
+/* ---- waves ---- */
+
+/* Loads text into *p (the caller frees it), begins its schedule and
+ * starts every migration in its wave. */
+static void s_schedule(rig_t *r, const char *text, plan_t *p)
+{
+    char err[512];
+    if (!plan_load_string("plan.yaml", text, p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(migset_schedule(r->ms, &p->waves, err, sizeof err));
+    for (size_t i = 0; i < plan_count(p); i++)
+        assert_true(migset_start(r->ms, plan_at(p, i), plan_wave(p, i), err, sizeof err));
+}
+
+/* The schedule's status field key: a string (static buffer; "" if not
+ * one), or a number as text. */
+static const char *s_wave_field(rig_t *r, const char *key)
+{
+    static char buf[512];
+    cJSON *w = migset_waves_json(r->ms);
+    const cJSON *v = cJSON_GetObjectItem(w, key);
+    if (cJSON_IsString(v))
+        snprintf(buf, sizeof buf, "%s", v->valuestring);
+    else if (cJSON_IsNumber(v))
+        snprintf(buf, sizeof buf, "%d", (int)v->valuedouble);
+    else
+        buf[0] = '\0';
+    cJSON_Delete(w);
+    return buf;
+}
+
+/* What an earlier coordinator did while this one was down: migration
+ * name moved from `from` to `to` (NULL: stays) and, with vstate, a verify
+ * of it ended so; then the set is loaded again. */
+static void s_meanwhile(rig_t *r, const char *name, const char *from, const char *to,
+                        const char *vstate)
+{
+    char err[256], d[128];
+    fakelink_drain(&r->link, "coordinator stopping");
+    migset_destroy(&r->ms);
+    if (to)
+        assert_true(journal_migration_move(r->journal, name, from, to, "test", err, sizeof err));
+    if (vstate) {
+        snprintf(d, sizeof d, "{\"state\":\"%s\",\"finished_at_ms\":%llu}", vstate,
+                 (unsigned long long)r->link.now_ms);
+        assert_true(journal_event(r->journal, name, to ? to : from, "verify", d));
+    }
+    r->ms = migset_new(&r->link.link, r->journal);
+    migset_on_move(r->ms, s_on_move, NULL);
+}
+
+/* Answers the streaming poll (SyncStatus) with one table, every table
+ * ready. */
+static void s_ok_sync_one_table(fakelink_sent_t *s)
+{
+    Godwit__TableRef ref = GODWIT__TABLE_REF__INIT;
+    ref.schema = "public";
+    ref.name = "t";
+    Godwit__TableSync ts = GODWIT__TABLE_SYNC__INIT;
+    ts.table = &ref;
+    ts.state = "ready";
+    Godwit__TableSync *tables[1] = { &ts };
+    Godwit__SyncStatusResult sr;
+    s_sync_result(&sr, true);
+    sr.n_tables = 1;
+    sr.tables = tables;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
+    res.sync_status = &sr;
+    fakelink_answer(s, &res, NULL);
+}
+
+#define WAVE_PLAN_ROW(n, db)                                                                   \
+    "  - {name: " n ", source: {agent: " BLUE ", database: " db "}, target: {agent: " GREEN    \
+    ", database: " db "}, replication: {peer: p}}\n"
+
+/* Waves with the operator's go and an error budget of 0: the canary
+ * starts alone; the schedule verifies it itself once it streams; verified
+ * equal, the next wave waits for fleet go; a failure in it stops the
+ * wave after until the operator accepts it; a wave aborted before it
+ * opened is aborted at once. A restart at each point resumes the
+ * schedule where it was. */
+static void test_waves_operator_go_and_budget(void **state)
+{
+    rig_t *r = *state;
+    static const char text[] = "waves: {canary: 1, size: 1, go: operator}\n"
+                               "migrations:\n" WAVE_PLAN_ROW("c1", "a") WAVE_PLAN_ROW("c2", "b")
+                                   WAVE_PLAN_ROW("c3", "c") WAVE_PLAN_ROW("c4", "d");
+    plan_t p;
+    char err[512];
+    s_schedule(r, text, &p);
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(s_field(r, plan_at(&p, i)->name, "state"), "scheduled");
+    /* One schedule at a time. */
+    assert_false(migset_schedule(r->ms, &p.waves, err, sizeof err));
+    assert_non_null(strstr(err, "still has 4 migrations waiting for their wave"));
+
+    /* The canary starts alone. */
+    migset_tick(r->ms);
+    assert_string_equal(s_field(r, "c1", "state"), "roles");
+    assert_string_equal(s_field(r, "c2", "state"), "scheduled");
+    assert_string_equal(s_wave_field(r, "opened"), "1");
+    assert_string_equal(s_wave_field(r, "next"), "2");
+    assert_non_null(strstr(s_wave_field(r, "waiting"),
+                           "wave 2 waits until the waves before it are streaming and verified "
+                           "equal: 1 of 1 not yet (c1)"));
+
+    /* It streams (after a restart): the schedule verifies it. */
+    s_meanwhile(r, "c1", "roles", "streaming", NULL);
+    assert_string_equal(s_field(r, "c2", "state"), "scheduled");
+    migset_tick(r->ms);
+    s_ok_sync_one_table(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)));
+    migset_tick(r->ms);
+    fakelink_run_deferred(&r->link);
+    assert_int_equal(s_pending(r, GREEN, A(VERIFY_SCHEMA)), 1);
+    assert_string_equal(s_field(r, "c2", "state"), "scheduled");
+
+    /* Verified equal: wave 2 waits for the operator's go. */
+    s_meanwhile(r, "c1", "streaming", NULL, "equal");
+    migset_tick(r->ms);
+    assert_string_equal(s_field(r, "c2", "state"), "scheduled");
+    assert_string_equal(s_wave_field(r, "waiting"), "wave 2 is ready: godwitctl fleet go opens it");
+    unsigned wave = 0;
+    assert_true(migset_fleet_go(r->ms, false, &wave, err, sizeof err));
+    assert_int_equal(wave, 2);
+    migset_tick(r->ms);
+    assert_string_equal(s_field(r, "c2", "state"), "roles");
+    assert_string_equal(s_field(r, "c3", "state"), "scheduled");
+
+    /* c2 fails (aborted): more than the budget of 0, wave 3 does not open,
+     * even with a go, until the operator accepts the failure. */
+    assert_true(migset_abort(r->ms, "c2", err, sizeof err));
+    migset_tick(r->ms);
+    assert_non_null(strstr(s_wave_field(r, "waiting"),
+                           "the schedule stopped before wave 3: 1 failed (c2), more than the "
+                           "error budget of 0 allows"));
+    assert_true(migset_fleet_go(r->ms, false, &wave, err, sizeof err));
+    s_restart(r);
+    migset_tick(r->ms);
+    assert_string_equal(s_field(r, "c3", "state"), "scheduled");
+    assert_string_equal(s_wave_field(r, "failed"), "1");
+    assert_true(migset_fleet_go(r->ms, true, &wave, err, sizeof err));
+    assert_int_equal(wave, 3);
+    migset_tick(r->ms);
+    assert_string_equal(s_field(r, "c3", "state"), "roles");
+    assert_string_equal(s_field(r, "c4", "state"), "scheduled");
+
+    /* Wave 4 aborted before it opened: nothing of it exists, it is
+     * aborted at once; no wave waits any more. */
+    cJSON *changed = cJSON_CreateArray(), *skipped = cJSON_CreateArray();
+    assert_false(migset_fleet_abort(r->ms, 9, changed, skipped, err, sizeof err));
+    assert_string_equal(err, "the fleet's schedule has no wave 9");
+    assert_true(migset_fleet_abort(r->ms, 4, changed, skipped, err, sizeof err));
+    assert_int_equal(cJSON_GetArraySize(changed), 1);
+    assert_string_equal(cJSON_GetArrayItem(changed, 0)->valuestring, "c4");
+    cJSON_Delete(changed);
+    cJSON_Delete(skipped);
+    assert_string_equal(s_field(r, "c4", "state"), "aborted");
+    assert_string_equal(s_field(r, "c3", "state"), "roles");
+    assert_string_equal(s_wave_field(r, "next"), "");
+    assert_false(migset_fleet_go(r->ms, false, &wave, err, sizeof err));
+    assert_non_null(strstr(err, "no wave waits"));
+    /* The next plan may begin a schedule of its own. */
+    assert_true(migset_schedule(r->ms, &p.waves, err, sizeof err));
+    assert_string_equal(s_wave_field(r, "schedule"), "2");
+    plan_free(&p);
+}
+
+/* Waves that open by themselves: a canary verified different stops the
+ * schedule (budget 0); verified equal again, the next wave opens without
+ * a go. The fleet's pause holds a wave that could open. */
+static void test_waves_auto(void **state)
+{
+    rig_t *r = *state;
+    static const char text[] = "waves: {size: 1}\n"
+                               "migrations:\n" WAVE_PLAN_ROW("c1", "a") WAVE_PLAN_ROW("c2", "b");
+    plan_t p;
+    char err[512];
+    s_schedule(r, text, &p);
+    migset_tick(r->ms);
+    assert_string_equal(s_field(r, "c1", "state"), "roles");
+    s_meanwhile(r, "c1", "roles", "streaming", "different");
+    migset_tick(r->ms);
+    assert_string_equal(s_field(r, "c2", "state"), "scheduled");
+    assert_non_null(strstr(s_wave_field(r, "waiting"), "the schedule stopped before wave 2"));
+
+    s_meanwhile(r, "c1", "streaming", NULL, "equal");
+    cJSON *changed = cJSON_CreateArray(), *skipped = cJSON_CreateArray();
+    assert_true(migset_fleet_pause(r->ms, true, 0, changed, skipped, err, sizeof err));
+    migset_tick(r->ms);
+    assert_string_equal(s_field(r, "c2", "state"), "scheduled");
+    /* c1 pauses too: the gate waits for it again */
+    assert_string_equal(s_field(r, "c1", "state"), "pausing");
+    assert_true(migset_fleet_pause(r->ms, false, 0, changed, skipped, err, sizeof err));
+    cJSON_Delete(changed);
+    cJSON_Delete(skipped);
+    s_meanwhile(r, "c1", "resuming", "streaming", NULL);
+    migset_tick(r->ms);
+    assert_string_equal(s_field(r, "c2", "state"), "roles");
+    plan_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_copy_caps, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fleet_pause_holds_copies, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_waves_operator_go_and_budget, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_waves_auto, s_setup, s_teardown),
         T(test_every_step_to_streaming),
         T(test_catchup_waits_for_ready_and_lag),
         T(test_failed_step_retries_with_backoff),

@@ -498,6 +498,46 @@ static void test_fleet_refusals(void **state)
     free(big);
 }
 
+/* Waves: the canary, then waves of size, in the plan's order (written out,
+ * then expanded); the settings' defaults and refusals. */
+static void test_waves(void **state)
+{
+    (void)state;
+    char err[512];
+    plan_t p;
+    char *text = s_fleet_text(1, 10);
+    char *waved = xasprintf("waves: {canary: 2, size: 3, go: operator, error_budget: 1}\n%s", text);
+    assert_true(plan_load_string("plan.yaml", waved, &p, err, sizeof err));
+    assert_int_equal(p.waves.go, PLAN_GO_OPERATOR);
+    assert_int_equal(p.waves.error_budget, 1);
+    static const unsigned want[10] = { 1, 1, 2, 2, 2, 3, 3, 3, 4, 4 };
+    for (size_t i = 0; i < 10; i++)
+        assert_int_equal(plan_wave(&p, i), want[i]);
+    plan_free(&p);
+    free(waved);
+    /* Defaults: a canary of one, go auto, no failure tolerated. */
+    waved = xasprintf("waves: {size: 4}\n%s", text);
+    assert_true(plan_load_string("plan.yaml", waved, &p, err, sizeof err));
+    assert_int_equal(p.waves.go, PLAN_GO_AUTO);
+    assert_int_equal(p.waves.error_budget, 0);
+    assert_int_equal(plan_wave(&p, 0), 1);
+    assert_int_equal(plan_wave(&p, 1), 2);
+    assert_int_equal(plan_wave(&p, 4), 2);
+    assert_int_equal(plan_wave(&p, 5), 3);
+    plan_free(&p);
+    free(waved);
+    /* No waves: every migration starts at once. */
+    assert_true(plan_load_string("plan.yaml", text, &p, err, sizeof err));
+    assert_int_equal(plan_wave(&p, 9), 0);
+    plan_free(&p);
+    free(text);
+    s_refused("waves: {canary: 1}\nmigrations: []\n", "plan.yaml:1: waves.size: missing");
+    s_refused("waves:\n  size: 2\n  go: later\n", "plan.yaml:3: waves.go:");
+    s_refused("waves:\n  size: 0\n", "plan.yaml:2: waves.size:");
+    s_refused("waves:\n  size: 2\n  error_budget: -1\n", "plan.yaml:3: waves.error_budget:");
+    s_refused("waves:\n  size: 2\n  canry: 1\n", "plan.yaml:3: waves.canry: unknown key");
+}
+
 /* The example plans in deploy/ load as they are. */
 static void test_examples_load(void **state)
 {
@@ -530,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_proxy_hold),
         cmocka_unit_test(test_fleet_expands),
         cmocka_unit_test(test_fleet_refusals),
+        cmocka_unit_test(test_waves),
         cmocka_unit_test(test_examples_load),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_reverse_replication),
