@@ -191,10 +191,13 @@ void render_plan_check(const cJSON *r, FILE *out)
     const cJSON *m;
     cJSON_ArrayForEach(m, cJSON_GetObjectItem(r, "migrations"))
     {
-        const cJSON *from = cJSON_GetObjectItem(m, "from");
-        char origin[128] = "";
+        const cJSON *from = cJSON_GetObjectItem(m, "from"), *wave = cJSON_GetObjectItem(m, "wave");
+        char origin[160] = "";
         if (cJSON_IsString(from))
             snprintf(origin, sizeof origin, " (%s)", from->valuestring);
+        if (cJSON_IsNumber(wave))
+            snprintf(origin + strlen(origin), sizeof origin - strlen(origin), " [wave %d]",
+                     (int)wave->valuedouble);
         fprintf(out, "migration %s: %s/%s -> %s/%s%s: %.0f blocking, %.0f warnings\n",
                 render_str(m, "name", "?"), render_str(m, "source", "?"),
                 render_str(m, "source_database", "?"), render_str(m, "target", "?"),

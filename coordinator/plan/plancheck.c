@@ -97,6 +97,8 @@ static void s_finish(plancheck_t *pc)
         char from[96];
         if (plan_origin_path(pc->plan, i, from, sizeof from))
             cJSON_AddStringToObject(o, "from", from);
+        if (plan_wave(pc->plan, i))
+            cJSON_AddNumberToObject(o, "wave", plan_wave(pc->plan, i));
         cJSON_AddNumberToObject(o, "blocking", blocking);
         cJSON_AddNumberToObject(o, "warnings", warnings);
         if (pm->facts) {

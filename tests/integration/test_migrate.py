@@ -541,6 +541,9 @@ def test_waves_canary_then_go(rig):
                     "    source: {agent: blue, database: %s}\n"
                     "    target: {agent: green, database: %s}\n"
                     "    replication: {peer: blue}\n" % (db, db, db))
+    out = coord.ctl("plan", "check", plan).stdout.decode()
+    check("shop -> green/shop [wave 1]" in out and "shop3 -> green/shop3 [wave 2]" in out,
+          "plan check shows the waves: %s" % out)
     r = coord.ctl("migrate", "start", plan, "--json", check_rc=False)
     check(r.returncode == 0 and json.loads(r.stdout)["waves"] == 2, "started: %r" % r.stdout)
 
