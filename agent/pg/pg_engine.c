@@ -41,6 +41,7 @@ typedef struct {
     pglog_t *pglog;             /* the server's log, if configured */
     int pglog_errno;            /* the last error reading it, logged once */
     freezer_t *freezer;         /* the cutover's write fence on this server */
+    diskprobe_t disk_probe;     /* the last timing of the server's writes (preflight) */
 } pg_engine_t;
 
 /* ---- how each step starts ---- */
@@ -141,9 +142,10 @@ static step_t *s_tune(pg_engine_t *e, const Godwit__Command *c, step_done_cb don
     return tune_subscription_start(e->loop, &e->local, c->tune_subscription, done, arg);
 }
 
-/* Preflight reads the agent's name too, and allows its catalog checks
- * the steps' longer statement timeout. */
-static preflight_local_t s_preflight_local(const pg_engine_t *e)
+/* Preflight reads the agent's name too, allows its catalog checks the
+ * steps' longer statement timeout, and shares the engine's timing of the
+ * server's writes. */
+static preflight_local_t s_preflight_local(pg_engine_t *e)
 {
     const step_local_t *l = &e->local;
     return (preflight_local_t){
@@ -158,6 +160,7 @@ static preflight_local_t s_preflight_local(const pg_engine_t *e)
         .n_peers = l->n_peers,
         .config_path = l->config_path,
         .agent_name = e->agent_name,
+        .disk_probe = &e->disk_probe,
     };
 }
 

@@ -220,6 +220,7 @@ step_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
     p->disk_margin = req->disk_margin > 0 ? req->disk_margin : 1.0;
     p->reverse = req->reverse;
     p->data_directory = xstrdup(local->data_directory);
+    p->probe = local->disk_probe;
     if (src->n_extensions > 0) {
         cJSON *a = cJSON_CreateArray();
         for (size_t i = 0; i < src->n_extensions; i++)

@@ -1,7 +1,8 @@
 /*
  * preflight: the read-only checks of phase 1, run by an agent against its
  * local PostgreSQL server and reported as findings (severity, code, object,
- * message, fix). Nothing here changes anything on any server.
+ * message, fix). Nothing here changes anything on any server (the
+ * target's write timing writes only in a transaction it rolls back).
  *
  * Source checks (the source agent, on the database to migrate): wal_level,
  * free replication slots and WAL senders, tables with neither a primary key
@@ -16,7 +17,10 @@
  * and a replication connection to it that opens, target tables that
  * already hold rows (blocking), extensions the source has and the target
  * cannot install (warning), and the roles the database needs against the
- * target's (access.h): roles missing (created by the roles step:
+ * target's (access.h), how fast the target's server writes and how long
+ * the copy would take at that rate (diskprobe.h: the one check that
+ * writes, in a transaction it rolls back), and the roles the database
+ * needs against the target's (access.h): roles missing (created by the roles step:
  * information), roles that exist with other attributes or memberships
  * (left as they are: warning), superusers godwit will not create and
  * bootstrap superusers of different names (blocking), password hashes
@@ -36,6 +40,7 @@
 #include <uv.h>
 
 #include "agent_config.h"
+#include "diskprobe.h"
 #include "godwit.pb-c.h"
 #include "step.h"
 
@@ -52,6 +57,8 @@ typedef struct {
     size_t n_peers;
     const char *config_path;       /* the agent's config file, for findings */
     const char *agent_name;        /* for findings: the config's name, else the host name */
+    diskprobe_t *disk_probe;       /* the agent's last timing of its server's writes (the pg
+                                      engine's, borrowed); NULL: the target does not time them */
 } preflight_local_t;
 
 /* A check is a step (step.h): done is called exactly once, never from

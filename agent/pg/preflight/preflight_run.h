@@ -83,6 +83,8 @@ struct preflight {
     uint64_t src_wmem_max;    /* the source host's largest TCP send buffer; 0: unknown */
     char *src_congestion;     /* the source host's congestion control; "" unknown */
     cJSON *access[2];         /* the source's and the target's roles and privileges */
+    diskprobe_t *probe;       /* the agent's timing of its server's writes (borrowed); NULL: none */
+    uint64_t probe_sent_us;   /* when this check sent the probe */
 };
 
 /* A new check with its local connection and its stages (preflight_src_stages

@@ -667,7 +667,94 @@ static void s_tgt_disk(steprun_t *run)
     steprun_next(&p->run);
 }
 
+/* ---- target: how fast it writes (diskprobe.h) --------------------------- */
+
+static void s_tgt_disk_write_findings(preflight_t *p)
+{
+    const diskprobe_t *d = p->probe;
+    if (!d->ok) {
+        preflight_run_add(p, SEV_WARNING, "disk_write", p->data_directory,
+                          xasprintf("cannot time the target's writes (a scratch table written "
+                                    "in a transaction rolled back): %s; the copy's duration "
+                                    "cannot be predicted", d->error),
+                          xstrdup("Check the target server's log."));
+        return;
+    }
+    double rate = diskprobe_rate(d);
+    bool disk_bound;
+    double secs = diskprobe_predict_s(rate, p->src_size, p->link_mbit, &disk_bound);
+    char probe_s[32], rate_s[32], size_s[32], dur_s[32], link_s[32];
+    units_fmt_bytes(DISKPROBE_BYTES, probe_s, sizeof probe_s);
+    units_fmt_bytes((uint64_t)rate, rate_s, sizeof rate_s);
+    units_fmt_bytes(p->src_size, size_s, sizeof size_s);
+    units_fmt_duration_ms((uint64_t)(secs * 1000), dur_s, sizeof dur_s);
+    units_fmt_bytes((uint64_t)p->link_mbit * 1000000 / 8, link_s, sizeof link_s);
+    preflight_run_add(
+        p, SEV_INFO, "disk_write", p->data_directory,
+        xasprintf("the target's server wrote %s (rows into a scratch table, in a transaction "
+                  "rolled back: its WAL, synced at each segment) in %.0f ms: %s/s; the source "
+                  "database's %s would take about %s to arrive, bound by %s (the link: %u "
+                  "Mbit/s, options.link_mbit, %s/s)",
+                  probe_s, d->ms, rate_s, size_s, dur_s, disk_bound ? "this disk" : "the link",
+                  p->link_mbit, link_s),
+        xstrdup(""));
+    if (disk_bound)
+        preflight_run_add(
+            p, SEV_WARNING, "disk_write_slow", p->data_directory,
+            xasprintf("the target writes %s/s, less than the link carries (%s/s at %u Mbit/s): "
+                      "the copy, and the catch-up after it, are bound by the target's storage; "
+                      "the source database's %s would take about %s",
+                      rate_s, link_s, p->link_mbit, size_s, dur_s),
+            xstrdup("Put the target's data directory and its pg_wal on faster storage (NVMe), "
+                    "or plan for that duration (and lower options.link_mbit if the link is "
+                    "slower than the plan says)."));
+}
+
+static void s_on_disk_probe(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    preflight_t *p = arg;
+    diskprobe_t *d = p->probe;
+    d->ms = (double)(units_mono_us() - p->probe_sent_us) / 1000.0;
+    d->ok = r->ok;
+    d->error[0] = '\0';
+    if (!r->ok) {
+        char *m = pgconn_result_message("writing the scratch table", r);
+        snprintf(d->error, sizeof d->error, "%s", m);
+        free(m);
+    }
+    d->started_mono_ms = 0;
+    d->ended_mono_ms = units_mono_ms();
+    s_tgt_disk_write_findings(p);
+    steprun_next(&p->run);
+}
+
+/* The agent's server timed once for all the checks of a while: a check
+ * finds a fresh result, or waits for the probe another check runs, or
+ * runs it. A check cancelled meanwhile leaves its probe "running": the
+ * others take it for lost after twice the statement timeout. */
+static void s_tgt_disk_write(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    diskprobe_t *d = p->probe;
+    uint64_t now = units_mono_ms();
+    if (!d) {
+        steprun_next(&p->run);
+    } else if (diskprobe_fresh(d, now)) {
+        s_tgt_disk_write_findings(p);
+        steprun_next(&p->run);
+    } else if (diskprobe_running(d, now, 2 * (uint64_t)p->statement_timeout_ms)) {
+        steprun_after(&p->run, 50, s_tgt_disk_write);
+    } else {
+        d->started_mono_ms = now ? now : 1;
+        p->probe_sent_us = units_mono_us();
+        steprun_query_simple(&p->run, P_LOCAL, "timing the target's writes", DISKPROBE_SQL,
+                             (uint64_t)p->statement_timeout_ms, s_on_disk_probe);
+    }
+}
+
 const steprun_fn preflight_tgt_stages[] = {
-    preflight_run_connect,         s_tgt_settings, s_tgt_tables, s_tgt_rows, s_tgt_extensions,
-    s_tgt_replication, s_tgt_link, s_tgt_roles,    s_tgt_disk,   NULL,
+    preflight_run_connect, s_tgt_settings, s_tgt_tables, s_tgt_rows,       s_tgt_extensions,
+    s_tgt_replication,     s_tgt_link,     s_tgt_roles,  s_tgt_disk,       s_tgt_disk_write,
+    NULL,
 };
