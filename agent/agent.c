@@ -128,6 +128,7 @@ static void s_send_hello(agent_t *a)
     h.report_interval_ms = (uint32_t)a->cfg->report_interval_ms;
     h.claimed_name = a->cfg->name ? a->cfg->name : (char *)"";
     h.jurisdiction = a->cfg->jurisdiction ? a->cfg->jurisdiction : (char *)"";
+    h.site = a->cfg->site ? a->cfg->site : (char *)"";
     Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
     env.body_case = GODWIT__ENVELOPE__BODY_HELLO;
     env.hello = &h;

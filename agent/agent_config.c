@@ -240,6 +240,7 @@ static const cfg_field_t s_schema[] = {
     { .key = "log_format", .type = CFG_ENUM, .offset = offsetof(agent_config_t, log_format),
       .enum_values = s_log_formats },
     F("jurisdiction", CFG_LABEL, jurisdiction, false),
+    F("site", CFG_LABEL, site, false),
     F("state_dir", CFG_PATH, state_dir, true),
     R("report_interval", CFG_DURATION_MS, report_interval_ms, false, 100, 60000),
     { .key = "coordinator", .type = CFG_SECTION, .required = true, .children = s_coordinator },

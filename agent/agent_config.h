@@ -84,6 +84,7 @@ typedef struct {
     int log_level;              /* log_level_t: debug, info, warn, error */
     int log_format;             /* log_format_t: text (stderr), journal */
     char *jurisdiction;         /* data residency label ("eu", "no"); NULL: none */
+    char *site;                 /* the datacenter's label ("fra", "osl"); NULL: none */
     char *state_dir;            /* epoch file and other durable agent state */
     int64_t report_interval_ms;
     struct {

@@ -54,6 +54,10 @@ typedef struct {
     /* The jurisdiction label of a connected agent's config, "" if it has
      * none; NULL if the agent is not connected. */
     const char *(*jurisdiction)(void *ctx, const char *agent);
+    /* The site label of the agent's config as its last accepted hello
+     * since this coordinator started gave it ("" if it has none; kept
+     * while it is away); NULL if it has said no accepted hello yet. */
+    const char *(*site)(void *ctx, const char *agent);
     /* Wall clock (ms since the epoch: what reports and journals carry) and
      * a monotonic clock (µs: deadlines, budgets and backoff; the machines
      * read no other). */
@@ -105,6 +109,11 @@ static inline const char *agentlink_refused(const agentlink_t *l, const char *ag
 static inline const char *agentlink_jurisdiction(const agentlink_t *l, const char *agent)
 {
     return l->ops->jurisdiction(l->ctx, agent);
+}
+
+static inline const char *agentlink_site(const agentlink_t *l, const char *agent)
+{
+    return l->ops->site(l->ctx, agent);
 }
 
 static inline uint64_t agentlink_now_ms(const agentlink_t *l) { return l->ops->now_ms(l->ctx); }

@@ -219,6 +219,7 @@ static void s_on_hello(coord_t *c, fleet_agent_t *a, const Godwit__Hello *h, uin
     /* A label the agent's own config check would refuse is not one. */
     snprintf(a->jurisdiction, sizeof a->jurisdiction, "%s",
              cfg_label_ok(h->jurisdiction) ? h->jurisdiction : "");
+    snprintf(a->site, sizeof a->site, "%s", cfg_label_ok(h->site) ? h->site : "");
     a->report_interval_ms = h->report_interval_ms;
     a->agent_started_at_ms = h->started_at_ms;
     a->connected_since_ms = now_ms;

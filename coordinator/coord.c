@@ -138,7 +138,8 @@ coord_t *coord_new(uv_loop_t *loop, const coord_config_t *cfg)
     c->fleet = fleet_new(&c->allow);
     c->migs = migset_new(&c->link, c->journal);
     migset_set_caps(c->migs, (migset_caps_t){ .per_source = cfg->copies.per_source,
-                                              .per_target = cfg->copies.per_target });
+                                              .per_target = cfg->copies.per_target,
+                                              .per_link = cfg->copies.per_link });
     c->zctx = zmq_ctx_new();
     /* The ZAP handler first: a CURVE server without one admits everyone. */
     c->zap = zap_new(loop, c->zctx, &c->allow, c->refusal_log);

@@ -52,6 +52,7 @@ static const cfg_field_t s_metrics[] = {
 static const cfg_field_t s_copies[] = {
     R("per_source", CFG_INT, copies.per_source, 0, 1000),
     R("per_target", CFG_INT, copies.per_target, 0, 1000),
+    R("per_link", CFG_INT, copies.per_link, 0, 1000),
     CFG_END,
 };
 

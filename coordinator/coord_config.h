@@ -33,6 +33,7 @@ typedef struct {
     struct {
         int64_t per_source;     /* copies at once from one source agent; 0: no cap */
         int64_t per_target;     /* copies at once into one target agent; 0: no cap */
+        int64_t per_link;       /* copies at once between two sites; 0: no cap */
     } copies;
 } coord_config_t;
 

@@ -341,6 +341,10 @@ cJSON *fleet_agent_json(const fleet_agent_t *a, uint64_t now_ms, uint64_t now_mo
         cJSON_AddStringToObject(o, "jurisdiction", a->jurisdiction);
     else
         cJSON_AddNullToObject(o, "jurisdiction");
+    if (a->site[0])
+        cJSON_AddStringToObject(o, "site", a->site);
+    else
+        cJSON_AddNullToObject(o, "site");
     cJSON_AddStringToObject(o, "peer_address", a->peer_address);
     cJSON_AddNumberToObject(o, "last_seen_ms", (double)a->last_seen_ms);
     cJSON_AddNumberToObject(o, "last_seen_age_ms", (double)(now_mono - a->last_seen_mono));

@@ -54,6 +54,7 @@ typedef struct {
     char version[32];
     char hostname[128];
     char jurisdiction[CFG_LABEL_MAX + 1]; /* its config's label, "" if none */
+    char site[CFG_LABEL_MAX + 1];   /* its config's site label, "" if none */
     uint32_t report_interval_ms;
     uint64_t agent_started_at_ms;
     uint64_t highest_epoch;

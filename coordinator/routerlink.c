@@ -131,6 +131,13 @@ static const char *s_link_jurisdiction(void *ctx, const char *agent)
     return a && a->state == LINK_CONNECTED ? a->jurisdiction : NULL;
 }
 
+static const char *s_link_site(void *ctx, const char *agent)
+{
+    coord_t *c = ctx;
+    fleet_agent_t *a = fleet_find(c->fleet, agent);
+    return a && a->hellos && a->role[0] ? a->site : NULL;
+}
+
 static uint64_t s_link_now_ms(void *ctx)
 {
     (void)ctx;
@@ -152,6 +159,7 @@ static const agentlink_ops_t s_link_ops = {
     .role = s_link_role,
     .refused = s_link_refused,
     .jurisdiction = s_link_jurisdiction,
+    .site = s_link_site,
     .now_ms = s_link_now_ms,
     .mono_us = s_link_mono_us,
 };

@@ -325,13 +325,15 @@ void render_migrations(const cJSON *r, FILE *out)
         fprintf(out, "no migrations\n");
     const cJSON *cp = cJSON_GetObjectItem(r, "copies");
     if (cJSON_IsObject(cp) && n > 0) {
-        char s[24] = "no cap", t[24] = "no cap";
+        char s[24] = "no cap", t[24] = "no cap", l[24] = "no cap";
         if (render_num(cp, "per_source", 0) > 0)
             snprintf(s, sizeof s, "%.0f", render_num(cp, "per_source", 0));
         if (render_num(cp, "per_target", 0) > 0)
             snprintf(t, sizeof t, "%.0f", render_num(cp, "per_target", 0));
-        fprintf(out, "copies: %.0f running, %.0f queued (at once: %s per source, %s per target)\n",
-                render_num(cp, "running", 0), render_num(cp, "queued", 0), s, t);
+        if (render_num(cp, "per_link", 0) > 0)
+            snprintf(l, sizeof l, "%.0f", render_num(cp, "per_link", 0));
+        fprintf(out, "copies: %.0f running, %.0f queued (at once: %s per source, %s per target, "
+                "%s per link)\n", render_num(cp, "running", 0), render_num(cp, "queued", 0), s, t, l);
     }
 }
 

@@ -150,7 +150,7 @@ struct migration {
     copyeta_t copy;          /* copy: progress for rate and ETA (copyeta.h) */
     bool copy_slot;          /* copy: admitted by the set's copy caps (migset.c); its step
                                 runs only with it, and it is let go when the state moves */
-    char copy_queued[160];   /* copy: why it waits for a slot; "" when it does not */
+    char copy_queued[400];   /* copy: why it waits for a slot; "" when it does not */
     char *stopped_because;   /* why protection stopped it, if it did */
     uint64_t schedule;       /* the fleet schedule it belongs to (waves.h); 0: none */
     unsigned wave;           /* its wave in that schedule (1: the canary) */

@@ -25,6 +25,31 @@ struct migset {
     waves_t waves;        /* the fleet's schedule (waves.h) */
 };
 
+/* The link a migration's copy crosses, "SITE->SITE" (an agent without a
+ * site label stands for its own: "agent NAME"), into buf; false when
+ * either agent has not said hello since the coordinator started (its site
+ * is not known yet). */
+static bool s_link_key(const agentlink_t *link, const plan_migration_t *m, char *buf, size_t len)
+{
+    const char *s = agentlink_site(link, m->source.agent), *t = agentlink_site(link, m->target.agent);
+    if (!s || !t)
+        return false;
+    snprintf(buf, len, "%s%s -> %s%s", s[0] ? "" : "agent ", s[0] ? s : m->source.agent,
+             t[0] ? "" : "agent ", t[0] ? t : m->target.agent);
+    return true;
+}
+
+/* Running copies over the link called key. */
+static int64_t s_link_copies(const agentlink_t *link, migration_t *const *running, size_t n,
+                             const char *key)
+{
+    int64_t c = 0;
+    char other[2 * 140];
+    for (size_t i = 0; i < n; i++)
+        c += s_link_key(link, running[i]->m, other, sizeof other) && strcmp(other, key) == 0;
+    return c;
+}
+
 /* Copies holding a slot from agent (as their source) or into it (as their
  * target), among the running ones (few: the caps bound them). */
 static int64_t s_copies(migration_t *const *running, size_t n, const char *agent, bool as_target)
@@ -88,6 +113,20 @@ static void s_admit_copies(migset_t *ms)
                      (long long)into, tgt, (long long)ms->caps.per_target);
             continue;
         }
+        char key[2 * 140];
+        if (ms->caps.per_link && !s_link_key(ms->env.link, g->m, key, sizeof key)) {
+            snprintf(g->copy_queued, sizeof g->copy_queued,
+                     "queued: waiting for the hellos of %s and %s (their sites, for "
+                     "copies.per_link)", src, tgt);
+            continue;
+        }
+        int64_t over = ms->caps.per_link ? s_link_copies(ms->env.link, running, n, key) : 0;
+        if (ms->caps.per_link && over >= ms->caps.per_link) {
+            snprintf(g->copy_queued, sizeof g->copy_queued,
+                     "queued: %lld copies on link %s running (copies.per_link %lld)",
+                     (long long)over, key, (long long)ms->caps.per_link);
+            continue;
+        }
         char detail[200];
         snprintf(detail, sizeof detail, "copy %lld of %lld from source %s, %lld of %lld into target %s",
                  (long long)from + 1, (long long)ms->caps.per_source, src, (long long)into + 1,
@@ -129,6 +168,7 @@ cJSON *migset_copies_json(const migset_t *ms)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "per_source", (double)ms->caps.per_source);
     cJSON_AddNumberToObject(o, "per_target", (double)ms->caps.per_target);
+    cJSON_AddNumberToObject(o, "per_link", (double)ms->caps.per_link);
     cJSON_AddNumberToObject(o, "running", (double)running);
     cJSON_AddNumberToObject(o, "queued", (double)queued);
     cJSON_AddBoolToObject(o, "fleet_paused", ms->paused);

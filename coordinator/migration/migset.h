@@ -28,12 +28,15 @@ typedef struct migset migset_t;
 migset_t *migset_new(const agentlink_t *link, journal_t *j);
 
 /* How many copies (the copy phase: a snapshot read by parallel workers)
- * run at once from one source agent and into one target agent; a
- * migration whose copy would pass either waits in copy, queued in start
- * order. 0: no cap. The defaults: MIGSET_COPIES_PER_SOURCE and _TARGET. */
+ * run at once from one source agent, into one target agent, and over one
+ * link (from the source's site to the target's); a migration whose copy
+ * would pass any waits in copy, queued in start order. 0: no cap. The
+ * defaults: MIGSET_COPIES_PER_SOURCE and _TARGET, no cap per link. */
 typedef struct {
     int64_t per_source;
     int64_t per_target;
+    int64_t per_link;   /* copies at once between two sites (the agents' site labels; an
+                           agent without one is a site of its own) */
 } migset_caps_t;
 /* The journal's meta key of the fleet's pause. */
 #define MIGSET_FLEET_PAUSED_KEY "fleet_paused"

@@ -485,7 +485,7 @@ def test_copy_caps_one_at_a_time(rig):
     check(trail[second]["admitted"][0] >= trail[first]["copied"][0],
           "%s's copy started after %s's ended: %r" % (second, first, trail))
     st = json.loads(coord.ctl("migrate", "status", "--json").stdout)
-    check(st["copies"] == {"per_source": 1, "per_target": 2, "running": 0, "queued": 0,
+    check(st["copies"] == {"per_source": 1, "per_target": 2, "per_link": 0, "running": 0, "queued": 0,
                            "fleet_paused": False},
           "the caps in status: %r" % st["copies"])
     check(green.psql("SELECT count(*) FROM public.t", db="shop2") == "20000", "shop2's rows")

@@ -93,6 +93,8 @@ def snapshot(blue, green):
          " SELECT 'slot:' || slot_name AS x FROM pg_catalog.pg_replication_slots"
          " UNION ALL SELECT 'pub:' || pubname FROM pg_catalog.pg_publication"
          " UNION ALL SELECT 'sub:' || subname FROM pg_catalog.pg_subscription"
+         " UNION ALL SELECT 'ns:' || nspname FROM pg_catalog.pg_namespace"
+         " UNION ALL SELECT 'table:' || count(*) FROM pg_catalog.pg_class"
          " UNION ALL SELECT 'rel:' || c.oid::regclass || ':' || c.relreplident::text"
          "  FROM pg_catalog.pg_class c WHERE c.relnamespace = 'public'::regnamespace) s")
     return (blue.psql(q, db="shop"), green.psql(q, db="shop"),
@@ -292,16 +294,19 @@ def test_fleet_plan_expanded(rig):
 def test_jurisdiction_required(rig):
     """Data residency: a plan that requires its target in a jurisdiction
     refuses a target agent whose config says another (or none), in plan
-    check and at migrate start, changing nothing; the agent's label shows in
-    status."""
+    check and at migrate start, changing nothing; the agent's label (and
+    its site) shows in status."""
     blue, green = logical_pair(rig)
     coord, green_agent = agents_up(rig, blue, green, blue_peers={"green": green},
-                                   green_peers={"blue": blue}, green_config="jurisdiction: no\n")
+                                   green_peers={"blue": blue},
+                                   green_config="jurisdiction: no\nsite: osl\n")
     with open(green_agent.config) as f:
         base = f.read().replace("jurisdiction: no\n", "")
     check(coord.agent("green")["jurisdiction"] == "no" and coord.agent("blue")["jurisdiction"] is None,
           "status shows each agent's label: %r %r" % (coord.agent("green").get("jurisdiction"),
                                                       coord.agent("blue").get("jurisdiction")))
+    check(coord.agent("green")["site"] == "osl" and coord.agent("blue")["site"] is None,
+          "status shows each agent's site: %r" % coord.agent("green"))
     plan = rig.path("plan.yaml")
     with open(plan, "w") as f:
         f.write("migrations:\n"
@@ -339,7 +344,8 @@ def test_link_checks(rig):
     replication connection (through a relay of 12.5 ms each way), and both
     hosts' TCP windows against the plan's link_mbit: warnings with the
     sysctl to set when the windows cannot fill the link, none when they
-    can."""
+    can. The target's writes timed once, and the copy's duration predicted
+    from the slower of disk and link."""
     blue, green = logical_pair(rig)
     relay = harness.Relay(rig, blue.port, delay_ms=12.5)
     coord, _ = agents_up(rig, blue, green, green_peers={
@@ -371,9 +377,29 @@ def test_link_checks(rig):
         check(bool(got) == want and (not got or (got[0]["severity"] == "warning" and
                                                   "net.ipv4.%s" % sysctl in got[0]["fix"])),
               "%s at 1000000 Mbit/s: %r" % (code, got))
-    rep = check_plan(1)
-    check(not find(rep, "tcp_receive_window") and not find(rep, "tcp_send_window") and
-          find(rep, "link"), "a 1 Mbit/s link needs no larger windows: %r" % findings(rep))
+    # The target's writes, timed (a scratch table rolled back): no disk
+    # fills a link of 1000000 Mbit/s.
+    disk = find(rep, "disk_write")
+    check(disk and disk[0]["severity"] == "info" and "wrote 64.0 MiB" in disk[0]["message"] and
+          "bound by this disk" in disk[0]["message"], "the disk's finding: %r" % disk)
+    print("   %s" % disk[0]["message"])
+    slow = find(rep, "disk_write_slow")
+    check(slow and slow[0]["severity"] == "warning" and "NVMe" in slow[0]["fix"],
+          "a disk slower than the link: %r" % slow)
+    rep2 = check_plan(1)
+    check(not find(rep2, "tcp_receive_window") and not find(rep2, "tcp_send_window") and
+          find(rep2, "link"), "a 1 Mbit/s link needs no larger windows: %r" % findings(rep2))
+    # At 1 Mbit/s the link bounds the copy; the second check reused the
+    # first one's timing (one probe per agent for a while).
+    disk2 = find(rep2, "disk_write")
+    check(disk2 and "bound by the link" in disk2[0]["message"] and not find(rep2, "disk_write_slow"),
+          "a link slower than the disk: %r" % disk2)
+    took = lambda f: re.search(r" in ([0-9]+) ms", f["message"]).group(1)
+    check(took(disk[0]) == took(disk2[0]), "one probe for both checks: %s, %s" % (
+        took(disk[0]), took(disk2[0])))
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_namespace"
+                     " WHERE nspname = 'godwit_disk_probe'", db="shop") == "0",
+          "the probe left nothing")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ typedef struct {
         char name[64];
         const char *role;            /* NULL: not connected */
         const char *jurisdiction;    /* NULL: none */
+        const char *site;            /* NULL: none */
         Godwit__Report *report;      /* owned by the test, borrowed here */
         double rtt_ms;
     } agents[FAKELINK_MAX_AGENTS];
@@ -139,6 +140,16 @@ static const char *fakelink__jurisdiction(void *ctx, const char *agent)
     return f->agents[i].jurisdiction ? f->agents[i].jurisdiction : "";
 }
 
+/* A connected agent's site ("" if none); NULL while it is not. */
+static const char *fakelink__site(void *ctx, const char *agent)
+{
+    fakelink_t *f = ctx;
+    size_t i = fakelink__agent(f, agent);
+    if (i == SIZE_MAX || !f->agents[i].role)
+        return NULL;
+    return f->agents[i].site ? f->agents[i].site : "";
+}
+
 static uint64_t fakelink__now(void *ctx) { return ((fakelink_t *)ctx)->now_ms; }
 static uint64_t fakelink__mono(void *ctx) { return ((fakelink_t *)ctx)->mono_ms * 1000; }
 
@@ -151,6 +162,7 @@ static const agentlink_ops_t fakelink__ops = {
     .role = fakelink__role,
     .refused = fakelink__refused,
     .jurisdiction = fakelink__jurisdiction,
+    .site = fakelink__site,
     .now_ms = fakelink__now,
     .mono_us = fakelink__mono,
 };
@@ -178,6 +190,14 @@ static inline void fakelink_agent(fakelink_t *f, const char *name, const char *r
     }
     f->agents[i].role = role;
     f->agents[i].report = report;
+}
+
+/* Sets an agent's site label (NULL: none); the agent must exist. */
+static inline void fakelink_site(fakelink_t *f, const char *name, const char *site)
+{
+    size_t i = fakelink__agent(f, name);
+    assert_true(i != SIZE_MAX);
+    f->agents[i].site = site;
 }
 
 static inline void fakelink_advance(fakelink_t *f, uint64_t ms)

@@ -1371,6 +1371,7 @@ static void test_agent_example(void **state)
     assert_int_equal(cfg.log_level, LOG_INFO);
     assert_int_equal(cfg.log_format, LOG_TEXT);
     assert_string_equal(cfg.jurisdiction, "eu");
+    assert_string_equal(cfg.site, "fra");
     assert_string_equal(cfg.state_dir, "/var/lib/godwit/agent");
     assert_int_equal(cfg.report_interval_ms, 1000);
     assert_string_equal(cfg.coordinator.endpoint, "tcp://coordinator.example.internal:7400");
@@ -1519,7 +1520,7 @@ static bool s_coord_case(s_tmp_t *t, size_t i, const char *extra, const char *wa
     return false;
 }
 
-/* The copy caps: 2 and 2 when left out, 0 (no cap) to 1000, refused
+/* The copy caps: 2, 2 and none per link when left out, 0 (no cap) to 1000, refused
  * outside with the line. */
 static void test_coord_copies(void **state)
 {
@@ -1527,16 +1528,18 @@ static void test_coord_copies(void **state)
     s_tmp_init(t);
     struct {
         const char *copies;
-        int64_t per_source, per_target; /* taken */
-        const char *error;              /* after "PATH:"; NULL: taken */
+        int64_t per_source, per_target, per_link; /* taken */
+        const char *error;                        /* after "PATH:"; NULL: taken */
     } cases[] = {
-        { "", 2, 2, NULL },
-        { "copies: {per_source: 4}\n", 4, 2, NULL },
-        { "copies: {per_source: 0, per_target: 1}\n", 0, 1, NULL },
-        { "copies:\n  per_target: 1001\n", 0, 0,
+        { "", 2, 2, 0, NULL },
+        { "copies: {per_source: 4}\n", 4, 2, 0, NULL },
+        { "copies: {per_source: 0, per_target: 1, per_link: 3}\n", 0, 1, 3, NULL },
+        { "copies:\n  per_target: 1001\n", 0, 0, 0,
           "7: copies.per_target: expected an integer from 0 to 1000, got \"1001\"" },
-        { "copies: {per_sourc: 1}\n", 0, 0,
-          "6: copies.per_sourc: unknown key (known: per_source, per_target)" },
+        { "copies:\n  per_link: -1\n", 0, 0, 0,
+          "7: copies.per_link: expected an integer from 0 to 1000, got \"-1\"" },
+        { "copies: {per_sourc: 1}\n", 0, 0, 0,
+          "6: copies.per_sourc: unknown key (known: per_source, per_target, per_link)" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         coord_config_t cfg;
@@ -1544,6 +1547,7 @@ static void test_coord_copies(void **state)
             continue;
         assert_int_equal(cfg.copies.per_source, cases[i].per_source);
         assert_int_equal(cfg.copies.per_target, cases[i].per_target);
+        assert_int_equal(cfg.copies.per_link, cases[i].per_link);
         coord_config_free(&cfg);
     }
     s_tmp_cleanup(t);
@@ -1653,7 +1657,7 @@ static void test_agent_wrong(void **state)
                          "state_dir: /var/lib/godwit/agent\n"
                          "secret_key: /etc/godwit/keys/db1.key\n",
                          ":3: coordinatr: unknown key (known: name, role, log_level, log_format, "
-                         "jurisdiction, state_dir, report_interval, coordinator, secret_key, postgres, proxies, "
+                         "jurisdiction, site, state_dir, report_interval, coordinator, secret_key, postgres, proxies, "
                          "peers)");
     s_expect_agent_error(t, "agent.yaml",
                          "name: db1\n"

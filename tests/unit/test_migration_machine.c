@@ -22,6 +22,7 @@
 
 #define BLUE "blue"
 #define PX "px"
+#define BLUE2 "blue2"
 #define GREEN "green"
 #define NAME "shop"
 
@@ -754,15 +755,15 @@ static double s_copies(rig_t *r, const char *key)
     return v;
 }
 
-/* Loads the plan text into *p (the caller frees it), caps the copies at
- * per_source, starts every migration of it and answers each step up to
- * the copy (the copies' commands are left pending). */
-static void s_start_to_copy(rig_t *r, const char *text, int64_t per_source, plan_t *p)
+/* Loads the plan text into *p (the caller frees it), caps the copies with
+ * caps, starts every migration of it and answers each step up to the
+ * copy (the copies' commands are left pending). */
+static void s_start_to_copy(rig_t *r, const char *text, migset_caps_t caps, plan_t *p)
 {
     char err[512];
     if (!plan_load_string("plan.yaml", text, p, err, sizeof err))
         fail_msg("%s", err);
-    migset_set_caps(r->ms, (migset_caps_t){ .per_source = per_source, .per_target = 0 });
+    migset_set_caps(r->ms, caps);
     for (size_t i = 0; i < plan_count(p); i++)
         assert_true(migset_start(r->ms, plan_at(p, i), 0, err, sizeof err));
     for (int guard = 0; guard < 10; guard++) {
@@ -771,8 +772,9 @@ static void s_start_to_copy(rig_t *r, const char *text, int64_t per_source, plan
             s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
         while (s_pending(r, GREEN, A(APPLY_SCHEMA)))
             s_ok_schema(fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA)));
-        while (s_pending(r, BLUE, A(ENSURE_PUBLICATION)))
-            fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+        for (int b = 0; b < 2; b++)
+            while (s_pending(r, b ? BLUE2 : BLUE, A(ENSURE_PUBLICATION)))
+                fakelink_ok(fakelink_take_any(&r->link, b ? BLUE2 : BLUE, A(ENSURE_PUBLICATION)));
     }
 }
 
@@ -792,7 +794,7 @@ static void test_copy_caps(void **state)
         "  - {name: c3, source: {agent: " BLUE ", database: c}, target: {agent: " GREEN
         ", database: c}, replication: {peer: p}}\n";
     plan_t p;
-    s_start_to_copy(r, text, 2, &p);
+    s_start_to_copy(r, text, (migset_caps_t){ .per_source = 2 }, &p);
     for (size_t i = 0; i < 3; i++)
         assert_string_equal(s_field(r, plan_at(&p, i)->name, "state"), "copy");
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 2);
@@ -832,7 +834,7 @@ static void test_fleet_pause_holds_copies(void **state)
         ", database: b}, replication: {peer: p}}\n";
     plan_t p;
     char err[512];
-    s_start_to_copy(r, text, 1, &p);
+    s_start_to_copy(r, text, (migset_caps_t){ .per_source = 1 }, &p);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1); /* c1's; c2 queued */
     cJSON *changed = cJSON_CreateArray(), *skipped = cJSON_CreateArray();
     assert_true(migset_fleet_pause(r->ms, true, 0, changed, skipped, err, sizeof err));
@@ -867,6 +869,77 @@ static void test_fleet_pause_holds_copies(void **state)
     migset_tick(r->ms);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1);
     assert_string_equal(s_field(r, "c2", "copy_queued"), "");
+    plan_free(&p);
+}
+
+/* A cap per link: two sources in one site (fra), one target in another
+ * (osl), one copy at a time between the two sites, whatever the caps per
+ * host allow; the second waits, saying which link, until the first ends. */
+static void test_copy_caps_per_link(void **state)
+{
+    rig_t *r = *state;
+    static const char text[] =
+        "migrations:\n"
+        "  - {name: c1, source: {agent: " BLUE ", database: a}, target: {agent: " GREEN
+        ", database: a}, replication: {peer: p}}\n"
+        "  - {name: c2, source: {agent: " BLUE2 ", database: b}, target: {agent: " GREEN
+        ", database: b}, replication: {peer: p}}\n";
+    fakelink_agent(&r->link, BLUE2, "source", &r->rep);
+    fakelink_site(&r->link, BLUE, "fra");
+    fakelink_site(&r->link, BLUE2, "fra");
+    fakelink_site(&r->link, GREEN, "osl");
+    plan_t p;
+    s_start_to_copy(r, text, (migset_caps_t){ .per_link = 1 }, &p);
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1);
+    assert_string_equal(s_field(r, "c2", "doing"),
+                        "queued: 1 copies on link fra -> osl running (copies.per_link 1)");
+    s_ok_copy(fakelink_take_any(&r->link, GREEN, A(BULK_COPY)));
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1);
+    assert_string_equal(s_field(r, "c2", "copy_queued"), "");
+    assert_int_equal(s_copies(r, "per_link"), 1);
+    plan_free(&p);
+}
+
+/* A cap per link counts only copies on the same link: an agent without a
+ * site is a site of its own; one whose hello has not come yet (its site
+ * unknown) waits for it. */
+static void test_copy_caps_per_link_sites(void **state)
+{
+    rig_t *r = *state;
+    static const char text[] =
+        "migrations:\n"
+        "  - {name: c1, source: {agent: " BLUE ", database: a}, target: {agent: " GREEN
+        ", database: a}, replication: {peer: p}}\n"
+        "  - {name: c2, source: {agent: " BLUE2 ", database: b}, target: {agent: " GREEN
+        ", database: b}, replication: {peer: p}}\n";
+    fakelink_agent(&r->link, BLUE2, "source", &r->rep);
+    fakelink_site(&r->link, BLUE, "fra");
+    fakelink_site(&r->link, GREEN, "osl");
+    plan_t p;
+    s_start_to_copy(r, text, (migset_caps_t){ .per_link = 1 }, &p);
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 2); /* blue2 -> osl is its own link */
+    fakelink_drain(&r->link, "test: answers not needed");
+    plan_free(&p);
+
+    /* A coordinator restarted with c3 in copy, not yet admitted, and blue2
+     * not back: c3's copy cannot tell its link. */
+    static const char text3[] =
+        "migrations:\n"
+        "  - {name: c3, source: {agent: " BLUE2 ", database: c}, target: {agent: " GREEN
+        ", database: c}, replication: {peer: p}}\n";
+    char err[256];
+    assert_true(plan_load_string("plan.yaml", text3, &p, err, sizeof err));
+    char *json = plan_migration_to_json(plan_at(&p, 0));
+    assert_true(journal_migration_create(r->journal, "c3", json, "copy", err, sizeof err));
+    free(json);
+    fakelink_agent(&r->link, BLUE2, NULL, NULL);
+    s_restart(r);
+    migset_set_caps(r->ms, (migset_caps_t){ .per_link = 1 });
+    migset_tick(r->ms);
+    assert_string_equal(s_field(r, "c3", "doing"),
+                        "queued: waiting for the hellos of blue2 and green (their sites, for "
+                        "copies.per_link)");
     plan_free(&p);
 }
 
@@ -1079,6 +1152,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy_caps, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fleet_pause_holds_copies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_waves_operator_go_and_budget, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_copy_caps_per_link, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_copy_caps_per_link_sites, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_waves_auto, s_setup, s_teardown),
         T(test_every_step_to_streaming),
         T(test_catchup_waits_for_ready_and_lag),
