@@ -285,8 +285,11 @@ static void fz_roles_query(fz_step_t *s, pgconn_result_cb cb)
     const char *params[1] = { s->roles_array };
     fz_query(s, "reading the application roles",
              "SELECT r.rolname::pg_catalog.text AS rolname, r.rolcanlogin, r.rolsuper,"
-             " r.rolname = current_user AS is_me FROM pg_catalog.pg_roles r"
-             " WHERE r.rolname = ANY ($1::pg_catalog.text[])",
+             " r.rolname = current_user AS is_me,"
+             " (SELECT pg_catalog.string_agg(DISTINCT a.datname::pg_catalog.text, ', ')"
+             "  FROM pg_catalog.pg_stat_activity a WHERE a.usename = r.rolname"
+             "  AND a.datname <> pg_catalog.current_database()) AS other_databases"
+             " FROM pg_catalog.pg_roles r WHERE r.rolname = ANY ($1::pg_catalog.text[])",
              1, params, cb);
 }
 
@@ -366,6 +369,21 @@ static void fz_on_armed(pgconn_t *c, const pgconn_result_t *r, void *arg)
     fz_step_t *s = arg;
     if (!fz_ok(s, r))
         return;
+    /* The fence takes a role's LOGIN on the whole server: a role that
+     * other databases here use too would lose their new connections with
+     * it, for good once the switch makes the fence permanent. */
+    for (int i = 0; i < PQntuples(r->res); i++) {
+        const char *other = pgconn_col(r->res, i, "other_databases");
+        if (other && other[0]) {
+            steprun_failf(&s->run, "role \"%s\" has sessions in other databases of this server "
+                          "too (%s): the fence refuses the role's logins on the whole server, "
+                          "so those databases would lose their new connections, and for good "
+                          "after the switch; give this database's application a role of its "
+                          "own (cutover.app_roles), or end those sessions first",
+                          pgconn_col_str(r->res, i, "rolname"), other);
+            return;
+        }
+    }
     cJSON *j = fz_roles_json(s, r);
     if (!j)
         return;
