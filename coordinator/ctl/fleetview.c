@@ -166,6 +166,32 @@ static void s_next(cJSON *out, const cJSON *problems, bool paused, const cJSON *
     cJSON_AddStringToObject(n, "why", why);
 }
 
+/* Copies' bytes and rate added up. */
+typedef struct {
+    double done, total, rate;
+} copysum_t;
+
+/* A migration's running copy (its status' "copy") into sum. */
+static void s_copy_add(copysum_t *sum, const cJSON *m)
+{
+    const cJSON *c = cJSON_GetObjectItem(m, "copy");
+    sum->done += render_num(c, "bytes_done", 0);
+    sum->total += render_num(c, "bytes_total", 0);
+    sum->rate += render_num(c, "rate_bytes_per_sec", 0);
+}
+
+/* sum's bytes, rate and ETA (null while unknown) into c. */
+static void s_copy_fields(cJSON *c, const copysum_t *sum)
+{
+    cJSON_AddNumberToObject(c, "bytes_done", sum->done);
+    cJSON_AddNumberToObject(c, "bytes_total", sum->total);
+    cJSON_AddNumberToObject(c, "rate_bytes_per_sec", sum->rate);
+    if (sum->rate > 0 && sum->total > sum->done)
+        cJSON_AddNumberToObject(c, "eta_seconds", (sum->total - sum->done) / sum->rate);
+    else
+        cJSON_AddNullToObject(c, "eta_seconds");
+}
+
 /* The schedule's waves (the `migrate status` answer's "waves"), each with
  * its copies' bytes and ETA; JSON null without a schedule. A stopped
  * schedule is a problem. */
@@ -178,25 +204,16 @@ static cJSON *s_waves(const cJSON *migrations, problems_t *pr)
     const cJSON *one;
     cJSON_ArrayForEach(one, cJSON_GetObjectItem(out, "waves"))
     {
-        double k = render_num(one, "wave", 0), done = 0, total = 0, rate = 0;
+        double k = render_num(one, "wave", 0);
+        copysum_t sum = { 0 };
         const cJSON *m;
         cJSON_ArrayForEach(m, cJSON_GetObjectItem(migrations, "migrations"))
         {
-            if (render_num(m, "wave", 0) != k || strcmp(render_str(m, "state", ""), "copy") != 0 ||
-                cJSON_IsTrue(cJSON_GetObjectItem(m, "copy_queued")))
-                continue;
-            const cJSON *c = cJSON_GetObjectItem(m, "copy");
-            done += render_num(c, "bytes_done", 0);
-            total += render_num(c, "bytes_total", 0);
-            rate += render_num(c, "rate_bytes_per_sec", 0);
+            if (render_num(m, "wave", 0) == k && strcmp(render_str(m, "state", ""), "copy") == 0 &&
+                !cJSON_IsTrue(cJSON_GetObjectItem(m, "copy_queued")))
+                s_copy_add(&sum, m);
         }
-        cJSON *c = cJSON_AddObjectToObject((cJSON *)one, "copy");
-        cJSON_AddNumberToObject(c, "bytes_done", done);
-        cJSON_AddNumberToObject(c, "bytes_total", total);
-        if (rate > 0 && total > done)
-            cJSON_AddNumberToObject(c, "eta_seconds", (total - done) / rate);
-        else
-            cJSON_AddNullToObject(c, "eta_seconds");
+        s_copy_fields(cJSON_AddObjectToObject((cJSON *)one, "copy"), &sum);
     }
     const char *waiting = render_str(w, "waiting", "");
     if (strstr(waiting, "the schedule stopped"))
@@ -214,7 +231,7 @@ cJSON *fleetview_build(const cJSON *status, const cJSON *migrations)
     int n = 0, running = 0, queued = 0, v_equal = 0, v_diff = 0, v_running = 0, v_none = 0;
     int n_unverified = 0, n_ready = 0, n_switched = 0;
     const char *unverified = NULL, *ready = NULL, *switched = NULL;
-    double done = 0, total = 0, rate = 0;
+    copysum_t sum = { 0 };
     const cJSON *m;
     cJSON_ArrayForEach(m, cJSON_GetObjectItem(migrations, "migrations"))
     {
@@ -223,14 +240,11 @@ cJSON *fleetview_build(const cJSON *status, const cJSON *migrations)
         s_count(phases, state);
         s_migration_problems(m, &pr);
         if (strcmp(state, "copy") == 0) {
-            const cJSON *c = cJSON_GetObjectItem(m, "copy");
             if (cJSON_IsTrue(cJSON_GetObjectItem(m, "copy_queued"))) {
                 queued++;
             } else {
                 running++;
-                done += render_num(c, "bytes_done", 0);
-                total += render_num(c, "bytes_total", 0);
-                rate += render_num(c, "rate_bytes_per_sec", 0);
+                s_copy_add(&sum, m);
             }
         }
         if (strcmp(state, "switched") == 0 && !n_switched++)
@@ -258,13 +272,7 @@ cJSON *fleetview_build(const cJSON *status, const cJSON *migrations)
     cJSON *c = cJSON_AddObjectToObject(out, "copy");
     cJSON_AddNumberToObject(c, "running", running);
     cJSON_AddNumberToObject(c, "queued", queued);
-    cJSON_AddNumberToObject(c, "bytes_done", done);
-    cJSON_AddNumberToObject(c, "bytes_total", total);
-    cJSON_AddNumberToObject(c, "rate_bytes_per_sec", rate);
-    if (rate > 0 && total > done)
-        cJSON_AddNumberToObject(c, "eta_seconds", (total - done) / rate);
-    else
-        cJSON_AddNullToObject(c, "eta_seconds");
+    s_copy_fields(c, &sum);
     cJSON *v = cJSON_AddObjectToObject(out, "verify");
     cJSON_AddNumberToObject(v, "equal", v_equal);
     cJSON_AddNumberToObject(v, "different", v_diff);

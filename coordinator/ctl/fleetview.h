@@ -13,7 +13,7 @@
  *    refused, never_seen}, fleet_paused, waves: null | {schedule, go,
  *    error_budget, accepted_failures, failed, opened, next, waiting,
  *    waves: [{wave, migrations, scheduled, pending, passed, failed, copy:
- *    {bytes_done, bytes_total, eta_seconds}}]}, problems: [{severity,
+ *    {bytes_done, bytes_total, rate_bytes_per_sec, eta_seconds}}]}, problems: [{severity,
  *    object, message, command}], next: {command, why}}
  */
 #ifndef GODWIT_FLEETVIEW_H

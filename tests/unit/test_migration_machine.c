@@ -23,6 +23,11 @@
 #define BLUE "blue"
 #define PX "px"
 #define BLUE2 "blue2"
+
+/* A plan's row: migration n from agent src to GREEN, database db on both. */
+#define PLAN_ROW(n, src, db)                                                                   \
+    "  - {name: " n ", source: {agent: " src ", database: " db "}, target: {agent: " GREEN     \
+    ", database: " db "}, replication: {peer: p}}\n"
 #define GREEN "green"
 #define NAME "shop"
 
@@ -232,15 +237,21 @@ static void s_sync_result(Godwit__SyncStatusResult *sr, bool all_ready)
     sr->all_ready = all_ready;
 }
 
+/* Answers s with the SyncStatus result sr. */
+static void s_answer_sync(fakelink_sent_t *s, Godwit__SyncStatusResult *sr)
+{
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
+    res.sync_status = sr;
+    fakelink_answer(s, &res, NULL);
+}
+
 static void s_ok_sync(fakelink_sent_t *s, bool all_ready)
 {
     Godwit__SyncStatusResult sr;
     s_sync_result(&sr, all_ready);
-    Godwit__Result res = GODWIT__RESULT__INIT;
-    res.status = GODWIT__STATUS__STATUS_OK;
-    res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
-    res.sync_status = &sr;
-    fakelink_answer(s, &res, NULL);
+    s_answer_sync(s, &sr);
 }
 
 static void s_ok_copy(fakelink_sent_t *s)
@@ -787,12 +798,9 @@ static void test_copy_caps(void **state)
     rig_t *r = *state;
     static const char text[] =
         "migrations:\n"
-        "  - {name: c1, source: {agent: " BLUE ", database: a}, target: {agent: " GREEN
-        ", database: a}, replication: {peer: p}}\n"
-        "  - {name: c2, source: {agent: " BLUE ", database: b}, target: {agent: " GREEN
-        ", database: b}, replication: {peer: p}}\n"
-        "  - {name: c3, source: {agent: " BLUE ", database: c}, target: {agent: " GREEN
-        ", database: c}, replication: {peer: p}}\n";
+        PLAN_ROW("c1", BLUE, "a")
+        PLAN_ROW("c2", BLUE, "b")
+        PLAN_ROW("c3", BLUE, "c");
     plan_t p;
     s_start_to_copy(r, text, (migset_caps_t){ .per_source = 2 }, &p);
     for (size_t i = 0; i < 3; i++)
@@ -828,10 +836,8 @@ static void test_fleet_pause_holds_copies(void **state)
     rig_t *r = *state;
     static const char text[] =
         "migrations:\n"
-        "  - {name: c1, source: {agent: " BLUE ", database: a}, target: {agent: " GREEN
-        ", database: a}, replication: {peer: p}}\n"
-        "  - {name: c2, source: {agent: " BLUE ", database: b}, target: {agent: " GREEN
-        ", database: b}, replication: {peer: p}}\n";
+        PLAN_ROW("c1", BLUE, "a")
+        PLAN_ROW("c2", BLUE, "b");
     plan_t p;
     char err[512];
     s_start_to_copy(r, text, (migset_caps_t){ .per_source = 1 }, &p);
@@ -872,24 +878,29 @@ static void test_fleet_pause_holds_copies(void **state)
     plan_free(&p);
 }
 
+/* Two migrations into GREEN, from BLUE and from a second source BLUE2. */
+static const char s_two_sources[] = "migrations:\n" PLAN_ROW("c1", BLUE, "a")
+    PLAN_ROW("c2", BLUE2, "b");
+
+/* BLUE2 connected as a source; BLUE in site fra, GREEN in osl, BLUE2 in
+ * blue2_site (NULL: none). */
+static void s_sites(rig_t *r, const char *blue2_site)
+{
+    fakelink_agent(&r->link, BLUE2, "source", &r->rep);
+    fakelink_site(&r->link, BLUE, "fra");
+    fakelink_site(&r->link, BLUE2, blue2_site);
+    fakelink_site(&r->link, GREEN, "osl");
+}
+
 /* A cap per link: two sources in one site (fra), one target in another
  * (osl), one copy at a time between the two sites, whatever the caps per
  * host allow; the second waits, saying which link, until the first ends. */
 static void test_copy_caps_per_link(void **state)
 {
     rig_t *r = *state;
-    static const char text[] =
-        "migrations:\n"
-        "  - {name: c1, source: {agent: " BLUE ", database: a}, target: {agent: " GREEN
-        ", database: a}, replication: {peer: p}}\n"
-        "  - {name: c2, source: {agent: " BLUE2 ", database: b}, target: {agent: " GREEN
-        ", database: b}, replication: {peer: p}}\n";
-    fakelink_agent(&r->link, BLUE2, "source", &r->rep);
-    fakelink_site(&r->link, BLUE, "fra");
-    fakelink_site(&r->link, BLUE2, "fra");
-    fakelink_site(&r->link, GREEN, "osl");
+    s_sites(r, "fra");
     plan_t p;
-    s_start_to_copy(r, text, (migset_caps_t){ .per_link = 1 }, &p);
+    s_start_to_copy(r, s_two_sources, (migset_caps_t){ .per_link = 1 }, &p);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1);
     assert_string_equal(s_field(r, "c2", "doing"),
                         "queued: 1 copies on link fra -> osl running (copies.per_link 1)");
@@ -907,17 +918,9 @@ static void test_copy_caps_per_link(void **state)
 static void test_copy_caps_per_link_sites(void **state)
 {
     rig_t *r = *state;
-    static const char text[] =
-        "migrations:\n"
-        "  - {name: c1, source: {agent: " BLUE ", database: a}, target: {agent: " GREEN
-        ", database: a}, replication: {peer: p}}\n"
-        "  - {name: c2, source: {agent: " BLUE2 ", database: b}, target: {agent: " GREEN
-        ", database: b}, replication: {peer: p}}\n";
-    fakelink_agent(&r->link, BLUE2, "source", &r->rep);
-    fakelink_site(&r->link, BLUE, "fra");
-    fakelink_site(&r->link, GREEN, "osl");
+    s_sites(r, NULL);
     plan_t p;
-    s_start_to_copy(r, text, (migset_caps_t){ .per_link = 1 }, &p);
+    s_start_to_copy(r, s_two_sources, (migset_caps_t){ .per_link = 1 }, &p);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 2); /* blue2 -> osl is its own link */
     fakelink_drain(&r->link, "test: answers not needed");
     plan_free(&p);
@@ -926,8 +929,7 @@ static void test_copy_caps_per_link_sites(void **state)
      * not back: c3's copy cannot tell its link. */
     static const char text3[] =
         "migrations:\n"
-        "  - {name: c3, source: {agent: " BLUE2 ", database: c}, target: {agent: " GREEN
-        ", database: c}, replication: {peer: p}}\n";
+        PLAN_ROW("c3", BLUE2, "c");
     char err[256];
     assert_true(plan_load_string("plan.yaml", text3, &p, err, sizeof err));
     char *json = plan_migration_to_json(plan_at(&p, 0));
@@ -1009,16 +1011,8 @@ static void s_ok_sync_one_table(fakelink_sent_t *s)
     s_sync_result(&sr, true);
     sr.n_tables = 1;
     sr.tables = tables;
-    Godwit__Result res = GODWIT__RESULT__INIT;
-    res.status = GODWIT__STATUS__STATUS_OK;
-    res.payload_case = GODWIT__RESULT__PAYLOAD_SYNC_STATUS;
-    res.sync_status = &sr;
-    fakelink_answer(s, &res, NULL);
+    s_answer_sync(s, &sr);
 }
-
-#define WAVE_PLAN_ROW(n, db)                                                                   \
-    "  - {name: " n ", source: {agent: " BLUE ", database: " db "}, target: {agent: " GREEN    \
-    ", database: " db "}, replication: {peer: p}}\n"
 
 /* Waves with the operator's go and an error budget of 0: the canary
  * starts alone; the schedule verifies it itself once it streams; verified
@@ -1030,8 +1024,8 @@ static void test_waves_operator_go_and_budget(void **state)
 {
     rig_t *r = *state;
     static const char text[] = "waves: {canary: 1, size: 1, go: operator}\n"
-                               "migrations:\n" WAVE_PLAN_ROW("c1", "a") WAVE_PLAN_ROW("c2", "b")
-                                   WAVE_PLAN_ROW("c3", "c") WAVE_PLAN_ROW("c4", "d");
+                               "migrations:\n" PLAN_ROW("c1", BLUE, "a") PLAN_ROW("c2", BLUE, "b")
+                                   PLAN_ROW("c3", BLUE, "c") PLAN_ROW("c4", BLUE, "d");
     plan_t p;
     char err[512];
     s_schedule(r, text, &p);
@@ -1119,7 +1113,7 @@ static void test_waves_auto(void **state)
 {
     rig_t *r = *state;
     static const char text[] = "waves: {size: 1}\n"
-                               "migrations:\n" WAVE_PLAN_ROW("c1", "a") WAVE_PLAN_ROW("c2", "b");
+                               "migrations:\n" PLAN_ROW("c1", BLUE, "a") PLAN_ROW("c2", BLUE, "b");
     plan_t p;
     char err[512];
     s_schedule(r, text, &p);
