@@ -23,7 +23,7 @@ typedef enum {
     CTLCMD_MIGRATE_RESUME,  /* {name} */
     CTLCMD_MIGRATE_VERIFY,  /* {name} */
     CTLCMD_MIGRATE_CLEANUP, /* {name} */
-    CTLCMD_CUTOVER,         /* {name[, back, dry_run]} */
+    CTLCMD_CUTOVER,         /* {name[, back, dry_run]} or {names[, dry_run]}: a group */
     CTLCMD_MIGRATE_AUDIT,   /* {name}: the migration's journaled events */
     CTLCMD_FLEET_PAUSE,     /* [{wave}]: no copy starts, no wave opens; every migration
                                (of the wave) that can pause pauses */

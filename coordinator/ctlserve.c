@@ -413,10 +413,62 @@ static void s_migrate_change(coord_t *c, control_req_t *req, const cJSON *reques
 }
 
 /* cutover: {"name": M, "dry_run": bool, "rollback": bool}. */
+/* {"cmd":"cutover","names":[M, ...][,"dry_run"]}: a cutover group, each
+ * member's request and outcome in its audit trail. */
+static void s_cutover_group(coord_t *c, control_req_t *req, const cJSON *names, bool dry)
+{
+    size_t n = (size_t)cJSON_GetArraySize(names);
+    if (n < 2 || n > 1000) {
+        control_reply_error(req, "a cutover group names 2 to 1000 migrations");
+        return;
+    }
+    const char **v = xcalloc(n, sizeof *v);
+    size_t k = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, names)
+    {
+        if (!cJSON_IsString(e)) {
+            free(v);
+            control_reply_error(req, "\"names\" holds migration names");
+            return;
+        }
+        v[k++] = e->valuestring;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddBoolToObject(x, "dry_run", dry);
+        cJSON_AddNumberToObject(x, "group", (double)n);
+        s_audit(c, req, v[i], "cutover", x, "requested", NULL);
+    }
+    char err[800];
+    bool refused;
+    if (!migset_cutover_group(c->migs, v, n, dry, &refused, err, sizeof err)) {
+        for (size_t i = 0; i < n; i++)
+            s_audit(c, req, v[i], "cutover", NULL, "refused", err);
+        free(v);
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddBoolToObject(r, "ok", false);
+        cJSON_AddStringToObject(r, "error", err);
+        cJSON_AddBoolToObject(r, "refused", refused);
+        control_reply(req, r);
+        return;
+    }
+    free(v);
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddBoolToObject(r, "ok", true);
+    cJSON_AddItemToObject(r, dry ? "rehearsing" : "cutting_over", cJSON_Duplicate(names, true));
+    control_reply(req, r);
+}
+
 static void s_cutover(coord_t *c, control_req_t *req, const cJSON *request)
 {
     const cJSON *name = cJSON_GetObjectItem(request, "name");
+    const cJSON *names = cJSON_GetObjectItem(request, "names");
     char err[800];
+    if (cJSON_IsArray(names) && !cJSON_IsTrue(cJSON_GetObjectItem(request, "rollback"))) {
+        s_cutover_group(c, req, names, cJSON_IsTrue(cJSON_GetObjectItem(request, "dry_run")));
+        return;
+    }
     if (!cJSON_IsString(name)) {
         control_reply_error(req, "cutover needs \"name\"");
         return;

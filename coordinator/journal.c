@@ -283,6 +283,23 @@ bool journal_migration_move(journal_t *j, const char *name, const char *from, co
     return true;
 }
 
+bool journal_batch_begin(journal_t *j)
+{
+    if (s_begin(j))
+        return true;
+    log_warn("journal %s: cannot begin a batch: %s", j->path, sqlite3_errmsg(j->db));
+    return false;
+}
+
+bool journal_batch_commit(journal_t *j)
+{
+    if (s_commit(j))
+        return true;
+    log_warn("journal %s: cannot commit a batch: %s", j->path, sqlite3_errmsg(j->db));
+    s_rollback(j);
+    return false;
+}
+
 bool journal_event(journal_t *j, const char *name, const char *state, const char *kind,
                    const char *detail)
 {

@@ -55,6 +55,11 @@ bool journal_migration_create_detail(journal_t *j, const char *name, const char 
 bool journal_migration_move(journal_t *j, const char *name, const char *from, const char *to,
                             const char *detail, char *err, size_t errlen)
     GODWIT_MUSTCHECK;
+/* Several journal_event calls in one transaction: all are written, or
+ * none (begin false: logged, the events go one by one). */
+bool journal_batch_begin(journal_t *j);
+bool journal_batch_commit(journal_t *j);
+
 /* Logs an event (kind: "intent", "failed", ...) without changing state. */
 bool journal_event(journal_t *j, const char *name, const char *state, const char *kind,
                    const char *detail);

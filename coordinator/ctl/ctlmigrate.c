@@ -15,13 +15,14 @@
 #include "ctlcmd.h"
 #include "render.h"
 
-/* A new request {"cmd": cmd, "name": name} (the caller deletes it, or
- * passes it on to whoever takes it). */
+/* A new request {"cmd": cmd, "name": name} (no name when NULL; the
+ * caller deletes it, or passes it on to whoever takes it). */
 static cJSON *s_request(ctlcmd_t cmd, const char *name)
 {
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", ctlcmd_name(cmd));
-    cJSON_AddStringToObject(req, "name", name);
+    if (name)
+        cJSON_AddStringToObject(req, "name", name);
     return req;
 }
 
@@ -128,15 +129,136 @@ static int s_cutover_code(const cJSON *rep)
     return CLI_EXIT_DEGRADED;
 }
 
+/* The group's members' last cutover reports from one status answer: their
+ * states into *all_final, the exit code of the first that did not end
+ * done (0 if all did), the longest write pause. */
+typedef struct {
+    bool all_final;
+    int code;
+    double longest_pause_ms;
+} s_group_t;
+
+static s_group_t s_group_look(const cJSON *resp, char **names, int n)
+{
+    s_group_t g = { .all_final = true };
+    for (int i = 0; i < n; i++) {
+        const cJSON *m, *rep = NULL;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItem(resp, "migrations"))
+        {
+            if (strcmp(render_str(m, "name", ""), names[i]) == 0)
+                rep = cJSON_GetObjectItem(m, "cutover");
+        }
+        const char *state = render_str(rep, "state", "");
+        if (strcmp(state, "done") != 0 && strcmp(state, "aborted") != 0) {
+            g.all_final = false;
+            continue;
+        }
+        if (!g.code && s_cutover_code(rep))
+            g.code = s_cutover_code(rep);
+        double p = render_num(rep, "write_pause_ms", 0);
+        g.longest_pause_ms = p > g.longest_pause_ms ? p : g.longest_pause_ms;
+    }
+    return g;
+}
+
+/* cutover M1 M2 ... [--dry-run] [--json]: one write pause for all
+ * (cutgroup.h); follows every member's report until all ended. */
+static int s_cutover_group(const char *sock, char **names, int n, bool dry, bool json)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_CUTOVER));
+    cJSON_AddItemToObject(req, "names", cJSON_CreateStringArray((const char *const *)names, n));
+    cJSON_AddBoolToObject(req, "dry_run", dry);
+    cJSON *resp = client_request(sock, req, 30);
+    if (!resp)
+        return CLI_EXIT_UNREACHABLE;
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
+        int code = cJSON_IsTrue(cJSON_GetObjectItem(resp, "refused")) ? CLI_EXIT_REFUSED
+                                                                      : CLI_EXIT_DEGRADED;
+        render_humanize(resp);
+        fprintf(stderr, "godwitctl: %s\n", render_str(resp, "error", "failed"));
+        cJSON_Delete(resp);
+        return code;
+    }
+    cJSON_Delete(resp);
+    for (;;) {
+        cJSON *st = s_migration_status(sock, NULL, json);
+        if (!st)
+            return CLI_EXIT_UNREACHABLE;
+        s_group_t g = s_group_look(st, names, n);
+        if (!g.all_final) {
+            cJSON_Delete(st);
+            usleep(100 * 1000);
+            continue;
+        }
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddItemToObject(out, "group", cJSON_CreateStringArray((const char *const *)names, n));
+        cJSON_AddStringToObject(out, "state", g.code ? "aborted" : "done");
+        cJSON_AddBoolToObject(out, "dry_run", dry);
+        cJSON_AddNumberToObject(out, "write_pause_ms", g.longest_pause_ms);
+        cJSON *members = cJSON_AddArrayToObject(out, "members");
+        const cJSON *m;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItem(st, "migrations"))
+        {
+            for (int i = 0; i < n; i++) {
+                if (strcmp(render_str(m, "name", ""), names[i]) != 0)
+                    continue;
+                cJSON *rep = cJSON_Duplicate(cJSON_GetObjectItem(m, "cutover"), true);
+                cJSON_AddStringToObject(rep, "migration", names[i]);
+                cJSON_AddItemToArray(members, rep);
+                if (!json) {
+                    printf("migration %s:\n", names[i]);
+                    render_cutover(rep, render_num(st, "generated_at_ms", 0), stdout);
+                }
+            }
+        }
+        if (json) {
+            char *text = cJSON_Print(out);
+            puts(text);
+            cJSON_free(text);
+        } else {
+            printf("cutover group of %d migrations%s: %s; the longest write pause %.1f ms\n", n,
+                   dry ? " (rehearsal)" : "", g.code ? "aborted, every member back on blue"
+                                                     : "done",
+                   g.longest_pause_ms);
+        }
+        cJSON_Delete(out);
+        cJSON_Delete(st);
+        return g.code;
+    }
+}
+
 int ctlmigrate_cutover(const char *sock, int argc, char **argv)
 {
-    bool json, dry;
-    const char *name;
-    if (!cli_operand(argc, argv, &name, &json, &dry))
+    bool json = false, dry = false;
+    char **names = calloc((size_t)argc, sizeof *names);
+    int n = 0;
+    for (int i = 1; names && i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--dry-run") == 0)
+            dry = true;
+        else if (argv[i][0] != '-')
+            names[n++] = argv[i];
+        else
+            n = -1000;
+    }
+    bool rollback = strcmp(argv[0], "rollback") == 0;
+    if (!names || n < 1 || (n > 1 && rollback)) {
+        free(names);
+        cli_usage(stderr);
         return CLI_EXIT_USAGE;
+    }
+    if (n > 1) {
+        int code = s_cutover_group(sock, names, n, dry, json);
+        free(names);
+        return code;
+    }
+    const char *name = names[0];
+    free(names);
     cJSON *req = s_request(CTLCMD_CUTOVER, name);
     cJSON_AddBoolToObject(req, "dry_run", dry);
-    cJSON_AddBoolToObject(req, "rollback", strcmp(argv[0], "rollback") == 0);
+    cJSON_AddBoolToObject(req, "rollback", rollback);
     cJSON *resp = client_request(sock, req, 30);
     if (!resp)
         return CLI_EXIT_UNREACHABLE;

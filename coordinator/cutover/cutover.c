@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cutgroup.h"
 #include "cutjournal.h"
 #include "cutreport.h"
 #include "cutstep.h"
@@ -149,6 +150,11 @@ void cutover_free(cutover_t *cu)
     free(cu->holds);
     free(cu->step_error);
     free(cu->failpoint);
+    if (cu->group)
+        cutgroup_leave(cu);
+    for (size_t i = 0; i < cu->n_group_dbs; i++)
+        free(cu->group_dbs[i]);
+    free(cu->group_dbs);
     if (cu->freeze)
         godwit__freeze_source_result__free_unpacked(cu->freeze, NULL);
     cutstep_answers_free(cu);
@@ -209,8 +215,14 @@ void cutover_goto(cutover_t *cu, kstate_t to)
         s_end(cu);
         return;
     }
+    if (cu->group && cutgroup_step(to)) {
+        cutgroup_arrive(cu); /* with the others, or it waits for them */
+        return;
+    }
     s_run(cu);
 }
+
+void cutover_run(cutover_t *cu) { s_run(cu); }
 
 /* cutover_goto, but the step is sent ms from now, by cutover_tick. */
 static void s_goto_later(cutover_t *cu, kstate_t to, uint64_t ms)
@@ -228,8 +240,12 @@ static void s_abort(cutover_t *cu, const char *why)
     cutreport_set(cu, "reason", cJSON_CreateString(why));
     cu->abort_end_us = agentlink_mono_us(cu->link) + cu->abort_timeout_ms * 1000;
     cutjournal_write(cu, "aborting"); /* with the proxies to switch back */
+    if (cu->group)
+        cutgroup_abort(cu, why); /* the others too; they undo what they did */
     cutover_goto(cu, K_BACK);
 }
+
+void cutover_abort(cutover_t *cu, const char *why) { s_abort(cu, why); }
 
 /* The abort's deadline passed with the current step's commands not all
  * confirmed: what did not answer is given up on and reported unknown, and
@@ -289,7 +305,8 @@ static bool s_one_holder(size_t n_proxies, bool first_holds)
 
 static bool s_merge(const cutover_t *cu)
 {
-    return !cu->dry_run && !cu->forward_only &&
+    /* Not in a group: no member resumes before every member switched. */
+    return !cu->dry_run && !cu->forward_only && !cu->group &&
            s_one_holder(cu->n_proxies, cu->n_proxies > 0 && cu->holds[0]);
 }
 
@@ -320,6 +337,8 @@ void cutover_step_over(cutover_t *cu)
             cutreport_set(cu, "reason", cJSON_CreateString(cu->step_error));
             log_error_about(cutover_about(cu), "migration %s: cutover refused: %s", cu->migration,
                             cu->step_error);
+            if (cu->group)
+                cutgroup_abort(cu, cu->step_error);
             cutover_goto(cu, K_ABORT_RESTORE);
             return;
         }
@@ -387,7 +406,10 @@ void cutover_step_over(cutover_t *cu)
     if (st == K_FOLLOW)
         cutreport_set(cu, "follow", cJSON_CreateString("streaming"));
     if (next == K_SWITCH) {
-        cutjournal_write(cu, "switching"); /* from here a restart finishes the switch */
+        /* From here a restart finishes the switch. A group's members write
+         * it together when the last reaches the switch (cutgroup.c). */
+        if (!cu->group)
+            cutjournal_write(cu, "switching");
         if (s_merge(cu))
             next = K_SWITCH_RESUME;
     }

@@ -141,6 +141,8 @@ typedef struct {
     char *unknown;              /* the abort gave up on it: why (owned), or NULL */
 } pxrec_t;
 
+typedef struct cutgroup cutgroup_t;
+
 struct cutover {
     const agentlink_t *link;
     journal_t *journal;
@@ -193,6 +195,10 @@ struct cutover {
     char *failpoint;            /* GODWIT_FAILPOINT at the start (tests only), or NULL */
     cutover_done_cb done;
     void *arg;
+    cutgroup_t *group;          /* the cutover group it is a member of (cutgroup.h), or NULL */
+    bool group_waiting;         /* entered a step the group takes together, not sent yet */
+    char **group_dbs;           /* the group's databases on `from`'s agent (owned strings) */
+    size_t n_group_dbs;
 };
 
 /* The step s's name (the report's and the log's). */
@@ -211,6 +217,10 @@ bool cutover_resume_maybe(const cutover_t *cu);
 void cutover_goto(cutover_t *cu, kstate_t to);
 /* A step's commands are all back: the next step, a retry or the abort. */
 void cutover_step_over(cutover_t *cu);
+/* Sends the current step's commands (checking the write pause's budget). */
+void cutover_run(cutover_t *cu);
+/* Aborts: undoes what was done, from the current step on. */
+void cutover_abort(cutover_t *cu, const char *why);
 /* Tests only: dies or stops at point (GODWIT_FAILPOINT; see cutover.c). */
 void cutover_failpoint(const cutover_t *cu, const char *point);
 /* Frees cu, its report with it; done is not called. */

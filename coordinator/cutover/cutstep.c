@@ -459,6 +459,12 @@ static Godwit__FreezeSource s_fence_req(const cutover_t *cu, const char *databas
 
 static void s_send_fence_req(cutover_t *cu, const char *agent, Godwit__FreezeSource *fs)
 {
+    /* A group's databases on `from`'s server are fenced at once: the
+     * roles' LOGIN is the server's (cutgroup.h). */
+    if (strcmp(agent, cu->from_agent) == 0) {
+        fs->n_group_databases = cu->n_group_dbs;
+        fs->group_databases = cu->group_dbs;
+    }
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_FREEZE_SOURCE;
     cmd.freeze_source = fs;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cutgate.h"
+#include "cutgroup.h"
 #include "log.h"
 #include "migmetrics.h"
 #include "migstatus.h"
@@ -582,6 +583,55 @@ bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, boo
     g->cutover = cutover_start(ms->env.link, ms->env.journal, g->m, g->objname, g->revname, back,
                                dry_run, NULL, g->verify_last, s_cutover_done, g);
     return true;
+}
+
+bool migset_cutover_group(migset_t *ms, const char *const *names, size_t n, bool dry_run,
+                          bool *refused, char *err, size_t errlen)
+{
+    *refused = false;
+    if (n < 2) {
+        snprintf(err, errlen, "a cutover group has two databases or more");
+        return false;
+    }
+    migration_t **gs = xcalloc(n, sizeof *gs);
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        char why[700];
+        gs[i] = s_find(ms, names[i]);
+        for (size_t k = 0; ok && k < i; k++)
+            if (strcmp(names[k], names[i]) == 0) {
+                snprintf(err, errlen, "migration %s is named twice", names[i]);
+                ok = false;
+            }
+        if (!ok)
+            break;
+        if (!gs[i]) {
+            snprintf(err, errlen, "no migration named %s", names[i]);
+            ok = false;
+        } else if (gs[i]->cutover) {
+            snprintf(err, errlen, "migration %s: a cutover is already running", names[i]);
+            ok = false;
+        } else if (!s_cutover_gates(ms, gs[i], false, why, sizeof why)) {
+            snprintf(err, errlen, "migration %s: cutover refused: %s (nothing of the group "
+                     "started)", names[i], why);
+            *refused = true;
+            ok = false;
+        }
+    }
+    if (ok) {
+        cutgroup_t *grp = cutgroup_new(n);
+        for (size_t i = 0; i < n; i++) {
+            migration_t *g = gs[i];
+            g->cutover = cutover_start(ms->env.link, ms->env.journal, g->m, g->objname,
+                                       g->revname, false, dry_run, NULL, g->verify_last,
+                                       s_cutover_done, g);
+            cutgroup_join(grp, g->cutover);
+        }
+        log_info("cutover group of %zu migrations (%s, ...)%s started", n, names[0],
+                 dry_run ? ": a rehearsal" : "");
+    }
+    free(gs);
+    return ok;
 }
 
 bool migset_cleanup(migset_t *ms, const char *name, char *err, size_t errlen)

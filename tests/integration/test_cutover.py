@@ -24,28 +24,35 @@ BENCH_SECONDS = 60
 
 class PgBouncer:
     """A PgBouncer of the test's own, run as postgres, in front of a cluster;
-    its [databases] entry for "shop" lives in an include file the proxy agent
-    rewrites."""
+    its [databases] entry for each database (default: "shop") lives in an
+    include file of its own (.includes, .include the first's) the proxy
+    agent rewrites."""
 
-    def __init__(self, rig, backend_port, name="pgbouncer"):
+    def __init__(self, rig, backend_port, name="pgbouncer", databases=("shop",)):
         self.rig = rig
         self.dir = rig.path(name)
         os.makedirs(self.dir)
         pw = pwd.getpwnam("postgres")
         self.port = harness.free_port()
-        self.include = os.path.join(self.dir, "databases.ini")
-        with open(self.include, "w") as f:
-            f.write("shop = host=127.0.0.1 port=%d dbname=shop\n" % backend_port)
+        self.includes = {}
+        for i, db in enumerate(databases):
+            self.includes[db] = os.path.join(self.dir, "databases.ini" if i == 0 else
+                                             "databases-%s.ini" % db)
+            with open(self.includes[db], "w") as f:
+                f.write("%s = host=127.0.0.1 port=%d dbname=%s\n" % (db, backend_port, db))
+        self.include = self.includes[databases[0]]
         with open(os.path.join(self.dir, "userlist.txt"), "w") as f:
             f.write('"app" ""\n"postgres" ""\n')
         self.ini = os.path.join(self.dir, "pgbouncer.ini")
         with open(self.ini, "w") as f:
-            f.write("[databases]\n%%include %s\n[pgbouncer]\nlisten_addr = 127.0.0.1\n"
+            f.write("[databases]\n%s[pgbouncer]\nlisten_addr = 127.0.0.1\n"
                     "listen_port = %d\nunix_socket_dir =\nauth_type = trust\n"
                     "auth_file = %s/userlist.txt\nadmin_users = postgres\n"
                     "pool_mode = transaction\nmax_client_conn = 200\ndefault_pool_size = 20\n"
                     "ignore_startup_parameters = extra_float_digits,options\n"
-                    "logfile = %s/pgbouncer.log\n" % (self.include, self.port, self.dir, self.dir))
+                    "logfile = %s/pgbouncer.log\n" % (
+                        "".join("%%include %s\n" % self.includes[db] for db in databases),
+                        self.port, self.dir, self.dir))
         for root, dirs, files in os.walk(self.dir):
             for p in [root] + [os.path.join(root, x) for x in files]:
                 os.chown(p, pw.pw_uid, pw.pw_gid)
@@ -57,10 +64,10 @@ class PgBouncer:
         r = self.psql("SELECT 1", check_rc=False)
         return r.returncode == 0
 
-    def psql(self, sql, user="app", check_rc=True):
+    def psql(self, sql, user="app", check_rc=True, db="shop"):
         r = subprocess.run([os.path.join(harness.PG_BIN, "psql"), "-X", "-A", "-t", "-v",
                             "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                            user, "-d", "shop", "-c", sql],
+                            user, "-d", db, "-c", sql],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         if check_rc and r.returncode != 0:
             raise RuntimeError("psql via pgbouncer: %s" % r.stderr.decode())
@@ -195,8 +202,9 @@ def bench_clean(bench, seconds):
           "pgbench: rc %s, failed %s: %s" % (rc, failed and failed.group(1), out[-1500:]))
 
 
-def on_port(bouncer):
-    return int(bouncer.psql("SELECT pg_catalog.inet_server_port()").stdout.decode().strip())
+def on_port(bouncer, db="shop"):
+    return int(bouncer.psql("SELECT pg_catalog.inet_server_port()", db=db).stdout.decode()
+               .strip())
 
 
 def can_login(cluster):

@@ -72,6 +72,7 @@ struct fz_step {
     bool from_armed;        /* FREEZE: the fence file is the armed file, renamed */
     bool wrote_fence;       /* FREEZE: this step made the fence file (undone if no role changed) */
     char *roles_array;      /* the app roles as a text[] literal */
+    char *group_array;      /* the cutover group's databases as a text[] literal */
     size_t next;            /* the role being changed */
     size_t check_next;      /* the final check's table being read */
     uint64_t stage_started_mono;
@@ -129,6 +130,7 @@ static void fz_release(steprun_t *run)
         godwit__freeze_source_result__free_unpacked(s->result, NULL);
     cJSON_Delete(s->fence);
     free(s->roles_array);
+    free(s->group_array);
     free(s->path);
     free(s->armed_path);
     free(s);
@@ -282,15 +284,16 @@ static cJSON *fz_roles_json(fz_step_t *s, const pgconn_result_t *r)
 
 static void fz_roles_query(fz_step_t *s, pgconn_result_cb cb)
 {
-    const char *params[1] = { s->roles_array };
+    const char *params[2] = { s->roles_array, s->group_array };
     fz_query(s, "reading the application roles",
              "SELECT r.rolname::pg_catalog.text AS rolname, r.rolcanlogin, r.rolsuper,"
              " r.rolname = current_user AS is_me,"
              " (SELECT pg_catalog.string_agg(DISTINCT a.datname::pg_catalog.text, ', ')"
              "  FROM pg_catalog.pg_stat_activity a WHERE a.usename = r.rolname"
-             "  AND a.datname <> pg_catalog.current_database()) AS other_databases"
+             "  AND a.datname <> pg_catalog.current_database()"
+             "  AND a.datname <> ALL ($2::pg_catalog.text[])) AS other_databases"
              " FROM pg_catalog.pg_roles r WHERE r.rolname = ANY ($1::pg_catalog.text[])",
-             1, params, cb);
+             2, params, cb);
 }
 
 /* FREEZE: the roles as they are, checked; the fence file written first. */
@@ -497,14 +500,17 @@ static void fz_on_stopped(pgconn_t *c, const pgconn_result_t *r, void *arg)
  * sessions are ended (a session that logged in later could commit past the
  * final LSN). With an armed file, each role's LOGIN must be what it was when
  * armed, or the file would restore another state: the message fails
- * (FZ_ROLES_CHANGED) and changes nothing. ALTER ROLE takes no parameters:
+ * (FZ_ROLES_CHANGED) and changes nothing; not in a cutover group, whose
+ * siblings on this server take the same roles' LOGIN at the same moment
+ * (each armed file holds what the roles had before any of them, so each
+ * restores the same). ALTER ROLE takes no parameters:
  * the names go in as a quoted array literal, through format's %I. Returns
  * the statements, malloc'd. */
 static char *fz_nologin_sql(const fz_step_t *s, const char *roles)
 {
     /* w: each role's LOGIN as armed, a literal of fixed words only. */
     char *want = NULL;
-    if (s->from_armed) {
+    if (s->from_armed && s->req->n_group_databases == 0) {
         const cJSON *list = cJSON_GetObjectItem(s->fence, "roles");
         size_t n = s->req->n_app_roles, len = 0;
         want = xmalloc(8 * n + 8);
@@ -832,6 +838,7 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
     s->path = fencefile_path(f->state_dir, req->database);
     s->armed_path = fencefile_armed_path(f->state_dir, req->database);
     s->roles_array = pgconn_text_array(req->app_roles, req->n_app_roles);
+    s->group_array = pgconn_text_array(req->group_databases, req->n_group_databases);
     s->result = xmalloc(sizeof *s->result);
     godwit__freeze_source_result__init(s->result);
     s->stage_started_mono = units_mono_us();
