@@ -9,7 +9,9 @@
  * cutover.abort_timeout; the rehearsal (--dry-run); a restart recovered
  * from the journal ("started", "switching", "aborting"); a rollback; the
  * budget on the link's clock; and `to`'s fence, lifted by the sequences
- * step, made again by an abort (live and recovered) before `from`'s is.
+ * step, made again by an abort (live and recovered) before `from`'s is;
+ * a cutover group held in step (no pause before every member's check, no
+ * freeze before every pause) and aborted together.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cutgroup.h"
 #include "cutover.h"
 #include "fakelink.h"
 #include "journal.h"
@@ -907,10 +910,246 @@ static void test_restart_of_a_rollback_fences_to_again(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
+/* ---- cutover groups ------------------------------------------------------ */
+
+/* One member of a group: its migration (database) and what its done said. */
+typedef struct {
+    const char *name;
+    cutover_t *cu;
+    cJSON *report;
+    bool switched;
+    int n_done;
+} member_t;
+
+static void s_member_done(cJSON *report, bool switched, void *arg)
+{
+    member_t *m = arg;
+    assert_int_equal(m->n_done, 0);
+    m->n_done++;
+    m->report = report;
+    m->switched = switched;
+    m->cu = NULL;
+}
+
+/* The database (migration) a command of a group's member is about. */
+static const char *s_about(const fakelink_sent_t *s)
+{
+    const Godwit__Command *c = s->cmd;
+    switch (c->action_case) {
+    case A(VERIFY_ROLES): return c->verify_roles->database;
+    case A(TUNE_SUBSCRIPTION): return c->tune_subscription->database;
+    case A(ENSURE_SLOT): return c->ensure_slot->database;
+    case A(FREEZE_SOURCE): return c->freeze_source->database;
+    case A(SET_SEQUENCES): return c->set_sequences->database;
+    case A(DROP_OBJECTS): return c->drop_objects->database;
+    case A(ENSURE_SUBSCRIPTION): return c->ensure_subscription->database;
+    case A(PROXY_ACTION): /* bouncer_shop, bouncer_shop2 */
+        return c->proxy_action->proxy + strlen("bouncer_");
+    default: fail_msg("unexpected action %d", (int)c->action_case);
+    }
+    return NULL;
+}
+
+typedef struct {
+    const char *only;      /* answer only the commands about this database; NULL: all */
+    bool hold_pause;       /* leave the proxies' PAUSE commands unanswered */
+    const char *fail_db;   /* fail this database's... */
+    int fail_action;       /* ...command of this action (0: none) */
+    unsigned switches;     /* SWITCH commands answered */
+    unsigned resumes;      /* RESUME commands answered */
+    unsigned with_resume;  /* ... of them with then_resume */
+} answers_t;
+
+/* Answers every pending command that a.only selects, OK with a payload fit
+ * for its action, or failed as a says; again until none is left. */
+static void s_answer(rig_t *r, answers_t *a)
+{
+    for (;;) {
+        const fakelink_sent_t *p = fakelink_peek(&r->link);
+        while (p && ((a->only && strcmp(s_about(p), a->only) != 0) ||
+                     (a->hold_pause && p->cmd->action_case == A(PROXY_ACTION) &&
+                      p->cmd->proxy_action->op == OP(PAUSE))))
+            p = p->next;
+        if (!p)
+            return;
+        fakelink_sent_t *s = NULL; /* p itself, out of the queue */
+        for (fakelink_sent_t **pp = &r->link.sent; *pp; pp = &(*pp)->next) {
+            if (*pp == p) {
+                s = *pp;
+                *pp = s->next;
+                break;
+            }
+        }
+        const char *db = s_about(s);
+        int action = (int)s->cmd->action_case;
+        if (a->fail_db && strcmp(db, a->fail_db) == 0 && action == a->fail_action) {
+            a->fail_db = NULL; /* once */
+            fakelink_failed(s, "planted failure");
+            continue;
+        }
+        switch (s->cmd->action_case) {
+        case A(VERIFY_ROLES): {
+            Godwit__VerifyRolesResult vr = GODWIT__VERIFY_ROLES_RESULT__INIT;
+            vr.roles = 1;
+            ANSWER(s, VERIFY_ROLES, verify_roles, &vr);
+            break;
+        }
+        case A(ENSURE_SLOT): s_ok_slot(s); break;
+        case A(SET_SEQUENCES): s_ok_sequences(s); break;
+        case A(FREEZE_SOURCE):
+            if (s->cmd->freeze_source->mode == MODE(FREEZE))
+                s_answer_freeze(s);
+            else
+                fakelink_ok(s);
+            break;
+        case A(PROXY_ACTION): {
+            const Godwit__ProxyAction *pa = s->cmd->proxy_action;
+            if (pa->op == OP(SWITCH)) {
+                a->switches++;
+                a->with_resume += pa->then_resume;
+            }
+            a->resumes += pa->op == OP(RESUME);
+            s_ok_proxy(s, pa->op == OP(SWITCH) ? pa->backend : BLUE, pa->op == OP(PAUSE));
+            break;
+        }
+        default: fakelink_ok(s); break;
+        }
+    }
+}
+
+/* Pending proxy commands of op. */
+static size_t s_pending_op(rig_t *r, Godwit__ProxyAction__Op op)
+{
+    size_t n = 0;
+    for (const fakelink_sent_t *s = fakelink_peek(&r->link); s; s = s->next)
+        n += s->cmd->action_case == A(PROXY_ACTION) && s->cmd->proxy_action->op == op;
+    return n;
+}
+
+/* A group of shop and shop2 (each its own PgBouncer entry on px1), started
+ * and ticked once. */
+static void s_group(rig_t *r, member_t m[2])
+{
+    char err[512];
+    static const char text[] =
+        "migrations:\n"
+        "  - {name: shop, source: {agent: " BLUE ", database: shop}, target: {agent: " GREEN
+        ", database: shop}, replication: {peer: b}, reverse_replication: {peer: g},"
+        " cutover: {app_roles: [app], proxies: [{agent: " PX1 ", proxy: bouncer_shop}]}}\n"
+        "  - {name: shop2, source: {agent: " BLUE ", database: shop2}, target: {agent: " GREEN
+        ", database: shop2}, replication: {peer: b}, reverse_replication: {peer: g},"
+        " cutover: {app_roles: [app], proxies: [{agent: " PX1 ", proxy: bouncer_shop2}]}}\n";
+    if (!plan_load_string("plan.yaml", text, &r->plan, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(journal_migration_create(r->journal, "shop2", "{}", "streaming", err, sizeof err));
+    cutgroup_t *g = cutgroup_new(2);
+    for (int i = 0; i < 2; i++) {
+        const plan_migration_t *pm = plan_at(&r->plan, (size_t)i);
+        m[i] = (member_t){ .name = pm->name };
+        char obj[64], rev[64];
+        snprintf(obj, sizeof obj, "godwit_%s", pm->name);
+        snprintf(rev, sizeof rev, "godwit_%s_rev", pm->name);
+        m[i].cu = cutover_start(&r->link.link, r->journal, pm, obj, rev, false, false, NULL, NULL,
+                                s_member_done, &m[i]);
+        cutgroup_join(g, m[i].cu);
+    }
+    for (int i = 0; i < 2; i++)
+        cutover_tick(m[i].cu);
+}
+
+static void s_members_free(member_t m[2])
+{
+    for (int i = 0; i < 2; i++) {
+        cutover_cancel(&m[i].cu);
+        cJSON_Delete(m[i].report);
+    }
+}
+
+/* A group: no member pauses before every member passed its check; the
+ * fence requests on blue name both databases; the switch and the resume
+ * are separate for every member; both "switching" records are written
+ * before either switch is sent; both end done. */
+static void test_group_switches_together(void **state)
+{
+    rig_t *r = *state;
+    member_t m[2];
+    s_group(r, m);
+    for (const fakelink_sent_t *s = fakelink_peek(&r->link); s; s = s->next)
+        if (s->cmd->action_case == A(FREEZE_SOURCE) && strcmp(s->agent, BLUE) == 0) {
+            assert_int_equal(s->cmd->freeze_source->n_group_databases, 2);
+            assert_string_equal(s->cmd->freeze_source->group_databases[1], "shop2");
+        }
+    answers_t a = { .only = "shop", .hold_pause = true };
+    s_answer(r, &a);
+    assert_int_equal(s_pending_op(r, OP(PAUSE)), 0); /* shop waits for shop2 */
+    a.only = "shop2";
+    s_answer(r, &a);
+    /* shop2's check was the last: both pauses go at once */
+    assert_int_equal(s_pending_op(r, OP(PAUSE)), 2);
+    /* shop2's pause confirmed first: its freeze waits for shop's pause */
+    a.hold_pause = false;
+    s_answer(r, &a);
+    assert_int_equal(s_pending_op(r, OP(PAUSE)), 1);
+    for (const fakelink_sent_t *s = fakelink_peek(&r->link); s; s = s->next)
+        assert_int_not_equal(s->cmd->action_case, A(FREEZE_SOURCE));
+    a.only = NULL;
+    while (m[0].n_done + m[1].n_done < 2) {
+        s_answer(r, &a);
+        fakelink_advance(&r->link, CUTOVER_SETTLE_MS);
+        for (int i = 0; i < 2; i++)
+            if (m[i].cu)
+                cutover_tick(m[i].cu);
+    }
+    assert_int_equal(a.switches, 2);
+    assert_int_equal(a.with_resume, 0);
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(s_str(m[i].report, "state"), "done");
+        assert_true(m[i].switched);
+    }
+    s_members_free(m);
+}
+
+/* One member's freeze fails: both abort, nothing is switched, every
+ * proxy paused is resumed, both reports say why. */
+static void test_group_aborts_together(void **state)
+{
+    rig_t *r = *state;
+    member_t m[2];
+    s_group(r, m);
+    answers_t a = { .fail_db = "shop2", .fail_action = A(FREEZE_SOURCE) };
+    /* the check's PREPARE to blue for shop2 would fail first: let the
+     * check pass, then plant the failure at the freeze */
+    answers_t check = { .hold_pause = true };
+    s_answer(r, &check);
+    assert_int_equal(s_pending_op(r, OP(PAUSE)), 2);
+    /* the pauses */
+    for (int i = 0; i < 2; i++) {
+        fakelink_sent_t *s = fakelink_take_any(&r->link, PX1, A(PROXY_ACTION));
+        s_ok_proxy(s, BLUE, true);
+    }
+    while (m[0].n_done + m[1].n_done < 2) {
+        s_answer(r, &a);
+        for (int i = 0; i < 2; i++)
+            if (m[i].cu)
+                cutover_tick(m[i].cu);
+    }
+    assert_int_equal(a.switches, 0);
+    assert_int_equal(a.resumes, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(s_str(m[i].report, "state"), "aborted");
+        assert_false(m[i].switched);
+    }
+    assert_non_null(strstr(s_str(m[0].report, "reason"), "database shop2 of the cutover group"));
+    assert_non_null(strstr(s_str(m[1].report, "reason"), "planted failure"));
+    s_members_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_cutover_one_proxy),
+        T(test_group_switches_together),
+        T(test_group_aborts_together),
         T(test_rollback_one_proxy),
         T(test_two_proxies_switch_then_resume),
         T(test_proxy_that_cannot_hold),
