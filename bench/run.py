@@ -202,6 +202,122 @@ def bench_fanin(n, window):
         rig.close()
 
 
+FLEET_AGENTS = (("src-a", "source"), ("src-b", "source"), ("tgt-a", "target"),
+                ("tgt-b", "target"))
+
+
+def s_ctl_timed(coord, *args):
+    """One godwitctl call: (seconds, completed process)."""
+    t0 = time.monotonic()
+    r = subprocess.run([harness.exe("godwitctl"), "--socket", coord.socket] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    return time.monotonic() - t0, r
+
+
+def bench_fleet(n, steady, calls, copies):
+    """The coordinator driving n migrations to streaming against simulated
+    agents (bench/fleet_agents: two sources, two targets, real CURVE
+    clients answering every command at once)."""
+    rig = harness.Rig("bench-fleet")
+    try:
+        caps = "{per_source: %d, per_target: %d}" % (copies, copies)
+        coord = harness.Coordinator(rig, [a for a, _ in FLEET_AGENTS],
+                                    roles=dict(FLEET_AGENTS),
+                                    options={"log_level": "warn", "ping_interval": "1s",
+                                             "lost_after": "10s", "copies": caps}).start()
+        sim = rig.spawn("fleet_agents", [harness.exe("fleet_agents"), coord.endpoint,
+                                         os.path.join(rig.keys, "coordinator.pub"), rig.keys,
+                                         "36000"] + ["%s:%s" % a for a in FLEET_AGENTS])
+        harness.wait_for("simulated agents connected", lambda: sum(
+            1 for a in coord.status()["agents"] if a["state"] == "connected") == 4, 30)
+        half = (n + 1) // 2
+        plan = rig.path("fleet.yaml")
+        with open(plan, "w") as f:
+            f.write("fleets:\n  - template:\n      replication: {peer: src}\n    inventory:\n")
+            for pair, lo, hi in (("a", 0, half), ("b", half, n)):
+                f.write("      - source: src-%s\n        target: tgt-%s\n        name_prefix: %s_\n"
+                        "        databases: [%s]\n" % (pair, pair, pair, ", ".join(
+                            "db%03d" % i for i in range(lo, hi))))
+        cpid, spid = coord.proc.proc.pid, sim.proc.pid
+        rss0 = status_kb(cpid, "VmRSS")
+        c0, s0, t0 = cpu_seconds(cpid), cpu_seconds(spid), time.monotonic()
+        took, r = s_ctl_timed(coord, "migrate", "start", plan)
+        if r.returncode != 0:
+            raise RuntimeError("migrate start: %s %s" % (r.stdout.decode()[-2000:],
+                                                         r.stderr.decode()[-2000:]))
+        started = len(json.loads(r.stdout)["started"]) if r.stdout.startswith(b"{") else n
+        # Polled once a second with fleet status (its cost is in the window).
+        phases, all_past = {}, {}
+        order = ["roles", "schema", "publish", "copy", "catchup", "postdata", "streaming"]
+        while time.monotonic() - t0 < 1800:
+            _, r = s_ctl_timed(coord, "fleet", "status", "--json")
+            if r.returncode in (0, 1):
+                phases = json.loads(r.stdout)["phases"]
+                now = time.monotonic() - t0
+                for i, st in enumerate(order):
+                    if st not in all_past and sum(phases.get(x, 0) for x in order[i:]) >= n:
+                        all_past[st] = now
+                if phases.get("streaming", 0) >= n:
+                    break
+            time.sleep(1.0)
+        t1 = time.monotonic()
+        if phases.get("streaming", 0) < n:
+            raise RuntimeError("not all streaming after 1800 s: %r" % phases)
+        c1, s1 = cpu_seconds(cpid), cpu_seconds(spid)
+        hwm1, rss1 = status_kb(cpid, "VmHWM"), status_kb(cpid, "VmRSS")
+        # A steady window of streaming with no control calls.
+        time.sleep(3)
+        c2, s2, t2 = cpu_seconds(cpid), cpu_seconds(spid), time.monotonic()
+        time.sleep(steady)
+        c3, s3, t3 = cpu_seconds(cpid), cpu_seconds(spid), time.monotonic()
+        hwm3, rss3 = status_kb(cpid, "VmHWM"), status_kb(cpid, "VmRSS")
+        # Control latency at n streaming, the three commands interleaved.
+        lat = {"migrate": [], "fleet": [], "status": []}
+        sizes = {}
+        for _ in range(calls):
+            for key, argv in (("migrate", ("migrate", "status", "--json")),
+                              ("fleet", ("fleet", "status", "--json")),
+                              ("status", ("status", "--json"))):
+                dt, r = s_ctl_timed(coord, *argv)
+                if r.returncode not in (0, 1):
+                    raise RuntimeError("%s: rc %d: %s" % (" ".join(argv), r.returncode,
+                                                          r.stderr.decode()))
+                lat[key].append(dt * 1000.0)
+                sizes[key] = len(r.stdout)
+        c4 = cpu_seconds(cpid)
+        final = json.loads(s_ctl_timed(coord, "fleet", "status", "--json")[1].stdout)
+        journal = {x: os.path.getsize(coord.journal + x) for x in ("", "-wal")
+                   if os.path.exists(coord.journal + x)}
+        sim.stop()
+        counters = [l for l in sim.log().splitlines() if l.startswith("agent=")]
+        log = coord.proc.log()
+        warns = [l for l in log.splitlines() if " warn" in l.lower() or "error" in l.lower()]
+        return {
+            "migrations": n, "started": started, "copies_cap": copies,
+            "start_call_s": took,
+            "to_streaming_s": t1 - t0,
+            "all_past_s": all_past,
+            "coord_cpu_s": c1 - c0, "sim_cpu_s": s1 - s0,
+            "coord_rss_before_mb": rss0 / 1024.0,
+            "coord_peak_rss_mb": hwm1 / 1024.0, "coord_rss_streaming_mb": rss1 / 1024.0,
+            "steady_s": t3 - t2, "steady_coord_cpu_s": c3 - c2, "steady_sim_cpu_s": s3 - s2,
+            "steady_coord_cpu_pct": 100.0 * (c3 - c2) / (t3 - t2),
+            "steady_sim_cpu_pct": 100.0 * (s3 - s2) / (t3 - t2),
+            "steady_peak_rss_mb": hwm3 / 1024.0, "steady_rss_end_mb": rss3 / 1024.0,
+            "latency_calls_coord_cpu_s": c4 - c3,
+            "latency_ms": {k: {"p50": pct(v, 50), "p95": pct(v, 95), "max": max(v), "all": v}
+                           for k, v in lat.items()},
+            "answer_bytes": sizes,
+            "journal_bytes": journal,
+            "final_phases": final.get("phases"), "problems": final.get("problems"),
+            "sim_counters": counters,
+            "coord_log_warnings": len(warns), "coord_log_sample": warns[:20],
+            "loadavg": os.getloadavg(),
+        }
+    finally:
+        rig.close()
+
+
 BENCH_SCHEMA = """
 CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TABLE public.customers (id bigserial PRIMARY KEY, name text, mood public.mood, doc jsonb);
@@ -592,7 +708,13 @@ def bench_verify(scale, runs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["agent", "fanin", "pipeline", "cutover", "verify"])
+    ap.add_argument("--only", choices=["agent", "fanin", "pipeline", "cutover", "verify",
+                                       "fleet"])
+    ap.add_argument("--migrations", type=int, default=200,
+                    help="the fleet bench's migrations, driven against simulated agents")
+    ap.add_argument("--copies", type=int, default=0,
+                    help="the fleet bench's copies.per_source and per_target (0: no cap; "
+                         "the coordinator's default is 2)")
     ap.add_argument("--verify-scale", type=int, default=10)
     ap.add_argument("--cutovers", type=int, default=20)
     ap.add_argument("--scale", type=int, default=50)
@@ -680,6 +802,53 @@ def main():
                 ", ".join(r["state"] for r in rs), sum(r["changes"] for r in rs),
                 max(r["slot_ms"] for r in rs)))
         lines.append("| ratio under load / quiet | %.2f | | | | |" % v["ratio"])
+    if args.only in (None, "fleet"):
+        f = bench_fleet(args.migrations, 10 if args.quick else 30, 20, args.copies)
+        results["fleet"] = f
+        L, j = f["latency_ms"], f["journal_bytes"]
+        lines += ["", "Coordinator driving %d migrations to streaming, simulated agents (2 "
+                  "sources, 2 targets: real CURVE clients answering every command at once; "
+                  "no PostgreSQL), copies cap %s; load average %.1f / %.1f / %.1f at the end" % (
+                      f["migrations"], f["copies_cap"] or "none", *f["loadavg"]),
+                  "| | value | baseline | ratio |", "|---|---|---|---|",
+                  "| `migrate start` (preflight of all) returned after | %.1f s | | |" %
+                  f["start_call_s"],
+                  "| wall time, `migrate start` to all %d streaming | %.1f s | | |" % (
+                      f["migrations"], f["to_streaming_s"]),
+                  "| - all past each phase (s from start) | %s | | |" % ", ".join(
+                      "%s %.1f" % (k, v) for k, v in sorted(f["all_past_s"].items(),
+                                                            key=lambda kv: kv[1])),
+                  "| coordinator CPU over that window | %.2f s | simulated agents %.2f s | "
+                  "%.2f |" % (f["coord_cpu_s"], f["sim_cpu_s"],
+                              f["coord_cpu_s"] / f["sim_cpu_s"] if f["sim_cpu_s"] else 0),
+                  "| coordinator peak RSS (VmHWM) to streaming | %.1f MB | %.1f MB before "
+                  "start | |" % (f["coord_peak_rss_mb"], f["coord_rss_before_mb"]),
+                  "| coordinator CPU, %.0f s of steady streaming | %.2f %% of one core | "
+                  "simulated agents %.2f %% | %.2f |" % (
+                      f["steady_s"], f["steady_coord_cpu_pct"], f["steady_sim_cpu_pct"],
+                      f["steady_coord_cpu_pct"] / f["steady_sim_cpu_pct"]
+                      if f["steady_sim_cpu_pct"] else 0),
+                  "| coordinator RSS after steady streaming (peak) | %.1f MB (%.1f MB) | %.1f MB "
+                  "at streaming | |" % (f["steady_rss_end_mb"], f["steady_peak_rss_mb"],
+                                        f["coord_rss_streaming_mb"]),
+                  "| journal on disk (db + wal) | %.1f MB (%.1f + %.1f) | | |" % (
+                      sum(j.values()) / 1048576.0, j.get("", 0) / 1048576.0,
+                      j.get("-wal", 0) / 1048576.0),
+                  "| `migrate status --json` p50 / p95 (%d calls, %.0f kB) | %.0f / %.0f ms | "
+                  "`status --json` %.0f / %.0f ms | %.1f, %.1f |" % (
+                      len(L["migrate"]["all"]), f["answer_bytes"]["migrate"] / 1024.0,
+                      L["migrate"]["p50"], L["migrate"]["p95"], L["status"]["p50"],
+                      L["status"]["p95"], L["migrate"]["p50"] / L["status"]["p50"],
+                      L["migrate"]["p95"] / L["status"]["p95"]),
+                  "| `fleet status --json` p50 / p95 (%d calls, %.0f kB) | %.0f / %.0f ms | "
+                  "`status --json` %.0f / %.0f ms | %.1f, %.1f |" % (
+                      len(L["fleet"]["all"]), f["answer_bytes"]["fleet"] / 1024.0,
+                      L["fleet"]["p50"], L["fleet"]["p95"], L["status"]["p50"],
+                      L["status"]["p95"], L["fleet"]["p50"] / L["status"]["p50"],
+                      L["fleet"]["p95"] / L["status"]["p95"]),
+                  "Latency: the godwitctl process's wall time, start to exit, on the same "
+                  "machine; `status` is the baseline with no migration work in its answer. "
+                  "Coordinator log lines at warn or error: %d." % f["coord_log_warnings"]]
     if args.only in (None, "agent"):
         a = bench_agent(20 if args.quick else 60)
         results["agent"] = a
