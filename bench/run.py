@@ -84,6 +84,7 @@ import datetime
 import glob
 import json
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -262,6 +263,15 @@ def bench_fleet(n, steady, calls, copies):
             dt, r = s_ctl_timed(coord, "status", "--json")
             idle.append(dt * 1000.0)
         idle_bytes = len(r.stdout)
+        # The floor: godwitctl starting and exiting, no request.
+        g0, floor = resource.getrusage(resource.RUSAGE_CHILDREN), []
+        for _ in range(calls):
+            t = time.monotonic()
+            subprocess.run([harness.exe("godwitctl"), "--version"], stdout=subprocess.DEVNULL,
+                           check=True)
+            floor.append((time.monotonic() - t) * 1000.0)
+        g1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        floor_cpu = (g1.ru_utime + g1.ru_stime - g0.ru_utime - g0.ru_stime) * 1000.0 / calls
         cpid, spid = coord.proc.proc.pid, sim.proc.pid
         rss0, load0 = status_kb(cpid, "VmRSS"), os.getloadavg()
         c0, s0, t0, u0 = cpu_seconds(cpid), cpu_seconds(spid), time.monotonic(), time.time()
@@ -294,20 +304,31 @@ def bench_fleet(n, steady, calls, copies):
         c3, s3, t3 = cpu_seconds(cpid), cpu_seconds(spid), time.monotonic()
         hwm3, rss3 = status_kb(cpid, "VmHWM"), status_kb(cpid, "VmRSS")
         # Control latency at n streaming, the three commands interleaved.
+        # In blocks of calls/2 per command, twice, so that the coordinator's
+        # CPU (less its steady rate) and godwitctl's own (the children's
+        # rusage) can be told apart per command.
         lat = {"migrate": [], "fleet": [], "status": []}
+        ccpu = {k: 0.0 for k in lat}
+        gcpu = {k: 0.0 for k in lat}
         sizes = {}
-        for _ in range(calls):
-            for key, argv in (("migrate", ("migrate", "status", "--json")),
-                              ("fleet", ("fleet", "status", "--json")),
-                              ("status", ("status", "--json"))):
-                dt, r = s_ctl_timed(coord, *argv)
-                if r.returncode not in (0, 1):
-                    raise RuntimeError("%s: rc %d: %s" % (" ".join(argv), r.returncode,
-                                                          r.stderr.decode()))
-                lat[key].append(dt * 1000.0)
-                sizes[key] = len(r.stdout)
+        rate = (c3 - c2) / (t3 - t2)
+        for _ in range(2):
+            for key, argv in (("status", ("status", "--json")),
+                              ("migrate", ("migrate", "status", "--json")),
+                              ("fleet", ("fleet", "status", "--json"))):
+                k0, g0, w0 = cpu_seconds(cpid), resource.getrusage(resource.RUSAGE_CHILDREN), \
+                    time.monotonic()
+                for _ in range(calls // 2):
+                    dt, r = s_ctl_timed(coord, *argv)
+                    if r.returncode not in (0, 1):
+                        raise RuntimeError("%s: rc %d: %s" % (" ".join(argv), r.returncode,
+                                                              r.stderr.decode()))
+                    lat[key].append(dt * 1000.0)
+                    sizes[key] = len(r.stdout)
+                g1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                ccpu[key] += cpu_seconds(cpid) - k0 - rate * (time.monotonic() - w0)
+                gcpu[key] += g1.ru_utime + g1.ru_stime - g0.ru_utime - g0.ru_stime
         sizes["idle"] = idle_bytes
-        c4 = cpu_seconds(cpid)
         final = json.loads(s_ctl_timed(coord, "fleet", "status", "--json")[1].stdout)
         journal = {x: os.path.getsize(coord.journal + x) for x in ("", "-wal")
                    if os.path.exists(coord.journal + x)}
@@ -334,10 +355,13 @@ def bench_fleet(n, steady, calls, copies):
             "steady_coord_cpu_pct": 100.0 * (c3 - c2) / (t3 - t2),
             "steady_sim_cpu_pct": 100.0 * (s3 - s2) / (t3 - t2),
             "steady_peak_rss_mb": hwm3 / 1024.0, "steady_rss_end_mb": rss3 / 1024.0,
-            "latency_calls_coord_cpu_s": c4 - c3,
-            "latency_ms": {k: {"p50": pct(v, 50), "p95": pct(v, 95), "max": max(v), "all": v}
+            "latency_ms": {k: {"p50": pct(v, 50), "p95": pct(v, 95), "max": max(v), "all": v,
+                               "coord_cpu_ms_per_call": 1000.0 * ccpu[k] / len(v),
+                               "godwitctl_cpu_ms_per_call": 1000.0 * gcpu[k] / len(v)}
                            for k, v in lat.items()},
             "idle_status_ms": {"p50": pct(idle, 50), "p95": pct(idle, 95), "all": idle},
+            "godwitctl_version_ms": {"p50": pct(floor, 50), "p95": pct(floor, 95),
+                                     "cpu_ms_per_call": floor_cpu},
             "answer_bytes": sizes,
             "journal_bytes": journal, "journal_bytes_at_streaming": journal1,
             "final_phases": final.get("phases"), "problems": final.get("problems"),
@@ -880,9 +904,25 @@ def main():
                       L["fleet"]["p50"], L["fleet"]["p95"], L["status"]["p50"],
                       L["status"]["p95"], L["fleet"]["p50"] / L["status"]["p50"],
                       L["fleet"]["p95"] / L["status"]["p95"]),
+                  "| CPU per call, coordinator / godwitctl: `migrate status`, `fleet status` | "
+                  "%.1f / %.1f ms, %.1f / %.1f ms | `status` %.1f / %.1f ms | %.1f, %.1f |" % (
+                      L["migrate"]["coord_cpu_ms_per_call"],
+                      L["migrate"]["godwitctl_cpu_ms_per_call"],
+                      L["fleet"]["coord_cpu_ms_per_call"],
+                      L["fleet"]["godwitctl_cpu_ms_per_call"],
+                      L["status"]["coord_cpu_ms_per_call"],
+                      L["status"]["godwitctl_cpu_ms_per_call"],
+                      L["migrate"]["coord_cpu_ms_per_call"] / L["status"]["coord_cpu_ms_per_call"]
+                      if L["status"]["coord_cpu_ms_per_call"] > 0 else 0,
+                      L["fleet"]["coord_cpu_ms_per_call"] / L["status"]["coord_cpu_ms_per_call"]
+                      if L["status"]["coord_cpu_ms_per_call"] > 0 else 0),
                   "| `status --json` before any migration (%.0f kB) | %.0f / %.0f ms | | |" % (
                       f["answer_bytes"]["idle"] / 1024.0, f["idle_status_ms"]["p50"],
                       f["idle_status_ms"]["p95"]),
+                  "| `godwitctl --version` (no request: the process's start and exit) | "
+                  "%.0f / %.0f ms, %.1f ms CPU | | |" % (
+                      f["godwitctl_version_ms"]["p50"], f["godwitctl_version_ms"]["p95"],
+                      f["godwitctl_version_ms"]["cpu_ms_per_call"]),
                   "Latency: the godwitctl process's wall time, start to exit, on the same "
                   "machine. `status` is the baseline: no migration work in its answer, but the "
                   "agents' reports in it list a slot, publication or subscription per "
