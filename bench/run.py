@@ -252,7 +252,11 @@ def bench_fleet(n, steady, calls, copies):
         half = (n + 1) // 2
         plan = rig.path("fleet.yaml")
         with open(plan, "w") as f:
-            f.write("fleets:\n  - template:\n      replication: {peer: src}\n    inventory:\n")
+            # The template's options as deploy/plan.fleet.example.yaml's: source
+            # protection and the lag gate are on, so their checks run.
+            f.write("fleets:\n  - template:\n      replication: {peer: src}\n"
+                    "      options: {parallelism: 2, max_lag: 1s, slot_wal_limit: 20GiB}\n"
+                    "    inventory:\n")
             for pair, lo, hi in (("a", 0, half), ("b", half, n)):
                 f.write("      - source: src-%s\n        target: tgt-%s\n        name_prefix: %s_\n"
                         "        databases: [%s]\n" % (pair, pair, pair, ", ".join(
