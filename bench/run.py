@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """godwit benchmarks: prints a table and writes it to bench/results/.
 
-    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover|verify]
+    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover|verify|fleet]
                  [--fanin 100,1000,5000] [--scale 50] [--cutovers 20] [--verify-scale 10]
+                 [--migrations 200] [--copies 0]
 
 Builds an optimised tree in build-bench (no sanitizers), then:
 
@@ -56,6 +57,22 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    outcome (every one must be equal), the changes the windows explained and
    the longest time the verify slot lived.
 
+6. Fleet: the coordinator driving --migrations (default 200) migrations, a
+   fleet plan over two pairs of hosts, from `migrate start` (its preflight
+   included) to all streaming, against simulated agents: bench/fleet_agents
+   plays two sources and two targets, each a real CURVE client with its own
+   allow-listed key, reporting once a second and answering every command at
+   once with the result its step expects (no PostgreSQL, nothing copied).
+   Copies uncapped unless --copies N (the coordinator's default is 2 per
+   source and per target). Wall time to streaming and when the last
+   migration entered each phase (from the journal); the coordinator's CPU
+   (utime + stime) and peak RSS over that window and over 30 s of steady
+   streaming (--quick: 10 s), against the simulated agents' CPU for the
+   same messages; the journal's size (db + wal) and events; the latency of
+   `godwitctl migrate status --json` and `fleet status --json` (p50, p95
+   over 20 calls each) at all streaming, against `godwitctl status --json`
+   in the same moments and before any migration.
+
 Targets (issue 2): agent < 10 MB RSS and < 1 % CPU; 1000 agents at 1 Hz
 under 25 % of one core with round trip p99 under 10 ms. (Issue 3): at least
 1.3x faster to streaming than the plain subscription, not slower than
@@ -67,6 +84,8 @@ import datetime
 import glob
 import json
 import os
+import resource
+import sqlite3
 import subprocess
 import sys
 import time
@@ -197,6 +216,162 @@ def bench_fanin(n, window):
             "rtt_p99_ms": rtt.get("p99"),
             "rtt_samples": rtt.get("samples"),
             "bad_messages": st["coordinator"]["bad_messages"],
+        }
+    finally:
+        rig.close()
+
+
+FLEET_AGENTS = (("src-a", "source"), ("src-b", "source"), ("tgt-a", "target"),
+                ("tgt-b", "target"))
+
+
+def s_ctl_timed(coord, *args):
+    """One godwitctl call: (seconds, completed process)."""
+    t0 = time.monotonic()
+    r = subprocess.run([harness.exe("godwitctl"), "--socket", coord.socket] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    return time.monotonic() - t0, r
+
+
+def bench_fleet(n, steady, calls, copies):
+    """The coordinator driving n migrations to streaming against simulated
+    agents (bench/fleet_agents: two sources, two targets, real CURVE
+    clients answering every command at once)."""
+    rig = harness.Rig("bench-fleet")
+    try:
+        caps = "{per_source: %d, per_target: %d}" % (copies, copies)
+        coord = harness.Coordinator(rig, [a for a, _ in FLEET_AGENTS],
+                                    roles=dict(FLEET_AGENTS),
+                                    options={"log_level": "warn", "ping_interval": "1s",
+                                             "lost_after": "10s", "copies": caps}).start()
+        sim = rig.spawn("fleet_agents", [harness.exe("fleet_agents"), coord.endpoint,
+                                         os.path.join(rig.keys, "coordinator.pub"), rig.keys,
+                                         "36000"] + ["%s:%s" % a for a in FLEET_AGENTS])
+        harness.wait_for("simulated agents connected", lambda: sum(
+            1 for a in coord.status()["agents"] if a["state"] == "connected") == 4, 30)
+        half = (n + 1) // 2
+        plan = rig.path("fleet.yaml")
+        with open(plan, "w") as f:
+            # The template's options as deploy/plan.fleet.example.yaml's: source
+            # protection and the lag gate are on, so their checks run.
+            f.write("fleets:\n  - template:\n      replication: {peer: src}\n"
+                    "      options: {parallelism: 2, max_lag: 1s, slot_wal_limit: 20GiB}\n"
+                    "    inventory:\n")
+            for pair, lo, hi in (("a", 0, half), ("b", half, n)):
+                f.write("      - source: src-%s\n        target: tgt-%s\n        name_prefix: %s_\n"
+                        "        databases: [%s]\n" % (pair, pair, pair, ", ".join(
+                            "db%03d" % i for i in range(lo, hi))))
+        # The baseline's baseline: status with four idle agents, before any migration.
+        idle = []
+        for _ in range(calls):
+            dt, r = s_ctl_timed(coord, "status", "--json")
+            idle.append(dt * 1000.0)
+        idle_bytes = len(r.stdout)
+        # The floor: godwitctl starting and exiting, no request.
+        g0, floor = resource.getrusage(resource.RUSAGE_CHILDREN), []
+        for _ in range(calls):
+            t = time.monotonic()
+            subprocess.run([harness.exe("godwitctl"), "--version"], stdout=subprocess.DEVNULL,
+                           check=True)
+            floor.append((time.monotonic() - t) * 1000.0)
+        g1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        floor_cpu = (g1.ru_utime + g1.ru_stime - g0.ru_utime - g0.ru_stime) * 1000.0 / calls
+        cpid, spid = coord.proc.proc.pid, sim.proc.pid
+        rss0, load0 = status_kb(cpid, "VmRSS"), os.getloadavg()
+        c0, s0, t0, u0 = cpu_seconds(cpid), cpu_seconds(spid), time.monotonic(), time.time()
+        took, r = s_ctl_timed(coord, "migrate", "start", plan)
+        if r.returncode != 0:
+            raise RuntimeError("migrate start: %s %s" % (r.stdout.decode()[-2000:],
+                                                         r.stderr.decode()[-2000:]))
+        started = len(json.loads(r.stdout)["started"]) if r.stdout.startswith(b"{") else n
+        # Polled every half second with fleet status (its cost is in the
+        # window); the phases' times are the journal's, read afterwards.
+        phases = {}
+        while time.monotonic() - t0 < 1800:
+            _, r = s_ctl_timed(coord, "fleet", "status", "--json")
+            if r.returncode in (0, 1):
+                phases = json.loads(r.stdout)["phases"]
+                if phases.get("streaming", 0) >= n:
+                    break
+            time.sleep(0.5)
+        t1 = time.monotonic()
+        if phases.get("streaming", 0) < n:
+            raise RuntimeError("not all streaming after 1800 s: %r" % phases)
+        c1, s1 = cpu_seconds(cpid), cpu_seconds(spid)
+        hwm1, rss1 = status_kb(cpid, "VmHWM"), status_kb(cpid, "VmRSS")
+        journal1 = sum(os.path.getsize(coord.journal + x) for x in ("", "-wal")
+                       if os.path.exists(coord.journal + x))
+        # A steady window of streaming with no control calls.
+        time.sleep(3)
+        c2, s2, t2 = cpu_seconds(cpid), cpu_seconds(spid), time.monotonic()
+        time.sleep(steady)
+        c3, s3, t3 = cpu_seconds(cpid), cpu_seconds(spid), time.monotonic()
+        hwm3, rss3 = status_kb(cpid, "VmHWM"), status_kb(cpid, "VmRSS")
+        # Control latency at n streaming, the three commands interleaved.
+        # In blocks of calls/2 per command, twice, so that the coordinator's
+        # CPU (less its steady rate) and godwitctl's own (the children's
+        # rusage) can be told apart per command.
+        lat = {"migrate": [], "fleet": [], "status": []}
+        ccpu = {k: 0.0 for k in lat}
+        gcpu = {k: 0.0 for k in lat}
+        sizes = {}
+        rate = (c3 - c2) / (t3 - t2)
+        for _ in range(2):
+            for key, argv in (("status", ("status", "--json")),
+                              ("migrate", ("migrate", "status", "--json")),
+                              ("fleet", ("fleet", "status", "--json"))):
+                k0, g0, w0 = cpu_seconds(cpid), resource.getrusage(resource.RUSAGE_CHILDREN), \
+                    time.monotonic()
+                for _ in range(calls // 2):
+                    dt, r = s_ctl_timed(coord, *argv)
+                    if r.returncode not in (0, 1):
+                        raise RuntimeError("%s: rc %d: %s" % (" ".join(argv), r.returncode,
+                                                              r.stderr.decode()))
+                    lat[key].append(dt * 1000.0)
+                    sizes[key] = len(r.stdout)
+                g1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                ccpu[key] += cpu_seconds(cpid) - k0 - rate * (time.monotonic() - w0)
+                gcpu[key] += g1.ru_utime + g1.ru_stime - g0.ru_utime - g0.ru_stime
+        sizes["idle"] = idle_bytes
+        final = json.loads(s_ctl_timed(coord, "fleet", "status", "--json")[1].stdout)
+        journal = {x: os.path.getsize(coord.journal + x) for x in ("", "-wal")
+                   if os.path.exists(coord.journal + x)}
+        # From the journal: when the last migration entered each phase, and
+        # what was written.
+        db = sqlite3.connect("file:%s?mode=ro" % coord.journal, uri=True)
+        all_in = {st: at / 1000.0 - u0 for st, at in db.execute(
+            "SELECT state, max(at) FROM event WHERE kind = 'moved' GROUP BY state")}
+        kinds = dict(db.execute("SELECT kind, count(*) FROM event GROUP BY kind"))
+        db.close()
+        sim.stop()
+        counters = [l for l in sim.log().splitlines() if l.startswith("agent=")]
+        log = coord.proc.log()
+        warns = [l for l in log.splitlines() if " warn" in l.lower() or "error" in l.lower()]
+        return {
+            "migrations": n, "started": started, "copies_cap": copies,
+            "start_call_s": took,
+            "to_streaming_s": t1 - t0,
+            "all_in_s": all_in, "journal_events": kinds,
+            "coord_cpu_s": c1 - c0, "sim_cpu_s": s1 - s0,
+            "coord_rss_before_mb": rss0 / 1024.0,
+            "coord_peak_rss_mb": hwm1 / 1024.0, "coord_rss_streaming_mb": rss1 / 1024.0,
+            "steady_s": t3 - t2, "steady_coord_cpu_s": c3 - c2, "steady_sim_cpu_s": s3 - s2,
+            "steady_coord_cpu_pct": 100.0 * (c3 - c2) / (t3 - t2),
+            "steady_sim_cpu_pct": 100.0 * (s3 - s2) / (t3 - t2),
+            "steady_peak_rss_mb": hwm3 / 1024.0, "steady_rss_end_mb": rss3 / 1024.0,
+            "latency_ms": {k: {"p50": pct(v, 50), "p95": pct(v, 95), "max": max(v), "all": v,
+                               "coord_cpu_ms_per_call": 1000.0 * ccpu[k] / len(v),
+                               "godwitctl_cpu_ms_per_call": 1000.0 * gcpu[k] / len(v)}
+                           for k, v in lat.items()},
+            "idle_status_ms": {"p50": pct(idle, 50), "p95": pct(idle, 95), "all": idle},
+            "godwitctl_version_ms": {"p50": pct(floor, 50), "p95": pct(floor, 95),
+                                     "cpu_ms_per_call": floor_cpu},
+            "answer_bytes": sizes,
+            "journal_bytes": journal, "journal_bytes_at_streaming": journal1,
+            "final_phases": final.get("phases"), "problems": final.get("problems"),
+            "sim_counters": counters,
+            "coord_log_warnings": len(warns), "coord_log_sample": warns[:20],
+            "loadavg_start": load0, "loadavg": os.getloadavg(),
         }
     finally:
         rig.close()
@@ -592,7 +767,13 @@ def bench_verify(scale, runs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["agent", "fanin", "pipeline", "cutover", "verify"])
+    ap.add_argument("--only", choices=["agent", "fanin", "pipeline", "cutover", "verify",
+                                       "fleet"])
+    ap.add_argument("--migrations", type=int, default=200,
+                    help="the fleet bench's migrations, driven against simulated agents")
+    ap.add_argument("--copies", type=int, default=0,
+                    help="the fleet bench's copies.per_source and per_target (0: no cap; "
+                         "the coordinator's default is 2)")
     ap.add_argument("--verify-scale", type=int, default=10)
     ap.add_argument("--cutovers", type=int, default=20)
     ap.add_argument("--scale", type=int, default=50)
@@ -680,6 +861,78 @@ def main():
                 ", ".join(r["state"] for r in rs), sum(r["changes"] for r in rs),
                 max(r["slot_ms"] for r in rs)))
         lines.append("| ratio under load / quiet | %.2f | | | | |" % v["ratio"])
+    if args.only in (None, "fleet"):
+        f = bench_fleet(args.migrations, 10 if args.quick else 30, 20, args.copies)
+        results["fleet"] = f
+        L, j = f["latency_ms"], f["journal_bytes"]
+        lines += ["", "Coordinator driving %d migrations to streaming, simulated agents (2 "
+                  "sources, 2 targets: real CURVE clients answering every command at once; "
+                  "no PostgreSQL), copies cap %s; load average (1 min) %.1f at the start, %.1f at the end" % (
+                      f["migrations"], f["copies_cap"] or "none", f["loadavg_start"][0],
+                      f["loadavg"][0]),
+                  "| | value | baseline | ratio |", "|---|---|---|---|",
+                  "| `migrate start` (preflight of all) returned after | %.1f s | | |" %
+                  f["start_call_s"],
+                  "| wall time, `migrate start` to all %d streaming | %.1f s | | |" % (
+                      f["migrations"], f["to_streaming_s"]),
+                  "| - the last migration entered (s from start, journal) | %s | | |" % ", ".join(
+                      "%s %.2f" % (k, v) for k, v in sorted(f["all_in_s"].items(),
+                                                            key=lambda kv: kv[1])),
+                  "| coordinator CPU over that window | %.2f s | simulated agents %.2f s | "
+                  "%.2f |" % (f["coord_cpu_s"], f["sim_cpu_s"],
+                              f["coord_cpu_s"] / f["sim_cpu_s"] if f["sim_cpu_s"] else 0),
+                  "| coordinator peak RSS (VmHWM) to streaming | %.1f MB | %.1f MB before "
+                  "start | |" % (f["coord_peak_rss_mb"], f["coord_rss_before_mb"]),
+                  "| coordinator CPU, %.0f s of steady streaming | %.2f %% of one core | "
+                  "simulated agents %.2f %% | %.2f |" % (
+                      f["steady_s"], f["steady_coord_cpu_pct"], f["steady_sim_cpu_pct"],
+                      f["steady_coord_cpu_pct"] / f["steady_sim_cpu_pct"]
+                      if f["steady_sim_cpu_pct"] else 0),
+                  "| coordinator RSS after steady streaming (peak) | %.1f MB (%.1f MB) | %.1f MB "
+                  "at streaming | |" % (f["steady_rss_end_mb"], f["steady_peak_rss_mb"],
+                                        f["coord_rss_streaming_mb"]),
+                  "| journal on disk (db + wal), events | %.1f MB (%.1f + %.1f), %d | %.1f MB when "
+                  "all were streaming | |" % (
+                      sum(j.values()) / 1048576.0, j.get("", 0) / 1048576.0,
+                      j.get("-wal", 0) / 1048576.0, sum(f["journal_events"].values()),
+                      f["journal_bytes_at_streaming"] / 1048576.0),
+                  "| `migrate status --json` p50 / p95 (%d calls, %.0f kB) | %.0f / %.0f ms | "
+                  "`status --json` %.0f / %.0f ms | %.1f, %.1f |" % (
+                      len(L["migrate"]["all"]), f["answer_bytes"]["migrate"] / 1024.0,
+                      L["migrate"]["p50"], L["migrate"]["p95"], L["status"]["p50"],
+                      L["status"]["p95"], L["migrate"]["p50"] / L["status"]["p50"],
+                      L["migrate"]["p95"] / L["status"]["p95"]),
+                  "| `fleet status --json` p50 / p95 (%d calls, %.0f kB) | %.0f / %.0f ms | "
+                  "`status --json` %.0f / %.0f ms | %.1f, %.1f |" % (
+                      len(L["fleet"]["all"]), f["answer_bytes"]["fleet"] / 1024.0,
+                      L["fleet"]["p50"], L["fleet"]["p95"], L["status"]["p50"],
+                      L["status"]["p95"], L["fleet"]["p50"] / L["status"]["p50"],
+                      L["fleet"]["p95"] / L["status"]["p95"]),
+                  "| CPU per call, coordinator / godwitctl: `migrate status`, `fleet status` | "
+                  "%.1f / %.1f ms, %.1f / %.1f ms | `status` %.1f / %.1f ms | %.1f, %.1f |" % (
+                      L["migrate"]["coord_cpu_ms_per_call"],
+                      L["migrate"]["godwitctl_cpu_ms_per_call"],
+                      L["fleet"]["coord_cpu_ms_per_call"],
+                      L["fleet"]["godwitctl_cpu_ms_per_call"],
+                      L["status"]["coord_cpu_ms_per_call"],
+                      L["status"]["godwitctl_cpu_ms_per_call"],
+                      L["migrate"]["coord_cpu_ms_per_call"] / L["status"]["coord_cpu_ms_per_call"]
+                      if L["status"]["coord_cpu_ms_per_call"] > 0 else 0,
+                      L["fleet"]["coord_cpu_ms_per_call"] / L["status"]["coord_cpu_ms_per_call"]
+                      if L["status"]["coord_cpu_ms_per_call"] > 0 else 0),
+                  "| `status --json` before any migration (%.0f kB) | %.0f / %.0f ms | | |" % (
+                      f["answer_bytes"]["idle"] / 1024.0, f["idle_status_ms"]["p50"],
+                      f["idle_status_ms"]["p95"]),
+                  "| `godwitctl --version` (no request: the process's start and exit) | "
+                  "%.0f / %.0f ms, %.1f ms CPU | | |" % (
+                      f["godwitctl_version_ms"]["p50"], f["godwitctl_version_ms"]["p95"],
+                      f["godwitctl_version_ms"]["cpu_ms_per_call"]),
+                  "Latency: the godwitctl process's wall time, start to exit, on the same "
+                  "machine. `status` is the baseline: no migration work in its answer, but the "
+                  "agents' reports in it list a slot, publication or subscription per "
+                  "migration (%.0f kB at %d streaming). Coordinator log lines at warn or "
+                  "error: %d." % (f["answer_bytes"]["status"] / 1024.0, f["migrations"],
+                                  f["coord_log_warnings"])]
     if args.only in (None, "agent"):
         a = bench_agent(20 if args.quick else 60)
         results["agent"] = a
