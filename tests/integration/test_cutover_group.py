@@ -2,11 +2,12 @@
 """A cutover group: three databases of one server (pgbench's shop, and g2,
 g3 with a table each), each one database entry of the same PgBouncer, the
 application role app shared by all three, the application writing to
-each through PgBouncer. The group switches in one write pause: a
-rehearsal first; then a cutover that one member cannot finish (a sequence
-missing on green) aborts every member, all back on blue, all streaming;
-repaired, the group switches: every entry on green, zero failed
-transactions, every row on green."""
+each through PgBouncer. shop alone is refused before anything pauses (its
+fence would take app's logins from g2 and g3 too). The group switches in
+one write pause: a rehearsal first; then a cutover that one member cannot
+finish (a sequence missing on green) aborts every member, all back on
+blue, all streaming; repaired, the group switches: every entry on green,
+zero failed transactions, every row on green."""
 
 import json
 import os
@@ -86,6 +87,18 @@ def group_cutover(coord, *extra):
 
 def test_cutover_group_one_pause(rig):
     blue, green, coord, bouncer, benches = group_ready(rig)
+
+    # Alone, shop cannot go: its fence would take app's LOGIN on the whole
+    # server, and app has sessions in g2 and g3, which stay on blue.
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    reason = rep.get("reason") or ""
+    check(r.returncode == 4 and rep.get("outcome") == "refused" and
+          "sessions in other databases of this server too" in reason and "g2" in reason and
+          "g3" in reason, "shop alone refused: rc %d %r" % (r.returncode, reason))
+    check(on_port(bouncer) == blue.port and
+          blue.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t",
+          "nothing paused, nothing fenced")
 
     # The rehearsal: every member paused, frozen, sequences read, at once.
     rc, rep, r = group_cutover(coord, "--dry-run")

@@ -411,15 +411,35 @@ static void fz_arm(steprun_t *run)
     fz_roles_query(s, fz_on_armed);
 }
 
-/* Sets LOGIN (login) or NOLOGIN on role. */
+/* Fences of ours on one server change the same roles at once (a cutover
+ * group's databases), and of two ALTER ROLE of one role at the same moment
+ * the later fails ("tuple concurrently updated", XX000) once the earlier
+ * committed. So a change is made only when the role is not as wanted yet,
+ * read again, and tried again after that error (1 ms apart, 100 times at
+ * most): the earlier one's result is then read, and nothing is left to do.
+ * PL/pgSQL statements of a DO block: ROLE (an expression giving the role's
+ * name, text), LOGIN ("true" or "false"), WORD ("LOGIN" or "NOLOGIN"). */
+#define FZ_ALTER_ROLE(ROLE, LOGIN, WORD)                                                       \
+    " FOR k IN 1 .. 100 LOOP BEGIN"                                                          \
+    " IF (SELECT a.rolcanlogin FROM pg_catalog.pg_roles a WHERE a.rolname = " ROLE ")"       \
+    " IS DISTINCT FROM " LOGIN " THEN"                                                       \
+    " EXECUTE pg_catalog.format('ALTER ROLE %%I " WORD "', " ROLE "); END IF; EXIT;"         \
+    " EXCEPTION WHEN internal_error THEN IF k = 100 THEN RAISE; END IF;"                    \
+    " PERFORM pg_catalog.pg_sleep(0.001); END; END LOOP;"
+
+/* Sets LOGIN (login) or NOLOGIN on role, unless it has it already. */
 static void fz_alter_role(fz_step_t *s, const char *role, bool login, pgconn_result_cb cb)
 {
-    char *q = pgconn_escape_identifier(s->run.conn[0], role);
+    char *q = pgconn_escape_literal(s->run.conn[0], role);
     if (!q) {
         steprun_failf(&s->run, "cannot quote the role name \"%s\"", role);
         return;
     }
-    char *sql = xasprintf("ALTER ROLE %s %s", q, login ? "LOGIN" : "NOLOGIN");
+    char *sql = login
+        ? xasprintf("DO $godwit$ DECLARE n pg_catalog.text := %s; BEGIN"
+                    FZ_ALTER_ROLE("n", "true", "LOGIN") " END $godwit$", q)
+        : xasprintf("DO $godwit$ DECLARE n pg_catalog.text := %s; BEGIN"
+                    FZ_ALTER_ROLE("n", "false", "NOLOGIN") " END $godwit$", q);
     fz_query(s, login ? "giving a role its LOGIN back" : "refusing a role's logins", sql, 0, NULL,
              cb);
     free(sql);
@@ -544,7 +564,7 @@ static char *fz_nologin_sql(const fz_step_t *s, const char *roles)
         " IF w IS NOT NULL AND x.rolcanlogin IS DISTINCT FROM w[i] THEN RAISE EXCEPTION"
         " 'role \"%%\" changed since the cutover began (LOGIN was %%, is %%)', r[i], w[i],"
         " x.rolcanlogin USING ERRCODE = '" FZ_ROLES_CHANGED "'; END IF;"
-        " EXECUTE pg_catalog.format('ALTER ROLE %%I NOLOGIN', r[i]); END LOOP; END $godwit$;"
+        FZ_ALTER_ROLE("r[i]", "false", "NOLOGIN") " END LOOP; END $godwit$;"
         " COMMIT;",
         roles, want ? want : "NULL");
     free(want);
