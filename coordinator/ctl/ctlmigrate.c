@@ -129,6 +129,25 @@ static int s_cutover_code(const cJSON *rep)
     return CLI_EXIT_DEGRADED;
 }
 
+/* Sends a cutover request (req, taken): 0 once the coordinator started
+ * it, else the exit code (a gate refused it: CLI_EXIT_REFUSED), with the
+ * reason printed. */
+static int s_ask_cutover(const char *sock, cJSON *req)
+{
+    cJSON *resp = client_request(sock, req, 30);
+    if (!resp)
+        return CLI_EXIT_UNREACHABLE;
+    int code = 0;
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
+        code = cJSON_IsTrue(cJSON_GetObjectItem(resp, "refused")) ? CLI_EXIT_REFUSED
+                                                                  : CLI_EXIT_DEGRADED;
+        render_humanize(resp);
+        fprintf(stderr, "godwitctl: %s\n", render_str(resp, "error", "failed"));
+    }
+    cJSON_Delete(resp);
+    return code;
+}
+
 /* The group's members' last cutover reports from one status answer: their
  * states into *all_final, the exit code of the first that did not end
  * done (0 if all did), the longest write pause. */
@@ -169,18 +188,9 @@ static int s_cutover_group(const char *sock, char **names, int n, bool dry, bool
     cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_CUTOVER));
     cJSON_AddItemToObject(req, "names", cJSON_CreateStringArray((const char *const *)names, n));
     cJSON_AddBoolToObject(req, "dry_run", dry);
-    cJSON *resp = client_request(sock, req, 30);
-    if (!resp)
-        return CLI_EXIT_UNREACHABLE;
-    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
-        int code = cJSON_IsTrue(cJSON_GetObjectItem(resp, "refused")) ? CLI_EXIT_REFUSED
-                                                                      : CLI_EXIT_DEGRADED;
-        render_humanize(resp);
-        fprintf(stderr, "godwitctl: %s\n", render_str(resp, "error", "failed"));
-        cJSON_Delete(resp);
-        return code;
-    }
-    cJSON_Delete(resp);
+    int asked = s_ask_cutover(sock, req);
+    if (asked)
+        return asked;
     for (;;) {
         cJSON *st = s_migration_status(sock, NULL, json);
         if (!st)
@@ -259,18 +269,9 @@ int ctlmigrate_cutover(const char *sock, int argc, char **argv)
     cJSON *req = s_request(CTLCMD_CUTOVER, name);
     cJSON_AddBoolToObject(req, "dry_run", dry);
     cJSON_AddBoolToObject(req, "rollback", rollback);
-    cJSON *resp = client_request(sock, req, 30);
-    if (!resp)
-        return CLI_EXIT_UNREACHABLE;
-    if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) {
-        int code = cJSON_IsTrue(cJSON_GetObjectItem(resp, "refused")) ? CLI_EXIT_REFUSED
-                                                                      : CLI_EXIT_DEGRADED;
-        render_humanize(resp);
-        fprintf(stderr, "godwitctl: %s\n", render_str(resp, "error", "failed"));
-        cJSON_Delete(resp);
-        return code;
-    }
-    cJSON_Delete(resp);
+    int asked = s_ask_cutover(sock, req);
+    if (asked)
+        return asked;
     static const char *const finals[] = { "done", "aborted", NULL };
     return s_follow(sock, name, "cutover", finals, 100, json, render_cutover, s_cutover_code);
 }
