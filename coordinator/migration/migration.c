@@ -536,6 +536,10 @@ static void s_protect(migration_t *g)
 }
 
 #define S_VSLOT_GRACE_MS 10000
+/* The check looks at the source's report at most this often (a report
+ * comes once a second; the tick, ten times): a fleet's ticks scan fewer
+ * slot lists. */
+#define S_VSLOT_EVERY_MS 1000
 
 static void s_vslot_done(const char *agent, const Godwit__Result *r, const char *error,
                          void *arg)
@@ -558,11 +562,15 @@ static void s_vslot_done(const char *agent, const Godwit__Result *r, const char 
  * back for ever, so the source agent drops it. */
 static void s_vslot_check(migration_t *g, uint64_t now)
 {
-    if (g->vslot_busy)
+    if (g->vslot_busy || now < g->vslot_next_mono)
         return;
+    g->vslot_next_mono = now + S_VSLOT_EVERY_MS;
+    if (g->verify || !s_slot_may_exist(g->state)) {
+        g->vslot_seen_mono = 0;
+        return;
+    }
     const Godwit__Report *rep = agentlink_report(g->env->link, g->m->source.agent);
-    bool seen = migration_report_slot(rep, g->verifyname) != NULL;
-    if (!seen || g->verify || !s_slot_may_exist(g->state)) {
+    if (!migration_report_slot(rep, g->verifyname)) {
         g->vslot_seen_mono = 0;
         return;
     }

@@ -136,6 +136,7 @@ struct migration {
                                 lives for a fraction of a second per batch
                                 (agent/pg/verify/verify_table.c) */
     uint64_t vslot_seen_mono; /* since when the source reports a verify slot no verify uses */
+    uint64_t vslot_next_mono; /* the next look for one (migration.c, s_vslot_check) */
     bool vslot_busy;         /* dropping it */
     mstate_t state;
     bool busy;               /* a step's command is in flight */
