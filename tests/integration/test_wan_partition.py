@@ -7,11 +7,12 @@ proxy agent; Oslo holds green and its agent. "Between the datacenters" is
 then every relay that joins the two sites: green's agent to the
 coordinator (relay-coordinator: the Frankfurt agents dial the coordinator
 directly), green's agent and subscription to blue (relay-replication) and
-blue's agent to green (relay-reverse). The partition is a blackhole (the
-relays' hold mode): nothing crosses and nothing is reset, as a WAN that
-loses every packet for 30 s does to TCP connections, which retransmit and
-outlive it. No operator command is given between the partition and the
-checks:
+blue's agent to green (relay-reverse). (PgBouncer's own link to green is
+not relayed: the aborted cutover never gets as far as using it.) The
+partition is a blackhole (the relays' hold mode): nothing crosses and
+nothing is reset, as a WAN that loses every packet for 30 s does to TCP
+connections, which retransmit and outlive it. No operator command is
+given between the partition and the checks:
 
 - during the copy (the link capped so that the copy takes a while): the
   migration reaches streaming with every table equal, and the copy resumed
@@ -24,7 +25,14 @@ checks:
   through the coordinator's cutover-stop-after-pause failpoint): the
   cutover aborts within max_write_pause plus a measured margin, PgBouncer
   stays on blue, blue is writable through it, pgbench loses no
-  transaction; after the heal a second cutover switches to green.
+  transaction; after the heal a rehearsal turns green's synchronous
+  apply off again (the abort could not reach it) and a second cutover
+  switches to green.
+
+Not covered: a break that resets the connections (the relays' drop mode)
+makes the copy start over from the first table, since its exported
+snapshot dies with its replication connection (docs/migrate.md, "A copy
+that is interrupted").
 """
 
 import json
@@ -48,12 +56,14 @@ def between_sites(coord):
 
 
 def partition(relays, mode="hold"):
+    """Cuts every relay of relays (hold: a blackhole); returns when."""
     for r in relays:
         r.partition(mode)
     return time.monotonic()
 
 
 def heal(relays):
+    """Ends the partition; returns when."""
     for r in relays:
         r.heal()
     return time.monotonic()
@@ -162,7 +172,7 @@ def lagging(coord, bytes_under=None):
 
 
 def test_partition_during_streaming(rig):
-    seconds = 60
+    seconds = 50
     blue, green, coord, plan = two_sites(rig, options="    options: {max_lag: 5s}\n")
     relays = between_sites(coord)
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
@@ -200,7 +210,7 @@ def test_partition_during_streaming(rig):
 
 
 def test_partition_during_cutover(rig):
-    seconds = 110
+    seconds = 80
     max_pause = 3.0
     blue, green, coord, bouncer, bench = ready(rig, bench_seconds=seconds, wan_ms=1,
                                                near=("blue", "px"), max_write_pause="3s")
@@ -226,11 +236,20 @@ def test_partition_during_cutover(rig):
                               for t in rep.get("timeline", [])])
     check(rc == 5 and rep.get("state") == "aborted" and rep.get("outcome") == "rolled_back",
           "aborted and rolled back: exit 5, got %d: %s" % (rc, json.dumps(rep)[-3000:]))
-    # Inside max_write_pause: the pause ends with the abort's resume on blue.
-    check(rep["write_pause_ms"] < max_pause * 1000 + 250,
+    # Within max_write_pause: the step that waits for green gives up when
+    # the budget is spent (the coordinator notices at its next tick, every
+    # 100 ms), then blue's fence is lifted and PgBouncer resumed on blue
+    # (10 to 40 ms here): at most 185 ms past the budget in our runs.
+    check(rep["write_pause_ms"] < max_pause * 1000 + 400,
           "the write pause within max_write_pause: %.1f ms" % rep["write_pause_ms"])
-    check(ended - t0 < max_pause + 2.5, "godwitctl returned within max_write_pause and 2.5 s "
-          "(%.2f s)" % (ended - t0))
+    # godwitctl's own bound (docs/cutover.md): max_write_pause plus
+    # abort_timeout (10 s) of the pause, plus a second or two. The last
+    # step, restore apply on green, fails when the coordinator marks green
+    # lost (lost_after, 3 s here): at once, or up to 3 s later.
+    before_pause = sum(t["ms"] for t in rep["timeline"] if t["step"] == "check roles") / 1000
+    check(ended - t0 - before_pause < max_pause + 10 + 2,
+          "godwitctl returned within max_write_pause and abort_timeout of the pause "
+          "(%.2f s, %.2f s before the pause)" % (ended - t0, before_pause))
     check(on_port(bouncer) == blue.port and can_login(blue), "traffic on blue, blue writable")
     bouncer.psql("INSERT INTO public.customers (name) VALUES ('during the partition')")
     check(in_state(coord, "streaming"), "still streaming")
@@ -247,8 +266,15 @@ def test_partition_during_cutover(rig):
     wait_for("caught up", lambda: (lambda s: s and s["lag_seconds"] < max_pause / 6)(
         lagging(coord, 1 << 20)), 60, interval=0.2)
     gates_open(coord, ("blue", "green", "px"))
-    sub = green.psql("SELECT subsynccommit FROM pg_catalog.pg_subscription", db="shop")
-    print("   green's subscription after the heal: synchronous_commit %s" % sub)
+    # The abort could not turn green's synchronous apply off again (green
+    # was cut off; it says "going on"): a rehearsal does.
+    sub = lambda: green.psql("SELECT subsynccommit FROM pg_catalog.pg_subscription", db="shop")
+    left = sub()
+    r = coord.ctl("cutover", "shop", "--dry-run", "--json", check_rc=False)
+    check(r.returncode == 0 and sub() == "off", "a rehearsal after the heal: exit %d, "
+          "synchronous_commit %s (left %s by the abort)" % (r.returncode, sub(), left))
+    print("   green's subscription after the heal: synchronous_commit %s, after a rehearsal "
+          "%s" % (left, sub()))
     t_gates = time.monotonic()
     r = coord.ctl("cutover", "shop", "--json", check_rc=False)
     rep = json.loads(r.stdout or b"{}")
