@@ -172,7 +172,7 @@ def lagging(coord, bytes_under=None):
 
 
 def test_partition_during_streaming(rig):
-    seconds = 50
+    seconds = 60
     blue, green, coord, plan = two_sites(rig, options="    options: {max_lag: 5s}\n")
     relays = between_sites(coord)
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
