@@ -57,7 +57,8 @@ def setup(rig, options="", extra_agents=(), wan_ms=None, near=(), wan_loss_pct=0
     wan_rate_kbit: the link between the datacenters (green to blue and
     back, the relays coord.wan) loses that share of its segments and is
     capped at that rate. near: the agents in the coordinator's own site,
-    which dial it directly (coord.near). coord_options: more keys of the
+    which dial it directly (coord.near); the others dial through the relay
+    coord.relay. coord_options: more keys of the
     coordinator's config ({key: value}, e.g. its metrics section)."""
     blue = rig.cluster("blue")
     green = rig.cluster("green")
@@ -76,7 +77,8 @@ def setup(rig, options="", extra_agents=(), wan_ms=None, near=(), wan_loss_pct=0
     coord.dial, repl_port, rev_port = coord, blue.port, green.port
     coord.near = set(near)
     if wan_ms is not None:
-        relay = harness.Relay(rig, coord.port, delay_ms=wan_ms, name="relay-coordinator")
+        relay = coord.relay = harness.Relay(rig, coord.port, delay_ms=wan_ms,
+                                            name="relay-coordinator")
         coord.dial = harness.types.SimpleNamespace(endpoint="tcp://127.0.0.1:%d" % relay.port)
         coord.wan = [harness.Relay(rig, port, delay_ms=wan_ms, name=name, loss_pct=wan_loss_pct,
                                    rate_kbit=wan_rate_kbit)
