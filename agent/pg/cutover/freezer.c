@@ -870,6 +870,20 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
         if (!s->fence && !why[0]) {
             s->fence = fencefile_read(s->armed_path, why, sizeof why);
             s->from_armed = s->fence != NULL;
+            /* The armed file is this step's now: its lease must not run
+             * out and remove it under the step. */
+            if (s->from_armed)
+                fz_lease_set(f, req->database,
+                             req->lease_ms ? req->lease_ms : FZ_DEFAULT_LEASE_MS);
+            /* A group's member without its armed file (its lease ran out
+             * while the group waited) would record the roles as a sibling
+             * already left them (NOLOGIN), and its lift would take the
+             * role's logins again after the others gave them back: it
+             * fails instead, changing nothing, and the group aborts. */
+            else if (req->n_group_databases > 0 && !why[0])
+                snprintf(why, sizeof why, "the armed fence file %s is gone (its lease ran "
+                         "out before the freeze came): a member of a cutover group freezes "
+                         "only from it; run the cutover again", s->armed_path);
         }
         break;
     case GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE:
