@@ -879,8 +879,11 @@ def s_group_failure(r, rep):
     # that aborted the group).
     own = [m for m in members if m.get("state") != "done" and
            "of the cutover group" not in (m.get("reason") or "")]
+    failed_steps = sorted({next((t["step"] for t in m.get("timeline") or [] if not t.get("ok")),
+                                "?") for m in own})
     return {"rc": r.returncode, "state": rep.get("state"),
             "failed_members": [m.get("migration", "?") for m in own],
+            "failed_steps": failed_steps,
             "reason": (own[0].get("reason") if own else
                        next((m.get("reason") for m in members if m.get("reason")), "")) or "",
             "reasons": sorted({"%s: %s" % (m.get("migration", "?"), m.get("reason") or "")
@@ -911,7 +914,7 @@ def s_group_layout(sizes, roles):
     return dbs, groups, role
 
 
-def bench_group(sizes, reps, copies, roles="shared", rate=GROUP_RATE):
+def bench_group(sizes, reps, copies, roles="shared", rate=GROUP_RATE, connect_timeout="10s"):
     """Group cutovers on real servers: small databases, each its own
     PgBouncer entry and proxy, migrated as one fleet plan (s_group_layout
     says which and with which roles); under a light insert load on every
@@ -924,7 +927,8 @@ def bench_group(sizes, reps, copies, roles="shared", rate=GROUP_RATE):
     t_start = time.monotonic()
     res = {"sizes": sizes, "rehearsals_per_size": reps, "databases": len(dbs),
            "roles": roles, "rate_per_db": rate, "copies_cap": copies,
-           "max_write_pause": "5s", "server_settings": GROUP_PG, "rows": {}, "errors": []}
+           "max_write_pause": "5s", "server_settings": GROUP_PG,
+           "agents_connect_timeout": connect_timeout, "rows": {}, "errors": []}
     try:
         blue = rig.cluster("blue", extra=GROUP_PG)
         green = rig.cluster("green", extra=GROUP_PG)
@@ -946,10 +950,14 @@ def bench_group(sizes, reps, copies, roles="shared", rate=GROUP_RATE):
         coord = harness.Coordinator(rig, ["blue", "green", "px"],
                                     options={"log_level": "info", "copies": caps}).start()
         peer = lambda c: {"host": "127.0.0.1", "port": c.port, "user": "godwit_repl"}
+        # postgres.connect_timeout: the group's members open their connections
+        # at the same moment (check roles, prepare), each a backend forked
+        # by a busy postmaster.
+        pg_extra = {"connect_timeout": connect_timeout}
         s_quiet_agent(harness.Agent(rig, "blue", coord, role="source", cluster=blue,
-                                    peers={"green": peer(green)})).start()
+                                    peers={"green": peer(green)}, extra_pg=pg_extra)).start()
         s_quiet_agent(harness.Agent(rig, "green", coord, role="target", cluster=green,
-                                    peers={"blue": peer(blue)})).start()
+                                    peers={"blue": peer(blue)}, extra_pg=pg_extra)).start()
 
         class Bouncer(tc.PgBouncer):
             def _up(self):
@@ -1053,8 +1061,9 @@ def bench_group(sizes, reps, copies, roles="shared", rate=GROUP_RATE):
                     fail = s_group_failure(r, rep)
                     fail.update(size=size, rehearsal=i + 1)
                     row["errors"].append(fail)
-                    print("  group of %d, rehearsal %d: %s: %s failed: %s" % (
-                        size, i + 1, fail["state"], fail["failed_members"], fail["reason"]),
+                    print("  group of %d, rehearsal %d: %s: %d member(s) failed in %s: %s" % (
+                        size, i + 1, fail["state"], len(fail["failed_members"]),
+                        fail["failed_steps"], fail["reason"]),
                           file=sys.stderr, flush=True)
                 else:
                     s = s_group_steps(rep)
@@ -1138,12 +1147,14 @@ def group_table(g):
              "`cutover g01 ... gNN --dry-run`), %d databases on one server behind one PgBouncer "
              "(an entry and a proxy each), application roles: %s; each written through it at "
              "%d tx/s (%d in all); "
-             "max_write_pause %s; %d rehearsals per size; migrate start to all streaming %.0f s "
+             "max_write_pause %s; agents' postgres.connect_timeout %s; %d rehearsals per size; "
+             "migrate start to all streaming %.0f s "
              "(copies cap %d), verify of all %.0f s" % (
                  g["databases"], "one per group, shared by its databases" if g["roles"] ==
                  "shared" else "one per database", g["rate_per_db"],
                  g["rate_per_db"] * g["databases"],
-                 g["max_write_pause"], g["rehearsals_per_size"], g.get("to_streaming_s", 0),
+                 g["max_write_pause"], g.get("agents_connect_timeout", "2s"),
+                 g["rehearsals_per_size"], g.get("to_streaming_s", 0),
                  g["copies_cap"], g.get("verify_s", 0)),
              "| databases | rehearsals done | write pause median / max | %s | pause spread "
              "(pause sent, first to last member) | ratio to 1 database | per added database | "
@@ -1164,7 +1175,7 @@ def group_table(g):
             "%.0f ms" % med([x["pause_sent_spread_ms"] for x in r["runs"]]) if pauses else "-",
             "%.2f" % (m / base) if base and pauses else "-",
             "%.1f ms (%.0f %% of one database's pause)" % (per, 100.0 * per / base)
-            if per is not None and base else "baseline",
+            if per is not None and base else "baseline" if size == min(rows) else "-",
             max(r["loadavg"]) if r["loadavg"] else 0, r["load"]["failed"],
             med(r["walls_s"])))
     real = g.get("real") or {}
@@ -1181,17 +1192,19 @@ def group_table(g):
                              real["committed"], real["lost_rows"], real["extra_rows"]))
         else:
             e = real["error"]
-            lines.append("The real cutover of all %d: %s (rc %s): %d member(s) failed (%s): %s; "
-                         "states after %s; failed tx %d; lost %d." % (
+            lines.append("The real cutover of all %d: %s (rc %s): %d member(s) failed (%s) in %s: "
+                         "%s; states after %s; failed tx %d; lost %d." % (
                              real["size"], real.get("state"), real.get("rc"),
                              len(e["failed_members"]), ", ".join(e["failed_members"][:5]),
+                             ", ".join(e.get("failed_steps", [])),
                              e["reason"][:400], real["states"], real["load"]["failed"],
                              real["lost_rows"]))
     for size in sorted(rows):
         for e in rows[size]["errors"]:
-            lines.append("Group of %d, rehearsal %d: %s: %d member(s) failed (%s): %s" % (
+            lines.append("Group of %d, rehearsal %d: %s: %d member(s) failed (%s) in %s: %s" % (
                 size, e.get("rehearsal", 0), e.get("state"), len(e.get("failed_members", [])),
-                ", ".join(e.get("failed_members", [])[:5]), e.get("reason", "")[:400]))
+                ", ".join(e.get("failed_members", [])[:5]), ", ".join(e.get("failed_steps", [])),
+                e.get("reason", "")[:400]))
     big = max(rows) if rows else 0
     if big and rows[big]["runs"]:
         worst = max(x["pause_ms"] for x in rows[big]["runs"])
@@ -1221,6 +1234,9 @@ def main():
                          "databases (app for the largest), or one per database")
     ap.add_argument("--group-rate", type=int, default=GROUP_RATE,
                     help="the group bench's inserts/s into each database")
+    ap.add_argument("--group-connect-timeout", default="10s",
+                    help="the group bench's agents' postgres.connect_timeout (the agent's "
+                         "default is 2s)")
     ap.add_argument("--group-copies", type=int, default=10,
                     help="the group bench's copies.per_source and per_target")
     ap.add_argument("--verify-scale", type=int, default=10)
@@ -1387,7 +1403,7 @@ def main():
     if args.only in (None, "group"):
         sizes = [1, 5] if args.quick else sorted({int(x) for x in args.group_sizes.split(",")})
         g = bench_group(sizes, 3 if args.quick else args.group_rehearsals, args.group_copies,
-                        args.group_roles, args.group_rate)
+                        args.group_roles, args.group_rate, args.group_connect_timeout)
         results["group"] = g
         lines += group_table(g)
     if args.only in (None, "agent"):
