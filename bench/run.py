@@ -1158,7 +1158,7 @@ def group_table(g):
                  g["copies_cap"], g.get("verify_s", 0)),
              "| databases | rehearsals done | write pause median / max | %s | pause spread "
              "(pause sent, first to last member) | ratio to 1 database | per added database | "
-             "load average (1 min) | failed tx | rehearsal wall time |" % " | ".join(
+             "load average (1 min) | failed tx, pgbench runs aborted | rehearsal wall time |" % " | ".join(
                  "%s median" % s for s in steps),
              "|---|---|---|%s---|---|---|---|---|---|" % ("---|" * len(steps))]
     for size in sorted(rows):
@@ -1166,7 +1166,7 @@ def group_table(g):
         pauses = [x["pause_ms"] for x in r["runs"]]
         m = med(pauses)
         per = (m - base) / (size - 1) if size > 1 and pauses else None
-        lines.append("| %d | %d of %d | %s | %s | %s | %s | %s | %.1f | %d | %.1f s |" % (
+        lines.append("| %d | %d of %d | %s | %s | %s | %s | %s | %.1f | %d, %d of %d | %.1f s |" % (
             size, len(r["runs"]), len(r["runs"]) + len(
                 [e for e in r["errors"] if "rehearsal" in e and e.get("rc") is not None]),
             "%.0f / %.0f ms" % (m, max(pauses)) if pauses else "-",
@@ -1176,7 +1176,8 @@ def group_table(g):
             "%.2f" % (m / base) if base and pauses else "-",
             "%.1f ms (%.0f %% of one database's pause)" % (per, 100.0 * per / base)
             if per is not None and base else "baseline" if size == min(rows) else "-",
-            max(r["loadavg"]) if r["loadavg"] else 0, r["load"]["failed"],
+            max(r["loadavg"]) if r["loadavg"] else 0, r["load"]["failed"], r["load"]["aborted"],
+            g["databases"],
             med(r["walls_s"])))
     real = g.get("real") or {}
     if real:
