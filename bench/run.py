@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """godwit benchmarks: prints a table and writes it to bench/results/.
 
-    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover|verify|fleet]
+    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover|verify|fleet|group]
                  [--fanin 100,1000,5000] [--scale 50] [--cutovers 20] [--verify-scale 10]
-                 [--migrations 200] [--copies 0]
+                 [--migrations 200] [--copies 0] [--group-sizes 1,10,50]
+                 [--group-roles shared|database] [--group-rehearsals 3] [--group-copies 10]
 
 Builds an optimised tree in build-bench (no sanitizers), then:
 
@@ -73,10 +74,36 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    over 20 calls each) at all streaming, against `godwitctl status --json`
    in the same moments and before any migration.
 
+7. Group cutover: on real servers (blue and green made here, one PgBouncer
+   with a database entry per database, each in its include file, a proxy
+   agent with a proxy per entry, source and target agents, the
+   coordinator), small databases (a table with a bigserial key and 1000
+   rows each) migrated as one fleet plan (copies capped at --group-copies
+   per source and per target, max_write_pause 5s) to streaming and
+   verified equal; one pgbench per database writes --group-rate (default
+   1) inserts/s through PgBouncer as the database's application role
+   (every WAL sender decodes the whole server's WAL: a slot per database
+   makes the decoding grow as databases x total rate). For each size n in
+   --group-sizes (--quick: 1,5), --group-rehearsals rehearsals
+   (`cutover M1 ... Mn --dry-run`; n = 1 is a plain single cutover) under
+   that load: the group's write pause (the longest member's) median and
+   max, each step's median (the longest member's time in it), the ratio
+   to the group of one and the pause per added database, load average,
+   failed transactions; then one real cutover of the largest group: every
+   member switched, every entry on green, failed transactions, lost rows
+   (rows pgbench committed that the serving side lacks). --group-roles
+   shared (default): a group of databases of its own per size, its
+   databases sharing one role (app for the largest), since a shared
+   role's sessions outside the group make the fence refuse; database: one
+   role per database and the group of n is the first n of max(sizes).
+   A cutover that did not end done is recorded with its members' reasons.
+
 Targets (issue 2): agent < 10 MB RSS and < 1 % CPU; 1000 agents at 1 Hz
 under 25 % of one core with round trip p99 under 10 ms. (Issue 3): at least
 1.3x faster to streaming than the plain subscription, not slower than
-dump/restore.
+dump/restore. (Cutover groups): the group of 50 under 1 s of write pause,
+zero failed, zero lost; the pause growing by well under one database's
+pause per added database.
 """
 
 import argparse
@@ -85,7 +112,9 @@ import glob
 import json
 import os
 import resource
+import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -764,16 +793,453 @@ def bench_verify(scale, runs):
         rig.close()
 
 
+# The group bench: every database its own PgBouncer entry and proxy, so the
+# servers carry a slot, a WAL sender and an apply worker per database (and,
+# after the real cutover, the same the other way for reverse replication).
+GROUP_PG = {"max_connections": 400, "max_replication_slots": 150, "max_wal_senders": 150,
+            "max_worker_processes": 150, "max_logical_replication_workers": 130,
+            "max_sync_workers_per_subscription": 2}
+# Each database's insert rate, tx/s (one pgbench client per database), by
+# default: every WAL sender decodes all of the server's WAL, so with a slot
+# per database the decoding grows as databases x total rate (at 50
+# databases x 4 tx/s this 2-core machine's load average passed 40 and the
+# cutover's connections timed out).
+GROUP_RATE = 1
+GROUP_ROWS = 1000   # each database's table at the start
+GROUP_STEPS = ("pause", "freeze", "sequences", "switch", "unfreeze", "resume",
+               "switch and resume")
+
+
+def s_psql_script(cluster, sql, db="postgres"):
+    """Statements one by one (psql reading a script: CREATE DATABASE may not
+    share a message with others)."""
+    subprocess.run([os.path.join(harness.PG_BIN, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                    "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-d", db],
+                   input=sql.encode(), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, timeout=300)
+
+
+def s_quiet_agent(agent, level="info"):
+    with open(agent.config) as f:
+        text = f.read().replace("log_level: debug", "log_level: %s" % level)
+    with open(agent.config, "w") as f:
+        f.write(text)
+    return agent
+
+
+def s_group_load(rig, port, role_of, script, seconds, tag, rate):
+    """One pgbench per database through PgBouncer as its application role:
+    one client, rate inserts a second, for seconds."""
+    pgbench = os.path.join(harness.PG_BIN, "pgbench")
+    return {db: rig.spawn("pgbench-%s-%s" % (tag, db), [
+        pgbench, "-n", "-c", "1", "-R", str(rate), "-T", str(int(seconds)), "-h",
+        "127.0.0.1", "-p", str(port), "-U", r, "-f", script, db]) for db, r in role_of.items()}
+
+
+def s_group_load_end(benches, timeout):
+    """Waits for every pgbench; {failed, processed, aborted, rc_nonzero,
+    per_db_processed}."""
+    import re
+    out = {"failed": 0, "processed": 0, "aborted": 0, "rc_nonzero": 0, "per_db": {}}
+    deadline = time.monotonic() + timeout
+    for db, b in benches.items():
+        rc = b.wait(max(1, deadline - time.monotonic()))
+        text = open(b.log_path).read()
+        failed = re.search(r"number of failed transactions: (\d+)", text)
+        done = re.search(r"actually processed: (\d+)", text)
+        out["failed"] += int(failed.group(1)) if failed else 0
+        out["processed"] += int(done.group(1)) if done else 0
+        out["per_db"][db] = int(done.group(1)) if done else 0
+        out["aborted"] += 1 if ("aborted" in text or not done) else 0
+        out["rc_nonzero"] += 1 if rc != 0 else 0
+    return out
+
+
+def s_group_steps(rep):
+    """One cutover's answer as {members, pause_ms, steps: {step: the longest
+    member's ms}, starts_spread_ms}; a single cutover is a group of one."""
+    members = rep.get("members") or [rep]
+    steps, starts = {}, []
+    for m in members:
+        for t in m.get("timeline") or []:
+            if t.get("ms") is not None:
+                steps[t["step"]] = max(steps.get(t["step"], 0.0), t["ms"])
+            if t["step"] == "pause" and t.get("at_ms") is not None:
+                starts.append(t["at_ms"])
+    return {"members": len(members), "pause_ms": rep.get("write_pause_ms"),
+            "member_pauses_ms": [m.get("write_pause_ms") for m in members],
+            "steps": steps, "pause_sent_spread_ms": max(starts) - min(starts) if starts else 0}
+
+
+def s_group_failure(r, rep):
+    """What a cutover that did not end done said: its state, each member's
+    reason and step, the tail of its output."""
+    members = rep.get("members") or [rep]
+    # The members that failed themselves (the others' reasons name the one
+    # that aborted the group).
+    own = [m for m in members if m.get("state") != "done" and
+           "of the cutover group" not in (m.get("reason") or "")]
+    failed_steps = sorted({next((t["step"] for t in m.get("timeline") or [] if not t.get("ok")),
+                                "?") for m in own})
+    return {"rc": r.returncode, "state": rep.get("state"),
+            "failed_members": [m.get("migration", "?") for m in own],
+            "failed_steps": failed_steps,
+            "reason": (own[0].get("reason") if own else
+                       next((m.get("reason") for m in members if m.get("reason")), "")) or "",
+            "reasons": sorted({"%s: %s" % (m.get("migration", "?"), m.get("reason") or "")
+                               for m in members if m.get("state") != "done"})[:10],
+            "last_steps": sorted({(m.get("timeline") or [{}])[-1].get("step", "?")
+                                  for m in members}),
+            "stderr": r.stderr.decode()[-1000:], "stdout": r.stdout.decode()[-1500:]}
+
+
+def s_group_layout(sizes, roles):
+    """The databases, each one's application role, and each size's group.
+    roles "shared": a group per size, of databases of its own (g<size>_NN),
+    sharing one role (app for the largest group, app_n<size> for the
+    others): a role's sessions in a database outside the group make the
+    fence refuse the cutover, so a smaller group cannot be a part of a
+    larger one. roles "database": max(sizes) databases gNN, each with a role
+    of its own (app_gNN); the group of n is the first n."""
+    big = max(sizes)
+    if roles == "shared":
+        groups = {n: ["g%d_%02d" % (n, i + 1) for i in range(n)] for n in sizes}
+        role = {db: ("app" if n == big else "app_n%d" % n)
+                for n, g in groups.items() for db in g}
+        dbs = [db for n in sizes for db in groups[n]]
+    else:
+        dbs = ["g%02d" % (i + 1) for i in range(big)]
+        groups = {n: dbs[:n] for n in sizes}
+        role = {db: "app_" + db for db in dbs}
+    return dbs, groups, role
+
+
+def bench_group(sizes, reps, copies, roles="shared", rate=GROUP_RATE, connect_timeout="10s"):
+    """Group cutovers on real servers: small databases, each its own
+    PgBouncer entry and proxy, migrated as one fleet plan (s_group_layout
+    says which and with which roles); under a light insert load on every
+    database, reps rehearsals (`cutover ... --dry-run`) of each size's
+    group, then one real cutover of the largest."""
+    import test_cutover as tc
+    n_all = max(sizes)
+    dbs, groups, role_of = s_group_layout(sizes, roles)
+    rig = harness.Rig("bench-group")
+    t_start = time.monotonic()
+    res = {"sizes": sizes, "rehearsals_per_size": reps, "databases": len(dbs),
+           "roles": roles, "rate_per_db": rate, "copies_cap": copies,
+           "max_write_pause": "5s", "server_settings": GROUP_PG,
+           "agents_connect_timeout": connect_timeout, "rows": {}, "errors": []}
+    try:
+        blue = rig.cluster("blue", extra=GROUP_PG)
+        green = rig.cluster("green", extra=GROUP_PG)
+        for c in (blue, green):
+            s_psql_script(c, "CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER;\n" +
+                          "".join("CREATE ROLE %s LOGIN;\n" % r for r in sorted(set(
+                              role_of.values()))) +
+                          "".join("CREATE DATABASE %s;\n" % db for db in dbs))
+        for db in dbs:
+            s_psql_script(blue, "CREATE TABLE public.t (id bigserial PRIMARY KEY, v int NOT NULL,"
+                                " note text);\n"
+                                "INSERT INTO public.t (v, note) SELECT g, md5(g::text) FROM "
+                                "generate_series(1, %d) g;\n"
+                                "GRANT USAGE ON SCHEMA public TO {r};\n"
+                                "GRANT ALL ON ALL TABLES IN SCHEMA public TO {r};\n"
+                                "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {r};\n"
+                          .format(r=role_of[db]) % GROUP_ROWS, db=db)
+        caps = "{per_source: %d, per_target: %d}" % (copies, copies)
+        coord = harness.Coordinator(rig, ["blue", "green", "px"],
+                                    options={"log_level": "info", "copies": caps}).start()
+        peer = lambda c: {"host": "127.0.0.1", "port": c.port, "user": "godwit_repl"}
+        # postgres.connect_timeout: the group's members open their connections
+        # at the same moment (check roles, prepare), each a backend forked
+        # by a busy postmaster.
+        pg_extra = {"connect_timeout": connect_timeout}
+        s_quiet_agent(harness.Agent(rig, "blue", coord, role="source", cluster=blue,
+                                    peers={"green": peer(green)}, extra_pg=pg_extra)).start()
+        s_quiet_agent(harness.Agent(rig, "green", coord, role="target", cluster=green,
+                                    peers={"blue": peer(blue)}, extra_pg=pg_extra)).start()
+
+        class Bouncer(tc.PgBouncer):
+            def _up(self):
+                return self.psql("SELECT 1", user="postgres", check_rc=False,
+                                 db=dbs[0]).returncode == 0
+        bouncer = Bouncer(rig, blue.port, databases=dbs)
+        # PgBouncer's trust still wants every user in its auth_file.
+        with open(os.path.join(bouncer.dir, "userlist.txt"), "w") as f:
+            f.write("".join('"%s" ""\n' % r for r in ["postgres"] + sorted(set(
+                role_of.values()))))
+        bouncer.psql("RELOAD", user="postgres", db="pgbouncer")
+        px = s_quiet_agent(harness.Agent(rig, "px", coord, role="proxy"))
+        with open(px.config, "a") as f:
+            f.write("proxies:\n")
+            for db in dbs:
+                f.write("  - name: pgb_%s\n    kind: pgbouncer\n    blue: 127.0.0.1:%d\n"
+                        "    green: 127.0.0.1:%d\n    pgbouncer:\n      host: 127.0.0.1\n"
+                        "      port: %d\n      user: postgres\n      database: %s\n"
+                        "      include_file: %s\n" % (db, blue.port, green.port, bouncer.port,
+                                                      db, bouncer.includes[db]))
+        px.start()
+        for a in ("blue", "green", "px"):
+            harness.wait_for("%s connected" % a, lambda: coord.agent(a)["state"] == "connected",
+                             30)
+        plan = rig.path("group.yaml")
+        with open(plan, "w") as f:
+            # One fleet per application role (the template names it).
+            f.write("fleets:\n")
+            for r in sorted(set(role_of.values())):
+                f.write("  - template:\n      replication: {peer: blue}\n"
+                        "      reverse_replication: {peer: green}\n"
+                        "      options: {max_lag: 5s, parallelism: 1}\n"
+                        "      cutover:\n        app_roles: [%s]\n"
+                        "        proxies: [{agent: px, proxy: \"pgb_{database}\"}]\n"
+                        "        max_write_pause: 5s\n        verify_max_age: 1h\n"
+                        "    inventory:\n      - {source: blue, target: green, databases: [%s]}\n"
+                        % (r, ", ".join(db for db in dbs if role_of[db] == r)))
+        res["setup_s"] = time.monotonic() - t_start
+        t0 = time.monotonic()
+        took, r = s_ctl_timed(coord, "migrate", "start", plan)
+        if r.returncode != 0:
+            raise RuntimeError("migrate start: %s %s" % (r.stdout.decode()[-2000:],
+                                                         r.stderr.decode()[-2000:]))
+        phases = {}
+        while time.monotonic() - t0 < 600:
+            _, r = s_ctl_timed(coord, "fleet", "status", "--json")
+            if r.returncode in (0, 1):
+                phases = json.loads(r.stdout)["phases"]
+                if phases.get("streaming", 0) >= len(dbs):
+                    break
+            time.sleep(1)
+        if phases.get("streaming", 0) < len(dbs):
+            raise RuntimeError("not all streaming after 600 s: %r" % phases)
+        res["to_streaming_s"] = time.monotonic() - t0
+
+        # Verify every one until equal, four at a time.
+        import concurrent.futures
+
+        def verify(db):
+            for i in range(5):
+                _, r = s_ctl_timed(coord, "migrate", "verify", db, "--json")
+                if r.returncode == 0:
+                    return i + 1
+                time.sleep(1)
+            raise RuntimeError("verify %s: %s %s" % (db, r.stdout.decode()[-1500:],
+                                                     r.stderr.decode()[-500:]))
+        t0 = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            tries = list(ex.map(verify, dbs))
+        res["verify_s"] = time.monotonic() - t0
+        res["verify_runs"] = sum(tries)
+
+        script = rig.path("insert.sql")
+        with open(script, "w") as f:
+            f.write("INSERT INTO public.t (v) VALUES (1);\n")
+        os.chmod(script, 0o644)
+        processed = {db: 0 for db in dbs}
+        # Each size's rehearsals under their own load run, long enough for
+        # them (the estimate grows with what the previous size took).
+        per_rehearsal = 3.0
+        prev = None
+        for size in sizes:
+            guess = per_rehearsal * (1.0 + 0.04 * size)
+            if prev:
+                guess = max(guess, prev * (1.0 + 0.04 * size) / (1.0 + 0.04 * prev_size))
+            seconds = 8 + reps * (guess + 1.5)
+            load = s_group_load(rig, bouncer.port, role_of, script, seconds, "n%d" % size, rate)
+            time.sleep(4)
+            load_end = time.monotonic() + seconds - 4
+            row = {"size": size, "runs": [], "walls_s": [], "errors": [], "loadavg": [],
+                   "load_seconds": seconds}
+            for i in range(reps):
+                la = os.getloadavg()
+                t = time.monotonic()
+                _, r = s_ctl_timed(coord, "cutover", *(groups[size] + ["--dry-run", "--json"]))
+                wall = time.monotonic() - t
+                rep = json.loads(r.stdout or b"{}") if r.stdout.startswith(b"{") else {}
+                row["loadavg"].append(la[0])
+                row["walls_s"].append(wall)
+                if r.returncode != 0 or rep.get("state") != "done":
+                    fail = s_group_failure(r, rep)
+                    fail.update(size=size, rehearsal=i + 1)
+                    row["errors"].append(fail)
+                    print("  group of %d, rehearsal %d: %s: %d member(s) failed in %s: %s" % (
+                        size, i + 1, fail["state"], len(fail["failed_members"]),
+                        fail["failed_steps"], fail["reason"]),
+                          file=sys.stderr, flush=True)
+                else:
+                    s = s_group_steps(rep)
+                    row["runs"].append(s)
+                    if len(row["runs"]) == 1:  # one rehearsal's answer as it came, for reading
+                        row["first_answer"] = rep
+                    print("  group of %d, rehearsal %d: write pause %.1f ms (%s), %.1f s in all"
+                          % (size, i + 1, s["pause_ms"], " ".join(
+                              "%s %.1f" % (k, v) for k, v in s["steps"].items()
+                              if k in GROUP_STEPS), wall), file=sys.stderr, flush=True)
+                if time.monotonic() > load_end:
+                    row["errors"].append({"size": size, "rehearsal": i + 1,
+                                          "state": "the load ended before this rehearsal did"})
+                time.sleep(1)
+            got = s_group_load_end(load, seconds + 120)
+            for db, k in got.pop("per_db").items():
+                processed[db] += k
+            row["load"] = got
+            prev, prev_size = sum(row["walls_s"]) / len(row["walls_s"]), size
+            res["rows"][size] = row
+
+        # The real cutover of the largest group, under load.
+        rows = res["rows"][n_all]
+        est = max(rows["walls_s"]) if rows["walls_s"] else 30
+        big = groups[n_all]
+        seconds = 12 + 3 * est
+        load = s_group_load(rig, bouncer.port, role_of, script, seconds, "real", rate)
+        time.sleep(4)
+        t = time.monotonic()
+        _, r = s_ctl_timed(coord, "cutover", *(big + ["--json"]))
+        wall = time.monotonic() - t
+        rep = json.loads(r.stdout or b"{}") if r.stdout.startswith(b"{") else {}
+        real = {"size": n_all, "wall_s": wall, "rc": r.returncode, "state": rep.get("state"),
+                "load_seconds": seconds, "ended_before_load": time.monotonic() - t + 4 < seconds}
+        if r.returncode == 0 and rep.get("state") == "done":
+            real.update(s_group_steps(rep))
+        else:
+            real["error"] = s_group_failure(r, rep)
+        got = s_group_load_end(load, seconds + 120)
+        for db, k in got.pop("per_db").items():
+            processed[db] += k
+        real["load"] = got
+        states = {}
+        for db in dbs:
+            m = (json.loads(s_ctl_timed(coord, "migrate", "status", db, "--json")[1].stdout)
+                 ["migrations"][0])
+            states[m["state"]] = states.get(m["state"], 0) + 1
+        real["states"] = states
+        on_port = lambda db: int(bouncer.psql("SELECT pg_catalog.inet_server_port()",
+                                              user="postgres", db=db).stdout.decode().strip())
+        real["on_green"] = sum(1 for db in big if on_port(db) == green.port)
+        # Lost: a row pgbench counted as committed that the side traffic ended
+        # on lacks (each transaction inserts one row).
+        # (the group's databases on the side the cutover left them; the others
+        # stayed on blue)
+        serving = {db: green if db in big and real["on_green"] == n_all else blue for db in dbs}
+        counts = {db: int(serving[db].psql("SELECT count(*) FROM public.t", db=db))
+                  for db in dbs}
+        real["lost_rows"] = sum(max(0, GROUP_ROWS + processed[db] - counts[db]) for db in dbs)
+        real["extra_rows"] = sum(max(0, counts[db] - GROUP_ROWS - processed[db]) for db in dbs)
+        real["committed"] = sum(processed.values())
+        print("  real cutover of %d: %s, write pause %s ms, %.1f s in all; states %r; on green "
+              "%d; lost %d" % (n_all, real["state"], real.get("pause_ms"), wall, states,
+                               real["on_green"], real["lost_rows"]), file=sys.stderr, flush=True)
+        res["real"] = real
+        res["loadavg_end"] = os.getloadavg()
+        res["wall_s"] = time.monotonic() - t_start
+        return res
+    finally:
+        rig.close()
+
+
+def group_table(g):
+    """The group bench's Markdown lines."""
+    med = lambda v: statistics.median(v) if v else 0.0
+    rows = g["rows"]
+    base = med([r["pause_ms"] for r in rows[min(rows)]["runs"]]) if rows else 0.0
+    steps = [s for s in GROUP_STEPS if any(s in run["steps"] for r in rows.values()
+                                          for run in r["runs"])]
+    lines = ["", "Cutover groups: the write pause of N databases cut over together (rehearsals, "
+             "`cutover g01 ... gNN --dry-run`), %d databases on one server behind one PgBouncer "
+             "(an entry and a proxy each), application roles: %s; each written through it at "
+             "%d tx/s (%d in all); "
+             "max_write_pause %s; agents' postgres.connect_timeout %s; %d rehearsals per size; "
+             "migrate start to all streaming %.0f s "
+             "(copies cap %d), verify of all %.0f s" % (
+                 g["databases"], "one per group, shared by its databases" if g["roles"] ==
+                 "shared" else "one per database", g["rate_per_db"],
+                 g["rate_per_db"] * g["databases"],
+                 g["max_write_pause"], g.get("agents_connect_timeout", "2s"),
+                 g["rehearsals_per_size"], g.get("to_streaming_s", 0),
+                 g["copies_cap"], g.get("verify_s", 0)),
+             "| databases | rehearsals done | write pause median / max | %s | pause spread "
+             "(pause sent, first to last member) | ratio to 1 database | per added database | "
+             "load average (1 min) | failed tx, pgbench runs aborted | rehearsal wall time |" % " | ".join(
+                 "%s median" % s for s in steps),
+             "|---|---|---|%s---|---|---|---|---|---|" % ("---|" * len(steps))]
+    for size in sorted(rows):
+        r = rows[size]
+        pauses = [x["pause_ms"] for x in r["runs"]]
+        m = med(pauses)
+        per = (m - base) / (size - 1) if size > 1 and pauses else None
+        lines.append("| %d | %d of %d | %s | %s | %s | %s | %s | %.1f | %d, %d of %d | %.1f s |" % (
+            size, len(r["runs"]), len(r["runs"]) + len(
+                [e for e in r["errors"] if "rehearsal" in e and e.get("rc") is not None]),
+            "%.0f / %.0f ms" % (m, max(pauses)) if pauses else "-",
+            " | ".join("%.0f ms" % med([x["steps"][s] for x in r["runs"] if s in x["steps"]])
+                       if any(s in x["steps"] for x in r["runs"]) else "-" for s in steps),
+            "%.0f ms" % med([x["pause_sent_spread_ms"] for x in r["runs"]]) if pauses else "-",
+            "%.2f" % (m / base) if base and pauses else "-",
+            "%.1f ms (%.0f %% of one database's pause)" % (per, 100.0 * per / base)
+            if per is not None and base else "baseline" if size == min(rows) else "-",
+            max(r["loadavg"]) if r["loadavg"] else 0, r["load"]["failed"], r["load"]["aborted"],
+            g["databases"],
+            med(r["walls_s"])))
+    real = g.get("real") or {}
+    if real:
+        lines.append("")
+        if real.get("state") == "done":
+            lines.append("The real cutover of all %d: done in %.1f s, write pause %.0f ms (%s); "
+                         "states %s; %d of %d entries on green; failed tx %d (clients aborted "
+                         "%d); committed %d, lost %d, extra %d." % (
+                             real["size"], real["wall_s"], real["pause_ms"], ", ".join(
+                                 "%s %.0f ms" % (k, v) for k, v in real["steps"].items()
+                                 if k in GROUP_STEPS), real["states"], real["on_green"],
+                             real["size"], real["load"]["failed"], real["load"]["aborted"],
+                             real["committed"], real["lost_rows"], real["extra_rows"]))
+        else:
+            e = real["error"]
+            lines.append("The real cutover of all %d: %s (rc %s): %d member(s) failed (%s) in %s: "
+                         "%s; states after %s; failed tx %d; lost %d." % (
+                             real["size"], real.get("state"), real.get("rc"),
+                             len(e["failed_members"]), ", ".join(e["failed_members"][:5]),
+                             ", ".join(e.get("failed_steps", [])),
+                             e["reason"][:400], real["states"], real["load"]["failed"],
+                             real["lost_rows"]))
+    for size in sorted(rows):
+        for e in rows[size]["errors"]:
+            lines.append("Group of %d, rehearsal %d: %s: %d member(s) failed (%s) in %s: %s" % (
+                size, e.get("rehearsal", 0), e.get("state"), len(e.get("failed_members", [])),
+                ", ".join(e.get("failed_members", [])[:5]), ", ".join(e.get("failed_steps", [])),
+                e.get("reason", "")[:400]))
+    big = max(rows) if rows else 0
+    if big and rows[big]["runs"]:
+        worst = max(x["pause_ms"] for x in rows[big]["runs"])
+        lines.append("Target: the group of %d under 1 s of write pause (%s: max %.0f ms), zero "
+                     "failed, zero lost; per added database well under one database's pause." % (
+                         big, "met" if worst < 1000 else "NOT met", worst))
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["agent", "fanin", "pipeline", "cutover", "verify",
-                                       "fleet"])
+                                       "fleet", "group"])
     ap.add_argument("--migrations", type=int, default=200,
                     help="the fleet bench's migrations, driven against simulated agents")
     ap.add_argument("--copies", type=int, default=0,
                     help="the fleet bench's copies.per_source and per_target (0: no cap; "
                          "the coordinator's default is 2)")
+    ap.add_argument("--group-sizes", default="1,10,50",
+                    help="the group bench's group sizes (databases cut over together; "
+                         "--quick: 1,5)")
+    ap.add_argument("--group-rehearsals", type=int, default=3,
+                    help="the group bench's rehearsals per size")
+    ap.add_argument("--group-roles", choices=["shared", "database"], default="shared",
+                    help="the group bench's application roles: one per group, shared by its "
+                         "databases (app for the largest), or one per database")
+    ap.add_argument("--group-rate", type=int, default=GROUP_RATE,
+                    help="the group bench's inserts/s into each database")
+    ap.add_argument("--group-connect-timeout", default="10s",
+                    help="the group bench's agents' postgres.connect_timeout (the agent's "
+                         "default is 2s)")
+    ap.add_argument("--group-copies", type=int, default=10,
+                    help="the group bench's copies.per_source and per_target")
     ap.add_argument("--verify-scale", type=int, default=10)
     ap.add_argument("--cutovers", type=int, default=20)
     ap.add_argument("--scale", type=int, default=50)
@@ -782,6 +1248,8 @@ def main():
                     help="the cutover bench's rigs: round trip in ms, '-two-sites' for the "
                          "coordinator with the proxy and blue (default: all three)")
     args = ap.parse_args()
+    # A SIGTERM unwinds, so that each bench's rig stops what it started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit("killed by signal %d" % signum))
     build()
     lines = ["godwit benchmarks, %s, %s, %d cores" % (
         datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), os.uname().nodename,
@@ -933,6 +1401,12 @@ def main():
                   "migration (%.0f kB at %d streaming). Coordinator log lines at warn or "
                   "error: %d." % (f["answer_bytes"]["status"] / 1024.0, f["migrations"],
                                   f["coord_log_warnings"])]
+    if args.only in (None, "group"):
+        sizes = [1, 5] if args.quick else sorted({int(x) for x in args.group_sizes.split(",")})
+        g = bench_group(sizes, 3 if args.quick else args.group_rehearsals, args.group_copies,
+                        args.group_roles, args.group_rate, args.group_connect_timeout)
+        results["group"] = g
+        lines += group_table(g)
     if args.only in (None, "agent"):
         a = bench_agent(20 if args.quick else 60)
         results["agent"] = a
