@@ -38,9 +38,6 @@ static void s_free(cutgroup_t *g)
  * `from` is the same agent. */
 static void s_group_dbs(cutgroup_t *g, cutover_t *m)
 {
-    for (size_t i = 0; i < m->n_group_dbs; i++)
-        free(m->group_dbs[i]);
-    free(m->group_dbs);
     m->group_dbs = xcalloc(g->joined, sizeof *m->group_dbs);
     m->n_group_dbs = 0;
     for (size_t i = 0; i < g->joined; i++)
@@ -53,7 +50,9 @@ void cutgroup_join(cutgroup_t *g, cutover_t *cu)
     g->members[g->joined++] = cu;
     g->live++;
     cu->group = g;
-    for (size_t i = 0; i < g->joined; i++)
+    /* Once every member is in (no step is sent before: the first goes at
+     * the next tick), each learns the group's databases on its server. */
+    for (size_t i = 0; g->joined == g->n && i < g->n; i++)
         s_group_dbs(g, g->members[i]);
 }
 

@@ -131,23 +131,26 @@ static const char *fakelink__refused(void *ctx, const char *agent)
     return NULL;
 }
 
+/* Agent's index if it is connected, else SIZE_MAX. */
+static size_t fakelink__connected(fakelink_t *f, const char *agent)
+{
+    size_t i = fakelink__agent(f, agent);
+    return i != SIZE_MAX && f->agents[i].role ? i : SIZE_MAX;
+}
+
+/* A connected agent's labels ("" if none); NULL while it is not. */
 static const char *fakelink__jurisdiction(void *ctx, const char *agent)
 {
     fakelink_t *f = ctx;
-    size_t i = fakelink__agent(f, agent);
-    if (i == SIZE_MAX || !f->agents[i].role)
-        return NULL;
-    return f->agents[i].jurisdiction ? f->agents[i].jurisdiction : "";
+    size_t i = fakelink__connected(f, agent);
+    return i == SIZE_MAX ? NULL : f->agents[i].jurisdiction ? f->agents[i].jurisdiction : "";
 }
 
-/* A connected agent's site ("" if none); NULL while it is not. */
 static const char *fakelink__site(void *ctx, const char *agent)
 {
     fakelink_t *f = ctx;
-    size_t i = fakelink__agent(f, agent);
-    if (i == SIZE_MAX || !f->agents[i].role)
-        return NULL;
-    return f->agents[i].site ? f->agents[i].site : "";
+    size_t i = fakelink__connected(f, agent);
+    return i == SIZE_MAX ? NULL : f->agents[i].site ? f->agents[i].site : "";
 }
 
 static uint64_t fakelink__now(void *ctx) { return ((fakelink_t *)ctx)->now_ms; }
@@ -241,6 +244,21 @@ static inline fakelink_sent_t *fakelink_take(fakelink_t *f, const char *agent,
                  (int)s->cmd->action_case, s->agent);
     f->sent = s->next;
     return s;
+}
+
+/* Takes s (a pending command, as fakelink_peek shows it) out of the
+ * queue; the caller answers it. */
+static inline fakelink_sent_t *fakelink_take_this(fakelink_t *f, const fakelink_sent_t *s)
+{
+    for (fakelink_sent_t **pp = &f->sent; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            fakelink_sent_t *t = *pp;
+            *pp = t->next;
+            return t;
+        }
+    }
+    fail_msg("the command is not pending");
+    return NULL;
 }
 
 /* Takes the oldest command for agent with action wherever it is in the

@@ -972,14 +972,7 @@ static void s_answer(rig_t *r, answers_t *a)
             p = p->next;
         if (!p)
             return;
-        fakelink_sent_t *s = NULL; /* p itself, out of the queue */
-        for (fakelink_sent_t **pp = &r->link.sent; *pp; pp = &(*pp)->next) {
-            if (*pp == p) {
-                s = *pp;
-                *pp = s->next;
-                break;
-            }
-        }
+        fakelink_sent_t *s = fakelink_take_this(&r->link, p);
         const char *db = s_about(s);
         int action = (int)s->cmd->action_case;
         if (a->fail_db && strcmp(db, a->fail_db) == 0 && action == a->fail_action) {
