@@ -450,7 +450,9 @@ int ctlmigrate_plan(const char *sock, int argc, char **argv)
     cJSON_AddStringToObject(req, "file", path);
     cJSON_AddStringToObject(req, "text", text);
     free(text);
-    cJSON *resp = client_request(sock, req, 120);
+    /* Each migration's checks have their own deadline at the coordinator,
+     * which always answers; a fleet of hundreds takes a while. */
+    cJSON *resp = client_request(sock, req, 600);
     if (!resp)
         return CLI_EXIT_UNREACHABLE;
     int code;

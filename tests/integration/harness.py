@@ -302,9 +302,9 @@ class Coordinator:
             wait_for("coordinator control socket", lambda: self.status(), 10)
         return self
 
-    def ctl(self, *args, check_rc=True):
+    def ctl(self, *args, check_rc=True, timeout=60):
         r = subprocess.run([exe("godwitctl"), "--socket", self.socket] + list(args),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
         if check_rc and r.returncode not in (0, 1):
             raise RuntimeError("godwitctl %s: rc %d: %s" % (" ".join(args), r.returncode,
                                                              r.stderr.decode()))

@@ -104,7 +104,9 @@ def snapshot(blue, green):
 
 
 def plan_check(coord, plan):
-    r = coord.ctl("plan", "check", plan, "--json", check_rc=False)
+    # Up to godwitctl's own wait: 200 databases take 15 s on an idle
+    # machine, several times that on a busy one.
+    r = coord.ctl("plan", "check", plan, "--json", check_rc=False, timeout=610)
     check(r.returncode in (0, 1), "plan check ran: rc %d %s" % (r.returncode, r.stderr.decode()))
     return r.returncode, json.loads(r.stdout)
 
