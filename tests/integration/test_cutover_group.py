@@ -145,6 +145,12 @@ def test_cutover_group_one_pause(rig):
                                 for m in rep["members"]]))
     check(all(on_port(bouncer, db) == green.port for db in DBS), "every entry on green")
     check(all(mstatus(coord, db)["state"] == "switched" for db in DBS), "all switched")
+    # Each member's freeze on blue ran on the connection its check kept
+    # (no "connect" inside the pause): the agent keeps one per member.
+    connects = [(m["migration"], s["ms"]) for m in rep["members"] for t in m["timeline"]
+                if t["step"] == "freeze" for a in t.get("agents", []) if a["agent"] == "blue"
+                for s in a.get("steps", []) if s["name"] == "connect"]
+    check(not connects, "no member's freeze connected inside the pause: %r" % connects)
     for b in benches:
         bench_clean(b, SECONDS)
     # Every row the application wrote is on green, and blue (which follows

@@ -45,6 +45,18 @@ pgconn_t *connkeep_take(connkeep_t *k, const char *database)
     return NULL;
 }
 
+/* The slot of the oldest connection kept (of database, or of any when
+ * database is NULL); CONNKEEP_MAX if none. */
+static size_t s_oldest(const connkeep_t *k, const char *database)
+{
+    size_t at = CONNKEEP_MAX;
+    for (size_t i = 0; i < CONNKEEP_MAX; i++)
+        if (k->conn[i] && (!database || strcmp(k->db[i], database) == 0) &&
+            (at == CONNKEEP_MAX || k->given[i] < k->given[at]))
+            at = i;
+    return at;
+}
+
 void connkeep_give(connkeep_t *k, const char *database, pgconn_t **cp)
 {
     if (!*cp)
@@ -53,19 +65,22 @@ void connkeep_give(connkeep_t *k, const char *database, pgconn_t **cp)
         pgconn_destroy(cp);
         return;
     }
-    size_t at = CONNKEEP_MAX;
-    for (size_t i = 0; i < CONNKEEP_MAX && at == CONNKEEP_MAX; i++)
-        if (!k->conn[i])
+    size_t same = 0, at = CONNKEEP_MAX;
+    for (size_t i = 0; i < CONNKEEP_MAX; i++) {
+        if (k->conn[i] && strcmp(k->db[i], database) == 0)
+            same++;
+        else if (!k->conn[i] && at == CONNKEEP_MAX)
             at = i;
-    for (size_t i = 0; i < CONNKEEP_MAX && at == CONNKEEP_MAX; i++)
-        if (strcmp(k->db[i], database) != 0)
-            at = i;
-    if (at == CONNKEEP_MAX)
-        at = 0;
+    }
+    if (same >= CONNKEEP_PER_DB)
+        at = s_oldest(k, database);
+    else if (at == CONNKEEP_MAX)
+        at = s_oldest(k, NULL);
     pgconn_destroy(&k->conn[at]);
     free(k->db[at]);
     k->conn[at] = *cp;
     k->db[at] = xstrdup(database);
+    k->given[at] = ++k->gives;
     *cp = NULL;
     uv_timer_start(&k->timer, s_expired, CONNKEEP_MS, 0);
 }
