@@ -1072,6 +1072,14 @@ static void test_group_switches_together(void **state)
             assert_int_equal(s->cmd->freeze_source->n_group_databases, 2);
             assert_string_equal(s->cmd->freeze_source->group_databases[1], "shop2");
         }
+    /* the check, outside the pause, has 250 ms more per database of the group */
+    int checks = 0;
+    for (const fakelink_sent_t *s = fakelink_peek(&r->link); s; s = s->next)
+        if (s->cmd->action_case == A(VERIFY_ROLES)) {
+            assert_int_equal(s->timeout_ms, 10500);
+            checks++;
+        }
+    assert_int_equal(checks, 2);
     answers_t a = { .only = "shop", .hold_pause = true };
     s_answer(r, &a);
     assert_int_equal(s_pending_op(r, OP(PAUSE)), 0); /* shop waits for shop2 */
