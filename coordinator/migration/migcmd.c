@@ -150,6 +150,17 @@ void migcmd_drop_verify_slot(migcmd_t *c, const migration_t *g)
     c->cmd.drop_objects = d;
 }
 
+void migcmd_apply_async(migcmd_t *c, const migration_t *g, bool back)
+{
+    s_init(c, GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION);
+    Godwit__TuneSubscription *t = &c->u.tune_subscription;
+    *t = (Godwit__TuneSubscription)GODWIT__TUNE_SUBSCRIPTION__INIT;
+    t->database = back ? g->m->source.database : g->m->target.database;
+    t->name = (char *)(back ? g->revname : g->objname);
+    t->synchronous_commit = false;
+    c->cmd.tune_subscription = t;
+}
+
 static void s_enabled(migcmd_t *c, const migration_t *g, bool enabled)
 {
     s_init(c, GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED);

@@ -33,6 +33,7 @@ typedef struct {
         Godwit__SyncStatus sync_status;
         Godwit__DropObjects drop_objects;
         Godwit__SetSubscriptionEnabled set_subscription_enabled;
+        Godwit__TuneSubscription tune_subscription;
     } u;
 } migcmd_t;
 
@@ -55,6 +56,9 @@ void migcmd_enable(migcmd_t *c, const migration_t *g);
 void migcmd_copy_status(migcmd_t *c, const migration_t *g);
 /* Drops the verify slot a dead verify left on the source. */
 void migcmd_drop_verify_slot(migcmd_t *c, const migration_t *g);
+/* Our subscription's commits back to asynchronous (a cutover's "restore
+ * apply" that failed): the one on green, or with back the one on blue. */
+void migcmd_apply_async(migcmd_t *c, const migration_t *g, bool back);
 
 /* Frees what c's building allocated, once it was sent. */
 void migcmd_release(migcmd_t *c);

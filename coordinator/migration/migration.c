@@ -590,6 +590,69 @@ static void s_vslot_check(migration_t *g, uint64_t now)
     migcmd_release(&c);
 }
 
+/* ---- a failed "restore apply", again ---------------------------------- */
+
+#define S_APPLY_ASYNC_RETRY_MS 5000
+
+void migration_cutover_ended(migration_t *g, const cJSON *report)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(report, "timeline")) {
+        const char *step = cJSON_GetStringValue(cJSON_GetObjectItem(t, "step"));
+        if (step && strcmp(step, "restore apply") == 0 &&
+            cJSON_IsFalse(cJSON_GetObjectItem(t, "ok"))) {
+            const char *d = cJSON_GetStringValue(cJSON_GetObjectItem(report, "direction"));
+            g->apply_async_due = true;
+            g->apply_async_back = d && strcmp(d, "back") == 0;
+            g->apply_async_next_mono = 0;
+            return;
+        }
+    }
+}
+
+static void s_apply_async_done(const char *agent, const Godwit__Result *r, const char *error,
+                               void *arg)
+{
+    migration_t *g = arg;
+    g->apply_async_busy = false;
+    if (r && r->status == GODWIT__STATUS__STATUS_OK) {
+        g->apply_async_due = false;
+        log_info_about(log_about_migration(g->m->name),
+                       "migration %s: our subscription on %s commits asynchronously again "
+                       "(the cutover's restore apply had failed)", g->m->name, agent);
+        return;
+    }
+    g->apply_async_next_mono = agentlink_mono_ms(g->env->link) + S_APPLY_ASYNC_RETRY_MS;
+    log_warn_about(log_about_migration(g->m->name),
+                   "migration %s: turning our subscription's synchronous commits off on %s "
+                   "failed (again in %d s): %s", g->m->name, agent,
+                   S_APPLY_ASYNC_RETRY_MS / 1000, r ? r->message : error);
+}
+
+/* The subscription a cutover left committing synchronously (its restore
+ * apply failed) goes back to asynchronous commits as soon as its agent is
+ * there; a cutover running restores it itself at its end, and a migration
+ * that moved on no longer has it. */
+static void s_apply_async(migration_t *g, uint64_t now)
+{
+    if (!g->apply_async_due || g->apply_async_busy || now < g->apply_async_next_mono)
+        return;
+    if (g->cutover || g->state != (g->apply_async_back ? M_SWITCHED : M_STREAMING)) {
+        g->apply_async_due = false;
+        return;
+    }
+    const char *agent = g->apply_async_back ? g->m->source.agent : g->m->target.agent;
+    if (!agentlink_role(g->env->link, agent)) {
+        g->apply_async_next_mono = now + 1000;
+        return;
+    }
+    migcmd_t c;
+    migcmd_apply_async(&c, g, g->apply_async_back);
+    g->apply_async_busy = true;
+    agentlink_send(g->env->link, agent, &c.cmd, 30000, s_apply_async_done, g);
+    migcmd_release(&c);
+}
+
 void migration_tick(migration_t *g, uint64_t now)
 {
     s_protect(g);
@@ -601,6 +664,7 @@ void migration_tick(migration_t *g, uint64_t now)
     }
     verify_tick(g->verify);
     s_vslot_check(g, now);
+    s_apply_async(g, now);
     cutover_tick(g->cutover);
     if (!g->busy && s_states[g->state].build && now >= g->next_try_mono &&
         (g->state != M_COPY || g->copy_slot))
@@ -638,6 +702,8 @@ migration_t *migration_new(const migration_env_t *env, const char *label, const 
     if (last) {
         g->cutover_last = cJSON_Parse(last);
         free(last);
+        if (g->cutover_last)
+            migration_cutover_ended(g, g->cutover_last);
     }
     /* A copy admitted before a restart may still run on its agent: it
      * keeps its slot, whatever the caps are now. */

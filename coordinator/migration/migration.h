@@ -163,6 +163,13 @@ struct migration {
     cJSON *verify_last;      /* the last finished verify report, owned (from the journal) */
     cutover_t *cutover;      /* a cutover in progress, owned */
     cJSON *cutover_last;     /* the last finished cutover report, owned (from the journal) */
+    /* A rehearsal's or an abort's "restore apply" failed (the agent was
+     * cut off): our subscription still commits synchronously; the tick
+     * turns that off when the agent is back (migration.c, s_apply_async). */
+    bool apply_async_due;
+    bool apply_async_back;   /* the subscription on blue (a rollback's) */
+    bool apply_async_busy;
+    uint64_t apply_async_next_mono;
     /* write pauses measured since this coordinator started, by kind
      * (migmetrics.h: cutover, rollback, rehearsal) */
     promtext_hist_t pause_hist[3];
@@ -195,6 +202,10 @@ void migration_destroy(migration_t **gp);
  * state, journaled, then logged as "from X to Y on EVENT (why): detail".
  * Whatever step was in flight is left (its result will be stale). */
 fire_t migration_fire(migration_t *g, mevent_t event, const char *detail);
+
+/* A cutover of g ended with report (also the journal's last one, read at
+ * a restart): if its "restore apply" failed, the tick sends it again. */
+void migration_cutover_ended(migration_t *g, const cJSON *report);
 
 /* Called from the set's tick (now: monotonic ms): protection, verify,
  * the cutover, and the state's step when it is due. */

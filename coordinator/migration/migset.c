@@ -484,6 +484,7 @@ static void s_cutover_done(cJSON *report, bool switched, void *arg)
     migmetrics_cutover_done(g, report);
     cJSON_Delete(g->cutover_last);
     g->cutover_last = report;
+    migration_cutover_ended(g, report);
     if (!switched)
         return;
     const char *follow = cJSON_GetStringValue(cJSON_GetObjectItem(report, "follow"));
