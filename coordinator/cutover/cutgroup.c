@@ -80,8 +80,8 @@ static void s_unbusy(cutgroup_t *g)
         s_free(g);
 }
 
-/* Every member waits at the same step: the switch's records in one
- * transaction, then each sends its step. */
+/* Every member waits at the same step: the pause's and the switch's
+ * records in one transaction, then each sends its step. */
 static void s_release(cutgroup_t *g)
 {
     if (g->joined < g->n)
@@ -98,11 +98,14 @@ static void s_release(cutgroup_t *g)
     if (!first)
         return;
     kstate_t st = first->state;
-    if (st == K_SWITCH) {
+    if ((st == K_SWITCH || st == K_PAUSE) && !g->aborting) {
+        /* "started" before any pause is sent (from there a restart rolls
+         * back), "switching" before any switch: one sync for the group,
+         * not one per member inside the pause. */
         bool batch = journal_batch_begin(first->journal);
         for (size_t i = 0; i < g->joined; i++)
             if (g->members[i])
-                cutjournal_write(g->members[i], "switching");
+                cutjournal_write(g->members[i], st == K_SWITCH ? "switching" : "started");
         if (batch)
             journal_batch_commit(first->journal);
     }

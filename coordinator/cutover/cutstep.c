@@ -406,7 +406,10 @@ void cutstep_restore(cutover_t *cu)
 
 void cutstep_pause(cutover_t *cu)
 {
-    cutjournal_write(cu, "started"); /* from here a restart rolls back */
+    /* From here a restart rolls back. A group's members write it together
+     * when the last reaches the pause (cutgroup.c). */
+    if (!cu->group)
+        cutjournal_write(cu, "started");
     cu->pause_started_us = agentlink_mono_us(cu->link);
     cu->budget_end_us = cu->pause_started_us + cu->max_pause_ms * 1000;
     s_send_proxies(cu, GODWIT__PROXY_ACTION__OP__OP_PAUSE, NULL);

@@ -1050,6 +1050,17 @@ static void s_group(rig_t *r, member_t m[2])
         cutover_tick(m[i].cu);
 }
 
+/* The state of a member's last "cutover" record, "" when none. */
+static void s_member_journal_is(rig_t *r, const char *name, const char *state)
+{
+    char *text = journal_last_event(r->journal, name, "cutover");
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    const char *got = j ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "state")) : NULL;
+    assert_string_equal(got ? got : "", state);
+    cJSON_Delete(j);
+    free(text);
+}
+
 static void s_members_free(member_t m[2])
 {
     for (int i = 0; i < 2; i++) {
@@ -1083,10 +1094,14 @@ static void test_group_switches_together(void **state)
     answers_t a = { .only = "shop", .hold_pause = true };
     s_answer(r, &a);
     assert_int_equal(s_pending_op(r, OP(PAUSE)), 0); /* shop waits for shop2 */
+    s_member_journal_is(r, "shop", "");
     a.only = "shop2";
     s_answer(r, &a);
-    /* shop2's check was the last: both pauses go at once */
+    /* shop2's check was the last: both "started" (one transaction), then
+     * both pauses at once */
     assert_int_equal(s_pending_op(r, OP(PAUSE)), 2);
+    s_member_journal_is(r, "shop", "started");
+    s_member_journal_is(r, "shop2", "started");
     /* shop2's pause confirmed first: its freeze waits for shop's pause */
     a.hold_pause = false;
     s_answer(r, &a);
