@@ -2,8 +2,8 @@
 # The whole test suite, as CI runs it: install dependencies, build with
 # AddressSanitizer and UndefinedBehaviorSanitizer (and the demo's optimized
 # build, for its warnings), run every ctest test
-# (unit tests in parallel, integration tests one at a time since they time
-# heartbeats), then build the libFuzzer targets with clang and fuzz the wire
+# (unit tests in parallel, integration tests two at a time, those that load
+# the machine or measure time alone: tests/CMakeLists.txt), then build the libFuzzer targets with clang and fuzz the wire
 # decoder and the pgoutput parser (with the verify window) for a short while
 # each.
 #   tests/run-all.sh            (as root on Debian 12)
@@ -31,7 +31,7 @@ export GODWIT_DEB_DIR
 
 status=0
 ctest --test-dir "$build" -L unit -j2 --output-on-failure || status=1
-ctest --test-dir "$build" -L integration --output-on-failure || status=1
+ctest --test-dir "$build" -L integration -j2 --output-on-failure || status=1
 
 # Fuzzing needs clang; its build is separate so the main build stays gcc.
 CC=clang cmake -S . -B "$build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DGODWIT_FUZZ=ON >/dev/null
