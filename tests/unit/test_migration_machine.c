@@ -1140,6 +1140,48 @@ static void test_waves_auto(void **state)
     plan_free(&p);
 }
 
+/* How many commands with action are pending for agent. */
+static size_t s_pending_action(const rig_t *r, const char *agent, Godwit__Command__ActionCase a)
+{
+    size_t n = 0;
+    for (const fakelink_sent_t *s = fakelink_peek(&r->link); s; s = s->next)
+        n += strcmp(s->agent, agent) == 0 && s->cmd->action_case == a;
+    return n;
+}
+
+/* A rehearsal's "restore apply" failed (green cut off): the migration
+ * turns green's subscription's synchronous commits off itself, again every
+ * 5 s until green says done; also after a restart (the journaled report),
+ * and never when the restore went through. */
+static void test_failed_restore_apply_sent_again(void **state)
+{
+    rig_t *r = *state;
+    s_journal_at(r, "streaming",
+                 "{\"state\":\"done\",\"dry_run\":true,\"direction\":\"forward\","
+                 "\"timeline\":[{\"step\":\"resume\",\"ok\":true},"
+                 "{\"step\":\"restore apply\",\"ok\":false}]}");
+    migset_tick(r->ms);
+    fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(TUNE_SUBSCRIPTION));
+    assert_string_equal(s->cmd->tune_subscription->database, "shop");
+    assert_string_equal(s->cmd->tune_subscription->name, "godwit_" NAME);
+    assert_false(s->cmd->tune_subscription->synchronous_commit);
+    fakelink_failed(s, "timed out waiting for the agent");
+    migset_tick(r->ms);
+    assert_int_equal(s_pending_action(r, GREEN, A(TUNE_SUBSCRIPTION)), 0);
+    fakelink_advance(&r->link, 5000);
+    migset_tick(r->ms);
+    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(TUNE_SUBSCRIPTION)));
+    fakelink_advance(&r->link, 10000);
+    migset_tick(r->ms);
+    assert_int_equal(s_pending_action(r, GREEN, A(TUNE_SUBSCRIPTION)), 0);
+
+    s_journal_at(r, "streaming",
+                 "{\"state\":\"done\",\"dry_run\":true,\"direction\":\"forward\","
+                 "\"timeline\":[{\"step\":\"restore apply\",\"ok\":true}]}");
+    migset_tick(r->ms);
+    assert_int_equal(s_pending_action(r, GREEN, A(TUNE_SUBSCRIPTION)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1171,6 +1213,7 @@ int main(void)
         T(test_events_from_every_state),
         T(test_recovered_cutover_switches),
         T(test_recovered_rollback_streams_again),
+        T(test_failed_restore_apply_sent_again),
         /* keep last */
         cmocka_unit_test(test_every_row_is_covered),
     };
