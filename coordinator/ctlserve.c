@@ -412,7 +412,6 @@ static void s_migrate_change(coord_t *c, control_req_t *req, const cJSON *reques
     control_reply(req, r);
 }
 
-/* cutover: {"name": M, "dry_run": bool, "rollback": bool}. */
 /* {"cmd":"cutover","names":[M, ...][,"dry_run"]}: a cutover group, each
  * member's request and outcome in its audit trail. */
 static void s_cutover_group(coord_t *c, control_req_t *req, const cJSON *names, bool dry)
@@ -460,6 +459,8 @@ static void s_cutover_group(coord_t *c, control_req_t *req, const cJSON *names, 
     control_reply(req, r);
 }
 
+/* cutover: {"name": M, "dry_run": bool, "rollback": bool}, or a group's
+ * {"names": [...]} (above). */
 static void s_cutover(coord_t *c, control_req_t *req, const cJSON *request)
 {
     const cJSON *name = cJSON_GetObjectItem(request, "name");

@@ -157,16 +157,23 @@ typedef struct {
     double longest_pause_ms;
 } s_group_t;
 
+/* The migration called name in a status answer, or NULL. */
+static const cJSON *s_named(const cJSON *resp, const char *name)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(resp, "migrations"))
+    {
+        if (strcmp(render_str(m, "name", ""), name) == 0)
+            return m;
+    }
+    return NULL;
+}
+
 static s_group_t s_group_look(const cJSON *resp, char **names, int n)
 {
     s_group_t g = { .all_final = true };
     for (int i = 0; i < n; i++) {
-        const cJSON *m, *rep = NULL;
-        cJSON_ArrayForEach(m, cJSON_GetObjectItem(resp, "migrations"))
-        {
-            if (strcmp(render_str(m, "name", ""), names[i]) == 0)
-                rep = cJSON_GetObjectItem(m, "cutover");
-        }
+        const cJSON *rep = cJSON_GetObjectItem(s_named(resp, names[i]), "cutover");
         const char *state = render_str(rep, "state", "");
         if (strcmp(state, "done") != 0 && strcmp(state, "aborted") != 0) {
             g.all_final = false;
@@ -191,56 +198,56 @@ static int s_cutover_group(const char *sock, char **names, int n, bool dry, bool
     int asked = s_ask_cutover(sock, req);
     if (asked)
         return asked;
+    cJSON *st;
+    s_group_t g;
     for (;;) {
-        cJSON *st = s_migration_status(sock, NULL, json);
-        if (!st)
+        if (!(st = s_migration_status(sock, NULL, json)))
             return CLI_EXIT_UNREACHABLE;
-        s_group_t g = s_group_look(st, names, n);
-        if (!g.all_final) {
-            cJSON_Delete(st);
-            usleep(100 * 1000);
-            continue;
-        }
-        cJSON *out = cJSON_CreateObject();
-        cJSON_AddItemToObject(out, "group", cJSON_CreateStringArray((const char *const *)names, n));
-        cJSON_AddStringToObject(out, "state", g.code ? "aborted" : "done");
-        cJSON_AddBoolToObject(out, "dry_run", dry);
-        cJSON_AddNumberToObject(out, "write_pause_ms", g.longest_pause_ms);
-        cJSON *members = cJSON_AddArrayToObject(out, "members");
-        const cJSON *m;
-        cJSON_ArrayForEach(m, cJSON_GetObjectItem(st, "migrations"))
-        {
-            for (int i = 0; i < n; i++) {
-                if (strcmp(render_str(m, "name", ""), names[i]) != 0)
-                    continue;
-                cJSON *rep = cJSON_Duplicate(cJSON_GetObjectItem(m, "cutover"), true);
-                cJSON_AddStringToObject(rep, "migration", names[i]);
-                cJSON_AddItemToArray(members, rep);
-                if (!json) {
-                    printf("migration %s:\n", names[i]);
-                    render_cutover(rep, render_num(st, "generated_at_ms", 0), stdout);
-                }
+        g = s_group_look(st, names, n);
+        if (g.all_final)
+            break;
+        cJSON_Delete(st);
+        usleep(100 * 1000);
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(out, "group", cJSON_CreateStringArray((const char *const *)names, n));
+    cJSON_AddStringToObject(out, "state", g.code ? "aborted" : "done");
+    cJSON_AddBoolToObject(out, "dry_run", dry);
+    cJSON_AddNumberToObject(out, "write_pause_ms", g.longest_pause_ms);
+    cJSON *members = cJSON_AddArrayToObject(out, "members");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(st, "migrations"))
+    {
+        for (int i = 0; i < n; i++) {
+            if (strcmp(render_str(m, "name", ""), names[i]) != 0)
+                continue;
+            cJSON *rep = cJSON_Duplicate(cJSON_GetObjectItem(m, "cutover"), true);
+            cJSON_AddStringToObject(rep, "migration", names[i]);
+            cJSON_AddItemToArray(members, rep);
+            if (!json) {
+                printf("migration %s:\n", names[i]);
+                render_cutover(rep, render_num(st, "generated_at_ms", 0), stdout);
             }
         }
-        if (json) {
-            char *text = cJSON_Print(out);
-            puts(text);
-            cJSON_free(text);
-        } else {
-            printf("cutover group of %d migrations%s: %s; the longest write pause %.1f ms\n", n,
-                   dry ? " (rehearsal)" : "", g.code ? "aborted, every member back on blue"
-                                                     : "done",
-                   g.longest_pause_ms);
-        }
-        cJSON_Delete(out);
-        cJSON_Delete(st);
-        return g.code;
     }
+    if (json) {
+        char *text = cJSON_Print(out);
+        puts(text);
+        cJSON_free(text);
+    } else {
+        printf("cutover group of %d migrations%s: %s; the longest write pause %.1f ms\n", n,
+               dry ? " (rehearsal)" : "", g.code ? "aborted, every member back on blue"
+                                                 : "done",
+               g.longest_pause_ms);
+    }
+    cJSON_Delete(out);
+    cJSON_Delete(st);
+    return g.code;
 }
 
 int ctlmigrate_cutover(const char *sock, int argc, char **argv)
 {
-    bool json = false, dry = false;
+    bool json = false, dry = false, unknown = false;
     char **names = calloc((size_t)argc, sizeof *names);
     int n = 0;
     for (int i = 1; names && i < argc; i++) {
@@ -251,10 +258,10 @@ int ctlmigrate_cutover(const char *sock, int argc, char **argv)
         else if (argv[i][0] != '-')
             names[n++] = argv[i];
         else
-            n = -1000;
+            unknown = true;
     }
     bool rollback = strcmp(argv[0], "rollback") == 0;
-    if (!names || n < 1 || (n > 1 && rollback)) {
+    if (!names || unknown || n < 1 || (n > 1 && rollback)) {
         free(names);
         cli_usage(stderr);
         return CLI_EXIT_USAGE;

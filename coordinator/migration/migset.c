@@ -303,7 +303,8 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, unsigned wave, char *
         old->next = ms->retired;
         ms->retired = old;
     }
-    waves_read(g, ms->env.journal);
+    if (wave)
+        waves_assign(&ms->waves, g, wave);
     s_append(ms, g);
     log_info_about(log_about_migration(m->name),
                    "migration %s: %s (%s/%s on %s -> %s/%s on %s)", m->name,
@@ -561,29 +562,44 @@ static bool s_cutover_gates(migset_t *ms, migration_t *g, bool back, char *why, 
     return ok;
 }
 
-bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, bool *refused,
-                    char *err, size_t errlen)
+/* The migration called name if a cutover (back: a rollback) may start on
+ * it now; else NULL with why in err (*refused: a gate said no). */
+static migration_t *s_cutover_ready(migset_t *ms, const char *name, bool back, bool *refused,
+                                    char *err, size_t errlen)
 {
-    *refused = false;
     migration_t *g = s_find(ms, name);
     if (!g) {
         snprintf(err, errlen, "no migration named %s", name);
-        return false;
+        return NULL;
     }
     if (g->cutover) {
         snprintf(err, errlen, "migration %s: a cutover is already running", name);
-        return false;
+        return NULL;
     }
     char why[700];
     if (!s_cutover_gates(ms, g, back, why, sizeof why)) {
         snprintf(err, errlen, "migration %s: %s refused: %s", name, back ? "rollback" : "cutover",
                  why);
         *refused = true;
-        return false;
+        return NULL;
     }
+    return g;
+}
+
+static void s_cutover_begin(migset_t *ms, migration_t *g, bool back, bool dry_run)
+{
     g->cutover = cutover_start(ms->env.link, ms->env.journal, g->m, g->objname, g->revname, back,
                                dry_run, NULL, g->verify_last, s_cutover_done, g);
-    return true;
+}
+
+bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, bool *refused,
+                    char *err, size_t errlen)
+{
+    *refused = false;
+    migration_t *g = s_cutover_ready(ms, name, back, refused, err, errlen);
+    if (g)
+        s_cutover_begin(ms, g, back, dry_run);
+    return g != NULL;
 }
 
 bool migset_cutover_group(migset_t *ms, const char *const *names, size_t n, bool dry_run,
@@ -597,36 +613,23 @@ bool migset_cutover_group(migset_t *ms, const char *const *names, size_t n, bool
     migration_t **gs = xcalloc(n, sizeof *gs);
     bool ok = true;
     for (size_t i = 0; ok && i < n; i++) {
-        char why[700];
-        gs[i] = s_find(ms, names[i]);
         for (size_t k = 0; ok && k < i; k++)
             if (strcmp(names[k], names[i]) == 0) {
                 snprintf(err, errlen, "migration %s is named twice", names[i]);
                 ok = false;
             }
-        if (!ok)
-            break;
-        if (!gs[i]) {
-            snprintf(err, errlen, "no migration named %s", names[i]);
+        if (ok && !(gs[i] = s_cutover_ready(ms, names[i], false, refused, err, errlen)))
             ok = false;
-        } else if (gs[i]->cutover) {
-            snprintf(err, errlen, "migration %s: a cutover is already running", names[i]);
-            ok = false;
-        } else if (!s_cutover_gates(ms, gs[i], false, why, sizeof why)) {
-            snprintf(err, errlen, "migration %s: cutover refused: %s (nothing of the group "
-                     "started)", names[i], why);
-            *refused = true;
-            ok = false;
-        }
+    }
+    if (!ok && *refused) {
+        size_t len = strlen(err);
+        snprintf(err + len, errlen - len, " (nothing of the group started)");
     }
     if (ok) {
         cutgroup_t *grp = cutgroup_new(n);
         for (size_t i = 0; i < n; i++) {
-            migration_t *g = gs[i];
-            g->cutover = cutover_start(ms->env.link, ms->env.journal, g->m, g->objname,
-                                       g->revname, false, dry_run, NULL, g->verify_last,
-                                       s_cutover_done, g);
-            cutgroup_join(grp, g->cutover);
+            s_cutover_begin(ms, gs[i], false, dry_run);
+            cutgroup_join(grp, gs[i]->cutover);
         }
         log_info("cutover group of %zu migrations (%s, ...)%s started", n, names[0],
                  dry_run ? ": a rehearsal" : "");

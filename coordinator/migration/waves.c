@@ -172,6 +172,12 @@ void waves_read(migration_t *g, journal_t *j)
     free(last);
 }
 
+void waves_assign(const waves_t *w, migration_t *g, unsigned wave)
+{
+    g->schedule = w->schedule;
+    g->wave = wave;
+}
+
 /* A streaming migration of an open wave that has no verify that finished
  * (none yet, or the last one failed to finish): verify it, at most every
  * WAVES_VERIFY_RETRY_MS. */

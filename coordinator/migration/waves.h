@@ -63,8 +63,11 @@ bool waves_begin(waves_t *w, journal_t *j, const migration_t *migs, const plan_w
  * current schedule (journal_migration_create_detail), into buf. */
 void waves_detail(const waves_t *w, unsigned wave, char *buf, size_t len);
 
-/* g's schedule and wave from its "created" event (none: 0). */
+/* g's schedule and wave from its "created" event (none: 0): a migration
+ * loaded from the journal. */
 void waves_read(migration_t *g, journal_t *j);
+/* g is of wave in the current schedule (what waves_detail journaled). */
+void waves_assign(const waves_t *w, migration_t *g, unsigned wave);
 
 /* Called from the set's tick (now: monotonic ms): verifies the streaming
  * migrations of the open waves that need it, and opens the next wave when
