@@ -117,7 +117,7 @@ def test_verify_twenty_times_under_load(rig):
     tps = rate(blue)
     print("   workload: %.0f transactions/s on blue" % tps)
     check(tps > 200, "the workload writes: %.0f/s" % tps)
-    took, changes, slot_ms = [], 0, 0
+    took, changes, slot_ms, windows_checked = [], 0, 0, False
     for i in range(20):
         t0 = time.monotonic()
         rep = run_verify(coord)
@@ -127,10 +127,16 @@ def test_verify_twenty_times_under_load(rig):
         slot_ms = max([slot_ms] + [t["window"]["slot_ms"] for t in rep["tables"]])
         if i == 0:
             check_kinds(rep)
+        # Whether the hot rows changed inside a verify's windows is chance
+        # (one fast batch can see none): the first verify whose windows
+        # saw them change must report their keys.
+        if not windows_checked and by_table(rep)["public.hot_counters"]["window"]["changes"] > 0:
             check_window(rep)
+            windows_checked = True
     print("   20 verifies equal, %.1f-%.1f s each; %d changes explained by the windows; the "
           "verify slot lived at most %d ms" % (min(took), max(took), changes, slot_ms))
     check(changes > 0, "the windows held changes (the verifies ran under load)")
+    check(windows_checked, "some verify's windows saw the hot rows change")
     check(load.alive(), "the workload wrote the whole time")
     # The slot went with each verify.
     check(blue.psql("SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name ="
