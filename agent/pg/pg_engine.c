@@ -12,6 +12,7 @@
 #include "bulkcopy.h"
 #include "drop.h"
 #include "freezer.h"
+#include "importset.h"
 #include "log.h"
 #include "pglog.h"
 #include "pgmon.h"
@@ -142,6 +143,11 @@ static step_t *s_tune(pg_engine_t *e, const Godwit__Command *c, step_done_cb don
     return tune_subscription_start(e->loop, &e->local, c->tune_subscription, done, arg);
 }
 
+static step_t *s_import(pg_engine_t *e, const Godwit__Command *c, step_done_cb done, void *arg)
+{
+    return importset_start(e->loop, &e->local, c->import_profile, done, arg);
+}
+
 /* Preflight reads the agent's name too, allows its catalog checks the
  * steps' longer statement timeout, and shares the engine's timing of the
  * server's writes. */
@@ -197,6 +203,7 @@ static const struct {
     { GODWIT__COMMAND__ACTION_FREEZE_SOURCE, s_freeze },
     { GODWIT__COMMAND__ACTION_SET_SEQUENCES, s_sequences },
     { GODWIT__COMMAND__ACTION_TUNE_SUBSCRIPTION, s_tune },
+    { GODWIT__COMMAND__ACTION_IMPORT_PROFILE, s_import },
     { GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE, s_preflight_source },
     { GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET, s_preflight_target },
 };

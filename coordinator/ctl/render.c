@@ -280,6 +280,27 @@ void render_migrations(const cJSON *r, FILE *out)
                 units_fmt_bytes((uint64_t)render_num(cp, "rate_bytes_per_sec", 0), rt, sizeof rt),
                 eta_text);
         }
+        const cJSON *ip = cJSON_GetObjectItem(m, "import_profile");
+        if (cJSON_IsObject(ip)) {
+            fprintf(out, "  import profile on %s: %s", render_str(m, "target", "?"),
+                    render_str(ip, "state", "?"));
+            const cJSON *st;
+            const char *sep = ":";
+            cJSON_ArrayForEach(st, cJSON_GetObjectItem(ip, "settings"))
+            {
+                const cJSON *was = cJSON_GetObjectItem(st, "was");
+                fprintf(out, "%s %s %s", sep, render_str(st, "name", "?"),
+                        render_str(st, "value", "?"));
+                if (cJSON_IsString(was))
+                    fprintf(out, " (was %s, now %s)", was->valuestring,
+                            render_str(st, "now", "?"));
+                sep = ",";
+            }
+            fputc('\n', out);
+            const cJSON *pe = cJSON_GetObjectItem(ip, "pending");
+            if (cJSON_IsString(pe))
+                fprintf(out, "    %s\n", pe->valuestring);
+        }
         const cJSON *fo = cJSON_GetObjectItem(m, "follow");
         if (cJSON_IsObject(fo)) {
             char fl[32], fr[32];

@@ -104,7 +104,11 @@ bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
     }
     const char *vs = cJSON_GetStringValue(cJSON_GetObjectItem(v->verify_last, "state"));
     if (back) {
-        /* verify, tables and apply errors are the forward direction's */
+        /* the import profile, verify, tables and apply errors are the forward
+         * direction's */
+    } else if (v->import_pending) {
+        snprintf(why, whylen, "%s", v->import_pending);
+        return false;
     } else if (!vs || strcmp(vs, "equal") != 0) {
         snprintf(why, whylen, "the last verify is %s, not equal: run godwitctl migrate verify %s",
                  vs ? vs : "missing", m->name);

@@ -5,7 +5,8 @@
  * the process, so the unit tests give it any view.
  *
  * In order: the state (streaming; switched for a rollback), no verify
- * running, the plan's app roles and proxies, the last verify equal and
+ * running, the plan's app roles and proxies, the import profile reverted
+ * on the target (forward only), the last verify equal and
  * younger than cutover.verify_max_age, every table ready, no replication
  * error in the last minute (these four for the forward direction only),
  * every agent connected, every proxy reachable as its agent last reported
@@ -43,6 +44,8 @@ typedef struct {
     const cJSON *verify_last;      /* the last finished verify's report, or NULL */
     bool has_sync, all_ready;      /* the target's last table report */
     const char *repl_error;        /* the last replication error, or NULL */
+    const char *import_pending;    /* why the import profile is not reverted on the
+                                      target (importprof.h), or NULL */
     uint64_t repl_error_at_ms, now_ms; /* wall clock */
     cutgate_agent_t source, target;
     const cutgate_agent_t *proxies; /* one per m->cutover.proxies, in its order */

@@ -161,6 +161,13 @@ void migcmd_apply_async(migcmd_t *c, const migration_t *g, bool back)
     c->cmd.tune_subscription = t;
 }
 
+void migcmd_import_profile(migcmd_t *c, const migration_t *g)
+{
+    memset(c, 0, sizeof *c);
+    importprof_command(g, importprof_tune_mode(g), &c->cmd, &c->u.import_profile,
+                       c->import_settings, c->import_ptrs);
+}
+
 static void s_enabled(migcmd_t *c, const migration_t *g, bool enabled)
 {
     s_init(c, GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED);

@@ -34,7 +34,10 @@ typedef struct {
         Godwit__DropObjects drop_objects;
         Godwit__SetSubscriptionEnabled set_subscription_enabled;
         Godwit__TuneSubscription tune_subscription;
+        Godwit__ImportProfile import_profile;
     } u;
+    Godwit__ImportSetting import_settings[PLAN_IMPORT_SETTINGS_MAX];
+    Godwit__ImportSetting *import_ptrs[PLAN_IMPORT_SETTINGS_MAX];
 } migcmd_t;
 
 /* Builds one step's command into c (overwritten). */
@@ -45,6 +48,8 @@ void migcmd_schema_pre(migcmd_t *c, const migration_t *g);
 void migcmd_schema_post(migcmd_t *c, const migration_t *g);
 void migcmd_publish(migcmd_t *c, const migration_t *g);
 void migcmd_copy(migcmd_t *c, const migration_t *g);
+/* The tune step: the import profile read, then applied (importprof.h). */
+void migcmd_import_profile(migcmd_t *c, const migration_t *g);
 void migcmd_sync(migcmd_t *c, const migration_t *g);
 void migcmd_drop_target(migcmd_t *c, const migration_t *g);
 void migcmd_drop_source(migcmd_t *c, const migration_t *g);

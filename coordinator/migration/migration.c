@@ -22,10 +22,13 @@
 #define S_CATCHUP_LAG_BYTES (16u << 20) /* catchup ends once the slot is this close */
 #define S_PROGRESS_MS 1000              /* copy progress polls */
 
-/* The callback argument of one sent step: which migration, which send. */
+/* The callback argument of one sent step: which migration, which send,
+ * and whether it was the import profile's (importprof.h: its answer
+ * clears g->import.tuning even when stale). */
 typedef struct {
     migration_t *g;
     uint64_t gen;
+    bool import;
 } step_token_t;
 
 /* The states and their steps. `poll_ms` > 0: the step is a status poll
@@ -88,6 +91,8 @@ static const struct {
       "the roles the database needs on the target, and its owner and privileges" },
     { M_SCHEDULED, "scheduled", false, NULL, 0, 0,
       "waiting for its wave of the fleet's schedule; nothing of ours exists yet" },
+    { M_TUNE, "tune", true, migcmd_import_profile, 60000, 0,
+      "the plan's import profile on the target, its settings' state before journaled first" },
 };
 
 static const char *s_name(mstate_t s) { return s < M__COUNT ? s_states[s].name : "?"; }
@@ -111,7 +116,8 @@ static const struct {
     { M_SCHEDULED, MEV_WAVE, M_ROLES, "its wave opened" },
     { M_ROLES, MEV_DONE, M_SCHEMA, "the roles exist on the target" },
     { M_SCHEMA, MEV_DONE, M_PUBLISH, "the pre-data schema is on the target" },
-    { M_PUBLISH, MEV_DONE, M_COPY, "our publication is on the source" },
+    { M_PUBLISH, MEV_DONE, M_TUNE, "our publication is on the source" },
+    { M_TUNE, MEV_DONE, M_COPY, "the import profile is applied, or the plan gives none" },
     { M_COPY, MEV_DONE, M_CATCHUP, "every table is copied; our subscription exists" },
     { M_CATCHUP, MEV_DONE, M_POSTDATA, "every table is ready and the slot is close" },
     { M_POSTDATA, MEV_DONE, M_STREAMING, "the post-data schema is on the target" },
@@ -130,6 +136,7 @@ static const struct {
     { M_ROLES, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
     { M_SCHEMA, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
     { M_PUBLISH, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_TUNE, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
     { M_COPY, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
     { M_CATCHUP, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
     { M_POSTDATA, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
@@ -204,6 +211,8 @@ bool migration_state_parse(const char *name, mstate_t *out)
 
 const char *migration_state_name(mstate_t s) { return s_name(s); }
 
+bool migration_copy_phase(const migration_t *g) { return g->state == M_TUNE || g->state == M_COPY; }
+
 const char *migration_event_name(mevent_t e) { return e < MEV__COUNT ? s_event_names[e] : "?"; }
 
 const char *migration_doing(mstate_t s) { return s < M__COUNT ? s_states[s].comment : "?"; }
@@ -249,7 +258,7 @@ fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
                         g->env->on_move_arg);
     g->state = to;
     g->state_since_ms = agentlink_now_ms(g->env->link);
-    if (to != M_COPY) {
+    if (to != M_COPY && to != M_TUNE) {
         g->copy_slot = false;
         g->copy_queued[0] = '\0';
     }
@@ -258,6 +267,8 @@ fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
     g->next_try_mono = 0;
     g->busy = false;
     g->gen++;
+    if (to == M_TUNE && !importprof_wanted(g))
+        migration_fire(g, MEV_DONE, "the plan gives no import profile"); /* nothing to send */
     return FIRE_MOVED;
 }
 
@@ -325,6 +336,8 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
     step_token_t *tok = arg;
     migration_t *g = tok->g;
     bool stale = tok->gen != g->gen;
+    if (tok->import)
+        g->import.tuning = false;
     free(tok);
     if (stale)
         return; /* a forced move (abort, protection) left the state it was for */
@@ -374,6 +387,18 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
         }
         return;
     }
+    if (r->payload_case == GODWIT__RESULT__PAYLOAD_IMPORT_PROFILE) {
+        char why[512] = "";
+        if (importprof_answered(g, r->import_profile, why, sizeof why)) {
+            migration_fire(g, MEV_DONE, "the import profile is applied on the target");
+        } else if (why[0]) {
+            g->next_try_mono = now + 1000;
+            s_set_error(g, why);
+        } else {
+            g->next_try_mono = now; /* recorded: the apply follows at once */
+        }
+        return;
+    }
     if (r->payload_case == GODWIT__RESULT__PAYLOAD_BULK_COPY) {
         const Godwit__BulkCopyResult *bc = r->bulk_copy;
         if (bc->copied) {
@@ -420,6 +445,9 @@ static void s_send(migration_t *g, Godwit__Command *cmd)
     step_token_t *tok = xmalloc(sizeof *tok);
     tok->g = g;
     tok->gen = ++g->gen;
+    tok->import = cmd->action_case == GODWIT__COMMAND__ACTION_IMPORT_PROFILE;
+    if (tok->import)
+        g->import.tuning = true;
     agentlink_send(g->env->link, agent, cmd, s_states[g->state].timeout_ms, s_step_done, tok);
 }
 
@@ -427,6 +455,10 @@ static void s_run(migration_t *g)
 {
     if (!s_states[g->state].build)
         return;
+    if (g->state == M_TUNE && !importprof_wanted(g)) {
+        migration_fire(g, MEV_DONE, "the plan gives no import profile");
+        return;
+    }
     if (!s_states[g->state].poll_ms)
         journal_event(g->env->journal, g->m->name, s_name(g->state), "intent",
                       s_states[g->state].comment);
@@ -665,9 +697,10 @@ void migration_tick(migration_t *g, uint64_t now)
     verify_tick(g->verify);
     s_vslot_check(g, now);
     s_apply_async(g, now);
+    importprof_tick(g, now);
     cutover_tick(g->cutover);
     if (!g->busy && s_states[g->state].build && now >= g->next_try_mono &&
-        (g->state != M_COPY || g->copy_slot))
+        (!migration_copy_phase(g) || g->copy_slot))
         s_run(g);
     s_progress_poll(g, now);
 }
@@ -707,9 +740,11 @@ migration_t *migration_new(const migration_env_t *env, const char *label, const 
     }
     /* A copy admitted before a restart may still run on its agent: it
      * keeps its slot, whatever the caps are now. */
-    last = state == M_COPY ? journal_last_event(env->journal, g->m->name, "copy_slot") : NULL;
+    last = migration_copy_phase(g) ? journal_last_event(env->journal, g->m->name, "copy_slot")
+                                   : NULL;
     g->copy_slot = last != NULL;
     free(last);
+    importprof_load(g);
     return g;
 }
 
@@ -723,6 +758,7 @@ void migration_destroy(migration_t **gp)
     cJSON_Delete(g->verify_last);
     cutover_cancel(&g->cutover);
     cJSON_Delete(g->cutover_last);
+    importprof_clear(&g->import);
     free(g->repl_error);
     if (g->sync)
         godwit__sync_status_result__free_unpacked(g->sync, NULL);

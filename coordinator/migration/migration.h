@@ -4,10 +4,11 @@
  * move as from, event, to, why), journaled. The rows, by event:
  *
  *   wave         scheduled -> roles (its wave of the fleet's schedule opened, waves.h)
- *   done         roles -> schema -> publish -> copy -> catchup -> postdata -> streaming;
+ *   done         roles -> schema -> publish -> tune -> copy -> catchup -> postdata ->
+ *                streaming;
  *                each undoing state to the next (abort_target -> abort_source -> aborted,
  *                ..., unfollow_source -> switched, cleanup_target -> done)
- *   abort        roles..streaming, pausing, paused, resuming -> abort_target;
+ *   abort        roles..streaming (tune too), pausing, paused, resuming -> abort_target;
  *                scheduled -> aborted (nothing of ours exists yet)
  *   protect      copy..streaming, pausing, paused, resuming -> protect_source
  *                -> protect_target -> aborted (the source at risk from our slot)
@@ -17,6 +18,11 @@
  *   rolled_back  switched -> streaming (a rollback)
  *   protect_green switched -> unfollow_target -> unfollow_source -> switched
  *   cleanup      switched -> cleanup_source -> cleanup_target -> done
+ *
+ * tune applies the plan's import profile on the target, if it gives one
+ * (importprof.h: its state before journaled first; reverted once the
+ * migration leaves tune..postdata, any way). A copy slot (the set's copy
+ * caps) is taken in tune and kept through copy.
  *
  * copy is one long step on the target (BulkCopy): the slot with an exported
  * snapshot, the tables copied in it in parallel, the subscription created
@@ -55,6 +61,7 @@
 #include "agentlink.h"
 #include "copyeta.h"
 #include "cutover.h"
+#include "importprof.h"
 #include "journal.h"
 #include "plan.h"
 #include "promtext.h"
@@ -83,6 +90,7 @@ typedef enum {
     M_UNFOLLOW_SOURCE,
     M_ROLES,
     M_SCHEDULED,
+    M_TUNE,
     M__COUNT
 } mstate_t;
 
@@ -117,14 +125,16 @@ typedef void (*migration_move_cb)(const char *migration, const char *from, const
 
 /* What every migration of a set shares: owned by the set (migset.c),
  * borrowed by each migration. on_move NULL: no observer. */
+typedef struct migration migration_t;
+
 typedef struct {
     const agentlink_t *link;
     journal_t *journal;
+    migration_t *const *migs;  /* the set's list (migrations into the same target share
+                                  its import profile: importprof.h) */
     migration_move_cb on_move;
     void *on_move_arg;
 } migration_env_t;
-
-typedef struct migration migration_t;
 
 struct migration {
     const migration_env_t *env; /* the set's, borrowed */
@@ -161,6 +171,7 @@ struct migration {
     uint64_t repl_error_at_ms;
     unsigned repl_error_repeats;
     cJSON *verify_last;      /* the last finished verify report, owned (from the journal) */
+    importprof_t import;     /* the import profile on the target (importprof.h) */
     cutover_t *cutover;      /* a cutover in progress, owned */
     cJSON *cutover_last;     /* the last finished cutover report, owned (from the journal) */
     /* A rehearsal's or an abort's "restore apply" failed (the agent was
@@ -175,6 +186,9 @@ struct migration {
     promtext_hist_t pause_hist[3];
     migration_t *next;       /* the set's list (migset.c) */
 };
+
+/* Whether g is in tune or copy: the states a copy slot is for. */
+bool migration_copy_phase(const migration_t *g);
 
 /* The transition table (migration.c, s_rows): how many rows, and row i's
  * from, event and to (static names); false past the end. */

@@ -83,7 +83,7 @@ static void s_admit_copies(migset_t *ms)
     size_t n = 0, cap = 0, waiting = 0;
     migration_t **running = NULL;
     for (migration_t *g = ms->migs; g; g = g->next) {
-        if (g->state != M_COPY)
+        if (!migration_copy_phase(g))
             continue;
         if (!g->copy_slot) {
             waiting++;
@@ -92,7 +92,7 @@ static void s_admit_copies(migset_t *ms)
         s_push(&running, &n, &cap, g);
     }
     for (migration_t *g = ms->migs; waiting && g; g = g->next) {
-        if (g->state != M_COPY || g->copy_slot)
+        if (!migration_copy_phase(g) || g->copy_slot)
             continue;
         waiting--;
         const char *src = g->m->source.agent, *tgt = g->m->target.agent;
@@ -163,8 +163,8 @@ cJSON *migset_copies_json(const migset_t *ms)
 {
     int64_t running = 0, queued = 0;
     for (const migration_t *g = ms->migs; g; g = g->next) {
-        running += g->state == M_COPY && g->copy_slot;
-        queued += g->state == M_COPY && !g->copy_slot;
+        running += migration_copy_phase(g) && g->copy_slot;
+        queued += migration_copy_phase(g) && !g->copy_slot;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "per_source", (double)ms->caps.per_source);
@@ -221,6 +221,7 @@ migset_t *migset_new(const agentlink_t *link, journal_t *j)
     migset_t *ms = xcalloc(1, sizeof *ms);
     ms->env.link = link;
     ms->env.journal = j;
+    ms->env.migs = &ms->migs;
     ms->caps = (migset_caps_t){ .per_source = MIGSET_COPIES_PER_SOURCE,
                                 .per_target = MIGSET_COPIES_PER_TARGET };
     int64_t paused = 0;
@@ -276,6 +277,14 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, unsigned wave, char *
     if (old && old->state != M_ABORTED) {
         snprintf(err, errlen, "migration %s is already %s", m->name,
                  migration_state_name(old->state));
+        return false;
+    }
+    char why[512];
+    if (old && importprof_pending(old, why, sizeof why)) {
+        /* Its record is the state to put back: a new start would read the
+         * relaxed values as the state before. */
+        snprintf(err, errlen, "migration %s is aborted but %s; start it again once that is done",
+                 m->name, why);
         return false;
     }
     char *json = plan_migration_to_json(m);
@@ -539,6 +548,8 @@ static bool s_cutover_gates(migset_t *ms, migration_t *g, bool back, char *why, 
     for (size_t i = 0; i < n; i++)
         proxies[i] = s_gate_agent(ms, ((const plan_proxy_t *)m->cutover.proxies.items)[i].agent);
     const char *slot_name = back ? g->revname : g->objname;
+    char import_why[512];
+    bool import_pending = importprof_pending(g, import_why, sizeof import_why);
     cutgate_view_t v = {
         .m = m,
         .back = back,
@@ -549,6 +560,7 @@ static bool s_cutover_gates(migset_t *ms, migration_t *g, bool back, char *why, 
         .all_ready = g->sync && g->sync->all_ready,
         .repl_error = g->repl_error,
         .repl_error_at_ms = g->repl_error_at_ms,
+        .import_pending = import_pending ? import_why : NULL,
         .now_ms = agentlink_now_ms(ms->env.link),
         .source = s_gate_agent(ms, m->source.agent),
         .target = s_gate_agent(ms, m->target.agent),

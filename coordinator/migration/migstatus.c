@@ -99,6 +99,11 @@ cJSON *migstatus_json(const migration_t *g)
     } else {
         cJSON_AddNullToObject(o, "copy");
     }
+    cJSON *ip = importprof_status(g);
+    if (ip)
+        cJSON_AddItemToObject(o, "import_profile", ip);
+    else
+        cJSON_AddNullToObject(o, "import_profile");
     if (g->repl_error) {
         cJSON *e = cJSON_AddObjectToObject(o, "replication_error");
         cJSON_AddStringToObject(e, "message", g->repl_error);

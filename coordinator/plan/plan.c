@@ -103,6 +103,40 @@ static const cfg_field_t s_roles[] = {
     CFG_END,
 };
 
+/* full_page_writes off risks torn pages after a crash of the target's
+ * host during the load: only when the operator says they accept it. */
+static bool s_import_check(const void *item, const char **field, char *why, size_t whylen)
+{
+    const plan_migration_t *m = item;
+    if (m->import_profile.full_page_writes_off && !m->import_profile.accept_torn_page_risk) {
+        *field = "full_page_writes";
+        snprintf(why, whylen, "off risks torn pages if the target's host crashes during the "
+                 "load (the target database must then be dropped and copied again); set "
+                 "accept_torn_page_risk: true beside it to accept that");
+        return false;
+    }
+    return true;
+}
+
+static const cfg_field_t s_import_profile[] = {
+    { .key = "synchronous_commit", .type = CFG_ENUM,
+      .offset = M(import_profile.synchronous_commit_off), .enum_values = s_on_off },
+    { .key = "max_wal_size", .type = CFG_BYTES, .offset = M(import_profile.max_wal_size_bytes),
+      .min = 32 << 20, .max = 1LL << 50 },
+    { .key = "checkpoint_timeout", .type = CFG_DURATION_MS,
+      .offset = M(import_profile.checkpoint_timeout_ms), .min = 30000, .max = 86400000 },
+    { .key = "maintenance_work_mem", .type = CFG_BYTES,
+      .offset = M(import_profile.maintenance_work_mem_bytes), .min = 1 << 20,
+      .max = 1LL << 40 },
+    { .key = "max_parallel_maintenance_workers", .type = CFG_INT,
+      .offset = M(import_profile.max_parallel_maintenance_workers), .min = 1, .max = 1024 },
+    { .key = "full_page_writes", .type = CFG_ENUM,
+      .offset = M(import_profile.full_page_writes_off), .enum_values = s_on_off },
+    { .key = "accept_torn_page_risk", .type = CFG_BOOL,
+      .offset = M(import_profile.accept_torn_page_risk) },
+    CFG_END,
+};
+
 static const cfg_field_t s_migration[] = {
     { .key = "name", .type = CFG_STRING, .offset = M(name), .required = true },
     { .key = "source", .type = CFG_SECTION, .required = true, .children = s_side[0] },
@@ -113,6 +147,8 @@ static const cfg_field_t s_migration[] = {
     { .key = "options", .type = CFG_SECTION, .children = s_options },
     { .key = "cutover", .type = CFG_SECTION, .children = s_cutover },
     { .key = "roles", .type = CFG_SECTION, .children = s_roles },
+    { .key = "import_profile", .type = CFG_SECTION, .children = s_import_profile,
+      .item_check = s_import_check },
     CFG_END,
 };
 
@@ -138,6 +174,8 @@ static const cfg_field_t s_template[] = {
     { .key = "options", .type = CFG_SECTION, .children = s_options },
     { .key = "cutover", .type = CFG_SECTION, .children = s_cutover },
     { .key = "roles", .type = CFG_SECTION, .children = s_roles },
+    { .key = "import_profile", .type = CFG_SECTION, .children = s_import_profile,
+      .item_check = s_import_check },
     CFG_END,
 };
 
@@ -539,6 +577,67 @@ void plan_free(plan_t *plan)
     plan->n_written = 0;
 }
 
+/* bytes as the server writes memory: in MB or kB when they divide. */
+static void s_mem(int64_t bytes, char *out, size_t len)
+{
+    if (bytes % (1 << 20) == 0)
+        snprintf(out, len, "%lldMB", (long long)(bytes >> 20));
+    else if (bytes % 1024 == 0)
+        snprintf(out, len, "%lldkB", (long long)(bytes >> 10));
+    else
+        snprintf(out, len, "%lldB", (long long)bytes);
+}
+
+size_t plan_import_settings(const plan_migration_t *m, plan_setting_t out[PLAN_IMPORT_SETTINGS_MAX])
+{
+    size_t n = 0;
+    if (m->import_profile.synchronous_commit_off) {
+        out[n].name = "synchronous_commit";
+        snprintf(out[n++].value, sizeof out->value, "off");
+    }
+    if (m->import_profile.max_wal_size_bytes) {
+        out[n].name = "max_wal_size";
+        s_mem(m->import_profile.max_wal_size_bytes, out[n++].value, sizeof out->value);
+    }
+    if (m->import_profile.checkpoint_timeout_ms) {
+        out[n].name = "checkpoint_timeout";
+        int64_t ms = m->import_profile.checkpoint_timeout_ms;
+        if (ms % 1000 == 0)
+            snprintf(out[n++].value, sizeof out->value, "%llds", (long long)(ms / 1000));
+        else
+            snprintf(out[n++].value, sizeof out->value, "%lldms", (long long)ms);
+    }
+    if (m->import_profile.maintenance_work_mem_bytes) {
+        out[n].name = "maintenance_work_mem";
+        s_mem(m->import_profile.maintenance_work_mem_bytes, out[n++].value, sizeof out->value);
+    }
+    if (m->import_profile.max_parallel_maintenance_workers) {
+        out[n].name = "max_parallel_maintenance_workers";
+        snprintf(out[n++].value, sizeof out->value, "%lld",
+                 (long long)m->import_profile.max_parallel_maintenance_workers);
+    }
+    if (m->import_profile.full_page_writes_off) {
+        out[n].name = "full_page_writes";
+        snprintf(out[n++].value, sizeof out->value, "off");
+    }
+    return n;
+}
+
+static void s_import_json(cJSON *o, const plan_migration_t *m)
+{
+    plan_setting_t set[PLAN_IMPORT_SETTINGS_MAX];
+    size_t n = plan_import_settings(m, set);
+    if (!n)
+        return;
+    /* The keys are the settings' names, and each value is one the plan's
+     * schema reads back (sizes and durations with their units). */
+    cJSON *ip = cJSON_AddObjectToObject(o, "import_profile");
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddStringToObject(ip, set[i].name, set[i].value);
+    if (m->import_profile.accept_torn_page_risk)
+        cJSON_AddBoolToObject(ip, "accept_torn_page_risk", true);
+}
+
 static void s_conn_json(cJSON *o, const char *key, const plan_conn_t *c)
 {
     cJSON *r = cJSON_AddObjectToObject(o, key);
@@ -619,6 +718,7 @@ char *plan_migration_to_json(const plan_migration_t *m)
     cJSON_AddStringToObject(co, "abort_timeout", buf);
     cJSON *ro = cJSON_AddObjectToObject(o, "roles");
     cJSON_AddBoolToObject(ro, "passwords", m->roles.passwords);
+    s_import_json(o, m);
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     char *out = xstrdup(text);

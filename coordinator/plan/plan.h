@@ -94,7 +94,31 @@ typedef struct {
     struct {
         bool passwords;                /* copy the created roles' password hashes */
     } roles;
+    /* Server settings of the target relaxed for the initial load (copy,
+     * catchup, post-data) and reverted after it (docs/import-profile.md).
+     * 0 (or "on") leaves a setting alone. */
+    struct {
+        int synchronous_commit_off;    /* 1: "off" */
+        int64_t max_wal_size_bytes;
+        int64_t checkpoint_timeout_ms;
+        int64_t maintenance_work_mem_bytes;
+        int64_t max_parallel_maintenance_workers;
+        int full_page_writes_off;      /* 1: "off", only with accept_torn_page_risk */
+        bool accept_torn_page_risk;
+    } import_profile;
 } plan_migration_t;
+
+/* One setting of an import profile as the server takes it. */
+typedef struct {
+    const char *name;                  /* static */
+    char value[32];                    /* "off", "16384MB", "1800s" */
+} plan_setting_t;
+
+#define PLAN_IMPORT_SETTINGS_MAX 6
+
+/* The settings m's import profile changes, in a fixed order, into out;
+ * their count (0: the plan gives none). */
+size_t plan_import_settings(const plan_migration_t *m, plan_setting_t out[PLAN_IMPORT_SETTINGS_MAX]);
 
 /* One inventory entry of a fleet: databases on one source agent that move
  * to one target agent, each under the same name. Every member the entry

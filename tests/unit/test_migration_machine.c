@@ -281,6 +281,29 @@ static void s_answer_progress(rig_t *r)
     }
 }
 
+/* Answers an ImportProfile command with the target's settings: those it
+ * names, max_wal_size at wal and synchronous_commit at sync, neither in
+ * postgresql.auto.conf. */
+static void s_ok_import(fakelink_sent_t *s, const char *wal, const char *sync)
+{
+    const Godwit__ImportProfile *q = s->cmd->import_profile;
+    Godwit__ImportSetting set[8], *ptrs[8];
+    Godwit__ImportProfileResult ir = GODWIT__IMPORT_PROFILE_RESULT__INIT;
+    for (size_t i = 0; i < q->n_settings && i < 8; i++) {
+        godwit__import_setting__init(&set[i]);
+        set[i].name = q->settings[i]->name;
+        set[i].setting = (char *)(strcmp(set[i].name, "max_wal_size") == 0 ? wal : sync);
+        ptrs[i] = &set[i];
+        ir.n_settings++;
+    }
+    ir.settings = ptrs;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_IMPORT_PROFILE;
+    res.import_profile = &ir;
+    fakelink_answer(s, &res, NULL);
+}
+
 /* Drives a started migration forward to `until` (a state name), answering
  * every step with success. */
 static void s_drive(rig_t *r, const char *until)
@@ -296,6 +319,8 @@ static void s_drive(rig_t *r, const char *until)
             s_ok_schema(s);
         } else if (strcmp(st, "publish") == 0) {
             fakelink_ok(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+        } else if (strcmp(st, "tune") == 0) {
+            s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
         } else if (strcmp(st, "copy") == 0) {
             s_ok_copy(fakelink_take_any(&r->link, GREEN, A(BULK_COPY)));
             s_answer_progress(r);
@@ -733,6 +758,7 @@ static void test_every_row_is_covered(void **state)
     const char *from, *event, *to;
     assert_false(migration_row(migration_rows(), &from, &event, &to));
 }
+
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
@@ -1182,6 +1208,245 @@ static void test_failed_restore_apply_sent_again(void **state)
     assert_int_equal(s_pending_action(r, GREEN, A(TUNE_SUBSCRIPTION)), 0);
 }
 
+/* ---- the import profile ---- */
+
+static const char s_plan_import[] =
+    "migrations:\n"
+    "  - name: " NAME "\n"
+    "    source: {agent: " BLUE ", database: shop}\n"
+    "    target: {agent: " GREEN ", database: shop}\n"
+    "    replication: {peer: blue-db}\n"
+    "    reverse_replication: {peer: green-db}\n"
+    "    cutover: {app_roles: [app], proxies: [{agent: " PX ", proxy: pgb}]}\n"
+    "    import_profile: {synchronous_commit: off, max_wal_size: 4GB}\n";
+
+/* r->plan replaced by text's. */
+static void s_use_plan(rig_t *r, const char *text)
+{
+    char err[512];
+    plan_free(&r->plan);
+    if (!plan_load_string("plan.yaml", text, &r->plan, err, sizeof err))
+        fail_msg("%s", err);
+}
+
+static const Godwit__ImportSetting *s_import_setting(const fakelink_sent_t *s, const char *name)
+{
+    const Godwit__ImportProfile *q = s->cmd->import_profile;
+    for (size_t i = 0; i < q->n_settings; i++)
+        if (strcmp(q->settings[i]->name, name) == 0)
+            return q->settings[i];
+    fail_msg("no setting %s in the command", name);
+    return NULL;
+}
+
+/* The import profile's status field (static buffer; "" if absent). */
+static const char *s_import_field(rig_t *r, const char *field)
+{
+    static char buf[512];
+    cJSON *st = migset_status(r->ms, NAME);
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "import_profile"), field);
+    snprintf(buf, sizeof buf, "%s", cJSON_IsString(v) ? v->valuestring : "");
+    cJSON_Delete(st);
+    return buf;
+}
+
+/* Tune reads the target's settings and journals them before it changes
+ * anything, then applies the plan's values; the revert follows the load
+ * (post-data done), is tried again until the agent says every setting is
+ * back, and the cutover gate refuses until then. */
+static void test_import_profile_applied_then_reverted(void **state)
+{
+    rig_t *r = *state;
+    char err[512];
+    s_use_plan(r, s_plan_import);
+    s_start(r);
+    s_drive(r, "publish");
+    migset_tick(r->ms);
+    fakelink_ok(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+    assert_string_equal(s_state(r), "tune");
+    migset_tick(r->ms);
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
+    assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_READ);
+    assert_int_equal(s->cmd->import_profile->n_settings, 2);
+    s_ok_import(s, "1GB", "on");
+    assert_string_equal(s_state(r), "tune");
+    char *rec = journal_last_event(r->journal, NAME, "import_profile");
+    assert_non_null(rec);
+    assert_non_null(strstr(rec, "\"stage\":\"read\""));
+    assert_non_null(strstr(rec, "\"setting\":\"1GB\""));
+    free(rec);
+    migset_tick(r->ms);
+    s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
+    assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_APPLY);
+    assert_string_equal(s_import_setting(s, "max_wal_size")->value, "4096MB");
+    assert_string_equal(s_import_setting(s, "synchronous_commit")->value, "off");
+    s_ok_import(s, "4GB", "off");
+    assert_string_equal(s_state(r), "copy");
+    assert_string_equal(s_import_field(r, "state"), "applied");
+    s_drive(r, "streaming");
+    /* The revert goes out with the state recorded before. */
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 1);
+    s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
+    assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_REVERT);
+    assert_string_equal(s_import_setting(s, "max_wal_size")->setting, "1GB");
+    assert_false(s_import_setting(s, "max_wal_size")->in_auto_conf);
+    fakelink_failed(s, "max_wal_size is 2GB (from /etc/pg.conf line 3), recorded 1GB before the "
+                       "import");
+    bool refused = false;
+    assert_false(migset_cutover(r->ms, NAME, false, false, &refused, err, sizeof err));
+    assert_true(refused);
+    assert_non_null(strstr(err, "not reverted"));
+    assert_non_null(strstr(err, "recorded 1GB"));
+    while (fakelink_peek(&r->link)) /* streaming's polls */
+        s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), true);
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0); /* every 5 s */
+    fakelink_advance(&r->link, 5000);
+    migset_tick(r->ms);
+    s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
+    assert_string_equal(s_import_field(r, "state"), "reverted");
+    assert_false(migset_cutover(r->ms, NAME, false, false, &refused, err, sizeof err));
+    assert_null(strstr(err, "import profile")); /* the next gate: verify */
+    /* Done for good, also after a restart. */
+    s_restart(r);
+    assert_string_equal(s_import_field(r, "state"), "reverted");
+    fakelink_advance(&r->link, 60000);
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0);
+}
+
+/* An abort while the apply is in flight: no revert runs beside it on the
+ * agent; once it answered, the revert goes out, and a restart of the
+ * coordinator before the agent answered sends it again from the journal. */
+static void test_import_profile_reverted_after_abort_and_restart(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    s_use_plan(r, s_plan_import);
+    s_start(r);
+    s_drive(r, "tune");
+    migset_tick(r->ms);
+    s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
+    migset_tick(r->ms);
+    fakelink_sent_t *apply = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
+    assert_true(migset_abort(r->ms, NAME, err, sizeof err));
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0);
+    s_ok_import(apply, "4GB", "off"); /* stale: moves nothing */
+    assert_string_equal(s_state(r), "abort_target");
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 1);
+    /* A new start of the name waits for the revert. */
+    while (s_pending(r, GREEN, A(DROP_OBJECTS)) || s_pending(r, BLUE, A(DROP_OBJECTS))) {
+        const fakelink_sent_t *d = fakelink_peek(&r->link);
+        while (d && d->cmd->action_case != A(DROP_OBJECTS))
+            d = d->next;
+        fakelink_ok(fakelink_take_any(&r->link, d->agent, A(DROP_OBJECTS)));
+        migset_tick(r->ms);
+    }
+    assert_string_equal(s_state(r), "aborted");
+    assert_false(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
+    assert_non_null(strstr(err, "import profile"));
+    s_restart(r);
+    assert_string_equal(s_import_field(r, "state"), "read");
+    migset_tick(r->ms);
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
+    assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_REVERT);
+    assert_string_equal(s_import_setting(s, "synchronous_commit")->setting, "on");
+    s_ok_import(s, "1GB", "on");
+    assert_string_equal(s_import_field(r, "state"), "reverted");
+    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
+}
+
+/* Two migrations into one target server: the second's state before is the
+ * first's (read after the first applied, the server shows the relaxed
+ * values), and the first's revert waits while the second still loads. */
+static void test_import_profile_shared_by_one_target(void **state)
+{
+    rig_t *r = *state;
+    char err[512];
+    static const char text[] =
+        "migrations:\n"
+        "  - {name: c1, source: {agent: " BLUE ", database: a}, target: {agent: " GREEN
+        ", database: a}, replication: {peer: p}, import_profile: {max_wal_size: 4GB}}\n"
+        "  - {name: c2, source: {agent: " BLUE ", database: b}, target: {agent: " GREEN
+        ", database: b}, replication: {peer: p}, import_profile: {max_wal_size: 4GB}}\n";
+    plan_t p;
+    if (!plan_load_string("plan.yaml", text, &p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(migset_start(r->ms, plan_at(&p, 0), 0, err, sizeof err));
+    /* c1 through its tune */
+    for (int guard = 0; guard < 10 && strcmp(s_field(r, "c1", "state"), "copy") != 0; guard++) {
+        migset_tick(r->ms);
+        const fakelink_sent_t *next = fakelink_peek(&r->link);
+        if (!next)
+            continue;
+        fakelink_sent_t *s = fakelink_take_any(&r->link, next->agent, next->cmd->action_case);
+        if (s->cmd->action_case == A(APPLY_ROLES))
+            s_ok_roles(s);
+        else if (s->cmd->action_case == A(APPLY_SCHEMA))
+            s_ok_schema(s);
+        else if (s->cmd->action_case == A(IMPORT_PROFILE))
+            s_ok_import(s, s->cmd->import_profile->mode ? "4GB" : "1GB", "on");
+        else
+            fakelink_ok(s);
+    }
+    assert_string_equal(s_field(r, "c1", "state"), "copy");
+    migset_tick(r->ms);
+    fakelink_sent_t *copy1 = fakelink_take_any(&r->link, GREEN, A(BULK_COPY));
+    /* c2 reads the relaxed value, records c1's state before */
+    assert_true(migset_start(r->ms, plan_at(&p, 1), 0, err, sizeof err));
+    for (int guard = 0; guard < 10 && strcmp(s_field(r, "c2", "state"), "copy") != 0; guard++) {
+        migset_tick(r->ms);
+        const fakelink_sent_t *next = fakelink_peek(&r->link);
+        while (next && next->cmd->action_case == A(BULK_COPY_STATUS))
+            next = next->next;
+        if (!next)
+            continue;
+        fakelink_sent_t *s = fakelink_take_any(&r->link, next->agent, next->cmd->action_case);
+        if (s->cmd->action_case == A(APPLY_ROLES))
+            s_ok_roles(s);
+        else if (s->cmd->action_case == A(APPLY_SCHEMA))
+            s_ok_schema(s);
+        else if (s->cmd->action_case == A(IMPORT_PROFILE))
+            s_ok_import(s, "4GB", "on");
+        else
+            fakelink_ok(s);
+    }
+    assert_string_equal(s_field(r, "c2", "state"), "copy");
+    char *rec = journal_last_event(r->journal, "c2", "import_profile");
+    assert_non_null(strstr(rec, "\"setting\":\"1GB\""));
+    assert_non_null(strstr(rec, "\"shared_from\":\"c1\""));
+    free(rec);
+    /* c1 leaves its load (an abort) while c2 still copies: its revert is
+     * held back; once c2 leaves too, both put back the same state. */
+    fakelink_answer(copy1, NULL, "stopped: our objects are being dropped");
+    assert_true(migset_abort(r->ms, "c1", err, sizeof err));
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0);
+    cJSON *st = migset_status(r->ms, "c1");
+    const cJSON *ip = cJSON_GetObjectItem(st, "import_profile");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(ip, "held_by")), "c2");
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(ip, "pending")),
+                           "while migration c2 loads"));
+    cJSON_Delete(st);
+    assert_true(migset_abort(r->ms, "c2", err, sizeof err));
+    fakelink_drain(&r->link, "stopped");
+    fakelink_advance(&r->link, 1000);
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 2);
+    for (int i = 0; i < 2; i++) {
+        fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
+        assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_REVERT);
+        assert_string_equal(s_import_setting(s, "max_wal_size")->setting, "1GB");
+        s_ok_import(s, "1GB", "on");
+    }
+    fakelink_drain(&r->link, "not now");
+    plan_free(&p);
+}
+
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1214,6 +1479,9 @@ int main(void)
         T(test_recovered_cutover_switches),
         T(test_recovered_rollback_streams_again),
         T(test_failed_restore_apply_sent_again),
+        T(test_import_profile_applied_then_reverted),
+        T(test_import_profile_reverted_after_abort_and_restart),
+        T(test_import_profile_shared_by_one_target),
         /* keep last */
         cmocka_unit_test(test_every_row_is_covered),
     };

@@ -562,6 +562,63 @@ static void test_examples_load(void **state)
     }
 }
 
+/* import_profile: the settings as the server takes them, in a fixed
+ * order; full_page_writes off only with the risk accepted; a bad value
+ * refused with its line and field; kept through the journal's JSON. */
+static void test_import_profile(void **state)
+{
+    (void)state;
+    static const char head[] = "migrations:\n  - name: s\n    source: {agent: a, database: d}\n"
+                               "    target: {agent: b, database: e}\n"
+                               "    replication: {peer: h}\n";
+    char text[1024];
+    plan_t p, q;
+    char err[512] = "";
+    plan_setting_t set[PLAN_IMPORT_SETTINGS_MAX];
+    if (!plan_load_string("plan.yaml", head, &p, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(plan_import_settings(plan_at(&p, 0), set), 0);
+    char *json = plan_migration_to_json(plan_at(&p, 0));
+    assert_null(strstr(json, "import_profile"));
+    free(json);
+    plan_free(&p);
+
+    snprintf(text, sizeof text, "%s    import_profile:\n      synchronous_commit: off\n"
+             "      max_wal_size: 16GB\n      checkpoint_timeout: 30m\n"
+             "      maintenance_work_mem: 1536kB\n      max_parallel_maintenance_workers: 4\n"
+             "      full_page_writes: off\n      accept_torn_page_risk: true\n", head);
+    if (!plan_load_string("plan.yaml", text, &p, err, sizeof err))
+        fail_msg("%s", err);
+    static const char *const want[][2] = {
+        { "synchronous_commit", "off" }, { "max_wal_size", "16384MB" },
+        { "checkpoint_timeout", "1800s" }, { "maintenance_work_mem", "1536kB" },
+        { "max_parallel_maintenance_workers", "4" }, { "full_page_writes", "off" },
+    };
+    assert_int_equal(plan_import_settings(plan_at(&p, 0), set), 6);
+    for (size_t i = 0; i < 6; i++) {
+        assert_string_equal(set[i].name, want[i][0]);
+        assert_string_equal(set[i].value, want[i][1]);
+    }
+    json = plan_migration_to_json(plan_at(&p, 0));
+    if (!plan_load_string("journal", json, &q, err, sizeof err))
+        fail_msg("%s: %s", err, json);
+    assert_int_equal(plan_import_settings(plan_at(&q, 0), set), 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(set[i].value, want[i][1]);
+    free(json);
+    plan_free(&q);
+    plan_free(&p);
+
+    snprintf(text, sizeof text, "%s    import_profile:\n      synchronous_commit: on\n"
+             "      full_page_writes: off\n", head);
+    s_refused(text, "plan.yaml:8: migrations[0].import_profile.full_page_writes: off risks torn "
+                    "pages");
+    snprintf(text, sizeof text, "%s    import_profile: {checkpoint_timeout: 5s}\n", head);
+    s_refused(text, "plan.yaml:6: migrations[0].import_profile.checkpoint_timeout:");
+    snprintf(text, sizeof text, "%s    import_profile: {work_mem: 1GB}\n", head);
+    s_refused(text, "plan.yaml:6: migrations[0].import_profile.work_mem: unknown key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_reverse_replication),
         cmocka_unit_test(test_roles_passwords),
+        cmocka_unit_test(test_import_profile),
         cmocka_unit_test(test_connection_keys_moved),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
