@@ -195,6 +195,12 @@ static void s_send_target(plancheck_mig_t *pm)
     pt.app_roles = m->cutover.app_roles.items;
     pt.passwords = m->roles.passwords;
     pt.link_mbit = (uint32_t)m->options.link_mbit;
+    plan_setting_t set[PLAN_IMPORT_SETTINGS_MAX];
+    char *names[PLAN_IMPORT_SETTINGS_MAX];
+    pt.n_import_settings = plan_import_settings(m, set);
+    for (size_t i = 0; i < pt.n_import_settings; i++)
+        names[i] = (char *)set[i].name; /* static */
+    pt.import_settings = names;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET;
     cmd.preflight_target = &pt;

@@ -174,6 +174,29 @@ def test_gate_refuses_until_reverted(rig):
           "the gate goes on to verify: %r" % r.stderr)
 
 
+def test_preflight_names_missing_rights(rig):
+    """An agent role that may not ALTER SYSTEM the profile's settings is a
+    blocking finding of plan check, with the GRANTs that fix it."""
+    blue, green, coord, plan = setup(rig, options=PROFILE)
+    green.psql("CREATE ROLE godwit_tgt LOGIN CREATEDB CREATEROLE REPLICATION")
+    green.psql("GRANT ALTER SYSTEM ON PARAMETER max_wal_size, synchronous_commit TO godwit_tgt")
+    agent = [p for p in rig.procs if p.name == "agent-green"][0]
+    agent.kill9()
+    config = os.path.join(rig.path("agent-green"), "agent.yaml")
+    with open(config) as f:
+        text = f.read()
+    with open(config, "w") as f:
+        f.write(text.replace("  user: postgres\n", "  user: godwit_tgt\n", 1))
+    agent.start()
+    wait_for("green connected", lambda: coord.agent("green")["state"] == "connected", 15)
+    r = coord.ctl("plan", "check", plan, check_rc=False, timeout=120)
+    out = r.stdout.decode() + r.stderr.decode()
+    check(r.returncode != 0 and "import_profile" in out and
+          "may not ALTER SYSTEM checkpoint_timeout, maintenance_work_mem, "
+          "max_parallel_maintenance_workers" in out and "cannot read pg_file_settings" in out
+          and "GRANT ALTER SYSTEM ON PARAMETER" in out, "the finding: %s" % out[-3000:])
+
+
 if __name__ == "__main__":
     harness.run([test_applied_during_copy_reverted_after, test_abort_mid_copy_reverts,
-                 test_gate_refuses_until_reverted])
+                 test_gate_refuses_until_reverted, test_preflight_names_missing_rights])

@@ -208,6 +208,8 @@ step_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
     }
     p->app_roles = pgconn_text_array(req->app_roles, req->n_app_roles);
     p->passwords = req->passwords;
+    if (req->n_import_settings)
+        p->import_settings = pgconn_text_array(req->import_settings, req->n_import_settings);
     p->link_mbit = req->link_mbit ? req->link_mbit : 1000;
     p->src_wmem_max = src->tcp_wmem_max;
     p->src_congestion = xstrdup(src->tcp_congestion ? src->tcp_congestion : "");

@@ -71,6 +71,7 @@ static void s_release(steprun_t *run)
     free(p->repl_user_q);
     free(p->repl_db_q);
     free(p->app_roles);
+    free(p->import_settings);
     free(p->src_congestion);
     cJSON_Delete(p->access[0]);
     cJSON_Delete(p->access[1]);

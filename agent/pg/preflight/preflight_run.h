@@ -75,6 +75,7 @@ struct preflight {
     size_t n_existing, next_existing;
     char *app_roles;          /* text[] literal of the plan's application roles */
     bool passwords;           /* the plan copies password hashes */
+    char *import_settings;    /* text[] literal of the import profile's settings; NULL: none */
     uint32_t link_mbit;       /* the plan's link between the hosts, Mbit/s */
     bool repl_ok;             /* the replication connection opened (kept for the link) */
     int link_left;            /* round trips still to time */

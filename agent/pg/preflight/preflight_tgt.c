@@ -99,6 +99,70 @@ static void s_tgt_settings(steprun_t *run)
         2, params, s_on_tgt_settings);
 }
 
+/* ---- target: the import profile's rights ---------------------------------- */
+
+static void s_on_tgt_import(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    preflight_t *p = arg;
+    if (!r->ok) {
+        steprun_fail_query(&p->run, NULL, r);
+        return;
+    }
+    if (!r->res || PQntuples(r->res) != 1) {
+        steprun_failf(&p->run, "reading the rights the import profile needs: no row returned");
+        return;
+    }
+    const char *denied = pgconn_col_str(r->res, 0, "denied");
+    bool files = pgconn_col_bool(r->res, 0, "files"), reload = pgconn_col_bool(r->res, 0, "reload");
+    const char *user = pgconn_col_str(r->res, 0, "who");
+    if (denied[0] || !files || !reload)
+        preflight_run_add(
+            p, SEV_ERROR, "import_profile_rights", "import_profile",
+            xasprintf("the plan's import profile changes settings of the target's server with "
+                      "ALTER SYSTEM, but the agent's role %s %s%s%s%s%s", user,
+                      denied[0] ? "may not ALTER SYSTEM " : "", denied,
+                      denied[0] && (!files || !reload) ? "; it " : "",
+                      !files ? "cannot read pg_file_settings (the recorded state of "
+                               "postgresql.auto.conf)" : "",
+                      !reload ? (!files ? " and cannot run pg_reload_conf()"
+                                        : "cannot run pg_reload_conf()") : ""),
+            xasprintf("Connect the target's agent as a superuser, or (PostgreSQL 15 and "
+                      "later) GRANT ALTER SYSTEM ON PARAMETER ... TO %s; GRANT EXECUTE ON "
+                      "FUNCTION pg_catalog.pg_show_all_file_settings(), "
+                      "pg_catalog.pg_reload_conf() TO %s; GRANT SELECT ON "
+                      "pg_catalog.pg_file_settings TO %s; or leave import_profile out of the "
+                      "plan.", user, user, user));
+    steprun_next(&p->run);
+}
+
+static void s_tgt_import(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    if (!p->import_settings) {
+        steprun_next(run);
+        return;
+    }
+    /* Before 15 only a superuser may ALTER SYSTEM. */
+    const char *may = pgconn_server_version(run->conn[P_LOCAL]) >= 150000
+                          ? "pg_catalog.has_parameter_privilege(n, 'ALTER SYSTEM')"
+                          : "r.rolsuper";
+    char *sql = xasprintf(
+        "SELECT pg_catalog.quote_ident(r.rolname) AS who,"
+        " coalesce((SELECT pg_catalog.string_agg(n, ', ' ORDER BY n)"
+        "  FROM pg_catalog.unnest($1::pg_catalog.text[]) n WHERE NOT %s), '') AS denied,"
+        " r.rolsuper OR (pg_catalog.has_function_privilege("
+        "  'pg_catalog.pg_show_all_file_settings()', 'EXECUTE') AND"
+        "  pg_catalog.has_table_privilege('pg_catalog.pg_file_settings', 'SELECT')) AS files,"
+        " pg_catalog.has_function_privilege('pg_catalog.pg_reload_conf()', 'EXECUTE') AS reload"
+        " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+        may);
+    const char *params[1] = { p->import_settings };
+    preflight_run_query(p, "reading the rights the import profile needs", sql, 1, params,
+                        s_on_tgt_import);
+    free(sql);
+}
+
 /* ---- target: tables that already hold rows ------------------------------ */
 
 static void s_on_tgt_tables(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -754,7 +818,8 @@ static void s_tgt_disk_write(steprun_t *run)
 }
 
 const steprun_fn preflight_tgt_stages[] = {
-    preflight_run_connect, s_tgt_settings, s_tgt_tables, s_tgt_rows,       s_tgt_extensions,
+    preflight_run_connect, s_tgt_settings, s_tgt_import, s_tgt_tables, s_tgt_rows,
+    s_tgt_extensions,
     s_tgt_replication,     s_tgt_link,     s_tgt_roles,  s_tgt_disk,       s_tgt_disk_write,
     NULL,
 };
