@@ -154,6 +154,20 @@ static void test_tables_and_errors(void **state)
     assert_true(cutgate_check(&r->v, why, sizeof why));
 }
 
+/* The import profile not reverted on green: the cutover is refused with
+ * why; a rollback does not look at it. */
+static void test_import_profile(void **state)
+{
+    rig_t *r = *state;
+    r->v.import_pending = "the import profile is not reverted on green yet: max_wal_size is 3GB";
+    s_refused(&r->v, "the import profile is not reverted on green yet: max_wal_size is 3GB");
+    r->v.back = true;
+    r->v.state = "switched";
+    r->v.slot_name = "godwit_shop_rev";
+    char why[700];
+    assert_true(cutgate_check(&r->v, why, sizeof why));
+}
+
 static void test_agents_and_proxies(void **state)
 {
     rig_t *r = *state;
@@ -208,7 +222,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_all_gates_pass),    T(test_state),       T(test_verify),
         T(test_tables_and_errors), T(test_agents_and_proxies),
-        T(test_slot_lag_and_pause), T(test_rollback),
+        T(test_slot_lag_and_pause), T(test_rollback), T(test_import_profile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
