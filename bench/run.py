@@ -2,7 +2,7 @@
 """godwit benchmarks: prints a table and writes it to bench/results/.
 
     bench/run.py [--quick] [--only agent|fanin|pipeline|cutover|verify|fleet|group]
-                 [--fanin 100,1000,5000] [--scale 50] [--cutovers 20] [--verify-scale 10]
+                 [--fanin 100,1000,5000] [--scale 50] [--durable] [--cutovers 20] [--verify-scale 10]
                  [--migrations 200] [--copies 0] [--group-sizes 1,10,50]
                  [--group-roles shared|database] [--group-rehearsals 3] [--group-copies 10]
 
@@ -27,8 +27,10 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    a foreign key, a secondary index and a trigger, with its parts (schema,
    publish + subscribe + copy, post-data), against two baselines in the same
    run on fresh target databases: a plain subscription with copy_data after
-   a full schema-only restore, and pg_dump -Fd -j2 | pg_restore -j2 (no
-   streaming: a floor, not a way to migrate live).
+   a full schema-only restore, pg_dump -Fd -j2 | pg_restore -j2 and
+   Debian's pgcopydb clone with two table and two index jobs (both without
+   streaming: floors, not ways to migrate live); then godwit again into a
+   fresh database with an import profile on green (docs/import-profile.md).
 
 4. Cutover: the migration of pgbench scale 2 plus the test schema through
    PgBouncer (transaction mode), pgbench writing 400 tx/s through it as the
@@ -112,6 +114,7 @@ import glob
 import json
 import os
 import resource
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -427,13 +430,26 @@ def s_run(argv, env=None):
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
-def bench_pipeline(scale):
+# The import profile of the pipeline's second godwit run (docs/import-profile.md);
+# green already runs with max_wal_size 4GB.
+PIPELINE_PROFILE = ("    import_profile: {synchronous_commit: off, max_wal_size: 16GB, "
+                    "checkpoint_timeout: 30m, maintenance_work_mem: 512MB, "
+                    "max_parallel_maintenance_workers: 2}\n")
+
+
+def bench_pipeline(scale, durable=False):
+    """durable: both servers flush their WAL (fsync on) and green keeps
+    PostgreSQL's default max_wal_size (1GB), as a production server would;
+    the test clusters' fsync off and green's 4GB otherwise hide what an
+    import profile saves."""
     rig = harness.Rig("bench-pipeline")
     pg = lambda name: os.path.join(harness.PG_BIN, name)
     try:
-        blue = rig.cluster("blue", extra={"shared_buffers": "256MB", "max_wal_size": "4GB"})
-        green = rig.cluster("green", extra={"shared_buffers": "256MB", "max_wal_size": "4GB",
-                                            "max_sync_workers_per_subscription": 2})
+        flush = {"fsync": "on"} if durable else {}
+        blue = rig.cluster("blue", extra=dict(flush, shared_buffers="256MB", max_wal_size="4GB"))
+        green = rig.cluster("green", extra=dict(flush, shared_buffers="256MB",
+                                                max_sync_workers_per_subscription=2,
+                                                **({} if durable else {"max_wal_size": "4GB"})))
         blue.psql("CREATE DATABASE shop")
         s_run([pg("pgbench"), "-i", "-q", "-s", str(scale), "-h", "127.0.0.1", "-p",
                str(blue.port), "-U", "postgres", "shop"])
@@ -471,39 +487,76 @@ def bench_pipeline(scale):
         results["dump_restore_s"] = time.monotonic() - t0
         green.psql("DROP DATABASE dumped")
 
-        # godwit.
-        green.psql("CREATE DATABASE shop")
+        # Baseline 3: pgcopydb (Debian's), as its docs suggest for 2 cores.
+        if shutil.which("pgcopydb"):
+            green.psql("CREATE DATABASE copied")
+            cdir = rig.path("pgcopydb")
+            env = dict(os.environ, PATH=harness.PG_BIN + ":" + os.environ.get("PATH", ""))
+            uri = "host=127.0.0.1 port=%d user=postgres dbname=%s"
+            t0 = time.monotonic()
+            s_run(["pgcopydb", "clone", "--source", uri % (blue.port, "shop"), "--target",
+                   uri % (green.port, "copied"), "--dir", cdir, "--table-jobs", "2",
+                   "--index-jobs", "2", "--split-tables-larger-than", "50MB"], env=env)
+            results["pgcopydb_s"] = time.monotonic() - t0
+            green.psql("DROP DATABASE copied")
+
+        # godwit without and with an import profile on green, in the order
+        # A B B A (what runs later finds a warmer cache and an older WAL), each
+        # into a fresh database, with the one before dropped and a checkpoint
+        # first (each migration is aborted after it, which drops its slot).
         coord = harness.Coordinator(rig, ["blue", "green"], options={"log_level": "warn"}).start()
         harness.Agent(rig, "blue", coord, role="source", cluster=blue).start()
         harness.Agent(rig, "green", coord, role="target", cluster=green,
                       peers={"blue": blue}).start()
         for n in ("blue", "green"):
             harness.wait_for(n, lambda: coord.agent(n)["state"] == "connected", 15)
-        plan = rig.path("plan.yaml")
-        with open(plan, "w") as f:
-            f.write("migrations:\n  - name: shop\n    source: {agent: blue, database: shop}\n"
-                    "    target: {agent: green, database: shop}\n"
-                    "    replication: {peer: blue}\n")
-        seen = {}
-        t0 = time.monotonic()
-        coord.ctl("migrate", "start", plan)
-        while time.monotonic() - t0 < 3600:
-            r = coord.ctl("migrate", "status", "shop", "--json", check_rc=False)
-            if r.returncode == 0:
-                state = json.loads(r.stdout)["migrations"][0]["state"]
-                seen.setdefault(state, time.monotonic() - t0)
-                if state == "streaming":
-                    break
-            time.sleep(0.1)
-        total = seen.get("streaming")
-        if total is None:
-            raise RuntimeError("godwit did not reach streaming: %r" % seen)
-        results.update({
-            "godwit_s": total,
-            "godwit_schema_s": seen.get("publish", 0),
-            "godwit_copy_s": seen.get("postdata", total) - seen.get("publish", 0),
-            "godwit_postdata_s": total - seen.get("postdata", total),
-        })
+        runs = {}
+        for key, name, profile in (("warm-up", "shop0", ""),
+                                   ("godwit", "shop", ""),
+                                   ("godwit_profile", "shop2", PIPELINE_PROFILE),
+                                   ("godwit_profile", "shop3", PIPELINE_PROFILE),
+                                   ("godwit", "shop4", "")):
+            green.psql("CHECKPOINT")
+            green.psql("CREATE DATABASE %s" % name)
+            plan = rig.path("plan-%s.yaml" % name)
+            with open(plan, "w") as f:
+                f.write("migrations:\n  - name: %s\n    source: {agent: blue, database: shop}\n"
+                        "    target: {agent: green, database: %s}\n"
+                        "    replication: {peer: blue}\n%s" % (name, name, profile))
+            seen = {}
+            t0 = time.monotonic()
+            coord.ctl("migrate", "start", plan)
+            while time.monotonic() - t0 < 3600:
+                r = coord.ctl("migrate", "status", name, "--json", check_rc=False)
+                if r.returncode == 0:
+                    state = json.loads(r.stdout)["migrations"][0]["state"]
+                    seen.setdefault(state, time.monotonic() - t0)
+                    if state == "streaming":
+                        break
+                time.sleep(0.1)
+            total = seen.get("streaming")
+            if total is None:
+                raise RuntimeError("godwit did not reach streaming: %r" % seen)
+            # publish and tune last less than a poll: the schema ends at the
+            # first of the states after it that was seen
+            schema = min(seen.get(st, total) for st in ("publish", "tune", "copy", "catchup"))
+            runs.setdefault(key, []).append({
+                "s": total,
+                "schema_s": schema,
+                "copy_s": seen.get("postdata", total) - schema,
+                "postdata_s": total - seen.get("postdata", total),
+            })
+            coord.ctl("migrate", "abort", name)
+            harness.wait_for("aborted", lambda: json.loads(coord.ctl(
+                "migrate", "status", name, "--json").stdout)["migrations"][0]["state"] ==
+                "aborted", 120, interval=0.2)
+            green.psql("DROP DATABASE %s WITH (FORCE)" % name)
+        runs.pop("warm-up")  # the first load into green is slower (11.9 s against 9.5 s)
+        for key, rs in runs.items():  # the mean of its two runs
+            for part in rs[0]:
+                results[key + "_" + part] = statistics.mean(r[part] for r in rs)
+            results[key + "_runs_s"] = [r["s"] for r in rs]
+        results["durable"] = durable
         return results
     finally:
         rig.close()
@@ -1243,6 +1296,8 @@ def main():
     ap.add_argument("--verify-scale", type=int, default=10)
     ap.add_argument("--cutovers", type=int, default=20)
     ap.add_argument("--scale", type=int, default=50)
+    ap.add_argument("--durable", action="store_true",
+                    help="pipeline: the servers flush their WAL (fsync on), as in production")
     ap.add_argument("--fanin", default="100,1000,5000")
     ap.add_argument("--rigs", default="0,25,25-two-sites",
                     help="the cutover bench's rigs: round trip in ms, '-two-sites' for the "
@@ -1257,10 +1312,13 @@ def main():
     results = {}
     if args.only in (None, "pipeline"):
         scale = 10 if args.quick else args.scale
-        p = bench_pipeline(scale)
+        p = bench_pipeline(scale, args.durable)
         results["pipeline"] = p
         lines += ["", "Time to streaming, pgbench scale %d plus a schema with FK, index, trigger "
-                  "(%.0f MB)" % (scale, p["database_bytes"] / 1048576.0),
+                  "(%.0f MB), %s; godwit rows: the mean of two runs (A B B A, after a warm-up run)" % (
+                      scale, p["database_bytes"] / 1048576.0,
+                      "fsync on, green's max_wal_size the default 1GB" if p["durable"]
+                      else "fsync off and max_wal_size 4GB (test clusters)"),
                   "| | seconds | godwit speed-up |", "|---|---|---|",
                   "| godwit, start to streaming | %.1f | |" % p["godwit_s"],
                   "| - schema (pre-data, keys) | %.1f | |" % p["godwit_schema_s"],
@@ -1269,9 +1327,23 @@ def main():
                   "| baseline: schema-only restore + plain subscription | %.1f | %.2fx |" % (
                       p["plain_subscription_s"], p["plain_subscription_s"] / p["godwit_s"]),
                   "| baseline: pg_dump -Fd -j2, pg_restore -j2 (no streaming) | %.1f | %.2fx |" % (
-                      p["dump_restore_s"], p["dump_restore_s"] / p["godwit_s"]),
-                  "Targets: at least 1.3x against the plain subscription, at least 1.0x against "
-                  "dump/restore."]
+                      p["dump_restore_s"], p["dump_restore_s"] / p["godwit_s"])]
+        if "pgcopydb_s" in p:
+            lines.append("| baseline: pgcopydb clone --table-jobs 2 --index-jobs 2 "
+                         "--split-tables-larger-than 50MB (no streaming) | %.1f | %.2fx |" % (
+                             p["pgcopydb_s"], p["pgcopydb_s"] / p["godwit_s"]))
+        lines += ["| godwit with an import profile, start to streaming (speed-up: over godwit without "
+                  "one) | %.1f | %.2fx |" % (
+                      p["godwit_profile_s"], p["godwit_s"] / p["godwit_profile_s"]),
+                  "| - schema (pre-data, keys) | %.1f | |" % p["godwit_profile_schema_s"],
+                  "| - publish, tune, copy, catchup | %.1f | |" % p["godwit_profile_copy_s"],
+                  "| - post-data | %.1f | |" % p["godwit_profile_postdata_s"],
+                  "| profile: dump/restore, pgcopydb against it | | %.2fx, %s |" % (
+                      p["dump_restore_s"] / p["godwit_profile_s"],
+                      "%.2fx" % (p["pgcopydb_s"] / p["godwit_profile_s"]) if "pgcopydb_s" in p
+                      else "-"),
+                  "Targets: at least 1.3x against the plain subscription, at least 1.2x against "
+                  "dump/restore and 1.5x against pgcopydb (issue 15)."]
     if args.only in (None, "cutover"):
         n = 5 if args.quick else args.cutovers
         rigs = []

@@ -15,6 +15,7 @@
 # Packages: dpkg-dev (dpkg-shlibdeps, which cpack's DEB generator runs),
 #          lintian (checks the .debs), man-db (`man -w` in the packages'
 #          test).
+# Benchmarks: pgcopydb (a baseline of bench/run.py --only pipeline).
 # Demos:   pgbouncer; iproute2 (network namespaces) and openssl (a CA and
 #          the servers' certificates) for demo-datacenters.sh.
 set -euo pipefail
@@ -28,6 +29,7 @@ packages=(
     haproxy nginx libnginx-mod-stream pgbouncer prometheus
     procps iproute2 openssl
     dpkg-dev lintian man-db
+    pgcopydb
 )
 
 missing=()
