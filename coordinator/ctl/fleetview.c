@@ -103,6 +103,13 @@ static void s_migration_problems(const cJSON *m, problems_t *problems)
         snprintf(msg, sizeof msg, "the last verify found differences");
         s_problem(problems, "error", object, msg, cmd);
     }
+    const cJSON *ip = cJSON_GetObjectItem(m, "import_profile");
+    const char *ip_err = cJSON_IsObject(ip) ? render_str(ip, "error", NULL) : NULL;
+    if (ip_err) {
+        snprintf(msg, sizeof msg, "import profile not reverted on %s (the cutover gate refuses): "
+                 "%s", render_str(m, "target", "?"), ip_err);
+        s_problem(problems, "error", object, msg, cmd);
+    }
     const char *err = render_str(m, "last_error", NULL);
     if (err && render_num(m, "attempts", 0) > 0) {
         snprintf(msg, sizeof msg, "%s failing (%.0f attempts): %s", render_str(m, "state", "?"),

@@ -90,12 +90,15 @@ static void test_problems_errors_first(void **state)
         " \"slot_retained_bytes\":900,\"slot_wal_limit_bytes\":1000,\"verify\":{\"state\":\"equal\"}},"
         "{\"name\":\"b\",\"state\":\"catchup\",\"attempts\":3,\"last_error\":\"timeout\"},"
         "{\"name\":\"c\",\"state\":\"streaming\",\"replication_error\":"
-        " {\"message\":\"duplicate key\",\"times\":4},\"verify\":{\"state\":\"different\"}}]}");
+        " {\"message\":\"duplicate key\",\"times\":4},\"verify\":{\"state\":\"different\"}},"
+        "{\"name\":\"d\",\"state\":\"streaming\",\"target\":\"green\",\"import_profile\":"
+        " {\"state\":\"applied\",\"error\":\"max_wal_size is 3GB\"}}]}");
     cJSON *f = fleetview_build(st, ms);
     const cJSON *p = cJSON_GetObjectItem(f, "problems");
     int n = cJSON_GetArraySize(p);
-    assert_int_equal(n, 6);
-    /* errors (the lost agent, c's replication error and its verify), then warnings */
+    assert_int_equal(n, 7);
+    /* errors (the lost agent, c's replication error and its verify, d's import
+     * profile), then warnings */
     bool warned = false;
     for (int i = 0; i < n; i++) {
         const char *sev = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(p, i),
@@ -114,6 +117,8 @@ static void test_problems_errors_first(void **state)
     assert_non_null(strstr(text, "lag 5.5 s, over max_lag (1.0 s)"));
     assert_non_null(strstr(text, "slot holds 90 % of slot_wal_limit"));
     assert_non_null(strstr(text, "catchup failing (3 attempts): timeout"));
+    assert_non_null(strstr(text, "import profile not reverted on green (the cutover gate "
+                                 "refuses): max_wal_size is 3GB"));
     cJSON_free(text);
     assert_int_equal(s_at(f, "verify", "different"), 1);
     assert_int_equal(s_at(f, "agents", "lost"), 1);
