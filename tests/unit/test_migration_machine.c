@@ -1359,6 +1359,31 @@ static void test_import_profile_reverted_after_abort_and_restart(void **state)
     assert_true(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
 }
 
+/* Answers every command but the copy's until migration name is in copy;
+ * the target's max_wal_size reads wal until then. */
+static void s_to_copy(rig_t *r, const char *name, const char *wal)
+{
+    for (int guard = 0; guard < 10 && strcmp(s_field(r, name, "state"), "copy") != 0; guard++) {
+        migset_tick(r->ms);
+        const fakelink_sent_t *next = fakelink_peek(&r->link);
+        while (next && (next->cmd->action_case == A(BULK_COPY_STATUS) ||
+                        next->cmd->action_case == A(BULK_COPY)))
+            next = next->next;
+        if (!next)
+            continue;
+        fakelink_sent_t *s = fakelink_take_any(&r->link, next->agent, next->cmd->action_case);
+        if (s->cmd->action_case == A(APPLY_ROLES))
+            s_ok_roles(s);
+        else if (s->cmd->action_case == A(APPLY_SCHEMA))
+            s_ok_schema(s);
+        else if (s->cmd->action_case == A(IMPORT_PROFILE))
+            s_ok_import(s, wal, "on");
+        else
+            fakelink_ok(s);
+    }
+    assert_string_equal(s_field(r, name, "state"), "copy");
+}
+
 /* Two migrations into one target server: the second's state before is the
  * first's (read after the first applied, the server shows the relaxed
  * values), and the first's revert waits while the second still loads. */
@@ -1376,44 +1401,13 @@ static void test_import_profile_shared_by_one_target(void **state)
     if (!plan_load_string("plan.yaml", text, &p, err, sizeof err))
         fail_msg("%s", err);
     assert_true(migset_start(r->ms, plan_at(&p, 0), 0, err, sizeof err));
-    /* c1 through its tune */
-    for (int guard = 0; guard < 10 && strcmp(s_field(r, "c1", "state"), "copy") != 0; guard++) {
-        migset_tick(r->ms);
-        const fakelink_sent_t *next = fakelink_peek(&r->link);
-        if (!next)
-            continue;
-        fakelink_sent_t *s = fakelink_take_any(&r->link, next->agent, next->cmd->action_case);
-        if (s->cmd->action_case == A(APPLY_ROLES))
-            s_ok_roles(s);
-        else if (s->cmd->action_case == A(APPLY_SCHEMA))
-            s_ok_schema(s);
-        else if (s->cmd->action_case == A(IMPORT_PROFILE))
-            s_ok_import(s, s->cmd->import_profile->mode ? "4GB" : "1GB", "on");
-        else
-            fakelink_ok(s);
-    }
-    assert_string_equal(s_field(r, "c1", "state"), "copy");
+    /* c1 through its tune: green's max_wal_size is 1GB */
+    s_to_copy(r, "c1", "1GB");
     migset_tick(r->ms);
     fakelink_sent_t *copy1 = fakelink_take_any(&r->link, GREEN, A(BULK_COPY));
     /* c2 reads the relaxed value, records c1's state before */
     assert_true(migset_start(r->ms, plan_at(&p, 1), 0, err, sizeof err));
-    for (int guard = 0; guard < 10 && strcmp(s_field(r, "c2", "state"), "copy") != 0; guard++) {
-        migset_tick(r->ms);
-        const fakelink_sent_t *next = fakelink_peek(&r->link);
-        while (next && next->cmd->action_case == A(BULK_COPY_STATUS))
-            next = next->next;
-        if (!next)
-            continue;
-        fakelink_sent_t *s = fakelink_take_any(&r->link, next->agent, next->cmd->action_case);
-        if (s->cmd->action_case == A(APPLY_ROLES))
-            s_ok_roles(s);
-        else if (s->cmd->action_case == A(APPLY_SCHEMA))
-            s_ok_schema(s);
-        else if (s->cmd->action_case == A(IMPORT_PROFILE))
-            s_ok_import(s, "4GB", "on");
-        else
-            fakelink_ok(s);
-    }
+    s_to_copy(r, "c2", "4GB");
     assert_string_equal(s_field(r, "c2", "state"), "copy");
     char *rec = journal_last_event(r->journal, "c2", "import_profile");
     assert_non_null(strstr(rec, "\"setting\":\"1GB\""));
