@@ -412,9 +412,11 @@ static void s_migrate_change(coord_t *c, control_req_t *req, const cJSON *reques
     control_reply(req, r);
 }
 
-/* {"cmd":"cutover","names":[M, ...][,"dry_run"]}: a cutover group, each
- * member's request and outcome in its audit trail. */
-static void s_cutover_group(coord_t *c, control_req_t *req, const cJSON *names, bool dry)
+/* {"cmd":"cutover","names":[M, ...][,"dry_run"][,"rollback"]}: a cutover
+ * (or rollback) group, each member's request and outcome in its audit
+ * trail. */
+static void s_cutover_group(coord_t *c, control_req_t *req, const cJSON *names, bool back,
+                            bool dry)
 {
     size_t n = (size_t)cJSON_GetArraySize(names);
     if (n < 2 || n > 1000) {
@@ -436,12 +438,13 @@ static void s_cutover_group(coord_t *c, control_req_t *req, const cJSON *names, 
     for (size_t i = 0; i < n; i++) {
         cJSON *x = cJSON_CreateObject();
         cJSON_AddBoolToObject(x, "dry_run", dry);
+        cJSON_AddBoolToObject(x, "rollback", back);
         cJSON_AddNumberToObject(x, "group", (double)n);
         s_audit(c, req, v[i], "cutover", x, "requested", NULL);
     }
     char err[800];
     bool refused;
-    if (!migset_cutover_group(c->migs, v, n, dry, &refused, err, sizeof err)) {
+    if (!migset_cutover_group(c->migs, v, n, back, dry, &refused, err, sizeof err)) {
         for (size_t i = 0; i < n; i++)
             s_audit(c, req, v[i], "cutover", NULL, "refused", err);
         free(v);
@@ -455,7 +458,8 @@ static void s_cutover_group(coord_t *c, control_req_t *req, const cJSON *names, 
     free(v);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddBoolToObject(r, "ok", true);
-    cJSON_AddItemToObject(r, dry ? "rehearsing" : "cutting_over", cJSON_Duplicate(names, true));
+    cJSON_AddItemToObject(r, dry ? "rehearsing" : back ? "rolling_back" : "cutting_over",
+                          cJSON_Duplicate(names, true));
     control_reply(req, r);
 }
 
@@ -466,8 +470,9 @@ static void s_cutover(coord_t *c, control_req_t *req, const cJSON *request)
     const cJSON *name = cJSON_GetObjectItem(request, "name");
     const cJSON *names = cJSON_GetObjectItem(request, "names");
     char err[800];
-    if (cJSON_IsArray(names) && !cJSON_IsTrue(cJSON_GetObjectItem(request, "rollback"))) {
-        s_cutover_group(c, req, names, cJSON_IsTrue(cJSON_GetObjectItem(request, "dry_run")));
+    if (cJSON_IsArray(names)) {
+        s_cutover_group(c, req, names, cJSON_IsTrue(cJSON_GetObjectItem(request, "rollback")),
+                        cJSON_IsTrue(cJSON_GetObjectItem(request, "dry_run")));
         return;
     }
     if (!cJSON_IsString(name)) {

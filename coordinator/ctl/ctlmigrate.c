@@ -187,14 +187,16 @@ static s_group_t s_group_look(const cJSON *resp, char **names, int n)
     return g;
 }
 
-/* cutover M1 M2 ... [--dry-run] [--json]: one write pause for all
- * (cutgroup.h); follows every member's report until all ended. */
-static int s_cutover_group(const char *sock, char **names, int n, bool dry, bool json)
+/* cutover (back: rollback) M1 M2 ... [--dry-run] [--json]: one write
+ * pause for all (cutgroup.h); follows every member's report until all
+ * ended. */
+static int s_cutover_group(const char *sock, char **names, int n, bool back, bool dry, bool json)
 {
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", ctlcmd_name(CTLCMD_CUTOVER));
     cJSON_AddItemToObject(req, "names", cJSON_CreateStringArray((const char *const *)names, n));
     cJSON_AddBoolToObject(req, "dry_run", dry);
+    cJSON_AddBoolToObject(req, "rollback", back);
     int asked = s_ask_cutover(sock, req);
     if (asked)
         return asked;
@@ -213,6 +215,7 @@ static int s_cutover_group(const char *sock, char **names, int n, bool dry, bool
     cJSON_AddItemToObject(out, "group", cJSON_CreateStringArray((const char *const *)names, n));
     cJSON_AddStringToObject(out, "state", g.code ? "aborted" : "done");
     cJSON_AddBoolToObject(out, "dry_run", dry);
+    cJSON_AddBoolToObject(out, "rollback", back);
     cJSON_AddNumberToObject(out, "write_pause_ms", g.longest_pause_ms);
     cJSON *members = cJSON_AddArrayToObject(out, "members");
     const cJSON *m;
@@ -235,9 +238,11 @@ static int s_cutover_group(const char *sock, char **names, int n, bool dry, bool
         puts(text);
         cJSON_free(text);
     } else {
-        printf("cutover group of %d migrations%s: %s; the longest write pause %.1f ms\n", n,
-               dry ? " (rehearsal)" : "", g.code ? "aborted, every member back on blue"
-                                                 : "done",
+        printf("%s group of %d migrations%s: %s; the longest write pause %.1f ms\n",
+               back ? "rollback" : "cutover", n, dry ? " (rehearsal)" : "",
+               !g.code  ? "done"
+               : back ? "aborted, every member back on green"
+                      : "aborted, every member back on blue",
                g.longest_pause_ms);
     }
     cJSON_Delete(out);
@@ -261,13 +266,13 @@ int ctlmigrate_cutover(const char *sock, int argc, char **argv)
             unknown = true;
     }
     bool rollback = strcmp(argv[0], "rollback") == 0;
-    if (!names || unknown || n < 1 || (n > 1 && rollback)) {
+    if (!names || unknown || n < 1) {
         free(names);
         cli_usage(stderr);
         return CLI_EXIT_USAGE;
     }
     if (n > 1) {
-        int code = s_cutover_group(sock, names, n, dry, json);
+        int code = s_cutover_group(sock, names, n, rollback, dry, json);
         free(names);
         return code;
     }

@@ -614,8 +614,8 @@ bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, boo
     return g != NULL;
 }
 
-bool migset_cutover_group(migset_t *ms, const char *const *names, size_t n, bool dry_run,
-                          bool *refused, char *err, size_t errlen)
+bool migset_cutover_group(migset_t *ms, const char *const *names, size_t n, bool back,
+                          bool dry_run, bool *refused, char *err, size_t errlen)
 {
     *refused = false;
     if (n < 2) {
@@ -630,7 +630,7 @@ bool migset_cutover_group(migset_t *ms, const char *const *names, size_t n, bool
                 snprintf(err, errlen, "migration %s is named twice", names[i]);
                 ok = false;
             }
-        if (ok && !(gs[i] = s_cutover_ready(ms, names[i], false, refused, err, errlen)))
+        if (ok && !(gs[i] = s_cutover_ready(ms, names[i], back, refused, err, errlen)))
             ok = false;
     }
     if (!ok && *refused) {
@@ -640,11 +640,11 @@ bool migset_cutover_group(migset_t *ms, const char *const *names, size_t n, bool
     if (ok) {
         cutgroup_t *grp = cutgroup_new(n);
         for (size_t i = 0; i < n; i++) {
-            s_cutover_begin(ms, gs[i], false, dry_run);
+            s_cutover_begin(ms, gs[i], back, dry_run);
             cutgroup_join(grp, gs[i]->cutover);
         }
-        log_info("cutover group of %zu migrations (%s, ...)%s started", n, names[0],
-                 dry_run ? ": a rehearsal" : "");
+        log_info("%s group of %zu migrations (%s, ...)%s started", back ? "rollback" : "cutover",
+                 n, names[0], dry_run ? ": a rehearsal" : "");
     }
     free(gs);
     return ok;

@@ -128,10 +128,12 @@ void migset_replication_error(migset_t *ms, const char *agent, const char *objec
 bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, bool *refused,
                     char *err, size_t errlen) GODWIT_MUSTCHECK;
 
-/* The cutover (or its rehearsal) of the n migrations names in one write
- * pause (cutgroup.h): each passes its gates, or none starts (*refused,
- * err naming the one); every proxy of theirs switched, or none. */
-bool migset_cutover_group(migset_t *ms, const char *const *names, size_t n, bool dry_run,
+/* The cutover (back: the rollback; or its rehearsal) of the n migrations
+ * names in one write pause (cutgroup.h): each passes its gates, or none
+ * starts (*refused, err naming the one); every proxy of theirs switched,
+ * or none. */
+bool migset_cutover_group(migset_t *ms, const char *const *names, size_t n, bool back,
+                          bool dry_run,
                           bool *refused, char *err, size_t errlen) GODWIT_MUSTCHECK;
 
 /* Drops every object of ours on both sides of a switched m (blue's

@@ -6,11 +6,14 @@ each through PgBouncer. shop alone is refused before anything pauses (its
 fence would take app's logins from g2 and g3 too). The group switches in
 one write pause: a rehearsal first; then a cutover that one member cannot
 finish (a sequence missing on green) aborts every member, all back on
-blue, all streaming; repaired, the group switches: every entry on green,
-zero failed transactions, every row on green."""
+blue, all streaming; repaired, the group switches: every entry on green. Then the three roll
+back as a group, in one write pause, while the application writes: every
+entry on blue again, every migration streaming, zero failed transactions
+in the whole run, every row on blue and green."""
 
 import json
 import os
+import time
 
 import harness
 from harness import Agent, check, wait_for
@@ -18,7 +21,7 @@ from test_cutover import PgBouncer, bench_clean, on_port
 from test_migrate import mstatus, setup
 
 DBS = ("shop", "g2", "g3")
-SECONDS = 50
+SECONDS = 80
 
 
 def group_ready(rig):
@@ -80,8 +83,8 @@ def group_ready(rig):
     return blue, green, coord, bouncer, benches
 
 
-def group_cutover(coord, *extra):
-    r = coord.ctl("cutover", *(list(DBS) + list(extra) + ["--json"]), check_rc=False)
+def group_cutover(coord, *extra, command="cutover"):
+    r = coord.ctl(command, *(list(DBS) + list(extra) + ["--json"]), check_rc=False)
     return r.returncode, json.loads(r.stdout or b"{}"), r
 
 
@@ -151,15 +154,41 @@ def test_cutover_group_one_pause(rig):
                 if t["step"] == "freeze" for a in t.get("agents", []) if a["agent"] == "blue"
                 for s in a.get("steps", []) if s["name"] == "connect"]
     check(not connects, "no member's freeze connected inside the pause: %r" % connects)
+    check(on_port(bouncer) == green.port, "shop through PgBouncer on green")
+
+    # The group rolls back in one pause, the application still writing
+    # (through green now): blue, which followed green, takes over again.
+    for db in DBS:
+        wait_for("%s: blue follows green" % db, lambda: (mstatus(coord, db).get("follow") or
+                                                         {}).get("active"), 30, interval=0.5)
+    deadline = time.monotonic() + 10
+    while True:  # the gate may not have seen each reverse slot reported active yet
+        rc, rep, r = group_cutover(coord, command="rollback")
+        if rc != 4 or b"not active" not in r.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    check(rc == 0 and rep.get("state") == "done" and rep.get("rollback") is True and
+          all(m["state"] == "done" and m.get("direction") == "back" for m in rep["members"]),
+          "group rollback done: rc %d %s %s" % (rc, r.stdout.decode()[-3000:], r.stderr.decode()))
+    starts = [next(t["at_ms"] for t in m["timeline"] if t["step"] == "pause")
+              for m in rep["members"]]
+    print("   rollback group: longest write pause %.1f ms; pause sent within %.0f ms of each "
+          "other; application still writing: %s" % (
+              rep["write_pause_ms"], max(starts) - min(starts), all(b.alive() for b in benches)))
+    check(max(starts) - min(starts) < 200, "one pause for the rollback group: %r" % starts)
+    check(all(on_port(bouncer, db) == blue.port for db in DBS), "every entry on blue again")
+    check(all(mstatus(coord, db)["state"] == "streaming" for db in DBS), "all streaming again")
+    check(green.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "f" and
+          blue.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t",
+          "green fenced, blue writable")
     for b in benches:
         bench_clean(b, SECONDS)
-    # Every row the application wrote is on green, and blue (which follows
-    # green) has them too.
+    # Every row the application wrote, on either side, is on blue, and green
+    # (which follows blue again) has them too.
     for db in DBS[1:]:
-        wait_for("%s: blue follows green" % db, lambda: blue.psql(
+        wait_for("%s: green follows blue" % db, lambda: blue.psql(
             "SELECT count(*) FROM public.t", db=db) == green.psql(
             "SELECT count(*) FROM public.t", db=db), 30, interval=0.5)
-    check(on_port(bouncer) == green.port, "shop through PgBouncer on green")
 
 
 if __name__ == "__main__":

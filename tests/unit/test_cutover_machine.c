@@ -1020,8 +1020,8 @@ static size_t s_pending_op(rig_t *r, Godwit__ProxyAction__Op op)
 }
 
 /* A group of shop and shop2 (each its own PgBouncer entry on px1), started
- * and ticked once. */
-static void s_group(rig_t *r, member_t m[2])
+ * (back: a rollback group) and ticked once. */
+static void s_group_dir(rig_t *r, member_t m[2], bool back)
 {
     char err[512];
     static const char text[] =
@@ -1042,13 +1042,15 @@ static void s_group(rig_t *r, member_t m[2])
         char obj[64], rev[64];
         snprintf(obj, sizeof obj, "godwit_%s", pm->name);
         snprintf(rev, sizeof rev, "godwit_%s_rev", pm->name);
-        m[i].cu = cutover_start(&r->link.link, r->journal, pm, obj, rev, false, false, NULL, NULL,
+        m[i].cu = cutover_start(&r->link.link, r->journal, pm, obj, rev, back, false, NULL, NULL,
                                 s_member_done, &m[i]);
         cutgroup_join(g, m[i].cu);
     }
     for (int i = 0; i < 2; i++)
         cutover_tick(m[i].cu);
 }
+
+static void s_group(rig_t *r, member_t m[2]) { s_group_dir(r, m, false); }
 
 /* The state of a member's last "cutover" record, "" when none. */
 static void s_member_journal_is(rig_t *r, const char *name, const char *state)
@@ -1160,12 +1162,47 @@ static void test_group_aborts_together(void **state)
     s_members_free(m);
 }
 
+/* A rollback group: green is fenced for both databases in each request,
+ * both proxies switch back to blue, both end done. */
+static void test_group_rolls_back_together(void **state)
+{
+    rig_t *r = *state;
+    member_t m[2];
+    s_group_dir(r, m, true);
+    /* the check's PREPARE goes to both sides; green's arms the fence of
+     * both databases */
+    int fences = 0;
+    for (const fakelink_sent_t *s = fakelink_peek(&r->link); s; s = s->next)
+        if (s->cmd->action_case == A(FREEZE_SOURCE) && strcmp(s->agent, GREEN) == 0) {
+            assert_int_equal(s->cmd->freeze_source->n_group_databases, 2);
+            fences++;
+        }
+    assert_int_equal(fences, 2);
+    answers_t a = { 0 };
+    while (m[0].n_done + m[1].n_done < 2) {
+        s_answer(r, &a);
+        fakelink_advance(&r->link, CUTOVER_SETTLE_MS);
+        for (int i = 0; i < 2; i++)
+            if (m[i].cu)
+                cutover_tick(m[i].cu);
+    }
+    assert_int_equal(a.switches, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(s_str(m[i].report, "state"), "done");
+        assert_string_equal(s_str(m[i].report, "direction"), "back");
+        assert_string_equal(s_str(m[i].report, "to"), "blue");
+        assert_true(m[i].switched);
+    }
+    s_members_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_cutover_one_proxy),
         T(test_group_switches_together),
         T(test_group_aborts_together),
+        T(test_group_rolls_back_together),
         T(test_rollback_one_proxy),
         T(test_two_proxies_switch_then_resume),
         T(test_proxy_that_cannot_hold),
