@@ -117,6 +117,14 @@ static void s_copy_total(const migration_t *g, promtext_t *p, const char *name)
         s_one(p, name, g, (double)g->copy.total);
 }
 
+/* Only for a migration whose plan gives an import profile. */
+static void s_import_pending(const migration_t *g, promtext_t *p, const char *name)
+{
+    char why[512];
+    if (importprof_wanted(g))
+        s_one(p, name, g, importprof_pending(g, why, sizeof why) ? 1 : 0);
+}
+
 static void s_tables_ready(const migration_t *g, promtext_t *p, const char *name)
 {
     if (!g->sync)
@@ -273,6 +281,10 @@ static const s_family_t s_families[] = {
       "Tables of the migration's subscription, from the target's latest sync status.", s_tables },
     { "godwit_migration_tables_ready", PROMTEXT_GAUGE,
       "Tables of the subscription in state ready.", s_tables_ready },
+    { "godwit_migration_import_profile_pending", PROMTEXT_GAUGE,
+      "1 while the target's import profile is applied or its revert has not been confirmed "
+      "(the cutover gate refuses), 0 once reverted or before it was applied.",
+      s_import_pending },
     { "godwit_migration_apply_errors_total", PROMTEXT_COUNTER,
       "Apply errors of the subscription's workers (pg_stat_subscription_stats on the target).",
       s_apply_errors },

@@ -19,6 +19,7 @@ initial load and put back after it.
 import json
 import os
 import time
+import urllib.request
 
 import harness
 from harness import check, wait_for
@@ -135,9 +136,21 @@ def test_abort_mid_copy_reverts(rig):
     check(settings(green) == before, "green back again: %r" % settings(green))
 
 
+def pending_metric(port):
+    """godwit_migration_import_profile_pending of shop, from /metrics."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith('godwit_migration_import_profile_pending{migration="shop"}'):
+            return float(line.split()[-1])
+    return None
+
+
 def test_gate_refuses_until_reverted(rig):
     cutover = ("    cutover:\n      app_roles: [app]\n      proxies: [{agent: px, proxy: pgb}]\n")
-    blue, green, coord, plan = setup(rig, options=PROFILE + cutover, extra_agents=["px"])
+    mport = harness.free_port()
+    blue, green, coord, plan = setup(rig, options=PROFILE + cutover, extra_agents=["px"],
+                                     coord_options={"metrics": "{listen: 127.0.0.1:%d}" % mport})
     before = settings(green)
     copy_held_on_orders(rig, green, coord, plan, 120)
     wait_for("profile applied", lambda: profile_state(coord, "applied"), 30, interval=0.2)
@@ -157,6 +170,7 @@ def test_gate_refuses_until_reverted(rig):
           % (conf, line, before["max_wal_size"]) in p["error"], "revert names file and line: %r"
           % p["error"])
     check(p["state"] == "applied", "not reverted: %r" % p)
+    check(pending_metric(mport) == 1, "the metric says pending: %r" % pending_metric(mport))
     r = coord.ctl("cutover", "shop", check_rc=False)
     check(r.returncode == 4 and b"import profile is not reverted on green" in r.stderr and
           b"max_wal_size is 3GB" in r.stderr, "gate refuses (exit 4): %r" % r.stderr)
@@ -169,6 +183,7 @@ def test_gate_refuses_until_reverted(rig):
     green.psql("SELECT pg_reload_conf()")
     wait_for("profile reverted", lambda: profile_state(coord, "reverted"), 30, interval=0.2)
     check(settings(green) == before, "green back: %r" % settings(green))
+    check(pending_metric(mport) == 0, "the metric says done: %r" % pending_metric(mport))
     r = coord.ctl("cutover", "shop", check_rc=False)
     check(r.returncode == 4 and b"import profile" not in r.stderr and b"verify" in r.stderr,
           "the gate goes on to verify: %r" % r.stderr)
