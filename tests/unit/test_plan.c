@@ -323,6 +323,7 @@ static const char s_fleet[] =
     "        proxies: [{agent: px, proxy: \"pgb_{database}\"}, {agent: px, proxy: edge}]\n"
     "        max_write_pause: 1s\n"
     "      tables: [public.a, b]\n"
+    "      import_profile: {max_wal_size: 8GB, synchronous_commit: off}\n"
     "    inventory:\n"
     "      - source: b1\n"
     "        target: g1\n"
@@ -374,6 +375,10 @@ static void test_fleet_expands(void **state)
     assert_int_equal(o.item, 0);
     assert_int_equal(o.database, 0);
     assert_string_equal(m->name, "crm");
+    plan_setting_t set[PLAN_IMPORT_SETTINGS_MAX];
+    assert_int_equal(plan_import_settings(m, set), 2); /* the template's profile */
+    assert_string_equal(set[1].value, "8192MB");
+    assert_int_equal(plan_import_settings(plan_at(&p, 0), set), 0);
     assert_string_equal(m->source.agent, "b1");
     assert_string_equal(m->source.database, "crm");
     assert_string_equal(m->target.agent, "g1");
