@@ -137,6 +137,23 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def cluster_cpu_seconds(cluster):
+    """CPU seconds of a PostgreSQL server so far: its postmaster, the
+    backends it has reaped (cutime, cstime) and those alive."""
+    pids = cluster.pids()
+    if not pids:
+        return 0.0
+    with open("/proc/%d/stat" % pids[0]) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    total = sum(int(x) for x in fields[11:15]) / TICK
+    for pid in pids[1:]:
+        try:
+            total += cpu_seconds(pid)
+        except (OSError, IndexError, ValueError):
+            pass  # it ended meanwhile: counted with the postmaster's children
+    return total
+
+
 def status_kb(pid, key):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -505,11 +522,16 @@ def bench_pipeline(scale, durable=False):
         # into a fresh database, with the one before dropped and a checkpoint
         # first (each migration is aborted after it, which drops its slot).
         coord = harness.Coordinator(rig, ["blue", "green"], options={"log_level": "warn"}).start()
-        harness.Agent(rig, "blue", coord, role="source", cluster=blue).start()
-        harness.Agent(rig, "green", coord, role="target", cluster=green,
-                      peers={"blue": blue}).start()
+        agents = [harness.Agent(rig, "blue", coord, role="source", cluster=blue).start(),
+                  harness.Agent(rig, "green", coord, role="target", cluster=green,
+                                peers={"blue": blue}).start()]
         for n in ("blue", "green"):
             harness.wait_for(n, lambda: coord.agent(n)["state"] == "connected", 15)
+        # Where the time goes: CPU seconds of each server and of the agents
+        # (the copy runs in green's) during each run, against its wall time.
+        cpu = lambda: (cluster_cpu_seconds(blue), cluster_cpu_seconds(green),
+                       sum(cpu_seconds(a.proc.proc.pid) for a in agents),
+                       cpu_seconds(coord.proc.proc.pid))
         runs = {}
         for key, name, profile in (("warm-up", "shop0", ""),
                                    ("godwit", "shop", ""),
@@ -524,6 +546,7 @@ def bench_pipeline(scale, durable=False):
                         "    target: {agent: green, database: %s}\n"
                         "    replication: {peer: blue}\n%s" % (name, name, profile))
             seen = {}
+            c0 = cpu()
             t0 = time.monotonic()
             coord.ctl("migrate", "start", plan)
             while time.monotonic() - t0 < 3600:
@@ -537,6 +560,7 @@ def bench_pipeline(scale, durable=False):
             total = seen.get("streaming")
             if total is None:
                 raise RuntimeError("godwit did not reach streaming: %r" % seen)
+            used = [b - a for a, b in zip(c0, cpu())]
             # publish and tune last less than a poll: the schema ends at the
             # first of the states after it that was seen
             schema = min(seen.get(st, total) for st in ("publish", "tune", "copy", "catchup"))
@@ -545,6 +569,8 @@ def bench_pipeline(scale, durable=False):
                 "schema_s": schema,
                 "copy_s": seen.get("postdata", total) - schema,
                 "postdata_s": total - seen.get("postdata", total),
+                "cpu_blue_s": used[0], "cpu_green_s": used[1], "cpu_agents_s": used[2],
+                "cpu_coordinator_s": used[3],
             })
             coord.ctl("migrate", "abort", name)
             harness.wait_for("aborted", lambda: json.loads(coord.ctl(
@@ -1343,7 +1369,19 @@ def main():
                       "%.2fx" % (p["pgcopydb_s"] / p["godwit_profile_s"]) if "pgcopydb_s" in p
                       else "-"),
                   "Targets: at least 1.3x against the plain subscription, at least 1.2x against "
-                  "dump/restore and 1.5x against pgcopydb (issue 15)."]
+                  "dump/restore and 1.5x against pgcopydb (issue 15).",
+                  "",
+                  "Where godwit's time goes (CPU seconds during the run, mean of its two runs; "
+                  "the machine has %d cores, so %.1f core-seconds over %.1f s):" % (
+                      os.cpu_count(), os.cpu_count() * p["godwit_s"], p["godwit_s"]),
+                  "| | blue's server | green's server | agents (the copy runs in green's) | "
+                  "coordinator | all | share of the cores |", "|---|---|---|---|---|---|---|"]
+        for key, label in (("godwit", "godwit"), ("godwit_profile", "with the import profile")):
+            parts = [p[key + "_cpu_" + x + "_s"] for x in ("blue", "green", "agents",
+                                                           "coordinator")]
+            lines.append("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f %% |" % (
+                (label,) + tuple(parts) + (sum(parts),
+                                           100 * sum(parts) / (os.cpu_count() * p[key + "_s"]))))
     if args.only in (None, "cutover"):
         n = 5 if args.quick else args.cutovers
         rigs = []
