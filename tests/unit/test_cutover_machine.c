@@ -1071,6 +1071,18 @@ static void s_members_free(member_t m[2])
     }
 }
 
+/* Answers as a says and ticks both members until both ended. */
+static void s_group_to_end(rig_t *r, member_t m[2], answers_t *a)
+{
+    while (m[0].n_done + m[1].n_done < 2) {
+        s_answer(r, a);
+        fakelink_advance(&r->link, CUTOVER_SETTLE_MS);
+        for (int i = 0; i < 2; i++)
+            if (m[i].cu)
+                cutover_tick(m[i].cu);
+    }
+}
+
 /* A group: no member pauses before every member passed its check; the
  * fence requests on blue name both databases; the switch and the resume
  * are separate for every member; both "switching" records are written
@@ -1111,13 +1123,7 @@ static void test_group_switches_together(void **state)
     for (const fakelink_sent_t *s = fakelink_peek(&r->link); s; s = s->next)
         assert_int_not_equal(s->cmd->action_case, A(FREEZE_SOURCE));
     a.only = NULL;
-    while (m[0].n_done + m[1].n_done < 2) {
-        s_answer(r, &a);
-        fakelink_advance(&r->link, CUTOVER_SETTLE_MS);
-        for (int i = 0; i < 2; i++)
-            if (m[i].cu)
-                cutover_tick(m[i].cu);
-    }
+    s_group_to_end(r, m, &a);
     assert_int_equal(a.switches, 2);
     assert_int_equal(a.with_resume, 0);
     for (int i = 0; i < 2; i++) {
@@ -1179,13 +1185,7 @@ static void test_group_rolls_back_together(void **state)
         }
     assert_int_equal(fences, 2);
     answers_t a = { 0 };
-    while (m[0].n_done + m[1].n_done < 2) {
-        s_answer(r, &a);
-        fakelink_advance(&r->link, CUTOVER_SETTLE_MS);
-        for (int i = 0; i < 2; i++)
-            if (m[i].cu)
-                cutover_tick(m[i].cu);
-    }
+    s_group_to_end(r, m, &a);
     assert_int_equal(a.switches, 2);
     for (int i = 0; i < 2; i++) {
         assert_string_equal(s_str(m[i].report, "state"), "done");
