@@ -233,6 +233,15 @@ static step_t *s_start(engine_t *base, const Godwit__Command *cmd, step_done_cb 
                          cmd->tune_subscription->name ? cmd->tune_subscription->name : "");
         return NULL;
     }
+    for (size_t i = 0; cmd->action_case == GODWIT__COMMAND__ACTION_IMPORT_PROFILE &&
+                       cmd->import_profile && i < cmd->import_profile->n_settings; i++) {
+        const char *name = cmd->import_profile->settings[i]->name;
+        if (!importset_allowed(name)) {
+            *why = xasprintf("setting \"%s\" is not one an import profile may change "
+                             "(docs/import-profile.md): nothing was done", name ? name : "");
+            return NULL;
+        }
+    }
     step_t *step = NULL;
     for (size_t i = 0; i < sizeof s_steps / sizeof *s_steps; i++) {
         if (s_steps[i].action == cmd->action_case) {

@@ -18,7 +18,12 @@ sends the agent commands no real coordinator would:
   running;
 - and what godwit did create (a publication, a slot held by a reader) is
   still dropped, its holder terminated; an unmarked publication from an
-  older godwit is dropped once the statement the error names marks it."""
+  older godwit is dropped once the statement the error names marks it;
+- ImportProfile naming a setting an import profile may not change
+  (archive_command: a shell command run by the server) is refused before
+  anything is written; an allowed setting's value that tries to break out
+  of its quotes is a literal the server refuses; postgresql.auto.conf is
+  as it was."""
 
 import os
 import select
@@ -386,7 +391,40 @@ def test_subscription_of_the_application_untouched(rig):
     check(slot(blue, "app_sub") is not None, "app_sub's slot on blue still there")
 
 
+def test_import_profile_only_its_settings(rig):
+    green = rig.cluster("green")
+    auto = os.path.join(green.data, "postgresql.auto.conf")
+    with open(auto) as f:
+        before = f.read()
+    fc = FakeCoordinator(rig)
+    Agent(rig, "green", fc, role="target", cluster=green).start()
+    fc.hello()
+    res = fc.run("import_profile", **{"database": "postgres", "mode": "MODE_APPLY",
+                                      "settings[0]__name": "max_wal_size",
+                                      "settings[0]__value": "2GB",
+                                      "settings[1]__name": "archive_command",
+                                      "settings[1]__value": "touch /tmp/owned"})
+    check(failed(res, "archive_command", "is not one an import profile may change",
+                 "nothing was done"), "archive_command refused: %r" % res)
+    print("   %s" % res["result.message"])
+    res = fc.run("import_profile", **{
+        "database": "postgres", "mode": "MODE_APPLY", "settings[0]__name": "max_wal_size",
+        "settings[0]__value": "2GB'\narchive_command = 'touch /tmp/owned"})
+    check(failed(res), "a value breaking out of its quotes is refused by the server: %r" % res)
+    print("   %s" % res["result.message"])
+    with open(auto) as f:
+        after = f.read()
+    check(after == before, "postgresql.auto.conf as it was: %r" % after)
+    check(green.psql("SHOW archive_command") == "(disabled)" and
+          green.psql("SHOW max_wal_size") == "1GB", "nothing changed on the server")
+    # What a real coordinator sends is done.
+    res = fc.run("import_profile", **{"database": "postgres", "mode": "MODE_READ",
+                                      "settings[0]__name": "max_wal_size"})
+    check(ok(res), "READ answered: %r" % res)
+
+
 if __name__ == "__main__":
     harness.run([test_unknown_peer_refused_and_nothing_leaves,
                  test_drop_refuses_what_godwit_did_not_create,
-                 test_subscription_of_the_application_untouched])
+                 test_subscription_of_the_application_untouched,
+                 test_import_profile_only_its_settings])
