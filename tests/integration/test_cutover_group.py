@@ -103,6 +103,13 @@ def test_cutover_group_one_pause(rig):
           blue.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t",
           "nothing paused, nothing fenced")
 
+    # Blue's WAL writer all but asleep: a freeze whose commit were not
+    # flushed at once (asynchronous, as a transaction that only takes a
+    # transaction id commits) would leave a quiet member's final position
+    # unsent past max_write_pause, and the group would abort.
+    blue.psql("ALTER SYSTEM SET wal_writer_delay = '10s'")
+    blue.psql("SELECT pg_reload_conf()")
+
     # The rehearsal: every member paused, frozen, sequences read, at once.
     rc, rep, r = group_cutover(coord, "--dry-run")
     check(rc == 0 and rep.get("state") == "done" and len(rep["members"]) == 3,

@@ -586,13 +586,19 @@ static char *fz_nologin_sql(const fz_step_t *s, const char *roles)
  * sequence. Not the write position: an application committing with
  * synchronous_commit off has its commit acknowledged before its record is
  * written, so that one may lie beyond pg_current_wal_lsn(). The message's
- * own transaction takes a transaction id (in the DO block: txid_current()
- * is stable, so a SELECT that does not use its value may never call it)
- * and commits synchronously: its commit record lies past the final LSN
- * and is flushed before the answer, so the walsender, which sends only
- * flushed WAL, can carry the stream past the final LSN at once (without
- * it an insert position just past a page header stays unsent until other
- * WAL comes: seen, a 2.9 s wait and an abort). One round trip instead of a poll per stage: under load each
+ * own transaction writes a record of its own, a transactional logical
+ * message (pg_logical_emit_message: it takes a transaction id, pgoutput
+ * sends it to no subscriber that did not ask for messages), so its commit
+ * is flushed before the answer: its commit record lies past the final LSN,
+ * and the walsender, which sends only flushed WAL, can carry the stream
+ * past the final LSN at once. A transaction that only takes an id
+ * (txid_current(), as this did before) commits asynchronously whatever
+ * synchronous_commit says (PostgreSQL flushes at commit only a transaction
+ * that wrote WAL): its commit then waited for the WAL writer, up to
+ * wal_writer_delay (measured: 90 to 110 ms of a group's pause on quiet
+ * databases); with no transaction id at all, an insert position just past
+ * a page header stayed unsent until other WAL came (seen, a 2.9 s wait and
+ * an abort). One round trip instead of a poll per stage: under load each
  * costs milliseconds of the write pause. A DO block takes no parameters:
  * the roles go in as a quoted literal; the terminated count comes out
  * through a setting local to the message's transaction. */
@@ -629,7 +635,8 @@ static void fz_stop(steprun_t *run)
         " END IF; PERFORM pg_catalog.pg_sleep(0.001); END LOOP;"
         " SELECT pg_catalog.count(DISTINCT u) INTO t FROM pg_catalog.unnest(p) u;"
         " PERFORM pg_catalog.set_config('godwit.terminated', t::pg_catalog.text, true);"
-        " PERFORM pg_catalog.txid_current(); END $godwit$;"
+        " PERFORM pg_catalog.pg_logical_emit_message(true, 'godwit', 'final position');"
+        " END $godwit$;"
         " SELECT l.lsn, l.terminated, q.* FROM (SELECT"
         " pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text AS lsn,"
         " pg_catalog.current_setting('godwit.terminated') AS terminated) l"
