@@ -231,6 +231,17 @@ static void s_set_error(migration_t *g, const char *error)
     g->last_error = error ? xstrdup(error) : NULL;
 }
 
+/* Whether g's state has nothing to do for it (tune without an import
+ * profile): it moves on at once, sending nothing, whether it was just
+ * entered or loaded from the journal. */
+static bool s_nothing_to_do(migration_t *g)
+{
+    if (g->state != M_TUNE || importprof_wanted(g))
+        return false;
+    migration_fire(g, MEV_DONE, "the plan gives no import profile");
+    return true;
+}
+
 /* The one place a migration changes state (migration.h). */
 fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
 {
@@ -267,8 +278,7 @@ fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
     g->next_try_mono = 0;
     g->busy = false;
     g->gen++;
-    if (to == M_TUNE && !importprof_wanted(g))
-        migration_fire(g, MEV_DONE, "the plan gives no import profile"); /* nothing to send */
+    s_nothing_to_do(g);
     return FIRE_MOVED;
 }
 
@@ -455,10 +465,8 @@ static void s_run(migration_t *g)
 {
     if (!s_states[g->state].build)
         return;
-    if (g->state == M_TUNE && !importprof_wanted(g)) {
-        migration_fire(g, MEV_DONE, "the plan gives no import profile");
+    if (s_nothing_to_do(g)) /* loaded in it from the journal */
         return;
-    }
     if (!s_states[g->state].poll_ms)
         journal_event(g->env->journal, g->m->name, s_name(g->state), "intent",
                       s_states[g->state].comment);

@@ -299,25 +299,15 @@ static void s_on_read(pgconn_t *c, const pgconn_result_t *r, void *arg)
 static void s_read(steprun_t *run)
 {
     importset_t *s = (importset_t *)run;
-    size_t len = 3;
+    char **names = xcalloc(s->req->n_settings, sizeof *names);
     for (size_t i = 0; i < s->req->n_settings; i++)
-        len += strlen(s->req->settings[i]->name) + 1;
-    char *names = xmalloc(len);
-    char *p = names;
-    *p++ = '{';
-    for (size_t i = 0; i < s->req->n_settings; i++) {
-        size_t n = strlen(s->req->settings[i]->name);
-        if (i)
-            *p++ = ',';
-        memcpy(p, s->req->settings[i]->name, n); /* allow-listed: [a-z_] only */
-        p += n;
-    }
-    *p++ = '}';
-    *p = '\0';
-    const char *params[1] = { names };
+        names[i] = s->req->settings[i]->name;
+    char *array = pgconn_text_array(names, s->req->n_settings);
+    free(names);
+    const char *params[1] = { array };
     steprun_query(run, 0, "reading the settings back", s_read_sql, 1, params,
                   s->statement_timeout_ms + STEP_DEADLINE_SLACK_MS, s_on_read);
-    free(names);
+    free(array);
 }
 
 static const steprun_fn s_stages[] = {
