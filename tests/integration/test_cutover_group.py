@@ -161,6 +161,20 @@ def test_cutover_group_one_pause(rig):
                 if t["step"] == "freeze" for a in t.get("agents", []) if a["agent"] == "blue"
                 for s in a.get("steps", []) if s["name"] == "connect"]
     check(not connects, "no member's freeze connected inside the pause: %r" % connects)
+    # One fence for the three on blue: one member's message refused app's
+    # logins and ended the sessions of all three databases, with one final
+    # position; the others took it and read their own sequences.
+    fz = {m["migration"]: [s["name"] for t in m["timeline"] if t["step"] == "freeze"
+                           for a in t.get("agents", []) if a["agent"] == "blue"
+                           for s in a.get("steps", [])] for m in rep["members"]}
+    ran = [n for n, steps in fz.items() if "refuse the group's logins, drain, terminate" in steps]
+    took = [n for n, steps in fz.items()
+            if "the group's fence (another member's message)" in steps]
+    check(len(ran) == 1 and len(took) == 2 and
+          all("read sequences" in steps for steps in fz.values()),
+          "one fence message for the group on blue: %r" % fz)
+    finals = {m.get("final_lsn") for m in rep["members"]}
+    check(len(finals) == 1 and None not in finals, "one final position: %r" % finals)
     check(on_port(bouncer) == green.port, "shop through PgBouncer on green")
 
     # The group rolls back in one pause, the application still writing

@@ -38,6 +38,7 @@
 
 typedef struct lease lease_t;
 typedef struct fz_step fz_step_t;
+typedef struct fz_gstop fz_gstop_t;
 
 struct lease {
     freezer_t *f;           /* NULL once the freezer is gone */
@@ -58,6 +59,7 @@ struct freezer {
     /* The connections kept for the write pause's next steps (PREPARE, or a
      * step that ended well). Its timer's close frees the freezer. */
     connkeep_t kept;
+    fz_gstop_t *gstops;     /* cutover groups' stops with members waiting */
 };
 
 
@@ -76,6 +78,7 @@ struct fz_step {
     size_t next;            /* the role being changed */
     size_t check_next;      /* the final check's table being read */
     uint64_t stage_started_mono;
+    fz_gstop_t *gstop;      /* FREEZE of a group member: the stop it waits at */
 };
 
 /* ---- leases ------------------------------------------------------------- */
@@ -446,9 +449,10 @@ static void fz_alter_role(fz_step_t *s, const char *role, bool login, pgconn_res
     free(q);
 }
 
-/* The application's sessions in this database (a DO block's condition). */
+/* The application's sessions in the databases being fenced (a DO block's
+ * condition: r the roles, dbs the databases). */
 #define FZ_APP_SESSIONS                                                                        \
-    " FROM pg_catalog.pg_stat_activity a WHERE a.datname = pg_catalog.current_database()"     \
+    " FROM pg_catalog.pg_stat_activity a WHERE a.datname = ANY (dbs)"                          \
     " AND a.usename = ANY (r) AND a.pid <> pg_catalog.pg_backend_pid()"
 
 /* Every sequence of the database (owned by a column or not): its value,
@@ -476,17 +480,48 @@ static void fz_alter_role(fz_step_t *s, const char *role, bool login, pgconn_res
  * changed, in a transaction that then rolled back. */
 #define FZ_ROLES_CHANGED "GW001"
 
+/* A stop that failed with FZ_ROLES_CHANGED changed no role: the file this
+ * step made goes again (the armed one back where it was), so nothing
+ * restores an older state. */
+static void fz_undo_fence(fz_step_t *s)
+{
+    if (!s->wrote_fence)
+        return;
+    int rc = s->from_armed ? rename(s->path, s->armed_path) : unlink(s->path);
+    if (rc != 0)
+        log_warn("%s: cannot undo %s: %s", s->run.label, s->path, strerror(errno));
+    s->wrote_fence = false;
+}
+
+/* The rows of FZ_SEQUENCES_SQL in r (a LEFT JOIN's one row of NULLs when
+ * there is none) into the result's sequences. */
+static void fz_take_sequences(fz_step_t *s, const PGresult *res)
+{
+    int n = PQntuples(res);
+    Godwit__FreezeSourceResult *out = s->result;
+    out->sequences = xcalloc((size_t)n + 1, sizeof *out->sequences);
+    for (int i = 0; i < n; i++) {
+        if (!pgconn_col(res, i, "schema"))
+            continue; /* no sequence: the one row of the LEFT JOIN */
+        Godwit__SequenceValue *v = xmalloc(sizeof *v);
+        godwit__sequence_value__init(v);
+        v->schema = xstrdup(pgconn_col_str(res, i, "schema"));
+        v->name = xstrdup(pgconn_col_str(res, i, "name"));
+        v->owner_schema = xstrdup(pgconn_col_str(res, i, "owner_schema"));
+        v->owner_table = xstrdup(pgconn_col_str(res, i, "owner_table"));
+        const char *last = pgconn_col(res, i, "last_value");
+        v->is_called = last != NULL;
+        v->last_value = pgconn_col_i64(res, i, last ? "last_value" : "start_value", 1);
+        out->sequences[out->n_sequences++] = v;
+    }
+}
+
 static void fz_on_stopped(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     (void)c;
     fz_step_t *s = arg;
-    if (!r->ok && strcmp(r->sqlstate, FZ_ROLES_CHANGED) == 0 && s->wrote_fence) {
-        /* No role lost its LOGIN: the file this step made goes again (the
-         * armed one back where it was), so nothing restores an older state. */
-        int rc = s->from_armed ? rename(s->path, s->armed_path) : unlink(s->path);
-        if (rc != 0)
-            log_warn("%s: cannot undo %s: %s", s->run.label, s->path, strerror(errno));
-    }
+    if (!r->ok && strcmp(r->sqlstate, FZ_ROLES_CHANGED) == 0)
+        fz_undo_fence(s);
     if (!fz_ok(s, r))
         return;
     int n = PQntuples(r->res);
@@ -494,23 +529,8 @@ static void fz_on_stopped(pgconn_t *c, const pgconn_result_t *r, void *arg)
         steprun_failf(&s->run, "no final position read");
         return;
     }
-    Godwit__FreezeSourceResult *res = s->result;
-    res->terminated = (uint32_t)pgconn_col_u64(r->res, 0, "terminated");
-    res->sequences = xcalloc((size_t)n, sizeof *res->sequences);
-    for (int i = 0; i < n; i++) {
-        if (!pgconn_col(r->res, i, "schema"))
-            continue; /* no sequence: the one row of the LEFT JOIN */
-        Godwit__SequenceValue *v = xmalloc(sizeof *v);
-        godwit__sequence_value__init(v);
-        v->schema = xstrdup(pgconn_col_str(r->res, i, "schema"));
-        v->name = xstrdup(pgconn_col_str(r->res, i, "name"));
-        v->owner_schema = xstrdup(pgconn_col_str(r->res, i, "owner_schema"));
-        v->owner_table = xstrdup(pgconn_col_str(r->res, i, "owner_table"));
-        const char *last = pgconn_col(r->res, i, "last_value");
-        v->is_called = last != NULL;
-        v->last_value = pgconn_col_i64(r->res, i, last ? "last_value" : "start_value", 1);
-        res->sequences[res->n_sequences++] = v;
-    }
+    s->result->terminated = (uint32_t)pgconn_col_u64(r->res, 0, "terminated");
+    fz_take_sequences(s, r->res);
     fz_timed(s, "refuse logins, drain, terminate, read sequences");
     fz_next(s);
 }
@@ -602,19 +622,14 @@ static char *fz_nologin_sql(const fz_step_t *s, const char *roles)
  * costs milliseconds of the write pause. A DO block takes no parameters:
  * the roles go in as a quoted literal; the terminated count comes out
  * through a setting local to the message's transaction. */
-static void fz_stop(steprun_t *run)
+static char *fz_stop_sql(fz_step_t *s, const char *roles, const char *dbs, bool sequences)
 {
-    fz_step_t *s = (fz_step_t *)run;
-    char *roles = pgconn_escape_literal(s->run.conn[0], s->roles_array);
-    if (!roles) {
-        steprun_failf(&s->run, "cannot quote the application roles");
-        return;
-    }
     char *nologin = fz_nologin_sql(s, roles);
     uint64_t drain = s->req->drain_timeout_ms ? s->req->drain_timeout_ms : FZ_DEFAULT_DRAIN_MS;
     char *sql = xasprintf(
         "%s SET LOCAL statement_timeout = 0; SET LOCAL synchronous_commit = on;"
         " DO $godwit$ DECLARE r pg_catalog.text[] := %s::pg_catalog.text[];"
+        " dbs pg_catalog.name[] := %s;"
         " d pg_catalog.timestamptz := pg_catalog.clock_timestamp() + interval '%" PRIu64 " ms';"
         " n pg_catalog.int8; t pg_catalog.int8; p pg_catalog.int4[] := '{}';"
         " g pg_catalog.int4[]; BEGIN"
@@ -637,16 +652,306 @@ static void fz_stop(steprun_t *run)
         " PERFORM pg_catalog.set_config('godwit.terminated', t::pg_catalog.text, true);"
         " PERFORM pg_catalog.pg_logical_emit_message(true, 'godwit', 'final position');"
         " END $godwit$;"
-        " SELECT l.lsn, l.terminated, q.* FROM (SELECT"
+        " SELECT l.lsn, l.terminated%s FROM (SELECT"
         " pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text AS lsn,"
-        " pg_catalog.current_setting('godwit.terminated') AS terminated) l"
-        " LEFT JOIN (" FZ_SEQUENCES_SQL ") q ON true ORDER BY q.schema, q.name",
-        nologin, roles, drain, FZ_GONE_MS);
+        " pg_catalog.current_setting('godwit.terminated') AS terminated) l%s",
+        nologin, roles, dbs, drain, FZ_GONE_MS, sequences ? ", q.*" : "",
+        sequences ? " LEFT JOIN (" FZ_SEQUENCES_SQL ") q ON true ORDER BY q.schema, q.name" : "");
     free(nologin);
+    return sql;
+}
+
+/* The stop's bound on the server: the drain, the terminations, a margin. */
+static uint64_t fz_stop_timeout_ms(const fz_step_t *s)
+{
+    uint64_t drain = s->req->drain_timeout_ms ? s->req->drain_timeout_ms : FZ_DEFAULT_DRAIN_MS;
+    return drain + FZ_GONE_MS + FREEZE_STATEMENT_TIMEOUT_MS;
+}
+
+static void fz_group_join(fz_step_t *s);
+
+static void fz_stop(steprun_t *run)
+{
+    fz_step_t *s = (fz_step_t *)run;
+    if (s->req->n_group_databases > 1) {
+        fz_group_join(s);
+        return;
+    }
+    char *roles = pgconn_escape_literal(s->run.conn[0], s->roles_array);
+    if (!roles) {
+        steprun_failf(&s->run, "cannot quote the application roles");
+        return;
+    }
+    char *sql = fz_stop_sql(s, roles, "ARRAY[pg_catalog.current_database()]", true);
     free(roles);
     fz_query_simple(s, "refusing the roles' logins, ending their sessions, reading the sequences", sql,
-                    drain + FZ_GONE_MS + FREEZE_STATEMENT_TIMEOUT_MS, fz_on_stopped);
+                    fz_stop_timeout_ms(s), fz_on_stopped);
     free(sql);
+}
+
+/* ---- a cutover group's stop --------------------------------------------- */
+
+/* The members of a cutover group whose databases are on this server send
+ * their FREEZEs together (group_databases: the same list in each). Each
+ * member's step renames its own armed file to its fence file, then waits
+ * at the group's stop: once every member's database has arrived there,
+ * the last to arrive (the leader) runs one message on its connection that
+ * refuses the logins of all their roles, drains and terminates their
+ * sessions in all their databases, and takes the final position with one
+ * flushed commit: the insert position is the server's, and every member's
+ * walsender carries its stream past it once that commit is flushed. Then
+ * each member reads its own sequences (and, later, its final check's
+ * rows) on its own connection. So a group of 50 databases on one server
+ * makes one fence and one flushed commit, not 50 of each racing for the
+ * same roles; a member that does not arrive within the drain timeout
+ * fails every waiting member, with nothing changed (their fence files go
+ * back to armed). Owned by the freezer; each waiting step points at it and
+ * leaves it when it ends (its stop hook). */
+struct fz_gstop {
+    freezer_t *f;
+    char *key;               /* the group's databases, as a text[] literal */
+    size_t expected;         /* how many: n_group_databases */
+    fz_step_t **members;     /* arrived, waiting for the stop's outcome */
+    size_t n_members;
+    fz_step_t *leader;       /* running the stop (its message in flight), or NULL */
+    char *error;             /* the stop failed: every member fails with this */
+    char sqlstate[6];        /* the failure's */
+    bool failing;            /* the timer fails the members (error set) */
+    uv_timer_t timer;        /* the bound on the arrivals, then the deferred failure */
+    fz_gstop_t *next;
+};
+
+static void fz_gstop_closed(uv_handle_t *h)
+{
+    fz_gstop_t *g = h->data;
+    free(g->key);
+    free(g->members);
+    free(g->error);
+    free(g);
+}
+
+/* Unlinks g from its freezer and frees it (its members must be gone). */
+static void fz_gstop_free(fz_gstop_t *g)
+{
+    for (fz_gstop_t **pp = &g->f->gstops; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    uv_close((uv_handle_t *)&g->timer, fz_gstop_closed);
+}
+
+/* Every member fails with g's error; g goes. */
+static void fz_gstop_fail_all(fz_gstop_t *g)
+{
+    size_t n = g->n_members;
+    fz_step_t **members = g->members;
+    g->members = NULL;
+    g->n_members = 0;
+    g->leader = NULL;
+    for (size_t i = 0; i < n; i++) {
+        fz_step_t *m = members[i];
+        m->gstop = NULL;
+        if (strcmp(g->sqlstate, FZ_ROLES_CHANGED) == 0)
+            fz_undo_fence(m);
+        steprun_failf(&m->run, "%s", g->error);
+    }
+    free(members);
+    fz_gstop_free(g);
+}
+
+static void fz_gstop_on_timer(uv_timer_t *t)
+{
+    fz_gstop_t *g = t->data;
+    if (!g->failing) { /* the arrivals' bound */
+        g->error = xasprintf("the cutover group's freeze on this server: %zu of its %zu "
+                             "databases arrived in time (%s); nothing was changed",
+                             g->n_members, g->expected, g->key);
+        strcpy(g->sqlstate, FZ_ROLES_CHANGED); /* no role changed: undo the renames */
+    }
+    fz_gstop_fail_all(g);
+}
+
+/* Fails the members from the loop (not from inside a step's end). */
+static void fz_gstop_fail_soon(fz_gstop_t *g, const char *error, const char *sqlstate)
+{
+    if (g->failing)
+        return;
+    g->failing = true;
+    g->leader = NULL;
+    g->error = xstrdup(error);
+    snprintf(g->sqlstate, sizeof g->sqlstate, "%s", sqlstate ? sqlstate : "");
+    uv_timer_start(&g->timer, fz_gstop_on_timer, 0, 0);
+}
+
+/* s ends while at the stop (its stop hook): it leaves; a leader whose
+ * message was in flight takes the stop's outcome with it, so the others
+ * fail. */
+static void fz_gstop_leave(fz_step_t *s)
+{
+    fz_gstop_t *g = s->gstop;
+    if (!g)
+        return;
+    s->gstop = NULL;
+    for (size_t i = 0; i < g->n_members; i++) {
+        if (g->members[i] == s) {
+            g->members[i] = g->members[--g->n_members];
+            break;
+        }
+    }
+    if (g->leader == s)
+        fz_gstop_fail_soon(g, "the cutover group's freeze on this server ended before it "
+                           "answered", NULL);
+    else if (g->n_members == 0 && !g->failing)
+        fz_gstop_free(g);
+}
+
+static void fz_on_group_sequences(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *s = arg;
+    if (!fz_ok(s, r))
+        return;
+    fz_take_sequences(s, r->res);
+    fz_timed(s, "read sequences");
+    fz_next(s);
+}
+
+/* A member once the group's stop is done: its own sequences. */
+static void fz_group_sequences(fz_step_t *s)
+{
+    fz_query(s, "reading the sequences", FZ_SEQUENCES_SQL " ORDER BY 1, 2", 0, NULL,
+             fz_on_group_sequences);
+}
+
+static void fz_on_group_stopped(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    fz_step_t *leader = arg;
+    fz_gstop_t *g = leader->gstop;
+    uint64_t lsn = 0;
+    if (!r->ok) {
+        char *m = pgconn_result_message("refusing the group's logins, ending their sessions", r);
+        fz_gstop_fail_soon(g, m, r->sqlstate);
+        free(m);
+        return;
+    }
+    if (PQntuples(r->res) < 1 || !lsn_parse(pgconn_col_str(r->res, 0, "lsn"), &lsn)) {
+        fz_gstop_fail_soon(g, "the cutover group's freeze read no final position", NULL);
+        return;
+    }
+    uint32_t terminated = (uint32_t)pgconn_col_u64(r->res, 0, "terminated");
+    size_t n = g->n_members;
+    fz_step_t **members = g->members;
+    g->members = NULL;
+    g->n_members = 0;
+    g->leader = NULL;
+    fz_gstop_free(g);
+    for (size_t i = 0; i < n; i++) {
+        fz_step_t *m = members[i];
+        m->gstop = NULL;
+        m->result->final_lsn = lsn;
+        /* The sessions ended are counted once, by the member that ran it. */
+        m->result->terminated = m == leader ? terminated : 0;
+        fz_timed(m, m == leader ? "refuse the group's logins, drain, terminate"
+                                : "the group's fence (another member's message)");
+        fz_group_sequences(m);
+    }
+    free(members);
+}
+
+/* The last member to arrive runs the stop for all (see struct fz_gstop). */
+static void fz_group_run(fz_gstop_t *g, fz_step_t *leader)
+{
+    uv_timer_stop(&g->timer);
+    g->leader = leader;
+    /* The roles of every member, each once. */
+    size_t cap = 0, n = 0;
+    for (size_t i = 0; i < g->n_members; i++)
+        cap += g->members[i]->req->n_app_roles;
+    char **roles = xcalloc(cap + 1, sizeof *roles);
+    for (size_t i = 0; i < g->n_members; i++) {
+        const Godwit__FreezeSource *q = g->members[i]->req;
+        for (size_t j = 0; j < q->n_app_roles; j++) {
+            bool seen = false;
+            for (size_t k = 0; k < n && !seen; k++)
+                seen = strcmp(roles[k], q->app_roles[j]) == 0;
+            if (!seen)
+                roles[n++] = q->app_roles[j];
+        }
+    }
+    char *array = pgconn_text_array(roles, n);
+    free(roles);
+    pgconn_t *c = leader->run.conn[0];
+    char *roles_lit = pgconn_escape_literal(c, array);
+    char *dbs_lit = pgconn_escape_literal(c, g->key);
+    free(array);
+    if (!roles_lit || !dbs_lit) {
+        free(roles_lit);
+        free(dbs_lit);
+        fz_gstop_fail_soon(g, "cannot quote the group's roles or databases", NULL);
+        return;
+    }
+    char *dbs = xasprintf("%s::pg_catalog.name[]", dbs_lit);
+    char *sql = fz_stop_sql(leader, roles_lit, dbs, false);
+    free(roles_lit);
+    free(dbs_lit);
+    free(dbs);
+    /* A send that fails ends the leader: its stop hook fails the others. */
+    fz_query_simple(leader, "refusing the group's logins, ending their sessions", sql,
+                    fz_stop_timeout_ms(leader), fz_on_group_stopped);
+    free(sql);
+}
+
+/* A member at the stop: joins its group's (made by the first to come);
+ * the last to come runs it. */
+static void fz_group_join(fz_step_t *s)
+{
+    freezer_t *f = s->f;
+    if (!s->from_armed) {
+        /* Its fence file holds the roles as read now, after a sibling may
+         * have taken their LOGIN (freezer_run refuses this already for a
+         * member whose armed file is gone). */
+        steprun_failf(&s->run, "a member of a cutover group freezes only from its armed file");
+        return;
+    }
+    fz_gstop_t *g = f->gstops;
+    while (g && (g->failing || strcmp(g->key, s->group_array) != 0))
+        g = g->next;
+    if (!g) {
+        g = xcalloc(1, sizeof *g);
+        g->f = f;
+        g->key = xstrdup(s->group_array);
+        g->expected = s->req->n_group_databases;
+        g->members = xcalloc(g->expected, sizeof *g->members);
+        uv_timer_init(f->loop, &g->timer);
+        g->timer.data = g;
+        g->next = f->gstops;
+        f->gstops = g;
+        /* The members come in one burst; one whose kept connection was
+         * gone connects first. */
+        uint64_t bound = (s->req->drain_timeout_ms ? s->req->drain_timeout_ms
+                                                   : FZ_DEFAULT_DRAIN_MS) +
+                         (uint64_t)f->local.connect_timeout_ms;
+        uv_timer_start(&g->timer, fz_gstop_on_timer, bound, 0);
+    }
+    bool mine = false;
+    for (size_t i = 0; i < s->req->n_group_databases; i++)
+        mine = mine || strcmp(s->req->group_databases[i], s->req->database) == 0;
+    for (size_t i = 0; i < g->n_members && mine; i++)
+        mine = strcmp(g->members[i]->req->database, s->req->database) != 0;
+    if (!mine || g->leader || g->n_members >= g->expected) {
+        steprun_failf(&s->run, "database \"%s\" is not a member still expected at the cutover "
+                      "group's freeze (%s)", s->req->database, g->key);
+        return;
+    }
+    g->members[g->n_members++] = s;
+    s->gstop = g;
+    free(s->run.what);
+    s->run.what = xstrdup("waiting for the cutover group's other databases");
+    if (g->n_members == g->expected)
+        fz_group_run(g, s);
 }
 
 /* The final check's rows, one table after the other, once no write can
@@ -813,6 +1118,12 @@ static void fz_warm(steprun_t *run)
 static const steprun_fn fz_prepare_stages[] = { fz_connect, fz_warm, fz_arm, fz_check, NULL };
 static const steprun_fn fz_none_stages[] = { NULL };
 
+/* The runtime's stop hook: a member waiting at its group's stop leaves it. */
+static void fz_stop_hook(steprun_t *run)
+{
+    fz_gstop_leave((fz_step_t *)run);
+}
+
 /* The fence file cannot be read: never guess what the roles had. */
 static void fz_unreadable(steprun_t *run)
 {
@@ -918,6 +1229,7 @@ step_t *freezer_run(freezer_t *f, const Godwit__FreezeSource *req, step_done_cb 
         s->run.what = xstrdup(why);
     }
     s->run.complete = fz_complete;
+    s->run.stop = fz_stop_hook;
     steprun_start(&s->run, f->loop, xasprintf("freeze of database \"%s\"", req->database),
                   done, arg, fz_release, steprun_next);
     return &s->run.base;
@@ -1072,6 +1384,14 @@ void freezer_destroy(freezer_t **fp)
         return;
     *fp = NULL;
     step_cancel(&f->internal);
+    /* The steps waiting at a stop are their owners' to cancel. */
+    while (f->gstops) {
+        fz_gstop_t *g = f->gstops;
+        for (size_t i = 0; i < g->n_members; i++)
+            g->members[i]->gstop = NULL;
+        g->n_members = 0;
+        fz_gstop_free(g);
+    }
     while (f->leases) {
         lease_t *l = f->leases;
         f->leases = l->next;
