@@ -56,6 +56,11 @@ void cutgroup_join(cutgroup_t *g, cutover_t *cu)
         s_group_dbs(g, g->members[i]);
 }
 
+size_t cutgroup_size(const cutgroup_t *g)
+{
+    return g->n;
+}
+
 void cutgroup_leave(cutover_t *cu)
 {
     cutgroup_t *g = cu->group;

@@ -30,6 +30,8 @@ cutgroup_t *cutgroup_new(size_t n);
 /* cu joins g (cu->group); the group's databases on cu's `from` agent go
  * into each fence request of cu (FreezeSource.group_databases). */
 void cutgroup_join(cutgroup_t *g, cutover_t *cu);
+/* How many members g has (joined or not). */
+size_t cutgroup_size(const cutgroup_t *g);
 /* cu ends: it leaves the group; the last member frees it. */
 void cutgroup_leave(cutover_t *cu);
 /* cu entered a step the group takes together (cutgroup_step): it runs now

@@ -24,11 +24,6 @@
 #include "planwire.h"
 #include "xalloc.h"
 
-#define CU_ABORT_STEP_TIMEOUT_MS 10000
-/* A group's members send their steps outside the pause (check roles, the
- * steps after the switch) to the same agents at once: each of its
- * databases on the server adds this much to those steps' bound. */
-#define CU_GROUP_STEP_MS_PER_DB 250
 #define CU_RETRY_MS 1000
 
 #define CU_ABORT_MIN_TRY_MS 500 /* an abort step begun past the abort's deadline */
@@ -444,7 +439,7 @@ uint64_t cutover_timeout(const cutover_t *cu)
         return left < CU_ABORT_TRY_MS ? left : CU_ABORT_TRY_MS;
     }
     if (!s_steps[cu->state].critical || cu->forward_only)
-        return CU_ABORT_STEP_TIMEOUT_MS + CU_GROUP_STEP_MS_PER_DB * (uint64_t)cu->n_group_dbs;
+        return CUTOVER_CHECK_MS(cu->n_group_dbs);
     uint64_t now = agentlink_mono_us(cu->link);
     return now >= cu->budget_end_us ? 0 : (cu->budget_end_us - now + 999) / 1000;
 }

@@ -207,6 +207,11 @@ const char *cutover_step_name(kstate_t s);
 log_about_t cutover_about(const cutover_t *cu);
 /* Whether s is an abort step (bounded by cutover.abort_timeout). */
 bool cutover_step_bounded(kstate_t s);
+/* The bound of a step outside the pause (check roles, the steps after the
+ * switch) of a member whose group has n databases on its server (0 alone):
+ * a group's members send those steps to the same agents at once, and each
+ * such database adds 250 ms. */
+#define CUTOVER_CHECK_MS(n) (10000 + 250 * (uint64_t)(n))
 /* The timeout of a command of the current step: what is left of the write
  * pause's budget for critical steps, else a fixed bound. 0: no time left. */
 uint64_t cutover_timeout(const cutover_t *cu);

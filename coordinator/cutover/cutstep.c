@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cutgroup.h"
 #include "cutjournal.h"
 #include "cutreport.h"
 #include "finalcheck.h"
@@ -389,6 +390,13 @@ void cutstep_check(cutover_t *cu)
     Godwit__FreezeSource arm =
         s_fence_req(cu, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
     arm.arm = true;
+    if (cu->group) {
+        /* The armed file must outlive the wait for the group's slowest
+         * check and the group's pause before the freeze renames it: the
+         * check step's bound for a group of this size, the pause's budget,
+         * then the freeze's own lease. */
+        arm.lease_ms += CUTOVER_CHECK_MS(cutgroup_size(cu->group)) + cu->max_pause_ms;
+    }
     s_send_fence_req(cu, cu->from_agent, &arm);
     s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
     s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);

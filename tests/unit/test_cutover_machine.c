@@ -1180,7 +1180,13 @@ static void test_group_rolls_back_together(void **state)
     int fences = 0;
     for (const fakelink_sent_t *s = fakelink_peek(&r->link); s; s = s->next)
         if (s->cmd->action_case == A(FREEZE_SOURCE) && strcmp(s->agent, GREEN) == 0) {
-            assert_int_equal(s->cmd->freeze_source->n_group_databases, 2);
+            const Godwit__FreezeSource *fs = s->cmd->freeze_source;
+            assert_int_equal(fs->n_group_databases, 2);
+            /* armed: the file outlives the group's slowest check and its
+             * pause (half the proxies' lease, the check's bound for a group
+             * of two, max_write_pause) */
+            assert_true(fs->arm);
+            assert_int_equal(fs->lease_ms, 7500 + CUTOVER_CHECK_MS(2) + 2000);
             fences++;
         }
     assert_int_equal(fences, 2);
