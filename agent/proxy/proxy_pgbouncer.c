@@ -19,7 +19,8 @@
  *           is put back and RELOADed. A SWITCH that goes on as the RESUME
  *           (then_resume) leaves the syncs until the RESUME is done
  *   RESUME  RESUME db
- * Each reads the entry first and does nothing if it is already so.
+ * Each reads the entry first and does nothing if it is already so; PAUSE
+ * and RESUME take PgBouncer's answer as the outcome (no read-back).
  *
  * Owns: the admin connection (kept between operations), a second admin
  * connection and a backend connection used only by the timeout policy, the
@@ -224,15 +225,6 @@ static void s_status(pgb_t *d) { s_read(d, s_done_ok); }
 
 /* ---- RESUME ---- */
 
-static void s_resume_checked(pgb_t *d)
-{
-    if (d->job.out->paused)
-        s_failf(d, "RESUME %s answered, but PgBouncer still shows the entry paused",
-                d->cfg->pgbouncer.database);
-    else
-        s_finish(d, NULL);
-}
-
 static void s_resume_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     pgb_t *d = arg;
@@ -243,7 +235,9 @@ static void s_resume_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     proxydrv_out_step(d->job.out, "resume", d->step_mono);
-    s_read(d, s_resume_checked);
+    /* Answered: the entry is resumed (no read-back: see s_pause_done). */
+    d->job.out->paused = false;
+    s_finish(d, NULL);
 }
 
 static void s_resume_read(pgb_t *d)
@@ -260,15 +254,6 @@ static void s_resume_read(pgb_t *d)
 }
 
 /* ---- PAUSE ---- */
-
-static void s_pause_checked(pgb_t *d)
-{
-    if (!d->job.out->paused)
-        s_failf(d, "PAUSE %s answered, but PgBouncer does not show the entry paused",
-                d->cfg->pgbouncer.database);
-    else
-        s_finish(d, NULL);
-}
 
 static void s_pause_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
@@ -289,7 +274,13 @@ static void s_pause_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
     }
     proxydrv_out_step(d->job.out, d->timed_out ? "pause (after terminating blockers)" : "pause",
                       d->step_mono);
-    s_read(d, s_pause_checked);
+    /* PgBouncer answers PAUSE once the entry is paused: no read-back. A
+     * SHOW DATABASES after it proved nothing an admin could not undo the
+     * next moment, and cost a round trip per entry inside the write pause:
+     * in a group of 50 entries of one PgBouncer, 50 listings of every
+     * entry, about 40 ms after the last PAUSE was answered. */
+    d->job.out->paused = true;
+    s_finish(d, NULL);
 }
 
 /* Resume policy, after the waiting PAUSE was dropped or failed (d->why). */
