@@ -1050,13 +1050,7 @@ def bench_group(sizes, reps, copies, roles="shared", rate=GROUP_RATE, connect_ti
         bouncer.psql("RELOAD", user="postgres", db="pgbouncer")
         px = s_quiet_agent(harness.Agent(rig, "px", coord, role="proxy"))
         with open(px.config, "a") as f:
-            f.write("proxies:\n")
-            for db in dbs:
-                f.write("  - name: pgb_%s\n    kind: pgbouncer\n    blue: 127.0.0.1:%d\n"
-                        "    green: 127.0.0.1:%d\n    pgbouncer:\n      host: 127.0.0.1\n"
-                        "      port: %d\n      user: postgres\n      database: %s\n"
-                        "      include_file: %s\n" % (db, blue.port, green.port, bouncer.port,
-                                                      db, bouncer.includes[db]))
+            f.write(bouncer.proxies_yaml(dbs, lambda db: blue.port, green.port))
         px.start()
         for a in ("blue", "green", "px"):
             harness.wait_for("%s connected" % a, lambda: coord.agent(a)["state"] == "connected",

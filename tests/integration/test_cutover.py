@@ -64,6 +64,17 @@ class PgBouncer:
         r = self.psql("SELECT 1", check_rc=False)
         return r.returncode == 0
 
+    def proxies_yaml(self, databases, blue_port, green_port):
+        """A proxy agent's `proxies:` section: one entry pgb_DB per database,
+        each repointing that database's include file; blue_port(db) is the
+        blue server of db."""
+        return "proxies:\n" + "".join(
+            "  - name: pgb_%s\n    kind: pgbouncer\n    blue: 127.0.0.1:%d\n"
+            "    green: 127.0.0.1:%d\n    pgbouncer:\n      host: 127.0.0.1\n"
+            "      port: %d\n      user: postgres\n      database: %s\n"
+            "      include_file: %s\n" % (db, blue_port(db), green_port, self.port, db,
+                                          self.includes[db]) for db in databases)
+
     def psql(self, sql, user="app", check_rc=True, db="shop"):
         r = subprocess.run([os.path.join(harness.PG_BIN, "psql"), "-X", "-A", "-t", "-v",
                             "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U",

@@ -40,13 +40,7 @@ def group_ready(rig):
     bouncer = PgBouncer(rig, blue.port, databases=DBS)
     agent = Agent(rig, "px", coord, role="proxy")
     with open(agent.config, "a") as f:
-        f.write("proxies:\n")
-        for db in DBS:
-            f.write("  - name: pgb_%s\n    kind: pgbouncer\n    blue: 127.0.0.1:%d\n"
-                    "    green: 127.0.0.1:%d\n    pgbouncer:\n      host: 127.0.0.1\n"
-                    "      port: %d\n      user: postgres\n      database: %s\n"
-                    "      include_file: %s\n" % (db, blue.port, green.port, bouncer.port, db,
-                                                   bouncer.includes[db]))
+        f.write(bouncer.proxies_yaml(DBS, lambda db: blue.port, green.port))
     agent.start()
     wait_for("px connected", lambda: coord.agent("px")["state"] == "connected", 15)
     plan = rig.path("group.yaml")

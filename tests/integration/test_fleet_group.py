@@ -107,13 +107,7 @@ def test_fleet_of_fifty_one_group(rig):
     bouncer.psql("RELOAD", user="postgres", db="pgbouncer")
     px = quiet(Agent(rig, "px", coord, role="proxy"))
     with open(px.config, "a") as f:
-        f.write("proxies:\n")
-        for db in DBS:
-            f.write("  - name: pgb_%s\n    kind: pgbouncer\n    blue: 127.0.0.1:%d\n"
-                    "    green: 127.0.0.1:%d\n    pgbouncer:\n      host: 127.0.0.1\n"
-                    "      port: %d\n      user: postgres\n      database: %s\n"
-                    "      include_file: %s\n" % (db, blues[source_of(db)].port, green.port,
-                                                  bouncer.port, db, bouncer.includes[db]))
+        f.write(bouncer.proxies_yaml(DBS, lambda db: blues[source_of(db)].port, green.port))
     px.start()
     for a in ("blue1", "blue2", "green", "px"):
         wait_for("%s connected" % a, lambda: coord.agent(a)["state"] == "connected", 30)

@@ -703,8 +703,9 @@ static void fz_stop(steprun_t *run)
  * each member reads its own sequences (and, later, its final check's
  * rows) on its own connection. So a group of 50 databases on one server
  * makes one fence and one flushed commit, not 50 of each racing for the
- * same roles; a member that does not arrive within the drain timeout
- * fails every waiting member, with nothing changed (their fence files go
+ * same roles; if a member does not arrive within the drain timeout and
+ * the connect timeout (one whose kept connection was gone connects first),
+ * every waiting member fails with nothing changed (their fence files go
  * back to armed). Owned by the freezer; each waiting step points at it and
  * leaves it when it ends (its stop hook). */
 struct fz_gstop {
