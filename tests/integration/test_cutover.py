@@ -255,6 +255,12 @@ def test_cutover_through_pgbouncer(rig):
           "blue writable again")
     check(in_state(coord, "streaming"), "still streaming")
 
+    # A table of blue's outside the plan, with its own sequence: the freeze
+    # reads every sequence, and green skips this one (neither it nor its
+    # table is migrated) while it sets the others in the same statement.
+    blue.psql("CREATE TABLE public.scratch (id bigserial);"
+              " SELECT setval('public.scratch_id_seq', 77)", db="shop")
+
     # The cutover.
     r = coord.ctl("cutover", "shop", check_rc=False)
     text = r.stdout.decode()
@@ -292,6 +298,11 @@ def test_cutover_through_pgbouncer(rig):
     for seq in ("public.customers_id_seq", "public.orders_id_seq", "public.invoice_no"):
         q = "SELECT last_value FROM %s" % seq
         check(int(green.psql(q, db="shop")) >= int(blue.psql(q, db="shop")), seq)
+    on_green = int(green.psql("SELECT count(*) FROM pg_catalog.pg_sequences", db="shop"))
+    check(st["cutover"].get("sequences") == on_green and
+          green.psql("SELECT to_regclass('public.scratch_id_seq') IS NULL", db="shop") == "t",
+          "green's %d sequences set, blue's scratch_id_seq skipped: %r" % (
+              on_green, st["cutover"].get("sequences")))
     bouncer.psql("INSERT INTO public.customers (name) VALUES ('after the switch')")
     check(green.psql("SELECT nextval('public.invoice_no')", db="shop") == "42",
           "the unowned sequence went on from blue's value")

@@ -1,12 +1,14 @@
 /*
- * sequences: the SetSequences step on the target (see sequences.h). One
- * statement after the other on one connection, the freezer's kept one when
- * it has one to the database: with a final position, first a wait on the
- * server until our subscription received the source's stream up to it;
- * then one setval per sequence, then the target's WAL insert position,
- * then one read per table of the final check. Names are quoted by
- * PQescapeIdentifier, which needs the connection: each statement is built
- * once connected.
+ * sequences: the SetSequences step on the target (see sequences.h). On one
+ * connection, the freezer's kept one when it has one to the database: one
+ * round trip (simple protocol, several statements) that, with a final
+ * position, first waits on the server until our subscription received the
+ * source's stream up to it, then sets every sequence in one statement, then
+ * reads the target's WAL insert position; then one read per table of the
+ * final check. (It was one statement per sequence, each a round trip
+ * inside the write pause.) Names go into the text only through PQescapeIdentifier and
+ * PQescapeLiteral of the connection, so each statement is built once
+ * connected.
  *
  * Owns: its copy of the request, the final check's rows until they go
  * into the result, its connection while it runs (given back to the
@@ -15,6 +17,7 @@
 #include "sequences.h"
 #include "steprun.h"
 
+#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,13 +37,14 @@ typedef struct seq_step seq_step_t;
 
 struct seq_step {
     steprun_t run;              /* first: conn[0], label */
-    size_t n, next;             /* the statements: setvals, the WAL position, the checks */
+    size_t next;                /* the final check's next table */
     Godwit__SetSequences *req;  /* our copy of the request, owned */
     freezer_t *f;               /* takes and gives back its kept connection */
     char *database;
     uint64_t lsn;               /* the target's WAL insert position, read last */
     size_t skipped;             /* sequences out of the migration's tables */
     bool waited;                /* the final position received (or no wait) */
+    bool batched;               /* the wait, the setvals and the WAL position done */
     uint64_t wait_ms10;         /* how long that wait took, in 0.1 ms */
     Godwit__CheckedRows **checked; /* the final check's rows, owned */
     size_t n_checked;
@@ -98,87 +102,120 @@ static void s_finish(seq_step_t *s, const char *error)
 
 static void s_run(seq_step_t *s);
 
-static void s_on_result(pgconn_t *c, const pgconn_result_t *r, void *arg)
+/* One row of the final check read (s->next counts them). */
+static void s_on_checked(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     (void)c;
     seq_step_t *s = arg;
     if (!r->ok) {
-        char *why = pgconn_result_message(NULL, r);
+        char *why = pgconn_result_message("the final check", r);
         s_finish(s, why);
         free(why);
         return;
     }
-    size_t n_seq = s->req->n_sequences;
-    if (s->next > n_seq) { /* the final check's rows: see s_run */
-        const Godwit__SetSequences *req = s->req;
-        s->checked = xrealloc(s->checked, (s->n_checked + 1) * sizeof *s->checked);
-        s->checked[s->n_checked++] = rowcheck_rows_new(req->check[s->next - n_seq - 1], r->res);
-    }
-    if (s->next < n_seq) { /* a setval: see s_build_setval */
-        const char *v = r->res && PQntuples(r->res) == 1 && !PQgetisnull(r->res, 0, 0)
-                            ? PQgetvalue(r->res, 0, 0)
-                            : NULL;
-        const Godwit__SequenceValue *q = s->req->sequences[s->next];
-        if (!v) {
-            char *why = q->owner_table[0]
-                            ? xasprintf("sequence %s.%s is missing on the target while its "
-                                        "table %s.%s is there", q->schema, q->name,
-                                        q->owner_schema, q->owner_table)
-                            : xasprintf("sequence %s.%s is missing on the target", q->schema,
-                                        q->name);
-            s_finish(s, why);
-            free(why);
-            return;
-        }
-        if (strcmp(v, "out of scope") == 0) {
-            log_info("%s: sequence %s.%s skipped: its table %s.%s is not migrated", s->run.label,
-                     q->schema, q->name, q->owner_schema, q->owner_table);
-            s->skipped++;
-        }
-    }
-    if (s->next == n_seq) {
-        const char *v = r->res && PQntuples(r->res) == 1 ? PQgetvalue(r->res, 0, 0) : NULL;
-        if (!v || !lsn_parse(v, &s->lsn)) {
-            s_finish(s, "the server gave no valid WAL position");
-            return;
-        }
-    }
+    const Godwit__SetSequences *req = s->req;
+    s->checked = xrealloc(s->checked, (s->n_checked + 1) * sizeof *s->checked);
+    s->checked[s->n_checked++] = rowcheck_rows_new(req->check[s->next], r->res);
     s->next++;
     s_run(s);
 }
 
-static void s_on_waited(pgconn_t *c, const pgconn_result_t *r, void *arg)
+/* The outcome of the i-th setval as the batch gave it: NULL (the sequence
+ * is missing while its table is there: an error), "out of scope" (neither
+ * is migrated: skipped) or the value set. false with *why (malloc'd). */
+static bool s_setval_outcome(seq_step_t *s, size_t i, const cJSON *r, char **why)
+{
+    const Godwit__SequenceValue *q = s->req->sequences[i];
+    if (!cJSON_IsString(r)) {
+        *why = q->owner_table[0]
+                   ? xasprintf("sequence %s.%s is missing on the target while its table %s.%s "
+                               "is there", q->schema, q->name, q->owner_schema, q->owner_table)
+                   : xasprintf("sequence %s.%s is missing on the target", q->schema, q->name);
+        return false;
+    }
+    if (strcmp(r->valuestring, "out of scope") == 0) {
+        log_info("%s: sequence %s.%s skipped: its table %s.%s is not migrated", s->run.label,
+                 q->schema, q->name, q->owner_schema, q->owner_table);
+        s->skipped++;
+    }
+    return true;
+}
+
+/* The batch's one row: the target's WAL position, how long the wait took
+ * on the server, every setval's outcome in the request's order. */
+static void s_on_batch(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     (void)c;
     seq_step_t *s = arg;
+    const Godwit__SetSequences *req = s->req;
     if (!r->ok) {
-        char *why = pgconn_result_message("waiting for the final position", r);
+        char *why = pgconn_result_message(s->waited ? "setting the sequences"
+                                                    : "waiting for the final position, then "
+                                                      "setting the sequences", r);
         s_finish(s, why);
         free(why);
         return;
     }
+    const char *lsn = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "lsn") : NULL;
+    if (!lsn || !lsn_parse(lsn, &s->lsn)) {
+        s_finish(s, "the server gave no valid WAL position");
+        return;
+    }
     uint64_t now = units_mono_us();
-    s->wait_ms10 = (now - s->started_us) / 100;
-    s->started_us = now;
-    s->waited = true;
+    if (!s->waited) {
+        const char *w = pgconn_col(r->res, 0, "waited_us");
+        uint64_t us = w && w[0] ? strtoull(w, NULL, 10) : 0;
+        if (us > now - s->started_us)
+            us = now - s->started_us;
+        s->wait_ms10 = us / 100;
+        s->started_us += us; /* "set sequences": the rest of the round trip */
+        s->waited = true;
+    }
+    cJSON *outcomes = req->n_sequences ? cJSON_Parse(pgconn_col(r->res, 0, "sequences")) : NULL;
+    if (req->n_sequences && (!cJSON_IsArray(outcomes) ||
+                             (size_t)cJSON_GetArraySize(outcomes) != req->n_sequences)) {
+        cJSON_Delete(outcomes);
+        s_finish(s, "the server did not answer for every sequence");
+        return;
+    }
+    for (size_t i = 0; i < req->n_sequences; i++) {
+        /* json_agg(json_build_array(o, outcome) ORDER BY o): [o, outcome] */
+        const cJSON *pair = cJSON_GetArrayItem(outcomes, (int)i);
+        const cJSON *o = cJSON_GetArrayItem(pair, 0);
+        char *why = NULL;
+        if (!cJSON_IsNumber(o) || o->valuedouble != (double)i) {
+            cJSON_Delete(outcomes);
+            s_finish(s, "the server answered for the sequences out of order");
+            return;
+        }
+        if (!s_setval_outcome(s, i, cJSON_GetArrayItem(pair, 1), &why)) {
+            cJSON_Delete(outcomes);
+            s_finish(s, why);
+            free(why);
+            return;
+        }
+    }
+    cJSON_Delete(outcomes);
+    s->checks_started_us = now;
+    s->next = 0;
+    s->batched = true;
     s_run(s);
 }
 
-/* SetSequences with a final position: one statement that waits on the
- * server (1 ms polls of pg_stat_subscription, live shared memory) until
- * the subscription's apply worker has received the source's stream up to
- * it. A DO block takes no parameters: the name goes in as a quoted
- * literal, the position as text lsn_format wrote. */
-static void s_wait_final(seq_step_t *s)
+/* The SQL of the wait on the server (1 ms polls of pg_stat_subscription,
+ * live shared memory) until the subscription's apply worker has received
+ * the source's stream up to the final position; it leaves how long it
+ * waited in godwit.waited_us. A DO block takes no parameters: the name goes
+ * in as a quoted literal, the position as text lsn_format wrote. NULL if
+ * the name cannot be quoted. */
+static char *s_wait_sql(seq_step_t *s)
 {
     const Godwit__SetSequences *req = s->req;
     char pos[32];
     lsn_format(req->final_lsn, pos, sizeof pos);
     char *name = pgconn_escape_literal(s->run.conn[0], req->subscription);
-    if (!name) {
-        s_finish(s, "cannot quote the subscription's name");
-        return;
-    }
+    if (!name)
+        return NULL;
     uint64_t ms = req->wait_timeout_ms ? req->wait_timeout_ms : SEQ_DEFAULT_WAIT_MS;
     if (ms > FREEZE_STATEMENT_TIMEOUT_MS - 500)
         ms = FREEZE_STATEMENT_TIMEOUT_MS - 500;
@@ -191,95 +228,121 @@ static void s_wait_final(seq_step_t *s)
         " IF pg_catalog.clock_timestamp() - t > interval '%" PRIu64 " ms' THEN"
         " RAISE EXCEPTION 'subscription %% received the source''s stream up to %%, not the"
         " final position %s, in %" PRIu64 " ms', %s, coalesce(r::pg_catalog.text, 'nothing'); END IF;"
-        " PERFORM pg_catalog.pg_sleep(0.001); END LOOP; END $godwit$",
+        " PERFORM pg_catalog.pg_sleep(0.001); END LOOP;"
+        " PERFORM pg_catalog.set_config('godwit.waited_us', (EXTRACT(epoch FROM"
+        " pg_catalog.clock_timestamp() - t) * 1000000)::pg_catalog.int8::pg_catalog.text, true);"
+        " END $godwit$;",
         name, pos, ms, pos, ms, name);
     free(name);
-    int rc = pgconn_query(s->run.conn[0], sql, 0, NULL, FREEZE_STATEMENT_TIMEOUT_MS + 1000, s_on_waited, s);
+    return sql;
+}
+
+/* The SQL that sets every sequence, in one statement: each is set if it is
+ * there; "out of scope" if it is not and neither is the table owning it;
+ * NULL (an error) otherwise. The outcomes go to godwit.sequences as a JSON
+ * array of [i, outcome]. Appended to *sql. false with *why (static) if a
+ * name cannot be quoted. */
+static bool s_setval_sql(seq_step_t *s, char **sql, const char **why)
+{
+    const Godwit__SetSequences *req = s->req;
+    pgconn_t *c = s->run.conn[0];
+    char *out = xasprintf(
+        "%s SELECT pg_catalog.set_config('godwit.sequences', (SELECT"
+        " pg_catalog.json_agg(pg_catalog.json_build_array(v.o, CASE"
+        " WHEN pg_catalog.to_regclass(v.s) IS NOT NULL THEN"
+        " pg_catalog.setval(pg_catalog.to_regclass(v.s), v.l, v.c)::pg_catalog.text"
+        " WHEN v.w <> '' AND pg_catalog.to_regclass(v.w) IS NULL THEN 'out of scope' END)"
+        " ORDER BY v.o) FROM (VALUES", *sql);
+    bool ok = true;
+    for (size_t i = 0; ok && i < req->n_sequences; i++) {
+        const Godwit__SequenceValue *v = req->sequences[i];
+        bool owned = v->owner_table && v->owner_table[0];
+        char *schema = pgconn_escape_identifier(c, v->schema);
+        char *name = pgconn_escape_identifier(c, v->name);
+        char *oschema = owned ? pgconn_escape_identifier(c, v->owner_schema) : NULL;
+        char *otable = owned ? pgconn_escape_identifier(c, v->owner_table) : NULL;
+        char *seq = schema && name ? xasprintf("%s.%s", schema, name) : NULL;
+        char *own = !owned ? xstrdup("") : oschema && otable ? xasprintf("%s.%s", oschema, otable)
+                                                             : NULL;
+        char *seq_lit = seq ? pgconn_escape_literal(c, seq) : NULL;
+        char *own_lit = own ? pgconn_escape_literal(c, own) : NULL;
+        ok = seq_lit && own_lit;
+        if (ok) {
+            char *next = xasprintf("%s%s (%zu, %s::pg_catalog.text, %" PRId64 "::pg_catalog.int8,"
+                                   " %s, %s::pg_catalog.text)", out, i ? "," : "", i, seq_lit,
+                                   v->last_value, v->is_called ? "true" : "false", own_lit);
+            free(out);
+            out = next;
+        }
+        free(schema);
+        free(name);
+        free(oschema);
+        free(otable);
+        free(seq);
+        free(own);
+        free(seq_lit);
+        free(own_lit);
+    }
+    if (!ok) {
+        free(out);
+        *why = "cannot quote a sequence's name";
+        return false;
+    }
+    char *next = xasprintf("%s) v(o, s, l, c, w))::pg_catalog.text, true);", out);
+    free(out);
+    free(*sql);
+    *sql = next;
+    return true;
+}
+
+/* Everything before the final check in one round trip (simple protocol:
+ * the statements run one after the other in one implicit transaction;
+ * the last one's row is the answer): the wait for the final position, the
+ * setvals, then the target's WAL position, read after both. */
+static void s_send_batch(seq_step_t *s)
+{
+    const Godwit__SetSequences *req = s->req;
+    char *sql = s->waited ? xstrdup("") : s_wait_sql(s);
+    if (!sql) {
+        s_finish(s, "cannot quote the subscription's name");
+        return;
+    }
+    const char *why = NULL;
+    if (req->n_sequences && !s_setval_sql(s, &sql, &why)) {
+        free(sql);
+        s_finish(s, why);
+        return;
+    }
+    char *all = xasprintf("%s SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text AS lsn%s%s",
+                          sql, s->waited ? "" : ", pg_catalog.current_setting('godwit.waited_us') AS waited_us",
+                          req->n_sequences ? ", pg_catalog.current_setting('godwit.sequences') AS sequences" : "");
     free(sql);
+    int rc = pgconn_query_simple(s->run.conn[0], all, FREEZE_STATEMENT_TIMEOUT_MS + 1000, s_on_batch, s);
+    free(all);
     if (rc != 0)
         s_finish(s, strerror(-rc));
 }
 
-/* setval of the i-th sequence, its name as a parameter the server casts to
- * regclass; after the last, where the target's WAL is. sql and up to 4
- * params, malloc'd (freed by the caller); false with *why (static) if it
- * cannot be built. */
-static bool s_build_setval(seq_step_t *s, size_t i, char **sql, char *params[4], int *nparams,
-                           const char **why)
-{
-    const Godwit__SetSequences *req = s->req;
-    if (i == req->n_sequences) { /* then where the target's WAL is: see SetSequencesResult */
-        *sql = xstrdup("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text");
-        return true;
-    }
-    const Godwit__SequenceValue *v = req->sequences[i];
-    char *schema = pgconn_escape_identifier(s->run.conn[0], v->schema);
-    char *name = pgconn_escape_identifier(s->run.conn[0], v->name);
-    bool owned = v->owner_table && v->owner_table[0];
-    char *oschema = owned ? pgconn_escape_identifier(s->run.conn[0], v->owner_schema) : NULL;
-    char *otable = owned ? pgconn_escape_identifier(s->run.conn[0], v->owner_table) : NULL;
-    bool ok = schema && name && (!owned || (oschema && otable));
-    if (ok) {
-        /* Set if it is there; "out of scope" if it is not and neither is
-         * the table owning it; NULL (an error) otherwise. */
-        *sql = xstrdup("SELECT CASE WHEN pg_catalog.to_regclass($1) IS NOT NULL THEN"
-                       " pg_catalog.setval(pg_catalog.to_regclass($1), $2::pg_catalog.int8,"
-                       " $3::pg_catalog.bool)::pg_catalog.text"
-                       " WHEN $4 <> '' AND pg_catalog.to_regclass($4) IS NULL THEN 'out of scope'"
-                       " END");
-        params[0] = xasprintf("%s.%s", schema, name);
-        params[1] = xasprintf("%" PRId64, v->last_value);
-        params[2] = xstrdup(v->is_called ? "true" : "false");
-        params[3] = owned ? xasprintf("%s.%s", oschema, otable) : xstrdup("");
-        *nparams = 4;
-    } else {
-        *why = "cannot quote a sequence's name";
-    }
-    free(schema);
-    free(name);
-    free(oschema);
-    free(otable);
-    return ok;
-}
-
 static void s_run(seq_step_t *s)
 {
-    if (!s->waited) {
-        s_wait_final(s);
+    if (!s->batched) {
+        s_send_batch(s);
         return;
     }
-    if (s->next >= s->n) {
+    /* Then the final check's rows (SetSequences.check), one table per
+     * statement. */
+    const Godwit__SetSequences *req = s->req;
+    if (s->next >= req->n_check) {
         s_finish(s, NULL);
         return;
     }
-    /* After the setvals and the WAL position: the final check's rows
-     * (SetSequences.check), one table per statement. */
-    const Godwit__SetSequences *req = s->req;
-    if (s->next > req->n_sequences) {
-        if (s->next == req->n_sequences + 1)
-            s->checks_started_us = units_mono_us();
-        char cwhy[256];
-        if (rowcheck_send(s->run.conn[0], req->check[s->next - req->n_sequences - 1],
-                          FREEZE_STATEMENT_TIMEOUT_MS + 1000, s_on_result, s, cwhy,
-                          sizeof cwhy) != 0) {
-            char *w = xasprintf("the final check: %s", cwhy);
-            s_finish(s, w);
-            free(w);
-        }
-        return;
+    char cwhy[256];
+    if (rowcheck_send(s->run.conn[0], req->check[s->next], FREEZE_STATEMENT_TIMEOUT_MS + 1000,
+                      s_on_checked, s, cwhy, sizeof cwhy) != 0) {
+        char *w = xasprintf("the final check: %s", cwhy);
+        s_finish(s, w);
+        free(w);
     }
-    char *sql = NULL, *params[4] = { NULL, NULL, NULL, NULL };
-    int np = 0;
-    const char *why = NULL;
-    int rc = 0;
-    if (!s_build_setval(s, s->next, &sql, params, &np, &why))
-        s_finish(s, why);
-    else if ((rc = pgconn_query(s->run.conn[0], sql, np, (const char *const *)params,
-                                FREEZE_STATEMENT_TIMEOUT_MS + 1000, s_on_result, s)) != 0)
-        s_finish(s, strerror(-rc));
-    free(sql);
-    for (int k = 0; k < 4; k++)
-        free(params[k]);
 }
 
 static void s_on_connect(pgconn_t *c, bool ok, const char *error, void *arg)
@@ -325,7 +388,6 @@ step_t *sequences_set_start(freezer_t *f, const Godwit__SetSequences *req, step_
     s->req = copy;
     s->f = f;
     s->database = xstrdup(req->database);
-    s->n = req->n_sequences + 1 + req->n_check;
     s->waited = !(req->final_lsn && req->subscription && req->subscription[0]);
     s->started_us = units_mono_us();
     s->connect_timeout_ms = (uint64_t)freezer_local(f)->connect_timeout_ms;
