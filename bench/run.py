@@ -945,9 +945,23 @@ def s_group_steps(rep):
                 steps[t["step"]] = max(steps.get(t["step"], 0.0), t["ms"])
             if t["step"] == "pause" and t.get("at_ms") is not None:
                 starts.append(t["at_ms"])
+    # Inside the pause's steps: each agent's own parts (the median and the
+    # longest over the members), e.g. green's wait for the final position.
+    parts = {}
+    for m in members:
+        for t in m.get("timeline") or []:
+            if t["step"] not in ("pause", "freeze", "sequences", "switch", "resume",
+                                 "switch and resume"):
+                continue
+            for a in t.get("agents") or []:
+                for x in a.get("steps") or []:
+                    key = "%s: %s: %s" % (t["step"], a.get("agent"), x["name"])
+                    parts.setdefault(key, []).append(x["ms"])
+    parts = {k: [round(statistics.median(v), 1), round(max(v), 1)] for k, v in parts.items()}
     return {"members": len(members), "pause_ms": rep.get("write_pause_ms"),
             "member_pauses_ms": [m.get("write_pause_ms") for m in members],
-            "steps": steps, "pause_sent_spread_ms": max(starts) - min(starts) if starts else 0}
+            "steps": steps, "agent_parts_ms": parts,
+            "pause_sent_spread_ms": max(starts) - min(starts) if starts else 0}
 
 
 def s_group_failure(r, rep):
@@ -1264,6 +1278,11 @@ def group_table(g):
                                  if k in GROUP_STEPS), real["states"], real["on_green"],
                              real["size"], real["load"]["failed"], real["load"]["aborted"],
                              real["committed"], real["lost_rows"], real["extra_rows"]))
+            if real.get("agent_parts_ms"):
+                lines.append("Its agents' parts of the pause, median / longest over the "
+                             "members: " + "; ".join(
+                                 "%s %.1f / %.1f ms" % (k, v[0], v[1])
+                                 for k, v in real["agent_parts_ms"].items()) + ".")
         else:
             e = real["error"]
             lines.append("The real cutover of all %d: %s (rc %s): %d member(s) failed (%s) in %s: "
