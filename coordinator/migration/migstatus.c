@@ -25,9 +25,13 @@ cJSON *migstatus_json(const migration_t *g)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", g->m->name);
     cJSON_AddStringToObject(o, "state", migration_state_name(g->state));
+    /* In the copy phase without a copy slot nothing runs: queued, also
+     * before the tick's admission pass has said why. */
+    bool queued = migration_copy_phase(g) && !g->copy_slot;
     cJSON_AddStringToObject(o, "doing", g->copy_queued[0] ? g->copy_queued
-                                                          : migration_doing(g->state));
-    cJSON_AddBoolToObject(o, "copy_queued", g->copy_queued[0] != '\0');
+                                        : queued ? "queued: waiting for the next admission of copies"
+                                                 : migration_doing(g->state));
+    cJSON_AddBoolToObject(o, "copy_queued", queued);
     cJSON_AddNumberToObject(o, "state_since_ms", (double)g->state_since_ms);
     if (g->wave)
         cJSON_AddNumberToObject(o, "wave", g->wave);

@@ -855,6 +855,40 @@ static void test_copy_caps(void **state)
     plan_free(&p);
 }
 
+/* Between reaching the copy and the tick's admission, a migration holds no
+ * copy slot and runs nothing: its status says it is queued (the fleet
+ * test once counted such a one as a running copy, over the cap). */
+static void test_copy_queued_until_admitted(void **state)
+{
+    rig_t *r = *state;
+    static const char text[] = "migrations:\n" PLAN_ROW("c1", BLUE, "a");
+    plan_t p;
+    char err[512];
+    if (!plan_load_string("plan.yaml", text, &p, err, sizeof err))
+        fail_msg("%s", err);
+    migset_set_caps(r->ms, (migset_caps_t){ .per_source = 1 });
+    assert_true(migset_start(r->ms, plan_at(&p, 0), 0, err, sizeof err));
+    for (int guard = 0; guard < 10 && !s_pending(r, BLUE, A(ENSURE_PUBLICATION)); guard++) {
+        migset_tick(r->ms);
+        while (s_pending(r, GREEN, A(APPLY_ROLES)))
+            s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
+        while (s_pending(r, GREEN, A(APPLY_SCHEMA)))
+            s_ok_schema(fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA)));
+    }
+    fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+    assert_string_equal(s_field(r, "c1", "state"), "copy");
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 0);
+    assert_string_equal(s_field(r, "c1", "copy_queued"), "true");
+    assert_string_equal(s_field(r, "c1", "doing"),
+                        "queued: waiting for the next admission of copies");
+    assert_int_equal(s_copies(r, "running"), 0);
+    assert_int_equal(s_copies(r, "queued"), 1);
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1);
+    assert_string_equal(s_field(r, "c1", "copy_queued"), "");
+    plan_free(&p);
+}
+
 /* The fleet's pause holds every copy not yet started, across a restart;
  * its resume lets them start. */
 static void test_fleet_pause_holds_copies(void **state)
@@ -1444,6 +1478,7 @@ static void test_import_profile_shared_by_one_target(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_copy_queued_until_admitted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_copy_caps, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fleet_pause_holds_copies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_waves_operator_go_and_budget, s_setup, s_teardown),
