@@ -792,6 +792,15 @@ static double s_copies(rig_t *r, const char *key)
     return v;
 }
 
+/* Answers every pending roles and schema step on GREEN with success. */
+static void s_answer_roles_schema(rig_t *r)
+{
+    while (s_pending(r, GREEN, A(APPLY_ROLES)))
+        s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
+    while (s_pending(r, GREEN, A(APPLY_SCHEMA)))
+        s_ok_schema(fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA)));
+}
+
 /* Loads the plan text into *p (the caller frees it), caps the copies with
  * caps, starts every migration of it and answers each step up to the
  * copy (the copies' commands are left pending). */
@@ -805,10 +814,7 @@ static void s_start_to_copy(rig_t *r, const char *text, migset_caps_t caps, plan
         assert_true(migset_start(r->ms, plan_at(p, i), 0, err, sizeof err));
     for (int guard = 0; guard < 10; guard++) {
         migset_tick(r->ms);
-        while (s_pending(r, GREEN, A(APPLY_ROLES)))
-            s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
-        while (s_pending(r, GREEN, A(APPLY_SCHEMA)))
-            s_ok_schema(fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA)));
+        s_answer_roles_schema(r);
         for (int b = 0; b < 2; b++)
             while (s_pending(r, b ? BLUE2 : BLUE, A(ENSURE_PUBLICATION)))
                 fakelink_ok(fakelink_take_any(&r->link, b ? BLUE2 : BLUE, A(ENSURE_PUBLICATION)));
@@ -870,10 +876,7 @@ static void test_copy_queued_until_admitted(void **state)
     assert_true(migset_start(r->ms, plan_at(&p, 0), 0, err, sizeof err));
     for (int guard = 0; guard < 10 && !s_pending(r, BLUE, A(ENSURE_PUBLICATION)); guard++) {
         migset_tick(r->ms);
-        while (s_pending(r, GREEN, A(APPLY_ROLES)))
-            s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
-        while (s_pending(r, GREEN, A(APPLY_SCHEMA)))
-            s_ok_schema(fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA)));
+        s_answer_roles_schema(r);
     }
     fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
     assert_string_equal(s_field(r, "c1", "state"), "copy");

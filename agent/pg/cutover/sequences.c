@@ -6,9 +6,9 @@
  * source's stream up to it, then sets every sequence in one statement, then
  * reads the target's WAL insert position; then one read per table of the
  * final check. (It was one statement per sequence, each a round trip
- * inside the write pause.) Names go into the text only through PQescapeIdentifier and
- * PQescapeLiteral of the connection, so each statement is built once
- * connected.
+ * inside the write pause.) Names go into the text only through
+ * PQescapeIdentifier and PQescapeLiteral of the connection, so each
+ * statement is built once connected.
  *
  * Owns: its copy of the request, the final check's rows until they go
  * into the result, its connection while it runs (given back to the
@@ -179,16 +179,8 @@ static void s_on_batch(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     for (size_t i = 0; i < req->n_sequences; i++) {
-        /* json_agg(json_build_array(o, outcome) ORDER BY o): [o, outcome] */
-        const cJSON *pair = cJSON_GetArrayItem(outcomes, (int)i);
-        const cJSON *o = cJSON_GetArrayItem(pair, 0);
-        char *why = NULL;
-        if (!cJSON_IsNumber(o) || o->valuedouble != (double)i) {
-            cJSON_Delete(outcomes);
-            s_finish(s, "the server answered for the sequences out of order");
-            return;
-        }
-        if (!s_setval_outcome(s, i, cJSON_GetArrayItem(pair, 1), &why)) {
+        char *why = NULL; /* json_agg(outcome ORDER BY o): the request's order */
+        if (!s_setval_outcome(s, i, cJSON_GetArrayItem(outcomes, (int)i), &why)) {
             cJSON_Delete(outcomes);
             s_finish(s, why);
             free(why);
@@ -240,19 +232,23 @@ static char *s_wait_sql(seq_step_t *s)
 /* The SQL that sets every sequence, in one statement: each is set if it is
  * there; "out of scope" if it is not and neither is the table owning it;
  * NULL (an error) otherwise. The outcomes go to godwit.sequences as a JSON
- * array of [i, outcome]. Appended to *sql. false with *why (static) if a
- * name cannot be quoted. */
+ * array in the request's order. Appended to *sql, built in one buffer
+ * sized first (hundreds of sequences: no copy per row). false with *why
+ * (static) if a name cannot be quoted. */
 static bool s_setval_sql(seq_step_t *s, char **sql, const char **why)
 {
     const Godwit__SetSequences *req = s->req;
     pgconn_t *c = s->run.conn[0];
-    char *out = xasprintf(
-        "%s SELECT pg_catalog.set_config('godwit.sequences', (SELECT"
-        " pg_catalog.json_agg(pg_catalog.json_build_array(v.o, CASE"
+    static const char head[] =
+        " SELECT pg_catalog.set_config('godwit.sequences', (SELECT"
+        " pg_catalog.json_agg(CASE"
         " WHEN pg_catalog.to_regclass(v.s) IS NOT NULL THEN"
         " pg_catalog.setval(pg_catalog.to_regclass(v.s), v.l, v.c)::pg_catalog.text"
-        " WHEN v.w <> '' AND pg_catalog.to_regclass(v.w) IS NULL THEN 'out of scope' END)"
-        " ORDER BY v.o) FROM (VALUES", *sql);
+        " WHEN v.w <> '' AND pg_catalog.to_regclass(v.w) IS NULL THEN 'out of scope' END"
+        " ORDER BY v.o) FROM (VALUES";
+    static const char tail[] = ") v(o, s, l, c, w))::pg_catalog.text, true);";
+    char **rows = xcalloc(req->n_sequences, sizeof *rows);
+    size_t len = strlen(*sql) + sizeof head + sizeof tail;
     bool ok = true;
     for (size_t i = 0; ok && i < req->n_sequences; i++) {
         const Godwit__SequenceValue *v = req->sequences[i];
@@ -268,11 +264,10 @@ static bool s_setval_sql(seq_step_t *s, char **sql, const char **why)
         char *own_lit = own ? pgconn_escape_literal(c, own) : NULL;
         ok = seq_lit && own_lit;
         if (ok) {
-            char *next = xasprintf("%s%s (%zu, %s::pg_catalog.text, %" PRId64 "::pg_catalog.int8,"
-                                   " %s, %s::pg_catalog.text)", out, i ? "," : "", i, seq_lit,
-                                   v->last_value, v->is_called ? "true" : "false", own_lit);
-            free(out);
-            out = next;
+            rows[i] = xasprintf("%s (%zu, %s::pg_catalog.text, %" PRId64 "::pg_catalog.int8,"
+                                " %s, %s::pg_catalog.text)", i ? "," : "", i, seq_lit,
+                                v->last_value, v->is_called ? "true" : "false", own_lit);
+            len += strlen(rows[i]);
         }
         free(schema);
         free(name);
@@ -283,15 +278,23 @@ static bool s_setval_sql(seq_step_t *s, char **sql, const char **why)
         free(seq_lit);
         free(own_lit);
     }
+    char *out = NULL;
+    if (ok) {
+        out = xmalloc(len);
+        char *p = stpcpy(stpcpy(out, *sql), head);
+        for (size_t i = 0; i < req->n_sequences; i++)
+            p = stpcpy(p, rows[i]);
+        stpcpy(p, tail);
+    }
+    for (size_t i = 0; i < req->n_sequences; i++)
+        free(rows[i]);
+    free(rows);
     if (!ok) {
-        free(out);
         *why = "cannot quote a sequence's name";
         return false;
     }
-    char *next = xasprintf("%s) v(o, s, l, c, w))::pg_catalog.text, true);", out);
-    free(out);
     free(*sql);
-    *sql = next;
+    *sql = out;
     return true;
 }
 
