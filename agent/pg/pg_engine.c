@@ -1,7 +1,8 @@
 /*
  * pg_engine: see pg_engine.h. Owns pgmon, pglog and the freezer of the
  * local server, and the step_local_t every step reads (strings borrowed
- * from the agent's config). Its steps own themselves (step.h).
+ * from the agent's config), and the copies' snapshot holds (snaphold.h).
+ * Its steps own themselves (step.h).
  */
 #include "pg_engine.h"
 
@@ -23,6 +24,7 @@
 #include "schema.h"
 #include "sequences.h"
 #include "slot.h"
+#include "snaphold.h"
 #include "subscription.h"
 #include "sync_status.h"
 #include "tune.h"
@@ -42,6 +44,7 @@ typedef struct {
     pglog_t *pglog;             /* the server's log, if configured */
     int pglog_errno;            /* the last error reading it, logged once */
     freezer_t *freezer;         /* the cutover's write fence on this server */
+    snaphold_t *holds;          /* the copies' snapshots held on this server (source) */
     diskprobe_t disk_probe;     /* the last timing of the server's writes (preflight) */
 } pg_engine_t;
 
@@ -96,6 +99,12 @@ static step_t *s_bulk_copy(pg_engine_t *e, const Godwit__Command *c, step_done_c
                            void *arg)
 {
     return bulkcopy_start(e->loop, &e->local, c->bulk_copy, done, arg);
+}
+
+static step_t *s_hold_snapshot(pg_engine_t *e, const Godwit__Command *c, step_done_cb done,
+                               void *arg)
+{
+    return snaphold_run(e->holds, c->hold_snapshot, done, arg);
 }
 
 static step_t *s_set_enabled(pg_engine_t *e, const Godwit__Command *c, step_done_cb done,
@@ -196,6 +205,7 @@ static const struct {
     { GODWIT__COMMAND__ACTION_SYNC_STATUS, s_sync_status },
     { GODWIT__COMMAND__ACTION_DROP_OBJECTS, s_drop },
     { GODWIT__COMMAND__ACTION_BULK_COPY, s_bulk_copy },
+    { GODWIT__COMMAND__ACTION_HOLD_SNAPSHOT, s_hold_snapshot },
     { GODWIT__COMMAND__ACTION_SET_SUBSCRIPTION_ENABLED, s_set_enabled },
     { GODWIT__COMMAND__ACTION_VERIFY_TABLE, s_verify_table },
     { GODWIT__COMMAND__ACTION_VERIFY_SCHEMA, s_verify_schema },
@@ -347,6 +357,7 @@ static void s_close(engine_t *base)
     pgmon_destroy(&e->pgmon);
     pglog_free(&e->pglog);
     freezer_destroy(&e->freezer);
+    snaphold_destroy(&e->holds);
     free(e);
 }
 
@@ -405,6 +416,7 @@ engine_t *pg_engine_open(uv_loop_t *loop, const agent_config_t *cfg, const char 
     }
     pgmon_tick(e->pgmon);
     e->freezer = freezer_new(loop, &e->local, cfg->state_dir, s_on_freezer_event, e);
+    e->holds = snaphold_new(loop, &e->local);
     if (cfg->postgres.log_file) {
         e->pglog = pglog_new(cfg->postgres.log_file);
         s_follow_log(e, NULL); /* from its end: what is there is history */

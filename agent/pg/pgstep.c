@@ -33,8 +33,9 @@ static pgconn_t *s_conn_finish(uv_loop_t *loop, const char *name, const char **k
     return pgconn_new(loop, name, kw, val);
 }
 
-pgconn_t *pgstep_local_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
-                            const char *database, const char *app, const char *options)
+static pgconn_t *s_local(uv_loop_t *loop, const char *name, const step_local_t *local,
+                         const char *database, bool replication, const char *app,
+                         const char *options)
 {
     if (!local || !local->host || !database)
         return NULL;
@@ -49,7 +50,21 @@ pgconn_t *pgstep_local_conn(uv_loop_t *loop, const char *name, const step_local_
         kw[n] = "user", val[n++] = local->user;
     if (s_set(local->passfile))
         kw[n] = "passfile", val[n++] = local->passfile;
+    if (replication)
+        kw[n] = "replication", val[n++] = "database";
     return s_conn_finish(loop, name, kw, val, n, local->connect_timeout_ms, app, options);
+}
+
+pgconn_t *pgstep_local_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
+                            const char *database, const char *app, const char *options)
+{
+    return s_local(loop, name, local, database, false, app, options);
+}
+
+pgconn_t *pgstep_local_walsender(uv_loop_t *loop, const char *name, const step_local_t *local,
+                                 const char *database, const char *app, const char *options)
+{
+    return s_local(loop, name, local, database, true, app, options);
 }
 
 pgconn_t *pgstep_remote_conn(uv_loop_t *loop, const char *name, const step_local_t *local,

@@ -16,7 +16,9 @@
  *   sync_status.c    SyncStatus (on the target)
  *   drop.c           DropObjects (on either side)
  *                    (these five share replobj.c: godwit's replication objects)
- *   bulkcopy.c       BulkCopy (the copy through the slot's exported snapshot)
+ *   snaphold.c       HoldSnapshot (on the source: the copy's slot and the
+ *                    snapshot it exports, kept)
+ *   bulkcopy.c       BulkCopy (the copy in the held snapshot)
  *   verify_table.c   VerifyTable (phase 6: the rows, source against target),
  *                    with vtstep.c (its state), vttable.c (the table),
  *                    vtbatch.c (a batch: slot, snapshots, window), vtchunk.c
@@ -48,9 +50,12 @@
  * deadline is the real bound). pgstep_local_conn: the local server's
  * database, as local says. pgstep_remote_conn: the database remote names on
  * the peer it names (step_peer; NULL if local has no such peer);
- * replication: a walsender for replication commands. */
+ * replication: a walsender for replication commands. pgstep_local_walsender:
+ * a walsender of the local server's database. */
 pgconn_t *pgstep_local_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
                             const char *database, const char *app, const char *options);
+pgconn_t *pgstep_local_walsender(uv_loop_t *loop, const char *name, const step_local_t *local,
+                                 const char *database, const char *app, const char *options);
 pgconn_t *pgstep_remote_conn(uv_loop_t *loop, const char *name, const step_local_t *local,
                              const Godwit__ReplicationConn *remote, bool replication,
                              const char *app, const char *options);

@@ -4,7 +4,10 @@
  */
 #include "migcmd.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "xalloc.h"
 
 /* c emptied, its command to carry action. */
 static void s_init(migcmd_t *c, Godwit__Command__ActionCase action)
@@ -73,7 +76,28 @@ void migcmd_copy(migcmd_t *c, const migration_t *g)
     bc->source = &c->rc;
     bc->publication = (char *)g->objname;
     bc->parallelism = (uint32_t)g->m->options.parallelism;
+    bc->snapshot = (char *)g->hold_snapshot;
+    bc->consistent_point = (char *)g->hold_point;
+    if (g->hold_snapshot[0] && g->sync && strcmp(g->copy_point, g->hold_point) == 0) {
+        c->done = xcalloc(g->sync->n_tables ? g->sync->n_tables : 1, sizeof *c->done);
+        for (size_t i = 0; i < g->sync->n_tables; i++)
+            if (strcmp(g->sync->tables[i]->state, "copied") == 0)
+                c->done[bc->n_done++] = g->sync->tables[i];
+        bc->done = c->done;
+    }
     c->cmd.bulk_copy = bc;
+}
+
+void migcmd_hold(migcmd_t *c, const migration_t *g, bool create, uint32_t lease_ms)
+{
+    s_init(c, GODWIT__COMMAND__ACTION_HOLD_SNAPSHOT);
+    Godwit__HoldSnapshot *h = &c->u.hold_snapshot;
+    *h = (Godwit__HoldSnapshot)GODWIT__HOLD_SNAPSHOT__INIT;
+    h->database = g->m->source.database;
+    h->name = (char *)g->objname;
+    h->lease_ms = lease_ms;
+    h->create = create;
+    c->cmd.hold_snapshot = h;
 }
 
 void migcmd_copy_status(migcmd_t *c, const migration_t *g)
@@ -187,4 +211,6 @@ void migcmd_release(migcmd_t *c)
 {
     if (c->has_tables)
         planwire_tables_free(&c->tables);
+    free(c->done);
+    c->done = NULL;
 }

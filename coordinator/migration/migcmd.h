@@ -29,6 +29,7 @@ typedef struct {
         Godwit__ApplyRoles apply_roles;
         Godwit__EnsurePublication ensure_publication;
         Godwit__BulkCopy bulk_copy;
+        Godwit__HoldSnapshot hold_snapshot;
         Godwit__BulkCopyStatus bulk_copy_status;
         Godwit__SyncStatus sync_status;
         Godwit__DropObjects drop_objects;
@@ -38,6 +39,7 @@ typedef struct {
     } u;
     Godwit__ImportSetting import_settings[PLAN_IMPORT_SETTINGS_MAX];
     Godwit__ImportSetting *import_ptrs[PLAN_IMPORT_SETTINGS_MAX];
+    Godwit__TableSync **done;    /* BulkCopy: malloc'd, its items borrowed from g->sync */
 } migcmd_t;
 
 /* Builds one step's command into c (overwritten). */
@@ -47,7 +49,13 @@ void migcmd_roles(migcmd_t *c, const migration_t *g);
 void migcmd_schema_pre(migcmd_t *c, const migration_t *g);
 void migcmd_schema_post(migcmd_t *c, const migration_t *g);
 void migcmd_publish(migcmd_t *c, const migration_t *g);
+/* The copy in the snapshot the source holds (g->hold_snapshot; "": clear
+ * the stale slot instead), with the tables g->sync shows copied when they
+ * were copied in that same snapshot (g->copy_point is the hold's point). */
 void migcmd_copy(migcmd_t *c, const migration_t *g);
+/* HoldSnapshot of our slot on the source: create it if missing (create),
+ * renew it, or with lease_ms 0 end it. */
+void migcmd_hold(migcmd_t *c, const migration_t *g, bool create, uint32_t lease_ms);
 /* The tune step: the import profile read, then applied (importprof.h). */
 void migcmd_import_profile(migcmd_t *c, const migration_t *g);
 void migcmd_sync(migcmd_t *c, const migration_t *g);

@@ -49,8 +49,8 @@ static const struct {
     { M_PUBLISH, "publish", false, migcmd_publish, 60000, 0,
       "our publication on the source" },
     { M_COPY, "copy", true, migcmd_copy, 24 * 3600000, 0,
-      "our slot on the source, every table copied in its snapshot by parallel workers, then "
-      "our subscription on that slot" },
+      "our slot and its snapshot held on the source, every table copied in that snapshot by "
+      "parallel workers, then our subscription on that slot" },
     { M_CATCHUP, "catchup", true, migcmd_sync, 30000, 250,
       "waiting until the subscription has applied what was written during the copy" },
     { M_POSTDATA, "postdata", true, migcmd_schema_post, 4 * 3600000, 0,
@@ -242,6 +242,8 @@ static bool s_nothing_to_do(migration_t *g)
     return true;
 }
 
+static void s_hold_end(migration_t *g);
+
 /* The one place a migration changes state (migration.h). */
 fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
 {
@@ -267,6 +269,8 @@ fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
     if (g->env->on_move)
         g->env->on_move(g->m->name, s_name(g->state), s_event_names[event], s_name(to),
                         g->env->on_move_arg);
+    if (g->state == M_COPY && g->hold_snapshot[0])
+        s_hold_end(g);
     g->state = to;
     g->state_since_ms = agentlink_now_ms(g->env->link);
     if (to != M_COPY && to != M_TUNE) {
@@ -340,6 +344,26 @@ static void s_progress_poll(migration_t *g, uint64_t now)
     migcmd_release(&c);
 }
 
+/* A step's command failed (r: the agent's answer, or NULL and error): the
+ * same step again after a backoff that doubles per failure in a row. */
+static void s_step_failed(migration_t *g, const char *agent, const Godwit__Result *r,
+                          const char *error)
+{
+    char msg[640];
+    mstate_t st = g->state;
+    uint64_t now = agentlink_mono_ms(g->env->link);
+    snprintf(msg, sizeof msg, "%s step on %s failed: %s", s_name(st), agent,
+             r ? (r->message[0] ? r->message : "no reason given") : error);
+    g->attempts++;
+    uint64_t backoff = 1000u << (g->attempts < 5 ? g->attempts : 5);
+    g->next_try_mono = now + backoff;
+    if (!g->last_error || strcmp(g->last_error, msg) != 0)
+        journal_event(g->env->journal, g->m->name, s_name(st), "failed", msg);
+    log_warn_about(log_about_migration(g->m->name), "migration %s: %s (attempt %u, next in %"
+                   PRIu64 " ms)", g->m->name, msg, g->attempts, backoff);
+    s_set_error(g, msg);
+}
+
 static void s_step_done(const char *agent, const Godwit__Result *r, const char *error,
                         void *arg)
 {
@@ -356,16 +380,7 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
     uint64_t now = agentlink_mono_ms(g->env->link);
     char msg[640];
     if (!r || r->status != GODWIT__STATUS__STATUS_OK) {
-        snprintf(msg, sizeof msg, "%s step on %s failed: %s", s_name(st), agent,
-                 r ? (r->message[0] ? r->message : "no reason given") : error);
-        g->attempts++;
-        uint64_t backoff = 1000u << (g->attempts < 5 ? g->attempts : 5);
-        g->next_try_mono = now + backoff;
-        if (!g->last_error || strcmp(g->last_error, msg) != 0)
-            journal_event(g->env->journal, g->m->name, s_name(st), "failed", msg);
-        log_warn_about(log_about_migration(g->m->name), "migration %s: %s (attempt %u, next in %"
-                       PRIu64 " ms)", g->m->name, msg, g->attempts, backoff);
-        s_set_error(g, msg);
+        s_step_failed(g, agent, r, error);
         return;
     }
     if (s_states[st].poll_ms) {
@@ -407,6 +422,28 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
         } else {
             g->next_try_mono = now; /* recorded: the apply follows at once */
         }
+        return;
+    }
+    if (r->payload_case == GODWIT__RESULT__PAYLOAD_BULK_COPY &&
+        (r->bulk_copy->slot_dropped || r->bulk_copy->snapshot_gone ||
+         (!r->bulk_copy->already_done && !g->hold_snapshot[0]))) {
+        /* The way cleared for a new snapshot: a stale slot dropped (or
+         * found gone), or the snapshot given gone with its hold. The copy
+         * starts again from its first table, at once. */
+        const Godwit__BulkCopyResult *bc = r->bulk_copy;
+        snprintf(msg, sizeof msg, "%s", bc->snapshot_gone
+                 ? "the copy's snapshot no longer exists on the source (its agent or server "
+                   "restarted): a new slot and snapshot, the copy from its first table"
+                 : "our slot was on the source without its snapshot (its agent restarted, or "
+                   "the hold's lease ran out): dropped; a new slot and snapshot, the copy from "
+                   "its first table");
+        journal_event(g->env->journal, g->m->name, s_name(st), "restart", msg);
+        log_warn_about(log_about_migration(g->m->name), "migration %s: %s", g->m->name, msg);
+        if (bc->snapshot_gone)
+            s_hold_end(g);
+        g->hold_snapshot[0] = '\0';
+        g->hold_point[0] = '\0';
+        g->next_try_mono = now;
         return;
     }
     if (r->payload_case == GODWIT__RESULT__PAYLOAD_BULK_COPY) {
@@ -461,6 +498,143 @@ static void s_send(migration_t *g, Godwit__Command *cmd)
     agentlink_send(g->env->link, agent, cmd, s_states[g->state].timeout_ms, s_step_done, tok);
 }
 
+/* ---- the copy's snapshot, held on the source ---- */
+
+/* How long the source agent holds the copy's snapshot after the last word
+ * from us, and how often the copy renews it. */
+#define S_HOLD_LEASE_MS 120000
+#define S_HOLD_RENEW_MS 20000
+
+/* The hold's answer to the copy's first command: the copy follows in that
+ * snapshot, or clears a stale slot. */
+static void s_hold_done(const char *agent, const Godwit__Result *r, const char *error,
+                        void *arg)
+{
+    step_token_t *tok = arg;
+    migration_t *g = tok->g;
+    bool stale = tok->gen != g->gen;
+    free(tok);
+    if (stale)
+        return;
+    g->busy = false;
+    if (!r || r->status != GODWIT__STATUS__STATUS_OK) {
+        s_step_failed(g, agent, r, error);
+        return;
+    }
+    const Godwit__HoldSnapshotResult *h =
+        r->payload_case == GODWIT__RESULT__PAYLOAD_HOLD_SNAPSHOT ? r->hold_snapshot : NULL;
+    if (!h || (!h->held && !h->stale) ||
+        (h->held && (strlen(h->snapshot) >= sizeof g->hold_snapshot ||
+                     strlen(h->consistent_point) >= sizeof g->hold_point))) {
+        Godwit__Result bad = *r;
+        bad.message = (char *)"the source agent gave no snapshot for our slot";
+        s_step_failed(g, agent, &bad, NULL);
+        return;
+    }
+    if (h->held) {
+        if (h->created)
+            log_info_about(log_about_migration(g->m->name),
+                           "migration %s: our slot created on the source, consistent at %s; its "
+                           "snapshot %s held by the source agent", g->m->name,
+                           h->consistent_point, h->snapshot);
+        snprintf(g->hold_snapshot, sizeof g->hold_snapshot, "%s", h->snapshot);
+        snprintf(g->hold_point, sizeof g->hold_point, "%s", h->consistent_point);
+        g->hold_renew_mono = agentlink_mono_ms(g->env->link) + S_HOLD_RENEW_MS;
+    } else {
+        g->hold_snapshot[0] = '\0';
+        g->hold_point[0] = '\0';
+    }
+    migcmd_t c;
+    migcmd_copy(&c, g);
+    if (c.u.bulk_copy.n_done)
+        log_info_about(log_about_migration(g->m->name),
+                       "migration %s: the copy goes on in the same snapshot: %zu table(s) "
+                       "copied whole already", g->m->name, c.u.bulk_copy.n_done);
+    s_send(g, &c.cmd);
+    migcmd_release(&c);
+    if (g->hold_snapshot[0])
+        snprintf(g->copy_point, sizeof g->copy_point, "%s", g->hold_point);
+}
+
+/* The copy's first command: the snapshot held on the source. */
+static void s_hold_start(migration_t *g)
+{
+    migcmd_t c;
+    migcmd_hold(&c, g, true, S_HOLD_LEASE_MS);
+    g->busy = true;
+    step_token_t *tok = xmalloc(sizeof *tok);
+    tok->g = g;
+    tok->gen = ++g->gen;
+    tok->import = false;
+    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, s_states[M_COPY].timeout_ms,
+                   s_hold_done, tok);
+    migcmd_release(&c);
+}
+
+static void s_hold_renewed(const char *agent, const Godwit__Result *r, const char *error,
+                           void *arg)
+{
+    step_token_t *tok = arg;
+    migration_t *g = tok->g;
+    bool stale = tok->gen != g->gen;
+    free(tok);
+    g->hold_renew_busy = false;
+    if (stale)
+        return;
+    if (!r || r->status != GODWIT__STATUS__STATUS_OK ||
+        r->payload_case != GODWIT__RESULT__PAYLOAD_HOLD_SNAPSHOT || !r->hold_snapshot->held)
+        log_warn_about(log_about_migration(g->m->name),
+                       "migration %s: renewing the hold of the copy's snapshot on %s: %s",
+                       g->m->name, agent,
+                       r && r->status != GODWIT__STATUS__STATUS_OK ? r->message
+                       : r ? "the source holds it no more (the copy runs on; a copy that fails "
+                             "now starts over)"
+                           : error);
+}
+
+/* While the copy runs, its snapshot's hold is renewed; the renewal creates
+ * nothing. */
+static void s_hold_renew(migration_t *g, uint64_t now)
+{
+    if (g->state != M_COPY || !g->hold_snapshot[0] || g->hold_renew_busy ||
+        now < g->hold_renew_mono)
+        return;
+    g->hold_renew_mono = now + S_HOLD_RENEW_MS;
+    migcmd_t c;
+    migcmd_hold(&c, g, false, S_HOLD_LEASE_MS);
+    g->hold_renew_busy = true;
+    step_token_t *tok = xmalloc(sizeof *tok);
+    tok->g = g;
+    tok->gen = g->gen;
+    tok->import = false;
+    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, 30000, s_hold_renewed, tok);
+    migcmd_release(&c);
+}
+
+static void s_hold_ended(const char *agent, const Godwit__Result *r, const char *error,
+                         void *arg)
+{
+    char *name = arg;
+    if (!r || r->status != GODWIT__STATUS__STATUS_OK)
+        log_warn_about(log_about_migration(name),
+                       "migration %s: ending the hold of the copy's snapshot on %s: %s (its "
+                       "lease ends it)", name, agent, r ? r->message : error);
+    free(name);
+}
+
+/* The snapshot is not needed any more (the copy is over, or left): its
+ * hold ends now rather than when its lease runs out. */
+static void s_hold_end(migration_t *g)
+{
+    migcmd_t c;
+    migcmd_hold(&c, g, false, 0);
+    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, 30000, s_hold_ended,
+                   xstrdup(g->m->name));
+    migcmd_release(&c);
+    g->hold_snapshot[0] = '\0';
+    g->hold_point[0] = '\0';
+}
+
 static void s_run(migration_t *g)
 {
     if (!s_states[g->state].build)
@@ -470,6 +644,10 @@ static void s_run(migration_t *g)
     if (!s_states[g->state].poll_ms)
         journal_event(g->env->journal, g->m->name, s_name(g->state), "intent",
                       s_states[g->state].comment);
+    if (g->state == M_COPY) { /* two commands: the hold on the source first */
+        s_hold_start(g);
+        return;
+    }
     migcmd_t c;
     s_states[g->state].build(&c, g);
     s_send(g, &c.cmd);
@@ -705,6 +883,7 @@ void migration_tick(migration_t *g, uint64_t now)
     verify_tick(g->verify);
     s_vslot_check(g, now);
     s_apply_async(g, now);
+    s_hold_renew(g, now);
     importprof_tick(g, now);
     cutover_tick(g->cutover);
     if (!g->busy && s_states[g->state].build && now >= g->next_try_mono &&

@@ -162,6 +162,15 @@ struct migration {
     bool copy_slot;          /* copy: admitted by the set's copy caps (migset.c); its step
                                 runs only with it, and it is let go when the state moves */
     char copy_queued[400];   /* copy: why it waits for a slot; "" when it does not */
+    /* copy: the snapshot the source agent holds for our slot (HoldSnapshot)
+     * and the slot's consistent point; "" when none is known. copy_point is
+     * the point of the snapshot the copy of g->sync ran in: its tables
+     * shown copied are done for a later run in the same snapshot. */
+    char hold_snapshot[128];
+    char hold_point[32];
+    char copy_point[32];
+    uint64_t hold_renew_mono; /* the next renewal of the hold */
+    bool hold_renew_busy;
     char *stopped_because;   /* why protection stopped it, if it did */
     uint64_t schedule;       /* the fleet schedule it belongs to (waves.h); 0: none */
     unsigned wave;           /* its wave in that schedule (1: the canary) */

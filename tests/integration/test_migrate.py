@@ -230,11 +230,8 @@ def test_kill9_coordinator_during_postdata_resumes(rig):
     wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
 
 
-def test_kill9_target_agent_during_copy_completes(rig):
-    blue, green, coord, plan = setup(rig)
-    # The schema is on green already (the schema steps find it done), and an
-    # EXCLUSIVE lock on green's orders holds that table's copy (it wants ROW
-    # EXCLUSIVE) but not preflight's look at it (ACCESS SHARE).
+def schema_on_green(blue, green):
+    """Blue's schema restored on green, as the schema steps would."""
     dump = harness.subprocess.run(
         [harness.os.path.join(harness.PG_BIN, "pg_dump"), "-s", "-h", "127.0.0.1", "-p",
          str(blue.port), "-U", "postgres", "shop"], check=True, stdout=harness.subprocess.PIPE)
@@ -242,6 +239,14 @@ def test_kill9_target_agent_during_copy_completes(rig):
                             "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(green.port), "-U",
                             "postgres", "-d", "shop"], input=dump.stdout, check=True,
                            stdout=harness.subprocess.PIPE)
+
+
+def test_kill9_target_agent_during_copy_completes(rig):
+    blue, green, coord, plan = setup(rig)
+    # The schema is on green already (the schema steps find it done), and an
+    # EXCLUSIVE lock on green's orders holds that table's copy (it wants ROW
+    # EXCLUSIVE) but not preflight's look at it (ACCESS SHARE).
+    schema_on_green(blue, green)
     # As a copy that died after dropping a big table's primary key leaves it:
     # the copy puts the key back from the source's definition.
     green.psql("ALTER TABLE public.pgbench_accounts DROP CONSTRAINT pgbench_accounts_pkey", db="shop")
@@ -264,6 +269,43 @@ def test_kill9_target_agent_during_copy_completes(rig):
           "the primary key the first copy dropped is back")
     verify_equal(coord)
     wait_for("caught up", lambda: compare(blue, green, TABLES) is None, 60, interval=1)
+
+
+def test_kill9_both_agents_during_copy_starts_over(rig):
+    # Both agents die mid-copy: blue's took the copy's snapshot with it. The
+    # restarted blue agent finds our slot without its snapshot and leaves it;
+    # green's copy, finding no subscription of ours, drops it; a new slot
+    # and snapshot follow and the copy begins again from its first table,
+    # its partial rows emptied. Nothing is lost or doubled.
+    blue, green, coord, plan = setup(rig)
+    schema_on_green(blue, green)
+    hold_lock(rig, green, "public.orders", "EXCLUSIVE", 60)
+    time.sleep(0.5)
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    wait_for("some table copied", lambda: (lambda s: s and s["state"] == "copy" and any(
+        t["state"] == "copied" for t in s.get("tables") or []))(mstatus(coord)), 60, interval=0.2)
+    agents = {p.name: p for p in rig.procs if p.name in ("agent-blue", "agent-green")}
+    for a in agents.values():
+        a.kill9()
+    time.sleep(1)
+    for a in agents.values():
+        a.start()
+    release_lock(green)
+    st = wait_for("streaming after both agents restarted", lambda: in_state(coord, "streaming"),
+                  120)
+    check(st["tables_ready"] == len(st["tables"]), "all ready")
+    check("exists without its snapshot" in agents["agent-blue"].log(),
+          "blue's agent found the slot without its snapshot")
+    check("left on the source without its snapshot" in agents["agent-green"].log(),
+          "green's copy dropped that slot")
+    audit = json.loads(coord.ctl("migrate", "audit", "shop", "--json").stdout)
+    check(any(e["kind"] == "restart" for e in audit["events"]), "the restart is journaled")
+    check(blue.psql("SELECT count(*) FROM pg_catalog.pg_replication_slots", db="shop") == "1",
+          "one slot on blue")
+    check(green.psql("SELECT count(*) FROM pg_catalog.pg_subscription", db="shop") == "1",
+          "one subscription")
+    verify_equal(coord)
+    check(compare(blue, green, TABLES) is None, "every table equal")
 
 
 def test_slot_limit_protects_the_source(rig):
@@ -589,7 +631,8 @@ def test_waves_canary_then_go(rig):
 if __name__ == "__main__":
     harness.run([test_waves_canary_then_go, test_copy_caps_one_at_a_time, test_full_run_reaches_streaming, test_kill9_coordinator_during_copy_resumes,
                  test_kill9_coordinator_during_postdata_resumes,
-                 test_kill9_target_agent_during_copy_completes, test_slot_limit_protects_the_source,
+                 test_kill9_target_agent_during_copy_completes,
+                 test_kill9_both_agents_during_copy_starts_over, test_slot_limit_protects_the_source,
                  test_pause_and_resume, test_table_subset_in_another_schema,
                  test_writes_during_copy_arrive_once, test_abort_during_copy_stops_it,
                  test_abort_leaves_source_clean])

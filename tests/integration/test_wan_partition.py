@@ -29,10 +29,11 @@ given between the partition and the checks:
   apply off again (the abort could not reach it) and a second cutover
   switches to green.
 
-Not covered: a break that resets the connections (the relays' drop mode)
-makes the copy start over from the first table, since its exported
-snapshot dies with its replication connection (docs/migrate.md, "A copy
-that is interrupted").
+- during the copy again, with a partition that resets every connection
+  between the sites and refuses new ones (the relays' drop mode): the
+  copy's snapshot is held by blue's agent on a local connection, so the
+  copy goes on in it after the heal; only the table being copied at the
+  cut is copied again (docs/migrate.md, "A copy that is interrupted").
 """
 
 import json
@@ -86,6 +87,15 @@ def copy_view(st):
     tables = {t["table"]: (t["state"], t["rows_copied"]) for t in st.get("tables") or []}
     c = st.get("copy") or {}
     return tables, c.get("bytes_done") or 0, c.get("bytes_total") or 0
+
+
+def check_one_snapshot(rig):
+    """Blue's agent made our slot and its snapshot once, and no copy
+    started over from its first table."""
+    blue_log, green_log = agent_log(rig, "blue"), agent_log(rig, "green")
+    made = len(re.findall(r'slot "godwit_shop" created, consistent at', blue_log))
+    check(made == 1 and "starts again from the first table" not in green_log,
+          "the slot and its snapshot made once (%d), never started over" % made)
 
 
 def test_partition_during_copy(rig):
@@ -142,9 +152,7 @@ def test_partition_during_copy(rig):
         t_stream - t_heal, t_stream - t_start))
     # One slot, one snapshot, each table copied once.
     log = agent_log(rig, "green")
-    check(len(re.findall(r'slot "godwit_shop" created on the source', log)) == 1 and
-          "copying again from the start" not in log,
-          "the slot and its snapshot made once, never started over")
+    check_one_snapshot(rig)
     for t in before:
         schema, name = t.split(".", 1)
         n = log.count('table "%s"."%s" copied:' % (schema, name.strip('"')))
@@ -152,6 +160,53 @@ def test_partition_during_copy(rig):
     audit = json.loads(coord.ctl("migrate", "audit", "shop", "--json").stdout)
     failed = [e for e in audit["events"] if e["kind"] == "failed"]
     check(not failed, "no step failed: %r" % failed)
+    check(st["tables_ready"] == len(st["tables"]), "all tables ready")
+    verify_equal(coord)
+    check(compare(blue, green, TABLES) is None, "every table equal")
+
+
+def test_partition_resetting_during_copy(rig):
+    # As test_partition_during_copy, but the partition resets every
+    # connection between the sites and refuses new ones for 30 s (the
+    # relays' drop mode: a firewall failover, a NAT that forgot them). The
+    # copy's connections to blue die with it; its snapshot, held by blue's
+    # agent on a local connection, does not. After the heal the copy goes
+    # on in the same snapshot: the tables copied before the cut are not
+    # copied again, the one being copied starts over (its partial rows
+    # emptied), the slot is made once.
+    blue, green, coord, plan = two_sites(rig, rate_kbit=16000)
+    relays = between_sites(coord)
+    big = "public.pgbench_accounts"
+    t_start = time.monotonic()
+    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
+    total_rows = int(blue.psql("SELECT count(*) FROM %s" % big, db="shop"))
+    st = wait_for("the copy a quarter into %s" % big, lambda: (lambda s: s if s and
+                  s["state"] == "copy" and copy_view(s)[0].get(big, ("", 0))[1] > total_rows // 4
+                  else None)(mstatus(coord)), 120, interval=0.2)
+    t_cut = partition(relays, "drop")
+    before, _, _ = copy_view(st)
+    copied_before = sorted(t for t, (state, _) in before.items() if state == "copied")
+    print("   reset %.1f s after the start: %s at %d of %d rows; copied: %s" % (
+        t_cut - t_start, big, before[big][1], total_rows, copied_before))
+    check(before[big][0] == "copying" and copied_before, "cut mid-copy: %r" % before)
+    time.sleep(max(0.0, t_cut + PARTITION_S - time.monotonic()))
+    check(in_state(coord, "copy"), "still in copy during the partition")
+    resets = sum(r.stats().get("resets", 0) for r in relays)
+    check(resets > 0, "the partition reset connections: %d" % resets)
+    t_heal = heal(relays)
+    st = wait_for("streaming", lambda: in_state(coord, "streaming"), 180, interval=0.5)
+    t_stream = time.monotonic()
+    print("   streaming %.1f s after the heal (%.1f s after the start)" % (
+        t_stream - t_heal, t_stream - t_start))
+    check_one_snapshot(rig)
+    log = agent_log(rig, "green")
+    done = [int(n) for n in re.findall(r"(\d+) of them copied whole already in this snapshot", log)]
+    check(done and max(done) >= len(copied_before),
+          "a later run took the copied tables as done: %r" % done)
+    for t in copied_before:
+        schema, name = t.split(".", 1)
+        n = log.count('table "%s"."%s" copied:' % (schema, name.strip('"')))
+        check(n == 1, "%s copied once, not %d times" % (t, n))
     check(st["tables_ready"] == len(st["tables"]), "all tables ready")
     verify_equal(coord)
     check(compare(blue, green, TABLES) is None, "every table equal")
@@ -294,5 +349,5 @@ def test_partition_during_cutover(rig):
 
 
 if __name__ == "__main__":
-    harness.run([test_partition_during_copy, test_partition_during_streaming,
-                 test_partition_during_cutover])
+    harness.run([test_partition_during_copy, test_partition_resetting_during_copy,
+                 test_partition_during_streaming, test_partition_during_cutover])

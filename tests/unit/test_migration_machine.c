@@ -270,6 +270,38 @@ static void s_ok_copy(fakelink_sent_t *s)
 
 #define A(x) GODWIT__COMMAND__ACTION_##x
 
+/* Answers every HoldSnapshot pending: held (a snapshot of a slot
+ * consistent at 0/1000000, created when asked to create), or ended for a
+ * lease of 0. */
+static void s_answer_holds(rig_t *r)
+{
+    for (const fakelink_sent_t *p = fakelink_peek(&r->link); p; p = fakelink_peek(&r->link)) {
+        while (p && p->cmd->action_case != A(HOLD_SNAPSHOT))
+            p = p->next;
+        if (!p)
+            return;
+        fakelink_sent_t *s = fakelink_take_this(&r->link, p);
+        const Godwit__HoldSnapshot *q = s->cmd->hold_snapshot;
+        Godwit__HoldSnapshotResult h = GODWIT__HOLD_SNAPSHOT_RESULT__INIT;
+        h.held = q->lease_ms > 0;
+        h.created = h.held && q->create;
+        h.snapshot = h.held ? "00000003-00000002-1" : "";
+        h.consistent_point = h.held ? "0/1000000" : "";
+        Godwit__Result res = GODWIT__RESULT__INIT;
+        res.status = GODWIT__STATUS__STATUS_OK;
+        res.payload_case = GODWIT__RESULT__PAYLOAD_HOLD_SNAPSHOT;
+        res.hold_snapshot = &h;
+        fakelink_answer(s, &res, NULL);
+    }
+}
+
+/* One tick of the set, the source agents' snapshot holds answered. */
+static void s_tick(rig_t *r)
+{
+    migset_tick(r->ms);
+    s_answer_holds(r);
+}
+
 /* Answers the copy progress poll the copy state sends, if there is one. */
 static void s_answer_progress(rig_t *r)
 {
@@ -309,7 +341,7 @@ static void s_ok_import(fakelink_sent_t *s, const char *wal, const char *sync)
 static void s_drive(rig_t *r, const char *until)
 {
     for (int guard = 0; guard < 20 && strcmp(s_state(r), until) != 0; guard++) {
-        migset_tick(r->ms);
+        s_tick(r);
         const char *st = s_state(r);
         if (strcmp(st, "roles") == 0) {
             s_ok_roles(fakelink_take(&r->link, GREEN, A(APPLY_ROLES)));
@@ -335,6 +367,7 @@ static void s_drive(rig_t *r, const char *until)
         }
     }
     assert_string_equal(s_state(r), until);
+    s_answer_holds(r); /* the end of the copy's hold, when the copy is over */
     assert_int_equal(fakelink_pending(&r->link), 0);
 }
 
@@ -345,9 +378,9 @@ static void test_every_step_to_streaming(void **state)
     s_drive(r, "streaming");
     /* streaming polls the subscription's status, for ever */
     for (int i = 0; i < 3; i++) {
-        migset_tick(r->ms);
+        s_tick(r);
         s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
-        migset_tick(r->ms);
+        s_tick(r);
         assert_int_equal(fakelink_pending(&r->link), 0); /* not before its period */
         fakelink_advance(&r->link, 2000);
     }
@@ -363,17 +396,17 @@ static void test_catchup_waits_for_ready_and_lag(void **state)
     rig_t *r = *state;
     s_start(r);
     s_drive(r, "catchup");
-    migset_tick(r->ms);
+    s_tick(r);
     s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), false); /* not ready */
     assert_string_equal(s_state(r), "catchup");
     r->slot.confirmed_flush_lsn = r->pg.current_lsn - (64u << 20); /* ready, but 64 MiB behind */
     fakelink_advance(&r->link, 250);
-    migset_tick(r->ms);
+    s_tick(r);
     s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
     assert_string_equal(s_state(r), "catchup");
     r->slot.confirmed_flush_lsn = r->pg.current_lsn - 100;
     fakelink_advance(&r->link, 250);
-    migset_tick(r->ms);
+    s_tick(r);
     s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
     assert_string_equal(s_state(r), "postdata");
 }
@@ -383,27 +416,27 @@ static void test_failed_step_retries_with_backoff(void **state)
     rig_t *r = *state;
     s_start(r);
     s_drive(r, "publish");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_failed(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)), "permission denied");
     assert_string_equal(s_state(r), "publish");
     char *e = s_status_string(r, "last_error");
     assert_non_null(e);
     assert_non_null(strstr(e, "permission denied"));
     free(e);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(fakelink_pending(&r->link), 0); /* backing off */
     fakelink_advance(&r->link, 1999);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(fakelink_pending(&r->link), 0);
     fakelink_advance(&r->link, 1);
-    migset_tick(r->ms);
+    s_tick(r);
     /* no answer at all (agent gone): a failure too */
     fakelink_answer(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)), NULL, "timed out");
     e = s_status_string(r, "last_error");
     assert_non_null(strstr(e, "timed out"));
     free(e);
     fakelink_advance(&r->link, 4000); /* the second backoff is twice the first */
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_ok(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)));
     assert_string_equal(s_state(r), "copy");
     assert_null(s_status_string(r, "last_error"));
@@ -417,7 +450,7 @@ static void s_abort_from(rig_t *r, const char *at)
     char err[256];
     s_start(r);
     s_drive(r, at);
-    migset_tick(r->ms); /* `at`'s step goes out */
+    s_tick(r); /* `at`'s step goes out */
     assert_true(fakelink_pending(&r->link) >= 1);
     fakelink_sent_t *inflight = fakelink_take_any(&r->link, fakelink_peek(&r->link)->agent,
                                                   fakelink_peek(&r->link)->cmd->action_case);
@@ -427,17 +460,17 @@ static void s_abort_from(rig_t *r, const char *at)
     assert_string_equal(s_state(r), "abort_target");
     fakelink_drain(&r->link, "dropped"); /* a copy progress poll, say */
     assert_true(migset_abort(r->ms, NAME, err, sizeof err)); /* already aborting */
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->subscription, "godwit_" NAME);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "abort_source");
-    migset_tick(r->ms);
+    s_tick(r);
     s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->slot, "godwit_" NAME);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "aborted");
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(fakelink_pending(&r->link), 0);
     assert_false(migset_abort(r->ms, NAME, err, sizeof err));
     assert_non_null(strstr(err, "already aborted"));
@@ -476,17 +509,17 @@ static void test_pause_and_resume(void **state)
     assert_true(migset_pause(r->ms, NAME, err, sizeof err));
     assert_string_equal(s_state(r), "pausing");
     assert_true(migset_pause(r->ms, NAME, err, sizeof err)); /* again: nothing more */
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
     assert_false(s->cmd->set_subscription_enabled->enabled);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "paused");
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(fakelink_pending(&r->link), 0); /* paused has no step */
     assert_true(migset_resume(r->ms, NAME, err, sizeof err));
     assert_string_equal(s_state(r), "resuming");
     assert_true(migset_resume(r->ms, NAME, err, sizeof err));
-    migset_tick(r->ms);
+    s_tick(r);
     s = fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
     assert_true(s->cmd->set_subscription_enabled->enabled);
     fakelink_ok(s);
@@ -500,7 +533,7 @@ static void test_protection_drops_the_source_first(void **state)
     s_start(r);
     s_drive(r, "streaming");
     r->slot.retained_bytes = 2ull << 30; /* past slot_wal_limit (1 GiB) */
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_state(r), "protect_source");
     char *why = s_status_string(r, "stopped_because");
     assert_non_null(why);
@@ -509,7 +542,7 @@ static void test_protection_drops_the_source_first(void **state)
     fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
     assert_int_equal(fakelink_pending(&r->link), 0);
     assert_string_equal(s_state(r), "protect_target");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
     assert_string_equal(s_state(r), "aborted");
     char err[256];
@@ -522,7 +555,7 @@ static void test_protection_leaves_states_without_a_slot(void **state)
     s_start(r);
     s_drive(r, "publish");
     r->slot.retained_bytes = 2ull << 30;
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_state(r), "publish"); /* no slot of ours yet */
 }
 
@@ -547,10 +580,10 @@ static void test_restart_resumes_every_step(void **state)
     s_start(r);
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         s_drive(r, steps[i].state);
-        migset_tick(r->ms);
+        s_tick(r);
         s_restart(r);
         assert_string_equal(s_state(r), steps[i].state);
-        migset_tick(r->ms);
+        s_tick(r);
         fakelink_sent_t *s = fakelink_take_any(&r->link, steps[i].agent, steps[i].action);
         fakelink_answer(s, NULL, "coordinator stopping"); /* s_drive sends it again */
         fakelink_drain(&r->link, "coordinator stopping");
@@ -565,18 +598,18 @@ static void test_restart_while_aborting_and_paused(void **state)
     s_start(r);
     s_drive(r, "streaming");
     assert_true(migset_pause(r->ms, NAME, err, sizeof err));
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_ok(fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED)));
     s_restart(r);
     assert_string_equal(s_state(r), "paused");
     assert_true(migset_abort(r->ms, NAME, err, sizeof err));
     s_restart(r);
     assert_string_equal(s_state(r), "abort_target");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
     s_restart(r);
     assert_string_equal(s_state(r), "abort_source");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
     s_restart(r);
     assert_string_equal(s_state(r), "aborted");
@@ -594,22 +627,22 @@ static void test_cleanup_after_the_cutover(void **state)
     assert_non_null(strstr(err, "traffic has moved to green"));
     assert_false(migset_pause(r->ms, NAME, err, sizeof err));
     assert_false(migset_resume(r->ms, NAME, err, sizeof err));
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(fakelink_pending(&r->link), 0); /* switched has no step */
     assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
     assert_string_equal(s_state(r), "cleanup_source");
     assert_true(migset_cleanup(r->ms, NAME, err, sizeof err)); /* under way */
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_sent_t *s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->database, "shop");
     fakelink_ok(s);
     assert_string_equal(s_state(r), "cleanup_target");
     assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
     assert_string_equal(s_state(r), "done");
     assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(fakelink_pending(&r->link), 0);
     assert_string_equal(s_state(r), "done");
 }
@@ -618,17 +651,17 @@ static void test_protection_of_green_after_the_cutover(void **state)
 {
     rig_t *r = *state;
     s_journal_at(r, "switched", NULL);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_state(r), "switched"); /* green's slot for blue is small */
     r->gslot.retained_bytes = 2ull << 30;
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_state(r), "unfollow_target");
     char *why = s_status_string(r, "stopped_because");
     assert_non_null(strstr(why, "blue stopped following green"));
     free(why);
     fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS))); /* green's slot first */
     assert_string_equal(s_state(r), "unfollow_source");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
     assert_string_equal(s_state(r), "switched");
 }
@@ -682,7 +715,7 @@ static void test_events_from_every_state(void **state)
     for (size_t i = 0; i < 7; i++) {
         s_journal_at(r, with_slot[i], NULL);
         r->slot.retained_bytes = 2ull << 30;
-        migset_tick(r->ms);
+        s_tick(r);
         assert_string_equal(s_state(r), "protect_source");
         r->slot.retained_bytes = 1 << 20;
     }
@@ -691,7 +724,7 @@ static void test_events_from_every_state(void **state)
     for (size_t i = 0; i < 6; i++) {
         s_journal_at(r, without_slot[i], NULL);
         r->slot.retained_bytes = 2ull << 30;
-        migset_tick(r->ms);
+        s_tick(r);
         assert_string_equal(s_state(r), without_slot[i]);
         r->slot.retained_bytes = 1 << 20;
     }
@@ -720,7 +753,7 @@ static void s_recover_switching(rig_t *r, const char *at, const char *direction,
              direction, (unsigned long long)r->link.now_ms);
     s_journal_at(r, at, detail);
     for (int i = 0; i < 200 && strcmp(s_state(r), at) == 0; i++) {
-        migset_tick(r->ms);
+        s_tick(r);
         s_answer_all(r);
         fakelink_advance(&r->link, 1000);
     }
@@ -813,7 +846,7 @@ static void s_start_to_copy(rig_t *r, const char *text, migset_caps_t caps, plan
     for (size_t i = 0; i < plan_count(p); i++)
         assert_true(migset_start(r->ms, plan_at(p, i), 0, err, sizeof err));
     for (int guard = 0; guard < 10; guard++) {
-        migset_tick(r->ms);
+        s_tick(r);
         s_answer_roles_schema(r);
         for (int b = 0; b < 2; b++)
             while (s_pending(r, b ? BLUE2 : BLUE, A(ENSURE_PUBLICATION)))
@@ -848,7 +881,7 @@ static void test_copy_caps(void **state)
     /* c1's copy ends: c3's starts at the next tick. */
     s_ok_copy(fakelink_take_any(&r->link, GREEN, A(BULK_COPY)));
     assert_string_equal(s_field(r, "c1", "state"), "catchup");
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 2);
     assert_string_equal(s_field(r, "c3", "copy_queued"), "");
     assert_int_equal(s_copies(r, "running"), 2);
@@ -859,6 +892,119 @@ static void test_copy_caps(void **state)
     assert_int_equal(s_copies(r, "running"), 2);
     assert_int_equal(s_copies(r, "queued"), 0);
     plan_free(&p);
+}
+
+/* Answers the pending HoldSnapshot on BLUE (asserting create) with held
+ * at point (created) or, with point NULL, stale; returns nothing. */
+static void s_hold_answer(rig_t *r, bool create, const char *point, bool created)
+{
+    fakelink_sent_t *s = fakelink_take_any(&r->link, BLUE, A(HOLD_SNAPSHOT));
+    assert_int_equal(s->cmd->hold_snapshot->create, create);
+    assert_true(s->cmd->hold_snapshot->lease_ms > 0);
+    assert_string_equal(s->cmd->hold_snapshot->name, "godwit_shop");
+    Godwit__HoldSnapshotResult h = GODWIT__HOLD_SNAPSHOT_RESULT__INIT;
+    h.held = point != NULL;
+    h.stale = point == NULL;
+    h.created = created;
+    h.snapshot = point ? "00000003-00000002-1" : "";
+    h.consistent_point = point ? (char *)point : "";
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_HOLD_SNAPSHOT;
+    res.hold_snapshot = &h;
+    fakelink_answer(s, &res, NULL);
+}
+
+/* The copy's snapshot is held by the source agent, so a copy whose
+ * connections were reset goes on in it: the retry asks for the hold again
+ * (the same snapshot) and gives the target the tables the last progress
+ * showed copied. A slot found without its snapshot is cleared first and a
+ * new snapshot starts from the first table; the hold is renewed while the
+ * copy runs and ended when it is over. */
+static void test_copy_resumes_in_held_snapshot(void **state)
+{
+    rig_t *r = *state;
+    s_start(r);
+    s_drive(r, "copy");
+    migset_tick(r->ms);
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 0); /* the hold first */
+    s_hold_answer(r, true, "0/1000000", true);
+    fakelink_sent_t *c = fakelink_take_any(&r->link, GREEN, A(BULK_COPY));
+    assert_string_equal(c->cmd->bulk_copy->snapshot, "00000003-00000002-1");
+    assert_string_equal(c->cmd->bulk_copy->consistent_point, "0/1000000");
+    assert_int_equal(c->cmd->bulk_copy->n_done, 0);
+
+    /* Progress: one table copied, one not yet. */
+    fakelink_advance(&r->link, 1500);
+    migset_tick(r->ms);
+    Godwit__TableRef ref[2] = { GODWIT__TABLE_REF__INIT, GODWIT__TABLE_REF__INIT };
+    Godwit__TableSync ts[2] = { GODWIT__TABLE_SYNC__INIT, GODWIT__TABLE_SYNC__INIT };
+    Godwit__TableSync *tp[2] = { &ts[0], &ts[1] };
+    ref[0].schema = ref[1].schema = "public";
+    ref[0].name = "small";
+    ref[1].name = "big";
+    ts[0].table = &ref[0];
+    ts[0].state = "copied";
+    ts[0].rows_done = 1000;
+    ts[1].table = &ref[1];
+    ts[1].state = "copying";
+    ts[1].rows_done = 5;
+    Godwit__SyncStatusResult sr;
+    s_sync_result(&sr, false);
+    sr.n_tables = 2;
+    sr.tables = tp;
+    s_answer_sync(fakelink_take_any(&r->link, GREEN, A(BULK_COPY_STATUS)), &sr);
+
+    /* The hold is renewed while the copy runs, creating nothing. */
+    fakelink_advance(&r->link, 20000);
+    migset_tick(r->ms);
+    s_hold_answer(r, false, "0/1000000", false);
+    if (s_pending(r, GREEN, A(BULK_COPY_STATUS)))
+        s_answer_sync(fakelink_take_any(&r->link, GREEN, A(BULK_COPY_STATUS)), &sr);
+
+    /* The copy's connections are reset: the retry goes on in the same
+     * snapshot with the copied table done. */
+    fakelink_failed(c, "copy worker 0 (source): connection reset");
+    fakelink_advance(&r->link, 2500);
+    migset_tick(r->ms);
+    s_hold_answer(r, true, "0/1000000", false);
+    c = fakelink_take_any(&r->link, GREEN, A(BULK_COPY));
+    assert_string_equal(c->cmd->bulk_copy->snapshot, "00000003-00000002-1");
+    assert_int_equal(c->cmd->bulk_copy->n_done, 1);
+    assert_string_equal(c->cmd->bulk_copy->done[0]->table->name, "small");
+    assert_int_equal(c->cmd->bulk_copy->done[0]->rows_done, 1000);
+
+    /* It fails again and the source agent restarted meanwhile: the slot is
+     * there without its snapshot. The target clears it, and a new slot and
+     * snapshot start from the first table. */
+    fakelink_failed(c, "copy worker 1 (source): connection reset");
+    fakelink_advance(&r->link, 5000);
+    migset_tick(r->ms);
+    s_hold_answer(r, true, NULL, false);
+    c = fakelink_take_any(&r->link, GREEN, A(BULK_COPY));
+    assert_string_equal(c->cmd->bulk_copy->snapshot, "");
+    Godwit__BulkCopyResult bc = GODWIT__BULK_COPY_RESULT__INIT;
+    bc.slot_dropped = true;
+    bc.consistent_point = "";
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_BULK_COPY;
+    res.bulk_copy = &bc;
+    fakelink_answer(c, &res, NULL);
+    assert_string_equal(s_state(r), "copy");
+    migset_tick(r->ms); /* at once, no backoff */
+    s_hold_answer(r, true, "0/2000000", true);
+    c = fakelink_take_any(&r->link, GREEN, A(BULK_COPY));
+    assert_string_equal(c->cmd->bulk_copy->consistent_point, "0/2000000");
+    assert_int_equal(c->cmd->bulk_copy->n_done, 0);
+
+    /* Done: the hold ends now, not at its lease's end. */
+    s_ok_copy(c);
+    assert_string_equal(s_state(r), "catchup");
+    fakelink_sent_t *end = fakelink_take_any(&r->link, BLUE, A(HOLD_SNAPSHOT));
+    assert_int_equal(end->cmd->hold_snapshot->lease_ms, 0);
+    fakelink_ok(end);
+    fakelink_drain(&r->link, "test: answers not needed");
 }
 
 /* Between reaching the copy and the tick's admission, a migration holds no
@@ -875,7 +1021,7 @@ static void test_copy_queued_until_admitted(void **state)
     migset_set_caps(r->ms, (migset_caps_t){ .per_source = 1 });
     assert_true(migset_start(r->ms, plan_at(&p, 0), 0, err, sizeof err));
     for (int guard = 0; guard < 10 && !s_pending(r, BLUE, A(ENSURE_PUBLICATION)); guard++) {
-        migset_tick(r->ms);
+        s_tick(r);
         s_answer_roles_schema(r);
     }
     fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
@@ -886,7 +1032,7 @@ static void test_copy_queued_until_admitted(void **state)
                         "queued: waiting for the next admission of copies");
     assert_int_equal(s_copies(r, "running"), 0);
     assert_int_equal(s_copies(r, "queued"), 1);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1);
     assert_string_equal(s_field(r, "c1", "copy_queued"), "");
     plan_free(&p);
@@ -914,14 +1060,14 @@ static void test_fleet_pause_holds_copies(void **state)
 
     /* c1's copy ends: c2 stays queued, the fleet being paused. */
     s_ok_copy(fakelink_take_any(&r->link, GREEN, A(BULK_COPY)));
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 0);
     assert_string_equal(s_field(r, "c2", "doing"), "queued: the fleet is paused (godwitctl fleet resume)");
 
     /* A restart keeps the pause. */
     s_restart(r);
     migset_set_caps(r->ms, (migset_caps_t){ .per_source = 1, .per_target = 0 });
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 0);
     cJSON *c = migset_copies_json(r->ms);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(c, "fleet_paused")));
@@ -935,7 +1081,7 @@ static void test_fleet_pause_holds_copies(void **state)
     cJSON_Delete(skipped);
     fakelink_drain(&r->link, "test: answers not needed");
     fakelink_advance(&r->link, 60000);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1);
     assert_string_equal(s_field(r, "c2", "copy_queued"), "");
     plan_free(&p);
@@ -968,7 +1114,7 @@ static void test_copy_caps_per_link(void **state)
     assert_string_equal(s_field(r, "c2", "doing"),
                         "queued: 1 copies on link fra -> osl running (copies.per_link 1)");
     s_ok_copy(fakelink_take_any(&r->link, GREEN, A(BULK_COPY)));
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1);
     assert_string_equal(s_field(r, "c2", "copy_queued"), "");
     assert_int_equal(s_copies(r, "per_link"), 1);
@@ -1001,7 +1147,7 @@ static void test_copy_caps_per_link_sites(void **state)
     fakelink_agent(&r->link, BLUE2, NULL, NULL);
     s_restart(r);
     migset_set_caps(r->ms, (migset_caps_t){ .per_link = 1 });
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_field(r, "c3", "doing"),
                         "queued: waiting for the hellos of blue2 and green (their sites, for "
                         "copies.per_link)");
@@ -1099,7 +1245,7 @@ static void test_waves_operator_go_and_budget(void **state)
     assert_non_null(strstr(err, "still has 4 migrations waiting for their wave"));
 
     /* The canary starts alone. */
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_field(r, "c1", "state"), "roles");
     assert_string_equal(s_field(r, "c2", "state"), "scheduled");
     assert_string_equal(s_wave_field(r, "opened"), "1");
@@ -1111,40 +1257,40 @@ static void test_waves_operator_go_and_budget(void **state)
     /* It streams (after a restart): the schedule verifies it. */
     s_meanwhile(r, "c1", "roles", "streaming", NULL);
     assert_string_equal(s_field(r, "c2", "state"), "scheduled");
-    migset_tick(r->ms);
+    s_tick(r);
     s_ok_sync_one_table(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)));
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_run_deferred(&r->link);
     assert_int_equal(s_pending(r, GREEN, A(VERIFY_SCHEMA)), 1);
     assert_string_equal(s_field(r, "c2", "state"), "scheduled");
 
     /* Verified equal: wave 2 waits for the operator's go. */
     s_meanwhile(r, "c1", "streaming", NULL, "equal");
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_field(r, "c2", "state"), "scheduled");
     assert_string_equal(s_wave_field(r, "waiting"), "wave 2 is ready: godwitctl fleet go opens it");
     unsigned wave = 0;
     assert_true(migset_fleet_go(r->ms, false, &wave, err, sizeof err));
     assert_int_equal(wave, 2);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_field(r, "c2", "state"), "roles");
     assert_string_equal(s_field(r, "c3", "state"), "scheduled");
 
     /* c2 fails (aborted): more than the budget of 0, wave 3 does not open,
      * even with a go, until the operator accepts the failure. */
     assert_true(migset_abort(r->ms, "c2", err, sizeof err));
-    migset_tick(r->ms);
+    s_tick(r);
     assert_non_null(strstr(s_wave_field(r, "waiting"),
                            "the schedule stopped before wave 3: 1 failed (c2), more than the "
                            "error budget of 0 allows"));
     assert_true(migset_fleet_go(r->ms, false, &wave, err, sizeof err));
     s_restart(r);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_field(r, "c3", "state"), "scheduled");
     assert_string_equal(s_wave_field(r, "failed"), "1");
     assert_true(migset_fleet_go(r->ms, true, &wave, err, sizeof err));
     assert_int_equal(wave, 3);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_field(r, "c3", "state"), "roles");
     assert_string_equal(s_field(r, "c4", "state"), "scheduled");
 
@@ -1180,17 +1326,17 @@ static void test_waves_auto(void **state)
     plan_t p;
     char err[512];
     s_schedule(r, text, &p);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_field(r, "c1", "state"), "roles");
     s_meanwhile(r, "c1", "roles", "streaming", "different");
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_field(r, "c2", "state"), "scheduled");
     assert_non_null(strstr(s_wave_field(r, "waiting"), "the schedule stopped before wave 2"));
 
     s_meanwhile(r, "c1", "streaming", NULL, "equal");
     cJSON *changed = cJSON_CreateArray(), *skipped = cJSON_CreateArray();
     assert_true(migset_fleet_pause(r->ms, true, 0, changed, skipped, err, sizeof err));
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_field(r, "c2", "state"), "scheduled");
     /* c1 pauses too: the gate waits for it again */
     assert_string_equal(s_field(r, "c1", "state"), "pausing");
@@ -1198,7 +1344,7 @@ static void test_waves_auto(void **state)
     cJSON_Delete(changed);
     cJSON_Delete(skipped);
     s_meanwhile(r, "c1", "resuming", "streaming", NULL);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_string_equal(s_field(r, "c2", "state"), "roles");
     plan_free(&p);
 }
@@ -1223,25 +1369,25 @@ static void test_failed_restore_apply_sent_again(void **state)
                  "{\"state\":\"done\",\"dry_run\":true,\"direction\":\"forward\","
                  "\"timeline\":[{\"step\":\"resume\",\"ok\":true},"
                  "{\"step\":\"restore apply\",\"ok\":false}]}");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(TUNE_SUBSCRIPTION));
     assert_string_equal(s->cmd->tune_subscription->database, "shop");
     assert_string_equal(s->cmd->tune_subscription->name, "godwit_" NAME);
     assert_false(s->cmd->tune_subscription->synchronous_commit);
     fakelink_failed(s, "timed out waiting for the agent");
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending_action(r, GREEN, A(TUNE_SUBSCRIPTION)), 0);
     fakelink_advance(&r->link, 5000);
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_ok(fakelink_take_any(&r->link, GREEN, A(TUNE_SUBSCRIPTION)));
     fakelink_advance(&r->link, 10000);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending_action(r, GREEN, A(TUNE_SUBSCRIPTION)), 0);
 
     s_journal_at(r, "streaming",
                  "{\"state\":\"done\",\"dry_run\":true,\"direction\":\"forward\","
                  "\"timeline\":[{\"step\":\"restore apply\",\"ok\":true}]}");
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending_action(r, GREEN, A(TUNE_SUBSCRIPTION)), 0);
 }
 
@@ -1298,10 +1444,10 @@ static void test_import_profile_applied_then_reverted(void **state)
     s_use_plan(r, s_plan_import);
     s_start(r);
     s_drive(r, "publish");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_ok(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)));
     assert_string_equal(s_state(r), "tune");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_READ);
     assert_int_equal(s->cmd->import_profile->n_settings, 2);
@@ -1312,7 +1458,7 @@ static void test_import_profile_applied_then_reverted(void **state)
     assert_non_null(strstr(rec, "\"stage\":\"read\""));
     assert_non_null(strstr(rec, "\"setting\":\"1GB\""));
     free(rec);
-    migset_tick(r->ms);
+    s_tick(r);
     s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_APPLY);
     assert_string_equal(s_import_setting(s, "max_wal_size")->value, "4096MB");
@@ -1322,7 +1468,7 @@ static void test_import_profile_applied_then_reverted(void **state)
     assert_string_equal(s_import_field(r, "state"), "applied");
     s_drive(r, "streaming");
     /* The revert goes out with the state recorded before. */
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 1);
     s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_REVERT);
@@ -1337,10 +1483,10 @@ static void test_import_profile_applied_then_reverted(void **state)
     assert_non_null(strstr(err, "recorded 1GB"));
     while (fakelink_peek(&r->link)) /* streaming's polls */
         s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), true);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0); /* every 5 s */
     fakelink_advance(&r->link, 5000);
-    migset_tick(r->ms);
+    s_tick(r);
     s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
     assert_string_equal(s_import_field(r, "state"), "reverted");
     assert_false(migset_cutover(r->ms, NAME, false, false, &refused, err, sizeof err));
@@ -1349,7 +1495,7 @@ static void test_import_profile_applied_then_reverted(void **state)
     s_restart(r);
     assert_string_equal(s_import_field(r, "state"), "reverted");
     fakelink_advance(&r->link, 60000);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0);
 }
 
@@ -1363,16 +1509,16 @@ static void test_import_profile_reverted_after_abort_and_restart(void **state)
     s_use_plan(r, s_plan_import);
     s_start(r);
     s_drive(r, "tune");
-    migset_tick(r->ms);
+    s_tick(r);
     s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_sent_t *apply = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_true(migset_abort(r->ms, NAME, err, sizeof err));
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0);
     s_ok_import(apply, "4GB", "off"); /* stale: moves nothing */
     assert_string_equal(s_state(r), "abort_target");
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 1);
     /* A new start of the name waits for the revert. */
     while (s_pending(r, GREEN, A(DROP_OBJECTS)) || s_pending(r, BLUE, A(DROP_OBJECTS))) {
@@ -1380,14 +1526,14 @@ static void test_import_profile_reverted_after_abort_and_restart(void **state)
         while (d && d->cmd->action_case != A(DROP_OBJECTS))
             d = d->next;
         fakelink_ok(fakelink_take_any(&r->link, d->agent, A(DROP_OBJECTS)));
-        migset_tick(r->ms);
+        s_tick(r);
     }
     assert_string_equal(s_state(r), "aborted");
     assert_false(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
     assert_non_null(strstr(err, "import profile"));
     s_restart(r);
     assert_string_equal(s_import_field(r, "state"), "read");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_REVERT);
     assert_string_equal(s_import_setting(s, "synchronous_commit")->setting, "on");
@@ -1401,7 +1547,7 @@ static void test_import_profile_reverted_after_abort_and_restart(void **state)
 static void s_to_copy(rig_t *r, const char *name, const char *wal)
 {
     for (int guard = 0; guard < 10 && strcmp(s_field(r, name, "state"), "copy") != 0; guard++) {
-        migset_tick(r->ms);
+        s_tick(r);
         const fakelink_sent_t *next = fakelink_peek(&r->link);
         while (next && (next->cmd->action_case == A(BULK_COPY_STATUS) ||
                         next->cmd->action_case == A(BULK_COPY)))
@@ -1440,7 +1586,7 @@ static void test_import_profile_shared_by_one_target(void **state)
     assert_true(migset_start(r->ms, plan_at(&p, 0), 0, err, sizeof err));
     /* c1 through its tune: green's max_wal_size is 1GB */
     s_to_copy(r, "c1", "1GB");
-    migset_tick(r->ms);
+    s_tick(r);
     fakelink_sent_t *copy1 = fakelink_take_any(&r->link, GREEN, A(BULK_COPY));
     /* c2 reads the relaxed value, records c1's state before */
     assert_true(migset_start(r->ms, plan_at(&p, 1), 0, err, sizeof err));
@@ -1454,7 +1600,7 @@ static void test_import_profile_shared_by_one_target(void **state)
      * held back; once c2 leaves too, both put back the same state. */
     fakelink_answer(copy1, NULL, "stopped: our objects are being dropped");
     assert_true(migset_abort(r->ms, "c1", err, sizeof err));
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0);
     cJSON *st = migset_status(r->ms, "c1");
     const cJSON *ip = cJSON_GetObjectItem(st, "import_profile");
@@ -1465,7 +1611,7 @@ static void test_import_profile_shared_by_one_target(void **state)
     assert_true(migset_abort(r->ms, "c2", err, sizeof err));
     fakelink_drain(&r->link, "stopped");
     fakelink_advance(&r->link, 1000);
-    migset_tick(r->ms);
+    s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 2);
     for (int i = 0; i < 2; i++) {
         fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
@@ -1482,6 +1628,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_copy_queued_until_admitted, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_copy_resumes_in_held_snapshot, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_copy_caps, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fleet_pause_holds_copies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_waves_operator_go_and_budget, s_setup, s_teardown),

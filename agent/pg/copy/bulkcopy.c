@@ -6,41 +6,49 @@
  *      local (target) database; if our subscription exists (with godwit's
  *      marker: one without is refused) the copy is done: say so
  *      (already_done).
- *   2. open every connection at once: one replication connection to the
- *      source (replication=database) and, per worker, a source and a target
+ *   2. open every connection at once: per worker, a source and a target
  *      connection. Source connections go to the peer the ReplicationConn
  *      names, as the agent's config describes it (pgstep_remote_conn: the
  *      peer's passfile or the source's pg_hba give the credentials, never a
  *      message); all connections are opened from keyword arrays.
- *   3. a slot of that name left by a copy that died is dropped: we start
- *      over (the tables are truncated in 6). Only a logical pgoutput slot
- *      of the source database, as godwit makes them; any other slot of that
- *      name fails the copy, untouched.
- *   4. CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT on the replication
- *      connection, which then does nothing else until the end: the
- *      exported snapshot lives as long as it stays idle.
- *   5. every worker's source connection imports the snapshot
+ *   3. every worker's source connection imports the snapshot the source
+ *      agent holds for our slot (HoldSnapshot, snaphold.c: a local
+ *      connection of the source keeps it alive, so it outlives ours)
  *      (REPEATABLE READ, SET TRANSACTION SNAPSHOT) before anything else
- *      happens; the first one lists the publication's tables as leaf
- *      partitions (a partitioned table is copied through its leaves, never
- *      through its root as well), with their columns and sizes.
- *   6. if 3 found a slot, the leaves are truncated on the target: preflight
- *      found them empty and the slot is made before any row is copied, so
- *      whatever they hold is our own partial copy. (Not otherwise: TRUNCATE
- *      waits for every lock on the tables.)
- *   7. the chunks go to the workers, biggest table first, each piping a
+ *      happens; a snapshot that no longer exists ends the step well with
+ *      snapshot_gone. The first worker lists the publication's tables as
+ *      leaf partitions (a partitioned table is copied through its leaves,
+ *      never through its root as well), with their columns and sizes. The
+ *      tables the request lists as done (copied whole in this snapshot by
+ *      an earlier run, every chunk committed and flushed) are not copied
+ *      again.
+ *   4. every other table that holds rows is truncated on the target:
+ *      preflight found them empty and the slot is made before any row is
+ *      copied, so whatever they hold is our own partial copy. (Only those:
+ *      TRUNCATE waits for every lock on the tables.)
+ *   5. the chunks go to the workers, biggest table first, each piping a
  *      COPY from the source into a COPY on the target, each chunk
- *      committing on its own (copyworker.c).
- *   6b/7b. big tables get their primary key back after the copy instead
+ *      committing on its own (copyworker.c); a table whose chunks are all
+ *      in is flushed (a synchronous commit after them) before it is
+ *      reported copied, so that what the coordinator hands the next run as
+ *      done survives a crash of the target.
+ *   4b/5b. big tables get their primary key back after the copy instead
  *      of loading into it (copykeys.c).
- *   8. when every chunk is committed: our subscription on the slot, without
+ *   6. when every chunk is committed: our subscription on the slot, without
  *      copying (subscription.c's subscription_attach_start, the code that
- *      EnsureSubscription uses), then the replication connection closes.
+ *      EnsureSubscription uses).
+ *
+ * Without a snapshot (the source agent found our slot without one: it
+ * restarted, or the hold's lease ran out), the step only clears the way:
+ * after 1, a slot of that name on the source is dropped through a
+ * walsender connection (only a logical pgoutput slot of the source
+ * database, as godwit makes them; any other fails the step, untouched),
+ * and the step ends with slot_dropped. The next run gets a new snapshot.
  *
  * Any failure fails the whole step; run again, it starts over at 1.
- *
- * SQL: catalog lookups take parameters; replication commands, COPY and
- * TRUNCATE take none: identifiers go into their text only through
+
+ * SQL: catalog lookups take parameters; replication commands, COPY,
+ * TRUNCATE and the probes for rows take none: identifiers go into their text only through
  * PQescapeIdentifier of the connection that sends them, the slot name and
  * the snapshot name only through PQescapeLiteral, and the page numbers of
  * the ctid ranges are ours. Every session runs with an empty search_path
@@ -49,16 +57,17 @@
  * The step's state and the helpers its modules share are in copystep.h.
  *
  * What it owns: its runtime (steprun.h: the control connection to the
- * target and the replication connection, the stages, the label, the timer
+ * target and, to clear a slot, the walsender, the stages, the label, the timer
  * that starts the first stage one loop turn after bulkcopy_start, so done
  * never runs inside it, and whose close frees everything), the workers'
- * connections (closed by the stop hook), the table and chunk lists, each
+ * connections (closed by the stop hook), the table and chunk lists, the
+ * request's done tables, each
  * worker's batch buffer, copies of the request and the subscription
  * sub-step while it runs (cancelled by the stop hook).
  *
  * What it must never do: call done more than once or after step_cancel(),
- * block the loop, let the replication connection run anything after the
- * slot was created, or put a name into SQL text unquoted.
+ * block the loop, drop a slot while our subscription exists, or put a
+ * name into SQL text unquoted.
  */
 #include "bulkcopy.h"
 #include "copykeys.h"
@@ -68,6 +77,7 @@
 #include "pgconn.h"
 #include "steprun.h"
 #include "subscription.h"
+#include "wire.h"
 #include "xalloc.h"
 
 #include <cjson/cJSON.h>
@@ -122,6 +132,9 @@ static void s_release(steprun_t *run)
     free(b->source.dbname);
     free(b->snapshot);
     free(b->consistent_point);
+    for (size_t i = 0; i < b->n_done; i++)
+        godwit__table_sync__free_unpacked(b->done[i], NULL);
+    free(b->done);
     free(b);
 }
 
@@ -272,21 +285,17 @@ static void s_sub_lookup(steprun_t *run)
 static void s_connect_all(steprun_t *run)
 {
     copystep_t *b = (copystep_t *)run;
-    b->run.conn[COPYSTEP_REPL] =
-        s_conn(b, "copy replication (source)", true, true, "-c search_path=");
-    if (!b->run.conn[COPYSTEP_REPL]) {
-        steprun_failf(&b->run, "invalid connection settings for the source");
-        return;
-    }
     /* The chunks' statements run as long as they need; idle_in_transaction
      * must not end a worker waiting for its next chunk. */
     const char *src_options = "-c statement_timeout=0 -c search_path= "
                               "-c idle_in_transaction_session_timeout=0";
-    /* Each chunk commits alone and the subscription, created after them
-     * all, commits last: its commit flushes theirs. As in PostgreSQL's own
-     * table sync, triggers and foreign keys that exist on the target
-     * already do not fire for copied rows (session_replication_role
-     * replica, which takes the superuser the subscription needs anyway). */
+    /* Each chunk commits alone and asynchronously; a table's flush (a
+     * synchronous commit on the control connection) makes its chunks
+     * durable, and the subscription, created after them all, commits last.
+     * As in PostgreSQL's own table sync, triggers and foreign keys that
+     * exist on the target already do not fire for copied rows
+     * (session_replication_role replica, which takes the superuser the
+     * subscription needs anyway). */
     const char *dst_options = "-c statement_timeout=0 -c search_path= "
                               "-c synchronous_commit=off -c session_replication_role=replica";
     b->workers = xcalloc(b->n_workers, sizeof *b->workers);
@@ -305,7 +314,6 @@ static void s_connect_all(steprun_t *run)
         }
     }
     b->pending = 1; /* until every connect has started */
-    s_connect_one(b, b->run.conn[COPYSTEP_REPL]);
     for (unsigned i = 0; i < b->n_workers && !b->run.disposed; i++) {
         s_connect_one(b, b->workers[i].src);
         if (!b->run.disposed)
@@ -315,7 +323,45 @@ static void s_connect_all(steprun_t *run)
         steprun_next(&b->run);
 }
 
-/* ---- 3: a slot left by a copy that died --------------------------------- */
+/* Without a snapshot: the walsender that drops a stale slot. */
+static void s_connect_repl(steprun_t *run)
+{
+    copystep_t *b = (copystep_t *)run;
+    b->run.conn[COPYSTEP_REPL] =
+        s_conn(b, "copy replication (source)", true, true, "-c search_path=");
+    if (!b->run.conn[COPYSTEP_REPL]) {
+        steprun_failf(&b->run, "invalid connection settings for the source");
+        return;
+    }
+    s_connect_one(b, b->run.conn[COPYSTEP_REPL]);
+}
+
+/* The servers' versions: the format and the chunking. */
+static void s_versions(steprun_t *run)
+{
+    copystep_t *b = (copystep_t *)run;
+    int sv = pgconn_server_version(b->workers[0].src);
+    if (sv < B_MIN_SERVER_VERSION) {
+        steprun_failf(&b->run,
+                      "the source runs PostgreSQL version number %d; godwit needs 13 or later", sv);
+        return;
+    }
+    int dv = pgconn_server_version(b->run.conn[COPYSTEP_CTL]);
+    b->binary = sv / 10000 == dv / 10000;
+    b->tid_ranges = sv >= B_TID_RANGE_VERSION;
+    steprun_next(&b->run);
+}
+
+/* ---- without a snapshot: a stale slot ----------------------------------- */
+
+static void s_cleared(copystep_t *b, bool dropped)
+{
+    Godwit__BulkCopyResult *res = xmalloc(sizeof *res);
+    godwit__bulk_copy_result__init(res);
+    res->slot_dropped = dropped;
+    res->consistent_point = xstrdup("");
+    steprun_finish(&b->run, &res->base, NULL);
+}
 
 static void s_on_slot_dropped(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
@@ -324,10 +370,10 @@ static void s_on_slot_dropped(pgconn_t *c, const pgconn_result_t *r, void *arg)
         steprun_fail_query(&b->run, NULL, r);
         return;
     }
-    log_warn("step on %s: dropped slot \"%s\" left by a copy that did not finish; copying "
-             "again from the start",
+    log_warn("step on %s: dropped slot \"%s\", left on the source without its snapshot; the "
+             "copy starts again from the first table",
              b->run.label, b->name);
-    steprun_next(&b->run);
+    s_cleared(b, true);
 }
 
 static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
@@ -338,7 +384,7 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         return;
     }
     if (!r->res || PQntuples(r->res) == 0) {
-        steprun_next(&b->run);
+        s_cleared(b, false);
         return;
     }
     const char *type = pgconn_col(r->res, 0, "slot_type");
@@ -354,13 +400,12 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
             pgconn_col(r->res, 0, "database") ? pgconn_col(r->res, 0, "database") : "none");
         return;
     }
-    b->restarted = true;
     char *slot = copystep_ident(b, b->run.conn[COPYSTEP_REPL], b->name);
     if (!slot)
         return;
     /* WAIT: a walsender of the dead copy may still hold it for a moment. */
     char *sql = xasprintf("DROP_REPLICATION_SLOT %s WAIT", slot);
-    copystep_query(b, COPYSTEP_REPL, "dropping the slot of an earlier copy", sql, 0, NULL,
+    copystep_query(b, COPYSTEP_REPL, "dropping the slot left without its snapshot", sql, 0, NULL,
                    s_on_slot_dropped);
     free(sql);
     free(slot);
@@ -369,15 +414,6 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
 static void s_slot_lookup(steprun_t *run)
 {
     copystep_t *b = (copystep_t *)run;
-    int sv = pgconn_server_version(b->run.conn[COPYSTEP_REPL]);
-    if (sv < B_MIN_SERVER_VERSION) {
-        steprun_failf(&b->run,
-                      "the source runs PostgreSQL version number %d; godwit needs 13 or later", sv);
-        return;
-    }
-    int dv = pgconn_server_version(b->run.conn[COPYSTEP_CTL]);
-    b->binary = sv / 10000 == dv / 10000;
-    b->tid_ranges = sv >= B_TID_RANGE_VERSION;
     char *lit = copystep_literal(b, b->run.conn[COPYSTEP_REPL], b->name);
     if (!lit)
         return;
@@ -392,49 +428,25 @@ static void s_slot_lookup(steprun_t *run)
     free(lit);
 }
 
-/* ---- 4: the slot and its snapshot --------------------------------------- */
-
-static void s_on_slot_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
-{
-    copystep_t *b = arg;
-    if (!r->ok) {
-        steprun_fail_query(&b->run, NULL, r);
-        return;
-    }
-    const char *snap = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "snapshot_name")
-                                                        : NULL;
-    const char *lsn = r->res && PQntuples(r->res) == 1 ? pgconn_col(r->res, 0, "consistent_point")
-                                                       : NULL;
-    if (!snap || !lsn) {
-        steprun_failf(&b->run, "creating the slot returned no snapshot");
-        return;
-    }
-    b->snapshot = xstrdup(snap);
-    b->consistent_point = xstrdup(lsn);
-    log_info("step on %s: slot \"%s\" created on the source, consistent at %s, snapshot %s",
-             b->run.label, b->name, lsn, snap);
-    steprun_next(&b->run);
-}
-
-static void s_slot_create(steprun_t *run)
-{
-    copystep_t *b = (copystep_t *)run;
-    char *slot = copystep_ident(b, b->run.conn[COPYSTEP_REPL], b->name);
-    if (!slot)
-        return;
-    char *sql = xasprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT", slot);
-    copystep_query(b, COPYSTEP_REPL, "creating our slot on the source", sql, 0, NULL,
-                   s_on_slot_created);
-    free(sql);
-    free(slot);
-}
-
 /* ---- 5: every worker in the snapshot ------------------------------------ */
 
 static void s_on_imported(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     copystep_worker_t *w = arg;
     copystep_t *b = w->b;
+    if (!r->ok && strcmp(r->sqlstate, "22023") == 0 && !b->snapshot_gone) {
+        /* invalid snapshot identifier: its hold is over (the source's
+         * agent or server restarted); the coordinator gets a new one. */
+        b->snapshot_gone = true;
+        log_warn("step on %s: the snapshot %s no longer exists on the source; nothing was copied",
+                 b->run.label, b->snapshot);
+        Godwit__BulkCopyResult *res = xmalloc(sizeof *res);
+        godwit__bulk_copy_result__init(res);
+        res->snapshot_gone = true;
+        res->consistent_point = xstrdup("");
+        steprun_finish(&b->run, &res->base, NULL);
+        return;
+    }
     if (!r->ok) {
         char *why = pgconn_result_message("importing the slot's snapshot", r);
         steprun_failf(&b->run, "worker %u: %s", w->idx, why);
@@ -559,8 +571,25 @@ static void s_on_list(pgconn_t *c, const pgconn_result_t *r, void *arg)
             return;
         }
     }
-    log_info("step on %s: %zu table(s) to copy with %u worker(s), %s format", b->run.label,
-             b->n_tables, b->n_workers, b->binary ? "binary" : "text");
+    size_t done = 0;
+    for (size_t i = 0; i < b->n_done; i++) {
+        const Godwit__TableSync *d = b->done[i];
+        for (size_t k = 0; d->table && k < b->n_tables; k++) {
+            copystep_table_t *t = &b->tables[k];
+            if (t->done_before || strcmp(t->schema, d->table->schema) != 0 ||
+                strcmp(t->name, d->table->name) != 0)
+                continue;
+            t->done_before = true;
+            t->durable = true;
+            t->state = COPYSTEP_COPIED;
+            t->rows = d->rows_done;
+            t->bytes = d->bytes_done;
+            done++;
+        }
+    }
+    log_info("step on %s: %zu table(s) to copy with %u worker(s), %s format, %zu of them copied "
+             "whole already in this snapshot",
+             b->run.label, b->n_tables, b->n_workers, b->binary ? "binary" : "text", done);
     steprun_next(&b->run);
 }
 
@@ -575,7 +604,7 @@ static void s_list(steprun_t *run)
         steprun_failf(&b->run, "cannot list the tables: %s", strerror(-rc));
 }
 
-/* ---- 6: our own partial copy goes --------------------------------------- */
+/* ---- 4: our own partial copy goes --------------------------------------- */
 
 static void s_on_truncated(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
@@ -587,27 +616,87 @@ static void s_on_truncated(pgconn_t *c, const pgconn_result_t *r, void *arg)
     steprun_next(&b->run);
 }
 
-static void s_truncate(steprun_t *run)
+/* The probe's answer: the indexes of the tables to copy that hold rows. */
+static void s_on_probed(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    copystep_t *b = (copystep_t *)run;
-    if (!b->restarted || b->n_tables == 0) {
+    copystep_t *b = arg;
+    if (!r->ok) {
+        steprun_fail_query(&b->run, NULL, r);
+        return;
+    }
+    int n = r->res ? PQntuples(r->res) : 0;
+    if (n == 0) {
         steprun_next(&b->run);
         return;
     }
-    char *sql = xstrdup("TRUNCATE ONLY ");
-    for (size_t i = 0; i < b->n_tables; i++) {
-        char *q = copystep_qualified(b, b->run.conn[COPYSTEP_CTL], &b->tables[i]);
-        if (!q) {
-            free(sql);
+    size_t len = sizeof "TRUNCATE ONLY ";
+    char **q = xcalloc((size_t)n, sizeof *q);
+    for (int i = 0; i < n; i++) {
+        uint64_t k = pgconn_col_u64(r->res, i, "k");
+        if (k >= b->n_tables ||
+            !(q[i] = copystep_qualified(b, b->run.conn[COPYSTEP_CTL], &b->tables[k]))) {
+            if (k >= b->n_tables)
+                steprun_failf(&b->run, "the probe for rows answered table %" PRIu64 " (a bug)", k);
+            for (int j = 0; j < i; j++)
+                free(q[j]);
+            free(q);
             return;
         }
-        char *grown = xasprintf("%s%s%s", sql, i ? ", " : "", q);
-        free(q);
-        free(sql);
-        sql = grown;
+        len += strlen(q[i]) + 2;
     }
+    char *sql = xmalloc(len);
+    char *end = stpcpy(sql, "TRUNCATE ONLY ");
+    for (int i = 0; i < n; i++) {
+        end = stpcpy(end, i ? ", " : "");
+        end = stpcpy(end, q[i]);
+        free(q[i]);
+    }
+    free(q);
+    log_info("step on %s: emptying %d table(s) that hold rows of an earlier run", b->run.label, n);
     copystep_query(b, COPYSTEP_CTL, "emptying the tables on the target", sql, 0, NULL,
                    s_on_truncated);
+    free(sql);
+}
+
+/* Which of the tables to copy hold rows: one statement, one EXISTS per
+ * table. */
+static void s_truncate(steprun_t *run)
+{
+    copystep_t *b = (copystep_t *)run;
+    size_t len = 1, n = 0;
+    char **q = xcalloc(b->n_tables ? b->n_tables : 1, sizeof *q);
+    for (size_t i = 0; i < b->n_tables; i++) {
+        if (b->tables[i].done_before)
+            continue;
+        char *t = copystep_qualified(b, b->run.conn[COPYSTEP_CTL], &b->tables[i]);
+        if (!t) {
+            for (size_t j = 0; j < i; j++)
+                free(q[j]);
+            free(q);
+            return;
+        }
+        q[i] = xasprintf("%sSELECT %zu AS k WHERE EXISTS (SELECT FROM ONLY %s)",
+                         n++ ? " UNION ALL " : "", i, t);
+        free(t);
+        len += strlen(q[i]);
+    }
+    if (n == 0) {
+        free(q);
+        steprun_next(&b->run);
+        return;
+    }
+    char *sql = xmalloc(len);
+    char *end = sql;
+    *end = '\0';
+    for (size_t i = 0; i < b->n_tables; i++) {
+        if (q[i]) {
+            end = stpcpy(end, q[i]);
+            free(q[i]);
+        }
+    }
+    free(q);
+    copystep_query(b, COPYSTEP_CTL, "looking for rows of an earlier run on the target", sql, 0,
+                   NULL, s_on_probed);
     free(sql);
 }
 
@@ -629,11 +718,14 @@ static Godwit__SyncStatusResult *s_tables_result(const copystep_t *b)
         godwit__table_ref__init(s->table);
         s->table->schema = xstrdup(t->schema);
         s->table->name = xstrdup(t->name);
-        s->state = xstrdup(s_tstate_names[t->state]);
+        /* copied only once flushed: what the next run may take as done */
+        s->state = xstrdup(s_tstate_names[t->state == COPYSTEP_COPIED && !t->durable
+                                              ? COPYSTEP_COPYING
+                                              : t->state]);
         s->rows_done = t->rows + t->rows_flight;
         s->bytes_done = t->bytes + t->bytes_flight;
         s->bytes_total = t->pages * 8192; /* the table's size on the source when listed */
-        all = all && t->state == COPYSTEP_COPIED;
+        all = all && t->state == COPYSTEP_COPIED && t->durable;
         res->tables[res->n_tables++] = s;
     }
     res->all_ready = all;
@@ -678,9 +770,13 @@ static void s_attach(steprun_t *run)
 }
 
 static const steprun_fn s_stages[] = {
-    s_connect_ctl, s_sub_lookup, s_connect_all, s_slot_lookup, s_slot_create, s_import,
-    s_list, copykeys_early, s_truncate, copykeys_drop, copyworker_copy, copykeys_restore,
-    s_attach, NULL,
+    s_connect_ctl, s_sub_lookup, s_connect_all, s_versions, s_import, s_list, copykeys_early,
+    s_truncate, copykeys_drop, copyworker_copy, copykeys_restore, s_attach, NULL,
+};
+
+/* Without a snapshot. */
+static const steprun_fn s_clear_stages[] = {
+    s_connect_ctl, s_sub_lookup, s_connect_repl, s_slot_lookup, NULL,
 };
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -708,7 +804,15 @@ step_t *bulkcopy_start(uv_loop_t *loop, const step_local_t *local, const Godwit_
         local->statement_timeout_ms <= 0 || local->statement_timeout_ms > INT32_MAX)
         return NULL;
     copystep_t *b = xcalloc(1, sizeof *b);
-    b->run.stages = s_stages;
+    b->run.stages = s_set(req->snapshot) ? s_stages : s_clear_stages;
+    if (s_set(req->snapshot)) {
+        b->snapshot = xstrdup(req->snapshot);
+        b->consistent_point = s_dup(req->consistent_point);
+        b->done = xcalloc(req->n_done ? req->n_done : 1, sizeof *b->done);
+        for (size_t i = 0; i < req->n_done; i++)
+            if (req->done[i] && req->done[i]->table)
+                b->done[b->n_done++] = wire_copy(req->done[i]);
+    }
     b->run.complete = s_complete;
     b->run.stop = s_stop;
     b->local = *local;

@@ -41,7 +41,8 @@ static char *s_tables_json(const copystep_t *b, s_which_t which)
 {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < b->n_tables; i++) {
-        if (which == S_BIG && b->tables[i].pages < CK_KEY_DEFER_PAGES)
+        if (which == S_BIG &&
+            (b->tables[i].pages < CK_KEY_DEFER_PAGES || b->tables[i].done_before))
             continue;
         if (which == S_KEYED && !b->tables[i].key_conname)
             continue;

@@ -20,7 +20,8 @@
 
 typedef struct copystep copystep_t;
 
-/* The runtime's connections. */
+/* The runtime's connections: the target database, and (only to clear a
+ * stale slot) a walsender of the source. */
 enum { COPYSTEP_CTL = 0, COPYSTEP_REPL = 1 };
 
 typedef enum { COPYSTEP_WAITING, COPYSTEP_COPYING, COPYSTEP_COPIED } copystep_tstate_t;
@@ -39,6 +40,9 @@ typedef struct {
     char *key_conname, *key_def; /* the primary key on the source, or NULL */
     bool key_dropped;          /* on the target, for the copy: built once the table is in */
     bool key_started;
+    bool done_before;          /* copied whole in this snapshot by an earlier run */
+    bool durable;              /* COPIED and flushed on the target: reported copied */
+    bool flushing;             /* COPIED, in the flush in flight */
 } copystep_table_t;
 
 typedef struct {
@@ -60,8 +64,9 @@ typedef struct {
 } copystep_worker_t;
 
 struct copystep {
-    /* first: conn[COPYSTEP_CTL] the target database (lookups, TRUNCATE),
-     * conn[COPYSTEP_REPL] the source (replication=database), stages, label, what
+    /* first: conn[COPYSTEP_CTL] the target database (lookups, TRUNCATE,
+     * the flushes), conn[COPYSTEP_REPL] the source (replication=database,
+     * without a snapshot only), stages, label, what
      * (the statement in flight on either) */
     steprun_t run;
 
@@ -74,11 +79,15 @@ struct copystep {
     copystep_worker_t *workers;
     unsigned pending;          /* connections or imports outstanding */
 
-    char *snapshot;            /* exported by the slot's creation */
+    char *snapshot;            /* the held one (HoldSnapshot); NULL: clear a stale slot */
     char *consistent_point;
+    Godwit__TableSync **done;  /* the request's tables copied whole already (owned copies) */
+    size_t n_done;
     bool binary;               /* both servers have the same major version */
     bool tid_ranges;           /* the source scans ctid ranges */
-    bool restarted;            /* a slot of an earlier copy was found: truncate first */
+    bool snapshot_gone;        /* the import found the snapshot gone: ended */
+    bool flush_busy;           /* a flush of the copied tables runs on COPYSTEP_CTL */
+    bool copy_over;            /* the copy stage has moved on */
 
     copystep_table_t *tables;
     size_t n_tables;

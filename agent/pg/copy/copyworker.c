@@ -8,7 +8,10 @@
  * (binary when both servers have the same major version and every column
  * type has binary I/O), batching rows into CW_BATCH_BYTES puts; when the
  * target's socket does not take a batch, reading from the source pauses
- * until it drained. Each chunk commits on its own.
+ * until it drained. Each chunk commits on its own, asynchronously; once
+ * every chunk of a table is in, a synchronous commit on the control
+ * connection flushes them (s_flush) and only then is the table reported
+ * copied: what the coordinator gives a later run as done is on disk.
  *
  * Owns: the chunk list and each worker's batch buffer (freed with the
  * step, bulkcopy.c); the workers' connections are the step's.
@@ -29,15 +32,68 @@
 #define CW_COPY_IDLE_MS (10 * 60000)    /* a COPY without progress this long fails */
 
 static void s_worker_next(copystep_worker_t *w);
+static void s_flush(copystep_t *b);
+static void s_maybe_over(copystep_t *b);
+
+/* ---- flushes: a table is reported copied once its chunks are durable ---- */
+
+/* A transaction that writes WAL (a logical message, which no subscriber
+ * asks for) committed synchronously: its commit flushes the WAL before it,
+ * every chunk committed before it included. A commit that wrote no WAL is
+ * not flushed, whatever synchronous_commit says. */
+static const char s_flush_sql[] =
+    "BEGIN; SET LOCAL synchronous_commit = on;"
+    " SELECT pg_catalog.pg_logical_emit_message(true, 'godwit', 'copied'); COMMIT";
+
+static void s_on_flushed(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    copystep_t *b = arg;
+    if (!r->ok) {
+        steprun_fail_query(&b->run, NULL, r);
+        return;
+    }
+    b->flush_busy = false;
+    for (size_t i = 0; i < b->n_tables; i++) {
+        if (b->tables[i].flushing) {
+            b->tables[i].flushing = false;
+            b->tables[i].durable = true;
+        }
+    }
+    s_flush(b); /* the tables copied meanwhile */
+    if (!b->run.disposed)
+        s_maybe_over(b);
+}
+
+/* Flushes the tables copied since the last flush, unless one runs (its
+ * end starts the next). */
+static void s_flush(copystep_t *b)
+{
+    if (b->flush_busy)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < b->n_tables; i++) {
+        copystep_table_t *t = &b->tables[i];
+        if (t->state == COPYSTEP_COPIED && !t->durable) {
+            t->flushing = true;
+            n++;
+        }
+    }
+    if (n == 0)
+        return;
+    b->flush_busy = true;
+    steprun_query_simple(&b->run, COPYSTEP_CTL, "flushing the copied tables", s_flush_sql,
+                         (uint64_t)b->local.statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
+                         s_on_flushed);
+}
 
 static void s_plan_chunks(copystep_t *b)
 {
     size_t n = 0;
     for (size_t i = 0; i < b->n_tables; i++) {
         copystep_table_t *t = &b->tables[i];
-        t->chunks = 1;
+        t->chunks = t->done_before ? 0 : 1;
         /* Cut only when the last piece would not be tiny. */
-        if (b->tid_ranges && t->pages >= CW_CHUNK_PAGES + CW_CHUNK_PAGES / 2)
+        if (t->chunks && b->tid_ranges && t->pages >= CW_CHUNK_PAGES + CW_CHUNK_PAGES / 2)
             t->chunks = (unsigned)((t->pages + CW_CHUNK_PAGES / 2) / CW_CHUNK_PAGES);
         n += t->chunks;
     }
@@ -120,6 +176,9 @@ static void s_on_dst_done(pgconn_t *c, const pgconn_result_t *r, void *arg)
         t->state = COPYSTEP_COPIED;
         log_info("step on %s: table %s copied: %" PRIu64 " rows, %" PRIu64 " bytes", b->run.label,
                  s_table_label(t, tl, sizeof tl), t->rows, t->bytes);
+        s_flush(b);
+        if (b->run.disposed)
+            return;
     }
     copyworker_idle(w);
 }
@@ -272,6 +331,7 @@ void copyworker_copy(steprun_t *run)
     s_plan_chunks(b);
     b->copy_started = uv_now(b->run.loop);
     if (b->n_chunks == 0) {
+        b->copy_over = true;
         steprun_next(&b->run);
         return;
     }
@@ -291,10 +351,18 @@ void copyworker_idle(copystep_worker_t *w)
         s_worker_next(w);
         return;
     }
-    if (b->chunks_done == b->n_chunks && b->keys_running == 0) {
-        log_info("step on %s: every table copied in %.1f s", b->run.label,
-                 (double)(uv_now(b->run.loop) - b->copy_started) / 1000.0);
-        steprun_next(&b->run);
-    }
+    s_maybe_over(b);
+}
+
+/* Moves on, once, when every chunk is in, no key is being built and every
+ * copied table is flushed. */
+static void s_maybe_over(copystep_t *b)
+{
+    if (b->copy_over || b->chunks_done < b->n_chunks || b->keys_running > 0 || b->flush_busy)
+        return;
+    b->copy_over = true;
+    log_info("step on %s: every table copied in %.1f s", b->run.label,
+             (double)(uv_now(b->run.loop) - b->copy_started) / 1000.0);
+    steprun_next(&b->run);
 }
 
