@@ -404,7 +404,33 @@ def test_link_checks(rig):
           "the probe left nothing")
 
 
+def test_source_agent_role_needs_replication(rig):
+    """The source agent creates the copy's slot and holds its snapshot on a
+    replication connection of its own: a role without REPLICATION is a
+    blocking finding with the statement that fixes it."""
+    blue, green, coord, plan = setup(rig, "logical")
+    blue.psql("CREATE ROLE godwit_src LOGIN")
+    blue.psql("GRANT pg_read_all_settings, pg_read_all_stats TO godwit_src")
+    agent = [p for p in rig.procs if p.name == "agent-blue"][0]
+    agent.kill9()
+    config = os.path.join(rig.path("agent-blue"), "agent.yaml")
+    with open(config) as f:
+        text = f.read()
+    with open(config, "w") as f:
+        f.write(text.replace("  user: postgres\n", "  user: godwit_src\n", 1))
+    agent.start()
+    wait_for("blue connected", lambda: coord.agent("blue")["state"] == "connected", 15)
+    rc, rep = plan_check(coord, plan)
+    nr = find(rep, "agent_role_no_replication")
+    check(rc == 1 and nr and nr[0]["severity"] == "error" and nr[0]["side"] == "source" and
+          "ALTER ROLE godwit_src REPLICATION" in nr[0]["fix"], "the finding: %r" % nr)
+    blue.psql("ALTER ROLE godwit_src REPLICATION")
+    rc, rep = plan_check(coord, plan)
+    check(not find(rep, "agent_role_no_replication"), "gone once the role has REPLICATION")
+
+
 if __name__ == "__main__":
     harness.run([test_planted_problems_reported_and_nothing_changes, test_fixed_source_is_ready,
                  test_invalid_plan_refused, test_fleet_plan_expanded,
-                 test_jurisdiction_required, test_link_checks])
+                 test_jurisdiction_required, test_link_checks,
+                 test_source_agent_role_needs_replication])

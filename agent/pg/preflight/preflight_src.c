@@ -49,6 +49,10 @@ static const char s_src_settings_sql[] =
     " pg_catalog.current_setting('max_replication_slots') AS max_replication_slots,"
     " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots) AS replication_slots,"
     " pg_catalog.current_setting('max_wal_senders') AS max_wal_senders,"
+    /* the source agent creates the copy's slot and holds its snapshot */
+    " (SELECT r.rolreplication OR r.rolsuper FROM pg_catalog.pg_roles r"
+    "   WHERE r.rolname = CURRENT_USER) AS agent_replication,"
+    " pg_catalog.quote_ident(CURRENT_USER) AS agent_role_q,"
     " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication) AS wal_senders,"
     /* pg_settings.setting is in the GUC's unit: MB and ms */
     " (SELECT s.setting FROM pg_catalog.pg_settings s"
@@ -95,6 +99,17 @@ static void s_src_check_slots(preflight_t *p, const PGresult *res)
             xasprintf("ALTER SYSTEM SET max_replication_slots = %" PRId64
                       "; then restart PostgreSQL, or drop slots no longer used.",
                       slots + 1 + S_COPY_WORKERS));
+
+    if (!pgconn_col_bool(res, 0, "agent_replication"))
+        preflight_run_add(
+            p, SEV_ERROR, "agent_role_no_replication", "postgres.user",
+            xasprintf("the source agent's role %s has no REPLICATION attribute: the agent "
+                      "creates the copy's slot and holds its snapshot on a replication "
+                      "connection of its own",
+                      pgconn_col_str(res, 0, "agent_role_q")),
+            xasprintf("ALTER ROLE %s REPLICATION; and let pg_hba.conf admit its replication "
+                      "connection (docs/migrate.md#a-copy-that-is-interrupted).",
+                      pgconn_col_str(res, 0, "agent_role_q")));
 
     int64_t max_senders = pgconn_col_i64(res, 0, "max_wal_senders", 0);
     int64_t senders = pgconn_col_i64(res, 0, "wal_senders", 0);
