@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static bool s_set(const char *v)
 {
@@ -98,4 +99,31 @@ pgconn_t *pgstep_remote_conn(uv_loop_t *loop, const char *name, const step_local
 char *pgstep_marker(const char *name)
 {
     return xasprintf("godwit object %s: created by godwit, dropped by its abort or cleanup", name);
+}
+
+char *pgstep_slot_lookup_sql(pgconn_t *c, const char *name)
+{
+    char *lit = pgconn_escape_literal(c, name);
+    if (!lit)
+        return NULL;
+    char *sql = xasprintf("SELECT slot_type, plugin, database,"
+                          " datoid IS NOT DISTINCT FROM (SELECT d.oid FROM pg_catalog.pg_database d"
+                          "  WHERE d.datname = pg_catalog.current_database()) AS here"
+                          " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+                          lit);
+    free(lit);
+    return sql;
+}
+
+bool pgstep_slot_ours(const PGresult *res, char **what)
+{
+    const char *type = pgconn_col(res, 0, "slot_type");
+    const char *plugin = pgconn_col(res, 0, "plugin");
+    const char *db = pgconn_col(res, 0, "database");
+    if (type && strcmp(type, "logical") == 0 && plugin && strcmp(plugin, "pgoutput") == 0 &&
+        pgconn_col_bool(res, 0, "here"))
+        return true;
+    *what = xasprintf("%s%s%s, database %s", type ? type : "?", plugin ? ", plugin " : "",
+                      plugin ? plugin : "", db ? db : "none");
+    return false;
 }

@@ -60,6 +60,15 @@ pgconn_t *pgstep_remote_conn(uv_loop_t *loop, const char *name, const step_local
                              const Godwit__ReplicationConn *remote, bool replication,
                              const char *app, const char *options);
 
+/* A walsender's look at the replication slot called name (simple
+ * protocol; name quoted as a literal for c): slot_type, plugin, database
+ * and here (in c's database). Caller frees; NULL if name cannot be quoted. */
+char *pgstep_slot_lookup_sql(pgconn_t *c, const char *name);
+/* Whether row 0 of that lookup is a slot as godwit makes them: logical,
+ * pgoutput, in the connection's database. If not, *what describes the
+ * slot found ("physical, database none"; caller frees). */
+bool pgstep_slot_ours(const PGresult *res, char **what);
+
 /* The comment godwit puts on a publication or subscription it creates,
  * in the transaction that creates it (caller frees). An object is godwit's
  * only if its comment is exactly this for its own name: a renamed one is

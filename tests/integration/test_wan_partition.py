@@ -98,27 +98,37 @@ def check_one_snapshot(rig):
           "the slot and its snapshot made once (%d), never started over" % made)
 
 
-def test_partition_during_copy(rig):
-    # 16 Mbit/s between the sites: the copy (about 27 MB, pgbench_accounts
-    # 24 MB of it) takes about 15 s, long enough to cut in the middle.
+BIG = "public.pgbench_accounts"
+
+
+def cut_mid_copy(rig, mode):
+    """Starts the migration between two sites and partitions them (mode)
+    once the small tables are in and the biggest one is a quarter copied.
+    16 Mbit/s between the sites: the copy (about 27 MB, pgbench_accounts 24
+    MB of it) takes about 15 s, long enough to cut in the middle. Returns
+    blue, green, coord, the relays, the status just before the cut, the
+    start, the cut and the big table's rows."""
     blue, green, coord, plan = two_sites(rig, rate_kbit=16000)
     relays = between_sites(coord)
-    big = "public.pgbench_accounts"
     t_start = time.monotonic()
     check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
-    # Cut once the small tables are in and the big one is a quarter done.
-    total_rows = int(blue.psql("SELECT count(*) FROM %s" % big, db="shop"))
-    st = wait_for("the copy a quarter into %s" % big, lambda: (lambda s: s if s and
-                  s["state"] == "copy" and copy_view(s)[0].get(big, ("", 0))[1] > total_rows // 4
+    total_rows = int(blue.psql("SELECT count(*) FROM %s" % BIG, db="shop"))
+    st = wait_for("the copy a quarter into %s" % BIG, lambda: (lambda s: s if s and
+                  s["state"] == "copy" and copy_view(s)[0].get(BIG, ("", 0))[1] > total_rows // 4
                   else None)(mstatus(coord)), 120, interval=0.2)
-    t_cut = partition(relays)
+    t_cut = partition(relays, mode)
+    return blue, green, coord, relays, st, t_start, t_cut, total_rows
+
+
+def test_partition_during_copy(rig):
+    blue, green, coord, relays, st, t_start, t_cut, total_rows = cut_mid_copy(rig, "hold")
     before, done_before, total = copy_view(st)
     copied_before = sorted(t for t, (state, _) in before.items() if state == "copied")
-    rows_before = before[big][1]
+    rows_before = before[BIG][1]
     print("   partition %.1f s after the start: %s at %d of %d rows, %.1f of %.1f MiB; "
-          "copied: %s" % (t_cut - t_start, big, rows_before, total_rows, done_before / 2**20,
+          "copied: %s" % (t_cut - t_start, BIG, rows_before, total_rows, done_before / 2**20,
                           total / 2**20, copied_before))
-    check(before[big][0] == "copying" and copied_before, "cut mid-copy: %r" % before)
+    check(before[BIG][0] == "copying" and copied_before, "cut mid-copy: %r" % before)
     # 30 s with nothing crossing. The coordinator loses green's agent.
     wait_for("green's agent lost", lambda: coord.agent("green")["state"] != "connected", 15,
              interval=0.5)
@@ -141,9 +151,9 @@ def test_partition_during_copy(rig):
     back = [(t, v) for t, v in samples if v[1] > done_before]
     if back:
         print("   %.1f s after the heal: %s at %d rows, %.1f MiB" % (
-            back[0][0] - t_heal, big, back[0][1][0][big][1], back[0][1][1] / 2**20))
+            back[0][0] - t_heal, BIG, back[0][1][0][BIG][1], back[0][1][1] / 2**20))
     for _, (tables, done, _) in samples:
-        check(done >= done_before and tables.get(big, ("", 0))[1] >= rows_before and
+        check(done >= done_before and tables.get(BIG, ("", 0))[1] >= rows_before and
               all(tables.get(t, ("", 0))[0] == "copied" for t in copied_before),
               "the copy went on from where it was: %r, before %r" % (tables, before))
     st = wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.5)
@@ -174,21 +184,12 @@ def test_partition_resetting_during_copy(rig):
     # on in the same snapshot: the tables copied before the cut are not
     # copied again, the one being copied starts over (its partial rows
     # emptied), the slot is made once.
-    blue, green, coord, plan = two_sites(rig, rate_kbit=16000)
-    relays = between_sites(coord)
-    big = "public.pgbench_accounts"
-    t_start = time.monotonic()
-    check(coord.ctl("migrate", "start", plan).returncode == 0, "started")
-    total_rows = int(blue.psql("SELECT count(*) FROM %s" % big, db="shop"))
-    st = wait_for("the copy a quarter into %s" % big, lambda: (lambda s: s if s and
-                  s["state"] == "copy" and copy_view(s)[0].get(big, ("", 0))[1] > total_rows // 4
-                  else None)(mstatus(coord)), 120, interval=0.2)
-    t_cut = partition(relays, "drop")
+    blue, green, coord, relays, st, t_start, t_cut, total_rows = cut_mid_copy(rig, "drop")
     before, _, _ = copy_view(st)
     copied_before = sorted(t for t, (state, _) in before.items() if state == "copied")
     print("   reset %.1f s after the start: %s at %d of %d rows; copied: %s" % (
-        t_cut - t_start, big, before[big][1], total_rows, copied_before))
-    check(before[big][0] == "copying" and copied_before, "cut mid-copy: %r" % before)
+        t_cut - t_start, BIG, before[BIG][1], total_rows, copied_before))
+    check(before[BIG][0] == "copying" and copied_before, "cut mid-copy: %r" % before)
     time.sleep(max(0.0, t_cut + PARTITION_S - time.monotonic()))
     check(in_state(coord, "copy"), "still in copy during the partition")
     resets = sum(r.stats().get("resets", 0) for r in relays)

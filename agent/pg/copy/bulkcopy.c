@@ -387,17 +387,14 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         s_cleared(b, false);
         return;
     }
-    const char *type = pgconn_col(r->res, 0, "slot_type");
-    const char *plugin = pgconn_col(r->res, 0, "plugin");
-    if (!type || strcmp(type, "logical") != 0 || !plugin || strcmp(plugin, "pgoutput") != 0 ||
-        !pgconn_col_bool(r->res, 0, "here")) {
-        steprun_failf(
-            &b->run,
-            "a replication slot \"%s\" exists on the source that godwit did not make (%s%s%s, "
-            "database %s): a copy starts over only on a logical pgoutput slot of the "
-            "source database; nothing was done",
-            b->name, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
-            pgconn_col(r->res, 0, "database") ? pgconn_col(r->res, 0, "database") : "none");
+    char *what = NULL;
+    if (!pgstep_slot_ours(r->res, &what)) {
+        steprun_failf(&b->run,
+                      "a replication slot \"%s\" exists on the source that godwit did not make "
+                      "(%s): a copy starts over only on a logical pgoutput slot of the source "
+                      "database; nothing was done",
+                      b->name, what);
+        free(what);
         return;
     }
     char *slot = copystep_ident(b, b->run.conn[COPYSTEP_REPL], b->name);
@@ -414,18 +411,14 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
 static void s_slot_lookup(steprun_t *run)
 {
     copystep_t *b = (copystep_t *)run;
-    char *lit = copystep_literal(b, b->run.conn[COPYSTEP_REPL], b->name);
-    if (!lit)
+    char *sql = pgstep_slot_lookup_sql(b->run.conn[COPYSTEP_REPL], b->name);
+    if (!sql) {
+        steprun_failf(&b->run, "cannot quote \"%s\" for SQL", b->name);
         return;
-    char *sql = xasprintf("SELECT slot_type, plugin, database,"
-                          " datoid IS NOT DISTINCT FROM (SELECT d.oid FROM pg_catalog.pg_database d"
-                          "  WHERE d.datname = pg_catalog.current_database()) AS here"
-                          " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
-                          lit);
+    }
     copystep_query(b, COPYSTEP_REPL, "looking up our slot on the source", sql, 0, NULL,
                    s_on_slot_lookup);
     free(sql);
-    free(lit);
 }
 
 /* ---- 5: every worker in the snapshot ------------------------------------ */

@@ -197,16 +197,13 @@ static void s_on_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         steprun_next(&s->run);
         return;
     }
-    const char *type = pgconn_col(r->res, 0, "slot_type");
-    const char *plugin = pgconn_col(r->res, 0, "plugin");
-    if (!type || strcmp(type, "logical") != 0 || !plugin || strcmp(plugin, "pgoutput") != 0 ||
-        !pgconn_col_bool(r->res, 0, "here")) {
+    char *what = NULL;
+    if (!pgstep_slot_ours(r->res, &what)) {
         steprun_failf(&s->run,
-                      "a replication slot \"%s\" exists that godwit did not make (%s%s%s, "
-                      "database %s); nothing was done",
-                      s->name, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
-                      pgconn_col(r->res, 0, "database") ? pgconn_col(r->res, 0, "database")
-                                                        : "none");
+                      "a replication slot \"%s\" exists that godwit did not make (%s); nothing "
+                      "was done",
+                      s->name, what);
+        free(what);
         return;
     }
     log_warn("step on %s: slot \"%s\" exists without its snapshot (an agent restarted or the "
@@ -218,21 +215,15 @@ static void s_on_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
 static void s_lookup(steprun_t *run)
 {
     hold_step_t *s = (hold_step_t *)run;
-    char *lit = pgconn_escape_literal(s->run.conn[0], s->name);
-    if (!lit) {
+    char *sql = pgstep_slot_lookup_sql(s->run.conn[0], s->name);
+    if (!sql) {
         steprun_failf(&s->run, "cannot quote \"%s\" for SQL", s->name);
         return;
     }
-    char *sql = xasprintf("SELECT slot_type, plugin, database,"
-                          " datoid IS NOT DISTINCT FROM (SELECT d.oid FROM pg_catalog.pg_database d"
-                          "  WHERE d.datname = pg_catalog.current_database()) AS here"
-                          " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
-                          lit);
     steprun_query_simple(&s->run, 0, "looking up our slot", sql,
                          (uint64_t)s->reg->local->statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
                          s_on_lookup);
     free(sql);
-    free(lit);
 }
 
 /* 3: the slot and its snapshot; the connection becomes the hold. */
