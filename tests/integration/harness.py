@@ -596,6 +596,19 @@ class Rig:
     def path(self, *parts):
         return os.path.join(self.root, *parts)
 
+    def agent_as(self, coord, name, user):
+        """Restarts agent name (killed -9) with its postgres.user set to
+        user; returns once the coordinator sees it connected."""
+        agent = [p for p in self.procs if p.name == "agent-" + name][0]
+        agent.kill9()
+        config = os.path.join(self.path("agent-" + name), "agent.yaml")
+        with open(config) as f:
+            text = f.read()
+        with open(config, "w") as f:
+            f.write(text.replace("  user: postgres\n", "  user: %s\n" % user, 1))
+        agent.start()
+        wait_for("%s connected" % name, lambda: coord.agent(name)["state"] == "connected", 15)
+
     def keygen(self, name, signing=False):
         """The CURVE pair rig.keys/NAME.{key,pub} (and with signing, the
         signing pair NAME.sign.{key,pub}) unless it exists."""

@@ -195,15 +195,7 @@ def test_preflight_names_missing_rights(rig):
     blue, green, coord, plan = setup(rig, options=PROFILE)
     green.psql("CREATE ROLE godwit_tgt LOGIN CREATEDB CREATEROLE REPLICATION")
     green.psql("GRANT ALTER SYSTEM ON PARAMETER max_wal_size, synchronous_commit TO godwit_tgt")
-    agent = [p for p in rig.procs if p.name == "agent-green"][0]
-    agent.kill9()
-    config = os.path.join(rig.path("agent-green"), "agent.yaml")
-    with open(config) as f:
-        text = f.read()
-    with open(config, "w") as f:
-        f.write(text.replace("  user: postgres\n", "  user: godwit_tgt\n", 1))
-    agent.start()
-    wait_for("green connected", lambda: coord.agent("green")["state"] == "connected", 15)
+    rig.agent_as(coord, "green", "godwit_tgt")
     r = coord.ctl("plan", "check", plan, check_rc=False, timeout=120)
     out = r.stdout.decode() + r.stderr.decode()
     check(r.returncode != 0 and "import_profile" in out and

@@ -411,15 +411,7 @@ def test_source_agent_role_needs_replication(rig):
     blue, green, coord, plan = setup(rig, "logical")
     blue.psql("CREATE ROLE godwit_src LOGIN")
     blue.psql("GRANT pg_read_all_settings, pg_read_all_stats TO godwit_src")
-    agent = [p for p in rig.procs if p.name == "agent-blue"][0]
-    agent.kill9()
-    config = os.path.join(rig.path("agent-blue"), "agent.yaml")
-    with open(config) as f:
-        text = f.read()
-    with open(config, "w") as f:
-        f.write(text.replace("  user: postgres\n", "  user: godwit_src\n", 1))
-    agent.start()
-    wait_for("blue connected", lambda: coord.agent("blue")["state"] == "connected", 15)
+    rig.agent_as(coord, "blue", "godwit_src")
     rc, rep = plan_check(coord, plan)
     nr = find(rep, "agent_role_no_replication")
     check(rc == 1 and nr and nr[0]["severity"] == "error" and nr[0]["side"] == "source" and
