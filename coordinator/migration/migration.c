@@ -364,8 +364,8 @@ static void s_step_failed(migration_t *g, const char *agent, const Godwit__Resul
     s_set_error(g, msg);
 }
 
-static void s_step_done(const char *agent, const Godwit__Result *r, const char *error,
-                        void *arg)
+static void s_step_answered(const char *agent, const Godwit__Result *r, const char *error,
+                            void *arg)
 {
     step_token_t *tok = arg;
     migration_t *g = tok->g;
@@ -483,6 +483,23 @@ static void s_step_done(const char *agent, const Godwit__Result *r, const char *
         snprintf(msg, sizeof msg, "%s: done", s_states[st].comment);
     }
     migration_fire(g, MEV_DONE, msg);
+}
+
+static void s_run(migration_t *g);
+
+/* A step's answer; when it moved the migration on, the next state's step
+ * goes at once rather than at the next tick (100 ms: a migration's moves
+ * from start to streaming waited about 0.3 s for ticks). A state of the
+ * copy phase without a copy slot waits for the tick's admission. */
+static void s_step_done(const char *agent, const Godwit__Result *r, const char *error,
+                        void *arg)
+{
+    migration_t *g = ((step_token_t *)arg)->g;
+    mstate_t before = g->state;
+    s_step_answered(agent, r, error, arg);
+    if (g->state != before && !g->busy && s_states[g->state].build &&
+        (!migration_copy_phase(g) || g->copy_slot))
+        s_run(g);
 }
 
 static void s_send(migration_t *g, Godwit__Command *cmd)

@@ -344,22 +344,22 @@ static void s_drive(rig_t *r, const char *until)
         s_tick(r);
         const char *st = s_state(r);
         if (strcmp(st, "roles") == 0) {
-            s_ok_roles(fakelink_take(&r->link, GREEN, A(APPLY_ROLES)));
+            s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
         } else if (strcmp(st, "schema") == 0) {
-            fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(APPLY_SCHEMA));
+            fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA));
             assert_string_equal(s->cmd->apply_schema->section, "pre");
             s_ok_schema(s);
         } else if (strcmp(st, "publish") == 0) {
-            fakelink_ok(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+            fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
         } else if (strcmp(st, "tune") == 0) {
-            s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
+            s_ok_import(fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
         } else if (strcmp(st, "copy") == 0) {
             s_ok_copy(fakelink_take_any(&r->link, GREEN, A(BULK_COPY)));
             s_answer_progress(r);
         } else if (strcmp(st, "catchup") == 0) {
-            s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
+            s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), true);
         } else if (strcmp(st, "postdata") == 0) {
-            fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(APPLY_SCHEMA));
+            fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA));
             assert_string_equal(s->cmd->apply_schema->section, "post");
             s_ok_schema(s);
         } else {
@@ -368,7 +368,9 @@ static void s_drive(rig_t *r, const char *until)
     }
     assert_string_equal(s_state(r), until);
     s_answer_holds(r); /* the end of the copy's hold, when the copy is over */
-    assert_int_equal(fakelink_pending(&r->link), 0);
+    /* A step that moved the migration on sent the next state's step at
+     * once: at most that one is pending (a tick sends nothing more). */
+    assert_true(fakelink_pending(&r->link) <= 1);
 }
 
 static void test_every_step_to_streaming(void **state)
@@ -379,7 +381,7 @@ static void test_every_step_to_streaming(void **state)
     /* streaming polls the subscription's status, for ever */
     for (int i = 0; i < 3; i++) {
         s_tick(r);
-        s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
+        s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), true);
         s_tick(r);
         assert_int_equal(fakelink_pending(&r->link), 0); /* not before its period */
         fakelink_advance(&r->link, 2000);
@@ -397,17 +399,17 @@ static void test_catchup_waits_for_ready_and_lag(void **state)
     s_start(r);
     s_drive(r, "catchup");
     s_tick(r);
-    s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), false); /* not ready */
+    s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), false); /* not ready */
     assert_string_equal(s_state(r), "catchup");
     r->slot.confirmed_flush_lsn = r->pg.current_lsn - (64u << 20); /* ready, but 64 MiB behind */
     fakelink_advance(&r->link, 250);
     s_tick(r);
-    s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
+    s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), true);
     assert_string_equal(s_state(r), "catchup");
     r->slot.confirmed_flush_lsn = r->pg.current_lsn - 100;
     fakelink_advance(&r->link, 250);
     s_tick(r);
-    s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
+    s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), true);
     assert_string_equal(s_state(r), "postdata");
 }
 
@@ -417,7 +419,7 @@ static void test_failed_step_retries_with_backoff(void **state)
     s_start(r);
     s_drive(r, "publish");
     s_tick(r);
-    fakelink_failed(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)), "permission denied");
+    fakelink_failed(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)), "permission denied");
     assert_string_equal(s_state(r), "publish");
     char *e = s_status_string(r, "last_error");
     assert_non_null(e);
@@ -431,13 +433,13 @@ static void test_failed_step_retries_with_backoff(void **state)
     fakelink_advance(&r->link, 1);
     s_tick(r);
     /* no answer at all (agent gone): a failure too */
-    fakelink_answer(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)), NULL, "timed out");
+    fakelink_answer(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)), NULL, "timed out");
     e = s_status_string(r, "last_error");
     assert_non_null(strstr(e, "timed out"));
     free(e);
     fakelink_advance(&r->link, 4000); /* the second backoff is twice the first */
     s_tick(r);
-    fakelink_ok(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+    fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
     assert_string_equal(s_state(r), "copy");
     assert_null(s_status_string(r, "last_error"));
 }
@@ -461,12 +463,12 @@ static void s_abort_from(rig_t *r, const char *at)
     fakelink_drain(&r->link, "dropped"); /* a copy progress poll, say */
     assert_true(migset_abort(r->ms, NAME, err, sizeof err)); /* already aborting */
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(DROP_OBJECTS));
+    fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->subscription, "godwit_" NAME);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "abort_source");
     s_tick(r);
-    s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
+    s = fakelink_take_any(&r->link, BLUE, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->slot, "godwit_" NAME);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "aborted");
@@ -506,11 +508,12 @@ static void test_pause_and_resume(void **state)
     assert_false(migset_resume(r->ms, NAME, err, sizeof err));
     assert_non_null(strstr(err, "not paused"));
     s_drive(r, "streaming");
+    fakelink_drain(&r->link, "test: the first poll's answer is not needed");
     assert_true(migset_pause(r->ms, NAME, err, sizeof err));
     assert_string_equal(s_state(r), "pausing");
     assert_true(migset_pause(r->ms, NAME, err, sizeof err)); /* again: nothing more */
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
+    fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
     assert_false(s->cmd->set_subscription_enabled->enabled);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "paused");
@@ -520,7 +523,7 @@ static void test_pause_and_resume(void **state)
     assert_string_equal(s_state(r), "resuming");
     assert_true(migset_resume(r->ms, NAME, err, sizeof err));
     s_tick(r);
-    s = fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
+    s = fakelink_take_any(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
     assert_true(s->cmd->set_subscription_enabled->enabled);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "catchup"); /* rechecks before streaming again */
@@ -532,6 +535,7 @@ static void test_protection_drops_the_source_first(void **state)
     rig_t *r = *state;
     s_start(r);
     s_drive(r, "streaming");
+    fakelink_drain(&r->link, "test: the first poll's answer is not needed");
     r->slot.retained_bytes = 2ull << 30; /* past slot_wal_limit (1 GiB) */
     s_tick(r);
     assert_string_equal(s_state(r), "protect_source");
@@ -539,11 +543,12 @@ static void test_protection_drops_the_source_first(void **state)
     assert_non_null(why);
     free(why);
     /* the same tick sent the source's drop, and nothing to the target */
-    fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
-    assert_int_equal(fakelink_pending(&r->link), 0);
+    assert_int_equal(fakelink_pending(&r->link), 1);
+    fakelink_ok(fakelink_take_any(&r->link, BLUE, A(DROP_OBJECTS)));
+    /* once the source's is done, the target's drop goes at once */
     assert_string_equal(s_state(r), "protect_target");
-    s_tick(r);
-    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
+    assert_int_equal(fakelink_pending(&r->link), 1);
+    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS)));
     assert_string_equal(s_state(r), "aborted");
     char err[256];
     assert_false(migset_abort(r->ms, NAME, err, sizeof err));
@@ -599,18 +604,18 @@ static void test_restart_while_aborting_and_paused(void **state)
     s_drive(r, "streaming");
     assert_true(migset_pause(r->ms, NAME, err, sizeof err));
     s_tick(r);
-    fakelink_ok(fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED)));
+    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED)));
     s_restart(r);
     assert_string_equal(s_state(r), "paused");
     assert_true(migset_abort(r->ms, NAME, err, sizeof err));
     s_restart(r);
     assert_string_equal(s_state(r), "abort_target");
     s_tick(r);
-    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
+    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS)));
     s_restart(r);
     assert_string_equal(s_state(r), "abort_source");
     s_tick(r);
-    fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
+    fakelink_ok(fakelink_take_any(&r->link, BLUE, A(DROP_OBJECTS)));
     s_restart(r);
     assert_string_equal(s_state(r), "aborted");
 }
@@ -633,13 +638,13 @@ static void test_cleanup_after_the_cutover(void **state)
     assert_string_equal(s_state(r), "cleanup_source");
     assert_true(migset_cleanup(r->ms, NAME, err, sizeof err)); /* under way */
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
+    fakelink_sent_t *s = fakelink_take_any(&r->link, BLUE, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->database, "shop");
     fakelink_ok(s);
     assert_string_equal(s_state(r), "cleanup_target");
     assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
     s_tick(r);
-    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
+    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS)));
     assert_string_equal(s_state(r), "done");
     assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
     s_tick(r);
@@ -659,10 +664,10 @@ static void test_protection_of_green_after_the_cutover(void **state)
     char *why = s_status_string(r, "stopped_because");
     assert_non_null(strstr(why, "blue stopped following green"));
     free(why);
-    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS))); /* green's slot first */
+    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS))); /* green's slot first */
     assert_string_equal(s_state(r), "unfollow_source");
     s_tick(r);
-    fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
+    fakelink_ok(fakelink_take_any(&r->link, BLUE, A(DROP_OBJECTS)));
     assert_string_equal(s_state(r), "switched");
 }
 
@@ -1258,7 +1263,7 @@ static void test_waves_operator_go_and_budget(void **state)
     s_meanwhile(r, "c1", "roles", "streaming", NULL);
     assert_string_equal(s_field(r, "c2", "state"), "scheduled");
     s_tick(r);
-    s_ok_sync_one_table(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)));
+    s_ok_sync_one_table(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)));
     s_tick(r);
     fakelink_run_deferred(&r->link);
     assert_int_equal(s_pending(r, GREEN, A(VERIFY_SCHEMA)), 1);
@@ -1445,10 +1450,10 @@ static void test_import_profile_applied_then_reverted(void **state)
     s_start(r);
     s_drive(r, "publish");
     s_tick(r);
-    fakelink_ok(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+    fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
     assert_string_equal(s_state(r), "tune");
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
+    fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_READ);
     assert_int_equal(s->cmd->import_profile->n_settings, 2);
     s_ok_import(s, "1GB", "on");
@@ -1459,7 +1464,7 @@ static void test_import_profile_applied_then_reverted(void **state)
     assert_non_null(strstr(rec, "\"setting\":\"1GB\""));
     free(rec);
     s_tick(r);
-    s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
+    s = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_APPLY);
     assert_string_equal(s_import_setting(s, "max_wal_size")->value, "4096MB");
     assert_string_equal(s_import_setting(s, "synchronous_commit")->value, "off");
@@ -1470,7 +1475,7 @@ static void test_import_profile_applied_then_reverted(void **state)
     /* The revert goes out with the state recorded before. */
     s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 1);
-    s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
+    s = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_REVERT);
     assert_string_equal(s_import_setting(s, "max_wal_size")->setting, "1GB");
     assert_false(s_import_setting(s, "max_wal_size")->in_auto_conf);
@@ -1487,7 +1492,7 @@ static void test_import_profile_applied_then_reverted(void **state)
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0); /* every 5 s */
     fakelink_advance(&r->link, 5000);
     s_tick(r);
-    s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
+    s_ok_import(fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
     assert_string_equal(s_import_field(r, "state"), "reverted");
     assert_false(migset_cutover(r->ms, NAME, false, false, &refused, err, sizeof err));
     assert_null(strstr(err, "import profile")); /* the next gate: verify */
@@ -1510,9 +1515,9 @@ static void test_import_profile_reverted_after_abort_and_restart(void **state)
     s_start(r);
     s_drive(r, "tune");
     s_tick(r);
-    s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
+    s_ok_import(fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
     s_tick(r);
-    fakelink_sent_t *apply = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
+    fakelink_sent_t *apply = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_true(migset_abort(r->ms, NAME, err, sizeof err));
     s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0);
@@ -1534,7 +1539,7 @@ static void test_import_profile_reverted_after_abort_and_restart(void **state)
     s_restart(r);
     assert_string_equal(s_import_field(r, "state"), "read");
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
+    fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_REVERT);
     assert_string_equal(s_import_setting(s, "synchronous_commit")->setting, "on");
     s_ok_import(s, "1GB", "on");
