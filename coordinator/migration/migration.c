@@ -521,6 +521,7 @@ static void s_send(migration_t *g, Godwit__Command *cmd)
  * from us, and how often the copy renews it. */
 #define S_HOLD_LEASE_MS 120000
 #define S_HOLD_RENEW_MS 20000
+#define S_HOLD_CMD_MS 60000     /* a hold's command: a slot's creation at most */
 
 /* The hold's answer to the copy's first command: the copy follows in that
  * snapshot, or clears a stale slot. */
@@ -583,8 +584,7 @@ static void s_hold_start(migration_t *g)
     tok->g = g;
     tok->gen = ++g->gen;
     tok->import = false;
-    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, s_states[M_COPY].timeout_ms,
-                   s_hold_done, tok);
+    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, S_HOLD_CMD_MS, s_hold_done, tok);
     migcmd_release(&c);
 }
 
@@ -624,7 +624,7 @@ static void s_hold_renew(migration_t *g, uint64_t now)
     tok->g = g;
     tok->gen = g->gen;
     tok->import = false;
-    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, 30000, s_hold_renewed, tok);
+    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, S_HOLD_CMD_MS, s_hold_renewed, tok);
     migcmd_release(&c);
 }
 
@@ -645,7 +645,7 @@ static void s_hold_end(migration_t *g)
 {
     migcmd_t c;
     migcmd_hold(&c, g, false, 0);
-    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, 30000, s_hold_ended,
+    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, S_HOLD_CMD_MS, s_hold_ended,
                    xstrdup(g->m->name));
     migcmd_release(&c);
     g->hold_snapshot[0] = '\0';

@@ -46,9 +46,10 @@
  * and the step ends with slot_dropped. The next run gets a new snapshot.
  *
  * Any failure fails the whole step; run again, it starts over at 1.
-
+ *
  * SQL: catalog lookups take parameters; replication commands, COPY,
- * TRUNCATE and the probes for rows take none: identifiers go into their text only through
+ * TRUNCATE and the probes for rows take none: identifiers go into their
+ * text only through
  * PQescapeIdentifier of the connection that sends them, the slot name and
  * the snapshot name only through PQescapeLiteral, and the page numbers of
  * the ctid ranges are ours. Every session runs with an empty search_path

@@ -110,14 +110,6 @@ void snaphold_destroy(snaphold_t **hp)
     free(h);
 }
 
-size_t snaphold_count(const snaphold_t *h)
-{
-    size_t n = 0;
-    for (const hold_t *x = h ? h->holds : NULL; x; x = x->next)
-        n++;
-    return n;
-}
-
 /* ---- the step ----------------------------------------------------------- */
 
 static void s_release(steprun_t *run)

@@ -42,7 +42,4 @@ void snaphold_destroy(snaphold_t **hp);
 step_t *snaphold_run(snaphold_t *h, const Godwit__HoldSnapshot *req, step_done_cb done,
                      void *arg);
 
-/* How many holds exist (for tests and the agent's log). */
-size_t snaphold_count(const snaphold_t *h);
-
 #endif
