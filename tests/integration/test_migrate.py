@@ -146,6 +146,15 @@ def test_full_run_reaches_streaming(rig):
     print("   streaming after %.1f s" % (time.monotonic() - t0))
     check(st["tables_ready"] == len(st["tables"]) >= len(TABLES) - 1, "all tables ready: %r" %
           [(t["table"], t["state"]) for t in st["tables"]])
+    # The copy's snapshot was held by blue's agent and let go when the copy
+    # ended: its replication connection is gone.
+    wait_for("the snapshot's hold ended", lambda: blue.psql(
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = "
+        "'godwit_shop_hold'") == "0", 10, interval=0.2)
+    blue_log = [p for p in rig.procs if p.name == "agent-blue"][0].log()
+    check('slot "godwit_shop" created, consistent at' in blue_log and
+          "no longer held: ended by the coordinator" in blue_log,
+          "blue's agent made the slot, held its snapshot and let it go when told")
     lag = wait_for("lag under 1 MiB", lambda: (lambda s: s if s["lag_bytes"] is not None and
                                                  s["lag_bytes"] < 1 << 20 else None)(mstatus(coord)), 30)
     lag = wait_for("lag in seconds", lambda: (lambda s: s if s["lag_seconds"] is not None
