@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copydone.h"
 #include "log.h"
 #include "lsn.h"
 #include "migcmd.h"
@@ -281,6 +282,7 @@ fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
     s_set_error(g, NULL);
     g->next_try_mono = 0;
     g->busy = false;
+    g->hold_busy = false;
     g->gen++;
     s_nothing_to_do(g);
     return FIRE_MOVED;
@@ -320,17 +322,26 @@ static void s_progress_done(const char *agent, const Godwit__Result *r,
     if (stale || g->state != M_COPY || !r || r->status != GODWIT__STATUS__STATUS_OK ||
         r->payload_case != GODWIT__RESULT__PAYLOAD_SYNC_STATUS || !r->sync_status->exists)
         return;
+    size_t copied = copydone_count(g->sync);
     if (g->sync)
         godwit__sync_status_result__free_unpacked(g->sync, NULL);
     g->sync = wire_copy(r->sync_status);
     copyeta_sample(&g->copy, g->sync, agentlink_mono_ms(g->env->link));
+    if (g->copy_point[0] && copydone_count(g->sync) > copied) {
+        /* a table more copied whole: a restarted coordinator gives it to
+         * the copy's next run in the same snapshot */
+        char *json = copydone_json(g->copy_point, g->sync);
+        journal_event(g->env->journal, g->m->name, s_name(g->state), "copy_done", json);
+        free(json);
+    }
 }
 
 /* While the copy runs (its command in flight), asks the target how it
  * stands, every S_PROGRESS_MS. */
 static void s_progress_poll(migration_t *g, uint64_t now)
 {
-    if (g->state != M_COPY || !g->busy || g->progress_busy || now < g->next_progress_mono)
+    if (g->state != M_COPY || !g->busy || g->hold_busy || g->progress_busy ||
+        now < g->next_progress_mono)
         return;
     g->next_progress_mono = now + S_PROGRESS_MS;
     g->progress_busy = true;
@@ -535,6 +546,7 @@ static void s_hold_done(const char *agent, const Godwit__Result *r, const char *
     if (stale)
         return;
     g->busy = false;
+    g->hold_busy = false;
     if (!r || r->status != GODWIT__STATUS__STATUS_OK) {
         s_step_failed(g, agent, r, error);
         return;
@@ -580,6 +592,7 @@ static void s_hold_start(migration_t *g)
     migcmd_t c;
     migcmd_hold(&c, g, true, S_HOLD_LEASE_MS);
     g->busy = true;
+    g->hold_busy = true;
     step_token_t *tok = xmalloc(sizeof *tok);
     tok->g = g;
     tok->gen = ++g->gen;
@@ -947,6 +960,11 @@ migration_t *migration_new(const migration_env_t *env, const char *label, const 
     last = migration_copy_phase(g) ? journal_last_event(env->journal, g->m->name, "copy_slot")
                                    : NULL;
     g->copy_slot = last != NULL;
+    free(last);
+    /* The tables copied whole in the copy's snapshot, for its next run. */
+    last = migration_copy_phase(g) ? journal_last_event(env->journal, g->m->name, "copy_done")
+                                   : NULL;
+    g->sync = last ? copydone_load(last, g->copy_point, sizeof g->copy_point) : NULL;
     free(last);
     importprof_load(g);
     return g;

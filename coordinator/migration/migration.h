@@ -169,6 +169,7 @@ struct migration {
     char hold_snapshot[128];
     char hold_point[32];
     char copy_point[32];
+    bool hold_busy;          /* the copy's HoldSnapshot is in flight (no progress polls) */
     uint64_t hold_renew_mono; /* the next renewal of the hold */
     bool hold_renew_busy;
     char *stopped_because;   /* why protection stopped it, if it did */

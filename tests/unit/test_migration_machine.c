@@ -960,6 +960,15 @@ static void test_copy_resumes_in_held_snapshot(void **state)
     sr.tables = tp;
     s_answer_sync(fakelink_take_any(&r->link, GREEN, A(BULK_COPY_STATUS)), &sr);
 
+    /* The copied table is journaled: a coordinator restarted now gives it
+     * to the copy's next run in the same snapshot. */
+    char *rec = journal_last_event(r->journal, NAME, "copy_done");
+    assert_non_null(rec);
+    assert_non_null(strstr(rec, "\"point\":\"0/1000000\""));
+    assert_non_null(strstr(rec, "\"name\":\"small\""));
+    assert_null(strstr(rec, "\"name\":\"big\""));
+    free(rec);
+
     /* The hold is renewed while the copy runs, creating nothing. */
     fakelink_advance(&r->link, 20000);
     migset_tick(r->ms);
@@ -1009,6 +1018,57 @@ static void test_copy_resumes_in_held_snapshot(void **state)
     fakelink_sent_t *end = fakelink_take_any(&r->link, BLUE, A(HOLD_SNAPSHOT));
     assert_int_equal(end->cmd->hold_snapshot->lease_ms, 0);
     fakelink_ok(end);
+    fakelink_drain(&r->link, "test: answers not needed");
+}
+
+/* A coordinator restarted during a copy reads the tables it had seen
+ * copied from the journal: when the hold answers the same snapshot, the
+ * copy's next run gets them as done; in a new snapshot, none. */
+static void test_copy_done_survives_a_restart(void **state)
+{
+    rig_t *r = *state;
+    s_start(r);
+    s_drive(r, "copy");
+    migset_tick(r->ms);
+    s_hold_answer(r, true, "0/1000000", true);
+    assert_int_equal(s_pending(r, GREEN, A(BULK_COPY)), 1); /* failed by the restart's drain */
+    fakelink_advance(&r->link, 1500);
+    migset_tick(r->ms);
+    Godwit__TableRef ref = GODWIT__TABLE_REF__INIT;
+    Godwit__TableSync ts = GODWIT__TABLE_SYNC__INIT;
+    Godwit__TableSync *tp[1] = { &ts };
+    ref.schema = "public";
+    ref.name = "small";
+    ts.table = &ref;
+    ts.state = "copied";
+    ts.rows_done = 1000;
+    ts.bytes_done = 4096;
+    Godwit__SyncStatusResult sr;
+    s_sync_result(&sr, false);
+    sr.n_tables = 1;
+    sr.tables = tp;
+    s_answer_sync(fakelink_take_any(&r->link, GREEN, A(BULK_COPY_STATUS)), &sr);
+
+    s_restart(r);
+    assert_string_equal(s_state(r), "copy");
+    fakelink_advance(&r->link, 60000);
+    migset_tick(r->ms);
+    s_hold_answer(r, true, "0/1000000", false);
+    fakelink_sent_t *c = fakelink_take_any(&r->link, GREEN, A(BULK_COPY));
+    assert_int_equal(c->cmd->bulk_copy->n_done, 1);
+    assert_string_equal(c->cmd->bulk_copy->done[0]->table->name, "small");
+    assert_int_equal(c->cmd->bulk_copy->done[0]->rows_done, 1000);
+    assert_int_equal(c->cmd->bulk_copy->done[0]->bytes_done, 4096);
+    fakelink_failed(c, "copy worker 0 (source): connection reset");
+
+    /* The next snapshot is another one: nothing is done in it. */
+    s_restart(r);
+    fakelink_advance(&r->link, 60000);
+    migset_tick(r->ms);
+    s_hold_answer(r, true, "0/3000000", true);
+    c = fakelink_take_any(&r->link, GREEN, A(BULK_COPY));
+    assert_int_equal(c->cmd->bulk_copy->n_done, 0);
+    fakelink_failed(c, "test: not needed");
     fakelink_drain(&r->link, "test: answers not needed");
 }
 
@@ -1634,6 +1694,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_copy_queued_until_admitted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_copy_resumes_in_held_snapshot, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_copy_done_survives_a_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_copy_caps, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_fleet_pause_holds_copies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_waves_operator_go_and_budget, s_setup, s_teardown),
