@@ -587,18 +587,30 @@ static void s_hold_done(const char *agent, const Godwit__Result *r, const char *
 }
 
 /* The copy's first command: the snapshot held on the source. */
-static void s_hold_start(migration_t *g)
+static void s_hold_send(migration_t *g, bool create, uint32_t lease_ms, agentlink_result_cb cb,
+                        void *arg)
 {
     migcmd_t c;
-    migcmd_hold(&c, g, true, S_HOLD_LEASE_MS);
-    g->busy = true;
-    g->hold_busy = true;
+    migcmd_hold(&c, g, create, lease_ms);
+    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, S_HOLD_CMD_MS, cb, arg);
+    migcmd_release(&c);
+}
+
+/* A token for a command sent at generation gen. */
+static step_token_t *s_token(migration_t *g, uint64_t gen)
+{
     step_token_t *tok = xmalloc(sizeof *tok);
     tok->g = g;
-    tok->gen = ++g->gen;
+    tok->gen = gen;
     tok->import = false;
-    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, S_HOLD_CMD_MS, s_hold_done, tok);
-    migcmd_release(&c);
+    return tok;
+}
+
+static void s_hold_start(migration_t *g)
+{
+    g->busy = true;
+    g->hold_busy = true;
+    s_hold_send(g, true, S_HOLD_LEASE_MS, s_hold_done, s_token(g, ++g->gen));
 }
 
 static void s_hold_renewed(const char *agent, const Godwit__Result *r, const char *error,
@@ -630,15 +642,8 @@ static void s_hold_renew(migration_t *g, uint64_t now)
         now < g->hold_renew_mono)
         return;
     g->hold_renew_mono = now + S_HOLD_RENEW_MS;
-    migcmd_t c;
-    migcmd_hold(&c, g, false, S_HOLD_LEASE_MS);
     g->hold_renew_busy = true;
-    step_token_t *tok = xmalloc(sizeof *tok);
-    tok->g = g;
-    tok->gen = g->gen;
-    tok->import = false;
-    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, S_HOLD_CMD_MS, s_hold_renewed, tok);
-    migcmd_release(&c);
+    s_hold_send(g, false, S_HOLD_LEASE_MS, s_hold_renewed, s_token(g, g->gen));
 }
 
 static void s_hold_ended(const char *agent, const Godwit__Result *r, const char *error,
@@ -656,11 +661,7 @@ static void s_hold_ended(const char *agent, const Godwit__Result *r, const char 
  * hold ends now rather than when its lease runs out. */
 static void s_hold_end(migration_t *g)
 {
-    migcmd_t c;
-    migcmd_hold(&c, g, false, 0);
-    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, S_HOLD_CMD_MS, s_hold_ended,
-                   xstrdup(g->m->name));
-    migcmd_release(&c);
+    s_hold_send(g, false, 0, s_hold_ended, xstrdup(g->m->name));
     g->hold_snapshot[0] = '\0';
     g->hold_point[0] = '\0';
 }

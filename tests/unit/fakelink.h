@@ -246,6 +246,16 @@ static inline fakelink_sent_t *fakelink_take(fakelink_t *f, const char *agent,
     return s;
 }
 
+/* The oldest pending command with action, to any agent, or NULL. */
+static inline const fakelink_sent_t *fakelink_find(const fakelink_t *f,
+                                                   Godwit__Command__ActionCase action)
+{
+    const fakelink_sent_t *s = f->sent;
+    while (s && s->cmd->action_case != action)
+        s = s->next;
+    return s;
+}
+
 /* Takes s (a pending command, as fakelink_peek shows it) out of the
  * queue; the caller answers it. */
 static inline fakelink_sent_t *fakelink_take_this(fakelink_t *f, const fakelink_sent_t *s)

@@ -270,28 +270,33 @@ static void s_ok_copy(fakelink_sent_t *s)
 
 #define A(x) GODWIT__COMMAND__ACTION_##x
 
-/* Answers every HoldSnapshot pending: held (a snapshot of a slot
- * consistent at 0/1000000, created when asked to create), or ended for a
- * lease of 0. */
+/* Answers the HoldSnapshot s: held at point (created if asked), or with
+ * point NULL not held (stale when a slot is there). */
+static void s_answer_hold(fakelink_sent_t *s, const char *point, bool created, bool stale)
+{
+    Godwit__HoldSnapshotResult h = GODWIT__HOLD_SNAPSHOT_RESULT__INIT;
+    h.held = point != NULL;
+    h.created = created;
+    h.stale = stale;
+    h.snapshot = point ? "00000003-00000002-1" : "";
+    h.consistent_point = point ? (char *)point : "";
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_HOLD_SNAPSHOT;
+    res.hold_snapshot = &h;
+    fakelink_answer(s, &res, NULL);
+}
+
+/* Answers every HoldSnapshot pending: held at 0/1000000 (created when
+ * asked to create), or ended for a lease of 0. */
 static void s_answer_holds(rig_t *r)
 {
-    for (const fakelink_sent_t *p = fakelink_peek(&r->link); p; p = fakelink_peek(&r->link)) {
-        while (p && p->cmd->action_case != A(HOLD_SNAPSHOT))
-            p = p->next;
-        if (!p)
-            return;
+    const fakelink_sent_t *p;
+    while ((p = fakelink_find(&r->link, A(HOLD_SNAPSHOT)))) {
         fakelink_sent_t *s = fakelink_take_this(&r->link, p);
         const Godwit__HoldSnapshot *q = s->cmd->hold_snapshot;
-        Godwit__HoldSnapshotResult h = GODWIT__HOLD_SNAPSHOT_RESULT__INIT;
-        h.held = q->lease_ms > 0;
-        h.created = h.held && q->create;
-        h.snapshot = h.held ? "00000003-00000002-1" : "";
-        h.consistent_point = h.held ? "0/1000000" : "";
-        Godwit__Result res = GODWIT__RESULT__INIT;
-        res.status = GODWIT__STATUS__STATUS_OK;
-        res.payload_case = GODWIT__RESULT__PAYLOAD_HOLD_SNAPSHOT;
-        res.hold_snapshot = &h;
-        fakelink_answer(s, &res, NULL);
+        s_answer_hold(s, q->lease_ms > 0 ? "0/1000000" : NULL, q->lease_ms > 0 && q->create,
+                      false);
     }
 }
 
@@ -344,22 +349,22 @@ static void s_drive(rig_t *r, const char *until)
         s_tick(r);
         const char *st = s_state(r);
         if (strcmp(st, "roles") == 0) {
-            s_ok_roles(fakelink_take_any(&r->link, GREEN, A(APPLY_ROLES)));
+            s_ok_roles(fakelink_take(&r->link, GREEN, A(APPLY_ROLES)));
         } else if (strcmp(st, "schema") == 0) {
-            fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA));
+            fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(APPLY_SCHEMA));
             assert_string_equal(s->cmd->apply_schema->section, "pre");
             s_ok_schema(s);
         } else if (strcmp(st, "publish") == 0) {
-            fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
+            fakelink_ok(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)));
         } else if (strcmp(st, "tune") == 0) {
-            s_ok_import(fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
+            s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
         } else if (strcmp(st, "copy") == 0) {
             s_ok_copy(fakelink_take_any(&r->link, GREEN, A(BULK_COPY)));
             s_answer_progress(r);
         } else if (strcmp(st, "catchup") == 0) {
-            s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), true);
+            s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
         } else if (strcmp(st, "postdata") == 0) {
-            fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(APPLY_SCHEMA));
+            fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(APPLY_SCHEMA));
             assert_string_equal(s->cmd->apply_schema->section, "post");
             s_ok_schema(s);
         } else {
@@ -371,6 +376,15 @@ static void s_drive(rig_t *r, const char *until)
     /* A step that moved the migration on sent the next state's step at
      * once: at most that one is pending (a tick sends nothing more). */
     assert_true(fakelink_pending(&r->link) <= 1);
+}
+
+/* s_drive to streaming, then its first poll (sent at once) answered:
+ * nothing is pending. */
+static void s_streaming(rig_t *r)
+{
+    s_drive(r, "streaming");
+    s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
+    assert_int_equal(fakelink_pending(&r->link), 0);
 }
 
 static void test_every_step_to_streaming(void **state)
@@ -399,17 +413,17 @@ static void test_catchup_waits_for_ready_and_lag(void **state)
     s_start(r);
     s_drive(r, "catchup");
     s_tick(r);
-    s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), false); /* not ready */
+    s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), false); /* not ready */
     assert_string_equal(s_state(r), "catchup");
     r->slot.confirmed_flush_lsn = r->pg.current_lsn - (64u << 20); /* ready, but 64 MiB behind */
     fakelink_advance(&r->link, 250);
     s_tick(r);
-    s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), true);
+    s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
     assert_string_equal(s_state(r), "catchup");
     r->slot.confirmed_flush_lsn = r->pg.current_lsn - 100;
     fakelink_advance(&r->link, 250);
     s_tick(r);
-    s_ok_sync(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)), true);
+    s_ok_sync(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)), true);
     assert_string_equal(s_state(r), "postdata");
 }
 
@@ -419,7 +433,7 @@ static void test_failed_step_retries_with_backoff(void **state)
     s_start(r);
     s_drive(r, "publish");
     s_tick(r);
-    fakelink_failed(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)), "permission denied");
+    fakelink_failed(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)), "permission denied");
     assert_string_equal(s_state(r), "publish");
     char *e = s_status_string(r, "last_error");
     assert_non_null(e);
@@ -433,7 +447,7 @@ static void test_failed_step_retries_with_backoff(void **state)
     fakelink_advance(&r->link, 1);
     s_tick(r);
     /* no answer at all (agent gone): a failure too */
-    fakelink_answer(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)), NULL, "timed out");
+    fakelink_answer(fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION)), NULL, "timed out");
     e = s_status_string(r, "last_error");
     assert_non_null(strstr(e, "timed out"));
     free(e);
@@ -463,12 +477,12 @@ static void s_abort_from(rig_t *r, const char *at)
     fakelink_drain(&r->link, "dropped"); /* a copy progress poll, say */
     assert_true(migset_abort(r->ms, NAME, err, sizeof err)); /* already aborting */
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS));
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->subscription, "godwit_" NAME);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "abort_source");
     s_tick(r);
-    s = fakelink_take_any(&r->link, BLUE, A(DROP_OBJECTS));
+    s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->slot, "godwit_" NAME);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "aborted");
@@ -507,13 +521,12 @@ static void test_pause_and_resume(void **state)
     assert_non_null(strstr(err, "pause applies once the subscription exists"));
     assert_false(migset_resume(r->ms, NAME, err, sizeof err));
     assert_non_null(strstr(err, "not paused"));
-    s_drive(r, "streaming");
-    fakelink_drain(&r->link, "test: the first poll's answer is not needed");
+    s_streaming(r);
     assert_true(migset_pause(r->ms, NAME, err, sizeof err));
     assert_string_equal(s_state(r), "pausing");
     assert_true(migset_pause(r->ms, NAME, err, sizeof err)); /* again: nothing more */
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
     assert_false(s->cmd->set_subscription_enabled->enabled);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "paused");
@@ -523,7 +536,7 @@ static void test_pause_and_resume(void **state)
     assert_string_equal(s_state(r), "resuming");
     assert_true(migset_resume(r->ms, NAME, err, sizeof err));
     s_tick(r);
-    s = fakelink_take_any(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
+    s = fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED));
     assert_true(s->cmd->set_subscription_enabled->enabled);
     fakelink_ok(s);
     assert_string_equal(s_state(r), "catchup"); /* rechecks before streaming again */
@@ -534,8 +547,7 @@ static void test_protection_drops_the_source_first(void **state)
 {
     rig_t *r = *state;
     s_start(r);
-    s_drive(r, "streaming");
-    fakelink_drain(&r->link, "test: the first poll's answer is not needed");
+    s_streaming(r);
     r->slot.retained_bytes = 2ull << 30; /* past slot_wal_limit (1 GiB) */
     s_tick(r);
     assert_string_equal(s_state(r), "protect_source");
@@ -544,11 +556,11 @@ static void test_protection_drops_the_source_first(void **state)
     free(why);
     /* the same tick sent the source's drop, and nothing to the target */
     assert_int_equal(fakelink_pending(&r->link), 1);
-    fakelink_ok(fakelink_take_any(&r->link, BLUE, A(DROP_OBJECTS)));
+    fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
     /* once the source's is done, the target's drop goes at once */
     assert_string_equal(s_state(r), "protect_target");
     assert_int_equal(fakelink_pending(&r->link), 1);
-    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS)));
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
     assert_string_equal(s_state(r), "aborted");
     char err[256];
     assert_false(migset_abort(r->ms, NAME, err, sizeof err));
@@ -601,21 +613,21 @@ static void test_restart_while_aborting_and_paused(void **state)
     rig_t *r = *state;
     char err[256];
     s_start(r);
-    s_drive(r, "streaming");
+    s_streaming(r);
     assert_true(migset_pause(r->ms, NAME, err, sizeof err));
     s_tick(r);
-    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED)));
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(SET_SUBSCRIPTION_ENABLED)));
     s_restart(r);
     assert_string_equal(s_state(r), "paused");
     assert_true(migset_abort(r->ms, NAME, err, sizeof err));
     s_restart(r);
     assert_string_equal(s_state(r), "abort_target");
     s_tick(r);
-    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS)));
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
     s_restart(r);
     assert_string_equal(s_state(r), "abort_source");
     s_tick(r);
-    fakelink_ok(fakelink_take_any(&r->link, BLUE, A(DROP_OBJECTS)));
+    fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
     s_restart(r);
     assert_string_equal(s_state(r), "aborted");
 }
@@ -638,13 +650,13 @@ static void test_cleanup_after_the_cutover(void **state)
     assert_string_equal(s_state(r), "cleanup_source");
     assert_true(migset_cleanup(r->ms, NAME, err, sizeof err)); /* under way */
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take_any(&r->link, BLUE, A(DROP_OBJECTS));
+    fakelink_sent_t *s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->database, "shop");
     fakelink_ok(s);
     assert_string_equal(s_state(r), "cleanup_target");
     assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
     s_tick(r);
-    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS)));
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS)));
     assert_string_equal(s_state(r), "done");
     assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
     s_tick(r);
@@ -664,10 +676,10 @@ static void test_protection_of_green_after_the_cutover(void **state)
     char *why = s_status_string(r, "stopped_because");
     assert_non_null(strstr(why, "blue stopped following green"));
     free(why);
-    fakelink_ok(fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS))); /* green's slot first */
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(DROP_OBJECTS))); /* green's slot first */
     assert_string_equal(s_state(r), "unfollow_source");
     s_tick(r);
-    fakelink_ok(fakelink_take_any(&r->link, BLUE, A(DROP_OBJECTS)));
+    fakelink_ok(fakelink_take(&r->link, BLUE, A(DROP_OBJECTS)));
     assert_string_equal(s_state(r), "switched");
 }
 
@@ -900,24 +912,14 @@ static void test_copy_caps(void **state)
 }
 
 /* Answers the pending HoldSnapshot on BLUE (asserting create) with held
- * at point (created) or, with point NULL, stale; returns nothing. */
+ * at point (created) or, with point NULL, stale. */
 static void s_hold_answer(rig_t *r, bool create, const char *point, bool created)
 {
     fakelink_sent_t *s = fakelink_take_any(&r->link, BLUE, A(HOLD_SNAPSHOT));
     assert_int_equal(s->cmd->hold_snapshot->create, create);
     assert_true(s->cmd->hold_snapshot->lease_ms > 0);
     assert_string_equal(s->cmd->hold_snapshot->name, "godwit_shop");
-    Godwit__HoldSnapshotResult h = GODWIT__HOLD_SNAPSHOT_RESULT__INIT;
-    h.held = point != NULL;
-    h.stale = point == NULL;
-    h.created = created;
-    h.snapshot = point ? "00000003-00000002-1" : "";
-    h.consistent_point = point ? (char *)point : "";
-    Godwit__Result res = GODWIT__RESULT__INIT;
-    res.status = GODWIT__STATUS__STATUS_OK;
-    res.payload_case = GODWIT__RESULT__PAYLOAD_HOLD_SNAPSHOT;
-    res.hold_snapshot = &h;
-    fakelink_answer(s, &res, NULL);
+    s_answer_hold(s, point, created, point == NULL);
 }
 
 /* The copy's snapshot is held by the source agent, so a copy whose
@@ -1323,7 +1325,7 @@ static void test_waves_operator_go_and_budget(void **state)
     s_meanwhile(r, "c1", "roles", "streaming", NULL);
     assert_string_equal(s_field(r, "c2", "state"), "scheduled");
     s_tick(r);
-    s_ok_sync_one_table(fakelink_take_any(&r->link, GREEN, A(SYNC_STATUS)));
+    s_ok_sync_one_table(fakelink_take(&r->link, GREEN, A(SYNC_STATUS)));
     s_tick(r);
     fakelink_run_deferred(&r->link);
     assert_int_equal(s_pending(r, GREEN, A(VERIFY_SCHEMA)), 1);
@@ -1513,7 +1515,7 @@ static void test_import_profile_applied_then_reverted(void **state)
     fakelink_ok(fakelink_take_any(&r->link, BLUE, A(ENSURE_PUBLICATION)));
     assert_string_equal(s_state(r), "tune");
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_READ);
     assert_int_equal(s->cmd->import_profile->n_settings, 2);
     s_ok_import(s, "1GB", "on");
@@ -1524,18 +1526,18 @@ static void test_import_profile_applied_then_reverted(void **state)
     assert_non_null(strstr(rec, "\"setting\":\"1GB\""));
     free(rec);
     s_tick(r);
-    s = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
+    s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_APPLY);
     assert_string_equal(s_import_setting(s, "max_wal_size")->value, "4096MB");
     assert_string_equal(s_import_setting(s, "synchronous_commit")->value, "off");
     s_ok_import(s, "4GB", "off");
     assert_string_equal(s_state(r), "copy");
     assert_string_equal(s_import_field(r, "state"), "applied");
-    s_drive(r, "streaming");
+    s_streaming(r);
     /* The revert goes out with the state recorded before. */
     s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 1);
-    s = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
+    s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_REVERT);
     assert_string_equal(s_import_setting(s, "max_wal_size")->setting, "1GB");
     assert_false(s_import_setting(s, "max_wal_size")->in_auto_conf);
@@ -1552,7 +1554,7 @@ static void test_import_profile_applied_then_reverted(void **state)
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0); /* every 5 s */
     fakelink_advance(&r->link, 5000);
     s_tick(r);
-    s_ok_import(fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
+    s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
     assert_string_equal(s_import_field(r, "state"), "reverted");
     assert_false(migset_cutover(r->ms, NAME, false, false, &refused, err, sizeof err));
     assert_null(strstr(err, "import profile")); /* the next gate: verify */
@@ -1575,9 +1577,9 @@ static void test_import_profile_reverted_after_abort_and_restart(void **state)
     s_start(r);
     s_drive(r, "tune");
     s_tick(r);
-    s_ok_import(fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
+    s_ok_import(fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE)), "1GB", "on");
     s_tick(r);
-    fakelink_sent_t *apply = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
+    fakelink_sent_t *apply = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_true(migset_abort(r->ms, NAME, err, sizeof err));
     s_tick(r);
     assert_int_equal(s_pending(r, GREEN, A(IMPORT_PROFILE)), 0);
@@ -1599,7 +1601,7 @@ static void test_import_profile_reverted_after_abort_and_restart(void **state)
     s_restart(r);
     assert_string_equal(s_import_field(r, "state"), "read");
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take_any(&r->link, GREEN, A(IMPORT_PROFILE));
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(IMPORT_PROFILE));
     assert_int_equal(s->cmd->import_profile->mode, GODWIT__IMPORT_PROFILE__MODE__MODE_REVERT);
     assert_string_equal(s_import_setting(s, "synchronous_commit")->setting, "on");
     s_ok_import(s, "1GB", "on");

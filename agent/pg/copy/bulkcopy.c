@@ -71,6 +71,7 @@
  * name into SQL text unquoted.
  */
 #include "bulkcopy.h"
+#include "access_buf.h"
 #include "copykeys.h"
 #include "copystep.h"
 #include "copyworker.h"
@@ -428,10 +429,10 @@ static void s_on_imported(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     copystep_worker_t *w = arg;
     copystep_t *b = w->b;
-    if (!r->ok && strcmp(r->sqlstate, "22023") == 0 && !b->snapshot_gone) {
+    if (!r->ok && strcmp(r->sqlstate, "22023") == 0) {
         /* invalid snapshot identifier: its hold is over (the source's
-         * agent or server restarted); the coordinator gets a new one. */
-        b->snapshot_gone = true;
+         * agent or server restarted); the coordinator gets a new one. The
+         * step ends here: no other worker's answer follows. */
         log_warn("step on %s: the snapshot %s no longer exists on the source; nothing was copied",
                  b->run.label, b->snapshot);
         Godwit__BulkCopyResult *res = xmalloc(sizeof *res);
@@ -623,33 +624,27 @@ static void s_on_probed(pgconn_t *c, const pgconn_result_t *r, void *arg)
         steprun_next(&b->run);
         return;
     }
-    size_t len = sizeof "TRUNCATE ONLY ";
-    char **q = xcalloc((size_t)n, sizeof *q);
+    access_buf_t sql = { 0 };
+    access_buf_addf(&sql, "TRUNCATE ONLY ");
     for (int i = 0; i < n; i++) {
         uint64_t k = pgconn_col_u64(r->res, i, "k");
-        if (k >= b->n_tables ||
-            !(q[i] = copystep_qualified(b, b->run.conn[COPYSTEP_CTL], &b->tables[k]))) {
+        char *q = k < b->n_tables
+                      ? copystep_qualified(b, b->run.conn[COPYSTEP_CTL], &b->tables[k])
+                      : NULL;
+        if (!q) {
             if (k >= b->n_tables)
                 steprun_failf(&b->run, "the probe for rows answered table %" PRIu64 " (a bug)", k);
-            for (int j = 0; j < i; j++)
-                free(q[j]);
-            free(q);
+            free(access_buf_take(&sql));
             return;
         }
-        len += strlen(q[i]) + 2;
+        access_buf_addf(&sql, "%s%s", i ? ", " : "", q);
+        free(q);
     }
-    char *sql = xmalloc(len);
-    char *end = stpcpy(sql, "TRUNCATE ONLY ");
-    for (int i = 0; i < n; i++) {
-        end = stpcpy(end, i ? ", " : "");
-        end = stpcpy(end, q[i]);
-        free(q[i]);
-    }
-    free(q);
     log_info("step on %s: emptying %d table(s) that hold rows of an earlier run", b->run.label, n);
-    copystep_query(b, COPYSTEP_CTL, "emptying the tables on the target", sql, 0, NULL,
+    char *text = access_buf_take(&sql);
+    copystep_query(b, COPYSTEP_CTL, "emptying the tables on the target", text, 0, NULL,
                    s_on_truncated);
-    free(sql);
+    free(text);
 }
 
 /* Which of the tables to copy hold rows: one statement, one EXISTS per
@@ -657,41 +652,27 @@ static void s_on_probed(pgconn_t *c, const pgconn_result_t *r, void *arg)
 static void s_truncate(steprun_t *run)
 {
     copystep_t *b = (copystep_t *)run;
-    size_t len = 1, n = 0;
-    char **q = xcalloc(b->n_tables ? b->n_tables : 1, sizeof *q);
+    access_buf_t sql = { 0 };
+    size_t n = 0;
     for (size_t i = 0; i < b->n_tables; i++) {
         if (b->tables[i].done_before)
             continue;
         char *t = copystep_qualified(b, b->run.conn[COPYSTEP_CTL], &b->tables[i]);
         if (!t) {
-            for (size_t j = 0; j < i; j++)
-                free(q[j]);
-            free(q);
+            free(access_buf_take(&sql));
             return;
         }
-        q[i] = xasprintf("%sSELECT %zu AS k WHERE EXISTS (SELECT FROM ONLY %s)",
-                         n++ ? " UNION ALL " : "", i, t);
+        access_buf_addf(&sql, "%sSELECT %zu AS k WHERE EXISTS (SELECT FROM ONLY %s)",
+                        n++ ? " UNION ALL " : "", i, t);
         free(t);
-        len += strlen(q[i]);
     }
-    if (n == 0) {
-        free(q);
+    char *text = access_buf_take(&sql);
+    if (n == 0)
         steprun_next(&b->run);
-        return;
-    }
-    char *sql = xmalloc(len);
-    char *end = sql;
-    *end = '\0';
-    for (size_t i = 0; i < b->n_tables; i++) {
-        if (q[i]) {
-            end = stpcpy(end, q[i]);
-            free(q[i]);
-        }
-    }
-    free(q);
-    copystep_query(b, COPYSTEP_CTL, "looking for rows of an earlier run on the target", sql, 0,
-                   NULL, s_on_probed);
-    free(sql);
+    else
+        copystep_query(b, COPYSTEP_CTL, "looking for rows of an earlier run on the target", text,
+                       0, NULL, s_on_probed);
+    free(text);
 }
 
 /* ---- 8: the subscription, on the slot ----------------------------------- */

@@ -85,7 +85,6 @@ struct copystep {
     size_t n_done;
     bool binary;               /* both servers have the same major version */
     bool tid_ranges;           /* the source scans ctid ranges */
-    bool snapshot_gone;        /* the import found the snapshot gone: ended */
     bool flush_busy;           /* a flush of the copied tables runs on COPYSTEP_CTL */
     bool copy_over;            /* the copy stage has moved on */
 
