@@ -102,7 +102,7 @@ static void s_send_hello(agent_t *a)
 {
     const char *caps[8];
     size_t n = 0;
-    for (const char *const *c = a->engine ? a->engine->ops->capabilities : NULL; c && *c &&
+    for (const char *const *c = a->engine ? a->engine->capabilities : NULL; c && *c &&
                                                                                 n < 6; c++)
         caps[n++] = *c;
     caps[n++] = "ping";
@@ -297,6 +297,8 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
         res.status = GODWIT__STATUS__STATUS_FAILED;
         res.message = (char *)error;
         log_warn("command %s: failed: %s", r->id, error);
+        if (payload) /* what is known of the failure (Promote's) */
+            actions_set_payload(&res, r->action, payload);
     } else {
         res.status = GODWIT__STATUS__STATUS_OK;
         res.message = (char *)"";

@@ -33,6 +33,14 @@ static const cfg_field_t s_coordinator[] = {
     CFG_END,
 };
 
+static const cfg_field_t s_standby[] = {
+    F("data_directory", CFG_PATH, postgres.standby.data_directory, true),
+    R("run_as", CFG_STRING_LIST, postgres.standby.run_as, false, 1, 16),
+    R("start", CFG_STRING_LIST, postgres.standby.start, true, 1, 64),
+    R("stop", CFG_STRING_LIST, postgres.standby.stop, true, 1, 64),
+    CFG_END,
+};
+
 static const cfg_field_t s_postgres[] = {
     F("host", CFG_STRING, postgres.host, false),
     R("port", CFG_INT, postgres.port, false, 1, 65535),
@@ -44,6 +52,7 @@ static const cfg_field_t s_postgres[] = {
     F("log_file", CFG_PATH, postgres.log_file, false),
     R("connect_timeout", CFG_DURATION_MS, postgres.connect_timeout_ms, false, 100, 600000),
     R("statement_timeout", CFG_DURATION_MS, postgres.statement_timeout_ms, false, 100, 600000),
+    { .key = "standby", .type = CFG_SECTION, .children = s_standby },
     CFG_END,
 };
 
@@ -309,6 +318,7 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
         return false;
     }
     cfg->has_postgres = cfg->postgres.data_directory != NULL;
+    cfg->postgres.has_standby = cfg->postgres.standby.data_directory != NULL;
     cfg->path = xstrdup(path);
     agent_peer_t *peers = cfg->peers.items;
     for (size_t i = 0; i < cfg->peers.count; i++)

@@ -77,6 +77,17 @@ typedef struct {
     char *passfile;             /* NULL: none */
 } agent_peer_t;
 
+/* postgres.standby (docs/config.md): this target can be made a physical
+ * standby of its peer (method: physical, docs/physical.md). The argv
+ * lists are run without a shell; run_as prefixes pg_basebackup, start,
+ * stop and the removal of the data directory (the server's OS user). */
+typedef struct {
+    char *data_directory;       /* where pg_basebackup writes; the standby's */
+    cfg_strings_t run_as;       /* e.g. [runuser, -u, postgres, --]; empty: as the agent */
+    cfg_strings_t start;        /* e.g. [pg_ctl, -D, DIR, -l, LOG, -w, start] */
+    cfg_strings_t stop;         /* e.g. [pg_ctl, -D, DIR, -m, fast, -w, stop] */
+} agent_standby_t;
+
 typedef struct {
     char *path;                 /* the file this was loaded from, for messages */
     char *name;                 /* informational; the coordinator uses the key file name */
@@ -105,6 +116,8 @@ typedef struct {
         char *log_file;         /* the server's log, followed for replication errors; NULL: not */
         int64_t connect_timeout_ms;
         int64_t statement_timeout_ms;
+        bool has_standby;       /* the standby section is given */
+        agent_standby_t standby;
     } postgres;
     cfg_list_t proxies;         /* agent_proxy_t items */
     cfg_list_t peers;           /* agent_peer_t items, names unique */

@@ -45,7 +45,6 @@ typedef void (*engine_event_cb)(Godwit__Severity severity, const char *code, con
 
 typedef struct {
     const char *name;                 /* "postgresql", for logs */
-    const char *const *capabilities;  /* announced in the agent's Hello; NULL-terminated */
     void (*tick)(engine_t *e);
     void (*report)(engine_t *e, Godwit__Report *r);
     step_t *(*start)(engine_t *e, const Godwit__Command *cmd, step_done_cb done, void *arg,
@@ -55,9 +54,13 @@ typedef struct {
     void (*close)(engine_t *e);
 } engine_ops_t;
 
-/* Every engine's private struct starts with this. */
+/* Every engine's private struct starts with this. capabilities are what
+ * this engine, as its config made it, announces in the agent's Hello
+ * (NULL-terminated, static; at most 5): "pg.physical" only when the
+ * config says how to make a standby. */
 struct engine {
     const engine_ops_t *ops;
+    const char *const *capabilities;
 };
 
 /* Opens the engine cfg names (today PostgreSQL, from its postgres section)

@@ -54,6 +54,10 @@ typedef struct {
     const agent_peer_t *peers;
     size_t n_peers;
     const char *config_path;     /* the agent's config file, for messages */
+    const char *dbname;          /* the database the agent monitors (postgres.dbname) */
+    /* postgres.standby: how this target is made a physical standby
+     * (agent/pg/physical/); NULL when the config has no such section. */
+    const agent_standby_t *standby;
 } step_local_t;
 
 typedef void (*step_done_cb)(ProtobufCMessage *payload, const char *error, void *arg);

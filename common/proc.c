@@ -52,6 +52,8 @@ struct proc {
     char *name;            /* argv[0] */
     proc_done_cb cb;
     void *arg;
+    void (*on_err)(const char *data, size_t len, void *arg);
+    bool own_group;        /* signals go to the process group -pid */
 
     int64_t exit_status;
     int term_signal;
@@ -130,6 +132,17 @@ static void s_maybe_report(proc_t *p)
     p->cb(p, &r, p->arg); /* may call proc_destroy: nothing of p is used after */
 }
 
+/* sig to the child, or to its group (own_group). */
+static int s_signal(proc_t *p, int sig)
+{
+    if (p->own_group) {
+        int rc = uv_kill(-p->pid, sig);
+        if (rc != UV_ESRCH)
+            return rc;
+    }
+    return uv_process_kill(&p->process, sig);
+}
+
 /* Before the exit: the grace time is over, SIGKILL. After it: the pipes
  * are still open after S_DRAIN_MS (something the child left behind holds
  * them), so report what was read. */
@@ -138,7 +151,7 @@ static void s_on_timer(uv_timer_t *t)
     proc_t *p = t->data;
     if (p->running) {
         log_warn("proc %s: pid %d still running after SIGTERM, sending SIGKILL", p->name, p->pid);
-        uv_process_kill(&p->process, SIGKILL);
+        s_signal(p, SIGKILL);
         return;
     }
     log_warn("proc %s: pid %d has exited but its output is still open; not waiting for it",
@@ -247,8 +260,11 @@ static void s_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         if (sp == &p->out)
             s_keep_out(p, buf->base, (size_t)nread);
-        else
+        else {
+            if (p->on_err && !p->destroyed)
+                p->on_err(buf->base, (size_t)nread, p->arg);
             s_keep_err(p, buf->base, (size_t)nread);
+        }
         return;
     }
     if (nread == 0)
@@ -281,6 +297,8 @@ int proc_start(uv_loop_t *loop, const proc_opts_t *opts, proc_done_cb cb, void *
     p->name = xstrdup(opts->argv[0]);
     p->cb = cb;
     p->arg = arg;
+    p->on_err = opts->on_err;
+    p->own_group = opts->own_group;
     p->omax = opts->out_max;
     p->ocap = 1;
     p->obuf = xcalloc(1, 1);
@@ -313,6 +331,8 @@ int proc_start(uv_loop_t *loop, const proc_opts_t *opts, proc_done_cb cb, void *
     o.env = (char **)opts->env;
     o.stdio_count = 3;
     o.stdio = stdio;
+    if (opts->own_group)
+        o.flags |= UV_PROCESS_DETACHED; /* setsid(): a session and group of its own */
     p->process.data = p;
     int rc = uv_spawn(loop, &p->process, &o);
     p->open_handles++; /* initialised even when the spawn fails */
@@ -346,7 +366,7 @@ void proc_kill(proc_t *p, uint64_t grace_ms)
         return;
     p->signalled = true;
     log_debug("proc %s: sending SIGTERM to pid %d", p->name, p->pid);
-    int rc = uv_process_kill(&p->process, SIGTERM);
+    int rc = s_signal(p, SIGTERM);
     if (rc != 0 && rc != UV_ESRCH)
         log_warn("proc %s: cannot signal pid %d: %s", p->name, p->pid, uv_strerror(rc));
     uv_timer_start(&p->timer, s_on_timer, grace_ms, 0);

@@ -50,6 +50,14 @@ typedef struct {
     size_t err_max;                /* bytes of stderr kept: the first half and the last
                                       half (where the error and its context usually
                                       are); 0: stderr to /dev/null */
+    /* Optional: each chunk of stderr as it is read (err_max > 0), before it
+     * is kept; with the callback's arg. For a child that reports progress
+     * there (pg_basebackup --progress). Never called after proc_destroy. */
+    void (*on_err)(const char *data, size_t len, void *arg);
+    /* The child leads a process group of its own (a new session): every
+     * signal proc_kill and proc_destroy send goes to the whole group, so
+     * what a wrapper (runuser) started goes with it. */
+    bool own_group;
 } proc_opts_t;
 
 /* Starts the child. 0 and *pp set, or a negative libuv error (nothing runs,
@@ -59,7 +67,7 @@ typedef struct {
 int proc_start(uv_loop_t *loop, const proc_opts_t *opts, proc_done_cb cb, void *arg,
                proc_t **pp);
 
-/* Asks a running child to stop: SIGTERM now, SIGKILL after grace_ms if it is
+/* Asks a running child (its group: own_group) to stop: SIGTERM now, SIGKILL after grace_ms if it is
  * still there. cb still runs once it has gone (term_signal set). No effect
  * on a child that has already exited or been asked. */
 void proc_kill(proc_t *p, uint64_t grace_ms);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "actions.h"
+#include "basebackup.h"
 #include "bulkcopy.h"
 #include "drop.h"
 #include "freezer.h"
@@ -19,10 +20,14 @@
 #include "pgmon.h"
 #include "pgstep.h"
 #include "preflight.h"
+#include "promote.h"
 #include "publication.h"
 #include "roles.h"
 #include "schema.h"
 #include "sequences.h"
+#include "standby.h"
+#include "standby_drop.h"
+#include "standby_status.h"
 #include "slot.h"
 #include "snaphold.h"
 #include "subscription.h"
@@ -46,6 +51,7 @@ typedef struct {
     freezer_t *freezer;         /* the cutover's write fence on this server */
     snaphold_t *holds;          /* the copies' snapshots held on this server (source) */
     diskprobe_t disk_probe;     /* the last timing of the server's writes (preflight) */
+    standby_progress_t standby; /* the last BaseBackup, for the report (physical path) */
 } pg_engine_t;
 
 /* ---- how each step starts ---- */
@@ -90,9 +96,32 @@ static step_t *s_sync_status(pg_engine_t *e, const Godwit__Command *c, step_done
     return sync_status_start(e->loop, &e->local, c->sync_status, done, arg);
 }
 
+/* DropObjects: the target's standby (standby_of_slot) is a step of its
+ * own, with no server to connect to; the rest, the source's physical slot
+ * included, is drop.c's. A command names one or the other. */
 static step_t *s_drop(pg_engine_t *e, const Godwit__Command *c, step_done_cb done, void *arg)
 {
-    return drop_objects_start(e->loop, &e->local, c->drop_objects, done, arg);
+    const Godwit__DropObjects *q = c->drop_objects;
+    if (q && q->standby_of_slot && q->standby_of_slot[0])
+        return standby_drop_start(e->loop, &e->local, q, done, arg);
+    return drop_objects_start(e->loop, &e->local, q, done, arg);
+}
+
+static step_t *s_base_backup(pg_engine_t *e, const Godwit__Command *c, step_done_cb done,
+                             void *arg)
+{
+    return basebackup_start(e->loop, &e->local, &e->standby, c->base_backup, done, arg);
+}
+
+static step_t *s_standby_status(pg_engine_t *e, const Godwit__Command *c, step_done_cb done,
+                                void *arg)
+{
+    return standby_status_start(e->loop, &e->local, c->standby_status, done, arg);
+}
+
+static step_t *s_promote(pg_engine_t *e, const Godwit__Command *c, step_done_cb done, void *arg)
+{
+    return promote_start(e->freezer, c->promote, done, arg);
 }
 
 static step_t *s_bulk_copy(pg_engine_t *e, const Godwit__Command *c, step_done_cb done,
@@ -176,6 +205,8 @@ static preflight_local_t s_preflight_local(pg_engine_t *e)
         .config_path = l->config_path,
         .agent_name = e->agent_name,
         .disk_probe = &e->disk_probe,
+        .standby = l->standby,
+        .bin_dir = l->bin_dir,
     };
 }
 
@@ -216,6 +247,9 @@ static const struct {
     { GODWIT__COMMAND__ACTION_IMPORT_PROFILE, s_import },
     { GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE, s_preflight_source },
     { GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET, s_preflight_target },
+    { GODWIT__COMMAND__ACTION_BASE_BACKUP, s_base_backup },
+    { GODWIT__COMMAND__ACTION_STANDBY_STATUS, s_standby_status },
+    { GODWIT__COMMAND__ACTION_PROMOTE, s_promote },
 };
 
 /* Whether a command that reaches the other side names a peer of this
@@ -242,6 +276,16 @@ static step_t *s_start(engine_t *base, const Godwit__Command *cmd, step_done_cb 
                          "touches only what it created; nothing was done",
                          cmd->tune_subscription->name ? cmd->tune_subscription->name : "");
         return NULL;
+    }
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_BASE_BACKUP && cmd->base_backup) {
+        *why = basebackup_refusal(&e->local, cmd->base_backup);
+        if (*why)
+            return NULL;
+    }
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_DROP_OBJECTS && cmd->drop_objects) {
+        *why = standby_drop_refusal(&e->local, cmd->drop_objects);
+        if (*why)
+            return NULL;
     }
     for (size_t i = 0; cmd->action_case == GODWIT__COMMAND__ACTION_IMPORT_PROFILE &&
                        cmd->import_profile && i < cmd->import_profile->n_settings; i++) {
@@ -312,6 +356,7 @@ static void s_report(engine_t *base, Godwit__Report *r)
 {
     pg_engine_t *e = (pg_engine_t *)base;
     r->postgres = pgmon_snapshot(e->pgmon);
+    r->postgres->basebackup = standby_progress_report(&e->standby);
     s_follow_log(e, r->postgres);
 }
 
@@ -358,15 +403,18 @@ static void s_close(engine_t *base)
     pglog_free(&e->pglog);
     freezer_destroy(&e->freezer);
     snaphold_destroy(&e->holds);
+    standby_progress_clear(&e->standby);
     free(e);
 }
 
 static const char *const s_capabilities[] = { "metrics.disk", "metrics.postgres", "preflight",
                                               NULL };
+/* With a postgres.standby section: the physical path's steps can run. */
+static const char *const s_capabilities_physical[] = { "metrics.disk", "metrics.postgres",
+                                                       "preflight", "pg.physical", NULL };
 
 static const engine_ops_t s_ops = {
     .name = "postgresql",
-    .capabilities = s_capabilities,
     .tick = s_tick,
     .report = s_report,
     .start = s_start,
@@ -380,6 +428,7 @@ engine_t *pg_engine_open(uv_loop_t *loop, const agent_config_t *cfg, const char 
 {
     pg_engine_t *e = xcalloc(1, sizeof *e);
     e->base.ops = &s_ops;
+    e->base.capabilities = cfg->postgres.has_standby ? s_capabilities_physical : s_capabilities;
     e->loop = loop;
     e->cfg = cfg;
     e->agent_name = agent_name;
@@ -398,6 +447,8 @@ engine_t *pg_engine_open(uv_loop_t *loop, const agent_config_t *cfg, const char 
         .peers = cfg->peers.items,
         .n_peers = cfg->peers.count,
         .config_path = cfg->path,
+        .dbname = cfg->postgres.dbname,
+        .standby = cfg->postgres.has_standby ? &cfg->postgres.standby : NULL,
     };
     pgmon_params_t p = {
         .host = cfg->postgres.host,

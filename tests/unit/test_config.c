@@ -1625,6 +1625,56 @@ static void test_agent_minimal(void **state)
     s_tmp_cleanup(t);
 }
 
+/* postgres.standby (method: physical): its argv lists, and a missing
+ * required command named with file, line and field. */
+static void test_agent_standby(void **state)
+{
+    s_tmp_t *t = *state;
+    s_tmp_init(t);
+    const char *head = "role: target\n"
+                       "state_dir: /s\n"
+                       "coordinator: {endpoint: 'tcp://h:1', public_key: /p}\n"
+                       "secret_key: /k\n"
+                       "postgres:\n"
+                       "  data_directory: /d\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s", head,
+             "  standby:\n"
+             "    data_directory: /var/lib/pg/green\n"
+             "    run_as: [runuser, -u, postgres, --]\n"
+             "    start: [pg_ctl, -D, /var/lib/pg/green, -w, start]\n"
+             "    stop: [pg_ctl, -D, /var/lib/pg/green, -m, fast, -w, stop]\n");
+    const char *path = s_tmp_write(t, "agent.yaml", text, strlen(text));
+    agent_config_t cfg;
+    char err[512] = "";
+    if (!agent_config_load(path, &cfg, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(cfg.postgres.has_standby);
+    assert_string_equal(cfg.postgres.standby.data_directory, "/var/lib/pg/green");
+    assert_int_equal(cfg.postgres.standby.run_as.count, 4);
+    assert_string_equal(cfg.postgres.standby.run_as.items[3], "--");
+    assert_int_equal(cfg.postgres.standby.start.count, 5);
+    assert_string_equal(cfg.postgres.standby.stop.items[6], "stop");
+    agent_config_free(&cfg);
+
+    /* Left out: not a physical target. */
+    path = s_tmp_write(t, "plain.yaml", head, strlen(head));
+    if (!agent_config_load(path, &cfg, err, sizeof err))
+        fail_msg("%s", err);
+    assert_false(cfg.postgres.has_standby);
+    agent_config_free(&cfg);
+
+    snprintf(text, sizeof text, "%s%s", head,
+             "  standby:\n"
+             "    data_directory: /g\n"
+             "    start: [pg_ctl, start]\n");
+    path = s_tmp_write(t, "nostop.yaml", text, strlen(text));
+    assert_false(agent_config_load(path, &cfg, err, sizeof err));
+    if (!strstr(err, "postgres.standby.stop: missing required field"))
+        fail_msg("got \"%s\"", err);
+    s_tmp_cleanup(t);
+}
+
 static void s_expect_agent_error(s_tmp_t *t, const char *file, const char *text,
                                  const char *msg_after_path)
 {
@@ -1823,6 +1873,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_coord_metrics, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_coord_copies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_agent_minimal, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_standby, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_agent_wrong, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -85,6 +85,12 @@ static const char s_sql_template[] =
     " 'wal_level', pg_catalog.current_setting('wal_level'),"
     " 'in_recovery', cur.in_recovery,"
     " 'current_lsn', cur.lsn::pg_catalog.text,"
+    /* a standby (the physical path): received, replayed, streaming now */
+    " 'receive_lsn', CASE WHEN cur.in_recovery THEN"
+    "   pg_catalog.pg_last_wal_receive_lsn()::pg_catalog.text END,"
+    " 'replay_lsn', CASE WHEN cur.in_recovery THEN cur.lsn::pg_catalog.text END,"
+    " 'wal_receiver_streaming', cur.in_recovery AND EXISTS (SELECT 1"
+    "   FROM pg_catalog.pg_stat_wal_receiver w WHERE w.status = 'streaming'),"
     " 'database', pg_catalog.current_database(),"
     /* pg_settings.setting is in the GUC's unit, MB here; -1 = unlimited */
     " 'max_slot_wal_keep_size_mb', (SELECT gs.setting FROM pg_catalog.pg_settings gs"
@@ -592,6 +598,11 @@ Godwit__Postgres *pgmon_snapshot(const pgmon_t *m)
     s_set_str(&p->wal_level, doc, "wal_level");
     p->current_lsn = s_jlsn_or0(doc, "current_lsn");
     p->in_recovery = s_jbool(doc, "in_recovery");
+    if (p->in_recovery) {
+        p->receive_lsn = s_jlsn_or0(doc, "receive_lsn");
+        p->replay_lsn = s_jlsn_or0(doc, "replay_lsn");
+        p->wal_receiver_streaming = s_jbool(doc, "wal_receiver_streaming");
+    }
     int64_t keep = -1;
     if (s_ji64(doc, "max_slot_wal_keep_size_mb", &keep))
         p->max_slot_wal_keep_size_mb = keep;

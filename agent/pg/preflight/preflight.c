@@ -38,6 +38,7 @@
  */
 #include "preflight.h"
 #include "peertls.h"
+#include "preflight_phys.h"
 #include "preflight_run.h"
 #include "preflight_src.h"
 #include "preflight_tgt.h"
@@ -144,7 +145,9 @@ step_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
     char *tables = NULL;
     if (req->n_tables > 0 && !(tables = s_tables_json(req->tables, req->n_tables)))
         return NULL;
-    preflight_t *p = preflight_run_new(loop, local, req->database, preflight_src_stages, done, arg);
+    preflight_t *p = preflight_run_new(loop, local, req->database,
+                                       req->physical ? preflight_phys_src_stages
+                                                     : preflight_src_stages, done, arg);
     if (!p) {
         free(tables);
         return NULL;
@@ -165,9 +168,71 @@ step_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
     return preflight_run_start(p, loop);
 }
 
+/* A physical replication connection (replication=true: what pg_basebackup
+ * and a standby open, matched by pg_hba.conf's keyword "replication") to
+ * peer, not yet connecting. */
+static pgconn_t *s_physical_conn(uv_loop_t *loop, const preflight_local_t *local,
+                                 const agent_peer_t *peer)
+{
+    char port[24], timeout[24];
+    snprintf(port, sizeof port, "%" PRId64, peer->port);
+    snprintf(timeout, sizeof timeout, "%" PRId64, (local->connect_timeout_ms + 999) / 1000);
+    const char *kw[10], *val[10];
+    int n = 0;
+    kw[n] = "host", val[n++] = peer->host;
+    kw[n] = "port", val[n++] = port;
+    kw[n] = "user", val[n++] = peer->user;
+    if (peer->passfile && peer->passfile[0])
+        kw[n] = "passfile", val[n++] = peer->passfile;
+    if (peer->sslmode && peer->sslmode[0])
+        kw[n] = "sslmode", val[n++] = peer->sslmode;
+    kw[n] = "replication", val[n++] = "true";
+    kw[n] = "application_name", val[n++] = "godwit-agent";
+    kw[n] = "connect_timeout", val[n++] = timeout;
+    kw[n] = NULL, val[n] = NULL;
+    return pgconn_new(loop, "agent preflight physical replication", kw, val);
+}
+
+/* PreflightTarget.physical: no local server (preflight_phys.h). */
+static step_t *s_target_physical(uv_loop_t *loop, const preflight_local_t *local,
+                                 const Godwit__PreflightTarget *req, step_done_cb done, void *arg)
+{
+    const Godwit__SourceFacts *src = req->source;
+    const Godwit__ReplicationConn *rc = req->replication;
+    const char *database = req->database && req->database[0] ? req->database : "postgres";
+    preflight_t *p = preflight_run_new(loop, local, database, preflight_phys_tgt_stages, done,
+                                       arg);
+    if (!p)
+        return NULL;
+    const agent_peer_t *peer =
+        s_peer_finding(p, local, rc, "replication_peer",
+                       "the standby is made from the source through that peer (pg_basebackup, "
+                       "then its WAL stream)",
+                       "replication", "replication_tls");
+    if (peer)
+        p->run.conn[P_REPL] = s_physical_conn(loop, local, peer);
+    p->src_version_num = src->server_version_num;
+    p->src_version = xstrdup(src->server_version && src->server_version[0]
+                                 ? src->server_version
+                                 : "(unknown)");
+    p->src_cluster_size = src->cluster_size ? src->cluster_size : src->database_size;
+    p->disk_margin = req->disk_margin > 0 ? req->disk_margin : 1.0;
+    p->standby = local->standby;
+    p->bin_dir = xstrdup(local->bin_dir ? local->bin_dir : "");
+    p->repl_user = xstrdup(peer ? peer->user : "");
+    p->repl_passfile = peer && peer->passfile ? xstrdup(peer->passfile) : NULL;
+    p->repl_where = peer ? xasprintf("%s@%s:%" PRId64 " (peer %s)", peer->user, peer->host,
+                                     peer->port, peer->name)
+                         : xasprintf("peer %s", rc->peer ? rc->peer : "");
+    return preflight_run_start(p, loop);
+}
+
 step_t *preflight_target_start(uv_loop_t *loop, const preflight_local_t *local,
                                const Godwit__PreflightTarget *req, step_done_cb done, void *arg)
 {
+    if (req && req->physical && req->source && req->source->server_version_num &&
+        req->replication && local && req->replication->dbname && req->replication->dbname[0])
+        return s_target_physical(loop, local, req, done, arg);
     if (!req || !req->source || req->source->server_version_num == 0 || !req->replication ||
         !local || !local->data_directory || !local->data_directory[0])
         return NULL;

@@ -59,6 +59,8 @@ typedef struct {
     const char *agent_name;        /* for findings: the config's name, else the host name */
     diskprobe_t *disk_probe;       /* the agent's last timing of its server's writes (the pg
                                       engine's, borrowed); NULL: the target does not time them */
+    const agent_standby_t *standby; /* postgres.standby (method: physical); NULL: none */
+    const char *bin_dir;           /* pg_basebackup's folder ("": PATH) */
 } preflight_local_t;
 
 /* A check is a step (step.h): done is called exactly once, never from

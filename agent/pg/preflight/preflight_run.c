@@ -63,6 +63,8 @@ static void s_release(steprun_t *run)
     free(p->tables_json);
     free(p->src_version);
     free(p->data_directory);
+    free(p->bin_dir);
+    proc_destroy(&p->proc, 0); /* no callback after this */
     free(p->extensions_json);
     free(p->repl_user);
     free(p->repl_db);
@@ -207,4 +209,23 @@ step_t *preflight_run_start(preflight_t *p, uv_loop_t *loop)
     steprun_start(&p->run, loop, xasprintf("preflight on database %s", p->database), s_done, p,
                   s_release, steprun_next);
     return &p->run.base;
+}
+
+bool preflight_run_facts(preflight_t *p, const pgconn_result_t *r)
+{
+    if (!r->ok) {
+        steprun_fail_query(&p->run, NULL, r);
+        return false;
+    }
+    if (!r->res || PQntuples(r->res) != 1) {
+        steprun_failf(&p->run, "reading the source's settings: no row returned");
+        return false;
+    }
+    Godwit__SourceFacts *f = p->result->facts;
+    int64_t num = pgconn_col_i64(r->res, 0, "server_version_num", 0);
+    f->server_version_num = num > 0 && num <= UINT32_MAX ? (uint32_t)num : 0;
+    f->server_version = xstrdup(pgconn_col_str(r->res, 0, "server_version"));
+    int64_t size = pgconn_col_i64(r->res, 0, "database_size", 0);
+    f->database_size = size > 0 ? (uint64_t)size : 0;
+    return true;
 }

@@ -24,6 +24,7 @@
 
 #include "pgconn.h"
 #include "preflight.h"
+#include "proc.h"
 #include "steprun.h"
 
 #define SEV_INFO GODWIT__SEVERITY__SEVERITY_INFO
@@ -86,6 +87,12 @@ struct preflight {
     cJSON *access[2];         /* the source's and the target's roles and privileges */
     diskprobe_t *probe;       /* the agent's timing of its server's writes (borrowed); NULL: none */
     uint64_t probe_sent_us;   /* when this check sent the probe */
+
+    /* method: physical (preflight_phys.h) */
+    uint64_t src_cluster_size;          /* target: the source's every database */
+    const agent_standby_t *standby;     /* target: the config's; NULL: none */
+    char *bin_dir;                      /* target: where pg_basebackup is */
+    proc_t *proc;                       /* target: pg_basebackup --version, running */
 };
 
 /* A new check with its local connection and its stages (preflight_src_stages
@@ -107,5 +114,9 @@ void preflight_run_query(preflight_t *p, const char *what, const char *sql, int 
 /* The first stage of both checks: connects to the local database; a
  * server older than 13 ends the check with that one finding. */
 void preflight_run_connect(steprun_t *run);
+/* The source's facts from r's one row (server_version_num, server_version,
+ * database_size) into p->result->facts; false once it ended the step (an
+ * error, or no row). */
+bool preflight_run_facts(preflight_t *p, const pgconn_result_t *r);
 
 #endif

@@ -205,20 +205,8 @@ static void s_src_check_settings(preflight_t *p, const PGresult *res)
 static void s_on_src_settings(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     preflight_t *p = arg;
-    if (!r->ok) {
-        steprun_fail_query(&p->run, NULL, r);
+    if (!preflight_run_facts(p, r))
         return;
-    }
-    if (!r->res || PQntuples(r->res) != 1) {
-        steprun_failf(&p->run, "reading the source's settings: no row returned");
-        return;
-    }
-    Godwit__SourceFacts *f = p->result->facts;
-    int64_t num = pgconn_col_i64(r->res, 0, "server_version_num", 0);
-    f->server_version_num = num > 0 && num <= UINT32_MAX ? (uint32_t)num : 0;
-    f->server_version = xstrdup(pgconn_col_str(r->res, 0, "server_version"));
-    int64_t size = pgconn_col_i64(r->res, 0, "database_size", 0);
-    f->database_size = size > 0 ? (uint64_t)size : 0;
     p->file_settings_readable = pgconn_col_bool(r->res, 0, "file_settings_readable");
     s_src_check_settings(p, r->res);
     steprun_next(&p->run);

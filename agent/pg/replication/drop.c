@@ -4,8 +4,11 @@
  * publication, our slot and the verify slot, whichever the command names,
  * each dropped if it exists. Every object it names is checked to be
  * godwit's before anything is dropped or terminated; a slot's holder is
- * terminated, and waited for, only if it is a WAL sender. It owns copies of
- * the names and the deadline of the wait for a slot's holder to let go.
+ * terminated, and waited for, only if it is a WAL sender. The physical
+ * path's slot (physical_slot, a standby's: docs/physical.md) goes the same
+ * way, held to the same rules but for its kind: physical, of no database.
+ * It owns copies of the names and the deadline of the wait for a slot's
+ * holder to let go.
  */
 #include "drop.h"
 #include "log.h"
@@ -25,6 +28,8 @@ typedef struct {
     replobj_t obj;              /* first */
     char *drop_sub, *drop_pub, *drop_slot; /* NULL: skip */
     char *drop_verify_slot;     /* dropped after drop_slot, the same way; NULL: skip */
+    char *drop_physical_slot;   /* then this one, a physical slot; NULL: skip */
+    bool physical;              /* drop_slot is the physical one now */
     uint64_t slot_deadline;     /* uv_now() when waiting for its holder ends; 0: not yet */
 } drop_t;
 
@@ -106,7 +111,7 @@ static void s_check_pub(steprun_t *run)
  * database they are for; one in use is held by a WAL sender (a
  * subscription's, the copy's), never by a session decoding through SQL
  * functions. Caller frees. */
-static char *s_slot_refusal(const char *name, const PGresult *res)
+static char *s_slot_refusal(const char *name, const PGresult *res, bool physical)
 {
     const char *type = pgconn_col(res, 0, "slot_type");
     const char *plugin = pgconn_col(res, 0, "plugin");
@@ -115,6 +120,18 @@ static char *s_slot_refusal(const char *name, const PGresult *res)
     const char *holder = pgconn_col(res, 0, "backend_type");
     const char *tail = "godwit drops only the logical pgoutput slots it creates; nothing was "
                        "dropped or terminated";
+    if (physical) {
+        if (!type || strcmp(type, "physical") != 0)
+            return xasprintf("replication slot \"%s\" is a %s slot, not the physical one of a "
+                             "standby: nothing was dropped or terminated", name,
+                             type ? type : "(unknown)");
+        if (pgconn_col_bool(res, 0, "active") && pid &&
+            (!holder || strcmp(holder, "walsender") != 0))
+            return xasprintf("replication slot \"%s\" is held by process %s, a %s, not a WAL "
+                             "sender: nothing was dropped or terminated", name, pid,
+                             holder ? holder : "process of unknown kind");
+        return NULL;
+    }
     if (!type || strcmp(type, "logical") != 0)
         return xasprintf("replication slot \"%s\" is a %s slot (a standby's or a WAL "
                          "archiver's): %s", name, type ? type : "(unknown)", tail);
@@ -131,13 +148,14 @@ static char *s_slot_refusal(const char *name, const PGresult *res)
     return NULL;
 }
 
-static void s_on_check_slot_named(const pgconn_result_t *r, drop_t *s, const char *name)
+static void s_on_check_slot_named(const pgconn_result_t *r, drop_t *s, const char *name,
+                                  bool physical)
 {
     if (!r->ok) {
         replobj_fail_query(&s->obj, r);
         return;
     }
-    char *why = r->res && PQntuples(r->res) == 1 ? s_slot_refusal(name, r->res) : NULL;
+    char *why = r->res && PQntuples(r->res) == 1 ? s_slot_refusal(name, r->res, physical) : NULL;
     if (why) {
         replobj_finish(&s->obj, NULL, why);
         free(why);
@@ -148,12 +166,17 @@ static void s_on_check_slot_named(const pgconn_result_t *r, drop_t *s, const cha
 
 static void s_on_check_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    s_on_check_slot_named(r, arg, ((drop_t *)arg)->drop_slot);
+    s_on_check_slot_named(r, arg, ((drop_t *)arg)->drop_slot, false);
 }
 
 static void s_on_check_verify_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    s_on_check_slot_named(r, arg, ((drop_t *)arg)->drop_verify_slot);
+    s_on_check_slot_named(r, arg, ((drop_t *)arg)->drop_verify_slot, false);
+}
+
+static void s_on_check_physical_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    s_on_check_slot_named(r, arg, ((drop_t *)arg)->drop_physical_slot, true);
 }
 
 static void s_check_slot(steprun_t *run)
@@ -180,6 +203,19 @@ static void s_check_verify_slot(steprun_t *run)
     const char *params[1] = { s->drop_verify_slot };
     replobj_query(&s->obj, "looking up the verify slot", s_slot_lookup_sql, 1, params,
                   s_on_check_verify_slot);
+}
+
+/* The physical path's slot: physical, held (if at all) by a WAL sender. */
+static void s_check_physical_slot(steprun_t *run)
+{
+    drop_t *s = (drop_t *)run;
+    if (!s->drop_physical_slot) {
+        replobj_next(&s->obj);
+        return;
+    }
+    const char *params[1] = { s->drop_physical_slot };
+    replobj_query(&s->obj, "looking up the physical slot", s_slot_lookup_sql, 1, params,
+                  s_on_check_physical_slot);
 }
 
 /* ---- DropObjects: the subscription --------------------------------------- */
@@ -387,7 +423,7 @@ static void s_on_slot_lookup(pgconn_t *c, const pgconn_result_t *r, void *arg)
         replobj_next(&s->obj);
         return;
     }
-    char *why = s_slot_refusal(s->drop_slot, r->res);
+    char *why = s_slot_refusal(s->drop_slot, r->res, s->physical);
     if (why) {
         replobj_finish(&s->obj, NULL, why);
         free(why);
@@ -449,9 +485,27 @@ static void s_drop_verify_slot(steprun_t *run)
     s_slot_lookup(s);
 }
 
+/* The physical slot (a standby's): the slot stage again, on that name,
+ * its WAL sender (the standby's receiver's) terminated first. */
+static void s_drop_physical_slot(steprun_t *run)
+{
+    drop_t *s = (drop_t *)run;
+    if (!s->drop_physical_slot) {
+        replobj_next(&s->obj);
+        return;
+    }
+    free(s->drop_slot);
+    s->drop_slot = s->drop_physical_slot;
+    s->drop_physical_slot = NULL;
+    s->physical = true;
+    s->slot_deadline = 0;
+    s_slot_lookup(s);
+}
+
 static const steprun_fn s_stages[] = {
     replobj_names, replobj_connect, s_check_sub, s_check_pub, s_check_slot,
-    s_check_verify_slot, s_drop_sub, s_drop_pub, s_drop_slot, s_drop_verify_slot, NULL,
+    s_check_verify_slot, s_check_physical_slot, s_drop_sub, s_drop_pub, s_drop_slot,
+    s_drop_verify_slot, s_drop_physical_slot, NULL,
 };
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -463,6 +517,7 @@ static void s_release(steprun_t *run)
     free(s->drop_pub);
     free(s->drop_slot);
     free(s->drop_verify_slot);
+    free(s->drop_physical_slot);
     free(s);
 }
 
@@ -477,8 +532,13 @@ step_t *drop_objects_start(uv_loop_t *loop, const step_local_t *local,
 {
     if (!req)
         return NULL;
-    char *label = xasprintf("drop in database \"%s\"", req->database ? req->database : "");
-    drop_t *s = (drop_t *)replobj_new(sizeof *s, loop, local, req->database, s_stages,
+    /* A physical slot belongs to no database: a command naming only it may
+     * name none, and any database of the server will do. */
+    const char *database = req->database;
+    if (!replobj_given(database) && replobj_given(req->physical_slot) && local)
+        database = local->dbname;
+    char *label = xasprintf("drop in database \"%s\"", database ? database : "");
+    drop_t *s = (drop_t *)replobj_new(sizeof *s, loop, local, database, s_stages,
                                       label, s_release, done, arg);
     if (!s)
         return NULL;
@@ -490,5 +550,7 @@ step_t *drop_objects_start(uv_loop_t *loop, const step_local_t *local,
     s->obj.names[1] = (replobj_name_t){ "publication", s->drop_pub };
     s->obj.names[2] = (replobj_name_t){ "replication slot", s->drop_slot };
     s->obj.names[3] = (replobj_name_t){ "replication slot", s->drop_verify_slot };
+    s->drop_physical_slot = s_copy(req->physical_slot);
+    s->obj.names[4] = (replobj_name_t){ "replication slot", s->drop_physical_slot };
     return &s->obj.run.base;
 }

@@ -38,7 +38,7 @@
     "(SELECT d.oid FROM pg_catalog.pg_database d"                                              \
     " WHERE d.datname = pg_catalog.current_database())"
 
-#define REPLOBJ_MAX_NAMES 4
+#define REPLOBJ_MAX_NAMES 5
 
 /* A name a step was given, for replobj_names. */
 typedef struct {
