@@ -251,15 +251,21 @@ void render_migrations(const cJSON *r, FILE *out)
         char lagsec[32] = "";
         if (cJSON_IsNumber(ls))
             snprintf(lagsec, sizeof lagsec, " (%.3f s)", ls->valuedouble);
-        fprintf(
-            out, "  %s/%s -> %s/%s; lag %s%s, slot retains %s%s; tables ready %.0f/%d\n",
-            render_str(m, "source", "?"), render_str(m, "source_database", "?"),
-            render_str(m, "target", "?"), render_str(m, "target_database", "?"),
-            cJSON_IsNumber(lb) ? units_fmt_bytes((uint64_t)lb->valuedouble, lag, sizeof lag) : "-",
-            lagsec,
-            cJSON_IsNumber(rb) ? units_fmt_bytes((uint64_t)rb->valuedouble, ret, sizeof ret) : "-",
-            spill, render_num(m, "tables_ready", 0),
-            cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables")));
+        char lagtext[32], rettext[32];
+        snprintf(lagtext, sizeof lagtext, "%s", cJSON_IsNumber(lb)
+                 ? units_fmt_bytes((uint64_t)lb->valuedouble, lag, sizeof lag) : "-");
+        snprintf(rettext, sizeof rettext, "%s", cJSON_IsNumber(rb)
+                 ? units_fmt_bytes((uint64_t)rb->valuedouble, ret, sizeof ret) : "-");
+        if (strcmp(render_str(m, "method", "logical"), "physical") == 0)
+            fprintf(out, "  physical: the whole server %s -> %s (every database); lag %s%s, "
+                    "slot retains %s\n", render_str(m, "source", "?"),
+                    render_str(m, "target", "?"), lagtext, lagsec, rettext);
+        else
+            fprintf(out, "  %s/%s -> %s/%s; lag %s%s, slot retains %s%s; tables ready %.0f/%d\n",
+                    render_str(m, "source", "?"), render_str(m, "source_database", "?"),
+                    render_str(m, "target", "?"), render_str(m, "target_database", "?"),
+                    lagtext, lagsec, rettext, spill, render_num(m, "tables_ready", 0),
+                    cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables")));
         const cJSON *e = cJSON_GetObjectItem(m, "last_error");
         if (cJSON_IsString(e))
             fprintf(out, "  error (attempt %.0f): %s\n", render_num(m, "attempts", 0),
@@ -280,6 +286,26 @@ void render_migrations(const cJSON *r, FILE *out)
                 units_fmt_bytes((uint64_t)render_num(cp, "rate_bytes_per_sec", 0), rt, sizeof rt),
                 eta_text);
         }
+        const cJSON *bb = cJSON_GetObjectItem(m, "basebackup");
+        if (cJSON_IsObject(bb) && strcmp(render_str(bb, "phase", ""), "done") != 0) {
+            char d[32], t[32], eta_text[32] = "not known yet";
+            const cJSON *eta = cJSON_GetObjectItem(bb, "eta_seconds");
+            if (cJSON_IsNumber(eta))
+                snprintf(eta_text, sizeof eta_text, "about %.0f s", eta->valuedouble);
+            fprintf(out, "  base backup: %s, %s of %s (%.0f %%), ETA %s%s%s\n",
+                    render_str(bb, "phase", "?"),
+                    units_fmt_bytes((uint64_t)render_num(bb, "done_bytes", 0), d, sizeof d),
+                    units_fmt_bytes((uint64_t)render_num(bb, "total_bytes", 0), t, sizeof t),
+                    render_num(bb, "percent", 0), eta_text,
+                    cJSON_IsString(cJSON_GetObjectItem(bb, "error")) ? ": " : "",
+                    render_str(bb, "error", ""));
+        }
+        const cJSON *sbs = cJSON_GetObjectItem(m, "standby");
+        if (cJSON_IsObject(sbs))
+            fprintf(out, "  standby: %s, received %s, replayed %s\n",
+                    cJSON_IsTrue(cJSON_GetObjectItem(sbs, "streaming")) ? "streaming"
+                                                                         : "NOT streaming",
+                    render_str(sbs, "receive_lsn", "?"), render_str(sbs, "replay_lsn", "?"));
         const cJSON *ip = cJSON_GetObjectItem(m, "import_profile");
         if (cJSON_IsObject(ip)) {
             fprintf(out, "  import profile on %s: %s", render_str(m, "target", "?"),

@@ -86,6 +86,11 @@ bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
 {
     const plan_migration_t *m = v->m;
     bool back = v->back;
+    if (back && m->method == PLAN_METHOD_PHYSICAL) {
+        snprintf(why, whylen, "a physical migration has no way back yet: blue is not a standby "
+                 "of green (docs/physical.md)");
+        return false;
+    }
     if (back && strcmp(v->state, "switched") != 0) {
         snprintf(why, whylen, "it is %s: a rollback starts from switched", v->state);
         return false;
@@ -106,6 +111,19 @@ bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
     if (back) {
         /* the import profile, verify, tables and apply errors are the forward
          * direction's */
+    } else if (m->method == PLAN_METHOD_PHYSICAL) {
+        /* A standby replays the source's WAL: it holds what the source
+         * held at each replayed position, every database and table. */
+        if (!v->standby) {
+            snprintf(why, whylen, "the standby has not reported its state yet; try again in a few "
+                     "seconds");
+            return false;
+        }
+        if (!v->standby->in_recovery || !v->standby->streaming) {
+            snprintf(why, whylen, "the target is %s", !v->standby->in_recovery
+                     ? "not a standby any more" : "a standby that does not stream from the source");
+            return false;
+        }
     } else if (v->import_pending) {
         snprintf(why, whylen, "%s", v->import_pending);
         return false;

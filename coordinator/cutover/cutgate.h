@@ -43,6 +43,9 @@ typedef struct {
     bool verify_running;
     const cJSON *verify_last;      /* the last finished verify's report, or NULL */
     bool has_sync, all_ready;      /* the target's last table report */
+    /* method: physical: the standby's last state (NULL: not polled yet);
+     * it stands for the table report and verify (docs/physical.md) */
+    const Godwit__StandbyStatusResult *standby;
     const char *repl_error;        /* the last replication error, or NULL */
     const char *import_pending;    /* why the import profile is not reverted on the
                                       target (importprof.h), or NULL */

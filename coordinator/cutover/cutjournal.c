@@ -32,6 +32,10 @@ void cutjournal_write(cutover_t *cu, const char *state)
         char pos[32];
         cJSON_AddStringToObject(j, "switch_lsn", lsn_format(cu->switch_lsn, pos, sizeof pos));
     }
+    if (cu->final_lsn) {
+        char pos[32];
+        cJSON_AddStringToObject(j, "final_lsn", lsn_format(cu->final_lsn, pos, sizeof pos));
+    }
     /* The proxies sent the switch (they may point at `to`): what an abort,
      * also a restarted coordinator's, switches back. */
     cJSON *sw = cJSON_AddArrayToObject(j, "switched");
@@ -52,6 +56,10 @@ void cutjournal_recover(cutover_t *cu, const cJSON *recover)
                                : NULL;
     if (rlsn && !lsn_parse(rlsn, &cu->switch_lsn))
         cu->switch_lsn = 0;
+    const char *flsn = recover ? cJSON_GetStringValue(cJSON_GetObjectItem(recover, "final_lsn"))
+                               : NULL;
+    if (flsn && !lsn_parse(flsn, &cu->final_lsn))
+        cu->final_lsn = 0;
     if (recover && !rstate)
         rstate = "started";
     /* The proxies the journal says were sent the switch ("started": none;
@@ -83,7 +91,19 @@ void cutjournal_recover(cutover_t *cu, const cJSON *recover)
                      (double)cu->lease_ms;
     bool forward = rstate && (strcmp(rstate, "switching") == 0 ||
                               (strcmp(rstate, "aborting") == 0 && any_switched && stale));
-    if (forward) {
+    if (rstate && strcmp(rstate, "promoting") == 0 && cu->final_lsn) {
+        /* The physical path's promote was sent: the target agent finishes
+         * it whatever happens here (green a primary, its roles' LOGIN
+         * back), and blue is fenced for good. Only forward: the promote
+         * again (it waits for the journaled final LSN, or finds it done),
+         * then the switch. */
+        log_warn_about(cutover_about(cu),
+                       "migration %s: the coordinator stopped while promoting green; finishing "
+                       "the promote and the switch", cu->migration);
+        cutreport_set(cu, "recovered_from", cJSON_CreateString(rstate));
+        cu->forward_only = true;
+        cu->state = K_PROMOTE;
+    } else if (forward) {
         log_warn_about(cutover_about(cu),
                        "migration %s: the coordinator stopped while %s the proxies; finishing the "
                        "switch", cu->migration, strcmp(rstate, "switching") == 0 ? "switching" :

@@ -81,6 +81,7 @@ static const struct {
     { K_SWITCH_RESUME, "switch and resume", cutstep_switch_to, K_DROP_OLD, K_DONE, true, false, 0,
       false },
     { K_REFENCE, "fence again", cutstep_refence, K_UNFREEZE, K_UNFREEZE, false, false, 0, true },
+    { K_PROMOTE, "promote", cutstep_promote, K_SWITCH, K_DRY_UNFREEZE, true, false, 0, false },
 };
 
 /* Tests kill the coordinator at exact points of the sequence: with
@@ -398,6 +399,10 @@ void cutover_step_over(cutover_t *cu)
         }
     }
     kstate_t next = cu->dry_run ? s_steps[st].next_dry : s_steps[st].next;
+    if (cu->physical && next == K_SEQUENCES)
+        next = cu->dry_run ? K_DRY_UNFREEZE : K_PROMOTE; /* a rehearsal promotes nothing */
+    if (cu->physical && next == K_DROP_OLD)
+        next = K_DONE; /* no replication back on this path (yet) */
     if (st == K_DROP_OLD_SLOT && !cu->follow) {
         cutreport_set(cu, "follow", cJSON_CreateString("off"));
         next = K_DONE;
@@ -479,6 +484,7 @@ cutover_t *cutover_start(const agentlink_t *link, journal_t *j, const plan_migra
     cu->new_name = xstrdup(back ? objname : revname);
     /* Back, blue must follow green again: the migration goes on streaming. */
     cu->follow = back || !m->cutover.reverse_off;
+    cu->physical = m->method == PLAN_METHOD_PHYSICAL;
     Godwit__ReplicationConn green_reads_blue = planwire_forward(m);
     Godwit__ReplicationConn blue_reads_green = planwire_reverse(m);
     planwire_conn_copy(&cu->to_reads_from, back ? &blue_reads_green : &green_reads_blue);

@@ -73,8 +73,9 @@ typedef struct cutover cutover_t;
 typedef void (*cutover_done_cb)(cJSON *report, bool switched, void *arg);
 
 /* Starts the cutover of m (gates already checked) from the beginning, or,
- * with recover set to the last journaled detail (its "state" "started" or
- * "switching", its "switch_lsn"), finishes or rolls back an interrupted
+ * with recover set to the last journaled detail (its "state" "started",
+ * "promoting" (the physical path: with its "final_lsn") or "switching",
+ * its "switch_lsn"), finishes or rolls back an interrupted
  * one. objname names our publication and slot on blue and subscription on
  * green; revname the same the other way. back: a rollback, green to blue
  * (blue follows green before it, green follows blue after it). verify:
@@ -126,6 +127,7 @@ typedef enum {
     K_FOLLOW,
     K_SWITCH_RESUME,
     K_REFENCE,
+    K_PROMOTE,
     K__COUNT
 } kstate_t;
 
@@ -155,6 +157,8 @@ struct cutover {
     char *new_name;             /* after the switch: publication and slot on `to`,
                                    subscription on `from` */
     bool follow;                /* set up replication to -> from after the switch */
+    bool physical;              /* method: physical: `to` is a standby, promoted in the pause */
+    bool promote_sent;          /* the promote went out: `to` may be a primary now */
     Godwit__ReplicationConn to_reads_from, from_reads_to; /* strings owned */
     planwire_tables_t tables; /* the plan's, owned */
     char **app_roles;
@@ -176,6 +180,8 @@ struct cutover {
     bool forward_only;          /* recovered in "switching": never roll back */
     bool prepared;              /* the new slot was made before the pause */
     uint64_t switch_lsn;        /* `to`'s WAL position at the switch (0: unknown) */
+    uint64_t final_lsn;         /* `from`'s final LSN (the physical path's promote, also
+                                   after a restart: its "promoting" record) */
     unsigned tries;             /* failures of the current step */
     kstate_t state;
     unsigned inflight;          /* commands of the current step not yet answered */

@@ -64,6 +64,27 @@ static cJSON *s_timed(Godwit__TimedStep **v, size_t n)
 
 /* ---- results ------------------------------------------------------------ */
 
+/* What an abort must know of the promote: answered with a position, or
+ * FAILED saying the promotion was (or may have been) asked for, `to` is a
+ * primary whose roles may log in, fenced again for good before `from` is
+ * unfenced (K_REFENCE); FAILED otherwise (the final position was not
+ * replayed in time), it is still a standby, which accepts no writes; not
+ * answered, it is unknown, and `from` stays fenced (never two writable
+ * sides). */
+static void s_promote_answered(cutover_t *cu, const Godwit__Result *r, const char *error)
+{
+    if (r && r->payload_case == GODWIT__RESULT__PAYLOAD_PROMOTE &&
+        (r->promote->promoted_lsn || r->promote->promote_requested)) {
+        cu->to_fenced = true;
+        cu->to_lift_sent = true;
+    } else if (!r) {
+        free(cu->target_left);
+        cu->target_left = xasprintf("unknown: the promote was sent and not answered (%s); %s "
+                                    "may be a primary now", error ? error : "no answer",
+                                    cu->to_backend);
+    }
+}
+
 static void s_on_result(const char *agent, const Godwit__Result *r, const char *error,
                         void *arg)
 {
@@ -81,6 +102,8 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
     if (!ok && proxy >= 0 && cu->state == K_SWITCH_RESUME &&
         (!r || (r->payload_case == GODWIT__RESULT__PAYLOAD_PROXY && r->proxy->resume_sent)))
         cu->px[proxy].resume_maybe = true; /* no answer, or the resume itself failed */
+    if (cu->state == K_PROMOTE && strcmp(agent, cu->to_agent) == 0)
+        s_promote_answered(cu, r, error);
     if (!ok) {
         const char *why = r ? (r->message && r->message[0] ? r->message : "failed") : error;
         s_fail(cu, agent, why);
@@ -165,6 +188,25 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
             cutreport_set(cu, "switch_lsn", cJSON_CreateString(lsn_format(cu->switch_lsn, pos,
                                                                    sizeof pos)));
         }
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_STANDBY_STATUS) {
+        const Godwit__StandbyStatusResult *ss = r->standby_status;
+        char what[160], pos[32];
+        snprintf(what, sizeof what, "standby %s, replayed to %s", ss->streaming ? "streaming"
+                 : "not streaming", lsn_format(ss->replay_lsn, pos, sizeof pos));
+        s_detail(cu, agent, what, NULL);
+        if (!ss->in_recovery)
+            s_fail(cu, agent, "the target is not a standby any more");
+        else if (!ss->streaming)
+            s_fail(cu, agent, "the standby does not stream from the source (see its log)");
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_PROMOTE) {
+        const Godwit__PromoteResult *p = r->promote;
+        char what[160], pos[32], pos2[32];
+        snprintf(what, sizeof what, "%s at %s (replayed to %s), %u role(s) given LOGIN",
+                 p->already ? "promoted already" : "promoted",
+                 lsn_format(p->promoted_lsn, pos, sizeof pos),
+                 lsn_format(p->replayed_lsn, pos2, sizeof pos2), p->roles);
+        s_detail(cu, agent, what, s_timed(p->steps, p->n_steps));
+        cutreport_set(cu, "promoted_lsn", cJSON_CreateString(pos));
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_ENSURE_SLOT) {
         char what[96], pos[32];
         snprintf(what, sizeof what, "slot %s %s at %s", cu->new_name,
@@ -361,6 +403,26 @@ static void s_send_drop(cutover_t *cu, const char *agent, const char *database,
     s_send(cu, agent, &cmd);
 }
 
+/* The physical path's check: `to` is a standby that streams from `from`
+ * (its roles are `from`'s, replayed: nothing to compare, no subscription
+ * to tune, no fence of ours on it); `from` records its roles now (armed),
+ * as on the logical path. */
+static void s_check_physical(cutover_t *cu)
+{
+    Godwit__StandbyStatus st = GODWIT__STANDBY_STATUS__INIT;
+    st.slot = cu->sub_name;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_STANDBY_STATUS;
+    cmd.standby_status = &st;
+    s_send(cu, cu->to_agent, &cmd);
+    Godwit__FreezeSource arm =
+        s_fence_req(cu, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+    arm.arm = true;
+    if (cu->group)
+        arm.lease_ms += CUTOVER_CHECK_MS(cutgroup_size(cu->group)) + cu->max_pause_ms;
+    s_send_fence_req(cu, cu->from_agent, &arm);
+}
+
 /* Before the pause: can the application roles work on `to`? Our
  * subscription's commits made synchronous; unless rehearsing, the slot for
  * the other direction made now, outside the pause (creating a slot waits
@@ -371,6 +433,10 @@ void cutstep_check(cutover_t *cu)
      * automatic checkpoint, which syncs the database file as well (the
      * write before the PAUSE took 40-80 ms at times under load). */
     journal_checkpoint(cu->journal);
+    if (cu->physical) {
+        s_check_physical(cu);
+        return;
+    }
     Godwit__VerifyRoles vr = GODWIT__VERIFY_ROLES__INIT;
     vr.database = cu->to_database;
     vr.source = &cu->to_reads_from;
@@ -407,6 +473,12 @@ void cutstep_check(cutover_t *cu)
  * other direction dropped (it would keep `to`'s WAL). */
 void cutstep_restore(cutover_t *cu)
 {
+    if (cu->physical) {
+        s_detail(cu, cu->to_agent, "nothing to restore (no subscription on the physical path)",
+                 NULL);
+        cutover_step_over(cu);
+        return;
+    }
     s_send_tune(cu, false);
     if (cu->follow && !cu->dry_run)
         s_send_drop(cu, cu->to_agent, cu->to_database, NULL, cu->new_name);
@@ -602,6 +674,30 @@ void cutstep_sequences(cutover_t *cu)
                      GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
         cu->to_lift_sent = true;
     }
+}
+
+void cutstep_promote(cutover_t *cu)
+{
+    Godwit__Promote pr = GODWIT__PROMOTE__INIT;
+    pr.database = cu->to_database;
+    if (cu->freeze)
+        cu->final_lsn = cu->freeze->final_lsn;
+    pr.final_lsn = cu->final_lsn;
+    /* From here a restart goes forward: the target agent finishes the
+     * promote on its own (written once, not per try). */
+    if (cu->tries == 0 && !cu->forward_only)
+        cutjournal_write(cu, "promoting");
+    uint64_t left = cutover_timeout(cu);
+    pr.wait_timeout_ms = left > 50 ? left - 50 : left;
+    pr.n_app_roles = cu->n_app_roles;
+    pr.app_roles = cu->app_roles;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_PROMOTE;
+    cmd.promote = &pr;
+    cu->promote_sent = true;
+    s_send(cu, cu->to_agent, &cmd);
+    s_send_fence(cu, cu->from_agent, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP);
+    cutover_failpoint(cu, "cutover-during-promote");
 }
 
 /* ---- after the switch: `from` follows `to` ------------------------------

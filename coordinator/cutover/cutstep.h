@@ -22,6 +22,10 @@ void cutstep_check(cutover_t *cu);
 void cutstep_pause(cutover_t *cu);
 void cutstep_freeze(cutover_t *cu);
 void cutstep_sequences(cutover_t *cu);
+/* method: physical, instead of the sequences: `to` waits for the final LSN
+ * and is promoted, its roles' LOGIN given back; `from`'s fence made
+ * permanent at once. */
+void cutstep_promote(cutover_t *cu);
 void cutstep_switch_to(cutover_t *cu);
 void cutstep_switch_back(cutover_t *cu);
 void cutstep_resume(cutover_t *cu);

@@ -110,8 +110,26 @@ void migcmd_copy_status(migcmd_t *c, const migration_t *g)
     c->cmd.bulk_copy_status = q;
 }
 
+void migcmd_base_backup(migcmd_t *c, const migration_t *g)
+{
+    s_init(c, GODWIT__COMMAND__ACTION_BASE_BACKUP);
+    Godwit__BaseBackup *b = &c->u.base_backup;
+    *b = (Godwit__BaseBackup)GODWIT__BASE_BACKUP__INIT;
+    b->peer = g->m->replication.peer;
+    b->slot = (char *)g->objname;
+    c->cmd.base_backup = b;
+}
+
 void migcmd_sync(migcmd_t *c, const migration_t *g)
 {
+    if (g->m->method == PLAN_METHOD_PHYSICAL) {
+        s_init(c, GODWIT__COMMAND__ACTION_STANDBY_STATUS);
+        Godwit__StandbyStatus *st = &c->u.standby_status;
+        *st = (Godwit__StandbyStatus)GODWIT__STANDBY_STATUS__INIT;
+        st->slot = (char *)g->objname;
+        c->cmd.standby_status = st;
+        return;
+    }
     s_init(c, GODWIT__COMMAND__ACTION_SYNC_STATUS);
     Godwit__SyncStatus *ss = &c->u.sync_status;
     *ss = (Godwit__SyncStatus)GODWIT__SYNC_STATUS__INIT;
@@ -143,6 +161,14 @@ static void s_drop(migcmd_t *c, const migration_t *g, bool target, const char *s
  * for reverse replication); on blue the other way round. */
 static void s_drop_side(migcmd_t *c, const migration_t *g, bool target)
 {
+    if (g->m->method == PLAN_METHOD_PHYSICAL) {
+        s_drop(c, g, target, NULL, NULL, NULL);
+        if (target)
+            c->u.drop_objects.standby_of_slot = (char *)g->objname;
+        else
+            c->u.drop_objects.physical_slot = (char *)g->objname;
+        return;
+    }
     const char *sub = target ? g->objname : g->revname, *pub = target ? g->revname : g->objname;
     s_drop(c, g, target, sub, pub, pub);
 }

@@ -36,6 +36,8 @@ typedef struct {
         Godwit__SetSubscriptionEnabled set_subscription_enabled;
         Godwit__TuneSubscription tune_subscription;
         Godwit__ImportProfile import_profile;
+        Godwit__BaseBackup base_backup;
+        Godwit__StandbyStatus standby_status;
     } u;
     Godwit__ImportSetting import_settings[PLAN_IMPORT_SETTINGS_MAX];
     Godwit__ImportSetting *import_ptrs[PLAN_IMPORT_SETTINGS_MAX];
@@ -58,7 +60,14 @@ void migcmd_copy(migcmd_t *c, const migration_t *g);
 void migcmd_hold(migcmd_t *c, const migration_t *g, bool create, uint32_t lease_ms);
 /* The tune step: the import profile read, then applied (importprof.h). */
 void migcmd_import_profile(migcmd_t *c, const migration_t *g);
+/* The streaming poll: the subscription's state (SyncStatus), or on the
+ * physical path the standby's (StandbyStatus). */
 void migcmd_sync(migcmd_t *c, const migration_t *g);
+/* The physical path's snapshot: the target made a standby of the source
+ * on our physical slot (BaseBackup). */
+void migcmd_base_backup(migcmd_t *c, const migration_t *g);
+/* Our objects on one side. On the physical path: the standby made for our
+ * slot (target), our physical slot (source). */
 void migcmd_drop_target(migcmd_t *c, const migration_t *g);
 void migcmd_drop_source(migcmd_t *c, const migration_t *g);
 void migcmd_unfollow_target(migcmd_t *c, const migration_t *g);

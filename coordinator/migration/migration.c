@@ -94,6 +94,9 @@ static const struct {
       "waiting for its wave of the fleet's schedule; nothing of ours exists yet" },
     { M_TUNE, "tune", true, migcmd_import_profile, 60000, 0,
       "the plan's import profile on the target, its settings' state before journaled first" },
+    { M_BASEBACKUP, "basebackup", true, migcmd_base_backup, 7 * 24 * 3600000ULL, 0,
+      "physical: pg_basebackup of the whole source server into the target's standby data "
+      "directory, streaming from our physical slot, then the standby started" },
 };
 
 static const char *s_name(mstate_t s) { return s < M__COUNT ? s_states[s].name : "?"; }
@@ -178,13 +181,69 @@ static const struct {
 
 #define S_NROWS (sizeof s_rows / sizeof s_rows[0])
 
-/* The row for event in state from, or -1. */
-static int s_row(mstate_t from, mevent_t event)
+/* The physical path's transitions (method: physical, docs/physical.md),
+ * the whole table for such a migration: a standby instead of roles,
+ * schema, publication and copy; no pause (the standby replays as it
+ * receives) and no way back after the switch yet. Its abort removes the
+ * standby first, then our slot; its cleanup after the cutover drops our
+ * slot only: green is the primary then. */
+static const struct {
+    mstate_t from;
+    mevent_t event;
+    mstate_t to;
+    const char *why;
+} s_rows_physical[] = {
+    { M_SCHEDULED, MEV_WAVE, M_BASEBACKUP, "its wave opened" },
+    { M_BASEBACKUP, MEV_DONE, M_STREAMING, "the standby runs and streams from our slot" },
+    { M_ABORT_TARGET, MEV_DONE, M_ABORT_SOURCE, "the standby is gone from the target" },
+    { M_ABORT_SOURCE, MEV_DONE, M_ABORTED, "our physical slot is gone from the source" },
+    { M_PROTECT_SOURCE, MEV_DONE, M_PROTECT_TARGET, "our slot is gone from the source" },
+    { M_PROTECT_TARGET, MEV_DONE, M_ABORTED, "the standby is gone from the target" },
+    { M_CLEANUP_SOURCE, MEV_DONE, M_DONE, "our physical slot is gone from blue" },
+
+    { M_SCHEDULED, MEV_ABORT, M_ABORTED, "abort before its wave: nothing of ours exists" },
+    { M_BASEBACKUP, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_STREAMING, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_ABORT_TARGET, MEV_ABORT, M_ABORT_TARGET, "already aborting" },
+    { M_ABORT_SOURCE, MEV_ABORT, M_ABORT_SOURCE, "already aborting" },
+    { M_PROTECT_SOURCE, MEV_ABORT, M_PROTECT_SOURCE, "already stopping" },
+    { M_PROTECT_TARGET, MEV_ABORT, M_PROTECT_TARGET, "already stopping" },
+
+    { M_BASEBACKUP, MEV_PROTECT, M_PROTECT_SOURCE, "our slot exists: drop it first" },
+    { M_STREAMING, MEV_PROTECT, M_PROTECT_SOURCE, "our slot exists: drop it first" },
+
+    { M_STREAMING, MEV_SWITCHED, M_SWITCHED, "the cutover promoted green and switched traffic" },
+    { M_SWITCHED, MEV_CLEANUP, M_CLEANUP_SOURCE, "cleanup after the cutover" },
+    { M_CLEANUP_SOURCE, MEV_CLEANUP, M_CLEANUP_SOURCE, "already cleaning up" },
+    { M_DONE, MEV_CLEANUP, M_DONE, "already cleaned up" },
+};
+
+#define S_NROWS_PHYSICAL (sizeof s_rows_physical / sizeof s_rows_physical[0])
+
+/* The row for event in state from of method's table, or -1. */
+static int s_row_of(int method, mstate_t from, mevent_t event)
 {
+    if (method == PLAN_METHOD_PHYSICAL) {
+        for (size_t i = 0; i < S_NROWS_PHYSICAL; i++)
+            if (s_rows_physical[i].from == from && s_rows_physical[i].event == event)
+                return (int)i;
+        return -1;
+    }
     for (size_t i = 0; i < S_NROWS; i++)
         if (s_rows[i].from == from && s_rows[i].event == event)
             return (int)i;
     return -1;
+}
+
+/* Where row i of method's table leads, and why. */
+static mstate_t s_row_to(int method, int i)
+{
+    return method == PLAN_METHOD_PHYSICAL ? s_rows_physical[i].to : s_rows[i].to;
+}
+
+static const char *s_row_why(int method, int i)
+{
+    return method == PLAN_METHOD_PHYSICAL ? s_rows_physical[i].why : s_rows[i].why;
 }
 
 size_t migration_rows(void) { return S_NROWS; }
@@ -218,10 +277,10 @@ const char *migration_event_name(mevent_t e) { return e < MEV__COUNT ? s_event_n
 
 const char *migration_doing(mstate_t s) { return s < M__COUNT ? s_states[s].comment : "?"; }
 
-bool migration_stays(mstate_t from, mevent_t event)
+bool migration_stays(const migration_t *g, mevent_t event)
 {
-    int row = s_row(from, event);
-    return row >= 0 && s_rows[row].to == from;
+    int row = s_row_of(g->m->method, g->state, event);
+    return row >= 0 && s_row_to(g->m->method, row) == g->state;
 }
 
 /* ---- running steps ---- */
@@ -248,10 +307,11 @@ static void s_hold_end(migration_t *g);
 /* The one place a migration changes state (migration.h). */
 fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
 {
-    int i = s_row(g->state, event);
+    int method = g->m->method;
+    int i = s_row_of(method, g->state, event);
     if (i < 0)
         return FIRE_NO_ROW;
-    mstate_t to = s_rows[i].to;
+    mstate_t to = s_row_to(method, i);
     if (to == g->state) {
         if (g->env->on_move)
             g->env->on_move(g->m->name, s_name(to), s_event_names[event], s_name(to),
@@ -265,8 +325,8 @@ fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
         return FIRE_JOURNAL;
     }
     log_info_about(log_about_migration(g->m->name), "migration %s: from %s to %s on %s (%s): %s",
-                   g->m->name, s_name(g->state), s_name(to), s_event_names[event], s_rows[i].why,
-                   detail);
+                   g->m->name, s_name(g->state), s_name(to), s_event_names[event],
+                   s_row_why(method, i), detail);
     if (g->env->on_move)
         g->env->on_move(g->m->name, s_name(g->state), s_event_names[event], s_name(to),
                         g->env->on_move_arg);
@@ -375,6 +435,35 @@ static void s_step_failed(migration_t *g, const char *agent, const Godwit__Resul
     s_set_error(g, msg);
 }
 
+/* The physical path's answers: the standby made (basebackup) or its state
+ * (the streaming poll). A standby that no longer replays, or replays
+ * without streaming from the source, is the migration's error until it
+ * does again. */
+static void s_standby_answered(migration_t *g, mstate_t st, const Godwit__StandbyStatusResult *ss,
+                               uint64_t now)
+{
+    char msg[512];
+    if (g->standby)
+        godwit__standby_status_result__free_unpacked(g->standby, NULL);
+    g->standby = wire_copy(ss);
+    if (st == M_BASEBACKUP) {
+        snprintf(msg, sizeof msg, "%s: %s in %s", s_states[st].comment,
+                 ss->already ? "found done already" : ss->started ? "done, started" : "done",
+                 ss->data_directory);
+        migration_fire(g, MEV_DONE, msg);
+        return;
+    }
+    g->next_try_mono = now + s_states[st].poll_ms;
+    g->attempts = 0;
+    if (!ss->in_recovery)
+        s_set_error(g, "the target is no longer a standby (promoted outside a cutover?)");
+    else if (!ss->streaming)
+        s_set_error(g, "the standby does not stream from the source (its WAL receiver is not "
+                       "streaming: see its PostgreSQL log)");
+    else
+        s_set_error(g, NULL);
+}
+
 static void s_step_answered(const char *agent, const Godwit__Result *r, const char *error,
                             void *arg)
 {
@@ -392,6 +481,10 @@ static void s_step_answered(const char *agent, const Godwit__Result *r, const ch
     char msg[640];
     if (!r || r->status != GODWIT__STATUS__STATUS_OK) {
         s_step_failed(g, agent, r, error);
+        return;
+    }
+    if (r->payload_case == GODWIT__RESULT__PAYLOAD_STANDBY_STATUS) {
+        s_standby_answered(g, st, r->standby_status, now);
         return;
     }
     if (s_states[st].poll_ms) {
@@ -731,7 +824,10 @@ bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64
 }
 
 /* States in which our slot exists on the source: those protection leaves. */
-static bool s_slot_may_exist(mstate_t s) { return s_row(s, MEV_PROTECT) >= 0; }
+static bool s_slot_may_exist(const migration_t *g)
+{
+    return s_row_of(g->m->method, g->state, MEV_PROTECT) >= 0;
+}
 
 /* After the cutover green is blue's source: the same limits protect green
  * from its slot for blue (while it exists). */
@@ -766,7 +862,7 @@ static void s_protect(migration_t *g)
         s_protect_green(g);
         return;
     }
-    if (!s_slot_may_exist(g->state))
+    if (!s_slot_may_exist(g))
         return;
     char why[512];
     if (!migration_source_at_risk(agentlink_report(g->env->link, m->source.agent), g->objname,
@@ -814,7 +910,7 @@ static void s_vslot_check(migration_t *g, uint64_t now)
     if (g->vslot_busy || now < g->vslot_next_mono)
         return;
     g->vslot_next_mono = now + S_VSLOT_EVERY_MS;
-    if (g->verify || !s_slot_may_exist(g->state)) {
+    if (g->verify || !s_slot_may_exist(g)) {
         g->vslot_seen_mono = 0;
         return;
     }
@@ -985,6 +1081,8 @@ void migration_destroy(migration_t **gp)
     free(g->repl_error);
     if (g->sync)
         godwit__sync_status_result__free_unpacked(g->sync, NULL);
+    if (g->standby)
+        godwit__standby_status_result__free_unpacked(g->standby, NULL);
     free(g->last_error);
     free(g->stopped_because);
     plan_free(&g->plan);

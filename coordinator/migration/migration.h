@@ -91,6 +91,7 @@ typedef enum {
     M_ROLES,
     M_SCHEDULED,
     M_TUNE,
+    M_BASEBACKUP,
     M__COUNT
 } mstate_t;
 
@@ -156,6 +157,7 @@ struct migration {
     char *last_error;
     uint64_t state_since_ms;
     Godwit__SyncStatusResult *sync; /* latest copy status, owned */
+    Godwit__StandbyStatusResult *standby; /* physical: the standby's latest state, owned */
     bool progress_busy;      /* copy: a BulkCopyStatus poll is in flight */
     uint64_t next_progress_mono;
     copyeta_t copy;          /* copy: progress for rate and ETA (copyeta.h) */
@@ -211,9 +213,9 @@ const char *migration_event_name(mevent_t e);
 const char *migration_doing(mstate_t s);
 /* The state called name; false if there is none. */
 bool migration_state_parse(const char *name, mstate_t *out);
-/* Whether event has a row in state from that keeps it there (already
- * under way). */
-bool migration_stays(mstate_t from, mevent_t event);
+/* Whether event has a row in g's state (of g's method's table) that keeps
+ * it there (already under way). */
+bool migration_stays(const migration_t *g, mevent_t event);
 
 /* A migration in state from its journaled JSON (label: its name, for the
  * log); NULL (logged) if unreadable. Its last verify and cutover reports

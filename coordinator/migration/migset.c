@@ -289,7 +289,8 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, unsigned wave, char *
     }
     char *json = plan_migration_to_json(m);
     char detail[96] = "";
-    mstate_t first = wave ? M_SCHEDULED : M_ROLES;
+    mstate_t first = wave ? M_SCHEDULED
+                          : m->method == PLAN_METHOD_PHYSICAL ? M_BASEBACKUP : M_ROLES;
     if (wave)
         waves_detail(&ms->waves, wave, detail, sizeof detail);
     bool ok = journal_migration_create_detail(ms->env.journal, m->name, json,
@@ -337,6 +338,11 @@ static void s_refusal(const migration_t *g, mevent_t event, char *err, size_t er
                      "godwitctl cleanup M drops our objects)", name, st);
         break;
     case MEV_PAUSE:
+        if (g->m->method == PLAN_METHOD_PHYSICAL) {
+            snprintf(err, errlen, "migration %s is physical: its standby replays as it receives "
+                     "and is not paused; abort removes it", name);
+            break;
+        }
         snprintf(err, errlen,
                  "migration %s is %s: pause applies once the subscription exists (catchup, "
                  "postdata, streaming); before that, abort and start again", name, st);
@@ -367,7 +373,7 @@ static bool s_operator(migset_t *ms, const char *name, mevent_t event, const cha
         snprintf(err, errlen, "no migration named %s", name);
         return false;
     }
-    if (g->cutover && !migration_stays(g->state, event)) {
+    if (g->cutover && !migration_stays(g, event)) {
         snprintf(err, errlen, "migration %s: a cutover is running; it finishes or rolls back on "
                  "its own", name);
         return false;
@@ -518,7 +524,8 @@ static void s_cutover_recover(migset_t *ms, migration_t *g)
     bool back = s_is_back(g->cutover_last);
     if (!state || g->state != (back ? M_SWITCHED : M_STREAMING) ||
         (strcmp(state, "started") != 0 && strcmp(state, "switching") != 0 &&
-         strcmp(state, "aborting") != 0 && strcmp(state, "unfreezing") != 0))
+         strcmp(state, "aborting") != 0 && strcmp(state, "unfreezing") != 0 &&
+         strcmp(state, "promoting") != 0))
         return;
     bool dry = cJSON_IsTrue(cJSON_GetObjectItem(g->cutover_last, "dry_run"));
     g->cutover = cutover_start(ms->env.link, ms->env.journal, g->m, g->objname, g->revname,
@@ -558,6 +565,7 @@ static bool s_cutover_gates(migset_t *ms, migration_t *g, bool back, char *why, 
         .verify_last = g->verify_last,
         .has_sync = g->sync != NULL,
         .all_ready = g->sync && g->sync->all_ready,
+        .standby = g->standby,
         .repl_error = g->repl_error,
         .repl_error_at_ms = g->repl_error_at_ms,
         .import_pending = import_pending ? import_why : NULL,
@@ -710,6 +718,12 @@ bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
     if (g->state != M_STREAMING) {
         snprintf(err, errlen, "migration %s is %s: verify compares a streaming migration", name,
                  migration_state_name(g->state));
+        return false;
+    }
+    if (g->m->method == PLAN_METHOD_PHYSICAL) {
+        snprintf(err, errlen, "migration %s: verify compares a logical migration's tables; a "
+                 "physical standby is not compared yet (docs/physical.md: the cutover's gate "
+                 "wants it streaming and within max_lag instead)", name);
         return false;
     }
     if (!g->sync || g->sync->n_tables == 0) {

@@ -20,11 +20,75 @@ static void s_report(cJSON *o, const char *key, const cJSON *running, const cJSO
         cJSON_AddNullToObject(o, key);
 }
 
+/* The physical path's figures: lag from the standby's replay position
+ * (the target's report) against the source's WAL, the slot's retention,
+ * and the base backup's progress while it runs (pg_basebackup's own
+ * figures, the ETA from its rate so far). */
+static void s_physical(cJSON *o, const migration_t *g, const Godwit__Report *rep,
+                       const Godwit__Slot *slot)
+{
+    const Godwit__Report *trep = agentlink_report(g->env->link, g->m->target.agent);
+    const Godwit__Postgres *tp = trep ? trep->postgres : NULL;
+    bool lag = rep && rep->postgres && tp && tp->in_recovery && tp->replay_lsn;
+    if (lag)
+        cJSON_AddNumberToObject(o, "lag_bytes",
+                                (double)lsn_diff(rep->postgres->current_lsn, tp->replay_lsn));
+    else
+        cJSON_AddNullToObject(o, "lag_bytes");
+    if (slot && slot->has_replay_lag)
+        cJSON_AddNumberToObject(o, "lag_seconds", slot->replay_lag_seconds);
+    else
+        cJSON_AddNullToObject(o, "lag_seconds");
+    if (slot)
+        cJSON_AddNumberToObject(o, "slot_retained_bytes", (double)slot->retained_bytes);
+    else
+        cJSON_AddNullToObject(o, "slot_retained_bytes");
+    cJSON_AddNullToObject(o, "slot_spill_bytes");
+    if (tp && tp->in_recovery) {
+        cJSON *s = cJSON_AddObjectToObject(o, "standby");
+        char pos[32];
+        cJSON_AddBoolToObject(s, "streaming", tp->wal_receiver_streaming);
+        cJSON_AddStringToObject(s, "receive_lsn", lsn_format(tp->receive_lsn, pos, sizeof pos));
+        cJSON_AddStringToObject(s, "replay_lsn", lsn_format(tp->replay_lsn, pos, sizeof pos));
+    } else {
+        cJSON_AddNullToObject(o, "standby");
+    }
+    const Godwit__Basebackup *bb = tp ? tp->basebackup : NULL;
+    if (!bb || !bb->phase || !bb->phase[0]) {
+        cJSON_AddNullToObject(o, "basebackup");
+        return;
+    }
+    cJSON *b = cJSON_AddObjectToObject(o, "basebackup");
+    cJSON_AddStringToObject(b, "phase", bb->phase);
+    cJSON_AddNumberToObject(b, "done_bytes", (double)bb->done_bytes);
+    cJSON_AddNumberToObject(b, "total_bytes", (double)bb->total_bytes);
+    if (bb->total_bytes)
+        cJSON_AddNumberToObject(b, "percent", 100.0 * (double)bb->done_bytes /
+                                              (double)bb->total_bytes);
+    else
+        cJSON_AddNullToObject(b, "percent");
+    double elapsed_s = bb->started_at_ms && trep->collected_at_ms > bb->started_at_ms
+                           ? (double)(trep->collected_at_ms - bb->started_at_ms) / 1000.0 : 0;
+    if (strcmp(bb->phase, "copying") == 0 && elapsed_s > 0 && bb->done_bytes &&
+        bb->total_bytes > bb->done_bytes)
+        cJSON_AddNumberToObject(b, "eta_seconds", elapsed_s * (double)(bb->total_bytes -
+                                                   bb->done_bytes) / (double)bb->done_bytes);
+    else
+        cJSON_AddNullToObject(b, "eta_seconds");
+    if (bb->error && bb->error[0])
+        cJSON_AddStringToObject(b, "error", bb->error);
+}
+
 cJSON *migstatus_json(const migration_t *g)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", g->m->name);
     cJSON_AddStringToObject(o, "state", migration_state_name(g->state));
+    bool physical = g->m->method == PLAN_METHOD_PHYSICAL;
+    cJSON_AddStringToObject(o, "method", physical ? "physical" : "logical");
+    /* The physical path moves the whole server, not only the database the
+     * plan names (its fence and its proxies' entry). */
+    cJSON_AddStringToObject(o, "scope", physical ? "server" : "database");
     /* In the copy phase without a copy slot nothing runs: queued, also
      * before the tick's admission pass has said why. */
     bool queued = migration_copy_phase(g) && !g->copy_slot;
@@ -59,7 +123,9 @@ cJSON *migstatus_json(const migration_t *g)
     /* Lag: our slot on the source, from the source agent's latest report. */
     const Godwit__Report *rep = agentlink_report(g->env->link, g->m->source.agent);
     const Godwit__Slot *slot = migration_report_slot(rep, g->objname);
-    if (slot && slot->confirmed_flush_lsn) {
+    if (physical) {
+        s_physical(o, g, rep, slot);
+    } else if (slot && slot->confirmed_flush_lsn) {
         cJSON_AddNumberToObject(o, "lag_bytes",
                                 (double)lsn_diff(rep->postgres->current_lsn, slot->confirmed_flush_lsn));
         cJSON_AddNumberToObject(o, "slot_retained_bytes", (double)slot->retained_bytes);

@@ -46,6 +46,7 @@ static const cfg_field_t s_reverse_replication[] =
     S_CONN_FIELDS(M(reverse_replication.peer), "source");
 
 static const char *const s_on_off[] = { "on", "off", NULL };
+static const char *const s_methods[] = { "logical", "physical", NULL };
 
 static const cfg_field_t s_options[] = {
     { .key = "disk_margin_percent", .type = CFG_INT, .offset = M(options.disk_margin_percent),
@@ -139,6 +140,7 @@ static const cfg_field_t s_import_profile[] = {
 
 static const cfg_field_t s_migration[] = {
     { .key = "name", .type = CFG_STRING, .offset = M(name), .required = true },
+    { .key = "method", .type = CFG_ENUM, .offset = M(method), .enum_values = s_methods },
     { .key = "source", .type = CFG_SECTION, .required = true, .children = s_side[0] },
     { .key = "target", .type = CFG_SECTION, .required = true, .children = s_side[1] },
     { .key = "replication", .type = CFG_SECTION, .required = true, .children = s_replication },
@@ -256,9 +258,39 @@ static const cfg_field_t s_waves[] = {
     CFG_END,
 };
 
+/* method: physical moves the whole server as a standby: no table list, no
+ * import profile (nothing is imported), and no way back yet (a rollback
+ * needs the old primary made a standby of the new one). */
+static bool s_physical_check(const void *item, const char **field, char *why, size_t whylen)
+{
+    const plan_migration_t *m = item;
+    plan_setting_t settings[PLAN_IMPORT_SETTINGS_MAX];
+    const char *problem = NULL;
+    if (m->method != PLAN_METHOD_PHYSICAL)
+        return true;
+    if (m->tables_raw.count) {
+        *field = "tables";
+        problem = "method: physical copies the whole server (every database and table): remove "
+                  "the list, or use method: logical";
+    } else if (plan_import_settings(m, settings) > 0) {
+        *field = "import_profile";
+        problem = "method: physical imports nothing (pg_basebackup copies the files): remove the "
+                  "import profile";
+    } else if (!m->cutover.reverse_off) {
+        *field = "cutover.reverse";
+        problem = "method: physical has no replication back to the source after the cutover "
+                  "yet: set cutover.reverse: off (no rollback on this path)";
+    }
+    if (!problem)
+        return true;
+    snprintf(why, whylen, "%s", problem);
+    return false;
+}
+
 static const cfg_field_t s_plan[] = {
     { .key = "migrations", .type = CFG_LIST, .offset = offsetof(plan_t, migrations), .min = 1,
-      .max = PLAN_MIGRATIONS_MAX, .children = s_migration, .item_size = sizeof(plan_migration_t) },
+      .max = PLAN_MIGRATIONS_MAX, .children = s_migration, .item_size = sizeof(plan_migration_t),
+      .item_check = s_physical_check },
     { .key = "fleets", .type = CFG_LIST, .offset = offsetof(plan_t, fleets), .min = 1, .max = 100,
       .children = s_fleet, .item_size = sizeof(plan_fleet_t) },
     { .key = "waves", .type = CFG_SECTION, .children = s_waves },
@@ -688,6 +720,7 @@ char *plan_migration_to_json(const plan_migration_t *m)
     }
     if (m->options.target_jurisdiction)
         cJSON_AddStringToObject(op, "target_jurisdiction", m->options.target_jurisdiction);
+    cJSON_AddStringToObject(o, "method", s_methods[m->method]);
     cJSON *co = cJSON_AddObjectToObject(o, "cutover");
     if (m->cutover.app_roles.count) {
         cJSON *ar = cJSON_AddArrayToObject(co, "app_roles");

@@ -54,8 +54,13 @@ typedef struct {
     char *peer;
 } plan_conn_t;
 
+/* How a migration moves its data (docs/physical.md): logical replication
+ * of one database, or a physical standby of the whole server. */
+typedef enum { PLAN_METHOD_LOGICAL = 0, PLAN_METHOD_PHYSICAL } plan_method_t;
+
 typedef struct {
     char *name;
+    int method;                       /* plan_method_t */
     plan_side_t source, target;
     plan_conn_t replication;          /* how the target reaches the source: a peer of
                                          the target agent */

@@ -201,6 +201,7 @@ static void s_send_target(plancheck_mig_t *pm)
     for (size_t i = 0; i < pt.n_import_settings; i++)
         names[i] = (char *)set[i].name; /* static */
     pt.import_settings = names;
+    pt.physical = m->method == PLAN_METHOD_PHYSICAL;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET;
     cmd.preflight_target = &pt;
@@ -310,6 +311,7 @@ static void s_send_source(plancheck_mig_t *pm)
     Godwit__ReplicationConn rev = planwire_reverse(m);
     if (m->cutover.proxies.count > 0 && !m->cutover.reverse_off && rev.peer)
         ps.reverse = &rev;
+    ps.physical = m->method == PLAN_METHOD_PHYSICAL;
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_PREFLIGHT_SOURCE;
     cmd.preflight_source = &ps;

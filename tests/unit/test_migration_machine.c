@@ -1691,6 +1691,119 @@ static void test_import_profile_shared_by_one_target(void **state)
 }
 
 
+static const char s_plan_physical[] =
+    "migrations:\n"
+    "  - name: " NAME "\n"
+    "    method: physical\n"
+    "    source: {agent: " BLUE ", database: shop}\n"
+    "    target: {agent: " GREEN ", database: shop}\n"
+    "    replication: {peer: blue-db}\n"
+    "    cutover: {app_roles: [app], proxies: [{agent: " PX ", proxy: pgb}], reverse: off}\n";
+
+/* Answers s (a BaseBackup or a StandbyStatus) with the standby's state. */
+static void s_answer_standby(fakelink_sent_t *s, bool in_recovery, bool streaming)
+{
+    Godwit__StandbyStatusResult ss = GODWIT__STANDBY_STATUS_RESULT__INIT;
+    ss.in_recovery = in_recovery;
+    ss.streaming = streaming;
+    ss.ours = true;
+    ss.data_directory = "/srv/green";
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_STANDBY_STATUS;
+    res.standby_status = &ss;
+    fakelink_answer(s, &res, NULL);
+}
+
+/* method: physical: a base backup instead of roles, schema, publication
+ * and copy, then the standby's state polled; no pause; the abort removes
+ * the standby first, then our physical slot. */
+static void test_physical_path(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    s_use_plan(r, s_plan_physical);
+    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
+    assert_string_equal(s_state(r), "basebackup");
+    s_tick(r);
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(BASE_BACKUP));
+    assert_string_equal(s->cmd->base_backup->slot, "godwit_shop");
+    assert_string_equal(s->cmd->base_backup->peer, "blue-db");
+    s_answer_standby(s, true, true);
+    assert_string_equal(s_state(r), "streaming");
+    /* its first poll at once: the standby's state, not a subscription's */
+    s_answer_standby(fakelink_take(&r->link, GREEN, A(STANDBY_STATUS)), true, false);
+    char *e = s_status_string(r, "last_error");
+    assert_non_null(e);
+    assert_non_null(strstr(e, "does not stream"));
+    free(e);
+    fakelink_advance(&r->link, 2000);
+    s_tick(r);
+    s_answer_standby(fakelink_take(&r->link, GREEN, A(STANDBY_STATUS)), true, true);
+    assert_null(s_status_string(r, "last_error"));
+    e = s_status_string(r, "method");
+    assert_string_equal(e, "physical");
+    free(e);
+    assert_false(migset_pause(r->ms, NAME, err, sizeof err));
+    assert_true(migset_abort(r->ms, NAME, err, sizeof err));
+    assert_string_equal(s_state(r), "abort_target");
+    s_tick(r);
+    s = fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->standby_of_slot, "godwit_shop");
+    assert_string_equal(s->cmd->drop_objects->subscription, "");
+    fakelink_ok(s);
+    assert_string_equal(s_state(r), "abort_source");
+    s_tick(r);
+    s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->physical_slot, "godwit_shop");
+    assert_string_equal(s->cmd->drop_objects->slot, "");
+    assert_string_equal(s->cmd->drop_objects->publication, "");
+    fakelink_ok(s);
+    assert_string_equal(s_state(r), "aborted");
+}
+
+/* After a physical cutover green is the primary: cleanup drops our slot on
+ * blue only (nothing of ours is on green), and there is no way back. */
+static void test_physical_cleanup(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    s_use_plan(r, s_plan_physical);
+    s_journal_at(r, "switched", NULL);
+    assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
+    assert_string_equal(s_state(r), "cleanup_source");
+    s_tick(r);
+    fakelink_sent_t *s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->physical_slot, "godwit_shop");
+    fakelink_ok(s);
+    assert_string_equal(s_state(r), "done");
+    s_tick(r);
+    assert_int_equal(fakelink_pending(&r->link), 0);
+}
+
+/* The plan refuses what the physical path cannot do, naming the line and
+ * the field. */
+static void test_physical_plan_checks(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        { "    tables: [public.a]\n    cutover: {reverse: off}\n", "plan.yaml:2: migrations[0].tables:" },
+        { "    import_profile: {synchronous_commit: off}\n    cutover: {reverse: off}\n",
+          "plan.yaml:2: migrations[0].import_profile:" },
+        { "    cutover: {reverse: on}\n", "plan.yaml:2: migrations[0].cutover.reverse:" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024], err[512];
+        plan_t plan;
+        snprintf(text, sizeof text, "migrations:\n  - name: shop\n    method: physical\n"
+                 "    source: {agent: a, database: shop}\n    target: {agent: b, database: shop}\n"
+                 "    replication: {peer: p}\n    reverse_replication: {peer: q}\n%s", bad[i][0]);
+        assert_false(plan_load_string("plan.yaml", text, &plan, err, sizeof err));
+        if (!strstr(err, bad[i][1]))
+            fail_msg("case %zu: %s", i, err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1729,6 +1842,9 @@ int main(void)
         T(test_import_profile_applied_then_reverted),
         T(test_import_profile_reverted_after_abort_and_restart),
         T(test_import_profile_shared_by_one_target),
+        T(test_physical_path),
+        T(test_physical_cleanup),
+        cmocka_unit_test(test_physical_plan_checks),
         /* keep last */
         cmocka_unit_test(test_every_row_is_covered),
     };

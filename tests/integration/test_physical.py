@@ -1,0 +1,357 @@
+# ctest: one entry per case
+"""The physical path (method: physical) on real servers: green's agent makes
+green a standby of blue with pg_basebackup on our physical slot and starts
+it; the migration streams; the cutover pauses PgBouncer, fences blue, waits
+until green has replayed blue's final LSN, promotes green, gives the
+application's role its LOGIN back there (the fence came with the WAL),
+switches and resumes: zero failed pgbench transactions, every row blue
+committed on green, every database of blue's server there too. An abort
+removes the standby and our slot; the plan refuses what this path cannot
+do, naming the line and the field."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import harness
+from harness import Agent, Coordinator, PgCluster, check, wait_for
+from test_cutover import (PgBouncer, agents_connected, bench_clean, history, on_port,
+                          proxy_agent)
+from test_migrate import SCHEMA, in_state, mstatus
+
+BENCH_SECONDS = 45
+
+
+def standby_cluster(rig, name="green"):
+    """A cluster green's agent makes itself: a folder and a port, no initdb.
+    The start command gives the port and socket folder on its command line:
+    the base backup brings blue's postgresql.auto.conf (blue's port)."""
+    c = PgCluster(rig, name)
+    rig.clusters.append(c)  # stopped at the end if it runs
+    c.running = True
+    return c
+
+
+def standby_yaml(c):
+    pg_ctl = os.path.join(harness.PG_BIN, "pg_ctl")
+    opts = "-p %d -k %s -c listen_addresses=127.0.0.1" % (c.port, c.dir)
+    return ("\n    data_directory: %s\n    run_as: [runuser, -u, postgres, --]\n"
+            "    start: [%s, -D, %s, -l, %s, -o, '%s', -w, -t, '60', start]\n"
+            "    stop: [%s, -D, %s, -m, fast, -w, -t, '60', stop]" % (
+                c.data, pg_ctl, c.data, os.path.join(c.dir, "log"), opts, pg_ctl, c.data))
+
+
+def setup(rig, plan_extra="", proxies=True):
+    """Blue with the shop database (and a second database, which moves with
+    the server), green's agent with a standby section, a coordinator, and
+    (proxies) PgBouncer in front of blue with its agent."""
+    blue = rig.cluster("blue", extra={"wal_keep_size": "'64MB'"})
+    blue.psql("CREATE DATABASE shop")
+    blue.psql("CREATE DATABASE other")
+    blue.psql(SCHEMA, db="shop")
+    blue.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g", db="other")
+    subprocess.run([os.path.join(harness.PG_BIN, "pgbench"), "-i", "-q", "-s", "2", "-h",
+                    "127.0.0.1", "-p", str(blue.port), "-U", "postgres", "shop"], check=True,
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    blue.psql("CREATE ROLE godwit_repl WITH REPLICATION LOGIN SUPERUSER")
+    blue.psql("CREATE ROLE app LOGIN")
+    blue.psql("GRANT USAGE ON SCHEMA public TO app;"
+              "GRANT ALL ON ALL TABLES IN SCHEMA public TO app;"
+              "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app", db="shop")
+    green = standby_cluster(rig)
+    coord = Coordinator(rig, ["blue", "green", "px"]).start()
+    Agent(rig, "blue", coord, role="source", cluster=blue).start()
+    Agent(rig, "green", coord, role="target", cluster=green,
+          extra_pg={"standby": standby_yaml(green)},
+          peers={"blue": {"host": "127.0.0.1", "port": blue.port, "user": "godwit_repl"}}).start()
+    bouncer = None
+    if proxies:
+        bouncer = PgBouncer(rig, blue.port)
+        proxy_agent(rig, coord, bouncer, blue, green)
+    for n in ("blue", "green") + (("px",) if proxies else ()):
+        wait_for("%s connected" % n, lambda: coord.agent(n)["state"] == "connected", 15)
+    plan = rig.path("plan.yaml")
+    with open(plan, "w") as f:
+        f.write("migrations:\n"
+                "  - name: shop\n"
+                "    method: physical\n"
+                "    source: {agent: blue, database: shop}\n"
+                "    target: {agent: green, database: shop}\n"
+                "    replication: {peer: blue}\n"
+                "    options: {max_lag: 5s}\n"
+                "    cutover:\n      app_roles: [app]\n"
+                "      proxies: [{agent: px, proxy: pgb}]\n      max_write_pause: 3s\n"
+                "      reverse: 'off'\n" + plan_extra)
+    return blue, green, coord, bouncer, plan
+
+
+def physical_slot(cluster):
+    return cluster.psql("SELECT coalesce(string_agg(slot_type || ':' || slot_name || ':' || "
+                        "active, ','), '') FROM pg_replication_slots")
+
+
+def test_physical_cutover_through_pgbouncer(rig):
+    blue, green, coord, bouncer, plan = setup(rig)
+    bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
+                                  "-R", "100", "-T", str(BENCH_SECONDS), "-h", "127.0.0.1",
+                                  "-p", str(bouncer.port), "-U", "app", "shop"])
+    t0 = time.monotonic()
+    r = coord.ctl("migrate", "start", plan, check_rc=False)
+    check(r.returncode == 0, "started: %r" % (r.stdout + r.stderr))
+    st = wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
+    print("   streaming after %.1f s" % (time.monotonic() - t0))
+    check(st["method"] == "physical" and st["scope"] == "server", "physical: %r" % st)
+    check(physical_slot(blue) == "physical:godwit_shop:true", "our physical slot, active: %r" %
+          physical_slot(blue))
+    check(green.psql("SELECT pg_is_in_recovery()") == "t", "green is a standby")
+    # the whole server: the other database came too
+    check(green.psql("SELECT count(*) FROM t", db="other") == "1000", "the other database")
+    st = wait_for("standby reported streaming", lambda: (lambda s: s if s and s.get("standby") and
+                  s["standby"]["streaming"] and s["last_error"] is None else None)(mstatus(coord)),
+                  30, interval=0.3)
+    human = coord.ctl("migrate", "status", "shop").stdout.decode()
+    check("physical: the whole server blue -> green" in human and "standby: streaming" in human,
+          "human status: %s" % human)
+
+    # A rehearsal: blue fenced and unfenced, nothing promoted, nothing switched.
+    r = coord.ctl("cutover", "shop", "--dry-run", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    check(r.returncode == 0 and rep.get("state") == "done",
+          "rehearsal: %s %s" % (r.stdout.decode()[-2000:], r.stderr.decode()))
+    steps = [t["step"] for t in rep["timeline"]]
+    check("promote" not in steps and green.psql("SELECT pg_is_in_recovery()") == "t" and
+          on_port(bouncer) == blue.port and
+          blue.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t",
+          "a rehearsal promotes nothing: %r" % steps)
+    print("   rehearsal: write pause %.1f ms" % rep["write_pause_ms"])
+
+    # The cutover.
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    check(r.returncode == 0 and rep.get("state") == "done",
+          "cutover: %s %s" % (r.stdout.decode()[-3000:], r.stderr.decode()))
+    steps = [t["step"] for t in rep["timeline"]]
+    print("   cutover: write pause %.1f ms: %s" % (rep["write_pause_ms"], [
+        (t["step"], round(t["ms"], 1)) for t in rep["timeline"]]))
+    check(steps[:5] == ["check roles", "pause", "freeze", "promote", "switch"] or
+          steps[:4] == ["check roles", "pause", "freeze", "promote"], "steps: %r" % steps)
+    check("sequences" not in steps and "follow" not in steps, "no sequences, no follow")
+    check(time.monotonic() - t0 < BENCH_SECONDS - 3, "the cutover happened while pgbench ran")
+    check(green.psql("SELECT pg_is_in_recovery()") == "f", "green promoted")
+    check(green.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t",
+          "app logs in on green")
+    check(blue.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "f",
+          "blue fenced for good")
+    check(on_port(bouncer) == green.port, "PgBouncer on green")
+    st = mstatus(coord)
+    check(st["state"] == "switched", "switched: %r" % st["state"])
+
+    bench_clean(bench, BENCH_SECONDS)
+    hb, hg = history(blue), history(green)
+    missing = set(hb) - set(hg)
+    check(not missing and len(hg) > len(hb), "blue's %d history rows all on green (%d), and "
+          "green took writes after the switch: missing %d" % (len(hb), len(hg), len(missing)))
+    sums = green.psql("SELECT (SELECT sum(delta) FROM public.pgbench_history) = "
+                      "(SELECT sum(abalance) FROM public.pgbench_accounts)", db="shop")
+    check(sums == "t", "green: history and balances agree")
+    # sequences are physical: a new row on green gets a fresh key
+    bouncer.psql("INSERT INTO public.customers (name) VALUES ('after the switch')")
+    check(green.psql("SELECT nextval('public.invoice_no')", db="shop") == "42",
+          "sequences came with the WAL")
+
+    # Cleanup drops our slot on blue; green, the primary now, is left alone.
+    check(coord.ctl("cleanup", "shop", check_rc=False).returncode == 0, "cleanup")
+    wait_for("done", lambda: in_state(coord, "done"), 60, interval=0.3)
+    check(physical_slot(blue) == "", "no slot left on blue: %r" % physical_slot(blue))
+    check(green.psql("SELECT count(*) FROM public.customers", db="shop") == "2001",
+          "green untouched by the cleanup")
+
+
+def test_physical_abort_removes_the_standby(rig):
+    blue, green, coord, _, plan = setup(rig, proxies=False)
+    check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
+    # Starting again finds the standby there (idempotent): nothing copied again.
+    r = coord.ctl("migrate", "abort", "shop", check_rc=False)
+    check(r.returncode == 0, "abort: %r" % (r.stdout + r.stderr))
+    wait_for("aborted", lambda: in_state(coord, "aborted"), 60, interval=0.3)
+    check(not os.path.exists(green.data), "the standby's data directory is gone")
+    check(physical_slot(blue) == "", "no slot left on blue: %r" % physical_slot(blue))
+    green.running = False
+    # blue untouched
+    check(blue.psql("SELECT count(*) FROM public.customers", db="shop") == "2000", "blue as it was")
+
+
+def test_physical_plan_refuses_what_it_cannot_do(rig):
+    coord = Coordinator(rig, ["blue", "green"]).start()
+    base = ("migrations:\n  - name: shop\n    method: physical\n"
+            "    source: {agent: blue, database: shop}\n"
+            "    target: {agent: green, database: shop}\n    replication: {peer: blue}\n")
+    cases = [
+        ("    tables: [public.a]\n    cutover: {reverse: 'off'}\n", "tables",
+         "copies the whole server"),
+        ("    import_profile: {synchronous_commit: 'off'}\n    cutover: {reverse: 'off'}\n",
+         "import_profile", "imports nothing"),
+        ("    cutover: {reverse: 'on'}\n    reverse_replication: {peer: green}\n",
+         "cutover.reverse", "set cutover.reverse: off"),
+        ("    cutover: {reverse: 'off'}\n    options: {max_lag: 5s}\n", None, None),
+    ]
+    bad = rig.path("plan.yaml")
+    for extra, field, words in cases:
+        with open(bad, "w") as f:
+            f.write(base + extra)
+        r = coord.ctl("plan", "check", bad, check_rc=False)
+        err = (r.stdout + r.stderr).decode()
+        if field is None:  # loads; its agents are not there
+            check(r.returncode != 2 and "is not connected" in err, "a valid plan: %s" % err)
+            continue
+        check(r.returncode == 2 and bad + ":" in err and field in err and words in err,
+              "refused naming %s: %s" % (field, err))
+    with open(bad, "w") as f:
+        f.write(base.replace("physical", "photographic"))
+    r = coord.ctl("plan", "check", bad, check_rc=False)
+    err = (r.stdout + r.stderr).decode()
+    check(r.returncode != 0 and "method" in err and "logical" in err, "bad method: %s" % err)
+
+
+def test_physical_abort_after_promote_fences_green(rig):
+    """The switch fails after green was promoted (PgBouncer's include file
+    cannot be replaced): the cutover aborts, green is fenced again for good
+    before blue's fence is lifted, traffic stays on blue, no transaction
+    fails."""
+    seconds = 40
+    blue, green, coord, bouncer, plan = setup(rig)
+    bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
+                                  "-R", "100", "-T", str(seconds), "-h", "127.0.0.1",
+                                  "-p", str(bouncer.port), "-U", "app", "shop"])
+    t0 = time.monotonic()
+    check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
+    wait_for("standby reported", lambda: (mstatus(coord) or {}).get("standby"), 30, interval=0.3)
+    os.rename(bouncer.include, bouncer.include + ".real")
+    os.makedirs(bouncer.include)
+    with open(os.path.join(bouncer.include, "keep"), "w") as f:
+        f.write("x")
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    print("   aborted: %s" % rep.get("reason"))
+    steps = [t["step"] for t in rep["timeline"]]
+    check(r.returncode == 5 and rep.get("state") == "aborted" and "promote" in steps and
+          "fence again" in steps, "aborted after the promote: %r %s" % (steps, r.stderr.decode()))
+    shutil.rmtree(bouncer.include)
+    os.rename(bouncer.include + ".real", bouncer.include)
+    check(on_port(bouncer) == blue.port, "traffic on blue")
+    check(blue.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t",
+          "blue writable again")
+    check(green.psql("SELECT pg_is_in_recovery()") == "f" and
+          green.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "f",
+          "green promoted and fenced for good")
+    check(time.monotonic() - t0 < seconds - 3, "while pgbench ran")
+    bench_clean(bench, seconds)
+    st = wait_for("says green is no standby", lambda: (lambda s: s if s and s["last_error"] and
+                  "no longer a standby" in s["last_error"] else None)(mstatus(coord)), 30,
+                  interval=0.3)
+    check(st["state"] == "streaming", "the migration: %r" % st["state"])
+
+
+def crash_at(rig, failpoint):
+    """Streaming, pgbench through PgBouncer, then the coordinator killed at
+    failpoint during the cutover and started again: returns what it
+    resolved the cutover to, once pgbench ended with zero failed."""
+    seconds = 40
+    blue, green, coord, bouncer, plan = setup(rig)
+    bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
+                                  "-R", "100", "-T", str(seconds), "-h", "127.0.0.1",
+                                  "-p", str(bouncer.port), "-U", "app", "shop"])
+    t0 = time.monotonic()
+    check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
+    coord.proc.stop()
+    coord.start(failpoint=failpoint)
+    wait_for("agents back", lambda: agents_connected(coord, ("blue", "green", "px")), 15)
+    wait_for("standby and slot reported", lambda: (lambda s: s if s and s.get("standby") and
+             s["lag_seconds"] is not None else None)(mstatus(coord)), 15, interval=0.2)
+    wait_for("px reports its proxy", lambda: any(p.get("reachable") for p in
+             coord.agent("px").get("proxies") or []), 15, interval=0.2)
+    # (the gate wants the standby's state polled since the restart)
+    r = wait_for("cutover let through", lambda: (lambda r: r if r.returncode != 4 or
+                 b"has not reported" not in r.stderr else None)(
+                     coord.ctl("cutover", "shop", check_rc=False)), 15, interval=0.3)
+    check(r.returncode == 3, "the coordinator died during the cutover: rc %d %r" % (
+        r.returncode, r.stderr))
+    check(coord.proc.wait(10) == -9, "killed itself at %s" % failpoint)
+    coord.start()
+    st = wait_for("cutover resolved", lambda: (lambda s: s if s and s["cutover"] and
+                  s["cutover"]["state"] in ("done", "aborted") else None)(mstatus(coord)), 30,
+                  interval=0.2)
+    print("   %s: resolved to %s" % (failpoint, st["cutover"]["state"]))
+    check(time.monotonic() - t0 < seconds - 3, "resolved while pgbench ran")
+    bench_clean(bench, seconds)
+    hb, hg = history(blue), history(green)
+    return blue, green, coord, bouncer, st, set(hb) - set(hg)
+
+
+def can_login(cluster):
+    return cluster.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t"
+
+
+def test_physical_crash_after_freeze_rolls_back(rig):
+    blue, green, coord, bouncer, st, _ = crash_at(rig, "cutover-after-freeze")
+    check(st["state"] == "streaming" and st["cutover"]["state"] == "aborted", "rolled back")
+    check(on_port(bouncer) == blue.port and can_login(blue), "traffic on blue, writable")
+    check(green.psql("SELECT pg_is_in_recovery()") == "t", "green still a standby")
+
+
+def test_physical_crash_during_promote_finishes(rig):
+    """The promote sent, the coordinator killed before its answer: green's
+    agent finishes it; the restarted coordinator goes forward (the promote
+    again finds it done) and switches."""
+    blue, green, coord, bouncer, st, missing = crash_at(rig, "cutover-during-promote")
+    check(st["state"] == "switched" and st["cutover"]["state"] == "done", "finished: %r" %
+          st["cutover"])
+    check(on_port(bouncer) == green.port and not can_login(blue) and can_login(green),
+          "on green, blue fenced, green takes logins")
+    check(not missing, "every row of blue on green: %d missing" % len(missing))
+
+
+def test_physical_crash_after_promote_finishes(rig):
+    blue, green, coord, bouncer, st, missing = crash_at(rig, "cutover-after-promote")
+    check(st["state"] == "switched" and st["cutover"]["state"] == "done", "finished")
+    check(on_port(bouncer) == green.port and not can_login(blue) and can_login(green),
+          "on green, blue fenced, green takes logins")
+    check(not missing, "every row of blue on green: %d missing" % len(missing))
+
+
+def test_physical_preflight(rig):
+    """plan check on the physical path: ready on a clean target; a standby
+    folder holding someone else's files, a source without a free WAL
+    sender, a peer that refuses replication: each a blocking finding with
+    its fix; nothing is changed."""
+    blue, green, coord, _, plan = setup(rig, proxies=False)
+    r = coord.ctl("plan", "check", plan, "--json", check_rc=False)
+    out = json.loads(r.stdout)
+    check(r.returncode == 0 and out["blocking"] == 0, "ready: %s" % r.stdout.decode()[-2000:])
+    os.makedirs(green.data)
+    with open(os.path.join(green.data, "theirs"), "w") as f:
+        f.write("x")
+    blue.psql("ALTER SYSTEM SET max_wal_senders = 1")
+    blue.stop()
+    blue.start()
+    r = coord.ctl("plan", "check", plan, "--json", check_rc=False)
+    codes = [f["code"] for m in json.loads(r.stdout)["migrations"] for f in m["findings"]
+             if f["severity"] == "error"]
+    check(r.returncode != 0 and "standby_directory_not_empty" in codes and
+          "no_free_wal_sender" in codes, "findings: %r" % codes)
+    check(os.listdir(green.data) == ["theirs"], "nothing changed on green")
+
+
+if __name__ == "__main__":
+    harness.run([test_physical_cutover_through_pgbouncer, test_physical_abort_removes_the_standby,
+                 test_physical_abort_after_promote_fences_green,
+                 test_physical_crash_after_freeze_rolls_back,
+                 test_physical_crash_during_promote_finishes,
+                 test_physical_crash_after_promote_finishes,
+                 test_physical_preflight,
+                 test_physical_plan_refuses_what_it_cannot_do])
