@@ -227,6 +227,23 @@ static cJSON *s_pg_json(const Godwit__Postgres *p, uint64_t now_ms)
         cJSON_AddStringToObject(o, "error", p->error);
     else
         cJSON_AddNullToObject(o, "error");
+    /* the physical path's base backup: while it runs the server does not
+     * exist yet */
+    const Godwit__Basebackup *bb = p->basebackup;
+    if (bb && bb->phase && bb->phase[0]) {
+        cJSON *b = cJSON_AddObjectToObject(o, "basebackup");
+        cJSON_AddStringToObject(b, "slot", bb->slot);
+        cJSON_AddStringToObject(b, "phase", bb->phase);
+        cJSON_AddNumberToObject(b, "done_bytes", (double)bb->done_bytes);
+        cJSON_AddNumberToObject(b, "total_bytes", (double)bb->total_bytes);
+        cJSON_AddNumberToObject(b, "started_at_ms", (double)bb->started_at_ms);
+        if (bb->error && bb->error[0])
+            cJSON_AddStringToObject(b, "error", bb->error);
+        else
+            cJSON_AddNullToObject(b, "error");
+    } else {
+        cJSON_AddNullToObject(o, "basebackup");
+    }
     if (p->collected_at_ms == 0)
         return o; /* never read: no figures */
     cJSON_AddNumberToObject(o, "collected_at_ms", (double)p->collected_at_ms);
@@ -236,6 +253,11 @@ static cJSON *s_pg_json(const Godwit__Postgres *p, uint64_t now_ms)
     cJSON_AddNumberToObject(o, "server_version_num", p->server_version_num);
     cJSON_AddStringToObject(o, "wal_level", p->wal_level);
     cJSON_AddBoolToObject(o, "in_recovery", p->in_recovery);
+    if (p->in_recovery) {
+        s_add_lsn(o, "receive_lsn", p->receive_lsn);
+        s_add_lsn(o, "replay_lsn", p->replay_lsn);
+        cJSON_AddBoolToObject(o, "wal_receiver_streaming", p->wal_receiver_streaming);
+    }
     s_add_lsn(o, "current_lsn", p->current_lsn);
     cJSON_AddNumberToObject(o, "current_lsn_bytes", (double)p->current_lsn);
     if (p->has_wal_rate)

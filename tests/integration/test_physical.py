@@ -111,6 +111,9 @@ def test_physical_cutover_through_pgbouncer(rig):
     st = wait_for("standby reported streaming", lambda: (lambda s: s if s and s.get("standby") and
                   s["standby"]["streaming"] and s["last_error"] is None else None)(mstatus(coord)),
                   30, interval=0.3)
+    pg = [a for a in coord.status()["agents"] if a["name"] == "green"][0]["postgres"]
+    check(pg["in_recovery"] and pg["wal_receiver_streaming"] and pg["replay_lsn"] and
+          pg["basebackup"]["phase"] == "done", "green's report: %r" % pg)
     human = coord.ctl("migrate", "status", "shop").stdout.decode()
     check("physical: the whole server blue -> green" in human and "standby: streaming" in human,
           "human status: %s" % human)
