@@ -40,7 +40,8 @@ typedef struct running {
     step_t *step;
     bool proxy;                 /* a proxy action: its callback comes from the proxy set */
     Godwit__Command__ActionCase action;
-    char **also_ids;   /* re-sent BulkCopy commands joined to this one; answered with it */
+    char **also_ids;   /* re-sent BulkCopy, BaseBackup or Promote commands joined to this
+                          one; answered with it */
     size_t n_also;
     struct running *next;
 } running_t;
@@ -339,6 +340,43 @@ static void s_stop_copy(agent_t *a, const char *database, const char *name)
     }
 }
 
+/* The running step of action, or NULL. */
+static running_t *s_running_of(agent_t *a, Godwit__Command__ActionCase action)
+{
+    for (running_t *r = a->running; r; r = r->next)
+        if (r->action == action)
+            return r;
+    return NULL;
+}
+
+/* Stops the running steps of action (their commands fail). */
+static void s_stop_running(agent_t *a, Godwit__Command__ActionCase action)
+{
+    running_t *r;
+    while ((r = s_running_of(a, action)) != NULL) {
+        log_info("command %s: stopping it: what it makes is being dropped", r->id);
+        step_cancel(&r->step);
+        s_step_done(NULL, "stopped: our objects are being dropped", r);
+    }
+}
+
+/* A command sent again (a coordinator that restarted or timed out) joins
+ * the same step still running: the agent's one base backup, or its one
+ * promote; its answer goes to both. True if cmd joined one. */
+static bool s_join_running(agent_t *a, const Godwit__Command *cmd)
+{
+    running_t *r = NULL;
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_BASE_BACKUP ||
+        cmd->action_case == GODWIT__COMMAND__ACTION_PROMOTE)
+        r = s_running_of(a, cmd->action_case);
+    if (!r)
+        return false;
+    r->also_ids = xrealloc(r->also_ids, (r->n_also + 1) * sizeof *r->also_ids);
+    r->also_ids[r->n_also++] = xstrdup(cmd->id);
+    log_info("command %s: joins command %s, still running", cmd->id, r->id);
+    return true;
+}
+
 /* Starts a database step; false with why (malloc'd) if the request is
  * refused or invalid. */
 static bool s_start_step(agent_t *a, const Godwit__Command *cmd, char **why)
@@ -353,6 +391,10 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd, char **why)
     if (cmd->action_case == GODWIT__COMMAND__ACTION_DROP_OBJECTS && cmd->drop_objects &&
         step_godwit_name(cmd->drop_objects->subscription))
         s_stop_copy(a, cmd->drop_objects->database, cmd->drop_objects->subscription);
+    /* Likewise the base backup of a standby about to be removed. */
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_DROP_OBJECTS && cmd->drop_objects &&
+        step_godwit_name(cmd->drop_objects->standby_of_slot))
+        s_stop_running(a, GODWIT__COMMAND__ACTION_BASE_BACKUP);
     r->step = engine_start(a->engine, cmd, s_step_done, r, why);
     if (!r->step) {
         s_running_free(r);
@@ -522,6 +564,8 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
     }
         /* fall through */
     default:
+        if (s_join_running(a, cmd))
+            return;
         if (!actions_find(cmd->action_case)) {
             res.status = GODWIT__STATUS__STATUS_UNKNOWN_ACTION;
             res.message = (char *)"this agent does not know that action";

@@ -117,6 +117,7 @@ void migcmd_base_backup(migcmd_t *c, const migration_t *g)
     *b = (Godwit__BaseBackup)GODWIT__BASE_BACKUP__INIT;
     b->peer = g->m->replication.peer;
     b->slot = (char *)g->objname;
+    b->max_rate_kbps = (uint32_t)(g->m->options.basebackup_max_rate >> 10);
     c->cmd.base_backup = b;
 }
 

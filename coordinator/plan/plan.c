@@ -65,6 +65,8 @@ static const cfg_field_t s_options[] = {
     { .key = "target_jurisdiction", .type = CFG_LABEL, .offset = M(options.target_jurisdiction) },
     { .key = "link_mbit", .type = CFG_INT, .offset = M(options.link_mbit), .min = 1,
       .max = 1000000 },
+    { .key = "basebackup_max_rate", .type = CFG_BYTES, .offset = M(options.basebackup_max_rate),
+      .min = 32 << 10, .max = 1LL << 30 },
     CFG_END,
 };
 
@@ -712,6 +714,10 @@ char *plan_migration_to_json(const plan_migration_t *m)
     }
     cJSON_AddNumberToObject(op, "parallelism", (double)m->options.parallelism);
     cJSON_AddNumberToObject(op, "link_mbit", (double)m->options.link_mbit);
+    if (m->options.basebackup_max_rate) {
+        snprintf(buf, sizeof buf, "%lld", (long long)m->options.basebackup_max_rate);
+        cJSON_AddStringToObject(op, "basebackup_max_rate", buf);
+    }
     if (m->options.verify_batch_rows)
         cJSON_AddNumberToObject(op, "verify_batch_rows", (double)m->options.verify_batch_rows);
     if (m->options.verify_slot_wait_ms) {

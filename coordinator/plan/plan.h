@@ -81,6 +81,7 @@ typedef struct {
         char *target_jurisdiction;     /* the target agent's label must be this; NULL: any */
         int64_t link_mbit;             /* the link between source and target, Mbit/s (preflight's
                                           TCP window checks); default 1000 */
+        int64_t basebackup_max_rate;   /* physical: pg_basebackup's --max-rate, bytes/s; 0: none */
     } options;
     struct {
         cfg_strings_t app_roles;       /* fenced on the source at the freeze */

@@ -350,6 +350,35 @@ def test_physical_preflight(rig):
     check(os.listdir(green.data) == ["theirs"], "nothing changed on green")
 
 
+def test_physical_coordinator_killed_during_basebackup(rig):
+    """kill -9 of the coordinator while pg_basebackup runs (held to 4 MB/s
+    by options.basebackup_max_rate): the restarted coordinator sends the
+    base backup again, which joins the one running; one pg_basebackup, one
+    slot, streaming."""
+    blue, green, coord, _, plan = setup(rig, proxies=False)
+    with open(plan) as f:
+        text = f.read()
+    with open(plan, "w") as f:
+        f.write(text.replace("options: {max_lag: 5s}", "options: {max_lag: 5s, "
+                             "basebackup_max_rate: 4MB}"))
+    check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
+    st = wait_for("copying", lambda: (lambda s: s if s and (s.get("basebackup") or {}).get(
+        "phase") == "copying" and s["basebackup"]["done_bytes"] > 0 else None)(mstatus(coord)),
+        60, interval=0.2)
+    print("   copying: %s" % st["basebackup"])
+    check(st["basebackup"]["total_bytes"] > st["basebackup"]["done_bytes"] and
+          "base backup: copying" in coord.ctl("migrate", "status", "shop").stdout.decode(),
+          "progress in status")
+    coord.proc.kill9()
+    coord.start()
+    st = wait_for("streaming", lambda: in_state(coord, "streaming"), 180, interval=0.5)
+    log = open(rig.path("agent-green.log")).read()
+    check(log.count("joins command") >= 1, "the second base backup joined the first")
+    check(physical_slot(blue) == "physical:godwit_shop:true", "one slot: %r" %
+          physical_slot(blue))
+    check(green.psql("SELECT count(*) FROM t", db="other") == "1000", "the other database")
+
+
 if __name__ == "__main__":
     harness.run([test_physical_cutover_through_pgbouncer, test_physical_abort_removes_the_standby,
                  test_physical_abort_after_promote_fences_green,
@@ -357,4 +386,5 @@ if __name__ == "__main__":
                  test_physical_crash_during_promote_finishes,
                  test_physical_crash_after_promote_finishes,
                  test_physical_preflight,
+                 test_physical_coordinator_killed_during_basebackup,
                  test_physical_plan_refuses_what_it_cannot_do])
