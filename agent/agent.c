@@ -361,13 +361,15 @@ static void s_stop_running(agent_t *a, Godwit__Command__ActionCase action)
 }
 
 /* A command sent again (a coordinator that restarted or timed out) joins
- * the same step still running: the agent's one base backup, or its one
- * promote; its answer goes to both. True if cmd joined one. */
+ * the same step still running: the agent's one base backup, its one
+ * promote, or its one rejoin; its answer goes to both. True if cmd joined
+ * one. */
 static bool s_join_running(agent_t *a, const Godwit__Command *cmd)
 {
     running_t *r = NULL;
     if (cmd->action_case == GODWIT__COMMAND__ACTION_BASE_BACKUP ||
-        cmd->action_case == GODWIT__COMMAND__ACTION_PROMOTE)
+        cmd->action_case == GODWIT__COMMAND__ACTION_PROMOTE ||
+        cmd->action_case == GODWIT__COMMAND__ACTION_REJOIN)
         r = s_running_of(a, cmd->action_case);
     if (!r)
         return false;

@@ -22,6 +22,7 @@
 #include "preflight.h"
 #include "promote.h"
 #include "publication.h"
+#include "rejoin.h"
 #include "roles.h"
 #include "schema.h"
 #include "sequences.h"
@@ -122,6 +123,11 @@ static step_t *s_standby_status(pg_engine_t *e, const Godwit__Command *c, step_d
 static step_t *s_promote(pg_engine_t *e, const Godwit__Command *c, step_done_cb done, void *arg)
 {
     return promote_start(e->freezer, c->promote, done, arg);
+}
+
+static step_t *s_rejoin(pg_engine_t *e, const Godwit__Command *c, step_done_cb done, void *arg)
+{
+    return rejoin_start(e->loop, &e->local, c->rejoin, done, arg);
 }
 
 static step_t *s_bulk_copy(pg_engine_t *e, const Godwit__Command *c, step_done_cb done,
@@ -250,6 +256,7 @@ static const struct {
     { GODWIT__COMMAND__ACTION_BASE_BACKUP, s_base_backup },
     { GODWIT__COMMAND__ACTION_STANDBY_STATUS, s_standby_status },
     { GODWIT__COMMAND__ACTION_PROMOTE, s_promote },
+    { GODWIT__COMMAND__ACTION_REJOIN, s_rejoin },
 };
 
 /* Whether a command that reaches the other side names a peer of this
@@ -279,6 +286,11 @@ static step_t *s_start(engine_t *base, const Godwit__Command *cmd, step_done_cb 
     }
     if (cmd->action_case == GODWIT__COMMAND__ACTION_BASE_BACKUP && cmd->base_backup) {
         *why = basebackup_refusal(&e->local, cmd->base_backup);
+        if (*why)
+            return NULL;
+    }
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_REJOIN && cmd->rejoin) {
+        *why = rejoin_refusal(&e->local, cmd->rejoin);
         if (*why)
             return NULL;
     }

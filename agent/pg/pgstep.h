@@ -29,7 +29,7 @@
  *   freezer.c        FreezeSource (the cutover's write fence)
  *   sequences.c      SetSequences;  tune.c  TuneSubscription (the cutover)
  *   physical/        the physical path (standby.h): BaseBackup, StandbyStatus,
- *                    Promote, DropObjects.standby_of_slot
+ *                    Promote, DropObjects.standby_of_slot, Rejoin (the way back)
  *
  * All database work is libpq's asynchronous API (pgconn) or child
  * processes started with uv_spawn and an argv array (never a shell);

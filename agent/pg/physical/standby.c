@@ -218,7 +218,8 @@ const char standby_status_sql[] =
     " pg_catalog.pg_last_wal_receive_lsn()::pg_catalog.text AS receive_lsn,"
     " pg_catalog.pg_last_wal_replay_lsn()::pg_catalog.text AS replay_lsn,"
     " coalesce(w.status = 'streaming', false) AS streaming,"
-    " coalesce(w.sender_host || ':' || w.sender_port::pg_catalog.text, '') AS sender"
+    " coalesce(w.sender_host || ':' || w.sender_port::pg_catalog.text, '') AS sender,"
+    " coalesce(w.slot_name, '') AS slot_name"
     " FROM (SELECT 1) one LEFT JOIN pg_catalog.pg_stat_wal_receiver w ON true";
 
 /* An LSN column, or 0 (NULL: none received yet, or not a standby). */

@@ -11,6 +11,9 @@
  *   standby_status.c  StandbyStatus
  *   promote.c         Promote (the cutover's write pause)
  *   standby_drop.c    DropObjects.standby_of_slot: stopped, then removed
+ *   rejoin.c          Rejoin: the old primary made a standby of the new one
+ *                     (pg_rewind; recoveryconf.c writes its settings); its
+ *                     data directory is never marked ours
  *
  * The markers. STANDBY_MARKER ("godwit.standby") inside the data directory
  * holds the slot's name: written once pg_basebackup has succeeded, before
@@ -91,7 +94,8 @@ int standby_spawn(uv_loop_t *loop, char *const *argv, char *const *env,
 
 /* One round trip on a standby (or a primary): pg_is_in_recovery, the
  * received and replayed positions, the WAL receiver. Columns in_recovery,
- * receive_lsn, replay_lsn, streaming, sender. */
+ * receive_lsn, replay_lsn, streaming, sender, slot_name (the WAL
+ * receiver's slot, "" if none). */
 extern const char standby_status_sql[];
 /* Fills r's server fields from row 0 of standby_status_sql's result. */
 void standby_status_fill(Godwit__StandbyStatusResult *r, const PGresult *res);

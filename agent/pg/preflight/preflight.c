@@ -160,6 +160,8 @@ step_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
     tcplink_read_limits("", &tl);
     p->result->facts->tcp_wmem_max = tl.wmem_max;
     p->result->facts->tcp_congestion = xstrdup(tl.congestion);
+    p->reverse = req->reverse != NULL;
+    p->standby = local->standby;
     if (req->reverse)
         s_peer_finding(p, local, req->reverse, "reverse_replication_peer",
                        "after the cutover the source follows the target through that peer "

@@ -31,7 +31,58 @@ static const char s_src_sql[] =
     " pg_catalog.current_setting('max_wal_senders') AS max_wal_senders,"
     " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication) AS wal_senders,"
     " (SELECT s.setting FROM pg_catalog.pg_settings s"
-    "   WHERE s.name = 'max_slot_wal_keep_size') AS max_slot_wal_keep_size_mb";
+    "   WHERE s.name = 'max_slot_wal_keep_size') AS max_slot_wal_keep_size_mb,"
+    " pg_catalog.current_setting('wal_log_hints') AS wal_log_hints,"
+    " pg_catalog.current_setting('data_checksums') AS data_checksums,"
+    " (SELECT s.setting FROM pg_catalog.pg_settings s"
+    "   WHERE s.name = 'wal_keep_size') AS wal_keep_size_mb,"
+    " (SELECT s.setting FROM pg_catalog.pg_settings s"
+    "   WHERE s.name = 'max_wal_size') AS max_wal_size_mb";
+
+/* cutover.reverse on (PreflightSource.reverse): after the switch this
+ * agent makes its server a standby of the target (Rejoin: pg_rewind, then
+ * its standby section's commands). The peer itself is checked where the
+ * logical path checks it (preflight.c). */
+static void s_src_reverse_findings(preflight_t *p, const PGresult *res)
+{
+    if (!p->standby)
+        preflight_run_add(
+            p, SEV_ERROR, "standby_not_configured", "postgres.standby",
+            xstrdup("this agent's config has no postgres.standby section: after the switch it "
+                    "cannot make its server a standby of the target (cutover.reverse on: the "
+                    "way back is this server rewound with pg_rewind and started as a standby "
+                    "by that section's commands)"),
+            xstrdup("Add postgres.standby to the source agent's config, its data_directory "
+                    "this server's own (start, stop, and run_as if the agent is not the "
+                    "server's OS user), and restart the agent; see docs/physical.md."));
+    const char *hints = pgconn_col_str(res, 0, "wal_log_hints");
+    const char *sums = pgconn_col_str(res, 0, "data_checksums");
+    if (strcmp(hints, "on") != 0 && strcmp(sums, "on") != 0)
+        preflight_run_add(
+            p, SEV_ERROR, "rewind_needs_wal_log_hints", "wal_log_hints",
+            xstrdup("wal_log_hints is off and the server has no data checksums: pg_rewind "
+                    "refuses such a server, so after the switch it could not be made a "
+                    "standby of the target (cutover.reverse on)"),
+            xstrdup("ALTER SYSTEM SET wal_log_hints = on; then restart PostgreSQL (the "
+                    "setting only takes effect at server start)."));
+    /* pg_rewind reads this server's WAL back from where the two parted to
+     * the last checkpoint before it; a checkpoint after the switch (its
+     * shutdown checkpoint at least) may remove that WAL unless
+     * wal_keep_size keeps it: up to one checkpoint's distance. */
+    int64_t keep = pgconn_col_i64(res, 0, "wal_keep_size_mb", 0);
+    int64_t max_wal = pgconn_col_i64(res, 0, "max_wal_size_mb", 0);
+    if (keep < max_wal)
+        preflight_run_add(
+            p, SEV_WARNING, "rewind_wal_keep_size", "wal_keep_size",
+            xasprintf("wal_keep_size is %" PRId64 " MB, less than max_wal_size (%" PRId64
+                      " MB): after the switch pg_rewind reads this server's WAL back to the "
+                      "last checkpoint before it, which a later checkpoint (its shutdown "
+                      "one included) may have removed; pg_rewind then fails with \"could "
+                      "not find previous WAL record\" and the way back needs a new base "
+                      "backup", keep, max_wal),
+            xasprintf("ALTER SYSTEM SET wal_keep_size = '%" PRId64 "MB'; SELECT "
+                      "pg_catalog.pg_reload_conf();", max_wal));
+}
 
 static void s_src_findings(preflight_t *p, const PGresult *res)
 {
@@ -87,6 +138,8 @@ static void s_on_src(pgconn_t *c, const pgconn_result_t *r, void *arg)
     int64_t cluster = pgconn_col_i64(r->res, 0, "cluster_size", 0);
     p->result->facts->cluster_size = cluster > 0 ? (uint64_t)cluster : 0;
     s_src_findings(p, r->res);
+    if (p->reverse)
+        s_src_reverse_findings(p, r->res);
     steprun_next(&p->run);
 }
 

@@ -6,8 +6,12 @@
  * Source (one statement, server-wide): wal_level minimal; no two WAL
  * senders free (pg_basebackup -X stream opens two: the backup's and its
  * WAL stream's; the standby then needs one); no replication slot free;
- * max_slot_wal_keep_size unlimited (warning). Facts: version, the
- * database's and the whole cluster's size (SourceFacts.cluster_size).
+ * max_slot_wal_keep_size unlimited (warning). With reverse (the way back,
+ * Rejoin after the switch): the agent's config has a postgres.standby
+ * section, and the server has wal_log_hints or data checksums (pg_rewind
+ * needs one); the peer is checked with the logical path's (preflight.c).
+ * Facts: version, the database's and the whole cluster's size
+ * (SourceFacts.cluster_size).
  *
  * Target (no local server is needed, none is read): the config's
  * postgres.standby section; its data directory missing, empty or ours;

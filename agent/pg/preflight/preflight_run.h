@@ -67,7 +67,8 @@ struct preflight {
     char *src_version;
     uint64_t src_size;
     double disk_margin;
-    bool reverse;               /* target: the source follows it after the cutover */
+    bool reverse;               /* the source follows the target after the cutover (both
+                                   sides; physical source: Rejoin's needs checked) */
     char *data_directory;
     char *extensions_json;    /* ["name", ...] or NULL if none */
     char *repl_user, *repl_db, *repl_passfile, *repl_where;
@@ -90,7 +91,8 @@ struct preflight {
 
     /* method: physical (preflight_phys.h) */
     uint64_t src_cluster_size;          /* target: the source's every database */
-    const agent_standby_t *standby;     /* target: the config's; NULL: none */
+    const agent_standby_t *standby;     /* the config's; NULL: none (target; source with
+                                           reverse: Rejoin's) */
     char *bin_dir;                      /* target: where pg_basebackup is */
     proc_t *proc;                       /* target: pg_basebackup --version, running */
 };
