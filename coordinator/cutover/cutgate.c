@@ -86,11 +86,6 @@ bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
 {
     const plan_migration_t *m = v->m;
     bool back = v->back;
-    if (back && m->method == PLAN_METHOD_PHYSICAL) {
-        snprintf(why, whylen, "a physical migration has no way back yet: blue is not a standby "
-                 "of green (docs/physical.md)");
-        return false;
-    }
     if (back && strcmp(v->state, "switched") != 0) {
         snprintf(why, whylen, "it is %s: a rollback starts from switched", v->state);
         return false;

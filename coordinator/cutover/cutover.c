@@ -82,6 +82,7 @@ static const struct {
       false },
     { K_REFENCE, "fence again", cutstep_refence, K_UNFREEZE, K_UNFREEZE, false, false, 0, true },
     { K_PROMOTE, "promote", cutstep_promote, K_SWITCH, K_DRY_UNFREEZE, true, false, 0, false },
+    { K_REJOIN, "rejoin", cutstep_rejoin, K_DONE, K_DONE, false, false, CU_FOLLOW_TRIES, false },
 };
 
 /* Tests kill the coordinator at exact points of the sequence: with
@@ -401,13 +402,17 @@ void cutover_step_over(cutover_t *cu)
     kstate_t next = cu->dry_run ? s_steps[st].next_dry : s_steps[st].next;
     if (cu->physical && next == K_SEQUENCES)
         next = cu->dry_run ? K_DRY_UNFREEZE : K_PROMOTE; /* a rehearsal promotes nothing */
-    if (cu->physical && next == K_DROP_OLD)
-        next = K_DONE; /* no replication back on this path (yet) */
+    if (cu->physical && next == K_DROP_OLD) {
+        /* `from` becomes a standby of `to` (the way back), or nothing */
+        next = cu->follow ? K_REJOIN : K_DONE;
+        if (!cu->follow)
+            cutreport_set(cu, "follow", cJSON_CreateString("off"));
+    }
     if (st == K_DROP_OLD_SLOT && !cu->follow) {
         cutreport_set(cu, "follow", cJSON_CreateString("off"));
         next = K_DONE;
     }
-    if (st == K_FOLLOW)
+    if (st == K_FOLLOW || st == K_REJOIN)
         cutreport_set(cu, "follow", cJSON_CreateString("streaming"));
     if (next == K_SWITCH) {
         /* From here a restart finishes the switch. A group's members write
@@ -443,6 +448,8 @@ uint64_t cutover_timeout(const cutover_t *cu)
             left = CU_ABORT_MIN_TRY_MS;
         return left < CU_ABORT_TRY_MS ? left : CU_ABORT_TRY_MS;
     }
+    if (cu->state == K_REJOIN)
+        return CUTOVER_REJOIN_MS;
     if (!s_steps[cu->state].critical || cu->forward_only)
         return CUTOVER_CHECK_MS(cu->n_group_dbs);
     uint64_t now = agentlink_mono_us(cu->link);

@@ -128,6 +128,7 @@ typedef enum {
     K_SWITCH_RESUME,
     K_REFENCE,
     K_PROMOTE,
+    K_REJOIN,
     K__COUNT
 } kstate_t;
 
@@ -218,6 +219,9 @@ bool cutover_step_bounded(kstate_t s);
  * a group's members send those steps to the same agents at once, and each
  * such database adds 250 ms. */
 #define CUTOVER_CHECK_MS(n) (10000 + 250 * (uint64_t)(n))
+/* The physical path's rejoin: the old primary stopped, rewound, started as
+ * a standby (seconds; pg_rewind copies what changed since the switch). */
+#define CUTOVER_REJOIN_MS 300000
 /* The timeout of a command of the current step: what is left of the write
  * pause's budget for critical steps, else a fixed bound. 0: no time left. */
 uint64_t cutover_timeout(const cutover_t *cu);

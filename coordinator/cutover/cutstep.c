@@ -195,8 +195,9 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
                  : "not streaming", lsn_format(ss->replay_lsn, pos, sizeof pos));
         s_detail(cu, agent, what, NULL);
         if (!ss->in_recovery)
-            s_fail(cu, agent, "the target is not a standby any more");
-        else if (!ss->streaming)
+            s_fail(cu, agent, cu->state == K_REJOIN ? "the server did not start as a standby"
+                                                    : "the target is not a standby any more");
+        else if (!ss->streaming && cu->state == K_CHECK) /* a rejoined one starts to */
             s_fail(cu, agent, "the standby does not stream from the source (see its log)");
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_PROMOTE) {
         const Godwit__PromoteResult *p = r->promote;
@@ -698,6 +699,17 @@ void cutstep_promote(cutover_t *cu)
     s_send(cu, cu->to_agent, &cmd);
     s_send_fence(cu, cu->from_agent, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP);
     cutover_failpoint(cu, "cutover-during-promote");
+}
+
+void cutstep_rejoin(cutover_t *cu)
+{
+    Godwit__Rejoin rj = GODWIT__REJOIN__INIT;
+    rj.peer = cu->from_reads_to.peer;
+    rj.slot = cu->new_name;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_REJOIN;
+    cmd.rejoin = &rj;
+    s_send(cu, cu->from_agent, &cmd);
 }
 
 /* ---- after the switch: `from` follows `to` ------------------------------

@@ -26,6 +26,9 @@ void cutstep_sequences(cutover_t *cu);
  * and is promoted, its roles' LOGIN given back; `from`'s fence made
  * permanent at once. */
 void cutstep_promote(cutover_t *cu);
+/* method: physical, after the resume: `from` made a standby of `to` through
+ * the slot new_name (Rejoin: pg_rewind where they parted). */
+void cutstep_rejoin(cutover_t *cu);
 void cutstep_switch_to(cutover_t *cu);
 void cutstep_switch_back(cutover_t *cu);
 void cutstep_resume(cutover_t *cu);

@@ -163,11 +163,16 @@ static void s_drop(migcmd_t *c, const migration_t *g, bool target, const char *s
 static void s_drop_side(migcmd_t *c, const migration_t *g, bool target)
 {
     if (g->m->method == PLAN_METHOD_PHYSICAL) {
+        /* Blue: our slot (green's standby streams through it). Green: the
+         * standby made for it, before a cutover; after one, green is the
+         * primary and only blue's slot there (revname) is ours. */
         s_drop(c, g, target, NULL, NULL, NULL);
-        if (target)
-            c->u.drop_objects.standby_of_slot = (char *)g->objname;
-        else
+        if (!target)
             c->u.drop_objects.physical_slot = (char *)g->objname;
+        else if (g->state == M_CLEANUP_TARGET)
+            c->u.drop_objects.physical_slot = (char *)g->revname;
+        else
+            c->u.drop_objects.standby_of_slot = (char *)g->objname;
         return;
     }
     const char *sub = target ? g->objname : g->revname, *pub = target ? g->revname : g->objname;
@@ -183,6 +188,11 @@ void migcmd_drop_source(migcmd_t *c, const migration_t *g) { s_drop_side(c, g, f
  * dropped). */
 void migcmd_unfollow_target(migcmd_t *c, const migration_t *g)
 {
+    if (g->m->method == PLAN_METHOD_PHYSICAL) {
+        s_drop(c, g, true, NULL, NULL, NULL);
+        c->u.drop_objects.physical_slot = (char *)g->revname;
+        return;
+    }
     s_drop(c, g, true, NULL, NULL, g->revname);
 }
 

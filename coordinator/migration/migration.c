@@ -184,9 +184,10 @@ static const struct {
 /* The physical path's transitions (method: physical, docs/physical.md),
  * the whole table for such a migration: a standby instead of roles,
  * schema, publication and copy; no pause (the standby replays as it
- * receives) and no way back after the switch yet. Its abort removes the
- * standby first, then our slot; its cleanup after the cutover drops our
- * slot only: green is the primary then. */
+ * receives). Its abort removes the standby first, then our slot. After the
+ * switch blue is a standby of green (cutover.reverse on) through green's
+ * slot revname: the rollback's way back, which protection (its WAL on
+ * green) drops, and cleanup drops with our slot on blue. */
 static const struct {
     mstate_t from;
     mevent_t event;
@@ -199,7 +200,9 @@ static const struct {
     { M_ABORT_SOURCE, MEV_DONE, M_ABORTED, "our physical slot is gone from the source" },
     { M_PROTECT_SOURCE, MEV_DONE, M_PROTECT_TARGET, "our slot is gone from the source" },
     { M_PROTECT_TARGET, MEV_DONE, M_ABORTED, "the standby is gone from the target" },
-    { M_CLEANUP_SOURCE, MEV_DONE, M_DONE, "our physical slot is gone from blue" },
+    { M_CLEANUP_SOURCE, MEV_DONE, M_CLEANUP_TARGET, "our physical slot is gone from blue" },
+    { M_CLEANUP_TARGET, MEV_DONE, M_DONE, "blue's slot on green is gone: blue follows nothing" },
+    { M_UNFOLLOW_TARGET, MEV_DONE, M_SWITCHED, "blue's slot on green is gone" },
 
     { M_SCHEDULED, MEV_ABORT, M_ABORTED, "abort before its wave: nothing of ours exists" },
     { M_BASEBACKUP, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
@@ -213,8 +216,11 @@ static const struct {
     { M_STREAMING, MEV_PROTECT, M_PROTECT_SOURCE, "our slot exists: drop it first" },
 
     { M_STREAMING, MEV_SWITCHED, M_SWITCHED, "the cutover promoted green and switched traffic" },
+    { M_SWITCHED, MEV_ROLLED_BACK, M_STREAMING, "the rollback promoted blue and switched traffic" },
+    { M_SWITCHED, MEV_PROTECT_GREEN, M_UNFOLLOW_TARGET, "blue's slot on green: drop it" },
     { M_SWITCHED, MEV_CLEANUP, M_CLEANUP_SOURCE, "cleanup after the cutover" },
     { M_CLEANUP_SOURCE, MEV_CLEANUP, M_CLEANUP_SOURCE, "already cleaning up" },
+    { M_CLEANUP_TARGET, MEV_CLEANUP, M_CLEANUP_TARGET, "already cleaning up" },
     { M_DONE, MEV_CLEANUP, M_DONE, "already cleaned up" },
 };
 

@@ -190,8 +190,12 @@ cJSON *migstatus_json(const migration_t *g)
         cJSON *f = cJSON_AddObjectToObject(o, "follow");
         cJSON_AddStringToObject(f, "slot", g->revname);
         cJSON_AddBoolToObject(f, "active", rslot->active);
-        cJSON_AddNumberToObject(f, "lag_bytes", rslot->confirmed_flush_lsn
-            ? (double)lsn_diff(trep->postgres->current_lsn, rslot->confirmed_flush_lsn) : 0);
+        /* physical: blue is a standby of green; its replay position */
+        const Godwit__Postgres *bp = rep ? rep->postgres : NULL;
+        uint64_t at = physical ? (bp && bp->in_recovery ? bp->replay_lsn : 0)
+                               : rslot->confirmed_flush_lsn;
+        cJSON_AddNumberToObject(f, "lag_bytes", at ? (double)lsn_diff(trep->postgres->current_lsn,
+                                                                      at) : 0);
         cJSON_AddNumberToObject(f, "slot_retained_bytes", (double)rslot->retained_bytes);
     } else {
         cJSON_AddNullToObject(o, "follow");

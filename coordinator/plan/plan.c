@@ -261,8 +261,7 @@ static const cfg_field_t s_waves[] = {
 };
 
 /* method: physical moves the whole server as a standby: no table list, no
- * import profile (nothing is imported), and no way back yet (a rollback
- * needs the old primary made a standby of the new one). */
+ * import profile (nothing is imported). */
 static bool s_physical_check(const void *item, const char **field, char *why, size_t whylen)
 {
     const plan_migration_t *m = item;
@@ -278,10 +277,6 @@ static bool s_physical_check(const void *item, const char **field, char *why, si
         *field = "import_profile";
         problem = "method: physical imports nothing (pg_basebackup copies the files): remove the "
                   "import profile";
-    } else if (!m->cutover.reverse_off) {
-        *field = "cutover.reverse";
-        problem = "method: physical has no replication back to the source after the cutover "
-                  "yet: set cutover.reverse: off (no rollback on this path)";
     }
     if (!problem)
         return true;

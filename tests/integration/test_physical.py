@@ -43,11 +43,13 @@ def standby_yaml(c):
                 c.data, pg_ctl, c.data, os.path.join(c.dir, "log"), opts, pg_ctl, c.data))
 
 
-def setup(rig, plan_extra="", proxies=True):
+def setup(rig, plan_extra="", proxies=True, reverse=False):
     """Blue with the shop database (and a second database, which moves with
     the server), green's agent with a standby section, a coordinator, and
-    (proxies) PgBouncer in front of blue with its agent."""
-    blue = rig.cluster("blue", extra={"wal_keep_size": "'64MB'"})
+    (proxies) PgBouncer in front of blue with its agent. reverse: the way
+    back (cutover.reverse on): blue's agent gets a standby section for its
+    own server and a peer for green; blue has wal_log_hints on (pg_rewind)."""
+    blue = rig.cluster("blue", extra={"wal_keep_size": "'64MB'", "wal_log_hints": "on"})
     blue.psql("CREATE DATABASE shop")
     blue.psql("CREATE DATABASE other")
     blue.psql(SCHEMA, db="shop")
@@ -62,7 +64,13 @@ def setup(rig, plan_extra="", proxies=True):
               "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app", db="shop")
     green = standby_cluster(rig)
     coord = Coordinator(rig, ["blue", "green", "px"]).start()
-    Agent(rig, "blue", coord, role="source", cluster=blue).start()
+    if reverse:
+        Agent(rig, "blue", coord, role="source", cluster=blue,
+              extra_pg={"standby": standby_yaml(blue)},
+              peers={"green": {"host": "127.0.0.1", "port": green.port,
+                               "user": "godwit_repl"}}).start()
+    else:
+        Agent(rig, "blue", coord, role="source", cluster=blue).start()
     Agent(rig, "green", coord, role="target", cluster=green,
           extra_pg={"standby": standby_yaml(green)},
           peers={"blue": {"host": "127.0.0.1", "port": blue.port, "user": "godwit_repl"}}).start()
@@ -79,11 +87,12 @@ def setup(rig, plan_extra="", proxies=True):
                 "    method: physical\n"
                 "    source: {agent: blue, database: shop}\n"
                 "    target: {agent: green, database: shop}\n"
-                "    replication: {peer: blue}\n"
+                "    replication: {peer: blue}\n" +
+                ("    reverse_replication: {peer: green}\n" if reverse else "") +
                 "    options: {max_lag: 5s}\n"
                 "    cutover:\n      app_roles: [app]\n"
-                "      proxies: [{agent: px, proxy: pgb}]\n      max_write_pause: 3s\n"
-                "      reverse: 'off'\n" + plan_extra)
+                "      proxies: [{agent: px, proxy: pgb}]\n      max_write_pause: 3s\n" +
+                ("" if reverse else "      reverse: 'off'\n") + plan_extra)
     return blue, green, coord, bouncer, plan
 
 
@@ -197,8 +206,6 @@ def test_physical_plan_refuses_what_it_cannot_do(rig):
          "copies the whole server"),
         ("    import_profile: {synchronous_commit: 'off'}\n    cutover: {reverse: 'off'}\n",
          "import_profile", "imports nothing"),
-        ("    cutover: {reverse: 'on'}\n    reverse_replication: {peer: green}\n",
-         "cutover.reverse", "set cutover.reverse: off"),
         ("    cutover: {reverse: 'off'}\n    options: {max_lag: 5s}\n", None, None),
     ]
     bad = rig.path("plan.yaml")
@@ -379,12 +386,66 @@ def test_physical_coordinator_killed_during_basebackup(rig):
     check(green.psql("SELECT count(*) FROM t", db="other") == "1000", "the other database")
 
 
+def test_physical_rollback_loses_nothing(rig):
+    """cutover.reverse on: after the switch blue becomes a standby of green
+    (its agent: the slot on green, pg_rewind, started in recovery); the
+    rollback promotes blue back and makes green blue's standby again: zero
+    failed pgbench transactions through PgBouncer, every row on both."""
+    seconds = 70
+    blue, green, coord, bouncer, plan = setup(rig, reverse=True)
+    bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
+                                  "-R", "100", "-T", str(seconds), "-h", "127.0.0.1",
+                                  "-p", str(bouncer.port), "-U", "app", "shop"])
+    t0 = time.monotonic()
+    check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
+    wait_for("standby reported", lambda: (mstatus(coord) or {}).get("standby"), 30, interval=0.3)
+    r = coord.ctl("cutover", "shop", "--json", check_rc=False)
+    rep = json.loads(r.stdout or b"{}")
+    steps = [t["step"] for t in rep.get("timeline", [])]
+    print("   cutover: write pause %.1f ms, %r" % (rep.get("write_pause_ms", -1), [
+        (t["step"], round(t["ms"], 1)) for t in rep.get("timeline", [])]))
+    check(r.returncode == 0 and rep["state"] == "done" and rep.get("follow") == "streaming" and
+          "rejoin" in steps, "cutover with blue rejoined: %s %s" % (
+              r.stdout.decode()[-3000:], r.stderr.decode()))
+    check(on_port(bouncer) == green.port and blue.psql("SELECT pg_is_in_recovery()") == "t",
+          "on green; blue a standby of green")
+    st = wait_for("blue follows green", lambda: (lambda s: s if s and s.get("follow") and
+                  s["follow"]["active"] else None)(mstatus(coord)), 30, interval=0.3)
+    print("   blue follows green: %r" % st["follow"])
+    time.sleep(3)  # green takes writes a while
+    r = wait_for("rollback", lambda: (lambda r: r if r.returncode != 4 else None)(
+        coord.ctl("rollback", "shop", "--json", check_rc=False)), 30, interval=1)
+    rep = json.loads(r.stdout or b"{}")
+    steps = [t["step"] for t in rep.get("timeline", [])]
+    print("   rollback: write pause %.1f ms, %r" % (rep.get("write_pause_ms", -1), [
+        (t["step"], round(t["ms"], 1)) for t in rep.get("timeline", [])]))
+    check(r.returncode == 0 and rep["state"] == "done" and "promote" in steps and
+          "rejoin" in steps, "rollback: %s %s" % (r.stdout.decode()[-3000:], r.stderr.decode()))
+    check(on_port(bouncer) == blue.port and blue.psql("SELECT pg_is_in_recovery()") == "f" and
+          green.psql("SELECT pg_is_in_recovery()") == "t", "on blue; green its standby again")
+    check(blue.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app'") == "t",
+          "app logs in on blue")
+    st = wait_for("streaming again", lambda: (lambda s: s if s and s["state"] == "streaming" and
+                  s.get("standby") and s["standby"]["streaming"] else None)(mstatus(coord)), 60,
+                  interval=0.3)
+    check(time.monotonic() - t0 < seconds - 3, "both while pgbench ran")
+    bench_clean(bench, seconds)
+    hb = history(blue)
+    wait_for("green caught up", lambda: history(green) == hb, 30, interval=0.5)
+    sums = blue.psql("SELECT (SELECT sum(delta) FROM public.pgbench_history) = "
+                     "(SELECT sum(abalance) FROM public.pgbench_accounts)", db="shop")
+    check(sums == "t", "blue: history and balances agree")
+    print("   %d history rows on both" % len(hb))
+
+
 if __name__ == "__main__":
     harness.run([test_physical_cutover_through_pgbouncer, test_physical_abort_removes_the_standby,
                  test_physical_abort_after_promote_fences_green,
                  test_physical_crash_after_freeze_rolls_back,
                  test_physical_crash_during_promote_finishes,
                  test_physical_crash_after_promote_finishes,
+                 test_physical_rollback_loses_nothing,
                  test_physical_preflight,
                  test_physical_coordinator_killed_during_basebackup,
                  test_physical_plan_refuses_what_it_cannot_do])

@@ -1698,7 +1698,9 @@ static const char s_plan_physical[] =
     "    source: {agent: " BLUE ", database: shop}\n"
     "    target: {agent: " GREEN ", database: shop}\n"
     "    replication: {peer: blue-db}\n"
-    "    cutover: {app_roles: [app], proxies: [{agent: " PX ", proxy: pgb}], reverse: off}\n";
+    "    reverse_replication: {peer: green-db}\n"
+    "    options: {slot_wal_limit: 1GiB}\n"
+    "    cutover: {app_roles: [app], proxies: [{agent: " PX ", proxy: pgb}]}\n";
 
 /* Answers s (a BaseBackup or a StandbyStatus) with the standby's state. */
 static void s_answer_standby(fakelink_sent_t *s, bool in_recovery, bool streaming)
@@ -1762,8 +1764,10 @@ static void test_physical_path(void **state)
     assert_string_equal(s_state(r), "aborted");
 }
 
-/* After a physical cutover green is the primary: cleanup drops our slot on
- * blue only (nothing of ours is on green), and there is no way back. */
+/* After a physical cutover green is the primary and blue its standby
+ * through green's slot godwit_shop_rev: cleanup drops our slot on blue,
+ * then that one on green, never a standby's folder; protection of green
+ * drops that slot alone. */
 static void test_physical_cleanup(void **state)
 {
     rig_t *r = *state;
@@ -1776,7 +1780,33 @@ static void test_physical_cleanup(void **state)
     fakelink_sent_t *s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->physical_slot, "godwit_shop");
     fakelink_ok(s);
+    assert_string_equal(s_state(r), "cleanup_target");
+    s_tick(r);
+    s = fakelink_take(&r->link, GREEN, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->physical_slot, "godwit_shop_rev");
+    assert_string_equal(s->cmd->drop_objects->standby_of_slot, "");
+    fakelink_ok(s);
     assert_string_equal(s_state(r), "done");
+    s_tick(r);
+    assert_int_equal(fakelink_pending(&r->link), 0);
+}
+
+/* Green protected from blue's slot there: that slot dropped, nothing on
+ * blue (a standby has no subscription to drop). */
+static void test_physical_protection_of_green(void **state)
+{
+    rig_t *r = *state;
+    s_use_plan(r, s_plan_physical);
+    s_journal_at(r, "switched", NULL);
+    r->gslot.retained_bytes = 2ull << 30;
+    s_tick(r);
+    assert_string_equal(s_state(r), "unfollow_target");
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->physical_slot, "godwit_shop_rev");
+    assert_string_equal(s->cmd->drop_objects->slot, "");
+    fakelink_ok(s);
+    assert_string_equal(s_state(r), "switched");
+    r->gslot.retained_bytes = 0; /* (gone from green's report) */
     s_tick(r);
     assert_int_equal(fakelink_pending(&r->link), 0);
 }
@@ -1790,7 +1820,6 @@ static void test_physical_plan_checks(void **state)
         { "    tables: [public.a]\n    cutover: {reverse: off}\n", "plan.yaml:2: migrations[0].tables:" },
         { "    import_profile: {synchronous_commit: off}\n    cutover: {reverse: off}\n",
           "plan.yaml:2: migrations[0].import_profile:" },
-        { "    cutover: {reverse: on}\n", "plan.yaml:2: migrations[0].cutover.reverse:" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[1024], err[512];
@@ -1844,6 +1873,7 @@ int main(void)
         T(test_import_profile_shared_by_one_target),
         T(test_physical_path),
         T(test_physical_cleanup),
+        T(test_physical_protection_of_green),
         cmocka_unit_test(test_physical_plan_checks),
         /* keep last */
         cmocka_unit_test(test_every_row_is_covered),
