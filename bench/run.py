@@ -31,6 +31,15 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    Debian's pgcopydb clone with two table and two index jobs (both without
    streaming: floors, not ways to migrate live); then godwit again into a
    fresh database with an import profile on green (docs/import-profile.md).
+   Then the physical path (docs/physical.md) on the same source, after the
+   logical runs: `method: physical`, pg_basebackup of the whole of blue's
+   server (every database: the baselines' live on green) into a standby
+   that a third agent makes and starts itself, from `migrate start` to
+   streaming, with its parts from that agent's log (before pg_basebackup,
+   pg_basebackup, the standby's start, to streaming), against a plain
+   `pg_basebackup -X stream -c fast` with the agent's options into a fresh
+   folder, in the order P G G P, each after a checkpoint on blue; the
+   ratios godwit physical / plain and godwit logical / physical.
 
 4. Cutover: the migration of pgbench scale 2 plus the test schema through
    PgBouncer (transaction mode), pgbench writing 400 tx/s through it as the
@@ -131,10 +140,12 @@ import harness  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid):
+def cpu_seconds(pid, children=False):
+    """utime + stime; children: with those of the children it reaped
+    (cutime, cstime: a child's own reaped children included)."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return sum(int(x) for x in fields[11:15 if children else 13]) / TICK
 
 
 def cluster_cpu_seconds(cluster):
@@ -454,6 +465,165 @@ PIPELINE_PROFILE = ("    import_profile: {synchronous_commit: off, max_wal_size:
                     "max_parallel_maintenance_workers: 2}\n")
 
 
+def s_to_streaming(coord, plan, name):
+    """`migrate start plan`, then its status polled every 0.1 s until
+    streaming: {state: seconds from the start when it was first seen}."""
+    seen = {}
+    t0 = time.monotonic()
+    coord.ctl("migrate", "start", plan)
+    while time.monotonic() - t0 < 3600:
+        r = coord.ctl("migrate", "status", name, "--json", check_rc=False)
+        if r.returncode == 0:
+            state = json.loads(r.stdout)["migrations"][0]["state"]
+            seen.setdefault(state, time.monotonic() - t0)
+            if state == "streaming":
+                return seen
+        time.sleep(0.1)
+    raise RuntimeError("%s did not reach streaming: %r" % (name, seen))
+
+
+def s_abort(coord, name):
+    """`migrate abort name`, returning once it is aborted (nothing of ours
+    left on either side)."""
+    coord.ctl("migrate", "abort", name)
+    harness.wait_for("%s aborted" % name, lambda: json.loads(coord.ctl(
+        "migrate", "status", name, "--json").stdout)["migrations"][0]["state"] ==
+        "aborted", 120, interval=0.2)
+
+
+def s_journal_moves(coord, name):
+    """{state: time.time()} when the coordinator's journal says the
+    migration first entered each state (its first: when it was created)."""
+    db = sqlite3.connect("file:%s?mode=ro" % coord.journal, uri=True)
+    try:
+        return {st: at / 1000.0 for st, at in db.execute(
+            "SELECT state, min(at) FROM event WHERE migration = ? AND kind IN "
+            "('created', 'moved') GROUP BY state", (name,))}
+    finally:
+        db.close()
+
+
+# The lines of green's agent's log (agent/pg/physical/basebackup.c) that
+# split the physical path's basebackup step.
+PHYSICAL_MARKS = (("copy_begin", "pg_basebackup from peer"), ("copy_end", "pg_basebackup done ("),
+                  ("runs", "the standby runs ("))
+
+
+def s_log_marks(path, since):
+    """{mark: time.time()} of the first line of a godwit log (UTC, ms) at
+    or after since holding each of PHYSICAL_MARKS' texts, and the kB
+    pg_basebackup reported; a mark not found is left out."""
+    out, kb = {}, None
+    with open(path, errors="replace") as f:
+        for line in f:
+            try:
+                at = datetime.datetime.strptime(line.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+            except ValueError:
+                continue
+            at = at.replace(tzinfo=datetime.timezone.utc).timestamp()
+            if at < since - 0.001:  # the log keeps milliseconds
+                continue
+            for key, text in PHYSICAL_MARKS:
+                if key not in out and text in line:
+                    out[key] = at
+                    if key == "copy_end":
+                        kb = int(line.split(text, 1)[1].split()[0])
+    return out, kb
+
+
+def s_physical_runs(rig, coord, blue, blue_agent):
+    """The physical path (docs/physical.md) on the pipeline's source: the
+    whole of blue's server copied by green's agent with pg_basebackup into
+    a standby it starts itself (a folder and a port of its own, no initdb),
+    from `migrate start` to streaming, then aborted (standby and slot
+    removed); against a plain pg_basebackup with the agent's options into
+    a fresh folder. In the order P G G P, each after a checkpoint on blue.
+    Returns {"physical": [run, run], "plain_basebackup": [run, run]}."""
+    import test_physical as tp
+    pg_basebackup = os.path.join(harness.PG_BIN, "pg_basebackup")
+    standby = harness.PgCluster(rig, "standby")
+    rig.clusters.append(standby)  # stopped at the end if it runs
+    agent = harness.Agent(rig, "standby", coord, role="target", cluster=standby,
+                          extra_pg={"standby": tp.standby_yaml(standby)},
+                          peers={"blue": blue}).start()
+    harness.wait_for("standby's agent", lambda: coord.agent("standby")["state"] == "connected", 15)
+    # The copy runs in pg_basebackup, a child of green's agent (counted
+    # with it once reaped, as is the start command).
+    cpu = lambda: (cluster_cpu_seconds(blue), cluster_cpu_seconds(standby),
+                   cpu_seconds(blue_agent.proc.proc.pid) +
+                   cpu_seconds(agent.proc.proc.pid, children=True),
+                   cpu_seconds(coord.proc.proc.pid))
+
+    def godwit(name):
+        plan = rig.path("plan-%s.yaml" % name)
+        with open(plan, "w") as f:
+            f.write("migrations:\n  - name: %s\n    method: physical\n"
+                    "    source: {agent: blue, database: shop}\n"
+                    "    target: {agent: standby, database: shop}\n"
+                    "    replication: {peer: blue}\n    cutover: {reverse: 'off'}\n" % name)
+        blue.psql("CHECKPOINT")
+        standby.running = True  # from here on the agent may have started it
+        c0, u0 = cpu(), time.time()
+        seen = s_to_streaming(coord, plan, name)
+        used = [b - a for a, b in zip(c0, cpu())]
+        if standby.psql("SELECT pg_catalog.pg_is_in_recovery()") != "t":
+            raise RuntimeError("%s: the standby is not in recovery" % name)
+        moves = s_journal_moves(coord, name)
+        marks, kb = s_log_marks(agent.proc.log_path, u0)
+        s_abort(coord, name)
+        standby.running = False
+        if os.path.exists(standby.data):
+            raise RuntimeError("%s: the abort left %s" % (name, standby.data))
+        total = seen["streaming"]
+        part = lambda a, b: b - a if a is not None and b is not None else None
+        return {
+            "s": total,
+            # start to pg_basebackup's start: the plan, the preflight, the
+            # coordinator's move, the slot looked up on blue
+            "prepare_s": part(u0, marks.get("copy_begin")),
+            "copy_s": part(marks.get("copy_begin"), marks.get("copy_end")),
+            # the start command until the standby answers and reports its state
+            "start_s": part(marks.get("copy_end"), marks.get("runs")),
+            # the coordinator's move to streaming, and our poll's lag
+            "streaming_s": part(marks.get("runs"), u0 + total),
+            "journal_basebackup_s": part(moves.get("basebackup"), moves.get("streaming")),
+            "journal_s": part(u0, moves.get("streaming")),
+            "copied_kb": kb,
+            "cpu_blue_s": used[0], "cpu_green_s": used[1], "cpu_agents_s": used[2],
+            "cpu_coordinator_s": used[3],
+        }
+
+    def plain():
+        folder = os.path.join(rig.pgroot, "plain-basebackup")
+        os.makedirs(folder)
+        shutil.chown(folder, "postgres", "postgres")
+        blue.psql("CHECKPOINT")
+        b0, r0, t0 = cluster_cpu_seconds(blue), resource.getrusage(resource.RUSAGE_CHILDREN), \
+            time.monotonic()
+        subprocess.run(["runuser", "-u", "postgres", "--", pg_basebackup, "-D",
+                        os.path.join(folder, "data"), "-S", "bench_plain", "-C", "-R", "-X",
+                        "stream", "-c", "fast", "--progress", "--verbose", "--no-password",
+                        "-h", "127.0.0.1", "-p", str(blue.port), "-U", "godwit_repl"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        took = time.monotonic() - t0
+        r1, b1 = resource.getrusage(resource.RUSAGE_CHILDREN), cluster_cpu_seconds(blue)
+        blue.psql("SELECT pg_catalog.pg_drop_replication_slot('bench_plain')")
+        shutil.rmtree(folder)
+        return {"s": took, "cpu_blue_s": b1 - b0,
+                "cpu_tool_s": r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime}
+
+    runs = {"physical": [], "plain_basebackup": []}
+    runs["plain_basebackup"].append(plain())
+    runs["physical"] += [godwit("phys1"), godwit("phys2")]
+    runs["plain_basebackup"].append(plain())
+    for rs in runs.values():
+        for r in rs:
+            for k, v in list(r.items()):
+                if v is None:  # a mark missing from the log: that part unknown
+                    del r[k]
+    return runs
+
+
 def bench_pipeline(scale, durable=False):
     """durable: both servers flush their WAL (fsync on) and green keeps
     PostgreSQL's default max_wal_size (1GB), as a production server would;
@@ -521,7 +691,8 @@ def bench_pipeline(scale, durable=False):
         # A B B A (what runs later finds a warmer cache and an older WAL), each
         # into a fresh database, with the one before dropped and a checkpoint
         # first (each migration is aborted after it, which drops its slot).
-        coord = harness.Coordinator(rig, ["blue", "green"], options={"log_level": "warn"}).start()
+        coord = harness.Coordinator(rig, ["blue", "green", "standby"],
+                                    options={"log_level": "warn"}).start()
         agents = [harness.Agent(rig, "blue", coord, role="source", cluster=blue).start(),
                   harness.Agent(rig, "green", coord, role="target", cluster=green,
                                 peers={"blue": blue}).start()]
@@ -545,21 +716,9 @@ def bench_pipeline(scale, durable=False):
                 f.write("migrations:\n  - name: %s\n    source: {agent: blue, database: shop}\n"
                         "    target: {agent: green, database: %s}\n"
                         "    replication: {peer: blue}\n%s" % (name, name, profile))
-            seen = {}
             c0 = cpu()
-            t0 = time.monotonic()
-            coord.ctl("migrate", "start", plan)
-            while time.monotonic() - t0 < 3600:
-                r = coord.ctl("migrate", "status", name, "--json", check_rc=False)
-                if r.returncode == 0:
-                    state = json.loads(r.stdout)["migrations"][0]["state"]
-                    seen.setdefault(state, time.monotonic() - t0)
-                    if state == "streaming":
-                        break
-                time.sleep(0.1)
-            total = seen.get("streaming")
-            if total is None:
-                raise RuntimeError("godwit did not reach streaming: %r" % seen)
+            seen = s_to_streaming(coord, plan, name)
+            total = seen["streaming"]
             used = [b - a for a, b in zip(c0, cpu())]
             # publish and tune last less than a poll: the schema ends at the
             # first of the states after it that was seen
@@ -572,16 +731,21 @@ def bench_pipeline(scale, durable=False):
                 "cpu_blue_s": used[0], "cpu_green_s": used[1], "cpu_agents_s": used[2],
                 "cpu_coordinator_s": used[3],
             })
-            coord.ctl("migrate", "abort", name)
-            harness.wait_for("aborted", lambda: json.loads(coord.ctl(
-                "migrate", "status", name, "--json").stdout)["migrations"][0]["state"] ==
-                "aborted", 120, interval=0.2)
+            s_abort(coord, name)
             green.psql("DROP DATABASE %s WITH (FORCE)" % name)
         runs.pop("warm-up")  # the first load into green is slower (11.9 s against 9.5 s)
+        # The physical path on the same source, after the logical runs:
+        # blue's data as they found it (the baselines' databases are on
+        # green; each logical run's slot and publication are gone).
+        runs.update(s_physical_runs(rig, coord, blue, agents[0]))
         for key, rs in runs.items():  # the mean of its two runs
             for part in rs[0]:
-                results[key + "_" + part] = statistics.mean(r[part] for r in rs)
+                if all(part in r for r in rs):  # a part the log did not show stays out
+                    results[key + "_" + part] = statistics.mean(r[part] for r in rs)
             results[key + "_runs_s"] = [r["s"] for r in rs]
+        results["server_databases"], results["server_bytes"] = (int(x) for x in blue.psql(
+            "SELECT count(*), sum(pg_catalog.pg_database_size(oid)) FROM "
+            "pg_catalog.pg_database").split("|"))
         results["durable"] = durable
         return results
     finally:
@@ -1371,6 +1535,23 @@ def main():
             lines.append("| baseline: pgcopydb clone --table-jobs 2 --index-jobs 2 "
                          "--split-tables-larger-than 50MB (no streaming) | %.1f | %.2fx |" % (
                              p["pgcopydb_s"], p["pgcopydb_s"] / p["godwit_s"]))
+        sec = lambda k: "%.1f" % p[k] if k in p else "-"  # a part the agent's log did not show
+        lines += ["| godwit physical (`method: physical`): pg_basebackup to a standby, start to "
+                  "streaming; copies the whole server (%d databases, %.0f MB by pg_database_size) "
+                  "| %.1f | logical / physical: %.2f |" % (
+                      p["server_databases"], p["server_bytes"] / 1048576.0, p["physical_s"],
+                      p["godwit_s"] / p["physical_s"]),
+                  "| - plan, preflight, slot (until pg_basebackup runs) | %s | |" %
+                  sec("physical_prepare_s"),
+                  "| - pg_basebackup (%s MB copied, by its own count) | %s | |" % (
+                      "%.0f" % (p["physical_copied_kb"] / 1024.0) if "physical_copied_kb" in p
+                      else "?", sec("physical_copy_s")),
+                  "| - the standby's start until it answers | %s | |" % sec("physical_start_s"),
+                  "| - until seen streaming (the coordinator's move, our 0.1 s poll) | %s | |" %
+                  sec("physical_streaming_s"),
+                  "| baseline: plain pg_basebackup -X stream -c fast (the agent's options, as "
+                  "postgres, into a fresh folder; no server started) | %.1f | physical / plain: "
+                  "%.2f |" % (p["plain_basebackup_s"], p["physical_s"] / p["plain_basebackup_s"])]
         lines += ["| godwit with an import profile, start to streaming (speed-up: over godwit without "
                   "one) | %.1f | %.2fx |" % (
                       p["godwit_profile_s"], p["godwit_s"] / p["godwit_profile_s"]),
@@ -1385,16 +1566,23 @@ def main():
                   "dump/restore and 1.5x against pgcopydb (issue 15).",
                   "",
                   "Where godwit's time goes (CPU seconds during the run, mean of its two runs; "
-                  "the machine has %d cores, so %.1f core-seconds over %.1f s):" % (
+                  "the machine has %d cores, so %.1f core-seconds over godwit's %.1f s; each "
+                  "row's share is of its own time):" % (
                       os.cpu_count(), os.cpu_count() * p["godwit_s"], p["godwit_s"]),
                   "| | blue's server | green's server | agents (the copy runs in green's) | "
                   "coordinator | all | share of the cores |", "|---|---|---|---|---|---|---|"]
-        for key, label in (("godwit", "godwit"), ("godwit_profile", "with the import profile")):
+        for key, label in (("godwit", "godwit"), ("godwit_profile", "with the import profile"),
+                           ("physical", "physical (green's agent with its pg_basebackup; "
+                                        "green's server: the standby)")):
             parts = [p[key + "_cpu_" + x + "_s"] for x in ("blue", "green", "agents",
                                                            "coordinator")]
             lines.append("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f %% |" % (
                 (label,) + tuple(parts) + (sum(parts),
                                            100 * sum(parts) / (os.cpu_count() * p[key + "_s"]))))
+        parts = (p["plain_basebackup_cpu_blue_s"], p["plain_basebackup_cpu_tool_s"])
+        lines.append("| plain pg_basebackup (agents: pg_basebackup itself) | %.1f | - | %.1f | - "
+                     "| %.1f | %.0f %% |" % (parts + (sum(parts), 100 * sum(parts) / (
+                         os.cpu_count() * p["plain_basebackup_s"]))))
     if args.only in (None, "cutover"):
         n = 5 if args.quick else args.cutovers
         rigs = []
