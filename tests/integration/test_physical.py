@@ -266,12 +266,12 @@ def test_physical_abort_after_promote_fences_green(rig):
     check(st["state"] == "streaming", "the migration: %r" % st["state"])
 
 
-def crash_at(rig, failpoint):
+def crash_at(rig, failpoint, reverse=False):
     """Streaming, pgbench through PgBouncer, then the coordinator killed at
     failpoint during the cutover and started again: returns what it
     resolved the cutover to, once pgbench ended with zero failed."""
     seconds = 40
-    blue, green, coord, bouncer, plan = setup(rig)
+    blue, green, coord, bouncer, plan = setup(rig, reverse=reverse)
     bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
                                   "-R", "100", "-T", str(seconds), "-h", "127.0.0.1",
                                   "-p", str(bouncer.port), "-U", "app", "shop"])
@@ -439,13 +439,64 @@ def test_physical_rollback_loses_nothing(rig):
     print("   %d history rows on both" % len(hb))
 
 
+def test_physical_crash_after_switch_rejoins(rig):
+    """cutover.reverse on, the coordinator killed once the switch and resume
+    were confirmed: restarted, it finishes, and blue rejoins as green's
+    standby."""
+    blue, green, coord, bouncer, st, missing = crash_at(
+        rig, "cutover-after-switch and resume", reverse=True)
+    check(st["state"] == "switched" and st["cutover"]["state"] == "done" and
+          st["cutover"].get("follow") == "streaming", "finished, blue rejoined: %r" %
+          st["cutover"])
+    check(on_port(bouncer) == green.port and blue.psql("SELECT pg_is_in_recovery()") == "t",
+          "on green, blue its standby")
+    check(not missing, "every row of blue on green: %d missing" % len(missing))
+
+
+def basebackups():
+    """The pg_basebackup processes running (pids)."""
+    out = subprocess.run(["pgrep", "-x", "pg_basebackup"], stdout=subprocess.PIPE).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_physical_target_agent_killed_during_basebackup(rig):
+    """kill -9 of green's agent while pg_basebackup runs (its own session:
+    it outlives the agent): the agent, started again, kills that orphan
+    (its process group is in the partial marker) before it removes the
+    partial folder and copies again; streaming, one slot."""
+    blue, green, coord, _, plan = setup(rig, proxies=False)
+    with open(plan) as f:
+        text = f.read()
+    with open(plan, "w") as f:
+        f.write(text.replace("options: {max_lag: 5s}", "options: {max_lag: 5s, "
+                             "basebackup_max_rate: 4MB}"))
+    check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
+    wait_for("copying", lambda: (lambda s: s if s and (s.get("basebackup") or {}).get(
+        "phase") == "copying" and s["basebackup"]["done_bytes"] > 0 else None)(mstatus(coord)),
+        60, interval=0.2)
+    agent = [p for p in rig.procs if p.name == "agent-green"][0]
+    agent.kill9()
+    orphans = basebackups()
+    check(orphans, "pg_basebackup outlived its agent")
+    agent.start()
+    st = wait_for("streaming", lambda: in_state(coord, "streaming"), 240, interval=0.5)
+    check(not set(orphans) & set(basebackups()), "the orphan is gone: %r" % basebackups())
+    check("killed process group" in open(rig.path("agent-green.log")).read(),
+          "the restarted agent killed it")
+    check(physical_slot(blue) == "physical:godwit_shop:true", "one slot: %r" %
+          physical_slot(blue))
+    check(green.psql("SELECT count(*) FROM t", db="other") == "1000", "the other database")
+
+
 if __name__ == "__main__":
     harness.run([test_physical_cutover_through_pgbouncer, test_physical_abort_removes_the_standby,
                  test_physical_abort_after_promote_fences_green,
                  test_physical_crash_after_freeze_rolls_back,
                  test_physical_crash_during_promote_finishes,
                  test_physical_crash_after_promote_finishes,
+                 test_physical_crash_after_switch_rejoins,
                  test_physical_rollback_loses_nothing,
                  test_physical_preflight,
                  test_physical_coordinator_killed_during_basebackup,
+                 test_physical_target_agent_killed_during_basebackup,
                  test_physical_plan_refuses_what_it_cannot_do])

@@ -313,7 +313,7 @@ static void s_on_copied(proc_t *p, const proc_result_t *r, void *arg)
 
 static void s_copy(bb_t *s)
 {
-    int rc = standby_partial_write(s->dir, s->slot, s->dir_existed);
+    int rc = standby_partial_write(s->dir, s->slot, s->dir_existed, 0);
     if (rc != 0) {
         s_failf(s, "cannot write the partial marker next to %s: %s", s->dir, strerror(-rc));
         return;
@@ -346,6 +346,9 @@ static void s_copy(bb_t *s)
     rc = standby_spawn(s->run.loop, argv, env, s_on_stderr, true, s_on_copied, s, &s->proc);
     if (rc != 0)
         s_failf(s, "cannot run %s: %s", argv[0], uv_strerror(rc));
+    else if (standby_partial_write(s->dir, s->slot, s->dir_existed, proc_pid(s->proc)) != 0)
+        log_warn("%s: cannot record pg_basebackup's process group next to %s (an agent killed "
+                 "now would leave it running)", s->run.label, s->dir);
     proc_env_free(&env);
     standby_argv_free(&argv);
     free(program);
@@ -447,8 +450,11 @@ static void s_first(steprun_t *run)
     standby_dir_t st = standby_dir_look(s->dir, s->slot, &marked, &why);
     char *partial = NULL;
     bool keep = false;
-    int prc = standby_partial_read(s->dir, &partial, &keep);
+    int pgid = 0;
+    int prc = standby_partial_read(s->dir, &partial, &keep, &pgid);
     bool partial_ours = prc == 0 && strcmp(partial, s->slot) == 0;
+    if (partial_ours && pgid)
+        standby_orphans_kill(pgid, "pg_basebackup"); /* an earlier agent's, killed */
     switch (st) {
     case STANDBY_DIR_OURS:
         s->already = true;

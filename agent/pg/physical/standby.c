@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "log.h"
 #include "lsn.h"
 #include "pgconn.h"
 #include "units.h"
@@ -118,20 +120,22 @@ static char *s_partial_path(const char *dir)
     return xasprintf("%.*s%s", (int)n, dir, STANDBY_PARTIAL_SUFFIX);
 }
 
-int standby_partial_write(const char *dir, const char *slot, bool keep_dir)
+int standby_partial_write(const char *dir, const char *slot, bool keep_dir, int pgid)
 {
     char *path = s_partial_path(dir);
-    char *text = xasprintf("%s\n%s", slot, keep_dir ? "keep\n" : "");
+    char *text = xasprintf("%s\n%s\npgid %d\n", slot, keep_dir ? "keep" : "-", pgid);
     int rc = fsutil_write_atomic(path, text, strlen(text), 0600);
     free(text);
     free(path);
     return rc;
 }
 
-int standby_partial_read(const char *dir, char **slot, bool *keep_dir)
+int standby_partial_read(const char *dir, char **slot, bool *keep_dir, int *pgid)
 {
     *slot = NULL;
     *keep_dir = false;
+    if (pgid)
+        *pgid = 0;
     char *path = s_partial_path(dir);
     char *text = NULL;
     int rc = fsutil_read_small(path, S_MARKER_MAX, &text, NULL);
@@ -140,6 +144,9 @@ int standby_partial_read(const char *dir, char **slot, bool *keep_dir)
         return rc;
     char *nl = strchr(text, '\n');
     *keep_dir = nl && strncmp(nl + 1, "keep", 4) == 0;
+    const char *pg = strstr(text, "\npgid ");
+    if (pgid && pg)
+        *pgid = atoi(pg + 6);
     *slot = xstrdup(s_first_line(text));
     free(text);
     return 0;
@@ -280,4 +287,61 @@ Godwit__Basebackup *standby_progress_report(const standby_progress_t *p)
     b->started_at_ms = p->started_at_ms;
     b->error = xstrdup(p->error ? p->error : "");
     return b;
+}
+
+/* Whether process pid is in process group pgid, and runs program (its
+ * command line's first word ends in it). */
+static bool s_in_group(int pid, int pgid, const char *program, bool *runs)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close = strrchr(buf, ')'); /* the command may hold spaces */
+    int pgrp = 0;
+    char state;
+    int ppid;
+    if (!close || sscanf(close + 1, " %c %d %d", &state, &ppid, &pgrp) != 3 || pgrp != pgid)
+        return false;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    f = fopen(path, "r");
+    if (f) {
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0'; /* the first word: argv[0] */
+        const char *base = strrchr(buf, '/');
+        if (strcmp(base ? base + 1 : buf, program) == 0)
+            *runs = true;
+    }
+    return true;
+}
+
+int standby_orphans_kill(int pgid, const char *program)
+{
+    if (pgid <= 1)
+        return 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -errno;
+    int found = 0;
+    bool runs = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end == '\0' && pid > 0 && s_in_group((int)pid, pgid, program, &runs))
+            found++;
+    }
+    closedir(d);
+    if (!runs)
+        return 0;
+    if (kill(-pgid, SIGKILL) != 0 && errno != ESRCH)
+        return -errno;
+    log_warn("killed process group %d (%d processes, %s among them), left by an agent that was "
+             "killed while it ran", pgid, found, program);
+    return found;
 }

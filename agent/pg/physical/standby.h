@@ -68,12 +68,19 @@ bool standby_marker_keep(const char *dir);
  * promotion removes it): a data directory without it is a primary's. */
 bool standby_signal_present(const char *dir);
 
-/* The partial marker of dir ("<dir>.godwit-partial"): write (slot, and
- * whether dir was there empty), read (0, -ENOENT, -errno; *slot malloc'd),
- * remove (missing is fine). */
-int standby_partial_write(const char *dir, const char *slot, bool keep_dir);
-int standby_partial_read(const char *dir, char **slot, bool *keep_dir);
+/* The partial marker of dir ("<dir>.godwit-partial"): write (slot,
+ * whether dir was there empty, and the process group of the pg_basebackup
+ * writing it: 0 before it runs), read (0, -ENOENT, -errno; *slot malloc'd;
+ * pgid may be NULL), remove (missing is fine). */
+int standby_partial_write(const char *dir, const char *slot, bool keep_dir, int pgid);
+int standby_partial_read(const char *dir, char **slot, bool *keep_dir, int *pgid);
 int standby_partial_remove(const char *dir);
+/* An agent killed -9 leaves its pg_basebackup running (its own session:
+ * nothing signals it): the processes of process group pgid, if one of
+ * them still runs program, are killed (SIGKILL to the group) before what
+ * they write is removed. The number of processes found in the group, 0
+ * when none runs program (the group is gone, or the id was reused). */
+int standby_orphans_kill(int pgid, const char *program);
 
 /* argv (NULL-terminated, malloc'd with its strings; standby_argv_free):
  * the config's run_as, then the given words. standby_cmd_argv: run_as then

@@ -160,8 +160,11 @@ static void s_first(steprun_t *run)
     char *marked = NULL, *why = NULL, *partial = NULL;
     bool pkeep = false;
     standby_dir_t st = standby_dir_look(dir, s->slot, &marked, &why);
-    bool partial_ours = standby_partial_read(dir, &partial, &pkeep) == 0 &&
+    int pgid = 0;
+    bool partial_ours = standby_partial_read(dir, &partial, &pkeep, &pgid) == 0 &&
                         strcmp(partial, s->slot) == 0;
+    if (partial_ours && pgid)
+        standby_orphans_kill(pgid, "pg_basebackup"); /* an earlier agent's, killed */
     switch (st) {
     case STANDBY_DIR_MISSING:
     case STANDBY_DIR_EMPTY:
