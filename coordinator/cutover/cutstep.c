@@ -407,7 +407,7 @@ static void s_send_drop(cutover_t *cu, const char *agent, const char *database,
 /* The physical path's check: `to` is a standby that streams from `from`
  * (its roles are `from`'s, replayed: nothing to compare, no subscription
  * to tune, no fence of ours on it); `from` records its roles now (armed),
- * as on the logical path. */
+ * as on the logical path; both open the connections the pause uses. */
 static void s_check_physical(cutover_t *cu)
 {
     Godwit__StandbyStatus st = GODWIT__STANDBY_STATUS__INIT;
@@ -422,6 +422,9 @@ static void s_check_physical(cutover_t *cu)
     if (cu->group)
         arm.lease_ms += CUTOVER_CHECK_MS(cutgroup_size(cu->group)) + cu->max_pause_ms;
     s_send_fence_req(cu, cu->from_agent, &arm);
+    /* `to` opens now the connection the promote will use (read-only
+     * there: a standby), so that none is opened inside the pause. */
+    s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
 }
 
 /* Before the pause: can the application roles work on `to`? Our

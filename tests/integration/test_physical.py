@@ -147,6 +147,10 @@ def test_physical_cutover_through_pgbouncer(rig):
     steps = [t["step"] for t in rep["timeline"]]
     print("   cutover: write pause %.1f ms: %s" % (rep["write_pause_ms"], [
         (t["step"], round(t["ms"], 1)) for t in rep["timeline"]]))
+    for t in rep["timeline"]:
+        if t["step"] == "promote":
+            print("   promote on green: %r" % [(s["name"], round(s["ms"], 1)) for a in
+                                               t.get("agents", []) for s in a.get("steps") or []])
     check(steps[:5] == ["check roles", "pause", "freeze", "promote", "switch"] or
           steps[:4] == ["check roles", "pause", "freeze", "promote"], "steps: %r" % steps)
     check("sequences" not in steps and "follow" not in steps, "no sequences, no follow")

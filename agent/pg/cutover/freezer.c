@@ -1103,7 +1103,10 @@ static const steprun_fn fz_keep_check_stages[] = { fz_connect, fz_keep_check, NU
  * what the write pause's steps will run on this connection, so that the
  * backend has loaded PL/pgSQL and the catalog entries (roles, activity,
  * subscriptions, every sequence) before the pause rather than inside it:
- * on a fresh backend under load the first of each cost 5 to 20 ms there. */
+ * on a fresh backend under load the first of each cost 5 to 20 ms there.
+ * On a standby (the physical path's target, whose promote uses this
+ * connection) the WAL position is its replay position: the write
+ * position's function refuses to run during recovery. */
 static void fz_on_warm(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
     (void)c;
@@ -1128,7 +1131,9 @@ static void fz_warm(steprun_t *run)
         " AND a.xact_start IS NOT NULL;"
         " SELECT s.received_lsn INTO l FROM pg_catalog.pg_stat_subscription s LIMIT 1;"
         " PERFORM pg_catalog.pg_sleep(0); END $godwit$;"
-        " SELECT pg_catalog.pg_current_wal_lsn(), q.* FROM (" FZ_SEQUENCES_SQL ") q",
+        " SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN"
+        " pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() END,"
+        " q.* FROM (" FZ_SEQUENCES_SQL ") q",
         FREEZE_STATEMENT_TIMEOUT_MS + 1000, fz_on_warm);
 }
 
