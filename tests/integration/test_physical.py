@@ -21,7 +21,7 @@ from test_cutover import (PgBouncer, agents_connected, bench_clean, history, on_
                           proxy_agent)
 from test_migrate import SCHEMA, in_state, mstatus
 
-BENCH_SECONDS = 45
+BENCH_SECONDS = 25
 
 
 def standby_cluster(rig, name="green"):
@@ -235,7 +235,7 @@ def test_physical_abort_after_promote_fences_green(rig):
     cannot be replaced): the cutover aborts, green is fenced again for good
     before blue's fence is lifted, traffic stays on blue, no transaction
     fails."""
-    seconds = 40
+    seconds = 22
     blue, green, coord, bouncer, plan = setup(rig)
     bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
                                   "-R", "100", "-T", str(seconds), "-h", "127.0.0.1",
@@ -274,7 +274,7 @@ def crash_at(rig, failpoint, reverse=False):
     """Streaming, pgbench through PgBouncer, then the coordinator killed at
     failpoint during the cutover and started again: returns what it
     resolved the cutover to, once pgbench ended with zero failed."""
-    seconds = 40
+    seconds = 25
     blue, green, coord, bouncer, plan = setup(rig, reverse=reverse)
     bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
                                   "-R", "100", "-T", str(seconds), "-h", "127.0.0.1",
@@ -395,7 +395,7 @@ def test_physical_rollback_loses_nothing(rig):
     (its agent: the slot on green, pg_rewind, started in recovery); the
     rollback promotes blue back and makes green blue's standby again: zero
     failed pgbench transactions through PgBouncer, every row on both."""
-    seconds = 70
+    seconds = 40
     blue, green, coord, bouncer, plan = setup(rig, reverse=True)
     bench = rig.spawn("pgbench", [os.path.join(harness.PG_BIN, "pgbench"), "-n", "-c", "4",
                                   "-R", "100", "-T", str(seconds), "-h", "127.0.0.1",

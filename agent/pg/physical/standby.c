@@ -32,6 +32,25 @@ static char *s_first_line(char *text)
     return text;
 }
 
+char *standby_refusal(const step_local_t *local, const char *peer, const char *slot,
+                      const char *what)
+{
+    const char *config = local->config_path ? local->config_path : "(unknown)";
+    if (!local->standby)
+        return xasprintf("this agent cannot %s: its config %s has no postgres.standby section "
+                         "(docs/config.md); nothing was done", what, config);
+    if (!slot || !step_godwit_name(slot))
+        return xasprintf("slot \"%s\" is not a name godwit gives its objects: nothing was done",
+                         slot ? slot : "");
+    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
+    rc.peer = (char *)peer;
+    rc.dbname = (char *)"postgres";
+    char *why = NULL;
+    if (!step_peer(local, &rc, &why))
+        return why;
+    return NULL;
+}
+
 standby_dir_t standby_dir_look(const char *dir, const char *slot, char **marked, char **why)
 {
     *marked = NULL;

@@ -14,6 +14,8 @@
  *   rejoin.c          Rejoin: the old primary made a standby of the new one
  *                     (pg_rewind; recoveryconf.c writes its settings); its
  *                     data directory is never marked ours
+ *   sbstep.c          what BaseBackup and Rejoin share: the child that
+ *                     runs, the server's start and probes, its state
  *
  * The markers. STANDBY_MARKER ("godwit.standby") inside the data directory
  * holds the slot's name: written once pg_basebackup has succeeded, before
@@ -41,9 +43,17 @@
 #include <uv.h>
 
 #include "proc.h"
+#include "step.h"
 
 #define STANDBY_MARKER "godwit.standby"
 #define STANDBY_PARTIAL_SUFFIX ".godwit-partial"
+
+/* Why a step that makes this agent's server a standby of peer through
+ * slot (BaseBackup, Rejoin) cannot run here (malloc'd, caller frees), or
+ * NULL: no standby section in local's config ("this agent cannot <what>:
+ * ..."), a slot name that is not godwit's, a peer it does not list. */
+char *standby_refusal(const step_local_t *local, const char *peer, const char *slot,
+                      const char *what);
 
 /* What a standby data directory holds. */
 typedef enum {
