@@ -111,12 +111,14 @@ static const char *const s_event_names[MEV__COUNT] = {
  * operator). A row whose `to` is its `from` accepts the event without a
  * move (asked again while it is already under way). Entering a state
  * starts its step (s_states). */
-static const struct {
+typedef struct {
     mstate_t from;
     mevent_t event;
     mstate_t to;
     const char *why;
-} s_rows[] = {
+} s_row_t;
+
+static const s_row_t s_rows[] = {
     { M_SCHEDULED, MEV_WAVE, M_ROLES, "its wave opened" },
     { M_ROLES, MEV_DONE, M_SCHEMA, "the roles exist on the target" },
     { M_SCHEMA, MEV_DONE, M_PUBLISH, "the pre-data schema is on the target" },
@@ -188,12 +190,7 @@ static const struct {
  * switch blue is a standby of green (cutover.reverse on) through green's
  * slot revname: the rollback's way back, which protection (its WAL on
  * green) drops, and cleanup drops with our slot on blue. */
-static const struct {
-    mstate_t from;
-    mevent_t event;
-    mstate_t to;
-    const char *why;
-} s_rows_physical[] = {
+static const s_row_t s_rows_physical[] = {
     { M_SCHEDULED, MEV_WAVE, M_BASEBACKUP, "its wave opened" },
     { M_BASEBACKUP, MEV_DONE, M_STREAMING, "the standby runs and streams from our slot" },
     { M_ABORT_TARGET, MEV_DONE, M_ABORT_SOURCE, "the standby is gone from the target" },
@@ -226,30 +223,16 @@ static const struct {
 
 #define S_NROWS_PHYSICAL (sizeof s_rows_physical / sizeof s_rows_physical[0])
 
-/* The row for event in state from of method's table, or -1. */
-static int s_row_of(int method, mstate_t from, mevent_t event)
+/* The row for event in state from of method's table, or NULL. */
+static const s_row_t *s_row_of(int method, mstate_t from, mevent_t event)
 {
-    if (method == PLAN_METHOD_PHYSICAL) {
-        for (size_t i = 0; i < S_NROWS_PHYSICAL; i++)
-            if (s_rows_physical[i].from == from && s_rows_physical[i].event == event)
-                return (int)i;
-        return -1;
-    }
-    for (size_t i = 0; i < S_NROWS; i++)
-        if (s_rows[i].from == from && s_rows[i].event == event)
-            return (int)i;
-    return -1;
-}
-
-/* Where row i of method's table leads, and why. */
-static mstate_t s_row_to(int method, int i)
-{
-    return method == PLAN_METHOD_PHYSICAL ? s_rows_physical[i].to : s_rows[i].to;
-}
-
-static const char *s_row_why(int method, int i)
-{
-    return method == PLAN_METHOD_PHYSICAL ? s_rows_physical[i].why : s_rows[i].why;
+    bool physical = method == PLAN_METHOD_PHYSICAL;
+    const s_row_t *rows = physical ? s_rows_physical : s_rows;
+    size_t n = physical ? S_NROWS_PHYSICAL : S_NROWS;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].from == from && rows[i].event == event)
+            return &rows[i];
+    return NULL;
 }
 
 size_t migration_rows(void) { return S_NROWS; }
@@ -285,8 +268,8 @@ const char *migration_doing(mstate_t s) { return s < M__COUNT ? s_states[s].comm
 
 bool migration_stays(const migration_t *g, mevent_t event)
 {
-    int row = s_row_of(g->m->method, g->state, event);
-    return row >= 0 && s_row_to(g->m->method, row) == g->state;
+    const s_row_t *row = s_row_of(g->m->method, g->state, event);
+    return row && row->to == g->state;
 }
 
 /* ---- running steps ---- */
@@ -313,11 +296,10 @@ static void s_hold_end(migration_t *g);
 /* The one place a migration changes state (migration.h). */
 fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
 {
-    int method = g->m->method;
-    int i = s_row_of(method, g->state, event);
-    if (i < 0)
+    const s_row_t *row = s_row_of(g->m->method, g->state, event);
+    if (!row)
         return FIRE_NO_ROW;
-    mstate_t to = s_row_to(method, i);
+    mstate_t to = row->to;
     if (to == g->state) {
         if (g->env->on_move)
             g->env->on_move(g->m->name, s_name(to), s_event_names[event], s_name(to),
@@ -332,7 +314,7 @@ fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
     }
     log_info_about(log_about_migration(g->m->name), "migration %s: from %s to %s on %s (%s): %s",
                    g->m->name, s_name(g->state), s_name(to), s_event_names[event],
-                   s_row_why(method, i), detail);
+                   row->why, detail);
     if (g->env->on_move)
         g->env->on_move(g->m->name, s_name(g->state), s_event_names[event], s_name(to),
                         g->env->on_move_arg);
@@ -832,7 +814,7 @@ bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64
 /* States in which our slot exists on the source: those protection leaves. */
 static bool s_slot_may_exist(const migration_t *g)
 {
-    return s_row_of(g->m->method, g->state, MEV_PROTECT) >= 0;
+    return s_row_of(g->m->method, g->state, MEV_PROTECT) != NULL;
 }
 
 /* After the cutover green is blue's source: the same limits protect green

@@ -187,64 +187,18 @@ static void s_copy(bb_t *s)
 
 /* ---- the slot on the peer ---------------------------------------------------- */
 
-static void s_on_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
+/* The slot on the peer: pg_basebackup creates it (-C) unless it is there. */
+static void s_on_slot(sbstep_t *sbs, bool exists)
 {
-    (void)c;
-    bb_t *s = arg;
-    if (!r->ok) {
-        steprun_fail_query(&s->sbs.run, "source", r);
-        return;
-    }
-    if (r->res && PQntuples(r->res) == 1) {
-        const char *type = pgconn_col(r->res, 0, "slot_type");
-        if (!type || strcmp(type, "physical") != 0) {
-            sbstep_failf(&s->sbs, "replication slot \"%s\" on peer \"%s\" is a %s slot, not a "
-                         "physical one: nothing was done", s->sbs.slot, s->sbs.peer->name,
-                         type ? type : "(unknown)");
-            return;
-        }
-        s->create_slot = false;
-    } else {
-        s->create_slot = true;
-    }
+    bb_t *s = (bb_t *)sbs;
+    s->create_slot = !exists;
     pgconn_destroy(&s->sbs.run.conn[0]);
     s_copy(s);
 }
 
-static void s_on_peer(pgconn_t *c, bool ok, const char *error, void *arg)
-{
-    (void)c;
-    bb_t *s = arg;
-    if (!ok) {
-        sbstep_failf(&s->sbs, "cannot connect to peer \"%s\": %s", s->sbs.peer->name,
-                     error ? error : "unknown error");
-        return;
-    }
-    const char *params[1] = { s->sbs.slot };
-    steprun_query(&s->sbs.run, 0, "looking up the slot",
-                  "SELECT slot_type FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-                  1, params, (uint64_t)s->sbs.local->statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
-                  s_on_slot);
-}
-
 static void s_slot_lookup(bb_t *s)
 {
-    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.peer = s->sbs.peer->name;
-    rc.dbname = (char *)"postgres";
-    char *options = xasprintf("-c statement_timeout=%" PRId64, s->sbs.local->statement_timeout_ms);
-    s->sbs.run.conn[0] = pgstep_remote_conn(s->sbs.run.loop, "peer", s->sbs.local, &rc, false,
-                                            "godwit-agent", options);
-    free(options);
-    if (!s->sbs.run.conn[0]) {
-        sbstep_fail(&s->sbs, "invalid connection parameters for the peer");
-        return;
-    }
-    int rc2 = pgconn_connect(s->sbs.run.conn[0], (uint64_t)s->sbs.local->connect_timeout_ms,
-                             s_on_peer, s);
-    if (rc2 != 0)
-        sbstep_failf(&s->sbs, "cannot connect to peer \"%s\": %s", s->sbs.peer->name,
-                     strerror(-rc2));
+    sbstep_peer_slot(&s->sbs, s_on_slot);
 }
 
 /* ---- the data directory ------------------------------------------------------ */

@@ -264,22 +264,11 @@ static void s_on_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
     s_checkpoint(s);
 }
 
-static void s_on_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
+/* The slot on the peer: created unless it is there, then the checkpoint. */
+static void s_on_slot(sbstep_t *sbs, bool exists)
 {
-    (void)c;
-    rj_t *s = arg;
-    if (!r->ok) {
-        steprun_fail_query(&s->sbs.run, "peer", r);
-        return;
-    }
-    if (r->res && PQntuples(r->res) == 1) {
-        const char *type = pgconn_col(r->res, 0, "slot_type");
-        if (!type || strcmp(type, "physical") != 0) {
-            steprun_failf(&s->sbs.run, "replication slot \"%s\" on peer \"%s\" is a %s slot, not "
-                          "a physical one: nothing was done", s->sbs.slot, s->sbs.peer->name,
-                          type ? type : "(unknown)");
-            return;
-        }
+    rj_t *s = (rj_t *)sbs;
+    if (exists) {
         s_checkpoint(s);
         return;
     }
@@ -290,42 +279,9 @@ static void s_on_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
                   s_on_created);
 }
 
-static void s_on_peer(pgconn_t *c, bool ok, const char *error, void *arg)
-{
-    (void)c;
-    rj_t *s = arg;
-    if (!ok) {
-        steprun_failf(&s->sbs.run, "cannot connect to peer \"%s\": %s", s->sbs.peer->name,
-                      error ? error : "unknown error");
-        return;
-    }
-    const char *params[1] = { s->sbs.slot };
-    steprun_query(&s->sbs.run, 0, "looking up the slot",
-                  "SELECT slot_type FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-                  1, params, (uint64_t)s->sbs.local->statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
-                  s_on_slot);
-}
-
 static void s_peer(rj_t *s)
 {
-    pgconn_destroy(&s->sbs.run.conn[0]);
-    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
-    rc.peer = s->sbs.peer->name;
-    rc.dbname = (char *)"postgres";
-    char *options = xasprintf("-c statement_timeout=%" PRId64, s->sbs.local->statement_timeout_ms);
-    s->sbs.run.conn[0] = pgstep_remote_conn(s->sbs.run.loop, "peer", s->sbs.local, &rc, false,
-                                            "godwit-agent", options);
-    free(options);
-    if (!s->sbs.run.conn[0]) {
-        steprun_failf(&s->sbs.run, "invalid connection parameters for peer \"%s\"",
-                      s->sbs.peer->name);
-        return;
-    }
-    int rc2 = pgconn_connect(s->sbs.run.conn[0], (uint64_t)s->sbs.local->connect_timeout_ms,
-                             s_on_peer, s);
-    if (rc2 != 0)
-        steprun_failf(&s->sbs.run, "cannot connect to peer \"%s\": %s", s->sbs.peer->name,
-                      strerror(-rc2));
+    sbstep_peer_slot(&s->sbs, s_on_slot);
 }
 
 /* ---- done already? -------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "pgconn.h"
+#include "pgstep.h"
 #include "pgtools.h"
 #include "xalloc.h"
 
@@ -246,4 +247,60 @@ void sbstep_start(sbstep_t *s)
     if (rc != 0)
         sbstep_failf(s, "cannot run the start command %s: %s", argv[0], uv_strerror(rc));
     standby_argv_free(&argv);
+}
+
+/* ---- the slot on the peer ------------------------------------------------ */
+
+static void s_on_slot(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    sbstep_t *s = arg;
+    if (!r->ok) {
+        steprun_fail_query(&s->run, "peer", r);
+        return;
+    }
+    bool exists = r->res && PQntuples(r->res) == 1;
+    const char *type = exists ? pgconn_col(r->res, 0, "slot_type") : NULL;
+    if (exists && (!type || strcmp(type, "physical") != 0)) {
+        sbstep_failf(s, "replication slot \"%s\" on peer \"%s\" is a %s slot, not a physical "
+                     "one: nothing was done", s->slot, s->peer->name, type ? type : "(unknown)");
+        return;
+    }
+    s->slot_cb(s, exists);
+}
+
+static void s_on_peer(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    (void)c;
+    sbstep_t *s = arg;
+    if (!ok) {
+        sbstep_failf(s, "cannot connect to peer \"%s\": %s", s->peer->name,
+                     error ? error : "unknown error");
+        return;
+    }
+    const char *params[1] = { s->slot };
+    steprun_query(&s->run, 0, "looking up the slot",
+                  "SELECT slot_type FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+                  1, params, (uint64_t)s->local->statement_timeout_ms + STEP_DEADLINE_SLACK_MS,
+                  s_on_slot);
+}
+
+void sbstep_peer_slot(sbstep_t *s, sbstep_slot_cb cb)
+{
+    s->slot_cb = cb;
+    pgconn_destroy(&s->run.conn[0]);
+    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
+    rc.peer = s->peer->name;
+    rc.dbname = (char *)"postgres";
+    char *options = xasprintf("-c statement_timeout=%" PRId64, s->local->statement_timeout_ms);
+    s->run.conn[0] = pgstep_remote_conn(s->run.loop, "peer", s->local, &rc, false,
+                                        "godwit-agent", options);
+    free(options);
+    if (!s->run.conn[0]) {
+        sbstep_failf(s, "invalid connection parameters for peer \"%s\"", s->peer->name);
+        return;
+    }
+    int rc2 = pgconn_connect(s->run.conn[0], (uint64_t)s->local->connect_timeout_ms, s_on_peer, s);
+    if (rc2 != 0)
+        sbstep_failf(s, "cannot connect to peer \"%s\": %s", s->peer->name, strerror(-rc2));
 }

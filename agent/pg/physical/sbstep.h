@@ -34,6 +34,9 @@
 
 typedef struct sbstep sbstep_t;
 
+/* The request's slot on the peer: missing (exists false) or physical. */
+typedef void (*sbstep_slot_cb)(sbstep_t *s, bool exists);
+
 typedef struct {
     const char *conn_name;   /* the local connection's name (pgstep_local_conn) */
     const char *server;      /* the server in the timeout's message */
@@ -58,6 +61,7 @@ struct sbstep {
     bool started;                /* the start command ran */
     uint64_t start_deadline;     /* uv_now when waiting for the server ends */
     char *start_error;           /* the start command's failure, if it failed */
+    sbstep_slot_cb slot_cb;      /* sbstep_peer_slot's, while it looks */
 };
 
 /* The peer of local's config called name, or NULL. */
@@ -68,6 +72,12 @@ void sbstep_init(sbstep_t *s, const sbstep_ops_t *ops, const step_local_t *local
                  const agent_peer_t *peer, const char *slot);
 /* Frees what s owns (not s): for the step's release hook. */
 void sbstep_release(sbstep_t *s);
+
+/* Connects conn[0] to the peer (database postgres, the agent's statement
+ * timeout) and looks up the request's slot there: cb(s, exists) once it
+ * is missing or a physical slot, conn[0] still open; otherwise (no
+ * connection, a slot of that name of another kind) the step ends. */
+void sbstep_peer_slot(sbstep_t *s, sbstep_slot_cb cb);
 
 /* Ends the step with why, the phase hook told first ("failed"). */
 void sbstep_fail(sbstep_t *s, const char *why);
