@@ -159,7 +159,6 @@ struct cutover {
                                    subscription on `from` */
     bool follow;                /* set up replication to -> from after the switch */
     bool physical;              /* method: physical: `to` is a standby, promoted in the pause */
-    bool promote_sent;          /* the promote went out: `to` may be a primary now */
     Godwit__ReplicationConn to_reads_from, from_reads_to; /* strings owned */
     planwire_tables_t tables; /* the plan's, owned */
     char **app_roles;

@@ -698,7 +698,6 @@ void cutstep_promote(cutover_t *cu)
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_PROMOTE;
     cmd.promote = &pr;
-    cu->promote_sent = true;
     s_send(cu, cu->to_agent, &cmd);
     s_send_fence(cu, cu->from_agent, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_KEEP);
     cutover_failpoint(cu, "cutover-during-promote");

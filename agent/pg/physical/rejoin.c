@@ -36,7 +36,6 @@
 
 typedef struct {
     sbstep_t sbs;                    /* first: run, names, child, the start */
-    bool created_slot;               /* this run created the slot on the peer */
     bool rewound;                    /* pg_rewind ran (false: skipped) */
     char *stop_error;                /* the stop command's failure, if it failed */
 } rj_t;
@@ -259,7 +258,6 @@ static void s_on_created(pgconn_t *c, const pgconn_result_t *r, void *arg)
         steprun_fail_query(&s->sbs.run, "peer", r);
         return;
     }
-    s->created_slot = true;
     log_info("%s: created the physical slot on peer \"%s\"", s->sbs.run.label, s->sbs.peer->name);
     s_checkpoint(s);
 }
