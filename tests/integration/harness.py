@@ -209,8 +209,12 @@ class PgCluster:
         return pids
 
     def stop_signal(self):
+        # A backend may exit between the listing and the signal: not an error.
         for p in self.pids():
-            os.kill(p, signal.SIGSTOP)
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
 
     def cont(self):
         for p in self.pids():

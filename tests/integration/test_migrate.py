@@ -1,3 +1,4 @@
+# ctest: one entry per case
 """The migration pipeline on real clusters: migrate start runs preflight,
 schema, publication, subscription with copy, post-data and reaches
 streaming while pgbench writes on blue; every row arrives; a kill -9 of the

@@ -1,3 +1,4 @@
+# ctest: one entry per case
 """`godwitctl plan check`: a plan validated, and preflight run on real
 source and target clusters through their agents. Every planted problem is
 reported with its object and fix; nothing changes on either server."""
