@@ -119,6 +119,14 @@ bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
                      ? "not a standby any more" : "a standby that does not stream from the source");
             return false;
         }
+        /* A verify is not required here, but one that found a difference
+         * stops the cutover until one says equal. */
+        if (vs && strcmp(vs, "different") == 0) {
+            snprintf(why, whylen, "the last verify is different: look at its report (godwitctl "
+                     "migrate status %s) and run godwitctl migrate verify %s again", m->name,
+                     m->name);
+            return false;
+        }
     } else if (v->import_pending) {
         snprintf(why, whylen, "%s", v->import_pending);
         return false;

@@ -163,16 +163,23 @@ static void s_drop(migcmd_t *c, const migration_t *g, bool target, const char *s
 static void s_drop_side(migcmd_t *c, const migration_t *g, bool target)
 {
     if (g->m->method == PLAN_METHOD_PHYSICAL) {
-        /* Blue: our slot (green's standby streams through it). Green: the
-         * standby made for it, before a cutover; after one, green is the
-         * primary and only blue's slot there (revname) is ours. */
+        /* Blue: our slot (green's standby streams through it), the verify
+         * slot and the publication it decodes through (a verify made it).
+         * Green: the standby made for it, before a cutover; after one, green
+         * is the primary: blue's slot there (revname) and the publication,
+         * which the standby replayed. A standby skips the publication (it
+         * replays its primary's drop). */
         s_drop(c, g, target, NULL, NULL, NULL);
-        if (!target)
+        if (!target) {
             c->u.drop_objects.physical_slot = (char *)g->objname;
-        else if (g->state == M_CLEANUP_TARGET)
+            c->u.drop_objects.publication = (char *)g->objname;
+            c->u.drop_objects.verify_slot = (char *)g->verifyname;
+        } else if (g->state == M_CLEANUP_TARGET) {
             c->u.drop_objects.physical_slot = (char *)g->revname;
-        else
+            c->u.drop_objects.publication = (char *)g->objname;
+        } else {
             c->u.drop_objects.standby_of_slot = (char *)g->objname;
+        }
         return;
     }
     const char *sub = target ? g->objname : g->revname, *pub = target ? g->revname : g->objname;

@@ -701,6 +701,27 @@ static void s_verify_done(cJSON *report, void *arg)
     g->verify_last = report;
 }
 
+/* Why a physical migration's standby cannot be compared now, or NULL: it
+ * must be a streaming standby, and the verify slot is a logical one, which
+ * needs wal_level logical on the source (as the source's agent reports
+ * it). */
+static const char *s_standby_unverifiable(const migset_t *ms, const migration_t *g)
+{
+    if (!g->standby)
+        return "the standby has not reported its state yet; try again in a few seconds";
+    if (!g->standby->in_recovery || !g->standby->streaming)
+        return !g->standby->in_recovery ? "the target is not a standby any more"
+                                        : "the standby does not stream from the source";
+    const Godwit__Report *r = agentlink_report(ms->env.link, g->m->source.agent);
+    const char *level = r && r->postgres ? r->postgres->wal_level : NULL;
+    if (!level || !level[0])
+        return "the source's agent has not reported its wal_level yet; try again in a few seconds";
+    if (strcmp(level, "logical") != 0)
+        return "verify reads the source's changes through a logical slot, which needs wal_level "
+               "= logical on the source (docs/physical.md)";
+    return NULL;
+}
+
 bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
 {
     migration_t *g = s_find(ms, name);
@@ -721,10 +742,15 @@ bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
         return false;
     }
     if (g->m->method == PLAN_METHOD_PHYSICAL) {
-        snprintf(err, errlen, "migration %s: verify compares a logical migration's tables; a "
-                 "physical standby is not compared yet (docs/physical.md: the cutover's gate "
-                 "wants it streaming and within max_lag instead)", name);
-        return false;
+        const char *why = s_standby_unverifiable(ms, g);
+        if (why) {
+            snprintf(err, errlen, "migration %s: %s", name, why);
+            return false;
+        }
+        g->verify = verify_start(ms->env.link, g->m, g->objname, NULL, NULL, 0, s_verify_done, g);
+        journal_event(ms->env.journal, name, migration_state_name(g->state), "intent",
+                      "verify every table of the standby's database");
+        return true;
     }
     if (!g->sync || g->sync->n_tables == 0) {
         snprintf(err, errlen, "migration %s: the target has not reported its tables yet; try "

@@ -24,6 +24,13 @@ struct verify {
     uint64_t batch_rows;        /* rows compared at one position (plan option; 0: the agent's) */
     uint64_t slot_wait_ms;      /* bound on creating the verify slot (plan option; 0: the agent's) */
     char *target_agent, *target_database;
+    /* A physical standby (method physical): the tables come from the schema
+     * check (VerifySchemaResult.compared); the verify slot decodes through
+     * our publication on the source, of those tables, made after the schema
+     * check (EnsurePublication to the source agent; strings owned). */
+    bool standby;
+    bool pub_done;
+    char *source_agent, *source_database;
     /* the replication connection, as the plan gives it: a peer of the
      * target agent, and the source database (strings owned) */
     Godwit__ReplicationConn source;
@@ -60,12 +67,16 @@ static void v_free(verify_t *v)
     free(v->verify_slot);
     free(v->target_agent);
     free(v->target_database);
+    free(v->source_agent);
+    free(v->source_database);
     planwire_conn_free(&v->source);
     cJSON_Delete(v->report);
     free(v);
 }
 
 static void v_send(verify_t *v);
+/* v_on_result's "any payload" (EnsurePublication answers with none). */
+static const int s_payload_any = -1;
 static void v_on_result(const char *agent, const Godwit__Result *r, const char *error,
                         void *arg);
 
@@ -162,7 +173,8 @@ static cJSON *v_table_json(const Godwit__VerifyTableResult *t)
 
 /* The run's state from its tables and schema findings: different beats
  * equal; a table that was skipped (its columns differ) is a schema
- * finding already. */
+ * finding already; one not compared (a standby's table without a replica
+ * identity) is neither. */
 static const char *v_overall(const verify_t *v, const cJSON *tables)
 {
     const cJSON *findings = cJSON_GetObjectItem(cJSON_GetObjectItem(v->report, "schema"), "findings");
@@ -171,16 +183,72 @@ static const char *v_overall(const verify_t *v, const cJSON *tables)
     const cJSON *t;
     cJSON_ArrayForEach(t, tables) {
         const char *o = cJSON_GetStringValue(cJSON_GetObjectItem(t, "outcome"));
-        if (!o || strcmp(o, "equal") != 0)
+        if (!o || (strcmp(o, "equal") != 0 && strcmp(o, "not_compared") != 0))
             return "different";
     }
     return "equal";
+}
+
+/* Whether t is one of list's n tables. */
+static bool v_listed(const Godwit__TableRef *t, Godwit__TableRef *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] && list[i]->schema && list[i]->name && strcmp(list[i]->schema, t->schema) == 0 &&
+            strcmp(list[i]->name, t->name) == 0)
+            return true;
+    return false;
+}
+
+/* A standby's tables: those the schema check compared (the source's, no
+ * partitions, no unlogged tables), replacing the (empty) list; those
+ * without a replica identity go into the report as not compared. A
+ * publication that publishes updates makes PostgreSQL refuse the
+ * application's updates and deletes of a table without one, so ours
+ * leaves them out, and without their changes no difference in them
+ * could be explained. */
+static void v_tables_set(verify_t *v, const Godwit__VerifySchemaResult *s)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->schemas[i]);
+        free(v->names[i]);
+    }
+    free(v->schemas);
+    free(v->names);
+    free(v->skip);
+    v->n = 0;
+    v->schemas = xcalloc(s->n_compared ? s->n_compared : 1, sizeof *v->schemas);
+    v->names = xcalloc(s->n_compared ? s->n_compared : 1, sizeof *v->names);
+    v->skip = xcalloc(s->n_compared ? s->n_compared : 1, sizeof *v->skip);
+    for (size_t i = 0; i < s->n_compared; i++) {
+        const Godwit__TableRef *t = s->compared[i];
+        if (!t || !t->schema || !t->name)
+            continue;
+        if (v_listed(t, s->no_identity, s->n_no_identity)) {
+            cJSON *o = cJSON_CreateObject();
+            char name[300];
+            snprintf(name, sizeof name, "%s.%s", t->schema, t->name);
+            cJSON_AddStringToObject(o, "table", name);
+            cJSON_AddStringToObject(o, "outcome", "not_compared");
+            cJSON_AddStringToObject(o, "detail", "no replica identity on the source (no primary "
+                                    "key, REPLICA IDENTITY USING INDEX or FULL): its changes "
+                                    "cannot be followed without making the source refuse its "
+                                    "updates and deletes; the standby replays it byte for byte");
+            cJSON_AddItemToArray(cJSON_GetObjectItem(v->report, "tables"), o);
+            continue;
+        }
+        v->schemas[v->n] = xstrdup(t->schema);
+        v->names[v->n] = xstrdup(t->name);
+        v->n++;
+    }
+    cJSON_ReplaceItemInObject(v->report, "tables_total", cJSON_CreateNumber((double)v->n));
 }
 
 /* The schema findings into the report; marks the tables whose rows cannot
  * be compared (their columns differ). */
 static void v_schema_json(verify_t *v, const Godwit__VerifySchemaResult *s)
 {
+    if (v->standby)
+        v_tables_set(v, s);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "tables", s->tables);
     cJSON *list = cJSON_AddArrayToObject(o, "findings");
@@ -220,6 +288,34 @@ static void v_skip_affected(verify_t *v, cJSON *tables)
     }
 }
 
+/* A standby's first step: our publication on the source, for the verify
+ * slot to decode through (it replicates to the standby like any DDL; abort
+ * and cleanup drop it). */
+static void v_send_publication(verify_t *v)
+{
+    Godwit__TableRef *refs = xcalloc(v->n, sizeof *refs);
+    Godwit__TableRef **ptrs = xcalloc(v->n, sizeof *ptrs);
+    for (size_t i = 0; i < v->n; i++) {
+        godwit__table_ref__init(&refs[i]);
+        refs[i].schema = v->schemas[i];
+        refs[i].name = v->names[i];
+        ptrs[i] = &refs[i];
+    }
+    Godwit__EnsurePublication ep = GODWIT__ENSURE_PUBLICATION__INIT;
+    ep.database = v->source_database;
+    ep.name = v->objname;
+    ep.n_tables = v->n; /* never 0 here: that would be FOR ALL TABLES */
+    ep.tables = ptrs;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION;
+    cmd.ensure_publication = &ep;
+    v->busy = true;
+    v->attempts++;
+    agentlink_send(v->link, v->source_agent, &cmd, 60000, v_on_result, v);
+    free(ptrs);
+    free(refs);
+}
+
 static void v_send_schema(verify_t *v)
 {
     Godwit__VerifySchema vs = GODWIT__VERIFY_SCHEMA__INIT;
@@ -246,11 +342,16 @@ static void v_on_result(const char *agent, const Godwit__Result *r, const char *
         v_free(v);
         return;
     }
-    int want = v->schema_done ? GODWIT__RESULT__PAYLOAD_VERIFY_TABLE
-                              : GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA;
-    if (!r || r->status != GODWIT__STATUS__STATUS_OK || (int)r->payload_case != want) {
+    bool pub_stage = v->standby && v->schema_done && !v->pub_done;
+    int want = pub_stage ? (int)s_payload_any
+               : v->schema_done ? GODWIT__RESULT__PAYLOAD_VERIFY_TABLE
+                                : GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA;
+    if (!r || r->status != GODWIT__STATUS__STATUS_OK ||
+        (want != s_payload_any && (int)r->payload_case != want)) {
         char msg[700], what[300];
-        if (v->schema_done)
+        if (pub_stage)
+            snprintf(what, sizeof what, "our publication for the verify slot");
+        else if (v->schema_done)
             snprintf(what, sizeof what, "table %s.%s", v->schemas[v->next], v->names[v->next]);
         else
             snprintf(what, sizeof what, "the schema check");
@@ -267,6 +368,15 @@ static void v_on_result(const char *agent, const Godwit__Result *r, const char *
         return;
     }
     v->attempts = 0;
+    if (pub_stage) {
+        v->pub_done = true;
+        v_skip_affected(v, cJSON_GetObjectItem(v->report, "tables"));
+        if (v->next < v->n)
+            v_send(v);
+        else
+            v_end(v, v_overall(v, cJSON_GetObjectItem(v->report, "tables")), NULL);
+        return;
+    }
     cJSON *tables = cJSON_GetObjectItem(v->report, "tables");
     if (!v->schema_done) {
         v->schema_done = true;
@@ -277,6 +387,10 @@ static void v_on_result(const char *agent, const Godwit__Result *r, const char *
     }
     v_skip_affected(v, tables);
     cJSON_ReplaceItemInObject(v->report, "tables_done", cJSON_CreateNumber((double)v->next));
+    if (v->standby && !v->pub_done && v->n > 0) {
+        v_send(v); /* the publication, then the tables */
+        return;
+    }
     if (v->next < v->n) {
         v_send(v);
         return;
@@ -290,6 +404,10 @@ static void v_send(verify_t *v)
         v_send_schema(v);
         return;
     }
+    if (v->standby && !v->pub_done) {
+        v_send_publication(v);
+        return;
+    }
     Godwit__TableRef t = GODWIT__TABLE_REF__INIT;
     t.schema = v->schemas[v->next];
     t.name = v->names[v->next];
@@ -297,8 +415,9 @@ static void v_send(verify_t *v)
     vt.database = v->target_database;
     vt.source = &v->source;
     vt.table = &t;
-    vt.subscription = v->objname;
-    vt.slot = v->objname;
+    vt.standby = v->standby;
+    vt.subscription = v->standby ? "" : v->objname; /* a standby has neither */
+    vt.slot = v->standby ? "" : v->objname;
     vt.publication = v->objname;
     vt.verify_slot = v->verify_slot;
     vt.batch_rows = v->batch_rows;
@@ -336,6 +455,9 @@ verify_t *verify_start(const agentlink_t *link, const plan_migration_t *m, const
                                                          : 0;
     v->target_agent = xstrdup(m->target.agent);
     v->target_database = xstrdup(m->target.database);
+    v->standby = m->method == PLAN_METHOD_PHYSICAL;
+    v->source_agent = xstrdup(m->source.agent);
+    v->source_database = xstrdup(m->source.database);
     Godwit__ReplicationConn forward = planwire_forward(m);
     planwire_conn_copy(&v->source, &forward);
     v->n = n;
@@ -364,8 +486,12 @@ verify_t *verify_start(const agentlink_t *link, const plan_migration_t *m, const
     cJSON_AddArrayToObject(v->report, "tables");
     v->busy = true; /* until v_kick runs */
     agentlink_defer(link, v_kick, v);
-    log_info_about(log_about_migration(m->name), "migration %s: verify started over %zu tables",
-                   m->name, n);
+    if (v->standby)
+        log_info_about(log_about_migration(m->name), "migration %s: verify started (a standby: "
+                       "every table of database %s)", m->name, m->target.database);
+    else
+        log_info_about(log_about_migration(m->name), "migration %s: verify started over %zu tables",
+                       m->name, n);
     return v;
 }
 

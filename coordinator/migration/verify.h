@@ -10,6 +10,13 @@
  * named objname + "_verify"; see agent/pg/verify/verify_table.c). A failed
  * command is retried twice, then the run fails.
  *
+ * A physical migration's standby is compared the same way, at the
+ * standby's replay position instead of a subscription's progress: first
+ * our publication on the source (FOR ALL TABLES, EnsurePublication to the
+ * source agent: the verify slot decodes through it), then the schema check,
+ * whose list of the source's tables (partitioned ones by their root,
+ * unlogged ones left out) are the tables compared: n is 0 then.
+ *
  * The report (cJSON, schema in docs/migrate.md):
  *   {"state": "running" | "equal" | "different" | "failed",
  *    "started_at_ms", "finished_at_ms", "tables_total", "tables_done",
@@ -39,7 +46,8 @@ typedef struct verify verify_t;
 typedef void (*verify_done_cb)(cJSON *report, void *arg);
 
 /* Verifies tables (schemas[i].names[i], n of them) of migration m, whose
- * publication, subscription and slot are all named objname. */
+ * publication, subscription and slot are all named objname (a physical
+ * migration: n 0, the tables of the target database). */
 verify_t *verify_start(const agentlink_t *link, const plan_migration_t *m, const char *objname,
                        char *const *schemas, char *const *names, size_t n, verify_done_cb done,
                        void *arg);

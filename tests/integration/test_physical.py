@@ -20,6 +20,7 @@ from harness import Agent, Coordinator, PgCluster, check, wait_for
 from test_cutover import (PgBouncer, agents_connected, bench_clean, history, on_port,
                           proxy_agent)
 from test_migrate import SCHEMA, in_state, mstatus
+from test_verify_load import run_verify
 
 BENCH_SECONDS = 25
 
@@ -491,6 +492,128 @@ def test_physical_target_agent_killed_during_basebackup(rig):
           physical_slot(blue))
     check(green.psql("SELECT count(*) FROM t", db="other") == "1000", "the other database")
 
+def lsn_int(text):
+    hi, lo = text.split("/")
+    return int(hi, 16) << 32 | int(lo, 16)
+
+
+def start_standby(c):
+    """Starts green again as its agent's start command does (its own port
+    and socket folder: its configuration files are blue's)."""
+    opts = "-p %d -k %s -c listen_addresses=127.0.0.1" % (c.port, c.dir)
+    c._as_pg([os.path.join(harness.PG_BIN, "pg_ctl"), "-D", c.data, "-l",
+              os.path.join(c.dir, "log"), "-o", opts, "-w", "-t", "60", "start"])
+    c.running = True
+
+
+DOCS_SCRIPT = """\\set c random(1, 40)
+UPDATE public.docs SET body = (SELECT string_agg(md5(random()::text), '')
+  FROM generate_series(1, 300)), n = n + 1 WHERE code = 'd' || :c;
+UPDATE public.loose SET n = n + 1 WHERE id = :c;
+"""
+
+
+def test_physical_verify_under_load_finds_a_corrupted_row(rig):
+    """Verify on the standby while pgbench writes on blue (its branches are
+    hot rows, updated by every transaction) and a second client rewrites
+    TOASTed values of a table keyed by a unique index (REPLICA IDENTITY
+    USING INDEX) and updates a table without a replica identity: every
+    table equal, partitioned ones by their root, but the one without an
+    identity, not compared (and its updates never refused on blue). Then one row's bytes changed in green's
+    data file (storage corruption; nothing else writes that table): verify
+    says different with its key, the cutover's gate refuses, and an abort
+    leaves no publication and no verify slot on blue."""
+    seconds = 40
+    blue, green, coord, _, plan = setup(rig, proxies=False)
+    blue.psql("CREATE TABLE public.docs (code text NOT NULL, body text, n int NOT NULL DEFAULT 0);"
+              "CREATE UNIQUE INDEX docs_code ON public.docs (code);"
+              "ALTER TABLE public.docs REPLICA IDENTITY USING INDEX docs_code;"
+              "CREATE TABLE public.loose (id int, n int);"
+              "INSERT INTO public.loose SELECT g, 0 FROM generate_series(1, 40) g;"
+              "INSERT INTO public.docs (code, body) SELECT 'd' || g, repeat('x', 10) "
+              "FROM generate_series(1, 40) g;"
+              "CREATE TABLE public.planted (id int PRIMARY KEY, v text);"
+              "INSERT INTO public.planted SELECT g, 'needle-' || lpad(g::text, 4, '0') "
+              "FROM generate_series(1, 100) g;"
+              "CREATE UNLOGGED TABLE public.scratch (v int)", db="shop")
+    blue.psql("VACUUM (FREEZE) public.planted", db="shop")
+    script = rig.path("docs.sql")
+    with open(script, "w") as f:
+        f.write(DOCS_SCRIPT)
+    check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
+    wait_for("standby reported", lambda: (mstatus(coord) or {}).get("standby"), 30, interval=0.3)
+    pgb = os.path.join(harness.PG_BIN, "pgbench")
+    bench = rig.spawn("pgbench", [pgb, "-n", "-c", "4", "-R", "150", "-T", str(seconds), "-h",
+                                  "127.0.0.1", "-p", str(blue.port), "-U", "postgres", "shop"])
+    docs = rig.spawn("pgbench-docs", [pgb, "-n", "-c", "2", "-R", "40", "-T", str(seconds),
+                                      "-f", script, "-h", "127.0.0.1", "-p", str(blue.port),
+                                      "-U", "postgres", "shop"])
+    t0 = time.monotonic()
+    time.sleep(1)
+    rep = run_verify(coord)
+    tables = {t["table"]: t for t in rep["tables"]}
+    print("   verify under load: %s in %.1f s; %s" % (rep["state"], time.monotonic() - t0, [
+        (n, t["outcome"], t.get("key_kind"), t.get("window", {}).get("changes"))
+        for n, t in sorted(tables.items())]))
+    check(rep["state"] == "equal", "equal under load: %s" % json.dumps(rep)[:3000])
+    check(tables["public.loose"]["outcome"] == "not_compared" and
+          tables["public.pgbench_history"]["outcome"] == "not_compared" and
+          all(t["outcome"] == "equal" for n, t in tables.items()
+              if n not in ("public.loose", "public.pgbench_history")),
+          "no identity: not compared, every other table equal: %r" % {
+              n: t["outcome"] for n, t in tables.items()})
+    check("public.events" in tables and "public.events_a" not in tables and
+          "public.scratch" not in tables and "public.pgbench_branches" in tables,
+          "roots, not partitions; no unlogged table: %r" % sorted(tables))
+    check(tables["public.docs"]["key_columns"] == ["code"], "docs keyed by its unique index: %r" %
+          tables["public.docs"]["key_columns"])
+    # blue wrote all along: its WAL moved from the first table's position to
+    # the last one's (each window is short: a standby replays within ms)
+    lsns = [lsn_int(t["window"][k]) for t in rep["tables"] if t["outcome"] == "equal"
+            for k in ("from_lsn", "to_lsn")]
+    check(bench.alive() and max(lsns) - min(lsns) > 100000,
+          "compared while blue wrote: %d bytes of WAL" % (max(lsns) - min(lsns)))
+
+    # One row's bytes changed on green's disk.
+    path = green.psql("SELECT pg_relation_filepath('public.planted')", db="shop")
+    blue.psql("CHECKPOINT")
+    target = blue.psql("SELECT pg_current_wal_lsn()")
+    wait_for("green replayed the checkpoint", lambda: green.psql(
+        "SELECT pg_last_wal_replay_lsn() >= '%s'" % target) == "t", 30, interval=0.2)
+    green.stop()
+    fname = os.path.join(green.data, path)
+    with open(fname, "r+b") as f:
+        data = f.read()
+        at = data.find(b"needle-0042")
+        check(at >= 0 and data.count(b"needle-0042") == 1, "the row's bytes found once")
+        f.seek(at)
+        f.write(b"NEEDLE-0042")
+    start_standby(green)
+    check(green.psql("SELECT v FROM public.planted WHERE id = 42", db="shop") == "NEEDLE-0042",
+          "green reads the changed bytes")
+    wait_for("standby streaming again", lambda: (lambda s: s if s and s.get("standby") and
+             s["standby"]["streaming"] else None)(mstatus(coord)), 30, interval=0.3)
+    rep = run_verify(coord)
+    tables = {t["table"]: t for t in rep["tables"]}
+    bad = {n: t["diffs"] for n, t in tables.items() if t["outcome"] not in ("equal",
+                                                                             "not_compared")}
+    print("   after the change on green's disk: %s %r" % (rep["state"], bad))
+    check(rep["state"] == "different" and bad == {"public.planted": [
+        {"key": {"id": "42"}, "kind": "changed"}]}, "the changed row found, only it: %r" % bad)
+    r = coord.ctl("cutover", "shop", check_rc=False)
+    check(r.returncode == 4 and b"the last verify is different" in r.stderr,
+          "the gate refuses: %d %r" % (r.returncode, r.stderr))
+    bench_clean(bench, seconds)
+    bench_clean(docs, seconds)
+    check(coord.ctl("migrate", "abort", "shop", check_rc=False).returncode == 0, "abort")
+    wait_for("aborted", lambda: in_state(coord, "aborted"), 60, interval=0.3)
+    green.running = False
+    check(blue.psql("SELECT count(*) FROM pg_publication", db="shop") == "0" and
+          physical_slot(blue) == "", "no publication, no slot left on blue: %r" %
+          physical_slot(blue))
+
+
 
 if __name__ == "__main__":
     harness.run([test_physical_cutover_through_pgbouncer, test_physical_abort_removes_the_standby,
@@ -503,4 +626,5 @@ if __name__ == "__main__":
                  test_physical_preflight,
                  test_physical_coordinator_killed_during_basebackup,
                  test_physical_target_agent_killed_during_basebackup,
-                 test_physical_plan_refuses_what_it_cannot_do])
+                 test_physical_plan_refuses_what_it_cannot_do,
+                 test_physical_verify_under_load_finds_a_corrupted_row])

@@ -1759,9 +1759,85 @@ static void test_physical_path(void **state)
     s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->physical_slot, "godwit_shop");
     assert_string_equal(s->cmd->drop_objects->slot, "");
-    assert_string_equal(s->cmd->drop_objects->publication, "");
+    /* a verify's publication and slot, if one left them */
+    assert_string_equal(s->cmd->drop_objects->publication, "godwit_shop");
+    assert_string_equal(s->cmd->drop_objects->verify_slot, "godwit_shop_verify");
     fakelink_ok(s);
     assert_string_equal(s_state(r), "aborted");
+}
+
+/* A physical migration's verify: refused while blue's wal_level is not
+ * logical; then the schema check on green first, our publication on blue
+ * for the tables it listed that have a replica identity, each of those
+ * compared on the standby (VerifyTable standby, no subscription), the one
+ * without an identity reported not compared, and the run equal. */
+static void test_physical_verify(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    s_use_plan(r, s_plan_physical);
+    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
+    s_tick(r);
+    s_answer_standby(fakelink_take(&r->link, GREEN, A(BASE_BACKUP)), true, true);
+    s_answer_standby(fakelink_take(&r->link, GREEN, A(STANDBY_STATUS)), true, true);
+    r->pg.wal_level = "replica";
+    assert_false(migset_verify(r->ms, NAME, err, sizeof err));
+    assert_non_null(strstr(err, "wal_level = logical"));
+    r->pg.wal_level = "logical";
+    assert_true(migset_verify(r->ms, NAME, err, sizeof err));
+    fakelink_run_deferred(&r->link);
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(VERIFY_SCHEMA));
+    Godwit__TableRef t[3];
+    Godwit__TableRef *compared[3] = { &t[0], &t[1], &t[2] }, *loose[1] = { &t[1] };
+    const char *names[3] = { "accounts", "loose", "orders" };
+    for (int i = 0; i < 3; i++) {
+        godwit__table_ref__init(&t[i]);
+        t[i].schema = "public";
+        t[i].name = (char *)names[i];
+    }
+    Godwit__VerifySchemaResult vs = GODWIT__VERIFY_SCHEMA_RESULT__INIT;
+    vs.tables = 3;
+    vs.n_compared = 3;
+    vs.compared = compared;
+    vs.n_no_identity = 1;
+    vs.no_identity = loose;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_SCHEMA;
+    res.verify_schema = &vs;
+    fakelink_answer(s, &res, NULL);
+    s = fakelink_take(&r->link, BLUE, A(ENSURE_PUBLICATION));
+    assert_string_equal(s->cmd->ensure_publication->name, "godwit_shop");
+    assert_int_equal(s->cmd->ensure_publication->n_tables, 2);
+    assert_string_equal(s->cmd->ensure_publication->tables[0]->name, "accounts");
+    assert_string_equal(s->cmd->ensure_publication->tables[1]->name, "orders");
+    fakelink_ok(s);
+    for (int i = 0; i < 2; i++) {
+        s = fakelink_take(&r->link, GREEN, A(VERIFY_TABLE));
+        assert_true(s->cmd->verify_table->standby);
+        assert_string_equal(s->cmd->verify_table->subscription, "");
+        assert_string_equal(s->cmd->verify_table->publication, "godwit_shop");
+        assert_string_equal(s->cmd->verify_table->verify_slot, "godwit_shop_verify");
+        assert_string_equal(s->cmd->verify_table->table->name, i ? "orders" : "accounts");
+        Godwit__VerifyTableResult vt = GODWIT__VERIFY_TABLE_RESULT__INIT;
+        vt.table = s->cmd->verify_table->table;
+        vt.outcome = "equal";
+        vt.key_kind = "primary key";
+        Godwit__Result tr = GODWIT__RESULT__INIT;
+        tr.status = GODWIT__STATUS__STATUS_OK;
+        tr.payload_case = GODWIT__RESULT__PAYLOAD_VERIFY_TABLE;
+        tr.verify_table = &vt;
+        fakelink_answer(s, &tr, NULL);
+    }
+    assert_int_equal(fakelink_pending(&r->link), 0);
+    cJSON *st = migset_status(r->ms, NAME);
+    const cJSON *v = cJSON_GetObjectItem(st, "verify");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(v, "state")), "equal");
+    const cJSON *tables = cJSON_GetObjectItem(v, "tables");
+    assert_int_equal(cJSON_GetArraySize(tables), 3);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                            cJSON_GetArrayItem(tables, 0), "outcome")), "not_compared");
+    cJSON_Delete(st);
 }
 
 /* After a physical cutover green is the primary and blue its standby
@@ -1785,6 +1861,8 @@ static void test_physical_cleanup(void **state)
     s = fakelink_take(&r->link, GREEN, A(DROP_OBJECTS));
     assert_string_equal(s->cmd->drop_objects->physical_slot, "godwit_shop_rev");
     assert_string_equal(s->cmd->drop_objects->standby_of_slot, "");
+    /* a verify's publication, replayed onto green before the promote */
+    assert_string_equal(s->cmd->drop_objects->publication, "godwit_shop");
     fakelink_ok(s);
     assert_string_equal(s_state(r), "done");
     s_tick(r);
@@ -1872,6 +1950,7 @@ int main(void)
         T(test_import_profile_reverted_after_abort_and_restart),
         T(test_import_profile_shared_by_one_target),
         T(test_physical_path),
+        T(test_physical_verify),
         T(test_physical_cleanup),
         T(test_physical_protection_of_green),
         cmocka_unit_test(test_physical_plan_checks),

@@ -7,6 +7,9 @@
  * terminated, and waited for, only if it is a WAL sender. The physical
  * path's slot (physical_slot, a standby's: docs/physical.md) goes the same
  * way, held to the same rules but for its kind: physical, of no database.
+ * On a standby (a server in recovery: a physical migration's target) the
+ * publication, which it has from its primary, is left for the primary's
+ * drop to reach it: a standby runs no DROP.
  * It owns copies of the names and the deadline of the wait for a slot's
  * holder to let go.
  */
@@ -30,6 +33,7 @@ typedef struct {
     char *drop_verify_slot;     /* dropped after drop_slot, the same way; NULL: skip */
     char *drop_physical_slot;   /* then this one, a physical slot; NULL: skip */
     bool physical;              /* drop_slot is the physical one now */
+    bool standby;               /* the server is in recovery: no DROP PUBLICATION */
     uint64_t slot_deadline;     /* uv_now() when waiting for its holder ends; 0: not yet */
 } drop_t;
 
@@ -44,9 +48,15 @@ static const char s_check_sub_sql[] =
     " FROM pg_catalog.pg_subscription s"
     " WHERE s.subdbid = " REPLOBJ_THIS_DB " AND s.subname = $1";
 
+/* One row whether the publication exists (present) or not: a standby must
+ * be known as one either way, since even DROP PUBLICATION IF EXISTS fails
+ * there (read-only). */
 static const char s_check_pub_sql[] =
-    "SELECT pg_catalog.obj_description(p.oid, 'pg_publication') AS marker"
-    " FROM pg_catalog.pg_publication p WHERE p.pubname = $1";
+    "SELECT p.oid IS NOT NULL AS present,"
+    " pg_catalog.obj_description(p.oid, 'pg_publication') AS marker,"
+    " pg_catalog.pg_is_in_recovery() AS standby"
+    " FROM (SELECT $1::pg_catalog.name AS pubname) w"
+    " LEFT JOIN pg_catalog.pg_publication p ON p.pubname = w.pubname";
 
 /* The slot, and the kind of process holding it (pg_stat_activity shows
  * backend_type for every process). */
@@ -79,7 +89,18 @@ static void s_on_check_sub(pgconn_t *c, const pgconn_result_t *r, void *arg)
 
 static void s_on_check_pub(pgconn_t *c, const pgconn_result_t *r, void *arg)
 {
-    s_on_check_marker(c, r, arg, "PUBLICATION", ((drop_t *)arg)->drop_pub);
+    drop_t *s = arg;
+    if (!r->ok) {
+        replobj_fail_query(&s->obj, r);
+        return;
+    }
+    bool one = r->res && PQntuples(r->res) == 1;
+    s->standby = one && pgconn_col_bool(r->res, 0, "standby");
+    if (one && pgconn_col_bool(r->res, 0, "present") && !replobj_marked(r->res, s->drop_pub)) {
+        replobj_not_ours(&s->obj, "PUBLICATION", s->drop_pub);
+        return;
+    }
+    replobj_next(&s->obj);
 }
 
 static void s_check_sub(steprun_t *run)
@@ -333,6 +354,12 @@ static void s_drop_pub(steprun_t *run)
 {
     drop_t *s = (drop_t *)run;
     if (!s->drop_pub) {
+        replobj_next(&s->obj);
+        return;
+    }
+    if (s->standby) {
+        log_info("step on %s: publication \"%s\" not dropped: the server is a standby: it "
+                 "replays its primary's drop", s->obj.run.label, s->drop_pub);
         replobj_next(&s->obj);
         return;
     }

@@ -13,7 +13,8 @@
  * SQL: names go into the text only through PQescapeIdentifier, values
  * always as parameters.
  *
- * VerifySchema compares the tables' columns, constraints and indexes, then
+ * VerifySchema compares the tables' columns, constraints and indexes (and
+ * lists the source's tables it compared, for a standby's table verify), then
  * (as VerifyRoles does alone) who owns what and who may do what, through
  * access.h's one reader and one comparison; each difference is a finding
  * with the statement to run on the target.
@@ -263,12 +264,30 @@ static v_step_t *v_new(uv_loop_t *loop, const step_local_t *local, const char *d
 /* ---- VerifySchema ------------------------------------------------------- */
 
 /* Every user table (or those in $1, a JSON array of [schema, name]) with its
- * columns, constraints and the indexes that no constraint owns, as one JSON
+ * columns, constraints and the indexes that no constraint owns, whether it
+ * is a partition, whether it (or a partition of it) is unlogged, and
+ * whether it (every partition of it) has a replica identity, as one JSON
  * document; names come back raw and quoted (quote_ident) for statements. */
+/* Whether the table rel (an alias of pg_class) has a replica identity: the
+ * old key an update's or delete's WAL carries, without which a publication
+ * that publishes them makes the server refuse them. */
+#define S_HAS_IDENTITY(rel)                                                                   \
+    "(" rel ".relreplident = 'f' OR " rel ".relreplident IN ('d', 'i') AND EXISTS (SELECT 1"  \
+    " FROM pg_catalog.pg_index i WHERE i.indrelid = " rel ".oid AND CASE " rel ".relreplident" \
+    " WHEN 'i' THEN i.indisreplident ELSE i.indisprimary END))"
+
 static const char v_catalog_sql[] =
     "SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object("
     "  'schema', n.nspname, 'name', c.relname,"
     "  'q', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),"
+    "  'partition', c.relispartition,"
+    "  'unlogged', c.relpersistence = 'u' OR EXISTS (SELECT 1"
+    "    FROM pg_catalog.pg_partition_tree(c.oid) t JOIN pg_catalog.pg_class l ON l.oid = t.relid"
+    "    WHERE l.relpersistence = 'u'),"
+    "  'identity', COALESCE(CASE WHEN c.relkind = 'r' THEN " S_HAS_IDENTITY("c")
+    "    ELSE (SELECT pg_catalog.bool_and(" S_HAS_IDENTITY("l") ")"
+    "    FROM pg_catalog.pg_partition_tree(c.oid) t JOIN pg_catalog.pg_class l ON l.oid = t.relid"
+    "    WHERE l.relkind = 'r') END, true),"
     "  'columns', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object("
     "      'name', a.attname, 'q', pg_catalog.quote_ident(a.attname),"
     "      'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,"
@@ -454,6 +473,32 @@ static const cJSON *v_same_table(const cJSON *list, const cJSON *t)
     return NULL;
 }
 
+/* The source's table st in the result's compared list, unless it is a
+ * partition (compared through its root) or unlogged (no standby and no
+ * subscription has its rows); in no_identity too without a replica
+ * identity. The catalog comes in schema, name order. */
+static void v_compared_add(v_step_t *s, const cJSON *st)
+{
+    if (cJSON_IsTrue(cJSON_GetObjectItem(st, "partition")) ||
+        cJSON_IsTrue(cJSON_GetObjectItem(st, "unlogged")))
+        return;
+    Godwit__VerifySchemaResult *res = s->sres;
+    Godwit__TableRef *t = xmalloc(sizeof *t); /* freed with the result (free_unpacked) */
+    godwit__table_ref__init(t);
+    t->schema = xstrdup(v_js(st, "schema"));
+    t->name = xstrdup(v_js(st, "name"));
+    res->compared = xrealloc(res->compared, (res->n_compared + 1) * sizeof *res->compared);
+    res->compared[res->n_compared++] = t;
+    if (cJSON_IsTrue(cJSON_GetObjectItem(st, "identity")))
+        return;
+    Godwit__TableRef *u = xmalloc(sizeof *u); /* freed with the result (free_unpacked) */
+    godwit__table_ref__init(u);
+    u->schema = xstrdup(t->schema);
+    u->name = xstrdup(t->name);
+    res->no_identity = xrealloc(res->no_identity, (res->n_no_identity + 1) * sizeof *res->no_identity);
+    res->no_identity[res->n_no_identity++] = u;
+}
+
 static void v_access_read(v_step_t *s);
 
 static void v_schema_compare(v_step_t *s)
@@ -462,6 +507,7 @@ static void v_schema_compare(v_step_t *s)
     const cJSON *st;
     cJSON_ArrayForEach(st, src) {
         s->sres->tables++;
+        v_compared_add(s, st);
         const cJSON *dt = v_same_table(dst, st);
         if (!dt) {
             /* The whole table, to create on the target; its rows are not

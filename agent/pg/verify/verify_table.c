@@ -26,12 +26,15 @@
  *   2. src: a REPEATABLE READ transaction importing that snapshot.
  *   3. wait until the target has applied X (our subscription's origin
  *      progress on the target, or our subscription slot's confirmed
- *      position on the source when the source commits nothing published).
+ *      position on the source when the source commits nothing published;
+ *      a physical standby, req->standby: its replay position).
  *   4. dst: a REPEATABLE READ transaction whose first statement reads the
  *      origin progress: the snapshot is taken before it runs, so what it
  *      reads, Y, bounds every source commit the snapshot shows (apply
  *      advances the origin before its commit becomes visible). Y is at
- *      least X.
+ *      least X. A standby the same with its replay position: it shows
+ *      exactly the commits it has replayed, in WAL order, each visible
+ *      before the replay position passes its record.
  *   5. src: the slot's changes up to Y (pg_logical_slot_peek_binary_changes,
  *      pgoutput protocol 1, our publication), parsed (pgoutput.c) into the
  *      table's window (vwindow.c); then repl drops the slot. The slot lives
@@ -148,8 +151,9 @@ step_t *verify_table_start(uv_loop_t *loop, const step_local_t *local,
 {
     if (!loop || !local || !s_set(local->host) || local->port < 1 || local->port > 65535 ||
         local->connect_timeout_ms <= 0 || !done || !req || !req->table ||
-        !s_set(req->table->schema) || !s_set(req->table->name) || !s_set(req->subscription) ||
-        !s_set(req->slot) || !s_set(req->publication) || !s_slot_name_ok(req->verify_slot) ||
+        !s_set(req->table->schema) || !s_set(req->table->name) ||
+        (!req->standby && (!s_set(req->subscription) || !s_set(req->slot))) ||
+        !s_set(req->publication) || !s_slot_name_ok(req->verify_slot) ||
         !s_set(req->database) || !req->source || !s_set(req->source->peer) ||
         !s_set(req->source->dbname))
         return NULL;

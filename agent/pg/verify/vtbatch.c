@@ -3,6 +3,11 @@
  * slot, the two snapshots, the window read from the source's WAL, and the
  * batch's end.
  *
+ * The target is a subscriber of the source, or (req->standby) a physical
+ * standby of it: then its replay position stands in for the subscription's
+ * origin progress, in the wait and as Y, and the target is only read (a
+ * hot standby runs nothing else).
+ *
  * The replication commands and SET TRANSACTION SNAPSHOT take no
  * parameters: the slot's name goes in through PQescapeIdentifier and the
  * snapshot's through PQescapeLiteral. The slot lives only from its
@@ -201,8 +206,10 @@ static void s_wait_again(vtstep_t *s)
     if (units_mono_ms() >= s->wait_until_ms) {
         char pos[32];
         lsn_format(s->x, pos, sizeof pos);
-        steprun_failf(&s->run, "the target did not reach the source's position %s within %d s (is "
-                   "replication stopped or far behind?)", pos, T_WAIT_LIMIT_MS / 1000);
+        steprun_failf(&s->run, "the target did not %s the source's position %s within %d s (is "
+                   "%s stopped or far behind?)", s->req->standby ? "replay up to" : "reach",
+                   pos, T_WAIT_LIMIT_MS / 1000,
+                   s->req->standby ? "the standby's WAL replay" : "replication");
         return;
     }
     steprun_after(&s->run, T_WAIT_POLL_MS, s_on_wait_timer);
@@ -254,8 +261,51 @@ static void s_on_origin_pos(pgconn_t *c, const pgconn_result_t *r, void *arg)
                 1, params, s_on_slot_pos);
 }
 
+/* A physical standby (req->standby): still one, and its replay position.
+ * As the first statement of the target's read (Y), the snapshot comes
+ * first and the position after: a standby makes a commit visible before
+ * its replay position passes the commit's record. */
+static const char s_replay_sql[] =
+    "SELECT pg_catalog.pg_is_in_recovery() AS standby,"
+    " pg_catalog.pg_last_wal_replay_lsn()::pg_catalog.text AS lsn";
+
+/* The standby's replay position in *pos from an s_replay_sql row; false
+ * after ending the step when the target is no standby or has none. */
+static bool s_replay_of(vtstep_t *s, const pgconn_result_t *r, uint64_t *pos)
+{
+    if (!r->res || PQntuples(r->res) != 1 || !pgconn_col_bool(r->res, 0, "standby")) {
+        steprun_failf(&s->run, "the target is not a standby any more (promoted?): a physical "
+                      "migration's verify compares a standby");
+        return false;
+    }
+    if (!s_lsn_of(r, pos)) {
+        steprun_failf(&s->run, "the target standby reports no replay position");
+        return false;
+    }
+    return true;
+}
+
+static void s_on_replay_pos(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    vtstep_t *s = arg;
+    if (!vtstep_arrived(s, c, r))
+        return;
+    uint64_t pos = 0;
+    if (!s_replay_of(s, r, &pos))
+        return;
+    if (pos >= s->x)
+        s_dst_snapshot(s);
+    else
+        s_wait_again(s);
+}
+
 static void s_wait_poll(vtstep_t *s)
 {
+    if (s->req->standby) {
+        vtstep_send(s, VTSTEP_DST, "reading the target standby's replay position", s_replay_sql,
+                    0, NULL, s_on_replay_pos);
+        return;
+    }
     const char *params[1] = { s->req->subscription };
     vtstep_send(s, VTSTEP_DST, "reading the target's replication progress", s_origin_sql, 1, params,
                 s_on_origin_pos);
@@ -269,7 +319,10 @@ static void s_on_dst_y(pgconn_t *c, const pgconn_result_t *r, void *arg)
     if (!vtstep_arrived(s, c, r))
         return;
     uint64_t y = 0;
-    if (!s_lsn_of(r, &y)) {
+    if (s->req->standby) {
+        if (!s_replay_of(s, r, &y))
+            return;
+    } else if (!s_lsn_of(r, &y)) {
         steprun_failf(&s->run, "our subscription \"%s\" is missing on the target", s->req->subscription);
         return;
     }
@@ -282,8 +335,14 @@ static void s_on_dst_begun(pgconn_t *c, const pgconn_result_t *r, void *arg)
     vtstep_t *s = arg;
     if (!vtstep_arrived(s, c, r))
         return;
-    /* The first statement takes the snapshot; the progress it reads is at
-     * or past every commit the snapshot shows. */
+    /* The first statement takes the snapshot; the progress it reads (a
+     * standby: its replay position) is at or past every commit the
+     * snapshot shows. */
+    if (s->req->standby) {
+        vtstep_send(s, VTSTEP_DST, "taking the target's snapshot and its replay position",
+                    s_replay_sql, 0, NULL, s_on_dst_y);
+        return;
+    }
     const char *params[1] = { s->req->subscription };
     vtstep_send(s, VTSTEP_DST, "taking the target's snapshot and its replication progress",
                 s_origin_sql, 1, params, s_on_dst_y);
