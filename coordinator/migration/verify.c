@@ -288,9 +288,18 @@ static void v_skip_affected(verify_t *v, cJSON *tables)
     }
 }
 
-/* A standby's first step: our publication on the source, for the verify
- * slot to decode through (it replicates to the standby like any DDL; abort
- * and cleanup drop it). */
+/* Sends one of the run's commands (an attempt; its answer to v_on_result). */
+static void v_command(verify_t *v, const char *agent, Godwit__Command *cmd,
+                      uint64_t timeout_ms)
+{
+    v->busy = true;
+    v->attempts++;
+    agentlink_send(v->link, agent, cmd, timeout_ms, v_on_result, v);
+}
+
+/* A standby's step after the schema check: our publication on the source
+ * of the tables to compare, for the verify slot to decode through (it
+ * replicates to the standby like any DDL; abort and cleanup drop it). */
 static void v_send_publication(verify_t *v)
 {
     Godwit__TableRef *refs = xcalloc(v->n, sizeof *refs);
@@ -309,9 +318,7 @@ static void v_send_publication(verify_t *v)
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_ENSURE_PUBLICATION;
     cmd.ensure_publication = &ep;
-    v->busy = true;
-    v->attempts++;
-    agentlink_send(v->link, v->source_agent, &cmd, 60000, v_on_result, v);
+    v_command(v, v->source_agent, &cmd, 60000);
     free(ptrs);
     free(refs);
 }
@@ -328,9 +335,7 @@ static void v_send_schema(verify_t *v)
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_VERIFY_SCHEMA;
     cmd.verify_schema = &vs;
-    v->busy = true;
-    v->attempts++;
-    agentlink_send(v->link, v->target_agent, &cmd, 600000, v_on_result, v);
+    v_command(v, v->target_agent, &cmd, 600000);
 }
 
 static void v_on_result(const char *agent, const Godwit__Result *r, const char *error,
@@ -425,9 +430,7 @@ static void v_send(verify_t *v)
     Godwit__Command cmd = GODWIT__COMMAND__INIT;
     cmd.action_case = GODWIT__COMMAND__ACTION_VERIFY_TABLE;
     cmd.verify_table = &vt;
-    v->busy = true;
-    v->attempts++;
-    agentlink_send(v->link, v->target_agent, &cmd, VERIFY_TABLE_TIMEOUT_MS, v_on_result, v);
+    v_command(v, v->target_agent, &cmd, VERIFY_TABLE_TIMEOUT_MS);
 }
 
 static void v_kick(void *arg)
