@@ -340,14 +340,20 @@ def test_physical_crash_after_promote_finishes(rig):
 
 
 def test_physical_preflight(rig):
-    """plan check on the physical path: ready on a clean target; a standby
+    """plan check on the physical path: ready on a clean target (an unlogged
+    table is a warning: it arrives empty); a standby
     folder holding someone else's files, a source without a free WAL
     sender, a peer that refuses replication: each a blocking finding with
     its fix; nothing is changed."""
     blue, green, coord, _, plan = setup(rig, proxies=False)
+    blue.psql("CREATE UNLOGGED TABLE public.scratch (v int)", db="shop")
     r = coord.ctl("plan", "check", plan, "--json", check_rc=False)
     out = json.loads(r.stdout)
     check(r.returncode == 0 and out["blocking"] == 0, "ready: %s" % r.stdout.decode()[-2000:])
+    # an unlogged table arrives empty: a warning naming it, not a refusal
+    warned = [(f["code"], f["object"]) for m in out["migrations"] for f in m["findings"]
+              if f["severity"] == "warning"]
+    check(("unlogged_table", "public.scratch") in warned, "unlogged warned: %r" % warned)
     os.makedirs(green.data)
     with open(os.path.join(green.data, "theirs"), "w") as f:
         f.write("x")

@@ -37,7 +37,12 @@ static const char s_src_sql[] =
     " (SELECT s.setting FROM pg_catalog.pg_settings s"
     "   WHERE s.name = 'wal_keep_size') AS wal_keep_size_mb,"
     " (SELECT s.setting FROM pg_catalog.pg_settings s"
-    "   WHERE s.name = 'max_wal_size') AS max_wal_size_mb";
+    "   WHERE s.name = 'max_wal_size') AS max_wal_size_mb,"
+    " (SELECT pg_catalog.json_agg(pg_catalog.quote_ident(n.nspname) || '.' ||"
+    "   pg_catalog.quote_ident(c.relname) ORDER BY n.nspname, c.relname)"
+    "   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    "   WHERE c.relpersistence = 'u' AND c.relkind = 'r')::pg_catalog.text"
+    "   AS unlogged";
 
 /* cutover.reverse on (PreflightSource.reverse): after the switch this
  * agent makes its server a standby of the target (Rejoin: pg_rewind, then
@@ -82,6 +87,29 @@ static void s_src_reverse_findings(preflight_t *p, const PGresult *res)
                       "backup", keep, max_wal),
             xasprintf("ALTER SYSTEM SET wal_keep_size = '%" PRId64 "MB'; SELECT "
                       "pg_catalog.pg_reload_conf();", max_wal));
+}
+
+/* Unlogged tables of the plan's database: their
+ * rows are not in the WAL, so pg_basebackup copies only their empty init
+ * fork and the promoted standby has them empty. */
+static void s_src_unlogged_findings(preflight_t *p, const PGresult *res)
+{
+    cJSON *list = cJSON_Parse(pgconn_col_str(res, 0, "unlogged"));
+    const cJSON *it;
+    cJSON_ArrayForEach(it, list) {
+        const char *qname = cJSON_GetStringValue(it);
+        if (!qname)
+            continue;
+        preflight_run_add(
+            p, SEV_WARNING, "unlogged_table", qname,
+            xasprintf("%s is UNLOGGED: its rows are not written to the WAL, so a physical "
+                      "standby holds none of them (pg_basebackup copies its empty init fork) "
+                      "and it is empty on the target after the promote", qname),
+            xasprintf("ALTER TABLE %s SET LOGGED; before the migration (rewrites the table "
+                      "under an ACCESS EXCLUSIVE lock), or accept that its rows stay behind "
+                      "(a cache, for instance).", qname));
+    }
+    cJSON_Delete(list);
 }
 
 static void s_src_findings(preflight_t *p, const PGresult *res)
@@ -138,6 +166,7 @@ static void s_on_src(pgconn_t *c, const pgconn_result_t *r, void *arg)
     int64_t cluster = pgconn_col_i64(r->res, 0, "cluster_size", 0);
     p->result->facts->cluster_size = cluster > 0 ? (uint64_t)cluster : 0;
     s_src_findings(p, r->res);
+    s_src_unlogged_findings(p, r->res);
     if (p->reverse)
         s_src_reverse_findings(p, r->res);
     steprun_next(&p->run);
