@@ -4,6 +4,7 @@
  * connection to the local database, and the result handed to done once.
  */
 #include "preflight_run.h"
+#include "finding.h"
 #include "log.h"
 #include "pgconn.h"
 #include "steprun.h"
@@ -24,19 +25,7 @@
 void preflight_run_add(preflight_t *p, Godwit__Severity sev, const char *code,
                        const char *object, char *message, char *fix)
 {
-    Godwit__PreflightResult *r = p->result;
-    if (r->n_findings == p->findings_cap) {
-        p->findings_cap = p->findings_cap ? 2 * p->findings_cap : 16;
-        r->findings = xrealloc(r->findings, p->findings_cap * sizeof *r->findings);
-    }
-    Godwit__Finding *f = xmalloc(sizeof *f);
-    godwit__finding__init(f);
-    f->severity = sev;
-    f->code = xstrdup(code);
-    f->object = xstrdup(object);
-    f->message = message;
-    f->fix = fix;
-    r->findings[r->n_findings++] = f;
+    finding_add(p->result, &p->findings_cap, sev, code, object, message, fix);
 }
 
 /* ---- finishing ---------------------------------------------------------- */

@@ -7,7 +7,7 @@
 #include "preflight_tgt.h"
 #include "preflight_run.h"
 #include "access.h"
-#include "diskstats.h"
+#include "finding.h"
 #include "pgconn.h"
 #include "tcplink.h"
 #include "units.h"
@@ -699,35 +699,8 @@ static void s_tgt_roles(steprun_t *run)
 static void s_tgt_disk(steprun_t *run)
 {
     preflight_t *p = (preflight_t *)run;
-    diskstats_fs_t fs;
-    int rc = diskstats_fs(p->data_directory, &fs);
-    if (rc != 0) {
-        preflight_run_add(
-            p, SEV_ERROR, "disk_space", p->data_directory,
-            xasprintf("cannot read the free space of the target's data directory %s: %s",
-                      p->data_directory, strerror(-rc)),
-            xstrdup("Point the agent's postgres.data_directory at the target server's data "
-                    "directory, readable by the agent."));
-        steprun_next(&p->run);
-        return;
-    }
-    double need_d = (double)p->src_size * p->disk_margin;
-    uint64_t need = need_d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)need_d;
-    if (fs.free_bytes < need) {
-        char free_s[32], size_s[32], need_s[32], short_s[32];
-        units_fmt_bytes(fs.free_bytes, free_s, sizeof free_s);
-        units_fmt_bytes(p->src_size, size_s, sizeof size_s);
-        units_fmt_bytes(need, need_s, sizeof need_s);
-        units_fmt_bytes(need - fs.free_bytes, short_s, sizeof short_s);
-        preflight_run_add(
-            p, SEV_ERROR, "disk_space", p->data_directory,
-            xasprintf("the target's data directory %s has %s free, but the source database "
-                      "is %s and with a margin of %.2f needs %s: the copy would fill the "
-                      "disk and stop the target server",
-                      p->data_directory, free_s, size_s, p->disk_margin, need_s),
-            xasprintf("Free or add at least %s on the filesystem of %s.", short_s,
-                      p->data_directory));
-    }
+    finding_disk_space(p->result, &p->findings_cap, p->data_directory, "postgres.data_directory",
+                       p->src_size, p->disk_margin);
     steprun_next(&p->run);
 }
 
