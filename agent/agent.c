@@ -154,10 +154,10 @@ static void s_send_event(agent_t *a, Godwit__Severity sev, const char *code, con
 
 /* ---- reports ---- */
 
-/* Fills d (malloc'd strings) from the data directory's filesystem and device. */
-static void s_collect_disk(agent_t *a, Godwit__Disk *d)
+/* Fills d (malloc'd strings) from the filesystem and device of path (the
+ * engine's data directory). */
+static void s_collect_disk(agent_t *a, const char *path, Godwit__Disk *d)
 {
-    const char *path = a->cfg->postgres.data_directory;
     d->path = xstrdup(path);
     d->error = xstrdup("");
     d->device = xstrdup("");
@@ -208,12 +208,13 @@ static void s_send_report(agent_t *a)
     r->seq = ++a->report_seq;
     r->collected_at_ms = units_now_ms();
     r->interval_ms = (uint32_t)a->cfg->report_interval_ms;
-    if (a->engine) {
+    if (a->engine && a->engine->disk_path) {
         r->disk = xmalloc(sizeof *r->disk);
         godwit__disk__init(r->disk);
-        s_collect_disk(a, r->disk);
-        engine_report(a->engine, r);
+        s_collect_disk(a, a->engine->disk_path, r->disk);
     }
+    if (a->engine)
+        engine_report(a->engine, r);
     if (a->proxies)
         proxy_set_report(a->proxies, r);
     Godwit__Envelope env = GODWIT__ENVELOPE__INIT;
@@ -575,7 +576,7 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
         }
         if (!a->engine) {
             res.status = GODWIT__STATUS__STATUS_FAILED;
-            res.message = (char *)"this agent has no postgres section in its config";
+            res.message = (char *)"this agent has no postgres or mariadb section in its config";
             break;
         }
         if (s_start_step(a, cmd, &why))

@@ -56,6 +56,44 @@ static const cfg_field_t s_postgres[] = {
     CFG_END,
 };
 
+/* An agent runs one database engine: a second engine's section is refused
+ * at the line of the one that comes second in the file (each section's
+ * check sees only what the file gave before it; both sections' required
+ * keys say whether one was given). */
+static bool s_one_engine(const agent_config_t *cfg, const char **field, char *why, size_t whylen)
+{
+    if (cfg->postgres.data_directory && cfg->mariadb.user) {
+        *field = NULL;
+        snprintf(why, whylen, "an agent runs one database engine: this file has a postgres and "
+                              "a mariadb section; keep the one of this host's server");
+        return false;
+    }
+    return true;
+}
+
+static bool s_postgres_check(const void *item, const char **field, char *why, size_t whylen)
+{
+    return s_one_engine(item, field, why, whylen);
+}
+
+static const cfg_field_t s_mariadb[] = {
+    F("host", CFG_STRING, mariadb.host, false),
+    R("port", CFG_INT, mariadb.port, false, 1, 65535),
+    F("socket", CFG_PATH, mariadb.socket, false),
+    F("user", CFG_STRING, mariadb.user, true),
+    F("password_file", CFG_PATH, mariadb.password_file, false),
+    F("database", CFG_STRING, mariadb.database, false),
+    F("data_directory", CFG_PATH, mariadb.data_directory, false),
+    R("connect_timeout", CFG_DURATION_MS, mariadb.connect_timeout_ms, false, 100, 600000),
+    R("statement_timeout", CFG_DURATION_MS, mariadb.statement_timeout_ms, false, 100, 600000),
+    CFG_END,
+};
+
+static bool s_mariadb_check(const void *item, const char **field, char *why, size_t whylen)
+{
+    return s_one_engine(item, field, why, whylen);
+}
+
 static const char *const s_kinds[] = { "pgbouncer", "haproxy", "nginx", NULL };
 static const char *const s_on_timeout[] = { "resume", "terminate", NULL };
 
@@ -190,6 +228,7 @@ static const cfg_field_t s_peer[] = {
     PE("user", CFG_STRING, user, true),
     PE("sslmode", CFG_STRING, sslmode, false),
     PE("passfile", CFG_PATH, passfile, false),
+    PE("password_file", CFG_PATH, password_file, false),
     CFG_END,
 };
 
@@ -211,6 +250,12 @@ static bool s_peer_check(const void *item, const char **field, char *why, size_t
         *field = "name";
         snprintf(why, whylen, "expected a plain name (letters, digits, _, -, ., at most 63), "
                               "got \"%s\"", p->name);
+        return false;
+    }
+    if (p->passfile && p->password_file) {
+        *field = "password_file";
+        snprintf(why, whylen, "give passfile (a PostgreSQL peer) or password_file (a MariaDB "
+                              "peer), not both");
         return false;
     }
     if (p->sslmode) {
@@ -254,7 +299,10 @@ static const cfg_field_t s_schema[] = {
     R("report_interval", CFG_DURATION_MS, report_interval_ms, false, 100, 60000),
     { .key = "coordinator", .type = CFG_SECTION, .required = true, .children = s_coordinator },
     F("secret_key", CFG_PATH, secret_key, true),
-    { .key = "postgres", .type = CFG_SECTION, .children = s_postgres },
+    { .key = "postgres", .type = CFG_SECTION, .children = s_postgres,
+      .item_check = s_postgres_check },
+    { .key = "mariadb", .type = CFG_SECTION, .children = s_mariadb,
+      .item_check = s_mariadb_check },
     { .key = "proxies", .type = CFG_LIST, .offset = offsetof(agent_config_t, proxies),
       .min = 1, .max = 64, .children = s_proxy, .item_size = sizeof(agent_proxy_t),
       .item_check = s_proxy_check },
@@ -310,6 +358,9 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
     cfg->postgres.port = 5432;
     cfg->postgres.connect_timeout_ms = 2000;
     cfg->postgres.statement_timeout_ms = 2000;
+    cfg->mariadb.port = 3306;
+    cfg->mariadb.connect_timeout_ms = 2000;
+    cfg->mariadb.statement_timeout_ms = 2000;
     cfg->log_level = 1; /* info */
     if (!cfg_load(path, s_schema, cfg, err, errlen))
         return false;
@@ -319,11 +370,13 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
     }
     cfg->has_postgres = cfg->postgres.data_directory != NULL;
     cfg->postgres.has_standby = cfg->postgres.standby.data_directory != NULL;
+    cfg->has_mariadb = cfg->mariadb.user != NULL;
     cfg->path = xstrdup(path);
+    /* A peer is a server of the agent's own engine. */
     agent_peer_t *peers = cfg->peers.items;
     for (size_t i = 0; i < cfg->peers.count; i++)
         if (!peers[i].port)
-            peers[i].port = 5432;
+            peers[i].port = cfg->has_mariadb ? 3306 : 5432;
     if (!cfg->coordinator.signing_key) {
         /* Next to the CURVE public key: coordinator.pub -> coordinator.sign.pub */
         const char *pk = cfg->coordinator.public_key;
@@ -363,6 +416,8 @@ bool agent_config_load(const char *path, agent_config_t *cfg, char *err, size_t 
         cfg->postgres.user = xstrdup("postgres");
     if (cfg->has_postgres && !cfg->postgres.bin_dir)
         cfg->postgres.bin_dir = s_default_bin_dir();
+    if (cfg->has_mariadb && !cfg->mariadb.host)
+        cfg->mariadb.host = xstrdup("127.0.0.1");
     return true;
 }
 

@@ -63,18 +63,20 @@ typedef struct {
     } nginx;
 } agent_proxy_t;
 
-/* One entry of the peers list (docs/config.md): a PostgreSQL server of the
- * other side of a migration, which commands name by `name` (the target's
- * way to the source, the source's way to the target after a cutover). The
- * passfile is read by this agent's libpq and, inside a subscription's
- * connection string, by the local PostgreSQL server. */
+/* One entry of the peers list (docs/config.md): a server of the other side
+ * of a migration, of the agent's own engine, which commands name by `name`
+ * (the target's way to the source, the source's way to the target after a
+ * cutover). A PostgreSQL peer's passfile is read by this agent's libpq and,
+ * inside a subscription's connection string, by the local PostgreSQL
+ * server; a MariaDB peer's password_file by this agent only. */
 typedef struct {
     char *name;
     char *host;
-    int64_t port;               /* default 5432 */
+    int64_t port;               /* default 5432; 3306 in an agent with a mariadb section */
     char *user;
     char *sslmode;              /* NULL: libpq's default */
     char *passfile;             /* NULL: none */
+    char *password_file;        /* MariaDB: its first line is the password; NULL: none */
 } agent_peer_t;
 
 /* postgres.standby (docs/config.md): this target can be made a physical
@@ -119,6 +121,20 @@ typedef struct {
         bool has_standby;       /* the standby section is given */
         agent_standby_t standby;
     } postgres;
+    /* mariadb (docs/config.md): the local MariaDB server, instead of
+     * postgres (a file with both is refused). */
+    bool has_mariadb;
+    struct {
+        char *host;             /* default 127.0.0.1; TCP */
+        int64_t port;           /* default 3306 */
+        char *socket;           /* a Unix socket: wins over host and port; NULL: none */
+        char *user;             /* required */
+        char *password_file;    /* its first line is the password; NULL: none */
+        char *database;         /* the agent's own session's default; NULL: none */
+        char *data_directory;   /* its disk is reported and checked; NULL: not */
+        int64_t connect_timeout_ms;
+        int64_t statement_timeout_ms;
+    } mariadb;
     cfg_list_t proxies;         /* agent_proxy_t items */
     cfg_list_t peers;           /* agent_peer_t items, names unique */
 } agent_config_t;

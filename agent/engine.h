@@ -3,7 +3,8 @@
  * (agent.c) owns the link to the coordinator, the epoch fence, the disk
  * samples and the proxies; everything that knows a database's catalogs,
  * replication and SQL sits behind this interface, one implementation per
- * engine in its own folder (agent/pg/ for PostgreSQL: pg_engine.c).
+ * engine in its own folder (agent/pg/ for PostgreSQL: pg_engine.c;
+ * agent/mariadb/ for MariaDB: my_engine.c).
  *
  * An engine does three things for the agent:
  *   - monitoring: tick starts its next reading of the server; report puts
@@ -44,7 +45,7 @@ typedef void (*engine_event_cb)(Godwit__Severity severity, const char *code, con
                                 const char *object, void *arg);
 
 typedef struct {
-    const char *name;                 /* "postgresql", for logs */
+    const char *name;                 /* "postgresql", "mariadb", for logs */
     void (*tick)(engine_t *e);
     void (*report)(engine_t *e, Godwit__Report *r);
     step_t *(*start)(engine_t *e, const Godwit__Command *cmd, step_done_cb done, void *arg,
@@ -57,15 +58,19 @@ typedef struct {
 /* Every engine's private struct starts with this. capabilities are what
  * this engine, as its config made it, announces in the agent's Hello
  * (NULL-terminated, static; at most 5): "pg.physical" only when the
- * config says how to make a standby. */
+ * config says how to make a standby. disk_path is the server's data
+ * directory, whose filesystem the agent reports (borrowed from the
+ * config; NULL: no disk figures). */
 struct engine {
     const engine_ops_t *ops;
     const char *const *capabilities;
+    const char *disk_path;
 };
 
-/* Opens the engine cfg names (today PostgreSQL, from its postgres section)
- * into *out; *out is NULL when cfg names none (a proxy-only agent). false
- * (logged) if it could not open. agent_name names the agent in findings. */
+/* Opens the engine cfg names (PostgreSQL from its postgres section,
+ * MariaDB from its mariadb section; the config allows one) into *out;
+ * *out is NULL when cfg names none (a proxy-only agent). false (logged) if
+ * it could not open. agent_name names the agent in findings. */
 bool engine_open(uv_loop_t *loop, const agent_config_t *cfg, const char *agent_name,
                  engine_event_cb event, void *arg, engine_t **out);
 

@@ -153,11 +153,12 @@ static bool s_parse_key_text(const char *text, bool roles_allowed, s_keyfile_t *
     return found;
 }
 
-/* Opens a secret key file and checks it before reading a byte: a regular
- * file (no symlink), not group- or world-accessible, owned by the user that
- * runs us. Reads it whole (at most KEYS_MAX_FILE bytes) from the checked
- * descriptor into *text (NUL-terminated, caller wipes and frees). */
-static int s_read_secret(const char *what, const char *path, char **text, char *err, size_t errlen)
+/* Opens a secret file (keys.h: keys_read_secret) and checks it before
+ * reading a byte: a regular file (no symlink), not group- or
+ * world-accessible, owned by the user that runs us. Reads it whole (at most
+ * KEYS_MAX_FILE bytes) from the checked descriptor into *text
+ * (NUL-terminated, caller wipes and frees). */
+int keys_read_secret(const char *what, const char *path, char **text, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
@@ -187,7 +188,7 @@ static int s_read_secret(const char *what, const char *path, char **text, char *
     }
     if (st.st_size > KEYS_MAX_FILE) {
         close(fd);
-        snprintf(err, errlen, "%s %s: larger than %d bytes, not a key file", what, path,
+        snprintf(err, errlen, "%s %s: larger than %d bytes, not a secret file", what, path,
                  KEYS_MAX_FILE);
         return -EFBIG;
     }
@@ -216,14 +217,14 @@ static int s_read_secret(const char *what, const char *path, char **text, char *
     if (strlen(buf) != used) {
         sodium_memzero(buf, KEYS_MAX_FILE + 1);
         free(buf);
-        snprintf(err, errlen, "%s %s: holds a NUL byte, not a key file", what, path);
+        snprintf(err, errlen, "%s %s: holds a NUL byte, not a secret file", what, path);
         return -EINVAL;
     }
     *text = buf;
     return 0;
 }
 
-static void s_wipe_free(char *text)
+void keys_wipe_free(char *text)
 {
     if (text) {
         sodium_memzero(text, strlen(text));
@@ -311,13 +312,13 @@ out:
 int keys_load_secret(const char *path, keys_pair_t *out, char *err, size_t errlen)
 {
     char *text = NULL;
-    int rc = s_read_secret("secret key", path, &text, err, errlen);
+    int rc = keys_read_secret("secret key", path, &text, err, errlen);
     if (rc != 0)
         return rc;
     s_keyfile_t kf;
     char why[128];
     bool ok = s_parse_key_text(text, false, &kf, why, sizeof why);
-    s_wipe_free(text);
+    keys_wipe_free(text);
     if (!ok) {
         sodium_memzero(&kf, sizeof kf);
         snprintf(err, errlen, "secret key %s:%s%s", path, why[0] >= '0' && why[0] <= '9' ? "" : " ",
@@ -416,7 +417,7 @@ out:
     sodium_memzero(seed, sizeof seed);
     sodium_memzero(sk, sizeof sk);
     sodium_memzero(seed_hex, sizeof seed_hex);
-    s_wipe_free(secret_text);
+    keys_wipe_free(secret_text);
     free(public_text);
     free(secret_path);
     free(public_path);
@@ -469,12 +470,12 @@ int keys_load_sign_secret(const char *path, unsigned char sk[KEYS_SIGN_SECRET_LE
         return -ENOTSUP;
     }
     char *text = NULL;
-    int rc = s_read_secret("signing key", path, &text, err, errlen);
+    int rc = keys_read_secret("signing key", path, &text, err, errlen);
     if (rc != 0)
         return rc;
     unsigned char seed[crypto_sign_SEEDBYTES];
     bool ok = s_parse_sign_text(text, SIGN_SEED_TAG, seed, sizeof seed);
-    s_wipe_free(text);
+    keys_wipe_free(text);
     if (!ok) {
         snprintf(err, errlen, "signing key %s: expected one line \"" SIGN_SEED_TAG " HEX\" (64 hex "
                  "digits); godwitctl keygen NAME --signing writes one", path);

@@ -1,6 +1,7 @@
 /*
  * keys: CURVE key pairs on disk, the allow-list of agent keys with the roles
- * each key may take, and the coordinator's Ed25519 signing pair.
+ * each key may take, the coordinator's Ed25519 signing pair, and the checks
+ * every secret file passes before it is read (keys_read_secret).
  *
  * A key pair NAME is two files: NAME.key (the secret key, Z85, mode 0600,
  * never group- or world-readable, owned by the user that runs godwit) and
@@ -67,6 +68,15 @@ const char *keys_roles_format(unsigned roles, char *buf, size_t len);
  * Creates DIR (0700) if missing. */
 int keys_generate(const char *dir, const char *name, unsigned roles, keys_pair_t *out, char *err,
                   size_t errlen);
+
+/* Reads a small secret file whole (at most 4 KiB: a key, a password) into
+ * *text (NUL-terminated; the caller frees it with keys_wipe_free), after
+ * checking it as every secret file is checked: a regular file (no
+ * symlink), not group- or world-accessible, owned by the user that runs
+ * godwit. what names it in err ("secret key", "mariadb.password_file"). */
+int keys_read_secret(const char *what, const char *path, char **text, char *err, size_t errlen);
+/* Zeroes text and frees it (NULL is fine). */
+void keys_wipe_free(char *text);
 
 /* Loads a secret key file; refuses one that is group- or world-readable,
  * owned by another user than the one running, or not a regular file, and

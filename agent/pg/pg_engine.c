@@ -441,6 +441,7 @@ engine_t *pg_engine_open(uv_loop_t *loop, const agent_config_t *cfg, const char 
     pg_engine_t *e = xcalloc(1, sizeof *e);
     e->base.ops = &s_ops;
     e->base.capabilities = cfg->postgres.has_standby ? s_capabilities_physical : s_capabilities;
+    e->base.disk_path = cfg->postgres.data_directory;
     e->loop = loop;
     e->cfg = cfg;
     e->agent_name = agent_name;

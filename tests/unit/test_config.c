@@ -1692,6 +1692,8 @@ static void s_expect_agent_error(s_tmp_t *t, const char *file, const char *text,
     assert_null(cfg.secret_key);
     assert_null(cfg.postgres.host);
     assert_null(cfg.postgres.data_directory);
+    assert_null(cfg.mariadb.user);
+    assert_null(cfg.mariadb.host);
 }
 
 static void test_agent_wrong(void **state)
@@ -1707,8 +1709,8 @@ static void test_agent_wrong(void **state)
                          "state_dir: /var/lib/godwit/agent\n"
                          "secret_key: /etc/godwit/keys/db1.key\n",
                          ":3: coordinatr: unknown key (known: name, role, log_level, log_format, "
-                         "jurisdiction, site, state_dir, report_interval, coordinator, secret_key, postgres, proxies, "
-                         "peers)");
+                         "jurisdiction, site, state_dir, report_interval, coordinator, secret_key, postgres, mariadb, "
+                         "proxies, peers)");
     s_expect_agent_error(t, "agent.yaml",
                          "name: db1\n"
                          "role: source\n"
@@ -1795,7 +1797,11 @@ static void test_agent_peers(void **state)
           "  - {name: a, host: h2, user: u}\n",
           ":8: peers[2].name: \"a\" is already peers[0] (line 6)" },
         { "peers:\n  - {name: a, host: h, user: u, adress: x}\n",
-          ":6: peers[0].adress: unknown key (known: name, host, port, user, sslmode, passfile)" },
+          ":6: peers[0].adress: unknown key (known: name, host, port, user, sslmode, passfile, "
+          "password_file)" },
+        { "peers:\n  - {name: a, host: h, user: u, passfile: /p, password_file: /q}\n",
+          ":6: peers[0].password_file: give passfile (a PostgreSQL peer) or password_file (a "
+          "MariaDB peer), not both" },
         { "peers:\n  - {name: a, user: u}\n", ":6: peers[0].host: missing required field" },
         { "peers:\n  - {name: a, host: h}\n", ":6: peers[0].user: missing required field" },
         { "peers:\n  - {host: h, user: u}\n", ":6: peers[0].name: missing required field" },
@@ -1815,6 +1821,101 @@ static void test_agent_peers(void **state)
         s_tmp_cleanup(t); /* a fresh folder: it holds four files at most */
         s_tmp_init(t);
         snprintf(text, sizeof text, "%s%s", head, cases[i].peers);
+        s_expect_agent_error(t, "bad.yaml", text, cases[i].want);
+    }
+    s_tmp_cleanup(t);
+}
+
+/* The mariadb section: every key, the defaults, a peer's password_file
+ * and port 3306; a file with both engines' sections refused at the line
+ * of the second, either way round. */
+static void test_agent_mariadb(void **state)
+{
+    s_tmp_t *t = *state;
+    s_tmp_init(t);
+    static const char head[] = "role: source\n"
+                               "state_dir: /var/lib/godwit/agent\n"
+                               "secret_key: /etc/godwit/keys/blue.key\n"
+                               "coordinator: {endpoint: \"tcp://10.0.0.1:7400\", public_key: c.pub}\n";
+    char text[2048];
+    snprintf(text, sizeof text,
+             "%smariadb:\n"
+             "  host: 10.0.0.7\n"
+             "  port: 3307\n"
+             "  socket: /run/mysqld/mysqld.sock\n"
+             "  user: godwit\n"
+             "  password_file: /etc/godwit/mariadb.pass\n"
+             "  database: shop\n"
+             "  data_directory: /var/lib/mysql\n"
+             "  connect_timeout: 5s\n"
+             "  statement_timeout: 3s\n"
+             "peers:\n"
+             "  - {name: green, host: 10.0.0.8, user: godwit_repl,"
+             " password_file: /etc/godwit/repl.pass}\n",
+             head);
+    const char *path = s_tmp_write(t, "full.yaml", text, strlen(text));
+    agent_config_t cfg;
+    char err[512] = "";
+    if (!agent_config_load(path, &cfg, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(cfg.has_mariadb);
+    assert_false(cfg.has_postgres);
+    assert_string_equal(cfg.mariadb.host, "10.0.0.7");
+    assert_int_equal(cfg.mariadb.port, 3307);
+    assert_string_equal(cfg.mariadb.socket, "/run/mysqld/mysqld.sock");
+    assert_string_equal(cfg.mariadb.user, "godwit");
+    assert_string_equal(cfg.mariadb.password_file, "/etc/godwit/mariadb.pass");
+    assert_string_equal(cfg.mariadb.database, "shop");
+    assert_string_equal(cfg.mariadb.data_directory, "/var/lib/mysql");
+    assert_int_equal(cfg.mariadb.connect_timeout_ms, 5000);
+    assert_int_equal(cfg.mariadb.statement_timeout_ms, 3000);
+    const agent_peer_t *green = agent_config_peer_find(&cfg, "green");
+    assert_non_null(green);
+    assert_int_equal(green->port, 3306);
+    assert_string_equal(green->password_file, "/etc/godwit/repl.pass");
+    assert_null(green->passfile);
+    agent_config_free(&cfg);
+
+    /* Only the user: the defaults. */
+    snprintf(text, sizeof text, "%smariadb: {user: godwit}\n", head);
+    path = s_tmp_write(t, "min.yaml", text, strlen(text));
+    if (!agent_config_load(path, &cfg, err, sizeof err))
+        fail_msg("%s", err);
+    assert_true(cfg.has_mariadb);
+    assert_string_equal(cfg.mariadb.host, "127.0.0.1");
+    assert_int_equal(cfg.mariadb.port, 3306);
+    assert_null(cfg.mariadb.socket);
+    assert_null(cfg.mariadb.password_file);
+    assert_null(cfg.mariadb.database);
+    assert_null(cfg.mariadb.data_directory);
+    assert_int_equal(cfg.mariadb.connect_timeout_ms, 2000);
+    assert_int_equal(cfg.mariadb.statement_timeout_ms, 2000);
+    agent_config_free(&cfg);
+    s_tmp_cleanup(t);
+
+    static const struct {
+        const char *body, *want;
+    } cases[] = {
+        { "postgres:\n  data_directory: /d\nmariadb:\n  user: godwit\n",
+          ":8: mariadb: an agent runs one database engine: this file has a postgres and a "
+          "mariadb section; keep the one of this host's server" },
+        { "mariadb:\n  user: godwit\npostgres:\n  data_directory: /d\n",
+          ":8: postgres: an agent runs one database engine: this file has a postgres and a "
+          "mariadb section; keep the one of this host's server" },
+        { "mariadb:\n  port: 3306\n", ":6: mariadb.user: missing required field" },
+        { "mariadb:\n  user: u\n  port: 0\n",
+          ":7: mariadb.port: expected an integer from 1 to 65535, got \"0\"" },
+        { "mariadb:\n  user: u\n  passfile: /p\n",
+          ":7: mariadb.passfile: unknown key (known: host, port, socket, user, password_file, "
+          "database, data_directory, connect_timeout, statement_timeout)" },
+        { "mariadb:\n  user: u\n  connect_timeout: 5\n",
+          ":7: mariadb.connect_timeout: expected a duration with a unit (ms, s, m, h) from "
+          "100ms to 10m, got \"5\"" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_tmp_cleanup(t);
+        s_tmp_init(t);
+        snprintf(text, sizeof text, "%s%s", head, cases[i].body);
         s_expect_agent_error(t, "bad.yaml", text, cases[i].want);
     }
     s_tmp_cleanup(t);
@@ -1868,6 +1969,7 @@ int main(void)
         cmocka_unit_test(test_agent_example),
         cmocka_unit_test(test_agent_proxy_example),
         cmocka_unit_test_setup_teardown(test_agent_peers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_mariadb, s_setup, s_teardown),
         cmocka_unit_test(test_agent_proxy_errors),
         cmocka_unit_test(test_coord_example),
         cmocka_unit_test_setup_teardown(test_coord_metrics, s_setup, s_teardown),

@@ -1,0 +1,20 @@
+/*
+ * my_engine: the MariaDB engine (engine.h), first increment: mymon's
+ * readings of the local server for the reports, and preflight
+ * (PreflightSource, PreflightTarget: mypreflight.h). Every other command
+ * is refused with its name: the migration's steps on MariaDB are not
+ * written yet. Targets MariaDB 10.11; MySQL 8's differences are noted
+ * where they would bite.
+ */
+#ifndef GODWIT_MY_ENGINE_H
+#define GODWIT_MY_ENGINE_H
+
+#include "engine.h"
+
+/* Opens the engine on cfg's mariadb section (cfg and agent_name borrowed;
+ * both outlive the engine); NULL (logged) for invalid connection
+ * parameters. The first reading of the server starts at once. */
+engine_t *my_engine_open(uv_loop_t *loop, const agent_config_t *cfg, const char *agent_name,
+                         engine_event_cb event, void *arg);
+
+#endif

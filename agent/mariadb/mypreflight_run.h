@@ -1,0 +1,93 @@
+/*
+ * mypreflight_run: what both MariaDB checks (mypreflight.h) run on, the
+ * way preflight_run.h is PostgreSQL's: the check (struct mypf), a list of
+ * stages run one after the other (a stage sends one statement, its
+ * callback turns the answer into findings and calls mypf_next, or ends
+ * the check), its connections, its findings and its end.
+ *
+ * What it owns: the check, its connections (destroyed when it ends), the
+ * timer that starts the first stage one loop turn after the start (so
+ * done never runs inside it) and whose close frees everything, the result
+ * being built and copies of what it needs from the request.
+ *
+ * Never: calls done twice or after step_cancel.
+ */
+#ifndef GODWIT_MYPREFLIGHT_RUN_H
+#define GODWIT_MYPREFLIGHT_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mypreflight.h"
+
+#define MYPF_INFO GODWIT__SEVERITY__SEVERITY_INFO
+#define MYPF_WARNING GODWIT__SEVERITY__SEVERITY_WARNING
+#define MYPF_ERROR GODWIT__SEVERITY__SEVERITY_ERROR
+
+/* The check's connections. */
+enum { MYPF_LOCAL = 0, MYPF_PEER = 1, MYPF_CONNS = 2 };
+
+typedef struct mypf mypf_t;
+typedef void (*mypf_fn)(mypf_t *p);
+
+struct mypf {
+    step_t base;                /* first: step_cancel() */
+    uv_timer_t timer;
+    myconn_t *conn[MYPF_CONNS];
+    const mypf_fn *stages;      /* NULL-terminated */
+    size_t stage;
+    step_done_cb done;
+    void *arg;
+    bool disposed;
+    uint64_t timeout_ms;        /* each statement's deadline, its connection included */
+    char *what;                 /* the statement in flight, for its failure */
+    Godwit__PreflightResult *result;
+    size_t findings_cap;
+    char *database;
+    char *agent_name, *config_path;
+
+    /* source */
+    char **req_names;           /* the request's table names (NULL: every table) */
+    size_t n_req;
+
+    /* target */
+    uint32_t src_version_num;
+    char *src_version;
+    uint64_t src_size;
+    uint32_t src_server_id;
+    double margin;
+    bool reverse;
+    char *data_directory;       /* NULL: not checked */
+    char *peer_where;           /* "user@host:port (peer NAME)"; NULL: no peer */
+    char *peer_db;              /* the database on the peer */
+};
+
+/* A new check on database with its local connection and stages, not
+ * started; NULL for invalid arguments. */
+mypf_t *mypf_new(uv_loop_t *loop, const mypreflight_local_t *local, const char *database,
+                 const mypf_fn *stages, step_done_cb done, void *arg);
+/* A connection to peer as its user (host, port, user, password_file),
+ * read-only with local's statement limit, not yet connecting; NULL for a
+ * peer whose parameters myconn refuses. */
+myconn_t *mypf_peer_conn(uv_loop_t *loop, const mypreflight_local_t *local,
+                         const agent_peer_t *peer);
+/* Runs the first stage one loop turn later; returns the step. */
+step_t *mypf_start(mypf_t *p, uv_loop_t *loop);
+
+/* Adds a finding (message and fix taken, malloc'd). */
+void mypf_add(mypf_t *p, Godwit__Severity sev, const char *code, const char *object,
+              char *message, char *fix);
+/* Sends sql on conn[i] (what describes it for a failure); cb gets p. */
+void mypf_query(mypf_t *p, int i, const char *what, const char *sql, myconn_cb cb);
+/* The next stage, or the end with the result after the last. */
+void mypf_next(mypf_t *p);
+/* Ends the check with an error. */
+void mypf_failf(mypf_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Ends it with the failed statement's error (p->what), on side ("the
+ * source", "the target") when given. */
+void mypf_fail_query(mypf_t *p, const char *side, const myconn_result_t *r);
+/* s as a literal on conn[i] (caller frees), or NULL after ending the
+ * check (the connection is gone). */
+char *mypf_literal(mypf_t *p, int i, const char *s);
+
+#endif

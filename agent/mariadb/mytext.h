@@ -1,0 +1,55 @@
+/*
+ * mytext: the MariaDB engine's pure text work, with no connection and no
+ * state, so unit tests reach all of it: identifiers quoted for SQL text,
+ * version strings as numbers, the server's yes/no values, and what a
+ * user's SHOW GRANTS lines allow on a database.
+ *
+ * Everything returned as char * is malloc'd; the caller frees it.
+ */
+#ifndef GODWIT_MYTEXT_H
+#define GODWIT_MYTEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ident quoted with backticks, a backtick inside doubled:
+ * my`t -> `my``t`. */
+char *mytext_ident(const char *ident);
+
+/* `schema`.`name`. */
+char *mytext_qname(const char *schema, const char *name);
+
+/* "10.11.19-MariaDB-0+deb12u1-log" -> 101119, "8.0.36" -> 80036
+ * (major * 10000 + minor * 100 + patch); 0 when s does not start with
+ * major.minor. A patch above 99 is refused too (0). */
+uint32_t mytext_version_num(const char *s);
+
+/* A server's boolean as text: "1", "ON", "YES", "TRUE" (any case) are
+ * true; everything else (NULL included) false. */
+bool mytext_bool(const char *v);
+
+/* What SHOW GRANTS lines allow, for one database. */
+typedef struct {
+    bool replication_slave;     /* REPLICATION SLAVE (or ALL PRIVILEGES) ON *.* */
+    bool select_db;             /* SELECT (or ALL PRIVILEGES) ON *.* or on the database
+                                   (db.*, its name matched as a GRANT pattern: _ and %
+                                   wildcards, \ escapes) */
+} mytext_grants_t;
+
+/* Adds what one SHOW GRANTS line gives on database db to *g. Lines that
+ * are not "GRANT privileges ON object TO ..." (a role granted, SET
+ * DEFAULT ROLE) add nothing, as do table and column privileges, routines
+ * and PROXY. */
+void mytext_grants_line(const char *line, const char *db, mytext_grants_t *g);
+
+/* The grantee of a SHOW GRANTS line as the server wrote it ("`repl`@`%`"),
+ * malloc'd; NULL when the line has none. */
+char *mytext_grants_grantee(const char *line);
+
+/* Whether name matches a database pattern of a GRANT (SQL LIKE: _ one
+ * character, % any run, \ escapes the next one; case-sensitive, as
+ * lower_case_table_names=0 makes names). */
+bool mytext_db_match(const char *pattern, const char *name);
+
+#endif
