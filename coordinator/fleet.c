@@ -330,6 +330,52 @@ static cJSON *s_pg_json(const Godwit__Postgres *p, uint64_t now_ms)
     return o;
 }
 
+/* The MariaDB engine's reading (docs/status-json.md: agents[].mariadb). */
+static cJSON *s_mariadb_json(const Godwit__Mariadb *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "reachable", m->reachable);
+    if (m->error && m->error[0])
+        cJSON_AddStringToObject(o, "error", m->error);
+    else
+        cJSON_AddNullToObject(o, "error");
+    cJSON_AddNumberToObject(o, "age_ms", (double)m->age_ms);
+    if (!m->reachable && !(m->version && m->version[0]))
+        return o;
+    cJSON_AddStringToObject(o, "version", m->version);
+    cJSON_AddNumberToObject(o, "server_id", m->server_id);
+    cJSON_AddBoolToObject(o, "log_bin", m->log_bin);
+    cJSON_AddStringToObject(o, "binlog_format", m->binlog_format);
+    cJSON_AddStringToObject(o, "binlog_row_image", m->binlog_row_image);
+    cJSON_AddBoolToObject(o, "gtid_strict_mode", m->gtid_strict_mode);
+    cJSON_AddStringToObject(o, "gtid_binlog_pos", m->gtid_binlog_pos);
+    cJSON_AddStringToObject(o, "gtid_current_pos", m->gtid_current_pos);
+    cJSON_AddStringToObject(o, "gtid_slave_pos", m->gtid_slave_pos);
+    cJSON_AddBoolToObject(o, "read_only", m->read_only);
+    cJSON_AddNumberToObject(o, "binlog_expire_seconds", (double)m->binlog_expire_seconds);
+    const Godwit__MariadbReplica *r = m->replica;
+    if (!r) {
+        cJSON_AddNullToObject(o, "replica");
+        return o;
+    }
+    cJSON *j = cJSON_AddObjectToObject(o, "replica");
+    cJSON_AddStringToObject(j, "connection_name", r->connection_name);
+    cJSON_AddStringToObject(j, "master_host", r->master_host);
+    cJSON_AddNumberToObject(j, "master_port", r->master_port);
+    cJSON_AddBoolToObject(j, "io_running", r->io_running);
+    cJSON_AddBoolToObject(j, "sql_running", r->sql_running);
+    if (r->seconds_behind >= 0)
+        cJSON_AddNumberToObject(j, "seconds_behind", (double)r->seconds_behind);
+    else
+        cJSON_AddNullToObject(j, "seconds_behind");
+    if (r->last_error && r->last_error[0])
+        cJSON_AddStringToObject(j, "last_error", r->last_error);
+    else
+        cJSON_AddNullToObject(j, "last_error");
+    cJSON_AddStringToObject(j, "gtid_io_pos", r->gtid_io_pos);
+    return o;
+}
+
 cJSON *fleet_agent_json(const fleet_agent_t *a, uint64_t now_ms, uint64_t now_mono)
 {
     cJSON *o = cJSON_CreateObject();
@@ -393,6 +439,10 @@ cJSON *fleet_agent_json(const fleet_agent_t *a, uint64_t now_ms, uint64_t now_mo
         cJSON_AddItemToObject(o, "postgres", s_pg_json(r->postgres, now_ms));
     else
         cJSON_AddNullToObject(o, "postgres");
+    if (r && r->mariadb)
+        cJSON_AddItemToObject(o, "mariadb", s_mariadb_json(r->mariadb));
+    else
+        cJSON_AddNullToObject(o, "mariadb");
     if (r && r->n_proxies) {
         cJSON *px = cJSON_AddArrayToObject(o, "proxies");
         for (size_t i = 0; i < r->n_proxies; i++)

@@ -65,6 +65,36 @@ static const char *s_rate(const cJSON *o, const char *key, char *buf, size_t len
     return buf;
 }
 
+/* A MariaDB server's lines under its agent: why it is unreachable, or its
+ * binlog settings and, as a replica, its replication. */
+static void s_render_mariadb(const cJSON *my, FILE *out)
+{
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(my, "reachable"))) {
+        fprintf(out, "    database: %s\n", render_str(my, "error", "?"));
+        return;
+    }
+    fprintf(out, "    mariadb server_id %.0f, binlog %s (%s, %s), gtid_strict_mode %s%s\n",
+            render_num(my, "server_id", 0),
+            cJSON_IsTrue(cJSON_GetObjectItem(my, "log_bin")) ? "on" : "OFF",
+            render_str(my, "binlog_format", "?"), render_str(my, "binlog_row_image", "?"),
+            cJSON_IsTrue(cJSON_GetObjectItem(my, "gtid_strict_mode")) ? "on" : "off",
+            cJSON_IsTrue(cJSON_GetObjectItem(my, "read_only")) ? ", read_only" : "");
+    const cJSON *r = cJSON_GetObjectItem(my, "replica");
+    if (!cJSON_IsObject(r))
+        return;
+    const cJSON *behind = cJSON_GetObjectItem(r, "seconds_behind");
+    char lag[32] = "unknown";
+    if (cJSON_IsNumber(behind))
+        snprintf(lag, sizeof lag, "%.0f s", behind->valuedouble);
+    fprintf(out, "    replica of %s:%.0f: io %s, sql %s, behind %s, gtid_io_pos %s%s%s\n",
+            render_str(r, "master_host", "?"), render_num(r, "master_port", 0),
+            cJSON_IsTrue(cJSON_GetObjectItem(r, "io_running")) ? "running" : "STOPPED",
+            cJSON_IsTrue(cJSON_GetObjectItem(r, "sql_running")) ? "running" : "STOPPED", lag,
+            render_str(r, "gtid_io_pos", "-"),
+            cJSON_IsString(cJSON_GetObjectItem(r, "last_error")) ? "; error: " : "",
+            render_str(r, "last_error", ""));
+}
+
 bool render_status(const cJSON *st, FILE *out)
 {
     bool healthy = true;
@@ -118,6 +148,19 @@ bool render_status(const cJSON *st, FILE *out)
             s_rate(pg, "wal_bytes_per_sec", wal, sizeof wal);
             snprintf(lsn, sizeof lsn, "%s", render_str(pg, "current_lsn", "-"));
         }
+        const cJSON *my = cJSON_GetObjectItem(a, "mariadb");
+        if (cJSON_IsObject(my)) {
+            if (cJSON_IsTrue(cJSON_GetObjectItem(my, "reachable"))) {
+                /* "10.11.19-MariaDB-0+deb12u1": the number is enough here */
+                const char *ver = render_str(my, "version", "?");
+                snprintf(db, sizeof db, "up mariadb %.*s", (int)strcspn(ver, "-"), ver);
+            } else {
+                snprintf(db, sizeof db, "UNREACHABLE");
+                healthy = false;
+            }
+            /* the GTID position stands where PostgreSQL's LSN does */
+            snprintf(lsn, sizeof lsn, "%s", render_str(my, "gtid_binlog_pos", "-"));
+        }
         const cJSON *dk = cJSON_GetObjectItem(a, "disk");
         if (cJSON_IsObject(dk) && cJSON_IsTrue(cJSON_GetObjectItem(dk, "ok"))) {
             char f[32], t[32];
@@ -141,6 +184,8 @@ bool render_status(const cJSON *st, FILE *out)
         }
         if (cJSON_IsObject(pg) && !cJSON_IsTrue(cJSON_GetObjectItem(pg, "reachable")))
             fprintf(out, "    database: %s\n", render_str(pg, "error", "?"));
+        if (cJSON_IsObject(my))
+            s_render_mariadb(my, out);
         if (cJSON_IsObject(dk)) {
             const cJSON *io = cJSON_GetObjectItem(dk, "io");
             if (cJSON_IsObject(io)) {
@@ -206,7 +251,8 @@ void render_plan_check(const cJSON *r, FILE *out)
         const cJSON *fa = cJSON_GetObjectItem(m, "source_facts");
         if (cJSON_IsObject(fa)) {
             char b[32];
-            fprintf(out, "  source: PostgreSQL %s, %s, %.0f tables\n",
+            bool my = strcmp(render_str(fa, "engine", ""), "mariadb") == 0;
+            fprintf(out, "  source: %s%s, %s, %.0f tables\n", my ? "" : "PostgreSQL ",
                     render_str(fa, "server_version", "?"),
                     units_fmt_bytes((uint64_t)render_num(fa, "database_size", 0), b, sizeof b),
                     render_num(fa, "tables", 0));

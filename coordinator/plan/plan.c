@@ -47,6 +47,12 @@ static const cfg_field_t s_reverse_replication[] =
 
 static const char *const s_on_off[] = { "on", "off", NULL };
 static const char *const s_methods[] = { "logical", "physical", NULL };
+static const char *const s_engines[] = { "postgresql", "mariadb", NULL };
+
+const char *plan_engine_name(int engine)
+{
+    return engine == PLAN_ENGINE_MARIADB ? "mariadb" : "postgresql";
+}
 
 static const cfg_field_t s_options[] = {
     { .key = "disk_margin_percent", .type = CFG_INT, .offset = M(options.disk_margin_percent),
@@ -143,6 +149,7 @@ static const cfg_field_t s_import_profile[] = {
 static const cfg_field_t s_migration[] = {
     { .key = "name", .type = CFG_STRING, .offset = M(name), .required = true },
     { .key = "method", .type = CFG_ENUM, .offset = M(method), .enum_values = s_methods },
+    { .key = "engine", .type = CFG_ENUM, .offset = M(engine), .enum_values = s_engines },
     { .key = "source", .type = CFG_SECTION, .required = true, .children = s_side[0] },
     { .key = "target", .type = CFG_SECTION, .required = true, .children = s_side[1] },
     { .key = "replication", .type = CFG_SECTION, .required = true, .children = s_replication },
@@ -261,15 +268,23 @@ static const cfg_field_t s_waves[] = {
 };
 
 /* method: physical moves the whole server as a standby: no table list, no
- * import profile (nothing is imported). */
+ * import profile (nothing is imported). engine: mariadb has neither the
+ * physical method nor an import profile (PostgreSQL settings) yet. */
 static bool s_physical_check(const void *item, const char **field, char *why, size_t whylen)
 {
     const plan_migration_t *m = item;
     plan_setting_t settings[PLAN_IMPORT_SETTINGS_MAX];
     const char *problem = NULL;
-    if (m->method != PLAN_METHOD_PHYSICAL)
+    if (m->engine == PLAN_ENGINE_MARIADB && m->method == PLAN_METHOD_PHYSICAL) {
+        *field = "method";
+        problem = "engine: mariadb moves one database (method: logical); the whole server's "
+                  "hot backup (mariabackup) is not a method of this version";
+    } else if (m->engine == PLAN_ENGINE_MARIADB && plan_import_settings(m, settings) > 0) {
+        *field = "import_profile";
+        problem = "an import profile sets PostgreSQL settings: remove it for engine: mariadb";
+    } else if (m->method != PLAN_METHOD_PHYSICAL) {
         return true;
-    if (m->tables_raw.count) {
+    } else if (m->tables_raw.count) {
         *field = "tables";
         problem = "method: physical copies the whole server (every database and table): remove "
                   "the list, or use method: logical";
@@ -722,6 +737,7 @@ char *plan_migration_to_json(const plan_migration_t *m)
     if (m->options.target_jurisdiction)
         cJSON_AddStringToObject(op, "target_jurisdiction", m->options.target_jurisdiction);
     cJSON_AddStringToObject(o, "method", s_methods[m->method]);
+    cJSON_AddStringToObject(o, "engine", s_engines[m->engine]);
     cJSON *co = cJSON_AddObjectToObject(o, "cutover");
     if (m->cutover.app_roles.count) {
         cJSON *ar = cJSON_AddArrayToObject(co, "app_roles");

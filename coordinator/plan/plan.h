@@ -58,9 +58,14 @@ typedef struct {
  * of one database, or a physical standby of the whole server. */
 typedef enum { PLAN_METHOD_LOGICAL = 0, PLAN_METHOD_PHYSICAL } plan_method_t;
 
+/* The database engine of both sides (docs/mariadb.md): the agents' engine
+ * must be this one. */
+typedef enum { PLAN_ENGINE_POSTGRESQL = 0, PLAN_ENGINE_MARIADB } plan_engine_t;
+
 typedef struct {
     char *name;
     int method;                       /* plan_method_t */
+    int engine;                       /* plan_engine_t */
     plan_side_t source, target;
     plan_conn_t replication;          /* how the target reaches the source: a peer of
                                          the target agent */
@@ -209,5 +214,8 @@ void plan_free(plan_t *plan);
  * journal can keep it and plan_load_string can read it back with every
  * check. Caller frees the string. */
 char *plan_migration_to_json(const plan_migration_t *m);
+
+/* "postgresql" or "mariadb" (static). */
+const char *plan_engine_name(int engine);
 
 #endif

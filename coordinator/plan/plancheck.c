@@ -103,6 +103,7 @@ static void s_finish(plancheck_t *pc)
         cJSON_AddNumberToObject(o, "warnings", warnings);
         if (pm->facts) {
             cJSON *fa = cJSON_AddObjectToObject(o, "source_facts");
+            cJSON_AddStringToObject(fa, "engine", plan_engine_name(pm->m->engine));
             cJSON_AddStringToObject(fa, "server_version", pm->facts->server_version);
             cJSON_AddNumberToObject(fa, "database_size", (double)pm->facts->database_size);
             cJSON_AddNumberToObject(fa, "tables", (double)pm->facts->n_tables);
@@ -251,6 +252,19 @@ static bool s_agent_ok(plancheck_mig_t *pm, const char *side, const char *agent,
         snprintf(fix, sizeof fix, "start godwit-agent on the %s host and make sure %s.pub is in "
                                   "the coordinator's allowed_keys", side, agent);
         s_add(pm, side, "error", "agent_not_connected", agent, msg, fix);
+        return false;
+    }
+    /* The engine its reports show (none yet: the preflight's answer will). */
+    const Godwit__Report *rep = agentlink_report(pm->pc->link, agent);
+    const char *engine = !rep ? NULL : rep->mariadb ? "mariadb" : rep->postgres ? "postgresql"
+                                                                                 : NULL;
+    const char *want_engine = plan_engine_name(pm->m->engine);
+    if (strcmp(want_role, "proxy") != 0 && engine && strcmp(engine, want_engine) != 0) {
+        snprintf(msg, sizeof msg, "agent %s reports a %s server, the plan's engine is %s", agent,
+                 engine, want_engine);
+        snprintf(fix, sizeof fix, "name an agent of a %s server, or set engine: %s in the plan",
+                 want_engine, engine);
+        s_add(pm, side, "error", "agent_engine", agent, msg, fix);
         return false;
     }
     if (strcmp(role, want_role) != 0) {
