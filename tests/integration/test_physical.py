@@ -368,6 +368,31 @@ def test_physical_preflight(rig):
     check(os.listdir(green.data) == ["theirs"], "nothing changed on green")
 
 
+def test_physical_preflight_rewind_rights(rig):
+    """cutover.reverse on: the reverse peer's user needs, on blue (green is
+    blue's copy, roles included), REPLICATION, pg_checkpoint and EXECUTE on
+    the functions pg_rewind reads green's files with; without them plan
+    check refuses naming the user and the grants, with them it is ready."""
+    blue, green, coord, _, plan = setup(rig, reverse=True)
+    blue.psql("ALTER ROLE godwit_repl NOSUPERUSER")
+
+    def rights_findings():
+        r = coord.ctl("plan", "check", plan, "--json", check_rc=False)
+        out = json.loads(r.stdout)
+        return r.returncode, [f for m in out["migrations"] for f in m["findings"]
+                              if f["code"] == "rewind_peer_rights"]
+
+    rc, found = rights_findings()
+    check(rc != 0 and len(found) == 1 and found[0]["object"] == "godwit_repl" and
+          "pg_checkpoint" in found[0]["message"] and "pg_read_binary_file" in found[0]["fix"],
+          "refused naming the user and the grants: %r" % found)
+    blue.psql("GRANT pg_checkpoint TO godwit_repl;"
+              "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean),"
+              " pg_catalog.pg_stat_file(text, boolean), pg_catalog.pg_read_binary_file(text),"
+              " pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO godwit_repl")
+    rc, found = rights_findings()
+    check(rc == 0 and not found, "ready with the grants: rc %d %r" % (rc, found))
+
 def test_physical_coordinator_killed_during_basebackup(rig):
     """kill -9 of the coordinator while pg_basebackup runs (held to 4 MB/s
     by options.basebackup_max_rate): the restarted coordinator sends the
@@ -630,6 +655,7 @@ if __name__ == "__main__":
                  test_physical_crash_after_switch_rejoins,
                  test_physical_rollback_loses_nothing,
                  test_physical_preflight,
+                 test_physical_preflight_rewind_rights,
                  test_physical_coordinator_killed_during_basebackup,
                  test_physical_target_agent_killed_during_basebackup,
                  test_physical_plan_refuses_what_it_cannot_do,

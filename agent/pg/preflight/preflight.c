@@ -162,11 +162,18 @@ step_t *preflight_source_start(uv_loop_t *loop, const preflight_local_t *local,
     p->result->facts->tcp_congestion = xstrdup(tl.congestion);
     p->reverse = req->reverse != NULL;
     p->standby = local->standby;
-    if (req->reverse)
-        s_peer_finding(p, local, req->reverse, "reverse_replication_peer",
-                       "after the cutover the source follows the target through that peer "
-                       "(cutover.reverse on)",
-                       "reverse_replication", "reverse_replication_tls");
+    if (req->reverse) {
+        const agent_peer_t *peer = s_peer_finding(
+            p, local, req->reverse, "reverse_replication_peer",
+            "after the cutover the source follows the target through that peer "
+            "(cutover.reverse on)",
+            "reverse_replication", "reverse_replication_tls");
+        /* pg_rewind connects to the database postgres: the functions'
+         * EXECUTE grants are that database's. */
+        if (peer && peer->user && req->physical &&
+            preflight_run_add_local(p, loop, local, P_REPL, "postgres"))
+            p->rev_user = xstrdup(peer->user);
+    }
     return preflight_run_start(p, loop);
 }
 

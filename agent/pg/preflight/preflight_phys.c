@@ -178,7 +178,99 @@ static void s_src(steprun_t *run)
     preflight_run_query(p, "reading the source's settings", s_src_sql, 0, NULL, s_on_src);
 }
 
-const steprun_fn preflight_phys_src_stages[] = { preflight_run_connect, s_src, NULL };
+/* cutover.reverse on: after the switch the source's agent makes its server
+ * a standby of the target through the reverse peer (Rejoin): a slot and a
+ * CHECKPOINT there, then pg_rewind reading the target's files. The target
+ * is this server's copy, roles included, so the peer's user needs those
+ * rights here, now. NULL for a role that does not exist. */
+static const char s_rewind_rights_sql[] =
+    "SELECT r.rolsuper AS super, r.rolreplication AS replication,"
+    " COALESCE((SELECT pg_catalog.pg_has_role(r.oid, c.oid, 'USAGE')"
+    "   FROM pg_catalog.pg_roles c WHERE c.rolname = 'pg_checkpoint'), false) AS checkpoint,"
+    " pg_catalog.has_function_privilege(r.oid,"
+    "   'pg_catalog.pg_ls_dir(text, boolean, boolean)', 'EXECUTE')"
+    " AND pg_catalog.has_function_privilege(r.oid,"
+    "   'pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE')"
+    " AND pg_catalog.has_function_privilege(r.oid,"
+    "   'pg_catalog.pg_read_binary_file(text)', 'EXECUTE')"
+    " AND pg_catalog.has_function_privilege(r.oid,"
+    "   'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE') AS files"
+    " FROM pg_catalog.pg_roles r WHERE r.rolname = $1";
+
+static void s_on_rewind_rights(pgconn_t *c, const pgconn_result_t *r, void *arg)
+{
+    (void)c;
+    preflight_t *p = arg;
+    if (!r->ok) {
+        steprun_fail_query(&p->run, NULL, r);
+        return;
+    }
+    bool found = r->res && PQntuples(r->res) == 1;
+    bool super = found && pgconn_col_bool(r->res, 0, "super");
+    bool repl = found && pgconn_col_bool(r->res, 0, "replication");
+    bool ckpt = found && (super || pgconn_col_bool(r->res, 0, "checkpoint"));
+    bool files = found && (super || pgconn_col_bool(r->res, 0, "files"));
+    if (!found)
+        preflight_run_add(
+            p, SEV_ERROR, "rewind_peer_rights", p->rev_user,
+            xasprintf("the reverse peer's user %s does not exist here: the target, a copy of "
+                      "this server, will not have it either, so after the switch this server "
+                      "cannot rejoin as its standby (cutover.reverse on)", p->rev_user),
+            xasprintf("CREATE ROLE %s LOGIN REPLICATION; GRANT pg_checkpoint TO %s; and the "
+                      "EXECUTE grants pg_rewind needs (docs/physical.md), on this server "
+                      "before the migration.", p->rev_user, p->rev_user));
+    else if (!repl || !ckpt || !files)
+        preflight_run_add(
+            p, SEV_ERROR, "rewind_peer_rights", p->rev_user,
+            xasprintf("the reverse peer's user %s lacks %s%s%s%s%s here, and so on the target "
+                      "(this server's copy): after the switch this server's rejoin as the "
+                      "target's standby (a slot, a CHECKPOINT and pg_rewind there) would fail "
+                      "(cutover.reverse on)", p->rev_user, repl ? "" : "REPLICATION",
+                      !repl && (!ckpt || !files) ? ", " : "", ckpt ? "" : "pg_checkpoint",
+                      !ckpt && !files ? ", " : "",
+                      files ? "" : "EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file"),
+            xasprintf("On this server, in the database postgres (pg_rewind connects there; "
+                      "the grants reach the target with the base backup): ALTER ROLE %s "
+                      "REPLICATION; GRANT pg_checkpoint TO %s; GRANT EXECUTE ON "
+                      "FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean), "
+                      "pg_catalog.pg_stat_file(text, boolean), "
+                      "pg_catalog.pg_read_binary_file(text), "
+                      "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO %s;",
+                      p->rev_user, p->rev_user, p->rev_user));
+    steprun_next(&p->run);
+}
+
+static void s_on_postgres_db(pgconn_t *c, bool ok, const char *error, void *arg)
+{
+    (void)c;
+    preflight_t *p = arg;
+    if (!ok) {
+        steprun_failf(&p->run, "cannot connect to database postgres (where pg_rewind reads): %s",
+                      error ? error : "unknown error");
+        return;
+    }
+    const char *params[1] = { p->rev_user };
+    preflight_run_query_on(p, P_REPL, "reading the reverse peer's rights in database postgres",
+                           s_rewind_rights_sql, 1, params, s_on_rewind_rights);
+}
+
+/* On a connection to the database postgres, which pg_rewind connects to:
+ * the EXECUTE grants are per database. */
+static void s_src_rewind_rights(steprun_t *run)
+{
+    preflight_t *p = (preflight_t *)run;
+    if (!p->rev_user) {
+        steprun_next(&p->run);
+        return;
+    }
+    int rc = pgconn_connect(p->run.conn[P_REPL], (uint64_t)p->connect_timeout_ms,
+                            s_on_postgres_db, p);
+    if (rc != 0)
+        steprun_failf(&p->run, "cannot start connecting: %s", strerror(-rc));
+}
+
+const steprun_fn preflight_phys_src_stages[] = { preflight_run_connect, s_src,
+                                                 s_src_rewind_rights, NULL };
 
 /* ---- target ----------------------------------------------------------------- */
 

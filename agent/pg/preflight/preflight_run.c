@@ -53,6 +53,7 @@ static void s_release(steprun_t *run)
     free(p->src_version);
     free(p->data_directory);
     free(p->bin_dir);
+    free(p->rev_user);
     proc_destroy(&p->proc, 0); /* no callback after this */
     free(p->extensions_json);
     free(p->repl_user);
@@ -155,14 +156,11 @@ static bool s_local_valid(const preflight_local_t *l)
            l->statement_timeout_ms > 0 && l->statement_timeout_ms <= INT32_MAX;
 }
 
-/* The common part of both starts: p with its local connection and its
- * stages, not started (preflight_run_start). NULL for invalid arguments. */
-preflight_t *preflight_run_new(uv_loop_t *loop, const preflight_local_t *local,
-                               const char *database, const steprun_fn *stages,
-                               step_done_cb done, void *arg)
+/* A read-only connection to database on the local server, not yet
+ * connecting; NULL for invalid parameters. */
+static pgconn_t *s_local_conn(uv_loop_t *loop, const preflight_local_t *local,
+                              const char *database)
 {
-    if (!loop || !s_local_valid(local) || !database || !database[0] || !done)
-        return NULL;
     char *options = xasprintf("-c statement_timeout=%" PRId64 " -c search_path="
                               " -c default_transaction_read_only=on -c jit=off",
                               local->statement_timeout_ms);
@@ -174,6 +172,26 @@ preflight_t *preflight_run_new(uv_loop_t *loop, const preflight_local_t *local,
     pgconn_t *conn = pgstep_local_conn(loop, "agent preflight", &sl, database, "godwit-agent",
                                        options);
     free(options);
+    return conn;
+}
+
+bool preflight_run_add_local(preflight_t *p, uv_loop_t *loop, const preflight_local_t *local,
+                             int i, const char *database)
+{
+    pgconn_destroy(&p->run.conn[i]);
+    p->run.conn[i] = s_local_conn(loop, local, database);
+    return p->run.conn[i] != NULL;
+}
+
+/* The common part of both starts: p with its local connection and its
+ * stages, not started (preflight_run_start). NULL for invalid arguments. */
+preflight_t *preflight_run_new(uv_loop_t *loop, const preflight_local_t *local,
+                               const char *database, const steprun_fn *stages,
+                               step_done_cb done, void *arg)
+{
+    if (!loop || !s_local_valid(local) || !database || !database[0] || !done)
+        return NULL;
+    pgconn_t *conn = s_local_conn(loop, local, database);
     if (!conn)
         return NULL;
 

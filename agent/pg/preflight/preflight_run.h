@@ -94,6 +94,8 @@ struct preflight {
     const agent_standby_t *standby;     /* the config's; NULL: none (target; source with
                                            reverse: Rejoin's) */
     char *bin_dir;                      /* target: where pg_basebackup is */
+    char *rev_user;                     /* source with reverse: the reverse peer's user, whose
+                                           rights on the source a standby inherits */
     proc_t *proc;                       /* target: pg_basebackup --version, running */
 };
 
@@ -102,6 +104,10 @@ struct preflight {
 preflight_t *preflight_run_new(uv_loop_t *loop, const preflight_local_t *local,
                                const char *database, const steprun_fn *stages,
                                step_done_cb done, void *arg);
+/* A second local connection, to database, as run.conn[i] (not yet
+ * connecting; the step destroys it); false for invalid parameters. */
+bool preflight_run_add_local(preflight_t *p, uv_loop_t *loop, const preflight_local_t *local,
+                             int i, const char *database);
 /* Runs the first stage one loop turn later; returns p. */
 step_t *preflight_run_start(preflight_t *p, uv_loop_t *loop);
 
