@@ -25,8 +25,9 @@ Builds an optimised tree in build-bench (no sanitizers), then:
 3. Pipeline: time from `migrate start` to streaming on pgbench at --scale
    (default 50, about 750 MB; --quick: 10) plus a schema with an enum, jsonb,
    a foreign key, a secondary index and a trigger, with its parts (schema,
-   publish + subscribe + copy, post-data), against two baselines in the same
-   run on fresh target databases: a plain subscription with copy_data after
+   publish + subscribe + copy, post-data), against baselines in the same
+   run on fresh target databases, each run before and after godwit's runs
+   (the figure is the mean of the two): a plain subscription with copy_data after
    a full schema-only restore, pg_dump -Fd -j2 | pg_restore -j2 and
    Debian's pgcopydb clone with two table and two index jobs (both without
    streaming: floors, not ways to migrate live); then godwit again into a
@@ -646,46 +647,60 @@ def bench_pipeline(scale, durable=False):
         conn = ["-h", "127.0.0.1", "-U", "postgres"]
         results = {"database_bytes": size}
 
-        # Baseline 1: schema-only restore, then a plain subscription.
-        green.psql("CREATE DATABASE plain")
-        t0 = time.monotonic()
-        dump = subprocess.run([pg("pg_dump"), "-s"] + conn + ["-p", str(blue.port), "shop"],
-                              check=True, stdout=subprocess.PIPE)
-        subprocess.run([pg("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"] + conn +
-                       ["-p", str(green.port), "-d", "plain"], input=dump.stdout, check=True,
-                       stdout=subprocess.DEVNULL)
-        blue.psql("CREATE PUBLICATION bench_plain FOR ALL TABLES", db="shop")
-        green.psql("CREATE SUBSCRIPTION bench_plain CONNECTION 'host=127.0.0.1 port=%d "
-                   "dbname=shop user=godwit_repl' PUBLICATION bench_plain" % blue.port, db="plain")
-        harness.wait_for("plain subscription ready", lambda: green.psql(
-            "SELECT count(*) FILTER (WHERE srsubstate <> 'r') = 0 AND count(*) > 0 FROM "
-            "pg_catalog.pg_subscription_rel", db="plain") == "t", 3600, interval=0.2)
-        results["plain_subscription_s"] = time.monotonic() - t0
-        green.psql("DROP SUBSCRIPTION bench_plain", db="plain")
-        blue.psql("DROP PUBLICATION bench_plain", db="shop")
-        green.psql("DROP DATABASE plain")
-
-        # Baseline 2: directory dump and restore, 2 jobs each.
-        green.psql("CREATE DATABASE dumped")
-        ddir = rig.path("dump")
-        t0 = time.monotonic()
-        s_run([pg("pg_dump"), "-Fd", "-j2", "-f", ddir] + conn + ["-p", str(blue.port), "shop"])
-        s_run([pg("pg_restore"), "-j2", "-d", "dumped"] + conn + ["-p", str(green.port), ddir])
-        results["dump_restore_s"] = time.monotonic() - t0
-        green.psql("DROP DATABASE dumped")
-
-        # Baseline 3: pgcopydb (Debian's), as its docs suggest for 2 cores.
-        if shutil.which("pgcopydb"):
-            green.psql("CREATE DATABASE copied")
-            cdir = rig.path("pgcopydb")
-            env = dict(os.environ, PATH=harness.PG_BIN + ":" + os.environ.get("PATH", ""))
-            uri = "host=127.0.0.1 port=%d user=postgres dbname=%s"
+        def baselines():
+            """Each baseline once, into a fresh database on green: the
+            seconds of each. They run before and after godwit's runs (the
+            figures are the means), so a machine slower for a while weighs
+            on both sides alike."""
+            out = {}
+            # Baseline 1: schema-only restore, then a plain subscription.
+            green.psql("CREATE DATABASE plain")
             t0 = time.monotonic()
-            s_run(["pgcopydb", "clone", "--source", uri % (blue.port, "shop"), "--target",
-                   uri % (green.port, "copied"), "--dir", cdir, "--table-jobs", "2",
-                   "--index-jobs", "2", "--split-tables-larger-than", "50MB"], env=env)
-            results["pgcopydb_s"] = time.monotonic() - t0
-            green.psql("DROP DATABASE copied")
+            dump = subprocess.run([pg("pg_dump"), "-s"] + conn + ["-p", str(blue.port), "shop"],
+                                  check=True, stdout=subprocess.PIPE)
+            subprocess.run([pg("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"] + conn +
+                           ["-p", str(green.port), "-d", "plain"], input=dump.stdout, check=True,
+                           stdout=subprocess.DEVNULL)
+            blue.psql("CREATE PUBLICATION bench_plain FOR ALL TABLES", db="shop")
+            green.psql("CREATE SUBSCRIPTION bench_plain CONNECTION 'host=127.0.0.1 port=%d "
+                       "dbname=shop user=godwit_repl' PUBLICATION bench_plain" % blue.port,
+                       db="plain")
+            harness.wait_for("plain subscription ready", lambda: green.psql(
+                "SELECT count(*) FILTER (WHERE srsubstate <> 'r') = 0 AND count(*) > 0 FROM "
+                "pg_catalog.pg_subscription_rel", db="plain") == "t", 3600, interval=0.2)
+            out["plain_subscription_s"] = time.monotonic() - t0
+            green.psql("DROP SUBSCRIPTION bench_plain", db="plain")
+            blue.psql("DROP PUBLICATION bench_plain", db="shop")
+            green.psql("DROP DATABASE plain")
+
+            # Baseline 2: directory dump and restore, 2 jobs each.
+            green.psql("CREATE DATABASE dumped")
+            ddir = rig.path("dump")
+            shutil.rmtree(ddir, ignore_errors=True)
+            t0 = time.monotonic()
+            s_run([pg("pg_dump"), "-Fd", "-j2", "-f", ddir] + conn + ["-p", str(blue.port),
+                                                                    "shop"])
+            s_run([pg("pg_restore"), "-j2", "-d", "dumped"] + conn + ["-p", str(green.port),
+                                                                    ddir])
+            out["dump_restore_s"] = time.monotonic() - t0
+            green.psql("DROP DATABASE dumped")
+
+            # Baseline 3: pgcopydb (Debian's), as its docs suggest for 2 cores.
+            if shutil.which("pgcopydb"):
+                green.psql("CREATE DATABASE copied")
+                cdir = rig.path("pgcopydb")
+                shutil.rmtree(cdir, ignore_errors=True)
+                env = dict(os.environ, PATH=harness.PG_BIN + ":" + os.environ.get("PATH", ""))
+                uri = "host=127.0.0.1 port=%d user=postgres dbname=%s"
+                t0 = time.monotonic()
+                s_run(["pgcopydb", "clone", "--source", uri % (blue.port, "shop"), "--target",
+                       uri % (green.port, "copied"), "--dir", cdir, "--table-jobs", "2",
+                       "--index-jobs", "2", "--split-tables-larger-than", "50MB"], env=env)
+                out["pgcopydb_s"] = time.monotonic() - t0
+                green.psql("DROP DATABASE copied")
+            return out
+
+        base_runs = [baselines()]
 
         # godwit without and with an import profile on green, in the order
         # A B B A (what runs later finds a warmer cache and an older WAL), each
@@ -734,6 +749,10 @@ def bench_pipeline(scale, durable=False):
             s_abort(coord, name)
             green.psql("DROP DATABASE %s WITH (FORCE)" % name)
         runs.pop("warm-up")  # the first load into green is slower (11.9 s against 9.5 s)
+        base_runs.append(baselines())
+        for k in base_runs[0]:
+            results[k] = statistics.mean(b[k] for b in base_runs)
+            results[k[:-2] + "_runs_s"] = [b[k] for b in base_runs]
         # The physical path on the same source, after the logical runs:
         # blue's data as they found it (the baselines' databases are on
         # green; each logical run's slot and publication are gone).
