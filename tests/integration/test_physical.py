@@ -97,6 +97,13 @@ def setup(rig, plan_extra="", proxies=True, reverse=False):
     return blue, green, coord, bouncer, plan
 
 
+def slot_reported_active(coord, agent="blue", slot="godwit_shop"):
+    """Whether agent's last report shows slot active (what the cutover's
+    gate reads)."""
+    pg = (coord.agent(agent) or {}).get("postgres") or {}
+    return any(s["name"] == slot and s["active"] for s in pg.get("slots") or [])
+
+
 def physical_slot(cluster):
     return cluster.psql("SELECT coalesce(string_agg(slot_type || ':' || slot_name || ':' || "
                         "active, ','), '') FROM pg_replication_slots")
@@ -121,6 +128,9 @@ def test_physical_cutover_through_pgbouncer(rig):
     st = wait_for("standby reported streaming", lambda: (lambda s: s if s and s.get("standby") and
                   s["standby"]["streaming"] and s["last_error"] is None else None)(mstatus(coord)),
                   30, interval=0.3)
+    # The gate reads our slot's state from blue's report, up to an interval
+    # older than green's.
+    wait_for("blue reports our slot active", lambda: slot_reported_active(coord), 10)
     pg = [a for a in coord.status()["agents"] if a["name"] == "green"][0]["postgres"]
     check(pg["in_recovery"] and pg["wal_receiver_streaming"] and pg["replay_lsn"] and
           pg["basebackup"]["phase"] == "done", "green's report: %r" % pg)
@@ -245,6 +255,7 @@ def test_physical_abort_after_promote_fences_green(rig):
     check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
     wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
     wait_for("standby reported", lambda: (mstatus(coord) or {}).get("standby"), 30, interval=0.3)
+    wait_for("blue reports our slot active", lambda: slot_reported_active(coord), 10)
     os.rename(bouncer.include, bouncer.include + ".real")
     os.makedirs(bouncer.include)
     with open(os.path.join(bouncer.include, "keep"), "w") as f:
@@ -288,6 +299,7 @@ def crash_at(rig, failpoint, reverse=False):
     wait_for("agents back", lambda: agents_connected(coord, ("blue", "green", "px")), 15)
     wait_for("standby and slot reported", lambda: (lambda s: s if s and s.get("standby") and
              s["lag_seconds"] is not None else None)(mstatus(coord)), 15, interval=0.2)
+    wait_for("blue reports our slot active", lambda: slot_reported_active(coord), 10)
     wait_for("px reports its proxy", lambda: any(p.get("reachable") for p in
              coord.agent("px").get("proxies") or []), 15, interval=0.2)
     # (the gate wants the standby's state polled since the restart)
@@ -436,6 +448,7 @@ def test_physical_rollback_loses_nothing(rig):
     check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
     wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
     wait_for("standby reported", lambda: (mstatus(coord) or {}).get("standby"), 30, interval=0.3)
+    wait_for("blue reports our slot active", lambda: slot_reported_active(coord), 10)
     r = coord.ctl("cutover", "shop", "--json", check_rc=False)
     rep = json.loads(r.stdout or b"{}")
     steps = [t["step"] for t in rep.get("timeline", [])]
@@ -574,6 +587,7 @@ def test_physical_verify_under_load_finds_a_corrupted_row(rig):
     check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
     wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
     wait_for("standby reported", lambda: (mstatus(coord) or {}).get("standby"), 30, interval=0.3)
+    wait_for("blue reports our slot active", lambda: slot_reported_active(coord), 10)
     pgb = os.path.join(harness.PG_BIN, "pgbench")
     bench = rig.spawn("pgbench", [pgb, "-n", "-c", "4", "-R", "150", "-T", str(seconds), "-h",
                                   "127.0.0.1", "-p", str(blue.port), "-U", "postgres", "shop"])
