@@ -24,7 +24,8 @@
  * margin (disk_space; an information when the option is not set), the
  * source a peer of this agent's config (peer_missing) that this agent can
  * log in to as the peer's user (replication_connection) with REPLICATION
- * SLAVE on *.* and SELECT on the database (replication_grant), and with
+ * SLAVE on *.* and SELECT on the database (replication_grant), RELOAD for
+ * the copy's lock (copy_single_reader, a warning), and with
  * cutover.reverse on, the binary log on here (binlog_off).
  *
  * Blocking calls: the statvfs of the data directory and the password

@@ -300,7 +300,66 @@ static void s_src_tables(mypf_t *p)
     free(db);
 }
 
-static const mypf_fn s_src_stages[] = { s_src_settings, s_src_tables, NULL };
+/* ---- what the copy does not carry ------------------------------------------ */
+
+/* %1$s: the database as a literal. One row per kind of object with its
+ * count and the first few names. information_schema shows a user only the
+ * objects it holds a privilege on: the agent's user is the one to ask. */
+static const char S_OBJECTS_SQL[] =
+    "SELECT 'view' AS kind, COUNT(*) AS n, SUBSTRING(GROUP_CONCAT(TABLE_NAME ORDER BY"
+    " TABLE_NAME SEPARATOR ', '), 1, 200) AS names FROM information_schema.VIEWS"
+    " WHERE TABLE_SCHEMA = %1$s "
+    "UNION ALL SELECT 'trigger', COUNT(*), SUBSTRING(GROUP_CONCAT(TRIGGER_NAME ORDER BY"
+    " TRIGGER_NAME SEPARATOR ', '), 1, 200) FROM information_schema.TRIGGERS"
+    " WHERE TRIGGER_SCHEMA = %1$s "
+    "UNION ALL SELECT 'routine', COUNT(*), SUBSTRING(GROUP_CONCAT(ROUTINE_NAME ORDER BY"
+    " ROUTINE_NAME SEPARATOR ', '), 1, 200) FROM information_schema.ROUTINES"
+    " WHERE ROUTINE_SCHEMA = %1$s "
+    "UNION ALL SELECT 'event', COUNT(*), SUBSTRING(GROUP_CONCAT(EVENT_NAME ORDER BY"
+    " EVENT_NAME SEPARATOR ', '), 1, 200) FROM information_schema.EVENTS"
+    " WHERE EVENT_SCHEMA = %1$s";
+
+static void s_on_objects(myconn_t *c, const myconn_result_t *r, void *arg)
+{
+    mypf_t *p = arg;
+    (void)c;
+    if (!r->ok) {
+        mypf_fail_query(p, "the source", r);
+        return;
+    }
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const char *kind = myconn_col(r, i, "kind"), *names = myconn_col(r, i, "names");
+        uint64_t n = s_u64(myconn_col(r, i, "n"));
+        if (!kind || n == 0)
+            continue;
+        mypf_add(p, MYPF_ERROR, "unsupported_object", p->database,
+                 xasprintf("database %s has %" PRIu64 " %s%s (%s): the copy of this version "
+                           "moves tables and their rows only, and refuses a database with "
+                           "views, triggers, routines or events rather than leave them behind",
+                           p->database, n, kind, n == 1 ? "" : "s", names ? names : "?"),
+                 xasprintf("This version cannot move database %s with its %s%s "
+                           "(docs/mariadb.md, \"Next\"): move it another way, or list the "
+                           "%s%s with SHOW CREATE and decide whether the application can do "
+                           "without %s while a later version moves it.",
+                           p->database, kind, n == 1 ? "" : "s", kind, n == 1 ? "" : "s",
+                           n == 1 ? "it" : "them"));
+    }
+    mypf_next(p);
+}
+
+static void s_src_objects(mypf_t *p)
+{
+    char *db = mypf_literal(p, MYPF_LOCAL, p->database);
+    if (!db)
+        return;
+    char *sql = xasprintf(S_OBJECTS_SQL, db);
+    mypf_query(p, MYPF_LOCAL, "reading the source's views, triggers, routines and events", sql,
+               s_on_objects);
+    free(sql);
+    free(db);
+}
+
+static const mypf_fn s_src_stages[] = { s_src_settings, s_src_tables, s_src_objects, NULL };
 
 /* ---- starting -------------------------------------------------------------- */
 

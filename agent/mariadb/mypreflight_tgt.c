@@ -199,6 +199,15 @@ static void s_on_grants(myconn_t *c, const myconn_result_t *r, void *arg)
                            p->peer_where, db),
                  xasprintf("On the source: GRANT SELECT ON %s.* TO %s;", db,
                            who ? who : "<the peer's user>"));
+    if (!g.reload)
+        mypf_add(p, MYPF_WARNING, "copy_single_reader", p->peer_where,
+                 xasprintf("%s lacks RELOAD on the source: the copy's lock (BACKUP STAGE "
+                           "BLOCK_COMMIT, held while its readers open one snapshot) needs it, "
+                           "so the copy reads with one session, whatever options.parallelism "
+                           "says",
+                           p->peer_where),
+                 xasprintf("On the source: GRANT RELOAD ON *.* TO %s;",
+                           who ? who : "<the peer's user>"));
     free(who);
     free(db);
     mypf_next(p);

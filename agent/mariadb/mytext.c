@@ -267,6 +267,8 @@ void mytext_grants_line(const char *line, const char *db, mytext_grants_t *g)
             g->select_db = true;
         if (kind == S_OBJ_GLOBAL && (all || s_is(start, len, "REPLICATION SLAVE")))
             g->replication_slave = true;
+        if (kind == S_OBJ_GLOBAL && (all || s_is(start, len, "RELOAD")))
+            g->reload = true;
     }
 }
 

@@ -32,6 +32,8 @@ bool mytext_bool(const char *v);
 /* What SHOW GRANTS lines allow, for one database. */
 typedef struct {
     bool replication_slave;     /* REPLICATION SLAVE (or ALL PRIVILEGES) ON *.* */
+    bool reload;                /* RELOAD (or ALL PRIVILEGES) ON *.*: the copy's lock
+                                   (BACKUP STAGE) for more than one reader */
     bool select_db;             /* SELECT (or ALL PRIVILEGES) ON *.* or on the database
                                    (db.*, its name matched as a GRANT pattern: _ and %
                                    wildcards, \ escapes) */

@@ -109,12 +109,13 @@ static void test_grants(void **state)
     mytext_grants_t g = s_grants(repl, "shop");
     assert_true(g.replication_slave);
     assert_false(g.select_db);
+    assert_false(g.reload);
 
     /* Both, from a database grant; a role line and a column grant add
      * nothing; another database's grant neither. */
     const char *const both[] = {
         "GRANT `rr` TO `r2`@`%`",
-        "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `r2`@`%` IDENTIFIED BY PASSWORD "
+        "GRANT RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `r2`@`%` IDENTIFIED BY PASSWORD "
         "'*7B9EBEED26AA52ED10C0F549FA863F13C39E0209'",
         "GRANT SELECT ON `shop`.* TO `r2`@`%`",
         "GRANT SELECT (`id`) ON `shop`.`a` TO `r2`@`%`",
@@ -123,6 +124,7 @@ static void test_grants(void **state)
     g = s_grants(both, "shop");
     assert_true(g.replication_slave);
     assert_true(g.select_db);
+    assert_true(g.reload);
     g = s_grants(both, "other");
     assert_true(g.replication_slave);
     assert_false(g.select_db);
@@ -139,6 +141,7 @@ static void test_grants(void **state)
     };
     g = s_grants(narrow, "shop");
     assert_false(g.replication_slave);
+    assert_false(g.reload);
     assert_false(g.select_db);
 
     /* ALL PRIVILEGES on *.* is both; on the database, SELECT only. */
@@ -147,7 +150,7 @@ static void test_grants(void **state)
         NULL,
     };
     g = s_grants(root, "shop");
-    assert_true(g.replication_slave && g.select_db);
+    assert_true(g.replication_slave && g.select_db && g.reload);
     const char *const owner[] = { "GRANT ALL PRIVILEGES ON `shop`.* TO `app`@`%`", NULL };
     g = s_grants(owner, "shop");
     assert_false(g.replication_slave);
