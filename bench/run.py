@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """godwit benchmarks: prints a table and writes it to bench/results/.
 
-    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover|verify|fleet|group]
+    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover|verify|fleet|group|mariadb]
                  [--fanin 100,1000,5000] [--scale 50] [--durable] [--cutovers 20] [--verify-scale 10]
                  [--migrations 200] [--copies 0] [--group-sizes 1,10,50]
                  [--group-roles shared|database] [--group-rehearsals 3] [--group-copies 10]
@@ -109,6 +109,14 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    role's sessions outside the group make the fence refuse; database: one
    role per database and the group of n is the first n of max(sizes).
    A cutover that did not end done is recorded with its members' reasons.
+
+8. MariaDB: sysbench's --my-tables tables of --my-rows rows (default 8 of
+   100000; --quick: 20000) in one database of a MariaDB 10.11 server made
+   here, moved to another: godwit's `migrate start` to streaming (the copy
+   with two readers in one snapshot, then replication from its GTID
+   position) against `mariadb-dump --single-transaction --gtid | mariadb`
+   and mydumper/myloader with two threads, each baseline before and after
+   godwit's runs.
 
 Targets (issue 2): agent < 10 MB RSS and < 1 % CPU; 1000 agents at 1 Hz
 under 25 % of one core with round trip p99 under 10 ms. (Issue 3): at least
@@ -766,6 +774,89 @@ def bench_pipeline(scale, durable=False):
             "SELECT count(*), sum(pg_catalog.pg_database_size(oid)) FROM "
             "pg_catalog.pg_database").split("|"))
         results["durable"] = durable
+        return results
+    finally:
+        rig.close()
+
+
+def bench_mariadb(tables, rows):
+    """The MariaDB copy (docs/mariadb.md "The copy"): sysbench's tables
+    (--my-tables of --my-rows rows) in database shop on blue, moved to
+    green. godwit: `migrate start` to streaming (the copy in one snapshot
+    with two readers, then replication from its GTID position), then
+    aborted (the database dropped); two runs after a warm-up. Baselines
+    into a fresh shop on green, each before and after godwit's runs (the
+    mean of the two): `mariadb-dump --single-transaction --gtid | mariadb`
+    and mydumper/myloader with two threads each (both floors: neither
+    streams afterwards)."""
+    import mariadb
+    rig = harness.Rig("bench-mariadb")
+    try:
+        opts = {"innodb-buffer-pool-size": "512M", "max-allowed-packet": "64M"}
+        blue = mariadb.server(rig, "blue", server_id=1, options=opts)
+        green = mariadb.server(rig, "green", server_id=2, options=opts)
+        for db in (blue, green):
+            db.sql("CREATE USER 'bench'@'127.0.0.1' IDENTIFIED BY 'bench';"
+                   "GRANT ALL PRIVILEGES ON *.* TO 'bench'@'127.0.0.1'")
+        blue.sql("CREATE DATABASE shop")
+        s_run(["sysbench", "oltp_write_only", "--db-driver=mysql", "--mysql-socket=" + blue.sock,
+               "--mysql-user=root", "--mysql-db=shop", "--tables=%d" % tables,
+               "--table-size=%d" % rows, "--threads=2", "prepare"])
+        size = int(blue.sql("SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES "
+                            "WHERE TABLE_SCHEMA = 'shop'"))
+        tcp = lambda db: ["--host=127.0.0.1", "--port=%d" % db.port, "--user=bench",
+                          "--password=bench"]
+        results = {"tables": tables, "rows": rows, "database_bytes": size}
+
+        def baselines():
+            out = {}
+            t0 = time.monotonic()
+            dump = subprocess.Popen(["mariadb-dump", "--no-defaults"] + tcp(blue) + [
+                "--single-transaction", "--gtid", "--master-data=2", "--databases", "shop"],
+                stdout=subprocess.PIPE)
+            subprocess.run(["mariadb", "--no-defaults"] + tcp(green), stdin=dump.stdout,
+                           check=True)
+            dump.stdout.close()
+            if dump.wait() != 0:
+                raise RuntimeError("mariadb-dump exited %d" % dump.returncode)
+            out["dump_s"] = time.monotonic() - t0
+            green.sql("DROP DATABASE shop")
+            ddir = rig.path("mydumper")
+            shutil.rmtree(ddir, ignore_errors=True)
+            t0 = time.monotonic()
+            s_run(["mydumper"] + tcp(blue) + ["--database=shop", "--threads=2",
+                                               "--trx-consistency-only", "--outputdir=" + ddir])
+            s_run(["myloader"] + tcp(green) + ["--directory=" + ddir, "--threads=2"])
+            out["mydumper_s"] = time.monotonic() - t0
+            green.sql("DROP DATABASE shop")
+            return out
+
+        base_runs = [baselines()]
+        pwfile = rig.path("bench.pass")
+        with open(pwfile, "w") as f:
+            f.write("bench\n")
+        os.chmod(pwfile, 0o600)
+        coord = harness.Coordinator(rig, ["blue", "green"], options={"log_level": "warn"}).start()
+        mariadb.agent(rig, "blue", coord, blue, "source")
+        mariadb.agent(rig, "green", coord, green, "target", peers={"blue": (blue, "bench", pwfile)})
+        for n in ("blue", "green"):
+            harness.wait_for(n, lambda: (coord.agent(n).get("mariadb") or {}).get("reachable"), 15)
+        plan = rig.path("plan.yaml")
+        with open(plan, "w") as f:
+            f.write("migrations:\n  - name: shop\n    engine: mariadb\n"
+                    "    source: {agent: blue, database: shop}\n"
+                    "    target: {agent: green, database: shop}\n"
+                    "    replication: {peer: blue}\n    options: {parallelism: 2}\n")
+        runs = []
+        for _ in range(3):  # a warm-up, then two
+            runs.append(s_to_streaming(coord, plan, "shop")["streaming"])
+            s_abort(coord, "shop")
+        results["godwit_runs_s"] = runs[1:]
+        results["godwit_s"] = statistics.mean(runs[1:])
+        base_runs.append(baselines())
+        for k in base_runs[0]:
+            results[k] = statistics.mean(b[k] for b in base_runs)
+            results[k[:-2] + "_runs_s"] = [b[k] for b in base_runs]
         return results
     finally:
         rig.close()
@@ -1494,7 +1585,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["agent", "fanin", "pipeline", "cutover", "verify",
-                                       "fleet", "group"])
+                                       "fleet", "group", "mariadb"])
+    ap.add_argument("--my-tables", type=int, default=8,
+                    help="the MariaDB bench's sysbench tables")
+    ap.add_argument("--my-rows", type=int, default=100000,
+                    help="the MariaDB bench's rows per table (--quick: 20000)")
     ap.add_argument("--migrations", type=int, default=200,
                     help="the fleet bench's migrations, driven against simulated agents")
     ap.add_argument("--copies", type=int, default=0,
@@ -1755,6 +1850,21 @@ def main():
                       a["agent_cpu_pct"] / a["backend_cpu_pct"] if a["backend_cpu_pct"] else 0),
                   "| reports received, longest gap | %d, %d ms |  |" % (
                       a["reports"], a["max_report_gap_ms"])]
+    if args.only in (None, "mariadb"):
+        m = bench_mariadb(args.my_tables, 20000 if args.quick else args.my_rows)
+        results["mariadb"] = m
+        lines += ["", "MariaDB 10.11: one database copied, sysbench's %d tables of %d rows "
+                  "(%.0f MB by information_schema); godwit: the mean of two runs after a "
+                  "warm-up; baselines: the mean of a run before and one after godwit's" % (
+                      m["tables"], m["rows"], m["database_bytes"] / 1048576.0),
+                  "| | seconds | godwit speed-up |", "|---|---|---|",
+                  "| godwit, `migrate start` to streaming (two readers in one snapshot, then "
+                  "replication from its GTID position) | %.1f | |" % m["godwit_s"],
+                  "| baseline: mariadb-dump --single-transaction --gtid, piped to mariadb (no "
+                  "streaming) | %.1f | %.2fx |" % (m["dump_s"], m["dump_s"] / m["godwit_s"]),
+                  "| baseline: mydumper --threads 2 --trx-consistency-only, then myloader "
+                  "--threads 2 (no streaming) | %.1f | %.2fx |" % (
+                      m["mydumper_s"], m["mydumper_s"] / m["godwit_s"])]
     if args.only in (None, "fanin"):
         rows = []
         for n in [int(x) for x in args.fanin.split(",")]:

@@ -18,7 +18,9 @@
 # Packages: dpkg-dev (dpkg-shlibdeps, which cpack's DEB generator runs),
 #          lintian (checks the .debs), man-db (`man -w` in the packages'
 #          test).
-# Benchmarks: pgcopydb (a baseline of bench/run.py --only pipeline).
+# Benchmarks: pgcopydb (a baseline of bench/run.py --only pipeline);
+#          mydumper (myloader: a baseline of --only mariadb) and sysbench
+#          (its tables are that bench's data).
 # Demos:   pgbouncer; iproute2 (network namespaces) and openssl (a CA and
 #          the servers' certificates) for demo-datacenters.sh.
 set -euo pipefail
@@ -34,7 +36,7 @@ packages=(
     haproxy nginx libnginx-mod-stream pgbouncer prometheus
     procps iproute2 openssl
     dpkg-dev lintian man-db
-    pgcopydb
+    pgcopydb mydumper sysbench
 )
 
 missing=()
