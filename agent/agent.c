@@ -318,24 +318,28 @@ static void s_step_done(ProtobufCMessage *payload, const char *error, void *arg)
     s_running_free(r);
 }
 
-/* The running BulkCopy into database for name, or NULL. */
-static running_t *s_running_copy(agent_t *a, const char *database, const char *name)
+/* The running copy of action into database for name, or NULL:
+ * PostgreSQL's BulkCopy (name: the subscription) or MariaDB's MyCopy
+ * (name: the replication connection). */
+static running_t *s_running_copy(agent_t *a, Godwit__Command__ActionCase action,
+                                 const char *database, const char *name)
 {
     for (running_t *r = a->running; r; r = r->next)
-        if (r->action == GODWIT__COMMAND__ACTION_BULK_COPY &&
-            engine_copy_is(a->engine, r->step, database, name))
+        if (r->action == action && engine_copy_is(a->engine, r->step, database, name))
             return r;
     return NULL;
 }
 
-/* Stops the running BulkCopy of a subscription about to be dropped (its
- * slot cannot be dropped while the copy uses it); its command fails. */
-static void s_stop_copy(agent_t *a, const char *database, const char *name)
+/* Stops the running copy (action's) of a subscription about to be dropped
+ * (its slot cannot be dropped while the copy uses it), or on MariaDB of a
+ * replication connection about to be removed (the copy would make it
+ * again); its command fails. */
+static void s_stop_copy(agent_t *a, Godwit__Command__ActionCase action, const char *database,
+                        const char *name)
 {
     running_t *r;
-    while ((r = s_running_copy(a, database, name)) != NULL) {
-        log_info("command %s: stopping the copy: subscription \"%s\" is being dropped", r->id,
-                 name);
+    while ((r = s_running_copy(a, action, database, name)) != NULL) {
+        log_info("command %s: stopping the copy: \"%s\" is being dropped", r->id, name);
         step_cancel(&r->step);
         s_step_done(NULL, "stopped: our objects are being dropped", r);
     }
@@ -363,8 +367,8 @@ static void s_stop_running(agent_t *a, Godwit__Command__ActionCase action)
 
 /* A command sent again (a coordinator that restarted or timed out) joins
  * the same step still running: the agent's one base backup, its one
- * promote, or its one rejoin; its answer goes to both. True if cmd joined
- * one. */
+ * promote, its one rejoin, or the MariaDB copy for the same replication
+ * connection; its answer goes to both. True if cmd joined one. */
 static bool s_join_running(agent_t *a, const Godwit__Command *cmd)
 {
     running_t *r = NULL;
@@ -372,6 +376,10 @@ static bool s_join_running(agent_t *a, const Godwit__Command *cmd)
         cmd->action_case == GODWIT__COMMAND__ACTION_PROMOTE ||
         cmd->action_case == GODWIT__COMMAND__ACTION_REJOIN)
         r = s_running_of(a, cmd->action_case);
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_MY_COPY && cmd->my_copy &&
+        step_godwit_name(cmd->my_copy->connection))
+        r = s_running_copy(a, GODWIT__COMMAND__ACTION_MY_COPY, cmd->my_copy->database,
+                           cmd->my_copy->connection);
     if (!r)
         return false;
     r->also_ids = xrealloc(r->also_ids, (r->n_also + 1) * sizeof *r->also_ids);
@@ -393,11 +401,17 @@ static bool s_start_step(agent_t *a, const Godwit__Command *cmd, char **why)
      * whose subscription is about to be dropped stops first. */
     if (cmd->action_case == GODWIT__COMMAND__ACTION_DROP_OBJECTS && cmd->drop_objects &&
         step_godwit_name(cmd->drop_objects->subscription))
-        s_stop_copy(a, cmd->drop_objects->database, cmd->drop_objects->subscription);
+        s_stop_copy(a, GODWIT__COMMAND__ACTION_BULK_COPY, cmd->drop_objects->database,
+                    cmd->drop_objects->subscription);
     /* Likewise the base backup of a standby about to be removed. */
     if (cmd->action_case == GODWIT__COMMAND__ACTION_DROP_OBJECTS && cmd->drop_objects &&
         step_godwit_name(cmd->drop_objects->standby_of_slot))
         s_stop_running(a, GODWIT__COMMAND__ACTION_BASE_BACKUP);
+    /* And MariaDB's copy for a replication connection about to be removed. */
+    if (cmd->action_case == GODWIT__COMMAND__ACTION_DROP_OBJECTS && cmd->drop_objects &&
+        step_godwit_name(cmd->drop_objects->replica_connection))
+        s_stop_copy(a, GODWIT__COMMAND__ACTION_MY_COPY, cmd->drop_objects->database,
+                    cmd->drop_objects->replica_connection);
     r->step = engine_start(a->engine, cmd, s_step_done, r, why);
     if (!r->step) {
         s_running_free(r);
@@ -528,7 +542,11 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
         break;
     case GODWIT__COMMAND__ACTION_BULK_COPY_STATUS: {
         const Godwit__BulkCopyStatus *q = cmd->bulk_copy_status;
-        running_t *copy = q ? s_running_copy(a, q->database, q->name) : NULL;
+        /* BulkCopy's, or on MariaDB MyCopy's (name: its connection). */
+        running_t *copy =
+            q ? s_running_copy(a, GODWIT__COMMAND__ACTION_BULK_COPY, q->database, q->name) : NULL;
+        if (q && !copy)
+            copy = s_running_copy(a, GODWIT__COMMAND__ACTION_MY_COPY, q->database, q->name);
         Godwit__SyncStatusResult none = GODWIT__SYNC_STATUS_RESULT__INIT;
         Godwit__SyncStatusResult *st = copy ? engine_copy_progress(a->engine, copy->step) : &none;
         res.status = GODWIT__STATUS__STATUS_OK;
@@ -553,7 +571,8 @@ static void s_on_command(agent_t *a, const Godwit__Command *cmd)
         break;
     case GODWIT__COMMAND__ACTION_BULK_COPY: {
         const Godwit__BulkCopy *q = cmd->bulk_copy;
-        running_t *copy = q ? s_running_copy(a, q->database, q->name) : NULL;
+        running_t *copy =
+            q ? s_running_copy(a, GODWIT__COMMAND__ACTION_BULK_COPY, q->database, q->name) : NULL;
         if (copy) {
             /* A coordinator that restarted, or timed out, asks again: the
              * copy running answers both. */

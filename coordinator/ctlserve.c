@@ -342,21 +342,6 @@ static void s_migrate_start_parsed(planjob_t *j)
         s_planjob_free(j);
         return;
     }
-    /* MariaDB's path so far is its preflight and its servers' readings
-     * (docs/mariadb.md): nothing is started for it. */
-    for (size_t i = 0; i < plan_count(j->plan[0]); i++) {
-        const plan_migration_t *m = plan_at(j->plan[0], i);
-        if (m->engine != PLAN_ENGINE_MARIADB || (j->only && strcmp(m->name, j->only) != 0))
-            continue;
-        char msg[512];
-        snprintf(msg, sizeof msg, "migration %s: engine mariadb: this version checks a MariaDB "
-                 "migration (godwitctl plan check: preflight of both servers) and reports its "
-                 "servers, but does not move it yet (docs/mariadb.md); nothing was started",
-                 m->name);
-        control_reply_error(j->req, msg);
-        s_planjob_free(j);
-        return;
-    }
     mstart_t *ms = xcalloc(1, sizeof *ms);
     ms->c = j->c;
     ms->req = j->req;

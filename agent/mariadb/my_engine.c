@@ -1,7 +1,8 @@
 /*
- * my_engine: see my_engine.h. Owns mymon; its steps (the preflight checks)
- * own themselves (step.h). The connection parameters are borrowed from
- * the agent's config.
+ * my_engine: see my_engine.h. Owns mymon; its steps (the preflight checks,
+ * the copy, the replica's status and drop, the verify) own themselves
+ * (step.h). The connection parameters are borrowed from the agent's
+ * config.
  */
 #include "my_engine.h"
 
@@ -9,8 +10,11 @@
 #include <string.h>
 
 #include "log.h"
+#include "mycopy.h"
 #include "mymon.h"
 #include "mypreflight.h"
+#include "myrepl.h"
+#include "myverify.h"
 #include "xalloc.h"
 
 typedef struct {
@@ -39,6 +43,18 @@ static mypreflight_local_t s_preflight_local(const my_engine_t *e)
         .n_peers = cfg->peers.count,
         .config_path = cfg->path,
         .agent_name = e->agent_name,
+    };
+}
+
+static mycopy_local_t s_copy_local(const my_engine_t *e)
+{
+    const agent_config_t *cfg = e->cfg;
+    return (mycopy_local_t){
+        .server = e->server,
+        .statement_timeout_ms = (uint64_t)cfg->mariadb.statement_timeout_ms,
+        .peers = cfg->peers.items,
+        .n_peers = cfg->peers.count,
+        .config_path = cfg->path,
     };
 }
 
@@ -73,29 +89,67 @@ static step_t *s_start(engine_t *base, const Godwit__Command *cmd, step_done_cb 
     case GODWIT__COMMAND__ACTION_PREFLIGHT_TARGET:
         step = mypreflight_target_start(e->loop, &local, cmd->preflight_target, done, arg);
         break;
+    case GODWIT__COMMAND__ACTION_MY_COPY: {
+        mycopy_local_t cl = s_copy_local(e);
+        if (cmd->my_copy)
+            step = mycopy_start(e->loop, &cl, cmd->my_copy, done, arg, why);
+        break;
+    }
+    case GODWIT__COMMAND__ACTION_REPLICA_STATUS: {
+        myrepl_local_t rl = { .server = e->server,
+                              .statement_timeout_ms =
+                                  (uint64_t)e->cfg->mariadb.statement_timeout_ms };
+        if (cmd->replica_status)
+            step = myrepl_status_start(e->loop, &rl, cmd->replica_status, done, arg, why);
+        break;
+    }
+    case GODWIT__COMMAND__ACTION_DROP_OBJECTS: {
+        /* DDL on a database of any size: the catalog reads' longer limit. */
+        myrepl_local_t rl = { .server = e->server,
+                              .statement_timeout_ms = local.statement_timeout_ms };
+        if (cmd->drop_objects)
+            step = myrepl_drop_start(e->loop, &rl, cmd->drop_objects, done, arg, why);
+        break;
+    }
+    case GODWIT__COMMAND__ACTION_MY_CHECKSUM:
+    case GODWIT__COMMAND__ACTION_MY_CHECKSUM_COMPARE: {
+        /* A chunk's statement reads up to a chunk of rows: the catalog
+         * reads' longer limit. */
+        myverify_local_t vl = { .server = e->server,
+                                .statement_timeout_ms = local.statement_timeout_ms };
+        if (cmd->action_case == GODWIT__COMMAND__ACTION_MY_CHECKSUM && cmd->my_checksum)
+            step = myverify_checksum_start(e->loop, &vl, cmd->my_checksum, done, arg, why);
+        else if (cmd->action_case == GODWIT__COMMAND__ACTION_MY_CHECKSUM_COMPARE &&
+                 cmd->my_checksum_compare)
+            step = myverify_compare_start(e->loop, &vl, cmd->my_checksum_compare, done, arg,
+                                          why);
+        break;
+    }
     default:
-        *why = xasprintf("%s: the MariaDB engine runs preflight and monitoring in this version; "
-                         "the migration's other steps are not written for MariaDB yet: nothing "
-                         "was done",
+        *why = xasprintf("%s: the MariaDB engine runs preflight and monitoring in this "
+                         "version, and on a target the copy (my_copy), replica_status and "
+                         "drop_objects, and the verify (my_checksum, my_checksum_compare); the migration's other steps are not written for "
+                         "MariaDB yet: nothing was done",
                          s_action_name(cmd));
         return NULL;
     }
-    if (!step)
+    if (!step && !*why)
         *why = xstrdup("invalid request");
     return step;
 }
 
-/* No copy step runs on this engine yet. */
+/* The running copy steps the agent asks about are MyCopy's (BulkCopy is
+ * refused here): name is the replication connection; the database is
+ * MyCopy's own business (one connection, one database). */
 static bool s_copy_is(const step_t *step, const char *database, const char *name)
 {
-    return false;
+    (void)database;
+    return step && name && mycopy_is(step, name);
 }
 
 static Godwit__SyncStatusResult *s_copy_progress(const step_t *step)
 {
-    Godwit__SyncStatusResult *r = xmalloc(sizeof *r);
-    godwit__sync_status_result__init(r);
-    return r;
+    return mycopy_progress(step);
 }
 
 /* ---- monitoring ------------------------------------------------------------ */

@@ -1,10 +1,12 @@
 /*
- * my_engine: the MariaDB engine (engine.h), first increment: mymon's
- * readings of the local server for the reports, and preflight
- * (PreflightSource, PreflightTarget: mypreflight.h). Every other command
- * is refused with its name: the migration's steps on MariaDB are not
- * written yet. Targets MariaDB 10.11; MySQL 8's differences are noted
- * where they would bite.
+ * my_engine: the MariaDB engine (engine.h): mymon's readings of the
+ * local server for the reports; preflight (PreflightSource,
+ * PreflightTarget: mypreflight.h); the target's copy and replication
+ * (MyCopy: mycopy.h), its replication connection's state (ReplicaStatus)
+ * and its removal (DropObjects with replica_connection: myrepl.h). Every
+ * other command is refused with its name: verify and the cutover are not
+ * written for MariaDB yet. Targets MariaDB 10.11; MySQL 8's differences
+ * are noted where they would bite.
  */
 #ifndef GODWIT_MY_ENGINE_H
 #define GODWIT_MY_ENGINE_H

@@ -27,7 +27,9 @@
  *     without a COM_QUIT.
  *
  * What it owns: copies of the parameters, the MYSQL handle (and the
- * password while connecting, wiped after), three timers (the kick that
+ * password while connecting, wiped after), its copy of the statement in
+ * flight (zeroed when freed: a CHANGE MASTER's text holds a password;
+ * Connector/C's own network buffer is not ours to wipe), three timers (the kick that
  * starts an operation one loop turn after myconn_query, so callbacks never
  * run inside it; the caller's deadline; the library's timeout) and at most
  * one poll handle. The struct is freed in the close callback of its last
@@ -69,7 +71,7 @@ struct myconn {
     bool connected;             /* m holds a session (its connect ended well) */
     s_state_t state;            /* the library operation in flight */
     char *password;             /* while connecting only; wiped */
-    char *sql;                  /* the statement asked for, until it ends */
+    char *sql;                  /* the statement asked for, until it ends; zeroed when freed */
     uint64_t timeout_ms;
     myconn_cb cb;               /* non-NULL: a statement is in flight */
     void *arg;
@@ -102,7 +104,7 @@ static void s_maybe_free(myconn_t *c)
     for (size_t i = 0; c->init && c->init[i]; i++)
         free(c->init[i]);
     free(c->init);
-    free(c->sql);
+    keys_wipe_free(c->sql);
     free(c);
 }
 
@@ -227,7 +229,7 @@ static void s_finish(myconn_t *c, myconn_result_t *r)
     c->state = S_IDLE;
     uv_timer_stop(&c->deadline);
     uv_timer_stop(&c->wait);
-    free(c->sql);
+    keys_wipe_free(c->sql); /* a CHANGE MASTER's holds a password */
     c->sql = NULL;
     if (c->m && c->connected) {
         int rc = s_watch(c, MYSQL_WAIT_READ);

@@ -82,7 +82,8 @@ myconn_t *myconn_new(uv_loop_t *loop, const char *label, const myconn_params_t *
  * never from inside this call, one loop turn later at the earliest.
  * timeout_ms bounds the whole (the connection included): when it passes
  * the connection is dropped and cb gets an error. false, and no callback,
- * when a statement is in flight or c is destroyed. */
+ * when a statement is in flight or c is destroyed. sql is copied; the
+ * copy is zeroed before it is freed (a statement may hold a password). */
 bool myconn_query(myconn_t *c, const char *sql, uint64_t timeout_ms, myconn_cb cb, void *arg);
 
 /* Whether a statement is in flight. */

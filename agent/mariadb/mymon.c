@@ -151,6 +151,28 @@ static uint64_t s_u64(const char *v)
     return errno || *end ? 0 : n;
 }
 
+Godwit__MariadbReplica *mymon_replica(const myconn_result_t *r, size_t row, const char *name)
+{
+    Godwit__MariadbReplica *rep = xmalloc(sizeof *rep);
+    godwit__mariadb_replica__init(rep);
+    const char *conn = myconn_col(r, row, "Connection_name");
+    rep->connection_name = xstrdup(conn ? conn : name ? name : "");
+    rep->master_host = s_str(r, row, "Master_Host");
+    uint64_t port = s_u64(myconn_col(r, row, "Master_Port"));
+    rep->master_port = port <= 65535 ? (uint32_t)port : 0;
+    /* Yes, No, Connecting, Preparing: running is Yes only. */
+    const char *io = myconn_col(r, row, "Slave_IO_Running");
+    rep->io_running = io && strcmp(io, "Yes") == 0;
+    const char *sql = myconn_col(r, row, "Slave_SQL_Running");
+    rep->sql_running = sql && strcmp(sql, "Yes") == 0;
+    const char *behind = myconn_col(r, row, "Seconds_Behind_Master");
+    rep->seconds_behind = behind ? (int64_t)s_u64(behind) : -1;
+    const char *sql_err = myconn_col(r, row, "Last_SQL_Error");
+    rep->last_error = sql_err && sql_err[0] ? xstrdup(sql_err) : s_str(r, row, "Last_IO_Error");
+    rep->gtid_io_pos = s_str(r, row, "Gtid_IO_Pos");
+    return rep;
+}
+
 static void s_on_replica(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     mymon_t *m = arg;
@@ -168,23 +190,7 @@ static void s_on_replica(myconn_t *c, const myconn_result_t *r, void *arg)
     }
     Godwit__Mariadb *x = m->next;
     if (pick < r->n_rows) {
-        Godwit__MariadbReplica *rep = xmalloc(sizeof *rep);
-        godwit__mariadb_replica__init(rep);
-        rep->connection_name = s_str(r, pick, "Connection_name");
-        rep->master_host = s_str(r, pick, "Master_Host");
-        uint64_t port = s_u64(myconn_col(r, pick, "Master_Port"));
-        rep->master_port = port <= 65535 ? (uint32_t)port : 0;
-        /* Yes, No, Connecting, Preparing: running is Yes only. */
-        const char *io = myconn_col(r, pick, "Slave_IO_Running");
-        rep->io_running = io && strcmp(io, "Yes") == 0;
-        const char *sql = myconn_col(r, pick, "Slave_SQL_Running");
-        rep->sql_running = sql && strcmp(sql, "Yes") == 0;
-        const char *behind = myconn_col(r, pick, "Seconds_Behind_Master");
-        rep->seconds_behind = behind ? (int64_t)s_u64(behind) : -1;
-        const char *sql_err = myconn_col(r, pick, "Last_SQL_Error");
-        rep->last_error = sql_err && sql_err[0] ? xstrdup(sql_err)
-                                                : s_str(r, pick, "Last_IO_Error");
-        rep->gtid_io_pos = s_str(r, pick, "Gtid_IO_Pos");
+        Godwit__MariadbReplica *rep = mymon_replica(r, pick, NULL);
         x->replica = rep;
         if (r->n_rows > 1)
             log_debug("mymon: %zu replication connections, reporting \"%s\"", r->n_rows,

@@ -42,6 +42,15 @@ void mymon_tick(mymon_t *m);
  * caller frees it with godwit__mariadb__free_unpacked(x, NULL)). */
 Godwit__Mariadb *mymon_snapshot(const mymon_t *m);
 
+/* One row of SHOW ALL SLAVES STATUS or SHOW SLAVE 'name' STATUS as a
+ * MariadbReplica (every string malloc'd; the caller frees it with
+ * godwit__mariadb_replica__free_unpacked(rep, NULL)). name is the
+ * connection's name when the row has no Connection_name column (SHOW
+ * SLAVE 'name' STATUS has none on MariaDB 10.11); NULL with SHOW ALL
+ * SLAVES STATUS. A NULL Seconds_Behind_Master is -1; last_error is
+ * Last_SQL_Error, else Last_IO_Error. Pure: no connection is used. */
+Godwit__MariadbReplica *mymon_replica(const myconn_result_t *r, size_t row, const char *name);
+
 /* Closes the connection and clears *mp; NULL is fine. */
 void mymon_destroy(mymon_t **mp);
 

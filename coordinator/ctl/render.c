@@ -302,7 +302,25 @@ void render_migrations(const cJSON *r, FILE *out)
                  ? units_fmt_bytes((uint64_t)lb->valuedouble, lag, sizeof lag) : "-");
         snprintf(rettext, sizeof rettext, "%s", cJSON_IsNumber(rb)
                  ? units_fmt_bytes((uint64_t)rb->valuedouble, ret, sizeof ret) : "-");
-        if (strcmp(render_str(m, "method", "logical"), "physical") == 0)
+        const cJSON *lt = cJSON_GetObjectItem(m, "lag_transactions");
+        if (strcmp(render_str(m, "engine", "postgresql"), "mariadb") == 0) {
+            char txn[48] = "-";
+            if (cJSON_IsNumber(lt))
+                snprintf(txn, sizeof txn, "%.0f transaction(s)", lt->valuedouble);
+            fprintf(out, "  mariadb %s/%s -> %s/%s; lag %s%s; tables %d\n",
+                    render_str(m, "source", "?"), render_str(m, "source_database", "?"),
+                    render_str(m, "target", "?"), render_str(m, "target_database", "?"),
+                    txn, lagsec, cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables")));
+            const cJSON *rp = cJSON_GetObjectItem(m, "replica");
+            if (cJSON_IsObject(rp))
+                fprintf(out, "  replica %s: I/O %s, SQL %s, at %s%s%s\n",
+                        render_str(rp, "connection", "?"),
+                        cJSON_IsTrue(cJSON_GetObjectItem(rp, "io_running")) ? "running" : "STOPPED",
+                        cJSON_IsTrue(cJSON_GetObjectItem(rp, "sql_running")) ? "running" : "STOPPED",
+                        render_str(rp, "gtid_slave_pos", "?"),
+                        cJSON_IsString(cJSON_GetObjectItem(rp, "last_error")) ? ": " : "",
+                        render_str(rp, "last_error", ""));
+        } else if (strcmp(render_str(m, "method", "logical"), "physical") == 0)
             fprintf(out, "  physical: the whole server %s -> %s (every database); lag %s%s, "
                     "slot retains %s\n", render_str(m, "source", "?"),
                     render_str(m, "target", "?"), lagtext, lagsec, rettext);

@@ -94,6 +94,12 @@ bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
         snprintf(why, whylen, "it is %s: the cutover starts from streaming", v->state);
         return false;
     }
+    if (m->engine == PLAN_ENGINE_MARIADB) {
+        snprintf(why, whylen, "engine mariadb: this version copies a MariaDB database and "
+                 "replicates it to the target, but has no cutover for it yet (docs/mariadb.md); "
+                 "nothing was changed");
+        return false;
+    }
     if (v->verify_running) {
         snprintf(why, whylen, "verify is running");
         return false;

@@ -67,6 +67,18 @@ void migcmd_publish(migcmd_t *c, const migration_t *g)
 
 void migcmd_copy(migcmd_t *c, const migration_t *g)
 {
+    if (g->m->engine == PLAN_ENGINE_MARIADB) {
+        s_init(c, GODWIT__COMMAND__ACTION_MY_COPY);
+        Godwit__MyCopy *mc = &c->u.my_copy;
+        *mc = (Godwit__MyCopy)GODWIT__MY_COPY__INIT;
+        mc->peer = g->m->replication.peer;
+        mc->source_database = g->m->source.database;
+        mc->database = g->m->target.database;
+        mc->connection = (char *)g->objname;
+        mc->parallelism = (uint32_t)g->m->options.parallelism;
+        c->cmd.my_copy = mc;
+        return;
+    }
     s_init(c, GODWIT__COMMAND__ACTION_BULK_COPY);
     c->rc = planwire_forward(g->m);
     Godwit__BulkCopy *bc = &c->u.bulk_copy;
@@ -123,6 +135,14 @@ void migcmd_base_backup(migcmd_t *c, const migration_t *g)
 
 void migcmd_sync(migcmd_t *c, const migration_t *g)
 {
+    if (g->m->engine == PLAN_ENGINE_MARIADB) {
+        s_init(c, GODWIT__COMMAND__ACTION_REPLICA_STATUS);
+        Godwit__ReplicaStatus *rs = &c->u.replica_status;
+        *rs = (Godwit__ReplicaStatus)GODWIT__REPLICA_STATUS__INIT;
+        rs->connection = (char *)g->objname;
+        c->cmd.replica_status = rs;
+        return;
+    }
     if (g->m->method == PLAN_METHOD_PHYSICAL) {
         s_init(c, GODWIT__COMMAND__ACTION_STANDBY_STATUS);
         Godwit__StandbyStatus *st = &c->u.standby_status;
@@ -162,6 +182,13 @@ static void s_drop(migcmd_t *c, const migration_t *g, bool target, const char *s
  * for reverse replication); on blue the other way round. */
 static void s_drop_side(migcmd_t *c, const migration_t *g, bool target)
 {
+    if (g->m->engine == PLAN_ENGINE_MARIADB) {
+        /* Only the target holds anything of ours (mariadb's table has no
+         * step on the source): the replication connection and the copy. */
+        s_drop(c, g, target, NULL, NULL, NULL);
+        c->u.drop_objects.replica_connection = (char *)g->objname;
+        return;
+    }
     if (g->m->method == PLAN_METHOD_PHYSICAL) {
         /* Blue: our slot (green's standby streams through it), the verify
          * slot and the publication it decodes through (a verify made it).

@@ -38,6 +38,8 @@ typedef struct {
         Godwit__ImportProfile import_profile;
         Godwit__BaseBackup base_backup;
         Godwit__StandbyStatus standby_status;
+        Godwit__MyCopy my_copy;
+        Godwit__ReplicaStatus replica_status;
     } u;
     Godwit__ImportSetting import_settings[PLAN_IMPORT_SETTINGS_MAX];
     Godwit__ImportSetting *import_ptrs[PLAN_IMPORT_SETTINGS_MAX];
@@ -53,15 +55,18 @@ void migcmd_schema_post(migcmd_t *c, const migration_t *g);
 void migcmd_publish(migcmd_t *c, const migration_t *g);
 /* The copy in the snapshot the source holds (g->hold_snapshot; "": clear
  * the stale slot instead), with the tables g->sync shows copied when they
- * were copied in that same snapshot (g->copy_point is the hold's point). */
+ * were copied in that same snapshot (g->copy_point is the hold's point).
+ * MariaDB: MyCopy, the target's copy in a snapshot of its own and its
+ * replication connection, named objname. */
 void migcmd_copy(migcmd_t *c, const migration_t *g);
 /* HoldSnapshot of our slot on the source: create it if missing (create),
  * renew it, or with lease_ms 0 end it. */
 void migcmd_hold(migcmd_t *c, const migration_t *g, bool create, uint32_t lease_ms);
 /* The tune step: the import profile read, then applied (importprof.h). */
 void migcmd_import_profile(migcmd_t *c, const migration_t *g);
-/* The streaming poll: the subscription's state (SyncStatus), or on the
- * physical path the standby's (StandbyStatus). */
+/* The streaming poll: the subscription's state (SyncStatus), on the
+ * physical path the standby's (StandbyStatus), on MariaDB our replication
+ * connection's (ReplicaStatus). */
 void migcmd_sync(migcmd_t *c, const migration_t *g);
 /* The physical path's snapshot: the target made a standby of the source
  * on our physical slot (BaseBackup). */

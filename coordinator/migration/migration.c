@@ -223,12 +223,35 @@ static const s_row_t s_rows_physical[] = {
 
 #define S_NROWS_PHYSICAL (sizeof s_rows_physical / sizeof s_rows_physical[0])
 
-/* The row for event in state from of method's table, or NULL. */
-static const s_row_t *s_row_of(int method, mstate_t from, mevent_t event)
+/* MariaDB's transitions (engine: mariadb, docs/mariadb.md), the whole
+ * table for such a migration: the target agent copies the database in one
+ * snapshot and replicates from its GTID position (one step: M_COPY), then
+ * follows the source. Nothing of ours is on the source (a replica reads
+ * the binary log without a slot), so the abort only removes the
+ * replication connection and the copy from the target. No cutover yet:
+ * no row takes MEV_SWITCHED. */
+static const s_row_t s_rows_mariadb[] = {
+    { M_SCHEDULED, MEV_WAVE, M_COPY, "its wave opened" },
+    { M_COPY, MEV_DONE, M_STREAMING,
+      "the database is copied at its snapshot's GTID position; the target replicates from there" },
+    { M_ABORT_TARGET, MEV_DONE, M_ABORTED,
+      "our replication connection and the copy are gone from the target" },
+
+    { M_SCHEDULED, MEV_ABORT, M_ABORTED, "abort before its wave: nothing of ours exists" },
+    { M_COPY, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_STREAMING, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
+    { M_ABORT_TARGET, MEV_ABORT, M_ABORT_TARGET, "already aborting" },
+};
+
+#define S_NROWS_MARIADB (sizeof s_rows_mariadb / sizeof s_rows_mariadb[0])
+
+/* The row for event in state from of m's table, or NULL. */
+static const s_row_t *s_row_of(const plan_migration_t *m, mstate_t from, mevent_t event)
 {
-    bool physical = method == PLAN_METHOD_PHYSICAL;
-    const s_row_t *rows = physical ? s_rows_physical : s_rows;
-    size_t n = physical ? S_NROWS_PHYSICAL : S_NROWS;
+    bool physical = m->method == PLAN_METHOD_PHYSICAL;
+    bool mariadb = m->engine == PLAN_ENGINE_MARIADB;
+    const s_row_t *rows = mariadb ? s_rows_mariadb : physical ? s_rows_physical : s_rows;
+    size_t n = mariadb ? S_NROWS_MARIADB : physical ? S_NROWS_PHYSICAL : S_NROWS;
     for (size_t i = 0; i < n; i++)
         if (rows[i].from == from && rows[i].event == event)
             return &rows[i];
@@ -268,7 +291,7 @@ const char *migration_doing(mstate_t s) { return s < M__COUNT ? s_states[s].comm
 
 bool migration_stays(const migration_t *g, mevent_t event)
 {
-    const s_row_t *row = s_row_of(g->m->method, g->state, event);
+    const s_row_t *row = s_row_of(g->m, g->state, event);
     return row && row->to == g->state;
 }
 
@@ -296,7 +319,7 @@ static void s_hold_end(migration_t *g);
 /* The one place a migration changes state (migration.h). */
 fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
 {
-    const s_row_t *row = s_row_of(g->m->method, g->state, event);
+    const s_row_t *row = s_row_of(g->m, g->state, event);
     if (!row)
         return FIRE_NO_ROW;
     mstate_t to = row->to;
@@ -452,6 +475,33 @@ static void s_standby_answered(migration_t *g, mstate_t st, const Godwit__Standb
         s_set_error(g, NULL);
 }
 
+/* MariaDB's streaming poll: our replication connection's state. One that
+ * is gone, or whose threads stopped, is the migration's error (the
+ * server's own message) until it runs again. */
+static void s_replica_answered(migration_t *g, mstate_t st, const Godwit__ReplicaStatusResult *rs,
+                               uint64_t now)
+{
+    char msg[640];
+    if (g->replica)
+        godwit__replica_status_result__free_unpacked(g->replica, NULL);
+    g->replica = wire_copy(rs);
+    g->next_try_mono = now + s_states[st].poll_ms;
+    g->attempts = 0;
+    const Godwit__MariadbReplica *rp = rs->replica;
+    if (!rs->exists || !rp) {
+        s_set_error(g, "our replication connection is missing on the target");
+    } else if (!rp->io_running || !rp->sql_running) {
+        snprintf(msg, sizeof msg, "the target's replication connection %s is stopped (%s%s%s)%s%s",
+                 g->objname, rp->io_running ? "" : "I/O thread",
+                 !rp->io_running && !rp->sql_running ? ", " : "",
+                 rp->sql_running ? "" : "SQL thread", rp->last_error[0] ? ": " : "",
+                 rp->last_error);
+        s_set_error(g, msg);
+    } else {
+        s_set_error(g, NULL);
+    }
+}
+
 static void s_step_answered(const char *agent, const Godwit__Result *r, const char *error,
                             void *arg)
 {
@@ -473,6 +523,22 @@ static void s_step_answered(const char *agent, const Godwit__Result *r, const ch
     }
     if (r->payload_case == GODWIT__RESULT__PAYLOAD_STANDBY_STATUS) {
         s_standby_answered(g, st, r->standby_status, now);
+        return;
+    }
+    if (r->payload_case == GODWIT__RESULT__PAYLOAD_REPLICA_STATUS) {
+        s_replica_answered(g, st, r->replica_status, now);
+        return;
+    }
+    if (r->payload_case == GODWIT__RESULT__PAYLOAD_MY_COPY) {
+        const Godwit__MyCopyResult *mc = r->my_copy;
+        if (mc->already_done)
+            snprintf(msg, sizeof msg, "the copy was found done already (our replication "
+                     "connection exists; the target's gtid_slave_pos %s)", mc->gtid_pos);
+        else
+            snprintf(msg, sizeof msg, "%u tables, %" PRIu64 " rows copied in %.1f s at GTID "
+                     "position %s; the target replicates from there", mc->tables, mc->rows,
+                     mc->copy_ms / 1000.0, mc->gtid_pos[0] ? mc->gtid_pos : "(empty)");
+        migration_fire(g, MEV_DONE, msg);
         return;
     }
     if (s_states[st].poll_ms) {
@@ -756,7 +822,8 @@ static void s_run(migration_t *g)
     if (!s_states[g->state].poll_ms)
         journal_event(g->env->journal, g->m->name, s_name(g->state), "intent",
                       s_states[g->state].comment);
-    if (g->state == M_COPY) { /* two commands: the hold on the source first */
+    if (g->state == M_COPY && g->m->engine != PLAN_ENGINE_MARIADB) {
+        /* two commands: the hold on the source first */
         s_hold_start(g);
         return;
     }
@@ -814,7 +881,7 @@ bool migration_source_at_risk(const Godwit__Report *rep, const char *slot, int64
 /* States in which our slot exists on the source: those protection leaves. */
 static bool s_slot_may_exist(const migration_t *g)
 {
-    return s_row_of(g->m->method, g->state, MEV_PROTECT) != NULL;
+    return s_row_of(g->m, g->state, MEV_PROTECT) != NULL;
 }
 
 /* After the cutover green is blue's source: the same limits protect green
@@ -1071,6 +1138,8 @@ void migration_destroy(migration_t **gp)
         godwit__sync_status_result__free_unpacked(g->sync, NULL);
     if (g->standby)
         godwit__standby_status_result__free_unpacked(g->standby, NULL);
+    if (g->replica)
+        godwit__replica_status_result__free_unpacked(g->replica, NULL);
     free(g->last_error);
     free(g->stopped_because);
     plan_free(&g->plan);

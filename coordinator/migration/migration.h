@@ -158,6 +158,8 @@ struct migration {
     uint64_t state_since_ms;
     Godwit__SyncStatusResult *sync; /* latest copy status, owned */
     Godwit__StandbyStatusResult *standby; /* physical: the standby's latest state, owned */
+    Godwit__ReplicaStatusResult *replica; /* mariadb: our replication connection's latest
+                                            state (the streaming poll), owned */
     bool progress_busy;      /* copy: a BulkCopyStatus poll is in flight */
     uint64_t next_progress_mono;
     copyeta_t copy;          /* copy: progress for rate and ETA (copyeta.h) */

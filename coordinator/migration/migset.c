@@ -290,7 +290,8 @@ bool migset_start(migset_t *ms, const plan_migration_t *m, unsigned wave, char *
     char *json = plan_migration_to_json(m);
     char detail[96] = "";
     mstate_t first = wave ? M_SCHEDULED
-                          : m->method == PLAN_METHOD_PHYSICAL ? M_BASEBACKUP : M_ROLES;
+                     : m->engine == PLAN_ENGINE_MARIADB ? M_COPY
+                     : m->method == PLAN_METHOD_PHYSICAL ? M_BASEBACKUP : M_ROLES;
     if (wave)
         waves_detail(&ms->waves, wave, detail, sizeof detail);
     bool ok = journal_migration_create_detail(ms->env.journal, m->name, json,
@@ -338,6 +339,11 @@ static void s_refusal(const migration_t *g, mevent_t event, char *err, size_t er
                      "godwitctl cleanup M drops our objects)", name, st);
         break;
     case MEV_PAUSE:
+        if (g->m->engine == PLAN_ENGINE_MARIADB) {
+            snprintf(err, errlen, "migration %s: engine mariadb: pause is not written for "
+                     "MariaDB in this version; abort removes the copy and its replication", name);
+            break;
+        }
         if (g->m->method == PLAN_METHOD_PHYSICAL) {
             snprintf(err, errlen, "migration %s is physical: its standby replays as it receives "
                      "and is not paused; abort removes it", name);
@@ -740,6 +746,13 @@ bool migset_verify(migset_t *ms, const char *name, char *err, size_t errlen)
         snprintf(err, errlen, "migration %s is %s: verify compares a streaming migration", name,
                  migration_state_name(g->state));
         return false;
+    }
+    if (g->m->engine == PLAN_ENGINE_MARIADB) {
+        g->verify = verify_start(ms->env.link, g->m, g->objname, NULL, NULL, 0, s_verify_done, g);
+        journal_event(ms->env.journal, name, migration_state_name(g->state), "intent",
+                      "verify every table: checksums the source's binary log carries as "
+                      "statements");
+        return true;
     }
     if (g->m->method == PLAN_METHOD_PHYSICAL) {
         const char *why = s_standby_unverifiable(ms, g);

@@ -5,6 +5,7 @@
 #include "migstatus.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lsn.h"
@@ -79,12 +80,90 @@ static void s_physical(cJSON *o, const migration_t *g, const Godwit__Report *rep
         cJSON_AddStringToObject(b, "error", bb->error);
 }
 
+/* The sequence number of domain's GTID in a GTID list ("0-1-42,1-2-7"), or
+ * -1 when the list has none for it. */
+static long long s_gtid_seq(const char *list, unsigned long domain)
+{
+    for (const char *p = list; p && *p;) {
+        char *end;
+        unsigned long d = strtoul(p, &end, 10);
+        const char *dash = end && *end == '-' ? strchr(end + 1, '-') : NULL;
+        if (dash && d == domain)
+            return strtoll(dash + 1, NULL, 10);
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    return -1;
+}
+
+/* Transactions the target has still to apply: per replication domain of
+ * the source's binary log position, its sequence number less the target's
+ * (gtid_slave_pos); -1 when a domain of the source is unknown to the
+ * target. */
+static long long s_gtid_behind(const char *source, const char *target)
+{
+    long long behind = 0;
+    for (const char *p = source; p && *p;) {
+        char *end;
+        unsigned long d = strtoul(p, &end, 10);
+        long long have = s_gtid_seq(p, d), got = s_gtid_seq(target, d);
+        if (have < 0 || got < 0)
+            return -1;
+        if (have > got)
+            behind += have - got;
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    return behind;
+}
+
+/* MariaDB's figures: our replication connection's state as the streaming
+ * poll last read it, its lag in seconds (Seconds_Behind_Master) and in
+ * transactions (the source's binary log position against the target's
+ * gtid_slave_pos). */
+static void s_mariadb(cJSON *o, const migration_t *g, const Godwit__Report *rep)
+{
+    const Godwit__ReplicaStatusResult *rs = g->replica;
+    const Godwit__MariadbReplica *rp = rs && rs->exists ? rs->replica : NULL;
+    if (rp && rp->seconds_behind >= 0)
+        cJSON_AddNumberToObject(o, "lag_seconds", (double)rp->seconds_behind);
+    else
+        cJSON_AddNullToObject(o, "lag_seconds");
+    cJSON_AddNullToObject(o, "lag_bytes");
+    cJSON_AddNullToObject(o, "slot_retained_bytes");
+    cJSON_AddNullToObject(o, "slot_spill_bytes");
+    long long behind = rs && rep && rep->mariadb
+                           ? s_gtid_behind(rep->mariadb->gtid_binlog_pos, rs->gtid_slave_pos) : -1;
+    if (behind >= 0)
+        cJSON_AddNumberToObject(o, "lag_transactions", (double)behind);
+    else
+        cJSON_AddNullToObject(o, "lag_transactions");
+    if (!rp) {
+        cJSON_AddNullToObject(o, "replica");
+        return;
+    }
+    cJSON *r = cJSON_AddObjectToObject(o, "replica");
+    cJSON_AddStringToObject(r, "connection", rp->connection_name);
+    cJSON_AddBoolToObject(r, "io_running", rp->io_running);
+    cJSON_AddBoolToObject(r, "sql_running", rp->sql_running);
+    cJSON_AddStringToObject(r, "gtid_slave_pos", rs->gtid_slave_pos);
+    cJSON_AddStringToObject(r, "gtid_io_pos", rp->gtid_io_pos);
+    if (rp->last_error[0])
+        cJSON_AddStringToObject(r, "last_error", rp->last_error);
+    else
+        cJSON_AddNullToObject(r, "last_error");
+}
+
 cJSON *migstatus_json(const migration_t *g)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", g->m->name);
     cJSON_AddStringToObject(o, "state", migration_state_name(g->state));
     bool physical = g->m->method == PLAN_METHOD_PHYSICAL;
+    bool mariadb = g->m->engine == PLAN_ENGINE_MARIADB;
+    cJSON_AddStringToObject(o, "engine", plan_engine_name(g->m->engine));
     cJSON_AddStringToObject(o, "method", physical ? "physical" : "logical");
     /* The physical path moves the whole server, not only the database the
      * plan names (its fence and its proxies' entry). */
@@ -123,7 +202,9 @@ cJSON *migstatus_json(const migration_t *g)
     /* Lag: our slot on the source, from the source agent's latest report. */
     const Godwit__Report *rep = agentlink_report(g->env->link, g->m->source.agent);
     const Godwit__Slot *slot = migration_report_slot(rep, g->objname);
-    if (physical) {
+    if (mariadb) {
+        s_mariadb(o, g, rep);
+    } else if (physical) {
         s_physical(o, g, rep, slot);
     } else if (slot && slot->confirmed_flush_lsn) {
         cJSON_AddNumberToObject(o, "lag_bytes",

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "mycheck.h"
 #include "planwire.h"
 #include "units.h"
 #include "xalloc.h"
@@ -47,6 +48,7 @@ struct verify {
     verify_done_cb done;
     void *arg;
     cJSON *report;
+    mycheck_t *my;              /* engine mariadb: the run is mycheck's (mycheck.h) */
 };
 
 static void v_free(verify_t *v)
@@ -444,11 +446,31 @@ static void v_kick(void *arg)
     v_send(v);
 }
 
+/* mycheck's end: the verify ends with its report. */
+static void v_my_done(cJSON *report, void *arg)
+{
+    verify_t *v = arg;
+    verify_done_cb done = v->done;
+    void *done_arg = v->arg;
+    v->my = NULL;
+    v_free(v);
+    done(report, done_arg);
+}
+
 verify_t *verify_start(const agentlink_t *link, const plan_migration_t *m, const char *objname,
                        char *const *schemas, char *const *names, size_t n, verify_done_cb done,
                        void *arg)
 {
     verify_t *v = xcalloc(1, sizeof *v);
+    if (m->engine == PLAN_ENGINE_MARIADB) {
+        v->link = link;
+        v->done = done;
+        v->arg = arg;
+        char run[64];
+        snprintf(run, sizeof run, "%.40s_v%" PRIu64, objname, agentlink_now_ms(link));
+        v->my = mycheck_start(link, m, run, v_my_done, v);
+        return v;
+    }
     v->link = link;
     v->migration = xstrdup(m->name);
     v->objname = xstrdup(objname);
@@ -508,7 +530,7 @@ void verify_tick(verify_t *v)
 
 const cJSON *verify_report(const verify_t *v)
 {
-    return v->report;
+    return v->my ? mycheck_report(v->my) : v->report;
 }
 
 void verify_cancel(verify_t **vp)
@@ -517,6 +539,11 @@ void verify_cancel(verify_t **vp)
     if (!v)
         return;
     *vp = NULL;
+    if (v->my) {
+        mycheck_cancel(&v->my);
+        v_free(v);
+        return;
+    }
     v->cancelled = true;
     if (!v->busy)
         v_free(v);

@@ -17,6 +17,10 @@
  * whose list of the source's tables (partitioned ones by their root,
  * unlogged ones left out) are the tables compared: n is 0 then.
  *
+ * A MariaDB migration's verify is mycheck's (mycheck.h): checksums the
+ * source's binary log carries as statements; schemas, names and n are
+ * not used, and the report has the same shape.
+ *
  * The report (cJSON, schema in docs/migrate.md):
  *   {"state": "running" | "equal" | "different" | "failed",
  *    "started_at_ms", "finished_at_ms", "tables_total", "tables_done",

@@ -5,14 +5,23 @@ settings, GTID positions, a replica's state) and the coordinator shows it;
 a server that goes away is reported unreachable while the agent keeps
 heartbeating. `godwitctl plan check` of an `engine: mariadb` plan runs the
 preflight on both servers: every planted problem reported with its object
-and its fix, nothing changed; once fixed, ready. migrate start refuses an
-`engine: mariadb` plan (this version does not move one yet)."""
+and its fix, nothing changed; once fixed, ready.
+
+`migrate start` of an `engine: mariadb` plan copies the database in one
+snapshot while the application writes, replicates from the snapshot's GTID
+position on a replication connection of ours, and shows its lag; every
+table equal on both sides once caught up; verify and cutover refused (not
+written for MariaDB yet); abort leaves the target as it was."""
 
 import json
 import os
+import threading
+import time
 
 import mariadb
 from harness import Coordinator, check, wait_for
+from test_migrate import in_state, mstatus
+from test_verify_load import run_verify
 
 
 def my_of(coord, name):
@@ -113,6 +122,8 @@ def test_mariadb_preflight(rig):
              "CREATE TABLE shop.notes (v text) ENGINE=InnoDB;"
              "INSERT INTO shop.orders VALUES (1, 9.5), (2, 3.25); INSERT INTO shop.legacy VALUES (1, 'x');"
              "INSERT INTO shop.notes VALUES ('n');"
+             "CREATE VIEW shop.big_orders AS SELECT id FROM shop.orders WHERE total > 5;"
+             "CREATE TRIGGER shop.orders_ai AFTER INSERT ON shop.orders FOR EACH ROW SET @x = 1;"
              "CREATE USER 'godwit_repl'@'127.0.0.1' IDENTIFIED BY 's3cret';"
              "GRANT SELECT ON shop.* TO 'godwit_repl'@'127.0.0.1'")
     green.sql("CREATE DATABASE shop; CREATE TABLE shop.stale (id int PRIMARY KEY)")
@@ -137,11 +148,14 @@ def test_mariadb_preflight(rig):
     print("   errors: %r\n   warnings: %r" % (errors, warnings))
     for want in [("binlog_format", "binlog_format"), ("storage_engine", "legacy"),
                  ("server_id", "server_id"), ("target_not_empty", "shop"),
-                 ("replication_grant", "")]:
+                 ("replication_grant", ""), ("unsupported_object", "shop")]:
         check(any(c == want[0] and want[1] in o for c, o in errors), "error %r in %r" % (
             want, errors))
     check(any(c == "no_primary_key" and "notes" in o for c, o in warnings),
           "no primary key warned: %r" % warnings)
+    check(any(c == "copy_single_reader" for c, o in warnings), "no RELOAD warned: %r" % warnings)
+    check(len([1 for c, o in errors if c == "unsupported_object"]) == 2,
+          "the view and the trigger: %r" % errors)
     check(rc != 0 and rep["blocking"] > 0, "blocking: rc %d" % rc)
     for f in (f for m in rep["migrations"] for f in m["findings"]):
         check(f["message"] and f["fix"], "every finding says why and what to do: %r" % f)
@@ -158,7 +172,8 @@ def test_mariadb_preflight(rig):
           ["blue", "green"], "engine mismatch: %r" % findings(rep))
 
     # Fixed: ready.
-    blue.sql("ALTER TABLE shop.legacy ENGINE=InnoDB; ALTER TABLE shop.notes ADD id serial PRIMARY KEY;"
+    blue.sql("DROP VIEW shop.big_orders; DROP TRIGGER shop.orders_ai;"
+             "ALTER TABLE shop.legacy ENGINE=InnoDB; ALTER TABLE shop.notes ADD id serial PRIMARY KEY;"
              "GRANT REPLICATION SLAVE ON *.* TO 'godwit_repl'@'127.0.0.1'")
     blue.restart(**{"binlog-format": "ROW", "server-id": 1})
     green.sql("DROP DATABASE shop")
@@ -171,15 +186,213 @@ def test_mariadb_preflight(rig):
     facts = rep["migrations"][0].get("source_facts") or {}
     print("   source facts: %r" % facts)
 
-    # migrate start moves no MariaDB database yet: refused, nothing started.
-    r = coord.ctl("migrate", "start", plan, check_rc=False)
-    err = (r.stdout + r.stderr).decode()
-    check(r.returncode != 0 and "engine mariadb" in err and "nothing was started" in err,
-          "start refused: %s" % err)
-    r = coord.ctl("migrate", "status", "shop", check_rc=False)
-    check(r.returncode != 0, "no migration made: %r" % (r.stdout + r.stderr))
+
+
+SHOP = """CREATE DATABASE shop;
+CREATE TABLE shop.orders (id int AUTO_INCREMENT PRIMARY KEY, customer varchar(40) NOT NULL,
+  total decimal(12,2), placed datetime(3), note text) ENGINE=InnoDB;
+CREATE TABLE shop.lines (order_id int NOT NULL, line smallint NOT NULL, sku char(8),
+  qty int, price double, PRIMARY KEY (order_id, line)) ENGINE=InnoDB;
+CREATE TABLE shop.blobs (k varbinary(16) PRIMARY KEY, v longblob, flags bit(8),
+  kind enum('a','b','c'), d date, doc json) ENGINE=InnoDB;
+CREATE TABLE shop.audit (at timestamp(6) NULL, what varchar(200)) ENGINE=InnoDB;
+"""
+
+
+def fill(blue, orders=5000):
+    """orders orders with two lines each (the server's sequence engine makes
+    them), values that a character set or a careless copy would change:
+    accents and quotes, NUL bytes in a blob, a bit field, NULLs, a binary
+    key."""
+    blue.sql("INSERT INTO shop.orders (customer, total, placed, note) "
+             "SELECT CONCAT('cust', seq %% 97), seq + (seq %% 100) / 100, "
+             "'2026-12-01' + INTERVAL seq SECOND, "
+             "IF(seq %% 7 = 0, NULL, CONCAT('n\u00e9 ''q'' \\\\ ', seq)) "
+             "FROM shop.seq_1_to_%d;" % orders)
+    blue.sql("INSERT INTO shop.lines SELECT id, 1, CONCAT('S', id), 1, id * 1.5 FROM shop.orders;"
+             "INSERT INTO shop.lines SELECT id, 2, NULL, 3, 0.1 FROM shop.orders;"
+             "INSERT INTO shop.blobs VALUES (X'00ff00', X'00000102ff', b'10100101', 'b', "
+             "'2026-01-02', '{\"k\": [1, \"\u00e9\"]}'), ('plain', REPEAT('x', 70000), "
+             "NULL, NULL, NULL, NULL);"
+             "INSERT INTO shop.audit VALUES (NULL, 'created'), ('2026-12-01 00:00:00', 'x')")
+
+
+def checksums(db):
+    return db.sql("CHECKSUM TABLE shop.orders, shop.lines, shop.blobs, shop.audit EXTENDED")
+
+
+def writer(blue, stop, counts):
+    """The application: an order with its line every few ms, an update of
+    a hot row and an audit row, until stop is set."""
+    n = 0
+    while not stop.is_set():
+        blue.sql("INSERT INTO shop.orders (customer, total) VALUES ('live', %d);"
+                 "INSERT INTO shop.lines VALUES (LAST_INSERT_ID(), 1, 'LIVE', 1, 2.5);"
+                 "UPDATE shop.orders SET total = total + 1 WHERE id = 1;"
+                 "INSERT INTO shop.audit VALUES (NOW(6), 'live %d')" % (n, n))
+        n += 1
+    counts.append(n)
+
+
+def setup(rig, orders=5000):
+    """blue with the shop database and a replication user, green empty,
+    their agents and the coordinator; the plan's path."""
+    blue = mariadb.server(rig, "blue", server_id=1)
+    green = mariadb.server(rig, "green", server_id=2)
+    blue.sql(SHOP)
+    fill(blue, orders)
+    blue.sql("CREATE USER 'godwit_repl'@'127.0.0.1' IDENTIFIED BY 's3cret';"
+             "GRANT REPLICATION SLAVE, RELOAD ON *.* TO 'godwit_repl'@'127.0.0.1';"
+             "GRANT SELECT ON shop.* TO 'godwit_repl'@'127.0.0.1'")
+    pwfile = rig.path("repl.pass")
+    with open(pwfile, "w") as f:
+        f.write("s3cret\n")
+    os.chmod(pwfile, 0o600)
+    coord = Coordinator(rig, ["blue", "green"]).start()
+    mariadb.agent(rig, "blue", coord, blue, "source")
+    green_agent = mariadb.agent(rig, "green", coord, green, "target",
+                                peers={"blue": (blue, "godwit_repl", pwfile)})
+    for n in ("blue", "green"):
+        wait_for("%s's reading" % n, lambda: reachable(coord, n), 15)
+    plan = rig.path("plan.yaml")
+    with open(plan, "w") as f:
+        f.write(PLAN % {"engine": "mariadb"} + "    options: {parallelism: 3}\n")
+    return blue, green, coord, green_agent, plan
+
+
+def test_mariadb_migrate_streams_and_aborts(rig):
+    blue, green, coord, _, plan = setup(rig, orders=30000)
+
+    stop, counts = threading.Event(), []
+    app = threading.Thread(target=writer, args=(blue, stop, counts))
+    app.start()
+    try:
+        t0 = time.monotonic()
+        r = coord.ctl("migrate", "start", plan, check_rc=False)
+        check(r.returncode == 0, "started: %r" % (r.stdout + r.stderr))
+        st = wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
+        print("   streaming after %.1f s, the application writing" % (time.monotonic() - t0))
+        check(st["engine"] == "mariadb", "engine in status: %r" % st)
+        st = wait_for("our replica reported running", lambda: (lambda s: s if s and
+                      s.get("replica") and s["replica"]["io_running"] and
+                      s["replica"]["sql_running"] and s["last_error"] is None else None)(
+                      mstatus(coord)), 30, interval=0.3)
+        check(st["replica"]["connection"] == "godwit_shop", "our connection: %r" % st["replica"])
+        human = coord.ctl("migrate", "status", "shop").stdout.decode()
+        check("mariadb blue/shop -> green/shop" in human and "replica godwit_shop: I/O running, "
+              "SQL running" in human, "human status: %s" % human)
+        time.sleep(1)  # the application goes on writing while green streams
+    finally:
+        stop.set()
+        app.join()
+    print("   the application wrote %d transactions of 4 statements" % counts[0])
+    check(counts[0] > 20, "the application wrote during the copy: %r" % counts)
+    want = checksums(blue)
+    wait_for("green caught up: every table equal", lambda: checksums(green) == want, 60,
+             interval=0.3)
+    st = wait_for("no lag reported", lambda: (lambda s: s if s and s["lag_transactions"] == 0
+                                              else None)(mstatus(coord)), 30, interval=0.3)
+    check(green.sql("SELECT COUNT(*) FROM shop.orders") == blue.sql(
+          "SELECT COUNT(*) FROM shop.orders"), "as many orders")
+    check(green.sql("SELECT @@gtid_binlog_pos") == "", "the copy wrote nothing to green's binary "
+          "log: %r" % green.sql("SELECT @@gtid_binlog_pos"))
+
+    # Not written for MariaDB yet: refused, nothing changed.
+    r = coord.ctl("cutover", "shop", check_rc=False)
+    out = (r.stdout + r.stderr).decode()
+    check(r.returncode != 0 and "engine mariadb" in out, "cutover refused: %s" % out)
+
+    # Verify while the application writes: equal, every time.
+    stop, counts = threading.Event(), []
+    app = threading.Thread(target=writer, args=(blue, stop, counts))
+    app.start()
+    try:
+        for i in range(3):
+            v = run_verify(coord)
+            print("   verify %d under load: %s, %s" % (i + 1, v["state"], [
+                (t["table"], t["outcome"], t["source_rows"], t["chunks"]) for t in v["tables"]]))
+            check(v["state"] == "equal", "equal under load: %s" % json.dumps(v))
+    finally:
+        stop.set()
+        app.join()
+    check(counts[0] > 20, "the application wrote during the verifies: %r" % counts)
+    check(blue.sql("SHOW TABLES FROM shop LIKE 'godwit_verify'") == "" and
+          green.sql("SHOW TABLES FROM shop LIKE 'godwit_verify'") == "",
+          "the figures' table is gone from both sides")
+
+    # Planted on green alone (not in its binary log): each found with its key.
+    green.sql("SET SESSION sql_log_bin = 0;"
+              "UPDATE shop.orders SET total = total + 1000 WHERE id = 42;"
+              "DELETE FROM shop.lines WHERE order_id = 7 AND line = 2;"
+              "INSERT INTO shop.orders (id, customer) VALUES (99999999, 'planted');"
+              "UPDATE shop.blobs SET v = X'00000102fe' WHERE k = X'00ff00';"
+              "UPDATE shop.audit SET what = 'planted' WHERE what = 'created'")
+    v = run_verify(coord)
+    print("   verify after planting: %s" % json.dumps(
+        [(t["table"], t["outcome"], t["diffs"], t.get("detail")) for t in v["tables"]]))
+    tables = {t["table"]: t for t in v["tables"]}
+    check(v["state"] == "different", "different: %s" % json.dumps(v))
+    got = sorted((t, json.dumps(d["key"], sort_keys=True), d["kind"])
+                 for t, r in tables.items() for d in r["diffs"])
+    want = sorted([("shop.orders", '{"id": "42"}', "changed"),
+                   ("shop.orders", '{"id": "99999999"}', "extra_on_target"),
+                   ("shop.lines", '{"line": "2", "order_id": "7"}', "missing_on_target"),
+                   ("shop.blobs", '{"k": "00FF00"}', "changed")])
+    check(got == want, "the planted rows and only they: %r" % got)
+    check(tables["shop.audit"]["outcome"] == "different" and
+          tables["shop.audit"]["key_kind"] == "multiset (no key)", "the keyless table")
+
+    want = checksums(blue)
+    r = coord.ctl("migrate", "abort", "shop", check_rc=False)
+    check(r.returncode == 0, "abort: %r" % (r.stdout + r.stderr))
+    wait_for("aborted", lambda: in_state(coord, "aborted"), 60, interval=0.3)
+    check(green.sql("SHOW DATABASES LIKE 'shop'") == "", "the database our copy made is gone")
+    check(green.sql("SHOW ALL SLAVES STATUS") == "", "no replication connection left")
+    check(checksums(blue) == want, "blue as it was")
+
+
+def copying(coord):
+    """The migration's status while its copy has written rows, else None."""
+    st = mstatus(coord)
+    return st if st and st["state"] == "copy" and any(
+        t["rows_copied"] > 0 for t in st["tables"]) else None
+
+
+def test_mariadb_copy_survives_kills(rig):
+    """kill -9 of the coordinator during the copy: the restarted one sends
+    the copy again, which joins the one running; kill -9 of the target
+    agent during a copy: the next one drops what the dead one wrote and
+    copies again in a new snapshot. Both end streaming, every table equal."""
+    blue, green, coord, green_agent, plan = setup(rig, orders=300000)
+    check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
+    st = wait_for("copying", lambda: copying(coord), 60, interval=0.05)
+    print("   copying: %r" % [(t["table"], t["state"], t["rows_copied"]) for t in st["tables"]])
+    coord.proc.kill9()
+    coord.start()
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
+    log = open(rig.path("agent-green.log")).read()
+    check(log.count("joins command") >= 1, "the second copy joined the first")
+    want = checksums(blue)
+    wait_for("every table equal", lambda: checksums(green) == want, 60, interval=0.3)
+
+    check(coord.ctl("migrate", "abort", "shop", check_rc=False).returncode == 0, "abort")
+    wait_for("aborted", lambda: in_state(coord, "aborted"), 60, interval=0.3)
+    check(green.sql("SHOW DATABASES LIKE 'shop'") == "", "the copy is gone")
+    check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started again")
+    wait_for("copying again", lambda: copying(coord), 60, interval=0.05)
+    green_agent.proc.kill9()
+    check(green.sql("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE "
+                    "SCHEMA_NAME = 'shop'") == "godwit copy godwit_shop: created",
+          "the dead copy's database, marked")
+    green_agent.proc.start()
+    wait_for("streaming after the agent's restart", lambda: in_state(coord, "streaming"), 120,
+             interval=0.3)
+    blue.sql("INSERT INTO shop.orders (customer, total) VALUES ('after', 1)")
+    want = checksums(blue)
+    wait_for("every table equal", lambda: checksums(green) == want, 60, interval=0.3)
 
 
 if __name__ == "__main__":
     import harness
-    harness.run([test_mariadb_agent_reports, test_mariadb_preflight])
+    harness.run([test_mariadb_agent_reports, test_mariadb_preflight,
+                 test_mariadb_migrate_streams_and_aborts, test_mariadb_copy_survives_kills])

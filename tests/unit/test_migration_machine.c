@@ -1766,6 +1766,224 @@ static void test_physical_path(void **state)
     assert_string_equal(s_state(r), "aborted");
 }
 
+static const char s_plan_mariadb[] =
+    "migrations:\n"
+    "  - name: " NAME "\n"
+    "    engine: mariadb\n"
+    "    source: {agent: " BLUE ", database: shop}\n"
+    "    target: {agent: " GREEN ", database: shop}\n"
+    "    replication: {peer: blue-db}\n"
+    "    options: {parallelism: 3}\n";
+
+/* Answers s (a ReplicaStatus) with our connection's state. */
+static void s_answer_replica(fakelink_sent_t *s, bool io, bool sql, const char *error)
+{
+    Godwit__MariadbReplica rp = GODWIT__MARIADB_REPLICA__INIT;
+    rp.connection_name = "godwit_shop";
+    rp.io_running = io;
+    rp.sql_running = sql;
+    rp.seconds_behind = io && sql ? 0 : -1;
+    rp.last_error = (char *)error;
+    Godwit__ReplicaStatusResult rs = GODWIT__REPLICA_STATUS_RESULT__INIT;
+    rs.exists = true;
+    rs.replica = &rp;
+    rs.gtid_slave_pos = "0-1-40";
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_REPLICA_STATUS;
+    res.replica_status = &rs;
+    fakelink_answer(s, &res, NULL);
+}
+
+static Godwit__MyChunk s_chunk(const char *table, uint32_t n, uint64_t src, uint64_t tgt)
+{
+    Godwit__MyChunk k = GODWIT__MY_CHUNK__INIT;
+    k.table = (char *)table;
+    k.chunk = n;
+    k.source_rows = src;
+    k.target_rows = tgt;
+    k.source_hash = "00000000000000aa";
+    k.target_hash = "00000000000000bb";
+    return k;
+}
+
+static void s_answer_sum(fakelink_sent_t *s, Godwit__MyChecksumTable **tables, size_t n)
+{
+    Godwit__MyChecksumResult sr = GODWIT__MY_CHECKSUM_RESULT__INIT;
+    sr.gtid = "0-1-77";
+    sr.tables = tables;
+    sr.n_tables = n;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_MY_CHECKSUM;
+    res.my_checksum = &sr;
+    fakelink_answer(s, &res, NULL);
+}
+
+static void s_answer_cmp(fakelink_sent_t *s, Godwit__MyChunk **diff, size_t n, uint32_t chunks)
+{
+    Godwit__MyChecksumCompareResult cr = GODWIT__MY_CHECKSUM_COMPARE_RESULT__INIT;
+    cr.chunks = chunks;
+    cr.different = diff;
+    cr.n_different = n;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_MY_COMPARE;
+    res.my_compare = &cr;
+    fakelink_answer(s, &res, NULL);
+}
+
+/* MariaDB's verify (mycheck): the whole database's checksums on blue, the
+ * comparison on green after blue's last GTID; the different chunk of the
+ * keyed table again row by row, whose keys name each row (changed,
+ * missing, extra); the keyless table different by its counts; then the
+ * figures' table dropped on blue. */
+static void s_mariadb_verify(rig_t *r)
+{
+    char err[256];
+    assert_true(migset_verify(r->ms, NAME, err, sizeof err));
+    fakelink_sent_t *s = fakelink_take_any(&r->link, BLUE, A(MY_CHECKSUM));
+    assert_string_equal(s->cmd->my_checksum->database, "shop");
+    assert_int_equal(s->cmd->my_checksum->n_within, 0);
+    assert_false(s->cmd->my_checksum->finish);
+    char *run = strdup(s->cmd->my_checksum->run);
+    char *key_cols[] = { "id" };
+    Godwit__MyChecksumTable orders = GODWIT__MY_CHECKSUM_TABLE__INIT, notes = orders;
+    orders.table = "orders";
+    orders.key_columns = key_cols;
+    orders.n_key_columns = 1;
+    orders.chunks = 3;
+    orders.source_rows = 2500;
+    notes.table = "notes";
+    notes.chunks = 1;
+    notes.source_rows = 10;
+    Godwit__MyChecksumTable *tables[] = { &orders, &notes };
+    s_answer_sum(s, tables, 2);
+    s = fakelink_take_any(&r->link, GREEN, A(MY_CHECKSUM_COMPARE));
+    assert_string_equal(s->cmd->my_checksum_compare->gtid, "0-1-77");
+    assert_string_equal(s->cmd->my_checksum_compare->run, run);
+    Godwit__MyChunk c2 = s_chunk("orders", 2, 1000, 1000), n1 = s_chunk("notes", 1, 10, 11);
+    char *lo[] = { "1000" }, *hi[] = { "2000" };
+    c2.lower = lo;
+    c2.n_lower = 1;
+    c2.upper = hi;
+    c2.n_upper = 1;
+    Godwit__MyChunk *diff1[] = { &c2, &n1 };
+    s_answer_cmp(s, diff1, 2, 4);
+    /* the keyed table's chunk again, one row per chunk */
+    s = fakelink_take_any(&r->link, BLUE, A(MY_CHECKSUM));
+    assert_int_equal(s->cmd->my_checksum->n_within, 1);
+    assert_int_equal(s->cmd->my_checksum->chunk_rows, 1);
+    assert_string_equal(s->cmd->my_checksum->within[0]->table, "orders");
+    assert_string_equal(s->cmd->my_checksum->within[0]->upper[0], "2000");
+    assert_string_not_equal(s->cmd->my_checksum->run, run);
+    orders.chunks = 1000; /* one per row of the chunk */
+    Godwit__MyChecksumTable *again[] = { &orders };
+    s_answer_sum(s, again, 1);
+    s = fakelink_take_any(&r->link, GREEN, A(MY_CHECKSUM_COMPARE));
+    char *k1500[] = { "1500" }, *k1600[] = { "1600" }, *k1601[] = { "1601" };
+    Godwit__MyChunk changed = s_chunk("orders", 500, 1, 1), missing = s_chunk("orders", 600, 1, 0),
+                    extra = s_chunk("orders", 601, 1, 2);
+    changed.source_keys = changed.target_keys = k1500;
+    changed.n_source_keys = changed.n_target_keys = 1;
+    missing.source_keys = k1600;
+    missing.n_source_keys = 1;
+    char *both[] = { "1601", "1601x" };
+    extra.source_keys = k1601;
+    extra.n_source_keys = 1;
+    extra.target_keys = both;
+    extra.n_target_keys = 2;
+    Godwit__MyChunk *diff2[] = { &changed, &missing, &extra };
+    s_answer_cmp(s, diff2, 3, 1000);
+    /* the end: godwit_verify dropped on blue */
+    s = fakelink_take_any(&r->link, BLUE, A(MY_CHECKSUM));
+    assert_true(s->cmd->my_checksum->finish);
+    assert_string_equal(s->cmd->my_checksum->run, run);
+    fakelink_ok(s);
+    cJSON *st = migset_status(r->ms, NAME);
+    cJSON *v = cJSON_GetObjectItem(st, "verify");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(v, "state")), "different");
+    cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItem(v, "tables"), 0);
+    cJSON *t1 = cJSON_GetArrayItem(cJSON_GetObjectItem(v, "tables"), 1);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(t0, "table")), "shop.orders");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(t0, "outcome")), "different");
+    assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(t0, "diff_count")), 3);
+    cJSON *diffs = cJSON_GetObjectItem(t0, "diffs");
+    const char *want[][2] = { { "1500", "changed" }, { "1600", "missing_on_target" },
+                              { "1601x", "extra_on_target" } };
+    for (int i = 0; i < 3; i++) {
+        cJSON *d = cJSON_GetArrayItem(diffs, i);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                                cJSON_GetObjectItem(d, "key"), "id")), want[i][0]);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(d, "kind")), want[i][1]);
+    }
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(t1, "outcome")), "different");
+    assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(t1, "target_rows")), 11);
+    cJSON_Delete(st);
+    free(run);
+}
+
+/* engine: mariadb: one copy step on the target (MyCopy: the copy and the
+ * replication from its GTID position), then our connection's state
+ * polled; a stopped thread is the migration's error with the server's
+ * message; no pause, verify or cutover; the abort removes the connection
+ * and the copy from the target only. */
+static void test_mariadb_path(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    s_use_plan(r, s_plan_mariadb);
+    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
+    assert_string_equal(s_state(r), "copy");
+    s_tick(r);
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(MY_COPY));
+    assert_string_equal(s->cmd->my_copy->connection, "godwit_shop");
+    assert_string_equal(s->cmd->my_copy->peer, "blue-db");
+    assert_string_equal(s->cmd->my_copy->source_database, "shop");
+    assert_string_equal(s->cmd->my_copy->database, "shop");
+    assert_int_equal(s->cmd->my_copy->parallelism, 3);
+    Godwit__MyCopyResult mc = GODWIT__MY_COPY_RESULT__INIT;
+    mc.gtid_pos = "0-1-13";
+    mc.tables = 4;
+    mc.rows = 1000;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_MY_COPY;
+    res.my_copy = &mc;
+    fakelink_answer(s, &res, NULL);
+    assert_string_equal(s_state(r), "streaming");
+    s_answer_replica(fakelink_take_any(&r->link, GREEN, A(REPLICA_STATUS)), true, false,
+                     "Duplicate entry '7' for key 'PRIMARY'");
+    char *e = s_status_string(r, "last_error");
+    assert_non_null(e);
+    assert_non_null(strstr(e, "SQL thread"));
+    assert_non_null(strstr(e, "Duplicate entry"));
+    free(e);
+    fakelink_advance(&r->link, 2000);
+    s_tick(r);
+    s_answer_replica(fakelink_take_any(&r->link, GREEN, A(REPLICA_STATUS)), true, true, "");
+    assert_null(s_status_string(r, "last_error"));
+    e = s_status_string(r, "engine");
+    assert_string_equal(e, "mariadb");
+    free(e);
+    assert_false(migset_pause(r->ms, NAME, err, sizeof err));
+    s_mariadb_verify(r);
+    bool refused = false;
+    assert_false(migset_cutover(r->ms, NAME, false, false, &refused, err, sizeof err));
+    assert_true(refused);
+    assert_non_null(strstr(err, "engine mariadb"));
+    assert_true(migset_abort(r->ms, NAME, err, sizeof err));
+    assert_string_equal(s_state(r), "abort_target");
+    s_tick(r);
+    s = fakelink_take_any(&r->link, GREEN, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->replica_connection, "godwit_shop");
+    assert_string_equal(s->cmd->drop_objects->database, "shop");
+    assert_string_equal(s->cmd->drop_objects->subscription, "");
+    fakelink_ok(s);
+    assert_string_equal(s_state(r), "aborted");
+    assert_null(fakelink_find(&r->link, A(DROP_OBJECTS))); /* nothing on blue */
+}
+
 /* A physical migration's verify: refused while blue's wal_level is not
  * logical; then the schema check on green first, our publication on blue
  * for the tables it listed that have a replica identity, each of those
@@ -1950,6 +2168,7 @@ int main(void)
         T(test_import_profile_reverted_after_abort_and_restart),
         T(test_import_profile_shared_by_one_target),
         T(test_physical_path),
+        T(test_mariadb_path),
         T(test_physical_verify),
         T(test_physical_cleanup),
         T(test_physical_protection_of_green),

@@ -1,0 +1,1824 @@
+/*
+ * mycopy: see mycopy.h. The copy is one chain of statements, each sent
+ * from the previous one's callback, on these sessions:
+ *
+ *   tgt         the target's control session: the connection's existence,
+ *               the database, the tables, the replication at the end
+ *   lock        the source's BACKUP STAGE session, only while the readers
+ *               open their snapshots (n > 1)
+ *   rd[i].src   reader i on the source, in its snapshot
+ *   rd[i].tgt   reader i's writer on the target
+ *
+ * Order: (1) the connection on the target (exists: mended if need be,
+ * already_done), the target's other replication connections (one that
+ * runs refuses the copy); (2) the readers' snapshots and their proof
+ * (equal binary log positions), the GTID position, checked against the
+ * target's binary log (s_on_target_binlog); (3) the source's database read (objects this version does
+ * not copy refuse the copy here, before anything is written), its tables'
+ * definitions; (4) the target's database created, adopted or cleaned, the
+ * tables created; (5) the rows, the readers taking tables from one queue;
+ * (6) the replication connection made and started.
+ *
+ * Values: a numeric column is selected as it is and written as the
+ * number's text (checked to be one: digits, sign, point, exponent), so a
+ * BIGINT's keyset comparison stays exact (a FLOAT is read as a DOUBLE:
+ * its own text has too few digits); every other column is selected as
+ * HEX() and written as X'..', so no byte goes through a character set.
+ * Every session of the copy runs in time zone +00:00, so a TIMESTAMP's text
+ * means the same instant on both servers.
+ *
+ * Memory: a reader holds one chunk (S_CHUNK_ROWS rows, hexed) and its
+ * INSERTs at a time; a table without a usable key is read in one SELECT,
+ * so the whole table is in the agent's memory, twice (result and INSERTs).
+ *
+ * Limits: the information_schema shows a user only the triggers, events
+ * and routines it holds a privilege on, so the count of what this version
+ * does not copy can miss some the peer's user may not see. The target's
+ * binary log and its replication connections are read before the first
+ * write but may change before gtid_slave_pos is set: that then fails
+ * after the rows are written (1947, 1948, 1198), and a new copy starts
+ * over.
+ *
+ * What it owns: everything above, the timer that starts the chain one loop
+ * turn after the start and whose close callback frees the step, copies of
+ * the request and of what it needs from local. Never: done twice, done
+ * after step_cancel or from inside mycopy_start; the peer's password in a
+ * log line.
+ */
+#include "mycopy.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "log.h"
+#include "mytext.h"
+#include "xalloc.h"
+
+#define S_CHUNK_ROWS 2000
+#define S_INSERT_BYTES (4u << 20) /* an INSERT's text is cut after this (max_allowed_packet) */
+#define S_READERS_DEFAULT 2
+#define S_READERS_MAX 16
+#define S_ROWS_TIMEOUT_FACTOR 10
+
+/* MariaDB's error numbers this file acts on. */
+#define S_ER_DBACCESS_DENIED 1044
+#define S_ER_ACCESS_DENIED 1045
+#define S_ER_SPECIFIC_ACCESS_DENIED 1227
+#define S_ER_SLAVE_MUST_STOP 1198             /* a replication connection runs */
+#define S_ER_MASTER_CONNECTION_NOT_EXIST 1617 /* SHOW SLAVE 'x' STATUS of a missing x */
+#define S_ER_GTID_POS_CONFLICTS 1947          /* gtid_slave_pos behind the binary log */
+#define S_ER_GTID_POS_MISSING_DOMAIN 1948     /* gtid_slave_pos lacks a binary log domain */
+
+enum { S_INIT = 0, S_COPYING, S_DONE };
+static const char *const s_state_names[] = { "init", "copying", "done" };
+
+/* A column as the copy reads and writes it: S_NUM as it is, S_HEX as
+ * HEX(), S_FLOAT (a FLOAT) as CAST(c AS DOUBLE), whose text has the digits
+ * the FLOAT's own text (6 significant) lacks to come back the same. */
+enum { S_NUM = 0, S_HEX, S_FLOAT };
+
+typedef struct {
+    char *name;          /* as the server spells it */
+    char *create_sql;    /* SHOW CREATE TABLE */
+    size_t n_cols;
+    char **cols;         /* quoted */
+    unsigned char *kind; /* S_NUM, S_HEX or S_FLOAT */
+    bool *keyok;         /* a type a chunk's key may have (s_key_type) */
+    char **charset;      /* a string column's character set (a key's literal); NULL: none */
+    size_t n_pk;
+    size_t *pk;          /* indices into cols */
+    bool keyset;         /* read in key order in chunks; false: one read */
+    int state;
+    uint64_t rows_done;
+    char *after;         /* the next chunk's WHERE; NULL: from the start */
+} s_table_t;
+
+typedef struct mycopy mycopy_t;
+
+typedef struct {
+    mycopy_t *c;
+    size_t i;
+    myconn_t *src, *tgt;
+    char *snap_file;
+    uint64_t snap_pos;
+    s_table_t *t;        /* the table being copied */
+    char **stmts;        /* the chunk's INSERTs */
+    size_t n_stmts, next_stmt;
+    size_t chunk_rows;
+    bool finished;
+} s_reader_t;
+
+struct mycopy {
+    step_t base;         /* first: step_cancel() */
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    step_done_cb done;
+    void *arg;
+    bool disposed;
+
+    char *database, *connection, *config_path;
+    char *peer_name, *peer_host, *peer_user, *peer_password_file;
+    int peer_port;
+    myconn_params_t server; /* strings below are its own copies */
+    char *srv_host, *srv_socket, *srv_user, *srv_password_file;
+    uint64_t timeout_ms, rows_timeout_ms;
+
+    myconn_t *tgt, *lock;
+    s_reader_t *rd;
+    size_t n_rd;
+    size_t step_i;       /* the reader or table a chain of statements is at */
+
+    bool listed;
+    s_table_t *tables;
+    size_t n_tables, next_table;
+    char *charset, *collation; /* the source database's defaults */
+    char *gtid_pos;      /* the snapshot's */
+    char *slave_pos;     /* what gtid_slave_pos is set to: gtid_pos and the target's own domains */
+    bool repair_start;   /* already_done: START SLAVE after the filter */
+    uint64_t rows;
+    uint64_t t_snapshot, t_last_write;
+};
+
+static const char *const s_tgt_init[] = { "SET SESSION sql_log_bin = 0",
+                                          "SET SESSION foreign_key_checks = 0",
+                                          "SET SESSION unique_checks = 0",
+                                          "SET NAMES utf8mb4",
+                                          "SET SESSION time_zone = '+00:00'",
+                                          NULL };
+static const char *const s_src_init[] = { "SET NAMES utf8mb4",
+                                          "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                                          "SET SESSION time_zone = '+00:00'", NULL };
+
+/* ---- ending ----------------------------------------------------------------- */
+
+static void s_table_free(s_table_t *t)
+{
+    free(t->name);
+    free(t->create_sql);
+    for (size_t j = 0; j < t->n_cols; j++) {
+        free(t->cols[j]);
+        free(t->charset[j]);
+    }
+    free(t->cols);
+    free(t->charset);
+    free(t->kind);
+    free(t->keyok);
+    free(t->pk);
+    free(t->after);
+}
+
+static void s_reader_stmts_free(s_reader_t *rd)
+{
+    for (size_t k = 0; k < rd->n_stmts; k++)
+        free(rd->stmts[k]);
+    free(rd->stmts);
+    rd->stmts = NULL;
+    rd->n_stmts = rd->next_stmt = 0;
+}
+
+static void s_on_closed(uv_handle_t *h)
+{
+    mycopy_t *c = h->data;
+    for (size_t i = 0; i < c->n_rd; i++) {
+        free(c->rd[i].snap_file);
+        s_reader_stmts_free(&c->rd[i]);
+    }
+    free(c->rd);
+    for (size_t i = 0; i < c->n_tables; i++)
+        s_table_free(&c->tables[i]);
+    free(c->tables);
+    free(c->database);
+    free(c->connection);
+    free(c->config_path);
+    free(c->peer_name);
+    free(c->peer_host);
+    free(c->peer_user);
+    free(c->peer_password_file);
+    free(c->srv_host);
+    free(c->srv_socket);
+    free(c->srv_user);
+    free(c->srv_password_file);
+    free(c->charset);
+    free(c->collation);
+    free(c->gtid_pos);
+    free(c->slave_pos);
+    free(c);
+}
+
+/* Stops everything, the source's lock first (closing its session ends the
+ * backup stage); no callback runs afterwards. */
+static void s_dispose(mycopy_t *c)
+{
+    if (c->disposed)
+        return;
+    c->disposed = true;
+    c->done = NULL;
+    myconn_destroy(&c->lock);
+    for (size_t i = 0; i < c->n_rd; i++) {
+        myconn_destroy(&c->rd[i].src);
+        myconn_destroy(&c->rd[i].tgt);
+    }
+    myconn_destroy(&c->tgt);
+    uv_close((uv_handle_t *)&c->timer, s_on_closed);
+}
+
+static void s_finish(mycopy_t *c, Godwit__MyCopyResult *res, const char *error)
+{
+    if (c->disposed) {
+        if (res)
+            protobuf_c_message_free_unpacked(&res->base, NULL);
+        return;
+    }
+    step_done_cb done = c->done;
+    void *arg = c->arg;
+    /* The error is the caller's to log (once, with the command). */
+    if (error)
+        log_debug("copy of database %s (connection %s): %s", c->database, c->connection, error);
+    s_dispose(c);
+    if (done)
+        done(res ? &res->base : NULL, error, arg);
+    else if (res)
+        protobuf_c_message_free_unpacked(&res->base, NULL);
+}
+
+static void s_failf(mycopy_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_failf(mycopy_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *why = NULL;
+    if (vasprintf(&why, fmt, ap) < 0)
+        why = NULL;
+    va_end(ap);
+    s_finish(c, NULL, why ? why : "out of memory");
+    free(why);
+}
+
+static void s_fail_query(mycopy_t *c, const char *what, const myconn_result_t *r)
+{
+    char *why = myconn_result_message(what, r);
+    s_finish(c, NULL, why);
+    free(why);
+}
+
+static void s_cancel(step_t *base)
+{
+    s_dispose((mycopy_t *)base);
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static bool s_send(mycopy_t *c, myconn_t *conn, const char *what, const char *sql,
+                   uint64_t timeout_ms, myconn_cb cb, void *arg)
+{
+    if (myconn_query(conn, sql, timeout_ms, cb, arg))
+        return true;
+    s_failf(c, "%s: cannot send the statement", what);
+    return false;
+}
+
+/* s as a literal on conn, or NULL after failing the copy. */
+static char *s_literal(mycopy_t *c, myconn_t *conn, const char *s)
+{
+    char *q = myconn_escape_literal(conn, s);
+    if (!q)
+        s_failf(c, "cannot quote \"%s\" for SQL: the connection is gone", s);
+    return q;
+}
+
+static bool s_access_denied(const myconn_result_t *r)
+{
+    return r->errnum == S_ER_SPECIFIC_ACCESS_DENIED || r->errnum == S_ER_ACCESS_DENIED ||
+           r->errnum == S_ER_DBACCESS_DENIED;
+}
+
+/* A name the server gives a character set or collation: [a-z0-9_]. */
+static bool s_plain_name(const char *s)
+{
+    if (!s || !s[0])
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+/* The text of a number as the server writes one. */
+static bool s_number_text(const char *s)
+{
+    if (!s || !s[0])
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || *s == '-' || *s == '+' || *s == '.' || *s == 'e' ||
+              *s == 'E'))
+            return false;
+    return true;
+}
+
+/* A growing string. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} s_buf_t;
+
+static void s_buf_add(s_buf_t *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        b->s = xrealloc(b->s, cap);
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void s_buf_str(s_buf_t *b, const char *s)
+{
+    s_buf_add(b, s, strlen(s));
+}
+
+/* A value of column j of t as SQL: NULL, a number, or X'..' (with the
+ * column's character set as an introducer when charset, so a key's
+ * comparison uses the column's collation, as ORDER BY does). */
+static void s_buf_value(s_buf_t *b, const s_table_t *t, size_t j, const char *v, bool charset)
+{
+    if (!v) {
+        s_buf_str(b, "NULL");
+    } else if (t->kind[j] != S_HEX && s_number_text(v)) {
+        s_buf_str(b, v);
+    } else if (t->kind[j] != S_HEX) {
+        /* Not a number's text (never seen): as a string of hex digits'
+         * bytes, which the column converts as it would '...'. */
+        static const char hexd[] = "0123456789ABCDEF";
+        s_buf_str(b, "X'");
+        for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+            char two[2] = { hexd[*p >> 4], hexd[*p & 15] };
+            s_buf_add(b, two, 2);
+        }
+        s_buf_str(b, "'");
+    } else {
+        if (charset && t->charset[j]) {
+            s_buf_str(b, "_");
+            s_buf_str(b, t->charset[j]);
+            s_buf_str(b, " ");
+        }
+        /* HEX() of a BIT is its number's, which may have an odd length. */
+        s_buf_str(b, strlen(v) % 2 ? "X'0" : "X'");
+        s_buf_str(b, v);
+        s_buf_str(b, "'");
+    }
+}
+
+static uint64_t s_elapsed(const mycopy_t *c)
+{
+    return c->t_last_write >= c->t_snapshot ? c->t_last_write - c->t_snapshot : 0;
+}
+
+/* One GTID, domain-server-sequence. */
+typedef struct {
+    uint32_t domain, server;
+    uint64_t seq;
+} s_gtid_t;
+
+/* A GTID list as the server writes one ("0-1-5,1-2-3", "" for none) into
+ * *out (malloc'd, the caller frees it; NULL when empty); false for a text
+ * that is not one. */
+static bool s_gtid_list(const char *text, s_gtid_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    for (const char *p = text; p && *p;) {
+        while (*p == ' ' || *p == '\n')
+            p++;
+        if (!*p)
+            break;
+        unsigned long long v[3];
+        for (int k = 0; k < 3; k++) {
+            char *end = NULL;
+            if (*p < '0' || *p > '9')
+                goto bad;
+            v[k] = strtoull(p, &end, 10);
+            p = end;
+            if (k < 2 && *p++ != '-')
+                goto bad;
+        }
+        if (v[0] > UINT32_MAX || v[1] > UINT32_MAX || (*p && *p != ','))
+            goto bad;
+        if (*p == ',')
+            p++;
+        *out = xrealloc(*out, (*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (s_gtid_t){ (uint32_t)v[0], (uint32_t)v[1], (uint64_t)v[2] };
+    }
+    return true;
+bad:
+    free(*out);
+    *out = NULL;
+    *n = 0;
+    return false;
+}
+
+/* Fails the copy when a replication connection of the target other than
+ * ours runs (SHOW ALL SLAVES STATUS in r): gtid_slave_pos cannot be set
+ * then (1198). when ends the message ("nothing was written"). */
+static bool s_other_running(mycopy_t *c, const myconn_result_t *r, const char *when)
+{
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const char *name = myconn_col(r, i, "Connection_name");
+        const char *io = myconn_col(r, i, "Slave_IO_Running");
+        const char *sql = myconn_col(r, i, "Slave_SQL_Running");
+        if (name && strcmp(name, c->connection) == 0)
+            continue;
+        /* The I/O thread is also "Connecting" or "Preparing": only "No" is stopped. */
+        if ((io && strcmp(io, "No") != 0) || (sql && strcmp(sql, "No") != 0)) {
+            s_failf(c,
+                    "the target replicates on connection %s%s%s: its gtid_slave_pos cannot be "
+                    "set while it runs (stop it, or copy once it is done): %s",
+                    name && name[0] ? "'" : "", name && name[0] ? name : "(the default)",
+                    name && name[0] ? "'" : "", when);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- (6) replication -------------------------------------------------------- */
+
+static void s_on_started(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "starting the replication on the target", r);
+        return;
+    }
+    Godwit__MyCopyResult *res = xcalloc(1, sizeof *res);
+    godwit__my_copy_result__init(res);
+    res->already_done = false;
+    res->gtid_pos = xstrdup(c->gtid_pos);
+    res->tables = (uint32_t)c->n_tables;
+    res->rows = c->rows;
+    res->copy_ms = (double)s_elapsed(c);
+    log_info("copy of database %s (connection %s): %zu tables, %" PRIu64
+             " rows in %.0f ms; replication started after %s",
+             c->database, c->connection, c->n_tables, c->rows, res->copy_ms,
+             c->gtid_pos[0] ? c->gtid_pos : "(the beginning)");
+    s_finish(c, res, NULL);
+}
+
+static void s_on_filter(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "setting the replication connection's replicate_do_db on the target", r);
+        return;
+    }
+    /* The connection name passed step_godwit_name: [a-z0-9_] only. */
+    char *sql = xasprintf("START SLAVE '%s'", c->connection);
+    s_send(c, c->tgt, "starting the replication", sql, c->timeout_ms, s_on_started, c);
+    free(sql);
+}
+
+static void s_on_changed(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "creating the replication connection on the target (CHANGE MASTER)", r);
+        return;
+    }
+    /* A per-connection filter is set while the connection is stopped
+     * (after CHANGE MASTER made it, before START SLAVE): MariaDB refuses it
+     * for a connection that does not exist (1210). SET GLOBAL does not
+     * outlive a restart of the server. */
+    char *db = s_literal(c, c->tgt, c->database);
+    if (!db)
+        return;
+    char *sql = xasprintf("SET GLOBAL `%s`.replicate_do_db = %s", c->connection, db);
+    s_send(c, c->tgt, "setting replicate_do_db", sql, c->timeout_ms, s_on_filter, c);
+    free(sql);
+    free(db);
+}
+
+static void s_on_slave_pos(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok && (r->errnum == S_ER_GTID_POS_CONFLICTS ||
+                   r->errnum == S_ER_GTID_POS_MISSING_DOMAIN)) {
+        /* Checked before the first write (s_on_target_binlog): the
+         * target's binary log took a GTID of its own since. */
+        char *msg = myconn_result_message(NULL, r);
+        s_failf(c,
+                "setting gtid_slave_pos to '%s' on the target: its binary log took a GTID of "
+                "the target's own since the copy began (%s): the database is copied but not "
+                "replicated; a new copy starts over, and checks the target's binary log "
+                "before it writes",
+                c->slave_pos, msg);
+        free(msg);
+        return;
+    }
+    if (!r->ok) {
+        s_fail_query(c, "setting gtid_slave_pos on the target", r);
+        return;
+    }
+    char *password = NULL;
+    char why[256];
+    if (c->peer_password_file && c->peer_password_file[0]) {
+        if (!myconn_read_password(c->peer_password_file, &password, why, sizeof why)) {
+            s_failf(c, "reading peer %s's password_file: %s", c->peer_name, why);
+            return;
+        }
+    }
+    char *host = s_literal(c, c->tgt, c->peer_host);
+    char *user = host ? s_literal(c, c->tgt, c->peer_user) : NULL;
+    char *pw = user ? s_literal(c, c->tgt, password ? password : "") : NULL;
+    keys_wipe_free(password);
+    if (!pw) {
+        free(host);
+        free(user);
+        return;
+    }
+    char *sql = xasprintf("CHANGE MASTER '%s' TO MASTER_HOST = %s, MASTER_PORT = %d, "
+                          "MASTER_USER = %s, MASTER_PASSWORD = %s, MASTER_USE_GTID = slave_pos",
+                          c->connection, host, c->peer_port, user, pw);
+    keys_wipe_free(pw);
+    free(host);
+    free(user);
+    /* Never logged: the statement holds the password. */
+    s_send(c, c->tgt, "creating the replication connection", sql, c->timeout_ms, s_on_changed,
+           c);
+    keys_wipe_free(sql);
+}
+
+static void s_on_all_slaves(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading the target's replication connections", r);
+        return;
+    }
+    if (s_other_running(c, r, "the database is copied, a new copy starts over"))
+        return;
+    char *pos = s_literal(c, c->tgt, c->slave_pos);
+    if (!pos)
+        return;
+    char *sql = xasprintf("SET GLOBAL gtid_slave_pos = %s", pos);
+    s_send(c, c->tgt, "setting gtid_slave_pos", sql, c->timeout_ms, s_on_slave_pos, c);
+    free(sql);
+    free(pos);
+}
+
+static void s_replicate(mycopy_t *c)
+{
+    log_info("copy of database %s (connection %s): %" PRIu64 " rows of %zu tables written in "
+             "%" PRIu64 " ms",
+             c->database, c->connection, c->rows, c->n_tables, s_elapsed(c));
+    s_send(c, c->tgt, "reading the target's replication connections", "SHOW ALL SLAVES STATUS",
+           c->timeout_ms, s_on_all_slaves, c);
+}
+
+/* ---- (5) the rows ----------------------------------------------------------- */
+
+static void s_reader_next(s_reader_t *rd);
+
+static void s_on_committed(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    s_reader_t *rd = arg;
+    mycopy_t *c = rd->c;
+    if (!r->ok) {
+        s_fail_query(c, "ending a reader's snapshot on the source", r);
+        return;
+    }
+    myconn_destroy(&rd->src);
+    myconn_destroy(&rd->tgt);
+    rd->finished = true;
+    for (size_t i = 0; i < c->n_rd; i++)
+        if (!c->rd[i].finished)
+            return;
+    s_replicate(c);
+}
+
+static void s_write_next(s_reader_t *rd);
+
+static void s_on_inserted(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    s_reader_t *rd = arg;
+    mycopy_t *c = rd->c;
+    if (!r->ok) {
+        char *what = xasprintf("writing rows of table %s on the target", rd->t->name);
+        s_fail_query(c, what, r);
+        free(what);
+        return;
+    }
+    s_write_next(rd);
+}
+
+/* Sends the chunk's next INSERT; after the last, the chunk is counted and
+ * the reader goes on. */
+static void s_write_next(s_reader_t *rd)
+{
+    mycopy_t *c = rd->c;
+    if (rd->next_stmt < rd->n_stmts) {
+        const char *sql = rd->stmts[rd->next_stmt++];
+        s_send(c, rd->tgt, "writing rows", sql, c->rows_timeout_ms, s_on_inserted, rd);
+        return;
+    }
+    s_reader_stmts_free(rd);
+    s_table_t *t = rd->t;
+    t->rows_done += rd->chunk_rows;
+    c->rows += rd->chunk_rows;
+    c->t_last_write = uv_now(c->loop);
+    if (!t->keyset || rd->chunk_rows < S_CHUNK_ROWS) {
+        t->state = S_DONE;
+        log_debug("copy of database %s: table %s done, %" PRIu64 " rows", c->database, t->name,
+                  t->rows_done);
+        rd->t = NULL;
+    }
+    s_reader_next(rd);
+}
+
+/* The INSERTs of a chunk, each cut after S_INSERT_BYTES. */
+static void s_build_inserts(s_reader_t *rd, const myconn_result_t *r)
+{
+    const s_table_t *t = rd->t;
+    mycopy_t *c = rd->c;
+    char *qname = mytext_qname(c->database, t->name);
+    s_buf_t head = { 0 };
+    s_buf_str(&head, "INSERT INTO ");
+    s_buf_str(&head, qname);
+    s_buf_str(&head, " (");
+    for (size_t j = 0; j < t->n_cols; j++) {
+        if (j)
+            s_buf_str(&head, ", ");
+        s_buf_str(&head, t->cols[j]);
+    }
+    s_buf_str(&head, ") VALUES ");
+    free(qname);
+
+    size_t cap = 0;
+    s_buf_t b = { 0 };
+    for (size_t i = 0; i < r->n_rows; i++) {
+        if (!b.s)
+            s_buf_add(&b, head.s, head.len);
+        else
+            s_buf_str(&b, ", ");
+        s_buf_str(&b, "(");
+        for (size_t j = 0; j < t->n_cols; j++) {
+            if (j)
+                s_buf_str(&b, ", ");
+            s_buf_value(&b, t, j, r->rows[i][j], false);
+        }
+        s_buf_str(&b, ")");
+        if (b.len >= S_INSERT_BYTES || i + 1 == r->n_rows) {
+            if (rd->n_stmts == cap) {
+                cap = cap ? cap * 2 : 4;
+                rd->stmts = xrealloc(rd->stmts, cap * sizeof *rd->stmts);
+            }
+            rd->stmts[rd->n_stmts++] = b.s;
+            b = (s_buf_t){ 0 };
+        }
+    }
+    free(head.s);
+}
+
+/* The WHERE of the chunk after the last row of r: for the key (k1, k2,
+ * ..) and the last values (v1, v2, ..), k1 > v1 OR (k1 = v1 AND k2 > v2)
+ * OR .., the form the range optimizer reads as ranges of the key. */
+static char *s_keyset_where(const s_table_t *t, const myconn_result_t *r)
+{
+    char **last = r->rows[r->n_rows - 1];
+    s_buf_t b = { 0 };
+    s_buf_str(&b, " WHERE ");
+    for (size_t k = 0; k < t->n_pk; k++) {
+        if (k)
+            s_buf_str(&b, " OR ");
+        s_buf_str(&b, "(");
+        for (size_t e = 0; e <= k; e++) {
+            size_t j = t->pk[e];
+            if (e)
+                s_buf_str(&b, " AND ");
+            s_buf_str(&b, t->cols[j]);
+            s_buf_str(&b, e == k ? " > " : " = ");
+            s_buf_value(&b, t, j, last[j], true);
+        }
+        s_buf_str(&b, ")");
+    }
+    return b.s;
+}
+
+static void s_on_chunk(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    s_reader_t *rd = arg;
+    mycopy_t *c = rd->c;
+    s_table_t *t = rd->t;
+    if (!r->ok) {
+        char *what = xasprintf("reading rows of table %s on the source", t->name);
+        s_fail_query(c, what, r);
+        free(what);
+        return;
+    }
+    if (r->n_cols != t->n_cols) {
+        s_failf(c, "reading rows of table %s on the source: %zu columns returned, %zu expected",
+                t->name, r->n_cols, t->n_cols);
+        return;
+    }
+    rd->chunk_rows = r->n_rows;
+    if (r->n_rows > 0) {
+        /* A key's value is never NULL, so the last row's values make a
+         * WHERE; a key column the server answers NULL for would not. */
+        if (t->keyset) {
+            char **last = r->rows[r->n_rows - 1];
+            for (size_t k = 0; k < t->n_pk; k++)
+                if (!last[t->pk[k]]) {
+                    s_failf(c, "table %s: a primary key column read as NULL", t->name);
+                    return;
+                }
+            free(t->after);
+            t->after = s_keyset_where(t, r);
+        }
+        s_build_inserts(rd, r);
+    }
+    s_write_next(rd);
+}
+
+static void s_reader_next(s_reader_t *rd)
+{
+    mycopy_t *c = rd->c;
+    if (c->disposed)
+        return;
+    if (!rd->t) {
+        if (c->next_table == c->n_tables) {
+            s_send(c, rd->src, "ending a reader's snapshot", "COMMIT", c->timeout_ms,
+                   s_on_committed, rd);
+            return;
+        }
+        rd->t = &c->tables[c->next_table++];
+        rd->t->state = S_COPYING;
+        log_debug("copy of database %s: reader %zu copies table %s", c->database, rd->i,
+                  rd->t->name);
+    }
+    s_table_t *t = rd->t;
+    s_buf_t b = { 0 };
+    s_buf_str(&b, "SELECT ");
+    for (size_t j = 0; j < t->n_cols; j++) {
+        if (j)
+            s_buf_str(&b, ", ");
+        if (t->kind[j] == S_HEX) {
+            s_buf_str(&b, "HEX(");
+            s_buf_str(&b, t->cols[j]);
+            s_buf_str(&b, ")");
+        } else if (t->kind[j] == S_FLOAT) {
+            s_buf_str(&b, "CAST(");
+            s_buf_str(&b, t->cols[j]);
+            s_buf_str(&b, " AS DOUBLE)");
+        } else {
+            s_buf_str(&b, t->cols[j]);
+        }
+    }
+    char *qname = mytext_qname(c->database, t->name);
+    s_buf_str(&b, " FROM ");
+    s_buf_str(&b, qname);
+    free(qname);
+    if (t->keyset) {
+        if (t->after)
+            s_buf_str(&b, t->after);
+        s_buf_str(&b, " ORDER BY ");
+        for (size_t k = 0; k < t->n_pk; k++) {
+            if (k)
+                s_buf_str(&b, ", ");
+            s_buf_str(&b, t->cols[t->pk[k]]);
+        }
+        char limit[32];
+        snprintf(limit, sizeof limit, " LIMIT %d", S_CHUNK_ROWS);
+        s_buf_str(&b, limit);
+    }
+    s_send(c, rd->src, "reading rows", b.s, c->rows_timeout_ms, s_on_chunk, rd);
+    free(b.s);
+}
+
+static void s_copy_rows(mycopy_t *c)
+{
+    myconn_params_t tp = c->server;
+    tp.database = NULL;
+    tp.init = s_tgt_init;
+    for (size_t i = 0; i < c->n_rd; i++) {
+        c->rd[i].tgt = myconn_new(c->loop, "agent mycopy writer", &tp);
+        if (!c->rd[i].tgt) {
+            s_failf(c, "cannot make a writer's session on the target");
+            return;
+        }
+    }
+    log_info("copy of database %s (connection %s): copying the rows of %zu tables with %zu "
+             "readers",
+             c->database, c->connection, c->n_tables, c->n_rd);
+    c->t_last_write = uv_now(c->loop);
+    for (size_t i = 0; i < c->n_rd && !c->disposed; i++)
+        s_reader_next(&c->rd[i]);
+}
+
+/* ---- (4) the target's database and tables ---------------------------------- */
+
+static void s_create_next(mycopy_t *c);
+
+static void s_on_created_table(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        char *what = xasprintf("creating table %s on the target", c->tables[c->step_i].name);
+        s_fail_query(c, what, r);
+        free(what);
+        return;
+    }
+    c->step_i++;
+    s_create_next(c);
+}
+
+static void s_create_next(mycopy_t *c)
+{
+    if (c->step_i == c->n_tables) {
+        s_copy_rows(c);
+        return;
+    }
+    s_send(c, c->tgt, "creating a table", c->tables[c->step_i].create_sql, c->timeout_ms,
+           s_on_created_table, c);
+}
+
+static void s_on_use(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "using the target database", r);
+        return;
+    }
+    /* SHOW CREATE TABLE's text names the table alone: it goes into the
+     * session's database. */
+    c->step_i = 0;
+    s_create_next(c);
+}
+
+static void s_use(mycopy_t *c)
+{
+    char *db = mytext_ident(c->database);
+    char *sql = xasprintf("USE %s", db);
+    s_send(c, c->tgt, "using the target database", sql, c->timeout_ms, s_on_use, c);
+    free(sql);
+    free(db);
+}
+
+static void s_on_db_ready(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "preparing the target database", r);
+        return;
+    }
+    s_use(c);
+}
+
+static void s_on_old_tables(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading the tables a copy left on the target", r);
+        return;
+    }
+    if (r->n_rows == 0) {
+        s_use(c);
+        return;
+    }
+    log_warn("copy of database %s (connection %s): dropping the %zu tables an earlier copy "
+             "left on the target",
+             c->database, c->connection, r->n_rows);
+    s_buf_t b = { 0 };
+    s_buf_str(&b, "DROP TABLE IF EXISTS ");
+    for (size_t i = 0; i < r->n_rows; i++) {
+        char *q = mytext_qname(c->database, r->rows[i][0] ? r->rows[i][0] : "");
+        if (i)
+            s_buf_str(&b, ", ");
+        s_buf_str(&b, q);
+        free(q);
+    }
+    s_send(c, c->tgt, "dropping an earlier copy's tables", b.s, c->timeout_ms, s_on_db_ready, c);
+    free(b.s);
+}
+
+static void s_on_target_db(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading the target database", r);
+        return;
+    }
+    char *dbq = mytext_ident(c->database);
+    char *created = xasprintf("godwit copy %s: created", c->connection);
+    char *adopted = xasprintf("godwit copy %s: adopted", c->connection);
+    char *sql = NULL;
+    const char *what = NULL;
+    myconn_cb cb = s_on_db_ready;
+    if (r->n_rows == 0) {
+        char *lit = s_literal(c, c->tgt, created);
+        if (!lit)
+            goto out;
+        char *cs = c->charset ? xasprintf(" CHARACTER SET %s", c->charset) : xstrdup("");
+        char *co = c->collation ? xasprintf(" COLLATE %s", c->collation) : xstrdup("");
+        sql = xasprintf("CREATE DATABASE %s%s%s COMMENT %s", dbq, cs, co, lit);
+        what = "creating the target database";
+        free(cs);
+        free(co);
+        free(lit);
+    } else {
+        const char *comment = myconn_col(r, 0, "comment");
+        const char *n_s = myconn_col(r, 0, "n");
+        unsigned long long n = n_s ? strtoull(n_s, NULL, 10) : 0;
+        if (comment && (strcmp(comment, created) == 0 || strcmp(comment, adopted) == 0)) {
+            /* A copy of ours that died: its tables go, the copy starts again. */
+            char *lit = s_literal(c, c->tgt, c->database);
+            if (!lit)
+                goto out;
+            sql = xasprintf("SELECT TABLE_NAME AS name FROM information_schema.TABLES"
+                            " WHERE TABLE_SCHEMA = %s",
+                            lit);
+            what = "reading the tables a copy left on the target";
+            cb = s_on_old_tables;
+            free(lit);
+        } else if (n == 0) {
+            char *lit = s_literal(c, c->tgt, adopted);
+            if (!lit)
+                goto out;
+            sql = xasprintf("ALTER DATABASE %s COMMENT %s", dbq, lit);
+            what = "adopting the target database";
+            free(lit);
+        } else {
+            s_failf(c,
+                    "the target database %s holds tables that godwit did not copy: nothing was "
+                    "written",
+                    dbq);
+            goto out;
+        }
+    }
+    s_send(c, c->tgt, what, sql, c->timeout_ms, cb, c);
+out:
+    free(sql);
+    free(dbq);
+    free(created);
+    free(adopted);
+}
+
+static void s_target_db(mycopy_t *c)
+{
+    char *db = s_literal(c, c->tgt, c->database);
+    if (!db)
+        return;
+    char *sql = xasprintf("SELECT s.SCHEMA_COMMENT AS comment,"
+                          " (SELECT COUNT(*) FROM information_schema.TABLES t"
+                          "  WHERE t.TABLE_SCHEMA = s.SCHEMA_NAME) AS n"
+                          " FROM information_schema.SCHEMATA s WHERE s.SCHEMA_NAME = %s",
+                          db);
+    s_send(c, c->tgt, "reading the target database", sql, c->timeout_ms, s_on_target_db, c);
+    free(sql);
+    free(db);
+}
+
+/* ---- (3) the source's database ---------------------------------------------- */
+
+static void s_show_create_next(mycopy_t *c);
+
+static void s_on_show_create(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    s_table_t *t = &c->tables[c->step_i];
+    if (!r->ok) {
+        char *what = xasprintf("reading the definition of table %s on the source", t->name);
+        s_fail_query(c, what, r);
+        free(what);
+        return;
+    }
+    if (r->n_rows != 1 || r->n_cols < 2 || !r->rows[0][1]) {
+        s_failf(c, "reading the definition of table %s on the source: no definition returned",
+                t->name);
+        return;
+    }
+    t->create_sql = xstrdup(r->rows[0][1]);
+    c->step_i++;
+    s_show_create_next(c);
+}
+
+static void s_show_create_next(mycopy_t *c)
+{
+    if (c->step_i == c->n_tables) {
+        s_target_db(c);
+        return;
+    }
+    char *q = mytext_qname(c->database, c->tables[c->step_i].name);
+    char *sql = xasprintf("SHOW CREATE TABLE %s", q);
+    s_send(c, c->rd[0].src, "reading a table's definition", sql, c->timeout_ms, s_on_show_create,
+           c);
+    free(sql);
+    free(q);
+}
+
+static s_table_t *s_table_find(mycopy_t *c, const char *name)
+{
+    for (size_t i = 0; name && i < c->n_tables; i++)
+        if (strcmp(c->tables[i].name, name) == 0)
+            return &c->tables[i];
+    return NULL;
+}
+
+/* A type whose values order and compare in a key the same way as the
+ * literals s_buf_value writes (numbers, strings, temporal values). */
+static bool s_key_type(const char *type)
+{
+    static const char *const ok[] = { "tinyint", "smallint", "mediumint", "int", "bigint",
+                                      "decimal", "year", "char", "varchar", "binary",
+                                      "varbinary", "tinytext", "text", "mediumtext", "longtext",
+                                      "tinyblob", "blob", "mediumblob", "longblob", "date",
+                                      "time", "datetime", "timestamp", NULL };
+    for (size_t i = 0; type && ok[i]; i++)
+        if (strcmp(type, ok[i]) == 0)
+            return true;
+    return false;
+}
+
+static void s_on_pk(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading the source tables' primary keys", r);
+        return;
+    }
+    for (size_t i = 0; i < r->n_rows; i++) {
+        s_table_t *t = s_table_find(c, myconn_col(r, i, "tbl"));
+        const char *col = myconn_col(r, i, "col");
+        if (!t || !col)
+            continue;
+        char *q = mytext_ident(col);
+        size_t j = 0;
+        while (j < t->n_cols && strcmp(t->cols[j], q) != 0)
+            j++;
+        free(q);
+        if (j == t->n_cols) {
+            s_failf(c, "table %s: primary key column %s is not among its columns", t->name, col);
+            return;
+        }
+        t->pk = xrealloc(t->pk, (t->n_pk + 1) * sizeof *t->pk);
+        t->pk[t->n_pk++] = j;
+    }
+    for (size_t i = 0; i < c->n_tables; i++) {
+        s_table_t *t = &c->tables[i];
+        if (t->n_cols == 0) {
+            s_failf(c, "table %s: no columns read on the source", t->name);
+            return;
+        }
+        t->keyset = t->n_pk > 0;
+        for (size_t k = 0; k < t->n_pk; k++)
+            t->keyset = t->keyset && t->keyok[t->pk[k]];
+        if (!t->keyset)
+            log_warn("copy of database %s: table %s has no primary key usable for chunks: its "
+                     "rows are read in one statement, all in memory",
+                     c->database, t->name);
+    }
+    c->listed = true;
+    c->step_i = 0;
+    s_show_create_next(c);
+}
+
+static void s_on_columns(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading the source tables' columns", r);
+        return;
+    }
+    static const char *const numeric[] = { "tinyint", "smallint", "mediumint", "int", "bigint",
+                                           "decimal", "double", "year", NULL };
+    for (size_t i = 0; i < r->n_rows; i++) {
+        s_table_t *t = s_table_find(c, myconn_col(r, i, "tbl"));
+        const char *col = myconn_col(r, i, "col");
+        const char *type = myconn_col(r, i, "type");
+        const char *cs = myconn_col(r, i, "cs");
+        const char *gen = myconn_col(r, i, "gen");
+        if (!t || !col || !type)
+            continue;
+        if (gen && strcmp(gen, "NEVER") != 0)
+            continue; /* generated: the target computes it */
+        size_t j = t->n_cols++;
+        t->cols = xrealloc(t->cols, t->n_cols * sizeof *t->cols);
+        t->kind = xrealloc(t->kind, t->n_cols * sizeof *t->kind);
+        t->charset = xrealloc(t->charset, t->n_cols * sizeof *t->charset);
+        t->keyok = xrealloc(t->keyok, t->n_cols * sizeof *t->keyok);
+        t->cols[j] = mytext_ident(col);
+        t->kind[j] = S_HEX;
+        for (size_t k = 0; numeric[k]; k++)
+            if (strcmp(type, numeric[k]) == 0)
+                t->kind[j] = S_NUM;
+        if (strcmp(type, "float") == 0)
+            t->kind[j] = S_FLOAT;
+        t->charset[j] = s_plain_name(cs) && strcmp(cs, "binary") != 0 ? xstrdup(cs) : NULL;
+        t->keyok[j] = s_key_type(type);
+    }
+    char *db = s_literal(c, c->rd[0].src, c->database);
+    if (!db)
+        return;
+    char *sql = xasprintf("SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col"
+                          " FROM information_schema.STATISTICS"
+                          " WHERE TABLE_SCHEMA = %s AND INDEX_NAME = 'PRIMARY'"
+                          " ORDER BY TABLE_NAME, SEQ_IN_INDEX",
+                          db);
+    s_send(c, c->rd[0].src, "reading the primary keys", sql, c->timeout_ms, s_on_pk, c);
+    free(sql);
+    free(db);
+}
+
+static void s_on_tables(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading the source database's tables", r);
+        return;
+    }
+    c->tables = xcalloc(r->n_rows ? r->n_rows : 1, sizeof *c->tables);
+    for (size_t i = 0; i < r->n_rows; i++) {
+        if (!r->rows[i][0])
+            continue;
+        s_table_t *t = &c->tables[c->n_tables++];
+        t->name = xstrdup(r->rows[i][0]);
+        t->state = S_INIT;
+    }
+    char *db = s_literal(c, c->rd[0].src, c->database);
+    if (!db)
+        return;
+    char *sql = xasprintf("SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, DATA_TYPE AS type,"
+                          " CHARACTER_SET_NAME AS cs, IS_GENERATED AS gen"
+                          " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
+                          " ORDER BY TABLE_NAME, ORDINAL_POSITION",
+                          db);
+    s_send(c, c->rd[0].src, "reading the columns", sql, c->timeout_ms, s_on_columns, c);
+    free(sql);
+    free(db);
+}
+
+static void s_on_objects(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading the source database", r);
+        return;
+    }
+    char *dbq = mytext_ident(c->database);
+    const char *cs = myconn_col(r, 0, "cs");
+    if (r->n_rows != 1 || !cs) {
+        s_failf(c, "database %s does not exist on the source (or its user may not see it): "
+                   "nothing was written",
+                dbq);
+        free(dbq);
+        return;
+    }
+    const char *names[] = { "views", "triggers", "routines", "events" };
+    unsigned long long n = 0;
+    for (size_t k = 0; k < 4; k++) {
+        const char *v = myconn_col(r, 0, names[k]);
+        n += v ? strtoull(v, NULL, 10) : 0;
+    }
+    if (n > 0) {
+        s_failf(c, "%s has %llu views/triggers/routines/events, which this version does not copy "
+                   "(docs/mariadb.md): nothing was written",
+                dbq, n);
+        free(dbq);
+        return;
+    }
+    free(dbq);
+    const char *co = myconn_col(r, 0, "co");
+    c->charset = s_plain_name(cs) ? xstrdup(cs) : NULL;
+    c->collation = s_plain_name(co) ? xstrdup(co) : NULL;
+    char *db = s_literal(c, c->rd[0].src, c->database);
+    if (!db)
+        return;
+    char *sql = xasprintf("SELECT TABLE_NAME AS name FROM information_schema.TABLES"
+                          " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'"
+                          " ORDER BY BINARY TABLE_NAME",
+                          db);
+    s_send(c, c->rd[0].src, "reading the tables", sql, c->timeout_ms, s_on_tables, c);
+    free(sql);
+    free(db);
+}
+
+/* What the database holds beside base tables. The information_schema
+ * shows only objects the user has some privilege on: a TRIGGER, an EVENT
+ * or a routine the peer's user may not see goes uncounted. */
+static void s_read_source(mycopy_t *c)
+{
+    char *db = s_literal(c, c->rd[0].src, c->database);
+    if (!db)
+        return;
+    char *sql = xasprintf(
+        "SELECT s.DEFAULT_CHARACTER_SET_NAME AS cs, s.DEFAULT_COLLATION_NAME AS co,"
+        " (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s) AS views,"
+        " (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s)"
+        " AS triggers,"
+        " (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s)"
+        " AS routines,"
+        " (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s) AS events"
+        " FROM information_schema.SCHEMATA s WHERE s.SCHEMA_NAME = %s",
+        db, db, db, db, db);
+    s_send(c, c->rd[0].src, "reading the source database", sql, c->timeout_ms, s_on_objects, c);
+    free(sql);
+    free(db);
+}
+
+/* ---- (2) the snapshot --------------------------------------------------------- */
+
+/* MariaDB's check of SET GLOBAL gtid_slave_pos (10.11, tried on a server):
+ * only the last GTID of each domain in @@gtid_binlog_pos counts, and only
+ * when it is the server's own (its server_id is @@server_id; a GTID it
+ * replicated never conflicts). For such a GTID D-S-N, a position whose
+ * GTID of domain D has a sequence number below N fails with 1947 (equal is
+ * fine, whatever its server_id), a position without domain D with 1948;
+ * both are only warnings when gtid_strict_mode is off. So a conflict in a
+ * domain of the snapshot's position refuses the copy here (strict mode),
+ * and the target's own GTID of a domain the snapshot's position lacks (a
+ * target with a gtid_domain_id of its own) goes into the position we set:
+ * the source, which never had that domain, serves the others. */
+static void s_on_target_binlog(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading the target's binary log position", r);
+        return;
+    }
+    const char *id_s = myconn_col(r, 0, "id");
+    const char *strict_s = myconn_col(r, 0, "strict");
+    const char *binlog = myconn_col(r, 0, "pos");
+    s_gtid_t *snap = NULL, *own = NULL;
+    size_t n_snap = 0, n_own = 0;
+    if (!id_s || !binlog || !s_gtid_list(c->gtid_pos, &snap, &n_snap) ||
+        !s_gtid_list(binlog, &own, &n_own)) {
+        s_failf(c, "the target's binary log position ('%s') or the snapshot's ('%s') is not a "
+                   "GTID list: nothing was written",
+                binlog ? binlog : "(none)", c->gtid_pos);
+        return;
+    }
+    unsigned long long server_id = strtoull(id_s, NULL, 10);
+    bool strict = strict_s && strcmp(strict_s, "0") != 0;
+    s_buf_t pos = { 0 };
+    s_buf_str(&pos, c->gtid_pos);
+    for (size_t i = 0; i < n_own; i++) {
+        const s_gtid_t *g = &own[i];
+        if (g->server != server_id)
+            continue;
+        const s_gtid_t *p = NULL;
+        for (size_t j = 0; j < n_snap && !p; j++)
+            if (snap[j].domain == g->domain)
+                p = &snap[j];
+        if (!p) {
+            char one[80];
+            snprintf(one, sizeof one, "%s%" PRIu32 "-%" PRIu32 "-%" PRIu64, pos.len ? "," : "",
+                     g->domain, g->server, g->seq);
+            s_buf_str(&pos, one);
+            continue;
+        }
+        if (p->seq >= g->seq)
+            continue;
+        if (!strict) {
+            log_warn("copy of database %s (connection %s): the target's binary log holds its "
+                     "own GTID %" PRIu32 "-%" PRIu32 "-%" PRIu64 ", more recent than the "
+                     "snapshot's %" PRIu32 "-%" PRIu32 "-%" PRIu64 " (gtid_strict_mode is off: "
+                     "replication goes on)",
+                     c->database, c->connection, g->domain, g->server, g->seq, p->domain,
+                     p->server, p->seq);
+            continue;
+        }
+        s_failf(c,
+                "the target's binary log (@@gtid_binlog_pos '%s') holds its own GTID %" PRIu32
+                "-%" PRIu32 "-%" PRIu64 ", more recent than the snapshot's position '%s' in "
+                "domain %" PRIu32 ": gtid_slave_pos could not be set (1947): nothing was "
+                "written. On a target that holds nothing else: RESET MASTER on the target; "
+                "otherwise give the target's server its own gtid_domain_id, so that its "
+                "transactions stay out of the source's domains (this GTID stays until the "
+                "target's binary log is reset)",
+                binlog, g->domain, g->server, g->seq, c->gtid_pos, g->domain);
+        free(snap);
+        free(own);
+        free(pos.s);
+        return;
+    }
+    free(snap);
+    free(own);
+    c->slave_pos = pos.s ? pos.s : xstrdup("");
+    if (strcmp(c->slave_pos, c->gtid_pos) != 0)
+        log_info("copy of database %s (connection %s): gtid_slave_pos will be '%s', the "
+                 "snapshot's position and the target's own domains",
+                 c->database, c->connection, c->slave_pos);
+    s_read_source(c);
+}
+
+static void s_on_gtid(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading the snapshot's GTID position on the source", r);
+        return;
+    }
+    /* NULL: the position is not an event boundary of the binary log (or
+     * its file is gone). "": no GTID was logged before it (a fresh
+     * server): replication then starts from the first binary log. */
+    const char *pos = r->n_rows == 1 ? r->rows[0][0] : NULL;
+    if (!pos) {
+        s_failf(c, "the source has no GTID position for %s:%" PRIu64 ": nothing was written",
+                c->rd[0].snap_file, c->rd[0].snap_pos);
+        return;
+    }
+    c->gtid_pos = xstrdup(pos);
+    log_info("copy of database %s (connection %s): snapshot at %s:%" PRIu64 ", GTID position "
+             "'%s', %zu readers",
+             c->database, c->connection, c->rd[0].snap_file, c->rd[0].snap_pos, pos, c->n_rd);
+    s_send(c, c->tgt, "reading the target's binary log position",
+           "SELECT @@GLOBAL.server_id AS id, @@GLOBAL.gtid_strict_mode AS strict,"
+           " @@GLOBAL.gtid_binlog_pos AS pos",
+           c->timeout_ms, s_on_target_binlog, c);
+}
+
+static void s_snap_check(mycopy_t *c)
+{
+    for (size_t i = 1; i < c->n_rd; i++)
+        if (strcmp(c->rd[i].snap_file, c->rd[0].snap_file) != 0 ||
+            c->rd[i].snap_pos != c->rd[0].snap_pos) {
+            s_failf(c,
+                    "the readers' snapshots are at different binary log positions (%s:%" PRIu64
+                    " and %s:%" PRIu64 "): nothing was written",
+                    c->rd[0].snap_file, c->rd[0].snap_pos, c->rd[i].snap_file,
+                    c->rd[i].snap_pos);
+            return;
+        }
+    char *file = s_literal(c, c->rd[0].src, c->rd[0].snap_file);
+    if (!file)
+        return;
+    char *sql = xasprintf("SELECT BINLOG_GTID_POS(%s, %" PRIu64 ") AS pos", file,
+                          c->rd[0].snap_pos);
+    s_send(c, c->rd[0].src, "reading the GTID position", sql, c->timeout_ms, s_on_gtid, c);
+    free(sql);
+    free(file);
+}
+
+static void s_on_lock_end(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "BACKUP STAGE END on the source", r);
+        return;
+    }
+    myconn_destroy(&c->lock);
+    s_snap_check(c);
+}
+
+static void s_snap_next(mycopy_t *c);
+
+static void s_on_snap_status(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    s_reader_t *rd = &c->rd[c->step_i];
+    if (!r->ok) {
+        s_fail_query(c, "reading a reader's binary log position on the source", r);
+        return;
+    }
+    const char *file = NULL, *pos = NULL;
+    for (size_t i = 0; i < r->n_rows; i++) {
+        if (r->n_cols < 2 || !r->rows[i][0])
+            continue;
+        if (strcmp(r->rows[i][0], "Binlog_snapshot_file") == 0)
+            file = r->rows[i][1];
+        else if (strcmp(r->rows[i][0], "Binlog_snapshot_position") == 0)
+            pos = r->rows[i][1];
+    }
+    if (!file || !file[0] || !pos) {
+        s_failf(c, "the source gives no binary log position for a snapshot (is log_bin on?): "
+                   "nothing was written");
+        return;
+    }
+    rd->snap_file = xstrdup(file);
+    rd->snap_pos = strtoull(pos, NULL, 10);
+    c->step_i++;
+    s_snap_next(c);
+}
+
+static void s_on_snap_started(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "opening a reader's snapshot on the source", r);
+        return;
+    }
+    s_send(c, conn, "reading a reader's binary log position",
+           "SHOW SESSION STATUS LIKE 'binlog_snapshot_%'", c->timeout_ms, s_on_snap_status, c);
+}
+
+/* Opens reader step_i's snapshot; after the last, the lock goes. */
+static void s_snap_next(mycopy_t *c)
+{
+    if (c->step_i == c->n_rd) {
+        if (c->lock)
+            s_send(c, c->lock, "BACKUP STAGE END", "BACKUP STAGE END", c->timeout_ms,
+                   s_on_lock_end, c);
+        else
+            s_snap_check(c);
+        return;
+    }
+    if (c->step_i == 0)
+        c->t_snapshot = uv_now(c->loop);
+    s_send(c, c->rd[c->step_i].src, "opening a snapshot",
+           "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", c->timeout_ms,
+           s_on_snap_started, c);
+}
+
+/* Without RELOAD the snapshot is one reader's: nothing to prove. */
+static void s_one_reader(mycopy_t *c, const myconn_result_t *r)
+{
+    char *msg = myconn_result_message(NULL, r);
+    log_warn("copy of database %s (connection %s): peer %s's user may not hold BACKUP STAGE "
+             "(%s; it needs RELOAD): the copy runs with one reader",
+             c->database, c->connection, c->peer_name, msg);
+    free(msg);
+    myconn_destroy(&c->lock);
+    for (size_t i = 1; i < c->n_rd; i++)
+        myconn_destroy(&c->rd[i].src);
+    c->n_rd = 1;
+    c->step_i = 0;
+    s_snap_next(c);
+}
+
+static void s_on_block_commit(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok && s_access_denied(r)) {
+        s_one_reader(c, r);
+        return;
+    }
+    if (!r->ok) {
+        s_fail_query(c, "BACKUP STAGE BLOCK_COMMIT on the source", r);
+        return;
+    }
+    c->step_i = 0;
+    s_snap_next(c);
+}
+
+static void s_on_backup_start(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok && s_access_denied(r)) {
+        s_one_reader(c, r);
+        return;
+    }
+    if (!r->ok) {
+        s_fail_query(c, "BACKUP STAGE START on the source", r);
+        return;
+    }
+    s_send(c, c->lock, "BACKUP STAGE BLOCK_COMMIT", "BACKUP STAGE BLOCK_COMMIT", c->timeout_ms,
+           s_on_block_commit, c);
+}
+
+static void s_connect_next(mycopy_t *c);
+
+static void s_on_reader_connected(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        char *what = xasprintf("connecting to the source through peer %s", c->peer_name);
+        s_fail_query(c, what, r);
+        free(what);
+        return;
+    }
+    c->step_i++;
+    s_connect_next(c);
+}
+
+/* Every reader connects before the lock is taken, so the source's commits
+ * wait only for the snapshots, not for logins. */
+static void s_connect_next(mycopy_t *c)
+{
+    if (c->step_i < c->n_rd) {
+        s_send(c, c->rd[c->step_i].src, "connecting to the source", "SELECT 1", c->timeout_ms,
+               s_on_reader_connected, c);
+        return;
+    }
+    if (c->lock) {
+        s_send(c, c->lock, "BACKUP STAGE START", "BACKUP STAGE START", c->timeout_ms,
+               s_on_backup_start, c);
+        return;
+    }
+    c->step_i = 0;
+    s_snap_next(c);
+}
+
+/* ---- (1) the connection --------------------------------------------------------- */
+
+static void s_on_done_pos(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading gtid_slave_pos on the target", r);
+        return;
+    }
+    const char *pos = r->n_rows == 1 ? r->rows[0][0] : NULL;
+    Godwit__MyCopyResult *res = xcalloc(1, sizeof *res);
+    godwit__my_copy_result__init(res);
+    res->already_done = true;
+    res->gtid_pos = xstrdup(pos ? pos : "");
+    log_info("copy of database %s: replication connection %s exists already: nothing copied",
+             c->database, c->connection);
+    s_finish(c, res, NULL);
+}
+
+static void s_done_pos(mycopy_t *c)
+{
+    s_send(c, c->tgt, "reading gtid_slave_pos", "SELECT @@GLOBAL.gtid_slave_pos AS pos",
+           c->timeout_ms, s_on_done_pos, c);
+}
+
+static void s_on_repair_started(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "starting the stopped replication connection on the target", r);
+        return;
+    }
+    log_info("copy of database %s: replication connection %s (stopped, without an error) "
+             "started again",
+             c->database, c->connection);
+    s_done_pos(c);
+}
+
+static void s_repair_start(mycopy_t *c)
+{
+    if (!c->repair_start) {
+        s_done_pos(c);
+        return;
+    }
+    char *sql = xasprintf("START SLAVE '%s'", c->connection);
+    s_send(c, c->tgt, "starting the replication", sql, c->timeout_ms, s_on_repair_started, c);
+    free(sql);
+}
+
+static void s_on_repair_filter(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "setting the replication connection's replicate_do_db on the target", r);
+        return;
+    }
+    s_repair_start(c);
+}
+
+static void s_repair_filter(mycopy_t *c)
+{
+    char *db = s_literal(c, c->tgt, c->database);
+    if (!db)
+        return;
+    char *sql = xasprintf("SET GLOBAL `%s`.replicate_do_db = %s", c->connection, db);
+    s_send(c, c->tgt, "setting replicate_do_db", sql, c->timeout_ms, s_on_repair_filter, c);
+    free(sql);
+    free(db);
+}
+
+static void s_on_repair_stopped(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "stopping the replication connection on the target", r);
+        return;
+    }
+    s_repair_filter(c);
+}
+
+/* The connection exists (SHOW SLAVE 'NAME' STATUS in r): the copy is
+ * written and gtid_slave_pos set (both come before CHANGE MASTER). What a
+ * copy that died after CHANGE MASTER, or a restart of the target's server
+ * (SET GLOBAL's filter is not kept), can leave is mended: the filter set
+ * when it is not exactly the database (stopping a connection that runs
+ * without it), a connection stopped without an error started. One stopped
+ * with an error stays stopped: the coordinator reports its error. */
+static void s_repair(mycopy_t *c, const myconn_result_t *r)
+{
+    const char *filter = myconn_col(r, 0, "Replicate_Do_DB");
+    const char *io = myconn_col(r, 0, "Slave_IO_Running");
+    const char *sql = myconn_col(r, 0, "Slave_SQL_Running");
+    const char *io_err = myconn_col(r, 0, "Last_IO_Errno");
+    const char *sql_err = myconn_col(r, 0, "Last_SQL_Errno");
+    /* The I/O thread is also "Connecting" or "Preparing": only "No" is stopped. */
+    bool running = (io && strcmp(io, "No") != 0) || (sql && strcmp(sql, "No") != 0);
+    bool errors = (io_err && strtoul(io_err, NULL, 10) != 0) ||
+                  (sql_err && strtoul(sql_err, NULL, 10) != 0);
+    bool filter_ok = filter && strcmp(filter, c->database) == 0;
+    c->repair_start = !errors && (!running || !filter_ok);
+    if (filter_ok) {
+        s_repair_start(c);
+        return;
+    }
+    log_warn("copy of database %s: replication connection %s replicates %s%s%s instead of the "
+             "database alone (a copy that died, or a restart of the target's server: put "
+             "%s.replicate_do_db = %s in its config): setting it%s",
+             c->database, c->connection, filter && filter[0] ? "'" : "",
+             filter && filter[0] ? filter : "every database", filter && filter[0] ? "'" : "",
+             c->connection, c->database, running ? ", the connection stopped meanwhile" : "");
+    if (!running) {
+        s_repair_filter(c);
+        return;
+    }
+    char *stop = xasprintf("STOP SLAVE '%s'", c->connection);
+    s_send(c, c->tgt, "stopping the replication", stop, c->timeout_ms, s_on_repair_stopped, c);
+    free(stop);
+}
+
+static void s_on_first_slaves(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        s_fail_query(c, "reading the target's replication connections", r);
+        return;
+    }
+    if (s_other_running(c, r, "nothing was written"))
+        return;
+    c->step_i = 0;
+    s_connect_next(c);
+}
+
+static void s_on_slave_status(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (r->ok && r->n_rows > 0) {
+        s_repair(c, r);
+        return;
+    }
+    if (!r->ok && r->errnum != S_ER_MASTER_CONNECTION_NOT_EXIST) {
+        s_fail_query(c, "reading the replication connection on the target", r);
+        return;
+    }
+    /* Checked again before gtid_slave_pos is set: one may start meanwhile. */
+    s_send(c, c->tgt, "reading the target's replication connections", "SHOW ALL SLAVES STATUS",
+           c->timeout_ms, s_on_first_slaves, c);
+}
+
+static void s_on_kick(uv_timer_t *t)
+{
+    mycopy_t *c = t->data;
+    /* The connection name passed step_godwit_name: [a-z0-9_] only, so it
+     * is its own literal (nothing is connected yet to escape with). */
+    char *sql = xasprintf("SHOW SLAVE '%s' STATUS", c->connection);
+    s_send(c, c->tgt, "reading the replication connection", sql, c->timeout_ms,
+           s_on_slave_status, c);
+    free(sql);
+}
+
+/* ---- the interface ------------------------------------------------------------- */
+
+step_t *mycopy_start(uv_loop_t *loop, const mycopy_local_t *local, const Godwit__MyCopy *req,
+                     step_done_cb done, void *arg, char **why)
+{
+    *why = NULL;
+    if (!loop || !local || !req || !done || local->statement_timeout_ms == 0) {
+        *why = xstrdup("invalid arguments");
+        return NULL;
+    }
+    const char *path = local->config_path ? local->config_path : "the agent's config";
+    if (!step_godwit_name(req->connection)) {
+        *why = xasprintf("the replication connection's name \"%s\" is not one godwit gives "
+                         "(godwit_ and a-z, 0-9, _)",
+                         req->connection ? req->connection : "");
+        return NULL;
+    }
+    if (!req->database || !req->database[0] || !req->source_database ||
+        strcmp(req->database, req->source_database) != 0) {
+        *why = xstrdup("the target database must have the source's name in this version");
+        return NULL;
+    }
+    if (strchr(req->database, ',')) {
+        /* replicate_do_db = 'a,b' is the two databases a and b. */
+        *why = xasprintf("database \"%s\": a name with a comma cannot be a replication "
+                         "connection's replicate_do_db",
+                         req->database);
+        return NULL;
+    }
+    const agent_peer_t *peer = NULL;
+    for (size_t i = 0; req->peer && i < local->n_peers; i++)
+        if (local->peers[i].name && strcmp(local->peers[i].name, req->peer) == 0)
+            peer = &local->peers[i];
+    if (!peer) {
+        *why = xasprintf("no peer named %s in %s: the copy reads the source through it",
+                         req->peer && req->peer[0] ? req->peer : "(none)", path);
+        return NULL;
+    }
+    if (!peer->host || !peer->host[0] || !peer->user || peer->port <= 0 || peer->port > 65535) {
+        *why = xasprintf("peer %s in %s lacks a host, a port or a user", peer->name, path);
+        return NULL;
+    }
+
+    mycopy_t *c = xcalloc(1, sizeof *c);
+    c->base.cancel = s_cancel;
+    c->loop = loop;
+    c->done = done;
+    c->arg = arg;
+    c->database = xstrdup(req->database);
+    c->connection = xstrdup(req->connection);
+    c->config_path = xstrdup(path);
+    c->peer_name = xstrdup(peer->name);
+    c->peer_host = xstrdup(peer->host);
+    c->peer_user = xstrdup(peer->user);
+    c->peer_password_file = xstrdup(peer->password_file);
+    c->peer_port = (int)peer->port;
+    c->srv_host = xstrdup(local->server.host);
+    c->srv_socket = xstrdup(local->server.socket);
+    c->srv_user = xstrdup(local->server.user);
+    c->srv_password_file = xstrdup(local->server.password_file);
+    c->server = local->server;
+    c->server.host = c->srv_host;
+    c->server.socket = c->srv_socket;
+    c->server.user = c->srv_user;
+    c->server.password_file = c->srv_password_file;
+    c->server.database = NULL;
+    c->server.init = NULL;
+    c->timeout_ms = local->statement_timeout_ms;
+    c->rows_timeout_ms = local->statement_timeout_ms * S_ROWS_TIMEOUT_FACTOR;
+
+    size_t n = req->parallelism ? req->parallelism : S_READERS_DEFAULT;
+    if (n > S_READERS_MAX)
+        n = S_READERS_MAX;
+    c->n_rd = n;
+    c->rd = xcalloc(n, sizeof *c->rd);
+
+    myconn_params_t tp = c->server;
+    tp.init = s_tgt_init;
+    c->tgt = myconn_new(loop, "agent mycopy target", &tp);
+    myconn_params_t sp = {
+        .host = c->peer_host,
+        .port = c->peer_port,
+        .user = c->peer_user,
+        .password_file = c->peer_password_file,
+        .connect_timeout_ms = local->server.connect_timeout_ms,
+        .init = s_src_init,
+    };
+    bool ok = c->tgt != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        c->rd[i].c = c;
+        c->rd[i].i = i;
+        c->rd[i].src = myconn_new(loop, "agent mycopy reader", &sp);
+        ok = c->rd[i].src != NULL;
+    }
+    if (ok && n > 1) {
+        const char *const lock_init[] = { NULL };
+        sp.init = lock_init;
+        c->lock = myconn_new(loop, "agent mycopy lock", &sp);
+        ok = c->lock != NULL;
+    }
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    if (!ok) {
+        *why = xasprintf("the target's or peer %s's connection parameters are not ones a "
+                         "session can be made with",
+                         peer->name);
+        c->done = NULL;
+        s_dispose(c);
+        return NULL;
+    }
+    uv_timer_start(&c->timer, s_on_kick, 0, 0);
+    return &c->base;
+}
+
+bool mycopy_is(const step_t *step, const char *connection)
+{
+    if (!step || step->cancel != s_cancel || !connection)
+        return false;
+    const mycopy_t *c = (const mycopy_t *)step;
+    return strcmp(c->connection, connection) == 0;
+}
+
+Godwit__SyncStatusResult *mycopy_progress(const step_t *step)
+{
+    Godwit__SyncStatusResult *res = xcalloc(1, sizeof *res);
+    godwit__sync_status_result__init(res);
+    if (!step || step->cancel != s_cancel)
+        return res;
+    const mycopy_t *c = (const mycopy_t *)step;
+    res->exists = c->listed;
+    if (!c->listed || c->n_tables == 0)
+        return res;
+    bool all_done = true;
+    res->tables = xcalloc(c->n_tables, sizeof *res->tables);
+    for (size_t i = 0; i < c->n_tables; i++) {
+        const s_table_t *t = &c->tables[i];
+        Godwit__TableSync *ts = xcalloc(1, sizeof *ts);
+        godwit__table_sync__init(ts);
+        ts->table = xcalloc(1, sizeof *ts->table);
+        godwit__table_ref__init(ts->table);
+        ts->table->schema = xstrdup(c->database);
+        ts->table->name = xstrdup(t->name);
+        ts->state = xstrdup(s_state_names[t->state]);
+        ts->rows_done = t->rows_done;
+        all_done = all_done && t->state == S_DONE;
+        res->tables[res->n_tables++] = ts;
+    }
+    res->all_ready = all_done;
+    return res;
+}

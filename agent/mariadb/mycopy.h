@@ -1,0 +1,107 @@
+/*
+ * mycopy: the MariaDB target's copy of one database (MyCopy): every base
+ * table of the source database read in one consistent snapshot, written
+ * into the target, then replication from the snapshot's GTID position on a
+ * replication connection of our own (docs/mariadb.md "The copy").
+ *
+ * The snapshot. Each reader is a session on the source, through the peer
+ * the request names, that runs START TRANSACTION WITH CONSISTENT SNAPSHOT.
+ * With more than one reader a lock session holds BACKUP STAGE
+ * BLOCK_COMMIT (the RELOAD privilege) while the readers start theirs, so
+ * no commit falls between them; every reader then reads its own
+ * Binlog_snapshot_file and Binlog_snapshot_position (session status), and
+ * the copy goes on only when all are equal: the position is proven, not
+ * assumed. Its GTID position is BINLOG_GTID_POS(file, position). Without
+ * RELOAD the copy runs with one reader (logged).
+ *
+ * The target. Every session that writes runs with sql_log_bin = 0 (the
+ * copy is not an event of the target's binary log: the target's GTID
+ * position stays the source's), foreign_key_checks and unique_checks off.
+ * The database is created (with the source's character set and
+ * collation) with the comment "godwit copy NAME: created",
+ * or, when it exists and holds no table, given "godwit copy NAME:
+ * adopted"; any other database with a table is refused before anything is
+ * written. Tables are made from SHOW CREATE TABLE; rows are read in
+ * primary key order in chunks (a table without one, or with one of a
+ * type such as FLOAT, ENUM or BIT, in one read) and written as multi-row
+ * INSERTs (binary and string values as hex literals, so no byte is
+ * changed by a character set; generated columns left to the target).
+ * Every session of the copy runs in time zone +00:00 (TIMESTAMP values).
+ *
+ * Replication. SET GLOBAL gtid_slave_pos to the snapshot's position (the
+ * target's other replication connections must be stopped: a running one
+ * refuses the copy, checked before the source is read and again before
+ * the SET), CHANGE MASTER 'NAME' TO the peer's host, port, user and
+ * password with MASTER_USE_GTID = slave_pos, the connection's
+ * replicate_do_db set to the database, START SLAVE 'NAME'.
+ *
+ * The target's own GTIDs. MariaDB refuses that SET (1947) when the last
+ * GTID of a domain in the target's @@gtid_binlog_pos is the target's own
+ * (its server_id is @@server_id) and the new position's GTID of that
+ * domain has a lower sequence number (equal is fine), and (1948) when the
+ * new position has no GTID of that domain; with gtid_strict_mode off both
+ * are warnings. So once the snapshot's position is known, before anything
+ * is written, the target's binary log is read: a conflict in a domain of
+ * the snapshot's position refuses the copy (strict mode; a warning
+ * otherwise), naming both positions and the fix (on a target that holds
+ * nothing else, RESET MASTER on the target; otherwise its server's own
+ * gtid_domain_id); the target's own last GTID of a domain the snapshot's
+ * position lacks is added to the position set. 1947 or 1948 at the SET
+ * itself (the target wrote meanwhile) fails the copy with that message.
+ *
+ * Idempotent: a connection NAME that exists answers already_done, after
+ * mending what a copy that died after CHANGE MASTER, or a restart of the
+ * target's server, leaves: when its Replicate_Do_DB is not exactly the
+ * database, the filter is set (a connection that runs without it is
+ * stopped first: the server takes a filter only while both threads are
+ * stopped), and a connection whose two threads are stopped with
+ * Last_IO_Errno and Last_SQL_Errno 0 is started. One stopped with an error
+ * is left stopped (its filter set): the coordinator reports the error.
+ * The server does not keep the filter (SET GLOBAL NAME.replicate_do_db is
+ * lost at a restart, and a connection that ran starts again without it,
+ * replicating every database): the operator puts
+ * `NAME.replicate_do_db = DB` in the target server's option file
+ * ([mariadbd] or [mysqld] group). A database carrying our comment without
+ * the connection (a copy that died) has its tables dropped and the copy
+ * starts again.
+ *
+ * Ownership: the step owns its sessions and frees them when it reports or
+ * is cancelled; the request and local are copied by the start.
+ */
+#ifndef GODWIT_MYCOPY_H
+#define GODWIT_MYCOPY_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "godwit.pb-c.h"
+#include "myconn.h"
+#include "step.h"
+
+/* How the step reaches its own server and the source (borrowed for the
+ * start call only). */
+typedef struct {
+    myconn_params_t server;        /* the local (target) server; database and init ignored */
+    uint64_t statement_timeout_ms; /* one statement's limit, connection included */
+    const agent_peer_t *peers;     /* the config's peers: MyCopy.peer names one */
+    size_t n_peers;
+    const char *config_path;       /* for messages */
+} mycopy_local_t;
+
+/* Starts the copy. done gets a malloc'd MyCopyResult, or NULL and the
+ * error (one line). NULL with *why (malloc'd) for an invalid request: no
+ * peer of that name, a database name that is not the source's or holds a
+ * comma (no replicate_do_db can name it), a connection name
+ * step_godwit_name refuses; done is not called then. */
+step_t *mycopy_start(uv_loop_t *loop, const mycopy_local_t *local, const Godwit__MyCopy *req,
+                     step_done_cb done, void *arg, char **why);
+
+/* Whether step (a mycopy step) copies for connection. */
+bool mycopy_is(const step_t *step, const char *connection);
+
+/* Its progress: one TableSync per table of the source database, state
+ * "init", "copying" or "done" with rows_done (malloc'd, the caller frees);
+ * exists is false until the table list is read. */
+Godwit__SyncStatusResult *mycopy_progress(const step_t *step);
+
+#endif
