@@ -488,14 +488,33 @@ static void s_replica_answered(migration_t *g, mstate_t st, const Godwit__Replic
     g->next_try_mono = now + s_states[st].poll_ms;
     g->attempts = 0;
     const Godwit__MariadbReplica *rp = rs->replica;
+    if (rs->exists && rp && !rp->io_running) {
+        if (!g->io_down_mono)
+            g->io_down_mono = now;
+    } else {
+        g->io_down_mono = 0;
+    }
+    /* The source's protection: its binary logs are its own, purged after
+     * binlog_expire_logs_seconds whether a replica read them or not. An
+     * I/O thread that has not read for half of that is the migration's
+     * error: past it, only a new copy recovers. */
+    const Godwit__Report *src = agentlink_report(g->env->link, g->m->source.agent);
+    uint64_t expire = src && src->mariadb ? src->mariadb->binlog_expire_seconds : 0;
+    uint64_t down_s = g->io_down_mono ? (now - g->io_down_mono) / 1000 : 0;
+    char retention[256] = "";
+    if (expire && down_s * 2 >= expire)
+        snprintf(retention, sizeof retention, "; it has not read the source's binary log for %"
+                 PRIu64 " s, half of the source's retention (binlog_expire_logs_seconds %" PRIu64
+                 "): once the source purges what it has not read, only a new copy (abort, "
+                 "start) recovers", down_s, expire);
     if (!rs->exists || !rp) {
         s_set_error(g, "our replication connection is missing on the target");
     } else if (!rp->io_running || !rp->sql_running) {
-        snprintf(msg, sizeof msg, "the target's replication connection %s is stopped (%s%s%s)%s%s",
+        snprintf(msg, sizeof msg, "the target's replication connection %s is stopped (%s%s%s)%s%s%s",
                  g->objname, rp->io_running ? "" : "I/O thread",
                  !rp->io_running && !rp->sql_running ? ", " : "",
                  rp->sql_running ? "" : "SQL thread", rp->last_error[0] ? ": " : "",
-                 rp->last_error);
+                 rp->last_error, retention);
         s_set_error(g, msg);
     } else {
         s_set_error(g, NULL);

@@ -160,6 +160,8 @@ struct migration {
     Godwit__StandbyStatusResult *standby; /* physical: the standby's latest state, owned */
     Godwit__ReplicaStatusResult *replica; /* mariadb: our replication connection's latest
                                             state (the streaming poll), owned */
+    uint64_t io_down_mono;    /* mariadb: since when the poll has seen our connection's I/O
+                                 thread not running (0: it runs) */
     bool progress_busy;      /* copy: a BulkCopyStatus poll is in flight */
     uint64_t next_progress_mono;
     copyeta_t copy;          /* copy: progress for rate and ETA (copyeta.h) */

@@ -1959,10 +1959,30 @@ static void test_mariadb_path(void **state)
     assert_non_null(strstr(e, "SQL thread"));
     assert_non_null(strstr(e, "Duplicate entry"));
     free(e);
+    /* The source keeps its binary logs 10 s: an I/O thread down for 5 s of
+     * them is said to be half-way to a new copy. */
+    Godwit__Mariadb my = GODWIT__MARIADB__INIT;
+    my.binlog_expire_seconds = 10;
+    my.gtid_binlog_pos = "0-1-45";
+    r->rep.mariadb = &my;
+    for (int i = 0; i < 3; i++) {
+        fakelink_advance(&r->link, 2500);
+        s_tick(r);
+        s_answer_replica(fakelink_take_any(&r->link, GREEN, A(REPLICA_STATUS)), false, true,
+                         "error reconnecting to master");
+    }
+    e = s_status_string(r, "last_error");
+    assert_non_null(strstr(e, "I/O thread"));
+    assert_non_null(strstr(e, "not read the source's binary log for 5 s"));
+    free(e);
     fakelink_advance(&r->link, 2000);
     s_tick(r);
     s_answer_replica(fakelink_take_any(&r->link, GREEN, A(REPLICA_STATUS)), true, true, "");
     assert_null(s_status_string(r, "last_error"));
+    cJSON *stj = migset_status(r->ms, NAME);
+    assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(stj, "lag_transactions")), 5);
+    cJSON_Delete(stj);
+    r->rep.mariadb = NULL;
     e = s_status_string(r, "engine");
     assert_string_equal(e, "mariadb");
     free(e);
