@@ -2004,6 +2004,45 @@ static void test_mariadb_path(void **state)
     assert_null(fakelink_find(&r->link, A(DROP_OBJECTS))); /* nothing on blue */
 }
 
+/* A MariaDB verify whose chunks did not all reach green (a filter, a
+ * stopped replica) fails rather than say equal, and still drops its table
+ * of figures on blue. */
+static void test_mariadb_verify_missing_chunks(void **state)
+{
+    rig_t *r = *state;
+    char err[256];
+    s_use_plan(r, s_plan_mariadb);
+    assert_true(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
+    s_tick(r);
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(MY_COPY));
+    Godwit__MyCopyResult mc = GODWIT__MY_COPY_RESULT__INIT;
+    mc.gtid_pos = "0-1-13";
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_MY_COPY;
+    res.my_copy = &mc;
+    fakelink_answer(s, &res, NULL);
+    assert_string_equal(s_state(r), "streaming");
+    assert_true(migset_verify(r->ms, NAME, err, sizeof err));
+    s = fakelink_take_any(&r->link, BLUE, A(MY_CHECKSUM));
+    Godwit__MyChecksumTable t = GODWIT__MY_CHECKSUM_TABLE__INIT;
+    t.table = "orders";
+    t.chunks = 2;
+    t.source_rows = 1500;
+    Godwit__MyChecksumTable *tables[] = { &t };
+    s_answer_sum(s, tables, 1);
+    s_answer_cmp(fakelink_take_any(&r->link, GREEN, A(MY_CHECKSUM_COMPARE)), NULL, 0, 1);
+    s = fakelink_take_any(&r->link, BLUE, A(MY_CHECKSUM));
+    assert_true(s->cmd->my_checksum->finish);
+    fakelink_ok(s);
+    cJSON *st = migset_status(r->ms, NAME);
+    cJSON *v = cJSON_GetObjectItem(st, "verify");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(v, "state")), "failed");
+    assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(v, "error")),
+                           "holds 1 of the run's 2 chunks"));
+    cJSON_Delete(st);
+}
+
 /* A physical migration's verify: refused while blue's wal_level is not
  * logical; then the schema check on green first, our publication on blue
  * for the tables it listed that have a replica identity, each of those
@@ -2189,6 +2228,7 @@ int main(void)
         T(test_import_profile_shared_by_one_target),
         T(test_physical_path),
         T(test_mariadb_path),
+        T(test_mariadb_verify_missing_chunks),
         T(test_physical_verify),
         T(test_physical_cleanup),
         T(test_physical_protection_of_green),
