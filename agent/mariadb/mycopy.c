@@ -19,7 +19,7 @@
  * tables created; (5) the rows, the readers taking tables from one queue;
  * (6) the replication connection made and started.
  *
- * Values: a numeric column is selected as it is and written as the
+ * Values (mykey.h): a numeric column is selected as it is and written as the
  * number's text (checked to be one: digits, sign, point, exponent), so a
  * BIGINT's keyset comparison stays exact (a FLOAT is read as a DOUBLE:
  * its own text has too few digits); every other column is selected as
@@ -39,22 +39,23 @@
  * after the rows are written (1947, 1948, 1198), and a new copy starts
  * over.
  *
- * What it owns: everything above, the timer that starts the chain one loop
- * turn after the start and whose close callback frees the step, copies of
- * the request and of what it needs from local. Never: done twice, done
- * after step_cancel or from inside mycopy_start; the peer's password in a
- * log line.
+ * What it owns: everything above, copies of the request and of what it
+ * needs from local. Its lifecycle is mystep's (mystep.h): the chain starts
+ * one loop turn after the start, and the timer's close callback frees the
+ * step. Never: done twice, done after step_cancel or from inside
+ * mycopy_start; the peer's password in a log line.
  */
 #include "mycopy.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keys.h"
 #include "log.h"
+#include "mykey.h"
+#include "mystep.h"
 #include "mytext.h"
 #include "xalloc.h"
 
@@ -76,21 +77,19 @@
 enum { S_INIT = 0, S_COPYING, S_DONE };
 static const char *const s_state_names[] = { "init", "copying", "done" };
 
-/* A column as the copy reads and writes it: S_NUM as it is, S_HEX as
- * HEX(), S_FLOAT (a FLOAT) as CAST(c AS DOUBLE), whose text has the digits
- * the FLOAT's own text (6 significant) lacks to come back the same. */
-enum { S_NUM = 0, S_HEX, S_FLOAT };
-
 typedef struct {
     char *name;          /* as the server spells it */
     char *create_sql;    /* SHOW CREATE TABLE */
     size_t n_cols;
     char **cols;         /* quoted */
-    unsigned char *kind; /* S_NUM, S_HEX or S_FLOAT */
-    bool *keyok;         /* a type a chunk's key may have (s_key_type) */
+    mykey_kind_t *kind;  /* how it is read and written (mykey.h) */
+    bool *keyok;         /* a type a chunk's key may have (mykey_range_type) */
     char **charset;      /* a string column's character set (a key's literal); NULL: none */
     size_t n_pk;
     size_t *pk;          /* indices into cols */
+    const char **pk_cols;        /* the key's columns, kinds and character sets, key order */
+    mykey_kind_t *pk_kind;       /* (borrowed from cols and charset): mykey_key_t */
+    const char **pk_charset;
     bool keyset;         /* read in key order in chunks; false: one read */
     int state;
     uint64_t rows_done;
@@ -113,12 +112,8 @@ typedef struct {
 } s_reader_t;
 
 struct mycopy {
-    step_t base;         /* first: step_cancel() */
+    mystep_t step;       /* first: the lifecycle (mystep.h) */
     uv_loop_t *loop;
-    uv_timer_t timer;
-    step_done_cb done;
-    void *arg;
-    bool disposed;
 
     char *database, *connection, *config_path;
     char *peer_name, *peer_host, *peer_user, *peer_password_file;
@@ -136,6 +131,7 @@ struct mycopy {
     s_table_t *tables;
     size_t n_tables, next_table;
     char *charset, *collation; /* the source database's defaults */
+    char *src_db_lit;    /* the database as a literal of the source's sessions */
     char *gtid_pos;      /* the snapshot's */
     char *slave_pos;     /* what gtid_slave_pos is set to: gtid_pos and the target's own domains */
     bool repair_start;   /* already_done: START SLAVE after the filter */
@@ -168,6 +164,9 @@ static void s_table_free(s_table_t *t)
     free(t->kind);
     free(t->keyok);
     free(t->pk);
+    free(t->pk_cols);
+    free(t->pk_kind);
+    free(t->pk_charset);
     free(t->after);
 }
 
@@ -180,9 +179,9 @@ static void s_reader_stmts_free(s_reader_t *rd)
     rd->n_stmts = rd->next_stmt = 0;
 }
 
-static void s_on_closed(uv_handle_t *h)
+static void s_release(mystep_t *s)
 {
-    mycopy_t *c = h->data;
+    mycopy_t *c = (mycopy_t *)s;
     for (size_t i = 0; i < c->n_rd; i++) {
         free(c->rd[i].snap_file);
         s_reader_stmts_free(&c->rd[i]);
@@ -204,91 +203,35 @@ static void s_on_closed(uv_handle_t *h)
     free(c->srv_password_file);
     free(c->charset);
     free(c->collation);
+    free(c->src_db_lit);
     free(c->gtid_pos);
     free(c->slave_pos);
     free(c);
 }
 
-/* Stops everything, the source's lock first (closing its session ends the
- * backup stage); no callback runs afterwards. */
-static void s_dispose(mycopy_t *c)
+/* The source's lock first: closing its session ends the backup stage. */
+static void s_close(mystep_t *s)
 {
-    if (c->disposed)
-        return;
-    c->disposed = true;
-    c->done = NULL;
+    mycopy_t *c = (mycopy_t *)s;
     myconn_destroy(&c->lock);
     for (size_t i = 0; i < c->n_rd; i++) {
         myconn_destroy(&c->rd[i].src);
         myconn_destroy(&c->rd[i].tgt);
     }
     myconn_destroy(&c->tgt);
-    uv_close((uv_handle_t *)&c->timer, s_on_closed);
 }
 
-static void s_finish(mycopy_t *c, Godwit__MyCopyResult *res, const char *error)
+/* The error is the caller's to log (once, with the command). */
+static void s_log_error(mystep_t *s, const char *error)
 {
-    if (c->disposed) {
-        if (res)
-            protobuf_c_message_free_unpacked(&res->base, NULL);
-        return;
-    }
-    step_done_cb done = c->done;
-    void *arg = c->arg;
-    /* The error is the caller's to log (once, with the command). */
-    if (error)
-        log_debug("copy of database %s (connection %s): %s", c->database, c->connection, error);
-    s_dispose(c);
-    if (done)
-        done(res ? &res->base : NULL, error, arg);
-    else if (res)
-        protobuf_c_message_free_unpacked(&res->base, NULL);
+    mycopy_t *c = (mycopy_t *)s;
+    log_debug("copy of database %s (connection %s): %s", c->database, c->connection, error);
 }
 
-static void s_failf(mycopy_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s_failf(mycopy_t *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *why = NULL;
-    if (vasprintf(&why, fmt, ap) < 0)
-        why = NULL;
-    va_end(ap);
-    s_finish(c, NULL, why ? why : "out of memory");
-    free(why);
-}
-
-static void s_fail_query(mycopy_t *c, const char *what, const myconn_result_t *r)
-{
-    char *why = myconn_result_message(what, r);
-    s_finish(c, NULL, why);
-    free(why);
-}
-
-static void s_cancel(step_t *base)
-{
-    s_dispose((mycopy_t *)base);
-}
+static const mystep_ops_t s_ops = { .close = s_close, .release = s_release,
+                                    .log_error = s_log_error };
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static bool s_send(mycopy_t *c, myconn_t *conn, const char *what, const char *sql,
-                   uint64_t timeout_ms, myconn_cb cb, void *arg)
-{
-    if (myconn_query(conn, sql, timeout_ms, cb, arg))
-        return true;
-    s_failf(c, "%s: cannot send the statement", what);
-    return false;
-}
-
-/* s as a literal on conn, or NULL after failing the copy. */
-static char *s_literal(mycopy_t *c, myconn_t *conn, const char *s)
-{
-    char *q = myconn_escape_literal(conn, s);
-    if (!q)
-        s_failf(c, "cannot quote \"%s\" for SQL: the connection is gone", s);
-    return q;
-}
 
 static bool s_access_denied(const myconn_result_t *r)
 {
@@ -296,84 +239,26 @@ static bool s_access_denied(const myconn_result_t *r)
            r->errnum == S_ER_DBACCESS_DENIED;
 }
 
-/* A name the server gives a character set or collation: [a-z0-9_]. */
-static bool s_plain_name(const char *s)
-{
-    if (!s || !s[0])
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
-            return false;
-    return true;
-}
-
-/* The text of a number as the server writes one. */
-static bool s_number_text(const char *s)
-{
-    if (!s || !s[0])
-        return false;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || *s == '-' || *s == '+' || *s == '.' || *s == 'e' ||
-              *s == 'E'))
-            return false;
-    return true;
-}
-
-/* A growing string. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} s_buf_t;
-
-static void s_buf_add(s_buf_t *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        b->s = xrealloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void s_buf_str(s_buf_t *b, const char *s)
-{
-    s_buf_add(b, s, strlen(s));
-}
-
-/* A value of column j of t as SQL: NULL, a number, or X'..' (with the
- * column's character set as an introducer when charset, so a key's
- * comparison uses the column's collation, as ORDER BY does). */
-static void s_buf_value(s_buf_t *b, const s_table_t *t, size_t j, const char *v, bool charset)
+/* A value of column j of t as an INSERT writes it: NULL, or its literal
+ * (mykey_literal_add, without a character set: the column converts X'..'
+ * as it would '...'). A value not of its column's form (never seen: the
+ * server prints a number's text, HEX() hex digits) goes as X'..' of its
+ * own bytes, which the column also converts as it would '...'. */
+static void s_add_value(mytext_buf_t *b, const s_table_t *t, size_t j, const char *v)
 {
     if (!v) {
-        s_buf_str(b, "NULL");
-    } else if (t->kind[j] != S_HEX && s_number_text(v)) {
-        s_buf_str(b, v);
-    } else if (t->kind[j] != S_HEX) {
-        /* Not a number's text (never seen): as a string of hex digits'
-         * bytes, which the column converts as it would '...'. */
-        static const char hexd[] = "0123456789ABCDEF";
-        s_buf_str(b, "X'");
-        for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-            char two[2] = { hexd[*p >> 4], hexd[*p & 15] };
-            s_buf_add(b, two, 2);
-        }
-        s_buf_str(b, "'");
-    } else {
-        if (charset && t->charset[j]) {
-            s_buf_str(b, "_");
-            s_buf_str(b, t->charset[j]);
-            s_buf_str(b, " ");
-        }
-        /* HEX() of a BIT is its number's, which may have an odd length. */
-        s_buf_str(b, strlen(v) % 2 ? "X'0" : "X'");
-        s_buf_str(b, v);
-        s_buf_str(b, "'");
+        mytext_add(b, "NULL");
+        return;
     }
+    if (mykey_literal_add(b, v, t->kind[j], NULL))
+        return;
+    static const char hexd[] = "0123456789ABCDEF";
+    mytext_add(b, "X'");
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        char two[2] = { hexd[*p >> 4], hexd[*p & 15] };
+        mytext_addn(b, two, 2);
+    }
+    mytext_add(b, "'");
 }
 
 static uint64_t s_elapsed(const mycopy_t *c)
@@ -437,11 +322,11 @@ static bool s_other_running(mycopy_t *c, const myconn_result_t *r, const char *w
             continue;
         /* The I/O thread is also "Connecting" or "Preparing": only "No" is stopped. */
         if ((io && strcmp(io, "No") != 0) || (sql && strcmp(sql, "No") != 0)) {
-            s_failf(c,
-                    "the target replicates on connection %s%s%s: its gtid_slave_pos cannot be "
-                    "set while it runs (stop it, or copy once it is done): %s",
-                    name && name[0] ? "'" : "", name && name[0] ? name : "(the default)",
-                    name && name[0] ? "'" : "", when);
+            mystep_failf(&c->step,
+                         "the target replicates on connection %s%s%s: its gtid_slave_pos cannot be "
+                         "set while it runs (stop it, or copy once it is done): %s",
+                         name && name[0] ? "'" : "", name && name[0] ? name : "(the default)",
+                         name && name[0] ? "'" : "", when);
             return true;
         }
     }
@@ -454,7 +339,7 @@ static void s_on_started(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "starting the replication on the target", r);
+        mystep_fail_query(&c->step, "starting the replication on the target", r);
         return;
     }
     Godwit__MyCopyResult *res = xcalloc(1, sizeof *res);
@@ -468,19 +353,20 @@ static void s_on_started(myconn_t *conn, const myconn_result_t *r, void *arg)
              " rows in %.0f ms; replication started after %s",
              c->database, c->connection, c->n_tables, c->rows, res->copy_ms,
              c->gtid_pos[0] ? c->gtid_pos : "(the beginning)");
-    s_finish(c, res, NULL);
+    mystep_finish(&c->step, &res->base, NULL);
 }
 
 static void s_on_filter(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "setting the replication connection's replicate_do_db on the target", r);
+        mystep_fail_query(&c->step,
+                          "setting the replication connection's replicate_do_db on the target", r);
         return;
     }
     /* The connection name passed step_godwit_name: [a-z0-9_] only. */
     char *sql = xasprintf("START SLAVE '%s'", c->connection);
-    s_send(c, c->tgt, "starting the replication", sql, c->timeout_ms, s_on_started, c);
+    mystep_query(&c->step, c->tgt, "starting the replication", sql, c->timeout_ms, s_on_started, c);
     free(sql);
 }
 
@@ -488,18 +374,19 @@ static void s_on_changed(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "creating the replication connection on the target (CHANGE MASTER)", r);
+        mystep_fail_query(&c->step,
+                          "creating the replication connection on the target (CHANGE MASTER)", r);
         return;
     }
     /* A per-connection filter is set while the connection is stopped
      * (after CHANGE MASTER made it, before START SLAVE): MariaDB refuses it
      * for a connection that does not exist (1210). SET GLOBAL does not
      * outlive a restart of the server. */
-    char *db = s_literal(c, c->tgt, c->database);
+    char *db = mystep_literal(&c->step, c->tgt, c->database);
     if (!db)
         return;
     char *sql = xasprintf("SET GLOBAL `%s`.replicate_do_db = %s", c->connection, db);
-    s_send(c, c->tgt, "setting replicate_do_db", sql, c->timeout_ms, s_on_filter, c);
+    mystep_query(&c->step, c->tgt, "setting replicate_do_db", sql, c->timeout_ms, s_on_filter, c);
     free(sql);
     free(db);
 }
@@ -512,30 +399,30 @@ static void s_on_slave_pos(myconn_t *conn, const myconn_result_t *r, void *arg)
         /* Checked before the first write (s_on_target_binlog): the
          * target's binary log took a GTID of its own since. */
         char *msg = myconn_result_message(NULL, r);
-        s_failf(c,
-                "setting gtid_slave_pos to '%s' on the target: its binary log took a GTID of "
-                "the target's own since the copy began (%s): the database is copied but not "
-                "replicated; a new copy starts over, and checks the target's binary log "
-                "before it writes",
-                c->slave_pos, msg);
+        mystep_failf(&c->step,
+                     "setting gtid_slave_pos to '%s' on the target: its binary log took a GTID of "
+                     "the target's own since the copy began (%s): the database is copied but not "
+                     "replicated; a new copy starts over, and checks the target's binary log "
+                     "before it writes",
+                     c->slave_pos, msg);
         free(msg);
         return;
     }
     if (!r->ok) {
-        s_fail_query(c, "setting gtid_slave_pos on the target", r);
+        mystep_fail_query(&c->step, "setting gtid_slave_pos on the target", r);
         return;
     }
     char *password = NULL;
     char why[256];
     if (c->peer_password_file && c->peer_password_file[0]) {
         if (!myconn_read_password(c->peer_password_file, &password, why, sizeof why)) {
-            s_failf(c, "reading peer %s's password_file: %s", c->peer_name, why);
+            mystep_failf(&c->step, "reading peer %s's password_file: %s", c->peer_name, why);
             return;
         }
     }
-    char *host = s_literal(c, c->tgt, c->peer_host);
-    char *user = host ? s_literal(c, c->tgt, c->peer_user) : NULL;
-    char *pw = user ? s_literal(c, c->tgt, password ? password : "") : NULL;
+    char *host = mystep_literal(&c->step, c->tgt, c->peer_host);
+    char *user = host ? mystep_literal(&c->step, c->tgt, c->peer_user) : NULL;
+    char *pw = user ? mystep_literal(&c->step, c->tgt, password ? password : "") : NULL;
     keys_wipe_free(password);
     if (!pw) {
         free(host);
@@ -549,8 +436,8 @@ static void s_on_slave_pos(myconn_t *conn, const myconn_result_t *r, void *arg)
     free(host);
     free(user);
     /* Never logged: the statement holds the password. */
-    s_send(c, c->tgt, "creating the replication connection", sql, c->timeout_ms, s_on_changed,
-           c);
+    mystep_query(&c->step, c->tgt, "creating the replication connection", sql, c->timeout_ms,
+                 s_on_changed, c);
     keys_wipe_free(sql);
 }
 
@@ -558,16 +445,16 @@ static void s_on_all_slaves(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading the target's replication connections", r);
+        mystep_fail_query(&c->step, "reading the target's replication connections", r);
         return;
     }
     if (s_other_running(c, r, "the database is copied, a new copy starts over"))
         return;
-    char *pos = s_literal(c, c->tgt, c->slave_pos);
+    char *pos = mystep_literal(&c->step, c->tgt, c->slave_pos);
     if (!pos)
         return;
     char *sql = xasprintf("SET GLOBAL gtid_slave_pos = %s", pos);
-    s_send(c, c->tgt, "setting gtid_slave_pos", sql, c->timeout_ms, s_on_slave_pos, c);
+    mystep_query(&c->step, c->tgt, "setting gtid_slave_pos", sql, c->timeout_ms, s_on_slave_pos, c);
     free(sql);
     free(pos);
 }
@@ -577,8 +464,8 @@ static void s_replicate(mycopy_t *c)
     log_info("copy of database %s (connection %s): %" PRIu64 " rows of %zu tables written in "
              "%" PRIu64 " ms",
              c->database, c->connection, c->rows, c->n_tables, s_elapsed(c));
-    s_send(c, c->tgt, "reading the target's replication connections", "SHOW ALL SLAVES STATUS",
-           c->timeout_ms, s_on_all_slaves, c);
+    mystep_query(&c->step, c->tgt, "reading the target's replication connections",
+                 "SHOW ALL SLAVES STATUS", c->timeout_ms, s_on_all_slaves, c);
 }
 
 /* ---- (5) the rows ----------------------------------------------------------- */
@@ -590,7 +477,7 @@ static void s_on_committed(myconn_t *conn, const myconn_result_t *r, void *arg)
     s_reader_t *rd = arg;
     mycopy_t *c = rd->c;
     if (!r->ok) {
-        s_fail_query(c, "ending a reader's snapshot on the source", r);
+        mystep_fail_query(&c->step, "ending a reader's snapshot on the source", r);
         return;
     }
     myconn_destroy(&rd->src);
@@ -610,7 +497,7 @@ static void s_on_inserted(myconn_t *conn, const myconn_result_t *r, void *arg)
     mycopy_t *c = rd->c;
     if (!r->ok) {
         char *what = xasprintf("writing rows of table %s on the target", rd->t->name);
-        s_fail_query(c, what, r);
+        mystep_fail_query(&c->step, what, r);
         free(what);
         return;
     }
@@ -624,7 +511,7 @@ static void s_write_next(s_reader_t *rd)
     mycopy_t *c = rd->c;
     if (rd->next_stmt < rd->n_stmts) {
         const char *sql = rd->stmts[rd->next_stmt++];
-        s_send(c, rd->tgt, "writing rows", sql, c->rows_timeout_ms, s_on_inserted, rd);
+        mystep_query(&c->step, rd->tgt, "writing rows", sql, c->rows_timeout_ms, s_on_inserted, rd);
         return;
     }
     s_reader_stmts_free(rd);
@@ -647,67 +534,71 @@ static void s_build_inserts(s_reader_t *rd, const myconn_result_t *r)
     const s_table_t *t = rd->t;
     mycopy_t *c = rd->c;
     char *qname = mytext_qname(c->database, t->name);
-    s_buf_t head = { 0 };
-    s_buf_str(&head, "INSERT INTO ");
-    s_buf_str(&head, qname);
-    s_buf_str(&head, " (");
+    mytext_buf_t head = { 0 };
+    mytext_add(&head, "INSERT INTO ");
+    mytext_add(&head, qname);
+    mytext_add(&head, " (");
     for (size_t j = 0; j < t->n_cols; j++) {
         if (j)
-            s_buf_str(&head, ", ");
-        s_buf_str(&head, t->cols[j]);
+            mytext_add(&head, ", ");
+        mytext_add(&head, t->cols[j]);
     }
-    s_buf_str(&head, ") VALUES ");
+    mytext_add(&head, ") VALUES ");
     free(qname);
 
     size_t cap = 0;
-    s_buf_t b = { 0 };
+    mytext_buf_t b = { 0 };
     for (size_t i = 0; i < r->n_rows; i++) {
         if (!b.s)
-            s_buf_add(&b, head.s, head.len);
+            mytext_addn(&b, head.s, head.len);
         else
-            s_buf_str(&b, ", ");
-        s_buf_str(&b, "(");
+            mytext_add(&b, ", ");
+        mytext_add(&b, "(");
         for (size_t j = 0; j < t->n_cols; j++) {
             if (j)
-                s_buf_str(&b, ", ");
-            s_buf_value(&b, t, j, r->rows[i][j], false);
+                mytext_add(&b, ", ");
+            s_add_value(&b, t, j, r->rows[i][j]);
         }
-        s_buf_str(&b, ")");
+        mytext_add(&b, ")");
         if (b.len >= S_INSERT_BYTES || i + 1 == r->n_rows) {
             if (rd->n_stmts == cap) {
                 cap = cap ? cap * 2 : 4;
                 rd->stmts = xrealloc(rd->stmts, cap * sizeof *rd->stmts);
             }
             rd->stmts[rd->n_stmts++] = b.s;
-            b = (s_buf_t){ 0 };
+            b = (mytext_buf_t){ 0 };
         }
     }
     free(head.s);
 }
 
-/* The WHERE of the chunk after the last row of r: for the key (k1, k2,
- * ..) and the last values (v1, v2, ..), k1 > v1 OR (k1 = v1 AND k2 > v2)
- * OR .., the form the range optimizer reads as ranges of the key. */
+static mykey_key_t s_key(const s_table_t *t)
+{
+    return (mykey_key_t){ .n = t->n_pk,
+                          .cols = t->pk_cols,
+                          .kind = t->pk_kind,
+                          .charset = t->pk_charset };
+}
+
+/* The WHERE of the chunk after the last row of r: the rows above its key
+ * (mykey_range_where, the form the range optimizer reads as ranges of the
+ * key, each value with its column's character set as an introducer, so
+ * that the comparison uses the column's collation, as ORDER BY does).
+ * NULL when a value is not of its column's form. */
 static char *s_keyset_where(const s_table_t *t, const myconn_result_t *r)
 {
     char **last = r->rows[r->n_rows - 1];
-    s_buf_t b = { 0 };
-    s_buf_str(&b, " WHERE ");
-    for (size_t k = 0; k < t->n_pk; k++) {
-        if (k)
-            s_buf_str(&b, " OR ");
-        s_buf_str(&b, "(");
-        for (size_t e = 0; e <= k; e++) {
-            size_t j = t->pk[e];
-            if (e)
-                s_buf_str(&b, " AND ");
-            s_buf_str(&b, t->cols[j]);
-            s_buf_str(&b, e == k ? " > " : " = ");
-            s_buf_value(&b, t, j, last[j], true);
-        }
-        s_buf_str(&b, ")");
-    }
-    return b.s;
+    const char **lower = xcalloc(t->n_pk, sizeof *lower);
+    for (size_t k = 0; k < t->n_pk; k++)
+        lower[k] = last[t->pk[k]];
+    mykey_key_t key = s_key(t);
+    char *cond = NULL;
+    char *where = NULL;
+    if (mykey_range_where(&key, lower, t->n_pk, NULL, 0, &cond))
+        where = xasprintf(" WHERE %s", cond);
+    free(cond);
+    free(lower);
+    return where;
 }
 
 static void s_on_chunk(myconn_t *conn, const myconn_result_t *r, void *arg)
@@ -717,13 +608,14 @@ static void s_on_chunk(myconn_t *conn, const myconn_result_t *r, void *arg)
     s_table_t *t = rd->t;
     if (!r->ok) {
         char *what = xasprintf("reading rows of table %s on the source", t->name);
-        s_fail_query(c, what, r);
+        mystep_fail_query(&c->step, what, r);
         free(what);
         return;
     }
     if (r->n_cols != t->n_cols) {
-        s_failf(c, "reading rows of table %s on the source: %zu columns returned, %zu expected",
-                t->name, r->n_cols, t->n_cols);
+        mystep_failf(&c->step,
+                     "reading rows of table %s on the source: %zu columns returned, %zu expected",
+                     t->name, r->n_cols, t->n_cols);
         return;
     }
     rd->chunk_rows = r->n_rows;
@@ -734,11 +626,18 @@ static void s_on_chunk(myconn_t *conn, const myconn_result_t *r, void *arg)
             char **last = r->rows[r->n_rows - 1];
             for (size_t k = 0; k < t->n_pk; k++)
                 if (!last[t->pk[k]]) {
-                    s_failf(c, "table %s: a primary key column read as NULL", t->name);
+                    mystep_failf(&c->step, "table %s: a primary key column read as NULL", t->name);
                     return;
                 }
             free(t->after);
             t->after = s_keyset_where(t, r);
+            if (!t->after) {
+                mystep_failf(&c->step,
+                             "table %s: the last row's key is not of its columns' "
+                             "form (a number's text, or hex digits)",
+                             t->name);
+                return;
+            }
         }
         s_build_inserts(rd, r);
     }
@@ -748,12 +647,12 @@ static void s_on_chunk(myconn_t *conn, const myconn_result_t *r, void *arg)
 static void s_reader_next(s_reader_t *rd)
 {
     mycopy_t *c = rd->c;
-    if (c->disposed)
+    if (c->step.disposed)
         return;
     if (!rd->t) {
         if (c->next_table == c->n_tables) {
-            s_send(c, rd->src, "ending a reader's snapshot", "COMMIT", c->timeout_ms,
-                   s_on_committed, rd);
+            mystep_query(&c->step, rd->src, "ending a reader's snapshot", "COMMIT", c->timeout_ms,
+                         s_on_committed, rd);
             return;
         }
         rd->t = &c->tables[c->next_table++];
@@ -762,41 +661,32 @@ static void s_reader_next(s_reader_t *rd)
                   rd->t->name);
     }
     s_table_t *t = rd->t;
-    s_buf_t b = { 0 };
-    s_buf_str(&b, "SELECT ");
+    mytext_buf_t b = { 0 };
+    mytext_add(&b, "SELECT ");
     for (size_t j = 0; j < t->n_cols; j++) {
         if (j)
-            s_buf_str(&b, ", ");
-        if (t->kind[j] == S_HEX) {
-            s_buf_str(&b, "HEX(");
-            s_buf_str(&b, t->cols[j]);
-            s_buf_str(&b, ")");
-        } else if (t->kind[j] == S_FLOAT) {
-            s_buf_str(&b, "CAST(");
-            s_buf_str(&b, t->cols[j]);
-            s_buf_str(&b, " AS DOUBLE)");
-        } else {
-            s_buf_str(&b, t->cols[j]);
-        }
+            mytext_add(&b, ", ");
+        char *sel = mykey_select(t->cols[j], t->kind[j]);
+        mytext_add(&b, sel);
+        free(sel);
     }
     char *qname = mytext_qname(c->database, t->name);
-    s_buf_str(&b, " FROM ");
-    s_buf_str(&b, qname);
+    mytext_add(&b, " FROM ");
+    mytext_add(&b, qname);
     free(qname);
     if (t->keyset) {
         if (t->after)
-            s_buf_str(&b, t->after);
-        s_buf_str(&b, " ORDER BY ");
-        for (size_t k = 0; k < t->n_pk; k++) {
-            if (k)
-                s_buf_str(&b, ", ");
-            s_buf_str(&b, t->cols[t->pk[k]]);
-        }
+            mytext_add(&b, t->after);
+        mykey_key_t key = s_key(t);
+        char *order = mykey_order_by(&key);
+        mytext_add(&b, " ORDER BY ");
+        mytext_add(&b, order);
+        free(order);
         char limit[32];
         snprintf(limit, sizeof limit, " LIMIT %d", S_CHUNK_ROWS);
-        s_buf_str(&b, limit);
+        mytext_add(&b, limit);
     }
-    s_send(c, rd->src, "reading rows", b.s, c->rows_timeout_ms, s_on_chunk, rd);
+    mystep_query(&c->step, rd->src, "reading rows", b.s, c->rows_timeout_ms, s_on_chunk, rd);
     free(b.s);
 }
 
@@ -808,7 +698,7 @@ static void s_copy_rows(mycopy_t *c)
     for (size_t i = 0; i < c->n_rd; i++) {
         c->rd[i].tgt = myconn_new(c->loop, "agent mycopy writer", &tp);
         if (!c->rd[i].tgt) {
-            s_failf(c, "cannot make a writer's session on the target");
+            mystep_failf(&c->step, "cannot make a writer's session on the target");
             return;
         }
     }
@@ -816,7 +706,7 @@ static void s_copy_rows(mycopy_t *c)
              "readers",
              c->database, c->connection, c->n_tables, c->n_rd);
     c->t_last_write = uv_now(c->loop);
-    for (size_t i = 0; i < c->n_rd && !c->disposed; i++)
+    for (size_t i = 0; i < c->n_rd && !c->step.disposed; i++)
         s_reader_next(&c->rd[i]);
 }
 
@@ -829,7 +719,7 @@ static void s_on_created_table(myconn_t *conn, const myconn_result_t *r, void *a
     mycopy_t *c = arg;
     if (!r->ok) {
         char *what = xasprintf("creating table %s on the target", c->tables[c->step_i].name);
-        s_fail_query(c, what, r);
+        mystep_fail_query(&c->step, what, r);
         free(what);
         return;
     }
@@ -843,15 +733,15 @@ static void s_create_next(mycopy_t *c)
         s_copy_rows(c);
         return;
     }
-    s_send(c, c->tgt, "creating a table", c->tables[c->step_i].create_sql, c->timeout_ms,
-           s_on_created_table, c);
+    mystep_query(&c->step, c->tgt, "creating a table", c->tables[c->step_i].create_sql,
+                 c->timeout_ms, s_on_created_table, c);
 }
 
 static void s_on_use(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "using the target database", r);
+        mystep_fail_query(&c->step, "using the target database", r);
         return;
     }
     /* SHOW CREATE TABLE's text names the table alone: it goes into the
@@ -864,7 +754,7 @@ static void s_use(mycopy_t *c)
 {
     char *db = mytext_ident(c->database);
     char *sql = xasprintf("USE %s", db);
-    s_send(c, c->tgt, "using the target database", sql, c->timeout_ms, s_on_use, c);
+    mystep_query(&c->step, c->tgt, "using the target database", sql, c->timeout_ms, s_on_use, c);
     free(sql);
     free(db);
 }
@@ -873,7 +763,7 @@ static void s_on_db_ready(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "preparing the target database", r);
+        mystep_fail_query(&c->step, "preparing the target database", r);
         return;
     }
     s_use(c);
@@ -883,7 +773,7 @@ static void s_on_old_tables(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading the tables a copy left on the target", r);
+        mystep_fail_query(&c->step, "reading the tables a copy left on the target", r);
         return;
     }
     if (r->n_rows == 0) {
@@ -893,16 +783,17 @@ static void s_on_old_tables(myconn_t *conn, const myconn_result_t *r, void *arg)
     log_warn("copy of database %s (connection %s): dropping the %zu tables an earlier copy "
              "left on the target",
              c->database, c->connection, r->n_rows);
-    s_buf_t b = { 0 };
-    s_buf_str(&b, "DROP TABLE IF EXISTS ");
+    mytext_buf_t b = { 0 };
+    mytext_add(&b, "DROP TABLE IF EXISTS ");
     for (size_t i = 0; i < r->n_rows; i++) {
         char *q = mytext_qname(c->database, r->rows[i][0] ? r->rows[i][0] : "");
         if (i)
-            s_buf_str(&b, ", ");
-        s_buf_str(&b, q);
+            mytext_add(&b, ", ");
+        mytext_add(&b, q);
         free(q);
     }
-    s_send(c, c->tgt, "dropping an earlier copy's tables", b.s, c->timeout_ms, s_on_db_ready, c);
+    mystep_query(&c->step, c->tgt, "dropping an earlier copy's tables", b.s, c->timeout_ms,
+                 s_on_db_ready, c);
     free(b.s);
 }
 
@@ -910,7 +801,7 @@ static void s_on_target_db(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading the target database", r);
+        mystep_fail_query(&c->step, "reading the target database", r);
         return;
     }
     char *dbq = mytext_ident(c->database);
@@ -920,7 +811,7 @@ static void s_on_target_db(myconn_t *conn, const myconn_result_t *r, void *arg)
     const char *what = NULL;
     myconn_cb cb = s_on_db_ready;
     if (r->n_rows == 0) {
-        char *lit = s_literal(c, c->tgt, created);
+        char *lit = mystep_literal(&c->step, c->tgt, created);
         if (!lit)
             goto out;
         char *cs = c->charset ? xasprintf(" CHARACTER SET %s", c->charset) : xstrdup("");
@@ -936,7 +827,7 @@ static void s_on_target_db(myconn_t *conn, const myconn_result_t *r, void *arg)
         unsigned long long n = n_s ? strtoull(n_s, NULL, 10) : 0;
         if (comment && (strcmp(comment, created) == 0 || strcmp(comment, adopted) == 0)) {
             /* A copy of ours that died: its tables go, the copy starts again. */
-            char *lit = s_literal(c, c->tgt, c->database);
+            char *lit = mystep_literal(&c->step, c->tgt, c->database);
             if (!lit)
                 goto out;
             sql = xasprintf("SELECT TABLE_NAME AS name FROM information_schema.TABLES"
@@ -946,21 +837,21 @@ static void s_on_target_db(myconn_t *conn, const myconn_result_t *r, void *arg)
             cb = s_on_old_tables;
             free(lit);
         } else if (n == 0) {
-            char *lit = s_literal(c, c->tgt, adopted);
+            char *lit = mystep_literal(&c->step, c->tgt, adopted);
             if (!lit)
                 goto out;
             sql = xasprintf("ALTER DATABASE %s COMMENT %s", dbq, lit);
             what = "adopting the target database";
             free(lit);
         } else {
-            s_failf(c,
-                    "the target database %s holds tables that godwit did not copy: nothing was "
-                    "written",
-                    dbq);
+            mystep_failf(&c->step,
+                         "the target database %s holds tables that godwit did not copy: nothing "
+                         "was written",
+                         dbq);
             goto out;
         }
     }
-    s_send(c, c->tgt, what, sql, c->timeout_ms, cb, c);
+    mystep_query(&c->step, c->tgt, what, sql, c->timeout_ms, cb, c);
 out:
     free(sql);
     free(dbq);
@@ -970,7 +861,7 @@ out:
 
 static void s_target_db(mycopy_t *c)
 {
-    char *db = s_literal(c, c->tgt, c->database);
+    char *db = mystep_literal(&c->step, c->tgt, c->database);
     if (!db)
         return;
     char *sql = xasprintf("SELECT s.SCHEMA_COMMENT AS comment,"
@@ -978,7 +869,8 @@ static void s_target_db(mycopy_t *c)
                           "  WHERE t.TABLE_SCHEMA = s.SCHEMA_NAME) AS n"
                           " FROM information_schema.SCHEMATA s WHERE s.SCHEMA_NAME = %s",
                           db);
-    s_send(c, c->tgt, "reading the target database", sql, c->timeout_ms, s_on_target_db, c);
+    mystep_query(&c->step, c->tgt, "reading the target database", sql, c->timeout_ms,
+                 s_on_target_db, c);
     free(sql);
     free(db);
 }
@@ -993,13 +885,14 @@ static void s_on_show_create(myconn_t *conn, const myconn_result_t *r, void *arg
     s_table_t *t = &c->tables[c->step_i];
     if (!r->ok) {
         char *what = xasprintf("reading the definition of table %s on the source", t->name);
-        s_fail_query(c, what, r);
+        mystep_fail_query(&c->step, what, r);
         free(what);
         return;
     }
     if (r->n_rows != 1 || r->n_cols < 2 || !r->rows[0][1]) {
-        s_failf(c, "reading the definition of table %s on the source: no definition returned",
-                t->name);
+        mystep_failf(&c->step,
+                     "reading the definition of table %s on the source: no definition returned",
+                     t->name);
         return;
     }
     t->create_sql = xstrdup(r->rows[0][1]);
@@ -1015,8 +908,8 @@ static void s_show_create_next(mycopy_t *c)
     }
     char *q = mytext_qname(c->database, c->tables[c->step_i].name);
     char *sql = xasprintf("SHOW CREATE TABLE %s", q);
-    s_send(c, c->rd[0].src, "reading a table's definition", sql, c->timeout_ms, s_on_show_create,
-           c);
+    mystep_query(&c->step, c->rd[0].src, "reading a table's definition", sql, c->timeout_ms,
+                 s_on_show_create, c);
     free(sql);
     free(q);
 }
@@ -1029,26 +922,11 @@ static s_table_t *s_table_find(mycopy_t *c, const char *name)
     return NULL;
 }
 
-/* A type whose values order and compare in a key the same way as the
- * literals s_buf_value writes (numbers, strings, temporal values). */
-static bool s_key_type(const char *type)
-{
-    static const char *const ok[] = { "tinyint", "smallint", "mediumint", "int", "bigint",
-                                      "decimal", "year", "char", "varchar", "binary",
-                                      "varbinary", "tinytext", "text", "mediumtext", "longtext",
-                                      "tinyblob", "blob", "mediumblob", "longblob", "date",
-                                      "time", "datetime", "timestamp", NULL };
-    for (size_t i = 0; type && ok[i]; i++)
-        if (strcmp(type, ok[i]) == 0)
-            return true;
-    return false;
-}
-
 static void s_on_pk(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading the source tables' primary keys", r);
+        mystep_fail_query(&c->step, "reading the source tables' primary keys", r);
         return;
     }
     for (size_t i = 0; i < r->n_rows; i++) {
@@ -1062,7 +940,8 @@ static void s_on_pk(myconn_t *conn, const myconn_result_t *r, void *arg)
             j++;
         free(q);
         if (j == t->n_cols) {
-            s_failf(c, "table %s: primary key column %s is not among its columns", t->name, col);
+            mystep_failf(&c->step, "table %s: primary key column %s is not among its columns",
+                         t->name, col);
             return;
         }
         t->pk = xrealloc(t->pk, (t->n_pk + 1) * sizeof *t->pk);
@@ -1071,12 +950,20 @@ static void s_on_pk(myconn_t *conn, const myconn_result_t *r, void *arg)
     for (size_t i = 0; i < c->n_tables; i++) {
         s_table_t *t = &c->tables[i];
         if (t->n_cols == 0) {
-            s_failf(c, "table %s: no columns read on the source", t->name);
+            mystep_failf(&c->step, "table %s: no columns read on the source", t->name);
             return;
         }
         t->keyset = t->n_pk > 0;
-        for (size_t k = 0; k < t->n_pk; k++)
-            t->keyset = t->keyset && t->keyok[t->pk[k]];
+        t->pk_cols = xcalloc(t->n_pk ? t->n_pk : 1, sizeof *t->pk_cols);
+        t->pk_kind = xcalloc(t->n_pk ? t->n_pk : 1, sizeof *t->pk_kind);
+        t->pk_charset = xcalloc(t->n_pk ? t->n_pk : 1, sizeof *t->pk_charset);
+        for (size_t k = 0; k < t->n_pk; k++) {
+            size_t j = t->pk[k];
+            t->keyset = t->keyset && t->keyok[j];
+            t->pk_cols[k] = t->cols[j];
+            t->pk_kind[k] = t->kind[j];
+            t->pk_charset[k] = t->charset[j];
+        }
         if (!t->keyset)
             log_warn("copy of database %s: table %s has no primary key usable for chunks: its "
                      "rows are read in one statement, all in memory",
@@ -1091,11 +978,9 @@ static void s_on_columns(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading the source tables' columns", r);
+        mystep_fail_query(&c->step, "reading the source tables' columns", r);
         return;
     }
-    static const char *const numeric[] = { "tinyint", "smallint", "mediumint", "int", "bigint",
-                                           "decimal", "double", "year", NULL };
     for (size_t i = 0; i < r->n_rows; i++) {
         s_table_t *t = s_table_find(c, myconn_col(r, i, "tbl"));
         const char *col = myconn_col(r, i, "col");
@@ -1112,33 +997,25 @@ static void s_on_columns(myconn_t *conn, const myconn_result_t *r, void *arg)
         t->charset = xrealloc(t->charset, t->n_cols * sizeof *t->charset);
         t->keyok = xrealloc(t->keyok, t->n_cols * sizeof *t->keyok);
         t->cols[j] = mytext_ident(col);
-        t->kind[j] = S_HEX;
-        for (size_t k = 0; numeric[k]; k++)
-            if (strcmp(type, numeric[k]) == 0)
-                t->kind[j] = S_NUM;
-        if (strcmp(type, "float") == 0)
-            t->kind[j] = S_FLOAT;
-        t->charset[j] = s_plain_name(cs) && strcmp(cs, "binary") != 0 ? xstrdup(cs) : NULL;
-        t->keyok[j] = s_key_type(type);
+        t->kind[j] = mykey_kind(type);
+        t->charset[j] = mytext_plain_name(cs) && strcmp(cs, "binary") != 0 ? xstrdup(cs) : NULL;
+        t->keyok[j] = mykey_range_type(type);
     }
-    char *db = s_literal(c, c->rd[0].src, c->database);
-    if (!db)
-        return;
     char *sql = xasprintf("SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col"
                           " FROM information_schema.STATISTICS"
                           " WHERE TABLE_SCHEMA = %s AND INDEX_NAME = 'PRIMARY'"
                           " ORDER BY TABLE_NAME, SEQ_IN_INDEX",
-                          db);
-    s_send(c, c->rd[0].src, "reading the primary keys", sql, c->timeout_ms, s_on_pk, c);
+                          c->src_db_lit);
+    mystep_query(&c->step, c->rd[0].src, "reading the primary keys", sql, c->timeout_ms, s_on_pk,
+                 c);
     free(sql);
-    free(db);
 }
 
 static void s_on_tables(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading the source database's tables", r);
+        mystep_fail_query(&c->step, "reading the source database's tables", r);
         return;
     }
     c->tables = xcalloc(r->n_rows ? r->n_rows : 1, sizeof *c->tables);
@@ -1149,32 +1026,30 @@ static void s_on_tables(myconn_t *conn, const myconn_result_t *r, void *arg)
         t->name = xstrdup(r->rows[i][0]);
         t->state = S_INIT;
     }
-    char *db = s_literal(c, c->rd[0].src, c->database);
-    if (!db)
-        return;
     char *sql = xasprintf("SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, DATA_TYPE AS type,"
                           " CHARACTER_SET_NAME AS cs, IS_GENERATED AS gen"
                           " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
                           " ORDER BY TABLE_NAME, ORDINAL_POSITION",
-                          db);
-    s_send(c, c->rd[0].src, "reading the columns", sql, c->timeout_ms, s_on_columns, c);
+                          c->src_db_lit);
+    mystep_query(&c->step, c->rd[0].src, "reading the columns", sql, c->timeout_ms, s_on_columns,
+                 c);
     free(sql);
-    free(db);
 }
 
 static void s_on_objects(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading the source database", r);
+        mystep_fail_query(&c->step, "reading the source database", r);
         return;
     }
     char *dbq = mytext_ident(c->database);
     const char *cs = myconn_col(r, 0, "cs");
     if (r->n_rows != 1 || !cs) {
-        s_failf(c, "database %s does not exist on the source (or its user may not see it): "
-                   "nothing was written",
-                dbq);
+        mystep_failf(&c->step,
+                     "database %s does not exist on the source (or its user may not see it): "
+                     "nothing was written",
+                     dbq);
         free(dbq);
         return;
     }
@@ -1185,26 +1060,23 @@ static void s_on_objects(myconn_t *conn, const myconn_result_t *r, void *arg)
         n += v ? strtoull(v, NULL, 10) : 0;
     }
     if (n > 0) {
-        s_failf(c, "%s has %llu views/triggers/routines/events, which this version does not copy "
-                   "(docs/mariadb.md): nothing was written",
-                dbq, n);
+        mystep_failf(&c->step,
+                     "%s has %llu views/triggers/routines/events, which this version does not copy "
+                     "(docs/mariadb.md): nothing was written",
+                     dbq, n);
         free(dbq);
         return;
     }
     free(dbq);
     const char *co = myconn_col(r, 0, "co");
-    c->charset = s_plain_name(cs) ? xstrdup(cs) : NULL;
-    c->collation = s_plain_name(co) ? xstrdup(co) : NULL;
-    char *db = s_literal(c, c->rd[0].src, c->database);
-    if (!db)
-        return;
+    c->charset = mytext_plain_name(cs) ? xstrdup(cs) : NULL;
+    c->collation = mytext_plain_name(co) ? xstrdup(co) : NULL;
     char *sql = xasprintf("SELECT TABLE_NAME AS name FROM information_schema.TABLES"
                           " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'"
                           " ORDER BY BINARY TABLE_NAME",
-                          db);
-    s_send(c, c->rd[0].src, "reading the tables", sql, c->timeout_ms, s_on_tables, c);
+                          c->src_db_lit);
+    mystep_query(&c->step, c->rd[0].src, "reading the tables", sql, c->timeout_ms, s_on_tables, c);
     free(sql);
-    free(db);
 }
 
 /* What the database holds beside base tables. The information_schema
@@ -1212,9 +1084,10 @@ static void s_on_objects(myconn_t *conn, const myconn_result_t *r, void *arg)
  * or a routine the peer's user may not see goes uncounted. */
 static void s_read_source(mycopy_t *c)
 {
-    char *db = s_literal(c, c->rd[0].src, c->database);
-    if (!db)
+    c->src_db_lit = mystep_literal(&c->step, c->rd[0].src, c->database);
+    if (!c->src_db_lit)
         return;
+    const char *db = c->src_db_lit;
     char *sql = xasprintf(
         "SELECT s.DEFAULT_CHARACTER_SET_NAME AS cs, s.DEFAULT_COLLATION_NAME AS co,"
         " (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s) AS views,"
@@ -1225,9 +1098,9 @@ static void s_read_source(mycopy_t *c)
         " (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s) AS events"
         " FROM information_schema.SCHEMATA s WHERE s.SCHEMA_NAME = %s",
         db, db, db, db, db);
-    s_send(c, c->rd[0].src, "reading the source database", sql, c->timeout_ms, s_on_objects, c);
+    mystep_query(&c->step, c->rd[0].src, "reading the source database", sql, c->timeout_ms,
+                 s_on_objects, c);
     free(sql);
-    free(db);
 }
 
 /* ---- (2) the snapshot --------------------------------------------------------- */
@@ -1247,7 +1120,7 @@ static void s_on_target_binlog(myconn_t *conn, const myconn_result_t *r, void *a
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading the target's binary log position", r);
+        mystep_fail_query(&c->step, "reading the target's binary log position", r);
         return;
     }
     const char *id_s = myconn_col(r, 0, "id");
@@ -1257,15 +1130,16 @@ static void s_on_target_binlog(myconn_t *conn, const myconn_result_t *r, void *a
     size_t n_snap = 0, n_own = 0;
     if (!id_s || !binlog || !s_gtid_list(c->gtid_pos, &snap, &n_snap) ||
         !s_gtid_list(binlog, &own, &n_own)) {
-        s_failf(c, "the target's binary log position ('%s') or the snapshot's ('%s') is not a "
-                   "GTID list: nothing was written",
-                binlog ? binlog : "(none)", c->gtid_pos);
+        mystep_failf(&c->step,
+                     "the target's binary log position ('%s') or the snapshot's ('%s') is not a "
+                     "GTID list: nothing was written",
+                     binlog ? binlog : "(none)", c->gtid_pos);
         return;
     }
     unsigned long long server_id = strtoull(id_s, NULL, 10);
     bool strict = strict_s && strcmp(strict_s, "0") != 0;
-    s_buf_t pos = { 0 };
-    s_buf_str(&pos, c->gtid_pos);
+    mytext_buf_t pos = { 0 };
+    mytext_add(&pos, c->gtid_pos);
     for (size_t i = 0; i < n_own; i++) {
         const s_gtid_t *g = &own[i];
         if (g->server != server_id)
@@ -1278,7 +1152,7 @@ static void s_on_target_binlog(myconn_t *conn, const myconn_result_t *r, void *a
             char one[80];
             snprintf(one, sizeof one, "%s%" PRIu32 "-%" PRIu32 "-%" PRIu64, pos.len ? "," : "",
                      g->domain, g->server, g->seq);
-            s_buf_str(&pos, one);
+            mytext_add(&pos, one);
             continue;
         }
         if (p->seq >= g->seq)
@@ -1292,15 +1166,15 @@ static void s_on_target_binlog(myconn_t *conn, const myconn_result_t *r, void *a
                      p->server, p->seq);
             continue;
         }
-        s_failf(c,
-                "the target's binary log (@@gtid_binlog_pos '%s') holds its own GTID %" PRIu32
-                "-%" PRIu32 "-%" PRIu64 ", more recent than the snapshot's position '%s' in "
-                "domain %" PRIu32 ": gtid_slave_pos could not be set (1947): nothing was "
-                "written. On a target that holds nothing else: RESET MASTER on the target; "
-                "otherwise give the target's server its own gtid_domain_id, so that its "
-                "transactions stay out of the source's domains (this GTID stays until the "
-                "target's binary log is reset)",
-                binlog, g->domain, g->server, g->seq, c->gtid_pos, g->domain);
+        mystep_failf(&c->step,
+                     "the target's binary log (@@gtid_binlog_pos '%s') holds its own GTID %" PRIu32
+                     "-%" PRIu32 "-%" PRIu64 ", more recent than the snapshot's position '%s' in "
+                     "domain %" PRIu32 ": gtid_slave_pos could not be set (1947): nothing was "
+                     "written. On a target that holds nothing else: RESET MASTER on the target; "
+                     "otherwise give the target's server its own gtid_domain_id, so that its "
+                     "transactions stay out of the source's domains (this GTID stays until the "
+                     "target's binary log is reset)",
+                     binlog, g->domain, g->server, g->seq, c->gtid_pos, g->domain);
         free(snap);
         free(own);
         free(pos.s);
@@ -1320,7 +1194,7 @@ static void s_on_gtid(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading the snapshot's GTID position on the source", r);
+        mystep_fail_query(&c->step, "reading the snapshot's GTID position on the source", r);
         return;
     }
     /* NULL: the position is not an event boundary of the binary log (or
@@ -1328,18 +1202,19 @@ static void s_on_gtid(myconn_t *conn, const myconn_result_t *r, void *arg)
      * server): replication then starts from the first binary log. */
     const char *pos = r->n_rows == 1 ? r->rows[0][0] : NULL;
     if (!pos) {
-        s_failf(c, "the source has no GTID position for %s:%" PRIu64 ": nothing was written",
-                c->rd[0].snap_file, c->rd[0].snap_pos);
+        mystep_failf(&c->step, "the source has no GTID position for %s:%" PRIu64 ": nothing was "
+                               "written",
+                     c->rd[0].snap_file, c->rd[0].snap_pos);
         return;
     }
     c->gtid_pos = xstrdup(pos);
     log_info("copy of database %s (connection %s): snapshot at %s:%" PRIu64 ", GTID position "
              "'%s', %zu readers",
              c->database, c->connection, c->rd[0].snap_file, c->rd[0].snap_pos, pos, c->n_rd);
-    s_send(c, c->tgt, "reading the target's binary log position",
-           "SELECT @@GLOBAL.server_id AS id, @@GLOBAL.gtid_strict_mode AS strict,"
-           " @@GLOBAL.gtid_binlog_pos AS pos",
-           c->timeout_ms, s_on_target_binlog, c);
+    mystep_query(&c->step, c->tgt, "reading the target's binary log position",
+                 "SELECT @@GLOBAL.server_id AS id, @@GLOBAL.gtid_strict_mode AS strict,"
+                 " @@GLOBAL.gtid_binlog_pos AS pos",
+                 c->timeout_ms, s_on_target_binlog, c);
 }
 
 static void s_snap_check(mycopy_t *c)
@@ -1347,19 +1222,20 @@ static void s_snap_check(mycopy_t *c)
     for (size_t i = 1; i < c->n_rd; i++)
         if (strcmp(c->rd[i].snap_file, c->rd[0].snap_file) != 0 ||
             c->rd[i].snap_pos != c->rd[0].snap_pos) {
-            s_failf(c,
-                    "the readers' snapshots are at different binary log positions (%s:%" PRIu64
-                    " and %s:%" PRIu64 "): nothing was written",
-                    c->rd[0].snap_file, c->rd[0].snap_pos, c->rd[i].snap_file,
-                    c->rd[i].snap_pos);
+            mystep_failf(&c->step,
+                         "the readers' snapshots are at different binary log positions (%s:%" PRIu64
+                         " and %s:%" PRIu64 "): nothing was written",
+                         c->rd[0].snap_file, c->rd[0].snap_pos, c->rd[i].snap_file,
+                         c->rd[i].snap_pos);
             return;
         }
-    char *file = s_literal(c, c->rd[0].src, c->rd[0].snap_file);
+    char *file = mystep_literal(&c->step, c->rd[0].src, c->rd[0].snap_file);
     if (!file)
         return;
     char *sql = xasprintf("SELECT BINLOG_GTID_POS(%s, %" PRIu64 ") AS pos", file,
                           c->rd[0].snap_pos);
-    s_send(c, c->rd[0].src, "reading the GTID position", sql, c->timeout_ms, s_on_gtid, c);
+    mystep_query(&c->step, c->rd[0].src, "reading the GTID position", sql, c->timeout_ms, s_on_gtid,
+                 c);
     free(sql);
     free(file);
 }
@@ -1368,7 +1244,7 @@ static void s_on_lock_end(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "BACKUP STAGE END on the source", r);
+        mystep_fail_query(&c->step, "BACKUP STAGE END on the source", r);
         return;
     }
     myconn_destroy(&c->lock);
@@ -1382,7 +1258,7 @@ static void s_on_snap_status(myconn_t *conn, const myconn_result_t *r, void *arg
     mycopy_t *c = arg;
     s_reader_t *rd = &c->rd[c->step_i];
     if (!r->ok) {
-        s_fail_query(c, "reading a reader's binary log position on the source", r);
+        mystep_fail_query(&c->step, "reading a reader's binary log position on the source", r);
         return;
     }
     const char *file = NULL, *pos = NULL;
@@ -1395,8 +1271,9 @@ static void s_on_snap_status(myconn_t *conn, const myconn_result_t *r, void *arg
             pos = r->rows[i][1];
     }
     if (!file || !file[0] || !pos) {
-        s_failf(c, "the source gives no binary log position for a snapshot (is log_bin on?): "
-                   "nothing was written");
+        mystep_failf(&c->step,
+                     "the source gives no binary log position for a snapshot (is log_bin on?): "
+                     "nothing was written");
         return;
     }
     rd->snap_file = xstrdup(file);
@@ -1409,11 +1286,12 @@ static void s_on_snap_started(myconn_t *conn, const myconn_result_t *r, void *ar
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "opening a reader's snapshot on the source", r);
+        mystep_fail_query(&c->step, "opening a reader's snapshot on the source", r);
         return;
     }
-    s_send(c, conn, "reading a reader's binary log position",
-           "SHOW SESSION STATUS LIKE 'binlog_snapshot_%'", c->timeout_ms, s_on_snap_status, c);
+    mystep_query(&c->step, conn, "reading a reader's binary log position",
+                 "SHOW SESSION STATUS LIKE 'binlog_snapshot_%'", c->timeout_ms, s_on_snap_status,
+                 c);
 }
 
 /* Opens reader step_i's snapshot; after the last, the lock goes. */
@@ -1421,17 +1299,17 @@ static void s_snap_next(mycopy_t *c)
 {
     if (c->step_i == c->n_rd) {
         if (c->lock)
-            s_send(c, c->lock, "BACKUP STAGE END", "BACKUP STAGE END", c->timeout_ms,
-                   s_on_lock_end, c);
+            mystep_query(&c->step, c->lock, "BACKUP STAGE END", "BACKUP STAGE END", c->timeout_ms,
+                         s_on_lock_end, c);
         else
             s_snap_check(c);
         return;
     }
     if (c->step_i == 0)
         c->t_snapshot = uv_now(c->loop);
-    s_send(c, c->rd[c->step_i].src, "opening a snapshot",
-           "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", c->timeout_ms,
-           s_on_snap_started, c);
+    mystep_query(&c->step, c->rd[c->step_i].src, "opening a snapshot",
+                 "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", c->timeout_ms,
+                 s_on_snap_started, c);
 }
 
 /* Without RELOAD the snapshot is one reader's: nothing to prove. */
@@ -1458,7 +1336,7 @@ static void s_on_block_commit(myconn_t *conn, const myconn_result_t *r, void *ar
         return;
     }
     if (!r->ok) {
-        s_fail_query(c, "BACKUP STAGE BLOCK_COMMIT on the source", r);
+        mystep_fail_query(&c->step, "BACKUP STAGE BLOCK_COMMIT on the source", r);
         return;
     }
     c->step_i = 0;
@@ -1473,11 +1351,11 @@ static void s_on_backup_start(myconn_t *conn, const myconn_result_t *r, void *ar
         return;
     }
     if (!r->ok) {
-        s_fail_query(c, "BACKUP STAGE START on the source", r);
+        mystep_fail_query(&c->step, "BACKUP STAGE START on the source", r);
         return;
     }
-    s_send(c, c->lock, "BACKUP STAGE BLOCK_COMMIT", "BACKUP STAGE BLOCK_COMMIT", c->timeout_ms,
-           s_on_block_commit, c);
+    mystep_query(&c->step, c->lock, "BACKUP STAGE BLOCK_COMMIT", "BACKUP STAGE BLOCK_COMMIT",
+                 c->timeout_ms, s_on_block_commit, c);
 }
 
 static void s_connect_next(mycopy_t *c);
@@ -1487,7 +1365,7 @@ static void s_on_reader_connected(myconn_t *conn, const myconn_result_t *r, void
     mycopy_t *c = arg;
     if (!r->ok) {
         char *what = xasprintf("connecting to the source through peer %s", c->peer_name);
-        s_fail_query(c, what, r);
+        mystep_fail_query(&c->step, what, r);
         free(what);
         return;
     }
@@ -1500,13 +1378,13 @@ static void s_on_reader_connected(myconn_t *conn, const myconn_result_t *r, void
 static void s_connect_next(mycopy_t *c)
 {
     if (c->step_i < c->n_rd) {
-        s_send(c, c->rd[c->step_i].src, "connecting to the source", "SELECT 1", c->timeout_ms,
-               s_on_reader_connected, c);
+        mystep_query(&c->step, c->rd[c->step_i].src, "connecting to the source", "SELECT 1",
+                     c->timeout_ms, s_on_reader_connected, c);
         return;
     }
     if (c->lock) {
-        s_send(c, c->lock, "BACKUP STAGE START", "BACKUP STAGE START", c->timeout_ms,
-               s_on_backup_start, c);
+        mystep_query(&c->step, c->lock, "BACKUP STAGE START", "BACKUP STAGE START", c->timeout_ms,
+                     s_on_backup_start, c);
         return;
     }
     c->step_i = 0;
@@ -1519,7 +1397,7 @@ static void s_on_done_pos(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading gtid_slave_pos on the target", r);
+        mystep_fail_query(&c->step, "reading gtid_slave_pos on the target", r);
         return;
     }
     const char *pos = r->n_rows == 1 ? r->rows[0][0] : NULL;
@@ -1529,20 +1407,20 @@ static void s_on_done_pos(myconn_t *conn, const myconn_result_t *r, void *arg)
     res->gtid_pos = xstrdup(pos ? pos : "");
     log_info("copy of database %s: replication connection %s exists already: nothing copied",
              c->database, c->connection);
-    s_finish(c, res, NULL);
+    mystep_finish(&c->step, &res->base, NULL);
 }
 
 static void s_done_pos(mycopy_t *c)
 {
-    s_send(c, c->tgt, "reading gtid_slave_pos", "SELECT @@GLOBAL.gtid_slave_pos AS pos",
-           c->timeout_ms, s_on_done_pos, c);
+    mystep_query(&c->step, c->tgt, "reading gtid_slave_pos",
+                 "SELECT @@GLOBAL.gtid_slave_pos AS pos", c->timeout_ms, s_on_done_pos, c);
 }
 
 static void s_on_repair_started(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "starting the stopped replication connection on the target", r);
+        mystep_fail_query(&c->step, "starting the stopped replication connection on the target", r);
         return;
     }
     log_info("copy of database %s: replication connection %s (stopped, without an error) "
@@ -1558,7 +1436,8 @@ static void s_repair_start(mycopy_t *c)
         return;
     }
     char *sql = xasprintf("START SLAVE '%s'", c->connection);
-    s_send(c, c->tgt, "starting the replication", sql, c->timeout_ms, s_on_repair_started, c);
+    mystep_query(&c->step, c->tgt, "starting the replication", sql, c->timeout_ms,
+                 s_on_repair_started, c);
     free(sql);
 }
 
@@ -1566,7 +1445,8 @@ static void s_on_repair_filter(myconn_t *conn, const myconn_result_t *r, void *a
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "setting the replication connection's replicate_do_db on the target", r);
+        mystep_fail_query(&c->step,
+                          "setting the replication connection's replicate_do_db on the target", r);
         return;
     }
     s_repair_start(c);
@@ -1574,11 +1454,12 @@ static void s_on_repair_filter(myconn_t *conn, const myconn_result_t *r, void *a
 
 static void s_repair_filter(mycopy_t *c)
 {
-    char *db = s_literal(c, c->tgt, c->database);
+    char *db = mystep_literal(&c->step, c->tgt, c->database);
     if (!db)
         return;
     char *sql = xasprintf("SET GLOBAL `%s`.replicate_do_db = %s", c->connection, db);
-    s_send(c, c->tgt, "setting replicate_do_db", sql, c->timeout_ms, s_on_repair_filter, c);
+    mystep_query(&c->step, c->tgt, "setting replicate_do_db", sql, c->timeout_ms,
+                 s_on_repair_filter, c);
     free(sql);
     free(db);
 }
@@ -1587,7 +1468,7 @@ static void s_on_repair_stopped(myconn_t *conn, const myconn_result_t *r, void *
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "stopping the replication connection on the target", r);
+        mystep_fail_query(&c->step, "stopping the replication connection on the target", r);
         return;
     }
     s_repair_filter(c);
@@ -1628,7 +1509,8 @@ static void s_repair(mycopy_t *c, const myconn_result_t *r)
         return;
     }
     char *stop = xasprintf("STOP SLAVE '%s'", c->connection);
-    s_send(c, c->tgt, "stopping the replication", stop, c->timeout_ms, s_on_repair_stopped, c);
+    mystep_query(&c->step, c->tgt, "stopping the replication", stop, c->timeout_ms,
+                 s_on_repair_stopped, c);
     free(stop);
 }
 
@@ -1636,7 +1518,7 @@ static void s_on_first_slaves(myconn_t *conn, const myconn_result_t *r, void *ar
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        s_fail_query(c, "reading the target's replication connections", r);
+        mystep_fail_query(&c->step, "reading the target's replication connections", r);
         return;
     }
     if (s_other_running(c, r, "nothing was written"))
@@ -1653,22 +1535,22 @@ static void s_on_slave_status(myconn_t *conn, const myconn_result_t *r, void *ar
         return;
     }
     if (!r->ok && r->errnum != S_ER_MASTER_CONNECTION_NOT_EXIST) {
-        s_fail_query(c, "reading the replication connection on the target", r);
+        mystep_fail_query(&c->step, "reading the replication connection on the target", r);
         return;
     }
     /* Checked again before gtid_slave_pos is set: one may start meanwhile. */
-    s_send(c, c->tgt, "reading the target's replication connections", "SHOW ALL SLAVES STATUS",
-           c->timeout_ms, s_on_first_slaves, c);
+    mystep_query(&c->step, c->tgt, "reading the target's replication connections",
+                 "SHOW ALL SLAVES STATUS", c->timeout_ms, s_on_first_slaves, c);
 }
 
-static void s_on_kick(uv_timer_t *t)
+static void s_first(mystep_t *s)
 {
-    mycopy_t *c = t->data;
+    mycopy_t *c = (mycopy_t *)s;
     /* The connection name passed step_godwit_name: [a-z0-9_] only, so it
      * is its own literal (nothing is connected yet to escape with). */
     char *sql = xasprintf("SHOW SLAVE '%s' STATUS", c->connection);
-    s_send(c, c->tgt, "reading the replication connection", sql, c->timeout_ms,
-           s_on_slave_status, c);
+    mystep_query(&c->step, c->tgt, "reading the replication connection", sql, c->timeout_ms,
+                 s_on_slave_status, c);
     free(sql);
 }
 
@@ -1716,10 +1598,8 @@ step_t *mycopy_start(uv_loop_t *loop, const mycopy_local_t *local, const Godwit_
     }
 
     mycopy_t *c = xcalloc(1, sizeof *c);
-    c->base.cancel = s_cancel;
+    mystep_init(&c->step, loop, &s_ops, done, arg);
     c->loop = loop;
-    c->done = done;
-    c->arg = arg;
     c->database = xstrdup(req->database);
     c->connection = xstrdup(req->connection);
     c->config_path = xstrdup(path);
@@ -1772,23 +1652,20 @@ step_t *mycopy_start(uv_loop_t *loop, const mycopy_local_t *local, const Godwit_
         c->lock = myconn_new(loop, "agent mycopy lock", &sp);
         ok = c->lock != NULL;
     }
-    uv_timer_init(loop, &c->timer);
-    c->timer.data = c;
     if (!ok) {
         *why = xasprintf("the target's or peer %s's connection parameters are not ones a "
                          "session can be made with",
                          peer->name);
-        c->done = NULL;
-        s_dispose(c);
+        step_t *step = &c->step.base;
+        step_cancel(&step); /* no callback; c goes in the timer's close */
         return NULL;
     }
-    uv_timer_start(&c->timer, s_on_kick, 0, 0);
-    return &c->base;
+    return mystep_defer(&c->step, s_first);
 }
 
 bool mycopy_is(const step_t *step, const char *connection)
 {
-    if (!step || step->cancel != s_cancel || !connection)
+    if (!mystep_is(step, &s_ops) || !connection)
         return false;
     const mycopy_t *c = (const mycopy_t *)step;
     return strcmp(c->connection, connection) == 0;
@@ -1798,7 +1675,7 @@ Godwit__SyncStatusResult *mycopy_progress(const step_t *step)
 {
     Godwit__SyncStatusResult *res = xcalloc(1, sizeof *res);
     godwit__sync_status_result__init(res);
-    if (!step || step->cancel != s_cancel)
+    if (!mystep_is(step, &s_ops))
         return res;
     const mycopy_t *c = (const mycopy_t *)step;
     res->exists = c->listed;

@@ -7,27 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mytext.h"
 #include "xalloc.h"
-
-/* A growing string. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} s_buf_t;
-
-static void s_add(s_buf_t *b, const char *s)
-{
-    size_t n = strlen(s);
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        b->s = xrealloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n + 1);
-    b->len += n;
-}
 
 static bool s_in(const char *type, const char *const *list)
 {
@@ -95,31 +76,40 @@ bool mykey_hex_text(const char *v)
     return true;
 }
 
-/* A character set's name as an introducer takes it: a-z, 0-9, _. */
-static bool s_plain_name(const char *s)
+bool mykey_literal_add(mytext_buf_t *b, const char *v, mykey_kind_t kind, const char *charset)
 {
-    if (!s || !s[0])
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+    if (kind != MYKEY_HEX) {
+        if (!mykey_number_text(v))
             return false;
+        mytext_add(b, v);
+        return true;
+    }
+    if (!mykey_hex_text(v))
+        return false;
+    if (mytext_plain_name(charset) && strcmp(charset, "binary") != 0) {
+        mytext_add(b, "_");
+        mytext_add(b, charset);
+        mytext_add(b, " ");
+    }
+    mytext_add(b, strlen(v) % 2 ? "X'0" : "X'");
+    mytext_add(b, v);
+    mytext_add(b, "'");
     return true;
 }
 
 char *mykey_literal(const char *v, mykey_kind_t kind, const char *charset)
 {
-    if (kind != MYKEY_HEX)
-        return mykey_number_text(v) ? xstrdup(v) : NULL;
-    if (!mykey_hex_text(v))
+    mytext_buf_t b = { 0 };
+    if (!mykey_literal_add(&b, v, kind, charset)) {
+        free(b.s);
         return NULL;
-    bool cs = s_plain_name(charset) && strcmp(charset, "binary") != 0;
-    const char *pad = strlen(v) % 2 ? "0" : "";
-    return cs ? xasprintf("_%s X'%s%s'", charset, pad, v) : xasprintf("X'%s%s'", pad, v);
+    }
+    return b.s;
 }
 
 /* One side of a range: k1 OP1 v1 OR (k1 = v1 AND k2 OP1 v2) OR ...; the
  * last term's operator is last_op (upper: <=), the others op. */
-static bool s_side(s_buf_t *b, const mykey_key_t *key, const char *const *v, const char *op,
+static bool s_side(mytext_buf_t *b, const mykey_key_t *key, const char *const *v, const char *op,
                    const char *last_op)
 {
     char **lit = xcalloc(key->n, sizeof *lit);
@@ -129,21 +119,21 @@ static bool s_side(s_buf_t *b, const mykey_key_t *key, const char *const *v, con
         ok = lit[i] != NULL;
     }
     if (ok) {
-        s_add(b, "(");
+        mytext_add(b, "(");
         for (size_t k = 0; k < key->n; k++) {
             if (k)
-                s_add(b, " OR ");
-            s_add(b, "(");
+                mytext_add(b, " OR ");
+            mytext_add(b, "(");
             for (size_t e = 0; e <= k; e++) {
                 if (e)
-                    s_add(b, " AND ");
-                s_add(b, key->cols[e]);
-                s_add(b, e < k ? " = " : k + 1 == key->n ? last_op : op);
-                s_add(b, lit[e]);
+                    mytext_add(b, " AND ");
+                mytext_add(b, key->cols[e]);
+                mytext_add(b, e < k ? " = " : k + 1 == key->n ? last_op : op);
+                mytext_add(b, lit[e]);
             }
-            s_add(b, ")");
+            mytext_add(b, ")");
         }
-        s_add(b, ")");
+        mytext_add(b, ")");
     }
     for (size_t i = 0; i < key->n; i++)
         free(lit[i]);
@@ -157,13 +147,13 @@ bool mykey_range_where(const mykey_key_t *key, const char *const *lower, size_t 
     *out = NULL;
     if ((n_lower != 0 && n_lower != key->n) || (n_upper != 0 && n_upper != key->n))
         return false;
-    s_buf_t b = { 0 };
+    mytext_buf_t b = { 0 };
     bool ok = true;
     if (n_lower)
         ok = s_side(&b, key, lower, " > ", " > ");
     if (ok && n_upper) {
         if (n_lower)
-            s_add(&b, " AND ");
+            mytext_add(&b, " AND ");
         ok = s_side(&b, key, upper, " < ", " <= ");
     }
     if (!ok) {
@@ -176,12 +166,12 @@ bool mykey_range_where(const mykey_key_t *key, const char *const *lower, size_t 
 
 char *mykey_order_by(const mykey_key_t *key)
 {
-    s_buf_t b = { 0 };
-    s_add(&b, "");
+    mytext_buf_t b = { 0 };
+    mytext_add(&b, "");
     for (size_t k = 0; k < key->n; k++) {
         if (k)
-            s_add(&b, ", ");
-        s_add(&b, key->cols[k]);
+            mytext_add(&b, ", ");
+        mytext_add(&b, key->cols[k]);
     }
     return b.s;
 }
@@ -191,16 +181,16 @@ bool mykey_bound_text(const char *const *v, size_t n, char **out)
     *out = NULL;
     if (n == 0)
         return true;
-    s_buf_t b = { 0 };
-    s_add(&b, "");
+    mytext_buf_t b = { 0 };
+    mytext_add(&b, "");
     for (size_t i = 0; i < n; i++) {
         if (!v[i] || strchr(v[i], ',')) {
             free(b.s);
             return false;
         }
         if (i)
-            s_add(&b, ",");
-        s_add(&b, v[i]);
+            mytext_add(&b, ",");
+        mytext_add(&b, v[i]);
     }
     *out = b.s;
     return true;

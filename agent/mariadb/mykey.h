@@ -29,6 +29,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "mytext.h"
+
 typedef enum {
     MYKEY_NUM = 0, /* selected as it is, written bare */
     MYKEY_HEX,     /* selected as HEX(col), written as [_charset ]X'..' */
@@ -59,6 +61,11 @@ bool mykey_hex_text(const char *v);
  * NULL when v is not of its form (a request's value that is not a number,
  * or not hex). */
 char *mykey_literal(const char *v, mykey_kind_t kind, const char *charset);
+
+/* The same literal appended to b (no allocation of its own: the copy
+ * writes one a value); false, and b unchanged, when v is not of its form. */
+bool mykey_literal_add(mytext_buf_t *b, const char *v, mykey_kind_t kind, const char *charset)
+    __attribute__((warn_unused_result));
 
 /* A key: n columns, quoted, with their kinds and character sets
  * (charset[i] NULL: none; charset itself may be NULL). Borrowed. */

@@ -6,7 +6,6 @@
 #include "mypreflight_run.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,15 +24,21 @@ void mypf_add(mypf_t *p, Godwit__Severity sev, const char *code, const char *obj
 
 /* ---- ending ----------------------------------------------------------------- */
 
-static void s_on_closed(uv_handle_t *h)
+static void s_close(mystep_t *s)
 {
-    mypf_t *p = h->data;
+    mypf_t *p = (mypf_t *)s;
+    for (int i = 0; i < MYPF_CONNS; i++)
+        myconn_destroy(&p->conn[i]);
+}
+
+static void s_release(mystep_t *s)
+{
+    mypf_t *p = (mypf_t *)s;
     if (p->result)
         godwit__preflight_result__free_unpacked(p->result, NULL);
     for (size_t i = 0; i < p->n_req; i++)
         free(p->req_names[i]);
     free(p->req_names);
-    free(p->what);
     free(p->database);
     free(p->agent_name);
     free(p->config_path);
@@ -44,78 +49,35 @@ static void s_on_closed(uv_handle_t *h)
     free(p);
 }
 
-/* Stops everything; no callback runs afterwards. */
-static void s_dispose(mypf_t *p)
+static void s_log_error(mystep_t *s, const char *error)
 {
-    if (p->disposed)
-        return;
-    p->disposed = true;
-    p->done = NULL;
-    for (int i = 0; i < MYPF_CONNS; i++)
-        myconn_destroy(&p->conn[i]);
-    uv_close((uv_handle_t *)&p->timer, s_on_closed);
+    log_debug("preflight on database %s: %s", ((mypf_t *)s)->database, error);
 }
 
-/* Ends the check: the result when error is NULL. done runs last; p's
- * memory goes in the timer's close callback, later. */
-static void s_finish(mypf_t *p, const char *error)
-{
-    if (p->disposed)
-        return;
-    step_done_cb done = p->done;
-    void *arg = p->arg;
-    ProtobufCMessage *payload = NULL;
-    if (!error) {
-        log_debug("preflight on database %s: done, %zu findings", p->database,
-                  p->result->n_findings);
-        payload = &p->result->base;
-        p->result = NULL;
-    } else {
-        log_debug("preflight on database %s: %s", p->database, error);
-    }
-    s_dispose(p);
-    if (done)
-        done(payload, error, arg);
-    else if (payload)
-        protobuf_c_message_free_unpacked(payload, NULL);
-}
-
-void mypf_failf(mypf_t *p, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *why = NULL;
-    if (vasprintf(&why, fmt, ap) < 0)
-        why = NULL;
-    va_end(ap);
-    s_finish(p, why ? why : "out of memory");
-    free(why);
-}
+static const mystep_ops_t s_ops = { .close = s_close, .release = s_release,
+                                    .log_error = s_log_error };
 
 void mypf_fail_query(mypf_t *p, const char *side, const myconn_result_t *r)
 {
-    const char *what = p->what ? p->what : "a statement";
+    const char *what = p->step.what ? p->step.what : "a statement";
     char *where = side ? xasprintf("%s on %s", what, side) : xstrdup(what);
-    char *why = myconn_result_message(where, r);
-    s_finish(p, why);
-    free(why);
+    mystep_fail_query(&p->step, where, r);
     free(where);
-}
-
-static void s_cancel(step_t *base)
-{
-    s_dispose((mypf_t *)base);
 }
 
 /* ---- running ------------------------------------------------------------ */
 
 void mypf_next(mypf_t *p)
 {
-    if (p->disposed)
+    if (p->step.disposed)
         return;
     mypf_fn fn = p->stages[p->stage];
     if (!fn) {
-        s_finish(p, NULL);
+        log_debug("preflight on database %s: done, %zu findings", p->database,
+                  p->result->n_findings);
+        ProtobufCMessage *payload = &p->result->base;
+        p->result = NULL;
+        mystep_finish(&p->step, payload, NULL);
         return;
     }
     p->stage++;
@@ -124,24 +86,17 @@ void mypf_next(mypf_t *p)
 
 void mypf_query(mypf_t *p, int i, const char *what, const char *sql, myconn_cb cb)
 {
-    char *w = xstrdup(what);
-    free(p->what);
-    p->what = w;
-    if (!myconn_query(p->conn[i], sql, p->timeout_ms, cb, p))
-        mypf_failf(p, "%s: cannot send the statement", what);
+    mystep_query(&p->step, p->conn[i], what, sql, p->timeout_ms, cb, p);
 }
 
 char *mypf_literal(mypf_t *p, int i, const char *s)
 {
-    char *q = myconn_escape_literal(p->conn[i], s);
-    if (!q)
-        mypf_failf(p, "cannot quote \"%s\" for SQL: the connection is gone", s);
-    return q;
+    return mystep_literal(&p->step, p->conn[i], s);
 }
 
-static void s_on_kick(uv_timer_t *t)
+static void s_first(mystep_t *s)
 {
-    mypf_next(t->data);
+    mypf_next((mypf_t *)s);
 }
 
 /* The statements every check's session runs first: read-only, and none of
@@ -169,10 +124,9 @@ mypf_t *mypf_new(uv_loop_t *loop, const mypreflight_local_t *local, const char *
     if (!conn)
         return NULL;
     mypf_t *p = xcalloc(1, sizeof *p);
+    mystep_init(&p->step, loop, &s_ops, done, arg);
     p->conn[MYPF_LOCAL] = conn;
     p->stages = stages;
-    p->done = done;
-    p->arg = arg;
     p->timeout_ms =
         local->server.connect_timeout_ms + local->statement_timeout_ms + S_DEADLINE_SLACK_MS;
     p->database = xstrdup(database);
@@ -201,11 +155,7 @@ myconn_t *mypf_peer_conn(uv_loop_t *loop, const mypreflight_local_t *local,
     return c;
 }
 
-step_t *mypf_start(mypf_t *p, uv_loop_t *loop)
+step_t *mypf_start(mypf_t *p)
 {
-    p->base.cancel = s_cancel;
-    uv_timer_init(loop, &p->timer);
-    p->timer.data = p;
-    uv_timer_start(&p->timer, s_on_kick, 0, 0);
-    return &p->base;
+    return mystep_defer(&p->step, s_first);
 }

@@ -6,9 +6,10 @@
  * the check), its connections, its findings and its end.
  *
  * What it owns: the check, its connections (destroyed when it ends), the
- * timer that starts the first stage one loop turn after the start (so
- * done never runs inside it) and whose close frees everything, the result
- * being built and copies of what it needs from the request.
+ * result being built and copies of what it needs from the request. Its
+ * lifecycle is mystep's (mystep.h): the first stage runs one loop turn
+ * after the start (so done never runs inside it), and the timer's close
+ * frees everything.
  *
  * Never: calls done twice or after step_cancel.
  */
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #include "mypreflight.h"
+#include "mystep.h"
 
 #define MYPF_INFO GODWIT__SEVERITY__SEVERITY_INFO
 #define MYPF_WARNING GODWIT__SEVERITY__SEVERITY_WARNING
@@ -31,16 +33,11 @@ typedef struct mypf mypf_t;
 typedef void (*mypf_fn)(mypf_t *p);
 
 struct mypf {
-    step_t base;                /* first: step_cancel() */
-    uv_timer_t timer;
+    mystep_t step;              /* first: the lifecycle (mystep.h) */
     myconn_t *conn[MYPF_CONNS];
     const mypf_fn *stages;      /* NULL-terminated */
     size_t stage;
-    step_done_cb done;
-    void *arg;
-    bool disposed;
     uint64_t timeout_ms;        /* each statement's deadline, its connection included */
-    char *what;                 /* the statement in flight, for its failure */
     Godwit__PreflightResult *result;
     size_t findings_cap;
     char *database;
@@ -72,7 +69,7 @@ mypf_t *mypf_new(uv_loop_t *loop, const mypreflight_local_t *local, const char *
 myconn_t *mypf_peer_conn(uv_loop_t *loop, const mypreflight_local_t *local,
                          const agent_peer_t *peer);
 /* Runs the first stage one loop turn later; returns the step. */
-step_t *mypf_start(mypf_t *p, uv_loop_t *loop);
+step_t *mypf_start(mypf_t *p);
 
 /* Adds a finding (message and fix taken, malloc'd). */
 void mypf_add(mypf_t *p, Godwit__Severity sev, const char *code, const char *object,
@@ -81,8 +78,7 @@ void mypf_add(mypf_t *p, Godwit__Severity sev, const char *code, const char *obj
 void mypf_query(mypf_t *p, int i, const char *what, const char *sql, myconn_cb cb);
 /* The next stage, or the end with the result after the last. */
 void mypf_next(mypf_t *p);
-/* Ends the check with an error. */
-void mypf_failf(mypf_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Ends the check with an error: mystep_failf(&p->step, ...). */
 /* Ends it with the failed statement's error (p->what), on side ("the
  * source", "the target") when given. */
 void mypf_fail_query(mypf_t *p, const char *side, const myconn_result_t *r);

@@ -47,7 +47,7 @@ static void s_on_settings(myconn_t *c, const myconn_result_t *r, void *arg)
         return;
     }
     if (r->n_rows != 1) {
-        mypf_failf(p, "reading the source's settings: no row returned");
+        mystep_failf(&p->step, "reading the source's settings: no row returned");
         return;
     }
     Godwit__SourceFacts *f = p->result->facts;
@@ -417,5 +417,5 @@ step_t *mypreflight_source_start(uv_loop_t *loop, const mypreflight_local_t *loc
         }
         free(why);
     }
-    return mypf_start(p, loop);
+    return mypf_start(p);
 }

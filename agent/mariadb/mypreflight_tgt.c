@@ -26,7 +26,7 @@ static void s_on_settings(myconn_t *c, const myconn_result_t *r, void *arg)
         return;
     }
     if (r->n_rows != 1) {
-        mypf_failf(p, "reading the target's settings: no row returned");
+        mystep_failf(&p->step, "reading the target's settings: no row returned");
         return;
     }
     const char *version = myconn_col(r, 0, "version");
@@ -278,5 +278,5 @@ step_t *mypreflight_target_start(uv_loop_t *loop, const mypreflight_local_t *loc
         free(object);
     }
     free(why);
-    return mypf_start(p, loop);
+    return mypf_start(p);
 }

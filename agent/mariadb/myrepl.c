@@ -5,10 +5,10 @@
  * A stage that does not apply (the drop of a database the copy did not
  * create) passes straight to the next.
  *
- * What it owns: the step, its session, the timer that runs the first stage
- * one loop turn after the start (so done never runs inside it) and whose
- * close callback frees the step, the result being built, copies of the
- * request's names.
+ * What it owns: the step, its session, the result being built, copies of
+ * the request's names. Its lifecycle is mystep's (mystep.h): the first
+ * stage runs one loop turn after the start (so done never runs inside
+ * it), and the timer's close callback frees the step.
  *
  * MariaDB 10.11, as checked on a server: SHOW SLAVE, STOP SLAVE and RESET
  * SLAVE 'name' ALL on a connection that does not exist fail with 1617
@@ -27,13 +27,13 @@
 
 #include <inttypes.h>
 #include <mysqld_error.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "mymon.h"
+#include "mystep.h"
 #include "mytext.h"
 #include "xalloc.h"
 
@@ -45,19 +45,15 @@ typedef void (*s_stage_fn)(myrepl_t *p);
 typedef enum { S_DB_LEAVE, S_DB_CREATED, S_DB_ADOPTED } s_db_kind_t;
 
 struct myrepl {
-    step_t base;                /* first: step_cancel() */
-    uv_timer_t timer;
+    mystep_t step;              /* first: the lifecycle (mystep.h) */
     myconn_t *conn;
     const s_stage_fn *stages;   /* NULL-terminated */
     size_t stage;
-    step_done_cb done;
-    void *arg;
-    bool disposed;
     uint64_t timeout_ms;        /* each statement's deadline, its connection included */
-    char *what;                 /* the statement in flight, for its failure */
     const char *label;          /* "replica status", "drop": log lines */
     char *connection;           /* a godwit name: safe inside '...' as it is */
     char *database;             /* drop: the request's database */
+    char *db_lit;               /* drop: database as a literal of the session */
 
     Godwit__ReplicaStatusResult *status; /* status: the result being built */
 
@@ -68,90 +64,48 @@ struct myrepl {
 
 /* ---- ending ------------------------------------------------------------------ */
 
-static void s_on_closed(uv_handle_t *h)
+static void s_close(mystep_t *s)
 {
-    myrepl_t *p = h->data;
+    myconn_destroy(&((myrepl_t *)s)->conn);
+}
+
+static void s_release(mystep_t *s)
+{
+    myrepl_t *p = (myrepl_t *)s;
     if (p->status)
         godwit__replica_status_result__free_unpacked(p->status, NULL);
     for (size_t i = 0; i < p->n_tables; i++)
         free(p->tables[i]);
     free(p->tables);
-    free(p->what);
     free(p->connection);
     free(p->database);
+    free(p->db_lit);
     free(p);
 }
 
-/* Stops everything; no callback runs afterwards. */
-static void s_dispose(myrepl_t *p)
+static void s_log_error(mystep_t *s, const char *error)
 {
-    if (p->disposed)
-        return;
-    p->disposed = true;
-    p->done = NULL;
-    myconn_destroy(&p->conn);
-    uv_close((uv_handle_t *)&p->timer, s_on_closed);
+    myrepl_t *p = (myrepl_t *)s;
+    log_debug("%s of replication connection %s: %s", p->label, p->connection, error);
 }
 
-/* Ends the step: the status result (when there is one) if error is NULL.
- * done runs last; p's memory goes in the timer's close callback, later. */
-static void s_finish(myrepl_t *p, const char *error)
-{
-    if (p->disposed)
-        return;
-    step_done_cb done = p->done;
-    void *arg = p->arg;
-    ProtobufCMessage *payload = NULL;
-    if (!error) {
-        log_debug("%s of replication connection %s: done", p->label, p->connection);
-        if (p->status) {
-            payload = &p->status->base;
-            p->status = NULL;
-        }
-    } else {
-        log_debug("%s of replication connection %s: %s", p->label, p->connection, error);
-    }
-    s_dispose(p);
-    if (done)
-        done(payload, error, arg);
-    else if (payload)
-        protobuf_c_message_free_unpacked(payload, NULL);
-}
-
-static void s_failf(myrepl_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s_failf(myrepl_t *p, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *why = NULL;
-    if (vasprintf(&why, fmt, ap) < 0)
-        why = NULL;
-    va_end(ap);
-    s_finish(p, why ? why : "out of memory");
-    free(why);
-}
-
-static void s_fail_query(myrepl_t *p, const myconn_result_t *r)
-{
-    char *why = myconn_result_message(p->what ? p->what : "a statement", r);
-    s_finish(p, why);
-    free(why);
-}
-
-static void s_cancel(step_t *base)
-{
-    s_dispose((myrepl_t *)base);
-}
+static const mystep_ops_t s_ops = { .close = s_close, .release = s_release,
+                                    .log_error = s_log_error };
 
 /* ---- running ----------------------------------------------------------------- */
 
+/* The next stage; after the last, the end with the status result (when
+ * there is one). */
 static void s_next(myrepl_t *p)
 {
-    if (p->disposed)
+    if (p->step.disposed)
         return;
     s_stage_fn fn = p->stages[p->stage];
     if (!fn) {
-        s_finish(p, NULL);
+        log_debug("%s of replication connection %s: done", p->label, p->connection);
+        ProtobufCMessage *payload = p->status ? &p->status->base : NULL;
+        p->status = NULL;
+        mystep_finish(&p->step, payload, NULL);
         return;
     }
     p->stage++;
@@ -160,11 +114,7 @@ static void s_next(myrepl_t *p)
 
 static void s_query(myrepl_t *p, const char *what, const char *sql, myconn_cb cb)
 {
-    char *w = xstrdup(what);
-    free(p->what);
-    p->what = w;
-    if (!myconn_query(p->conn, sql, p->timeout_ms, cb, p))
-        s_failf(p, "%s: cannot send the statement", what);
+    mystep_query(&p->step, p->conn, what, sql, p->timeout_ms, cb, p);
 }
 
 /* A statement whose only answer that matters is success: the next stage. */
@@ -172,7 +122,7 @@ static void s_on_ok(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myrepl_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        mystep_fail_query(&p->step, NULL, r);
         return;
     }
     s_next(p);
@@ -183,17 +133,17 @@ static void s_on_ok_or_missing(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myrepl_t *p = arg;
     if (!r->ok && r->errnum != WARN_NO_MASTER_INFO) {
-        s_fail_query(p, r);
+        mystep_fail_query(&p->step, NULL, r);
         return;
     }
     if (!r->ok)
-        log_debug("%s: replication connection %s does not exist", p->what, p->connection);
+        log_debug("%s: replication connection %s does not exist", p->step.what, p->connection);
     s_next(p);
 }
 
-static void s_on_kick(uv_timer_t *t)
+static void s_first(mystep_t *s)
 {
-    s_next(t->data);
+    s_next((myrepl_t *)s);
 }
 
 /* A step on local's server with its session's init statements, not
@@ -211,24 +161,14 @@ static myrepl_t *s_new(uv_loop_t *loop, const myrepl_local_t *local, const char 
     if (!conn)
         return NULL;
     myrepl_t *p = xcalloc(1, sizeof *p);
+    mystep_init(&p->step, loop, &s_ops, done, arg);
     p->conn = conn;
     p->stages = stages;
-    p->done = done;
-    p->arg = arg;
     p->label = label;
     p->timeout_ms =
         local->server.connect_timeout_ms + local->statement_timeout_ms + S_DEADLINE_SLACK_MS;
     p->connection = xstrdup(connection);
     return p;
-}
-
-static step_t *s_start(myrepl_t *p, uv_loop_t *loop)
-{
-    p->base.cancel = s_cancel;
-    uv_timer_init(loop, &p->timer);
-    p->timer.data = p;
-    uv_timer_start(&p->timer, s_on_kick, 0, 0);
-    return &p->base;
 }
 
 static bool s_local_ok(uv_loop_t *loop, const myrepl_local_t *local, step_done_cb done)
@@ -243,11 +183,11 @@ static void s_on_gtid(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myrepl_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        mystep_fail_query(&p->step, NULL, r);
         return;
     }
     if (r->n_rows != 1) {
-        s_failf(p, "%s: no row returned", p->what);
+        mystep_failf(&p->step, "%s: no row returned", p->step.what);
         return;
     }
     const char *pos = myconn_col(r, 0, "gtid_slave_pos");
@@ -265,7 +205,7 @@ static void s_on_show(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myrepl_t *p = arg;
     if (!r->ok && r->errnum != WARN_NO_MASTER_INFO) {
-        s_fail_query(p, r);
+        mystep_fail_query(&p->step, NULL, r);
         return;
     }
     /* 1617 on 10.11; an empty answer is taken the same way. */
@@ -315,7 +255,7 @@ step_t *myrepl_status_start(uv_loop_t *loop, const myrepl_local_t *local,
     }
     p->status = xmalloc(sizeof *p->status);
     godwit__replica_status_result__init(p->status);
-    return s_start(p, loop);
+    return mystep_defer(&p->step, s_first);
 }
 
 /* ---- DropObjects -------------------------------------------------------------- */
@@ -340,7 +280,7 @@ static void s_on_schema(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myrepl_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        mystep_fail_query(&p->step, NULL, r);
         return;
     }
     const char *comment = NULL;
@@ -374,21 +314,23 @@ static void s_on_schema(myconn_t *c, const myconn_result_t *r, void *arg)
     s_next(p);
 }
 
+/* The first statement with the database's name as a literal: made here
+ * once, for the later ones too (the session's character set stays). */
 static void s_drop_read_schema(myrepl_t *p)
 {
-    char *db = myconn_escape_literal(p->conn, p->database);
-    if (!db) {
-        s_failf(p, "reading database %s's comment: the connection is gone", p->database);
+    p->db_lit = myconn_escape_literal(p->conn, p->database);
+    if (!p->db_lit) {
+        mystep_failf(&p->step, "reading database %s's comment: the connection is gone",
+                     p->database);
         return;
     }
     char *sql = xasprintf("SELECT SCHEMA_NAME AS name, SCHEMA_COMMENT AS comment"
                           " FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
-                          db);
+                          p->db_lit);
     char *what = xasprintf("reading database %s's comment", p->database);
     s_query(p, what, sql, s_on_schema);
     free(what);
     free(sql);
-    free(db);
 }
 
 static void s_drop_database(myrepl_t *p)
@@ -412,7 +354,7 @@ static void s_on_tables(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myrepl_t *p = arg;
     if (!r->ok) {
-        s_fail_query(p, r);
+        mystep_fail_query(&p->step, NULL, r);
         return;
     }
     p->tables = xcalloc(r->n_rows ? r->n_rows : 1, sizeof *p->tables);
@@ -431,21 +373,15 @@ static void s_drop_read_tables(myrepl_t *p)
         s_next(p);
         return;
     }
-    char *db = myconn_escape_literal(p->conn, p->database);
-    if (!db) {
-        s_failf(p, "reading database %s's tables: the connection is gone", p->database);
-        return;
-    }
     /* A system-versioned table is a base table with its history. */
     char *sql = xasprintf("SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name"
                           " FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
                           " AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')",
-                          db);
+                          p->db_lit);
     char *what = xasprintf("reading database %s's tables", p->database);
     s_query(p, what, sql, s_on_tables);
     free(what);
     free(sql);
-    free(db);
 }
 
 /* One statement for all of them: foreign_key_checks is off in the
@@ -459,28 +395,19 @@ static void s_drop_tables(myrepl_t *p)
     log_info("drop of replication connection %s: dropping the %zu tables of database %s "
              "(its copy found it empty)",
              p->connection, p->n_tables, p->database);
-    size_t len = 0, cap = 64;
-    char *sql = xmalloc(cap);
-    len = (size_t)snprintf(sql, cap, "DROP TABLE IF EXISTS ");
+    mytext_buf_t sql = { 0 };
+    mytext_add(&sql, "DROP TABLE IF EXISTS ");
     for (size_t i = 0; i < p->n_tables; i++) {
         char *q = mytext_qname(p->database, p->tables[i]);
-        size_t n = strlen(q);
-        if (len + n + 3 > cap) {
-            cap = (len + n + 3) * 2;
-            sql = xrealloc(sql, cap);
-        }
-        if (i > 0) {
-            memcpy(sql + len, ", ", 2);
-            len += 2;
-        }
-        memcpy(sql + len, q, n + 1);
-        len += n;
+        if (i > 0)
+            mytext_add(&sql, ", ");
+        mytext_add(&sql, q);
         free(q);
     }
     char *what = xasprintf("dropping the tables of database %s", p->database);
-    s_query(p, what, sql, s_on_ok);
+    s_query(p, what, sql.s, s_on_ok);
     free(what);
-    free(sql);
+    free(sql.s);
 }
 
 static void s_drop_clear_comment(myrepl_t *p)
@@ -562,5 +489,5 @@ step_t *myrepl_drop_start(uv_loop_t *loop, const myrepl_local_t *local,
         return NULL;
     }
     p->database = xstrdup(req->database);
-    return s_start(p, loop);
+    return mystep_defer(&p->step, s_first);
 }

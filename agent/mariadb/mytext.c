@@ -17,6 +17,35 @@
 
 #include "xalloc.h"
 
+bool mytext_plain_name(const char *s)
+{
+    if (!s || !s[0])
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+void mytext_addn(mytext_buf_t *b, const char *str, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        b->s = xrealloc(b->s, cap);
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, str, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void mytext_add(mytext_buf_t *b, const char *str)
+{
+    mytext_addn(b, str, strlen(str));
+}
+
 char *mytext_ident(const char *ident)
 {
     size_t n = 2;

@@ -4,7 +4,9 @@
  * version strings as numbers, the server's yes/no values, and what a
  * user's SHOW GRANTS lines allow on a database.
  *
- * Everything returned as char * is malloc'd; the caller frees it.
+ * Everything returned as char * is malloc'd; the caller frees it. The
+ * growing string (mytext_buf_t) is the one the engine's SQL builders
+ * share: its text is the caller's to free.
  */
 #ifndef GODWIT_MYTEXT_H
 #define GODWIT_MYTEXT_H
@@ -19,6 +21,21 @@ char *mytext_ident(const char *ident);
 
 /* `schema`.`name`. */
 char *mytext_qname(const char *schema, const char *name);
+
+/* A name the server gives a character set or collation: a-z, 0-9, _
+ * (nothing else, so it goes into SQL text as it is). */
+bool mytext_plain_name(const char *s);
+
+/* A growing string: { 0 } is empty (s NULL until the first add); s is
+ * NUL-terminated after any add, and malloc'd (the caller frees it). */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} mytext_buf_t;
+
+/* Appends str; mytext_addn: its first n bytes (no NUL among them). */
+void mytext_add(mytext_buf_t *b, const char *str);
+void mytext_addn(mytext_buf_t *b, const char *str, size_t n);
 
 /* "10.11.19-MariaDB-0+deb12u1-log" -> 101119, "8.0.36" -> 80036
  * (major * 10000 + minor * 100 + patch); 0 when s does not start with

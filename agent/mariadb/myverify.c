@@ -21,20 +21,21 @@
  * GROUP_CONCAT's SEPARATOR takes a literal only: the line break is written
  * in the literal as it is, which no sql_mode reinterprets.
  *
- * What it owns: the step, its session, the timer that starts the chain one
- * loop turn after the start and whose close callback frees the step, the
- * tables read, the ranges, the result being built, copies of the request.
+ * What it owns: the step, its session, the tables read, the ranges, the
+ * result being built, copies of the request. Its lifecycle is mystep's
+ * (mystep.h): the chain starts one loop turn after the start, and the
+ * timer's close callback frees the step.
  */
 #include "myverify.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "mykey.h"
+#include "mystep.h"
 #include "mytext.h"
 #include "xalloc.h"
 
@@ -74,20 +75,16 @@ typedef struct {
 typedef struct myverify myverify_t;
 
 struct myverify {
-    step_t base;                  /* first: step_cancel() */
-    uv_timer_t timer;
+    mystep_t step;                /* first: the lifecycle (mystep.h) */
     uv_loop_t *loop;
     myconn_t *conn;
     void (*first)(myverify_t *v); /* the chain's first statement */
-    step_done_cb done;
-    void *arg;
-    bool disposed;
     uint64_t timeout_ms;          /* each statement's deadline, its connection included */
     uint64_t t_start;
-    char *what;                   /* the statement in flight, for its failure */
     char *database;
     char *run;
     char *run_lit;                /* run as a string literal */
+    char *db_lit;                 /* MyChecksum: database as a string literal */
 
     /* MyChecksum */
     bool finish;
@@ -131,9 +128,14 @@ static void s_table_free(s_table_t *t)
     free(t->ident);
 }
 
-static void s_on_closed(uv_handle_t *h)
+static void s_close(mystep_t *s)
 {
-    myverify_t *v = h->data;
+    myconn_destroy(&((myverify_t *)s)->conn);
+}
+
+static void s_release(mystep_t *s)
+{
+    myverify_t *v = (myverify_t *)s;
     for (size_t i = 0; i < v->n_tables; i++)
         s_table_free(&v->tables[i]);
     free(v->tables);
@@ -153,75 +155,35 @@ static void s_on_closed(uv_handle_t *h)
     if (v->cmp)
         godwit__my_checksum_compare_result__free_unpacked(v->cmp, NULL);
     free(v->tbl_lit);
-    free(v->what);
     free(v->database);
     free(v->run);
     free(v->run_lit);
+    free(v->db_lit);
     free(v->gtid);
     free(v);
 }
 
-/* Stops everything; no callback runs afterwards. */
-static void s_dispose(myverify_t *v)
+static void s_log_error(mystep_t *s, const char *error)
 {
-    if (v->disposed)
-        return;
-    v->disposed = true;
-    v->done = NULL;
-    myconn_destroy(&v->conn);
-    uv_close((uv_handle_t *)&v->timer, s_on_closed);
+    myverify_t *v = (myverify_t *)s;
+    log_warn("verify run %s of database %s: %s", v->run, v->database, error);
 }
 
-/* Ends the step: its result if error is NULL. done runs last; v's memory
- * goes in the timer's close callback, later. */
-static void s_finish(myverify_t *v, const char *error)
+static const mystep_ops_t s_ops = { .close = s_close, .release = s_release,
+                                    .log_error = s_log_error };
+
+/* Ends the step with its result: MyChecksum's, or MyChecksumCompare's. */
+static void s_succeed(myverify_t *v)
 {
-    if (v->disposed)
-        return;
-    step_done_cb done = v->done;
-    void *arg = v->arg;
     ProtobufCMessage *payload = NULL;
-    if (!error) {
-        if (v->sum) {
-            payload = &v->sum->base;
-            v->sum = NULL;
-        } else if (v->cmp) {
-            payload = &v->cmp->base;
-            v->cmp = NULL;
-        }
-    } else {
-        log_warn("verify run %s of database %s: %s", v->run, v->database, error);
+    if (v->sum) {
+        payload = &v->sum->base;
+        v->sum = NULL;
+    } else if (v->cmp) {
+        payload = &v->cmp->base;
+        v->cmp = NULL;
     }
-    s_dispose(v);
-    if (done)
-        done(payload, error, arg);
-    else if (payload)
-        protobuf_c_message_free_unpacked(payload, NULL);
-}
-
-static void s_failf(myverify_t *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s_failf(myverify_t *v, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *why = NULL;
-    if (vasprintf(&why, fmt, ap) < 0)
-        why = NULL;
-    va_end(ap);
-    s_finish(v, why ? why : "out of memory");
-    free(why);
-}
-
-static void s_fail_query(myverify_t *v, const myconn_result_t *r)
-{
-    char *why = myconn_result_message(v->what ? v->what : "a statement", r);
-    s_finish(v, why);
-    free(why);
-}
-
-static void s_cancel(step_t *base)
-{
-    s_dispose((myverify_t *)base);
+    mystep_finish(&v->step, payload, NULL);
 }
 
 /* ---- running ----------------------------------------------------------------- */
@@ -231,11 +193,7 @@ static void s_cancel(step_t *base)
 static void s_query_t(myverify_t *v, const char *what, const char *sql, uint64_t timeout_ms,
                       myconn_cb cb)
 {
-    char *w = xstrdup(what);
-    free(v->what);
-    v->what = w;
-    if (!myconn_query(v->conn, sql, timeout_ms ? timeout_ms : v->timeout_ms, cb, v))
-        s_failf(v, "%s: cannot send the statement", what);
+    mystep_query(&v->step, v->conn, what, sql, timeout_ms ? timeout_ms : v->timeout_ms, cb, v);
 }
 
 static void s_query(myverify_t *v, const char *what, const char *sql, myconn_cb cb)
@@ -249,35 +207,16 @@ static char *s_literal(myverify_t *v, const char *s)
 {
     char *lit = myconn_escape_literal(v->conn, s);
     if (!lit)
-        s_failf(v, "%s: the connection is gone", v->what ? v->what : "quoting a value");
+        mystep_failf(&v->step, "%s: the connection is gone",
+                     v->step.what ? v->step.what : "quoting a value");
     return lit;
 }
 
-static void s_on_kick(uv_timer_t *t)
+static void s_on_kick(mystep_t *s)
 {
-    myverify_t *v = t->data;
+    myverify_t *v = (myverify_t *)s;
     v->t_start = uv_now(v->loop);
     v->first(v);
-}
-
-/* A growing string. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} s_buf_t;
-
-static void s_add(s_buf_t *b, const char *s)
-{
-    size_t n = strlen(s);
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        b->s = xrealloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n + 1);
-    b->len += n;
 }
 
 static char **s_strv_dup(char *const *v, size_t n)
@@ -306,12 +245,13 @@ static void s_on_gtid(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     const char *g = r->n_rows == 1 ? myconn_col(r, 0, "gtid") : NULL;
     if (!g || !g[0]) {
-        s_failf(v, "%s: the session logged no GTID (is the binary log on?)", v->what);
+        mystep_failf(&v->step, "%s: the session logged no GTID (is the binary log on?)",
+                     v->step.what);
         return;
     }
     v->sum->gtid = xstrdup(g); /* was protobuf-c's empty default */
@@ -337,7 +277,7 @@ static void s_on_gtid(myconn_t *c, const myconn_result_t *r, void *arg)
     log_info("verify run %s of database %s: %u chunks of %zu tables checksummed on the source "
              "(%" PRIu64 " rows) in %.1f s, up to GTID %s",
              v->run, v->database, chunks, v->sum->n_tables, rows, v->sum->seconds, g);
-    s_finish(v, NULL);
+    s_succeed(v);
 }
 
 static void s_read_gtid(myverify_t *v)
@@ -350,11 +290,11 @@ static void s_on_dropped(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     log_info("verify of database %s: table " S_TABLE " dropped", v->database);
-    s_finish(v, NULL);
+    s_succeed(v);
 }
 
 static void s_drop(myverify_t *v)
@@ -384,9 +324,10 @@ static char *s_where(myverify_t *v, const s_table_t *t, char **lower, size_t n_l
     char *w = NULL;
     if (!mykey_range_where(&key, (const char *const *)lower, n_lower,
                            (const char *const *)upper, n_upper, &w)) {
-        s_failf(v, "table %s: a chunk's bounds are not %zu values of its key's columns "
-                   "(a number's text, or hex digits)",
-                t->name, t->n_pk);
+        mystep_failf(&v->step,
+                     "table %s: a chunk's bounds are not %zu values of its key's columns "
+                     "(a number's text, or hex digits)",
+                     t->name, t->n_pk);
         return NULL;
     }
     return w;
@@ -398,7 +339,7 @@ static void s_on_updated(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     if (v->last) {
@@ -418,7 +359,7 @@ static void s_on_read_back(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     s_table_t *t = v->ranges[v->range].t;
@@ -426,7 +367,8 @@ static void s_on_read_back(myconn_t *c, const myconn_result_t *r, void *arg)
     const char *hash = r->n_rows == 1 ? myconn_col(r, 0, "hash") : NULL;
     const char *keys = r->n_rows == 1 ? myconn_col(r, 0, "k") : NULL;
     if (!cnt || !hash || !mykey_hex_text(hash)) {
-        s_failf(v, "%s: chunk %u of table %s has no figures", v->what, v->chunk, t->name);
+        mystep_failf(&v->step, "%s: chunk %u of table %s has no figures", v->step.what, v->chunk,
+                     t->name);
         return;
     }
     t->rows += strtoull(cnt, NULL, 10);
@@ -453,7 +395,7 @@ static void s_on_replaced(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     s_table_t *t = v->ranges[v->range].t;
@@ -468,44 +410,44 @@ static void s_on_replaced(myconn_t *c, const myconn_result_t *r, void *arg)
 
 /* The row hash and the keys of table t's rows, for the REPLACE's select
  * list (mykey.h's forms, ISNULL flags after the values). */
-static void s_add_figures(s_buf_t *b, const s_table_t *t)
+static void s_add_figures(mytext_buf_t *b, const s_table_t *t)
 {
-    s_add(b, "COUNT(*), LPAD(CONV(BIT_XOR(CAST(CONV(SUBSTRING(MD5(CONCAT_WS('#'");
+    mytext_add(b, "COUNT(*), LPAD(CONV(BIT_XOR(CAST(CONV(SUBSTRING(MD5(CONCAT_WS('#'");
     for (size_t j = 0; j < t->n_cols; j++) {
         char *sel = mykey_select(t->cols[j], t->kind[j]);
-        s_add(b, ", ");
-        s_add(b, sel);
+        mytext_add(b, ", ");
+        mytext_add(b, sel);
         free(sel);
     }
-    s_add(b, ", CONCAT(");
+    mytext_add(b, ", CONCAT(");
     for (size_t j = 0; j < t->n_cols; j++) {
-        s_add(b, j ? ", ISNULL(" : "ISNULL(");
-        s_add(b, t->cols[j]);
-        s_add(b, ")");
+        mytext_add(b, j ? ", ISNULL(" : "ISNULL(");
+        mytext_add(b, t->cols[j]);
+        mytext_add(b, ")");
     }
-    s_add(b, "))), 1, 16), 16, 10) AS UNSIGNED)), 10, 16), 16, '0'), ");
+    mytext_add(b, "))), 1, 16), 16, 10) AS UNSIGNED)), 10, 16), 16, '0'), ");
     if (t->n_pk == 0) {
-        s_add(b, "NULL");
+        mytext_add(b, "NULL");
         return;
     }
     char n[16];
     snprintf(n, sizeof n, "%d", S_KEYS_MAX_ROWS);
-    s_add(b, "IF(COUNT(*) <= ");
-    s_add(b, n);
-    s_add(b, ", GROUP_CONCAT(CONCAT_WS(','");
+    mytext_add(b, "IF(COUNT(*) <= ");
+    mytext_add(b, n);
+    mytext_add(b, ", GROUP_CONCAT(CONCAT_WS(','");
     for (size_t k = 0; k < t->n_pk; k++) {
         char *sel = mykey_select(t->pk_cols[k], t->pk_kind[k]);
-        s_add(b, ", ");
-        s_add(b, sel);
+        mytext_add(b, ", ");
+        mytext_add(b, sel);
         free(sel);
     }
-    s_add(b, ") ORDER BY ");
+    mytext_add(b, ") ORDER BY ");
     mykey_key_t key = s_key(t);
     char *order = mykey_order_by(&key);
-    s_add(b, order);
+    mytext_add(b, order);
     free(order);
     /* A line break in the literal itself: SEPARATOR takes no expression. */
-    s_add(b, " SEPARATOR '\n'), NULL)");
+    mytext_add(b, " SEPARATOR '\n'), NULL)");
 }
 
 /* A bound as godwit_verify keeps it: its text as a literal, or NULL. */
@@ -513,7 +455,8 @@ static char *s_bound_literal(myverify_t *v, char **vals, size_t n)
 {
     char *text = NULL;
     if (!mykey_bound_text((const char *const *)vals, n, &text)) {
-        s_failf(v, "table %s: a bound's value holds a ','", v->ranges[v->range].t->name);
+        mystep_failf(&v->step, "table %s: a bound's value holds a ','",
+                     v->ranges[v->range].t->name);
         return NULL;
     }
     if (!text)
@@ -539,16 +482,16 @@ static void s_replace(myverify_t *v)
         free(lo);
         return;
     }
-    s_buf_t b = { 0 };
+    mytext_buf_t b = { 0 };
     char *head = xasprintf("REPLACE INTO " S_TABLE " (run, tbl, chunk, lo, hi, this_cnt, "
                            "this_hash, this_keys) SELECT %s, %s, %u, %s, %s, ",
                            v->run_lit, v->tbl_lit, v->chunk, lo, hi);
-    s_add(&b, head);
+    mytext_add(&b, head);
     s_add_figures(&b, t);
-    s_add(&b, " FROM ");
-    s_add(&b, t->ident);
-    s_add(&b, " WHERE ");
-    s_add(&b, where);
+    mytext_add(&b, " FROM ");
+    mytext_add(&b, t->ident);
+    mytext_add(&b, " WHERE ");
+    mytext_add(&b, where);
     char *what = xasprintf("checksumming chunk %u of table %s", v->chunk, t->name);
     s_query(v, what, b.s, s_on_replaced);
     free(what);
@@ -563,7 +506,7 @@ static void s_on_bound(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     s_range_t *rg = &v->ranges[v->range];
@@ -578,12 +521,13 @@ static void s_on_bound(myconn_t *c, const myconn_result_t *r, void *arg)
         v->last = true;
     } else {
         if (r->n_cols != t->n_pk) {
-            s_failf(v, "%s: %zu columns returned, %zu expected", v->what, r->n_cols, t->n_pk);
+            mystep_failf(&v->step, "%s: %zu columns returned, %zu expected", v->step.what,
+                         r->n_cols, t->n_pk);
             return;
         }
         for (size_t k = 0; k < t->n_pk; k++)
             if (!r->rows[0][k]) {
-                s_failf(v, "%s: a primary key column read as NULL", v->what);
+                mystep_failf(&v->step, "%s: a primary key column read as NULL", v->step.what);
                 return;
             }
         v->cur_upper = s_strv_dup(r->rows[0], t->n_pk);
@@ -603,20 +547,20 @@ static void s_bound(myverify_t *v)
     char *where = s_where(v, t, v->cur_lower, v->n_cur_lower, rg->upper, rg->n_upper);
     if (!where)
         return;
-    s_buf_t b = { 0 };
-    s_add(&b, "SELECT ");
+    mytext_buf_t b = { 0 };
+    mytext_add(&b, "SELECT ");
     for (size_t k = 0; k < t->n_pk; k++) {
         char *sel = mykey_select(t->pk_cols[k], t->pk_kind[k]);
         if (k)
-            s_add(&b, ", ");
-        s_add(&b, sel);
+            mytext_add(&b, ", ");
+        mytext_add(&b, sel);
         free(sel);
     }
     mykey_key_t key = s_key(t);
     char *order = mykey_order_by(&key);
     char *tail = xasprintf(" FROM %s WHERE %s ORDER BY %s LIMIT 1 OFFSET %u", t->ident, where,
                            order, v->chunk_rows - 1);
-    s_add(&b, tail);
+    mytext_add(&b, tail);
     char *what = xasprintf("finding the end of chunk %u of table %s", t->chunks + 1, t->name);
     s_query(v, what, b.s, s_on_bound);
     free(what);
@@ -629,7 +573,7 @@ static void s_bound(myverify_t *v)
 /* The next range, or the end. */
 static void s_range_next(myverify_t *v)
 {
-    if (v->disposed)
+    if (v->step.disposed)
         return;
     if (v->range == v->n_ranges) {
         s_read_gtid(v);
@@ -677,8 +621,8 @@ static void s_plan(myverify_t *v)
             while (j < t->n_cols && strcmp(t->cols[j], t->pk_cols[k]) != 0)
                 j++;
             if (j == t->n_cols) {
-                s_failf(v, "table %s: primary key column %s is not among its columns", t->name,
-                        t->pk_names[k]);
+                mystep_failf(&v->step, "table %s: primary key column %s is not among its columns",
+                             t->name, t->pk_names[k]);
                 return;
             }
             t->pk_kind[k] = t->kind[j];
@@ -702,20 +646,22 @@ static void s_plan(myverify_t *v)
             const Godwit__MyChunk *w = v->within[i];
             s_table_t *t = s_table_find(v, w->table);
             if (!t) {
-                s_failf(v, "within: table %s is not a table of database %s", w->table,
-                        v->database);
+                mystep_failf(&v->step, "within: table %s is not a table of database %s", w->table,
+                             v->database);
                 return;
             }
             if (!t->ranged && (w->n_lower || w->n_upper)) {
-                s_failf(v, "within: table %s is one chunk (no primary key to cut on): its "
-                           "chunk has no bounds",
-                        t->name);
+                mystep_failf(&v->step,
+                             "within: table %s is one chunk (no primary key to cut on): its "
+                             "chunk has no bounds",
+                             t->name);
                 return;
             }
             if ((w->n_lower && w->n_lower != t->n_pk) || (w->n_upper && w->n_upper != t->n_pk)) {
-                s_failf(v, "within: a chunk of table %s has bounds of %zu and %zu values; its "
-                           "key has %zu columns",
-                        t->name, w->n_lower, w->n_upper, t->n_pk);
+                mystep_failf(&v->step,
+                             "within: a chunk of table %s has bounds of %zu and %zu values; its "
+                             "key has %zu columns",
+                             t->name, w->n_lower, w->n_upper, t->n_pk);
                 return;
             }
             t->planned = true;
@@ -738,7 +684,7 @@ static void s_on_pk(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     for (size_t i = 0; i < r->n_rows; i++) {
@@ -763,7 +709,7 @@ static void s_on_columns(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     for (size_t i = 0; i < r->n_rows; i++) {
@@ -785,20 +731,16 @@ static void s_on_columns(myconn_t *c, const myconn_result_t *r, void *arg)
     }
     for (size_t i = 0; i < v->n_tables; i++)
         if (v->tables[i].n_cols == 0) {
-            s_failf(v, "table %s: no columns read", v->tables[i].name);
+            mystep_failf(&v->step, "table %s: no columns read", v->tables[i].name);
             return;
         }
-    char *db = s_literal(v, v->database);
-    if (!db)
-        return;
     char *sql = xasprintf("SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col"
                           " FROM information_schema.STATISTICS"
                           " WHERE TABLE_SCHEMA = %s AND INDEX_NAME = 'PRIMARY'"
                           " ORDER BY TABLE_NAME, SEQ_IN_INDEX",
-                          db);
+                          v->db_lit);
     s_query(v, "reading the tables' primary keys", sql, s_on_pk);
     free(sql);
-    free(db);
 }
 
 /* information_schema compares names case-insensitively: the answer is
@@ -807,7 +749,7 @@ static void s_on_tables(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     v->tables = xcalloc(r->n_rows ? r->n_rows : 1, sizeof *v->tables);
@@ -828,43 +770,41 @@ static void s_on_tables(myconn_t *c, const myconn_result_t *r, void *arg)
     }
     for (size_t k = 0; k < v->n_want; k++)
         if (!s_table_find(v, v->want[k])) {
-            s_failf(v, "table %s is not a base table of database %s", v->want[k], v->database);
+            mystep_failf(&v->step, "table %s is not a base table of database %s", v->want[k],
+                         v->database);
             return;
         }
-    char *db = s_literal(v, v->database);
-    if (!db)
-        return;
     char *sql = xasprintf("SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, DATA_TYPE AS type,"
                           " CHARACTER_SET_NAME AS cs"
                           " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
                           " ORDER BY TABLE_NAME, ORDINAL_POSITION",
-                          db);
+                          v->db_lit);
     s_query(v, "reading the tables' columns", sql, s_on_columns);
     free(sql);
-    free(db);
 }
 
 static void s_on_created(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
+    /* The literals the statements below share, made once: the session's
+     * character set stays the same (SET NAMES, at every connection). */
     free(v->run_lit);
     v->run_lit = s_literal(v, v->run);
-    char *db = v->run_lit ? s_literal(v, v->database) : NULL;
-    if (!db)
+    v->db_lit = v->run_lit ? s_literal(v, v->database) : NULL;
+    if (!v->db_lit)
         return;
     /* A system-versioned table is a base table with its history. */
     char *sql = xasprintf("SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name"
                           " FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
                           " AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')"
                           " ORDER BY TABLE_NAME",
-                          db);
+                          v->db_lit);
     s_query(v, "reading the database's tables", sql, s_on_tables);
     free(sql);
-    free(db);
 }
 
 static void s_create(myverify_t *v);
@@ -876,13 +816,13 @@ static void s_on_format(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     const char *f = r->n_rows == 1 ? myconn_col(r, 0, "f") : NULL;
     if (!f || strcmp(f, "STATEMENT") != 0) {
-        s_failf(v, "%s: the session's binlog_format is %s, not STATEMENT", v->what,
-                f ? f : "NULL");
+        mystep_failf(&v->step, "%s: the session's binlog_format is %s, not STATEMENT", v->step.what,
+                     f ? f : "NULL");
         return;
     }
     v->finish ? s_drop(v) : s_create(v);
@@ -920,7 +860,7 @@ static void s_on_different(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     Godwit__MyChecksumCompareResult *cmp = v->cmp;
@@ -952,14 +892,14 @@ static void s_on_different(myconn_t *c, const myconn_result_t *r, void *arg)
     log_info("verify run %s of database %s: %u chunks on the target (%" PRIu64 " rows), %zu "
              "different",
              v->run, v->database, cmp->chunks, cmp->target_rows, cmp->n_different);
-    s_finish(v, NULL);
+    s_succeed(v);
 }
 
 static void s_on_counted(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     v->cmp->chunks = (uint32_t)s_u64(r->n_rows == 1 ? myconn_col(r, 0, "n") : NULL);
@@ -991,17 +931,17 @@ static void s_on_waited(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
     if (!r->ok) {
-        s_fail_query(v, r);
+        mystep_fail_query(&v->step, NULL, r);
         return;
     }
     const char *w = r->n_rows == 1 ? myconn_col(r, 0, "w") : NULL;
     if (w && strcmp(w, "-1") == 0) {
-        s_failf(v, "the target did not reach the source's position %s in %g s", v->gtid,
-                v->wait_ms / 1000.0);
+        mystep_failf(&v->step, "the target did not reach the source's position %s in %g s", v->gtid,
+                     v->wait_ms / 1000.0);
         return;
     }
     if (!w || strcmp(w, "0") != 0) {
-        s_failf(v, "%s: answered %s", v->what, w ? w : "NULL");
+        mystep_failf(&v->step, "%s: answered %s", v->step.what, w ? w : "NULL");
         return;
     }
     s_count(v);
@@ -1046,24 +986,14 @@ static myverify_t *s_new(uv_loop_t *loop, const myverify_local_t *local, const c
     if (!conn)
         return NULL;
     myverify_t *v = xcalloc(1, sizeof *v);
+    mystep_init(&v->step, loop, &s_ops, done, arg);
     v->loop = loop;
     v->conn = conn;
     v->first = first;
-    v->done = done;
-    v->arg = arg;
     v->timeout_ms =
         local->server.connect_timeout_ms + local->statement_timeout_ms + S_DEADLINE_SLACK_MS;
     v->database = xstrdup(database);
     return v;
-}
-
-static step_t *s_start(myverify_t *v)
-{
-    v->base.cancel = s_cancel;
-    uv_timer_init(v->loop, &v->timer);
-    v->timer.data = v;
-    uv_timer_start(&v->timer, s_on_kick, 0, 0);
-    return &v->base;
 }
 
 static bool s_local_ok(uv_loop_t *loop, const myverify_local_t *local, step_done_cb done)
@@ -1125,7 +1055,7 @@ step_t *myverify_checksum_start(uv_loop_t *loop, const myverify_local_t *local,
     }
     v->sum = xmalloc(sizeof *v->sum);
     godwit__my_checksum_result__init(v->sum);
-    return s_start(v);
+    return mystep_defer(&v->step, s_on_kick);
 }
 
 step_t *myverify_compare_start(uv_loop_t *loop, const myverify_local_t *local,
@@ -1161,5 +1091,5 @@ step_t *myverify_compare_start(uv_loop_t *loop, const myverify_local_t *local,
     v->wait_ms = req->wait_ms ? req->wait_ms : S_WAIT_MS_DEFAULT;
     v->cmp = xmalloc(sizeof *v->cmp);
     godwit__my_checksum_compare_result__init(v->cmp);
-    return s_start(v);
+    return mystep_defer(&v->step, s_on_kick);
 }

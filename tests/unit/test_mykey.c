@@ -4,7 +4,8 @@
  * rest X'..' with the character set's introducer, odd hex padded, values
  * that are not of their form refused), the range of a composite key with
  * open and closed sides, and the bound and key-list texts of godwit_verify
- * and their parsing back. The statements these make were run against
+ * and their parsing back; the literals as the copy appends them to its
+ * INSERTs (mykey_literal_add). The statements these make were run against
  * MariaDB 10.11 by the verify (myverify.c).
  */
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 
 #include "mykey.h"
+#include "mytext.h"
 
 static void s_expect(char *got, const char *want)
 {
@@ -78,6 +80,39 @@ static void test_literal(void **state)
     assert_false(mykey_number_text("0x10"));
     assert_true(mykey_hex_text(""));
     assert_false(mykey_hex_text(","));
+}
+
+/* What the copy (mycopy.c) writes a row's values with: each literal
+ * appended to the INSERT being built, no character set; a value not of
+ * its form appends nothing. */
+static void test_literal_add(void **state)
+{
+    mytext_buf_t b = { 0 };
+    mytext_add(&b, "(");
+    assert_true(mykey_literal_add(&b, "42", MYKEY_NUM, NULL));
+    mytext_add(&b, ", ");
+    assert_true(mykey_literal_add(&b, "1.5e-07", MYKEY_FLOAT, NULL));
+    mytext_add(&b, ", ");
+    assert_true(mykey_literal_add(&b, "41C3A9", MYKEY_HEX, NULL));
+    mytext_add(&b, ", ");
+    assert_true(mykey_literal_add(&b, "7", MYKEY_HEX, NULL));
+    mytext_add(&b, ", ");
+    assert_true(mykey_literal_add(&b, "", MYKEY_HEX, NULL));
+    mytext_add(&b, ", ");
+    assert_true(mykey_literal_add(&b, "4142", MYKEY_HEX, "latin1"));
+    size_t len = b.len;
+    assert_false(mykey_literal_add(&b, "12:30", MYKEY_NUM, NULL));
+    assert_false(mykey_literal_add(&b, "-", MYKEY_NUM, NULL));
+    assert_false(mykey_literal_add(&b, "41'", MYKEY_HEX, "utf8mb4"));
+    assert_int_equal(b.len, len);
+    mytext_addn(&b, ")xyz", 1);
+    assert_string_equal(b.s, "(42, 1.5e-07, X'41C3A9', X'07', X'', _latin1 X'4142')");
+    free(b.s);
+
+    assert_true(mytext_plain_name("utf8mb4_unicode_ci"));
+    assert_false(mytext_plain_name("utf8 X"));
+    assert_false(mytext_plain_name(""));
+    assert_false(mytext_plain_name(NULL));
 }
 
 static const char *const s_cols[] = { "`a`", "`b`" };
@@ -180,7 +215,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kind),        cmocka_unit_test(test_literal),
         cmocka_unit_test(test_range),       cmocka_unit_test(test_bound_text),
-        cmocka_unit_test(test_lines),
+        cmocka_unit_test(test_lines),       cmocka_unit_test(test_literal_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
