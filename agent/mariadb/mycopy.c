@@ -75,7 +75,8 @@
 #define S_ER_GTID_POS_MISSING_DOMAIN 1948     /* gtid_slave_pos lacks a binary log domain */
 
 enum { S_INIT = 0, S_COPYING, S_DONE };
-static const char *const s_state_names[] = { "init", "copying", "done" };
+/* The names PostgreSQL's copy gives its tables' states (migrate.md). */
+static const char *const s_state_names[] = { "waiting", "copying", "copied" };
 
 typedef struct {
     char *name;          /* as the server spells it */
@@ -93,6 +94,8 @@ typedef struct {
     bool keyset;         /* read in key order in chunks; false: one read */
     int state;
     uint64_t rows_done;
+    uint64_t bytes;      /* its data on the source (DATA_LENGTH: InnoDB's estimate) */
+    uint64_t rows_est;   /* its rows on the source (TABLE_ROWS: InnoDB's estimate) */
     char *after;         /* the next chunk's WHERE; NULL: from the start */
 } s_table_t;
 
@@ -1025,6 +1028,9 @@ static void s_on_tables(myconn_t *conn, const myconn_result_t *r, void *arg)
         s_table_t *t = &c->tables[c->n_tables++];
         t->name = xstrdup(r->rows[i][0]);
         t->state = S_INIT;
+        const char *b = myconn_col(r, i, "bytes"), *n = myconn_col(r, i, "n");
+        t->bytes = b ? strtoull(b, NULL, 10) : 0;
+        t->rows_est = n ? strtoull(n, NULL, 10) : 0;
     }
     char *sql = xasprintf("SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, DATA_TYPE AS type,"
                           " CHARACTER_SET_NAME AS cs, IS_GENERATED AS gen"
@@ -1071,7 +1077,8 @@ static void s_on_objects(myconn_t *conn, const myconn_result_t *r, void *arg)
     const char *co = myconn_col(r, 0, "co");
     c->charset = mytext_plain_name(cs) ? xstrdup(cs) : NULL;
     c->collation = mytext_plain_name(co) ? xstrdup(co) : NULL;
-    char *sql = xasprintf("SELECT TABLE_NAME AS name FROM information_schema.TABLES"
+    char *sql = xasprintf("SELECT TABLE_NAME AS name, DATA_LENGTH AS bytes, TABLE_ROWS AS n"
+                          " FROM information_schema.TABLES"
                           " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'"
                           " ORDER BY BINARY TABLE_NAME",
                           c->src_db_lit);
@@ -1693,6 +1700,16 @@ Godwit__SyncStatusResult *mycopy_progress(const step_t *step)
         ts->table->name = xstrdup(t->name);
         ts->state = xstrdup(s_state_names[t->state]);
         ts->rows_done = t->rows_done;
+        /* Bytes for the coordinator's ETA: the table's data size on the
+         * source, and as much of it as the rows written are of its
+         * estimated rows (InnoDB's figures are estimates). */
+        ts->bytes_total = t->bytes;
+        ts->bytes_done = t->state == S_DONE ? t->bytes
+                         : t->rows_est ? (uint64_t)((double)t->bytes *
+                                                    ((double)t->rows_done / (double)t->rows_est))
+                                       : 0;
+        if (ts->bytes_done > ts->bytes_total)
+            ts->bytes_done = ts->bytes_total;
         all_done = all_done && t->state == S_DONE;
         res->tables[res->n_tables++] = ts;
     }

@@ -100,8 +100,11 @@ step_t *mycopy_start(uv_loop_t *loop, const mycopy_local_t *local, const Godwit_
 bool mycopy_is(const step_t *step, const char *connection);
 
 /* Its progress: one TableSync per table of the source database, state
- * "init", "copying" or "done" with rows_done (malloc'd, the caller frees);
- * exists is false until the table list is read. */
+ * "waiting", "copying" or "copied" (PostgreSQL's copy's names) with
+ * rows_done, bytes_total (the table's DATA_LENGTH on the source) and
+ * bytes_done (that size times rows_done over TABLE_ROWS, both InnoDB's
+ * estimates; all of it once copied): malloc'd, the caller frees; exists is
+ * false until the table list is read. */
 Godwit__SyncStatusResult *mycopy_progress(const step_t *step);
 
 #endif

@@ -380,6 +380,14 @@ def test_mariadb_copy_survives_kills(rig):
     check(green.sql("SHOW DATABASES LIKE 'shop'") == "", "the copy is gone")
     check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started again")
     wait_for("copying again", lambda: copying(coord), 60, interval=0.05)
+    st = wait_for("the copy's ETA", lambda: (lambda s: s if s and s["state"] == "copy" and
+                  s.get("copy") and s["copy"]["eta_seconds"] is not None else None)(
+                  mstatus(coord)), 30, interval=0.1)
+    print("   copy: %r" % st["copy"])
+    check(0 < st["copy"]["bytes_done"] < st["copy"]["bytes_total"] and
+          st["copy"]["rate_bytes_per_sec"] > 0, "progress in bytes: %r" % st["copy"])
+    human = coord.ctl("migrate", "status", "shop").stdout.decode()
+    check("copy: " in human and "ETA about" in human, "human status: %s" % human)
     green_agent.proc.kill9()
     check(green.sql("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE "
                     "SCHEMA_NAME = 'shop'") == "godwit copy godwit_shop: created",
