@@ -269,7 +269,8 @@ static const cfg_field_t s_waves[] = {
 
 /* method: physical moves the whole server as a standby: no table list, no
  * import profile (nothing is imported). engine: mariadb has neither the
- * physical method nor an import profile (PostgreSQL settings) yet. */
+ * physical method nor an import profile (PostgreSQL settings) yet, copies
+ * every table, and keeps the database's name. */
 static bool s_physical_check(const void *item, const char **field, char *why, size_t whylen)
 {
     const plan_migration_t *m = item;
@@ -282,6 +283,15 @@ static bool s_physical_check(const void *item, const char **field, char *why, si
     } else if (m->engine == PLAN_ENGINE_MARIADB && plan_import_settings(m, settings) > 0) {
         *field = "import_profile";
         problem = "an import profile sets PostgreSQL settings: remove it for engine: mariadb";
+    } else if (m->engine == PLAN_ENGINE_MARIADB && m->tables_raw.count) {
+        *field = "tables";
+        problem = "engine: mariadb copies and replicates every table of the database in this "
+                  "version: remove the list";
+    } else if (m->engine == PLAN_ENGINE_MARIADB &&
+               strcmp(m->source.database, m->target.database) != 0) {
+        *field = "target";
+        problem = "engine: mariadb: the target database must have the source database's name in "
+                  "this version (its replication filter names one database on both sides)";
     } else if (m->method != PLAN_METHOD_PHYSICAL) {
         return true;
     } else if (m->tables_raw.count) {

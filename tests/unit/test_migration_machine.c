@@ -2188,6 +2188,33 @@ static void test_physical_plan_checks(void **state)
     }
 }
 
+/* engine: mariadb refuses what its path cannot do, naming the line and
+ * the field: a table list, another target database name, the physical
+ * method, an import profile. */
+static void test_mariadb_plan_checks(void **state)
+{
+    (void)state;
+    static const char *const bad[][3] = {
+        { "shop", "    tables: [orders]\n", "plan.yaml:2: migrations[0].tables: engine: mariadb "
+                                              "copies and replicates every table" },
+        { "shop2", "", "plan.yaml:2: migrations[0].target: engine: mariadb: the target database "
+                       "must have the source database's name" },
+        { "shop", "    method: physical\n", "plan.yaml:2: migrations[0].method:" },
+        { "shop", "    import_profile: {synchronous_commit: off}\n",
+          "plan.yaml:2: migrations[0].import_profile:" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024], err[512];
+        plan_t plan;
+        snprintf(text, sizeof text, "migrations:\n  - name: shop\n    engine: mariadb\n"
+                 "    source: {agent: a, database: shop}\n    target: {agent: b, database: %s}\n"
+                 "    replication: {peer: p}\n%s", bad[i][0], bad[i][1]);
+        assert_false(plan_load_string("plan.yaml", text, &plan, err, sizeof err));
+        if (!strstr(err, bad[i][2]))
+            fail_msg("case %zu: %s", i, err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2229,6 +2256,7 @@ int main(void)
         T(test_physical_path),
         T(test_mariadb_path),
         T(test_mariadb_verify_missing_chunks),
+        cmocka_unit_test(test_mariadb_plan_checks),
         T(test_physical_verify),
         T(test_physical_cleanup),
         T(test_physical_protection_of_green),
