@@ -17,7 +17,9 @@ import json
 import os
 import threading
 import time
+import types
 
+import harness
 import mariadb
 from harness import Coordinator, check, wait_for
 from test_migrate import in_state, mstatus
@@ -234,9 +236,11 @@ def writer(blue, stop, counts):
     counts.append(n)
 
 
-def setup(rig, orders=5000):
+def setup(rig, orders=5000, wan_ms=0.0):
     """blue with the shop database and a replication user, green empty,
-    their agents and the coordinator; the plan's path."""
+    their agents and the coordinator; the plan's path. wan_ms: green
+    reaches blue (the copy, replication) through a relay delaying each
+    way by that much."""
     blue = mariadb.server(rig, "blue", server_id=1)
     green = mariadb.server(rig, "green", server_id=2)
     blue.sql(SHOP)
@@ -250,8 +254,11 @@ def setup(rig, orders=5000):
     os.chmod(pwfile, 0o600)
     coord = Coordinator(rig, ["blue", "green"]).start()
     mariadb.agent(rig, "blue", coord, blue, "source")
+    via = blue
+    if wan_ms:
+        via = types.SimpleNamespace(port=harness.Relay(rig, blue.port, delay_ms=wan_ms).port)
     green_agent = mariadb.agent(rig, "green", coord, green, "target",
-                                peers={"blue": (blue, "godwit_repl", pwfile)})
+                                peers={"blue": (via, "godwit_repl", pwfile)})
     for n in ("blue", "green"):
         wait_for("%s's reading" % n, lambda: reachable(coord, n), 15)
     plan = rig.path("plan.yaml")
@@ -351,6 +358,31 @@ def test_mariadb_migrate_streams_and_aborts(rig):
     check(checksums(blue) == want, "blue as it was")
 
 
+def test_mariadb_over_wan(rig):
+    """Green 12.5 ms from blue each way (a relay between green's agent and
+    server and blue's server): the copy and replication cross it while the
+    application writes, and verify says equal under load, every time."""
+    blue, green, coord, _, plan = setup(rig, orders=20000, wan_ms=12.5)
+    stop, counts = threading.Event(), []
+    app = threading.Thread(target=writer, args=(blue, stop, counts))
+    app.start()
+    try:
+        t0 = time.monotonic()
+        check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
+        wait_for("streaming", lambda: in_state(coord, "streaming"), 180, interval=0.3)
+        print("   streaming after %.1f s across 25 ms round trips" % (time.monotonic() - t0))
+        for i in range(3):
+            v = run_verify(coord)
+            print("   verify %d under load: %s in %.1f s" % (
+                i + 1, v["state"], (v["finished_at_ms"] - v["started_at_ms"]) / 1000.0))
+            check(v["state"] == "equal", "equal under load: %s" % json.dumps(v))
+    finally:
+        stop.set()
+        app.join()
+    want = checksums(blue)
+    wait_for("every table equal", lambda: checksums(green) == want, 60, interval=0.3)
+
+
 def copying(coord):
     """The migration's status while its copy has written rows, else None."""
     st = mstatus(coord)
@@ -403,4 +435,5 @@ def test_mariadb_copy_survives_kills(rig):
 if __name__ == "__main__":
     import harness
     harness.run([test_mariadb_agent_reports, test_mariadb_preflight,
-                 test_mariadb_migrate_streams_and_aborts, test_mariadb_copy_survives_kills])
+                 test_mariadb_migrate_streams_and_aborts, test_mariadb_copy_survives_kills,
+                 test_mariadb_over_wan])
