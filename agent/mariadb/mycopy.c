@@ -13,10 +13,11 @@
  * already_done), the target's other replication connections (one that
  * runs refuses the copy); (2) the readers' snapshots and their proof
  * (equal binary log positions), the GTID position, checked against the
- * target's binary log (s_on_target_binlog); (3) the source's database read (objects this version does
- * not copy refuse the copy here, before anything is written), its tables'
- * definitions; (4) the target's database created, adopted or cleaned, the
- * tables created; (5) the rows, the readers taking tables from one queue;
+ * target's binary log (s_on_target_binlog); (3) the source's database read,
+ * its tables' definitions, (3b) its views', routines', triggers' and
+ * events' definitions; (4) the target's database created, adopted or
+ * cleaned, the tables created; (5) the rows, the readers taking tables
+ * from one queue; (5b) the views, routines, triggers and events made;
  * (6) the replication connection made and started.
  *
  * Values (mykey.h): a numeric column is selected as it is and written as the
@@ -31,9 +32,9 @@
  * INSERTs at a time; a table without a usable key is read in one SELECT,
  * so the whole table is in the agent's memory, twice (result and INSERTs).
  *
- * Limits: the information_schema shows a user only the triggers, events
- * and routines it holds a privilege on, so the count of what this version
- * does not copy can miss some the peer's user may not see. The target's
+ * Limits: the information_schema shows a user only the views, triggers,
+ * events and routines it holds a privilege on, so one the peer's user
+ * cannot see is not copied (mycopy.h lists the privileges). The target's
  * binary log and its replication connections are read before the first
  * write but may change before gtid_slave_pos is set: that then fails
  * after the rows are written (1947, 1948, 1198), and a new copy starts
@@ -51,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "keys.h"
 #include "log.h"
@@ -73,6 +75,11 @@
 #define S_ER_MASTER_CONNECTION_NOT_EXIST 1617 /* SHOW SLAVE 'x' STATUS of a missing x */
 #define S_ER_GTID_POS_CONFLICTS 1947          /* gtid_slave_pos behind the binary log */
 #define S_ER_GTID_POS_MISSING_DOMAIN 1948     /* gtid_slave_pos lacks a binary log domain */
+#define S_ER_TABLEACCESS_DENIED 1142          /* SHOW VIEW (or SELECT) denied on a view */
+#define S_ER_NO_SUCH_TABLE 1146               /* a view on a view not made yet */
+#define S_ER_VIEW_INVALID 1356                /* the same, said of a view */
+#define S_ER_NO_SUCH_USER 1449                /* a DEFINER the target lacks, where it must exist */
+#define S_ER_BINLOG_CREATE_ROUTINE_NEED_SUPER 1419 /* a function or trigger without SUPER */
 
 enum { S_INIT = 0, S_COPYING, S_DONE };
 /* The names PostgreSQL's copy gives its tables' states (migrate.md). */
@@ -98,6 +105,36 @@ typedef struct {
     uint64_t rows_est;   /* its rows on the source (TABLE_ROWS: InnoDB's estimate) */
     char *after;         /* the next chunk's WHERE; NULL: from the start */
 } s_table_t;
+
+/* The objects beside tables, in the order they are made on the target:
+ * routines before views (CREATE VIEW fails on a function that does not
+ * exist, 1305; a routine's body is not checked until it runs), views,
+ * then triggers and events. */
+enum { S_OBJ_FUNCTION = 0, S_OBJ_PROCEDURE, S_OBJ_VIEW, S_OBJ_TRIGGER, S_OBJ_EVENT, S_OBJ_KINDS };
+
+static const struct {
+    const char *word;      /* SHOW CREATE WORD */
+    const char *name;      /* for messages */
+    const char *column;    /* SHOW CREATE's column holding the definition */
+    const char *privilege; /* what the peer's user needs to read it (MariaDB 10.11, tried) */
+} s_kinds[S_OBJ_KINDS] = {
+    { "FUNCTION", "function", "Create Function", "SELECT on mysql.proc" },
+    { "PROCEDURE", "procedure", "Create Procedure", "SELECT on mysql.proc" },
+    { "VIEW", "view", "Create View", "SELECT and SHOW VIEW on the database" },
+    { "TRIGGER", "trigger", "SQL Original Statement", "TRIGGER on the database" },
+    { "EVENT", "event", "Create Event", "EVENT on the database" },
+};
+
+typedef struct {
+    int kind;            /* S_OBJ_* */
+    char *name;
+    char *create_sql;    /* SHOW CREATE's (an event's status made DISABLE ON SLAVE) */
+    char *sql_mode;      /* the object's (a view's: the reader session's) */
+    char *cs_client, *coll_conn;
+    char *time_zone;     /* an event's; NULL for the others */
+    bool made;
+    char *error;         /* a view's last failure, while it waits for another view */
+} s_obj_t;
 
 typedef struct mycopy mycopy_t;
 
@@ -138,6 +175,15 @@ struct mycopy {
     char *gtid_pos;      /* the snapshot's */
     char *slave_pos;     /* what gtid_slave_pos is set to: gtid_pos and the target's own domains */
     bool repair_start;   /* already_done: START SLAVE after the filter */
+    s_obj_t *objs;       /* views, routines, triggers, events: in s_kinds order */
+    size_t n_objs;
+    size_t n_kind[S_OBJ_KINDS];
+    bool obj_progress;   /* a view made in this pass over the views */
+    char *rbr_triggers;  /* the target's @@slave_run_triggers_for_rbr */
+    char *view_mode;     /* the reader session's sql_mode: SHOW CREATE VIEW's text is in it */
+    char **ddl;          /* statements run in turn on tgt (s_ddl_next) */
+    size_t n_ddl, ddl_i;
+    void (*ddl_then)(mycopy_t *c);
     uint64_t rows;
     uint64_t t_snapshot, t_last_write;
 };
@@ -182,9 +228,35 @@ static void s_reader_stmts_free(s_reader_t *rd)
     rd->n_stmts = rd->next_stmt = 0;
 }
 
+static void s_obj_free(s_obj_t *o)
+{
+    free(o->name);
+    free(o->create_sql);
+    free(o->sql_mode);
+    free(o->cs_client);
+    free(o->coll_conn);
+    free(o->time_zone);
+    free(o->error);
+}
+
+static void s_ddl_free(mycopy_t *c)
+{
+    for (size_t i = 0; i < c->n_ddl; i++)
+        free(c->ddl[i]);
+    free(c->ddl);
+    c->ddl = NULL;
+    c->n_ddl = c->ddl_i = 0;
+}
+
 static void s_release(mystep_t *s)
 {
     mycopy_t *c = (mycopy_t *)s;
+    for (size_t i = 0; i < c->n_objs; i++)
+        s_obj_free(&c->objs[i]);
+    free(c->objs);
+    free(c->rbr_triggers);
+    free(c->view_mode);
+    s_ddl_free(c);
     for (size_t i = 0; i < c->n_rd; i++) {
         free(c->rd[i].snap_file);
         s_reader_stmts_free(&c->rd[i]);
@@ -336,6 +408,39 @@ static bool s_other_running(mycopy_t *c, const myconn_result_t *r, const char *w
     return false;
 }
 
+/* Statements run in turn on the target's control session (c->ddl, freed
+ * once all ran), then then(c). */
+static void s_ddl_next(mycopy_t *c);
+
+static void s_on_ddl(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        mystep_fail_query(&c->step, NULL, r);
+        return;
+    }
+    s_ddl_next(c);
+}
+
+static void s_ddl_next(mycopy_t *c)
+{
+    if (c->ddl_i == c->n_ddl) {
+        void (*then)(mycopy_t *) = c->ddl_then;
+        s_ddl_free(c);
+        then(c);
+        return;
+    }
+    mystep_query(&c->step, c->tgt, "dropping what an earlier copy left on the target",
+                 c->ddl[c->ddl_i++], c->timeout_ms, s_on_ddl, c);
+}
+
+/* Takes sql. */
+static void s_ddl_add(mycopy_t *c, char *sql)
+{
+    c->ddl = xrealloc(c->ddl, (c->n_ddl + 1) * sizeof *c->ddl);
+    c->ddl[c->n_ddl++] = sql;
+}
+
 /* ---- (6) replication -------------------------------------------------------- */
 
 static void s_on_started(myconn_t *conn, const myconn_result_t *r, void *arg)
@@ -471,6 +576,195 @@ static void s_replicate(mycopy_t *c)
                  "SHOW ALL SLAVES STATUS", c->timeout_ms, s_on_all_slaves, c);
 }
 
+/* ---- (5b) the views, routines, triggers and events --------------------------- */
+
+/* After every row is written (a trigger made before would fire for the
+ * copy's INSERTs) and before replication starts, on the target's control
+ * session (sql_log_bin = 0, in the database: SHOW CREATE's text names the
+ * table of a trigger, a routine and an event without their database).
+ * Each is made as mariadb-dump makes it: in a session with the object's
+ * sql_mode, character_set_client (and _results) and collation_connection,
+ * an event's time_zone too (its STARTS and ENDS are in it); a view with
+ * the reader session's sql_mode, the one SHOW CREATE VIEW printed it in.
+ * Views made in name order, a view that fails because another view is not
+ * there yet (1146, 1356) waits for the next pass; a pass that makes none
+ * fails the copy naming one. */
+static void s_make_next(mycopy_t *c);
+
+static void s_on_obj_made(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    s_obj_t *o = &c->objs[c->step_i];
+    if (!r->ok && o->kind == S_OBJ_VIEW &&
+        (r->errnum == S_ER_NO_SUCH_TABLE || r->errnum == S_ER_VIEW_INVALID)) {
+        free(o->error);
+        o->error = myconn_result_message(NULL, r);
+        c->step_i++;
+        s_make_next(c);
+        return;
+    }
+    if (!r->ok && r->errnum == S_ER_NO_SUCH_USER) {
+        /* A missing DEFINER is only a note (1449) for most objects, but an
+         * error for a view that calls a stored function (10.11, tried). */
+        char *q = mytext_qname(c->database, o->name);
+        char *msg = myconn_result_message(NULL, r);
+        mystep_failf(&c->step,
+                     "creating %s %s on the target: %s: create that account on the target "
+                     "(CREATE USER, with its grants: the application needs it there after the "
+                     "cutover too) and start the copy again",
+                     s_kinds[o->kind].name, q, msg);
+        free(msg);
+        free(q);
+        return;
+    }
+    if (!r->ok && (r->errnum == S_ER_SPECIFIC_ACCESS_DENIED ||
+                   r->errnum == S_ER_BINLOG_CREATE_ROUTINE_NEED_SUPER)) {
+        /* 10.11, tried: a DEFINER other than the session's user needs SET
+         * USER (or SUPER); a function or a trigger on a server whose binary
+         * log is on needs SUPER or log_bin_trust_function_creators = ON,
+         * sql_log_bin = 0 or not. */
+        char *q = mytext_qname(c->database, o->name);
+        char *msg = myconn_result_message(NULL, r);
+        mystep_failf(&c->step,
+                     "creating %s %s on the target: %s: the target agent's user needs SET USER "
+                     "(to keep the DEFINER), and for functions and triggers SUPER or SET GLOBAL "
+                     "log_bin_trust_function_creators = ON on the target",
+                     s_kinds[o->kind].name, q, msg);
+        free(msg);
+        free(q);
+        return;
+    }
+    if (!r->ok) {
+        char *q = mytext_qname(c->database, o->name);
+        char *what = xasprintf("creating %s %s on the target", s_kinds[o->kind].name, q);
+        mystep_fail_query(&c->step, what, r);
+        free(what);
+        free(q);
+        return;
+    }
+    o->made = true;
+    c->obj_progress = c->obj_progress || o->kind == S_OBJ_VIEW;
+    c->step_i++;
+    s_make_next(c);
+}
+
+static void s_on_obj_session(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    s_obj_t *o = &c->objs[c->step_i];
+    if (!r->ok) {
+        char *q = mytext_qname(c->database, o->name);
+        char *what = xasprintf("setting the session of %s %s (sql_mode '%s', character set "
+                               "%s, collation %s) on the target",
+                               s_kinds[o->kind].name, q, o->sql_mode, o->cs_client, o->coll_conn);
+        mystep_fail_query(&c->step, what, r);
+        free(what);
+        free(q);
+        return;
+    }
+    mystep_query(&c->step, c->tgt, "creating a view, routine, trigger or event", o->create_sql,
+                 c->timeout_ms, s_on_obj_made, c);
+}
+
+static void s_on_session_back(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        mystep_fail_query(&c->step, "setting the target session back", r);
+        return;
+    }
+    s_replicate(c);
+}
+
+static void s_make_next(mycopy_t *c)
+{
+    while (c->step_i < c->n_objs && c->objs[c->step_i].made)
+        c->step_i++;
+    if (c->step_i == c->n_objs || c->objs[c->step_i].kind > S_OBJ_VIEW) {
+        /* Past the views: another pass while one waits and the last made one. */
+        size_t wait = c->n_objs;
+        for (size_t i = 0; i < c->n_objs && wait == c->n_objs; i++)
+            if (c->objs[i].kind == S_OBJ_VIEW && !c->objs[i].made)
+                wait = i;
+        if (wait < c->n_objs && c->obj_progress) {
+            c->obj_progress = false;
+            c->step_i = wait;
+            s_make_next(c);
+            return;
+        }
+        if (wait < c->n_objs) {
+            char *q = mytext_qname(c->database, c->objs[wait].name);
+            mystep_failf(&c->step,
+                         "creating view %s on the target: %s (no other view left to make "
+                         "first: it reads a table or view the source lacks too)",
+                         q, c->objs[wait].error ? c->objs[wait].error : "failed");
+            free(q);
+            return;
+        }
+    }
+    if (c->step_i == c->n_objs) {
+        log_info("copy of database %s (connection %s): %zu functions, %zu procedures, %zu views, "
+                 "%zu triggers and %zu events made on the target",
+                 c->database, c->connection, c->n_kind[S_OBJ_FUNCTION],
+                 c->n_kind[S_OBJ_PROCEDURE], c->n_kind[S_OBJ_VIEW], c->n_kind[S_OBJ_TRIGGER],
+                 c->n_kind[S_OBJ_EVENT]);
+        /* Back to s_tgt_init's session (sql_mode: the server's default). */
+        mystep_query(&c->step, c->tgt, "setting the target session back",
+                     "SET NAMES utf8mb4, SESSION time_zone = '+00:00',"
+                     " SESSION sql_mode = @@GLOBAL.sql_mode",
+                     c->timeout_ms, s_on_session_back, c);
+        return;
+    }
+    s_obj_t *o = &c->objs[c->step_i];
+    char *mode = mystep_literal(&c->step, c->tgt, o->sql_mode);
+    char *cs = mode ? mystep_literal(&c->step, c->tgt, o->cs_client) : NULL;
+    char *co = cs ? mystep_literal(&c->step, c->tgt, o->coll_conn) : NULL;
+    char *tz = co && o->time_zone ? mystep_literal(&c->step, c->tgt, o->time_zone) : NULL;
+    if (co && (!o->time_zone || tz)) {
+        char *tzs = tz ? xasprintf(", SESSION time_zone = %s", tz) : xstrdup("");
+        char *sql = xasprintf("SET SESSION sql_mode = %s, SESSION character_set_client = %s,"
+                              " SESSION character_set_results = %s,"
+                              " SESSION collation_connection = %s%s",
+                              mode, cs, cs, co, tzs);
+        mystep_query(&c->step, c->tgt, "setting an object's session", sql, c->timeout_ms,
+                     s_on_obj_session, c);
+        free(sql);
+        free(tzs);
+    }
+    free(mode);
+    free(cs);
+    free(co);
+    free(tz);
+}
+
+static void s_on_use_again(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        mystep_fail_query(&c->step, "using the target database", r);
+        return;
+    }
+    c->step_i = 0;
+    c->obj_progress = false;
+    s_make_next(c);
+}
+
+/* USE again: the control session sat idle through the rows, and a
+ * session made again (myconn reconnects) has no database. */
+static void s_make_objects(mycopy_t *c)
+{
+    if (c->n_objs == 0) {
+        s_replicate(c);
+        return;
+    }
+    char *db = mytext_ident(c->database);
+    char *sql = xasprintf("USE %s", db);
+    mystep_query(&c->step, c->tgt, "using the target database", sql, c->timeout_ms,
+                 s_on_use_again, c);
+    free(sql);
+    free(db);
+}
+
 /* ---- (5) the rows ----------------------------------------------------------- */
 
 static void s_reader_next(s_reader_t *rd);
@@ -489,7 +783,7 @@ static void s_on_committed(myconn_t *conn, const myconn_result_t *r, void *arg)
     for (size_t i = 0; i < c->n_rd; i++)
         if (!c->rd[i].finished)
             return;
-    s_replicate(c);
+    s_make_objects(c);
 }
 
 static void s_write_next(s_reader_t *rd);
@@ -772,32 +1066,50 @@ static void s_on_db_ready(myconn_t *conn, const myconn_result_t *r, void *arg)
     s_use(c);
 }
 
-static void s_on_old_tables(myconn_t *conn, const myconn_result_t *r, void *arg)
+/* What a copy of ours that died left in the database (r: kind, db, name):
+ * its views first (DROP TABLE leaves a view), its tables with their
+ * triggers, its routines and events. */
+static void s_on_old_objects(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
-        mystep_fail_query(&c->step, "reading the tables a copy left on the target", r);
+        mystep_fail_query(&c->step, "reading what a copy left on the target", r);
         return;
     }
-    if (r->n_rows == 0) {
+    size_t n = 0;
+    static const char *const order[] = { "VIEW", "TABLE", "FUNCTION", "PROCEDURE", "EVENT" };
+    for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
+        mytext_buf_t tables = { 0 };
+        for (size_t i = 0; i < r->n_rows; i++) {
+            const char *kind = myconn_col(r, i, "kind"), *db = myconn_col(r, i, "db");
+            const char *name = myconn_col(r, i, "name");
+            /* information_schema compares names without case: the bytes here. */
+            if (!kind || !db || !name || strcmp(kind, order[k]) != 0 ||
+                strcmp(db, c->database) != 0)
+                continue;
+            char *q = mytext_qname(c->database, name);
+            n++;
+            if (strcmp(kind, "TABLE") == 0) {
+                mytext_add(&tables, tables.s ? ", " : "DROP TABLE IF EXISTS ");
+                mytext_add(&tables, q);
+            } else {
+                s_ddl_add(c, xasprintf("DROP %s IF EXISTS %s", kind, q));
+            }
+            free(q);
+        }
+        if (tables.s)
+            s_ddl_add(c, tables.s);
+    }
+    if (n == 0) {
         s_use(c);
         return;
     }
-    log_warn("copy of database %s (connection %s): dropping the %zu tables an earlier copy "
-             "left on the target",
-             c->database, c->connection, r->n_rows);
-    mytext_buf_t b = { 0 };
-    mytext_add(&b, "DROP TABLE IF EXISTS ");
-    for (size_t i = 0; i < r->n_rows; i++) {
-        char *q = mytext_qname(c->database, r->rows[i][0] ? r->rows[i][0] : "");
-        if (i)
-            mytext_add(&b, ", ");
-        mytext_add(&b, q);
-        free(q);
-    }
-    mystep_query(&c->step, c->tgt, "dropping an earlier copy's tables", b.s, c->timeout_ms,
-                 s_on_db_ready, c);
-    free(b.s);
+    log_warn("copy of database %s (connection %s): dropping the %zu tables, views, routines "
+             "and events an earlier copy left on the target",
+             c->database, c->connection, n);
+    c->ddl_i = 0;
+    c->ddl_then = s_use;
+    s_ddl_next(c);
 }
 
 static void s_on_target_db(myconn_t *conn, const myconn_result_t *r, void *arg)
@@ -833,11 +1145,18 @@ static void s_on_target_db(myconn_t *conn, const myconn_result_t *r, void *arg)
             char *lit = mystep_literal(&c->step, c->tgt, c->database);
             if (!lit)
                 goto out;
-            sql = xasprintf("SELECT TABLE_NAME AS name FROM information_schema.TABLES"
-                            " WHERE TABLE_SCHEMA = %s",
-                            lit);
-            what = "reading the tables a copy left on the target";
-            cb = s_on_old_tables;
+            sql = xasprintf(
+                "SELECT 'TABLE' AS kind, TABLE_SCHEMA AS db, TABLE_NAME AS name"
+                " FROM information_schema.TABLES WHERE TABLE_SCHEMA = %1$s AND TABLE_TYPE <> 'VIEW'"
+                " UNION ALL SELECT 'VIEW', TABLE_SCHEMA, TABLE_NAME FROM information_schema.VIEWS"
+                " WHERE TABLE_SCHEMA = %1$s"
+                " UNION ALL SELECT ROUTINE_TYPE, ROUTINE_SCHEMA, ROUTINE_NAME"
+                " FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %1$s"
+                " UNION ALL SELECT 'EVENT', EVENT_SCHEMA, EVENT_NAME FROM information_schema.EVENTS"
+                " WHERE EVENT_SCHEMA = %1$s",
+                lit);
+            what = "reading what a copy left on the target";
+            cb = s_on_old_objects;
             free(lit);
         } else if (n == 0) {
             char *lit = mystep_literal(&c->step, c->tgt, adopted);
@@ -878,6 +1197,221 @@ static void s_target_db(mycopy_t *c)
     free(db);
 }
 
+/* ---- (3b) the source's views, routines, triggers and events ----------------- */
+
+/* Read by the first reader, in its snapshot, after the tables (SHOW
+ * CREATE of these is not read in the snapshot but at the moment it runs:
+ * one changed meanwhile is made as it is then). Their text is read with
+ * character_set_results = binary, as mariadb-dump reads it: the bytes as
+ * stored, which the target reads again in the object's
+ * character_set_client. A definition the peer's user cannot read fails
+ * the copy naming the privilege (s_kinds); an object it cannot see at all
+ * (information_schema shows a user only what it holds a privilege on) is
+ * not copied: see mycopy.h. */
+
+/* Before the first write: the target's slave_run_triggers_for_rbr. With
+ * YES (or LOGGING, ENFORCE) the replication's SQL thread fires the
+ * target's triggers for each row event it applies; the source's row
+ * events already hold what its triggers did (a BEFORE trigger's values in
+ * the row, another table's rows written by a trigger as events of their
+ * own), so the triggers we make would apply their effect a second time. */
+static void s_before_target(mycopy_t *c)
+{
+    if (c->n_kind[S_OBJ_TRIGGER] > 0 &&
+        (!c->rbr_triggers || strcasecmp(c->rbr_triggers, "NO") != 0)) {
+        mystep_failf(&c->step,
+                     "the target's slave_run_triggers_for_rbr is %s: it would fire the %zu "
+                     "triggers the copy makes for every row the replication applies, on top of "
+                     "what the source's triggers wrote in those rows: SET GLOBAL "
+                     "slave_run_triggers_for_rbr = NO on the target (and in its configuration "
+                     "file): nothing was written",
+                     c->rbr_triggers ? c->rbr_triggers : "unknown", c->n_kind[S_OBJ_TRIGGER]);
+        return;
+    }
+    s_target_db(c);
+}
+
+/* An event's CREATE with its status DISABLE ON SLAVE instead of ENABLE
+ * (malloc'd), as the server gives a replicated CREATE EVENT: it does not
+ * run on the target while the target replicates (STATUS
+ * SLAVESIDE_DISABLED). A disabled event stays so. NULL for a text without
+ * its status where SHOW CREATE EVENT prints it ("ON COMPLETION [NOT]
+ * PRESERVE status", after the schedule, before COMMENT and DO). */
+static char *s_event_slave_disabled(const char *sql)
+{
+    static const char en[] = "PRESERVE ENABLE";
+    const char *p = strstr(sql, en);
+    const char *d = strstr(sql, "PRESERVE DISABLE");
+    if (d && (!p || d < p))
+        return xstrdup(sql); /* DISABLE, or DISABLE ON SLAVE already */
+    if (!p || (p[sizeof en - 1] != ' ' && p[sizeof en - 1] != '\n'))
+        return NULL;
+    return xasprintf("%.*sPRESERVE DISABLE ON SLAVE%s", (int)(p - sql), sql, p + sizeof en - 1);
+}
+
+static void s_obj_show_next(mycopy_t *c);
+
+static void s_on_obj_show(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    s_obj_t *o = &c->objs[c->step_i];
+    const char *kind = s_kinds[o->kind].name;
+    char *q = mytext_qname(c->database, o->name);
+    const char *def = r->ok && r->n_rows == 1 ? myconn_col(r, 0, s_kinds[o->kind].column) : NULL;
+    if (!r->ok && (s_access_denied(r) || r->errnum == S_ER_TABLEACCESS_DENIED)) {
+        char *msg = myconn_result_message(NULL, r);
+        mystep_failf(&c->step,
+                     "reading the definition of %s %s on the source: %s: peer %s's user needs %s "
+                     "to copy it: nothing was written",
+                     kind, q, msg, c->peer_name, s_kinds[o->kind].privilege);
+        free(msg);
+        goto out;
+    }
+    if (!r->ok) {
+        char *what = xasprintf("reading the definition of %s %s on the source", kind, q);
+        mystep_fail_query(&c->step, what, r);
+        free(what);
+        goto out;
+    }
+    if (!def) {
+        /* A routine the user may run (EXECUTE) but not read: SHOW CREATE
+         * answers its row with a NULL definition. */
+        mystep_failf(&c->step,
+                     "reading the definition of %s %s on the source: none returned: peer %s's "
+                     "user needs %s to copy it: nothing was written",
+                     kind, q, c->peer_name, s_kinds[o->kind].privilege);
+        goto out;
+    }
+    const char *mode = o->kind == S_OBJ_VIEW ? c->view_mode : myconn_col(r, 0, "sql_mode");
+    const char *cs = myconn_col(r, 0, "character_set_client");
+    const char *co = myconn_col(r, 0, "collation_connection");
+    const char *tz = o->kind == S_OBJ_EVENT ? myconn_col(r, 0, "time_zone") : "";
+    if (!mode || !mytext_plain_name(cs) || !mytext_plain_name(co) || !tz) {
+        mystep_failf(&c->step,
+                     "reading the definition of %s %s on the source: its sql_mode, character "
+                     "set, collation or time zone is missing or unexpected: nothing was written",
+                     kind, q);
+        goto out;
+    }
+    o->create_sql = o->kind == S_OBJ_EVENT ? s_event_slave_disabled(def) : xstrdup(def);
+    if (!o->create_sql) {
+        mystep_failf(&c->step,
+                     "event %s: its definition on the source has no ENABLE or DISABLE where "
+                     "SHOW CREATE EVENT prints its status: nothing was written",
+                     q);
+        goto out;
+    }
+    o->sql_mode = xstrdup(mode);
+    o->cs_client = xstrdup(cs);
+    o->coll_conn = xstrdup(co);
+    o->time_zone = o->kind == S_OBJ_EVENT ? xstrdup(tz) : NULL;
+    c->step_i++;
+    s_obj_show_next(c);
+out:
+    free(q);
+}
+
+static void s_on_results_back(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        mystep_fail_query(&c->step, "setting the reader's character_set_results back", r);
+        return;
+    }
+    s_before_target(c);
+}
+
+static void s_obj_show_next(mycopy_t *c)
+{
+    if (c->step_i == c->n_objs) {
+        mystep_query(&c->step, c->rd[0].src, "setting character_set_results back",
+                     "SET SESSION character_set_results = utf8mb4", c->timeout_ms,
+                     s_on_results_back, c);
+        return;
+    }
+    const s_obj_t *o = &c->objs[c->step_i];
+    char *q = mytext_qname(c->database, o->name);
+    char *sql = xasprintf("SHOW CREATE %s %s", s_kinds[o->kind].word, q);
+    mystep_query(&c->step, c->rd[0].src, "reading a definition", sql, c->timeout_ms,
+                 s_on_obj_show, c);
+    free(sql);
+    free(q);
+}
+
+static void s_on_results_binary(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        mystep_fail_query(&c->step, "setting the reader's character_set_results to binary", r);
+        return;
+    }
+    c->step_i = 0;
+    s_obj_show_next(c);
+}
+
+static void s_on_obj_list(myconn_t *conn, const myconn_result_t *r, void *arg)
+{
+    mycopy_t *c = arg;
+    if (!r->ok) {
+        mystep_fail_query(&c->step, "reading the source's views, routines, triggers and events",
+                          r);
+        return;
+    }
+    c->objs = xcalloc(r->n_rows ? r->n_rows : 1, sizeof *c->objs);
+    for (size_t i = 0; i < r->n_rows; i++) {
+        const char *kind = myconn_col(r, i, "kind"), *db = myconn_col(r, i, "db");
+        const char *name = myconn_col(r, i, "name");
+        int k = kind ? atoi(kind) : -1;
+        /* information_schema compares names without case: the bytes here. */
+        if (k < 0 || k >= S_OBJ_KINDS || !db || !name || strcmp(db, c->database) != 0)
+            continue;
+        if (!c->view_mode)
+            c->view_mode = xstrdup(myconn_col(r, i, "mode") ? myconn_col(r, i, "mode") : "");
+        s_obj_t *o = &c->objs[c->n_objs++];
+        o->kind = k;
+        o->name = xstrdup(name);
+        c->n_kind[k]++;
+    }
+    log_info("copy of database %s (connection %s): %zu functions, %zu procedures, %zu views, "
+             "%zu triggers, %zu events to copy",
+             c->database, c->connection, c->n_kind[S_OBJ_FUNCTION], c->n_kind[S_OBJ_PROCEDURE],
+             c->n_kind[S_OBJ_VIEW], c->n_kind[S_OBJ_TRIGGER], c->n_kind[S_OBJ_EVENT]);
+    if (c->n_objs == 0) {
+        s_before_target(c);
+        return;
+    }
+    mystep_query(&c->step, c->rd[0].src, "setting character_set_results to binary",
+                 "SET SESSION character_set_results = binary", c->timeout_ms,
+                 s_on_results_binary, c);
+}
+
+/* Rows: kind (S_OBJ_*), db, name, mode (the session's sql_mode), in the
+ * order they are made: a table's triggers in their ACTION_ORDER (SHOW
+ * CREATE TRIGGER has no FOLLOWS: made in that order, they keep it). */
+static void s_list_objects(mycopy_t *c)
+{
+    const char *db = c->src_db_lit;
+    char *sql = xasprintf(
+        "SELECT x.kind, x.db, x.name, @@SESSION.sql_mode AS mode FROM ("
+        "SELECT %2$d AS kind, ROUTINE_SCHEMA AS db, ROUTINE_NAME AS name, '' AS tbl, 0 AS ord"
+        " FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %1$s"
+        " AND ROUTINE_TYPE = 'FUNCTION'"
+        " UNION ALL SELECT %3$d, ROUTINE_SCHEMA, ROUTINE_NAME, '', 0"
+        " FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %1$s"
+        " AND ROUTINE_TYPE = 'PROCEDURE'"
+        " UNION ALL SELECT %4$d, TABLE_SCHEMA, TABLE_NAME, '', 0 FROM information_schema.VIEWS"
+        " WHERE TABLE_SCHEMA = %1$s"
+        " UNION ALL SELECT %5$d, TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_ORDER"
+        " FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %1$s"
+        " UNION ALL SELECT %6$d, EVENT_SCHEMA, EVENT_NAME, '', 0 FROM information_schema.EVENTS"
+        " WHERE EVENT_SCHEMA = %1$s"
+        ") x ORDER BY x.kind, BINARY x.tbl, x.ord, BINARY x.name",
+        db, S_OBJ_FUNCTION, S_OBJ_PROCEDURE, S_OBJ_VIEW, S_OBJ_TRIGGER, S_OBJ_EVENT);
+    mystep_query(&c->step, c->rd[0].src, "reading the views, routines, triggers and events", sql,
+                 c->timeout_ms, s_on_obj_list, c);
+    free(sql);
+}
+
 /* ---- (3) the source's database ---------------------------------------------- */
 
 static void s_show_create_next(mycopy_t *c);
@@ -906,7 +1440,7 @@ static void s_on_show_create(myconn_t *conn, const myconn_result_t *r, void *arg
 static void s_show_create_next(mycopy_t *c)
 {
     if (c->step_i == c->n_tables) {
-        s_target_db(c);
+        s_list_objects(c);
         return;
     }
     char *q = mytext_qname(c->database, c->tables[c->step_i].name);
@@ -1042,7 +1576,7 @@ static void s_on_tables(myconn_t *conn, const myconn_result_t *r, void *arg)
     free(sql);
 }
 
-static void s_on_objects(myconn_t *conn, const myconn_result_t *r, void *arg)
+static void s_on_source_db(myconn_t *conn, const myconn_result_t *r, void *arg)
 {
     mycopy_t *c = arg;
     if (!r->ok) {
@@ -1059,20 +1593,6 @@ static void s_on_objects(myconn_t *conn, const myconn_result_t *r, void *arg)
         free(dbq);
         return;
     }
-    const char *names[] = { "views", "triggers", "routines", "events" };
-    unsigned long long n = 0;
-    for (size_t k = 0; k < 4; k++) {
-        const char *v = myconn_col(r, 0, names[k]);
-        n += v ? strtoull(v, NULL, 10) : 0;
-    }
-    if (n > 0) {
-        mystep_failf(&c->step,
-                     "%s has %llu views/triggers/routines/events, which this version does not copy "
-                     "(docs/mariadb.md): nothing was written",
-                     dbq, n);
-        free(dbq);
-        return;
-    }
     free(dbq);
     const char *co = myconn_col(r, 0, "co");
     c->charset = mytext_plain_name(cs) ? xstrdup(cs) : NULL;
@@ -1086,9 +1606,6 @@ static void s_on_objects(myconn_t *conn, const myconn_result_t *r, void *arg)
     free(sql);
 }
 
-/* What the database holds beside base tables. The information_schema
- * shows only objects the user has some privilege on: a TRIGGER, an EVENT
- * or a routine the peer's user may not see goes uncounted. */
 static void s_read_source(mycopy_t *c)
 {
     c->src_db_lit = mystep_literal(&c->step, c->rd[0].src, c->database);
@@ -1096,17 +1613,11 @@ static void s_read_source(mycopy_t *c)
         return;
     const char *db = c->src_db_lit;
     char *sql = xasprintf(
-        "SELECT s.DEFAULT_CHARACTER_SET_NAME AS cs, s.DEFAULT_COLLATION_NAME AS co,"
-        " (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s) AS views,"
-        " (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s)"
-        " AS triggers,"
-        " (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s)"
-        " AS routines,"
-        " (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s) AS events"
+        "SELECT s.DEFAULT_CHARACTER_SET_NAME AS cs, s.DEFAULT_COLLATION_NAME AS co"
         " FROM information_schema.SCHEMATA s WHERE s.SCHEMA_NAME = %s",
-        db, db, db, db, db);
+        db);
     mystep_query(&c->step, c->rd[0].src, "reading the source database", sql, c->timeout_ms,
-                 s_on_objects, c);
+                 s_on_source_db, c);
     free(sql);
 }
 
@@ -1133,6 +1644,9 @@ static void s_on_target_binlog(myconn_t *conn, const myconn_result_t *r, void *a
     const char *id_s = myconn_col(r, 0, "id");
     const char *strict_s = myconn_col(r, 0, "strict");
     const char *binlog = myconn_col(r, 0, "pos");
+    const char *rbr = myconn_col(r, 0, "rbr_triggers");
+    free(c->rbr_triggers);
+    c->rbr_triggers = rbr ? xstrdup(rbr) : NULL;
     s_gtid_t *snap = NULL, *own = NULL;
     size_t n_snap = 0, n_own = 0;
     if (!id_s || !binlog || !s_gtid_list(c->gtid_pos, &snap, &n_snap) ||
@@ -1220,7 +1734,8 @@ static void s_on_gtid(myconn_t *conn, const myconn_result_t *r, void *arg)
              c->database, c->connection, c->rd[0].snap_file, c->rd[0].snap_pos, pos, c->n_rd);
     mystep_query(&c->step, c->tgt, "reading the target's binary log position",
                  "SELECT @@GLOBAL.server_id AS id, @@GLOBAL.gtid_strict_mode AS strict,"
-                 " @@GLOBAL.gtid_binlog_pos AS pos",
+                 " @@GLOBAL.gtid_binlog_pos AS pos,"
+                 " @@GLOBAL.slave_run_triggers_for_rbr AS rbr_triggers",
                  c->timeout_ms, s_on_target_binlog, c);
 }
 

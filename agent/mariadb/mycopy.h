@@ -1,7 +1,8 @@
 /*
  * mycopy: the MariaDB target's copy of one database (MyCopy): every base
  * table of the source database read in one consistent snapshot, written
- * into the target, then replication from the snapshot's GTID position on a
+ * into the target, its views, routines, triggers and events made after
+ * the rows, then replication from the snapshot's GTID position on a
  * replication connection of our own (docs/mariadb.md "The copy").
  *
  * The snapshot. Each reader is a session on the source, through the peer
@@ -27,6 +28,45 @@
  * INSERTs (binary and string values as hex literals, so no byte is
  * changed by a character set; generated columns left to the target).
  * Every session of the copy runs in time zone +00:00 (TIMESTAMP values).
+ *
+ * Views, routines, triggers, events. Listed in information_schema (VIEWS,
+ * ROUTINES, TRIGGERS, EVENTS) by the first reader right after the tables,
+ * their SHOW CREATE read with character_set_results = binary; made on the
+ * target after every row is written (a trigger made earlier would fire
+ * for the copy's INSERTs) and before replication starts, as mariadb-dump
+ * makes them: each in a session with its own sql_mode,
+ * character_set_client and collation_connection (a view: the reader's
+ * sql_mode), an event with its time_zone. Order: functions and
+ * procedures (a view calling a function that does not exist fails), views
+ * (one that fails for a view not made yet, 1146 or 1356, waits for the
+ * next pass; a pass that makes none fails naming it), triggers (a table's
+ * in ACTION_ORDER), events. DEFINER clauses are kept: the target agent's
+ * user needs SET USER (or SUPER) for a definer other than itself, and on a
+ * target whose binary log is on, SUPER or log_bin_trust_function_creators
+ * = ON for functions and triggers (1419, sql_log_bin = 0 or not). A
+ * definer missing on the target is a note (1449) for most objects, the
+ * object made; but a view calling a stored function whose definer (or
+ * whose own) is missing fails with 1449: the copy then fails naming the
+ * account (create it on the target: the application needs it there after
+ * the cutover anyway).
+ * Events are made DISABLE ON SLAVE (SHOW CREATE EVENT's "ENABLE" changed;
+ * information_schema.EVENTS.STATUS 'SLAVESIDE_DISABLED', as the server
+ * makes a replicated CREATE EVENT): they do not run on the target while it
+ * replicates (the source's do, and their rows arrive by replication). The
+ * cutover enables them on the target with ALTER EVENT db.name ENABLE for
+ * each event whose STATUS is SLAVESIDE_DISABLED (one DISABLED on the
+ * source stays so). Triggers do not fire for the row events replication
+ * applies as long as the target's slave_run_triggers_for_rbr is NO (the
+ * default): the source's rows already hold what its triggers did, so the
+ * copy refuses a target where it is not NO, before anything is written.
+ * The peer's user needs, to read them (10.11, tried): SELECT and SHOW
+ * VIEW on the database (views), TRIGGER on it (triggers), EVENT on it
+ * (events), SELECT on mysql.proc (routines: EXECUTE alone lists them with
+ * no definition). A listed object whose definition it cannot read fails
+ * the copy naming the privilege. One it cannot see at all is not listed
+ * (information_schema shows a user only what it holds a privilege on) and
+ * so not copied: the source preflight's objects_copied finding counts
+ * what the source agent's user sees, the copy logs what it copies.
  *
  * Replication. SET GLOBAL gtid_slave_pos to the snapshot's position (the
  * target's other replication connections must be stopped: a running one
@@ -62,8 +102,9 @@
  * replicating every database): the operator puts
  * `NAME.replicate_do_db = DB` in the target server's option file
  * ([mariadbd] or [mysqld] group). A database carrying our comment without
- * the connection (a copy that died) has its tables dropped and the copy
- * starts again.
+ * the connection (a copy that died) has its views, tables (their triggers
+ * with them), routines and events dropped (DROP ... IF EXISTS) and the
+ * copy starts again.
  *
  * Ownership: the step owns its sessions and frees them when it reports or
  * is cancelled; the request and local are copied by the start.

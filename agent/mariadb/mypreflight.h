@@ -13,8 +13,10 @@
  * under a day (binlog_retention, warning), a server_id (server_id); each
  * table of the set is a base table of the database (table_missing),
  * InnoDB (storage_engine) and has a primary key (no_primary_key,
- * warning). With cutover.reverse on, the target is a peer of this agent
- * (peer_missing). Facts: server_version, server_version_num, database_size,
+ * warning); its views, routines, triggers and events, which the copy
+ * moves, counted with their names (objects_copied, an information; what
+ * the source agent's user can see). With cutover.reverse on, the target
+ * is a peer of this agent (peer_missing). Facts: server_version, server_version_num, database_size,
  * tables, server_id.
  *
  * Target (the target database): a server_id of its own, not the source's

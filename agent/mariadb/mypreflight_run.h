@@ -32,6 +32,9 @@ enum { MYPF_LOCAL = 0, MYPF_PEER = 1, MYPF_CONNS = 2 };
 typedef struct mypf mypf_t;
 typedef void (*mypf_fn)(mypf_t *p);
 
+/* The kinds of object besides tables the copy moves. */
+#define MYPF_OBJECT_KINDS 4
+
 struct mypf {
     mystep_t step;              /* first: the lifecycle (mystep.h) */
     myconn_t *conn[MYPF_CONNS];
@@ -52,6 +55,8 @@ struct mypf {
     char *src_version;
     uint64_t src_size;
     uint32_t src_server_id;
+    bool src_kinds[MYPF_OBJECT_KINDS]; /* the source database has views, triggers,
+                                          routines, events (mypreflight_tgt.c: s_kinds) */
     double margin;
     bool reverse;
     char *data_directory;       /* NULL: not checked */

@@ -300,25 +300,27 @@ static void s_src_tables(mypf_t *p)
     free(db);
 }
 
-/* ---- what the copy does not carry ------------------------------------------ */
+/* ---- what the copy moves beside tables ------------------------------------- */
 
 /* %1$s: the database as a literal. One row per kind of object with its
  * count and the first few names. information_schema shows a user only the
- * objects it holds a privilege on: the agent's user is the one to ask. */
+ * objects it holds a privilege on: these are what the agent's user sees. */
 static const char S_OBJECTS_SQL[] =
     "SELECT 'view' AS kind, COUNT(*) AS n, SUBSTRING(GROUP_CONCAT(TABLE_NAME ORDER BY"
     " TABLE_NAME SEPARATOR ', '), 1, 200) AS names FROM information_schema.VIEWS"
     " WHERE TABLE_SCHEMA = %1$s "
-    "UNION ALL SELECT 'trigger', COUNT(*), SUBSTRING(GROUP_CONCAT(TRIGGER_NAME ORDER BY"
-    " TRIGGER_NAME SEPARATOR ', '), 1, 200) FROM information_schema.TRIGGERS"
-    " WHERE TRIGGER_SCHEMA = %1$s "
     "UNION ALL SELECT 'routine', COUNT(*), SUBSTRING(GROUP_CONCAT(ROUTINE_NAME ORDER BY"
     " ROUTINE_NAME SEPARATOR ', '), 1, 200) FROM information_schema.ROUTINES"
     " WHERE ROUTINE_SCHEMA = %1$s "
+    "UNION ALL SELECT 'trigger', COUNT(*), SUBSTRING(GROUP_CONCAT(TRIGGER_NAME ORDER BY"
+    " TRIGGER_NAME SEPARATOR ', '), 1, 200) FROM information_schema.TRIGGERS"
+    " WHERE TRIGGER_SCHEMA = %1$s "
     "UNION ALL SELECT 'event', COUNT(*), SUBSTRING(GROUP_CONCAT(EVENT_NAME ORDER BY"
     " EVENT_NAME SEPARATOR ', '), 1, 200) FROM information_schema.EVENTS"
     " WHERE EVENT_SCHEMA = %1$s";
 
+/* One information finding (objects_copied) when the database has any:
+ * what the copy will move, and what it needs for that (mycopy.h). */
 static void s_on_objects(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     mypf_t *p = arg;
@@ -327,23 +329,36 @@ static void s_on_objects(myconn_t *c, const myconn_result_t *r, void *arg)
         mypf_fail_query(p, "the source", r);
         return;
     }
+    mytext_buf_t b = { 0 };
     for (size_t i = 0; i < r->n_rows; i++) {
         const char *kind = myconn_col(r, i, "kind"), *names = myconn_col(r, i, "names");
         uint64_t n = s_u64(myconn_col(r, i, "n"));
         if (!kind || n == 0)
             continue;
-        mypf_add(p, MYPF_ERROR, "unsupported_object", p->database,
-                 xasprintf("database %s has %" PRIu64 " %s%s (%s): the copy of this version "
-                           "moves tables and their rows only, and refuses a database with "
-                           "views, triggers, routines or events rather than leave them behind",
-                           p->database, n, kind, n == 1 ? "" : "s", names ? names : "?"),
-                 xasprintf("This version cannot move database %s with its %s%s "
-                           "(docs/mariadb.md, \"Next\"): move it another way, or list the "
-                           "%s%s with SHOW CREATE and decide whether the application can do "
-                           "without %s while a later version moves it.",
-                           p->database, kind, n == 1 ? "" : "s", kind, n == 1 ? "" : "s",
-                           n == 1 ? "it" : "them"));
+        Godwit__SourceFacts *f = p->result->facts;
+        f->object_kinds = xrealloc(f->object_kinds, (f->n_object_kinds + 1) *
+                                                    sizeof *f->object_kinds);
+        f->object_kinds[f->n_object_kinds++] = xstrdup(kind);
+        char *one = xasprintf("%s%" PRIu64 " %s%s (%s)", b.s ? ", " : "", n, kind,
+                              n == 1 ? "" : "s", names ? names : "?");
+        mytext_add(&b, one);
+        free(one);
     }
+    if (b.s)
+        mypf_add(p, MYPF_INFO, "objects_copied", p->database,
+                 xasprintf("database %s has %s: the copy makes them on the target after the "
+                           "rows, with their DEFINER, events disabled there (DISABLE ON SLAVE) "
+                           "until the cutover enables them",
+                           p->database, b.s),
+                 xasprintf("Nothing to do here. The copy reads their definitions as the target "
+                           "agent's peer user: give that user SELECT, SHOW VIEW, TRIGGER and "
+                           "EVENT ON %s.* and SELECT ON mysql.proc (routines). The target agent's "
+                           "user needs SET USER (or SUPER) to keep a DEFINER other than itself "
+                           "and, for functions and triggers on a target whose binary log is on, "
+                           "SUPER or log_bin_trust_function_creators = ON; each DEFINER account "
+                           "should exist on the target.",
+                           p->database));
+    free(b.s);
     mypf_next(p);
 }
 
@@ -353,7 +368,7 @@ static void s_src_objects(mypf_t *p)
     if (!db)
         return;
     char *sql = xasprintf(S_OBJECTS_SQL, db);
-    mypf_query(p, MYPF_LOCAL, "reading the source's views, triggers, routines and events", sql,
+    mypf_query(p, MYPF_LOCAL, "reading the source's views, routines, triggers and events", sql,
                s_on_objects);
     free(sql);
     free(db);

@@ -155,6 +155,20 @@ static void s_tgt_disk(mypf_t *p)
 
 /* ---- the replication peer -------------------------------------------------- */
 
+/* The kinds of object the copy moves besides tables (SourceFacts.
+ * object_kinds, in mypreflight_src's words) and the privilege the peer
+ * user needs to see and read each: on the database, or SELECT on
+ * mysql.proc (the routines' definitions). */
+static const struct {
+    const char *kind;
+    const char *privilege;      /* on the database; NULL: SELECT on mysql.proc */
+} s_kinds[MYPF_OBJECT_KINDS] = {
+    { "view", "SHOW VIEW" },
+    { "trigger", "TRIGGER" },
+    { "routine", NULL },
+    { "event", "EVENT" },
+};
+
 static void s_on_grants(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     mypf_t *p = arg;
@@ -199,6 +213,24 @@ static void s_on_grants(myconn_t *c, const myconn_result_t *r, void *arg)
                            p->peer_where, db),
                  xasprintf("On the source: GRANT SELECT ON %s.* TO %s;", db,
                            who ? who : "<the peer's user>"));
+    bool can[MYPF_OBJECT_KINDS] = { g.show_view, g.trigger, g.proc_select, g.event };
+    for (size_t k = 0; k < MYPF_OBJECT_KINDS; k++) {
+        if (!p->src_kinds[k] || can[k])
+            continue;
+        const char *priv = s_kinds[k].privilege;
+        char *lacks = priv ? xasprintf("%s on database %s", priv, db)
+                           : xstrdup("SELECT on mysql.proc");
+        mypf_add(p, MYPF_ERROR, "object_grant", p->peer_where,
+                 xasprintf("the source database has %ss, and %s lacks %s: information_schema "
+                           "shows a user no %s it may not read, so the copy would leave them "
+                           "behind without a word",
+                           s_kinds[k].kind, p->peer_where, lacks, s_kinds[k].kind),
+                 priv ? xasprintf("On the source: GRANT %s ON %s.* TO %s;", priv, db,
+                                  who ? who : "<the peer's user>")
+                      : xasprintf("On the source: GRANT SELECT ON mysql.proc TO %s;",
+                                  who ? who : "<the peer's user>"));
+        free(lacks);
+    }
     if (!g.reload)
         mypf_add(p, MYPF_WARNING, "copy_single_reader", p->peer_where,
                  xasprintf("%s lacks RELOAD on the source: the copy's lock (BACKUP STAGE "
@@ -244,6 +276,10 @@ step_t *mypreflight_target_start(uv_loop_t *loop, const mypreflight_local_t *loc
                                                                             : "(unknown)");
     p->src_size = src->database_size;
     p->src_server_id = src->server_id;
+    for (size_t i = 0; i < src->n_object_kinds; i++)
+        for (size_t k = 0; k < MYPF_OBJECT_KINDS; k++)
+            if (src->object_kinds[i] && strcmp(src->object_kinds[i], s_kinds[k].kind) == 0)
+                p->src_kinds[k] = true;
     p->margin = req->disk_margin > 0 ? req->disk_margin : 1.0;
     p->reverse = req->reverse;
     p->data_directory = local->data_directory && local->data_directory[0]

@@ -215,8 +215,9 @@ static char *s_ident(const char **p)
 }
 
 /* The object of a grant: *.* (global), db.* (a database; *db set,
- * malloc'd) or anything else (a table, a routine, PROXY: not counted). */
-typedef enum { S_OBJ_OTHER, S_OBJ_GLOBAL, S_OBJ_DB } s_obj_t;
+ * malloc'd), mysql.proc (the routines' definitions) or anything else (a
+ * table, a routine, PROXY: not counted). */
+typedef enum { S_OBJ_OTHER, S_OBJ_GLOBAL, S_OBJ_DB, S_OBJ_PROC } s_obj_t;
 
 static s_obj_t s_object(const char *obj, size_t len, char **db)
 {
@@ -233,6 +234,12 @@ static s_obj_t s_object(const char *obj, size_t len, char **db)
         kind = S_OBJ_DB;
         *db = name;
         name = NULL;
+    } else if (name && strcmp(name, "mysql") == 0 && *p == '.') {
+        p++;
+        char *table = s_ident(&p);
+        if (table && strcmp(table, "proc") == 0 && *p == '\0')
+            kind = S_OBJ_PROC;
+        free(table);
     }
     free(name);
     free(copy);
@@ -267,9 +274,11 @@ void mytext_grants_line(const char *line, const char *db, mytext_grants_t *g)
     char *obj_db = NULL;
     s_obj_t kind = s_object(obj, (size_t)(obj_end - obj), &obj_db);
     bool on_db = kind == S_OBJ_DB && db && mytext_db_match(obj_db, db);
+    bool on_mysql = kind == S_OBJ_PROC || (kind == S_OBJ_DB && mytext_db_match(obj_db, "mysql"));
     free(obj_db);
-    if (kind == S_OBJ_OTHER || (kind == S_OBJ_DB && !on_db))
+    if (kind == S_OBJ_OTHER || (kind == S_OBJ_DB && !on_db && !on_mysql))
         return;
+    bool here = kind == S_OBJ_GLOBAL || on_db; /* the database's privileges */
     /* The privileges: items separated by commas outside parentheses; an
      * item with a column list ("SELECT (`id`)") is a column's. */
     const char *p = privs;
@@ -292,8 +301,17 @@ void mytext_grants_line(const char *line, const char *db, mytext_grants_t *g)
         if (len == 0)
             continue;
         bool all = s_is(start, len, "ALL PRIVILEGES") || s_is(start, len, "ALL");
-        if (all || s_is(start, len, "SELECT"))
+        bool select = all || s_is(start, len, "SELECT");
+        if (here && select)
             g->select_db = true;
+        if ((kind == S_OBJ_GLOBAL || on_mysql) && select)
+            g->proc_select = true;
+        if (here && (all || s_is(start, len, "SHOW VIEW")))
+            g->show_view = true;
+        if (here && (all || s_is(start, len, "TRIGGER")))
+            g->trigger = true;
+        if (here && (all || s_is(start, len, "EVENT")))
+            g->event = true;
         if (kind == S_OBJ_GLOBAL && (all || s_is(start, len, "REPLICATION SLAVE")))
             g->replication_slave = true;
         if (kind == S_OBJ_GLOBAL && (all || s_is(start, len, "RELOAD")))

@@ -51,6 +51,12 @@ typedef struct {
     bool replication_slave;     /* REPLICATION SLAVE (or ALL PRIVILEGES) ON *.* */
     bool reload;                /* RELOAD (or ALL PRIVILEGES) ON *.*: the copy's lock
                                    (BACKUP STAGE) for more than one reader */
+    /* What the copy needs to see and read the database's other objects
+     * (each or ALL PRIVILEGES, on *.* or the database): */
+    bool show_view;             /* SHOW VIEW: SHOW CREATE VIEW */
+    bool trigger;               /* TRIGGER: the triggers */
+    bool event;                 /* EVENT: the events */
+    bool proc_select;           /* SELECT on mysql.proc, mysql.* or *.*: the routines */
     bool select_db;             /* SELECT (or ALL PRIVILEGES) ON *.* or on the database
                                    (db.*, its name matched as a GRANT pattern: _ and %
                                    wildcards, \ escapes) */

@@ -125,6 +125,27 @@ static void test_grants(void **state)
     assert_true(g.replication_slave);
     assert_true(g.select_db);
     assert_true(g.reload);
+    assert_false(g.show_view || g.trigger || g.event || g.proc_select);
+
+    /* What the copy needs for views, triggers, events and routines. */
+    const char *const objects[] = {
+        "GRANT USAGE ON *.* TO `r`@`%`",
+        "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `shop`.* TO `r`@`%`",
+        "GRANT SELECT ON `mysql`.`proc` TO `r`@`%`",
+        NULL,
+    };
+    g = s_grants(objects, "shop");
+    assert_true(g.select_db && g.show_view && g.trigger && g.event && g.proc_select);
+    g = s_grants(objects, "other");
+    assert_false(g.select_db || g.show_view || g.trigger || g.event);
+    assert_true(g.proc_select);
+    const char *const mysql_db[] = { "GRANT SELECT ON `mysql`.* TO `r`@`%`", NULL };
+    g = s_grants(mysql_db, "shop");
+    assert_true(g.proc_select);
+    assert_false(g.select_db);
+    const char *const other_table[] = { "GRANT SELECT ON `mysql`.`user` TO `r`@`%`", NULL };
+    g = s_grants(other_table, "shop");
+    assert_false(g.proc_select);
     g = s_grants(both, "other");
     assert_true(g.replication_slave);
     assert_false(g.select_db);
@@ -151,6 +172,7 @@ static void test_grants(void **state)
     };
     g = s_grants(root, "shop");
     assert_true(g.replication_slave && g.select_db && g.reload);
+    assert_true(g.show_view && g.trigger && g.event && g.proc_select);
     const char *const owner[] = { "GRANT ALL PRIVILEGES ON `shop`.* TO `app`@`%`", NULL };
     g = s_grants(owner, "shop");
     assert_false(g.replication_slave);
