@@ -101,6 +101,31 @@ PLAN = """migrations:
 """
 
 
+def rig_up(rig, blue, green, wan_ms=0.0, options=""):
+    """The peer's password file (godwit_repl's, s3cret), the coordinator,
+    blue's and green's agents (green reaching blue through a relay
+    delaying each way by wan_ms, when given), both read once, and an
+    engine: mariadb plan with options: (coord, green's agent, the plan's
+    path)."""
+    pwfile = rig.path("repl.pass")
+    with open(pwfile, "w") as f:
+        f.write("s3cret\n")
+    os.chmod(pwfile, 0o600)
+    coord = Coordinator(rig, ["blue", "green"]).start()
+    mariadb.agent(rig, "blue", coord, blue, "source")
+    via = blue
+    if wan_ms:
+        via = types.SimpleNamespace(port=harness.Relay(rig, blue.port, delay_ms=wan_ms).port)
+    green_agent = mariadb.agent(rig, "green", coord, green, "target",
+                                peers={"blue": (via, "godwit_repl", pwfile)})
+    for n in ("blue", "green"):
+        wait_for("%s's reading" % n, lambda: reachable(coord, n), 15)
+    plan = rig.path("plan.yaml")
+    with open(plan, "w") as f:
+        f.write(PLAN % {"engine": "mariadb"} + options)
+    return coord, green_agent, plan
+
+
 def plan_check(coord, plan):
     r = coord.ctl("plan", "check", plan, "--json", check_rc=False)
     return r.returncode, json.loads(r.stdout)
@@ -129,19 +154,7 @@ def test_mariadb_preflight(rig):
              "CREATE USER 'godwit_repl'@'127.0.0.1' IDENTIFIED BY 's3cret';"
              "GRANT SELECT ON shop.* TO 'godwit_repl'@'127.0.0.1'")
     green.sql("CREATE DATABASE shop; CREATE TABLE shop.stale (id int PRIMARY KEY)")
-    pwfile = rig.path("repl.pass")
-    with open(pwfile, "w") as f:
-        f.write("s3cret\n")
-    os.chmod(pwfile, 0o600)
-    coord = Coordinator(rig, ["blue", "green"]).start()
-    mariadb.agent(rig, "blue", coord, blue, "source")
-    mariadb.agent(rig, "green", coord, green, "target",
-                  peers={"blue": (blue, "godwit_repl", pwfile)})
-    for n in ("blue", "green"):
-        wait_for("%s's reading" % n, lambda: reachable(coord, n), 15)
-    plan = rig.path("plan.yaml")
-    with open(plan, "w") as f:
-        f.write(PLAN % {"engine": "mariadb"})
+    coord, _, plan = rig_up(rig, blue, green)
     before = {db.name: db.sql("CHECKSUM TABLE shop.orders, shop.legacy, shop.notes" if
                               db is blue else "CHECKSUM TABLE shop.stale") for db in (blue, green)}
     rc, rep = plan_check(coord, plan)
@@ -251,22 +264,8 @@ def setup(rig, orders=5000, wan_ms=0.0):
     blue.sql("CREATE USER 'godwit_repl'@'127.0.0.1' IDENTIFIED BY 's3cret';"
              "GRANT REPLICATION SLAVE, RELOAD ON *.* TO 'godwit_repl'@'127.0.0.1';"
              "GRANT SELECT ON shop.* TO 'godwit_repl'@'127.0.0.1'")
-    pwfile = rig.path("repl.pass")
-    with open(pwfile, "w") as f:
-        f.write("s3cret\n")
-    os.chmod(pwfile, 0o600)
-    coord = Coordinator(rig, ["blue", "green"]).start()
-    mariadb.agent(rig, "blue", coord, blue, "source")
-    via = blue
-    if wan_ms:
-        via = types.SimpleNamespace(port=harness.Relay(rig, blue.port, delay_ms=wan_ms).port)
-    green_agent = mariadb.agent(rig, "green", coord, green, "target",
-                                peers={"blue": (via, "godwit_repl", pwfile)})
-    for n in ("blue", "green"):
-        wait_for("%s's reading" % n, lambda: reachable(coord, n), 15)
-    plan = rig.path("plan.yaml")
-    with open(plan, "w") as f:
-        f.write(PLAN % {"engine": "mariadb"} + "    options: {parallelism: 3}\n")
+    coord, green_agent, plan = rig_up(rig, blue, green, wan_ms=wan_ms,
+                                      options="    options: {parallelism: 3}\n")
     return blue, green, coord, green_agent, plan
 
 
@@ -442,19 +441,7 @@ def test_mariadb_copy_moves_views_routines_triggers_events(rig):
     blue.sql("CREATE USER 'godwit_repl'@'127.0.0.1' IDENTIFIED BY 's3cret';"
              "GRANT REPLICATION SLAVE, RELOAD ON *.* TO 'godwit_repl'@'127.0.0.1';"
              "GRANT SELECT ON shop.* TO 'godwit_repl'@'127.0.0.1'")
-    pwfile = rig.path("repl.pass")
-    with open(pwfile, "w") as f:
-        f.write("s3cret\n")
-    os.chmod(pwfile, 0o600)
-    coord = Coordinator(rig, ["blue", "green"]).start()
-    mariadb.agent(rig, "blue", coord, blue, "source")
-    mariadb.agent(rig, "green", coord, green, "target",
-                  peers={"blue": (blue, "godwit_repl", pwfile)})
-    for n in ("blue", "green"):
-        wait_for("%s's reading" % n, lambda: reachable(coord, n), 15)
-    plan = rig.path("plan.yaml")
-    with open(plan, "w") as f:
-        f.write(PLAN % {"engine": "mariadb"})
+    coord, _, plan = rig_up(rig, blue, green)
     # The peer user may not see the objects: the copy would leave them
     # behind, so the preflight blocks, one finding per kind.
     rc, rep = plan_check(coord, plan)

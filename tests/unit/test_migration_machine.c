@@ -1775,6 +1775,20 @@ static const char s_plan_mariadb[] =
     "    replication: {peer: blue-db}\n"
     "    options: {parallelism: 3}\n";
 
+/* Answers s (a MyCopy): 1000 rows of 4 tables copied at 0-1-13. */
+static void s_answer_my_copy(fakelink_sent_t *s)
+{
+    Godwit__MyCopyResult mc = GODWIT__MY_COPY_RESULT__INIT;
+    mc.gtid_pos = "0-1-13";
+    mc.tables = 4;
+    mc.rows = 1000;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_OK;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_MY_COPY;
+    res.my_copy = &mc;
+    fakelink_answer(s, &res, NULL);
+}
+
 /* Answers s (a ReplicaStatus) with our connection's state. */
 static void s_answer_replica(fakelink_sent_t *s, bool io, bool sql, const char *error)
 {
@@ -1942,15 +1956,7 @@ static void test_mariadb_path(void **state)
     assert_string_equal(s->cmd->my_copy->source_database, "shop");
     assert_string_equal(s->cmd->my_copy->database, "shop");
     assert_int_equal(s->cmd->my_copy->parallelism, 3);
-    Godwit__MyCopyResult mc = GODWIT__MY_COPY_RESULT__INIT;
-    mc.gtid_pos = "0-1-13";
-    mc.tables = 4;
-    mc.rows = 1000;
-    Godwit__Result res = GODWIT__RESULT__INIT;
-    res.status = GODWIT__STATUS__STATUS_OK;
-    res.payload_case = GODWIT__RESULT__PAYLOAD_MY_COPY;
-    res.my_copy = &mc;
-    fakelink_answer(s, &res, NULL);
+    s_answer_my_copy(s);
     assert_string_equal(s_state(r), "streaming");
     s_answer_replica(fakelink_take_any(&r->link, GREEN, A(REPLICA_STATUS)), true, false,
                      "Duplicate entry '7' for key 'PRIMARY'");
@@ -2014,17 +2020,10 @@ static void test_mariadb_verify_missing_chunks(void **state)
     s_use_plan(r, s_plan_mariadb);
     assert_true(migset_start(r->ms, plan_at(&r->plan, 0), 0, err, sizeof err));
     s_tick(r);
-    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(MY_COPY));
-    Godwit__MyCopyResult mc = GODWIT__MY_COPY_RESULT__INIT;
-    mc.gtid_pos = "0-1-13";
-    Godwit__Result res = GODWIT__RESULT__INIT;
-    res.status = GODWIT__STATUS__STATUS_OK;
-    res.payload_case = GODWIT__RESULT__PAYLOAD_MY_COPY;
-    res.my_copy = &mc;
-    fakelink_answer(s, &res, NULL);
+    s_answer_my_copy(fakelink_take(&r->link, GREEN, A(MY_COPY)));
     assert_string_equal(s_state(r), "streaming");
     assert_true(migset_verify(r->ms, NAME, err, sizeof err));
-    s = fakelink_take_any(&r->link, BLUE, A(MY_CHECKSUM));
+    fakelink_sent_t *s = fakelink_take_any(&r->link, BLUE, A(MY_CHECKSUM));
     Godwit__MyChecksumTable t = GODWIT__MY_CHECKSUM_TABLE__INIT;
     t.table = "orders";
     t.chunks = 2;
