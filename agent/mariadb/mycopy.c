@@ -54,6 +54,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gtid.h"
 #include "keys.h"
 #include "log.h"
 #include "mykey.h"
@@ -339,49 +340,6 @@ static void s_add_value(mytext_buf_t *b, const s_table_t *t, size_t j, const cha
 static uint64_t s_elapsed(const mycopy_t *c)
 {
     return c->t_last_write >= c->t_snapshot ? c->t_last_write - c->t_snapshot : 0;
-}
-
-/* One GTID, domain-server-sequence. */
-typedef struct {
-    uint32_t domain, server;
-    uint64_t seq;
-} s_gtid_t;
-
-/* A GTID list as the server writes one ("0-1-5,1-2-3", "" for none) into
- * *out (malloc'd, the caller frees it; NULL when empty); false for a text
- * that is not one. */
-static bool s_gtid_list(const char *text, s_gtid_t **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    for (const char *p = text; p && *p;) {
-        while (*p == ' ' || *p == '\n')
-            p++;
-        if (!*p)
-            break;
-        unsigned long long v[3];
-        for (int k = 0; k < 3; k++) {
-            char *end = NULL;
-            if (*p < '0' || *p > '9')
-                goto bad;
-            v[k] = strtoull(p, &end, 10);
-            p = end;
-            if (k < 2 && *p++ != '-')
-                goto bad;
-        }
-        if (v[0] > UINT32_MAX || v[1] > UINT32_MAX || (*p && *p != ','))
-            goto bad;
-        if (*p == ',')
-            p++;
-        *out = xrealloc(*out, (*n + 1) * sizeof **out);
-        (*out)[(*n)++] = (s_gtid_t){ (uint32_t)v[0], (uint32_t)v[1], (uint64_t)v[2] };
-    }
-    return true;
-bad:
-    free(*out);
-    *out = NULL;
-    *n = 0;
-    return false;
 }
 
 /* Fails the copy when a replication connection of the target other than
@@ -1647,10 +1605,10 @@ static void s_on_target_binlog(myconn_t *conn, const myconn_result_t *r, void *a
     const char *rbr = myconn_col(r, 0, "rbr_triggers");
     free(c->rbr_triggers);
     c->rbr_triggers = rbr ? xstrdup(rbr) : NULL;
-    s_gtid_t *snap = NULL, *own = NULL;
+    gtid_t *snap = NULL, *own = NULL;
     size_t n_snap = 0, n_own = 0;
-    if (!id_s || !binlog || !s_gtid_list(c->gtid_pos, &snap, &n_snap) ||
-        !s_gtid_list(binlog, &own, &n_own)) {
+    if (!id_s || !binlog || !gtid_list_parse(c->gtid_pos, &snap, &n_snap) ||
+        !gtid_list_parse(binlog, &own, &n_own)) {
         mystep_failf(&c->step,
                      "the target's binary log position ('%s') or the snapshot's ('%s') is not a "
                      "GTID list: nothing was written",
@@ -1662,10 +1620,10 @@ static void s_on_target_binlog(myconn_t *conn, const myconn_result_t *r, void *a
     mytext_buf_t pos = { 0 };
     mytext_add(&pos, c->gtid_pos);
     for (size_t i = 0; i < n_own; i++) {
-        const s_gtid_t *g = &own[i];
+        const gtid_t *g = &own[i];
         if (g->server != server_id)
             continue;
-        const s_gtid_t *p = NULL;
+        const gtid_t *p = NULL;
         for (size_t j = 0; j < n_snap && !p; j++)
             if (snap[j].domain == g->domain)
                 p = &snap[j];

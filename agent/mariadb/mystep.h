@@ -93,7 +93,7 @@ void mystep_finish(mystep_t *s, ProtobufCMessage *payload, const char *error);
 void mystep_failf(mystep_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Ends the step with the failed statement's error in myconn's wording
- * ("WHAT: the error (errnum, SQLSTATE xxxxx)"); what NULL: the statement
+ * ("WHAT: the error (errnum, SQLSTATE 42000)", say); what NULL: the statement
  * in flight (s->what, as mystep_query set it), or "a statement". */
 void mystep_fail_query(mystep_t *s, const char *what, const myconn_result_t *r);
 

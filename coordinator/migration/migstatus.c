@@ -5,9 +5,9 @@
 #include "migstatus.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "gtid.h"
 #include "lsn.h"
 
 /* key: a copy of the running report, else of the last one, else null. */
@@ -80,45 +80,6 @@ static void s_physical(cJSON *o, const migration_t *g, const Godwit__Report *rep
         cJSON_AddStringToObject(b, "error", bb->error);
 }
 
-/* The sequence number of domain's GTID in a GTID list ("0-1-42,1-2-7"), or
- * -1 when the list has none for it. */
-static long long s_gtid_seq(const char *list, unsigned long domain)
-{
-    for (const char *p = list; p && *p;) {
-        char *end;
-        unsigned long d = strtoul(p, &end, 10);
-        const char *dash = end && *end == '-' ? strchr(end + 1, '-') : NULL;
-        if (dash && d == domain)
-            return strtoll(dash + 1, NULL, 10);
-        p = strchr(p, ',');
-        if (p)
-            p++;
-    }
-    return -1;
-}
-
-/* Transactions the target has still to apply: per replication domain of
- * the source's binary log position, its sequence number less the target's
- * (gtid_slave_pos); -1 when a domain of the source is unknown to the
- * target. */
-static long long s_gtid_behind(const char *source, const char *target)
-{
-    long long behind = 0;
-    for (const char *p = source; p && *p;) {
-        char *end;
-        unsigned long d = strtoul(p, &end, 10);
-        long long have = s_gtid_seq(p, d), got = s_gtid_seq(target, d);
-        if (have < 0 || got < 0)
-            return -1;
-        if (have > got)
-            behind += have - got;
-        p = strchr(p, ',');
-        if (p)
-            p++;
-    }
-    return behind;
-}
-
 /* MariaDB's figures: our replication connection's state as the streaming
  * poll last read it, its lag in seconds (Seconds_Behind_Master) and in
  * transactions (the source's binary log position against the target's
@@ -135,7 +96,7 @@ static void s_mariadb(cJSON *o, const migration_t *g, const Godwit__Report *rep)
     cJSON_AddNullToObject(o, "slot_retained_bytes");
     cJSON_AddNullToObject(o, "slot_spill_bytes");
     long long behind = rs && rep && rep->mariadb
-                           ? s_gtid_behind(rep->mariadb->gtid_binlog_pos, rs->gtid_slave_pos) : -1;
+                           ? gtid_behind(rep->mariadb->gtid_binlog_pos, rs->gtid_slave_pos) : -1;
     if (behind >= 0)
         cJSON_AddNumberToObject(o, "lag_transactions", (double)behind);
     else

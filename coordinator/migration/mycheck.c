@@ -361,15 +361,15 @@ static void c_on_result(const char *agent, const Godwit__Result *r, const char *
     c_sum(c, c->run, NULL, 0, true);
 }
 
-mycheck_t *mycheck_start(const agentlink_t *link, const plan_migration_t *m, const char *run,
+mycheck_t *mycheck_start(const agentlink_t *link, const plan_migration_t *m, const char *objname,
                          mycheck_done_cb done, void *arg)
 {
     mycheck_t *c = xcalloc(1, sizeof *c);
     c->link = link;
     c->migration = xstrdup(m->name);
-    c->run = xstrdup(run);
-    c->run2 = xasprintf("%s_rows", run);
-    c->connection = xasprintf("godwit_%s", m->name);
+    c->run = xasprintf("%.40s_v%" PRIu64, objname, agentlink_now_ms(link));
+    c->run2 = xasprintf("%s_rows", c->run);
+    c->connection = xstrdup(objname);
     c->source_agent = xstrdup(m->source.agent);
     c->source_database = xstrdup(m->source.database);
     c->target_agent = xstrdup(m->target.agent);

@@ -47,9 +47,9 @@ typedef struct mycheck mycheck_t;
  * mycheck_start. */
 typedef void (*mycheck_done_cb)(cJSON *report, void *arg);
 
-/* Verifies migration m's database; run names the run's rows on both
- * servers (a godwit name, unique per run). */
-mycheck_t *mycheck_start(const agentlink_t *link, const plan_migration_t *m, const char *run,
+/* Verifies migration m's database, replicated on the connection objname;
+ * the run's rows on both servers are named after it and the start time. */
+mycheck_t *mycheck_start(const agentlink_t *link, const plan_migration_t *m, const char *objname,
                          mycheck_done_cb done, void *arg);
 
 /* The report so far (borrowed). */

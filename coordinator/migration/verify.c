@@ -466,9 +466,7 @@ verify_t *verify_start(const agentlink_t *link, const plan_migration_t *m, const
         v->link = link;
         v->done = done;
         v->arg = arg;
-        char run[64];
-        snprintf(run, sizeof run, "%.40s_v%" PRIu64, objname, agentlink_now_ms(link));
-        v->my = mycheck_start(link, m, run, v_my_done, v);
+        v->my = mycheck_start(link, m, objname, v_my_done, v);
         return v;
     }
     v->link = link;
