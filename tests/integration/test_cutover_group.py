@@ -19,6 +19,7 @@ import harness
 from harness import Agent, check, wait_for
 from test_cutover import PgBouncer, bench_clean, on_port
 from test_migrate import mstatus, setup
+from test_physical import slot_reported_active
 
 DBS = ("shop", "g2", "g3")
 SECONDS = 80
@@ -74,6 +75,12 @@ def group_ready(rig):
             if r.returncode == 0:
                 break
         check(r.returncode == 0, "%s verified equal: %s" % (db, r.stdout.decode()[-1500:]))
+    # The gate reads each slot's state from blue's report, up to an
+    # interval older than green's (the cutover was refused "our slot on the
+    # source is not active" when it ran first).
+    for db in DBS:
+        wait_for("blue reports %s's slot active" % db,
+                 lambda: slot_reported_active(coord, slot="godwit_%s" % db), 10)
     return blue, green, coord, bouncer, benches
 
 
