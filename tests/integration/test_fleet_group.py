@@ -59,6 +59,21 @@ def quiet(agent):
     return agent
 
 
+def cutover_failure(rep):
+    """What a group cutover's report says went wrong: its reason and every
+    step that failed, by member (the whole report is too long to print)."""
+    out = ["reason %r" % rep.get("reason")]
+    for m in rep.get("members", []):
+        for t in m.get("timeline", []):
+            if not t.get("ok", True):
+                out.append("%s: %s failed at %s ms after %s ms: %s %s" % (
+                    m.get("migration"), t["step"], t.get("at_ms"), t.get("ms"),
+                    t.get("detail"), json.dumps(t.get("agents"))[:600]))
+        if m.get("reason"):
+            out.append("%s: reason %r" % (m.get("migration"), m["reason"]))
+    return "; ".join(out[:12])
+
+
 def fleet_status(coord):
     r = coord.ctl("fleet", "status", "--json", check_rc=False)
     return json.loads(r.stdout) if r.returncode in (0, 1) else {}
@@ -170,8 +185,8 @@ def test_fleet_of_fifty_one_group(rig):
     rep = json.loads(r.stdout or b"{}")
     check(r.returncode == 0 and rep.get("state") == "done" and
           all(m["state"] == "done" for m in rep["members"]),
-          "the group of 50 cut over: rc %d %s %s" % (r.returncode, r.stdout.decode()[-3000:],
-                                                     r.stderr.decode()[-1000:]))
+          "the group of 50 cut over: rc %d, %s; stderr %s" % (
+              r.returncode, cutover_failure(rep), r.stderr.decode()[-1000:]))
     steps = {}
     for m in rep["members"]:
         for t in m["timeline"]:
