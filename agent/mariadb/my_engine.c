@@ -11,8 +11,11 @@
 
 #include "log.h"
 #include "mycopy.h"
+#include "myfence.h"
+#include "myfollow.h"
 #include "mymon.h"
 #include "mypreflight.h"
+#include "mypromote.h"
 #include "myrepl.h"
 #include "myverify.h"
 #include "xalloc.h"
@@ -27,6 +30,7 @@ typedef struct {
     myconn_params_t server;     /* the local server (strings borrowed from cfg) */
     char *object;               /* what events name: the database, else the server */
     mymon_t *mymon;
+    myfence_t *fence;           /* the source's write fence and its lease (FreezeSource) */
 } my_engine_t;
 
 /* ---- steps ----------------------------------------------------------------- */
@@ -125,11 +129,36 @@ static step_t *s_start(engine_t *base, const Godwit__Command *cmd, step_done_cb 
                                           why);
         break;
     }
+    case GODWIT__COMMAND__ACTION_FREEZE_SOURCE:
+        if (cmd->freeze_source)
+            step = myfence_run(e->fence, cmd->freeze_source, done, arg, why);
+        break;
+    case GODWIT__COMMAND__ACTION_PROMOTE: {
+        mypromote_local_t pl = { .server = e->server,
+                                 .statement_timeout_ms =
+                                     (uint64_t)e->cfg->mariadb.statement_timeout_ms,
+                                 .fence = e->fence };
+        if (cmd->promote)
+            step = mypromote_start(e->loop, &pl, cmd->promote, done, arg, why);
+        break;
+    }
+    case GODWIT__COMMAND__ACTION_MY_FOLLOW: {
+        myfollow_local_t fl = { .server = e->server,
+                                .statement_timeout_ms =
+                                    (uint64_t)e->cfg->mariadb.statement_timeout_ms,
+                                .peers = e->cfg->peers.items,
+                                .n_peers = e->cfg->peers.count,
+                                .config_path = e->cfg->path };
+        if (cmd->my_follow)
+            step = myfollow_start(e->loop, &fl, cmd->my_follow, done, arg, why);
+        break;
+    }
     default:
         *why = xasprintf("%s: the MariaDB engine runs preflight and monitoring in this "
                          "version, and on a target the copy (my_copy), replica_status and "
-                         "drop_objects, and the verify (my_checksum, my_checksum_compare); the migration's other steps are not written for "
-                         "MariaDB yet: nothing was done",
+                         "drop_objects, the verify (my_checksum, my_checksum_compare), and "
+                         "the cutover (freeze_source, promote, my_follow); the migration's "
+                         "other steps are not written for MariaDB yet: nothing was done",
                          s_action_name(cmd));
         return NULL;
     }
@@ -181,12 +210,21 @@ static void s_my_state(bool reachable, const char *reason, void *arg)
     }
 }
 
+/* What the fence did on its own (its lease), for the coordinator. */
+static void s_on_fence_event(bool error, const char *code, const char *message, void *arg)
+{
+    my_engine_t *e = arg;
+    e->event(error ? GODWIT__SEVERITY__SEVERITY_ERROR : GODWIT__SEVERITY__SEVERITY_WARNING, code,
+             message, e->object, e->arg);
+}
+
 /* ---- lifetime ---------------------------------------------------------------- */
 
 static void s_close(engine_t *base)
 {
     my_engine_t *e = (my_engine_t *)base;
     mymon_destroy(&e->mymon);
+    myfence_destroy(&e->fence);
     free(e->object);
     free(e);
 }
@@ -232,6 +270,19 @@ engine_t *my_engine_open(uv_loop_t *loop, const agent_config_t *cfg, const char 
                          s_my_state, e);
     if (!e->mymon) {
         log_error("mariadb: invalid connection parameters");
+        free(e->object);
+        free(e);
+        return NULL;
+    }
+    /* A statement of the fence's (a KILL, SET GLOBAL read_only) is short:
+     * the limit, its connection and a second's slack. */
+    e->fence = myfence_new(loop, &e->server,
+                           (uint64_t)cfg->mariadb.connect_timeout_ms +
+                               (uint64_t)cfg->mariadb.statement_timeout_ms + 1000,
+                           cfg->state_dir, s_on_fence_event, e);
+    if (!e->fence) {
+        log_error("mariadb: cannot keep the fence: invalid parameters (state_dir?)");
+        mymon_destroy(&e->mymon);
         free(e->object);
         free(e);
         return NULL;

@@ -478,29 +478,11 @@ static void s_on_slave_pos(myconn_t *conn, const myconn_result_t *r, void *arg)
         mystep_fail_query(&c->step, "setting gtid_slave_pos on the target", r);
         return;
     }
-    char *password = NULL;
-    char why[256];
-    if (c->peer_password_file && c->peer_password_file[0]) {
-        if (!myconn_read_password(c->peer_password_file, &password, why, sizeof why)) {
-            mystep_failf(&c->step, "reading peer %s's password_file: %s", c->peer_name, why);
-            return;
-        }
-    }
-    char *host = mystep_literal(&c->step, c->tgt, c->peer_host);
-    char *user = host ? mystep_literal(&c->step, c->tgt, c->peer_user) : NULL;
-    char *pw = user ? mystep_literal(&c->step, c->tgt, password ? password : "") : NULL;
-    keys_wipe_free(password);
-    if (!pw) {
-        free(host);
-        free(user);
+    char *sql = mystep_change_master_sql(&c->step, c->tgt, c->connection, c->peer_name,
+                                         c->peer_host, c->peer_port, c->peer_user,
+                                         c->peer_password_file);
+    if (!sql)
         return;
-    }
-    char *sql = xasprintf("CHANGE MASTER '%s' TO MASTER_HOST = %s, MASTER_PORT = %d, "
-                          "MASTER_USER = %s, MASTER_PASSWORD = %s, MASTER_USE_GTID = slave_pos",
-                          c->connection, host, c->peer_port, user, pw);
-    keys_wipe_free(pw);
-    free(host);
-    free(user);
     /* Never logged: the statement holds the password. */
     mystep_query(&c->step, c->tgt, "creating the replication connection", sql, c->timeout_ms,
                  s_on_changed, c);

@@ -58,11 +58,18 @@ struct mypf {
     bool src_kinds[MYPF_OBJECT_KINDS]; /* the source database has views, triggers,
                                           routines, events (mypreflight_tgt.c: s_kinds) */
     double margin;
-    bool reverse;
+    bool reverse;               /* cutover.reverse on (source and target) */
     char *data_directory;       /* NULL: not checked */
     char *peer_where;           /* "user@host:port (peer NAME)"; NULL: no peer */
     char *peer_db;              /* the database on the peer */
 };
+
+/* The fix of the log_slave_updates finding (source and target, with
+ * cutover.reverse on). */
+#define MYPF_LOG_SLAVE_UPDATES_FIX                                                            \
+    "SET GLOBAL is not enough, it is read-only: add log_slave_updates = ON to the server's "  \
+    "config and restart: the new primary's binary log must carry the GTIDs it replicated so " \
+    "the old one can follow it from the switch position"
 
 /* A new check on database with its local connection and stages, not
  * started; NULL for invalid arguments. */

@@ -28,7 +28,8 @@ static const char S_SETTINGS_SQL[] =
     "SELECT @@version AS version, @@server_id AS server_id, @@log_bin AS log_bin,"
     " @@binlog_format AS binlog_format, @@binlog_row_image AS binlog_row_image,"
     " @@gtid_strict_mode AS gtid_strict_mode,"
-    " @@binlog_expire_logs_seconds AS binlog_expire_logs_seconds";
+    " @@binlog_expire_logs_seconds AS binlog_expire_logs_seconds,"
+    " @@log_slave_updates AS log_slave_updates";
 
 static uint64_t s_u64(const char *v)
 {
@@ -65,6 +66,12 @@ static void s_on_settings(myconn_t *c, const myconn_result_t *r, void *arg)
                  xstrdup("Set log_bin (e.g. log_bin = mariadb-bin) and a server_id in the "
                          "[mariadb] section of the source server's configuration file and "
                          "restart the server: log_bin cannot be changed while it runs."));
+    if (p->reverse && !mytext_bool(myconn_col(r, 0, "log_slave_updates")))
+        mypf_add(p, MYPF_ERROR, "log_slave_updates", "log_slave_updates",
+                 xstrdup("log_slave_updates is off on the source: with cutover.reverse on it "
+                         "follows the target after the cutover, and a rollback makes it the "
+                         "primary again while the target follows it back from its binary log"),
+                 xstrdup(MYPF_LOG_SLAVE_UPDATES_FIX));
     const char *format = myconn_col(r, 0, "binlog_format");
     if (!format || strcasecmp(format, "ROW") != 0)
         mypf_add(p, MYPF_ERROR, "binlog_format", "binlog_format",
@@ -410,6 +417,7 @@ step_t *mypreflight_source_start(uv_loop_t *loop, const mypreflight_local_t *loc
         }
         qsort(p->req_names, p->n_req, sizeof *p->req_names, s_cmp_str);
     }
+    p->reverse = req->reverse != NULL;
     if (req->reverse) {
         /* After the cutover the source follows the target (cutover.reverse):
          * through a peer of this agent's config. */

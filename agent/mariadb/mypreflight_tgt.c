@@ -71,13 +71,21 @@ static void s_on_settings(myconn_t *c, const myconn_result_t *r, void *arg)
                          "target server's configuration file and restart it, or set "
                          "cutover.reverse: off in the plan (then a rollback would lose the "
                          "target's writes)."));
+    if (p->reverse && !mytext_bool(myconn_col(r, 0, "log_slave_updates")))
+        mypf_add(p, MYPF_ERROR, "log_slave_updates", "log_slave_updates",
+                 xstrdup("log_slave_updates is off on the target: with cutover.reverse on the "
+                         "source follows it after the cutover from the switch position, so the "
+                         "target's binary log must carry the source's transactions it "
+                         "replicated, with their GTIDs"),
+                 xstrdup(MYPF_LOG_SLAVE_UPDATES_FIX));
     mypf_next(p);
 }
 
 static void s_tgt_settings(mypf_t *p)
 {
     mypf_query(p, MYPF_LOCAL, "reading the target's settings",
-               "SELECT @@version AS version, @@server_id AS server_id, @@log_bin AS log_bin",
+               "SELECT @@version AS version, @@server_id AS server_id, @@log_bin AS log_bin,"
+               " @@log_slave_updates AS log_slave_updates",
                s_on_settings);
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "keys.h"
 #include "xalloc.h"
 
 static void s_on_closed(uv_handle_t *h)
@@ -62,9 +63,9 @@ step_t *mystep_defer(mystep_t *s, mystep_fn first)
     return &s->base;
 }
 
-void mystep_finish(mystep_t *s, ProtobufCMessage *payload, const char *error)
+static void s_finish(mystep_t *s, ProtobufCMessage *payload, const char *error, bool both)
 {
-    if (error && payload) {
+    if (error && payload && !both) {
         protobuf_c_message_free_unpacked(payload, NULL);
         payload = NULL;
     }
@@ -82,6 +83,24 @@ void mystep_finish(mystep_t *s, ProtobufCMessage *payload, const char *error)
         done(payload, error, arg);
     else if (payload)
         protobuf_c_message_free_unpacked(payload, NULL);
+}
+
+void mystep_finish(mystep_t *s, ProtobufCMessage *payload, const char *error)
+{
+    s_finish(s, payload, error, false);
+}
+
+void mystep_finish_both(mystep_t *s, ProtobufCMessage *payload, const char *error)
+{
+    s_finish(s, payload, error, true);
+}
+
+void mystep_after(mystep_t *s, uint64_t ms, mystep_fn fn)
+{
+    if (s->disposed)
+        return;
+    s->first = fn;
+    uv_timer_start(&s->timer, s_on_timer, ms, 0);
 }
 
 void mystep_failf(mystep_t *s, const char *fmt, ...)
@@ -123,6 +142,32 @@ char *mystep_literal(mystep_t *s, myconn_t *conn, const char *str)
     if (!q)
         mystep_failf(s, "cannot quote \"%s\" for SQL: the connection is gone", str);
     return q;
+}
+
+char *mystep_change_master_sql(mystep_t *s, myconn_t *conn, const char *connection,
+                               const char *peer_name, const char *host, int port,
+                               const char *user, const char *password_file)
+{
+    char *password = NULL;
+    char why[256];
+    if (password_file && password_file[0] &&
+        !myconn_read_password(password_file, &password, why, sizeof why)) {
+        mystep_failf(s, "reading peer %s's password_file: %s", peer_name, why);
+        return NULL;
+    }
+    char *qhost = mystep_literal(s, conn, host);
+    char *quser = qhost ? mystep_literal(s, conn, user) : NULL;
+    char *qpw = quser ? mystep_literal(s, conn, password ? password : "") : NULL;
+    keys_wipe_free(password);
+    char *sql = qpw ? xasprintf("CHANGE MASTER '%s' TO MASTER_HOST = %s, MASTER_PORT = %d, "
+                                "MASTER_USER = %s, MASTER_PASSWORD = %s, "
+                                "MASTER_USE_GTID = slave_pos",
+                                connection, qhost, port, quser, qpw)
+                    : NULL;
+    keys_wipe_free(qpw);
+    free(qhost);
+    free(quser);
+    return sql;
 }
 
 bool mystep_is(const step_t *step, const mystep_ops_t *ops)

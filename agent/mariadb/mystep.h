@@ -89,6 +89,16 @@ step_t *mystep_defer(mystep_t *s, mystep_fn first);
  * frees payload and does nothing else. */
 void mystep_finish(mystep_t *s, ProtobufCMessage *payload, const char *error);
 
+/* The same, but payload goes to done with the error too (taken): what is
+ * known of a failure that matters to the caller (PromoteResult's
+ * promote_requested). payload NULL: as mystep_finish. */
+void mystep_finish_both(mystep_t *s, ProtobufCMessage *payload, const char *error);
+
+/* Runs fn(s) after ms on the step's timer (a poll's next try; never when
+ * the step has ended before). Only after the first callback ran: the timer
+ * is the one mystep_defer started. */
+void mystep_after(mystep_t *s, uint64_t ms, mystep_fn fn);
+
 /* Ends the step with a formatted error. */
 void mystep_failf(mystep_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -107,6 +117,16 @@ bool mystep_query(mystep_t *s, myconn_t *conn, const char *what, const char *sql
 /* str as a string literal on conn (caller frees), or NULL after ending the
  * step ("cannot quote ... the connection is gone"). */
 char *mystep_literal(mystep_t *s, myconn_t *conn, const char *str);
+
+/* "CHANGE MASTER 'connection' TO" the peer peer_name (host, port, user,
+ * the password read from password_file; NULL or "": none) "MASTER_USE_GTID
+ * = slave_pos", quoted on conn: malloc'd, holding the password (free it
+ * with keys_wipe_free; never log it). NULL after ending the step (the
+ * password file unreadable, a value that cannot be quoted). connection is
+ * one step_godwit_name accepted (it goes in as it is). */
+char *mystep_change_master_sql(mystep_t *s, myconn_t *conn, const char *connection,
+                               const char *peer_name, const char *host, int port,
+                               const char *user, const char *password_file);
 
 /* Whether step is a running or ended mystep with these ops (a step's kind:
  * mycopy_is). */

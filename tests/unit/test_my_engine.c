@@ -5,7 +5,10 @@
  * is one db.unreachable event naming the server and a report with
  * reachable false and the connector's reason; a command other than the
  * preflight is refused with its name, and an invalid preflight as such;
- * closing leaves nothing on the loop. Against a real server the engine
+ * the cutover's commands that MariaDB has no part of refused before they
+ * run (a FreezeSource or Promote with the final check, MyFollow naming a
+ * peer the config lacks); closing leaves nothing on the loop (the fence's
+ * lease timer included). Against a real server the engine
  * runs in tests/integration/test_mariadb.py.
  */
 #include <setjmp.h>
@@ -74,6 +77,9 @@ static void test_engine(void **state)
     cfg.mariadb.data_directory = "/var/lib/mysql";
     cfg.mariadb.connect_timeout_ms = 2000;
     cfg.mariadb.statement_timeout_ms = 2000;
+    char state_dir[] = "/tmp/godwit-test-my-engine-XXXXXX";
+    assert_non_null(mkdtemp(state_dir));
+    cfg.state_dir = state_dir;
 
     s_events_t ev = { 0 };
     engine_t *e = NULL;
@@ -147,11 +153,58 @@ static void test_engine(void **state)
     free(why);
     assert_false(engine_copy_is(e, NULL, "shop", "godwit_shop"));
 
+    /* The cutover: the final check is not MariaDB's; a follow's source is
+     * a peer of the config. */
+    Godwit__CheckRows check = GODWIT__CHECK_ROWS__INIT;
+    Godwit__CheckRows *checks[] = { &check };
+    Godwit__FreezeSource fz = GODWIT__FREEZE_SOURCE__INIT;
+    char *roles[] = { "app" };
+    fz.database = "shop";
+    fz.mode = GODWIT__FREEZE_SOURCE__MODE__MODE_FREEZE;
+    fz.n_app_roles = 1;
+    fz.app_roles = roles;
+    fz.n_check = 1;
+    fz.check = checks;
+    cmd.action_case = GODWIT__COMMAND__ACTION_FREEZE_SOURCE;
+    cmd.freeze_source = &fz;
+    assert_null(engine_start(e, &cmd, s_done, NULL, &why));
+    assert_non_null(strstr(why, "the final check is not available for MariaDB"));
+    free(why);
+    why = NULL;
+    Godwit__Promote pr = GODWIT__PROMOTE__INIT;
+    pr.database = "shop";
+    pr.final_gtid = "0-1-5";
+    pr.replica_connection = "godwit_shop";
+    pr.n_check = 1;
+    pr.check = checks;
+    cmd.action_case = GODWIT__COMMAND__ACTION_PROMOTE;
+    cmd.promote = &pr;
+    assert_null(engine_start(e, &cmd, s_done, NULL, &why));
+    assert_non_null(strstr(why, "the final check is not available for MariaDB"));
+    free(why);
+    why = NULL;
+    Godwit__ReplicationConn rc = GODWIT__REPLICATION_CONN__INIT;
+    rc.peer = "green";
+    rc.dbname = "shop";
+    Godwit__MyFollow mf = GODWIT__MY_FOLLOW__INIT;
+    mf.database = "shop";
+    mf.connection = "godwit_shop_rev";
+    mf.source = &rc;
+    mf.gtid = "0-2-9";
+    cmd.action_case = GODWIT__COMMAND__ACTION_MY_FOLLOW;
+    cmd.my_follow = &mf;
+    assert_null(engine_start(e, &cmd, s_done, NULL, &why));
+    assert_non_null(strstr(why, "green"));
+    assert_non_null(strstr(why, "/etc/godwit/agent.yaml"));
+    free(why);
+    why = NULL;
+
     engine_close(&e);
     assert_null(e);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
     close(fd);
+    assert_int_equal(rmdir(state_dir), 0);
 }
 
 /* No engine section: no engine (a proxy agent). */
