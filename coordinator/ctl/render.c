@@ -313,8 +313,10 @@ void render_migrations(const cJSON *r, FILE *out)
                     txn, lagsec, cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables")));
             const cJSON *rp = cJSON_GetObjectItem(m, "replica");
             if (cJSON_IsObject(rp))
-                fprintf(out, "  replica %s: I/O %s, SQL %s, at %s%s%s\n",
+                fprintf(out, "  replica %s%s: I/O %s, SQL %s, at %s%s%s\n",
                         render_str(rp, "connection", "?"),
+                        strcmp(render_str(m, "replication_direction", ""), "back") == 0
+                            ? " (the way back: blue follows green)" : "",
                         cJSON_IsTrue(cJSON_GetObjectItem(rp, "io_running")) ? "running" : "STOPPED",
                         cJSON_IsTrue(cJSON_GetObjectItem(rp, "sql_running")) ? "running" : "STOPPED",
                         render_str(rp, "gtid_slave_pos", "?"),
@@ -503,6 +505,13 @@ void render_cutover(const cJSON *c, double now, FILE *out)
         fprintf(out, ", write pause %.1f ms", wp->valuedouble);
     if (cJSON_IsString(cJSON_GetObjectItem(c, "final_lsn")))
         fprintf(out, ", final LSN %s", render_str(c, "final_lsn", "?"));
+    /* engine: mariadb: GTID positions (an empty one is a position too) */
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "final_gtid")))
+        fprintf(out, ", final GTID %s", render_str(c, "final_gtid", "?")[0]
+                                            ? render_str(c, "final_gtid", "?") : "(empty)");
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "switch_gtid")))
+        fprintf(out, ", switch GTID %s", render_str(c, "switch_gtid", "?")[0]
+                                             ? render_str(c, "switch_gtid", "?") : "(empty)");
     if (cJSON_IsString(cJSON_GetObjectItem(c, "reason")))
         fprintf(out, "; %s", render_str(c, "reason", ""));
     if (cJSON_IsString(cJSON_GetObjectItem(c, "follow")))
@@ -518,6 +527,8 @@ void render_cutover(const cJSON *c, double now, FILE *out)
     }
     if (cJSON_IsString(cJSON_GetObjectItem(c, "source_left")))
         fprintf(out, "  %s: %s\n", back ? "green" : "blue", render_str(c, "source_left", ""));
+    if (cJSON_IsString(cJSON_GetObjectItem(c, "target_left")))
+        fprintf(out, "  %s: %s\n", back ? "blue" : "green", render_str(c, "target_left", ""));
     const cJSON *t;
     cJSON_ArrayForEach(t, cJSON_GetObjectItem(c, "timeline"))
     {

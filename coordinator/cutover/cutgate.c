@@ -82,6 +82,58 @@ bool cutgate_proxy_ready(const Godwit__Report *rep, uint64_t report_age_ms, cons
     return true;
 }
 
+static bool s_pause_fits(const plan_migration_t *m, double lag_ms, double rtt, char *why,
+                         size_t whylen);
+
+/* MariaDB: the replication connection the direction replicates through, as
+ * the migration's poll last read it: it exists, runs both threads with no
+ * error, and its lag is known and under max_lag (*lag_ms then). */
+static bool s_replica_ok(const cutgate_view_t *v, double *lag_ms, char *why, size_t whylen)
+{
+    const plan_migration_t *m = v->m;
+    const char *conn = v->slot_name;
+    if (v->back && m->cutover.reverse_off) {
+        snprintf(why, whylen, "blue does not follow green (cutover.reverse is off): a rollback "
+                 "would lose green's writes");
+        return false;
+    }
+    const Godwit__ReplicaStatusResult *rs = v->replica;
+    if (!rs) {
+        snprintf(why, whylen, "the replication connection %s has not been polled yet; try again "
+                 "in a few seconds", conn);
+        return false;
+    }
+    const Godwit__MariadbReplica *rp = rs->exists ? rs->replica : NULL;
+    if (!rp) {
+        if (v->back)
+            snprintf(why, whylen, "blue does not follow green (its replication connection %s is "
+                     "missing): a rollback would lose green's writes", conn);
+        else
+            snprintf(why, whylen, "our replication connection %s is missing on the target", conn);
+        return false;
+    }
+    const char *err = rp->last_error ? rp->last_error : "";
+    if (!rp->io_running || !rp->sql_running || err[0]) {
+        snprintf(why, whylen, "the replication connection %s on %s is not healthy (I/O thread "
+                 "%s, SQL thread %s%s%s)", conn, v->back ? "blue" : "the target",
+                 rp->io_running ? "running" : "stopped", rp->sql_running ? "running" : "stopped",
+                 err[0] ? "; error: " : "", err);
+        return false;
+    }
+    if (rp->seconds_behind < 0) {
+        snprintf(why, whylen, "the lag of the replication connection %s is unknown "
+                 "(Seconds_Behind_Master is NULL)", conn);
+        return false;
+    }
+    *lag_ms = (double)rp->seconds_behind * 1000.0;
+    if (*lag_ms > (double)m->options.max_lag_ms) {
+        snprintf(why, whylen, "lag %.0f ms (Seconds_Behind_Master of %s) is over max_lag (%lld ms)",
+                 *lag_ms, conn, (long long)m->options.max_lag_ms);
+        return false;
+    }
+    return true;
+}
+
 bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
 {
     const plan_migration_t *m = v->m;
@@ -94,10 +146,11 @@ bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
         snprintf(why, whylen, "it is %s: the cutover starts from streaming", v->state);
         return false;
     }
-    if (m->engine == PLAN_ENGINE_MARIADB) {
-        snprintf(why, whylen, "engine mariadb: this version copies a MariaDB database and "
-                 "replicates it to the target, but has no cutover for it yet (docs/mariadb.md); "
-                 "nothing was changed");
+    bool mariadb = m->engine == PLAN_ENGINE_MARIADB;
+    if (mariadb && v->group) {
+        snprintf(why, whylen, "engine mariadb: a cutover group with a MariaDB migration is not "
+                 "in this version: cut %s over alone (godwitctl %s %s)", m->name,
+                 back ? "rollback" : "cutover", m->name);
         return false;
     }
     if (v->verify_running) {
@@ -105,13 +158,26 @@ bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
         return false;
     }
     if (!m->cutover.app_roles.count || !m->cutover.proxies.count) {
-        snprintf(why, whylen, "the plan names no cutover.app_roles or no cutover.proxies");
+        /* MariaDB: the fence locks the accounts app_roles names */
+        snprintf(why, whylen, "the plan names no cutover.app_roles or no cutover.proxies%s",
+                 mariadb ? " (the fence locks the accounts of the users app_roles names)" : "");
         return false;
     }
     const char *vs = cJSON_GetStringValue(cJSON_GetObjectItem(v->verify_last, "state"));
     if (back) {
         /* the import profile, verify, tables and apply errors are the forward
          * direction's */
+    } else if (mariadb) {
+        /* mycheck's report: "equal" or "different", finished_at_ms; no
+         * import profile, no table states (one replication connection) */
+        if (!vs || strcmp(vs, "equal") != 0) {
+            snprintf(why, whylen, "the last verify is %s, not equal: run godwitctl migrate "
+                     "verify %s", vs ? vs : "missing", m->name);
+            return false;
+        }
+        if (!cutgate_verify_fresh(v->verify_last, m->cutover.verify_max_age_ms, v->now_ms, why,
+                                  whylen))
+            return false;
     } else if (m->method == PLAN_METHOD_PHYSICAL) {
         /* A standby replays the source's WAL: it holds what the source
          * held at each replayed position, every database and table. */
@@ -178,6 +244,12 @@ bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
     }
     /* Lag and the predicted pause: the target's replay lag plus the round
      * trips of the freeze batch (pause, freeze, sequences, switch, resume). */
+    double lag_ms = 0;
+    if (mariadb) {
+        if (!s_replica_ok(v, &lag_ms, why, whylen))
+            return false;
+        return s_pause_fits(m, lag_ms, rtt, why, whylen);
+    }
     const Godwit__Slot *slot = v->slot;
     if (!slot || !slot->active) {
         if (back)
@@ -189,12 +261,20 @@ bool cutgate_check(const cutgate_view_t *v, char *why, size_t whylen)
                      "streaming?)");
         return false;
     }
-    double lag_ms = slot->has_replay_lag ? slot->replay_lag_seconds * 1000.0 : 0;
+    lag_ms = slot->has_replay_lag ? slot->replay_lag_seconds * 1000.0 : 0;
     if (lag_ms > (double)m->options.max_lag_ms) {
         snprintf(why, whylen, "lag %.0f ms is over max_lag (%lld ms)", lag_ms,
                  (long long)m->options.max_lag_ms);
         return false;
     }
+    return s_pause_fits(m, lag_ms, rtt, why, whylen);
+}
+
+/* The predicted pause: the lag plus the pause's round trips at the
+ * slowest agent's RTT, inside max_write_pause. */
+static bool s_pause_fits(const plan_migration_t *m, double lag_ms, double rtt, char *why,
+                         size_t whylen)
+{
     int trips = (int)cutover_pause_trips(m);
     double predicted = lag_ms + trips * rtt;
     if (predicted > (double)m->cutover.max_write_pause_ms) {

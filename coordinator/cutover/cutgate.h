@@ -13,6 +13,13 @@
  * it, the slot the direction replicates through active, its lag under
  * max_lag, and the predicted pause (lag plus the pause's round trips at the
  * slowest agent's RTT) inside max_write_pause.
+ *
+ * engine: mariadb: not in a cutover group; the verify (mycheck's report)
+ * equal and fresh as above (forward); instead of the tables and the slot,
+ * the replication connection the direction replicates through, as the
+ * migration's poll last read it, exists with both threads running, no
+ * error, and its lag (Seconds_Behind_Master) under max_lag; the predicted
+ * pause as above.
  */
 #ifndef GODWIT_CUTGATE_H
 #define GODWIT_CUTGATE_H
@@ -52,8 +59,14 @@ typedef struct {
     uint64_t repl_error_at_ms, now_ms; /* wall clock */
     cutgate_agent_t source, target;
     const cutgate_agent_t *proxies; /* one per m->cutover.proxies, in its order */
-    const char *slot_name;         /* the slot the direction replicates through */
+    const char *slot_name;         /* the slot the direction replicates through (engine
+                                      mariadb: the replication connection) */
     const Godwit__Slot *slot;      /* as its server's agent last reported it, or NULL */
+    /* engine: mariadb: the migration's last poll of the connection the
+     * direction replicates through (forward: ours on the target; back:
+     * the way back on the source), or NULL: not polled yet */
+    const Godwit__ReplicaStatusResult *replica;
+    bool group;                    /* asked as a member of a cutover group */
 } cutgate_view_t;
 
 /* true if the cutover may start; false with why naming the first gate

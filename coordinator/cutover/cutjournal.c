@@ -11,6 +11,7 @@
 #include "cutreport.h"
 #include "log.h"
 #include "lsn.h"
+#include "xalloc.h"
 
 static void s_event(cutover_t *cu, const cJSON *detail)
 {
@@ -36,6 +37,16 @@ void cutjournal_write(cutover_t *cu, const char *state)
         char pos[32];
         cJSON_AddStringToObject(j, "final_lsn", lsn_format(cu->final_lsn, pos, sizeof pos));
     }
+    /* MariaDB: GTIDs, and what an abort after a restart must give `to`
+     * back (its replication; the lift of a fence the abort makes there). */
+    if (cu->final_gtid)
+        cJSON_AddStringToObject(j, "final_gtid", cu->final_gtid);
+    if (cu->switch_gtid)
+        cJSON_AddStringToObject(j, "switch_gtid", cu->switch_gtid);
+    if (cu->mariadb) {
+        cJSON_AddBoolToObject(j, "promote_sent", cu->promote_sent);
+        cJSON_AddBoolToObject(j, "to_was_fenced", cu->to_was_fenced);
+    }
     /* The proxies sent the switch (they may point at `to`): what an abort,
      * also a restarted coordinator's, switches back. */
     cJSON *sw = cJSON_AddArrayToObject(j, "switched");
@@ -60,6 +71,24 @@ void cutjournal_recover(cutover_t *cu, const cJSON *recover)
                                : NULL;
     if (flsn && !lsn_parse(flsn, &cu->final_lsn))
         cu->final_lsn = 0;
+    /* MariaDB's positions: kept as written (an empty final GTID is one:
+     * a source that never wrote a binary log event). */
+    const char *fg = recover ? cJSON_GetStringValue(cJSON_GetObjectItem(recover, "final_gtid"))
+                             : NULL;
+    const char *sg = recover ? cJSON_GetStringValue(cJSON_GetObjectItem(recover, "switch_gtid"))
+                             : NULL;
+    if (fg) {
+        free(cu->final_gtid);
+        cu->final_gtid = xstrdup(fg);
+    }
+    if (sg && sg[0]) {
+        free(cu->switch_gtid);
+        cu->switch_gtid = xstrdup(sg);
+    }
+    if (recover && cu->mariadb) {
+        cu->promote_sent = cJSON_IsTrue(cJSON_GetObjectItem(recover, "promote_sent"));
+        cu->to_was_fenced = cJSON_IsTrue(cJSON_GetObjectItem(recover, "to_was_fenced"));
+    }
     if (recover && !rstate)
         rstate = "started";
     /* The proxies the journal says were sent the switch ("started": none;
@@ -91,7 +120,7 @@ void cutjournal_recover(cutover_t *cu, const cJSON *recover)
                      (double)cu->lease_ms;
     bool forward = rstate && (strcmp(rstate, "switching") == 0 ||
                               (strcmp(rstate, "aborting") == 0 && any_switched && stale));
-    if (rstate && strcmp(rstate, "promoting") == 0 && cu->final_lsn) {
+    if (rstate && strcmp(rstate, "promoting") == 0 && (cu->final_lsn || cu->final_gtid)) {
         /* The physical path's promote was sent: the target agent finishes
          * it whatever happens here (green a primary, its roles' LOGIN
          * back), and blue is fenced for good. Only forward: the promote

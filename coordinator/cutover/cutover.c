@@ -83,6 +83,10 @@ static const struct {
     { K_REFENCE, "fence again", cutstep_refence, K_UNFREEZE, K_UNFREEZE, false, false, 0, true },
     { K_PROMOTE, "promote", cutstep_promote, K_SWITCH, K_DRY_UNFREEZE, true, false, 0, false },
     { K_REJOIN, "rejoin", cutstep_rejoin, K_DONE, K_DONE, false, false, CU_FOLLOW_TRIES, false },
+    /* MariaDB: after the restore started `to`'s replication again, the
+     * fence the abort made there lifted (it had none before the pause). */
+    { K_UNFENCE_TO, "lift the target's fence", cutstep_unfence_to, K_ABORTED, K_ABORTED, false,
+      true, 0, true },
 };
 
 /* Tests kill the coordinator at exact points of the sequence: with
@@ -131,6 +135,8 @@ void cutover_free(cutover_t *cu)
     free(cu->to_database);
     free(cu->sub_name);
     free(cu->new_name);
+    free(cu->final_gtid);
+    free(cu->switch_gtid);
     planwire_conn_free(&cu->to_reads_from);
     planwire_conn_free(&cu->from_reads_to);
     planwire_tables_free(&cu->tables);
@@ -267,9 +273,10 @@ static void s_give_up(cutover_t *cu)
     }
     if (st == K_REFENCE) {
         free(cu->target_left);
-        cu->target_left = xasprintf("unknown: its fence, lifted by the sequences step, could not "
-                                    "be made again (%s); %s stays fenced", cu->step_error,
-                                    cu->from_backend);
+        cu->target_left = xasprintf("unknown: its fence, lifted by the %s step, could not "
+                                    "be made again (%s); %s stays fenced",
+                                    cu->physical || cu->mariadb ? "promote" : "sequences",
+                                    cu->step_error, cu->from_backend);
         return;
     }
     for (size_t i = 0; i < cu->n_proxies; i++) {
@@ -400,9 +407,12 @@ void cutover_step_over(cutover_t *cu)
         }
     }
     kstate_t next = cu->dry_run ? s_steps[st].next_dry : s_steps[st].next;
-    if (cu->physical && next == K_SEQUENCES)
+    bool promotes = cu->physical || cu->mariadb; /* `to` is a standby or a replica */
+    if (promotes && next == K_SEQUENCES)
         next = cu->dry_run ? K_DRY_UNFREEZE : K_PROMOTE; /* a rehearsal promotes nothing */
-    if (cu->physical && next == K_DROP_OLD) {
+    if (cu->mariadb && st == K_ABORT_RESTORE && cu->refenced && !cu->to_was_fenced)
+        next = K_UNFENCE_TO; /* `to` replicates again: its fence of the abort lifted */
+    if (promotes && next == K_DROP_OLD) {
         /* `from` becomes a standby of `to` (the way back), or nothing */
         next = cu->follow ? K_REJOIN : K_DONE;
         if (!cu->follow)
@@ -448,7 +458,7 @@ uint64_t cutover_timeout(const cutover_t *cu)
             left = CU_ABORT_MIN_TRY_MS;
         return left < CU_ABORT_TRY_MS ? left : CU_ABORT_TRY_MS;
     }
-    if (cu->state == K_REJOIN)
+    if (cu->state == K_REJOIN && cu->physical)
         return CUTOVER_REJOIN_MS;
     if (!s_steps[cu->state].critical || cu->forward_only)
         return CUTOVER_CHECK_MS(cu->n_group_dbs);
@@ -492,6 +502,7 @@ cutover_t *cutover_start(const agentlink_t *link, journal_t *j, const plan_migra
     /* Back, blue must follow green again: the migration goes on streaming. */
     cu->follow = back || !m->cutover.reverse_off;
     cu->physical = m->method == PLAN_METHOD_PHYSICAL;
+    cu->mariadb = m->engine == PLAN_ENGINE_MARIADB;
     Godwit__ReplicationConn green_reads_blue = planwire_forward(m);
     Godwit__ReplicationConn blue_reads_green = planwire_reverse(m);
     planwire_conn_copy(&cu->to_reads_from, back ? &blue_reads_green : &green_reads_blue);
@@ -518,7 +529,9 @@ cutover_t *cutover_start(const agentlink_t *link, journal_t *j, const plan_migra
     cu->abort_timeout_ms = (uint64_t)(m->cutover.abort_timeout_ms ? m->cutover.abort_timeout_ms
                                                                   : 10000);
     cu->dry_run = dry_run;
-    cu->checks = finalcheck_questions_new(verify, &cu->n_checks);
+    /* MariaDB: no final check (its fence reads no rows; mycheck's
+     * verify compares chunks, not keys). */
+    cu->checks = cu->mariadb ? NULL : finalcheck_questions_new(verify, &cu->n_checks);
     const char *fp = getenv("GODWIT_FAILPOINT");
     cu->failpoint = fp && fp[0] ? xstrdup(fp) : NULL;
     cu->done = done;

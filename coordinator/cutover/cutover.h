@@ -29,6 +29,18 @@
  * freeze and sequences, then unfreezes and resumes: the rehearsal's pause
  * is the real one's cost.
  *
+ * engine: mariadb takes the physical path's route (cutover.c, the
+ * `physical || mariadb` redirections): check (our replication connection
+ * on `to` runs, `from` armed, `to`'s fence state read), pause, freeze
+ * (its final GTID, no sequences), promote (`to` executes the final GTID,
+ * stops our connection, becomes writable; its binary log position then is
+ * the switch GTID), switch, resume, and with follow on the rejoin: `from`
+ * replicates from `to` from the switch GTID (MyFollow). No final check, no
+ * subscription to tune, no slot. An abort after the promote was sent
+ * fences `to` again before `from` is unfenced, and its restore starts
+ * `to`'s replication again (MyFollow from where it stopped), then lifts
+ * the fence it made there. Not in a cutover group (cutgate.c).
+ *
  * Journal (events of kind "cutover", detail JSON {"state", "dry_run",
  * "switched": the indexes of the proxies sent the switch}): "started"
  * before the pause, "switching" before the switch, "aborting" when an
@@ -74,8 +86,8 @@ typedef void (*cutover_done_cb)(cJSON *report, bool switched, void *arg);
 
 /* Starts the cutover of m (gates already checked) from the beginning, or,
  * with recover set to the last journaled detail (its "state" "started",
- * "promoting" (the physical path: with its "final_lsn") or "switching",
- * its "switch_lsn"), finishes or rolls back an interrupted
+ * "promoting" (the physical path: with its "final_lsn"; MariaDB: its
+ * "final_gtid") or "switching", its "switch_lsn" or "switch_gtid"), finishes or rolls back an interrupted
  * one. objname names our publication and slot on blue and subscription on
  * green; revname the same the other way. back: a rollback, green to blue
  * (blue follows green before it, green follows blue after it). verify:
@@ -129,6 +141,7 @@ typedef enum {
     K_REFENCE,
     K_PROMOTE,
     K_REJOIN,
+    K_UNFENCE_TO,
     K__COUNT
 } kstate_t;
 
@@ -159,6 +172,16 @@ struct cutover {
                                    subscription on `from` */
     bool follow;                /* set up replication to -> from after the switch */
     bool physical;              /* method: physical: `to` is a standby, promoted in the pause */
+    bool mariadb;               /* engine: mariadb: `to` is a replica (our replication
+                                   connection sub_name), promoted in the pause; GTIDs, no LSNs */
+    char *final_gtid;           /* mariadb: `from`'s final GTID (its FREEZE answer, or the
+                                   "promoting" record), owned; NULL: not known */
+    char *switch_gtid;          /* mariadb: `to`'s binary log position once writable (the
+                                   promote's answer, or the "switching" record), owned; NULL:
+                                   not known */
+    bool promote_sent;          /* mariadb: Promote sent (`to` may have stopped replicating) */
+    bool to_was_fenced;         /* mariadb: PREPARE said our fence held `to` before the pause */
+    bool refenced;              /* mariadb: the abort fenced `to` again (K_REFENCE confirmed) */
     Godwit__ReplicationConn to_reads_from, from_reads_to; /* strings owned */
     planwire_tables_t tables; /* the plan's, owned */
     char **app_roles;

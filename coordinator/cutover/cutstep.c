@@ -73,8 +73,14 @@ static cJSON *s_timed(Godwit__TimedStep **v, size_t n)
  * sides). */
 static void s_promote_answered(cutover_t *cu, const Godwit__Result *r, const char *error)
 {
-    if (r && r->payload_case == GODWIT__RESULT__PAYLOAD_PROMOTE &&
-        (r->promote->promoted_lsn || r->promote->promote_requested)) {
+    /* MariaDB: a position once writable, or FAILED after the wait (our
+     * connection stopped, the fence lifted or the server made writable
+     * may have been done): `to` may take writes. */
+    bool writable = r && r->payload_case == GODWIT__RESULT__PAYLOAD_PROMOTE &&
+                    (r->promote->promote_requested ||
+                     (cu->mariadb ? r->promote->promoted_gtid && r->promote->promoted_gtid[0]
+                                  : r->promote->promoted_lsn != 0));
+    if (writable) {
         cu->to_fenced = true;
         cu->to_lift_sent = true;
     } else if (!r) {
@@ -82,6 +88,61 @@ static void s_promote_answered(cutover_t *cu, const Godwit__Result *r, const cha
         cu->target_left = xasprintf("unknown: the promote was sent and not answered (%s); %s "
                                     "may be a primary now", error ? error : "no answer",
                                     cu->to_backend);
+    }
+}
+
+/* MariaDB: what the abort could not give `to` back (its replication, or
+ * the lift of the fence it made there): the report's "target_left". */
+static void s_target_left(cutover_t *cu, const char *why)
+{
+    free(cu->target_left);
+    cu->target_left = cu->state == K_UNFENCE_TO
+        ? xasprintf("fenced: the fence the abort made on %s could not be lifted (%s); it "
+                    "replicates from %s again", cu->to_backend, why, cu->from_backend)
+        : xasprintf("%s: its replication connection %s could not be started again (%s); the "
+                    "fence the abort made there stays", cu->to_backend, cu->sub_name, why);
+    log_error_about(cutover_about(cu), "migration %s: %s", cu->migration, cu->target_left);
+}
+
+/* MariaDB: a replication connection's state (ReplicaStatus in the check,
+ * MyFollow's answer in the rejoin and the restore). It must exist with no
+ * error; in the check, `to`'s must also run both threads: the promote
+ * waits for it to execute the final GTID. */
+static void s_replica_answered(cutover_t *cu, const char *agent,
+                               const Godwit__ReplicaStatusResult *rs)
+{
+    const char *conn = cu->state == K_REJOIN ? cu->new_name : cu->sub_name;
+    const Godwit__MariadbReplica *rp = rs->exists ? rs->replica : NULL;
+    char what[800];
+    if (!rp) {
+        snprintf(what, sizeof what, "replication connection %s does not exist", conn);
+        s_detail(cu, agent, what, NULL);
+        s_fail(cu, agent, what);
+        if (cu->state == K_ABORT_RESTORE)
+            s_target_left(cu, what);
+        return;
+    }
+    const char *err = rp->last_error ? rp->last_error : "";
+    snprintf(what, sizeof what, "replication connection %s: I/O thread %s, SQL thread %s, "
+             "gtid_slave_pos %s%s%s", conn, rp->io_running ? "running" : "stopped",
+             rp->sql_running ? "running" : "stopped",
+             rs->gtid_slave_pos && rs->gtid_slave_pos[0] ? rs->gtid_slave_pos : "(empty)",
+             err[0] ? ", error: " : "", err);
+    s_detail(cu, agent, what, NULL);
+    if (err[0]) {
+        char *why = xasprintf("replication connection %s reports an error: %s", conn, err);
+        s_fail(cu, agent, why);
+        if (cu->state == K_ABORT_RESTORE)
+            s_target_left(cu, why);
+        free(why);
+    } else if (cu->state == K_CHECK && (!rp->io_running || !rp->sql_running)) {
+        char *why = xasprintf("replication connection %s is stopped (%s%s%s): the target does "
+                              "not replicate from the source", conn,
+                              rp->io_running ? "" : "I/O thread",
+                              !rp->io_running && !rp->sql_running ? ", " : "",
+                              rp->sql_running ? "" : "SQL thread");
+        s_fail(cu, agent, why);
+        free(why);
     }
 }
 
@@ -104,10 +165,14 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
         cu->px[proxy].resume_maybe = true; /* no answer, or the resume itself failed */
     if (cu->state == K_PROMOTE && strcmp(agent, cu->to_agent) == 0)
         s_promote_answered(cu, r, error);
+    if (ok && cu->state == K_REFENCE)
+        cu->refenced = true;
     if (!ok) {
         const char *why = r ? (r->message && r->message[0] ? r->message : "failed") : error;
         s_fail(cu, agent, why);
         s_detail(cu, agent, why, NULL);
+        if (cu->mariadb && (cu->state == K_ABORT_RESTORE || cu->state == K_UNFENCE_TO))
+            s_target_left(cu, why);
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_PROXY) {
         const Godwit__ProxyState *p = r->proxy;
         cJSON *steps = cJSON_CreateArray();
@@ -126,13 +191,19 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_FREEZE_SOURCE) {
         const Godwit__FreezeSourceResult *f = r->freeze_source;
         char what[200], pos[32];
-        if (cu->state == K_CHECK && strcmp(agent, cu->to_agent) == 0 && f->fenced)
+        if (cu->state == K_CHECK && strcmp(agent, cu->to_agent) == 0 && f->fenced) {
             cu->to_fenced = true;
+            cu->to_was_fenced = true;
+        }
         if (cu->state == K_CHECK)
             snprintf(what, sizeof what, "connection kept for the pause%s",
                      f->fenced ? " (fenced)" : "");
         else if (cu->state == K_REFENCE)
             snprintf(what, sizeof what, "fenced again, for good");
+        else if (cu->state == K_UNFENCE_TO)
+            snprintf(what, sizeof what, "fence lifted%s", f->already ? " (already)" : "");
+        else if (cu->mariadb && cu->state == K_FREEZE)
+            snprintf(what, sizeof what, "final GTID %s", f->final_gtid ? f->final_gtid : "");
         else
             snprintf(what, sizeof what, "%s%s", f->final_lsn ? "final LSN " : "fence",
                      f->final_lsn ? lsn_format(f->final_lsn, pos, sizeof pos)
@@ -148,8 +219,14 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
             if (cu->freeze)
                 godwit__freeze_source_result__free_unpacked(cu->freeze, NULL);
             cu->freeze = wire_copy(f);
-            cutreport_set(cu, "final_lsn",
-                          cJSON_CreateString(lsn_format(f->final_lsn, pos, sizeof pos)));
+            if (cu->mariadb) {
+                free(cu->final_gtid);
+                cu->final_gtid = xstrdup(f->final_gtid ? f->final_gtid : "");
+                cutreport_set(cu, "final_gtid", cJSON_CreateString(cu->final_gtid));
+            } else {
+                cutreport_set(cu, "final_lsn",
+                              cJSON_CreateString(lsn_format(f->final_lsn, pos, sizeof pos)));
+            }
             cutreport_set(cu, "sessions_terminated", cJSON_CreateNumber(f->terminated));
         }
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_VERIFY_ROLES) {
@@ -199,6 +276,22 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
                                                     : "the target is not a standby any more");
         else if (!ss->streaming && cu->state == K_CHECK) /* a rejoined one starts to */
             s_fail(cu, agent, "the standby does not stream from the source (see its log)");
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_REPLICA_STATUS) {
+        s_replica_answered(cu, agent, r->replica_status);
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_PROMOTE && cu->mariadb) {
+        const Godwit__PromoteResult *p = r->promote;
+        const char *gtid = p->promoted_gtid ? p->promoted_gtid : "";
+        char what[600];
+        snprintf(what, sizeof what, "%s at GTID %s, %u account(s) unlocked",
+                 p->already ? "promoted already" : "promoted", gtid[0] ? gtid : "(empty)",
+                 p->roles);
+        s_detail(cu, agent, what, s_timed(p->steps, p->n_steps));
+        if (!cu->dry_run) {
+            /* where `from` starts to follow `to` (the rejoin) */
+            free(cu->switch_gtid);
+            cu->switch_gtid = xstrdup(gtid);
+            cutreport_set(cu, "switch_gtid", cJSON_CreateString(gtid));
+        }
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD_PROMOTE) {
         const Godwit__PromoteResult *p = r->promote;
         char what[160], pos[32], pos2[32];
@@ -214,6 +307,11 @@ static void s_on_result(const char *agent, const Godwit__Result *r, const char *
                  r->ensure_slot->created ? "created" : "found",
                  lsn_format(r->ensure_slot->confirmed_lsn, pos, sizeof pos));
         s_detail(cu, agent, what, NULL);
+    } else if (r->payload_case == GODWIT__RESULT__PAYLOAD__NOT_SET && cu->mariadb &&
+               (cu->state == K_REJOIN || cu->state == K_ABORT_RESTORE)) {
+        s_fail(cu, agent, "MyFollow answered without the connection's state");
+        if (cu->state == K_ABORT_RESTORE)
+            s_target_left(cu, "MyFollow answered without the connection's state");
     } else if (r->payload_case == GODWIT__RESULT__PAYLOAD__NOT_SET) {
         s_detail(cu, agent, "done", NULL);
     } else {
@@ -427,6 +525,28 @@ static void s_check_physical(cutover_t *cu)
     s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
 }
 
+/* MariaDB's check: `to` replicates from `from` through our connection
+ * (both threads running, no error: the promote waits for it to execute
+ * the final GTID); `from` records its accounts now (armed, its lease as on
+ * the physical path); `to` says whether our fence holds it (a rollback's
+ * blue) and opens the connection the promote uses. No role comparison
+ * (the accounts are the server's, copied by nothing of ours), no
+ * subscription, no slot. */
+static void s_check_mariadb(cutover_t *cu)
+{
+    Godwit__ReplicaStatus rs = GODWIT__REPLICA_STATUS__INIT;
+    rs.connection = cu->sub_name;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_REPLICA_STATUS;
+    cmd.replica_status = &rs;
+    s_send(cu, cu->to_agent, &cmd);
+    Godwit__FreezeSource arm =
+        s_fence_req(cu, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+    arm.arm = true;
+    s_send_fence_req(cu, cu->from_agent, &arm);
+    s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+}
+
 /* Before the pause: can the application roles work on `to`? Our
  * subscription's commits made synchronous; unless rehearsing, the slot for
  * the other direction made now, outside the pause (creating a slot waits
@@ -439,6 +559,10 @@ void cutstep_check(cutover_t *cu)
     journal_checkpoint(cu->journal);
     if (cu->physical) {
         s_check_physical(cu);
+        return;
+    }
+    if (cu->mariadb) {
+        s_check_mariadb(cu);
         return;
     }
     Godwit__VerifyRoles vr = GODWIT__VERIFY_ROLES__INIT;
@@ -477,6 +601,27 @@ void cutstep_check(cutover_t *cu)
  * other direction dropped (it would keep `to`'s WAL). */
 void cutstep_restore(cutover_t *cu)
 {
+    if (cu->mariadb) {
+        if (!cu->promote_sent) {
+            s_detail(cu, cu->to_agent, "nothing to restore (the promote was not sent: the target "
+                     "still replicates)", NULL);
+            cutover_step_over(cu);
+            return;
+        }
+        /* The promote may have stopped our connection: started again from
+         * where it stopped (the target executed nothing of its own: it was
+         * fenced again, or never writable). */
+        Godwit__MyFollow mf = GODWIT__MY_FOLLOW__INIT;
+        mf.database = cu->to_database;
+        mf.connection = cu->sub_name;
+        mf.source = &cu->to_reads_from;
+        mf.gtid = (char *)"";
+        Godwit__Command cmd = GODWIT__COMMAND__INIT;
+        cmd.action_case = GODWIT__COMMAND__ACTION_MY_FOLLOW;
+        cmd.my_follow = &mf;
+        s_send(cu, cu->to_agent, &cmd);
+        return;
+    }
     if (cu->physical) {
         s_detail(cu, cu->to_agent, "nothing to restore (no subscription on the physical path)",
                  NULL);
@@ -641,6 +786,14 @@ void cutstep_refence(cutover_t *cu)
     s_send_fence_req(cu, cu->to_agent, &fs);
 }
 
+/* MariaDB, the end of an abort after the promote: `to` replicates again
+ * (the restore), so the fence the abort made there (K_REFENCE) is lifted:
+ * it had none before the pause. */
+void cutstep_unfence_to(cutover_t *cu)
+{
+    s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_UNFREEZE);
+}
+
 /* `to`'s sequences, once it has received `from`'s stream up to the final
  * LSN (it waits for that itself), and its WAL position, where the other
  * direction starts; at once, unless rehearsing, the fence on `from` made permanent
@@ -687,6 +840,14 @@ void cutstep_promote(cutover_t *cu)
     if (cu->freeze)
         cu->final_lsn = cu->freeze->final_lsn;
     pr.final_lsn = cu->final_lsn;
+    if (cu->mariadb) {
+        /* `to` executes the final GTID, stops our connection, becomes
+         * writable (recovered: final_gtid from the "promoting" record). */
+        pr.final_lsn = 0;
+        pr.final_gtid = cu->final_gtid ? cu->final_gtid : (char *)"";
+        pr.replica_connection = cu->sub_name;
+        cu->promote_sent = true;
+    }
     /* From here a restart goes forward: the target agent finishes the
      * promote on its own (written once, not per try). */
     if (cu->tries == 0 && !cu->forward_only)
@@ -703,8 +864,37 @@ void cutstep_promote(cutover_t *cu)
     cutover_failpoint(cu, "cutover-during-promote");
 }
 
+/* MariaDB's rejoin: `from` replicates from `to` through new_name from the
+ * switch GTID (`to`'s position once writable: nothing before it is `to`'s
+ * own). */
+static void s_rejoin_mariadb(cutover_t *cu)
+{
+    if (!cu->switch_gtid) {
+        log_error_about(cutover_about(cu),
+                        "migration %s: the switch position is not known (a journal from an older "
+                        "build): %s does not follow %s", cu->migration, cu->from_backend,
+                        cu->to_backend);
+        cutreport_set(cu, "follow", cJSON_CreateString("the switch position is not known"));
+        cutover_goto(cu, K_DONE);
+        return;
+    }
+    Godwit__MyFollow mf = GODWIT__MY_FOLLOW__INIT;
+    mf.database = cu->from_database;
+    mf.connection = cu->new_name;
+    mf.source = &cu->from_reads_to;
+    mf.gtid = cu->switch_gtid;
+    Godwit__Command cmd = GODWIT__COMMAND__INIT;
+    cmd.action_case = GODWIT__COMMAND__ACTION_MY_FOLLOW;
+    cmd.my_follow = &mf;
+    s_send(cu, cu->from_agent, &cmd);
+}
+
 void cutstep_rejoin(cutover_t *cu)
 {
+    if (cu->mariadb) {
+        s_rejoin_mariadb(cu);
+        return;
+    }
     Godwit__Rejoin rj = GODWIT__REJOIN__INIT;
     rj.peer = cu->from_reads_to.peer;
     rj.slot = cu->new_name;

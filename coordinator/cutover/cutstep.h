@@ -24,16 +24,22 @@ void cutstep_freeze(cutover_t *cu);
 void cutstep_sequences(cutover_t *cu);
 /* method: physical, instead of the sequences: `to` waits for the final LSN
  * and is promoted, its roles' LOGIN given back; `from`'s fence made
- * permanent at once. */
+ * permanent at once. engine: mariadb the same with the final GTID: our
+ * connection on `to` stopped, `to` made writable. */
 void cutstep_promote(cutover_t *cu);
 /* method: physical, after the resume: `from` made a standby of `to` through
- * the slot new_name (Rejoin: pg_rewind where they parted). */
+ * the slot new_name (Rejoin: pg_rewind where they parted). engine:
+ * mariadb: `from` replicates from `to` through the connection new_name
+ * from the switch GTID (MyFollow). */
 void cutstep_rejoin(cutover_t *cu);
 void cutstep_switch_to(cutover_t *cu);
 void cutstep_switch_back(cutover_t *cu);
 void cutstep_resume(cutover_t *cu);
 void cutstep_unfreeze(cutover_t *cu);
 void cutstep_refence(cutover_t *cu);
+/* engine: mariadb, after an abort's restore: the fence K_REFENCE made on
+ * `to` lifted (it had none before the pause). */
+void cutstep_unfence_to(cutover_t *cu);
 void cutstep_restore(cutover_t *cu);
 void cutstep_drop_old(cutover_t *cu);
 void cutstep_drop_old_slot(cutover_t *cu);

@@ -159,6 +159,15 @@ void migcmd_sync(migcmd_t *c, const migration_t *g)
     c->cmd.sync_status = ss;
 }
 
+void migcmd_reverse_status(migcmd_t *c, const migration_t *g)
+{
+    s_init(c, GODWIT__COMMAND__ACTION_REPLICA_STATUS);
+    Godwit__ReplicaStatus *rs = &c->u.replica_status;
+    *rs = (Godwit__ReplicaStatus)GODWIT__REPLICA_STATUS__INIT;
+    rs->connection = (char *)g->revname;
+    c->cmd.replica_status = rs;
+}
+
 /* DropObjects on one side (target: green), each name NULL for none; on
  * the source (blue) the verify slot goes too whenever our slot does. */
 static void s_drop(migcmd_t *c, const migration_t *g, bool target, const char *subscription,

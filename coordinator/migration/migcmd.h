@@ -68,6 +68,9 @@ void migcmd_import_profile(migcmd_t *c, const migration_t *g);
  * physical path the standby's (StandbyStatus), on MariaDB our replication
  * connection's (ReplicaStatus). */
 void migcmd_sync(migcmd_t *c, const migration_t *g);
+/* MariaDB, switched: the way back's replication connection (revname, on
+ * blue) polled the same way (ReplicaStatus, sent to the source agent). */
+void migcmd_reverse_status(migcmd_t *c, const migration_t *g);
 /* The physical path's snapshot: the target made a standby of the source
  * on our physical slot (BaseBackup). */
 void migcmd_base_backup(migcmd_t *c, const migration_t *g);

@@ -22,6 +22,7 @@
 
 #define S_CATCHUP_LAG_BYTES (16u << 20) /* catchup ends once the slot is this close */
 #define S_PROGRESS_MS 1000              /* copy progress polls */
+#define S_REVERSE_POLL_MS 2000          /* MariaDB, switched: the way back's poll */
 
 /* The callback argument of one sent step: which migration, which send,
  * and whether it was the import profile's (importprof.h: its answer
@@ -228,8 +229,12 @@ static const s_row_t s_rows_physical[] = {
  * snapshot and replicates from its GTID position (one step: M_COPY), then
  * follows the source. Nothing of ours is on the source (a replica reads
  * the binary log without a slot), so the abort only removes the
- * replication connection and the copy from the target. No cutover yet:
- * no row takes MEV_SWITCHED. */
+ * replication connection and the copy from the target. The cutover
+ * (cutover.h) promotes the target and switches traffic; while switched,
+ * the source follows the target through revname (unless cutover.reverse
+ * is off), polled by s_reverse_poll. No cleanup after the cutover yet:
+ * DropObjects' replica_connection on green would drop the copied
+ * database, which takes the traffic then (migset.c refuses it). */
 static const s_row_t s_rows_mariadb[] = {
     { M_SCHEDULED, MEV_WAVE, M_COPY, "its wave opened" },
     { M_COPY, MEV_DONE, M_STREAMING,
@@ -241,6 +246,11 @@ static const s_row_t s_rows_mariadb[] = {
     { M_COPY, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
     { M_STREAMING, MEV_ABORT, M_ABORT_TARGET, "abort before the cutover" },
     { M_ABORT_TARGET, MEV_ABORT, M_ABORT_TARGET, "already aborting" },
+
+    { M_STREAMING, MEV_SWITCHED, M_SWITCHED,
+      "the cutover promoted green (its replication stopped) and switched traffic" },
+    { M_SWITCHED, MEV_ROLLED_BACK, M_STREAMING,
+      "the rollback promoted blue and switched traffic; green replicates from blue again" },
 };
 
 #define S_NROWS_MARIADB (sizeof s_rows_mariadb / sizeof s_rows_mariadb[0])
@@ -351,6 +361,12 @@ fire_t migration_fire(migration_t *g, mevent_t event, const char *detail)
     }
     g->attempts = 0;
     s_set_error(g, NULL);
+    /* MariaDB: the last poll was of the connection the state before
+     * replicated through (switched: the way back's) */
+    if (g->replica)
+        godwit__replica_status_result__free_unpacked(g->replica, NULL);
+    g->replica = NULL;
+    g->io_down_mono = 0;
     g->next_try_mono = 0;
     g->busy = false;
     g->hold_busy = false;
@@ -485,7 +501,10 @@ static void s_replica_answered(migration_t *g, mstate_t st, const Godwit__Replic
     if (g->replica)
         godwit__replica_status_result__free_unpacked(g->replica, NULL);
     g->replica = wire_copy(rs);
-    g->next_try_mono = now + s_states[st].poll_ms;
+    /* switched: the way back, blue reading green (s_reverse_poll) */
+    bool back = st == M_SWITCHED;
+    const char *conn = back ? g->revname : g->objname;
+    g->next_try_mono = now + (back ? S_REVERSE_POLL_MS : s_states[st].poll_ms);
     g->attempts = 0;
     const Godwit__MariadbReplica *rp = rs->replica;
     if (rs->exists && rp && !rp->io_running) {
@@ -498,7 +517,8 @@ static void s_replica_answered(migration_t *g, mstate_t st, const Godwit__Replic
      * binlog_expire_logs_seconds whether a replica read them or not. An
      * I/O thread that has not read for half of that is the migration's
      * error: past it, only a new copy recovers. */
-    const Godwit__Report *src = agentlink_report(g->env->link, g->m->source.agent);
+    const Godwit__Report *src =
+        agentlink_report(g->env->link, back ? g->m->target.agent : g->m->source.agent);
     uint64_t expire = src && src->mariadb ? src->mariadb->binlog_expire_seconds : 0;
     uint64_t down_s = g->io_down_mono ? (now - g->io_down_mono) / 1000 : 0;
     char retention[256] = "";
@@ -508,10 +528,17 @@ static void s_replica_answered(migration_t *g, mstate_t st, const Godwit__Replic
                  "): once the source purges what it has not read, only a new copy (abort, "
                  "start) recovers", down_s, expire);
     if (!rs->exists || !rp) {
-        s_set_error(g, "our replication connection is missing on the target");
+        if (back) {
+            snprintf(msg, sizeof msg, "blue's replication connection %s (the way back) is missing: "
+                     "blue does not follow green", conn);
+            s_set_error(g, msg);
+        } else {
+            s_set_error(g, "our replication connection is missing on the target");
+        }
     } else if (!rp->io_running || !rp->sql_running) {
-        snprintf(msg, sizeof msg, "the target's replication connection %s is stopped (%s%s%s)%s%s%s",
-                 g->objname, rp->io_running ? "" : "I/O thread",
+        snprintf(msg, sizeof msg, "%s replication connection %s%s is stopped (%s%s%s)%s%s%s",
+                 back ? "blue's" : "the target's", conn, back ? " (the way back)" : "",
+                 rp->io_running ? "" : "I/O thread",
                  !rp->io_running && !rp->sql_running ? ", " : "",
                  rp->sql_running ? "" : "SQL thread", rp->last_error[0] ? ": " : "",
                  rp->last_error, retention);
@@ -1072,6 +1099,26 @@ static void s_apply_async(migration_t *g, uint64_t now)
     migcmd_release(&c);
 }
 
+/* MariaDB, switched, blue following green (cutover.reverse on): the way
+ * back's connection polled as the streaming poll polls ours (the forward
+ * one on green is stopped by the promote: no error of the migration's).
+ * Its answer is s_replica_answered's. Reverse off: nothing polled. */
+static void s_reverse_poll(migration_t *g, uint64_t now)
+{
+    if (g->m->engine != PLAN_ENGINE_MARIADB || g->state != M_SWITCHED ||
+        g->m->cutover.reverse_off || g->busy || now < g->next_try_mono)
+        return;
+    migcmd_t c;
+    migcmd_reverse_status(&c, g);
+    g->busy = true;
+    step_token_t *tok = xmalloc(sizeof *tok); /* freed by s_step_answered */
+    tok->g = g;
+    tok->gen = ++g->gen;
+    tok->import = false;
+    agentlink_send(g->env->link, g->m->source.agent, &c.cmd, 30000, s_step_done, tok);
+    migcmd_release(&c);
+}
+
 void migration_tick(migration_t *g, uint64_t now)
 {
     s_protect(g);
@@ -1087,6 +1134,7 @@ void migration_tick(migration_t *g, uint64_t now)
     s_hold_renew(g, now);
     importprof_tick(g, now);
     cutover_tick(g->cutover);
+    s_reverse_poll(g, now);
     if (!g->busy && s_states[g->state].build && now >= g->next_try_mono &&
         (!migration_copy_phase(g) || g->copy_slot))
         s_run(g);

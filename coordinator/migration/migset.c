@@ -357,6 +357,13 @@ static void s_refusal(const migration_t *g, mevent_t event, char *err, size_t er
         snprintf(err, errlen, "migration %s is %s, not paused", name, st);
         break;
     case MEV_CLEANUP:
+        if (g->m->engine == PLAN_ENGINE_MARIADB && g->state == M_SWITCHED) {
+            snprintf(err, errlen, "migration %s: engine mariadb: cleanup after the cutover is not "
+                     "in this version (dropping our replication connection on green would drop "
+                     "the copied database, which takes the traffic now); nothing was changed",
+                     name);
+            break;
+        }
         snprintf(err, errlen, "migration %s is %s: cleanup follows a cutover (switched); before "
                  "one, abort drops our objects", name, st);
         break;
@@ -553,7 +560,8 @@ static cutgate_agent_t s_gate_agent(migset_t *ms, const char *agent)
 
 /* The gates (cutgate.h) over what g and the link show now: false with why
  * when the cutover (back: the rollback) must not start. */
-static bool s_cutover_gates(migset_t *ms, migration_t *g, bool back, char *why, size_t whylen)
+static bool s_cutover_gates(migset_t *ms, migration_t *g, bool back, bool group, char *why,
+                            size_t whylen)
 {
     const plan_migration_t *m = g->m;
     size_t n = m->cutover.proxies.count;
@@ -582,6 +590,10 @@ static bool s_cutover_gates(migset_t *ms, migration_t *g, bool back, char *why, 
         .slot_name = slot_name,
         .slot = migration_report_slot(
             agentlink_report(ms->env.link, back ? m->target.agent : m->source.agent), slot_name),
+        /* MariaDB: the poll of the connection this direction replicates
+         * through (streaming: ours on the target; switched: the way back) */
+        .replica = g->replica,
+        .group = group,
     };
     bool ok = cutgate_check(&v, why, whylen);
     free(proxies);
@@ -590,8 +602,8 @@ static bool s_cutover_gates(migset_t *ms, migration_t *g, bool back, char *why, 
 
 /* The migration called name if a cutover (back: a rollback) may start on
  * it now; else NULL with why in err (*refused: a gate said no). */
-static migration_t *s_cutover_ready(migset_t *ms, const char *name, bool back, bool *refused,
-                                    char *err, size_t errlen)
+static migration_t *s_cutover_ready(migset_t *ms, const char *name, bool back, bool group,
+                                    bool *refused, char *err, size_t errlen)
 {
     migration_t *g = s_find(ms, name);
     if (!g) {
@@ -603,7 +615,7 @@ static migration_t *s_cutover_ready(migset_t *ms, const char *name, bool back, b
         return NULL;
     }
     char why[700];
-    if (!s_cutover_gates(ms, g, back, why, sizeof why)) {
+    if (!s_cutover_gates(ms, g, back, group, why, sizeof why)) {
         snprintf(err, errlen, "migration %s: %s refused: %s", name, back ? "rollback" : "cutover",
                  why);
         *refused = true;
@@ -622,7 +634,7 @@ bool migset_cutover(migset_t *ms, const char *name, bool back, bool dry_run, boo
                     char *err, size_t errlen)
 {
     *refused = false;
-    migration_t *g = s_cutover_ready(ms, name, back, refused, err, errlen);
+    migration_t *g = s_cutover_ready(ms, name, back, false, refused, err, errlen);
     if (g)
         s_cutover_begin(ms, g, back, dry_run);
     return g != NULL;
@@ -644,7 +656,7 @@ bool migset_cutover_group(migset_t *ms, const char *const *names, size_t n, bool
                 snprintf(err, errlen, "migration %s is named twice", names[i]);
                 ok = false;
             }
-        if (ok && !(gs[i] = s_cutover_ready(ms, names[i], back, refused, err, errlen)))
+        if (ok && !(gs[i] = s_cutover_ready(ms, names[i], back, true, refused, err, errlen)))
             ok = false;
     }
     if (!ok && *refused) {

@@ -83,10 +83,17 @@ static void s_physical(cJSON *o, const migration_t *g, const Godwit__Report *rep
 /* MariaDB's figures: our replication connection's state as the streaming
  * poll last read it, its lag in seconds (Seconds_Behind_Master) and in
  * transactions (the source's binary log position against the target's
- * gtid_slave_pos). */
+ * gtid_slave_pos). Switched: the way back's instead (blue reading green
+ * through revname; "direction": "back"), against green's position; with
+ * cutover.reverse off nothing replicates. */
 static void s_mariadb(cJSON *o, const migration_t *g, const Godwit__Report *rep)
 {
     const Godwit__ReplicaStatusResult *rs = g->replica;
+    bool back = g->state == M_SWITCHED;
+    if (back)
+        rep = agentlink_report(g->env->link, g->m->target.agent);
+    cJSON_AddStringToObject(o, "replication_direction",
+                            back ? (g->m->cutover.reverse_off ? "none" : "back") : "forward");
     const Godwit__MariadbReplica *rp = rs && rs->exists ? rs->replica : NULL;
     if (rp && rp->seconds_behind >= 0)
         cJSON_AddNumberToObject(o, "lag_seconds", (double)rp->seconds_behind);

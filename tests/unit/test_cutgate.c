@@ -2,6 +2,8 @@
  * test_cutgate: the cutover's gates (coordinator/cutgate.c) as a pure
  * function of a view: a view that passes them all, then each gate refusing
  * in turn, with the reason that names it; and the rollback's own slot gate.
+ * engine: mariadb: the replication connection instead of the tables and
+ * the slot, the verify's rules, no cutover group.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -215,6 +217,88 @@ static void test_rollback(void **state)
     s_refused(&r->v, "blue does not follow green (slot godwit_shop_rev on green is not active)");
 }
 
+static const char s_plan_mariadb[] =
+    "migrations:\n"
+    "  - name: shop\n"
+    "    engine: mariadb\n"
+    "    source: {agent: blue, database: shop}\n"
+    "    target: {agent: green, database: shop}\n"
+    "    replication: {peer: blue-db}\n"
+    "    reverse_replication: {peer: green-db}\n"
+    "    options: {max_lag: 1500ms}\n"
+    "    cutover: {app_roles: [app], proxies: [{agent: px, proxy: haproxy}],"
+    " max_write_pause: 2s}\n";
+
+/* engine: mariadb: the view's replication connection (forward: ours on
+ * green; back: blue's way back) stands for the tables and the slot; the
+ * verify (mycheck's report) must be equal and fresh; no group. */
+static void test_mariadb(void **state)
+{
+    rig_t *r = *state;
+    char err[256], why[700];
+    plan_free(&r->plan);
+    if (!plan_load_string("plan.yaml", s_plan_mariadb, &r->plan, err, sizeof err))
+        fail_msg("%s", err);
+    r->px_state.proxy = "haproxy";
+    r->v.m = plan_at(&r->plan, 0);
+    r->v.has_sync = false; /* no table report on MariaDB */
+    r->v.all_ready = false;
+    r->v.slot = NULL;
+    Godwit__MariadbReplica rp = GODWIT__MARIADB_REPLICA__INIT;
+    rp.connection_name = "godwit_shop";
+    rp.io_running = rp.sql_running = true;
+    rp.seconds_behind = 1;
+    rp.last_error = "";
+    Godwit__ReplicaStatusResult rs = GODWIT__REPLICA_STATUS_RESULT__INIT;
+    rs.exists = true;
+    rs.replica = &rp;
+    r->v.replica = NULL;
+    s_refused(&r->v, "the replication connection godwit_shop has not been polled yet");
+    plan_migration_t *pm = plan_at(&r->plan, 0);
+    size_t roles = pm->cutover.app_roles.count;
+    pm->cutover.app_roles.count = 0;
+    s_refused(&r->v, "the plan names no cutover.app_roles or no cutover.proxies (the fence "
+              "locks the accounts of the users app_roles names)");
+    pm->cutover.app_roles.count = roles;
+    r->v.replica = &rs;
+    assert_true(cutgate_check(&r->v, why, sizeof why));
+    r->v.group = true;
+    s_refused(&r->v, "engine mariadb: a cutover group with a MariaDB migration is not in this "
+                     "version: cut shop over alone (godwitctl cutover shop)");
+    r->v.group = false;
+    r->v.verify_last = NULL;
+    s_refused(&r->v, "the last verify is missing, not equal: run godwitctl migrate verify shop");
+    r->v.verify_last = r->verify;
+    r->v.now_ms = NOW + 3600000;
+    s_refused(&r->v, "longer than cutover.verify_max_age");
+    r->v.now_ms = NOW;
+    rp.sql_running = false;
+    rp.last_error = "Duplicate entry '7' for key 'PRIMARY'";
+    s_refused(&r->v, "the replication connection godwit_shop on the target is not healthy (I/O "
+                     "thread running, SQL thread stopped; error: Duplicate entry");
+    rp.sql_running = true;
+    rp.last_error = "";
+    rp.seconds_behind = -1;
+    s_refused(&r->v, "Seconds_Behind_Master is NULL");
+    rp.seconds_behind = 2;
+    s_refused(&r->v, "lag 2000 ms (Seconds_Behind_Master of godwit_shop) is over max_lag (1500 ms)");
+    rp.seconds_behind = 1;
+    r->proxies[0].rtt_ms = 300; /* 1000 ms and 4 trips of 300 ms */
+    s_refused(&r->v, "the predicted write pause (2200 ms");
+    r->proxies[0].rtt_ms = 1;
+    rs.exists = false;
+    s_refused(&r->v, "our replication connection godwit_shop is missing on the target");
+    /* the rollback: blue's way back, no verify */
+    r->v.back = true;
+    r->v.state = "switched";
+    r->v.slot_name = "godwit_shop_rev";
+    r->v.verify_last = NULL;
+    s_refused(&r->v, "blue does not follow green (its replication connection godwit_shop_rev is "
+                     "missing)");
+    rs.exists = true;
+    assert_true(cutgate_check(&r->v, why, sizeof why));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
 int main(void)
@@ -223,6 +307,7 @@ int main(void)
         T(test_all_gates_pass),    T(test_state),       T(test_verify),
         T(test_tables_and_errors), T(test_agents_and_proxies),
         T(test_slot_lag_and_pause), T(test_rollback), T(test_import_profile),
+        T(test_mariadb),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,12 @@
  * budget on the link's clock; and `to`'s fence, lifted by the sequences
  * step, made again by an abort (live and recovered) before `from`'s is;
  * a cutover group held in step (no pause before every member's check, no
- * freeze before every pause) and aborted together.
+ * freeze before every pause) and aborted together. engine: mariadb: the
+ * cutover and its rollback (check, pause, freeze with the final GTID,
+ * promote, switch and resume, rejoin through MyFollow from the switch
+ * GTID), its rehearsal, a refused check, an abort after the promote (fence
+ * `to` again, unfreeze, resume, `to`'s replication started again, its fence
+ * lifted) and a restart in "promoting".
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1202,6 +1207,337 @@ static void test_group_rolls_back_together(void **state)
     s_members_free(m);
 }
 
+/* ---- engine: mariadb ------------------------------------------------------ */
+
+#define FINAL_GTID "0-1-100"
+#define SWITCH_GTID "0-2-5"
+
+static void s_load_mariadb(rig_t *r, const char *extra)
+{
+    char text[2048], err[512];
+    snprintf(text, sizeof text,
+             "migrations:\n"
+             "  - name: " NAME "\n"
+             "    engine: mariadb\n"
+             "    source: {agent: " BLUE ", database: shop}\n"
+             "    target: {agent: " GREEN ", database: shop}\n"
+             "    replication: {peer: blue-db}\n"
+             "    reverse_replication: {peer: green-db}\n"
+             "    cutover:\n"
+             "      app_roles: [app]\n"
+             "      max_write_pause: 2s\n"
+             "      lease: 15s\n"
+             "%s"
+             "      proxies:\n" ONE_PROXY,
+             extra ? extra : "");
+    if (!plan_load_string("plan.yaml", text, &r->plan, err, sizeof err))
+        fail_msg("%s", err);
+}
+
+/* Answers s (ReplicaStatus or MyFollow) with connection conn's state. */
+static void s_ok_replica(fakelink_sent_t *s, const char *conn, bool exists, bool running,
+                         const char *error)
+{
+    Godwit__MariadbReplica rp = GODWIT__MARIADB_REPLICA__INIT;
+    rp.connection_name = (char *)conn;
+    rp.io_running = running;
+    rp.sql_running = running;
+    rp.seconds_behind = running ? 0 : -1;
+    rp.last_error = (char *)error;
+    Godwit__ReplicaStatusResult rs = GODWIT__REPLICA_STATUS_RESULT__INIT;
+    rs.exists = exists;
+    rs.replica = exists ? &rp : NULL;
+    rs.gtid_slave_pos = (char *)"0-1-99";
+    ANSWER(s, REPLICA_STATUS, replica_status, &rs);
+}
+
+/* MariaDB's check: our connection on `to` runs; `from` armed; `to`'s
+ * PREPARE (fenced in a rollback). No roles, subscription, slot, rows. */
+static void s_my_check(rig_t *r, bool running, const char *error)
+{
+    cutover_tick(r->cu);
+    fakelink_sent_t *s = fakelink_take(&r->link, r->to, A(REPLICA_STATUS));
+    assert_string_equal(s->cmd->replica_status->connection, r->sub);
+    s_ok_replica(s, r->sub, true, running, error);
+    s = s_take_fence(r, r->from, MODE(PREPARE));
+    assert_true(s->cmd->freeze_source->arm);
+    assert_int_equal(s->cmd->freeze_source->n_check, 0);
+    fakelink_ok(s);
+    Godwit__FreezeSourceResult fr = GODWIT__FREEZE_SOURCE_RESULT__INIT;
+    fr.fenced = r->back;
+    s = s_take_fence(r, r->to, MODE(PREPARE));
+    assert_int_equal(s->cmd->freeze_source->n_check, 0);
+    ANSWER(s, FREEZE_SOURCE, freeze_source, &fr);
+}
+
+static void s_my_freeze_ok(rig_t *r)
+{
+    fakelink_sent_t *s = s_take_freeze(r);
+    assert_int_equal(s->cmd->freeze_source->n_check, 0);
+    Godwit__FreezeSourceResult f = GODWIT__FREEZE_SOURCE_RESULT__INIT;
+    f.final_gtid = (char *)FINAL_GTID;
+    f.terminated = 2;
+    ANSWER(s, FREEZE_SOURCE, freeze_source, &f);
+}
+
+/* The promote to `to` (the final GTID, our connection), journaled
+ * "promoting" with the final GTID before it; `from`'s KEEP answered. */
+static fakelink_sent_t *s_take_promote(rig_t *r)
+{
+    fakelink_sent_t *s = fakelink_take(&r->link, r->to, A(PROMOTE));
+    const Godwit__Promote *pr = s->cmd->promote;
+    assert_string_equal(pr->database, "shop");
+    assert_string_equal(pr->final_gtid, FINAL_GTID);
+    assert_string_equal(pr->replica_connection, r->sub);
+    assert_int_equal(pr->final_lsn, 0);
+    assert_int_equal(pr->n_check, 0);
+    assert_int_equal(pr->n_app_roles, 1);
+    assert_true(pr->wait_timeout_ms > 0 && pr->wait_timeout_ms < 2000);
+    cJSON *j = s_journaled(r);
+    assert_string_equal(s_str(j, "state"), "promoting");
+    assert_string_equal(s_str(j, "final_gtid"), FINAL_GTID);
+    cJSON_Delete(j);
+    fakelink_ok(s_take_fence(r, r->from, MODE(KEEP)));
+    return s;
+}
+
+static void s_ok_promote(fakelink_sent_t *s)
+{
+    Godwit__PromoteResult p = GODWIT__PROMOTE_RESULT__INIT;
+    p.promoted_gtid = (char *)SWITCH_GTID;
+    p.roles = 1;
+    ANSWER(s, PROMOTE, promote, &p);
+}
+
+/* `from` follows `to` from the switch GTID through the other connection. */
+static void s_my_rejoin_ok(rig_t *r)
+{
+    fakelink_sent_t *s = fakelink_take(&r->link, r->from, A(MY_FOLLOW));
+    const Godwit__MyFollow *mf = s->cmd->my_follow;
+    assert_string_equal(mf->database, "shop");
+    assert_string_equal(mf->connection, r->rev);
+    assert_string_equal(mf->gtid, SWITCH_GTID);
+    assert_string_equal(mf->source->peer, r->back ? "blue-db" : "green-db");
+    s_ok_replica(s, r->rev, true, true, "");
+}
+
+static void s_my_one(rig_t *r, bool back)
+{
+    s_load_mariadb(r, NULL);
+    s_start(r, back, false, NULL);
+    const char *to_b = back ? BLUE : GREEN;
+    s_my_check(r, true, "");
+    s_pause_ok(r, 1);
+    s_my_freeze_ok(r);
+    s_ok_promote(s_take_promote(r));
+    cJSON *j = s_journaled(r);
+    assert_string_equal(s_str(j, "state"), "switching");
+    assert_string_equal(s_str(j, "switch_gtid"), SWITCH_GTID);
+    cJSON_Delete(j);
+    s_ok_proxy(s_take_px(r, PX1, OP(SWITCH), to_b, true), to_b, false);
+    s_my_rejoin_ok(r);
+    s_ended(r, "done", "done", true);
+    assert_string_equal(s_str(r->report, "final_gtid"), FINAL_GTID);
+    assert_string_equal(s_str(r->report, "switch_gtid"), SWITCH_GTID);
+    assert_string_equal(s_str(r->report, "follow"), "streaming");
+    assert_null(cJSON_GetObjectItem(r->report, "final_lsn"));
+    assert_null(cJSON_GetObjectItem(r->report, "sequences"));
+    assert_null(cJSON_GetObjectItem(r->report, "final_check"));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(r->report, "write_pause_ms")));
+}
+
+static void test_mariadb_cutover(void **state) { s_my_one(*state, false); }
+static void test_mariadb_rollback(void **state) { s_my_one(*state, true); }
+
+/* cutover.reverse off: no rejoin. */
+static void test_mariadb_reverse_off(void **state)
+{
+    rig_t *r = *state;
+    s_load_mariadb(r, "      reverse: off\n");
+    s_start(r, false, false, NULL);
+    s_my_check(r, true, "");
+    s_pause_ok(r, 1);
+    s_my_freeze_ok(r);
+    s_ok_promote(s_take_promote(r));
+    s_ok_proxy(s_take_px(r, PX1, OP(SWITCH), GREEN, true), GREEN, false);
+    s_ended(r, "done", "done", true);
+    assert_string_equal(s_str(r->report, "follow"), "off");
+}
+
+/* The rehearsal: pause, freeze, unfreeze, resume; nothing promoted, nothing
+ * to restore. */
+static void test_mariadb_dry_run(void **state)
+{
+    rig_t *r = *state;
+    s_load_mariadb(r, NULL);
+    s_start(r, false, true, NULL);
+    s_my_check(r, true, "");
+    s_pause_ok(r, 1);
+    s_my_freeze_ok(r);
+    fakelink_ok(s_take_fence(r, BLUE, MODE(UNFREEZE)));
+    s_ok_proxy(s_take_px(r, PX1, OP(RESUME), "", false), BLUE, false);
+    s_ended(r, "done", "done", false);
+    assert_string_equal(s_str(r->report, "final_gtid"), FINAL_GTID);
+    assert_null(cJSON_GetObjectItem(r->report, "switch_gtid"));
+    s_journal_is(r, "done", -1);
+}
+
+/* A stopped SQL thread on `to`: refused at the check, nothing paused. */
+static void test_mariadb_check_refused(void **state)
+{
+    rig_t *r = *state;
+    s_load_mariadb(r, NULL);
+    s_start(r, false, false, NULL);
+    s_my_check(r, false, "Duplicate entry '7' for key 'PRIMARY'");
+    s_ended(r, "aborted", "refused", false);
+    assert_non_null(strstr(s_str(r->report, "reason"), "replication connection " OBJ
+                                                       " reports an error: Duplicate entry"));
+}
+
+/* The promote failed after the wait (promote_requested): green may take
+ * writes, so it is fenced again before blue is unfenced; after the resume
+ * green replicates again from where it stopped, then its fence is
+ * lifted. */
+static void test_mariadb_abort_after_promote(void **state)
+{
+    rig_t *r = *state;
+    s_load_mariadb(r, NULL);
+    s_start(r, false, false, NULL);
+    s_my_check(r, true, "");
+    s_pause_ok(r, 1);
+    s_my_freeze_ok(r);
+    fakelink_sent_t *s = s_take_promote(r);
+    Godwit__PromoteResult p = GODWIT__PROMOTE_RESULT__INIT;
+    p.promote_requested = true;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_FAILED;
+    res.message = (char *)"SET GLOBAL read_only = 0 failed";
+    res.payload_case = GODWIT__RESULT__PAYLOAD_PROMOTE;
+    res.promote = &p;
+    fakelink_answer(s, &res, NULL);
+    s_journal_is(r, "aborting", 0);
+    /* green fenced again, for good */
+    s = fakelink_take(&r->link, GREEN, A(FREEZE_SOURCE));
+    assert_int_equal(s->cmd->freeze_source->mode, MODE(FREEZE));
+    assert_true(s->cmd->freeze_source->permanent);
+    assert_int_equal(s->cmd->freeze_source->lease_ms, 0);
+    fakelink_ok(s);
+    fakelink_ok(s_take_fence(r, BLUE, MODE(UNFREEZE)));
+    s_ok_proxy(s_take_px(r, PX1, OP(RESUME), "", false), BLUE, false);
+    /* green's replication started again where it stopped */
+    s = fakelink_take(&r->link, GREEN, A(MY_FOLLOW));
+    assert_string_equal(s->cmd->my_follow->database, "shop");
+    assert_string_equal(s->cmd->my_follow->connection, OBJ);
+    assert_string_equal(s->cmd->my_follow->gtid, "");
+    assert_string_equal(s->cmd->my_follow->source->peer, "blue-db");
+    s_ok_replica(s, OBJ, true, true, "");
+    fakelink_ok(s_take_fence(r, GREEN, MODE(UNFREEZE)));
+    s_ended(r, "aborted", "rolled_back", false);
+    assert_non_null(strstr(s_str(r->report, "reason"), "read_only"));
+}
+
+/* The same abort when green's replication cannot start again: green stays
+ * fenced, and the report says so. */
+static void test_mariadb_abort_restore_fails(void **state)
+{
+    rig_t *r = *state;
+    s_load_mariadb(r, NULL);
+    s_start(r, false, false, NULL);
+    s_my_check(r, true, "");
+    s_pause_ok(r, 1);
+    s_my_freeze_ok(r);
+    fakelink_sent_t *s = s_take_promote(r);
+    Godwit__PromoteResult p = GODWIT__PROMOTE_RESULT__INIT;
+    p.promote_requested = true;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_FAILED;
+    res.message = (char *)"failed";
+    res.payload_case = GODWIT__RESULT__PAYLOAD_PROMOTE;
+    res.promote = &p;
+    fakelink_answer(s, &res, NULL);
+    fakelink_ok(fakelink_take(&r->link, GREEN, A(FREEZE_SOURCE))); /* fenced again */
+    fakelink_ok(s_take_fence(r, BLUE, MODE(UNFREEZE)));
+    s_ok_proxy(s_take_px(r, PX1, OP(RESUME), "", false), BLUE, false);
+    s = fakelink_take(&r->link, GREEN, A(MY_FOLLOW));
+    s_ok_replica(s, OBJ, true, false, "Could not find GTID state");
+    s_ended(r, "aborted", "unknown", false);
+    assert_non_null(strstr(s_str(r->report, "target_left"), "could not be started again"));
+}
+
+/* The promote failed in its wait (no promote_requested): green is still a
+ * replica nobody can write to; nothing to fence again, its replication
+ * started again (the promote may have stopped it). */
+static void test_mariadb_abort_in_wait(void **state)
+{
+    rig_t *r = *state;
+    s_load_mariadb(r, NULL);
+    s_start(r, false, false, NULL);
+    s_my_check(r, true, "");
+    s_pause_ok(r, 1);
+    s_my_freeze_ok(r);
+    fakelink_failed(s_take_promote(r), "MASTER_GTID_WAIT timed out");
+    fakelink_ok(s_take_fence(r, BLUE, MODE(UNFREEZE)));
+    s_ok_proxy(s_take_px(r, PX1, OP(RESUME), "", false), BLUE, false);
+    s_ok_replica(fakelink_take(&r->link, GREEN, A(MY_FOLLOW)), OBJ, true, true, "");
+    s_ended(r, "aborted", "rolled_back", false); /* no UNFREEZE of green */
+}
+
+/* Stopped in "promoting": forward only, the promote again with the
+ * journaled final GTID, then the switch and the rejoin. */
+static void test_mariadb_restart_in_promoting(void **state)
+{
+    rig_t *r = *state;
+    s_load_mariadb(r, NULL);
+    s_start(r, false, false, NULL);
+    s_my_check(r, true, "");
+    s_pause_ok(r, 1);
+    s_my_freeze_ok(r);
+    assert_non_null(fakelink_find(&r->link, A(PROMOTE))); /* the coordinator stops */
+    cJSON *j = s_restart(r);
+    assert_string_equal(s_str(j, "state"), "promoting");
+    s_recover(r, j);
+    fakelink_sent_t *s = fakelink_take(&r->link, GREEN, A(PROMOTE));
+    assert_string_equal(s->cmd->promote->final_gtid, FINAL_GTID);
+    assert_string_equal(s->cmd->promote->replica_connection, OBJ);
+    fakelink_ok(s_take_fence(r, BLUE, MODE(KEEP)));
+    s_ok_promote(s);
+    s_ok_proxy(s_take_px(r, PX1, OP(SWITCH), GREEN, false), GREEN, false);
+    s_ok_proxy(s_take_px(r, PX1, OP(RESUME), "", false), GREEN, false);
+    s_my_rejoin_ok(r);
+    s_ended(r, "done", "done", true);
+    assert_string_equal(s_str(r->report, "recovered_from"), "promoting");
+}
+
+/* Stopped in "switching" with the switch GTID journaled: the switch
+ * finished, the rejoin from that GTID; a journal without it (an older
+ * build) ends without the rejoin. */
+static void test_mariadb_restart_in_switching(void **state)
+{
+    rig_t *r = *state;
+    s_load_mariadb(r, NULL);
+    cJSON *j = cJSON_Parse("{\"state\":\"switching\",\"dry_run\":false,\"direction\":\"forward\","
+                           "\"final_gtid\":\"" FINAL_GTID "\",\"switch_gtid\":\"" SWITCH_GTID "\","
+                           "\"switched\":[]}");
+    s_recover(r, j);
+    s_ok_proxy(s_take_px(r, PX1, OP(SWITCH), GREEN, false), GREEN, false);
+    s_ok_proxy(s_take_px(r, PX1, OP(RESUME), "", false), GREEN, false);
+    s_my_rejoin_ok(r);
+    s_ended(r, "done", "done", true);
+}
+
+static void test_mariadb_restart_without_switch_gtid(void **state)
+{
+    rig_t *r = *state;
+    s_load_mariadb(r, NULL);
+    cJSON *j = cJSON_Parse("{\"state\":\"switching\",\"dry_run\":false,\"direction\":\"forward\","
+                           "\"switched\":[]}");
+    s_recover(r, j);
+    s_ok_proxy(s_take_px(r, PX1, OP(SWITCH), GREEN, false), GREEN, false);
+    s_ok_proxy(s_take_px(r, PX1, OP(RESUME), "", false), GREEN, false);
+    s_ended(r, "done", "done", true);
+    assert_string_equal(s_str(r->report, "follow"), "the switch position is not known");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1230,6 +1566,17 @@ int main(void)
         T(test_abort_that_cannot_fence_to_keeps_from_fenced),
         T(test_abort_after_sequences_of_a_first_cutover),
         T(test_restart_of_a_rollback_fences_to_again),
+        T(test_mariadb_cutover),
+        T(test_mariadb_rollback),
+        T(test_mariadb_reverse_off),
+        T(test_mariadb_dry_run),
+        T(test_mariadb_check_refused),
+        T(test_mariadb_abort_after_promote),
+        T(test_mariadb_abort_restore_fails),
+        T(test_mariadb_abort_in_wait),
+        T(test_mariadb_restart_in_promoting),
+        T(test_mariadb_restart_in_switching),
+        T(test_mariadb_restart_without_switch_gtid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1997,7 +1997,7 @@ static void test_mariadb_path(void **state)
     bool refused = false;
     assert_false(migset_cutover(r->ms, NAME, false, false, &refused, err, sizeof err));
     assert_true(refused);
-    assert_non_null(strstr(err, "engine mariadb"));
+    assert_non_null(strstr(err, "the plan names no cutover.app_roles"));
     assert_true(migset_abort(r->ms, NAME, err, sizeof err));
     assert_string_equal(s_state(r), "abort_target");
     s_tick(r);
@@ -2008,6 +2008,118 @@ static void test_mariadb_path(void **state)
     fakelink_ok(s);
     assert_string_equal(s_state(r), "aborted");
     assert_null(fakelink_find(&r->link, A(DROP_OBJECTS))); /* nothing on blue */
+}
+
+static const char s_plan_mariadb_cutover[] =
+    "migrations:\n"
+    "  - name: " NAME "\n"
+    "    engine: mariadb\n"
+    "    source: {agent: " BLUE ", database: shop}\n"
+    "    target: {agent: " GREEN ", database: shop}\n"
+    "    replication: {peer: blue-db}\n"
+    "    reverse_replication: {peer: green-db}\n"
+    "    cutover: {app_roles: [app], proxies: [{agent: " PX ", proxy: pgb}]}\n";
+
+/* Answers what a MariaDB migration and its cutover send until the
+ * migration is in after (at most 200 rounds of a second): proxies OK, the
+ * polls running, MyFollow from follow_agent through follow_conn. */
+static void s_my_answer_until(rig_t *r, const char *after, const char *follow_agent,
+                              const char *follow_conn, const char *gtid)
+{
+    int follows = 0;
+    for (int i = 0; i < 200 && strcmp(s_state(r), after) != 0; i++) {
+        s_tick(r);
+        while (fakelink_peek(&r->link)) {
+            fakelink_sent_t *s = r->link.sent;
+            r->link.sent = s->next;
+            if (s->cmd->action_case == A(REPLICA_STATUS)) {
+                s_answer_replica(s, true, true, "");
+            } else if (s->cmd->action_case == A(MY_FOLLOW)) {
+                assert_string_equal(s->agent, follow_agent);
+                assert_string_equal(s->cmd->my_follow->connection, follow_conn);
+                assert_string_equal(s->cmd->my_follow->gtid, gtid);
+                follows++;
+                s_answer_replica(s, true, true, "");
+            } else {
+                assert_int_equal(s->cmd->action_case, A(PROXY_ACTION));
+                fakelink_ok(s);
+            }
+        }
+        fakelink_advance(&r->link, 1000);
+    }
+    assert_string_equal(s_state(r), after);
+    assert_int_equal(follows, 1);
+}
+
+/* engine: mariadb after the cutover: streaming -> switched on the
+ * cutover's end (here recovered in "switching": the switch finished, blue
+ * follows green from the journaled switch GTID); while switched, the way
+ * back (revname on blue) is polled, not our stopped connection on green,
+ * and status shows it; abort and cleanup are refused; the rollback
+ * (recovered) goes back to streaming with green following blue again. */
+static void test_mariadb_switched(void **state)
+{
+    rig_t *r = *state;
+    char err[512], detail[512];
+    s_use_plan(r, s_plan_mariadb_cutover);
+    snprintf(detail, sizeof detail,
+             "{\"state\":\"switching\",\"dry_run\":false,\"direction\":\"forward\",\"at_ms\":%llu,"
+             "\"final_gtid\":\"0-1-50\",\"switch_gtid\":\"0-2-3\",\"switched\":[0]}",
+             (unsigned long long)r->link.now_ms);
+    s_journal_at(r, "streaming", detail);
+    s_my_answer_until(r, "switched", BLUE, "godwit_shop_rev", "0-2-3");
+    fakelink_advance(&r->link, 5000);
+    s_tick(r);
+    assert_int_equal(s_pending(r, GREEN, A(REPLICA_STATUS)), 0);
+    fakelink_sent_t *s = fakelink_take_any(&r->link, BLUE, A(REPLICA_STATUS));
+    assert_string_equal(s->cmd->replica_status->connection, "godwit_shop_rev");
+    s_answer_replica(s, false, true, "error connecting to master");
+    char *e = s_status_string(r, "last_error");
+    assert_non_null(e);
+    assert_non_null(strstr(e, "blue's replication connection godwit_shop_rev (the way back) is "
+                              "stopped (I/O thread)"));
+    free(e);
+    e = s_status_string(r, "replication_direction");
+    assert_string_equal(e, "back");
+    free(e);
+    assert_false(migset_abort(r->ms, NAME, err, sizeof err));
+    assert_non_null(strstr(err, "traffic has moved to green"));
+    assert_false(migset_cleanup(r->ms, NAME, err, sizeof err));
+    assert_non_null(strstr(err, "engine mariadb: cleanup after the cutover is not in this version"));
+    assert_string_equal(s_state(r), "switched");
+    /* the rollback, finished after a restart: green follows blue again */
+    snprintf(detail, sizeof detail,
+             "{\"state\":\"switching\",\"dry_run\":false,\"direction\":\"back\",\"at_ms\":%llu,"
+             "\"final_gtid\":\"0-2-9\",\"switch_gtid\":\"0-1-60\",\"switched\":[0]}",
+             (unsigned long long)r->link.now_ms);
+    s_journal_at(r, "switched", detail);
+    s_my_answer_until(r, "streaming", GREEN, "godwit_shop", "0-1-60");
+    fakelink_advance(&r->link, 5000);
+    s_tick(r);
+    assert_int_equal(s_pending(r, BLUE, A(REPLICA_STATUS)), 0);
+    s_answer_replica(fakelink_take_any(&r->link, GREEN, A(REPLICA_STATUS)), true, true, "");
+}
+
+/* With cutover.reverse off nothing follows green: nothing is polled while
+ * switched. */
+static void test_mariadb_switched_reverse_off(void **state)
+{
+    rig_t *r = *state;
+    char text[1024];
+    snprintf(text, sizeof text, "%.*s    cutover: {app_roles: [app], reverse: off, proxies: "
+             "[{agent: " PX ", proxy: pgb}]}\n",
+             (int)(strstr(s_plan_mariadb_cutover, "    cutover:") - s_plan_mariadb_cutover),
+             s_plan_mariadb_cutover);
+    s_use_plan(r, text);
+    s_journal_at(r, "switched", NULL);
+    for (int i = 0; i < 5; i++) {
+        fakelink_advance(&r->link, 2000);
+        s_tick(r);
+    }
+    assert_int_equal(fakelink_pending(&r->link), 0);
+    char *e = s_status_string(r, "replication_direction");
+    assert_string_equal(e, "none");
+    free(e);
 }
 
 /* A MariaDB verify whose chunks did not all reach green (a filter, a
@@ -2255,6 +2367,8 @@ int main(void)
         T(test_physical_path),
         T(test_mariadb_path),
         T(test_mariadb_verify_missing_chunks),
+        T(test_mariadb_switched),
+        T(test_mariadb_switched_reverse_off),
         cmocka_unit_test(test_mariadb_plan_checks),
         T(test_physical_verify),
         T(test_physical_cleanup),
