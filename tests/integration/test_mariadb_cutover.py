@@ -27,7 +27,9 @@ from test_migrate import in_state, mstatus
 from test_verify_load import run_verify
 
 # The application: one transaction per connection (sysbench's own OLTP
-# scripts keep their connections, which a proxy's pause cannot hold).
+# scripts keep their connections, which a proxy's pause cannot hold). Each
+# order's `placed` is its transaction's time on the server, to the
+# millisecond: bench/run.py finds the application's longest gap in them.
 APP_LUA = r"""
 function thread_init()
   drv = sysbench.sql.driver()
@@ -37,8 +39,8 @@ function event()
   local con = drv:connect()
   local id = sysbench.rand.uniform(1, 2000)
   con:query("BEGIN")
-  con:query("INSERT INTO shop.orders (customer, total) VALUES ('sb" .. sysbench.tid .. "', " ..
-            id .. ")")
+  con:query("INSERT INTO shop.orders (customer, total, placed) VALUES ('sb" .. sysbench.tid ..
+            "', " .. id .. ", NOW(3))")
   con:query("INSERT INTO shop.lines VALUES (LAST_INSERT_ID(), 1, 'SB', 1, 2.5)")
   con:query("UPDATE shop.orders SET total = total + 1 WHERE id = " .. id)
   con:query("UPDATE shop.orders SET total = total + 1 WHERE id = 1")
