@@ -416,21 +416,29 @@ static void s_fz_record(fz_t *s)
     s_next(s);
 }
 
-static void s_fz_lock(fz_t *s)
+/* ALTER USER ... ACCOUNT LOCK (or UNLOCK) of the record's accounts that
+ * were not locked before the fence; with none, the next stage. */
+static void s_alter_accounts(fz_t *s, bool lock)
 {
     size_t n = 0;
     char *accounts = myfencefile_accounts_sql(&s->rec, true, &n);
     if (!accounts) {
-        s_timed(s, "lock accounts");
         s_next(s);
         return;
     }
-    char *sql = xasprintf("ALTER USER IF EXISTS %s ACCOUNT LOCK", accounts);
-    char *what = xasprintf("locking the application's accounts (%s)", accounts);
+    char *sql = xasprintf("ALTER USER IF EXISTS %s ACCOUNT %s", accounts,
+                          lock ? "LOCK" : "UNLOCK");
+    char *what = xasprintf("%s the application's accounts (%s)", lock ? "locking" : "unlocking",
+                           accounts);
     s_query(s, what, sql, s_on_ok);
     free(what);
     free(sql);
     free(accounts);
+}
+
+static void s_fz_lock(fz_t *s)
+{
+    s_alter_accounts(s, true);
 }
 
 static void s_fz_locked(fz_t *s)
@@ -649,18 +657,7 @@ static void s_uf_begin(fz_t *s)
 
 static void s_uf_unlock(fz_t *s)
 {
-    size_t n = 0;
-    char *accounts = myfencefile_accounts_sql(&s->rec, true, &n);
-    if (!accounts) {
-        s_next(s);
-        return;
-    }
-    char *sql = xasprintf("ALTER USER IF EXISTS %s ACCOUNT UNLOCK", accounts);
-    char *what = xasprintf("unlocking the application's accounts (%s)", accounts);
-    s_query(s, what, sql, s_on_ok);
-    free(what);
-    free(sql);
-    free(accounts);
+    s_alter_accounts(s, false);
 }
 
 static void s_uf_unlocked(fz_t *s)

@@ -23,6 +23,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "myevents.h"
 #include "mymon.h"
 #include "mystep.h"
 #include "mytext.h"
@@ -67,9 +68,7 @@ static void s_release(mystep_t *s)
     myfollow_t *p = (myfollow_t *)s;
     if (p->result)
         godwit__replica_status_result__free_unpacked(p->result, NULL);
-    for (size_t i = 0; i < p->n_events; i++)
-        free(p->events[i]);
-    free(p->events);
+    myevents_free(p->events, p->n_events);
     free(p->database);
     free(p->connection);
     free(p->gtid);
@@ -301,13 +300,7 @@ static void s_on_events(myconn_t *c, const myconn_result_t *r, void *arg)
         mystep_fail_query(&p->step, NULL, r);
         return;
     }
-    p->events = xcalloc(r->n_rows ? r->n_rows : 1, sizeof *p->events);
-    for (size_t i = 0; i < r->n_rows; i++) {
-        const char *db = myconn_col(r, i, "db");
-        const char *name = myconn_col(r, i, "name");
-        if (db && name && strcmp(db, p->database) == 0)
-            p->events[p->n_events++] = xstrdup(name);
-    }
+    p->events = myevents_names(r, p->database, &p->n_events);
     s_disable_next(p);
 }
 
@@ -316,10 +309,7 @@ static void s_events(myfollow_t *p)
     char *db = mystep_literal(&p->step, p->conn, p->database);
     if (!db)
         return;
-    char *sql = xasprintf("SELECT EVENT_SCHEMA AS db, EVENT_NAME AS name"
-                          " FROM information_schema.EVENTS"
-                          " WHERE EVENT_SCHEMA = %s AND STATUS = 'ENABLED'",
-                          db);
+    char *sql = myevents_sql(db, "ENABLED");
     s_query(p, "listing the database's enabled events", sql, s_on_events);
     free(sql);
     free(db);

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "myevents.h"
 #include "mystep.h"
 #include "mytext.h"
 #include "units.h"
@@ -64,9 +65,7 @@ static void s_release(mystep_t *s)
     mypromote_t *p = (mypromote_t *)s;
     if (p->result)
         godwit__promote_result__free_unpacked(p->result, NULL);
-    for (size_t i = 0; i < p->n_events; i++)
-        free(p->events[i]);
-    free(p->events);
+    myevents_free(p->events, p->n_events);
     free(p->database);
     free(p->connection);
     free(p->final_gtid);
@@ -360,13 +359,7 @@ static void s_on_events(myconn_t *c, const myconn_result_t *r, void *arg)
     mypromote_t *p = arg;
     if (!s_ok(p, r))
         return;
-    p->events = xcalloc(r->n_rows ? r->n_rows : 1, sizeof *p->events);
-    for (size_t i = 0; i < r->n_rows; i++) {
-        const char *db = myconn_col(r, i, "db");
-        const char *name = myconn_col(r, i, "name");
-        if (db && name && strcmp(db, p->database) == 0)
-            p->events[p->n_events++] = xstrdup(name);
-    }
+    p->events = myevents_names(r, p->database, &p->n_events);
     s_enable_next(p);
 }
 
@@ -377,10 +370,7 @@ static void s_events(mypromote_t *p)
         s_fail(p, xstrdup("cannot quote the database's name: the connection is gone"));
         return;
     }
-    char *sql = xasprintf("SELECT EVENT_SCHEMA AS db, EVENT_NAME AS name"
-                          " FROM information_schema.EVENTS"
-                          " WHERE EVENT_SCHEMA = %s AND STATUS = 'SLAVESIDE_DISABLED'",
-                          db);
+    char *sql = myevents_sql(db, "SLAVESIDE_DISABLED");
     s_query(p, "listing the database's events disabled on the replica", sql, p->timeout_ms,
             s_on_events);
     free(sql);

@@ -29,6 +29,7 @@
 #include "myverify.h"
 
 #include <inttypes.h>
+#include <mysqld_error.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,8 @@
 
 #define S_DEADLINE_SLACK_MS 1000
 #define S_CHUNK_ROWS_DEFAULT 1000
+#define S_CHUNK_TRIES 10          /* a chunk rolled back by a lock conflict: sent again */
+#define S_CHUNK_RETRY_MS 20
 #define S_KEYS_MAX_ROWS 20        /* a chunk of at most this many rows keeps its keys */
 #define S_WAIT_MS_DEFAULT 60000
 #define S_NAME_MAX 64             /* godwit_verify's run and tbl: varchar(64) */
@@ -104,6 +107,7 @@ struct myverify {
     bool last;                    /* the chunk is its range's last */
     char *tbl_lit;                /* the chunk's table as a string literal */
     uint32_t chunk;
+    unsigned chunk_tries;         /* the chunk's statement rolled back by a lock conflict */
     Godwit__MyChecksumResult *sum;
 
     /* MyChecksumCompare */
@@ -391,13 +395,36 @@ static void s_on_read_back(myconn_t *c, const myconn_result_t *r, void *arg)
     free(keys_lit);
 }
 
+static void s_replace(myverify_t *v);
+
+/* A chunk's statement chosen as a deadlock's victim, or that waited too
+ * long for a lock (the application's transactions update rows of the
+ * chunk in another order: a hot row), was rolled back and is not in the
+ * binary log: it is sent again, S_CHUNK_TRIES times at most, S_CHUNK_RETRY_MS
+ * apart, as pt-table-checksum retries its chunks. */
+static void s_replace_again(mystep_t *s)
+{
+    s_replace((myverify_t *)s);
+}
+
 static void s_on_replaced(myconn_t *c, const myconn_result_t *r, void *arg)
 {
     myverify_t *v = arg;
+    if (!r->ok && (r->errnum == ER_LOCK_DEADLOCK || r->errnum == ER_LOCK_WAIT_TIMEOUT) &&
+        ++v->chunk_tries < S_CHUNK_TRIES) {
+        s_table_t *t = v->ranges[v->range].t;
+        log_info("verify run %s: chunk %u of table %s: %s (%u); again (try %u of %d)", v->run,
+                 v->chunk, t->name, r->error ? r->error : "", r->errnum, v->chunk_tries + 1,
+                 S_CHUNK_TRIES);
+        t->chunks--; /* s_replace numbers it again */
+        mystep_after(&v->step, S_CHUNK_RETRY_MS, s_replace_again);
+        return;
+    }
     if (!r->ok) {
         mystep_fail_query(&v->step, NULL, r);
         return;
     }
+    v->chunk_tries = 0;
     s_table_t *t = v->ranges[v->range].t;
     char *sql = xasprintf("SELECT this_cnt AS cnt, this_hash AS hash, this_keys AS k"
                           " FROM " S_TABLE " WHERE run = %s AND tbl = %s AND chunk = %u",

@@ -502,6 +502,26 @@ static void s_send_drop(cutover_t *cu, const char *agent, const char *database,
     s_send(cu, agent, &cmd);
 }
 
+/* Every path's check: `from` records its roles (accounts on MariaDB) now,
+ * armed, so that the freeze writes no file inside the pause; `to` says
+ * whether our fence holds it and opens the connection the pause's step
+ * there will use. */
+static void s_send_arm_and_prepare(cutover_t *cu)
+{
+    Godwit__FreezeSource arm =
+        s_fence_req(cu, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+    arm.arm = true;
+    if (cu->group) {
+        /* The armed file must outlive the wait for the group's slowest
+         * check and the group's pause before the freeze renames it: the
+         * check step's bound for a group of this size, the pause's budget,
+         * then the freeze's own lease. */
+        arm.lease_ms += CUTOVER_CHECK_MS(cutgroup_size(cu->group)) + cu->max_pause_ms;
+    }
+    s_send_fence_req(cu, cu->from_agent, &arm);
+    s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+}
+
 /* The physical path's check: `to` is a standby that streams from `from`
  * (its roles are `from`'s, replayed: nothing to compare, no subscription
  * to tune, no fence of ours on it); `from` records its roles now (armed),
@@ -514,15 +534,9 @@ static void s_check_physical(cutover_t *cu)
     cmd.action_case = GODWIT__COMMAND__ACTION_STANDBY_STATUS;
     cmd.standby_status = &st;
     s_send(cu, cu->to_agent, &cmd);
-    Godwit__FreezeSource arm =
-        s_fence_req(cu, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
-    arm.arm = true;
-    if (cu->group)
-        arm.lease_ms += CUTOVER_CHECK_MS(cutgroup_size(cu->group)) + cu->max_pause_ms;
-    s_send_fence_req(cu, cu->from_agent, &arm);
     /* `to` opens now the connection the promote will use (read-only
      * there: a standby), so that none is opened inside the pause. */
-    s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+    s_send_arm_and_prepare(cu);
 }
 
 /* MariaDB's check: `to` replicates from `from` through our connection
@@ -540,11 +554,7 @@ static void s_check_mariadb(cutover_t *cu)
     cmd.action_case = GODWIT__COMMAND__ACTION_REPLICA_STATUS;
     cmd.replica_status = &rs;
     s_send(cu, cu->to_agent, &cmd);
-    Godwit__FreezeSource arm =
-        s_fence_req(cu, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
-    arm.arm = true;
-    s_send_fence_req(cu, cu->from_agent, &arm);
-    s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+    s_send_arm_and_prepare(cu);
 }
 
 /* Before the pause: can the application roles work on `to`? Our
@@ -579,20 +589,7 @@ void cutstep_check(cutover_t *cu)
         s_send_ensure_slot(cu, 0);
     /* Both sides open now the connections the pause's steps will use;
      * `to` two, since its sequences and the lift of its fence run at once. */
-    /* `from` records its roles now too (armed): the freeze then writes no
-     * file inside the pause. */
-    Godwit__FreezeSource arm =
-        s_fence_req(cu, cu->from_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
-    arm.arm = true;
-    if (cu->group) {
-        /* The armed file must outlive the wait for the group's slowest
-         * check and the group's pause before the freeze renames it: the
-         * check step's bound for a group of this size, the pause's budget,
-         * then the freeze's own lease. */
-        arm.lease_ms += CUTOVER_CHECK_MS(cutgroup_size(cu->group)) + cu->max_pause_ms;
-    }
-    s_send_fence_req(cu, cu->from_agent, &arm);
-    s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
+    s_send_arm_and_prepare(cu);
     s_send_fence(cu, cu->to_agent, cu->to_database, GODWIT__FREEZE_SOURCE__MODE__MODE_PREPARE);
 }
 
