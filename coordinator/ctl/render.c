@@ -307,10 +307,16 @@ void render_migrations(const cJSON *r, FILE *out)
             char txn[48] = "-";
             if (cJSON_IsNumber(lt))
                 snprintf(txn, sizeof txn, "%.0f transaction(s)", lt->valuedouble);
-            fprintf(out, "  mariadb %s/%s -> %s/%s; lag %s%s; tables %d\n",
+            /* tables: the copy's progress, as far as a status poll saw it
+             * (none when the copy ended between two polls) */
+            int nt = cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables"));
+            char tabtext[32] = "";
+            if (nt > 0)
+                snprintf(tabtext, sizeof tabtext, "; tables %d", nt);
+            fprintf(out, "  mariadb %s/%s -> %s/%s; lag %s%s%s\n",
                     render_str(m, "source", "?"), render_str(m, "source_database", "?"),
                     render_str(m, "target", "?"), render_str(m, "target_database", "?"),
-                    txn, lagsec, cJSON_GetArraySize(cJSON_GetObjectItem(m, "tables")));
+                    txn, lagsec, tabtext);
             const cJSON *rp = cJSON_GetObjectItem(m, "replica");
             if (cJSON_IsObject(rp))
                 fprintf(out, "  replica %s%s: I/O %s, SQL %s, at %s%s%s\n",
