@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """godwit benchmarks: prints a table and writes it to bench/results/.
 
-    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover|verify|fleet|group|mariadb]
+    bench/run.py [--quick] [--only agent|fanin|pipeline|cutover|verify|fleet|group|mariadb|
+                                   mariadb-cutover]
                  [--fanin 100,1000,5000] [--scale 50] [--durable] [--cutovers 20] [--verify-scale 10]
                  [--migrations 200] [--copies 0] [--group-sizes 1,10,50]
                  [--group-roles shared|database] [--group-rehearsals 3] [--group-copies 10]
 
-Builds an optimised tree in build-bench (no sanitizers), then:
+Builds an optimised tree in build-bench (no sanitizers); with GODWIT_BIN set
+in the environment, builds nothing and runs the binaries there (the table's
+first line names the build type). Then:
 
 1. Agent footprint: one agent at a 1 s interval against a live PostgreSQL
    cluster (made here, with a logical slot and light pgbench load) for 60 s
@@ -118,6 +121,20 @@ Builds an optimised tree in build-bench (no sanitizers), then:
    and mydumper/myloader with two threads, each baseline before and after
    godwit's runs.
 
+9. MariaDB cutover (--only mariadb-cutover): test_mariadb_cutover's rig (two
+   MariaDB 10.11 servers, HAProxy in TCP mode, agents, coordinator), sysbench
+   through HAProxy (4 threads, one transaction per connection, each order's
+   `placed` its server time to the ms), --cutovers (--quick: 4) real
+   cutovers back and forth with reverse replication. godwit's write_pause_ms
+   p50/p99/max (and per direction); the application's longest gap between
+   commits during each cutover against a window of the same length without
+   one (the baseline); after each, a hand-tuned expert script's round on kept
+   sessions (HAProxy paused through its runtime API; accounts locked, their
+   sessions killed and the final GTID position in one batch; MASTER_GTID_WAIT
+   on the other side; unlocked; HAProxy reloaded) and its gap, the ratios;
+   failed transactions (sysbench's ignored errors) and lost rows (committed
+   transactions the final primary lacks).
+
 Targets (issue 2): agent < 10 MB RSS and < 1 % CPU; 1000 agents at 1 Hz
 under 25 % of one core with round trip p99 under 10 ms. (Issue 3): at least
 1.3x faster to streaming than the plain subscription, not slower than
@@ -141,7 +158,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build-bench")
+# GODWIT_BIN set: its binaries as they are (nothing built; the tables say
+# which build ran). Else an optimised tree built in build-bench.
+PREBUILT = os.environ.get("GODWIT_BIN")
+BUILD = PREBUILT or os.path.join(ROOT, "build-bench")
 os.environ["GODWIT_BIN"] = BUILD
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
@@ -195,9 +215,29 @@ def smaps(pid):
 
 
 def build():
+    if PREBUILT:
+        print("GODWIT_BIN=%s: its binaries as built (%s), nothing rebuilt" % (
+            BUILD, build_kind()), file=sys.stderr)
+        return
     subprocess.run(["cmake", "-S", ROOT, "-B", BUILD, "-DCMAKE_BUILD_TYPE=Release"],
                    check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", BUILD, "-j2"], check=True, stdout=subprocess.DEVNULL)
+
+
+def build_kind():
+    """The build type of the binaries run (CMakeCache.txt), e.g. "Release"
+    or "Debug, sanitizers"."""
+    kind, san = "unknown build type", False
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("CMAKE_BUILD_TYPE:"):
+                    kind = line.split("=", 1)[1].strip() or kind
+                elif line.startswith("GODWIT_SANITIZE:"):
+                    san = line.split("=", 1)[1].strip() in ("ON", "1", "TRUE")
+    except OSError:
+        pass
+    return kind + (", sanitizers" if san else "")
 
 
 def bench_agent(seconds):
@@ -1095,6 +1135,232 @@ def bench_cutover(n, rtt_ms, placement="apart"):
         rig.close()
 
 
+class MySession:
+    """A mariadb client session kept open over a server's socket (an
+    expert's script holds its connections before it starts), its statements
+    not binary-logged (as godwit's fence's are not: the final position is
+    the application's last transaction). run() sends one batch: statements
+    joined with ; travel as one multi-statement query (one round trip), the
+    marker selected last in it, so no extra trip says the batch is done."""
+
+    def __init__(self, db):
+        self.name = db.name
+        self.proc = subprocess.Popen(
+            ["mariadb", "--no-defaults", "--socket=" + db.sock, "-uroot", "-N", "-B",
+             "--unbuffered", "--force"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0)
+        self.proc.stdin.write(b"DELIMITER //\n")
+        self.run("SET SESSION sql_log_bin = 0")
+
+    def run(self, sql):
+        self.proc.stdin.write(sql.encode() + b"; SELECT '__end__'//\n")
+        self.proc.stdin.flush()
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("mariadb session on %s ended: %r" % (self.name, lines))
+            line = line.decode().rstrip("\n")
+            if line.startswith("ERROR"):
+                raise RuntimeError("expert script on %s: %s: %s" % (self.name, sql[:200], line))
+            if line == "__end__":
+                return lines
+            lines.append(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def hap_cmd(sock, line):
+    """One HAProxy runtime API command (one per connection, as godwit's
+    driver sends them): its answer."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(5)
+        s.connect(sock)
+        s.sendall(line.encode() + b"\n")
+        out = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return b"".join(out).decode()
+            out.append(b)
+    finally:
+        s.close()
+
+
+def hap_frontend(sock, frontend="pg"):
+    """The frontend's (session limit, current sessions) from show stat."""
+    hdr = None
+    for line in hap_cmd(sock, "show stat").splitlines():
+        if line.startswith("# "):
+            hdr = line[2:].split(",")
+            continue
+        f = line.split(",")
+        if hdr and len(f) >= len(hdr) - 1 and f[0] == frontend and f[1] == "FRONTEND":
+            return f[hdr.index("slim")], int(f[hdr.index("scur")] or 0)
+    raise RuntimeError("HAProxy's show stat has no frontend %s" % frontend)
+
+
+# The expert's HAProxy polls (the driver's is 20 ms), and its bounds.
+EXPERT_POLL_S = 0.002
+EXPERT_ACCOUNTS = "'app'@'127.0.0.1', 'ops'@'127.0.0.1'"
+
+
+def expert_round_my(proxy, cur, oth):
+    """One write pause of a hand-tuned expert script on kept sessions (the
+    MariaDB cutover's steps, fewest round trips): HAProxy paused (`set
+    maxconn frontend pg 0`, then show stat polled every 2 ms until the
+    frontend has no session); one batch on the side traffic is on (accounts
+    locked, their sessions killed, the final position); on the other side
+    MASTER_GTID_WAIT for it; then, as the bench does not move traffic (the
+    migration's direction stays godwit's), the accounts unlocked on the same
+    side, as the other side would take the logins after a real switch, and
+    HAProxy resumed as godwit's driver resumes it (kill -USR2 to its master,
+    a hitless reload; show stat polled until the frontend accepts). Returns
+    each step's ms: pause, fence, wait, unlock, resume."""
+    marks = [time.time()]
+    out = hap_cmd(proxy.sock, "set maxconn frontend pg 0").strip()
+    if out:
+        raise RuntimeError("HAProxy refused the pause: %s" % out)
+    deadline = time.time() + 5
+    while hap_frontend(proxy.sock)[1] > 0:
+        if time.time() > deadline:
+            raise RuntimeError("expert script: sessions still open after 5 s")
+        time.sleep(EXPERT_POLL_S)
+    marks.append(time.time())
+    out = cur.run("ALTER USER %s ACCOUNT LOCK; KILL CONNECTION USER 'app'@'127.0.0.1'; "
+                  "KILL CONNECTION USER 'ops'@'127.0.0.1'; SELECT @@gtid_binlog_pos" %
+                  EXPERT_ACCOUNTS)
+    pos = out[-1] if out else ""
+    marks.append(time.time())
+    got = oth.run("SELECT MASTER_GTID_WAIT('%s', 10)" % pos)
+    if got != ["0"]:
+        raise RuntimeError("expert script: %s did not execute %s: %s" % (oth.name, pos, got))
+    marks.append(time.time())
+    cur.run("ALTER USER %s ACCOUNT UNLOCK" % EXPERT_ACCOUNTS)
+    marks.append(time.time())
+    os.kill(proxy.proc.proc.pid, signal.SIGUSR2)
+    deadline = time.time() + 10
+    while True:
+        try:
+            if hap_frontend(proxy.sock)[0] != "0":
+                break
+        except (OSError, RuntimeError):
+            pass  # the socket between the old worker and the new one
+        if time.time() > deadline:
+            raise RuntimeError("expert script: HAProxy's frontend still held after the reload")
+        time.sleep(EXPERT_POLL_S)
+    marks.append(time.time())
+    return [round((b - a) * 1000.0, 1) for a, b in zip(marks, marks[1:])]
+
+
+def bench_mariadb_cutover(n):
+    """n MariaDB cutovers back and forth (cutover, rollback, ...) through
+    HAProxy under sysbench (tests/integration/test_mariadb_cutover.py's
+    rig and application), with an expert script's round after each."""
+    import test_mariadb_cutover as tmc
+    from test_migrate import in_state
+    from test_verify_load import run_verify
+    rig = harness.Rig("bench-mariadb-cutover")
+    try:
+        blue, green, coord, proxy, plan = tmc.setup(rig)
+        dbs = {"blue": blue, "green": green}
+        r = coord.ctl("migrate", "start", plan, check_rc=False)
+        if r.returncode != 0:
+            raise RuntimeError("migrate start: %s %s" % (r.stdout.decode(), r.stderr.decode()))
+        harness.wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
+        v = run_verify(coord)
+        if v["state"] != "equal":
+            raise RuntimeError("verify: %s" % json.dumps(v))
+        seconds = 30 + 12 * n
+        app = tmc.App(rig, proxy, seconds, name="sysbench-bench")
+        app_started = time.monotonic()
+        sides = {k: MySession(db) for k, db in dbs.items()}
+        time.sleep(3)
+        windows, quiet, godwit, expert, expert_ms, timelines, esteps_all = [], [], [], [], [], [], []
+        for i in range(n):
+            what = "cutover" if i % 2 == 0 else "rollback"
+            t0 = time.time()
+            r = coord.ctl(what, "shop", "--json", check_rc=False)
+            t1 = time.time()
+            rep = json.loads(r.stdout or b"{}")
+            if r.returncode != 0 or rep.get("state") != "done" or rep.get("follow") != "streaming":
+                raise RuntimeError("%s %d: rc %d %s %s" % (what, i, r.returncode,
+                                                           r.stdout.decode()[-3000:],
+                                                           r.stderr.decode()[-1000:]))
+            windows.append((t0, t1))
+            godwit.append(rep["write_pause_ms"])
+            steps = [(t["step"], round(t["ms"], 1), round(t["at_ms"], 1))
+                     for t in rep.get("timeline", []) if t.get("ms") is not None]
+            timelines.append(steps)
+            for t in rep.get("timeline", []):
+                if t["step"] in ("pause", "freeze", "promote", "switch", "resume",
+                                 "switch and resume"):
+                    print("    %s: %s" % (t["step"], [
+                        (a.get("agent"), [(x["name"], round(x["ms"], 1)) for x in a.get("steps") or []])
+                        for a in t.get("agents") or []]), file=sys.stderr)
+            print("  mariadb %s %d: write pause %.1f ms (%.1f s in all): %s" % (
+                what, i + 1, rep["write_pause_ms"], t1 - t0,
+                " ".join("%s %.1f" % x[:2] for x in steps)), file=sys.stderr, flush=True)
+            # The same length of time with no cutover, as the baseline.
+            time.sleep(1.0)
+            quiet.append((time.time(), time.time() + (t1 - t0)))
+            time.sleep(max(0.5, t1 - t0) + 0.5)
+            # The expert's write pause, on the side traffic is on now.
+            cur, oth = ("green", "blue") if i % 2 == 0 else ("blue", "green")
+            e0 = time.time()
+            esteps = expert_round_my(proxy, sides[cur], sides[oth])
+            e1 = time.time()
+            expert.append((e0, e1))
+            expert_ms.append((e1 - e0) * 1000.0)
+            esteps_all.append(esteps)
+            print("  mariadb expert script %d: %.1f ms (pause, fence, wait, unlock, resume: %s)" % (
+                i + 1, (e1 - e0) * 1000, esteps), file=sys.stderr, flush=True)
+            time.sleep(1.0)
+        for s in sides.values():
+            s.close()
+        if time.monotonic() - app_started > seconds - 2:
+            raise RuntimeError("sysbench ended before the last cutover: raise its duration")
+        rc, events, out = app.wait()
+        failed = tmc.ignored(out)
+        if rc != 0 or "FATAL" in out or failed != 0:
+            raise RuntimeError("the application: rc %d, %d ignored errors:\n%s" % (
+                rc, failed, out[-3000:]))
+        primary, follower = (green, blue) if n % 2 else (blue, green)
+        pos = primary.sql("SELECT @@gtid_binlog_pos")
+        if follower.sql("SELECT MASTER_GTID_WAIT('%s', 60)" % pos) != "0":
+            raise RuntimeError("%s did not execute %s's position %s" % (
+                follower.name, primary.name, pos))
+        done = [float(x) for x in primary.sql(
+            "SELECT UNIX_TIMESTAMP(placed) FROM shop.orders WHERE customer LIKE 'sb%' "
+            "ORDER BY placed").split()]
+
+        def longest_gaps(spans):
+            res = []
+            for a0, a1 in spans:
+                inside = [t for t in done if a0 - 0.5 <= t <= a1 + 0.5]
+                res.append(max((b - a for a, b in zip(inside, inside[1:])), default=0) * 1000.0)
+            return res
+        gaps, base, egaps = longest_gaps(windows), longest_gaps(quiet), longest_gaps(expert)
+        rows_p, rows_f = tmc.committed(primary), tmc.committed(follower)
+        stats = lambda v: {"p50": pct(v, 50), "p99": pct(v, 99), "max": max(v), "all": v}
+        return {"cutovers": n, "app_seconds": seconds, "sysbench_rc": rc,
+                "transactions": events, "failed": failed, "lost_rows": events - rows_p,
+                "rows": rows_p, "rows_follower": rows_f, "final_primary": primary.name,
+                "godwit_ms": dict(stats(godwit), timelines=timelines,
+                                  forward={"p50": pct(godwit[0::2], 50), "max": max(godwit[0::2])},
+                                  back={"p50": pct(godwit[1::2], 50),
+                                        "max": max(godwit[1::2] or [0])}),
+                "app_gap_ms": stats(gaps), "baseline_gap_ms": stats(base),
+                "expert_gap_ms": stats(egaps),
+                "expert_script_ms": dict(stats(expert_ms), steps=esteps_all)}
+    finally:
+        rig.close()
+
+
 def bench_verify(scale, runs):
     """Verify throughput, quiet and under the hostile workload."""
     import test_migrate as tm
@@ -1585,7 +1851,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["agent", "fanin", "pipeline", "cutover", "verify",
-                                       "fleet", "group", "mariadb"])
+                                       "fleet", "group", "mariadb", "mariadb-cutover"])
     ap.add_argument("--my-tables", type=int, default=8,
                     help="the MariaDB bench's sysbench tables")
     ap.add_argument("--my-rows", type=int, default=100000,
@@ -1611,7 +1877,8 @@ def main():
     ap.add_argument("--group-copies", type=int, default=10,
                     help="the group bench's copies.per_source and per_target")
     ap.add_argument("--verify-scale", type=int, default=10)
-    ap.add_argument("--cutovers", type=int, default=20)
+    ap.add_argument("--cutovers", type=int, default=20,
+                    help="the cutover and mariadb-cutover benches' cutovers (--quick: 5, 4)")
     ap.add_argument("--scale", type=int, default=50)
     ap.add_argument("--durable", action="store_true",
                     help="pipeline: the servers flush their WAL (fsync on), as in production")
@@ -1623,9 +1890,9 @@ def main():
     # A SIGTERM unwinds, so that each bench's rig stops what it started.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit("killed by signal %d" % signum))
     build()
-    lines = ["godwit benchmarks, %s, %s, %d cores" % (
+    lines = ["godwit benchmarks, %s, %s, %d cores, binaries %s (%s)" % (
         datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), os.uname().nodename,
-        os.cpu_count())]
+        os.cpu_count(), os.path.relpath(BUILD, ROOT), build_kind())]
     results = {}
     if args.only in (None, "pipeline"):
         scale = 10 if args.quick else args.scale
@@ -1865,6 +2132,46 @@ def main():
                   "| baseline: mydumper --threads 2 --trx-consistency-only, then myloader "
                   "--threads 2 (no streaming) | %.1f | %.2fx |" % (
                       m["mydumper_s"], m["mydumper_s"] / m["godwit_s"])]
+    if args.only in (None, "mariadb-cutover"):
+        n = 4 if args.quick else args.cutovers
+        c = bench_mariadb_cutover(n)
+        results["mariadb_cutover"] = c
+        g, a, b, e = c["godwit_ms"], c["app_gap_ms"], c["baseline_gap_ms"], c["expert_gap_ms"]
+        s = c["expert_script_ms"]
+        ratio = lambda x, y: "%.2f" % (x / y) if y else "-"
+        lines += ["", "MariaDB 10.11 cutover write pause through HAProxy (TCP mode) under sysbench "
+                  "(4 threads, one transaction per connection, unthrottled): %d cutovers back "
+                  "and forth (cutover, rollback, ...) with reverse replication; %d transactions" % (
+                      n, c["transactions"]),
+                  "| | p50 | p99 | max |", "|---|---|---|---|",
+                  "| godwit's write pause (write_pause_ms) | %.0f ms | %.0f ms | %.0f ms |" % (
+                      g["p50"], g["p99"], g["max"]),
+                  "| - cutovers (blue to green) / rollbacks | %.0f / %.0f ms | | %.0f / %.0f ms |" % (
+                      g["forward"]["p50"], g["back"]["p50"], g["forward"]["max"],
+                      g["back"]["max"]),
+                  "| application's longest gap between commits, godwit | %.0f ms | %.0f ms | "
+                  "%.0f ms |" % (a["p50"], a["p99"], a["max"]),
+                  "| same, no cutover (baseline) | %.0f ms | %.0f ms | %.0f ms |" % (
+                      b["p50"], b["p99"], b["max"]),
+                  "| application's longest gap, expert script | %.0f ms | %.0f ms | %.0f ms |" % (
+                      e["p50"], e["p99"], e["max"]),
+                  "| expert script's own time | %.0f ms | %.0f ms | %.0f ms |" % (
+                      s["p50"], s["p99"], s["max"]),
+                  "| ratio application's gap godwit / expert | %s | %s | |" % (
+                      ratio(a["p50"], e["p50"]), ratio(a["p99"], e["p99"])),
+                  "| ratio application's gap godwit / baseline | %s | %s | |" % (
+                      ratio(a["p50"], b["p50"]), ratio(a["p99"], b["p99"])),
+                  "Failed transactions (sysbench's ignored errors): %d; lost: %d of %d rows on "
+                  "the final primary (%s; %d on the follower)." % (
+                      c["failed"], c["lost_rows"], c["rows"], c["final_primary"],
+                      c["rows_follower"]),
+                  "Expert script: kept mariadb sessions over each server's socket (HAProxy "
+                  "`set maxconn frontend pg 0`, show stat every 2 ms until no session; one "
+                  "batch on the side traffic is on: ACCOUNT LOCK, KILL CONNECTION USER, "
+                  "@@gtid_binlog_pos; MASTER_GTID_WAIT on the other; accounts unlocked; "
+                  "kill -USR2 to HAProxy's master, show stat until the frontend accepts). "
+                  "Gaps: the longest between consecutive orders' `placed` (NOW(3)) inside "
+                  "each window widened by 0.5 s either side."]
     if args.only in (None, "fanin"):
         rows = []
         for n in [int(x) for x in args.fanin.split(",")]:
