@@ -49,7 +49,12 @@
 #include "xalloc.h"
 
 #define HAP_OUT_MAX (4 * 1024 * 1024)
-#define HAP_POLL_MS 20
+/* How often the pause polls for the frontend's last session to end, and
+ * the resume for the new worker to accept: each poll is one command on
+ * the admin socket. Both wait inside the write pause, where a 20 ms period
+ * cost 10 ms on average (measured: the MariaDB cutover bench's pause was
+ * about 20 ms over an expert script's that polled every 2 ms). */
+#define HAP_POLL_MS 2
 
 typedef struct hap hap_t;
 typedef void (*hap_out_fn)(hap_t *d, const char *out);
