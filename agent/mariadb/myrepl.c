@@ -42,7 +42,10 @@
 typedef struct myrepl myrepl_t;
 typedef void (*s_stage_fn)(myrepl_t *p);
 
-typedef enum { S_DB_LEAVE, S_DB_CREATED, S_DB_ADOPTED } s_db_kind_t;
+/* LEAVE: not our copy's; CREATED, ADOPTED: its comment says the copy
+ * made it or adopted it empty; KEEP: our copy's, kept (keep_database),
+ * only its comment cleared. */
+typedef enum { S_DB_LEAVE, S_DB_CREATED, S_DB_ADOPTED, S_DB_KEEP } s_db_kind_t;
 
 struct myrepl {
     mystep_t step;              /* first: the lifecycle (mystep.h) */
@@ -58,6 +61,7 @@ struct myrepl {
     Godwit__ReplicaStatusResult *status; /* status: the result being built */
 
     s_db_kind_t db_kind;        /* drop: what the database's comment says */
+    bool keep_database;         /* drop: the request's keep_database */
     char **tables;              /* drop, adopted: its base tables */
     size_t n_tables;
 };
@@ -311,6 +315,11 @@ static void s_on_schema(myconn_t *c, const myconn_result_t *r, void *arg)
     }
     free(created);
     free(adopted);
+    if (p->keep_database && p->db_kind != S_DB_LEAVE) {
+        log_info("drop of replication connection %s: database %s is kept (it takes the traffic "
+                 "now); its comment is cleared", p->connection, p->database);
+        p->db_kind = S_DB_KEEP;
+    }
     s_next(p);
 }
 
@@ -412,7 +421,7 @@ static void s_drop_tables(myrepl_t *p)
 
 static void s_drop_clear_comment(myrepl_t *p)
 {
-    if (p->db_kind != S_DB_ADOPTED) {
+    if (p->db_kind != S_DB_ADOPTED && p->db_kind != S_DB_KEEP) {
         s_next(p);
         return;
     }
@@ -489,5 +498,6 @@ step_t *myrepl_drop_start(uv_loop_t *loop, const myrepl_local_t *local,
         return NULL;
     }
     p->database = xstrdup(req->database);
+    p->keep_database = req->keep_database;
     return mystep_defer(&p->step, s_first);
 }

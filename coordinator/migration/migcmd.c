@@ -192,10 +192,14 @@ static void s_drop(migcmd_t *c, const migration_t *g, bool target, const char *s
 static void s_drop_side(migcmd_t *c, const migration_t *g, bool target)
 {
     if (g->m->engine == PLAN_ENGINE_MARIADB) {
-        /* Only the target holds anything of ours (mariadb's table has no
-         * step on the source): the replication connection and the copy. */
+        /* Before a cutover only the target holds anything of ours: the
+         * replication connection and the copy (the abort drops both).
+         * Cleanup after one: blue's connection for the way back, then
+         * green's stopped one, the database kept (it takes the traffic). */
+        bool cleanup = g->state == M_CLEANUP_SOURCE || g->state == M_CLEANUP_TARGET;
         s_drop(c, g, target, NULL, NULL, NULL);
-        c->u.drop_objects.replica_connection = (char *)g->objname;
+        c->u.drop_objects.replica_connection = (char *)(target ? g->objname : g->revname);
+        c->u.drop_objects.keep_database = cleanup;
         return;
     }
     if (g->m->method == PLAN_METHOD_PHYSICAL) {

@@ -232,9 +232,9 @@ static const s_row_t s_rows_physical[] = {
  * replication connection and the copy from the target. The cutover
  * (cutover.h) promotes the target and switches traffic; while switched,
  * the source follows the target through revname (unless cutover.reverse
- * is off), polled by s_reverse_poll. No cleanup after the cutover yet:
- * DropObjects' replica_connection on green would drop the copied
- * database, which takes the traffic then (migset.c refuses it). */
+ * is off), polled by s_reverse_poll. Cleanup after the cutover removes
+ * that connection from the source, then the stopped one from the target,
+ * keeping the database (DropObjects.keep_database). */
 static const s_row_t s_rows_mariadb[] = {
     { M_SCHEDULED, MEV_WAVE, M_COPY, "its wave opened" },
     { M_COPY, MEV_DONE, M_STREAMING,
@@ -251,6 +251,14 @@ static const s_row_t s_rows_mariadb[] = {
       "the cutover promoted green (its replication stopped) and switched traffic" },
     { M_SWITCHED, MEV_ROLLED_BACK, M_STREAMING,
       "the rollback promoted blue and switched traffic; green replicates from blue again" },
+    { M_SWITCHED, MEV_CLEANUP, M_CLEANUP_SOURCE, "cleanup after the cutover" },
+    { M_CLEANUP_SOURCE, MEV_DONE, M_CLEANUP_TARGET,
+      "blue's connection for the way back is gone: blue follows green no more" },
+    { M_CLEANUP_TARGET, MEV_DONE, M_DONE,
+      "green's stopped connection is gone; the database stays, its comment cleared" },
+    { M_CLEANUP_SOURCE, MEV_CLEANUP, M_CLEANUP_SOURCE, "already cleaning up" },
+    { M_CLEANUP_TARGET, MEV_CLEANUP, M_CLEANUP_TARGET, "already cleaning up" },
+    { M_DONE, MEV_CLEANUP, M_DONE, "already cleaned up" },
 };
 
 #define S_NROWS_MARIADB (sizeof s_rows_mariadb / sizeof s_rows_mariadb[0])

@@ -357,13 +357,6 @@ static void s_refusal(const migration_t *g, mevent_t event, char *err, size_t er
         snprintf(err, errlen, "migration %s is %s, not paused", name, st);
         break;
     case MEV_CLEANUP:
-        if (g->m->engine == PLAN_ENGINE_MARIADB && g->state == M_SWITCHED) {
-            snprintf(err, errlen, "migration %s: engine mariadb: cleanup after the cutover is not "
-                     "in this version (dropping our replication connection on green would drop "
-                     "the copied database, which takes the traffic now); nothing was changed",
-                     name);
-            break;
-        }
         snprintf(err, errlen, "migration %s is %s: cleanup follows a cutover (switched); before "
                  "one, abort drops our objects", name, st);
         break;

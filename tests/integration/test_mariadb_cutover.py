@@ -244,6 +244,25 @@ def test_mariadb_cutover_and_rollback_under_load(rig):
         check("locked" in write_error(green, user, user), "%s cannot write on green" % user)
         check(write_error(blue, user, user) == "", "%s writes on blue again" % user)
 
+    # Over to green for good, then cleanup: both replication connections
+    # gone, green's database kept (its copy's comment cleared: no later
+    # drop takes it), blue still fenced.
+    rc, rep, r = cutover(coord, "cutover", "shop")
+    check(rc == 0 and rep.get("state") == "done", "cut over again: rc %d %s" % (
+        rc, json.dumps(rep)[-2000:]))
+    want = checksums(green)
+    r = coord.ctl("cleanup", "shop", check_rc=False)
+    check(r.returncode == 0, "cleanup: %r" % (r.stdout + r.stderr))
+    wait_for("cleaned up", lambda: in_state(coord, "done"), 30, interval=0.3)
+    check(blue.sql("SHOW ALL SLAVES STATUS") == "" and green.sql("SHOW ALL SLAVES STATUS") == "",
+          "no replication connection left on either side")
+    check(checksums(green) == want and green.sql(
+          "SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop'") == "",
+          "green's database kept, its comment cleared")
+    check(locked_out(blue) and write_error(green, "app", "app") == "",
+          "blue still fenced, green writable")
+    print("   cleanup: both connections gone, green's database kept, blue fenced")
+
 
 def locked_out(db):
     """Whether both application users are refused on db (its fence)."""

@@ -2084,8 +2084,6 @@ static void test_mariadb_switched(void **state)
     free(e);
     assert_false(migset_abort(r->ms, NAME, err, sizeof err));
     assert_non_null(strstr(err, "traffic has moved to green"));
-    assert_false(migset_cleanup(r->ms, NAME, err, sizeof err));
-    assert_non_null(strstr(err, "engine mariadb: cleanup after the cutover is not in this version"));
     assert_string_equal(s_state(r), "switched");
     /* the rollback, finished after a restart: green follows blue again */
     snprintf(detail, sizeof detail,
@@ -2098,6 +2096,39 @@ static void test_mariadb_switched(void **state)
     s_tick(r);
     assert_int_equal(s_pending(r, BLUE, A(REPLICA_STATUS)), 0);
     s_answer_replica(fakelink_take_any(&r->link, GREEN, A(REPLICA_STATUS)), true, true, "");
+}
+
+/* Cleanup after a MariaDB cutover: blue's connection for the way back
+ * removed, then green's stopped one, green's database kept (it takes the
+ * traffic); never the drop of the copy. */
+static void test_mariadb_cleanup(void **state)
+{
+    rig_t *r = *state;
+    char err[512], detail[512];
+    s_use_plan(r, s_plan_mariadb_cutover);
+    snprintf(detail, sizeof detail,
+             "{\"state\":\"switching\",\"dry_run\":false,\"direction\":\"forward\",\"at_ms\":%llu,"
+             "\"final_gtid\":\"0-1-50\",\"switch_gtid\":\"0-2-3\",\"switched\":[0]}",
+             (unsigned long long)r->link.now_ms);
+    s_journal_at(r, "streaming", detail);
+    s_my_answer_until(r, "switched", BLUE, "godwit_shop_rev", "0-2-3");
+    assert_true(migset_cleanup(r->ms, NAME, err, sizeof err));
+    s_tick(r);
+    assert_string_equal(s_state(r), "cleanup_source");
+    fakelink_sent_t *s = fakelink_take(&r->link, BLUE, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->replica_connection, "godwit_shop_rev");
+    assert_string_equal(s->cmd->drop_objects->database, "shop");
+    assert_true(s->cmd->drop_objects->keep_database);
+    fakelink_ok(s);
+    s_tick(r);
+    assert_string_equal(s_state(r), "cleanup_target");
+    s = fakelink_take(&r->link, GREEN, A(DROP_OBJECTS));
+    assert_string_equal(s->cmd->drop_objects->replica_connection, "godwit_shop");
+    assert_true(s->cmd->drop_objects->keep_database);
+    fakelink_ok(s);
+    s_tick(r);
+    assert_string_equal(s_state(r), "done");
+    assert_true(migset_cleanup(r->ms, NAME, err, sizeof err)); /* already cleaned up */
 }
 
 /* With cutover.reverse off nothing follows green: nothing is polled while
@@ -2369,6 +2400,7 @@ int main(void)
         T(test_mariadb_verify_missing_chunks),
         T(test_mariadb_switched),
         T(test_mariadb_switched_reverse_off),
+        T(test_mariadb_cleanup),
         cmocka_unit_test(test_mariadb_plan_checks),
         T(test_physical_verify),
         T(test_physical_cleanup),
