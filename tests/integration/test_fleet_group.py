@@ -127,6 +127,10 @@ def test_fleet_of_fifty_one_group(rig):
     for a in ("blue1", "blue2", "green", "px"):
         wait_for("%s connected" % a, lambda: coord.agent(a)["state"] == "connected", 30)
 
+    # max_write_pause 10 s: in one CI run (two tests sharing two cores) a
+    # member had not finished its steps 5 s into the pause, cause unknown
+    # (runs here took 0.3 to 1.3 s; a failure now prints every failed step);
+    # the pause itself is bench/run.py --only group's to measure.
     plan = rig.path("fleet.yaml")
     with open(plan, "w") as f:
         f.write("waves: {canary: 1, size: 20}\n"
@@ -134,7 +138,7 @@ def test_fleet_of_fifty_one_group(rig):
                 "      options: {max_lag: 5s, parallelism: 1}\n"
                 "      cutover:\n        app_roles: [app]\n"
                 "        proxies: [{agent: px, proxy: \"pgb_{database}\"}]\n"
-                "        max_write_pause: 5s\n        verify_max_age: 1h\n"
+                "        max_write_pause: 10s\n        verify_max_age: 1h\n"
                 "    inventory:\n")
         for name in blues:
             f.write("      - {source: %s, target: green, replication: {peer: %s}, "
