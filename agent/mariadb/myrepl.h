@@ -16,7 +16,9 @@
  * cleared when it reads "godwit copy NAME: adopted"; a database with any
  * other comment, or none, is left as it is (logged). The session runs
  * sql_log_bin = 0: the drop is not an event of the target's binary log.
- * Running it again finds nothing to do. No payload.
+ * With keep_database (cleanup after the cutover: the database takes the
+ * traffic) a database our copy made or adopted is kept and only its
+ * comment cleared. Running it again finds nothing to do. No payload.
  *
  * Trust: only a connection name step_godwit_name accepts is stopped,
  * removed or read; a request naming another one is refused before
