@@ -421,19 +421,13 @@ static void s_fz_record(fz_t *s)
 static void s_alter_accounts(fz_t *s, bool lock)
 {
     size_t n = 0;
-    char *accounts = myfencefile_accounts_sql(&s->rec, true, &n);
-    if (!accounts) {
+    char *sql = myfencefile_alter_sql(&s->rec, lock, &n);
+    if (!sql) {
         s_next(s);
         return;
     }
-    char *sql = xasprintf("ALTER USER IF EXISTS %s ACCOUNT %s", accounts,
-                          lock ? "LOCK" : "UNLOCK");
-    char *what = xasprintf("%s the application's accounts (%s)", lock ? "locking" : "unlocking",
-                           accounts);
-    s_query(s, what, sql, s_on_ok);
-    free(what);
+    s_query(s, sql, sql, s_on_ok);
     free(sql);
-    free(accounts);
 }
 
 static void s_fz_lock(fz_t *s)

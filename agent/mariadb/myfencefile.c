@@ -180,6 +180,16 @@ char *myfencefile_accounts_sql(const myfence_rec_t *rec, bool only_unlocked, siz
     return b.s;
 }
 
+char *myfencefile_alter_sql(const myfence_rec_t *rec, bool lock, size_t *n)
+{
+    char *accounts = myfencefile_accounts_sql(rec, true, n);
+    if (!accounts)
+        return NULL;
+    char *sql = xasprintf("ALTER USER IF EXISTS %s ACCOUNT %s", accounts, lock ? "LOCK" : "UNLOCK");
+    free(accounts);
+    return sql;
+}
+
 char *myfencefile_users_in(const myfence_rec_t *rec, char *(*quote)(void *ctx, const char *s),
                            void *ctx)
 {

@@ -75,6 +75,11 @@ bool myfencefile_read(const char *path, myfence_rec_t *rec, char *why, size_t wh
  * *n gets how many are named. */
 char *myfencefile_accounts_sql(const myfence_rec_t *rec, bool only_unlocked, size_t *n);
 
+/* "ALTER USER IF EXISTS <the accounts not locked before the fence>
+ * ACCOUNT LOCK" (or UNLOCK): what the fence does and undoes (malloc'd);
+ * NULL when there is none to name. *n gets how many are named. */
+char *myfencefile_alter_sql(const myfence_rec_t *rec, bool lock, size_t *n);
+
 /* The distinct user names of the accounts, each as a string literal
  * through quote (a connection's escaping: myconn_escape_literal's shape),
  * joined by ", " for an IN (...) list; NULL when quote fails or there is

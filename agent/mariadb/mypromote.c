@@ -293,20 +293,16 @@ static void s_fence(mypromote_t *p)
         return;
     }
     size_t n = 0;
-    char *accounts = myfencefile_accounts_sql(&rec, true, &n);
+    char *sql = myfencefile_alter_sql(&rec, false, &n);
     myfencefile_clear(&rec);
     p->result->roles = (uint32_t)n;
-    if (!accounts) {
+    if (!sql) {
         myconn_result_t ok = { .ok = true };
         s_on_unlocked(p->conn, &ok, p);
         return;
     }
-    char *sql = xasprintf("ALTER USER IF EXISTS %s ACCOUNT UNLOCK", accounts);
-    char *what = xasprintf("unlocking the application's accounts (%s)", accounts);
-    s_query(p, what, sql, p->timeout_ms, s_on_unlocked);
-    free(what);
+    s_query(p, sql, sql, p->timeout_ms, s_on_unlocked);
     free(sql);
-    free(accounts);
 }
 
 static void s_on_writable(myconn_t *c, const myconn_result_t *r, void *arg)

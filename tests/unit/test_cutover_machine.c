@@ -1382,6 +1382,27 @@ static void test_mariadb_dry_run(void **state)
     s_journal_is(r, "done", -1);
 }
 
+/* Forward from the start to the promote, answered FAILED with
+ * promote_requested (the failure came after STOP SLAVE): green may take
+ * writes. */
+static void s_my_promote_failed_after_stop(rig_t *r, const char *message)
+{
+    s_load_mariadb(r, NULL);
+    s_start(r, false, false, NULL);
+    s_my_check(r, true, "");
+    s_pause_ok(r, 1);
+    s_my_freeze_ok(r);
+    fakelink_sent_t *s = s_take_promote(r);
+    Godwit__PromoteResult p = GODWIT__PROMOTE_RESULT__INIT;
+    p.promote_requested = true;
+    Godwit__Result res = GODWIT__RESULT__INIT;
+    res.status = GODWIT__STATUS__STATUS_FAILED;
+    res.message = (char *)message;
+    res.payload_case = GODWIT__RESULT__PAYLOAD_PROMOTE;
+    res.promote = &p;
+    fakelink_answer(s, &res, NULL);
+}
+
 /* A stopped SQL thread on `to`: refused at the check, nothing paused. */
 static void test_mariadb_check_refused(void **state)
 {
@@ -1401,20 +1422,8 @@ static void test_mariadb_check_refused(void **state)
 static void test_mariadb_abort_after_promote(void **state)
 {
     rig_t *r = *state;
-    s_load_mariadb(r, NULL);
-    s_start(r, false, false, NULL);
-    s_my_check(r, true, "");
-    s_pause_ok(r, 1);
-    s_my_freeze_ok(r);
-    fakelink_sent_t *s = s_take_promote(r);
-    Godwit__PromoteResult p = GODWIT__PROMOTE_RESULT__INIT;
-    p.promote_requested = true;
-    Godwit__Result res = GODWIT__RESULT__INIT;
-    res.status = GODWIT__STATUS__STATUS_FAILED;
-    res.message = (char *)"SET GLOBAL read_only = 0 failed";
-    res.payload_case = GODWIT__RESULT__PAYLOAD_PROMOTE;
-    res.promote = &p;
-    fakelink_answer(s, &res, NULL);
+    s_my_promote_failed_after_stop(r, "SET GLOBAL read_only = 0 failed");
+    fakelink_sent_t *s;
     s_journal_is(r, "aborting", 0);
     /* green fenced again, for good */
     s = fakelink_take(&r->link, GREEN, A(FREEZE_SOURCE));
@@ -1441,20 +1450,8 @@ static void test_mariadb_abort_after_promote(void **state)
 static void test_mariadb_abort_restore_fails(void **state)
 {
     rig_t *r = *state;
-    s_load_mariadb(r, NULL);
-    s_start(r, false, false, NULL);
-    s_my_check(r, true, "");
-    s_pause_ok(r, 1);
-    s_my_freeze_ok(r);
-    fakelink_sent_t *s = s_take_promote(r);
-    Godwit__PromoteResult p = GODWIT__PROMOTE_RESULT__INIT;
-    p.promote_requested = true;
-    Godwit__Result res = GODWIT__RESULT__INIT;
-    res.status = GODWIT__STATUS__STATUS_FAILED;
-    res.message = (char *)"failed";
-    res.payload_case = GODWIT__RESULT__PAYLOAD_PROMOTE;
-    res.promote = &p;
-    fakelink_answer(s, &res, NULL);
+    s_my_promote_failed_after_stop(r, "failed");
+    fakelink_sent_t *s;
     fakelink_ok(fakelink_take(&r->link, GREEN, A(FREEZE_SOURCE))); /* fenced again */
     fakelink_ok(s_take_fence(r, BLUE, MODE(UNFREEZE)));
     s_ok_proxy(s_take_px(r, PX1, OP(RESUME), "", false), BLUE, false);
