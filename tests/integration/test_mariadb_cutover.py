@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import time
+import types
 
 import harness
 import mariadb
@@ -108,14 +109,16 @@ def write_error(db, user, password):
     return "" if r.returncode == 0 else r.stdout.decode().strip()
 
 
-def setup(rig):
+def setup(rig, wan_ms=0.0):
     """blue (the shop database) and green, both logging what they replicate
     (the way back starts from the new primary's binary log position), the
     replication user on both, the application's accounts on both (app for
     the shop database, ops with every privilege), HAProxy in front of blue,
     the coordinator, blue's agent (green its peer, for the way back),
     green's (blue its peer), the proxy's, and the plan: (blue, green,
-    coord, proxy, plan)."""
+    coord, proxy, plan). wan_ms: each server reaches the other (the copy,
+    replication both ways) through a relay delaying each way by that
+    much."""
     opts = {"log-slave-updates": 1}
     blue = mariadb.server(rig, "blue", server_id=1, options=opts)
     green = mariadb.server(rig, "green", server_id=2, options=opts)
@@ -138,8 +141,14 @@ def setup(rig):
         f.write("s3cret\n")
     os.chmod(pwfile, 0o600)
     coord = harness.Coordinator(rig, ["blue", "green", "px"]).start()
-    mariadb.agent(rig, "blue", coord, blue, "source", peers={"green": (green, "godwit_repl", pwfile)})
-    mariadb.agent(rig, "green", coord, green, "target", peers={"blue": (blue, "godwit_repl", pwfile)})
+    def via(db):
+        if not wan_ms:
+            return db
+        return types.SimpleNamespace(port=harness.Relay(rig, db.port, delay_ms=wan_ms).port)
+    mariadb.agent(rig, "blue", coord, blue, "source",
+                  peers={"green": (via(green), "godwit_repl", pwfile)})
+    mariadb.agent(rig, "green", coord, green, "target",
+                  peers={"blue": (via(blue), "godwit_repl", pwfile)})
     px = harness.Agent(rig, "px", coord, role="proxy")
     with open(px.config, "a") as f:
         f.write(proxy.agent_yaml(blue, green).replace("name: pgb", "name: my"))
@@ -354,6 +363,59 @@ def test_mariadb_cutover_survives_kills(rig):
               committed(blue), committed(green), total))
 
 
+def test_mariadb_cutover_across_a_wan_and_a_proxy_gone(rig):
+    """blue and green 12.5 ms apart each way (the copy and replication both
+    ways cross a relay of ours), the application's hot row in every
+    transaction: verify equal under load, the cutover with 0 failed and
+    nothing lost, blue following green across the WAN. Then the proxy's
+    agent goes away (kill -9): the rollback is refused, nothing changed;
+    once it is back the rollback goes through."""
+    blue, green, coord, proxy, plan = setup(rig, wan_ms=12.5)
+    check(coord.ctl("migrate", "start", plan, check_rc=False).returncode == 0, "started")
+    wait_for("streaming", lambda: in_state(coord, "streaming"), 120, interval=0.3)
+    app = App(rig, proxy, 14)
+    time.sleep(2)
+    v = run_verify(coord)
+    check(v["state"] == "equal", "verify equal under load across the WAN: %s" % json.dumps(v))
+    print("   verify equal under load across the WAN; chunks sent again after a lock conflict: %d" %
+          [p for p in rig.procs if p.name == "agent-blue"][0].log().count(" again (try "))
+    wait_for("caught up", lambda: (lambda s: s if s and s["lag_seconds"] is not None and
+             s["lag_seconds"] <= 1 else None)(mstatus(coord)), 30, interval=0.3)
+    rc, rep, r = cutover(coord, "cutover", "shop")
+    check(rc == 0 and rep.get("state") == "done", "cut over across the WAN: rc %d %s" % (
+        rc, json.dumps(rep)[-2000:]))
+    code, events, out = app.wait()
+    check(code == 0 and events > 0 and "FATAL" not in out and ignored(out) == 0,
+          "no failed transaction:\n%s" % out[-3000:])
+    b, g = both_equal(blue, green, blue)
+    check(b == g and committed(green) == events and committed(blue) == events,
+          "every table equal, every committed transaction on both: %d, %d of %d" % (
+              committed(blue), committed(green), events))
+    print("   across 12.5 ms each way: write pause %.1f ms, %d transactions, 0 failed, 0 lost" % (
+        rep["write_pause_ms"], events))
+
+    px = [p for p in rig.procs if p.name == "agent-px"][0]
+    px.kill9()
+    wait_for("px gone", lambda: coord.agent("px")["state"] != "connected", 30, interval=0.3)
+    r = coord.ctl("rollback", "shop", check_rc=False)
+    out = (r.stdout + r.stderr).decode()
+    check(r.returncode == 4 and "px" in out, "rollback refused with the proxy's agent gone: "
+          "rc %d %s" % (r.returncode, out))
+    check(server_id_through(proxy) == "2" and locked_out(blue) and
+          mstatus(coord)["state"] == "switched", "nothing changed")
+    print("   the proxy's agent gone: rollback refused (%s)" % out.strip().splitlines()[-1][:160])
+    px.start()
+    wait_for("px back", lambda: agents_connected(coord, ("px",)), 30, interval=0.3)
+    # (the gate wants a report of the proxy since the agent came back)
+    rc, rep, r = wait_for("rollback let through", lambda: (lambda x: x if x[0] != 4 or
+                          b"has not reported" not in x[2].stderr else None)(
+                              cutover(coord, "rollback", "shop")), 15, interval=0.3)
+    check(rc == 0 and rep.get("state") == "done" and server_id_through(proxy) == "1",
+          "rolled back once the proxy's agent is back: rc %d %s %s" % (
+              rc, json.dumps(rep)[-2000:], r.stderr.decode()[-1000:]))
+
+
 if __name__ == "__main__":
     harness.run([test_mariadb_cutover_and_rollback_under_load,
-                 test_mariadb_cutover_survives_kills])
+                 test_mariadb_cutover_survives_kills,
+                 test_mariadb_cutover_across_a_wan_and_a_proxy_gone])
